@@ -1,0 +1,211 @@
+"""``punchproof appliance ...``: set up, run and inspect the appliance."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_CONFIG = os.environ.get("PUNCHPROOF_CONFIG", "/etc/punchproof/appliance.toml")
+
+CONFIG_TEMPLATE = """\
+# Punchproof appliance configuration. Check it with: punchproof appliance check-config -c {path}
+[plant]
+id = "{plant}"            # lower-case letters, digits, '-'
+name = "{plant_name}"
+timezone = "{timezone}"   # times are stored in UTC and shown in this zone
+
+[appliance]
+id = "{appliance}"
+state_dir = "{state_dir}" # database, keys; back it up
+
+[mqtt]
+host = "{mqtt_host}"
+port = {mqtt_port}
+username = "{mqtt_username}"
+password = "{mqtt_password}"
+tls = {mqtt_tls}
+
+[web]
+bind = "{web_bind}"
+{terminals}"""
+
+TERMINAL_TEMPLATE = """
+[[terminals]]
+name = "{name}"
+kind = "zk"
+host = "{host}"
+port = {port}
+comm_key = 0
+poll_seconds = {poll}
+"""
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("appliance", help="the Raspberry Pi next to the time clocks")
+    cmds = parser.add_subparsers(dest="command", required=True)
+
+    def cmd(name: str, func: object, help_text: str) -> argparse.ArgumentParser:
+        p = cmds.add_parser(name, help=help_text)
+        p.set_defaults(func=func)
+        if name != "init":
+            p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="default: %(default)s")
+        return p
+
+    p = cmd("init", _init, "write a configuration file and the appliance's signing key")
+    p.add_argument("-o", "--output", default=DEFAULT_CONFIG)
+    p.add_argument("--plant", required=True)
+    p.add_argument("--plant-name", default="")
+    p.add_argument("--timezone", default="Asia/Shanghai")
+    p.add_argument("--appliance", required=True)
+    p.add_argument("--state-dir", default="/var/lib/punchproof")
+    p.add_argument("--mqtt-host", default="127.0.0.1")
+    p.add_argument("--mqtt-port", type=int, default=1883)
+    p.add_argument("--mqtt-username", default="")
+    p.add_argument("--mqtt-password", default="")
+    p.add_argument("--mqtt-tls", action="store_true")
+    p.add_argument("--web-bind", default="0.0.0.0:8080")
+    p.add_argument("--terminal", action="append", default=[], metavar="NAME=HOST[:PORT]")
+    p.add_argument("--poll-seconds", type=float, default=5.0)
+    p.add_argument("--identity", help="also write the identity file for the cloud here")
+    cmd("check-config", _check_config, "validate the configuration, listing every problem")
+    cmd("show-config", _show_config, "print the configuration with secrets masked")
+    p = cmd("identity", _identity, "print (or write) the identity file the cloud registers")
+    p.add_argument("-o", "--output")
+    cmd("run", _run, "run the daemon: terminals, signed log, sync (systemd: punchproof-appliance)")
+    p = cmd("web", _web, "serve the plant's pages with gunicorn (systemd: punchproof-appliance-web)")
+    p.add_argument("--bind")
+    p = cmd("create-user", _create_user, "create a login for the plant's pages")
+    p.add_argument("username")
+    p.add_argument("--role", default="admin", choices=("admin", "plant_manager", "line_leader"))
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    cmd("status", _status, "print the log head, the sync cursor and the terminals")
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from appliance.config import Settings
+
+    return Settings.load(args.config)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from appliance.config import Settings
+    from appliance.identity import load_or_create_key, write_identity
+
+    output = Path(args.output)
+    if output.exists():
+        print(f"{output} exists already; not overwriting it.", file=sys.stderr)
+        return 1
+    terminals = ""
+    for spec in args.terminal:
+        name, _, address = spec.partition("=")
+        host, _, port = address.partition(":")
+        if not name or not host:
+            print(f"--terminal {spec!r}: use NAME=HOST or NAME=HOST:PORT", file=sys.stderr)
+            return 2
+        terminals += TERMINAL_TEMPLATE.format(name=name, host=host, port=port or 4370, poll=args.poll_seconds)
+    text = CONFIG_TEMPLATE.format(
+        path=output, plant=args.plant, plant_name=args.plant_name, timezone=args.timezone,
+        appliance=args.appliance, state_dir=args.state_dir, mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port,
+        mqtt_username=args.mqtt_username, mqtt_password=args.mqtt_password,
+        mqtt_tls=str(args.mqtt_tls).lower(), web_bind=args.web_bind, terminals=terminals,
+    )
+    import tomllib
+
+    settings = Settings.from_dict(tomllib.loads(text), source=str(output))  # refuse to write a bad file
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    key = load_or_create_key(settings.key_path)
+    print(f"wrote {output}; log-signing key {key.kid}")
+    if args.identity:
+        write_identity(settings, key, Path(args.identity))
+        print(f"wrote {args.identity}: register it with 'punchproof cloud register-appliance {args.identity}'")
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    _settings(args)
+    print(f"{args.config}: OK")
+    return 0
+
+
+def _show_config(args: argparse.Namespace) -> int:
+    print(json.dumps(_settings(args).masked(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def _identity(args: argparse.Namespace) -> int:
+    from appliance.identity import identity, load_or_create_key
+
+    settings = _settings(args)
+    text = json.dumps(identity(settings, load_or_create_key(settings.key_path)), ensure_ascii=False, indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from appliance.daemon import run
+
+    run(_settings(args))
+    return 0
+
+
+def _web(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    os.environ["PUNCHPROOF_CONFIG"] = str(Path(args.config).resolve())
+    bind = args.bind or settings.web.bind
+    os.execv(sys.executable, [
+        sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(settings.web.workers),
+        "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-", "--graceful-timeout", "5", "--no-control-socket",
+        "appliance.web:create_app()",
+    ])
+    return 0  # not reached
+
+
+def _create_user(args: argparse.Namespace) -> int:
+    from appliance import accounts
+    from appliance.clock import SystemClock, to_ms
+    from appliance.store import open_db
+
+    settings = _settings(args)
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
+    db = open_db(settings.db_path)
+    with db.connection_context():
+        try:
+            accounts.create(args.username, password, args.role, to_ms(SystemClock().now()))
+        except accounts.AccountError as err:
+            print(f"not created: {err}", file=sys.stderr)
+            return 1
+    print(f"created {args.role} {args.username}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from appliance.store import LogRecord, SyncState, TerminalHealth, open_db
+
+    settings = _settings(args)
+    db = open_db(settings.db_path)
+    with db.connection_context():
+        head = LogRecord.select(LogRecord.seq).order_by(LogRecord.seq.desc()).scalar()
+        sync = SyncState.get_by_id(1)
+        print(json.dumps({
+            "log": settings.log_origin,
+            "head_seq": -1 if head is None else head,
+            "acked_seq": sync.acked_seq,
+            "broker_connected": sync.connected,
+            "sync_error": sync.last_error,
+            "terminals": [
+                {"name": t.name, "serial": t.serial, "available": t.available, "cursor": t.cursor,
+                 "clock_offset_ms": t.clock_offset_ms, "error": t.last_error}
+                for t in TerminalHealth.select()
+            ],
+        }, ensure_ascii=False, indent=2))
+    return 0

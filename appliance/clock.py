@@ -1,0 +1,24 @@
+"""Time, injected: the daemon reads the wall clock and the boot clock only through here."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...  # aware, UTC
+    def boot_ns(self) -> int: ...  # CLOCK_BOOTTIME: keeps counting across suspend, resets at boot
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def boot_ns(self) -> int:
+        return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)

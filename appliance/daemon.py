@@ -1,0 +1,99 @@
+"""The appliance daemon: owns the terminals, the database writes and the MQTT link.
+
+The pages (gunicorn) only read the database; nothing here runs inside a web worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from importlib import metadata
+from pathlib import Path
+
+import peewee as pw
+from firmware_bridge.zk.driver import ZKTerminal
+
+from appliance.clock import Clock, SystemClock
+from appliance.config import Settings
+from appliance.identity import load_or_create_key
+from appliance.ingest import PunchIngest
+from appliance.poller import TerminalWorker
+from appliance.punchlog import Entry, LogWriter
+from appliance.store import open_db
+from appliance.sync import Uplink
+
+log = logging.getLogger(__name__)
+
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+
+
+def software_version() -> str:
+    try:
+        return metadata.version("punchproof")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class ApplianceDaemon:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.db: pw.SqliteDatabase | None = None
+        self.writer: LogWriter | None = None
+        self.uplink: Uplink | None = None
+        self.workers: list[TerminalWorker] = []
+
+    @property
+    def _marker(self) -> Path:
+        return self.settings.state_dir / "running"
+
+    def start(self) -> None:
+        settings = self.settings
+        self.db = open_db(settings.db_path)
+        key = load_or_create_key(settings.key_path)
+        boot_id = BOOT_ID_PATH.read_text().strip() if BOOT_ID_PATH.exists() else "unknown"
+        unclean = self._marker.exists()
+        self._marker.write_text(boot_id + "\n")
+        self.uplink = Uplink(settings, self.clock)
+        self.writer = LogWriter(self.db, key, settings.log_origin, self.clock, boot_id, on_commit=self.uplink.wake)
+        self.writer.start()
+        seq = self.writer.append([Entry("boot", {"unclean": unclean, "sw": software_version()})])[0]
+        log.info(
+            "appliance %s/%s started (log %s, key %s, boot record seq %d%s)",
+            settings.plant.id, settings.appliance.id, settings.log_origin, key.kid, seq,
+            ", after an unclean shutdown" if unclean else "",
+        )
+        ingest = PunchIngest(self.db, self.writer, self.clock, settings.plant.timezone)
+        for terminal in settings.terminals:
+            source = ZKTerminal(
+                terminal.host, terminal.port, tz=settings.plant.tz, comm_key=terminal.comm_key,
+                timeout=terminal.timeout_s, encoding=terminal.encoding, now=self.clock.now,
+            )
+            self.workers.append(
+                TerminalWorker(terminal.name, source, ingest, self.clock, interval_s=terminal.poll_seconds)
+            )
+        self.uplink.start()
+        for worker in self.workers:
+            worker.start()
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        if self.uplink is not None:
+            self.uplink.stop()
+        if self.db is not None:
+            self.db.close()
+        self._marker.unlink(missing_ok=True)
+        log.info("appliance stopped cleanly")
+
+
+def run(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT."""
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    daemon = ApplianceDaemon(settings)
+    daemon.start()
+    stopping.wait()
+    daemon.stop()

@@ -1,0 +1,107 @@
+"""From a terminal download to signed punches: new punches only, each exactly once.
+
+A terminal's log is re-read from a cursor (the number of records already stored) with a small
+overlap, and every punch is keyed by what the terminal said about it, so re-downloads and
+overlaps never store a punch twice. The cursor moves in the same transaction as the punches.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import peewee as pw
+from firmware_bridge.types import Download, RawPunch
+
+from appliance.clock import Clock, to_ms
+from appliance.punchlog import Entry, LogWriter
+from appliance.store import Punch, TerminalHealth
+
+log = logging.getLogger(__name__)
+
+OVERLAP = 32  # records re-read behind the cursor, in case the terminal re-ordered its tail
+
+
+class PunchIngest:
+    def __init__(self, db: pw.Database, writer: LogWriter, clock: Clock, tz_name: str) -> None:
+        self._db = db
+        self._writer = writer
+        self._clock = clock
+        self._tz_name = tz_name
+
+    def read_from(self, terminal: str) -> int:
+        health = TerminalHealth.get_or_none(TerminalHealth.name == terminal)
+        return max(0, health.cursor - OVERLAP) if health else 0
+
+    def accept(self, terminal: str, download: Download) -> list[int]:
+        """Store the download's new punches; return their seqs."""
+        with self._db.atomic():
+            health, _ = TerminalHealth.get_or_create(name=terminal)
+            if download.record_count < health.cursor:
+                log.warning(
+                    "%s: the terminal now holds %d records, fewer than the %d already stored; "
+                    "its log was cleared or replaced, reading it from the start",
+                    terminal, download.record_count, health.cursor,
+                )
+            fresh = [p for p in _unique(download.punches) if not _known(p)]
+            seqs = self._writer.append([self._entry(terminal, p, download.clock_offset_ms) for p in fresh])
+            TerminalHealth.update(
+                serial=download.terminal_sn, cursor=download.record_count, available=True,
+                last_contact_ms=to_ms(self._clock.now()), last_error="",
+                clock_offset_ms=download.clock_offset_ms, capacity=download.capacity,
+                record_size=download.record_size or None,
+            ).where(TerminalHealth.name == terminal).execute()
+        return seqs
+
+    def _entry(self, terminal: str, punch: RawPunch, offset_ms: int) -> Entry:
+        body = {
+            "emp": punch.user_id,
+            "src": "zk",
+            "term": {
+                "name": terminal,
+                "sn": punch.terminal_sn,
+                "uid": punch.uid,
+                "t": punch.device_time.isoformat(),
+                "tz": self._tz_name,
+                "verify": punch.verify,
+                "state": punch.state,
+                "wc": punch.workcode,
+                "idx": punch.index,
+                "off_ms": offset_ms,
+                "raw": punch.raw.hex(),
+            },
+        }
+
+        def derive(seq: int, now_ms: int) -> None:
+            Punch.insert(
+                seq=seq, terminal=terminal, terminal_sn=punch.terminal_sn, user_id=punch.user_id,
+                device_time=punch.device_time.isoformat(), at_utc_ms=to_ms(punch.at_utc), verify=punch.verify,
+                state=punch.state, workcode=punch.workcode, received_ms=now_ms,
+            ).execute()
+
+        return Entry("punch", body, derive)
+
+
+def _key(p: RawPunch) -> tuple[str, str, str, int, int, int]:
+    return (p.terminal_sn, p.user_id, p.device_time.isoformat(), p.verify, p.state, p.workcode)
+
+
+def _unique(punches: tuple[RawPunch, ...]) -> list[RawPunch]:
+    seen: set[tuple[str, str, str, int, int, int]] = set()
+    out = []
+    for punch in punches:
+        if _key(punch) not in seen:
+            seen.add(_key(punch))
+            out.append(punch)
+    return out
+
+
+def _known(p: RawPunch) -> bool:
+    sn, user_id, device_time, verify, state, workcode = _key(p)
+    return (
+        Punch.select(Punch.seq)
+        .where(
+            (Punch.terminal_sn == sn) & (Punch.user_id == user_id) & (Punch.device_time == device_time)
+            & (Punch.verify == verify) & (Punch.state == state) & (Punch.workcode == workcode)
+        )
+        .exists()
+    )

@@ -1,0 +1,101 @@
+"""The appliance's SQLite database (peewee): the signed log and what is derived from it.
+
+``log_record`` and ``punch`` are append-only, enforced by triggers as well as by the code:
+corrections are new records, never edits. Mutable state (terminal cursors and health, the
+sync cursor, accounts) lives in tables of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import peewee as pw
+
+PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "full",  # a committed punch survives a power cut
+    "busy_timeout": 10_000,
+    "foreign_keys": 1,
+}
+APPEND_ONLY = ("log_record", "punch")
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = None
+        legacy_table_names = False
+
+
+class LogRecord(BaseModel):
+    seq = pw.IntegerField(primary_key=True)
+    type = pw.CharField(max_length=16, index=True)
+    data = pw.BlobField()  # canonical bytes, exactly as signed
+    sig = pw.BlobField()
+    leaf = pw.BlobField()
+    t_wall_ms = pw.BigIntegerField()
+
+
+class Punch(BaseModel):
+    """One terminal punch, by the seq of the log record that holds it."""
+
+    seq = pw.IntegerField(primary_key=True)
+    terminal = pw.CharField()
+    terminal_sn = pw.CharField()
+    user_id = pw.CharField(index=True)
+    device_time = pw.CharField()  # the terminal's own reading, ISO, no zone
+    at_utc_ms = pw.BigIntegerField(index=True)
+    verify = pw.IntegerField()
+    state = pw.IntegerField()
+    workcode = pw.IntegerField()
+    received_ms = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("terminal_sn", "user_id", "device_time", "verify", "state", "workcode"), True),)
+
+
+class TerminalHealth(BaseModel):
+    name = pw.CharField(primary_key=True)
+    serial = pw.CharField(default="")
+    cursor = pw.IntegerField(default=0)  # records of the terminal's log already stored
+    available = pw.BooleanField(default=False)
+    last_contact_ms = pw.BigIntegerField(null=True)
+    last_error = pw.TextField(default="")
+    clock_offset_ms = pw.IntegerField(null=True)
+    capacity = pw.IntegerField(null=True)
+    record_size = pw.IntegerField(null=True)
+
+
+class SyncState(BaseModel):
+    id = pw.IntegerField(primary_key=True, default=1)
+    acked_seq = pw.IntegerField(default=-1)  # highest seq the cloud has verified and committed
+    acked_at_ms = pw.BigIntegerField(null=True)
+    connected = pw.BooleanField(default=False)  # to the broker, as the daemon last saw it
+    last_error = pw.TextField(default="")
+
+
+class Account(BaseModel):
+    username = pw.CharField(primary_key=True)
+    password_hash = pw.CharField()
+    role = pw.CharField(default="admin")
+    created_ms = pw.BigIntegerField()
+
+
+MODELS = (LogRecord, Punch, TerminalHealth, SyncState, Account)
+
+
+def open_db(path: Path, *, create: bool = True) -> pw.SqliteDatabase:
+    """Open (and with ``create``, migrate) the database and bind the models to it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = pw.SqliteDatabase(str(path), pragmas=PRAGMAS, check_same_thread=False)
+    db.bind(MODELS)
+    if create:
+        with db.connection_context():
+            db.create_tables(MODELS, safe=True)
+            for table in APPEND_ONLY:
+                for action in ("UPDATE", "DELETE"):
+                    db.execute_sql(
+                        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+                    )
+            SyncState.get_or_create(id=1)
+    return db

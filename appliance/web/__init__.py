@@ -1,0 +1,66 @@
+"""The plant's LAN pages (Flask, served by gunicorn). They read what the daemon writes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, g, request
+
+from appliance.config import Settings
+from appliance.store import open_db
+from appliance.web import i18n
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """App factory; without ``settings`` it reads the file named by ``PUNCHPROOF_CONFIG``."""
+    if settings is None:
+        settings = Settings.load(os.environ.get("PUNCHPROOF_CONFIG", "/etc/punchproof/appliance.toml"))
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=_secret_key(settings.state_dir / "web-secret.key"),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=8 * 3600,
+        SETTINGS=settings,
+    )
+    db = open_db(settings.db_path)
+
+    @app.before_request
+    def _open() -> None:
+        db.connect(reuse_if_open=True)
+        g.lang = i18n.pick(request.args.get("lang") or request.cookies.get("lang"))
+
+    @app.teardown_request
+    def _close(_exc: BaseException | None) -> None:
+        if not db.is_closed():
+            db.close()
+
+    @app.after_request
+    def _remember_language(response):  # type: ignore[no-untyped-def]
+        if request.args.get("lang") in i18n.LANGUAGES:
+            response.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax")
+        return response
+
+    app.jinja_env.globals["t"] = i18n.translate
+    from appliance.web import auth, board
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(board.bp)
+    return app
+
+
+def _secret_key(path: Path) -> bytes:
+    """The session key, made once per appliance and shared by every gunicorn worker."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+        return path.read_bytes()

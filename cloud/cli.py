@@ -1,0 +1,177 @@
+"""``punchproof cloud ...``: set up and run head office's service."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_CONFIG = os.environ.get("PUNCHPROOF_CLOUD_CONFIG", "/etc/punchproof/cloud.toml")
+ROLES = ("hr_admin", "hr_staff", "plant_manager", "auditor")
+
+CONFIG_TEMPLATE = """\
+# Punchproof cloud configuration. Check it with: punchproof cloud check-config -c {path}
+[cloud]
+state_dir = "{state_dir}"
+timezone = "{timezone}"
+worker_id = "ingest-1"
+
+[database]
+url = "{database_url}"   # or postgresql://user:password@host/dbname
+
+[mqtt]
+host = "{mqtt_host}"
+port = {mqtt_port}
+username = "{mqtt_username}"
+password = "{mqtt_password}"
+shared = false           # true when several ingest workers share the subscription (MQTT v5)
+
+[web]
+bind = "{web_bind}"
+"""
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("cloud", help="head office's service: ingest, pages, escalation")
+    cmds = parser.add_subparsers(dest="command", required=True)
+
+    def cmd(name: str, func: object, help_text: str) -> argparse.ArgumentParser:
+        p = cmds.add_parser(name, help=help_text)
+        p.set_defaults(func=func)
+        if name != "init":
+            p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="default: %(default)s")
+        return p
+
+    p = cmd("init", _init, "write a configuration file")
+    p.add_argument("-o", "--output", default=DEFAULT_CONFIG)
+    p.add_argument("--state-dir", default="/var/lib/punchproof")
+    p.add_argument("--timezone", default="Asia/Shanghai")
+    p.add_argument("--database-url", help="default: SQLite in the state directory")
+    p.add_argument("--mqtt-host", default="127.0.0.1")
+    p.add_argument("--mqtt-port", type=int, default=1883)
+    p.add_argument("--mqtt-username", default="")
+    p.add_argument("--mqtt-password", default="")
+    p.add_argument("--web-bind", default="0.0.0.0:8000")
+    cmd("check-config", _check_config, "validate the configuration, listing every problem")
+    cmd("show-config", _show_config, "print the configuration with secrets masked")
+    p = cmd("register-appliance", _register, "register an appliance from its identity file")
+    p.add_argument("identity", help="the JSON file written by 'punchproof appliance identity'")
+    p = cmd("ingest", _ingest, "run an ingest worker (systemd: punchproof-ingest@N)")
+    p.add_argument("--worker-id", help="overrides [cloud] worker_id; unique per worker")
+    p = cmd("web", _web, "serve head office's pages with gunicorn (systemd: punchproof-cloud-web)")
+    p.add_argument("--bind")
+    p = cmd("create-user", _create_user, "create a login for head office's pages")
+    p.add_argument("username")
+    p.add_argument("--role", default="hr_admin", choices=ROLES)
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from cloud.config import CloudSettings
+
+    return CloudSettings.load(args.config)
+
+
+def _init(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from cloud.config import CloudSettings
+
+    output = Path(args.output)
+    if output.exists():
+        print(f"{output} exists already; not overwriting it.", file=sys.stderr)
+        return 1
+    url = args.database_url or f"sqlite:///{Path(args.state_dir).resolve()}/cloud.sqlite3"
+    text = CONFIG_TEMPLATE.format(
+        path=output, state_dir=args.state_dir, timezone=args.timezone, database_url=url, mqtt_host=args.mqtt_host,
+        mqtt_port=args.mqtt_port, mqtt_username=args.mqtt_username, mqtt_password=args.mqtt_password,
+        web_bind=args.web_bind,
+    )
+    CloudSettings.from_sections(tomllib.loads(text), source=str(output))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    print(f"wrote {output}")
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    _settings(args)
+    print(f"{args.config}: OK")
+    return 0
+
+
+def _show_config(args: argparse.Namespace) -> int:
+    print(json.dumps(_settings(args).masked(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    from cloud import registry
+    from cloud.clock import SystemClock
+    from cloud.store import open_db
+
+    settings = _settings(args)
+    try:
+        identity = json.loads(Path(args.identity).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        print(f"cannot read {args.identity}: {err}", file=sys.stderr)
+        return 1
+    db = open_db(settings.database_url)
+    with db.connection_context():
+        try:
+            appliance = registry.register(identity, SystemClock())
+        except registry.RegistryError as err:
+            print(f"not registered: {err}", file=sys.stderr)
+            return 1
+    print(f"registered {identity['plant']}/{appliance.name} (log {appliance.log_origin}, key {identity.get('kid')})")
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from cloud.ingest import run
+
+    settings = _settings(args)
+    if args.worker_id:
+        settings = dataclasses.replace(settings, worker_id=args.worker_id)
+    run(settings)
+    return 0
+
+
+def _web(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    os.environ["PUNCHPROOF_CLOUD_CONFIG"] = str(Path(args.config).resolve())
+    os.execv(sys.executable, [
+        sys.executable, "-m", "gunicorn", "--bind", args.bind or settings.web_bind,
+        "--workers", str(settings.web_workers), "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-",
+        "--graceful-timeout", "5", "--no-control-socket", "cloud.web:create_app()",
+    ])
+    return 0  # not reached
+
+
+def _create_user(args: argparse.Namespace) -> int:
+    from werkzeug.security import generate_password_hash
+
+    from cloud.clock import SystemClock, to_ms
+    from cloud.store import Account, open_db
+
+    settings = _settings(args)
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
+    if len(password) < 10:
+        print("not created: the password must have at least 10 characters", file=sys.stderr)
+        return 1
+    db = open_db(settings.database_url)
+    with db.connection_context():
+        if Account.get_or_none(Account.username == args.username) is not None:
+            print(f"not created: user {args.username!r} exists already", file=sys.stderr)
+            return 1
+        Account.create(username=args.username, password_hash=generate_password_hash(password), role=args.role,
+                       created_ms=to_ms(SystemClock().now()))
+    print(f"created {args.role} {args.username}")
+    return 0

@@ -1,0 +1,83 @@
+"""The cloud's configuration: one TOML file, checked as a whole, secrets masked when shown."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    database_url: str = "sqlite:////var/lib/punchproof/cloud.sqlite3"
+    state_dir: str = "/var/lib/punchproof"
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_username: str = ""
+    mqtt_password: str = ""
+    mqtt_tls: bool = False
+    mqtt_ca_file: str = ""
+    mqtt_shared: bool = False  # several ingest workers on one MQTT v5 shared subscription
+    worker_id: str = "ingest-1"
+    web_bind: str = "0.0.0.0:8000"
+    web_workers: int = 2
+    timezone: str = "Asia/Shanghai"  # head office's zone, for times that belong to no plant
+    source: str = field(default="", compare=False)
+
+    @property
+    def secret_key_path(self) -> Path:
+        return Path(self.state_dir) / "web-secret.key"
+
+    @classmethod
+    def load(cls, path: Path | str) -> CloudSettings:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as err:
+            raise ConfigError(str(path), ["file not found; create it with 'punchproof cloud init'"]) from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(str(path), [f"not valid TOML: {err}"]) from err
+        return cls.from_sections(data, source=str(path))
+
+    @classmethod
+    def from_sections(cls, data: dict[str, Any], *, source: str = "<dict>") -> CloudSettings:
+        """Read ``[database] url``, ``[mqtt] host`` ... into the flat ``database_url``, ``mqtt_host`` ..."""
+        spec = {f.name: f.type for f in fields(cls) if f.name != "source"}
+        python = {"str": str, "int": int, "bool": bool}
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                problems.append(f"[{section}]: must be a table")
+                continue
+            for key, value in table.items():
+                name = f"{section}_{key}" if section != "cloud" else key
+                kind = spec.get(name)
+                if kind is None:
+                    problems.append(f"{section}.{key}: unknown key")
+                elif not isinstance(value, python[str(kind)]) or isinstance(value, bool) != (kind == "bool"):
+                    problems.append(f"{section}.{key}: expected {kind}, got {type(value).__name__}")
+                else:
+                    values[name] = value
+        url = values.get("database_url", cls.database_url)
+        if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
+            problems.append("database.url: use sqlite:////path/file.sqlite3 or postgresql://user@host/db")
+        if problems:
+            raise ConfigError(source, problems)
+        return cls(**values, source=source)
+
+    def masked(self) -> dict[str, Any]:
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.mqtt_password:
+            shown["mqtt_password"] = "***"
+        if "@" in self.database_url and ":" in self.database_url.split("@")[0].split("//")[-1]:
+            scheme, rest = self.database_url.split("//", 1)
+            user = rest.split("@")[0].split(":")[0]
+            shown["database_url"] = f"{scheme}//{user}:***@{rest.split('@', 1)[1]}"
+        return shown

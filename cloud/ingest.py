@@ -1,0 +1,118 @@
+"""An ingest worker: takes batches from the broker, verifies and stores them, acknowledges.
+
+The acknowledgement is published only after the database commit. Several workers may share
+one MQTT v5 shared subscription; the database makes a range stored twice a no-op. The worker
+keeps a persistent session, so batches published while it was down wait at the broker (and the
+appliances resend whatever the broker lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+
+import paho.mqtt.client as mqtt
+from ledger import topics
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cloud.clock import Clock, SystemClock, to_ms
+from cloud.config import CloudSettings
+from cloud.store import Appliance, Plant, open_db
+from cloud.verifier import BatchIngest
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 24 * 3600
+STATUS_FILTER = f"{topics.PREFIX}/+/+/status"
+
+
+class IngestWorker:
+    def __init__(self, settings: CloudSettings, *, clock: Clock | None = None) -> None:
+        self._settings = settings
+        self._clock = clock or SystemClock()
+        self._ingest = BatchIngest(self._clock)
+        self._messages: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
+        self._client: mqtt.Client | None = None
+        self._thread: threading.Thread | None = None
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        cfg = self._settings
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pp-cloud-{cfg.worker_id}",
+                             protocol=mqtt.MQTTv5)
+        if cfg.mqtt_username:
+            client.username_pw_set(cfg.mqtt_username, cfg.mqtt_password)
+        if cfg.mqtt_tls:
+            client.tls_set(ca_certs=cfg.mqtt_ca_file or None)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = lambda _c, _u, message: self._messages.put(message)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        client.connect_async(cfg.mqtt_host, cfg.mqtt_port, keepalive=30, clean_start=False, properties=props)
+        self._client = client
+        self._thread = threading.Thread(target=self._work, name="ingest", daemon=True)
+        self._thread.start()
+        client.loop_start()
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+        self._messages.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("broker refused the ingest worker: %s; check [mqtt] username/password", reason)
+            return
+        client.subscribe(topics.all_batches(shared=self._settings.mqtt_shared), qos=1)
+        client.subscribe(STATUS_FILTER, qos=1)
+        log.info("ingest worker %s connected to %s:%d", self._settings.worker_id, self._settings.mqtt_host,
+                 self._settings.mqtt_port)
+        self.connected.set()
+
+    def _on_disconnect(self, _c: object, _u: object, _f: object, reason: object, _p: object) -> None:
+        if self.connected.is_set():
+            log.warning("ingest worker lost the broker (%s); reconnecting", reason)
+        self.connected.clear()
+
+    def _work(self) -> None:
+        while (message := self._messages.get()) is not None:
+            try:
+                if message.topic.endswith("/status"):
+                    self._status(message.topic, message.payload)
+                    continue
+                outcome = self._ingest.handle(message.topic, message.payload)
+                if outcome is not None and self._client is not None:
+                    self._client.publish(outcome.ack_topic, outcome.ack.encode(), qos=1)
+            except Exception:  # the top of the worker loop: one bad message must not stop ingest
+                log.exception("failed to process a message on %s", message.topic)
+
+    def _status(self, topic: str, payload: bytes) -> None:
+        try:
+            plant, name, _ = topics.parse(topic)
+        except ValueError:
+            return
+        status = payload.decode("utf-8", errors="replace")[:16]
+        Appliance.update(status=status, status_ms=to_ms(self._clock.now())).where(
+            (Appliance.plant == Plant.get_or_none(Plant.id == plant)) & (Appliance.name == name)
+        ).execute()
+
+
+def run(settings: CloudSettings) -> None:
+    """Run one ingest worker until SIGTERM or SIGINT."""
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    open_db(settings.database_url)
+    worker = IngestWorker(settings)
+    worker.start()
+    stopping.wait()
+    worker.stop()
+    log.info("ingest worker stopped cleanly")

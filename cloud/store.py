@@ -1,0 +1,120 @@
+"""The cloud's database (peewee): SQLite by default, PostgreSQL for scale-out.
+
+Every appliance's log is stored record by record, exactly as signed; ``LogHead`` is the
+highest seq held contiguously, and its row is the lock that makes concurrent ingest workers
+store each range once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import peewee as pw
+from playhouse.db_url import connect
+
+database = pw.DatabaseProxy()
+
+SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": "full", "busy_timeout": 10_000, "foreign_keys": 1}
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Plant(BaseModel):
+    id = pw.CharField(primary_key=True)
+    name = pw.CharField(default="")
+    timezone = pw.CharField(default="Asia/Shanghai")
+
+
+class Appliance(BaseModel):
+    plant = pw.ForeignKeyField(Plant, backref="appliances")
+    name = pw.CharField()
+    log_origin = pw.CharField(unique=True)
+    status = pw.CharField(default="unknown")  # online / offline, from the retained status topic
+    status_ms = pw.BigIntegerField(null=True)
+    last_batch_ms = pw.BigIntegerField(null=True)
+    registered_ms = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("plant", "name"), True),)
+
+
+class ApplianceKey(BaseModel):
+    appliance = pw.ForeignKeyField(Appliance, backref="keys")
+    kid = pw.CharField(unique=True)
+    public_key = pw.TextField()
+    valid_from_seq = pw.BigIntegerField(default=0)
+    revoked_ms = pw.BigIntegerField(null=True)
+
+
+class LogHead(BaseModel):
+    appliance = pw.ForeignKeyField(Appliance, primary_key=True)
+    seq = pw.BigIntegerField(default=-1)
+    leaf = pw.BlobField(null=True)
+
+
+class LogRecord(BaseModel):
+    appliance = pw.ForeignKeyField(Appliance)
+    seq = pw.BigIntegerField()
+    type = pw.CharField(max_length=16)
+    data = pw.BlobField()
+    sig = pw.BlobField()
+    leaf = pw.BlobField()
+    received_ms = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("appliance", "seq"), True),)
+
+
+class Punch(BaseModel):
+    appliance = pw.ForeignKeyField(Appliance)
+    seq = pw.BigIntegerField()
+    employee = pw.CharField(index=True)
+    terminal = pw.CharField()
+    terminal_sn = pw.CharField()
+    device_time = pw.CharField()
+    at_utc_ms = pw.BigIntegerField(index=True)
+    state = pw.IntegerField()
+    verify = pw.IntegerField()
+    received_ms = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("appliance", "seq"), True),)
+
+
+class Quarantine(BaseModel):
+    """A message that failed verification: kept verbatim, alarmed, never silently dropped."""
+
+    received_ms = pw.BigIntegerField(index=True)
+    topic = pw.CharField()
+    reason = pw.TextField()
+    payload = pw.BlobField()
+
+
+class Account(BaseModel):
+    username = pw.CharField(primary_key=True)
+    password_hash = pw.CharField()
+    role = pw.CharField(default="hr_admin")
+    created_ms = pw.BigIntegerField()
+
+
+MODELS = (Plant, Appliance, ApplianceKey, LogHead, LogRecord, Punch, Quarantine, Account)
+
+
+def open_db(url: str, *, create: bool = True) -> pw.Database:
+    """Connect to ``url`` (sqlite:///... or postgresql://...) and bind the models to it."""
+    kwargs: dict[str, object] = {}
+    if url.startswith("sqlite"):
+        kwargs["pragmas"] = SQLITE_PRAGMAS
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = connect(url, **kwargs)
+    database.initialize(db)
+    if create:
+        with db.connection_context():
+            db.create_tables(MODELS, safe=True)
+    return db

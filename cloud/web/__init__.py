@@ -1,0 +1,62 @@
+"""Head office's pages (Flask, served by gunicorn)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, g, request
+
+from cloud.config import CloudSettings
+from cloud.store import database, open_db
+from cloud.web import i18n
+
+
+def create_app(settings: CloudSettings | None = None) -> Flask:
+    """App factory; without ``settings`` it reads the file named by ``PUNCHPROOF_CLOUD_CONFIG``."""
+    if settings is None:
+        settings = CloudSettings.load(os.environ.get("PUNCHPROOF_CLOUD_CONFIG", "/etc/punchproof/cloud.toml"))
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=_secret_key(settings.secret_key_path),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=8 * 3600,
+        SETTINGS=settings,
+    )
+    open_db(settings.database_url)
+
+    @app.before_request
+    def _open() -> None:
+        database.connect(reuse_if_open=True)
+        g.lang = i18n.pick(request.args.get("lang") or request.cookies.get("lang"))
+
+    @app.teardown_request
+    def _close(_exc: BaseException | None) -> None:
+        if not database.is_closed():
+            database.close()
+
+    @app.after_request
+    def _remember_language(response):  # type: ignore[no-untyped-def]
+        if request.args.get("lang") in i18n.LANGUAGES:
+            response.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax")
+        return response
+
+    app.jinja_env.globals["t"] = i18n.translate
+    from cloud.web import auth, overview
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(overview.bp)
+    return app
+
+
+def _secret_key(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secrets.token_bytes(32))
+    return path.read_bytes()

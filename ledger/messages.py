@@ -1,0 +1,120 @@
+"""Messages between an appliance and the cloud: a batch (a contiguous range of one log's
+records) going up, and the cloud's application acknowledgement coming down.
+
+A batch is identified by (log, first seq, last seq); the cloud stores a range at most once and
+answers every batch, duplicates included, with its head: the highest seq it holds contiguously
+for that log and that record's leaf hash, so the appliance can check the cloud holds *its*
+history (not a fork) before it moves its cursor.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ledger import canonical
+from ledger.errors import Malformed
+from ledger.record import SignedRecord, b64, unb64
+
+# Mosquitto is configured with message_size_limit above this; batches are split below it.
+MAX_MESSAGE_BYTES = 512 * 1024
+ACK_STATUSES = frozenset({"ok", "duplicate", "gap", "rejected"})
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    log: str
+    first: int
+    records: tuple[SignedRecord, ...]
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.records) - 1
+
+    def encode(self) -> bytes:
+        return canonical.encode(
+            {
+                "v": 1,
+                "kind": "batch",
+                "log": self.log,
+                "first": self.first,
+                "records": [[r.data.decode("utf-8"), b64(r.sig)] for r in self.records],
+            }
+        )
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Batch:
+        message = _load(payload, "batch")
+        first, records = message.get("first"), message.get("records")
+        if not isinstance(first, int) or first < 0 or not isinstance(records, list) or not records:
+            raise Malformed("batch needs a non-negative 'first' and a non-empty 'records' list")
+        parsed = []
+        for index, item in enumerate(records):
+            if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+                raise Malformed(f"batch record {index} must be [record, signature]")
+            parsed.append(
+                SignedRecord(data=item[0].encode("utf-8"), sig=unb64(item[1], what="signature", size=64))
+            )
+        return cls(log=message["log"], first=first, records=tuple(parsed))
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The cloud's answer to a batch. ``head_seq`` is -1 while the cloud holds nothing."""
+
+    log: str
+    status: str
+    head_seq: int
+    head_hash: str
+    first: int
+    last: int
+    reason: str = ""
+
+    def encode(self) -> bytes:
+        return canonical.encode(
+            {
+                "v": 1,
+                "kind": "ack",
+                "log": self.log,
+                "status": self.status,
+                "head_seq": self.head_seq,
+                "head_hash": self.head_hash,
+                "first": self.first,
+                "last": self.last,
+                "reason": self.reason,
+            }
+        )
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Ack:
+        message = _load(payload, "ack")
+        try:
+            ack = cls(
+                log=message["log"],
+                status=message["status"],
+                head_seq=message["head_seq"],
+                head_hash=message["head_hash"],
+                first=message["first"],
+                last=message["last"],
+                reason=message.get("reason", ""),
+            )
+        except KeyError as err:
+            raise Malformed(f"ack lacks {err}") from err
+        if ack.status not in ACK_STATUSES or not isinstance(ack.head_seq, int):
+            raise Malformed(f"ack has an unknown status {ack.status!r}")
+        return ack
+
+
+def _load(payload: bytes, kind: str) -> dict[str, Any]:
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise Malformed(f"{kind} of {len(payload)} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")
+    try:
+        message = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise Malformed(f"{kind} is not JSON: {err}") from err
+    if not isinstance(message, dict) or message.get("kind") != kind or message.get("v") != 1:
+        raise Malformed(f"not a version-1 {kind} message")
+    if not isinstance(message.get("log"), str):
+        raise Malformed(f"{kind} lacks its log name")
+    return message

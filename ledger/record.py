@@ -1,0 +1,143 @@
+"""One record of a punch log: canonical bytes, leaf hash, chain link and signature.
+
+    leaf_hash = SHA-256(0x00 || canonical_bytes)        (RFC 9162 leaf hash; also the chain link)
+    signature = Ed25519(key, "punchlog/record/v1\\n" || leaf_hash)
+
+Every record carries the common fields below; the rest depends on ``type``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger import canonical
+from ledger.errors import Malformed
+from ledger.keys import SigningKey, VerifyKey
+
+FORMAT_VERSION = 1
+RECORD_DOMAIN = b"punchlog/record/v1\n"
+GENESIS_PREV = bytes(32)  # the "prev" of record 0
+RECORD_TYPES = frozenset(
+    {"punch", "boot", "clock", "seal", "keyrot", "incident", "correction", "dayfact", "action"}
+)
+# name -> required Python type of the common fields
+COMMON_FIELDS: dict[str, type] = {
+    "v": int,
+    "log": str,
+    "seq": int,
+    "type": str,
+    "salt": str,
+    "prev": str,
+    "t_wall_ms": int,
+    "kid": str,
+}
+PUNCH_TERM_FIELDS: dict[str, type] = {"sn": str, "t": str, "tz": str, "state": int, "verify": int}
+TYPE_FIELDS: dict[str, dict[str, type]] = {
+    "punch": {"emp": str, "term": dict},
+    "boot": {"boot_id": str},
+}
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str, *, what: str, size: int | None = None) -> bytes:
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError) as err:
+        raise Malformed(f"{what} is not base64: {err}") from err
+    if size is not None and len(raw) != size:
+        raise Malformed(f"{what} has {len(raw)} bytes, expected {size}")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRecord:
+    """Canonical record bytes and their signature, exactly as stored and transmitted."""
+
+    data: bytes
+    sig: bytes
+
+    @property
+    def leaf(self) -> bytes:
+        return leaf_hash(self.data)
+
+    def fields(self) -> dict[str, Any]:
+        return parse(self.data)
+
+    def verify(self, key: VerifyKey) -> None:
+        """Raise ``Forged`` unless the signature is the key's over this record's leaf hash."""
+        key.verify(self.sig, RECORD_DOMAIN + self.leaf)
+
+
+def make_record(
+    *,
+    key: SigningKey,
+    log: str,
+    seq: int,
+    type: str,  # noqa: A002 - the field is called "type" in the format
+    prev: bytes,
+    t_wall_ms: int,
+    salt: bytes | None = None,
+    **body: Any,
+) -> SignedRecord:
+    """Build, canonicalise and sign one record."""
+    fields = {
+        "v": FORMAT_VERSION,
+        "log": log,
+        "seq": seq,
+        "type": type,
+        "salt": b64(salt if salt is not None else secrets.token_bytes(16)),
+        "prev": b64(prev),
+        "t_wall_ms": t_wall_ms,
+        "kid": key.kid,
+        **body,
+    }
+    _check_schema(fields)
+    data = canonical.encode(fields)
+    return SignedRecord(data=data, sig=key.sign(RECORD_DOMAIN + leaf_hash(data)))
+
+
+def parse(data: bytes) -> dict[str, Any]:
+    """Decode canonical record bytes and check the schema; raise ``Malformed`` otherwise."""
+    fields = canonical.decode(data)
+    _check_schema(fields)
+    return fields
+
+
+def _check_schema(fields: dict[str, Any]) -> None:
+    record_type = fields.get("type")
+    if record_type not in RECORD_TYPES:
+        raise Malformed(f"unknown record type {record_type!r}")
+    required = COMMON_FIELDS | TYPE_FIELDS.get(record_type, {})
+    problems = [
+        f"{name} must be {kind.__name__}"
+        for name, kind in required.items()
+        if not isinstance(fields.get(name), kind) or isinstance(fields.get(name), bool)
+    ]
+    if record_type == "punch" and not problems:
+        term = fields["term"]
+        problems = [f"term.{n} must be {k.__name__}" for n, k in PUNCH_TERM_FIELDS.items()
+                    if not isinstance(term.get(n), k) or isinstance(term.get(n), bool)]
+        try:
+            datetime.fromisoformat(term.get("t", ""))
+        except (TypeError, ValueError):
+            problems.append("term.t must be an ISO date-time")
+    if problems:
+        raise Malformed(f"{record_type} record: " + "; ".join(problems))
+    if fields["v"] != FORMAT_VERSION:
+        raise Malformed(f"record format version {fields['v']} is not supported")
+    if fields["seq"] < 0:
+        raise Malformed("seq must not be negative")
+    unb64(fields["salt"], what="salt", size=16)
+    unb64(fields["prev"], what="prev", size=32)

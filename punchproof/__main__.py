@@ -1,0 +1,5 @@
+import sys
+
+from punchproof.cli import main
+
+sys.exit(main())
