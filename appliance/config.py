@@ -105,7 +105,7 @@ class Settings:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as err:
-            raise ConfigError(path, [f"file not found; create it with 'punchproof appliance init'"]) from err
+            raise ConfigError(path, ["file not found; create it with 'punchproof appliance init'"]) from err
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(path, [f"not valid TOML: {err}"]) from err
         return cls.from_dict(data, source=str(path))

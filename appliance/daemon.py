@@ -12,7 +12,6 @@ from importlib import metadata
 from pathlib import Path
 
 import peewee as pw
-from firmware_bridge.zk.driver import ZKTerminal
 
 from appliance.clock import Clock, SystemClock
 from appliance.config import Settings
@@ -22,6 +21,7 @@ from appliance.poller import TerminalWorker
 from appliance.punchlog import Entry, LogWriter
 from appliance.store import open_db
 from appliance.sync import Uplink
+from firmware_bridge.zk.driver import ZKTerminal
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,8 @@ import json
 import logging
 from pathlib import Path
 
-from ledger import SigningKey
-
 from appliance.config import Settings
+from ledger import SigningKey
 
 log = logging.getLogger(__name__)
 

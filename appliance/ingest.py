@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 
 import peewee as pw
-from firmware_bridge.types import Download, RawPunch
 
 from appliance.clock import Clock, to_ms
 from appliance.punchlog import Entry, LogWriter
 from appliance.store import Punch, TerminalHealth
+from firmware_bridge.types import Download, RawPunch
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,11 @@ import random
 import threading
 from typing import Protocol
 
-from firmware_bridge.errors import TerminalError
-from firmware_bridge.types import Download
-
 from appliance.clock import Clock, to_ms
 from appliance.ingest import PunchIngest
 from appliance.store import TerminalHealth
+from firmware_bridge.errors import TerminalError
+from firmware_bridge.types import Download
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import peewee as pw
-from ledger import GENESIS_PREV, SigningKey, make_record
 
 from appliance.clock import Clock, to_ms
 from appliance.store import LogRecord
+from ledger import GENESIS_PREV, SigningKey, make_record
 
 
 @dataclass(frozen=True)

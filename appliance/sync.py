@@ -18,14 +18,14 @@ import time
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from ledger import Malformed, SignedRecord, topics
-from ledger.messages import MAX_MESSAGE_BYTES, Ack, Batch
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from appliance.clock import Clock, to_ms
 from appliance.config import Settings
 from appliance.store import LogRecord, SyncState
+from ledger import Malformed, SignedRecord, topics
+from ledger.messages import MAX_MESSAGE_BYTES, Ack, Batch
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ import signal
 import threading
 
 import paho.mqtt.client as mqtt
-from ledger import topics
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -22,6 +21,7 @@ from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
 from cloud.store import Appliance, Plant, open_db
 from cloud.verifier import BatchIngest
+from ledger import topics
 
 log = logging.getLogger(__name__)
 

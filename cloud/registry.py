@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger import Malformed, VerifyKey
-
 from cloud.clock import Clock, to_ms
 from cloud.store import Appliance, ApplianceKey, LogHead, Plant, database
+from ledger import Malformed, VerifyKey
 
 
 class RegistryError(Exception):

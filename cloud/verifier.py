@@ -12,19 +12,18 @@ import base64
 import json
 import logging
 from dataclasses import dataclass
-
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import peewee as pw
-from ledger import GENESIS_PREV, ChainBroken, LedgerError, Malformed, topics
-from ledger.messages import Ack, Batch
-from ledger.verify import verify_batch
 
 from cloud import registry
 from cloud.clock import Clock, to_ms
 from cloud.store import Appliance, LogHead, LogRecord, Punch, Quarantine, database
+from ledger import GENESIS_PREV, ChainBroken, LedgerError, Malformed, topics
+from ledger.messages import Ack, Batch
+from ledger.verify import verify_batch
 
 log = logging.getLogger(__name__)
 

@@ -120,6 +120,9 @@ class ZKTerminal:
         where = f"{self.host}:{self.port}"
         if isinstance(err, ZKErrorResponse) and "Unauthenticated" in str(err):
             return TerminalAuthFailed(f"{where}: the terminal refused the comm key; check [terminal].comm_key")
+        if "packet invalid" in str(err):  # pyzk: the answer was not a ZK frame
+            return TerminalProtocolError(f"{where}: the device answered, but not in the ZK protocol; "
+                                         "is this a ZK terminal, and is the port right?")
         if isinstance(err, ZKError | OSError) and not isinstance(err, ZKErrorResponse):
             return TerminalUnreachable(f"{where}: no answer ({err}); check the cable, IP address and port")
         return TerminalProtocolError(f"{where}: unexpected answer ({err}); is this a ZK terminal?")

@@ -32,6 +32,12 @@ class StoredPunch:
     time: datetime  # naive: the terminal's clock
     verify: int
     state: int
+    raw: bytes | None = None  # a record stored verbatim (e.g. a corrupt one), for fault tests
+
+    def encode(self) -> bytes:
+        return self.raw if self.raw is not None else encode_attendance_40(
+            self.uid, self.user_id, self.time, self.verify, self.state
+        )
 
 
 @dataclass
@@ -69,9 +75,14 @@ class TerminalState:
             self.punches.append(stored)
             return stored
 
+    def store_raw(self, raw: bytes) -> None:
+        """Put a record into the log exactly as given, as a faulty terminal might."""
+        with self.lock:
+            self.punches.append(StoredPunch(0, "", datetime(2000, 1, 1), 0, 0, raw=raw))
+
     def attendance_buffer(self) -> bytes:
         with self.lock:
-            body = b"".join(encode_attendance_40(p.uid, p.user_id, p.time, p.verify, p.state) for p in self.punches)
+            body = b"".join(p.encode() for p in self.punches)
         return struct.pack("<I", len(body)) + body
 
     def user_buffer(self) -> bytes:

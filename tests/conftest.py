@@ -1,0 +1,65 @@
+"""Fixtures every test may use: a real Mosquitto, a real PostgreSQL, ZK terminals, a frozen clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from firmware_bridge.zk.emulator import TerminalState, ZKEmulator
+from punchproof.broker import Mosquitto
+from tests.harness.clock import FrozenClock
+from tests.harness.postgres import PostgresServer
+
+PLANT_TZ = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 3, 2, 0, 0, tzinfo=UTC))  # 08:00 in Shanghai
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real Mosquitto on a free port; ``broker.kill()`` and ``broker.restart()`` inject faults."""
+    server = Mosquitto(tmp_path / "broker").start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[-50:]
+    return postgres_server.create_database(f"{name}_{id(request)}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cloud_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/cloud.sqlite3"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def terminal_state() -> TerminalState:
+    state = TerminalState(serial="TEST-ZK-01", tz=PLANT_TZ, now=lambda: datetime.now(UTC))
+    state.add_user("1001", "张三")
+    state.add_user("1002", "李四")
+    return state
+
+
+@pytest.fixture
+def zk_terminal(terminal_state: TerminalState) -> Iterator[ZKEmulator]:
+    with ZKEmulator(terminal_state, port=0) as emulator:
+        yield emulator

@@ -1,0 +1,22 @@
+"""A clock that moves only when the test says so."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+
+class FrozenClock:
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
+        self._boot_ns = 1_000_000_000
+
+    def now(self) -> datetime:
+        return self._now
+
+    def boot_ns(self) -> int:
+        return self._boot_ns
+
+    def advance(self, **delta: float) -> None:
+        step = timedelta(**delta)
+        self._now += step
+        self._boot_ns += int(step.total_seconds() * 1e9)

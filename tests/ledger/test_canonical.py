@@ -1,0 +1,40 @@
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger import Malformed
+from ledger.canonical import MAX_SAFE_INT, decode, encode
+
+ascii_keys = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=8)
+scalars = st.none() | st.booleans() | st.integers(-MAX_SAFE_INT, MAX_SAFE_INT) | st.text(max_size=20)
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ascii_keys, inner, max_size=4),
+                      max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(ascii_keys, values, max_size=8))
+def test_encoding_is_byte_identical_to_the_rfc8785_reference(value):
+    assert encode(value) == rfc8785.dumps(value)
+
+
+def test_known_vector_with_cjk_and_escapes():
+    assert encode({"b": 1, "a": "张三\n\u2028", "c": [True, None]}) == (
+        '{"a":"张三\\n\u2028","b":1,"c":[true,null]}'.encode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [({"x": 1.5}, "float"), ({"x": 2**53}, "outside"), ({"键": 1}, "ASCII"), ({"x": b"raw"}, "bytes")],
+)
+def test_values_outside_the_subset_are_refused(value, problem):
+    with pytest.raises(Malformed, match=problem):
+        encode(value)
+
+
+def test_decode_refuses_non_canonical_bytes():
+    assert decode(b'{"a":1,"b":2}') == {"a": 1, "b": 2}
+    for bad in (b'{"b":2,"a":1}', b'{"a": 1}', b'{"a":1.0}', b"[1]", b"\xff"):
+        with pytest.raises(Malformed):
+            decode(bad)
