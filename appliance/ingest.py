@@ -28,20 +28,18 @@ class PunchIngest:
         self._clock = clock
         self._tz_name = tz_name
 
-    def read_from(self, terminal: str) -> int:
+    def cursor(self, terminal: str) -> int:
+        """How many records of the terminal's log are already stored."""
         health = TerminalHealth.get_or_none(TerminalHealth.name == terminal)
-        return max(0, health.cursor - OVERLAP) if health else 0
+        return health.cursor if health else 0
+
+    def read_from(self, terminal: str) -> int:
+        return max(0, self.cursor(terminal) - OVERLAP)
 
     def accept(self, terminal: str, download: Download) -> list[int]:
         """Store the download's new punches; return their seqs."""
         with self._db.atomic():
-            health, _ = TerminalHealth.get_or_create(name=terminal)
-            if download.record_count < health.cursor:
-                log.warning(
-                    "%s: the terminal now holds %d records, fewer than the %d already stored; "
-                    "its log was cleared or replaced, reading it from the start",
-                    terminal, download.record_count, health.cursor,
-                )
+            TerminalHealth.get_or_create(name=terminal)
             fresh = [p for p in _unique(download.punches) if not _known(p)]
             seqs = self._writer.append([self._entry(terminal, p, download.clock_offset_ms) for p in fresh])
             TerminalHealth.update(

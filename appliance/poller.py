@@ -53,6 +53,13 @@ class TerminalWorker:
         """Read the terminal once; return how many new punches were stored."""
         try:
             download = self._source.download(self._ingest.read_from(self.name))
+            cursor = self._ingest.cursor(self.name)
+            if download.record_count < cursor:
+                log.warning(
+                    "terminal %s now holds %d records, fewer than the %d already stored: its log was cleared "
+                    "or replaced; reading it from the start", self.name, download.record_count, cursor,
+                )
+                download = self._source.download(0)
         except TerminalError as err:
             self._failures += 1
             if self.available is not False:

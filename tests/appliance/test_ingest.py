@@ -1,0 +1,115 @@
+"""Terminal -> signed log, on a real SQLite file: each punch exactly once, chained and signed."""
+
+from datetime import datetime
+
+import peewee as pw
+import pytest
+
+from appliance.ingest import PunchIngest
+from appliance.poller import TerminalWorker
+from appliance.punchlog import Entry, LogWriter
+from appliance.store import LogRecord, Punch, TerminalHealth, open_db
+from firmware_bridge.zk.driver import ZKTerminal
+from firmware_bridge.zk.emulator import ZKEmulator
+from ledger import GENESIS_PREV, SignedRecord, SigningKey
+from ledger.messages import Batch
+from ledger.verify import verify_batch
+from tests.conftest import PLANT_TZ
+
+LOG = "punchproof/test/pi-01/1"
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = open_db(tmp_path / "appliance.sqlite3")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def key():
+    return SigningKey.generate()
+
+
+@pytest.fixture
+def writer(db, key, clock):
+    w = LogWriter(db, key, LOG, clock, boot_id="boot-1")
+    w.start()
+    return w
+
+
+def stored_chain(key):
+    rows = list(LogRecord.select().order_by(LogRecord.seq))
+    batch = Batch(LOG, 0, tuple(SignedRecord(bytes(r.data), bytes(r.sig)) for r in rows))
+    return verify_batch(batch, key=key.verify_key, prev=GENESIS_PREV)
+
+
+def test_punches_are_stored_once_across_re_downloads(db, writer, key, clock, zk_terminal, terminal_state):
+    ingest = PunchIngest(db, writer, clock, "Asia/Shanghai")
+    terminal = ZKTerminal(*zk_terminal.address, tz=PLANT_TZ, encoding="gbk")
+    terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 58))
+    terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 58))  # the same press, recorded twice
+    assert len(ingest.accept("gate-1", terminal.download(ingest.read_from("gate-1")))) == 1
+    assert ingest.accept("gate-1", terminal.download(0)) == []  # a full re-download adds nothing
+    terminal_state.punch("1002", state=1, when=datetime(2026, 3, 2, 17, 30))
+    assert len(ingest.accept("gate-1", terminal.download(ingest.read_from("gate-1")))) == 1
+    assert [(p.user_id, p.state) for p in Punch.select().order_by(Punch.seq)] == [("1001", 0), ("1002", 1)]
+    assert TerminalHealth.get_by_id("gate-1").cursor == 3
+    fields = [f for f, _ in stored_chain(key)]
+    assert [f["term"]["t"] for f in fields] == ["2026-03-02T07:58:00", "2026-03-02T17:30:00"]
+    assert fields[0]["boot_id"] == "boot-1" and fields[0]["t_wall_ms"] == 1772409600000
+
+
+def test_a_cleared_terminal_log_is_read_from_the_start(db, writer, clock, zk_terminal, terminal_state):
+    ingest = PunchIngest(db, writer, clock, "Asia/Shanghai")
+    worker = TerminalWorker("gate-1", ZKTerminal(*zk_terminal.address, tz=PLANT_TZ), ingest, clock, interval_s=1)
+    for minute in range(40):
+        terminal_state.punch("1001", when=datetime(2026, 3, 2, 8, minute))
+    assert worker.poll_once() == 40
+    terminal_state.punches.clear()
+    terminal_state.punch("1002", when=datetime(2026, 3, 3, 8, 0))
+    assert worker.poll_once() == 1
+    assert Punch.select().count() == 41 and TerminalHealth.get_by_id("gate-1").cursor == 1
+
+
+def test_an_unreachable_terminal_is_state_and_recovers(db, writer, clock, zk_terminal, terminal_state, caplog):
+    ingest = PunchIngest(db, writer, clock, "Asia/Shanghai")
+    host, port = zk_terminal.address
+    worker = TerminalWorker("gate-1", ZKTerminal(host, port, tz=PLANT_TZ, timeout=1), ingest, clock, interval_s=1)
+    terminal_state.punch("1001", when=datetime(2026, 3, 2, 8, 0))
+    zk_terminal.stop()
+    assert worker.poll_once() == 0 and worker.poll_once() == 0
+    health = TerminalHealth.get_by_id("gate-1")
+    assert not health.available and "no answer" in health.last_error
+    assert sum("unavailable" in r.message for r in caplog.records) == 1, "logged once, when it went down"
+    with ZKEmulator(terminal_state, host, port):
+        assert worker.poll_once() == 1
+    assert TerminalHealth.get_by_id("gate-1").available and worker.available
+
+
+def test_the_log_is_append_only_in_the_database(db, writer):
+    writer.append([Entry("boot", {"unclean": False, "sw": "test"})])
+    with pytest.raises(pw.IntegrityError, match="append-only"):
+        LogRecord.update(type="punch").execute()
+    with pytest.raises(pw.IntegrityError, match="append-only"):
+        LogRecord.delete().execute()
+
+
+def test_writer_continues_the_chain_after_a_restart(db, key, clock):
+    first = LogWriter(db, key, LOG, clock, boot_id="boot-1")
+    first.start()
+    first.append([Entry("boot", {"unclean": False, "sw": "test"})])
+    second = LogWriter(db, key, LOG, clock, boot_id="boot-2")
+    second.start()
+    assert second.append([Entry("boot", {"unclean": True, "sw": "test"})]) == [1]
+    assert [f["boot_id"] for f, _ in stored_chain(key)] == ["boot-1", "boot-2"]
+
+
+def test_a_failed_derive_rolls_back_the_record(db, writer):
+    def explode(_seq, _ms):
+        raise RuntimeError("disk trouble")
+
+    with pytest.raises(RuntimeError):
+        writer.append([Entry("boot", {"unclean": False, "sw": "t"}), Entry("boot", {"unclean": False, "sw": "t"}, explode)])
+    assert LogRecord.select().count() == 0
+    assert writer.append([Entry("boot", {"unclean": False, "sw": "t"})]) == [0]

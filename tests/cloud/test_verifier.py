@@ -1,0 +1,121 @@
+"""Cloud ingest logic against real SQLite and PostgreSQL: verify, store once, quarantine the rest."""
+
+import base64
+
+import pytest
+
+from cloud import registry
+from cloud.store import ApplianceKey, LogHead, LogRecord, Punch, Quarantine, open_db
+from cloud.verifier import BatchIngest
+from ledger import GENESIS_PREV, SignedRecord, SigningKey, make_record, topics
+from ledger.messages import Ack, Batch
+
+PLANT, NAME = "test-plant", "pi-01"
+LOG = f"punchproof/{PLANT}/{NAME}/1"
+TOPIC = topics.batch(PLANT, NAME)
+TERM = {"sn": "ZK1", "t": "2026-03-02T07:58:00", "tz": "Asia/Shanghai", "state": 0, "verify": 1, "name": "gate-1"}
+
+
+def history(key, count, emp_prefix="10"):
+    records, prev = [], GENESIS_PREV
+    for seq in range(count):
+        record = make_record(key=key, log=LOG, seq=seq, type="punch", prev=prev, t_wall_ms=seq, emp=f"{emp_prefix}{seq}",
+                             term=TERM)
+        records.append(record)
+        prev = record.leaf
+    return records
+
+
+@pytest.fixture
+def key():
+    return SigningKey.generate()
+
+
+@pytest.fixture
+def ingest(cloud_db_url, key, clock):
+    db = open_db(cloud_db_url)
+    registry.register({"plant": PLANT, "appliance": NAME, "log": LOG, "public_key": key.verify_key.pem(),
+                       "kid": key.kid}, clock)
+    yield BatchIngest(clock)
+    db.close()
+
+
+def send_range(ingest, records, first, last) -> Ack:
+    return ingest.handle(TOPIC, Batch(LOG, first, tuple(records[first : last + 1])).encode()).ack
+
+
+def test_a_range_is_stored_and_acknowledged_with_the_head(ingest, key):
+    records = history(key, 5)
+    ack = send_range(ingest, records, 0, 4)
+    assert (ack.status, ack.head_seq) == ("ok", 4)
+    assert ack.head_hash == base64.b64encode(records[4].leaf).decode()
+    assert [p.employee for p in Punch.select().order_by(Punch.seq)] == ["100", "101", "102", "103", "104"]
+    stored = LogRecord.get(LogRecord.seq == 2)
+    assert bytes(stored.data) == records[2].data and bytes(stored.sig) == records[2].sig
+
+
+def test_duplicates_and_overlaps_are_stored_once(ingest, key):
+    records = history(key, 6)
+    send_range(ingest, records, 0, 3)
+    assert send_range(ingest, records, 0, 3).status == "duplicate"
+    assert send_range(ingest, records, 2, 5).status == "ok"  # overlapping resend after a lost ack
+    assert LogRecord.select().count() == 6 and Punch.select().count() == 6
+    assert LogHead.get().seq == 5
+
+
+def test_a_gap_is_answered_with_where_to_resume(ingest, key):
+    records = history(key, 6)
+    send_range(ingest, records, 0, 1)
+    ack = send_range(ingest, records, 4, 5)
+    assert (ack.status, ack.head_seq) == ("gap", 1)
+    assert LogRecord.select().count() == 2
+
+
+def test_a_forged_range_is_quarantined_and_nothing_is_stored(ingest, key):
+    records = history(key, 3)
+    forged = SignedRecord(records[1].data.replace(b'"emp":"101"', b'"emp":"999"'), records[1].sig)
+    ack = ingest.handle(TOPIC, Batch(LOG, 0, (records[0], forged, records[2])).encode()).ack
+    assert ack.status == "rejected" and "seq 1" in ack.reason
+    assert LogRecord.select().count() == 0 and LogHead.get().seq == -1
+    assert Quarantine.select().count() == 1
+
+
+def test_a_range_signed_by_another_key_is_rejected(ingest):
+    ack = send_range(ingest, history(SigningKey.generate(), 2), 0, 1)
+    assert ack.status == "rejected" and "not registered" in ack.reason
+
+
+def test_a_revoked_key_is_rejected(ingest, key):
+    ApplianceKey.update(revoked_ms=1).execute()
+    assert send_range(ingest, history(key, 2), 0, 1).status == "rejected"
+
+
+def test_a_fork_is_detected_on_overlap(ingest, key):
+    send_range(ingest, history(key, 3), 0, 2)
+    other = history(key, 5, emp_prefix="77")  # another history of the same log, validly signed
+    ack = send_range(ingest, other, 0, 4)
+    assert ack.status == "rejected" and ("fork" in ack.reason or "link" in ack.reason)
+    assert LogHead.get().seq == 2 and Punch.select().count() == 3
+
+
+def test_unknown_appliance_and_malformed_payloads_are_quarantined(ingest, key):
+    unknown = ingest.handle(topics.batch(PLANT, "pi-99"), Batch(LOG, 0, tuple(history(key, 1))).encode())
+    assert unknown.ack.status == "rejected" and "not registered" in unknown.ack.reason
+    assert ingest.handle(TOPIC, b"\x00garbage").ack.status == "rejected"
+    assert ingest.handle("not/ours", b"x") is None
+    assert Quarantine.select().count() == 3
+
+
+def test_a_batch_on_another_appliances_topic_is_rejected(ingest, key, clock):
+    other_key = SigningKey.generate()
+    registry.register({"plant": PLANT, "appliance": "pi-02", "log": f"punchproof/{PLANT}/pi-02/1",
+                       "public_key": other_key.verify_key.pem()}, clock)
+    ack = ingest.handle(topics.batch(PLANT, "pi-02"), Batch(LOG, 0, tuple(history(key, 1))).encode()).ack
+    assert ack.status == "rejected" and "on the topic of" in ack.reason
+
+
+def test_registration_is_idempotent_and_refuses_a_second_key(ingest, key, clock):
+    identity = {"plant": PLANT, "appliance": NAME, "log": LOG, "public_key": key.verify_key.pem()}
+    registry.register(identity, clock)
+    with pytest.raises(registry.RegistryError, match="another key"):
+        registry.register({**identity, "public_key": SigningKey.generate().verify_key.pem()}, clock)

@@ -1,0 +1,82 @@
+"""The whole chain as real processes, started through the ``punchproof`` command like an installer would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from punchproof.broker import free_port
+
+PLANT, APPLIANCE = "e2e-plant", "pi-01"
+
+
+def cli(*args: object, stdin: str | None = None) -> str:
+    result = subprocess.run([sys.executable, "-m", "punchproof", *map(str, args)], capture_output=True, text=True,
+                            input=stdin, check=False)
+    assert result.returncode == 0, f"punchproof {' '.join(map(str, args))} failed:\n{result.stderr}"
+    return result.stdout
+
+
+class System:
+    def __init__(self, root: Path, broker_port: int, terminal: tuple[str, int]) -> None:
+        self.root = root
+        self.broker_port = broker_port
+        self.terminal = terminal
+        self.cloud_conf = root / "cloud.toml"
+        self.appliance_conf = root / "appliance.toml"
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.ports: dict[str, int] = {}
+
+    def configure(self) -> System:
+        host, port = self.terminal
+        cli("cloud", "init", "-o", self.cloud_conf, "--state-dir", self.root / "cloud", "--mqtt-port", self.broker_port)
+        cli("appliance", "init", "-o", self.appliance_conf, "--plant", PLANT, "--appliance", APPLIANCE,
+            "--state-dir", self.root / "appliance", "--mqtt-port", self.broker_port,
+            "--terminal", f"gate-1={host}:{port}", "--poll-seconds", "0.3", "--identity", self.root / "identity.json")
+        cli("cloud", "register-appliance", "-c", self.cloud_conf, self.root / "identity.json")
+        return self
+
+    def spawn(self, name: str, *args: object) -> subprocess.Popen[bytes]:
+        log = (self.root / f"{name}.log").open("ab")
+        process = subprocess.Popen([sys.executable, "-m", "punchproof", *map(str, args)], stdout=log,
+                                   stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.processes[name] = process
+        return process
+
+    def start_appliance(self) -> None:
+        self.spawn("appliance", "appliance", "run", "-c", self.appliance_conf)
+
+    def start_ingest(self) -> None:
+        self.spawn("ingest", "cloud", "ingest", "-c", self.cloud_conf)
+
+    def start_web(self, side: str) -> int:
+        port = free_port()
+        conf = self.cloud_conf if side == "cloud" else self.appliance_conf
+        self.spawn(f"{side}-web", side, "web", "-c", conf, "--bind", f"127.0.0.1:{port}")
+        self.ports[side] = port
+        return port
+
+    def log(self, name: str) -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self, name: str, sig: signal.Signals = signal.SIGTERM) -> int:
+        process = self.processes.pop(name)
+        process.send_signal(sig)
+        return process.wait(timeout=30)
+
+    def stop_all(self) -> dict[str, int]:
+        return {name: self.stop(name) for name in list(self.processes)}
+
+    # -- reading what the processes wrote (read-only) ----------------------------------------
+    def cloud_rows(self, sql: str) -> list[tuple]:
+        with sqlite3.connect(f"file:{self.root / 'cloud' / 'cloud.sqlite3'}?mode=ro", uri=True) as conn:
+            return conn.execute(sql).fetchall()
+
+    def appliance_rows(self, sql: str) -> list[tuple]:
+        with sqlite3.connect(f"file:{self.root / 'appliance' / 'appliance.sqlite3'}?mode=ro", uri=True) as conn:
+            return conn.execute(sql).fetchall()
