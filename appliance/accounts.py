@@ -26,8 +26,9 @@ def create(username: str, password: str, role: str, now_ms: int) -> Account:
         raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
     if Account.get_or_none(Account.username == username) is not None:
         raise AccountError(f"user {username!r} exists already")
-    return Account.create(username=username, password_hash=generate_password_hash(password), role=role,
-                          created_ms=now_ms)
+    return Account.create(
+        username=username, password_hash=generate_password_hash(password), role=role, created_ms=now_ms
+    )
 
 
 def authenticate(username: str, password: str) -> Account | None:

@@ -108,10 +108,19 @@ def _init(args: argparse.Namespace) -> int:
             return 2
         terminals += TERMINAL_TEMPLATE.format(name=name, host=host, port=port or 4370, poll=args.poll_seconds)
     text = CONFIG_TEMPLATE.format(
-        path=output, plant=args.plant, plant_name=args.plant_name, timezone=args.timezone,
-        appliance=args.appliance, state_dir=args.state_dir, mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port,
-        mqtt_username=args.mqtt_username, mqtt_password=args.mqtt_password,
-        mqtt_tls=str(args.mqtt_tls).lower(), web_bind=args.web_bind, terminals=terminals,
+        path=output,
+        plant=args.plant,
+        plant_name=args.plant_name,
+        timezone=args.timezone,
+        appliance=args.appliance,
+        state_dir=args.state_dir,
+        mqtt_host=args.mqtt_host,
+        mqtt_port=args.mqtt_port,
+        mqtt_username=args.mqtt_username,
+        mqtt_password=args.mqtt_password,
+        mqtt_tls=str(args.mqtt_tls).lower(),
+        web_bind=args.web_bind,
+        terminals=terminals,
     )
     import tomllib
 
@@ -162,11 +171,26 @@ def _web(args: argparse.Namespace) -> int:
     settings = _settings(args)
     os.environ["PUNCHPROOF_CONFIG"] = str(Path(args.config).resolve())
     bind = args.bind or settings.web.bind
-    os.execv(sys.executable, [
-        sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(settings.web.workers),
-        "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-", "--graceful-timeout", "5", "--no-control-socket",
-        "appliance.web:create_app()",
-    ])
+    os.execv(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            bind,
+            "--workers",
+            str(settings.web.workers),
+            "--worker-tmp-dir",
+            "/dev/shm",
+            "--access-logfile",
+            "-",
+            "--graceful-timeout",
+            "5",
+            "--no-control-socket",
+            "appliance.web:create_app()",
+        ],
+    )
     return 0  # not reached
 
 
@@ -196,16 +220,28 @@ def _status(args: argparse.Namespace) -> int:
     with db.connection_context():
         head = LogRecord.select(LogRecord.seq).order_by(LogRecord.seq.desc()).scalar()
         sync = SyncState.get_by_id(1)
-        print(json.dumps({
-            "log": settings.log_origin,
-            "head_seq": -1 if head is None else head,
-            "acked_seq": sync.acked_seq,
-            "broker_connected": sync.connected,
-            "sync_error": sync.last_error,
-            "terminals": [
-                {"name": t.name, "serial": t.serial, "available": t.available, "cursor": t.cursor,
-                 "clock_offset_ms": t.clock_offset_ms, "error": t.last_error}
-                for t in TerminalHealth.select()
-            ],
-        }, ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {
+                    "log": settings.log_origin,
+                    "head_seq": -1 if head is None else head,
+                    "acked_seq": sync.acked_seq,
+                    "broker_connected": sync.connected,
+                    "sync_error": sync.last_error,
+                    "terminals": [
+                        {
+                            "name": t.name,
+                            "serial": t.serial,
+                            "available": t.available,
+                            "cursor": t.cursor,
+                            "clock_offset_ms": t.clock_offset_ms,
+                            "error": t.last_error,
+                        }
+                        for t in TerminalHealth.select()
+                    ],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
     return 0

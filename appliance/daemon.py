@@ -61,14 +61,23 @@ class ApplianceDaemon:
         seq = self.writer.append([Entry("boot", {"unclean": unclean, "sw": software_version()})])[0]
         log.info(
             "appliance %s/%s started (log %s, key %s, boot record seq %d%s)",
-            settings.plant.id, settings.appliance.id, settings.log_origin, key.kid, seq,
+            settings.plant.id,
+            settings.appliance.id,
+            settings.log_origin,
+            key.kid,
+            seq,
             ", after an unclean shutdown" if unclean else "",
         )
         ingest = PunchIngest(self.db, self.writer, self.clock, settings.plant.timezone)
         for terminal in settings.terminals:
             source = ZKTerminal(
-                terminal.host, terminal.port, tz=settings.plant.tz, comm_key=terminal.comm_key,
-                timeout=terminal.timeout_s, encoding=terminal.encoding, now=self.clock.now,
+                terminal.host,
+                terminal.port,
+                tz=settings.plant.tz,
+                comm_key=terminal.comm_key,
+                timeout=terminal.timeout_s,
+                encoding=terminal.encoding,
+                now=self.clock.now,
             )
             self.workers.append(
                 TerminalWorker(terminal.name, source, ingest, self.clock, interval_s=terminal.poll_seconds)

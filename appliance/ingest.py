@@ -43,9 +43,13 @@ class PunchIngest:
             fresh = [p for p in _unique(download.punches) if not _known(p)]
             seqs = self._writer.append([self._entry(terminal, p, download.clock_offset_ms) for p in fresh])
             TerminalHealth.update(
-                serial=download.terminal_sn, cursor=download.record_count, available=True,
-                last_contact_ms=to_ms(self._clock.now()), last_error="",
-                clock_offset_ms=download.clock_offset_ms, capacity=download.capacity,
+                serial=download.terminal_sn,
+                cursor=download.record_count,
+                available=True,
+                last_contact_ms=to_ms(self._clock.now()),
+                last_error="",
+                clock_offset_ms=download.clock_offset_ms,
+                capacity=download.capacity,
                 record_size=download.record_size or None,
             ).where(TerminalHealth.name == terminal).execute()
         return seqs
@@ -71,9 +75,16 @@ class PunchIngest:
 
         def derive(seq: int, now_ms: int) -> None:
             Punch.insert(
-                seq=seq, terminal=terminal, terminal_sn=punch.terminal_sn, user_id=punch.user_id,
-                device_time=punch.device_time.isoformat(), at_utc_ms=to_ms(punch.at_utc), verify=punch.verify,
-                state=punch.state, workcode=punch.workcode, received_ms=now_ms,
+                seq=seq,
+                terminal=terminal,
+                terminal_sn=punch.terminal_sn,
+                user_id=punch.user_id,
+                device_time=punch.device_time.isoformat(),
+                at_utc_ms=to_ms(punch.at_utc),
+                verify=punch.verify,
+                state=punch.state,
+                workcode=punch.workcode,
+                received_ms=now_ms,
             ).execute()
 
         return Entry("punch", body, derive)
@@ -98,8 +109,12 @@ def _known(p: RawPunch) -> bool:
     return (
         Punch.select(Punch.seq)
         .where(
-            (Punch.terminal_sn == sn) & (Punch.user_id == user_id) & (Punch.device_time == device_time)
-            & (Punch.verify == verify) & (Punch.state == state) & (Punch.workcode == workcode)
+            (Punch.terminal_sn == sn)
+            & (Punch.user_id == user_id)
+            & (Punch.device_time == device_time)
+            & (Punch.verify == verify)
+            & (Punch.state == state)
+            & (Punch.workcode == workcode)
         )
         .exists()
     )

@@ -27,9 +27,7 @@ class PunchSource(Protocol):
 
 
 class TerminalWorker:
-    def __init__(
-        self, name: str, source: PunchSource, ingest: PunchIngest, clock: Clock, *, interval_s: float
-    ) -> None:
+    def __init__(self, name: str, source: PunchSource, ingest: PunchIngest, clock: Clock, *, interval_s: float) -> None:
         self.name = name
         self._source = source
         self._ingest = ingest
@@ -57,7 +55,10 @@ class TerminalWorker:
             if download.record_count < cursor:
                 log.warning(
                     "terminal %s now holds %d records, fewer than the %d already stored: its log was cleared "
-                    "or replaced; reading it from the start", self.name, download.record_count, cursor,
+                    "or replaced; reading it from the start",
+                    self.name,
+                    download.record_count,
+                    cursor,
                 )
                 download = self._source.download(0)
         except TerminalError as err:
@@ -72,8 +73,12 @@ class TerminalWorker:
             return 0
         stored = self._ingest.accept(self.name, download)
         if self.available is not True:
-            log.info("terminal %s (%s) available, clock offset %d ms", self.name, download.terminal_sn,
-                     download.clock_offset_ms)
+            log.info(
+                "terminal %s (%s) available, clock offset %d ms",
+                self.name,
+                download.terminal_sn,
+                download.clock_offset_ms,
+            )
         self.available, self._failures = True, 0
         if stored:
             log.info("terminal %s: %d new punch(es), up to seq %d", self.name, len(stored), stored[-1])

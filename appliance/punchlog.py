@@ -27,8 +27,14 @@ class Entry:
 
 class LogWriter:
     def __init__(
-        self, db: pw.Database, key: SigningKey, origin: str, clock: Clock, boot_id: str,
-        *, on_commit: Callable[[int], None] | None = None,
+        self,
+        db: pw.Database,
+        key: SigningKey,
+        origin: str,
+        clock: Clock,
+        boot_id: str,
+        *,
+        on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self._db = db
         self._on_commit = on_commit
@@ -61,8 +67,15 @@ class LogWriter:
                     seq += 1
                     now_ms = to_ms(self._clock.now())
                     record = make_record(
-                        key=self._key, log=self.origin, seq=seq, type=entry.type, prev=prev, t_wall_ms=now_ms,
-                        t_boot_ns=self._clock.boot_ns(), boot_id=self._boot_id, **entry.body,
+                        key=self._key,
+                        log=self.origin,
+                        seq=seq,
+                        type=entry.type,
+                        prev=prev,
+                        t_wall_ms=now_ms,
+                        t_boot_ns=self._clock.boot_ns(),
+                        boot_id=self._boot_id,
+                        **entry.body,
                     )
                     prev = record.leaf
                     LogRecord.insert(

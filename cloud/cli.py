@@ -86,8 +86,14 @@ def _init(args: argparse.Namespace) -> int:
         return 1
     url = args.database_url or f"sqlite:///{Path(args.state_dir).resolve()}/cloud.sqlite3"
     text = CONFIG_TEMPLATE.format(
-        path=output, state_dir=args.state_dir, timezone=args.timezone, database_url=url, mqtt_host=args.mqtt_host,
-        mqtt_port=args.mqtt_port, mqtt_username=args.mqtt_username, mqtt_password=args.mqtt_password,
+        path=output,
+        state_dir=args.state_dir,
+        timezone=args.timezone,
+        database_url=url,
+        mqtt_host=args.mqtt_host,
+        mqtt_port=args.mqtt_port,
+        mqtt_username=args.mqtt_username,
+        mqtt_password=args.mqtt_password,
         web_bind=args.web_bind,
     )
     CloudSettings.from_sections(tomllib.loads(text), source=str(output))
@@ -147,11 +153,26 @@ def _ingest(args: argparse.Namespace) -> int:
 def _web(args: argparse.Namespace) -> int:
     settings = _settings(args)
     os.environ["PUNCHPROOF_CLOUD_CONFIG"] = str(Path(args.config).resolve())
-    os.execv(sys.executable, [
-        sys.executable, "-m", "gunicorn", "--bind", args.bind or settings.web_bind,
-        "--workers", str(settings.web_workers), "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-",
-        "--graceful-timeout", "5", "--no-control-socket", "cloud.web:create_app()",
-    ])
+    os.execv(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            args.bind or settings.web_bind,
+            "--workers",
+            str(settings.web_workers),
+            "--worker-tmp-dir",
+            "/dev/shm",
+            "--access-logfile",
+            "-",
+            "--graceful-timeout",
+            "5",
+            "--no-control-socket",
+            "cloud.web:create_app()",
+        ],
+    )
     return 0  # not reached
 
 
@@ -171,7 +192,11 @@ def _create_user(args: argparse.Namespace) -> int:
         if Account.get_or_none(Account.username == args.username) is not None:
             print(f"not created: user {args.username!r} exists already", file=sys.stderr)
             return 1
-        Account.create(username=args.username, password_hash=generate_password_hash(password), role=args.role,
-                       created_ms=to_ms(SystemClock().now()))
+        Account.create(
+            username=args.username,
+            password_hash=generate_password_hash(password),
+            role=args.role,
+            created_ms=to_ms(SystemClock().now()),
+        )
     print(f"created {args.role} {args.username}")
     return 0

@@ -41,8 +41,9 @@ class IngestWorker:
 
     def start(self) -> None:
         cfg = self._settings
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pp-cloud-{cfg.worker_id}",
-                             protocol=mqtt.MQTTv5)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"pp-cloud-{cfg.worker_id}", protocol=mqtt.MQTTv5
+        )
         if cfg.mqtt_username:
             client.username_pw_set(cfg.mqtt_username, cfg.mqtt_password)
         if cfg.mqtt_tls:
@@ -73,8 +74,12 @@ class IngestWorker:
             return
         client.subscribe(topics.all_batches(shared=self._settings.mqtt_shared), qos=1)
         client.subscribe(STATUS_FILTER, qos=1)
-        log.info("ingest worker %s connected to %s:%d", self._settings.worker_id, self._settings.mqtt_host,
-                 self._settings.mqtt_port)
+        log.info(
+            "ingest worker %s connected to %s:%d",
+            self._settings.worker_id,
+            self._settings.mqtt_host,
+            self._settings.mqtt_port,
+        )
         self.connected.set()
 
     def _on_disconnect(self, _c: object, _u: object, _f: object, reason: object, _p: object) -> None:

@@ -26,8 +26,8 @@ def register(identity: dict[str, Any], clock: Clock) -> Appliance:
         raise RegistryError("the identity file's kid does not match its public key")
     with database.atomic():
         plant, _ = Plant.get_or_create(
-            id=plant_id, defaults={"name": identity.get("plant_name", ""),
-                                   "timezone": identity.get("timezone", "Asia/Shanghai")}
+            id=plant_id,
+            defaults={"name": identity.get("plant_name", ""), "timezone": identity.get("timezone", "Asia/Shanghai")},
         )
         existing = Appliance.get_or_none(Appliance.log_origin == origin)
         if existing is not None:
@@ -43,9 +43,7 @@ def register(identity: dict[str, Any], clock: Clock) -> Appliance:
 
 
 def find(plant_id: str, name: str) -> Appliance | None:
-    return (
-        Appliance.select().join(Plant).where((Plant.id == plant_id) & (Appliance.name == name)).first()
-    )
+    return Appliance.select().join(Plant).where((Plant.id == plant_id) & (Appliance.name == name)).first()
 
 
 def key_for(appliance: Appliance, kid: str) -> VerifyKey | None:

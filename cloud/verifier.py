@@ -90,8 +90,15 @@ class BatchIngest:
                 return self._ack(batch, head, "duplicate")
             LogRecord.insert_many(
                 [
-                    {"appliance": appliance, "seq": f["seq"], "type": f["type"], "data": r.data, "sig": r.sig,
-                     "leaf": leaf, "received_ms": now_ms}
+                    {
+                        "appliance": appliance,
+                        "seq": f["seq"],
+                        "type": f["type"],
+                        "data": r.data,
+                        "sig": r.sig,
+                        "leaf": leaf,
+                        "received_ms": now_ms,
+                    }
                     for f, leaf, r in fresh
                 ]
             ).execute()
@@ -132,7 +139,14 @@ def _punch_row(appliance: Appliance, fields: dict[str, Any], now_ms: int) -> dic
     except (ZoneInfoNotFoundError, ValueError) as err:
         raise Malformed(f"seq {fields['seq']}: unknown time zone {term['tz']!r}") from err
     return {
-        "appliance": appliance, "seq": fields["seq"], "employee": fields["emp"], "terminal": str(term.get("name", "")),
-        "terminal_sn": term["sn"], "device_time": term["t"], "at_utc_ms": int(at.timestamp() * 1000),
-        "state": term["state"], "verify": term["verify"], "received_ms": now_ms,
+        "appliance": appliance,
+        "seq": fields["seq"],
+        "employee": fields["emp"],
+        "terminal": str(term.get("name", "")),
+        "terminal_sn": term["sn"],
+        "device_time": term["t"],
+        "at_utc_ms": int(at.timestamp() * 1000),
+        "state": term["state"],
+        "verify": term["verify"],
+        "received_ms": now_ms,
     }

@@ -19,9 +19,7 @@ GIVEN = ("伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军"
 
 def demo_roster(size: int, first_badge: int = 1001) -> list[tuple[str, str]]:
     """A deterministic roster of workers with Chinese names (GBK-encodable)."""
-    return [
-        (str(first_badge + i), SURNAMES[i % len(SURNAMES)] + GIVEN[(i * 7) % len(GIVEN)]) for i in range(size)
-    ]
+    return [(str(first_badge + i), SURNAMES[i % len(SURNAMES)] + GIVEN[(i * 7) % len(GIVEN)]) for i in range(size)]
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,16 +33,25 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--comm-key", type=int, default=0)
     p.add_argument("--timezone", default="Asia/Shanghai")
     p.add_argument("--roster", type=int, default=30, help="number of demo workers enrolled")
-    p.add_argument("--punch-every", type=float, default=0.0, metavar="SECONDS",
-                   help="a random worker punches this often (0: never)")
+    p.add_argument(
+        "--punch-every",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="a random worker punches this often (0: never)",
+    )
     p.add_argument("--clock-offset", type=float, default=0.0, metavar="SECONDS", help="the terminal's clock error")
 
 
 def _zk(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    state = TerminalState(serial=args.serial, tz=ZoneInfo(args.timezone), comm_key=args.comm_key,
-                          clock_offset=timedelta(seconds=args.clock_offset))
+    state = TerminalState(
+        serial=args.serial,
+        tz=ZoneInfo(args.timezone),
+        comm_key=args.comm_key,
+        clock_offset=timedelta(seconds=args.clock_offset),
+    )
     roster = demo_roster(args.roster)
     for user_id, name in roster:
         state.add_user(user_id, name)
@@ -52,8 +59,10 @@ def _zk(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     with ZKEmulator(state, args.host, args.port) as emulator:
-        print(f"ZK terminal {args.serial} on {emulator.address[0]}:{emulator.address[1]}, "
-              f"{len(roster)} workers enrolled", flush=True)
+        print(
+            f"ZK terminal {args.serial} on {emulator.address[0]}:{emulator.address[1]}, {len(roster)} workers enrolled",
+            flush=True,
+        )
         rng = random.Random(args.serial)  # noqa: S311 - demo data
         while not stopping.wait(args.punch_every or 3600):
             if args.punch_every:

@@ -18,9 +18,7 @@ MAX_SAFE_INT = 2**53 - 1
 def encode(value: Any) -> bytes:
     """Return the canonical UTF-8 bytes of ``value``; raise ``Malformed`` outside the subset."""
     _check(value, "$")
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def decode(data: bytes) -> dict[str, Any]:

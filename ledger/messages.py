@@ -53,9 +53,7 @@ class Batch:
         for index, item in enumerate(records):
             if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
                 raise Malformed(f"batch record {index} must be [record, signature]")
-            parsed.append(
-                SignedRecord(data=item[0].encode("utf-8"), sig=unb64(item[1], what="signature", size=64))
-            )
+            parsed.append(SignedRecord(data=item[0].encode("utf-8"), sig=unb64(item[1], what="signature", size=64)))
         return cls(log=message["log"], first=first, records=tuple(parsed))
 
 

@@ -22,9 +22,7 @@ from ledger.keys import SigningKey, VerifyKey
 FORMAT_VERSION = 1
 RECORD_DOMAIN = b"punchlog/record/v1\n"
 GENESIS_PREV = bytes(32)  # the "prev" of record 0
-RECORD_TYPES = frozenset(
-    {"punch", "boot", "clock", "seal", "keyrot", "incident", "correction", "dayfact", "action"}
-)
+RECORD_TYPES = frozenset({"punch", "boot", "clock", "seal", "keyrot", "incident", "correction", "dayfact", "action"})
 # name -> required Python type of the common fields
 COMMON_FIELDS: dict[str, type] = {
     "v": int,
@@ -127,8 +125,11 @@ def _check_schema(fields: dict[str, Any]) -> None:
     ]
     if record_type == "punch" and not problems:
         term = fields["term"]
-        problems = [f"term.{n} must be {k.__name__}" for n, k in PUNCH_TERM_FIELDS.items()
-                    if not isinstance(term.get(n), k) or isinstance(term.get(n), bool)]
+        problems = [
+            f"term.{n} must be {k.__name__}"
+            for n, k in PUNCH_TERM_FIELDS.items()
+            if not isinstance(term.get(n), k) or isinstance(term.get(n), bool)
+        ]
         try:
             datetime.fromisoformat(term.get("t", ""))
         except (TypeError, ValueError):

@@ -1,8 +1,8 @@
 """Every MQTT topic of the protocol, in one place.
 
-    pp/{plant}/{appliance}/up/batch     appliance -> cloud   QoS 1   signed log ranges
-    pp/{plant}/{appliance}/down/ack     cloud -> appliance   QoS 1   application acknowledgements
-    pp/{plant}/{appliance}/status       appliance, retained          "online" / "offline" (Last Will)
+pp/{plant}/{appliance}/up/batch     appliance -> cloud   QoS 1   signed log ranges
+pp/{plant}/{appliance}/down/ack     cloud -> appliance   QoS 1   application acknowledgements
+pp/{plant}/{appliance}/status       appliance, retained          "online" / "offline" (Last Will)
 """
 
 from __future__ import annotations

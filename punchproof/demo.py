@@ -64,16 +64,55 @@ class Demo:
         (self.dir / MARKER).touch()
         self.broker = Mosquitto(self.dir / "broker", self.ports.mqtt).start()
         cloud_pw, manager_pw = secrets.token_urlsafe(9), secrets.token_urlsafe(9)
-        self.cli("cloud", "init", "-o", self.cloud_conf, "--state-dir", self.dir / "cloud",
-                 "--mqtt-port", self.ports.mqtt, "--web-bind", f"127.0.0.1:{self.ports.cloud_web}")
-        self.cli("appliance", "init", "-o", self.appliance_conf, "--plant", PLANT, "--plant-name", "演示工厂（东莞）",
-                 "--appliance", APPLIANCE, "--state-dir", self.dir / "appliance", "--mqtt-port", self.ports.mqtt,
-                 "--web-bind", f"0.0.0.0:{self.ports.appliance_web}", "--terminal", f"gate-1=127.0.0.1:{self.ports.zk}",
-                 "--poll-seconds", "2", "--identity", self.dir / "identity.json")
+        self.cli(
+            "cloud",
+            "init",
+            "-o",
+            self.cloud_conf,
+            "--state-dir",
+            self.dir / "cloud",
+            "--mqtt-port",
+            self.ports.mqtt,
+            "--web-bind",
+            f"127.0.0.1:{self.ports.cloud_web}",
+        )
+        self.cli(
+            "appliance",
+            "init",
+            "-o",
+            self.appliance_conf,
+            "--plant",
+            PLANT,
+            "--plant-name",
+            "演示工厂（东莞）",
+            "--appliance",
+            APPLIANCE,
+            "--state-dir",
+            self.dir / "appliance",
+            "--mqtt-port",
+            self.ports.mqtt,
+            "--web-bind",
+            f"0.0.0.0:{self.ports.appliance_web}",
+            "--terminal",
+            f"gate-1=127.0.0.1:{self.ports.zk}",
+            "--poll-seconds",
+            "2",
+            "--identity",
+            self.dir / "identity.json",
+        )
         self.cli("cloud", "register-appliance", "-c", self.cloud_conf, self.dir / "identity.json")
         self.cli("cloud", "create-user", "-c", self.cloud_conf, "hr", "--password-stdin", stdin=cloud_pw)
-        self.cli("appliance", "create-user", "-c", self.appliance_conf, "manager", "--role", "plant_manager",
-                 "--password-stdin", stdin=manager_pw)
+        self.cli(
+            "appliance",
+            "create-user",
+            "-c",
+            self.appliance_conf,
+            "manager",
+            "--role",
+            "plant_manager",
+            "--password-stdin",
+            stdin=manager_pw,
+        )
         return {"cloud": ("hr", cloud_pw), "appliance": ("manager", manager_pw)}
 
     @property
@@ -86,14 +125,26 @@ class Demo:
 
     def cli(self, *args: object, stdin: str | None = None) -> None:
         command = [sys.executable, "-m", "punchproof", *map(str, args)]
-        result = subprocess.run(command, input=(stdin + "\n") if stdin else None, text=True, capture_output=True,
-                                check=False)
+        result = subprocess.run(
+            command, input=(stdin + "\n") if stdin else None, text=True, capture_output=True, check=False
+        )
         if result.returncode != 0:
             raise SystemExit(f"demo set-up failed at {' '.join(map(str, args[:2]))}:\n{result.stderr}")
 
     def start_processes(self) -> None:
-        self.spawn("terminal", "emulate", "zk", "--port", self.ports.zk, "--serial", "DEMO-ZK-0001",
-                   "--roster", "30", "--punch-every", self.punch_every)
+        self.spawn(
+            "terminal",
+            "emulate",
+            "zk",
+            "--port",
+            self.ports.zk,
+            "--serial",
+            "DEMO-ZK-0001",
+            "--roster",
+            "30",
+            "--punch-every",
+            self.punch_every,
+        )
         self.spawn("cloud-ingest", "cloud", "ingest", "-c", self.cloud_conf)
         self.spawn("cloud-web", "cloud", "web", "-c", self.cloud_conf)
         self.spawn("appliance", "appliance", "run", "-c", self.appliance_conf)
@@ -102,7 +153,9 @@ class Demo:
     def spawn(self, name: str, *args: object) -> None:
         log = (self.dir / "logs" / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "punchproof", *map(str, args)], stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "punchproof", *map(str, args)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the demo only; it stops the children in order
         )
 
@@ -127,7 +180,7 @@ Punchproof demo is running (working directory {self.dir}).
   Plant manager (appliance) http://127.0.0.1:{self.ports.appliance_web}/    login: {plant_user} / {plant_pw}
   ZK terminal (emulated)    127.0.0.1:{self.ports.zk}, 30 workers, a punch every {self.punch_every:g} s
   MQTT broker (Mosquitto)   127.0.0.1:{self.ports.mqtt}
-  Logs                      {self.dir / 'logs'}
+  Logs                      {self.dir / "logs"}
 
 Punches appear on the plant page within seconds and on the head-office page once the cloud
 has verified their signatures. Press Ctrl-C to stop.

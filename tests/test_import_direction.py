@@ -13,8 +13,12 @@ PACKAGES = ("punchproof", "ledger", "firmware_bridge", "appliance", "cloud")
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"], cwd=cwd, capture_output=True, text=True,
-        env={"PYTHONPATH": str(cwd), "PATH": "/usr/bin:/bin"}, check=False,
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(cwd), "PATH": "/usr/bin:/bin"},
+        check=False,
     )
 
 

@@ -15,8 +15,10 @@ UNITS = sorted((Path(__file__).resolve().parents[1] / "systemd").glob("*.service
 
 def test_there_is_a_unit_per_long_running_process():
     assert {u.name for u in UNITS} >= {
-        "punchproof-appliance.service", "punchproof-appliance-web.service",
-        "punchproof-ingest@.service", "punchproof-cloud-web.service",
+        "punchproof-appliance.service",
+        "punchproof-appliance-web.service",
+        "punchproof-ingest@.service",
+        "punchproof-cloud-web.service",
     }
 
 

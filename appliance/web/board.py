@@ -40,7 +40,13 @@ def index() -> Any:
         LogRecord.select(LogRecord.t_wall_ms).where(LogRecord.seq > sync.acked_seq).order_by(LogRecord.seq).scalar()
     )
     return render_template(
-        "board.html", settings=settings, punches=punches, terminals=list(TerminalHealth.select()),
-        sync=sync, head=head if head is not None else -1, oldest_unsynced=oldest, local=local,
+        "board.html",
+        settings=settings,
+        punches=punches,
+        terminals=list(TerminalHealth.select()),
+        sync=sync,
+        head=head if head is not None else -1,
+        oldest_unsynced=oldest,
+        local=local,
         today=midnight.strftime("%Y-%m-%d"),
     )

@@ -24,13 +24,25 @@ def in_zone(ms: int | None, zone: str) -> str:
 @login_required
 def index() -> Any:
     appliances = list(
-        Appliance.select(Appliance, Plant, LogHead).join(Plant).switch(Appliance).join(LogHead)
+        Appliance.select(Appliance, Plant, LogHead)
+        .join(Plant)
+        .switch(Appliance)
+        .join(LogHead)
         .order_by(Plant.id, Appliance.name)
     )
     punches = list(
-        Punch.select(Punch, Appliance, Plant).join(Appliance).join(Plant)
-        .order_by(Punch.received_ms.desc(), Punch.seq.desc()).limit(200)
+        Punch.select(Punch, Appliance, Plant)
+        .join(Appliance)
+        .join(Plant)
+        .order_by(Punch.received_ms.desc(), Punch.seq.desc())
+        .limit(200)
     )
     quarantined = list(Quarantine.select().order_by(Quarantine.received_ms.desc()).limit(20))
-    return render_template("overview.html", appliances=appliances, punches=punches, quarantined=quarantined,
-                           in_zone=in_zone, office_tz=current_app.config["SETTINGS"].timezone)
+    return render_template(
+        "overview.html",
+        appliances=appliances,
+        punches=punches,
+        quarantined=quarantined,
+        in_zone=in_zone,
+        office_tz=current_app.config["SETTINGS"].timezone,
+    )

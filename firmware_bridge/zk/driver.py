@@ -85,8 +85,12 @@ class ZKTerminal:
 
     def _connect(self) -> Any:
         conn = self._client_factory(
-            self.host, port=self.port, timeout=self._timeout, password=self._comm_key,
-            ommit_ping=True, encoding=self._encoding,
+            self.host,
+            port=self.port,
+            timeout=self._timeout,
+            password=self._comm_key,
+            ommit_ping=True,
+            encoding=self._encoding,
         )
         try:
             conn.connect()
@@ -103,9 +107,16 @@ class ZKTerminal:
 
     def _to_punch(self, serial: str, rec: AttRecord) -> RawPunch:
         return RawPunch(
-            terminal_sn=serial, user_id=rec.user_id, uid=rec.uid, device_time=rec.time,
-            at_utc=rec.time.replace(tzinfo=self.tz).astimezone(UTC), verify=rec.verify,
-            state=rec.state, workcode=rec.workcode, index=rec.index, raw=rec.raw,
+            terminal_sn=serial,
+            user_id=rec.user_id,
+            uid=rec.uid,
+            device_time=rec.time,
+            at_utc=rec.time.replace(tzinfo=self.tz).astimezone(UTC),
+            verify=rec.verify,
+            state=rec.state,
+            workcode=rec.workcode,
+            index=rec.index,
+            raw=rec.raw,
         )
 
     def _close(self, conn: Any, *, reenable: bool) -> None:
@@ -121,8 +132,10 @@ class ZKTerminal:
         if isinstance(err, ZKErrorResponse) and "Unauthenticated" in str(err):
             return TerminalAuthFailed(f"{where}: the terminal refused the comm key; check [terminal].comm_key")
         if "packet invalid" in str(err):  # pyzk: the answer was not a ZK frame
-            return TerminalProtocolError(f"{where}: the device answered, but not in the ZK protocol; "
-                                         "is this a ZK terminal, and is the port right?")
+            return TerminalProtocolError(
+                f"{where}: the device answered, but not in the ZK protocol; "
+                "is this a ZK terminal, and is the port right?"
+            )
         if isinstance(err, ZKError | OSError) and not isinstance(err, ZKErrorResponse):
             return TerminalUnreachable(f"{where}: no answer ({err}); check the cable, IP address and port")
         return TerminalProtocolError(f"{where}: unexpected answer ({err}); is this a ZK terminal?")

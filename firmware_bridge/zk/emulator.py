@@ -35,8 +35,10 @@ class StoredPunch:
     raw: bytes | None = None  # a record stored verbatim (e.g. a corrupt one), for fault tests
 
     def encode(self) -> bytes:
-        return self.raw if self.raw is not None else encode_attendance_40(
-            self.uid, self.user_id, self.time, self.verify, self.state
+        return (
+            self.raw
+            if self.raw is not None
+            else encode_attendance_40(self.uid, self.user_id, self.time, self.verify, self.state)
         )
 
 
@@ -153,8 +155,15 @@ class Session:
 
     def _dispatch(self, command: int, payload: bytes, reply: Callable[..., bytes]) -> list[bytes]:
         state = self.state
-        if command in (wire.CMD_EXIT, wire.CMD_REFRESHDATA, wire.CMD_FREE_DATA, wire.CMD_CANCELCAPTURE,
-                       wire.CMD_STARTVERIFY, wire.CMD_REG_EVENT, wire.CMD_OPTIONS_WRQ):
+        if command in (
+            wire.CMD_EXIT,
+            wire.CMD_REFRESHDATA,
+            wire.CMD_FREE_DATA,
+            wire.CMD_CANCELCAPTURE,
+            wire.CMD_STARTVERIFY,
+            wire.CMD_REG_EVENT,
+            wire.CMD_OPTIONS_WRQ,
+        ):
             if command == wire.CMD_FREE_DATA:
                 self.buffer = b""
             return [reply(wire.CMD_ACK_OK)]

@@ -91,7 +91,11 @@ def _parse_one(raw: bytes, size: int, index: int, uid_to_user: dict[int, str]) -
 
 def encode_attendance_40(uid: int, user_id: str, time: datetime, verify: int, state: int) -> bytes:
     return ATT_40.pack(
-        uid, user_id.encode("ascii"), verify, encode_time(time).to_bytes(4, "little"), state,
+        uid,
+        user_id.encode("ascii"),
+        verify,
+        encode_time(time).to_bytes(4, "little"),
+        state,
         b"\x00\x00\x00\x00\xff\x00\x00\x00",
     )
 

@@ -27,8 +27,14 @@ def test_every_problem_is_listed_at_once():
     with pytest.raises(ConfigError) as info:
         Settings.from_dict(bad, source="appliance.toml")
     problems = "\n".join(info.value.problems)
-    for expected in ("[extra]: unknown section", "plant.colour: unknown key", "appliance.id: required",
-                     "mqtt.port: expected int, got str", "name 'a' is used twice", "only 'zk' is supported"):
+    for expected in (
+        "[extra]: unknown section",
+        "plant.colour: unknown key",
+        "appliance.id: required",
+        "mqtt.port: expected int, got str",
+        "name 'a' is used twice",
+        "only 'zk' is supported",
+    ):
         assert expected in problems
 
 

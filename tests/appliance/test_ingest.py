@@ -110,6 +110,8 @@ def test_a_failed_derive_rolls_back_the_record(db, writer):
         raise RuntimeError("disk trouble")
 
     with pytest.raises(RuntimeError):
-        writer.append([Entry("boot", {"unclean": False, "sw": "t"}), Entry("boot", {"unclean": False, "sw": "t"}, explode)])
+        writer.append(
+            [Entry("boot", {"unclean": False, "sw": "t"}), Entry("boot", {"unclean": False, "sw": "t"}, explode)]
+        )
     assert LogRecord.select().count() == 0
     assert writer.append([Entry("boot", {"unclean": False, "sw": "t"})]) == [0]

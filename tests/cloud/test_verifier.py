@@ -19,8 +19,9 @@ TERM = {"sn": "ZK1", "t": "2026-03-02T07:58:00", "tz": "Asia/Shanghai", "state":
 def history(key, count, emp_prefix="10"):
     records, prev = [], GENESIS_PREV
     for seq in range(count):
-        record = make_record(key=key, log=LOG, seq=seq, type="punch", prev=prev, t_wall_ms=seq, emp=f"{emp_prefix}{seq}",
-                             term=TERM)
+        record = make_record(
+            key=key, log=LOG, seq=seq, type="punch", prev=prev, t_wall_ms=seq, emp=f"{emp_prefix}{seq}", term=TERM
+        )
         records.append(record)
         prev = record.leaf
     return records
@@ -34,8 +35,9 @@ def key():
 @pytest.fixture
 def ingest(cloud_db_url, key, clock):
     db = open_db(cloud_db_url)
-    registry.register({"plant": PLANT, "appliance": NAME, "log": LOG, "public_key": key.verify_key.pem(),
-                       "kid": key.kid}, clock)
+    registry.register(
+        {"plant": PLANT, "appliance": NAME, "log": LOG, "public_key": key.verify_key.pem(), "kid": key.kid}, clock
+    )
     yield BatchIngest(clock)
     db.close()
 
@@ -108,8 +110,15 @@ def test_unknown_appliance_and_malformed_payloads_are_quarantined(ingest, key):
 
 def test_a_batch_on_another_appliances_topic_is_rejected(ingest, key, clock):
     other_key = SigningKey.generate()
-    registry.register({"plant": PLANT, "appliance": "pi-02", "log": f"punchproof/{PLANT}/pi-02/1",
-                       "public_key": other_key.verify_key.pem()}, clock)
+    registry.register(
+        {
+            "plant": PLANT,
+            "appliance": "pi-02",
+            "log": f"punchproof/{PLANT}/pi-02/1",
+            "public_key": other_key.verify_key.pem(),
+        },
+        clock,
+    )
     ack = ingest.handle(topics.batch(PLANT, "pi-02"), Batch(LOG, 0, tuple(history(key, 1))).encode()).ack
     assert ack.status == "rejected" and "on the topic of" in ack.reason
 

@@ -21,20 +21,40 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
     output = tmp_path / "demo.out"
     with output.open("w") as out:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "punchproof", "demo", "--dir", str(tmp_path / "demo"), "--punch-every", "0.5",
-             "--zk-port", str(ports["zk"]), "--mqtt-port", str(ports["mqtt"]),
-             "--appliance-port", str(ports["appliance"]), "--cloud-port", str(ports["cloud"])],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "punchproof",
+                "demo",
+                "--dir",
+                str(tmp_path / "demo"),
+                "--punch-every",
+                "0.5",
+                "--zk-port",
+                str(ports["zk"]),
+                "--mqtt-port",
+                str(ports["mqtt"]),
+                "--appliance-port",
+                str(ports["appliance"]),
+                "--cloud-port",
+                str(ports["cloud"]),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         try:
-            banner = wait_until(lambda: "Press Ctrl-C" in output.read_text() and output.read_text(), timeout=60,
-                                message="the demo banner")
+            banner = wait_until(
+                lambda: "Press Ctrl-C" in output.read_text() and output.read_text(),
+                timeout=60,
+                message="the demo banner",
+            )
             logins = dict(re.findall(r"login: (\w+) / (\S+)", banner))
             assert set(logins) == {"hr", "manager"}
             cloud = WebClient(f"http://127.0.0.1:{ports['cloud']}")
             assert cloud.login("hr", logins["hr"])[0] == 200
-            wait_until(lambda: 'class="punch"' in cloud.get("/")[1], timeout=30,
-                       message="a demo punch on the cloud page")
+            wait_until(
+                lambda: 'class="punch"' in cloud.get("/")[1], timeout=30, message="a demo punch on the cloud page"
+            )
             plant = WebClient(f"http://127.0.0.1:{ports['appliance']}")
             assert 'class="punch"' in plant.login("manager", logins["manager"])[1]
         finally:

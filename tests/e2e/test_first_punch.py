@@ -70,12 +70,18 @@ def test_punches_made_while_the_broker_is_down_arrive_once(system, broker, termi
     broker.kill()
     for minute in range(5):
         terminal_state.punch("1002", when=datetime(2026, 3, 2, 7, 51 + minute))
-    wait_until(lambda: system.appliance_rows("SELECT count(*) FROM punch")[0][0] == 6, timeout=10,
-               message="the appliance to store the punches while the broker is down")
+    wait_until(
+        lambda: system.appliance_rows("SELECT count(*) FROM punch")[0][0] == 6,
+        timeout=10,
+        message="the appliance to store the punches while the broker is down",
+    )
     broker.start()
     wait_until(lambda: len(cloud_punches(system)) == 6, timeout=40, message="the backlog in the cloud")
-    wait_until(lambda: acked(system) == system.appliance_rows("SELECT max(seq) FROM log_record")[0][0], timeout=20,
-               message="every record acknowledged")
+    wait_until(
+        lambda: acked(system) == system.appliance_rows("SELECT max(seq) FROM log_record")[0][0],
+        timeout=20,
+        message="every record acknowledged",
+    )
     employees = [e for e, _, _ in cloud_punches(system)]
     assert employees == ["1001"] + ["1002"] * 5
     assert verify_cloud_chain(system) == acked(system) + 1

@@ -29,8 +29,9 @@ def test_connect_frame_is_byte_identical_to_pyzk():
 
 def test_real_realtime_attlog_frame_parses():
     frame = bytes.fromhex(
-        "5050827D28000000F401AC120100000039393931313133333300000000000000000000000000000001001206191129 05"
-        .replace(" ", "")
+        "5050827D28000000F401AC120100000039393931313133333300000000000000000000000000000001001206191129 05".replace(
+            " ", ""
+        )
     )
     packets = wire.TcpDeframer().feed(frame)
     assert len(packets) == 1 and packets[0].command == wire.CMD_REG_EVENT and packets[0].checksum_ok
@@ -73,8 +74,9 @@ def test_real_40_byte_record_parses():
 
 
 def test_16_byte_record_and_unknown_sizes():
-    raw = struct.pack("<I4sBB2sI", 4242, wire.encode_time(datetime(2026, 3, 2, 8, 1)).to_bytes(4, "little"), 15, 255,
-                      b"\0\0", 7)
+    raw = struct.pack(
+        "<I4sBB2sI", 4242, wire.encode_time(datetime(2026, 3, 2, 8, 1)).to_bytes(4, "little"), 15, 255, b"\0\0", 7
+    )
     (record,) = parse_attendance(raw, 16)
     assert (record.user_id, record.verify, record.state, record.workcode) == ("4242", 15, 255, 7)
     with pytest.raises(ValueError, match="unknown record layout"):

@@ -20,7 +20,9 @@ class PostgresUnavailable(RuntimeError):
 def _bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name) or ""]
     if not found[-1]:
-        raise PostgresUnavailable(f"{name} not found: install PostgreSQL ('apt-get install postgresql' or scripts/setup)")
+        raise PostgresUnavailable(
+            f"{name} not found: install PostgreSQL ('apt-get install postgresql' or scripts/setup)"
+        )
     return found[-1]
 
 
@@ -63,6 +65,9 @@ class PostgresServer:
     def stop(self) -> None:
         data = self.dir / "data"
         if data.exists():
-            subprocess.run([*self._user, _bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                           capture_output=True, check=False)
+            subprocess.run(
+                [*self._user, _bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                capture_output=True,
+                check=False,
+            )
         shutil.rmtree(self.dir, ignore_errors=True)

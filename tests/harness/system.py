@@ -15,8 +15,9 @@ PLANT, APPLIANCE = "e2e-plant", "pi-01"
 
 
 def cli(*args: object, stdin: str | None = None) -> str:
-    result = subprocess.run([sys.executable, "-m", "punchproof", *map(str, args)], capture_output=True, text=True,
-                            input=stdin, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "punchproof", *map(str, args)], capture_output=True, text=True, input=stdin, check=False
+    )
     assert result.returncode == 0, f"punchproof {' '.join(map(str, args))} failed:\n{result.stderr}"
     return result.stdout
 
@@ -34,16 +35,37 @@ class System:
     def configure(self) -> System:
         host, port = self.terminal
         cli("cloud", "init", "-o", self.cloud_conf, "--state-dir", self.root / "cloud", "--mqtt-port", self.broker_port)
-        cli("appliance", "init", "-o", self.appliance_conf, "--plant", PLANT, "--appliance", APPLIANCE,
-            "--state-dir", self.root / "appliance", "--mqtt-port", self.broker_port,
-            "--terminal", f"gate-1={host}:{port}", "--poll-seconds", "0.3", "--identity", self.root / "identity.json")
+        cli(
+            "appliance",
+            "init",
+            "-o",
+            self.appliance_conf,
+            "--plant",
+            PLANT,
+            "--appliance",
+            APPLIANCE,
+            "--state-dir",
+            self.root / "appliance",
+            "--mqtt-port",
+            self.broker_port,
+            "--terminal",
+            f"gate-1={host}:{port}",
+            "--poll-seconds",
+            "0.3",
+            "--identity",
+            self.root / "identity.json",
+        )
         cli("cloud", "register-appliance", "-c", self.cloud_conf, self.root / "identity.json")
         return self
 
     def spawn(self, name: str, *args: object) -> subprocess.Popen[bytes]:
         log = (self.root / f"{name}.log").open("ab")
-        process = subprocess.Popen([sys.executable, "-m", "punchproof", *map(str, args)], stdout=log,
-                                   stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "punchproof", *map(str, args)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         self.processes[name] = process
         return process
 

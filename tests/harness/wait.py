@@ -18,7 +18,7 @@ def wait_until(condition: Callable[[], T], timeout: float = 10.0, message: str =
             value = condition()
             if value:
                 return value
-        except Exception as err:  # a condition may fail while the system is still starting
+        except Exception as err:  # noqa: BLE001 - a condition may fail while the system is still starting
             last_error = err
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message} (last error: {last_error!r})")

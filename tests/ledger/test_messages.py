@@ -19,8 +19,13 @@ def test_oversized_payload_is_refused_before_parsing():
 
 @pytest.mark.parametrize(
     "payload",
-    [b"not json", b"[]", b'{"v":1,"kind":"ack","log":"x"}', b'{"v":1,"kind":"batch","log":"x","first":0,"records":[]}',
-     b'{"v":1,"kind":"batch","log":"x","first":0,"records":[["{}","c2ln"]]}'],
+    [
+        b"not json",
+        b"[]",
+        b'{"v":1,"kind":"ack","log":"x"}',
+        b'{"v":1,"kind":"batch","log":"x","first":0,"records":[]}',
+        b'{"v":1,"kind":"batch","log":"x","first":0,"records":[["{}","c2ln"]]}',
+    ],
 )
 def test_malformed_batches_are_refused(payload):
     with pytest.raises(Malformed):

@@ -18,8 +18,17 @@ def fixed_key() -> SigningKey:
 def chain(key: SigningKey, count: int, log: str = LOG) -> list[SignedRecord]:
     records, prev = [], GENESIS_PREV
     for seq in range(count):
-        record = make_record(key=key, log=log, seq=seq, type="punch", prev=prev, t_wall_ms=1_772_409_480_000 + seq,
-                             salt=bytes(16), emp=f"10{seq:02d}", term=TERM)
+        record = make_record(
+            key=key,
+            log=log,
+            seq=seq,
+            type="punch",
+            prev=prev,
+            t_wall_ms=1_772_409_480_000 + seq,
+            salt=bytes(16),
+            emp=f"10{seq:02d}",
+            term=TERM,
+        )
         records.append(record)
         prev = record.leaf
     return records
@@ -74,8 +83,9 @@ def test_chain_tampering_is_detected(tamper):
         del records[2]
     elif tamper == "insert":
         records.insert(2, chain(key, 3)[2])  # a validly signed record from another history
-        records[2] = make_record(key=key, log=LOG, seq=2, type="punch", prev=records[1].leaf, t_wall_ms=1,
-                                 emp="9999", term=TERM)
+        records[2] = make_record(
+            key=key, log=LOG, seq=2, type="punch", prev=records[1].leaf, t_wall_ms=1, emp="9999", term=TERM
+        )
     elif tamper == "reorder":
         records[1], records[2] = records[2], records[1]
     elif tamper == "wrong_prev":
