@@ -30,6 +30,7 @@ from ledger.messages import MAX_MESSAGE_BYTES, Ack, Batch
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
+MAX_PAUSE_S = 300.0  # after repeated rejections, try again at least every five minutes
 ENVELOPE_BYTES = 256
 
 
@@ -57,6 +58,8 @@ class Uplink:
         self._thread: threading.Thread | None = None
         self._inflight: dict[int, InFlight] = {}
         self._next = 0
+        self._paused_until = 0.0
+        self._rejections = 0
         self.acked_seq = -1
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -132,7 +135,7 @@ class Uplink:
                 while not self._acks.empty():
                     self._handle_ack(self._acks.get())
                 self._expire()
-                if self._connected.is_set():
+                if self._connected.is_set() and time.monotonic() >= self._paused_until:
                     self._send()
             except Exception:  # the top of the loop: keep forwarding whatever went wrong once
                 log.exception("uplink: unexpected error")
@@ -160,10 +163,16 @@ class Uplink:
             log.error("ignoring an acknowledgement for log %r", ack.log)
             return
         if ack.status == "rejected":
-            log.error("the cloud rejected seq %d-%d: %s", ack.first, ack.last, ack.reason)
+            # Resending at once would only be rejected again: back off, and show why on the board.
+            self._rejections += 1
+            pause = min(MAX_PAUSE_S, self._settings.mqtt.ack_timeout_s * 2 ** min(self._rejections - 1, 8))
+            log.error("the cloud rejected seq %d-%d: %s; retrying in %.0f s", ack.first, ack.last, ack.reason, pause)
             SyncState.update(last_error=ack.reason).where(SyncState.id == 1).execute()
-            self._inflight.pop(ack.first, None)
+            self._paused_until = time.monotonic() + pause
+            self._inflight.clear()
+            self._next = self.acked_seq + 1
             return
+        self._rejections = 0
         if ack.head_seq >= 0 and not self._matches_local(ack):
             return
         if ack.head_seq > self.acked_seq:

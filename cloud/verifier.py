@@ -47,9 +47,16 @@ class BatchIngest:
         ack_topic = topics.ack(plant, name)
         appliance = registry.find(plant, name)
         if appliance is None:
-            reason = f"appliance {plant}/{name} is not registered"
+            reason = (
+                f"appliance {plant}/{name} is not registered; register its identity file with "
+                "'punchproof cloud register-appliance'"
+            )
             self._quarantine(topic, payload, reason)
-            return Outcome(ack_topic, Ack("", "rejected", -1, "", -1, -1, reason))
+            try:  # answer in the sender's terms, so that it can show the reason
+                batch = Batch.decode(payload)
+                return Outcome(ack_topic, Ack(batch.log, "rejected", -1, "", batch.first, batch.last, reason))
+            except LedgerError:
+                return Outcome(ack_topic, Ack("", "rejected", -1, "", -1, -1, reason))
         try:
             batch = Batch.decode(payload)
         except LedgerError as err:

@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,5 +64,16 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
     text = output.read_text()
     assert code == 0, text
     assert "all stopped." in text
-    children = subprocess.run(["pgrep", "-f", str(tmp_path / "demo")], capture_output=True, text=True, check=False)
-    assert children.stdout.strip() == "", f"processes left behind: {children.stdout}"
+    assert processes_mentioning(str(tmp_path / "demo")) == [], "processes left behind"
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # the process ended while we looked
+            continue
+        if text in argv:
+            found.append(argv)
+    return found

@@ -107,3 +107,30 @@ def test_pages_need_a_login_and_show_the_punch(system, terminal_state):
         assert now.strftime("%H:%M:%S") in page, "times are shown in the plant's zone"
         assert "下班" in page, "Chinese is the default language"
         assert "Sign out" in client.get("/?lang=en")[1]
+
+
+def test_an_unregistered_appliance_is_told_why_backs_off_and_recovers(tmp_path, broker, zk_terminal, terminal_state):
+    system = System(tmp_path, broker.port, zk_terminal.address).configure(register=False, ack_timeout_s=0.5)
+    try:
+        system.start_ingest()
+        system.start_appliance()
+        terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 58))
+        error = wait_until(
+            lambda: system.appliance_rows("SELECT last_error FROM sync_state")[0][0],
+            timeout=20,
+            message="the rejection shown on the appliance",
+        )
+        assert "not registered" in error and "register-appliance" in error
+        quarantined = "SELECT received_ms FROM quarantine ORDER BY received_ms"
+        times = wait_until(
+            lambda: len(system.cloud_rows(quarantined)) >= 3 and system.cloud_rows(quarantined),
+            timeout=20,
+            message="three rejected attempts",
+        )
+        assert times[2][0] - times[0][0] >= 0.9 * (500 + 1000), "resends back off instead of spinning"
+        system.register()
+        wait_until(lambda: cloud_punches(system), timeout=30, message="the punch after registration")
+        assert system.processes["ingest"].poll() is None, "the ingest worker keeps running"
+    finally:
+        codes = system.stop_all()
+    assert set(codes.values()) == {0}

@@ -32,7 +32,7 @@ class System:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.ports: dict[str, int] = {}
 
-    def configure(self) -> System:
+    def configure(self, *, register: bool = True, ack_timeout_s: float | None = None) -> System:
         host, port = self.terminal
         cli("cloud", "init", "-o", self.cloud_conf, "--state-dir", self.root / "cloud", "--mqtt-port", self.broker_port)
         cli(
@@ -55,8 +55,15 @@ class System:
             "--identity",
             self.root / "identity.json",
         )
-        cli("cloud", "register-appliance", "-c", self.cloud_conf, self.root / "identity.json")
+        if ack_timeout_s is not None:
+            text = self.appliance_conf.read_text().replace("[mqtt]\n", f"[mqtt]\nack_timeout_s = {ack_timeout_s}\n")
+            self.appliance_conf.write_text(text)
+        if register:
+            self.register()
         return self
+
+    def register(self) -> None:
+        cli("cloud", "register-appliance", "-c", self.cloud_conf, self.root / "identity.json")
 
     def spawn(self, name: str, *args: object) -> subprocess.Popen[bytes]:
         log = (self.root / f"{name}.log").open("ab")
