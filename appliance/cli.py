@@ -94,6 +94,7 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _init(args: argparse.Namespace) -> int:
     from appliance.config import Settings
     from appliance.identity import load_or_create_key, write_identity
+    from appliance.store import open_db
 
     output = Path(args.output)
     if output.exists():
@@ -130,7 +131,8 @@ def _init(args: argparse.Namespace) -> int:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     key = load_or_create_key(settings.key_path)
-    print(f"wrote {output}; log-signing key {key.kid}")
+    open_db(settings.db_path).close()
+    print(f"wrote {output}; log-signing key {key.kid}; database {settings.db_path}")
     if args.identity:
         write_identity(settings, key, Path(args.identity))
         print(f"wrote {args.identity}: register it with 'punchproof cloud register-appliance {args.identity}'")

@@ -92,7 +92,7 @@ class Demo:
             "--mqtt-port",
             self.ports.mqtt,
             "--web-bind",
-            f"0.0.0.0:{self.ports.appliance_web}",
+            f"127.0.0.1:{self.ports.appliance_web}",
             "--terminal",
             f"gate-1=127.0.0.1:{self.ports.zk}",
             "--poll-seconds",

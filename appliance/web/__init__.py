@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=8 * 3600,
         SETTINGS=settings,
     )
-    db = open_db(settings.db_path)
+    db = open_db(settings.db_path, create=False)  # the pages read; the daemon and the CLI create and write
 
     @app.before_request
     def _open() -> None:

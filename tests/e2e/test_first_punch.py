@@ -60,6 +60,10 @@ def test_a_punch_reaches_the_cloud_and_is_marked_synced(system, terminal_state):
     local_hash = system.appliance_rows(f"SELECT leaf FROM log_record WHERE seq = {acked(system)}")[0][0]
     assert head_hash == local_hash
     assert verify_cloud_chain(system) == acked(system) + 1
+    status = "SELECT status FROM appliance"
+    wait_until(lambda: system.cloud_rows(status) == [("online",)], timeout=10, message="the appliance online")
+    assert system.stop("appliance") == 0
+    wait_until(lambda: system.cloud_rows(status) == [("offline",)], timeout=10, message="the appliance offline")
 
 
 def test_punches_made_while_the_broker_is_down_arrive_once(system, broker, terminal_state):
