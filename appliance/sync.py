@@ -60,6 +60,7 @@ class Uplink:
         self._next = 0
         self._paused_until = 0.0
         self._rejections = 0
+        self.halted = False  # set when the cloud holds another history of this log
         self.acked_seq = -1
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -135,7 +136,7 @@ class Uplink:
                 while not self._acks.empty():
                     self._handle_ack(self._acks.get())
                 self._expire()
-                if self._connected.is_set() and time.monotonic() >= self._paused_until:
+                if self._connected.is_set() and not self.halted and time.monotonic() >= self._paused_until:
                     self._send()
             except Exception:  # the top of the loop: keep forwarding whatever went wrong once
                 log.exception("uplink: unexpected error")
@@ -191,11 +192,14 @@ class Uplink:
         row = LogRecord.get_or_none(LogRecord.seq == ack.head_seq)
         if row is None or base64.b64encode(bytes(row.leaf)).decode() != ack.head_hash:
             message = (
-                f"the cloud's copy of this log (seq {ack.head_seq}) is not this appliance's: restored from "
-                "an old backup or forked. Sync is stopped; call support before appending more."
+                f"the cloud holds a different record at seq {ack.head_seq} of this log: this appliance was "
+                "restored from an old backup, or its log forked. Sync is halted until support resolves it; "
+                "punches are still read and stored."
             )
             log.error(message)
             SyncState.update(last_error=message).where(SyncState.id == 1).execute()
+            self.halted = True
+            self._inflight.clear()
             return False
         return True
 

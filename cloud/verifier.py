@@ -87,12 +87,18 @@ class BatchIngest:
             key = registry.key_for(appliance, kid)
             if key is None:
                 raise LedgerError(f"{batch.log}: key {kid} is not registered for this appliance, or revoked")
-            verified = verify_batch(batch, key=key, prev=prev)
-            now_ms = to_ms(self._clock.now())
-            fresh = [(f, leaf, r) for (f, leaf), r in zip(verified, batch.records, strict=True) if f["seq"] > head.seq]
+            diverged = "differs from the history the cloud holds: restored from an old backup, or forked"
+            try:
+                verified = verify_batch(batch, key=key, prev=prev)
+            except ChainBroken as err:
+                if batch.first > 0 and f"seq {batch.first}: does not link" in str(err):
+                    raise ChainBroken(f"{batch.log} seq {batch.first}: {diverged}") from err
+                raise
             for fields, leaf in verified:
                 if fields["seq"] <= head.seq and self._leaf(appliance, fields["seq"]) != leaf:
-                    raise ChainBroken(f"{batch.log} seq {fields['seq']}: differs from the stored record (fork)")
+                    raise ChainBroken(f"{batch.log} seq {fields['seq']}: {diverged}")
+            now_ms = to_ms(self._clock.now())
+            fresh = [(f, leaf, r) for (f, leaf), r in zip(verified, batch.records, strict=True) if f["seq"] > head.seq]
             if not fresh:
                 return self._ack(batch, head, "duplicate")
             LogRecord.insert_many(

@@ -6,13 +6,15 @@ emulated ZK terminal -> appliance (pyzk, sign, SQLite) -> MQTT -> cloud (verify,
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import datetime
 
+import paho.mqtt.client as mqtt
 import pytest
 
-from ledger import GENESIS_PREV, SignedRecord, VerifyKey
-from ledger.messages import Batch
+from ledger import GENESIS_PREV, SignedRecord, VerifyKey, topics
+from ledger.messages import Ack, Batch
 from ledger.verify import verify_batch
 from tests.harness.http import WebClient
 from tests.harness.system import System, cli
@@ -138,3 +140,60 @@ def test_an_unregistered_appliance_is_told_why_backs_off_and_recovers(tmp_path, 
     finally:
         codes = system.stop_all()
     assert set(codes.values()) == {0}
+
+
+def test_an_appliance_restored_from_an_old_backup_does_not_silently_continue(system, terminal_state):
+    system.start_ingest()
+    system.start_appliance()
+    terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 50))
+    wait_until(lambda: len(cloud_punches(system)) == 1, timeout=20, message="the first punch")
+    assert system.stop("appliance") == 0
+    database = system.root / "appliance" / "appliance.sqlite3"
+    backup = database.read_bytes()  # the database is checkpointed and closed after a clean stop
+    system.start_appliance()
+    terminal_state.punch("1002", when=datetime(2026, 3, 2, 7, 51))
+    wait_until(lambda: len(cloud_punches(system)) == 2, timeout=20, message="the second punch")
+    assert system.stop("appliance") == 0
+    database.write_bytes(backup)  # restore the old backup: the cloud has seen more than it holds
+    cloud_head = system.cloud_rows("SELECT seq FROM log_head")[0][0]
+    system.start_appliance()
+    error = wait_until(
+        lambda: system.appliance_rows("SELECT last_error FROM sync_state")[0][0],
+        timeout=20,
+        message="the divergence reported on the appliance",
+    )
+    assert "restored from an old backup" in error
+    assert system.cloud_rows("SELECT seq FROM log_head")[0][0] == cloud_head, "the cloud keeps its history"
+    assert [e for e, _, _ in cloud_punches(system)] == ["1001", "1002"]
+
+
+def test_a_forged_acknowledgement_never_moves_the_cursor(system, broker, terminal_state):
+    system.start_appliance()  # no cloud: whatever acknowledges here is not the cloud
+    terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 50))
+    wait_until(
+        lambda: system.appliance_rows("SELECT count(*) FROM punch")[0][0] == 1,
+        timeout=20,
+        message="the punch stored on the appliance",
+    )
+    identity = json.loads((system.root / "identity.json").read_text())
+    forged = Ack(identity["log"], "ok", 1, base64.b64encode(b"\x07" * 32).decode(), 0, 1)
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    publisher.connect("127.0.0.1", broker.port)
+    publisher.loop_start()
+    try:
+        wait_until(
+            lambda: system.appliance_rows("SELECT connected FROM sync_state")[0][0],
+            timeout=10,
+            message="the appliance on the broker",
+        )
+        publisher.publish(topics.ack("e2e-plant", "pi-01"), forged.encode(), qos=1).wait_for_publish(5)
+        error = wait_until(
+            lambda: system.appliance_rows("SELECT last_error FROM sync_state")[0][0],
+            timeout=10,
+            message="the forged acknowledgement refused",
+        )
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+    assert "different record at seq 1" in error
+    assert acked(system) == -1
