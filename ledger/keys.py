@@ -46,6 +46,10 @@ class VerifyKey:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode("ascii")
 
+    def raw(self) -> bytes:
+        """The 32-byte RFC 8032 encoding, as C2SP signed notes hash it into key ids."""
+        return self._public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
     def verify(self, signature: bytes, message: bytes) -> None:
         try:
             self._public.verify(signature, message)
