@@ -14,34 +14,40 @@ DEFAULT_CONFIG = os.environ.get("PUNCHPROOF_CONFIG", "/etc/punchproof/appliance.
 CONFIG_TEMPLATE = """\
 # Punchproof appliance configuration. Check it with: punchproof appliance check-config -c {path}
 [plant]
-id = "{plant}"            # lower-case letters, digits, '-'
-name = "{plant_name}"
-timezone = "{timezone}"   # times are stored in UTC and shown in this zone
+id = {plant}            # lower-case letters, digits, '-'
+name = {plant_name}
+timezone = {timezone}   # times are stored in UTC and shown in this zone
 
 [appliance]
-id = "{appliance}"
-state_dir = "{state_dir}" # database, keys; back it up
+id = {appliance}
+state_dir = {state_dir} # database, keys; back it up
 
 [mqtt]
-host = "{mqtt_host}"
+host = {mqtt_host}
 port = {mqtt_port}
-username = "{mqtt_username}"
-password = "{mqtt_password}"
+username = {mqtt_username}
+password = {mqtt_password}
 tls = {mqtt_tls}
+cloud_key_file = {cloud_key}   # head office's cloud-witness.pub: only acknowledgements it signed count
 
 [web]
-bind = "{web_bind}"
+bind = {web_bind}
 {terminals}"""
 
 TERMINAL_TEMPLATE = """
 [[terminals]]
-name = "{name}"
+name = {name}
 kind = "zk"
-host = "{host}"
+host = {host}
 port = {port}
 comm_key = 0
 poll_seconds = {poll}
 """
+
+
+def toml_str(value: object) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, so a quote or backslash cannot break the file."""
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -67,6 +73,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--mqtt-username", default="")
     p.add_argument("--mqtt-password", default="")
     p.add_argument("--mqtt-tls", action="store_true")
+    p.add_argument("--cloud-key", required=True, help="cloud-witness.pub, as written by 'punchproof cloud init'")
     p.add_argument("--web-bind", default="0.0.0.0:8080")
     p.add_argument("--terminal", action="append", default=[], metavar="NAME=HOST[:PORT]")
     p.add_argument("--poll-seconds", type=float, default=5.0)
@@ -107,20 +114,23 @@ def _init(args: argparse.Namespace) -> int:
         if not name or not host:
             print(f"--terminal {spec!r}: use NAME=HOST or NAME=HOST:PORT", file=sys.stderr)
             return 2
-        terminals += TERMINAL_TEMPLATE.format(name=name, host=host, port=port or 4370, poll=args.poll_seconds)
+        terminals += TERMINAL_TEMPLATE.format(
+            name=toml_str(name), host=toml_str(host), port=port or 4370, poll=args.poll_seconds
+        )
     text = CONFIG_TEMPLATE.format(
         path=output,
-        plant=args.plant,
-        plant_name=args.plant_name,
-        timezone=args.timezone,
-        appliance=args.appliance,
-        state_dir=args.state_dir,
-        mqtt_host=args.mqtt_host,
+        plant=toml_str(args.plant),
+        plant_name=toml_str(args.plant_name),
+        timezone=toml_str(args.timezone),
+        appliance=toml_str(args.appliance),
+        state_dir=toml_str(args.state_dir),
+        mqtt_host=toml_str(args.mqtt_host),
         mqtt_port=args.mqtt_port,
-        mqtt_username=args.mqtt_username,
-        mqtt_password=args.mqtt_password,
+        mqtt_username=toml_str(args.mqtt_username),
+        mqtt_password=toml_str(args.mqtt_password),
         mqtt_tls=str(args.mqtt_tls).lower(),
-        web_bind=args.web_bind,
+        cloud_key=toml_str(Path(args.cloud_key).resolve()),
+        web_bind=toml_str(args.web_bind),
         terminals=terminals,
     )
     import tomllib

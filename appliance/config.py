@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ledger import Malformed, VerifyKey
+
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SECRET_KEYS = {"password", "comm_key"}
 
@@ -54,6 +56,7 @@ class MqttSettings:
     inflight: int = 8
     ack_timeout_s: float = 10.0
     keepalive_s: int = 30
+    cloud_key_file: str = ""  # cloud-witness.pub from head office: acknowledgements must be signed by it
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,16 @@ class Settings:
     def key_path(self) -> Path:
         return self.state_dir / "keys" / "log-signing.pem"
 
+    def cloud_key(self) -> VerifyKey:
+        """The cloud's public witness key; raises ``ConfigError`` saying what to fix."""
+        path = Path(self.mqtt.cloud_key_file)
+        try:
+            return VerifyKey.from_pem(path.read_bytes())
+        except OSError as err:
+            raise ConfigError(self.source, [f"mqtt.cloud_key_file: cannot read {path}: {err.strerror}"]) from err
+        except Malformed as err:
+            raise ConfigError(self.source, [f"mqtt.cloud_key_file: {path} is not the cloud's key: {err}"]) from err
+
     @property
     def log_origin(self) -> str:
         return self.appliance.log_origin or f"punchproof/{self.plant.id}/{self.appliance.id}/1"
@@ -135,6 +148,11 @@ class Settings:
                 ZoneInfo(plant.timezone)
             except (ZoneInfoNotFoundError, ValueError):
                 problems.append(f"plant.timezone: unknown time zone {plant.timezone!r} (e.g. 'Asia/Shanghai')")
+        raw_mqtt = data.get("mqtt")
+        if not (isinstance(raw_mqtt, dict) and raw_mqtt.get("cloud_key_file")):
+            problems.append(
+                "mqtt.cloud_key_file: required: the path of cloud-witness.pub, which 'punchproof cloud init' wrote"
+            )
         if appliance is not None and not SLUG.match(appliance.id):
             problems.append("appliance.id: use lower-case letters, digits and '-' (e.g. 'pi-01')")
         names = [t.name for t in terminals]

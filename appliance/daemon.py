@@ -50,12 +50,13 @@ class ApplianceDaemon:
 
     def start(self) -> None:
         settings = self.settings
+        cloud_key = settings.cloud_key()  # fail early, with the reason, if it is missing
         self.db = open_db(settings.db_path)
         key = load_or_create_key(settings.key_path)
         boot_id = BOOT_ID_PATH.read_text().strip() if BOOT_ID_PATH.exists() else "unknown"
         unclean = self._marker.exists()
         self._marker.write_text(boot_id + "\n")
-        self.uplink = Uplink(settings, self.clock)
+        self.uplink = Uplink(settings, self.clock, cloud_key)
         self.writer = LogWriter(self.db, key, settings.log_origin, self.clock, boot_id, on_commit=self.uplink.wake)
         self.writer.start()
         seq = self.writer.append([Entry("boot", {"unclean": unclean, "sw": software_version()})])[0]
@@ -68,7 +69,7 @@ class ApplianceDaemon:
             seq,
             ", after an unclean shutdown" if unclean else "",
         )
-        ingest = PunchIngest(self.db, self.writer, self.clock, settings.plant.timezone)
+        ingest = PunchIngest(self.writer, self.clock, settings.plant.timezone)
         for terminal in settings.terminals:
             source = ZKTerminal(
                 terminal.host,

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import logging
 
-import peewee as pw
-
 from appliance.clock import Clock, to_ms
 from appliance.punchlog import Entry, LogWriter
-from appliance.store import Punch, TerminalHealth
-from firmware_bridge.types import Download, RawPunch
+from appliance.store import BadRecord, Punch, TerminalHealth
+from firmware_bridge.types import Download, RawPunch, RejectedRecord
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +20,7 @@ OVERLAP = 32  # records re-read behind the cursor, in case the terminal re-order
 
 
 class PunchIngest:
-    def __init__(self, db: pw.Database, writer: LogWriter, clock: Clock, tz_name: str) -> None:
-        self._db = db
+    def __init__(self, writer: LogWriter, clock: Clock, tz_name: str) -> None:
         self._writer = writer
         self._clock = clock
         self._tz_name = tz_name
@@ -37,11 +34,16 @@ class PunchIngest:
         return max(0, self.cursor(terminal) - OVERLAP)
 
     def accept(self, terminal: str, download: Download) -> list[int]:
-        """Store the download's new punches; return their seqs."""
-        with self._db.atomic():
-            TerminalHealth.get_or_create(name=terminal)
-            fresh = [p for p in _unique(download.punches) if not _known(p)]
-            seqs = self._writer.append([self._entry(terminal, p, download.clock_offset_ms) for p in fresh])
+        """Store the download's new punches, and the terminal's cursor and health with them.
+
+        A record the terminal sent that cannot be a punch (an impossible date, say) is kept as an
+        ``incident`` record with its raw bytes, once: the evidence of what the terminal said stays.
+        """
+        fresh = [p for p in _unique(download.punches) if not _known(p)]  # one worker per terminal reads this
+        bad = [r for r in {r.raw: r for r in download.rejected}.values() if not _known_bad(r)]
+        TerminalHealth.get_or_create(name=terminal)
+
+        def health() -> None:
             TerminalHealth.update(
                 serial=download.terminal_sn,
                 cursor=download.record_count,
@@ -52,7 +54,31 @@ class PunchIngest:
                 capacity=download.capacity,
                 record_size=download.record_size or None,
             ).where(TerminalHealth.name == terminal).execute()
-        return seqs
+
+        entries = [self._entry(terminal, p, download.clock_offset_ms) for p in fresh]
+        entries += [self._incident(terminal, r) for r in bad]
+        for record in bad:
+            log.warning(
+                "%s: record %d is not a valid punch (%s); kept as an incident: %s",
+                terminal,
+                record.index,
+                record.reason,
+                record.raw.hex(),
+            )
+        seqs = self._writer.append(entries, then=health)
+        return seqs[: len(fresh)]
+
+    def _incident(self, terminal: str, record: RejectedRecord) -> Entry:
+        body = {
+            "kind": "bad_terminal_record",
+            "reason": record.reason,
+            "term": {"name": terminal, "sn": record.terminal_sn, "idx": record.index, "raw": record.raw.hex()},
+        }
+
+        def derive(seq: int, _now_ms: int) -> None:
+            BadRecord.insert(seq=seq, terminal_sn=record.terminal_sn, raw=record.raw).execute()
+
+        return Entry("incident", body, derive)
 
     def _entry(self, terminal: str, punch: RawPunch, offset_ms: int) -> Entry:
         body = {
@@ -116,5 +142,13 @@ def _known(p: RawPunch) -> bool:
             & (Punch.state == state)
             & (Punch.workcode == workcode)
         )
+        .exists()
+    )
+
+
+def _known_bad(record: RejectedRecord) -> bool:
+    return (
+        BadRecord.select(BadRecord.seq)
+        .where((BadRecord.terminal_sn == record.terminal_sn) & (BadRecord.raw == record.raw))
         .exists()
     )

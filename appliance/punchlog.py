@@ -55,14 +55,21 @@ class LogWriter:
     def head_seq(self) -> int:
         return self._head_seq
 
-    def append(self, entries: Sequence[Entry]) -> list[int]:
-        """Sign and commit ``entries`` in order; return their seqs."""
-        if not entries:
+    def append(self, entries: Sequence[Entry], *, then: Callable[[], None] | None = None) -> list[int]:
+        """Sign and commit ``entries`` in order, and ``then`` in the same transaction; return their seqs.
+
+        The writer owns the transaction: it takes SQLite's write lock up front (so writers from
+        several terminal threads queue instead of failing on a stale snapshot) and moves its head
+        only after the commit, so a failure anywhere leaves no gap and no dangling link.
+        """
+        if not entries and then is None:
             return []
+        if self._db.in_transaction():
+            raise RuntimeError("LogWriter.append must own its transaction; pass further writes as then=")
         with self._lock:
             seq, prev = self._head_seq, self._head_leaf
             seqs = []
-            with self._db.atomic():
+            with self._db.atomic("IMMEDIATE"):
                 for entry in entries:
                     seq += 1
                     now_ms = to_ms(self._clock.now())
@@ -84,7 +91,9 @@ class LogWriter:
                     if entry.derive is not None:
                         entry.derive(seq, now_ms)
                     seqs.append(seq)
-            self._head_seq, self._head_leaf = seq, prev
-        if self._on_commit is not None:
+                if then is not None:
+                    then()
+            self._head_seq, self._head_leaf = seq, prev  # committed: only now does the head move
+        if seqs and self._on_commit is not None:
             self._on_commit(seq)
         return seqs

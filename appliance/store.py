@@ -17,7 +17,7 @@ PRAGMAS = {
     "busy_timeout": 10_000,
     "foreign_keys": 1,
 }
-APPEND_ONLY = ("log_record", "punch")
+APPEND_ONLY = ("log_record", "punch", "bad_record")
 
 
 class BaseModel(pw.Model):
@@ -53,6 +53,17 @@ class Punch(BaseModel):
         indexes = ((("terminal_sn", "user_id", "device_time", "verify", "state", "workcode"), True),)
 
 
+class BadRecord(BaseModel):
+    """A terminal record that is not a valid punch, by the seq of the incident record keeping it."""
+
+    seq = pw.IntegerField(primary_key=True)
+    terminal_sn = pw.CharField()
+    raw = pw.BlobField()
+
+    class Meta:
+        indexes = ((("terminal_sn", "raw"), True),)
+
+
 class TerminalHealth(BaseModel):
     name = pw.CharField(primary_key=True)
     serial = pw.CharField(default="")
@@ -80,7 +91,7 @@ class Account(BaseModel):
     created_ms = pw.BigIntegerField()
 
 
-MODELS = (LogRecord, Punch, TerminalHealth, SyncState, Account)
+MODELS = (LogRecord, Punch, BadRecord, TerminalHealth, SyncState, Account)
 
 
 def open_db(path: Path, *, create: bool = True) -> pw.SqliteDatabase:

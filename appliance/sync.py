@@ -24,7 +24,7 @@ from paho.mqtt.properties import Properties
 from appliance.clock import Clock, to_ms
 from appliance.config import Settings
 from appliance.store import LogRecord, SyncState
-from ledger import Malformed, SignedRecord, topics
+from ledger import Forged, Malformed, SignedRecord, VerifyKey, topics
 from ledger.messages import MAX_MESSAGE_BYTES, Ack, Batch
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,11 @@ class InFlight:
 
 
 class Uplink:
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(self, settings: Settings, clock: Clock, cloud_key: VerifyKey) -> None:
         self._settings = settings
         self._clock = clock
+        self._cloud_key = cloud_key
+        self._unsigned_acks = 0
         plant, appliance = settings.plant.id, settings.appliance.id
         self.batch_topic = topics.batch(plant, appliance)
         self.ack_topic = topics.ack(plant, appliance)
@@ -163,6 +165,18 @@ class Uplink:
         if ack.log != self._settings.log_origin:
             log.error("ignoring an acknowledgement for log %r", ack.log)
             return
+        try:
+            ack.verify(self._cloud_key)
+        except (Forged, Malformed) as err:
+            self._unsigned_acks += 1
+            message = (
+                f"ignored {self._unsigned_acks} acknowledgement(s) not signed by the cloud ({err}): forged, or "
+                "mqtt.cloud_key_file is not this cloud's cloud-witness.pub"
+            )
+            if self._unsigned_acks == 1 or self._unsigned_acks % 100 == 0:  # alarm, without flooding the journal
+                log.error(message)
+            SyncState.update(last_error=message).where(SyncState.id == 1).execute()
+            return
         if ack.status == "rejected":
             # Resending at once would only be rejected again: back off, and show why on the board.
             self._rejections += 1
@@ -176,7 +190,7 @@ class Uplink:
         self._rejections = 0
         if ack.head_seq >= 0 and not self._matches_local(ack):
             return
-        if ack.head_seq > self.acked_seq:
+        if ack.head_seq > self.acked_seq or ack.status == "gap":  # a gap: the cloud lost records; resend them
             self.acked_seq = ack.head_seq
             SyncState.update(acked_seq=ack.head_seq, acked_at_ms=to_ms(self._clock.now()), last_error="").where(
                 SyncState.id == 1

@@ -15,23 +15,28 @@ ROLES = ("hr_admin", "hr_staff", "plant_manager", "auditor")
 CONFIG_TEMPLATE = """\
 # Punchproof cloud configuration. Check it with: punchproof cloud check-config -c {path}
 [cloud]
-state_dir = "{state_dir}"
-timezone = "{timezone}"
+state_dir = {state_dir}
+timezone = {timezone}
 worker_id = "ingest-1"
 
 [database]
-url = "{database_url}"   # or postgresql://user:password@host/dbname
+url = {database_url}   # or postgresql://user:password@host/dbname
 
 [mqtt]
-host = "{mqtt_host}"
+host = {mqtt_host}
 port = {mqtt_port}
-username = "{mqtt_username}"
-password = "{mqtt_password}"
+username = {mqtt_username}
+password = {mqtt_password}
 shared = false           # true when several ingest workers share the subscription (MQTT v5)
 
 [web]
-bind = "{web_bind}"
+bind = {web_bind}
 """
+
+
+def toml_str(value: object) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, so a quote or backslash cannot break the file."""
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -87,21 +92,25 @@ def _init(args: argparse.Namespace) -> int:
     url = args.database_url or f"sqlite:///{Path(args.state_dir).resolve()}/cloud.sqlite3"
     text = CONFIG_TEMPLATE.format(
         path=output,
-        state_dir=args.state_dir,
-        timezone=args.timezone,
-        database_url=url,
-        mqtt_host=args.mqtt_host,
+        state_dir=toml_str(args.state_dir),
+        timezone=toml_str(args.timezone),
+        database_url=toml_str(url),
+        mqtt_host=toml_str(args.mqtt_host),
         mqtt_port=args.mqtt_port,
-        mqtt_username=args.mqtt_username,
-        mqtt_password=args.mqtt_password,
-        web_bind=args.web_bind,
+        mqtt_username=toml_str(args.mqtt_username),
+        mqtt_password=toml_str(args.mqtt_password),
+        web_bind=toml_str(args.web_bind),
     )
     CloudSettings.from_sections(tomllib.loads(text), source=str(output))
     output.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
-    print(f"wrote {output}")
+    from cloud import witness
+
+    key, public = witness.create(CloudSettings.load(output))
+    print(f"wrote {output}; cloud witness key {key.kid}")
+    print(f"copy {public} to every appliance (appliance init --cloud-key)")
     return 0
 
 

@@ -35,6 +35,14 @@ class CloudSettings:
     def secret_key_path(self) -> Path:
         return Path(self.state_dir) / "web-secret.key"
 
+    @property
+    def witness_key_path(self) -> Path:
+        return Path(self.state_dir) / "keys" / "cloud-witness.pem"
+
+    @property
+    def witness_public_path(self) -> Path:
+        return Path(self.state_dir) / "cloud-witness.pub"
+
     @classmethod
     def load(cls, path: Path | str) -> CloudSettings:
         try:

@@ -17,11 +17,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from cloud import witness
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
 from cloud.store import Appliance, Plant, open_db
 from cloud.verifier import BatchIngest
-from ledger import topics
+from ledger import SigningKey, topics
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,12 @@ class IngestWorker:
         self._messages: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
+        self._witness: SigningKey | None = None
         self.connected = threading.Event()
 
     def start(self) -> None:
         cfg = self._settings
+        self._witness = witness.load(cfg)
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"pp-cloud-{cfg.worker_id}", protocol=mqtt.MQTTv5
         )
@@ -94,8 +97,8 @@ class IngestWorker:
                     self._status(message.topic, message.payload)
                     continue
                 outcome = self._ingest.handle(message.topic, message.payload)
-                if outcome is not None and self._client is not None:
-                    self._client.publish(outcome.ack_topic, outcome.ack.encode(), qos=1)
+                if outcome is not None and self._client is not None and self._witness is not None:
+                    self._client.publish(outcome.ack_topic, outcome.ack.signed(self._witness).encode(), qos=1)
             except Exception:  # the top of the worker loop: one bad message must not stop ingest
                 log.exception("failed to process a message on %s", message.topic)
 

@@ -9,17 +9,20 @@ history (not a fork) before it moves its cursor.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from ledger import canonical
-from ledger.errors import Malformed
+from ledger.errors import Forged, Malformed
+from ledger.keys import SigningKey, VerifyKey
 from ledger.record import SignedRecord, b64, unb64
 
 # Mosquitto is configured with message_size_limit above this; batches are split below it.
 MAX_MESSAGE_BYTES = 512 * 1024
 ACK_STATUSES = frozenset({"ok", "duplicate", "gap", "rejected"})
+ACK_DOMAIN = b"punchproof/ack/v1\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,11 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """The cloud's answer to a batch. ``head_seq`` is -1 while the cloud holds nothing."""
+    """The cloud's answer to a batch. ``head_seq`` is -1 while the cloud holds nothing.
+
+    The cloud signs every acknowledgement with its witness key (``sig``): anyone on the broker
+    can read a log's hashes, so only the signature tells the appliance the cloud really said it.
+    """
 
     log: str
     status: str
@@ -68,21 +75,34 @@ class Ack:
     first: int
     last: int
     reason: str = ""
+    sig: str = ""
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "kind": "ack",
+            "log": self.log,
+            "status": self.status,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "first": self.first,
+            "last": self.last,
+            "reason": self.reason,
+        }
 
     def encode(self) -> bytes:
-        return canonical.encode(
-            {
-                "v": 1,
-                "kind": "ack",
-                "log": self.log,
-                "status": self.status,
-                "head_seq": self.head_seq,
-                "head_hash": self.head_hash,
-                "first": self.first,
-                "last": self.last,
-                "reason": self.reason,
-            }
-        )
+        return canonical.encode(self._fields() | {"sig": self.sig})
+
+    def signed(self, key: SigningKey) -> Ack:
+        signature = key.sign(ACK_DOMAIN + canonical.encode(self._fields()))
+        return dataclasses.replace(self, sig=b64(signature))
+
+    def verify(self, key: VerifyKey) -> None:
+        """Raise ``Forged`` unless ``key`` signed exactly this acknowledgement."""
+        if not self.sig:
+            raise Forged("the acknowledgement is not signed")
+        signature = unb64(self.sig, what="acknowledgement signature", size=64)
+        key.verify(signature, ACK_DOMAIN + canonical.encode(self._fields()))
 
     @classmethod
     def decode(cls, payload: bytes) -> Ack:
@@ -96,11 +116,16 @@ class Ack:
                 first=message["first"],
                 last=message["last"],
                 reason=message.get("reason", ""),
+                sig=message.get("sig", ""),
             )
         except KeyError as err:
             raise Malformed(f"ack lacks {err}") from err
-        if ack.status not in ACK_STATUSES or not isinstance(ack.head_seq, int):
-            raise Malformed(f"ack has an unknown status {ack.status!r}")
+        if ack.status not in ACK_STATUSES or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in (ack.head_seq, ack.first, ack.last)
+        ):
+            raise Malformed(f"ack has an unknown status {ack.status!r} or non-integer positions")
+        if not all(isinstance(v, str) for v in (ack.head_hash, ack.reason, ack.sig)):
+            raise Malformed("ack fields head_hash, reason and sig must be strings")
         return ack
 
 

@@ -38,6 +38,7 @@ PUNCH_TERM_FIELDS: dict[str, type] = {"sn": str, "t": str, "tz": str, "state": i
 TYPE_FIELDS: dict[str, dict[str, type]] = {
     "punch": {"emp": str, "term": dict},
     "boot": {"boot_id": str},
+    "incident": {"kind": str},
 }
 
 

@@ -52,10 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     from appliance.config import ConfigError as ApplianceConfigError
     from cloud.config import ConfigError as CloudConfigError
+    from cloud.witness import WitnessKeyMissing
 
     try:
         return int(args.func(args) or 0)
-    except (ApplianceConfigError, CloudConfigError) as err:
+    except (ApplianceConfigError, CloudConfigError, WitnessKeyMissing) as err:
         print(f"configuration error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -93,6 +93,8 @@ class Demo:
             self.ports.mqtt,
             "--web-bind",
             f"127.0.0.1:{self.ports.appliance_web}",
+            "--cloud-key",
+            self.dir / "cloud" / "cloud-witness.pub",
             "--terminal",
             f"gate-1=127.0.0.1:{self.ports.zk}",
             "--poll-seconds",

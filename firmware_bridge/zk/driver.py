@@ -75,7 +75,7 @@ class ZKTerminal:
                 if isinstance(item, AttRecord):
                     punches.append(self._to_punch(serial, item))
                 else:
-                    log.warning("%s: record %d skipped: %s (%s)", serial, item.index, item.reason, item.raw.hex())
+                    log.debug("%s: record %d is not a punch: %s", serial, item.index, item.reason)
                     rejected.append(RejectedRecord(serial, item.index, item.raw, item.reason))
             return Download(serial, count, size, tuple(punches), tuple(rejected), offset_ms, capacity)
         except (ZKError, OSError, struct.error, ValueError) as err:

@@ -5,7 +5,7 @@ from appliance.config import ConfigError, Settings
 GOOD = {
     "plant": {"id": "dongguan-1", "name": "东莞一厂", "timezone": "Asia/Shanghai"},
     "appliance": {"id": "pi-01", "state_dir": "/tmp/x"},
-    "mqtt": {"host": "broker", "password": "s3cret"},
+    "mqtt": {"host": "broker", "password": "s3cret", "cloud_key_file": "/etc/punchproof/cloud-witness.pub"},
     "terminals": [{"name": "gate-1", "host": "10.0.0.5", "comm_key": 1234}],
 }
 
@@ -32,6 +32,7 @@ def test_every_problem_is_listed_at_once():
         "plant.colour: unknown key",
         "appliance.id: required",
         "mqtt.port: expected int, got str",
+        "mqtt.cloud_key_file: required",
         "name 'a' is used twice",
         "only 'zk' is supported",
     ):

@@ -1,5 +1,6 @@
 """Terminal -> signed log, on a real SQLite file: each punch exactly once, chained and signed."""
 
+import threading
 from datetime import datetime
 
 import peewee as pw
@@ -9,8 +10,10 @@ from appliance.ingest import PunchIngest
 from appliance.poller import TerminalWorker
 from appliance.punchlog import Entry, LogWriter
 from appliance.store import LogRecord, Punch, TerminalHealth, open_db
+from firmware_bridge.zk import wire
 from firmware_bridge.zk.driver import ZKTerminal
-from firmware_bridge.zk.emulator import ZKEmulator
+from firmware_bridge.zk.emulator import TerminalState, ZKEmulator
+from firmware_bridge.zk.records import encode_attendance_40
 from ledger import GENESIS_PREV, SignedRecord, SigningKey
 from ledger.messages import Batch
 from ledger.verify import verify_batch
@@ -45,7 +48,7 @@ def stored_chain(key):
 
 
 def test_punches_are_stored_once_across_re_downloads(db, writer, key, clock, zk_terminal, terminal_state):
-    ingest = PunchIngest(db, writer, clock, "Asia/Shanghai")
+    ingest = PunchIngest(writer, clock, "Asia/Shanghai")
     terminal = ZKTerminal(*zk_terminal.address, tz=PLANT_TZ, encoding="gbk")
     terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 58))
     terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 58))  # the same press, recorded twice
@@ -61,7 +64,7 @@ def test_punches_are_stored_once_across_re_downloads(db, writer, key, clock, zk_
 
 
 def test_a_cleared_terminal_log_is_read_from_the_start(db, writer, clock, zk_terminal, terminal_state):
-    ingest = PunchIngest(db, writer, clock, "Asia/Shanghai")
+    ingest = PunchIngest(writer, clock, "Asia/Shanghai")
     worker = TerminalWorker("gate-1", ZKTerminal(*zk_terminal.address, tz=PLANT_TZ), ingest, clock, interval_s=1)
     for minute in range(40):
         terminal_state.punch("1001", when=datetime(2026, 3, 2, 8, minute))
@@ -73,7 +76,7 @@ def test_a_cleared_terminal_log_is_read_from_the_start(db, writer, clock, zk_ter
 
 
 def test_an_unreachable_terminal_is_state_and_recovers(db, writer, clock, zk_terminal, terminal_state, caplog):
-    ingest = PunchIngest(db, writer, clock, "Asia/Shanghai")
+    ingest = PunchIngest(writer, clock, "Asia/Shanghai")
     host, port = zk_terminal.address
     worker = TerminalWorker("gate-1", ZKTerminal(host, port, tz=PLANT_TZ, timeout=1), ingest, clock, interval_s=1)
     terminal_state.punch("1001", when=datetime(2026, 3, 2, 8, 0))
@@ -103,6 +106,70 @@ def test_writer_continues_the_chain_after_a_restart(db, key, clock):
     second.start()
     assert second.append([Entry("boot", {"unclean": True, "sw": "test"})]) == [1]
     assert [f["boot_id"] for f, _ in stored_chain(key)] == ["boot-1", "boot-2"]
+
+
+def test_a_failed_commit_leaves_no_gap_and_no_dangling_link(db, writer, key):
+    writer.append([Entry("boot", {"unclean": False, "sw": "t"})])
+
+    def disk_full():
+        raise pw.OperationalError("database or disk is full")
+
+    with pytest.raises(pw.OperationalError):
+        writer.append([Entry("boot", {"unclean": False, "sw": "t"})], then=disk_full)
+    assert writer.append([Entry("boot", {"unclean": False, "sw": "t"})]) == [1]
+    assert [f["seq"] for f, _ in stored_chain(key)] == [0, 1]
+
+
+def test_append_refuses_to_run_inside_someone_elses_transaction(db, writer):
+    with db.atomic(), pytest.raises(RuntimeError, match="own its transaction"):
+        writer.append([Entry("boot", {"unclean": False, "sw": "t"})])
+
+
+def test_terminals_polled_at_the_same_moment_all_store(db, writer, key, clock, terminal_state):
+    ingest = PunchIngest(writer, clock, "Asia/Shanghai")
+    emulators, workers = [], []
+    for n in range(4):
+        state = TerminalState(serial=f"ZK-{n}", tz=PLANT_TZ)
+        for minute in range(30):
+            state.punch(f"{n}{minute:03d}", when=datetime(2026, 3, 2, 8, minute))
+        emulator = ZKEmulator(state, port=0).start()
+        emulators.append(emulator)
+        workers.append(
+            TerminalWorker(f"gate-{n}", ZKTerminal(*emulator.address, tz=PLANT_TZ), ingest, clock, interval_s=1)
+        )
+    barrier = threading.Barrier(len(workers))
+    results: dict[str, int | BaseException] = {}
+
+    def poll(worker):
+        barrier.wait()
+        try:
+            results[worker.name] = worker.poll_once()
+        except BaseException as err:  # noqa: BLE001 - reported by the assertion below
+            results[worker.name] = err
+
+    threads = [threading.Thread(target=poll, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for emulator in emulators:
+        emulator.stop()
+    assert results == {f"gate-{n}": 30 for n in range(4)}
+    assert len(stored_chain(key)) == 120
+
+
+def test_an_impossible_record_is_kept_once_as_an_incident(db, writer, key, clock, zk_terminal, terminal_state, caplog):
+    ingest = PunchIngest(writer, clock, "Asia/Shanghai")
+    worker = TerminalWorker("gate-1", ZKTerminal(*zk_terminal.address, tz=PLANT_TZ), ingest, clock, interval_s=1)
+    bad = bytearray(encode_attendance_40(1, "1001", datetime(2026, 2, 28, 8, 0), 1, 0))
+    bad[27:31] = (wire.encode_time(datetime(2026, 2, 28, 8, 0)) + 2 * 86400).to_bytes(4, "little")  # 30 February
+    terminal_state.store_raw(bytes(bad))
+    terminal_state.punch("1002", when=datetime(2026, 3, 1, 8, 0))
+    assert worker.poll_once() == 1
+    assert worker.poll_once() == 0
+    incidents = [f for f, _ in stored_chain(key) if f["type"] == "incident"]
+    assert len(incidents) == 1 and incidents[0]["term"]["raw"] == bytes(bad).hex()
+    assert sum("kept as an incident" in r.message for r in caplog.records) == 1
 
 
 def test_a_failed_derive_rolls_back_the_record(db, writer):

@@ -13,7 +13,7 @@ from datetime import datetime
 import paho.mqtt.client as mqtt
 import pytest
 
-from ledger import GENESIS_PREV, SignedRecord, VerifyKey, topics
+from ledger import GENESIS_PREV, SignedRecord, SigningKey, VerifyKey, topics
 from ledger.messages import Ack, Batch
 from ledger.verify import verify_batch
 from tests.harness.http import WebClient
@@ -167,33 +167,53 @@ def test_an_appliance_restored_from_an_old_backup_does_not_silently_continue(sys
     assert [e for e, _, _ in cloud_punches(system)] == ["1001", "1002"]
 
 
-def test_a_forged_acknowledgement_never_moves_the_cursor(system, broker, terminal_state):
-    system.start_appliance()  # no cloud: whatever acknowledges here is not the cloud
+def last_error(system):
+    return system.appliance_rows("SELECT last_error FROM sync_state")[0][0]
+
+
+def test_only_acknowledgements_signed_by_the_cloud_count(system, broker, terminal_state):
+    system.start_appliance()  # no cloud yet: whatever acknowledges here is not the cloud
     terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 50))
     wait_until(
         lambda: system.appliance_rows("SELECT count(*) FROM punch")[0][0] == 1,
         timeout=20,
         message="the punch stored on the appliance",
     )
-    identity = json.loads((system.root / "identity.json").read_text())
-    forged = Ack(identity["log"], "ok", 1, base64.b64encode(b"\x07" * 32).decode(), 0, 1)
+    wait_until(
+        lambda: system.appliance_rows("SELECT connected FROM sync_state")[0][0],
+        timeout=10,
+        message="the appliance on the broker",
+    )
+    log_name = json.loads((system.root / "identity.json").read_text())["log"]
+    head_seq, head_leaf = system.appliance_rows("SELECT seq, leaf FROM log_record ORDER BY seq DESC LIMIT 1")[0]
+    # Anyone on the broker can read the hashes: an ack with the right hash but no cloud signature...
+    true_hash = base64.b64encode(head_leaf).decode()
+    unsigned = Ack(log_name, "ok", head_seq, true_hash, 0, head_seq)
+    # ... or signed by some other key, must not move the cursor.
+    stranger = Ack(log_name, "ok", head_seq, true_hash, 0, head_seq).signed(SigningKey.generate())
+    cloud_key = SigningKey.load(system.root / "cloud" / "keys" / "cloud-witness.pem")
+    diverged = Ack(log_name, "duplicate", head_seq, base64.b64encode(b"\x07" * 32).decode(), 0, head_seq)
     publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     publisher.connect("127.0.0.1", broker.port)
     publisher.loop_start()
+    ack_topic = topics.ack("e2e-plant", "pi-01")
     try:
+        for n, forged in enumerate((unsigned, stranger), start=1):
+            publisher.publish(ack_topic, forged.encode(), qos=1).wait_for_publish(5)
+            wait_until(
+                lambda n=n: f"ignored {n} acknowledgement(s) not signed by the cloud" in last_error(system),
+                timeout=10,
+                message=f"forged acknowledgement {n} refused",
+            )
+            assert acked(system) == -1
+        # The cloud itself saying it holds another history at that position halts the sync.
+        publisher.publish(ack_topic, diverged.signed(cloud_key).encode(), qos=1).wait_for_publish(5)
         wait_until(
-            lambda: system.appliance_rows("SELECT connected FROM sync_state")[0][0],
+            lambda: f"different record at seq {head_seq}" in last_error(system),
             timeout=10,
-            message="the appliance on the broker",
-        )
-        publisher.publish(topics.ack("e2e-plant", "pi-01"), forged.encode(), qos=1).wait_for_publish(5)
-        error = wait_until(
-            lambda: system.appliance_rows("SELECT last_error FROM sync_state")[0][0],
-            timeout=10,
-            message="the forged acknowledgement refused",
+            message="the divergence reported",
         )
     finally:
         publisher.loop_stop()
         publisher.disconnect()
-    assert "different record at seq 1" in error
     assert acked(system) == -1

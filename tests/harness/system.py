@@ -54,6 +54,8 @@ class System:
             "0.3",
             "--identity",
             self.root / "identity.json",
+            "--cloud-key",
+            self.root / "cloud" / "cloud-witness.pub",
         )
         if ack_timeout_s is not None:
             text = self.appliance_conf.read_text().replace("[mqtt]\n", f"[mqtt]\nack_timeout_s = {ack_timeout_s}\n")
