@@ -52,7 +52,7 @@ class PunchIngest:
                 last_error="",
                 clock_offset_ms=download.clock_offset_ms,
                 capacity=download.capacity,
-                record_size=download.record_size or None,
+                **({"record_size": download.record_size} if download.record_size else {}),
             ).where(TerminalHealth.name == terminal).execute()
 
         entries = [self._entry(terminal, p, download.clock_offset_ms) for p in fresh]

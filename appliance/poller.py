@@ -23,7 +23,7 @@ MAX_BACKOFF_S = 60.0
 
 
 class PunchSource(Protocol):
-    def download(self, since_index: int = 0) -> Download: ...
+    def download(self, since_index: int = 0, *, known_count: int | None = None) -> Download: ...
 
 
 class TerminalWorker:
@@ -50,8 +50,8 @@ class TerminalWorker:
     def poll_once(self) -> int:
         """Read the terminal once; return how many new punches were stored."""
         try:
-            download = self._source.download(self._ingest.read_from(self.name))
             cursor = self._ingest.cursor(self.name)
+            download = self._source.download(self._ingest.read_from(self.name), known_count=cursor)
             if download.record_count < cursor:
                 log.warning(
                     "terminal %s now holds %d records, fewer than the %d already stored: its log was cleared "

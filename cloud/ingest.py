@@ -20,7 +20,7 @@ from paho.mqtt.properties import Properties
 from cloud import witness
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
-from cloud.store import Appliance, Plant, open_db
+from cloud.store import Appliance, Plant, open_db, reconnecting
 from cloud.verifier import BatchIngest
 from ledger import SigningKey, topics
 
@@ -96,7 +96,7 @@ class IngestWorker:
                 if message.topic.endswith("/status"):
                     self._status(message.topic, message.payload)
                     continue
-                outcome = self._ingest.handle(message.topic, message.payload)
+                outcome = reconnecting(lambda m=message: self._ingest.handle(m.topic, m.payload))
                 if outcome is not None and self._client is not None and self._witness is not None:
                     self._client.publish(outcome.ack_topic, outcome.ack.signed(self._witness).encode(), qos=1)
             except Exception:  # the top of the worker loop: one bad message must not stop ingest

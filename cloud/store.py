@@ -7,11 +7,16 @@ store each range once.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import peewee as pw
 from playhouse.db_url import connect
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 database = pw.DatabaseProxy()
 
 SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": "full", "busy_timeout": 10_000, "foreign_keys": 1}
@@ -102,6 +107,28 @@ class Account(BaseModel):
 
 
 MODELS = (Plant, Appliance, ApplianceKey, LogHead, LogRecord, Punch, Quarantine, Account)
+
+
+DISCONNECTED = (pw.OperationalError, pw.InterfaceError)
+
+
+def reconnecting(action: Callable[[], T]) -> T:
+    """Run ``action``; if PostgreSQL dropped the connection (restart, failover), reconnect and run it once more.
+
+    Only safe for idempotent actions, such as storing a batch.
+    """
+    try:
+        return action()
+    except DISCONNECTED as err:
+        db = database.obj
+        if isinstance(db, pw.SqliteDatabase):
+            raise
+        log.warning("lost the database connection (%s); reconnecting", str(err).strip().splitlines()[0])
+        try:
+            db.close()
+        except DISCONNECTED:
+            log.debug("closing the broken connection failed too", exc_info=True)
+        return action()
 
 
 def open_db(url: str, *, create: bool = True) -> pw.Database:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,13 @@ from flask import Blueprint, abort, redirect, render_template, request, session,
 from appliance import accounts
 
 bp = Blueprint("auth", __name__)
+
+LOCAL_PATH = re.compile(r"^/[A-Za-z0-9_\-/]*$")
+
+
+def local_target(target: str | None) -> str:
+    """Where to go after login: only a plain path on this site, never another host (open redirect)."""
+    return target if target and LOCAL_PATH.match(target) and not target.startswith("//") else "/"
 
 
 def csrf_token() -> str:
@@ -52,8 +60,7 @@ def login() -> Any:
             session.clear()
             session.permanent = True
             session["user"], session["role"] = account.username, account.role
-            target = request.args.get("next", "/")
-            return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+            return redirect(local_target(request.args.get("next")))
         error = "bad_login"
     return render_template("login.html", error=error), 401 if error else 200
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from flask import Flask, g, request
@@ -52,11 +53,20 @@ def create_app(settings: CloudSettings | None = None) -> Flask:
 
 
 def _secret_key(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secrets.token_bytes(32))
+    """The session key, made once and shared by every gunicorn worker.
+
+    Written to a temporary file and linked into place, so that a worker starting at the same
+    moment reads either no file or the whole key, never an empty one.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".web-secret-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+            os.link(temporary, path)  # fails if another worker won the race; then we read its key
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
     return path.read_bytes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,13 @@ from werkzeug.security import check_password_hash
 from cloud.store import Account
 
 bp = Blueprint("auth", __name__)
+
+LOCAL_PATH = re.compile(r"^/[A-Za-z0-9_\-/]*$")
+
+
+def local_target(target: str | None) -> str:
+    """Where to go after login: only a plain path on this site, never another host (open redirect)."""
+    return target if target and LOCAL_PATH.match(target) and not target.startswith("//") else "/"
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -37,7 +45,10 @@ def _inject() -> dict[str, Any]:
 
 @bp.before_app_request
 def _csrf() -> None:
-    if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""), session.get("csrf", "-")):
+    if request.method != "POST":
+        return
+    sent, expected = request.form.get("csrf", ""), session.get("csrf", "")
+    if not sent or not expected or not hmac.compare_digest(sent, expected):
         abort(400)
 
 
@@ -51,8 +62,7 @@ def login() -> Any:
     session.clear()
     session.permanent = True
     session.update(user=account.username, role=account.role)
-    target = request.args.get("next", "/")
-    return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+    return redirect(local_target(request.args.get("next")))
 
 
 @bp.route("/logout", methods=["POST"])

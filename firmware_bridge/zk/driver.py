@@ -51,19 +51,26 @@ class ZKTerminal:
     def __repr__(self) -> str:
         return f"ZKTerminal({self.host}:{self.port})"
 
-    def download(self, since_index: int = 0) -> Download:
-        """Read the log, returning the punches at positions >= ``since_index``."""
+    def download(self, since_index: int = 0, *, known_count: int | None = None) -> Download:
+        """Read the log, returning the punches at positions >= ``since_index``.
+
+        The protocol has no "records since" request, so reading means transferring the whole log:
+        with ``known_count`` (the records already stored), the log is transferred only when the
+        terminal's record count differs from it, and the terminal stays enabled otherwise.
+        """
         conn = self._connect()
         disabled = False
         try:
             serial = conn.get_serialnumber()
             offset_ms = self._measure_offset(conn)
-            conn.disable_device()  # no punches land mid-read; re-enabled in finally, always
-            disabled = True
             conn.read_sizes()
             count, capacity = conn.records, conn.rec_av
-            if count == 0:
-                return Download(serial, 0, 0, (), (), offset_ms, capacity)
+            if count == 0 or count == known_count:
+                return Download(serial, count, 0, (), (), offset_ms, capacity)
+            conn.disable_device()  # no punches land mid-read; re-enabled in finally, always
+            disabled = True
+            conn.read_sizes()  # the count may have grown since the first look
+            count, capacity = conn.records, conn.rec_av
             data, _size = conn.read_with_buffer(wire.CMD_ATTLOG_RRQ)
             total = struct.unpack_from("<I", data)[0]
             size = record_size(total, count)

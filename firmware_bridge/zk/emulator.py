@@ -58,6 +58,7 @@ class TerminalState:
     users: list[UserRecord] = field(default_factory=list)
     punches: list[StoredPunch] = field(default_factory=list)
     enabled: bool = True
+    log_transfers: int = 0  # how often a client downloaded the attendance log
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def device_now(self) -> datetime:
@@ -84,6 +85,7 @@ class TerminalState:
 
     def attendance_buffer(self) -> bytes:
         with self.lock:
+            self.log_transfers += 1
             body = b"".join(p.encode() for p in self.punches)
         return struct.pack("<I", len(body)) + body
 

@@ -63,6 +63,18 @@ def test_punches_are_stored_once_across_re_downloads(db, writer, key, clock, zk_
     assert fields[0]["boot_id"] == "boot-1" and fields[0]["t_wall_ms"] == 1772409600000
 
 
+def test_an_unchanged_log_is_not_transferred_again(db, writer, clock, zk_terminal, terminal_state):
+    ingest = PunchIngest(writer, clock, "Asia/Shanghai")
+    worker = TerminalWorker("gate-1", ZKTerminal(*zk_terminal.address, tz=PLANT_TZ), ingest, clock, interval_s=1)
+    terminal_state.punch("1001", when=datetime(2026, 3, 2, 8, 0))
+    assert worker.poll_once() == 1 and terminal_state.log_transfers == 1
+    clock.advance(seconds=5)
+    assert worker.poll_once() == 0 and terminal_state.log_transfers == 1
+    assert TerminalHealth.get_by_id("gate-1").last_contact_ms == 1772409605000, "contact is still recorded"
+    terminal_state.punch("1002", when=datetime(2026, 3, 2, 8, 1))
+    assert worker.poll_once() == 1 and terminal_state.log_transfers == 2
+
+
 def test_a_cleared_terminal_log_is_read_from_the_start(db, writer, clock, zk_terminal, terminal_state):
     ingest = PunchIngest(writer, clock, "Asia/Shanghai")
     worker = TerminalWorker("gate-1", ZKTerminal(*zk_terminal.address, tz=PLANT_TZ), ingest, clock, interval_s=1)

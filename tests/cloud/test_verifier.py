@@ -2,10 +2,11 @@
 
 import base64
 
+import psycopg2
 import pytest
 
 from cloud import registry
-from cloud.store import ApplianceKey, LogHead, LogRecord, Punch, Quarantine, open_db
+from cloud.store import ApplianceKey, LogHead, LogRecord, Punch, Quarantine, open_db, reconnecting
 from cloud.verifier import BatchIngest
 from ledger import GENESIS_PREV, SignedRecord, SigningKey, make_record, topics
 from ledger.messages import Ack, Batch
@@ -130,3 +131,21 @@ def test_registration_is_idempotent_and_refuses_a_second_key(ingest, key, clock)
     registry.register(identity, clock)
     with pytest.raises(registry.RegistryError, match="another key"):
         registry.register({**identity, "public_key": SigningKey.generate().verify_key.pem()}, clock)
+
+
+def test_ingest_survives_the_database_dropping_its_connection(postgres_server, key, clock):
+    url = postgres_server.create_database("reconnect")
+    db = open_db(url)
+    registry.register({"plant": PLANT, "appliance": NAME, "log": LOG, "public_key": key.verify_key.pem()}, clock)
+    ingest = BatchIngest(clock)
+    records = history(key, 3)
+    assert reconnecting(lambda: send_range(ingest, records, 0, 0)).status == "ok"
+    admin = psycopg2.connect(host="127.0.0.1", port=postgres_server.port, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:  # what a server restart or a failover does to the worker's connection
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'reconnect'")
+    admin.close()
+    assert reconnecting(lambda: send_range(ingest, records, 1, 1)).status == "ok"
+    assert reconnecting(lambda: send_range(ingest, records, 2, 2)).status == "ok"
+    assert LogHead.get().seq == 2
+    db.close()
