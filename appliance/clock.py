@@ -10,6 +10,7 @@ from typing import Protocol
 class Clock(Protocol):
     def now(self) -> datetime: ...  # aware, UTC
     def boot_ns(self) -> int: ...  # CLOCK_BOOTTIME: keeps counting across suspend, resets at boot
+    def monotonic(self) -> float: ...  # seconds, for timeouts and backoff
 
 
 class SystemClock:
@@ -18,6 +19,9 @@ class SystemClock:
 
     def boot_ns(self) -> int:
         return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 def to_ms(moment: datetime) -> int:

@@ -14,7 +14,6 @@ import logging
 import queue
 import socket
 import threading
-import time
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -138,7 +137,7 @@ class Uplink:
                 while not self._acks.empty():
                     self._handle_ack(self._acks.get())
                 self._expire()
-                if self._connected.is_set() and not self.halted and time.monotonic() >= self._paused_until:
+                if self._connected.is_set() and not self.halted and self._clock.monotonic() >= self._paused_until:
                     self._send()
             except Exception:  # the top of the loop: keep forwarding whatever went wrong once
                 log.exception("uplink: unexpected error")
@@ -183,7 +182,7 @@ class Uplink:
             pause = min(MAX_PAUSE_S, self._settings.mqtt.ack_timeout_s * 2 ** min(self._rejections - 1, 8))
             log.error("the cloud rejected seq %d-%d: %s; retrying in %.0f s", ack.first, ack.last, ack.reason, pause)
             SyncState.update(last_error=ack.reason).where(SyncState.id == 1).execute()
-            self._paused_until = time.monotonic() + pause
+            self._paused_until = self._clock.monotonic() + pause
             self._inflight.clear()
             self._next = self.acked_seq + 1
             return
@@ -219,7 +218,7 @@ class Uplink:
 
     def _expire(self) -> None:
         timeout = self._settings.mqtt.ack_timeout_s
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if any(now - b.sent_at > timeout for b in self._inflight.values()):
             log.warning("no acknowledgement within %.0f s; resending from seq %d", timeout, self.acked_seq + 1)
             self._inflight.clear()
@@ -247,7 +246,7 @@ class Uplink:
             info = self._client.publish(self.batch_topic, batch.encode(), qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # not connected after all; the reconnect resends from the cursor
-            self._inflight[batch.first] = InFlight(batch.first, batch.last, time.monotonic())
+            self._inflight[batch.first] = InFlight(batch.first, batch.last, self._clock.monotonic())
             self._next = batch.last + 1
 
 

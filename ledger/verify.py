@@ -11,7 +11,7 @@ from ledger.record import b64
 
 
 def verify_batch(batch: Batch, *, key: VerifyKey, prev: bytes) -> list[tuple[dict[str, Any], bytes]]:
-    """Check every record of ``batch`` and that the range links to ``prev``.
+    """Check every record of ``batch`` (signature first, then schema) and that the range links to ``prev``.
 
     Returns each record's fields with its leaf hash. Raises ``Malformed``, ``ChainBroken`` or
     ``Forged`` naming the first offending seq; nothing is returned for a range that fails.
@@ -19,6 +19,10 @@ def verify_batch(batch: Batch, *, key: VerifyKey, prev: bytes) -> list[tuple[dic
     out = []
     for offset, record in enumerate(batch.records):
         seq = batch.first + offset
+        try:  # the signature first: nothing unsigned is parsed for meaning
+            record.verify(key)
+        except Forged as err:
+            raise Forged(f"{batch.log} seq {seq}: {err}") from err
         try:
             fields = record.fields()
         except Malformed as err:
@@ -30,11 +34,7 @@ def verify_batch(batch: Batch, *, key: VerifyKey, prev: bytes) -> list[tuple[dic
         if fields["prev"] != b64(prev):
             raise ChainBroken(f"{batch.log} seq {seq}: does not link to the previous record")
         if fields["kid"] != key.kid:
-            raise Forged(f"{batch.log} seq {seq}: signed by key {fields['kid']}, registered {key.kid}")
-        try:
-            record.verify(key)
-        except Forged as err:
-            raise Forged(f"{batch.log} seq {seq}: {err}") from err
+            raise Forged(f"{batch.log} seq {seq}: names key {fields['kid']}, but was signed by {key.kid}")
         leaf = record.leaf
         out.append((fields, leaf))
         prev = leaf

@@ -16,6 +16,9 @@ class FrozenClock:
     def boot_ns(self) -> int:
         return self._boot_ns
 
+    def monotonic(self) -> float:
+        return self._boot_ns / 1e9
+
     def advance(self, **delta: float) -> None:
         step = timedelta(**delta)
         self._now += step
