@@ -6,11 +6,14 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
+from appliance.timesync import kernel_clock_status
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...  # aware, UTC
     def boot_ns(self) -> int: ...  # CLOCK_BOOTTIME: keeps counting across suspend, resets at boot
     def monotonic(self) -> float: ...  # seconds, for timeouts and backoff
+    def sync_status(self) -> dict[str, int | str]: ...  # is the wall clock synchronised, and how well
 
 
 class SystemClock:
@@ -22,6 +25,9 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def sync_status(self) -> dict[str, int | str]:
+        return kernel_clock_status()
 
 
 def to_ms(moment: datetime) -> int:

@@ -52,7 +52,7 @@ class MqttSettings:
     password: str = ""
     tls: bool = False
     ca_file: str = ""
-    batch_records: int = 200
+    batch_records: int = 256  # = records per checkpoint, so that batches end at checkpoints
     inflight: int = 8
     ack_timeout_s: float = 10.0
     keepalive_s: int = 30

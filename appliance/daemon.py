@@ -26,6 +26,7 @@ from firmware_bridge.zk.driver import ZKTerminal
 log = logging.getLogger(__name__)
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+SEAL_EVERY_S = 60
 
 
 def software_version() -> str:
@@ -43,6 +44,8 @@ class ApplianceDaemon:
         self.writer: LogWriter | None = None
         self.uplink: Uplink | None = None
         self.workers: list[TerminalWorker] = []
+        self._stopping = threading.Event()
+        self._sealer: threading.Thread | None = None
 
     @property
     def _marker(self) -> Path:
@@ -83,13 +86,36 @@ class ApplianceDaemon:
             self.workers.append(
                 TerminalWorker(terminal.name, source, ingest, self.clock, interval_s=terminal.poll_seconds)
             )
-        self.uplink.start()
+        self.uplink.start(self.writer)
         for worker in self.workers:
             worker.start()
+        self._sealer = threading.Thread(target=self._seal_every_minute, name="sealer", daemon=True)
+        self._sealer.start()
+
+    def _seal_every_minute(self) -> None:
+        """A seal record and a checkpoint every minute, punches or not: gaps in the log show downtime."""
+        while not self._stopping.wait(SEAL_EVERY_S):
+            try:
+                self.seal("minute")
+            except Exception:  # the top of the loop: the next minute tries again
+                log.exception("sealing failed")
+
+    def seal(self, why: str) -> None:
+        assert self.writer is not None
+        self.writer.append([Entry("seal", {"why": why})])
+        self.writer.checkpoint()
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._sealer is not None:
+            self._sealer.join(timeout=30)
         for worker in self.workers:
             worker.stop()
+        if self.writer is not None:
+            try:
+                self.seal("shutdown")
+            except Exception:  # stopping anyway: the next boot record will say it was unclean
+                log.exception("could not seal the log at shutdown")
         if self.uplink is not None:
             self.uplink.stop()
         if self.db is not None:

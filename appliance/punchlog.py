@@ -1,11 +1,16 @@
-"""Appending to the signed log: one writer, gapless seq, each record chained and signed.
+"""Appending to the signed log: one writer, gapless seq, each record chained and signed, and
+signed checkpoints of the Merkle tree over it.
 
 Records and the rows derived from them are committed in one transaction, so a crash leaves
 either both or neither. Several records share one commit (one fsync) when they arrive together.
+A checkpoint (C2SP signed note over the RFC 9162 root) is made every ``CHECKPOINT_EVERY``
+records, and on demand (each minute's seal, each sync, shutdown).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,8 +19,11 @@ from typing import Any
 import peewee as pw
 
 from appliance.clock import Clock, to_ms
-from appliance.store import LogRecord
-from ledger import GENESIS_PREV, SigningKey, make_record
+from appliance.store import Checkpoint, LogRecord
+from ledger import GENESIS_PREV, SigningKey, make_record, note
+from ledger.merkle import CompactRange
+
+CHECKPOINT_EVERY = 256
 
 
 @dataclass(frozen=True)
@@ -45,15 +53,33 @@ class LogWriter:
         self._lock = threading.Lock()
         self._head_seq = -1
         self._head_leaf = GENESIS_PREV
+        self._tree = CompactRange()
+        self._checkpoint_size = 0
+        self._anchor = ""
 
     def start(self) -> None:
-        last = LogRecord.select().order_by(LogRecord.seq.desc()).first()
+        """Load the head, and the tree from the last checkpoint plus the records after it."""
+        last = Checkpoint.select().order_by(Checkpoint.size.desc()).first()
         if last is not None:
-            self._head_seq, self._head_leaf = last.seq, bytes(last.leaf)
+            hashes = [base64.b64decode(h) for h in json.loads(last.compact)]
+            self._tree, self._checkpoint_size = CompactRange(last.size, hashes), last.size
+        query = LogRecord.select(LogRecord.seq, LogRecord.leaf).where(LogRecord.seq >= self._tree.size)
+        for row in query.order_by(LogRecord.seq).iterator():
+            if row.seq != self._tree.size:
+                raise RuntimeError(f"the log has a gap before seq {row.seq}; the database is damaged")
+            self._tree.append(bytes(row.leaf))
+            self._head_seq, self._head_leaf = row.seq, bytes(row.leaf)
+        if self._tree.size and self._head_seq < 0:
+            row = LogRecord.get(LogRecord.seq == self._tree.size - 1)
+            self._head_seq, self._head_leaf = row.seq, bytes(row.leaf)
 
     @property
     def head_seq(self) -> int:
         return self._head_seq
+
+    def set_anchor(self, anchor: str) -> None:
+        """The hash of the latest cloud cosignature: later records prove they were made after it."""
+        self._anchor = anchor
 
     def append(self, entries: Sequence[Entry], *, then: Callable[[], None] | None = None) -> list[int]:
         """Sign and commit ``entries`` in order, and ``then`` in the same transaction; return their seqs.
@@ -68,11 +94,16 @@ class LogWriter:
             raise RuntimeError("LogWriter.append must own its transaction; pass further writes as then=")
         with self._lock:
             seq, prev = self._head_seq, self._head_leaf
+            tree = CompactRange(self._tree.size, self._tree.hashes)
             seqs = []
+            common = {"t_boot_ns": 0, "boot_id": self._boot_id, "clk": self._clock.sync_status()}
+            if self._anchor:
+                common["anchor"] = self._anchor
             with self._db.atomic("IMMEDIATE"):
                 for entry in entries:
                     seq += 1
                     now_ms = to_ms(self._clock.now())
+                    common["t_boot_ns"] = self._clock.boot_ns()
                     record = make_record(
                         key=self._key,
                         log=self.origin,
@@ -80,11 +111,11 @@ class LogWriter:
                         type=entry.type,
                         prev=prev,
                         t_wall_ms=now_ms,
-                        t_boot_ns=self._clock.boot_ns(),
-                        boot_id=self._boot_id,
+                        **common,
                         **entry.body,
                     )
                     prev = record.leaf
+                    tree.append(prev)
                     LogRecord.insert(
                         seq=seq, type=entry.type, data=record.data, sig=record.sig, leaf=prev, t_wall_ms=now_ms
                     ).execute()
@@ -93,7 +124,30 @@ class LogWriter:
                     seqs.append(seq)
                 if then is not None:
                     then()
-            self._head_seq, self._head_leaf = seq, prev  # committed: only now does the head move
+            # committed: only now do the head and the tree move
+            self._head_seq, self._head_leaf, self._tree = seq, prev, tree
+            if self._tree.size - self._checkpoint_size >= CHECKPOINT_EVERY:
+                self._checkpoint()
         if seqs and self._on_commit is not None:
             self._on_commit(seq)
         return seqs
+
+    def checkpoint(self) -> int:
+        """Sign a checkpoint of everything appended so far (if anything is new); return its size."""
+        with self._lock:
+            if self._tree.size > self._checkpoint_size:
+                self._checkpoint()
+            return self._checkpoint_size
+
+    def _checkpoint(self) -> None:
+        tree_root = self._tree.root()
+        checkpoint = note.Checkpoint(self.origin, self._tree.size, tree_root)
+        with self._db.atomic("IMMEDIATE"):
+            Checkpoint.insert(
+                size=self._tree.size,
+                root=tree_root,
+                note=note.render(checkpoint, [note.sign(checkpoint, self._key)]),
+                compact=json.dumps([base64.b64encode(h).decode() for h in self._tree.hashes]),
+                created_ms=to_ms(self._clock.now()),
+            ).execute()
+        self._checkpoint_size = self._tree.size

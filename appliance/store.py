@@ -17,7 +17,7 @@ PRAGMAS = {
     "busy_timeout": 10_000,
     "foreign_keys": 1,
 }
-APPEND_ONLY = ("log_record", "punch", "bad_record")
+APPEND_ONLY = ("log_record", "punch", "bad_record", "checkpoint", "cosignature")
 
 
 class BaseModel(pw.Model):
@@ -51,6 +51,25 @@ class Punch(BaseModel):
 
     class Meta:
         indexes = ((("terminal_sn", "user_id", "device_time", "verify", "state", "workcode"), True),)
+
+
+class Checkpoint(BaseModel):
+    """A signed checkpoint of the log (C2SP signed note): the tree of the first ``size`` records."""
+
+    size = pw.IntegerField(primary_key=True)
+    root = pw.BlobField()
+    note = pw.TextField()
+    compact = pw.TextField()  # the compact range at this size (JSON list of base64), to restart without re-hashing
+    created_ms = pw.BigIntegerField()
+
+
+class Cosignature(BaseModel):
+    """The cloud's timestamped cosignature of a checkpoint: the outside witness that it existed by then."""
+
+    size = pw.IntegerField(primary_key=True)
+    line = pw.TextField()  # the signed-note signature line, as the cloud sent it
+    cosigned_at = pw.BigIntegerField()  # the cloud's time, Unix seconds
+    received_ms = pw.BigIntegerField()
 
 
 class BadRecord(BaseModel):
@@ -91,7 +110,7 @@ class Account(BaseModel):
     created_ms = pw.BigIntegerField()
 
 
-MODELS = (LogRecord, Punch, BadRecord, TerminalHealth, SyncState, Account)
+MODELS = (LogRecord, Punch, BadRecord, Checkpoint, Cosignature, TerminalHealth, SyncState, Account)
 
 
 def open_db(path: Path, *, create: bool = True) -> pw.SqliteDatabase:

@@ -10,6 +10,7 @@ a range at most once.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import queue
 import socket
@@ -22,8 +23,9 @@ from paho.mqtt.properties import Properties
 
 from appliance.clock import Clock, to_ms
 from appliance.config import Settings
-from appliance.store import LogRecord, SyncState
-from ledger import Forged, Malformed, SignedRecord, VerifyKey, topics
+from appliance.punchlog import LogWriter
+from appliance.store import Checkpoint, Cosignature, LogRecord, SyncState
+from ledger import Forged, Malformed, SignedRecord, VerifyKey, note, topics
 from ledger.messages import MAX_MESSAGE_BYTES, Ack, Batch
 
 log = logging.getLogger(__name__)
@@ -59,13 +61,15 @@ class Uplink:
         self._thread: threading.Thread | None = None
         self._inflight: dict[int, InFlight] = {}
         self._next = 0
+        self._writer: LogWriter | None = None
         self._paused_until = 0.0
         self._rejections = 0
         self.halted = False  # set when the cloud holds another history of this log
         self.acked_seq = -1
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, writer: LogWriter) -> None:
+        self._writer = writer
         cfg = self._settings.mqtt
         self.acked_seq = SyncState.get_by_id(1).acked_seq
         self._next = self.acked_seq + 1
@@ -137,7 +141,9 @@ class Uplink:
                 while not self._acks.empty():
                     self._handle_ack(self._acks.get())
                 self._expire()
-                if self._connected.is_set() and not self.halted and self._clock.monotonic() >= self._paused_until:
+                # Act on the state _report_connection() just handled: a connection that came up after it is
+                # reported (and the cursor reset) on the next pass, so the first batch is not sent twice.
+                if self._reported_connected and not self.halted and self._clock.monotonic() >= self._paused_until:
                     self._send()
             except Exception:  # the top of the loop: keep forwarding whatever went wrong once
                 log.exception("uplink: unexpected error")
@@ -189,6 +195,8 @@ class Uplink:
         self._rejections = 0
         if ack.head_seq >= 0 and not self._matches_local(ack):
             return
+        if ack.cosignature:
+            self._store_cosignature(ack)
         if ack.head_seq > self.acked_seq or ack.status == "gap":  # a gap: the cloud lost records; resend them
             self.acked_seq = ack.head_seq
             SyncState.update(acked_seq=ack.head_seq, acked_at_ms=to_ms(self._clock.now()), last_error="").where(
@@ -224,30 +232,68 @@ class Uplink:
             self._inflight.clear()
             self._next = self.acked_seq + 1
 
+    def _store_cosignature(self, ack: Ack) -> None:
+        """Keep the cloud's cosignature of the checkpoint ending at ``ack.last``, if it verifies."""
+        size = ack.last + 1
+        checkpoint = Checkpoint.get_or_none(Checkpoint.size == size)
+        if checkpoint is None or Cosignature.get_or_none(Cosignature.size == size) is not None:
+            return
+        line = ack.cosignature if ack.cosignature.endswith("\n") else ack.cosignature + "\n"
+        try:
+            witness = note.parse(checkpoint.note + line)[1][-1].name
+            cosigned_at = note.verify_cosignature(checkpoint.note + line, self._cloud_key, witness)
+        except (Forged, Malformed) as err:
+            log.error("the cloud's cosignature of checkpoint %d does not verify: %s", size, err)
+            return
+        Cosignature.insert(
+            size=size, line=line, cosigned_at=cosigned_at, received_ms=to_ms(self._clock.now())
+        ).execute()
+        if self._writer is not None:
+            self._writer.set_anchor(base64.b64encode(hashlib.sha256(line.encode()).digest()).decode())
+
     def _send(self) -> None:
         cfg = self._settings.mqtt
-        assert self._client is not None
-        while len(self._inflight) < cfg.inflight:
+        assert self._client is not None and self._writer is not None
+        while len(self._inflight) < cfg.inflight and self._next <= self._writer.head_seq:
+            end, checkpoint = self._batch_end(cfg.batch_records)
             rows = list(
                 LogRecord.select(LogRecord.seq, LogRecord.data, LogRecord.sig)
-                .where(LogRecord.seq >= self._next)
+                .where((LogRecord.seq >= self._next) & (LogRecord.seq < end))
                 .order_by(LogRecord.seq)
-                .limit(cfg.batch_records)
             )
-            if not rows:
+            if not rows or rows[0].seq != self._next:
+                log.error("the local log has no record at seq %d; the database is damaged", self._next)
+                self.halted = True
                 return
-            records, size = [], ENVELOPE_BYTES
+            records, size = [], ENVELOPE_BYTES + len(checkpoint)
             for row in rows:
                 size += len(row.data) * 2 + 100  # JSON-escaped record + signature
                 if records and size > MAX_MESSAGE_BYTES:
+                    checkpoint = ""  # cut short: the checkpoint no longer ends this batch
                     break
                 records.append(SignedRecord(bytes(row.data), bytes(row.sig)))
-            batch = Batch(self._settings.log_origin, rows[0].seq, tuple(records))
+            batch = Batch(self._settings.log_origin, rows[0].seq, tuple(records), checkpoint)
             info = self._client.publish(self.batch_topic, batch.encode(), qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # not connected after all; the reconnect resends from the cursor
             self._inflight[batch.first] = InFlight(batch.first, batch.last, self._clock.monotonic())
             self._next = batch.last + 1
+
+    def _batch_end(self, limit: int) -> tuple[int, str]:
+        """Where the next batch ends (exclusive) and, if a checkpoint ends it there, that checkpoint."""
+        assert self._writer is not None
+        for attempt in (1, 2):
+            checkpoint = (
+                Checkpoint.select()
+                .where((Checkpoint.size > self._next) & (Checkpoint.size <= self._next + limit))
+                .order_by(Checkpoint.size.desc())
+                .first()
+            )
+            if checkpoint is not None:
+                return checkpoint.size, checkpoint.note
+            if attempt == 1 and self._writer.head_seq < self._next + limit:
+                self._writer.checkpoint()  # each sync ends at a checkpoint of everything so far
+        return self._next + limit, ""
 
 
 def _nodelay(_client: object, _userdata: object, sock: socket.socket) -> None:

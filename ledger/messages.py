@@ -27,9 +27,14 @@ ACK_DOMAIN = b"punchproof/ack/v1\n"
 
 @dataclass(frozen=True, slots=True)
 class Batch:
+    """A contiguous range of one log. When ``checkpoint`` is set it is the log's signed note for the
+    tree that ends with this range's last record: the receiver checks the root instead of every
+    record's signature."""
+
     log: str
     first: int
     records: tuple[SignedRecord, ...]
+    checkpoint: str = ""
 
     @property
     def last(self) -> int:
@@ -43,6 +48,7 @@ class Batch:
                 "log": self.log,
                 "first": self.first,
                 "records": [[r.data.decode("utf-8"), b64(r.sig)] for r in self.records],
+                "checkpoint": self.checkpoint,
             }
         )
 
@@ -57,7 +63,10 @@ class Batch:
             if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
                 raise Malformed(f"batch record {index} must be [record, signature]")
             parsed.append(SignedRecord(data=item[0].encode("utf-8"), sig=unb64(item[1], what="signature", size=64)))
-        return cls(log=message["log"], first=first, records=tuple(parsed))
+        checkpoint = message.get("checkpoint", "")
+        if not isinstance(checkpoint, str):
+            raise Malformed("batch checkpoint must be a signed note")
+        return cls(log=message["log"], first=first, records=tuple(parsed), checkpoint=checkpoint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,7 @@ class Ack:
     first: int
     last: int
     reason: str = ""
+    cosignature: str = ""  # the cloud's signed note line cosigning the batch's checkpoint, with its time
     sig: str = ""
 
     def _fields(self) -> dict[str, Any]:
@@ -88,6 +98,7 @@ class Ack:
             "first": self.first,
             "last": self.last,
             "reason": self.reason,
+            "cosignature": self.cosignature,
         }
 
     def encode(self) -> bytes:
@@ -116,6 +127,7 @@ class Ack:
                 first=message["first"],
                 last=message["last"],
                 reason=message.get("reason", ""),
+                cosignature=message.get("cosignature", ""),
                 sig=message.get("sig", ""),
             )
         except KeyError as err:
@@ -124,8 +136,8 @@ class Ack:
             isinstance(v, int) and not isinstance(v, bool) for v in (ack.head_seq, ack.first, ack.last)
         ):
             raise Malformed(f"ack has an unknown status {ack.status!r} or non-integer positions")
-        if not all(isinstance(v, str) for v in (ack.head_hash, ack.reason, ack.sig)):
-            raise Malformed("ack fields head_hash, reason and sig must be strings")
+        if not all(isinstance(v, str) for v in (ack.head_hash, ack.reason, ack.cosignature, ack.sig)):
+            raise Malformed("ack fields head_hash, reason, cosignature and sig must be strings")
         return ack
 
 

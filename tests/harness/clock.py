@@ -19,6 +19,9 @@ class FrozenClock:
     def monotonic(self) -> float:
         return self._boot_ns / 1e9
 
+    def sync_status(self) -> dict[str, int | str]:
+        return {"sync": 1, "src": "test", "err_us": 1000}
+
     def advance(self, **delta: float) -> None:
         step = timedelta(**delta)
         self._now += step
