@@ -21,7 +21,7 @@ from cloud import witness
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
 from cloud.store import Appliance, Plant, open_db, reconnecting
-from cloud.verifier import BatchIngest
+from cloud.verifier import BatchIngest, Outcome
 from ledger import SigningKey, topics
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class IngestWorker:
     def __init__(self, settings: CloudSettings, *, clock: Clock | None = None) -> None:
         self._settings = settings
         self._clock = clock or SystemClock()
-        self._ingest = BatchIngest(self._clock)
+        self._ingest: BatchIngest | None = None
         self._messages: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
@@ -44,6 +44,7 @@ class IngestWorker:
     def start(self) -> None:
         cfg = self._settings
         self._witness = witness.load(cfg)
+        self._ingest = BatchIngest(self._clock, self._witness)
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"pp-cloud-{cfg.worker_id}", protocol=mqtt.MQTTv5
         )
@@ -96,11 +97,15 @@ class IngestWorker:
                 if message.topic.endswith("/status"):
                     self._status(message.topic, message.payload)
                     continue
-                outcome = reconnecting(lambda m=message: self._ingest.handle(m.topic, m.payload))
+                outcome = reconnecting(lambda m=message: self._handle(m))
                 if outcome is not None and self._client is not None and self._witness is not None:
                     self._client.publish(outcome.ack_topic, outcome.ack.signed(self._witness).encode(), qos=1)
             except Exception:  # the top of the worker loop: one bad message must not stop ingest
                 log.exception("failed to process a message on %s", message.topic)
+
+    def _handle(self, message: mqtt.MQTTMessage) -> Outcome | None:
+        assert self._ingest is not None, "start() first"
+        return self._ingest.handle(message.topic, message.payload)
 
     def _status(self, topic: str, payload: bytes) -> None:
         try:

@@ -59,6 +59,22 @@ class LogHead(BaseModel):
     appliance = pw.ForeignKeyField(Appliance, primary_key=True)
     seq = pw.BigIntegerField(default=-1)
     leaf = pw.BlobField(null=True)
+    compact = pw.TextField(default="[]")  # the log's Merkle tree as a compact range (JSON, base64 hashes)
+
+
+class CloudCheckpoint(BaseModel):
+    """An appliance checkpoint the cloud verified, with the cosignature it gave: the witness record."""
+
+    appliance = pw.ForeignKeyField(Appliance)
+    size = pw.BigIntegerField()
+    root = pw.BlobField()
+    note = pw.TextField()  # as the appliance signed it
+    cosignature = pw.TextField()  # the cloud's signature line
+    cosigned_at = pw.BigIntegerField()  # Unix seconds
+    received_ms = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("appliance", "size"), True),)
 
 
 class LogRecord(BaseModel):
@@ -106,7 +122,7 @@ class Account(BaseModel):
     created_ms = pw.BigIntegerField()
 
 
-MODELS = (Plant, Appliance, ApplianceKey, LogHead, LogRecord, Punch, Quarantine, Account)
+MODELS = (Plant, Appliance, ApplianceKey, LogHead, CloudCheckpoint, LogRecord, Punch, Quarantine, Account)
 
 
 DISCONNECTED = (pw.OperationalError, pw.InterfaceError)

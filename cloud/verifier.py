@@ -20,12 +20,16 @@ import peewee as pw
 
 from cloud import registry
 from cloud.clock import Clock, to_ms
-from cloud.store import Appliance, LogHead, LogRecord, Punch, Quarantine, database
-from ledger import GENESIS_PREV, ChainBroken, LedgerError, Malformed, topics
+from cloud.store import Appliance, CloudCheckpoint, LogHead, LogRecord, Punch, Quarantine, database
+from ledger import GENESIS_PREV, ChainBroken, LedgerError, Malformed, SigningKey, note, topics
+from ledger.merkle import CompactRange
 from ledger.messages import Ack, Batch
-from ledger.verify import verify_batch
+from ledger.verify import VerifiedRange, verify_range
 
 log = logging.getLogger(__name__)
+
+WITNESS_NAME = "punchproof-cloud/witness"
+DIVERGED = "differs from the history the cloud holds: restored from an old backup, or forked"
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,10 @@ class Outcome:
 
 
 class BatchIngest:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, witness_key: SigningKey | None = None, witness_name: str = WITNESS_NAME) -> None:
         self._clock = clock
+        self._witness_key = witness_key
+        self._witness_name = witness_name
 
     def handle(self, topic: str, payload: bytes) -> Outcome | None:
         try:
@@ -82,25 +88,25 @@ class BatchIngest:
             head = (query if sqlite else query.for_update()).get()
             if batch.first > head.seq + 1:
                 return self._ack(batch, head, "gap", f"expected seq {head.seq + 1}")
-            prev = GENESIS_PREV if batch.first == 0 else self._leaf(appliance, batch.first - 1)
-            kid = _kid_of(batch)
+            fresh = self._fresh_part(appliance, batch, head)
+            if fresh is None:
+                stored = CloudCheckpoint.get_or_none(
+                    (CloudCheckpoint.appliance == appliance) & (CloudCheckpoint.size == batch.last + 1)
+                )
+                return self._ack(batch, head, "duplicate", cosignature=stored.cosignature if stored else "")
+            kid = _kid_of(fresh)
             key = registry.key_for(appliance, kid)
             if key is None:
                 raise LedgerError(f"{batch.log}: key {kid} is not registered for this appliance, or revoked")
-            diverged = "differs from the history the cloud holds: restored from an old backup, or forked"
+            hashes = [base64.b64decode(h) for h in json.loads(head.compact)]
+            prev = bytes(head.leaf) if head.leaf is not None else GENESIS_PREV
             try:
-                verified = verify_batch(batch, key=key, prev=prev)
+                verified = verify_range(fresh, key=key, prev=prev, tree=CompactRange(head.seq + 1, hashes))
             except ChainBroken as err:
-                if batch.first > 0 and f"seq {batch.first}: does not link" in str(err):
-                    raise ChainBroken(f"{batch.log} seq {batch.first}: {diverged}") from err
+                if fresh.first > 0 and f"seq {fresh.first}: does not link" in str(err):
+                    raise ChainBroken(f"{batch.log} seq {fresh.first}: {DIVERGED}") from err
                 raise
-            for fields, leaf in verified:
-                if fields["seq"] <= head.seq and self._leaf(appliance, fields["seq"]) != leaf:
-                    raise ChainBroken(f"{batch.log} seq {fields['seq']}: {diverged}")
             now_ms = to_ms(self._clock.now())
-            fresh = [(f, leaf, r) for (f, leaf), r in zip(verified, batch.records, strict=True) if f["seq"] > head.seq]
-            if not fresh:
-                return self._ack(batch, head, "duplicate")
             LogRecord.insert_many(
                 [
                     {
@@ -112,26 +118,72 @@ class BatchIngest:
                         "leaf": leaf,
                         "received_ms": now_ms,
                     }
-                    for f, leaf, r in fresh
+                    for (f, leaf), r in zip(verified.records, fresh.records, strict=True)
                 ]
             ).execute()
-            punches = [_punch_row(appliance, f, now_ms) for f, _, _ in fresh if f["type"] == "punch"]
+            punches = [_punch_row(appliance, f, now_ms) for f, _ in verified.records if f["type"] == "punch"]
             if punches:
                 Punch.insert_many(punches).execute()
-            head.seq, head.leaf = fresh[-1][0]["seq"], fresh[-1][1]
+            cosignature = self._witness(appliance, fresh, verified, now_ms)
+            head.seq, head.leaf = batch.last, verified.records[-1][1]
+            head.compact = json.dumps([base64.b64encode(h).decode() for h in verified.tree.hashes])
             head.save()
             Appliance.update(last_batch_ms=now_ms).where(Appliance.id == appliance.id).execute()
-        log.info("%s: stored seq %d-%d (%d punches)", batch.log, fresh[0][0]["seq"], head.seq, len(punches))
-        return self._ack(batch, head, "ok")
+        log.info(
+            "%s: stored seq %d-%d (%d punches%s)",
+            batch.log,
+            fresh.first,
+            head.seq,
+            len(punches),
+            ", checkpoint cosigned" if cosignature else "",
+        )
+        return self._ack(batch, head, "ok", cosignature=cosignature)
+
+    def _fresh_part(self, appliance: Appliance, batch: Batch, head: LogHead) -> Batch | None:
+        """The part of ``batch`` the cloud does not hold yet; what it holds must be identical."""
+        overlap = head.seq + 1 - batch.first
+        if overlap <= 0:
+            return batch
+        stored = {
+            row.seq: bytes(row.leaf)
+            for row in LogRecord.select(LogRecord.seq, LogRecord.leaf).where(
+                (LogRecord.appliance == appliance)
+                & (LogRecord.seq >= batch.first)
+                & (LogRecord.seq < batch.first + overlap)
+            )
+        }
+        for offset, record in enumerate(batch.records[:overlap]):
+            if stored.get(batch.first + offset) != record.leaf:
+                raise ChainBroken(f"{batch.log} seq {batch.first + offset}: {DIVERGED}")
+        if overlap >= len(batch.records):
+            return None
+        return Batch(batch.log, head.seq + 1, batch.records[overlap:], batch.checkpoint)
+
+    def _witness(self, appliance: Appliance, batch: Batch, verified: VerifiedRange, now_ms: int) -> str:
+        """Cosign the range's checkpoint (timestamped): the cloud's statement that it existed by now."""
+        if verified.checkpoint is None or self._witness_key is None:
+            return ""
+        cosigned_at = now_ms // 1000
+        line = note.cosign(verified.checkpoint, self._witness_key, self._witness_name, cosigned_at).line()
+        CloudCheckpoint.insert(
+            appliance=appliance,
+            size=verified.checkpoint.size,
+            root=verified.checkpoint.root,
+            note=batch.checkpoint,
+            cosignature=line,
+            cosigned_at=cosigned_at,
+            received_ms=now_ms,
+        ).execute()
+        return line
 
     def _leaf(self, appliance: Appliance, seq: int) -> bytes:
         row = LogRecord.get((LogRecord.appliance == appliance) & (LogRecord.seq == seq))
         return bytes(row.leaf)
 
     @staticmethod
-    def _ack(batch: Batch, head: LogHead, status: str, reason: str = "") -> Ack:
+    def _ack(batch: Batch, head: LogHead, status: str, reason: str = "", *, cosignature: str = "") -> Ack:
         head_hash = base64.b64encode(bytes(head.leaf)).decode() if head.leaf is not None else ""
-        return Ack(batch.log, status, head.seq, head_hash, batch.first, batch.last, reason)
+        return Ack(batch.log, status, head.seq, head_hash, batch.first, batch.last, reason, cosignature)
 
     def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
         log.error("quarantined a message on %s: %s", topic, reason)

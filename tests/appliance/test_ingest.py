@@ -9,12 +9,12 @@ import pytest
 from appliance.ingest import PunchIngest
 from appliance.poller import TerminalWorker
 from appliance.punchlog import Entry, LogWriter
-from appliance.store import LogRecord, Punch, TerminalHealth, open_db
+from appliance.store import Checkpoint, LogRecord, Punch, TerminalHealth, open_db
 from firmware_bridge.zk import wire
 from firmware_bridge.zk.driver import ZKTerminal
 from firmware_bridge.zk.emulator import TerminalState, ZKEmulator
 from firmware_bridge.zk.records import encode_attendance_40
-from ledger import GENESIS_PREV, SignedRecord, SigningKey
+from ledger import GENESIS_PREV, SignedRecord, SigningKey, merkle, note
 from ledger.messages import Batch
 from ledger.verify import verify_batch
 from tests.conftest import PLANT_TZ
@@ -194,3 +194,38 @@ def test_a_failed_derive_rolls_back_the_record(db, writer):
         )
     assert LogRecord.select().count() == 0
     assert writer.append([Entry("boot", {"unclean": False, "sw": "t"})]) == [0]
+
+
+def test_checkpoints_every_256_records_and_on_demand_verify(db, writer, key):
+    writer.append([Entry("seal", {"why": "test"}) for _ in range(300)])
+    assert [c.size for c in Checkpoint.select().order_by(Checkpoint.size)] == [300]  # one burst, one commit
+    writer.append([Entry("seal", {"why": "test"}) for _ in range(10)])
+    assert writer.checkpoint() == 310
+    assert writer.checkpoint() == 310, "nothing new, no new checkpoint"
+    leaves = [bytes(r.leaf) for r in LogRecord.select().order_by(LogRecord.seq)]
+    for row in Checkpoint.select():
+        checkpoint = note.verify(row.note, key.verify_key)
+        assert checkpoint.origin == LOG and checkpoint.root == merkle.root(leaves[: row.size]) == bytes(row.root)
+
+
+def test_a_restarted_writer_continues_the_tree_from_its_last_checkpoint(db, key, clock):
+    first = LogWriter(db, key, LOG, clock, boot_id="boot-1")
+    first.start()
+    first.append([Entry("seal", {"why": "t"}) for _ in range(5)])
+    first.checkpoint()
+    first.append([Entry("seal", {"why": "t"}) for _ in range(3)])  # not checkpointed when the power went
+    second = LogWriter(db, key, LOG, clock, boot_id="boot-2")
+    second.start()
+    second.append([Entry("boot", {"unclean": True, "sw": "t"})])
+    assert second.checkpoint() == 9
+    leaves = [bytes(r.leaf) for r in LogRecord.select().order_by(LogRecord.seq)]
+    assert bytes(Checkpoint.get_by_id(9).root) == merkle.root(leaves)
+
+
+def test_every_record_carries_the_clock_state_and_the_anchor_once_known(db, writer, key):
+    writer.append([Entry("seal", {"why": "t"})])
+    writer.set_anchor("Y29zaWduYXR1cmUgaGFzaA==")
+    writer.append([Entry("seal", {"why": "t"})])
+    fields = [f for f, _ in stored_chain(key)]
+    assert fields[0]["clk"] == {"sync": 1, "src": "test", "err_us": 1000} and "anchor" not in fields[0]
+    assert fields[1]["anchor"] == "Y29zaWduYXR1cmUgaGFzaA=="

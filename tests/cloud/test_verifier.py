@@ -6,9 +6,18 @@ import psycopg2
 import pytest
 
 from cloud import registry
-from cloud.store import ApplianceKey, LogHead, LogRecord, Punch, Quarantine, open_db, reconnecting
+from cloud.store import (
+    ApplianceKey,
+    CloudCheckpoint,
+    LogHead,
+    LogRecord,
+    Punch,
+    Quarantine,
+    open_db,
+    reconnecting,
+)
 from cloud.verifier import BatchIngest
-from ledger import GENESIS_PREV, SignedRecord, SigningKey, make_record, topics
+from ledger import GENESIS_PREV, SignedRecord, SigningKey, make_record, merkle, note, topics
 from ledger.messages import Ack, Batch
 
 PLANT, NAME = "test-plant", "pi-01"
@@ -149,3 +158,68 @@ def test_ingest_survives_the_database_dropping_its_connection(postgres_server, k
     assert reconnecting(lambda: send_range(ingest, records, 2, 2)).status == "ok"
     assert LogHead.get().seq == 2
     db.close()
+
+
+def checkpointed(key, records, first, last, *, root_of=None):
+    """A batch of records[first..last] carrying the log's signed checkpoint of records[0..last]."""
+    leaves = [r.leaf for r in (root_of or records)[: last + 1]]
+    checkpoint = note.Checkpoint(LOG, last + 1, merkle.root(leaves))
+    signed = note.render(checkpoint, [note.sign(checkpoint, key)])
+    return Batch(LOG, first, tuple(records[first : last + 1]), signed)
+
+
+@pytest.fixture
+def witness():
+    return SigningKey.generate()
+
+
+@pytest.fixture
+def witnessed(cloud_db_url, key, clock, witness):
+    db = open_db(cloud_db_url)
+    registry.register({"plant": PLANT, "appliance": NAME, "log": LOG, "public_key": key.verify_key.pem()}, clock)
+    yield BatchIngest(clock, witness, "test-cloud/witness")
+    db.close()
+
+
+def test_a_checkpointed_range_is_verified_by_its_root_and_cosigned(witnessed, key, witness, clock):
+    records = history(key, 300)
+    first = witnessed.handle(TOPIC, checkpointed(key, records, 0, 255).encode()).ack
+    second = witnessed.handle(TOPIC, checkpointed(key, records, 256, 299).encode()).ack
+    for ack, size in ((first, 256), (second, 300)):
+        assert ack.status == "ok" and ack.cosignature
+        stored = CloudCheckpoint.get(CloudCheckpoint.size == size)
+        cosigned = stored.note + ack.cosignature
+        assert note.verify_cosignature(cosigned, witness.verify_key, "test-cloud/witness") == clock.now().timestamp()
+    assert LogHead.get().seq == 299 and Punch.select().count() == 300
+
+
+@pytest.mark.parametrize(("position", "caught_by"), [(2, "does not link"), (3, "root")])
+def test_a_record_altered_under_a_checkpoint_is_caught(witnessed, key, position, caught_by):
+    records = history(key, 4)
+    altered = SignedRecord(records[position].data.replace(b'"emp":"10', b'"emp":"66'), records[position].sig)
+    tampered = [*records[:position], altered, *records[position + 1 :]]
+    ack = witnessed.handle(TOPIC, checkpointed(key, tampered, 0, 3, root_of=records).encode()).ack
+    assert ack.status == "rejected" and caught_by in ack.reason
+    assert LogRecord.select().count() == 0
+
+
+def test_a_checkpoint_not_signed_by_the_appliance_is_rejected(witnessed, key):
+    records = history(key, 4)
+    forged = checkpointed(SigningKey.generate(), records, 0, 3)
+    ack = witnessed.handle(TOPIC, forged.encode()).ack
+    assert ack.status == "rejected" and "not signed by key" in ack.reason
+
+
+def test_a_checkpoint_for_another_size_is_rejected(witnessed, key):
+    records = history(key, 4)
+    wrong = checkpointed(key, records, 0, 3)
+    ack = witnessed.handle(TOPIC, Batch(LOG, 0, wrong.records[:3], wrong.checkpoint).encode()).ack
+    assert ack.status == "rejected" and "not for this range" in ack.reason
+
+
+def test_a_duplicate_gets_the_stored_cosignature_again(witnessed, key):
+    records = history(key, 4)
+    batch = checkpointed(key, records, 0, 3).encode()
+    first = witnessed.handle(TOPIC, batch).ack
+    again = witnessed.handle(TOPIC, batch).ack  # the first acknowledgement was lost
+    assert again.status == "duplicate" and again.cosignature == first.cosignature

@@ -13,7 +13,7 @@ from datetime import datetime
 import paho.mqtt.client as mqtt
 import pytest
 
-from ledger import GENESIS_PREV, SignedRecord, SigningKey, VerifyKey, topics
+from ledger import GENESIS_PREV, SignedRecord, SigningKey, VerifyKey, note, topics
 from ledger.messages import Ack, Batch
 from ledger.verify import verify_batch
 from tests.harness.http import WebClient
@@ -62,6 +62,15 @@ def test_a_punch_reaches_the_cloud_and_is_marked_synced(system, terminal_state):
     local_hash = system.appliance_rows(f"SELECT leaf FROM log_record WHERE seq = {acked(system)}")[0][0]
     assert head_hash == local_hash
     assert verify_cloud_chain(system) == acked(system) + 1
+    # The checkpoint that ended the batch came back cosigned by the cloud, and the appliance kept it.
+    cloud_key = VerifyKey.from_pem((system.root / "cloud" / "cloud-witness.pub").read_text())
+    size, line = wait_until(
+        lambda: system.appliance_rows("SELECT size, line FROM cosignature"),
+        timeout=10,
+        message="a cosignature on the appliance",
+    )[0]
+    (checkpoint,) = system.appliance_rows(f"SELECT note FROM checkpoint WHERE size = {size}")[0]
+    assert note.verify_cosignature(checkpoint + line, cloud_key, "punchproof-cloud/witness") > 0
     status = "SELECT status FROM appliance"
     wait_until(lambda: system.cloud_rows(status) == [("online",)], timeout=10, message="the appliance online")
     assert system.stop("appliance") == 0
