@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import sys
+from datetime import date
 from pathlib import Path
 
 DEFAULT_CONFIG = os.environ.get("PUNCHPROOF_CLOUD_CONFIG", "/etc/punchproof/cloud.toml")
@@ -68,10 +69,51 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--worker-id", help="overrides [cloud] worker_id; unique per worker")
     p = cmd("web", _web, "serve head office's pages with gunicorn (systemd: punchproof-cloud-web)")
     p.add_argument("--bind")
+    p = cmd("export-evidence", _export_evidence, "write the evidence bundle (ZIP) for one employee and period")
+    p.add_argument("--employee", required=True, help="the badge number (user id on the terminals)")
+    p.add_argument("--from", dest="first_day", required=True, type=_day, help="first day, YYYY-MM-DD (plant time)")
+    p.add_argument("--to", dest="last_day", required=True, type=_day, help="last day, YYYY-MM-DD (plant time)")
+    p.add_argument("--plant", help="the plant (default: every plant where the employee ever punched)")
+    p.add_argument("-o", "--output", required=True, help="the ZIP file to write")
     p = cmd("create-user", _create_user, "create a login for head office's pages")
     p.add_argument("username")
     p.add_argument("--role", default="hr_admin", choices=ROLES)
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-03-02") from err
+
+
+def _export_evidence(args: argparse.Namespace) -> int:
+    from cloud import witness
+    from cloud.clock import SystemClock
+    from cloud.evidence import ExportError, export_bundle
+    from cloud.store import open_db
+
+    settings = _settings(args)
+    key = witness.load(settings).verify_key
+    db = open_db(settings.database_url)
+    with db.connection_context():
+        try:
+            data = export_bundle(
+                args.employee,
+                args.first_day,
+                args.last_day,
+                witness=key,
+                clock=SystemClock(),
+                plant_id=args.plant,
+                progress=lambda message: print(f"... {message}", file=sys.stderr),
+            )
+        except ExportError as err:
+            print(f"not exported: {err}", file=sys.stderr)
+            return 1
+    Path(args.output).write_bytes(data)
+    print(f"wrote {args.output} ({len(data) // 1024} KiB); check it with: punchproof verify {args.output}")
+    return 0
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -84,10 +84,12 @@ class LogRecord(BaseModel):
     data = pw.BlobField()
     sig = pw.BlobField()
     leaf = pw.BlobField()
+    t_wall_ms = pw.BigIntegerField()  # the appliance's clock when it made the record
+    employee = pw.CharField(null=True)  # whose record it is (punches, day facts), for evidence export
     received_ms = pw.BigIntegerField()
 
     class Meta:
-        indexes = ((("appliance", "seq"), True),)
+        indexes = ((("appliance", "seq"), True), (("appliance", "t_wall_ms"), False))
 
 
 class Punch(BaseModel):

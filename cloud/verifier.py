@@ -116,6 +116,8 @@ class BatchIngest:
                         "data": r.data,
                         "sig": r.sig,
                         "leaf": leaf,
+                        "t_wall_ms": f["t_wall_ms"],
+                        "employee": f["emp"] if isinstance(f.get("emp"), str) else None,
                         "received_ms": now_ms,
                     }
                     for (f, leaf), r in zip(verified.records, fresh.records, strict=True)

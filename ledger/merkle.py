@@ -150,3 +150,30 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         fn >>= 1
         sn >>= 1
     return sn == 0 and fr == old_root and sr == new_root
+
+
+def inclusion_proofs(leaves: Sequence[bytes], indexes: Iterable[int]) -> dict[int, list[bytes]]:
+    """PATH(i, D[n]) for many leaves at once: one pass over the tree, O(n + k log n) hashes."""
+    wanted = sorted(set(indexes))
+    if any(not 0 <= i < len(leaves) for i in wanted):
+        raise ValueError(f"an index is outside the tree of size {len(leaves)}")
+    proofs: dict[int, list[bytes]] = {i: [] for i in wanted}
+
+    def walk(lo: int, hi: int, inside: list[int]) -> bytes:
+        if not inside:
+            return root(leaves[lo:hi])
+        if hi - lo == 1:
+            return leaves[lo]
+        k = _split(hi - lo)
+        left_ix = [i for i in inside if i < lo + k]
+        right_ix = [i for i in inside if i >= lo + k]
+        left, right = walk(lo, lo + k, left_ix), walk(lo + k, hi, right_ix)
+        for i in left_ix:
+            proofs[i].append(right)
+        for i in right_ix:
+            proofs[i].append(left)
+        return node_hash(left, right)
+
+    if wanted:
+        walk(0, len(leaves), wanted)
+    return proofs

@@ -22,6 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     appliance_commands(sub)
     cloud_commands(sub)
     emulate_commands(sub)
+    verify = sub.add_parser("verify", help="check an evidence bundle offline, without trusting us")
+    verify.set_defaults(func=_verify)
+    verify.add_argument("bundle", help="the ZIP written by 'punchproof cloud export-evidence'")
+    verify.add_argument("--witness-key", help="the cloud's witness public key (PEM) to pin, obtained separately")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
     demo = sub.add_parser("demo", help="run the whole system on this machine with emulated terminals")
     demo.set_defaults(func=_demo)
     demo.add_argument("--dir", default=".demo", help="working directory, wiped at start (default: %(default)s)")
@@ -31,6 +36,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cloud-port", type=int, default=8000)
     demo.add_argument("--punch-every", type=float, default=2.0, metavar="SECONDS")
     return parser
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from ledger import VerifyKey
+    from ledger.evidence import verify_bundle
+
+    pinned = VerifyKey.from_pem(Path(args.witness_key).read_bytes()) if args.witness_key else None
+    report = verify_bundle(Path(args.bundle).read_bytes(), witness_key=pinned)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return 0 if report.ok else 1
+    width = max((len(c.name) for c in report.checks), default=10)
+    for check in report.checks:
+        print(f"{check.name:<{width}}  {'OK  ' if check.ok else 'FAIL'}  {check.detail}")
+    print("\ngaps / 记录缺口:" if report.gaps else "\nno gaps / 无记录缺口")
+    for gap in report.gaps:
+        print(f"  - {gap}")
+    print(f"\n{len(report.disclosed)} record(s) of the employee verified")
+    print("RESULT: every check passed / 全部校验通过" if report.ok else "RESULT: FAILED / 校验未通过")
+    return 0 if report.ok else 1
 
 
 def _demo(args: argparse.Namespace) -> int:

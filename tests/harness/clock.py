@@ -26,3 +26,7 @@ class FrozenClock:
         step = timedelta(**delta)
         self._now += step
         self._boot_ns += int(step.total_seconds() * 1e9)
+
+    def jump_wall(self, **delta: float) -> None:
+        """Someone sets the wall clock: it jumps, the boot clock does not."""
+        self._now += timedelta(**delta)

@@ -9,6 +9,7 @@ from ledger.merkle import (
     CompactRange,
     consistency_proof,
     inclusion_proof,
+    inclusion_proofs,
     node_hash,
     root,
     verify_consistency,
@@ -158,3 +159,10 @@ def test_compact_range_matches_full_root_at_every_size():
     assert restored.root() == tree.root()
     with pytest.raises(ValueError):
         CompactRange(3, [EMPTY_ROOT])
+
+
+def test_many_inclusion_proofs_at_once_equal_one_at_a_time():
+    all_leaves = leaves(1000)
+    wanted = [0, 1, 2, 511, 512, 513, 998, 999]
+    assert inclusion_proofs(all_leaves, wanted) == {i: inclusion_proof(all_leaves, i) for i in wanted}
+    assert inclusion_proofs(all_leaves, []) == {}

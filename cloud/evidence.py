@@ -1,0 +1,190 @@
+"""Export the evidence bundle for one employee and period (layout: ``ledger.evidence``).
+
+Everything the employee's case rests on goes in, byte for byte as signed: the employee's own
+records with inclusion proofs, every appliance record of the period as a salted leaf hash only
+(other workers' data is never disclosed), the appliance's system records (boots, seals,
+incidents) in full, every checkpoint with the cloud's timestamped cosignature, the keys, a
+Chinese report, and the commands that check it all with OpenSSL alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from importlib import resources
+from zoneinfo import ZoneInfo
+
+from cloud.clock import Clock, to_ms
+from cloud.evidence_report import manual_checks, report_html
+from cloud.store import Appliance, ApplianceKey, CloudCheckpoint, LogHead, LogRecord, Plant, Punch
+from ledger import VerifyKey
+from ledger.evidence import MANIFEST, SUMS, sha256sums, verify_bundle
+from ledger.merkle import CompactRange, inclusion_proofs
+
+SYSTEM_TYPES = ("boot", "seal", "incident", "clock", "keyrot")
+
+Progress = Callable[[str], None]
+
+
+class ExportError(Exception):
+    pass
+
+
+def export_bundle(
+    employee: str,
+    first_day: date,
+    last_day: date,
+    *,
+    witness: VerifyKey,
+    clock: Clock,
+    plant_id: str | None = None,
+    progress: Progress = lambda _m: None,
+) -> bytes:
+    if last_day < first_day:
+        raise ExportError("the period ends before it starts")
+    plants = [Plant.get_by_id(plant_id)] if plant_id else _plants_of(employee)
+    if not plants:
+        raise ExportError(f"no punch of employee {employee} was ever received; name the plant with --plant")
+    files: dict[str, bytes] = {}
+    logs, registry = [], []
+    appliances = [a for p in plants for a in Appliance.select().where(Appliance.plant == p).order_by(Appliance.name)]
+    for appliance in appliances:
+        tz = ZoneInfo(appliance.plant.timezone)
+        start_ms = to_ms(datetime.combine(first_day, time(), tz))
+        end_ms = to_ms(datetime.combine(last_day + timedelta(days=1), time(), tz))
+        progress(f"{appliance.plant.id}/{appliance.name}: reading the log")
+        entry = _export_log(files, f"logs/{len(logs)}", appliance, employee, start_ms, end_ms)
+        if entry is not None:
+            logs.append(entry)
+        for key in ApplianceKey.select().where(ApplianceKey.appliance == appliance):
+            name = f"{hashlib.sha256(key.kid.encode()).hexdigest()[:16]}.pem"
+            files[f"keys/{name}"] = key.public_key.encode()
+            registry.append(
+                {
+                    "log": appliance.log_origin,
+                    "kid": key.kid,
+                    "file": name,
+                    "valid_from_seq": key.valid_from_seq,
+                    "revoked_at": key.revoked_ms // 1000 if key.revoked_ms else None,
+                }
+            )
+    files["keys/registry.json"] = json.dumps(registry, ensure_ascii=False, indent=1).encode()
+    files["keys/witness.pem"] = witness.pem().encode()
+    manifest = {
+        "format": "punchproof-evidence/1",
+        "employee": employee,
+        "period": {"from": first_day.isoformat(), "to": last_day.isoformat()},
+        "plants": [{"id": p.id, "name": p.name, "timezone": p.timezone} for p in plants],
+        "logs": logs,
+        "witness_kid": witness.kid,
+        "generated_at": clock.now().isoformat(timespec="seconds"),
+    }
+    files[MANIFEST] = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
+    files["FORMAT.md"] = resources.files("ledger").joinpath("FORMAT.md").read_bytes()
+    progress("verifying what will be exported")
+    result = verify_bundle(_zip({**files, SUMS: sha256sums(files)}), witness_key=witness)
+    progress("writing the report")
+    files["report.html"] = report_html(manifest, result).encode()
+    files["MANUAL-CHECKS.md"] = manual_checks(manifest, files).encode()
+    files[SUMS] = sha256sums(files)
+    return _zip(files)
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            archive.writestr(name, files[name])
+    return out.getvalue()
+
+
+def _plants_of(employee: str) -> list[Plant]:
+    query = (
+        Plant.select()
+        .join(Appliance)
+        .join(Punch, on=(Punch.appliance == Appliance.id))
+        .where(Punch.employee == employee)
+        .distinct()
+    )
+    return list(query)
+
+
+def _export_log(
+    files: dict[str, bytes], base: str, appliance: Appliance, employee: str, start_ms: int, end_ms: int
+) -> dict[str, object] | None:
+    in_period = LogRecord.select(LogRecord.seq).where(
+        (LogRecord.appliance == appliance) & (LogRecord.t_wall_ms >= start_ms) & (LogRecord.t_wall_ms < end_ms)
+    )
+    first = in_period.order_by(LogRecord.seq).scalar()
+    last = in_period.order_by(LogRecord.seq.desc()).scalar()
+    head = LogHead.get(LogHead.appliance == appliance)
+    if first is None or last is None:
+        return None
+    cover = (
+        CloudCheckpoint.select(CloudCheckpoint.size)
+        .where((CloudCheckpoint.appliance == appliance) & (CloudCheckpoint.size > last))
+        .order_by(CloudCheckpoint.size)
+        .scalar()
+    )
+    end = cover if cover is not None else head.seq + 1
+    leaves = [
+        bytes(r.leaf)
+        for r in LogRecord.select(LogRecord.leaf)
+        .where((LogRecord.appliance == appliance) & (LogRecord.seq < end))
+        .order_by(LogRecord.seq)
+        .iterator()
+    ]
+    tree = CompactRange()
+    tree.extend(leaves[:first])
+    disclosed = list(
+        LogRecord.select()
+        .where(
+            (LogRecord.appliance == appliance)
+            & (LogRecord.seq >= first)
+            & (LogRecord.seq < end)
+            & ((LogRecord.employee == employee) | LogRecord.type.in_(SYSTEM_TYPES))
+        )
+        .order_by(LogRecord.seq)
+    )
+    proofs = inclusion_proofs(leaves, [r.seq for r in disclosed])
+    for record in disclosed:
+        files[f"{base}/records/{record.seq}.json"] = bytes(record.data)
+        files[f"{base}/records/{record.seq}.sig"] = bytes(record.sig)
+        files[f"{base}/records/{record.seq}.proof.json"] = json.dumps(
+            {"index": record.seq, "size": end, "hashes": [h.hex() for h in proofs[record.seq]]}
+        ).encode()
+    checkpoints = (
+        CloudCheckpoint.select()
+        .where(
+            (CloudCheckpoint.appliance == appliance) & (CloudCheckpoint.size > first) & (CloudCheckpoint.size <= end)
+        )
+        .order_by(CloudCheckpoint.size)
+    )
+    files[f"{base}/checkpoints.jsonl"] = "".join(
+        json.dumps({"size": c.size, "note": c.note + c.cosignature}) + "\n" for c in checkpoints
+    ).encode()
+    files[f"{base}/leaves.txt"] = "".join(leaf.hex() + "\n" for leaf in leaves[first:end]).encode()
+    files[f"{base}/log.json"] = json.dumps(
+        {
+            "log": appliance.log_origin,
+            "plant": appliance.plant.id,
+            "appliance": appliance.name,
+            "from_seq": first,
+            "to_size": end,
+            "compact": [h.hex() for h in tree.hashes],
+            "witnessed_to": cover is not None,
+        },
+        indent=1,
+    ).encode()
+    return {
+        "log": appliance.log_origin,
+        "plant": appliance.plant.id,
+        "appliance": appliance.name,
+        "from_seq": first,
+        "to_size": end,
+        "disclosed": len(disclosed),
+    }

@@ -1,0 +1,116 @@
+"""The human side of the evidence bundle: a Chinese report, and the checks anyone can run with OpenSSL."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from ledger.evidence import Report
+
+_TEMPLATES = Environment(loader=PackageLoader("cloud", "templates"), autoescape=select_autoescape())
+
+STATES = {0: "上班", 1: "下班", 2: "外出", 3: "外出返回", 4: "加班签到", 5: "加班签退"}
+VERIFY = {0: "密码", 1: "指纹", 2: "卡", 15: "人脸"}
+
+
+def report_html(manifest: dict[str, Any], result: Report) -> str:
+    tz = ZoneInfo(manifest["plants"][0]["timezone"]) if manifest["plants"] else ZoneInfo("Asia/Shanghai")
+    by_day: dict[date, list[dict[str, Any]]] = {}
+    for item in result.disclosed:
+        term = item["fields"].get("term", {})
+        if "t" in term:
+            by_day.setdefault(datetime.fromisoformat(term["t"]).date(), []).append(item)
+    days = []
+    day, last = date.fromisoformat(manifest["period"]["from"]), date.fromisoformat(manifest["period"]["to"])
+    while day <= last:
+        punches = sorted(by_day.get(day, []), key=lambda i: i["fields"]["term"]["t"])
+        days.append(
+            {
+                "date": day.isoformat(),
+                "weekday": "一二三四五六日"[day.weekday()],
+                "punches": [
+                    {
+                        "time": p["fields"]["term"]["t"][11:19],
+                        "state": STATES.get(p["fields"]["term"]["state"], "打卡"),
+                        "verify": VERIFY.get(p["fields"]["term"]["verify"], "其他方式"),
+                        "terminal": p["fields"]["term"].get("sn", ""),
+                        "log": p["log"],
+                        "seq": p["seq"],
+                        "witnessed": _at(p["not_after"], tz),
+                    }
+                    for p in punches
+                ],
+            }
+        )
+        day += timedelta(days=1)
+    return _TEMPLATES.get_template("evidence_report.html").render(manifest=manifest, result=result, days=days, tz=tz)
+
+
+def _at(seconds: int | None, tz: ZoneInfo) -> str:
+    return "（未见证）" if seconds is None else datetime.fromtimestamp(seconds, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def manual_checks(manifest: dict[str, Any], files: dict[str, bytes]) -> str:
+    example = next(
+        (
+            n
+            for n in sorted(files)
+            if n.startswith("logs/") and n.endswith(".json") and "/records/" in n and not n.endswith(".proof.json")
+        ),
+        None,
+    )
+    base = example.rsplit("/records/", 1)[0] if example else "logs/0"
+    seq = example.rsplit("/", 1)[1].split(".")[0] if example else "SEQ"
+    info = json.loads(files.get(f"{base}/log.json", b"{}") or b"{}")
+    line = int(seq) - info.get("from_seq", 0) + 1 if seq.isdigit() else "N"
+    registry = json.loads(files.get("keys/registry.json", b"[]"))
+    key_file = next((r["file"] for r in registry if r["log"] == info.get("log")), "KEY.pem")
+    return f"""# Checking this bundle by hand (OpenSSL, bash and coreutils only)
+
+Unzip the bundle and run these commands in its folder. Each prints OK or the expected value.
+
+## 1. No file was changed since export
+
+    sha256sum -c SHA256SUMS
+
+## 2. A record is exactly what the appliance signed (example: {example})
+
+    (printf '\\x00'; cat {example}) | openssl dgst -sha256 -binary > leaf.bin
+    od -An -tx1 leaf.bin | tr -d ' \\n'; echo  # must equal line {line} of {base}/leaves.txt:
+    sed -n '{line}p' {base}/leaves.txt
+    (printf 'punchlog/record/v1\\n'; cat leaf.bin) > signed.bin
+    openssl pkeyutl -verify -pubin -inkey keys/{key_file} -rawin -in signed.bin -sigfile {base}/records/{seq}.sig
+
+The appliance key's id is `base64(SHA-256(DER public key))`; compare it with the record's `kid`:
+
+    openssl pkey -pubin -in keys/{key_file} -outform DER | openssl dgst -sha256 -binary | base64
+
+## 3. A checkpoint is signed by the appliance and cosigned by the cloud
+
+Take one line of {base}/checkpoints.jsonl; its `note` field is the signed note. Write the first
+three lines of the note (origin, size, root, each ending in a newline) to `body.txt`. The
+appliance's signature is the base64 on the line starting `— {info.get("log", "ORIGIN")}`, after a
+4-byte key id:
+
+    echo 'BASE64-OF-THE-APPLIANCE-LINE' | base64 -d | tail -c 64 > cp.sig
+    openssl pkeyutl -verify -pubin -inkey keys/{key_file} -rawin -in body.txt -sigfile cp.sig
+
+The cloud's cosignature (the last line) is 4 bytes of key id, an 8-byte big-endian Unix time T
+and the signature over `cosignature/v1`, `time T` and the body:
+
+    echo 'BASE64-OF-THE-CLOUD-LINE' | base64 -d > cosig.bin
+    T=$(( 16#$(tail -c +5 cosig.bin | head -c 8 | od -An -tx1 | tr -d ' \\n') ))
+    (printf 'cosignature/v1\\ntime %s\\n' "$T"; cat body.txt) > cosigned.txt
+    tail -c 64 cosig.bin > cosig.sig
+    openssl pkeyutl -verify -pubin -inkey keys/witness.pem -rawin -in cosigned.txt -sigfile cosig.sig
+    date -u -d @"$T"                          # the cloud's witness time
+
+## 4. The whole log range is complete
+
+`punchproof verify` recomputes every checkpoint's Merkle root from `leaves.txt` (RFC 9162; see
+FORMAT.md). Any record deleted, inserted, reordered or altered changes those roots.
+"""

@@ -1,0 +1,308 @@
+"""The evidence bundle: its layout, and its offline verification.
+
+A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
+
+    manifest.json                 what the bundle is about: employee, period, logs, witness
+    SHA256SUMS                    sha256sum -c of every other file
+    keys/<kid>.pem                the appliances' public keys; keys/registry.json their validity
+    keys/witness.pem              the cloud's witness key (pin it with --witness-key)
+    logs/<n>/log.json             one appliance log: origin, the range [from_seq, to_size), and the
+                                  Merkle compact range before from_seq
+    logs/<n>/leaves.txt           the leaf hash (hex) of every record in the range, one per line:
+                                  other workers' records are disclosed only as these salted hashes
+    logs/<n>/checkpoints.jsonl    every checkpoint in the range, signed by the appliance and
+                                  cosigned (timestamped) by the cloud
+    logs/<n>/records/<seq>.json   disclosed records, byte for byte as signed, with <seq>.sig (raw
+                                  Ed25519) and <seq>.proof.json (inclusion proof into the last checkpoint)
+    report.html, MANUAL-CHECKS.md, FORMAT.md
+
+``verify_bundle`` runs every check and reports each, with the gaps it found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ledger import canonical, note
+from ledger.errors import LedgerError
+from ledger.keys import VerifyKey
+from ledger.merkle import CompactRange, verify_inclusion
+from ledger.record import RECORD_DOMAIN, b64, leaf_hash, parse
+
+MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
+CLOCK_TOLERANCE_S = 120  # how far a record's own time may stray outside its witnessed bounds
+SEAL_GAP_S = 180  # seals come every 60 s: a longer silence is a gap (power cut, appliance off)
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
+    disclosed: list[dict[str, Any]] = field(default_factory=list)  # the employee's records, verified
+    covered_days: set[str] = field(default_factory=set)  # plant-local days the appliances were recording
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str) -> bool:
+        self.checks.append(Check(name, ok, detail))
+        return ok
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checks": [asdict(c) for c in self.checks],
+            "gaps": self.gaps,
+            "disclosed": self.disclosed,
+        }
+
+
+def sha256sums(files: dict[str, bytes]) -> bytes:
+    return "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items())).encode()
+
+
+def verify_bundle(data: bytes, *, witness_key: VerifyKey | None = None) -> Report:
+    """Check a bundle offline. ``witness_key`` pins the cloud's key; without it the bundle's own is used
+    (and the report says so)."""
+    report = Report()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            files = {name: archive.read(name) for name in archive.namelist() if not name.endswith("/")}
+    except zipfile.BadZipFile as err:
+        report.add("archive", False, f"not a ZIP file: {err}")
+        return report
+    if not _check_sums(files, report):
+        return report
+    try:
+        manifest = json.loads(files[MANIFEST])
+        witness = VerifyKey.from_pem(files["keys/witness.pem"])
+    except (KeyError, ValueError, LedgerError) as err:
+        report.add("manifest", False, f"manifest or witness key unusable: {err}")
+        return report
+    if witness_key is not None:
+        report.add(
+            "witness key",
+            witness.kid == witness_key.kid,
+            f"bundle's witness key {witness.kid}, pinned {witness_key.kid}",
+        )
+        witness = witness_key
+    else:
+        report.add("witness key", True, f"taken from the bundle ({witness.kid}); pin it with --witness-key")
+    registry = json.loads(files.get("keys/registry.json", b"[]"))
+    for index, _log in enumerate(manifest.get("logs", [])):
+        _verify_log(files, f"logs/{index}", manifest, registry, witness, report)
+    return report
+
+
+def _check_sums(files: dict[str, bytes], report: Report) -> bool:
+    if SUMS not in files:
+        return report.add("SHA256SUMS", False, "the bundle has no SHA256SUMS")
+    listed: dict[str, str] = {}
+    for line in files[SUMS].decode("utf-8", errors="replace").splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name] = digest
+    others = {n: d for n, d in files.items() if n != SUMS}
+    bad = sorted(n for n, d in others.items() if listed.get(n) != hashlib.sha256(d).hexdigest())
+    missing = sorted(set(listed) - set(others))
+    detail = f"{len(others)} files" if not bad and not missing else f"altered or unlisted: {bad}; missing: {missing}"
+    return report.add("SHA256SUMS", not bad and not missing, detail)
+
+
+def _verify_log(
+    files: dict[str, bytes],
+    base: str,
+    manifest: dict[str, Any],
+    registry: list[dict[str, Any]],
+    witness: VerifyKey,
+    report: Report,
+) -> None:
+    info = json.loads(files[f"{base}/log.json"])
+    origin, start, end = info["log"], info["from_seq"], info["to_size"]
+    label = f"{origin} [{start}, {end})"
+    keys = {r["kid"]: (VerifyKey.from_pem(files[f"keys/{r['file']}"]), r) for r in registry if r["log"] == origin}
+    leaves = [bytes.fromhex(line) for line in files[f"{base}/leaves.txt"].decode().split()]
+    if not report.add(
+        f"{label}: leaves", len(leaves) == end - start, f"{len(leaves)} leaf hashes for {end - start} records"
+    ):
+        return
+    # 1. every checkpoint is the appliance's, cosigned by the witness, and the leaves hash to its root
+    tree = CompactRange(start, [bytes.fromhex(h) for h in info["compact"]])
+    checkpoints = [json.loads(line) for line in files[f"{base}/checkpoints.jsonl"].decode().splitlines() if line]
+    cosigned_at: dict[int, int] = {}
+    anchors: dict[str, int] = {}
+    problems: list[str] = []
+    position = start
+    for entry in sorted(checkpoints, key=lambda c: c["size"]):
+        try:
+            checkpoint = _verify_checkpoint(entry["note"], keys, entry["size"])
+            witness_name = note.parse(entry["note"])[1][-1].name
+            cosigned_at[checkpoint.size] = note.verify_cosignature(entry["note"], witness, witness_name)
+            line = entry["note"].rpartition("\n\n")[2].splitlines()[-1] + "\n"
+            anchors[b64(hashlib.sha256(line.encode()).digest())] = cosigned_at[checkpoint.size]
+        except LedgerError as err:
+            problems.append(f"checkpoint {entry.get('size')}: {err}")
+            continue
+        while position < checkpoint.size and position < end:
+            tree.append(leaves[position - start])
+            position += 1
+        if checkpoint.size > end or tree.root() != checkpoint.root:
+            problems.append(f"checkpoint {checkpoint.size}: the records do not hash to its root")
+    report.add(
+        f"{label}: checkpoints",
+        not problems and end in cosigned_at,
+        "; ".join(problems)
+        or f"{len(cosigned_at)} signed and cosigned; the leaves reproduce every root"
+        + ("" if end in cosigned_at else f"; none covers the end of the range ({end})"),
+    )
+    # 2. disclosed records: exact bytes, signature, chain, inclusion, time bounds
+    final_root = next((c.root for c in [_parse_note(e["note"]) for e in checkpoints] if c.size == end), None)
+    problems = []
+    sizes = sorted(cosigned_at)
+    seals: list[int] = []
+    tz = _plant_zone(manifest, info.get("plant"))
+    previous: dict[str, Any] | None = None
+    disclosed = {
+        int(n.rsplit("/", 1)[1].split(".")[0]): n
+        for n in files
+        if n.startswith(f"{base}/records/") and n.endswith(".json") and not n.endswith(".proof.json")
+    }
+    for seq, name in sorted(disclosed.items()):
+        data, sig = files[name], files[name[:-5] + ".sig"]
+        proof = json.loads(files[name[:-5] + ".proof.json"])
+        try:
+            fields = parse(data)
+        except LedgerError as err:
+            problems.append(f"seq {seq}: {err}")
+            continue
+        leaf = leaf_hash(data)
+        key = keys.get(fields["kid"])
+        failures = []
+        if fields["log"] != origin or fields["seq"] != seq or not start <= seq < end:
+            failures.append("is not this log's record at this position")
+        elif leaves[seq - start] != leaf:
+            failures.append("differs from the log's leaf at its position")
+        elif seq > start and fields["prev"] != b64(leaves[seq - 1 - start]):
+            failures.append("does not link to the previous record")
+        if key is None or not _signed(key[0], sig, leaf) or not _key_valid(key[1], seq, cosigned_at):
+            failures.append("is not signed by a key valid for its position")
+        if (
+            final_root is None
+            or proof.get("index") != seq
+            or proof.get("size") != end
+            or not verify_inclusion(leaf, seq, end, [bytes.fromhex(h) for h in proof.get("hashes", [])], final_root)
+        ):
+            failures.append("its inclusion proof does not verify")
+        if failures:
+            problems.append(f"seq {seq} " + ", ".join(failures))
+            continue
+        witnessed = next((cosigned_at[s] for s in sizes if s > seq), None)
+        after = anchors.get(fields.get("anchor", ""), 0)
+        t = fields["t_wall_ms"] // 1000
+        if witnessed is None:
+            report.gaps.append(f"{origin} seq {seq}: not witnessed by the cloud")
+        elif t > witnessed + CLOCK_TOLERANCE_S or t < after - CLOCK_TOLERANCE_S:
+            problems.append(
+                f"seq {seq}: its time {_local(t, tz)} lies outside what the cloud witnessed "
+                f"({_local(after, tz) if after else 'the start'} .. {_local(witnessed, tz)}): "
+                "the appliance's clock was set wrong"
+            )
+        if previous is not None and previous.get("boot_id") == fields.get("boot_id"):
+            jump = (fields["t_wall_ms"] - previous["t_wall_ms"]) / 1000 - (
+                fields["t_boot_ns"] - previous["t_boot_ns"]
+            ) / 1e9
+            if abs(jump) > CLOCK_TOLERANCE_S:
+                report.gaps.append(
+                    f"{origin} seq {previous['seq']}..{seq}: the appliance's wall clock jumped "
+                    f"{'forward' if jump > 0 else 'back'} by {abs(jump) / 60:.0f} min (set by hand, "
+                    "or corrected by time sync)"
+                )
+        previous = fields
+        if fields["type"] in ("seal", "boot", "punch"):
+            report.covered_days.add(datetime.fromtimestamp(t, tz).date().isoformat())
+        if fields["type"] == "seal":
+            seals.append(t)
+        if fields["type"] == "boot" and fields.get("unclean"):
+            report.gaps.append(f"{origin} seq {seq}: restarted after an unclean shutdown (power cut?)")
+        if fields.get("emp") == manifest.get("employee"):
+            report.disclosed.append({"log": origin, "seq": seq, "fields": fields, "not_after": witnessed})
+    report.add(
+        f"{label}: disclosed records",
+        not problems,
+        "; ".join(problems) or "every disclosed record is exact, signed, chained and included",
+    )
+    report.gaps += [
+        f"{origin}: nothing recorded from {_local(a, tz)} to {_local(b, tz)} ({(b - a) // 60} min): "
+        "appliance off or power cut"
+        for a, b in zip(seals, seals[1:], strict=False)
+        if b - a > SEAL_GAP_S
+    ]
+    period_end = datetime.combine(date.fromisoformat(manifest["period"]["to"]) + timedelta(days=1), time(), tz)
+    if end in cosigned_at and cosigned_at[end] < period_end.timestamp():
+        report.gaps.append(
+            f"{origin}: its records end at {_local(cosigned_at[end], tz)} (witnessed), before the period ends "
+            f"at {_local(int(period_end.timestamp()), tz)}: later events are not in this bundle"
+        )
+
+
+def _plant_zone(manifest: dict[str, Any], plant: str | None) -> ZoneInfo:
+    zone = next((p["timezone"] for p in manifest.get("plants", []) if p["id"] == plant), "Asia/Shanghai")
+    return ZoneInfo(zone)
+
+
+def _local(seconds: int, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(seconds, tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _parse_note(text: str) -> note.Checkpoint:
+    return note.parse(text)[0]
+
+
+def _verify_checkpoint(text: str, keys: dict[str, tuple[VerifyKey, dict[str, Any]]], size: int) -> note.Checkpoint:
+    for key, _info in keys.values():
+        try:
+            checkpoint = note.verify(text, key)
+        except LedgerError:
+            continue
+        if checkpoint.size != size:
+            raise LedgerError(f"listed as size {size}, signed as {checkpoint.size}")
+        return checkpoint
+    raise LedgerError("not signed by any of this log's keys")
+
+
+def _signed(key: VerifyKey, sig: bytes, leaf: bytes) -> bool:
+    try:
+        key.verify(sig, RECORD_DOMAIN + leaf)
+    except LedgerError:
+        return False
+    return True
+
+
+def _key_valid(info: dict[str, Any], seq: int, cosigned_at: dict[int, int]) -> bool:
+    """A key counts from its first seq; a revoked key only for records witnessed before the revocation."""
+    if seq < info.get("valid_from_seq", 0):
+        return False
+    revoked = info.get("revoked_at")
+    if revoked is None:
+        return True
+    witnessed = min((t for s, t in cosigned_at.items() if s > seq), default=None)
+    return witnessed is not None and witnessed < revoked
+
+
+def canonical_manifest(manifest: dict[str, Any]) -> bytes:
+    return canonical.encode(manifest)

@@ -1,0 +1,272 @@
+"""The evidence bundle: export from the cloud, verify offline, and the tamper matrix."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from datetime import UTC, date, datetime
+
+import pytest
+
+from cloud import registry
+from cloud.evidence import export_bundle
+from cloud.store import ApplianceKey, open_db
+from cloud.verifier import BatchIngest
+from ledger import SigningKey, note, topics
+from ledger.evidence import SUMS, sha256sums, verify_bundle
+from ledger.merkle import inclusion_proof, root
+from tests.harness.clock import FrozenClock
+from tests.harness.logs import LogBuilder
+
+PLANT, NAME = "dongguan-1", "pi-01"
+LOG = f"punchproof/{PLANT}/{NAME}/1"
+EMPLOYEE = "1001"
+
+
+@pytest.fixture
+def world(tmp_path):
+    """Two working days at a plant: 1001 punches in and out on the first and never on the second."""
+    clock = FrozenClock(datetime(2026, 3, 1, 23, 50, tzinfo=UTC))  # 07:50 in Dongguan
+    db = open_db(f"sqlite:///{tmp_path}/cloud.sqlite3")
+    key, witness = SigningKey.generate(), SigningKey.generate()
+    registry.register(
+        {
+            "plant": PLANT,
+            "appliance": NAME,
+            "log": LOG,
+            "public_key": key.verify_key.pem(),
+            "timezone": "Asia/Shanghai",
+        },
+        clock,
+    )
+    ingest = BatchIngest(clock, witness, "test-cloud/witness")
+    log = LogBuilder(key, LOG, clock)
+    log.add("boot", unclean=False, sw="test")
+
+    def send():
+        ack = ingest.handle(topics.batch(PLANT, NAME), log.next_batch().encode()).ack
+        assert ack.status == "ok", ack.reason
+        log.acknowledged(ack.cosignature)
+
+    for day in range(2):
+        punches = {8: ("1002", 0), 600: ("1002", 1)} | ({9: (EMPLOYEE, 0), 580: (EMPLOYEE, 1)} if day == 0 else {})
+        for block in range(0, 660, 30):  # sync every half hour
+            log.minutes(30, {m - block: p for m, p in punches.items() if block <= m < block + 30})
+            send()
+        clock.advance(hours=13)  # the appliance is switched off overnight
+        log.add("boot", unclean=day == 0, sw="test")
+    send()
+    yield {"clock": clock, "key": key, "witness": witness, "log": log}
+    db.close()
+
+
+def export(world, **kwargs):
+    return export_bundle(
+        EMPLOYEE,
+        date(2026, 3, 2),
+        date(2026, 3, 3),
+        witness=world["witness"].verify_key,
+        clock=world["clock"],
+        **kwargs,
+    )
+
+
+def unpack(bundle: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        return {n: archive.read(n) for n in archive.namelist()}
+
+
+def repack(files: dict[str, bytes], *, resum: bool = True) -> bytes:
+    if resum:
+        files = {**files, SUMS: sha256sums({n: d for n, d in files.items() if n != SUMS})}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def failed(report) -> list[str]:
+    return [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+
+
+def test_the_bundle_verifies_and_tells_the_days_apart(world):
+    files = unpack(export(world))
+    report = verify_bundle(repack(files, resum=False), witness_key=world["witness"].verify_key)
+    assert report.ok, failed(report)
+    days = sorted({d["fields"]["term"]["t"][:10] for d in report.disclosed})
+    assert days == ["2026-03-02"], "1001's punches on the first day only"
+    assert len(report.disclosed) == 2
+    assert any("unclean shutdown" in g for g in report.gaps)
+    html = files["report.html"].decode()
+    assert "全部校验通过" in html and "2026-03-03" in html and "无打卡记录" in html
+    assert "07:59:30 上班" in html
+    manifest = json.loads(files["manifest.json"])
+    assert manifest["employee"] == EMPLOYEE and manifest["logs"][0]["disclosed"] > 2
+
+
+def test_other_workers_are_disclosed_only_as_hashes(world):
+    files = unpack(export(world))
+    records = [
+        json.loads(d)
+        for n, d in files.items()
+        if "/records/" in n and n.endswith(".json") and not n.endswith(".proof.json")
+    ]
+    assert {r.get("emp") for r in records if r["type"] == "punch"} == {EMPLOYEE}
+    assert not any(b'"emp":"1002"' in d for d in files.values())
+    leaves = files["logs/0/leaves.txt"].decode().split()
+    info = json.loads(files["logs/0/log.json"])
+    assert len(leaves) == info["to_size"] - info["from_seq"]
+
+
+def test_sha256sums_match_what_sha256sum_would_say(world):
+    files = unpack(export(world))
+    for line in files[SUMS].decode().splitlines():
+        digest, name = line.split("  ", 1)
+        assert hashlib.sha256(files[name]).hexdigest() == digest
+
+
+# -- the tamper matrix: each change must be detected, with a message that says what -------------
+
+
+def first_disclosed_punch(files):
+    return next(
+        n
+        for n in sorted(files)
+        if "/records/" in n
+        and n.endswith(".json")
+        and not n.endswith(".proof.json")
+        and json.loads(files[n])["type"] == "punch"
+    )
+
+
+def edit_record(files):
+    name = first_disclosed_punch(files)
+    files[name] = files[name].replace(b'"state":0', b'"state":1')
+
+
+def delete_leaf(files):
+    lines = files["logs/0/leaves.txt"].decode().splitlines(keepends=True)
+    del lines[5]
+    files["logs/0/leaves.txt"] = "".join(lines).encode()
+    info = json.loads(files["logs/0/log.json"])
+    info["to_size"] -= 1
+    files["logs/0/log.json"] = json.dumps(info).encode()
+
+
+def insert_leaf(files):
+    lines = files["logs/0/leaves.txt"].decode().splitlines(keepends=True)
+    lines.insert(5, hashlib.sha256(b"\x00forged").hexdigest() + "\n")
+    files["logs/0/leaves.txt"] = "".join(lines).encode()
+    info = json.loads(files["logs/0/log.json"])
+    info["to_size"] += 1
+    files["logs/0/log.json"] = json.dumps(info).encode()
+
+
+def reorder_leaves(files):
+    lines = files["logs/0/leaves.txt"].decode().splitlines(keepends=True)
+    lines[5], lines[6] = lines[6], lines[5]
+    files["logs/0/leaves.txt"] = "".join(lines).encode()
+
+
+def truncate_tail(files):
+    """Drop everything after an earlier witnessed checkpoint, re-deriving every proof as an attacker could."""
+    checkpoints = files["logs/0/checkpoints.jsonl"].decode().splitlines(keepends=True)
+    last_kept = json.loads(checkpoints[-3])["size"]
+    info = json.loads(files["logs/0/log.json"])
+    lines = files["logs/0/leaves.txt"].decode().splitlines(keepends=True)[: last_kept - info["from_seq"]]
+    files["logs/0/leaves.txt"] = "".join(lines).encode()
+    files["logs/0/checkpoints.jsonl"] = "".join(checkpoints[:-2]).encode()
+    info["to_size"] = last_kept
+    files["logs/0/log.json"] = json.dumps(info).encode()
+    assert info["from_seq"] == 0
+    leaves = [bytes.fromhex(line) for line in lines]
+    for name in [n for n in files if n.startswith("logs/0/records/")]:
+        seq = int(name.rsplit("/", 1)[1].split(".")[0])
+        if seq >= last_kept:
+            del files[name]
+        elif name.endswith(".proof.json"):
+            proof = inclusion_proof(leaves, seq)
+            files[name] = json.dumps({"index": seq, "size": last_kept, "hashes": [h.hex() for h in proof]}).encode()
+
+
+def swap_proofs(files):
+    proofs = sorted(n for n in files if n.endswith(".proof.json"))
+    files[proofs[0]], files[proofs[1]] = files[proofs[1]], files[proofs[0]]
+
+
+def alter_without_resum(files):
+    files["report.html"] = files["report.html"].replace("全部校验通过".encode(), b"OK")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "resum", "expected"),
+    [
+        (alter_without_resum, False, "SHA256SUMS"),
+        (edit_record, True, "differs from the log's leaf"),
+        (delete_leaf, True, "checkpoints"),
+        (insert_leaf, True, "checkpoints"),
+        (reorder_leaves, True, "do not hash to its root"),
+        (truncate_tail, True, "before the period ends"),
+        (swap_proofs, True, "inclusion proof does not verify"),
+    ],
+    ids=lambda v: getattr(v, "__name__", str(v)),
+)
+def test_tampering_is_detected(world, tamper, resum, expected):
+    files = unpack(export(world))
+    tamper(files)
+    report = verify_bundle(repack(files, resum=resum), witness_key=world["witness"].verify_key)
+    if tamper is truncate_tail:  # a shorter but genuine history: it verifies, and says what it lacks
+        assert any(expected in gap for gap in report.gaps), report.gaps
+        return
+    assert not report.ok
+    assert any(expected in problem for problem in failed(report)), failed(report)
+
+
+def test_a_fork_signed_with_the_appliance_key_is_not_cosigned(world):
+    """Whoever holds the appliance key can sign another history, but not the cloud's cosignature of it."""
+    files = unpack(export(world))
+    lines = files["logs/0/checkpoints.jsonl"].decode().splitlines()
+    entry = json.loads(lines[0])
+    checkpoint, signatures = note.parse(entry["note"])
+    forked = note.Checkpoint(checkpoint.origin, checkpoint.size, root([b"\x01" * 32]))
+    entry["note"] = note.render(forked, [note.sign(forked, world["key"]), signatures[-1]])
+    lines[0] = json.dumps(entry)
+    files["logs/0/checkpoints.jsonl"] = ("\n".join(lines) + "\n").encode()
+    report = verify_bundle(repack(files), witness_key=world["witness"].verify_key)
+    assert not report.ok and any("checkpoint" in p for p in failed(report)), failed(report)
+
+
+def test_a_bundle_with_another_witness_key_is_refused_when_the_key_is_pinned(world):
+    report = verify_bundle(export(world), witness_key=SigningKey.generate().verify_key)
+    assert not report.ok and any("witness key" in p for p in failed(report))
+
+
+def test_records_signed_after_the_key_was_revoked_do_not_count(world):
+    ApplianceKey.update(revoked_ms=int(datetime(2026, 3, 2, 1, 0, tzinfo=UTC).timestamp() * 1000)).execute()
+    report = verify_bundle(export(world), witness_key=world["witness"].verify_key)
+    assert not report.ok
+    assert any("not signed by a key valid for its position" in p for p in failed(report)), failed(report)
+
+
+def test_a_pi_clock_set_wrong_is_flagged(tmp_path):
+    clock = FrozenClock(datetime(2026, 3, 1, 23, 50, tzinfo=UTC))
+    db = open_db(f"sqlite:///{tmp_path}/cloud.sqlite3")
+    key, witness = SigningKey.generate(), SigningKey.generate()
+    registry.register({"plant": PLANT, "appliance": NAME, "log": LOG, "public_key": key.verify_key.pem()}, clock)
+    ingest = BatchIngest(clock, witness, "test-cloud/witness")
+    log = LogBuilder(key, LOG, clock)
+    log.add("boot", unclean=False, sw="test")
+    log.minutes(5, {1: (EMPLOYEE, 0)})
+    ack = ingest.handle(topics.batch(PLANT, NAME), log.next_batch().encode()).ack
+    log.acknowledged(ack.cosignature)
+    clock.jump_wall(hours=-3)  # someone sets the Pi's clock three hours back; a punch is recorded
+    log.minutes(3, {1: (EMPLOYEE, 1)})
+    clock.jump_wall(hours=3)  # the cloud witnesses it at the true time
+    assert ingest.handle(topics.batch(PLANT, NAME), log.next_batch().encode()).ack.status == "ok"
+    bundle = export_bundle(EMPLOYEE, date(2026, 3, 1), date(2026, 3, 2), witness=witness.verify_key, clock=clock)
+    report = verify_bundle(bundle, witness_key=witness.verify_key)
+    db.close()
+    assert any("clock was set wrong" in p for p in failed(report)), failed(report)

@@ -1,0 +1,82 @@
+"""Build an appliance's signed log the way the appliance does, and feed it to the cloud in checkpointed batches."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+from ledger import GENESIS_PREV, SignedRecord, SigningKey, make_record, merkle, note
+from ledger.messages import Batch
+from tests.harness.clock import FrozenClock
+
+TZ = "Asia/Shanghai"
+
+
+class LogBuilder:
+    def __init__(self, key: SigningKey, origin: str, clock: FrozenClock) -> None:
+        self.key, self.origin, self.clock = key, origin, clock
+        self.records: list[SignedRecord] = []
+        self.sent = 0
+        self.anchor = ""
+
+    def acknowledged(self, cosignature: str) -> None:
+        """Like the appliance: later records carry the hash of the latest cosignature."""
+        self.anchor = base64.b64encode(hashlib.sha256(cosignature.encode()).digest()).decode()
+
+    def add(self, type: str, **body: Any) -> SignedRecord:  # noqa: A002 - the record field's name
+        record = make_record(
+            key=self.key,
+            log=self.origin,
+            seq=len(self.records),
+            type=type,
+            prev=self.records[-1].leaf if self.records else GENESIS_PREV,
+            t_wall_ms=int(self.clock.now().timestamp() * 1000),
+            t_boot_ns=self.clock.boot_ns(),
+            boot_id="boot-1",
+            clk={"sync": 1, "src": "test", "err_us": 1000},
+            **({"anchor": self.anchor} if self.anchor else {}),
+            **body,
+        )
+        self.records.append(record)
+        return record
+
+    def punch(self, employee: str, state: int = 0) -> SignedRecord:
+        local = self.clock.now().astimezone(__import__("zoneinfo").ZoneInfo(TZ)).replace(tzinfo=None)
+        term = {
+            "sn": "ZK-1",
+            "name": "gate-1",
+            "t": local.isoformat(timespec="seconds"),
+            "tz": TZ,
+            "state": state,
+            "verify": 1,
+            "uid": 1,
+            "wc": 0,
+            "idx": len(self.records),
+            "off_ms": 0,
+            "raw": "",
+        }
+        return self.add("punch", emp=employee, src="zk", term=term)
+
+    def minutes(self, count: int, punches: dict[int, tuple[str, int]] | None = None) -> None:
+        """``count`` minutes of appliance life: a seal each minute, and the punches given by minute."""
+        for minute in range(count):
+            self.clock.advance(seconds=30)
+            if punches and minute in punches:
+                self.punch(*punches[minute])
+            self.clock.advance(seconds=30)
+            self.add("seal", why="minute")
+
+    def next_batch(self) -> Batch:
+        """Everything not sent yet, ending at a checkpoint signed by the appliance."""
+        size = len(self.records)
+        checkpoint = note.Checkpoint(self.origin, size, merkle.root([r.leaf for r in self.records]))
+        signed = note.render(checkpoint, [note.sign(checkpoint, self.key)])
+        batch = Batch(self.origin, self.sent, tuple(self.records[self.sent :]), signed)
+        self.sent = size
+        return batch
+
+
+def advance_days(clock: FrozenClock, days: float) -> None:
+    clock.advance(seconds=timedelta(days=days).total_seconds())
