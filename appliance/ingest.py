@@ -75,8 +75,8 @@ class PunchIngest:
             "term": {"name": terminal, "sn": record.terminal_sn, "idx": record.index, "raw": record.raw.hex()},
         }
 
-        def derive(seq: int, _now_ms: int) -> None:
-            BadRecord.insert(seq=seq, terminal_sn=record.terminal_sn, raw=record.raw).execute()
+        def derive(seq: int, _now_ms: int) -> tuple[type[BadRecord], dict[str, object]]:
+            return BadRecord, {"seq": seq, "terminal_sn": record.terminal_sn, "raw": record.raw}
 
         return Entry("incident", body, derive)
 
@@ -99,19 +99,19 @@ class PunchIngest:
             },
         }
 
-        def derive(seq: int, now_ms: int) -> None:
-            Punch.insert(
-                seq=seq,
-                terminal=terminal,
-                terminal_sn=punch.terminal_sn,
-                user_id=punch.user_id,
-                device_time=punch.device_time.isoformat(),
-                at_utc_ms=to_ms(punch.at_utc),
-                verify=punch.verify,
-                state=punch.state,
-                workcode=punch.workcode,
-                received_ms=now_ms,
-            ).execute()
+        def derive(seq: int, now_ms: int) -> tuple[type[Punch], dict[str, object]]:
+            return Punch, {
+                "seq": seq,
+                "terminal": terminal,
+                "terminal_sn": punch.terminal_sn,
+                "user_id": punch.user_id,
+                "device_time": punch.device_time.isoformat(),
+                "at_utc_ms": to_ms(punch.at_utc),
+                "verify": punch.verify,
+                "state": punch.state,
+                "workcode": punch.workcode,
+                "received_ms": now_ms,
+            }
 
         return Entry("punch", body, derive)
 

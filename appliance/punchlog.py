@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,13 +25,16 @@ from ledger import GENESIS_PREV, SigningKey, make_record, note
 from ledger.merkle import CompactRange
 
 CHECKPOINT_EVERY = 256
+INSERT_CHUNK = 200  # rows per INSERT statement, below SQLite's variable limit
+INSERT_RECORD = "INSERT INTO log_record (seq, type, data, sig, leaf, t_wall_ms) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 @dataclass(frozen=True)
 class Entry:
     type: str
     body: dict[str, Any]
-    derive: Callable[[int, int], None] | None = field(default=None, compare=False)  # (seq, t_wall_ms)
+    # the row stored with the record, in the same transaction: (seq, t_wall_ms) -> (model, row)
+    derive: Callable[[int, int], tuple[type[pw.Model], dict[str, Any]]] | None = field(default=None, compare=False)
 
 
 class LogWriter:
@@ -95,33 +99,36 @@ class LogWriter:
         with self._lock:
             seq, prev = self._head_seq, self._head_leaf
             tree = CompactRange(self._tree.size, self._tree.hashes)
-            seqs = []
-            common = {"t_boot_ns": 0, "boot_id": self._boot_id, "clk": self._clock.sync_status()}
+            seqs, records, derived = [], [], defaultdict(list)
+            common: dict[str, Any] = {"boot_id": self._boot_id, "clk": self._clock.sync_status()}
             if self._anchor:
                 common["anchor"] = self._anchor
+            for entry in entries:  # sign before taking the database's write lock: the transaction stays short
+                seq += 1
+                now_ms = to_ms(self._clock.now())
+                record = make_record(
+                    key=self._key,
+                    log=self.origin,
+                    seq=seq,
+                    type=entry.type,
+                    prev=prev,
+                    t_wall_ms=now_ms,
+                    t_boot_ns=self._clock.boot_ns(),
+                    **common,
+                    **entry.body,
+                )
+                prev = record.leaf
+                tree.append(prev)
+                records.append((seq, entry.type, record.data, record.sig, prev, now_ms))
+                if entry.derive is not None:
+                    model, row = entry.derive(seq, now_ms)
+                    derived[model].append(row)
+                seqs.append(seq)
             with self._db.atomic("IMMEDIATE"):
-                for entry in entries:
-                    seq += 1
-                    now_ms = to_ms(self._clock.now())
-                    common["t_boot_ns"] = self._clock.boot_ns()
-                    record = make_record(
-                        key=self._key,
-                        log=self.origin,
-                        seq=seq,
-                        type=entry.type,
-                        prev=prev,
-                        t_wall_ms=now_ms,
-                        **common,
-                        **entry.body,
-                    )
-                    prev = record.leaf
-                    tree.append(prev)
-                    LogRecord.insert(
-                        seq=seq, type=entry.type, data=record.data, sig=record.sig, leaf=prev, t_wall_ms=now_ms
-                    ).execute()
-                    if entry.derive is not None:
-                        entry.derive(seq, now_ms)
-                    seqs.append(seq)
+                self._db.cursor().executemany(INSERT_RECORD, records)
+                for model, rows in derived.items():
+                    for chunk in range(0, len(rows), INSERT_CHUNK):
+                        model.insert_many(rows[chunk : chunk + INSERT_CHUNK]).execute()
                 if then is not None:
                     then()
             # committed: only now do the head and the tree move

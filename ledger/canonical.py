@@ -39,20 +39,22 @@ def _reject_float(text: str) -> Any:
 
 
 def _check(value: Any, path: str) -> None:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
         return
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INT:
-            raise Malformed(f"{path}: integer {value} is outside ±2^53")
-        return
-    if isinstance(value, dict):
+    if kind is int:
+        if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            return
+        raise Malformed(f"{path}: integer {value} is outside ±2^53")
+    if kind is dict:
         for key, item in value.items():
-            if not isinstance(key, str) or not key.isascii():
+            if type(key) is not str or not key.isascii():
                 raise Malformed(f"{path}: key {key!r} is not an ASCII string")
-            _check(item, f"{path}.{key}")
+            if type(item) is not str:  # the common case, checked without a call
+                _check(item, f"{path}.{key}")
         return
-    if isinstance(value, list | tuple):
+    if kind is list or kind is tuple:
         for index, item in enumerate(value):
             _check(item, f"{path}[{index}]")
         return
-    raise Malformed(f"{path}: {type(value).__name__} is not allowed in a record")
+    raise Malformed(f"{path}: {kind.__name__} is not allowed in a record")
