@@ -9,6 +9,7 @@ answered with the head, so the appliance can move on.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import peewee as pw
 
 from cloud import registry
 from cloud.clock import Clock, to_ms
-from cloud.store import Appliance, CloudCheckpoint, LogHead, LogRecord, Punch, Quarantine, database
+from cloud.store import Appliance, CloudCheckpoint, LogHead, LogRecord, Punch, Quarantine, bulk_insert, database
 from ledger import GENESIS_PREV, ChainBroken, LedgerError, Malformed, SigningKey, note, topics
 from ledger.merkle import CompactRange
 from ledger.messages import Ack, Batch
@@ -107,25 +108,26 @@ class BatchIngest:
                     raise ChainBroken(f"{batch.log} seq {fresh.first}: {DIVERGED}") from err
                 raise
             now_ms = to_ms(self._clock.now())
-            LogRecord.insert_many(
+            bulk_insert(
+                LogRecord,
+                ("appliance_id", "seq", "type", "data", "sig", "leaf", "t_wall_ms", "employee", "received_ms"),
                 [
-                    {
-                        "appliance": appliance,
-                        "seq": f["seq"],
-                        "type": f["type"],
-                        "data": r.data,
-                        "sig": r.sig,
-                        "leaf": leaf,
-                        "t_wall_ms": f["t_wall_ms"],
-                        "employee": f["emp"] if isinstance(f.get("emp"), str) else None,
-                        "received_ms": now_ms,
-                    }
+                    (
+                        appliance.id,
+                        f["seq"],
+                        f["type"],
+                        r.data,
+                        r.sig,
+                        leaf,
+                        f["t_wall_ms"],
+                        f["emp"] if isinstance(f.get("emp"), str) else None,
+                        now_ms,
+                    )
                     for (f, leaf), r in zip(verified.records, fresh.records, strict=True)
-                ]
-            ).execute()
+                ],
+            )
             punches = [_punch_row(appliance, f, now_ms) for f, _ in verified.records if f["type"] == "punch"]
-            if punches:
-                Punch.insert_many(punches).execute()
+            bulk_insert(Punch, PUNCH_COLUMNS, punches)
             cosignature = self._witness(appliance, fresh, verified, now_ms)
             head.seq, head.leaf = batch.last, verified.records[-1][1]
             head.compact = json.dumps([base64.b64encode(h).decode() for h in verified.tree.hashes])
@@ -199,21 +201,40 @@ def _kid_of(batch: Batch) -> str:
         raise LedgerError(f"{batch.log} seq {batch.first}: record has no key id") from err
 
 
-def _punch_row(appliance: Appliance, fields: dict[str, Any], now_ms: int) -> dict[str, Any]:
+PUNCH_COLUMNS = (
+    "appliance_id",
+    "seq",
+    "employee",
+    "terminal",
+    "terminal_sn",
+    "device_time",
+    "at_utc_ms",
+    "state",
+    "verify",
+    "received_ms",
+)
+
+
+def _punch_row(appliance: Appliance, fields: dict[str, Any], now_ms: int) -> tuple[Any, ...]:
     term = fields["term"]
     try:
-        at = datetime.fromisoformat(term["t"]).replace(tzinfo=ZoneInfo(term["tz"]))
+        at = datetime.fromisoformat(term["t"]).replace(tzinfo=_zone(term["tz"]))
     except (ZoneInfoNotFoundError, ValueError) as err:
         raise Malformed(f"seq {fields['seq']}: unknown time zone {term['tz']!r}") from err
-    return {
-        "appliance": appliance,
-        "seq": fields["seq"],
-        "employee": fields["emp"],
-        "terminal": str(term.get("name", "")),
-        "terminal_sn": term["sn"],
-        "device_time": term["t"],
-        "at_utc_ms": int(at.timestamp() * 1000),
-        "state": term["state"],
-        "verify": term["verify"],
-        "received_ms": now_ms,
-    }
+    return (
+        appliance.id,
+        fields["seq"],
+        fields["emp"],
+        str(term.get("name", "")),
+        term["sn"],
+        term["t"],
+        int(at.timestamp() * 1000),
+        term["state"],
+        term["verify"],
+        now_ms,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)

@@ -50,8 +50,12 @@ def _check(value: Any, path: str) -> None:
         for key, item in value.items():
             if type(key) is not str or not key.isascii():
                 raise Malformed(f"{path}: key {key!r} is not an ASCII string")
-            if type(item) is not str:  # the common case, checked without a call
-                _check(item, f"{path}.{key}")
+            kind = type(item)
+            if kind is str or kind is bool or item is None:  # the common cases, checked without a call
+                continue
+            if kind is int and -MAX_SAFE_INT <= item <= MAX_SAFE_INT:
+                continue
+            _check(item, f"{path}.{key}")
         return
     if kind is list or kind is tuple:
         for index, item in enumerate(value):
