@@ -20,26 +20,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import TERM  # noqa: E402
 
 from appliance.clock import SystemClock  # noqa: E402
 from appliance.groupcommit import GroupCommitter  # noqa: E402
 from appliance.punchlog import Entry, LogWriter  # noqa: E402
 from appliance.store import PRAGMAS, open_db  # noqa: E402
 from ledger import SigningKey  # noqa: E402
-
-TERM = {
-    "name": "gate-1",
-    "sn": "ZK-0001",
-    "uid": 17,
-    "t": "2026-03-02T07:58:00",
-    "tz": "Asia/Shanghai",
-    "verify": 1,
-    "state": 0,
-    "wc": 0,
-    "idx": 1234,
-    "off_ms": -120,
-    "raw": "00" * 40,
-}
 
 
 def punch(i: int) -> Entry:

@@ -20,6 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import TERM  # noqa: E402
 
 from cloud import registry  # noqa: E402
 from cloud.store import open_db  # noqa: E402
@@ -29,19 +32,6 @@ from ledger.messages import Batch  # noqa: E402
 from tests.harness.clock import FrozenClock  # noqa: E402
 
 LOG = "punchproof/bench/pi-01/1"
-TERM = {
-    "name": "gate-1",
-    "sn": "ZK-0001",
-    "uid": 17,
-    "t": "2026-03-02T07:58:00",
-    "tz": "Asia/Shanghai",
-    "verify": 1,
-    "state": 0,
-    "wc": 0,
-    "idx": 1234,
-    "off_ms": -120,
-    "raw": "00" * 40,
-}
 
 
 def generate(key: SigningKey, count: int, per_batch: int = 256) -> list[bytes]:
