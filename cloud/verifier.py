@@ -180,10 +180,6 @@ class BatchIngest:
         ).execute()
         return line
 
-    def _leaf(self, appliance: Appliance, seq: int) -> bytes:
-        row = LogRecord.get((LogRecord.appliance == appliance) & (LogRecord.seq == seq))
-        return bytes(row.leaf)
-
     @staticmethod
     def _ack(batch: Batch, head: LogHead, status: str, reason: str = "", *, cosignature: str = "") -> Ack:
         head_hash = base64.b64encode(bytes(head.leaf)).decode() if head.leaf is not None else ""

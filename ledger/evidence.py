@@ -30,7 +30,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledger import canonical, note
+from ledger import note
 from ledger.errors import LedgerError
 from ledger.keys import VerifyKey
 from ledger.merkle import CompactRange, verify_inclusion
@@ -171,7 +171,7 @@ def _verify_log(
         + ("" if end in cosigned_at else f"; none covers the end of the range ({end})"),
     )
     # 2. disclosed records: exact bytes, signature, chain, inclusion, time bounds
-    final_root = next((c.root for c in [_parse_note(e["note"]) for e in checkpoints] if c.size == end), None)
+    final_root = next((c.root for c in (note.parse(e["note"])[0] for e in checkpoints) if c.size == end), None)
     problems = []
     sizes = sorted(cosigned_at)
     seals: list[int] = []
@@ -269,10 +269,6 @@ def _local(seconds: int, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(seconds, tz).strftime("%Y-%m-%d %H:%M")
 
 
-def _parse_note(text: str) -> note.Checkpoint:
-    return note.parse(text)[0]
-
-
 def _verify_checkpoint(text: str, keys: dict[str, tuple[VerifyKey, dict[str, Any]]], size: int) -> note.Checkpoint:
     for key, _info in keys.values():
         try:
@@ -302,7 +298,3 @@ def _key_valid(info: dict[str, Any], seq: int, cosigned_at: dict[int, int]) -> b
         return True
     witnessed = min((t for s, t in cosigned_at.items() if s > seq), default=None)
     return witnessed is not None and witnessed < revoked
-
-
-def canonical_manifest(manifest: dict[str, Any]) -> bytes:
-    return canonical.encode(manifest)

@@ -13,7 +13,7 @@ import logging
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -300,10 +300,3 @@ class ZKEmulator:
                         conn.sendall(wire.tcp_frame(body))
                     if request.command == wire.CMD_EXIT:
                         return
-
-
-def demo_state(serial: str, tz: tzinfo, roster: Iterable[tuple[str, str]], **kwargs: object) -> TerminalState:
-    state = TerminalState(serial=serial, tz=tz, **kwargs)  # type: ignore[arg-type]
-    for user_id, name in roster:
-        state.add_user(user_id, name)
-    return state

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ledger import GENESIS_PREV, SignedRecord, SigningKey, make_record, merkle, note
 from ledger.messages import Batch
@@ -43,7 +43,7 @@ class LogBuilder:
         return record
 
     def punch(self, employee: str, state: int = 0) -> SignedRecord:
-        local = self.clock.now().astimezone(__import__("zoneinfo").ZoneInfo(TZ)).replace(tzinfo=None)
+        local = self.clock.now().astimezone(ZoneInfo(TZ)).replace(tzinfo=None)
         term = {
             "sn": "ZK-1",
             "name": "gate-1",
@@ -76,7 +76,3 @@ class LogBuilder:
         batch = Batch(self.origin, self.sent, tuple(self.records[self.sent :]), signed)
         self.sent = size
         return batch
-
-
-def advance_days(clock: FrozenClock, days: float) -> None:
-    clock.advance(seconds=timedelta(days=days).total_seconds())
