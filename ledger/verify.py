@@ -39,11 +39,26 @@ def verify_range(batch: Batch, *, key: VerifyKey, prev: bytes, tree: CompactRang
                 f"{batch.log}: the checkpoint is for {checkpoint.origin} size {checkpoint.size}, "
                 f"not for this range ending at seq {batch.last}"
             )
+    records = _check_records(batch, key=key, prev=prev, signatures=checkpoint is None)
     tree = CompactRange(tree.size, tree.hashes)
+    tree.extend(leaf for _, leaf in records)
+    if checkpoint is not None and tree.root() != checkpoint.root:
+        raise Forged(f"{batch.log}: the records do not hash to the root of the signed checkpoint {checkpoint.size}")
+    return VerifiedRange(records, checkpoint, tree)
+
+
+def verify_batch(batch: Batch, *, key: VerifyKey, prev: bytes) -> list[tuple[dict[str, Any], bytes]]:
+    """Check a range on its own: every record's signature, and the chain from ``prev``."""
+    return _check_records(batch, key=key, prev=prev, signatures=True)
+
+
+def _check_records(
+    batch: Batch, *, key: VerifyKey, prev: bytes, signatures: bool
+) -> list[tuple[dict[str, Any], bytes]]:
     out = []
     for offset, record in enumerate(batch.records):
         seq = batch.first + offset
-        if checkpoint is None:
+        if signatures:
             try:  # nothing unsigned is parsed for meaning
                 record.verify(key)
             except Forged as err:
@@ -60,17 +75,6 @@ def verify_range(batch: Batch, *, key: VerifyKey, prev: bytes, tree: CompactRang
             raise ChainBroken(f"{batch.log} seq {seq}: does not link to the previous record")
         if fields["kid"] != key.kid:
             raise Forged(f"{batch.log} seq {seq}: names key {fields['kid']}, but the range is verified with {key.kid}")
-        leaf = record.leaf
-        tree.append(leaf)
-        out.append((fields, leaf))
-        prev = leaf
-    if checkpoint is not None and tree.root() != checkpoint.root:
-        raise Forged(f"{batch.log}: the records do not hash to the root of the signed checkpoint {checkpoint.size}")
-    return VerifiedRange(out, checkpoint, tree)
-
-
-def verify_batch(batch: Batch, *, key: VerifyKey, prev: bytes) -> list[tuple[dict[str, Any], bytes]]:
-    """Check a range on its own (every record's signature and the chain from ``prev``)."""
-    tree = CompactRange(batch.first, [b"\0" * 32] * bin(batch.first).count("1"))  # positions only; no root used
-    unsigned = Batch(batch.log, batch.first, batch.records)
-    return verify_range(unsigned, key=key, prev=prev, tree=tree).records
+        prev = record.leaf
+        out.append((fields, prev))
+    return out
