@@ -88,27 +88,27 @@ def test_punchproof_verify_passes_and_fails_on_a_changed_byte(bundle, tmp_path):
     assert bad.returncode == 1 and "FAIL" in bad.stdout
 
 
-def test_the_manual_openssl_checks_work_as_written(bundle, tmp_path):
-    path, _system = bundle
-    folder = tmp_path / "unzipped"
+def unpacked_manual(path, folder):
+    """Unzip the bundle as the reader would, and return the shell blocks of its MANUAL-CHECKS.md."""
     with zipfile.ZipFile(path) as archive:
         archive.extractall(folder)
     manual = (folder / "MANUAL-CHECKS.md").read_text()
-    blocks = re.findall(r"\n\n((?:    .*\n)+)", manual)
+    return [block.replace("    ", "") for block in re.findall(r"\n\n((?:    .*\n)+)", manual)]
+
+
+def run_in(folder, script):
+    return subprocess.run(["bash", "-c", "set -e\n" + script], cwd=folder, capture_output=True, text=True, check=False)
+
+
+def test_the_manual_openssl_checks_work_as_written(bundle, tmp_path):
+    path, _system = bundle
+    folder = tmp_path / "unzipped"
+    blocks = unpacked_manual(path, folder)
     sums, record = blocks[0], blocks[1]
 
-    def run(script):
-        return subprocess.run(
-            ["bash", "-c", "set -e\n" + script],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-
-    result = run(sums.replace("    ", ""))
+    result = run_in(folder, sums)
     assert result.returncode == 0 and "FAILED" not in result.stdout, result.stdout + result.stderr
-    result = run(record.replace("    ", ""))
+    result = run_in(folder, record)
     assert result.returncode == 0 and "Signature Verified Successfully" in result.stdout, result.stdout + result.stderr
     leaf_hex, listed = [line for line in result.stdout.splitlines() if re.fullmatch(r"[0-9a-f]{64}", line)]
     assert leaf_hex == listed, "the recomputed leaf hash is the one listed for the record's position"
@@ -117,10 +117,7 @@ def test_the_manual_openssl_checks_work_as_written(bundle, tmp_path):
 def test_the_manual_checkpoint_and_cosignature_checks_work_as_written(bundle, tmp_path):
     path, _system = bundle
     folder = tmp_path / "unzipped"
-    with zipfile.ZipFile(path) as archive:
-        archive.extractall(folder)
-    manual = (folder / "MANUAL-CHECKS.md").read_text()
-    blocks = [b.replace("    ", "") for b in re.findall(r"\n\n((?:    .*\n)+)", manual)]
+    blocks = unpacked_manual(path, folder)
     checkpoint_block, cosignature_block = blocks[3], blocks[4]
     # What the reader is told to do by hand: take a note, write its first three lines to body.txt,
     # and copy the base64 of the appliance's and the cloud's signature lines.
@@ -131,9 +128,7 @@ def test_the_manual_checkpoint_and_cosignature_checks_work_as_written(bundle, tm
     script = checkpoint_block.replace(
         "BASE64-OF-THE-APPLIANCE-LINE", appliance_line.rsplit(" ", 1)[1]
     ) + cosignature_block.replace("BASE64-OF-THE-CLOUD-LINE", cloud_line.rsplit(" ", 1)[1])
-    result = subprocess.run(
-        ["bash", "-c", "set -e\n" + script], cwd=folder, capture_output=True, text=True, check=False
-    )
+    result = run_in(folder, script)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("Signature Verified Successfully") == 2
     assert str(datetime.now().year) in result.stdout, "the cloud's witness time is printed"
