@@ -90,6 +90,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--role", default="admin", choices=("admin", "plant_manager", "line_leader"))
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     cmd("status", _status, "print the log head, the sync cursor and the terminals")
+    cmd(
+        "rotate-key",
+        _rotate_key,
+        "start a rotation of the log-signing key; the daemon records it (signed by both keys) at its next start",
+    )
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -169,6 +174,22 @@ def _identity(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
     else:
         print(text)
+    return 0
+
+
+def _rotate_key(args: argparse.Namespace) -> int:
+    from appliance.identity import start_rotation
+
+    settings = _settings(args)
+    try:
+        key = start_rotation(settings.key_path)
+    except FileExistsError as err:
+        print(f"not rotated: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"the next key is {key.kid}. Restart the appliance to record the rotation in the signed log "
+        "(sudo systemctl restart punchproof-appliance); the cloud learns the new key from the log itself."
+    )
     return 0
 
 

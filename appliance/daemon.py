@@ -15,7 +15,7 @@ import peewee as pw
 
 from appliance.clock import Clock, SystemClock
 from appliance.config import Settings
-from appliance.identity import load_or_create_key
+from appliance.identity import finish_rotation, load_or_create_key, load_pending_key
 from appliance.ingest import PunchIngest
 from appliance.poller import TerminalWorker
 from appliance.punchlog import Entry, LogWriter
@@ -60,9 +60,16 @@ class ApplianceDaemon:
         unclean = self._marker.exists()
         self._marker.write_text(boot_id + "\n")
         self.uplink = Uplink(settings, self.clock, cloud_key)
+        pending = load_pending_key(settings.key_path)
         self.writer = LogWriter(self.db, key, settings.log_origin, self.clock, boot_id, on_commit=self.uplink.wake)
-        self.writer.start()
+        self.writer.start(pending)
         seq = self.writer.append([Entry("boot", {"unclean": unclean, "sw": software_version()})])[0]
+        if pending is not None:
+            if self.writer.kid != pending.kid:
+                rotated = self.writer.rotate(pending, "rotate-key")
+                log.info("rotated the log-signing key from %s to %s at seq %d", key.kid, pending.kid, rotated)
+            finish_rotation(settings.key_path)
+            key = pending
         log.info(
             "appliance %s/%s started (log %s, key %s, boot record seq %d%s)",
             settings.plant.id,

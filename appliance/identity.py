@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from appliance.config import Settings
@@ -21,6 +22,38 @@ def load_or_create_key(path: Path) -> SigningKey:
     key.save(path)
     log.info("generated the log-signing key %s at %s", key.kid, path)
     return key
+
+
+def pending_key_path(path: Path) -> Path:
+    """Where ``rotate-key`` puts the next key until the daemon has recorded the rotation."""
+    return path.with_name(path.name + ".next")
+
+
+def start_rotation(path: Path) -> SigningKey:
+    """Generate the next key beside the current one; the daemon records the hand-over at its next start."""
+    pending = pending_key_path(path)
+    if pending.exists():
+        raise FileExistsError(f"a key rotation is already pending ({pending}); restart the appliance to finish it")
+    key = SigningKey.generate()
+    key.save(pending)
+    log.info("generated the next log-signing key %s at %s", key.kid, pending)
+    return key
+
+
+def load_pending_key(path: Path) -> SigningKey | None:
+    pending = pending_key_path(path)
+    return SigningKey.load(pending) if pending.exists() else None
+
+
+def finish_rotation(path: Path) -> None:
+    """Replace the key file by the next key, once the log records the rotation. The old key is gone."""
+    pending = pending_key_path(path)
+    os.replace(pending, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename survives a power cut
+    finally:
+        os.close(directory)
 
 
 def identity(settings: Settings, key: SigningKey) -> dict[str, str]:

@@ -21,12 +21,16 @@ import peewee as pw
 
 from appliance.clock import Clock, to_ms
 from appliance.store import Checkpoint, LogRecord
-from ledger import GENESIS_PREV, SigningKey, make_record, note
+from ledger import GENESIS_PREV, SigningKey, make_record, note, parse
 from ledger.merkle import CompactRange
 
 CHECKPOINT_EVERY = 256
 INSERT_CHUNK = 200  # rows per INSERT statement, below SQLite's variable limit
 INSERT_RECORD = "INSERT INTO log_record (seq, type, data, sig, leaf, t_wall_ms) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+class KeyMismatch(RuntimeError):
+    """The key file is not the key the log is signed with."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Entry:
     body: dict[str, Any]
     # the row stored with the record, in the same transaction: (seq, t_wall_ms) -> (model, row)
     derive: Callable[[int, int], tuple[type[pw.Model], dict[str, Any]]] | None = field(default=None, compare=False)
+    rotate_to: SigningKey | None = field(default=None, compare=False)  # keyrot: the key that signs from now on
 
 
 class LogWriter:
@@ -61,8 +66,18 @@ class LogWriter:
         self._checkpoint_size = 0
         self._anchor = ""
 
-    def start(self) -> None:
-        """Load the head, and the tree from the last checkpoint plus the records after it."""
+    @property
+    def kid(self) -> str:
+        return self._key.kid
+
+    def start(self, pending: SigningKey | None = None) -> None:
+        """Load the head, and the tree from the last checkpoint plus the records after it.
+
+        Then make sure the key matches the log: the log's current key is the first record's, or
+        the one its latest rotation handed over to. ``pending`` is a key a rotation was started
+        with (``rotate-key``); if the log already records the hand-over to it (the appliance
+        stopped between the rotation record and the key file's replacement), it is adopted.
+        """
         last = Checkpoint.select().order_by(Checkpoint.size.desc()).first()
         if last is not None:
             hashes = [base64.b64decode(h) for h in json.loads(last.compact)]
@@ -76,6 +91,27 @@ class LogWriter:
         if self._tree.size and self._head_seq < 0:
             row = LogRecord.get(LogRecord.seq == self._tree.size - 1)
             self._head_seq, self._head_leaf = row.seq, bytes(row.leaf)
+        current = self._log_kid()
+        if current is None or current == self._key.kid:
+            return
+        if pending is not None and current == pending.kid:
+            if self._checkpoint_size < self._tree.size:
+                self._checkpoint()  # the rotation record's checkpoint is the old key's to sign
+            self._key = pending
+            return
+        raise KeyMismatch(
+            f"the signing key file holds key {self._key.kid}, but the log is signed with {current}: "
+            "restore this appliance's own key file (from its backup) instead of making a new one"
+        )
+
+    def _log_kid(self) -> str | None:
+        """The key that signs the log's next record, as the log itself says."""
+        rotation = LogRecord.select(LogRecord.data).where(LogRecord.type == "keyrot").order_by(LogRecord.seq.desc())
+        row = rotation.first()
+        if row is not None:
+            return str(parse(bytes(row.data))["new_kid"])
+        first = LogRecord.select(LogRecord.data).order_by(LogRecord.seq).first()
+        return str(parse(bytes(first.data))["kid"]) if first is not None else None
 
     @property
     def head_seq(self) -> int:
@@ -96,6 +132,9 @@ class LogWriter:
             return []
         if self._db.in_transaction():
             raise RuntimeError("LogWriter.append must own its transaction; pass further writes as then=")
+        rotate_to = entries[-1].rotate_to if entries else None
+        if any(entry.rotate_to is not None for entry in entries[:-1]):
+            raise ValueError("a key rotation must be the last entry appended")
         with self._lock:
             seq, prev = self._head_seq, self._head_leaf
             tree = CompactRange(self._tree.size, self._tree.hashes)
@@ -114,6 +153,7 @@ class LogWriter:
                     prev=prev,
                     t_wall_ms=now_ms,
                     t_boot_ns=self._clock.boot_ns(),
+                    rotate_to=entry.rotate_to,
                     **common,
                     **entry.body,
                 )
@@ -133,11 +173,18 @@ class LogWriter:
                     then()
             # committed: only now do the head and the tree move
             self._head_seq, self._head_leaf, self._tree = seq, prev, tree
-            if self._tree.size - self._checkpoint_size >= CHECKPOINT_EVERY:
+            if self._tree.size - self._checkpoint_size >= CHECKPOINT_EVERY or rotate_to is not None:
                 self._checkpoint()
+            if rotate_to is not None:
+                self._key = rotate_to
         if seqs and self._on_commit is not None:
             self._on_commit(seq)
         return seqs
+
+    def rotate(self, new_key: SigningKey, reason: str) -> int:
+        """Hand the log over to ``new_key``: a keyrot record signed by the old key with the new key's
+        consent, and a checkpoint by the old key right after it. Returns the record's seq."""
+        return self.append([Entry("keyrot", {"reason": reason}, rotate_to=new_key)])[0]
 
     def checkpoint(self) -> int:
         """Sign a checkpoint of everything appended so far (if anything is new); return its size."""

@@ -65,6 +65,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     cmd("show-config", _show_config, "print the configuration with secrets masked")
     p = cmd("register-appliance", _register, "register an appliance from its identity file")
     p.add_argument("identity", help="the JSON file written by 'punchproof appliance identity'")
+    p = cmd("revoke-key", _revoke_key, "revoke a compromised appliance key: nothing it signs is accepted any more")
+    p.add_argument("kid", help="the key id, as 'punchproof appliance identity' or the page shows it")
     p = cmd("ingest", _ingest, "run an ingest worker (systemd: punchproof-ingest@N)")
     p.add_argument("--worker-id", help="overrides [cloud] worker_id; unique per worker")
     p = cmd("web", _web, "serve head office's pages with gunicorn (systemd: punchproof-cloud-web)")
@@ -186,6 +188,26 @@ def _register(args: argparse.Namespace) -> int:
             print(f"not registered: {err}", file=sys.stderr)
             return 1
     print(f"registered {identity['plant']}/{appliance.name} (log {appliance.log_origin}, key {identity.get('kid')})")
+    return 0
+
+
+def _revoke_key(args: argparse.Namespace) -> int:
+    from cloud import registry
+    from cloud.clock import SystemClock, to_ms
+    from cloud.store import open_db
+
+    settings = _settings(args)
+    db = open_db(settings.database_url)
+    with db.connection_context():
+        try:
+            row = registry.revoke(args.kid, to_ms(SystemClock().now()))
+        except registry.RegistryError as err:
+            print(f"not revoked: {err}", file=sys.stderr)
+            return 1
+    print(
+        f"revoked key {row.kid} of {row.appliance.log_origin}. The appliance must get a new key: on it, move the "
+        "old key file away, run 'punchproof appliance init' again and register the new identity file."
+    )
     return 0
 
 

@@ -69,6 +69,7 @@ def export_bundle(
                     "kid": key.kid,
                     "file": name,
                     "valid_from_seq": key.valid_from_seq,
+                    "valid_to_seq": key.valid_to_seq,
                     "revoked_at": key.revoked_ms // 1000 if key.revoked_ms else None,
                 }
             )

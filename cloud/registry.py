@@ -6,7 +6,7 @@ from typing import Any
 
 from cloud.clock import Clock, to_ms
 from cloud.store import Appliance, ApplianceKey, LogHead, Plant, database
-from ledger import Malformed, VerifyKey
+from ledger import Forged, Malformed, VerifyKey
 
 
 class RegistryError(Exception):
@@ -46,9 +46,38 @@ def find(plant_id: str, name: str) -> Appliance | None:
     return Appliance.select().join(Plant).where((Plant.id == plant_id) & (Appliance.name == name)).first()
 
 
-def key_for(appliance: Appliance, kid: str) -> VerifyKey | None:
-    """The appliance's key with id ``kid``, unless revoked."""
-    row = ApplianceKey.get_or_none(
-        (ApplianceKey.appliance == appliance) & (ApplianceKey.kid == kid) & ApplianceKey.revoked_ms.is_null()
-    )
-    return VerifyKey.from_pem(row.public_key) if row else None
+def key_for(appliance: Appliance, kid: str, seq: int) -> VerifyKey:
+    """The appliance's key ``kid``, if it may sign record ``seq``; raise ``Forged`` saying why not."""
+    row = ApplianceKey.get_or_none((ApplianceKey.appliance == appliance) & (ApplianceKey.kid == kid))
+    origin = appliance.log_origin
+    if row is None:
+        raise Forged(f"{origin} seq {seq}: signed with key {kid}, which is not registered for this appliance")
+    if row.revoked_ms is not None:
+        raise Forged(f"{origin} seq {seq}: signed with key {kid}, which was revoked")
+    if seq < row.valid_from_seq or (row.valid_to_seq is not None and seq > row.valid_to_seq):
+        until = "" if row.valid_to_seq is None else f" to {row.valid_to_seq} (rotated out)"
+        raise Forged(f"{origin} seq {seq}: signed with key {kid}, which is valid from seq {row.valid_from_seq}{until}")
+    return VerifyKey.from_pem(row.public_key)
+
+
+def record_rotation(appliance: Appliance, seq: int, old_kid: str, new_key: VerifyKey) -> None:
+    """A verified keyrot record at ``seq``: the old key ends there, the new one signs from ``seq + 1``."""
+    taken = ApplianceKey.get_or_none(ApplianceKey.kid == new_key.kid)
+    if taken is not None:
+        raise Forged(f"{appliance.log_origin} seq {seq}: rotates to key {new_key.kid}, which is already registered")
+    ApplianceKey.update(valid_to_seq=seq).where(
+        (ApplianceKey.appliance == appliance) & (ApplianceKey.kid == old_kid)
+    ).execute()
+    ApplianceKey.create(appliance=appliance, kid=new_key.kid, public_key=new_key.pem(), valid_from_seq=seq + 1)
+
+
+def revoke(kid: str, at_ms: int) -> ApplianceKey:
+    """Mark a key as compromised: nothing it signs is accepted any more, and an evidence bundle counts its
+    records only where the cloud witnessed them before ``at_ms``."""
+    row = ApplianceKey.get_or_none(ApplianceKey.kid == kid)
+    if row is None:
+        raise RegistryError(f"no registered key has the id {kid}")
+    if row.revoked_ms is None:
+        row.revoked_ms = at_ms
+        row.save()
+    return row

@@ -52,6 +52,7 @@ class ApplianceKey(BaseModel):
     kid = pw.CharField(unique=True)
     public_key = pw.TextField()
     valid_from_seq = pw.BigIntegerField(default=0)
+    valid_to_seq = pw.BigIntegerField(null=True)  # the seq of the keyrot record that handed over to the next key
     revoked_ms = pw.BigIntegerField(null=True)
 
 

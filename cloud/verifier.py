@@ -95,10 +95,7 @@ class BatchIngest:
                     (CloudCheckpoint.appliance == appliance) & (CloudCheckpoint.size == batch.last + 1)
                 )
                 return self._ack(batch, head, "duplicate", cosignature=stored.cosignature if stored else "")
-            kid = _kid_of(fresh)
-            key = registry.key_for(appliance, kid)
-            if key is None:
-                raise LedgerError(f"{batch.log}: key {kid} is not registered for this appliance, or revoked")
+            key = registry.key_for(appliance, _kid_of(fresh), fresh.first)
             hashes = [base64.b64decode(h) for h in json.loads(head.compact)]
             prev = bytes(head.leaf) if head.leaf is not None else GENESIS_PREV
             try:
@@ -108,6 +105,8 @@ class BatchIngest:
                     raise ChainBroken(f"{batch.log} seq {fresh.first}: {DIVERGED}") from err
                 raise
             now_ms = to_ms(self._clock.now())
+            for seq, new_key in verified.rotations:
+                registry.record_rotation(appliance, seq, verified.records[seq - fresh.first][0]["kid"], new_key)
             bulk_insert(
                 LogRecord,
                 ("appliance_id", "seq", "type", "data", "sig", "leaf", "t_wall_ms", "employee", "received_ms"),

@@ -34,7 +34,7 @@ from ledger import note
 from ledger.errors import LedgerError
 from ledger.keys import VerifyKey
 from ledger.merkle import CompactRange, verify_inclusion
-from ledger.record import RECORD_DOMAIN, b64, leaf_hash, parse
+from ledger.record import RECORD_DOMAIN, b64, leaf_hash, parse, rotation_key
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -175,6 +175,7 @@ def _verify_log(
     problems = []
     sizes = sorted(cosigned_at)
     seals: list[int] = []
+    rotations: dict[int, str] = {}
     tz = _plant_zone(manifest, info.get("plant"))
     previous: dict[str, Any] | None = None
     disclosed = {
@@ -237,10 +238,16 @@ def _verify_log(
             report.covered_days.add(datetime.fromtimestamp(t, tz).date().isoformat())
         if fields["type"] == "seal":
             seals.append(t)
+        if fields["type"] == "keyrot":
+            try:
+                rotations[seq] = rotation_key(fields).kid
+            except LedgerError as err:
+                problems.append(f"seq {seq}: the key rotation is invalid: {err}")
         if fields["type"] == "boot" and fields.get("unclean"):
             report.gaps.append(f"{origin} seq {seq}: restarted after an unclean shutdown (power cut?)")
         if fields.get("emp") == manifest.get("employee"):
             report.disclosed.append({"log": origin, "seq": seq, "fields": fields, "not_after": witnessed})
+    problems += _check_rotations(keys, rotations, start, end)
     report.add(
         f"{label}: disclosed records",
         not problems,
@@ -270,7 +277,10 @@ def _local(seconds: int, tz: ZoneInfo) -> str:
 
 
 def _verify_checkpoint(text: str, keys: dict[str, tuple[VerifyKey, dict[str, Any]]], size: int) -> note.Checkpoint:
-    for key, _info in keys.values():
+    """The checkpoint is signed by the key that signed its last record (a rotation's by the old key)."""
+    for key, info in keys.values():
+        if not _in_range(info, size - 1):
+            continue
         try:
             checkpoint = note.verify(text, key)
         except LedgerError:
@@ -290,11 +300,30 @@ def _signed(key: VerifyKey, sig: bytes, leaf: bytes) -> bool:
 
 
 def _key_valid(info: dict[str, Any], seq: int, cosigned_at: dict[int, int]) -> bool:
-    """A key counts from its first seq; a revoked key only for records witnessed before the revocation."""
-    if seq < info.get("valid_from_seq", 0):
+    """A key counts from its first seq to its rotation; a revoked key only for records witnessed before the
+    revocation."""
+    if not _in_range(info, seq):
         return False
     revoked = info.get("revoked_at")
     if revoked is None:
         return True
     witnessed = min((t for s, t in cosigned_at.items() if s > seq), default=None)
     return witnessed is not None and witnessed < revoked
+
+
+def _in_range(info: dict[str, Any], seq: int) -> bool:
+    last = info.get("valid_to_seq")
+    return info.get("valid_from_seq", 0) <= seq and (last is None or seq <= last)
+
+
+def _check_rotations(
+    keys: dict[str, tuple[VerifyKey, dict[str, Any]]], rotations: dict[int, str], start: int, end: int
+) -> list[str]:
+    """Every key the registry lists as taking over inside the range must be handed over by a disclosed,
+    valid keyrot record: the registry is not taken on trust."""
+    problems = []
+    for kid, (_key, info) in keys.items():
+        seq = info.get("valid_from_seq", 0) - 1
+        if seq >= 0 and start <= seq < end and rotations.get(seq) != kid:
+            problems.append(f"key {kid} is listed from seq {seq + 1}, but no valid rotation record at {seq} names it")
+    return problems

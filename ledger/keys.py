@@ -41,6 +41,13 @@ class VerifyKey:
             raise Malformed("the public key is not an Ed25519 key")
         return cls(public)
 
+    @classmethod
+    def from_raw(cls, raw: bytes) -> VerifyKey:
+        try:
+            return cls(Ed25519PublicKey.from_public_bytes(raw))
+        except ValueError as err:
+            raise Malformed(f"not an Ed25519 public key: {err}") from err
+
     def pem(self) -> str:
         return self._public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

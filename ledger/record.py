@@ -21,6 +21,7 @@ from ledger.keys import SigningKey, VerifyKey
 
 FORMAT_VERSION = 1
 RECORD_DOMAIN = b"punchlog/record/v1\n"
+KEYROT_DOMAIN = b"punchlog/keyrot/v1\n"  # the new key's consent to a rotation
 GENESIS_PREV = bytes(32)  # the "prev" of record 0
 RECORD_TYPES = frozenset({"punch", "boot", "clock", "seal", "keyrot", "incident", "correction", "dayfact", "action"})
 # name -> required Python type of the common fields
@@ -39,6 +40,7 @@ TYPE_FIELDS: dict[str, dict[str, type]] = {
     "punch": {"emp": str, "term": dict},
     "boot": {"boot_id": str},
     "incident": {"kind": str},
+    "keyrot": {"new_key": str, "new_kid": str, "proof": str},
 }
 
 
@@ -88,9 +90,15 @@ def make_record(
     prev: bytes,
     t_wall_ms: int,
     salt: bytes | None = None,
+    rotate_to: SigningKey | None = None,
     **body: Any,
 ) -> SignedRecord:
-    """Build, canonicalise and sign one record."""
+    """Build, canonicalise and sign one record.
+
+    With ``rotate_to`` the record is a key rotation: it names the new key, carries the new key's
+    signature over the record without that signature (``proof``), and is signed by ``key``, the
+    old one. Records after it are signed by the new key.
+    """
     fields = {
         "v": FORMAT_VERSION,
         "log": log,
@@ -102,9 +110,34 @@ def make_record(
         "kid": key.kid,
         **body,
     }
+    if rotate_to is not None:
+        if type != "keyrot":
+            raise ValueError("rotate_to is only for keyrot records")
+        fields |= {"new_key": b64(rotate_to.verify_key.raw()), "new_kid": rotate_to.verify_key.kid}
+        fields["proof"] = b64(rotate_to.sign(_rotation_message(fields)))
     _check_schema(fields)
     data = canonical.encode(fields)
     return SignedRecord(data=data, sig=key.sign(RECORD_DOMAIN + leaf_hash(data)))
+
+
+def rotation_key(fields: dict[str, Any]) -> VerifyKey:
+    """The new key a keyrot record hands over to, once its ``proof`` shows the new key agreed.
+
+    The record's own signature (by the old key) is checked by the caller, like any record's.
+    """
+    raw = unb64(fields["new_key"], what="new_key", size=32)
+    new = VerifyKey.from_raw(raw)
+    if new.kid != fields["new_kid"]:
+        raise Malformed(f"keyrot seq {fields['seq']}: new_kid does not match new_key")
+    if new.kid == fields["kid"]:
+        raise Malformed(f"keyrot seq {fields['seq']}: rotates to the key it is signed with")
+    new.verify(unb64(fields["proof"], what="proof", size=64), _rotation_message(fields))
+    return new
+
+
+def _rotation_message(fields: dict[str, Any]) -> bytes:
+    unsigned = {name: value for name, value in fields.items() if name != "proof"}
+    return KEYROT_DOMAIN + leaf_hash(canonical.encode(unsigned))
 
 
 def parse(data: bytes) -> dict[str, Any]:

@@ -3,7 +3,7 @@ signature or one signed checkpoint whose Merkle root the records must reproduce.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger import note
@@ -11,7 +11,7 @@ from ledger.errors import ChainBroken, Forged, Malformed
 from ledger.keys import VerifyKey
 from ledger.merkle import CompactRange
 from ledger.messages import Batch
-from ledger.record import b64
+from ledger.record import b64, rotation_key
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class VerifiedRange:
     records: list[tuple[dict[str, Any], bytes]]  # each record's fields and leaf hash
     checkpoint: note.Checkpoint | None  # the signed checkpoint the range ends at, if it came with one
     tree: CompactRange  # the log's tree after the range
+    rotations: list[tuple[int, VerifyKey]] = field(default_factory=list)  # (keyrot seq, the key after it)
 
 
 def verify_range(batch: Batch, *, key: VerifyKey, prev: bytes, tree: CompactRange) -> VerifiedRange:
@@ -28,6 +29,10 @@ def verify_range(batch: Batch, *, key: VerifyKey, prev: bytes, tree: CompactRang
     root: one signature covers the whole range (this is what makes a backlog of a million
     records quick to verify). Without one, every record's signature is checked before the
     record is parsed. Raises ``Malformed``, ``ChainBroken`` or ``Forged`` naming the problem.
+
+    ``key`` is the key in force at ``batch.first``. A key rotation hands over to the new key for
+    the records after it; in a checkpointed range it must be the last record (the appliance
+    checkpoints with the old key right after rotating), and its own signature is checked too.
     """
     if tree.size != batch.first:
         raise ChainBroken(f"{batch.log}: the range starts at seq {batch.first}, the log has {tree.size} records")
@@ -39,23 +44,26 @@ def verify_range(batch: Batch, *, key: VerifyKey, prev: bytes, tree: CompactRang
                 f"{batch.log}: the checkpoint is for {checkpoint.origin} size {checkpoint.size}, "
                 f"not for this range ending at seq {batch.last}"
             )
-    records = _check_records(batch, key=key, prev=prev, signatures=checkpoint is None)
+    records, rotations = _check_records(batch, key=key, prev=prev, signatures=checkpoint is None)
+    if checkpoint is not None and rotations and rotations[-1][0] != batch.last:
+        raise Malformed(f"{batch.log} seq {rotations[-1][0]}: a key rotation must end its checkpointed range")
     tree = CompactRange(tree.size, tree.hashes)
     tree.extend(leaf for _, leaf in records)
     if checkpoint is not None and tree.root() != checkpoint.root:
         raise Forged(f"{batch.log}: the records do not hash to the root of the signed checkpoint {checkpoint.size}")
-    return VerifiedRange(records, checkpoint, tree)
+    return VerifiedRange(records, checkpoint, tree, rotations)
 
 
 def verify_batch(batch: Batch, *, key: VerifyKey, prev: bytes) -> list[tuple[dict[str, Any], bytes]]:
     """Check a range on its own: every record's signature, and the chain from ``prev``."""
-    return _check_records(batch, key=key, prev=prev, signatures=True)
+    return _check_records(batch, key=key, prev=prev, signatures=True)[0]
 
 
 def _check_records(
     batch: Batch, *, key: VerifyKey, prev: bytes, signatures: bool
-) -> list[tuple[dict[str, Any], bytes]]:
+) -> tuple[list[tuple[dict[str, Any], bytes]], list[tuple[int, VerifyKey]]]:
     out = []
+    rotations: list[tuple[int, VerifyKey]] = []
     for offset, record in enumerate(batch.records):
         seq = batch.first + offset
         if signatures:
@@ -74,7 +82,14 @@ def _check_records(
         if fields["prev"] != b64(prev):
             raise ChainBroken(f"{batch.log} seq {seq}: does not link to the previous record")
         if fields["kid"] != key.kid:
-            raise Forged(f"{batch.log} seq {seq}: names key {fields['kid']}, but the range is verified with {key.kid}")
+            raise Forged(f"{batch.log} seq {seq}: names key {fields['kid']}, but the key in force is {key.kid}")
+        if fields["type"] == "keyrot":
+            try:  # a rotation's signature is checked on its own even under a checkpoint
+                record.verify(key)
+                key = rotation_key(fields)
+            except (Malformed, Forged) as err:
+                raise Forged(f"{batch.log} seq {seq}: the key rotation is invalid: {err}") from err
+            rotations.append((seq, key))
         prev = record.leaf
         out.append((fields, prev))
-    return out
+    return out, rotations

@@ -25,9 +25,11 @@ LOG = f"punchproof/{PLANT}/{NAME}/1"
 EMPLOYEE = "1001"
 
 
-@pytest.fixture
-def world(tmp_path):
-    """Two working days at a plant: 1001 punches in and out on the first and never on the second."""
+@pytest.fixture(params=[False, True], ids=["one-key", "key-rotated"])
+def world(tmp_path, request):
+    """Two working days at a plant: 1001 punches in and out on the first and never on the second.
+
+    In the ``key-rotated`` variant the appliance rotates its key in the middle of the first day."""
     clock = FrozenClock(datetime(2026, 3, 1, 23, 50, tzinfo=UTC))  # 07:50 in Dongguan
     db = open_db(f"sqlite:///{tmp_path}/cloud.sqlite3")
     key, witness = SigningKey.generate(), SigningKey.generate()
@@ -54,6 +56,8 @@ def world(tmp_path):
         punches = {8: ("1002", 0), 600: ("1002", 1)} | ({9: (EMPLOYEE, 0), 580: (EMPLOYEE, 1)} if day == 0 else {})
         for block in range(0, 660, 30):  # sync every half hour
             log.minutes(30, {m - block: p for m, p in punches.items() if block <= m < block + 30})
+            if request.param and day == 0 and block == 300:
+                log.rotate(SigningKey.generate())
             send()
         clock.advance(hours=13)  # the appliance is switched off overnight
         log.add("boot", unclean=day == 0, sw="test")
@@ -105,6 +109,9 @@ def test_the_bundle_verifies_and_tells_the_days_apart(world):
     assert "07:59:30 上班" in html
     manifest = json.loads(files["manifest.json"])
     assert manifest["employee"] == EMPLOYEE and manifest["logs"][0]["disclosed"] > 2
+    keys = json.loads(files["keys/registry.json"])
+    rotations = [json.loads(d) for n, d in files.items() if "/records/" in n and b'"type":"keyrot"' in d]
+    assert len(keys) == 1 + len(rotations) and len(rotations) == (world["log"].key.kid != keys[0]["kid"])
 
 
 def test_other_workers_are_disclosed_only_as_hashes(world):
@@ -237,6 +244,18 @@ def test_a_fork_signed_with_the_appliance_key_is_not_cosigned(world):
     files["logs/0/checkpoints.jsonl"] = ("\n".join(lines) + "\n").encode()
     report = verify_bundle(repack(files), witness_key=world["witness"].verify_key)
     assert not report.ok and any("checkpoint" in p for p in failed(report)), failed(report)
+
+
+def test_a_registry_key_without_its_rotation_record_is_refused(world):
+    """The bundle's key list is not taken on trust: a key that takes over must be handed the log in it."""
+    files = unpack(export(world))
+    keys = json.loads(files["keys/registry.json"])
+    keys[-1]["valid_from_seq"] += 7  # as if another key had signed between the rotation and here
+    files["keys/registry.json"] = json.dumps(keys).encode()
+    report = verify_bundle(repack(files), witness_key=world["witness"].verify_key)
+    assert not report.ok
+    expected = "no valid rotation record" if len(keys) > 1 else "not signed by a key valid for its position"
+    assert any(expected in p for p in failed(report)), failed(report)
 
 
 def test_a_bundle_with_another_witness_key_is_refused_when_the_key_is_pinned(world):

@@ -99,7 +99,71 @@ def test_a_range_signed_by_another_key_is_rejected(ingest):
 
 def test_a_revoked_key_is_rejected(ingest, key):
     ApplianceKey.update(revoked_ms=1).execute()
-    assert send_range(ingest, history(key, 2), 0, 1).status == "rejected"
+    ack = send_range(ingest, history(key, 2), 0, 1)
+    assert ack.status == "rejected" and "revoked" in ack.reason
+
+
+def rotated_history(old, new, *, rotate_at=3, count=6, sign_after=None):
+    """Records 0..rotate_at-1 by ``old``, a keyrot to ``new`` at ``rotate_at``, then records by ``sign_after``."""
+    records, prev = [], GENESIS_PREV
+    for seq in range(count):
+        extra = {"emp": f"10{seq}", "term": TERM}
+        signer = old if seq <= rotate_at else (sign_after or new)
+        if seq == rotate_at:
+            extra = {"reason": "scheduled", "rotate_to": new}
+        kind = "keyrot" if seq == rotate_at else "punch"
+        record = make_record(key=signer, log=LOG, seq=seq, type=kind, prev=prev, t_wall_ms=seq, **extra)
+        records.append(record)
+        prev = record.leaf
+    return records
+
+
+@pytest.mark.parametrize("with_checkpoints", [False, True], ids=["per-record", "checkpointed"])
+def test_a_key_rotation_hands_the_log_over_to_the_new_key(ingest, key, with_checkpoints):
+    new = SigningKey.generate()
+    records = rotated_history(key, new)
+    if with_checkpoints:
+        first = ingest.handle(TOPIC, checkpointed(key, records, 0, 3).encode()).ack
+        second = ingest.handle(TOPIC, checkpointed(new, records, 4, 5).encode()).ack
+    else:
+        first, second = send_range(ingest, records, 0, 3), send_range(ingest, records, 4, 5)
+    assert (first.status, second.status) == ("ok", "ok"), (first.reason, second.reason)
+    keys = {k.kid: (k.valid_from_seq, k.valid_to_seq) for k in ApplianceKey.select()}
+    assert keys == {key.kid: (0, 3), new.kid: (4, None)}
+    assert LogHead.get().seq == 5
+
+
+def test_a_record_signed_with_the_rotated_out_key_is_rejected(ingest, key):
+    records = rotated_history(key, SigningKey.generate(), sign_after=key)
+    assert send_range(ingest, records, 0, 3).status == "ok"
+    ack = send_range(ingest, records, 4, 5)
+    assert ack.status == "rejected" and "rotated out" in ack.reason
+    assert LogHead.get().seq == 3 and Quarantine.select().count() == 1
+
+
+def test_a_rotation_the_new_key_did_not_sign_is_rejected(ingest, key):
+    new, impostor = SigningKey.generate(), SigningKey.generate()
+    records = rotated_history(key, impostor)  # the proof is the impostor's
+    fields = records[3].fields()
+    fields["new_key"] = base64.b64encode(new.verify_key.raw()).decode()
+    fields["new_kid"] = new.kid
+    forged = make_record(key=key, **_rebuild(fields))
+    ack = ingest.handle(TOPIC, Batch(LOG, 0, (*records[:3], forged)).encode()).ack
+    assert ack.status == "rejected" and "key rotation is invalid" in ack.reason
+    assert ApplianceKey.select().count() == 1 and LogHead.get().seq == -1
+
+
+def _rebuild(fields):
+    """make_record's arguments for a record with these fields (its salt kept), as a forger would."""
+    body = {k: v for k, v in fields.items() if k not in ("v", "kid", "salt", "prev")}
+    return body | {"salt": base64.b64decode(fields["salt"]), "prev": base64.b64decode(fields["prev"])}
+
+
+def test_a_rotation_inside_a_checkpointed_range_is_rejected(ingest, key):
+    new = SigningKey.generate()
+    records = rotated_history(key, new)
+    ack = ingest.handle(TOPIC, checkpointed(key, records, 0, 5).encode()).ack
+    assert ack.status == "rejected" and "must end its checkpointed range" in ack.reason
 
 
 def test_a_fork_is_detected_on_overlap(ingest, key):

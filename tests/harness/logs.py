@@ -20,6 +20,7 @@ class LogBuilder:
         self.records: list[SignedRecord] = []
         self.sent = 0
         self.anchor = ""
+        self.next_key: SigningKey | None = None
 
     def acknowledged(self, cosignature: str) -> None:
         """Like the appliance: later records carry the hash of the latest cosignature."""
@@ -40,6 +41,12 @@ class LogBuilder:
             **body,
         )
         self.records.append(record)
+        return record
+
+    def rotate(self, new_key: SigningKey) -> SignedRecord:
+        """A keyrot record; like the appliance, the next checkpoint is the old key's, then the new key signs."""
+        record = self.add("keyrot", reason="test", rotate_to=new_key)
+        self.next_key = new_key
         return record
 
     def punch(self, employee: str, state: int = 0) -> SignedRecord:
@@ -75,4 +82,6 @@ class LogBuilder:
         signed = note.render(checkpoint, [note.sign(checkpoint, self.key)])
         batch = Batch(self.origin, self.sent, tuple(self.records[self.sent :]), signed)
         self.sent = size
+        if self.next_key is not None:
+            self.key, self.next_key = self.next_key, None
         return batch
