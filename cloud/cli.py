@@ -95,9 +95,11 @@ def _export_evidence(args: argparse.Namespace) -> int:
     from cloud.clock import SystemClock
     from cloud.evidence import ExportError, export_bundle
     from cloud.store import open_db
+    from cloud.witness_log import witness_log
 
     settings = _settings(args)
-    key = witness.load(settings).verify_key
+    signing = witness.load(settings)
+    key = signing.verify_key
     db = open_db(settings.database_url)
     with db.connection_context():
         try:
@@ -109,6 +111,8 @@ def _export_evidence(args: argparse.Namespace) -> int:
                 clock=SystemClock(),
                 plant_id=args.plant,
                 progress=lambda message: print(f"... {message}", file=sys.stderr),
+                witness_log=witness_log(settings, signing),
+                tsa_ca=Path(settings.tsa_ca_file) if settings.tsa_ca_file else None,
             )
         except ExportError as err:
             print(f"not exported: {err}", file=sys.stderr)

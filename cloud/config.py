@@ -29,6 +29,10 @@ class CloudSettings:
     web_bind: str = "0.0.0.0:8000"
     web_workers: int = 2
     timezone: str = "Asia/Shanghai"  # head office's zone, for times that belong to no plant
+    tsa_url: str = ""  # an RFC 3161 timestamp authority; empty: the witness log is not stamped
+    tsa_ca_file: str = ""  # the TSA's root certificate (PEM), to check its answers
+    tsa_timeout_s: int = 10
+    witness_seal_every_s: int = 3600  # the witness log is sealed (and stamped) this often, and at every export
     source: str = field(default="", compare=False)
 
     @property

@@ -16,11 +16,15 @@ import zipfile
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from importlib import resources
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cloud.clock import Clock, to_ms
 from cloud.evidence_report import manual_checks, report_html
+from cloud.evidence_witness import export_witness
 from cloud.store import Appliance, ApplianceKey, CloudCheckpoint, LogHead, LogRecord, Plant, Punch
+from cloud.tsa import TimestampError
+from cloud.witness_log import WitnessLog
 from ledger import VerifyKey
 from ledger.evidence import MANIFEST, SUMS, sha256sums, verify_bundle
 from ledger.merkle import CompactRange, inclusion_proofs
@@ -43,7 +47,11 @@ def export_bundle(
     clock: Clock,
     plant_id: str | None = None,
     progress: Progress = lambda _m: None,
+    witness_log: WitnessLog | None = None,
+    tsa_ca: Path | None = None,
 ) -> bytes:
+    """The bundle (ZIP bytes). With ``witness_log``, the cloud's log of cosigned checkpoints is sealed first
+    and, when a TSA is configured, stamped for this export; its proofs go into ``witness/``."""
     if last_day < first_day:
         raise ExportError("the period ends before it starts")
     plants = [Plant.get_by_id(plant_id)] if plant_id else _plants_of(employee)
@@ -51,13 +59,23 @@ def export_bundle(
         raise ExportError(f"no punch of employee {employee} was ever received; name the plant with --plant")
     files: dict[str, bytes] = {}
     logs, registry = [], []
+    witnessed: dict[str, object] = {}
+    if witness_log is not None:
+        progress("sealing the cloud's witness log")
+        witness_log.seal()
+        try:
+            witnessed["export_stamp"] = "ok" if witness_log.stamp_latest("export") else "no TSA configured"
+        except TimestampError as err:
+            witnessed["export_stamp"] = f"failed: {err}"
+            progress(f"the timestamp authority did not stamp this export: {err}")
+    checkpoint_ids: list[int] = []
     appliances = [a for p in plants for a in Appliance.select().where(Appliance.plant == p).order_by(Appliance.name)]
     for appliance in appliances:
         tz = ZoneInfo(appliance.plant.timezone)
         start_ms = to_ms(datetime.combine(first_day, time(), tz))
         end_ms = to_ms(datetime.combine(last_day + timedelta(days=1), time(), tz))
         progress(f"{appliance.plant.id}/{appliance.name}: reading the log")
-        entry = _export_log(files, f"logs/{len(logs)}", appliance, employee, start_ms, end_ms)
+        entry = _export_log(files, f"logs/{len(logs)}", appliance, employee, start_ms, end_ms, checkpoint_ids)
         if entry is not None:
             logs.append(entry)
         for key in ApplianceKey.select().where(ApplianceKey.appliance == appliance):
@@ -73,6 +91,9 @@ def export_bundle(
                     "revoked_at": key.revoked_ms // 1000 if key.revoked_ms else None,
                 }
             )
+    if witness_log is not None:
+        progress("proving the checkpoints in the cloud's witness log")
+        witnessed["checkpoints"] = export_witness(files, checkpoint_ids, tsa_ca)
     files["keys/registry.json"] = json.dumps(registry, ensure_ascii=False, indent=1).encode()
     files["keys/witness.pem"] = witness.pem().encode()
     manifest = {
@@ -82,6 +103,7 @@ def export_bundle(
         "plants": [{"id": p.id, "name": p.name, "timezone": p.timezone} for p in plants],
         "logs": logs,
         "witness_kid": witness.kid,
+        "witness_log": witnessed or None,
         "generated_at": clock.now().isoformat(timespec="seconds"),
     }
     files[MANIFEST] = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
@@ -115,7 +137,13 @@ def _plants_of(employee: str) -> list[Plant]:
 
 
 def _export_log(
-    files: dict[str, bytes], base: str, appliance: Appliance, employee: str, start_ms: int, end_ms: int
+    files: dict[str, bytes],
+    base: str,
+    appliance: Appliance,
+    employee: str,
+    start_ms: int,
+    end_ms: int,
+    checkpoint_ids: list[int],
 ) -> dict[str, object] | None:
     in_period = LogRecord.select(LogRecord.seq).where(
         (LogRecord.appliance == appliance) & (LogRecord.t_wall_ms >= start_ms) & (LogRecord.t_wall_ms < end_ms)
@@ -165,6 +193,7 @@ def _export_log(
         )
         .order_by(CloudCheckpoint.size)
     )
+    checkpoint_ids += [c.id for c in checkpoints]
     files[f"{base}/checkpoints.jsonl"] = "".join(
         json.dumps({"size": c.size, "note": c.note + c.cosignature}) + "\n" for c in checkpoints
     ).encode()

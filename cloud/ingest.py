@@ -21,7 +21,9 @@ from cloud import witness
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
 from cloud.store import Appliance, Plant, open_db, reconnecting
+from cloud.tsa import TimestampError
 from cloud.verifier import BatchIngest, Outcome
+from cloud.witness_log import WitnessLog, witness_log
 from ledger import SigningKey, topics
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ class IngestWorker:
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
         self._witness: SigningKey | None = None
+        self._stopping = threading.Event()
+        self._sealer: threading.Thread | None = None
         self.connected = threading.Event()
 
     def start(self) -> None:
@@ -63,14 +67,32 @@ class IngestWorker:
         self._thread = threading.Thread(target=self._work, name="ingest", daemon=True)
         self._thread.start()
         client.loop_start()
+        self._sealer = threading.Thread(
+            target=self._seal_periodically, args=(witness_log(cfg, self._witness),), name="witness-seal", daemon=True
+        )
+        self._sealer.start()
+
+    def _seal_periodically(self, log_: WitnessLog) -> None:
+        """Seal the cloud's witness log (and have the TSA stamp it) every ``witness_seal_every_s``."""
+        while not self._stopping.wait(self._settings.witness_seal_every_s):
+            try:
+                reconnecting(log_.seal)
+                log_.stamp_latest("hourly", unless_stamped=True)
+            except TimestampError as err:
+                log.error("the timestamp authority did not stamp the witness log: %s; retrying next time", err)
+            except Exception:  # the top of the loop: the next period tries again
+                log.exception("sealing the witness log failed")
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
         self._messages.put(None)
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._sealer is not None:
+            self._sealer.join(timeout=30)
 
     def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
         if getattr(reason, "is_failure", False):

@@ -78,6 +78,42 @@ class CloudCheckpoint(BaseModel):
         indexes = ((("appliance", "size"), True),)
 
 
+class WitnessState(BaseModel):
+    """The cloud's own log of the checkpoints it cosigned: its size and tree. The one row is the lock."""
+
+    id = pw.IntegerField(primary_key=True)
+    size = pw.BigIntegerField(default=0)
+    compact = pw.TextField(default="[]")
+
+
+class WitnessEntry(BaseModel):
+    """One cosigned appliance checkpoint, as a leaf of the cloud's log (canonical JSON)."""
+
+    seq = pw.BigIntegerField(primary_key=True)
+    checkpoint = pw.ForeignKeyField(CloudCheckpoint, unique=True)
+    data = pw.BlobField()
+    leaf = pw.BlobField()
+
+
+class WitnessCheckpoint(BaseModel):
+    """A signed checkpoint of the cloud's log (C2SP signed note by the witness key)."""
+
+    size = pw.BigIntegerField(primary_key=True)
+    root = pw.BlobField()
+    note = pw.TextField()
+    created_ms = pw.BigIntegerField()
+
+
+class WitnessStamp(BaseModel):
+    """An RFC 3161 timestamp of a witness checkpoint: a third party's word that it existed by then."""
+
+    checkpoint = pw.ForeignKeyField(WitnessCheckpoint, field=WitnessCheckpoint.size, backref="stamps")
+    token = pw.BlobField()  # DER
+    gen_time_ms = pw.BigIntegerField()
+    reason = pw.CharField(max_length=16)  # hourly, export
+    tsa_url = pw.CharField()
+
+
 class LogRecord(BaseModel):
     appliance = pw.ForeignKeyField(Appliance)
     seq = pw.BigIntegerField()
@@ -125,7 +161,21 @@ class Account(BaseModel):
     created_ms = pw.BigIntegerField()
 
 
-MODELS = (Plant, Appliance, ApplianceKey, LogHead, CloudCheckpoint, LogRecord, Punch, Quarantine, Account)
+MODELS = (
+    Plant,
+    Appliance,
+    ApplianceKey,
+    LogHead,
+    CloudCheckpoint,
+    WitnessState,
+    WitnessEntry,
+    WitnessCheckpoint,
+    WitnessStamp,
+    LogRecord,
+    Punch,
+    Quarantine,
+    Account,
+)
 
 
 DISCONNECTED = (pw.OperationalError, pw.InterfaceError)

@@ -35,6 +35,7 @@ from ledger.errors import LedgerError
 from ledger.keys import VerifyKey
 from ledger.merkle import CompactRange, verify_inclusion
 from ledger.record import RECORD_DOMAIN, b64, leaf_hash, parse, rotation_key
+from ledger.witnesslog import verify_witness
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -77,9 +78,9 @@ def sha256sums(files: dict[str, bytes]) -> bytes:
     return "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items())).encode()
 
 
-def verify_bundle(data: bytes, *, witness_key: VerifyKey | None = None) -> Report:
-    """Check a bundle offline. ``witness_key`` pins the cloud's key; without it the bundle's own is used
-    (and the report says so)."""
+def verify_bundle(data: bytes, *, witness_key: VerifyKey | None = None, tsa_roots: bytes | None = None) -> Report:
+    """Check a bundle offline. ``witness_key`` pins the cloud's key, ``tsa_roots`` (PEM) the timestamp
+    authority's; without them the bundle's own are used (and the report says so)."""
     report = Report()
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -107,6 +108,18 @@ def verify_bundle(data: bytes, *, witness_key: VerifyKey | None = None) -> Repor
     registry = json.loads(files.get("keys/registry.json", b"[]"))
     for index, _log in enumerate(manifest.get("logs", [])):
         _verify_log(files, f"logs/{index}", manifest, registry, witness, report)
+    if manifest.get("witness_log") or "witness/entries.jsonl" in files:
+        cosigned = {
+            (json.loads(files[f"logs/{i}/log.json"])["log"], entry["size"]): entry["note"]
+            for i in range(len(manifest.get("logs", [])))
+            for entry in map(json.loads, files[f"logs/{i}/checkpoints.jsonl"].decode().splitlines())
+        }
+        ok, detail, times = verify_witness(files, cosigned, witness, tsa_roots)
+        if times and tsa_roots is None:
+            detail += "; the TSA certificate was taken from the bundle: pin it with --tsa-ca"
+        report.add("witness log", ok, detail)
+    else:
+        report.gaps.append("the bundle has no witness log: its checkpoints are not proven in the cloud's signed log")
     return report
 
 

@@ -14,6 +14,7 @@ from cloud import registry
 from cloud.evidence import export_bundle
 from cloud.store import ApplianceKey, open_db
 from cloud.verifier import BatchIngest
+from cloud.witness_log import WitnessLog
 from ledger import SigningKey, note, topics
 from ledger.evidence import SUMS, sha256sums, verify_bundle
 from ledger.merkle import inclusion_proof, root
@@ -73,6 +74,7 @@ def export(world, **kwargs):
         date(2026, 3, 3),
         witness=world["witness"].verify_key,
         clock=world["clock"],
+        witness_log=WitnessLog(world["witness"], world["clock"]),
         **kwargs,
     )
 
@@ -105,6 +107,7 @@ def test_the_bundle_verifies_and_tells_the_days_apart(world):
     assert len(report.disclosed) == 2
     assert any("unclean shutdown" in g for g in report.gaps)
     html = files["report.html"].decode()
+    assert any(c.name == "witness log" and "checkpoints in the cloud's signed log" in c.detail for c in report.checks)
     assert "全部校验通过" in html and "2026-03-03" in html and "无打卡记录" in html
     assert "07:59:30 上班" in html
     manifest = json.loads(files["manifest.json"])
@@ -204,6 +207,18 @@ def swap_proofs(files):
     files[proofs[0]], files[proofs[1]] = files[proofs[1]], files[proofs[0]]
 
 
+def drop_witness_entry(files):
+    lines = files["witness/entries.jsonl"].decode().splitlines(keepends=True)
+    files["witness/entries.jsonl"] = "".join(lines[:3] + lines[4:]).encode()
+
+
+def rewrite_witness_checkpoint(files):
+    """Rewrite history in the cloud's own log without its key: the signature gives it away."""
+    item = json.loads(files["witness/checkpoints.jsonl"].decode().splitlines()[0])
+    item["note"] = item["note"].replace(item["note"].splitlines()[2], "A" * 43 + "=")
+    files["witness/checkpoints.jsonl"] = (json.dumps(item) + "\n").encode()
+
+
 def alter_without_resum(files):
     files["report.html"] = files["report.html"].replace("全部校验通过".encode(), b"OK")
 
@@ -218,6 +233,8 @@ def alter_without_resum(files):
         (reorder_leaves, True, "do not hash to its root"),
         (truncate_tail, True, "before the period ends"),
         (swap_proofs, True, "inclusion proof does not verify"),
+        (drop_witness_entry, True, "not in the cloud's witness log"),
+        (rewrite_witness_checkpoint, True, "witness checkpoint"),
     ],
     ids=lambda v: getattr(v, "__name__", str(v)),
 )

@@ -1,0 +1,60 @@
+"""The witness part of an evidence bundle: the cloud's own log of the checkpoints it cosigned.
+
+For every appliance checkpoint in the bundle, its entry in the cloud's witness log with an
+inclusion proof into a signed witness checkpoint: the first one an RFC 3161 timestamp authority
+stamped, if any, else the latest. The stamps themselves go in as DER files with the TSA's
+certificate, so that ``openssl ts -verify`` can check them by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from cloud.store import WitnessCheckpoint, WitnessEntry, WitnessStamp
+from cloud.witness_log import leaves
+from ledger.merkle import inclusion_proofs
+
+
+def export_witness(files: dict[str, bytes], checkpoint_ids: Iterable[int], tsa_ca: Path | None) -> int:
+    """Add ``witness/*`` to ``files``; return how many appliance checkpoints were proven in the witness log."""
+    entries = list(
+        WitnessEntry.select().where(WitnessEntry.checkpoint.in_(list(checkpoint_ids))).order_by(WitnessEntry.seq)
+    )
+    latest = WitnessCheckpoint.select().order_by(WitnessCheckpoint.size.desc()).first()
+    if not entries or latest is None:
+        return 0
+    stamped = sorted({s.checkpoint_id for s in WitnessStamp.select(WitnessStamp.checkpoint)})
+    all_leaves = leaves(latest.size)
+    targets = {entry.seq: next((s for s in stamped if s > entry.seq), latest.size) for entry in entries}
+    used = {size: WitnessCheckpoint.get_by_id(size) for size in set(targets.values())}
+    proofs = {
+        (seq, size): proof
+        for size in used
+        for seq, proof in inclusion_proofs(all_leaves[:size], [s for s, t in targets.items() if t == size]).items()
+    }
+    lines = [
+        json.dumps(
+            {
+                "seq": entry.seq,
+                "data": bytes(entry.data).decode(),
+                "size": targets[entry.seq],
+                "proof": [h.hex() for h in proofs[entry.seq, targets[entry.seq]]],
+            }
+        )
+        for entry in entries
+    ]
+    files["witness/entries.jsonl"] = ("\n".join(lines) + "\n").encode()
+    checkpoints = []
+    for size, checkpoint in sorted(used.items()):
+        stamps = []
+        for index, stamp in enumerate(checkpoint.stamps.order_by(WitnessStamp.gen_time_ms)):
+            name = f"witness/stamps/{size}-{index}.tsr"
+            files[name] = bytes(stamp.token)
+            stamps.append({"file": name, "reason": stamp.reason, "tsa": stamp.tsa_url})
+        checkpoints.append(json.dumps({"size": size, "note": checkpoint.note, "stamps": stamps}, ensure_ascii=False))
+    files["witness/checkpoints.jsonl"] = ("\n".join(checkpoints) + "\n").encode()
+    if tsa_ca is not None and any(c.stamps.count() for c in used.values()):
+        files["witness/tsa-ca.pem"] = tsa_ca.read_bytes()
+    return len(entries)

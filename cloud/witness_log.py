@@ -1,0 +1,155 @@
+"""The cloud's own append-only log of the appliance checkpoints it cosigned.
+
+A cosignature says "the cloud saw this checkpoint at time T", but T is the cloud's own word.
+This log turns it into something a third party can hold the cloud to: every cosigned
+checkpoint becomes a leaf of an RFC 9162 tree, the cloud signs checkpoints of that tree with its
+witness key, and, when a TSA is configured, an RFC 3161 timestamp authority stamps those
+checkpoints (hourly, and at each evidence export). A stamped witness checkpoint proves that every
+appliance checkpoint in it, and so every record under those, existed by the TSA's time; and the
+cloud cannot later drop or reorder what it witnessed without forking its own signed log.
+
+Sealing runs under one lock (SQLite's write lock, or the state row on PostgreSQL), so several
+ingest workers may all seal: the second finds nothing new.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import peewee as pw
+
+from cloud.clock import Clock, SystemClock, to_ms
+from cloud.config import CloudSettings
+from cloud.store import (
+    Appliance,
+    CloudCheckpoint,
+    WitnessCheckpoint,
+    WitnessEntry,
+    WitnessStamp,
+    WitnessState,
+    bulk_insert,
+    database,
+)
+from ledger import SigningKey, leaf_hash, note
+from ledger.merkle import CompactRange
+from ledger.witnesslog import entry_bytes, note_digest
+
+log = logging.getLogger(__name__)
+
+ORIGIN = "punchproof-cloud/checkpoints"
+
+
+class Stamp(Protocol):
+    token: bytes
+    gen_time: datetime
+
+
+class Stamper(Protocol):
+    url: str
+
+    def stamp(self, message_digest: bytes) -> Stamp: ...
+
+
+@dataclass(frozen=True)
+class Sealed:
+    size: int
+    added: int
+
+
+class WitnessLog:
+    def __init__(self, key: SigningKey, clock: Clock, *, origin: str = ORIGIN, stamper: Stamper | None = None) -> None:
+        self._key = key
+        self._clock = clock
+        self.origin = origin
+        self._stamper = stamper
+
+    def seal(self) -> Sealed:
+        """Append every cosigned checkpoint not yet in the log, and sign a checkpoint of it if it grew."""
+        db = database.obj
+        sqlite = isinstance(db, pw.SqliteDatabase)
+        with db.atomic("IMMEDIATE") if sqlite else db.atomic():
+            if WitnessState.get_or_none(WitnessState.id == 1) is None:
+                WitnessState.insert(id=1).on_conflict_ignore().execute()
+            query = WitnessState.select().where(WitnessState.id == 1)
+            state = (query if sqlite else query.for_update()).get()
+            new = (
+                CloudCheckpoint.select(CloudCheckpoint, Appliance.log_origin)
+                .join(Appliance)
+                .switch(CloudCheckpoint)
+                .join(WitnessEntry, pw.JOIN.LEFT_OUTER, on=(WitnessEntry.checkpoint == CloudCheckpoint.id))
+                .where(WitnessEntry.seq.is_null())
+                .order_by(CloudCheckpoint.id)
+            )
+            tree = CompactRange(state.size, [base64.b64decode(h) for h in json.loads(state.compact)])
+            rows = []
+            for checkpoint in new.iterator():
+                data = entry_bytes(
+                    checkpoint.appliance.log_origin,
+                    checkpoint.size,
+                    bytes(checkpoint.root),
+                    checkpoint.cosigned_at,
+                    checkpoint.cosignature.strip(),
+                )
+                leaf = leaf_hash(data)
+                rows.append((tree.size, checkpoint.id, data, leaf))
+                tree.append(leaf)
+            if not rows:
+                return Sealed(state.size, 0)
+            bulk_insert(WitnessEntry, ("seq", "checkpoint_id", "data", "leaf"), rows)
+            signed = note.Checkpoint(self.origin, tree.size, tree.root())
+            WitnessCheckpoint.create(
+                size=tree.size,
+                root=signed.root,
+                note=note.render(signed, [note.sign(signed, self._key)]),
+                created_ms=to_ms(self._clock.now()),
+            )
+            state.size = tree.size
+            state.compact = json.dumps([base64.b64encode(h).decode() for h in tree.hashes])
+            state.save()
+        log.info("witness log: %d checkpoints added, size %d", len(rows), tree.size)
+        return Sealed(tree.size, len(rows))
+
+    def stamp_latest(self, reason: str, *, unless_stamped: bool = False) -> WitnessStamp | None:
+        """Have the TSA stamp the latest witness checkpoint (if a TSA is configured). Network I/O: call it
+        outside any transaction. Raises the stamper's error when the TSA fails; nothing is stored then, and
+        with ``unless_stamped`` the next call tries again."""
+        if self._stamper is None:
+            return None
+        latest = WitnessCheckpoint.select().order_by(WitnessCheckpoint.size.desc()).first()
+        if latest is None or (unless_stamped and latest.stamps.count()):
+            return None
+        stamp = self._stamper.stamp(note_digest(latest.note))
+        row = WitnessStamp.create(
+            checkpoint=latest.size,
+            token=stamp.token,
+            gen_time_ms=to_ms(stamp.gen_time),
+            reason=reason,
+            tsa_url=self._stamper.url,
+        )
+        log.info("witness checkpoint %d stamped by the TSA at %s (%s)", latest.size, stamp.gen_time, reason)
+        return row
+
+
+def leaves(size: int) -> Sequence[bytes]:
+    """The witness log's first ``size`` leaves, for proofs."""
+    query = WitnessEntry.select(WitnessEntry.leaf).where(WitnessEntry.seq < size).order_by(WitnessEntry.seq)
+    return [bytes(row.leaf) for row in query.iterator()]
+
+
+def witness_log(settings: CloudSettings, key: SigningKey) -> WitnessLog:
+    """The witness log as configured: stamped by the TSA in ``[tsa] url``, if any."""
+    stamper = None
+    if settings.tsa_url:
+        from cloud.tsa import TimestampClient
+
+        stamper = TimestampClient(
+            settings.tsa_url, Path(settings.tsa_ca_file).read_bytes(), timeout=settings.tsa_timeout_s
+        )
+    return WitnessLog(key, SystemClock(), stamper=stamper)

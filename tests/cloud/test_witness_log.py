@@ -1,0 +1,86 @@
+"""The cloud's own log of the checkpoints it cosigned, on real SQLite and PostgreSQL."""
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from cloud import registry
+from cloud.store import CloudCheckpoint, WitnessCheckpoint, WitnessEntry, open_db
+from cloud.verifier import BatchIngest
+from cloud.witness_log import WitnessLog, leaves
+from ledger import SigningKey, canonical, leaf_hash, merkle, note, topics
+from ledger.witnesslog import entry_bytes
+from tests.harness.clock import FrozenClock
+from tests.harness.logs import LogBuilder
+
+
+@pytest.fixture
+def cloud(cloud_db_url):
+    clock = FrozenClock(datetime(2026, 3, 2, 0, 0, tzinfo=UTC))
+    db = open_db(cloud_db_url)
+    witness = SigningKey.generate()
+    ingest = BatchIngest(clock, witness, "test-cloud/witness")
+    logs = []
+    for name in ("pi-01", "pi-02"):
+        key = SigningKey.generate()
+        origin = f"punchproof/p1/{name}/1"
+        registry.register({"plant": "p1", "appliance": name, "log": origin, "public_key": key.verify_key.pem()}, clock)
+        logs.append((name, LogBuilder(key, origin, clock)))
+
+    def sync(minutes: int = 2) -> None:
+        for name, log in logs:
+            log.minutes(minutes)
+            ack = ingest.handle(topics.batch("p1", name), log.next_batch().encode()).ack
+            assert ack.status == "ok", ack.reason
+
+    yield {"clock": clock, "witness": witness, "sync": sync}
+    db.close()
+
+
+def test_every_cosigned_checkpoint_enters_the_signed_witness_log_once(cloud):
+    witness_log = WitnessLog(cloud["witness"], cloud["clock"])
+    cloud["sync"]()
+    assert witness_log.seal().added == 2
+    assert witness_log.seal().added == 0  # sealing again adds nothing, signs nothing
+    cloud["sync"]()
+    sealed = witness_log.seal()
+    assert (sealed.size, sealed.added) == (4, 2)
+    latest = WitnessCheckpoint.get_by_id(4)
+    checkpoint = note.verify(latest.note, cloud["witness"].verify_key)
+    assert checkpoint.origin == "punchproof-cloud/checkpoints" and checkpoint.root == merkle.root(leaves(4))
+    assert WitnessCheckpoint.select().count() == 2
+    for entry in WitnessEntry.select():
+        cosigned = CloudCheckpoint.get_by_id(entry.checkpoint_id)
+        expected = entry_bytes(
+            cosigned.appliance.log_origin,
+            cosigned.size,
+            bytes(cosigned.root),
+            cosigned.cosigned_at,
+            cosigned.cosignature.strip(),
+        )
+        assert bytes(entry.data) == expected and bytes(entry.leaf) == leaf_hash(expected)
+        assert canonical.decode(expected)["cosig"].startswith("— test-cloud/witness ")
+
+
+def test_sealers_racing_each_other_append_each_checkpoint_once(cloud):
+    cloud["sync"]()
+    cloud["sync"]()
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def seal():
+        try:
+            barrier.wait(timeout=10)
+            results.append(WitnessLog(cloud["witness"], cloud["clock"]).seal().added)
+        except Exception as err:  # noqa: BLE001 - reported by the assertion below
+            errors.append(err)
+
+    threads = [threading.Thread(target=seal) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+    assert sorted(results) == [0, 0, 0, 4]
+    assert WitnessEntry.select().count() == 4 and WitnessCheckpoint.select().count() == 1
