@@ -1,0 +1,151 @@
+"""Offline checks of stored RFC 3161 replies, on replies a real OpenSSL TSA signed.
+
+The queries are made with ``openssl ts -query``, not with our client, so the verifier is tested
+against tokens our own code had no hand in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger import LedgerError
+from ledger.timestamp import TimestampInvalid, manual_verify_command, verify_timestamp
+from tests.harness.tsa import OpenSslTsa, TsaFault
+
+DIGEST = hashlib.sha256(b"punchlog checkpoint 1").digest()
+
+
+@pytest.fixture
+def tsa(tmp_path: Path) -> Iterator[OpenSslTsa]:
+    with OpenSslTsa(tmp_path / "tsa") as server:
+        yield server
+
+
+@pytest.fixture
+def other_tsa(tmp_path: Path) -> Iterator[OpenSslTsa]:
+    with OpenSslTsa(tmp_path / "other-tsa", name="Someone Else's TSA") as server:
+        yield server
+
+
+def openssl_query(digest: bytes, *, algorithm: str = "sha256") -> bytes:
+    result = subprocess.run(
+        ["openssl", "ts", "-query", "-digest", digest.hex(), f"-{algorithm}", "-cert"], capture_output=True, check=True
+    )
+    return result.stdout
+
+
+def stamp(tsa: OpenSslTsa, digest: bytes = DIGEST) -> bytes:
+    return tsa.reply(openssl_query(digest))
+
+
+def test_a_granted_reply_verifies_and_gives_its_time_in_utc(tsa):
+    before = datetime.now(UTC).replace(microsecond=0)
+    tsr = stamp(tsa)
+    after = datetime.now(UTC)
+
+    gen_time = verify_timestamp(tsr, DIGEST, tsa.ca_pem)
+
+    assert gen_time.tzinfo is UTC
+    assert before - timedelta(seconds=1) <= gen_time <= after + timedelta(seconds=1)
+
+
+def test_a_reply_for_another_digest_is_rejected(tsa):
+    tsr = stamp(tsa)
+    with pytest.raises(TimestampInvalid, match="Mismatch between messages"):
+        verify_timestamp(tsr, hashlib.sha256(b"punchlog checkpoint 2").digest(), tsa.ca_pem)
+
+
+def test_a_reply_from_a_tsa_we_do_not_trust_is_rejected(tsa, other_tsa):
+    tsr = stamp(other_tsa)
+    with pytest.raises(TimestampInvalid, match="certificate"):
+        verify_timestamp(tsr, DIGEST, tsa.ca_pem)
+    assert verify_timestamp(tsr, DIGEST, tsa.ca_pem + other_tsa.ca_pem)  # trusted once its root is listed
+
+
+def test_an_altered_gen_time_breaks_the_signature(tsa):
+    tsr = stamp(tsa)
+    gen_time = re.search(rb"\x18\x0f\d{13}(\d)Z", tsr)  # GeneralizedTime inside the signed TSTInfo
+    assert gen_time is not None
+    second = b"1" if gen_time.group(1) == b"0" else b"0"  # a second off: the certificate is still valid then
+    altered = tsr[: gen_time.start(1)] + second + tsr[gen_time.end(1) :]
+
+    with pytest.raises(TimestampInvalid, match="digest failure|signature failure"):
+        verify_timestamp(altered, DIGEST, tsa.ca_pem)
+
+
+def test_a_tsa_certificate_expired_at_gen_time_is_rejected(tmp_path):
+    with OpenSslTsa(tmp_path / "stale", cert_not_after=datetime.now(UTC) - timedelta(days=1)) as stale:
+        tsr = stamp(stale)
+        with pytest.raises(TimestampInvalid, match="expired"):
+            verify_timestamp(tsr, DIGEST, stale.ca_pem)
+
+
+def test_a_refusal_is_not_a_timestamp(tsa):
+    tsa.fault = TsaFault.REJECT
+    tsr = stamp(tsa)
+    with pytest.raises(TimestampInvalid, match="REJECTION"):
+        verify_timestamp(tsr, DIGEST, tsa.ca_pem)
+
+
+def test_garbage_and_bad_roots_are_ledger_errors(tsa):
+    with pytest.raises(LedgerError, match="not an RFC 3161 TimeStampResp"):
+        verify_timestamp(b"\x30\x03\x02\x01\x00garbage", DIGEST, tsa.ca_pem)
+    with pytest.raises(LedgerError, match="PEM"):
+        verify_timestamp(stamp(tsa), DIGEST, b"not a certificate")
+
+
+def test_an_imprint_made_with_another_hash_is_rejected(tsa):
+    tsr = tsa.reply(openssl_query(hashlib.sha512(b"checkpoint").digest(), algorithm="sha512"))
+    with pytest.raises(TimestampInvalid, match="not SHA-256"):
+        verify_timestamp(tsr, DIGEST, tsa.ca_pem)
+
+
+def test_the_nonce_is_checked_when_the_caller_knows_it(tsa):
+    tsr = stamp(tsa)
+    nonce = int(re.search(r"Nonce: 0x([0-9A-F]+)", reply_text(tsr)).group(1), 16)
+
+    assert verify_timestamp(tsr, DIGEST, tsa.ca_pem, nonce=nonce)
+    with pytest.raises(TimestampInvalid, match="Nonce mismatch"):
+        verify_timestamp(tsr, DIGEST, tsa.ca_pem, nonce=nonce + 1)
+
+
+def reply_text(tsr: bytes) -> str:
+    return subprocess.run(
+        ["openssl", "ts", "-reply", "-in", "/dev/stdin", "-text"], input=tsr, capture_output=True, check=True
+    ).stdout.decode()
+
+
+def test_the_manual_openssl_command_verifies_the_reply_as_written(tsa, other_tsa, tmp_path):
+    bundle = tmp_path / "bundle"
+    (bundle / "checkpoints").mkdir(parents=True)
+    tsr = stamp(tsa)
+    (bundle / "checkpoints" / "cloud-7.tsr").write_bytes(tsr)
+    (bundle / "tsa-ca.pem").write_bytes(tsa.ca_pem)
+    (bundle / "other-ca.pem").write_bytes(other_tsa.ca_pem)
+    gen_time = verify_timestamp(tsr, DIGEST, tsa.ca_pem)
+
+    def run(digest: bytes, ca: str) -> subprocess.CompletedProcess[str]:
+        line = manual_verify_command("checkpoints/cloud-7.tsr", digest, ca, gen_time)
+        return subprocess.run(shlex.split(line), cwd=bundle, capture_output=True, text=True, check=False)
+
+    good = run(DIGEST, "tsa-ca.pem")
+    assert good.returncode == 0, good.stderr
+    assert "Verification: OK" in good.stdout
+    wrong_digest = run(hashlib.sha256(b"another checkpoint").digest(), "tsa-ca.pem")
+    assert wrong_digest.returncode != 0
+    assert "imprint mismatch" in wrong_digest.stderr
+    wrong_root = run(DIGEST, "other-ca.pem")
+    assert wrong_root.returncode != 0
+
+
+def test_the_manual_command_checks_certificates_at_gen_time_not_now():
+    line = manual_verify_command("a b.tsr", DIGEST, "ca.pem", datetime(2026, 3, 2, 8, 0, 1, 500_000, tzinfo=UTC))
+    assert line == (f"openssl ts -verify -in 'a b.tsr' -digest {DIGEST.hex()} -CAfile ca.pem -attime {1772438401}")
