@@ -6,7 +6,8 @@ it. A reply is kept only after it verified here exactly as the offline verifier 
 verifier would refuse must never be mistaken for coverage.
 
 HTTP goes through an injected ``urllib`` opener, so a TSA that needs authentication gets an opener
-with the right handler; the URL's user and password, if any, are never put in a message or a log.
+with the right handler; a URL with a user or password is refused, and a URL's query (an API key,
+say) is never put in a message or a log.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ class TimestampClient:
             raise TsaConfigError(f"the TSA URL has a bad port: {_public(url)!r}") from err
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TsaConfigError(f"the TSA URL must be http:// or https:// with a host, got {_public(url)!r}")
+        if parts.username is not None:
+            raise TsaConfigError(
+                f"the TSA URL {_public(url)!r} carries a user name or password: give them to the HTTP opener instead "
+                "(urllib.request.HTTPBasicAuthHandler), so that they never appear in a URL, a message or a log"
+            )
         try:
             load_roots(roots_pem)
         except TimestampInvalid as err:
@@ -117,7 +123,7 @@ class TimestampClient:
             gen_time = verify_timestamp(tsr, message_digest, self.roots_pem, nonce=nonce)
         except TimestampInvalid as err:
             raise TsaReplyInvalid(
-                f"the timestamp from {where} does not verify ({err}); nothing was stored. If the TSA changed its "
+                f"the timestamp from {where} does not verify ({err}); the reply was discarded. If the TSA changed its "
                 "certificate, update the configured TSA root; otherwise something between us and the TSA altered "
                 "or replayed the reply"
             ) from err

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import re
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -114,6 +115,7 @@ def test_http_500_is_an_http_error_with_its_status(tsa):
     with pytest.raises(TsaHttpError, match="HTTP 500") as caught:
         client_for(tsa).stamp(DIGEST)
     assert caught.value.status == 500
+    assert isinstance(caught.value, TimestampError)  # the one class a scheduler catches
     assert caught.value.__cause__ is not None
 
 
@@ -149,17 +151,30 @@ def test_a_reply_from_a_tsa_outside_the_trusted_roots_is_refused(tsa, tmp_path):
             client.stamp(DIGEST)
 
 
-def test_credentials_in_the_url_never_reach_messages_or_logs(tsa, caplog):
+def test_secrets_in_the_url_never_reach_messages_or_logs(tsa, caplog):
     caplog.set_level(logging.DEBUG)
-    client = TimestampClient(f"http://ops:s3cret@127.0.0.1:{free_port()}/tsa?key=k3y", tsa.ca_pem)
-    with pytest.raises(TimestampError) as caught:
-        client.stamp(DIGEST)
-    client_for(tsa).stamp(DIGEST)
+    with pytest.raises(TsaConfigError, match="HTTPBasicAuthHandler") as refused:
+        TimestampClient(f"http://ops:s3cret@127.0.0.1:{tsa.port}/tsa", tsa.ca_pem)
+    with pytest.raises(TsaUnreachable) as unreachable:
+        TimestampClient(f"http://127.0.0.1:{free_port()}/tsa?key=k3y", tsa.ca_pem).stamp(DIGEST)
+    TimestampClient(f"{tsa.url}?key=k3y", tsa.ca_pem).stamp(DIGEST)
 
-    shown = str(caught.value) + caplog.text
+    shown = str(refused.value) + str(unreachable.value) + caplog.text
+    assert "timestamped" in caplog.text
     assert "127.0.0.1" in shown
     assert "s3cret" not in shown
     assert "k3y" not in shown
+
+
+def test_an_opener_with_basic_auth_is_used_for_a_tsa_that_needs_an_account(tsa):
+    passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    passwords.add_password(None, tsa.url, "ops", "s3cret")
+    opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(passwords))
+    tsa.required_auth = ("ops", "s3cret")
+
+    with pytest.raises(TsaHttpError, match="HTTP 401"):
+        client_for(tsa).stamp(DIGEST)
+    assert TimestampClient(tsa.url, tsa.ca_pem, opener=opener).stamp(DIGEST).message_digest == DIGEST
 
 
 def test_configuration_mistakes_are_caught_when_the_client_is_made(tsa):

@@ -10,6 +10,7 @@ OpenSSL really signed for a different nonce or digest, a real rejection, or no a
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
 import re
@@ -90,6 +91,7 @@ class OpenSslTsa:
         self.port = port
         self.cert_not_after = cert_not_after
         self.fault = TsaFault.NONE
+        self.required_auth: tuple[str, str] | None = None  # (user, password) for HTTP Basic, like a paid TSA
         self.requests = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -198,6 +200,10 @@ class OpenSslTsa:
         (self.workdir / "tsa.key").chmod(0o600)
 
 
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 def _imprint(query: bytes) -> bytes:
     match = _SHA256_IMPRINT.search(query)
     if match is None:
@@ -238,6 +244,12 @@ def _handler(tsa: OpenSslTsa) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
             tsa.requests += 1
             query = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if tsa.required_auth is not None and self.headers.get("Authorization") != _basic(*tsa.required_auth):
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="tsa"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if tsa.fault is TsaFault.HANG:
                 tsa._release.wait()
                 return
