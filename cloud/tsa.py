@@ -23,7 +23,7 @@ from datetime import datetime
 
 from rfc3161_client import PKIStatus
 
-from ledger.timestamp import DIGEST_SIZE, TimestampInvalid, load_roots, parse_reply, verify_timestamp
+from ledger.timestamp import DIGEST_SIZE, TimestampInvalid, load_roots, parse_reply, token_of, verify_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class TimestampClient:
         log.info("timestamped %s at %s by %s", message_digest.hex()[:16], gen_time.isoformat(), where)
         return Timestamp(
             tsr=tsr,
-            token=reply.time_stamp_token(),
+            token=token_of(tsr),
             message_digest=message_digest,
             gen_time=gen_time,
             serial_number=reply.tst_info.serial_number,

@@ -16,6 +16,7 @@ certificate expires; that is also why the manual command carries ``-attime``.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from datetime import UTC, datetime
 
@@ -44,17 +45,68 @@ def load_roots(roots_pem: bytes) -> list[x509.Certificate]:
 
 
 def parse_reply(tsr: bytes) -> rfc3161_client.TimeStampResponse:
-    """Decode a DER ``TimeStampResp``; says so plainly when the bytes are not one."""
+    """Decode a DER ``TimeStampResp``; says so plainly when the bytes are not one.
+
+    rfc3161-client refuses a token whose embedded certificates are not in DER ``SET OF`` order, as
+    OpenSSL writes them when a TSA embeds its chain. That SET is outside the signature, so it is
+    parsed here in sorted order; the stored bytes stay exactly as the TSA sent them.
+    """
     try:
         return rfc3161_client.decode_timestamp_response(tsr)
     except ValueError as err:
-        hint = ""
-        if "InvalidSetOrdering" in str(err):
-            hint = (
-                " (its certificate SET is not in DER order, which rfc3161-client refuses; "
-                "'openssl ts -verify' still checks it, and a TSA asked to embed only its own certificate avoids it)"
-            )
-        raise TimestampInvalid(f"not an RFC 3161 TimeStampResp{hint}: {err}") from err
+        if "InvalidSetOrdering" in str(err) and (in_order := _certificates_in_der_order(tsr)) != tsr:
+            with contextlib.suppress(ValueError):  # if it still fails, the first error is the one to show
+                return rfc3161_client.decode_timestamp_response(in_order)
+        raise TimestampInvalid(f"not an RFC 3161 TimeStampResp: {err}") from err
+
+
+def token_of(tsr: bytes) -> bytes:
+    """The ``TimeStampToken`` (CMS ``ContentInfo``) inside a ``TimeStampResp``, byte for byte."""
+    try:
+        ((_tag, _begin, start, end),) = _elements(tsr, 0, len(tsr))  # TimeStampResp
+        _status, (_tag, begin, _start, end) = _elements(tsr, start, end)  # PKIStatusInfo, TimeStampToken
+    except ValueError as err:
+        raise TimestampInvalid(f"not a TimeStampResp holding a token: {err}") from err
+    return tsr[begin:end]
+
+
+def _certificates_in_der_order(tsr: bytes) -> bytes:
+    """The reply with SignedData's ``certificates [0]`` sorted as DER requires; same length, same signature."""
+    try:
+        ((_tag, _begin, start, end),) = _elements(tsr, 0, len(tsr))  # TimeStampResp
+        _status, (_tag, _begin, start, end) = _elements(tsr, start, end)  # PKIStatusInfo, ContentInfo
+        _type, (_tag, _begin, start, end) = _elements(tsr, start, end)  # contentType, [0] EXPLICIT content
+        ((_tag, _begin, start, end),) = _elements(tsr, start, end)  # SignedData
+        for tag, _begin, first, last in _elements(tsr, start, end):
+            if tag == 0xA0:  # certificates [0] IMPLICIT SET OF CertificateChoices
+                certificates = sorted(tsr[b:e] for _t, b, _s, e in _elements(tsr, first, last))
+                return tsr[:first] + b"".join(certificates) + tsr[last:]
+    except ValueError:
+        return tsr
+    return tsr
+
+
+def _elements(der: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """(tag, element start, content start, content end) of each DER element between ``start`` and ``end``.
+
+    Enough DER for the few fixed structures above: one-byte tags, definite lengths.
+    """
+    found = []
+    while start < end:
+        begin = start
+        if start + 2 > end:
+            raise ValueError("truncated DER")
+        tag, size, start = der[start], der[start + 1], start + 2
+        if size & 0x80:
+            count = size & 0x7F
+            if not 0 < count <= 4:
+                raise ValueError("unsupported DER length")
+            size, start = int.from_bytes(der[start : start + count], "big"), start + count
+        if start + size > end:
+            raise ValueError("truncated DER")
+        found.append((tag, begin, start, start + size))
+        start += size
+    return found
 
 
 def verify_timestamp(tsr: bytes, message_digest: bytes, roots_pem: bytes, *, nonce: int | None = None) -> datetime:

@@ -55,6 +55,13 @@ def test_a_stamp_is_verified_and_keeps_the_reply_for_the_offline_verifier(tsa):
     assert tsa.requests == 1
 
 
+def test_a_tsa_that_embeds_its_chain_is_accepted_and_its_reply_kept_as_sent(tmp_path):
+    with OpenSslTsa(tmp_path / "chained", embed_chain=True) as chained:
+        stamp = client_for(chained).stamp(DIGEST)
+    assert stamp.tsr.endswith(stamp.token)
+    assert verify_timestamp(stamp.tsr, DIGEST, chained.ca_pem) == stamp.gen_time
+
+
 def test_each_stamp_has_its_own_nonce_and_serial(tsa):
     client = client_for(tsa)
     first, second = client.stamp(DIGEST), client.stamp(DIGEST)

@@ -1,8 +1,8 @@
 """A real RFC 3161 time-stamping authority for tests: ``openssl ts -reply`` behind a tiny HTTP server.
 
 Each POSTed ``application/timestamp-query`` is handed to the ``openssl`` command line, which signs a
-real reply with a TSA certificate issued by a root CA made at ``start()``. The signer embeds only its
-own certificate (no ``certs`` in the config), the shape rfc3161-client accepts (see ledger/timestamp).
+real reply with a TSA certificate issued by a root CA made at ``start()``. By default the signer
+embeds only its own certificate (no ``certs`` in the config); ``embed_chain`` adds the root.
 
 Faults are injected honestly: ``fault`` makes the server answer HTTP 500, garbage, a reply that
 OpenSSL really signed for a different nonce or digest, a real rejection, or no answer at all.
@@ -26,8 +26,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from punchproof.broker import free_port
-
 # SHA-256 AlgorithmIdentifier (NULL parameters optional) then the 32-byte OCTET STRING of the imprint.
 _SHA256_IMPRINT = re.compile(rb"\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01(?:\x05\x00)?\x04\x20(.{32})", re.DOTALL)
 
@@ -42,13 +40,13 @@ signer_cert = {dir}/tsa.pem
 signer_key = {dir}/tsa.key
 signer_digest = sha256
 default_policy = 1.2.3.4.1
-digests = {digests}
+digests = sha256, sha384, sha512
 accuracy = secs:1
 ordering = no
 tsa_name = yes
 ess_cert_id_chain = no
 ess_cert_id_alg = sha256
-
+{certs}
 [ rejecting ]
 serial = {dir}/serial
 crypto_device = builtin
@@ -71,9 +69,10 @@ class TsaFault(enum.Enum):
 
 
 class OpenSslTsa:
-    """``start()`` makes a CA and TSA certificate and serves on ``port`` (0: a free one); ``stop()`` ends it.
+    """``start()`` makes a CA and TSA certificate and serves on ``port`` (0: a free one, kept on restart).
 
-    ``cert_not_after`` lets a test make the TSA sign with a certificate that has already expired.
+    ``cert_not_after`` lets a test make the TSA sign with a certificate that has already expired;
+    ``embed_chain`` makes it embed the root too, after its own certificate, as OpenSSL orders them.
     """
 
     def __init__(
@@ -84,12 +83,14 @@ class OpenSslTsa:
         host: str = "127.0.0.1",
         port: int = 0,
         cert_not_after: datetime | None = None,
+        embed_chain: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.name = name
         self.host = host
         self.port = port
         self.cert_not_after = cert_not_after
+        self.embed_chain = embed_chain
         self.fault = TsaFault.NONE
         self.required_auth: tuple[str, str] | None = None  # (user, password) for HTTP Basic, like a paid TSA
         self.requests = 0
@@ -114,9 +115,10 @@ class OpenSslTsa:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._make_certificates()
         (self.workdir / "serial").write_text("01\n")
-        (self.workdir / "tsa.cnf").write_text(_CONFIG.format(dir=self.workdir, digests="sha256, sha384, sha512"))
+        certs = f"certs = {self.ca_path}\n" if self.embed_chain else ""
+        (self.workdir / "tsa.cnf").write_text(_CONFIG.format(dir=self.workdir, certs=certs))
         self._release.clear()
-        self._server = ThreadingHTTPServer((self.host, self.port or free_port()), _handler(self))
+        self._server = ThreadingHTTPServer((self.host, self.port), _handler(self))  # port 0: the OS picks
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(

@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import rfc3161_client
 
 from ledger import LedgerError
-from ledger.timestamp import TimestampInvalid, manual_verify_command, verify_timestamp
+from ledger.timestamp import TimestampInvalid, manual_verify_command, parse_reply, token_of, verify_timestamp
 from tests.harness.tsa import OpenSslTsa, TsaFault
 
 DIGEST = hashlib.sha256(b"punchlog checkpoint 1").digest()
@@ -70,6 +71,14 @@ def test_a_reply_from_a_tsa_we_do_not_trust_is_rejected(tsa, other_tsa):
     assert verify_timestamp(tsr, DIGEST, tsa.ca_pem + other_tsa.ca_pem)  # trusted once its root is listed
 
 
+def test_an_impostor_embedding_its_own_root_is_still_rejected(tsa, tmp_path):
+    with OpenSslTsa(tmp_path / "impostor", name="Impostor", embed_chain=True) as impostor:
+        tsr = stamp(impostor)
+        assert len(parse_reply(tsr).signed_data.certificates) == 2  # its root travels inside the token
+        with pytest.raises(TimestampInvalid, match="certificate"):
+            verify_timestamp(tsr, DIGEST, tsa.ca_pem)
+
+
 def test_an_altered_gen_time_breaks_the_signature(tsa):
     tsr = stamp(tsa)
     gen_time = re.search(rb"\x18\x0f\d{13}(\d)Z", tsr)  # GeneralizedTime inside the signed TSTInfo
@@ -86,6 +95,31 @@ def test_a_tsa_certificate_expired_at_gen_time_is_rejected(tmp_path):
         tsr = stamp(stale)
         with pytest.raises(TimestampInvalid, match="expired"):
             verify_timestamp(tsr, DIGEST, stale.ca_pem)
+
+
+def test_a_reply_embedding_the_chain_out_of_der_order_still_verifies_and_is_kept_as_sent(tmp_path):
+    with OpenSslTsa(tmp_path / "chained", embed_chain=True) as chained:
+        tsr = stamp(chained)
+        with pytest.raises(ValueError, match="InvalidSetOrdering"):  # what rfc3161-client alone does with it
+            rfc3161_client.decode_timestamp_response(tsr)
+
+        assert verify_timestamp(tsr, DIGEST, chained.ca_pem)
+        assert len(parse_reply(tsr).signed_data.certificates) == 2
+        with pytest.raises(TimestampInvalid):
+            verify_timestamp(tsr, hashlib.sha256(b"other").digest(), chained.ca_pem)
+        ca = tmp_path / "ca.pem"
+        ca.write_bytes(chained.ca_pem)
+        (tmp_path / "r.tsr").write_bytes(tsr)
+        line = manual_verify_command("r.tsr", DIGEST, "ca.pem", verify_timestamp(tsr, DIGEST, chained.ca_pem))
+        assert subprocess.run(shlex.split(line), cwd=tmp_path, capture_output=True, check=False).returncode == 0
+
+
+def test_the_token_is_cut_from_the_reply_byte_for_byte(tsa):
+    tsr = stamp(tsa)
+    assert token_of(tsr) == parse_reply(tsr).time_stamp_token()
+    assert tsr.endswith(token_of(tsr))
+    with pytest.raises(TimestampInvalid):
+        token_of(b"\x30\x05\x30\x03\x02\x01\x02")  # a refusal: status only, no token
 
 
 def test_a_refusal_is_not_a_timestamp(tsa):
