@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import enum
 import hashlib
+import os
 import re
+import shutil
 import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
@@ -73,6 +75,8 @@ class OpenSslTsa:
 
     ``cert_not_after`` lets a test make the TSA sign with a certificate that has already expired;
     ``embed_chain`` makes it embed the root too, after its own certificate, as OpenSSL orders them.
+    ``signing_time`` runs ``openssl ts -reply`` under ``faketime`` (apt package ``faketime``), for
+    tokens made in the past, e.g. while a since-expired TSA certificate was valid.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class OpenSslTsa:
         port: int = 0,
         cert_not_after: datetime | None = None,
         embed_chain: bool = False,
+        signing_time: datetime | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.name = name
@@ -91,6 +96,7 @@ class OpenSslTsa:
         self.port = port
         self.cert_not_after = cert_not_after
         self.embed_chain = embed_chain
+        self.signing_time = signing_time
         self.fault = TsaFault.NONE
         self.required_auth: tuple[str, str] | None = None  # (user, password) for HTTP Basic, like a paid TSA
         self.requests = 0
@@ -155,19 +161,18 @@ class OpenSslTsa:
         with self._lock:
             query_path = self.workdir / "query.tsq"
             query_path.write_bytes(query)
-            return self._openssl(
-                "ts",
-                "-reply",
-                "-config",
-                str(self.workdir / "tsa.cnf"),
-                "-section",
-                section,
-                "-queryfile",
-                str(query_path),
-            )
+            config = str(self.workdir / "tsa.cnf")
+            reply = ("ts", "-reply", "-config", config, "-section", section, "-queryfile", str(query_path))
+            return self._openssl(*reply, at=self.signing_time)
 
-    def _openssl(self, *args: str) -> bytes:
-        result = subprocess.run(["openssl", *args], capture_output=True, check=False, cwd=self.workdir)
+    def _openssl(self, *args: str, at: datetime | None = None) -> bytes:
+        command = ["openssl", *args]
+        if at is not None:
+            if shutil.which("faketime") is None:
+                raise RuntimeError("signing_time needs faketime: apt-get install faketime")
+            command = ["faketime", at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), *command]
+        env = {**os.environ, "TZ": "UTC"}  # faketime reads its time in the local zone
+        result = subprocess.run(command, capture_output=True, check=False, cwd=self.workdir, env=env)
         if result.returncode != 0:
             raise RuntimeError(f"openssl {' '.join(args[:2])} failed: {result.stderr.decode(errors='replace')}")
         return result.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
+import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -120,6 +121,25 @@ def test_the_token_is_cut_from_the_reply_byte_for_byte(tsa):
     assert tsr.endswith(token_of(tsr))
     with pytest.raises(TimestampInvalid):
         token_of(b"\x30\x05\x30\x03\x02\x01\x02")  # a refusal: status only, no token
+
+
+@pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime (apt-get install faketime)")
+def test_a_token_stays_valid_after_its_tsa_certificate_expired(tmp_path):
+    signed_at = datetime(2020, 12, 15, 12, 0, 0, tzinfo=UTC)
+    old = OpenSslTsa(tmp_path / "2020", cert_not_after=datetime(2020, 12, 31, tzinfo=UTC), signing_time=signed_at)
+    with old:
+        tsr = stamp(old)
+    (tmp_path / "old.tsr").write_bytes(tsr)
+    (tmp_path / "old-ca.pem").write_bytes(old.ca_pem)
+
+    assert verify_timestamp(tsr, DIGEST, old.ca_pem) == signed_at
+    line = manual_verify_command("old.tsr", DIGEST, "old-ca.pem", signed_at)
+    by_hand = subprocess.run(shlex.split(line), cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert by_hand.returncode == 0, by_hand.stderr
+    without_attime = shlex.split(line)[:-2]
+    naive = subprocess.run(without_attime, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert naive.returncode != 0
+    assert "certificate has expired" in naive.stderr  # why the manual command carries -attime
 
 
 def test_a_refusal_is_not_a_timestamp(tsa):
