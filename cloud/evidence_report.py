@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -9,7 +10,9 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from ledger.errors import LedgerError
 from ledger.evidence import Report
+from ledger.timestamp import manual_verify_command, verify_timestamp
 
 _TEMPLATES = Environment(loader=PackageLoader("cloud", "templates"), autoescape=select_autoescape())
 
@@ -113,4 +116,31 @@ and the signature over `cosignature/v1`, `time T` and the body:
 
 `punchproof verify` recomputes every checkpoint's Merkle root from `leaves.txt` (RFC 9162; see
 FORMAT.md). Any record deleted, inserted, reordered or altered changes those roots.
+{_timestamp_checks(files)}"""
+
+
+def _timestamp_checks(files: dict[str, bytes]) -> str:
+    """Section 5, when the bundle holds RFC 3161 stamps: the exact openssl command for one of them."""
+    stamp = next((n for n in sorted(files) if n.startswith("witness/stamps/") and n.endswith(".tsr")), None)
+    if stamp is None or "witness/tsa-ca.pem" not in files:
+        return ""
+    size = stamp.rsplit("/", 1)[1].split("-")[0]
+    note_file = f"witness/checkpoint-{size}.note"
+    digest = hashlib.sha256(files[note_file]).digest()
+    try:
+        when = verify_timestamp(files[stamp], digest, files["witness/tsa-ca.pem"])
+    except LedgerError:
+        return ""  # the verification table in the report says why
+    command = manual_verify_command(stamp, digest, "witness/tsa-ca.pem", when)
+    return f"""
+## 5. A timestamp authority saw the cloud's log of checkpoints by {when.isoformat()}
+
+The cloud keeps its own signed log of every checkpoint it cosigned (witness/entries.jsonl), and an
+RFC 3161 timestamp authority stamped checkpoints of that log. `{note_file}` is the checkpoint
+the stamp `{stamp}` covers; its SHA-256 is the digest below. This prints `Verification: OK`:
+
+    openssl dgst -sha256 {note_file}
+    {command}
+
+`-attime` checks the TSA's certificate as of the stamp's own time (it may have expired since).
 """

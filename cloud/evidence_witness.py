@@ -53,6 +53,7 @@ def export_witness(files: dict[str, bytes], checkpoint_ids: Iterable[int], tsa_c
             name = f"witness/stamps/{size}-{index}.tsr"
             files[name] = bytes(stamp.token)
             stamps.append({"file": name, "reason": stamp.reason, "tsa": stamp.tsa_url})
+        files[f"witness/checkpoint-{size}.note"] = checkpoint.note.encode()  # what the TSA stamped, as a file
         checkpoints.append(json.dumps({"size": size, "note": checkpoint.note, "stamps": stamps}, ensure_ascii=False))
     files["witness/checkpoints.jsonl"] = ("\n".join(checkpoints) + "\n").encode()
     if tsa_ca is not None and any(c.stamps.count() for c in used.values()):

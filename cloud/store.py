@@ -108,7 +108,7 @@ class WitnessStamp(BaseModel):
     """An RFC 3161 timestamp of a witness checkpoint: a third party's word that it existed by then."""
 
     checkpoint = pw.ForeignKeyField(WitnessCheckpoint, field=WitnessCheckpoint.size, backref="stamps")
-    token = pw.BlobField()  # DER
+    token = pw.BlobField()  # the TSA's whole reply (TimeStampResp, DER)
     gen_time_ms = pw.BigIntegerField()
     reason = pw.CharField(max_length=16)  # hourly, export
     tsa_url = pw.CharField()

@@ -47,7 +47,7 @@ ORIGIN = "punchproof-cloud/checkpoints"
 
 
 class Stamp(Protocol):
-    token: bytes
+    tsr: bytes  # the TSA's whole reply (TimeStampResp, DER), as openssl ts -verify -in reads it
     gen_time: datetime
 
 
@@ -128,7 +128,7 @@ class WitnessLog:
         stamp = self._stamper.stamp(note_digest(latest.note))
         row = WitnessStamp.create(
             checkpoint=latest.size,
-            token=stamp.token,
+            token=stamp.tsr,
             gen_time_ms=to_ms(stamp.gen_time),
             reason=reason,
             tsa_url=self._stamper.url,

@@ -119,7 +119,7 @@ def _check_stamp(files: dict[str, bytes], stamp: dict[str, Any], text: str, tsa_
     roots = tsa_roots if tsa_roots is not None else files.get("witness/tsa-ca.pem")
     if roots is None:
         raise LedgerError("no TSA certificate to check it with (pin one with --tsa-ca)")
-    token = files.get(stamp.get("file", ""))
-    if token is None:
+    reply = files.get(stamp.get("file", ""))
+    if reply is None:
         raise LedgerError("the stamp file is missing")
-    return verify_timestamp(token, note_digest(text), roots)
+    return verify_timestamp(reply, note_digest(text), roots)

@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(func=_verify)
     verify.add_argument("bundle", help="the ZIP written by 'punchproof cloud export-evidence'")
     verify.add_argument("--witness-key", help="the cloud's witness public key (PEM) to pin, obtained separately")
+    verify.add_argument("--tsa-ca", help="the timestamp authority's root certificate (PEM) to pin")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     demo = sub.add_parser("demo", help="run the whole system on this machine with emulated terminals")
     demo.set_defaults(func=_demo)
@@ -46,7 +47,8 @@ def _verify(args: argparse.Namespace) -> int:
     from ledger.evidence import verify_bundle
 
     pinned = VerifyKey.from_pem(Path(args.witness_key).read_bytes()) if args.witness_key else None
-    report = verify_bundle(Path(args.bundle).read_bytes(), witness_key=pinned)
+    tsa_roots = Path(args.tsa_ca).read_bytes() if args.tsa_ca else None
+    report = verify_bundle(Path(args.bundle).read_bytes(), witness_key=pinned, tsa_roots=tsa_roots)
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         return 0 if report.ok else 1

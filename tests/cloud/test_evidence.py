@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
 import zipfile
 from datetime import UTC, date, datetime
 
@@ -13,6 +14,7 @@ import pytest
 from cloud import registry
 from cloud.evidence import export_bundle
 from cloud.store import ApplianceKey, open_db
+from cloud.tsa import TimestampClient
 from cloud.verifier import BatchIngest
 from cloud.witness_log import WitnessLog
 from ledger import SigningKey, note, topics
@@ -20,6 +22,7 @@ from ledger.evidence import SUMS, sha256sums, verify_bundle
 from ledger.merkle import inclusion_proof, root
 from tests.harness.clock import FrozenClock
 from tests.harness.logs import LogBuilder
+from tests.harness.tsa import OpenSslTsa
 
 PLANT, NAME = "dongguan-1", "pi-01"
 LOG = f"punchproof/{PLANT}/{NAME}/1"
@@ -74,8 +77,7 @@ def export(world, **kwargs):
         date(2026, 3, 3),
         witness=world["witness"].verify_key,
         clock=world["clock"],
-        witness_log=WitnessLog(world["witness"], world["clock"]),
-        **kwargs,
+        **({"witness_log": WitnessLog(world["witness"], world["clock"])} | kwargs),
     )
 
 
@@ -306,3 +308,44 @@ def test_a_pi_clock_set_wrong_is_flagged(tmp_path):
     report = verify_bundle(bundle, witness_key=witness.verify_key)
     db.close()
     assert any("clock was set wrong" in p for p in failed(report)), failed(report)
+
+
+# -- RFC 3161 timestamps on the cloud's witness log, against a real OpenSSL TSA -------------------
+
+
+@pytest.fixture
+def tsa(tmp_path):
+    with OpenSslTsa(tmp_path / "tsa") as server:
+        yield server
+
+
+def stamped_export(world, tsa, tmp_path):
+    ca = tmp_path / "tsa-ca.pem"
+    ca.write_bytes(tsa.ca_pem)
+    stamper = TimestampClient(tsa.url, tsa.ca_pem)
+    return export(world, witness_log=WitnessLog(world["witness"], world["clock"], stamper=stamper), tsa_ca=ca)
+
+
+def test_a_tsa_stamps_the_witness_log_at_export_and_openssl_agrees(world, tsa, tmp_path):
+    bundle = stamped_export(world, tsa, tmp_path)
+    report = verify_bundle(bundle, witness_key=world["witness"].verify_key, tsa_roots=tsa.ca_pem)
+    assert report.ok, failed(report)
+    (check,) = [c for c in report.checks if c.name == "witness log"]
+    assert "timestamped by a TSA (1 stamps" in check.detail
+    folder = tmp_path / "unzipped"
+    zipfile.ZipFile(io.BytesIO(bundle)).extractall(folder)
+    manual = (folder / "MANUAL-CHECKS.md").read_text()
+    command = next(line.strip() for line in manual.splitlines() if line.strip().startswith("openssl ts -verify"))
+    result = subprocess.run(command, shell=True, cwd=folder, capture_output=True, text=True, check=False)  # noqa: S602
+    assert result.returncode == 0 and "Verification: OK" in result.stdout, result.stdout + result.stderr
+
+
+def test_a_stamp_from_an_untrusted_tsa_or_for_another_checkpoint_is_refused(world, tsa, tmp_path):
+    files = unpack(stamped_export(world, tsa, tmp_path))
+    report = verify_bundle(repack(files), witness_key=world["witness"].verify_key, tsa_roots=b"")
+    assert not report.ok
+    (stamp,) = [n for n in files if n.startswith("witness/stamps/")]
+    other = TimestampClient(tsa.url, tsa.ca_pem).stamp(hashlib.sha256(b"another checkpoint").digest())
+    files[stamp] = other.tsr
+    report = verify_bundle(repack(files), witness_key=world["witness"].verify_key, tsa_roots=tsa.ca_pem)
+    assert not report.ok and any("timestamp" in p for p in failed(report)), failed(report)

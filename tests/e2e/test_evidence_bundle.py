@@ -13,14 +13,23 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.harness.system import System, cli
+from tests.harness.tsa import OpenSslTsa
 from tests.harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def bundle(tmp_path, broker, zk_terminal, terminal_state):
+def tsa(tmp_path):
+    with OpenSslTsa(tmp_path / "tsa") as server:
+        yield server
+
+
+@pytest.fixture
+def bundle(tmp_path, broker, zk_terminal, terminal_state, tsa):
     system = System(tmp_path, broker.port, zk_terminal.address).configure()
+    with system.cloud_conf.open("a") as conf:  # a timestamp authority, and the witness log sealed each second
+        conf.write(f'\n[tsa]\nurl = "{tsa.url}"\nca_file = "{tsa.ca_path}"\n\n[witness]\nseal_every_s = 1\n')
     system.start_ingest()
     system.start_appliance()
     terminal_state.punch("1001", state=0)
@@ -33,6 +42,8 @@ def bundle(tmp_path, broker, zk_terminal, terminal_state):
         timeout=20,
         message="cosigned punches",
     )
+    stamped = "SELECT count(*) FROM witness_stamp WHERE reason = 'hourly'"
+    wait_until(lambda: system.cloud_rows(stamped)[0][0] > 0, timeout=20, message="the witness log stamped by the TSA")
     codes = system.stop_all()  # the shutdown seal and checkpoint are synced at the next start
     assert set(codes.values()) == {0}
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
@@ -65,6 +76,8 @@ def test_punchproof_verify_passes_and_fails_on_a_changed_byte(bundle, tmp_path):
             str(path),
             "--witness-key",
             str(system.root / "cloud" / "cloud-witness.pub"),
+            "--tsa-ca",
+            str(tmp_path / "tsa" / "ca.pem"),
         ],
         capture_output=True,
         text=True,
@@ -72,6 +85,7 @@ def test_punchproof_verify_passes_and_fails_on_a_changed_byte(bundle, tmp_path):
     )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "RESULT: every check passed" in ok.stdout
+    assert re.search(r"witness log\s+OK\s+\d+ checkpoints in the cloud's signed log; timestamped by a TSA", ok.stdout)
     as_json = subprocess.run(
         [sys.executable, "-m", "punchproof", "verify", str(path), "--json"], capture_output=True, text=True, check=False
     )
@@ -132,3 +146,11 @@ def test_the_manual_checkpoint_and_cosignature_checks_work_as_written(bundle, tm
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("Signature Verified Successfully") == 2
     assert str(datetime.now().year) in result.stdout, "the cloud's witness time is printed"
+
+
+def test_the_manual_timestamp_check_works_as_written(bundle, tmp_path):
+    path, _system = bundle
+    folder = tmp_path / "unzipped"
+    blocks = unpacked_manual(path, folder)
+    result = run_in(folder, blocks[-1])
+    assert result.returncode == 0 and "Verification: OK" in result.stdout, result.stdout + result.stderr
