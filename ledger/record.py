@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,10 @@ TYPE_FIELDS: dict[str, dict[str, type]] = {
     "incident": {"kind": str},
     "keyrot": {"new_key": str, "new_kid": str, "proof": str},
 }
+
+
+_SALT = re.compile(r"[A-Za-z0-9+/]{21}[AQgw]==")  # base64 of exactly 16 bytes
+_PREV = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")  # base64 of exactly 32 bytes
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -147,23 +152,23 @@ def parse(data: bytes) -> dict[str, Any]:
     return fields
 
 
+def _wrong_types(values: dict[str, Any], required: dict[str, type], prefix: str = "") -> list[str]:
+    """The fields whose type is not exactly the required one (so ``True`` is no int)."""
+    return [
+        f"{prefix}{name} must be {kind.__name__}"
+        for name, kind in required.items()
+        if type(values.get(name)) is not kind
+    ]
+
+
 def _check_schema(fields: dict[str, Any]) -> None:
     record_type = fields.get("type")
     if record_type not in RECORD_TYPES:
         raise Malformed(f"unknown record type {record_type!r}")
-    required = COMMON_FIELDS | TYPE_FIELDS.get(record_type, {})
-    problems = [
-        f"{name} must be {kind.__name__}"
-        for name, kind in required.items()
-        if not isinstance(fields.get(name), kind) or isinstance(fields.get(name), bool)
-    ]
+    problems = _wrong_types(fields, COMMON_FIELDS) + _wrong_types(fields, TYPE_FIELDS.get(record_type, {}))
     if record_type == "punch" and not problems:
         term = fields["term"]
-        problems = [
-            f"term.{n} must be {k.__name__}"
-            for n, k in PUNCH_TERM_FIELDS.items()
-            if not isinstance(term.get(n), k) or isinstance(term.get(n), bool)
-        ]
+        problems = _wrong_types(term, PUNCH_TERM_FIELDS, "term.")
         try:
             datetime.fromisoformat(term.get("t", ""))
         except (TypeError, ValueError):
@@ -174,5 +179,7 @@ def _check_schema(fields: dict[str, Any]) -> None:
         raise Malformed(f"record format version {fields['v']} is not supported")
     if fields["seq"] < 0:
         raise Malformed("seq must not be negative")
-    unb64(fields["salt"], what="salt", size=16)
-    unb64(fields["prev"], what="prev", size=32)
+    if not (_SALT.fullmatch(fields["salt"]) and _PREV.fullmatch(fields["prev"])):  # the details, on failure:
+        unb64(fields["salt"], what="salt", size=16)
+        unb64(fields["prev"], what="prev", size=32)
+        raise Malformed("salt or prev is not canonical base64")

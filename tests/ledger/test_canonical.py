@@ -39,3 +39,22 @@ def test_decode_refuses_non_canonical_bytes():
     for bad in (b'{"b":2,"a":1}', b'{"a": 1}', b'{"a":1.0}', b"[1]", b"\xff"):
         with pytest.raises(Malformed):
             decode(bad)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b'{"x":9007199254740992}',  # 2^53: one past the safe range
+        b'{"x":-9007199254740992}',
+        '{"键":1}'.encode(),  # a non-ASCII key, in otherwise canonical bytes
+        b'{"a":1,"a":2}',  # a duplicate key: two readers could disagree
+        b'{"x":NaN}',
+    ],
+)
+def test_decode_refuses_what_encode_would_refuse(bad):
+    with pytest.raises(Malformed):
+        decode(bad)
+
+
+def test_decode_keeps_long_digit_strings_and_the_largest_safe_integer():
+    assert decode(b'{"card":"12345678901234567890","x":9007199254740991}')["x"] == MAX_SAFE_INT
