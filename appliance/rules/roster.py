@@ -99,7 +99,7 @@ def plan_day(assignment: EmployeeRoster, calendar: PlantCalendar, when: date) ->
     day = calendar.day(when)
     explicit = assignment.explicit.get(when)
     if explicit is not None:
-        return _plan(when, _unique(explicit), "explicit", day, unknown=False)
+        return _plan(when, _unique(explicit), "explicit", day, unknown=False, holidays=True)
     roster = assignment.roster
     outside = (assignment.valid_from is not None and when < assignment.valid_from) or (
         assignment.valid_to is not None and when > assignment.valid_to
@@ -110,13 +110,17 @@ def plan_day(assignment: EmployeeRoster, calendar: PlantCalendar, when: date) ->
     if observe and day.kind is DayKind.HOLIDAY:
         return DayPlan(when, PlanKind.HOLIDAY, (), roster.id, day, calendar_unknown=False)
     shifts = _unique(roster.shifts_on(when, day))
-    return _plan(when, shifts, roster.id, day, unknown=observe and day.kind is DayKind.UNKNOWN and bool(shifts))
+    unknown = observe and day.kind is DayKind.UNKNOWN and bool(shifts)
+    return _plan(when, shifts, roster.id, day, unknown=unknown, holidays=observe)
 
 
-def _plan(when: date, shifts: tuple[str, ...], source: str, day: CalendarDay, *, unknown: bool) -> DayPlan:
+def _plan(
+    when: date, shifts: tuple[str, ...], source: str, day: CalendarDay, *, unknown: bool, holidays: bool
+) -> DayPlan:
+    """A day without shifts is a holiday only where holidays are observed; else the pattern's rest."""
     kind = PlanKind.SCHEDULED
     if not shifts:
-        kind = PlanKind.HOLIDAY if day.kind is DayKind.HOLIDAY else PlanKind.REST_DAY
+        kind = PlanKind.HOLIDAY if holidays and day.kind is DayKind.HOLIDAY else PlanKind.REST_DAY
     return DayPlan(when, kind, shifts, source, day, calendar_unknown=unknown)
 
 
