@@ -128,10 +128,12 @@ def evaluate_day(
     trips: Iterable[BusinessTrip] = (),
     now: datetime,
     watermarks: Mapping[str, datetime],
+    memo: dict[object, DayPlan] | None = None,
 ) -> tuple[Evaluation, ...]:
     """Evaluate ``work_date`` for one employee. Pass the punches of ``instances.punch_range``;
     other employees' punches, leave and corrections are ignored. The result does not depend on
-    the order of anything passed in.
+    the order of anything passed in. ``memo`` (a dict, optional) shares roster plans between the
+    employees of one plant and one calendar within a single pass; it changes no result.
     """
     require_utc(now, "now")
     emp = assignment.employee
@@ -139,7 +141,7 @@ def evaluate_day(
     mine = [p for p in punches if p.employee == emp] + [c.as_punch() for c in fixes.values()]
     kept, duplicates = collapse_duplicates(mine, plant.policy.duplicate_window)
     excusals = _excusals(emp, leaves, trips)
-    plans = {d: plan_day(assignment, plant.calendar, d) for d in (work_date - ONE_DAY, work_date, work_date + ONE_DAY)}
+    plans = {d: _plan(assignment, plant, d, memo) for d in (work_date - ONE_DAY, work_date, work_date + ONE_DAY)}
     instances = sorted(
         (materialize(_shift(plant, sid), d, plant.tz) for d, plan in plans.items() for sid in plan.shift_ids),
         key=lambda inst: (inst.start, inst.shift.id),
@@ -406,6 +408,16 @@ def _first_shift_after(ctx: _Ctx, moment: datetime) -> tuple[date, str] | None:
                 return inst.key
         day += ONE_DAY
     return None
+
+
+def _plan(assignment: EmployeeRoster, plant: Plant, day: date, memo: dict[object, DayPlan] | None) -> DayPlan:
+    if memo is None or assignment.explicit or assignment.valid_from or assignment.valid_to:
+        return plan_day(assignment, plant.calendar, day)
+    key = (assignment.roster, day)
+    plan = memo.get(key)
+    if plan is None:
+        plan = memo[key] = plan_day(assignment, plant.calendar, day)
+    return plan
 
 
 def _shift(plant: Plant, shift_id: str) -> Shift:

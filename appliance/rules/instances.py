@@ -59,6 +59,7 @@ def materialize(shift: Shift, work_date: date, tz: ZoneInfo) -> ShiftInstance:
     return ShiftInstance(shift, work_date, segments, window)
 
 
+@lru_cache(maxsize=1024)
 def local_day_span(work_date: date, tz: ZoneInfo) -> Span:
     """The local calendar day as UTC instants (23 or 25 hours on a DST change)."""
     start = datetime(work_date.year, work_date.month, work_date.day, tzinfo=tz).astimezone(UTC)

@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 
 from appliance.rules.evaluate import Evaluation, Plant, evaluate_day
 from appliance.rules.model import BusinessTrip, Correction, Leave, Punch
-from appliance.rules.roster import EmployeeRoster
+from appliance.rules.roster import DayPlan, EmployeeRoster
 
 
 class _HasEmployee(Protocol):
@@ -42,6 +42,7 @@ def evaluate_plant_day(
     """Every rostered employee's evaluations for ``work_date``; inputs grouped with ``by_employee``."""
     corrections, leaves, trips = corrections or {}, leaves or {}, trips or {}
     results: list[Evaluation] = []
+    memo: dict[object, DayPlan] = {}
     for assignment in rosters:
         emp = assignment.employee
         results.extend(
@@ -55,6 +56,7 @@ def evaluate_plant_day(
                 trips=trips.get(emp, ()),
                 now=now,
                 watermarks=watermarks,
+                memo=memo,
             )
         )
     return results

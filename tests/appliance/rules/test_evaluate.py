@@ -275,3 +275,24 @@ def test_dst_zone_late_minutes_use_the_local_wall_clock():
     )
     assert (ev.status, ev.late_min) == (Status.LATE, 17)
     assert "首次打卡 08:22" in ev.reason_zh
+
+
+def test_the_plant_pass_gives_what_each_employee_alone_gives():
+    from appliance.rules import by_employee, evaluate_plant_day
+
+    week = WeeklyRoster("w", (("D",),) * 5 + ((), ()))
+    rosters = [EmployeeRoster(f"E{n}", week) for n in range(4)] + [EmployeeRoster("E9", week, explicit={MON: ("N",)})]
+    presses = [punch(local(2026, 3, 2, 8, n * 7), emp=f"E{n}") for n in range(4)] + [
+        punch(local(2026, 3, 2, 20), emp="E9")
+    ]
+    now, p = local(2026, 3, 3, 9), plant()
+    together = evaluate_plant_day(p, rosters, MON, punches=by_employee(presses), now=now, watermarks=read_to(now))
+    alone = [e for r in rosters for e in evaluate_day(p, r, MON, punches=presses, now=now, watermarks=read_to(now))]
+    assert together == alone
+    assert [e.status for e in together] == [
+        Status.INCOMPLETE,
+        Status.LATE,
+        Status.LATE,
+        Status.LATE,
+        Status.PRESENT,
+    ]  # night: out not due yet
