@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 STATE_UNKNOWN = 255  # terminals without state keys report 255: in/out is inferred from the shift
+INDEX_LIVE = -1  # a punch from a live event: the terminal does not say where it sits in its log
+
+PunchKey = tuple[str, str, str, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +25,13 @@ class RawPunch:
     verify: int  # verify mode: 0 password, 1 fingerprint, 15 face, ...
     state: int  # punch state: 0 in, 1 out, ..., 255 unknown
     workcode: int
-    index: int  # position in the terminal's log at download
+    index: int  # position in the terminal's log at download; INDEX_LIVE for a live event
     raw: bytes  # the record exactly as the terminal sent it
+
+    @property
+    def key(self) -> PunchKey:
+        """What the terminal said about the punch: equal for the live event and the downloaded record."""
+        return (self.terminal_sn, self.user_id, self.device_time.isoformat(), self.verify, self.state, self.workcode)
 
 
 @dataclass(frozen=True, slots=True)
