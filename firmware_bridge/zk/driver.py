@@ -37,6 +37,7 @@ class ZKTerminal:
         comm_key: int = 0,
         timeout: float = 5.0,
         encoding: str = "utf-8",
+        udp: bool = False,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         client_factory: Callable[..., Any] = ZK,
     ) -> None:
@@ -45,6 +46,7 @@ class ZKTerminal:
         self._comm_key = comm_key
         self._timeout = timeout
         self._encoding = encoding
+        self._udp = udp
         self._now = now
         self._client_factory = client_factory
 
@@ -97,6 +99,7 @@ class ZKTerminal:
             timeout=self._timeout,
             password=self._comm_key,
             ommit_ping=True,
+            force_udp=self._udp,
             encoding=self._encoding,
         )
         try:
