@@ -16,6 +16,20 @@ PunchKey = tuple[str, str, str, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
+class ClockAlarm:
+    """The terminal's clock is further off than the policy tolerates."""
+
+    offset_ms: int
+    threshold_ms: int
+
+    def __str__(self) -> str:
+        return (
+            f"终端时钟偏差 {self.offset_ms / 1000:+.0f} 秒，超过 {self.threshold_ms / 1000:.0f} 秒 / "
+            f"terminal clock is {self.offset_ms / 1000:+.0f} s off (threshold {self.threshold_ms / 1000:.0f} s)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class RawPunch:
     terminal_sn: str
     user_id: str  # the badge number; not the device slot
@@ -55,3 +69,30 @@ class Download:
     rejected: tuple[RejectedRecord, ...]
     clock_offset_ms: int  # terminal clock minus our clock, measured at this read
     capacity: int  # records the terminal can still store
+    clock_alarm: ClockAlarm | None = None  # set when the offset is above the policy's threshold
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalInfo:
+    """What ``punchproof bridge probe`` shows: who the terminal is and how full it is."""
+
+    terminal_sn: str
+    platform: str
+    firmware: str
+    device_name: str
+    users: int
+    records: int
+    record_capacity: int
+    records_left: int
+    clock_offset_ms: int
+    terminal_time: datetime  # naive, as the terminal's clock showed it
+    clock_alarm: ClockAlarm | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogCleared:
+    """The terminal's log was cleared after the caller vouched for every record in it."""
+
+    terminal_sn: str
+    records_cleared: int
+    at_utc: datetime

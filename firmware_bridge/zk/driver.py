@@ -2,8 +2,13 @@
 
 pyzk (pinned 0.9) frames the conversation; this layer fixes what it gets wrong: no ``ping``
 subprocess, short timeouts, the log parsed in linear time with bad records reported instead of
-aborting the download, the terminal always re-enabled and the session always closed, the
-clock offset measured at every read, and pyzk's errors mapped to ours with their cause.
+aborting the download, the terminal always re-enabled and the session always closed (over a
+fresh connection if the first one died), the clock offset measured at every contact, and
+pyzk's errors mapped to ours with their cause.
+
+Known pyzk 0.9 limit: if a terminal closes the connection in an orderly way (FIN) in the middle
+of a chunked transfer, pyzk's receive loop spins until the process is stopped; a reset (RST) or
+a timeout is reported normally. (Not fixed here: it would mean replacing pyzk's transfer.)
 """
 
 from __future__ import annotations
@@ -17,10 +22,20 @@ from typing import Any
 from zk import ZK
 from zk.exception import ZKError, ZKErrorResponse
 
-from firmware_bridge.errors import TerminalAuthFailed, TerminalError, TerminalProtocolError, TerminalUnreachable
-from firmware_bridge.types import Download, RawPunch, RejectedRecord
+from firmware_bridge.errors import (
+    TerminalAuthFailed,
+    TerminalError,
+    TerminalLogChanged,
+    TerminalProtocolError,
+    TerminalUnreachable,
+)
+from firmware_bridge.types import Download, LogCleared, RawPunch, RejectedRecord, TerminalInfo
 from firmware_bridge.zk import wire
-from firmware_bridge.zk.records import AttRecord, parse_attendance, record_size
+from firmware_bridge.zk.clock import ClockCorrection, ClockPolicy, measure_offset_ms
+from firmware_bridge.zk.records import AttRecord, UserRecord, parse_attendance, parse_users, record_size
+
+PYZK_ERRORS = (ZKError, OSError, struct.error, ValueError)
+DEFAULT_CLOCK_POLICY = ClockPolicy()  # alarm above 60 s, never correct
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +53,7 @@ class ZKTerminal:
         timeout: float = 5.0,
         encoding: str = "utf-8",
         udp: bool = False,
+        clock_policy: ClockPolicy = DEFAULT_CLOCK_POLICY,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         client_factory: Callable[..., Any] = ZK,
     ) -> None:
@@ -47,6 +63,7 @@ class ZKTerminal:
         self._timeout = timeout
         self._encoding = encoding
         self._udp = udp
+        self._clock_policy = clock_policy
         self._now = now
         self._client_factory = client_factory
 
@@ -64,11 +81,14 @@ class ZKTerminal:
         disabled = False
         try:
             serial = conn.get_serialnumber()
-            offset_ms = self._measure_offset(conn)
+            offset_ms, _device = measure_offset_ms(conn, self.tz, self._now)
+            alarm = self._clock_policy.alarm(offset_ms)
+            if alarm is not None:
+                log.warning("%s (%s): %s", self, serial, alarm)
             conn.read_sizes()
             count, capacity = conn.records, conn.rec_av
             if count == 0 or count == known_count:
-                return Download(serial, count, 0, (), (), offset_ms, capacity)
+                return Download(serial, count, 0, (), (), offset_ms, capacity, alarm)
             conn.disable_device()  # no punches land mid-read; re-enabled in finally, always
             disabled = True
             conn.read_sizes()  # the count may have grown since the first look
@@ -86,8 +106,103 @@ class ZKTerminal:
                 else:
                     log.debug("%s: record %d is not a punch: %s", serial, item.index, item.reason)
                     rejected.append(RejectedRecord(serial, item.index, item.raw, item.reason))
-            return Download(serial, count, size, tuple(punches), tuple(rejected), offset_ms, capacity)
-        except (ZKError, OSError, struct.error, ValueError) as err:
+            return Download(serial, count, size, tuple(punches), tuple(rejected), offset_ms, capacity, alarm)
+        except PYZK_ERRORS as err:
+            raise self._translate(err) from err
+        finally:
+            self._close(conn, reenable=disabled)
+
+    def probe(self) -> TerminalInfo:
+        """Who the terminal is, how full its log is, and how far off its clock is. Read-only."""
+        conn = self._connect()
+        try:
+            serial = conn.get_serialnumber()
+            offset_ms, device = measure_offset_ms(conn, self.tz, self._now)
+            conn.read_sizes()
+            return TerminalInfo(
+                terminal_sn=serial,
+                platform=conn.get_platform(),
+                firmware=conn.get_firmware_version(),
+                device_name=conn.get_device_name(),
+                users=conn.users,
+                records=conn.records,
+                record_capacity=conn.rec_cap,
+                records_left=conn.rec_av,
+                clock_offset_ms=offset_ms,
+                terminal_time=device,
+                clock_alarm=self._clock_policy.alarm(offset_ms),
+            )
+        except PYZK_ERRORS as err:
+            raise self._translate(err) from err
+        finally:
+            self._close(conn, reenable=False)
+
+    def users(self) -> list[UserRecord]:
+        """The enrolled users, names decoded with the configured encoding (GBK/GB18030 on Chinese firmware)."""
+        conn = self._connect()
+        try:
+            conn.read_sizes()
+            count = conn.users
+            data, _size = conn.read_with_buffer(wire.CMD_USERTEMP_RRQ, wire.FCT_USER)
+            total = struct.unpack_from("<I", data)[0] if len(data) >= 4 else 0
+            return parse_users(data[4 : 4 + total], count, self._encoding)
+        except PYZK_ERRORS as err:
+            raise self._translate(err) from err
+        finally:
+            self._close(conn, reenable=False)
+
+    def correct_clock(self, policy: ClockPolicy | None = None) -> ClockCorrection | None:
+        """Set the terminal's clock to ours, only if ``policy`` says so; return what was changed.
+
+        Never called implicitly: a correction rewrites the time base of every later punch, so the
+        caller records (and signs) the returned ``ClockCorrection``.
+        """
+        policy = policy or self._clock_policy
+        conn = self._connect()
+        try:
+            serial = conn.get_serialnumber()
+            old_offset, old_time = measure_offset_ms(conn, self.tz, self._now)
+            if not policy.should_correct(old_offset):
+                return None
+            at = self._now()
+            new_time = at.astimezone(self.tz).replace(tzinfo=None, microsecond=0)
+            conn.set_time(new_time)
+            new_offset, _ = measure_offset_ms(conn, self.tz, self._now)
+            log.warning("%s (%s): clock set from %s to %s (%+d ms off)", self, serial, old_time, new_time, old_offset)
+            return ClockCorrection(serial, old_offset, old_time, new_time, new_offset, at.astimezone(UTC))
+        except PYZK_ERRORS as err:
+            raise self._translate(err) from err
+        finally:
+            self._close(conn, reenable=False)
+
+    def clear_log(self, acknowledged_count: int) -> LogCleared:
+        """Clear the terminal's log, only if it holds exactly the ``acknowledged_count`` records
+        the caller has stored, signed and had acknowledged by the cloud.
+
+        The terminal is disabled while the count is checked and the log cleared, so no punch can
+        land in between; if the count differs, nothing is cleared (``TerminalLogChanged``).
+        """
+        conn = self._connect()
+        disabled = False
+        try:
+            serial = conn.get_serialnumber()
+            conn.disable_device()
+            disabled = True
+            conn.read_sizes()
+            if conn.records != acknowledged_count:
+                raise TerminalLogChanged(
+                    f"{self.host}:{self.port} ({serial}): 终端有 {conn.records} 条记录，"
+                    f"已确认 {acknowledged_count} 条，未清除 / the terminal holds {conn.records} records "
+                    f"but {acknowledged_count} are acknowledged; not cleared"
+                )
+            conn.clear_attendance()
+            conn.refresh_data()
+            conn.read_sizes()
+            if conn.records != 0:
+                raise TerminalProtocolError(f"{self.host}:{self.port}: still {conn.records} records after clearing")
+            log.info("%s (%s): log of %d acknowledged records cleared", self, serial, acknowledged_count)
+            return LogCleared(serial, acknowledged_count, self._now().astimezone(UTC))
+        except PYZK_ERRORS as err:
             raise self._translate(err) from err
         finally:
             self._close(conn, reenable=disabled)
@@ -107,13 +222,6 @@ class ZKTerminal:
         except (ZKError, OSError, struct.error) as err:
             raise self._translate(err) from err
         return conn
-
-    def _measure_offset(self, conn: Any) -> int:
-        before = self._now()
-        device = conn.get_time()
-        after = self._now()
-        ours = before + (after - before) / 2
-        return round((device.replace(tzinfo=self.tz) - ours).total_seconds() * 1000)
 
     def _to_punch(self, serial: str, rec: AttRecord) -> RawPunch:
         return RawPunch(
@@ -136,6 +244,22 @@ class ZKTerminal:
             conn.disconnect()
         except (ZKError, OSError, struct.error) as err:
             log.warning("%s: closing the session failed: %s", self, err)
+            if reenable:
+                self._reenable_fresh()
+
+    def _reenable_fresh(self) -> None:
+        """The session died with the terminal disabled: enable it over a new connection."""
+        try:
+            conn = self._connect()
+        except TerminalError as err:
+            log.error("%s: the terminal may be left disabled; it could not be re-enabled: %s", self, err)
+            return
+        try:
+            conn.enable_device()
+            conn.disconnect()
+            log.info("%s: re-enabled over a fresh connection", self)
+        except (ZKError, OSError, struct.error) as err:
+            log.error("%s: the terminal may be left disabled; it could not be re-enabled: %s", self, err)
 
     def _translate(self, err: Exception) -> TerminalError:
         where = f"{self.host}:{self.port}"

@@ -38,6 +38,8 @@ class Session:
         if not request.checksum_ok:
             # Some clients send spec-1; real terminals answer anyway. Count it, do not drop it.
             self.bad_checksums += 1
+            with self.state.lock:
+                self.state.bad_checksums += 1
         command, reply_id = request.command, request.reply_id
 
         def reply(code: int, payload: bytes = b"", session_id: int | None = None) -> bytes:

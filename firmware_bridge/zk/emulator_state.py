@@ -62,6 +62,7 @@ class TerminalState:
     log_transfers: int = 0  # how often a client downloaded the attendance log
     events_sent: int = 0
     events_acked: int = 0  # ACK_OKs received from clients for live events
+    bad_checksums: int = 0  # requests whose checksum was not the spec's (answered anyway)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _listeners: list[Callable[[list[StoredPunch]], None]] = field(default_factory=list, repr=False)
     _drift_since: datetime | None = field(default=None, repr=False)
