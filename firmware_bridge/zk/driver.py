@@ -14,6 +14,7 @@ a timeout is reported normally. (Not fixed here: it would mean replacing pyzk's 
 from __future__ import annotations
 
 import logging
+import socket
 import struct
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
@@ -102,7 +103,7 @@ class ZKTerminal:
             punches, rejected = [], []
             for item in parse_attendance(body, size, uid_to_user=uid_map, start_index=start):
                 if isinstance(item, AttRecord):
-                    punches.append(self._to_punch(serial, item))
+                    punches.append(to_punch(serial, item, self.tz))
                 else:
                     log.debug("%s: record %d is not a punch: %s", serial, item.index, item.reason)
                     rejected.append(RejectedRecord(serial, item.index, item.raw, item.reason))
@@ -220,22 +221,21 @@ class ZKTerminal:
         try:
             conn.connect()
         except (ZKError, OSError, struct.error) as err:
+            if "timed out" in str(err) and not self._udp and self._port_open():
+                raise TerminalProtocolError(
+                    f"{self.host}:{self.port}: the port accepts connections but gave no ZK answer within "
+                    f"{self._timeout:g} s; is this a ZK terminal, and is the port right?"
+                ) from err
             raise self._translate(err) from err
         return conn
 
-    def _to_punch(self, serial: str, rec: AttRecord) -> RawPunch:
-        return RawPunch(
-            terminal_sn=serial,
-            user_id=rec.user_id,
-            uid=rec.uid,
-            device_time=rec.time,
-            at_utc=rec.time.replace(tzinfo=self.tz).astimezone(UTC),
-            verify=rec.verify,
-            state=rec.state,
-            workcode=rec.workcode,
-            index=rec.index,
-            raw=rec.raw,
-        )
+    def _port_open(self) -> bool:
+        """Only on the error path: tells "nothing there" from "something that is not a terminal"."""
+        try:
+            socket.create_connection((self.host, self.port), timeout=self._timeout).close()
+        except OSError:
+            return False
+        return True
 
     def _close(self, conn: Any, *, reenable: bool) -> None:
         try:
@@ -273,3 +273,19 @@ class ZKTerminal:
         if isinstance(err, ZKError | OSError) and not isinstance(err, ZKErrorResponse):
             return TerminalUnreachable(f"{where}: no answer ({err}); check the cable, IP address and port")
         return TerminalProtocolError(f"{where}: unexpected answer ({err}); is this a ZK terminal?")
+
+
+def to_punch(serial: str, rec: AttRecord, tz: tzinfo) -> RawPunch:
+    """A parsed record as a punch: the terminal's reading kept, UTC derived once, here."""
+    return RawPunch(
+        terminal_sn=serial,
+        user_id=rec.user_id,
+        uid=rec.uid,
+        device_time=rec.time,
+        at_utc=rec.time.replace(tzinfo=tz).astimezone(UTC),
+        verify=rec.verify,
+        state=rec.state,
+        workcode=rec.workcode,
+        index=rec.index,
+        raw=rec.raw,
+    )

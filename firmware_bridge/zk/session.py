@@ -12,6 +12,7 @@ import logging
 import socket
 import struct
 from collections import deque
+from collections.abc import Callable
 
 from firmware_bridge.errors import TerminalAuthFailed, TerminalProtocolError, TerminalUnreachable
 from firmware_bridge.zk import wire
@@ -19,6 +20,8 @@ from firmware_bridge.zk import wire
 log = logging.getLogger(__name__)
 
 UDP_MAX = 65535
+TCP_CHUNK = 0xFFC0  # bytes per 1504 request, as the SDK and pyzk ask
+UDP_CHUNK = 16 * 1024
 
 
 class ZKSession:
@@ -52,7 +55,16 @@ class ZKSession:
         except OSError as err:
             self.close_socket()
             raise TerminalUnreachable(f"{self.where}: no answer ({err}); check the cable, IP address and port") from err
-        reply = self.request(wire.CMD_CONNECT)
+        try:
+            reply = self.request(wire.CMD_CONNECT)
+        except TerminalUnreachable as err:
+            self.close_socket()
+            if self.udp:
+                raise
+            raise TerminalProtocolError(
+                f"{self.where}: the port accepts connections but gave no ZK answer within {self._timeout:g} s; "
+                "is this a ZK terminal, and is the port right?"
+            ) from err
         self.session_id = reply.session_id
         if reply.command == wire.CMD_ACK_UNAUTH:
             reply = self.request(wire.CMD_AUTH, wire.make_commkey(self._comm_key, self.session_id))
@@ -126,6 +138,51 @@ class ZKSession:
         if reply.command != wire.CMD_ACK_OK or len(reply.payload) < 4:
             raise TerminalProtocolError(f"{self.where}: unexpected answer to GET_TIME ({reply.command})")
         return int(struct.unpack_from("<I", reply.payload)[0])
+
+    def read_buffer(self, inner: int, fct: int = 0, *, progress: Callable[[int, int], None] | None = None) -> bytes:
+        """A buffered read (1503, then 1504 chunks): the dataset with its u32 length prefix.
+
+        Our own transfer, so the caller sees progress chunk by chunk and a connection that ends
+        mid-transfer is an error, never a hang (pyzk 0.9 spins on an orderly close here).
+        """
+        reply = self.request(wire.CMD_PREPARE_BUFFER, struct.pack("<bhii", 1, inner, fct, 0))
+        if reply.command == wire.CMD_DATA:  # small datasets come at once
+            if progress is not None:
+                progress(len(reply.payload), len(reply.payload))
+            return reply.payload
+        if reply.command != wire.CMD_ACK_OK or len(reply.payload) < 5:
+            raise TerminalProtocolError(f"{self.where}: buffered read refused ({reply.command})")
+        size = struct.unpack_from("<I", reply.payload, 1)[0]
+        chunk_max = UDP_CHUNK if self.udp else TCP_CHUNK
+        parts: list[bytes] = []
+        received = 0
+        for start in range(0, size, chunk_max):
+            want = min(chunk_max, size - start)
+            got = self._read_chunk(start, want, parts)
+            if got != want:
+                raise TerminalProtocolError(f"{self.where}: chunk at {start} brought {got} of {want} bytes")
+            received += got
+            if progress is not None:
+                progress(received, size)
+        self.request(wire.CMD_FREE_DATA)
+        return b"".join(parts)
+
+    def _read_chunk(self, start: int, want: int, parts: list[bytes]) -> int:
+        reply_id = self.send(wire.CMD_READ_BUFFER, struct.pack("<ii", start, want))
+        got = 0
+        while True:
+            for packet in self.receive():
+                if packet.command == wire.CMD_REG_EVENT:
+                    self.events.append(packet)
+                elif packet.reply_id != reply_id or packet.command == wire.CMD_PREPARE_DATA:
+                    continue
+                elif packet.command == wire.CMD_DATA:
+                    parts.append(packet.payload)
+                    got += len(packet.payload)
+                elif packet.command == wire.CMD_ACK_OK:
+                    return got
+                else:
+                    raise TerminalProtocolError(f"{self.where}: chunk at {start} answered with {packet.command}")
 
     def close(self) -> None:
         """Say goodbye (CMD_EXIT) if still possible, then close the socket. Never raises."""
