@@ -17,7 +17,7 @@ from firmware_bridge.errors import TerminalError
 from firmware_bridge.types import RawPunch, TerminalInfo
 from firmware_bridge.zk.clock import ClockPolicy
 from firmware_bridge.zk.driver import ZKTerminal
-from firmware_bridge.zk.dump import read_log
+from firmware_bridge.zk.logread import read_log
 from firmware_bridge.zk.session import ZKSession
 
 

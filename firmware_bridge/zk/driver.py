@@ -6,9 +6,9 @@ aborting the download, the terminal always re-enabled and the session always clo
 fresh connection if the first one died), the clock offset measured at every contact, and
 pyzk's errors mapped to ours with their cause.
 
-Known pyzk 0.9 limit: if a terminal closes the connection in an orderly way (FIN) in the middle
-of a chunked transfer, pyzk's receive loop spins until the process is stopped; a reset (RST) or
-a timeout is reported normally. (Not fixed here: it would mean replacing pyzk's transfer.)
+The attendance download itself runs over our own session (``logread``): pyzk 0.9's
+``read_with_buffer`` is slower and, if a terminal closes the connection in an orderly way (FIN)
+mid-transfer, spins forever. The short calls (probe, users, clock, clear) still use pyzk.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ from firmware_bridge.errors import (
     TerminalProtocolError,
     TerminalUnreachable,
 )
-from firmware_bridge.types import Download, LogCleared, RawPunch, RejectedRecord, TerminalInfo
+from firmware_bridge.types import Download, LogCleared, TerminalInfo
 from firmware_bridge.zk import wire
 from firmware_bridge.zk.clock import ClockCorrection, ClockPolicy, measure_offset_ms
-from firmware_bridge.zk.records import AttRecord, UserRecord, parse_attendance, parse_users, record_size
+from firmware_bridge.zk.logread import read_log
+from firmware_bridge.zk.records import UserRecord, parse_users
+from firmware_bridge.zk.session import ZKSession
 
 PYZK_ERRORS = (ZKError, OSError, struct.error, ValueError)
 DEFAULT_CLOCK_POLICY = ClockPolicy()  # alarm above 60 s, never correct
@@ -76,42 +78,26 @@ class ZKTerminal:
 
         The protocol has no "records since" request, so reading means transferring the whole log:
         with ``known_count`` (the records already stored), the log is transferred only when the
-        terminal's record count differs from it, and the terminal stays enabled otherwise.
+        terminal's record count differs from it, and the terminal stays enabled otherwise. The
+        transfer is our own session's (``logread``): pyzk's is slower and hangs on a FIN mid-read.
         """
-        conn = self._connect()
-        disabled = False
+        session = ZKSession(self.host, self.port, timeout=self._timeout, comm_key=self._comm_key, udp=self._udp)
+        session.open()
         try:
-            serial = conn.get_serialnumber()
-            offset_ms, _device = measure_offset_ms(conn, self.tz, self._now)
-            alarm = self._clock_policy.alarm(offset_ms)
-            if alarm is not None:
-                log.warning("%s (%s): %s", self, serial, alarm)
-            conn.read_sizes()
-            count, capacity = conn.records, conn.rec_av
-            if count == 0 or count == known_count:
-                return Download(serial, count, 0, (), (), offset_ms, capacity, alarm)
-            conn.disable_device()  # no punches land mid-read; re-enabled in finally, always
-            disabled = True
-            conn.read_sizes()  # the count may have grown since the first look
-            count, capacity = conn.records, conn.rec_av
-            data, _size = conn.read_with_buffer(wire.CMD_ATTLOG_RRQ)
-            total = struct.unpack_from("<I", data)[0]
-            size = record_size(total, count)
-            uid_map = {u.uid: u.user_id for u in conn.get_users()} if size == 8 else None
-            start = min(max(since_index, 0), count)
-            body = data[4 + start * size : 4 + total]
-            punches, rejected = [], []
-            for item in parse_attendance(body, size, uid_to_user=uid_map, start_index=start):
-                if isinstance(item, AttRecord):
-                    punches.append(to_punch(serial, item, self.tz))
-                else:
-                    log.debug("%s: record %d is not a punch: %s", serial, item.index, item.reason)
-                    rejected.append(RejectedRecord(serial, item.index, item.raw, item.reason))
-            return Download(serial, count, size, tuple(punches), tuple(rejected), offset_ms, capacity, alarm)
-        except PYZK_ERRORS as err:
-            raise self._translate(err) from err
+            return read_log(
+                session,
+                tz=self.tz,
+                encoding=self._encoding,
+                now=self._now,
+                since_index=since_index,
+                known_count=known_count,
+                clock_policy=self._clock_policy,
+            )
+        except TerminalUnreachable:
+            self._reenable_fresh()  # the session died, perhaps with the terminal disabled
+            raise
         finally:
-            self._close(conn, reenable=disabled)
+            session.close()
 
     def probe(self) -> TerminalInfo:
         """Who the terminal is, how full its log is, and how far off its clock is. Read-only."""
@@ -273,19 +259,3 @@ class ZKTerminal:
         if isinstance(err, ZKError | OSError) and not isinstance(err, ZKErrorResponse):
             return TerminalUnreachable(f"{where}: no answer ({err}); check the cable, IP address and port")
         return TerminalProtocolError(f"{where}: unexpected answer ({err}); is this a ZK terminal?")
-
-
-def to_punch(serial: str, rec: AttRecord, tz: tzinfo) -> RawPunch:
-    """A parsed record as a punch: the terminal's reading kept, UTC derived once, here."""
-    return RawPunch(
-        terminal_sn=serial,
-        user_id=rec.user_id,
-        uid=rec.uid,
-        device_time=rec.time,
-        at_utc=rec.time.replace(tzinfo=tz).astimezone(UTC),
-        verify=rec.verify,
-        state=rec.state,
-        workcode=rec.workcode,
-        index=rec.index,
-        raw=rec.raw,
-    )
