@@ -1,4 +1,4 @@
-"""The three ways a terminal can fail us, each chained to its cause."""
+"""The ways a terminal can fail us, each chained to its cause."""
 
 
 class TerminalError(Exception):
@@ -15,3 +15,7 @@ class TerminalAuthFailed(TerminalError):
 
 class TerminalProtocolError(TerminalError):
     """The terminal answered, but not as the protocol says (or it is not a ZK terminal)."""
+
+
+class TerminalLogChanged(TerminalError):
+    """The terminal's log is not what the caller acknowledged, so it was left alone (not cleared)."""

@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     from appliance.cli import add_commands as appliance_commands
     from cloud.cli import add_commands as cloud_commands
     from firmware_bridge.cli import add_commands as emulate_commands
+    from firmware_bridge.zk.commands import add_commands as bridge_commands
 
     parser = argparse.ArgumentParser(prog="punchproof", description="Attendance evidence for factories.")
     parser.add_argument("--version", action="version", version=f"punchproof {__version__}")
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     appliance_commands(sub)
     cloud_commands(sub)
     emulate_commands(sub)
+    bridge_commands(sub)
     verify = sub.add_parser("verify", help="check an evidence bundle offline, without trusting us")
     verify.set_defaults(func=_verify)
     verify.add_argument("bundle", help="the ZIP written by 'punchproof cloud export-evidence'")

@@ -2,13 +2,19 @@
 
 pyzk (pinned 0.9) frames the conversation; this layer fixes what it gets wrong: no ``ping``
 subprocess, short timeouts, the log parsed in linear time with bad records reported instead of
-aborting the download, the terminal always re-enabled and the session always closed, the
-clock offset measured at every read, and pyzk's errors mapped to ours with their cause.
+aborting the download, the terminal always re-enabled and the session always closed (over a
+fresh connection if the first one died), the clock offset measured at every contact, and
+pyzk's errors mapped to ours with their cause.
+
+The attendance download itself runs over our own session (``logread``): pyzk 0.9's
+``read_with_buffer`` is slower and, if a terminal closes the connection in an orderly way (FIN)
+mid-transfer, spins forever. The short calls (probe, users, clock, clear) still use pyzk.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import struct
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
@@ -17,10 +23,22 @@ from typing import Any
 from zk import ZK
 from zk.exception import ZKError, ZKErrorResponse
 
-from firmware_bridge.errors import TerminalAuthFailed, TerminalError, TerminalProtocolError, TerminalUnreachable
-from firmware_bridge.types import Download, RawPunch, RejectedRecord
+from firmware_bridge.errors import (
+    TerminalAuthFailed,
+    TerminalError,
+    TerminalLogChanged,
+    TerminalProtocolError,
+    TerminalUnreachable,
+)
+from firmware_bridge.types import Download, LogCleared, TerminalInfo
 from firmware_bridge.zk import wire
-from firmware_bridge.zk.records import AttRecord, parse_attendance, record_size
+from firmware_bridge.zk.clock import ClockCorrection, ClockPolicy, measure_offset_ms
+from firmware_bridge.zk.logread import read_log
+from firmware_bridge.zk.records import UserRecord, parse_users
+from firmware_bridge.zk.session import ZKSession
+
+PYZK_ERRORS = (ZKError, OSError, struct.error, ValueError)
+DEFAULT_CLOCK_POLICY = ClockPolicy()  # alarm above 60 s, never correct
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +55,8 @@ class ZKTerminal:
         comm_key: int = 0,
         timeout: float = 5.0,
         encoding: str = "utf-8",
+        udp: bool = False,
+        clock_policy: ClockPolicy = DEFAULT_CLOCK_POLICY,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         client_factory: Callable[..., Any] = ZK,
     ) -> None:
@@ -45,6 +65,8 @@ class ZKTerminal:
         self._comm_key = comm_key
         self._timeout = timeout
         self._encoding = encoding
+        self._udp = udp
+        self._clock_policy = clock_policy
         self._now = now
         self._client_factory = client_factory
 
@@ -56,36 +78,118 @@ class ZKTerminal:
 
         The protocol has no "records since" request, so reading means transferring the whole log:
         with ``known_count`` (the records already stored), the log is transferred only when the
-        terminal's record count differs from it, and the terminal stays enabled otherwise.
+        terminal's record count differs from it, and the terminal stays enabled otherwise. The
+        transfer is our own session's (``logread``): pyzk's is slower and hangs on a FIN mid-read.
+        """
+        session = ZKSession(self.host, self.port, timeout=self._timeout, comm_key=self._comm_key, udp=self._udp)
+        session.open()
+        try:
+            return read_log(
+                session,
+                tz=self.tz,
+                encoding=self._encoding,
+                now=self._now,
+                since_index=since_index,
+                known_count=known_count,
+                clock_policy=self._clock_policy,
+            )
+        except TerminalUnreachable:
+            self._reenable_fresh()  # the session died, perhaps with the terminal disabled
+            raise
+        finally:
+            session.close()
+
+    def probe(self) -> TerminalInfo:
+        """Who the terminal is, how full its log is, and how far off its clock is. Read-only."""
+        conn = self._connect()
+        try:
+            serial = conn.get_serialnumber()
+            offset_ms, device = measure_offset_ms(conn, self.tz, self._now)
+            conn.read_sizes()
+            return TerminalInfo(
+                terminal_sn=serial,
+                platform=conn.get_platform(),
+                firmware=conn.get_firmware_version(),
+                device_name=conn.get_device_name(),
+                users=conn.users,
+                records=conn.records,
+                record_capacity=conn.rec_cap,
+                records_left=conn.rec_av,
+                clock_offset_ms=offset_ms,
+                terminal_time=device,
+                clock_alarm=self._clock_policy.alarm(offset_ms),
+            )
+        except PYZK_ERRORS as err:
+            raise self._translate(err) from err
+        finally:
+            self._close(conn, reenable=False)
+
+    def users(self) -> list[UserRecord]:
+        """The enrolled users, names decoded with the configured encoding (GBK/GB18030 on Chinese firmware)."""
+        conn = self._connect()
+        try:
+            conn.read_sizes()
+            count = conn.users
+            data, _size = conn.read_with_buffer(wire.CMD_USERTEMP_RRQ, wire.FCT_USER)
+            total = struct.unpack_from("<I", data)[0] if len(data) >= 4 else 0
+            return parse_users(data[4 : 4 + total], count, self._encoding)
+        except PYZK_ERRORS as err:
+            raise self._translate(err) from err
+        finally:
+            self._close(conn, reenable=False)
+
+    def correct_clock(self, policy: ClockPolicy | None = None) -> ClockCorrection | None:
+        """Set the terminal's clock to ours, only if ``policy`` says so; return what was changed.
+
+        Never called implicitly: a correction rewrites the time base of every later punch, so the
+        caller records (and signs) the returned ``ClockCorrection``.
+        """
+        policy = policy or self._clock_policy
+        conn = self._connect()
+        try:
+            serial = conn.get_serialnumber()
+            old_offset, old_time = measure_offset_ms(conn, self.tz, self._now)
+            if not policy.should_correct(old_offset):
+                return None
+            at = self._now()
+            new_time = at.astimezone(self.tz).replace(tzinfo=None, microsecond=0)
+            conn.set_time(new_time)
+            new_offset, _ = measure_offset_ms(conn, self.tz, self._now)
+            log.warning("%s (%s): clock set from %s to %s (%+d ms off)", self, serial, old_time, new_time, old_offset)
+            return ClockCorrection(serial, old_offset, old_time, new_time, new_offset, at.astimezone(UTC))
+        except PYZK_ERRORS as err:
+            raise self._translate(err) from err
+        finally:
+            self._close(conn, reenable=False)
+
+    def clear_log(self, acknowledged_count: int) -> LogCleared:
+        """Clear the terminal's log, only if it holds exactly the ``acknowledged_count`` records
+        the caller has stored, signed and had acknowledged by the cloud.
+
+        The terminal is disabled while the count is checked and the log cleared, so no punch can
+        land in between; if the count differs, nothing is cleared (``TerminalLogChanged``).
         """
         conn = self._connect()
         disabled = False
         try:
             serial = conn.get_serialnumber()
-            offset_ms = self._measure_offset(conn)
-            conn.read_sizes()
-            count, capacity = conn.records, conn.rec_av
-            if count == 0 or count == known_count:
-                return Download(serial, count, 0, (), (), offset_ms, capacity)
-            conn.disable_device()  # no punches land mid-read; re-enabled in finally, always
+            conn.disable_device()
             disabled = True
-            conn.read_sizes()  # the count may have grown since the first look
-            count, capacity = conn.records, conn.rec_av
-            data, _size = conn.read_with_buffer(wire.CMD_ATTLOG_RRQ)
-            total = struct.unpack_from("<I", data)[0]
-            size = record_size(total, count)
-            uid_map = {u.uid: u.user_id for u in conn.get_users()} if size == 8 else None
-            start = min(max(since_index, 0), count)
-            body = data[4 + start * size : 4 + total]
-            punches, rejected = [], []
-            for item in parse_attendance(body, size, uid_to_user=uid_map, start_index=start):
-                if isinstance(item, AttRecord):
-                    punches.append(self._to_punch(serial, item))
-                else:
-                    log.debug("%s: record %d is not a punch: %s", serial, item.index, item.reason)
-                    rejected.append(RejectedRecord(serial, item.index, item.raw, item.reason))
-            return Download(serial, count, size, tuple(punches), tuple(rejected), offset_ms, capacity)
-        except (ZKError, OSError, struct.error, ValueError) as err:
+            conn.read_sizes()
+            if conn.records != acknowledged_count:
+                raise TerminalLogChanged(
+                    f"{self.host}:{self.port} ({serial}): 终端有 {conn.records} 条记录，"
+                    f"已确认 {acknowledged_count} 条，未清除 / the terminal holds {conn.records} records "
+                    f"but {acknowledged_count} are acknowledged; not cleared"
+                )
+            conn.clear_attendance()
+            conn.refresh_data()
+            conn.read_sizes()
+            if conn.records != 0:
+                raise TerminalProtocolError(f"{self.host}:{self.port}: still {conn.records} records after clearing")
+            log.info("%s (%s): log of %d acknowledged records cleared", self, serial, acknowledged_count)
+            return LogCleared(serial, acknowledged_count, self._now().astimezone(UTC))
+        except PYZK_ERRORS as err:
             raise self._translate(err) from err
         finally:
             self._close(conn, reenable=disabled)
@@ -97,34 +201,27 @@ class ZKTerminal:
             timeout=self._timeout,
             password=self._comm_key,
             ommit_ping=True,
+            force_udp=self._udp,
             encoding=self._encoding,
         )
         try:
             conn.connect()
         except (ZKError, OSError, struct.error) as err:
+            if "timed out" in str(err) and not self._udp and self._port_open():
+                raise TerminalProtocolError(
+                    f"{self.host}:{self.port}: the port accepts connections but gave no ZK answer within "
+                    f"{self._timeout:g} s; is this a ZK terminal, and is the port right?"
+                ) from err
             raise self._translate(err) from err
         return conn
 
-    def _measure_offset(self, conn: Any) -> int:
-        before = self._now()
-        device = conn.get_time()
-        after = self._now()
-        ours = before + (after - before) / 2
-        return round((device.replace(tzinfo=self.tz) - ours).total_seconds() * 1000)
-
-    def _to_punch(self, serial: str, rec: AttRecord) -> RawPunch:
-        return RawPunch(
-            terminal_sn=serial,
-            user_id=rec.user_id,
-            uid=rec.uid,
-            device_time=rec.time,
-            at_utc=rec.time.replace(tzinfo=self.tz).astimezone(UTC),
-            verify=rec.verify,
-            state=rec.state,
-            workcode=rec.workcode,
-            index=rec.index,
-            raw=rec.raw,
-        )
+    def _port_open(self) -> bool:
+        """Only on the error path: tells "nothing there" from "something that is not a terminal"."""
+        try:
+            socket.create_connection((self.host, self.port), timeout=self._timeout).close()
+        except OSError:
+            return False
+        return True
 
     def _close(self, conn: Any, *, reenable: bool) -> None:
         try:
@@ -133,6 +230,22 @@ class ZKTerminal:
             conn.disconnect()
         except (ZKError, OSError, struct.error) as err:
             log.warning("%s: closing the session failed: %s", self, err)
+            if reenable:
+                self._reenable_fresh()
+
+    def _reenable_fresh(self) -> None:
+        """The session died with the terminal disabled: enable it over a new connection."""
+        try:
+            conn = self._connect()
+        except TerminalError as err:
+            log.error("%s: the terminal may be left disabled; it could not be re-enabled: %s", self, err)
+            return
+        try:
+            conn.enable_device()
+            conn.disconnect()
+            log.info("%s: re-enabled over a fresh connection", self)
+        except (ZKError, OSError, struct.error) as err:
+            log.error("%s: the terminal may be left disabled; it could not be re-enabled: %s", self, err)
 
     def _translate(self, err: Exception) -> TerminalError:
         where = f"{self.host}:{self.port}"

@@ -1,9 +1,9 @@
 """An emulated ZK terminal that real ZK clients (pyzk, the vendor SDK) talk to unchanged.
 
-It answers the commands a time-and-attendance client uses (connect with comm key, options,
-sizes, time, users and attendance by direct or chunked buffered read, enable/disable, clear)
-with spec checksums, echoed reply numbers and a session id assigned at connect, and it
-tolerates the off-by-one checksums some clients send.
+It serves a ``TerminalState`` on TCP and, like real terminals, on UDP at the same port number.
+Sessions registered for events (CMD_REG_EVENT) get every punch as an EF_ATTLOG event; punches
+made together leave in one write (one TCP segment), as at a shift change. Faults for tests:
+``drop_connections()`` (the link goes down), ``TerminalState.reset_mid_transfer``, corrupt records.
 """
 
 from __future__ import annotations
@@ -13,220 +13,42 @@ import logging
 import socket
 import struct
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
 
 from firmware_bridge.zk import wire
-from firmware_bridge.zk.records import UserRecord, encode_attendance_40, encode_user_72
+from firmware_bridge.zk.emulator_session import Session
+from firmware_bridge.zk.emulator_state import StoredPunch, TerminalState
+
+__all__ = ["StoredPunch", "TerminalState", "ZKEmulator"]
 
 log = logging.getLogger(__name__)
 
-FREE_SIZES_INTS = 23
-
-
-@dataclass(frozen=True, slots=True)
-class StoredPunch:
-    uid: int
-    user_id: str
-    time: datetime  # naive: the terminal's clock
-    verify: int
-    state: int
-    raw: bytes | None = None  # a record stored verbatim (e.g. a corrupt one), for fault tests
-
-    def encode(self) -> bytes:
-        return (
-            self.raw
-            if self.raw is not None
-            else encode_attendance_40(self.uid, self.user_id, self.time, self.verify, self.state)
-        )
+POLL_S = 0.2
 
 
 @dataclass
-class TerminalState:
-    """What the emulated terminal holds. Every method is safe to call from any thread."""
+class _TcpClient:
+    sock: socket.socket
+    session: Session
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    serial: str
-    tz: tzinfo
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
-    comm_key: int = 0
-    clock_offset: timedelta = timedelta(0)
-    encoding: str = "gbk"
-    record_capacity: int = 200_000
-    platform: str = "ZEM560_TFT"
-    firmware: str = "Ver 6.60 Apr 28 2015"
-    users: list[UserRecord] = field(default_factory=list)
-    punches: list[StoredPunch] = field(default_factory=list)
-    enabled: bool = True
-    log_transfers: int = 0  # how often a client downloaded the attendance log
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def device_now(self) -> datetime:
-        return (self.now() + self.clock_offset).astimezone(self.tz).replace(tzinfo=None, microsecond=0)
-
-    def add_user(self, user_id: str, name: str) -> UserRecord:
-        with self.lock:
-            user = UserRecord(uid=len(self.users) + 1, user_id=user_id, name=name)
-            self.users.append(user)
-            return user
-
-    def punch(self, user_id: str, *, state: int = 0, verify: int = 1, when: datetime | None = None) -> StoredPunch:
-        """A worker presents a finger at the terminal: the punch goes into the terminal's log."""
-        with self.lock:
-            uid = next((u.uid for u in self.users if u.user_id == user_id), 0)
-            stored = StoredPunch(uid, user_id, when or self.device_now(), verify, state)
-            self.punches.append(stored)
-            return stored
-
-    def store_raw(self, raw: bytes) -> None:
-        """Put a record into the log exactly as given, as a faulty terminal might."""
-        with self.lock:
-            self.punches.append(StoredPunch(0, "", datetime(2000, 1, 1), 0, 0, raw=raw))
-
-    def attendance_buffer(self) -> bytes:
-        with self.lock:
-            self.log_transfers += 1
-            body = b"".join(p.encode() for p in self.punches)
-        return struct.pack("<I", len(body)) + body
-
-    def user_buffer(self) -> bytes:
-        with self.lock:
-            body = b"".join(encode_user_72(u, self.encoding) for u in self.users)
-        return struct.pack("<I", len(body)) + body
-
-    def free_sizes(self) -> bytes:
-        ints = [0] * FREE_SIZES_INTS
-        with self.lock:
-            ints[4], ints[8] = len(self.users), len(self.punches)
-            ints[14], ints[15], ints[16] = 3000, 3000, self.record_capacity
-            ints[17], ints[18], ints[19] = 3000, 3000 - len(self.users), self.record_capacity - len(self.punches)
-        return struct.pack(f"<{FREE_SIZES_INTS}i", *ints)
-
-    def options(self) -> dict[bytes, bytes]:
-        return {
-            b"~SerialNumber": self.serial.encode(),
-            b"~Platform": self.platform.encode(),
-            b"~DeviceName": b"F19",
-            b"MAC": b"00:17:61:12:34:56",
-            b"ZKFaceVersion": b"0",
-            b"~ZKFPVersion": b"10",
-            b"~ExtendFmt": b"1",
-            b"~UserExtFmt": b"1",
-            b"FaceFunOn": b"0",
-            b"CompatOldFirmware": b"0",
-            b"IPAddress": b"127.0.0.1",
-            b"NetMask": b"255.255.255.0",
-            b"GATEIPAddress": b"0.0.0.0",
-            b"~OS": b"1",
-        }
-
-
-class Session:
-    """One client's conversation: turns each request packet into the reply packets to send."""
-
-    DIRECT_LIMIT = 1016  # larger datasets go the chunked way, as on real terminals
-
-    def __init__(self, state: TerminalState, session_id: int) -> None:
-        self.state = state
-        self.session_id = session_id
-        self.authenticated = state.comm_key == 0
-        self.buffer = b""
-        self.bad_checksums = 0
-
-    def handle(self, request: wire.Packet) -> list[bytes]:
-        if not request.checksum_ok:
-            # Some clients send spec-1; real terminals answer anyway. Count it, do not drop it.
-            self.bad_checksums += 1
-        command, reply_id = request.command, request.reply_id
-
-        def reply(code: int, payload: bytes = b"") -> bytes:
-            return wire.packet(code, self.session_id, reply_id, payload)
-
-        if command == wire.CMD_ACK_OK:
-            return []  # a client acknowledging a live event: never answered
-        if command == wire.CMD_CONNECT:
-            return [reply(wire.CMD_ACK_OK if self.authenticated else wire.CMD_ACK_UNAUTH)]
-        if command == wire.CMD_AUTH:
-            payload = request.payload[:4]
-            ticks = payload[2] if len(payload) == 4 else 0
-            self.authenticated = payload == wire.make_commkey(self.state.comm_key, self.session_id, ticks)
-            return [reply(wire.CMD_ACK_OK if self.authenticated else wire.CMD_ACK_UNAUTH)]
-        if not self.authenticated:
-            return [reply(wire.CMD_ACK_UNAUTH)]
-        return self._dispatch(command, request.payload, reply)
-
-    def _dispatch(self, command: int, payload: bytes, reply: Callable[..., bytes]) -> list[bytes]:
-        state = self.state
-        if command in (
-            wire.CMD_EXIT,
-            wire.CMD_REFRESHDATA,
-            wire.CMD_FREE_DATA,
-            wire.CMD_CANCELCAPTURE,
-            wire.CMD_STARTVERIFY,
-            wire.CMD_REG_EVENT,
-            wire.CMD_OPTIONS_WRQ,
-        ):
-            if command == wire.CMD_FREE_DATA:
-                self.buffer = b""
-            return [reply(wire.CMD_ACK_OK)]
-        if command in (wire.CMD_ENABLEDEVICE, wire.CMD_DISABLEDEVICE):
-            state.enabled = command == wire.CMD_ENABLEDEVICE
-            return [reply(wire.CMD_ACK_OK)]
-        if command == wire.CMD_GET_VERSION:
-            return [reply(wire.CMD_ACK_OK, state.firmware.encode() + b"\x00")]
-        if command == wire.CMD_OPTIONS_RRQ:
-            key = payload.split(b"\x00", 1)[0]
-            value = state.options().get(key)
-            if value is None:
-                return [reply(wire.CMD_ACK_ERROR)]
-            return [reply(wire.CMD_ACK_OK, key + b"=" + value + b"\x00")]
-        if command == wire.CMD_GET_FREE_SIZES:
-            return [reply(wire.CMD_ACK_OK, state.free_sizes())]
-        if command == wire.CMD_GET_TIME:
-            return [reply(wire.CMD_ACK_OK, struct.pack("<I", wire.encode_time(state.device_now())))]
-        if command == wire.CMD_SET_TIME:
-            wanted = wire.decode_time(struct.unpack_from("<I", payload)[0]).replace(tzinfo=state.tz)
-            state.clock_offset = wanted - state.now().replace(microsecond=0)
-            return [reply(wire.CMD_ACK_OK)]
-        if command == wire.CMD_CLEAR_ATTLOG:
-            with state.lock:
-                state.punches.clear()
-            return [reply(wire.CMD_ACK_OK)]
-        if command == wire.CMD_PREPARE_BUFFER:
-            return self._prepare_buffer(payload, reply)
-        if command == wire.CMD_READ_BUFFER:
-            start, size = struct.unpack_from("<ii", payload)
-            chunk = self.buffer[start : start + size]
-            return [
-                reply(wire.CMD_PREPARE_DATA, struct.pack("<II", len(chunk), 0)),
-                reply(wire.CMD_DATA, chunk),
-                reply(wire.CMD_ACK_OK),
-            ]
-        if command in (wire.CMD_ACK_ERROR, wire.CMD_ACK_UNKNOWN):
-            return [reply(wire.CMD_ACK_OK)]  # pyzk's _clear_error sends these as commands
-        return [reply(wire.CMD_ACK_UNKNOWN)]
-
-    def _prepare_buffer(self, payload: bytes, reply: Callable[..., bytes]) -> list[bytes]:
-        _flag, inner, _fct, _ext = struct.unpack_from("<bhii", payload)
-        if inner == wire.CMD_ATTLOG_RRQ:
-            buffer = self.state.attendance_buffer()
-        elif inner == wire.CMD_USERTEMP_RRQ:
-            buffer = self.state.user_buffer()
-        else:
-            return [reply(wire.CMD_ACK_ERROR)]
-        if len(buffer) <= self.DIRECT_LIMIT:
-            return [reply(wire.CMD_DATA, buffer)]
-        self.buffer = buffer
-        return [reply(wire.CMD_ACK_OK, b"\x00" + struct.pack("<III", len(buffer), len(buffer), 0))]
+    def send(self, data: bytes) -> None:
+        with self.send_lock:
+            self.sock.sendall(data)
 
 
 class ZKEmulator:
-    """Serves a ``TerminalState`` over TCP. ``start()`` binds; port 0 picks a free port."""
+    """``start()`` binds; port 0 picks a free port (UDP then takes the same number)."""
 
-    def __init__(self, state: TerminalState, host: str = "127.0.0.1", port: int = 4370) -> None:
+    def __init__(self, state: TerminalState, host: str = "127.0.0.1", port: int = 4370, *, udp: bool = True) -> None:
         self.state = state
         self._bind = (host, port)
+        self._serve_udp = udp
         self._server: socket.socket | None = None
+        self._udp: socket.socket | None = None
+        self._udp_sessions: dict[tuple[str, int], Session] = {}
+        self._clients: list[_TcpClient] = []
+        self._clients_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._session_ids = itertools.count(0x8DF3)
@@ -239,28 +61,76 @@ class ZKEmulator:
         host, port = self._server.getsockname()[:2]
         return host, port
 
+    @property
+    def live_sessions(self) -> int:
+        """How many clients are registered for attendance events right now."""
+        with self._clients_lock:
+            tcp = sum(1 for c in self._clients if c.session.event_flags & wire.EF_ATTLOG)
+        return tcp + sum(1 for s in list(self._udp_sessions.values()) if s.event_flags & wire.EF_ATTLOG)
+
     def start(self) -> ZKEmulator:
-        server = socket.create_server(self._bind, reuse_port=False)
-        server.settimeout(0.2)
-        self._server = server
-        thread = threading.Thread(target=self._accept_loop, name="zk-emulator", daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        self._stopping.clear()
+        self._server = socket.create_server(self._bind)
+        self._server.settimeout(POLL_S)
+        self._spawn(self._accept_loop, "zk-emulator")
+        if self._serve_udp:
+            self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._udp.bind(self.address)
+            self._udp.settimeout(POLL_S)
+            self._spawn(self._udp_loop, "zk-emulator-udp")
+        self.state.subscribe(self._announce)
         log.info("ZK terminal %s listening on %s:%d", self.state.serial, *self.address)
         return self
 
     def stop(self) -> None:
+        self.state.unsubscribe(self._announce)
         self._stopping.set()
+        self.drop_connections()
         for thread in self._threads:
             thread.join(timeout=5)
-        if self._server is not None:
-            self._server.close()
+        for sock in (self._server, self._udp):
+            if sock is not None:
+                sock.close()
+
+    def drop_connections(self) -> None:
+        """Reset every open TCP connection, as a cable pulled or a terminal rebooting would."""
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            _reset(client.sock)
+        self._udp_sessions.clear()
 
     def __enter__(self) -> ZKEmulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _spawn(self, target: object, name: str, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+
+    def _announce(self, punches: list[StoredPunch]) -> None:
+        """Send each punch as an EF_ATTLOG event (cmd 500, event code in the session field, reply 0)."""
+        size = self.state.live_event_size
+        events = [wire.packet(wire.CMD_REG_EVENT, wire.EF_ATTLOG, 0, p.live_event(size)) for p in punches]
+        with self._clients_lock:
+            clients = [c for c in self._clients if c.session.event_flags & wire.EF_ATTLOG]
+        for client in clients:
+            try:
+                client.send(b"".join(wire.tcp_frame(e) for e in events))  # one write: one segment
+            except OSError as err:
+                log.debug("live event not sent: %s", err)
+                continue
+            with self.state.lock:
+                self.state.events_sent += len(events)
+        for addr, session in list(self._udp_sessions.items()):
+            if session.event_flags & wire.EF_ATTLOG and self._udp is not None:
+                for event in events:
+                    self._udp.sendto(event, addr)
+                with self.state.lock:
+                    self.state.events_sent += len(events)
 
     def _accept_loop(self) -> None:
         assert self._server is not None
@@ -272,22 +142,20 @@ class ZKEmulator:
             except OSError:
                 return
             self.connections += 1
-            worker = threading.Thread(target=self._serve, args=(conn,), name="zk-emulator-conn", daemon=True)
-            worker.start()
-            self._threads = [t for t in self._threads if t.is_alive()] + [worker]
+            client = _TcpClient(conn, Session(self.state, next(self._session_ids) & 0xFFFF))
+            with self._clients_lock:
+                self._clients.append(client)
+            self._spawn(self._serve, "zk-emulator-conn", client)
 
-    def _serve(self, conn: socket.socket) -> None:
-        session = Session(self.state, next(self._session_ids) & 0xFFFF)
+    def _serve(self, client: _TcpClient) -> None:
         deframer = wire.TcpDeframer()
-        conn.settimeout(0.2)
-        with conn:
+        client.sock.settimeout(POLL_S)
+        try:
             while not self._stopping.is_set():
                 try:
-                    data = conn.recv(65536)
+                    data = client.sock.recv(65536)
                 except TimeoutError:
                     continue
-                except OSError:
-                    return
                 if not data:
                     return
                 try:
@@ -296,7 +164,60 @@ class ZKEmulator:
                     log.warning("dropping connection: %s", err)
                     return
                 for request in packets:
-                    for body in session.handle(request):
-                        conn.sendall(wire.tcp_frame(body))
+                    for body in client.session.handle(request):
+                        if self.state.reset_mid_transfer and _is_big_data(body):
+                            client.send(wire.tcp_frame(body)[: len(body) // 2])
+                            _reset(client.sock)
+                            return
+                        client.send(wire.tcp_frame(body))
                     if request.command == wire.CMD_EXIT:
                         return
+        except OSError as err:
+            log.debug("connection ended: %s", err)
+        finally:
+            with self._clients_lock:
+                if client in self._clients:
+                    self._clients.remove(client)
+            client.sock.close()
+
+    def _udp_loop(self) -> None:
+        assert self._udp is not None
+        while not self._stopping.is_set():
+            try:
+                data, addr = self._udp.recvfrom(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                request = wire.parse_packet(data)
+            except ValueError as err:
+                log.warning("ignoring a datagram from %s: %s", addr, err)
+                continue
+            session = self._udp_sessions.get(addr)
+            if session is None or request.command == wire.CMD_CONNECT:
+                session = Session(self.state, next(self._session_ids) & 0xFFFF, udp=True)
+                self._udp_sessions[addr] = session
+            try:
+                for body in session.handle(request):
+                    self._udp.sendto(body, addr)
+            except OSError as err:
+                log.debug("UDP reply to %s not sent: %s", addr, err)
+            if request.command == wire.CMD_EXIT:
+                self._udp_sessions.pop(addr, None)
+
+
+def _is_big_data(body: bytes) -> bool:
+    return len(body) > 1024 and struct.unpack_from("<H", body)[0] == wire.CMD_DATA
+
+
+def _reset(sock: socket.socket) -> None:
+    """Make the coming close a reset (linger 0: RST, not FIN) and wake the thread serving it.
+
+    A reset, because pyzk 0.9 spins forever on an orderly end in the middle of a transfer.
+    """
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RD)  # wakes recv() in the serving thread, which then closes
+    except OSError as err:
+        log.debug("reset: %s", err)

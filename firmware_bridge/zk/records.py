@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from firmware_bridge.zk.wire import decode_time, encode_time
+from firmware_bridge.zk.wire import decode_time, decode_time_hex, encode_time, encode_time_hex
 
 ATT_8 = struct.Struct("<HB4sB")  # uid, verify, time, state
 ATT_16 = struct.Struct("<I4sBB2sI")  # user_id, time, verify, state, reserved, workcode
@@ -20,6 +20,10 @@ ATT_40 = struct.Struct("<H24sB4sB8s")  # uid, user_id, verify, time, state, rese
 USER_72 = struct.Struct("<HB8s24sIx7sx24s")  # uid, privilege, password, name, card, group, user_id
 USER_28 = struct.Struct("<HB5s8sIxBhI")
 SUPPORTED_SIZES = (8, 16, 40, 49)
+ATT_40_TAIL = b"\x00\x00\x00\x00\xff\x00\x00\x00"
+ATT_49_EXTRA = b"\x00" * 9  # MB560-VL 2022 firmware appends 9 bytes; their meaning is not public
+LIVE_TEXT = struct.Struct("<24sBB6s")  # user_id, verify, state, YY MM DD hh mm ss
+LIVE_NUMERIC = struct.Struct("<IBB6s")  # 12-byte events of black-and-white terminals
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +93,70 @@ def _parse_one(raw: bytes, size: int, index: int, uid_to_user: dict[int, str]) -
     return AttRecord(index, uid, user_id, time, verify, state, workcode, raw)
 
 
+def encode_attendance(
+    size: int, uid: int, user_id: str, time: datetime, verify: int, state: int, workcode: int = 0
+) -> bytes:
+    """One record in the layout of ``size`` (8, 16, 40 or 49 bytes), as a terminal stores it."""
+    t = encode_time(time).to_bytes(4, "little")
+    if size == 8:
+        return ATT_8.pack(uid, verify, t, state)
+    if size == 16:
+        return ATT_16.pack(int(user_id), t, verify, state, b"\x00\x00", workcode)
+    record = ATT_40.pack(uid, user_id.encode("ascii"), verify, t, state, ATT_40_TAIL)
+    if size == 49:
+        return record + ATT_49_EXTRA
+    if size != 40:
+        raise ValueError(f"no attendance layout of {size} bytes")
+    return record
+
+
 def encode_attendance_40(uid: int, user_id: str, time: datetime, verify: int, state: int) -> bytes:
-    return ATT_40.pack(
-        uid,
-        user_id.encode("ascii"),
-        verify,
-        encode_time(time).to_bytes(4, "little"),
-        state,
-        b"\x00\x00\x00\x00\xff\x00\x00\x00",
-    )
+    return encode_attendance(40, uid, user_id, time, verify, state)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRecord:
+    """One EF_ATTLOG event as the terminal sent it."""
+
+    user_id: str
+    time: datetime  # naive: the terminal's clock
+    verify: int
+    state: int
+    workcode: int
+    raw: bytes
+
+
+def parse_live_event(payload: bytes) -> LiveRecord:
+    """Decode an EF_ATTLOG payload; raises ValueError for unknown sizes and impossible dates.
+
+    Sizes as pyzk knows them: 12 (numeric user id), 32 (text user id), 36/37 and 52+ (text user
+    id followed by a u32 we read as the work code, then reserved bytes).
+    """
+    size = len(payload)
+    if size == LIVE_NUMERIC.size:
+        number, verify, state, t = LIVE_NUMERIC.unpack(payload)
+        user_id, workcode = str(number), 0
+    elif size == 32 or size in (36, 37) or size >= 52:
+        user_bytes, verify, state, t = LIVE_TEXT.unpack_from(payload)
+        user_id = user_bytes.split(b"\x00", 1)[0].decode("ascii")
+        workcode = int.from_bytes(payload[32:36], "little") if size >= 36 else 0
+    else:
+        raise ValueError(f"unknown live event layout of {size} bytes")
+    return LiveRecord(user_id, decode_time_hex(t), verify, state, workcode, bytes(payload))
+
+
+def encode_live_event(
+    user_id: str, time: datetime, verify: int, state: int, *, size: int = 32, workcode: int = 0
+) -> bytes:
+    """The EF_ATTLOG payload a terminal sends for a punch (32 bytes on TFT terminals)."""
+    if size == LIVE_NUMERIC.size:
+        return LIVE_NUMERIC.pack(int(user_id), verify, state, encode_time_hex(time))
+    body = LIVE_TEXT.pack(user_id.encode("ascii"), verify, state, encode_time_hex(time))
+    if size == 32:
+        return body
+    if size in (36, 37) or size >= 52:
+        return (body + workcode.to_bytes(4, "little")).ljust(size, b"\x00")
+    raise ValueError(f"no live event layout of {size} bytes")
 
 
 def encode_user_72(user: UserRecord, encoding: str) -> bytes:

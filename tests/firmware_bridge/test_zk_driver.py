@@ -85,3 +85,13 @@ def test_a_device_that_is_not_a_zk_terminal_is_reported():
     threading.Thread(target=web_server, daemon=True).start()
     with pytest.raises(TerminalProtocolError, match="not in the ZK protocol"):
         ZKTerminal(host, port, tz=PLANT_TZ, timeout=2).download()
+
+
+def test_download_over_udp_direct_and_chunked(zk_terminal, terminal_state):
+    terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 0))
+    assert [p.user_id for p in driver(zk_terminal, udp=True).download().punches] == ["1001"]
+    for minute in range(3000):  # 120 kB: chunked, 16 kB per request, 1 kB per datagram
+        terminal_state.punch("1002", when=datetime(2026, 3, 2, 8, 0) + timedelta(minutes=minute))
+    download = driver(zk_terminal, udp=True).download(since_index=1)
+    assert len(download.punches) == 3000 and download.punches[-1].index == 3000
+    assert terminal_state.enabled
