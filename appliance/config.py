@@ -72,9 +72,11 @@ class TerminalSettings:
     kind: str = "zk"
     port: int = 4370
     comm_key: int = 0
-    poll_seconds: float = 5.0
+    poll_seconds: float = 5.0  # the full read that proves nothing was missed (and catches up after a drop)
     timeout_s: float = 5.0
     encoding: str = "gbk"
+    live: bool = True  # also take each punch as the terminal announces it (within a second)
+    udp: bool = False  # some older terminals speak UDP only
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from pathlib import Path
 import peewee as pw
 
 from appliance.clock import Clock, SystemClock
-from appliance.config import Settings
+from appliance.config import Settings, TerminalSettings
+from appliance.groupcommit import GroupCommitter
 from appliance.identity import finish_rotation, load_or_create_key, load_pending_key
 from appliance.ingest import PunchIngest
 from appliance.poller import TerminalWorker
@@ -22,6 +23,7 @@ from appliance.punchlog import Entry, LogWriter
 from appliance.store import open_db
 from appliance.sync import Uplink
 from firmware_bridge.zk.driver import ZKTerminal
+from firmware_bridge.zk.live import LiveCapture
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ class ApplianceDaemon:
         self.writer: LogWriter | None = None
         self.uplink: Uplink | None = None
         self.workers: list[TerminalWorker] = []
+        self.captures: list[LiveCapture] = []
+        self.committer: GroupCommitter | None = None
         self._stopping = threading.Event()
         self._sealer: threading.Thread | None = None
 
@@ -79,7 +83,9 @@ class ApplianceDaemon:
             seq,
             ", after an unclean shutdown" if unclean else "",
         )
-        ingest = PunchIngest(self.writer, self.clock, settings.plant.timezone)
+        self.committer = GroupCommitter(self.writer, self.clock)
+        self.committer.start()
+        ingest = PunchIngest(self.writer, self.clock, settings.plant.timezone, self.committer)
         for terminal in settings.terminals:
             source = ZKTerminal(
                 terminal.host,
@@ -88,16 +94,34 @@ class ApplianceDaemon:
                 comm_key=terminal.comm_key,
                 timeout=terminal.timeout_s,
                 encoding=terminal.encoding,
+                udp=terminal.udp,
                 now=self.clock.now,
             )
-            self.workers.append(
-                TerminalWorker(terminal.name, source, ingest, self.clock, interval_s=terminal.poll_seconds)
-            )
+            worker = TerminalWorker(terminal.name, source, ingest, self.clock, interval_s=terminal.poll_seconds)
+            self.workers.append(worker)
+            if terminal.live:
+                self.captures.append(self._live_capture(terminal, ingest, worker))
         self.uplink.start(self.writer)
         for worker in self.workers:
             worker.start()
+        for capture in self.captures:
+            capture.start()
         self._sealer = threading.Thread(target=self._seal_every_minute, name="sealer", daemon=True)
         self._sealer.start()
+
+    def _live_capture(self, terminal: TerminalSettings, ingest: PunchIngest, worker: TerminalWorker) -> LiveCapture:
+        """Each punch as the terminal announces it; after every (re)connection, a catch-up read."""
+        return LiveCapture(
+            terminal.host,
+            terminal.port,
+            tz=self.settings.plant.tz,
+            sink=lambda live, name=terminal.name: ingest.accept_live(name, live),
+            comm_key=terminal.comm_key,
+            udp=terminal.udp,
+            timeout=terminal.timeout_s,
+            on_connect=lambda _address: worker.poll_soon(),
+            now=self.clock.now,
+        )
 
     def _seal_every_minute(self) -> None:
         """A seal record and a checkpoint every minute, punches or not: gaps in the log show downtime."""
@@ -116,8 +140,12 @@ class ApplianceDaemon:
         self._stopping.set()
         if self._sealer is not None:
             self._sealer.join(timeout=30)
+        for capture in self.captures:
+            capture.stop()
         for worker in self.workers:
             worker.stop()
+        if self.committer is not None:
+            self.committer.stop()  # what is queued is committed
         if self.writer is not None:
             try:
                 self.seal("shutdown")

@@ -8,11 +8,16 @@ overlaps never store a punch twice. The cursor moves in the same transaction as 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import defaultdict
+from concurrent.futures import Future
 
 from appliance.clock import Clock, to_ms
+from appliance.groupcommit import GroupCommitter
 from appliance.punchlog import Entry, LogWriter
 from appliance.store import BadRecord, Punch, TerminalHealth
-from firmware_bridge.types import Download, RawPunch, RejectedRecord
+from firmware_bridge.types import Download, PunchKey, RawPunch, RejectedRecord
+from firmware_bridge.zk.live import LivePunch
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +25,20 @@ OVERLAP = 32  # records re-read behind the cursor, in case the terminal re-order
 
 
 class PunchIngest:
-    def __init__(self, writer: LogWriter, clock: Clock, tz_name: str) -> None:
+    """Both ways a punch arrives: a terminal's download, and its live event (through group commit).
+
+    The two paths of one terminal run on different threads, so the check "already stored?" and the
+    hand-over to the writer happen under that terminal's lock, and a live punch submitted but not
+    yet durable is remembered as pending: whichever path comes second finds it and skips it.
+    """
+
+    def __init__(self, writer: LogWriter, clock: Clock, tz_name: str, committer: GroupCommitter | None = None) -> None:
         self._writer = writer
         self._clock = clock
         self._tz_name = tz_name
+        self._committer = committer
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._pending: set[PunchKey] = set()
 
     def cursor(self, terminal: str) -> int:
         """How many records of the terminal's log are already stored."""
@@ -39,7 +54,33 @@ class PunchIngest:
         A record the terminal sent that cannot be a punch (an impossible date, say) is kept as an
         ``incident`` record with its raw bytes, once: the evidence of what the terminal said stays.
         """
-        fresh = [p for p in _unique(download.punches) if not _known(p)]  # one worker per terminal reads this
+        with self._locks[terminal]:
+            return self._accept(terminal, download)
+
+    def accept_live(self, terminal: str, live: LivePunch) -> Future[int] | None:
+        """Submit a live punch to group commit, unless it is stored or pending; don't wait for it.
+
+        The terminal keeps the punch in its log, so if the appliance dies before the commit, the
+        catch-up read at the next connection stores it: acknowledging the event early loses nothing.
+        """
+        if self._committer is None:
+            raise RuntimeError("live punches need a group committer")
+        punch = live.punch
+        with self._locks[terminal]:
+            if punch.key in self._pending or _known(punch):
+                return None
+            self._pending.add(punch.key)
+        future = self._committer.submit(self._entry(terminal, punch, live.clock_offset_ms))
+
+        def settled(_future: Future[int]) -> None:
+            with self._locks[terminal]:
+                self._pending.discard(punch.key)  # stored now, or failed: the next read stores it
+
+        future.add_done_callback(settled)
+        return future
+
+    def _accept(self, terminal: str, download: Download) -> list[int]:
+        fresh = [p for p in _unique(download.punches) if p.key not in self._pending and not _known(p)]
         bad = [r for r in {r.raw: r for r in download.rejected}.values() if not _known_bad(r)]
         TerminalHealth.get_or_create(name=terminal)
 
@@ -80,7 +121,7 @@ class PunchIngest:
 
         return Entry("incident", body, derive)
 
-    def _entry(self, terminal: str, punch: RawPunch, offset_ms: int) -> Entry:
+    def _entry(self, terminal: str, punch: RawPunch, offset_ms: int | None) -> Entry:
         body = {
             "emp": punch.user_id,
             "src": "zk",
@@ -94,8 +135,8 @@ class PunchIngest:
                 "state": punch.state,
                 "wc": punch.workcode,
                 "idx": punch.index,
-                "off_ms": offset_ms,
                 "raw": punch.raw.hex(),
+                **({"off_ms": offset_ms} if offset_ms is not None else {}),  # absent: not measured yet
             },
         }
 
@@ -116,22 +157,18 @@ class PunchIngest:
         return Entry("punch", body, derive)
 
 
-def _key(p: RawPunch) -> tuple[str, str, str, int, int, int]:
-    return (p.terminal_sn, p.user_id, p.device_time.isoformat(), p.verify, p.state, p.workcode)
-
-
 def _unique(punches: tuple[RawPunch, ...]) -> list[RawPunch]:
-    seen: set[tuple[str, str, str, int, int, int]] = set()
+    seen: set[PunchKey] = set()
     out = []
     for punch in punches:
-        if _key(punch) not in seen:
-            seen.add(_key(punch))
+        if punch.key not in seen:
+            seen.add(punch.key)
             out.append(punch)
     return out
 
 
 def _known(p: RawPunch) -> bool:
-    sn, user_id, device_time, verify, state, workcode = _key(p)
+    sn, user_id, device_time, verify, state, workcode = p.key
     return (
         Punch.select(Punch.seq)
         .where(

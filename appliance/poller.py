@@ -34,6 +34,7 @@ class TerminalWorker:
         self._clock = clock
         self._interval = interval_s
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.available: bool | None = None  # unknown until the first poll
         self._failures = 0
@@ -42,8 +43,13 @@ class TerminalWorker:
         self._thread = threading.Thread(target=self._run, name=f"terminal-{self.name}", daemon=True)
         self._thread.start()
 
+    def poll_soon(self) -> None:
+        """Read the terminal now rather than at the next interval (e.g. after live capture reconnected)."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
 
@@ -97,5 +103,6 @@ class TerminalWorker:
             except Exception:  # the top of a worker loop: log with traceback, keep polling
                 log.exception("terminal %s: unexpected error while polling", self.name)
                 self._failures += 1
-            self._stop.wait(self._delay())
+            self._wake.wait(self._delay())
+            self._wake.clear()
         log.debug("terminal %s worker stopped at %d", self.name, to_ms(self._clock.now()))
