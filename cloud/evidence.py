@@ -9,6 +9,7 @@ Chinese report, and the commands that check it all with OpenSSL alone.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import json
@@ -28,6 +29,7 @@ from cloud.witness_log import WitnessLog
 from ledger import VerifyKey
 from ledger.evidence import MANIFEST, SUMS, sha256sums, verify_bundle
 from ledger.merkle import CompactRange, inclusion_proofs
+from ledger.record import b64
 
 SYSTEM_TYPES = ("boot", "seal", "incident", "clock", "keyrot")
 
@@ -179,20 +181,20 @@ def _export_log(
         )
         .order_by(LogRecord.seq)
     )
-    proofs = inclusion_proofs(leaves, [r.seq for r in disclosed])
-    for record in disclosed:
+    own = [r for r in disclosed if r.employee == employee]
+    proofs = inclusion_proofs(leaves, [r.seq for r in own])
+    for record in own:  # one file each, with its proof: what MANUAL-CHECKS.md checks by hand
         files[f"{base}/records/{record.seq}.json"] = bytes(record.data)
         files[f"{base}/records/{record.seq}.sig"] = bytes(record.sig)
         files[f"{base}/records/{record.seq}.proof.json"] = json.dumps(
             {"index": record.seq, "size": end, "hashes": [h.hex() for h in proofs[record.seq]]}
         ).encode()
-    checkpoints = (
-        CloudCheckpoint.select()
-        .where(
-            (CloudCheckpoint.appliance == appliance) & (CloudCheckpoint.size > first) & (CloudCheckpoint.size <= end)
-        )
-        .order_by(CloudCheckpoint.size)
-    )
+    files[f"{base}/system.jsonl"] = "".join(  # boots, seals, incidents...: many, so one file; leaves.txt proves them
+        json.dumps({"seq": r.seq, "data": bytes(r.data).decode(), "sig": b64(bytes(r.sig))}) + "\n"
+        for r in disclosed
+        if r.employee != employee
+    ).encode()
+    checkpoints = _checkpoints_needed(appliance, first, end, own)
     checkpoint_ids += [c.id for c in checkpoints]
     files[f"{base}/checkpoints.jsonl"] = "".join(
         json.dumps({"size": c.size, "note": c.note + c.cosignature}) + "\n" for c in checkpoints
@@ -218,3 +220,35 @@ def _export_log(
         "to_size": end,
         "disclosed": len(disclosed),
     }
+
+
+def _checkpoints_needed(appliance: Appliance, first: int, end: int, own: list[LogRecord]) -> list[CloudCheckpoint]:
+    """The cosigned checkpoints a reader needs, not the one per minute the cloud holds: for each of the
+    employee's records the one it names as its anchor (made after it) and the first covering it (made
+    before it), the first of every hour (bounds for the rest), and the one at the end of the range."""
+    rows = list(
+        CloudCheckpoint.select(
+            CloudCheckpoint.id, CloudCheckpoint.size, CloudCheckpoint.cosignature, CloudCheckpoint.cosigned_at
+        )
+        .where(
+            (CloudCheckpoint.appliance == appliance) & (CloudCheckpoint.size > first) & (CloudCheckpoint.size <= end)
+        )
+        .order_by(CloudCheckpoint.size)
+        .tuples()
+    )
+    sizes = [size for _id, size, _line, _at in rows]
+    wanted: set[int] = {end}
+    hour = None
+    for _id, size, _line, at in rows:
+        if at // 3600 != hour:
+            hour = at // 3600
+            wanted.add(size)
+    anchors = {json.loads(bytes(r.data)).get("anchor") for r in own} - {None}
+    by_anchor = {b64(hashlib.sha256(line.encode()).digest()): size for _id, size, line, _at in rows}
+    wanted |= {by_anchor[a] for a in anchors if a in by_anchor}
+    for record in own:
+        index = bisect.bisect_right(sizes, record.seq)
+        if index < len(sizes):
+            wanted.add(sizes[index])
+    ids = [row_id for row_id, size, _line, _at in rows if size in wanted]
+    return list(CloudCheckpoint.select().where(CloudCheckpoint.id.in_(ids)).order_by(CloudCheckpoint.size))

@@ -10,10 +10,15 @@ A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
                                   Merkle compact range before from_seq
     logs/<n>/leaves.txt           the leaf hash (hex) of every record in the range, one per line:
                                   other workers' records are disclosed only as these salted hashes
-    logs/<n>/checkpoints.jsonl    every checkpoint in the range, signed by the appliance and
-                                  cosigned (timestamped) by the cloud
-    logs/<n>/records/<seq>.json   disclosed records, byte for byte as signed, with <seq>.sig (raw
+    logs/<n>/checkpoints.jsonl    the checkpoints a reader needs (those around the employee's records, the
+                                  first of each hour, the last), signed by the appliance and cosigned
+                                  (timestamped) by the cloud
+    logs/<n>/records/<seq>.json   the employee's records, byte for byte as signed, with <seq>.sig (raw
                                   Ed25519) and <seq>.proof.json (inclusion proof into the last checkpoint)
+    logs/<n>/system.jsonl         the appliance's own records (boot, seal, incident, clock, keyrot), one
+                                  per line: {"seq", "data" (exact text), "sig"}; leaves.txt proves them
+    witness/                      the cloud's own signed log of checkpoints: entries with inclusion
+                                  proofs, its checkpoints, RFC 3161 stamps (.tsr) and the TSA's certificate
     report.html, MANUAL-CHECKS.md, FORMAT.md
 
 ``verify_bundle`` runs every check and reports each, with the gaps it found.
@@ -21,6 +26,8 @@ A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
 
 from __future__ import annotations
 
+import base64
+import bisect
 import hashlib
 import io
 import json
@@ -158,6 +165,7 @@ def _verify_log(
     tree = CompactRange(start, [bytes.fromhex(h) for h in info["compact"]])
     checkpoints = [json.loads(line) for line in files[f"{base}/checkpoints.jsonl"].decode().splitlines() if line]
     cosigned_at: dict[int, int] = {}
+    roots: dict[int, bytes] = {}
     anchors: dict[str, int] = {}
     problems: list[str] = []
     position = start
@@ -166,6 +174,7 @@ def _verify_log(
             checkpoint = _verify_checkpoint(entry["note"], keys, entry["size"])
             witness_name = note.parse(entry["note"])[1][-1].name
             cosigned_at[checkpoint.size] = note.verify_cosignature(entry["note"], witness, witness_name)
+            roots[checkpoint.size] = checkpoint.root
             line = entry["note"].rpartition("\n\n")[2].splitlines()[-1] + "\n"
             anchors[b64(hashlib.sha256(line.encode()).digest())] = cosigned_at[checkpoint.size]
         except LedgerError as err:
@@ -184,21 +193,28 @@ def _verify_log(
         + ("" if end in cosigned_at else f"; none covers the end of the range ({end})"),
     )
     # 2. disclosed records: exact bytes, signature, chain, inclusion, time bounds
-    final_root = next((c.root for c in (note.parse(e["note"])[0] for e in checkpoints) if c.size == end), None)
+    final_root = roots.get(end)
     problems = []
     sizes = sorted(cosigned_at)
     seals: list[int] = []
     rotations: dict[int, str] = {}
     tz = _plant_zone(manifest, info.get("plant"))
     previous: dict[str, Any] | None = None
-    disclosed = {
-        int(n.rsplit("/", 1)[1].split(".")[0]): n
+    # The employee's records come one file each with an inclusion proof (what MANUAL-CHECKS.md checks by
+    # hand); the appliance's own records (boots, seals...) in system.jsonl, proven by leaves.txt alone.
+    disclosed: dict[int, tuple[bytes, bytes, dict[str, Any] | None]] = {
+        int(n.rsplit("/", 1)[1].split(".")[0]): (
+            files[n],
+            files.get(n[:-5] + ".sig", b""),
+            json.loads(files.get(n[:-5] + ".proof.json", b"{}")),
+        )
         for n in files
         if n.startswith(f"{base}/records/") and n.endswith(".json") and not n.endswith(".proof.json")
     }
-    for seq, name in sorted(disclosed.items()):
-        data, sig = files[name], files[name[:-5] + ".sig"]
-        proof = json.loads(files[name[:-5] + ".proof.json"])
+    for line in files.get(f"{base}/system.jsonl", b"").decode().splitlines():
+        item = json.loads(line)
+        disclosed.setdefault(item["seq"], (item["data"].encode(), base64.b64decode(item["sig"]), None))
+    for seq, (data, sig, proof) in sorted(disclosed.items()):
         try:
             fields = parse(data)
         except LedgerError as err:
@@ -213,9 +229,10 @@ def _verify_log(
             failures.append("differs from the log's leaf at its position")
         elif seq > start and fields["prev"] != b64(leaves[seq - 1 - start]):
             failures.append("does not link to the previous record")
-        if key is None or not _signed(key[0], sig, leaf) or not _key_valid(key[1], seq, cosigned_at):
+        signed = proof is None or (key is not None and _signed(key[0], sig, leaf))  # else: its leaf proves it
+        if key is None or not signed or not _key_valid(key[1], seq, cosigned_at):
             failures.append("is not signed by a key valid for its position")
-        if (
+        if proof is not None and (
             final_root is None
             or proof.get("index") != seq
             or proof.get("size") != end
@@ -225,7 +242,8 @@ def _verify_log(
         if failures:
             problems.append(f"seq {seq} " + ", ".join(failures))
             continue
-        witnessed = next((cosigned_at[s] for s in sizes if s > seq), None)
+        after_index = bisect.bisect_right(sizes, seq)
+        witnessed = cosigned_at[sizes[after_index]] if after_index < len(sizes) else None
         after = anchors.get(fields.get("anchor", ""), 0)
         t = fields["t_wall_ms"] // 1000
         if witnessed is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import struct
 from dataclasses import dataclass
 
@@ -62,6 +63,9 @@ class NoteSignature:
         return f"{DASH} {self.name} {base64.b64encode(self.key_id + self.signature).decode()}\n"
 
 
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
+
+
 def key_id(name: str, kind: int, key: VerifyKey) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + bytes([kind]) + key.raw()).digest()[:4]
 
@@ -85,7 +89,7 @@ def render(checkpoint: Checkpoint, signatures: list[NoteSignature]) -> str:
 
 def parse(note: str) -> tuple[Checkpoint, list[NoteSignature]]:
     """Split a note into its checkpoint and its signature lines (not yet verified)."""
-    if any(ord(c) < 0x20 and c != "\n" for c in note):
+    if _CONTROL.search(note):
         raise Malformed("a signed note has no control characters but newlines")
     body, separator, tail = note.rpartition("\n\n")
     if not separator:

@@ -115,7 +115,8 @@ def test_the_bundle_verifies_and_tells_the_days_apart(world):
     manifest = json.loads(files["manifest.json"])
     assert manifest["employee"] == EMPLOYEE and manifest["logs"][0]["disclosed"] > 2
     keys = json.loads(files["keys/registry.json"])
-    rotations = [json.loads(d) for n, d in files.items() if "/records/" in n and b'"type":"keyrot"' in d]
+    system = [json.loads(line) for line in files["logs/0/system.jsonl"].decode().splitlines()]
+    rotations = [r for r in system if '"type":"keyrot"' in r["data"]]
     assert len(keys) == 1 + len(rotations) and len(rotations) == (world["log"].key.kid != keys[0]["kid"])
 
 
@@ -209,6 +210,11 @@ def swap_proofs(files):
     files[proofs[0]], files[proofs[1]] = files[proofs[1]], files[proofs[0]]
 
 
+def hide_an_unclean_restart(files):
+    """The appliance's own records are proven by the leaves alone: rewriting one is caught there."""
+    files["logs/0/system.jsonl"] = files["logs/0/system.jsonl"].replace(b'\\"unclean\\":true', b'\\"unclean\\":false')
+
+
 def drop_witness_entry(files):
     lines = files["witness/entries.jsonl"].decode().splitlines(keepends=True)
     files["witness/entries.jsonl"] = "".join(lines[:3] + lines[4:]).encode()
@@ -235,6 +241,7 @@ def alter_without_resum(files):
         (reorder_leaves, True, "do not hash to its root"),
         (truncate_tail, True, "before the period ends"),
         (swap_proofs, True, "inclusion proof does not verify"),
+        (hide_an_unclean_restart, True, "differs from the log's leaf"),
         (drop_witness_entry, True, "not in the cloud's witness log"),
         (rewrite_witness_checkpoint, True, "witness checkpoint"),
     ],
