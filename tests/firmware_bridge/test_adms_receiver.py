@@ -302,3 +302,27 @@ def test_construction_does_no_io():
 
     AdmsReceiver([PushTerminal(SN)], boom, clock=FrozenClock(), tz=PLANT_TZ, cursor_of=boom)
     AdmsTerminalEmulator(SN, "127.0.0.1", 1, tz=PLANT_TZ)
+
+
+def test_the_emulator_entry_point_pushes_to_a_receiver(plant):
+    import subprocess
+    import sys
+
+    from tests.harness.wait import wait_until
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from firmware_bridge.adms.emulator import main; sys.exit(main(sys.argv[1:]))",
+        ]
+        + ["--server", f"127.0.0.1:{plant.port}", "--serial", SN, "--punch-every", "0.05", "--poll-every", "0.05"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "pushing to" in proc.stdout.readline()
+        wait_until(lambda: len(plant.store.punches) >= 3, 10, "punches from the emulator process")
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0

@@ -154,3 +154,32 @@ def test_wiegand26_bits_from_the_emulator_with_and_without_parity(tmp_path, cloc
     finally:
         reader.stop()
         endpoint.unplug()
+
+
+def test_the_emulator_entry_point_serves_a_card_reader_on_a_tcp_port(clock):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from firmware_bridge.readers.emulators import main; sys.exit(main(sys.argv[1:]))",
+        ]
+        + ["card", "--listen", "127.0.0.1:0", "--every", "0.05", "--cards", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = proc.stdout.readline().split(" at ")[1].strip()
+        assert url.startswith("socket://127.0.0.1:")
+        reader, seen = make_reader(url, clock)
+        reader.start()
+        try:
+            wait_until(lambda: seen.rejected, 10, "a read from the emulator process")
+            assert "unknown card 10001" in seen.rejected[0].reason
+        finally:
+            reader.stop()
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
