@@ -131,6 +131,7 @@ class TerminalStatus:
     failed_batches: int = 0  # the sink raised: the terminal was told to send again
     cursor: AttlogCursor | None = None
     cursor_loaded: bool = False
+    operlog_stamp: str | None = None  # in memory only: operation logs are not evidence
     recent: deque[PunchKey] = field(default_factory=lambda: deque(maxlen=RECENT_KEYS), repr=False)
     recent_set: set[PunchKey] = field(default_factory=set, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -239,6 +240,8 @@ class AdmsReceiver:
         if table == "ATTLOG":
             return self._attlog(terminal, body, request.args.get("Stamp"))
         lines = tuple(line.decode(terminal.encoding, errors="replace") for line in split_lines(body))
+        if table == "OPERLOG" and request.args.get("Stamp"):
+            self._status[terminal.serial].operlog_stamp = request.args["Stamp"]
         self._on_table(TableUpload(terminal.serial, table, lines, body, self._clock.now()))
         return self._text("OK")
 
@@ -316,12 +319,13 @@ class AdmsReceiver:
                 status.cursor = self._cursor_of(terminal.serial)
                 status.cursor_loaded = True
             stamp = status.cursor.stamp if status.cursor and status.cursor.stamp else "None"
+            operlog_stamp = status.operlog_stamp or "None"
         o = self._options
         lines = [
             f"GET OPTION FROM: {terminal.serial}",
             f"ATTLOGStamp={stamp}",
             f"Stamp={stamp}",  # the same, for pre-2.x firmware
-            "OPERLOGStamp=None",
+            f"OPERLOGStamp={operlog_stamp}",
             "ATTPHOTOStamp=9999",  # no photos wanted
             f"ErrorDelay={o.error_delay_s}",
             f"Delay={o.delay_s}",

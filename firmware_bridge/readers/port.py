@@ -103,10 +103,10 @@ class PortLoop:
         self.last_error = reason
         if available == self.available:
             return
-        self.available = available
         if available:
             log.info("reader %s: %s open", self.name, self.url)
         else:
             log.warning("reader %s unavailable: %s", self.name, reason)
         if self._on_status is not None:
             self._on_status(available, reason)
+        self.available = available  # after the callback: whoever sees the new state has been told

@@ -258,6 +258,8 @@ def test_user_upload_with_a_chinese_name_goes_out_and_comes_back_in_gb18030(plan
     (table,) = plant.tables
     assert table.table == "OPERLOG" and table.lines == ("USER PIN=1001\tName=张三丰\tPri=0\tCard=12345678",)
     assert "张三丰".encode("gb18030") in table.raw
+    terminal.handshaken = False
+    assert terminal.run_once() and terminal.options["OPERLOGStamp"] == "1", "operation logs are not sent twice"
 
 
 def test_a_command_the_terminal_rejects_is_failed_with_its_meaning(plant):
