@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 STATE_UNKNOWN = 255  # terminals without state keys report 255: in/out is inferred from the shift
+TIME_FROM_TERMINAL = "terminal"  # device_time is the terminal's own clock reading
+TIME_FROM_APPLIANCE = "appliance"  # the reader has no clock (serial card and fingerprint readers): our reading
 INDEX_LIVE = -1  # a punch from a live event: the terminal does not say where it sits in its log
 
 PunchKey = tuple[str, str, str, int, int, int]
@@ -41,6 +43,7 @@ class RawPunch:
     workcode: int
     index: int  # position in the terminal's log at download; INDEX_LIVE for a live event
     raw: bytes  # the record exactly as the terminal sent it
+    time_source: str = TIME_FROM_TERMINAL  # whose clock device_time comes from
 
     @property
     def key(self) -> PunchKey:
