@@ -16,7 +16,7 @@ from appliance.clock import Clock, to_ms
 from appliance.groupcommit import GroupCommitter
 from appliance.punchlog import Entry, LogWriter
 from appliance.store import BadRecord, Punch, TerminalHealth
-from firmware_bridge.types import Download, PunchKey, RawPunch, RejectedRecord
+from firmware_bridge.types import TIME_FROM_TERMINAL, Download, PunchKey, RawPunch, RejectedRecord
 from firmware_bridge.zk.live import LivePunch
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,7 @@ class PunchIngest:
                 "idx": punch.index,
                 "raw": punch.raw.hex(),
                 **({"off_ms": offset_ms} if offset_ms is not None else {}),  # absent: not measured yet
+                **({"time_src": punch.time_source} if punch.time_source != TIME_FROM_TERMINAL else {}),
             },
         }
 
