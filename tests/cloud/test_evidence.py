@@ -296,7 +296,8 @@ def test_records_signed_after_the_key_was_revoked_do_not_count(world):
     assert any("not signed by a key valid for its position" in p for p in failed(report)), failed(report)
 
 
-def test_a_pi_clock_set_wrong_is_flagged(tmp_path):
+@pytest.mark.parametrize("hours", [-3, 3], ids=["set-back", "set-forward"])
+def test_a_pi_clock_set_wrong_is_flagged(tmp_path, hours):
     clock = FrozenClock(datetime(2026, 3, 1, 23, 50, tzinfo=UTC))
     db = open_db(f"sqlite:///{tmp_path}/cloud.sqlite3")
     key, witness = SigningKey.generate(), SigningKey.generate()
@@ -307,9 +308,9 @@ def test_a_pi_clock_set_wrong_is_flagged(tmp_path):
     log.minutes(5, {1: (EMPLOYEE, 0)})
     ack = ingest.handle(topics.batch(PLANT, NAME), log.next_batch().encode()).ack
     log.acknowledged(ack.cosignature)
-    clock.jump_wall(hours=-3)  # someone sets the Pi's clock three hours back; a punch is recorded
+    clock.jump_wall(hours=hours)  # someone sets the Pi's clock three hours off; a punch is recorded
     log.minutes(3, {1: (EMPLOYEE, 1)})
-    clock.jump_wall(hours=3)  # the cloud witnesses it at the true time
+    clock.jump_wall(hours=-hours)  # the cloud witnesses it at the true time
     assert ingest.handle(topics.batch(PLANT, NAME), log.next_batch().encode()).ack.status == "ok"
     bundle = export_bundle(EMPLOYEE, date(2026, 3, 1), date(2026, 3, 2), witness=witness.verify_key, clock=clock)
     report = verify_bundle(bundle, witness_key=witness.verify_key)
