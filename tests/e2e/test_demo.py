@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,7 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
             )
             plant = WebClient(f"http://127.0.0.1:{ports['appliance']}")
             assert 'class="punch"' in plant.login("manager", logins["manager"])[1]
+            check_a_demo_evidence_bundle(tmp_path)
         finally:
             demo.send_signal(signal.SIGINT)
             code = demo.wait(timeout=60)
@@ -77,3 +80,59 @@ def processes_mentioning(text: str) -> list[str]:
         if text in argv:
             found.append(argv)
     return found
+
+
+def check_a_demo_evidence_bundle(tmp_path: Path) -> None:
+    """What the README tells head office to do with the demo: export a worker's bundle, verify it with
+    ``punchproof verify`` and by hand with the OpenSSL steps in its MANUAL-CHECKS.md."""
+    demo = tmp_path / "demo"
+    db = demo / "cloud" / "cloud.sqlite3"
+    employee, device_time = wait_until(lambda: _first_cosigned_punch(db), timeout=30, message="a cosigned demo punch")
+    bundle = tmp_path / "bundle.zip"
+    day = device_time[:10]
+    run = [sys.executable, "-m", "punchproof"]
+    export = subprocess.run(
+        [
+            *run,
+            "cloud",
+            "export-evidence",
+            "-c",
+            demo / "cloud.toml",
+            "--employee",
+            employee,
+            "--from",
+            day,
+            "--to",
+            day,
+            "-o",
+            bundle,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert export.returncode == 0, export.stderr
+    verify = subprocess.run(
+        [*run, "verify", bundle, "--witness-key", demo / "cloud" / "cloud-witness.pub"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.returncode == 0 and "RESULT: every check passed" in verify.stdout, verify.stdout
+    folder = tmp_path / "bundle"
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(folder)
+    manual = (folder / "MANUAL-CHECKS.md").read_text()
+    sums, record = [b.replace("    ", "") for b in re.findall(r"\n\n((?:    .*\n)+)", manual)][:2]
+    by_hand = subprocess.run(["bash", "-c", "set -e\n" + sums + record], cwd=folder, capture_output=True, text=True)
+    assert by_hand.returncode == 0 and "Signature Verified Successfully" in by_hand.stdout, by_hand.stderr
+
+
+def _first_cosigned_punch(db: Path) -> tuple[str, str] | None:
+    query = (
+        "SELECT p.employee, p.device_time FROM punch p WHERE p.seq < "
+        "(SELECT max(size) FROM cloud_checkpoint) ORDER BY p.seq LIMIT 1"
+    )
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        row = conn.execute(query).fetchone()
+    return (row[0], row[1]) if row else None
