@@ -152,7 +152,7 @@ class LogWriter:
                     type=entry.type,
                     prev=prev,
                     t_wall_ms=now_ms,
-                    t_boot_ns=self._clock.boot_ns(),
+                    t_boot_us=self._clock.boot_ns() // 1000,  # µs: ns would pass 2^53 after 104 days up
                     rotate_to=entry.rotate_to,
                     **common,
                     **entry.body,

@@ -102,7 +102,7 @@ def build(db_path: Path, workers: int, days: int) -> tuple[SigningKey, SigningKe
                     "salt": base64.b64encode(os.urandom(16)).decode(),
                     "prev": base64.b64encode(prev).decode(),
                     "t_wall_ms": t_ms,
-                    "t_boot_ns": (t_ms - 1735660800000) * 1_000_000,
+                    "t_boot_us": (t_ms - 1735660800000) * 1000,
                     "boot_id": "bench-boot",
                     "clk": {"sync": 1, "src": "chrony", "err_us": 800},
                     "kid": kid,

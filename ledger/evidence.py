@@ -256,8 +256,8 @@ def _verify_log(
             )
         if previous is not None and previous.get("boot_id") == fields.get("boot_id"):
             jump = (fields["t_wall_ms"] - previous["t_wall_ms"]) / 1000 - (
-                fields["t_boot_ns"] - previous["t_boot_ns"]
-            ) / 1e9
+                fields["t_boot_us"] - previous["t_boot_us"]
+            ) / 1e6
             if abs(jump) > CLOCK_TOLERANCE_S:
                 report.gaps.append(
                     f"{origin} seq {previous['seq']}..{seq}: the appliance's wall clock jumped "

@@ -18,6 +18,7 @@ from ledger import GENESIS_PREV, SignedRecord, SigningKey, merkle, note
 from ledger.messages import Batch
 from ledger.verify import verify_batch
 from tests.conftest import PLANT_TZ
+from tests.harness.clock import FrozenClock
 
 LOG = "punchproof/test/pi-01/1"
 
@@ -229,3 +230,13 @@ def test_every_record_carries_the_clock_state_and_the_anchor_once_known(db, writ
     fields = [f for f, _ in stored_chain(key)]
     assert fields[0]["clk"] == {"sync": 1, "src": "test", "err_us": 1000} and "anchor" not in fields[0]
     assert fields[1]["anchor"] == "Y29zaWduYXR1cmUgaGFzaA=="
+
+
+def test_an_appliance_up_for_a_year_still_signs_records(db, key):
+    """CLOCK_BOOTTIME in nanoseconds passes 2^53 (the format's integer limit) after 104 days up."""
+    clock = FrozenClock()
+    clock.advance(days=365)
+    writer = LogWriter(db, key, LOG, clock, boot_id="boot-1")
+    writer.start()
+    (seq,) = writer.append([Entry("seal", {"why": "minute"})])
+    assert stored_chain(key)[seq][0]["t_boot_us"] > 365 * 86400 * 10**6

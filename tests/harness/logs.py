@@ -34,7 +34,7 @@ class LogBuilder:
             type=type,
             prev=self.records[-1].leaf if self.records else GENESIS_PREV,
             t_wall_ms=int(self.clock.now().timestamp() * 1000),
-            t_boot_ns=self.clock.boot_ns(),
+            t_boot_us=self.clock.boot_ns() // 1000,
             boot_id="boot-1",
             clk={"sync": 1, "src": "test", "err_us": 1000},
             **({"anchor": self.anchor} if self.anchor else {}),
