@@ -1,21 +1,28 @@
 """report.pdf: the evidence report drawn for paper (A4), with its Chinese font embedded.
 
-fpdf2 is pure Python: it subsets the font with fontTools (CFF outlines such as Noto Sans CJK go in as
-FontFile3, TrueType ones as FontFile2) and writes a ToUnicode map, so the text can be searched and
-copied. The PDF's dates come from the export time, so the same export gives the same bytes.
+fpdf2 is pure Python: it embeds the subset of the font that the text uses, with a ToUnicode map so
+the text can be searched and copied. The report is drawn twice: once to learn which characters it
+uses, then with the font cut down to those as TrueType (see ``cloud.report_font`` for why). The
+PDF's dates come from the export time, so the same export gives the same bytes.
 """
 
 from __future__ import annotations
+
+import string
+import tempfile
+from pathlib import Path
 
 from fpdf import FPDF, FontFace
 from fpdf.enums import TableCellFillMode
 
 from cloud.evidence_model import SCHEDULE_NOTE, VERIFY_STEPS, ReportModel
-from cloud.report_font import CjkFont
+from cloud.report_font import CjkFont, truetype_subset
 
 FONT = "cjk"
+PAGE_NUMBER = "第 {page} 页，共 {{nb}} 页"
 GREEN, RED, GREY = (27, 127, 59), (179, 38, 30), (85, 85, 85)
 HEADINGS = FontFace(emphasis="BOLD", fill_color=(235, 235, 235))
+LAYOUT = {"text_align": "LEFT", "v_align": "TOP", "padding": (0.8, 1.5)}  # every table's
 # fpdf2 cannot split a table row across pages: long cells are cut into several rows marked 续 (continued)
 PUNCHES_PER_ROW, NOTES_PER_ROW, CHARS_PER_ROW = 10, 10, 900
 
@@ -26,21 +33,38 @@ class _Pages(FPDF):
     def __init__(self, model: ReportModel) -> None:
         super().__init__(format="A4", unit="mm")
         self.model = model
+        self.used: set[str] = set()  # every character drawn
+
+    def normalize_text(self, text: str) -> str:
+        self.used.update(text)
+        return super().normalize_text(text)
 
     def footer(self) -> None:
         self.set_y(-14)
         self.set_font(FONT, size=7)
         self.set_text_color(*GREY)
         self.cell(0, 4, self.model.footer, align="L", new_x="LMARGIN", new_y="NEXT")
-        self.cell(0, 4, f"第 {self.page_no()} 页，共 {{nb}} 页", align="C")
+        self.cell(0, 4, PAGE_NUMBER.format(page=self.page_no()), align="C")
         self.set_text_color(0)
 
 
 def report_pdf(model: ReportModel, font: CjkFont) -> bytes:
+    draft = _draw(model, (font.path, font.index), (font.path, font.index))
+    # the last page's footer is drawn only at output(): its characters are added here
+    chars = "".join(sorted(draft.used | set(model.footer + PAGE_NUMBER + string.digits)))
+    with tempfile.TemporaryDirectory(prefix="punchproof-report-") as folder:
+        regular = bold = Path(folder) / "regular.ttf"
+        truetype_subset(font.path, font.index, chars, regular)
+        if font.bold_path is not None:
+            bold = Path(folder) / "bold.ttf"
+            truetype_subset(font.bold_path, font.bold_index, chars, bold)
+        return bytes(_draw(model, (regular, 0), (bold, 0)).output())
+
+
+def _draw(model: ReportModel, regular: tuple[Path, int], bold: tuple[Path, int]) -> _Pages:
     pdf = _Pages(model)
-    pdf.add_font(FONT, "", str(font.path), collection_font_number=font.index)
-    bold = font.bold_path or font.path
-    pdf.add_font(FONT, "B", str(bold), collection_font_number=font.bold_index if font.bold_path else font.index)
+    pdf.add_font(FONT, "", str(regular[0]), collection_font_number=regular[1])
+    pdf.add_font(FONT, "B", str(bold[0]), collection_font_number=bold[1])
     pdf.set_creation_date(model.generated_utc)
     pdf.set_title(f"考勤电子证据报告 {model.employee} {model.period_from} 至 {model.period_to}")
     pdf.set_subject(f"证据包 manifest.json SHA-256 {model.bundle_id}")
@@ -56,7 +80,7 @@ def report_pdf(model: ReportModel, font: CjkFont) -> bytes:
     _gaps(pdf, model)
     _files(pdf, model)
     _steps(pdf)
-    return bytes(pdf.output())
+    return pdf
 
 
 def _heading(pdf: FPDF, text: str) -> None:
@@ -97,7 +121,7 @@ def _summary(pdf: FPDF, model: ReportModel) -> None:
         ("证据包标识", f"manifest.json SHA-256：{model.bundle_id}"),
     ]
     pdf.set_font(FONT, size=9)
-    with pdf.table(col_widths=(28, 152), first_row_as_headings=False, line_height=5, text_align="LEFT") as table:
+    with pdf.table(col_widths=(28, 152), first_row_as_headings=False, line_height=5, **LAYOUT) as table:
         for label, value in rows:
             row = table.row()
             row.cell(label, style=HEADINGS)
@@ -121,7 +145,7 @@ def _days(pdf: FPDF, model: ReportModel) -> None:
         col_widths=(24, 92, 64),
         headings_style=HEADINGS,
         line_height=4.5,
-        text_align="LEFT",
+        **LAYOUT,
         cell_fill_mode=TableCellFillMode.NONE,
     ) as table:
         heading = table.row()
@@ -149,7 +173,7 @@ def _days(pdf: FPDF, model: ReportModel) -> None:
 def _checks(pdf: FPDF, model: ReportModel) -> None:
     _heading(pdf, "校验结果")
     pdf.set_font(FONT, size=8.5)
-    with pdf.table(col_widths=(50, 16, 114), headings_style=HEADINGS, line_height=4.5, text_align="LEFT") as table:
+    with pdf.table(col_widths=(50, 16, 114), headings_style=HEADINGS, line_height=4.5, **LAYOUT) as table:
         heading = table.row()
         for text in ("项目", "结果", "说明"):
             heading.cell(text)
@@ -173,7 +197,7 @@ def _gaps(pdf: FPDF, model: ReportModel) -> None:
 def _files(pdf: FPDF, model: ReportModel) -> None:
     _heading(pdf, "证据包中的文件")
     pdf.set_font(FONT, size=7.5)
-    with pdf.table(col_widths=(48, 62, 70), headings_style=HEADINGS, line_height=4, text_align="LEFT") as table:
+    with pdf.table(col_widths=(48, 62, 70), headings_style=HEADINGS, line_height=4, **LAYOUT) as table:
         heading = table.row()
         for text in ("文件", "SHA-256", "内容"):
             heading.cell(text)

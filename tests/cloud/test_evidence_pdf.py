@@ -1,0 +1,175 @@
+"""report.pdf: in the bundle, covered by SHA256SUMS, readable without Chinese fonts, the same story as report.html."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import re
+from datetime import UTC, date, datetime
+from html import unescape
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from cloud import evidence_model, evidence_pdf
+from cloud.evidence import ExportError, export_bundle
+from cloud.evidence_model import build_model
+from cloud.report_font import PROBE, ReportFontMissing, find_font, truetype_subset
+from ledger.evidence import SUMS, verify_bundle
+from tests.cloud import test_evidence as base
+
+world = base.world  # two working days at a plant: 1001 punches on the first only
+FIRST, LAST = date(2026, 3, 1), date(2026, 3, 3)  # the appliance records nothing on the 1st
+
+
+def export(world, **kwargs) -> bytes:
+    return export_bundle(
+        base.EMPLOYEE, FIRST, LAST, witness=world["witness"].verify_key, clock=world["clock"], **kwargs
+    )
+
+
+def squeeze(text: str) -> str:
+    """Without whitespace: line breaks from wrapping, and the spaces pypdf puts between CJK glyphs, do not count."""
+    return re.sub(r"\s+", "", text)
+
+
+def pdf_text(data: bytes) -> list[str]:
+    return [squeeze(page.extract_text()) for page in PdfReader(io.BytesIO(data)).pages]
+
+
+def html_text(data: bytes) -> str:
+    return squeeze(unescape(re.sub(r"<[^>]+>", "", data.decode())))
+
+
+def fonts(data: bytes) -> list[dict]:
+    found = {}
+    for page in PdfReader(io.BytesIO(data)).pages:
+        for font in page["/Resources"]["/Font"].values():
+            font = font.get_object()
+            found[font["/BaseFont"]] = font
+    return list(found.values())
+
+
+def test_the_bundle_has_a_pdf_report_in_chinese_that_names_the_bundle_on_every_page(world, caplog):
+    with caplog.at_level(logging.WARNING):
+        files = base.unpack(export(world))
+    assert not [r.message for r in caplog.records if "missing" in r.message], "every character has its glyph"
+    assert files["report.pdf"].startswith(b"%PDF-")
+    pages = pdf_text(files["report.pdf"])
+    text = "".join(pages)
+    for expected in ("考勤电子证据报告", "员工工号1001", "全部校验通过", "07:59:30上班", "17:30:30下班"):
+        assert expected in text, expected
+    assert "无打卡记录" in text and "该日无设备记录（设备离线或断电），不能据此认定缺勤" in text
+    assert "设备无任何记录（781分钟）：设备关闭或断电" in text, "the overnight power-off, on its days"
+    assert "punchproofverify证据包.zip" in text, "how to verify it"
+    bundle_id = hashlib.sha256(files["manifest.json"]).hexdigest()
+    assert len(pages) >= 2
+    for number, page in enumerate(pages, 1):
+        assert f"证据包{bundle_id[:16]}" in page, f"page {number} names the bundle"
+        assert f"第{number}页，共{len(pages)}页" in page
+        assert "生成于2026-03-0407:50:00（Asia/Shanghai）" in page, "the export time, in the plant's zone"
+
+
+def test_the_days_are_told_apart_in_the_model_both_reports_are_drawn_from(world):
+    files = base.unpack(export(world))
+    report = verify_bundle(base.repack(files, resum=False), witness_key=world["witness"].verify_key)
+    model = build_model(json.loads(files["manifest.json"]), report, files)
+    assert [(d.date, d.status) for d in model.days] == [
+        ("2026-03-01", "no_device"),
+        ("2026-03-02", "punched"),
+        ("2026-03-03", "no_punch"),
+    ]
+    punch = model.days[1].punches[0]
+    assert (punch.terminal_time, punch.appliance_time, punch.state) == ("07:59:30", "07:59:30", "上班")
+    assert punch.offset == "考勤机与设备时钟一致（相差不到 1 秒）"
+    assert punch.record in files and json.loads(files[punch.record])["emp"] == base.EMPLOYEE
+    assert any("非正常关机" in note for note in model.days[2].notes), "the unclean restart, on its day"
+
+
+def test_the_pdf_and_the_html_say_the_same(world):
+    files = base.unpack(export(world))
+    report = verify_bundle(base.repack(files, resum=False), witness_key=world["witness"].verify_key)
+    written = {n: d for n, d in files.items() if n not in ("report.html", "report.pdf", SUMS)}
+    model = build_model(json.loads(files["manifest.json"]), report, written)
+    pdf, html = "".join(pdf_text(files["report.pdf"])), html_text(files["report.html"])
+    facts = [model.verdict, model.bundle_id, model.generated_at, *model.plants]
+    facts += [x for day in model.days for x in (day.date, day.status_text, day.recorded, *day.notes)]
+    facts += [x for day in model.days for p in day.punches for x in (p.record, p.offset, p.witnessed, p.terminal)]
+    facts += [x for gap in model.gaps for x in (gap.zh, gap.en)]
+    facts += [x for check in model.checks for x in (check.label, check.name, check.detail)]
+    facts.remove(f"{len(files) - 1} files")  # the export's own check ran before the reports were added
+    facts += [x for line in model.files for x in (line.name, line.sha256, line.about)]
+    facts += [text for text, _command in evidence_model.VERIFY_STEPS]
+    assert len(facts) > 40
+    assert [fact for fact in facts if squeeze(fact) not in pdf] == []
+    assert [fact for fact in facts if squeeze(fact) not in html] == []
+    listed = {line.name: line.sha256 for line in model.files}
+    assert listed["logs/0/leaves.txt"] == hashlib.sha256(files["logs/0/leaves.txt"]).hexdigest()
+    assert listed["MANUAL-CHECKS.md"] == hashlib.sha256(files["MANUAL-CHECKS.md"]).hexdigest()
+
+
+def test_the_chinese_font_is_embedded_as_a_subset_with_a_unicode_map(world):
+    files = base.unpack(export(world))
+    embedded = fonts(files["report.pdf"])
+    assert embedded, "the PDF uses fonts"
+    assert len(embedded) == 2, "regular and bold"
+    for font in embedded:
+        assert font["/Subtype"] == "/Type0", f"{font['/BaseFont']} is a composite (CID) font, not a base-14 one"
+        assert font["/Encoding"] == "/Identity-H"
+        assert re.fullmatch(r"/[A-Z]{6}\+.+", font["/BaseFont"]), "a subset, named as PDF requires"
+        assert "/ToUnicode" in font, "text can be searched and copied"
+        descriptor = font["/DescendantFonts"][0].get_object()["/FontDescriptor"].get_object()
+        assert "/FontFile3" not in descriptor, "TrueType outlines, the form every reader knows"
+        glyphs = descriptor["/FontFile2"].get_object().get_data()
+        assert len(glyphs) > 1000, "the glyphs are in the file (what pdffonts shows as emb=yes)"
+        assert len(glyphs) < 500_000, "a subset, not the whole 16 MB collection"
+
+
+def test_report_pdf_is_covered_by_sha256sums_and_a_changed_byte_is_detected(world):
+    files = base.unpack(export(world))
+    listed = dict(reversed(line.split("  ", 1)) for line in files[SUMS].decode().splitlines())
+    assert listed["report.pdf"] == hashlib.sha256(files["report.pdf"]).hexdigest()
+    assert verify_bundle(base.repack(files, resum=False), witness_key=world["witness"].verify_key).ok
+    pdf = bytearray(files["report.pdf"])
+    pdf[len(pdf) // 2] ^= 1
+    files["report.pdf"] = bytes(pdf)
+    report = verify_bundle(base.repack(files, resum=False), witness_key=world["witness"].verify_key)
+    assert not report.ok
+    assert any("report.pdf" in problem for problem in base.failed(report)), base.failed(report)
+
+
+def test_a_re_export_is_byte_identical_and_dated_at_the_export(world):
+    first, again = export(world), export(world)
+    assert first == again, "same records, same export time: the same bundle, PDF and ZIP alike"
+    pdf = base.unpack(first)["report.pdf"]
+    assert PdfReader(io.BytesIO(pdf)).metadata.creation_date == datetime(2026, 3, 3, 23, 50, tzinfo=UTC)
+
+
+def test_without_a_chinese_font_the_export_says_what_to_install(world, tmp_path, monkeypatch):
+    with pytest.raises(ExportError, match="apt-get install fonts-noto-cjk"):
+        export(world, report_font=str(tmp_path / "missing.ttc"))
+    latin = tmp_path / "latin.ttf"
+    noto = find_font()
+    truetype_subset(noto.path, noto.index, "ABCabc0123", latin)
+    with pytest.raises(ExportError, match="has no Chinese glyphs.*fonts-noto-cjk"):
+        export(world, report_font=str(latin))
+    monkeypatch.setattr("cloud.report_font.DEFAULT_FONTS", ((str(tmp_path / "none.ttc"), "fonts-none"),))
+    with pytest.raises(ReportFontMissing, match=r"none\.ttc \(fonts-none\).*apt-get install fonts-noto-cjk"):
+        find_font()
+
+
+def test_a_configured_truetype_font_without_a_bold_face_works_too(world, tmp_path, caplog):
+    """The fallbacks (WenQuanYi, Droid) are TrueType: one is made here from Noto, with the report's characters."""
+    font, noto = tmp_path / "cjk-truetype.ttf", find_font()
+    used = "".join(Path(m.__file__).read_text() for m in (evidence_model, evidence_pdf)) + PROBE
+    truetype_subset(noto.path, noto.index, used + "".join(map(chr, range(0x20, 0x7F))), font)
+    with caplog.at_level(logging.WARNING):
+        files = base.unpack(export(world, report_font=str(font)))
+    assert not [r.message for r in caplog.records if "missing" in r.message]
+    (embedded,) = fonts(files["report.pdf"])  # no bold face beside this one: headings use it too
+    descriptor = embedded["/DescendantFonts"][0].get_object()["/FontDescriptor"].get_object()
+    assert "/FontFile2" in descriptor and "/FontFile3" not in descriptor
+    assert "无打卡记录" in "".join(pdf_text(files["report.pdf"]))
