@@ -45,6 +45,8 @@ Unzip the bundle and run these commands in its folder. Each prints OK or the exp
 
 ## 1. No file was changed since export
 
+Every file is listed, the reports (report.html, report.pdf) included:
+
     sha256sum -c SHA256SUMS
 
 ## 2. A record is exactly what the appliance signed (example: {example})

@@ -15,10 +15,13 @@ import pytest
 from pypdf import PdfReader
 
 from cloud import evidence_model, evidence_pdf
+from cloud.config import CloudSettings, ConfigError
 from cloud.evidence import ExportError, export_bundle
 from cloud.evidence_model import build_model
+from cloud.evidence_pdf import report_pdf
+from cloud.evidence_report import report_html
 from cloud.report_font import PROBE, ReportFontMissing, find_font, truetype_subset
-from ledger.evidence import SUMS, verify_bundle
+from ledger.evidence import SUMS, Event, Report, verify_bundle
 from tests.cloud import test_evidence as base
 
 world = base.world  # two working days at a plant: 1001 punches on the first only
@@ -173,3 +176,111 @@ def test_a_configured_truetype_font_without_a_bold_face_works_too(world, tmp_pat
     descriptor = embedded["/DescendantFonts"][0].get_object()["/FontDescriptor"].get_object()
     assert "/FontFile2" in descriptor and "/FontFile3" not in descriptor
     assert "无打卡记录" in "".join(pdf_text(files["report.pdf"]))
+
+
+# -- the model and the PDF on a harder case, built by hand: a long day, a failed check, every kind of gap --------
+
+LOG = "punchproof/dongguan-1/pi-01/1"
+
+
+def at(text: str) -> int:
+    return int(datetime.fromisoformat(text + "+08:00").timestamp())
+
+
+def hard_case() -> tuple[dict, Report, dict[str, bytes]]:
+    manifest = {
+        "employee": "1001",
+        "period": {"from": "2026-03-02", "to": "2026-03-03"},
+        "plants": [{"id": "dongguan-1", "name": "东莞一厂", "timezone": "Asia/Shanghai"}],
+        "logs": [
+            {"log": LOG, "plant": "dongguan-1", "appliance": "pi-01", "from_seq": 0, "to_size": 100, "disclosed": 40}
+        ],
+        "witness_kid": "kid",
+        "generated_at": "2026-03-04T01:00:00+00:00",
+    }
+    report = Report(
+        covered_days={"2026-03-02"}, recorded={"2026-03-02": (at("2026-03-02T07:00:00"), at("2026-03-02T21:00:00"))}
+    )
+    report.add("SHA256SUMS", True, "9 files")
+    report.add(
+        f"{LOG} [0, 100): disclosed records",
+        False,
+        "; ".join(f"seq {n} differs from the log's leaf" for n in range(400)),
+    )
+    for n in range(30):
+        term = {
+            "t": f"2026-03-02T08:{n:02d}:05",
+            "sn": "ZK-1",
+            "name": "gate-1",
+            "state": n % 2,
+            "verify": 1,
+            "off_ms": 2500 if n else -300_000,
+        }
+        fields = {
+            "type": "punch",
+            "emp": "1001",
+            "t_wall_ms": (at("2026-03-02T08:00:00") + 60 * n) * 1000,
+            "term": term,
+        }
+        report.disclosed.append(
+            {"log": LOG, "seq": 10 + n, "fields": fields, "not_after": None if n else at("2026-03-02T08:10:00")}
+        )
+    dayfact = {"type": "dayfact", "emp": "1001", "t_wall_ms": at("2026-03-02T22:00:00") * 1000}
+    report.disclosed.append({"log": LOG, "seq": 95, "fields": dayfact, "not_after": None})
+    for seq in range(60, 90):
+        report.gap(
+            Event(
+                "unwitnessed", LOG, at("2026-03-02T20:00:00") + seq, seq=seq, detail=f"{LOG} seq {seq}: not witnessed"
+            )
+        )
+    report.gap(
+        Event("clock_jump", LOG, at("2026-03-02T12:00:00"), seq=50, amount=-3 * 3600, detail="jumped back by 180 min")
+    )
+    report.events.append(
+        Event("incident", LOG, at("2026-03-02T13:00:00"), seq=51, detail="bad_terminal_record: year 2000")
+    )
+    report.gap(
+        Event("power_gap", LOG, at("2026-03-02T21:00:00"), end=at("2026-03-03T09:30:00"), detail="nothing recorded")
+    )
+    return manifest, report, {"manifest.json": json.dumps(manifest).encode()}
+
+
+def test_the_model_places_every_kind_of_gap_on_its_days():
+    model = build_model(*hard_case())
+    first, second = model.days
+    assert (first.status, second.status) == ("punched", "no_device")
+    assert first.recorded == "07:00–21:00" and first.punches[0].witnessed == "2026-03-02 08:10:00"
+    assert (
+        first.punches[0].offset == "考勤机时钟比设备慢 5 分 0 秒"
+        and first.punches[1].offset == "考勤机时钟比设备快 2 秒"
+    )
+    assert first.punches[1].witnessed == "（未经云端见证）"
+    unwitnessed = [g for g in model.gaps if g.kind == "unwitnessed"]
+    assert len(unwitnessed) == 1 and "30 条披露记录（日志第 60 至 89 条）尚未经云端见证" in unwitnessed[0].zh
+    assert any("设备时钟向后跳变约 180 分钟" in note for note in first.notes)
+    assert any("异常事件（日志第 51 条）：bad_terminal_record: year 2000" in note for note in first.notes)
+    assert "本人的考勤结论记录（日志第 95 条）" in first.notes
+    power = "2026-03-02 21:00:00 至 2026-03-03 09:30:00 设备无任何记录（750 分钟）：设备关闭或断电"
+    assert power in first.notes and power in second.notes, "a gap across midnight shows on both days"
+    assert [c.label for c in model.checks] == ["文件未被改动", "披露记录的签名与链接"]
+    assert not model.ok and model.verdict.startswith("校验未全部通过")
+    html = html_text(report_html(model).encode())
+    assert squeeze(power) in html and squeeze(unwitnessed[0].zh) in html and "校验未全部通过" in html
+
+
+def test_the_report_font_is_read_from_the_configuration():
+    settings = CloudSettings.from_sections({"report": {"font": "/srv/fonts/wqy-microhei.ttc"}})
+    assert settings.report_font == "/srv/fonts/wqy-microhei.ttc"
+    with pytest.raises(ConfigError, match="report.font: expected str"):
+        CloudSettings.from_sections({"report": {"font": 1}})
+
+
+def test_a_long_day_and_a_long_failure_are_cut_into_rows_that_fit_a_page():
+    model = build_model(*hard_case())
+    pdf = report_pdf(model, find_font())
+    pages = pdf_text(pdf)
+    text = "".join(pages)
+    assert len(pages) >= 3
+    assert all(f"logs/0/records/{10 + n}.json" in text for n in range(30)), "every punch of the long day"
+    assert "seq399differsfromthelog'sleaf" in text and "（续）" in text
+    assert "校验未全部通过" in text
