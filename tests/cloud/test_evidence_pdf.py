@@ -98,7 +98,8 @@ def test_the_pdf_and_the_html_say_the_same(world):
     written = {n: d for n, d in files.items() if n not in ("report.html", "report.pdf", SUMS)}
     model = build_model(json.loads(files["manifest.json"]), report, written)
     pdf, html = "".join(pdf_text(files["report.pdf"])), html_text(files["report.html"])
-    facts = [model.verdict, model.bundle_id, model.generated_at, *model.plants]
+    facts = [model.verdict, model.bundle_id, model.generated_at, model.footer, model.witness_kid, *model.plants]
+    facts += [x for line in model.logs for x in (line.appliance, line.log, line.span)]
     facts += [x for day in model.days for x in (day.date, day.status_text, day.recorded, *day.notes)]
     facts += [x for day in model.days for p in day.punches for x in (p.record, p.offset, p.witnessed, p.terminal)]
     facts += [x for gap in model.gaps for x in (gap.zh, gap.en)]
