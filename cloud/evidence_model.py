@@ -17,11 +17,24 @@ from ledger.evidence import MANIFEST, Event, Report
 
 STATES = {0: "上班", 1: "下班", 2: "外出", 3: "外出返回", 4: "加班签到", 5: "加班签退"}
 VERIFY = {0: "密码", 1: "指纹", 2: "卡", 15: "人脸"}
-CHECKS = {"archive": "压缩包", "SHA256SUMS": "文件未被改动", "manifest": "证据包说明", "witness key": "云端见证密钥"}
+CHECKS = {
+    "archive": "压缩包",
+    "SHA256SUMS": "文件未被改动",
+    "manifest": "证据包说明",
+    "witness key": "云端见证密钥",
+    "witness log": "云端见证日志与可信时间戳",
+}
 LOG_CHECKS = {
     "leaves": "叶哈希数量",
     "checkpoints": "检查点签名与云端会签",
     "disclosed records": "披露记录的签名与链接",
+}
+UNTIMED_GAPS = {  # gaps the verifier lists without a time, by how their text starts
+    "the bundle has no witness log": "本证据包不含云端见证日志：其中的检查点未在云端的签名日志中得到证明",
+}
+EXPORT_STAMP = {
+    "ok": "本次导出已由 RFC 3161 时间戳机构盖章",
+    "no TSA configured": "未配置时间戳机构，本次导出未盖时间戳",
 }
 OTHER_RECORDS = {"dayfact": "考勤结论", "correction": "更正", "action": "处理"}
 SCHEDULE_NOTE = (
@@ -31,12 +44,12 @@ SCHEDULE_NOTE = (
 )
 VERIFY_STEPS = (
     (
-        "用离线核验程序检查全部签名、哈希链与云端见证（退出码 0 表示全部通过；云端见证公钥宜另行取得，"
-        "用 --witness-key 指定）：",
-        "punchproof verify 证据包.zip --witness-key cloud-witness.pub",
+        "用离线核验程序检查全部签名、哈希链、云端见证与可信时间戳（退出码 0 表示全部通过；云端见证公钥与"
+        "时间戳机构根证书宜另行取得，用 --witness-key 与 --tsa-ca 指定）：",
+        "punchproof verify 证据包.zip --witness-key cloud-witness.pub --tsa-ca tsa-ca.pem",
     ),
     ("不用任何本系统软件，核对每个文件的 SHA-256：", "sha256sum -c SHA256SUMS"),
-    ("按 MANUAL-CHECKS.md 中的 OpenSSL 命令，逐条核验记录签名与检查点会签；记录格式见 FORMAT.md。", ""),
+    ("按 MANUAL-CHECKS.md 中的 OpenSSL 命令，核验记录签名、检查点会签与时间戳；记录格式见 FORMAT.md。", ""),
     ("其他员工的记录仅以加盐哈希（leaves.txt）出现，不披露其内容。", ""),
 )
 
@@ -66,7 +79,7 @@ class DayLine:
 
 @dataclass(frozen=True)
 class GapLine:
-    kind: str  # as ledger.evidence.Event's
+    kind: str  # as ledger.evidence.Event's, or "bundle" for a gap of the whole bundle (no time, no day)
     start: int  # Unix seconds
     end: int  # the same as start for a moment
     zh: str
@@ -104,6 +117,7 @@ class ReportModel:
     plants: tuple[str, ...]
     logs: tuple[LogLine, ...]
     witness_kid: str
+    timestamp: str  # whether a timestamp authority stamped the cloud's witness log for this export
     generated_at: str  # plant time
     generated_utc: datetime
     bundle_id: str  # SHA-256 of manifest.json: names this bundle on every page
@@ -127,7 +141,7 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
     tz = next(iter(zones.values()), ZoneInfo("Asia/Shanghai"))
     log_zone = {entry["log"]: zones.get(entry["plant"], tz) for entry in manifest["logs"]}
     generated = datetime.fromisoformat(manifest["generated_at"])
-    gaps = _gaps(result.events, log_zone, tz)
+    gaps = _gaps(result, log_zone, tz)
     return ReportModel(
         employee=manifest["employee"],
         period_from=manifest["period"]["from"],
@@ -143,6 +157,7 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
             for entry in manifest["logs"]
         ),
         witness_kid=manifest["witness_kid"],
+        timestamp=_timestamp(manifest.get("witness_log")),
         generated_at=f"{generated.astimezone(tz):%Y-%m-%d %H:%M:%S}（{tz}）",
         generated_utc=generated,
         bundle_id=hashlib.sha256(files[MANIFEST]).hexdigest(),
@@ -183,7 +198,7 @@ def _days(
         punches = sorted(by_day.get(key, []), key=lambda i: i["fields"]["term"]["t"])
         start = datetime.combine(day, time(), tz).timestamp()
         end = datetime.combine(day + timedelta(days=1), time(), tz).timestamp()
-        touching = [g for g in gaps if g.start < end and g.end >= start]
+        touching = [g for g in gaps if g.kind != "bundle" and g.start < end and g.end >= start]
         notes = tuple(g.zh for g in touching) + tuple(others.get(key, []))
         span = result.recorded.get(key)
         days.append(
@@ -242,11 +257,16 @@ def _offset(off_ms: int | None) -> str:
     return f"考勤机时钟比设备{'快' if off_ms > 0 else '慢'} {amount}"
 
 
-def _gaps(events: list[Event], log_zone: dict[str, ZoneInfo], tz: ZoneInfo) -> tuple[GapLine, ...]:
-    """The verifier's events in Chinese, in time order; a log's unwitnessed tail is one line, not one per record."""
-    lines = []
+def _gaps(result: Report, log_zone: dict[str, ZoneInfo], tz: ZoneInfo) -> tuple[GapLine, ...]:
+    """The verifier's gaps in Chinese, in time order; a log's unwitnessed tail is one line, not one per record."""
+    timed = {e.detail for e in result.events}
+    lines = [
+        GapLine("bundle", 0, 0, next((zh for en, zh in UNTIMED_GAPS.items() if text.startswith(en)), text), text)
+        for text in result.gaps
+        if text not in timed
+    ]
     tails: dict[str, list[Event]] = {}
-    for event in events:
+    for event in result.events:
         zone = log_zone.get(event.log, tz)
         if event.kind == "unwitnessed":
             tails.setdefault(event.log, []).append(event)
@@ -262,6 +282,13 @@ def _gaps(events: list[Event], log_zone: dict[str, ZoneInfo], tz: ZoneInfo) -> t
         en = f"{log} seq {first.seq}..{last.seq}: {len(tail)} disclosed record(s) not witnessed by the cloud"
         lines.append(GapLine("unwitnessed", first.start, last.start, zh, en))
     return tuple(sorted(lines, key=lambda g: (g.start, g.end, g.en)))
+
+
+def _timestamp(witnessed: dict[str, Any] | None) -> str:
+    if not witnessed:
+        return "本证据包不含云端见证日志，也没有可信时间戳"
+    stamp = str(witnessed.get("export_stamp", ""))
+    return EXPORT_STAMP.get(stamp) or f"时间戳机构本次未盖章：{stamp.removeprefix('failed: ')}"
 
 
 def _seq(event: Event) -> int:
@@ -319,11 +346,18 @@ def _about(name: str) -> str:
         "MANUAL-CHECKS.md": "只用 OpenSSL 与 sha256sum 手工核验的步骤",
         "keys/registry.json": "设备公钥登记：每把密钥的适用范围与吊销时间",
         "keys/witness.pem": "云端见证公钥",
+        "witness/entries.jsonl": "本证据包各检查点在云端见证日志中的条目及包含证明",
+        "witness/checkpoints.jsonl": "云端见证日志的签名检查点，及其可信时间戳",
+        "witness/tsa-ca.pem": "时间戳机构的根证书（宜另行取得后用 --tsa-ca 指定）",
     }
     if name in fixed:
         return fixed[name]
     if name.startswith("keys/"):
         return "设备签名公钥"
+    if name.startswith("witness/stamps/"):
+        return "RFC 3161 可信时间戳（可用 openssl ts -verify 核验，见 MANUAL-CHECKS.md）"
+    if name.startswith("witness/checkpoint-"):
+        return "时间戳所盖的云端见证日志检查点"
     suffixes = {
         "log.json": "设备日志的范围与之前记录的默克尔树摘要",
         "leaves.txt": "范围内每条记录的叶哈希（其他员工的记录只以此加盐哈希出现）",

@@ -117,6 +117,7 @@ def _summary(pdf: FPDF, model: ReportModel) -> None:
         *(("工厂" if n == 0 else "", plant) for n, plant in enumerate(model.plants)),
         *(("设备与日志" if n == 0 else "", log) for n, log in enumerate(logs)),
         ("云端见证密钥", model.witness_kid),
+        ("可信时间戳", model.timestamp),
         ("生成时间", model.generated_at),
         ("证据包标识", f"manifest.json SHA-256：{model.bundle_id}"),
     ]

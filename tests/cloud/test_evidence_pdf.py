@@ -21,16 +21,25 @@ from cloud.evidence_model import build_model
 from cloud.evidence_pdf import report_pdf
 from cloud.evidence_report import report_html
 from cloud.report_font import PROBE, ReportFontMissing, find_font, truetype_subset
+from cloud.tsa import TimestampClient
+from cloud.witness_log import WitnessLog
 from ledger.evidence import SUMS, Event, Report, verify_bundle
 from tests.cloud import test_evidence as base
 
-world = base.world  # two working days at a plant: 1001 punches on the first only
+world, tsa = base.world, base.tsa  # two working days at a plant: 1001 punches on the first only; a real TSA
 FIRST, LAST = date(2026, 3, 1), date(2026, 3, 3)  # the appliance records nothing on the 1st
+one_key = pytest.mark.parametrize("world", [False], indirect=True)  # the key-rotated variant adds nothing here
 
 
 def export(world, **kwargs) -> bytes:
+    witness_log = WitnessLog(world["witness"], world["clock"])
     return export_bundle(
-        base.EMPLOYEE, FIRST, LAST, witness=world["witness"].verify_key, clock=world["clock"], **kwargs
+        base.EMPLOYEE,
+        FIRST,
+        LAST,
+        witness=world["witness"].verify_key,
+        clock=world["clock"],
+        **({"witness_log": witness_log} | kwargs),
     )
 
 
@@ -76,6 +85,7 @@ def test_the_bundle_has_a_pdf_report_in_chinese_that_names_the_bundle_on_every_p
         assert "生成于2026-03-0407:50:00（Asia/Shanghai）" in page, "the export time, in the plant's zone"
 
 
+@one_key
 def test_the_days_are_told_apart_in_the_model_both_reports_are_drawn_from(world):
     files = base.unpack(export(world))
     report = verify_bundle(base.repack(files, resum=False), witness_key=world["witness"].verify_key)
@@ -92,6 +102,7 @@ def test_the_days_are_told_apart_in_the_model_both_reports_are_drawn_from(world)
     assert any("非正常关机" in note for note in model.days[2].notes), "the unclean restart, on its day"
 
 
+@one_key
 def test_the_pdf_and_the_html_say_the_same(world):
     files = base.unpack(export(world))
     report = verify_bundle(base.repack(files, resum=False), witness_key=world["witness"].verify_key)
@@ -115,6 +126,7 @@ def test_the_pdf_and_the_html_say_the_same(world):
     assert listed["MANUAL-CHECKS.md"] == hashlib.sha256(files["MANUAL-CHECKS.md"]).hexdigest()
 
 
+@one_key
 def test_the_chinese_font_is_embedded_as_a_subset_with_a_unicode_map(world):
     files = base.unpack(export(world))
     embedded = fonts(files["report.pdf"])
@@ -132,6 +144,7 @@ def test_the_chinese_font_is_embedded_as_a_subset_with_a_unicode_map(world):
         assert len(glyphs) < 500_000, "a subset, not the whole 16 MB collection"
 
 
+@one_key
 def test_report_pdf_is_covered_by_sha256sums_and_a_changed_byte_is_detected(world):
     files = base.unpack(export(world))
     listed = dict(reversed(line.split("  ", 1)) for line in files[SUMS].decode().splitlines())
@@ -145,6 +158,7 @@ def test_report_pdf_is_covered_by_sha256sums_and_a_changed_byte_is_detected(worl
     assert any("report.pdf" in problem for problem in base.failed(report)), base.failed(report)
 
 
+@one_key
 def test_a_re_export_is_byte_identical_and_dated_at_the_export(world):
     first, again = export(world), export(world)
     assert first == again, "same records, same export time: the same bundle, PDF and ZIP alike"
@@ -152,6 +166,7 @@ def test_a_re_export_is_byte_identical_and_dated_at_the_export(world):
     assert PdfReader(io.BytesIO(pdf)).metadata.creation_date == datetime(2026, 3, 3, 23, 50, tzinfo=UTC)
 
 
+@one_key
 def test_without_a_chinese_font_the_export_says_what_to_install(world, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="apt-get install fonts-noto-cjk"):
         export(world, report_font=str(tmp_path / "missing.ttc"))
@@ -165,6 +180,7 @@ def test_without_a_chinese_font_the_export_says_what_to_install(world, tmp_path,
         find_font()
 
 
+@one_key
 def test_a_configured_truetype_font_without_a_bold_face_works_too(world, tmp_path, caplog):
     """The fallbacks (WenQuanYi, Droid) are TrueType: one is made here from Noto, with the report's characters."""
     font, noto = tmp_path / "cjk-truetype.ttf", find_font()
@@ -203,6 +219,7 @@ def hard_case() -> tuple[dict, Report, dict[str, bytes]]:
         covered_days={"2026-03-02"}, recorded={"2026-03-02": (at("2026-03-02T07:00:00"), at("2026-03-02T21:00:00"))}
     )
     report.add("SHA256SUMS", True, "9 files")
+    report.gaps.append("the bundle has no witness log: its checkpoints are not proven in the cloud's signed log")
     report.add(
         f"{LOG} [0, 100): disclosed records",
         False,
@@ -264,6 +281,9 @@ def test_the_model_places_every_kind_of_gap_on_its_days():
     power = "2026-03-02 21:00:00 至 2026-03-03 09:30:00 设备无任何记录（750 分钟）：设备关闭或断电"
     assert power in first.notes and power in second.notes, "a gap across midnight shows on both days"
     assert [c.label for c in model.checks] == ["文件未被改动", "披露记录的签名与链接"]
+    (bundle_wide,) = [g for g in model.gaps if g.kind == "bundle"]
+    assert bundle_wide.zh.startswith("本证据包不含云端见证日志") and bundle_wide.zh not in first.notes
+    assert model.timestamp == "本证据包不含云端见证日志，也没有可信时间戳"
     assert not model.ok and model.verdict.startswith("校验未全部通过")
     html = html_text(report_html(model).encode())
     assert squeeze(power) in html and squeeze(unwitnessed[0].zh) in html and "校验未全部通过" in html
@@ -285,3 +305,17 @@ def test_a_long_day_and_a_long_failure_are_cut_into_rows_that_fit_a_page():
     assert all(f"logs/0/records/{10 + n}.json" in text for n in range(30)), "every punch of the long day"
     assert "seq399differsfromthelog'sleaf" in text and "（续）" in text
     assert "校验未全部通过" in text
+
+
+@one_key
+def test_a_timestamped_export_says_so_and_lists_the_stamps(world, tsa, tmp_path):
+    ca = tmp_path / "tsa-ca.pem"
+    ca.write_bytes(tsa.ca_pem)
+    stamper = TimestampClient(tsa.url, tsa.ca_pem)
+    files = base.unpack(
+        export(world, witness_log=WitnessLog(world["witness"], world["clock"], stamper=stamper), tsa_ca=ca)
+    )
+    text = "".join(pdf_text(files["report.pdf"]))
+    assert "本次导出已由RFC3161时间戳机构盖章" in text and "云端见证日志与可信时间戳" in text
+    stamp = next(n for n in files if n.startswith("witness/stamps/"))
+    assert stamp in text and hashlib.sha256(files[stamp]).hexdigest() in text
