@@ -32,6 +32,9 @@ shared = false           # true when several ingest workers share the subscripti
 
 [web]
 bind = {web_bind}
+
+[report]
+# font = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"  # the Chinese font report.pdf embeds
 """
 
 
@@ -110,6 +113,7 @@ def _export_evidence(args: argparse.Namespace) -> int:
                 witness=key,
                 clock=SystemClock(),
                 plant_id=args.plant,
+                report_font=settings.report_font,
                 progress=lambda message: print(f"... {message}", file=sys.stderr),
                 witness_log=witness_log(settings, signing),
                 tsa_ca=Path(settings.tsa_ca_file) if settings.tsa_ca_file else None,

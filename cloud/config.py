@@ -33,6 +33,7 @@ class CloudSettings:
     tsa_ca_file: str = ""  # the TSA's root certificate (PEM), to check its answers
     tsa_timeout_s: int = 10
     witness_seal_every_s: int = 3600  # the witness log is sealed (and stamped) this often, and at every export
+    report_font: str = ""  # [report] font: a Chinese font file for report.pdf; empty: cloud.report_font's defaults
     source: str = field(default="", compare=False)
 
     @property

@@ -15,14 +15,17 @@ import io
 import json
 import zipfile
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cloud.clock import Clock, to_ms
+from cloud.evidence_model import build_model
+from cloud.evidence_pdf import report_pdf
 from cloud.evidence_report import manual_checks, report_html
 from cloud.evidence_witness import export_witness
+from cloud.report_font import ReportFontMissing, find_font
 from cloud.store import Appliance, ApplianceKey, CloudCheckpoint, LogHead, LogRecord, Plant, Punch
 from cloud.tsa import TimestampError
 from cloud.witness_log import WitnessLog
@@ -48,6 +51,7 @@ def export_bundle(
     witness: VerifyKey,
     clock: Clock,
     plant_id: str | None = None,
+    report_font: str = "",
     progress: Progress = lambda _m: None,
     witness_log: WitnessLog | None = None,
     tsa_ca: Path | None = None,
@@ -56,6 +60,10 @@ def export_bundle(
     and, when a TSA is configured, stamped for this export; its proofs go into ``witness/``."""
     if last_day < first_day:
         raise ExportError("the period ends before it starts")
+    try:
+        font = find_font(report_font)
+    except ReportFontMissing as err:
+        raise ExportError(str(err)) from err
     plants = [Plant.get_by_id(plant_id)] if plant_id else _plants_of(employee)
     if not plants:
         raise ExportError(f"no punch of employee {employee} was ever received; name the plant with --plant")
@@ -98,6 +106,7 @@ def export_bundle(
         witnessed["checkpoints"] = export_witness(files, checkpoint_ids, tsa_ca)
     files["keys/registry.json"] = json.dumps(registry, ensure_ascii=False, indent=1).encode()
     files["keys/witness.pem"] = witness.pem().encode()
+    made = clock.now().replace(microsecond=0)
     manifest = {
         "format": "punchproof-evidence/1",
         "employee": employee,
@@ -106,24 +115,29 @@ def export_bundle(
         "logs": logs,
         "witness_kid": witness.kid,
         "witness_log": witnessed or None,
-        "generated_at": clock.now().isoformat(timespec="seconds"),
+        "generated_at": made.isoformat(timespec="seconds"),
     }
     files[MANIFEST] = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
     files["FORMAT.md"] = resources.files("ledger").joinpath("FORMAT.md").read_bytes()
     progress("verifying what will be exported")
-    result = verify_bundle(_zip({**files, SUMS: sha256sums(files)}), witness_key=witness)
+    result = verify_bundle(_zip({**files, SUMS: sha256sums(files)}, made), witness_key=witness)
     progress("writing the report")
-    files["report.html"] = report_html(manifest, result).encode()
     files["MANUAL-CHECKS.md"] = manual_checks(manifest, files).encode()
+    model = build_model(manifest, result, files)
+    files["report.html"] = report_html(model).encode()
+    files["report.pdf"] = report_pdf(model, font)
     files[SUMS] = sha256sums(files)
-    return _zip(files)
+    return _zip(files, made)
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
+def _zip(files: dict[str, bytes], made: datetime) -> bytes:
+    """Entries dated at the export time (not the time of writing), so that an export can be reproduced."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(files):
-            archive.writestr(name, files[name])
+            info = zipfile.ZipInfo(name, made.astimezone(UTC).timetuple()[:6])
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, files[name], compress_type=zipfile.ZIP_DEFLATED)
     return out.getvalue()
 
 

@@ -1,60 +1,27 @@
-"""The human side of the evidence bundle: a Chinese report, and the checks anyone can run with OpenSSL."""
+"""The human side of the evidence bundle: the Chinese report as HTML, and the checks anyone can run with OpenSSL.
+
+The report's content is ``cloud.evidence_model``'s; ``cloud.evidence_pdf`` draws the same model as a PDF.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from cloud.evidence_model import SCHEDULE_NOTE, VERIFY_STEPS, ReportModel
 from ledger.errors import LedgerError
-from ledger.evidence import Report
 from ledger.timestamp import manual_verify_command, verify_timestamp
 
 _TEMPLATES = Environment(loader=PackageLoader("cloud", "templates"), autoescape=select_autoescape())
 
-STATES = {0: "上班", 1: "下班", 2: "外出", 3: "外出返回", 4: "加班签到", 5: "加班签退"}
-VERIFY = {0: "密码", 1: "指纹", 2: "卡", 15: "人脸"}
 
-
-def report_html(manifest: dict[str, Any], result: Report) -> str:
-    tz = ZoneInfo(manifest["plants"][0]["timezone"]) if manifest["plants"] else ZoneInfo("Asia/Shanghai")
-    by_day: dict[date, list[dict[str, Any]]] = {}
-    for item in result.disclosed:
-        term = item["fields"].get("term", {})
-        if "t" in term:
-            by_day.setdefault(datetime.fromisoformat(term["t"]).date(), []).append(item)
-    days = []
-    day, last = date.fromisoformat(manifest["period"]["from"]), date.fromisoformat(manifest["period"]["to"])
-    while day <= last:
-        punches = sorted(by_day.get(day, []), key=lambda i: i["fields"]["term"]["t"])
-        days.append(
-            {
-                "date": day.isoformat(),
-                "weekday": "一二三四五六日"[day.weekday()],
-                "punches": [
-                    {
-                        "time": p["fields"]["term"]["t"][11:19],
-                        "state": STATES.get(p["fields"]["term"]["state"], "打卡"),
-                        "verify": VERIFY.get(p["fields"]["term"]["verify"], "其他方式"),
-                        "terminal": p["fields"]["term"].get("sn", ""),
-                        "log": p["log"],
-                        "seq": p["seq"],
-                        "witnessed": _at(p["not_after"], tz),
-                    }
-                    for p in punches
-                ],
-            }
-        )
-        day += timedelta(days=1)
-    return _TEMPLATES.get_template("evidence_report.html").render(manifest=manifest, result=result, days=days, tz=tz)
-
-
-def _at(seconds: int | None, tz: ZoneInfo) -> str:
-    return "（未见证）" if seconds is None else datetime.fromtimestamp(seconds, tz).strftime("%Y-%m-%d %H:%M:%S")
+def report_html(model: ReportModel) -> str:
+    return _TEMPLATES.get_template("evidence_report.html").render(
+        m=model, schedule_note=SCHEDULE_NOTE, steps=VERIFY_STEPS
+    )
 
 
 def manual_checks(manifest: dict[str, Any], files: dict[str, bytes]) -> str:
@@ -77,6 +44,8 @@ def manual_checks(manifest: dict[str, Any], files: dict[str, bytes]) -> str:
 Unzip the bundle and run these commands in its folder. Each prints OK or the expected value.
 
 ## 1. No file was changed since export
+
+Every file is listed, the reports (report.html, report.pdf) included:
 
     sha256sum -c SHA256SUMS
 

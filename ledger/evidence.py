@@ -19,7 +19,8 @@ A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
                                   per line: {"seq", "data" (exact text), "sig"}; leaves.txt proves them
     witness/                      the cloud's own signed log of checkpoints: entries with inclusion
                                   proofs, its checkpoints, RFC 3161 stamps (.tsr) and the TSA's certificate
-    report.html, MANUAL-CHECKS.md, FORMAT.md
+    report.html, report.pdf       the same Chinese report for people (the PDF embeds its CJK font)
+    MANUAL-CHECKS.md, FORMAT.md   how to check all this with OpenSSL alone, and the record format
 
 ``verify_bundle`` runs every check and reports each, with the gaps it found.
 """
@@ -57,12 +58,27 @@ class Check:
     detail: str
 
 
+@dataclass(frozen=True)
+class Event:
+    """A gap or an incident placed in time, so that a report can show it on the day it happened."""
+
+    kind: str  # power_gap, unclean_boot, clock_jump, unwitnessed, log_ends, incident
+    log: str
+    start: int  # Unix seconds
+    end: int | None = None  # for spans: power_gap, log_ends (the period's end)
+    seq: int | None = None
+    amount: int = 0  # clock_jump: seconds, positive when the clock jumped forward
+    detail: str = ""  # what the gap list says, in English
+
+
 @dataclass
 class Report:
     checks: list[Check] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)  # the gaps, and the terminals' incidents, in time
     disclosed: list[dict[str, Any]] = field(default_factory=list)  # the employee's records, verified
     covered_days: set[str] = field(default_factory=set)  # plant-local days the appliances were recording
+    recorded: dict[str, tuple[int, int]] = field(default_factory=dict)  # per covered day: first, last record
 
     @property
     def ok(self) -> bool:
@@ -71,6 +87,10 @@ class Report:
     def add(self, name: str, ok: bool, detail: str) -> bool:
         self.checks.append(Check(name, ok, detail))
         return ok
+
+    def gap(self, event: Event) -> None:
+        self.gaps.append(event.detail)
+        self.events.append(event)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -247,7 +267,9 @@ def _verify_log(
         after = anchors.get(fields.get("anchor", ""), 0)
         t = fields["t_wall_ms"] // 1000
         if witnessed is None:
-            report.gaps.append(f"{origin} seq {seq}: not witnessed by the cloud")
+            report.gap(
+                Event("unwitnessed", origin, t, seq=seq, detail=f"{origin} seq {seq}: not witnessed by the cloud")
+            )
         elif t > witnessed + CLOCK_TOLERANCE_S or t < after - CLOCK_TOLERANCE_S:
             problems.append(
                 f"seq {seq}: its time {_local(t, tz)} lies outside what the cloud witnessed "
@@ -259,14 +281,24 @@ def _verify_log(
                 fields["t_boot_us"] - previous["t_boot_us"]
             ) / 1e6
             if abs(jump) > CLOCK_TOLERANCE_S:
-                report.gaps.append(
-                    f"{origin} seq {previous['seq']}..{seq}: the appliance's wall clock jumped "
-                    f"{'forward' if jump > 0 else 'back'} by {abs(jump) / 60:.0f} min (set by hand, "
-                    "or corrected by time sync)"
+                report.gap(
+                    Event(
+                        "clock_jump",
+                        origin,
+                        t,
+                        seq=seq,
+                        amount=round(jump),
+                        detail=f"{origin} seq {previous['seq']}..{seq}: the appliance's wall clock jumped "
+                        f"{'forward' if jump > 0 else 'back'} by {abs(jump) / 60:.0f} min (set by hand, "
+                        "or corrected by time sync)",
+                    )
                 )
         previous = fields
         if fields["type"] in ("seal", "boot", "punch"):
-            report.covered_days.add(datetime.fromtimestamp(t, tz).date().isoformat())
+            day = datetime.fromtimestamp(t, tz).date().isoformat()
+            report.covered_days.add(day)
+            first, last = report.recorded.get(day, (t, t))
+            report.recorded[day] = (min(first, t), max(last, t))
         if fields["type"] == "seal":
             seals.append(t)
         if fields["type"] == "keyrot":
@@ -275,7 +307,18 @@ def _verify_log(
             except LedgerError as err:
                 problems.append(f"seq {seq}: the key rotation is invalid: {err}")
         if fields["type"] == "boot" and fields.get("unclean"):
-            report.gaps.append(f"{origin} seq {seq}: restarted after an unclean shutdown (power cut?)")
+            report.gap(
+                Event(
+                    "unclean_boot",
+                    origin,
+                    t,
+                    seq=seq,
+                    detail=f"{origin} seq {seq}: restarted after an unclean shutdown (power cut?)",
+                )
+            )
+        if fields["type"] == "incident":
+            what = ": ".join(str(fields[k]) for k in ("kind", "reason") if fields.get(k))
+            report.events.append(Event("incident", origin, t, seq=seq, detail=what))
         if fields.get("emp") == manifest.get("employee"):
             report.disclosed.append({"log": origin, "seq": seq, "fields": fields, "not_after": witnessed})
     problems += _check_rotations(keys, rotations, start, end)
@@ -284,18 +327,21 @@ def _verify_log(
         not problems,
         "; ".join(problems) or "every disclosed record is exact, signed, chained and included",
     )
-    report.gaps += [
-        f"{origin}: nothing recorded from {_local(a, tz)} to {_local(b, tz)} ({(b - a) // 60} min): "
-        "appliance off or power cut"
-        for a, b in zip(seals, seals[1:], strict=False)
-        if b - a > SEAL_GAP_S
-    ]
+    for a, b in zip(seals, seals[1:], strict=False):
+        if b - a > SEAL_GAP_S:
+            detail = (
+                f"{origin}: nothing recorded from {_local(a, tz)} to {_local(b, tz)} ({(b - a) // 60} min): "
+                "appliance off or power cut"
+            )
+            report.gap(Event("power_gap", origin, a, end=b, detail=detail))
     period_end = datetime.combine(date.fromisoformat(manifest["period"]["to"]) + timedelta(days=1), time(), tz)
     if end in cosigned_at and cosigned_at[end] < period_end.timestamp():
-        report.gaps.append(
-            f"{origin}: its records end at {_local(cosigned_at[end], tz)} (witnessed), before the period ends "
-            f"at {_local(int(period_end.timestamp()), tz)}: later events are not in this bundle"
+        ends, until = cosigned_at[end], int(period_end.timestamp())
+        detail = (
+            f"{origin}: its records end at {_local(ends, tz)} (witnessed), before the period ends "
+            f"at {_local(until, tz)}: later events are not in this bundle"
         )
+        report.gap(Event("log_ends", origin, ends, end=until, detail=detail))
 
 
 def _plant_zone(manifest: dict[str, Any], plant: str | None) -> ZoneInfo:

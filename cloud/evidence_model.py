@@ -1,0 +1,374 @@
+"""What the evidence bundle's report says, once: both report.html and report.pdf are drawn from this model.
+
+The model holds finished Chinese text (times already in the plant's zone), so that the two renderers only
+lay it out and cannot tell the reader two different stories. It is built from the manifest, the result
+of ``ledger.evidence.verify_bundle`` run on the bundle being exported, and the bundle's files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ledger.evidence import MANIFEST, Event, Report
+
+STATES = {0: "上班", 1: "下班", 2: "外出", 3: "外出返回", 4: "加班签到", 5: "加班签退"}
+VERIFY = {0: "密码", 1: "指纹", 2: "卡", 15: "人脸"}
+CHECKS = {
+    "archive": "压缩包",
+    "SHA256SUMS": "文件未被改动",
+    "manifest": "证据包说明",
+    "witness key": "云端见证密钥",
+    "witness log": "云端见证日志与可信时间戳",
+}
+LOG_CHECKS = {
+    "leaves": "叶哈希数量",
+    "checkpoints": "检查点签名与云端会签",
+    "disclosed records": "披露记录的签名与链接",
+}
+UNTIMED_GAPS = {  # gaps the verifier lists without a time, by how their text starts
+    "the bundle has no witness log": "本证据包不含云端见证日志：其中的检查点未在云端的签名日志中得到证明",
+}
+EXPORT_STAMP = {
+    "ok": "本次导出已由 RFC 3161 时间戳机构盖章",
+    "no TSA configured": "未配置时间戳机构，本次导出未盖时间戳",
+}
+OTHER_RECORDS = {"dayfact": "考勤结论", "correction": "更正", "action": "处理"}
+SCHEDULE_NOTE = (
+    "排班：本证据包不含排班表，报告不判断该员工某日是否应当出勤，只列出设备记录的事实。"
+    "“无打卡记录”表示设备当日在正常记录，而其完整日志中没有该员工的打卡；"
+    "“该日无设备记录”则不能据此认定缺勤。"
+)
+VERIFY_STEPS = (
+    (
+        "用离线核验程序检查全部签名、哈希链、云端见证与可信时间戳（退出码 0 表示全部通过；云端见证公钥与"
+        "时间戳机构根证书宜另行取得，用 --witness-key 与 --tsa-ca 指定）：",
+        "punchproof verify 证据包.zip --witness-key cloud-witness.pub --tsa-ca tsa-ca.pem",
+    ),
+    ("不用任何本系统软件，核对每个文件的 SHA-256：", "sha256sum -c SHA256SUMS"),
+    ("按 MANUAL-CHECKS.md 中的 OpenSSL 命令，核验记录签名、检查点会签与时间戳；记录格式见 FORMAT.md。", ""),
+    ("其他员工的记录仅以加盐哈希（leaves.txt）出现，不披露其内容。", ""),
+)
+
+
+@dataclass(frozen=True)
+class PunchLine:
+    terminal_time: str  # the terminal's own clock, plant time
+    appliance_time: str  # when the appliance recorded it, by the appliance's clock
+    offset: str  # the terminal's clock against the appliance's, measured at the read
+    state: str
+    verify: str
+    terminal: str
+    record: str  # the record's file in the bundle
+    witnessed: str  # the cloud's cosignature time, the latest the record can have been made
+
+
+@dataclass(frozen=True)
+class DayLine:
+    date: str
+    weekday: str
+    status: str  # punched, no_punch, no_device
+    status_text: str
+    recorded: str  # the span the appliances were recording that day, or ""
+    punches: tuple[PunchLine, ...]
+    notes: tuple[str, ...]  # gaps, incidents and the employee's other records that touch the day
+
+
+@dataclass(frozen=True)
+class GapLine:
+    kind: str  # as ledger.evidence.Event's, or "bundle" for a gap of the whole bundle (no time, no day)
+    start: int  # Unix seconds
+    end: int  # the same as start for a moment
+    zh: str
+    en: str  # what the verifier says
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    label: str
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class FileLine:
+    name: str
+    sha256: str
+    about: str
+
+
+@dataclass(frozen=True)
+class LogLine:
+    appliance: str
+    log: str
+    span: str
+
+
+@dataclass(frozen=True)
+class ReportModel:
+    employee: str
+    period_from: str
+    period_to: str
+    timezone: str
+    plants: tuple[str, ...]
+    logs: tuple[LogLine, ...]
+    witness_kid: str
+    timestamp: str  # whether a timestamp authority stamped the cloud's witness log for this export
+    generated_at: str  # plant time
+    generated_utc: datetime
+    bundle_id: str  # SHA-256 of manifest.json: names this bundle on every page
+    ok: bool
+    verdict: str
+    checks: tuple[CheckLine, ...]
+    days: tuple[DayLine, ...]
+    gaps: tuple[GapLine, ...]
+    files: tuple[FileLine, ...]
+
+    @property
+    def footer(self) -> str:
+        return (
+            f"员工 {self.employee} · {self.period_from} 至 {self.period_to} · "
+            f"证据包 {self.bundle_id[:16]} · 生成于 {self.generated_at}"
+        )
+
+
+def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes]) -> ReportModel:
+    zones = {p["id"]: ZoneInfo(p["timezone"]) for p in manifest["plants"]}
+    tz = next(iter(zones.values()), ZoneInfo("Asia/Shanghai"))
+    log_zone = {entry["log"]: zones.get(entry["plant"], tz) for entry in manifest["logs"]}
+    generated = datetime.fromisoformat(manifest["generated_at"])
+    gaps = _gaps(result, log_zone, tz)
+    return ReportModel(
+        employee=manifest["employee"],
+        period_from=manifest["period"]["from"],
+        period_to=manifest["period"]["to"],
+        timezone=str(tz),
+        plants=tuple(f"{p['name'] or p['id']}（{p['id']}，{p['timezone']}）" for p in manifest["plants"]),
+        logs=tuple(
+            LogLine(
+                f"{entry['plant']}/{entry['appliance']}",
+                entry["log"],
+                f"第 {entry['from_seq']} 至 {entry['to_size'] - 1} 条，其中披露 {entry['disclosed']} 条",
+            )
+            for entry in manifest["logs"]
+        ),
+        witness_kid=manifest["witness_kid"],
+        timestamp=_timestamp(manifest.get("witness_log")),
+        generated_at=f"{generated.astimezone(tz):%Y-%m-%d %H:%M:%S}（{tz}）",
+        generated_utc=generated,
+        bundle_id=hashlib.sha256(files[MANIFEST]).hexdigest(),
+        ok=result.ok,
+        verdict="全部校验通过" if result.ok else "校验未全部通过：请勿采信本报告，并联系系统管理员",
+        checks=tuple(_check(c.name, c.ok, c.detail) for c in result.checks),
+        days=_days(manifest, result, gaps, tz, log_zone),
+        gaps=gaps,
+        files=_files(manifest, files),
+    )
+
+
+def _check(name: str, ok: bool, detail: str) -> CheckLine:
+    label = CHECKS.get(name)
+    if label is None:
+        label = next((zh for en, zh in LOG_CHECKS.items() if name.endswith(f": {en}")), name)
+    return CheckLine(label, name, ok, detail)
+
+
+def _days(
+    manifest: dict[str, Any], result: Report, gaps: tuple[GapLine, ...], tz: ZoneInfo, log_zone: dict[str, ZoneInfo]
+) -> tuple[DayLine, ...]:
+    bases = {entry["log"]: f"logs/{n}" for n, entry in enumerate(manifest["logs"])}
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    others: dict[str, list[str]] = {}
+    for item in result.disclosed:
+        fields, zone = item["fields"], log_zone.get(item["log"], tz)
+        if fields["type"] == "punch" and "t" in fields.get("term", {}):
+            by_day.setdefault(fields["term"]["t"][:10], []).append(item)
+        else:
+            day = datetime.fromtimestamp(fields["t_wall_ms"] // 1000, zone).date().isoformat()
+            kind = OTHER_RECORDS.get(fields["type"], fields["type"])
+            others.setdefault(day, []).append(f"本人的{kind}记录（日志第 {item['seq']} 条）")
+    days = []
+    day, last = date.fromisoformat(manifest["period"]["from"]), date.fromisoformat(manifest["period"]["to"])
+    while day <= last:
+        key = day.isoformat()
+        punches = sorted(by_day.get(key, []), key=lambda i: i["fields"]["term"]["t"])
+        start = datetime.combine(day, time(), tz).timestamp()
+        end = datetime.combine(day + timedelta(days=1), time(), tz).timestamp()
+        touching = [g for g in gaps if g.kind != "bundle" and g.start < end and g.end >= start]
+        notes = tuple(g.zh for g in touching) + tuple(others.get(key, []))
+        span = result.recorded.get(key)
+        days.append(
+            DayLine(
+                date=key,
+                weekday="一二三四五六日"[day.weekday()],
+                status=_status(bool(punches), key in result.covered_days),
+                status_text=_status_text(bool(punches), key in result.covered_days, touching),
+                recorded=f"{_hm(span[0], tz)}–{_hm(span[1], tz)}" if span else "",
+                punches=tuple(_punch(p, bases.get(p["log"], "logs/?"), log_zone.get(p["log"], tz)) for p in punches),
+                notes=notes,
+            )
+        )
+        day += timedelta(days=1)
+    return tuple(days)
+
+
+def _status(punched: bool, covered: bool) -> str:
+    return "punched" if punched else "no_punch" if covered else "no_device"
+
+
+def _status_text(punched: bool, covered: bool, gaps: list[GapLine]) -> str:
+    if punched:
+        return ""
+    if not covered:
+        return "该日无设备记录（设备离线或断电），不能据此认定缺勤"
+    if any(g.kind in ("power_gap", "log_ends") for g in gaps):
+        return "无打卡记录；但设备当日有未记录的时段（见右栏），该时段不能据此认定缺勤"
+    return "无打卡记录（设备当日正常记录）"
+
+
+def _punch(item: dict[str, Any], base: str, tz: ZoneInfo) -> PunchLine:
+    fields, term = item["fields"], item["fields"]["term"]
+    recorded = datetime.fromtimestamp(fields["t_wall_ms"] / 1000, tz)
+    same_day = recorded.date().isoformat() == term["t"][:10]
+    terminal = term.get("sn", "")
+    return PunchLine(
+        terminal_time=term["t"][11:19],
+        appliance_time=f"{recorded:%H:%M:%S}" if same_day else f"{recorded:%Y-%m-%d %H:%M:%S}",
+        offset=_offset(term.get("off_ms")),
+        state=STATES.get(term["state"], "打卡"),
+        verify=VERIFY.get(term["verify"], "其他方式"),
+        terminal=f"{terminal}（{term['name']}）" if term.get("name") else terminal,
+        record=f"{base}/records/{item['seq']}.json",
+        witnessed="（未经云端见证）" if item["not_after"] is None else _full(item["not_after"], tz),
+    )
+
+
+def _offset(off_ms: int | None) -> str:
+    if off_ms is None:
+        return "考勤机时钟偏差未测量"
+    if abs(off_ms) < 1000:
+        return "考勤机与设备时钟一致（相差不到 1 秒）"
+    seconds = abs(off_ms) // 1000
+    amount = f"{seconds} 秒" if seconds < 120 else f"{seconds // 60} 分 {seconds % 60} 秒"
+    return f"考勤机时钟比设备{'快' if off_ms > 0 else '慢'} {amount}"
+
+
+def _gaps(result: Report, log_zone: dict[str, ZoneInfo], tz: ZoneInfo) -> tuple[GapLine, ...]:
+    """The verifier's gaps in Chinese, in time order; a log's unwitnessed tail is one line, not one per record."""
+    timed = {e.detail for e in result.events}
+    lines = [
+        GapLine("bundle", 0, 0, next((zh for en, zh in UNTIMED_GAPS.items() if text.startswith(en)), text), text)
+        for text in result.gaps
+        if text not in timed
+    ]
+    tails: dict[str, list[Event]] = {}
+    for event in result.events:
+        zone = log_zone.get(event.log, tz)
+        if event.kind == "unwitnessed":
+            tails.setdefault(event.log, []).append(event)
+        else:
+            end = event.end if event.end is not None else event.start
+            lines.append(GapLine(event.kind, event.start, end, _event_text(event, zone), event.detail))
+    for log, tail in tails.items():
+        zone, first, last = log_zone.get(log, tz), min(tail, key=_seq), max(tail, key=_seq)
+        zh = (
+            f"{_full(first.start, zone)} 至 {_full(last.start, zone)} 的 {len(tail)} 条披露记录"
+            f"（日志第 {first.seq} 至 {last.seq} 条）尚未经云端见证"
+        )
+        en = f"{log} seq {first.seq}..{last.seq}: {len(tail)} disclosed record(s) not witnessed by the cloud"
+        lines.append(GapLine("unwitnessed", first.start, last.start, zh, en))
+    return tuple(sorted(lines, key=lambda g: (g.start, g.end, g.en)))
+
+
+def _timestamp(witnessed: dict[str, Any] | None) -> str:
+    if not witnessed:
+        return "本证据包不含云端见证日志，也没有可信时间戳"
+    stamp = str(witnessed.get("export_stamp", ""))
+    return EXPORT_STAMP.get(stamp) or f"时间戳机构本次未盖章：{stamp.removeprefix('failed: ')}"
+
+
+def _seq(event: Event) -> int:
+    return event.seq if event.seq is not None else -1
+
+
+def _event_text(event: Event, tz: ZoneInfo) -> str:
+    at = _full(event.start, tz)
+    seq = f"（日志第 {event.seq} 条）" if event.seq is not None else ""
+    if event.kind == "power_gap" and event.end is not None:
+        return (
+            f"{at} 至 {_full(event.end, tz)} 设备无任何记录（{(event.end - event.start) // 60} 分钟）：设备关闭或断电"
+        )
+    if event.kind == "unclean_boot":
+        return f"{at} 设备在非正常关机后重新启动（可能曾断电）{seq}"
+    if event.kind == "clock_jump":
+        way = "向前" if event.amount > 0 else "向后"
+        return f"{at} 设备时钟{way}跳变约 {abs(event.amount) // 60} 分钟（人工调整或时间同步校正）{seq}"
+    if event.kind == "log_ends" and event.end is not None:
+        return f"设备日志在 {at}（已见证）结束，早于期间结束 {_full(event.end, tz)}：之后的记录不在本证据包内"
+    if event.kind == "incident":
+        return f"{at} 考勤机发来无法识别的记录，已原样保存为异常事件{seq}：{event.detail}"
+    return f"{at} {event.detail}"
+
+
+def _files(manifest: dict[str, Any], files: dict[str, bytes]) -> tuple[FileLine, ...]:
+    lines = [
+        FileLine(n, hashlib.sha256(d).hexdigest(), _about(n)) for n, d in sorted(files.items()) if "/records/" not in n
+    ]
+    for n, entry in enumerate(manifest["logs"]):
+        count = sum(1 for name in files if name.startswith(f"logs/{n}/records/") and name.endswith(".sig"))
+        lines.append(
+            FileLine(
+                f"logs/{n}/records/",
+                "每个文件的 SHA-256 见 SHA256SUMS",
+                f"{entry['log']} 的 {count} 条披露记录（本人的记录与设备的系统记录），"
+                "每条有原文 .json、签名 .sig 与包含证明 .proof.json",
+            )
+        )
+    lines += [
+        FileLine(name, "见 SHA256SUMS", about)
+        for name, about in (
+            ("report.html", "本报告（网页版）"),
+            ("report.pdf", "本报告（PDF 版，内嵌中文字体）"),
+            ("SHA256SUMS", "以上全部文件的 SHA-256，可用 sha256sum -c 核对"),
+        )
+    ]
+    return tuple(lines)
+
+
+def _about(name: str) -> str:
+    fixed = {
+        MANIFEST: "证据包说明：员工、期间、设备日志、云端见证密钥",
+        "FORMAT.md": "记录格式规范（可据此独立实现核验）",
+        "MANUAL-CHECKS.md": "只用 OpenSSL 与 sha256sum 手工核验的步骤",
+        "keys/registry.json": "设备公钥登记：每把密钥的适用范围与吊销时间",
+        "keys/witness.pem": "云端见证公钥",
+        "witness/entries.jsonl": "本证据包各检查点在云端见证日志中的条目及包含证明",
+        "witness/checkpoints.jsonl": "云端见证日志的签名检查点，及其可信时间戳",
+        "witness/tsa-ca.pem": "时间戳机构的根证书（宜另行取得后用 --tsa-ca 指定）",
+    }
+    if name in fixed:
+        return fixed[name]
+    if name.startswith("keys/"):
+        return "设备签名公钥"
+    if name.startswith("witness/stamps/"):
+        return "RFC 3161 可信时间戳（可用 openssl ts -verify 核验，见 MANUAL-CHECKS.md）"
+    if name.startswith("witness/checkpoint-"):
+        return "时间戳所盖的云端见证日志检查点"
+    suffixes = {
+        "log.json": "设备日志的范围与之前记录的默克尔树摘要",
+        "leaves.txt": "范围内每条记录的叶哈希（其他员工的记录只以此加盐哈希出现）",
+        "checkpoints.jsonl": "设备签名、云端会签并加盖时间的检查点",
+    }
+    return next((about for suffix, about in suffixes.items() if name.endswith(suffix)), "")
+
+
+def _hm(seconds: int, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(seconds, tz).strftime("%H:%M")
+
+
+def _full(seconds: int, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(seconds, tz).strftime("%Y-%m-%d %H:%M:%S")

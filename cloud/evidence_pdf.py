@@ -1,0 +1,217 @@
+"""report.pdf: the evidence report drawn for paper (A4), with its Chinese font embedded.
+
+fpdf2 is pure Python: it embeds the subset of the font that the text uses, with a ToUnicode map so
+the text can be searched and copied. The report is drawn twice: once to learn which characters it
+uses, then with the font cut down to those as TrueType (see ``cloud.report_font`` for why). The
+PDF's dates come from the export time, so the same export gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import string
+import tempfile
+from pathlib import Path
+
+from fpdf import FPDF, FontFace
+from fpdf.enums import TableCellFillMode
+
+from cloud.evidence_model import SCHEDULE_NOTE, VERIFY_STEPS, ReportModel
+from cloud.report_font import CjkFont, truetype_subset
+
+FONT = "cjk"
+PAGE_NUMBER = "第 {page} 页，共 {{nb}} 页"
+GREEN, RED, GREY = (27, 127, 59), (179, 38, 30), (85, 85, 85)
+HEADINGS = FontFace(emphasis="BOLD", fill_color=(235, 235, 235))
+LAYOUT = {"text_align": "LEFT", "v_align": "TOP", "padding": (0.8, 1.5)}  # every table's
+# fpdf2 cannot split a table row across pages: long cells are cut into several rows marked 续 (continued)
+PUNCHES_PER_ROW, NOTES_PER_ROW, CHARS_PER_ROW = 10, 10, 900
+
+
+class _Pages(FPDF):
+    """An A4 page whose footer names the bundle, so that a loose printed page can be traced to it."""
+
+    def __init__(self, model: ReportModel) -> None:
+        super().__init__(format="A4", unit="mm")
+        self.model = model
+        self.used: set[str] = set()  # every character drawn
+
+    def normalize_text(self, text: str) -> str:
+        self.used.update(text)
+        return super().normalize_text(text)
+
+    def footer(self) -> None:
+        self.set_y(-14)
+        self.set_font(FONT, size=7)
+        self.set_text_color(*GREY)
+        self.cell(0, 4, self.model.footer, align="L", new_x="LMARGIN", new_y="NEXT")
+        self.cell(0, 4, PAGE_NUMBER.format(page=self.page_no()), align="C")
+        self.set_text_color(0)
+
+
+def report_pdf(model: ReportModel, font: CjkFont) -> bytes:
+    draft = _draw(model, (font.path, font.index), (font.path, font.index))
+    # the last page's footer is drawn only at output(): its characters are added here
+    chars = "".join(sorted(draft.used | set(model.footer + PAGE_NUMBER + string.digits)))
+    with tempfile.TemporaryDirectory(prefix="punchproof-report-") as folder:
+        regular = bold = Path(folder) / "regular.ttf"
+        truetype_subset(font.path, font.index, chars, regular)
+        if font.bold_path is not None:
+            bold = Path(folder) / "bold.ttf"
+            truetype_subset(font.bold_path, font.bold_index, chars, bold)
+        return bytes(_draw(model, (regular, 0), (bold, 0)).output())
+
+
+def _draw(model: ReportModel, regular: tuple[Path, int], bold: tuple[Path, int]) -> _Pages:
+    pdf = _Pages(model)
+    pdf.add_font(FONT, "", str(regular[0]), collection_font_number=regular[1])
+    pdf.add_font(FONT, "B", str(bold[0]), collection_font_number=bold[1])
+    pdf.set_creation_date(model.generated_utc)
+    pdf.set_title(f"考勤电子证据报告 {model.employee} {model.period_from} 至 {model.period_to}")
+    pdf.set_subject(f"证据包 manifest.json SHA-256 {model.bundle_id}")
+    pdf.set_author("Punchproof")
+    pdf.set_creator("Punchproof")
+    pdf.set_lang("zh-CN")
+    pdf.set_margins(15, 15, 15)
+    pdf.set_auto_page_break(True, margin=20)
+    pdf.add_page()
+    _summary(pdf, model)
+    _days(pdf, model)
+    _checks(pdf, model)
+    _gaps(pdf, model)
+    _files(pdf, model)
+    _steps(pdf)
+    return pdf
+
+
+def _heading(pdf: FPDF, text: str) -> None:
+    pdf.ln(3)
+    pdf.set_font(FONT, "B", 12)
+    pdf.cell(0, 8, text, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FONT, size=9)
+
+
+def _paragraph(pdf: FPDF, text: str, *, size: float = 9, color: tuple[int, int, int] = (0, 0, 0)) -> None:
+    pdf.set_font(FONT, size=size)
+    pdf.set_text_color(*color)
+    pdf.multi_cell(0, size * 0.55, text, align="L", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(0)
+
+
+def _rows(lines: list[str], per_row: int) -> list[list[str]]:
+    return [lines[n : n + per_row] for n in range(0, len(lines), per_row)]
+
+
+def _pieces(text: str) -> list[str]:
+    return [text[n : n + CHARS_PER_ROW] for n in range(0, len(text), CHARS_PER_ROW)] or [""]
+
+
+def _summary(pdf: FPDF, model: ReportModel) -> None:
+    pdf.set_font(FONT, "B", 16)
+    pdf.cell(0, 10, "考勤电子证据报告", new_x="LMARGIN", new_y="NEXT")
+    _paragraph(pdf, "Attendance evidence report", color=GREY)
+    pdf.ln(2)
+    logs = [f"{x.appliance}：日志 {x.log}，{x.span}" for x in model.logs] or ["（本期间无设备记录）"]
+    rows = [
+        ("员工工号", model.employee),
+        ("期间", f"{model.period_from} 至 {model.period_to}（{model.timezone} 时间）"),
+        *(("工厂" if n == 0 else "", plant) for n, plant in enumerate(model.plants)),
+        *(("设备与日志" if n == 0 else "", log) for n, log in enumerate(logs)),
+        ("云端见证密钥", model.witness_kid),
+        ("可信时间戳", model.timestamp),
+        ("生成时间", model.generated_at),
+        ("证据包标识", f"manifest.json SHA-256：{model.bundle_id}"),
+    ]
+    pdf.set_font(FONT, size=9)
+    with pdf.table(col_widths=(28, 152), first_row_as_headings=False, line_height=5, **LAYOUT) as table:
+        for label, value in rows:
+            row = table.row()
+            row.cell(label, style=HEADINGS)
+            row.cell(value)
+        row = table.row()
+        row.cell("结论", style=HEADINGS)
+        row.cell(model.verdict, style=FontFace(emphasis="BOLD", color=GREEN if model.ok else RED))
+
+
+def _days(pdf: FPDF, model: ReportModel) -> None:
+    _heading(pdf, "每日考勤记录")
+    _paragraph(
+        pdf,
+        "每条打卡记录均由考勤终端旁的边缘设备在记录时签名，并逐条纳入哈希链与默克尔树；云端收到后对其签名检查点"
+        "加盖时间并会签（见证）。考勤机时间是考勤机自己的时钟，设备时间是边缘设备记录该打卡的时间。" + SCHEDULE_NOTE,
+        size=8,
+        color=GREY,
+    )
+    pdf.set_font(FONT, size=8.5)
+    with pdf.table(
+        col_widths=(24, 92, 64),
+        headings_style=HEADINGS,
+        line_height=4.5,
+        **LAYOUT,
+        cell_fill_mode=TableCellFillMode.NONE,
+    ) as table:
+        heading = table.row()
+        for text in ("日期", "打卡（考勤机时间）", "设备记录与缺口"):
+            heading.cell(text)
+        for day in model.days:
+            punches = [
+                f"{p.terminal_time} {p.state}（{p.verify}，考勤机 {p.terminal}）\n"
+                f"    设备时间 {p.appliance_time}；{p.offset}\n"
+                f"    记录 {p.record}；云端见证不晚于 {p.witnessed}"
+                for p in day.punches
+            ]
+            notes = ([f"设备记录时段 {day.recorded}"] if day.recorded else []) + list(day.notes)
+            punch_rows, note_rows = _rows(punches, PUNCHES_PER_ROW), _rows(notes, NOTES_PER_ROW)
+            for n in range(max(len(punch_rows), len(note_rows), 1)):
+                row = table.row()
+                row.cell(f"{day.date}\n星期{day.weekday}" + ("" if n == 0 else "\n（续）"))
+                if not day.punches and n == 0:
+                    row.cell(day.status_text, style=FontFace(color=RED))
+                else:
+                    row.cell("\n".join(punch_rows[n]) if n < len(punch_rows) else "")
+                row.cell("\n".join(note_rows[n]) if n < len(note_rows) else "")
+
+
+def _checks(pdf: FPDF, model: ReportModel) -> None:
+    _heading(pdf, "校验结果")
+    pdf.set_font(FONT, size=8.5)
+    with pdf.table(col_widths=(50, 16, 114), headings_style=HEADINGS, line_height=4.5, **LAYOUT) as table:
+        heading = table.row()
+        for text in ("项目", "结果", "说明"):
+            heading.cell(text)
+        for check in model.checks:
+            for n, piece in enumerate(_pieces(check.detail)):
+                row = table.row()
+                row.cell(f"{check.label}\n{check.name}" if n == 0 else "（续）")
+                row.cell("通过" if check.ok else "未通过", style=FontFace(color=GREEN if check.ok else RED))
+                row.cell(piece)
+
+
+def _gaps(pdf: FPDF, model: ReportModel) -> None:
+    _heading(pdf, "记录缺口与异常")
+    if not model.gaps:
+        _paragraph(pdf, "无")
+    for gap in model.gaps:
+        _paragraph(pdf, f"• {gap.zh}")
+        _paragraph(pdf, f"  {gap.en}", size=7.5, color=GREY)
+
+
+def _files(pdf: FPDF, model: ReportModel) -> None:
+    _heading(pdf, "证据包中的文件")
+    pdf.set_font(FONT, size=7.5)
+    with pdf.table(col_widths=(48, 62, 70), headings_style=HEADINGS, line_height=4, **LAYOUT) as table:
+        heading = table.row()
+        for text in ("文件", "SHA-256", "内容"):
+            heading.cell(text)
+        for item in model.files:
+            row = table.row()
+            row.cell(item.name)
+            row.cell(item.sha256)
+            row.cell(item.about)
+
+
+def _steps(pdf: FPDF) -> None:
+    _heading(pdf, "如何独立核验")
+    for number, (text, command) in enumerate(VERIFY_STEPS, 1):
+        _paragraph(pdf, f"{number}. {text}")
+        if command:
+            _paragraph(pdf, f"    {command}", color=GREY)
