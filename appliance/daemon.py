@@ -13,6 +13,7 @@ from pathlib import Path
 
 import peewee as pw
 
+from appliance.attendance import Evaluator
 from appliance.clock import Clock, SystemClock
 from appliance.config import Settings
 from appliance.identity import finish_rotation, load_or_create_key, load_pending_key
@@ -46,6 +47,7 @@ class ApplianceDaemon:
         self.workers: list[TerminalWorker] = []
         self._stopping = threading.Event()
         self._sealer: threading.Thread | None = None
+        self.evaluator: Evaluator | None = None
 
     @property
     def _marker(self) -> Path:
@@ -61,7 +63,7 @@ class ApplianceDaemon:
         self._marker.write_text(boot_id + "\n")
         self.uplink = Uplink(settings, self.clock, cloud_key)
         pending = load_pending_key(settings.key_path)
-        self.writer = LogWriter(self.db, key, settings.log_origin, self.clock, boot_id, on_commit=self.uplink.wake)
+        self.writer = LogWriter(self.db, key, settings.log_origin, self.clock, boot_id, on_commit=self._committed)
         self.writer.start(pending)
         seq = self.writer.append([Entry("boot", {"unclean": unclean, "sw": software_version()})])[0]
         if pending is not None:
@@ -94,10 +96,19 @@ class ApplianceDaemon:
                 TerminalWorker(terminal.name, source, ingest, self.clock, interval_s=terminal.poll_seconds)
             )
         self.uplink.start(self.writer)
+        self.evaluator = Evaluator(self.writer, settings.plant.tz, [t.name for t in settings.terminals], self.clock)
+        self.evaluator.start()
         for worker in self.workers:
             worker.start()
         self._sealer = threading.Thread(target=self._seal_every_minute, name="sealer", daemon=True)
         self._sealer.start()
+
+    def _committed(self, seq: int) -> None:
+        """New records are in the log: the uplink sends them, the evaluator looks at new punches."""
+        if self.uplink is not None:
+            self.uplink.wake(seq)
+        if self.evaluator is not None:
+            self.evaluator.wake(seq)
 
     def _seal_every_minute(self) -> None:
         """A seal record and a checkpoint every minute, punches or not: gaps in the log show downtime."""
@@ -118,6 +129,8 @@ class ApplianceDaemon:
             self._sealer.join(timeout=30)
         for worker in self.workers:
             worker.stop()
+        if self.evaluator is not None:
+            self.evaluator.stop()
         if self.writer is not None:
             try:
                 self.seal("shutdown")
