@@ -348,16 +348,16 @@ def _shift(r: _Row) -> dict[str, Any]:
 
 
 def _roster(r: _Row) -> dict[str, Any]:
+    kind = r.choice("kind", ("weekly", "rotating"), "weekly")
     row = {
         "id": r.text("id"),
-        "kind": r.choice("kind", ("weekly", "rotating"), "weekly"),
+        "kind": kind,
         "pattern": r.text("pattern").replace("，", ","),
         "anchor": r.day("anchor"),
-        "holidays": r.choice("holidays", ("observe", "ignore"), ""),
+        # a weekly roster is a 标准工时 week that rests on public holidays; a rotation runs through them
+        "holidays": r.choice("holidays", ("observe", "ignore"), "observe" if kind == "weekly" else "ignore"),
         "makeup_weekday": r.integer("makeup_weekday", 0),
     }
-    if not row["holidays"]:
-        row["holidays"] = "observe" if row["kind"] == "weekly" else "ignore"
     days = roster_store.parse_pattern(row["pattern"])
     if row["kind"] == "weekly" and len(days) != 7:
         r.bad("pattern", f"a weekly pattern has 7 days, Monday first; got {len(days)}")
