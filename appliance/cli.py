@@ -90,6 +90,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--role", default="admin", choices=("admin", "plant_manager", "line_leader"))
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     cmd("status", _status, "print the log head, the sync cursor and the terminals")
+    p = cmd(
+        "import-roster",
+        _import_roster,
+        "import employees, shifts, rosters, leave, trips or 补卡 from a .csv or .xlsx file "
+        "(columns: see appliance/roster_import.py; Chinese headers accepted)",
+    )
+    p.add_argument("file")
+    p.add_argument(
+        "--kind",
+        default="auto",
+        choices=("auto", "employees", "shifts", "rosters", "schedule", "leave", "trips", "corrections"),
+        help="what a .csv file holds (default: recognised by its headers); .xlsx sheets are named for it",
+    )
+    p = cmd("import-calendar", _import_calendar, "set the plant's holiday overrides (TOML, see rules/calendar_cn.py)")
+    p.add_argument("file")
     cmd(
         "rotate-key",
         _rotate_key,
@@ -277,4 +292,47 @@ def _status(args: argparse.Namespace) -> int:
                 indent=2,
             )
         )
+    return 0
+
+
+def _import_roster(args: argparse.Namespace) -> int:
+    from appliance.clock import SystemClock, to_ms
+    from appliance.roster_import import ImportError_, import_file
+    from appliance.store import open_db
+
+    settings = _settings(args)
+    db = open_db(settings.db_path)
+    with db.connection_context():
+        try:
+            report = import_file(Path(args.file), settings.plant.tz, to_ms(SystemClock().now()), kind=args.kind)
+        except ImportError_ as err:
+            print(f"nothing imported: {err}", file=sys.stderr)
+            return 1
+    counts = ", ".join(f"{n} {kind}" for kind, n in report.counts.items())
+    again = f"; past days to evaluate again: {', '.join(report.reevaluate)}" if report.reevaluate else ""
+    print(f"imported {counts} from {args.file}{again}")
+    return 0
+
+
+def _import_calendar(args: argparse.Namespace) -> int:
+    from appliance.clock import SystemClock, to_ms
+    from appliance.rules import RulesError, parse_overrides
+    from appliance.store import CalendarFile, open_db
+
+    settings = _settings(args)
+    text = Path(args.file).read_text(encoding="utf-8")
+    try:
+        overrides = parse_overrides(text, source=args.file)
+    except RulesError as err:
+        print(f"not imported: {err}", file=sys.stderr)
+        return 1
+    db = open_db(settings.db_path)
+    with db.connection_context():
+        CalendarFile.replace(
+            id=1, text=text, source=f"import:{Path(args.file).name}", updated_ms=to_ms(SystemClock().now())
+        ).execute()
+    print(
+        f"calendar overrides {overrides.version}: {len(overrides.holidays)} holiday(s), "
+        f"{len(overrides.workdays)} workday(s)"
+    )
     return 0

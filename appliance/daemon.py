@@ -13,6 +13,7 @@ from pathlib import Path
 
 import peewee as pw
 
+from appliance.attendance import Evaluator
 from appliance.clock import Clock, SystemClock
 from appliance.config import Settings, TerminalSettings
 from appliance.groupcommit import GroupCommitter
@@ -50,6 +51,7 @@ class ApplianceDaemon:
         self.committer: GroupCommitter | None = None
         self._stopping = threading.Event()
         self._sealer: threading.Thread | None = None
+        self.evaluator: Evaluator | None = None
 
     @property
     def _marker(self) -> Path:
@@ -65,7 +67,7 @@ class ApplianceDaemon:
         self._marker.write_text(boot_id + "\n")
         self.uplink = Uplink(settings, self.clock, cloud_key)
         pending = load_pending_key(settings.key_path)
-        self.writer = LogWriter(self.db, key, settings.log_origin, self.clock, boot_id, on_commit=self.uplink.wake)
+        self.writer = LogWriter(self.db, key, settings.log_origin, self.clock, boot_id, on_commit=self._committed)
         self.writer.start(pending)
         seq = self.writer.append([Entry("boot", {"unclean": unclean, "sw": software_version()})])[0]
         if pending is not None:
@@ -102,6 +104,8 @@ class ApplianceDaemon:
             if terminal.live:
                 self.captures.append(self._live_capture(terminal, ingest, worker))
         self.uplink.start(self.writer)
+        self.evaluator = Evaluator(self.writer, settings.plant.tz, [t.name for t in settings.terminals], self.clock)
+        self.evaluator.start()
         for worker in self.workers:
             worker.start()
         for capture in self.captures:
@@ -122,6 +126,13 @@ class ApplianceDaemon:
             on_connect=lambda _address: worker.poll_soon(),
             now=self.clock.now,
         )
+
+    def _committed(self, seq: int) -> None:
+        """New records are in the log: the uplink sends them, the evaluator looks at new punches."""
+        if self.uplink is not None:
+            self.uplink.wake(seq)
+        if self.evaluator is not None:
+            self.evaluator.wake(seq)
 
     def _seal_every_minute(self) -> None:
         """A seal record and a checkpoint every minute, punches or not: gaps in the log show downtime."""
@@ -146,6 +157,8 @@ class ApplianceDaemon:
             worker.stop()
         if self.committer is not None:
             self.committer.stop()  # what is queued is committed
+        if self.evaluator is not None:
+            self.evaluator.stop()
         if self.writer is not None:
             try:
                 self.seal("shutdown")

@@ -17,7 +17,7 @@ PRAGMAS = {
     "busy_timeout": 10_000,
     "foreign_keys": 1,
 }
-APPEND_ONLY = ("log_record", "punch", "bad_record", "checkpoint", "cosignature")
+APPEND_ONLY = ("log_record", "punch", "bad_record", "checkpoint", "cosignature", "day_fact_index", "action_record")
 
 
 class BaseModel(pw.Model):
@@ -110,7 +110,234 @@ class Account(BaseModel):
     created_ms = pw.BigIntegerField()
 
 
-MODELS = (LogRecord, Punch, BadRecord, Checkpoint, Cosignature, TerminalHealth, SyncState, Account)
+# -- master data: who works which shift (fed by import-roster today, by the cloud's signed
+# configuration channel later: each row says where it came from, and the loader does not care) --
+
+
+class Employee(BaseModel):
+    """A worker, by badge number: the ``user_id`` the terminals record."""
+
+    user_id = pw.CharField(primary_key=True)
+    name = pw.CharField(default="")
+    line = pw.CharField(default="")  # 产线 / 班组
+    department = pw.CharField(default="")
+    roster = pw.CharField(default="")  # a ``RosterDef`` id; "" = not scheduled
+    valid_from = pw.CharField(default="")  # ISO date, inclusive; "" = always
+    valid_to = pw.CharField(default="")
+    active = pw.BooleanField(default=True)
+    source = pw.CharField(default="")  # "import:roster.xlsx", "demo", later "cloud:<config version>"
+    updated_ms = pw.BigIntegerField(default=0)
+
+
+class ShiftDef(BaseModel):
+    id = pw.CharField(primary_key=True)
+    name = pw.CharField(default="")
+    spans = pw.CharField()  # "08:00-12:00,13:00-17:00"; an end before its start ends the next day
+    late_grace_min = pw.IntegerField(default=5)
+    early_grace_min = pw.IntegerField(default=0)
+    checkin_before_min = pw.IntegerField(default=120)
+    checkout_after_min = pw.IntegerField(default=240)
+    terminals = pw.CharField(default="")  # terminal names, comma-separated; "" = every terminal
+    source = pw.CharField(default="")
+    updated_ms = pw.BigIntegerField(default=0)
+
+
+class RosterDef(BaseModel):
+    id = pw.CharField(primary_key=True)
+    kind = pw.CharField(default="weekly")  # "weekly" (Monday first, 7 days) or "rotating" (a cycle)
+    pattern = pw.CharField()  # "D,D,D,D,D,-,-": a shift id per day, "-" rest, "A+B" two shifts
+    anchor = pw.CharField(default="")  # rotating: a date on which day 0 of the cycle falls
+    holidays = pw.CharField(default="observe")  # "observe" public holidays, or "ignore" them
+    makeup_weekday = pw.IntegerField(default=0)
+    source = pw.CharField(default="")
+    updated_ms = pw.BigIntegerField(default=0)
+
+
+class ScheduleDay(BaseModel):
+    """排班 by hand: the shifts of one employee on one date, over the roster ("" = rest)."""
+
+    employee = pw.CharField()
+    day = pw.CharField()  # ISO date
+    shifts = pw.CharField(default="")
+    source = pw.CharField(default="")
+    updated_ms = pw.BigIntegerField(default=0)
+
+    class Meta:
+        primary_key = pw.CompositeKey("employee", "day")
+
+
+class LeaveEntry(BaseModel):
+    id = pw.CharField(primary_key=True)
+    employee = pw.CharField(index=True)
+    kind = pw.CharField(default="")  # 病假, 年假, 事假...
+    start_ms = pw.BigIntegerField()
+    end_ms = pw.BigIntegerField()
+    status = pw.CharField(default="approved")  # only approved leave excuses; "cancelled" stays as a row
+    source = pw.CharField(default="")
+    updated_ms = pw.BigIntegerField(default=0)
+
+
+class TripEntry(BaseModel):
+    id = pw.CharField(primary_key=True)
+    employee = pw.CharField(index=True)
+    destination = pw.CharField(default="")
+    start_ms = pw.BigIntegerField()
+    end_ms = pw.BigIntegerField()
+    status = pw.CharField(default="approved")
+    source = pw.CharField(default="")
+    updated_ms = pw.BigIntegerField(default=0)
+
+
+class CorrectionEntry(BaseModel):
+    """补卡: a punch added by a person, with the reason; never replaces a recorded punch."""
+
+    id = pw.CharField(primary_key=True)
+    employee = pw.CharField(index=True)
+    at_ms = pw.BigIntegerField()
+    direction = pw.CharField(default="unknown")  # in | out | unknown
+    reason = pw.CharField(default="")
+    by = pw.CharField(default="")
+    recorded_ms = pw.BigIntegerField(default=0)
+    status = pw.CharField(default="approved")
+    source = pw.CharField(default="")
+    updated_ms = pw.BigIntegerField(default=0)
+
+
+class CalendarFile(BaseModel):
+    """The plant's calendar overrides (TOML, ``appliance.rules.parse_overrides``), one row."""
+
+    id = pw.IntegerField(primary_key=True, default=1)
+    text = pw.TextField(default="")
+    source = pw.CharField(default="")
+    updated_ms = pw.BigIntegerField(default=0)
+
+
+class PlantPolicy(BaseModel):
+    """The plant's rule knobs, one row; absent = the rules' defaults."""
+
+    id = pw.IntegerField(primary_key=True, default=1)
+    version = pw.CharField(default="default")
+    duplicate_window_s = pw.IntegerField(default=60)
+    tentative_after_min = pw.IntegerField(default=15)
+    confirm_margin_min = pw.IntegerField(default=60)
+    source = pw.CharField(default="")
+    updated_ms = pw.BigIntegerField(default=0)
+
+
+# -- what the attendance evaluator writes (the daemon) and the pages read ------------------------
+
+
+class BoardRow(BaseModel):
+    """The latest evaluation of one employee's shift (or day off) on one date, for the pages."""
+
+    work_date = pw.CharField(index=True)  # ISO date the shift starts on
+    employee = pw.CharField()
+    shift = pw.CharField()  # "" on a day without a shift
+    name = pw.CharField(default="")
+    line = pw.CharField(default="")
+    shift_name = pw.CharField(default="")
+    status = pw.CharField()  # appliance.rules.Status
+    tier = pw.CharField()  # appliance.rules.Confirmation: open | held | confirmed
+    missing_tier = pw.CharField(default="")  # tentative | confirmed, for a missed check-in
+    late_min = pw.IntegerField(default=0)
+    early_min = pw.IntegerField(default=0)
+    missed = pw.IntegerField(default=0)
+    start_ms = pw.BigIntegerField(null=True)
+    end_ms = pw.BigIntegerField(null=True)
+    late_grace_s = pw.IntegerField(default=0)
+    in_ms = pw.BigIntegerField(null=True)
+    out_ms = pw.BigIntegerField(null=True)
+    n_punches = pw.IntegerField(default=0)
+    held_by = pw.CharField(default="")
+    excusal = pw.CharField(default="")
+    watch = pw.CharField(default="")
+    reason_zh = pw.TextField(default="")
+    reason_en = pw.TextField(default="")
+    fact_seq = pw.IntegerField(null=True)  # the dayfact record that states this decision, once confirmed
+    as_of_ms = pw.BigIntegerField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("work_date", "employee", "shift")
+
+
+class DayFactIndex(BaseModel):
+    """Each ``dayfact`` record appended, by its seq: the latest per key is what a change supersedes."""
+
+    seq = pw.IntegerField(primary_key=True)
+    key = pw.CharField(index=True)  # "emp/date/shift"
+    work_date = pw.CharField(index=True)
+    fact_id = pw.CharField()  # appliance.rules.fact_id of the body
+    decision = pw.TextField()  # JSON of the decision fields, to compare without re-reading the record
+
+
+class EvalRequest(BaseModel):
+    """A past date to evaluate again (leave, a trip or a 补卡 entered after the fact)."""
+
+    day = pw.CharField(primary_key=True)
+    requested_ms = pw.BigIntegerField()
+
+
+class EvaluatorState(BaseModel):
+    id = pw.IntegerField(primary_key=True, default=1)
+    passes = pw.IntegerField(default=0)  # bumped by every pass: the pages' cue to refresh
+    last_pass_ms = pw.BigIntegerField(null=True)
+    pass_ms = pw.IntegerField(default=0)  # how long the last pass took
+    last_error = pw.TextField(default="")
+
+
+class ActionRequest(BaseModel):
+    """ "Seen on the line", "terminal fault", "sent home": asked for by a page, signed by the daemon.
+
+    The pages hold no signing key, so they queue the action here and the daemon appends it as an
+    ``action`` record; ``ActionRecord`` (derived from the log) says which record holds it.
+    """
+
+    id = pw.AutoField()
+    employee = pw.CharField(index=True)
+    work_date = pw.CharField()
+    shift = pw.CharField(default="")
+    kind = pw.CharField()  # seen_on_line | terminal_fault | sent_home
+    reason = pw.TextField()
+    user = pw.CharField()
+    role = pw.CharField(default="")
+    requested_ms = pw.BigIntegerField()
+    error = pw.TextField(default="")  # why the daemon refused it (none so far); the page shows it
+
+
+class ActionRecord(BaseModel):
+    """Each ``action`` record appended, by seq; a request is signed at most once (unique)."""
+
+    seq = pw.IntegerField(primary_key=True)
+    request = pw.IntegerField(unique=True)
+    employee = pw.CharField(index=True)
+    work_date = pw.CharField()
+
+
+MASTER_MODELS = (
+    Employee,
+    ShiftDef,
+    RosterDef,
+    ScheduleDay,
+    LeaveEntry,
+    TripEntry,
+    CorrectionEntry,
+    CalendarFile,
+    PlantPolicy,
+)
+ATTENDANCE_MODELS = (BoardRow, DayFactIndex, EvalRequest, EvaluatorState, ActionRequest, ActionRecord)
+
+MODELS = (
+    LogRecord,
+    Punch,
+    BadRecord,
+    Checkpoint,
+    Cosignature,
+    TerminalHealth,
+    SyncState,
+    Account,
+    *MASTER_MODELS,
+    *ATTENDANCE_MODELS,
+)
 
 
 def open_db(path: Path, *, create: bool = True) -> pw.SqliteDatabase:
@@ -128,4 +355,5 @@ def open_db(path: Path, *, create: bool = True) -> pw.SqliteDatabase:
                         f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
                     )
             SyncState.get_or_create(id=1)
+            EvaluatorState.get_or_create(id=1)
     return db

@@ -45,10 +45,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         return response
 
     app.jinja_env.globals["t"] = i18n.translate
-    from appliance.web import auth, board
+    from appliance.web import auth, board, day, export, kiosk
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(board.bp)
+    for blueprint in (auth.bp, board.bp, day.bp, export.bp, kiosk.bp):
+        app.register_blueprint(blueprint)
     return app
 
 

@@ -1,23 +1,80 @@
-"""The plant manager's page: today's punches, the terminals' health, the sync state."""
+"""The plant manager's board: today's attendance by shift and line, terminals, sync, punches.
+
+The page reads what the daemon's evaluator wrote (``BoardRow``); a small script asks
+``/board/version`` every few seconds and swaps in the fresh rows when a pass or a punch changed
+them, so the page stays live without reloading itself.
+"""
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, jsonify, render_template, request
 
-from appliance.store import LogRecord, Punch, SyncState, TerminalHealth
+from appliance.store import BoardRow, EvaluatorState, LogRecord, Punch, SyncState, TerminalHealth
+from appliance.web import present
 from appliance.web.auth import login_required
 
 bp = Blueprint("board", __name__)
 
 
-def local(ms: int | None) -> str:
-    if ms is None:
-        return "—"
-    tz = current_app.config["SETTINGS"].plant.tz
-    return datetime.fromtimestamp(ms / 1000, tz).strftime("%Y-%m-%d %H:%M:%S")
+def _filtered(day: str) -> tuple[list[BoardRow], Counter[str]]:
+    query = BoardRow.select().where(BoardRow.work_date == day)
+    rows = list(query.order_by(BoardRow.start_ms, BoardRow.shift, BoardRow.line, BoardRow.employee))
+    counts: Counter[str] = Counter(present.CATEGORY_OF.get(r.status, "off") for r in rows)
+    counts.update(f"missing_{r.missing_tier}" for r in rows if r.missing_tier)
+    shift, line, category = (request.args.get(k, "") for k in ("shift", "line", "cat"))
+    needle = request.args.get("q", "").strip().lower()
+    rows = [
+        r
+        for r in rows
+        if (not shift or r.shift == shift)
+        and (not line or r.line == line)
+        and (not category or present.CATEGORY_OF.get(r.status) == category)
+        and (not needle or needle in r.employee.lower() or needle in r.name.lower())
+    ]
+    return rows, counts
+
+
+def _grouped(rows: list[BoardRow]) -> list[tuple[str, str, list[BoardRow]]]:
+    groups: dict[tuple[str, str], list[BoardRow]] = defaultdict(list)
+    for r in rows:
+        groups[(r.shift_name or r.shift, r.line)].append(r)
+    return [(shift, line, members) for (shift, line), members in groups.items()]
+
+
+def _context() -> dict[str, Any]:
+    day = present.parse_day(request.args.get("date"))
+    iso = day.isoformat()
+    rows, counts = _filtered(iso)
+    yesterday = (day - timedelta(days=1)).isoformat()
+    still_open = list(
+        BoardRow.select()
+        .where((BoardRow.work_date == yesterday) & (BoardRow.shift != "") & (BoardRow.tier != "confirmed"))
+        .order_by(BoardRow.start_ms, BoardRow.employee)
+        .limit(200)
+    )
+    everything = BoardRow.select(BoardRow.shift, BoardRow.shift_name, BoardRow.line).where(BoardRow.work_date == iso)
+    return {
+        "day": iso,
+        "groups": _grouped(rows),
+        "shown": len(rows),
+        "counts": counts,
+        "still_open": still_open,
+        "shifts": sorted({(r.shift, r.shift_name) for r in everything if r.shift}),
+        "lines": sorted({r.line for r in everything if r.line}),
+        "evaluator": EvaluatorState.get_or_none(EvaluatorState.id == 1),
+        "args": request.args,
+        "categories": present.CATEGORIES,
+    }
+
+
+def version() -> str:
+    state = EvaluatorState.get_or_none(EvaluatorState.id == 1)
+    last = Punch.select(Punch.seq).order_by(Punch.seq.desc()).scalar()
+    return f"{state.passes if state else 0}.{last if last is not None else -1}"
 
 
 @bp.route("/")
@@ -25,28 +82,34 @@ def local(ms: int | None) -> str:
 def index() -> Any:
     settings = current_app.config["SETTINGS"]
     tz = settings.plant.tz
-    midnight = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    start_ms = int(midnight.timestamp() * 1000)
-    end_ms = int((midnight + timedelta(days=1)).timestamp() * 1000)
-    punches = list(
-        Punch.select()
-        .where((Punch.at_utc_ms >= start_ms) & (Punch.at_utc_ms < end_ms))
-        .order_by(Punch.at_utc_ms.desc())
-        .limit(500)
-    )
+    day = present.today()
+    start_ms = int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp() * 1000)
+    punches = list(Punch.select().where(Punch.at_utc_ms >= start_ms).order_by(Punch.seq.desc()).limit(50))
     sync = SyncState.get_by_id(1)
     head = LogRecord.select(LogRecord.seq).order_by(LogRecord.seq.desc()).scalar()
     oldest = (
         LogRecord.select(LogRecord.t_wall_ms).where(LogRecord.seq > sync.acked_seq).order_by(LogRecord.seq).scalar()
     )
+    template = "board_live.html" if request.args.get("partial") else "board.html"
     return render_template(
-        "board.html",
+        template,
         settings=settings,
         punches=punches,
         terminals=list(TerminalHealth.select()),
         sync=sync,
         head=head if head is not None else -1,
         oldest_unsynced=oldest,
-        local=local,
-        today=midnight.strftime("%Y-%m-%d"),
+        local=present.local,
+        hhmm=present.hhmm,
+        reason=present.reason,
+        tier_key=present.tier_key,
+        today=day.isoformat(),
+        version=version(),
+        **_context(),
     )
+
+
+@bp.route("/board/version")
+@login_required
+def board_version() -> Any:
+    return jsonify({"version": version()})

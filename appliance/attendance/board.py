@@ -1,0 +1,74 @@
+"""The board table: the latest evaluation of every employee's day, as the pages show it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from appliance.clock import to_ms
+from appliance.roster_store import Person
+from appliance.rules import Evaluation, Plant
+from appliance.store import BoardRow
+
+KEEP_DAYS = 100  # rows older than this are dropped; the day facts in the log stay
+
+
+def _ms(at: object) -> int | None:
+    return None if at is None else to_ms(at)  # type: ignore[arg-type]
+
+
+def row(ev: Evaluation, plant: Plant, person: Person | None, fact_seq: int | None) -> dict[str, object]:
+    shift = plant.shifts.get(ev.shift_id)
+    first_in = next((s.check_in for s in ev.segments if s.check_in is not None), None)
+    last_out = next((s.check_out for s in reversed(ev.segments) if s.check_out is not None), None)
+    if not ev.segments and ev.punches:  # a day off with punches: show the first and the last
+        first_in, last_out = ev.punches[0], (ev.punches[-1] if len(ev.punches) > 1 else None)
+    return {
+        "work_date": ev.work_date.isoformat(),
+        "employee": ev.employee,
+        "shift": ev.shift_id,
+        "name": person.name if person else "",
+        "line": person.line if person else "",
+        "shift_name": shift.name if shift else "",
+        "status": ev.status.value,
+        "tier": ev.confirmation.value,
+        "missing_tier": ev.missing_tier,
+        "late_min": ev.late_min,
+        "early_min": ev.early_min,
+        "missed": ev.missed_punches,
+        "start_ms": _ms(ev.start),
+        "end_ms": _ms(ev.end),
+        "late_grace_s": int(shift.late_grace.total_seconds()) if shift else 0,
+        "in_ms": _ms(first_in.at) if first_in else None,
+        "out_ms": _ms(last_out.at) if last_out else None,
+        "n_punches": len(ev.punches),
+        "held_by": ",".join(ev.held_by),
+        "excusal": ev.excusal,
+        "watch": ev.watch,
+        "reason_zh": ev.reason_zh,
+        "reason_en": ev.reason_en,
+        "fact_seq": fact_seq,
+        "as_of_ms": to_ms(ev.as_of),
+    }
+
+
+def replace_day(
+    work_date: str,
+    evaluations: Iterable[Evaluation],
+    plant: Plant,
+    people: Mapping[str, Person],
+    fact_seqs: Mapping[str, int],
+) -> int:
+    """Swap the day's rows for these, in one transaction: a page never sees half a pass."""
+    rows = [
+        row(ev, plant, people.get(ev.employee), fact_seqs.get(f"{ev.employee}/{work_date}/{ev.shift_id}"))
+        for ev in evaluations
+    ]
+    with BoardRow._meta.database.atomic():
+        BoardRow.delete().where(BoardRow.work_date == work_date).execute()
+        for start in range(0, len(rows), 100):
+            BoardRow.insert_many(rows[start : start + 100]).execute()
+    return len(rows)
+
+
+def prune(before: str) -> int:
+    return BoardRow.delete().where(BoardRow.work_date < before).execute()

@@ -1,0 +1,85 @@
+"""Confirmed day facts into the signed log, each decision once.
+
+The latest fact appended for a key (employee/date/shift) is kept in ``DayFactIndex`` (derived from
+the log in the same transaction). A confirmed evaluation whose decision equals it appends
+nothing; a different decision (leave approved later, a 补卡) appends a new fact that supersedes
+it, exactly as ``appliance.rules.supersede`` defines, without re-reading the old record.
+
+The record carries the fact under ``fact`` (``{"type": "dayfact", "fact": {...}}``), so the fact's
+own field names (``key``, ``date``...) never collide with the log's common fields, and
+``fact_id(record["fact"])`` is the id that a superseding fact names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from appliance.punchlog import Entry, LogWriter
+from appliance.rules import Confirmation, Evaluation, Plant, Status, day_fact, fact_id
+from appliance.rules.dayfact import decision
+from appliance.store import DayFactIndex
+
+CHUNK = 500  # facts per append: one short transaction each
+
+
+@dataclass(frozen=True)
+class Latest:
+    seq: int
+    fact_id: str
+    decision: str
+
+
+def latest(work_date: str) -> dict[str, Latest]:
+    """The last fact of each key of ``work_date``."""
+    rows = (
+        DayFactIndex.select(DayFactIndex.key, DayFactIndex.fact_id, DayFactIndex.decision, DayFactIndex.seq)
+        .where(DayFactIndex.work_date == work_date)
+        .order_by(DayFactIndex.seq)
+        .tuples()
+    )
+    return {key: Latest(seq, fid, dec) for key, fid, dec, seq in rows}
+
+
+def _decision_text(fact: Mapping[str, int | str]) -> str:
+    return json.dumps(decision(fact), ensure_ascii=False, separators=(",", ":"))
+
+
+def due(evaluations: Iterable[Evaluation], plant: Plant, known: Mapping[str, Latest]) -> list[dict[str, int | str]]:
+    """The facts to append: confirmed evaluations whose decision is new or changed."""
+    out = []
+    for ev in evaluations:
+        if ev.confirmation is not Confirmation.CONFIRMED or ev.status is Status.NOT_SCHEDULED:
+            continue
+        fact = day_fact(ev, plant)
+        previous = known.get(str(fact["key"]))
+        if previous is not None:
+            if previous.decision == _decision_text(fact):
+                continue
+            fact = day_fact(ev, plant, supersedes=previous.fact_id)
+        out.append(fact)
+    return out
+
+
+def append(writer: LogWriter, facts: list[dict[str, int | str]]) -> list[int]:
+    seqs: list[int] = []
+    for start in range(0, len(facts), CHUNK):
+        entries = [_entry(f) for f in facts[start : start + CHUNK]]
+        seqs += writer.append(entries)
+    return seqs
+
+
+def _entry(fact: dict[str, int | str]) -> Entry:
+    def derive(seq: int, _now_ms: int) -> tuple[type[DayFactIndex], dict[str, object]]:
+        return DayFactIndex, {
+            "seq": seq,
+            "key": fact["key"],
+            "work_date": fact["date"],
+            "fact_id": fact_id(fact),
+            "decision": _decision_text(fact),
+        }
+
+    # nested: the fact's own fields (``key``...) never meet the log's, and ``fact_id(record["fact"])``
+    # is the id a superseding fact names
+    return Entry("dayfact", {"fact": fact}, derive)

@@ -1,0 +1,104 @@
+"""The kiosk beside the time clocks: no login, read-only, only what the floor already sees.
+
+``/kiosk`` is a full-screen page; ``/kiosk/feed?after=SEQ`` is the tiny JSON it polls (about
+twice a second): for each punch of the last few minutes, the worker's name, the local time, in
+or out, a late warning and a warning when the terminal's clock is off. No badge numbers, no
+absences, nothing about anyone who has not just punched. The page changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+
+from appliance.store import BoardRow, Employee, Punch, TerminalHealth
+
+bp = Blueprint("kiosk", __name__)
+
+RECENT = timedelta(minutes=10)  # older punches (a terminal's backlog read late) are not news to the floor
+CLOCK_WARN_MS = 60_000  # a terminal's clock more than a minute off gets a warning
+LIMIT = 20
+IN_STATES, OUT_STATES = {0, 3, 4}, {1, 2, 5}
+
+
+@bp.route("/kiosk")
+def page() -> Any:
+    return render_template("kiosk.html", settings=current_app.config["SETTINGS"])
+
+
+@bp.route("/kiosk/feed")
+def feed() -> Any:
+    try:
+        after = int(request.args.get("after", "-1"))
+    except ValueError:
+        after = -1
+    now = datetime.now(UTC)
+    now_ms = int(now.timestamp() * 1000)
+    query = Punch.select().where(Punch.at_utc_ms >= now_ms - int(RECENT.total_seconds() * 1000))
+    if after >= 0:
+        rows = list(query.where(Punch.seq > after).order_by(Punch.seq).limit(LIMIT))
+    else:  # a kiosk just opened: the last few, oldest first
+        rows = list(reversed(query.order_by(Punch.seq.desc()).limit(5)))
+    last = Punch.select(Punch.seq).order_by(Punch.seq.desc()).scalar()
+    body = {"now_ms": now_ms, "last": max(after, last if last is not None else -1), "punches": _shown(rows)}
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _shown(rows: list[Punch]) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    tz = current_app.config["SETTINGS"].plant.tz
+    users = {r.user_id for r in rows}
+    names = dict(Employee.select(Employee.user_id, Employee.name).where(Employee.user_id.in_(users)).tuples())
+    offsets = dict(TerminalHealth.select(TerminalHealth.name, TerminalHealth.clock_offset_ms).tuples())
+    days = {datetime.fromtimestamp(r.at_utc_ms / 1000, tz).date() for r in rows}
+    days |= {d - timedelta(days=1) for d in days}
+    shifts: dict[str, list[tuple[int, int, int]]] = {}
+    for emp, start, end, grace in (
+        BoardRow.select(BoardRow.employee, BoardRow.start_ms, BoardRow.end_ms, BoardRow.late_grace_s)
+        .where(
+            BoardRow.employee.in_(users)
+            & BoardRow.work_date.in_([d.isoformat() for d in days])
+            & BoardRow.start_ms.is_null(False)
+        )
+        .tuples()
+    ):
+        shifts.setdefault(emp, []).append((start, end, grace))
+    out = []
+    for r in rows:
+        direction, late = _direction(r, shifts.get(r.user_id, []))
+        offset = offsets.get(r.terminal) or 0
+        out.append(
+            {
+                "seq": r.seq,
+                "name": names.get(r.user_id, ""),
+                "time": datetime.fromtimestamp(r.at_utc_ms / 1000, tz).strftime("%H:%M"),
+                "dir": direction,
+                "late_min": late,
+                "clock_off_s": offset // 1000 if abs(offset) > CLOCK_WARN_MS else 0,
+            }
+        )
+    return out
+
+
+def _direction(punch: Punch, shifts: list[tuple[int, int, int]]) -> tuple[str, int]:
+    """In or out (the terminal's key if it has one, else the nearer end of the nearest shift), and
+    minutes late for a check-in after the shift's start plus grace, as the rules count them."""
+    at = punch.at_utc_ms
+    nearest = min(shifts, key=lambda s: min(abs(at - s[0]), abs(at - s[1])), default=None)
+    if punch.state in IN_STATES:
+        direction = "in"
+    elif punch.state in OUT_STATES:
+        direction = "out"
+    elif nearest is not None:
+        direction = "in" if abs(at - nearest[0]) <= abs(at - nearest[1]) else "out"
+    else:
+        direction = ""
+    late = 0
+    if direction == "in" and nearest is not None and abs(at - nearest[0]) < abs(at - nearest[1]):
+        late = max(0, (at - nearest[0] - nearest[2] * 1000) // 60_000)
+    return direction, late

@@ -1,0 +1,348 @@
+"""The evaluator on a real SQLite file with a real signed log and a frozen clock.
+
+Monday 2 March 2026 in Shanghai; shift D 08:00-17:00 (grace 5 min, check-out window 4 h), so a
+missed check-in turns tentative at 08:20 (start + grace + 15 min) and can be confirmed from 21:00
+(end + 4 h) once both terminals have been read past it.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from appliance import roster_import
+from appliance.attendance import Evaluator, actions
+from appliance.clock import to_ms
+from appliance.punchlog import Entry, LogWriter
+from appliance.rules import fact_id
+from appliance.store import ActionRecord, BoardRow, EvaluatorState, LogRecord, Punch, TerminalHealth, open_db
+from ledger import GENESIS_PREV, SignedRecord, SigningKey, parse
+from ledger.messages import Batch
+from ledger.verify import verify_batch
+from tests.conftest import PLANT_TZ
+from tests.harness.clock import FrozenClock
+from tests.harness.wait import wait_until
+
+LOG = "punchproof/test/pi-01/1"
+TERMINALS = ("gate-1", "gate-2")
+
+
+def local(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(2026, 3, day, hour, minute, second, tzinfo=PLANT_TZ).astimezone(UTC)
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(local(2, 7, 0))
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = open_db(tmp_path / "appliance.sqlite3")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def key():
+    return SigningKey.generate()
+
+
+@pytest.fixture
+def writer(db, key, clock):
+    holder: dict[str, Evaluator] = {}
+    w = LogWriter(db, key, LOG, clock, "boot-1", on_commit=lambda seq: holder["ev"].wake(seq) if holder else None)
+    w.start()
+    w.holder = holder  # the evaluator, once made, hears about commits like the daemon's does
+    return w
+
+
+@pytest.fixture
+def evaluator(writer, clock):
+    ev = Evaluator(writer, PLANT_TZ, TERMINALS, clock, interval_s=15)
+    writer.holder["ev"] = ev
+    return ev
+
+
+@pytest.fixture(autouse=True)
+def master(db, clock):
+    rows = {
+        "shifts": [
+            {
+                "id": "D",
+                "name": "白班",
+                "spans": "08:00-17:00",
+                "late_grace_min": 5,
+                "early_grace_min": 0,
+                "checkin_before_min": 120,
+                "checkout_after_min": 240,
+                "terminals": "",
+            }
+        ],
+        "rosters": [
+            {
+                "id": "wk",
+                "kind": "weekly",
+                "pattern": "D,D,D,D,D,-,-",
+                "anchor": "",
+                "holidays": "observe",
+                "makeup_weekday": 0,
+            }
+        ],
+        "employees": [
+            {
+                "user_id": "1001",
+                "name": "张三",
+                "line": "一线",
+                "department": "",
+                "roster": "wk",
+                "valid_from": "",
+                "valid_to": "",
+                "active": True,
+            },
+            {
+                "user_id": "1002",
+                "name": "李四",
+                "line": "二线",
+                "department": "",
+                "roster": "wk",
+                "valid_from": "",
+                "valid_to": "",
+                "active": True,
+            },
+        ],
+    }
+    roster_import.store(rows, PLANT_TZ, to_ms(clock.now()), source="test")
+
+
+def read(terminal: str, at: datetime, offset_ms: int = 0) -> None:
+    """The terminal was read successfully at ``at`` (what the ingest records)."""
+    TerminalHealth.replace(
+        name=terminal, serial=terminal.upper(), available=True, last_contact_ms=to_ms(at), clock_offset_ms=offset_ms
+    ).execute()
+
+
+def read_all(at: datetime) -> None:
+    for name in TERMINALS:
+        read(name, at)
+
+
+def punch(writer: LogWriter, user_id: str, at: datetime, terminal: str = "gate-1", state: int = 0) -> int:
+    device = at.astimezone(PLANT_TZ).replace(tzinfo=None).isoformat()
+    body = {
+        "emp": user_id,
+        "src": "zk",
+        "term": {
+            "name": terminal,
+            "sn": terminal.upper(),
+            "t": device,
+            "tz": "Asia/Shanghai",
+            "state": state,
+            "verify": 1,
+        },
+    }
+
+    def derive(seq, now_ms):
+        return Punch, {
+            "seq": seq,
+            "terminal": terminal,
+            "terminal_sn": terminal.upper(),
+            "user_id": user_id,
+            "device_time": device,
+            "at_utc_ms": to_ms(at),
+            "verify": 1,
+            "state": state,
+            "workcode": 0,
+            "received_ms": now_ms,
+        }
+
+    return writer.append([Entry("punch", body, derive)])[0]
+
+
+def row(employee: str, day: str = "2026-03-02") -> BoardRow:
+    return BoardRow.get((BoardRow.work_date == day) & (BoardRow.employee == employee) & (BoardRow.shift == "D"))
+
+
+def day_facts(day: str = "2026-03-02") -> list[dict]:
+    """The facts of Monday 2 March (Sunday's rest days are confirmed too, at midnight)."""
+    rows = LogRecord.select().where(LogRecord.type == "dayfact").order_by(LogRecord.seq)
+    return [fact for r in rows if (fact := parse(bytes(r.data))["fact"])["date"] == day]
+
+
+def test_a_missed_check_in_is_tentative_from_the_threshold_on(evaluator, writer, clock):
+    punch(writer, "1001", local(2, 7, 58))
+    clock.advance(hours=1, minutes=19, seconds=59)  # 08:19:59
+    read_all(clock.now())
+    evaluator.run_once()
+    assert row("1002").status == "upcoming"
+    assert row("1001").status == "present" and row("1001").name == "张三"
+    clock.advance(seconds=1)  # 08:20:00: start 08:00 + grace 5 + 15 minutes
+    evaluator.run_once()
+    missing = row("1002")
+    assert (missing.status, missing.missing_tier, missing.tier) == ("missing", "tentative", "open")
+    assert missing.name == "李四" and missing.reason_zh, "the board says why"
+    assert day_facts() == [], "nothing tentative goes into the signed log"
+
+
+def test_the_thread_flags_a_tentative_miss_within_a_minute_and_after_a_punch(evaluator, writer, clock):
+    clock.advance(hours=1, minutes=19)  # 08:19
+    read_all(clock.now())
+    evaluator.start()
+    try:
+        wait_until(lambda: row("1002").status == "upcoming", timeout=10, message="the first pass")
+        clock.advance(seconds=60)  # 08:20: the next interval (15 s of the frozen monotonic clock) is due
+        evaluator.wake()
+        wait_until(lambda: row("1002").missing_tier == "tentative", timeout=10, message="the tentative miss")
+        clock.advance(seconds=3)
+        punch(writer, "1002", clock.now())  # the commit wakes the evaluator (on_commit), as in the daemon
+        wait_until(lambda: row("1002").status == "late", timeout=10, message="the late punch on the board")
+        assert row("1002").late_min == 15
+    finally:
+        evaluator.stop()
+
+
+def test_an_offline_terminal_holds_confirmation_and_never_makes_an_absence(evaluator, writer, clock):
+    punch(writer, "1001", local(2, 7, 58))
+    punch(writer, "1001", local(2, 17, 2), state=1)
+    clock.advance(hours=14, minutes=30)  # 21:30, past the confirmation moment 21:00
+    read("gate-1", clock.now())
+    read("gate-2", local(2, 16, 0))  # last read at 16:00, offline since
+    evaluator.run_once()
+    held = row("1002")
+    assert (held.status, held.tier, held.missing_tier) == ("missing", "held", "tentative")
+    assert held.held_by == "gate-2" and "gate-2" in held.reason_zh
+    assert row("1001").tier == "held", "the whole shift waits, present workers too"
+    assert day_facts() == []
+
+
+def test_a_terminal_whose_clock_is_behind_holds_by_its_own_clock(evaluator, writer, clock):
+    clock.advance(hours=14, minutes=5)  # 21:05
+    read("gate-1", clock.now())
+    read("gate-2", clock.now(), offset_ms=-10 * 60_000)  # its clock says 20:55: punches up to then are read
+    evaluator.run_once()
+    assert row("1002").tier == "held" and row("1002").held_by == "gate-2"
+
+
+def test_a_confirmed_fact_is_appended_once_signed_and_chained(evaluator, writer, clock, key):
+    punch(writer, "1001", local(2, 8, 22))
+    punch(writer, "1001", local(2, 17, 1), state=1)
+    clock.advance(hours=14, minutes=30)
+    read_all(clock.now())
+    report = evaluator.run_once()
+    facts = {f["emp"]: f for f in day_facts()}
+    assert len(facts) == 2 and len(report.facts) == 4, "Monday's two shifts, and Sunday's two rest days"
+    assert (facts["1002"]["status"], facts["1002"]["tier"]) == ("missing", "confirmed")
+    assert (facts["1001"]["status"], facts["1001"]["late_min"]) == ("late", 17)
+    assert "迟到 17 分钟" in facts["1001"]["reason_zh"]
+    assert row("1002").fact_seq in report.facts
+    clock.advance(minutes=5)
+    read_all(clock.now())
+    assert evaluator.run_once().facts == () and len(day_facts()) == 2, "an unchanged decision appends nothing"
+    assert len(day_facts("2026-03-01")) == 2
+    rows = list(LogRecord.select().order_by(LogRecord.seq))
+    batch = Batch(LOG, 0, tuple(SignedRecord(bytes(r.data), bytes(r.sig)) for r in rows))
+    verify_batch(batch, key=key.verify_key, prev=GENESIS_PREV)
+
+
+def test_leave_approved_later_supersedes_the_confirmed_absence(evaluator, writer, clock):
+    clock.advance(hours=14, minutes=30)
+    read_all(clock.now())
+    evaluator.run_once()
+    (absent,) = [f for f in day_facts() if f["emp"] == "1002"]
+    assert absent["status"] == "missing"
+    clock.advance(days=3)  # Thursday: 2 March is neither today nor yesterday any more
+    read_all(clock.now())
+    assert "2026-03-02" not in evaluator.run_once().days
+    sick = {
+        "id": "L7",
+        "employee": "1002",
+        "kind": "病假",
+        "start_ms": to_ms(local(2, 0)),
+        "end_ms": to_ms(local(3, 0)),
+        "status": "approved",
+    }
+    report = roster_import.store({"leave": [sick]}, PLANT_TZ, to_ms(clock.now()), source="test")
+    assert "2026-03-02" in report.reevaluate
+    result = evaluator.run_once()
+    assert "2026-03-02" in result.days
+    newer = [f for f in day_facts() if f["emp"] == "1002" and f["date"] == "2026-03-02"]
+    assert [f["status"] for f in newer] == ["missing", "on_leave"]
+    assert newer[1]["supersedes"] == fact_id(absent), "the new fact names the one it replaces"
+    assert row("1002").status == "on_leave"
+    assert "2026-03-02" not in evaluator.run_once().days, "the request is served once"
+    assert len(day_facts()) == 3
+
+
+def test_rest_days_are_confirmed_at_midnight_and_never_missing(evaluator, clock):
+    clock.advance(days=5, hours=2)  # Saturday 09:00, a rest day in the weekly roster
+    read_all(clock.now())
+    evaluator.run_once()
+    saturday = BoardRow.get((BoardRow.work_date == "2026-03-07") & (BoardRow.employee == "1002"))
+    assert saturday.status == "rest_day" and saturday.missing_tier == ""
+
+
+def test_actions_from_the_pages_are_signed_once_with_the_user(evaluator, writer, clock):
+    request = actions.queue(
+        employee="1002",
+        work_date="2026-03-02",
+        shift="D",
+        kind="seen_on_line",
+        reason="在二线看到他",
+        user="boss",
+        role="plant_manager",
+        now_ms=to_ms(clock.now()),
+    )
+    (seq,) = actions.sign_pending(writer)
+    assert actions.sign_pending(writer) == []
+    record = parse(bytes(LogRecord.get_by_id(seq).data))
+    assert (record["type"], record["act"], record["user"], record["reason"]) == (
+        "action",
+        "seen_on_line",
+        "boss",
+        "在二线看到他",
+    )
+    assert ActionRecord.get_by_id(seq).request == request.id
+    with pytest.raises(ValueError, match="reason"):
+        actions.queue(
+            employee="1002",
+            work_date="2026-03-02",
+            shift="D",
+            kind="sent_home",
+            reason=" ",
+            user="boss",
+            role="admin",
+            now_ms=0,
+        )
+
+
+def test_the_pass_is_recorded_for_the_pages(evaluator, clock):
+    read_all(clock.now())
+    evaluator.run_once()
+    evaluator.run_once()
+    state = EvaluatorState.get_by_id(1)
+    assert state.passes == 2 and state.last_pass_ms == to_ms(clock.now()) and state.last_error == ""
+
+
+def test_the_evaluator_ignores_its_own_commits(evaluator, writer, clock):
+    evaluator._thread = threading.current_thread()  # as if this were the evaluator's thread
+    evaluator.wake(1)
+    assert not evaluator._dirty
+    evaluator._thread = None
+
+
+def test_no_punch_for_an_unknown_badge_breaks_a_pass(evaluator, writer, clock):
+    punch(writer, "9999", local(2, 7, 59))
+    clock.advance(hours=2)
+    read_all(clock.now())
+    evaluator.run_once()
+    assert not BoardRow.select().where(BoardRow.employee == "9999").exists()
+    assert row("1001").status == "missing"
+
+
+def test_day_boundary_uses_the_plant_zone(evaluator, clock):
+    read_all(clock.now())
+    report = evaluator.run_once()
+    assert clock.now() == datetime(2026, 3, 1, 23, 0, tzinfo=UTC)  # 07:00 on 2 March in Shanghai
+    assert report.days == ("2026-03-01", "2026-03-02")
