@@ -119,7 +119,7 @@ class BatchIngest:
                         r.sig,
                         leaf,
                         f["t_wall_ms"],
-                        f["emp"] if isinstance(f.get("emp"), str) else None,
+                        _employee_of(f),
                         now_ms,
                     )
                     for (f, leaf), r in zip(verified.records, fresh.records, strict=True)
@@ -187,6 +187,14 @@ class BatchIngest:
     def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
         log.error("quarantined a message on %s: %s", topic, reason)
         Quarantine.create(received_ms=to_ms(self._clock.now()), topic=topic, reason=reason, payload=payload)
+
+
+def _employee_of(fields: dict[str, Any]) -> str | None:
+    """Whose record it is, for evidence export: punches, actions, and day facts (``fact.emp``)."""
+    emp = fields.get("emp")
+    if emp is None and isinstance(fields.get("fact"), dict):
+        emp = fields["fact"].get("emp")
+    return emp if isinstance(emp, str) else None
 
 
 def _kid_of(batch: Batch) -> str:

@@ -287,3 +287,19 @@ def test_a_duplicate_gets_the_stored_cosignature_again(witnessed, key):
     first = witnessed.handle(TOPIC, batch).ack
     again = witnessed.handle(TOPIC, batch).ack  # the first acknowledgement was lost
     assert again.status == "duplicate" and again.cosignature == first.cosignature
+
+
+def test_day_facts_and_actions_are_filed_under_their_employee(ingest, key):
+    """So that an evidence export discloses the employee's confirmed day results and the actions on them."""
+    records, prev = [], GENESIS_PREV
+    bodies = [
+        ("dayfact", {"fact": {"emp": "1001", "date": "2026-03-02", "status": "missing"}}),
+        ("action", {"act": "seen_on_line", "emp": "1002", "user": "manager"}),
+        ("seal", {"why": "minute"}),
+    ]
+    for seq, (kind, body) in enumerate(bodies):
+        record = make_record(key=key, log=LOG, seq=seq, type=kind, prev=prev, t_wall_ms=seq, **body)
+        records.append(record)
+        prev = record.leaf
+    assert send_range(ingest, records, 0, 2).status == "ok"
+    assert [r.employee for r in LogRecord.select().order_by(LogRecord.seq)] == ["1001", "1002", None]
