@@ -17,8 +17,8 @@ from appliance.attendance import Evaluator, actions
 from appliance.clock import to_ms
 from appliance.punchlog import Entry, LogWriter
 from appliance.rules import fact_id
-from appliance.store import ActionRecord, BoardRow, EvaluatorState, LogRecord, Punch, TerminalHealth, open_db
-from ledger import GENESIS_PREV, SignedRecord, SigningKey, parse
+from appliance.store import ActionRecord, BoardRow, EvaluatorState, LogRecord, Punch, TerminalHealth
+from ledger import GENESIS_PREV, SignedRecord, parse
 from ledger.messages import Batch
 from ledger.verify import verify_batch
 from tests.conftest import PLANT_TZ
@@ -36,18 +36,6 @@ def local(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
 @pytest.fixture
 def clock():
     return FrozenClock(local(2, 7, 0))
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "appliance.sqlite3")
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def key():
-    return SigningKey.generate()
 
 
 @pytest.fixture

@@ -9,30 +9,18 @@ import pytest
 from appliance.ingest import PunchIngest
 from appliance.poller import TerminalWorker
 from appliance.punchlog import Entry, LogWriter
-from appliance.store import Checkpoint, LogRecord, Punch, TerminalHealth, open_db
+from appliance.store import Checkpoint, LogRecord, Punch, TerminalHealth
 from firmware_bridge.zk import wire
 from firmware_bridge.zk.driver import ZKTerminal
 from firmware_bridge.zk.emulator import TerminalState, ZKEmulator
 from firmware_bridge.zk.records import encode_attendance_40
-from ledger import GENESIS_PREV, SignedRecord, SigningKey, merkle, note
+from ledger import GENESIS_PREV, SignedRecord, merkle, note
 from ledger.messages import Batch
 from ledger.verify import verify_batch
 from tests.conftest import PLANT_TZ
 from tests.harness.clock import FrozenClock
 
 LOG = "punchproof/test/pi-01/1"
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "appliance.sqlite3")
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def key():
-    return SigningKey.generate()
 
 
 @pytest.fixture

@@ -4,20 +4,13 @@ import pytest
 
 from appliance.identity import finish_rotation, load_or_create_key, load_pending_key, start_rotation
 from appliance.punchlog import Entry, KeyMismatch, LogWriter
-from appliance.store import Checkpoint, LogRecord, open_db
+from appliance.store import Checkpoint, LogRecord
 from ledger import GENESIS_PREV, SignedRecord, SigningKey, note
 from ledger.merkle import CompactRange
 from ledger.messages import Batch
 from ledger.verify import verify_range
 
 LOG = "punchproof/test/pi-01/1"
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "appliance.sqlite3")
-    yield database
-    database.close()
 
 
 def whole_log() -> Batch:
