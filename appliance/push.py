@@ -14,6 +14,7 @@ again at every health tick.
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import timedelta
 
 from appliance.clock import Clock, to_ms
@@ -47,7 +48,8 @@ class PushTerminals:
             on_unknown=self._unknown,
             on_table=self._table,
         )
-        self.server = AdmsServer(self.receiver, settings.push.host, settings.push.port)
+        self._bind = (settings.push.host, settings.push.port)
+        self.server = AdmsServer(self.receiver, *self._bind)
         self.listening = False
         self._bind_error = ""
         self._available: dict[str, bool | None] = {t.serial: None for t in self._terminals}
@@ -96,12 +98,15 @@ class PushTerminals:
                 self._available[terminal.serial] = available
 
     def _listen(self) -> None:
+        host, port = self._bind
         try:
+            _probe_bind(host, port)
             self.server.start()
-        except OSError as err:
-            if str(err) != self._bind_error:
-                log.error("%s; push terminals cannot reach the appliance until it can", err)
-            self._bind_error = str(err)
+        except (OSError, SystemExit) as err:  # werkzeug's make_server exits the process on a bind error
+            reason = f"ADMS 接收端无法监听 / receiver cannot listen on {host}:{port}: {err}"
+            if reason != self._bind_error:
+                log.error("%s; push terminals cannot reach the appliance until it can", reason)
+            self._bind_error = reason
             return
         self.listening, self._bind_error = True, ""
 
@@ -114,3 +119,11 @@ class PushTerminals:
 
     def _table(self, upload: TableUpload) -> None:
         log.info("push terminal %s sent %d %s line(s)", upload.serial, len(upload.lines), upload.table or "?")
+
+
+def _probe_bind(host: str, port: int) -> None:
+    """Raise the ``OSError`` a bind would: werkzeug prints it and calls ``sys.exit`` instead."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        sock.bind((host.strip("[]"), port))
