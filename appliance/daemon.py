@@ -112,7 +112,7 @@ class ApplianceDaemon:
             if terminal.live:
                 self.captures.append(self._live_capture(terminal, ingest, worker))
         if settings.terminals_of(AdmsTerminalSettings):
-            self.push = PushTerminals(settings, ingest, self.clock)
+            self.push = PushTerminals(settings, ingest, self.clock, self.db)
         if settings.terminals_of(CardReaderSettings) or settings.terminals_of(R30xReaderSettings):
             self.readers = SerialReaders(settings, ingest, self.clock)
         self.uplink.start(self.writer)

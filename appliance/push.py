@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
+
+import peewee as pw
 
 from appliance.clock import Clock, to_ms
 from appliance.config import AdmsTerminalSettings, Settings
@@ -27,24 +31,33 @@ from firmware_bridge.adms.server import AdmsServer
 log = logging.getLogger(__name__)
 
 HEALTH_EVERY_S = 10.0
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 class PushTerminals:
     """The receiver, its HTTP server and the health of each push terminal. Construction does no I/O."""
 
     def __init__(
-        self, settings: Settings, ingest: PunchIngest, clock: Clock, *, health_every_s: float = HEALTH_EVERY_S
+        self,
+        settings: Settings,
+        ingest: PunchIngest,
+        clock: Clock,
+        db: pw.Database,
+        *,
+        health_every_s: float = HEALTH_EVERY_S,
     ) -> None:
+        self._db = db
         self._ingest = ingest
         self._clock = clock
         self._terminals = settings.terminals_of(AdmsTerminalSettings)
         self._offline_after = timedelta(seconds=settings.push.offline_after_s)
         self.receiver = AdmsReceiver(
             [PushTerminal(t.serial, t.name, t.encoding) for t in self._terminals],
-            ingest.accept_push,
+            self._per_request(ingest.accept_push),
             clock=clock,
             tz=settings.plant.tz,
-            cursor_of=ingest.push_cursor,
+            cursor_of=self._per_request(ingest.push_cursor),
             on_unknown=self._unknown,
             on_table=self._table,
         )
@@ -109,6 +122,16 @@ class PushTerminals:
             self._bind_error = reason
             return
         self.listening, self._bind_error = True, ""
+
+    def _per_request(self, func: Callable[[A], R]) -> Callable[[A], R]:
+        """The server answers each request on a thread of its own: its database connection is
+        closed with it, rather than left to the garbage collector."""
+
+        def call(arg: A) -> R:
+            with self._db.connection_context():
+                return func(arg)
+
+        return call
 
     def _unknown(self, unknown: UnknownTerminal) -> None:
         """Refused (the receiver answered 403); kept as evidence that something else is pushing."""
