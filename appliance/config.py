@@ -6,16 +6,22 @@ Secrets are masked whenever the settings are shown.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
+import ipaddress
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from appliance.idmap import IdMapError, load_cards, load_pages
+from firmware_bridge.readers.cards import card_format
 from ledger import Malformed, VerifyKey
 
+T = TypeVar("T")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SECRET_KEYS = {"password", "comm_key"}
 
@@ -80,13 +86,74 @@ class TerminalSettings:
 
 
 @dataclass(frozen=True)
+class AdmsTerminalSettings:
+    """A terminal that pushes to us (ADMS / iclock): known only by the serial number it sends."""
+
+    name: str
+    serial: str
+    kind: str = "adms"
+    encoding: str = "gb18030"  # Chinese firmware; a superset of GBK
+
+
+@dataclass(frozen=True)
+class CardReaderSettings:
+    """A card or Wiegand-to-RS232 reader on a serial port (``serial_for_url``: a tty or socket://)."""
+
+    name: str
+    url: str
+    cards_file: str  # CSV: card, employee (appliance.idmap); relative to this file's folder
+    kind: str = "card"
+    baudrate: int = 9600
+    card_format: str = "decimal"  # firmware_bridge.readers.cards: a named format or regex:<pattern>
+    repeat_seconds: float = 3.0  # a card held at the reader repeats: one punch per this window
+
+
+@dataclass(frozen=True)
+class R30xReaderSettings:
+    """An R30x / AS608 fingerprint module on a serial port: it answers a page, the table says whose."""
+
+    name: str
+    url: str
+    pages_file: str  # CSV: page, employee (appliance.idmap); relative to this file's folder
+    kind: str = "r30x"
+    baudrate: int = 57600
+    password: int = 0
+    address: int = 0xFFFFFFFF
+
+
+AnyTerminalSettings = TerminalSettings | AdmsTerminalSettings | CardReaderSettings | R30xReaderSettings
+TERMINAL_KINDS: dict[str, type] = {
+    "zk": TerminalSettings,
+    "adms": AdmsTerminalSettings,
+    "card": CardReaderSettings,
+    "r30x": R30xReaderSettings,
+}
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    """Where push (ADMS) terminals reach the appliance: one address of the plant-LAN interface.
+
+    Terminals identify themselves by serial number only, so the receiver must not be reachable
+    from any other network: a specific address is required, never 0.0.0.0."""
+
+    host: str = ""
+    port: int = 8081
+    offline_after_s: float = 60.0  # no request from a terminal for this long: shown offline
+
+
+@dataclass(frozen=True)
 class Settings:
     plant: PlantSettings
     appliance: ApplianceSettings
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     web: WebSettings = field(default_factory=WebSettings)
-    terminals: tuple[TerminalSettings, ...] = ()
+    terminals: tuple[AnyTerminalSettings, ...] = ()
     source: str = ""
+    push: PushSettings = field(default_factory=PushSettings)
+
+    def terminals_of(self, kind: type[T]) -> list[T]:
+        return [t for t in self.terminals if isinstance(t, kind)]
 
     @property
     def state_dir(self) -> Path:
@@ -128,19 +195,21 @@ class Settings:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> Settings:
         problems: list[str] = []
-        known = {"plant", "appliance", "mqtt", "web", "terminals"}
+        known = {"plant", "appliance", "mqtt", "web", "terminals", "push"}
         problems += [f"[{key}]: unknown section" for key in data if key not in known]
         plant = _section(PlantSettings, data.get("plant"), "plant", problems)
         appliance = _section(ApplianceSettings, data.get("appliance"), "appliance", problems)
         mqtt = _section(MqttSettings, data.get("mqtt", {}), "mqtt", problems)
         web = _section(WebSettings, data.get("web", {}), "web", problems)
+        push = _section(PushSettings, data.get("push", {}), "push", problems)
         raw_terminals = data.get("terminals", [])
         terminals = []
         if not isinstance(raw_terminals, list):
             problems.append("[[terminals]]: must be an array of tables")
             raw_terminals = []
+        base = Path(source).parent if source != "<dict>" else Path()
         for index, raw in enumerate(raw_terminals):
-            terminal = _section(TerminalSettings, raw, f"terminals[{index}]", problems)
+            terminal = terminal_settings(raw, f"terminals[{index}]", base, problems)
             if terminal is not None:
                 terminals.append(terminal)
         if plant is not None:
@@ -157,16 +226,128 @@ class Settings:
             )
         if appliance is not None and not SLUG.match(appliance.id):
             problems.append("appliance.id: use lower-case letters, digits and '-' (e.g. 'pi-01')")
-        names = [t.name for t in terminals]
-        problems += [f"terminals: name {n!r} is used twice" for n in sorted({n for n in names if names.count(n) > 1})]
-        problems += [f"terminals.{t.name}.kind: only 'zk' is supported" for t in terminals if t.kind != "zk"]
-        if problems or plant is None or appliance is None or mqtt is None or web is None:
+        names = [t.get("name") for t in raw_terminals if isinstance(t, dict) and isinstance(t.get("name"), str)]
+        problems += check_terminals(terminals, push, names)
+        if problems or plant is None or appliance is None or mqtt is None or web is None or push is None:
             raise ConfigError(source, problems)
-        return cls(plant, appliance, mqtt, web, tuple(terminals), source)
+        return cls(plant, appliance, mqtt, web, tuple(terminals), source, push)
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by '***'."""
         return _mask(dataclasses.asdict(self))
+
+
+def terminal_settings(raw: Any, name: str, base: Path, problems: list[str]) -> AnyTerminalSettings | None:
+    """One ``[[terminals]]`` table, by its ``kind``; a key of another kind is named as such."""
+    if not isinstance(raw, dict):
+        problems.append(f"[{name}]: not a table")
+        return None
+    kind = raw.get("kind", "zk")
+    settings_type = TERMINAL_KINDS.get(kind) if isinstance(kind, str) else None
+    if settings_type is None:
+        problems.append(f"{name}.kind: {kind!r} is not supported; use one of {', '.join(TERMINAL_KINDS)}")
+        return None
+    label = f"{name} ({raw['name']})" if isinstance(raw.get("name"), str) else name
+    own = {f.name for f in dataclasses.fields(settings_type)}
+    for key in raw:
+        if key not in own and _any_kind_has(key):
+            problems.append(f"{label}.{key}: not a setting of a {kind!r} terminal (it takes: {', '.join(sorted(own))})")
+    terminal = _section(
+        settings_type, {k: v for k, v in raw.items() if k in own or not _any_kind_has(k)}, name, problems
+    )
+    if terminal is None:
+        return None
+    if isinstance(terminal, TerminalSettings):
+        problems += _encoding_problems(terminal.encoding, f"{label}.encoding")
+    elif isinstance(terminal, AdmsTerminalSettings):
+        if not ADMS_SERIAL.match(terminal.serial):
+            problems.append(
+                f"{label}.serial: {terminal.serial!r} is not a terminal serial number (letters, digits, '-')"
+            )
+        problems += _encoding_problems(terminal.encoding, f"{label}.encoding")
+    elif isinstance(terminal, CardReaderSettings | R30xReaderSettings):
+        if not terminal.url.strip():
+            problems.append(f"{label}.url: required: a serial port (/dev/ttyUSB0) or socket://host:port")
+        if terminal.baudrate <= 0:
+            problems.append(f"{label}.baudrate: must be positive")
+        if isinstance(terminal, CardReaderSettings):
+            try:
+                card_format(terminal.card_format)
+            except ValueError as err:
+                problems.append(f"{label}.card_format: {err}")
+            if terminal.repeat_seconds < 0:
+                problems.append(f"{label}.repeat_seconds: must not be negative")
+            path = base / terminal.cards_file
+            _table_problems(load_cards, path, f"{label}.cards_file", problems)
+            return dataclasses.replace(terminal, cards_file=str(path.resolve()))
+        for key in ("password", "address"):
+            if not 0 <= getattr(terminal, key) <= 0xFFFFFFFF:
+                problems.append(f"{label}.{key}: must be a 32-bit unsigned number")
+        path = base / terminal.pages_file
+        _table_problems(load_pages, path, f"{label}.pages_file", problems)
+        return dataclasses.replace(terminal, pages_file=str(path.resolve()))
+    return terminal
+
+
+def check_terminals(terminals: list[AnyTerminalSettings], push: PushSettings | None, names: list[str]) -> list[str]:
+    """What is wrong across the terminals: names, serials or ports used twice; the push address.
+
+    ``names`` are those of every table, valid or not, so a clash is reported with the other problems."""
+    problems = []
+    for what, values in (
+        ("name", names),
+        ("serial", [t.serial for t in terminals if isinstance(t, AdmsTerminalSettings)]),
+        ("url", [t.url for t in terminals if isinstance(t, CardReaderSettings | R30xReaderSettings)]),
+    ):
+        problems += [
+            f"terminals: {what} {v!r} is used twice" for v in sorted({v for v in values if values.count(v) > 1})
+        ]
+    if push is None or not any(isinstance(t, AdmsTerminalSettings) for t in terminals):
+        return problems
+    if not push.host.strip():
+        problems.append(
+            "push.host: required with an 'adms' terminal: the appliance's address on the plant LAN "
+            "(e.g. 192.168.10.2) / 推送考勤机需要填写本机在工厂局域网的地址"
+        )
+    else:
+        try:
+            address = ipaddress.ip_address(push.host.strip("[]"))
+        except ValueError:
+            problems.append(f"push.host: {push.host!r} is not an IP address of this appliance's plant-LAN interface")
+        else:
+            if address.is_unspecified:
+                problems.append(
+                    f"push.host: {push.host!r} would accept pushes from every network; terminals are trusted by serial "
+                    "number alone, so give the plant-LAN interface's own address (e.g. 192.168.10.2) / "
+                    "不能监听所有网卡，请填写工厂局域网网卡的地址"
+                )
+    if not 0 < push.port < 65536:
+        problems.append(f"push.port: {push.port} is not a TCP port")
+    if push.offline_after_s <= 0:
+        problems.append("push.offline_after_s: must be positive")
+    return problems
+
+
+ADMS_SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+
+
+def _any_kind_has(key: str) -> bool:
+    return any(key in {f.name for f in dataclasses.fields(t)} for t in TERMINAL_KINDS.values())
+
+
+def _encoding_problems(encoding: str, name: str) -> list[str]:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        return [f"{name}: unknown text encoding {encoding!r} (e.g. 'gb18030', 'gbk', 'utf-8')"]
+    return []
+
+
+def _table_problems(load: Callable[[Path], object], path: Path, name: str, problems: list[str]) -> None:
+    try:
+        load(path)
+    except IdMapError as err:
+        problems += [f"{name}: {path}: {problem}" for problem in err.problems]
 
 
 def _section(kind: type, raw: Any, name: str, problems: list[str]) -> Any:

@@ -15,12 +15,20 @@ import peewee as pw
 
 from appliance.attendance import Evaluator
 from appliance.clock import Clock, SystemClock
-from appliance.config import Settings, TerminalSettings
+from appliance.config import (
+    AdmsTerminalSettings,
+    CardReaderSettings,
+    R30xReaderSettings,
+    Settings,
+    TerminalSettings,
+)
 from appliance.groupcommit import GroupCommitter
 from appliance.identity import finish_rotation, load_or_create_key, load_pending_key
 from appliance.ingest import PunchIngest
 from appliance.poller import TerminalWorker
 from appliance.punchlog import Entry, LogWriter
+from appliance.push import PushTerminals
+from appliance.readers import SerialReaders
 from appliance.store import open_db
 from appliance.sync import Uplink
 from firmware_bridge.zk.driver import ZKTerminal
@@ -49,6 +57,8 @@ class ApplianceDaemon:
         self.workers: list[TerminalWorker] = []
         self.captures: list[LiveCapture] = []
         self.committer: GroupCommitter | None = None
+        self.push: PushTerminals | None = None  # only with an 'adms' terminal
+        self.readers: SerialReaders | None = None  # only with a 'card' or 'r30x' reader
         self._stopping = threading.Event()
         self._sealer: threading.Thread | None = None
         self.evaluator: Evaluator | None = None
@@ -88,7 +98,7 @@ class ApplianceDaemon:
         self.committer = GroupCommitter(self.writer, self.clock)
         self.committer.start()
         ingest = PunchIngest(self.writer, self.clock, settings.plant.timezone, self.committer)
-        for terminal in settings.terminals:
+        for terminal in settings.terminals_of(TerminalSettings):
             source = ZKTerminal(
                 terminal.host,
                 terminal.port,
@@ -103,6 +113,10 @@ class ApplianceDaemon:
             self.workers.append(worker)
             if terminal.live:
                 self.captures.append(self._live_capture(terminal, ingest, worker))
+        if settings.terminals_of(AdmsTerminalSettings):
+            self.push = PushTerminals(settings, ingest, self.clock, self.db)
+        if settings.terminals_of(CardReaderSettings) or settings.terminals_of(R30xReaderSettings):
+            self.readers = SerialReaders(settings, ingest, self.clock)
         self.uplink.start(self.writer)
         self.evaluator = Evaluator(self.writer, settings.plant.tz, [t.name for t in settings.terminals], self.clock)
         self.evaluator.start()
@@ -110,6 +124,10 @@ class ApplianceDaemon:
             worker.start()
         for capture in self.captures:
             capture.start()
+        if self.push is not None:
+            self.push.start()
+        if self.readers is not None:
+            self.readers.start()
         self._sealer = threading.Thread(target=self._seal_every_minute, name="sealer", daemon=True)
         self._sealer.start()
 
@@ -155,6 +173,10 @@ class ApplianceDaemon:
             capture.stop()
         for worker in self.workers:
             worker.stop()
+        if self.push is not None:
+            self.push.stop()
+        if self.readers is not None:
+            self.readers.stop()
         if self.committer is not None:
             self.committer.stop()  # what is queued is committed
         if self.evaluator is not None:

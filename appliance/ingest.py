@@ -15,7 +15,8 @@ from concurrent.futures import Future
 from appliance.clock import Clock, to_ms
 from appliance.groupcommit import GroupCommitter
 from appliance.punchlog import Entry, LogWriter
-from appliance.store import BadRecord, Punch, TerminalHealth
+from appliance.store import BadRecord, Punch, PushCursor, TerminalHealth
+from firmware_bridge.adms.receiver import AttlogCursor, PushBatch
 from firmware_bridge.types import TIME_FROM_TERMINAL, Download, PunchKey, RawPunch, RejectedRecord
 from firmware_bridge.zk.live import LivePunch
 
@@ -63,14 +64,62 @@ class PunchIngest:
         The terminal keeps the punch in its log, so if the appliance dies before the commit, the
         catch-up read at the next connection stores it: acknowledging the event early loses nothing.
         """
+        return self._submit(terminal, live.punch, live.clock_offset_ms, "zk")
+
+    def accept_read(self, terminal: str, punch: RawPunch, src: str) -> Future[int] | None:
+        """A serial reader's punch, through group commit like a live event (``src``: card, r30x).
+
+        The reader has no clock (``punch.time_source`` says the time is ours, and the record says
+        so) and no memory: if the commit fails the read is gone, so the future's failure is logged.
+        """
+        future = self._submit(terminal, punch, None, src)
+        if future is not None:
+            future.add_done_callback(lambda done: _log_lost(terminal, punch, done))
+        return future
+
+    def accept_push(self, batch: PushBatch) -> list[int]:
+        """A push terminal's batch: its new punches, its rejected lines as incidents, its cursor
+        and its health, in one transaction, so ``push_cursor`` after a restart matches what is stored.
+        Punches already stored or pending (a batch re-sent after a lost ``OK``) are skipped."""
+        with self._locks[batch.terminal]:
+            fresh = [p for p in _unique(batch.punches) if p.key not in self._pending and not _known(p)]
+            bad = [r for r in {r.raw: r for r in batch.rejected}.values() if not _known_bad(r)]
+            TerminalHealth.get_or_create(name=batch.terminal)
+            now_ms = to_ms(self._clock.now())
+
+            def cursor_and_health() -> None:
+                PushCursor.insert(
+                    serial=batch.serial, stamp=batch.cursor.stamp, digest=batch.cursor.digest, updated_ms=now_ms
+                ).on_conflict_replace().execute()
+                TerminalHealth.update(serial=batch.serial, available=True, last_contact_ms=now_ms, last_error="").where(
+                    TerminalHealth.name == batch.terminal
+                ).execute()
+
+            entries = [self._entry(batch.terminal, p, None, src="adms") for p in fresh]
+            entries += [self._incident(batch.terminal, r) for r in bad]
+            seqs = self._writer.append(entries, then=cursor_and_health)
+        return seqs[: len(fresh)]
+
+    def push_cursor(self, serial: str) -> AttlogCursor | None:
+        """The cursor stored with a push terminal's last batch (the receiver's ``cursor_of``)."""
+        row = PushCursor.get_or_none(PushCursor.serial == serial)
+        return AttlogCursor(row.stamp, row.digest) if row is not None else None
+
+    def accept_incident(self, kind: str, body: dict[str, object]) -> Future[int]:
+        """An ``incident`` record (an unknown terminal, an unknown card...) through group commit:
+        what happened at the plant's edge that is not a punch, kept as evidence."""
+        if self._committer is None:
+            raise RuntimeError("incidents need a group committer")
+        return self._committer.submit(Entry("incident", {"kind": kind, **body}))
+
+    def _submit(self, terminal: str, punch: RawPunch, offset_ms: int | None, src: str) -> Future[int] | None:
         if self._committer is None:
             raise RuntimeError("live punches need a group committer")
-        punch = live.punch
         with self._locks[terminal]:
             if punch.key in self._pending or _known(punch):
                 return None
             self._pending.add(punch.key)
-        future = self._committer.submit(self._entry(terminal, punch, live.clock_offset_ms))
+        future = self._committer.submit(self._entry(terminal, punch, offset_ms, src=src))
 
         def settled(_future: Future[int]) -> None:
             with self._locks[terminal]:
@@ -121,10 +170,10 @@ class PunchIngest:
 
         return Entry("incident", body, derive)
 
-    def _entry(self, terminal: str, punch: RawPunch, offset_ms: int | None) -> Entry:
+    def _entry(self, terminal: str, punch: RawPunch, offset_ms: int | None, *, src: str = "zk") -> Entry:
         body = {
             "emp": punch.user_id,
-            "src": "zk",
+            "src": src,
             "term": {
                 "name": terminal,
                 "sn": punch.terminal_sn,
@@ -156,6 +205,17 @@ class PunchIngest:
             }
 
         return Entry("punch", body, derive)
+
+
+def _log_lost(terminal: str, punch: RawPunch, future: Future[int]) -> None:
+    if future.exception() is not None:
+        log.error(
+            "%s: the read of %s at %s could not be stored and is lost (the reader keeps no log): %s",
+            terminal,
+            punch.user_id,
+            punch.device_time,
+            future.exception(),
+        )
 
 
 def _unique(punches: tuple[RawPunch, ...]) -> list[RawPunch]:

@@ -95,6 +95,18 @@ class TerminalHealth(BaseModel):
     record_size = pw.IntegerField(null=True)
 
 
+class PushCursor(BaseModel):
+    """Where a push (ADMS) terminal's log stands: the stamp and body hash of the last batch stored.
+
+    Written in the same transaction as the batch's punches, so after a restart the receiver tells
+    the terminal to resume exactly after what is stored (and recognises a re-sent batch)."""
+
+    serial = pw.CharField(primary_key=True)
+    stamp = pw.CharField(null=True)  # None: the terminal's firmware sends no Stamp=
+    digest = pw.CharField()  # SHA-256 of the batch body, hex
+    updated_ms = pw.BigIntegerField()
+
+
 class SyncState(BaseModel):
     id = pw.IntegerField(primary_key=True, default=1)
     acked_seq = pw.IntegerField(default=-1)  # highest seq the cloud has verified and committed
@@ -333,6 +345,7 @@ MODELS = (
     Checkpoint,
     Cosignature,
     TerminalHealth,
+    PushCursor,
     SyncState,
     Account,
     *MASTER_MODELS,

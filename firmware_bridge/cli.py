@@ -1,4 +1,8 @@
-"""``punchproof emulate ...``: terminals played by emulators that speak the real protocols."""
+"""``punchproof emulate ...``: terminals played by emulators that speak the real protocols.
+
+``zk`` is set up here; ``adms``, ``card``, ``r30x`` (and ``serial card|r30x``) hand their
+arguments to the emulator's own ``main(argv)``, so ``punchproof emulate adms --help`` shows its options.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import logging
 import random
 import signal
 import threading
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from firmware_bridge.zk.emulator import TerminalState, ZKEmulator
@@ -41,6 +46,29 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         help="a random worker punches this often (0: never)",
     )
     p.add_argument("--clock-offset", type=float, default=0.0, metavar="SECONDS", help="the terminal's clock error")
+    _passthrough(cmds, "adms", "an ADMS (iclock) push terminal pushing to a receiver", _adms)
+    _passthrough(cmds, "card", "a serial card reader on a pty or socket://", partial(_serial, "card"))
+    _passthrough(cmds, "r30x", "an R30x fingerprint module on a pty or socket://", partial(_serial, "r30x"))
+    _passthrough(cmds, "serial", "a serial reader: card or r30x", partial(_serial, None))
+
+
+def _passthrough(cmds: argparse._SubParsersAction, name: str, help_text: str, func: object) -> None:  # type: ignore[type-arg]
+    """A subcommand whose arguments (``--help`` included) all go to the emulator's own parser."""
+    p = cmds.add_parser(name, help=help_text, add_help=False, prefix_chars="\0")
+    p.add_argument("argv", nargs=argparse.REMAINDER)
+    p.set_defaults(func=func)
+
+
+def _adms(args: argparse.Namespace) -> int:
+    from firmware_bridge.adms.emulator import main
+
+    return main(args.argv)
+
+
+def _serial(kind: str | None, args: argparse.Namespace) -> int:
+    from firmware_bridge.readers.emulators import main
+
+    return main([kind, *args.argv] if kind else args.argv)
 
 
 def _zk(args: argparse.Namespace) -> int:

@@ -34,7 +34,7 @@ def test_every_problem_is_listed_at_once():
         "mqtt.port: expected int, got str",
         "mqtt.cloud_key_file: required",
         "name 'a' is used twice",
-        "only 'zk' is supported",
+        "'hanvon' is not supported; use one of zk, adms, card, r30x",
     ):
         assert expected in problems
 

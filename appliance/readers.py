@@ -1,0 +1,151 @@
+"""Serial readers in the appliance daemon: card / Wiegand line readers and R30x fingerprint modules.
+
+A reader has no clock and no log: each read becomes a punch timed by the appliance's clock
+(``term.time_src = "appliance"`` in the record) and goes through group commit like a ZK live
+event. A card or a finger page not in the plant's table is not a punch, but it is evidence that
+someone presented it at that moment, so each such read is kept as an ``incident`` record
+(``unknown_card``, ``unknown_page``, ``finger_not_identified``, ``bad_reader_read``); the log
+says it once per card or page and run.
+
+Health: the row of a reader says it is available while its port is open; its last contact
+moves on with every health tick while it is (an open port that stays silent has missed nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from appliance.clock import Clock, to_ms
+from appliance.config import CardReaderSettings, ConfigError, R30xReaderSettings, Settings
+from appliance.devicehealth import Ticker, record_health
+from appliance.idmap import IdMapError, load_cards, load_pages
+from appliance.ingest import PunchIngest
+from firmware_bridge.readers import r30x
+from firmware_bridge.readers.card_reader import CardReader
+from firmware_bridge.readers.cards import CardFormat, card_format
+from firmware_bridge.readers.fingerprint import FingerprintReader
+from firmware_bridge.types import RawPunch, RejectedRecord
+
+log = logging.getLogger(__name__)
+
+HEALTH_EVERY_S = 10.0
+T = TypeVar("T")
+Reader = CardReader | FingerprintReader
+
+
+class SerialReaders:
+    """Every configured reader, each on its own thread. Construction does no I/O."""
+
+    def __init__(
+        self, settings: Settings, ingest: PunchIngest, clock: Clock, *, health_every_s: float = HEALTH_EVERY_S
+    ) -> None:
+        self._settings = settings
+        self._ingest = ingest
+        self._clock = clock
+        self.readers: dict[str, Reader] = {}
+        self._told: set[tuple[str, str]] = set()  # (reader, card or page) already logged as unknown
+        self._ticker = Ticker("reader-health", self.tick, health_every_s)
+
+    def start(self) -> None:
+        """Read the card and page tables, then open every port (a missing port is retried, not fatal)."""
+        settings = self._settings
+        for card in settings.terminals_of(CardReaderSettings):
+            fmt = card_format(card.card_format)
+            self.readers[card.name] = CardReader(
+                card.name,
+                card.url,
+                cards=self._table(load_cards, card.cards_file, card.name),
+                card_format=fmt,
+                tz=settings.plant.tz,
+                clock=self._clock,
+                on_punch=partial(self._punch, card.name, "card"),
+                on_rejected=partial(self._card_rejected, card.name, fmt),
+                on_status=partial(self._status, card.name),
+                baudrate=card.baudrate,
+                repeat_window=timedelta(seconds=card.repeat_seconds),
+            )
+        for module in settings.terminals_of(R30xReaderSettings):
+            self.readers[module.name] = FingerprintReader(
+                module.name,
+                module.url,
+                pages=self._table(load_pages, module.pages_file, module.name),
+                tz=settings.plant.tz,
+                clock=self._clock,
+                on_punch=partial(self._punch, module.name, "r30x"),
+                on_rejected=partial(self._finger_rejected, module.name),
+                on_status=partial(self._status, module.name),
+                baudrate=module.baudrate,
+                password=module.password,
+                address=module.address,
+            )
+        for name in self.readers:
+            record_health(name, serial=name)
+        for reader in self.readers.values():
+            reader.start()
+        self._ticker.start()
+
+    def stop(self) -> None:
+        self._ticker.stop()
+        for reader in self.readers.values():
+            reader.stop()
+
+    def tick(self) -> None:
+        now_ms = to_ms(self._clock.now())
+        for name, reader in self.readers.items():
+            if reader.loop.available:
+                record_health(name, available=True, last_contact_ms=now_ms, last_error="")
+
+    def _table(self, load: Callable[[Path], T], path: str, name: str) -> T:
+        try:
+            return load(Path(path))
+        except IdMapError as err:  # changed since the configuration was checked
+            raise ConfigError(self._settings.source, [f"terminals.{name}: {err}"]) from err
+
+    def _punch(self, name: str, src: str, punch: RawPunch) -> None:
+        self._ingest.accept_read(name, punch, src)
+
+    def _status(self, name: str, available: bool, reason: str) -> None:
+        fields: dict[str, object] = {"available": available, "last_error": reason}
+        if available:
+            fields["last_contact_ms"] = to_ms(self._clock.now())
+        record_health(name, **fields)
+
+    def _card_rejected(self, name: str, fmt: CardFormat, record: RejectedRecord) -> None:
+        try:
+            card = fmt.parse(record.raw)
+        except ValueError:
+            self._incident(name, "bad_reader_read", record, {})
+            return
+        self._tell_once(name, card, "card %s is not in the card table", card)
+        self._incident(name, "unknown_card", record, {"card": card})
+
+    def _finger_rejected(self, name: str, record: RejectedRecord) -> None:
+        page = _matched_page(record.raw)
+        if page is None:
+            self._incident(name, "finger_not_identified", record, {})
+            return
+        self._tell_once(name, f"page {page}", "fingerprint page %d is not in the page table", page)
+        self._incident(name, "unknown_page", record, {"page": page})
+
+    def _tell_once(self, name: str, key: str, message: str, value: object) -> None:
+        if (name, key) not in self._told:
+            self._told.add((name, key))
+            log.warning("reader %s: " + message + "; each read is kept as an incident", name, value)
+
+    def _incident(self, name: str, kind: str, record: RejectedRecord, detail: dict[str, object]) -> None:
+        term = {"name": name, "sn": record.terminal_sn, "idx": record.index, "raw": record.raw.hex(), **detail}
+        self._ingest.accept_incident(kind, {"reason": record.reason, "term": term})
+
+
+def _matched_page(raw: bytes) -> int | None:
+    """The page of a successful Search acknowledgement (a finger matched, but to no one we know)."""
+    for item in r30x.Deframer().feed(raw):
+        if isinstance(item, r30x.Packet) and item.code == r30x.OK and len(item.payload) >= 5:
+            return int(struct.unpack_from(">H", item.payload, 1)[0])
+    return None

@@ -1,0 +1,143 @@
+"""The appliance daemon with serial readers: an emulated card reader and R30x module on socket://.
+
+Each read is one punch, timed by the appliance (and the record says so); cards and pages nobody
+owns, unreadable fingers and garbage lines are kept as incidents; health follows the port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.store import LogRecord, Punch, TerminalHealth
+from firmware_bridge.readers import r30x as r30x_protocol
+from firmware_bridge.readers.emulators import CardReaderEmulator, R30xEmulator
+from firmware_bridge.readers.endpoints import SocketEndpoint
+from tests.appliance.test_push import Appliance, appliance_settings
+from tests.harness.wait import wait_until
+
+NO_FINGER = (r30x_protocol.GEN_IMG, r30x_protocol.NO_FINGER)  # the module's answer once the finger is lifted
+
+
+@pytest.fixture
+def card_port() -> Iterator[SocketEndpoint]:
+    endpoint = SocketEndpoint().plug()
+    yield endpoint
+    endpoint.unplug()
+
+
+@pytest.fixture
+def r30x_port() -> Iterator[SocketEndpoint]:
+    endpoint = SocketEndpoint().plug()
+    yield endpoint
+    endpoint.unplug()
+
+
+@pytest.fixture
+def appliance(tmp_path: Path, clock, card_port, r30x_port) -> Iterator[Appliance]:
+    (tmp_path / "cards.csv").write_text("卡号,工号\n0012345678,E001\n87654321,E003\n", encoding="utf-8-sig")
+    (tmp_path / "pages.csv").write_text("page,employee\n0,E001\n1,E002\n", encoding="utf-8")
+    settings = appliance_settings(
+        tmp_path,
+        [
+            {"name": "canteen-card", "kind": "card", "url": card_port.url, "cards_file": "cards.csv"},
+            {"name": "office-finger", "kind": "r30x", "url": r30x_port.url, "pages_file": "pages.csv"},
+        ],
+    )
+    plant = Appliance(settings, clock).start()
+    yield plant
+    plant.stop()
+
+
+@pytest.fixture
+def card_reader(appliance, card_port) -> CardReaderEmulator:
+    wait_until(lambda: card_port.connected, message="the appliance to open the card reader's port")
+    return CardReaderEmulator(card_port)
+
+
+@pytest.fixture
+def r30x(appliance, r30x_port) -> Iterator[R30xEmulator]:
+    module = R30xEmulator(r30x_port).start()
+    module.enroll(0, "finger-zhang")
+    module.enroll(1, "finger-li")
+    module.enroll(7, "finger-visitor")  # enrolled on the module, but not in the page table
+    yield module
+    module.stop()
+
+
+def reads(terminal: str) -> list[tuple[str, str]]:
+    query = Punch.select().where(Punch.terminal == terminal).order_by(Punch.seq)
+    return [(p.user_id, p.device_time) for p in query]
+
+
+def health(name: str) -> TerminalHealth:
+    return TerminalHealth.get_by_id(name)
+
+
+def test_a_card_is_one_punch_timed_by_the_appliance(appliance, card_reader, clock):
+    card_reader.present_decimal(12345678)
+    card_reader.present_decimal(12345678)  # held at the reader: it repeats
+    wait_until(lambda: reads("canteen-card"), message="the card read stored")
+    clock.advance(seconds=30)
+    card_reader.present_decimal(87654321)
+    wait_until(lambda: len(reads("canteen-card")) == 2, message="the second card")
+    assert reads("canteen-card") == [("E001", "2026-03-02T08:00:00"), ("E003", "2026-03-02T08:00:30")]
+    first = appliance.records("punch")[0]
+    assert first["src"] == "card" and first["emp"] == "E001"
+    assert first["term"]["time_src"] == "appliance" and first["term"]["sn"] == "canteen-card"
+    assert bytes.fromhex(first["term"]["raw"]) == b"0012345678"
+    assert appliance.chain_verifies() == LogRecord.select().count()
+
+
+def test_unknown_cards_and_garbage_are_recorded_not_punched(appliance, card_reader, caplog):
+    card_reader.present_decimal(99)
+    card_reader.write_raw(b"\xff\xfeNOISE\r\n")
+    card_reader.present_decimal(12345678)
+    wait_until(lambda: reads("canteen-card"), message="the good read after the bad ones")
+    incidents = wait_until(lambda: len(appliance.records("incident")) == 2 and appliance.records("incident"))
+    unknown, garbage = incidents
+    assert unknown["kind"] == "unknown_card" and unknown["term"]["card"] == "99"
+    assert unknown["term"]["name"] == "canteen-card" and bytes.fromhex(unknown["term"]["raw"]) == b"0000000099"
+    assert garbage["kind"] == "bad_reader_read" and "not a card read" in garbage["reason"]
+    assert [u for u, _ in reads("canteen-card")] == ["E001"]
+    told = [r for r in caplog.records if r.name == "appliance.readers" and "not in the card table" in r.message]
+    assert len(told) == 1
+
+
+def test_fingers_become_punches_and_strangers_incidents(appliance, r30x, clock):
+    wait_until(lambda: health("office-finger").available, message="the module open")
+    r30x.place("finger-li")
+    wait_until(lambda: reads("office-finger"), message="the finger's punch")
+    r30x.lift()
+    wait_until(lambda: r30x.replies[-1] == NO_FINGER, message="the sensor empty again")
+    r30x.place("finger-visitor")
+    wait_until(lambda: appliance.records("incident"), message="the unknown page recorded")
+    r30x.lift()
+    wait_until(lambda: r30x.replies[-1] == NO_FINGER, message="the sensor empty again")
+    r30x.place("finger-nobody")
+    wait_until(lambda: len(appliance.records("incident")) == 2, message="the unidentified finger recorded")
+    assert reads("office-finger") == [("E002", "2026-03-02T08:00:00")]
+    punch = appliance.records("punch")[0]
+    assert punch["src"] == "r30x" and punch["term"]["time_src"] == "appliance" and punch["term"]["uid"] == 1
+    page, nobody = appliance.records("incident")
+    assert page["kind"] == "unknown_page" and page["term"]["page"] == 7
+    assert nobody["kind"] == "finger_not_identified"
+
+
+def test_reader_health_follows_the_port(appliance, card_reader, card_port, clock):
+    row = wait_until(lambda: health("canteen-card").available and health("canteen-card"), message="available")
+    assert row.serial == "canteen-card" and row.last_error == ""
+    clock.advance(minutes=5)
+    appliance.daemon.readers.tick()
+    assert health("canteen-card").last_contact_ms == int(clock.now().timestamp() * 1000), "silent but open"
+    card_port.unplug()
+    row = wait_until(lambda: not health("canteen-card").available and health("canteen-card"), message="unplugged")
+    assert card_port.url in row.last_error, "the reason names the port"
+    before = row.last_contact_ms
+    clock.advance(minutes=5)
+    appliance.daemon.readers.tick()
+    assert health("canteen-card").last_contact_ms == before, "an unplugged reader's contact does not move"
+    card_port.replug()
+    wait_until(lambda: health("canteen-card").available, timeout=20, message="back after replug")
