@@ -115,7 +115,7 @@ class PushTerminals:
         try:
             _probe_bind(host, port)
             self.server.start()
-        except (OSError, SystemExit) as err:  # werkzeug's make_server exits the process on a bind error
+        except OSError as err:
             reason = f"ADMS 接收端无法监听 / receiver cannot listen on {host}:{port}: {err}"
             if reason != self._bind_error:
                 log.error("%s; push terminals cannot reach the appliance until it can", reason)

@@ -12,6 +12,7 @@ threaded server: a plant has tens of terminals, each polling every few seconds.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -59,10 +60,19 @@ class AdmsServer:
 
     def start(self) -> AdmsServer:
         host, port = self._bind
+        # Bind the socket ourselves: werkzeug's make_server prints and calls sys.exit() on a bind error.
+        listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         try:
-            self._server = make_server(host, port, self.receiver.create_app(), threaded=True, request_handler=_Handler)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
+            listener.listen(128)
+            self._server = make_server(
+                host, port, self.receiver.create_app(), threaded=True, request_handler=_Handler, fd=listener.fileno()
+            )
         except OSError as err:
             raise OSError(f"ADMS receiver cannot listen on {host}:{port}: {err}") from err
+        finally:
+            listener.close()  # make_server holds its own duplicate of the socket
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="adms-receiver", daemon=True
         )
