@@ -26,6 +26,7 @@ class CloudSettings:
     mqtt_ca_file: str = ""
     mqtt_shared: bool = False  # several ingest workers on one MQTT v5 shared subscription
     worker_id: str = "ingest-1"
+    ingest_parse_processes: int = 0  # processes that parse batches ahead of the store; 0: one per core, at most 4
     web_bind: str = "0.0.0.0:8000"
     web_workers: int = 2
     timezone: str = "Asia/Shanghai"  # head office's zone, for times that belong to no plant

@@ -20,6 +20,7 @@ from paho.mqtt.properties import Properties
 from cloud import witness
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
+from cloud.prepare import AheadParser, Prepared, default_processes
 from cloud.store import Appliance, Plant, open_db, reconnecting
 from cloud.tsa import TimestampError
 from cloud.verifier import BatchIngest, Outcome
@@ -42,6 +43,7 @@ class IngestWorker:
         self._thread: threading.Thread | None = None
         self._witness: SigningKey | None = None
         self._stopping = threading.Event()
+        self._ended = False
         self._sealer: threading.Thread | None = None
         self.connected = threading.Event()
 
@@ -113,21 +115,38 @@ class IngestWorker:
             log.warning("ingest worker lost the broker (%s); reconnecting", reason)
         self.connected.clear()
 
-    def _work(self) -> None:
-        while (message := self._messages.get()) is not None:
-            try:
-                if message.topic.endswith("/status"):
-                    self._status(message.topic, message.payload)
-                    continue
-                outcome = reconnecting(lambda m=message: self._handle(m))
-                if outcome is not None and self._client is not None and self._witness is not None:
-                    self._client.publish(outcome.ack_topic, outcome.ack.signed(self._witness).encode(), qos=1)
-            except Exception:  # the top of the worker loop: one bad message must not stop ingest
-                log.exception("failed to process a message on %s", message.topic)
+    def _take(self, block: bool) -> tuple[str, bytes] | None:
+        """The next message from the broker's thread; None when none waits (or, blocking, at stop)."""
+        if self._ended:
+            return None
+        try:
+            message = self._messages.get() if block else self._messages.get_nowait()
+        except queue.Empty:
+            return None
+        if message is None:
+            self._ended = True
+            return None
+        return message.topic, message.payload
 
-    def _handle(self, message: mqtt.MQTTMessage) -> Outcome | None:
+    def _work(self) -> None:
+        parser = AheadParser(self._settings.ingest_parse_processes or default_processes()).start()
+        try:
+            for topic, payload, prepared in parser.ordered(self._take):
+                try:
+                    if topic.endswith("/status"):
+                        self._status(topic, payload)
+                        continue
+                    outcome = reconnecting(lambda t=topic, p=payload, r=prepared: self._handle(t, p, r))
+                    if outcome is not None and self._client is not None and self._witness is not None:
+                        self._client.publish(outcome.ack_topic, outcome.ack.signed(self._witness).encode(), qos=1)
+                except Exception:  # the top of the worker loop: one bad message must not stop ingest
+                    log.exception("failed to process a message on %s", topic)
+        finally:
+            parser.stop()
+
+    def _handle(self, topic: str, payload: bytes, prepared: Prepared | None) -> Outcome | None:
         assert self._ingest is not None, "start() first"
-        return self._ingest.handle(message.topic, message.payload)
+        return self._ingest.handle(topic, payload, prepared)
 
     def _status(self, topic: str, payload: bytes) -> None:
         try:

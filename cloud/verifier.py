@@ -21,6 +21,7 @@ import peewee as pw
 
 from cloud import registry
 from cloud.clock import Clock, to_ms
+from cloud.prepare import Prepared
 from cloud.store import Appliance, CloudCheckpoint, LogHead, LogRecord, Punch, Quarantine, bulk_insert, database
 from ledger import GENESIS_PREV, ChainBroken, LedgerError, Malformed, SigningKey, note, topics
 from ledger.merkle import CompactRange
@@ -45,7 +46,9 @@ class BatchIngest:
         self._witness_key = witness_key
         self._witness_name = witness_name
 
-    def handle(self, topic: str, payload: bytes) -> Outcome | None:
+    def handle(self, topic: str, payload: bytes, prepared: Prepared | None = None) -> Outcome | None:
+        """Verify and store one message. ``prepared`` is the batch already parsed by ``cloud.prepare``
+        (in another process); without it, this does all the work."""
         try:
             plant, name, _rest = topics.parse(topic)
         except ValueError as err:
@@ -65,7 +68,7 @@ class BatchIngest:
             except LedgerError:
                 return Outcome(ack_topic, Ack("", "rejected", -1, "", -1, -1, reason))
         try:
-            batch = Batch.decode(payload)
+            batch = prepared.batch if prepared is not None else Batch.decode(payload)
         except LedgerError as err:
             self._quarantine(topic, payload, f"malformed batch: {err}")
             return Outcome(ack_topic, Ack(appliance.log_origin, "rejected", -1, "", -1, -1, str(err)))
@@ -74,13 +77,13 @@ class BatchIngest:
             self._quarantine(topic, payload, reason)
             return Outcome(ack_topic, Ack(appliance.log_origin, "rejected", -1, "", batch.first, batch.last, reason))
         try:
-            ack = self._store(appliance, batch)
+            ack = self._store(appliance, batch, prepared.parsed if prepared is not None else None)
         except LedgerError as err:
             self._quarantine(topic, payload, str(err))
             ack = Ack(batch.log, "rejected", -1, "", batch.first, batch.last, str(err))
         return Outcome(ack_topic, ack)
 
-    def _store(self, appliance: Appliance, batch: Batch) -> Ack:
+    def _store(self, appliance: Appliance, batch: Batch, parsed: list[tuple[dict[str, Any], bytes]] | None) -> Ack:
         db = database.obj
         sqlite = isinstance(db, pw.SqliteDatabase)
         # One writer per log at a time: SQLite takes its write lock up front, PostgreSQL locks the head row.
@@ -99,7 +102,10 @@ class BatchIngest:
             hashes = [base64.b64decode(h) for h in json.loads(head.compact)]
             prev = bytes(head.leaf) if head.leaf is not None else GENESIS_PREV
             try:
-                verified = verify_range(fresh, key=key, prev=prev, tree=CompactRange(head.seq + 1, hashes))
+                ahead = parsed[len(batch.records) - len(fresh.records) :] if parsed is not None else None
+                verified = verify_range(
+                    fresh, key=key, prev=prev, tree=CompactRange(head.seq + 1, hashes), parsed=ahead
+                )
             except ChainBroken as err:
                 if fresh.first > 0 and f"seq {fresh.first}: does not link" in str(err):
                     raise ChainBroken(f"{batch.log} seq {fresh.first}: {DIVERGED}") from err

@@ -14,7 +14,7 @@ from typing import Any
 from ledger.errors import Malformed
 
 MAX_SAFE_INT = 2**53 - 1
-_LONG_NUMBER = re.compile(rb"[0-9]{16}")
+_LONG_NUMBER = re.compile(rb"[:,\[]-?[0-9]{16}")  # a number token of 16+ digits (or a string that looks so)
 
 
 def _reject_float(text: str) -> Any:
@@ -39,9 +39,9 @@ def decode(data: bytes) -> dict[str, Any]:
         raise Malformed(f"not canonical JSON: {err}") from err
     if not isinstance(value, dict):
         raise Malformed("a record must be a JSON object")
-    # Parsing refused floats. All-ASCII bytes cannot hold a non-ASCII key, and without a run of 16
-    # digits no integer can reach 2^53: then the tree walk of ``encode`` is not needed (the hot path
-    # of a backlog).
+    # Parsing refused floats. All-ASCII bytes cannot hold a non-ASCII key, and without a number token
+    # of 16 digits no integer can reach 2^53: then the tree walk of ``encode`` is not needed (the hot
+    # path of a backlog). Long digit runs inside strings (hex dumps) do not count.
     if data.isascii() and not _LONG_NUMBER.search(data):
         again = _ENCODER.encode(value).encode("utf-8")
     else:

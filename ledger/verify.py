@@ -11,7 +11,7 @@ from ledger.errors import ChainBroken, Forged, Malformed
 from ledger.keys import VerifyKey
 from ledger.merkle import CompactRange
 from ledger.messages import Batch
-from ledger.record import b64, rotation_key
+from ledger.record import SignedRecord, b64, rotation_key
 
 
 @dataclass(frozen=True)
@@ -22,13 +22,22 @@ class VerifiedRange:
     rotations: list[tuple[int, VerifyKey]] = field(default_factory=list)  # (keyrot seq, the key after it)
 
 
-def verify_range(batch: Batch, *, key: VerifyKey, prev: bytes, tree: CompactRange) -> VerifiedRange:
+def verify_range(
+    batch: Batch,
+    *,
+    key: VerifyKey,
+    prev: bytes,
+    tree: CompactRange,
+    parsed: list[tuple[dict[str, Any], bytes]] | None = None,
+) -> VerifiedRange:
     """Check ``batch`` as the continuation of a log whose tree is ``tree`` and whose last leaf is ``prev``.
 
     With a checkpoint, its signature is checked first, and then the records must hash to its
     root: one signature covers the whole range (this is what makes a backlog of a million
     records quick to verify). Without one, every record's signature is checked before the
     record is parsed. Raises ``Malformed``, ``ChainBroken`` or ``Forged`` naming the problem.
+
+    ``parsed`` is ``parse_range(batch)``, done ahead (it is used only for a checkpointed range).
 
     ``key`` is the key in force at ``batch.first``. A key rotation hands over to the new key for
     the records after it; in a checkpointed range it must be the last record (the appliance
@@ -44,7 +53,9 @@ def verify_range(batch: Batch, *, key: VerifyKey, prev: bytes, tree: CompactRang
                 f"{batch.log}: the checkpoint is for {checkpoint.origin} size {checkpoint.size}, "
                 f"not for this range ending at seq {batch.last}"
             )
-    records, rotations = _check_records(batch, key=key, prev=prev, signatures=checkpoint is None)
+    if checkpoint is None:
+        parsed = None  # every signature is checked before its record is parsed
+    records, rotations = _check_records(batch, key=key, prev=prev, signatures=checkpoint is None, parsed=parsed)
     if checkpoint is not None and rotations and rotations[-1][0] != batch.last:
         raise Malformed(f"{batch.log} seq {rotations[-1][0]}: a key rotation must end its checkpointed range")
     tree = CompactRange(tree.size, tree.hashes)
@@ -59,8 +70,44 @@ def verify_batch(batch: Batch, *, key: VerifyKey, prev: bytes) -> list[tuple[dic
     return _check_records(batch, key=key, prev=prev, signatures=True)[0]
 
 
+def parse_range(batch: Batch) -> list[tuple[dict[str, Any], bytes]]:
+    """The part of checking a checkpointed range that needs nothing but the range: every record parsed
+    (canonical bytes, schema), in its log at its position, linked to the record before it; with each
+    record's leaf hash. It may run ahead of the log's state, in another process (a backlog is parsed on
+    every core); ``verify_range(..., parsed=)`` then does the rest. Nothing parsed here is acted upon
+    before the checkpoint's signature and root are checked."""
+    out: list[tuple[dict[str, Any], bytes]] = []
+    previous = ""
+    for offset, record in enumerate(batch.records):
+        seq = batch.first + offset
+        fields = _parse(batch, record, seq)
+        if offset and fields["prev"] != previous:
+            raise ChainBroken(f"{batch.log} seq {seq}: does not link to the previous record")
+        leaf = record.leaf
+        previous = b64(leaf)
+        out.append((fields, leaf))
+    return out
+
+
+def _parse(batch: Batch, record: SignedRecord, seq: int) -> dict[str, Any]:
+    try:
+        fields = record.fields()
+    except Malformed as err:
+        raise Malformed(f"{batch.log} seq {seq}: {err}") from err
+    if fields["log"] != batch.log:
+        raise Malformed(f"seq {seq} belongs to log {fields['log']!r}, not {batch.log!r}")
+    if fields["seq"] != seq:
+        raise ChainBroken(f"{batch.log}: record at position {seq} carries seq {fields['seq']}")
+    return fields
+
+
 def _check_records(
-    batch: Batch, *, key: VerifyKey, prev: bytes, signatures: bool
+    batch: Batch,
+    *,
+    key: VerifyKey,
+    prev: bytes,
+    signatures: bool,
+    parsed: list[tuple[dict[str, Any], bytes]] | None = None,
 ) -> tuple[list[tuple[dict[str, Any], bytes]], list[tuple[int, VerifyKey]]]:
     out = []
     rotations: list[tuple[int, VerifyKey]] = []
@@ -71,16 +118,14 @@ def _check_records(
                 record.verify(key)
             except Forged as err:
                 raise Forged(f"{batch.log} seq {seq}: {err}") from err
-        try:
-            fields = record.fields()
-        except Malformed as err:
-            raise Malformed(f"{batch.log} seq {seq}: {err}") from err
-        if fields["log"] != batch.log:
-            raise Malformed(f"seq {seq} belongs to log {fields['log']!r}, not {batch.log!r}")
-        if fields["seq"] != seq:
-            raise ChainBroken(f"{batch.log}: record at position {seq} carries seq {fields['seq']}")
-        if fields["prev"] != b64(prev):
-            raise ChainBroken(f"{batch.log} seq {seq}: does not link to the previous record")
+        if parsed is None:
+            fields, leaf = _parse(batch, record, seq), record.leaf
+            if fields["prev"] != b64(prev):
+                raise ChainBroken(f"{batch.log} seq {seq}: does not link to the previous record")
+        else:  # parse_range checked the rest of the links
+            fields, leaf = parsed[offset]
+            if offset == 0 and fields["prev"] != b64(prev):
+                raise ChainBroken(f"{batch.log} seq {seq}: does not link to the previous record")
         if fields["kid"] != key.kid:
             raise Forged(f"{batch.log} seq {seq}: names key {fields['kid']}, but the key in force is {key.kid}")
         if fields["type"] == "keyrot":
@@ -90,6 +135,6 @@ def _check_records(
             except (Malformed, Forged) as err:
                 raise Forged(f"{batch.log} seq {seq}: the key rotation is invalid: {err}") from err
             rotations.append((seq, key))
-        prev = record.leaf
-        out.append((fields, prev))
+        prev = leaf
+        out.append((fields, leaf))
     return out, rotations

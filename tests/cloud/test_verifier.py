@@ -303,3 +303,32 @@ def test_day_facts_and_actions_are_filed_under_their_employee(ingest, key):
         prev = record.leaf
     assert send_range(ingest, records, 0, 2).status == "ok"
     assert [r.employee for r in LogRecord.select().order_by(LogRecord.seq)] == ["1001", "1002", None]
+
+
+def test_a_range_parsed_ahead_in_another_process_is_stored_the_same(ingest, key):
+    """cloud.prepare parses batches in a pool ahead of the store; the result must not differ in anything."""
+    from cloud.prepare import AheadParser
+
+    records = history(key, 12)
+    payloads = [checkpointed(key, records, 0, 5).encode(), checkpointed(key, records, 3, 11).encode()]
+    pending = iter(payloads)
+    parser = AheadParser(2).start()
+    try:
+        stream = parser.ordered(lambda _block: (TOPIC, p) if (p := next(pending, None)) else None)
+        acks = [ingest.handle(topic, payload, prepared).ack for topic, payload, prepared in stream]
+    finally:
+        parser.stop()
+    assert [a.status for a in acks] == ["ok", "ok"]  # the second overlaps the first by three records
+    assert [bytes(r.data) for r in LogRecord.select().order_by(LogRecord.seq)] == [r.data for r in records]
+    assert Punch.select().count() == 12
+
+
+def test_a_forged_range_parsed_ahead_is_still_rejected(ingest, key):
+    from cloud.prepare import prepare
+
+    records = history(key, 4)
+    forged = checkpointed(SigningKey.generate(), records, 0, 3).encode()  # parses fine, signed by a stranger
+    prepared = prepare(forged)
+    assert prepared is not None
+    ack = ingest.handle(TOPIC, forged, prepared).ack
+    assert ack.status == "rejected" and LogRecord.select().count() == 0

@@ -300,9 +300,11 @@ def test_the_receiver_will_not_listen_on_every_interface(plant):
 
 def test_a_port_in_use_is_a_clear_error_not_an_exit(plant):
     """werkzeug's make_server calls sys.exit() when it cannot bind; the receiver must raise instead."""
-    with serve(plant.receiver, "127.0.0.1", 0) as first:
-        with pytest.raises(OSError, match="ADMS receiver cannot listen on 127.0.0.1"):
-            AdmsServer(plant.receiver, "127.0.0.1", first.address[1]).start()
+    with (
+        serve(plant.receiver, "127.0.0.1", 0) as first,
+        pytest.raises(OSError, match="ADMS receiver cannot listen on 127.0.0.1"),
+    ):
+        AdmsServer(plant.receiver, "127.0.0.1", first.address[1]).start()
 
 
 def test_construction_does_no_io():

@@ -58,3 +58,9 @@ def test_decode_refuses_what_encode_would_refuse(bad):
 
 def test_decode_keeps_long_digit_strings_and_the_largest_safe_integer():
     assert decode(b'{"card":"12345678901234567890","x":9007199254740991}')["x"] == MAX_SAFE_INT
+
+
+def test_a_big_integer_inside_a_list_or_after_other_keys_is_refused_too():
+    for bad in (b'{"a":[1,9007199254740993]}', b'{"a":"0000000000000000","b":-90071992547409930}'):
+        with pytest.raises(Malformed):
+            decode(bad)

@@ -1,0 +1,90 @@
+"""Parsing batches ahead of storing them, on every core.
+
+Storing a range needs the log's state (its head, its tree), so ranges of one log are stored one
+after the other. Most of the work does not: decoding the message, parsing each record as
+canonical JSON, checking its schema, position and link to the record before it, hashing it. That
+part runs in a pool of processes, several batches ahead of the store, so that a backlog of a
+million records is verified at the speed of all cores (``bench/cloud_backlog.py``). Only ranges
+that end at a signed checkpoint are parsed ahead; the rest are verified signature by signature,
+before parsing, as before.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from ledger import LedgerError, topics
+from ledger.messages import Batch
+from ledger.verify import parse_range
+
+
+@dataclass(frozen=True)
+class Prepared:
+    batch: Batch
+    parsed: list[tuple[dict[str, Any], bytes]]
+
+
+def prepare(payload: bytes) -> Prepared | None:
+    """Decode and parse a checkpointed batch; None if it is not one or is malformed (the store step
+    then does it again, and answers with the reason)."""
+    try:
+        batch = Batch.decode(payload)
+        return Prepared(batch, parse_range(batch)) if batch.checkpoint else None
+    except LedgerError:
+        return None
+
+
+def default_processes() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class AheadParser:
+    """A pool that parses up to ``lookahead`` batches ahead of the one being stored."""
+
+    def __init__(self, processes: int, *, lookahead: int = 16) -> None:
+        self._processes = processes
+        self._lookahead = lookahead
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> AheadParser:
+        # spawn, not fork: the ingest worker has threads (MQTT), and a forked child could inherit a held lock
+        self._pool = ProcessPoolExecutor(self._processes, mp_context=multiprocessing.get_context("spawn"))
+        return self
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def ordered(self, take: Callable[[bool], tuple[str, bytes] | None]) -> Iterator[tuple[str, bytes, Prepared | None]]:
+        """Yield messages in the order ``take`` gives them, each with its parsed batch.
+
+        ``take(block)`` returns the next message, or None: when ``block`` is false and none is
+        waiting, or when ``block`` is true and the stream has ended. A lone message is yielded at
+        once; while one is stored, the pool parses those queued behind it.
+        """
+        assert self._pool is not None, "start() first"
+        window: deque[tuple[str, bytes, Future[Prepared | None] | None]] = deque()
+        while True:
+            if not window:
+                item = take(True)
+                if item is None:
+                    return
+                window.append(self._submit(*item))
+            while len(window) < self._lookahead:
+                item = take(False)
+                if item is None:
+                    break
+                window.append(self._submit(*item))
+            topic, payload, future = window.popleft()
+            yield topic, payload, future.result() if future is not None else None
+
+    def _submit(self, topic: str, payload: bytes) -> tuple[str, bytes, Future[Prepared | None] | None]:
+        assert self._pool is not None
+        is_batch = topic.startswith(topics.PREFIX + "/") and topic.endswith("/up/batch")
+        return topic, payload, self._pool.submit(prepare, payload) if is_batch else None
