@@ -11,13 +11,19 @@ from flask import Flask, g, request
 
 from appliance.config import Settings
 from appliance.store import open_db
-from appliance.web import i18n
+from appliance.web import i18n, serving
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """App factory; without ``settings`` it reads the file named by ``PUNCHPROOF_CONFIG``."""
+def create_app(settings: Settings | None = None, *, max_streams: int | None = None) -> Flask:
+    """App factory; without ``settings`` it reads the file named by ``PUNCHPROOF_CONFIG``.
+
+    ``max_streams``: live streams (kiosks, boards) one worker process holds at most; by default
+    ``PUNCHPROOF_WEB_STREAMS``, which ``punchproof appliance web`` sets from its thread count.
+    """
     if settings is None:
         settings = Settings.load(os.environ.get("PUNCHPROOF_CONFIG", "/etc/punchproof/appliance.toml"))
+    if max_streams is None:
+        max_streams = int(os.environ.get("PUNCHPROOF_WEB_STREAMS", serving.STREAMS))
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=_secret_key(settings.state_dir / "web-secret.key"),
@@ -45,7 +51,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         return response
 
     app.jinja_env.globals["t"] = i18n.translate
-    from appliance.web import auth, board, day, export, kiosk
+    from appliance.web import auth, board, day, export, kiosk, live
+
+    tz = settings.plant.tz
+    app.extensions["punchproof.live"] = live.Hub(db, lambda rows: kiosk.shown(rows, tz), max_streams=max_streams)
 
     for blueprint in (auth.bp, board.bp, day.bp, export.bp, kiosk.bp):
         app.register_blueprint(blueprint)

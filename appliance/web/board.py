@@ -1,8 +1,9 @@
 """The plant manager's board: today's attendance by shift and line, terminals, sync, punches.
 
-The page reads what the daemon's evaluator wrote (``BoardRow``); a small script asks
-``/board/version`` every few seconds and swaps in the fresh rows when a pass or a punch changed
-them, so the page stays live without reloading itself.
+The page reads what the daemon's evaluator wrote (``BoardRow``). ``/board/events`` pushes the
+board's version (evaluator passes and the last punch) as Server-Sent Events; the page's script
+fetches its fresh rows (``?partial=1``) when the version moves, so it stays live without
+reloading itself. ``/board/version`` is the fallback it polls when it cannot hold a stream.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, render_template, request
 
 from appliance.store import BoardRow, EvaluatorState, LogRecord, Punch, SyncState, TerminalHealth
-from appliance.web import present
+from appliance.web import live, present
 from appliance.web.auth import login_required
 
 bp = Blueprint("board", __name__)
@@ -113,3 +114,12 @@ def index() -> Any:
 @login_required
 def board_version() -> Any:
     return jsonify({"version": version()})
+
+
+@bp.route("/board/events")
+@login_required
+def board_events() -> Any:
+    hub = live.hub_of(current_app)
+    if not hub.open_stream():
+        return live.busy()
+    return live.response(live.board_stream(hub, request.headers.get("Last-Event-ID")))
