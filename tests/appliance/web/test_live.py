@@ -189,3 +189,18 @@ def test_stopping_the_worker_ends_every_stream_at_once(plant, web):
     reader.start()
     live.stop_all()
     assert ended.wait(2), "the stream ended well before its 30 s heartbeat"
+
+
+def test_a_room_of_boards_costs_one_render_per_version(plant, web):
+    app, _hub = web()
+    client = app.test_client()
+    login(client)
+    cache = app.extensions["punchproof.board_rows"]
+    first = [client.get("/?partial=1&cat=missing").get_data(as_text=True) for _ in range(5)]
+    assert len(set(first)) == 1 and cache.rendered == 1
+    client.get("/?partial=1")
+    assert cache.rendered == 2, "other filters are another render"
+    plant.read_terminal()
+    plant.evaluator.run_once()  # the version moves: the rows are read again
+    fresh = client.get("/?partial=1&cat=missing").get_data(as_text=True)
+    assert cache.rendered == 3 and 'data-board-employee="1002"' in fresh and fresh != first[0]
