@@ -203,4 +203,4 @@ def test_a_room_of_boards_costs_one_render_per_version(plant, web):
     plant.read_terminal()
     plant.evaluator.run_once()  # the version moves: the rows are read again
     fresh = client.get("/?partial=1&cat=missing").get_data(as_text=True)
-    assert cache.rendered == 3 and 'data-board-employee="1002"' in fresh and fresh != first[0]
+    assert cache.rendered == 3 and fresh != first[0]
