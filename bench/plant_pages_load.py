@@ -109,8 +109,8 @@ def main() -> None:
         memory = plant.rss()
         for c in clients:
             c.join(args.seconds + 60)
+        feeder.join(60)
         memory_end = plant.rss()
-        feeder.join(30)
         for k in kiosks:
             k.close()
         codes = plant.stop()
