@@ -95,8 +95,9 @@ def version() -> str:
 def index() -> Any:
     if not request.args.get("partial"):
         return _render("board.html")
-    key = (version(), present.today().isoformat(), g.lang, tuple(sorted(request.args.items(multi=True))))
-    return current_app.extensions["punchproof.board_rows"].get(key, lambda: _render("board_live.html"))
+    current = version()
+    key = (present.today().isoformat(), g.lang, tuple(sorted(request.args.items(multi=True))))
+    return current_app.extensions["punchproof.board_rows"].get(key, lambda: _render("board_live.html"), current)
 
 
 def _render(template: str) -> str:
