@@ -85,6 +85,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     cmd("run", _run, "run the daemon: terminals, signed log, sync (systemd: punchproof-appliance)")
     p = cmd("web", _web, "serve the plant's pages with gunicorn (systemd: punchproof-appliance-web)")
     p.add_argument("--bind")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per worker (gthread); each open kiosk or board holds one, 8 stay for pages (default: 40)",
+    )
     p = cmd("create-user", _create_user, "create a login for the plant's pages")
     p.add_argument("username")
     p.add_argument("--role", default="admin", choices=("admin", "plant_manager", "line_leader"))
@@ -216,8 +222,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _web(args: argparse.Namespace) -> int:
+    """gunicorn with thread workers: live pages hold a stream each (see appliance/web/serving.py)."""
+    from appliance.web import serving
+
     settings = _settings(args)
+    threads = args.threads or serving.THREADS
     os.environ["PUNCHPROOF_CONFIG"] = str(Path(args.config).resolve())
+    os.environ["PUNCHPROOF_WEB_STREAMS"] = str(serving.streams_for(threads))
+    # glibc gives each busy thread its own malloc arena; with 40 threads a worker's resident size
+    # grows several-fold from fragments. Two arenas keep it near what a sync worker needs.
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     bind = args.bind or settings.web.bind
     os.execv(
         sys.executable,
@@ -225,10 +239,18 @@ def _web(args: argparse.Namespace) -> int:
             sys.executable,
             "-m",
             "gunicorn",
+            "--config",
+            "python:appliance.web.serving",  # the hook that ends live streams when a worker stops
             "--bind",
             bind,
             "--workers",
             str(settings.web.workers),
+            "--worker-class",
+            serving.WORKER_CLASS,
+            "--threads",
+            str(threads),
+            "--keep-alive",
+            "5",  # a board's page requests reuse their connection; idle ones wait without a thread
             "--worker-tmp-dir",
             "/dev/shm",
             "--access-logfile",

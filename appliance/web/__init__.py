@@ -1,4 +1,8 @@
-"""The plant's LAN pages (Flask, served by gunicorn). They read what the daemon writes."""
+"""The plant's LAN pages (Flask, served by gunicorn). They read what the daemon writes.
+
+Flask and the models are imported in ``create_app``, not here: gunicorn's master imports
+``appliance.web.serving`` for its hooks and should stay small (it never serves a page).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,30 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flask import Flask, g, request
+if TYPE_CHECKING:
+    from flask import Flask
 
-from appliance.config import Settings
-from appliance.store import open_db
-from appliance.web import i18n
+    from appliance.config import Settings
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """App factory; without ``settings`` it reads the file named by ``PUNCHPROOF_CONFIG``."""
+def create_app(settings: Settings | None = None, *, max_streams: int | None = None) -> Flask:
+    """App factory; without ``settings`` it reads the file named by ``PUNCHPROOF_CONFIG``.
+
+    ``max_streams``: live streams (kiosks, boards) one worker process holds at most; by default
+    ``PUNCHPROOF_WEB_STREAMS``, which ``punchproof appliance web`` sets from its thread count.
+    """
+    from flask import Flask, g, request
+
+    from appliance.config import Settings
+    from appliance.store import open_db
+    from appliance.web import i18n, serving
+
     if settings is None:
         settings = Settings.load(os.environ.get("PUNCHPROOF_CONFIG", "/etc/punchproof/appliance.toml"))
+    if max_streams is None:
+        max_streams = int(os.environ.get("PUNCHPROOF_WEB_STREAMS", serving.STREAMS))
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=_secret_key(settings.state_dir / "web-secret.key"),
@@ -45,7 +61,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         return response
 
     app.jinja_env.globals["t"] = i18n.translate
-    from appliance.web import auth, board, day, export, kiosk
+    from appliance.web import auth, board, day, export, kiosk, live, rendercache
+
+    tz = settings.plant.tz
+    app.extensions["punchproof.board_rows"] = rendercache.RenderCache()
+    app.extensions["punchproof.live"] = live.Hub(db, lambda rows: kiosk.shown(rows, tz), max_streams=max_streams)
 
     for blueprint in (auth.bp, board.bp, day.bp, export.bp, kiosk.bp):
         app.register_blueprint(blueprint)

@@ -1,8 +1,9 @@
 """The plant manager's board: today's attendance by shift and line, terminals, sync, punches.
 
-The page reads what the daemon's evaluator wrote (``BoardRow``); a small script asks
-``/board/version`` every few seconds and swaps in the fresh rows when a pass or a punch changed
-them, so the page stays live without reloading itself.
+The page reads what the daemon's evaluator wrote (``BoardRow``). ``/board/events`` pushes the
+board's version (evaluator passes and the last punch) as Server-Sent Events; the page's script
+fetches its fresh rows (``?partial=1``) when the version moves, so it stays live without
+reloading itself. ``/board/version`` is the fallback it polls when it cannot hold a stream.
 """
 
 from __future__ import annotations
@@ -11,29 +12,41 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+import peewee as pw
+from flask import Blueprint, current_app, g, jsonify, render_template, request
 
 from appliance.store import BoardRow, EvaluatorState, LogRecord, Punch, SyncState, TerminalHealth
-from appliance.web import present
+from appliance.web import live, present
 from appliance.web.auth import login_required
 
 bp = Blueprint("board", __name__)
 
 
 def _filtered(day: str) -> tuple[list[BoardRow], Counter[str]]:
+    """The day's rows that the filters let through, and the day's counts (in SQL: 5,000 rows a day)."""
+    counts: Counter[str] = Counter()
+    for status, tier, n in (
+        BoardRow.select(BoardRow.status, BoardRow.missing_tier, pw.fn.COUNT(BoardRow.employee))
+        .where(BoardRow.work_date == day)
+        .group_by(BoardRow.status, BoardRow.missing_tier)
+        .tuples()
+    ):
+        counts[present.CATEGORY_OF.get(status, "off")] += n
+        if tier:
+            counts[f"missing_{tier}"] += n
     query = BoardRow.select().where(BoardRow.work_date == day)
-    rows = list(query.order_by(BoardRow.start_ms, BoardRow.shift, BoardRow.line, BoardRow.employee))
-    counts: Counter[str] = Counter(present.CATEGORY_OF.get(r.status, "off") for r in rows)
-    counts.update(f"missing_{r.missing_tier}" for r in rows if r.missing_tier)
     shift, line, category = (request.args.get(k, "") for k in ("shift", "line", "cat"))
+    if shift:
+        query = query.where(BoardRow.shift == shift)
+    if line:
+        query = query.where(BoardRow.line == line)
+    if category:
+        query = query.where(BoardRow.status.in_([s for s, c in present.CATEGORY_OF.items() if c == category]))
     needle = request.args.get("q", "").strip().lower()
     rows = [
         r
-        for r in rows
-        if (not shift or r.shift == shift)
-        and (not line or r.line == line)
-        and (not category or present.CATEGORY_OF.get(r.status) == category)
-        and (not needle or needle in r.employee.lower() or needle in r.name.lower())
+        for r in query.order_by(BoardRow.start_ms, BoardRow.shift, BoardRow.line, BoardRow.employee)
+        if not needle or needle in r.employee.lower() or needle in r.name.lower()
     ]
     return rows, counts
 
@@ -80,6 +93,14 @@ def version() -> str:
 @bp.route("/")
 @login_required
 def index() -> Any:
+    if not request.args.get("partial"):
+        return _render("board.html")
+    current = version()
+    key = (present.today().isoformat(), g.lang, tuple(sorted(request.args.items(multi=True))))
+    return current_app.extensions["punchproof.board_rows"].get(key, lambda: _render("board_live.html"), current)
+
+
+def _render(template: str) -> str:
     settings = current_app.config["SETTINGS"]
     tz = settings.plant.tz
     day = present.today()
@@ -90,7 +111,6 @@ def index() -> Any:
     oldest = (
         LogRecord.select(LogRecord.t_wall_ms).where(LogRecord.seq > sync.acked_seq).order_by(LogRecord.seq).scalar()
     )
-    template = "board_live.html" if request.args.get("partial") else "board.html"
     return render_template(
         template,
         settings=settings,
@@ -113,3 +133,12 @@ def index() -> Any:
 @login_required
 def board_version() -> Any:
     return jsonify({"version": version()})
+
+
+@bp.route("/board/events")
+@login_required
+def board_events() -> Any:
+    hub = live.hub_of(current_app)
+    if not hub.open_stream():
+        return live.busy()
+    return live.response(live.board_stream(hub, request.headers.get("Last-Event-ID")))

@@ -1,19 +1,24 @@
 """The kiosk beside the time clocks: no login, read-only, only what the floor already sees.
 
-``/kiosk`` is a full-screen page; ``/kiosk/feed?after=SEQ`` is the tiny JSON it polls (about
-twice a second): for each punch of the last few minutes, the worker's name, the local time, in
-or out, a late warning and a warning when the terminal's clock is off. No badge numbers, no
-absences, nothing about anyone who has not just punched. The page changes nothing.
+``/kiosk`` is a full-screen page; ``/kiosk/events`` pushes each punch to it as a Server-Sent
+Event (``appliance.web.live``: one watcher per worker, the event id is the punch's seq so a
+reconnecting kiosk resumes where it was); ``/kiosk/feed?after=SEQ`` is the same as JSON, the
+fallback the page polls when it cannot hold a stream. For each punch of the last few minutes:
+the worker's name, the local time, in or out, a late warning and a warning when the terminal's
+clock is off. No badge numbers, no absences, nothing about anyone who has not just punched. The
+page changes nothing.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
 from appliance.store import BoardRow, Employee, Punch, TerminalHealth
+from appliance.web import live
 
 bp = Blueprint("kiosk", __name__)
 
@@ -48,10 +53,23 @@ def feed() -> Any:
     return response
 
 
+@bp.route("/kiosk/events")
+def events() -> Any:
+    hub = live.hub_of(current_app)
+    after = live.parse_seq(request.headers.get("Last-Event-ID"), request.args.get("after"))
+    if not hub.open_stream():
+        return live.busy()
+    return live.response(live.kiosk_stream(hub, after))
+
+
 def _shown(rows: list[Punch]) -> list[dict[str, Any]]:
+    return shown(rows, current_app.config["SETTINGS"].plant.tz)
+
+
+def shown(rows: list[Punch], tz: ZoneInfo) -> list[dict[str, Any]]:
+    """What the floor sees of each punch (the live watcher calls this once per new punch)."""
     if not rows:
         return []
-    tz = current_app.config["SETTINGS"].plant.tz
     users = {r.user_id for r in rows}
     names = dict(Employee.select(Employee.user_id, Employee.name).where(Employee.user_id.in_(users)).tuples())
     offsets = dict(TerminalHealth.select(TerminalHealth.name, TerminalHealth.clock_offset_ms).tuples())

@@ -1,29 +1,75 @@
-// Keeps the board live: asks for the version every few seconds, swaps in fresh rows when it moved.
+// The live board: /board/events pushes the board's version (Server-Sent Events); when it moves,
+// fetch the fresh rows (?partial=1, with this page's filters) and swap them in. At most one fetch
+// at a time and one every MIN_GAP_MS: a shift change moves the version with every punch.
+// EventSource reconnects by itself; when the stream is refused (503, or the session expired and
+// the stream was redirected to the login page) the page polls /board/version instead.
 "use strict";
 (function () {
   const live = document.getElementById("live");
   if (!live) return;
-  const EVERY_MS = 3000;
-  async function check() {
+  const POLL_MS = 3000;
+  const MIN_GAP_MS = 1000;
+  const FALLBACK_MS = 60000;
+  let wanted = live.dataset.version;
+  let busy = false;
+  let lastFetch = 0;
+
+  async function refresh() {
+    if (busy || wanted === live.dataset.version) return;
+    const wait = lastFetch + MIN_GAP_MS - Date.now();
+    if (wait > 0) { setTimeout(refresh, wait); return; }
+    busy = true;
+    lastFetch = Date.now();
+    const version = wanted;
+    try {
+      const url = new URL(window.location.href);
+      url.searchParams.set("partial", "1");
+      const page = await fetch(url, { cache: "no-store", credentials: "same-origin" });
+      if (page.redirected) { window.location.reload(); return; } // the session expired: log in again
+      if (page.ok) {
+        live.innerHTML = await page.text();
+        live.dataset.version = version;
+        live.dataset.refreshed = String(Date.now());
+      }
+    } catch (err) {
+      // the appliance restarting: the next event or poll tries again
+    } finally {
+      busy = false;
+    }
+    if (wanted !== live.dataset.version) setTimeout(refresh, MIN_GAP_MS);
+  }
+
+  function connect() {
+    const source = new EventSource(live.dataset.eventsUrl);
+    source.onopen = () => { live.dataset.live = "sse"; };
+    source.addEventListener("version", (e) => {
+      wanted = JSON.parse(e.data).version;
+      refresh();
+    });
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) {
+        source.close();
+        poll(Date.now() + FALLBACK_MS);
+      }
+    };
+  }
+
+  async function poll(until) {
+    live.dataset.live = "poll";
     try {
       const response = await fetch(live.dataset.versionUrl, { cache: "no-store", credentials: "same-origin" });
+      if (response.redirected) { window.location.reload(); return; }
       if (response.ok) {
-        const { version } = await response.json();
-        if (version !== live.dataset.version) {
-          const url = new URL(window.location.href);
-          url.searchParams.set("partial", "1");
-          const page = await fetch(url, { cache: "no-store", credentials: "same-origin" });
-          if (page.redirected) { window.location.reload(); return; }  // the session expired: log in again
-          if (page.ok) {
-            live.innerHTML = await page.text();
-            live.dataset.version = version;
-          }
-        }
+        wanted = (await response.json()).version;
+        refresh();
       }
     } catch (err) {
       // the appliance restarting: try again at the next tick
     }
-    setTimeout(check, EVERY_MS);
+    if (Date.now() < until) setTimeout(() => poll(until), POLL_MS);
+    else connect();
   }
-  setTimeout(check, EVERY_MS);
+
+  if (window.EventSource) connect();
+  else poll(Infinity);
 })();

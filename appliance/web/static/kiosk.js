@@ -1,10 +1,16 @@
-// The kiosk: a clock and each punch confirmed, by polling /kiosk/feed (read-only, no login).
+// The kiosk: a clock and each punch confirmed, pushed by /kiosk/events (Server-Sent Events;
+// read-only, no login). EventSource reconnects by itself and sends the last punch's seq
+// (Last-Event-ID), so nothing is shown twice or skipped. When the stream is refused (503: too
+// many open) the page polls /kiosk/feed for a while, then tries the stream again.
 "use strict";
 (function () {
   const POLL_MS = 400;
+  const FALLBACK_MS = 30000; // how long to poll before trying the stream again
+  const OFFLINE_AFTER_MS = 3000;
   const body = document.body;
   const en = body.dataset.lang === "en";
   const feedUrl = body.dataset.feed;
+  const eventsUrl = body.dataset.events;
   const latest = document.getElementById("latest");
   const recent = document.getElementById("recent");
   const offline = document.getElementById("offline");
@@ -56,24 +62,58 @@
     while (recent.children.length > 8) recent.removeChild(recent.lastChild);
   }
 
-  async function poll() {
+  function fresh(p) {
+    if (p.seq <= after) return; // already shown (a stream and a poll may overlap)
+    after = p.seq;
+    show(p);
+  }
+
+  // -- pushed: the normal way ------------------------------------------------------------
+  let offlineTimer = null;
+  function connect() {
+    const source = new EventSource(after >= 0 ? `${eventsUrl}?after=${after}` : eventsUrl);
+    offlineTimer = setTimeout(() => { offline.hidden = false; }, OFFLINE_AFTER_MS);
+    source.onopen = () => {
+      clearTimeout(offlineTimer);
+      offlineTimer = null;
+      offline.hidden = true;
+      body.dataset.live = "sse";
+    };
+    source.addEventListener("hello", (e) => { skew = JSON.parse(e.data).now_ms - Date.now(); });
+    source.addEventListener("punch", (e) => fresh(JSON.parse(e.data)));
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) { // refused (503) or not a stream: poll for a while
+        clearTimeout(offlineTimer);
+        source.close();
+        poll(Date.now() + FALLBACK_MS);
+      } else if (!offlineTimer) { // the browser reconnects by itself
+        offlineTimer = setTimeout(() => { offline.hidden = false; }, OFFLINE_AFTER_MS);
+      }
+    };
+  }
+
+  // -- polled: the fallback --------------------------------------------------------------
+  async function poll(until) {
+    body.dataset.live = "poll";
     try {
       const response = await fetch(`${feedUrl}?after=${after}`, { cache: "no-store" });
       if (!response.ok) throw new Error(String(response.status));
       const data = await response.json();
       skew = data.now_ms - Date.now();
-      data.punches.forEach(show);
-      after = data.last;
+      data.punches.forEach(fresh);
+      after = Math.max(after, data.last);
       failures = 0;
       offline.hidden = true;
     } catch (err) {
       failures += 1;
       if (failures >= 3) offline.hidden = false;
     }
-    setTimeout(poll, POLL_MS);
+    if (Date.now() < until) setTimeout(() => poll(until), POLL_MS);
+    else connect();
   }
 
   tick();
   setInterval(tick, 250);
-  poll();
+  if (window.EventSource) connect();
+  else poll(Infinity);
 })();

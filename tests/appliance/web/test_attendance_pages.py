@@ -237,7 +237,7 @@ def test_the_kiosk_needs_no_login_and_shows_only_what_the_floor_sees(tmp_path):
 def test_every_page_but_the_login_and_the_kiosk_needs_a_login(plant):
     app = create_app(plant.settings)
     client = app.test_client()
-    public = {"/login", "/kiosk", "/kiosk/feed", "/static/<path:filename>"}
+    public = {"/login", "/kiosk", "/kiosk/feed", "/kiosk/events", "/static/<path:filename>"}
     checked = 0
     for rule in app.url_map.iter_rules():
         if rule.rule in public:

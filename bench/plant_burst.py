@@ -1,0 +1,165 @@
+"""Figure: a shift change at a 5,000-worker plant, from each punch to the kiosk and to the board.
+
+Real processes: 20 emulated ZK terminals (one process, live events on), the appliance daemon
+(``punchproof appliance run``: live capture, signed log, evaluator) and gunicorn (``punchproof
+appliance web``), the roster imported with ``punchproof appliance import-roster``. 5,000 workers
+on 3 shifts: at the change, shift A (1,667) punches out while B (1,667) and C (1,666, starting
+5 minutes after B) punch in — every worker once, 5,000 punches in ``--minutes`` (the brief: 10),
+arrivals peaking mid-window (triangular, so the peak rate is twice the mean).
+
+Measured, from the wall-clock moment the terminal announced each punch:
+* kiosk: the punch's event arriving on a ``/kiosk/events`` stream;
+* board notified: a ``/board/events`` version event covering the punch's seq arriving;
+* board row: a logged-in board client that, like the page's script, fetches the board's rows
+  (``?partial=1``, all 5,000) at most once a second when the version moves, sees the worker's row
+  checked in (B and C: the evaluator's pass must run first).
+Also the appliance's resident memory (daemon + gunicorn master + workers), highest sample.
+
+    .venv/bin/python bench/plant_burst.py [--minutes 10] [--workers 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.plant_common import TZ, Plant, SSEClient, decode, login, percentile, request, schedule  # noqa: E402
+
+KIOSK_TARGET_S = 1.0
+MEMORY_TARGET = 200 * 1024 * 1024
+CHECKED_IN = {"present", "late", "incomplete", "left_early"}
+ROW = re.compile(r'data-board-employee="([^"]+)" data-status="([^"]+)"')
+
+
+class BoardPage(threading.Thread):
+    """The board page's behaviour: on a version event, fetch the rows (one at a time, >= 1 s apart)."""
+
+    def __init__(self, base: str, cookie: str) -> None:
+        super().__init__(daemon=True)
+        self.base, self.cookie = base, cookie
+        self.wanted = threading.Event()
+        self.first_in: dict[str, float] = {}
+        self.fetches: list[float] = []  # seconds per fetch
+        self.stop = False
+
+    def run(self) -> None:
+        while not self.stop:
+            if not self.wanted.wait(0.5):
+                continue
+            self.wanted.clear()
+            started = time.time()
+            status, _h, page = request(self.base, "GET", "/?partial=1", cookie=self.cookie, timeout=60)
+            now = time.time()
+            self.fetches.append(now - started)
+            if status == 200:
+                for employee, st in ROW.findall(page):
+                    if st in CHECKED_IN and employee not in self.first_in:
+                        self.first_in[employee] = now
+            time.sleep(max(0.0, 1.0 - (time.time() - started)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="the burst's length (the brief: 10)")
+    parser.add_argument("--workers", type=int, default=5000)
+    args = parser.parse_args()
+    window = args.minutes * 60
+    with tempfile.TemporaryDirectory(prefix="plant-burst-") as tmp:
+        start_at = datetime.now(TZ) + timedelta(seconds=60 + window / 2)  # ~60 s to set up, then the window
+        change = start_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        plant = Plant(Path(tmp), workers=args.workers, change_at=change)
+        t0 = time.monotonic()
+        plant.start()
+        up = time.monotonic() - t0
+        print(f"plant up in {up:.0f} s: {args.workers} workers, 20 terminals, shift change {change:%H:%M}")
+        kiosk = SSEClient(plant.base, "/kiosk/events")
+        kiosk.start()
+        cookie = login(plant.base)
+        page = BoardPage(plant.base, cookie)
+        page.start()
+        board = SSEClient(plant.base, "/board/events", cookie, on_event=lambda _e: page.wanted.set())
+        board.start()
+        kiosk.opened.wait(10)
+        board.opened.wait(10)
+        assert kiosk.status == 200 and board.status == 200, (kiosk.status, board.status)
+        peak: dict[str, int] = {}
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(2):
+                now = plant.rss()
+                if sum(now.values()) > sum(peak.values()):
+                    peak.clear()
+                    peak.update(now)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        plan = schedule(plant, window)
+        print(f"burst: {len(plan)} punches in {args.minutes:g} min ...", flush=True)
+        sent = plant.burst(plan)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len([e for e in kiosk.events if e[1] == "punch"]) < len(sent):
+            time.sleep(0.2)
+        deadline = time.monotonic() + 30
+        arriving = {u for _at, _t, u, state in plan if state == 0}
+        while time.monotonic() < deadline and len(arriving & set(page.first_in)) < len(arriving):
+            time.sleep(0.5)
+        done.set()
+        page.stop = True
+        stored = plant.rows("SELECT user_id, seq, received_ms FROM punch")
+        seq_of = {u: seq for u, seq, _r in stored}
+        received = {u: r / 1000 for u, _s, r in stored}
+        kiosk.close()
+        board.close()
+        codes = plant.stop()
+
+    shown = {decode(d)["name"]: t for t, ev, _i, d in kiosk.events if ev == "punch"}
+    to_kiosk = [shown[f"工人{u[1:]}"] - t for u, t in sent.items() if f"工人{u[1:]}" in shown]
+    versions = [(t, int(i.split(".")[1])) for t, ev, i, _d in board.events if ev == "version"]
+    to_board = []
+    for user, t in sent.items():
+        seq = seq_of.get(user)
+        if seq is not None:
+            arrival = next((at for at, covered in versions if covered >= seq), None)
+            if arrival is not None:
+                to_board.append(arrival - t)
+    to_row = [page.first_in[u] - sent[u] for u in arriving if u in page.first_in]
+
+    def line(what: str, values: list[float], target: float) -> str:
+        if not values:
+            return f"{what:<32} none received"
+        p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
+        return (
+            f"{what:<32} n={len(values):5d}  p50 {p50 * 1000:7.0f} ms  p99 {p99 * 1000:7.0f} ms  "
+            f"max {max(values) * 1000:7.0f} ms   p99 / {target:g} s target = {p99 / target:.2f}"
+        )
+
+    rate = len(sent) / window
+    print(f"ran: {len(sent)} punches in {args.minutes:g} min (mean {rate:.1f}/s, peak ~{2 * rate:.1f}/s)")
+    print(f"stored by the daemon: {len(seq_of)} of {len(sent)}")
+    print(line("punch -> daemon received it", [received[u] - t for u, t in sent.items() if u in received], 1.0))
+    print(line("punch -> kiosk event", to_kiosk, KIOSK_TARGET_S))
+    print(line("punch -> board notified (SSE)", to_board, KIOSK_TARGET_S))
+    print(line("punch -> board row checked in", to_row, KIOSK_TARGET_S))
+    if page.fetches:
+        print(
+            f"board rows fetch (?partial=1, {args.workers} rows): {len(page.fetches)} fetches, "
+            f"p50 {percentile(page.fetches, 0.5) * 1000:.0f} ms, max {max(page.fetches) * 1000:.0f} ms"
+        )
+    total = sum(peak.values())
+    parts = ", ".join(f"{k} {v / 2**20:.0f}" for k, v in peak.items())
+    ratio = total / MEMORY_TARGET
+    print(f"resident memory, highest sample: {total / 2**20:.0f} MB ({parts})  / 200 MB target = {ratio:.2f}")
+    print(f"exit codes: {codes}")
+
+
+if __name__ == "__main__":
+    main()

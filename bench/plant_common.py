@@ -1,0 +1,340 @@
+"""What the plant benchmarks share: a 5,000-worker plant run as real processes, and the clients.
+
+* 20 emulated ZK terminals (the real wire protocol, live events on) served from one process of
+  their own, which punches when told and notes the wall-clock time of each punch;
+* ``punchproof appliance init`` / ``import-roster`` / ``create-user`` / ``run`` / ``web``, as an
+  installer would run them (``web`` is gunicorn with its thread workers);
+* an SSE client (``http.client``, no browser) that notes when each event arrived;
+* RSS of the appliance's processes from /proc: the daemon, the gunicorn master and its workers.
+
+Shifts are whole minutes: ``T`` (the shift change) is the next whole minute after the warm-up.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+TZ = ZoneInfo("Asia/Shanghai")
+ROOT = Path(__file__).resolve().parents[1]
+TERMINALS = 20
+PASSWORD = "bench password 1"
+
+
+def cli(*args: object, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "punchproof", *map(str, args)], capture_output=True, text=True, input=stdin, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"punchproof {' '.join(map(str, args))}: {result.stderr}")
+    return result.stdout
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition, timeout: float, what: str, every: float = 0.2):  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise TimeoutError(f"waited {timeout} s for {what}")
+
+
+# -- the terminals' process ------------------------------------------------------------------
+def _terminals(conn, users_by_terminal: list[list[tuple[str, str]]]) -> None:  # noqa: ANN001
+    """Serve 20 emulated terminals; on ("burst", [(at_s, terminal, user, state)]) punch on time."""
+    from firmware_bridge.zk.emulator import TerminalState, ZKEmulator
+
+    emulators = []
+    for n, users in enumerate(users_by_terminal):
+        state = TerminalState(serial=f"BENCH-ZK-{n:02d}", tz=TZ, now=lambda: datetime.now(UTC))
+        for user_id, name in users:
+            state.add_user(user_id, name)
+        emulators.append(ZKEmulator(state, port=0).__enter__())
+    conn.send([e.address for e in emulators])
+    while True:
+        command, arg = conn.recv()
+        if command == "stop":
+            break
+        if command == "burst":
+            sent: dict[str, float] = {}
+            start = time.monotonic()
+            for at_s, terminal, user, state_code in arg:
+                delay = start + at_s - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                sent[user] = time.time()
+                emulators[terminal].state.punch(user, state=state_code, when=emulators[terminal].state.device_now())
+            conn.send(sent)
+    for e in emulators:
+        e.__exit__(None, None, None)
+
+
+@dataclass
+class Plant:
+    """The plant: workers E00000.., names 工人00000.. (unique, so the kiosk's events can be matched)."""
+
+    root: Path
+    workers: int = 5000
+    change_at: datetime = field(default_factory=lambda: datetime.now(TZ))
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    base: str = ""
+
+    def shift_of(self, n: int) -> str:
+        return "ABC"[n % 3]
+
+    def terminal_of(self, n: int) -> int:
+        return n % TERMINALS
+
+    def start(self) -> Plant:
+        users: list[list[tuple[str, str]]] = [[] for _ in range(TERMINALS)]
+        for n in range(self.workers):
+            users[self.terminal_of(n)].append((f"E{n:05d}", f"工人{n:05d}"))
+        parent, child = multiprocessing.Pipe()
+        self._pipe = parent
+        self._emulators = multiprocessing.Process(target=_terminals, args=(child, users), daemon=True)
+        self._emulators.start()
+        addresses = parent.recv()
+        conf = self.root / "appliance.toml"
+        self.conf = conf
+        terminal_args = [a for n, (h, p) in enumerate(addresses) for a in ("--terminal", f"zk{n:02d}={h}:{p}")]
+        # no cloud runs here (the appliance works with the internet down), but the config names its key
+        cli("cloud", "init", "-o", self.root / "cloud.toml", "--state-dir", self.root / "cloud")
+        cli(
+            *("appliance", "init", "-o", conf, "--plant", "bench-plant", "--appliance", "pi-01"),
+            *("--state-dir", self.root / "state", "--cloud-key", self.root / "cloud" / "cloud-witness.pub"),
+            *("--mqtt-port", free_port()),  # no broker: the appliance works with the internet down
+            *terminal_args,
+        )
+        self._import_roster()
+        cli("appliance", "create-user", "-c", conf, "boss", "--password-stdin", stdin=PASSWORD + "\n")
+        self.spawn("daemon", "appliance", "run", "-c", conf)
+        port = free_port()
+        self.spawn("web", "appliance", "web", "-c", conf, "--bind", f"127.0.0.1:{port}")
+        self.base = f"127.0.0.1:{port}"
+        wait_for(lambda: self._serves(), 60, "gunicorn to serve")
+        try:
+            wait_for(
+                lambda: (
+                    self.processes["daemon"].poll() is None
+                    and self.rows("SELECT count(*) FROM terminal_health WHERE available = 1")[0][0] == TERMINALS
+                ),
+                90,
+                "the daemon to reach all 20 terminals",
+            )
+            wait_for(lambda: self.rows("SELECT passes FROM evaluator_state")[0][0] > 0, 90, "the first evaluator pass")
+        except TimeoutError:
+            print((self.root / "daemon.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+            self.stop()
+            raise
+        return self
+
+    def _import_roster(self) -> None:
+        t = self.change_at
+        spans = {
+            "A": (t - timedelta(hours=8), t),  # leaving: punch out
+            "B": (t, t + timedelta(hours=8)),  # arriving
+            "C": (t + timedelta(minutes=5), t + timedelta(hours=8, minutes=5)),  # arriving, staggered 5 min
+        }
+        names = {"A": "早班", "B": "中班", "C": "中班二"}
+        shifts = "班次,名称,时段\n" + "".join(f"{s},{names[s]},{a:%H:%M}-{b:%H:%M}\n" for s, (a, b) in spans.items())
+        rosters = "编号,类型,模式,起始日期,节假日\n" + "".join(f"r{s},轮班,{s},2026-01-01,照常\n" for s in "ABC")
+        people = "工号,姓名,产线,排班\n" + "".join(
+            f"E{n:05d},工人{n:05d},{n % 20 + 1}线,r{self.shift_of(n)}\n" for n in range(self.workers)
+        )
+        for kind, text in (("shifts", shifts), ("rosters", rosters), ("employees", people)):
+            path = self.root / f"{kind}.csv"
+            path.write_text(text, encoding="utf-8")
+            cli("appliance", "import-roster", "-c", self.conf, path, "--kind", kind)
+
+    def spawn(self, name: str, *args: object) -> None:
+        log = (self.root / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "punchproof", *map(str, args)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+        )
+
+    def _serves(self) -> bool:
+        try:
+            return request(self.base, "GET", "/login")[0] == 200
+        except OSError:
+            return False
+
+    def burst(self, schedule: list[tuple[float, int, str, int]]) -> dict[str, float]:
+        """Punch per ``schedule`` (seconds from now, terminal, user, state); returns each send time."""
+        self._pipe.send(("burst", schedule))
+        return self._pipe.recv()  # type: ignore[no-any-return]
+
+    def rows(self, sql: str) -> list[tuple]:
+        db = self.root / "state" / "appliance.sqlite3"
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
+            return conn.execute(sql).fetchall()
+
+    def rss(self) -> dict[str, int]:
+        """Resident bytes of the daemon, the gunicorn master and each of its workers."""
+        out = {"daemon": _rss(self.processes["daemon"].pid)}
+        master = self.processes["web"].pid
+        out["gunicorn master"] = _rss(master)
+        for n, pid in enumerate(_children(master)):
+            out[f"gunicorn worker {n + 1}"] = _rss(pid)
+        return out
+
+    def stop(self) -> dict[str, int]:
+        codes = {}
+        for process in self.processes.values():
+            process.send_signal(signal.SIGTERM)
+        for name, process in self.processes.items():
+            try:
+                codes[name] = process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes[name] = -9
+        self._pipe.send(("stop", None))
+        self._emulators.join(10)
+        return codes
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+# -- HTTP clients -----------------------------------------------------------------------------
+def request(base: str, method: str, path: str, body: dict | None = None, cookie: str = "", timeout: float = 30):
+    """One request on a new connection: (status, headers, body text)."""
+    host, port = base.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    headers = {"Cookie": cookie} if cookie else {}
+    data = None
+    if body is not None:
+        data = urllib.parse.urlencode(body)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    conn.request(method, path, body=data, headers=headers)
+    response = conn.getresponse()
+    text = response.read().decode("utf-8", errors="replace")
+    conn.close()
+    return response.status, response.headers, text
+
+
+def login(base: str) -> str:
+    """Log in through the form; returns the session cookie header."""
+    _status, headers, page = request(base, "GET", "/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    cookie = headers["Set-Cookie"].split(";")[0]
+    status, headers, _ = request(
+        base, "POST", "/login", {"csrf": token, "username": "boss", "password": PASSWORD}, cookie=cookie
+    )
+    if status != 302:
+        raise RuntimeError(f"login refused: {status}")
+    return headers["Set-Cookie"].split(";")[0]
+
+
+class SSEClient(threading.Thread):
+    """Reads one event stream, noting (arrival time, event, id, data) of each event."""
+
+    def __init__(self, base: str, path: str, cookie: str = "", on_event=None) -> None:  # noqa: ANN001
+        super().__init__(daemon=True)
+        self.base, self.path, self.cookie = base, path, cookie
+        self.events: list[tuple[float, str, str, str]] = []
+        self.status = 0
+        self.opened = threading.Event()
+        self.on_event = on_event
+        self.error = ""
+        self._conn: http.client.HTTPConnection | None = None
+
+    def run(self) -> None:
+        host, port = self.base.split(":")
+        self._conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        try:
+            self._conn.request("GET", self.path, headers={"Cookie": self.cookie} if self.cookie else {})
+            response = self._conn.getresponse()
+            self.status = response.status
+            self.opened.set()
+            if response.status != 200:
+                response.read()
+                return
+            fields: dict[str, str] = {}
+            while True:
+                line = response.readline()
+                if not line:
+                    return
+                line = line.decode("utf-8").rstrip("\n")
+                if line:
+                    name, _, value = line.partition(":")
+                    fields[name] = value.strip()
+                    continue
+                if "data" in fields:
+                    event = (time.time(), fields.get("event", ""), fields.get("id", ""), fields["data"])
+                    self.events.append(event)
+                    if self.on_event:
+                        self.on_event(event)
+                fields = {}
+        except OSError as err:
+            self.error = str(err)
+        finally:
+            self.opened.set()
+
+    def close(self) -> None:
+        if self._conn is not None and self._conn.sock is not None:
+            self._conn.sock.shutdown(2)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
+
+
+def schedule(plant: Plant, seconds: float, seed: int = 5) -> list[tuple[float, int, str, int]]:
+    """Every worker punches once within ``seconds``, arrivals peaking mid-window (triangular):
+    shift A punches out (state 1), B and C punch in (state 0)."""
+    rnd = random.Random(seed)
+    out = []
+    for n in range(plant.workers):
+        at = rnd.triangular(0, seconds, seconds / 2)
+        out.append((at, plant.terminal_of(n), f"E{n:05d}", 1 if plant.shift_of(n) == "A" else 0))
+    return sorted(out)
+
+
+def decode(data: str) -> dict:
+    return json.loads(data)  # type: ignore[no-any-return]
