@@ -111,6 +111,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     )
     p = cmd("import-calendar", _import_calendar, "set the plant's holiday overrides (TOML, see rules/calendar_cn.py)")
     p.add_argument("file")
+    p = cmd(
+        "clear-terminal",
+        _clear_terminal,
+        "clear a ZK terminal's log (the daemon does it, only if the cloud acknowledged every record) / 清除考勤机记录",
+    )
+    p.add_argument("name", help="the terminal's name in [[terminals]]")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the daemon (default: %(default)s)")
     cmd(
         "rotate-key",
         _rotate_key,
@@ -315,6 +322,49 @@ def _status(args: argparse.Namespace) -> int:
             )
         )
     return 0
+
+
+def _clear_terminal(args: argparse.Namespace) -> int:
+    """Queue the command for the daemon (the log's one writer, the terminal's one client) and wait."""
+    from appliance import terminal_admin
+    from appliance.clock import SystemClock, to_ms
+    from appliance.config import TerminalSettings
+    from appliance.store import open_db
+
+    settings = _settings(args)
+    names = [t.name for t in settings.terminals_of(TerminalSettings)]
+    if args.name not in names:
+        print(
+            f"{args.name!r} 不是已配置的 ZK 考勤机 / is not a configured 'zk' terminal "
+            f"(known: {', '.join(names) or 'none'})",
+            file=sys.stderr,
+        )
+        return 2
+    if not (settings.state_dir / "running").exists():
+        print(
+            "守护进程未运行，未清除 / the appliance daemon is not running (sudo systemctl start punchproof-appliance); "
+            "nothing cleared",
+            file=sys.stderr,
+        )
+        return 1
+    db = open_db(settings.db_path)
+    with db.connection_context():
+        request = terminal_admin.request_clear(args.name, f"cli:{getpass.getuser()}", to_ms(SystemClock().now()))
+        print(f"waiting for the daemon to clear {args.name} (request {request}) ...", file=sys.stderr)
+        try:
+            outcome = terminal_admin.wait_outcome(request, args.timeout)
+        except KeyboardInterrupt:
+            terminal_admin.withdraw(request)
+            raise
+    if outcome.status == "expired":
+        print(
+            f"守护进程 {args.timeout:g} 秒内未响应，未清除 / the daemon did not take the request within "
+            f"{args.timeout:g} s (is it running? is the terminal answering?); nothing cleared",
+            file=sys.stderr,
+        )
+        return 1
+    print(outcome.message, file=sys.stdout if outcome.status == "done" else sys.stderr)
+    return 0 if outcome.status == "done" else 1
 
 
 def _import_roster(args: argparse.Namespace) -> int:

@@ -19,11 +19,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from appliance.idmap import IdMapError, load_cards, load_pages
 from firmware_bridge.readers.cards import card_format
+from firmware_bridge.zk.clock import ClockPolicy
 from ledger import Malformed, VerifyKey
 
 T = TypeVar("T")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SECRET_KEYS = {"password", "comm_key"}
+MIN_CLOCK_CORRECT_S = 2.0  # the protocol sets whole seconds: below this, every poll would "correct" it
 
 
 class ConfigError(Exception):
@@ -83,6 +85,13 @@ class TerminalSettings:
     encoding: str = "gbk"
     live: bool = True  # also take each punch as the terminal announces it (within a second)
     udp: bool = False  # some older terminals speak UDP only
+    clock_alarm_s: float = 60.0  # the terminal's clock this far off ours: a signed clock_alarm incident
+    clock_correct_above_s: float | None = None  # set the terminal's clock when this far off; absent: never
+
+    @property
+    def clock_policy(self) -> ClockPolicy:
+        correct = self.clock_correct_above_s
+        return ClockPolicy(round(self.clock_alarm_s * 1000), None if correct is None else round(correct * 1000))
 
 
 @dataclass(frozen=True)
@@ -259,6 +268,7 @@ def terminal_settings(raw: Any, name: str, base: Path, problems: list[str]) -> A
         return None
     if isinstance(terminal, TerminalSettings):
         problems += _encoding_problems(terminal.encoding, f"{label}.encoding")
+        problems += _clock_problems(terminal, label)
     elif isinstance(terminal, AdmsTerminalSettings):
         if not ADMS_SERIAL.match(terminal.serial):
             problems.append(
@@ -335,6 +345,19 @@ def _any_kind_has(key: str) -> bool:
     return any(key in {f.name for f in dataclasses.fields(t)} for t in TERMINAL_KINDS.values())
 
 
+def _clock_problems(terminal: TerminalSettings, label: str) -> list[str]:
+    problems = []
+    if terminal.clock_alarm_s <= 0:
+        problems.append(f"{label}.clock_alarm_s: must be positive (seconds; e.g. 60)")
+    correct = terminal.clock_correct_above_s
+    if correct is not None and correct < MIN_CLOCK_CORRECT_S:
+        problems.append(
+            f"{label}.clock_correct_above_s: at least {MIN_CLOCK_CORRECT_S:g} s (the terminal's clock has whole "
+            "seconds); leave it out to never set the terminal's clock / 终端时钟只精确到秒，不校时请删除此项"
+        )
+    return problems
+
+
 def _encoding_problems(encoding: str, name: str) -> list[str]:
     try:
         codecs.lookup(encoding)
@@ -362,9 +385,13 @@ def _section(kind: type, raw: Any, name: str, problems: list[str]) -> Any:
             problems.append(f"{name}.{key}: unknown key")
             ok = False
             continue
-        expected = {"str": str, "int": int, "float": (int, float), "bool": bool}[str(spec.type)]
+        expected = {"str": str, "int": int, "float": (int, float), "float | None": (int, float), "bool": bool}[
+            str(spec.type)
+        ]
         if isinstance(value, bool) and spec.type != "bool" or not isinstance(value, expected):
-            problems.append(f"{name}.{key}: expected {spec.type}, got {type(value).__name__}")
+            problems.append(
+                f"{name}.{key}: expected {str(spec.type).removesuffix(' | None')}, got {type(value).__name__}"
+            )
             ok = False
             continue
         values[key] = value

@@ -107,9 +107,18 @@ class ApplianceDaemon:
                 timeout=terminal.timeout_s,
                 encoding=terminal.encoding,
                 udp=terminal.udp,
+                clock_policy=terminal.clock_policy,
                 now=self.clock.now,
             )
-            worker = TerminalWorker(terminal.name, source, ingest, self.clock, interval_s=terminal.poll_seconds)
+            worker = TerminalWorker(
+                terminal.name,
+                source,
+                ingest,
+                self.clock,
+                interval_s=terminal.poll_seconds,
+                clock_policy=terminal.clock_policy,
+                tz=settings.plant.tz,
+            )
             self.workers.append(worker)
             if terminal.live:
                 self.captures.append(self._live_capture(terminal, ingest, worker))

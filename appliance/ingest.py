@@ -16,6 +16,7 @@ from appliance.clock import Clock, to_ms
 from appliance.groupcommit import GroupCommitter
 from appliance.punchlog import Entry, LogWriter
 from appliance.store import BadRecord, Punch, PushCursor, TerminalHealth
+from appliance.terminal_clock import alarm_change
 from firmware_bridge.adms.receiver import AttlogCursor, PushBatch
 from firmware_bridge.types import TIME_FROM_TERMINAL, Download, PunchKey, RawPunch, RejectedRecord
 from firmware_bridge.zk.live import LivePunch
@@ -40,6 +41,24 @@ class PunchIngest:
         self._committer = committer
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._pending: set[PunchKey] = set()
+
+    @property
+    def writer(self) -> LogWriter:
+        """The log's one writer: terminal records that are not punches (a clock correction) go through it too."""
+        return self._writer
+
+    @property
+    def tz_name(self) -> str:
+        return self._tz_name
+
+    def lock(self, terminal: str) -> threading.Lock:
+        """The terminal's ingest lock: held, no new live punch of that terminal is handed to the writer."""
+        return self._locks[terminal]
+
+    def pending_from(self, terminal: str, serial: str) -> int:
+        """Live punches of the terminal handed to group commit but not yet durable."""
+        with self._locks[terminal]:
+            return sum(1 for key in list(self._pending) if key[0] == serial)  # list(): one step under the GIL
 
     def cursor(self, terminal: str) -> int:
         """How many records of the terminal's log are already stored."""
@@ -131,21 +150,32 @@ class PunchIngest:
     def _accept(self, terminal: str, download: Download) -> list[int]:
         fresh = [p for p in _unique(download.punches) if p.key not in self._pending and not _known(p)]
         bad = [r for r in {r.raw: r for r in download.rejected}.values() if not _known_bad(r)]
-        TerminalHealth.get_or_create(name=terminal)
+        row, _ = TerminalHealth.get_or_create(name=terminal)
+        now_ms = to_ms(self._clock.now())
+        alarm, alarm_health = alarm_change(
+            terminal, download.terminal_sn, row, download.clock_alarm, download.clock_offset_ms, now_ms
+        )
+        if alarm:
+            log.warning(
+                "%s: %s",
+                terminal,
+                download.clock_alarm or f"clock back within policy, {download.clock_offset_ms:+d} ms off",
+            )
 
         def health() -> None:
             TerminalHealth.update(
                 serial=download.terminal_sn,
                 cursor=download.record_count,
                 available=True,
-                last_contact_ms=to_ms(self._clock.now()),
+                last_contact_ms=now_ms,
                 last_error="",
                 clock_offset_ms=download.clock_offset_ms,
                 capacity=download.capacity,
                 **({"record_size": download.record_size} if download.record_size else {}),
+                **alarm_health,
             ).where(TerminalHealth.name == terminal).execute()
 
-        entries = [self._entry(terminal, p, download.clock_offset_ms) for p in fresh]
+        entries = alarm + [self._entry(terminal, p, download.clock_offset_ms) for p in fresh]
         entries += [self._incident(terminal, r) for r in bad]
         for record in bad:
             log.warning(
@@ -156,7 +186,7 @@ class PunchIngest:
                 record.raw.hex(),
             )
         seqs = self._writer.append(entries, then=health)
-        return seqs[: len(fresh)]
+        return seqs[len(alarm) : len(alarm) + len(fresh)]
 
     def _incident(self, terminal: str, record: RejectedRecord) -> Entry:
         body = {

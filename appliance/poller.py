@@ -2,6 +2,10 @@
 
 Availability is state: it is logged when it changes, not at every failed poll, and failed
 polls back off exponentially (with jitter) up to a minute.
+
+The worker is also the only one that changes its terminal: it sets the terminal's clock when the
+policy allows it (signing a ``clock`` record before any punch read after the correction) and
+carries out ``clear-terminal`` commands (``appliance.terminal_admin``) between polls.
 """
 
 from __future__ import annotations
@@ -9,30 +13,52 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from datetime import UTC, tzinfo
 from typing import Protocol
 
+from appliance import terminal_admin
 from appliance.clock import Clock, to_ms
 from appliance.ingest import PunchIngest
 from appliance.store import TerminalHealth
-from firmware_bridge.errors import TerminalError
-from firmware_bridge.types import Download
+from appliance.terminal_admin import ClearRefused
+from appliance.terminal_clock import alarm_change, correction_entry, correction_failed_entry
+from firmware_bridge.errors import TerminalError, TerminalLogChanged
+from firmware_bridge.types import Download, LogCleared
+from firmware_bridge.zk.clock import ClockCorrection, ClockPolicy
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
+CORRECTION_RETRY_S = 600.0  # after a failed clock correction, the next attempt waits this long
 
 
 class PunchSource(Protocol):
     def download(self, since_index: int = 0, *, known_count: int | None = None) -> Download: ...
+    def correct_clock(self, policy: ClockPolicy | None = None) -> ClockCorrection | None: ...
+    def clear_log(self, acknowledged_count: int) -> LogCleared: ...
 
 
 class TerminalWorker:
-    def __init__(self, name: str, source: PunchSource, ingest: PunchIngest, clock: Clock, *, interval_s: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        source: PunchSource,
+        ingest: PunchIngest,
+        clock: Clock,
+        *,
+        interval_s: float,
+        clock_policy: ClockPolicy | None = None,
+        tz: tzinfo = UTC,
+    ) -> None:
         self.name = name
         self._source = source
         self._ingest = ingest
         self._clock = clock
         self._interval = interval_s
+        self._policy = clock_policy or ClockPolicy()  # the driver is given the same one, for its alarm
+        self._tz = tz  # for the times in messages to people
+        self._correct_after = 0.0  # monotonic: no correction attempt before this
+        self._our_clock_unsynced = False
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,7 +114,110 @@ class TerminalWorker:
         self.available, self._failures = True, 0
         if stored:
             log.info("terminal %s: %d new punch(es), up to seq %d", self.name, len(stored), stored[-1])
+        if self._policy.should_correct(download.clock_offset_ms):
+            self._correct_clock(download)
         return len(stored)
+
+    def _correct_clock(self, download: Download) -> None:
+        """Set the terminal's clock, as the policy allows, and sign what changed in the same breath.
+
+        Only when our own clock is synchronised: setting a terminal from a wrong clock would make
+        every later punch wrong. The terminal's ingest lock is held from before the clock is set
+        until the ``clock`` record is committed, so no live punch of the new time base is handed
+        to the writer ahead of it; the next download comes after it too.
+        """
+        synced = bool(self._clock.sync_status().get("sync"))
+        if synced != (not self._our_clock_unsynced):
+            self._our_clock_unsynced = not synced
+            if not synced:
+                log.warning(
+                    "terminal %s: clock not corrected: this appliance's own clock is not synchronised", self.name
+                )
+        if not synced or self._clock.monotonic() < self._correct_after:
+            return
+        with self._ingest.lock(self.name):
+            try:
+                correction = self._source.correct_clock(self._policy)
+            except TerminalError as err:
+                self._correct_after = self._clock.monotonic() + CORRECTION_RETRY_S
+                log.error("terminal %s: setting its clock failed (may have been set): %s", self.name, err)
+                failed = correction_failed_entry(self.name, download.terminal_sn, download.clock_offset_ms, err)
+                self._ingest.writer.append([failed])
+                return
+            if correction is None:  # within policy by the time we looked again
+                return
+            health, _ = TerminalHealth.get_or_create(name=self.name)
+            now_ms = to_ms(self._clock.now())
+            new_alarm = self._policy.alarm(correction.new_offset_ms)
+            cleared, alarm_health = alarm_change(
+                self.name, correction.terminal_sn, health, new_alarm, correction.new_offset_ms, now_ms, by="correction"
+            )
+            entries = [correction_entry(self.name, self._ingest.tz_name, correction, self._policy), *cleared]
+            update = {"clock_offset_ms": correction.new_offset_ms, **alarm_health}
+            seq = self._ingest.writer.append(
+                entries, then=lambda: TerminalHealth.update(**update).where(TerminalHealth.name == self.name).execute()
+            )[0]
+        log.warning(
+            "terminal %s: clock set from %s to %s (%+d ms off, now %+d ms); clock record seq %d",
+            self.name,
+            correction.old_terminal_time,
+            correction.new_terminal_time,
+            correction.old_offset_ms,
+            correction.new_offset_ms,
+            seq,
+        )
+
+    def serve_commands(self) -> None:
+        """Carry out the commands queued for this terminal (``clear-terminal``), oldest first."""
+        while (command := terminal_admin.claim(self.name, to_ms(self._clock.now()))) is not None:
+            answered = False
+            try:
+                refusal = self._serve(command.id)
+                answered = True
+            finally:
+                if not answered:  # an unexpected error, logged at the top of the loop: the CLI must not wait forever
+                    refusal = f"{self.name}: 内部错误，见守护进程日志 / internal error; see the daemon's log"
+                if refusal is not None:
+                    terminal_admin.finish(command.id, "refused", refusal, to_ms(self._clock.now()))
+                    log.warning("terminal %s: clear refused: %s", self.name, refusal)
+
+    def _serve(self, request: int) -> str | None:
+        """Clear the log; return why not, or None when done (the outcome is written with the record)."""
+        try:
+            self._clear_log(request)
+        except ClearRefused as err:
+            return str(err)
+        except TerminalLogChanged as err:
+            self.poll_soon()
+            return (
+                f"{self.name}: 清除前终端又有新记录，未清除；新记录将被读取，被云端确认后可重试 / new records arrived "
+                f"before the clear: nothing cleared; they are read in next, retry once acknowledged ({err})"
+            )
+        except TerminalError as err:
+            return f"{self.name}: 终端无法连接，未清除 / terminal unreachable, nothing cleared: {err}"
+        return None
+
+    def _clear_log(self, request: int) -> None:
+        self.poll_once()  # read what is new first: its cursor and serial are checked below
+        health = TerminalHealth.get_or_none(TerminalHealth.name == self.name)
+        if not self.available or health is None:
+            reason = health.last_error if health is not None else "never reached"
+            raise ClearRefused(f"{self.name}: 终端无法连接，未清除 / terminal unreachable, nothing cleared: {reason}")
+        if self._ingest.pending_from(self.name, health.serial):
+            raise ClearRefused(
+                f"{self.name}: 实时打卡仍在写入，请稍后重试 / live punches are still being stored; retry in a moment"
+            )
+        acked = terminal_admin.check_acknowledged(self.name, health.serial, self._tz)
+        if health.cursor == 0:
+            raise ClearRefused(f"{self.name}: 终端没有记录，无需清除 / the terminal's log is empty; nothing to clear")
+        cleared = self._source.clear_log(acknowledged_count=health.cursor)
+        entry = terminal_admin.cleared_entry(self.name, request, cleared.terminal_sn, cleared.records_cleared, acked)
+        now_ms = to_ms(self._clock.now())
+        self._ingest.writer.append(
+            [entry], then=terminal_admin.after_clear(self.name, request, cleared.records_cleared, now_ms)
+        )
+        log.info("terminal %s: %d acknowledged record(s) cleared on command", self.name, cleared.records_cleared)
+        self.poll_once()  # the terminal's capacity (records left), now that its log is empty
 
     def _delay(self) -> float:
         if not self._failures:
@@ -100,6 +229,7 @@ class TerminalWorker:
         while not self._stop.is_set():
             try:
                 self.poll_once()
+                self.serve_commands()
             except Exception:  # the top of a worker loop: log with traceback, keep polling
                 log.exception("terminal %s: unexpected error while polling", self.name)
                 self._failures += 1

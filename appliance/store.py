@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import peewee as pw
+from playhouse.migrate import SqliteMigrator, migrate
 
 PRAGMAS = {
     "journal_mode": "wal",
@@ -17,7 +18,16 @@ PRAGMAS = {
     "busy_timeout": 10_000,
     "foreign_keys": 1,
 }
-APPEND_ONLY = ("log_record", "punch", "bad_record", "checkpoint", "cosignature", "day_fact_index", "action_record")
+APPEND_ONLY = (
+    "log_record",
+    "punch",
+    "bad_record",
+    "checkpoint",
+    "cosignature",
+    "day_fact_index",
+    "action_record",
+    "log_clear_record",
+)
 
 
 class BaseModel(pw.Model):
@@ -91,8 +101,39 @@ class TerminalHealth(BaseModel):
     last_contact_ms = pw.BigIntegerField(null=True)
     last_error = pw.TextField(default="")
     clock_offset_ms = pw.IntegerField(null=True)
-    capacity = pw.IntegerField(null=True)
+    capacity = pw.IntegerField(null=True)  # records the terminal can still store
     record_size = pw.IntegerField(null=True)
+    # the clock alarm episode in progress (appliance.terminal_clock): its offset when it began, and when
+    clock_alarm_ms = pw.IntegerField(null=True)
+    clock_alarm_since_ms = pw.BigIntegerField(null=True)
+
+
+class TerminalCommand(BaseModel):
+    """A command for a terminal the daemon owns (``clear-terminal``), asked for by another process.
+
+    The daemon is the only writer of the signed log and the only one talking to the terminal, so
+    the CLI queues the command here; the terminal's worker claims it (pending -> running), carries
+    it out and writes the outcome back (done | refused), which the CLI waits for.
+    """
+
+    id = pw.AutoField()
+    terminal = pw.CharField(index=True)
+    kind = pw.CharField()  # clear_log
+    requested_by = pw.CharField(default="")
+    requested_ms = pw.BigIntegerField()
+    status = pw.CharField(default="pending")  # pending | running | done | refused | expired
+    message = pw.TextField(default="")  # zh-CN / English, for the person who asked
+    finished_ms = pw.BigIntegerField(null=True)
+
+
+class LogClearRecord(BaseModel):
+    """Each ``terminal_log_cleared`` incident appended, by seq, and the command it carried out."""
+
+    seq = pw.IntegerField(primary_key=True)
+    request = pw.IntegerField(unique=True)
+    terminal = pw.CharField(index=True)
+    terminal_sn = pw.CharField()
+    records = pw.IntegerField()
 
 
 class PushCursor(BaseModel):
@@ -345,6 +386,8 @@ MODELS = (
     Checkpoint,
     Cosignature,
     TerminalHealth,
+    TerminalCommand,
+    LogClearRecord,
     PushCursor,
     SyncState,
     Account,
@@ -361,6 +404,7 @@ def open_db(path: Path, *, create: bool = True) -> pw.SqliteDatabase:
     if create:
         with db.connection_context():
             db.create_tables(MODELS, safe=True)
+            _add_new_columns(db)
             for table in APPEND_ONLY:
                 for action in ("UPDATE", "DELETE"):
                     db.execute_sql(
@@ -370,3 +414,15 @@ def open_db(path: Path, *, create: bool = True) -> pw.SqliteDatabase:
             SyncState.get_or_create(id=1)
             EvaluatorState.get_or_create(id=1)
     return db
+
+
+def _add_new_columns(db: pw.SqliteDatabase) -> None:
+    """Columns added to a table after it was created (each nullable or with a default): added in
+    place, so a database made by an older version opens with its rows intact."""
+    migrator = SqliteMigrator(db)
+    for model in MODELS:
+        table = model._meta.table_name
+        present = {column.name for column in db.get_columns(table)}
+        for field in model._meta.sorted_fields:
+            if field.column_name not in present:
+                migrate(migrator.add_column(table, field.column_name, field))
