@@ -1,5 +1,6 @@
 """A terminal's clock, against the ZK emulator: one signed alarm per episode, corrected only by policy."""
 
+import sqlite3
 from datetime import datetime, timedelta
 
 import pytest
@@ -8,7 +9,7 @@ from appliance.config import ConfigError, Settings
 from appliance.ingest import PunchIngest
 from appliance.poller import TerminalWorker
 from appliance.punchlog import LogWriter
-from appliance.store import LogRecord, TerminalHealth
+from appliance.store import LogRecord, TerminalHealth, open_db
 from firmware_bridge.zk.clock import ClockPolicy
 from firmware_bridge.zk.driver import ZKTerminal
 from ledger import GENESIS_PREV, SignedRecord
@@ -55,9 +56,7 @@ def incidents(key, kind):
     return [f for t, f in signed(key) if t == "incident" and f["kind"] == kind]
 
 
-def test_three_hours_off_is_one_alarm_not_one_per_poll_and_no_correction(
-    db, key, frozen, zk_terminal, terminal_state
-):
+def test_three_hours_off_is_one_alarm_not_one_per_poll_and_no_correction(db, key, frozen, zk_terminal, terminal_state):
     worker = worker_for(db, key, frozen, zk_terminal, NEVER)
     terminal_state.punch("1001")
     for _ in range(3):
@@ -80,7 +79,11 @@ def test_three_hours_off_is_one_alarm_not_one_per_poll_and_no_correction(
     worker.poll_once()
     worker.poll_once()
     (cleared,) = incidents(key, "clock_alarm_cleared")
-    assert (cleared["by"], cleared["alarm_off_ms"], cleared["alarm_since_ms"]) == ("poll", THREE_HOURS_MS, 1772409600000)
+    assert (cleared["by"], cleared["alarm_off_ms"], cleared["alarm_since_ms"]) == (
+        "poll",
+        THREE_HOURS_MS,
+        1772409600000,
+    )
     assert TerminalHealth.get_by_id("gate-1").clock_alarm_since_ms is None
     assert len(incidents(key, "clock_alarm")) == 1
 
@@ -156,3 +159,20 @@ def test_the_policy_comes_from_the_terminal_settings():
     assert len(err.value.problems) == 2 and "clock_correct_above_s: at least 2 s" in str(err.value)
     with pytest.raises(ConfigError, match="clock_correct_above_s: expected float, got str"):
         Settings.from_dict(zk_config(clock_correct_above_s="never"))
+
+
+def test_a_database_from_before_the_clock_alarm_opens_with_its_rows(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE terminal_health (name VARCHAR(255) NOT NULL PRIMARY KEY, serial VARCHAR(255) NOT NULL, "
+            "cursor INTEGER NOT NULL, available INTEGER NOT NULL, last_contact_ms INTEGER, last_error TEXT NOT NULL, "
+            "clock_offset_ms INTEGER, capacity INTEGER, record_size INTEGER)"
+        )
+        old.execute("INSERT INTO terminal_health VALUES ('gate-1', 'SN1', 42, 1, NULL, '', 5, 100, 40)")
+    database = open_db(path)
+    try:
+        health = TerminalHealth.get_by_id("gate-1")
+        assert (health.cursor, health.clock_alarm_ms, health.clock_alarm_since_ms) == (42, None, None)
+    finally:
+        database.close()
