@@ -332,7 +332,8 @@ class EvalRequest(BaseModel):
 
 class EvaluatorState(BaseModel):
     id = pw.IntegerField(primary_key=True, default=1)
-    passes = pw.IntegerField(default=0)  # bumped by every pass: the pages' cue to refresh
+    passes = pw.IntegerField(default=0)  # bumped by every pass
+    board_version = pw.IntegerField(default=0)  # bumped by a pass that changed the board: the pages' cue to refresh
     last_pass_ms = pw.BigIntegerField(null=True)
     pass_ms = pw.IntegerField(default=0)  # how long the last pass took
     last_error = pw.TextField(default="")

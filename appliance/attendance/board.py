@@ -16,6 +16,13 @@ def _ms(at: object) -> int | None:
     return None if at is None else to_ms(at)  # type: ignore[arg-type]
 
 
+CONTENT = (
+    "work_date", "employee", "shift", "name", "line", "shift_name", "status", "tier", "missing_tier", "late_min",
+    "early_min", "missed", "start_ms", "end_ms", "late_grace_s", "in_ms", "out_ms", "n_punches", "held_by", "excusal",
+    "watch", "reason_zh", "reason_en", "fact_seq",
+)  # fmt: skip
+
+
 def row(ev: Evaluation, plant: Plant, person: Person | None, fact_seq: int | None) -> dict[str, object]:
     shift = plant.shifts.get(ev.shift_id)
     first_in = next((s.check_in for s in ev.segments if s.check_in is not None), None)
@@ -58,16 +65,37 @@ def replace_day(
     people: Mapping[str, Person],
     fact_seqs: Mapping[str, int],
 ) -> int:
-    """Swap the day's rows for these, in one transaction: a page never sees half a pass."""
-    rows = [
-        row(ev, plant, people.get(ev.employee), fact_seqs.get(f"{ev.employee}/{work_date}/{ev.shift_id}"))
+    """Make the day's rows these, in one transaction (a page never sees half a pass); return how many
+    rows changed.
+
+    Only rows whose content changed are written: a pass over 5,000 workers usually changes a handful,
+    and the write lock it takes is the one the punches' group commit waits for. ``as_of_ms`` is the
+    evaluation that last changed the row.
+    """
+    rows = {
+        (ev.employee, ev.shift_id): row(
+            ev, plant, people.get(ev.employee), fact_seqs.get(f"{ev.employee}/{work_date}/{ev.shift_id}")
+        )
         for ev in evaluations
-    ]
+    }
+    current = {(r["employee"], r["shift"]): r for r in BoardRow.select().where(BoardRow.work_date == work_date).dicts()}
+    changed = [r for key, r in rows.items() if _content(current.get(key)) != _content(r)]
+    gone = [key for key in current if key not in rows]
+    if not changed and not gone:
+        return 0
     with BoardRow._meta.database.atomic():
-        BoardRow.delete().where(BoardRow.work_date == work_date).execute()
-        for start in range(0, len(rows), 100):
-            BoardRow.insert_many(rows[start : start + 100]).execute()
-    return len(rows)
+        for employee, shift in gone:
+            BoardRow.delete().where(
+                (BoardRow.work_date == work_date) & (BoardRow.employee == employee) & (BoardRow.shift == shift)
+            ).execute()
+        for start in range(0, len(changed), 100):
+            BoardRow.replace_many(changed[start : start + 100]).execute()
+    return len(changed) + len(gone)
+
+
+def _content(values: Mapping[str, object] | None) -> tuple[object, ...] | None:
+    """What a page shows of a row: everything but when it was computed."""
+    return None if values is None else tuple(values[name] for name in CONTENT)
 
 
 def prune(before: str) -> int:

@@ -129,7 +129,7 @@ class Evaluator:
         corrections = by_employee(master.corrections)
         leaves, trips = by_employee(master.leaves), by_employee(master.trips)
         appended: list[int] = []
-        count = 0
+        count = changed = 0
         for day in days:
             evaluations = evaluate_plant_day(
                 master.plant,
@@ -145,13 +145,14 @@ class Evaluator:
             iso = day.isoformat()
             due = facts.due(evaluations, master.plant, facts.latest(iso))
             appended += facts.append(self._writer, due)
-            board.replace_day(iso, evaluations, master.plant, master.people, _seqs(iso))
+            changed += board.replace_day(iso, evaluations, master.plant, master.people, _seqs(iso))
             count += len(evaluations)
         for day, requested_ms in requested.items():  # only what this pass has seen; newer requests stay
             EvalRequest.delete().where((EvalRequest.day == day) & (EvalRequest.requested_ms <= requested_ms)).execute()
-        board.prune((today - timedelta(days=board.KEEP_DAYS)).isoformat())
+        changed += board.prune((today - timedelta(days=board.KEEP_DAYS)).isoformat())
         EvaluatorState.update(
             passes=EvaluatorState.passes + 1,
+            board_version=EvaluatorState.board_version + (1 if changed else 0),
             last_pass_ms=to_ms(now),
             pass_ms=int((self._clock.monotonic() - started) * 1000),
             last_error="; ".join(master.problems)[:2000],

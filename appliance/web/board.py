@@ -1,7 +1,7 @@
 """The plant manager's board: today's attendance by shift and line, terminals, sync, punches.
 
 The page reads what the daemon's evaluator wrote (``BoardRow``). ``/board/events`` pushes the
-board's version (evaluator passes and the last punch) as Server-Sent Events; the page's script
+board's version (the evaluator's board version and the last punch) as Server-Sent Events; the page's script
 fetches its fresh rows (``?partial=1``) when the version moves, so it stays live without
 reloading itself. ``/board/version`` is the fallback it polls when it cannot hold a stream.
 """
@@ -87,7 +87,7 @@ def _context() -> dict[str, Any]:
 def version() -> str:
     state = EvaluatorState.get_or_none(EvaluatorState.id == 1)
     last = Punch.select(Punch.seq).order_by(Punch.seq.desc()).scalar()
-    return f"{state.passes if state else 0}.{last if last is not None else -1}"
+    return f"{state.board_version if state else 0}.{last if last is not None else -1}"
 
 
 @bp.route("/")

@@ -80,7 +80,7 @@ class Hub:
         self._failing = False
         self.streams = 0
         self.generation = 0  # bumped at every change; a stream waits for it to move
-        self.version = ""  # the board's: "<evaluator passes>.<last punch seq>"
+        self.version = ""  # the board's: "<board version>.<last punch seq>"
         self.last_seq = -1
         self.ticks = 0
         self.kiosk: deque[tuple[int, int, dict[str, Any]]] = deque(maxlen=KEEP)  # (seq, at_ms, shown)
@@ -126,7 +126,7 @@ class Hub:
         self._db.connect(reuse_if_open=True)
         last = Punch.select(pw.fn.MAX(Punch.seq)).scalar()
         last = -1 if last is None else last
-        passes = EvaluatorState.select(EvaluatorState.passes).where(EvaluatorState.id == 1).scalar() or 0
+        passes = EvaluatorState.select(EvaluatorState.board_version).where(EvaluatorState.id == 1).scalar() or 0
         self.ticks += 1
         new: list[tuple[int, int, dict[str, Any]]] = []
         if last > self.last_seq:

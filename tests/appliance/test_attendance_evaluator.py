@@ -311,6 +311,14 @@ def test_the_pass_is_recorded_for_the_pages(evaluator, clock):
     evaluator.run_once()
     state = EvaluatorState.get_by_id(1)
     assert state.passes == 2 and state.last_pass_ms == to_ms(clock.now()) and state.last_error == ""
+    assert state.board_version == 1, "the second pass changed no row: nothing rewritten, no refresh asked"
+    written = {(r.employee, r.shift): r.as_of_ms for r in BoardRow.select()}
+    clock.advance(hours=1, minutes=30)  # 07:00 -> 08:30: the missing check-ins turn tentative
+    read_all(clock.now())
+    evaluator.run_once()
+    assert EvaluatorState.get_by_id(1).board_version == 2
+    rewritten = {(r.employee, r.shift) for r in BoardRow.select() if r.as_of_ms != written[(r.employee, r.shift)]}
+    assert rewritten and rewritten != set(written), "only the rows that changed were written"
 
 
 def test_the_evaluator_ignores_its_own_commits(evaluator, writer, clock):

@@ -147,7 +147,11 @@ def test_the_board_searches_and_filters(plant):
     assert "data-board-employee" not in page
     version = client.get("/board/version").get_json()["version"]
     plant.evaluator.run_once()
-    assert client.get("/board/version").get_json()["version"] != version, "a pass moves the version"
+    assert client.get("/board/version").get_json()["version"] == version, "a pass that changes nothing: no refresh"
+    plant.punch("1002", local(2, 8, 31))
+    plant.read_terminal()
+    plant.evaluator.run_once()
+    assert client.get("/board/version").get_json()["version"] != version, "a pass that changes the board moves it"
     partial = client.get(f"/?date={DAY}&partial=1").get_data(as_text=True)
     assert "<html" not in partial and 'data-board-employee="1002"' in partial
 
