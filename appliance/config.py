@@ -70,7 +70,7 @@ class MqttSettings:
 @dataclass(frozen=True)
 class WebSettings:
     bind: str = "0.0.0.0:8080"
-    workers: int = 2
+    workers: int = 1  # gthread: one process serves every page and stream on threads; each more costs ~85 MB
 
 
 @dataclass(frozen=True)
