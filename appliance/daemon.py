@@ -5,6 +5,8 @@ The pages (gunicorn) only read the database; nothing here runs inside a web work
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import signal
 import threading
@@ -203,8 +205,25 @@ class ApplianceDaemon:
         log.info("appliance stopped cleanly")
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def limit_malloc_arenas(count: int = 2) -> bool:
+    """Cap glibc's per-thread malloc arenas before the threads start (MALLOC_ARENA_MAX, set from inside).
+
+    The daemon runs two threads per terminal; with glibc's default of eight arenas per core, each
+    thread's garbage stays in its own arena and resident memory grows by tens of MB on a Pi with 1 GB.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, count))
+    except (OSError, AttributeError):  # not glibc (musl has no arenas to cap)
+        return False
+
+
 def run(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT."""
+    limit_malloc_arenas()
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
