@@ -7,6 +7,7 @@ store each range once.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -178,6 +179,17 @@ MODELS = (
 )
 
 
+# Other modules that own tables (each defines its own MODELS on this module's BaseModel); open_db creates them too.
+MODEL_MODULES: tuple[str, ...] = ()
+
+
+def all_models() -> list[type[pw.Model]]:
+    models = list(MODELS)
+    for name in MODEL_MODULES:
+        models.extend(importlib.import_module(name).MODELS)
+    return models
+
+
 DISCONNECTED = (pw.OperationalError, pw.InterfaceError)
 
 
@@ -227,5 +239,5 @@ def open_db(url: str, *, create: bool = True) -> pw.Database:
     database.initialize(db)
     if create:
         with db.connection_context():
-            db.create_tables(MODELS, safe=True)
+            db.create_tables(all_models(), safe=True)
     return db
