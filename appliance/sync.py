@@ -5,12 +5,21 @@ sent after the cloud verified and committed the range, and only when the cloud's
 the hash this appliance holds at that position. A broker PUBACK moves nothing. Several
 batches are kept in flight; any not acknowledged in time are sent again, and the cloud stores
 a range at most once.
+
+Two lanes share the connection. The backlog lane sends the log in order, as fast as the cloud
+acknowledges. While it is behind (after a long outage), records committed since the connection
+came up also go on the live lane at once: the cloud checks each one's signature and shows it
+within seconds, and the backlog lane still brings it into the verified chain in its turn.
+
+Each terminal's availability is published retained on its own topic whenever it changes, so
+head office sees a dead terminal without asking the plant.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import queue
 import socket
@@ -24,7 +33,7 @@ from paho.mqtt.properties import Properties
 from appliance.clock import Clock, to_ms
 from appliance.config import Settings
 from appliance.punchlog import LogWriter
-from appliance.store import Checkpoint, Cosignature, LogRecord, SyncState
+from appliance.store import Checkpoint, Cosignature, LogRecord, SyncState, TerminalHealth
 from ledger import Forged, Malformed, SignedRecord, VerifyKey, note, topics
 from ledger.messages import MAX_MESSAGE_BYTES, Ack, Batch
 
@@ -33,6 +42,16 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 7 * 24 * 3600
 MAX_PAUSE_S = 300.0  # after repeated rejections, try again at least every five minutes
 ENVELOPE_BYTES = 256
+LIVE_RECORDS = 64  # per live-lane message: a shift-change burst is a few hundred punches a minute
+DEVICE_CHECK_S = 1.0
+
+
+@dataclass
+class Refused:
+    """The broker refused a publish (MQTT v5 PUBACK reason code): e.g. 135, not authorized by its ACL."""
+
+    mid: int
+    reason: str
 
 
 @dataclass
@@ -40,6 +59,7 @@ class InFlight:
     first: int
     last: int
     sent_at: float
+    mid: int = 0
 
 
 class Uplink:
@@ -52,8 +72,10 @@ class Uplink:
         self.batch_topic = topics.batch(plant, appliance)
         self.ack_topic = topics.ack(plant, appliance)
         self.status_topic = topics.status(plant, appliance)
+        self.live_topic = topics.live(plant, appliance)
         self._client: mqtt.Client | None = None
         self._acks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._refusals: queue.SimpleQueue[Refused] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -66,6 +88,10 @@ class Uplink:
         self._rejections = 0
         self.halted = False  # set when the cloud holds another history of this log
         self.acked_seq = -1
+        self._live_sent = -1  # the live lane has sent every record up to here
+        self._devices: dict[str, tuple[bool, str]] = {}  # what each terminal's retained topic says now
+        self._devices_checked = float("-inf")
+        self.live_sent_records = 0  # for the benchmark and the tests: records sent on the live lane
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, writer: LogWriter) -> None:
@@ -86,6 +112,7 @@ class Uplink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         client.on_socket_open = _nodelay
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_inflight_messages_set(max(20, cfg.inflight * 2))
@@ -131,6 +158,13 @@ class Uplink:
         self._acks.put(message.payload)
         self._wake.set()
 
+    def _on_publish(self, _c: object, _u: object, mid: int, reason: object, _p: object) -> None:
+        # A PUBACK with a failure code means the broker dropped the message (SYNC.md: an ACL
+        # refusal is otherwise silent): tell the pump, which shows it and backs off.
+        if getattr(reason, "is_failure", False):
+            self._refusals.put(Refused(mid, str(reason)))
+            self._wake.set()
+
     # -- the pump: acks in, batches out ------------------------------------------------------
     def _pump(self) -> None:
         while not self._stop.is_set():
@@ -140,11 +174,16 @@ class Uplink:
                 self._report_connection()
                 while not self._acks.empty():
                     self._handle_ack(self._acks.get())
+                while not self._refusals.empty():
+                    self._handle_refusal(self._refusals.get())
                 self._expire()
                 # Act on the state _report_connection() just handled: a connection that came up after it is
                 # reported (and the cursor reset) on the next pass, so the first batch is not sent twice.
                 if self._reported_connected and not self.halted and self._clock.monotonic() >= self._paused_until:
                     self._send()
+                    self._send_live()
+                if self._reported_connected:
+                    self._publish_devices()
             except Exception:  # the top of the loop: keep forwarding whatever went wrong once
                 log.exception("uplink: unexpected error")
                 self._stop.wait(1)
@@ -156,6 +195,9 @@ class Uplink:
                 log.info("connected to broker %s:%d", self._settings.mqtt.host, self._settings.mqtt.port)
                 self._inflight.clear()
                 self._next = self.acked_seq + 1  # resend everything the cloud has not acknowledged
+                # What is stored now is backlog; the live lane carries only what is committed from here on.
+                self._live_sent = self._writer.head_seq if self._writer is not None else -1
+                self._devices.clear()  # republish every terminal's availability
             elif self._reported_connected is not None:
                 log.warning("lost the broker; punches are kept and will be sent on reconnect")
             SyncState.update(connected=connected).where(SyncState.id == 1).execute()
@@ -208,6 +250,23 @@ class Uplink:
             log.info("the cloud holds up to seq %d; resending from there", ack.head_seq)
             self._inflight.clear()
             self._next = ack.head_seq + 1
+
+    def _handle_refusal(self, refused: Refused) -> None:
+        batch = next((b for b in self._inflight.values() if b.mid == refused.mid), None)
+        if batch is None:
+            log.error("the broker refused a status or live-lane message (%s); check its ACL", refused.reason)
+            return
+        self._rejections += 1
+        pause = min(MAX_PAUSE_S, self._settings.mqtt.ack_timeout_s * 2 ** min(self._rejections - 1, 8))
+        message = (
+            f"the broker refused seq {batch.first}-{batch.last} ({refused.reason}): check [mqtt] username and "
+            "the broker's ACL for this appliance (punchproof cloud register-appliance); punches are kept"
+        )
+        log.error("%s; retrying in %.0f s", message, pause)
+        SyncState.update(last_error=message).where(SyncState.id == 1).execute()
+        self._paused_until = self._clock.monotonic() + pause
+        self._inflight.clear()
+        self._next = self.acked_seq + 1
 
     def _matches_local(self, ack: Ack) -> bool:
         row = LogRecord.get_or_none(LogRecord.seq == ack.head_seq)
@@ -276,8 +335,57 @@ class Uplink:
             info = self._client.publish(self.batch_topic, batch.encode(), qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # not connected after all; the reconnect resends from the cursor
-            self._inflight[batch.first] = InFlight(batch.first, batch.last, self._clock.monotonic())
+            self._inflight[batch.first] = InFlight(batch.first, batch.last, self._clock.monotonic(), info.mid)
             self._next = batch.last + 1
+
+    def _send_live(self) -> None:
+        """Records committed since the connection came up that the backlog lane has not reached: send now."""
+        assert self._client is not None and self._writer is not None
+        head = self._writer.head_seq
+        start = max(self._live_sent, self._next - 1) + 1
+        if start > head:
+            return
+        rows = list(
+            LogRecord.select(LogRecord.seq, LogRecord.data, LogRecord.sig)
+            .where((LogRecord.seq >= start) & (LogRecord.seq <= head))
+            .order_by(LogRecord.seq)
+        )
+        for chunk in range(0, len(rows), LIVE_RECORDS):
+            part = rows[chunk : chunk + LIVE_RECORDS]
+            if part[0].seq + len(part) - 1 != part[-1].seq:
+                log.error("the local log has a hole between seq %d and %d", part[0].seq, part[-1].seq)
+                return
+            records = tuple(SignedRecord(bytes(r.data), bytes(r.sig)) for r in part)
+            live = Batch(self._settings.log_origin, part[0].seq, records)
+            if self._client.publish(self.live_topic, live.encode(), qos=1).rc != mqtt.MQTT_ERR_SUCCESS:
+                return
+            self._live_sent = live.last
+            self.live_sent_records += len(records)
+
+    def _publish_devices(self) -> None:
+        """Each terminal's availability, retained, whenever it changes (and all of them at each connect)."""
+        now = self._clock.monotonic()
+        if now - self._devices_checked < DEVICE_CHECK_S:
+            return
+        self._devices_checked = now
+        assert self._client is not None
+        plant, appliance = self._settings.plant.id, self._settings.appliance.id
+        for row in TerminalHealth.select():
+            state = (bool(row.available), row.last_error or "")
+            if self._devices.get(row.name) == state:
+                continue
+            payload = {
+                "terminal": row.name,
+                "available": state[0],
+                "error": state[1],
+                "last_contact_ms": row.last_contact_ms,
+                "clock_offset_ms": row.clock_offset_ms,
+                "records_left": row.capacity,
+            }
+            body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
+            info = self._client.publish(topics.device(plant, appliance, row.name), body, qos=1, retain=True)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                self._devices[row.name] = state
 
     def _batch_end(self, limit: int) -> tuple[int, str]:
         """Where the next batch ends (exclusive) and, if a checkpoint ends it there, that checkpoint."""

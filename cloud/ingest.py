@@ -20,6 +20,7 @@ from paho.mqtt.properties import Properties
 from cloud import witness
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
+from cloud.lanes import LaneIngest
 from cloud.prepare import AheadParser, Prepared, default_processes
 from cloud.store import Appliance, Plant, open_db, reconnecting
 from cloud.tsa import TimestampError
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 24 * 3600
 STATUS_FILTER = f"{topics.PREFIX}/+/+/status"
+DEVICE_FILTER = f"{topics.PREFIX}/+/+/device/+"
 
 
 class IngestWorker:
@@ -38,6 +40,7 @@ class IngestWorker:
         self._settings = settings
         self._clock = clock or SystemClock()
         self._ingest: BatchIngest | None = None
+        self._lanes = LaneIngest(self._clock)
         self._messages: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
@@ -102,6 +105,8 @@ class IngestWorker:
             return
         client.subscribe(topics.all_batches(shared=self._settings.mqtt_shared), qos=1)
         client.subscribe(STATUS_FILTER, qos=1)
+        client.subscribe(DEVICE_FILTER, qos=1)
+        client.subscribe(topics.all_live(shared=self._settings.mqtt_shared), qos=1)
         log.info(
             "ingest worker %s connected to %s:%d",
             self._settings.worker_id,
@@ -135,6 +140,12 @@ class IngestWorker:
                 try:
                     if topic.endswith("/status"):
                         self._status(topic, payload)
+                        continue
+                    if topic.endswith("/up/live"):
+                        reconnecting(lambda t=topic, p=payload: self._lanes.live(t, p))
+                        continue
+                    if "/device/" in topic:
+                        reconnecting(lambda t=topic, p=payload: self._lanes.device(t, p))
                         continue
                     outcome = reconnecting(lambda t=topic, p=payload, r=prepared: self._handle(t, p, r))
                     if outcome is not None and self._client is not None and self._witness is not None:

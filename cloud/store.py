@@ -155,6 +155,37 @@ class Quarantine(BaseModel):
     payload = pw.BlobField()
 
 
+class ProvisionalRecord(BaseModel):
+    """A record that came on the live lane ahead of the appliance's backlog: its signature checked, the
+    chain not yet. Shown at once; deleted when the backlog lane brings the same record into ``LogRecord``."""
+
+    appliance = pw.ForeignKeyField(Appliance)
+    seq = pw.BigIntegerField()
+    type = pw.CharField(max_length=16)
+    employee = pw.CharField(null=True, index=True)
+    t_wall_ms = pw.BigIntegerField()
+    data = pw.BlobField()
+    sig = pw.BlobField()
+    received_ms = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("appliance", "seq"), True),)
+
+
+class DeviceStatus(BaseModel):
+    """A terminal's availability as its appliance last published it (retained topic ``device/{name}``)."""
+
+    appliance = pw.ForeignKeyField(Appliance)
+    terminal = pw.CharField()
+    available = pw.BooleanField()
+    error = pw.TextField(default="")
+    detail = pw.TextField(default="{}")  # the published JSON, verbatim
+    updated_ms = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("appliance", "terminal"), True),)
+
+
 class Account(BaseModel):
     username = pw.CharField(primary_key=True)
     password_hash = pw.CharField()
@@ -175,6 +206,8 @@ MODELS = (
     LogRecord,
     Punch,
     Quarantine,
+    ProvisionalRecord,
+    DeviceStatus,
     Account,
 )
 

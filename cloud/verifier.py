@@ -19,13 +19,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import peewee as pw
 
-from cloud import registry
+from cloud import lanes, registry
 from cloud.clock import Clock, to_ms
 from cloud.prepare import Prepared
 from cloud.store import Appliance, CloudCheckpoint, LogHead, LogRecord, Punch, Quarantine, bulk_insert, database
 from ledger import GENESIS_PREV, ChainBroken, LedgerError, Malformed, SigningKey, note, topics
 from ledger.merkle import CompactRange
 from ledger.messages import Ack, Batch
+from ledger.record import employee_of
 from ledger.verify import VerifiedRange, verify_range
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class BatchIngest:
                         r.sig,
                         leaf,
                         f["t_wall_ms"],
-                        _employee_of(f),
+                        employee_of(f),
                         now_ms,
                     )
                     for (f, leaf), r in zip(verified.records, fresh.records, strict=True)
@@ -133,6 +134,10 @@ class BatchIngest:
             )
             punches = [_punch_row(appliance, f, now_ms) for f, _ in verified.records if f["type"] == "punch"]
             bulk_insert(Punch, PUNCH_COLUMNS, punches)
+            for seq in lanes.settle(appliance, fresh.first, {f["seq"]: leaf for f, leaf in verified.records}):
+                reason = f"{batch.log} seq {seq}: the live lane carried another record signed for this position"
+                Quarantine.create(received_ms=now_ms, topic="live lane", reason=reason, payload=b"")
+                log.error("%s: the appliance's log forked", reason)
             cosignature = self._witness(appliance, fresh, verified, now_ms)
             head.seq, head.leaf = batch.last, verified.records[-1][1]
             head.compact = json.dumps([base64.b64encode(h).decode() for h in verified.tree.hashes])
@@ -193,14 +198,6 @@ class BatchIngest:
     def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
         log.error("quarantined a message on %s: %s", topic, reason)
         Quarantine.create(received_ms=to_ms(self._clock.now()), topic=topic, reason=reason, payload=payload)
-
-
-def _employee_of(fields: dict[str, Any]) -> str | None:
-    """Whose record it is, for evidence export: punches, actions, and day facts (``fact.emp``)."""
-    emp = fields.get("emp")
-    if emp is None and isinstance(fields.get("fact"), dict):
-        emp = fields["fact"].get("emp")
-    return emp if isinstance(emp, str) else None
 
 
 def _kid_of(batch: Batch) -> str:

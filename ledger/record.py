@@ -86,6 +86,14 @@ class SignedRecord:
         key.verify(self.sig, RECORD_DOMAIN + self.leaf)
 
 
+def employee_of(fields: dict[str, Any]) -> str | None:
+    """Whose record it is: punches and actions name ``emp``, day facts ``fact.emp``; system records nobody."""
+    emp = fields.get("emp")
+    if emp is None and isinstance(fields.get("fact"), dict):
+        emp = fields["fact"].get("emp")
+    return emp if isinstance(emp, str) else None
+
+
 def make_record(
     *,
     key: SigningKey,

@@ -1,0 +1,141 @@
+"""The messages beside the ordered backlog lane: the live lane, and terminals' availability.
+
+A live-lane message carries records an appliance committed while its backlog lane is still
+catching up. Each record's signature is checked against the registry (the key valid at that
+seq), and the record is kept as *provisional* until the backlog lane brings it into the verified
+chain; the chain check itself still happens only there, in order. A record that fails is
+quarantined like a bad batch. Nothing here is acknowledged: the appliance's cursor moves only on
+the backlog lane's acknowledgement.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from cloud import registry
+from cloud.clock import Clock, to_ms
+from cloud.store import Appliance, DeviceStatus, LogHead, ProvisionalRecord, Quarantine, bulk_insert, database
+from ledger import LedgerError, Malformed, topics
+from ledger.messages import Batch
+from ledger.record import employee_of, leaf_hash
+
+log = logging.getLogger(__name__)
+
+MAX_DEVICE_BYTES = 4096
+PROVISIONAL_COLUMNS = ("appliance_id", "seq", "type", "employee", "t_wall_ms", "data", "sig", "received_ms")
+
+
+class LaneIngest:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def live(self, topic: str, payload: bytes) -> int:
+        """Check and keep a live-lane message; return how many new provisional records it added."""
+        try:
+            plant, name, _ = topics.parse(topic)
+        except ValueError as err:
+            self._quarantine(topic, payload, str(err))
+            return 0
+        appliance = registry.find(plant, name)
+        if appliance is None:
+            self._quarantine(topic, payload, f"live lane of an unregistered appliance {plant}/{name}")
+            return 0
+        try:
+            batch = Batch.decode(payload)
+            if batch.log != appliance.log_origin:
+                raise Malformed(f"live records of log {batch.log!r} on the topic of {appliance.log_origin!r}")
+            rows = self._checked(appliance, batch)
+        except LedgerError as err:
+            self._quarantine(topic, payload, f"live lane: {err}")
+            return 0
+        if not rows:
+            return 0
+        with database.atomic():
+            head = LogHead.get(LogHead.appliance == appliance).seq
+            held = {
+                r.seq
+                for r in ProvisionalRecord.select(ProvisionalRecord.seq).where(
+                    (ProvisionalRecord.appliance == appliance)
+                    & (ProvisionalRecord.seq.between(rows[0][1], rows[-1][1]))
+                )
+            }
+            fresh = [r for r in rows if r[1] > head and r[1] not in held]
+            bulk_insert(ProvisionalRecord, PROVISIONAL_COLUMNS, fresh)
+        return len(fresh)
+
+    def _checked(self, appliance: Appliance, batch: Batch) -> list[tuple[Any, ...]]:
+        now_ms = to_ms(self._clock.now())
+        rows = []
+        for offset, record in enumerate(batch.records):
+            seq = batch.first + offset
+            fields = record.fields()
+            if fields.get("seq") != seq or fields.get("log") != batch.log:
+                raise Malformed(f"{batch.log} seq {seq}: the record names seq {fields.get('seq')!r}")
+            record.verify(registry.key_for(appliance, str(fields.get("kid")), seq))
+            rows.append(
+                (
+                    appliance.id,
+                    seq,
+                    str(fields["type"])[:16],
+                    employee_of(fields),
+                    int(fields["t_wall_ms"]),
+                    record.data,
+                    record.sig,
+                    now_ms,
+                )
+            )
+        return rows
+
+    def device(self, topic: str, payload: bytes) -> None:
+        """Keep a terminal's availability as published; a bad message is quarantined."""
+        try:
+            plant, name, rest = topics.parse(topic)
+            appliance = registry.find(plant, name)
+            if appliance is None:
+                raise Malformed(f"device status of an unregistered appliance {plant}/{name}")
+            terminal = rest.removeprefix("device/")
+            if len(payload) > MAX_DEVICE_BYTES:
+                raise Malformed(f"device status of {len(payload)} bytes")
+            body = json.loads(payload)
+            if not isinstance(body, dict) or not isinstance(body.get("available"), bool):
+                raise Malformed("device status needs a boolean 'available'")
+        except (ValueError, Malformed) as err:  # json's errors are ValueErrors
+            self._quarantine(topic, payload, f"device status: {err}")
+            return
+        values = {
+            "available": body["available"],
+            "error": str(body.get("error", ""))[:500],
+            "detail": json.dumps(body, ensure_ascii=False, sort_keys=True),
+            "updated_ms": to_ms(self._clock.now()),
+        }
+        with database.atomic():
+            updated = (
+                DeviceStatus.update(**values)
+                .where((DeviceStatus.appliance == appliance) & (DeviceStatus.terminal == terminal))
+                .execute()
+            )
+            if not updated:
+                DeviceStatus.insert(appliance=appliance, terminal=terminal, **values).on_conflict_ignore().execute()
+
+    def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
+        log.error("quarantined a message on %s: %s", topic, reason)
+        Quarantine.create(received_ms=to_ms(self._clock.now()), topic=topic, reason=reason, payload=payload)
+
+
+def settle(appliance: Appliance, first: int, leaves: dict[int, bytes]) -> list[int]:
+    """The backlog lane verified seq ``first``.. with these leaf hashes: drop their provisional copies.
+
+    Returns the seqs whose provisional copy differed from the verified record: the appliance signed
+    two different records at one position, which the caller must raise as an alarm.
+    """
+    last = first + len(leaves) - 1
+    query = ProvisionalRecord.select(ProvisionalRecord.seq, ProvisionalRecord.data).where(
+        (ProvisionalRecord.appliance == appliance) & (ProvisionalRecord.seq.between(first, last))
+    )
+    differing = [row.seq for row in query if leaf_hash(bytes(row.data)) != leaves.get(row.seq)]
+    ProvisionalRecord.delete().where(
+        (ProvisionalRecord.appliance == appliance) & (ProvisionalRecord.seq <= last)
+    ).execute()
+    return differing
