@@ -34,7 +34,7 @@ from appliance.clock import Clock, to_ms
 from appliance.config import Settings
 from appliance.punchlog import LogWriter
 from appliance.store import Checkpoint, Cosignature, LogRecord, SyncState, TerminalHealth
-from ledger import Forged, Malformed, SignedRecord, VerifyKey, note, topics
+from ledger import Forged, Malformed, SignedRecord, VerifyKey, failpoints, note, topics
 from ledger.messages import MAX_MESSAGE_BYTES, Ack, Batch
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class Uplink:
         self._client: mqtt.Client | None = None
         self._acks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._refusals: queue.SimpleQueue[Refused] = queue.SimpleQueue()
+        self._batch_mids: set[int] = set()  # only while a fault test has armed a failpoint
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -164,6 +165,8 @@ class Uplink:
         if getattr(reason, "is_failure", False):
             self._refusals.put(Refused(mid, str(reason)))
             self._wake.set()
+        elif mid in self._batch_mids:
+            failpoints.hit("sync.after_puback")  # the broker has the batch; the cloud has not acknowledged it
 
     # -- the pump: acks in, batches out ------------------------------------------------------
     def _pump(self) -> None:
@@ -332,10 +335,13 @@ class Uplink:
                     break
                 records.append(SignedRecord(bytes(row.data), bytes(row.sig)))
             batch = Batch(self._settings.log_origin, rows[0].seq, tuple(records), checkpoint)
+            failpoints.hit("sync.before_publish")  # committed locally, not yet sent
             info = self._client.publish(self.batch_topic, batch.encode(), qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # not connected after all; the reconnect resends from the cursor
             self._inflight[batch.first] = InFlight(batch.first, batch.last, self._clock.monotonic(), info.mid)
+            if failpoints.armed():
+                self._batch_mids.add(info.mid)
             self._next = batch.last + 1
 
     def _send_live(self) -> None:

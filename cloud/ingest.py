@@ -26,7 +26,7 @@ from cloud.store import Appliance, Plant, open_db, reconnecting
 from cloud.tsa import TimestampError
 from cloud.verifier import BatchIngest, Outcome
 from cloud.witness_log import WitnessLog, witness_log
-from ledger import SigningKey, topics
+from ledger import SigningKey, failpoints, topics
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,7 @@ class IngestWorker:
                         reconnecting(lambda t=topic, p=payload: self._lanes.device(t, p))
                         continue
                     outcome = reconnecting(lambda t=topic, p=payload, r=prepared: self._handle(t, p, r))
+                    failpoints.hit("ingest.before_ack")  # committed, not yet acknowledged
                     if outcome is not None and self._client is not None and self._witness is not None:
                         self._client.publish(outcome.ack_topic, outcome.ack.signed(self._witness).encode(), qos=1)
                 except Exception:  # the top of the worker loop: one bad message must not stop ingest

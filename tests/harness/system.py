@@ -67,22 +67,32 @@ class System:
     def register(self) -> None:
         cli("cloud", "register-appliance", "-c", self.cloud_conf, self.root / "identity.json")
 
-    def spawn(self, name: str, *args: object) -> subprocess.Popen[bytes]:
+    def spawn(self, name: str, *args: object, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.root / f"{name}.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "punchproof", *map(str, args)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.processes[name] = process
         return process
 
-    def start_appliance(self) -> None:
-        self.spawn("appliance", "appliance", "run", "-c", self.appliance_conf)
+    def start_appliance(self, *, failpoints: str = "") -> subprocess.Popen[bytes]:
+        """``failpoints``: e.g. "sync.after_puback=1" kills the process there (ledger.failpoints)."""
+        env = {"PUNCHPROOF_FAILPOINTS": failpoints} if failpoints else None
+        return self.spawn("appliance", "appliance", "run", "-c", self.appliance_conf, env=env)
 
-    def start_ingest(self) -> None:
-        self.spawn("ingest", "cloud", "ingest", "-c", self.cloud_conf)
+    def start_ingest(
+        self, name: str = "ingest", *, failpoints: str = "", worker_id: str = ""
+    ) -> subprocess.Popen[bytes]:
+        env = {"PUNCHPROOF_FAILPOINTS": failpoints} if failpoints else None
+        extra = ("--worker-id", worker_id) if worker_id else ()
+        return self.spawn(name, "cloud", "ingest", "-c", self.cloud_conf, *extra, env=env)
+
+    def reap(self, name: str, timeout: float = 30) -> int:
+        """Wait for a process that is meant to die (a failpoint) and forget it; return its exit code."""
+        return self.processes.pop(name).wait(timeout=timeout)
 
     def start_web(self, side: str) -> int:
         port = free_port()
