@@ -7,8 +7,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, render_template
+from peewee import fn
 
-from cloud.store import Appliance, LogHead, Plant, Punch, Quarantine
+from cloud.store import Appliance, DeviceStatus, LogHead, Plant, ProvisionalRecord, Punch, Quarantine
 from cloud.web.auth import login_required
 
 bp = Blueprint("overview", __name__)
@@ -38,11 +39,21 @@ def index() -> Any:
         .limit(200)
     )
     quarantined = list(Quarantine.select().order_by(Quarantine.received_ms.desc()).limit(20))
+    ahead = dict(
+        ProvisionalRecord.select(ProvisionalRecord.appliance, fn.COUNT(ProvisionalRecord.seq))
+        .group_by(ProvisionalRecord.appliance)
+        .tuples()
+    )
+    devices: dict[int, list[DeviceStatus]] = {}
+    for device in DeviceStatus.select().order_by(DeviceStatus.terminal):
+        devices.setdefault(device.appliance_id, []).append(device)
     return render_template(
         "overview.html",
         appliances=appliances,
         punches=punches,
         quarantined=quarantined,
+        ahead=ahead,
+        devices=devices,
         in_zone=in_zone,
         office_tz=current_app.config["SETTINGS"].timezone,
     )

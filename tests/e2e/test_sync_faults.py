@@ -231,3 +231,14 @@ def test_new_punches_overtake_a_backlog_on_the_live_lane(tmp_path, broker, zk_te
         assert system.cloud_rows("SELECT count(*) FROM provisional_record") == [(0,)], "settled into the chain"
     finally:
         system.stop_all()
+
+
+def test_a_terminal_that_goes_dark_is_shown_in_the_cloud(system, zk_terminal, terminal_state):
+    system.start_ingest()
+    system.start_appliance()
+    devices = "SELECT terminal, available FROM device_status"
+    wait_until(lambda: system.cloud_rows(devices) == [("gate-1", 1)], timeout=30, message="the terminal up")
+    zk_terminal.stop()
+    wait_until(lambda: system.cloud_rows(devices) == [("gate-1", 0)], timeout=60, message="the terminal down")
+    (error,) = system.cloud_rows("SELECT error FROM device_status")[0]
+    assert error, "the reason travels with it"

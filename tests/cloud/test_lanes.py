@@ -1,0 +1,85 @@
+"""The live lane and terminals' availability, against real SQLite and PostgreSQL."""
+
+import json
+
+import pytest
+
+from cloud import registry
+from cloud.lanes import LaneIngest
+from cloud.store import DeviceStatus, LogHead, ProvisionalRecord, Quarantine, open_db
+from cloud.verifier import BatchIngest
+from ledger import SigningKey, make_record, topics
+from ledger.messages import Batch
+from tests.cloud.test_verifier import LOG, NAME, PLANT, TERM, TOPIC, history
+
+LIVE = topics.live(PLANT, NAME)
+
+
+@pytest.fixture
+def key():
+    return SigningKey.generate()
+
+
+@pytest.fixture
+def lanes(cloud_db_url, key, clock):
+    db = open_db(cloud_db_url)
+    registry.register(
+        {"plant": PLANT, "appliance": NAME, "log": LOG, "public_key": key.verify_key.pem(), "kid": key.kid}, clock
+    )
+    yield LaneIngest(clock), BatchIngest(clock)
+    db.close()
+
+
+def test_live_records_are_kept_provisionally_until_the_chain_brings_them(lanes, key):
+    live, chain = lanes
+    records = history(key, 10)
+    assert live.live(LIVE, Batch(LOG, 7, tuple(records[7:10])).encode()) == 3
+    assert live.live(LIVE, Batch(LOG, 7, tuple(records[7:10])).encode()) == 0, "a repeat adds nothing"
+    assert [(r.seq, r.employee) for r in ProvisionalRecord.select().order_by(ProvisionalRecord.seq)] == [
+        (7, "107"),
+        (8, "108"),
+        (9, "109"),
+    ]
+    assert chain.handle(TOPIC, Batch(LOG, 0, tuple(records[:8])).encode()).ack.status == "ok"
+    assert sorted(r.seq for r in ProvisionalRecord.select()) == [8, 9]
+    chain.handle(TOPIC, Batch(LOG, 8, tuple(records[8:])).encode())
+    assert ProvisionalRecord.select().count() == 0 and Quarantine.select().count() == 0
+    assert live.live(LIVE, Batch(LOG, 9, (records[9],)).encode()) == 0, "already in the chain: not provisional"
+
+
+def test_a_live_record_with_a_bad_signature_or_wrong_seq_is_quarantined(lanes, key):
+    live, _ = lanes
+    records = history(key, 3)
+    stranger = history(SigningKey.generate(), 3)
+    assert live.live(LIVE, Batch(LOG, 2, (stranger[2],)).encode()) == 0
+    assert live.live(LIVE, Batch(LOG, 1, (records[2],)).encode()) == 0  # seq 2 presented as seq 1
+    assert live.live(topics.live(PLANT, "pi-99"), Batch(LOG, 2, (records[2],)).encode()) == 0
+    reasons = [q.reason for q in Quarantine.select().order_by(Quarantine.id)]
+    assert "not registered for this appliance" in reasons[0]
+    assert "names seq 2" in reasons[1]
+    assert "unregistered appliance" in reasons[2]
+    assert ProvisionalRecord.select().count() == 0
+
+
+def test_a_live_record_the_chain_contradicts_is_an_alarm(lanes, key):
+    live, chain = lanes
+    records = history(key, 3)
+    other = make_record(key=key, log=LOG, seq=2, type="punch", prev=records[1].leaf, t_wall_ms=2, emp="999", term=TERM)
+    live.live(LIVE, Batch(LOG, 2, (other,)).encode())
+    assert chain.handle(TOPIC, Batch(LOG, 0, tuple(records)).encode()).ack.status == "ok"
+    (alarm,) = Quarantine.select()
+    assert "seq 2: the live lane carried another record" in alarm.reason
+    assert LogHead.get().seq == 2 and ProvisionalRecord.select().count() == 0
+
+
+def test_terminal_availability_is_kept_per_terminal_and_bad_messages_are_quarantined(lanes):
+    live, _ = lanes
+    topic = topics.device(PLANT, NAME, "gate-1")
+    live.device(topic, json.dumps({"terminal": "gate-1", "available": True}).encode())
+    live.device(topic, json.dumps({"terminal": "gate-1", "available": False, "error": "超时 timeout"}).encode())
+    (row,) = DeviceStatus.select()
+    assert (row.terminal, row.available, row.error) == ("gate-1", False, "超时 timeout")
+    live.device(topic, b"[1, 2]")
+    live.device(topic, b"{" + b" " * 5000 + b"}")
+    live.device(topics.device(PLANT, "pi-99", "gate-1"), b'{"available": true}')
+    assert Quarantine.select().count() == 3 and DeviceStatus.select().count() == 1
