@@ -12,6 +12,7 @@ import logging
 import queue
 import signal
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 24 * 3600
 STATUS_FILTER = f"{topics.PREFIX}/+/+/status"
 DEVICE_FILTER = f"{topics.PREFIX}/+/+/device/+"
+GAP_WAIT_S = 3.0  # a range ahead of the stored head waits this long for another worker to store its predecessor
+GAP_POLL_S = 0.01
 
 
 class IngestWorker:
@@ -66,8 +69,13 @@ class IngestWorker:
         client.on_message = lambda _c, _u, message: self._messages.put(message)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
-        client.connect_async(cfg.mqtt_host, cfg.mqtt_port, keepalive=30, clean_start=False, properties=props)
+        # One worker keeps a persistent session, so batches wait at the broker while it restarts. Workers on
+        # a shared subscription do not: Mosquitto keeps dealing a share of the stream to a dead member's
+        # session, where it waits until that worker returns; with clean sessions the live workers take it
+        # all, and the appliances resend whatever died with the dead one.
+        persistent = not cfg.mqtt_shared
+        props.SessionExpiryInterval = SESSION_EXPIRY_S if persistent else 0
+        client.connect_async(cfg.mqtt_host, cfg.mqtt_port, keepalive=30, clean_start=not persistent, properties=props)
         self._client = client
         self._thread = threading.Thread(target=self._work, name="ingest", daemon=True)
         self._thread.start()
@@ -148,6 +156,8 @@ class IngestWorker:
                         reconnecting(lambda t=topic, p=payload: self._lanes.device(t, p))
                         continue
                     outcome = reconnecting(lambda t=topic, p=payload, r=prepared: self._handle(t, p, r))
+                    if outcome is not None and outcome.ack.status == "gap" and self._settings.mqtt_shared:
+                        outcome = self._await_predecessor(topic, payload, prepared, outcome)
                     failpoints.hit("ingest.before_ack")  # committed, not yet acknowledged
                     if outcome is not None and self._client is not None and self._witness is not None:
                         self._client.publish(outcome.ack_topic, outcome.ack.signed(self._witness).encode(), qos=1)
@@ -155,6 +165,14 @@ class IngestWorker:
                     log.exception("failed to process a message on %s", topic)
         finally:
             parser.stop()
+
+    def _await_predecessor(self, topic: str, payload: bytes, prepared: Prepared | None, outcome: Outcome) -> Outcome:
+        """On a shared subscription the range before this one is usually being stored by another worker
+        right now: wait for it briefly rather than make the appliance resend everything in flight."""
+        deadline = time.monotonic() + GAP_WAIT_S
+        while outcome.ack.status == "gap" and time.monotonic() < deadline and not self._stopping.wait(GAP_POLL_S):
+            outcome = reconnecting(lambda: self._handle(topic, payload, prepared)) or outcome
+        return outcome
 
     def _handle(self, topic: str, payload: bytes, prepared: Prepared | None) -> Outcome | None:
         assert self._ingest is not None, "start() first"

@@ -242,3 +242,31 @@ def test_a_terminal_that_goes_dark_is_shown_in_the_cloud(system, zk_terminal, te
     wait_until(lambda: system.cloud_rows(devices) == [("gate-1", 0)], timeout=60, message="the terminal down")
     (error,) = system.cloud_rows("SELECT error FROM device_status")[0]
     assert error, "the reason travels with it"
+
+
+def test_two_workers_on_postgresql_share_the_stream_and_one_is_killed_mid_stream(
+    tmp_path, broker, zk_terminal, terminal_state, postgres_url
+):
+    system = System(tmp_path, broker.port, zk_terminal.address).configure(
+        ack_timeout_s=3, database_url=postgres_url, shared=True
+    )
+    text = system.appliance_conf.read_text().replace("[mqtt]\n", "[mqtt]\nbatch_records = 64\n")
+    system.appliance_conf.write_text(text)
+    try:
+        system.start_appliance()
+        with terminal_state.lock:
+            terminal_state.punches.extend(
+                StoredPunch(1, "1001", datetime(2026, 3, 1, 0, 0) + timedelta(seconds=i), 1, 0) for i in range(20_000)
+            )
+        wait_until(lambda: system.appliance_rows("SELECT count(*) FROM punch")[0][0] == 20_000, timeout=60)
+        system.start_ingest("ingest-a", worker_id="a")
+        system.start_ingest("ingest-b", worker_id="b")
+        wait_until(lambda: system.cloud_rows("SELECT seq FROM log_head")[0][0] > 3_000, timeout=60, message="drain")
+        system.processes["ingest-a"].send_signal(signal.SIGKILL)
+        assert system.reap("ingest-a") == -signal.SIGKILL
+        assert_exactly_once(system, 20_000, timeout=120)
+        both = system.log("ingest-a") + system.log("ingest-b")
+        assert "ingest worker a connected" in both and "ingest worker b connected" in both
+        assert "stored seq" in system.log("ingest-a") and "stored seq" in system.log("ingest-b"), "the work was shared"
+    finally:
+        system.stop_all()

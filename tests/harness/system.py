@@ -31,10 +31,28 @@ class System:
         self.appliance_conf = root / "appliance.toml"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.ports: dict[str, int] = {}
+        self.database_url = ""
 
-    def configure(self, *, register: bool = True, ack_timeout_s: float | None = None) -> System:
+    def configure(
+        self, *, register: bool = True, ack_timeout_s: float | None = None, database_url: str = "", shared: bool = False
+    ) -> System:
+        """``database_url``: the cloud's database (default SQLite); ``shared``: workers share the subscription."""
         host, port = self.terminal
-        cli("cloud", "init", "-o", self.cloud_conf, "--state-dir", self.root / "cloud", "--mqtt-port", self.broker_port)
+        self.database_url = database_url
+        extra = ("--database-url", database_url) if database_url else ()
+        cli(
+            "cloud",
+            "init",
+            "-o",
+            self.cloud_conf,
+            "--state-dir",
+            self.root / "cloud",
+            "--mqtt-port",
+            self.broker_port,
+            *extra,
+        )
+        if shared:
+            self.cloud_conf.write_text(self.cloud_conf.read_text().replace("shared = false", "shared = true"))
         cli(
             "appliance",
             "init",
@@ -115,6 +133,14 @@ class System:
 
     # -- reading what the processes wrote (read-only) ----------------------------------------
     def cloud_rows(self, sql: str) -> list[tuple]:
+        if self.database_url.startswith("postgresql"):
+            import psycopg2
+
+            with psycopg2.connect(self.database_url) as conn, conn.cursor() as cursor:
+                cursor.execute(sql)
+                rows = cursor.fetchall()
+            conn.close()
+            return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
         with sqlite3.connect(f"file:{self.root / 'cloud' / 'cloud.sqlite3'}?mode=ro", uri=True) as conn:
             return conn.execute(sql).fetchall()
 
