@@ -15,6 +15,7 @@ import logging
 import queue
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -66,6 +67,18 @@ class Uplink:
         self._rejections = 0
         self.halted = False  # set when the cloud holds another history of this log
         self.acked_seq = -1
+        self._subscriptions: dict[str, Callable[[bytes], None]] = {}  # other features' topics (add_subscription)
+
+    # -- other features on this connection (appliance.remote_config): one tidy addition ---------
+    def add_subscription(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Before ``start``: subscribe to ``topic`` at every connect; ``handler`` gets its payloads on paho's
+        thread and must not block."""
+        self._subscriptions[topic] = handler
+
+    def publish(self, topic: str, payload: bytes) -> bool:
+        """QoS 1; False when not connected (paho would queue it in RAM only)."""
+        client = self._client
+        return client is not None and self._connected.is_set() and client.publish(topic, payload, qos=1).rc == 0
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, writer: LogWriter) -> None:
@@ -119,6 +132,8 @@ class Uplink:
             log.error("broker refused the connection: %s; check [mqtt] username/password", reason)
             return
         client.subscribe(self.ack_topic, qos=1)
+        for topic in self._subscriptions:
+            client.subscribe(topic, qos=1)
         client.publish(self.status_topic, b"online", qos=1, retain=True)
         self._connected.set()
         self._wake.set()
@@ -128,6 +143,9 @@ class Uplink:
         self._wake.set()
 
     def _on_message(self, _c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic in self._subscriptions:
+            self._subscriptions[message.topic](message.payload)
+            return
         self._acks.put(message.payload)
         self._wake.set()
 
