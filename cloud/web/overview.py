@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import peewee as pw
 from flask import Blueprint, current_app, render_template
 
+from cloud.config_push import ConfigApplied, ConfigVersion
 from cloud.store import Appliance, LogHead, Plant, Punch, Quarantine
 from cloud.web.auth import login_required
 
@@ -37,12 +39,29 @@ def index() -> Any:
         .order_by(Punch.received_ms.desc(), Punch.seq.desc())
         .limit(200)
     )
+    newest = (
+        ConfigVersion.select(ConfigVersion.appliance, pw.fn.MAX(ConfigVersion.version).alias("top"))
+        .group_by(ConfigVersion.appliance)
+        .alias("newest")
+    )
+    latest = {
+        row.appliance_id: row
+        for row in ConfigVersion.select(
+            ConfigVersion.appliance, ConfigVersion.version, ConfigVersion.published_ms
+        ).join(
+            newest,
+            on=(ConfigVersion.appliance == newest.c.appliance_id) & (ConfigVersion.version == newest.c.top),
+        )
+    }
+    applied = {row.appliance_id: row for row in ConfigApplied.select()}
     quarantined = list(Quarantine.select().order_by(Quarantine.received_ms.desc()).limit(20))
     return render_template(
         "overview.html",
         appliances=appliances,
         punches=punches,
         quarantined=quarantined,
+        latest=latest,
+        applied=applied,
         in_zone=in_zone,
         office_tz=current_app.config["SETTINGS"].timezone,
     )
