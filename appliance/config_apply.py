@@ -153,12 +153,14 @@ def _orphans(sections: Mapping[str, Any], shift_ids: set[str], roster_ids: set[s
 
 def apply(document: ConfigDocument, tz: ZoneInfo, terminals: Sequence[str], now_ms: int) -> ApplyReport:
     """Check, then write the document's sections and record its version, all in one transaction."""
-    check(document, terminals)
     sections = document.sections
     source = f"cloud:v{document.version}"
     db: pw.Database = Employee._meta.database
     removed: dict[str, int] = {}
-    with db.atomic():
+    # IMMEDIATE: take the write lock first, so the checks see what is written, and SQLite never has to
+    # upgrade a read transaction while the log writer holds the lock (that fails at once, "database is locked")
+    with db.atomic("IMMEDIATE"):
+        check(document, terminals)
         cancelled_spans = _retire(sections, tz, source, now_ms, removed)
         rows = {kind: list(sections[kind]) for kind in roster_import.ORDER if kind in sections}
         report = roster_import.store(rows, tz, now_ms, source=source)
