@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import paho.mqtt.client as mqtt
 import pytest
+from werkzeug.security import generate_password_hash
 
 from cloud import registry
 from cloud.config import CloudSettings
 from cloud.config_push import ConfigApplied, ConfigPushError, ConfigVersion, publish_config, record_status
-from cloud.store import open_db
+from cloud.store import Account, open_db
+from cloud.web import create_app
 from ledger import SigningKey, topics
 from ledger.config_message import ConfigStatus, SignedConfig
 from tests.harness.clock import FrozenClock
@@ -109,3 +112,19 @@ def test_answers_are_recorded_and_a_refused_impostor_is_replaced(db, settings, c
     refused_ours = ConfigStatus(1, latest.hash, "rejected", 0, 0, "not usable: ...")
     assert record_status(topic, refused_ours.encode(), clock) is None, "our own latest refused: no loop"
     assert record_status(topic, b"garbage", clock) is None
+
+
+def test_the_overview_page_shows_latest_applied_and_refused(db, settings, clock):
+    push(settings, clock)
+    push(settings, clock, {"employees": []})
+    topic = topics.config_applied(PLANT, NAME)
+    record_status(topic, ConfigStatus(1, "h", "ok", 1, 1_772_409_600_000).encode(), clock)
+    record_status(topic, ConfigStatus(2, "h2", "rejected", 1, 0, "not usable: 排班 wk").encode(), clock)
+    Account.create(username="hr", password_hash=generate_password_hash("correct horse 1"), created_ms=0)
+    client = create_app(settings).test_client()
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    client.post("/login", data={"csrf": token, "username": "hr", "password": "correct horse 1"})
+    page = client.get("/").get_data(as_text=True)
+    row = page.split(f'data-appliance="{PLANT}/{NAME}"', 1)[1].split("</tr>", 1)[0]
+    assert '<td class="config-latest">v2' in row and '<td class="config-applied ">v1' in row
+    assert "设备拒绝 v2: not usable: 排班 wk" in row and "2026-03-02 08:00:00" in row
