@@ -15,6 +15,7 @@ from pathlib import Path
 
 import peewee as pw
 
+from appliance import device_settings
 from appliance.attendance import Evaluator
 from appliance.clock import Clock, SystemClock
 from appliance.config import (
@@ -31,6 +32,7 @@ from appliance.poller import TerminalWorker
 from appliance.punchlog import Entry, LogWriter
 from appliance.push import PushTerminals
 from appliance.readers import SerialReaders
+from appliance.remote_config import RemoteConfig
 from appliance.store import open_db
 from appliance.sync import Uplink
 from firmware_bridge.zk.driver import ZKTerminal
@@ -64,6 +66,7 @@ class ApplianceDaemon:
         self._stopping = threading.Event()
         self._sealer: threading.Thread | None = None
         self.evaluator: Evaluator | None = None
+        self.remote_config: RemoteConfig | None = None
 
     @property
     def _marker(self) -> Path:
@@ -73,11 +76,14 @@ class ApplianceDaemon:
         settings = self.settings
         cloud_key = settings.cloud_key()  # fail early, with the reason, if it is missing
         self.db = open_db(settings.db_path)
+        settings = self.settings = device_settings.overlay(settings)  # what the cloud's configuration set
         key = load_or_create_key(settings.key_path)
         boot_id = BOOT_ID_PATH.read_text().strip() if BOOT_ID_PATH.exists() else "unknown"
         unclean = self._marker.exists()
         self._marker.write_text(boot_id + "\n")
         self.uplink = Uplink(settings, self.clock, cloud_key)
+        self.remote_config = RemoteConfig(settings, self.clock, cloud_key, on_applied=self._config_applied)
+        self.remote_config.attach(self.uplink)
         pending = load_pending_key(settings.key_path)
         self.writer = LogWriter(self.db, key, settings.log_origin, self.clock, boot_id, on_commit=self._committed)
         self.writer.start(pending)
@@ -128,6 +134,7 @@ class ApplianceDaemon:
             self.push = PushTerminals(settings, ingest, self.clock, self.db)
         if settings.terminals_of(CardReaderSettings) or settings.terminals_of(R30xReaderSettings):
             self.readers = SerialReaders(settings, ingest, self.clock)
+        self.remote_config.start()
         self.uplink.start(self.writer)
         self.evaluator = Evaluator(self.writer, settings.plant.tz, [t.name for t in settings.terminals], self.clock)
         self.evaluator.start()
@@ -162,6 +169,11 @@ class ApplianceDaemon:
             self.uplink.wake(seq)
         if self.evaluator is not None:
             self.evaluator.wake(seq)
+
+    def _config_applied(self) -> None:
+        """The cloud's configuration changed the master data: evaluate again soon."""
+        if self.evaluator is not None:
+            self.evaluator.wake()
 
     def _seal_every_minute(self) -> None:
         """A seal record and a checkpoint every minute, punches or not: gaps in the log show downtime."""
@@ -199,6 +211,8 @@ class ApplianceDaemon:
                 log.exception("could not seal the log at shutdown")
         if self.uplink is not None:
             self.uplink.stop()
+        if self.remote_config is not None:
+            self.remote_config.stop()
         if self.db is not None:
             self.db.close()
         self._marker.unlink(missing_ok=True)

@@ -277,6 +277,32 @@ class PlantPolicy(BaseModel):
     updated_ms = pw.BigIntegerField(default=0)
 
 
+class DeviceSetting(BaseModel):
+    """A terminal's clock policy and poll interval as the cloud's configuration sets them
+    (``appliance.device_settings``): laid over ``appliance.toml`` when the daemon starts."""
+
+    terminal = pw.CharField(primary_key=True)
+    clock_alarm_s = pw.IntegerField()
+    clock_correct_above_s = pw.IntegerField(null=True)  # None: never set the terminal's clock
+    poll_seconds = pw.IntegerField()
+    source = pw.CharField(default="")
+    updated_ms = pw.BigIntegerField(default=0)
+
+
+class AppliedConfig(BaseModel):
+    """The cloud configuration version this appliance runs (``appliance.remote_config``), one row:
+    a document is applied only if its version is above ``version`` (a replay changes nothing)."""
+
+    id = pw.IntegerField(primary_key=True, default=1)
+    version = pw.IntegerField(default=0)
+    hash = pw.CharField(default="")  # SHA-256 of the canonical document, hex
+    created_ms = pw.BigIntegerField(null=True)  # when the cloud made it
+    by = pw.CharField(default="")
+    applied_ms = pw.BigIntegerField(null=True)
+    rejected = pw.TextField(default="")  # why the latest refused document was refused, for the pages
+    rejected_ms = pw.BigIntegerField(null=True)
+
+
 # -- what the attendance evaluator writes (the daemon) and the pages read ------------------------
 
 
@@ -377,6 +403,7 @@ MASTER_MODELS = (
     CorrectionEntry,
     CalendarFile,
     PlantPolicy,
+    DeviceSetting,
 )
 ATTENDANCE_MODELS = (BoardRow, DayFactIndex, EvalRequest, EvaluatorState, ActionRequest, ActionRecord)
 
@@ -392,6 +419,7 @@ MODELS = (
     PushCursor,
     SyncState,
     Account,
+    AppliedConfig,
     *MASTER_MODELS,
     *ATTENDANCE_MODELS,
 )

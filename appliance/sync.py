@@ -24,6 +24,7 @@ import logging
 import queue
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -93,6 +94,18 @@ class Uplink:
         self._devices: dict[str, tuple[bool, str]] = {}  # what each terminal's retained topic says now
         self._devices_checked = float("-inf")
         self.live_sent_records = 0  # for the benchmark and the tests: records sent on the live lane
+        self._subscriptions: dict[str, Callable[[bytes], None]] = {}  # other features' topics (add_subscription)
+
+    # -- other features on this connection (appliance.remote_config): one tidy addition ---------
+    def add_subscription(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Before ``start``: subscribe to ``topic`` at every connect; ``handler`` gets its payloads on paho's
+        thread and must not block."""
+        self._subscriptions[topic] = handler
+
+    def publish(self, topic: str, payload: bytes) -> bool:
+        """QoS 1; False when not connected (paho would queue it in RAM only)."""
+        client = self._client
+        return client is not None and self._connected.is_set() and client.publish(topic, payload, qos=1).rc == 0
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, writer: LogWriter) -> None:
@@ -147,6 +160,8 @@ class Uplink:
             log.error("broker refused the connection: %s; check [mqtt] username/password", reason)
             return
         client.subscribe(self.ack_topic, qos=1)
+        for topic in self._subscriptions:
+            client.subscribe(topic, qos=1)
         client.publish(self.status_topic, b"online", qos=1, retain=True)
         self._connected.set()
         self._wake.set()
@@ -156,6 +171,9 @@ class Uplink:
         self._wake.set()
 
     def _on_message(self, _c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic in self._subscriptions:
+            self._subscriptions[message.topic](message.payload)
+            return
         self._acks.put(message.payload)
         self._wake.set()
 

@@ -70,6 +70,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("identity", help="the JSON file written by 'punchproof appliance identity'")
     p = cmd("revoke-key", _revoke_key, "revoke a compromised appliance key: nothing it signs is accepted any more")
     p.add_argument("kid", help="the key id, as 'punchproof appliance identity' or the page shows it")
+    p = cmd("push-config", _push_config, "push signed master data (JSON) to an appliance, retained on its down/config")
+    p.add_argument("--plant", required=True)
+    p.add_argument("--appliance", required=True)
+    p.add_argument("--by", default="", help="who pushes it (default: the login name)")
+    p.add_argument("file", help="JSON: {section: rows}; sections and columns in docs/sync-config.md")
     p = cmd("ingest", _ingest, "run an ingest worker (systemd: punchproof-ingest@N)")
     p.add_argument("--worker-id", help="overrides [cloud] worker_id; unique per worker")
     p = cmd("web", _web, "serve head office's pages with gunicorn (systemd: punchproof-cloud-web)")
@@ -215,6 +220,33 @@ def _revoke_key(args: argparse.Namespace) -> int:
     print(
         f"revoked key {row.kid} of {row.appliance.log_origin}. The appliance must get a new key: on it, move the "
         "old key file away, run 'punchproof appliance init' again and register the new identity file."
+    )
+    return 0
+
+
+def _push_config(args: argparse.Namespace) -> int:
+    from cloud.config_push import ConfigPushError, publish_config
+    from cloud.store import open_db
+
+    settings = _settings(args)
+    try:
+        document = json.loads(Path(args.file).read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as err:
+        print(f"未推送 / not pushed: cannot read {args.file} as JSON: {err}", file=sys.stderr)
+        return 1
+    db = open_db(settings.database_url)
+    with db.connection_context():
+        try:
+            pushed = publish_config(
+                args.plant, args.appliance, document, by=args.by or getpass.getuser(), settings=settings
+            )
+        except ConfigPushError as err:
+            print(f"未推送 / not pushed: {err}", file=sys.stderr)
+            return 1
+    packed = ", compressed" if pushed.compressed else ""
+    print(
+        f"已发布配置版本 {pushed.version} / published configuration version {pushed.version} to "
+        f"{args.plant}/{args.appliance} ({pushed.size} bytes{packed}, sha256 {pushed.hash[:16]}…)"
     )
     return 0
 

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from cloud import witness
+from cloud import config_push, witness
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
 from cloud.lanes import LaneIngest
@@ -115,6 +115,7 @@ class IngestWorker:
         client.subscribe(STATUS_FILTER, qos=1)
         client.subscribe(DEVICE_FILTER, qos=1)
         client.subscribe(topics.all_live(shared=self._settings.mqtt_shared), qos=1)
+        client.subscribe(topics.all_configs_applied(shared=self._settings.mqtt_shared), qos=1)
         log.info(
             "ingest worker %s connected to %s:%d",
             self._settings.worker_id,
@@ -155,6 +156,9 @@ class IngestWorker:
                     if "/device/" in topic:
                         reconnecting(lambda t=topic, p=payload: self._lanes.device(t, p))
                         continue
+                    if topic.endswith("/up/config"):
+                        self._config_status(topic, payload)
+                        continue
                     outcome = reconnecting(lambda t=topic, p=payload, r=prepared: self._handle(t, p, r))
                     if outcome is not None and outcome.ack.status == "gap" and self._settings.mqtt_shared:
                         outcome = self._await_predecessor(topic, payload, prepared, outcome)
@@ -177,6 +181,16 @@ class IngestWorker:
     def _handle(self, topic: str, payload: bytes, prepared: Prepared | None) -> Outcome | None:
         assert self._ingest is not None, "start() first"
         return self._ingest.handle(topic, payload, prepared)
+
+    def _config_status(self, topic: str, payload: bytes) -> None:
+        """An appliance's answer to a configuration; if it refused a forged or replayed retained message,
+        the latest version is published again in its place."""
+        latest = reconnecting(lambda: config_push.record_status(topic, payload, self._clock))
+        if latest is not None and self._client is not None:
+            appliance = latest.appliance
+            self._client.publish(
+                topics.config(appliance.plant_id, appliance.name), bytes(latest.payload), qos=1, retain=True
+            )
 
     def _status(self, topic: str, payload: bytes) -> None:
         try:

@@ -60,6 +60,11 @@ def all_live(*, shared: bool) -> str:
     return f"$share/{SHARED_GROUP}/{topic}" if shared else topic
 
 
+def all_configs_applied(*, shared: bool) -> str:
+    topic = f"{PREFIX}/+/+/up/config"
+    return f"$share/{SHARED_GROUP}/{topic}" if shared else topic
+
+
 def parse(topic: str) -> tuple[str, str, str]:
     """Return (plant, appliance, rest) of a protocol topic; raise ValueError otherwise."""
     parts = topic.split("/")

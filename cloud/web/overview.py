@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import peewee as pw
 from flask import Blueprint, current_app, render_template
-from peewee import fn
 
+from cloud.config_push import ConfigApplied, ConfigVersion
 from cloud.store import Appliance, DeviceStatus, LogHead, Plant, ProvisionalRecord, Punch, Quarantine
 from cloud.web.auth import login_required
 
@@ -38,9 +39,24 @@ def index() -> Any:
         .order_by(Punch.received_ms.desc(), Punch.seq.desc())
         .limit(200)
     )
+    newest = (
+        ConfigVersion.select(ConfigVersion.appliance, pw.fn.MAX(ConfigVersion.version).alias("top"))
+        .group_by(ConfigVersion.appliance)
+        .alias("newest")
+    )
+    latest = {
+        row.appliance_id: row
+        for row in ConfigVersion.select(
+            ConfigVersion.appliance, ConfigVersion.version, ConfigVersion.published_ms
+        ).join(
+            newest,
+            on=(ConfigVersion.appliance == newest.c.appliance_id) & (ConfigVersion.version == newest.c.top),
+        )
+    }
+    applied = {row.appliance_id: row for row in ConfigApplied.select()}
     quarantined = list(Quarantine.select().order_by(Quarantine.received_ms.desc()).limit(20))
     ahead = dict(
-        ProvisionalRecord.select(ProvisionalRecord.appliance, fn.COUNT(ProvisionalRecord.seq))
+        ProvisionalRecord.select(ProvisionalRecord.appliance, pw.fn.COUNT(ProvisionalRecord.seq))
         .group_by(ProvisionalRecord.appliance)
         .tuples()
     )
@@ -54,6 +70,8 @@ def index() -> Any:
         quarantined=quarantined,
         ahead=ahead,
         devices=devices,
+        latest=latest,
+        applied=applied,
         in_zone=in_zone,
         office_tz=current_app.config["SETTINGS"].timezone,
     )
