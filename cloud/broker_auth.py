@@ -243,8 +243,8 @@ def atomic_write(path: Path, text: str, mode: int = 0o640, *, keep_mode: bool = 
 def reload(settings: CloudSettings) -> str:
     """Run ``[broker] reload_command`` (SIGHUP makes Mosquitto read the password and ACL files again).
 
-    Without one, return what the admin should run. Connected clients keep their connection: a reload
-    stops new logins with an old password, not a session already open."""
+    Without one, return what the admin should run. At a reload Mosquitto 2.0 also disconnects a connected
+    client whose password no longer holds (tests/cloud/test_broker_acl.py shows it)."""
     command = settings.broker_reload_command
     if not command:
         return "reload the broker to apply them: sudo systemctl reload mosquitto (it sends SIGHUP)"
