@@ -227,8 +227,8 @@ def atomic_write(path: Path, text: str, mode: int = 0o640, *, keep_mode: bool = 
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode if old is None else old.st_mode & 0o7777)
-        if old is not None and os.geteuid() == 0:
-            os.chown(tmp, old.st_uid, old.st_gid)
+        if old is not None:
+            _same_owner(tmp, path, old)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -238,6 +238,20 @@ def atomic_write(path: Path, text: str, mode: int = 0o640, *, keep_mode: bool = 
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _same_owner(tmp: str, path: Path, old: os.stat_result) -> None:
+    """Give the new file the old one's group (Mosquitto reads it through that group), and owner as root."""
+    root = os.geteuid() == 0
+    if not root and os.stat(tmp).st_gid == old.st_gid:
+        return
+    try:
+        os.chown(tmp, old.st_uid if root else -1, old.st_gid)
+    except PermissionError as err:
+        raise BrokerAuthError(
+            f"{path} belongs to group {old.st_gid}, which this user cannot give the new file: make its directory "
+            "setgid (chmod g+s) or run as a member of that group (docs/broker-security.md)"
+        ) from err
 
 
 def reload(settings: CloudSettings) -> str:
