@@ -78,6 +78,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--terminal", action="append", default=[], metavar="NAME=HOST[:PORT]")
     p.add_argument("--poll-seconds", type=float, default=5.0)
     p.add_argument("--identity", help="also write the identity file for the cloud here")
+    p = cmd("join", _join, "take head office's registration file: broker address, CA, login / 导入注册文件")
+    p.add_argument("registration", help="the file 'punchproof cloud register-appliance' wrote for this appliance")
     cmd("check-config", _check_config, "validate the configuration, listing every problem")
     cmd("show-config", _show_config, "print the configuration with secrets masked")
     p = cmd("identity", _identity, "print (or write) the identity file the cloud registers")
@@ -179,6 +181,20 @@ def _init(args: argparse.Namespace) -> int:
     if args.identity:
         write_identity(settings, key, Path(args.identity))
         print(f"wrote {args.identity}: register it with 'punchproof cloud register-appliance {args.identity}'")
+    return 0
+
+
+def _join(args: argparse.Namespace) -> int:
+    from appliance.join import JoinError, join
+
+    settings = _settings(args)
+    try:
+        registration = json.loads(Path(args.registration).read_text(encoding="utf-8"))
+        print(join(settings, registration))
+    except (OSError, ValueError, JoinError) as err:
+        print(f"未加入 / not joined: {err}", file=sys.stderr)
+        return 1
+    print(f"delete {args.registration} now: it holds the password / 请删除注册文件（含密码）")
     return 0
 
 

@@ -58,8 +58,9 @@ class MqttSettings:
     port: int = 1883
     username: str = ""
     password: str = ""
+    password_file: str = ""  # a file (mode 0600) holding only the password; 'appliance join' writes it
     tls: bool = False
-    ca_file: str = ""
+    ca_file: str = ""  # the CA certificate the broker's is checked against; empty: the system's CAs
     batch_records: int = 256  # = records per checkpoint, so that batches end at checkpoints
     inflight: int = 8
     ack_timeout_s: float = 10.0
@@ -199,7 +200,20 @@ class Settings:
             raise ConfigError(path, ["file not found; create it with 'punchproof appliance init'"]) from err
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(path, [f"not valid TOML: {err}"]) from err
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(data, source=str(path)).with_password_file()
+
+    def with_password_file(self) -> Settings:
+        """Read ``[mqtt] password_file`` (relative to this file's folder) into ``mqtt.password``."""
+        if not self.mqtt.password_file:
+            return self
+        if self.mqtt.password:
+            raise ConfigError(self.source, ["mqtt: give password or password_file, not both"])
+        path = Path(self.source).parent / self.mqtt.password_file
+        try:
+            password = path.read_text(encoding="utf-8").strip("\r\n")
+        except OSError as err:
+            raise ConfigError(self.source, [f"mqtt.password_file: cannot read {path}: {err.strerror}"]) from err
+        return dataclasses.replace(self, mqtt=dataclasses.replace(self.mqtt, password=password))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> Settings:

@@ -68,6 +68,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     cmd("show-config", _show_config, "print the configuration with secrets masked")
     p = cmd("register-appliance", _register, "register an appliance from its identity file")
     p.add_argument("identity", help="the JSON file written by 'punchproof appliance identity'")
+    p.add_argument("--new-password", action="store_true", help="replace its broker password (lost file, stolen Pi)")
+    p.add_argument("-o", "--registration", help="the file for the Pi (default: registration-PLANT-APPLIANCE.json)")
+    p = cmd("broker-credentials", _broker_credentials, "the ingest workers' broker login, written for [mqtt]")
+    p.add_argument("--name", default="ingest", help="broker user cloud-NAME (default: %(default)s)")
+    p.add_argument("--new-password", action="store_true", help="replace its password")
     p = cmd("revoke-key", _revoke_key, "revoke a compromised appliance key: nothing it signs is accepted any more")
     p.add_argument("kid", help="the key id, as 'punchproof appliance identity' or the page shows it")
     p = cmd("push-config", _push_config, "push signed master data (JSON) to an appliance, retained on its down/config")
@@ -200,8 +205,34 @@ def _register(args: argparse.Namespace) -> int:
         except registry.RegistryError as err:
             print(f"not registered: {err}", file=sys.stderr)
             return 1
-    print(f"registered {identity['plant']}/{appliance.name} (log {appliance.log_origin}, key {identity.get('kid')})")
-    return 0
+        print(
+            f"registered {identity['plant']}/{appliance.name} (log {appliance.log_origin}, key {identity.get('kid')})"
+        )
+        return _register_broker(args, settings, identity["plant"], appliance.name)
+
+
+def _register_broker(args: argparse.Namespace, settings, plant: str, name: str) -> int:  # type: ignore[no-untyped-def]
+    from cloud import broker_cli
+    from cloud.clock import SystemClock
+
+    if not broker_cli.configured(settings):
+        print("no broker credential made: [broker] is not configured (docs/broker-security.md)")
+        return 0
+    default = Path(args.identity).parent / f"registration-{plant}-{name}.json"
+    output = Path(args.registration) if args.registration else default
+    return broker_cli.register_appliance(
+        settings, plant, name, SystemClock(), new_password=args.new_password, output=output
+    )
+
+
+def _broker_credentials(args: argparse.Namespace) -> int:
+    from cloud import broker_cli
+    from cloud.clock import SystemClock
+    from cloud.store import open_db
+
+    settings = _settings(args)
+    with open_db(settings.database_url).connection_context():
+        return broker_cli.cloud_credentials(settings, args.name, SystemClock(), new_password=args.new_password)
 
 
 def _revoke_key(args: argparse.Namespace) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ class CloudSettings:
     mqtt_port: int = 1883
     mqtt_username: str = ""
     mqtt_password: str = ""
+    mqtt_password_file: str = ""  # a file holding only the password ('cloud broker-credentials' writes it)
     mqtt_tls: bool = False
     mqtt_ca_file: str = ""
     mqtt_shared: bool = False  # several ingest workers on one MQTT v5 shared subscription
@@ -35,6 +36,15 @@ class CloudSettings:
     tsa_timeout_s: int = 10
     witness_seal_every_s: int = 3600  # the witness log is sealed (and stamped) this often, and at every export
     report_font: str = ""  # [report] font: a Chinese font file for report.pdf; empty: cloud.report_font's defaults
+    # [broker]: what 'register-appliance' writes for Mosquitto and tells the appliances (docs/broker-security.md)
+    broker_host: str = ""  # the broker's name as appliances reach it, and as its TLS certificate says
+    broker_port: int = 8883
+    broker_tls: bool = True
+    broker_ca_file: str = ""  # the CA certificate appliances check the broker with; empty: the Pi's system CAs
+    broker_password_file: str = ""  # Mosquitto's password file of the appliances' listener
+    broker_cloud_password_file: str = ""  # ... of the cloud workers' listener
+    broker_acl_file: str = ""
+    broker_reload_command: str = ""  # e.g. "systemctl reload mosquitto"; empty: say what to run
     source: str = field(default="", compare=False)
 
     @property
@@ -57,7 +67,20 @@ class CloudSettings:
             raise ConfigError(str(path), ["file not found; create it with 'punchproof cloud init'"]) from err
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(str(path), [f"not valid TOML: {err}"]) from err
-        return cls.from_sections(data, source=str(path))
+        return cls.from_sections(data, source=str(path)).with_password_file()
+
+    def with_password_file(self) -> CloudSettings:
+        """Read ``[mqtt] password_file`` (relative to this file's folder) into ``mqtt_password``."""
+        if not self.mqtt_password_file:
+            return self
+        if self.mqtt_password:
+            raise ConfigError(self.source, ["mqtt: give password or password_file, not both"])
+        path = Path(self.source).parent / self.mqtt_password_file
+        try:
+            password = path.read_text(encoding="utf-8").strip("\r\n")
+        except OSError as err:
+            raise ConfigError(self.source, [f"mqtt.password_file: cannot read {path}: {err.strerror}"]) from err
+        return replace(self, mqtt_password=password)
 
     @classmethod
     def from_sections(cls, data: dict[str, Any], *, source: str = "<dict>") -> CloudSettings:

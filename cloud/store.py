@@ -213,7 +213,10 @@ MODELS = (
 
 
 # Other modules that own tables (each defines its own MODELS on this module's BaseModel); open_db creates them too.
-MODEL_MODULES: tuple[str, ...] = ("cloud.config_push",)
+MODEL_MODULES: tuple[str, ...] = (
+    "cloud.config_push",
+    "cloud.broker_auth",
+)
 
 
 def all_models() -> list[type[pw.Model]]:

@@ -1,4 +1,9 @@
-"""The whole chain as real processes, started through the ``punchproof`` command like an installer would."""
+"""The whole chain as real processes, started through the ``punchproof`` command like an installer would.
+
+With ``secure``, the broker is secured as docs/broker-security.md says (TLS, one login per appliance and
+for the cloud workers, the ACL) and the logins are made by the real commands: ``cloud broker-credentials``,
+``cloud register-appliance`` (which writes the registration file) and ``appliance join``.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from punchproof.broker import free_port
+from punchproof.broker import Mosquitto, free_port
 
 PLANT, APPLIANCE = "e2e-plant", "pi-01"
 
@@ -22,11 +28,20 @@ def cli(*args: object, stdin: str | None = None) -> str:
     return result.stdout
 
 
+@dataclass(frozen=True)
+class Secured:
+    broker: Mosquitto  # started with ``security``; its files may start empty
+    cafile: Path  # the CA that issued the broker's certificate (for the name "localhost")
+
+
 class System:
-    def __init__(self, root: Path, broker_port: int, terminal: tuple[str, int]) -> None:
+    def __init__(
+        self, root: Path, broker_port: int, terminal: tuple[str, int], *, secure: Secured | None = None
+    ) -> None:
         self.root = root
         self.broker_port = broker_port
         self.terminal = terminal
+        self.secure = secure
         self.cloud_conf = root / "cloud.toml"
         self.appliance_conf = root / "appliance.toml"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -40,6 +55,7 @@ class System:
         host, port = self.terminal
         self.database_url = database_url
         extra = ("--database-url", database_url) if database_url else ()
+        cloud_port = self.broker_port if self.secure is None else self.secure.broker.cloud_port
         cli(
             "cloud",
             "init",
@@ -48,11 +64,13 @@ class System:
             "--state-dir",
             self.root / "cloud",
             "--mqtt-port",
-            self.broker_port,
+            cloud_port,
             *extra,
         )
         if shared:
             self.cloud_conf.write_text(self.cloud_conf.read_text().replace("shared = false", "shared = true"))
+        if self.secure is not None:
+            self._secure_cloud(self.secure)
         cli(
             "appliance",
             "init",
@@ -82,8 +100,34 @@ class System:
             self.register()
         return self
 
-    def register(self) -> None:
-        cli("cloud", "register-appliance", "-c", self.cloud_conf, self.root / "identity.json")
+    def register(self, *extra: str) -> str:
+        out = cli("cloud", "register-appliance", "-c", self.cloud_conf, self.root / "identity.json", *extra)
+        if self.secure is not None and self.registration_file.exists():
+            out += cli("appliance", "join", "-c", self.appliance_conf, self.registration_file)
+        return out
+
+    @property
+    def registration_file(self) -> Path:
+        return self.root / f"registration-{PLANT}-{APPLIANCE}.json"
+
+    def _secure_cloud(self, secure: Secured) -> None:
+        """What head office's admin writes into cloud.toml by hand (docs/broker-security.md), then the logins."""
+        from cloud.config_edit import update_file
+
+        security = secure.broker.security
+        assert security is not None, "start the broker with security"
+        update_file(self.cloud_conf, "mqtt", {"host": "localhost", "tls": True, "ca_file": str(secure.cafile)})
+        broker = {
+            "host": "localhost",
+            "port": secure.broker.port,
+            "ca_file": str(secure.cafile),
+            "password_file": str(security.password_file),
+            "cloud_password_file": str(security.cloud_password_file),
+            "acl_file": str(security.acl_file),
+            "reload_command": f"kill -HUP {secure.broker.pid}",
+        }
+        update_file(self.cloud_conf, "broker", broker)
+        cli("cloud", "broker-credentials", "-c", self.cloud_conf)
 
     def spawn(self, name: str, *args: object, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.root / f"{name}.log").open("ab")
