@@ -180,7 +180,10 @@ MODELS = (
 
 
 # Other modules that own tables (each defines its own MODELS on this module's BaseModel); open_db creates them too.
-MODEL_MODULES: tuple[str, ...] = ()
+MODEL_MODULES: tuple[str, ...] = (
+    "cloud.channels.contact_log",  # contact attempts, delivery receipts, dispatch claims
+    "cloud.notices.records",  # rendered notices with their hashes
+)
 
 
 def all_models() -> list[type[pw.Model]]:
