@@ -46,6 +46,6 @@ def callback_url(db: None, clock: FrozenClock) -> Iterator[str]:
     app = Flask(__name__)
     app.register_blueprint(receipts_blueprint(CALLBACK_TOKEN, clock=clock))
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/channels/receipts/{CALLBACK_TOKEN}"
     server.shutdown()

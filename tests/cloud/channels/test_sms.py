@@ -15,7 +15,6 @@ from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
 from cloud.channels.dispatch import Dispatcher
 from cloud.channels.sms_aliyun import AliyunSms, AliyunSmsSettings
 from cloud.channels.sms_tencent import TencentSms, TencentSmsSettings, TencentTemplate
-from cloud.channels.transport import Backoff
 from tests.harness.clock import FrozenClock
 from tests.harness.providers.aliyun import AliyunSmsServer
 from tests.harness.providers.base import Fault
@@ -32,7 +31,7 @@ MESSAGE = OutboundMessage(
     template_id="cuigao",
     template_version="1",
     subject="关于限期返岗的通知（催告函）",
-    text=f"【某某电子】张三：您自2026年3月2日起未到岗，请于2026年3月9日 09:00（北京时间）前返岗或说明原因。通知全文：{LINK}",
+    text=f"【某某电子】张三：您自2026年3月2日起未到岗，请于2026年3月9日 09:00前返岗或说明原因。通知全文：{LINK}",
     params={"name": "张三", "date": "2026年3月2日", "deadline": "2026年3月9日 09:00", "link": LINK},
     operator="escalation",
 )
