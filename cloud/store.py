@@ -214,8 +214,10 @@ MODELS = (
 
 # Other modules that own tables (each defines its own MODELS on this module's BaseModel); open_db creates them too.
 MODEL_MODULES: tuple[str, ...] = (
-    "cloud.config_push",
-    "cloud.broker_auth",
+    "cloud.config_push",  # configuration versions pushed, and what each appliance applied
+    "cloud.broker_auth",  # broker logins (hashes only)
+    "cloud.channels.contact_log",  # contact attempts, delivery receipts, dispatch claims
+    "cloud.notices.records",  # rendered notices with their hashes
 )
 
 

@@ -1,0 +1,100 @@
+"""``Dispatcher.dispatch(message) -> Attempt``: the one door the escalation engine uses to reach anyone.
+
+It picks the channel, and makes a step idempotent: the key is (case_ref, step_id, channel, recipient). Once an
+attempt under a key was accepted by the provider (or is a person's open task), dispatching the same key again
+returns that attempt and sends nothing. A definite failure (refused, unreachable) may be sent again: the
+recipient never got it. An uncertain one (no answer) is not resent automatically, since it may have gone out;
+``force=True`` is for the person who checked with the provider. While one dispatcher sends under a key, another
+gets ``DispatchBusy`` instead of a second send (two escalation runners at once send nothing twice).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from cloud.channels import contact_log
+from cloud.channels.base import Attempt, Channel, OutboundMessage, Status
+from cloud.channels.contact_log import DispatchClaim, idempotency_key
+from cloud.clock import Clock, SystemClock, to_ms
+from cloud.store import database
+
+log = logging.getLogger(__name__)
+FINAL = (Status.SENT, Status.TASK_OPEN, Status.DONE)
+CLAIM_STALE_MS = 15 * 60 * 1000  # a dispatcher that died mid-send releases its key after this
+
+
+class UnknownChannel(Exception):
+    pass
+
+
+class DispatchBusy(Exception):
+    """Another dispatcher is sending this very step right now."""
+
+
+class Dispatcher:
+    def __init__(self, channels: Iterable[Channel], *, clock: Clock | None = None) -> None:
+        self.channels = list(channels)
+        self.clock = clock or SystemClock()
+
+    def channel_for(self, name: str) -> Channel:
+        """A channel by its configured name ("sms.tencent"), or the first configured of a kind ("sms")."""
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        for channel in self.channels:
+            if channel.kind == name:
+                return channel
+        known = ", ".join(c.name for c in self.channels) or "none"
+        raise UnknownChannel(f"no channel {name!r} is configured (configured: {known})")
+
+    def dispatch(self, message: OutboundMessage, *, force: bool = False) -> Attempt:
+        channel = self.channel_for(message.channel)
+        key = idempotency_key(message.case_ref, message.step_id, message.channel, message.recipient)
+        self._claim(key)
+        try:
+            previous = contact_log.last_attempt(key)
+            if previous is not None:
+                status = Status(previous.status)
+                if status in FINAL or (status is Status.UNCERTAIN and not force):
+                    log.info(
+                        "case %s step %s via %s: already %s, not sent again",
+                        message.case_ref,
+                        message.step_id,
+                        channel.name,
+                        status.value,
+                    )
+                    return contact_log.to_attempt(previous)
+            attempt = channel.send(message)
+            stored = contact_log.record_attempt(message, attempt, key=key)
+            if stored.ok:
+                log.info(
+                    "case %s step %s via %s: %s", message.case_ref, message.step_id, channel.name, stored.status.value
+                )
+            else:
+                log.warning(
+                    "case %s step %s via %s: %s (%s)",
+                    message.case_ref,
+                    message.step_id,
+                    channel.name,
+                    stored.status.value,
+                    stored.reason,
+                )
+            return stored
+        finally:
+            DispatchClaim.update(in_flight_ms=None).where(DispatchClaim.key == key).execute()
+
+    def _claim(self, key: str) -> None:
+        now = to_ms(self.clock.now())
+        with database.atomic():
+            DispatchClaim.insert(key=key, in_flight_ms=None).on_conflict_ignore().execute()
+        taken = (
+            DispatchClaim.update(in_flight_ms=now)
+            .where(
+                DispatchClaim.key == key,
+                DispatchClaim.in_flight_ms.is_null() | (DispatchClaim.in_flight_ms < now - CLAIM_STALE_MS),
+            )
+            .execute()
+        )
+        if not taken:
+            raise DispatchBusy(f"step {key[:12]}… is being sent by another dispatcher")

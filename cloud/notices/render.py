@@ -1,0 +1,211 @@
+"""A notice rendered: the plain text, a PDF with its Chinese font embedded, a short SMS text with the link, and
+the SHA-256 of each.
+
+Same template version and same facts give the same bytes: the PDF's dates come from the issue date, fpdf2 is
+pinned to a minor version, and the font subset is cut the same way each time (``cloud.report_font``), so a
+notice can be re-rendered later and compared with the hash in the contact log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from fpdf import FPDF
+
+from cloud.notices.facts import NoticeFacts
+from cloud.notices.templates import NoticeTemplate
+from cloud.report_font import CjkFont, truetype_subset
+
+FONT = "cjk"
+FOOTER = "{template} 第{version}版 · 文号 {doc_no} · 第 {page} 页，共 {{nb}} 页"
+SEAL = "（盖章）"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DRAFT = "草稿：须经人力资源部确认后方可送达"
+
+
+class MissingFacts(Exception):
+    def __init__(self, template: NoticeTemplate, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__(f"{template.key} cannot be rendered without: {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class RenderedNotice:
+    template_id: str
+    template_version: str
+    title: str
+    doc_no: str
+    text: str  # the notice as plain text, signature block included
+    pdf: bytes
+    sms_text: str
+    sms_params: dict[str, str]  # variables for the providers' approved SMS templates
+    file_name: str
+
+    @property
+    def pdf_sha256(self) -> str:
+        return hashlib.sha256(self.pdf).hexdigest()
+
+    @property
+    def text_sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    @property
+    def sms_sha256(self) -> str:
+        return hashlib.sha256(self.sms_text.encode()).hexdigest()
+
+
+def _lookup(facts: NoticeFacts, path: str) -> Any:
+    value: Any = facts
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
+    return value
+
+
+def _environment(tz: ZoneInfo) -> jinja2.Environment:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)  # noqa: S701 - plain text and PDF, never HTML
+    env.filters["d"] = lambda day: f"{day.year}年{day.month}月{day.day}日"
+    env.filters["dt"] = lambda moment: (
+        lambda local: f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}（北京时间）"
+    )(moment.astimezone(tz))
+    env.filters["dates"] = lambda days: "、".join(
+        f"{d.month}月{d.day}日" if n and d.year == days[n - 1].year else f"{d.year}年{d.month}月{d.day}日"
+        for n, d in enumerate(days)
+    )
+    return env
+
+
+def render_notice(
+    template: NoticeTemplate, facts: NoticeFacts, font: CjkFont, *, tz: ZoneInfo = SHANGHAI
+) -> RenderedNotice:
+    required = list(template.required) + (list(template.required_with_union) if facts.employer.union_name else [])
+    missing = [path for path in required if not _lookup(facts, path)]
+    if missing:
+        raise MissingFacts(template, missing)
+    env = _environment(tz)
+    names = {"f": facts, "e": facts.employee, "r": facts.employer, "h": facts.handbook}
+    try:
+        body = env.from_string(template.body).render(**names).strip()
+        sms = " ".join(env.from_string(template.sms).render(**names).split())
+    except jinja2.UndefinedError as err:
+        raise MissingFacts(template, [str(err)]) from err
+    issued = env.filters["d"](facts.issued_on)
+    signature = f"{facts.employer.name}{SEAL}\n{issued}"
+    head = [template.title, f"文号：{facts.doc_no}    发出日期：{issued}"] + ([DRAFT] if facts.draft else [])
+    text = "\n".join(head) + "\n\n" + body + "\n\n" + signature + "\n"
+    pdf = _pdf(template, facts, body, issued, font, tz)
+    params = {"name": facts.employee.name, "link": facts.reply_link, "doc_no": facts.doc_no}
+    if facts.absent_days:
+        params["date"] = env.filters["d"](facts.absent_days[0])
+    if facts.deadline:
+        params["deadline"] = env.filters["dt"](facts.deadline)
+    return RenderedNotice(
+        template_id=template.id,
+        template_version=template.version,
+        title=template.title,
+        doc_no=facts.doc_no,
+        text=text,
+        pdf=pdf,
+        sms_text=sms,
+        sms_params=params,
+        file_name=f"{template.title}-{facts.doc_no}.pdf".replace("/", "-"),
+    )
+
+
+class _Pages(FPDF):
+    def __init__(self, footer: str) -> None:
+        super().__init__(format="A4", unit="mm")
+        self.footer_text = footer
+        self.used: set[str] = set()
+
+    def normalize_text(self, text: str) -> str:
+        self.used.update(text)
+        return super().normalize_text(text)
+
+    def footer(self) -> None:
+        self.set_y(-15)
+        self.set_font(FONT, size=8)
+        self.set_text_color(110)
+        self.cell(0, 5, self.footer_text.replace("{page}", str(self.page_no())), align="C")
+        self.set_text_color(0)
+
+
+def _pdf(template: NoticeTemplate, facts: NoticeFacts, body: str, issued: str, font: CjkFont, tz: ZoneInfo) -> bytes:
+    footer = FOOTER.format(template=template.id, version=template.version, doc_no=facts.doc_no, page="{page}")
+    draft = _draw(template, facts, body, issued, footer, (font.path, font.index), (font.path, font.index), tz)
+    chars = "".join(sorted(draft.used | set(footer + string.digits)))
+    with tempfile.TemporaryDirectory(prefix="punchproof-notice-") as folder:
+        regular = bold = Path(folder) / "regular.ttf"
+        truetype_subset(font.path, font.index, chars, regular)
+        if font.bold_path is not None:
+            bold = Path(folder) / "bold.ttf"
+            truetype_subset(font.bold_path, font.bold_index, chars, bold)
+        return bytes(_draw(template, facts, body, issued, footer, (regular, 0), (bold, 0), tz).output())
+
+
+def _draw(
+    template: NoticeTemplate,
+    facts: NoticeFacts,
+    body: str,
+    issued: str,
+    footer: str,
+    regular: tuple[Path, int],
+    bold: tuple[Path, int],
+    tz: ZoneInfo,
+) -> _Pages:
+    pdf = _Pages(footer)
+    pdf.add_font(FONT, "", str(regular[0]), collection_font_number=regular[1])
+    pdf.add_font(FONT, "B", str(bold[0]), collection_font_number=bold[1])
+    pdf.set_creation_date(datetime.combine(facts.issued_on, time(0), tz))
+    pdf.set_title(f"{template.title} {facts.doc_no}")
+    pdf.set_subject(f"模板 {template.key}；文号 {facts.doc_no}")
+    pdf.set_author(facts.employer.name)
+    pdf.set_creator("Punchproof")
+    pdf.set_lang("zh-CN")
+    pdf.set_margins(25, 20, 25)
+    pdf.set_auto_page_break(True, margin=22)
+    pdf.add_page()
+    pdf.set_font(FONT, "B", 18)
+    pdf.cell(0, 12, template.title, align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FONT, size=10)
+    pdf.cell(0, 6, f"文号：{facts.doc_no}", align="R", new_x="LMARGIN", new_y="NEXT")
+    if facts.draft:
+        pdf.set_text_color(179, 38, 30)
+        pdf.set_font(FONT, "B", 11)
+        pdf.cell(0, 7, DRAFT, align="C", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0)
+    pdf.ln(4)
+    pdf.set_font(FONT, size=11.5)
+    for paragraph in body.split("\n\n"):
+        pdf.multi_cell(0, 7, paragraph, align="L", new_x="LMARGIN", new_y="NEXT", wrapmode="CHAR")  # CJK: any char
+        pdf.ln(2.5)
+    _signature(pdf, facts.employer.name, issued)
+    return pdf
+
+
+def _signature(pdf: FPDF, employer: str, issued: str) -> None:
+    """The employer's name, a dashed circle where the seal goes, and the date, at the right."""
+    if pdf.get_y() > pdf.h - 75:
+        pdf.add_page()
+    pdf.ln(8)
+    left = pdf.w - pdf.r_margin - 80
+    top = pdf.get_y()
+    pdf.set_draw_color(150)
+    with pdf.local_context():
+        pdf.set_dash_pattern(dash=1.5, gap=1.5)
+        pdf.circle(x=left + 40, y=top + 16, radius=17)
+    pdf.set_xy(left, top + 4)
+    pdf.set_font(FONT, size=11.5)
+    pdf.cell(80, 7, employer, align="C", new_x="LEFT", new_y="NEXT")
+    pdf.set_text_color(120)
+    pdf.cell(80, 7, SEAL, align="C", new_x="LEFT", new_y="NEXT")
+    pdf.set_text_color(0)
+    pdf.set_xy(left, top + 36)
+    pdf.cell(80, 7, issued, align="C", new_x="LMARGIN", new_y="NEXT")

@@ -1,0 +1,173 @@
+"""Aliyun dysmsapi (2017-05-25) on loopback: SendSms, QuerySendDetails, and the SmsReport push.
+
+The RPC signature is checked as Aliyun describes it (签名机制): parameters but Signature sorted, RFC 3986
+encoded, ``GET&%2F&`` + encoded query, HMAC-SHA1 keyed with secret + "&", Base64. Timestamps more than 15
+minutes off and reused nonces are refused like Aliyun refuses them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import urllib.parse
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tests.harness.clock import FrozenClock
+from tests.harness.providers.base import ProviderServer, Request, post_json
+
+CHINA = ZoneInfo("Asia/Shanghai")
+
+
+def _enc(text: str) -> str:
+    return urllib.parse.quote(text, safe="~")
+
+
+class AliyunSmsServer(ProviderServer):
+    def __init__(self, clock: FrozenClock, key_id: str, key_secret: str, *, callback_url: str = "") -> None:
+        super().__init__(clock)
+        self.key_id, self.key_secret, self.callback_url = key_id, key_secret, callback_url
+        self.nonces: set[str] = set()
+        self.sent: list[dict[str, Any]] = []  # every SMS accepted
+        self._ids = itertools.count(900_619_746_936_498_440)
+
+    def _error(self, status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+        return status, {
+            "RequestId": str(uuid.uuid4()).upper(),
+            "HostId": "dysmsapi.aliyuncs.com",
+            "Code": code,
+            "Message": message,
+        }
+
+    def _check(self, request: Request) -> tuple[int, dict[str, Any]] | None:
+        params = dict(request.query)
+        if request.method == "POST" and request.body:
+            params.update(urllib.parse.parse_qsl(request.body.decode(), keep_blank_values=True))
+        signature = params.pop("Signature", "")
+        if params.get("AccessKeyId") != self.key_id:
+            return self._error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+        try:
+            stamp = datetime.strptime(params.get("Timestamp", ""), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=ZoneInfo("UTC"))
+        except ValueError:
+            return self._error(
+                400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."
+            )
+        if abs(self.clock.now() - stamp) > timedelta(minutes=15):
+            return self._error(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+        nonce = params.get("SignatureNonce", "")
+        if not nonce or nonce in self.nonces:
+            return self._error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+        if params.get("SignatureMethod") != "HMAC-SHA1" or params.get("SignatureVersion") != "1.0":
+            return self._error(400, "InvalidParameter", "SignatureMethod/SignatureVersion")
+        query = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(params.items()))
+        to_sign = f"{request.method}&{_enc('/')}&{_enc(query)}"
+        expected = base64.b64encode(
+            hmac.new((self.key_secret + "&").encode(), to_sign.encode(), hashlib.sha1).digest()
+        ).decode()
+        if not hmac.compare_digest(expected, signature):
+            return self._error(
+                400,
+                "SignatureDoesNotMatch",
+                f"Specified signature is not matched with our calculation. server string to sign is:{to_sign}",
+            )
+        self.nonces.add(nonce)
+        return None
+
+    def handle(self, request: Request) -> tuple[int, dict[str, Any]]:
+        refused = self._check(request)
+        if refused:
+            return refused
+        params = request.query
+        if params.get("Version") != "2017-05-25":
+            return self._error(400, "InvalidVersion", "Specified parameter Version is not valid.")
+        if params.get("Action") == "SendSms":
+            return self._send(params)
+        if params.get("Action") == "QuerySendDetails":
+            return self._query(params)
+        return self._error(
+            404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."
+        )
+
+    def _send(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        for name in ("PhoneNumbers", "SignName", "TemplateCode"):
+            if not params.get(name):
+                return self._error(400, "MissingParameter", f"{name} is mandatory for this action.")
+        try:
+            variables = json.loads(params.get("TemplateParam") or "{}")
+        except ValueError:
+            return 200, {
+                "Code": "isv.INVALID_JSON_PARAM",
+                "Message": "JSON参数不合法，只接受字符串值",
+                "RequestId": str(uuid.uuid4()).upper(),
+            }
+        biz_id = f"{next(self._ids)}^0"
+        self.sent.append(
+            {
+                "biz_id": biz_id,
+                "phone": params["PhoneNumbers"],
+                "sign": params["SignName"],
+                "template": params["TemplateCode"],
+                "params": variables,
+                "out_id": params.get("OutId", ""),
+                "at": self.clock.now(),
+                "reported": False,
+            }
+        )
+        return 200, {"Message": "OK", "RequestId": str(uuid.uuid4()).upper(), "BizId": biz_id, "Code": "OK"}
+
+    def _query(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        found = [s for s in self.sent if s["biz_id"] == params.get("BizId") and s["phone"] == params.get("PhoneNumber")]
+        details = [
+            {
+                "ErrCode": "DELIVERED",
+                "TemplateCode": s["template"],
+                "OutId": s["out_id"],
+                "ReceiveDate": (s["at"] + timedelta(seconds=3)).astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
+                "SendDate": s["at"].astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
+                "PhoneNum": s["phone"],
+                "Content": f"【{s['sign']}】" + json.dumps(s["params"], ensure_ascii=False),
+                "SendStatus": 3,
+            }
+            for s in found
+        ]
+        return 200, {
+            "TotalCount": len(details),
+            "Message": "OK",
+            "RequestId": str(uuid.uuid4()).upper(),
+            "SmsSendDetailDTOs": {"SmsSendDetailDTO": details},
+            "Code": "OK",
+        }
+
+    def rate_limited(self, request: Request) -> tuple[int, dict[str, Any]]:
+        return 200, {
+            "Message": "触发号码分钟级流控Permits:1",
+            "RequestId": str(uuid.uuid4()).upper(),
+            "Code": "isv.BUSINESS_LIMIT_CONTROL",
+        }
+
+    def push_reports(self, *, success: bool = True) -> tuple[int, Any]:
+        """SmsReport: one POST with every report not yet pushed (a JSON array, as Aliyun batches them)."""
+        items = []
+        for s in self.sent:
+            if s["reported"]:
+                continue
+            s["reported"] = True
+            items.append(
+                {
+                    "phone_number": s["phone"],
+                    "send_time": s["at"].astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
+                    "report_time": (s["at"] + timedelta(seconds=4)).astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
+                    "success": success,
+                    "err_code": "DELIVERED" if success else "MK:0001",
+                    "err_msg": "用户接收成功" if success else "空号",
+                    "sms_size": "1",
+                    "biz_id": s["biz_id"],
+                    "out_id": s["out_id"],
+                }
+            )
+        return post_json(self.callback_url, items)
