@@ -35,12 +35,12 @@ from tests.harness.clock import FrozenClock  # noqa: E402
 LOG = "punchproof/bench/pi-01/1"
 
 
-def generate(key: SigningKey, count: int, per_batch: int = 256) -> list[bytes]:
+def generate(key: SigningKey, count: int, per_batch: int = 256, log: str = LOG) -> list[bytes]:
     batches, prev, tree, pending = [], GENESIS_PREV, merkle.CompactRange(), []
     for seq in range(count):
         record = make_record(
             key=key,
-            log=LOG,
+            log=log,
             seq=seq,
             type="punch",
             prev=prev,
@@ -56,9 +56,9 @@ def generate(key: SigningKey, count: int, per_batch: int = 256) -> list[bytes]:
         tree.append(prev)
         pending.append(record)
         if len(pending) == per_batch or seq == count - 1:
-            checkpoint = note.Checkpoint(LOG, tree.size, tree.root())
+            checkpoint = note.Checkpoint(log, tree.size, tree.root())
             signed = note.render(checkpoint, [note.sign(checkpoint, key)])
-            batches.append(Batch(LOG, seq + 1 - len(pending), tuple(pending), signed).encode())
+            batches.append(Batch(log, seq + 1 - len(pending), tuple(pending), signed).encode())
             pending = []
     return batches
 

@@ -11,17 +11,23 @@ before parsing, as before.
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
 from ledger import LedgerError, topics
 from ledger.messages import Batch
 from ledger.verify import parse_range
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,20 @@ def default_processes() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In each pool process: end when the ingest worker ends, however it ends. A worker killed with
+    SIGKILL (a power-cut test, the OOM killer) would otherwise leave its parsers running forever."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: systemd's control group still ends them
+        return
+    if os.getppid() == 1:  # the worker died before the line above ran
+        os._exit(0)
+
+
 class AheadParser:
     """A pool that parses up to ``lookahead`` batches ahead of the one being stored."""
 
@@ -51,10 +71,14 @@ class AheadParser:
         self._processes = processes
         self._lookahead = lookahead
         self._pool: ProcessPoolExecutor | None = None
+        self._pending: set[Future[Prepared | None]] = set()  # submitted, not yet taken
+        self._broken: set[Future[Prepared | None]] = set()
 
     def start(self) -> AheadParser:
         # spawn, not fork: the ingest worker has threads (MQTT), and a forked child could inherit a held lock
-        self._pool = ProcessPoolExecutor(self._processes, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(
+            self._processes, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent
+        )
         return self
 
     def stop(self) -> None:
@@ -82,9 +106,37 @@ class AheadParser:
                     break
                 window.append(self._submit(*item))
             topic, payload, future = window.popleft()
-            yield topic, payload, future.result() if future is not None else None
+            self._pending.discard(future)  # type: ignore[arg-type]
+            yield topic, payload, self._result(future)
+
+    def _result(self, future: Future[Prepared | None] | None) -> Prepared | None:
+        """The parsed batch; None (the store step then parses it itself) if a pool process died under it."""
+        if future is None:
+            return None
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            if future in self._broken:  # submitted to a pool already replaced
+                return None
+            self._restart()
+            return None
 
     def _submit(self, topic: str, payload: bytes) -> tuple[str, bytes, Future[Prepared | None] | None]:
         assert self._pool is not None
         is_batch = topic.startswith(topics.PREFIX + "/") and topic.endswith("/up/batch")
-        return topic, payload, self._pool.submit(prepare, payload) if is_batch else None
+        if not is_batch:
+            return topic, payload, None
+        try:
+            future = self._pool.submit(prepare, payload)
+        except BrokenProcessPool:
+            self._restart()
+            return topic, payload, None
+        self._pending.add(future)
+        return topic, payload, future
+
+    def _restart(self) -> None:
+        log.error("a batch-parsing process died; starting a new pool (meanwhile the worker parses batches itself)")
+        assert self._pool is not None
+        self._broken = set(self._pending)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.start()

@@ -332,3 +332,30 @@ def test_a_forged_range_parsed_ahead_is_still_rejected(ingest, key):
     assert prepared is not None
     ack = ingest.handle(TOPIC, forged, prepared).ack
     assert ack.status == "rejected" and LogRecord.select().count() == 0
+
+
+def test_a_parser_process_that_dies_mid_stream_costs_nothing(ingest, key, caplog):
+    """The OOM killer takes a pool process: the batches in its window are parsed by the worker itself."""
+    import os
+    import signal as signals
+
+    from cloud.prepare import AheadParser
+
+    records = history(key, 40)
+    payloads = [checkpointed(key, records, first, first + 3).encode() for first in range(0, 40, 4)]
+    arriving = [payloads[0]]  # the rest arrive after the fault
+    parser = AheadParser(2).start()
+    acks = []
+    try:
+        stream = parser.ordered(lambda _block: (TOPIC, arriving.pop(0)) if arriving else None)
+        for index, (topic, payload, prepared) in enumerate(stream):
+            if index == 0:
+                for pid in list(parser._pool._processes):  # noqa: SLF001 - the fault is a dead pool process
+                    os.kill(pid, signals.SIGKILL)
+                arriving.extend(payloads[1:])
+            acks.append(ingest.handle(topic, payload, prepared).ack)
+    finally:
+        parser.stop()
+    assert [a.status for a in acks] == ["ok"] * 10
+    assert LogRecord.select().count() == 40
+    assert caplog.text.count("a batch-parsing process died") == 1, "one restart, whatever the window held"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -72,11 +73,25 @@ def test_appliance_killed_between_the_publish_and_the_acknowledgement(system, te
     assert_exactly_once(system, 5)
 
 
+def children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
 def test_cloud_worker_killed_after_its_commit_and_before_its_acknowledgement(system, terminal_state):
-    system.start_ingest(failpoints="ingest.before_ack=1")
+    worker = system.start_ingest(failpoints="ingest.before_ack=1")
     system.start_appliance()
     punch_minutes(terminal_state, 3)
+    parsers = wait_until(lambda: children(worker.pid), timeout=20, message="the worker's parser processes")
     assert system.reap("ingest") == -signal.SIGKILL
+    wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in parsers), timeout=20, message="parsers gone")
     stored = system.cloud_rows("SELECT seq FROM log_head")[0][0]
     assert stored >= 0, "the worker committed before it died"
     assert acked(system) < stored, "the appliance moved its cursor without an acknowledgement"

@@ -1,0 +1,148 @@
+"""Sync: a backlog drained end to end, against raw MQTT on the same broker.
+
+An emulated ZK terminal holds N punches taken while the link was down. The appliance (a real
+``punchproof appliance run``) reads, signs and stores them with no broker to talk to; the cloud
+worker (a real ``punchproof cloud ingest``) is waiting. Then the broker starts, and the clock runs
+from that moment until the cloud has verified and committed the whole log.
+
+Beside it, in the same run on the same broker: raw paho -> Mosquitto QoS 1 throughput, one
+publisher streaming as many messages of the same size as the drain's batches to one subscriber,
+i.e. the floor any MQTT pipeline of this shape pays; and the ratio.
+
+Run: .venv/bin/python bench/sync_drain.py [--records 1000000] [--postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+
+from firmware_bridge.zk.emulator import TerminalState, ZKEmulator  # noqa: E402
+from firmware_bridge.zk.emulator_state import StoredPunch  # noqa: E402
+from ledger.messages import Batch  # noqa: E402
+from ledger.record import SignedRecord  # noqa: E402
+from punchproof.broker import Mosquitto, free_port  # noqa: E402
+from tests.harness.system import System  # noqa: E402
+
+TARGET_S = 60.0
+
+
+def wait(condition, timeout: float, what: str, every: float = 0.2, progress=None) -> None:
+    deadline, shown = time.monotonic() + timeout, time.monotonic()
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        if progress is not None and time.monotonic() - shown > 10:
+            print(f"  … {progress()}", flush=True)
+            shown = time.monotonic()
+        time.sleep(every)
+
+
+def raw_qos1(broker: Mosquitto, size: int, count: int) -> float:
+    """Seconds for one paho publisher to stream ``count`` QoS 1 messages of ``size`` bytes to one subscriber."""
+    received = threading.Event()
+    got = [0]
+
+    def on_message(_c, _u, _m) -> None:
+        got[0] += 1
+        if got[0] == count:
+            received.set()
+
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_message = on_message
+    sub.connect(broker.host, broker.port)
+    sub.subscribe("raw/test", qos=1)
+    sub.loop_start()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    pub.max_inflight_messages_set(64)
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    time.sleep(0.5)  # let the subscription settle before the stream starts
+    payload = b"x" * size
+    start = time.perf_counter()
+    for _ in range(count):
+        pub.publish("raw/test", payload, qos=1)
+    if not received.wait(timeout=600):
+        raise SystemExit(f"raw stream: {got[0]} of {count} arrived")
+    elapsed = time.perf_counter() - start
+    pub.loop_stop()
+    sub.loop_stop()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--postgres", action="store_true", help="the cloud on a throwaway PostgreSQL")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="pp-drain-"))
+    state = TerminalState(serial="BENCH-ZK-01", tz=ZoneInfo("Asia/Shanghai"))
+    state.add_user("1001", "张三")
+    start = datetime(2026, 1, 1)
+    backlog = (StoredPunch(1, "1001", start + timedelta(seconds=2 * i), 1, i % 2) for i in range(args.records))
+    state.punches.extend(backlog)
+    postgres = None
+    database_url = ""
+    if args.postgres:
+        from tests.harness.postgres import PostgresServer
+
+        postgres = PostgresServer().start()
+        database_url = postgres.create_database("drain")
+    broker = Mosquitto(root / "broker", port=free_port())
+    with ZKEmulator(state, port=0) as terminal:
+        system = System(root, broker.port, terminal.address).configure(database_url=database_url)
+        try:
+            stored = "SELECT count(*) FROM punch"
+            t = time.perf_counter()
+            system.start_appliance()
+            system.start_ingest()
+            print(f"appliance reading and signing {args.records:,} punches with the broker down …", flush=True)
+            wait(
+                lambda: system.appliance_rows(stored)[0][0] == args.records,
+                timeout=3600,
+                what="the appliance to store the backlog",
+                every=1.0,
+                progress=lambda: f"{system.appliance_rows(stored)[0][0]:,} stored",
+            )
+            print(f"  stored and signed in {time.perf_counter() - t:.1f} s", flush=True)
+            head = system.appliance_rows("SELECT max(seq) FROM log_record")[0][0]
+            broker.start()
+            t0 = time.perf_counter()
+            wait(
+                lambda: system.cloud_rows("SELECT seq FROM log_head")[0][0] == head,
+                timeout=3600,
+                what="the cloud to commit the backlog",
+                every=0.1,
+                progress=lambda: f"cloud holds seq {system.cloud_rows('SELECT seq FROM log_head')[0][0]:,} of {head:,}",
+            )
+            drain = time.perf_counter() - t0
+            rows = system.appliance_rows("SELECT data, sig FROM log_record WHERE seq BETWEEN 1000 AND 1255")
+            sample = Batch("x" * 30, 1000, tuple(SignedRecord(bytes(d), bytes(s)) for d, s in rows)).encode()
+            batches = -(-(head + 1) // 256)
+        finally:
+            system.stop_all()
+    raw = statistics.median(raw_qos1(broker, len(sample), batches) for _ in range(3))
+    broker.kill()
+    if postgres is not None:
+        postgres.stop()
+    engine = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"\nbacklog drain, {head + 1:,} records ({args.records:,} punches), cloud on {engine}:")
+    print(f"  reconnect -> all verified and committed: {drain:.1f} s  ({(head + 1) / drain:,.0f} records/s)")
+    print(f"  target {TARGET_S:.0f} s: ratio {drain / TARGET_S:.2f}x")
+    print(f"  raw paho->Mosquitto QoS 1, {batches:,} messages of {len(sample):,} B: {raw:.1f} s")
+    print(f"  ratio to raw MQTT: {drain / raw:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
