@@ -224,7 +224,7 @@ def _rotate_key(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from appliance.daemon import run
 
-    run(_settings(args))
+    run(_settings(args), service=getattr(args, "service", None))  # the launcher's systemd link
     return 0
 
 
@@ -258,8 +258,8 @@ def _web(args: argparse.Namespace) -> int:
             str(threads),
             "--keep-alive",
             "5",  # a board's page requests reuse their connection; idle ones wait without a thread
-            "--worker-tmp-dir",
-            "/dev/shm",
+            "--worker-tmp-dir",  # heartbeat files, rewritten every second: on tmpfs, never the SD card
+            os.environ.get("RUNTIME_DIRECTORY", "/dev/shm").split(":")[0],  # systemd's RuntimeDirectory=
             "--access-logfile",
             "-",
             "--graceful-timeout",

@@ -227,7 +227,7 @@ def _ingest(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.worker_id:
         settings = dataclasses.replace(settings, worker_id=args.worker_id)
-    run(settings)
+    run(settings, service=getattr(args, "service", None))  # the launcher's systemd link
     return 0
 
 
@@ -244,8 +244,8 @@ def _web(args: argparse.Namespace) -> int:
             args.bind or settings.web_bind,
             "--workers",
             str(settings.web_workers),
-            "--worker-tmp-dir",
-            "/dev/shm",
+            "--worker-tmp-dir",  # heartbeat files, rewritten every second: on tmpfs, never the SD card
+            os.environ.get("RUNTIME_DIRECTORY", "/dev/shm").split(":")[0],  # systemd's RuntimeDirectory=
             "--access-logfile",
             "-",
             "--graceful-timeout",

@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     from appliance.config import ConfigError as ApplianceConfigError
     from cloud.config import ConfigError as CloudConfigError
     from cloud.witness import WitnessKeyMissing
+    from punchproof.sdnotify import ServiceNotifier
 
+    args.service = ServiceNotifier.from_environ()  # systemd's Type=notify link, for the long-running commands
     try:
         return int(args.func(args) or 0)
     except (ApplianceConfigError, CloudConfigError, WitnessKeyMissing) as err:
