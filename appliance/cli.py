@@ -123,6 +123,29 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         _rotate_key,
         "start a rotation of the log-signing key; the daemon records it (signed by both keys) at its next start",
     )
+    add_operations_commands(cmd)
+
+
+# -- operations (issue #8): doctor, backup, restore ------------------------------------------------
+
+
+def add_operations_commands(cmd) -> None:  # type: ignore[no-untyped-def]
+    p = cmd(
+        "doctor",
+        _doctor,
+        "自检 / check the clock, disk, database, keys, registration, broker, terminals and backlog; "
+        "says what to do for each failure (exit 1 if any failed)",
+    )
+    p.add_argument("--min-free-mb", type=int, default=500, help="free space the state directory needs (default: 500)")
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from appliance.doctor import ApplianceDoctor, Limits, report
+
+    limits = Limits(min_free_bytes=args.min_free_mb * 2**20)
+    text, code = report(ApplianceDoctor(_settings(args), limits=limits).run())
+    print(text)
+    return code
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
