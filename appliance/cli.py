@@ -137,6 +137,46 @@ def add_operations_commands(cmd) -> None:  # type: ignore[no-untyped-def]
         "says what to do for each failure (exit 1 if any failed)",
     )
     p.add_argument("--min-free-mb", type=int, default=500, help="free space the state directory needs (default: 500)")
+    p = cmd(
+        "backup",
+        _backup,
+        "备份 / write the database and the signing key to one file while the daemon runs (keep it secret)",
+    )
+    p.add_argument("output", help="the archive to write (tar, mode 0600)")
+    p = cmd("restore", _restore, "恢复 / put a backup in place; the daemon must be stopped")
+    p.add_argument("archive", help="a file written by 'punchproof appliance backup'")
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from appliance.backup import BackupError, backup
+
+    try:
+        info = backup(_settings(args), Path(args.output))
+    except BackupError as err:
+        print(f"未备份 / not backed up: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"已备份 / wrote {info.path}: log up to seq {info.head_seq}, cloud acknowledged up to {info.acked_seq}. "
+        "它包含签名密钥，请妥善保管 / it holds the signing key: keep it as secret as the Pi itself."
+    )
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from appliance.backup import BackupError, restore
+
+    try:
+        info = restore(_settings(args), Path(args.archive))
+    except BackupError as err:
+        print(f"未恢复 / not restored: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"已恢复 / restored the backup of {info.created} (log up to seq {info.head_seq}); the files it replaced are "
+        "kept beside it (*.before-restore-*). Start the daemon: sudo systemctl start punchproof-appliance. "
+        "若云端已收到更新的记录，同步会停止并提示“从旧备份恢复”，请联系支持 / if the cloud holds newer records, the "
+        "sync halts saying so: call support (docs/operations.md)."
+    )
+    return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:

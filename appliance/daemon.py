@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import signal
 import threading
 from importlib import metadata
@@ -25,6 +26,7 @@ from appliance.config import (
     Settings,
     TerminalSettings,
 )
+from appliance.daemonlock import hold_daemon_lock
 from appliance.groupcommit import GroupCommitter
 from appliance.identity import finish_rotation, load_or_create_key, load_pending_key
 from appliance.ingest import PunchIngest
@@ -94,6 +96,7 @@ class ApplianceDaemon:
         self._stopping = threading.Event()
         self._sealer: threading.Thread | None = None
         self.evaluator: Evaluator | None = None
+        self._lock_fd: int | None = None
 
     @property
     def _marker(self) -> Path:
@@ -102,6 +105,7 @@ class ApplianceDaemon:
     def start(self) -> None:
         settings = self.settings
         cloud_key = settings.cloud_key()  # fail early, with the reason, if it is missing
+        self._lock_fd = hold_daemon_lock(settings)  # one daemon per state directory; restore waits for it
         self.db = open_db(settings.db_path)
         key = load_or_create_key(settings.key_path)
         boot_id = BOOT_ID_PATH.read_text().strip() if BOOT_ID_PATH.exists() else "unknown"
@@ -243,6 +247,9 @@ class ApplianceDaemon:
         if self.db is not None:
             self.db.close()
         self._marker.unlink(missing_ok=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         log.info("appliance stopped cleanly")
 
 
