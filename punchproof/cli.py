@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     from appliance.config import ConfigError as ApplianceConfigError
+    from appliance.migrations import SchemaTooNew as ApplianceSchemaTooNew
     from cloud.config import ConfigError as CloudConfigError
+    from cloud.migrations import SchemaTooNew as CloudSchemaTooNew
     from cloud.witness import WitnessKeyMissing
     from punchproof.sdnotify import ServiceNotifier
 
@@ -92,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (ApplianceConfigError, CloudConfigError, WitnessKeyMissing) as err:
         print(f"configuration error: {err}", file=sys.stderr)
+        return 2
+    except (ApplianceSchemaTooNew, CloudSchemaTooNew) as err:
+        print(f"database error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
