@@ -191,6 +191,8 @@ class ApplianceDaemon:
         """
         expected = {"group-commit", "uplink", "attendance", "sealer"}
         expected |= {f"terminal-{w.name}" for w in self.workers}
+        if self.remote_config is not None:
+            expected.add("remote-config")
         alive = {t.name for t in threading.enumerate() if t.is_alive()}
         return sorted(expected - alive)
 
