@@ -125,6 +125,69 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         _rotate_key,
         "start a rotation of the log-signing key; the daemon records it (signed by both keys) at its next start",
     )
+    add_operations_commands(cmd)
+
+
+# -- operations (issue #8): doctor, backup, restore ------------------------------------------------
+
+
+def add_operations_commands(cmd) -> None:  # type: ignore[no-untyped-def]
+    p = cmd(
+        "doctor",
+        _doctor,
+        "自检 / check the clock, disk, database, keys, registration, broker, terminals and backlog; "
+        "says what to do for each failure (exit 1 if any failed)",
+    )
+    p.add_argument("--min-free-mb", type=int, default=500, help="free space the state directory needs (default: 500)")
+    p = cmd(
+        "backup",
+        _backup,
+        "备份 / write the database and the signing key to one file while the daemon runs (keep it secret)",
+    )
+    p.add_argument("output", help="the archive to write (tar, mode 0600)")
+    p = cmd("restore", _restore, "恢复 / put a backup in place; the daemon must be stopped")
+    p.add_argument("archive", help="a file written by 'punchproof appliance backup'")
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from appliance.backup import BackupError, backup
+
+    try:
+        info = backup(_settings(args), Path(args.output))
+    except BackupError as err:
+        print(f"未备份 / not backed up: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"已备份 / wrote {info.path}: log up to seq {info.head_seq}, cloud acknowledged up to {info.acked_seq}. "
+        "它包含签名密钥，请妥善保管 / it holds the signing key: keep it as secret as the Pi itself."
+    )
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from appliance.backup import BackupError, restore
+
+    try:
+        info = restore(_settings(args), Path(args.archive))
+    except BackupError as err:
+        print(f"未恢复 / not restored: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"已恢复 / restored the backup of {info.created} (log up to seq {info.head_seq}); the files it replaced are "
+        "kept beside it (*.before-restore-*). Start the daemon: sudo systemctl start punchproof-appliance. "
+        "若云端已收到更新的记录，同步会停止并提示“从旧备份恢复”，请联系支持 / if the cloud holds newer records, the "
+        "sync halts saying so: call support (docs/operations.md)."
+    )
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from appliance.doctor import ApplianceDoctor, Limits, report
+
+    limits = Limits(min_free_bytes=args.min_free_mb * 2**20)
+    text, code = report(ApplianceDoctor(_settings(args), limits=limits).run())
+    print(text)
+    return code
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -240,7 +303,7 @@ def _rotate_key(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from appliance.daemon import run
 
-    run(_settings(args))
+    run(_settings(args), service=getattr(args, "service", None))  # the launcher's systemd link
     return 0
 
 
@@ -274,8 +337,8 @@ def _web(args: argparse.Namespace) -> int:
             str(threads),
             "--keep-alive",
             "5",  # a board's page requests reuse their connection; idle ones wait without a thread
-            "--worker-tmp-dir",
-            "/dev/shm",
+            "--worker-tmp-dir",  # heartbeat files, rewritten every second: on tmpfs, never the SD card
+            os.environ.get("RUNTIME_DIRECTORY", "/dev/shm").split(":")[0],  # systemd's RuntimeDirectory=
             "--access-logfile",
             "-",
             "--graceful-timeout",

@@ -8,10 +8,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import signal
 import threading
 from importlib import metadata
 from pathlib import Path
+from typing import Protocol
 
 import peewee as pw
 
@@ -25,6 +27,7 @@ from appliance.config import (
     Settings,
     TerminalSettings,
 )
+from appliance.daemonlock import hold_daemon_lock
 from appliance.groupcommit import GroupCommitter
 from appliance.identity import finish_rotation, load_or_create_key, load_pending_key
 from appliance.ingest import PunchIngest
@@ -42,6 +45,35 @@ log = logging.getLogger(__name__)
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 SEAL_EVERY_S = 60
+HEALTH_EVERY_S = 10.0  # how often the main loop checks its threads when systemd asks for no watchdog
+
+
+class ServiceManager(Protocol):
+    """What the daemon tells its supervisor (systemd, through ``punchproof.sdnotify``)."""
+
+    @property
+    def watchdog_interval_s(self) -> float | None: ...
+
+    def ready(self, status: str = "") -> bool: ...
+
+    def watchdog(self) -> bool: ...
+
+    def stopping(self, status: str = "") -> bool: ...
+
+
+class Unsupervised:
+    """No supervisor to tell: a terminal, a test, a container without systemd."""
+
+    watchdog_interval_s = None
+
+    def ready(self, status: str = "") -> bool:
+        return False
+
+    def watchdog(self) -> bool:
+        return False
+
+    def stopping(self, status: str = "") -> bool:
+        return False
 
 
 def software_version() -> str:
@@ -67,6 +99,7 @@ class ApplianceDaemon:
         self._sealer: threading.Thread | None = None
         self.evaluator: Evaluator | None = None
         self.remote_config: RemoteConfig | None = None
+        self._lock_fd: int | None = None
 
     @property
     def _marker(self) -> Path:
@@ -75,6 +108,7 @@ class ApplianceDaemon:
     def start(self) -> None:
         settings = self.settings
         cloud_key = settings.cloud_key()  # fail early, with the reason, if it is missing
+        self._lock_fd = hold_daemon_lock(settings)  # one daemon per state directory; restore waits for it
         self.db = open_db(settings.db_path)
         settings = self.settings = device_settings.overlay(settings)  # what the cloud's configuration set
         key = load_or_create_key(settings.key_path)
@@ -149,6 +183,19 @@ class ApplianceDaemon:
         self._sealer = threading.Thread(target=self._seal_every_minute, name="sealer", daemon=True)
         self._sealer.start()
 
+    def dead_threads(self) -> list[str]:
+        """The daemon's threads that should run and do not: with any, it is not healthy.
+
+        A thread that died of an error no loop caught leaves the process up but deaf (no punch stored,
+        or none sent); the main loop then stops feeding systemd's watchdog, which restarts the service.
+        """
+        expected = {"group-commit", "uplink", "attendance", "sealer"}
+        expected |= {f"terminal-{w.name}" for w in self.workers}
+        if self.remote_config is not None:
+            expected.add("remote-config")
+        alive = {t.name for t in threading.enumerate() if t.is_alive()}
+        return sorted(expected - alive)
+
     def _live_capture(self, terminal: TerminalSettings, ingest: PunchIngest, worker: TerminalWorker) -> LiveCapture:
         """Each punch as the terminal announces it; after every (re)connection, a catch-up read."""
         return LiveCapture(
@@ -216,6 +263,9 @@ class ApplianceDaemon:
         if self.db is not None:
             self.db.close()
         self._marker.unlink(missing_ok=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         log.info("appliance stopped cleanly")
 
 
@@ -235,13 +285,23 @@ def limit_malloc_arenas(count: int = 2) -> bool:
         return False
 
 
-def run(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT."""
+def run(settings: Settings, service: ServiceManager | None = None) -> None:
+    """Run until SIGTERM or SIGINT; tell ``service`` when ready, while healthy, and when stopping."""
+    service = service or Unsupervised()
     limit_malloc_arenas()
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     daemon = ApplianceDaemon(settings)
     daemon.start()
-    stopping.wait()
+    service.ready(f"{settings.plant.id}/{settings.appliance.id}: {len(settings.terminals)} terminal(s)")
+    reported: list[str] = []
+    while not stopping.wait(service.watchdog_interval_s or HEALTH_EVERY_S):
+        dead = daemon.dead_threads()
+        if dead != reported and dead:
+            log.error("thread(s) %s stopped; not telling the watchdog, so systemd restarts the daemon", dead)
+        reported = dead
+        if not dead:
+            service.watchdog()
+    service.stopping("stopping")
     daemon.stop()

@@ -12,6 +12,8 @@ from pathlib import Path
 import peewee as pw
 from playhouse.migrate import SqliteMigrator, migrate
 
+from appliance.migrations import Step, run_migrations
+
 PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "full",  # a committed punch survives a power cut
@@ -433,7 +435,8 @@ def open_db(path: Path, *, create: bool = True) -> pw.SqliteDatabase:
     if create:
         with db.connection_context():
             db.create_tables(MODELS, safe=True)
-            _add_new_columns(db)
+            run_migrations(db, MIGRATIONS)
+            _add_new_columns(db)  # the safety net: a column added to a model without a migration
             for table in APPEND_ONLY:
                 for action in ("UPDATE", "DELETE"):
                     db.execute_sql(
@@ -455,3 +458,7 @@ def _add_new_columns(db: pw.SqliteDatabase) -> None:
         for field in model._meta.sorted_fields:
             if field.column_name not in present:
                 migrate(migrator.add_column(table, field.column_name, field))
+
+
+# Each release's schema changes, in order (appliance.migrations runs them once each). Append only.
+MIGRATIONS: tuple[Step, ...] = (("columns added to tables before schema versioning (0.1.0)", _add_new_columns),)

@@ -94,6 +94,28 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("username")
     p.add_argument("--role", default="hr_admin", choices=ROLES)
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add_operations_commands(cmd)
+
+
+# -- operations (issue #8): doctor -----------------------------------------------------------------
+
+
+def add_operations_commands(cmd) -> None:  # type: ignore[no-untyped-def]
+    p = cmd(
+        "doctor",
+        _doctor,
+        "自检 / check the clock, disk, database, witness key, broker, appliances and quarantine; "
+        "says what to do for each failure (exit 1 if any failed)",
+    )
+    p.add_argument("--min-free-mb", type=int, default=1024, help="free space the state directory needs (default: 1024)")
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from cloud.doctor import CloudDoctor, Limits, report
+
+    text, code = report(CloudDoctor(_settings(args), limits=Limits(min_free_bytes=args.min_free_mb * 2**20)).run())
+    print(text)
+    return code
 
 
 def _day(text: str) -> date:
@@ -290,7 +312,7 @@ def _ingest(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.worker_id:
         settings = dataclasses.replace(settings, worker_id=args.worker_id)
-    run(settings)
+    run(settings, service=getattr(args, "service", None))  # the launcher's systemd link
     return 0
 
 
@@ -307,8 +329,8 @@ def _web(args: argparse.Namespace) -> int:
             args.bind or settings.web_bind,
             "--workers",
             str(settings.web_workers),
-            "--worker-tmp-dir",
-            "/dev/shm",
+            "--worker-tmp-dir",  # heartbeat files, rewritten every second: on tmpfs, never the SD card
+            os.environ.get("RUNTIME_DIRECTORY", "/dev/shm").split(":")[0],  # systemd's RuntimeDirectory=
             "--access-logfile",
             "-",
             "--graceful-timeout",

@@ -13,6 +13,7 @@ import queue
 import signal
 import threading
 import time
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -36,6 +37,40 @@ STATUS_FILTER = f"{topics.PREFIX}/+/+/status"
 DEVICE_FILTER = f"{topics.PREFIX}/+/+/device/+"
 GAP_WAIT_S = 3.0  # a range ahead of the stored head waits this long for another worker to store its predecessor
 GAP_POLL_S = 0.01
+HEALTH_EVERY_S = 10.0  # how often the main loop checks the worker when systemd asks for no watchdog
+
+
+class ServiceManager(Protocol):
+    """What the worker tells its supervisor (systemd, through ``punchproof.sdnotify``)."""
+
+    @property
+    def watchdog_interval_s(self) -> float | None: ...
+
+    def ready(self, status: str = "") -> bool: ...
+
+    def watchdog(self) -> bool: ...
+
+    def status(self, text: str) -> bool: ...
+
+    def stopping(self, status: str = "") -> bool: ...
+
+
+class Unsupervised:
+    """No supervisor to tell: a terminal, a test, a container without systemd."""
+
+    watchdog_interval_s = None
+
+    def ready(self, status: str = "") -> bool:
+        return False
+
+    def watchdog(self) -> bool:
+        return False
+
+    def status(self, text: str) -> bool:
+        return False
+
+    def stopping(self, status: str = "") -> bool:
+        return False
 
 
 class IngestWorker:
@@ -84,6 +119,11 @@ class IngestWorker:
             target=self._seal_periodically, args=(witness_log(cfg, self._witness),), name="witness-seal", daemon=True
         )
         self._sealer.start()
+
+    def healthy(self) -> bool:
+        """The worker's own threads still run (one that died would leave the process up but deaf)."""
+        threads = (self._thread, self._sealer)
+        return all(t is not None and t.is_alive() for t in threads) and not self._ended
 
     def _seal_periodically(self, log_: WitnessLog) -> None:
         """Seal the cloud's witness log (and have the TSA stamp it) every ``witness_seal_every_s``."""
@@ -203,14 +243,28 @@ class IngestWorker:
         ).execute()
 
 
-def run(settings: CloudSettings) -> None:
-    """Run one ingest worker until SIGTERM or SIGINT."""
+def run(settings: CloudSettings, service: ServiceManager | None = None) -> None:
+    """Run one ingest worker until SIGTERM or SIGINT; tell ``service`` when ready, while healthy, when stopping."""
+    service = service or Unsupervised()
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     open_db(settings.database_url)
     worker = IngestWorker(settings)
     worker.start()
-    stopping.wait()
+    service.ready(f"ingest worker {settings.worker_id}")
+    connected: bool | None = None
+    healthy = True
+    while not stopping.wait(service.watchdog_interval_s or HEALTH_EVERY_S):
+        if worker.connected.is_set() != connected:
+            connected = worker.connected.is_set()
+            service.status(f"{settings.worker_id}: {'connected to' if connected else 'waiting for'} the broker")
+        if worker.healthy():
+            service.watchdog()
+            healthy = True
+        elif healthy:
+            log.error("the ingest thread stopped; not telling the watchdog, so systemd restarts the worker")
+            healthy = False
+    service.stopping("stopping")
     worker.stop()
     log.info("ingest worker stopped cleanly")

@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 
 import peewee as pw
 from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator, migrate
+
+from cloud.migrations import Step, run_migrations
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -278,4 +281,22 @@ def open_db(url: str, *, create: bool = True) -> pw.Database:
     if create:
         with db.connection_context():
             db.create_tables(all_models(), safe=True)
+            run_migrations(db, MIGRATIONS)
+            _add_new_columns(db)  # the safety net: a column added to a model without a migration
     return db
+
+
+def _add_new_columns(db: pw.Database) -> None:
+    """Columns added to a model after its table was created (each nullable or with a default): added in
+    place, so a database made by an older version opens with its rows intact."""
+    migrator = SchemaMigrator.from_database(db)
+    for model in all_models():
+        table = model._meta.table_name
+        present = {column.name for column in db.get_columns(table)}
+        for field in model._meta.sorted_fields:
+            if field.column_name not in present:
+                migrate(migrator.add_column(table, field.column_name, field))
+
+
+# Each release's schema changes, in order (cloud.migrations runs them once each). Append only.
+MIGRATIONS: tuple[Step, ...] = (("columns added to tables before schema versioning (0.1.0)", _add_new_columns),)

@@ -61,13 +61,13 @@ def create_app(settings: Settings | None = None, *, max_streams: int | None = No
         return response
 
     app.jinja_env.globals["t"] = i18n.translate
-    from appliance.web import auth, board, day, export, kiosk, live, rendercache
+    from appliance.web import auth, board, day, export, kiosk, live, metrics, rendercache
 
     tz = settings.plant.tz
     app.extensions["punchproof.board_rows"] = rendercache.RenderCache()
     app.extensions["punchproof.live"] = live.Hub(db, lambda rows: kiosk.shown(rows, tz), max_streams=max_streams)
 
-    for blueprint in (auth.bp, board.bp, day.bp, export.bp, kiosk.bp):
+    for blueprint in (auth.bp, board.bp, day.bp, export.bp, kiosk.bp, metrics.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -45,10 +45,11 @@ def create_app(settings: CloudSettings | None = None) -> Flask:
         return response
 
     app.jinja_env.globals["t"] = i18n.translate
-    from cloud.web import auth, overview
+    from cloud.web import auth, metrics, overview
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(overview.bp)
+    app.register_blueprint(metrics.bp)
     return app
 
 

@@ -242,6 +242,7 @@ def test_every_page_but_the_login_and_the_kiosk_needs_a_login(plant):
     app = create_app(plant.settings)
     client = app.test_client()
     public = {"/login", "/kiosk", "/kiosk/feed", "/kiosk/events", "/static/<path:filename>"}
+    public.add("/metrics")  # no login: this machine only, or a bearer token (tests/test_metrics.py)
     checked = 0
     for rule in app.url_map.iter_rules():
         if rule.rule in public:

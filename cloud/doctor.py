@@ -1,0 +1,310 @@
+"""``punchproof cloud doctor``: can head office's service do its job, and if not, what to do.
+
+Checks the clock, the disk, the database (SQLite integrity or PostgreSQL reachability), the
+witness key, the appliances (registered, heard from lately), the broker (a real MQTT CONNECT
+with the configured credentials) and the quarantine. Each failure says what to do, in Chinese
+first, then English. It only reads, so it is safe beside running workers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import peewee as pw
+
+from cloud import witness
+from cloud.clock import Clock, SystemClock, to_ms
+from cloud.config import CloudSettings
+from cloud.mqttprobe import probe_broker
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+    fix_zh: str = ""
+    fix_en: str = ""
+
+    def lines(self) -> list[str]:
+        mark = {OK: "[ OK ]", WARN: "[WARN]", FAIL: "[FAIL]"}[self.status]
+        out = [f"{mark} {self.name}: {self.detail}"]
+        if self.status != OK:
+            out += [f"       处理：{self.fix_zh}", f"       Fix: {self.fix_en}"]
+        return out
+
+
+@dataclass(frozen=True)
+class Limits:
+    min_free_bytes: int = 1024 * 1024 * 1024
+    silent_after_s: float = 3600.0  # an appliance not heard from this long is worth a look
+    connect_timeout_s: float = 3.0
+
+
+def run_command(argv: list[str]) -> str | None:
+    """A command's standard output, or None when it is missing or fails."""
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+class CloudDoctor:
+    def __init__(
+        self,
+        settings: CloudSettings,
+        *,
+        clock: Clock | None = None,
+        limits: Limits = Limits(),
+        command: Callable[[list[str]], str | None] = run_command,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.limits = limits
+        self._command = command
+
+    def run(self) -> list[Finding]:
+        findings = [self.check_clock(), self.check_disk(), self.check_witness_key(), self.check_broker()]
+        database = self.check_database()
+        findings.append(database)
+        if database.status == OK:
+            findings += [self.check_appliances(), self.check_quarantine()]
+        return findings
+
+    def check_clock(self) -> Finding:
+        name = "时钟同步 clock"
+        chrony = self._command(["chronyc", "-n", "tracking"])
+        if chrony is not None:
+            fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in chrony.splitlines())}
+            detail = f"chrony: leap status {fields.get('Leap status', '?')}, {fields.get('System time', '?')}"
+            synced = fields.get("Leap status") == "Normal"
+        elif (answer := self._command(["timedatectl", "show", "-p", "NTPSynchronized", "--value"])) is not None:
+            detail, synced = f"timedatectl NTPSynchronized={answer.strip()}", answer.strip() == "yes"
+        else:
+            return Finding(
+                name,
+                WARN,
+                "cannot tell: neither chronyc nor timedatectl is available",
+                "安装 chrony（sudo apt-get install chrony）以同步并检查时钟；云端的确认和时间戳依赖准确的时钟。",
+                "install chrony (sudo apt-get install chrony) to keep and check the clock; the cloud's "
+                "acknowledgements and cosignatures carry its time.",
+            )
+        if synced:
+            return Finding(name, OK, detail)
+        return Finding(
+            name,
+            FAIL,
+            f"not synchronised ({detail})",
+            "检查 chrony 的服务器（/etc/chrony/chrony.conf）与防火墙（UDP 123），sudo systemctl restart chrony。",
+            "check chrony's servers (/etc/chrony/chrony.conf) and the firewall (UDP 123), then "
+            "sudo systemctl restart chrony.",
+        )
+
+    def check_disk(self) -> Finding:
+        path = Path(self.settings.state_dir)
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        usage = shutil.disk_usage(path)
+        detail = f"{usage.free // 2**20} MB free of {usage.total // 2**20} MB on {path}"
+        if usage.free < self.limits.min_free_bytes:
+            return Finding(
+                "磁盘空间 disk",
+                FAIL,
+                f"{detail} (needs {self.limits.min_free_bytes // 2**20} MB)",
+                "扩容磁盘或清理空间（sudo journalctl --vacuum-size=500M，旧的导出文件）；"
+                "数据库在 PostgreSQL 时也检查其所在磁盘。",
+                "grow the disk or free space (sudo journalctl --vacuum-size=500M, old exports); with PostgreSQL, "
+                "check its disk too.",
+            )
+        return Finding("磁盘空间 disk", OK, detail)
+
+    def check_witness_key(self) -> Finding:
+        name = "见证密钥 witness key"
+        try:
+            key = witness.load(self.settings)
+        except witness.WitnessKeyMissing as err:
+            return Finding(
+                name,
+                FAIL,
+                str(err),
+                "从备份恢复 keys/cloud-witness.pem（每台 ingest 主机须相同）；"
+                "不要重新生成，否则所有设备都要更换 cloud-witness.pub。",
+                "restore keys/cloud-witness.pem from a backup (every ingest host needs the same file); do not "
+                "generate a new one, or every appliance needs a new cloud-witness.pub.",
+            )
+        mode = self.settings.witness_key_path.stat().st_mode
+        if mode & 0o077:
+            return Finding(
+                name,
+                FAIL,
+                f"{self.settings.witness_key_path} is readable by others",
+                f"sudo chmod 600 {self.settings.witness_key_path}",
+                f"sudo chmod 600 {self.settings.witness_key_path}",
+            )
+        return Finding(name, OK, f"{key.kid}")
+
+    def check_broker(self) -> Finding:
+        cfg = self.settings
+        error = probe_broker(
+            cfg.mqtt_host,
+            cfg.mqtt_port,
+            username=cfg.mqtt_username,
+            password=cfg.mqtt_password,
+            tls=cfg.mqtt_tls,
+            ca_file=cfg.mqtt_ca_file,
+            client_id=f"pp-cloud-doctor-{os.getpid()}",
+            timeout=self.limits.connect_timeout_s,
+        )
+        name = "消息服务器 broker"
+        if error is None:
+            return Finding(name, OK, f"MQTT CONNECT accepted by {cfg.mqtt_host}:{cfg.mqtt_port}")
+        return Finding(
+            name,
+            FAIL,
+            f"{cfg.mqtt_host}:{cfg.mqtt_port}: {error}",
+            "检查 Mosquitto 是否运行（sudo systemctl status mosquitto）、端口与防火墙，以及 [mqtt] username/password"
+            "（docs/broker-security.md）。",
+            "check that Mosquitto runs (sudo systemctl status mosquitto), the port and firewall, and [mqtt] username "
+            "and password (docs/broker-security.md).",
+        )
+
+    def check_database(self) -> Finding:
+        name = "数据库 database"
+        url = self.settings.database_url
+        if url.startswith("sqlite"):
+            path = Path(url.split(":///", 1)[-1])
+            if not path.exists():
+                return Finding(
+                    name,
+                    FAIL,
+                    f"{path} does not exist",
+                    "运行 punchproof cloud init，或从备份恢复数据库。",
+                    "run 'punchproof cloud init', or restore the database from a backup.",
+                )
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            try:
+                result = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+            except sqlite3.DatabaseError as err:
+                result = [str(err)]
+            finally:
+                conn.close()
+            if result != ["ok"]:
+                return Finding(
+                    name,
+                    FAIL,
+                    f"{path} is damaged: {'; '.join(result[:3])}",
+                    "停止 ingest 与 web 服务，保留损坏的文件，从最近的备份恢复；设备会重发云端未确认的记录。",
+                    "stop the ingest and web services, keep the damaged file, restore the latest backup; the "
+                    "appliances resend whatever the restored database lacks.",
+                )
+            return Finding(name, OK, f"{path}: quick_check ok")
+        try:
+            import psycopg2
+        except ImportError:
+            return Finding(
+                name,
+                FAIL,
+                "the PostgreSQL driver is not installed",
+                "安装时加上 postgres 选项：/opt/punchproof/bin/pip install 'punchproof[postgres]'。",
+                "install with the postgres extra: /opt/punchproof/bin/pip install 'punchproof[postgres]'.",
+            )
+        try:
+            conn = psycopg2.connect(url, connect_timeout=max(1, int(self.limits.connect_timeout_s)))
+        except psycopg2.OperationalError as err:
+            return Finding(
+                name,
+                FAIL,
+                f"PostgreSQL unreachable: {str(err).strip().splitlines()[0]}",
+                "检查 PostgreSQL 是否运行（sudo systemctl status postgresql）、[database] url 的主机、用户和密码，"
+                "以及 pg_hba.conf。",
+                "check that PostgreSQL runs (sudo systemctl status postgresql), the host, user and password of "
+                "[database] url, and pg_hba.conf.",
+            )
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SHOW server_version")
+                version = cursor.fetchone()[0]
+        finally:
+            conn.close()
+        return Finding(name, OK, f"PostgreSQL {version} answers")
+
+    def _database(self) -> pw.Database:
+        from cloud.store import open_db
+
+        return open_db(self.settings.database_url, create=False)
+
+    def check_appliances(self) -> Finding:
+        from cloud.store import Appliance
+
+        name = "设备 appliances"
+        db = self._database()
+        with db.connection_context():
+            rows = list(Appliance.select(Appliance.log_origin, Appliance.status, Appliance.last_batch_ms))
+        if not rows:
+            return Finding(
+                name,
+                WARN,
+                "no appliance registered yet",
+                "用设备的身份文件登记：punchproof cloud register-appliance pi.json。",
+                "register each appliance from its identity file: punchproof cloud register-appliance pi.json.",
+            )
+        now = to_ms(self.clock.now())
+        silent = [
+            f"{row.log_origin} ({_ago(now, row.last_batch_ms)})"
+            for row in rows
+            if row.last_batch_ms is None or now - row.last_batch_ms > self.limits.silent_after_s * 1000
+        ]
+        detail = f"{len(rows)} registered, {sum(r.status == 'online' for r in rows)} online"
+        if silent:
+            return Finding(
+                name,
+                WARN,
+                f"{detail}; not heard from: {', '.join(silent)}",
+                "请工厂 IT 在该设备上运行 punchproof appliance doctor；设备离线期间打卡保存在本地，恢复后补传。",
+                "ask the plant's IT to run 'punchproof appliance doctor' on it; while it is offline its punches wait "
+                "on the appliance and arrive later.",
+            )
+        return Finding(name, OK, detail)
+
+    def check_quarantine(self) -> Finding:
+        from cloud.store import Quarantine
+
+        since = to_ms(self.clock.now()) - 24 * 3600 * 1000
+        db = self._database()
+        with db.connection_context():
+            count = Quarantine.select().where(Quarantine.received_ms >= since).count()
+            latest = Quarantine.select().order_by(Quarantine.received_ms.desc()).first() if count else None
+        name = "隔离消息 quarantine"
+        if not count:
+            return Finding(name, OK, "no message quarantined in the last 24 h")
+        return Finding(
+            name,
+            WARN,
+            f"{count} message(s) failed verification in the last 24 h; latest on {latest.topic}: {latest.reason}",
+            "查看总部页面的“隔离消息”；未登记的设备请登记，密钥被吊销的设备请按 docs/operations.md 更换。",
+            "see the quarantine on head office's pages; register an unregistered appliance, replace one whose key was "
+            "revoked (docs/operations.md).",
+        )
+
+
+def _ago(now_ms: int, then_ms: int | None) -> str:
+    return "never" if then_ms is None else f"{(now_ms - then_ms) // 60000} min ago"
+
+
+def report(findings: list[Finding]) -> tuple[str, int]:
+    """The text to print and the exit code: 1 if any check failed."""
+    lines = [line for finding in findings for line in finding.lines()]
+    failed = [f for f in findings if f.status == FAIL]
+    lines.append(f"{len(failed)} 项失败 / {len(failed)} check(s) failed" if failed else "全部正常 / every check passed")
+    return "\n".join(lines), 1 if failed else 0

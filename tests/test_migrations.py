@@ -1,0 +1,123 @@
+"""Schema migrations from an empty database and from one made by the 0.1.0 schema (frozen SQL in
+tests/fixtures), on the appliance's SQLite and the cloud's SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import peewee as pw
+import pytest
+
+from appliance import store as plant_store
+from appliance.migrations import SchemaTooNew, run_migrations, schema_version
+from cloud import store as cloud_store
+from cloud.migrations import SchemaTooNew as CloudSchemaTooNew
+from cloud.migrations import schema_version as cloud_schema_version
+from punchproof import __version__
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def columns(path: Path) -> dict[str, set[str]]:
+    with sqlite3.connect(path) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: {r[1] for r in conn.execute(f'PRAGMA table_info("{t}")')} for t in tables}
+
+
+def from_frozen(path: Path, schema: str) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.executescript((FIXTURES / schema).read_text())
+
+
+def test_an_empty_appliance_database_gets_every_migration(tmp_path):
+    db = plant_store.open_db(tmp_path / "a.sqlite3")
+    with db.connection_context():
+        assert schema_version(db) == len(plant_store.MIGRATIONS) >= 1
+        assert run_migrations(db, plant_store.MIGRATIONS) == [], "a second start applies nothing"
+    db.close()
+
+
+def test_a_0_1_0_appliance_database_is_migrated_with_its_rows_intact(tmp_path):
+    old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    from_frozen(old, "appliance_schema_0.1.0.sql")
+    with sqlite3.connect(old) as conn:
+        conn.execute("INSERT INTO log_record VALUES (0, 'boot', x'7b7d', x'00', x'01', 1772409600000)")
+        conn.execute("INSERT INTO sync_state (id, acked_seq, connected, last_error) VALUES (1, 0, 0, '')")
+    db = plant_store.open_db(old)
+    with db.connection_context():
+        assert schema_version(db) == len(plant_store.MIGRATIONS)
+        assert plant_store.LogRecord.get_by_id(0).type == "boot"
+        assert plant_store.SyncState.get_by_id(1).acked_seq == 0
+        with pytest.raises(pw.IntegrityError, match="append-only"):
+            plant_store.LogRecord.update(type="x").execute()
+    db.close()
+    plant_store.open_db(new).close()
+    assert columns(old) == columns(new), "the same tables and columns as a database made today"
+
+
+def test_a_database_from_a_newer_release_is_refused_and_left_alone(tmp_path):
+    path = tmp_path / "a.sqlite3"
+    plant_store.open_db(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (99, 'from the future', 0)")
+    before = columns(path)
+    with pytest.raises(SchemaTooNew, match="newer punchproof"):
+        plant_store.open_db(path)
+    assert columns(path) == before
+
+
+def test_steps_run_once_in_order_and_a_failing_step_leaves_nothing(tmp_path):
+    db = pw.SqliteDatabase(str(tmp_path / "x.sqlite3"))
+    ran: list[str] = []
+
+    def step(name: str):
+        return lambda d: (ran.append(name), d.execute_sql(f"CREATE TABLE {name} (x INTEGER)"))
+
+    def broken(d: pw.Database) -> None:
+        d.execute_sql("CREATE TABLE half_done (x INTEGER)")
+        raise RuntimeError("step 3 fails")
+
+    with db.connection_context():
+        assert run_migrations(db, [("one", step("one")), ("two", step("two"))]) == [1, 2]
+        with pytest.raises(RuntimeError):
+            run_migrations(db, [("one", step("one")), ("two", step("two")), ("three", broken)])
+        assert schema_version(db) == 2 and "half_done" not in db.get_tables(), "rolled back as one transaction"
+        assert run_migrations(db, [("one", step("one")), ("two", step("two")), ("three", step("three"))]) == [3]
+    assert ran == ["one", "two", "three"]
+
+
+def test_the_cloud_database_migrates_from_empty(cloud_db_url):
+    db = cloud_store.open_db(cloud_db_url)
+    with db.connection_context():
+        assert cloud_schema_version(db) == len(cloud_store.MIGRATIONS) >= 1
+    db.close()
+    db = cloud_store.open_db(cloud_db_url)  # a second start: nothing to do, nothing fails
+    with db.connection_context():
+        assert cloud_schema_version(db) == len(cloud_store.MIGRATIONS)
+        db.execute_sql("INSERT INTO schema_version VALUES (99, 'from the future', 0)")
+    db.close()
+    with pytest.raises(CloudSchemaTooNew):
+        cloud_store.open_db(cloud_db_url)
+
+
+def test_a_0_1_0_cloud_database_is_migrated(tmp_path):
+    old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    from_frozen(old, "cloud_schema_0.1.0.sql")
+    with sqlite3.connect(old) as conn:
+        conn.execute("INSERT INTO plant VALUES ('p1', '一厂', 'Asia/Shanghai')")
+    cloud_store.open_db(f"sqlite:///{old}").close()
+    cloud_store.open_db(f"sqlite:///{new}").close()
+    assert columns(old) == columns(new)
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("SELECT name FROM plant").fetchall() == [("一厂",)]
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == len(cloud_store.MIGRATIONS)
+
+
+def test_version_is_printed():
+    result = subprocess.run(
+        [sys.executable, "-m", "punchproof", "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == f"punchproof {__version__}" and __version__ != "0+unknown"
