@@ -180,7 +180,7 @@ MODELS = (
 
 
 # Other modules that own tables (each defines its own MODELS on this module's BaseModel); open_db creates them too.
-MODEL_MODULES: tuple[str, ...] = ()
+MODEL_MODULES: tuple[str, ...] = ("cloud.hr.models", "cloud.escalation.policy", "cloud.escalation.models")
 
 
 def all_models() -> list[type[pw.Model]]:
