@@ -51,14 +51,20 @@ def read_new(limit_per_appliance: int = 20_000) -> Fresh:
         .where(LogHead.seq > pw.fn.COALESCE(FactCursor.seq, -1))
         .tuples()
     )
-    for appliance_id, head, plant_id, done in list(behind):
-        upto = min(head, done + limit_per_appliance)
-        with database.atomic():
+    db = database.obj
+    sqlite = isinstance(db, pw.SqliteDatabase)
+    for appliance_id, head, plant_id, _seen in list(behind):
+        FactCursor.insert(appliance=appliance_id, seq=-1).on_conflict_ignore().execute()
+        # the cursor row is the lock: two runners never project the same range
+        with db.atomic("IMMEDIATE") if sqlite else db.atomic():
+            query = FactCursor.select().where(FactCursor.appliance == appliance_id)
+            done = (query if sqlite else query.for_update()).get().seq
+            upto = min(head, done + limit_per_appliance)
+            if upto <= done:
+                continue
             _facts(appliance_id, plant_id, done, upto, fresh)
             _punches(appliance_id, plant_id, done, upto, fresh)
-            FactCursor.insert(appliance=appliance_id, seq=upto).on_conflict(
-                conflict_target=[FactCursor.appliance], update={FactCursor.seq: upto}
-            ).execute()
+            FactCursor.update(seq=upto).where(FactCursor.appliance == appliance_id).execute()
     return fresh
 
 
