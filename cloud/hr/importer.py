@@ -108,6 +108,7 @@ HEADERS: dict[str, str] = {
     "原因": "reason",
     "审批人": "by",
 }
+COLUMN_ZH = {v: k for k, v in reversed(HEADERS.items())}  # field -> its first Chinese header
 SCHEDULE_HEADERS = {"班次": "shifts"}  # in 排班表, 班次 is the day's shifts, not a shift's id
 REQUIRED = {
     "employees": ("employee_no", "user_id"),
@@ -245,7 +246,8 @@ class _Row:
         self.sheet, self.number, self.values, self.tz, self.problems = sheet, number, values, tz, problems
 
     def bad(self, column: str, zh: str, en: str) -> None:
-        self.problems.append(Problem(self.sheet.name, self.number, column, zh, en))
+        """``column`` is a field name or a header; it is reported as the Chinese header."""
+        self.problems.append(Problem(self.sheet.name, self.number, COLUMN_ZH.get(column, column), zh, en))
 
     def text(self, name: str, default: str = "") -> str:
         value = self.values.get(name, "")
@@ -436,7 +438,6 @@ CONVERT: dict[str, Callable[[_Row], dict[str, Any]]] = {
     "trips": _trip,
     "corrections": _correction,
 }
-COLUMN_ZH = {v: k for k, v in HEADERS.items()}
 
 
 def check(sheets: list[Sheet], plant: Plant, source: str) -> dict[str, list[dict[str, Any]]]:
