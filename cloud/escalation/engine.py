@@ -10,6 +10,7 @@ update before the sender sees it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -28,6 +29,14 @@ from cloud.store import Plant, database
 log = logging.getLogger(__name__)
 ADVISORY_KEY = 0x70756E63  # "punc": the escalation runner's PostgreSQL advisory lock
 DISPATCH_BATCH = 500
+GROUP = 250  # SQLite: badges recounted per write transaction (one fsync each, not one per case)
+
+
+def _group():  # type: ignore[no-untyped-def]
+    """On SQLite, one write transaction around a group of cases (each case's own lock nests in it as a
+    savepoint); on PostgreSQL each case keeps its own short transaction and row lock."""
+    db = database.obj
+    return db.atomic("IMMEDIATE") if isinstance(db, pw.SqliteDatabase) else contextlib.nullcontext()
 
 
 @dataclass
@@ -117,8 +126,11 @@ class Engine:
             ):
                 todo.setdefault((plant_id, user_id), None)
         plants = {p.id: p for p in Plant.select().where(Plant.id.in_({p for p, _ in todo}))} if todo else {}
-        for (plant_id, user_id), punch_ms in sorted(todo.items()):
-            cases.recount(plants[plant_id], user_id, now_ms=now, punch_ms=punch_ms)
+        ordered = sorted(todo.items())
+        for start in range(0, len(ordered), GROUP):
+            with _group():
+                for (plant_id, user_id), punch_ms in ordered[start : start + GROUP]:
+                    cases.recount(plants[plant_id], user_id, now_ms=now, punch_ms=punch_ms)
         for employee_id, changed_ms in changed:  # only what was seen: a change made meanwhile stays marked
             HrChange.delete().where((HrChange.employee == employee_id) & (HrChange.changed_ms == changed_ms)).execute()
         return len(todo)
@@ -130,15 +142,22 @@ class Engine:
             .where(AbsenceCase.open_key.is_null(False) & (AbsenceCase.wake_ms <= now))
             .tuples()
         ]
-        for case_id in due:
-            with cases.locked_case(case_id) as case:
-                if case.open_key is not None and case.wake_ms is not None and case.wake_ms <= now:
-                    cases.advance(case, now)
+        for start in range(0, len(due), GROUP):
+            with _group():
+                for case_id in due[start : start + GROUP]:
+                    with cases.locked_case(case_id) as case:
+                        if case.open_key is not None and case.wake_ms is not None and case.wake_ms <= now:
+                            cases.advance(case, now)
         return len(due)
 
     # -- sending ------------------------------------------------------------------------------
 
     def _dispatch(self, now: int, report: TickReport) -> None:
+        """Send what is due, batch after batch: a held step's due time moves on, so it leaves the query."""
+        while self._dispatch_batch(now, report):
+            pass
+
+    def _dispatch_batch(self, now: int, report: TickReport) -> bool:
         rows = list(
             CaseStep.select(CaseStep, AbsenceCase, Plant)
             .join(AbsenceCase)
@@ -170,13 +189,14 @@ class Engine:
                 report.held += 1
                 report.notes.append(str(err))
                 log.warning("steps wait: %s", err)
-                return
+                return False
             except SendFailed as err:
                 self._finish(step.id, case.id, "failed", now, str(err))
                 report.failed += 1
                 continue
             self._finish(step.id, case.id, "sent", now, "")
             report.sent += 1
+        return len(rows) == DISPATCH_BATCH
 
     def _hold_until(self, step: CaseStep, case: AbsenceCase, now: int) -> int | None:
         """When a due step must wait: an acknowledgement (automatic steps), or quiet hours (people)."""
