@@ -50,10 +50,19 @@ class Clock:
 def fact(user: str, day: date, status: str) -> dict:
     start = datetime(day.year, day.month, day.day, 8, tzinfo=TZ)
     return {
-        "fv": 1, "key": f"{user}/{day}/D", "emp": user, "date": day.isoformat(), "shift": "D", "tz": "Asia/Shanghai",
-        "status": status, "tier": "confirmed", "start_ms": int(start.timestamp() * 1000),
-        "end_ms": int((start + timedelta(hours=9)).timestamp() * 1000), "watch": "", "excusal": "",
-    }  # fmt: skip
+        "fv": 1,
+        "key": f"{user}/{day}/D",
+        "emp": user,
+        "date": day.isoformat(),
+        "shift": "D",
+        "tz": "Asia/Shanghai",
+        "status": status,
+        "tier": "confirmed",
+        "start_ms": int(start.timestamp() * 1000),
+        "end_ms": int((start + timedelta(hours=9)).timestamp() * 1000),
+        "watch": "",
+        "excusal": "",
+    }
 
 
 def store_facts(appliances: dict[str, int], heads: dict[int, int], rows: list[tuple[str, str, dict]]) -> None:
@@ -66,8 +75,11 @@ def store_facts(appliances: dict[str, int], heads: dict[int, int], rows: list[tu
         records.append((app, heads[app], "dayfact", data, b"", b"", 0, body["emp"], 0))
     with database.atomic():
         for start in range(0, len(records), 5000):
-            bulk_insert(LogRecord, ("appliance_id", "seq", "type", "data", "sig", "leaf", "t_wall_ms", "employee",
-                                    "received_ms"), records[start : start + 5000])  # fmt: skip
+            bulk_insert(
+                LogRecord,
+                ("appliance_id", "seq", "type", "data", "sig", "leaf", "t_wall_ms", "employee", "received_ms"),
+                records[start : start + 5000],
+            )
         for app, seq in heads.items():
             LogHead.update(seq=seq).where(LogHead.appliance == app).execute()
 
@@ -79,9 +91,11 @@ def measured(engine: Engine, label: str, limit_s: float) -> None:
     report = engine.tick()
     took = time.perf_counter() - started
     database.connection().set_trace_callback(None)
-    print(f"{label:<40} {took:8.2f} s  {count[0]:>8} SQL statements   limit {limit_s:.0f} s (tick interval)  "
-          f"ratio {took / limit_s:.3f}   [{report.facts} facts, {report.recounted} badges recounted, "
-          f"{report.advanced} due cases, {report.sent} sent]")  # fmt: skip
+    print(
+        f"{label:<40} {took:8.2f} s  {count[0]:>8} SQL statements   limit {limit_s:.0f} s (tick interval)  "
+        f"ratio {took / limit_s:.3f}   [{report.facts} facts, {report.recounted} badges recounted, "
+        f"{report.advanced} due cases, {report.sent} sent]"
+    )
 
 
 def main() -> None:
@@ -100,8 +114,12 @@ def main() -> None:
     t0 = time.perf_counter()
     with database.atomic():
         Plant.insert_many([{"id": f"p{i:03d}", "name": f"{i} 厂"} for i in range(args.plants)]).execute()
-        Appliance.insert_many([{"plant": f"p{i:03d}", "name": "pi", "log_origin": f"log/{i}", "registered_ms": 0}
-                               for i in range(args.plants)]).execute()  # fmt: skip
+        Appliance.insert_many(
+            [
+                {"plant": f"p{i:03d}", "name": "pi", "log_origin": f"log/{i}", "registered_ms": 0}
+                for i in range(args.plants)
+            ]
+        ).execute()
     appliances = {a.plant_id: a.id for a in Appliance.select()}
     LogHead.insert_many([{"appliance": a, "seq": -1} for a in appliances.values()]).execute()
     heads = {a: -1 for a in appliances.values()}
@@ -112,13 +130,19 @@ def main() -> None:
             Employee.insert_many([{"employee_no": f"{p}-{u}", "name": u} for p, u in chunk]).execute()
         ids = dict(Employee.select(Employee.employee_no, Employee.id).tuples())
         for start in range(0, len(people), 5000):
-            PlantBadge.insert_many([{"plant": p, "user_id": u, "employee": ids[f"{p}-{u}"], "roster": "W"}
-                                    for p, u in people[start : start + 5000]]).execute()  # fmt: skip
+            PlantBadge.insert_many(
+                [
+                    {"plant": p, "user_id": u, "employee": ids[f"{p}-{u}"], "roster": "W"}
+                    for p, u in people[start : start + 5000]
+                ]
+            ).execute()
     body = dict(DEFAULT_BODY, handbook={"version": "v1", "article": "12", "adoption_ref": "a", "publication_ref": "b"})
     publish("*", body, by="bench", now_ms=0)
     step = max(1, len(people) // args.open)
     absent = set(people[::step][: args.open])
-    store_facts(appliances, heads, [(p, u, fact(u, day1, "missing" if (p, u) in absent else "present")) for p, u in people])
+    store_facts(
+        appliances, heads, [(p, u, fact(u, day1, "missing" if (p, u) in absent else "present")) for p, u in people]
+    )
     print(f"built {len(people):,} employees, {args.plants} plants in {time.perf_counter() - t0:.1f} s ({path})")
     engine = Engine(clock, RecordingSender())
     measured(engine, f"opening tick ({len(people):,} facts)", args.interval)
@@ -127,7 +151,9 @@ def main() -> None:
     measured(engine, f"idle tick ({len(absent):,} open cases)", args.interval)
     day2 = day1 + timedelta(days=1)
     others = [b for b in people if b not in absent][: max(0, args.facts - len(absent))]
-    rows = [(p, u, fact(u, day2, "missing")) for p, u in sorted(absent)] + [(p, u, fact(u, day2, "present")) for p, u in others]
+    rows = [(p, u, fact(u, day2, "missing")) for p, u in sorted(absent)] + [
+        (p, u, fact(u, day2, "present")) for p, u in others
+    ]
     store_facts(appliances, heads, rows)
     clock.at += timedelta(days=1)
     measured(engine, f"day tick ({len(rows):,} facts, D2 for every case)", args.interval)

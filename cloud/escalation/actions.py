@@ -33,8 +33,17 @@ def acknowledge(case_id: int, reason: str, *, by: str, now_ms: int, note: str = 
         case.contacted = case.contacted or reason in CONTACT_REASONS
         case.save()
         zh, en = ACK_REASONS[reason]
-        timeline.append(case, "ack", f"已确认（{zh}）：自动外发暂停至超时", f"acknowledged ({en}): automatic sending paused until the timeout",
-                        at_ms=now_ms, actor=by, reason=reason, until_ms=until, note=note)  # fmt: skip
+        timeline.append(
+            case,
+            "ack",
+            f"已确认（{zh}）：自动外发暂停至超时",
+            f"acknowledged ({en}): automatic sending paused until the timeout",
+            at_ms=now_ms,
+            actor=by,
+            reason=reason,
+            until_ms=until,
+            note=note,
+        )
         cases.advance(case, now_ms)
 
 
@@ -56,7 +65,16 @@ def approve(case_id: int, kind: str, *, by: str, now_ms: int, note: str = "") ->
             GateApproval.select().where((GateApproval.gate == gate) & (GateApproval.at_ms >= gate.opened_ms)).count()
         )
         done = count >= gate.required
-        timeline.append(case, "approval", f"{by} 审批 {kind}（{count}/{gate.required}）", f"{by} approved {kind} ({count}/{gate.required})", at_ms=now_ms, actor=by, gate=kind, note=note)  # fmt: skip
+        timeline.append(
+            case,
+            "approval",
+            f"{by} 审批 {kind}（{count}/{gate.required}）",
+            f"{by} approved {kind} ({count}/{gate.required})",
+            at_ms=now_ms,
+            actor=by,
+            gate=kind,
+            note=note,
+        )
         if done:
             Gate.update(status="approved", closed_ms=now_ms).where(Gate.id == gate.id).execute()
             if kind == "approve_cuigao":
@@ -71,8 +89,12 @@ def approve(case_id: int, kind: str, *, by: str, now_ms: int, note: str = "") ->
 
 def resolve(case_id: int, reason: str, *, by: str, now_ms: int, note: str = "") -> None:
     """Resolve before termination: approved leave, 补卡, or an accepted reason."""
-    names = {"approved_leave": ("已批准请假", "approved leave"), "correction": ("补卡", "attendance correction"),
-             "accepted_reason": ("理由已接受", "reason accepted"), "returned": ("员工返岗", "employee returned")}  # fmt: skip
+    names = {
+        "approved_leave": ("已批准请假", "approved leave"),
+        "correction": ("补卡", "attendance correction"),
+        "accepted_reason": ("理由已接受", "reason accepted"),
+        "returned": ("员工返岗", "employee returned"),
+    }
     if reason not in names:
         raise CaseError(f"结案原因 {reason!r} 无效 / unknown resolution")
     with locked_case(case_id) as case:
@@ -100,9 +122,14 @@ def open_welfare(case_id: int, *, by: str, now_ms: int, note: str) -> None:
         _open_case(case)
         case.welfare = "open"
         case.save()
-        CaseTask.insert(case=case, kind="welfare_check", title_zh="福利核查：联系紧急联系人，必要时向医院/110 查询",
-                        title_en="welfare check: call the emergency contact; consider hospitals or 110",
-                        due_ms=now_ms + ladder.DAY_MS, created_ms=now_ms).on_conflict_ignore().execute()  # fmt: skip
+        CaseTask.insert(
+            case=case,
+            kind="welfare_check",
+            title_zh="福利核查：联系紧急联系人，必要时向医院/110 查询",
+            title_en="welfare check: call the emergency contact; consider hospitals or 110",
+            due_ms=now_ms + ladder.DAY_MS,
+            created_ms=now_ms,
+        ).on_conflict_ignore().execute()
         timeline.append(
             case, "welfare_open", f"开启福利核查：{note}", f"welfare check opened: {note}", at_ms=now_ms, actor=by
         )
@@ -111,7 +138,8 @@ def open_welfare(case_id: int, *, by: str, now_ms: int, note: str) -> None:
 def close_welfare(
     case_id: int, finding: str, *, by: str, now_ms: int, note: str = "", accident_ms: int | None = None
 ) -> None:
-    """``none_found`` resumes the ladder; ``accident`` starts the 工伤 track (30-day timer); ``illness`` the medical track."""
+    """``none_found`` resumes the ladder; ``accident`` starts the 工伤 track (30-day timer); ``illness``
+    the medical track."""
     if finding not in ("none_found", "accident", "illness"):
         raise CaseError("核查结论：none_found、accident 或 illness / finding is none_found, accident or illness")
     with locked_case(case_id) as case:
@@ -119,7 +147,14 @@ def close_welfare(
         complete_task_locked(case, "welfare_check", by=by, now_ms=now_ms, proof=note)
         if finding == "none_found":
             case.welfare = "closed"
-            timeline.append(case, "welfare_closed", f"福利核查结束：未发现意外或疾病（{note}）", f"welfare check closed: nothing found ({note})", at_ms=now_ms, actor=by)  # fmt: skip
+            timeline.append(
+                case,
+                "welfare_closed",
+                f"福利核查结束：未发现意外或疾病（{note}）",
+                f"welfare check closed: nothing found ({note})",
+                at_ms=now_ms,
+                actor=by,
+            )
             case.save()
             cases.advance(case, now_ms)
             return
@@ -131,10 +166,24 @@ def close_welfare(
         if finding == "accident":
             days = policy_of(case).injury_report_days
             due = (accident_ms or now_ms) + days * ladder.DAY_MS
-            CaseTask.insert(case=case, kind="injury_report", title_zh=f"{days} 日内提出工伤认定申请（工伤保险条例第十七条）",
-                            title_en=f"apply for work-injury recognition within {days} days", due_ms=due, statutory=True,
-                            created_ms=now_ms).on_conflict_ignore().execute()  # fmt: skip
-        timeline.append(case, "medical_track", f"转入{'工伤' if finding == 'accident' else '医疗'}处理：{note}", f"moved to the {finding} track: {note}", at_ms=now_ms, actor=by, accident_ms=accident_ms)  # fmt: skip
+            CaseTask.insert(
+                case=case,
+                kind="injury_report",
+                title_zh=f"{days} 日内提出工伤认定申请（工伤保险条例第十七条）",
+                title_en=f"apply for work-injury recognition within {days} days",
+                due_ms=due,
+                statutory=True,
+                created_ms=now_ms,
+            ).on_conflict_ignore().execute()
+        timeline.append(
+            case,
+            "medical_track",
+            f"转入{'工伤' if finding == 'accident' else '医疗'}处理：{note}",
+            f"moved to the {finding} track: {note}",
+            at_ms=now_ms,
+            actor=by,
+            accident_ms=accident_ms,
+        )
 
 
 def record_service(
@@ -144,10 +193,27 @@ def record_service(
     _document(document)
     with locked_case(case_id) as case:
         _open_case(case)
-        Service.insert(case=case, document=document, status="served", served_ms=served_ms, method=method, proof=proof).on_conflict(
-            conflict_target=[Service.case, Service.document], update={Service.status: "served", Service.served_ms: served_ms, Service.method: method, Service.proof: proof}
-        ).execute()  # fmt: skip
-        timeline.append(case, "served", f"{document} 已送达（{method}）", f"{document} served ({method})", at_ms=now_ms, actor=by, served_ms=served_ms, proof=proof)  # fmt: skip
+        Service.insert(
+            case=case, document=document, status="served", served_ms=served_ms, method=method, proof=proof
+        ).on_conflict(
+            conflict_target=[Service.case, Service.document],
+            update={
+                Service.status: "served",
+                Service.served_ms: served_ms,
+                Service.method: method,
+                Service.proof: proof,
+            },
+        ).execute()
+        timeline.append(
+            case,
+            "served",
+            f"{document} 已送达（{method}）",
+            f"{document} served ({method})",
+            at_ms=now_ms,
+            actor=by,
+            served_ms=served_ms,
+            proof=proof,
+        )
         cases.advance(case, now_ms)
 
 
@@ -162,10 +228,22 @@ def record_service_failed(case_id: int, document: str, *, by: str, now_ms: int, 
         if document == "cuigao":
             case.deadline_ms = None  # the deadline runs from service, which has not happened
             case.save()
-        CaseTask.insert(case=case, kind=f"public_notice_{document}", title_zh="公告送达：登报或网上公告，张贴的须拍照/录像",
-                        title_en="serve by public notice: newspaper or online; photograph any posting",
-                        created_ms=now_ms).on_conflict_ignore().execute()  # fmt: skip
-        timeline.append(case, "service_failed", f"{document} 各渠道均未送达：准备公告", f"{document}: every channel failed; public notice next", at_ms=now_ms, actor=by, proof=proof)  # fmt: skip
+        CaseTask.insert(
+            case=case,
+            kind=f"public_notice_{document}",
+            title_zh="公告送达：登报或网上公告，张贴的须拍照/录像",
+            title_en="serve by public notice: newspaper or online; photograph any posting",
+            created_ms=now_ms,
+        ).on_conflict_ignore().execute()
+        timeline.append(
+            case,
+            "service_failed",
+            f"{document} 各渠道均未送达：准备公告",
+            f"{document}: every channel failed; public notice next",
+            at_ms=now_ms,
+            actor=by,
+            proof=proof,
+        )
         cases.advance(case, now_ms)
 
 
@@ -179,7 +257,16 @@ def record_publication(case_id: int, document: str, *, by: str, now_ms: int, pub
             (Service.case == case) & (Service.document == document)
         ).execute()
         complete_task_locked(case, f"public_notice_{document}", by=by, now_ms=now_ms, proof=proof)
-        timeline.append(case, "published", f"{document} 已公告，视为送达日：公告后 {policy_of(case).public_notice_days} 日", f"{document} published; deemed served {policy_of(case).public_notice_days} days later", at_ms=now_ms, actor=by, deemed_ms=deemed, proof=proof)  # fmt: skip
+        timeline.append(
+            case,
+            "published",
+            f"{document} 已公告，视为送达日：公告后 {policy_of(case).public_notice_days} 日",
+            f"{document} published; deemed served {policy_of(case).public_notice_days} days later",
+            at_ms=now_ms,
+            actor=by,
+            deemed_ms=deemed,
+            proof=proof,
+        )
         cases.advance(case, now_ms)
 
 

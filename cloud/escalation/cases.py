@@ -186,10 +186,16 @@ def _open(plant: Plant, badge: PlantBadge, employee: Employee, now_ms: int) -> A
             zh = f"假期 {ref} 结束后未返岗" if trigger == "leave_end" else "确认缺勤（未打卡）"
             en = f"not back after leave {ref} ended" if trigger == "leave_end" else "confirmed missed shift"
             timeline.append(
-                case, "opened", f"立案：{zh}，首日 {first.work_date}（政策 {version.label}）",
+                case,
+                "opened",
+                f"立案：{zh}，首日 {first.work_date}（政策 {version.label}）",
                 f"case opened: {en}, first day {first.work_date} (policy {version.label})",
-                at_ms=now_ms, trigger=trigger, trigger_ref=ref, policy=version.label, fact=first.fact_id,
-            )  # fmt: skip
+                at_ms=now_ms,
+                trigger=trigger,
+                trigger_ref=ref,
+                policy=version.label,
+                fact=first.fact_id,
+            )
             return case
     except pw.IntegrityError:  # another runner opened it a moment ago
         return AbsenceCase.get_or_none(AbsenceCase.open_key == employee.id)
@@ -207,11 +213,24 @@ def _sync_days(case: AbsenceCase, employee: Employee, now_ms: int, punch_ms: int
     for key, day in counted.items():
         row = existing.get(key)
         if row is None:
-            CaseDay.create(case=case, fact_key=key, work_date=day.row.work_date, shift=day.row.shift,
-                           start_ms=day.row.start_ms or 0, fact_id=day.row.fact_id)  # fmt: skip
-            timeline.append(case, "day", f"确认缺勤：{day.row.work_date} {day.row.shift}",
-                            f"confirmed absent: {day.row.work_date} {day.row.shift}", at_ms=now_ms,
-                            fact=day.row.fact_id, appliance=day.row.appliance_id, seq=day.row.seq)  # fmt: skip
+            CaseDay.create(
+                case=case,
+                fact_key=key,
+                work_date=day.row.work_date,
+                shift=day.row.shift,
+                start_ms=day.row.start_ms or 0,
+                fact_id=day.row.fact_id,
+            )
+            timeline.append(
+                case,
+                "day",
+                f"确认缺勤：{day.row.work_date} {day.row.shift}",
+                f"confirmed absent: {day.row.work_date} {day.row.shift}",
+                at_ms=now_ms,
+                fact=day.row.fact_id,
+                appliance=day.row.appliance_id,
+                seq=day.row.seq,
+            )
             retriggered = retriggered or (case.acked_until_ms is not None and case.acked_until_ms > now_ms)
         elif row.status == "superseded":
             CaseDay.update(status="counted", superseded_by="", fact_id=day.row.fact_id).where(
@@ -223,12 +242,25 @@ def _sync_days(case: AbsenceCase, employee: Employee, now_ms: int, punch_ms: int
             day = by_key.get(key)
             why = (day.why or day.row.status) if day is not None else "fact withdrawn"
             CaseDay.update(status="superseded", superseded_by=why).where(CaseDay.id == row.id).execute()
-            timeline.append(case, "superseded", f"{row.work_date} 不再计为缺勤：{why}",
-                            f"{row.work_date} no longer counted as absent: {why}", at_ms=now_ms, day=key, by=why)  # fmt: skip
+            timeline.append(
+                case,
+                "superseded",
+                f"{row.work_date} 不再计为缺勤：{why}",
+                f"{row.work_date} no longer counted as absent: {why}",
+                at_ms=now_ms,
+                day=key,
+                by=why,
+            )
     if retriggered:
         case.acked_until_ms = None
         CaseStep.update(due_ms=now_ms).where((CaseStep.case == case) & (CaseStep.status == "due")).execute()
-        timeline.append(case, "retrigger", "又一个班次确认缺勤：确认失效，升级继续", "another missed shift: acknowledgement cleared, escalation resumes", at_ms=now_ms)  # fmt: skip
+        timeline.append(
+            case,
+            "retrigger",
+            "又一个班次确认缺勤：确认失效，升级继续",
+            "another missed shift: acknowledgement cleared, escalation resumes",
+            at_ms=now_ms,
+        )
     run = 0
     for d in spell:
         run = run + 1 if d.kind == "absent" else 0
@@ -250,12 +282,29 @@ def _sync_days(case: AbsenceCase, employee: Employee, now_ms: int, punch_ms: int
         if confirmed is None and case.state != ladder.MEDICAL:
             resolve(case, "returned", f"员工返岗：{how}", f"employee back: {how_en}", actor="engine", now_ms=now_ms)
         elif not CaseTask.select().where((CaseTask.case == case) & (CaseTask.kind == "review_return")).exists():
-            CaseTask.create(case=case, kind="review_return", title_zh=f"解除已确认后员工出现（{how}），请人事复核",
-                            title_en=f"employee appeared after the termination was confirmed ({how_en}): HR to review",
-                            created_ms=now_ms)  # fmt: skip
-            timeline.append(case, "appeared", f"解除确认后员工出现：{how}", f"employee appeared after confirmation: {how_en}", at_ms=now_ms)  # fmt: skip
+            CaseTask.create(
+                case=case,
+                kind="review_return",
+                title_zh=f"解除已确认后员工出现（{how}），请人事复核",
+                title_en=f"employee appeared after the termination was confirmed ({how_en}): HR to review",
+                created_ms=now_ms,
+            )
+            timeline.append(
+                case,
+                "appeared",
+                f"解除确认后员工出现：{how}",
+                f"employee appeared after confirmation: {how_en}",
+                at_ms=now_ms,
+            )
     elif not counted and existing:
-        resolve(case, "excused", "全部缺勤日已被假期/补卡/更正覆盖", "every absent day is now excused (leave, 补卡 or a correction)", actor="engine", now_ms=now_ms)  # fmt: skip
+        resolve(
+            case,
+            "excused",
+            "全部缺勤日已被假期/补卡/更正覆盖",
+            "every absent day is now excused (leave, 补卡 or a correction)",
+            actor="engine",
+            now_ms=now_ms,
+        )
     case.updated_ms = now_ms
     case.save()
 
@@ -284,12 +333,25 @@ def snapshot(case: AbsenceCase) -> ladder.Snapshot:
         for s in Service.select().where(Service.case == case)
     }
     return ladder.Snapshot(
-        state=case.state, level=case.level, days=case.days, consecutive=case.consecutive,
-        cumulative_month=case.cumulative_month, cumulative_year=case.cumulative_year,
-        acked_until_ms=case.acked_until_ms, ack_expired=case.ack_expired, contacted=case.contacted,
-        welfare=case.welfare, deadline_ms=case.deadline_ms, union_wait_until_ms=case.union_wait_until_ms,
-        effective_ms=case.effective_ms, blocked=case.blocked, steps=steps, gates=gates, tasks=tasks, services=services,
-    )  # fmt: skip
+        state=case.state,
+        level=case.level,
+        days=case.days,
+        consecutive=case.consecutive,
+        cumulative_month=case.cumulative_month,
+        cumulative_year=case.cumulative_year,
+        acked_until_ms=case.acked_until_ms,
+        ack_expired=case.ack_expired,
+        contacted=case.contacted,
+        welfare=case.welfare,
+        deadline_ms=case.deadline_ms,
+        union_wait_until_ms=case.union_wait_until_ms,
+        effective_ms=case.effective_ms,
+        blocked=case.blocked,
+        steps=steps,
+        gates=gates,
+        tasks=tasks,
+        services=services,
+    )
 
 
 def advance(case: AbsenceCase, now_ms: int) -> int:
@@ -345,27 +407,53 @@ def _apply(case: AbsenceCase, action: ladder.Action, now_ms: int) -> None:
             return
         n = rounds.count()
         CaseStep.create(
-            case=case, key=action.key if n == 0 else f"{action.key}#{n + 1}", level=action.level, notice=action.notice,
-            recipients=",".join(action.recipients), channels=",".join(action.channels), to_people=action.to_people,
-            automatic=action.automatic, status="awaiting_approval" if action.needs_approval else "due",
-            planned_ms=now_ms, due_ms=now_ms,
-        )  # fmt: skip
+            case=case,
+            key=action.key if n == 0 else f"{action.key}#{n + 1}",
+            level=action.level,
+            notice=action.notice,
+            recipients=",".join(action.recipients),
+            channels=",".join(action.channels),
+            to_people=action.to_people,
+            automatic=action.automatic,
+            status="awaiting_approval" if action.needs_approval else "due",
+            planned_ms=now_ms,
+            due_ms=now_ms,
+        )
     elif isinstance(action, ladder.OpenGate):
         gate = Gate.get_or_none((Gate.case == case) & (Gate.kind == action.kind))
         if gate is None:
-            Gate.create(case=case, kind=action.kind, required=action.required, opened_ms=now_ms,
-                        checklist=json.dumps(dict(action.checklist), ensure_ascii=False))  # fmt: skip
+            Gate.create(
+                case=case,
+                kind=action.kind,
+                required=action.required,
+                opened_ms=now_ms,
+                checklist=json.dumps(dict(action.checklist), ensure_ascii=False),
+            )
         elif gate.status == "superseded":
             Gate.update(status="open", opened_ms=now_ms, closed_ms=None).where(Gate.id == gate.id).execute()
     elif isinstance(action, ladder.Task):
         if not CaseTask.select().where((CaseTask.case == case) & (CaseTask.kind == action.kind)).exists():
-            CaseTask.create(case=case, kind=action.kind, title_zh=action.zh, title_en=action.en, due_ms=action.due_ms,
-                            statutory=action.statutory, created_ms=now_ms)  # fmt: skip
+            CaseTask.create(
+                case=case,
+                kind=action.kind,
+                title_zh=action.zh,
+                title_en=action.en,
+                due_ms=action.due_ms,
+                statutory=action.statutory,
+                created_ms=now_ms,
+            )
     elif isinstance(action, ladder.Supersede):
         _supersede_step(case, action.key, action.zh, action.en, now_ms)
     elif isinstance(action, ladder.Deemed):
         Service.update(status="deemed").where((Service.case == case) & (Service.document == action.document)).execute()
-        timeline.append(case, "deemed_served", f"公告期满，视为送达（{action.document}）", f"public notice period over: deemed served ({action.document})", at_ms=now_ms, document=action.document)  # fmt: skip
+        timeline.append(
+            case,
+            "deemed_served",
+            f"公告期满，视为送达（{action.document}）",
+            f"public notice period over: deemed served ({action.document})",
+            at_ms=now_ms,
+            document=action.document,
+        )
 
 
 def _supersede_step(case: AbsenceCase, key: str, zh: str, en: str, now_ms: int) -> None:
@@ -377,7 +465,14 @@ def _supersede_step(case: AbsenceCase, key: str, zh: str, en: str, now_ms: int) 
         CaseStep.update(status="superseded").where(
             (CaseStep.id == step.id) & CaseStep.status.in_(ladder.PENDING)
         ).execute()
-        timeline.append(case, "superseded", f"未执行的步骤 {step.key} 作废：{zh}", f"pending step {step.key} superseded: {en}", at_ms=now_ms, step=step.key)  # fmt: skip
+        timeline.append(
+            case,
+            "superseded",
+            f"未执行的步骤 {step.key} 作废：{zh}",
+            f"pending step {step.key} superseded: {en}",
+            at_ms=now_ms,
+            step=step.key,
+        )
         if step.notice == "cuigao":
             Gate.update(status="superseded", closed_ms=now_ms).where(
                 (Gate.case == case) & (Gate.kind == "approve_cuigao") & (Gate.status == "open")
@@ -390,8 +485,8 @@ def resolve(case: AbsenceCase, reason: str, zh: str, en: str, *, actor: str, now
         _supersede_step(case, step.key, "案件已结案", "case resolved", now_ms)
     Gate.update(status="superseded", closed_ms=now_ms).where((Gate.case == case) & (Gate.status == "open")).execute()
     CaseTask.update(status="superseded").where(
-        (CaseTask.case == case) & (CaseTask.status == "open") & (CaseTask.statutory == False)
-    ).execute()  # noqa: E712
+        (CaseTask.case == case) & (CaseTask.status == "open") & ~CaseTask.statutory
+    ).execute()
     case.state, case.resolved_ms, case.resolution = ladder.RESOLVED, now_ms, reason
     case.open_key, case.wake_ms, case.updated_ms = None, None, now_ms
     case.save()

@@ -217,12 +217,22 @@ class Engine:
             .tuples()
         )
         return PlannedStep(
-            step_id=step.id, case_id=case.id, key=step.key, level=step.level, notice=step.notice,
-            recipients=tuple(step.recipients.split(",")), channels=tuple(step.channels.split(",")),
-            employee_id=case.employee_id, employee_no=case.employee.employee_no, plant_id=case.plant_id,
-            user_id=case.user_id, policy=case.policy.label, absent_days=days, deadline_ms=case.deadline_ms,
+            step_id=step.id,
+            case_id=case.id,
+            key=step.key,
+            level=step.level,
+            notice=step.notice,
+            recipients=tuple(step.recipients.split(",")),
+            channels=tuple(step.channels.split(",")),
+            employee_id=case.employee_id,
+            employee_no=case.employee.employee_no,
+            plant_id=case.plant_id,
+            user_id=case.user_id,
+            policy=case.policy.label,
+            absent_days=days,
+            deadline_ms=case.deadline_ms,
             planned_ms=step.planned_ms,
-        )  # fmt: skip
+        )
 
     @staticmethod
     def _finish(step_id: int, case_id: int, status: str, now: int, error: str) -> None:
@@ -232,15 +242,28 @@ class Engine:
                 CaseStep.id == step_id
             ).execute()
             if status == "sent":
-                timeline.append(case, "sent", f"已发出 {step.key}（{step.notice}）：{step.channels} → {step.recipients}",
-                                f"sent {step.key} ({step.notice}) by {step.channels} to {step.recipients}", at_ms=now,
-                                step=step.key, notice=step.notice)  # fmt: skip
+                timeline.append(
+                    case,
+                    "sent",
+                    f"已发出 {step.key}（{step.notice}）：{step.channels} → {step.recipients}",
+                    f"sent {step.key} ({step.notice}) by {step.channels} to {step.recipients}",
+                    at_ms=now,
+                    step=step.key,
+                    notice=step.notice,
+                )
                 if step.notice in ("cuigao", "termination"):
                     Service.insert(
                         case=case, document=step.notice, status="sent", sent_ms=now
                     ).on_conflict_ignore().execute()
             else:
-                timeline.append(case, "send_failed", f"{step.key} 发送失败：{error}", f"{step.key} could not be sent: {error}", at_ms=now, step=step.key)  # fmt: skip
+                timeline.append(
+                    case,
+                    "send_failed",
+                    f"{step.key} 发送失败：{error}",
+                    f"{step.key} could not be sent: {error}",
+                    at_ms=now,
+                    step=step.key,
+                )
             if case.open_key is not None:
                 cases.advance(case, now)
 

@@ -268,8 +268,11 @@ def _climb(s: Snapshot, p: Policy, acked: bool) -> list[Action]:
                 "post the 催告函 by EMS to the contract address; name the document on the waybill",
             )
         )
-    names = {1: ("提醒员工本人", "employee reminded"), 2: ("预警直属主管和人事，请致电员工", "manager and HR warned; call the employee"),
-             3: ("失联预警：发出催告函/返岗通知书", "missing-contact warning: notice to return issued")}  # fmt: skip
+    names = {
+        1: ("提醒员工本人", "employee reminded"),
+        2: ("预警直属主管和人事，请致电员工", "manager and HR warned; call the employee"),
+        3: ("失联预警：发出催告函/返岗通知书", "missing-contact warning: notice to return issued"),
+    }
     why = "确认超时" if s.ack_expired and target == 3 and s.days < need else f"已确认缺勤 {s.days} 个工作日"
     why_en = "acknowledgement timed out" if why == "确认超时" else f"{s.days} confirmed absent working day(s)"
     out.append(Note(f"L{target}", f"{names[target][0]}（{why}）", f"{names[target][1]} ({why_en})", {"days": s.days}))
@@ -286,8 +289,10 @@ def _to_l4(s: Snapshot, p: Policy) -> list[Action]:
     out.append(
         Note(
             "L4",
-            f"记录旷工：连续 {s.consecutive} 个工作日（本月累计 {s.cumulative_month}，本年 {s.cumulative_year}），依据《员工手册》{p.handbook.version} {p.handbook.article}",
-            f"absence recorded: {s.consecutive} consecutive working days (month {s.cumulative_month}, year {s.cumulative_year}); handbook {p.handbook.version} {p.handbook.article}",
+            f"记录旷工：连续 {s.consecutive} 个工作日（本月累计 {s.cumulative_month}，本年 {s.cumulative_year}），"
+            f"依据《员工手册》{p.handbook.version} {p.handbook.article}",
+            f"absence recorded: {s.consecutive} consecutive working days (month {s.cumulative_month}, "
+            f"year {s.cumulative_year}); handbook {p.handbook.version} {p.handbook.article}",
             {
                 "handbook": p.handbook.version,
                 "article": p.handbook.article,
@@ -343,14 +348,49 @@ def _to_l8(p: Policy, effective_ms: int) -> list[Action]:
     days = DAY_MS
     return [
         Set({"level": 8, "state": STATES[8], "effective_ms": effective_ms}),
-        Task("certificate", "出具解除劳动合同证明（实施条例第二十四条）", "issue the termination certificate", effective_ms, True),
+        Task(
+            "certificate",
+            "出具解除劳动合同证明（实施条例第二十四条）",
+            "issue the termination certificate",
+            effective_ms,
+            True,
+        ),
         Task("final_wages", "结清工资", "pay the final wages in full", effective_ms, True),
-        Task("unemployment_list", f"{p.unemployment_list_days} 日内向社保经办机构报送失业人员名单", f"report to the social-insurance office within {p.unemployment_list_days} days", effective_ms + p.unemployment_list_days * days, True),
-        Task("archive_transfer", f"{p.archive_transfer_days} 日内办理档案和社会保险关系转移（劳动合同法第五十条）", f"transfer the file and social insurance within {p.archive_transfer_days} days", effective_ms + p.archive_transfer_days * days, True),
-        Task("social_insurance_stop", "社保减员/停保（仅在解除生效后）", "stop social insurance (only now that the termination is effective)", effective_ms + p.archive_transfer_days * days, True),
-        Task("keep_file", f"解除的劳动合同文本至少保存 {p.archive_keep_years} 年", f"keep the contract at least {p.archive_keep_years} years", effective_ms + p.archive_keep_years * 365 * days, True),
-        Note("L8", "解除已送达生效：离职后续事项开始计时", "termination served and effective: post-termination timers start", {"effective_ms": effective_ms}),
-    ]  # fmt: skip
+        Task(
+            "unemployment_list",
+            f"{p.unemployment_list_days} 日内向社保经办机构报送失业人员名单",
+            f"report to the social-insurance office within {p.unemployment_list_days} days",
+            effective_ms + p.unemployment_list_days * days,
+            True,
+        ),
+        Task(
+            "archive_transfer",
+            f"{p.archive_transfer_days} 日内办理档案和社会保险关系转移（劳动合同法第五十条）",
+            f"transfer the file and social insurance within {p.archive_transfer_days} days",
+            effective_ms + p.archive_transfer_days * days,
+            True,
+        ),
+        Task(
+            "social_insurance_stop",
+            "社保减员/停保（仅在解除生效后）",
+            "stop social insurance (only now that the termination is effective)",
+            effective_ms + p.archive_transfer_days * days,
+            True,
+        ),
+        Task(
+            "keep_file",
+            f"解除的劳动合同文本至少保存 {p.archive_keep_years} 年",
+            f"keep the contract at least {p.archive_keep_years} years",
+            effective_ms + p.archive_keep_years * 365 * days,
+            True,
+        ),
+        Note(
+            "L8",
+            "解除已送达生效：离职后续事项开始计时",
+            "termination served and effective: post-termination timers start",
+            {"effective_ms": effective_ms},
+        ),
+    ]
 
 
 def _supersede_unjustified(s: Snapshot, p: Policy) -> list[Action]:

@@ -65,7 +65,9 @@ class AbsenceCase(BaseModel):
     cumulative_year = pw.IntegerField(default=0)
     acked_until_ms = pw.BigIntegerField(null=True)
     ack_reason = pw.CharField(default="")
-    ack_expired = pw.BooleanField(default=False)  # an ack ran out at L2: L3 was due without D3 (stays set: it justifies L3)
+    ack_expired = pw.BooleanField(
+        default=False
+    )  # an ack ran out at L2: L3 was due without D3 (stays set: it justifies L3)
     contacted = pw.BooleanField(default=False)  # anyone reached the employee (an ack with a contact reason)
     welfare = pw.CharField(default="")  # "" | open | closed | injury | illness
     deadline_ms = pw.BigIntegerField(null=True)  # Tdl: the 催告函's return deadline

@@ -67,5 +67,5 @@ class RecordingSender:
             raise SendFailed(f"{step.notice}: every channel failed")
         self.sent.append(step)
 
-    def keys(self) -> list[str]:
+    def step_keys(self) -> list[str]:
         return [s.key for s in self.sent]

@@ -39,8 +39,13 @@ def ms(at: datetime) -> int:
 
 def policy_body(**changes: object) -> dict:
     body = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_BODY.items()}
-    body["handbook"] = {"version": "2025版", "article": "第六章第十二条", "adoption_ref": "职代会决议-2025-01",
-                        "publication_ref": "公示签收-2025-01", "published_on": "2025-01-15"}  # fmt: skip
+    body["handbook"] = {
+        "version": "2025版",
+        "article": "第六章第十二条",
+        "adoption_ref": "职代会决议-2025-01",
+        "publication_ref": "公示签收-2025-01",
+        "published_on": "2025-01-15",
+    }
     body["gates"] = {"approve_cuigao": False, "termination_approvers": 1}
     for path, value in changes.items():
         section, _, name = path.partition("__")
@@ -71,20 +76,31 @@ class PlantFeed:
 
     def start(self, **policy_changes: object) -> PlantFeed:
         registry.register(
-            {"plant": self.plant_id, "appliance": self.name, "log": self.log, "public_key": self.key.verify_key.pem(),
-             "kid": self.key.kid}, self.clock)  # fmt: skip
+            {
+                "plant": self.plant_id,
+                "appliance": self.name,
+                "log": self.log,
+                "public_key": self.key.verify_key.pem(),
+                "kid": self.key.kid,
+            },
+            self.clock,
+        )
         self.ingest = BatchIngest(self.clock)
         self.plant = rules.Plant(TZ, rules.package_calendar(), SHIFTS, ("ZK1",))
         publish("*", policy_body(**policy_changes), by="hr-admin", now_ms=ms(self.clock.now()))
         return self
 
-    def hire(self, user_id: str, *, roster: rules.WeeklyRoster | None = WEEKDAYS, explicit=None, since=None) -> Employee:
+    def hire(
+        self, user_id: str, *, roster: rules.WeeklyRoster | None = WEEKDAYS, explicit=None, since=None
+    ) -> Employee:
         emp = Employee.create(employee_no=f"E{user_id}", name=f"员工{user_id}", phone="13800138000")
         PlantBadge.create(plant=Plant.get_by_id(self.plant_id), user_id=user_id, employee=emp, roster="W")
         self.rosters[user_id] = rules.EmployeeRoster(user_id, roster, explicit=explicit or {}, valid_from=since)
         return emp
 
-    def leave(self, user_id: str, ref: str, start: datetime, end: datetime, kind: str = "病假", *, appliance=True) -> None:
+    def leave(
+        self, user_id: str, ref: str, start: datetime, end: datetime, kind: str = "病假", *, appliance=True
+    ) -> None:
         emp = PlantBadge.get(PlantBadge.user_id == user_id).employee
         record_leave(emp, ref, kind, ms(start), ms(end), now_ms=ms(self.clock.now()), approved_by="hr")
         if appliance:
@@ -93,7 +109,14 @@ class PlantFeed:
     def punch(self, user_id: str, at: datetime) -> None:
         p = rules.Punch(user_id, "ZK1", at, ref=f"seq{self.seq}")
         self.punches.append(p)
-        term = {"sn": "ZK1", "t": at.astimezone(TZ).replace(tzinfo=None).isoformat(), "tz": "Asia/Shanghai", "state": 255, "verify": 1, "name": "1号机"}  # fmt: skip
+        term = {
+            "sn": "ZK1",
+            "t": at.astimezone(TZ).replace(tzinfo=None).isoformat(),
+            "tz": "Asia/Shanghai",
+            "state": 255,
+            "verify": 1,
+            "name": "1号机",
+        }
         self._append("punch", emp=user_id, src="zk", term=term)
 
     def evaluate(self, day: date) -> list[dict]:
@@ -102,7 +125,9 @@ class PlantFeed:
         marks = {"ZK1": self.watermark or now}
         out = []
         for user_id, roster in self.rosters.items():
-            for ev in rules.evaluate_day(self.plant, roster, day, punches=self.punches, leaves=self.leaves, now=now, watermarks=marks):
+            for ev in rules.evaluate_day(
+                self.plant, roster, day, punches=self.punches, leaves=self.leaves, now=now, watermarks=marks
+            ):
                 if ev.confirmation is not rules.Confirmation.CONFIRMED or ev.status is rules.Status.NOT_SCHEDULED:
                     continue
                 fact = rules.supersede(self.facts.get(f"{user_id}/{day}/{ev.shift_id}"), ev, self.plant)
@@ -113,9 +138,12 @@ class PlantFeed:
         return out
 
     def _append(self, type_: str, **body: object) -> None:
-        record = make_record(key=self.key, log=self.log, seq=self.seq, type=type_, prev=self.prev,
-                             t_wall_ms=ms(self.clock.now()), **body)  # fmt: skip
-        ack = self.ingest.handle(topics.batch(self.plant_id, self.name), Batch(self.log, self.seq, (record,)).encode()).ack
+        record = make_record(
+            key=self.key, log=self.log, seq=self.seq, type=type_, prev=self.prev, t_wall_ms=ms(self.clock.now()), **body
+        )
+        ack = self.ingest.handle(
+            topics.batch(self.plant_id, self.name), Batch(self.log, self.seq, (record,)).encode()
+        ).ack
         assert ack.status == "ok", ack
         self.seq, self.prev = self.seq + 1, record.leaf
 

@@ -8,7 +8,6 @@ from datetime import date, timedelta
 import chinese_calendar
 
 from appliance import rules
-
 from cloud.escalation import actions, timeline
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Gate
 from cloud.escalation.sender import RecordingSender
@@ -61,8 +60,11 @@ def test_night_shift_worked_then_day_shift_missed_is_one_absent_day(db, clock):
 def test_holidays_and_tiaoxiu_count_only_scheduled_working_days(db, clock):
     # 2025 National Day: 10-01..10-08 off; Sunday 09-28 and Saturday 10-11 are 调休 working days
     assert chinese_calendar.is_holiday(date(2025, 10, 3)) and chinese_calendar.is_workday(date(2025, 10, 11))
-    feed = PlantFeed(clock).start(thresholds={"consecutive_days": 5, "month_days": 0, "year_days": 0},
-                                  ladder=_ladder(consecutive=5), welfare_check_day=0)  # fmt: skip
+    feed = PlantFeed(clock).start(
+        thresholds={"consecutive_days": 5, "month_days": 0, "year_days": 0},
+        ladder=_ladder(consecutive=5),
+        welfare_check_day=0,
+    )
     feed.hire("1001")
     engine = new_engine(clock)
     clock.advance(seconds=(local(date(2025, 9, 26), "07:00") - clock.now()).total_seconds())
@@ -150,7 +152,7 @@ def test_retro_leave_after_l3_supersedes_what_is_pending_and_keeps_what_was_sent
     assert step_status(case, "L4") == "due"
     # HR records the sick leave the family reports, covering all four days
     feed.leave("1001", "BJ-7", local(mon, "00:00"), local(mon + timedelta(days=4), "00:00"), appliance=False)
-    sent_before = list(sender.keys())
+    sent_before = list(sender.step_keys())
     engine.tick()
     case = AbsenceCase.get_by_id(case.id)
     assert case.state == "RESOLVED" and case.resolution == "excused"
@@ -159,7 +161,7 @@ def test_retro_leave_after_l3_supersedes_what_is_pending_and_keeps_what_was_sent
     assert timeline.kinds(case).count("superseded") == 5  # four days and the pending step
     clock.advance(hours=9)
     engine.tick()
-    assert sender.keys() == sent_before
+    assert sender.step_keys() == sent_before
     assert timeline.verify(case) == []
 
 
@@ -172,7 +174,13 @@ def test_retro_leave_for_one_day_supersedes_a_cuigao_awaiting_approval(db, clock
     run_days(feed, engine, mon, mon + timedelta(days=2))
     case = only_case()
     assert step_status(case, "L3") == "awaiting_approval"
-    feed.leave("1001", "BJ-8", local(mon + timedelta(days=2), "00:00"), local(mon + timedelta(days=3), "00:00"), appliance=False)
+    feed.leave(
+        "1001",
+        "BJ-8",
+        local(mon + timedelta(days=2), "00:00"),
+        local(mon + timedelta(days=3), "00:00"),
+        appliance=False,
+    )
     engine.tick()
     case = AbsenceCase.get_by_id(case.id)
     assert (case.days, case.level, case.state) == (2, 2, "L2_MANAGER_HR_WARNED")
@@ -190,7 +198,7 @@ def test_ack_pauses_outbound_steps_and_its_timeout_resumes_the_ladder(db, clock)
     clock.advance(seconds=(local(thu, "06:00") - clock.now()).total_seconds())
     run_days(feed, engine, thu, fri)  # D1 Thursday, D2 Friday
     case = only_case()
-    assert case.level == 2 and "L2" in sender.keys()
+    assert case.level == 2 and "L2" in sender.step_keys()
     actions.acknowledge(case.id, "contacted", by="hr-wang", now_ms=ms(clock.now()))
     sent = len(sender.sent)
     clock.advance(hours=9)  # Saturday morning: the L1 reminder held by quiet hours is now inside the window
@@ -202,10 +210,10 @@ def test_ack_pauses_outbound_steps_and_its_timeout_resumes_the_ladder(db, clock)
     case = AbsenceCase.get_by_id(case.id)
     assert case.level == 3 and case.days == 2
     assert "ack_timeout" in timeline.kinds(case)
-    assert sender.keys() == ["L2"]  # 00:30 on Sunday: messages to people wait for 08:00
+    assert sender.step_keys() == ["L2"]  # 00:30 on Sunday: messages to people wait for 08:00
     clock.advance(hours=8)
     engine.tick()
-    assert sorted(sender.keys()) == ["L1", "L2", "L3", "L3:welfare"]
+    assert sorted(sender.step_keys()) == ["L1", "L2", "L3", "L3:welfare"]
 
 
 def test_a_new_missed_shift_retriggers_an_acknowledged_case(db, clock):
@@ -262,10 +270,12 @@ def test_public_notice_is_deemed_served_after_thirty_days(db, clock):
     actions.approve(case.id, "confirm_termination", by="hr-li", now_ms=ms(clock.now()))
     clock.advance(hours=1)
     engine.tick()
-    assert "L7:termination" in sender.keys()
+    assert "L7:termination" in sender.step_keys()
     actions.record_service_failed(case.id, "termination", by="hr", now_ms=ms(clock.now()), proof="EMS 退回 EA123")
     published = ms(clock.now())
-    actions.record_publication(case.id, "termination", by="hr", now_ms=published, published_ms=published, proof="报纸公告")
+    actions.record_publication(
+        case.id, "termination", by="hr", now_ms=published, published_ms=published, proof="报纸公告"
+    )
     clock.advance(days=29, hours=23)
     engine.tick()
     assert AbsenceCase.get_by_id(case.id).level == 7

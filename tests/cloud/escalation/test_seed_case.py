@@ -35,26 +35,27 @@ def test_sick_leave_ends_no_return_to_termination_served_and_tasks_due(db, clock
     assert (case.trigger, case.trigger_ref, case.first_day) == ("leave_end", "BJ-2025-031", "2025-03-13")
     clock.advance(hours=9)
     engine.tick()
-    assert sender.keys() == ["L1"]  # the reminder waited for 08:00
+    assert sender.step_keys() == ["L1"]  # the reminder waited for 08:00
     day_passes(feed, engine, date(2025, 3, 14))  # D2 Friday
-    assert sender.keys() == ["L1", "L2"]
+    assert sender.step_keys() == ["L1", "L2"]
     day_passes(feed, engine, date(2025, 3, 17))  # D3 Monday (the weekend does not count)
     case = AbsenceCase.get()
     assert (case.days, case.level, case.welfare) == (3, 3, "open")  # nobody reached him: welfare check first
     actions.approve(case.id, "approve_cuigao", by="hr-wang", now_ms=ms(clock.now()))
     clock.advance(hours=9)
     engine.tick()
-    assert sender.keys()[2:] == ["L3", "L3:welfare"]
+    assert sender.step_keys()[2:] == ["L3", "L3:welfare"]
     actions.complete_task(case.id, "ems_cuigao", by="hr-wang", now_ms=ms(clock.now()), proof="EMS EA100200300CN")
-    actions.close_welfare(case.id, "none_found", by="hr-wang", now_ms=ms(clock.now()),
-                          note="紧急联系人电话无法接通；医院及派出所无记录")  # fmt: skip
+    actions.close_welfare(
+        case.id, "none_found", by="hr-wang", now_ms=ms(clock.now()), note="紧急联系人电话无法接通；医院及派出所无记录"
+    )
     assert AbsenceCase.get().level == 4  # 旷工 recorded: 3 consecutive working days
     day_passes(feed, engine, date(2025, 3, 18))
     clock.advance(days=3, hours=9)  # the return deadline (3 days after the 催告函) passes; Saturday 08:30
     engine.tick()
     case = AbsenceCase.get()
     assert case.level == 5 and case.state == "L5_TERMINATION_DRAFT"
-    assert "L4" in sender.keys()
+    assert "L4" in sender.step_keys()
     actions.approve(case.id, "confirm_termination", by="hr-wang", now_ms=ms(clock.now()))
     with pytest.raises(CaseError):
         actions.approve(case.id, "confirm_termination", by="hr-wang", now_ms=ms(clock.now()))  # one person, once
@@ -63,17 +64,24 @@ def test_sick_leave_ends_no_return_to_termination_served_and_tasks_due(db, clock
     case = AbsenceCase.get()
     assert case.level == 6 and case.union_wait_until_ms is not None
     engine.tick()
-    assert "L6:union" in sender.keys()
+    assert "L6:union" in sender.step_keys()
     with pytest.raises(CaseError):
         actions.resolve(case.id, "accepted_reason", by="hr-li", now_ms=ms(clock.now()))  # confirmed: no quiet undo
     actions.complete_task(case.id, "union_reply", by="hr-li", now_ms=ms(clock.now()), proof="工会书面意见：无异议")
     clock.advance(hours=1)
     engine.tick()
-    assert AbsenceCase.get().level == 7 and sender.keys()[-1] == "L7:termination"
+    assert AbsenceCase.get().level == 7 and sender.step_keys()[-1] == "L7:termination"
     served = ms(clock.now()) + 2 * DAY
     clock.advance(days=2)
-    actions.record_service(case.id, "termination", by="hr-li", now_ms=ms(clock.now()), served_ms=served,
-                           method="EMS", proof="EMS EA100200399CN 妥投")  # fmt: skip
+    actions.record_service(
+        case.id,
+        "termination",
+        by="hr-li",
+        now_ms=ms(clock.now()),
+        served_ms=served,
+        method="EMS",
+        proof="EMS EA100200399CN 妥投",
+    )
     case = AbsenceCase.get()
     assert case.level == 8 and case.effective_ms == served
     due = {t.kind: t.due_ms for t in CaseTask.select().where((CaseTask.case == case) & CaseTask.statutory)}
@@ -81,12 +89,26 @@ def test_sick_leave_ends_no_return_to_termination_served_and_tasks_due(db, clock
     assert due["archive_transfer"] == served + 15 * DAY
     assert due["social_insurance_stop"] >= served  # never before the contract lawfully ends
     assert due["certificate"] == served
-    assert sender.keys() == ["L1", "L2", "L3", "L3:welfare", "L4", "L6:union", "L7:termination"]
+    assert sender.step_keys() == ["L1", "L2", "L3", "L3:welfare", "L4", "L6:union", "L7:termination"]
     assert all(s.policy == "*/v1" for s in sender.sent)
     assert sender.sent[2].absent_days == ("2025-03-13", "2025-03-14", "2025-03-17")
     kinds = timeline.kinds(case)
-    order = ["opened", "L1", "L2", "L3", "welfare_open", "approval", "deadline", "welfare_closed", "L4", "L5",
-             "L6", "L7", "served", "L8"]  # fmt: skip
+    order = [
+        "opened",
+        "L1",
+        "L2",
+        "L3",
+        "welfare_open",
+        "approval",
+        "deadline",
+        "welfare_closed",
+        "L4",
+        "L5",
+        "L6",
+        "L7",
+        "served",
+        "L8",
+    ]
     positions = [kinds.index(k) for k in order]
     assert positions == sorted(positions), " ".join(kinds)
     assert timeline.verify(case) == []

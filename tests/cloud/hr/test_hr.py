@@ -40,10 +40,36 @@ GOOD = {
     "班次": [["班次", "名称", "时段"], ["D", "白班", "08:00-12:00,13:00-17:00"], ["N", "夜班", "20:00-08:00"]],
     "排班规则": [["编号", "类型", "模式"], ["W", "固定", "D,D,D,D,D,-,-"]],
     "员工": [
-        ["工号", "考勤号", "姓名", "身份证后四位", "排班", "手机", "邮箱", "送达地址", "送达确认凭证", "紧急联系人", "紧急联系人电话", "主管工号"],
+        [
+            "工号",
+            "考勤号",
+            "姓名",
+            "身份证后四位",
+            "排班",
+            "手机",
+            "邮箱",
+            "送达地址",
+            "送达确认凭证",
+            "紧急联系人",
+            "紧急联系人电话",
+            "主管工号",
+        ],
         ["M01", "9001", "王主管", "123X", "W", "13900139000", "wang@example.cn", "", "", "王妻", "13700137000", ""],
-        ["E01", "1001", "张三", "5678", "W", "13800138000", "", "广东省东莞市某镇某路1号", "QR-2025-001", "张父", "13600136000", "M01"],
-    ],  # fmt: skip
+        [
+            "E01",
+            "1001",
+            "张三",
+            "5678",
+            "W",
+            "13800138000",
+            "",
+            "广东省东莞市某镇某路1号",
+            "QR-2025-001",
+            "张父",
+            "13600136000",
+            "M01",
+        ],
+    ],
     "请假": [["单号", "工号", "假别", "开始", "结束"], ["BJ-1", "E01", "病假", "2025-03-03", "2025-03-12"]],
 }
 
@@ -59,8 +85,16 @@ def test_an_xlsx_onboards_a_plant_and_builds_its_configuration(plant, tmp_path):
     config = plant_config(load_plant_master(plant))
     assert config["kind"] == "punchproof/plant-config" and config["timezone"] == "Asia/Shanghai"
     assert [e["user_id"] for e in config["employees"]] == ["1001", "9001"]
-    assert config["leave"] == [{"id": "BJ-1", "employee": "1001", "kind": "病假", "start_ms": leave.start_ms,
-                                "end_ms": leave.end_ms, "status": "approved"}]  # fmt: skip
+    assert config["leave"] == [
+        {
+            "id": "BJ-1",
+            "employee": "1001",
+            "kind": "病假",
+            "start_ms": leave.start_ms,
+            "end_ms": leave.end_ms,
+            "status": "approved",
+        }
+    ]
     assert "13800138000" not in str(config)  # phones and addresses stay at head office
     again = plant_config(load_plant_master(plant))
     assert again["version"] == config["version"]  # pure and stable
