@@ -90,6 +90,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--to", dest="last_day", required=True, type=_day, help="last day, YYYY-MM-DD (plant time)")
     p.add_argument("--plant", help="the plant (default: every plant where the employee ever punched)")
     p.add_argument("-o", "--output", required=True, help="the ZIP file to write")
+    p = cmd("escalate", _escalate, "run the escalation engine: one tick, or every --interval seconds")
+    p.add_argument("--interval", type=float, default=0, help="seconds between ticks; 0 (default): one tick and exit")
+    p.add_argument("--runner-id", default="escalate-1", help="names this runner in step claims")
     p = cmd("create-user", _create_user, "create a login for head office's pages")
     p.add_argument("username")
     p.add_argument("--role", default="hr_admin", choices=ROLES)
@@ -340,6 +343,32 @@ def _web(args: argparse.Namespace) -> int:
         ],
     )
     return 0  # not reached
+
+
+def _escalate(args: argparse.Namespace) -> int:
+    import signal
+
+    from cloud.clock import SystemClock
+    from cloud.escalation.engine import Engine, Runner
+    from cloud.escalation.sender import HoldingSender
+    from cloud.store import open_db
+
+    settings = _settings(args)
+    db = open_db(settings.database_url)
+    # the channels' dispatcher is wired here once it exists; until then steps wait, never marked sent
+    engine = Engine(SystemClock(), HoldingSender(), runner_id=args.runner_id)
+    if args.interval <= 0:
+        with db.connection_context():
+            report = engine.tick()
+        print(json.dumps(report.__dict__, ensure_ascii=False))
+        return 0
+    runner = Runner(engine, args.interval)
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    try:
+        runner.run()
+    except KeyboardInterrupt:
+        runner.stop()
+    return 0
 
 
 def _create_user(args: argparse.Namespace) -> int:

@@ -221,6 +221,9 @@ MODEL_MODULES: tuple[str, ...] = (
     "cloud.broker_auth",  # broker logins (hashes only)
     "cloud.channels.contact_log",  # contact attempts, delivery receipts, dispatch claims
     "cloud.notices.records",  # rendered notices with their hashes
+    "cloud.hr.models",  # employees, badges, rosters, leave, trips, corrections
+    "cloud.escalation.policy",  # handbook policy versions
+    "cloud.escalation.models",  # absence cases, steps, timelines
 )
 
 

@@ -1,0 +1,163 @@
+"""Escalation tick: 100,000 employees across 200 plants with 5,000 open absence cases.
+
+Builds the cloud's database (SQLite, a temporary file) as ingest would leave it: 200 plants with one
+appliance each, 500 badges per plant mapped to employees, a published policy, and the day facts of
+one working day in the appliances' logs (the facts' records are stored directly: a tick never
+re-verifies signatures, ingest did). Then measures, with the SQL statements each one issues:
+
+1. the opening tick: it reads one day's facts for everyone and opens the 5,000 cases;
+2. an idle tick: nothing new, 5,000 open cases, no timer due (the common case, every interval);
+3. a day tick: the next day's facts for ``--facts`` employees (the open cases' 5,000 missing ones
+   among them) arrive at once; each open case gets its D2.
+
+Each time is printed beside the limit it must stay under, the tick interval (60 s by default), as a ratio.
+
+Run: .venv/bin/python bench/escalation_tick.py [--plants 200] [--per-plant 500] [--open 5000] [--facts 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cloud.escalation import cases  # noqa: E402
+from cloud.escalation.engine import Engine  # noqa: E402
+from cloud.escalation.models import AbsenceCase  # noqa: E402
+from cloud.escalation.policy import DEFAULT_BODY, publish  # noqa: E402
+from cloud.escalation.sender import RecordingSender  # noqa: E402
+from cloud.hr.models import Employee, PlantBadge  # noqa: E402
+from cloud.store import Appliance, LogHead, LogRecord, Plant, bulk_insert, database, open_db  # noqa: E402
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def fact(user: str, day: date, status: str) -> dict:
+    start = datetime(day.year, day.month, day.day, 8, tzinfo=TZ)
+    return {
+        "fv": 1,
+        "key": f"{user}/{day}/D",
+        "emp": user,
+        "date": day.isoformat(),
+        "shift": "D",
+        "tz": "Asia/Shanghai",
+        "status": status,
+        "tier": "confirmed",
+        "start_ms": int(start.timestamp() * 1000),
+        "end_ms": int((start + timedelta(hours=9)).timestamp() * 1000),
+        "watch": "",
+        "excusal": "",
+    }
+
+
+def store_facts(appliances: dict[str, int], heads: dict[int, int], rows: list[tuple[str, str, dict]]) -> None:
+    """Append day facts to the appliances' stored logs and move their heads, as ingest would."""
+    records = []
+    for plant, _user, body in rows:
+        app = appliances[plant]
+        heads[app] += 1
+        data = json.dumps({"type": "dayfact", "fact": body}, ensure_ascii=False).encode()
+        records.append((app, heads[app], "dayfact", data, b"", b"", 0, body["emp"], 0))
+    with database.atomic():
+        for start in range(0, len(records), 5000):
+            bulk_insert(
+                LogRecord,
+                ("appliance_id", "seq", "type", "data", "sig", "leaf", "t_wall_ms", "employee", "received_ms"),
+                records[start : start + 5000],
+            )
+        for app, seq in heads.items():
+            LogHead.update(seq=seq).where(LogHead.appliance == app).execute()
+
+
+def measured(engine: Engine, label: str, limit_s: float) -> None:
+    count = [0]
+    database.connection().set_trace_callback(lambda _sql: count.__setitem__(0, count[0] + 1))
+    started = time.perf_counter()
+    report = engine.tick()
+    took = time.perf_counter() - started
+    database.connection().set_trace_callback(None)
+    print(
+        f"{label:<40} {took:8.2f} s  {count[0]:>8} SQL statements   limit {limit_s:.0f} s (tick interval)  "
+        f"ratio {took / limit_s:.3f}   [{report.facts} facts, {report.recounted} badges recounted, "
+        f"{report.advanced} due cases, {report.sent} sent]"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plants", type=int, default=200)
+    parser.add_argument("--per-plant", type=int, default=500)
+    parser.add_argument("--open", type=int, default=5000)
+    parser.add_argument("--facts", type=int, default=20000, help="facts arriving in the day tick")
+    parser.add_argument("--interval", type=float, default=60.0)
+    args = parser.parse_args()
+    path = Path(tempfile.mkdtemp(prefix="pp-esc-")) / "cloud.sqlite3"
+    open_db(f"sqlite:///{path}")
+    cases._policies.clear()
+    day1 = date(2025, 3, 3)
+    clock = Clock(datetime(day1.year, day1.month, day1.day, 22, tzinfo=TZ).astimezone(UTC))
+    t0 = time.perf_counter()
+    with database.atomic():
+        Plant.insert_many([{"id": f"p{i:03d}", "name": f"{i} 厂"} for i in range(args.plants)]).execute()
+        Appliance.insert_many(
+            [
+                {"plant": f"p{i:03d}", "name": "pi", "log_origin": f"log/{i}", "registered_ms": 0}
+                for i in range(args.plants)
+            ]
+        ).execute()
+    appliances = {a.plant_id: a.id for a in Appliance.select()}
+    LogHead.insert_many([{"appliance": a, "seq": -1} for a in appliances.values()]).execute()
+    heads = {a: -1 for a in appliances.values()}
+    people = [(f"p{i:03d}", f"{j:05d}") for i in range(args.plants) for j in range(args.per_plant)]
+    with database.atomic():
+        for start in range(0, len(people), 5000):
+            chunk = people[start : start + 5000]
+            Employee.insert_many([{"employee_no": f"{p}-{u}", "name": u} for p, u in chunk]).execute()
+        ids = dict(Employee.select(Employee.employee_no, Employee.id).tuples())
+        for start in range(0, len(people), 5000):
+            PlantBadge.insert_many(
+                [
+                    {"plant": p, "user_id": u, "employee": ids[f"{p}-{u}"], "roster": "W"}
+                    for p, u in people[start : start + 5000]
+                ]
+            ).execute()
+    body = dict(DEFAULT_BODY, handbook={"version": "v1", "article": "12", "adoption_ref": "a", "publication_ref": "b"})
+    publish("*", body, by="bench", now_ms=0)
+    step = max(1, len(people) // args.open)
+    absent = set(people[::step][: args.open])
+    store_facts(
+        appliances, heads, [(p, u, fact(u, day1, "missing" if (p, u) in absent else "present")) for p, u in people]
+    )
+    print(f"built {len(people):,} employees, {args.plants} plants in {time.perf_counter() - t0:.1f} s ({path})")
+    engine = Engine(clock, RecordingSender())
+    measured(engine, f"opening tick ({len(people):,} facts)", args.interval)
+    assert AbsenceCase.select().where(AbsenceCase.open_key.is_null(False)).count() == len(absent)
+    clock.at += timedelta(minutes=1)
+    measured(engine, f"idle tick ({len(absent):,} open cases)", args.interval)
+    day2 = day1 + timedelta(days=1)
+    others = [b for b in people if b not in absent][: max(0, args.facts - len(absent))]
+    rows = [(p, u, fact(u, day2, "missing")) for p, u in sorted(absent)] + [
+        (p, u, fact(u, day2, "present")) for p, u in others
+    ]
+    store_facts(appliances, heads, rows)
+    clock.at += timedelta(days=1)
+    measured(engine, f"day tick ({len(rows):,} facts, D2 for every case)", args.interval)
+
+
+if __name__ == "__main__":
+    main()

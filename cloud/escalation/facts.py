@@ -1,0 +1,151 @@
+"""Confirmed day facts and fresh punches, read from the plants' stored logs since the last tick.
+
+Each appliance's records are stored contiguously in seq order while its ``LogHead`` row is locked
+(``cloud.verifier``), so reading ``(cursor, head]`` per appliance misses nothing and reads nothing
+twice, on SQLite and on PostgreSQL with several ingest workers alike. A fact that supersedes an
+earlier one for the same key (leave approved later, a 补卡) replaces it in ``AttendanceDay``; the
+signed log keeps both.
+
+Only facts the appliance confirmed exist at all: a plant whose terminals have not been read past a
+shift's end sends no fact for it, so an outage produces no absence here, only a later fact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import peewee as pw
+
+from cloud.escalation.models import AttendanceDay, FactCursor
+from cloud.store import Appliance, LogHead, LogRecord, Punch, database
+
+ATTENDED = frozenset({"present", "late", "left_early", "incomplete"})
+EXCUSED = frozenset({"on_leave", "business_trip"})
+OFF = frozenset({"rest_day", "holiday", "not_scheduled", "upcoming"})
+CHUNK = 2000
+
+
+@dataclass
+class Fresh:
+    """What a read found: badges whose facts changed, and each badge's latest new punch."""
+
+    touched: set[tuple[str, str]] = field(default_factory=set)  # (plant, user_id) with a non-attended or changed fact
+    attended: set[tuple[str, str]] = field(
+        default_factory=set
+    )  # a plain attended fact (matters only with an open case)
+    punches: dict[tuple[str, str], int] = field(default_factory=dict)  # latest punch time (ms) per badge
+    facts: int = 0
+
+
+def read_new(limit_per_appliance: int = 20_000) -> Fresh:
+    fresh = Fresh()
+    behind = (
+        LogHead.select(
+            LogHead.appliance, LogHead.seq, Appliance.plant, pw.fn.COALESCE(FactCursor.seq, -1).alias("done")
+        )
+        .join(Appliance, on=(Appliance.id == LogHead.appliance))
+        .join(FactCursor, pw.JOIN.LEFT_OUTER, on=(FactCursor.appliance == LogHead.appliance))
+        .where(LogHead.seq > pw.fn.COALESCE(FactCursor.seq, -1))
+        .tuples()
+    )
+    db = database.obj
+    sqlite = isinstance(db, pw.SqliteDatabase)
+    for appliance_id, head, plant_id, _seen in list(behind):
+        FactCursor.insert(appliance=appliance_id, seq=-1).on_conflict_ignore().execute()
+        # the cursor row is the lock: two runners never project the same range
+        with db.atomic("IMMEDIATE") if sqlite else db.atomic():
+            query = FactCursor.select().where(FactCursor.appliance == appliance_id)
+            done = (query if sqlite else query.for_update()).get().seq
+            upto = min(head, done + limit_per_appliance)
+            if upto <= done:
+                continue
+            _facts(appliance_id, plant_id, done, upto, fresh)
+            _punches(appliance_id, plant_id, done, upto, fresh)
+            FactCursor.update(seq=upto).where(FactCursor.appliance == appliance_id).execute()
+    return fresh
+
+
+def _facts(appliance_id: int, plant_id: str, after: int, upto: int, fresh: Fresh) -> None:
+    rows = (
+        LogRecord.select(LogRecord.seq, LogRecord.data)
+        .where(
+            (LogRecord.appliance == appliance_id)
+            & (LogRecord.seq > after)
+            & (LogRecord.seq <= upto)
+            & (LogRecord.type == "dayfact")
+        )
+        .order_by(LogRecord.seq)
+        .tuples()
+    )
+    latest: dict[str, tuple[int, dict]] = {}
+    for seq, data in rows:
+        fact = json.loads(bytes(data))["fact"]
+        latest[str(fact["key"])] = (seq, fact)  # the last fact of a key in the range wins
+    if not latest:
+        return
+    keys = list(latest)
+    known: dict[str, tuple[int, int]] = {}
+    for start in range(0, len(keys), CHUNK):
+        part = keys[start : start + CHUNK]
+        query = AttendanceDay.select(AttendanceDay.fact_key, AttendanceDay.id, AttendanceDay.versions).where(
+            (AttendanceDay.plant == plant_id) & AttendanceDay.fact_key.in_(part)
+        )
+        known.update({k: (i, v) for k, i, v in query.tuples()})
+    inserts = []
+    for key, (seq, fact) in latest.items():
+        values = {
+            "plant": plant_id,
+            "user_id": str(fact["emp"]),
+            "fact_key": key,
+            "work_date": str(fact["date"]),
+            "shift": str(fact.get("shift", "")),
+            "status": str(fact["status"]),
+            "start_ms": fact.get("start_ms"),
+            "end_ms": fact.get("end_ms"),
+            "watch": str(fact.get("watch", "")),
+            "excusal": str(fact.get("excusal", "")),
+            "fact_id": fact_id(fact),
+            "appliance": appliance_id,
+            "seq": seq,
+        }
+        badge = (plant_id, values["user_id"])
+        if key in known:
+            row_id, versions = known[key]
+            AttendanceDay.update(
+                **{k: v for k, v in values.items() if k not in ("plant", "fact_key")}, versions=versions + 1
+            ).where(AttendanceDay.id == row_id).execute()
+            fresh.touched.add(badge)
+        else:
+            inserts.append(values)
+            (fresh.attended if values["status"] in ATTENDED | OFF else fresh.touched).add(badge)
+        fresh.facts += 1
+    for start in range(0, len(inserts), 500):
+        AttendanceDay.insert_many(inserts[start : start + 500]).execute()
+
+
+def fact_id(fact: dict) -> str:
+    """The id a superseding fact names: SHA-256 of the fact's canonical JSON, as ``appliance.rules.fact_id``."""
+    data = json.dumps(fact, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def _punches(appliance_id: int, plant_id: str, after: int, upto: int, fresh: Fresh) -> None:
+    rows = (
+        Punch.select(Punch.employee, pw.fn.MAX(Punch.at_utc_ms))
+        .where((Punch.appliance == appliance_id) & (Punch.seq > after) & (Punch.seq <= upto))
+        .group_by(Punch.employee)
+        .tuples()
+    )
+    for employee, at_ms in rows:
+        badge = (plant_id, employee)
+        fresh.punches[badge] = max(at_ms, fresh.punches.get(badge, 0))
+
+
+def badges(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    by_plant: dict[str, list[str]] = {}
+    for plant, user in items:
+        by_plant.setdefault(plant, []).append(user)
+    return by_plant

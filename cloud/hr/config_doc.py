@@ -1,0 +1,155 @@
+"""The plant's share of the master data, as the document the configuration channel carries.
+
+``plant_config(master)`` is pure: the same master data always gives the same dict, and its
+``version`` is the SHA-256 of the rest, so an appliance (and the channel) can tell at once whether
+anything changed. Field names are the appliance's master tables' (``appliance/store.py``), so the
+appliance saves each list as it comes. Leave, trips and 补卡 are keyed by the badge ``user_id``
+the plant's terminals know. Only what attendance needs leaves head office: names, lines and
+departments, never phones, addresses or emergency contacts (PIPL: the plant does not need them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cloud.hr.models import (
+    Correction,
+    Employee,
+    Leave,
+    PlantBadge,
+    PlantCalendar,
+    RosterDef,
+    ScheduleDay,
+    ShiftDef,
+    Trip,
+)
+from cloud.store import Plant
+
+CONFIG_KIND = "punchproof/plant-config"
+CONFIG_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PlantMaster:
+    """Everything of one plant's master data, read in one go (``load_plant_master``)."""
+
+    plant_id: str
+    timezone: str
+    shifts: Sequence[dict[str, Any]]
+    rosters: Sequence[dict[str, Any]]
+    badges: Sequence[dict[str, Any]]  # user_id, name, line, department, roster, valid_from, valid_to, active
+    schedule: Sequence[dict[str, Any]]
+    leave: Sequence[dict[str, Any]]  # with "user_id" instead of the employee
+    trips: Sequence[dict[str, Any]]
+    corrections: Sequence[dict[str, Any]]
+    calendar: str = ""
+
+
+def plant_config(master: PlantMaster) -> dict[str, Any]:
+    """The configuration document for the plant's appliances (pure; lists in a stable order)."""
+    body: dict[str, Any] = {
+        "kind": CONFIG_KIND,
+        "format": CONFIG_FORMAT,
+        "plant": master.plant_id,
+        "timezone": master.timezone,
+        "shifts": sorted(master.shifts, key=lambda r: r["id"]),
+        "rosters": sorted(master.rosters, key=lambda r: r["id"]),
+        "employees": sorted(master.badges, key=lambda r: r["user_id"]),
+        "schedule": sorted(master.schedule, key=lambda r: (r["employee"], r["day"])),
+        "leave": sorted(master.leave, key=lambda r: r["id"]),
+        "trips": sorted(master.trips, key=lambda r: r["id"]),
+        "corrections": sorted(master.corrections, key=lambda r: r["id"]),
+        "calendar": master.calendar,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return {**body, "version": hashlib.sha256(canonical).hexdigest()}
+
+
+def load_plant_master(plant: Plant, *, since_ms: int = 0) -> PlantMaster:
+    """Read the plant's master data. ``since_ms`` limits leave and trips to those ending after it
+    (an appliance needs the recent past for re-evaluation, not years of history)."""
+    shifts = [
+        {
+            "id": s.shift_id,
+            "name": s.name,
+            "spans": s.spans,
+            "late_grace_min": s.late_grace_min,
+            "early_grace_min": s.early_grace_min,
+            "checkin_before_min": s.checkin_before_min,
+            "checkout_after_min": s.checkout_after_min,
+            "terminals": s.terminals,
+        }
+        for s in ShiftDef.select().where(ShiftDef.plant == plant)
+    ]
+    rosters = [
+        {
+            "id": r.roster_id,
+            "kind": r.kind,
+            "pattern": r.pattern,
+            "anchor": r.anchor,
+            "holidays": r.holidays,
+            "makeup_weekday": r.makeup_weekday,
+        }
+        for r in RosterDef.select().where(RosterDef.plant == plant)
+    ]
+    badge_rows = list(PlantBadge.select(PlantBadge, Employee).join(Employee).where(PlantBadge.plant == plant))
+    badges = [
+        {
+            "user_id": b.user_id,
+            "name": b.employee.name,
+            "line": b.line,
+            "department": b.employee.department,
+            "roster": b.roster,
+            "valid_from": b.valid_from,
+            "valid_to": b.valid_to,
+            "active": bool(b.employee.active),
+        }
+        for b in badge_rows
+    ]
+    badge_of: dict[int, list[str]] = {}
+    for b in badge_rows:
+        badge_of.setdefault(b.employee_id, []).append(b.user_id)
+    people = list(badge_of)
+    schedule = [
+        {"employee": d.user_id, "day": d.day, "shifts": d.shifts}
+        for d in ScheduleDay.select().where(ScheduleDay.plant == plant)
+    ]
+    leave = [
+        {"id": x.ref, "employee": uid, "kind": x.kind, "start_ms": x.start_ms, "end_ms": x.end_ms, "status": x.status}
+        for x in Leave.select().where(Leave.employee.in_(people) & (Leave.end_ms >= since_ms))
+        for uid in badge_of[x.employee_id]
+    ]
+    trips = [
+        {
+            "id": x.ref,
+            "employee": uid,
+            "destination": x.destination,
+            "start_ms": x.start_ms,
+            "end_ms": x.end_ms,
+            "status": x.status,
+        }
+        for x in Trip.select().where(Trip.employee.in_(people) & (Trip.end_ms >= since_ms))
+        for uid in badge_of[x.employee_id]
+    ]
+    corrections = [
+        {
+            "id": x.ref,
+            "employee": uid,
+            "at_ms": x.at_ms,
+            "direction": x.direction,
+            "reason": x.reason,
+            "by": x.approved_by,
+            "recorded_ms": x.recorded_ms,
+            "status": x.status,
+        }
+        for x in Correction.select().where(Correction.employee.in_(people) & (Correction.at_ms >= since_ms))
+        for uid in badge_of[x.employee_id]
+    ]
+    cal = PlantCalendar.get_or_none(PlantCalendar.plant == plant)
+    return PlantMaster(
+        plant.id, plant.timezone, shifts, rosters, badges, schedule, leave, trips, corrections, cal.text if cal else ""
+    )

@@ -1,0 +1,169 @@
+"""A plant as the cloud sees it: the appliance's real rules engine decides each day, its facts and
+punches are signed into a real log and stored by the cloud's real ingest. Only the MQTT hop is left out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from appliance import rules
+from cloud import registry
+from cloud.escalation.engine import Engine
+from cloud.escalation.policy import DEFAULT_BODY, publish
+from cloud.escalation.sender import RecordingSender
+from cloud.hr.models import Employee, PlantBadge
+from cloud.hr.records import record_leave
+from cloud.store import Plant
+from cloud.verifier import BatchIngest
+from ledger import GENESIS_PREV, SigningKey, make_record, topics
+from ledger.messages import Batch
+
+TZ = ZoneInfo("Asia/Shanghai")
+SHIFTS = {
+    "D": rules.make_shift("D", "08:00-17:00"),
+    "N": rules.make_shift("N", "18:00-07:00"),
+    "A": rules.make_shift("A", "14:00-22:00"),
+}
+WEEKDAYS = rules.WeeklyRoster("W", (("D",),) * 5 + ((), ()))
+
+
+def local(day: date, hhmm: str) -> datetime:
+    h, m = hhmm.split(":")
+    return datetime(day.year, day.month, day.day, int(h), int(m), tzinfo=TZ).astimezone(UTC)
+
+
+def ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def policy_body(**changes: object) -> dict:
+    body = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_BODY.items()}
+    body["handbook"] = {
+        "version": "2025版",
+        "article": "第六章第十二条",
+        "adoption_ref": "职代会决议-2025-01",
+        "publication_ref": "公示签收-2025-01",
+        "published_on": "2025-01-15",
+    }
+    body["gates"] = {"approve_cuigao": False, "termination_approvers": 1}
+    for path, value in changes.items():
+        section, _, name = path.partition("__")
+        if name:
+            body[section] = {**body[section], name: value}
+        else:
+            body[section] = value
+    return body
+
+
+@dataclass
+class PlantFeed:
+    clock: object
+    plant_id: str = "p1"
+    name: str = "pi-01"
+    key: SigningKey = field(default_factory=SigningKey.generate)
+    seq: int = 0
+    prev: bytes = GENESIS_PREV
+    rosters: dict[str, rules.EmployeeRoster] = field(default_factory=dict)
+    punches: list[rules.Punch] = field(default_factory=list)
+    leaves: list[rules.Leave] = field(default_factory=list)
+    facts: dict[str, dict] = field(default_factory=dict)  # the appliance's latest fact per key
+    watermark: datetime | None = None  # None: the terminal has been read up to "now"
+
+    @property
+    def log(self) -> str:
+        return f"punchproof/{self.plant_id}/{self.name}/1"
+
+    def start(self, **policy_changes: object) -> PlantFeed:
+        registry.register(
+            {
+                "plant": self.plant_id,
+                "appliance": self.name,
+                "log": self.log,
+                "public_key": self.key.verify_key.pem(),
+                "kid": self.key.kid,
+            },
+            self.clock,
+        )
+        self.ingest = BatchIngest(self.clock)
+        self.plant = rules.Plant(TZ, rules.package_calendar(), SHIFTS, ("ZK1",))
+        publish("*", policy_body(**policy_changes), by="hr-admin", now_ms=ms(self.clock.now()))
+        return self
+
+    def hire(
+        self, user_id: str, *, roster: rules.WeeklyRoster | None = WEEKDAYS, explicit=None, since=None
+    ) -> Employee:
+        emp = Employee.create(employee_no=f"E{user_id}", name=f"员工{user_id}", phone="13800138000")
+        PlantBadge.create(plant=Plant.get_by_id(self.plant_id), user_id=user_id, employee=emp, roster="W")
+        self.rosters[user_id] = rules.EmployeeRoster(user_id, roster, explicit=explicit or {}, valid_from=since)
+        return emp
+
+    def leave(
+        self, user_id: str, ref: str, start: datetime, end: datetime, kind: str = "病假", *, appliance=True
+    ) -> None:
+        emp = PlantBadge.get(PlantBadge.user_id == user_id).employee
+        record_leave(emp, ref, kind, ms(start), ms(end), now_ms=ms(self.clock.now()), approved_by="hr")
+        if appliance:
+            self.leaves.append(rules.Leave(ref, user_id, start, end, kind))
+
+    def punch(self, user_id: str, at: datetime) -> None:
+        p = rules.Punch(user_id, "ZK1", at, ref=f"seq{self.seq}")
+        self.punches.append(p)
+        term = {
+            "sn": "ZK1",
+            "t": at.astimezone(TZ).replace(tzinfo=None).isoformat(),
+            "tz": "Asia/Shanghai",
+            "state": 255,
+            "verify": 1,
+            "name": "1号机",
+        }
+        self._append("punch", emp=user_id, src="zk", term=term)
+
+    def evaluate(self, day: date) -> list[dict]:
+        """What the appliance's evaluator appends for ``day`` now: confirmed, new or changed facts."""
+        now = self.clock.now()
+        marks = {"ZK1": self.watermark or now}
+        out = []
+        for user_id, roster in self.rosters.items():
+            for ev in rules.evaluate_day(
+                self.plant, roster, day, punches=self.punches, leaves=self.leaves, now=now, watermarks=marks
+            ):
+                if ev.confirmation is not rules.Confirmation.CONFIRMED or ev.status is rules.Status.NOT_SCHEDULED:
+                    continue
+                fact = rules.supersede(self.facts.get(f"{user_id}/{day}/{ev.shift_id}"), ev, self.plant)
+                if fact is not None:
+                    self.facts[str(fact["key"])] = fact
+                    self._append("dayfact", fact=fact)
+                    out.append(fact)
+        return out
+
+    def _append(self, type_: str, **body: object) -> None:
+        record = make_record(
+            key=self.key, log=self.log, seq=self.seq, type=type_, prev=self.prev, t_wall_ms=ms(self.clock.now()), **body
+        )
+        ack = self.ingest.handle(
+            topics.batch(self.plant_id, self.name), Batch(self.log, self.seq, (record,)).encode()
+        ).ack
+        assert ack.status == "ok", ack
+        self.seq, self.prev = self.seq + 1, record.leaf
+
+
+def day_passes(feed: PlantFeed, engine: Engine, day: date, *, until: str = "23:30") -> list[dict]:
+    """Move the clock to ``day`` at ``until`` (plant time), let the appliance evaluate, tick once."""
+    target = local(day, until)
+    if target > feed.clock.now():
+        feed.clock.advance(seconds=(target - feed.clock.now()).total_seconds())
+    facts = feed.evaluate(day - timedelta(days=1)) + feed.evaluate(day)  # a night shift confirms the next day
+    engine.tick()
+    return facts
+
+
+def run_days(feed: PlantFeed, engine: Engine, first: date, last: date) -> None:
+    day = first
+    while day <= last:
+        day_passes(feed, engine, day)
+        day += timedelta(days=1)
+
+
+def new_engine(clock: object, sender: RecordingSender | None = None, runner_id: str = "r1") -> Engine:
+    return Engine(clock, sender or RecordingSender(), runner_id=runner_id)

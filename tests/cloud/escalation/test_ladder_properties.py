@@ -1,0 +1,71 @@
+"""Properties of the pure state machine, over snapshots hypothesis makes up."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cloud.escalation import ladder
+from cloud.escalation.policy import DEFAULT_BODY, parse
+
+POLICY = parse(
+    dict(DEFAULT_BODY, handbook={"version": "v", "article": "a", "adoption_ref": "x", "publication_ref": "y"})
+)
+NOW = 10_000 * ladder.DAY_MS
+STEP_STATUS = st.sampled_from(["awaiting_approval", "due", "sent", "failed", "superseded"])
+
+
+@st.composite
+def snapshots(draw):
+    level = draw(st.integers(0, 8))
+    optional_ms = st.none() | st.integers(NOW - 5 * ladder.DAY_MS, NOW + 5 * ladder.DAY_MS)
+    return ladder.Snapshot(
+        state=ladder.STATES[level],
+        level=level,
+        days=draw(st.integers(0, 10)),
+        consecutive=draw(st.integers(0, 10)),
+        acked_until_ms=draw(optional_ms),
+        ack_expired=draw(st.booleans()),
+        contacted=draw(st.booleans()),
+        welfare=draw(st.sampled_from(["", "open", "closed"])),
+        deadline_ms=draw(optional_ms),
+        union_wait_until_ms=draw(optional_ms),
+        steps=draw(st.dictionaries(st.sampled_from(["L1", "L2", "L3", "L3:welfare", "L4"]), STEP_STATUS)),
+        gates=draw(st.dictionaries(st.just("confirm_termination"), st.sampled_from(["open", "approved"]))),
+        tasks=draw(st.dictionaries(st.just("union_reply"), st.sampled_from(["open", "done"]))),
+    )
+
+
+def _new_level(actions):
+    return next((a.fields["level"] for a in actions if isinstance(a, ladder.Set) and "level" in a.fields), None)
+
+
+@settings(max_examples=400, deadline=None)
+@given(snapshots())
+def test_no_termination_draft_without_cuigao_sent_and_deadline_passed(s):
+    actions = ladder.decide(s, POLICY, NOW, lambda at: at + 3 * ladder.DAY_MS)
+    if _new_level(actions) == 5:
+        assert s.steps.get("L3") == "sent" and s.deadline_ms is not None and s.deadline_ms <= NOW
+        assert s.welfare != "open" and ladder.basis_met(s, POLICY)
+        assert any(isinstance(a, ladder.OpenGate) and a.kind == "confirm_termination" for a in actions)
+
+
+@settings(max_examples=400, deadline=None)
+@given(snapshots())
+def test_levels_move_one_rung_at_most_and_never_past_a_human_gate(s):
+    actions = ladder.decide(s, POLICY, NOW, lambda at: at + 3 * ladder.DAY_MS)
+    new = _new_level(actions)
+    if new is not None and new > s.level:
+        assert new == s.level + 1 or (s.level == 5 and new == 6)
+        if new == 6:
+            assert s.gates.get("confirm_termination") == "approved"
+        acked = s.acked_until_ms is not None and s.acked_until_ms > NOW
+        if new <= 3:
+            assert not acked  # an acknowledgement holds the climb
+
+
+@settings(max_examples=200, deadline=None)
+@given(snapshots())
+def test_a_resolved_case_does_nothing(s):
+    resolved = ladder.Snapshot(**{**s.__dict__, "state": ladder.RESOLVED})
+    assert ladder.decide(resolved, POLICY, NOW, lambda at: at) == []
