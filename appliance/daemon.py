@@ -137,7 +137,7 @@ class ApplianceDaemon:
             seq,
             ", after an unclean shutdown" if unclean else "",
         )
-        self.committer = GroupCommitter(self.writer, self.clock)
+        self.committer = GroupCommitter(self.writer, self.clock, state_dir=settings.state_dir)
         self.committer.start()
         ingest = PunchIngest(self.writer, self.clock, settings.plant.timezone, self.committer)
         for terminal in settings.terminals_of(TerminalSettings):

@@ -12,6 +12,7 @@ import queue
 import threading
 from concurrent.futures import Future
 
+from appliance import storage
 from appliance.clock import Clock
 from appliance.punchlog import Entry, LogWriter
 
@@ -19,8 +20,17 @@ log = logging.getLogger(__name__)
 
 
 class GroupCommitter:
-    def __init__(self, writer: LogWriter, clock: Clock, *, window_s: float = 0.05, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        writer: LogWriter,
+        clock: Clock,
+        *,
+        window_s: float = 0.05,
+        max_batch: int = 512,
+        state_dir: object = "the state directory",
+    ) -> None:
         self._writer = writer
+        self._state_dir = state_dir  # named in the disk-full alarm
         self._clock = clock
         self._window = window_s
         self._max = max_batch
@@ -67,10 +77,14 @@ class GroupCommitter:
         try:
             seqs = self._writer.append([entry for entry, _ in batch])
         except Exception as err:  # every waiting caller learns it, and the punches stay on the terminal
-            log.exception("committing %d entries failed", len(batch))
+            if storage.is_disk_full(err):
+                storage.EPISODE.failed(log, len(batch), self._state_dir)
+            else:
+                log.exception("committing %d entries failed", len(batch))
             for _, future in batch:
                 future.set_exception(err)
             return
+        storage.EPISODE.succeeded(log)
         self.commits += 1
         for (_, future), seq in zip(batch, seqs, strict=True):
             future.set_result(seq)

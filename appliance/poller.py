@@ -16,7 +16,7 @@ import threading
 from datetime import UTC, tzinfo
 from typing import Protocol
 
-from appliance import terminal_admin
+from appliance import storage, terminal_admin
 from appliance.clock import Clock, to_ms
 from appliance.ingest import PunchIngest
 from appliance.store import TerminalHealth
@@ -228,10 +228,15 @@ class TerminalWorker:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.poll_once()
+                stored = self.poll_once()
                 self.serve_commands()
-            except Exception:  # the top of a worker loop: log with traceback, keep polling
-                log.exception("terminal %s: unexpected error while polling", self.name)
+                if stored:
+                    storage.EPISODE.succeeded(log)
+            except Exception as err:  # the top of a worker loop: log with traceback, keep polling
+                if storage.is_disk_full(err):
+                    storage.EPISODE.failed(log, 0, "the state directory")
+                else:
+                    log.exception("terminal %s: unexpected error while polling", self.name)
                 self._failures += 1
             self._wake.wait(self._delay())
             self._wake.clear()

@@ -149,6 +149,7 @@ class Uplink:
                 info.wait_for_publish(timeout=2)
             self._client.disconnect()
             self._client.loop_stop()
+        SyncState.update(connected=False).where(SyncState.id == 1).execute()  # the page must not say "connected"
 
     def wake(self, _seq: int | None = None) -> None:
         """New records were committed: send them now rather than at the next tick."""

@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None, *, max_streams: int | None = No
     """
     from flask import Flask, g, request
 
+    from appliance import storage
     from appliance.config import Settings
     from appliance.store import open_db
     from appliance.web import i18n, serving
@@ -61,6 +62,12 @@ def create_app(settings: Settings | None = None, *, max_streams: int | None = No
         return response
 
     app.jinja_env.globals["t"] = i18n.translate
+
+    @app.context_processor
+    def _storage() -> dict[str, object]:
+        # Outside the board's render cache: when the disk is full nothing in the database changes.
+        return {"disk_free_mb": storage.free_mb_if_low(settings.state_dir)}
+
     from appliance.web import auth, board, day, export, kiosk, live, metrics, rendercache
 
     tz = settings.plant.tz

@@ -113,6 +113,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "kiosk": ("打卡确认", "Punch confirmation"),
     "kiosk_wait": ("请打卡", "Please punch"),
     "kiosk_offline": ("连接中断，正在重试…", "Connection lost, retrying…"),
+    "disk_low": (
+        "存储空间不足：仅剩 %s MB。新打卡暂时无法保存，但仍保留在考勤机上，腾出空间后会自动补读。"
+        "请联系 IT 运行 punchproof appliance doctor。",
+        "Storage almost full: %s MB left. New punches cannot be stored for now; they stay on the terminals "
+        "and are read again once space is freed. Ask IT to run punchproof appliance doctor.",
+    ),
 }
 
 

@@ -7,8 +7,13 @@ nothing needed by hand beyond restarting what died (as systemd would).
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
 import signal
+import sqlite3
+import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from firmware_bridge.zk.emulator_state import StoredPunch
 from ledger import SigningKey, make_record, topics
 from ledger.messages import Batch
 from tests.e2e.test_first_punch import acked, cloud_punches, verify_cloud_chain
+from tests.harness.http import WebClient
 from tests.harness.system import PLANT, System, cli
 from tests.harness.wait import wait_until
 
@@ -285,3 +291,66 @@ def test_two_workers_on_postgresql_share_the_stream_and_one_is_killed_mid_stream
         assert "stored seq" in system.log("ingest-a") and "stored seq" in system.log("ingest-b"), "the work was shared"
     finally:
         system.stop_all()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 96 MB filesystem for the appliance's state (tmpfs), so the disk really fills: ENOSPC."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root (CI runs as root)")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Take every free block, as a runaway log file would."""
+    fd = os.open(path / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 65536):
+            pass
+    except OSError as err:
+        assert err.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+def test_appliance_disk_full_alarms_keeps_punches_on_the_terminal_and_recovers(
+    tmp_path, broker, zk_terminal, terminal_state, small_disk
+):
+    system = System(tmp_path, broker.port, zk_terminal.address)
+    system.configure(register=False)
+    text = system.appliance_conf.read_text().replace(str(tmp_path / "appliance"), str(small_disk))
+    system.appliance_conf.write_text(text)
+    shutil.copytree(tmp_path / "appliance", small_disk, dirs_exist_ok=True)  # its key, as init wrote it
+    system.appliance_rows = lambda sql: _rows(small_disk / "appliance.sqlite3", sql)  # type: ignore[method-assign]
+    system.register()
+    try:
+        system.start_ingest()
+        system.start_appliance()
+        punch_minutes(terminal_state, 2)
+        assert_exactly_once(system, 2)
+        cli("appliance", "create-user", "-c", system.appliance_conf, "it", "--password-stdin", stdin="pw 1234 5678\n")
+        page = WebClient(f"http://127.0.0.1:{system.start_web('appliance')}")
+        wait_until(lambda: page.get("/login")[0] == 200, timeout=20, message="the plant pages")
+        fill(small_disk)
+        punch_minutes(terminal_state, 5, datetime(2026, 3, 2, 9, 0))
+        wait_until(lambda: "存储空间已满" in system.log("appliance"), timeout=30, message="the alarm in the journal")
+        assert "Traceback" not in system.log("appliance"), "the alarm says what to do, without a stack trace"
+        assert len(cloud_punches(system)) == 2
+        assert len(terminal_state.punches) == 7, "the punches stay on the terminal"
+        assert 'id="disk-alarm"' in page.login("it", "pw 1234 5678")[1], "the plant manager sees it"
+        (small_disk / "filler").unlink()
+        assert_exactly_once(system, 7)
+        assert "存储空间已恢复" in system.log("appliance")
+        assert 'id="disk-alarm"' not in page.get("/")[1]
+        assert system.appliance_rows("PRAGMA integrity_check") == [("ok",)]
+    finally:
+        system.stop_all()
+
+
+def _rows(path: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        return conn.execute(sql).fetchall()
