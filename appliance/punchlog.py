@@ -139,6 +139,7 @@ class LogWriter:
             seq, prev = self._head_seq, self._head_leaf
             tree = CompactRange(self._tree.size, self._tree.hashes)
             seqs, records, derived = [], [], defaultdict(list)
+            checkpoints, checkpoint_size = [], self._checkpoint_size
             common: dict[str, Any] = {"boot_id": self._boot_id, "clk": self._clock.sync_status()}
             if self._anchor:
                 common["anchor"] = self._anchor
@@ -160,12 +161,19 @@ class LogWriter:
                 prev = record.leaf
                 tree.append(prev)
                 records.append((seq, entry.type, record.data, record.sig, prev, now_ms))
+                if tree.size - checkpoint_size >= CHECKPOINT_EVERY and entry.rotate_to is None:
+                    # a big append (a terminal's backlog) still gets a checkpoint every CHECKPOINT_EVERY
+                    # records, so that sync batches end at checkpoints and the cloud checks roots
+                    checkpoints.append(self._checkpoint_row(tree, now_ms))
+                    checkpoint_size = tree.size
                 if entry.derive is not None:
                     model, row = entry.derive(seq, now_ms)
                     derived[model].append(row)
                 seqs.append(seq)
             with self._db.atomic("IMMEDIATE"):
                 self._db.cursor().executemany(INSERT_RECORD, records)
+                if checkpoints:
+                    Checkpoint.insert_many(checkpoints).execute()
                 for model, rows in derived.items():
                     for chunk in range(0, len(rows), INSERT_CHUNK):
                         model.insert_many(rows[chunk : chunk + INSERT_CHUNK]).execute()
@@ -173,6 +181,7 @@ class LogWriter:
                     then()
             # committed: only now do the head and the tree move
             self._head_seq, self._head_leaf, self._tree = seq, prev, tree
+            self._checkpoint_size = checkpoint_size
             if self._tree.size - self._checkpoint_size >= CHECKPOINT_EVERY or rotate_to is not None:
                 self._checkpoint()
             if rotate_to is not None:
@@ -193,15 +202,19 @@ class LogWriter:
                 self._checkpoint()
             return self._checkpoint_size
 
+    def _checkpoint_row(self, tree: CompactRange, now_ms: int) -> dict[str, Any]:
+        tree_root = tree.root()
+        checkpoint = note.Checkpoint(self.origin, tree.size, tree_root)
+        return {
+            "size": tree.size,
+            "root": tree_root,
+            "note": note.render(checkpoint, [note.sign(checkpoint, self._key)]),
+            "compact": json.dumps([base64.b64encode(h).decode() for h in tree.hashes]),
+            "created_ms": now_ms,
+        }
+
     def _checkpoint(self) -> None:
-        tree_root = self._tree.root()
-        checkpoint = note.Checkpoint(self.origin, self._tree.size, tree_root)
+        row = self._checkpoint_row(self._tree, to_ms(self._clock.now()))
         with self._db.atomic("IMMEDIATE"):
-            Checkpoint.insert(
-                size=self._tree.size,
-                root=tree_root,
-                note=note.render(checkpoint, [note.sign(checkpoint, self._key)]),
-                compact=json.dumps([base64.b64encode(h).decode() for h in self._tree.hashes]),
-                created_ms=to_ms(self._clock.now()),
-            ).execute()
+            Checkpoint.insert(**row).execute()
         self._checkpoint_size = self._tree.size

@@ -1,9 +1,11 @@
 """Sync: a backlog drained end to end, against raw MQTT on the same broker.
 
 An emulated ZK terminal holds N punches taken while the link was down. The appliance (a real
-``punchproof appliance run``) reads, signs and stores them with no broker to talk to; the cloud
-worker (a real ``punchproof cloud ingest``) is waiting. Then the broker starts, and the clock runs
-from that moment until the cloud has verified and committed the whole log.
+``punchproof appliance run``) reads, signs and stores them with its link to the broker cut (its
+broker address points at a closed port); the cloud worker (a real ``punchproof cloud ingest``) is
+connected to the broker and waiting. Then the link returns (the appliance restarts with the
+broker's address) and the clock runs from the moment the appliance is connected until the cloud
+has verified and committed the whole log.
 
 Beside it, in the same run on the same broker: raw paho -> Mosquitto QoS 1 throughput, one
 publisher streaming as many messages of the same size as the drain's batches to one subscriber,
@@ -15,6 +17,7 @@ Run: .venv/bin/python bench/sync_drain.py [--records 1000000] [--postgres]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -47,6 +50,12 @@ def wait(condition, timeout: float, what: str, every: float = 0.2, progress=None
             print(f"  … {progress()}", flush=True)
             shown = time.monotonic()
         time.sleep(every)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children that ended, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def raw_qos1(broker: Mosquitto, size: int, count: int) -> float:
@@ -85,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--postgres", action="store_true", help="the cloud on a throwaway PostgreSQL")
+    parser.add_argument("--profile-ingest", metavar="FILE", help="run the cloud worker under cProfile, stats to FILE")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="pp-drain-"))
     state = TerminalState(serial="BENCH-ZK-01", tz=ZoneInfo("Asia/Shanghai"))
@@ -102,11 +112,18 @@ def main() -> None:
     broker = Mosquitto(root / "broker", port=free_port())
     with ZKEmulator(state, port=0) as terminal:
         system = System(root, broker.port, terminal.address).configure(database_url=database_url)
+        linked = system.appliance_conf.read_text()
+        system.appliance_conf.write_text(linked.replace(f"port = {broker.port}", f"port = {free_port()}", 1))
         try:
             stored = "SELECT count(*) FROM punch"
             t = time.perf_counter()
+            broker.start()
+            if args.profile_ingest:  # where the cloud worker spends its time, written when it stops
+                system.spawn("ingest", "-m", "cProfile", "-o", args.profile_ingest, "-m", "punchproof",
+                             "cloud", "ingest", "-c", system.cloud_conf, python_module=False)  # fmt: skip
+            else:
+                system.start_ingest()
             system.start_appliance()
-            system.start_ingest()
             print(f"appliance reading and signing {args.records:,} punches with the broker down …", flush=True)
             wait(
                 lambda: system.appliance_rows(stored)[0][0] == args.records,
@@ -116,17 +133,27 @@ def main() -> None:
                 progress=lambda: f"{system.appliance_rows(stored)[0][0]:,} stored",
             )
             print(f"  stored and signed in {time.perf_counter() - t:.1f} s", flush=True)
+            system.stop("appliance")
             head = system.appliance_rows("SELECT max(seq) FROM log_record")[0][0]
-            broker.start()
+            wait(lambda: "connected" in system.log("ingest"), timeout=60, what="the cloud worker on the broker")
+            system.appliance_conf.write_text(linked)  # the link returns
+            system.start_appliance()
+            wait(
+                lambda: system.appliance_rows("SELECT connected FROM sync_state")[0][0] == 1,
+                timeout=120,
+                what="the appliance to connect",
+                every=0.02,
+            )
             t0 = time.perf_counter()
             wait(
-                lambda: system.cloud_rows("SELECT seq FROM log_head")[0][0] == head,
+                lambda: system.cloud_rows("SELECT seq FROM log_head")[0][0] >= head,
                 timeout=3600,
                 what="the cloud to commit the backlog",
                 every=0.1,
                 progress=lambda: f"cloud holds seq {system.cloud_rows('SELECT seq FROM log_head')[0][0]:,} of {head:,}",
             )
             drain = time.perf_counter() - t0
+            cpu = {name: cpu_seconds(proc.pid) for name, proc in system.processes.items()}
             rows = system.appliance_rows("SELECT data, sig FROM log_record WHERE seq BETWEEN 1000 AND 1255")
             sample = Batch("x" * 30, 1000, tuple(SignedRecord(bytes(d), bytes(s)) for d, s in rows)).encode()
             batches = -(-(head + 1) // 256)
@@ -142,6 +169,7 @@ def main() -> None:
     print(f"  target {TARGET_S:.0f} s: ratio {drain / TARGET_S:.2f}x")
     print(f"  raw paho->Mosquitto QoS 1, {batches:,} messages of {len(sample):,} B: {raw:.1f} s")
     print(f"  ratio to raw MQTT: {drain / raw:.2f}x")
+    print("  CPU seconds over the whole run: " + ", ".join(f"{n} {c:.1f}" for n, c in cpu.items()))
 
 
 if __name__ == "__main__":

@@ -186,11 +186,14 @@ def test_a_failed_derive_rolls_back_the_record(db, writer):
 
 
 def test_checkpoints_every_256_records_and_on_demand_verify(db, writer, key):
-    writer.append([Entry("seal", {"why": "test"}) for _ in range(300)])
-    assert [c.size for c in Checkpoint.select().order_by(Checkpoint.size)] == [300]  # one burst, one commit
+    writer.append([Entry("seal", {"why": "test"}) for _ in range(600)])  # one burst, one commit
+    # every 256 records even inside one commit (a terminal's backlog): sync batches end at checkpoints
+    assert [c.size for c in Checkpoint.select().order_by(Checkpoint.size)] == [256, 512]
     writer.append([Entry("seal", {"why": "test"}) for _ in range(10)])
-    assert writer.checkpoint() == 310
-    assert writer.checkpoint() == 310, "nothing new, no new checkpoint"
+    assert writer.checkpoint() == 610
+    assert writer.checkpoint() == 610, "nothing new, no new checkpoint"
+    writer.append([Entry("seal", {"why": "test"}) for _ in range(300)])
+    assert [c.size for c in Checkpoint.select().order_by(Checkpoint.size)][-1] == 866
     leaves = [bytes(r.leaf) for r in LogRecord.select().order_by(LogRecord.seq)]
     for row in Checkpoint.select():
         checkpoint = note.verify(row.note, key.verify_key)

@@ -129,10 +129,14 @@ class System:
         update_file(self.cloud_conf, "broker", broker)
         cli("cloud", "broker-credentials", "-c", self.cloud_conf)
 
-    def spawn(self, name: str, *args: object, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, name: str, *args: object, env: dict[str, str] | None = None, python_module: bool = True
+    ) -> subprocess.Popen[bytes]:
+        """``python -m punchproof ARGS`` (or, with ``python_module=False``, ``python ARGS``) logging to NAME.log."""
         log = (self.root / f"{name}.log").open("ab")
+        command = [sys.executable, "-m", "punchproof"] if python_module else [sys.executable]
         process = subprocess.Popen(
-            [sys.executable, "-m", "punchproof", *map(str, args)],
+            [*command, *map(str, args)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
