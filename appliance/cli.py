@@ -81,7 +81,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p = cmd("join", _join, "take head office's registration file: broker address, CA, login / 导入注册文件")
     p.add_argument("registration", help="the file 'punchproof cloud register-appliance' wrote for this appliance")
     cmd("check-config", _check_config, "validate the configuration, listing every problem")
-    cmd("show-config", _show_config, "print the configuration with secrets masked")
+    p = cmd(
+        "show-config",
+        _show_config,
+        "print the configuration with secrets masked, and where each value came from (file, "
+        "PUNCHPROOF_APPLIANCE__<SECTION>__<KEY> in the environment, default)",
+    )
+    p.add_argument("--json", action="store_true", help="as JSON: {key: {value, from}}")
     p = cmd("identity", _identity, "print (or write) the identity file the cloud registers")
     p.add_argument("-o", "--output")
     cmd("run", _run, "run the daemon: terminals, signed log, sync (systemd: punchproof-appliance)")
@@ -268,7 +274,14 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _show_config(args: argparse.Namespace) -> int:
-    print(json.dumps(_settings(args).masked(), ensure_ascii=False, indent=2))
+    from opskit.envconfig import listing
+
+    settings = _settings(args)
+    if args.json:
+        shown = {key: {"value": value, "from": origin} for key, value, origin in settings.shown()}
+        print(json.dumps(shown, ensure_ascii=False, indent=2))
+    else:
+        print(listing(settings.shown()))
     return 0
 
 

@@ -65,7 +65,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--mqtt-password", default="")
     p.add_argument("--web-bind", default="0.0.0.0:8000")
     cmd("check-config", _check_config, "validate the configuration, listing every problem")
-    cmd("show-config", _show_config, "print the configuration with secrets masked")
+    p = cmd(
+        "show-config",
+        _show_config,
+        "print the configuration with secrets masked, and where each value came from (file, "
+        "PUNCHPROOF_CLOUD__<SECTION>__<KEY> in the environment, default)",
+    )
+    p.add_argument("--json", action="store_true", help="as JSON: {key: {value, from}}")
     p = cmd("register-appliance", _register, "register an appliance from its identity file")
     p.add_argument("identity", help="the JSON file written by 'punchproof appliance identity'")
     p.add_argument("--new-password", action="store_true", help="replace its broker password (lost file, stolen Pi)")
@@ -208,7 +214,14 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _show_config(args: argparse.Namespace) -> int:
-    print(json.dumps(_settings(args).masked(), ensure_ascii=False, indent=2))
+    from opskit.envconfig import listing
+
+    settings = _settings(args)
+    if args.json:
+        shown = {key: {"value": value, "from": origin} for key, value, origin in settings.shown()}
+        print(json.dumps(shown, ensure_ascii=False, indent=2))
+    else:
+        print(listing(settings.shown()))
     return 0
 
 
