@@ -61,19 +61,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
             p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="default: %(default)s")
         return p
 
-    p = cmd("init", _init, "write a configuration file and the appliance's signing key")
+    p = cmd(
+        "init",
+        _init,
+        "write a configuration file and the appliance's signing key; on a terminal without --plant, --appliance "
+        "or --cloud-key it asks for them, probes each time clock and takes the registration file / 首次设置",
+    )
     p.add_argument("-o", "--output", default=DEFAULT_CONFIG)
-    p.add_argument("--plant", required=True)
-    p.add_argument("--plant-name", default="")
-    p.add_argument("--timezone", default="Asia/Shanghai")
-    p.add_argument("--appliance", required=True)
+    p.add_argument("--plant", help="required, unless asked on a terminal")
+    p.add_argument("--plant-name", default=None, help="default: empty")
+    p.add_argument("--timezone", default=None, help="default: Asia/Shanghai")
+    p.add_argument("--appliance", help="required, unless asked on a terminal")
     p.add_argument("--state-dir", default="/var/lib/punchproof")
-    p.add_argument("--mqtt-host", default="127.0.0.1")
+    p.add_argument("--mqtt-host", default=None, help="default: 127.0.0.1")
     p.add_argument("--mqtt-port", type=int, default=1883)
     p.add_argument("--mqtt-username", default="")
     p.add_argument("--mqtt-password", default="")
     p.add_argument("--mqtt-tls", action="store_true")
-    p.add_argument("--cloud-key", required=True, help="cloud-witness.pub, as written by 'punchproof cloud init'")
+    p.add_argument("--cloud-key", help="cloud-witness.pub, as written by 'punchproof cloud init' (required)")
     p.add_argument("--web-bind", default="0.0.0.0:8080")
     p.add_argument("--terminal", action="append", default=[], metavar="NAME=HOST[:PORT]")
     p.add_argument("--poll-seconds", type=float, default=5.0)
@@ -205,12 +210,29 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _init(args: argparse.Namespace) -> int:
     from appliance.config import Settings
     from appliance.identity import load_or_create_key, write_identity
+    from appliance.init_wizard import Aborted, InitWizard
     from appliance.store import open_db
 
     output = Path(args.output)
     if output.exists():
         print(f"{output} exists already; not overwriting it.", file=sys.stderr)
         return 1
+    wizard = None
+    missing = [flag for flag in ("plant", "appliance", "cloud_key") if not getattr(args, flag)]
+    if missing:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            names = ", ".join("--" + flag.replace("_", "-") for flag in missing)
+            print(f"appliance init: {names} required (run it on a terminal to be asked instead)", file=sys.stderr)
+            return 2
+        wizard = InitWizard(input, sys.stdout)
+        try:
+            wizard.fill(args)
+        except Aborted as err:
+            print(f"\n{err}", file=sys.stderr)
+            return 1
+    for name, default in (("plant_name", ""), ("timezone", "Asia/Shanghai"), ("mqtt_host", "127.0.0.1")):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     terminals = ""
     for spec in args.terminal:
         name, _, address = spec.partition("=")
@@ -250,6 +272,11 @@ def _init(args: argparse.Namespace) -> int:
     if args.identity:
         write_identity(settings, key, Path(args.identity))
         print(f"wrote {args.identity}: register it with 'punchproof cloud register-appliance {args.identity}'")
+    if wizard is not None:
+        try:
+            wizard.offer_join(output, args.identity)
+        except Aborted:
+            print(f"\nlater: punchproof appliance join -c {output} FILE", file=sys.stderr)
     return 0
 
 
