@@ -104,7 +104,8 @@ def test_the_walk_through_probes_each_terminal_and_takes_the_registration(
     assert init.wait() == 0, init.output
 
     settings = Settings.load(config, environ={})
-    assert (settings.plant.id, settings.plant.name, settings.plant.timezone) == ("dongguan-1", "东莞一厂", "Asia/Shanghai")
+    plant = settings.plant
+    assert (plant.id, plant.name, plant.timezone) == ("dongguan-1", "东莞一厂", "Asia/Shanghai")
     assert settings.appliance.id == "pi-01"
     assert [(t.name, t.host, t.port) for t in settings.terminals] == [("gate-1", host, port)]
     assert (settings.mqtt.host, settings.mqtt.port) == ("mqtt.example.cn", 8883)
