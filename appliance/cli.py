@@ -193,7 +193,8 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from appliance.doctor import ApplianceDoctor, Limits, report
+    from appliance.doctor import ApplianceDoctor, Limits
+    from opskit.doctor import report
 
     limits = Limits(min_free_bytes=args.min_free_mb * 2**20)
     text, code = report(ApplianceDoctor(_settings(args), limits=limits).run())
@@ -301,14 +302,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _show_config(args: argparse.Namespace) -> int:
-    from opskit.envconfig import listing
+    from opskit.envconfig import render
 
-    settings = _settings(args)
-    if args.json:
-        shown = {key: {"value": value, "from": origin} for key, value, origin in settings.shown()}
-        print(json.dumps(shown, ensure_ascii=False, indent=2))
-    else:
-        print(listing(settings.shown()))
+    print(render(_settings(args).shown(), as_json=args.json))
     return 0
 
 

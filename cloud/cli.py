@@ -120,7 +120,8 @@ def add_operations_commands(cmd) -> None:  # type: ignore[no-untyped-def]
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from cloud.doctor import CloudDoctor, Limits, report
+    from cloud.doctor import CloudDoctor, Limits
+    from opskit.doctor import report
 
     text, code = report(CloudDoctor(_settings(args), limits=Limits(min_free_bytes=args.min_free_mb * 2**20)).run())
     print(text)
@@ -214,14 +215,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _show_config(args: argparse.Namespace) -> int:
-    from opskit.envconfig import listing
+    from opskit.envconfig import render
 
-    settings = _settings(args)
-    if args.json:
-        shown = {key: {"value": value, "from": origin} for key, value, origin in settings.shown()}
-        print(json.dumps(shown, ensure_ascii=False, indent=2))
-    else:
-        print(listing(settings.shown()))
+    print(render(_settings(args).shown(), as_json=args.json))
     return 0
 
 

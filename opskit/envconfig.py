@@ -13,6 +13,7 @@ variable's name. Where each value came from (file, environment, default) is kept
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -69,9 +70,11 @@ def convert(override: Override, kind: str) -> Any:
     raise ValueError(f"{override.variable}: expected {base} (true or false), got {override.text!r}")
 
 
-def listing(rows: list[tuple[str, Any, str]]) -> str:
-    """``key = value  # origin`` lines, values in TOML notation, aligned for reading."""
-    import json
+def render(rows: list[tuple[str, Any, str]], *, as_json: bool = False) -> str:
+    """``key = value  # origin`` lines, values in TOML notation, aligned for reading; or JSON
+    ``{key: {"value": ..., "from": origin}}``."""
+    if as_json:
+        return json.dumps({key: {"value": v, "from": origin} for key, v, origin in rows}, ensure_ascii=False, indent=2)
 
     def shown(value: Any) -> str:
         if isinstance(value, bool):
