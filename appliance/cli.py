@@ -61,19 +61,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
             p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="default: %(default)s")
         return p
 
-    p = cmd("init", _init, "write a configuration file and the appliance's signing key")
+    p = cmd(
+        "init",
+        _init,
+        "write a configuration file and the appliance's signing key; on a terminal without --plant, --appliance "
+        "or --cloud-key it asks for them, probes each time clock and takes the registration file / 首次设置",
+    )
     p.add_argument("-o", "--output", default=DEFAULT_CONFIG)
-    p.add_argument("--plant", required=True)
-    p.add_argument("--plant-name", default="")
-    p.add_argument("--timezone", default="Asia/Shanghai")
-    p.add_argument("--appliance", required=True)
+    p.add_argument("--plant", help="required, unless asked on a terminal")
+    p.add_argument("--plant-name", default=None, help="default: empty")
+    p.add_argument("--timezone", default=None, help="default: Asia/Shanghai")
+    p.add_argument("--appliance", help="required, unless asked on a terminal")
     p.add_argument("--state-dir", default="/var/lib/punchproof")
-    p.add_argument("--mqtt-host", default="127.0.0.1")
+    p.add_argument("--mqtt-host", default=None, help="default: 127.0.0.1")
     p.add_argument("--mqtt-port", type=int, default=1883)
     p.add_argument("--mqtt-username", default="")
     p.add_argument("--mqtt-password", default="")
     p.add_argument("--mqtt-tls", action="store_true")
-    p.add_argument("--cloud-key", required=True, help="cloud-witness.pub, as written by 'punchproof cloud init'")
+    p.add_argument("--cloud-key", help="cloud-witness.pub, as written by 'punchproof cloud init' (required)")
     p.add_argument("--web-bind", default="0.0.0.0:8080")
     p.add_argument("--terminal", action="append", default=[], metavar="NAME=HOST[:PORT]")
     p.add_argument("--poll-seconds", type=float, default=5.0)
@@ -81,7 +86,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p = cmd("join", _join, "take head office's registration file: broker address, CA, login / 导入注册文件")
     p.add_argument("registration", help="the file 'punchproof cloud register-appliance' wrote for this appliance")
     cmd("check-config", _check_config, "validate the configuration, listing every problem")
-    cmd("show-config", _show_config, "print the configuration with secrets masked")
+    p = cmd(
+        "show-config",
+        _show_config,
+        "print the configuration with secrets masked, and where each value came from (file, "
+        "PUNCHPROOF_APPLIANCE__<SECTION>__<KEY> in the environment, default)",
+    )
+    p.add_argument("--json", action="store_true", help="as JSON: {key: {value, from}}")
     p = cmd("identity", _identity, "print (or write) the identity file the cloud registers")
     p.add_argument("-o", "--output")
     cmd("run", _run, "run the daemon: terminals, signed log, sync (systemd: punchproof-appliance)")
@@ -182,7 +193,8 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from appliance.doctor import ApplianceDoctor, Limits, report
+    from appliance.doctor import ApplianceDoctor, Limits
+    from opskit.doctor import report
 
     limits = Limits(min_free_bytes=args.min_free_mb * 2**20)
     text, code = report(ApplianceDoctor(_settings(args), limits=limits).run())
@@ -199,12 +211,29 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _init(args: argparse.Namespace) -> int:
     from appliance.config import Settings
     from appliance.identity import load_or_create_key, write_identity
+    from appliance.init_wizard import Aborted, InitWizard
     from appliance.store import open_db
 
     output = Path(args.output)
     if output.exists():
         print(f"{output} exists already; not overwriting it.", file=sys.stderr)
         return 1
+    wizard = None
+    missing = [flag for flag in ("plant", "appliance", "cloud_key") if not getattr(args, flag)]
+    if missing:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            names = ", ".join("--" + flag.replace("_", "-") for flag in missing)
+            print(f"appliance init: {names} required (run it on a terminal to be asked instead)", file=sys.stderr)
+            return 2
+        wizard = InitWizard(input, sys.stdout)
+        try:
+            wizard.fill(args)
+        except Aborted as err:
+            print(f"\n{err}", file=sys.stderr)
+            return 1
+    for name, default in (("plant_name", ""), ("timezone", "Asia/Shanghai"), ("mqtt_host", "127.0.0.1")):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     terminals = ""
     for spec in args.terminal:
         name, _, address = spec.partition("=")
@@ -244,6 +273,11 @@ def _init(args: argparse.Namespace) -> int:
     if args.identity:
         write_identity(settings, key, Path(args.identity))
         print(f"wrote {args.identity}: register it with 'punchproof cloud register-appliance {args.identity}'")
+    if wizard is not None:
+        try:
+            wizard.offer_join(output, args.identity)
+        except Aborted:
+            print(f"\nlater: punchproof appliance join -c {output} FILE", file=sys.stderr)
     return 0
 
 
@@ -268,7 +302,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _show_config(args: argparse.Namespace) -> int:
-    print(json.dumps(_settings(args).masked(), ensure_ascii=False, indent=2))
+    from opskit.envconfig import render
+
+    print(render(_settings(args).shown(), as_json=args.json))
     return 0
 
 

@@ -1,7 +1,8 @@
 """The appliance's configuration: one TOML file, validated as a whole.
 
 Every bad key is reported at once, with the reason, so an installer fixes the file in one go.
-Secrets are masked whenever the settings are shown.
+Secrets are masked whenever the settings are shown. In a container, ``PUNCHPROOF_APPLIANCE__<SECTION>__<KEY>``
+overrides any key of the file (``opskit.envconfig``), checked like the file.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import ipaddress
+import os
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +23,7 @@ from appliance.idmap import IdMapError, load_cards, load_pages
 from firmware_bridge.readers.cards import card_format
 from firmware_bridge.zk.clock import ClockPolicy
 from ledger import Malformed, VerifyKey
+from opskit import envconfig
 
 T = TypeVar("T")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -161,6 +164,8 @@ class Settings:
     terminals: tuple[AnyTerminalSettings, ...] = ()
     source: str = ""
     push: PushSettings = field(default_factory=PushSettings)
+    # where each key's value came from, for show-config: ("mqtt.host", "env PUNCHPROOF_...") | "file"
+    origins: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def terminals_of(self, kind: type[T]) -> list[T]:
         return [t for t in self.terminals if isinstance(t, kind)]
@@ -192,7 +197,8 @@ class Settings:
         return self.appliance.log_origin or f"punchproof/{self.plant.id}/{self.appliance.id}/1"
 
     @classmethod
-    def load(cls, path: Path | str) -> Settings:
+    def load(cls, path: Path | str, *, environ: Mapping[str, str] | None = None) -> Settings:
+        """The file, with ``PUNCHPROOF_APPLIANCE__*`` from ``environ`` (default: this process's) over it."""
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -200,7 +206,17 @@ class Settings:
             raise ConfigError(path, ["file not found; create it with 'punchproof appliance init'"]) from err
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(path, [f"not valid TOML: {err}"]) from err
-        return cls.from_dict(data, source=str(path)).with_password_file()
+        origins = {key: "file" for key in _leaves(data)}
+        problems = _apply_environment(data, os.environ if environ is None else environ, origins)
+        try:
+            settings = cls.from_dict(data, source=str(path))
+        except ConfigError as err:
+            raise ConfigError(path, problems + err.problems) from err
+        if problems:
+            raise ConfigError(path, problems)
+        if settings.mqtt.password_file:
+            origins["mqtt.password"] = f"file {settings.mqtt.password_file}"
+        return dataclasses.replace(settings, origins=tuple(sorted(origins.items()))).with_password_file()
 
     def with_password_file(self) -> Settings:
         """Read ``[mqtt] password_file`` (relative to this file's folder) into ``mqtt.password``."""
@@ -257,7 +273,16 @@ class Settings:
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by '***'."""
-        return _mask(dataclasses.asdict(self))
+        shown = _mask(dataclasses.asdict(self))
+        del shown["origins"]
+        return shown
+
+    def shown(self) -> list[tuple[str, Any, str]]:
+        """Every key, masked, with where its value came from: file, env VARIABLE, or default."""
+        masked = self.masked()
+        del masked["source"]
+        origins = dict(self.origins)
+        return [(key, value, origins.get(key, envconfig.DEFAULT)) for key, value in _leaves(masked).items()]
 
 
 def terminal_settings(raw: Any, name: str, base: Path, problems: list[str]) -> AnyTerminalSettings | None:
@@ -412,6 +437,67 @@ def _section(kind: type, raw: Any, name: str, problems: list[str]) -> Any:
     missing = [k for k, f in fields.items() if f.default is dataclasses.MISSING and k not in raw]
     problems += [f"{name}.{key}: required" for key in missing]
     return kind(**values) if ok and not missing else None
+
+
+def _leaves(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"mqtt": {"host": h}, "terminals": [{...}]}`` as ``{"mqtt.host": h, "terminals.0.name": ...}``."""
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, list | tuple) and all(isinstance(v, dict) for v in data):
+        items = ((str(i), v) for i, v in enumerate(data))
+    else:
+        return {prefix: data}
+    leaves: dict[str, Any] = {}
+    for key, value in items:
+        leaves.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+    return leaves
+
+
+TABLES: dict[str, type] = {
+    "plant": PlantSettings,
+    "appliance": ApplianceSettings,
+    "mqtt": MqttSettings,
+    "web": WebSettings,
+    "push": PushSettings,
+}
+
+
+def _apply_environment(data: dict[str, Any], environ: Mapping[str, str], origins: dict[str, str]) -> list[str]:
+    """Put each ``PUNCHPROOF_APPLIANCE__*`` value into ``data``, typed as the file's key; return the problems."""
+    problems = []
+    for override in envconfig.overrides(environ, "appliance"):
+        path = override.path
+        if len(path) == 2 and path[0] in TABLES:
+            table = data.setdefault(path[0], {})
+            kind = TABLES[path[0]]
+        elif len(path) == 3 and path[0] == "terminals" and path[1].isdigit():
+            terminals = data.get("terminals")
+            index = int(path[1])
+            if not isinstance(terminals, list) or index >= len(terminals) or not isinstance(terminals[index], dict):
+                problems.append(f"{override.variable}: the file has no [[terminals]] number {index} (counted from 0)")
+                continue
+            table = terminals[index]
+            kind = TERMINAL_KINDS.get(str(table.get("kind", "zk")), TerminalSettings)
+        else:
+            problems.append(
+                f"{override.variable}: not a setting; use PUNCHPROOF_APPLIANCE__<SECTION>__<KEY> "
+                f"(sections: {', '.join(TABLES)}) or PUNCHPROOF_APPLIANCE__TERMINALS__<N>__<KEY>"
+            )
+            continue
+        if not isinstance(table, dict):
+            problems.append(f"{override.variable}: [{path[0]}] in the file is not a table")
+            continue
+        types = {f.name: str(f.type) for f in dataclasses.fields(kind)}
+        if path[-1] not in types:
+            problems.append(f"{override.variable}: {override.dotted} is not a setting ({', '.join(sorted(types))})")
+            continue
+        try:
+            table[path[-1]] = envconfig.convert(override, types[path[-1]])
+        except ValueError as err:
+            problems.append(str(err))
+            continue
+        origins[override.dotted] = override.origin
+    return problems
 
 
 def _mask(value: Any) -> Any:

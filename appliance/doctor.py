@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import sqlite3
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,39 +25,12 @@ from appliance.config import (
     Settings,
     TerminalSettings,
 )
-from appliance.mqttprobe import probe_broker
 from appliance.timesync import kernel_clock_status
 from ledger import Malformed, SigningKey
+from opskit.doctor import FAIL, OK, WARN, Finding, run_command
+from opskit.mqttprobe import probe_broker
 
-OK, WARN, FAIL = "ok", "warn", "fail"
 CLOCK_MAX_ERROR_US = 1_000_000  # a punch time off by more than a second is worth saying
-
-
-@dataclass(frozen=True)
-class Finding:
-    name: str  # "时钟 clock"
-    status: str  # ok | warn | fail
-    detail: str
-    fix_zh: str = ""
-    fix_en: str = ""
-
-    def lines(self) -> list[str]:
-        mark = {OK: "[ OK ]", WARN: "[WARN]", FAIL: "[FAIL]"}[self.status]
-        out = [f"{mark} {self.name}: {self.detail}"]
-        if self.status != OK:
-            out += [f"       处理：{self.fix_zh}", f"       Fix: {self.fix_en}"]
-        return out
-
-
-def run_command(argv: list[str]) -> str | None:
-    """A command's standard output, or None when it is missing or fails (the check then says so)."""
-    if shutil.which(argv[0]) is None:
-        return None
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout if result.returncode == 0 else None
 
 
 @dataclass(frozen=True)
@@ -397,11 +369,3 @@ class ApplianceDoctor:
             "the records are safe on this Pi; fix what the broker and registration checks above say and they are "
             "sent automatically.",
         )
-
-
-def report(findings: list[Finding]) -> tuple[str, int]:
-    """The text to print and the exit code: 1 if any check failed."""
-    lines = [line for finding in findings for line in finding.lines()]
-    failed = [f for f in findings if f.status == FAIL]
-    lines.append(f"{len(failed)} 项失败 / {len(failed)} check(s) failed" if failed else "全部正常 / every check passed")
-    return "\n".join(lines), 1 if failed else 0

@@ -15,8 +15,9 @@ from typing import Any
 from cryptography import x509
 
 from appliance.config import ConfigError, Settings
-from appliance.config_edit import atomic_write, set_keys
+from appliance.config_edit import atomic_write
 from ledger import Malformed, VerifyKey
+from opskit.config_edit import set_keys
 
 FORMAT = "punchproof-registration/1"
 PASSWORD_FILE = "broker.password"

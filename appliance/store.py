@@ -12,7 +12,7 @@ from pathlib import Path
 import peewee as pw
 from playhouse.migrate import SqliteMigrator, migrate
 
-from appliance.migrations import Step, run_migrations
+from opskit.migrations import Step, run_migrations
 
 PRAGMAS = {
     "journal_mode": "wal",
@@ -460,5 +460,5 @@ def _add_new_columns(db: pw.SqliteDatabase) -> None:
                 migrate(migrator.add_column(table, field.column_name, field))
 
 
-# Each release's schema changes, in order (appliance.migrations runs them once each). Append only.
+# Each release's schema changes, in order (opskit.migrations runs them once each). Append only.
 MIGRATIONS: tuple[Step, ...] = (("columns added to tables before schema versioning (0.1.0)", _add_new_columns),)

@@ -65,7 +65,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--mqtt-password", default="")
     p.add_argument("--web-bind", default="0.0.0.0:8000")
     cmd("check-config", _check_config, "validate the configuration, listing every problem")
-    cmd("show-config", _show_config, "print the configuration with secrets masked")
+    p = cmd(
+        "show-config",
+        _show_config,
+        "print the configuration with secrets masked, and where each value came from (file, "
+        "PUNCHPROOF_CLOUD__<SECTION>__<KEY> in the environment, default)",
+    )
+    p.add_argument("--json", action="store_true", help="as JSON: {key: {value, from}}")
     p = cmd("register-appliance", _register, "register an appliance from its identity file")
     p.add_argument("identity", help="the JSON file written by 'punchproof appliance identity'")
     p.add_argument("--new-password", action="store_true", help="replace its broker password (lost file, stolen Pi)")
@@ -114,7 +120,8 @@ def add_operations_commands(cmd) -> None:  # type: ignore[no-untyped-def]
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from cloud.doctor import CloudDoctor, Limits, report
+    from cloud.doctor import CloudDoctor, Limits
+    from opskit.doctor import report
 
     text, code = report(CloudDoctor(_settings(args), limits=Limits(min_free_bytes=args.min_free_mb * 2**20)).run())
     print(text)
@@ -208,7 +215,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _show_config(args: argparse.Namespace) -> int:
-    print(json.dumps(_settings(args).masked(), ensure_ascii=False, indent=2))
+    from opskit.envconfig import render
+
+    print(render(_settings(args).shown(), as_json=args.json))
     return 0
 
 

@@ -1,11 +1,19 @@
-"""The cloud's configuration: one TOML file, checked as a whole, secrets masked when shown."""
+"""The cloud's configuration: one TOML file, checked as a whole, secrets masked when shown.
+
+In a container, ``PUNCHPROOF_CLOUD__<SECTION>__<KEY>`` overrides any key of the file
+(``opskit.envconfig``), e.g. ``PUNCHPROOF_CLOUD__DATABASE__URL``; it is checked like the file.
+"""
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from opskit import envconfig
 
 
 class ConfigError(Exception):
@@ -46,6 +54,8 @@ class CloudSettings:
     broker_acl_file: str = ""
     broker_reload_command: str = ""  # e.g. "systemctl reload mosquitto"; empty: say what to run
     source: str = field(default="", compare=False)
+    # where each value came from, by field name, for show-config: ("mqtt_host", "env PUNCHPROOF_...") | "file"
+    origins: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def secret_key_path(self) -> Path:
@@ -60,14 +70,30 @@ class CloudSettings:
         return Path(self.state_dir) / "cloud-witness.pub"
 
     @classmethod
-    def load(cls, path: Path | str) -> CloudSettings:
+    def load(cls, path: Path | str, *, environ: Mapping[str, str] | None = None) -> CloudSettings:
+        """The file, with ``PUNCHPROOF_CLOUD__*`` from ``environ`` (default: this process's) over it."""
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as err:
             raise ConfigError(str(path), ["file not found; create it with 'punchproof cloud init'"]) from err
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(str(path), [f"not valid TOML: {err}"]) from err
-        return cls.from_sections(data, source=str(path)).with_password_file()
+        origins = {
+            _field_name(section, key): "file"
+            for section, table in data.items()
+            if isinstance(table, dict)
+            for key in table
+        }
+        problems = _apply_environment(data, os.environ if environ is None else environ, origins)
+        try:
+            settings = cls.from_sections(data, source=str(path))
+        except ConfigError as err:
+            raise ConfigError(str(path), problems + err.problems) from err
+        if problems:
+            raise ConfigError(str(path), problems)
+        if settings.mqtt_password_file:
+            origins["mqtt_password"] = f"file {settings.mqtt_password_file}"
+        return replace(settings, origins=tuple(sorted(origins.items()))).with_password_file()
 
     def with_password_file(self) -> CloudSettings:
         """Read ``[mqtt] password_file`` (relative to this file's folder) into ``mqtt_password``."""
@@ -94,7 +120,7 @@ class CloudSettings:
                 problems.append(f"[{section}]: must be a table")
                 continue
             for key, value in table.items():
-                name = f"{section}_{key}" if section != "cloud" else key
+                name = _field_name(section, key)
                 kind = spec.get(name)
                 if kind is None:
                     problems.append(f"{section}.{key}: unknown key")
@@ -109,8 +135,17 @@ class CloudSettings:
             raise ConfigError(source, problems)
         return cls(**values, source=source)
 
+    def shown(self) -> list[tuple[str, Any, str]]:
+        """Every key as ``section.key``, masked, with where its value came from: file, env VARIABLE, default."""
+        masked, origins = self.masked(), dict(self.origins)
+        return [
+            (_toml_key(name), value, origins.get(name, envconfig.DEFAULT))
+            for name, value in masked.items()
+            if name not in ("source", "origins")
+        ]
+
     def masked(self) -> dict[str, Any]:
-        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "origins"}
         if self.mqtt_password:
             shown["mqtt_password"] = "***"
         if "@" in self.database_url and ":" in self.database_url.split("@")[0].split("//")[-1]:
@@ -118,3 +153,41 @@ class CloudSettings:
             user = rest.split("@")[0].split(":")[0]
             shown["database_url"] = f"{scheme}//{user}:***@{rest.split('@', 1)[1]}"
         return shown
+
+
+SECTIONS = ("database", "mqtt", "web", "report", "broker", "tsa")  # [cloud] holds the rest
+
+
+def _field_name(section: str, key: str) -> str:
+    """``[mqtt] host`` is the field ``mqtt_host``; ``[cloud] worker_id`` is ``worker_id``."""
+    return f"{section}_{key}" if section != "cloud" else key
+
+
+def _toml_key(name: str) -> str:
+    section, _, key = name.partition("_")
+    return f"{section}.{key}" if section in SECTIONS else f"cloud.{name}"
+
+
+def _apply_environment(data: dict[str, Any], environ: Mapping[str, str], origins: dict[str, str]) -> list[str]:
+    """Put each ``PUNCHPROOF_CLOUD__*`` value into ``data``, typed as the file's key; return the problems."""
+    types = {f.name: str(f.type) for f in fields(CloudSettings) if f.name not in ("source", "origins")}
+    problems = []
+    for override in envconfig.overrides(environ, "cloud"):
+        name = _field_name(*override.path) if len(override.path) == 2 else ""
+        if name not in types:
+            problems.append(
+                f"{override.variable}: not a setting; use PUNCHPROOF_CLOUD__<SECTION>__<KEY> with a key of "
+                f"[cloud] or [{'], ['.join(SECTIONS)}]"
+            )
+            continue
+        table = data.setdefault(override.path[0], {})
+        if not isinstance(table, dict):
+            problems.append(f"{override.variable}: [{override.path[0]}] in the file is not a table")
+            continue
+        try:
+            table[override.path[1]] = envconfig.convert(override, types[name])
+        except ValueError as err:
+            problems.append(str(err))
+            continue
+        origins[name] = override.origin
+    return problems

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,25 +20,8 @@ import peewee as pw
 from cloud import witness
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
-from cloud.mqttprobe import probe_broker
-
-OK, WARN, FAIL = "ok", "warn", "fail"
-
-
-@dataclass(frozen=True)
-class Finding:
-    name: str
-    status: str  # ok | warn | fail
-    detail: str
-    fix_zh: str = ""
-    fix_en: str = ""
-
-    def lines(self) -> list[str]:
-        mark = {OK: "[ OK ]", WARN: "[WARN]", FAIL: "[FAIL]"}[self.status]
-        out = [f"{mark} {self.name}: {self.detail}"]
-        if self.status != OK:
-            out += [f"       处理：{self.fix_zh}", f"       Fix: {self.fix_en}"]
-        return out
+from opskit.doctor import FAIL, OK, WARN, Finding, run_command
+from opskit.mqttprobe import probe_broker
 
 
 @dataclass(frozen=True)
@@ -47,17 +29,6 @@ class Limits:
     min_free_bytes: int = 1024 * 1024 * 1024
     silent_after_s: float = 3600.0  # an appliance not heard from this long is worth a look
     connect_timeout_s: float = 3.0
-
-
-def run_command(argv: list[str]) -> str | None:
-    """A command's standard output, or None when it is missing or fails."""
-    if shutil.which(argv[0]) is None:
-        return None
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout if result.returncode == 0 else None
 
 
 class CloudDoctor:
@@ -300,11 +271,3 @@ class CloudDoctor:
 
 def _ago(now_ms: int, then_ms: int | None) -> str:
     return "never" if then_ms is None else f"{(now_ms - then_ms) // 60000} min ago"
-
-
-def report(findings: list[Finding]) -> tuple[str, int]:
-    """The text to print and the exit code: 1 if any check failed."""
-    lines = [line for finding in findings for line in finding.lines()]
-    failed = [f for f in findings if f.status == FAIL]
-    lines.append(f"{len(failed)} 项失败 / {len(failed)} check(s) failed" if failed else "全部正常 / every check passed")
-    return "\n".join(lines), 1 if failed else 0

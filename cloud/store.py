@@ -17,7 +17,7 @@ import peewee as pw
 from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate
 
-from cloud.migrations import Step, run_migrations
+from opskit.migrations import Step, run_migrations
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -301,5 +301,5 @@ def _add_new_columns(db: pw.Database) -> None:
                 migrate(migrator.add_column(table, field.column_name, field))
 
 
-# Each release's schema changes, in order (cloud.migrations runs them once each). Append only.
+# Each release's schema changes, in order (opskit.migrations runs them once each). Append only.
 MIGRATIONS: tuple[Step, ...] = (("columns added to tables before schema versioning (0.1.0)", _add_new_columns),)

@@ -83,10 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     from appliance.config import ConfigError as ApplianceConfigError
-    from appliance.migrations import SchemaTooNew as ApplianceSchemaTooNew
     from cloud.config import ConfigError as CloudConfigError
-    from cloud.migrations import SchemaTooNew as CloudSchemaTooNew
     from cloud.witness import WitnessKeyMissing
+    from opskit.migrations import SchemaTooNew
     from punchproof.sdnotify import ServiceNotifier
 
     args.service = ServiceNotifier.from_environ()  # systemd's Type=notify link, for the long-running commands
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ApplianceConfigError, CloudConfigError, WitnessKeyMissing) as err:
         print(f"configuration error: {err}", file=sys.stderr)
         return 2
-    except (ApplianceSchemaTooNew, CloudSchemaTooNew) as err:
+    except SchemaTooNew as err:
         print(f"database error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from firmware_bridge.zk.emulator import TerminalState, ZKEmulator
 from punchproof.broker import Mosquitto
 from tests.harness.clock import FrozenClock
 from tests.harness.postgres import PostgresServer
+from tests.harness.strict import pytest_runtest_makereport  # noqa: F401  (PUNCHPROOF_STRICT=1: a skip fails)
 
 PLANT_TZ = ZoneInfo("Asia/Shanghai")
 

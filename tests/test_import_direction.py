@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("punchproof", "ledger", "firmware_bridge", "appliance", "cloud")
+PACKAGES = ("punchproof", "ledger", "opskit", "firmware_bridge", "appliance", "cloud")
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -27,7 +27,7 @@ def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_the_tree_keeps_every_contract():
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 kept, 0 broken" in result.stdout
+    assert "5 kept, 0 broken" in result.stdout
 
 
 def copy_tree(tmp_path: Path) -> Path:
@@ -40,11 +40,14 @@ def copy_tree(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("module", "line", "contract"),
     [
-        ("cloud/verifier.py", "import appliance.store", "cloud imports only ledger of ours"),
-        ("cloud/registry.py", "from firmware_bridge import types", "cloud imports only ledger of ours"),
+        ("cloud/verifier.py", "import appliance.store", "cloud imports only ledger and opskit of ours"),
+        ("cloud/registry.py", "from firmware_bridge import types", "cloud imports only ledger and opskit of ours"),
         ("ledger/record.py", "from firmware_bridge import types", "ledger imports nothing of ours"),
         ("firmware_bridge/zk/driver.py", "import ledger", "firmware_bridge imports nothing of ours"),
         ("appliance/sync.py", "from cloud import store", "appliance never imports the cloud"),
+        ("opskit/envconfig.py", "import ledger", "opskit imports nothing of ours"),
+        ("opskit/envconfig.py", "from appliance import config", "opskit imports nothing of ours"),
+        ("firmware_bridge/zk/driver.py", "import opskit", "firmware_bridge imports nothing of ours"),
     ],
 )
 def test_a_forbidden_import_breaks_the_build(tmp_path, module, line, contract):

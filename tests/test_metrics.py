@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from appliance.config import Settings
 from appliance.web import create_app as plant_app
-from appliance.web.metrics import Metric, exposition
 from cloud.config import CloudSettings
 from cloud.web import create_app as cloud_app
+from opskit.metrics import Metric, exposition
 from tests.harness.system import System
 from tests.harness.wait import wait_until
 

@@ -12,10 +12,8 @@ import peewee as pw
 import pytest
 
 from appliance import store as plant_store
-from appliance.migrations import SchemaTooNew, run_migrations, schema_version
 from cloud import store as cloud_store
-from cloud.migrations import SchemaTooNew as CloudSchemaTooNew
-from cloud.migrations import schema_version as cloud_schema_version
+from opskit.migrations import SchemaTooNew, run_migrations, schema_version
 from punchproof import __version__
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -92,14 +90,14 @@ def test_steps_run_once_in_order_and_a_failing_step_leaves_nothing(tmp_path):
 def test_the_cloud_database_migrates_from_empty(cloud_db_url):
     db = cloud_store.open_db(cloud_db_url)
     with db.connection_context():
-        assert cloud_schema_version(db) == len(cloud_store.MIGRATIONS) >= 1
+        assert schema_version(db) == len(cloud_store.MIGRATIONS) >= 1
     db.close()
     db = cloud_store.open_db(cloud_db_url)  # a second start: nothing to do, nothing fails
     with db.connection_context():
-        assert cloud_schema_version(db) == len(cloud_store.MIGRATIONS)
+        assert schema_version(db) == len(cloud_store.MIGRATIONS)
         db.execute_sql("INSERT INTO schema_version VALUES (99, 'from the future', 0)")
     db.close()
-    with pytest.raises(CloudSchemaTooNew):
+    with pytest.raises(SchemaTooNew):
         cloud_store.open_db(cloud_db_url)
 
 

@@ -9,7 +9,6 @@ have, on any machine. In CI (``CI`` set) a missing ``systemd-analyze`` fails the
 from __future__ import annotations
 
 import configparser
-import os
 import shlex
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from punchproof.cli import build_parser
+from tests.harness.requires import missing, need_tool
 
 UNITS = sorted((Path(__file__).resolve().parents[1] / "systemd").glob("*.service"))
 LONG_RUNNING = {"punchproof-appliance.service", "punchproof-ingest@.service"}  # our own loops: a watchdog
@@ -126,12 +126,9 @@ def _verify_root(tmp_path: Path) -> Path:
 
 
 def systemd_analyze() -> str:
-    tool = shutil.which("systemd-analyze")
-    if tool is None or not SYSTEM_UNITS.is_dir():
-        message = "systemd-analyze is not installed (Debian package 'systemd'; scripts/setup --test installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    tool = need_tool("systemd-analyze", "systemd")
+    if not SYSTEM_UNITS.is_dir():
+        missing(f"{SYSTEM_UNITS} is missing: systemd-analyze needs the system's own units (Debian package 'systemd')")
     return tool
 
 

@@ -55,11 +55,12 @@ def _probe(args: argparse.Namespace) -> int:
         info = terminal.probe()
     except TerminalError as err:
         return _fail(err)
-    _print_info(info, sys.stdout)
+    print_info(info, sys.stdout)
     return 0
 
 
-def _print_info(info: TerminalInfo, out: TextIO) -> None:
+def print_info(info: TerminalInfo, out: TextIO) -> None:
+    """What ``bridge probe`` prints; ``appliance init`` shows each terminal it is given the same way."""
     rows = [
         ("序列号 / serial", info.terminal_sn),
         ("型号 / model", f"{info.device_name} ({info.platform})"),

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from appliance.config import Settings
-from appliance.doctor import FAIL, OK, WARN, ApplianceDoctor, Limits, report
+from appliance.doctor import ApplianceDoctor, Limits
+from opskit.doctor import FAIL, OK, WARN, report
 from punchproof.broker import Mosquitto, free_port
 from tests.harness.clock import FrozenClock
 from tests.harness.system import System

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 
@@ -13,8 +12,7 @@ from cloud import broker_auth
 from cloud.broker_auth import BrokerAuthError, BrokerFiles, BrokerUser
 from cloud.config_edit import set_keys
 from cloud.store import open_db
-
-MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
+from tests.harness.requires import need_tool
 
 
 @pytest.fixture
@@ -35,10 +33,10 @@ def test_the_hash_is_mosquittos_7_format_and_checks():
     assert broker_auth.mosquitto_hash("s3cret") != broker_auth.mosquitto_hash("s3cret"), "a fresh salt each time"
 
 
-@pytest.mark.skipif(MOSQUITTO_PASSWD is None, reason="mosquitto_passwd is not installed (apt: mosquitto)")
 def test_our_check_agrees_with_the_real_mosquitto_passwd(tmp_path):
+    mosquitto_passwd = need_tool("mosquitto_passwd", "mosquitto")
     path = tmp_path / "passwd"
-    subprocess.run([MOSQUITTO_PASSWD, "-c", "-b", str(path), "alice", "correct horse"], check=True)
+    subprocess.run([mosquitto_passwd, "-c", "-b", str(path), "alice", "correct horse"], check=True)
     username, hashed = path.read_text().strip().split(":", 1)
     assert username == "alice" and hashed.startswith("$7$")
     assert broker_auth.check_hash("correct horse", hashed)

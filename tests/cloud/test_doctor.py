@@ -8,8 +8,9 @@ import subprocess
 import sys
 
 from cloud.config import CloudSettings
-from cloud.doctor import FAIL, OK, WARN, CloudDoctor, report
+from cloud.doctor import CloudDoctor
 from cloud.store import open_db
+from opskit.doctor import FAIL, OK, WARN, report
 from punchproof.broker import free_port
 from tests.harness.system import System
 

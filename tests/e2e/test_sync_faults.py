@@ -25,6 +25,7 @@ from ledger import SigningKey, make_record, topics
 from ledger.messages import Batch
 from tests.e2e.test_first_punch import acked, cloud_punches, verify_cloud_chain
 from tests.harness.http import WebClient
+from tests.harness.requires import missing
 from tests.harness.system import PLANT, System, cli
 from tests.harness.wait import wait_until
 
@@ -297,7 +298,7 @@ def test_two_workers_on_postgresql_share_the_stream_and_one_is_killed_mid_stream
 def small_disk(tmp_path):
     """A real 96 MB filesystem for the appliance's state (tmpfs), so the disk really fills: ENOSPC."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root (CI runs as root)")
+        missing("mounting a small filesystem needs root (CI runs as root)")
     mount = tmp_path / "small"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(mount)], check=True)

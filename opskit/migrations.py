@@ -4,7 +4,8 @@
 migration is a function of the database, applied once, in order, inside one exclusive
 transaction, so two processes starting together migrate once. A database marked with a version
 this software does not know was made by a newer release: it is refused rather than written, so a
-downgrade cannot damage it. The list of steps belongs to the store that owns the tables.
+downgrade cannot damage it. The list of steps belongs to the store that owns the tables
+(``appliance.store``, ``cloud.store``); the runner is the same for both, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Can this machine talk MQTT to the broker with these credentials? One CONNECT, then goodbye.
 
-Used by ``cloud doctor`` (``appliance.mqttprobe`` is its twin: the cloud imports nothing of the
-appliance). A TCP connect alone would not notice a wrong password or a TLS problem, so it sends a
-real CONNECT (clean start, a client id of its own so no worker's session is touched) and reports
-the broker's answer.
+Used by both sides' ``doctor``: a TCP connect alone would not notice a wrong password or a TLS
+problem, so it sends a real CONNECT (clean start, a client id of its own so no daemon's or worker's
+session is touched) and reports the broker's answer.
 """
 
 from __future__ import annotations
