@@ -132,12 +132,18 @@ def _export_evidence(args: argparse.Namespace) -> int:
     from cloud import witness
     from cloud.clock import SystemClock
     from cloud.evidence import ExportError, export_bundle
+    from cloud.evidence_log import EvidenceKeyMissing, EvidenceLog, load_key
     from cloud.store import open_db
     from cloud.witness_log import witness_log
 
     settings = _settings(args)
     signing = witness.load(settings)
     key = signing.verify_key
+    try:
+        evidence_key = load_key(settings)
+    except EvidenceKeyMissing as err:  # no escalation has run here: the bundle has no contacts to show
+        print(f"... {err}", file=sys.stderr)
+        evidence_key = None
     db = open_db(settings.database_url)
     with db.connection_context():
         try:
@@ -152,6 +158,8 @@ def _export_evidence(args: argparse.Namespace) -> int:
                 progress=lambda message: print(f"... {message}", file=sys.stderr),
                 witness_log=witness_log(settings, signing),
                 tsa_ca=Path(settings.tsa_ca_file) if settings.tsa_ca_file else None,
+                evidence_log=EvidenceLog(evidence_key, signing, SystemClock()) if evidence_key else None,
+                evidence_key=evidence_key.verify_key if evidence_key else None,
             )
         except ExportError as err:
             print(f"not exported: {err}", file=sys.stderr)
@@ -196,7 +204,10 @@ def _init(args: argparse.Namespace) -> int:
     from cloud import witness
 
     key, public = witness.create(CloudSettings.load(output))
-    print(f"wrote {output}; cloud witness key {key.kid}")
+    from cloud.evidence_log import create_key
+
+    evidence = create_key(CloudSettings.load(output))
+    print(f"wrote {output}; cloud witness key {key.kid}, evidence key {evidence.kid}")
     print(f"copy {public} to every appliance (appliance init --cloud-key)")
     return 0
 
@@ -348,27 +359,50 @@ def _web(args: argparse.Namespace) -> int:
 def _escalate(args: argparse.Namespace) -> int:
     import signal
 
+    from cloud import witness
     from cloud.clock import SystemClock
     from cloud.escalation.engine import Engine, Runner
-    from cloud.escalation.sender import HoldingSender
+    from cloud.escalation.service import EscalationService
+    from cloud.evidence_log import EvidenceLog, create_key
     from cloud.store import open_db
 
     settings = _settings(args)
     db = open_db(settings.database_url)
-    # the channels' dispatcher is wired here once it exists; until then steps wait, never marked sent
-    engine = Engine(SystemClock(), HoldingSender(), runner_id=args.runner_id)
+    clock = SystemClock()
+    channels = settings.channels.build(clock)
+    engine = Engine(clock, _sender(settings, channels, clock), runner_id=args.runner_id)
+    evidence = EvidenceLog(create_key(settings), witness.load(settings), clock)
+    service = EscalationService(
+        engine, clock, channels=channels, pull_every_s=settings.channels.pull_receipts_every_s, evidence=evidence
+    )
     if args.interval <= 0:
         with db.connection_context():
-            report = engine.tick()
+            report = service.tick()
         print(json.dumps(report.__dict__, ensure_ascii=False))
         return 0
-    runner = Runner(engine, args.interval)
+    runner = Runner(service, args.interval)  # type: ignore[arg-type]
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     try:
         runner.run()
     except KeyboardInterrupt:
         runner.stop()
     return 0
+
+
+def _sender(settings, channels, clock):  # type: ignore[no-untyped-def]
+    """The channels' dispatcher behind the real sender; without channels or [notices], steps wait (never
+    recorded as sent) and the log says what is missing."""
+    import logging
+
+    from cloud.channels.dispatch import Dispatcher
+    from cloud.escalation.outbound import OutboundSender
+    from cloud.escalation.sender import HoldingSender
+
+    missing = [name for name, ok in (("[channels.*]", channels), ("[notices]", settings.notices)) if not ok]
+    if missing:
+        logging.getLogger("cloud.escalate").warning("steps wait: %s not configured", " and ".join(missing))
+        return HoldingSender()
+    return OutboundSender(Dispatcher(channels, clock=clock), settings.notices, clock, font=settings.report_font)
 
 
 def _create_user(args: argparse.Namespace) -> int:
