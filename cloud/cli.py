@@ -80,6 +80,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--appliance", required=True)
     p.add_argument("--by", default="", help="who pushes it (default: the login name)")
     p.add_argument("file", help="JSON: {section: rows}; sections and columns in docs/sync-config.md")
+    p = cmd("push-plant-config", _push_plant, "push the plant's HR master data to each of its appliances (signed)")
+    p.add_argument("--plant", required=True)
+    p.add_argument("--by", default="", help="who pushes it (default: the login name)")
+    p.add_argument("--force", action="store_true", help="push even where the appliance has these data already")
+    p = cmd("import-hr", _import_hr, "import a plant's HR master data (CSV/XLSX), then push it to the plant")
+    p.add_argument("--plant", required=True)
+    p.add_argument("--kind", default="auto", help="employees, shifts, rosters, leave, ... (default: guessed)")
+    p.add_argument("--no-push", action="store_true", help="import only; push later with push-plant-config")
+    p.add_argument("file")
     p = cmd("ingest", _ingest, "run an ingest worker (systemd: punchproof-ingest@N)")
     p.add_argument("--worker-id", help="overrides [cloud] worker_id; unique per worker")
     p = cmd("web", _web, "serve head office's pages with gunicorn (systemd: punchproof-cloud-web)")
@@ -316,6 +325,58 @@ def _push_config(args: argparse.Namespace) -> int:
         f"{args.plant}/{args.appliance} ({pushed.size} bytes{packed}, sha256 {pushed.hash[:16]}…)"
     )
     return 0
+
+
+def _push_plant(args: argparse.Namespace) -> int:
+    from cloud.config_push import ConfigPushError
+    from cloud.hr.push import push_plant
+    from cloud.store import open_db
+
+    settings = _settings(args)
+    with open_db(settings.database_url).connection_context():
+        try:
+            results = push_plant(args.plant, by=args.by or getpass.getuser(), settings=settings, force=args.force)
+        except ConfigPushError as err:
+            print(f"未推送 / not pushed: {err}", file=sys.stderr)
+            return 1
+    return _print_pushes(args.plant, results)
+
+
+def _print_pushes(plant: str, results) -> int:  # type: ignore[no-untyped-def]
+    if not results:
+        print(f"厂区 {plant} 没有已登记的设备 / plant {plant} has no registered appliance", file=sys.stderr)
+        return 1
+    for r in results:
+        if r.error:
+            print(f"{plant}/{r.appliance}: 未推送 / not pushed: {r.error}", file=sys.stderr)
+        elif r.pushed is None:
+            print(f"{plant}/{r.appliance}: 无变化 / unchanged")
+        else:
+            print(f"{plant}/{r.appliance}: 已发布配置版本 {r.pushed.version} / published version {r.pushed.version}")
+    return 1 if any(r.error for r in results) else 0
+
+
+def _import_hr(args: argparse.Namespace) -> int:
+    from cloud.clock import SystemClock, to_ms
+    from cloud.hr.importer import ImportRefused, import_file
+    from cloud.hr.push import push_plant
+    from cloud.store import Plant, open_db
+
+    settings = _settings(args)
+    with open_db(settings.database_url).connection_context():
+        plant = Plant.get_or_none(Plant.id == args.plant)
+        if plant is None:
+            print(f"未导入 / not imported: no plant {args.plant}", file=sys.stderr)
+            return 1
+        try:
+            report = import_file(Path(args.file), plant, to_ms(SystemClock().now()), kind=args.kind)
+        except ImportRefused as err:
+            print(f"未导入 / not imported: {err}", file=sys.stderr)
+            return 1
+        print(f"已导入 / imported: {report}")
+        if args.no_push:
+            return 0
+        return _print_pushes(args.plant, push_plant(args.plant, by=getpass.getuser(), settings=settings))
 
 
 def _ingest(args: argparse.Namespace) -> int:
