@@ -258,6 +258,14 @@ def reconnecting(action: Callable[[], T]) -> T:
         return action()
 
 
+def write_transaction():  # type: ignore[no-untyped-def]
+    """A transaction that reads, then writes. On SQLite it takes the write lock at BEGIN: a deferred one that
+    reads first cannot upgrade while another connection writes, and fails at once ("database is locked")
+    instead of waiting out busy_timeout. PostgreSQL needs nothing special."""
+    db = database.obj
+    return db.atomic("IMMEDIATE") if isinstance(db, pw.SqliteDatabase) else db.atomic()
+
+
 def bulk_insert(model: type[pw.Model], columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     """Insert many rows with one prepared statement: the ORM's per-value SQL building costs more than the
     database itself on a backlog of a million records."""
