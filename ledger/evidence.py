@@ -17,6 +17,8 @@ A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
                                   Ed25519) and <seq>.proof.json (inclusion proof into the last checkpoint)
     logs/<n>/system.jsonl         the appliance's own records (boot, seal, incident, clock, keyrot), one
                                   per line: {"seq", "data" (exact text), "sig"}; leaves.txt proves them
+    logs/<n>/requests/<seq>       (the cloud's evidence log, "kind": "cloud") what a contact record sent
+    cloud/notices/<sha256>.pdf    the notices the cloud's contact records attached, named by their hash
     witness/                      the cloud's own signed log of checkpoints: entries with inclusion
                                   proofs, its checkpoints, RFC 3161 stamps (.tsr) and the TSA's certificate
     report.html, report.pdf       the same Chinese report for people (the PDF embeds its CJK font)
