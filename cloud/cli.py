@@ -86,6 +86,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--appliance", required=True)
     p.add_argument("--by", default="", help="who pushes it (default: the login name)")
     p.add_argument("file", help="JSON: {section: rows}; sections and columns in docs/sync-config.md")
+    p = cmd("push-plant-config", _push_plant, "push the plant's HR master data to each of its appliances (signed)")
+    p.add_argument("--plant", required=True)
+    p.add_argument("--by", default="", help="who pushes it (default: the login name)")
+    p.add_argument("--force", action="store_true", help="push even where the appliance has these data already")
+    p = cmd("import-hr", _import_hr, "import a plant's HR master data (CSV/XLSX), then push it to the plant")
+    p.add_argument("--plant", required=True)
+    p.add_argument("--kind", default="auto", help="employees, shifts, rosters, leave, ... (default: guessed)")
+    p.add_argument("--no-push", action="store_true", help="import only; push later with push-plant-config")
+    p.add_argument("file")
     p = cmd("ingest", _ingest, "run an ingest worker (systemd: punchproof-ingest@N)")
     p.add_argument("--worker-id", help="overrides [cloud] worker_id; unique per worker")
     p = cmd("web", _web, "serve head office's pages with gunicorn (systemd: punchproof-cloud-web)")
@@ -139,12 +148,18 @@ def _export_evidence(args: argparse.Namespace) -> int:
     from cloud import witness
     from cloud.clock import SystemClock
     from cloud.evidence import ExportError, export_bundle
+    from cloud.evidence_log import EvidenceKeyMissing, EvidenceLog, load_key
     from cloud.store import open_db
     from cloud.witness_log import witness_log
 
     settings = _settings(args)
     signing = witness.load(settings)
     key = signing.verify_key
+    try:
+        evidence_key = load_key(settings)
+    except EvidenceKeyMissing as err:  # no escalation has run here: the bundle has no contacts to show
+        print(f"... {err}", file=sys.stderr)
+        evidence_key = None
     db = open_db(settings.database_url)
     with db.connection_context():
         try:
@@ -159,6 +174,8 @@ def _export_evidence(args: argparse.Namespace) -> int:
                 progress=lambda message: print(f"... {message}", file=sys.stderr),
                 witness_log=witness_log(settings, signing),
                 tsa_ca=Path(settings.tsa_ca_file) if settings.tsa_ca_file else None,
+                evidence_log=EvidenceLog(evidence_key, signing, SystemClock()) if evidence_key else None,
+                evidence_key=evidence_key.verify_key if evidence_key else None,
             )
         except ExportError as err:
             print(f"not exported: {err}", file=sys.stderr)
@@ -203,7 +220,10 @@ def _init(args: argparse.Namespace) -> int:
     from cloud import witness
 
     key, public = witness.create(CloudSettings.load(output))
-    print(f"wrote {output}; cloud witness key {key.kid}")
+    from cloud.evidence_log import create_key
+
+    evidence = create_key(CloudSettings.load(output))
+    print(f"wrote {output}; cloud witness key {key.kid}, evidence key {evidence.kid}")
     print(f"copy {public} to every appliance (appliance init --cloud-key)")
     return 0
 
@@ -316,6 +336,58 @@ def _push_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push_plant(args: argparse.Namespace) -> int:
+    from cloud.config_push import ConfigPushError
+    from cloud.hr.push import push_plant
+    from cloud.store import open_db
+
+    settings = _settings(args)
+    with open_db(settings.database_url).connection_context():
+        try:
+            results = push_plant(args.plant, by=args.by or getpass.getuser(), settings=settings, force=args.force)
+        except ConfigPushError as err:
+            print(f"未推送 / not pushed: {err}", file=sys.stderr)
+            return 1
+    return _print_pushes(args.plant, results)
+
+
+def _print_pushes(plant: str, results) -> int:  # type: ignore[no-untyped-def]
+    if not results:
+        print(f"厂区 {plant} 没有已登记的设备 / plant {plant} has no registered appliance", file=sys.stderr)
+        return 1
+    for r in results:
+        if r.error:
+            print(f"{plant}/{r.appliance}: 未推送 / not pushed: {r.error}", file=sys.stderr)
+        elif r.pushed is None:
+            print(f"{plant}/{r.appliance}: 无变化 / unchanged")
+        else:
+            print(f"{plant}/{r.appliance}: 已发布配置版本 {r.pushed.version} / published version {r.pushed.version}")
+    return 1 if any(r.error for r in results) else 0
+
+
+def _import_hr(args: argparse.Namespace) -> int:
+    from cloud.clock import SystemClock, to_ms
+    from cloud.hr.importer import ImportRefused, import_file
+    from cloud.hr.push import push_plant
+    from cloud.store import Plant, open_db
+
+    settings = _settings(args)
+    with open_db(settings.database_url).connection_context():
+        plant = Plant.get_or_none(Plant.id == args.plant)
+        if plant is None:
+            print(f"未导入 / not imported: no plant {args.plant}", file=sys.stderr)
+            return 1
+        try:
+            report = import_file(Path(args.file), plant, to_ms(SystemClock().now()), kind=args.kind)
+        except ImportRefused as err:
+            print(f"未导入 / not imported: {err}", file=sys.stderr)
+            return 1
+        print(f"已导入 / imported: {report}")
+        if args.no_push:
+            return 0
+        return _print_pushes(args.plant, push_plant(args.plant, by=getpass.getuser(), settings=settings))
+
+
 def _ingest(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -357,27 +429,50 @@ def _web(args: argparse.Namespace) -> int:
 def _escalate(args: argparse.Namespace) -> int:
     import signal
 
+    from cloud import witness
     from cloud.clock import SystemClock
     from cloud.escalation.engine import Engine, Runner
-    from cloud.escalation.sender import HoldingSender
+    from cloud.escalation.service import EscalationService
+    from cloud.evidence_log import EvidenceLog, create_key
     from cloud.store import open_db
 
     settings = _settings(args)
     db = open_db(settings.database_url)
-    # the channels' dispatcher is wired here once it exists; until then steps wait, never marked sent
-    engine = Engine(SystemClock(), HoldingSender(), runner_id=args.runner_id)
+    clock = SystemClock()
+    channels = settings.channels.build(clock)
+    engine = Engine(clock, _sender(settings, channels, clock), runner_id=args.runner_id)
+    evidence = EvidenceLog(create_key(settings), witness.load(settings), clock)
+    service = EscalationService(
+        engine, clock, channels=channels, pull_every_s=settings.channels.pull_receipts_every_s, evidence=evidence
+    )
     if args.interval <= 0:
         with db.connection_context():
-            report = engine.tick()
+            report = service.tick()
         print(json.dumps(report.__dict__, ensure_ascii=False))
         return 0
-    runner = Runner(engine, args.interval)
+    runner = Runner(service, args.interval)  # type: ignore[arg-type]
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     try:
         runner.run()
     except KeyboardInterrupt:
         runner.stop()
     return 0
+
+
+def _sender(settings, channels, clock):  # type: ignore[no-untyped-def]
+    """The channels' dispatcher behind the real sender; without channels or [notices], steps wait (never
+    recorded as sent) and the log says what is missing."""
+    import logging
+
+    from cloud.channels.dispatch import Dispatcher
+    from cloud.escalation.outbound import OutboundSender
+    from cloud.escalation.sender import HoldingSender
+
+    missing = [name for name, ok in (("[channels.*]", channels), ("[notices]", settings.notices)) if not ok]
+    if missing:
+        logging.getLogger("cloud.escalate").warning("steps wait: %s not configured", " and ".join(missing))
+        return HoldingSender()
+    return OutboundSender(Dispatcher(channels, clock=clock), settings.notices, clock, font=settings.report_font)
 
 
 def _create_user(args: argparse.Namespace) -> int:

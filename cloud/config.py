@@ -13,6 +13,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cloud.channels.settings import ChannelSettings
+from cloud.channels.settings import parse as parse_channels
+from cloud.notices.settings import NoticeSettings
+from cloud.notices.settings import parse as parse_notices
 from opskit import envconfig
 
 
@@ -53,6 +57,9 @@ class CloudSettings:
     broker_cloud_password_file: str = ""  # ... of the cloud workers' listener
     broker_acl_file: str = ""
     broker_reload_command: str = ""  # e.g. "systemctl reload mosquitto"; empty: say what to run
+    # [channels.*] and [notices]: nested tables, parsed by cloud.channels.settings and cloud.notices.settings
+    channels: ChannelSettings = field(default_factory=ChannelSettings, compare=False)
+    notices: NoticeSettings | None = field(default=None, compare=False)
     source: str = field(default="", compare=False)
     # where each value came from, by field name, for show-config: ("mqtt_host", "env PUNCHPROOF_...") | "file"
     origins: tuple[tuple[str, str], ...] = field(default=(), compare=False)
@@ -68,6 +75,15 @@ class CloudSettings:
     @property
     def witness_public_path(self) -> Path:
         return Path(self.state_dir) / "cloud-witness.pub"
+
+    @property
+    def evidence_key_path(self) -> Path:
+        """The key that signs the cloud's own evidence log (contacts, receipts, people's actions on cases)."""
+        return Path(self.state_dir) / "keys" / "cloud-evidence.pem"
+
+    @property
+    def evidence_public_path(self) -> Path:
+        return Path(self.state_dir) / "cloud-evidence.pub"
 
     @classmethod
     def load(cls, path: Path | str, *, environ: Mapping[str, str] | None = None) -> CloudSettings:
@@ -111,10 +127,18 @@ class CloudSettings:
     @classmethod
     def from_sections(cls, data: dict[str, Any], *, source: str = "<dict>") -> CloudSettings:
         """Read ``[database] url``, ``[mqtt] host`` ... into the flat ``database_url``, ``mqtt_host`` ..."""
-        spec = {f.name: f.type for f in fields(cls) if f.name != "source"}
+        spec = {f.name: f.type for f in fields(cls) if f.name not in ("source", "channels", "notices")}
         python = {"str": str, "int": int, "bool": bool}
         values: dict[str, Any] = {}
         problems: list[str] = []
+        folder = Path(source).parent
+        data = dict(data)
+        if "channels" in data:
+            values["channels"], found = parse_channels(data.pop("channels"), folder)
+            problems += found
+        if "notices" in data:
+            values["notices"], found = parse_notices(data.pop("notices"))
+            problems += found
         for section, table in data.items():
             if not isinstance(table, dict):
                 problems.append(f"[{section}]: must be a table")
@@ -146,6 +170,8 @@ class CloudSettings:
 
     def masked(self) -> dict[str, Any]:
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "origins"}
+        shown["channels"] = self.channels.masked()
+        shown["notices"] = vars(self.notices) if self.notices else None
         if self.mqtt_password:
             shown["mqtt_password"] = "***"
         if "@" in self.database_url and ":" in self.database_url.split("@")[0].split("//")[-1]:

@@ -21,6 +21,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cloud.clock import Clock, to_ms
+from cloud.evidence_cloud import export_cloud_log
+from cloud.evidence_log import EvidenceLog
 from cloud.evidence_model import build_model
 from cloud.evidence_pdf import report_pdf
 from cloud.evidence_report import manual_checks, report_html
@@ -55,9 +57,13 @@ def export_bundle(
     progress: Progress = lambda _m: None,
     witness_log: WitnessLog | None = None,
     tsa_ca: Path | None = None,
+    evidence_log: EvidenceLog | None = None,
+    evidence_key: VerifyKey | None = None,
 ) -> bytes:
     """The bundle (ZIP bytes). With ``witness_log``, the cloud's log of cosigned checkpoints is sealed first
-    and, when a TSA is configured, stamped for this export; its proofs go into ``witness/``."""
+    and, when a TSA is configured, stamped for this export; its proofs go into ``witness/``. With
+    ``evidence_log`` (and its ``evidence_key``), the cloud's own log of the employee's contacts, receipts and
+    the actions people took on the employee's cases goes in as one more log (``cloud.evidence_cloud``)."""
     if last_day < first_day:
         raise ExportError("the period ends before it starts")
     try:
@@ -70,6 +76,9 @@ def export_bundle(
     files: dict[str, bytes] = {}
     logs, registry = [], []
     witnessed: dict[str, object] = {}
+    if evidence_log is not None:
+        progress("bringing the cloud's evidence log up to date")
+        evidence_log.catch_up()
     if witness_log is not None:
         progress("sealing the cloud's witness log")
         witness_log.seal()
@@ -101,9 +110,21 @@ def export_bundle(
                     "revoked_at": key.revoked_ms // 1000 if key.revoked_ms else None,
                 }
             )
+    evidence_sizes: list[int] = []
+    if evidence_key is not None:
+        tz = ZoneInfo(plants[0].timezone)
+        start_ms = to_ms(datetime.combine(first_day, time(), tz))
+        end_ms = to_ms(datetime.combine(last_day + timedelta(days=1), time(), tz))
+        progress("the cloud's evidence log: contacts, receipts, people's actions")
+        entry, evidence_sizes, key_entry = export_cloud_log(
+            files, f"logs/{len(logs)}", employee, [p.id for p in plants], start_ms, end_ms, evidence_key
+        )
+        if entry is not None:
+            logs.append(entry)
+            registry.append(key_entry)
     if witness_log is not None:
         progress("proving the checkpoints in the cloud's witness log")
-        witnessed["checkpoints"] = export_witness(files, checkpoint_ids, tsa_ca)
+        witnessed["checkpoints"] = export_witness(files, checkpoint_ids, tsa_ca, evidence_sizes)
     files["keys/registry.json"] = json.dumps(registry, ensure_ascii=False, indent=1).encode()
     files["keys/witness.pem"] = witness.pem().encode()
     made = clock.now().replace(microsecond=0)

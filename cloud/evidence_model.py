@@ -36,7 +36,37 @@ EXPORT_STAMP = {
     "ok": "本次导出已由 RFC 3161 时间戳机构盖章",
     "no TSA configured": "未配置时间戳机构，本次导出未盖时间戳",
 }
-OTHER_RECORDS = {"dayfact": "考勤结论", "correction": "更正", "action": "处理"}
+OTHER_RECORDS = {
+    "dayfact": "考勤结论",
+    "correction": "更正",
+    "action": "处理",
+    "contact": "联系",
+    "receipt": "送达回执",
+    "case_action": "人工处理",
+}
+CHANNELS = {
+    "email": "电子邮件",
+    "sms": "短信",
+    "wecom": "企业微信",
+    "dingtalk": "钉钉",
+    "voice": "电话",
+    "ems": "EMS",
+    "wecom_robot": "企业微信群",
+    "dingtalk_robot": "钉钉群",
+}
+OUTCOMES = {
+    "sent": "服务商已接收",
+    "failed": "失败",
+    "uncertain": "结果不明",
+    "task_open": "待人工办理",
+    "done": "人工已办结",
+    "delivered": "已送达",
+    "read": "已读",
+    "unread": "未读",
+    "returned": "退回",
+    "no_answer": "无人接听",
+    "pending": "待回执",
+}
 SCHEDULE_NOTE = (
     "排班：本证据包不含排班表，报告不判断该员工某日是否应当出勤，只列出设备记录的事实。"
     "“无打卡记录”表示设备当日在正常记录，而其完整日志中没有该员工的打卡；"
@@ -102,6 +132,17 @@ class FileLine:
 
 
 @dataclass(frozen=True)
+class ContactLine:
+    """One attempt to reach someone about the employee's case, or a person's action on it, from the cloud's log."""
+
+    at: str  # plant time
+    what: str  # channel and recipient, or the action
+    outcome: str  # the provider's answer and, later, its receipt
+    detail: str  # template, content hash, provider message id
+    record: str  # the record's file in the bundle
+
+
+@dataclass(frozen=True)
 class LogLine:
     appliance: str
     log: str
@@ -127,6 +168,7 @@ class ReportModel:
     days: tuple[DayLine, ...]
     gaps: tuple[GapLine, ...]
     files: tuple[FileLine, ...]
+    contacts: tuple[ContactLine, ...] = ()
 
     @property
     def footer(self) -> str:
@@ -167,7 +209,50 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
         days=_days(manifest, result, gaps, tz, log_zone),
         gaps=gaps,
         files=_files(manifest, files),
+        contacts=_contacts(manifest, result, tz),
     )
+
+
+def _contacts(manifest: dict[str, Any], result: Report, tz: ZoneInfo) -> tuple[ContactLine, ...]:
+    """The cloud log's records of the employee, in order: attempts with their receipts, and people's actions."""
+    bases = {entry["log"]: f"logs/{n}" for n, entry in enumerate(manifest["logs"])}
+    items = [i for i in result.disclosed if i["fields"]["type"] in ("contact", "receipt", "case_action")]
+    receipts: dict[int, list[str]] = {}
+    for item in items:
+        f = item["fields"]
+        if f["type"] == "receipt" and f["contact_seq"] >= 0:
+            when = f.get("provider_time") or _full(f["received_ms"] // 1000, tz)
+            receipts.setdefault(f["contact_seq"], []).append(
+                f"回执：{OUTCOMES.get(f['status'], f['status'])}（{when}）"
+            )
+    lines = []
+    for item in items:
+        f = item["fields"]
+        record = f"{bases.get(item['log'], 'logs/?')}/records/{item['seq']}.json"
+        if f["type"] == "contact":
+            kind = f["channel"].split(".")[0]
+            outcome = OUTCOMES.get(f["status"], f["status"]) + (f"：{f['reason']}" if f.get("reason") else "")
+            lines.append(
+                ContactLine(
+                    at=_full(f["at_ms"] // 1000, tz),
+                    what=f"{f['step']} {CHANNELS.get(kind, kind)} → {f['recipient']}（{f['operator']}）",
+                    outcome="；".join([outcome, *receipts.get(item["seq"], [])]),
+                    detail=f"模板 {f['template']}；内容 SHA-256 {f['content_sha256'][:16]}…；"
+                    f"服务商编号 {f['provider_id'] or '无'}",
+                    record=record,
+                )
+            )
+        elif f["type"] == "case_action":
+            lines.append(
+                ContactLine(
+                    at=_full(f["at_ms"] // 1000, tz),
+                    what=f"{f['actor']}：{f['text']}",
+                    outcome="",
+                    detail=f"案件时间线第 {f['entry']} 条（{f['kind']}）",
+                    record=record,
+                )
+            )
+    return tuple(lines)
 
 
 def _check(name: str, ok: bool, detail: str) -> CheckLine:
@@ -340,6 +425,10 @@ def _files(manifest: dict[str, Any], files: dict[str, bytes]) -> tuple[FileLine,
 
 
 def _about(name: str) -> str:
+    if name.startswith("cloud/notices/"):
+        return "发出的通知书 PDF（文件名即其 SHA-256，云端证据日志的联系记录据此指向它）"
+    if "/requests/" in name:
+        return "联系记录发出时的原始请求（电子邮件为完整邮件原文），其 SHA-256 记在该联系记录中"
     fixed = {
         MANIFEST: "证据包说明：员工、期间、设备日志、云端见证密钥",
         "FORMAT.md": "记录格式规范（可据此独立实现核验）",

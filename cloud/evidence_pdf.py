@@ -76,6 +76,7 @@ def _draw(model: ReportModel, regular: tuple[Path, int], bold: tuple[Path, int])
     pdf.add_page()
     _summary(pdf, model)
     _days(pdf, model)
+    _contacts(pdf, model)
     _checks(pdf, model)
     _gaps(pdf, model)
     _files(pdf, model)
@@ -169,6 +170,30 @@ def _days(pdf: FPDF, model: ReportModel) -> None:
                 else:
                     row.cell("\n".join(punch_rows[n]) if n < len(punch_rows) else "")
                 row.cell("\n".join(note_rows[n]) if n < len(note_rows) else "")
+
+
+def _contacts(pdf: FPDF, model: ReportModel) -> None:
+    if not model.contacts:
+        return
+    _heading(pdf, "联系与送达记录")
+    _paragraph(
+        pdf,
+        "云端证据日志中与本人案件有关的每一次联系尝试（含服务商回执）及人事人员的每一项操作；"
+        "每条均由云端证据密钥签名，并有包含证明。",
+        size=8,
+        color=GREY,
+    )
+    pdf.set_font(FONT, size=8)
+    with pdf.table(col_widths=(26, 62, 42, 50), headings_style=HEADINGS, line_height=4.2, **LAYOUT) as table:
+        heading = table.row()
+        for text in ("时间", "联系 / 操作", "结果", "依据"):
+            heading.cell(text)
+        for line in model.contacts:
+            row = table.row()
+            row.cell(line.at)
+            row.cell(line.what)
+            row.cell(line.outcome)
+            row.cell(f"{line.detail}\n{line.record}")
 
 
 def _checks(pdf: FPDF, model: ReportModel) -> None:

@@ -17,10 +17,15 @@ from cloud.witness_log import leaves
 from ledger.merkle import inclusion_proofs
 
 
-def export_witness(files: dict[str, bytes], checkpoint_ids: Iterable[int], tsa_ca: Path | None) -> int:
-    """Add ``witness/*`` to ``files``; return how many appliance checkpoints were proven in the witness log."""
+def export_witness(
+    files: dict[str, bytes], checkpoint_ids: Iterable[int], tsa_ca: Path | None, evidence_sizes: Iterable[int] = ()
+) -> int:
+    """Add ``witness/*`` to ``files``; return how many checkpoints (appliances', and the cloud evidence log's at
+    ``evidence_sizes``) were proven in the witness log."""
     entries = list(
-        WitnessEntry.select().where(WitnessEntry.checkpoint.in_(list(checkpoint_ids))).order_by(WitnessEntry.seq)
+        WitnessEntry.select()
+        .where(WitnessEntry.checkpoint.in_(list(checkpoint_ids)) | WitnessEntry.evidence.in_(list(evidence_sizes)))
+        .order_by(WitnessEntry.seq)
     )
     latest = WitnessCheckpoint.select().order_by(WitnessCheckpoint.size.desc()).first()
     if not entries or latest is None:

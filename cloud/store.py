@@ -94,7 +94,8 @@ class WitnessEntry(BaseModel):
     """One cosigned appliance checkpoint, as a leaf of the cloud's log (canonical JSON)."""
 
     seq = pw.BigIntegerField(primary_key=True)
-    checkpoint = pw.ForeignKeyField(CloudCheckpoint, unique=True)
+    checkpoint = pw.ForeignKeyField(CloudCheckpoint, unique=True, null=True)  # an appliance's checkpoint, or
+    evidence = pw.BigIntegerField(null=True)  # the size of a checkpoint of the cloud's evidence log (unique index)
     data = pw.BlobField()
     leaf = pw.BlobField()
 
@@ -224,6 +225,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "cloud.hr.models",  # employees, badges, rosters, leave, trips, corrections
     "cloud.escalation.policy",  # handbook policy versions
     "cloud.escalation.models",  # absence cases, steps, timelines
+    "cloud.evidence_log",  # the cloud's own signed log of contacts, receipts and people's actions
 )
 
 
@@ -254,6 +256,14 @@ def reconnecting(action: Callable[[], T]) -> T:
         except DISCONNECTED:
             log.debug("closing the broken connection failed too", exc_info=True)
         return action()
+
+
+def write_transaction():  # type: ignore[no-untyped-def]
+    """A transaction that reads, then writes. On SQLite it takes the write lock at BEGIN: a deferred one that
+    reads first cannot upgrade while another connection writes, and fails at once ("database is locked")
+    instead of waiting out busy_timeout. PostgreSQL needs nothing special."""
+    db = database.obj
+    return db.atomic("IMMEDIATE") if isinstance(db, pw.SqliteDatabase) else db.atomic()
 
 
 def bulk_insert(model: type[pw.Model], columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
@@ -301,5 +311,23 @@ def _add_new_columns(db: pw.Database) -> None:
                 migrate(migrator.add_column(table, field.column_name, field))
 
 
+def _witness_evidence(db: pw.Database) -> None:
+    """The witness log also witnesses the cloud's evidence log: an entry names an appliance checkpoint or an
+    evidence checkpoint, so ``checkpoint`` may be empty."""
+    table = WitnessEntry._meta.table_name
+    if table not in db.get_tables():
+        return
+    columns = {c.name: c for c in db.get_columns(table)}
+    migrator = SchemaMigrator.from_database(db)
+    if "evidence" not in columns:
+        migrate(migrator.add_column(table, "evidence", pw.BigIntegerField(null=True)))
+    db.execute_sql(f'CREATE UNIQUE INDEX IF NOT EXISTS witness_entry_evidence ON "{table}" (evidence)')
+    if not columns["checkpoint_id"].null:
+        migrate(migrator.drop_not_null(table, "checkpoint_id"))
+
+
 # Each release's schema changes, in order (opskit.migrations runs them once each). Append only.
-MIGRATIONS: tuple[Step, ...] = (("columns added to tables before schema versioning (0.1.0)", _add_new_columns),)
+MIGRATIONS: tuple[Step, ...] = (
+    ("columns added to tables before schema versioning (0.1.0)", _add_new_columns),
+    ("witness entries may witness the cloud's evidence log", _witness_evidence),
+)

@@ -27,6 +27,8 @@ import peewee as pw
 
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
+from cloud.evidence_log import ORIGIN as EVIDENCE_ORIGIN
+from cloud.evidence_log import EvidenceCheckpoint
 from cloud.store import (
     Appliance,
     CloudCheckpoint,
@@ -98,11 +100,28 @@ class WitnessLog:
                     checkpoint.cosignature.strip(),
                 )
                 leaf = leaf_hash(data)
-                rows.append((tree.size, checkpoint.id, data, leaf))
+                rows.append((tree.size, checkpoint.id, None, data, leaf))
+                tree.append(leaf)
+            own = (  # the cloud's own evidence log, witnessed like an appliance's
+                EvidenceCheckpoint.select()
+                .join(WitnessEntry, pw.JOIN.LEFT_OUTER, on=(WitnessEntry.evidence == EvidenceCheckpoint.size))
+                .where(WitnessEntry.seq.is_null())
+                .order_by(EvidenceCheckpoint.size)
+            )
+            for checkpoint in own.iterator():
+                data = entry_bytes(
+                    EVIDENCE_ORIGIN,
+                    checkpoint.size,
+                    bytes(checkpoint.root),
+                    checkpoint.cosigned_at,
+                    checkpoint.cosignature.strip(),
+                )
+                leaf = leaf_hash(data)
+                rows.append((tree.size, None, checkpoint.size, data, leaf))
                 tree.append(leaf)
             if not rows:
                 return Sealed(state.size, 0)
-            bulk_insert(WitnessEntry, ("seq", "checkpoint_id", "data", "leaf"), rows)
+            bulk_insert(WitnessEntry, ("seq", "checkpoint_id", "evidence", "data", "leaf"), rows)
             signed = note.Checkpoint(self.origin, tree.size, tree.root())
             WitnessCheckpoint.create(
                 size=tree.size,

@@ -17,6 +17,8 @@ A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
                                   Ed25519) and <seq>.proof.json (inclusion proof into the last checkpoint)
     logs/<n>/system.jsonl         the appliance's own records (boot, seal, incident, clock, keyrot), one
                                   per line: {"seq", "data" (exact text), "sig"}; leaves.txt proves them
+    logs/<n>/requests/<seq>       (the cloud's evidence log, "kind": "cloud") what a contact record sent
+    cloud/notices/<sha256>.pdf    the notices the cloud's contact records attached, named by their hash
     witness/                      the cloud's own signed log of checkpoints: entries with inclusion
                                   proofs, its checkpoints, RFC 3161 stamps (.tsr) and the TSA's certificate
     report.html, report.pdf       the same Chinese report for people (the PDF embeds its CJK font)
@@ -276,7 +278,7 @@ def _verify_log(
                 f"({_local(after, tz) if after else 'the start'} .. {_local(witnessed, tz)}): "
                 "the appliance's clock was set wrong"
             )
-        if previous is not None and previous.get("boot_id") == fields.get("boot_id"):
+        if previous is not None and "boot_id" in fields and previous.get("boot_id") == fields["boot_id"]:
             jump = (fields["t_wall_ms"] - previous["t_wall_ms"]) / 1000 - (
                 fields["t_boot_us"] - previous["t_boot_us"]
             ) / 1e6
@@ -327,6 +329,9 @@ def _verify_log(
         not problems,
         "; ".join(problems) or "every disclosed record is exact, signed, chained and included",
     )
+    if info.get("kind") == "cloud":  # the cloud's evidence log: no seals, no power; its contacts checked instead
+        _verify_contacts(files, base, label, disclosed, report)
+        return
     for a, b in zip(seals, seals[1:], strict=False):
         if b - a > SEAL_GAP_S:
             detail = (
@@ -342,6 +347,64 @@ def _verify_log(
             f"at {_local(until, tz)}: later events are not in this bundle"
         )
         report.gap(Event("log_ends", origin, ends, end=until, detail=detail))
+
+
+CLOUD_TYPES = ("contact", "receipt", "case_action")
+
+
+def _verify_contacts(
+    files: dict[str, bytes],
+    base: str,
+    label: str,
+    disclosed: dict[int, tuple[bytes, bytes, dict[str, Any] | None]],
+    report: Report,
+) -> None:
+    """What the cloud's records name by hash is the bytes in the bundle: each notice PDF attached to a contact
+    (``cloud/notices/<sha256>.pdf``), each request as it went on the wire (``requests/<seq>``); and each
+    receipt follows the contact it reports on (an earlier record of this log, same provider message id)."""
+    records = {}
+    for seq, (data, _sig, _proof) in disclosed.items():
+        try:
+            records[seq] = parse(data)
+        except LedgerError:
+            continue  # reported by the disclosed-records check
+    problems: list[str] = []
+    counts = dict.fromkeys(CLOUD_TYPES, 0)
+    matched = 0
+    for seq, fields in sorted(records.items()):
+        kind = fields["type"]
+        if kind not in CLOUD_TYPES:
+            problems.append(f"seq {seq}: a {kind} record has no place in the cloud's evidence log")
+            continue
+        counts[kind] += 1
+        if kind == "contact":
+            for item in fields["attachments"]:
+                pdf = files.get(f"cloud/notices/{item.get('sha256')}.pdf")
+                if pdf is not None:
+                    if hashlib.sha256(pdf).hexdigest() != item.get("sha256"):
+                        problems.append(f"seq {seq}: the attached {item.get('name')} is not the one sent")
+                    else:
+                        matched += 1
+            sent = files.get(f"{base}/requests/{seq}")
+            if sent is not None:
+                if hashlib.sha256(sent).hexdigest() != fields.get("request_sha256"):
+                    problems.append(f"seq {seq}: requests/{seq} is not what the record says went on the wire")
+                else:
+                    matched += 1
+        elif kind == "receipt" and fields["contact_seq"] >= 0:
+            contact = records.get(fields["contact_seq"])
+            if (
+                fields["contact_seq"] >= seq
+                or contact is None
+                or contact["type"] != "contact"
+                or contact["provider_id"] != fields["provider_id"]
+            ):
+                problems.append(f"seq {seq}: the receipt does not follow a disclosed contact with its message id")
+    detail = (
+        f"{counts['contact']} contact attempts, {counts['receipt']} receipts, {counts['case_action']} actions by "
+        f"people; {matched} sent files match their hashes"
+    )
+    report.add(f"{label}: contacts", not problems, "; ".join(problems) or detail)
 
 
 def _plant_zone(manifest: dict[str, Any], plant: str | None) -> ZoneInfo:

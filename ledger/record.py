@@ -24,7 +24,10 @@ FORMAT_VERSION = 1
 RECORD_DOMAIN = b"punchlog/record/v1\n"
 KEYROT_DOMAIN = b"punchlog/keyrot/v1\n"  # the new key's consent to a rotation
 GENESIS_PREV = bytes(32)  # the "prev" of record 0
-RECORD_TYPES = frozenset({"punch", "boot", "clock", "seal", "keyrot", "incident", "correction", "dayfact", "action"})
+RECORD_TYPES = frozenset(
+    {"punch", "boot", "clock", "seal", "keyrot", "incident", "correction", "dayfact", "action"}
+    | {"contact", "receipt", "case_action"}  # the cloud's evidence log (FORMAT.md, "The cloud's evidence log")
+)
 # name -> required Python type of the common fields
 COMMON_FIELDS: dict[str, type] = {
     "v": int,
@@ -42,7 +45,51 @@ TYPE_FIELDS: dict[str, dict[str, type]] = {
     "boot": {"boot_id": str},
     "incident": {"kind": str},
     "keyrot": {"new_key": str, "new_kid": str, "proof": str},
+    # the cloud's evidence log; ``tv`` is the type's own version, so a type can grow without a new format
+    "contact": {
+        "tv": int,
+        "emp": str,
+        "plant": str,
+        "case": str,
+        "step": str,
+        "channel": str,
+        "provider": str,
+        "recipient": str,
+        "template": str,
+        "content_sha256": str,
+        "status": str,
+        "provider_id": str,
+        "operator": str,
+        "at_ms": int,
+        "attempt": int,
+        "attachments": list,
+    },
+    "receipt": {
+        "tv": int,
+        "emp": str,
+        "plant": str,
+        "case": str,
+        "contact_seq": int,
+        "provider": str,
+        "provider_id": str,
+        "status": str,
+        "raw": str,
+        "received_ms": int,
+    },
+    "case_action": {
+        "tv": int,
+        "emp": str,
+        "plant": str,
+        "case": str,
+        "entry": int,
+        "entry_hash": str,
+        "kind": str,
+        "actor": str,
+        "text": str,
+        "at_ms": int,
+    },
 }
+TYPE_VERSIONS = {"contact": 1, "receipt": 1, "case_action": 1}  # the versions of ``tv`` this code understands
 
 
 _SALT = re.compile(r"[A-Za-z0-9+/]{21}[AQgw]==")  # base64 of exactly 16 bytes
@@ -181,6 +228,8 @@ def _check_schema(fields: dict[str, Any]) -> None:
             datetime.fromisoformat(term.get("t", ""))
         except (TypeError, ValueError):
             problems.append("term.t must be an ISO date-time")
+    if not problems and record_type in TYPE_VERSIONS and fields["tv"] != TYPE_VERSIONS[record_type]:
+        problems.append(f"tv {fields['tv']} is not supported (this software reads tv {TYPE_VERSIONS[record_type]})")
     if problems:
         raise Malformed(f"{record_type} record: " + "; ".join(problems))
     if fields["v"] != FORMAT_VERSION:

@@ -17,7 +17,7 @@ import peewee as pw
 
 from cloud.channels.base import Attempt, OutboundMessage, Receipt, Status
 from cloud.clock import Clock, to_ms
-from cloud.store import BaseModel, database
+from cloud.store import BaseModel, write_transaction
 
 
 class ContactAttempt(BaseModel):
@@ -80,7 +80,7 @@ def idempotency_key(case_ref: str, step_id: str, channel: str, recipient: str) -
 
 def record_attempt(message: OutboundMessage, attempt: Attempt, *, key: str) -> Attempt:
     """Append ``attempt`` to the log under ``key``; returns it with its row id."""
-    with database.atomic():
+    with write_transaction():
         number = ContactAttempt.select().where(ContactAttempt.idem_key == key).count() + 1
         row = ContactAttempt.create(
             idem_key=key,
@@ -142,7 +142,7 @@ def record_receipts(receipts: Iterable[Receipt], clock: Clock) -> list[DeliveryR
     now = to_ms(clock.now())
     for receipt in receipts:
         raw_sha256 = hashlib.sha256(receipt.raw.encode()).hexdigest()
-        with database.atomic():
+        with write_transaction():
             if DeliveryReceipt.get_or_none(provider=receipt.provider, raw_sha256=raw_sha256) is not None:
                 continue
             attempt = _matching_attempt(receipt)

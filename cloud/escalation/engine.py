@@ -21,14 +21,31 @@ import peewee as pw
 
 from cloud.clock import Clock, to_ms
 from cloud.escalation import cases, facts, timeline
-from cloud.escalation.models import AbsenceCase, CaseDay, CaseStep, RunnerLease, Service
-from cloud.escalation.sender import PlannedStep, Sender, SenderUnavailable, SendFailed
+from cloud.escalation.models import AbsenceCase, CaseDay, CaseStep, CaseTask, RunnerLease, Service
+from cloud.escalation.sender import (
+    PlannedStep,
+    Sender,
+    SenderUnavailable,
+    SendFailed,
+    SendRetry,
+    SendUncertain,
+)
 from cloud.hr.models import HrChange, PlantBadge
 from cloud.store import Plant, database
 
 log = logging.getLogger(__name__)
 ADVISORY_KEY = 0x70756E63  # "punc": the escalation runner's PostgreSQL advisory lock
 DISPATCH_BATCH = 500
+_TASKS = {
+    "check_send": (
+        "发送结果不明：向服务商核实后再决定是否重发",
+        "may have gone out: check with the provider before resending",
+    ),
+    "send_failed": (
+        "各渠道均发送失败：核对联系方式，改用其他方式送达",
+        "failed on every channel: check the contacts, serve it otherwise",
+    ),
+}
 GROUP = 250  # SQLite: badges recounted per write transaction (one fsync each, not one per case)
 
 
@@ -190,6 +207,17 @@ class Engine:
                 report.notes.append(str(err))
                 log.warning("steps wait: %s", err)
                 return False
+            except SendRetry as err:
+                CaseStep.update(status="due", due_ms=err.after_ms).where(
+                    (CaseStep.id == step.id) & (CaseStep.claimed_by == self.runner_id)
+                ).execute()
+                report.held += 1
+                report.notes.append(str(err))
+                continue
+            except SendUncertain as err:
+                self._finish(step.id, case.id, "uncertain", now, str(err))
+                report.failed += 1
+                continue
             except SendFailed as err:
                 self._finish(step.id, case.id, "failed", now, str(err))
                 report.failed += 1
@@ -256,14 +284,23 @@ class Engine:
                         case=case, document=step.notice, status="sent", sent_ms=now
                     ).on_conflict_ignore().execute()
             else:
+                uncertain = status == "uncertain"
                 timeline.append(
                     case,
-                    "send_failed",
-                    f"{step.key} 发送失败：{error}",
-                    f"{step.key} could not be sent: {error}",
+                    "send_uncertain" if uncertain else "send_failed",
+                    f"{step.key} {'发送结果不明' if uncertain else '发送失败'}：{error}",
+                    f"{step.key} {'may or may not have gone out' if uncertain else 'could not be sent'}: {error}",
                     at_ms=now,
                     step=step.key,
                 )
+                zh, en = _TASKS["check_send" if uncertain else "send_failed"]
+                CaseTask.insert(  # a person looks: asks the provider, or serves the document another way
+                    case=case,
+                    kind=f"{'check_send' if uncertain else 'send_failed'}:{step.key}",
+                    title_zh=f"{step.key}（{step.notice}）{zh}",
+                    title_en=f"{step.key} ({step.notice}) {en}",
+                    created_ms=now,
+                ).on_conflict_ignore().execute()
             if case.open_key is not None:
                 cases.advance(case, now)
 

@@ -39,8 +39,22 @@ class SendFailed(Exception):
     """The step could not be sent by any of its channels."""
 
 
+class SendUncertain(SendFailed):
+    """No channel surely reached anyone, and at least one may have (no answer from a provider): a person
+    checks with the provider before anything is sent again, so nobody gets a notice twice."""
+
+
 class SenderUnavailable(Exception):
     """The channels cannot be used now (no dispatcher configured, provider down): try again later."""
+
+
+class SendRetry(Exception):
+    """This step cannot go out now (quiet hours, a channel failed and has tries left): due again at ``after_ms``.
+    What already went out under the step's idempotency keys is not sent again."""
+
+    def __init__(self, message: str, after_ms: int) -> None:
+        super().__init__(message)
+        self.after_ms = after_ms
 
 
 class Sender(Protocol):

@@ -10,7 +10,7 @@ import peewee as pw
 
 from cloud.clock import Clock, to_ms
 from cloud.notices.render import RenderedNotice
-from cloud.store import BaseModel, database
+from cloud.store import BaseModel, write_transaction
 
 
 class NoticeDocument(BaseModel):
@@ -32,7 +32,7 @@ MODELS = (NoticeDocument,)
 
 def keep(case_ref: str, notice: RenderedNotice, clock: Clock) -> NoticeDocument:
     """Store ``notice`` once (rendering is deterministic, so the same notice has the same PDF hash)."""
-    with database.atomic():
+    with write_transaction():
         existing = NoticeDocument.get_or_none(NoticeDocument.pdf_sha256 == notice.pdf_sha256)
         if existing is not None:
             return existing

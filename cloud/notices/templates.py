@@ -248,8 +248,61 @@ GONGGAO_1 = NoticeTemplate(
     sms=_SMS_HEAD + "本单位已就《{{ f.extra.notice_title }}》向您公告送达，请查看：{{ f.reply_link }}",
 )
 
+REMINDER_1 = NoticeTemplate(
+    id="reminder",
+    version="1",
+    name_en="Reminder to the worker after a missed shift",
+    title="未到岗提醒",
+    required=("doc_no", "issued_on", "absent_days", "reply_how", "reply_link"),
+    body=_IDENTITY + "：\n\n"
+    "您{{ f.absent_days[-1]|d }}按排班应出勤，但未到岗、未打卡，本单位也未收到您的请假申请。"
+    "请尽快到岗；如有特殊情况（生病、意外、家中急事等），请通过{{ f.reply_how }}告知本单位。\n\n"
+    + _CONTACT_US
+    + "\n{{ f.reply_link }}",
+    sms=_SMS_HEAD + "您{{ f.absent_days[-1]|d }}未到岗打卡，也未请假。请尽快到岗，或致电{{ r.contact_phone }}"
+    "说明情况：{{ f.reply_link }}",
+)
+
+WARNING_1 = NoticeTemplate(
+    id="warning",
+    version="1",
+    name_en="Absence warning to the manager and HR",
+    title="员工缺勤预警",
+    required=("doc_no", "issued_on", "absent_days", "reply_link"),
+    body="{{ e.department }} {{ e.name }}（工号：{{ e.employee_no }}；岗位：{{ e.position }}）自"
+    "{{ f.absent_days[0]|d }}起按排班应出勤而未出勤的工作日：" + _DAYS + "。员工本人至今未回复。\n\n"
+    "请核实情况（是否已请假、生病或发生意外），联系其本人，并在系统中登记结果（确认原因或补录假期）。"
+    "如无人处理，系统将按《员工手册》规定的程序继续升级。\n\n案件：{{ f.reply_link }}",
+    sms="【{{ r.short_name or r.name }}】缺勤预警：{{ e.department }} {{ e.name }}（{{ e.employee_no }}）已缺勤 "
+    "{{ f.absent_days|length }} 个工作日，请核实并登记：{{ f.reply_link }}",
+)
+
+WELFARE_1 = NoticeTemplate(
+    id="welfare",
+    version="1",
+    name_en="Request to the emergency contact (welfare check)",
+    title="紧急联系人联络函",
+    required=("doc_no", "issued_on", "absent_days", "reply_link"),
+    body="您好：\n\n您是{{ e.name }}在{{ r.name }}登记的紧急联系人。{{ e.name }}自{{ f.absent_days[0]|d }}起"
+    "未到岗，本单位一直无法与其取得联系，担心其安全。请您尽快与其联系，并请其本人或您致电"
+    "{{ r.contact_phone }}（{{ r.contact_person }}）告知情况。\n\n谢谢您的帮助。",
+    sms="【{{ r.short_name or r.name }}】您好，您是{{ e.name }}的紧急联系人。其自{{ f.absent_days[0]|d }}起未到岗且"
+    "联系不上，请协助联系并致电{{ r.contact_phone }}告知情况。",
+)
+
 TEMPLATES: dict[str, NoticeTemplate] = {
-    t.key: t for t in (CUIGAO_1, KUANGGONG_1, JIECHU_1, JIECHU_ZHENGMING_1, UNION_LETTER_1, GONGGAO_1)
+    t.key: t
+    for t in (
+        CUIGAO_1,
+        KUANGGONG_1,
+        JIECHU_1,
+        JIECHU_ZHENGMING_1,
+        UNION_LETTER_1,
+        GONGGAO_1,
+        REMINDER_1,
+        WARNING_1,
+        WELFARE_1,
+    )
 }
 
 

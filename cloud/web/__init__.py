@@ -50,6 +50,10 @@ def create_app(settings: CloudSettings | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(overview.bp)
     app.register_blueprint(metrics.bp)
+    if settings.channels.callback_token:  # the SMS providers' delivery reports (cloud.channels.callbacks)
+        from cloud.channels.callbacks import receipts_blueprint
+
+        app.register_blueprint(receipts_blueprint(settings.channels.callback_token))
     return app
 
 

@@ -26,6 +26,9 @@ PINNED = {
     "jiechu_zhengming@1": "2cbe9062a094b53b890fad45d238f6c73cdb601510e0473337bf1134de7868f7",
     "union_letter@1": "b92e34b46dc5fb0835891ddc805cdd7dac5108ebd4e58887ab46ca544a86b0b6",
     "gonggao@1": "53d3c71fda93caecbfe7d1983a49ef7867e0e1fb4d350ba498ab138a212bf097",
+    "reminder@1": "61b76707a372143e05fe401aea70e4077746a6c2e74cef2854891c9b4d34e08e",
+    "warning@1": "00c5a51389e38e3dd00f3ca0bcf7e42665d43773eedb7adfbdbcb6b731329264",
+    "welfare@1": "4020816833532bc0a1b73f4d8622206a4272b1b16e662e9fba12edda08ba9ed8",
 }
 CASES = {
     "cuigao": sample.CUIGAO,

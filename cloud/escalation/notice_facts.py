@@ -1,0 +1,212 @@
+"""What a step's notice states, gathered from the case, the employee, the policy version and the case's past.
+
+Everything is taken as it stood when the step was planned (the issue date is the planned date, earlier
+contacts are those before it), so that a step tried again renders the same bytes, and the contact log's
+content hash still names one document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from cloud.channels.contact_log import ContactAttempt
+from cloud.escalation.cases import policy_of
+from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Service
+from cloud.escalation.policy import PolicyVersion
+from cloud.escalation.sender import PlannedStep
+from cloud.hr.models import Employee, Leave
+from cloud.notices import facts as nf
+from cloud.notices.settings import NoticeSettings
+
+TEMPLATE_OF = {
+    "reminder": "reminder",
+    "warning": "warning",
+    "cuigao": "cuigao",
+    "welfare": "welfare",
+    "kuanggong": "kuanggong",
+    "union_letter": "union_letter",
+    "termination": "jiechu",
+}
+FORMAL = frozenset({"cuigao", "kuanggong", "union_letter", "termination"})  # attached as PDF, posted by EMS
+METHODS = {
+    "ems": "EMS 寄至劳动合同约定的送达地址",
+    "sms": "短信",
+    "email": "电子邮件",
+    "wecom": "企业微信",
+    "dingtalk": "钉钉",
+    "voice": "电话",
+}
+CHANNEL_ZH = {**METHODS, "ems": "EMS", "wecom_robot": "企业微信群", "dingtalk_robot": "钉钉群"}
+RESULT_ZH = {
+    "sent": "已发出",
+    "failed": "发送失败",
+    "uncertain": "结果不明",
+    "task_open": "待办",
+    "done": "已完成",
+    "delivered": "已送达",
+    "read": "已读",
+    "unread": "未读",
+    "returned": "退回",
+    "no_answer": "无人接听",
+    "pending": "待回执",
+}
+
+
+def case_ref(case_id: int) -> str:
+    return f"case-{case_id}"
+
+
+def doc_no(settings: NoticeSettings, case_id: int, key: str, issued: date) -> str:
+    return f"{settings.doc_prefix}〔{issued.year}〕{case_id:05d}-{key.replace(':', '-').replace('#', '-')}"
+
+
+def link(settings: NoticeSettings, case: AbsenceCase, key: str) -> str:
+    """The read-and-acknowledge link: not guessable from the case number alone."""
+    token = hashlib.sha256(f"{case.id}|{case.opened_ms}|{case.employee_id}|{key}".encode()).hexdigest()[:20]
+    return f"{settings.link_base.rstrip('/')}/n/{token}"
+
+
+def _local(ms: int, tz: ZoneInfo) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC).astimezone(tz)
+
+
+def _handbook(case: AbsenceCase) -> nf.HandbookRule | None:
+    """The handbook clause as the case's policy version records it; its text and adoption date are in the
+    version's body (``handbook.text``, ``handbook.adopted_on``) since notices quote them."""
+    policy = policy_of(case)
+    raw = json.loads(PolicyVersion.get_by_id(case.policy_id).body).get("handbook", {})
+    hb = policy.handbook
+    try:
+        adopted = date.fromisoformat(str(raw.get("adopted_on", "")))
+        published = date.fromisoformat(hb.published_on)
+    except ValueError:
+        return None
+    if not (hb.article and raw.get("text") and hb.version):
+        return None
+    return nf.HandbookRule(
+        clause=hb.article, text=str(raw["text"]), version=hb.version, adopted_on=adopted, published_on=published
+    )
+
+
+def _employee(emp: Employee) -> nf.Employee:
+    hired = None
+    try:
+        hired = date.fromisoformat(emp.contract_start) if emp.contract_start else None
+    except ValueError:
+        hired = None
+    term = ""
+    if emp.contract_start:
+        term = f"{emp.contract_start} 至 {emp.contract_end or '无固定期限'}"
+    return nf.Employee(
+        name=emp.name,
+        employee_no=emp.employee_no,
+        id_last4=emp.id_last4,
+        department=emp.department,
+        position=emp.position,
+        contract_no=emp.contract_no,
+        contract_term=term,
+        hired_on=hired,
+        service_address=emp.service_address or emp.contract_address,
+    )
+
+
+def _contacts(case: AbsenceCase, before_ms: int, tz: ZoneInfo) -> tuple[nf.ContactMade, ...]:
+    rows = (
+        ContactAttempt.select()
+        .where((ContactAttempt.case_ref == case_ref(case.id)) & (ContactAttempt.at_ms < before_ms))
+        .order_by(ContactAttempt.at_ms, ContactAttempt.id)
+    )
+    return tuple(
+        nf.ContactMade(
+            at=f"{_local(r.at_ms, tz):%Y年%m月%d日 %H:%M}",
+            channel=CHANNEL_ZH.get(r.channel.split(".")[0], r.channel),
+            result=RESULT_ZH.get(r.receipt_status or r.status, r.receipt_status or r.status),
+        )
+        for r in rows
+    )
+
+
+def _earlier(case: AbsenceCase, settings: NoticeSettings, tz: ZoneInfo) -> tuple[str, ...]:
+    out = []
+    for step in CaseStep.select().where(
+        (CaseStep.case == case) & (CaseStep.notice == "cuigao") & (CaseStep.status == "sent")
+    ):
+        sent = _local(step.sent_ms or step.planned_ms, tz)
+        number = doc_no(settings, case.id, step.key, _local(step.planned_ms, tz).date())
+        service = Service.get_or_none((Service.case == case) & (Service.document == "cuigao"))
+        how = "已发出"
+        if service is not None and service.served_ms:
+            how = f"{service.method or '已'}于{_local(service.served_ms, tz):%Y年%m月%d日}送达"
+        out.append(f"{sent:%Y年%m月%d日}《关于限期返岗的通知（催告函）》（{number}），{how}")
+    return tuple(out)
+
+
+def build(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings) -> nf.NoticeFacts:
+    tz = ZoneInfo(case.plant.timezone)
+    policy = policy_of(case)
+    issued = _local(step.planned_ms, tz).date()
+    emp = Employee.get_by_id(case.employee_id)
+    leave_ended = None
+    if case.trigger == "leave_end" and case.trigger_ref:
+        leave = Leave.get_or_none(Leave.ref == case.trigger_ref)
+        if leave is not None:
+            leave_ended = _local(leave.end_ms - 1, tz).date()
+    deadline = None
+    if step.notice == "cuigao":
+        if case.deadline_ms:
+            deadline = _local(case.deadline_ms, tz)
+        else:
+            day = issued + timedelta(days=policy.return_days + settings.ems_allowance_days)
+            deadline = datetime.combine(day, time(9, 0), tz)
+    union_sent = (
+        CaseStep.select(CaseStep.sent_ms)
+        .where((CaseStep.case == case) & (CaseStep.key == "L6:union") & (CaseStep.status == "sent"))
+        .scalar()
+    )
+    reply = CaseTask.get_or_none((CaseTask.case == case) & (CaseTask.kind == "union_reply"))
+    opinion = ""
+    if reply is not None and reply.status == "done":
+        opinion = reply.proof or "工会已书面答复"
+    elif union_sent:
+        opinion = "工会在答复期限内未提出意见"
+    termination_date = None
+    if step.notice == "union_letter":
+        termination_date = issued + timedelta(days=max(policy.union_wait_working_days, 1) + 2)
+    return nf.NoticeFacts(
+        doc_no=doc_no(settings, case.id, step.key, issued),
+        issued_on=issued,
+        employer=nf.Employer(
+            name=settings.employer,
+            address=settings.address,
+            contact_person=settings.contact_person,
+            contact_phone=settings.contact_phone,
+            short_name=settings.short_name,
+            credit_code=settings.credit_code,
+            union_name=settings.union if policy.union_exists else "",
+        ),
+        employee=_employee(emp),
+        absent_days=tuple(date.fromisoformat(d) for d in step.absent_days),
+        leave_ended_on=leave_ended,
+        handbook=_handbook(case),
+        contract_clause=settings.contract_clause,
+        contacts=_contacts(case, step.planned_ms, tz),
+        deadline=deadline,
+        report_to=settings.report_to,
+        reply_how=settings.how_to_reply,
+        reply_link=link(settings, case, step.key),
+        defence_days=settings.defence_days,
+        earlier_notices=_earlier(case, settings, tz),
+        union_notified_on=_local(union_sent, tz).date() if union_sent else None,
+        union_opinion=opinion,
+        union_reply_days=policy.union_wait_working_days,
+        termination_date=termination_date,
+        settlement=settings.settlement,
+        service_methods=tuple(METHODS[c] for c in step.channels if c in METHODS),
+        extra={
+            "attendance_source": f"{case.plant.name or case.plant_id} 考勤机经边缘设备签名的打卡记录",
+            "handling": settings.kuanggong_handling,
+        },
+    )

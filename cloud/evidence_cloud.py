@@ -1,0 +1,119 @@
+"""The cloud's evidence log in an evidence bundle: laid out exactly like an appliance's log (``logs/<n>/``), so
+``punchproof verify`` checks it with the same code — exact bytes, signatures by the evidence key, chain,
+inclusion proofs, checkpoints cosigned by the witness and entered in the witness log.
+
+Disclosed: the employee's own records (contact attempts, receipts, people's actions on the employee's
+cases) one file each with an inclusion proof; every other record of the range only as its salted leaf hash.
+Beside them, what the records name by hash: the notices' PDFs (``cloud/notices/<sha256>.pdf``) and, for each
+contact, what went on the wire (``logs/<n>/requests/<seq>``, for e-mail the exact RFC 5322 message), so a
+reader can hold the signed record to the very bytes the worker received.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from cloud.channels.contact_log import ContactAttempt
+from cloud.evidence_log import ORIGIN, EvidenceCheckpoint, EvidenceRecord
+from cloud.notices.records import NoticeDocument
+from ledger import VerifyKey
+from ledger.merkle import CompactRange, inclusion_proofs
+
+APPLIANCE = "cloud"  # how the bundle's manifest names this log's "appliance"
+
+
+def export_cloud_log(
+    files: dict[str, bytes],
+    base: str,
+    employee: str,
+    plant_ids: list[str],
+    start_ms: int,
+    end_ms: int,
+    key: VerifyKey,
+) -> tuple[dict[str, object] | None, list[int], dict[str, object] | None]:
+    """Add ``base/*``; returns the manifest's entry, the evidence checkpoints used, and the key's registry entry."""
+    own_query = EvidenceRecord.select().where(
+        (EvidenceRecord.employee == employee)
+        & EvidenceRecord.plant.in_(plant_ids)
+        & (EvidenceRecord.t_wall_ms >= start_ms)
+        & (EvidenceRecord.t_wall_ms < end_ms)
+    )
+    own = list(own_query.order_by(EvidenceRecord.seq))
+    if not own:
+        return None, [], None
+    first, last = own[0].seq, own[-1].seq
+    cover = EvidenceCheckpoint.select().where(EvidenceCheckpoint.size > last).order_by(EvidenceCheckpoint.size).first()
+    if cover is None:
+        return None, [], None  # not checkpointed yet: the caller brings the log up to date first
+    end = cover.size
+    leaves = [
+        bytes(r.leaf)
+        for r in EvidenceRecord.select(EvidenceRecord.leaf)
+        .where(EvidenceRecord.seq < end)
+        .order_by(EvidenceRecord.seq)
+        .iterator()
+    ]
+    tree = CompactRange()
+    tree.extend(leaves[:first])
+    proofs = inclusion_proofs(leaves, [r.seq for r in own])
+    attempts = {
+        a.id: a
+        for a in ContactAttempt.select().where(
+            ContactAttempt.id.in_([r.source_id for r in own if r.source_kind == "attempt"])
+        )
+    }
+    for record in own:
+        files[f"{base}/records/{record.seq}.json"] = bytes(record.data)
+        files[f"{base}/records/{record.seq}.sig"] = bytes(record.sig)
+        files[f"{base}/records/{record.seq}.proof.json"] = json.dumps(
+            {"index": record.seq, "size": end, "hashes": [h.hex() for h in proofs[record.seq]]}
+        ).encode()
+        attempt = attempts.get(record.source_id) if record.source_kind == "attempt" else None
+        if attempt is None:
+            continue
+        if attempt.request:
+            files[f"{base}/requests/{record.seq}"] = bytes(attempt.request)
+        for item in json.loads(attempt.attachments or "[]"):
+            doc = NoticeDocument.get_or_none(NoticeDocument.pdf_sha256 == item["sha256"])
+            if doc is not None:
+                files[f"cloud/notices/{item['sha256']}.pdf"] = bytes(doc.pdf)
+    files[f"{base}/system.jsonl"] = b""
+    files[f"{base}/checkpoints.jsonl"] = (
+        json.dumps({"size": cover.size, "note": cover.note + cover.cosignature}) + "\n"
+    ).encode()
+    files[f"{base}/leaves.txt"] = "".join(leaf.hex() + "\n" for leaf in leaves[first:end]).encode()
+    plant = plant_ids[0] if len(plant_ids) == 1 else own[0].plant
+    files[f"{base}/log.json"] = json.dumps(
+        {
+            "log": ORIGIN,
+            "kind": "cloud",
+            "plant": plant,
+            "appliance": APPLIANCE,
+            "from_seq": first,
+            "to_size": end,
+            "compact": [h.hex() for h in tree.hashes],
+            "witnessed_to": True,
+        },
+        indent=1,
+    ).encode()
+    name = f"{hashlib.sha256(key.kid.encode()).hexdigest()[:16]}.pem"
+    files[f"keys/{name}"] = key.pem().encode()
+    registry = {
+        "log": ORIGIN,
+        "kid": key.kid,
+        "file": name,
+        "valid_from_seq": 0,
+        "valid_to_seq": None,
+        "revoked_at": None,
+    }
+    entry = {
+        "log": ORIGIN,
+        "kind": "cloud",
+        "plant": plant,
+        "appliance": APPLIANCE,
+        "from_seq": first,
+        "to_size": end,
+        "disclosed": len(own),
+    }
+    return entry, [cover.size], registry

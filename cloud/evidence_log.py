@@ -1,0 +1,294 @@
+"""The cloud's own signed log: every contact attempt, every delivery receipt and every person's action on a case.
+
+It is a log in the shared record format (``ledger.record``; types ``contact``, ``receipt``, ``case_action``,
+FORMAT.md), hash-chained and signed record by record with the cloud's *evidence key*, with a checkpoint
+(C2SP signed note by the evidence key, cosigned by the witness key) after each batch. Those checkpoints enter
+the cloud's witness log like any appliance's, so that an RFC 3161 stamp covers them too, and an evidence
+bundle carries this log exactly as it carries an appliance's.
+
+Why a key of its own (not the witness key): the witness key vouches for *other* logs' checkpoints and signs
+acknowledgements and configurations on every ingest host; the evidence key states what the cloud itself did.
+Kept apart, each can be rotated or revoked without touching the other, and a reader pins two keys for two
+different claims. The key lives on the host that runs ``punchproof cloud escalate``.
+
+Records are appended by ``catch_up``, run after every escalation tick (and before an export): it takes the
+contact log's attempts and receipts and the timelines' entries made by people that are not in the log yet,
+oldest first, under one lock (SQLite's write lock, or the state row on PostgreSQL). A source row is logged
+once: (kind, id) is unique.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import peewee as pw
+
+from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
+from cloud.clock import Clock, to_ms
+from cloud.config import CloudSettings
+from cloud.escalation.models import AbsenceCase, CaseEntry
+from cloud.store import BaseModel, database
+from cloud.verifier import WITNESS_NAME
+from ledger import GENESIS_PREV, Malformed, SigningKey, make_record, note
+from ledger.merkle import CompactRange
+
+log = logging.getLogger(__name__)
+ORIGIN = "punchproof-cloud/evidence/1"
+BATCH = 1000
+
+
+class EvidenceState(BaseModel):
+    """The log's head: size, the last leaf (the next record's ``prev``) and the tree. The one row is the lock."""
+
+    id = pw.IntegerField(primary_key=True)
+    size = pw.BigIntegerField(default=0)
+    leaf = pw.BlobField(null=True)
+    compact = pw.TextField(default="[]")
+
+
+class EvidenceRecord(BaseModel):
+    seq = pw.BigIntegerField(primary_key=True)
+    type = pw.CharField(max_length=16)
+    source_kind = pw.CharField(max_length=16)  # attempt | receipt | entry
+    source_id = pw.BigIntegerField()
+    data = pw.BlobField()
+    sig = pw.BlobField()
+    leaf = pw.BlobField()
+    t_wall_ms = pw.BigIntegerField(index=True)
+    employee = pw.CharField(default="", index=True)  # the badge number, as exports name employees
+    plant = pw.CharField(default="")
+    case_ref = pw.CharField(default="", index=True)
+
+    class Meta:
+        indexes = ((("source_kind", "source_id"), True),)
+
+
+class EvidenceCheckpoint(BaseModel):
+    size = pw.BigIntegerField(primary_key=True)
+    root = pw.BlobField()
+    note = pw.TextField()  # signed by the evidence key
+    cosignature = pw.TextField()  # the witness key's line
+    cosigned_at = pw.BigIntegerField()  # Unix seconds
+    created_ms = pw.BigIntegerField()
+
+
+MODELS = (EvidenceState, EvidenceRecord, EvidenceCheckpoint)
+
+
+class EvidenceKeyMissing(Exception):
+    pass
+
+
+def create_key(settings: CloudSettings) -> SigningKey:
+    """The evidence key, made if there is none; its public half is written beside the witness key's."""
+    if settings.evidence_key_path.exists():
+        key = SigningKey.load(settings.evidence_key_path)
+    else:
+        settings.evidence_key_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = SigningKey.generate()
+        key.save(settings.evidence_key_path)
+        log.info("generated the cloud evidence key %s", key.kid)
+    settings.evidence_public_path.write_text(key.verify_key.pem(), encoding="ascii")
+    return key
+
+
+def load_key(settings: CloudSettings) -> SigningKey:
+    try:
+        return SigningKey.load(settings.evidence_key_path)
+    except FileNotFoundError as err:
+        raise EvidenceKeyMissing(
+            f"the cloud's evidence key {settings.evidence_key_path} is missing: 'punchproof cloud escalate' "
+            "(or 'cloud init') creates it"
+        ) from err
+    except Malformed as err:
+        raise EvidenceKeyMissing(f"the cloud's evidence key is unusable: {err}") from err
+
+
+@dataclass(frozen=True)
+class Appended:
+    size: int
+    added: int
+
+
+def _case_of(case_ref: str, cache: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    """(badge number, plant) of ``case-<id>``; ("", "") for a reference that is no case of ours."""
+    if case_ref not in cache:
+        found = ("", "")
+        if case_ref.startswith("case-") and case_ref[5:].isdigit():
+            case = AbsenceCase.get_or_none(AbsenceCase.id == int(case_ref[5:]))
+            if case is not None:
+                found = (case.user_id, case.plant_id)
+        cache[case_ref] = found
+    return cache[case_ref]
+
+
+def _sha(data: bytes | str) -> str:
+    return hashlib.sha256(data if isinstance(data, bytes) else data.encode()).hexdigest()
+
+
+class EvidenceLog:
+    def __init__(self, key: SigningKey, witness: SigningKey, clock: Clock, *, origin: str = ORIGIN) -> None:
+        self._key = key
+        self._witness = witness
+        self._clock = clock
+        self.origin = origin
+
+    def catch_up(self) -> Appended:
+        """Append what is not logged yet (attempts, then receipts, then people's actions) and checkpoint it."""
+        total = Appended(0, 0)
+        while True:
+            done = self._batch()
+            total = Appended(done.size, total.added + done.added)
+            if done.added < BATCH:
+                return total
+
+    def _pending(self, model: type[pw.Model], kind: str, where: Any = True) -> list[Any]:
+        return list(
+            model.select()
+            .join(
+                EvidenceRecord,
+                pw.JOIN.LEFT_OUTER,
+                on=((EvidenceRecord.source_kind == kind) & (EvidenceRecord.source_id == model.id)),
+            )
+            .where(EvidenceRecord.seq.is_null() & where)
+            .order_by(model.id)
+            .limit(BATCH)
+        )
+
+    def _batch(self) -> Appended:
+        db = database.obj
+        sqlite = isinstance(db, pw.SqliteDatabase)
+        with db.atomic("IMMEDIATE") if sqlite else db.atomic():
+            EvidenceState.insert(id=1).on_conflict_ignore().execute()
+            query = EvidenceState.select().where(EvidenceState.id == 1)
+            state = (query if sqlite else query.for_update()).get()
+            now = to_ms(self._clock.now())
+            tree = CompactRange(state.size, [base64.b64decode(h) for h in json.loads(state.compact)])
+            prev = bytes(state.leaf) if state.leaf else GENESIS_PREV
+            cases: dict[str, tuple[str, str]] = {}
+            contact_seq = {
+                r.source_id: r.seq
+                for r in EvidenceRecord.select(EvidenceRecord.source_id, EvidenceRecord.seq).where(
+                    EvidenceRecord.source_kind == "attempt"
+                )
+            }
+            rows: list[dict[str, Any]] = []
+
+            def add(kind: str, source_id: int, type_: str, case_ref: str, body: dict[str, Any]) -> None:
+                nonlocal prev
+                emp, plant = _case_of(case_ref, cases)
+                seq = tree.size
+                record = make_record(
+                    key=self._key,
+                    log=self.origin,
+                    seq=seq,
+                    type=type_,
+                    prev=prev,
+                    t_wall_ms=now,
+                    tv=1,
+                    emp=emp,
+                    plant=plant,
+                    case=case_ref,
+                    **body,
+                )
+                tree.append(record.leaf)
+                prev = record.leaf
+                if kind == "attempt":
+                    contact_seq[source_id] = seq
+                rows.append(
+                    {
+                        "seq": seq,
+                        "type": type_,
+                        "source_kind": kind,
+                        "source_id": source_id,
+                        "data": record.data,
+                        "sig": record.sig,
+                        "leaf": record.leaf,
+                        "t_wall_ms": now,
+                        "employee": emp,
+                        "plant": plant,
+                        "case_ref": case_ref,
+                    }
+                )
+
+            for a in self._pending(ContactAttempt, "attempt"):
+                add("attempt", a.id, "contact", a.case_ref, _contact(a))
+            for r in self._pending(DeliveryReceipt, "receipt"):
+                attempt = r.attempt if r.attempt_id else None
+                add(
+                    "receipt",
+                    r.id,
+                    "receipt",
+                    attempt.case_ref if attempt else "",
+                    {
+                        "contact_seq": contact_seq.get(r.attempt_id, -1) if r.attempt_id else -1,
+                        "provider": r.provider,
+                        "provider_id": r.provider_message_id,
+                        "status": r.status,
+                        "detail": r.detail,
+                        "provider_time": r.provider_time,
+                        "raw": r.raw,
+                        "received_ms": r.received_ms,
+                    },
+                )
+            for e in self._pending(CaseEntry, "entry", CaseEntry.actor != "engine"):
+                add(
+                    "entry",
+                    e.id,
+                    "case_action",
+                    f"case-{e.case_id}",
+                    {
+                        "entry": e.seq,
+                        "entry_hash": e.hash,
+                        "kind": e.kind,
+                        "actor": e.actor,
+                        "text": e.text_zh,
+                        "data": e.data,
+                        "at_ms": e.at_ms,
+                    },
+                )
+            if not rows:
+                return Appended(state.size, 0)
+            EvidenceRecord.insert_many(rows).execute()
+            checkpoint = note.Checkpoint(self.origin, tree.size, tree.root())
+            cosigned_at = now // 1000
+            EvidenceCheckpoint.create(
+                size=tree.size,
+                root=checkpoint.root,
+                note=note.render(checkpoint, [note.sign(checkpoint, self._key)]),
+                cosignature=note.cosign(checkpoint, self._witness, WITNESS_NAME, cosigned_at).line(),
+                cosigned_at=cosigned_at,
+                created_ms=now,
+            )
+            state.size, state.leaf = tree.size, prev
+            state.compact = json.dumps([base64.b64encode(h).decode() for h in tree.hashes])
+            state.save()
+        log.info("evidence log: %d records added, size %d", len(rows), tree.size)
+        return Appended(tree.size, len(rows))
+
+
+def _contact(a: ContactAttempt) -> dict[str, Any]:
+    return {
+        "step": a.step_id,
+        "channel": a.channel,
+        "provider": a.provider,
+        "recipient": a.recipient,
+        "template": f"{a.template_id}@{a.template_version}",
+        "subject": a.subject,
+        "content_sha256": a.content_sha256,
+        "attachments": json.loads(a.attachments or "[]"),
+        "status": a.status,
+        "reason": a.reason,
+        "provider_id": a.provider_message_id,
+        "request_sha256": _sha(bytes(a.request or b"")),
+        "response_sha256": _sha(a.raw_response or ""),
+        "operator": a.operator,
+        "at_ms": a.at_ms,
+        "attempt": a.id,
+        "attempt_no": a.attempt_no,
+    }
