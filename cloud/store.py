@@ -192,7 +192,8 @@ class DeviceStatus(BaseModel):
 class Account(BaseModel):
     username = pw.CharField(primary_key=True)
     password_hash = pw.CharField()
-    role = pw.CharField(default="hr_admin")
+    role = pw.CharField(default="hr_admin")  # hr_admin | hr_staff | plant_manager | auditor (cloud.accounts)
+    plant = pw.CharField(default="")  # a plant manager's own plant; "" for head-office roles
     created_ms = pw.BigIntegerField()
 
 
@@ -224,6 +225,9 @@ MODEL_MODULES: tuple[str, ...] = (
     "cloud.hr.models",  # employees, badges, rosters, leave, trips, corrections
     "cloud.escalation.policy",  # handbook policy versions
     "cloud.escalation.models",  # absence cases, steps, timelines
+    "cloud.accounts",  # the login throttle
+    "cloud.audit",  # every human action on head office's pages
+    "cloud.casefiles",  # documents uploaded to a case, with their SHA-256
 )
 
 
