@@ -30,7 +30,15 @@ MODELS = (AuditEntry,)
 
 
 def record(
-    *, at_ms: int, username: str, role: str, address: str, action: str, target: str, outcome: str, **detail: Any
+    *,
+    at_ms: int,
+    username: str,
+    role: str,
+    address: str,
+    action: str,
+    target: str,
+    outcome: str,
+    detail: dict[str, Any] | None = None,
 ) -> AuditEntry:
     return AuditEntry.create(
         at_ms=at_ms,
@@ -40,7 +48,7 @@ def record(
         action=action,
         target=target,
         outcome=outcome,
-        detail=json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str),
+        detail=json.dumps(detail or {}, ensure_ascii=False, sort_keys=True, default=str),
     )
 
 

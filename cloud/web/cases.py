@@ -132,7 +132,7 @@ def notice_pdf(case_id: int, notice_id: int) -> Any:
     )
 
 
-def act(case_id: int, permission: str, action: str, run: Any, **detail: Any) -> Any:
+def act(case_id: int, permission: str, action: str, run: Any, /, **detail: Any) -> Any:
     """Check the permission and the plant, run the action, audit it either way, and go back to the case."""
     case = case_of(case_id)
     if not can(permission):

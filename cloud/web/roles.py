@@ -84,7 +84,7 @@ def now_ms() -> int:
     return to_ms(current_app.config.get("CLOCK", SystemClock()).now())
 
 
-def note(outcome: str, *, action: str, target: str, **detail: Any) -> None:
+def note(outcome: str, /, *, action: str, target: str, **detail: Any) -> None:
     """Audit what the signed-in user did (or tried), with the address it came from."""
     audit.record(
         at_ms=now_ms(),
@@ -94,5 +94,5 @@ def note(outcome: str, *, action: str, target: str, **detail: Any) -> None:
         action=action,
         target=target,
         outcome=outcome,
-        **detail,
+        detail=detail,
     )
