@@ -130,7 +130,7 @@ def test_an_ems_task_result_needs_the_waybill(login):
     assert "waybill" in staff.get(f"/cases/{case_id}").get_data(as_text=True)
     staff.post(f"/cases/{case_id}/attempts/{task.id}/result", {"outcome": "EMS_DELIVERED", "waybill": "EA1CN"})
     with database.connection_context():
-        done = ContactAttempt.get((ContactAttempt.status == "done"))
+        done = ContactAttempt.get(ContactAttempt.status == "done")
         assert (done.provider_message_id, done.operator) == ("EA1CN", "staff")
         assert DeliveryReceipt.get().status == "delivered"
 

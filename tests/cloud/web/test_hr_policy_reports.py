@@ -50,7 +50,12 @@ def test_bad_leave_is_refused_and_audited(login):
         assert Leave.get_or_none(Leave.ref == "X1") is None
 
 
-CSV_BAD = "工号,考勤号,姓名,手机,邮箱\nE5001,5001,王五,13800000001,wang@example.com\nE5002,,赵六,12345,not-mail\n,5003,钱七,,\n"
+CSV_BAD = (
+    "工号,考勤号,姓名,手机,邮箱\n"
+    "E5001,5001,王五,13800000001,wang@example.com\n"  # row 2: good
+    "E5002,,赵六,12345,not-mail\n"  # row 3: no badge, bad phone, bad e-mail
+    ",5003,钱七,,\n"  # row 4: no employee number
+)
 
 
 def test_an_import_with_bad_rows_lists_each_and_stores_nothing(login):
