@@ -111,6 +111,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p = cmd("create-user", _create_user, "create a login for head office's pages")
     p.add_argument("username")
     p.add_argument("--role", default="hr_admin", choices=ROLES)
+    p.add_argument("--plant", default="", help="a plant manager's own plant (required for --role plant_manager)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add_operations_commands(cmd)
 
@@ -476,26 +477,18 @@ def _sender(settings, channels, clock):  # type: ignore[no-untyped-def]
 
 
 def _create_user(args: argparse.Namespace) -> int:
-    from werkzeug.security import generate_password_hash
-
+    from cloud import accounts
     from cloud.clock import SystemClock, to_ms
-    from cloud.store import Account, open_db
+    from cloud.store import open_db
 
     settings = _settings(args)
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
-    if len(password) < 10:
-        print("not created: the password must have at least 10 characters", file=sys.stderr)
-        return 1
     db = open_db(settings.database_url)
     with db.connection_context():
-        if Account.get_or_none(Account.username == args.username) is not None:
-            print(f"not created: user {args.username!r} exists already", file=sys.stderr)
+        try:
+            accounts.create(args.username, password, args.role, to_ms(SystemClock().now()), plant=args.plant)
+        except accounts.AccountError as err:
+            print(f"not created: {err}", file=sys.stderr)
             return 1
-        Account.create(
-            username=args.username,
-            password_hash=generate_password_hash(password),
-            role=args.role,
-            created_ms=to_ms(SystemClock().now()),
-        )
     print(f"created {args.role} {args.username}")
     return 0

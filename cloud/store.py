@@ -193,7 +193,8 @@ class DeviceStatus(BaseModel):
 class Account(BaseModel):
     username = pw.CharField(primary_key=True)
     password_hash = pw.CharField()
-    role = pw.CharField(default="hr_admin")
+    role = pw.CharField(default="hr_admin")  # hr_admin | hr_staff | plant_manager | auditor (cloud.accounts)
+    plant = pw.CharField(default="")  # a plant manager's own plant; "" for head-office roles
     created_ms = pw.BigIntegerField()
 
 
@@ -226,6 +227,9 @@ MODEL_MODULES: tuple[str, ...] = (
     "cloud.escalation.policy",  # handbook policy versions
     "cloud.escalation.models",  # absence cases, steps, timelines
     "cloud.evidence_log",  # the cloud's own signed log of contacts, receipts and people's actions
+    "cloud.accounts",  # the login throttle
+    "cloud.audit",  # every human action on head office's pages
+    "cloud.casefiles",  # documents uploaded to a case, with their SHA-256
 )
 
 

@@ -45,11 +45,10 @@ def create_app(settings: CloudSettings | None = None) -> Flask:
         return response
 
     app.jinja_env.globals["t"] = i18n.translate
-    from cloud.web import auth, metrics, overview
+    from cloud.web import accounts, auth, casecontact, cases, employees, exports, metrics, overview, policy, reports
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(overview.bp)
-    app.register_blueprint(metrics.bp)
+    for blueprint in (auth, overview, metrics, cases, casecontact, employees, policy, reports, exports, accounts):
+        app.register_blueprint(blueprint.bp)
     if settings.channels.callback_token:  # the SMS providers' delivery reports (cloud.channels.callbacks)
         from cloud.channels.callbacks import receipts_blueprint
 

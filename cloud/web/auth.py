@@ -1,4 +1,9 @@
-"""Login for head office. Passwords hashed with scrypt; forms carry a CSRF token."""
+"""Login for head office: hashed passwords, a throttle on guessing, CSRF on every form, sessions that expire.
+
+A session ends after ``IDLE_MS`` without a request, and at the latest after Flask's
+``PERMANENT_SESSION_LIFETIME`` (8 h, checked when the signed cookie is read). The account is read
+again at every request, so a changed role or a removed account takes effect at once.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,17 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, request, session, url_for
-from werkzeug.security import check_password_hash
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 
+from cloud import accounts
+from cloud.clock import SystemClock, to_ms
 from cloud.store import Account
 
 bp = Blueprint("auth", __name__)
 
 LOCAL_PATH = re.compile(r"^/[A-Za-z0-9_\-/]*$")
+IDLE_MS = 30 * 60 * 1000
+SEEN_EVERY_MS = 60 * 1000  # the cookie is rewritten at most once a minute for the idle clock
 
 
 def local_target(target: str | None) -> str:
@@ -34,13 +42,34 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def _now_ms() -> int:
+    return to_ms(current_app.config.get("CLOCK", SystemClock()).now())
+
+
 def _token() -> str:
     return str(session.setdefault("csrf", secrets.token_urlsafe(32)))
 
 
 @bp.app_context_processor
 def _inject() -> dict[str, Any]:
-    return {"csrf_token": _token, "current_user": session.get("user")}
+    return {"csrf_token": _token, "current_user": session.get("user"), "current_role": session.get("role")}
+
+
+@bp.before_app_request
+def _session() -> None:
+    """Expire an idle session; refresh the role and plant from the account (or end the session)."""
+    if "user" not in session or request.endpoint in ("static", "metrics.metrics"):
+        return
+    now = _now_ms()
+    seen = int(session.get("seen", 0))
+    account = Account.get_or_none(Account.username == session["user"])
+    if account is None or now - seen > IDLE_MS:
+        session.clear()
+        return
+    if (account.role, account.plant) != (session.get("role"), session.get("plant")):
+        session.update(role=account.role, plant=account.plant)
+    if now - seen > SEEN_EVERY_MS:
+        session["seen"] = now
 
 
 @bp.before_app_request
@@ -56,12 +85,18 @@ def _csrf() -> None:
 def login() -> Any:
     if request.method == "GET":
         return render_template("login.html", error=None)
-    account = Account.get_or_none(Account.username == request.form.get("username", ""))
-    if account is None or not check_password_hash(account.password_hash, request.form.get("password", "")):
+    username, now = request.form.get("username", ""), _now_ms()
+    address = request.remote_addr or ""
+    if accounts.throttled(username, address, now):
+        return render_template("login.html", error="throttled"), 429
+    account = accounts.authenticate(username, request.form.get("password", ""))
+    if account is None:
+        accounts.failed(username, address, now)
         return render_template("login.html", error="bad_login"), 401
-    session.clear()
+    accounts.succeeded(username)
+    session.clear()  # a new session, and with it a new CSRF token
     session.permanent = True
-    session.update(user=account.username, role=account.role)
+    session.update(user=account.username, role=account.role, plant=account.plant, seen=now)
     return redirect(local_target(request.args.get("next")))
 
 

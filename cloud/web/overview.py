@@ -1,7 +1,9 @@
-"""Head office's first page: every plant's appliances and the punches they delivered."""
+"""Head office's first page: every plant's appliances, their sync watermark, terminals and configuration,
+the open cases per plant, and the punches they delivered. A plant manager sees their own plant only."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,8 +12,9 @@ import peewee as pw
 from flask import Blueprint, current_app, render_template
 
 from cloud.config_push import ConfigApplied, ConfigVersion
-from cloud.store import Appliance, DeviceStatus, LogHead, Plant, ProvisionalRecord, Punch, Quarantine
-from cloud.web.auth import login_required
+from cloud.escalation.models import AbsenceCase, AttendanceDay
+from cloud.store import Appliance, DeviceStatus, LogHead, LogRecord, Plant, ProvisionalRecord, Punch, Quarantine
+from cloud.web.roles import own_plant, require
 
 bp = Blueprint("overview", __name__)
 
@@ -23,21 +26,56 @@ def in_zone(ms: int | None, zone: str) -> str:
 
 
 @bp.route("/")
-@login_required
+@require("view")
 def index() -> Any:
-    appliances = list(
+    mine = own_plant()
+    query = (
         Appliance.select(Appliance, Plant, LogHead)
         .join(Plant)
         .switch(Appliance)
         .join(LogHead)
         .order_by(Plant.id, Appliance.name)
     )
-    punches = list(
-        Punch.select(Punch, Appliance, Plant)
-        .join(Appliance)
-        .join(Plant)
-        .order_by(Punch.received_ms.desc(), Punch.seq.desc())
-        .limit(200)
+    appliances = list(query.where(Appliance.plant == mine) if mine is not None else query)
+    ids = [a.id for a in appliances]
+    punches = (
+        list(
+            Punch.select(Punch, Appliance, Plant)
+            .join(Appliance)
+            .join(Plant)
+            .where(Punch.appliance.in_(ids))
+            .order_by(Punch.received_ms.desc(), Punch.seq.desc())
+            .limit(200)
+        )
+        if ids
+        else []
+    )
+    # the sync watermark: the newest record stored contiguously (its appliance clock), and the last confirmed day
+    newest_record = {
+        a.id: LogRecord.select(LogRecord.t_wall_ms)
+        .where((LogRecord.appliance == a.id) & (LogRecord.seq == a.loghead.seq))
+        .scalar()
+        for a in appliances
+    }
+    confirmed_through = (
+        dict(
+            AttendanceDay.select(AttendanceDay.plant, pw.fn.MAX(AttendanceDay.work_date))
+            .where(AttendanceDay.plant.in_({a.plant_id for a in appliances}))
+            .group_by(AttendanceDay.plant)
+            .tuples()
+        )
+        if appliances
+        else {}
+    )
+    open_cases = (
+        dict(
+            AbsenceCase.select(AbsenceCase.plant, pw.fn.COUNT(AbsenceCase.id))
+            .where(AbsenceCase.open_key.is_null(False) & AbsenceCase.plant.in_({a.plant_id for a in appliances}))
+            .group_by(AbsenceCase.plant)
+            .tuples()
+        )
+        if appliances
+        else {}
     )
     newest = (
         ConfigVersion.select(ConfigVersion.appliance, pw.fn.MAX(ConfigVersion.version).alias("top"))
@@ -54,15 +92,22 @@ def index() -> Any:
         )
     }
     applied = {row.appliance_id: row for row in ConfigApplied.select()}
-    quarantined = list(Quarantine.select().order_by(Quarantine.received_ms.desc()).limit(20))
+    quarantined = (
+        [] if mine is not None else list(Quarantine.select().order_by(Quarantine.received_ms.desc()).limit(20))
+    )
     ahead = dict(
         ProvisionalRecord.select(ProvisionalRecord.appliance, pw.fn.COUNT(ProvisionalRecord.seq))
         .group_by(ProvisionalRecord.appliance)
         .tuples()
     )
     devices: dict[int, list[DeviceStatus]] = {}
-    for device in DeviceStatus.select().order_by(DeviceStatus.terminal):
+    details: dict[int, dict[str, Any]] = {}
+    for device in DeviceStatus.select().where(DeviceStatus.appliance.in_(ids)).order_by(DeviceStatus.terminal):
         devices.setdefault(device.appliance_id, []).append(device)
+        try:
+            details[device.id] = dict(json.loads(device.detail or "{}"))
+        except ValueError:
+            details[device.id] = {}
     return render_template(
         "overview.html",
         appliances=appliances,
@@ -70,6 +115,10 @@ def index() -> Any:
         quarantined=quarantined,
         ahead=ahead,
         devices=devices,
+        details=details,
+        newest_record=newest_record,
+        confirmed_through=confirmed_through,
+        open_cases=open_cases,
         latest=latest,
         applied=applied,
         in_zone=in_zone,

@@ -1,0 +1,263 @@
+"""Absence cases: the list with filters, a case's page, and what people do about it.
+
+Every action goes through ``cloud.escalation.actions`` (the state machine is not repeated here); the
+user is the actor in the case's timeline, and each attempt, done or refused, is audited
+(``cloud.audit``). A refusal by the case's rules (``CaseError``) is shown on the page in the user's
+language and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+
+from cloud.escalation import actions, ladder
+from cloud.escalation.cases import ACK_REASONS, CaseError
+from cloud.escalation.models import AbsenceCase
+from cloud.hr.models import Employee
+from cloud.notices.records import NoticeDocument
+from cloud.web import caseview
+from cloud.web.present import bi, in_zone, local_ms
+from cloud.web.roles import can, check_plant, note, now_ms, own_plant, require
+
+bp = Blueprint("cases", __name__)
+
+RESOLUTIONS = {
+    "returned": ("员工返岗", "employee returned"),
+    "approved_leave": ("已批准请假", "approved leave"),
+    "correction": ("补卡", "attendance correction"),
+    "accepted_reason": ("理由已接受", "reason accepted"),
+}
+FINDINGS = {
+    "none_found": ("未发现意外或疾病", "nothing found"),
+    "accident": ("确认发生意外（工伤）", "accident confirmed (work injury)"),
+    "illness": ("确认患病", "illness confirmed"),
+}
+OUTCOMES = {  # manual.Outcome names, as the call / EMS result form offers them
+    "voice": {
+        "CALL_CONNECTED": ("接通", "answered"),
+        "CALL_NO_ANSWER": ("无人接听", "no answer"),
+        "CALL_SWITCHED_OFF": ("关机", "switched off"),
+        "CALL_EMPTY_NUMBER": ("空号", "number does not exist"),
+    },
+    "ems": {
+        "EMS_POSTED": ("已交寄", "posted"),
+        "EMS_DELIVERED": ("妥投", "delivered"),
+        "EMS_RETURNED": ("退回", "returned"),
+    },
+}
+DOCUMENTS = {
+    "cuigao": ("催告函/返岗通知书", "notice to return"),
+    "termination": ("解除劳动合同通知书", "termination notice"),
+}
+
+
+def case_of(case_id: int) -> AbsenceCase:
+    case = AbsenceCase.select(AbsenceCase, Employee).join(Employee).where(AbsenceCase.id == case_id).first()
+    if case is None:
+        abort(404)
+    check_plant(case.plant_id)
+    return case
+
+
+@bp.route("/cases")
+@require("view")
+def index() -> Any:
+    args = request.args
+    filters = caseview.Filters(
+        status=args.get("status", "open") if args.get("status") in ("open", "resolved", "all") else "open",
+        plant=args.get("plant", ""),
+        level=args.get("level", ""),
+        q=args.get("q", "").strip()[:64],
+        waiting=args.get("waiting", ""),
+        page=int(args["page"]) if args.get("page", "").isdigit() else 1,
+    )
+    rows, total = caseview.page_of_cases(filters, own_plant())
+    pages = max(1, -(-total // caseview.PAGE_SIZE))
+    return render_template(
+        "cases.html",
+        rows=rows,
+        total=total,
+        pages=pages,
+        f=filters,
+        plants=caseview.plants_for(own_plant()),
+        states=ladder.STATES,
+        in_zone=in_zone,
+        bi=bi,
+    )
+
+
+@bp.route("/cases/<int:case_id>")
+@require("view")
+def show(case_id: int) -> Any:
+    case = case_of(case_id)
+    return render_template(
+        "case.html",
+        case=case,
+        d=caseview.detail(case),
+        tz=case.plant.timezone,
+        in_zone=in_zone,
+        bi=bi,
+        can=can,
+        ack_reasons=ACK_REASONS,
+        resolutions=RESOLUTIONS,
+        findings=FINDINGS,
+        documents=DOCUMENTS,
+        gate_names=caseview.GATE_NAMES,
+        checklist=caseview.checklist,
+        outcomes=OUTCOMES,
+        now_ms=now_ms(),
+    )
+
+
+@bp.route("/cases/<int:case_id>/notices/<int:notice_id>.pdf")
+@require("view")
+def notice_pdf(case_id: int, notice_id: int) -> Any:
+    case_of(case_id)
+    notice = NoticeDocument.get_or_none(
+        (NoticeDocument.id == notice_id) & NoticeDocument.case_ref.in_(caseview.case_refs(case_id))
+    )
+    if notice is None:
+        abort(404)
+    name = f"{notice.doc_no or notice.id}.pdf"
+    return Response(
+        bytes(notice.pdf),
+        mimetype="application/pdf",
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
+            "X-Content-SHA256": notice.pdf_sha256,
+        },
+    )
+
+
+def act(case_id: int, permission: str, action: str, run: Any, /, **detail: Any) -> Any:
+    """Check the permission and the plant, run the action, audit it either way, and go back to the case."""
+    case = case_of(case_id)
+    if not can(permission):
+        note("refused", action=action, target=f"case:{case_id}", **detail)
+        abort(403)
+    try:
+        run(case)
+    except (CaseError, ValueError) as err:
+        note("refused", action=action, target=f"case:{case_id}", error=str(err), **detail)
+        flash(str(err), "error")
+    else:
+        note("done", action=action, target=f"case:{case_id}", **detail)
+        flash(action, "done")
+    return redirect(url_for("cases.show", case_id=case_id))
+
+
+def user() -> str:
+    return str(session["user"])
+
+
+def form_text(name: str, limit: int = 2000) -> str:
+    return request.form.get(name, "").strip()[:limit]
+
+
+@bp.route("/cases/<int:case_id>/ack", methods=["POST"])
+@require("case.ack")
+def ack(case_id: int) -> Any:
+    reason, text = form_text("reason", 32), form_text("note")
+    return act(
+        case_id,
+        "case.ack",
+        "case.ack",
+        lambda c: actions.acknowledge(c.id, reason, by=user(), now_ms=now_ms(), note=text),
+        reason=reason,
+        note=text,
+    )
+
+
+@bp.route("/cases/<int:case_id>/approve/<kind>", methods=["POST"])
+@require("case.act")
+def approve(case_id: int, kind: str) -> Any:
+    if kind not in caseview.GATE_NAMES:
+        abort(404)
+    text = form_text("note")
+    return act(
+        case_id,
+        "case.act",
+        f"case.approve.{kind}",
+        lambda c: actions.approve(c.id, kind, by=user(), now_ms=now_ms(), note=text),
+        note=text,
+    )
+
+
+@bp.route("/cases/<int:case_id>/resolve", methods=["POST"])
+@require("case.act")
+def resolve(case_id: int) -> Any:
+    reason, text = form_text("reason", 32), form_text("note")
+    return act(
+        case_id,
+        "case.act",
+        "case.resolve",
+        lambda c: actions.resolve(c.id, reason, by=user(), now_ms=now_ms(), note=text),
+        reason=reason,
+        note=text,
+    )
+
+
+@bp.route("/cases/<int:case_id>/welfare/open", methods=["POST"])
+@require("case.act")
+def welfare_open(case_id: int) -> Any:
+    text = form_text("note")
+    return act(
+        case_id,
+        "case.act",
+        "case.welfare.open",
+        lambda c: actions.open_welfare(c.id, by=user(), now_ms=now_ms(), note=text),
+        note=text,
+    )
+
+
+@bp.route("/cases/<int:case_id>/welfare/close", methods=["POST"])
+@require("case.act")
+def welfare_close(case_id: int) -> Any:
+    finding, text, when = form_text("finding", 32), form_text("note"), form_text("accident_at", 32)
+
+    def run(case: AbsenceCase) -> None:
+        accident = local_ms(when, case.plant.timezone) if when else None
+        actions.close_welfare(case.id, finding, by=user(), now_ms=now_ms(), note=text, accident_ms=accident)
+
+    return act(case_id, "case.act", "case.welfare.close", run, finding=finding, note=text, accident_at=when)
+
+
+@bp.route("/cases/<int:case_id>/service", methods=["POST"])
+@require("case.act")
+def service(case_id: int) -> Any:
+    document, outcome = form_text("document", 32), form_text("outcome", 16)
+    when, method, proof = form_text("at", 32), form_text("method", 64), form_text("proof")
+
+    def run(case: AbsenceCase) -> None:
+        at = local_ms(when, case.plant.timezone) if when else now_ms()
+        if outcome == "served":
+            actions.record_service(
+                case.id, document, by=user(), now_ms=now_ms(), served_ms=at, method=method, proof=proof
+            )
+        elif outcome == "failed":
+            actions.record_service_failed(case.id, document, by=user(), now_ms=now_ms(), proof=proof)
+        elif outcome == "published":
+            actions.record_publication(case.id, document, by=user(), now_ms=now_ms(), published_ms=at, proof=proof)
+        else:
+            raise CaseError("送达结果：served、failed 或 published / outcome is served, failed or published")
+
+    return act(
+        case_id, "case.act", f"case.service.{outcome}", run, document=document, at=when, method=method, proof=proof
+    )
+
+
+@bp.route("/cases/<int:case_id>/tasks/<kind>/done", methods=["POST"])
+@require("case.act")
+def task_done(case_id: int, kind: str) -> Any:
+    proof = form_text("proof")
+    return act(
+        case_id,
+        "case.act",
+        "case.task.done",
+        lambda c: actions.complete_task(c.id, kind, by=user(), now_ms=now_ms(), proof=proof),
+        task=kind,
+        proof=proof,
+    )

@@ -1,0 +1,358 @@
+"""What the case pages show, read in a few set-based queries (the list must stay fast at 5,000 open cases).
+
+``page_of_cases`` filters and pages in SQL, then finds each listed case's next step in three queries
+over the page's ids: the open gate, the earliest pending outbound step, the earliest open task with
+a due date, else the case's next timer. ``detail`` gathers one case's whole story for its page.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import peewee as pw
+
+from cloud.casefiles import CaseDocument
+from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
+from cloud.escalation import ladder, timeline
+from cloud.escalation.models import AbsenceCase, AttendanceDay, CaseDay, CaseStep, CaseTask, Gate, GateApproval, Service
+from cloud.escalation.policy import PolicyVersion
+from cloud.hr.models import Employee
+from cloud.notices.records import NoticeDocument
+from cloud.store import Appliance, Plant, Punch
+
+PAGE_SIZE = 50
+DAY_MS = ladder.DAY_MS
+
+
+def case_refs(case_id: int) -> tuple[str, ...]:
+    """How the contact log and the notices name a case (``case_ref``, a plain string). The first form is the
+    one this dashboard writes; the bare id is accepted too, for rows written before the wiring settled."""
+    return (f"case-{case_id}", str(case_id))
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: str = "open"  # open | resolved | all
+    plant: str = ""
+    level: str = ""  # "" or 0..8
+    q: str = ""  # employee number, name or badge
+    waiting: str = ""  # "" | gate (a person must approve) | acked | welfare
+    page: int = 1
+
+
+@dataclass
+class NextStep:
+    kind: str  # gate | step | task | timer | none
+    label_zh: str
+    label_en: str
+    due_ms: int | None
+
+
+@dataclass
+class Row:
+    case: AbsenceCase
+    next: NextStep = field(default_factory=lambda: NextStep("none", "—", "—", None))
+
+
+def _query(f: Filters, own_plant: str | None) -> pw.ModelSelect:
+    query = AbsenceCase.select(AbsenceCase, Employee, Plant).join(Employee).switch(AbsenceCase).join(Plant)
+    if f.status == "open":
+        query = query.where(AbsenceCase.open_key.is_null(False))
+    elif f.status == "resolved":
+        query = query.where(AbsenceCase.open_key.is_null(True))
+    plant = own_plant if own_plant is not None else f.plant
+    if plant:
+        query = query.where(AbsenceCase.plant == plant)
+    if f.level.isdigit():
+        query = query.where(AbsenceCase.level == int(f.level))
+    if f.q:
+        like = f"%{f.q}%"
+        query = query.where((Employee.employee_no**like) | (Employee.name**like) | (AbsenceCase.user_id == f.q))
+    if f.waiting == "gate":
+        query = query.where(
+            pw.fn.EXISTS(Gate.select(Gate.id).where((Gate.case == AbsenceCase.id) & (Gate.status == "open")))
+        )
+    elif f.waiting == "acked":
+        query = query.where(AbsenceCase.acked_until_ms.is_null(False))
+    elif f.waiting == "welfare":
+        query = query.where(AbsenceCase.welfare == "open")
+    return query
+
+
+def page_of_cases(f: Filters, own_plant: str | None) -> tuple[list[Row], int]:
+    """One page of cases (highest level first, then the oldest) and how many match in all."""
+    query = _query(f, own_plant)
+    total = query.count()
+    rows = [
+        Row(c)
+        for c in query.order_by(AbsenceCase.level.desc(), AbsenceCase.opened_ms, AbsenceCase.id).paginate(
+            max(1, f.page), PAGE_SIZE
+        )
+    ]
+    _next_steps(rows)
+    return rows, total
+
+
+def _next_steps(rows: list[Row]) -> None:
+    by_id = {r.case.id: r for r in rows}
+    if not by_id:
+        return
+    ids = list(by_id)
+    gates = {
+        cid: kind
+        for cid, kind in Gate.select(Gate.case, Gate.kind).where(Gate.case.in_(ids) & (Gate.status == "open")).tuples()
+    }
+    steps: dict[int, tuple[int, str, str]] = {}
+    for cid, due, key, status in (
+        CaseStep.select(CaseStep.case, CaseStep.due_ms, CaseStep.key, CaseStep.status)
+        .where(CaseStep.case.in_(ids) & CaseStep.status.in_(ladder.PENDING))
+        .order_by(CaseStep.due_ms)
+        .tuples()
+    ):
+        steps.setdefault(cid, (due, key, status))
+    tasks: dict[int, tuple[int, str, str]] = {}
+    for cid, due, zh, en in (
+        CaseTask.select(CaseTask.case, CaseTask.due_ms, CaseTask.title_zh, CaseTask.title_en)
+        .where(CaseTask.case.in_(ids) & (CaseTask.status == "open") & CaseTask.due_ms.is_null(False))
+        .order_by(CaseTask.due_ms)
+        .tuples()
+    ):
+        tasks.setdefault(cid, (due, zh, en))
+    for cid, row in by_id.items():
+        case = row.case
+        if case.open_key is None:
+            row.next = NextStep("none", f"已结案：{case.resolution}", f"closed: {case.resolution}", case.resolved_ms)
+        elif cid in gates:
+            kind = gates[cid]
+            zh, en = GATE_NAMES.get(kind, (kind, kind))
+            row.next = NextStep("gate", f"待审批：{zh}", f"awaiting approval: {en}", None)
+        elif cid in steps:
+            due, key, status = steps[cid]
+            row.next = NextStep("step", f"发送 {key}", f"send {key}", due)
+        elif cid in tasks:
+            due, zh, en = tasks[cid]
+            row.next = NextStep("task", zh, en, due)
+        elif case.wake_ms is not None:
+            row.next = NextStep("timer", "计时到期后复核", "timer runs out", case.wake_ms)
+        else:
+            row.next = NextStep("none", "等待下一个确认的工作日", "waits for the next confirmed working day", None)
+
+
+GATE_NAMES = {
+    "approve_cuigao": ("批准发送催告函", "approve sending the 催告函"),
+    "confirm_termination": ("确认解除劳动合同", "confirm the termination"),
+}
+
+
+def plants_for(own_plant: str | None) -> list[Plant]:
+    query = Plant.select().order_by(Plant.id)
+    return list(query.where(Plant.id == own_plant) if own_plant is not None else query)
+
+
+# -- one case --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the merged timeline."""
+
+    at_ms: int
+    kind: str  # entry | punch | day | attempt | notice | document
+    actor: str
+    text_zh: str
+    text_en: str
+    data: dict[str, Any]
+
+
+def detail(case: AbsenceCase) -> dict[str, Any]:
+    refs = case_refs(case.id)
+    since = case.first_start_ms - 7 * DAY_MS
+    appliances = [a for (a,) in Appliance.select(Appliance.id).where(Appliance.plant == case.plant_id).tuples()]
+    punches = (
+        list(
+            Punch.select(Punch.at_utc_ms, Punch.terminal, Punch.state, Punch.appliance, Punch.seq)
+            .where((Punch.employee == case.user_id) & Punch.appliance.in_(appliances) & (Punch.at_utc_ms >= since))
+            .order_by(Punch.at_utc_ms)
+            .limit(500)
+        )
+        if appliances
+        else []
+    )
+    facts = list(
+        AttendanceDay.select()
+        .where(
+            (AttendanceDay.plant == case.plant_id)
+            & (AttendanceDay.user_id == case.user_id)
+            & (AttendanceDay.start_ms >= since)
+        )
+        .order_by(AttendanceDay.start_ms)
+        .limit(200)
+    )
+    attempts = list(
+        ContactAttempt.select(
+            ContactAttempt.id,
+            ContactAttempt.at_ms,
+            ContactAttempt.channel,
+            ContactAttempt.provider,
+            ContactAttempt.recipient,
+            ContactAttempt.template_id,
+            ContactAttempt.template_version,
+            ContactAttempt.subject,
+            ContactAttempt.content_sha256,
+            ContactAttempt.status,
+            ContactAttempt.reason,
+            ContactAttempt.provider_message_id,
+            ContactAttempt.operator,
+            ContactAttempt.receipt_status,
+            ContactAttempt.step_id,
+            ContactAttempt.idem_key,
+            ContactAttempt.attempt_no,
+        )
+        .where(ContactAttempt.case_ref.in_(refs))
+        .order_by(ContactAttempt.at_ms, ContactAttempt.id)
+    )
+    receipts: dict[int, list[DeliveryReceipt]] = {}
+    if attempts:
+        for r in (
+            DeliveryReceipt.select()
+            .where(DeliveryReceipt.attempt.in_([a.id for a in attempts]))
+            .order_by(DeliveryReceipt.received_ms)
+        ):
+            receipts.setdefault(r.attempt_id, []).append(r)
+    done_keys = {a.idem_key for a in attempts if a.status == "done"}
+    open_tasks = [a for a in attempts if a.status == "task_open" and a.idem_key not in done_keys]
+    notices = list(
+        NoticeDocument.select(
+            NoticeDocument.id,
+            NoticeDocument.doc_no,
+            NoticeDocument.title,
+            NoticeDocument.template_id,
+            NoticeDocument.template_version,
+            NoticeDocument.pdf_sha256,
+            NoticeDocument.sms_sha256,
+            NoticeDocument.rendered_ms,
+        )
+        .where(NoticeDocument.case_ref.in_(refs))
+        .order_by(NoticeDocument.rendered_ms)
+    )
+    documents = list(
+        CaseDocument.select(
+            CaseDocument.id,
+            CaseDocument.name,
+            CaseDocument.size,
+            CaseDocument.sha256,
+            CaseDocument.note,
+            CaseDocument.uploaded_by,
+            CaseDocument.uploaded_ms,
+        )
+        .where(CaseDocument.case_id == case.id)
+        .order_by(CaseDocument.uploaded_ms)
+    )
+    gates = list(Gate.select().where(Gate.case == case).order_by(Gate.opened_ms))
+    approvals: dict[int, list[GateApproval]] = {}
+    for a in GateApproval.select().where(GateApproval.gate.in_([g.id for g in gates])).order_by(GateApproval.at_ms):
+        approvals.setdefault(a.gate_id, []).append(a)
+    events = _merge(case, punches, facts, attempts, receipts, notices, documents)
+    return {
+        "events": events,
+        "chain_problems": timeline.verify(case),
+        "days": list(CaseDay.select().where(CaseDay.case == case).order_by(CaseDay.start_ms)),
+        "steps": list(CaseStep.select().where(CaseStep.case == case).order_by(CaseStep.id)),
+        "gates": gates,
+        "approvals": approvals,
+        "tasks": list(CaseTask.select().where(CaseTask.case == case).order_by(CaseTask.created_ms, CaseTask.id)),
+        "services": list(Service.select().where(Service.case == case)),
+        "attempts": attempts,
+        "receipts": receipts,
+        "open_tasks": open_tasks,
+        "notices": notices,
+        "documents": documents,
+        "policy": PolicyVersion.get_by_id(case.policy_id),
+        "badge_facts": len(facts),
+    }
+
+
+def _merge(case, punches, facts, attempts, receipts, notices, documents) -> list[Event]:  # type: ignore[no-untyped-def]
+    events = [
+        Event(i.at_ms, "entry", i.actor, i.text_zh, i.text_en, {"kind": i.kind, **i.data, "seq": i.seq})
+        for i in timeline.items(case)
+    ]
+    states = {0: ("上班", "in"), 1: ("下班", "out")}
+    for p in punches:
+        zh, en = states.get(p.state, ("打卡", "punch"))
+        events.append(
+            Event(
+                p.at_utc_ms,
+                "punch",
+                p.terminal,
+                f"打卡（{zh}）· {p.terminal}",
+                f"punch ({en}) · {p.terminal}",
+                {"seq": p.seq},
+            )
+        )
+    for d in facts:
+        events.append(
+            Event(
+                d.start_ms or 0,
+                "day",
+                "appliance",
+                f"日结论 {d.work_date} {d.shift}：{d.status}",
+                f"day fact {d.work_date} {d.shift}: {d.status}",
+                {"fact_id": d.fact_id, "seq": d.seq, "versions": d.versions},
+            )
+        )
+    for a in attempts:
+        events.append(
+            Event(
+                a.at_ms,
+                "attempt",
+                a.operator,
+                f"{a.channel} → {a.recipient}：{a.status} {a.reason}".strip(),
+                f"{a.channel} → {a.recipient}: {a.status} {a.reason}".strip(),
+                {
+                    "attempt": a.id,
+                    "provider": a.provider,
+                    "message_id": a.provider_message_id,
+                    "template": f"{a.template_id}@{a.template_version}",
+                    "sha256": a.content_sha256,
+                    "receipts": [
+                        {"status": r.status, "detail": r.detail, "at_ms": r.received_ms, "raw_sha256": r.raw_sha256}
+                        for r in receipts.get(a.id, [])
+                    ],
+                },
+            )
+        )
+    for n in notices:
+        events.append(
+            Event(
+                n.rendered_ms,
+                "notice",
+                "engine",
+                f"文书《{n.title}》{n.doc_no}",
+                f"notice “{n.title}” {n.doc_no}",
+                {"notice": n.id, "sha256": n.pdf_sha256, "template": f"{n.template_id}@{n.template_version}"},
+            )
+        )
+    for d in documents:
+        events.append(
+            Event(
+                d.uploaded_ms,
+                "document",
+                d.uploaded_by,
+                f"上传文件 {d.name}",
+                f"uploaded {d.name}",
+                {"document": d.id, "sha256": d.sha256, "size": d.size},
+            )
+        )
+    order = {"day": 0, "punch": 1, "entry": 2, "notice": 3, "attempt": 4, "document": 5}
+    events.sort(key=lambda e: (e.at_ms, order[e.kind]))
+    return events
+
+
+def checklist(gate: Gate) -> dict[str, Any]:
+    try:
+        return dict(json.loads(gate.checklist or "{}"))
+    except ValueError:
+        return {}

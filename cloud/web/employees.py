@@ -1,0 +1,176 @@
+"""The employee directory, one employee's page with leave, and the HR spreadsheet import.
+
+Leave recorded here goes through ``cloud.hr.records`` (which marks the employee for the escalation
+engine) and the employee's open case is counted again at once (``cases.recount``), so the page shows
+the days it now excuses and the steps it supersedes; the engine's next tick finds nothing left to do.
+An import is checked whole by ``cloud.hr.importer``: a file with any bad row is refused, and every
+problem is listed with its sheet, row number and column.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import peewee as pw
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+
+from cloud.escalation import cases
+from cloud.escalation.models import AbsenceCase
+from cloud.hr import importer
+from cloud.hr.models import Correction, EmergencyContact, Employee, Leave, PlantBadge, Trip
+from cloud.hr.records import HrError, record_leave
+from cloud.store import Plant
+from cloud.web import caseview
+from cloud.web.present import bi, in_zone, local_ms
+from cloud.web.roles import can, note, now_ms, own_plant, require
+
+bp = Blueprint("employees", __name__)
+PAGE_SIZE = 100
+LEAVE_KINDS = ("病假", "事假", "年假", "婚假", "丧假", "产假", "陪产假", "工伤假", "调休", "其他")
+
+
+def _employee(employee_id: int) -> tuple[Employee, list[PlantBadge]]:
+    employee = Employee.get_or_none(Employee.id == employee_id)
+    if employee is None:
+        abort(404)
+    badges = list(PlantBadge.select(PlantBadge, Plant).join(Plant).where(PlantBadge.employee == employee))
+    mine = own_plant()
+    if mine is not None and all(b.plant_id != mine for b in badges):
+        abort(404)
+    return employee, badges
+
+
+@bp.route("/employees")
+@require("view")
+def index() -> Any:
+    q = request.args.get("q", "").strip()[:64]
+    plant = own_plant() if own_plant() is not None else request.args.get("plant", "")
+    page = int(request.args["page"]) if request.args.get("page", "").isdigit() else 1
+    query = Employee.select(Employee).order_by(Employee.employee_no)
+    if plant:
+        query = query.where(
+            pw.fn.EXISTS(
+                PlantBadge.select(PlantBadge.id).where(
+                    (PlantBadge.employee == Employee.id) & (PlantBadge.plant == plant)
+                )
+            )
+        )
+    if q:
+        like = f"%{q}%"
+        query = query.where(
+            (Employee.employee_no**like)
+            | (Employee.name**like)
+            | pw.fn.EXISTS(
+                PlantBadge.select(PlantBadge.id).where((PlantBadge.employee == Employee.id) & (PlantBadge.user_id == q))
+            )
+        )
+    total = query.count()
+    people = list(query.paginate(max(1, page), PAGE_SIZE))
+    ids = [e.id for e in people]
+    badges: dict[int, list[PlantBadge]] = {}
+    for b in PlantBadge.select().where(PlantBadge.employee.in_(ids)) if ids else []:
+        badges.setdefault(b.employee_id, []).append(b)
+    open_cases = (
+        dict(
+            AbsenceCase.select(AbsenceCase.employee, AbsenceCase.id)
+            .where(AbsenceCase.employee.in_(ids) & AbsenceCase.open_key.is_null(False))
+            .tuples()
+        )
+        if ids
+        else {}
+    )
+    return render_template(
+        "employees.html",
+        people=people,
+        badges=badges,
+        open_cases=open_cases,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        q=q,
+        plant=plant,
+        plants=caseview.plants_for(own_plant()),
+    )
+
+
+@bp.route("/employees/<int:employee_id>")
+@require("view")
+def show(employee_id: int) -> Any:
+    employee, badges = _employee(employee_id)
+    tz = badges[0].plant.timezone if badges else current_app.config["SETTINGS"].timezone
+    case_query = AbsenceCase.select().where(AbsenceCase.employee == employee).order_by(AbsenceCase.opened_ms.desc())
+    if own_plant() is not None:
+        case_query = case_query.where(AbsenceCase.plant == own_plant())
+    return render_template(
+        "employee.html",
+        e=employee,
+        badges=badges,
+        tz=tz,
+        leaves=list(Leave.select().where(Leave.employee == employee).order_by(Leave.start_ms.desc())),
+        trips=list(Trip.select().where(Trip.employee == employee).order_by(Trip.start_ms.desc())),
+        corrections=list(Correction.select().where(Correction.employee == employee).order_by(Correction.at_ms.desc())),
+        contacts=list(EmergencyContact.select().where(EmergencyContact.employee == employee)),
+        cases=list(case_query),
+        leave_kinds=LEAVE_KINDS,
+        in_zone=in_zone,
+        bi=bi,
+        can=can,
+    )
+
+
+@bp.route("/employees/<int:employee_id>/leave", methods=["POST"])
+@require("hr.edit")
+def add_leave(employee_id: int) -> Any:
+    employee, badges = _employee(employee_id)
+    form = request.form
+    tz = badges[0].plant.timezone if badges else current_app.config["SETTINGS"].timezone
+    ref = form.get("ref", "").strip()[:64] or f"WEB-{employee.employee_no}-{secrets.token_hex(3).upper()}"
+    kind = form.get("kind", "").strip()[:16]
+    detail = {"ref": ref, "kind": kind, "start": form.get("start", ""), "end": form.get("end", "")}
+    try:
+        if kind not in LEAVE_KINDS:
+            raise HrError(f"假别 {kind!r} 无效 / unknown kind of leave")
+        start, end = local_ms(form.get("start", ""), tz), local_ms(form.get("end", ""), tz)
+        record_leave(employee, ref, kind, start, end, now_ms=now_ms(), approved_by=str(session["user"]))
+    except (HrError, ValueError) as err:
+        note("refused", action="leave.add", target=f"employee:{employee.employee_no}", error=str(err), **detail)
+        flash(str(err), "error")
+        return redirect(url_for("employees.show", employee_id=employee_id))
+    for badge in badges:  # count the absence again now, under the case's lock, as the engine's tick would
+        cases.recount(badge.plant, badge.user_id, now_ms=now_ms())
+    note("done", action="leave.add", target=f"employee:{employee.employee_no}", **detail)
+    flash("leave.add", "done")
+    return redirect(url_for("employees.show", employee_id=employee_id))
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@require("hr.edit")
+def hr_import() -> Any:
+    plants = caseview.plants_for(own_plant())
+    if request.method == "GET":
+        return render_template("import.html", plants=plants, problems=None, counts=None, name="")
+    upload = request.files.get("file")
+    plant = Plant.get_or_none(Plant.id == request.form.get("plant", ""))
+    kind = request.form.get("kind", "auto")
+    name = upload.filename if upload is not None and upload.filename else ""
+    if plant is None or not name or kind not in ("auto", *importer.KINDS):
+        flash("请选择工厂和文件 / choose a plant and a file", "error")
+        return render_template("import.html", plants=plants, problems=None, counts=None, name=name), 400
+    suffix = Path(name).suffix.lower()
+    with tempfile.TemporaryDirectory(prefix="hr-import-") as tmp:
+        path = Path(tmp) / f"upload{suffix if suffix in ('.csv', '.xlsx') else '.bin'}"
+        assert upload is not None
+        upload.save(path)
+        try:
+            sheets = importer.read(path, kind)
+            for sheet in sheets:
+                sheet.name = name if suffix == ".csv" else sheet.name
+            report = importer.store(importer.check(sheets, plant, name), plant, now_ms())
+        except importer.ImportRefused as err:
+            note("refused", action="hr.import", target=f"plant:{plant.id}", file=name, problems=len(err.problems))
+            return render_template("import.html", plants=plants, problems=err.problems, counts=None, name=name), 422
+    note("done", action="hr.import", target=f"plant:{plant.id}", file=name, counts=dict(report.counts))
+    return render_template("import.html", plants=plants, problems=None, counts=report.counts, name=name)

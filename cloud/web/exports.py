@@ -1,0 +1,134 @@
+"""The evidence export from the dashboard: a button that runs the existing export and hands over the ZIP.
+
+The export can take minutes for a plant-year, so it runs in its own process (``cloud.export_job``)
+and the page follows its progress messages; the ZIP is downloaded when it is whole. Jobs live under
+``<state_dir>/exports/<id>/``; only the user who started one, an HR admin or an auditor may fetch it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session, url_for
+
+from cloud import export_job
+from cloud.store import Plant
+from cloud.web import caseview
+from cloud.web.roles import check_plant, note, now_ms, own_plant, require, role
+
+bp = Blueprint("exports", __name__)
+JOB_ID = re.compile(r"^[a-f0-9]{16}$")
+_children: dict[str, subprocess.Popen[bytes]] = {}  # reaped when their page is next asked for
+
+
+def _root() -> Path:
+    return Path(current_app.config["SETTINGS"].state_dir) / "exports"
+
+
+@bp.route("/evidence")
+@require("evidence.export")
+def index() -> Any:
+    return render_template("export.html", plants=caseview.plants_for(own_plant()), today=date.today().isoformat())
+
+
+@bp.route("/evidence/export", methods=["POST"])
+@require("evidence.export")
+def start() -> Any:
+    form = request.form
+    employee, plant_id = form.get("employee", "").strip()[:64], form.get("plant", "").strip()
+    try:
+        first, last = date.fromisoformat(form.get("first", "")), date.fromisoformat(form.get("last", ""))
+    except ValueError:
+        abort(400)
+    if not employee or Plant.get_or_none(Plant.id == plant_id) is None or last < first:
+        abort(400)
+    check_plant(plant_id)
+    job_id = secrets.token_hex(8)
+    folder = _root() / job_id
+    export_job.write_job(
+        folder,
+        current_app.config["SETTINGS"],
+        employee=employee,
+        plant=plant_id,
+        first=first.isoformat(),
+        last=last.isoformat(),
+        owner=session["user"],
+        started_ms=now_ms(),
+    )
+    with (folder / "runner.log").open("wb") as out:
+        _children[job_id] = subprocess.Popen(
+            [sys.executable, "-m", "cloud.export_job", str(folder)], stdout=out, stderr=subprocess.STDOUT
+        )
+    note(
+        "done",
+        action="evidence.export",
+        target=f"employee:{plant_id}/{employee}",
+        job=job_id,
+        first=str(first),
+        last=str(last),
+    )
+    return redirect(url_for("exports.job", job_id=job_id))
+
+
+def _job(job_id: str) -> tuple[Path, dict[str, Any]]:
+    if not JOB_ID.match(job_id):
+        abort(404)
+    folder = _root() / job_id
+    try:
+        job = json.loads((folder / export_job.JOB).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        abort(404)
+    if job["owner"] != session.get("user") and role() not in ("hr_admin", "auditor"):
+        abort(404)
+    return folder, job
+
+
+def _status(folder: Path, job_id: str) -> dict[str, Any]:
+    child = _children.get(job_id)
+    if child is not None and child.poll() is not None:
+        _children.pop(job_id, None)
+    progress = (
+        (folder / export_job.PROGRESS).read_text(encoding="utf-8") if (folder / export_job.PROGRESS).exists() else ""
+    )
+    result_file = folder / export_job.RESULT
+    result = json.loads(result_file.read_text(encoding="utf-8")) if result_file.exists() else None
+    return {"done": result is not None, "result": result, "progress": progress.splitlines()}
+
+
+@bp.route("/evidence/jobs/<job_id>")
+@require("evidence.export")
+def job(job_id: str) -> Any:
+    folder, described = _job(job_id)
+    return render_template("export_job.html", job_id=job_id, job=described, status=_status(folder, job_id))
+
+
+@bp.route("/evidence/jobs/<job_id>.json")
+@require("evidence.export")
+def job_status(job_id: str) -> Any:
+    folder, _described = _job(job_id)
+    return jsonify(_status(folder, job_id))
+
+
+@bp.route("/evidence/jobs/<job_id>/bundle.zip")
+@require("evidence.export")
+def download(job_id: str) -> Any:
+    folder, described = _job(job_id)
+    bundle = folder / export_job.BUNDLE
+    if not bundle.exists():
+        abort(404)
+    note(
+        "done", action="evidence.download", target=f"employee:{described['plant']}/{described['employee']}", job=job_id
+    )
+    name = f"evidence-{described['plant']}-{described['employee']}-{described['first']}-{described['last']}.zip"
+    return Response(
+        bundle.read_bytes(),
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

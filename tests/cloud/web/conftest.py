@@ -1,0 +1,118 @@
+"""Head office's pages on a database the real engine filled: two plants, a case per plant run through the
+appliance's real rules, signed logs and the cloud's ingest (``plantfeed``), then served by the app factory.
+
+The database is built once per module and copied for each test. Accounts: one per role, and two plant
+managers (p1, p2), all with the same password.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import date, timedelta
+
+import pytest
+from werkzeug.security import generate_password_hash
+
+from cloud.config import CloudSettings
+from cloud.escalation import cases
+from cloud.escalation.models import AbsenceCase
+from cloud.store import Account, database, open_db
+from cloud.web import create_app
+from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local, new_engine
+from tests.harness.clock import FrozenClock
+
+PASSWORD = "a long enough password"
+USERS = {
+    "admin": ("hr_admin", ""),
+    "staff": ("hr_staff", ""),
+    "staff2": ("hr_staff", ""),
+    "pm1": ("plant_manager", "p1"),
+    "pm2": ("plant_manager", "p2"),
+    "aud": ("auditor", ""),
+}
+START = date(2025, 3, 3)  # Monday: a 10-day sick leave begins; nobody comes back on Thursday 03-13
+
+
+def build(path, clock: FrozenClock) -> None:
+    db = open_db(f"sqlite:///{path}")
+    cases._policies.clear()
+    gates = {"approve_cuigao": True, "termination_approvers": 2}
+    p1 = PlantFeed(clock).start(gates=gates)
+    p2 = PlantFeed(clock, plant_id="p2", name="pi-02").start(gates=gates)
+    p1.hire("2001")
+    p1.hire("2002")
+    p2.hire("3001")
+    engine = new_engine(clock)
+    p1.leave("2001", "BJ-2025-031", local(START, "00:00"), local(START + timedelta(days=10), "00:00"))
+    clock.advance(seconds=(local(START, "06:00") - clock.now()).total_seconds())
+    day = START
+    while day <= date(2025, 3, 17):
+        if day.weekday() < 5:  # 2002 works every day
+            p1.punch("2002", local(day, "07:55"))
+            p1.punch("2002", local(day, "17:05"))
+        for feed in (p1, p2):
+            day_passes(feed, engine, day)
+        day += timedelta(days=1)
+    clock.advance(hours=9)
+    engine.tick()
+    hashed = generate_password_hash(PASSWORD)
+    for name, (role, plant) in USERS.items():
+        Account.create(username=name, password_hash=hashed, role=role, plant=plant, created_ms=0)
+    db.close()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dash")
+    clock = FrozenClock()
+    clock._now = clock.now().replace(year=2025, month=1, day=1)
+    build(folder / "cloud.sqlite3", clock)
+    return folder / "cloud.sqlite3", clock.now()
+
+
+@pytest.fixture
+def app(built, tmp_path):
+    source, now = built
+    shutil.copy(source, tmp_path / "cloud.sqlite3")
+    cases._policies.clear()
+    settings = CloudSettings(database_url=f"sqlite:///{tmp_path}/cloud.sqlite3", state_dir=str(tmp_path))
+    application = create_app(settings)
+    application.config["CLOCK"] = FrozenClock(now)
+    yield application
+    if not database.is_closed():
+        database.close()
+
+
+def token(page: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+class Browser:
+    """A test client logged in as one user, that posts forms with the page's CSRF token."""
+
+    def __init__(self, app, username: str) -> None:
+        self.client = app.test_client()
+        self.username = username
+        page = self.client.get("/login").get_data(as_text=True)
+        response = self.client.post("/login", data={"csrf": token(page), "username": username, "password": PASSWORD})
+        assert response.status_code == 302, response.get_data(as_text=True)
+
+    def get(self, path: str):
+        return self.client.get(path)
+
+    def post(self, path: str, data: dict | None = None, **kwargs):
+        page = self.client.get("/cases").get_data(as_text=True)
+        return self.client.post(path, data={"csrf": token(page), **(data or {})}, **kwargs)
+
+
+@pytest.fixture
+def login(app):
+    return lambda username: Browser(app, username)
+
+
+def the_case(user_id: str) -> AbsenceCase:
+    with database.connection_context():
+        return AbsenceCase.get(AbsenceCase.user_id == user_id)

@@ -1,0 +1,88 @@
+"""Login throttle, session expiry, role changes taking effect at once, CSRF, hashed passwords, the two languages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cloud.store import Account, database
+from tests.cloud.web.conftest import PASSWORD, token
+
+TEMPLATES = Path(__file__).parents[3] / "cloud" / "web" / "templates"
+
+
+def attempt(client, username: str, password: str):
+    page = client.get("/login").get_data(as_text=True)
+    return client.post("/login", data={"csrf": token(page), "username": username, "password": password})
+
+
+def test_guessing_is_stopped_even_with_the_right_password_until_the_window_passes(app):
+    client = app.test_client()
+    assert [attempt(client, "staff", f"guess {n}").status_code for n in range(5)] == [401] * 5
+    refused = attempt(client, "staff", PASSWORD)
+    assert refused.status_code == 429 and "登录失败次数过多" in refused.get_data(as_text=True)
+    assert attempt(client, "admin", PASSWORD).status_code == 302  # another user from the same address still may
+    app.config["CLOCK"].advance(minutes=16)
+    assert attempt(app.test_client(), "staff", PASSWORD).status_code == 302
+
+
+def test_many_names_from_one_address_are_throttled_too(app):
+    client = app.test_client()
+    codes = [attempt(client, f"nobody{n}", "x").status_code for n in range(21)]
+    assert codes[:20] == [401] * 20 and codes[20] == 429
+
+
+def test_an_idle_session_expires(app, login):
+    browser = login("staff")
+    assert browser.get("/cases").status_code == 200
+    app.config["CLOCK"].advance(minutes=20)
+    assert browser.get("/cases").status_code == 200  # in use: still signed in
+    app.config["CLOCK"].advance(minutes=31)
+    response = browser.get("/cases")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_role_change_takes_effect_at_the_next_request(app, login):
+    staff = login("staff")
+    assert staff.get("/import").status_code == 200
+    login("admin").post("/accounts/staff/role", {"role": "auditor", "plant": ""})
+    assert staff.get("/import").status_code == 403
+    with database.connection_context():
+        Account.delete().where(Account.username == "staff").execute()
+    assert staff.get("/cases").status_code == 302  # a removed account is signed out
+
+
+def test_forms_without_the_sessions_token_are_refused(login):
+    staff = login("staff")
+    assert staff.client.post("/cases/1/ack", data={"reason": "sick"}).status_code == 400
+    assert staff.client.post("/cases/1/ack", data={"reason": "sick", "csrf": "forged"}).status_code == 400
+
+
+def test_passwords_are_stored_hashed_and_accounts_are_made_with_a_role(login):
+    admin = login("admin")
+    admin.post("/accounts", {"username": "pm9", "password": "long enough pass", "role": "plant_manager", "plant": ""})
+    admin.post("/accounts", {"username": "pm9", "password": "long enough pass", "role": "plant_manager", "plant": "p2"})
+    with database.connection_context():
+        account = Account.get(Account.username == "pm9")
+        assert (account.role, account.plant) == ("plant_manager", "p2")
+        assert account.password_hash.startswith("scrypt:") and "long enough" not in account.password_hash
+
+
+def test_every_text_key_in_the_templates_is_translated_both_ways(app):
+    from cloud.web.i18n import MESSAGES
+
+    used = set()
+    for template in TEMPLATES.glob("*.html"):
+        used |= set(re.findall(r"\bt\('([a-z_.]+)'\)", template.read_text(encoding="utf-8")))
+    missing = sorted(k for k in used if k not in MESSAGES)
+    assert missing == []
+    assert all(zh and en and zh != en or k in ("app",) for k, (zh, en) in MESSAGES.items() if k in used)
+
+
+def test_chinese_by_default_english_when_asked(login):
+    staff = login("staff")
+    page = staff.get("/cases").get_data(as_text=True)
+    assert "缺勤案件" in page and 'lang="zh-CN"' in page
+    english = staff.get("/cases?lang=en")
+    assert "Absence cases" in english.get_data(as_text=True) and "lang=en" in english.headers["Set-Cookie"]
+    assert "Employee directory" in staff.get("/employees").get_data(as_text=True)  # the cookie keeps English
