@@ -104,7 +104,7 @@ def test_show_config_masks_every_secret_and_check_config_lists_problems(tmp_path
     config = write(tmp_path, GOOD)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     shown = subprocess.run(
-        [sys.executable, "-m", "punchproof", "cloud", "show-config", "-c", str(config)],
+        [sys.executable, "-m", "punchproof", "cloud", "show-config", "--json", "-c", str(config)],
         capture_output=True,
         text=True,
         env=env,
@@ -112,7 +112,7 @@ def test_show_config_masks_every_secret_and_check_config_lists_problems(tmp_path
     ).stdout
     for secret in SECRETS.values():
         assert secret not in shown
-    data = json.loads(shown)
+    data = {key.rsplit(".", 1)[-1]: row["value"] for key, row in json.loads(shown).items()}
     assert data["channels"]["email"]["password_file"] == "secrets/smtp (read, ***)"
     os.chmod(tmp_path / "secrets" / "smtp", 0o640)
     checked = subprocess.run(
