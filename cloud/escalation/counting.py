@@ -30,7 +30,10 @@ from cloud.store import database
 log = logging.getLogger(__name__)
 WINDOW_DAYS = 62  # how far back a spell is looked for when no case is open
 CORRECTION_BEFORE_MS, CORRECTION_AFTER_MS = 2 * 3_600_000, 4 * 3_600_000
-FACT_COLUMNS = "plant_id, user_id, fact_key, work_date, shift, status, start_ms, end_ms, watch, excusal, fact_id, appliance_id, seq"
+FACT_COLUMNS = (
+    "plant_id, user_id, fact_key, work_date, shift, status, start_ms, end_ms, watch, excusal, fact_id, "
+    "appliance_id, seq"
+)
 
 
 class Fact(NamedTuple):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import peewee as pw
 
+from cloud.escalation import bulk
 from cloud.escalation.models import AttendanceDay, FactCursor
 from cloud.store import Appliance, LogHead, LogRecord, Punch, database
 
@@ -94,7 +95,7 @@ def _facts(appliance_id: int, plant_id: str, after: int, upto: int, fresh: Fresh
             (AttendanceDay.plant == plant_id) & AttendanceDay.fact_key.in_(part)
         )
         known.update({k: (i, v) for k, i, v in query.tuples()})
-    inserts = []
+    inserts, updates = [], []
     for key, (seq, fact) in latest.items():
         values = {
             "plant": plant_id,
@@ -114,16 +115,14 @@ def _facts(appliance_id: int, plant_id: str, after: int, upto: int, fresh: Fresh
         badge = (plant_id, values["user_id"])
         if key in known:
             row_id, versions = known[key]
-            AttendanceDay.update(
-                **{k: v for k, v in values.items() if k not in ("plant", "fact_key")}, versions=versions + 1
-            ).where(AttendanceDay.id == row_id).execute()
+            updates.append({**values, "id": row_id, "versions": versions + 1})
             fresh.touched.add(badge)
         else:
             inserts.append(values)
             (fresh.attended if values["status"] in ATTENDED | OFF else fresh.touched).add(badge)
         fresh.facts += 1
-    for start in range(0, len(inserts), 500):
-        AttendanceDay.insert_many(inserts[start : start + 500]).execute()
+    bulk.upsert(AttendanceDay, updates)  # a superseding fact replaces the row of its key
+    bulk.insert(AttendanceDay, inserts)
 
 
 def fact_id(fact: dict) -> str:
