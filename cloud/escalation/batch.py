@@ -36,7 +36,7 @@ def lock(case_ids: Iterable[int]) -> list[AbsenceCase]:
         return []
     out: list[AbsenceCase] = []
     for part in bulk.chunks(ids, 10_000):
-        query = AbsenceCase.select().where(AbsenceCase.id.in_(list(part))).order_by(AbsenceCase.id)
+        query = AbsenceCase.select().where(bulk.where_in("id", part)).order_by(AbsenceCase.id)
         out.extend(query if isinstance(database.obj, pw.SqliteDatabase) else query.for_update())
     return out
 
@@ -171,10 +171,7 @@ class CaseBatch:
 
 
 def _rows(model: type[pw.Model], case_ids: list[int]) -> list[Row]:
-    out: list[Row] = []
-    for part in bulk.chunks(case_ids, 10_000):
-        out.extend(model.select().where(model.case.in_(list(part))).order_by(model.id).dicts())
-    return out
+    return bulk.rows_in(model, "case_id", case_ids)
 
 
 def pending(row: Row) -> bool:

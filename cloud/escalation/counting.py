@@ -168,7 +168,7 @@ def _lock_open(employees: list[int]) -> list[AbsenceCase]:
     """The open cases of ``employees``, locked (PostgreSQL ``FOR UPDATE``, in id order)."""
     out: list[AbsenceCase] = []
     for part in bulk.chunks(employees, 10_000):
-        query = AbsenceCase.select().where(AbsenceCase.open_key.in_(list(part))).order_by(AbsenceCase.id)
+        query = AbsenceCase.select().where(bulk.where_in("open_key", part)).order_by(AbsenceCase.id)
         out.extend(query if isinstance(database.obj, pw.SqliteDatabase) else query.for_update())
     return out
 

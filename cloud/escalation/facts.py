@@ -26,7 +26,6 @@ from cloud.store import Appliance, LogHead, LogRecord, Punch, database
 ATTENDED = frozenset({"present", "late", "left_early", "incomplete"})
 EXCUSED = frozenset({"on_leave", "business_trip"})
 OFF = frozenset({"rest_day", "holiday", "not_scheduled", "upcoming"})
-CHUNK = 2000
 
 
 @dataclass
@@ -87,14 +86,14 @@ def _facts(appliance_id: int, plant_id: str, after: int, upto: int, fresh: Fresh
         latest[str(fact["key"])] = (seq, fact)  # the last fact of a key in the range wins
     if not latest:
         return
-    keys = list(latest)
-    known: dict[str, tuple[int, int]] = {}
-    for start in range(0, len(keys), CHUNK):
-        part = keys[start : start + CHUNK]
-        query = AttendanceDay.select(AttendanceDay.fact_key, AttendanceDay.id, AttendanceDay.versions).where(
-            (AttendanceDay.plant == plant_id) & AttendanceDay.fact_key.in_(part)
+    known: dict[str, tuple[int, int]] = {
+        key: (row_id, versions)
+        for key, row_id, versions in bulk.select_in(
+            "SELECT fact_key, id, versions FROM attendance_day WHERE plant_id = ? AND fact_key IN ({})",
+            list(latest),
+            [plant_id],
         )
-        known.update({k: (i, v) for k, i, v in query.tuples()})
+    }
     inserts, updates = [], []
     for key, (seq, fact) in latest.items():
         values = {
