@@ -112,20 +112,34 @@ def where_in(column: str, values: Sequence[Any]) -> pw.SQL:
 
 
 def insert(
-    model: type[pw.Model], rows: Sequence[dict[str, Any]], *, ignore: bool = False, returning: str = ""
+    model: type[pw.Model],
+    rows: Sequence[dict[str, Any]],
+    *,
+    ignore: bool = False,
+    upsert_on: tuple[str, ...] = (),
+    also_set: str = "",
+    returning: str = "",
 ) -> list[tuple]:
     """Insert ``rows`` (dicts by field name; missing fields take their default) in multi-row statements.
 
-    ``ignore`` skips rows a unique index refuses (``ON CONFLICT DO NOTHING``); ``returning`` names
-    columns to read back from the rows inserted."""
+    ``ignore`` skips rows a unique index refuses (``ON CONFLICT DO NOTHING``); ``upsert_on`` names the
+    unique columns whose stored row takes the new values instead (and ``also_set``, SQL); ``returning``
+    names columns to read back from the rows written."""
+    if not rows:
+        return []
     fields = _fields(model, with_id=False)
+    table = model._meta.table_name
     columns = ", ".join(f'"{f.column_name}"' for f in fields)
     row_marks = f"({marks(len(fields))})"
+    tail = " ON CONFLICT DO NOTHING" if ignore else ""
+    if upsert_on:
+        sets = [f'"{f.column_name}" = excluded."{f.column_name}"' for f in fields if f.name in rows[0]]
+        keys = ", ".join(f'"{c}"' for c in upsert_on)
+        tail = f" ON CONFLICT ({keys}) DO UPDATE SET {', '.join([*sets, *([also_set] if also_set else [])])}"
+    tail += f" RETURNING {returning}" if returning else ""
     out: list[tuple] = []
     for part in chunks(list(rows), max(1, _max_params() // len(fields))):
-        text = f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES {", ".join([row_marks] * len(part))}'
-        text += " ON CONFLICT DO NOTHING" if ignore else ""
-        text += f" RETURNING {returning}" if returning else ""
+        text = f'INSERT INTO "{table}" ({columns}) VALUES {", ".join([row_marks] * len(part))}{tail}'
         cursor = execute(text, _values(fields, part))
         if returning:
             out.extend(cursor.fetchall())
