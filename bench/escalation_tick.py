@@ -1,30 +1,39 @@
 """Escalation tick: 100,000 employees across 200 plants with 5,000 open absence cases.
 
-Builds the cloud's database (SQLite, a temporary file) as ingest would leave it: 200 plants with one
+Builds the cloud's database (SQLite, a temporary file; with ``--postgres`` a throwaway PostgreSQL
+server, tests/harness/postgres.py) as ingest would leave it: 200 plants with one
 appliance each, 500 badges per plant mapped to employees, a published policy, and the day facts of
 one working day in the appliances' logs (the facts' records are stored directly: a tick never
 re-verifies signatures, ingest did). Then measures, with the SQL statements each one issues:
 
 1. the opening tick: it reads one day's facts for everyone and opens the 5,000 cases;
 2. an idle tick: nothing new, 5,000 open cases, no timer due (the common case, every interval);
-3. a day tick: the next day's facts for ``--facts`` employees (the open cases' 5,000 missing ones
-   among them) arrive at once; each open case gets its D2.
+3. a day tick: the next day's facts for every employee (or ``--facts`` of them; the open cases'
+   5,000 missing ones among them) arrive at once; each open case gets its D2, is advanced to L2,
+   and its L2 warning (to the manager and HR, no quiet hours) is sent and recorded.
 
-Each time is printed beside the limit it must stay under, the tick interval (60 s by default), as a ratio.
+Statements are counted as the database sees them: on SQLite every statement SQLite runs (its trace
+callback, BEGIN and COMMIT included); on PostgreSQL every statement sent (a counting cursor). Each
+time is printed beside the limit it must stay under, the tick interval (60 s by default), as a
+ratio, with the machine's load average, since the cores may be shared.
 
-Run: .venv/bin/python bench/escalation_tick.py [--plants 200] [--per-plant 500] [--open 5000] [--facts 20000]
+Run: .venv/bin/python bench/escalation_tick.py [--postgres] [--plants 200] [--per-plant 500] [--open 5000]
+     [--facts N (default: everyone)]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import peewee as pw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -84,17 +93,61 @@ def store_facts(appliances: dict[str, int], heads: dict[int, int], rows: list[tu
             LogHead.update(seq=seq).where(LogHead.appliance == app).execute()
 
 
-def measured(engine: Engine, label: str, limit_s: float) -> None:
-    count = [0]
-    database.connection().set_trace_callback(lambda _sql: count.__setitem__(0, count[0] + 1))
-    started = time.perf_counter()
-    report = engine.tick()
-    took = time.perf_counter() - started
-    database.connection().set_trace_callback(None)
+class Counter:
+    """Statements the database is asked to run during a tick."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __enter__(self) -> Counter:
+        conn = database.connection()
+        if isinstance(database.obj, pw.SqliteDatabase):
+            conn.set_trace_callback(self._seen)
+        else:
+            import psycopg2.extensions
+
+            counter = self
+
+            class CountingCursor(psycopg2.extensions.cursor):
+                def execute(self, query, args=None):  # type: ignore[no-untyped-def]
+                    counter.n += 1
+                    return super().execute(query, args)
+
+                def executemany(self, query, args_list):  # type: ignore[no-untyped-def]
+                    args_list = list(args_list)
+                    counter.n += len(args_list)
+                    return super().executemany(query, args_list)
+
+            self._factory = conn.cursor_factory
+            conn.cursor_factory = CountingCursor
+        return self
+
+    def _seen(self, _sql: str) -> None:
+        self.n += 1
+
+    def __exit__(self, *exc: object) -> None:
+        conn = database.connection()
+        if isinstance(database.obj, pw.SqliteDatabase):
+            conn.set_trace_callback(None)
+        else:
+            conn.cursor_factory = self._factory
+
+
+def measured(engine: Engine, label: str, limit_s: float, cases_touched: int) -> None:
+    load = os.getloadavg()[0]
+    with Counter() as count:
+        started = time.perf_counter()
+        report = engine.tick()
+        took = time.perf_counter() - started
+    per_case = (
+        f"{count.n / cases_touched:5.1f}/case, {took / cases_touched * 1000:5.2f} ms/case" if cases_touched else ""
+    )
     print(
-        f"{label:<40} {took:8.2f} s  {count[0]:>8} SQL statements   limit {limit_s:.0f} s (tick interval)  "
-        f"ratio {took / limit_s:.3f}   [{report.facts} facts, {report.recounted} badges recounted, "
-        f"{report.advanced} due cases, {report.sent} sent]"
+        f"{label:<44} {took:7.2f} s  {count.n:>7} statements  ({per_case:<27})  limit {limit_s:.0f} s (interval)  "
+        f"ratio {took / limit_s:.4f}   [{report.facts} facts, {report.recounted} badges recounted, "
+        f"{report.advanced} due cases, {report.sent} sent, {report.held} held; load {load:.2f} -> "
+        f"{os.getloadavg()[0]:.2f}]",
+        flush=True,
     )
 
 
@@ -103,11 +156,27 @@ def main() -> None:
     parser.add_argument("--plants", type=int, default=200)
     parser.add_argument("--per-plant", type=int, default=500)
     parser.add_argument("--open", type=int, default=5000)
-    parser.add_argument("--facts", type=int, default=20000, help="facts arriving in the day tick")
+    parser.add_argument("--facts", type=int, default=0, help="facts arriving in the day tick (default: everyone's)")
     parser.add_argument("--interval", type=float, default=60.0)
+    parser.add_argument("--postgres", action="store_true", help="on a throwaway PostgreSQL server instead of SQLite")
     args = parser.parse_args()
-    path = Path(tempfile.mkdtemp(prefix="pp-esc-")) / "cloud.sqlite3"
-    open_db(f"sqlite:///{path}")
+    server = None
+    if args.postgres:
+        from tests.harness.postgres import PostgresServer
+
+        server = PostgresServer().start()
+        where = server.create_database("esc_tick")
+    else:
+        where = f"sqlite:///{Path(tempfile.mkdtemp(prefix='pp-esc-')) / 'cloud.sqlite3'}"
+    try:
+        run(args, where)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def run(args: argparse.Namespace, url: str) -> None:
+    open_db(url)
     cases._policies.clear()
     day1 = date(2025, 3, 3)
     clock = Clock(datetime(day1.year, day1.month, day1.day, 22, tzinfo=TZ).astimezone(UTC))
@@ -143,20 +212,32 @@ def main() -> None:
     store_facts(
         appliances, heads, [(p, u, fact(u, day1, "missing" if (p, u) in absent else "present")) for p, u in people]
     )
-    print(f"built {len(people):,} employees, {args.plants} plants in {time.perf_counter() - t0:.1f} s ({path})")
-    engine = Engine(clock, RecordingSender())
-    measured(engine, f"opening tick ({len(people):,} facts)", args.interval)
+    kind = "PostgreSQL" if url.startswith("postgres") else "SQLite"
+    print(
+        f"{kind}: built {len(people):,} employees, {args.plants} plants, {len(absent):,} absent in "
+        f"{time.perf_counter() - t0:.1f} s ({url}); {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    sender = RecordingSender()
+    engine = Engine(clock, sender)
+    measured(engine, f"opening tick ({len(people):,} facts)", args.interval, len(absent))
     assert AbsenceCase.select().where(AbsenceCase.open_key.is_null(False)).count() == len(absent)
     clock.at += timedelta(minutes=1)
-    measured(engine, f"idle tick ({len(absent):,} open cases)", args.interval)
+    measured(engine, f"idle tick ({len(absent):,} open cases)", args.interval, 0)
     day2 = day1 + timedelta(days=1)
-    others = [b for b in people if b not in absent][: max(0, args.facts - len(absent))]
+    wanted = args.facts or len(people)
+    others = [b for b in people if b not in absent][: max(0, wanted - len(absent))]
     rows = [(p, u, fact(u, day2, "missing")) for p, u in sorted(absent)] + [
         (p, u, fact(u, day2, "present")) for p, u in others
     ]
     store_facts(appliances, heads, rows)
     clock.at += timedelta(days=1)
-    measured(engine, f"day tick ({len(rows):,} facts, D2 for every case)", args.interval)
+    measured(engine, f"day tick ({len(rows):,} facts, D2 for every case)", args.interval, len(absent))
+    levels = dict(
+        AbsenceCase.select(AbsenceCase.level, pw.fn.COUNT(AbsenceCase.id)).group_by(AbsenceCase.level).tuples()
+    )
+    assert levels == {2: len(absent)}, levels  # every case at L2: the figure measured the real work
+    assert len(sender.sent) == len(absent), len(sender.sent)  # ... and every L2 warning went out once
 
 
 if __name__ == "__main__":

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 
 import peewee as pw
 
+from cloud.escalation import bulk
 from cloud.escalation.models import AttendanceDay, FactCursor
-from cloud.store import Appliance, LogHead, LogRecord, Punch, database
+from cloud.store import Appliance, LogHead, Punch, database
 
 ATTENDED = frozenset({"present", "late", "left_early", "incomplete"})
 EXCUSED = frozenset({"on_leave", "business_trip"})
 OFF = frozenset({"rest_day", "holiday", "not_scheduled", "upcoming"})
-CHUNK = 2000
 
 
 @dataclass
@@ -69,34 +69,19 @@ def read_new(limit_per_appliance: int = 20_000) -> Fresh:
 
 
 def _facts(appliance_id: int, plant_id: str, after: int, upto: int, fresh: Fresh) -> None:
-    rows = (
-        LogRecord.select(LogRecord.seq, LogRecord.data)
-        .where(
-            (LogRecord.appliance == appliance_id)
-            & (LogRecord.seq > after)
-            & (LogRecord.seq <= upto)
-            & (LogRecord.type == "dayfact")
-        )
-        .order_by(LogRecord.seq)
-        .tuples()
-    )
+    rows = bulk.execute(
+        "SELECT seq, data FROM log_record WHERE appliance_id = ? AND seq > ? AND seq <= ? AND type = 'dayfact' "
+        "ORDER BY seq",
+        (appliance_id, after, upto),
+    ).fetchall()
     latest: dict[str, tuple[int, dict]] = {}
     for seq, data in rows:
         fact = json.loads(bytes(data))["fact"]
         latest[str(fact["key"])] = (seq, fact)  # the last fact of a key in the range wins
     if not latest:
         return
-    keys = list(latest)
-    known: dict[str, tuple[int, int]] = {}
-    for start in range(0, len(keys), CHUNK):
-        part = keys[start : start + CHUNK]
-        query = AttendanceDay.select(AttendanceDay.fact_key, AttendanceDay.id, AttendanceDay.versions).where(
-            (AttendanceDay.plant == plant_id) & AttendanceDay.fact_key.in_(part)
-        )
-        known.update({k: (i, v) for k, i, v in query.tuples()})
-    inserts = []
-    for key, (seq, fact) in latest.items():
-        values = {
+    values = [
+        {
             "plant": plant_id,
             "user_id": str(fact["emp"]),
             "fact_key": key,
@@ -111,19 +96,23 @@ def _facts(appliance_id: int, plant_id: str, after: int, upto: int, fresh: Fresh
             "appliance": appliance_id,
             "seq": seq,
         }
-        badge = (plant_id, values["user_id"])
-        if key in known:
-            row_id, versions = known[key]
-            AttendanceDay.update(
-                **{k: v for k, v in values.items() if k not in ("plant", "fact_key")}, versions=versions + 1
-            ).where(AttendanceDay.id == row_id).execute()
+        for key, (seq, fact) in latest.items()
+    ]
+    status = {v["fact_key"]: v["status"] for v in values}
+    # a fact of a key already stored supersedes it: the row takes the new fact and counts one more version
+    for key, user_id, versions in bulk.insert(
+        AttendanceDay,
+        values,
+        upsert_on=("plant_id", "fact_key"),
+        also_set='"versions" = attendance_day."versions" + 1',
+        returning="fact_key, user_id, versions",
+    ):
+        badge = (plant_id, user_id)
+        if versions > 1:
             fresh.touched.add(badge)
         else:
-            inserts.append(values)
-            (fresh.attended if values["status"] in ATTENDED | OFF else fresh.touched).add(badge)
+            (fresh.attended if status[key] in ATTENDED | OFF else fresh.touched).add(badge)
         fresh.facts += 1
-    for start in range(0, len(inserts), 500):
-        AttendanceDay.insert_many(inserts[start : start + 500]).execute()
 
 
 def fact_id(fact: dict) -> str:

@@ -118,7 +118,8 @@ class CaseStep(BaseModel):
     error = pw.TextField(default="")
 
     class Meta:
-        indexes = ((("case", "key"), True),)
+        # (status, due_ms): the dispatcher reads the next due steps in due order without sorting them all
+        indexes = ((("case", "key"), True), (("status", "due_ms"), False))
 
 
 class Gate(BaseModel):

@@ -28,15 +28,25 @@ class Item:
     data: dict[str, Any]
 
 
-def _digest(prev: str, seq: int, at_ms: int, kind: str, actor: str, zh: str, en: str, data: str) -> str:
+def digest(prev: str, seq: int, at_ms: int, kind: str, actor: str, zh: str, en: str, data: str) -> str:
     body = json.dumps([prev, seq, at_ms, kind, actor, zh, en, data], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+_digest = digest  # the name this module used first
+
+
+def encode_data(data: dict[str, Any]) -> str:
+    """An entry's data as stored and hashed: canonical JSON."""
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def append(
     case: AbsenceCase, kind: str, zh: str, en: str, *, at_ms: int, actor: str = "engine", **data: Any
 ) -> CaseEntry:
-    """Add an entry; call inside the transaction that holds the case's lock (``engine.locked_case``)."""
+    """Add an entry; call inside the transaction that holds the case's lock (``cases.locked_case``).
+
+    The engine's ticks append through ``batch.CaseBatch.append``, which chains entries the same way."""
     last = (
         CaseEntry.select(CaseEntry.seq, CaseEntry.hash)
         .where(CaseEntry.case == case)
@@ -44,7 +54,7 @@ def append(
         .first()
     )
     seq, prev = (last.seq + 1, last.hash) if last else (0, GENESIS)
-    text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    text = encode_data(data)
     return CaseEntry.create(
         case=case,
         seq=seq,
@@ -55,7 +65,7 @@ def append(
         text_en=en,
         data=text,
         prev_hash=prev,
-        hash=_digest(prev, seq, at_ms, kind, actor, zh, en, text),
+        hash=digest(prev, seq, at_ms, kind, actor, zh, en, text),
     )
 
 
@@ -71,9 +81,7 @@ def verify(case: AbsenceCase | int) -> list[str]:
     for r in CaseEntry.select().where(CaseEntry.case == case).order_by(CaseEntry.seq):
         if r.seq != expected:
             problems.append(f"entry {expected} is missing")
-        if r.prev_hash != prev or r.hash != _digest(
-            prev, r.seq, r.at_ms, r.kind, r.actor, r.text_zh, r.text_en, r.data
-        ):
+        if r.prev_hash != prev or r.hash != digest(prev, r.seq, r.at_ms, r.kind, r.actor, r.text_zh, r.text_en, r.data):
             problems.append(f"entry {r.seq} does not match its hash")
         prev, expected = r.hash, r.seq + 1
     return problems

@@ -1,0 +1,431 @@
+"""Counting a group of badges' confirmed days again: open a case for a new spell, or update the open one.
+
+One read per table for the whole group (badges, open cases, day facts, leave, trips, 补卡, what
+earlier cases covered), then each badge in order, as the row-at-a-time code did it: a badge with no
+open case may open one (the spell of absent working days at the end of its last 62 days), then its
+case's days are counted again, the case advanced, and everything written at the end by the batch.
+
+Day facts are read from the start of the year (the cumulative-year threshold), but before the day
+ahead of a case's first day only ``missing`` facts can change a count, so only those are read there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+import peewee as pw
+
+from cloud.escalation import bulk, ladder, machine
+from cloud.escalation.batch import CaseBatch
+from cloud.escalation.facts import ATTENDED, EXCUSED
+from cloud.escalation.models import AbsenceCase, CaseDay, CaseTask
+from cloud.escalation.policy import PolicyVersion
+from cloud.store import database
+
+log = logging.getLogger(__name__)
+WINDOW_DAYS = 62  # how far back a spell is looked for when no case is open
+CORRECTION_BEFORE_MS, CORRECTION_AFTER_MS = 2 * 3_600_000, 4 * 3_600_000
+FACT_COLUMNS = (
+    "plant_id, user_id, fact_key, work_date, shift, status, start_ms, end_ms, watch, excusal, fact_id, "
+    "appliance_id, seq"
+)
+
+
+class Fact(NamedTuple):
+    """A stored day fact (``AttendanceDay``), as counting reads it."""
+
+    plant_id: str
+    user_id: str
+    fact_key: str
+    work_date: str
+    shift: str
+    status: str
+    start_ms: int | None
+    end_ms: int | None
+    watch: str
+    excusal: str
+    fact_id: str
+    appliance_id: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class Day:
+    row: Fact
+    kind: str  # absent | attended | excused
+    why: str = ""  # what excuses it
+
+
+@dataclass
+class Excusals:
+    """An employee's approved leave and trips (ref, start, end) and 补卡 (ref, at), as HR recorded them."""
+
+    spans: list[tuple[str, int, int]] = field(default_factory=list)
+    fixes: list[tuple[str, int]] = field(default_factory=list)
+
+
+Item = tuple[str, str, int | None]  # (plant, user_id, latest new punch)
+Current = Callable[[str], PolicyVersion | None]
+
+
+def classify(rows: Sequence[Fact], hr: Excusals) -> list[Day]:
+    """Working days in order; an absence HR excused in the cloud (leave, trip, 补卡) counts as excused
+    here at once, before the plant's superseding fact arrives."""
+    working = [r for r in rows if r.status in ATTENDED | EXCUSED or r.status == "missing"]
+    if not working:
+        return []
+    lo = min(r.start_ms or 0 for r in working) - CORRECTION_AFTER_MS
+    approved = [s for s in hr.spans if s[2] > lo]
+    fixes = [f for f in hr.fixes if f[1] > lo]
+    out = []
+    for r in sorted(working, key=lambda r: (r.start_ms or 0, r.fact_key)):
+        if r.status in ATTENDED:
+            out.append(Day(r, "attended"))
+        elif r.status in EXCUSED:
+            out.append(Day(r, "excused", r.excusal))
+        else:
+            start, end = r.start_ms or 0, r.end_ms or 0
+            why = next((ref for ref, a, b in approved if a <= start and b >= end), "")
+            why = why or next(
+                (ref for ref, at in fixes if start - CORRECTION_BEFORE_MS <= at <= end + CORRECTION_AFTER_MS), ""
+            )
+            out.append(Day(r, "excused" if why else "absent", why))
+    return out
+
+
+def today(tz: str, now_ms: int) -> date:
+    return datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(ZoneInfo(tz)).date()
+
+
+def _since(case: AbsenceCase) -> date:
+    first = date.fromisoformat(case.first_day)
+    return min(first, date(first.year, 1, 1))
+
+
+@dataclass
+class Recounted:
+    cases: dict[tuple[str, str], AbsenceCase] = field(default_factory=dict)  # badge -> its case, if it has one
+    retry: list[Item] = field(default_factory=list)  # another runner opened the case a moment ago (PostgreSQL)
+
+
+def recount_group(items: Sequence[Item], *, tz: dict[str, str], now_ms: int, current: Current) -> Recounted:
+    """Count ``items`` again, inside the caller's transaction; ``retry`` lists the items to count
+    again alone, after this transaction."""
+    employee_of = _employees(items)
+    open_cases = _lock_open(sorted(set(employee_of.values())))
+    by_employee = {c.open_key: c for c in open_cases}
+    keys = {
+        (c.plant_id, c.user_id): (_since(c), date.fromisoformat(c.first_day) - timedelta(days=1)) for c in open_cases
+    }
+    for plant, user, _punch in items:
+        if (plant, user) in employee_of and employee_of[(plant, user)] not in by_employee:
+            window = today(tz[plant], now_ms) - timedelta(days=WINDOW_DAYS)
+            keys.setdefault((plant, user), (date(window.year, 1, 1), window))
+    facts = _facts(keys)
+    hr = _excusals(sorted({*employee_of.values(), *(c.employee_id for c in open_cases)}), facts)
+    new, retry = _open_all(items, employee_of, by_employee, facts, hr, tz=tz, now_ms=now_ms, current=current)
+    batch = CaseBatch.load([*open_cases, *(c for c, _ in new)], fresh=[c.id for c, _ in new])
+    for case, note in new:
+        batch.append(case, "opened", note[0], note[1], at_ms=now_ms, **note[2])
+    out = Recounted(retry=retry)
+    for plant, user, punch_ms in items:
+        employee = employee_of.get((plant, user))
+        case = by_employee.get(employee)
+        if case is None:
+            continue
+        out.cases[(plant, user)] = case
+        if case.open_key is None:
+            continue
+        rows = [r for r in facts.get((case.plant_id, case.user_id), []) if r.work_date >= _since(case).isoformat()]
+        _sync_days(batch, case, rows, hr.get(case.employee_id, Excusals()), tz[case.plant_id], now_ms, punch_ms)
+        machine.advance(batch, case, now_ms, tz[case.plant_id])
+    batch.flush()
+    return out
+
+
+def _employees(items: Sequence[Item]) -> dict[tuple[str, str], int]:
+    by_plant: dict[str, list[str]] = {}
+    for plant, user, _punch in items:
+        by_plant.setdefault(plant, []).append(user)
+    found: dict[tuple[str, str], int] = {}
+    for plant, users in by_plant.items():
+        for user, employee in bulk.select_in(
+            "SELECT user_id, employee_id FROM plant_badge WHERE plant_id = ? AND user_id IN ({})", users, [plant]
+        ):
+            found[(plant, user)] = employee
+    for plant, user, _punch in items:
+        if (plant, user) not in found:
+            log.warning("day facts for badge %s at %s, which no employee has: map it in HR", user, plant)
+    return found
+
+
+def _lock_open(employees: list[int]) -> list[AbsenceCase]:
+    """The open cases of ``employees``, locked (PostgreSQL ``FOR UPDATE``, in id order)."""
+    out: list[AbsenceCase] = []
+    for part in bulk.chunks(employees, 10_000):
+        query = AbsenceCase.select().where(bulk.where_in("open_key", part)).order_by(AbsenceCase.id)
+        out.extend(query if isinstance(database.obj, pw.SqliteDatabase) else query.for_update())
+    return out
+
+
+def _facts(keys: dict[tuple[str, str], tuple[date, date]]) -> dict[tuple[str, str], list[Fact]]:
+    """Day facts of each (plant, user) since its first date; before its second date, ``missing`` ones only."""
+    by_plant: dict[str, list[str]] = {}
+    for plant, user in keys:
+        by_plant.setdefault(plant, []).append(user)
+    out: dict[tuple[str, str], list[Fact]] = {key: [] for key in keys}
+    for plant, users in by_plant.items():
+        since = min(keys[(plant, u)][0] for u in users).isoformat()
+        cutoff = min(keys[(plant, u)][1] for u in users).isoformat()
+        for row in bulk.select_in(
+            f"SELECT {FACT_COLUMNS} FROM attendance_day WHERE plant_id = ? AND work_date >= ? "
+            "AND (status = 'missing' OR work_date >= ?) AND user_id IN ({})",
+            users,
+            [plant, since, cutoff],
+        ):
+            out[(plant, row[1])].append(Fact(*row))
+    return out
+
+
+def _excusals(employees: list[int], facts: dict[tuple[str, str], list[Fact]]) -> dict[int, Excusals]:
+    starts = [r.start_ms or 0 for rows in facts.values() for r in rows]
+    if not employees or not starts:
+        return {}
+    lo = min(starts) - CORRECTION_AFTER_MS
+    out: dict[int, Excusals] = {}
+    for table in ("leave", "trip"):
+        for employee, ref, start, end in bulk.select_in(
+            f"SELECT employee_id, ref, start_ms, end_ms FROM {table} "
+            "WHERE status = 'approved' AND end_ms > ? AND employee_id IN ({}) ORDER BY id",
+            employees,
+            [lo],
+        ):
+            out.setdefault(employee, Excusals()).spans.append((ref, start, end))
+    for employee, ref, at in bulk.select_in(
+        "SELECT employee_id, ref, at_ms FROM correction "
+        "WHERE status = 'approved' AND at_ms > ? AND employee_id IN ({}) ORDER BY id",
+        employees,
+        [lo],
+    ):
+        out.setdefault(employee, Excusals()).fixes.append((ref, at))
+    return out
+
+
+def _open_all(
+    items: Sequence[Item],
+    employee_of: dict[tuple[str, str], int],
+    by_employee: dict[int, AbsenceCase],
+    facts: dict[tuple[str, str], list[Fact]],
+    hr: dict[int, Excusals],
+    *,
+    tz: dict[str, str],
+    now_ms: int,
+    current: Current,
+) -> tuple[list[tuple[AbsenceCase, tuple]], list[Item]]:
+    """Open the cases the group's badges start, in one statement; the cases and their "opened" notes."""
+    candidates = [
+        (plant, user)
+        for plant, user, _punch in items
+        if (plant, user) in employee_of and employee_of[(plant, user)] not in by_employee
+    ]
+    covered = dict(
+        bulk.select_in(
+            "SELECT c.employee_id, MAX(d.start_ms) FROM case_day d JOIN absence_case c ON c.id = d.case_id "
+            "WHERE c.employee_id IN ({}) GROUP BY c.employee_id",
+            sorted({employee_of[b] for b in candidates}),
+        )
+    )
+    planned: dict[int, tuple[dict, tuple]] = {}
+    for plant, user in candidates:
+        employee = employee_of[(plant, user)]
+        if employee in planned:
+            continue
+        window = (today(tz[plant], now_ms) - timedelta(days=WINDOW_DAYS)).isoformat()
+        rows = [r for r in facts[(plant, user)] if r.work_date >= window]
+        opened = _opening(plant, user, employee, classify(rows, hr.get(employee, Excusals())), covered, now_ms, current)
+        if opened is not None:
+            planned[employee] = opened
+    if not planned:
+        return [], []
+    made = {
+        key: cid
+        for cid, key in bulk.insert(
+            AbsenceCase, [v for v, _ in planned.values()], ignore=True, returning="id, open_key"
+        )
+    }
+    new = [(AbsenceCase(id=made[e], **values), note) for e, (values, note) in planned.items() if e in made]
+    for case, _note in new:
+        by_employee[case.open_key] = case
+    lost = {e for e in planned if e not in made}
+    retry = [item for item in items if employee_of.get((item[0], item[1])) in lost]
+    return new, retry
+
+
+def _opening(
+    plant: str, user: str, employee: int, days: list[Day], covered: dict[int, int], now_ms: int, current: Current
+) -> tuple[dict, tuple] | None:
+    """The case a badge's last days open (its row and its "opened" note), or None."""
+    spell: list[Day] = []
+    for day in reversed(days):
+        if day.kind != "absent" or (day.row.start_ms or 0) <= (covered.get(employee) or 0):
+            break
+        spell.insert(0, day)
+    if not spell:
+        return None
+    version = current(plant)
+    if version is None:
+        log.error("no escalation policy for plant %s: publish one; absence of %s not escalated", plant, user)
+        return None
+    first = spell[0].row
+    before = days[len(days) - len(spell) - 1] if len(days) > len(spell) else None
+    trigger, ref = "missed_shift", ""
+    if first.watch:
+        trigger, ref = "leave_end", first.watch
+    elif before is not None and before.kind == "excused" and before.why:
+        trigger, ref = "leave_end", before.why
+    values = {
+        "employee": employee,
+        "plant": plant,
+        "user_id": user,
+        "policy": version.id,
+        "trigger": trigger,
+        "trigger_ref": ref,
+        "state": ladder.STATES[0],
+        "opened_ms": now_ms,
+        "first_day": first.work_date,
+        "first_start_ms": first.start_ms or 0,
+        "open_key": employee,
+        "updated_ms": now_ms,
+    }
+    zh = f"假期 {ref} 结束后未返岗" if trigger == "leave_end" else "确认缺勤（未打卡）"
+    en = f"not back after leave {ref} ended" if trigger == "leave_end" else "confirmed missed shift"
+    note = (
+        f"立案：{zh}，首日 {first.work_date}（政策 {version.label}）",
+        f"case opened: {en}, first day {first.work_date} (policy {version.label})",
+        {"trigger": trigger, "trigger_ref": ref, "policy": version.label, "fact": first.fact_id},
+    )
+    return values, note
+
+
+def _sync_days(
+    b: CaseBatch, case: AbsenceCase, rows: list[Fact], hr: Excusals, tz: str, now_ms: int, punch_ms: int | None
+) -> None:
+    days = classify(rows, hr)
+    spell = [d for d in days if (d.row.start_ms or 0) >= case.first_start_ms]
+    counted = {d.row.fact_key: d for d in spell if d.kind == "absent"}
+    existing = dict(b.days[case.id])
+    retriggered = False
+    for key, day in counted.items():
+        row = existing.get(key)
+        if row is None:
+            b.add(
+                CaseDay,
+                {
+                    "case": case.id,
+                    "fact_key": key,
+                    "work_date": day.row.work_date,
+                    "shift": day.row.shift,
+                    "start_ms": day.row.start_ms or 0,
+                    "fact_id": day.row.fact_id,
+                },
+            )
+            b.append(
+                case,
+                "day",
+                f"确认缺勤：{day.row.work_date} {day.row.shift}",
+                f"confirmed absent: {day.row.work_date} {day.row.shift}",
+                at_ms=now_ms,
+                fact=day.row.fact_id,
+                appliance=day.row.appliance_id,
+                seq=day.row.seq,
+            )
+            retriggered = retriggered or (case.acked_until_ms is not None and case.acked_until_ms > now_ms)
+        elif row["status"] == "superseded":
+            b.change(CaseDay, row, status="counted", superseded_by="", fact_id=day.row.fact_id)
+    by_key = {d.row.fact_key: d for d in days}
+    for key, row in existing.items():
+        if row["status"] == "counted" and key not in counted:
+            day = by_key.get(key)
+            why = (day.why or day.row.status) if day is not None else "fact withdrawn"
+            b.change(CaseDay, row, status="superseded", superseded_by=why)
+            b.append(
+                case,
+                "superseded",
+                f"{row['work_date']} 不再计为缺勤：{why}",
+                f"{row['work_date']} no longer counted as absent: {why}",
+                at_ms=now_ms,
+                day=key,
+                by=why,
+            )
+    if retriggered:
+        case.acked_until_ms = None
+        for step in b.steps[case.id]:
+            if step["status"] == "due":
+                b.change_step(step, "status = 'due'", due_ms=now_ms)
+        b.append(
+            case,
+            "retrigger",
+            "又一个班次确认缺勤：确认失效，升级继续",
+            "another missed shift: acknowledgement cleared, escalation resumes",
+            at_ms=now_ms,
+        )
+    run = 0
+    for d in spell:
+        run = run + 1 if d.kind == "absent" else 0
+    latest = max(counted.values(), key=lambda d: d.row.work_date, default=None)
+    month = year = 0
+    if latest is not None:
+        absent = [d for d in days if d.kind == "absent"]
+        month = sum(1 for d in absent if d.row.work_date[:7] == latest.row.work_date[:7])
+        year = sum(1 for d in absent if d.row.work_date[:4] == latest.row.work_date[:4])
+    case.days, case.consecutive, case.cumulative_month, case.cumulative_year = len(counted), run, month, year
+    back = next((d for d in spell if d.kind == "attended"), None)
+    last_end = max(((d.row.end_ms or 0) for d in counted.values()), default=0)
+    gate = b.gates[case.id].get("confirm_termination")
+    confirmed = gate is not None and gate["status"] == "approved"
+    if back is not None or (punch_ms is not None and counted and punch_ms > last_end):
+        how = f"{back.row.work_date} 出勤" if back else f"打卡 {_local(punch_ms or 0, tz)}"
+        how_en = f"attended {back.row.work_date}" if back else f"punched at {_local(punch_ms or 0, tz)}"
+        if not confirmed and case.state != ladder.MEDICAL:
+            machine.resolve(
+                b, case, "returned", f"员工返岗：{how}", f"employee back: {how_en}", actor="engine", now_ms=now_ms
+            )
+        elif "review_return" not in b.tasks[case.id]:
+            b.add(
+                CaseTask,
+                {
+                    "case": case.id,
+                    "kind": "review_return",
+                    "title_zh": f"解除已确认后员工出现（{how}），请人事复核",
+                    "title_en": f"employee appeared after the termination was confirmed ({how_en}): HR to review",
+                    "created_ms": now_ms,
+                },
+            )
+            b.append(
+                case,
+                "appeared",
+                f"解除确认后员工出现：{how}",
+                f"employee appeared after confirmation: {how_en}",
+                at_ms=now_ms,
+            )
+    elif not counted and existing:
+        machine.resolve(
+            b,
+            case,
+            "excused",
+            "全部缺勤日已被假期/补卡/更正覆盖",
+            "every absent day is now excused (leave, 补卡 or a correction)",
+            actor="engine",
+            now_ms=now_ms,
+        )
+    case.updated_ms = now_ms
+    b.touch(case)
+
+
+def _local(ms: int, tz: str) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")

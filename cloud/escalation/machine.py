@@ -1,0 +1,207 @@
+"""Applying the state machine (``ladder.decide``) to cases held in a ``CaseBatch``: no SQL here.
+
+``advance`` asks ``decide`` for the due transitions and applies them until nothing more is due,
+then sets ``wake_ms``, the next moment a timer of the case needs looking at. Every change lands in
+the batch, which the caller flushes inside the transaction holding the cases' locks.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cloud.escalation import ladder
+from cloud.escalation.batch import PENDING_SQL, CaseBatch, pending
+from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Gate, Service
+from cloud.escalation.policy import Policy, PolicyVersion
+from cloud.escalation.workdays import add_working_days
+
+_policies: dict[int, Policy] = {}  # a version is never edited: parsed once per process
+
+
+def policy_by_id(version_id: int) -> Policy:
+    parsed = _policies.get(version_id)
+    if parsed is None:
+        parsed = _policies[version_id] = PolicyVersion.get_by_id(version_id).parsed()
+    return parsed
+
+
+def policy_of(case: AbsenceCase) -> Policy:
+    return policy_by_id(case.policy_id)
+
+
+def _base(key: str) -> str:
+    return key.split("#", 1)[0]
+
+
+def snapshot(b: CaseBatch, case: AbsenceCase) -> ladder.Snapshot:
+    steps: dict[str, str] = {}
+    for row in b.steps[case.id]:  # in id order: the latest round of a key wins
+        steps[_base(row["key"])] = row["status"]
+    return ladder.Snapshot(
+        state=case.state,
+        level=case.level,
+        days=case.days,
+        consecutive=case.consecutive,
+        cumulative_month=case.cumulative_month,
+        cumulative_year=case.cumulative_year,
+        acked_until_ms=case.acked_until_ms,
+        ack_expired=case.ack_expired,
+        contacted=case.contacted,
+        welfare=case.welfare,
+        deadline_ms=case.deadline_ms,
+        union_wait_until_ms=case.union_wait_until_ms,
+        effective_ms=case.effective_ms,
+        blocked=case.blocked,
+        steps=steps,
+        gates={kind: row["status"] for kind, row in b.gates[case.id].items()},
+        tasks={kind: row["status"] for kind, row in b.tasks[case.id].items()},
+        services={
+            doc: {
+                "status": s["status"],
+                "sent_ms": s["sent_ms"],
+                "served_ms": s["served_ms"],
+                "deemed_ms": s["deemed_ms"],
+            }
+            for doc, s in b.services[case.id].items()
+        },
+    )
+
+
+def advance(b: CaseBatch, case: AbsenceCase, now_ms: int, tz: str) -> int:
+    """Apply the due transitions; returns how many actions were applied."""
+    policy = policy_of(case)
+
+    def union_deadline(at: int) -> int:
+        return add_working_days(at, policy.union_wait_working_days, tz)
+
+    applied = 0
+    for _round in range(20):
+        actions = ladder.decide(snapshot(b, case), policy, now_ms, union_deadline)
+        if not actions:
+            break
+        for action in actions:
+            _apply(b, case, action, now_ms)
+        applied += len(actions)
+    case.wake_ms = _wake(b, case)
+    case.updated_ms = now_ms
+    b.touch(case)
+    return applied
+
+
+def _wake(b: CaseBatch, case: AbsenceCase) -> int | None:
+    if case.open_key is None or case.state == ladder.MEDICAL:
+        return None
+    times = [case.acked_until_ms]
+    if case.level == 4:
+        times.append(case.deadline_ms)
+    if case.level == 6:
+        times.append(case.union_wait_until_ms)
+    times += [s["deemed_ms"] for s in b.services[case.id].values() if s["status"] == "published"]
+    future = [t for t in times if t is not None]
+    return min(future) if future else None
+
+
+def _apply(b: CaseBatch, case: AbsenceCase, action: ladder.Action, now_ms: int) -> None:
+    if isinstance(action, ladder.Set):
+        for name, value in action.fields.items():
+            setattr(case, name, value)
+        b.touch(case)
+    elif isinstance(action, ladder.Note):
+        b.append(case, action.kind, action.zh, action.en, at_ms=now_ms, **dict(action.data))
+    elif isinstance(action, ladder.Plan):
+        rounds = [r for r in b.steps[case.id] if r["key"] == action.key or r["key"].startswith(action.key + "#")]
+        if any(r["status"] != "superseded" for r in rounds):
+            return
+        b.add(
+            CaseStep,
+            {
+                "case": case.id,
+                "key": action.key if not rounds else f"{action.key}#{len(rounds) + 1}",
+                "level": action.level,
+                "notice": action.notice,
+                "recipients": ",".join(action.recipients),
+                "channels": ",".join(action.channels),
+                "to_people": action.to_people,
+                "automatic": action.automatic,
+                "status": "awaiting_approval" if action.needs_approval else "due",
+                "planned_ms": now_ms,
+                "due_ms": now_ms,
+            },
+        )
+    elif isinstance(action, ladder.OpenGate):
+        gate = b.gates[case.id].get(action.kind)
+        if gate is None:
+            b.add(
+                Gate,
+                {
+                    "case": case.id,
+                    "kind": action.kind,
+                    "required": action.required,
+                    "opened_ms": now_ms,
+                    "checklist": json.dumps(dict(action.checklist), ensure_ascii=False),
+                },
+            )
+        elif gate["status"] == "superseded":
+            b.change(Gate, gate, status="open", opened_ms=now_ms, closed_ms=None)
+    elif isinstance(action, ladder.Task):
+        if action.kind not in b.tasks[case.id]:
+            b.add(
+                CaseTask,
+                {
+                    "case": case.id,
+                    "kind": action.kind,
+                    "title_zh": action.zh,
+                    "title_en": action.en,
+                    "due_ms": action.due_ms,
+                    "statutory": action.statutory,
+                    "created_ms": now_ms,
+                },
+            )
+    elif isinstance(action, ladder.Supersede):
+        supersede_step(b, case, action.key, action.zh, action.en, now_ms)
+    elif isinstance(action, ladder.Deemed):
+        service = b.services[case.id].get(action.document)
+        if service is not None:
+            b.change(Service, service, status="deemed")
+        b.append(
+            case,
+            "deemed_served",
+            f"公告期满，视为送达（{action.document}）",
+            f"public notice period over: deemed served ({action.document})",
+            at_ms=now_ms,
+            document=action.document,
+        )
+
+
+def supersede_step(b: CaseBatch, case: AbsenceCase, key: str, zh: str, en: str, now_ms: int) -> None:
+    """Every pending round of ``key``: superseded, with an entry each (a step taken stays taken)."""
+    for step in [r for r in b.steps[case.id] if (r["key"] == key or r["key"].startswith(key + "#")) and pending(r)]:
+        b.change_step(step, PENDING_SQL, status="superseded")
+        b.append(
+            case,
+            "superseded",
+            f"未执行的步骤 {step['key']} 作废：{zh}",
+            f"pending step {step['key']} superseded: {en}",
+            at_ms=now_ms,
+            step=step["key"],
+        )
+        if step["notice"] == "cuigao":
+            gate = b.gates[case.id].get("approve_cuigao")
+            if gate is not None and gate["status"] == "open":
+                b.change(Gate, gate, status="superseded", closed_ms=now_ms)
+
+
+def resolve(b: CaseBatch, case: AbsenceCase, reason: str, zh: str, en: str, *, actor: str, now_ms: int) -> None:
+    """Close the case; what is pending is superseded, what was done stays."""
+    for step in [r for r in b.steps[case.id] if pending(r)]:
+        supersede_step(b, case, step["key"], "案件已结案", "case resolved", now_ms)
+    for gate in b.gates[case.id].values():
+        if gate["status"] == "open":
+            b.change(Gate, gate, status="superseded", closed_ms=now_ms)
+    for task in b.tasks[case.id].values():
+        if task["status"] == "open" and not task["statutory"]:
+            b.change(CaseTask, task, status="superseded")
+    case.state, case.resolved_ms, case.resolution = ladder.RESOLVED, now_ms, reason
+    case.open_key, case.wake_ms, case.updated_ms = None, None, now_ms
+    b.touch(case)
+    b.append(case, "resolved", f"结案：{zh}", f"resolved: {en}", at_ms=now_ms, actor=actor, reason=reason)
