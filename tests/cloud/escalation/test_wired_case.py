@@ -19,11 +19,12 @@ import pytest
 
 from cloud.channels import manual
 from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
-from cloud.escalation import actions, timeline
+from cloud.escalation import actions, cases, timeline
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask
 from cloud.evidence import export_bundle
 from cloud.evidence_log import ORIGIN, EvidenceCheckpoint, EvidenceLog, EvidenceRecord
 from cloud.notices.records import NoticeDocument
+from cloud.store import open_db
 from cloud.verifier import BatchIngest
 from cloud.witness_log import WitnessLog
 from ledger import make_record, note, topics
@@ -58,6 +59,15 @@ class CheckpointedFeed(PlantFeed):
         ).ack
         assert ack.status == "ok", ack
         self.seq, self.prev = self.seq + 1, record.leaf
+
+
+@pytest.fixture
+def db(cloud_db_url):
+    """The wired case on SQLite and on PostgreSQL (the evidence log's row locks and the migrations differ)."""
+    database = open_db(cloud_db_url)
+    cases._policies.clear()
+    yield database
+    database.close()
 
 
 @pytest.fixture
