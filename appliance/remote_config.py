@@ -32,7 +32,7 @@ class Link(Protocol):
 
     def add_subscription(self, topic: str, handler: Callable[[bytes], None]) -> None: ...
 
-    def publish(self, topic: str, payload: bytes) -> bool: ...
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool: ...
 
 
 class RemoteConfig:
@@ -48,7 +48,7 @@ class RemoteConfig:
         self._clock = clock
         self._cloud_key = cloud_key
         self._on_applied = on_applied
-        self._publish: Callable[[str, bytes], bool] = lambda _topic, _payload: False
+        self._publish: Callable[..., bool] = lambda _topic, _payload, **_kw: False
         self._inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         plant, appliance = settings.plant.id, settings.appliance.id
@@ -141,7 +141,8 @@ class RemoteConfig:
         return self._answer(ConfigStatus(version, digest, "rejected", applied, self._now(), reason))
 
     def _answer(self, status: ConfigStatus) -> ConfigStatus:
-        if not self._publish(self.status_topic, status.encode()):
+        # Retained: a cloud worker that subscribes later (started after us, or restarted) still learns it.
+        if not self._publish(self.status_topic, status.encode(), retain=True):
             log.warning("could not send the configuration answer now; the next reconnect sends it again")
         return status
 

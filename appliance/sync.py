@@ -102,10 +102,14 @@ class Uplink:
         thread and must not block."""
         self._subscriptions[topic] = handler
 
-    def publish(self, topic: str, payload: bytes) -> bool:
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
         """QoS 1; False when not connected (paho would queue it in RAM only)."""
         client = self._client
-        return client is not None and self._connected.is_set() and client.publish(topic, payload, qos=1).rc == 0
+        return (
+            client is not None
+            and self._connected.is_set()
+            and client.publish(topic, payload, qos=1, retain=retain).rc == 0
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, writer: LogWriter) -> None:

@@ -2,7 +2,7 @@
 
 pp/{plant}/{appliance}/up/batch        appliance -> cloud   QoS 1            the signed log in order (backlog lane)
 pp/{plant}/{appliance}/up/live         appliance -> cloud   QoS 1            newest records (live lane)
-pp/{plant}/{appliance}/up/config       appliance -> cloud   QoS 1            the configuration version it applied
+pp/{plant}/{appliance}/up/config       appliance -> cloud   QoS 1, retained  the configuration version it applied
 pp/{plant}/{appliance}/down/ack        cloud -> appliance   QoS 1            application acknowledgements
 pp/{plant}/{appliance}/down/config     cloud -> appliance   QoS 1, retained  signed, versioned configuration
 pp/{plant}/{appliance}/status          appliance, retained                   "online" / "offline" (Last Will)

@@ -65,7 +65,8 @@ class Link:
     def add_subscription(self, topic, handler):
         self.handlers[topic] = handler
 
-    def publish(self, topic, payload):
+    def publish(self, topic, payload, *, retain=False):
+        assert retain, "the answer is retained, so that a cloud worker subscribing later still learns it"
         self.published.append((topic, ConfigStatus.decode(payload)))
         self.event.set()
         return True

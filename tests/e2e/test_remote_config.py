@@ -134,3 +134,11 @@ def retained(port: int) -> bytes:
         client.disconnect()
         client.loop_stop()
     return got[0]
+
+
+def test_a_cloud_worker_started_after_the_answer_still_learns_the_applied_version(system):
+    system.start_appliance()
+    assert "version 1" in push(system, V1)  # no ingest worker subscribed yet: nobody hears the answer live
+    wait_until(lambda: applied_on_appliance(system) == 1, timeout=20, message="the appliance to apply v1")
+    system.start_ingest()
+    wait_until(lambda: applied_in_cloud(system)[0] == 1, timeout=20, message="v1 recorded from the retained answer")
