@@ -1,11 +1,11 @@
 """Sync: a backlog drained end to end, against raw MQTT on the same broker.
 
-An emulated ZK terminal holds N punches taken while the link was down. The appliance (a real
-``punchproof appliance run``) reads, signs and stores them with its link to the broker cut (its
-broker address points at a closed port); the cloud worker (a real ``punchproof cloud ingest``) is
-connected to the broker and waiting. Then the link returns (the appliance restarts with the
-broker's address) and the clock runs from the moment the appliance is connected until the cloud
-has verified and committed the whole log.
+The appliance's signed log holds N punches taken while the link was down: weeks of a plant's
+punches, written with the appliance's own key and log writer (what the daemon would have stored
+poll by poll; setup, not timed). The cloud worker (a real ``punchproof cloud ingest``) is connected
+to the broker and waiting. Then the link returns: the real ``punchproof appliance run`` starts,
+and the clock runs from the moment it is connected until the cloud has verified and committed
+the whole log.
 
 Beside it, in the same run on the same broker: raw paho -> Mosquitto QoS 1 throughput, one
 publisher streaming as many messages of the same size as the drain's batches to one subscriber,
@@ -23,16 +23,21 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import paho.mqtt.client as mqtt  # noqa: E402
+from _common import TERM  # noqa: E402
 
+from appliance.clock import SystemClock  # noqa: E402
+from appliance.config import Settings  # noqa: E402
+from appliance.identity import load_or_create_key  # noqa: E402
+from appliance.punchlog import Entry, LogWriter  # noqa: E402
+from appliance.store import open_db  # noqa: E402
 from firmware_bridge.zk.emulator import TerminalState, ZKEmulator  # noqa: E402
-from firmware_bridge.zk.emulator_state import StoredPunch  # noqa: E402
 from ledger.messages import Batch  # noqa: E402
 from ledger.record import SignedRecord  # noqa: E402
 from punchproof.broker import Mosquitto, free_port  # noqa: E402
@@ -50,6 +55,23 @@ def wait(condition, timeout: float, what: str, every: float = 0.2, progress=None
             print(f"  … {progress()}", flush=True)
             shown = time.monotonic()
         time.sleep(every)
+
+
+def write_backlog(config: Path, count: int) -> None:
+    """N punch records in the appliance's log, signed with its key, 256 per commit as a poll would."""
+    settings = Settings.load(config)
+    db = open_db(settings.db_path)
+    writer = LogWriter(db, load_or_create_key(settings.key_path), settings.log_origin, SystemClock(), "bench")
+    writer.start()
+    for first in range(0, count, 256):
+        writer.append(
+            [
+                Entry("punch", {"emp": str(100000 + i % 5000), "src": "zk", "term": TERM})
+                for i in range(first, min(count, first + 256))
+            ]
+        )
+    writer.checkpoint()
+    db.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -94,14 +116,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--postgres", action="store_true", help="the cloud on a throwaway PostgreSQL")
+    parser.add_argument("--batch-records", type=int, help="[mqtt] batch_records on the appliance (default: its own)")
     parser.add_argument("--profile-ingest", metavar="FILE", help="run the cloud worker under cProfile, stats to FILE")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="pp-drain-"))
-    state = TerminalState(serial="BENCH-ZK-01", tz=ZoneInfo("Asia/Shanghai"))
-    state.add_user("1001", "张三")
-    start = datetime(2026, 1, 1)
-    backlog = (StoredPunch(1, "1001", start + timedelta(seconds=2 * i), 1, i % 2) for i in range(args.records))
-    state.punches.extend(backlog)
+    state = TerminalState(serial="BENCH-ZK-01", tz=ZoneInfo("Asia/Shanghai"))  # today's terminal: no punches
     postgres = None
     database_url = ""
     if args.postgres:
@@ -112,31 +131,23 @@ def main() -> None:
     broker = Mosquitto(root / "broker", port=free_port())
     with ZKEmulator(state, port=0) as terminal:
         system = System(root, broker.port, terminal.address).configure(database_url=database_url)
-        linked = system.appliance_conf.read_text()
-        system.appliance_conf.write_text(linked.replace(f"port = {broker.port}", f"port = {free_port()}", 1))
         try:
-            stored = "SELECT count(*) FROM punch"
+            if args.batch_records:
+                conf = system.appliance_conf.read_text()
+                system.appliance_conf.write_text(
+                    conf.replace("[mqtt]\n", f"[mqtt]\nbatch_records = {args.batch_records}\n")
+                )
             t = time.perf_counter()
+            write_backlog(system.appliance_conf, args.records)
+            print(f"  {args.records:,} punches signed into the appliance's log in {time.perf_counter() - t:.1f} s")
             broker.start()
             if args.profile_ingest:  # where the cloud worker spends its time, written when it stops
                 system.spawn("ingest", "-m", "cProfile", "-o", args.profile_ingest, "-m", "punchproof",
                              "cloud", "ingest", "-c", system.cloud_conf, python_module=False)  # fmt: skip
             else:
                 system.start_ingest()
-            system.start_appliance()
-            print(f"appliance reading and signing {args.records:,} punches with the broker down …", flush=True)
-            wait(
-                lambda: system.appliance_rows(stored)[0][0] == args.records,
-                timeout=3600,
-                what="the appliance to store the backlog",
-                every=1.0,
-                progress=lambda: f"{system.appliance_rows(stored)[0][0]:,} stored",
-            )
-            print(f"  stored and signed in {time.perf_counter() - t:.1f} s", flush=True)
-            system.stop("appliance")
             head = system.appliance_rows("SELECT max(seq) FROM log_record")[0][0]
             wait(lambda: "connected" in system.log("ingest"), timeout=60, what="the cloud worker on the broker")
-            system.appliance_conf.write_text(linked)  # the link returns
             system.start_appliance()
             wait(
                 lambda: system.appliance_rows("SELECT connected FROM sync_state")[0][0] == 1,
