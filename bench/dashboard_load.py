@@ -205,7 +205,7 @@ def main() -> None:
     if args.client:
         client(args)
         return
-    from punchproof.broker import free_port
+    from tests.harness import cloud_web
 
     with tempfile.TemporaryDirectory(prefix="dash-load-") as tmp:
         root = Path(tmp)
@@ -222,26 +222,10 @@ def main() -> None:
             case_ids = [c for (c,) in db.execute("SELECT id FROM absence_case WHERE open_key IS NOT NULL")]
         print(f"database ready in {time.perf_counter() - t0:.1f} s ({cached})")
         (root / "cases.json").write_text(json.dumps(case_ids))
-        conf = root / "cloud.toml"
-        conf.write_text(
-            f'[database]\nurl = "sqlite:///{root}/cloud.sqlite3"\n[cloud]\nstate_dir = "{root}"\n'
-            f"[web]\nworkers = {args.workers}\n",
-            encoding="utf-8",
+        conf = cloud_web.write_conf(
+            root / "cloud.toml", database=root / "cloud.sqlite3", state_dir=root, workers=args.workers
         )
-        port = free_port()
-        log = (root / "web.log").open("wb")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "punchproof", "cloud", "web", "-c", str(conf), "--bind", f"127.0.0.1:{port}"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/login")
-                break
-            except OSError:
-                time.sleep(0.1)
+        server, base = cloud_web.start(conf, root / "web.log")
         users = subprocess.run(
             [
                 sys.executable,
