@@ -27,6 +27,7 @@ from pathlib import Path
 from appliance.config import Settings
 from appliance.daemonlock import daemon_lock
 from appliance.identity import pending_key_path
+from opskit.sqlite_check import quick_check
 
 DB_NAME = "appliance.sqlite3"
 KEY_NAME = "log-signing.pem"
@@ -127,13 +128,7 @@ def _unpack(archive: Path, into: Path) -> dict:
 
 
 def _check_database(path: Path) -> None:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        result = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
-    except sqlite3.DatabaseError as err:
-        result = [str(err)]
-    finally:
-        conn.close()
+    result = quick_check(path)
     if result != ["ok"]:
         raise BackupError(f"the backup's database is damaged ({'; '.join(result[:3])}); nothing was changed")
 

@@ -7,7 +7,11 @@ import getpass
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
+
+from opskit.cli import check_config, command_adder, gunicorn_argv, show_config
+from opskit.config_edit import toml_str
 
 DEFAULT_CONFIG = os.environ.get("PUNCHPROOF_CONFIG", "/etc/punchproof/appliance.toml")
 
@@ -45,21 +49,11 @@ poll_seconds = {poll}
 """
 
 
-def toml_str(value: object) -> str:
-    """A TOML basic string: JSON's escapes are TOML's, so a quote or backslash cannot break the file."""
-    return json.dumps(str(value), ensure_ascii=False)
-
-
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("appliance", help="the Raspberry Pi next to the time clocks")
     cmds = parser.add_subparsers(dest="command", required=True)
 
-    def cmd(name: str, func: object, help_text: str) -> argparse.ArgumentParser:
-        p = cmds.add_parser(name, help=help_text)
-        p.set_defaults(func=func)
-        if name != "init":
-            p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="default: %(default)s")
-        return p
+    cmd = command_adder(cmds, DEFAULT_CONFIG)
 
     p = cmd(
         "init",
@@ -85,10 +79,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--identity", help="also write the identity file for the cloud here")
     p = cmd("join", _join, "take head office's registration file: broker address, CA, login / 导入注册文件")
     p.add_argument("registration", help="the file 'punchproof cloud register-appliance' wrote for this appliance")
-    cmd("check-config", _check_config, "validate the configuration, listing every problem")
+    cmd("check-config", partial(check_config, load=_settings), "validate the configuration, listing every problem")
     p = cmd(
         "show-config",
-        _show_config,
+        partial(show_config, load=_settings),
         "print the configuration with secrets masked, and where each value came from (file, "
         "PUNCHPROOF_APPLIANCE__<SECTION>__<KEY> in the environment, default)",
     )
@@ -295,19 +289,6 @@ def _join(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_config(args: argparse.Namespace) -> int:
-    _settings(args)
-    print(f"{args.config}: OK")
-    return 0
-
-
-def _show_config(args: argparse.Namespace) -> int:
-    from opskit.envconfig import render
-
-    print(render(_settings(args).shown(), as_json=args.json))
-    return 0
-
-
 def _identity(args: argparse.Namespace) -> int:
     from appliance.identity import identity, load_or_create_key
 
@@ -354,35 +335,21 @@ def _web(args: argparse.Namespace) -> int:
     # glibc gives each busy thread its own malloc arena; with 40 threads a worker's resident size
     # grows several-fold from fragments. Two arenas keep it near what a sync worker needs.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-    bind = args.bind or settings.web.bind
-    os.execv(
-        sys.executable,
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            "python:appliance.web.serving",  # the hook that ends live streams when a worker stops
-            "--bind",
-            bind,
-            "--workers",
-            str(settings.web.workers),
+    argv = gunicorn_argv(
+        "appliance.web:create_app()",
+        config="python:appliance.web.serving",  # the hook that ends live streams when a worker stops
+        bind=args.bind or settings.web.bind,
+        workers=settings.web.workers,
+        options=(
             "--worker-class",
             serving.WORKER_CLASS,
             "--threads",
             str(threads),
             "--keep-alive",
             "5",  # a board's page requests reuse their connection; idle ones wait without a thread
-            "--worker-tmp-dir",  # heartbeat files, rewritten every second: on tmpfs, never the SD card
-            os.environ.get("RUNTIME_DIRECTORY", "/dev/shm").split(":")[0],  # systemd's RuntimeDirectory=
-            "--access-logfile",
-            "-",
-            "--graceful-timeout",
-            "5",
-            "--no-control-socket",
-            "appliance.web:create_app()",
-        ],
+        ),
     )
+    os.execv(sys.executable, argv)
     return 0  # not reached
 
 

@@ -13,7 +13,6 @@ import signal
 import threading
 from importlib import metadata
 from pathlib import Path
-from typing import Protocol
 
 import peewee as pw
 
@@ -40,40 +39,13 @@ from appliance.store import open_db
 from appliance.sync import Uplink
 from firmware_bridge.zk.driver import ZKTerminal
 from firmware_bridge.zk.live import LiveCapture
+from opskit.supervisor import ServiceManager, Unsupervised
 
 log = logging.getLogger(__name__)
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 SEAL_EVERY_S = 60
 HEALTH_EVERY_S = 10.0  # how often the main loop checks its threads when systemd asks for no watchdog
-
-
-class ServiceManager(Protocol):
-    """What the daemon tells its supervisor (systemd, through ``punchproof.sdnotify``)."""
-
-    @property
-    def watchdog_interval_s(self) -> float | None: ...
-
-    def ready(self, status: str = "") -> bool: ...
-
-    def watchdog(self) -> bool: ...
-
-    def stopping(self, status: str = "") -> bool: ...
-
-
-class Unsupervised:
-    """No supervisor to tell: a terminal, a test, a container without systemd."""
-
-    watchdog_interval_s = None
-
-    def ready(self, status: str = "") -> bool:
-        return False
-
-    def watchdog(self) -> bool:
-        return False
-
-    def stopping(self, status: str = "") -> bool:
-        return False
 
 
 def software_version() -> str:

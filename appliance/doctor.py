@@ -10,7 +10,6 @@ connect, so it is safe to run while the daemon runs.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import sqlite3
 from collections.abc import Callable
@@ -27,8 +26,9 @@ from appliance.config import (
 )
 from appliance.timesync import kernel_clock_status
 from ledger import Malformed, SigningKey
-from opskit.doctor import FAIL, OK, WARN, Finding, run_command
+from opskit.doctor import FAIL, OK, WARN, Finding, broker_finding, check_disk, run_command
 from opskit.mqttprobe import probe_broker
+from opskit.sqlite_check import quick_check
 
 CLOCK_MAX_ERROR_US = 1_000_000  # a punch time off by more than a second is worth saying
 
@@ -105,22 +105,14 @@ class ApplianceDoctor:
         return Finding(name, OK, f"synchronised, {detail}")
 
     def check_disk(self) -> Finding:
-        path = self.settings.state_dir
-        while not path.exists() and path != path.parent:
-            path = path.parent
-        usage = shutil.disk_usage(path)
-        detail = f"{usage.free // 2**20} MB free of {usage.total // 2**20} MB on {path}"
-        if usage.free < self.limits.min_free_bytes:
-            return Finding(
-                "磁盘空间 disk",
-                FAIL,
-                f"{detail} (needs {self.limits.min_free_bytes // 2**20} MB)",
-                "空间不足时将无法保存打卡。删除无用文件（sudo journalctl --vacuum-size=100M，旧备份），"
-                "或换更大的存储卡后用 punchproof appliance backup / restore 迁移。",
-                "when the disk fills, punches can no longer be stored. Free space (sudo journalctl --vacuum-size=100M, "
-                "old backups) or move to a larger card with 'punchproof appliance backup' and 'restore'.",
-            )
-        return Finding("磁盘空间 disk", OK, detail)
+        return check_disk(
+            self.settings.state_dir,
+            self.limits.min_free_bytes,
+            "空间不足时将无法保存打卡。删除无用文件（sudo journalctl --vacuum-size=100M，旧备份），"
+            "或换更大的存储卡后用 punchproof appliance backup / restore 迁移。",
+            "when the disk fills, punches can no longer be stored. Free space (sudo journalctl --vacuum-size=100M, "
+            "old backups) or move to a larger card with 'punchproof appliance backup' and 'restore'.",
+        )
 
     # -- the database, keys and registration -------------------------------------------------
     def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:
@@ -143,8 +135,8 @@ class ApplianceDoctor:
                 "not set up: run 'punchproof appliance init', or restore a backup ('punchproof appliance restore').",
             )
         try:
-            result = [row[0] for row in self._read("PRAGMA quick_check")]
-        except sqlite3.DatabaseError as err:
+            result = quick_check(path, timeout=10)
+        except sqlite3.DatabaseError as err:  # opening it failed
             result = [str(err)]
         if result != ["ok"]:
             return Finding(
@@ -245,7 +237,6 @@ class ApplianceDoctor:
     # -- the network ------------------------------------------------------------------------
     def check_broker(self) -> Finding:
         cfg = self.settings.mqtt
-        name = "消息服务器 broker"
         error = probe_broker(
             cfg.host,
             cfg.port,
@@ -256,12 +247,10 @@ class ApplianceDoctor:
             client_id=f"pp-doctor-{self.settings.plant.id}-{self.settings.appliance.id}-{os.getpid()}",
             timeout=self.limits.connect_timeout_s,
         )
-        if error is None:
-            return Finding(name, OK, f"MQTT CONNECT accepted by {cfg.host}:{cfg.port}")
-        return Finding(
-            name,
-            FAIL,
-            f"{cfg.host}:{cfg.port}: {error}",
+        return broker_finding(
+            cfg.host,
+            cfg.port,
+            error,
             "网络不通时检查本机能否访问该地址和端口（防火墙、路由）；被拒绝时核对 [mqtt] username/password，"
             "或请总部检查该账号（docs/broker-security.md）。断网期间打卡照常保存，恢复后自动上传。",
             "if unreachable, check that this Pi can reach that host and port (firewall, routing); if refused, check "

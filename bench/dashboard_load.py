@@ -51,51 +51,25 @@ def build(path: Path, plants: int, per_plant: int, open_cases: int, users: int) 
 
     from werkzeug.security import generate_password_hash
 
-    from bench.escalation_tick import Clock, fact, store_facts
+    from bench.escalation_tick import Clock, seed
     from cloud.escalation import cases
     from cloud.escalation.engine import Engine
     from cloud.escalation.models import AbsenceCase
-    from cloud.escalation.policy import DEFAULT_BODY, publish
     from cloud.escalation.sender import RecordingSender
-    from cloud.hr.models import Employee, PlantBadge
-    from cloud.store import Account, Appliance, LogHead, Plant, database, open_db
+    from cloud.store import Account, open_db
 
     db = open_db(f"sqlite:///{path}")
     cases._policies.clear()
     tz = ZoneInfo("Asia/Shanghai")
     day1 = date(2025, 3, 3)
     clock = Clock(datetime(day1.year, day1.month, day1.day, 22, tzinfo=tz).astimezone(UTC))
-    with database.atomic():
-        Plant.insert_many([{"id": f"p{i:03d}", "name": f"{i} 号厂"} for i in range(plants)]).execute()
-        Appliance.insert_many(
-            [{"plant": f"p{i:03d}", "name": "pi", "log_origin": f"log/{i}", "registered_ms": 0} for i in range(plants)]
-        ).execute()
-    appliances = {a.plant_id: a.id for a in Appliance.select()}
-    LogHead.insert_many([{"appliance": a, "seq": -1} for a in appliances.values()]).execute()
-    heads = {a: -1 for a in appliances.values()}
-    people = [(f"p{i:03d}", f"{j:05d}") for i in range(plants) for j in range(per_plant)]
-    with database.atomic():
-        for start in range(0, len(people), 5000):
-            Employee.insert_many(
-                [
-                    {"employee_no": f"{p}-{u}", "name": f"员工{p}{u}", "phone": "13800138000"}
-                    for p, u in people[start : start + 5000]
-                ]
-            ).execute()
-        ids = dict(Employee.select(Employee.employee_no, Employee.id).tuples())
-        for start in range(0, len(people), 5000):
-            PlantBadge.insert_many(
-                [
-                    {"plant": p, "user_id": u, "employee": ids[f"{p}-{u}"], "roster": "W"}
-                    for p, u in people[start : start + 5000]
-                ]
-            ).execute()
-    body = dict(DEFAULT_BODY, handbook={"version": "v1", "article": "12", "adoption_ref": "a", "publication_ref": "b"})
-    publish("*", body, by="bench", now_ms=0)
-    step = max(1, len(people) // open_cases)
-    absent = set(people[::step][:open_cases])
-    store_facts(
-        appliances, heads, [(p, u, fact(u, day1, "missing" if (p, u) in absent else "present")) for p, u in people]
+    seed(
+        plants,
+        per_plant,
+        open_cases,
+        day1,
+        plant_name="{} 号厂",
+        employee=lambda p, u: {"name": f"员工{p}{u}", "phone": "13800138000"},
     )
     engine = Engine(clock, RecordingSender())
     engine.tick()
@@ -205,7 +179,7 @@ def main() -> None:
     if args.client:
         client(args)
         return
-    from punchproof.broker import free_port
+    from tests.harness import cloud_web
 
     with tempfile.TemporaryDirectory(prefix="dash-load-") as tmp:
         root = Path(tmp)
@@ -222,26 +196,10 @@ def main() -> None:
             case_ids = [c for (c,) in db.execute("SELECT id FROM absence_case WHERE open_key IS NOT NULL")]
         print(f"database ready in {time.perf_counter() - t0:.1f} s ({cached})")
         (root / "cases.json").write_text(json.dumps(case_ids))
-        conf = root / "cloud.toml"
-        conf.write_text(
-            f'[database]\nurl = "sqlite:///{root}/cloud.sqlite3"\n[cloud]\nstate_dir = "{root}"\n'
-            f"[web]\nworkers = {args.workers}\n",
-            encoding="utf-8",
+        conf = cloud_web.write_conf(
+            root / "cloud.toml", database=root / "cloud.sqlite3", state_dir=root, workers=args.workers
         )
-        port = free_port()
-        log = (root / "web.log").open("wb")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "punchproof", "cloud", "web", "-c", str(conf), "--bind", f"127.0.0.1:{port}"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/login")
-                break
-            except OSError:
-                time.sleep(0.1)
+        server, base = cloud_web.start(conf, root / "web.log")
         users = subprocess.run(
             [
                 sys.executable,

@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -175,28 +176,31 @@ def main() -> None:
             server.stop()
 
 
-def run(args: argparse.Namespace, url: str) -> None:
-    open_db(url)
-    cases._policies.clear()
-    day1 = date(2025, 3, 3)
-    clock = Clock(datetime(day1.year, day1.month, day1.day, 22, tzinfo=TZ).astimezone(UTC))
-    t0 = time.perf_counter()
+def seed(
+    plants: int,
+    per_plant: int,
+    open_cases: int,
+    day1: date,
+    *,
+    plant_name: str = "{} 厂",
+    employee: Callable[[str, str], dict] = lambda _plant, user: {"name": user},
+) -> tuple[dict[str, int], dict[int, int], list[tuple[str, str]], set[tuple[str, str]]]:
+    """Plants with one appliance and ``per_plant`` badges each, the default policy with a handbook, and
+    ``day1``'s facts in the appliances' logs, ``open_cases`` of them missing: what the engine's opening tick
+    reads. Returns the appliances, their log heads, the (plant, badge) pairs and the absent ones."""
     with database.atomic():
-        Plant.insert_many([{"id": f"p{i:03d}", "name": f"{i} 厂"} for i in range(args.plants)]).execute()
+        Plant.insert_many([{"id": f"p{i:03d}", "name": plant_name.format(i)} for i in range(plants)]).execute()
         Appliance.insert_many(
-            [
-                {"plant": f"p{i:03d}", "name": "pi", "log_origin": f"log/{i}", "registered_ms": 0}
-                for i in range(args.plants)
-            ]
+            [{"plant": f"p{i:03d}", "name": "pi", "log_origin": f"log/{i}", "registered_ms": 0} for i in range(plants)]
         ).execute()
     appliances = {a.plant_id: a.id for a in Appliance.select()}
     LogHead.insert_many([{"appliance": a, "seq": -1} for a in appliances.values()]).execute()
     heads = {a: -1 for a in appliances.values()}
-    people = [(f"p{i:03d}", f"{j:05d}") for i in range(args.plants) for j in range(args.per_plant)]
+    people = [(f"p{i:03d}", f"{j:05d}") for i in range(plants) for j in range(per_plant)]
     with database.atomic():
         for start in range(0, len(people), 5000):
             chunk = people[start : start + 5000]
-            Employee.insert_many([{"employee_no": f"{p}-{u}", "name": u} for p, u in chunk]).execute()
+            Employee.insert_many([{"employee_no": f"{p}-{u}", **employee(p, u)} for p, u in chunk]).execute()
         ids = dict(Employee.select(Employee.employee_no, Employee.id).tuples())
         for start in range(0, len(people), 5000):
             PlantBadge.insert_many(
@@ -207,11 +211,21 @@ def run(args: argparse.Namespace, url: str) -> None:
             ).execute()
     body = dict(DEFAULT_BODY, handbook={"version": "v1", "article": "12", "adoption_ref": "a", "publication_ref": "b"})
     publish("*", body, by="bench", now_ms=0)
-    step = max(1, len(people) // args.open)
-    absent = set(people[::step][: args.open])
+    step = max(1, len(people) // open_cases)
+    absent = set(people[::step][:open_cases])
     store_facts(
         appliances, heads, [(p, u, fact(u, day1, "missing" if (p, u) in absent else "present")) for p, u in people]
     )
+    return appliances, heads, people, absent
+
+
+def run(args: argparse.Namespace, url: str) -> None:
+    open_db(url)
+    cases._policies.clear()
+    day1 = date(2025, 3, 3)
+    clock = Clock(datetime(day1.year, day1.month, day1.day, 22, tzinfo=TZ).astimezone(UTC))
+    t0 = time.perf_counter()
+    appliances, heads, people, absent = seed(args.plants, args.per_plant, args.open, day1)
     kind = "PostgreSQL" if url.startswith("postgres") else "SQLite"
     print(
         f"{kind}: built {len(people):,} employees, {args.plants} plants, {len(absent):,} absent in "

@@ -8,7 +8,11 @@ import json
 import os
 import sys
 from datetime import date
+from functools import partial
 from pathlib import Path
+
+from opskit.cli import check_config, command_adder, gunicorn_argv, show_config
+from opskit.config_edit import toml_str
 
 DEFAULT_CONFIG = os.environ.get("PUNCHPROOF_CLOUD_CONFIG", "/etc/punchproof/cloud.toml")
 ROLES = ("hr_admin", "hr_staff", "plant_manager", "auditor")
@@ -38,21 +42,11 @@ bind = {web_bind}
 """
 
 
-def toml_str(value: object) -> str:
-    """A TOML basic string: JSON's escapes are TOML's, so a quote or backslash cannot break the file."""
-    return json.dumps(str(value), ensure_ascii=False)
-
-
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("cloud", help="head office's service: ingest, pages, escalation")
     cmds = parser.add_subparsers(dest="command", required=True)
 
-    def cmd(name: str, func: object, help_text: str) -> argparse.ArgumentParser:
-        p = cmds.add_parser(name, help=help_text)
-        p.set_defaults(func=func)
-        if name != "init":
-            p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="default: %(default)s")
-        return p
+    cmd = command_adder(cmds, DEFAULT_CONFIG)
 
     p = cmd("init", _init, "write a configuration file")
     p.add_argument("-o", "--output", default=DEFAULT_CONFIG)
@@ -64,10 +58,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--mqtt-username", default="")
     p.add_argument("--mqtt-password", default="")
     p.add_argument("--web-bind", default="0.0.0.0:8000")
-    cmd("check-config", _check_config, "validate the configuration, listing every problem")
+    cmd("check-config", partial(check_config, load=_settings), "validate the configuration, listing every problem")
     p = cmd(
         "show-config",
-        _show_config,
+        partial(show_config, load=_settings),
         "print the configuration with secrets masked, and where each value came from (file, "
         "PUNCHPROOF_CLOUD__<SECTION>__<KEY> in the environment, default)",
     )
@@ -226,19 +220,6 @@ def _init(args: argparse.Namespace) -> int:
     evidence = create_key(CloudSettings.load(output))
     print(f"wrote {output}; cloud witness key {key.kid}, evidence key {evidence.kid}")
     print(f"copy {public} to every appliance (appliance init --cloud-key)")
-    return 0
-
-
-def _check_config(args: argparse.Namespace) -> int:
-    _settings(args)
-    print(f"{args.config}: OK")
-    return 0
-
-
-def _show_config(args: argparse.Namespace) -> int:
-    from opskit.envconfig import render
-
-    print(render(_settings(args).shown(), as_json=args.json))
     return 0
 
 
@@ -404,26 +385,8 @@ def _ingest(args: argparse.Namespace) -> int:
 def _web(args: argparse.Namespace) -> int:
     settings = _settings(args)
     os.environ["PUNCHPROOF_CLOUD_CONFIG"] = str(Path(args.config).resolve())
-    os.execv(
-        sys.executable,
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            args.bind or settings.web_bind,
-            "--workers",
-            str(settings.web_workers),
-            "--worker-tmp-dir",  # heartbeat files, rewritten every second: on tmpfs, never the SD card
-            os.environ.get("RUNTIME_DIRECTORY", "/dev/shm").split(":")[0],  # systemd's RuntimeDirectory=
-            "--access-logfile",
-            "-",
-            "--graceful-timeout",
-            "5",
-            "--no-control-socket",
-            "cloud.web:create_app()",
-        ],
-    )
+    argv = gunicorn_argv("cloud.web:create_app()", bind=args.bind or settings.web_bind, workers=settings.web_workers)
+    os.execv(sys.executable, argv)
     return 0  # not reached
 
 

@@ -9,8 +9,6 @@ first, then English. It only reads, so it is safe beside running workers.
 from __future__ import annotations
 
 import os
-import shutil
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +18,9 @@ import peewee as pw
 from cloud import witness
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
-from opskit.doctor import FAIL, OK, WARN, Finding, run_command
+from opskit.doctor import FAIL, OK, WARN, Finding, broker_finding, check_disk, run_command
 from opskit.mqttprobe import probe_broker
+from opskit.sqlite_check import quick_check
 
 
 @dataclass(frozen=True)
@@ -83,22 +82,14 @@ class CloudDoctor:
         )
 
     def check_disk(self) -> Finding:
-        path = Path(self.settings.state_dir)
-        while not path.exists() and path != path.parent:
-            path = path.parent
-        usage = shutil.disk_usage(path)
-        detail = f"{usage.free // 2**20} MB free of {usage.total // 2**20} MB on {path}"
-        if usage.free < self.limits.min_free_bytes:
-            return Finding(
-                "磁盘空间 disk",
-                FAIL,
-                f"{detail} (needs {self.limits.min_free_bytes // 2**20} MB)",
-                "扩容磁盘或清理空间（sudo journalctl --vacuum-size=500M，旧的导出文件）；"
-                "数据库在 PostgreSQL 时也检查其所在磁盘。",
-                "grow the disk or free space (sudo journalctl --vacuum-size=500M, old exports); with PostgreSQL, "
-                "check its disk too.",
-            )
-        return Finding("磁盘空间 disk", OK, detail)
+        return check_disk(
+            Path(self.settings.state_dir),
+            self.limits.min_free_bytes,
+            "扩容磁盘或清理空间（sudo journalctl --vacuum-size=500M，旧的导出文件）；"
+            "数据库在 PostgreSQL 时也检查其所在磁盘。",
+            "grow the disk or free space (sudo journalctl --vacuum-size=500M, old exports); with PostgreSQL, "
+            "check its disk too.",
+        )
 
     def check_witness_key(self) -> Finding:
         name = "见证密钥 witness key"
@@ -137,13 +128,10 @@ class CloudDoctor:
             client_id=f"pp-cloud-doctor-{os.getpid()}",
             timeout=self.limits.connect_timeout_s,
         )
-        name = "消息服务器 broker"
-        if error is None:
-            return Finding(name, OK, f"MQTT CONNECT accepted by {cfg.mqtt_host}:{cfg.mqtt_port}")
-        return Finding(
-            name,
-            FAIL,
-            f"{cfg.mqtt_host}:{cfg.mqtt_port}: {error}",
+        return broker_finding(
+            cfg.mqtt_host,
+            cfg.mqtt_port,
+            error,
             "检查 Mosquitto 是否运行（sudo systemctl status mosquitto）、端口与防火墙，以及 [mqtt] username/password"
             "（docs/broker-security.md）。",
             "check that Mosquitto runs (sudo systemctl status mosquitto), the port and firewall, and [mqtt] username "
@@ -163,13 +151,7 @@ class CloudDoctor:
                     "运行 punchproof cloud init，或从备份恢复数据库。",
                     "run 'punchproof cloud init', or restore the database from a backup.",
                 )
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-            try:
-                result = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
-            except sqlite3.DatabaseError as err:
-                result = [str(err)]
-            finally:
-                conn.close()
+            result = quick_check(path, timeout=10)
             if result != ["ok"]:
                 return Finding(
                     name,

@@ -32,6 +32,7 @@ from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
 from cloud.clock import Clock, to_ms
 from cloud.config import CloudSettings
 from cloud.escalation.models import AbsenceCase, CaseEntry
+from cloud.keyfile import load_or_generate
 from cloud.store import BaseModel, database
 from cloud.verifier import WITNESS_NAME
 from ledger import GENESIS_PREV, Malformed, SigningKey, make_record, note
@@ -86,14 +87,9 @@ class EvidenceKeyMissing(Exception):
 
 def create_key(settings: CloudSettings) -> SigningKey:
     """The evidence key, made if there is none; its public half is written beside the witness key's."""
-    if settings.evidence_key_path.exists():
-        key = SigningKey.load(settings.evidence_key_path)
-    else:
-        settings.evidence_key_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key = SigningKey.generate()
-        key.save(settings.evidence_key_path)
+    key, made = load_or_generate(settings.evidence_key_path, settings.evidence_public_path)
+    if made:
         log.info("generated the cloud evidence key %s", key.kid)
-    settings.evidence_public_path.write_text(key.verify_key.pem(), encoding="ascii")
     return key
 
 

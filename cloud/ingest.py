@@ -13,7 +13,6 @@ import queue
 import signal
 import threading
 import time
-from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -29,6 +28,7 @@ from cloud.tsa import TimestampError
 from cloud.verifier import BatchIngest, Outcome
 from cloud.witness_log import WitnessLog, witness_log
 from ledger import SigningKey, failpoints, topics
+from opskit.supervisor import ServiceManager, Unsupervised
 
 log = logging.getLogger(__name__)
 
@@ -38,39 +38,6 @@ DEVICE_FILTER = f"{topics.PREFIX}/+/+/device/+"
 GAP_WAIT_S = 3.0  # a range ahead of the stored head waits this long for another worker to store its predecessor
 GAP_POLL_S = 0.01
 HEALTH_EVERY_S = 10.0  # how often the main loop checks the worker when systemd asks for no watchdog
-
-
-class ServiceManager(Protocol):
-    """What the worker tells its supervisor (systemd, through ``punchproof.sdnotify``)."""
-
-    @property
-    def watchdog_interval_s(self) -> float | None: ...
-
-    def ready(self, status: str = "") -> bool: ...
-
-    def watchdog(self) -> bool: ...
-
-    def status(self, text: str) -> bool: ...
-
-    def stopping(self, status: str = "") -> bool: ...
-
-
-class Unsupervised:
-    """No supervisor to tell: a terminal, a test, a container without systemd."""
-
-    watchdog_interval_s = None
-
-    def ready(self, status: str = "") -> bool:
-        return False
-
-    def watchdog(self) -> bool:
-        return False
-
-    def status(self, text: str) -> bool:
-        return False
-
-    def stopping(self, status: str = "") -> bool:
-        return False
 
 
 class IngestWorker:

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from cloud.config import CloudSettings
+from cloud.keyfile import load_or_generate
 from ledger import Malformed, SigningKey
 
 log = logging.getLogger(__name__)
@@ -21,14 +22,9 @@ class WitnessKeyMissing(Exception):
 
 def create(settings: CloudSettings) -> tuple[SigningKey, Path]:
     """Generate the witness key if there is none; return it and the public key file to distribute."""
-    if settings.witness_key_path.exists():
-        key = SigningKey.load(settings.witness_key_path)
-    else:
-        settings.witness_key_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key = SigningKey.generate()
-        key.save(settings.witness_key_path)
+    key, made = load_or_generate(settings.witness_key_path, settings.witness_public_path)
+    if made:
         log.info("generated the cloud witness key %s", key.kid)
-    settings.witness_public_path.write_text(key.verify_key.pem(), encoding="ascii")
     return key, settings.witness_public_path
 
 

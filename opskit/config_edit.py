@@ -22,6 +22,11 @@ def toml_value(value: Value) -> str:
     return json.dumps(value, ensure_ascii=False)  # JSON's escapes are TOML's
 
 
+def toml_str(value: object) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, so a quote or backslash cannot break the file."""
+    return toml_value(str(value))
+
+
 def set_keys(text: str, table: str, values: dict[str, Value]) -> str:
     lines = text.splitlines()
     header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]\s*(#.*)?$")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -39,6 +40,25 @@ def run_command(argv: list[str]) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout if result.returncode == 0 else None
+
+
+def check_disk(path: Path, min_free_bytes: int, fix_zh: str, fix_en: str) -> Finding:
+    """Free space where ``path`` is (or would be: its nearest existing parent), against ``min_free_bytes``."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    usage = shutil.disk_usage(path)
+    detail = f"{usage.free // 2**20} MB free of {usage.total // 2**20} MB on {path}"
+    if usage.free < min_free_bytes:
+        return Finding("磁盘空间 disk", FAIL, f"{detail} (needs {min_free_bytes // 2**20} MB)", fix_zh, fix_en)
+    return Finding("磁盘空间 disk", OK, detail)
+
+
+def broker_finding(host: str, port: int, error: str | None, fix_zh: str, fix_en: str) -> Finding:
+    """The finding for a broker probe (``opskit.mqttprobe.probe_broker``) that answered ``error``."""
+    name = "消息服务器 broker"
+    if error is None:
+        return Finding(name, OK, f"MQTT CONNECT accepted by {host}:{port}")
+    return Finding(name, FAIL, f"{host}:{port}: {error}", fix_zh, fix_en)
 
 
 def report(findings: list[Finding]) -> tuple[str, int]:

@@ -77,6 +77,11 @@ class OutboundMessage:
             digest.update(f"\n--\n{item.name}\n{item.mime}\n{item.sha256}".encode())
         return digest.hexdigest()
 
+    @property
+    def chat_text(self) -> str:
+        """Subject and text in one piece, for channels with no subject line (WeCom, DingTalk)."""
+        return f"{self.subject}\n{self.text}" if self.subject else self.text
+
 
 @dataclass(frozen=True)
 class Attempt:

@@ -18,35 +18,30 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
-from cloud.channels.base import Attempt, OutboundMessage, Receipt, ReceiptStatus, Status, attempt_for
+from cloud.channels.base import Attempt, OutboundMessage, Receipt, ReceiptStatus, Status
+from cloud.channels.provider import ChannelOptions, ProviderChannel
 from cloud.channels.transport import (
-    DEFAULT_BACKOFF,
     Backoff,
     NoAnswer,
-    RateLimiter,
-    Sleep,
     TokenCache,
+    TokenFailed,
     Unreachable,
+    errcode_refusal,
+    fetch_token,
+    json_bytes,
     json_call,
-    redact,
-    retry_when,
+    post_with_token,
 )
-from cloud.clock import Clock, SystemClock
 
 BASE_URL = "https://oapi.dingtalk.com"
 TOKEN_ERRORS = {40014, 42001}
 BUSY = {143103, 143104, 90018, -1}
 ROBOT_BUSY = {130101}
 ROBOT_BACKOFF = Backoff(first_s=60.0)  # DingTalk throttles a robot for 10 minutes
-
-
-class TokenFailed(Exception):
-    pass
 
 
 class QueryFailed(Exception):
@@ -77,98 +72,55 @@ def robot_sign(secret: str, timestamp_ms: int) -> str:
     return urllib.parse.quote_plus(base64.b64encode(digest).decode())
 
 
-def _text(message: OutboundMessage) -> str:
-    return f"{message.subject}\n{message.text}" if message.subject else message.text
-
-
-class DingTalkApp:
+class DingTalkApp(ProviderChannel[DingTalkAppSettings]):
     kind = "dingtalk"
     provider = "dingtalk"
+    default_name = "dingtalk"
 
-    def __init__(
-        self,
-        settings: DingTalkAppSettings,
-        *,
-        name: str = "dingtalk",
-        clock: Clock | None = None,
-        sleep: Sleep | None = None,
-        backoff: Backoff = DEFAULT_BACKOFF,
-    ) -> None:
-        self.settings, self.name = settings, name
-        self.clock = clock or SystemClock()
-        self.sleep = sleep or time.sleep
-        self.backoff = backoff
-        self.limiter = RateLimiter(settings.per_minute, 60, self.clock, self.sleep)
+    def __init__(self, settings: DingTalkAppSettings, **options: Unpack[ChannelOptions]) -> None:
+        super().__init__(settings, **options)
         self.token = TokenCache(self._fetch_token, self.clock)
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.settings.app_secret,)
 
     def _fetch_token(self) -> tuple[str, int]:
         s = self.settings
         query = urllib.parse.urlencode({"appkey": s.app_key, "appsecret": s.app_secret})
-        reply, data = json_call("GET", f"{s.base_url}/gettoken?{query}", timeout=s.timeout_s)
-        if data.get("errcode") != 0 or not data.get("access_token"):
-            answer = redact(reply.text, [s.app_secret])
-            raise TokenFailed(f"DingTalk gettoken refused (HTTP {reply.status}): {answer[:300]}")
-        return str(data["access_token"]), int(data.get("expires_in", 7200))
+        return fetch_token("DingTalk", f"{s.base_url}/gettoken?{query}", s.app_secret, timeout=s.timeout_s)
 
     def _post(self, path: str, payload: dict[str, Any]) -> tuple:
         s = self.settings
-        reply, data = json_call(
-            "POST",
-            f"{s.base_url}{path}?access_token={urllib.parse.quote(self.token.get())}",
+        return post_with_token(
+            self.token,
+            lambda token: f"{s.base_url}{path}?access_token={urllib.parse.quote(token)}",
             payload,
+            token_errors=TOKEN_ERRORS,
             timeout=s.timeout_s,
         )
-        if data.get("errcode") in TOKEN_ERRORS:
-            self.token.invalidate()
-            reply, data = json_call(
-                "POST",
-                f"{s.base_url}{path}?access_token={urllib.parse.quote(self.token.get())}",
-                payload,
-                timeout=s.timeout_s,
-            )
-        return reply, data
 
     def send(self, message: OutboundMessage) -> Attempt:
-        s = self.settings
         payload = {
-            "agent_id": s.agent_id,
+            "agent_id": self.settings.agent_id,
             "userid_list": message.recipient,
-            "msg": {"msgtype": "text", "text": {"content": _text(message)}},
+            "msg": {"msgtype": "text", "text": {"content": message.chat_text}},
         }
-
-        def result(status: Status, reason: str = "", message_id: str = "", response: str = "") -> Attempt:
-            return attempt_for(
-                self,
-                message,
-                self.clock.now(),
-                status,
-                reason=reason,
-                message_id=message_id,
-                response=redact(response, [s.app_secret]),
-                request=json.dumps(payload, ensure_ascii=False).encode(),
-            )
-
-        self.limiter.acquire()
-        try:
-            reply, data = retry_when(
-                lambda: self._post("/topapi/message/corpconversation/asyncsend_v2", payload),
-                lambda r: r[1].get("errcode") in BUSY,
-                self.backoff,
-                self.sleep,
-            )
-        except TokenFailed as err:
-            return result(Status.FAILED, str(err))
-        except NoAnswer as err:
-            return result(Status.UNCERTAIN, f"DingTalk asyncsend_v2: {err}; it may have been sent, not retried")
-        except Unreachable as err:
-            return result(Status.FAILED, f"DingTalk asyncsend_v2: {err}")
+        request = json_bytes(payload)
+        answer = self.exchange(
+            message,
+            lambda: self._post("/topapi/message/corpconversation/asyncsend_v2", payload),
+            lambda r: r[1].get("errcode") in BUSY,
+            label="DingTalk asyncsend_v2",
+            request=request,
+        )
+        if isinstance(answer, Attempt):
+            return answer
+        reply, data = answer
         if data.get("errcode") != 0 or "task_id" not in data:
-            why = (
-                f"DingTalk refused asyncsend_v2 (HTTP {reply.status}): errcode {data.get('errcode')}: "
-                f"{data.get('errmsg', '')}"
-            )
-            return result(Status.FAILED, why, response=reply.text)
-        return result(Status.SENT, message_id=str(data["task_id"]), response=reply.text)
+            why = errcode_refusal("DingTalk refused asyncsend_v2", reply, data)
+            return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=request)
+        task_id = str(data["task_id"])
+        return self.attempt(message, Status.SENT, message_id=task_id, response=reply.text, request=request)
 
     def send_result(self, task_id: str) -> list[Receipt]:
         """Who read, who has not, who could not be sent to: one receipt per user id listed."""
@@ -199,39 +151,19 @@ class DingTalkApp:
         return receipts
 
 
-class DingTalkRobot:
+class DingTalkRobot(ProviderChannel[DingTalkRobotSettings]):
     kind = "dingtalk_robot"
     provider = "dingtalk_robot"
+    default_name = "dingtalk.robot"
+    default_backoff = ROBOT_BACKOFF
 
-    def __init__(
-        self,
-        settings: DingTalkRobotSettings,
-        *,
-        name: str = "dingtalk.robot",
-        clock: Clock | None = None,
-        sleep: Sleep | None = None,
-        backoff: Backoff = ROBOT_BACKOFF,
-    ) -> None:
-        self.settings, self.name = settings, name
-        self.clock = clock or SystemClock()
-        self.sleep = sleep or time.sleep
-        self.backoff = backoff
-        self.limiter = RateLimiter(settings.per_minute, 60, self.clock, self.sleep)
+    def secrets(self) -> tuple[str, ...]:
+        return (self.settings.access_token, self.settings.secret)
 
     def send(self, message: OutboundMessage) -> Attempt:
         s = self.settings
-        payload = {"msgtype": "text", "text": {"content": _text(message)}}
-
-        def result(status: Status, reason: str = "", response: str = "") -> Attempt:
-            return attempt_for(
-                self,
-                message,
-                self.clock.now(),
-                status,
-                reason=reason,
-                response=redact(response, [s.access_token, s.secret]),
-                request=json.dumps(payload, ensure_ascii=False).encode(),
-            )
+        payload = {"msgtype": "text", "text": {"content": message.chat_text}}
+        request = json_bytes(payload)
 
         def post() -> tuple:
             stamp = int(self.clock.now().timestamp() * 1000)
@@ -239,16 +171,18 @@ class DingTalkRobot:
             query = f"access_token={urllib.parse.quote(s.access_token)}&timestamp={stamp}&sign={sign}"
             return json_call("POST", f"{s.base_url}/robot/send?{query}", payload, timeout=s.timeout_s)
 
-        self.limiter.acquire()
-        try:
-            reply, data = retry_when(post, lambda r: r[1].get("errcode") in ROBOT_BUSY, self.backoff, self.sleep)
-        except NoAnswer as err:
-            return result(Status.UNCERTAIN, f"DingTalk robot: {err}; it may have been posted, not retried")
-        except Unreachable as err:
-            return result(Status.FAILED, f"DingTalk robot: {err}")
+        answer = self.exchange(
+            message,
+            post,
+            lambda r: r[1].get("errcode") in ROBOT_BUSY,
+            label="DingTalk robot",
+            acted="posted",
+            request=request,
+        )
+        if isinstance(answer, Attempt):
+            return answer
+        reply, data = answer
         if data.get("errcode") != 0:
-            why = (
-                f"DingTalk robot refused (HTTP {reply.status}): errcode {data.get('errcode')}: {data.get('errmsg', '')}"
-            )
-            return result(Status.FAILED, why, response=reply.text)
-        return result(Status.SENT, response=reply.text)
+            why = errcode_refusal("DingTalk robot refused", reply, data)
+            return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=request)
+        return self.attempt(message, Status.SENT, response=reply.text, request=request)

@@ -15,7 +15,7 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
-from cloud.channels.base import Attempt, OutboundMessage, Status
+from cloud.channels.base import Attempt, OutboundMessage, Status, attempt_for
 from cloud.clock import Clock, SystemClock
 
 
@@ -75,20 +75,15 @@ class SmtpChannel:
         message_id = mail["Message-ID"]
 
         def attempt(status: Status, reason: str = "", response: str = "") -> Attempt:
-            return Attempt(
-                at=self.clock.now(),
-                channel=self.name,
-                provider=self.provider,
-                recipient=message.recipient,
-                template_id=message.template_id,
-                template_version=message.template_version,
-                content_sha256=message.content_sha256,
-                status=status,
+            return attempt_for(
+                self,
+                message,
+                self.clock.now(),
+                status,
                 reason=reason,
-                provider_message_id=message_id,
-                raw_response=response,
+                message_id=message_id,
+                response=response,
                 request=raw,
-                operator=message.operator,
             )
 
         s = self.settings

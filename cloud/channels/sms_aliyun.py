@@ -16,30 +16,18 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 from zoneinfo import ZoneInfo
 
-from cloud.channels.base import Attempt, OutboundMessage, Receipt, ReceiptStatus, Status, attempt_for
+from cloud.channels.base import Attempt, OutboundMessage, Receipt, ReceiptStatus, Status
 from cloud.channels.contact_log import idempotency_key
-from cloud.channels.transport import (
-    DEFAULT_BACKOFF,
-    Backoff,
-    HttpReply,
-    NoAnswer,
-    RateLimiter,
-    Sleep,
-    Unreachable,
-    http_request,
-    redact,
-    retry_when,
-)
-from cloud.clock import Clock, SystemClock
+from cloud.channels.provider import ChannelOptions, ProviderChannel
+from cloud.channels.transport import HttpReply, http_request, json_object, redact
 
 VERSION = "2017-05-25"
 ENDPOINT = "https://dysmsapi.aliyuncs.com/"
@@ -74,25 +62,23 @@ def national(phone: str) -> str:
     return phone.removeprefix("+86").removeprefix("0086")
 
 
-class AliyunSms:
+class AliyunSms(ProviderChannel[AliyunSmsSettings]):
     kind = "sms"
     provider = "aliyun"
+    default_name = "sms.aliyun"
 
     def __init__(
         self,
         settings: AliyunSmsSettings,
         *,
-        name: str = "sms.aliyun",
-        clock: Clock | None = None,
-        sleep: Sleep | None = None,
-        backoff: Backoff = DEFAULT_BACKOFF,
         nonce: Callable[[], str] = lambda: uuid.uuid4().hex,
+        **options: Unpack[ChannelOptions],
     ) -> None:
-        self.settings, self.name = settings, name
-        self.clock = clock or SystemClock()
-        self.sleep = sleep or time.sleep
-        self.backoff, self.nonce = backoff, nonce
-        self.limiter = RateLimiter(settings.per_minute, 60, self.clock, self.sleep)
+        super().__init__(settings, **options)
+        self.nonce = nonce
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.settings.access_key_secret,)
 
     def signed_query(self, action: str, params: Mapping[str, str], method: str = "GET") -> str:
         s = self.settings
@@ -114,31 +100,15 @@ class AliyunSms:
     def call(self, action: str, params: Mapping[str, str]) -> tuple[HttpReply, dict[str, Any], str]:
         query = self.signed_query(action, params)
         reply = http_request("GET", f"{self.settings.endpoint}?{query}", timeout=self.settings.timeout_s)
-        try:
-            data = json.loads(reply.body)
-        except ValueError:
-            data = {}
-        return reply, data if isinstance(data, dict) else {}, query
+        return reply, json_object(reply.body), query
 
     def send(self, message: OutboundMessage) -> Attempt:
         s = self.settings
-
-        def result(status: Status, reason: str = "", message_id: str = "", response: str = "", query: str = ""):
-            response, request = redact(response, [s.access_key_secret]), redact(query, [s.access_key_secret])
-            return attempt_for(
-                self,
-                message,
-                self.clock.now(),
-                status,
-                reason=reason,
-                message_id=message_id,
-                response=response,
-                request=request.encode(),
-            )
-
         code = s.template_codes.get(message.template_id)
         if not code:
-            return result(Status.FAILED, f"no approved Aliyun SMS template for {message.template_id}")
+            return self.attempt(
+                message, Status.FAILED, reason=f"no approved Aliyun SMS template for {message.template_id}"
+            )
         params = {
             "PhoneNumbers": national(message.recipient),
             "SignName": s.sign_name,
@@ -146,25 +116,24 @@ class AliyunSms:
             "TemplateParam": json.dumps(dict(message.params), ensure_ascii=False, separators=(",", ":")),
             "OutId": idempotency_key(message.case_ref, message.step_id, message.channel, message.recipient)[:32],
         }
-        self.limiter.acquire()
-        try:
-            reply, data, query = retry_when(
-                lambda: self.call("SendSms", params),
-                lambda r: r[1].get("Code") in RATE_LIMITED,
-                self.backoff,
-                self.sleep,
-            )
-        except NoAnswer as err:
-            return result(Status.UNCERTAIN, f"Aliyun SendSms: {err}; it may have been sent, not retried")
-        except Unreachable as err:
-            return result(Status.FAILED, f"Aliyun SendSms: {err}")
+        answer = self.exchange(
+            message,
+            lambda: self.call("SendSms", params),
+            lambda r: r[1].get("Code") in RATE_LIMITED,
+            label="Aliyun SendSms",
+        )
+        if isinstance(answer, Attempt):
+            return answer
+        reply, data, query = answer
+        request = redact(query, self.secrets()).encode()
         if data.get("Code") == "OK" and data.get("BizId"):
-            return result(Status.SENT, message_id=str(data["BizId"]), response=reply.text, query=query)
+            biz_id = str(data["BizId"])
+            return self.attempt(message, Status.SENT, message_id=biz_id, response=reply.text, request=request)
         if data.get("Code"):
             why = f"Aliyun refused SendSms (HTTP {reply.status}): {data['Code']}: {data.get('Message', '')}"
         else:
             why = f"Aliyun SendSms answered HTTP {reply.status} without a result"
-        return result(Status.FAILED, why, response=reply.text, query=query)
+        return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=request)
 
     def query_send_details(self, phone: str, biz_id: str, sent_at: datetime) -> list[Receipt]:
         """Pull the delivery status of one sent message (Aliyun keeps 30 days); receipts for the contact log."""

@@ -17,28 +17,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from cloud.channels.base import Attempt, OutboundMessage, Receipt, ReceiptStatus, Status, attempt_for
+from cloud.channels.base import Attempt, OutboundMessage, Receipt, ReceiptStatus, Status
 from cloud.channels.contact_log import idempotency_key
-from cloud.channels.transport import (
-    DEFAULT_BACKOFF,
-    Backoff,
-    HttpReply,
-    NoAnswer,
-    RateLimiter,
-    Sleep,
-    Unreachable,
-    http_request,
-    redact,
-    retry_when,
-)
-from cloud.clock import Clock, SystemClock
+from cloud.channels.provider import ProviderChannel
+from cloud.channels.transport import HttpReply, http_request, json_object
 
 VERSION = "2021-01-11"
 ENDPOINT = "https://sms.tencentcloudapi.com/"
@@ -92,24 +80,13 @@ def e164(phone: str) -> str:
     return phone if phone.startswith("+") else f"+86{phone}"
 
 
-class TencentSms:
+class TencentSms(ProviderChannel[TencentSmsSettings]):
     kind = "sms"
     provider = "tencent"
+    default_name = "sms.tencent"
 
-    def __init__(
-        self,
-        settings: TencentSmsSettings,
-        *,
-        name: str = "sms.tencent",
-        clock: Clock | None = None,
-        sleep: Sleep | None = None,
-        backoff: Backoff = DEFAULT_BACKOFF,
-    ) -> None:
-        self.settings, self.name = settings, name
-        self.clock = clock or SystemClock()
-        self.sleep = sleep or time.sleep
-        self.backoff = backoff
-        self.limiter = RateLimiter(settings.per_minute, 60, self.clock, self.sleep)
+    def secrets(self) -> tuple[str, ...]:
+        return (self.settings.secret_key,)
 
     def call(self, action: str, payload: Mapping[str, Any]) -> tuple[HttpReply, dict[str, Any], bytes]:
         s = self.settings
@@ -133,33 +110,20 @@ class TencentSms:
             "X-TC-Region": s.region,
         }
         reply = http_request("POST", s.endpoint, body=body, headers=headers, timeout=s.timeout_s)
-        try:
-            data = json.loads(reply.body).get("Response") or {}
-        except (ValueError, AttributeError):
-            data = {}
-        return reply, data, body
+        return reply, json_object(reply.body).get("Response") or {}, body
 
     def send(self, message: OutboundMessage) -> Attempt:
         s = self.settings
-
-        def result(status: Status, reason: str = "", message_id: str = "", response: str = "", body: bytes = b""):
-            return attempt_for(
-                self,
-                message,
-                self.clock.now(),
-                status,
-                reason=reason,
-                message_id=message_id,
-                response=redact(response, [s.secret_key]),
-                request=body,
-            )
-
         template = s.templates.get(message.template_id)
         if template is None:
-            return result(Status.FAILED, f"no approved Tencent SMS template for {message.template_id}")
+            return self.attempt(
+                message, Status.FAILED, reason=f"no approved Tencent SMS template for {message.template_id}"
+            )
         missing = [p for p in template.params if p not in message.params]
         if missing:
-            return result(Status.FAILED, f"template {template.template_id} needs {', '.join(missing)}")
+            return self.attempt(
+                message, Status.FAILED, reason=f"template {template.template_id} needs {', '.join(missing)}"
+            )
         payload = {
             "PhoneNumberSet": [e164(message.recipient)],
             "SmsSdkAppId": s.sdk_app_id,
@@ -170,35 +134,29 @@ class TencentSms:
                 :32
             ],
         }
-        self.limiter.acquire()
-        try:
-            reply, data, body = retry_when(
-                lambda: self.call("SendSms", payload),
-                lambda r: _code(r[1]) in RATE_LIMITED,
-                self.backoff,
-                self.sleep,
-            )
-        except NoAnswer as err:
-            return result(Status.UNCERTAIN, f"Tencent SendSms: {err}; it may have been sent, not retried")
-        except Unreachable as err:
-            return result(Status.FAILED, f"Tencent SendSms: {err}")
+        answer = self.exchange(
+            message,
+            lambda: self.call("SendSms", payload),
+            lambda r: _code(r[1]) in RATE_LIMITED,
+            label="Tencent SendSms",
+        )
+        if isinstance(answer, Attempt):
+            return answer
+        reply, data, body = answer
         error = data.get("Error")
         if error:
             why = f"Tencent refused SendSms (HTTP {reply.status}): {error.get('Code')}: {error.get('Message', '')}"
-            return result(Status.FAILED, why, response=reply.text, body=body)
+            return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=body)
         statuses = data.get("SendStatusSet") or []
         if reply.status != 200 or not statuses:
-            return result(
-                Status.FAILED,
-                f"Tencent SendSms answered HTTP {reply.status} without a result",
-                response=reply.text,
-                body=body,
-            )
+            why = f"Tencent SendSms answered HTTP {reply.status} without a result"
+            return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=body)
         first = statuses[0]
         if first.get("Code") != "Ok":
             why = f"Tencent did not send: {first.get('Code')}: {first.get('Message', '')}"
-            return result(Status.FAILED, why, response=reply.text, body=body)
-        return result(Status.SENT, message_id=str(first.get("SerialNo", "")), response=reply.text, body=body)
+            return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=body)
+        serial = str(first.get("SerialNo", ""))
+        return self.attempt(message, Status.SENT, message_id=serial, response=reply.text, request=body)
 
     def pull_send_status(self, limit: int = 100) -> list[Receipt]:
         """Reports not yet pulled (each comes once); store them at once."""

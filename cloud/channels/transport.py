@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -31,6 +31,10 @@ class NoAnswer(Exception):
 
 class Unreachable(Exception):
     """The request never reached the provider (connection refused, DNS): it certainly was not acted on."""
+
+
+class TokenFailed(Exception):
+    """The provider would not hand out an access token (wrong secret, app disabled): nothing was sent."""
 
 
 @dataclass(frozen=True)
@@ -150,13 +154,53 @@ def retry_when(call: Callable[[], T], limited: Callable[[T], bool], backoff: Bac
     return result
 
 
-def json_call(method: str, url: str, payload: object | None = None, *, timeout: float) -> tuple[HttpReply, dict]:
-    """A JSON API call; the parsed answer is {} when the body is no JSON object (an HTML error page, say)."""
-    body = None if payload is None else json.dumps(payload, ensure_ascii=False).encode()
-    headers = {"Content-Type": "application/json; charset=utf-8"} if body is not None else {}
-    reply = http_request(method, url, body=body, headers=headers, timeout=timeout)
+def json_bytes(payload: object) -> bytes:
+    """A JSON body as the providers take it: UTF-8, Chinese left as it is."""
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+def json_object(body: bytes) -> dict:
+    """The JSON object in ``body``, or {} when the body is no JSON object (an HTML error page, say)."""
     try:
-        data = json.loads(reply.body)
+        data = json.loads(body)
     except ValueError:
         data = {}
-    return reply, data if isinstance(data, dict) else {}
+    return data if isinstance(data, dict) else {}
+
+
+def json_call(method: str, url: str, payload: object | None = None, *, timeout: float) -> tuple[HttpReply, dict]:
+    """A JSON API call; the parsed answer is {} when the body is no JSON object."""
+    body = None if payload is None else json_bytes(payload)
+    headers = {"Content-Type": "application/json; charset=utf-8"} if body is not None else {}
+    reply = http_request(method, url, body=body, headers=headers, timeout=timeout)
+    return reply, json_object(reply.body)
+
+
+def fetch_token(who: str, url: str, secret: str, *, timeout: float) -> tuple[str, int]:
+    """An errcode-style gettoken (WeCom, DingTalk): the token and its lifetime, or ``TokenFailed``."""
+    reply, data = json_call("GET", url, timeout=timeout)
+    if data.get("errcode") != 0 or not data.get("access_token"):
+        answer = redact(reply.text, [secret])
+        raise TokenFailed(f"{who} gettoken refused (HTTP {reply.status}): {answer[:300]}")
+    return str(data["access_token"]), int(data.get("expires_in", 7200))
+
+
+def post_with_token(
+    tokens: TokenCache,
+    url_for: Callable[[str], str],
+    payload: object,
+    *,
+    token_errors: Collection[int],
+    timeout: float,
+) -> tuple[HttpReply, dict]:
+    """POST with the cached token; when the provider calls the token stale, once more with a fresh one."""
+    reply, data = json_call("POST", url_for(tokens.get()), payload, timeout=timeout)
+    if data.get("errcode") in token_errors:
+        tokens.invalidate()
+        reply, data = json_call("POST", url_for(tokens.get()), payload, timeout=timeout)
+    return reply, data
+
+
+def errcode_refusal(what: str, reply: HttpReply, data: dict) -> str:
+    """Why an errcode-style API (WeCom, DingTalk) refused, in the words it used: ``what`` names who refused what."""
+    return f"{what} (HTTP {reply.status}): errcode {data.get('errcode')}: {data.get('errmsg', '')}"

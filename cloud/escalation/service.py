@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 from cloud.channels import dingtalk, sms_aliyun, sms_tencent
 from cloud.channels.base import Channel
 from cloud.channels.receipts import pull_receipts
-from cloud.channels.transport import NoAnswer, Unreachable
-from cloud.channels.wecom import TokenFailed as WeComTokenFailed
+from cloud.channels.transport import NoAnswer, TokenFailed, Unreachable
 from cloud.clock import Clock
 from cloud.escalation.engine import Engine, TickReport
 from cloud.evidence_log import EvidenceLog
@@ -26,8 +25,7 @@ PULL_ERRORS = (
     sms_aliyun.QueryFailed,
     sms_tencent.QueryFailed,
     dingtalk.QueryFailed,
-    dingtalk.TokenFailed,
-    WeComTokenFailed,
+    TokenFailed,
     NoAnswer,
     Unreachable,
 )

@@ -8,37 +8,24 @@ Screenshots at 1920x1080 and 1366x768 go to ``test-artifacts/browser/`` (or ``$P
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from punchproof.broker import free_port
 from tests.cloud.web.conftest import PASSWORD, build
+from tests.harness import cloud_web
+from tests.harness.browser import chromium, shoot, sign_in
 from tests.harness.clock import FrozenClock
-from tests.harness.http import WebClient
-from tests.harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 SIZES = {"desktop": (1920, 1080), "laptop": (1366, 768)}
-ARTIFACTS = Path(os.environ.get("PUNCHPROOF_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")) / "browser"
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's packages 'chromium fonts-noto-cjk' (apt-get install)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -48,37 +35,15 @@ def dashboard(tmp_path):
     state = tmp_path / "cloud"
     state.mkdir()
     build(state / "cloud.sqlite3", clock)
-    conf = tmp_path / "cloud.toml"
-    conf.write_text(
-        f'[database]\nurl = "sqlite:///{state}/cloud.sqlite3"\n[cloud]\nstate_dir = "{state}"\n[web]\nworkers = 2\n',
-        encoding="utf-8",
-    )
-    port = free_port()
-    log = (tmp_path / "web.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "punchproof", "cloud", "web", "-c", str(conf), "--bind", f"127.0.0.1:{port}"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _up(base), timeout=30, message="gunicorn to serve the dashboard")
+    conf = cloud_web.write_conf(tmp_path / "cloud.toml", database=state / "cloud.sqlite3", state_dir=state, workers=2)
+    process, base = cloud_web.start(conf, tmp_path / "web.log")
     yield base
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, (tmp_path / "web.log").read_text()
 
 
-def _up(base: str) -> bool:
-    try:
-        return WebClient(base).get("/login")[0] == 200
-    except OSError:
-        return False
-
-
 def _shoot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for label, (width, height) in SIZES.items():
-        page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}-{label}-{width}x{height}.png"), full_page=False)
+    shoot(page, f"dashboard-{name}", SIZES)
 
 
 def test_hr_signs_in_opens_a_case_acknowledges_and_approves(dashboard, browser):
@@ -86,9 +51,7 @@ def test_hr_signs_in_opens_a_case_acknowledges_and_approves(dashboard, browser):
     page.goto(f"{dashboard}/cases")
     assert "/login" in page.url
     _shoot(page, "login")
-    page.fill("#username", "staff")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, "staff", PASSWORD)
     page.wait_for_selector("#cases tr.case")
     assert page.locator("#cases tr.case").count() == 2
     assert "待审批：批准发送催告函" in page.inner_text("#cases")
@@ -128,9 +91,7 @@ def test_hr_signs_in_opens_a_case_acknowledges_and_approves(dashboard, browser):
 def test_a_plant_manager_sees_only_their_plant_and_cannot_approve(dashboard, browser):
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     page.goto(f"{dashboard}/login")
-    page.fill("#username", "pm2")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, "pm2", PASSWORD)
     page.goto(f"{dashboard}/cases")
     assert page.locator("#cases tr.case").count() == 1 and "员工3001" in page.inner_text("#cases")
     page.click("#cases tr.case td a >> nth=0")

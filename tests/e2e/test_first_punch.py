@@ -27,18 +27,7 @@ pytestmark = pytest.mark.e2e
 def system(tmp_path, broker, zk_terminal):
     chain = System(tmp_path, broker.port, zk_terminal.address).configure()
     yield chain
-    codes = chain.stop_all()
-    assert all(code == 0 for code in codes.values()), f"unclean exits {codes}:\n" + "\n".join(
-        chain.log(n) for n in codes
-    )
-
-
-def cloud_punches(system):
-    return system.cloud_rows("SELECT employee, device_time, seq FROM punch ORDER BY seq")
-
-
-def acked(system):
-    return system.appliance_rows("SELECT acked_seq FROM sync_state")[0][0]
+    chain.stop_all_cleanly()
 
 
 def verify_cloud_chain(system):
@@ -54,14 +43,14 @@ def test_a_punch_reaches_the_cloud_and_is_marked_synced(system, terminal_state):
     system.start_ingest()
     system.start_appliance()
     terminal_state.punch("1001", state=0, when=datetime(2026, 3, 2, 7, 58, 0))
-    rows = wait_until(lambda: cloud_punches(system), timeout=20, message="the punch in the cloud")
+    rows = wait_until(lambda: system.cloud_punches(), timeout=20, message="the punch in the cloud")
     assert [(e, t) for e, t, _ in rows] == [("1001", "2026-03-02T07:58:00")]
     seq = rows[0][2]
-    wait_until(lambda: acked(system) >= seq, timeout=10, message="the appliance to mark it synced")
+    wait_until(lambda: system.acked_seq() >= seq, timeout=10, message="the appliance to mark it synced")
     head_hash = system.cloud_rows("SELECT leaf FROM log_head")[0][0]
-    local_hash = system.appliance_rows(f"SELECT leaf FROM log_record WHERE seq = {acked(system)}")[0][0]
+    local_hash = system.appliance_rows(f"SELECT leaf FROM log_record WHERE seq = {system.acked_seq()}")[0][0]
     assert head_hash == local_hash
-    assert verify_cloud_chain(system) == acked(system) + 1
+    assert verify_cloud_chain(system) == system.acked_seq() + 1
     # The checkpoint that ended the batch came back cosigned by the cloud, and the appliance kept it.
     cloud_key = VerifyKey.from_pem((system.root / "cloud" / "cloud-witness.pub").read_text())
     size, line = wait_until(
@@ -81,7 +70,7 @@ def test_punches_made_while_the_broker_is_down_arrive_once(system, broker, termi
     system.start_ingest()
     system.start_appliance()
     terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 50))
-    wait_until(lambda: len(cloud_punches(system)) == 1, timeout=20, message="the first punch")
+    wait_until(lambda: len(system.cloud_punches()) == 1, timeout=20, message="the first punch")
     broker.kill()
     for minute in range(5):
         terminal_state.punch("1002", when=datetime(2026, 3, 2, 7, 51 + minute))
@@ -91,15 +80,15 @@ def test_punches_made_while_the_broker_is_down_arrive_once(system, broker, termi
         message="the appliance to store the punches while the broker is down",
     )
     broker.start()
-    wait_until(lambda: len(cloud_punches(system)) == 6, timeout=40, message="the backlog in the cloud")
+    wait_until(lambda: len(system.cloud_punches()) == 6, timeout=40, message="the backlog in the cloud")
     wait_until(
-        lambda: acked(system) == system.appliance_rows("SELECT max(seq) FROM log_record")[0][0],
+        lambda: system.acked_seq() == system.appliance_rows("SELECT max(seq) FROM log_record")[0][0],
         timeout=20,
         message="every record acknowledged",
     )
-    employees = [e for e, _, _ in cloud_punches(system)]
+    employees = [e for e, _, _ in system.cloud_punches()]
     assert employees == ["1001"] + ["1002"] * 5
-    assert verify_cloud_chain(system) == acked(system) + 1
+    assert verify_cloud_chain(system) == system.acked_seq() + 1
 
 
 def test_pages_need_a_login_and_show_the_punch(system, terminal_state):
@@ -111,7 +100,7 @@ def test_pages_need_a_login_and_show_the_punch(system, terminal_state):
     plant = WebClient(f"http://127.0.0.1:{system.start_web('appliance')}")
     now = terminal_state.device_now()
     terminal_state.punch("1002", state=1, when=now)
-    wait_until(lambda: cloud_punches(system), timeout=20, message="the punch in the cloud")
+    wait_until(lambda: system.cloud_punches(), timeout=20, message="the punch in the cloud")
     for client, user, password in ((cloud, "hr", "correct horse 1"), (plant, "boss", "battery staple 2")):
         wait_until(lambda c=client: c.get("/login")[0] == 200, timeout=20, message="gunicorn to serve")
         status, page = client.get("/")
@@ -148,7 +137,7 @@ def test_an_unregistered_appliance_is_told_why_backs_off_and_recovers(tmp_path, 
         )
         assert len([t for (t,) in times if t - times[0][0] <= 3000]) <= 8, "resends back off instead of spinning"
         system.register()
-        wait_until(lambda: cloud_punches(system), timeout=30, message="the punch after registration")
+        wait_until(lambda: system.cloud_punches(), timeout=30, message="the punch after registration")
         assert system.processes["ingest"].poll() is None, "the ingest worker keeps running"
     finally:
         codes = system.stop_all()
@@ -159,13 +148,13 @@ def test_an_appliance_restored_from_an_old_backup_does_not_silently_continue(sys
     system.start_ingest()
     system.start_appliance()
     terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 50))
-    wait_until(lambda: len(cloud_punches(system)) == 1, timeout=20, message="the first punch")
+    wait_until(lambda: len(system.cloud_punches()) == 1, timeout=20, message="the first punch")
     assert system.stop("appliance") == 0
     database = system.root / "appliance" / "appliance.sqlite3"
     backup = database.read_bytes()  # the database is checkpointed and closed after a clean stop
     system.start_appliance()
     terminal_state.punch("1002", when=datetime(2026, 3, 2, 7, 51))
-    wait_until(lambda: len(cloud_punches(system)) == 2, timeout=20, message="the second punch")
+    wait_until(lambda: len(system.cloud_punches()) == 2, timeout=20, message="the second punch")
     assert system.stop("appliance") == 0
     database.write_bytes(backup)  # restore the old backup: the cloud has seen more than it holds
     cloud_head = system.cloud_rows("SELECT seq FROM log_head")[0][0]
@@ -177,7 +166,7 @@ def test_an_appliance_restored_from_an_old_backup_does_not_silently_continue(sys
     )
     assert "restored from an old backup" in error
     assert system.cloud_rows("SELECT seq FROM log_head")[0][0] == cloud_head, "the cloud keeps its history"
-    assert [e for e, _, _ in cloud_punches(system)] == ["1001", "1002"]
+    assert [e for e, _, _ in system.cloud_punches()] == ["1001", "1002"]
 
 
 def last_error(system):
@@ -218,7 +207,7 @@ def test_only_acknowledgements_signed_by_the_cloud_count(system, broker, termina
                 timeout=10,
                 message=f"forged acknowledgement {n} refused",
             )
-            assert acked(system) == -1
+            assert system.acked_seq() == -1
         # The cloud itself saying it holds another history at that position halts the sync.
         publisher.publish(ack_topic, diverged.signed(cloud_key).encode(), qos=1).wait_for_publish(5)
         wait_until(
@@ -229,4 +218,4 @@ def test_only_acknowledgements_signed_by_the_cloud_count(system, broker, termina
     finally:
         publisher.loop_stop()
         publisher.disconnect()
-    assert acked(system) == -1
+    assert system.acked_seq() == -1

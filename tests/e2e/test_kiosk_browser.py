@@ -8,7 +8,6 @@ Screenshots of each page (login, board, person's day, kiosk) at 1920x1080 (the T
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,28 +15,21 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PLANT_TZ
+from tests.harness.browser import chromium, shoot, sign_in
 from tests.harness.http import WebClient
 from tests.harness.system import System, cli
 from tests.harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 KIOSK_LIMIT_S = 1.0  # the brief: each punch confirmed on the kiosk within a second
 SIZES = {"tv": (1920, 1080), "touch": (800, 480)}
-ARTIFACTS = Path(os.environ.get("PUNCHPROOF_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")) / "browser"
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's packages 'chromium fonts-noto-cjk' (apt-get install)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -77,10 +69,7 @@ def _workbook(path: Path, start: datetime) -> None:
 
 
 def _shoot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for label, (width, height) in SIZES.items():
-        page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{label}-{width}x{height}.png"))
+    shoot(page, name, SIZES)
 
 
 def test_a_punch_shows_on_the_kiosk_within_a_second(plant, browser, terminal_state):
@@ -120,9 +109,7 @@ def test_the_board_updates_without_reload_and_records_an_action(plant, browser, 
     page.goto(f"{base}/")
     assert "/login" in page.url, "the board is behind the login"
     _shoot(page, "login")
-    page.fill("#username", "boss")
-    page.fill("#password", "battery staple 2")
-    page.click("button[type=submit]")
+    sign_in(page, "boss", "battery staple 2")
     page.wait_for_selector("#live[data-live=sse]", timeout=10_000)
     page.evaluate("window.sameDocument = true")  # gone if the page reloads
     missing = '[data-board-employee="1002"][data-tier="tentative"]'

@@ -39,18 +39,7 @@ def system(tmp_path, secured_broker, zk_terminal):
     chain = System(tmp_path, secured_broker.broker.port, zk_terminal.address, secure=secured_broker)
     chain.configure()
     yield chain
-    codes = chain.stop_all()
-    assert all(code == 0 for code in codes.values()), f"unclean exits {codes}:\n" + "\n".join(
-        chain.log(n) for n in codes
-    )
-
-
-def cloud_punches(system):
-    return system.cloud_rows("SELECT employee, device_time, seq FROM punch ORDER BY seq")
-
-
-def acked(system):
-    return system.appliance_rows("SELECT acked_seq FROM sync_state")[0][0]
+    chain.stop_all_cleanly()
 
 
 def test_the_first_punch_through_a_secured_broker(system, terminal_state):
@@ -64,9 +53,9 @@ def test_the_first_punch_through_a_secured_broker(system, terminal_state):
     system.start_ingest()
     system.start_appliance()
     terminal_state.punch("1001", state=0, when=datetime(2026, 3, 2, 7, 58, 0))
-    rows = wait_until(lambda: cloud_punches(system), timeout=30, message="the punch in the cloud")
+    rows = wait_until(lambda: system.cloud_punches(), timeout=30, message="the punch in the cloud")
     assert [(e, t) for e, t, _ in rows] == [("1001", "2026-03-02T07:58:00")]
-    wait_until(lambda: acked(system) >= rows[0][2], timeout=10, message="the appliance to mark it synced")
+    wait_until(lambda: system.acked_seq() >= rows[0][2], timeout=10, message="the appliance to mark it synced")
     wait_until(
         lambda: system.cloud_rows("SELECT status FROM appliance") == [("online",)],
         timeout=10,
@@ -80,13 +69,13 @@ def test_registering_again_keeps_the_login_and_a_new_password_cuts_the_old_one_o
     system.start_ingest()
     system.start_appliance()
     terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 50))
-    wait_until(lambda: len(cloud_punches(system)) == 1, timeout=30, message="the first punch")
+    wait_until(lambda: len(system.cloud_punches()) == 1, timeout=30, message="the first punch")
     first = system.registration_file.read_text()
     system.registration_file.unlink()  # the IT person deleted it after 'appliance join', as told
     out = system.register()
     assert "exists already" in out and not system.registration_file.exists(), "no new password unasked"
     terminal_state.punch("1002", when=datetime(2026, 3, 2, 7, 51))
-    wait_until(lambda: len(cloud_punches(system)) == 2, timeout=30, message="punches still flow")
+    wait_until(lambda: len(system.cloud_punches()) == 2, timeout=30, message="punches still flow")
     # The Pi was stolen: a new password, and the old login is refused (and its session ended) at the reload.
     out = system.register("--new-password")
     renewed = json.loads(system.registration_file.read_text())["broker"]["password"]
@@ -100,4 +89,4 @@ def test_registering_again_keeps_the_login_and_a_new_password_cuts_the_old_one_o
     assert system.stop("appliance") == 0
     system.start_appliance()  # reads the new password that 'appliance join' wrote
     terminal_state.punch("1001", when=datetime(2026, 3, 2, 17, 30))
-    wait_until(lambda: len(cloud_punches(system)) == 3, timeout=30, message="the punch with the new login")
+    wait_until(lambda: len(system.cloud_punches()) == 3, timeout=30, message="the punch with the new login")

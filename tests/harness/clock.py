@@ -27,6 +27,10 @@ class FrozenClock:
         self._now += step
         self._boot_ns += int(step.total_seconds() * 1e9)
 
+    def advance_to(self, moment: datetime) -> None:
+        """Move on to ``moment`` (both clocks, as ``advance`` does): a test says when, not how long."""
+        self.advance(seconds=(moment - self._now).total_seconds())
+
     def jump_wall(self, **delta: float) -> None:
         """Someone sets the wall clock: it jumps, the boot clock does not."""
         self._now += timedelta(**delta)

@@ -179,6 +179,13 @@ class System:
     def stop_all(self) -> dict[str, int]:
         return {name: self.stop(name) for name in list(self.processes)}
 
+    def stop_all_cleanly(self) -> None:
+        """Stop every process; each must exit 0 (their logs are shown when one does not)."""
+        codes = self.stop_all()
+        assert all(code == 0 for code in codes.values()), f"unclean exits {codes}:\n" + "\n".join(
+            self.log(n) for n in codes
+        )
+
     # -- reading what the processes wrote (read-only) ----------------------------------------
     def cloud_rows(self, sql: str) -> list[tuple]:
         if self.database_url.startswith("postgresql"):
@@ -191,6 +198,14 @@ class System:
             return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
         with sqlite3.connect(f"file:{self.root / 'cloud' / 'cloud.sqlite3'}?mode=ro", uri=True) as conn:
             return conn.execute(sql).fetchall()
+
+    def cloud_punches(self) -> list[tuple]:
+        """(employee, device time, seq) of every punch the cloud stored, in log order."""
+        return self.cloud_rows("SELECT employee, device_time, seq FROM punch ORDER BY seq")
+
+    def acked_seq(self) -> int:
+        """How far the cloud has acknowledged the appliance's log, as the appliance recorded it."""
+        return self.appliance_rows("SELECT acked_seq FROM sync_state")[0][0]
 
     def appliance_rows(self, sql: str) -> list[tuple]:
         with sqlite3.connect(f"file:{self.root / 'appliance' / 'appliance.sqlite3'}?mode=ro", uri=True) as conn:

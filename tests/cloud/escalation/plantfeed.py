@@ -152,7 +152,7 @@ def day_passes(feed: PlantFeed, engine: Engine, day: date, *, until: str = "23:3
     """Move the clock to ``day`` at ``until`` (plant time), let the appliance evaluate, tick once."""
     target = local(day, until)
     if target > feed.clock.now():
-        feed.clock.advance(seconds=(target - feed.clock.now()).total_seconds())
+        feed.clock.advance_to(target)
     facts = feed.evaluate(day - timedelta(days=1)) + feed.evaluate(day)  # a night shift confirms the next day
     engine.tick()
     return facts

@@ -59,10 +59,10 @@ def test_two_runners_at_once_send_each_step_once(cloud_db_url, clock, exclusive)
             feed.hire(f"30{n:02d}")
         engines = [new_engine(clock, sender, runner_id=f"r{i}") for i in range(2)]
         mon = date(2025, 3, 3)
-        clock.advance(seconds=(local(mon, "06:00") - clock.now()).total_seconds())
+        clock.advance_to(local(mon, "06:00"))
         for offset in range(4):
             day = mon + timedelta(days=offset)
-            clock.advance(seconds=(local(day, "23:30") - clock.now()).total_seconds())
+            clock.advance_to(local(day, "23:30"))
             feed.evaluate(day)
             _both_tick(engines, exclusive)
             clock.advance(hours=9)

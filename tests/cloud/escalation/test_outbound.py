@@ -49,7 +49,7 @@ def closed_port() -> int:
 def _first_day(feed, engine, clock) -> AbsenceCase:  # type: ignore[no-untyped-def]
     feed.hire("2001")
     wiring.staff("2001")
-    clock.advance(seconds=(local(date(2025, 3, 3), "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(date(2025, 3, 3), "06:00"))
     day_passes(feed, engine, date(2025, 3, 3))
     clock.advance(hours=9)  # 08:30: inside the sending window
     return AbsenceCase.get()

@@ -9,6 +9,7 @@ import chinese_calendar
 
 from appliance import rules
 from cloud.escalation import actions, timeline
+from cloud.escalation.engine import Engine
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Gate
 from cloud.escalation.sender import RecordingSender
 from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local, ms, new_engine, run_days
@@ -24,6 +25,13 @@ def only_case() -> AbsenceCase:
     return rows[0]
 
 
+def one_worker(clock, sender=None, *, hire: dict | None = None, **policy) -> tuple[PlantFeed, Engine]:
+    """The start of each scenario: the plant (``policy`` changed as given), worker 1001 hired, an engine."""
+    feed = PlantFeed(clock).start(**policy)
+    feed.hire("1001", **(hire or {}))
+    return feed, new_engine(clock, sender)
+
+
 def step_status(case, key):
     return CaseStep.get((CaseStep.case == case) & (CaseStep.key == key)).status
 
@@ -31,10 +39,8 @@ def step_status(case, key):
 def test_night_shift_then_day_shift_is_not_an_absence(db, clock):
     mon = date(2025, 3, 3)
     tue = mon + timedelta(days=1)
-    feed = PlantFeed(clock).start()
-    feed.hire("1001", roster=None, explicit={mon: ("N",), tue: ("A",)})
-    engine = new_engine(clock)
-    clock.advance(seconds=(local(mon, "17:50") - clock.now()).total_seconds())
+    feed, engine = one_worker(clock, hire={"roster": None, "explicit": {mon: ("N",), tue: ("A",)}})
+    clock.advance_to(local(mon, "17:50"))
     for hhmm, day in (("17:55", mon), ("07:02", tue), ("13:58", tue), ("22:01", tue)):
         feed.punch("1001", local(day, hhmm))
     run_days(feed, engine, mon, tue + timedelta(days=1))
@@ -46,10 +52,8 @@ def test_night_shift_then_day_shift_is_not_an_absence(db, clock):
 def test_night_shift_worked_then_day_shift_missed_is_one_absent_day(db, clock):
     mon = date(2025, 3, 3)
     tue = mon + timedelta(days=1)
-    feed = PlantFeed(clock).start()
-    feed.hire("1001", roster=None, explicit={mon: ("N",), tue: ("A",)})
-    engine = new_engine(clock)
-    clock.advance(seconds=(local(mon, "17:50") - clock.now()).total_seconds())
+    feed, engine = one_worker(clock, hire={"roster": None, "explicit": {mon: ("N",), tue: ("A",)}})
+    clock.advance_to(local(mon, "17:50"))
     feed.punch("1001", local(mon, "17:55"))
     feed.punch("1001", local(tue, "07:02"))  # the night's check-out, never the afternoon's check-in
     run_days(feed, engine, mon, tue + timedelta(days=1))
@@ -60,14 +64,13 @@ def test_night_shift_worked_then_day_shift_missed_is_one_absent_day(db, clock):
 def test_holidays_and_tiaoxiu_count_only_scheduled_working_days(db, clock):
     # 2025 National Day: 10-01..10-08 off; Sunday 09-28 and Saturday 10-11 are 调休 working days
     assert chinese_calendar.is_holiday(date(2025, 10, 3)) and chinese_calendar.is_workday(date(2025, 10, 11))
-    feed = PlantFeed(clock).start(
+    feed, engine = one_worker(
+        clock,
         thresholds={"consecutive_days": 5, "month_days": 0, "year_days": 0},
         ladder=_ladder(consecutive=5),
         welfare_check_day=0,
     )
-    feed.hire("1001")
-    engine = new_engine(clock)
-    clock.advance(seconds=(local(date(2025, 9, 26), "07:00") - clock.now()).total_seconds())
+    clock.advance_to(local(date(2025, 9, 26), "07:00"))
     feed.punch("1001", local(date(2025, 9, 26), "07:58"))
     feed.punch("1001", local(date(2025, 9, 26), "17:01"))
     counts = {}
@@ -102,11 +105,9 @@ def _ladder(consecutive: int) -> list[dict]:
 def test_leave_ending_on_a_friday_before_a_saturday_tiaoxiu_workday(db, clock):
     fri, sat = date(2025, 2, 7), date(2025, 2, 8)
     assert chinese_calendar.is_workday(sat) and sat.weekday() == 5
-    feed = PlantFeed(clock).start()
-    feed.hire("1001")
-    engine = new_engine(clock)
+    feed, engine = one_worker(clock)
     feed.leave("1001", "QJ-1", local(date(2025, 2, 5), "00:00"), local(date(2025, 2, 8), "00:00"))
-    clock.advance(seconds=(local(date(2025, 2, 5), "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(date(2025, 2, 5), "06:00"))
     run_days(feed, engine, date(2025, 2, 5), fri)
     assert AbsenceCase.select().count() == 0
     day_passes(feed, engine, sat)
@@ -116,10 +117,8 @@ def test_leave_ending_on_a_friday_before_a_saturday_tiaoxiu_workday(db, clock):
 
 def test_an_appliance_outage_never_becomes_an_absence(db, clock):
     mon = date(2025, 3, 3)
-    feed = PlantFeed(clock).start()
-    feed.hire("1001")
-    engine = new_engine(clock)
-    clock.advance(seconds=(local(mon, "07:00") - clock.now()).total_seconds())
+    feed, engine = one_worker(clock)
+    clock.advance_to(local(mon, "07:00"))
     feed.watermark = local(mon, "07:30")  # the LAN goes down: the terminal is not read after 07:30
     feed.punches.append(rules.Punch("1001", "ZK1", local(mon, "07:58")))  # on the terminal, not yet read
     run_days(feed, engine, mon, mon + timedelta(days=2))
@@ -136,13 +135,15 @@ def test_an_appliance_outage_never_becomes_an_absence(db, clock):
 
 def test_retro_leave_after_l3_supersedes_what_is_pending_and_keeps_what_was_sent(db, clock):
     sender = RecordingSender()
-    feed = PlantFeed(clock).start(
-        thresholds={"consecutive_days": 4, "month_days": 0, "year_days": 0}, ladder=_ladder(4), welfare_check_day=0
+    feed, engine = one_worker(
+        clock,
+        sender,
+        thresholds={"consecutive_days": 4, "month_days": 0, "year_days": 0},
+        ladder=_ladder(4),
+        welfare_check_day=0,
     )
-    feed.hire("1001")
-    engine = new_engine(clock, sender)
     mon = date(2025, 3, 3)
-    clock.advance(seconds=(local(mon, "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(mon, "06:00"))
     run_days(feed, engine, mon, mon + timedelta(days=2))
     clock.advance(hours=9)  # Thursday morning: quiet hours over, the 催告函 goes out
     engine.tick()
@@ -166,11 +167,9 @@ def test_retro_leave_after_l3_supersedes_what_is_pending_and_keeps_what_was_sent
 
 
 def test_retro_leave_for_one_day_supersedes_a_cuigao_awaiting_approval(db, clock):
-    feed = PlantFeed(clock).start(gates={"approve_cuigao": True, "termination_approvers": 1})
-    feed.hire("1001")
-    engine = new_engine(clock)
+    feed, engine = one_worker(clock, gates={"approve_cuigao": True, "termination_approvers": 1})
     mon = date(2025, 3, 3)
-    clock.advance(seconds=(local(mon, "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(mon, "06:00"))
     run_days(feed, engine, mon, mon + timedelta(days=2))
     case = only_case()
     assert step_status(case, "L3") == "awaiting_approval"
@@ -190,12 +189,10 @@ def test_retro_leave_for_one_day_supersedes_a_cuigao_awaiting_approval(db, clock
 
 def test_ack_pauses_outbound_steps_and_its_timeout_resumes_the_ladder(db, clock):
     sender = RecordingSender()
-    feed = PlantFeed(clock).start()
-    feed.hire("1001")
+    feed, engine = one_worker(clock, sender)
     thu, fri = date(2025, 3, 6), date(2025, 3, 7)
     feed.rosters["1001"] = rules.EmployeeRoster("1001", feed.rosters["1001"].roster, valid_from=thu)
-    engine = new_engine(clock, sender)
-    clock.advance(seconds=(local(thu, "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(thu, "06:00"))
     run_days(feed, engine, thu, fri)  # D1 Thursday, D2 Friday
     case = only_case()
     assert case.level == 2 and "L2" in sender.step_keys()
@@ -217,11 +214,9 @@ def test_ack_pauses_outbound_steps_and_its_timeout_resumes_the_ladder(db, clock)
 
 
 def test_a_new_missed_shift_retriggers_an_acknowledged_case(db, clock):
-    feed = PlantFeed(clock).start(ack_timeout_hours=48)
-    feed.hire("1001")
-    engine = new_engine(clock)
+    feed, engine = one_worker(clock, ack_timeout_hours=48)
     mon = date(2025, 3, 3)
-    clock.advance(seconds=(local(mon, "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(mon, "06:00"))
     day_passes(feed, engine, mon)
     case = only_case()
     actions.acknowledge(case.id, "family", by="hr-wang", now_ms=ms(clock.now()))
@@ -231,11 +226,9 @@ def test_a_new_missed_shift_retriggers_an_acknowledged_case(db, clock):
 
 
 def test_statutory_timers_run_on_after_an_ack(db, clock):
-    feed = PlantFeed(clock).start(ack_timeout_hours=120)
-    feed.hire("1001")
-    engine = new_engine(clock)
+    feed, engine = one_worker(clock, ack_timeout_hours=120)
     mon = date(2025, 3, 3)
-    clock.advance(seconds=(local(mon, "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(mon, "06:00"))
     run_days(feed, engine, mon, mon + timedelta(days=2))
     case = only_case()
     actions.close_welfare(case.id, "none_found", by="hr-wang", now_ms=ms(clock.now()), note="紧急联系人称其外出务工")
@@ -255,11 +248,9 @@ def test_statutory_timers_run_on_after_an_ack(db, clock):
 
 def test_public_notice_is_deemed_served_after_thirty_days(db, clock):
     sender = RecordingSender()
-    feed = PlantFeed(clock).start(union={"exists": False, "wait_working_days": 3, "channels": ["email"]})
-    feed.hire("1001")
-    engine = new_engine(clock, sender)
+    feed, engine = one_worker(clock, sender, union={"exists": False, "wait_working_days": 3, "channels": ["email"]})
     mon = date(2025, 3, 3)
-    clock.advance(seconds=(local(mon, "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(mon, "06:00"))
     run_days(feed, engine, mon, mon + timedelta(days=2))
     case = only_case()
     actions.close_welfare(case.id, "none_found", by="hr", now_ms=ms(clock.now()))

@@ -24,7 +24,7 @@ def test_sick_leave_ends_no_return_to_termination_served_and_tasks_due(db, clock
     engine = new_engine(clock, sender)
     start = date(2025, 3, 3)  # Monday; ten calendar days of 病假, ending Wednesday 03-12 at midnight
     feed.leave("2001", "BJ-2025-031", local(start, "00:00"), local(start + timedelta(days=10), "00:00"))
-    clock.advance(seconds=(local(start, "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(start, "06:00"))
     day = start
     while day < date(2025, 3, 13):
         day_passes(feed, engine, day)

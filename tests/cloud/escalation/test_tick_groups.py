@@ -20,7 +20,7 @@ def test_a_superseding_fact_replaces_its_key_and_counts_a_version(cloud_db_url, 
     try:
         feed = PlantFeed(clock).start()
         feed.hire("1001")
-        clock.advance(seconds=(local(MON, "23:30") - clock.now()).total_seconds())
+        clock.advance_to(local(MON, "23:30"))
         feed.evaluate(MON)  # missing: no punch
         first = facts.read_new()
         assert first.touched == {("p1", "1001")} and first.facts == 1
@@ -55,7 +55,7 @@ def test_a_sender_going_away_mid_claim_leaves_the_rest_due_and_sends_each_once_l
         feed.hire(f"40{n:02d}")
     sender = GoesAway(ok=2)
     eng = new_engine(clock, sender)
-    clock.advance(seconds=(local(MON, "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(MON, "06:00"))
     day_passes(feed, eng, MON)
     clock.advance(days=1)  # Tuesday 23:30: D2, the L2 warnings (to manager and HR, no quiet hours) are due
     feed.evaluate(MON + timedelta(days=1))
@@ -78,7 +78,7 @@ def test_a_tick_over_more_cases_than_a_group_costs_statements_per_group(db, cloc
         feed.hire(user)
     sender = RecordingSender()
     eng = new_engine(clock, sender)
-    clock.advance(seconds=(local(MON, "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(MON, "06:00"))
     day_passes(feed, eng, MON)
     clock.advance(days=1)
     feed.evaluate(MON + timedelta(days=1))

@@ -84,6 +84,21 @@ def _wecom(wired) -> Counter:
     return Counter(user for m in wired.wecom.messages for user in m["to"])
 
 
+def _bundle(wired, clock, first: date, last: date) -> bytes:  # type: ignore[no-untyped-def]
+    """Worker 2001's evidence bundle for ``first``..``last``, with the cloud's witness and evidence logs."""
+    return export_bundle(
+        "2001",
+        first,
+        last,
+        witness=wired.witness.verify_key,
+        clock=clock,
+        plant_id="p1",
+        witness_log=WitnessLog(wired.witness, clock),
+        evidence_log=EvidenceLog(wired.evidence_key, wired.witness, clock),
+        evidence_key=wired.evidence_key.verify_key,
+    )
+
+
 def _ems_task(step: str) -> ContactAttempt:
     return ContactAttempt.get((ContactAttempt.step_id == step) & (ContactAttempt.provider == "person.ems"))
 
@@ -96,7 +111,7 @@ def test_the_seed_case_goes_out_over_every_wire_and_its_evidence_verifies(wired,
     wiring.staff("2001")
     service = wired.service(clock)
     feed.leave("2001", "BJ-2025-031", local(START, "00:00"), local(START + timedelta(days=10), "00:00"))
-    clock.advance(seconds=(local(START, "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(START, "06:00"))
     day = START
     while day < date(2025, 3, 13):
         day_passes(feed, service, day)
@@ -191,17 +206,7 @@ def test_the_seed_case_goes_out_over_every_wire_and_its_evidence_verifies(wired,
     assert logged["case_action"] >= 8  # approvals, tasks, welfare, service
     assert EvidenceCheckpoint.select().count() >= 1
 
-    bundle = export_bundle(
-        "2001",
-        date(2025, 3, 13),
-        date(2025, 3, 31),
-        witness=wired.witness.verify_key,
-        clock=clock,
-        plant_id="p1",
-        witness_log=WitnessLog(wired.witness, clock),
-        evidence_log=EvidenceLog(wired.evidence_key, wired.witness, clock),
-        evidence_key=wired.evidence_key.verify_key,
-    )
+    bundle = _bundle(wired, clock, date(2025, 3, 13), date(2025, 3, 31))
     report = verify_bundle(bundle, witness_key=wired.witness.verify_key)
     failed = [c for c in report.checks if not c.ok]
     assert report.ok, failed
@@ -226,23 +231,13 @@ def test_a_forged_notice_in_the_bundle_fails_verification(wired, clock):
     feed.hire("2001")
     wiring.staff("2001")
     service = wired.service(clock)
-    clock.advance(seconds=(local(date(2025, 3, 3), "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(date(2025, 3, 3), "06:00"))
     for day in (date(2025, 3, 3), date(2025, 3, 4), date(2025, 3, 5)):
         day_passes(feed, service, day)
         clock.advance(hours=9)
         service.tick()
     assert ContactAttempt.select().where(ContactAttempt.step_id == "L3").count() >= 3
-    bundle = export_bundle(
-        "2001",
-        date(2025, 3, 3),
-        date(2025, 3, 6),
-        witness=wired.witness.verify_key,
-        clock=clock,
-        plant_id="p1",
-        witness_log=WitnessLog(wired.witness, clock),
-        evidence_log=EvidenceLog(wired.evidence_key, wired.witness, clock),
-        evidence_key=wired.evidence_key.verify_key,
-    )
+    bundle = _bundle(wired, clock, date(2025, 3, 3), date(2025, 3, 6))
     assert verify_bundle(bundle, witness_key=wired.witness.verify_key).ok
     with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
         files = {n: archive.read(n) for n in archive.namelist()}
@@ -286,7 +281,7 @@ def test_two_runners_at_once_and_a_tick_twice_send_each_message_once(wired, cloc
         emp.phone, emp.wecom_id = f"+861380013{n:04d}", "zhangsan"
         emp.save()
     runners = [wired.service(clock, runner_id=f"r{i}") for i in range(2)]
-    clock.advance(seconds=(local(date(2025, 3, 3), "06:00") - clock.now()).total_seconds())
+    clock.advance_to(local(date(2025, 3, 3), "06:00"))
     for day in (date(2025, 3, 3), date(2025, 3, 4)):
         day_passes(feed, runners[0], day, until="07:00")  # before 08:00: people's steps wait
         feed.evaluate(day)

@@ -1,0 +1,76 @@
+"""What both sides' command lines do alike: subcommands with ``-c CONFIG``, the configuration
+commands, and the gunicorn command line that serves the pages.
+
+Each side passes its own loader (its ``_settings(args)``) and its own gunicorn
+options; this module only holds the parts whose meaning is the same on both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+Command = Callable[[argparse.Namespace], int]
+
+
+class Shown(Protocol):
+    def shown(self) -> dict[str, Any]: ...
+
+
+def command_adder(
+    cmds: argparse._SubParsersAction,  # type: ignore[type-arg]
+    default_config: str,
+) -> Callable[[str, Command, str], argparse.ArgumentParser]:
+    """``cmd(name, func, help)``: a subcommand; every one but ``init`` reads ``-c/--config``."""
+
+    def cmd(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
+        p = cmds.add_parser(name, help=help_text)
+        p.set_defaults(func=func)
+        if name != "init":
+            p.add_argument("-c", "--config", default=default_config, help="default: %(default)s")
+        return p
+
+    return cmd
+
+
+def check_config(args: argparse.Namespace, *, load: Callable[[argparse.Namespace], object]) -> int:
+    """Load the configuration (a bad one stops with every problem listed) and say it is fine."""
+    load(args)
+    print(f"{args.config}: OK")
+    return 0
+
+
+def show_config(args: argparse.Namespace, *, load: Callable[[argparse.Namespace], Shown]) -> int:
+    """The configuration with secrets masked, and where each value came from."""
+    from opskit.envconfig import render
+
+    print(render(load(args).shown(), as_json=args.json))
+    return 0
+
+
+def gunicorn_argv(
+    app: str, *, bind: str, workers: int, config: str | None = None, options: Sequence[str] = ()
+) -> list[str]:
+    """The command line that serves ``app`` with gunicorn, as both sides' systemd units run it."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        *(["--config", config] if config else []),
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        *options,
+        "--worker-tmp-dir",  # heartbeat files, rewritten every second: on tmpfs, never the SD card
+        os.environ.get("RUNTIME_DIRECTORY", "/dev/shm").split(":")[0],  # systemd's RuntimeDirectory=
+        "--access-logfile",
+        "-",
+        "--graceful-timeout",
+        "5",
+        "--no-control-socket",
+        app,
+    ]

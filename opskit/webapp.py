@@ -1,0 +1,65 @@
+"""What both sides' Flask apps set up alike: the session cookie, a database connection per request, and
+the page language (``?lang=`` remembered in a cookie, Chinese unless English was asked for).
+
+Each side keeps its own factory, pages and message table; this is the part whose meaning is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from flask import Flask, Response, g, request
+
+from opskit.secret_key import shared_secret_key
+
+SESSION_HOURS = 8
+
+
+class Connectable(Protocol):
+    def connect(self, reuse_if_open: bool = ...) -> Any: ...
+
+    def is_closed(self) -> bool: ...
+
+    def close(self) -> Any: ...
+
+
+class Languages(Protocol):
+    LANGUAGES: Any
+
+    def pick(self, wanted: str | None) -> str: ...
+
+    translate: Callable[[str], str]
+
+
+def session_config(secret_key_path: Path) -> dict[str, Any]:
+    """Flask settings for the login session: one key shared by every worker, a cookie scripts cannot read."""
+    return {
+        "SECRET_KEY": shared_secret_key(secret_key_path),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": SESSION_HOURS * 3600,
+    }
+
+
+def per_request(app: Flask, db: Connectable, i18n: Languages) -> None:
+    """Connect ``db`` for each request and close it after; choose the language and remember a chosen one."""
+
+    @app.before_request
+    def _open() -> None:
+        db.connect(reuse_if_open=True)
+        g.lang = i18n.pick(request.args.get("lang") or request.cookies.get("lang"))
+
+    @app.teardown_request
+    def _close(_exc: BaseException | None) -> None:
+        if not db.is_closed():
+            db.close()
+
+    @app.after_request
+    def _remember_language(response: Response) -> Response:
+        if request.args.get("lang") in i18n.LANGUAGES:
+            response.set_cookie("lang", request.args["lang"], max_age=365 * 86400, samesite="Lax")
+        return response
+
+    app.jinja_env.globals["t"] = i18n.translate
