@@ -46,6 +46,9 @@ class BatchIngest:
         self._clock = clock
         self._witness_key = witness_key
         self._witness_name = witness_name
+        # Registered appliances by topic: registration never moves a log to another appliance, so the lookup
+        # (a join per batch) is done once per worker; keys are still looked up per batch (revocation).
+        self._appliances: dict[tuple[str, str], Appliance] = {}
 
     def handle(self, topic: str, payload: bytes, prepared: Prepared | None = None) -> Outcome | None:
         """Verify and store one message. ``prepared`` is the batch already parsed by ``cloud.prepare``
@@ -56,7 +59,7 @@ class BatchIngest:
             self._quarantine(topic, payload, str(err))
             return None
         ack_topic = topics.ack(plant, name)
-        appliance = registry.find(plant, name)
+        appliance = self._appliances.get((plant, name)) or registry.find(plant, name)
         if appliance is None:
             reason = (
                 f"appliance {plant}/{name} is not registered; register its identity file with "
@@ -68,6 +71,7 @@ class BatchIngest:
                 return Outcome(ack_topic, Ack(batch.log, "rejected", -1, "", batch.first, batch.last, reason))
             except LedgerError:
                 return Outcome(ack_topic, Ack("", "rejected", -1, "", -1, -1, reason))
+        self._appliances[(plant, name)] = appliance
         try:
             batch = prepared.batch if prepared is not None else Batch.decode(payload)
         except LedgerError as err:

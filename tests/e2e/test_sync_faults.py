@@ -23,7 +23,7 @@ import pytest
 from firmware_bridge.zk.emulator_state import StoredPunch
 from ledger import SigningKey, make_record, topics
 from ledger.messages import Batch
-from tests.e2e.test_first_punch import acked, cloud_punches, verify_cloud_chain
+from tests.e2e.test_first_punch import verify_cloud_chain
 from tests.harness.http import WebClient
 from tests.harness.requires import missing
 from tests.harness.system import PLANT, System, cli
@@ -45,13 +45,13 @@ def head(system):
 
 def assert_exactly_once(system, expected: int, timeout: float = 60):
     """Every punch the terminal holds is in the cloud once, the chain verifies, the cursor is at the head."""
-    wait_until(lambda: len(cloud_punches(system)) >= expected, timeout=timeout, message=f"{expected} punches")
-    wait_until(lambda: acked(system) == head(system), timeout=timeout, message="the cursor at the head")
-    rows = cloud_punches(system)
+    wait_until(lambda: len(system.cloud_punches()) >= expected, timeout=timeout, message=f"{expected} punches")
+    wait_until(lambda: system.acked_seq() == head(system), timeout=timeout, message="the cursor at the head")
+    rows = system.cloud_punches()
     seqs = [seq for _, _, seq in rows]
     assert len(rows) == expected and len(set(seqs)) == expected, "a punch is missing or counted twice"
     assert len(set(system.cloud_rows("SELECT employee, device_time FROM punch"))) == expected
-    assert verify_cloud_chain(system) == acked(system) + 1
+    assert verify_cloud_chain(system) == system.acked_seq() + 1
 
 
 def punch_minutes(state, count: int, start: datetime = datetime(2026, 3, 2, 7, 0)):
@@ -64,7 +64,7 @@ def test_appliance_killed_between_its_commit_and_the_publish(system, terminal_st
     system.start_appliance(failpoints="sync.before_publish=1")
     punch_minutes(terminal_state, 3)
     assert system.reap("appliance") == -signal.SIGKILL
-    assert len(cloud_punches(system)) == 0
+    assert len(system.cloud_punches()) == 0
     system.start_appliance()
     punch_minutes(terminal_state, 2, datetime(2026, 3, 2, 8, 0))
     assert_exactly_once(system, 5)
@@ -101,7 +101,7 @@ def test_cloud_worker_killed_after_its_commit_and_before_its_acknowledgement(sys
     wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in parsers), timeout=20, message="parsers gone")
     stored = system.cloud_rows("SELECT seq FROM log_head")[0][0]
     assert stored >= 0, "the worker committed before it died"
-    assert acked(system) < stored, "the appliance moved its cursor without an acknowledgement"
+    assert system.acked_seq() < stored, "the appliance moved its cursor without an acknowledgement"
     system.start_ingest()
     assert_exactly_once(system, 3)
 
@@ -222,7 +222,7 @@ def test_a_revoked_key_stops_its_records_and_says_so(system, terminal_state):
     terminal_state.punch("1002", when=datetime(2026, 3, 2, 8, 0))
     reasons = wait_until(lambda: quarantined(system), timeout=20, message="the revoked key's batch quarantined")
     assert any("revoked" in r for r in reasons), reasons
-    assert len(cloud_punches(system)) == 1
+    assert len(system.cloud_punches()) == 1
     wait_until(
         lambda: "revoked" in system.appliance_rows("SELECT last_error FROM sync_state")[0][0],
         timeout=20,
@@ -340,7 +340,7 @@ def test_appliance_disk_full_alarms_keeps_punches_on_the_terminal_and_recovers(
         punch_minutes(terminal_state, 5, datetime(2026, 3, 2, 9, 0))
         wait_until(lambda: "存储空间已满" in system.log("appliance"), timeout=30, message="the alarm in the journal")
         assert "Traceback" not in system.log("appliance"), "the alarm says what to do, without a stack trace"
-        assert len(cloud_punches(system)) == 2
+        assert len(system.cloud_punches()) == 2
         assert len(terminal_state.punches) == 7, "the punches stay on the terminal"
         assert 'id="disk-alarm"' in page.login("it", "pw 1234 5678")[1], "the plant manager sees it"
         (small_disk / "filler").unlink()
