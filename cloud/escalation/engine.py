@@ -114,6 +114,7 @@ class Engine:
             report.facts = fresh.facts
             report.recounted = self._recount(fresh, now)
             report.advanced = self._due_cases(now)
+            self._stranded(now, report)
             self._dispatch(now, report)
             return report
         finally:
@@ -167,6 +168,17 @@ class Engine:
         return len(due)
 
     # -- sending ------------------------------------------------------------------------------
+
+    def _stranded(self, now: int, report: TickReport) -> None:
+        """Steps a runner claimed and never recorded (it was killed mid-send): whether they went out is not
+        known here, so none is sent again automatically; each becomes "uncertain" with a task for a person."""
+        rows = [Due(*r) for r in bulk.execute(STRANDED_SQL, (now - STRANDED_MS,)).fetchall()]
+        if rows:
+            log.error("%d step(s) were left half-sent by a stopped runner; a person must check them", len(rows))
+            self._finish(
+                [(row, "uncertain", "发送中断（发送程序停止）/ the runner stopped while sending") for row in rows], now
+            )
+            report.failed += len(rows)
 
     def _dispatch(self, now: int, report: TickReport) -> None:
         """Send what is due, batch after batch: a held step's due time moves on, so it leaves the query."""
@@ -336,12 +348,21 @@ class Due(NamedTuple):
     employee_no: str
 
 
+STRANDED_MS = 15 * 60_000  # a step "sending" longer than this: its runner died (a provider call times out sooner)
 DUE_SQL = (
     "SELECT s.id, s.case_id, s.key, s.level, s.notice, s.recipients, s.channels, s.to_people, s.automatic, "
     "s.planned_ms, c.acked_until_ms, c.policy_id, c.employee_id, c.plant_id, c.user_id, c.deadline_ms, "
     "p.timezone, e.employee_no FROM case_step s JOIN absence_case c ON c.id = s.case_id "
     "JOIN plant p ON p.id = c.plant_id JOIN employee e ON e.id = c.employee_id "
     "WHERE s.status = 'due' AND s.due_ms <= ? ORDER BY s.due_ms, s.id LIMIT ?"
+)
+
+STRANDED_SQL = (
+    "SELECT s.id, s.case_id, s.key, s.level, s.notice, s.recipients, s.channels, s.to_people, s.automatic, "
+    "s.planned_ms, c.acked_until_ms, c.policy_id, c.employee_id, c.plant_id, c.user_id, c.deadline_ms, "
+    "p.timezone, e.employee_no FROM case_step s JOIN absence_case c ON c.id = s.case_id "
+    "JOIN plant p ON p.id = c.plant_id JOIN employee e ON e.id = c.employee_id "
+    "WHERE s.status = 'sending' AND s.claimed_ms <= ? ORDER BY s.id"
 )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from cloud.escalation import engine, facts, timeline
-from cloud.escalation.models import AbsenceCase, AttendanceDay, CaseStep
+from cloud.escalation.models import AbsenceCase, AttendanceDay, CaseStep, CaseTask
 from cloud.escalation.sender import PlannedStep, RecordingSender, SenderUnavailable
 from cloud.store import database, open_db
 from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local, new_engine
@@ -95,3 +95,33 @@ def test_a_tick_over_more_cases_than_a_group_costs_statements_per_group(db, cloc
     kinds = {tuple(timeline.kinds(c)) for c in cases}
     assert kinds == {("opened", "day", "L1", "day", "L2", "sent")}, kinds
     assert all(timeline.verify(c) == [] for c in cases)
+
+
+def test_a_step_a_dead_runner_left_sending_becomes_a_task_for_a_person_and_is_not_resent(db, clock):
+    feed = PlantFeed(clock).start()
+    feed.hire("4100")
+    down = new_engine(clock, GoesAway(ok=0))  # the runner that will die: it plans L2 but sends nothing
+    clock.advance_to(local(MON, "06:00"))
+    day_passes(feed, down, MON)
+    clock.advance(days=1)
+    feed.evaluate(MON + timedelta(days=1))
+    down.tick()
+    claimed = (
+        CaseStep.update(status="sending", claimed_by="dead-runner", claimed_ms=int(clock.now().timestamp() * 1000))
+        .where((CaseStep.key == "L2") & (CaseStep.status == "due"))
+        .execute()
+    )  # as a runner killed between its claim and recording the send leaves it
+    assert claimed == 1
+    sender = RecordingSender()
+    eng = new_engine(clock, sender)
+    eng.tick()
+    assert CaseStep.get(CaseStep.key == "L2").status == "sending", "a fresh claim may still be in progress"
+    clock.advance(minutes=16)
+    report = eng.tick()
+    step = CaseStep.get(CaseStep.key == "L2")
+    assert step.status == "uncertain" and report.failed == 1
+    assert [s for s in sender.sent if s.key == "L2"] == [], "never sent again automatically"
+    (task,) = CaseTask.select().where(CaseTask.kind == "check_send:L2")
+    assert "核实" in task.title_zh and task.status == "open"
+    eng.tick()
+    assert CaseTask.select().where(CaseTask.kind == "check_send:L2").count() == 1
