@@ -414,7 +414,7 @@ def _escalate(args: argparse.Namespace) -> int:
             report = service.tick()
         print(json.dumps(report.__dict__, ensure_ascii=False))
         return 0
-    runner = Runner(service, args.interval)  # type: ignore[arg-type]
+    runner = Runner(service, args.interval, getattr(args, "service", None))  # type: ignore[arg-type]
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     try:
         runner.run()

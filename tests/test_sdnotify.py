@@ -139,3 +139,20 @@ def test_the_ingest_worker_says_ready_then_feeds_the_watchdog(tmp_path, broker, 
         if process.poll() is None:
             process.kill()
         system.processes.clear()
+
+
+@pytest.mark.e2e
+def test_the_escalation_runner_says_ready_after_a_tick_then_feeds_the_watchdog(tmp_path, broker, zk_terminal, systemd):
+    system = System(tmp_path, broker.port, zk_terminal.address).configure(register=False)
+    process = _spawn(system, "escalate", systemd, "cloud", "escalate", "-c", system.cloud_conf, "--interval", "0.3")
+    try:
+        systemd.wait_for("READY=1", timeout=60)
+        systemd.wait_for("WATCHDOG=1", timeout=5)
+        systemd.wait_for("WATCHDOG=1", timeout=5)  # again: every tick, not once
+        process.send_signal(signal.SIGTERM)
+        systemd.wait_for("STOPPING=1", timeout=10)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        system.processes.clear()

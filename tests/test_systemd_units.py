@@ -21,7 +21,11 @@ from punchproof.cli import build_parser
 from tests.harness.requires import missing, need_tool
 
 UNITS = sorted((Path(__file__).resolve().parents[1] / "systemd").glob("*.service"))
-LONG_RUNNING = {"punchproof-appliance.service", "punchproof-ingest@.service"}  # our own loops: a watchdog
+LONG_RUNNING = {
+    "punchproof-appliance.service",
+    "punchproof-ingest@.service",
+    "punchproof-escalate.service",
+}  # our own loops: a watchdog
 GUNICORN = {"punchproof-appliance-web.service", "punchproof-cloud-web.service"}  # gunicorn notifies itself
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")
 

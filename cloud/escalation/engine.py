@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -32,6 +33,7 @@ from cloud.escalation.policy import PolicyVersion
 from cloud.escalation.sender import PlannedStep, Sender, SenderUnavailable, SendFailed, SendRetry, SendUncertain
 from cloud.hr.models import HrChange, PlantBadge
 from cloud.store import Plant, database
+from opskit.supervisor import ServiceManager, Unsupervised
 
 log = logging.getLogger(__name__)
 ADVISORY_KEY = 0x70756E63  # "punc": the escalation runner's PostgreSQL advisory lock
@@ -399,20 +401,38 @@ def next_window(now_ms: int, tz: str, start, end) -> int | None:  # type: ignore
 class Runner:
     """Ticks every ``interval_s`` until stopped (``punchproof cloud escalate --interval``)."""
 
-    def __init__(self, engine: Engine, interval_s: float) -> None:
+    def __init__(self, engine: Engine, interval_s: float, service: ServiceManager | None = None) -> None:
         self._engine = engine
         self._interval = interval_s
+        self._service = service or Unsupervised()
         self._stop = threading.Event()
 
     def run(self) -> None:
+        """Tick, then wait; systemd hears READY after the first tick and WATCHDOG after each one that
+        completed, so a runner stuck in a tick (a hung provider, a lost database) is restarted."""
+        ready = False
         while not self._stop.is_set():
             try:
                 report = self._engine.tick()
                 if report.ran and (report.sent or report.failed or report.recounted):
                     log.info("tick: %s", report)
-            except pw.DatabaseError as err:  # the database went away: log, keep going
+                if not ready:
+                    ready = self._service.ready("escalation runner ticking")
+                self._service.watchdog()
+            except pw.DatabaseError as err:  # the database went away: log, keep going (no watchdog ping)
                 log.error("tick failed: %s", err)
-            self._stop.wait(self._interval)
+            self._wait()
+        self._service.stopping("escalation runner stopping")
+
+    def _wait(self) -> None:
+        """The interval, woken at least twice per watchdog period to say the runner is alive between ticks."""
+        period = self._service.watchdog_interval_s
+        step = self._interval if not period else min(self._interval, period / 2)
+        deadline = time.monotonic() + self._interval
+        while not self._stop.wait(max(0.0, min(step, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return
+            self._service.watchdog()
 
     def stop(self) -> None:
         self._stop.set()

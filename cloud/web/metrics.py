@@ -28,7 +28,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Modules with ``metrics(now_s: float) -> list[Metric]``: the escalation runner's open cases and the
 # channels' failures land here when those areas are merged (e.g. "cloud.escalation.metrics").
-COLLECTOR_MODULES: tuple[str, ...] = ()
+COLLECTOR_MODULES: tuple[str, ...] = ("cloud.escalation.metrics",)
 
 
 def collect(now_s: float, version: str) -> list[Metric]:

@@ -125,3 +125,11 @@ def test_a_step_a_dead_runner_left_sending_becomes_a_task_for_a_person_and_is_no
     assert "核实" in task.title_zh and task.status == "open"
     eng.tick()
     assert CaseTask.select().where(CaseTask.kind == "check_send:L2").count() == 1
+    # and /metrics shows it: one open case at its level, one step a person must check
+    from cloud.escalation.metrics import metrics
+    from opskit.metrics import exposition
+
+    text = exposition(metrics(clock.now().timestamp()))
+    assert "punchproof_cloud_steps_uncertain 1" in text
+    case = AbsenceCase.get()
+    assert f'punchproof_cloud_open_cases{{plant="{case.plant_id}",level="{case.level}"}} 1' in text
