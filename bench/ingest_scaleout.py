@@ -44,7 +44,12 @@ def punchproof(*args: object, env: dict[str, str] | None = None) -> subprocess.P
 
 
 def run(
-    workers: int, url: str, root: Path, broker: Mosquitto, logs: dict[str, tuple[SigningKey, list[bytes]]]
+    workers: int,
+    url: str,
+    root: Path,
+    broker: Mosquitto,
+    logs: dict[str, tuple[SigningKey, list[bytes]]],
+    per_log: int,
 ) -> float:
     conf = root / f"cloud-{workers}.toml"
     subprocess.run(
@@ -73,7 +78,7 @@ def run(
                 if index < len(batches):
                     publisher.publish(topics.batch("bench", name), batches[index], qos=1)
         heads_sql = "SELECT coalesce(sum(seq + 1), 0) FROM log_head"
-        records = RECORDS[0] * len(logs)
+        records = per_log * len(logs)
 
         def done() -> bool:
             with conn.cursor() as cursor:
@@ -88,9 +93,6 @@ def run(
     for proc in procs:
         proc.wait(timeout=60)
     return elapsed
-
-
-RECORDS = [0]
 
 
 def subscribers(broker: Mosquitto) -> int:
@@ -112,7 +114,6 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=25_000, help="per appliance")
     parser.add_argument("--workers", default="1,2,4")
     args = parser.parse_args()
-    RECORDS[0] = args.records
     started = time.perf_counter()
     logs = {}
     for i in range(args.appliances):
@@ -127,7 +128,7 @@ def main() -> None:
     try:
         for workers in (int(w) for w in args.workers.split(",")):
             url = server.create_database(f"scale{workers}")
-            elapsed = run(workers, url, root, broker, logs)
+            elapsed = run(workers, url, root, broker, logs, args.records)
             results[workers] = elapsed
             base = results.get(1)
             ratio = f"{base / elapsed:.2f}x one worker" if base else ""

@@ -5,6 +5,7 @@ systemd reads the same datagrams from the socket it names in NOTIFY_SOCKET; noth
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -101,58 +102,49 @@ def _spawn(system: System, name: str, systemd: FakeSystemd, *args: object) -> su
     return process
 
 
+@contextlib.contextmanager
+def _supervised(system: System, name: str, systemd: FakeSystemd, *args: object) -> Iterator[subprocess.Popen[bytes]]:
+    """The process under our stand-in systemd; at the end it must say STOPPING=1 on SIGTERM and exit 0."""
+    process = _spawn(system, name, systemd, *args)
+    try:
+        yield process
+        process.send_signal(signal.SIGTERM)
+        systemd.wait_for("STOPPING=1", timeout=10)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        system.processes.clear()
+
+
 @pytest.mark.e2e
 def test_the_appliance_daemon_says_ready_then_feeds_the_watchdog_then_stopping(tmp_path, broker, zk_terminal, systemd):
     system = System(tmp_path, broker.port, zk_terminal.address).configure(register=False)
-    process = _spawn(system, "appliance", systemd, "appliance", "run", "-c", system.appliance_conf)
-    try:
+    with _supervised(system, "appliance", systemd, "appliance", "run", "-c", system.appliance_conf):
         before_ready = systemd.wait_for("READY=1", timeout=30)
         assert all("WATCHDOG=1" not in m for m in before_ready), "no watchdog ping before it is ready"
         boot = system.appliance_rows("SELECT count(*) FROM log_record WHERE type = 'boot'")[0][0]
         assert boot == 1, "READY=1 comes after the boot record is signed and stored"
         systemd.wait_for("WATCHDOG=1", timeout=5)
         systemd.wait_for("WATCHDOG=1", timeout=5)  # again: from the main loop, not once
-        process.send_signal(signal.SIGTERM)
-        systemd.wait_for("STOPPING=1", timeout=10)
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        system.processes.clear()
 
 
 @pytest.mark.e2e
 def test_the_ingest_worker_says_ready_then_feeds_the_watchdog(tmp_path, broker, zk_terminal, systemd):
     system = System(tmp_path, broker.port, zk_terminal.address).configure(register=False)
-    process = _spawn(system, "ingest", systemd, "cloud", "ingest", "-c", system.cloud_conf)
-    try:
+    with _supervised(system, "ingest", systemd, "cloud", "ingest", "-c", system.cloud_conf):
         seen = systemd.wait_for("READY=1", timeout=30)
         seen += systemd.wait_for("WATCHDOG=1", timeout=5)
         seen += systemd.wait_for("WATCHDOG=1", timeout=5)
         statuses = [line for message in seen for line in message if line.startswith("STATUS=")]
         if "STATUS=ingest-1: connected to the broker" not in statuses:
             systemd.wait_for("STATUS=ingest-1: connected to the broker", timeout=10)
-        process.send_signal(signal.SIGTERM)
-        systemd.wait_for("STOPPING=1", timeout=10)
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        system.processes.clear()
 
 
 @pytest.mark.e2e
 def test_the_escalation_runner_says_ready_after_a_tick_then_feeds_the_watchdog(tmp_path, broker, zk_terminal, systemd):
     system = System(tmp_path, broker.port, zk_terminal.address).configure(register=False)
-    process = _spawn(system, "escalate", systemd, "cloud", "escalate", "-c", system.cloud_conf, "--interval", "0.3")
-    try:
+    with _supervised(system, "escalate", systemd, "cloud", "escalate", "-c", system.cloud_conf, "--interval", "0.3"):
         systemd.wait_for("READY=1", timeout=60)
         systemd.wait_for("WATCHDOG=1", timeout=5)
         systemd.wait_for("WATCHDOG=1", timeout=5)  # again: every tick, not once
-        process.send_signal(signal.SIGTERM)
-        systemd.wait_for("STOPPING=1", timeout=10)
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        system.processes.clear()
