@@ -65,7 +65,7 @@ class MqttSettings:
     tls: bool = False
     ca_file: str = ""  # the CA certificate the broker's is checked against; empty: the system's CAs
     batch_records: int = 256  # = records per checkpoint, so that batches end at checkpoints
-    inflight: int = 8
+    inflight: int = 32  # batches awaiting the cloud's ack: more than the cloud stores in one transaction
     ack_timeout_s: float = 10.0
     keepalive_s: int = 30
     cloud_key_file: str = ""  # cloud-witness.pub from head office: acknowledgements must be signed by it

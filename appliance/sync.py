@@ -198,8 +198,11 @@ class Uplink:
             self._wake.clear()
             try:
                 self._report_connection()
-                while not self._acks.empty():
-                    self._handle_ack(self._acks.get())
+                if not self._acks.empty():
+                    # All the acknowledgements waiting, in one transaction: one fsync for a run of them, not two each.
+                    with SyncState._meta.database.atomic("IMMEDIATE"):
+                        while not self._acks.empty():
+                            self._handle_ack(self._acks.get())
                 while not self._refusals.empty():
                     self._handle_refusal(self._refusals.get())
                 self._expire()
@@ -341,23 +344,24 @@ class Uplink:
         assert self._client is not None and self._writer is not None
         while len(self._inflight) < cfg.inflight and self._next <= self._writer.head_seq:
             end, checkpoint = self._batch_end(cfg.batch_records)
-            rows = list(
+            rows = list(  # tuples, not model objects: a backlog reads a million of them
                 LogRecord.select(LogRecord.seq, LogRecord.data, LogRecord.sig)
                 .where((LogRecord.seq >= self._next) & (LogRecord.seq < end))
                 .order_by(LogRecord.seq)
+                .tuples()
             )
-            if not rows or rows[0].seq != self._next:
+            if not rows or rows[0][0] != self._next:
                 log.error("the local log has no record at seq %d; the database is damaged", self._next)
                 self.halted = True
                 return
             records, size = [], ENVELOPE_BYTES + len(checkpoint)
-            for row in rows:
-                size += len(row.data) * 2 + 100  # JSON-escaped record + signature
+            for _seq, data, sig in rows:
+                size += len(data) * 2 + 100  # JSON-escaped record + signature
                 if records and size > MAX_MESSAGE_BYTES:
                     checkpoint = ""  # cut short: the checkpoint no longer ends this batch
                     break
-                records.append(SignedRecord(bytes(row.data), bytes(row.sig)))
-            batch = Batch(self._settings.log_origin, rows[0].seq, tuple(records), checkpoint)
+                records.append(SignedRecord(bytes(data), bytes(sig)))
+            batch = Batch(self._settings.log_origin, rows[0][0], tuple(records), checkpoint)
             failpoints.hit("sync.before_publish")  # committed locally, not yet sent
             info = self._client.publish(self.batch_topic, batch.encode(), qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:

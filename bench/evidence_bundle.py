@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cloud import registry  # noqa: E402
 from cloud.evidence import export_bundle  # noqa: E402
 from cloud.store import CloudCheckpoint, LogHead, LogRecord, Punch, bulk_insert, database, open_db  # noqa: E402
-from cloud.verifier import PUNCH_COLUMNS  # noqa: E402
 from cloud.witness_log import WitnessLog  # noqa: E402
 from ledger import GENESIS_PREV, SigningKey, canonical, leaf_hash, note  # noqa: E402
 from ledger.evidence import verify_bundle  # noqa: E402
@@ -151,7 +150,8 @@ def build(db_path: Path, workers: int, days: int) -> tuple[SigningKey, SigningKe
         with database.atomic():
             columns = ("appliance_id", "seq", "type", "data", "sig", "leaf", "t_wall_ms", "employee", "received_ms")
             bulk_insert(LogRecord, columns, [tuple(r) for r in rows])
-            bulk_insert(Punch, PUNCH_COLUMNS, punches)
+            punch_columns = ("appliance_id", "seq", "employee", "terminal", "terminal_sn", "device_time")
+            bulk_insert(Punch, punch_columns + ("at_utc_ms", "state", "verify", "received_ms"), punches)
             bulk_insert(
                 CloudCheckpoint,
                 ("appliance_id", "size", "root", "note", "cosignature", "cosigned_at", "received_ms"),

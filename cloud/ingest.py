@@ -23,7 +23,7 @@ from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
 from cloud.lanes import LaneIngest
 from cloud.prepare import AheadParser, Prepared, default_processes
-from cloud.store import Appliance, Plant, open_db, reconnecting
+from cloud.store import Appliance, Plant, open_db, reconnecting, write_transaction
 from cloud.tsa import TimestampError
 from cloud.verifier import BatchIngest, Outcome
 from cloud.witness_log import WitnessLog, witness_log
@@ -37,6 +37,7 @@ STATUS_FILTER = f"{topics.PREFIX}/+/+/status"
 DEVICE_FILTER = f"{topics.PREFIX}/+/+/device/+"
 GAP_WAIT_S = 3.0  # a range ahead of the stored head waits this long for another worker to store its predecessor
 GAP_POLL_S = 0.01
+RUN_BATCHES = 16  # parsed batches stored in one transaction (one fsync); the appliance keeps more in flight
 HEALTH_EVERY_S = 10.0  # how often the main loop checks the worker when systemd asks for no watchdog
 
 
@@ -150,32 +151,63 @@ class IngestWorker:
         return message.topic, message.payload
 
     def _work(self) -> None:
-        parser = AheadParser(self._settings.ingest_parse_processes or default_processes()).start()
+        processes = self._settings.ingest_parse_processes or default_processes()
+        parser = AheadParser(processes, lookahead=2 * RUN_BATCHES).start()
         try:
-            for topic, payload, prepared in parser.ordered(self._take):
-                try:
-                    if topic.endswith("/status"):
-                        self._status(topic, payload)
-                        continue
-                    if topic.endswith("/up/live"):
-                        reconnecting(lambda t=topic, p=payload: self._lanes.live(t, p))
-                        continue
-                    if "/device/" in topic:
-                        reconnecting(lambda t=topic, p=payload: self._lanes.device(t, p))
-                        continue
-                    if topic.endswith("/up/config"):
-                        self._config_status(topic, payload)
-                        continue
-                    outcome = reconnecting(lambda t=topic, p=payload, r=prepared: self._handle(t, p, r))
-                    if outcome is not None and outcome.ack.status == "gap" and self._settings.mqtt_shared:
-                        outcome = self._await_predecessor(topic, payload, prepared, outcome)
-                    failpoints.hit("ingest.before_ack")  # committed, not yet acknowledged
-                    if outcome is not None and self._client is not None and self._witness is not None:
-                        self._client.publish(outcome.ack_topic, outcome.ack.signed(self._witness).encode(), qos=1)
-                except Exception:  # the top of the worker loop: one bad message must not stop ingest
-                    log.exception("failed to process a message on %s", topic)
+            for run in parser.runs(self._take, limit=RUN_BATCHES):
+                if len(run) == 1:
+                    self._one(*run[0])
+                else:
+                    self._run(run)
         finally:
             parser.stop()
+
+    def _one(self, topic: str, payload: bytes, prepared: Prepared | None) -> None:
+        try:
+            if topic.endswith("/status"):
+                self._status(topic, payload)
+                return
+            if topic.endswith("/up/live"):
+                reconnecting(lambda: self._lanes.live(topic, payload))
+                return
+            if "/device/" in topic:
+                reconnecting(lambda: self._lanes.device(topic, payload))
+                return
+            if topic.endswith("/up/config"):
+                self._config_status(topic, payload)
+                return
+            outcome = reconnecting(lambda: self._handle(topic, payload, prepared))
+            failpoints.hit("ingest.before_ack")  # committed, not yet acknowledged
+            self._acknowledge(topic, payload, prepared, outcome)
+        except Exception:  # the top of the worker loop: one bad message must not stop ingest
+            log.exception("failed to process a message on %s", topic)
+
+    def _run(self, run: list[tuple[str, bytes, Prepared | None]]) -> None:
+        """Store a run of parsed batches in one transaction, then acknowledge each. If the run fails as a
+        whole, nothing of it was committed: its batches are stored one by one, as if they came alone."""
+        try:
+            outcomes = reconnecting(lambda: self._handle_run(run))
+        except Exception:  # fall back to the one-by-one path, which reports the culprit
+            log.exception("storing %d batches in one transaction failed; storing them one by one", len(run))
+            for item in run:
+                self._one(*item)
+            return
+        failpoints.hit("ingest.before_ack")  # committed, not yet acknowledged
+        for (topic, payload, prepared), outcome in zip(run, outcomes, strict=True):
+            try:
+                self._acknowledge(topic, payload, prepared, outcome)
+            except Exception:  # the top of the worker loop: one bad message must not stop ingest
+                log.exception("failed to acknowledge a batch on %s", topic)
+
+    def _handle_run(self, run: list[tuple[str, bytes, Prepared | None]]) -> list[Outcome | None]:
+        with write_transaction():  # each batch's own transaction becomes a savepoint inside this one
+            return [self._handle(topic, payload, prepared) for topic, payload, prepared in run]
+
+    def _acknowledge(self, topic: str, payload: bytes, prepared: Prepared | None, outcome: Outcome | None) -> None:
+        if outcome is not None and outcome.ack.status == "gap" and self._settings.mqtt_shared:
+            outcome = self._await_predecessor(topic, payload, prepared, outcome)
+        if outcome is not None and self._client is not None and self._witness is not None:
+            self._client.publish(outcome.ack_topic, outcome.ack.signed(self._witness).encode(), qos=1)
 
     def _await_predecessor(self, topic: str, payload: bytes, prepared: Prepared | None, outcome: Outcome) -> Outcome:
         """On a shared subscription the range before this one is usually being stored by another worker

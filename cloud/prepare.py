@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -23,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from cloud.rows import LEAF, log_row, punch_row
 from ledger import LedgerError, topics
 from ledger.messages import Batch
 from ledger.verify import parse_range
@@ -30,18 +32,48 @@ from ledger.verify import parse_range
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Prepared:
-    batch: Batch
-    parsed: list[tuple[dict[str, Any], bytes]]
+    """A checkpointed batch, parsed: what the store needs of it, in a form that crosses back from the
+    parsing process cheaply (tuples and bytes, no dict per record). Nothing in it is acted upon before
+    ``ledger.verify.verify_parsed`` has checked the checkpoint's signature and root against it."""
+
+    log: str
+    first: int
+    checkpoint: str
+    first_prev: str  # the first record's link, checked against the stored head
+    kids: list[str]  # each record's key id
+    records: list[tuple[Any, ...]]  # cloud.rows.LOG_COLUMNS
+    punches: list[tuple[Any, ...]]  # cloud.rows.PUNCH_COLUMNS
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.records) - 1
+
+    @property
+    def leaves(self) -> list[bytes]:
+        return [row[LEAF] for row in self.records]
 
 
 def prepare(payload: bytes) -> Prepared | None:
-    """Decode and parse a checkpointed batch; None if it is not one or is malformed (the store step
-    then does it again, and answers with the reason)."""
+    """Decode and parse a checkpointed batch. None if it is not one, holds a key rotation, or is
+    malformed: the store step then does all the work itself, and answers with the reason."""
     try:
         batch = Batch.decode(payload)
-        return Prepared(batch, parse_range(batch)) if batch.checkpoint else None
+        if not batch.checkpoint:
+            return None
+        parsed = parse_range(batch)
+        if any(fields["type"] == "keyrot" for fields, _ in parsed):
+            return None
+        intern = sys.intern  # one object per distinct key id and type: pickled once per batch
+        records, punches = [], []
+        for (fields, leaf), record in zip(parsed, batch.records, strict=True):
+            fields["kid"], fields["type"] = intern(fields["kid"]), intern(fields["type"])
+            records.append(log_row(fields, record, leaf))
+            if fields["type"] == "punch":
+                punches.append(punch_row(fields))
+        kids = [fields["kid"] for fields, _ in parsed]
+        return Prepared(batch.log, batch.first, batch.checkpoint, parsed[0][0]["prev"], kids, records, punches)
     except LedgerError:
         return None
 
@@ -51,6 +83,11 @@ def default_processes() -> int:
 
 
 PR_SET_PDEATHSIG = 1
+
+
+def _parsed(future: Future[Prepared | None] | None) -> bool:
+    """A batch whose parse has finished (a message that is not a batch has no future)."""
+    return future is not None and future.done()
 
 
 def _die_with_parent() -> None:
@@ -92,6 +129,16 @@ class AheadParser:
         waiting, or when ``block`` is true and the stream has ended. A lone message is yielded at
         once; while one is stored, the pool parses those queued behind it.
         """
+        for run in self.runs(take, limit=1):
+            yield run[0]
+
+    def runs(
+        self, take: Callable[[bool], tuple[str, bytes] | None], *, limit: int
+    ) -> Iterator[list[tuple[str, bytes, Prepared | None]]]:
+        """Like ``ordered``, in runs: the next message and, if it is a batch, up to ``limit`` - 1 batches
+        behind it that are already parsed. The store commits a run in one transaction: a backlog pays
+        one commit (one fsync) per run instead of one per batch. A run never waits for a batch to be
+        parsed, so a lone punch is not held back."""
         assert self._pool is not None, "start() first"
         window: deque[tuple[str, bytes, Future[Prepared | None] | None]] = deque()
         while True:
@@ -100,14 +147,26 @@ class AheadParser:
                 if item is None:
                     return
                 window.append(self._submit(*item))
-            while len(window) < self._lookahead:
-                item = take(False)
-                if item is None:
-                    break
-                window.append(self._submit(*item))
-            topic, payload, future = window.popleft()
-            self._pending.discard(future)  # type: ignore[arg-type]
-            yield topic, payload, self._result(future)
+            self._fill(window, take)
+            run = [self._pop(window)]
+            while len(run) < limit and run[0][2] is not None and window and _parsed(window[0][2]):
+                run.append(self._pop(window))
+                self._fill(window, take)
+            yield run
+
+    def _fill(self, window: deque[tuple[str, bytes, Future[Prepared | None] | None]], take) -> None:  # type: ignore[no-untyped-def]
+        while len(window) < self._lookahead:
+            item = take(False)
+            if item is None:
+                return
+            window.append(self._submit(*item))
+
+    def _pop(
+        self, window: deque[tuple[str, bytes, Future[Prepared | None] | None]]
+    ) -> tuple[str, bytes, Prepared | None]:
+        topic, payload, future = window.popleft()
+        self._pending.discard(future)  # type: ignore[arg-type]
+        return topic, payload, self._result(future)
 
     def _result(self, future: Future[Prepared | None] | None) -> Prepared | None:
         """The parsed batch; None (the store step then parses it itself) if a pool process died under it."""

@@ -120,7 +120,7 @@ class WitnessStamp(BaseModel):
 
 
 class LogRecord(BaseModel):
-    appliance = pw.ForeignKeyField(Appliance)
+    appliance = pw.ForeignKeyField(Appliance, index=False)  # (appliance, seq) below serves it
     seq = pw.BigIntegerField()
     type = pw.CharField(max_length=16)
     data = pw.BlobField()
@@ -135,7 +135,7 @@ class LogRecord(BaseModel):
 
 
 class Punch(BaseModel):
-    appliance = pw.ForeignKeyField(Appliance)
+    appliance = pw.ForeignKeyField(Appliance, index=False)  # (appliance, seq) below serves it
     seq = pw.BigIntegerField()
     employee = pw.CharField(index=True)
     terminal = pw.CharField()
@@ -270,19 +270,28 @@ def write_transaction():  # type: ignore[no-untyped-def]
     return db.atomic("IMMEDIATE") if isinstance(db, pw.SqliteDatabase) else db.atomic()
 
 
-def bulk_insert(model: type[pw.Model], columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+def bulk_insert(
+    model: type[pw.Model],
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    constants: dict[str, int] | None = None,
+) -> None:
     """Insert many rows with one prepared statement: the ORM's per-value SQL building costs more than the
-    database itself on a backlog of a million records."""
+    database itself on a backlog of a million records. ``constants`` are integer columns equal in every
+    row (the appliance, the time of receipt), written into the statement rather than into each row."""
     if not rows:
         return
+    fixed = {name: int(value) for name, value in (constants or {}).items()}  # int(): nothing else reaches the SQL
     db = database.obj
-    table = f'"{model._meta.table_name}" ({", ".join(columns)})'
+    table = f'"{model._meta.table_name}" ({", ".join(columns + tuple(fixed))})'
+    literals = "".join(f", {value}" for value in fixed.values())
     if isinstance(db, pw.PostgresqlDatabase):
         from psycopg2.extras import execute_values
 
-        execute_values(db.cursor(), f"INSERT INTO {table} VALUES %s", rows, page_size=1000)
+        template = f"({', '.join(['%s'] * len(columns))}{literals})"
+        execute_values(db.cursor(), f"INSERT INTO {table} VALUES %s", rows, template=template, page_size=1000)
     else:
-        db.cursor().executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))})", rows)
+        db.cursor().executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))}{literals})", rows)
 
 
 def open_db(url: str, *, create: bool = True) -> pw.Database:
@@ -330,8 +339,16 @@ def _witness_evidence(db: pw.Database) -> None:
         migrate(migrator.drop_not_null(table, "checkpoint_id"))
 
 
+def _drop_appliance_indexes(db: pw.Database) -> None:
+    """Each table's unique (appliance, seq) index answers every query by appliance; the extra index on the
+    appliance alone only cost every insert of a backlog another B-tree update."""
+    for table in (LogRecord._meta.table_name, Punch._meta.table_name):
+        db.execute_sql(f'DROP INDEX IF EXISTS "{table}_appliance_id"')
+
+
 # Each release's schema changes, in order (opskit.migrations runs them once each). Append only.
 MIGRATIONS: tuple[Step, ...] = (
     ("columns added to tables before schema versioning (0.1.0)", _add_new_columns),
     ("witness entries may witness the cloud's evidence log", _witness_evidence),
+    ("drop the appliance-only indexes of log records and punches", _drop_appliance_indexes),
 )

@@ -9,25 +9,22 @@ answered with the head, so the appliance can move on.
 from __future__ import annotations
 
 import base64
-import functools
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import peewee as pw
 
-from cloud import lanes, registry
+from cloud import lanes, registry, rows
 from cloud.clock import Clock, to_ms
 from cloud.prepare import Prepared
 from cloud.store import Appliance, CloudCheckpoint, LogHead, LogRecord, Punch, Quarantine, bulk_insert, database
-from ledger import GENESIS_PREV, ChainBroken, LedgerError, Malformed, SigningKey, note, topics
+from ledger import GENESIS_PREV, ChainBroken, LedgerError, SigningKey, note, topics
 from ledger.merkle import CompactRange
 from ledger.messages import Ack, Batch
-from ledger.record import employee_of
-from ledger.verify import VerifiedRange, verify_range
+from ledger.verify import verify_parsed, verify_range
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +69,15 @@ class BatchIngest:
             except LedgerError:
                 return Outcome(ack_topic, Ack("", "rejected", -1, "", -1, -1, reason))
         self._appliances[(plant, name)] = appliance
+        if prepared is not None and prepared.log == appliance.log_origin:
+            try:
+                ack = self._store_ahead(appliance, prepared)
+            except LedgerError:  # rolled back; the whole check below finds it again and says why
+                ack = None
+            if ack is not None:
+                return Outcome(ack_topic, ack)
         try:
-            batch = prepared.batch if prepared is not None else Batch.decode(payload)
+            batch = Batch.decode(payload)
         except LedgerError as err:
             self._quarantine(topic, payload, f"malformed batch: {err}")
             return Outcome(ack_topic, Ack(appliance.log_origin, "rejected", -1, "", -1, -1, str(err)))
@@ -82,19 +86,55 @@ class BatchIngest:
             self._quarantine(topic, payload, reason)
             return Outcome(ack_topic, Ack(appliance.log_origin, "rejected", -1, "", batch.first, batch.last, reason))
         try:
-            ack = self._store(appliance, batch, prepared.parsed if prepared is not None else None)
+            ack = self._store(appliance, batch)
         except LedgerError as err:
             self._quarantine(topic, payload, str(err))
             ack = Ack(batch.log, "rejected", -1, "", batch.first, batch.last, str(err))
         return Outcome(ack_topic, ack)
 
-    def _store(self, appliance: Appliance, batch: Batch, parsed: list[tuple[dict[str, Any], bytes]] | None) -> Ack:
-        db = database.obj
-        sqlite = isinstance(db, pw.SqliteDatabase)
-        # One writer per log at a time: SQLite takes its write lock up front, PostgreSQL locks the head row.
-        with db.atomic("IMMEDIATE") if sqlite else db.atomic():
-            query = LogHead.select().where(LogHead.appliance == appliance)
-            head = (query if sqlite else query.for_update()).get()
+    def _store_ahead(self, appliance: Appliance, prepared: Prepared) -> Ack | None:
+        """Store a range parsed ahead (a backlog's usual batch) if it starts right after the stored head;
+        None for anything else (a duplicate, an overlap, a gap), which the whole check handles."""
+        with _head_locked(appliance) as head:
+            if prepared.first != head.seq + 1:
+                return None
+            key = registry.key_for(appliance, prepared.kids[0], prepared.first)
+            try:
+                checkpoint, tree = verify_parsed(
+                    prepared.log,
+                    prepared.first,
+                    prepared.checkpoint,
+                    leaves=prepared.leaves,
+                    first_prev=prepared.first_prev,
+                    kids=prepared.kids,
+                    key=key,
+                    prev=bytes(head.leaf) if head.leaf is not None else GENESIS_PREV,
+                    tree=_tree(head),
+                )
+            except ChainBroken as err:
+                if prepared.first > 0 and f"seq {prepared.first}: does not link" in str(err):
+                    raise ChainBroken(f"{prepared.log} seq {prepared.first}: {DIVERGED}") from err
+                raise
+            now_ms = to_ms(self._clock.now())
+            constants = {"appliance_id": appliance.id, "received_ms": now_ms}
+            bulk_insert(LogRecord, rows.LOG_COLUMNS, prepared.records, constants)
+            bulk_insert(Punch, rows.PUNCH_COLUMNS, prepared.punches, constants)
+            leaves = {row[0]: row[rows.LEAF] for row in prepared.records}
+            self._settle(appliance, prepared.log, prepared.first, leaves, now_ms)
+            cosignature = self._cosign(appliance, prepared.checkpoint, checkpoint, now_ms)
+            self._advance(appliance, head, prepared.last, prepared.records[-1][rows.LEAF], tree, now_ms)
+        log.info(
+            "%s: stored seq %d-%d (%d punches%s)",
+            prepared.log,
+            prepared.first,
+            head.seq,
+            len(prepared.punches),
+            ", checkpoint cosigned" if cosignature else "",
+        )
+        return _ack(prepared.log, prepared.first, prepared.last, head, "ok", cosignature=cosignature)
+
+    def _store(self, appliance: Appliance, batch: Batch) -> Ack:
+        with _head_locked(appliance) as head:
             if batch.first > head.seq + 1:
                 return self._ack(batch, head, "gap", f"expected seq {head.seq + 1}")
             fresh = self._fresh_part(appliance, batch, head)
@@ -104,13 +144,9 @@ class BatchIngest:
                 )
                 return self._ack(batch, head, "duplicate", cosignature=stored.cosignature if stored else "")
             key = registry.key_for(appliance, _kid_of(fresh), fresh.first)
-            hashes = [base64.b64decode(h) for h in json.loads(head.compact)]
             prev = bytes(head.leaf) if head.leaf is not None else GENESIS_PREV
             try:
-                ahead = parsed[len(batch.records) - len(fresh.records) :] if parsed is not None else None
-                verified = verify_range(
-                    fresh, key=key, prev=prev, tree=CompactRange(head.seq + 1, hashes), parsed=ahead
-                )
+                verified = verify_range(fresh, key=key, prev=prev, tree=_tree(head))
             except ChainBroken as err:
                 if fresh.first > 0 and f"seq {fresh.first}: does not link" in str(err):
                     raise ChainBroken(f"{batch.log} seq {fresh.first}: {DIVERGED}") from err
@@ -118,35 +154,19 @@ class BatchIngest:
             now_ms = to_ms(self._clock.now())
             for seq, new_key in verified.rotations:
                 registry.record_rotation(appliance, seq, verified.records[seq - fresh.first][0]["kid"], new_key)
+            constants = {"appliance_id": appliance.id, "received_ms": now_ms}
             bulk_insert(
                 LogRecord,
-                ("appliance_id", "seq", "type", "data", "sig", "leaf", "t_wall_ms", "employee", "received_ms"),
-                [
-                    (
-                        appliance.id,
-                        f["seq"],
-                        f["type"],
-                        r.data,
-                        r.sig,
-                        leaf,
-                        f["t_wall_ms"],
-                        employee_of(f),
-                        now_ms,
-                    )
-                    for (f, leaf), r in zip(verified.records, fresh.records, strict=True)
-                ],
+                rows.LOG_COLUMNS,
+                [rows.log_row(f, r, leaf) for (f, leaf), r in zip(verified.records, fresh.records, strict=True)],
+                constants,
             )
-            punches = [_punch_row(appliance, f, now_ms) for f, _ in verified.records if f["type"] == "punch"]
-            bulk_insert(Punch, PUNCH_COLUMNS, punches)
-            for seq in lanes.settle(appliance, fresh.first, {f["seq"]: leaf for f, leaf in verified.records}):
-                reason = f"{batch.log} seq {seq}: the live lane carried another record signed for this position"
-                Quarantine.create(received_ms=now_ms, topic="live lane", reason=reason, payload=b"")
-                log.error("%s: the appliance's log forked", reason)
-            cosignature = self._witness(appliance, fresh, verified, now_ms)
-            head.seq, head.leaf = batch.last, verified.records[-1][1]
-            head.compact = json.dumps([base64.b64encode(h).decode() for h in verified.tree.hashes])
-            head.save()
-            Appliance.update(last_batch_ms=now_ms).where(Appliance.id == appliance.id).execute()
+            punches = [rows.punch_row(f) for f, _ in verified.records if f["type"] == "punch"]
+            bulk_insert(Punch, rows.PUNCH_COLUMNS, punches, constants)
+            leaves = {f["seq"]: leaf for f, leaf in verified.records}
+            self._settle(appliance, batch.log, fresh.first, leaves, now_ms)
+            cosignature = self._cosign(appliance, fresh.checkpoint, verified.checkpoint, now_ms)
+            self._advance(appliance, head, batch.last, verified.records[-1][1], verified.tree, now_ms)
         log.info(
             "%s: stored seq %d-%d (%d punches%s)",
             batch.log,
@@ -177,17 +197,31 @@ class BatchIngest:
             return None
         return Batch(batch.log, head.seq + 1, batch.records[overlap:], batch.checkpoint)
 
-    def _witness(self, appliance: Appliance, batch: Batch, verified: VerifiedRange, now_ms: int) -> str:
+    @staticmethod
+    def _settle(appliance: Appliance, log_name: str, first: int, leaves: dict[int, bytes], now_ms: int) -> None:
+        for seq in lanes.settle(appliance, first, leaves):
+            reason = f"{log_name} seq {seq}: the live lane carried another record signed for this position"
+            Quarantine.create(received_ms=now_ms, topic="live lane", reason=reason, payload=b"")
+            log.error("%s: the appliance's log forked", reason)
+
+    @staticmethod
+    def _advance(appliance: Appliance, head: LogHead, last: int, leaf: bytes, tree: CompactRange, now_ms: int) -> None:
+        head.seq, head.leaf = last, leaf
+        head.compact = json.dumps([base64.b64encode(h).decode() for h in tree.hashes])
+        head.save()
+        Appliance.update(last_batch_ms=now_ms).where(Appliance.id == appliance.id).execute()
+
+    def _cosign(self, appliance: Appliance, text: str, checkpoint: note.Checkpoint | None, now_ms: int) -> str:
         """Cosign the range's checkpoint (timestamped): the cloud's statement that it existed by now."""
-        if verified.checkpoint is None or self._witness_key is None:
+        if checkpoint is None or self._witness_key is None:
             return ""
         cosigned_at = now_ms // 1000
-        line = note.cosign(verified.checkpoint, self._witness_key, self._witness_name, cosigned_at).line()
+        line = note.cosign(checkpoint, self._witness_key, self._witness_name, cosigned_at).line()
         CloudCheckpoint.insert(
             appliance=appliance,
-            size=verified.checkpoint.size,
-            root=verified.checkpoint.root,
-            note=batch.checkpoint,
+            size=checkpoint.size,
+            root=checkpoint.root,
+            note=text,
             cosignature=line,
             cosigned_at=cosigned_at,
             received_ms=now_ms,
@@ -196,8 +230,7 @@ class BatchIngest:
 
     @staticmethod
     def _ack(batch: Batch, head: LogHead, status: str, reason: str = "", *, cosignature: str = "") -> Ack:
-        head_hash = base64.b64encode(bytes(head.leaf)).decode() if head.leaf is not None else ""
-        return Ack(batch.log, status, head.seq, head_hash, batch.first, batch.last, reason, cosignature)
+        return _ack(batch.log, batch.first, batch.last, head, status, reason, cosignature=cosignature)
 
     def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
         log.error("quarantined a message on %s: %s", topic, reason)
@@ -211,40 +244,23 @@ def _kid_of(batch: Batch) -> str:
         raise LedgerError(f"{batch.log} seq {batch.first}: record has no key id") from err
 
 
-PUNCH_COLUMNS = (
-    "appliance_id",
-    "seq",
-    "employee",
-    "terminal",
-    "terminal_sn",
-    "device_time",
-    "at_utc_ms",
-    "state",
-    "verify",
-    "received_ms",
-)
+@contextlib.contextmanager
+def _head_locked(appliance: Appliance) -> Iterator[LogHead]:
+    """A transaction holding the log's head: one writer per log at a time. SQLite takes its write lock up
+    front, PostgreSQL locks the head row. Inside a run's transaction this is a savepoint."""
+    db = database.obj
+    sqlite = isinstance(db, pw.SqliteDatabase)
+    with db.atomic("IMMEDIATE") if sqlite else db.atomic():
+        query = LogHead.select().where(LogHead.appliance == appliance)
+        yield (query if sqlite else query.for_update()).get()
 
 
-def _punch_row(appliance: Appliance, fields: dict[str, Any], now_ms: int) -> tuple[Any, ...]:
-    term = fields["term"]
-    try:
-        at = datetime.fromisoformat(term["t"]).replace(tzinfo=_zone(term["tz"]))
-    except (ZoneInfoNotFoundError, ValueError) as err:
-        raise Malformed(f"seq {fields['seq']}: unknown time zone {term['tz']!r}") from err
-    return (
-        appliance.id,
-        fields["seq"],
-        fields["emp"],
-        str(term.get("name", "")),
-        term["sn"],
-        term["t"],
-        int(at.timestamp() * 1000),
-        term["state"],
-        term["verify"],
-        now_ms,
-    )
+def _tree(head: LogHead) -> CompactRange:
+    return CompactRange(head.seq + 1, [base64.b64decode(h) for h in json.loads(head.compact)])
 
 
-@functools.lru_cache(maxsize=64)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
+def _ack(
+    log_name: str, first: int, last: int, head: LogHead, status: str, reason: str = "", *, cosignature: str = ""
+) -> Ack:
+    head_hash = base64.b64encode(bytes(head.leaf)).decode() if head.leaf is not None else ""
+    return Ack(log_name, status, head.seq, head_hash, first, last, reason, cosignature)

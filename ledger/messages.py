@@ -41,7 +41,9 @@ class Batch:
         return self.first + len(self.records) - 1
 
     def encode(self) -> bytes:
-        return canonical.encode(
+        if not (isinstance(self.first, int) and 0 <= self.first <= canonical.MAX_SAFE_INT):
+            raise Malformed(f"batch first seq {self.first!r} is outside the record format")
+        return canonical.encode_trusted(  # the records are str, as below; only the envelope needs a check
             {
                 "v": 1,
                 "kind": "batch",

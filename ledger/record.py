@@ -209,6 +209,11 @@ def parse(data: bytes) -> dict[str, Any]:
 
 def _wrong_types(values: dict[str, Any], required: dict[str, type], prefix: str = "") -> list[str]:
     """The fields whose type is not exactly the required one (so ``True`` is no int)."""
+    for name, kind in required.items():  # the usual case, without building a list
+        if type(values.get(name)) is not kind:
+            break
+    else:
+        return []
     return [
         f"{prefix}{name} must be {kind.__name__}"
         for name, kind in required.items()

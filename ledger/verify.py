@@ -45,14 +45,7 @@ def verify_range(
     """
     if tree.size != batch.first:
         raise ChainBroken(f"{batch.log}: the range starts at seq {batch.first}, the log has {tree.size} records")
-    checkpoint = None
-    if batch.checkpoint:
-        checkpoint = note.verify(batch.checkpoint, key)
-        if checkpoint.origin != batch.log or checkpoint.size != batch.last + 1:
-            raise Malformed(
-                f"{batch.log}: the checkpoint is for {checkpoint.origin} size {checkpoint.size}, "
-                f"not for this range ending at seq {batch.last}"
-            )
+    checkpoint = _checkpoint(batch.log, batch.last, batch.checkpoint, key) if batch.checkpoint else None
     if checkpoint is None:
         parsed = None  # every signature is checked before its record is parsed
     records, rotations = _check_records(batch, key=key, prev=prev, signatures=checkpoint is None, parsed=parsed)
@@ -63,6 +56,52 @@ def verify_range(
     if checkpoint is not None and tree.root() != checkpoint.root:
         raise Forged(f"{batch.log}: the records do not hash to the root of the signed checkpoint {checkpoint.size}")
     return VerifiedRange(records, checkpoint, tree, rotations)
+
+
+def verify_parsed(
+    log: str,
+    first: int,
+    checkpoint_note: str,
+    *,
+    leaves: list[bytes],
+    first_prev: str,
+    kids: list[str],
+    key: VerifyKey,
+    prev: bytes,
+    tree: CompactRange,
+) -> tuple[note.Checkpoint, CompactRange]:
+    """The rest of checking a checkpointed range that ``parse_range`` checked ahead, from a summary of
+    it: each record's leaf hash and key id, and the first record's link. (A backlog's ranges are parsed
+    in other processes; passing a summary back instead of every record's fields halves the cost of the
+    crossing.) Checks, like ``verify_range``: the range continues the log, the checkpoint is signed by
+    ``key`` and ends the range, the first record links to ``prev``, every record names ``key``, and the
+    records hash to the checkpoint's root. A range holding a key rotation needs ``verify_range``.
+
+    Returns the checkpoint and the log's tree after the range."""
+    if tree.size != first:
+        raise ChainBroken(f"{log}: the range starts at seq {first}, the log has {tree.size} records")
+    checkpoint = _checkpoint(log, first + len(leaves) - 1, checkpoint_note, key)
+    if first_prev != b64(prev):
+        raise ChainBroken(f"{log} seq {first}: does not link to the previous record")
+    for offset, kid in enumerate(kids):
+        if kid != key.kid:
+            raise Forged(f"{log} seq {first + offset}: names key {kid}, but the key in force is {key.kid}")
+    after = CompactRange(tree.size, tree.hashes)
+    after.extend(leaves)
+    if after.root() != checkpoint.root:
+        raise Forged(f"{log}: the records do not hash to the root of the signed checkpoint {checkpoint.size}")
+    return checkpoint, after
+
+
+def _checkpoint(log: str, last: int, checkpoint_note: str, key: VerifyKey) -> note.Checkpoint:
+    """The range's signed checkpoint, which must be this log's tree ending at ``last``."""
+    checkpoint = note.verify(checkpoint_note, key)
+    if checkpoint.origin != log or checkpoint.size != last + 1:
+        raise Malformed(
+            f"{log}: the checkpoint is for {checkpoint.origin} size {checkpoint.size}, "
+            f"not for this range ending at seq {last}"
+        )
+    return checkpoint
 
 
 def verify_batch(batch: Batch, *, key: VerifyKey, prev: bytes) -> list[tuple[dict[str, Any], bytes]]:
