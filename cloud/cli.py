@@ -32,6 +32,8 @@ host = {mqtt_host}
 port = {mqtt_port}
 username = {mqtt_username}
 password = {mqtt_password}
+tls = {mqtt_tls}
+ca_file = {mqtt_ca_file}      # the CA that signed the broker's certificate; "" for a public CA
 shared = false           # true when several ingest workers share the subscription (MQTT v5)
 
 [web]
@@ -57,6 +59,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--mqtt-port", type=int, default=1883)
     p.add_argument("--mqtt-username", default="")
     p.add_argument("--mqtt-password", default="")
+    p.add_argument("--mqtt-tls", action="store_true", help="connect to the broker over TLS")
+    p.add_argument("--mqtt-ca-file", default="", help="the CA certificate (PEM) that signed the broker's")
     p.add_argument("--web-bind", default="0.0.0.0:8000")
     cmd("check-config", partial(check_config, load=_settings), "validate the configuration, listing every problem")
     p = cmd(
@@ -205,6 +209,8 @@ def _init(args: argparse.Namespace) -> int:
         mqtt_port=args.mqtt_port,
         mqtt_username=toml_str(args.mqtt_username),
         mqtt_password=toml_str(args.mqtt_password),
+        mqtt_tls=str(args.mqtt_tls).lower(),
+        mqtt_ca_file=toml_str(args.mqtt_ca_file),
         web_bind=toml_str(args.web_bind),
     )
     CloudSettings.from_sections(tomllib.loads(text), source=str(output))

@@ -188,8 +188,19 @@ class CloudDoctor:
             with conn.cursor() as cursor:
                 cursor.execute("SHOW server_version")
                 version = cursor.fetchone()[0]
+                cursor.execute("SELECT to_regclass('schema_version') IS NOT NULL")
+                made = cursor.fetchone()[0]
         finally:
             conn.close()
+        if not made:  # a new database: the tables are made when a service (or a command that writes) first opens it
+            return Finding(
+                name,
+                FAIL,
+                f"PostgreSQL {version} answers, but the database holds no Punchproof tables yet",
+                "启动服务一次（sudo systemctl start punchproof-ingest@1），它会建表；或检查 [database] url 的库名。",
+                "start the services once (sudo systemctl start punchproof-ingest@1): they create the tables; or "
+                "check the database name in [database] url.",
+            )
         return Finding(name, OK, f"PostgreSQL {version} answers")
 
     def _database(self) -> pw.Database:

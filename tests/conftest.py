@@ -1,7 +1,9 @@
-"""Fixtures every test may use: a real Mosquitto, a real PostgreSQL, ZK terminals, a frozen clock."""
+"""Fixtures every test may use: a real Mosquitto, a real PostgreSQL, ZK terminals, a frozen clock, a clean
+Debian root."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 
 from firmware_bridge.zk.emulator import TerminalState, ZKEmulator
 from punchproof.broker import Mosquitto
+from tests.harness import debian_root as debian
 from tests.harness.clock import FrozenClock
 from tests.harness.postgres import PostgresServer
 from tests.harness.strict import pytest_runtest_makereport  # noqa: F401  (PUNCHPROOF_STRICT=1: a skip fails)
@@ -64,3 +67,19 @@ def terminal_state() -> TerminalState:
 def zk_terminal(terminal_state: TerminalState) -> Iterator[ZKEmulator]:
     with ZKEmulator(terminal_state, port=0) as emulator:
         yield emulator
+
+
+@pytest.fixture(scope="session")
+def debian_base_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A minbase Debian 12 made by debootstrap once per session; tests use ``debian_root``, a copy of it."""
+    root = debian.build(tmp_path_factory.mktemp("debian") / "base")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def debian_root(debian_base_root: Path, tmp_path: Path) -> Iterator[Path]:
+    """This test's own copy of the clean Debian root, with /proc mounted."""
+    root = debian.copy_of(debian_base_root, tmp_path / "root")
+    yield root
+    debian.remove(root)

@@ -6,97 +6,38 @@ both); pip finds the wheel's dependencies in a local folder (``/etc/pip.conf``, 
 without internet access) instead of PyPI; systemctl runs offline (``SYSTEMD_OFFLINE=1``, kept by
 sudo), so ``daemon-reload`` is a no-op and ``enable --now`` enables the units but cannot start them.
 
-About two minutes with debootstrap's package cache (``/var/cache/punchproof-debootstrap``) warm; it
-needs root and debootstrap (scripts/setup --test installs it) and reaches Debian's package archive.
+About a minute and a half with debootstrap's package cache (``/var/cache/punchproof-debootstrap``)
+warm; the root is made once per session and copied for each guide (``debian_root`` in
+tests/conftest.py). It needs root and debootstrap (scripts/setup --test installs it) and reaches
+Debian's package archive.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from punchproof import __version__
-from tests.harness.requires import missing, need_tool
+from tests.harness.debian_root import REPO, add_wheels, guide_commands, in_root
 
-REPO = Path(__file__).resolve().parents[1]
 GUIDE = REPO / "docs" / "install-pi.md"
-CACHE = Path("/var/cache/punchproof-debootstrap")  # debootstrap's downloaded packages, kept between runs
 
 pytestmark = pytest.mark.e2e
 
 
-def guide_commands() -> list[str]:
-    blocks = re.findall(r"```sh\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
-    return [line for block in blocks for line in block.splitlines() if line.strip()]
-
-
-def in_root(root: Path, command: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": "/root",
-        "LANG": "C.UTF-8",
-        "DEBIAN_FRONTEND": "noninteractive",
-        "SYSTEMD_OFFLINE": "1",  # no systemd runs in a chroot: enable the units, start nothing
-    }
-    return subprocess.run(
-        ["chroot", str(root), "/bin/bash", "-ec", f"cd /root && {command}"],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=600,
-    )
-
-
-@pytest.fixture
-def debian_root(tmp_path):
-    if os.geteuid() != 0:
-        missing("the chroot install test needs root (CI runs as root)")
-    debootstrap = need_tool("debootstrap", "debootstrap")
-    root = tmp_path / "root"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    made = subprocess.run(
-        [debootstrap, "--variant=minbase", f"--cache-dir={CACHE}", "--include=sudo,systemd", "bookworm", str(root)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
-    shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
-    (root / "etc/sudoers.d/offline").write_text('Defaults env_keep += "SYSTEMD_OFFLINE"\n')
-    (root / "etc/sudoers.d/offline").chmod(0o440)
-    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
-    yield root
-    subprocess.run(["umount", "-l", str(root / "proc")], check=False)
-
-
 def test_the_pi_guide_works_to_the_letter_in_a_clean_debian(tmp_path, debian_root):
     root = debian_root
-    wheels = root / "var/cache/punchproof-wheels"
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(wheels), str(REPO)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr
-    (root / "etc/pip.conf").write_text("[global]\nno-index = true\nfind-links = /var/cache/punchproof-wheels\n")
-    shutil.copy(next(wheels.glob("punchproof-*.whl")), root / "root")
+    shutil.copy(add_wheels(root), root / "root")
     office = tmp_path / "office"
     subprocess.run([sys.executable, "-m", "punchproof", "cloud", "init", "-o", office / "cloud.toml",
                     "--state-dir", office], check=True, capture_output=True)  # fmt: skip
     shutil.copy(office / "cloud-witness.pub", root / "root")
 
     results = {}
-    for command in guide_commands():
+    for command in guide_commands(GUIDE):
         stdin = "plant manager's password 1\n" if "create-user" in command else ""
         result = in_root(root, command, stdin)
         results[command] = result

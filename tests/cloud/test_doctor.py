@@ -70,6 +70,17 @@ def test_an_unreachable_postgresql_and_broker_fail_with_what_to_do(tmp_path):
     assert database.status == FAIL and "PostgreSQL unreachable" in database.detail and "pg_hba" in database.fix_en
 
 
+def test_a_postgresql_database_without_tables_fails_instead_of_crashing(tmp_path, postgres_url):
+    system = System(tmp_path, free_port(), ("127.0.0.1", free_port())).configure(register=False)
+    findings = doctor(settings_for(system, postgres_url)).run()
+    database = next(f for f in findings if f.name == "数据库 database")
+    assert database.status == FAIL and "no Punchproof tables yet" in database.detail, database
+    assert "punchproof-ingest@1" in database.fix_en
+    assert "设备 appliances" not in {f.name for f in findings}, "nothing read from tables that do not exist"
+    open_db(postgres_url).close()
+    assert doctor(settings_for(system, postgres_url)).check_database().status == OK
+
+
 def test_a_missing_witness_key_and_a_damaged_sqlite_database_fail(tmp_path):
     system = System(tmp_path, free_port(), ("127.0.0.1", free_port())).configure(register=False)
     settings = settings_for(system)
