@@ -26,6 +26,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -90,6 +91,7 @@ class Uplink:
         self._rejections = 0
         self.halted = False  # set when the cloud holds another history of this log
         self.acked_seq = -1
+        self._cursor_moved = False  # acked_seq moved since it was last saved
         self._live_sent = -1  # the live lane has sent every record up to here
         self._devices: dict[str, tuple[bool, str]] = {}  # what each terminal's retained topic says now
         self._devices_checked = float("-inf")
@@ -203,6 +205,7 @@ class Uplink:
                     with SyncState._meta.database.atomic("IMMEDIATE"):
                         while not self._acks.empty():
                             self._handle_ack(self._acks.get())
+                        self._save_cursor()
                 while not self._refusals.empty():
                     self._handle_refusal(self._refusals.get())
                 self._expire()
@@ -251,14 +254,14 @@ class Uplink:
             )
             if self._unsigned_acks == 1 or self._unsigned_acks % 100 == 0:  # alarm, without flooding the journal
                 log.error(message)
-            SyncState.update(last_error=message).where(SyncState.id == 1).execute()
+            self._record_error(message)
             return
         if ack.status == "rejected":
             # Resending at once would only be rejected again: back off, and show why on the board.
             self._rejections += 1
             pause = min(MAX_PAUSE_S, self._settings.mqtt.ack_timeout_s * 2 ** min(self._rejections - 1, 8))
             log.error("the cloud rejected seq %d-%d: %s; retrying in %.0f s", ack.first, ack.last, ack.reason, pause)
-            SyncState.update(last_error=ack.reason).where(SyncState.id == 1).execute()
+            self._record_error(ack.reason)
             self._paused_until = self._clock.monotonic() + pause
             self._inflight.clear()
             self._next = self.acked_seq + 1
@@ -270,15 +273,25 @@ class Uplink:
             self._store_cosignature(ack)
         if ack.head_seq > self.acked_seq or ack.status == "gap":  # a gap: the cloud lost records; resend them
             self.acked_seq = ack.head_seq
-            SyncState.update(acked_seq=ack.head_seq, acked_at_ms=to_ms(self._clock.now()), last_error="").where(
-                SyncState.id == 1
-            ).execute()
+            self._cursor_moved = True  # saved once for all the acknowledgements handled together
         for first in [f for f, b in self._inflight.items() if b.last <= self.acked_seq]:
             del self._inflight[first]
         if ack.status == "gap":
             log.info("the cloud holds up to seq %d; resending from there", ack.head_seq)
             self._inflight.clear()
             self._next = ack.head_seq + 1
+
+    def _record_error(self, message: str) -> None:
+        """Show ``message`` on the board; a cursor moved by earlier acknowledgements is saved first (in order)."""
+        self._save_cursor()
+        SyncState.update(last_error=message).where(SyncState.id == 1).execute()
+
+    def _save_cursor(self) -> None:
+        if self._cursor_moved:
+            SyncState.update(acked_seq=self.acked_seq, acked_at_ms=to_ms(self._clock.now()), last_error="").where(
+                SyncState.id == 1
+            ).execute()
+            self._cursor_moved = False
 
     def _handle_refusal(self, refused: Refused) -> None:
         batch = next((b for b in self._inflight.values() if b.mid == refused.mid), None)
@@ -292,21 +305,21 @@ class Uplink:
             "the broker's ACL for this appliance (punchproof cloud register-appliance); punches are kept"
         )
         log.error("%s; retrying in %.0f s", message, pause)
-        SyncState.update(last_error=message).where(SyncState.id == 1).execute()
+        self._record_error(message)
         self._paused_until = self._clock.monotonic() + pause
         self._inflight.clear()
         self._next = self.acked_seq + 1
 
     def _matches_local(self, ack: Ack) -> bool:
-        row = LogRecord.get_or_none(LogRecord.seq == ack.head_seq)
-        if row is None or base64.b64encode(bytes(row.leaf)).decode() != ack.head_hash:
+        row = _fetch_one(f'SELECT leaf FROM "{LogRecord._meta.table_name}" WHERE seq = ?', ack.head_seq)
+        if row is None or base64.b64encode(bytes(row[0])).decode() != ack.head_hash:
             message = (
                 f"the cloud holds a different record at seq {ack.head_seq} of this log: this appliance was "
                 "restored from an old backup, or its log forked. Sync is halted until support resolves it; "
                 "punches are still read and stored."
             )
             log.error(message)
-            SyncState.update(last_error=message).where(SyncState.id == 1).execute()
+            self._record_error(message)
             self.halted = True
             self._inflight.clear()
             return False
@@ -323,13 +336,14 @@ class Uplink:
     def _store_cosignature(self, ack: Ack) -> None:
         """Keep the cloud's cosignature of the checkpoint ending at ``ack.last``, if it verifies."""
         size = ack.last + 1
-        checkpoint = Checkpoint.get_or_none(Checkpoint.size == size)
-        if checkpoint is None or Cosignature.get_or_none(Cosignature.size == size) is not None:
+        checkpoint = _fetch_one(f'SELECT note FROM "{Checkpoint._meta.table_name}" WHERE size = ?', size)
+        if checkpoint is None or _fetch_one(f'SELECT 1 FROM "{Cosignature._meta.table_name}" WHERE size = ?', size):
             return
         line = ack.cosignature if ack.cosignature.endswith("\n") else ack.cosignature + "\n"
+        text = checkpoint[0] + line
         try:
-            witness = note.parse(checkpoint.note + line)[1][-1].name
-            cosigned_at = note.verify_cosignature(checkpoint.note + line, self._cloud_key, witness)
+            witness = note.parse(text)[1][-1].name
+            cosigned_at = note.verify_cosignature(text, self._cloud_key, witness)
         except (Forged, Malformed) as err:
             log.error("the cloud's cosignature of checkpoint %d does not verify: %s", size, err)
             return
@@ -423,18 +437,21 @@ class Uplink:
     def _batch_end(self, limit: int) -> tuple[int, str]:
         """Where the next batch ends (exclusive) and, if a checkpoint ends it there, that checkpoint."""
         assert self._writer is not None
+        query = (
+            f'SELECT size, note FROM "{Checkpoint._meta.table_name}" WHERE size > ? AND size <= ? ORDER BY size DESC'
+        )
         for attempt in (1, 2):
-            checkpoint = (
-                Checkpoint.select()
-                .where((Checkpoint.size > self._next) & (Checkpoint.size <= self._next + limit))
-                .order_by(Checkpoint.size.desc())
-                .first()
-            )
+            checkpoint = _fetch_one(query + " LIMIT 1", self._next, self._next + limit)
             if checkpoint is not None:
-                return checkpoint.size, checkpoint.note
+                return checkpoint[0], checkpoint[1]
             if attempt == 1 and self._writer.head_seq < self._next + limit:
                 self._writer.checkpoint()  # each sync ends at a checkpoint of everything so far
         return self._next + limit, ""
+
+
+def _fetch_one(sql: str, *params: object) -> tuple[Any, ...] | None:
+    """One row by plain SQL: the ORM's query building costs more than SQLite on the per-batch lookups."""
+    return LogRecord._meta.database.execute_sql(sql, params).fetchone()
 
 
 def _nodelay(_client: object, _userdata: object, sock: socket.socket) -> None:

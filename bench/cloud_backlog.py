@@ -136,7 +136,7 @@ def main() -> None:
             else:
                 from tests.harness.postgres import PostgresServer
 
-                server = PostgresServer().start()
+                server = PostgresServer(durable=True).start()
                 url = server.create_database("bench")
             try:
                 elapsed = ingest(url, key, batches, pool)

@@ -165,7 +165,7 @@ def main() -> None:
     if args.postgres:
         from tests.harness.postgres import PostgresServer
 
-        server = PostgresServer().start()
+        server = PostgresServer(durable=True).start()
         where = server.create_database("esc_tick")
     else:
         where = f"sqlite:///{Path(tempfile.mkdtemp(prefix='pp-esc-')) / 'cloud.sqlite3'}"

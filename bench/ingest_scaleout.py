@@ -123,7 +123,7 @@ def main() -> None:
     print(f"generated {total:,} records for {args.appliances} appliances in {time.perf_counter() - started:.0f} s")
     root = Path(tempfile.mkdtemp(prefix="pp-scaleout-"))
     broker = Mosquitto(root / "broker", extra_config="log_type all\n").start()
-    server = PostgresServer().start()
+    server = PostgresServer(durable=True).start()
     results: dict[int, float] = {}
     try:
         for workers in (int(w) for w in args.workers.split(",")):

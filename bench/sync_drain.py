@@ -142,7 +142,7 @@ def main() -> None:
     if args.postgres:
         from tests.harness.postgres import PostgresServer
 
-        postgres = PostgresServer().start()
+        postgres = PostgresServer(durable=True).start()  # fsync on, as in production
         database_url = postgres.create_database("drain")
     broker = Mosquitto(root / "broker", port=free_port())
     with ZKEmulator(state, port=0) as terminal:
@@ -182,6 +182,8 @@ def main() -> None:
             drain = time.perf_counter() - t0
             cpu = {name: cpu_seconds(proc.pid) for name, proc in system.processes.items()}
             cpu["broker"] = cpu_seconds(broker.pid)
+            if postgres is not None:
+                cpu["PostgreSQL"] = cpu_seconds(postgres.pid)
             rows = system.appliance_rows("SELECT data, sig FROM log_record WHERE seq BETWEEN 1000 AND 1255")
             sample = Batch("x" * 30, 1000, tuple(SignedRecord(bytes(d), bytes(s)) for d, s in rows)).encode()
             batches = -(-(head + 1) // 256)

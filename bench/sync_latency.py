@@ -54,7 +54,7 @@ def main() -> None:
     if args.postgres:
         from tests.harness.postgres import PostgresServer
 
-        postgres = PostgresServer().start()
+        postgres = PostgresServer(durable=True).start()
         url = postgres.create_database("latency")
     broker = Mosquitto(root / "broker").start()
     sent: dict[str, float] = {}

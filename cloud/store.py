@@ -8,6 +8,7 @@ store each range once.
 from __future__ import annotations
 
 import importlib
+import io
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -285,13 +286,30 @@ def bulk_insert(
     db = database.obj
     table = f'"{model._meta.table_name}" ({", ".join(columns + tuple(fixed))})'
     literals = "".join(f", {value}" for value in fixed.values())
-    if isinstance(db, pw.PostgresqlDatabase):
-        from psycopg2.extras import execute_values
-
-        template = f"({', '.join(['%s'] * len(columns))}{literals})"
-        execute_values(db.cursor(), f"INSERT INTO {table} VALUES %s", rows, template=template, page_size=1000)
+    if isinstance(db, pw.PostgresqlDatabase):  # COPY: half the time of a multi-row INSERT, on both ends
+        extra = "".join(f"\t{value}" for value in fixed.values())
+        text = "".join("\t".join(map(_copy_field, row)) + extra + "\n" for row in rows)
+        db.cursor().copy_expert(f"COPY {table} FROM STDIN", io.StringIO(text))
     else:
         db.cursor().executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))}{literals})", rows)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, bytes | memoryview):
+        return "\\\\x" + bytes(value).hex()  # bytea's hex form, its backslash escaped for COPY
+    raise TypeError(f"cannot COPY a {type(value).__name__}")
 
 
 def open_db(url: str, *, create: bool = True) -> pw.Database:

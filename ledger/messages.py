@@ -9,8 +9,10 @@ history (not a fork) before it moves its cursor.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from ledger.record import SignedRecord, b64, unb64
 MAX_MESSAGE_BYTES = 512 * 1024
 ACK_STATUSES = frozenset({"ok", "duplicate", "gap", "rejected"})
 ACK_DOMAIN = b"punchproof/ack/v1\n"
+_RAW_CONTROL = re.compile(rb"[\x00-\x1f]")  # bytes JSON escapes inside a string, besides the quote and backslash
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,18 +44,27 @@ class Batch:
         return self.first + len(self.records) - 1
 
     def encode(self) -> bytes:
+        """The canonical bytes of the batch. A record's bytes are canonical JSON already, so inside the
+        batch they need only their quotes and backslashes escaped: done on the bytes, a backlog's batch
+        costs a fraction of a general JSON encoding (a record holding a raw control byte, which no
+        canonical record does, takes the general path)."""
         if not (isinstance(self.first, int) and 0 <= self.first <= canonical.MAX_SAFE_INT):
             raise Malformed(f"batch first seq {self.first!r} is outside the record format")
-        return canonical.encode_trusted(  # the records are str, as below; only the envelope needs a check
-            {
-                "v": 1,
-                "kind": "batch",
-                "log": self.log,
-                "first": self.first,
-                "records": [[r.data.decode("utf-8"), b64(r.sig)] for r in self.records],
-                "checkpoint": self.checkpoint,
-            }
+        envelope = {"checkpoint": self.checkpoint, "first": self.first, "kind": "batch", "log": self.log}
+        if any(_RAW_CONTROL.search(r.data) for r in self.records):
+            records = [[r.data.decode("utf-8"), b64(r.sig)] for r in self.records]
+            return canonical.encode_trusted(envelope | {"records": records, "v": 1})
+        items = b",".join(
+            b'["' + r.data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'","' + base64.b64encode(r.sig) + b'"]'
+            for r in self.records
         )
+        # the keys sort as checkpoint, first, kind, log, records, v: the envelope's object, then the rest
+        encoded = canonical.encode_trusted(envelope)[:-1] + b',"records":[' + items + b'],"v":1}'
+        try:
+            encoded.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise Malformed(f"a record of the batch is not UTF-8: {err}") from err
+        return encoded
 
     @classmethod
     def decode(cls, payload: bytes) -> Batch:

@@ -96,3 +96,19 @@ def test_runs_group_parsed_batches_and_leave_other_messages_alone(key):  # noqa:
     assert [m for run in shapes for m in run] == ["batch", "status", "batch", "batch", "batch"]  # order kept
     assert ["status"] in shapes  # never in a run with batches
     assert all(len(run) <= 2 for run in shapes)
+
+
+def test_bulk_insert_keeps_every_byte_and_awkward_text(ingest):  # noqa: F811 - on SQLite and PostgreSQL (COPY)
+    from cloud import rows
+    from cloud.store import Appliance, bulk_insert
+
+    appliance = Appliance.get()
+    awkward = ["tab\there", "new\nline", "back\\slash \\N", "carriage\rreturn", '大门 "1"', ""]
+    data = bytes(range(256))
+    records = [(seq, "punch", data, bytes(64), bytes(32), seq, text) for seq, text in enumerate(awkward)]
+    records.append((len(awkward), "boot", b"\\x00", bytes(64), bytes(32), 0, None))
+    bulk_insert(LogRecord, rows.LOG_COLUMNS, records, {"appliance_id": appliance.id, "received_ms": 7})
+    back = LogRecord.select().order_by(LogRecord.seq)
+    assert [r.employee for r in back] == [*awkward, None]
+    assert [bytes(r.data) for r in back] == [data] * len(awkward) + [b"\\x00"]
+    assert {(r.appliance_id, r.received_ms) for r in back} == {(appliance.id, 7)}

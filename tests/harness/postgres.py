@@ -27,9 +27,12 @@ def _bin(name: str) -> str:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    """``durable``: fsync on, as in production (benchmarks); tests run without it, for speed."""
+
+    def __init__(self, *, durable: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="pp-pg-"))
         self.port = 0
+        self.durable = durable
         self._user: list[str] = []
 
     def start(self) -> PostgresServer:
@@ -43,7 +46,8 @@ class PostgresServer:
         self.port = free_port()
         data = self.dir / "data"
         self._run(_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        fsync = "on" if self.durable else "off"
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync={fsync} -c max_connections=200"
         self._run(_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.dir / "server.log"), "-w", "start")
         return self
 
@@ -61,6 +65,11 @@ class PostgresServer:
             cur.execute(f'CREATE DATABASE "{name}"')
         conn.close()
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    @property
+    def pid(self) -> int:
+        """The postmaster's process id (its backends are its children)."""
+        return int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
 
     def stop(self) -> None:
         data = self.dir / "data"
