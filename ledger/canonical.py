@@ -2,7 +2,8 @@
 
 The subset: object keys are ASCII, numbers are integers with |n| < 2**53, no floats. Within
 that subset Python's ``json.dumps`` with sorted keys and no whitespace yields exactly the JCS
-bytes (checked against the ``rfc8785`` reference in the tests), four times faster.
+bytes (checked against the ``rfc8785`` reference in the tests), four times faster; so does orjson,
+which checks records as they are read.
 """
 
 from __future__ import annotations
@@ -10,25 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from ledger.errors import Malformed
 
 MAX_SAFE_INT = 2**53 - 1
 
 
-def _reject_float(text: str) -> Any:
-    raise ValueError(f"non-integer number {text!r} is not allowed")
-
-
-def _safe_int(text: str) -> int:
-    """Each integer token as it is parsed: outside ±2^53 it is refused (JCS numbers are IEEE doubles)."""
-    value = int(text)
-    if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
-        return value
-    raise ValueError(f"integer {text} is outside ±2^53")
-
-
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_DECODER = json.JSONDecoder(parse_float=_reject_float, parse_constant=_reject_float, parse_int=_safe_int)
 
 
 def encode(value: Any) -> bytes:
@@ -44,16 +34,22 @@ def encode_trusted(value: Any) -> bytes:
 
 
 def decode(data: bytes) -> dict[str, Any]:
-    """Parse canonical bytes, and insist that they re-encode to themselves."""
+    """Parse canonical bytes, and insist that they re-encode to themselves.
+
+    orjson parses and re-serialises (a backlog checks a million records); the walk of ``_check``
+    then refuses what JSON allows and the subset does not (floats, integers beyond ±2^53, non-ASCII
+    keys). orjson's sorted compact output equals ``encode``'s on the subset (property-tested)."""
     try:
-        value = _DECODER.decode(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as err:
         raise Malformed(f"not canonical JSON: {err}") from err
     if not isinstance(value, dict):
         raise Malformed("a record must be a JSON object")
-    # Parsing refused floats and integers beyond ±2^53, and all-ASCII bytes cannot hold a non-ASCII key:
-    # then the tree walk of ``encode`` is not needed (the hot path of a backlog).
-    again = _ENCODER.encode(value).encode("utf-8") if data.isascii() else encode(value)
+    _check(value, "$")
+    try:
+        again = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as err:
+        raise Malformed(f"not canonical JSON: {err}") from err
     if again != data:
         raise Malformed("record bytes are not in canonical form (RFC 8785)")
     return value

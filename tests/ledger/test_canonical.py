@@ -1,3 +1,4 @@
+import orjson
 import pytest
 import rfc8785
 from hypothesis import given, settings
@@ -17,6 +18,26 @@ values = st.recursive(
 @given(st.dictionaries(ascii_keys, values, max_size=8))
 def test_encoding_is_byte_identical_to_the_rfc8785_reference(value):
     assert encode(value) == rfc8785.dumps(value)
+
+
+any_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+any_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-MAX_SAFE_INT, MAX_SAFE_INT) | any_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ascii_keys, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500)
+@given(st.dictionaries(ascii_keys, any_values, max_size=8))
+def test_decode_accepts_exactly_what_encode_writes(value):
+    """decode checks with orjson, encode writes with json: over every character (controls, quotes, U+2028,
+    CJK, astral) they must agree, or a record we signed would be refused, or a non-canonical one kept."""
+    data = encode(value)
+    assert decode(data) == value
+    assert orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == data
+    with pytest.raises(Malformed):
+        decode(b"{ " + data[1:])  # the same value, one space away from canonical
 
 
 def test_known_vector_with_cjk_and_escapes():
