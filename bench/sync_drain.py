@@ -142,7 +142,7 @@ def main() -> None:
     if args.postgres:
         from tests.harness.postgres import PostgresServer
 
-        postgres = PostgresServer(durable=True).start()  # fsync on, as in production
+        postgres = PostgresServer(durable=True).start()  # fsync on, as in production; otherwise its defaults
         database_url = postgres.create_database("drain")
     broker = Mosquitto(root / "broker", port=free_port())
     with ZKEmulator(state, port=0) as terminal:
