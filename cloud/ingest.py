@@ -15,6 +15,7 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+import peewee as pw
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -23,7 +24,7 @@ from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
 from cloud.lanes import LaneIngest
 from cloud.prepare import AheadParser, Prepared, default_processes
-from cloud.store import Appliance, Plant, open_db, reconnecting, write_transaction
+from cloud.store import Appliance, Plant, database, open_db, reconnecting, write_transaction
 from cloud.tsa import TimestampError
 from cloud.verifier import BatchIngest, Outcome
 from cloud.witness_log import WitnessLog, witness_log
@@ -152,7 +153,8 @@ class IngestWorker:
 
     def _work(self) -> None:
         processes = self._settings.ingest_parse_processes or default_processes()
-        parser = AheadParser(processes, lookahead=2 * RUN_BATCHES).start()
+        copy = isinstance(database.obj, pw.PostgresqlDatabase)  # the parsers write PostgreSQL's COPY text
+        parser = AheadParser(processes, lookahead=2 * RUN_BATCHES, copy=copy).start()
         try:
             for run in parser.runs(self._take, limit=RUN_BATCHES):
                 if len(run) == 1:

@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
-from cloud.rows import LEAF, log_row, punch_row
+from cloud.rows import copy_text, log_row, punch_row
 from ledger import LedgerError, topics
 from ledger.messages import Batch
 from ledger.verify import parse_range
@@ -35,29 +35,29 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A checkpointed batch, parsed: what the store needs of it, in a form that crosses back from the
-    parsing process cheaply (tuples and bytes, no dict per record). Nothing in it is acted upon before
-    ``ledger.verify.verify_parsed`` has checked the checkpoint's signature and root against it."""
+    parsing process cheaply (tuples and bytes, or for PostgreSQL the COPY text, no dict per record).
+    Nothing in it is acted upon before ``ledger.verify.verify_parsed`` has checked the checkpoint's
+    signature and root against it."""
 
     log: str
     first: int
     checkpoint: str
     first_prev: str  # the first record's link, checked against the stored head
     kids: list[str]  # each record's key id
-    records: list[tuple[Any, ...]]  # cloud.rows.LOG_COLUMNS
-    punches: list[tuple[Any, ...]]  # cloud.rows.PUNCH_COLUMNS
+    leaves: list[bytes]  # each record's leaf hash
+    records: list[tuple[Any, ...]] | str  # cloud.rows.LOG_COLUMNS, or those rows as COPY text
+    punches: list[tuple[Any, ...]] | str  # cloud.rows.PUNCH_COLUMNS, likewise
+    punch_count: int
 
     @property
     def last(self) -> int:
-        return self.first + len(self.records) - 1
-
-    @property
-    def leaves(self) -> list[bytes]:
-        return [row[LEAF] for row in self.records]
+        return self.first + len(self.leaves) - 1
 
 
-def prepare(payload: bytes) -> Prepared | None:
-    """Decode and parse a checkpointed batch. None if it is not one, holds a key rotation, or is
-    malformed: the store step then does all the work itself, and answers with the reason."""
+def prepare(payload: bytes, *, copy: bool = False) -> Prepared | None:
+    """Decode and parse a checkpointed batch; with ``copy``, its rows as PostgreSQL COPY text. None if
+    it is not checkpointed, holds a key rotation, or is malformed: the store step then does all the
+    work itself, and answers with the reason."""
     try:
         batch = Batch.decode(payload)
         if not batch.checkpoint:
@@ -73,7 +73,18 @@ def prepare(payload: bytes) -> Prepared | None:
             if fields["type"] == "punch":
                 punches.append(punch_row(fields))
         kids = [fields["kid"] for fields, _ in parsed]
-        return Prepared(batch.log, batch.first, batch.checkpoint, parsed[0][0]["prev"], kids, records, punches)
+        leaves = [leaf for _, leaf in parsed]
+        return Prepared(
+            batch.log,
+            batch.first,
+            batch.checkpoint,
+            parsed[0][0]["prev"],
+            kids,
+            leaves,
+            copy_text(records) if copy else records,
+            copy_text(punches) if copy else punches,
+            len(punches),
+        )
     except LedgerError:
         return None
 
@@ -104,9 +115,10 @@ def _die_with_parent() -> None:
 class AheadParser:
     """A pool that parses up to ``lookahead`` batches ahead of the one being stored."""
 
-    def __init__(self, processes: int, *, lookahead: int = 16) -> None:
+    def __init__(self, processes: int, *, lookahead: int = 16, copy: bool = False) -> None:
         self._processes = processes
         self._lookahead = lookahead
+        self._copy = copy  # rows as PostgreSQL COPY text (prepare's ``copy``)
         self._pool: ProcessPoolExecutor | None = None
         self._pending: set[Future[Prepared | None]] = set()  # submitted, not yet taken
         self._broken: set[Future[Prepared | None]] = set()
@@ -186,7 +198,7 @@ class AheadParser:
         if not is_batch:
             return topic, payload, None
         try:
-            future = self._pool.submit(prepare, payload)
+            future = self._pool.submit(prepare, payload, copy=self._copy)
         except BrokenProcessPool:
             self._restart()
             return topic, payload, None

@@ -18,6 +18,7 @@ from ledger.record import employee_of
 LOG_COLUMNS = ("seq", "type", "data", "sig", "leaf", "t_wall_ms", "employee")
 PUNCH_COLUMNS = ("seq", "employee", "terminal", "terminal_sn", "device_time", "at_utc_ms", "state", "verify")
 LEAF = LOG_COLUMNS.index("leaf")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def log_row(fields: dict[str, Any], record: SignedRecord, leaf: bytes) -> tuple[Any, ...]:
@@ -46,3 +47,23 @@ def punch_row(fields: dict[str, Any]) -> tuple[Any, ...]:
 @functools.lru_cache(maxsize=64)
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
+
+
+def copy_text(rows: list[tuple[Any, ...]]) -> str:
+    """Rows in PostgreSQL's COPY text format, a line each. Built where the rows are built (in the parsing
+    processes for a backlog), so the worker, which waits on the database, only sends it."""
+    return "".join("\t".join(map(_copy_field, row)) + "\n" for row in rows)
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, bytes | memoryview):
+        return "\\\\x" + bytes(value).hex()  # bytea's hex form, its backslash escaped for COPY
+    raise TypeError(f"cannot COPY a {type(value).__name__}")

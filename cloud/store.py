@@ -18,6 +18,7 @@ import peewee as pw
 from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate
 
+from cloud.rows import copy_text
 from opskit.migrations import Step, run_migrations
 
 log = logging.getLogger(__name__)
@@ -274,42 +275,28 @@ def write_transaction():  # type: ignore[no-untyped-def]
 def bulk_insert(
     model: type[pw.Model],
     columns: tuple[str, ...],
-    rows: list[tuple[Any, ...]],
+    rows: list[tuple[Any, ...]] | str,
     constants: dict[str, int] | None = None,
 ) -> None:
-    """Insert many rows with one prepared statement: the ORM's per-value SQL building costs more than the
-    database itself on a backlog of a million records. ``constants`` are integer columns equal in every
-    row (the appliance, the time of receipt), written into the statement rather than into each row."""
+    """Insert many rows with one statement: the ORM's per-value SQL building costs more than the database
+    itself on a backlog of a million records. On PostgreSQL ``rows`` may be COPY text already
+    (``cloud.rows.copy_text``). ``constants`` are integer columns equal in every row (the appliance, the
+    time of receipt), written into the statement, or onto each COPY line, rather than into each row."""
     if not rows:
         return
     fixed = {name: int(value) for name, value in (constants or {}).items()}  # int(): nothing else reaches the SQL
     db = database.obj
     table = f'"{model._meta.table_name}" ({", ".join(columns + tuple(fixed))})'
-    literals = "".join(f", {value}" for value in fixed.values())
     if isinstance(db, pw.PostgresqlDatabase):  # COPY: half the time of a multi-row INSERT, on both ends
-        extra = "".join(f"\t{value}" for value in fixed.values())
-        text = "".join("\t".join(map(_copy_field, row)) + extra + "\n" for row in rows)
+        text = rows if isinstance(rows, str) else copy_text(rows)
+        if fixed:  # a raw newline only ends a line: COPY text escapes those inside values
+            text = text.replace("\n", "".join(f"\t{value}" for value in fixed.values()) + "\n")
         db.cursor().copy_expert(f"COPY {table} FROM STDIN", io.StringIO(text))
-    else:
-        db.cursor().executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))}{literals})", rows)
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_field(value: Any) -> str:
-    """One value in PostgreSQL's COPY text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, bytes | memoryview):
-        return "\\\\x" + bytes(value).hex()  # bytea's hex form, its backslash escaped for COPY
-    raise TypeError(f"cannot COPY a {type(value).__name__}")
+        return
+    if isinstance(rows, str):
+        raise TypeError("COPY text is for PostgreSQL; SQLite takes rows")
+    literals = "".join(f", {value}" for value in fixed.values())
+    db.cursor().executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))}{literals})", rows)
 
 
 def open_db(url: str, *, create: bool = True) -> pw.Database:

@@ -119,16 +119,16 @@ class BatchIngest:
             constants = {"appliance_id": appliance.id, "received_ms": now_ms}
             bulk_insert(LogRecord, rows.LOG_COLUMNS, prepared.records, constants)
             bulk_insert(Punch, rows.PUNCH_COLUMNS, prepared.punches, constants)
-            leaves = {row[0]: row[rows.LEAF] for row in prepared.records}
+            leaves = dict(enumerate(prepared.leaves, start=prepared.first))
             self._settle(appliance, prepared.log, prepared.first, leaves, now_ms)
             cosignature = self._cosign(appliance, prepared.checkpoint, checkpoint, now_ms)
-            self._advance(appliance, head, prepared.last, prepared.records[-1][rows.LEAF], tree, now_ms)
+            self._advance(appliance, head, prepared.last, prepared.leaves[-1], tree, now_ms)
         log.info(
             "%s: stored seq %d-%d (%d punches%s)",
             prepared.log,
             prepared.first,
             head.seq,
-            len(prepared.punches),
+            prepared.punch_count,
             ", checkpoint cosigned" if cosignature else "",
         )
         return _ack(prepared.log, prepared.first, prepared.last, head, "ok", cosignature=cosignature)
