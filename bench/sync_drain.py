@@ -100,7 +100,7 @@ class LivePunches(threading.Thread):
                 if sum(row[0] for row in self.system.cloud_rows(query)):
                     self.seen.append(time.perf_counter() - sent)
                     break
-                time.sleep(0.05)
+                time.sleep(0.2)  # each look is a new database connection: not too often
 
 
 def cpu_seconds(pid: int) -> float:
