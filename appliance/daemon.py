@@ -5,18 +5,17 @@ The pages (gunicorn) only read the database; nothing here runs inside a web work
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
 import threading
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import peewee as pw
 
-from appliance import device_settings
+from appliance import device_settings, malloc
 from appliance.attendance import Evaluator
 from appliance.clock import Clock, SystemClock
 from appliance.config import (
@@ -32,14 +31,16 @@ from appliance.identity import finish_rotation, load_or_create_key, load_pending
 from appliance.ingest import PunchIngest
 from appliance.poller import TerminalWorker
 from appliance.punchlog import Entry, LogWriter
-from appliance.push import PushTerminals
-from appliance.readers import SerialReaders
 from appliance.remote_config import RemoteConfig
 from appliance.store import open_db
 from appliance.sync import Uplink
 from firmware_bridge.zk.driver import ZKTerminal
 from firmware_bridge.zk.live import LiveCapture
 from opskit.supervisor import ServiceManager, Unsupervised
+
+if TYPE_CHECKING:  # imported where used: a plant with only ZK terminals never loads the HTTP receiver (Flask)
+    from appliance.push import PushTerminals
+    from appliance.readers import SerialReaders
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,12 @@ class ApplianceDaemon:
             if terminal.live:
                 self.captures.append(self._live_capture(terminal, ingest, worker))
         if settings.terminals_of(AdmsTerminalSettings):
+            from appliance.push import PushTerminals
+
             self.push = PushTerminals(settings, ingest, self.clock, self.db)
         if settings.terminals_of(CardReaderSettings) or settings.terminals_of(R30xReaderSettings):
+            from appliance.readers import SerialReaders
+
             self.readers = SerialReaders(settings, ingest, self.clock)
         self.remote_config.start()
         self.uplink.start(self.writer)
@@ -241,26 +246,10 @@ class ApplianceDaemon:
         log.info("appliance stopped cleanly")
 
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def limit_malloc_arenas(count: int = 2) -> bool:
-    """Cap glibc's per-thread malloc arenas before the threads start (MALLOC_ARENA_MAX, set from inside).
-
-    The daemon runs two threads per terminal; with glibc's default of eight arenas per core, each
-    thread's garbage stays in its own arena and resident memory grows by tens of MB on a Pi with 1 GB.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(M_ARENA_MAX, count))
-    except (OSError, AttributeError):  # not glibc (musl has no arenas to cap)
-        return False
-
-
 def run(settings: Settings, service: ServiceManager | None = None) -> None:
     """Run until SIGTERM or SIGINT; tell ``service`` when ready, while healthy, and when stopping."""
     service = service or Unsupervised()
-    limit_malloc_arenas()
+    malloc.limit_arenas()  # before the threads start: two threads per terminal would each get one
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())

@@ -11,15 +11,18 @@ import logging
 import threading
 from collections import defaultdict
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 from appliance.clock import Clock, to_ms
 from appliance.groupcommit import GroupCommitter
 from appliance.punchlog import Entry, LogWriter
 from appliance.store import BadRecord, Punch, PushCursor, TerminalHealth
 from appliance.terminal_clock import alarm_change
-from firmware_bridge.adms.receiver import AttlogCursor, PushBatch
 from firmware_bridge.types import TIME_FROM_TERMINAL, Download, PunchKey, RawPunch, RejectedRecord
 from firmware_bridge.zk.live import LivePunch
+
+if TYPE_CHECKING:  # the push receiver's types; importing it at run time would load Flask into the daemon
+    from firmware_bridge.adms.receiver import AttlogCursor, PushBatch
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,8 @@ class PunchIngest:
 
     def push_cursor(self, serial: str) -> AttlogCursor | None:
         """The cursor stored with a push terminal's last batch (the receiver's ``cursor_of``)."""
+        from firmware_bridge.adms.receiver import AttlogCursor  # only a plant with push terminals asks
+
         row = PushCursor.get_or_none(PushCursor.serial == serial)
         return AttlogCursor(row.stamp, row.digest) if row is not None else None
 

@@ -56,7 +56,7 @@ class MasterDataError(ValueError):
     """Master data the rules cannot use (a roster naming an unknown shift, a bad pattern...)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # 5,000 of them, read again at every pass
 class Person:
     user_id: str
     name: str

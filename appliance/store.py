@@ -427,10 +427,14 @@ MODELS = (
 )
 
 
-def open_db(path: Path, *, create: bool = True) -> pw.SqliteDatabase:
-    """Open (and with ``create``, migrate) the database and bind the models to it."""
+def open_db(path: Path, *, create: bool = True, cache_kib: int | None = None) -> pw.SqliteDatabase:
+    """Open (and with ``create``, migrate) the database and bind the models to it.
+
+    ``cache_kib``: each connection's page cache at most (SQLite's default is 2 MB a connection).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = pw.SqliteDatabase(str(path), pragmas=PRAGMAS, check_same_thread=False)
+    pragmas = PRAGMAS if cache_kib is None else {**PRAGMAS, "cache_size": -cache_kib}
+    db = pw.SqliteDatabase(str(path), pragmas=pragmas, check_same_thread=False)
     db.bind(MODELS)
     if create:
         with db.connection_context():

@@ -13,7 +13,8 @@ Measured, from the wall-clock moment the terminal announced each punch:
 * board row: a logged-in board client that, like the page's script, fetches the board's rows
   (``?partial=1``, all 5,000) at most once a second when the version moves, sees the worker's row
   checked in (B and C: the evaluator's pass must run first).
-Also the appliance's resident memory (daemon + gunicorn master + workers), highest sample.
+Also the appliance's memory (daemon + gunicorn master + workers) every 2 s: the sample with the
+highest RSS sum, and the one with the highest PSS sum (see ``plant_common``).
 
     .venv/bin/python bench/plant_burst.py [--minutes 10] [--workers 5000]
 """
@@ -31,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.plant_common import TZ, Plant, SSEClient, decode, login, percentile, request, schedule  # noqa: E402
+from bench.plant_common import TZ, PeakMemory, Plant, SSEClient, decode, login, percentile, request, schedule  # noqa: E402
 
 KIOSK_TARGET_S = 1.0
 MEMORY_TARGET = 200 * 1024 * 1024
@@ -90,18 +91,8 @@ def main() -> None:
         kiosk.opened.wait(10)
         board.opened.wait(10)
         assert kiosk.status == 200 and board.status == 200, (kiosk.status, board.status)
-        peak: dict[str, int] = {}
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.wait(2):
-                now = plant.rss()
-                if sum(now.values()) > sum(peak.values()):
-                    peak.clear()
-                    peak.update(now)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
+        peak = PeakMemory(plant)
+        peak.start()
         plan = schedule(plant, window)
         print(f"burst: {len(plan)} punches in {args.minutes:g} min ...", flush=True)
         sent = plant.burst(plan)
@@ -112,7 +103,7 @@ def main() -> None:
         arriving = {u for _at, _t, u, state in plan if state == 0}
         while time.monotonic() < deadline and len(arriving & set(page.first_in)) < len(arriving):
             time.sleep(0.5)
-        done.set()
+        peak.finish()
         page.stop = True
         stored = plant.rows("SELECT user_id, seq, received_ms FROM punch")
         seq_of = {u: seq for u, seq, _r in stored}
@@ -154,10 +145,8 @@ def main() -> None:
             f"board rows fetch (?partial=1, {args.workers} rows): {len(page.fetches)} fetches, "
             f"p50 {percentile(page.fetches, 0.5) * 1000:.0f} ms, max {max(page.fetches) * 1000:.0f} ms"
         )
-    total = sum(peak.values())
-    parts = ", ".join(f"{k} {v / 2**20:.0f}" for k, v in peak.items())
-    ratio = total / MEMORY_TARGET
-    print(f"resident memory, highest sample: {total / 2**20:.0f} MB ({parts})  / 200 MB target = {ratio:.2f}")
+    print(peak.highest_rss.report("memory, sample of highest RSS sum:", MEMORY_TARGET))
+    print(peak.highest_pss.report("memory, sample of highest PSS sum:", MEMORY_TARGET))
     print(f"exit codes: {codes}")
 
 

@@ -5,7 +5,10 @@
 * ``punchproof appliance init`` / ``import-roster`` / ``create-user`` / ``run`` / ``web``, as an
   installer would run them (``web`` is gunicorn with its thread workers);
 * an SSE client (``http.client``, no browser) that notes when each event arrived;
-* RSS of the appliance's processes from /proc: the daemon, the gunicorn master and its workers.
+* the memory of the appliance's processes from /proc (the daemon, the gunicorn master and its
+  workers), two ways: the sum of their RSS, an upper bound that counts every page they share
+  (libraries, the master's pages a forked worker still shares) once per process, and the sum of
+  their PSS, where a page shared by n processes counts 1/n in each: what they take together.
 
 Shifts are whole minutes: ``T`` (the shift change) is the next whole minute after the warm-up.
 """
@@ -196,14 +199,13 @@ class Plant:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
             return conn.execute(sql).fetchall()
 
-    def rss(self) -> dict[str, int]:
-        """Resident bytes of the daemon, the gunicorn master and each of its workers."""
-        out = {"daemon": _rss(self.processes["daemon"].pid)}
-        master = self.processes["web"].pid
-        out["gunicorn master"] = _rss(master)
-        for n, pid in enumerate(_children(master)):
-            out[f"gunicorn worker {n + 1}"] = _rss(pid)
-        return out
+    def memory(self) -> Memory:
+        """RSS and PSS of the daemon, the gunicorn master and each of its workers, read together."""
+        pids = {"daemon": self.processes["daemon"].pid, "gunicorn master": self.processes["web"].pid}
+        for n, pid in enumerate(_children(pids["gunicorn master"])):
+            pids[f"gunicorn worker {n + 1}"] = pid
+        rollups = {name: _rollup(pid) for name, pid in pids.items()}
+        return Memory({k: r["Rss"] for k, r in rollups.items()}, {k: r["Pss"] for k, r in rollups.items()})
 
     def stop(self) -> dict[str, int]:
         codes = {}
@@ -220,11 +222,45 @@ class Plant:
         return codes
 
 
-def _rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+def _rollup(pid: int) -> dict[str, int]:
+    """/proc/PID/smaps_rollup in bytes (Rss, Pss, Shared_Clean...); zeros if the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return {"Rss": 0, "Pss": 0}
+    out = {}
+    for line in text.splitlines()[1:]:
+        name, _, value = line.partition(":")
+        out[name] = int(value.split()[0]) * 1024
+    return out
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One sample of the appliance's processes: bytes resident (RSS) and proportional (PSS) each."""
+
+    rss: dict[str, int]
+    pss: dict[str, int]
+
+    @property
+    def rss_sum(self) -> int:
+        return sum(self.rss.values())
+
+    @property
+    def pss_sum(self) -> int:
+        return sum(self.pss.values())
+
+    def report(self, label: str, target: int) -> str:
+        """Both sums beside the target, with each process's part."""
+        mb = 2**20
+        return "\n".join(
+            f"{label} {kind}: {total / mb:5.1f} MB ({', '.join(f'{k} {v / mb:.1f}' for k, v in parts.items())})"
+            f"  / {target / mb:.0f} MB target = {total / target:.2f}"
+            for kind, total, parts in (
+                ("RSS sum (upper bound)", self.rss_sum, self.rss),
+                ("PSS sum (together)   ", self.pss_sum, self.pss),
+            )
+        )
 
 
 def _children(pid: int) -> list[int]:
@@ -238,6 +274,29 @@ def _children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return sorted(found)
+
+
+class PeakMemory(threading.Thread):
+    """Samples the plant's memory every ``every`` s until ``finish()``; keeps the sample with the
+    highest RSS sum and the one with the highest PSS sum (not always the same moment)."""
+
+    def __init__(self, plant: Plant, every: float = 2.0) -> None:
+        super().__init__(daemon=True)
+        self.plant, self.every = plant, every
+        self._done = threading.Event()
+        self.highest_rss = self.highest_pss = plant.memory()
+
+    def run(self) -> None:
+        while not self._done.wait(self.every):
+            now = self.plant.memory()
+            if now.rss_sum > self.highest_rss.rss_sum:
+                self.highest_rss = now
+            if now.pss_sum > self.highest_pss.pss_sum:
+                self.highest_pss = now
+
+    def finish(self) -> None:
+        self._done.set()
+        self.join(10)
 
 
 # -- HTTP clients -----------------------------------------------------------------------------

@@ -14,17 +14,26 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from appliance import roster_store
+from appliance import malloc, roster_store
 from appliance.attendance import actions, board, facts
 from appliance.attendance.watermarks import watermarks
 from appliance.clock import Clock, to_ms
 from appliance.punchlog import LogWriter
-from appliance.rules import Confirmation, Punch, by_employee, evaluate_plant_day, punch_range
+from appliance.rules import (
+    BusinessTrip,
+    Confirmation,
+    Correction,
+    Leave,
+    Punch,
+    by_employee,
+    evaluate_plant_day,
+    punch_range,
+)
 from appliance.store import BoardRow, DayFactIndex, EvalRequest, EvaluatorState
 from appliance.store import Punch as PunchRow
 
@@ -99,6 +108,7 @@ class Evaluator:
                 last_pass = mono
                 next_pass = mono + self._interval
                 self._guarded("evaluating attendance", self.run_once)
+                malloc.trim()  # a pass frees megabytes at once; give them back rather than keep the peak
 
     def _guarded(self, what: str, step: object) -> None:
         try:
@@ -131,22 +141,10 @@ class Evaluator:
         appended: list[int] = []
         count = changed = 0
         for day in days:
-            evaluations = evaluate_plant_day(
-                master.plant,
-                master.rosters,
-                day,
-                punches=by_employee(self._punches(day)),
-                corrections=corrections,
-                leaves=leaves,
-                trips=trips,
-                now=now,
-                watermarks=marks,
-            )
-            iso = day.isoformat()
-            due = facts.due(evaluations, master.plant, facts.latest(iso))
-            appended += facts.append(self._writer, due)
-            changed += board.replace_day(iso, evaluations, master.plant, master.people, _seqs(iso))
-            count += len(evaluations)
+            day_count, day_changed, day_facts = self._pass_day(master, day, marks, now, corrections, leaves, trips)
+            count += day_count
+            changed += day_changed
+            appended += day_facts
         for day, requested_ms in requested.items():  # only what this pass has seen; newer requests stay
             EvalRequest.delete().where((EvalRequest.day == day) & (EvalRequest.requested_ms <= requested_ms)).execute()
         changed += board.prune((today - timedelta(days=board.KEEP_DAYS)).isoformat())
@@ -160,6 +158,38 @@ class Evaluator:
         if appended:
             log.info("attendance: %d day fact(s) appended, up to seq %d", len(appended), appended[-1])
         return PassReport(tuple(d.isoformat() for d in days), count, tuple(appended), master.problems)
+
+    def _pass_day(
+        self,
+        master: roster_store.MasterData,
+        day: date,
+        marks: Mapping[str, datetime | None],
+        now: datetime,
+        corrections: Mapping[str, Sequence[Correction]],
+        leaves: Mapping[str, Sequence[Leave]],
+        trips: Mapping[str, Sequence[BusinessTrip]],
+    ) -> tuple[int, int, list[int]]:
+        """One day of the pass: (evaluations, board rows changed, facts appended).
+
+        A method of its own so that a day's evaluations and punches are freed before the next day is
+        evaluated: a pass holds one day of a 5,000-worker plant at a time, not two.
+        """
+        evaluations = evaluate_plant_day(
+            master.plant,
+            master.rosters,
+            day,
+            punches=by_employee(self._punches(day)),
+            corrections=corrections,
+            leaves=leaves,
+            trips=trips,
+            now=now,
+            watermarks=marks,
+        )
+        iso = day.isoformat()
+        due = facts.due(evaluations, master.plant, facts.latest(iso))
+        appended = facts.append(self._writer, due)
+        changed = board.replace_day(iso, evaluations, master.plant, master.people, _seqs(iso))
+        return len(evaluations), changed, appended
 
     def _days(self, today: date, requested: dict[str, int]) -> list[date]:
         oldest = today - timedelta(days=LOOKBACK_DAYS)

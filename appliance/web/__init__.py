@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+CACHE_KIB = 512  # SQLite page cache per connection
+TRIM_EVERY_S = 2.0  # after a request, freed memory goes back to the kernel at most this often
+
 if TYPE_CHECKING:
     from flask import Flask
 
@@ -23,7 +26,7 @@ def create_app(settings: Settings | None = None, *, max_streams: int | None = No
     """
     from flask import Flask
 
-    from appliance import storage
+    from appliance import malloc, storage
     from appliance.config import Settings
     from appliance.store import open_db
     from appliance.web import i18n, serving
@@ -34,9 +37,17 @@ def create_app(settings: Settings | None = None, *, max_streams: int | None = No
     if max_streams is None:
         max_streams = int(os.environ.get("PUNCHPROOF_WEB_STREAMS", serving.STREAMS))
     app = Flask(__name__)
+    trimmer = malloc.Trimmer(TRIM_EVERY_S)
     app.config.update(session_config(settings.state_dir / "web-secret.key"), SETTINGS=settings)
-    db = open_db(settings.db_path, create=False)  # the pages read; the daemon and the CLI create and write
+    # The pages read; the daemon and the CLI create and write. A connection lasts one request, so a
+    # page cache bigger than one request's reads is never hit again: 20 requests at once would
+    # each grow SQLite's default 2 MB, the kernel's file cache holds the pages anyway.
+    db = open_db(settings.db_path, create=False, cache_kib=CACHE_KIB)
     per_request(app, db, i18n)
+
+    @app.teardown_request
+    def _give_back(_exc: BaseException | None) -> None:
+        trimmer.maybe()
 
     @app.context_processor
     def _storage() -> dict[str, object]:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import peewee as pw
-from flask import Blueprint, current_app, g, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 
 from appliance.store import BoardRow, EvaluatorState, LogRecord, Punch, SyncState, TerminalHealth
 from appliance.web import live, present
@@ -97,7 +97,10 @@ def index() -> Any:
         return _render("board.html")
     current = version()
     key = (present.today().isoformat(), g.lang, tuple(sorted(request.args.items(multi=True))))
-    return current_app.extensions["punchproof.board_rows"].get(key, lambda: _render("board_live.html"), current)
+    body = current_app.extensions["punchproof.board_rows"].get(
+        key, lambda: _render("board_live.html").encode(), current
+    )
+    return Response(body, mimetype="text/html")
 
 
 def _render(template: str) -> str:

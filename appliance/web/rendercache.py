@@ -6,6 +6,9 @@ request renders, the others asking for the same key wait for it and get the same
 ``concurrent`` renders run at a time, which bounds a worker's memory. Entries belong to an epoch
 (the board's version): a render for a new version drops every other version's, so a worker keeps
 only current text (a 5,000-row board is megabytes) and nothing stale past the next pass or punch.
+Entries are the response's UTF-8 bytes: a page with any Chinese in it is a ``str`` of two bytes a
+character, mostly ASCII markup, so bytes are about half the size, and each response sends them as
+they are instead of encoding the text again.
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ class RenderCache:
     def __init__(self, size: int = 8, concurrent: int = 2) -> None:
         self._size = size
         self._lock = threading.Lock()
-        self._entries: OrderedDict[Hashable, str] = OrderedDict()
+        self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
         self._epoch: Hashable = None
         self._inflight: dict[Hashable, threading.Lock] = {}
         self._renders = threading.BoundedSemaphore(concurrent)
         self.rendered = 0
 
-    def get(self, key: Hashable, render: Callable[[], str], epoch: Hashable = None) -> str:
+    def get(self, key: Hashable, render: Callable[[], bytes], epoch: Hashable = None) -> bytes:
         with self._lock:
             if epoch != self._epoch:
                 self._entries.clear()
@@ -39,12 +42,12 @@ class RenderCache:
                 if key in self._entries:
                     return self._entries[key]
             with self._renders:
-                text = render()
+                body = render()
             with self._lock:
                 self.rendered += 1
                 if epoch == self._epoch:
-                    self._entries[key] = text
+                    self._entries[key] = body
                 while len(self._entries) > self._size:
                     self._entries.popitem(last=False)
                 self._inflight.pop(key, None)
-        return text
+        return body
