@@ -5,6 +5,7 @@
 * ``punchproof appliance init`` / ``import-roster`` / ``create-user`` / ``run`` / ``web``, as an
   installer would run them (``web`` is gunicorn with its thread workers);
 * an SSE client (``http.client``, no browser) that notes when each event arrived;
+* the appliance's processes without the PostgreSQL driver, as a Pi installs them (``_as_on_a_pi``);
 * the memory of the appliance's processes from /proc (the daemon, the gunicorn master and its
   workers), two ways: the sum of their RSS, an upper bound that counts every page they share
   (libraries, the master's pages a forked worker still shares) once per process, and the sum of
@@ -179,9 +180,23 @@ class Plant:
             [sys.executable, "-m", "punchproof", *map(str, args)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": f"{self._as_on_a_pi()}:{ROOT}"},
             cwd=ROOT,
         )
+
+    def _as_on_a_pi(self) -> Path:
+        """A directory that makes ``import psycopg2`` fail, first on the appliance's import path.
+
+        The Pi installs punchproof without the ``[postgres]`` extra (docs/install-pi.md), but this
+        machine's virtualenv has the driver for the cloud's tests, and peewee loads it whenever it
+        can: about 10 MB more in each process that imports peewee, which a Pi never carries.
+        """
+        shim = self.root / "as-on-a-pi"
+        (shim / "psycopg2").mkdir(parents=True, exist_ok=True)
+        (shim / "psycopg2" / "__init__.py").write_text(
+            'raise ImportError("the appliance is installed without the PostgreSQL driver")\n'
+        )
+        return shim
 
     def _serves(self) -> bool:
         try:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import peewee as pw
-from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, url_for
 
 from appliance.store import BoardRow, EvaluatorState, LogRecord, Punch, SyncState, TerminalHealth
 from appliance.web import live, present
@@ -22,8 +22,11 @@ from appliance.web.auth import login_required
 bp = Blueprint("board", __name__)
 
 
-def _filtered(day: str) -> tuple[list[BoardRow], Counter[str]]:
-    """The day's rows that the filters let through, and the day's counts (in SQL: 5,000 rows a day)."""
+PAGE_ROWS = 500  # rows rendered per page: a 5,000-worker board is ten pages, not 2 MB of HTML
+
+
+def _counts(day: str) -> Counter[str]:
+    """The day's count per category (and per missing tier), over every row, whatever the filters."""
     counts: Counter[str] = Counter()
     for status, tier, n in (
         BoardRow.select(BoardRow.status, BoardRow.missing_tier, pw.fn.COUNT(BoardRow.employee))
@@ -34,6 +37,11 @@ def _filtered(day: str) -> tuple[list[BoardRow], Counter[str]]:
         counts[present.CATEGORY_OF.get(status, "off")] += n
         if tier:
             counts[f"missing_{tier}"] += n
+    return counts
+
+
+def _filtered(day: str) -> pw.ModelSelect:
+    """The day's rows that the filters let through (shift, line, category, a search on badge or name)."""
     query = BoardRow.select().where(BoardRow.work_date == day)
     shift, line, category = (request.args.get(k, "") for k in ("shift", "line", "cat"))
     if shift:
@@ -43,12 +51,27 @@ def _filtered(day: str) -> tuple[list[BoardRow], Counter[str]]:
     if category:
         query = query.where(BoardRow.status.in_([s for s, c in present.CATEGORY_OF.items() if c == category]))
     needle = request.args.get("q", "").strip().lower()
-    rows = [
-        r
-        for r in query.order_by(BoardRow.start_ms, BoardRow.shift, BoardRow.line, BoardRow.employee)
-        if not needle or needle in r.employee.lower() or needle in r.name.lower()
-    ]
-    return rows, counts
+    if needle:  # instr, not LIKE: a % or _ typed in the search box is a character, not a wildcard
+        query = query.where(
+            (pw.fn.instr(pw.fn.lower(BoardRow.employee), needle) > 0)
+            | (pw.fn.instr(pw.fn.lower(BoardRow.name), needle) > 0)
+        )
+    return query
+
+
+def _page(query: pw.ModelSelect) -> tuple[list[BoardRow], dict[str, int]]:
+    """One page of ``query`` (``?page=N``, from 1; past the end is the last page), and where it lies."""
+    total = query.count()
+    pages = max(1, -(-total // PAGE_ROWS))
+    try:
+        number = min(max(1, int(request.args.get("page", "1"))), pages)
+    except ValueError:
+        number = 1
+    rows = list(
+        query.order_by(BoardRow.start_ms, BoardRow.shift, BoardRow.line, BoardRow.employee).paginate(number, PAGE_ROWS)
+    )
+    first = (number - 1) * PAGE_ROWS
+    return rows, {"number": number, "pages": pages, "total": total, "first": first + 1, "last": first + len(rows)}
 
 
 def _grouped(rows: list[BoardRow]) -> list[tuple[str, str, list[BoardRow]]]:
@@ -61,7 +84,7 @@ def _grouped(rows: list[BoardRow]) -> list[tuple[str, str, list[BoardRow]]]:
 def _context() -> dict[str, Any]:
     day = present.parse_day(request.args.get("date"))
     iso = day.isoformat()
-    rows, counts = _filtered(iso)
+    rows, page = _page(_filtered(iso))
     yesterday = (day - timedelta(days=1)).isoformat()
     still_open = list(
         BoardRow.select()
@@ -69,19 +92,30 @@ def _context() -> dict[str, Any]:
         .order_by(BoardRow.start_ms, BoardRow.employee)
         .limit(200)
     )
-    everything = BoardRow.select(BoardRow.shift, BoardRow.shift_name, BoardRow.line).where(BoardRow.work_date == iso)
+    day_rows = BoardRow.select().where(BoardRow.work_date == iso)
     return {
         "day": iso,
         "groups": _grouped(rows),
-        "shown": len(rows),
-        "counts": counts,
+        "page": page,
+        "page_url": _page_url,
+        "counts": _counts(iso),
         "still_open": still_open,
-        "shifts": sorted({(r.shift, r.shift_name) for r in everything if r.shift}),
-        "lines": sorted({r.line for r in everything if r.line}),
+        "shifts": sorted(
+            day_rows.select(BoardRow.shift, BoardRow.shift_name).where(BoardRow.shift != "").distinct().tuples()
+        ),
+        "lines": sorted(
+            line for (line,) in day_rows.select(BoardRow.line).where(BoardRow.line != "").distinct().tuples()
+        ),
         "evaluator": EvaluatorState.get_or_none(EvaluatorState.id == 1),
         "args": request.args,
         "categories": present.CATEGORIES,
     }
+
+
+def _page_url(number: int) -> str:
+    """This board with its filters, at page ``number`` (the full page: links reload it)."""
+    args = {k: v for k, v in request.args.items() if k not in ("page", "partial")}
+    return url_for("board.index", **args, page=number)
 
 
 def version() -> str:

@@ -82,6 +82,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "没有符合条件的记录。请确认已导入花名册（punchproof appliance import-roster）。",
         "Nothing matches. Has the roster been imported (punchproof appliance import-roster)?",
     ),
+    "page_prev": ("上一页", "Previous"),
+    "page_next": ("下一页", "Next"),
+    "page_rows": ("第 %d–%d 条，共 %d 条", "Rows %d–%d of %d"),
+    "page_hint": (
+        "点击上方的人数只看缺勤或迟到，或按班次、产线、工号筛选。",
+        "Click a count above to see only the missing or the late, or filter by shift, line or badge.",
+    ),
     "evaluated_at": ("考勤计算于", "Evaluated at"),
     "evaluator_error": ("考勤计算问题", "Evaluation problems"),
     "no_shift": ("无班次", "no shift"),

@@ -156,6 +156,38 @@ def test_the_board_searches_and_filters(plant):
     assert "<html" not in partial and 'data-board-employee="1002"' in partial
 
 
+def test_the_board_renders_a_page_of_rows_at_a_time_and_keeps_the_filters_across_pages(plant, monkeypatch):
+    from appliance.web import board
+
+    monkeypatch.setattr(board, "PAGE_ROWS", 1)  # two employees, one row a page
+    plant.read_terminal()
+    plant.evaluator.run_once()
+    client = plant.client()
+    first = client.get(f"/?date={DAY}").get_data(as_text=True)
+    assert 'data-board-employee="1001"' in first and 'data-board-employee="1002"' not in first
+    assert 'data-page="1" data-pages="2"' in first and "第 1–1 条，共 2 条" in first
+    assert f'href="/?date={DAY}&amp;page=2"' in first, "the next page keeps the date"
+    second = client.get(f"/?date={DAY}&page=2").get_data(as_text=True)
+    assert 'data-board-employee="1002"' in second and 'data-board-employee="1001"' not in second
+    assert client.get(f"/?date={DAY}&page=99").get_data(as_text=True).count("data-board-employee") == 1, "past the end"
+    assert 'data-board-employee="1001"' in client.get(f"/?date={DAY}&page=x").get_data(as_text=True)
+    partial = client.get(f"/?date={DAY}&page=2&partial=1").get_data(as_text=True)
+    assert 'data-board-employee="1002"' in partial, "the live refresh fetches the page being looked at"
+    assert "partial" not in re.search(r'<nav class="pager".*?</nav>', partial, re.S).group(0)
+    assert 'data-pages="' not in client.get(f"/?date={DAY}&line=二线").get_data(as_text=True), "one page: no pager"
+    english = client.get(f"/?date={DAY}&lang=en").get_data(as_text=True)
+    assert "Rows 1–1 of 2" in english
+
+
+def test_the_search_is_on_badge_or_name_and_takes_wildcards_literally(plant):
+    plant.read_terminal()
+    plant.evaluator.run_once()
+    client = plant.client()
+    for needle, expect in (("1002", {"1002"}), ("李", {"1002"}), ("100", {"1001", "1002"}), ("%", set()), ("_", set())):
+        page = client.get("/", query_string={"date": DAY, "q": needle}).get_data(as_text=True)
+        assert set(re.findall(r'data-board-employee="([^"]+)"', page)) == expect, needle
+
+
 def test_a_persons_day_has_punches_with_offset_and_the_reasoning(plant):
     plant.punch("1001", local(2, 8, 22), offset_ms=-4200)
     plant.read_terminal()
