@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.plant_common import TZ, PeakMemory, Plant, SSEClient, decode, login, percentile, request, schedule  # noqa: E402
+from bench.plant_common import TZ, PeakMemory, PiBudget, Plant, SSEClient, decode, login, percentile, request, schedule  # noqa: E402
 
 KIOSK_TARGET_S = 1.0
 FLAGGED_LIVE_S = 60.0  # the issue: a check-in (or its absence) shows on the board within 60 s
@@ -83,12 +83,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="the burst's length (the brief: 10)")
     parser.add_argument("--workers", type=int, default=5000)
+    parser.add_argument(
+        "--pi3-slowdown",
+        type=float,
+        default=None,
+        help="run the appliance in a cgroup with a Pi 3's budget: 4 cores this many times slower than one here, 800 MB",
+    )
     args = parser.parse_args()
+    budget = PiBudget(args.pi3_slowdown) if args.pi3_slowdown else None
+    if budget:
+        print(budget.describe(), flush=True)
     window = args.minutes * 60
     with tempfile.TemporaryDirectory(prefix="plant-burst-") as tmp:
         start_at = datetime.now(TZ) + timedelta(seconds=60 + window / 2)  # ~60 s to set up, then the window
         change = start_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        plant = Plant(Path(tmp), workers=args.workers, change_at=change)
+        plant = Plant(Path(tmp), workers=args.workers, change_at=change, budget=budget)
         t0 = time.monotonic()
         plant.start()
         up = time.monotonic() - t0
@@ -122,6 +131,7 @@ def main() -> None:
         received = {u: r / 1000 for u, _s, r in stored}
         kiosk.close()
         board.close()
+        throttled = budget.throttled() if budget else ""
         codes = plant.stop()
 
     shown = {decode(d)["name"]: t for t, ev, _i, d in kiosk.events if ev == "punch"}
@@ -160,6 +170,8 @@ def main() -> None:
     print(peak.highest_rss.report("memory, sample of highest RSS sum:", MEMORY_TARGET))
     print(peak.highest_pss.report("memory, sample of highest PSS sum:", MEMORY_TARGET))
     print(f"exit codes: {codes}")
+    if budget:
+        print(f"{budget.describe()}: {throttled}")
 
 
 if __name__ == "__main__":

@@ -98,6 +98,73 @@ def _terminals(conn, users_by_terminal: list[list[tuple[str, str]]]) -> None:  #
 
 
 @dataclass
+class PiBudget:
+    """A Raspberry Pi 3's budget for the appliance's processes, on this bigger machine: a cgroup.
+
+    A Pi 3 has 4 Cortex-A53 cores and 1 GB. ``slowdown`` is how many times slower one of its cores
+    runs CPython than one core here (measured elsewhere and given on the command line): the
+    processes get ``4 / slowdown`` of this machine's CPUs (CFS quota) and ``memory_mb`` (the Pi's
+    1 GB less what its OS takes). Throttling is by 100 ms periods, which makes latency burstier
+    than a slower clock would: the figures are a pessimistic estimate, not a Pi's measurement.
+    cgroup v1 (cpu and memory hierarchies) or v2 (unified); needs root.
+    """
+
+    slowdown: float
+    memory_mb: int = 800
+    name: str = field(default_factory=lambda: f"punchproof-bench-{os.getpid()}")
+
+    @property
+    def cpus(self) -> float:
+        return 4 / self.slowdown
+
+    def _dirs(self) -> list[Path]:
+        base = Path("/sys/fs/cgroup")
+        if (base / "cgroup.controllers").exists():
+            return [base / self.name]
+        return [base / "cpu" / self.name, base / "memory" / self.name]
+
+    def create(self) -> None:
+        period = 100_000
+        quota = str(int(self.cpus * period))
+        limit = str(self.memory_mb * 2**20)
+        for d in self._dirs():
+            d.mkdir(exist_ok=True)
+        if len(self._dirs()) == 1:
+            (self._dirs()[0] / "cpu.max").write_text(f"{quota} {period}")
+            (self._dirs()[0] / "memory.max").write_text(limit)
+        else:
+            cpu, memory = self._dirs()
+            (cpu / "cpu.cfs_period_us").write_text(str(period))
+            (cpu / "cpu.cfs_quota_us").write_text(quota)
+            (memory / "memory.limit_in_bytes").write_text(limit)
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """``argv`` run inside the cgroup (it moves itself in, then execs: its children follow)."""
+        moves = " && ".join(f"echo $$ > {d}/cgroup.procs" for d in self._dirs())
+        return ["sh", "-c", f'{moves} && exec "$@"', "sh", *argv]
+
+    def throttled(self) -> str:
+        """How often the quota held the processes back (cgroup's cpu.stat)."""
+        stat_file = self._dirs()[0] / "cpu.stat"
+        stat = dict(line.split() for line in stat_file.read_text().splitlines())
+        periods, throttled = int(stat.get("nr_periods", 0)), int(stat.get("nr_throttled", 0))
+        return f"throttled in {throttled} of {periods} 100 ms periods"
+
+    def remove(self) -> None:
+        for d in self._dirs():
+            try:
+                d.rmdir()
+            except OSError:
+                pass  # a process still inside: the kernel keeps the group until it ends
+
+    def describe(self) -> str:
+        return (
+            f"Pi 3 budget: the appliance's processes limited to {self.cpus:.2f} of this machine's CPUs "
+            f"(4 cores / slowdown {self.slowdown:g}) and {self.memory_mb} MB"
+        )
+
+
+@dataclass
 class Plant:
     """The plant: workers E00000.., names 工人00000.. (unique, so the kiosk's events can be matched)."""
 
@@ -106,6 +173,7 @@ class Plant:
     change_at: datetime = field(default_factory=lambda: datetime.now(TZ))
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     base: str = ""
+    budget: PiBudget | None = None  # the daemon and gunicorn run inside it (not the terminals, not the clients)
 
     def shift_of(self, n: int) -> str:
         return "ABC"[n % 3]
@@ -114,6 +182,8 @@ class Plant:
         return n % TERMINALS
 
     def start(self) -> Plant:
+        if self.budget:
+            self.budget.create()
         users: list[list[tuple[str, str]]] = [[] for _ in range(TERMINALS)]
         for n in range(self.workers):
             users[self.terminal_of(n)].append((f"E{n:05d}", f"工人{n:05d}"))
@@ -176,8 +246,9 @@ class Plant:
 
     def spawn(self, name: str, *args: object) -> None:
         log = (self.root / f"{name}.log").open("ab")
+        argv = [sys.executable, "-m", "punchproof", *map(str, args)]
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "punchproof", *map(str, args)],
+            self.budget.wrap(argv) if self.budget else argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": f"{self._as_on_a_pi()}:{ROOT}"},
@@ -234,6 +305,8 @@ class Plant:
                 codes[name] = -9
         self._pipe.send(("stop", None))
         self._emulators.join(10)
+        if self.budget:
+            self.budget.remove()
         return codes
 
 

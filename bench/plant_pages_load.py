@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.plant_common import TZ, PeakMemory, Plant, SSEClient, decode, login, percentile  # noqa: E402
+from bench.plant_common import TZ, PeakMemory, PiBudget, Plant, SSEClient, decode, login, percentile  # noqa: E402
 
 MEMORY_TARGET = 200 * 1024 * 1024
 LATENCY_TARGET_S = 1.0
@@ -86,10 +86,19 @@ def main() -> None:
     parser.add_argument("--kiosks", type=int, default=20)
     parser.add_argument("--every", type=float, default=1.0, help="each board client's poll period, s")
     parser.add_argument("--workers", type=int, default=5000)
+    parser.add_argument(
+        "--pi3-slowdown",
+        type=float,
+        default=None,
+        help="run the appliance in a cgroup with a Pi 3's budget: 4 cores this many times slower than one here, 800 MB",
+    )
     args = parser.parse_args()
+    budget = PiBudget(args.pi3_slowdown) if args.pi3_slowdown else None
+    if budget:
+        print(budget.describe(), flush=True)
     with tempfile.TemporaryDirectory(prefix="plant-load-") as tmp:
         change = datetime.now(TZ).replace(second=0, microsecond=0) + timedelta(minutes=2)
-        plant = Plant(Path(tmp), workers=args.workers, change_at=change).start()
+        plant = Plant(Path(tmp), workers=args.workers, change_at=change, budget=budget).start()
         cookies = [login(plant.base) for _ in range(SESSIONS)]
         kiosks = [SSEClient(plant.base, "/kiosk/events") for _ in range(args.kiosks)]
         for k in kiosks:
@@ -126,6 +135,7 @@ def main() -> None:
         peak.finish()
         for k in kiosks:
             k.close()
+        throttled = budget.throttled() if budget else ""
         codes = plant.stop()
 
     print(
@@ -160,6 +170,8 @@ def main() -> None:
     print(peak.highest_rss.report("memory, sample of highest RSS sum:", MEMORY_TARGET))
     print(peak.highest_pss.report("memory, sample of highest PSS sum:", MEMORY_TARGET))
     print(f"exit codes: {codes}")
+    if budget:
+        print(f"{budget.describe()}: {throttled}")
 
 
 if __name__ == "__main__":
