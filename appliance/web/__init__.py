@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, *, max_streams: int | None = No
 
     tz = settings.plant.tz
     app.extensions["punchproof.board_rows"] = rendercache.RenderCache()
+    app.extensions["punchproof.board_status"] = rendercache.RenderCache(size=4)
     app.extensions["punchproof.live"] = live.Hub(db, lambda rows: kiosk.shown(rows, tz), max_streams=max_streams)
 
     for blueprint in (auth.bp, board.bp, day.bp, export.bp, kiosk.bp, metrics.bp):

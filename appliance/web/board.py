@@ -81,7 +81,8 @@ def _grouped(rows: list[BoardRow]) -> list[tuple[str, str, list[BoardRow]]]:
     return [(shift, line, members) for (shift, line), members in groups.items()]
 
 
-def _context() -> dict[str, Any]:
+def _rows_context() -> dict[str, Any]:
+    """The board's rows: the day's counts, a page of the rows the filters let through, yesterday's open shifts."""
     day = present.parse_day(request.args.get("date"))
     iso = day.isoformat()
     rows, page = _page(_filtered(iso))
@@ -109,6 +110,11 @@ def _context() -> dict[str, Any]:
         "evaluator": EvaluatorState.get_or_none(EvaluatorState.id == 1),
         "args": request.args,
         "categories": present.CATEGORIES,
+        "settings": current_app.config["SETTINGS"],
+        "local": present.local,
+        "hhmm": present.hhmm,
+        "reason": present.reason,
+        "tier_key": present.tier_key,
     }
 
 
@@ -128,42 +134,42 @@ def version() -> str:
 @login_required
 def index() -> Any:
     if not request.args.get("partial"):
-        return _render("board.html")
-    current = version()
-    key = (present.today().isoformat(), g.lang, tuple(sorted(request.args.items(multi=True))))
-    body = current_app.extensions["punchproof.board_rows"].get(
-        key, lambda: _render("board_live.html").encode(), current
+        return render_template("board.html", version=version(), **{**_rows_context(), **_status_context()})
+    state = EvaluatorState.get_or_none(EvaluatorState.id == 1)
+    day = present.today().isoformat()
+    # The rows (5,000 a day, a page of them rendered) change only when a pass changes the board;
+    # the status below them (recent punches, terminals, sync) with every punch. Two caches, so a
+    # punch costs a render of the small part, shared by every board whatever its filters.
+    rows = current_app.extensions["punchproof.board_rows"].get(
+        (day, g.lang, tuple(sorted(request.args.items(multi=True)))),
+        lambda: render_template("board_rows.html", **_rows_context()).encode(),
+        state.board_version if state else 0,
     )
-    return Response(body, mimetype="text/html")
+    status = current_app.extensions["punchproof.board_status"].get(
+        (day, g.lang), lambda: render_template("board_status.html", **_status_context()).encode(), version()
+    )
+    return Response(rows + b"\n" + status, mimetype="text/html")
 
 
-def _render(template: str) -> str:
+def _status_context() -> dict[str, Any]:
+    """What the board shows below the rows: today's last punches, the terminals, the sync."""
     settings = current_app.config["SETTINGS"]
-    tz = settings.plant.tz
     day = present.today()
-    start_ms = int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp() * 1000)
-    punches = list(Punch.select().where(Punch.at_utc_ms >= start_ms).order_by(Punch.seq.desc()).limit(50))
+    start_ms = int(datetime(day.year, day.month, day.day, tzinfo=settings.plant.tz).timestamp() * 1000)
     sync = SyncState.get_by_id(1)
     head = LogRecord.select(LogRecord.seq).order_by(LogRecord.seq.desc()).scalar()
-    oldest = (
-        LogRecord.select(LogRecord.t_wall_ms).where(LogRecord.seq > sync.acked_seq).order_by(LogRecord.seq).scalar()
-    )
-    return render_template(
-        template,
-        settings=settings,
-        punches=punches,
-        terminals=list(TerminalHealth.select()),
-        sync=sync,
-        head=head if head is not None else -1,
-        oldest_unsynced=oldest,
-        local=present.local,
-        hhmm=present.hhmm,
-        reason=present.reason,
-        tier_key=present.tier_key,
-        today=day.isoformat(),
-        version=version(),
-        **_context(),
-    )
+    return {
+        "settings": settings,
+        "punches": list(Punch.select().where(Punch.at_utc_ms >= start_ms).order_by(Punch.seq.desc()).limit(50)),
+        "terminals": list(TerminalHealth.select()),
+        "sync": sync,
+        "head": head if head is not None else -1,
+        "oldest_unsynced": LogRecord.select(LogRecord.t_wall_ms)
+        .where(LogRecord.seq > sync.acked_seq)
+        .order_by(LogRecord.seq)
+        .scalar(),
+        "local": present.local,
+    }
 
 
 @bp.route("/board/version")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from appliance.store import MODELS
+from appliance.store import MODELS, EvaluatorState
 from appliance.web import create_app, live
 from tests.appliance.web.test_attendance_pages import PASSWORD, Plant, csrf_of
 from tests.harness.clock import FrozenClock
@@ -204,3 +204,23 @@ def test_a_room_of_boards_costs_one_render_per_version(plant, web):
     plant.evaluator.run_once()  # the version moves: the rows are read again
     fresh = client.get("/?partial=1&cat=missing").get_data(as_text=True)
     assert cache.rendered == 3 and fresh != first[0]
+
+
+def test_a_punch_renders_the_status_again_and_the_rows_only_when_a_pass_changes_them(plant, web):
+    app, _hub = web()
+    client = app.test_client()
+    login(client)
+    rows, status = app.extensions["punchproof.board_rows"], app.extensions["punchproof.board_status"]
+    plant.read_terminal()
+    plant.evaluator.run_once()
+    for query in ("/?partial=1", "/?partial=1&cat=missing", "/?partial=1&line=二线"):
+        client.get(query)
+    assert (rows.rendered, status.rendered) == (3, 1), "three filters, one status for all of them"
+    seq = plant.punch("1002", datetime.now(UTC))
+    page = client.get("/?partial=1").get_data(as_text=True)
+    assert (rows.rendered, status.rendered) == (3, 2), "a punch alone: only the status is rendered again"
+    assert f'<td class="muted">{seq}</td>' in page, "the punch is among the recent ones"
+    EvaluatorState.update(board_version=EvaluatorState.board_version + 1).execute()  # a pass changed rows
+    client.get("/?partial=1")
+    client.get("/?partial=1&cat=missing")
+    assert (rows.rendered, status.rendered) == (5, 3), "the rows again, once per filter; the status once"
