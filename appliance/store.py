@@ -11,9 +11,12 @@ from pathlib import Path
 
 import peewee as pw
 from playhouse.migrate import SqliteMigrator, migrate
+from playhouse.pool import PooledSqliteDatabase
 
 from opskit.migrations import Step, run_migrations
 
+POOL_STALE_S = 300  # a pooled connection older than this is closed rather than reused
+POOL_WAIT_S = 10  # a request waits this long for a pooled connection, then fails (and says so)
 PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "full",  # a committed punch survives a power cut
@@ -427,14 +430,30 @@ MODELS = (
 )
 
 
-def open_db(path: Path, *, create: bool = True, cache_kib: int | None = None) -> pw.SqliteDatabase:
+def open_db(
+    path: Path, *, create: bool = True, cache_kib: int | None = None, pool: int | None = None
+) -> pw.SqliteDatabase:
     """Open (and with ``create``, migrate) the database and bind the models to it.
 
     ``cache_kib``: each connection's page cache at most (SQLite's default is 2 MB a connection).
+    ``pool``: keep up to this many connections open for reuse (``close()`` hands one back). For the
+    pages: opening SQLite costs its pragmas and a parse of the schema, under a lock that every
+    request of the worker takes, which made opening and closing most of a small request's time.
+    A caller wanting one when all are taken waits up to ``POOL_WAIT_S``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     pragmas = PRAGMAS if cache_kib is None else {**PRAGMAS, "cache_size": -cache_kib}
-    db = pw.SqliteDatabase(str(path), pragmas=pragmas, check_same_thread=False)
+    if pool:
+        db: pw.SqliteDatabase = PooledSqliteDatabase(
+            str(path),
+            max_connections=pool,
+            stale_timeout=POOL_STALE_S,
+            timeout=POOL_WAIT_S,
+            pragmas=pragmas,
+            check_same_thread=False,
+        )
+    else:
+        db = pw.SqliteDatabase(str(path), pragmas=pragmas, check_same_thread=False)
     db.bind(MODELS)
     if create:
         with db.connection_context():

@@ -10,6 +10,7 @@ import os
 from typing import TYPE_CHECKING
 
 CACHE_KIB = 512  # SQLite page cache per connection
+POOL = 12  # SQLite connections a worker keeps: the 8 threads kept from streams, the live hub, and some to spare
 TRIM_EVERY_S = 2.0  # after a request, freed memory goes back to the kernel at most this often
 
 if TYPE_CHECKING:
@@ -39,10 +40,11 @@ def create_app(settings: Settings | None = None, *, max_streams: int | None = No
     app = Flask(__name__)
     trimmer = malloc.Trimmer(TRIM_EVERY_S)
     app.config.update(session_config(settings.state_dir / "web-secret.key"), SETTINGS=settings)
-    # The pages read; the daemon and the CLI create and write. A connection lasts one request, so a
-    # page cache bigger than one request's reads is never hit again: 20 requests at once would
-    # each grow SQLite's default 2 MB, the kernel's file cache holds the pages anyway.
-    db = open_db(settings.db_path, create=False, cache_kib=CACHE_KIB)
+    # The pages read; the daemon and the CLI create and write. Connections are pooled (opening one
+    # per request was most of a small request's time); each keeps a small page cache, since the
+    # kernel's file cache holds the pages anyway and 20 requests at once would each grow SQLite's
+    # default 2 MB.
+    db = open_db(settings.db_path, create=False, cache_kib=CACHE_KIB, pool=POOL)
     per_request(app, db, i18n)
 
     @app.teardown_request
