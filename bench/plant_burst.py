@@ -52,6 +52,7 @@ class BoardPage(threading.Thread):
         self.wanted = threading.Event()
         self.first_in: dict[str, float] = {}
         self.fetches: list[float] = []  # seconds per fetch
+        self.errors: list[str] = []
         self.stop = False
 
     def run(self) -> None:
@@ -63,12 +64,16 @@ class BoardPage(threading.Thread):
             number, pages = 1, 1
             while number <= pages:  # the whole board, a page after the other, as someone paging through it
                 begun = time.time()
-                status, _h, page = request(
-                    self.base, "GET", f"/?partial=1&page={number}", cookie=self.cookie, timeout=60
-                )
+                try:
+                    status, _h, page = request(
+                        self.base, "GET", f"/?partial=1&page={number}", cookie=self.cookie, timeout=60
+                    )
+                except OSError as exc:
+                    status, page = repr(exc), ""
                 now = time.time()
                 self.fetches.append(now - begun)
                 if status != 200:
+                    self.errors.append(f"page {number}: {status}")
                     break
                 for employee, st in ROW.findall(page):
                     if st in CHECKED_IN and employee not in self.first_in:
@@ -126,6 +131,7 @@ def main() -> None:
             time.sleep(0.5)
         peak.finish()
         page.stop = True
+        page.join(60)  # its last round of pages, before gunicorn stops under it
         stored = plant.rows("SELECT user_id, seq, received_ms FROM punch")
         seq_of = {u: seq for u, seq, _r in stored}
         received = {u: r / 1000 for u, _s, r in stored}
@@ -165,7 +171,8 @@ def main() -> None:
     if page.fetches:
         print(
             f"board rows fetch (?partial=1&page=N, every page of {args.workers} rows): {len(page.fetches)} fetches, "
-            f"p50 {percentile(page.fetches, 0.5) * 1000:.0f} ms, max {max(page.fetches) * 1000:.0f} ms"
+            f"p50 {percentile(page.fetches, 0.5) * 1000:.0f} ms, max {max(page.fetches) * 1000:.0f} ms; "
+            f"{len(page.errors)} errors {page.errors[:3]}"
         )
     print(peak.highest_rss.report("memory, sample of highest RSS sum:", MEMORY_TARGET))
     print(peak.highest_pss.report("memory, sample of highest PSS sum:", MEMORY_TARGET))

@@ -102,11 +102,13 @@ class PiBudget:
     """A Raspberry Pi 3's budget for the appliance's processes, on this bigger machine: a cgroup.
 
     A Pi 3 has 4 Cortex-A53 cores and 1 GB. ``slowdown`` is how many times slower one of its cores
-    runs CPython than one core here (measured elsewhere and given on the command line): the
-    processes get ``4 / slowdown`` of this machine's CPUs (CFS quota) and ``memory_mb`` (the Pi's
-    1 GB less what its OS takes). Throttling is by 100 ms periods, which makes latency burstier
-    than a slower clock would: the figures are a pessimistic estimate, not a Pi's measurement.
-    cgroup v1 (cpu and memory hierarchies) or v2 (unified); needs root.
+    runs CPython than one core here (measured elsewhere and given on the command line). The
+    processes together get ``4 / slowdown`` of this machine's CPUs (CFS quota) and ``memory_mb``
+    (the Pi's 1 GB less what its OS takes); each process (the daemon; gunicorn's master with its
+    worker) also gets one Pi core, ``1 / slowdown``, since CPython runs one thread at a time.
+    Throttling is by 100 ms periods, which makes latency burstier than a slower clock would: the
+    figures are a pessimistic estimate, not a Pi's measurement. cgroup v1 (cpu and memory
+    hierarchies) or v2 (unified); needs root.
     """
 
     slowdown: float
@@ -123,44 +125,71 @@ class PiBudget:
             return [base / self.name]
         return [base / "cpu" / self.name, base / "memory" / self.name]
 
+    PERIOD_US = 100_000
+
+    def _quota(self, cpus: float) -> int:
+        return int(cpus * self.PERIOD_US)
+
     def create(self) -> None:
-        period = 100_000
-        quota = str(int(self.cpus * period))
         limit = str(self.memory_mb * 2**20)
         for d in self._dirs():
             d.mkdir(exist_ok=True)
         if len(self._dirs()) == 1:
-            (self._dirs()[0] / "cpu.max").write_text(f"{quota} {period}")
+            (self._dirs()[0] / "cgroup.subtree_control").write_text("+cpu")
+            (self._dirs()[0] / "cpu.max").write_text(f"{self._quota(self.cpus)} {self.PERIOD_US}")
             (self._dirs()[0] / "memory.max").write_text(limit)
         else:
             cpu, memory = self._dirs()
-            (cpu / "cpu.cfs_period_us").write_text(str(period))
-            (cpu / "cpu.cfs_quota_us").write_text(quota)
+            (cpu / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (cpu / "cpu.cfs_quota_us").write_text(str(self._quota(self.cpus)))
             (memory / "memory.limit_in_bytes").write_text(limit)
 
-    def wrap(self, argv: list[str]) -> list[str]:
-        """``argv`` run inside the cgroup (it moves itself in, then execs: its children follow)."""
-        moves = " && ".join(f"echo $$ > {d}/cgroup.procs" for d in self._dirs())
+    def _core(self, name: str) -> Path:
+        """A child cgroup of one Pi core for the process ``name`` (created on first use)."""
+        core = self._dirs()[0] / name
+        if not core.exists():
+            core.mkdir()
+            one = self._quota(1 / self.slowdown)
+            if len(self._dirs()) == 1:
+                (core / "cpu.max").write_text(f"{one} {self.PERIOD_US}")
+            else:
+                (core / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+                (core / "cpu.cfs_quota_us").write_text(str(one))
+        return core
+
+    def wrap(self, argv: list[str], name: str) -> list[str]:
+        """``argv`` run inside the budget, on a Pi core of its own (it moves itself in, then execs:
+        its children follow it)."""
+        groups = [self._core(name)] if len(self._dirs()) == 1 else [self._core(name), self._dirs()[1]]
+        moves = " && ".join(f"echo $$ > {d}/cgroup.procs" for d in groups)
         return ["sh", "-c", f'{moves} && exec "$@"', "sh", *argv]
 
     def throttled(self) -> str:
-        """How often the quota held the processes back (cgroup's cpu.stat)."""
-        stat_file = self._dirs()[0] / "cpu.stat"
-        stat = dict(line.split() for line in stat_file.read_text().splitlines())
-        periods, throttled = int(stat.get("nr_periods", 0)), int(stat.get("nr_throttled", 0))
-        return f"throttled in {throttled} of {periods} 100 ms periods"
+        """How often each process's Pi core held it back (the cgroups' cpu.stat)."""
+        parts = []
+        for core in sorted(p for p in self._dirs()[0].iterdir() if p.is_dir()):
+            stat = dict(line.split() for line in (core / "cpu.stat").read_text().splitlines())
+            periods, throttled = int(stat.get("nr_periods", 0)), int(stat.get("nr_throttled", 0))
+            parts.append(f"{core.name} throttled in {throttled} of {periods} 100 ms periods")
+        return "; ".join(parts)
 
     def remove(self) -> None:
         for d in self._dirs():
+            for core in (p for p in d.iterdir() if p.is_dir()):
+                try:
+                    core.rmdir()
+                except OSError:
+                    pass  # a process still inside: the kernel keeps the group until it ends
             try:
                 d.rmdir()
             except OSError:
-                pass  # a process still inside: the kernel keeps the group until it ends
+                pass
 
     def describe(self) -> str:
         return (
             f"Pi 3 budget: the appliance's processes limited to {self.cpus:.2f} of this machine's CPUs "
-            f"(4 cores / slowdown {self.slowdown:g}) and {self.memory_mb} MB"
+            f"(4 cores / slowdown {self.slowdown:g}), each to {1 / self.slowdown:.3f} (one Pi core), "
+            f"and {self.memory_mb} MB"
         )
 
 
@@ -248,7 +277,7 @@ class Plant:
         log = (self.root / f"{name}.log").open("ab")
         argv = [sys.executable, "-m", "punchproof", *map(str, args)]
         self.processes[name] = subprocess.Popen(
-            self.budget.wrap(argv) if self.budget else argv,
+            self.budget.wrap(argv, name) if self.budget else argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": f"{self._as_on_a_pi()}:{ROOT}"},
