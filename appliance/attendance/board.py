@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from appliance.clock import to_ms
 from appliance.roster_store import Person
@@ -64,9 +64,11 @@ def replace_day(
     plant: Plant,
     people: Mapping[str, Person],
     fact_seqs: Mapping[str, int],
+    employees: Collection[str] | None = None,
 ) -> int:
     """Make the day's rows these, in one transaction (a page never sees half a pass); return how many
-    rows changed.
+    rows changed. With ``employees``, the evaluations are those employees' only: the other rows of
+    the day are left as they are.
 
     Only rows whose content changed are written: a pass over 5,000 workers usually changes a handful,
     and the write lock it takes is the one the punches' group commit waits for. ``as_of_ms`` is the
@@ -81,6 +83,8 @@ def replace_day(
         values = row(ev, plant, people.get(ev.employee), fact_seqs.get(f"{ev.employee}/{work_date}/{ev.shift_id}"))
         fresh[(ev.employee, ev.shift_id)] = (_content(values), values["as_of_ms"])
     stored = BoardRow.select(*(getattr(BoardRow, name) for name in CONTENT)).where(BoardRow.work_date == work_date)
+    if employees is not None:
+        stored = stored.where(BoardRow.employee.in_(list(employees)))
     same: set[tuple[object, object]] = set()
     gone: list[tuple[object, object]] = []
     for content in stored.tuples().iterator():

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+import peewee as pw
 
 from appliance import malloc, roster_store
 from appliance.attendance import actions, board, facts
@@ -39,8 +41,11 @@ from appliance.store import Punch as PunchRow
 
 log = logging.getLogger(__name__)
 
-INTERVAL_S = 15.0
+INTERVAL_S = 15.0  # a full pass at least this often when a pass is quick...
+FULL_SHARE = 4.0  # ...else this many times its own duration apart: on a slow Pi, a fifth of a core at most
+MAX_INTERVAL_S = 40.0  # but never further apart, so that a missed check-in is flagged within 60 s
 MIN_GAP_S = 2.0
+PARTIAL_MAX = 1000  # new punchers beyond this: a full pass costs about as much
 ACTION_TICK_S = 0.5
 LOOKBACK_DAYS = 31
 
@@ -51,6 +56,7 @@ class PassReport:
     evaluations: int
     facts: tuple[int, ...]  # seqs of the day facts appended
     problems: tuple[str, ...]
+    employees: int | None = None  # a pass over the new punchers only: how many; None for a full pass
 
 
 class Evaluator:
@@ -74,6 +80,8 @@ class Evaluator:
         self._thread: threading.Thread | None = None
         self._failing = False
         self._problems: tuple[str, ...] = ()
+        self._master: roster_store.MasterData | None = None  # as the last full pass read it
+        self._seen_seq = -1  # punches up to this seq have been evaluated
 
     # -- the thread ------------------------------------------------------------------------
     def start(self) -> None:
@@ -103,12 +111,17 @@ class Evaluator:
                 break
             self._guarded("signing actions", lambda: actions.sign_pending(self._writer))
             mono = self._clock.monotonic()
-            if mono >= next_pass or (self._dirty and mono - last_pass >= MIN_GAP_S):
+            if mono >= next_pass:
                 self._dirty = False
                 last_pass = mono
-                next_pass = mono + self._interval
                 self._guarded("evaluating attendance", self.run_once)
+                took = self._clock.monotonic() - mono
+                next_pass = mono + max(self._interval, min(MAX_INTERVAL_S, FULL_SHARE * took))
                 malloc.trim()  # a pass frees megabytes at once; give them back rather than keep the peak
+            elif self._dirty and mono - last_pass >= MIN_GAP_S:
+                self._dirty = False
+                last_pass = mono
+                self._guarded("evaluating attendance", self.run_new_punches)
 
     def _guarded(self, what: str, step: object) -> None:
         try:
@@ -125,8 +138,11 @@ class Evaluator:
 
     # -- one pass ----------------------------------------------------------------------------
     def run_once(self) -> PassReport:
+        """A full pass: every employee, on every day still open. Time alone changes a board (a shift
+        starts and nobody punched), so these run every ``interval_s`` whatever happens."""
         started = self._clock.monotonic()
         now = self._clock.now()
+        newest = _newest_punch()
         master = roster_store.load(self._tz, self._terminals)
         if master.problems != self._problems:
             for problem in master.problems:
@@ -155,9 +171,53 @@ class Evaluator:
             pass_ms=int((self._clock.monotonic() - started) * 1000),
             last_error="; ".join(master.problems)[:2000],
         ).where(EvaluatorState.id == 1).execute()
+        self._master, self._seen_seq = master, max(self._seen_seq, newest)
         if appended:
             log.info("attendance: %d day fact(s) appended, up to seq %d", len(appended), appended[-1])
         return PassReport(tuple(d.isoformat() for d in days), count, tuple(appended), master.problems)
+
+    def run_new_punches(self) -> PassReport:
+        """A pass over the employees who punched since the last pass, today and yesterday only.
+
+        What a punch changes shows on the board within seconds, at the cost of those employees: a
+        full pass of a 5,000-worker plant takes seconds of a Pi's core, and this thread shares the
+        interpreter with the ones that read the terminals. The master data is the last full pass's
+        (an import shows at the next full pass, as do older days and the passing of time).
+        """
+        newest = _newest_punch()
+        if newest <= self._seen_seq:
+            return PassReport((), 0, (), (), employees=0)
+        employees = {
+            user
+            for (user,) in PunchRow.select(PunchRow.user_id)
+            .where((PunchRow.seq > self._seen_seq) & (PunchRow.seq <= newest))
+            .distinct()
+            .tuples()
+        }
+        if self._master is None or len(employees) > PARTIAL_MAX:
+            return self.run_once()
+        master, now = self._master, self._clock.now()
+        marks = watermarks(self._terminals)
+        today = now.astimezone(self._tz).date()
+        days = (today - timedelta(days=1), today)
+        corrections = by_employee(c for c in master.corrections if c.employee in employees)
+        leaves = by_employee(x for x in master.leaves if x.employee in employees)
+        trips = by_employee(x for x in master.trips if x.employee in employees)
+        appended: list[int] = []
+        count = changed = 0
+        for day in days:
+            day_count, day_changed, day_facts = self._pass_day(
+                master, day, marks, now, corrections, leaves, trips, employees
+            )
+            count += day_count
+            changed += day_changed
+            appended += day_facts
+        if changed:
+            EvaluatorState.update(board_version=EvaluatorState.board_version + 1).where(
+                EvaluatorState.id == 1
+            ).execute()
+        self._seen_seq = newest
+        return PassReport(tuple(d.isoformat() for d in days), count, tuple(appended), (), employees=len(employees))
 
     def _pass_day(
         self,
@@ -168,17 +228,20 @@ class Evaluator:
         corrections: Mapping[str, Sequence[Correction]],
         leaves: Mapping[str, Sequence[Leave]],
         trips: Mapping[str, Sequence[BusinessTrip]],
+        employees: Collection[str] | None = None,
     ) -> tuple[int, int, list[int]]:
-        """One day of the pass: (evaluations, board rows changed, facts appended).
+        """One day of the pass, of every employee or of ``employees``: (evaluations, board rows
+        changed, facts appended).
 
         A method of its own so that a day's evaluations and punches are freed before the next day is
         evaluated: a pass holds one day of a 5,000-worker plant at a time, not two.
         """
+        rosters = master.rosters if employees is None else [r for r in master.rosters if r.employee in employees]
         evaluations = evaluate_plant_day(
             master.plant,
-            master.rosters,
+            rosters,
             day,
-            punches=by_employee(self._punches(day)),
+            punches=by_employee(self._punches(day, employees)),
             corrections=corrections,
             leaves=leaves,
             trips=trips,
@@ -188,7 +251,7 @@ class Evaluator:
         iso = day.isoformat()
         due = facts.due(evaluations, master.plant, facts.latest(iso))
         appended = facts.append(self._writer, due)
-        changed = board.replace_day(iso, evaluations, master.plant, master.people, _seqs(iso))
+        changed = board.replace_day(iso, evaluations, master.plant, master.people, _seqs(iso), employees)
         return len(evaluations), changed, appended
 
     def _days(self, today: date, requested: dict[str, int]) -> list[date]:
@@ -208,7 +271,7 @@ class Evaluator:
         days |= {d for d in map(date.fromisoformat, requested) if oldest <= d <= today}
         return sorted(days)
 
-    def _punches(self, day: date) -> list[Punch]:
+    def _punches(self, day: date, employees: Collection[str] | None = None) -> list[Punch]:
         span = punch_range(day, self._tz)
         rows = (
             PunchRow.select(
@@ -217,7 +280,14 @@ class Evaluator:
             .where((PunchRow.at_utc_ms >= to_ms(span.start)) & (PunchRow.at_utc_ms < to_ms(span.end)))
             .tuples()
         )
+        if employees is not None:
+            rows = rows.where(PunchRow.user_id.in_(list(employees)))
         return [Punch(u, t, roster_store.utc_ms(at), s, v, ref=str(seq)) for u, t, at, s, v, seq in rows]
+
+
+def _newest_punch() -> int:
+    newest = PunchRow.select(pw.fn.MAX(PunchRow.seq)).scalar()
+    return -1 if newest is None else int(newest)
 
 
 def _seqs(work_date: str) -> dict[str, int]:

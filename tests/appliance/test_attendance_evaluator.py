@@ -11,6 +11,8 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from appliance import roster_import
 from appliance.attendance import Evaluator, actions
@@ -56,6 +58,11 @@ def evaluator(writer, clock):
 
 @pytest.fixture(autouse=True)
 def master(db, clock):
+    store_master(clock)
+
+
+def store_master(clock: FrozenClock) -> None:
+    """Two employees on a weekday day shift 08:00-17:00, into the database the models are bound to."""
     rows = {
         "shifts": [
             {
@@ -342,3 +349,74 @@ def test_day_boundary_uses_the_plant_zone(evaluator, clock):
     report = evaluator.run_once()
     assert clock.now() == datetime(2026, 3, 1, 23, 0, tzinfo=UTC)  # 07:00 on 2 March in Shanghai
     assert report.days == ("2026-03-01", "2026-03-02")
+
+
+def test_a_pass_over_the_new_punchers_changes_their_rows_only(evaluator, writer, clock):
+    clock.advance(hours=1, minutes=25)  # 08:25: both missing, tentatively
+    read_all(clock.now())
+    evaluator.run_once()
+    before = row("1002")
+    assert row("1001").missing_tier == before.missing_tier == "tentative"
+    version = EvaluatorState.get_by_id(1).board_version
+    punch(writer, "1001", local(2, 8, 22))
+    report = evaluator.run_new_punches()
+    assert report.employees == 1 and report.evaluations == 2, "1001 only: yesterday (his rest day) and today"
+    assert row("1001").status == "late" and row("1001").late_min == 17
+    after = row("1002")
+    assert (after.status, after.as_of_ms) == (before.status, before.as_of_ms), "1002 was not evaluated again"
+    assert EvaluatorState.get_by_id(1).board_version == version + 1, "the pages refresh"
+    assert evaluator.run_new_punches().employees == 0, "nothing new: nothing done"
+    clock.advance(hours=13)  # 21:25: the day is over; only a full pass sees what time changed
+    read_all(clock.now())
+    assert evaluator.run_new_punches().employees == 0 and row("1002").tier == "open"
+    evaluator.run_once()
+    assert row("1002").tier == "confirmed" and len(day_facts()) == 2
+
+
+def test_the_first_pass_is_a_full_one_and_too_many_new_punchers_make_a_full_one(evaluator, writer, clock, monkeypatch):
+    from appliance.attendance import evaluator as module
+
+    clock.advance(hours=1, minutes=25)
+    read_all(clock.now())
+    punch(writer, "1001", local(2, 8, 1))
+    assert evaluator.run_new_punches().employees is None, "no master data read yet: a full pass"
+    assert row("1002").missing_tier == "tentative"
+    monkeypatch.setattr(module, "PARTIAL_MAX", 1)
+    punch(writer, "1001", local(2, 8, 24))
+    punch(writer, "1002", local(2, 8, 24))
+    assert evaluator.run_new_punches().employees is None, "two new punchers, one allowed: a full pass"
+    assert row("1002").status == "late"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    punches=st.lists(
+        st.tuples(st.sampled_from(["1001", "1002"]), st.integers(6 * 60, 19 * 60), st.sampled_from([0, 1, 255])),
+        min_size=1,
+        max_size=8,
+        unique=True,  # a terminal's record twice is one punch (the ingest's duplicate key)
+    ),
+    now_minutes=st.integers(7 * 60, 23 * 60),
+)
+def test_passes_over_new_punchers_leave_nothing_for_a_full_pass_to_change(tmp_path_factory, key, punches, now_minutes):
+    """At a frozen moment, a full pass after the partial ones changes no row and appends no fact."""
+    from appliance.store import open_db
+
+    db = open_db(tmp_path_factory.mktemp("db") / "appliance.sqlite3")
+    clock = FrozenClock(local(2, 5, 0))
+    store_master(clock)
+    w = LogWriter(db, key, LOG, clock, "boot-1")
+    w.start()
+    ev = Evaluator(w, PLANT_TZ, TERMINALS, clock, interval_s=15)
+    clock.advance(minutes=now_minutes - 5 * 60)
+    read_all(clock.now())
+    ev.run_once()  # what time alone changes, before the punches
+    for user, minute, state in punches:
+        punch(w, user, local(2, minute // 60, minute % 60), state=state)
+        ev.run_new_punches()
+    version = EvaluatorState.get_by_id(1).board_version
+    facts_before = LogRecord.select().where(LogRecord.type == "dayfact").count()
+    report = ev.run_once()
+    assert EvaluatorState.get_by_id(1).board_version == version, "the full pass found rows to change"
+    assert report.facts == () and LogRecord.select().where(LogRecord.type == "dayfact").count() == facts_before
+    db.close()
