@@ -1,12 +1,13 @@
 """The evaluator thread: the rules run over the whole plant, the board kept current, facts signed.
 
-A pass evaluates today, yesterday (a night shift started yesterday is still running, or was just
-confirmed) and every earlier day, back to ``LOOKBACK_DAYS``, whose board still has a result that
-is not final (a terminal was offline) or that an importer asked to look at again (leave
-approved later). Passes run every ``interval_s`` and, at most every ``MIN_GAP_S``, soon after
-new punches are committed. Queued actions from the pages are signed every ``ACTION_TICK_S``.
+A full pass evaluates today and every earlier day, back to ``LOOKBACK_DAYS``, whose board still
+has a result that is not final (a night shift started yesterday is still running, a terminal was
+offline) or that an importer asked to look at again (leave approved later); yesterday too after a
+change of the roster. Full passes run every ``interval_s`` (further apart when they are slow);
+soon after new punches are committed, at most every ``MIN_GAP_S``, a pass evaluates the employees
+who punched. Queued actions from the pages are signed every ``ACTION_TICK_S``.
 
-Everything is read fresh at each pass (master data, punches, watermarks), so a pass depends only
+Everything a full pass needs is read fresh (master data, punches, watermarks), so it depends only
 on the database and the clock: the same state gives the same board and the same facts.
 """
 
@@ -151,7 +152,7 @@ class Evaluator:
         marks = watermarks(self._terminals)
         today = now.astimezone(self._tz).date()
         requested = {r.day: r.requested_ms for r in EvalRequest.select()}
-        days = self._days(today, requested)
+        days = self._days(today, requested, master_changed=master != self._master)
         corrections = by_employee(master.corrections)
         leaves, trips = by_employee(master.leaves), by_employee(master.trips)
         appended: list[int] = []
@@ -254,7 +255,9 @@ class Evaluator:
         changed = board.replace_day(iso, evaluations, master.plant, master.people, _seqs(iso), employees)
         return len(evaluations), changed, appended
 
-    def _days(self, today: date, requested: dict[str, int]) -> list[date]:
+    def _days(self, today: date, requested: dict[str, int], master_changed: bool) -> list[date]:
+        """Today; every earlier day whose board is not final, or that an importer asked for; and
+        yesterday after a change of the roster (a fix to it may change yesterday's facts)."""
         oldest = today - timedelta(days=LOOKBACK_DAYS)
         open_days = (
             BoardRow.select(BoardRow.work_date)
@@ -266,8 +269,12 @@ class Evaluator:
             .distinct()
             .tuples()
         )
-        days = {today, today - timedelta(days=1)}
+        days = {today}
         days |= {date.fromisoformat(d) for (d,) in open_days}
+        yesterday = today - timedelta(days=1)
+        if master_changed or not BoardRow.select().where(BoardRow.work_date == yesterday.isoformat()).exists():
+            # Else yesterday is final (or open, and above) and is left alone like any final day.
+            days.add(yesterday)
         days |= {d for d in map(date.fromisoformat, requested) if oldest <= d <= today}
         return sorted(days)
 

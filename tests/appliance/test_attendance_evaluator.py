@@ -420,3 +420,18 @@ def test_passes_over_new_punchers_leave_nothing_for_a_full_pass_to_change(tmp_pa
     assert EvaluatorState.get_by_id(1).board_version == version, "the full pass found rows to change"
     assert report.facts == () and LogRecord.select().where(LogRecord.type == "dayfact").count() == facts_before
     db.close()
+
+
+def test_a_final_yesterday_is_left_alone_until_the_roster_changes(evaluator, clock):
+    read_all(clock.now())
+    assert evaluator.run_once().days == ("2026-03-01", "2026-03-02"), "the first pass: yesterday too"
+    assert BoardRow.get(BoardRow.work_date == "2026-03-01").tier == "confirmed", "Sunday: rest days, final"
+    assert evaluator.run_once().days == ("2026-03-02",), "yesterday is final: not evaluated again"
+    roster_import.store(
+        {"employees": [{"user_id": "1003", "name": "王五", "line": "一线", "roster": "wk", "active": True}]},
+        PLANT_TZ,
+        to_ms(clock.now()),
+        source="test",
+    )
+    assert evaluator.run_once().days == ("2026-03-01", "2026-03-02"), "a roster change: yesterday again"
+    assert evaluator.run_once().days == ("2026-03-02",)
