@@ -141,10 +141,11 @@ def _own_connection(pieces: Iterator[bytes]) -> Iterator[bytes]:
     """``pieces``, read on a connection this generator opens and closes itself.
 
     The response is read after the request is torn down (``opskit.webapp.per_request`` has closed
-    the request's connection by then); a query would quietly reopen it and nothing would close it.
-    The connection is closed when the last piece is sent or when the server closes the response
-    early (the client went away): a generator's ``finally``. A connection already open in this
-    thread (not the request's) is left as it is.
+    the request's connection by then); a query would quietly reopen it (peewee's autoconnect), and
+    only Flask 3.1's habit of running the teardown again when a ``stream_with_context`` generator
+    ends would close it. This relies on neither: the connection is closed when the last piece is
+    sent or when the server closes the response early (the client went away), in a ``finally``. A
+    connection already open in this thread (not the request's: a test's) is left as it is.
     """
     db = BoardRow._meta.database
     opened = db.is_closed()
