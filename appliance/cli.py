@@ -335,6 +335,7 @@ def _web(args: argparse.Namespace) -> int:
     # glibc gives each busy thread its own malloc arena; with 40 threads a worker's resident size
     # grows several-fold from fragments. Two arenas keep it near what a sync worker needs.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+    os.environ.setdefault("TMPDIR", str(_scratch_dir(settings.state_dir)))
     argv = gunicorn_argv(
         "appliance.web:create_app()",
         config="python:appliance.web.serving",  # the hook that ends live streams when a worker stops
@@ -351,6 +352,19 @@ def _web(args: argparse.Namespace) -> int:
     )
     os.execv(sys.executable, argv)
     return 0  # not reached
+
+
+def _scratch_dir(state_dir: Path) -> Path:
+    """The pages' temporary files (an XLSX export's, SQLite's sorts): on the state directory's disk, which
+    the pages watch for space, because a Pi's /tmp may be a tmpfs and a month's XLSX export writes some
+    130 MB there (appliance/web/export_xlsx.py). Emptied first: no worker runs yet, so whatever is there
+    was left by a worker that died during an export."""
+    scratch = state_dir / "tmp"
+    scratch.mkdir(mode=0o700, exist_ok=True)
+    for left in scratch.iterdir():
+        if left.is_file():
+            left.unlink(missing_ok=True)
+    return scratch
 
 
 def _create_user(args: argparse.Namespace) -> int:

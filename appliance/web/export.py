@@ -3,24 +3,34 @@
 CSV is UTF-8 with a BOM (Excel on a Chinese Windows otherwise reads it as GBK); XLSX is written
 by openpyxl. Times are the plant's local times; the reason is in the page's language, and the
 seq of the signed day fact (if confirmed) lets anyone find the record in the evidence.
+
+A month of a 5,000-worker plant is 155,000 rows: as Python lists, hundreds of MB, on a Pi whose
+processes must stay under 200 MB together. So rows come one at a time from the database's cursor:
+the CSV is sent while it is read, the XLSX is written to a temporary file (``export_xlsx``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
+import os
+from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, g, request
+from flask import Blueprint, Response, abort, g, render_template, request, stream_with_context
+from werkzeug.wsgi import wrap_file
 
 from appliance.store import BoardRow
-from appliance.web import present
+from appliance.web import export_xlsx, present
 from appliance.web.auth import login_required
 from appliance.web.i18n import translate as t
 
 bp = Blueprint("export", __name__)
+log = logging.getLogger(__name__)
 
+CHUNK = 64 * 1024  # characters of CSV per piece sent: one write to the socket, not one per row
 COLUMNS = (
     "date",
     "employee",
@@ -53,6 +63,25 @@ HEADERS_ZH = (
     "原因",
     "日结论日志序号",
 )
+READ = (  # what a row of the export is made of: not the whole row (start, end, punches, watch...)
+    BoardRow.work_date,
+    BoardRow.employee,
+    BoardRow.name,
+    BoardRow.line,
+    BoardRow.shift_name,
+    BoardRow.shift,
+    BoardRow.status,
+    BoardRow.tier,
+    BoardRow.missing_tier,
+    BoardRow.late_min,
+    BoardRow.early_min,
+    BoardRow.missed,
+    BoardRow.in_ms,
+    BoardRow.out_ms,
+    BoardRow.reason_zh,
+    BoardRow.reason_en,
+    BoardRow.fact_seq,
+)
 
 
 def _span(period: str, day: date) -> tuple[date, date]:
@@ -65,14 +94,17 @@ def _span(period: str, day: date) -> tuple[date, date]:
     return first, following - timedelta(days=1)
 
 
-def rows(first: date, last: date) -> list[list[Any]]:
+def rows(first: date, last: date) -> Iterator[list[Any]]:
+    """The span's rows as the export shows them, one at a time from the cursor (needs the request's
+    context: the page's language and the plant's time zone)."""
     query = (
-        BoardRow.select()
+        BoardRow.select(*READ)
         .where((BoardRow.work_date >= first.isoformat()) & (BoardRow.work_date <= last.isoformat()))
         .order_by(BoardRow.work_date, BoardRow.employee, BoardRow.start_ms)
+        .namedtuples()
     )
-    return [
-        [
+    for r in query.iterator():
+        yield [
             r.work_date,
             r.employee,
             r.name,
@@ -88,8 +120,42 @@ def rows(first: date, last: date) -> list[list[Any]]:
             present.reason(r),
             "" if r.fact_seq is None else r.fact_seq,
         ]
-        for r in query
-    ]
+
+
+def csv_pieces(header: list[str], records: Iterator[list[Any]]) -> Iterator[bytes]:
+    """The CSV as UTF-8 pieces of about ``CHUNK`` characters, BOM first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow(header)
+    for record in records:
+        writer.writerow(record)
+        if buffer.tell() >= CHUNK:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
+
+
+def _own_connection(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """``pieces``, read on a connection this generator opens and closes itself.
+
+    The response is read after the request is torn down (``opskit.webapp.per_request`` has closed
+    the request's connection by then); a query would quietly reopen it (peewee's autoconnect), and
+    only Flask 3.1's habit of running the teardown again when a ``stream_with_context`` generator
+    ends would close it. This relies on neither: the connection is closed when the last piece is
+    sent or when the server closes the response early (the client went away), in a ``finally``. A
+    connection already open in this thread (not the request's: a test's) is left as it is.
+    """
+    db = BoardRow._meta.database
+    opened = db.is_closed()
+    if opened:
+        db.connect()
+    try:
+        yield from pieces
+    finally:
+        if opened and not db.is_closed():
+            db.close()
 
 
 @bp.route("/export")
@@ -99,37 +165,23 @@ def download() -> Any:
     fmt = request.args.get("format", "csv")
     first, last = _span(period, present.parse_day(request.args.get("date")))
     header = list(HEADERS_ZH if g.get("lang", "zh") != "en" else COLUMNS)
-    data = rows(first, last)
     stem = f"attendance-{first.isoformat()}" + (f"-to-{last.isoformat()}" if last != first else "")
     if fmt not in ("csv", "xlsx"):
         abort(400)
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
-        writer.writerows(data)
-        body = ("\ufeff" + buffer.getvalue()).encode("utf-8")
-        return _file(body, f"{stem}.csv", "text/csv; charset=utf-8")
-    return _file(_xlsx(header, data), f"{stem}.xlsx", XLSX)
+        # stream_with_context: the rows' labels, times and reasons need the request's g and app
+        body = stream_with_context(_own_connection(csv_pieces(header, rows(first, last))))
+        return _attachment(Response(body, content_type="text/csv; charset=utf-8"), f"{stem}.csv")
+    try:
+        out = export_xlsx.workbook(header, rows(first, last))
+    except OSError as err:
+        log.error("export %s: cannot write the temporary XLSX: %s", stem, err)
+        return render_template("export_failed.html", detail=err.strerror or str(err)), 503
+    response = Response(wrap_file(request.environ, out), mimetype=export_xlsx.MIMETYPE, direct_passthrough=True)
+    response.content_length = os.fstat(out.fileno()).st_size
+    return _attachment(response, f"{stem}.xlsx")
 
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def _xlsx(header: list[str], data: list[list[Any]]) -> bytes:
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("考勤")
-    sheet.append(header)
-    for row in data:
-        sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
-def _file(body: bytes, name: str, mimetype: str) -> Response:
-    response = Response(body, mimetype=mimetype)
+def _attachment(response: Response, name: str) -> Response:
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

@@ -126,6 +126,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Storage almost full: %s MB left. New punches cannot be stored for now; they stay on the terminals "
         "and are read again once space is freed. Ask IT to run punchproof appliance doctor.",
     ),
+    "export_failed": (
+        "导出失败：设备存储空间已满（或临时目录无法写入），无法生成 XLSX 文件。请改为导出 CSV（不占用存储空间），"
+        "或请 IT 腾出空间（df -h；journalctl --vacuum-size=100M）并运行 punchproof appliance doctor，然后重试。",
+        "Export failed: the appliance's storage is full (or its temporary directory cannot be written), so the XLSX "
+        "file cannot be made. Export CSV instead (it needs no space), or ask IT to free space (df -h; "
+        "journalctl --vacuum-size=100M) and run punchproof appliance doctor, then try again.",
+    ),
 }
 
 
