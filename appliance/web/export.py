@@ -15,13 +15,16 @@ import csv
 import io
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, abort, g, render_template, request, stream_with_context
 from werkzeug.wsgi import wrap_file
 
+from appliance import storage
 from appliance.store import BoardRow
 from appliance.web import export_xlsx, present
 from appliance.web.auth import login_required
@@ -172,6 +175,10 @@ def download() -> Any:
         # stream_with_context: the rows' labels, times and reasons need the request's g and app
         body = stream_with_context(_own_connection(csv_pieces(header, rows(first, last))))
         return _attachment(Response(body, content_type="text/csv; charset=utf-8"), f"{stem}.csv")
+    short = _short_of_space(first, last)
+    if short:
+        log.error("export %s: not enough free space for the temporary XLSX: %s", stem, short)
+        return render_template("export_failed.html", detail=short), 503
     try:
         out = export_xlsx.workbook(header, rows(first, last))
     except OSError as err:
@@ -180,6 +187,28 @@ def download() -> Any:
     response = Response(wrap_file(request.environ, out), mimetype=export_xlsx.MIMETYPE, direct_passthrough=True)
     response.content_length = os.fstat(out.fileno()).st_size
     return _attachment(response, f"{stem}.xlsx")
+
+
+def _short_of_space(first: date, last: date) -> str | None:
+    """Why the span's XLSX must not be written now, or None.
+
+    Its temporary files take about ``export_xlsx.TEMP_BYTES_PER_ROW`` a row on the disk the daemon
+    stores punches on: an export that would leave less than ``storage.LOW_MB`` free is refused before
+    it starts, rather than filling the disk under the daemon's commits while it runs.
+    """
+    count = (
+        BoardRow.select()
+        .where((BoardRow.work_date >= first.isoformat()) & (BoardRow.work_date <= last.isoformat()))
+        .count()
+    )
+    needed = count * export_xlsx.TEMP_BYTES_PER_ROW // 2**20 + storage.LOW_MB
+    try:
+        free = storage.free_mb(Path(tempfile.gettempdir()))
+    except OSError:
+        return None  # the write itself will say what is wrong
+    if free >= needed:
+        return None
+    return f"{count} rows need about {needed} MB free, {free} MB left / {count} 行约需 {needed} MB 空间，仅剩 {free} MB"
 
 
 def _attachment(response: Response, name: str) -> Response:

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SHEET = "考勤"
+TEMP_BYTES_PER_ROW = 900  # on the disk while a row is written: its sheet XML (~750 B), then its zipped part
 
 
 def workbook(header: Sequence[str], records: Iterable[Sequence[Any]]) -> IO[bytes]:

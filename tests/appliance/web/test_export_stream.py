@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 import resource
 import subprocess
 import sys
@@ -291,3 +292,21 @@ def test_exporting_60000_rows_takes_a_fraction_of_the_memory_of_holding_them(tmp
     assert grown < 16 * mb, (
         f"the XLSX export grew the process by {grown / mb:.1f} MB (holding the rows: {old / mb:.1f})"
     )
+
+
+def test_an_xlsx_that_would_leave_the_daemon_too_little_disk_is_refused_before_it_starts(month, tmp_path, monkeypatch):
+    from appliance import storage
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    client = month.client()
+    assert client.get(MONTH + "xlsx").status_code == 200, "room enough on this disk"
+    # the disk's real free space, and a reserve for the daemon bigger than it (other writers may move it a little)
+    monkeypatch.setattr(storage, "LOW_MB", storage.free_mb(scratch) + 100)
+    response = client.get(MONTH + "xlsx")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503 and "设备存储空间已满" in page
+    assert re.search(r"\d+ rows need about \d+ MB free, \d+ MB left", page), page
+    assert list(scratch.iterdir()) == [], "refused before writing anything"
+    assert client.get(MONTH + "csv").status_code == 200, "the CSV needs no temporary disk"
