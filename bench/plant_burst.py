@@ -119,6 +119,7 @@ def main() -> None:
         assert kiosk.status == 200 and board.status == 200, (kiosk.status, board.status)
         peak = PeakMemory(plant)
         peak.start()
+        cpu_before, cpu_t0 = plant.cpu_seconds(), time.monotonic()
         plan = schedule(plant, window)
         print(f"burst: {len(plan)} punches in {args.minutes:g} min ...", flush=True)
         sent = plant.burst(plan)
@@ -130,6 +131,7 @@ def main() -> None:
         while time.monotonic() < deadline and len(arriving & set(page.first_in)) < len(arriving):
             time.sleep(0.5)
         peak.finish()
+        cpu_after, cpu_span = plant.cpu_seconds(), time.monotonic() - cpu_t0
         page.stop = True
         page.join(60)  # its last round of pages, before gunicorn stops under it
         stored = plant.rows("SELECT user_id, seq, received_ms FROM punch")
@@ -176,6 +178,13 @@ def main() -> None:
         )
     print(peak.highest_rss.report("memory, sample of highest RSS sum:", MEMORY_TARGET))
     print(peak.highest_pss.report("memory, sample of highest PSS sum:", MEMORY_TARGET))
+    used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_after.items()}
+    print(
+        f"appliance CPU over the {cpu_span:.0f} s of the burst: {sum(used.values()):.1f} s "
+        f"({', '.join(f'{k} {v:.1f}' for k, v in used.items())}) = "
+        f"{sum(used.values()) / cpu_span:.2f} of one core here, "
+        f"{sum(used.values()) / len(sent) * 1000:.1f} ms a punch"
+    )
     print(f"exit codes: {codes}")
     if budget:
         print(f"{budget.describe()}: {throttled}")

@@ -322,6 +322,21 @@ class Plant:
         rollups = {name: _rollup(pid) for name, pid in pids.items()}
         return Memory({k: r["Rss"] for k, r in rollups.items()}, {k: r["Pss"] for k, r in rollups.items()})
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) so far of the daemon, the gunicorn master and each worker."""
+        pids = {"daemon": self.processes["daemon"].pid, "gunicorn master": self.processes["web"].pid}
+        for n, pid in enumerate(_children(pids["gunicorn master"])):
+            pids[f"gunicorn worker {n + 1}"] = pid
+        out = {}
+        for name, pid in pids.items():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            out[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return out
+
     def stop(self) -> dict[str, int]:
         codes = {}
         for process in self.processes.values():
