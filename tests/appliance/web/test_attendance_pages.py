@@ -179,6 +179,16 @@ def test_the_board_renders_a_page_of_rows_at_a_time_and_keeps_the_filters_across
     assert "Rows 1–1 of 2" in english
 
 
+def test_the_filters_offer_the_days_shifts_and_lines(plant):
+    plant.read_terminal()
+    plant.evaluator.run_once()
+    page = plant.client().get(f"/?date={DAY}").get_data(as_text=True)
+    shifts = re.search(r'<select name="shift">.*?</select>', page, re.S).group(0)
+    lines = re.search(r'<select name="line">.*?</select>', page, re.S).group(0)
+    assert re.findall(r'<option value="(\w+)"[^>]*>([^<]+)</option>', shifts) == [("D", "白班")]
+    assert re.findall(r"<option >([^<]+)</option>", lines) == ["一线", "二线"]
+
+
 def test_the_search_is_on_badge_or_name_and_takes_wildcards_literally(plant):
     plant.read_terminal()
     plant.evaluator.run_once()
