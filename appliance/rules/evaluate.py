@@ -99,6 +99,10 @@ class Evaluation:
     as_of: datetime
     reason_zh: str
     reason_en: str
+    # The first moment after ``as_of`` at which the same inputs evaluate differently (a check-in
+    # falls due, the shift ends, the result may be confirmed); None when time alone changes nothing
+    # more. A result HELD by a terminal changes with that terminal's watermark instead.
+    next_change: datetime | None
 
     @property
     def missing_tier(self) -> str:
@@ -182,6 +186,7 @@ def _evaluate_shift(
     shift, policy, now, w = inst.shift, ctx.plant.policy, ctx.now, ctx.w
     roles = assign_roles(inst, owned)
     segs: list[SegmentResult] = []
+    moments: list[datetime] = [inst.end]  # where ``now`` is compared below, next_change looks too
     texts: list[reasons.Text] = []
     notes: list[reasons.Text] = []
     for k, (seg, got) in enumerate(zip(inst.segments, roles, strict=True)):
@@ -201,6 +206,10 @@ def _evaluate_shift(
         out_due = inst.segments[k + 1].start if k + 1 < len(inst.segments) else inst.window.end
         miss_in = got.check_in is None and now >= exp_in + shift.late_grace + policy.tentative_after
         miss_out = got.check_out is None and now >= out_due
+        if got.check_in is None:
+            moments.append(exp_in + shift.late_grace + policy.tentative_after)
+        if got.check_out is None:
+            moments.append(out_due)
         segs.append(SegmentResult(exp_in, exp_out, got.check_in, got.check_out, late, early, miss_in, miss_out))
         if late and got.check_in is not None:
             texts.append(reasons.late(w, late, exp_in, shift.late_grace, got.check_in, first=k == 0))
@@ -218,6 +227,7 @@ def _evaluate_shift(
     missed = sum(s.missing_in + s.missing_out for s in working)
     cover = next((x for x in ctx.excusals if x.start < inst.end and x.end > inst.start), None)
     confirm_at = inst.end + max(policy.confirm_margin, shift.checkout_after)
+    moments.append(confirm_at)
     if not working:
         assert cover is not None  # every segment is excused, so something covers the shift
         status = Status.BUSINESS_TRIP if cover.kind == "trip" else Status.ON_LEAVE
@@ -278,6 +288,7 @@ def _evaluate_shift(
         as_of=now,
         reason_zh=zh,
         reason_en=en,
+        next_change=min((m for m in moments if m > now), default=None),
     )
 
 
@@ -359,6 +370,7 @@ def _day_off(
         as_of=now,
         reason_zh=zh,
         reason_en=en,
+        next_change=today.end if now < today.end else None,
     )
 
 

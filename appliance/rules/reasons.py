@@ -97,14 +97,16 @@ def present(w: Wording, start: datetime, end: datetime, check_in: Punch | None, 
 
 
 def no_punch(w: Wording, start: datetime, end: datetime, grace: timedelta, now: datetime, final: bool) -> Text:
-    (sz, se), (ez, ee), (nz, ne) = w.time(start), w.time(end), w.time(now)
+    """Without the time of the evaluation: a reason that changed every minute would rewrite every
+    missing worker's row each minute; the page says when the board was evaluated."""
+    (sz, se), (ez, ee) = w.time(start), w.time(end)
     if final:
         return f"缺勤：班次 {sz}–{ez} 无打卡", f"Absent: no punch for shift {se}–{ee}"
     if now >= end:
         return f"未打卡（暂定）：班次 {sz}–{ez} 无打卡", f"No punch (tentative): none for shift {se}–{ee}"
     return (
-        f"未打卡（暂定）：班次 {sz}，宽限 {minutes(grace)} 分钟，至 {nz} 仍无打卡",
-        f"No punch yet (tentative): shift {se}, grace {minutes(grace)} min, none by {ne}",
+        f"未打卡（暂定）：班次 {sz}，宽限 {minutes(grace)} 分钟，至今无打卡",
+        f"No punch yet (tentative): shift {se}, grace {minutes(grace)} min, none so far",
     )
 
 
@@ -191,7 +193,7 @@ def held(w: Wording, behind: list[tuple[str, datetime | None]]) -> Text:
             parts.append((f"{name}未曾读取，未确认", f"{name} never read, not confirmed"))
         else:
             lz, le = w.time(mark)
-            parts.append((f"{name}离线（读取至 {lz}），未确认", f"{name} offline (read up to {le}), not confirmed"))
+            parts.append((f"{name}仅读取至 {lz}，未确认", f"{name} read only up to {le}, not confirmed"))
     return join(parts)
 
 

@@ -86,8 +86,8 @@ def test_an_offline_terminal_holds_confirmation_and_says_so():
     ev = one(MON, [], now=now, watermarks=marks)
     assert (ev.status, ev.confirmation, ev.missing_tier) == (Status.MISSING, Confirmation.HELD, "tentative")
     assert ev.held_by == ("ZK2",)
-    assert "2 号机离线（读取至 10:42），未确认" in ev.reason_zh
-    assert "2 号机 offline (read up to 10:42), not confirmed" in ev.reason_en
+    assert "2 号机仅读取至 10:42，未确认" in ev.reason_zh
+    assert "2 号机 read only up to 10:42, not confirmed" in ev.reason_en
     never = one(MON, [], now=now, watermarks={"ZK1": now})
     assert never.confirmation is Confirmation.HELD and "2 号机未曾读取" in never.reason_zh
 

@@ -1,5 +1,6 @@
 """Properties over random shifts, punches, leave, watermarks and times (hypothesis)."""
 
+import dataclasses
 from datetime import date, datetime, time, timedelta
 
 from hypothesis import given, settings
@@ -181,6 +182,41 @@ def test_once_confirmed_a_result_stays_confirmed_and_the_same(x, week, day, pres
                 b.early_min,
                 b.missed_punches,
             )
+
+
+def _as_shown(ev):
+    """Everything of an evaluation but the moment it was made."""
+    return dataclasses.replace(ev, as_of=ORIGIN)
+
+
+@settings(max_examples=300, deadline=None)
+@given(shifts(), shifts(), weeks, work_dates, st.data(), leaves(), st.floats(0, 1), st.booleans())
+def test_nothing_changes_before_next_change(x, y, week, day, data, leave, fraction, behind):
+    """The evaluator sleeps until the earliest ``next_change``: at any moment before it, the same
+    inputs give the same result (the board row, the fact), or a missed check-in would be flagged late."""
+    the_plant, roster = _setup(x, y, week)
+    midnight = ORIGIN + timedelta(days=(day - BASE).days + 1)
+    around = st.integers(-6 * 60, 42 * 60).map(lambda m: midnight + timedelta(minutes=m))  # the day's shifts
+    inst = materialize(x, day, SHANGHAI)
+    edges = [inst.start, inst.end, inst.window.end, inst.end + the_plant.policy.confirm_margin]
+    near_edge = st.tuples(st.sampled_from(edges), st.integers(-90, 90)).map(lambda e: e[0] + timedelta(minutes=e[1]))
+    now = data.draw(st.one_of(around, near_edge))
+    presses = data.draw(
+        st.lists(st.builds(Punch, employee=st.just("E1"), terminal=st.sampled_from(TERMINALS), at=around), max_size=6)
+    )
+    for seg in inst.segments:  # on time at some edges: present, then left, rows
+        for edge in (seg.start, seg.end):
+            if data.draw(st.booleans()):
+                presses.append(Punch("E1", TERMINALS[0], edge))
+    marks = {"ZK1": now - timedelta(hours=30) if behind else now + timedelta(days=9), "ZK2": now + timedelta(days=9)}
+    first = evaluate_day(the_plant, roster, day, punches=presses, leaves=leave, now=now, watermarks=marks)
+    due = min((ev.next_change for ev in first if ev.next_change is not None), default=None)
+    horizon = due if due is not None else now + timedelta(days=9)
+    assert due is None or due > now
+    for later in (now + (horizon - now) * fraction, horizon - timedelta(microseconds=1)):
+        later = max(now, min(later, horizon - timedelta(microseconds=1)))
+        again = evaluate_day(the_plant, roster, day, punches=presses, leaves=leave, now=later, watermarks=marks)
+        assert [_as_shown(ev) for ev in again] == [_as_shown(ev) for ev in first], later
 
 
 def test_strategies_reach_the_interesting_cases():
