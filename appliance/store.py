@@ -368,6 +368,9 @@ class EvaluatorState(BaseModel):
     last_pass_ms = pw.BigIntegerField(null=True)
     pass_ms = pw.IntegerField(default=0)  # how long the last pass took
     last_error = pw.TextField(default="")
+    # bumped by SQLite triggers on every write to the master data or EvalRequest, whoever writes
+    # them (an import, the cloud's configuration, a page): the evaluator's cue to read them again
+    master_version = pw.IntegerField(default=0)
 
 
 class ActionRequest(BaseModel):
@@ -466,9 +469,26 @@ def open_db(
                         f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} ON {table} "
                         f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
                     )
+            _master_triggers(db)
             SyncState.get_or_create(id=1)
             EvaluatorState.get_or_create(id=1)
     return db
+
+
+def _master_triggers(db: pw.SqliteDatabase) -> None:
+    """Every write to what the evaluator reads besides punches bumps ``master_version``, so that it
+    re-reads the master data when they changed rather than on a timer. Triggers, not the writers'
+    code: a writer added later cannot forget. The evaluator's own deletion of an ``EvalRequest`` it
+    has served is not a change."""
+    bump = f"UPDATE {EvaluatorState._meta.table_name} SET master_version = master_version + 1 WHERE id = 1"
+    watched = [(model._meta.table_name, ("INSERT", "UPDATE", "DELETE")) for model in MASTER_MODELS]
+    watched.append((EvalRequest._meta.table_name, ("INSERT", "UPDATE")))
+    for table, actions in watched:
+        for action in actions:
+            db.execute_sql(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_{action.lower()}_master AFTER {action} ON {table} "
+                f"BEGIN {bump}; END"
+            )
 
 
 def _add_new_columns(db: pw.SqliteDatabase) -> None:

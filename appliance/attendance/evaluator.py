@@ -3,9 +3,18 @@
 A full pass evaluates today and every earlier day, back to ``LOOKBACK_DAYS``, whose board still
 has a result that is not final (a night shift started yesterday is still running, a terminal was
 offline) or that an importer asked to look at again (leave approved later); yesterday too after a
-change of the roster. Full passes run every ``interval_s`` (further apart when they are slow);
-soon after new punches are committed, at most every ``MIN_GAP_S``, a pass evaluates the employees
-who punched. Queued actions from the pages are signed every ``ACTION_TICK_S``.
+change of the roster. Soon after new punches are committed, at most every ``MIN_GAP_S``, a pass
+evaluates the employees who punched. Queued actions from the pages are signed every ``ACTION_TICK_S``.
+
+A full pass runs when something other than a punch may have changed a result (``why_full``):
+- time: the earliest ``next_change`` of the last evaluations has come (a check-in falls due, a
+  shift ends, a result may be confirmed), or local midnight;
+- the master data: SQLite triggers bump ``master_version`` at every write to them (``store``);
+- a watermark: a terminal that held a result back has been read again;
+- and in any case every ``MAX_IDLE_S``.
+Full passes are at least ``min(MAX_INTERVAL_S, max(MIN_FULL_GAP_S, FULL_SHARE x their duration))``
+apart, so that a missed check-in is flagged within 60 s even on a slow Pi. On an ordinary day this
+is a few dozen full passes instead of one every 15 s: most of an idle Pi's CPU was spent there.
 
 Everything a full pass needs is read fresh (master data, punches, watermarks), so it depends only
 on the database and the clock: the same state gives the same board and the same facts.
@@ -15,9 +24,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import peewee as pw
@@ -31,20 +41,24 @@ from appliance.rules import (
     BusinessTrip,
     Confirmation,
     Correction,
+    Evaluation,
     Leave,
     Punch,
     by_employee,
     evaluate_plant_day,
     punch_range,
 )
-from appliance.store import BoardRow, DayFactIndex, EvalRequest, EvaluatorState
+from appliance.store import BoardRow, EvalRequest, EvaluatorState
 from appliance.store import Punch as PunchRow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-INTERVAL_S = 15.0  # a full pass at least this often when a pass is quick...
+MIN_FULL_GAP_S = 5.0  # full passes at least this far apart when a pass is quick...
 FULL_SHARE = 4.0  # ...else this many times its own duration apart: on a slow Pi, a fifth of a core at most
-MAX_INTERVAL_S = 40.0  # but never further apart, so that a missed check-in is flagged within 60 s
+MAX_INTERVAL_S = 40.0  # but a due pass never waits longer, so that a missed check-in is flagged within 60 s
+MAX_IDLE_S = 300.0  # a full pass at least this often, whatever happens (belt and braces)
+CHECK_S = 1.0  # how often the cheap checks (master version, watermarks) run
 MIN_GAP_S = 2.0
 PARTIAL_MAX = 1000  # new punchers beyond this: a full pass costs about as much
 ACTION_TICK_S = 0.5
@@ -68,13 +82,13 @@ class Evaluator:
         terminals: Sequence[str],
         clock: Clock,
         *,
-        interval_s: float = INTERVAL_S,
+        min_full_gap_s: float = MIN_FULL_GAP_S,
     ) -> None:
         self._writer = writer
         self._tz = tz
         self._terminals = tuple(terminals)
         self._clock = clock
-        self._interval = interval_s
+        self._min_full_gap = min_full_gap_s
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._dirty = False
@@ -82,7 +96,13 @@ class Evaluator:
         self._failing = False
         self._problems: tuple[str, ...] = ()
         self._master: roster_store.MasterData | None = None  # as the last full pass read it
+        self._master_version: int | None = None  # ``EvaluatorState.master_version`` before that read
         self._seen_seq = -1  # punches up to this seq have been evaluated
+        self._last_full = 0.0  # monotonic: when the last full pass started
+        self._due: datetime | None = None  # the earliest next_change of the current results
+        self._waits: dict[str, datetime | None] = {}  # terminal -> watermark that held a result back
+        self._pass_moments: list[datetime] = []  # next_change of the pass under way
+        self._pass_waits: dict[str, datetime | None] = {}
 
     # -- the thread ------------------------------------------------------------------------
     def start(self) -> None:
@@ -103,8 +123,10 @@ class Evaluator:
         self._wake.set()
 
     def _run(self) -> None:
-        next_pass = 0.0
+        full_gap = 0.0
         last_pass = -MIN_GAP_S
+        last_check = -CHECK_S
+        why: str | None = "start"
         while not self._stop.is_set():
             self._wake.wait(ACTION_TICK_S)
             self._wake.clear()
@@ -112,30 +134,51 @@ class Evaluator:
                 break
             self._guarded("signing actions", lambda: actions.sign_pending(self._writer))
             mono = self._clock.monotonic()
-            if mono >= next_pass:
-                self._dirty = False
-                last_pass = mono
+            if why is None and mono - last_check >= CHECK_S:
+                last_check = mono
+                why = self._guarded("checking for changes", self.why_full)
+            if why is not None and mono - self._last_full >= full_gap:
+                log.debug("attendance: full pass (%s)", why)
+                why, self._dirty, last_pass = None, False, mono
                 self._guarded("evaluating attendance", self.run_once)
                 took = self._clock.monotonic() - mono
-                next_pass = mono + max(self._interval, min(MAX_INTERVAL_S, FULL_SHARE * took))
+                full_gap = min(MAX_INTERVAL_S, max(self._min_full_gap, FULL_SHARE * took))
                 malloc.trim()  # a pass frees megabytes at once; give them back rather than keep the peak
             elif self._dirty and mono - last_pass >= MIN_GAP_S:
                 self._dirty = False
                 last_pass = mono
                 self._guarded("evaluating attendance", self.run_new_punches)
 
-    def _guarded(self, what: str, step: object) -> None:
+    def why_full(self) -> str | None:
+        """Why a full pass is due now, or None: a pass over the new punchers is not enough when time
+        has changed a result, the master data changed, or a terminal holding a result back was read."""
+        if self._master is None:
+            return "no pass yet"
+        if self._clock.monotonic() - self._last_full >= MAX_IDLE_S:
+            return "idle"
+        if self._due is not None and self._clock.now() >= self._due:
+            return "time"
+        if _master_version() != self._master_version:
+            return "master data"
+        if self._waits:
+            marks = watermarks(self._waits)
+            if any(marks.get(terminal) != mark for terminal, mark in self._waits.items()):
+                return "watermark"
+        return None
+
+    def _guarded(self, what: str, step: Callable[[], T]) -> T | None:
         try:
-            step()  # type: ignore[operator]
+            result = step()
         except Exception as err:  # the top of the loop: log the change, keep the thread alive
             if not self._failing:
                 log.exception("attendance: %s failed", what)
             self._failing = True
             EvaluatorState.update(last_error=f"{what}: {err}").where(EvaluatorState.id == 1).execute()
-            return
+            return None
         if self._failing and what == "evaluating attendance":
             log.info("attendance: evaluating again")
             self._failing = False
+        return result
 
     # -- one pass ----------------------------------------------------------------------------
     def run_once(self) -> PassReport:
@@ -144,6 +187,7 @@ class Evaluator:
         started = self._clock.monotonic()
         now = self._clock.now()
         newest = _newest_punch()
+        version = _master_version()  # before the read: a write during it is seen at the next check
         master = roster_store.load(self._tz, self._terminals)
         if master.problems != self._problems:
             for problem in master.problems:
@@ -157,6 +201,7 @@ class Evaluator:
         leaves, trips = by_employee(master.leaves), by_employee(master.trips)
         appended: list[int] = []
         count = changed = 0
+        self._pass_moments, self._pass_waits = [_next_midnight(now, self._tz)], {}
         for day in days:
             day_count, day_changed, day_facts = self._pass_day(master, day, marks, now, corrections, leaves, trips)
             count += day_count
@@ -172,7 +217,9 @@ class Evaluator:
             pass_ms=int((self._clock.monotonic() - started) * 1000),
             last_error="; ".join(master.problems)[:2000],
         ).where(EvaluatorState.id == 1).execute()
-        self._master, self._seen_seq = master, max(self._seen_seq, newest)
+        self._master, self._master_version, self._seen_seq = master, version, max(self._seen_seq, newest)
+        self._last_full = started
+        self._due, self._waits = min(self._pass_moments), self._pass_waits
         if appended:
             log.info("attendance: %d day fact(s) appended, up to seq %d", len(appended), appended[-1])
         return PassReport(tuple(d.isoformat() for d in days), count, tuple(appended), master.problems)
@@ -206,6 +253,7 @@ class Evaluator:
         trips = by_employee(x for x in master.trips if x.employee in employees)
         appended: list[int] = []
         count = changed = 0
+        self._pass_moments, self._pass_waits = [], {}
         for day in days:
             day_count, day_changed, day_facts = self._pass_day(
                 master, day, marks, now, corrections, leaves, trips, employees
@@ -213,6 +261,9 @@ class Evaluator:
             count += day_count
             changed += day_changed
             appended += day_facts
+        # their new results may fall due earlier, or wait on a terminal; the others' still stand
+        self._due = min([*self._pass_moments, *([self._due] if self._due is not None else [])], default=None)
+        self._waits = {**self._pass_waits, **self._waits}
         if changed:
             EvaluatorState.update(board_version=EvaluatorState.board_version + 1).where(
                 EvaluatorState.id == 1
@@ -249,11 +300,23 @@ class Evaluator:
             now=now,
             watermarks=marks,
         )
+        self._note_changes(evaluations, marks)
         iso = day.isoformat()
-        due = facts.due(evaluations, master.plant, facts.latest(iso))
+        subset = None if employees is None else [_key(ev) for ev in evaluations]
+        due = facts.due(evaluations, master.plant, facts.latest(iso, subset))
         appended = facts.append(self._writer, due)
-        changed = board.replace_day(iso, evaluations, master.plant, master.people, _seqs(iso), employees)
+        seqs = facts.seqs(iso, subset)
+        changed = board.replace_day(iso, evaluations, master.plant, master.people, seqs, employees)
         return len(evaluations), changed, appended
+
+    def _note_changes(self, evaluations: Sequence[Evaluation], marks: Mapping[str, datetime | None]) -> None:
+        """What can change these results without a punch: the moment time changes one, and the
+        watermarks of the terminals holding one back (as read for this pass)."""
+        for ev in evaluations:
+            if ev.next_change is not None:
+                self._pass_moments.append(ev.next_change)
+            for terminal in ev.held_by:
+                self._pass_waits[terminal] = marks.get(terminal)
 
     def _days(self, today: date, requested: dict[str, int], master_changed: bool) -> list[date]:
         """Today; every earlier day whose board is not final, or that an importer asked for; and
@@ -297,6 +360,15 @@ def _newest_punch() -> int:
     return -1 if newest is None else int(newest)
 
 
-def _seqs(work_date: str) -> dict[str, int]:
-    rows = DayFactIndex.select(DayFactIndex.key, DayFactIndex.seq).where(DayFactIndex.work_date == work_date)
-    return {key: seq for key, seq in rows.order_by(DayFactIndex.seq).tuples()}
+def _master_version() -> int:
+    return int(EvaluatorState.select(EvaluatorState.master_version).where(EvaluatorState.id == 1).scalar() or 0)
+
+
+def _key(ev: Evaluation) -> str:
+    return f"{ev.employee}/{ev.work_date.isoformat()}/{ev.shift_id}"
+
+
+def _next_midnight(now: datetime, tz: ZoneInfo) -> datetime:
+    """The next local midnight, in UTC: today changes, and with it the days a pass looks at."""
+    local = now.astimezone(tz)
+    return datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC)

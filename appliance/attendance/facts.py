@@ -13,8 +13,11 @@ own field names (``key``, ``date``...) never collide with the log's common field
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import peewee as pw
 
 from appliance.punchlog import Entry, LogWriter
 from appliance.rules import Confirmation, Evaluation, Plant, Status, day_fact, fact_id
@@ -22,6 +25,7 @@ from appliance.rules.dayfact import decision
 from appliance.store import DayFactIndex
 
 CHUNK = 500  # facts per append: one short transaction each
+KEYS_PER_QUERY = 500  # well inside SQLite's limit on a statement's variables
 
 
 @dataclass(frozen=True)
@@ -31,15 +35,28 @@ class Latest:
     decision: str
 
 
-def latest(work_date: str) -> dict[str, Latest]:
-    """The last fact of each key of ``work_date``."""
-    rows = (
-        DayFactIndex.select(DayFactIndex.key, DayFactIndex.fact_id, DayFactIndex.decision, DayFactIndex.seq)
-        .where(DayFactIndex.work_date == work_date)
-        .order_by(DayFactIndex.seq)
-        .tuples()
-    )
-    return {key: Latest(seq, fid, dec) for key, fid, dec, seq in rows}
+def latest(work_date: str, keys: Sequence[str] | None = None) -> dict[str, Latest]:
+    """The last fact of each key of ``work_date`` (of ``keys`` only, when given: a pass over a few
+    employees need not read the whole day's facts)."""
+    query = DayFactIndex.select(DayFactIndex.key, DayFactIndex.fact_id, DayFactIndex.decision, DayFactIndex.seq)
+    return {key: Latest(seq, fid, dec) for key, fid, dec, seq in _rows(query, work_date, keys)}
+
+
+def seqs(work_date: str, keys: Sequence[str] | None = None) -> dict[str, int]:
+    """The seq of the last fact of each key of ``work_date`` (of ``keys`` only, when given)."""
+    return {key: seq for key, seq in _rows(DayFactIndex.select(DayFactIndex.key, DayFactIndex.seq), work_date, keys)}
+
+
+def _rows(query: pw.ModelSelect, work_date: str, keys: Sequence[str] | None) -> Iterator[tuple[Any, ...]]:
+    """The query's rows of ``work_date`` in seq order (so that the last of a key wins in a dict)."""
+    query = query.where(DayFactIndex.work_date == work_date)
+    if keys is None:
+        yield from query.order_by(DayFactIndex.seq).tuples()
+        return
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        found.extend(query.where(DayFactIndex.key.in_(list(keys[start : start + KEYS_PER_QUERY]))).tuples())
+    yield from sorted(found, key=lambda r: r[-1])
 
 
 def _decision_text(fact: Mapping[str, int | str]) -> str:

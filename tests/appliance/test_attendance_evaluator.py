@@ -8,7 +8,7 @@ missed check-in turns tentative at 08:20 (start + grace + 15 min) and can be con
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +19,17 @@ from appliance.attendance import Evaluator, actions
 from appliance.clock import to_ms
 from appliance.punchlog import Entry, LogWriter
 from appliance.rules import fact_id
-from appliance.store import ActionRecord, BoardRow, EvaluatorState, LogRecord, Punch, TerminalHealth
+from appliance.store import (
+    MASTER_MODELS,
+    ActionRecord,
+    BoardRow,
+    EvalRequest,
+    EvaluatorState,
+    LogRecord,
+    Punch,
+    ShiftDef,
+    TerminalHealth,
+)
 from ledger import GENESIS_PREV, SignedRecord, parse
 from ledger.messages import Batch
 from ledger.verify import verify_batch
@@ -51,7 +61,7 @@ def writer(db, key, clock):
 
 @pytest.fixture
 def evaluator(writer, clock):
-    ev = Evaluator(writer, PLANT_TZ, TERMINALS, clock, interval_s=15)
+    ev = Evaluator(writer, PLANT_TZ, TERMINALS, clock)
     writer.holder["ev"] = ev
     return ev
 
@@ -407,7 +417,7 @@ def test_passes_over_new_punchers_leave_nothing_for_a_full_pass_to_change(tmp_pa
     store_master(clock)
     w = LogWriter(db, key, LOG, clock, "boot-1")
     w.start()
-    ev = Evaluator(w, PLANT_TZ, TERMINALS, clock, interval_s=15)
+    ev = Evaluator(w, PLANT_TZ, TERMINALS, clock)
     clock.advance(minutes=now_minutes - 5 * 60)
     read_all(clock.now())
     ev.run_once()  # what time alone changes, before the punches
@@ -435,3 +445,87 @@ def test_a_final_yesterday_is_left_alone_until_the_roster_changes(evaluator, clo
     )
     assert evaluator.run_once().days == ("2026-03-01", "2026-03-02"), "a roster change: yesterday again"
     assert evaluator.run_once().days == ("2026-03-02",)
+
+
+def test_a_full_pass_falls_due_when_time_changes_a_result_and_not_before(evaluator, clock):
+    clock.advance(hours=1, minutes=19)  # 08:19: both upcoming; their check-in turns tentative at 08:20
+    read_all(clock.now())
+    evaluator.run_once()
+    assert row("1002").status == "upcoming" and evaluator.why_full() is None
+    clock.advance(seconds=59)
+    read_all(clock.now())  # terminals read, but no result is waiting on them
+    assert evaluator.why_full() is None, "08:19:59: nothing can have changed"
+    clock.advance(seconds=1)
+    assert evaluator.why_full() == "time"
+    evaluator.run_once()
+    assert row("1002").missing_tier == "tentative" and evaluator.why_full() is None
+
+
+def test_after_the_last_result_is_final_the_next_pass_is_at_midnight(evaluator, writer, clock):
+    punch(writer, "1001", local(2, 7, 58))
+    punch(writer, "1001", local(2, 17, 0), state=1)
+    clock.advance(hours=15)  # 22:00: past 21:00, every terminal read
+    read_all(clock.now())
+    evaluator.run_once()
+    assert {r.tier for r in BoardRow.select().where(BoardRow.work_date == "2026-03-02")} == {"confirmed"}
+    clock.advance(minutes=4)
+    assert evaluator.why_full() is None
+    clock.jump_wall(hours=1, minutes=55, seconds=59)  # the wall clock alone, so that "idle" stays away
+    assert clock.now() == local(2, 23, 59, 59) and evaluator.why_full() is None
+    clock.jump_wall(seconds=1)
+    assert evaluator.why_full() == "time", "midnight: a new day to evaluate"
+
+
+def test_nothing_at_all_makes_a_full_pass_due_every_few_minutes(evaluator, clock):
+    read_all(clock.now())
+    evaluator.run_once()  # 07:00: nothing falls due before 08:20
+    clock.advance(seconds=299)
+    assert evaluator.why_full() is None
+    clock.advance(seconds=1)
+    assert evaluator.why_full() == "idle"
+
+
+def test_master_data_written_by_anyone_makes_a_full_pass_due(evaluator, clock):
+    read_all(clock.now())
+    evaluator.run_once()
+    assert evaluator.why_full() is None
+    roster_import.store(
+        {"employees": [{"user_id": "1003", "name": "王五", "line": "一线", "roster": "wk", "active": True}]},
+        PLANT_TZ,
+        to_ms(clock.now()),
+        source="test",
+    )
+    assert evaluator.why_full() == "master data"
+    evaluator.run_once()
+    assert row("1003").name == "王五" and evaluator.why_full() is None
+    ShiftDef.update(late_grace_min=10).where(ShiftDef.id == "D").execute()  # not through an importer
+    assert evaluator.why_full() == "master data"
+    evaluator.run_once()
+    EvalRequest.insert(day="2026-03-01", requested_ms=to_ms(clock.now())).execute()
+    assert evaluator.why_full() == "master data"
+    assert "2026-03-01" in evaluator.run_once().days
+    assert not EvalRequest.select().exists() and evaluator.why_full() is None, "serving a request changes nothing"
+
+
+def test_every_master_table_has_its_triggers(db):
+    names = {name for (name,) in db.execute_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    for model in MASTER_MODELS:
+        table = model._meta.table_name
+        assert {f"{table}_{a}_master" for a in ("insert", "update", "delete")} <= names, table
+    assert {"eval_request_insert_master", "eval_request_update_master"} <= names
+    assert "eval_request_delete_master" not in names
+
+
+def test_a_terminal_read_again_after_holding_results_back_makes_a_full_pass_due(evaluator, writer, clock):
+    clock.advance(hours=14, minutes=30)  # 21:30, past the confirmation moment 21:00
+    read("gate-1", clock.now())
+    read("gate-2", local(2, 16, 0))  # offline since 16:00
+    evaluator.run_once()
+    assert row("1002").tier == "held"
+    read("gate-1", clock.now() + timedelta(seconds=5))  # a terminal that held nothing back
+    clock.advance(seconds=30)
+    assert evaluator.why_full() is None, "gate-2 is still offline: nothing to do"
+    read("gate-2", clock.now())
+    assert evaluator.why_full() == "watermark"
+    evaluator.run_once()
+    assert row("1002").tier == "confirmed" and evaluator.why_full() is None
