@@ -104,7 +104,7 @@ class PunchIngest:
         and its health, in one transaction, so ``push_cursor`` after a restart matches what is stored.
         Punches already stored or pending (a batch re-sent after a lost ``OK``) are skipped."""
         with self._locks[batch.terminal]:
-            fresh = [p for p in _unique(batch.punches) if p.key not in self._pending and not _known(p)]
+            fresh = self._fresh(batch.punches)
             bad = [r for r in {r.raw: r for r in batch.rejected}.values() if not _known_bad(r)]
             TerminalHealth.get_or_create(name=batch.terminal)
             now_ms = to_ms(self._clock.now())
@@ -140,7 +140,7 @@ class PunchIngest:
         if self._committer is None:
             raise RuntimeError("live punches need a group committer")
         with self._locks[terminal]:
-            if punch.key in self._pending or _known(punch):
+            if punch.key in self._pending or _known(punch.key):
                 return None
             self._pending.add(punch.key)
         future = self._committer.submit(self._entry(terminal, punch, offset_ms, src=src))
@@ -152,8 +152,14 @@ class PunchIngest:
         future.add_done_callback(settled)
         return future
 
+    def _fresh(self, punches: tuple[RawPunch, ...]) -> list[RawPunch]:
+        """The punches neither stored nor pending, each once, in the terminal's order."""
+        candidates = [p for p in _unique(punches) if p.key not in self._pending]
+        stored = _known_keys([p.key for p in candidates])
+        return [p for p in candidates if p.key not in stored]
+
     def _accept(self, terminal: str, download: Download) -> list[int]:
-        fresh = [p for p in _unique(download.punches) if p.key not in self._pending and not _known(p)]
+        fresh = self._fresh(download.punches)
         bad = [r for r in {r.raw: r for r in download.rejected}.values() if not _known_bad(r)]
         row, _ = TerminalHealth.get_or_create(name=terminal)
         now_ms = to_ms(self._clock.now())
@@ -263,20 +269,35 @@ def _unique(punches: tuple[RawPunch, ...]) -> list[RawPunch]:
     return out
 
 
-def _known(p: RawPunch) -> bool:
-    sn, user_id, device_time, verify, state, workcode = p.key
-    return (
-        Punch.select(Punch.seq)
-        .where(
-            (Punch.terminal_sn == sn)
-            & (Punch.user_id == user_id)
-            & (Punch.device_time == device_time)
-            & (Punch.verify == verify)
-            & (Punch.state == state)
-            & (Punch.workcode == workcode)
+# A punch is known by what the terminal said about it: the columns of the ``punch`` table's unique
+# index. Raw SQL, not peewee's query builder: a terminal re-read every few seconds checks its
+# overlap each time, and building the query cost fifty times more than running it.
+_KEY_COLUMNS = "terminal_sn, user_id, device_time, verify, state, workcode"
+_KNOWN_ONE = (
+    f"SELECT 1 FROM {Punch._meta.table_name} WHERE terminal_sn = ? AND user_id = ? AND device_time = ? "
+    "AND verify = ? AND state = ? AND workcode = ? LIMIT 1"
+)
+KEYS_PER_QUERY = 150  # six variables each: under the 999 an older SQLite allows in one statement
+
+
+def _known(key: PunchKey) -> bool:
+    return Punch._meta.database.execute_sql(_KNOWN_ONE, key).fetchone() is not None
+
+
+def _known_keys(keys: list[PunchKey]) -> set[PunchKey]:
+    """Which of the keys are stored: one statement per ``KEYS_PER_QUERY`` keys, each an index lookup."""
+    found: set[PunchKey] = set()
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        chunk = keys[start : start + KEYS_PER_QUERY]
+        rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+        sql = (  # a joined list of values, not a row-value IN: SQLite scans the whole index for the latter
+            f"WITH k(sn, emp, t, v, s, w) AS (VALUES {rows}) SELECT {_KEY_COLUMNS} FROM k "
+            f"JOIN {Punch._meta.table_name} AS p ON p.terminal_sn = k.sn AND p.user_id = k.emp "
+            "AND p.device_time = k.t AND p.verify = k.v AND p.state = k.s AND p.workcode = k.w"
         )
-        .exists()
-    )
+        params = [value for key in chunk for value in key]
+        found.update(tuple(row) for row in Punch._meta.database.execute_sql(sql, params))  # type: ignore[misc]
+    return found
 
 
 def _known_bad(record: RejectedRecord) -> bool:

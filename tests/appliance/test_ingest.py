@@ -1,11 +1,13 @@
 """Terminal -> signed log, on a real SQLite file: each punch exactly once, chained and signed."""
 
+import dataclasses
 import threading
 from datetime import datetime
 
 import peewee as pw
 import pytest
 
+from appliance import ingest as ingest_module
 from appliance.ingest import PunchIngest
 from appliance.poller import TerminalWorker
 from appliance.punchlog import Entry, LogWriter
@@ -50,6 +52,34 @@ def test_punches_are_stored_once_across_re_downloads(db, writer, key, clock, zk_
     fields = [f for f, _ in stored_chain(key)]
     assert [f["term"]["t"] for f in fields] == ["2026-03-02T07:58:00", "2026-03-02T17:30:00"]
     assert fields[0]["boot_id"] == "boot-1" and fields[0]["t_wall_ms"] == 1772409600000
+
+
+def test_a_re_read_long_log_stores_only_what_differs_in_any_part_of_the_key(db, writer, clock, terminal_state):
+    """More punches than one lookup statement holds; new ones differ from stored ones in one field each."""
+    ingest = PunchIngest(writer, clock, "Asia/Shanghai")
+    other = TerminalState(serial="ZK-OTHER", tz=PLANT_TZ)
+    emulators = [ZKEmulator(terminal_state, port=0).start(), ZKEmulator(other, port=0).start()]
+    try:
+        main, twin = (ZKTerminal(*e.address, tz=PLANT_TZ) for e in emulators)
+        count = 2 * ingest_module.KEYS_PER_QUERY + 7
+        for n in range(count):
+            terminal_state.punch(f"{n % 90:04d}", when=datetime(2026, 3, 2, 7, n // 60, n % 60))
+        assert len(ingest.accept("gate-1", main.download(0))) == count
+        base = dict(user_id="0005", state=0, verify=1, when=datetime(2026, 3, 2, 7, 0, 5), workcode=0)
+        variants = [{"user_id": "0006"}, {"state": 1}, {"verify": 15}, {"when": datetime(2026, 3, 2, 7, 0, 6)}]
+        for change in variants:
+            press = {**base, **change}
+            terminal_state.punch(press.pop("user_id"), **press)
+        other.punch(base.pop("user_id"), **base)  # the same press on another terminal is another punch
+        download = main.download(0)
+        coded = dataclasses.replace(download.punches[5], workcode=3)  # 40-byte records carry no work code
+        assert len(ingest.accept("gate-1", dataclasses.replace(download, punches=(*download.punches, coded)))) == 5
+        assert len(ingest.accept("gate-2", twin.download(0))) == 1
+        assert ingest.accept("gate-1", main.download(0)) == [] and ingest.accept("gate-2", twin.download(0)) == []
+        assert Punch.select().count() == count + 5 + 1
+    finally:
+        for emulator in emulators:
+            emulator.stop()
 
 
 def test_an_unchanged_log_is_not_transferred_again(db, writer, clock, zk_terminal, terminal_state):
