@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
@@ -51,6 +52,7 @@ class SerialReaders:
         self.readers: dict[str, Reader] = {}
         self._told: set[tuple[str, str]] = set()  # (reader, card or page) already logged as unknown
         self._ticker = Ticker("reader-health", self.tick, health_every_s)
+        self._contact = threading.Lock()  # a contact's time is read and written in one step: none goes back
 
     def start(self) -> None:
         """Read the card and page tables, then open every port (a missing port is retried, not fatal)."""
@@ -96,10 +98,11 @@ class SerialReaders:
             reader.stop()
 
     def tick(self) -> None:
-        now_ms = to_ms(self._clock.now())
-        for name, reader in self.readers.items():
-            if reader.loop.available:
-                record_health(name, available=True, last_contact_ms=now_ms, last_error="")
+        with self._contact:
+            now_ms = to_ms(self._clock.now())
+            for name, reader in self.readers.items():
+                if reader.loop.available:
+                    record_health(name, available=True, last_contact_ms=now_ms, last_error="")
 
     def _table(self, load: Callable[[Path], T], path: str, name: str) -> T:
         try:
@@ -111,10 +114,11 @@ class SerialReaders:
         self._ingest.accept_read(name, punch, src)
 
     def _status(self, name: str, available: bool, reason: str) -> None:
-        fields: dict[str, object] = {"available": available, "last_error": reason}
-        if available:
-            fields["last_contact_ms"] = to_ms(self._clock.now())
-        record_health(name, **fields)
+        with self._contact:
+            fields: dict[str, object] = {"available": available, "last_error": reason}
+            if available:
+                fields["last_contact_ms"] = to_ms(self._clock.now())
+            record_health(name, **fields)
 
     def _card_rejected(self, name: str, fmt: CardFormat, record: RejectedRecord) -> None:
         try:
