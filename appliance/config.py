@@ -85,6 +85,7 @@ class TerminalSettings:
     port: int = 4370
     comm_key: int = 0
     poll_seconds: float = 5.0  # the full read that proves nothing was missed (and catches up after a drop)
+    live_poll_seconds: float = 60.0  # the same read while live capture runs (each punch arrives within 1 s)
     timeout_s: float = 5.0
     encoding: str = "gbk"
     live: bool = True  # also take each punch as the terminal announces it (within a second)
@@ -385,7 +386,11 @@ def _any_kind_has(key: str) -> bool:
 
 
 def _clock_problems(terminal: TerminalSettings, label: str) -> list[str]:
-    problems = []
+    problems = [
+        f"{label}.{key}: must be positive (seconds between full reads of the terminal's log)"
+        for key in ("poll_seconds", "live_poll_seconds")
+        if getattr(terminal, key) <= 0
+    ]
     if terminal.clock_alarm_s <= 0:
         problems.append(f"{label}.clock_alarm_s: must be positive (seconds; e.g. 60)")
     correct = terminal.clock_correct_above_s

@@ -131,6 +131,7 @@ class ApplianceDaemon:
                 ingest,
                 self.clock,
                 interval_s=terminal.poll_seconds,
+                live_interval_s=max(terminal.live_poll_seconds, terminal.poll_seconds) if terminal.live else None,
                 clock_policy=terminal.clock_policy,
                 tz=settings.plant.tz,
             )
@@ -183,7 +184,8 @@ class ApplianceDaemon:
             comm_key=terminal.comm_key,
             udp=terminal.udp,
             timeout=terminal.timeout_s,
-            on_connect=lambda _address: worker.poll_soon(),
+            on_connect=lambda _serial: worker.live_connected(),
+            on_disconnect=lambda _serial: worker.live_lost(),
             now=self.clock.now,
         )
 

@@ -3,6 +3,12 @@
 Availability is state: it is logged when it changes, not at every failed poll, and failed
 polls back off exponentially (with jitter) up to a minute.
 
+A ZK terminal's full read transfers its whole log, so while live capture is registered (each punch
+arrives within a second anyway) the worker reads every ``live_interval_s`` instead of every
+``interval_s``; when capture drops it reads at once and goes back to the short interval. The
+terminal's watermark (``last_contact_ms``) comes from full reads only: a live event proves that
+punch, not that none was missed.
+
 The worker is also the only one that changes its terminal: it sets the terminal's clock when the
 policy allows it (signing a ``clock`` record before any punch read after the correction) and
 carries out ``clear-terminal`` commands (``appliance.terminal_admin``) between polls.
@@ -47,6 +53,7 @@ class TerminalWorker:
         clock: Clock,
         *,
         interval_s: float,
+        live_interval_s: float | None = None,
         clock_policy: ClockPolicy | None = None,
         tz: tzinfo = UTC,
     ) -> None:
@@ -55,6 +62,9 @@ class TerminalWorker:
         self._ingest = ingest
         self._clock = clock
         self._interval = interval_s
+        self._live_interval = live_interval_s  # None: live capture does not lengthen the interval
+        self._live = False  # live capture registered for this terminal's events
+        self._live_recorded: bool | None = None  # what terminal_health says
         self._policy = clock_policy or ClockPolicy()  # the driver is given the same one, for its alarm
         self._tz = tz  # for the times in messages to people
         self._correct_after = 0.0  # monotonic: no correction attempt before this
@@ -72,6 +82,21 @@ class TerminalWorker:
     def poll_soon(self) -> None:
         """Read the terminal now rather than at the next interval (e.g. after live capture reconnected)."""
         self._wake.set()
+
+    def live_connected(self) -> None:
+        """Live capture (re)registered: read once now (the catch-up), then at the live interval."""
+        self._live = True
+        self._wake.set()
+
+    def live_lost(self) -> None:
+        """Live capture dropped: read now, and at the short interval until it is back."""
+        self._live = False
+        self._wake.set()
+
+    @property
+    def interval_s(self) -> float:
+        """The time between full reads, as things stand."""
+        return self._live_interval if self._live and self._live_interval is not None else self._interval
 
     def stop(self) -> None:
         self._stop.set()
@@ -219,15 +244,27 @@ class TerminalWorker:
         log.info("terminal %s: %d acknowledged record(s) cleared on command", self.name, cleared.records_cleared)
         self.poll_once()  # the terminal's capacity (records left), now that its log is empty
 
+    def _record_live(self) -> None:
+        """Keep ``terminal_health.live_since_ms`` in step with live capture (the terminals table shows it)."""
+        live = self._live
+        if live == self._live_recorded:
+            return
+        since = to_ms(self._clock.now()) if live else None
+        TerminalHealth.insert(name=self.name, live_since_ms=since).on_conflict(
+            conflict_target=[TerminalHealth.name], update={TerminalHealth.live_since_ms: since}
+        ).execute()
+        self._live_recorded = live
+
     def _delay(self) -> float:
         if not self._failures:
-            return self._interval
+            return self.interval_s
         backoff = min(MAX_BACKOFF_S, self._interval * 2 ** min(self._failures, 6))
         return backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                self._record_live()
                 stored = self.poll_once()
                 self.serve_commands()
                 if stored:

@@ -111,6 +111,7 @@ class TerminalHealth(BaseModel):
     # the clock alarm episode in progress (appliance.terminal_clock): its offset when it began, and when
     clock_alarm_ms = pw.IntegerField(null=True)
     clock_alarm_since_ms = pw.BigIntegerField(null=True)
+    live_since_ms = pw.BigIntegerField(null=True)  # live capture registered since; None: not registered
 
 
 class TerminalCommand(BaseModel):

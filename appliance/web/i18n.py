@@ -22,6 +22,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "terminals": ("考勤机状态", "Terminals"),
     "available": ("在线", "online"),
     "unavailable": ("离线", "offline"),
+    "live_events": ("实时推送", "live events"),
+    "live_events_since": ("实时推送开始于", "live events since"),
     "never": ("从未连接", "never reached"),
     "last_contact": ("最后通信", "Last contact"),
     "clock_offset": ("时钟偏差", "Clock offset"),

@@ -2,7 +2,8 @@
 
 The daemon writes SQLite; the pages only read it. Instead of each open page asking the database
 (the kiosk used to, twice a second), one thread per worker process asks two cheap questions every
-``TICK_S`` — the highest punch seq and the evaluator's pass counter — and, when a punch arrived,
+``TICK_S`` — the highest punch seq and the evaluator's pass counter (and every second, the
+terminals' and the uplink's state: ``status_token``) — and, when a punch arrived,
 reads the new punches once and keeps what the kiosk shows of them in a short ring. Every
 Server-Sent-Events stream of that worker waits on one condition and sends from memory, so 20
 kiosks and a room of boards cost the database the same as one.
@@ -20,6 +21,7 @@ import logging
 import threading
 import time
 import weakref
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,7 +29,7 @@ from typing import Any
 import peewee as pw
 from flask import Flask, Response
 
-from appliance.store import EvaluatorState, Punch
+from appliance.store import EvaluatorState, Punch, SyncState, TerminalHealth
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ KEEP = 256  # kiosk events kept for a reconnecting kiosk (Last-Event-ID)
 RECENT_MS = 10 * 60_000  # older punches (a terminal's backlog read late) are not news to the floor
 FIRST = 5  # a kiosk just opened: the last few punches
 BATCH = 500  # punches read per tick at most; a bigger backlog is read over the next ticks
+STATUS_EVERY = 10  # ticks between reads of the terminals' and the uplink's state
+MINUTE_MS = 60_000
 
 _HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
 
@@ -52,6 +56,30 @@ def sse(data: Any, *, event: str | None = None, id: str | None = None) -> str:
     """One Server-Sent Event; ``data`` as one line of JSON."""
     head = (f"id: {id}\n" if id is not None else "") + (f"event: {event}\n" if event else "")
     return f"{head}data: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+def status_token() -> str:
+    """What the board's status part shows that is neither a punch nor a pass: each terminal's state
+    (online, live events, error, clock alarm), the uplink's, and the minute of the latest contact
+    and acknowledgement (the times shown move on once a minute, not at every read).
+
+    Part of the board's version, so a terminal going offline reaches every open board at once,
+    with no punch needed to carry it."""
+    terminals = (
+        TerminalHealth.select(
+            TerminalHealth.name,
+            TerminalHealth.available,
+            TerminalHealth.live_since_ms.is_null(),
+            TerminalHealth.last_error,
+            TerminalHealth.clock_alarm_ms.is_null(),
+        )
+        .order_by(TerminalHealth.name)
+        .tuples()
+    )
+    contact = TerminalHealth.select(pw.fn.MAX(TerminalHealth.last_contact_ms)).scalar() or 0
+    sync = SyncState.select(SyncState.connected, SyncState.last_error, SyncState.acked_at_ms).tuples()
+    seen = [(connected, error, (acked or 0) // MINUTE_MS) for connected, error, acked in sync]
+    return f"{zlib.crc32(repr((list(terminals), contact // MINUTE_MS, seen)).encode()):08x}"
 
 
 class Hub:
@@ -80,7 +108,8 @@ class Hub:
         self._failing = False
         self.streams = 0
         self.generation = 0  # bumped at every change; a stream waits for it to move
-        self.version = ""  # the board's: "<board version>.<last punch seq>"
+        self.version = ""  # the board's: "<board version>.<last punch seq>.<status token>"
+        self._status = ""
         self.last_seq = -1
         self.ticks = 0
         self.kiosk: deque[tuple[int, int, dict[str, Any]]] = deque(maxlen=KEEP)  # (seq, at_ms, shown)
@@ -127,6 +156,8 @@ class Hub:
         last = Punch.select(pw.fn.MAX(Punch.seq)).scalar()
         last = -1 if last is None else last
         passes = EvaluatorState.select(EvaluatorState.board_version).where(EvaluatorState.id == 1).scalar() or 0
+        if first or self.ticks % STATUS_EVERY == 0:
+            self._status = status_token()
         self.ticks += 1
         new: list[tuple[int, int, dict[str, Any]]] = []
         if last > self.last_seq:
@@ -140,7 +171,7 @@ class Hub:
                 last = rows[-1].seq  # a backlog bigger than a batch: the rest at the next tick
             fresh = [r for r in rows if r.at_utc_ms >= recent]
             new = [(r.seq, r.at_utc_ms, shown) for r, shown in zip(fresh, self._shown(fresh), strict=True)]
-        version = f"{passes}.{last}"
+        version = f"{passes}.{last}.{self._status}"
         if version == self.version and not new:
             return False
         with self._cond:

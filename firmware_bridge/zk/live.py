@@ -2,13 +2,15 @@
 
 How the appliance combines live capture with downloads (no punch lost, none counted twice):
 
-1. Start ``LiveCapture``. Every time it has (re)registered for events it calls ``on_connect``.
+1. Start ``LiveCapture``. Every time it has (re)registered for events it calls ``on_connect``, and
+   when that registration ends (the link dropped, or ``stop()``) it calls ``on_disconnect``.
 2. In ``on_connect``, schedule a catch-up read ``ZKTerminal.download(since_index=cursor - overlap,
    known_count=cursor)`` on the usual poll path. Registration comes first, so any punch made after
    it arrives live and any punch made before it (e.g. while the link was down) is in the log.
 3. Live events carry no log index (``index == INDEX_LIVE``); both paths give the same
    ``RawPunch.key``, so a punch that arrives both ways is stored once.
-4. Keep the periodic download as well (less often): it is the proof that nothing was missed.
+4. Keep the periodic download as well, less often while events arrive (between ``on_connect`` and
+   ``on_disconnect``): it is the proof that nothing was missed, and what a watermark rests on.
 
 Events are handed to ``sink`` before they are acknowledged. If the sink raises, the event is not
 acknowledged, the session is dropped and the reconnect (and its catch-up read) covers it.
@@ -72,6 +74,7 @@ class LiveCapture:
         keepalive_s: float = 30.0,
         backoff: Backoff = Backoff(),
         on_connect: Callable[[str], None] | None = None,
+        on_disconnect: Callable[[str], None] | None = None,
         on_rejected: Callable[[RejectedRecord], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
@@ -83,6 +86,7 @@ class LiveCapture:
         self._keepalive_s = keepalive_s
         self._backoff = backoff
         self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
         self._on_rejected = on_rejected
         self._now = now
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -124,8 +128,18 @@ class LiveCapture:
                 self.failures += 1
                 self.available = False
             finally:
-                self.connected.clear()
+                self._lost()
             self._stopping.wait(self._backoff.delay(self.failures, self._rng))
+
+    def _lost(self) -> None:
+        """The registration (if any) is over: say so once, before the backoff."""
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        if was_connected and self._on_disconnect is not None:
+            try:
+                self._on_disconnect(self.serial)
+            except Exception:  # the caller's bookkeeping must not end capture for good
+                log.exception("%s: on_disconnect failed", self)
 
     def _listen_once(self) -> None:
         session = ZKSession(self.host, self.port, **self._session_args)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ GOOD = {
 def test_good_config_loads_with_defaults():
     settings = Settings.from_dict(GOOD)
     assert settings.terminals[0].port == 4370
+    assert (settings.terminals[0].poll_seconds, settings.terminals[0].live_poll_seconds) == (5, 60)
     assert settings.log_origin == "punchproof/dongguan-1/pi-01/1"
 
 
@@ -21,7 +22,10 @@ def test_every_problem_is_listed_at_once():
         "plant": {"id": "Dong Guan", "timezone": "Mars/Base", "colour": "red"},
         "appliance": {},
         "mqtt": {"port": "1883"},
-        "terminals": [{"name": "a", "host": "h", "kind": "hanvon"}, {"name": "a", "host": "h"}],
+        "terminals": [
+            {"name": "a", "host": "h", "kind": "hanvon"},
+            {"name": "a", "host": "h", "live_poll_seconds": 0, "poll_seconds": -1},
+        ],
         "extra": {},
     }
     with pytest.raises(ConfigError) as info:
@@ -35,6 +39,8 @@ def test_every_problem_is_listed_at_once():
         "mqtt.cloud_key_file: required",
         "name 'a' is used twice",
         "'hanvon' is not supported; use one of zk, adms, card, r30x",
+        "terminals[1] (a).poll_seconds: must be positive",
+        "terminals[1] (a).live_poll_seconds: must be positive",
     ):
         assert expected in problems
 

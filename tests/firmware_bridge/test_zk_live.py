@@ -19,6 +19,7 @@ class Received:
     def __init__(self) -> None:
         self.punches: list[LivePunch] = []
         self.connects: list[str] = []
+        self.disconnects: list[str] = []
         self.rejected: list = []
 
     def users(self) -> list[str]:
@@ -47,6 +48,7 @@ def make_capture(emulator: ZKEmulator, received: Received, **kwargs) -> LiveCapt
         tz=PLANT_TZ,
         sink=received.punches.append,
         on_connect=received.connects.append,
+        on_disconnect=received.disconnects.append,
         on_rejected=received.rejected.append,
         timeout=2,
         backoff=FAST,
@@ -128,7 +130,8 @@ def test_a_dropped_link_reconnects_and_catch_up_by_index_covers_the_gap(terminal
         stored_count = len(terminal_state.punches)  # what the appliance has stored: its cursor
 
         emulator.stop()  # the link goes down mid-stream; the terminal keeps recording
-        wait_until(lambda: not live.connected.is_set(), message="the capture noticed the drop")
+        wait_until(lambda: received.disconnects, message="the capture noticed the drop and said so")
+        assert not live.connected.is_set()
         terminal_state.punch("1002", when=datetime(2026, 3, 2, 7, 51))
         terminal_state.punch("1001", state=1, when=datetime(2026, 3, 2, 7, 52))
         emulator = ZKEmulator(terminal_state, host, port).start()
@@ -141,6 +144,7 @@ def test_a_dropped_link_reconnects_and_catch_up_by_index_covers_the_gap(terminal
         live.stop()
         emulator.stop()
     assert live.failures == 0 and live.available is True
+    assert received.disconnects == ["TEST-ZK-01"] * 2  # the drop (once, though reconnecting failed), and the stop
     union = {p.punch.key: p.punch for p in received.punches} | {p.key: p for p in catch_up.punches}
     assert sorted(p.device_time.minute for p in union.values()) == [50, 51, 52, 53]  # nothing lost, none twice
     assert [p.index for p in catch_up.punches] == [1, 2, 3]
@@ -161,7 +165,7 @@ def test_a_wrong_comm_key_keeps_retrying_without_crashing(zk_terminal, terminal_
     live.start()
     try:
         wait_until(lambda: live.failures >= 2, message="retries with backoff")
-        assert live.available is False and not received.connects
+        assert live.available is False and not received.connects and not received.disconnects
         terminal_state.comm_key = 1  # the terminal's key is corrected: capture recovers by itself
         wait_until(lambda: received.connects, message="recovery")
     finally:

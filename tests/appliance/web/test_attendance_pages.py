@@ -154,6 +154,30 @@ def test_the_board_searches_and_filters(plant):
     assert "<html" not in partial and 'data-board-employee="1002"' in partial
 
 
+def test_a_terminal_going_live_or_offline_reaches_the_board_with_no_punch_to_carry_it(plant):
+    plant.read_terminal()
+    client = plant.client()
+
+    def status() -> tuple[str, str]:
+        version = client.get("/board/version").get_json()["version"]
+        terminals = re.search(
+            r'<section id="terminals">.*?</section>', client.get("/?partial=1").get_data(as_text=True), re.S
+        )
+        return version, terminals.group(0)
+
+    version, shown = status()
+    assert 'data-live="no">在线<' in shown
+    TerminalHealth.update(live_since_ms=to_ms(plant.clock.now())).execute()  # the daemon: live capture registered
+    moved, shown = status()
+    assert moved != version and 'data-live="yes">在线 <span class="muted" title="实时推送开始于' in shown
+    TerminalHealth.update(available=False, live_since_ms=None, last_error="10.0.0.5:4370: connection refused").execute()
+    gone, shown = status()
+    assert gone != moved and 'data-live="no">离线<' in shown and "connection refused" in shown
+    plant.clock.advance(seconds=5)
+    TerminalHealth.update(clock_offset_ms=120).execute()  # a read's figures alone do not refresh every board
+    assert status()[0] == gone
+
+
 def test_the_board_renders_a_page_of_rows_at_a_time_and_keeps_the_filters_across_pages(plant, monkeypatch):
     from appliance.web import board
 
