@@ -23,6 +23,7 @@ from appliance.store import (
     MASTER_MODELS,
     ActionRecord,
     BoardRow,
+    Employee,
     EvalRequest,
     EvaluatorState,
     LogRecord,
@@ -529,3 +530,15 @@ def test_a_terminal_read_again_after_holding_results_back_makes_a_full_pass_due(
     assert evaluator.why_full() == "watermark"
     evaluator.run_once()
     assert row("1002").tier == "confirmed" and evaluator.why_full() is None
+
+
+def test_a_row_that_no_longer_applies_is_removed_and_the_others_are_not_rewritten(evaluator, clock):
+    read_all(clock.now())
+    evaluator.run_once()
+    assert row("1002").status == "upcoming"
+    kept = row("1001").as_of_ms
+    Employee.update(active=False).where(Employee.user_id == "1002").execute()  # left the plant
+    clock.advance(minutes=1)
+    evaluator.run_once()
+    assert [r.employee for r in BoardRow.select().where(BoardRow.work_date == "2026-03-02")] == ["1001"]
+    assert row("1001").as_of_ms == kept, "an unchanged row is not written again"
