@@ -128,7 +128,7 @@ def version() -> str:
     """The board's version, as the live stream announces it (``live.Hub.refresh``)."""
     state = EvaluatorState.get_or_none(EvaluatorState.id == 1)
     last = Punch.select(Punch.seq).order_by(Punch.seq.desc()).scalar()
-    status = live.status_token()
+    status = live.hub_of(current_app).status()
     return f"{state.board_version if state else 0}.{last if last is not None else -1}.{status}"
 
 

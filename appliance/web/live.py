@@ -134,6 +134,13 @@ class Hub:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
+    def status(self) -> str:
+        """``status_token()``, as of the last second while the watcher runs (a board polling every
+        second costs no query for it), read now otherwise."""
+        if self._thread is not None and self._thread.is_alive() and self._status:
+            return self._status
+        return status_token()
+
     def _run(self) -> None:
         while not self._stopping.wait(self.tick_s):
             try:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from appliance.store import MODELS, EvaluatorState
+from appliance.store import MODELS, EvaluatorState, TerminalHealth
 from appliance.web import create_app, live
 from tests.appliance.web.test_attendance_pages import PASSWORD, Plant, csrf_of
 from tests.harness.clock import FrozenClock
@@ -130,6 +130,9 @@ def test_the_board_stream_needs_a_login_and_sends_the_version_when_it_moves(plan
     plant.evaluator.run_once()
     (moved,) = events(next(stream))
     assert moved["id"] != first["id"] and moved["id"] == client.get("/board/version").get_json()["version"]
+    TerminalHealth.replace(name="gate-1", available=False, last_error="10.0.0.5:4370: timed out").execute()
+    (offline,) = events(next(stream))  # within a second: no punch and no pass needed to carry it
+    assert offline["id"] != moved["id"] and offline["id"] == client.get("/board/version").get_json()["version"]
     response.close()
 
     hub.heartbeat_s = 0.3
