@@ -271,7 +271,8 @@ def _unique(punches: tuple[RawPunch, ...]) -> list[RawPunch]:
 
 # A punch is known by what the terminal said about it: the columns of the ``punch`` table's unique
 # index. Raw SQL, not peewee's query builder: a terminal re-read every few seconds checks its
-# overlap each time, and building the query cost fifty times more than running it.
+# overlap each time, and building a query per punch cost far more than running it (32 known
+# punches: 7.6 ms of CPU per read, now 0.5 ms).
 _KEY_COLUMNS = "terminal_sn, user_id, device_time, verify, state, workcode"
 _KNOWN_ONE = (
     f"SELECT 1 FROM {Punch._meta.table_name} WHERE terminal_sn = ? AND user_id = ? AND device_time = ? "

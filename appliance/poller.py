@@ -80,7 +80,7 @@ class TerminalWorker:
         self._thread.start()
 
     def poll_soon(self) -> None:
-        """Read the terminal now rather than at the next interval (e.g. after live capture reconnected)."""
+        """Read the terminal now rather than at the next interval (e.g. new records arrived before a clear)."""
         self._wake.set()
 
     def live_connected(self) -> None:
