@@ -25,7 +25,8 @@ CLAIM_STALE_MS = 15 * 60 * 1000  # a dispatcher that died mid-send releases its 
 
 
 class UnknownChannel(Exception):
-    pass
+    """The message names a channel that is not configured. Callers ask ``has`` first: the escalation records
+    such a step as 无法发送 with a task for a person, it never sends into this."""
 
 
 class DispatchBusy(Exception):
@@ -36,6 +37,10 @@ class Dispatcher:
     def __init__(self, channels: Iterable[Channel], *, clock: Clock | None = None) -> None:
         self.channels = list(channels)
         self.clock = clock or SystemClock()
+
+    def has(self, name: str) -> bool:
+        """Whether a channel of this name or kind is configured."""
+        return any(name in (channel.name, channel.kind) for channel in self.channels)
 
     def channel_for(self, name: str) -> Channel:
         """A channel by its configured name ("sms.tencent"), or the first configured of a kind ("sms")."""

@@ -34,6 +34,7 @@ from cloud.channels.base import Channel
 from cloud.channels.dingtalk import DingTalkApp, DingTalkAppSettings, DingTalkRobot, DingTalkRobotSettings
 from cloud.channels.email_smtp import SmtpChannel, SmtpSettings
 from cloud.channels.manual import ManualChannel
+from cloud.channels.names import kinds_of
 from cloud.channels.sms_aliyun import AliyunSms, AliyunSmsSettings
 from cloud.channels.sms_tencent import TencentSms, TencentSmsSettings, TencentTemplate
 from cloud.channels.wecom import WeComApp, WeComAppSettings, WeComRobot, WeComRobotSettings
@@ -115,6 +116,10 @@ class ChannelSettings:
 
     def names(self) -> list[str]:
         return [name for name in SECTIONS if getattr(self, name)]
+
+    def kinds(self) -> set[str]:
+        """The kinds a policy may name that these settings provide ("sms" from [channels.sms_aliyun]...)."""
+        return kinds_of(self.names())
 
     def masked(self) -> dict[str, Any]:
         """What show-config prints: the TOML's own values (secret files by name), and whether each secret was read."""

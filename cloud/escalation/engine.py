@@ -221,7 +221,7 @@ class Engine:
             claimed = [row for row in chunk if row.id in mine]
             for n, row in enumerate(claimed):
                 try:
-                    self._sender.send(_planned(row, labels[row.policy_id], tuple(days.get(row.case_id, ()))))
+                    short = self._sender.send(_planned(row, labels[row.policy_id], tuple(days.get(row.case_id, ()))))
                 except SenderUnavailable as err:
                     back = [r.id for r in claimed[n:]]  # this one and the rest of the claim wait for the next tick
                     bulk.execute(
@@ -247,7 +247,7 @@ class Engine:
                     done.append((row, "failed", str(err)))
                     report.failed += 1
                 else:
-                    done.append((row, "sent", ""))
+                    done.append((row, "sent", short or ""))  # short: what it could not do (no channel, address)
                     report.sent += 1
                 if len(done) >= FINISH_EVERY:  # recorded a group at a time: a crash leaves at most these "sending"
                     self._finish(done, now)
@@ -292,8 +292,10 @@ class Engine:
                     b.append(
                         case,
                         "sent",
-                        f"已发出 {row.key}（{row.notice}）：{row.channels} → {row.recipients}",
-                        f"sent {row.key} ({row.notice}) by {row.channels} to {row.recipients}",
+                        f"已发出 {row.key}（{row.notice}）：{row.channels} → {row.recipients}"
+                        + (f"；{error}" if error else ""),
+                        f"sent {row.key} ({row.notice}) by {row.channels} to {row.recipients}"
+                        + (f"; {error}" if error else ""),
                         at_ms=now,
                         step=row.key,
                         notice=row.notice,

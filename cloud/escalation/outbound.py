@@ -9,7 +9,10 @@ returned from the contact log, not sent. Outcomes for the engine:
 * some failed definitely, and tries are left: ``SendRetry`` (the failed ones go again later, the others
   are not repeated); after ``max_rounds`` the step is sent if anything went out, else ``SendFailed``;
 * nothing went out surely but something may have (no answer): ``SendUncertain``, for a person;
-* quiet hours for the employee or an emergency contact: ``SendRetry`` at the window's start.
+* quiet hours for the employee or an emergency contact: ``SendRetry`` at the window's start;
+* a channel the step names is not configured (the policy was published before it went, or with "skip"):
+  each recipient×channel of it is "无法发送：未配置短信通道", returned with a sent step (its error) or in
+  ``SendFailed``, and a task for a person (``no_channel:<step>``); the other channels still go.
 
 Recipients: ``employee`` and ``manager`` from HR's master data, ``emergency_contact`` by SMS, call or post
 only (they are no members of the company's WeCom/DingTalk), ``hr`` and ``union`` from ``[notices]``; the
@@ -22,15 +25,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from cloud.channels import names
 from cloud.channels.base import Attachment, Attempt, OutboundMessage, Status
 from cloud.channels.contact_log import ContactAttempt
-from cloud.channels.dispatch import DispatchBusy, Dispatcher, UnknownChannel
+from cloud.channels.dispatch import DispatchBusy, Dispatcher
 from cloud.clock import Clock, to_ms
-from cloud.escalation import notice_facts
+from cloud.escalation import cases, notice_facts
 from cloud.escalation.cases import policy_of
 from cloud.escalation.engine import next_window
-from cloud.escalation.models import AbsenceCase
-from cloud.escalation.policy import PEOPLE
+from cloud.escalation.models import AbsenceCase, CaseTask
+from cloud.escalation.policy import NOTICE_NAMES, PEOPLE, ROLE_NAMES
 from cloud.escalation.sender import PlannedStep, SendFailed, SendRetry, SendUncertain
 from cloud.hr.models import EmergencyContact, Employee
 from cloud.notices import records, templates
@@ -40,6 +44,7 @@ from cloud.report_font import CjkFont, ReportFontMissing, find_font
 
 log = logging.getLogger(__name__)
 ROBOTS = ("wecom_robot", "dingtalk_robot")
+EMERGENCY = ("sms", "voice", "ems")  # an emergency contact is no member of the company's WeCom/DingTalk
 RETRY_AFTER_S = (600, 3600)  # after the first and the second round of definite failures
 BUSY_RETRY_S = 60
 
@@ -69,16 +74,15 @@ def _of_office(settings: NoticeSettings, who: str, channel: str) -> str:
 
 
 def targets(step: PlannedStep, settings: NoticeSettings, dispatcher: Dispatcher) -> tuple[list[Target], list[str]]:
-    """Every (recipient, channel, address) the step reaches, and what it cannot reach (no address, no channel)."""
+    """Every (recipient, channel, address) the step reaches, and who has no address; a channel that is not
+    configured reaches nobody (``unconfigured`` says so)."""
     emp = Employee.get_by_id(step.employee_id)
     found: list[Target] = []
     missing: list[str] = []
     for channel in step.channels:
-        try:
-            robot = dispatcher.channel_for(channel).name if channel in ROBOTS else ""
-        except UnknownChannel:
-            missing.append(f"{channel}: 未配置该渠道 / no {channel} channel is configured")
+        if not dispatcher.has(channel):
             continue
+        robot = dispatcher.channel_for(channel).name if channel in ROBOTS else ""
         for role in step.recipients:
             if robot:
                 if role in ("hr", "manager") and not any(t.channel == channel for t in found):
@@ -91,7 +95,7 @@ def targets(step: PlannedStep, settings: NoticeSettings, dispatcher: Dispatcher)
                 addresses = [_of_person(emp.manager, channel) if emp.manager_id else ""]
             elif role in ("hr", "union"):
                 addresses = [_of_office(settings, role, channel)]
-            elif role == "emergency_contact" and channel in ("sms", "voice", "ems"):
+            elif role == "emergency_contact" and channel in EMERGENCY:
                 for contact in EmergencyContact.select().where(EmergencyContact.employee == emp):
                     if channel == "ems":
                         addresses.append(contact.address if contact.may_receive_notices else "")
@@ -102,6 +106,54 @@ def targets(step: PlannedStep, settings: NoticeSettings, dispatcher: Dispatcher)
                 missing.append(f"{role}/{channel}: 无地址 / no address on file")
             found += [Target(role, channel, a) for a in dict.fromkeys(addresses)]
     return found, missing
+
+
+def _reached_by(recipients: tuple[str, ...], channel: str) -> list[str]:
+    """The recipients a channel would reach: a group robot posts once to its group; emergency contacts are
+    reached by phone or post only."""
+    if channel in ROBOTS:
+        return [""]
+    return [r for r in recipients if r != "emergency_contact" or channel in EMERGENCY]
+
+
+def _who(role: str, channel: str) -> str:
+    return f"{ROLE_NAMES[role][0]}·{names.zh(channel)}" if role else names.zh(channel)
+
+
+def _who_en(role: str, channel: str) -> str:
+    return f"{ROLE_NAMES[role][1]} by {names.en(channel)}" if role else names.en(channel)
+
+
+def unconfigured(step: PlannedStep, dispatcher: Dispatcher) -> tuple[list[str], list[str]]:
+    """The step's channels that are not configured, and for each recipient×channel of them what a person reads:
+    "员工·短信：无法发送：未配置短信通道 / employee by SMS: not sent, no SMS channel is configured"."""
+    kinds = [c for c in step.channels if not dispatcher.has(c)]
+    return kinds, [not_configured(role, c) for c in kinds for role in _reached_by(step.recipients, c)]
+
+
+def not_configured(role: str, channel: str) -> str:
+    """A recipient×channel that cannot be tried: "员工·短信：无法发送：未配置短信通道 / employee by SMS: ..."."""
+    return (
+        f"{_who(role, channel)}：无法发送：未配置{names.zh(channel)}通道 / "
+        f"{_who_en(role, channel)}: not sent, no {names.en(channel)} channel is configured"
+    )
+
+
+def open_task(step: PlannedStep, unconfigured: list[str], now_ms: int) -> None:
+    """A person's task for a step that named channels the cloud does not configure (once per step)."""
+    notice_zh, notice_en = NOTICE_NAMES.get(step.notice, (step.notice, step.notice))
+    said_zh = "、".join(names.zh(c) for c in unconfigured)
+    said_en = ", ".join(names.en(c) for c in unconfigured)
+    with cases.locked_case(step.case_id) as case:
+        CaseTask.insert(
+            case=case,
+            kind=f"no_channel:{step.key}",
+            title_zh=f"{step.key}（{notice_zh}）未能经{said_zh}发出（未配置{said_zh}通道）："
+            "请改用其他方式通知并在此记录；并在 cloud.toml 配置该通道或在政策中去掉它",
+            title_en=f"{step.key} ({notice_en}) could not go by {said_en} (not configured): reach them another "
+            "way and record it here; configure the channel in cloud.toml or drop it from the policy",
+            created_ms=now_ms,
+        ).on_conflict_ignore().execute()
 
 
 class OutboundSender:
@@ -152,7 +204,7 @@ class OutboundSender:
             params=notice.sms_params,
         )
 
-    def send(self, step: PlannedStep) -> None:
+    def send(self, step: PlannedStep) -> str | None:
         now = to_ms(self._clock.now())
         case = AbsenceCase.get_by_id(step.case_id)
         policy = policy_of(case)
@@ -161,6 +213,11 @@ class OutboundSender:
             if later is not None:
                 raise SendRetry(f"{step.key}: quiet hours for people; due again at the window", later)
         found, missing = targets(step, self._settings, self._dispatcher)
+        kinds, unsent = unconfigured(step, self._dispatcher)
+        if kinds:  # a policy published before the channel went, or with "skip": a person does it instead
+            log.warning("case %s %s: no channel configured for %s", step.case_id, step.key, ", ".join(kinds))
+            open_task(step, kinds, now)
+            missing = unsent + missing
         if not found:
             raise SendFailed("; ".join(missing) or "no recipient")
         notice = self._notice(step, case)
@@ -183,7 +240,7 @@ class OutboundSender:
         if any(a.ok for a in attempts):
             if failed or missing:
                 log.warning("case %s %s went out, but not everywhere: %s", step.case_id, step.key, missing)
-            return
+            return "; ".join(unsent) or None
         why = "; ".join([f"{a.channel}→{a.recipient}: {a.status.value} {a.reason}" for a in attempts] + missing)
         if any(a.status is Status.UNCERTAIN for a in attempts):
             raise SendUncertain(why)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import time
 from typing import Any
 
 import peewee as pw
 
+from cloud.channels import names
 from cloud.store import BaseModel
 
 RECIPIENTS = ("employee", "manager", "hr", "emergency_contact", "union")
@@ -26,12 +28,42 @@ CHANNELS = ("sms", "email", "wecom", "dingtalk", "voice", "ems", "wecom_robot", 
 NOTICES = ("reminder", "warning", "cuigao", "welfare", "kuanggong", "union_letter", "termination")
 CONDITIONS = ("if_not_acked", "if_not_resolved")
 PEOPLE = frozenset({"employee", "emergency_contact"})  # quiet hours protect them (our rule, not law)
+NOTICE_NAMES = {
+    "reminder": ("提醒", "reminder"),
+    "warning": ("预警", "warning"),
+    "cuigao": ("催告函", "notice to return"),
+    "welfare": ("关怀联系", "welfare message"),
+    "kuanggong": ("旷工通知书", "absence notice"),
+    "union_letter": ("工会通知", "union letter"),
+    "termination": ("解除通知书", "termination notice"),
+}
+ROLE_NAMES = {
+    "employee": ("员工", "employee"),
+    "manager": ("主管", "manager"),
+    "hr": ("人事", "HR"),
+    "emergency_contact": ("紧急联系人", "emergency contact"),
+    "union": ("工会", "union"),
+}
 
 
 class PolicyError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("政策有误 / policy has problems: " + "; ".join(problems))
+
+
+class ChannelsMissing(PolicyError):
+    """Steps name channels the cloud does not configure; ``channels`` are their kinds, for a "skip" choice."""
+
+    def __init__(self, missing: list[tuple[str, str]]) -> None:
+        self.channels = tuple(dict.fromkeys(kind for _step, kind in missing))
+        super().__init__(
+            [
+                f"{step}：未配置{names.zh(kind)}通道，无法经{names.zh(kind)}发送 / step {step} names "
+                f"{names.en(kind)}, which is not configured ({names.how_to_configure(kind)})"
+                for step, kind in missing
+            ]
+        )
 
 
 class PolicyVersion(BaseModel):
@@ -279,13 +311,51 @@ def parse(body: dict[str, Any]) -> Policy:
     return policy
 
 
+def channel_uses(policy: Policy) -> list[tuple[str, str]]:
+    """(step, channel kind) for every channel the policy can send by: each ladder step, the union letter and
+    the termination notice, steps named for people ("L1（提醒）")."""
+    uses = [(f"{s.key}（{NOTICE_NAMES[s.notice][0]}）", kind) for s in policy.ladder for kind in s.channels]
+    if policy.union_exists:
+        uses += [(f"L6:union（{NOTICE_NAMES['union_letter'][0]}）", kind) for kind in policy.union_channels]
+    uses += [(f"L7:termination（{NOTICE_NAMES['termination'][0]}）", kind) for kind in policy.termination_channels]
+    return uses
+
+
+def unconfigured(policy: Policy, configured: Collection[str]) -> list[tuple[str, str]]:
+    """The (step, channel kind) pairs whose channel is not among the ``configured`` kinds."""
+    return [(step, kind) for step, kind in channel_uses(policy) if kind not in configured]
+
+
 def canonical(body: dict[str, Any]) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def publish(scope: str, body: dict[str, Any], *, by: str, now_ms: int, note: str = "") -> PolicyVersion:
-    """Add the next version for ``scope`` (validated first); older versions stay as they are."""
-    parse(body)
+def publish(
+    scope: str,
+    body: dict[str, Any],
+    *,
+    by: str,
+    now_ms: int,
+    note: str = "",
+    channels: Collection[str] | None = None,
+    skip: Collection[str] = (),
+) -> PolicyVersion:
+    """Add the next version for ``scope`` (validated first); older versions stay as they are.
+
+    ``channels``: the kinds the cloud configures. A step naming another kind is refused (``ChannelsMissing``)
+    unless the publisher chose to ``skip`` that kind: its steps then say 无法发送 for it, with a task for a
+    person, and the version's note says it was published so. None: not checked (no channel configured at
+    all, so every step waits for one)."""
+    policy = parse(body)
+    if channels is not None:
+        missing = unconfigured(policy, channels)
+        refused = [(step, kind) for step, kind in missing if kind not in skip]
+        if refused:
+            raise ChannelsMissing(refused)
+        skipped = list(dict.fromkeys(kind for _step, kind in missing))
+        if skipped:
+            said = "、".join(names.zh(kind) for kind in skipped)
+            note = f"{note}（发布时未配置{said}通道，确认跳过 / published without {', '.join(map(names.en, skipped))})"
     text = canonical(body)
     db = PolicyVersion._meta.database
     for _attempt in range(3):  # two editors at once: the unique (scope, number) index decides

@@ -1,7 +1,9 @@
 """The seam between the engine and the channels: the engine plans and records steps, a sender
 delivers them and records each contact attempt (with receipts) in its own log.
 
-``send`` returning means the step went out (at least one attempt was made and recorded); raising
+``send`` returning means the step went out (at least one attempt was made and recorded); what it returns is
+what the step could not do (a recipient×channel with no address, or whose channel is not configured), kept as
+the step's error, or None when it went everywhere; raising
 ``SendFailed`` means it could not be sent at all (recorded as failed, for a person to look at);
 raising ``SenderUnavailable`` means "not now" (the step stays due and is tried at the next tick).
 The engine claims a step before calling ``send`` and never calls it twice for one step.
@@ -58,14 +60,14 @@ class SendRetry(Exception):
 
 
 class Sender(Protocol):
-    def send(self, step: PlannedStep) -> None: ...
+    def send(self, step: PlannedStep) -> str | None: ...
 
 
 class HoldingSender:
     """Used until a dispatcher is configured: sends nothing and says so, so steps stay due rather
     than being recorded as sent."""
 
-    def send(self, step: PlannedStep) -> None:
+    def send(self, step: PlannedStep) -> str | None:
         raise SenderUnavailable("no channel dispatcher configured; steps wait")
 
 
@@ -76,10 +78,11 @@ class RecordingSender:
         self.sent: list[PlannedStep] = []
         self.fail = fail
 
-    def send(self, step: PlannedStep) -> None:
+    def send(self, step: PlannedStep) -> str | None:
         if step.notice in self.fail:
             raise SendFailed(f"{step.notice}: every channel failed")
         self.sent.append(step)
+        return None
 
     def step_keys(self) -> list[str]:
         return [s.key for s in self.sent]
