@@ -168,9 +168,7 @@ class OpenSslTsa:
     def _openssl(self, *args: str, at: datetime | None = None) -> bytes:
         command = ["openssl", *args]
         if at is not None:
-            if shutil.which("faketime") is None:
-                raise RuntimeError("signing_time needs faketime: apt-get install faketime")
-            command = ["faketime", at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), *command]
+            command = at_fixed_time(at, command)
         env = {**os.environ, "TZ": "UTC"}  # faketime reads its time in the local zone
         result = subprocess.run(command, capture_output=True, check=False, cwd=self.workdir, env=env)
         if result.returncode != 0:
@@ -280,3 +278,15 @@ def _handler(tsa: OpenSslTsa) -> type[BaseHTTPRequestHandler]:
             """Quiet: tests read outcomes, not the access log."""
 
     return Handler
+
+
+def at_fixed_time(at: datetime, command: list[str]) -> list[str]:
+    """``command`` run under faketime with its clock stopped at ``at`` (run it with TZ=UTC).
+
+    ``-f`` takes libfaketime's own format, where a bare date is a clock stopped at that second; the
+    plain form starts the clock there and lets it run, so a process slow to start (a loaded machine)
+    read a second later.
+    """
+    if shutil.which("faketime") is None:
+        raise RuntimeError("signing_time needs faketime: apt-get install faketime")
+    return ["faketime", "-f", at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), *command]

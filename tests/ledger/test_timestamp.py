@@ -20,7 +20,7 @@ import rfc3161_client
 from ledger import LedgerError
 from ledger.timestamp import TimestampInvalid, manual_verify_command, parse_reply, token_of, verify_timestamp
 from tests.harness.requires import need_tool
-from tests.harness.tsa import OpenSslTsa, TsaFault
+from tests.harness.tsa import OpenSslTsa, TsaFault, at_fixed_time
 
 DIGEST = hashlib.sha256(b"punchlog checkpoint 1").digest()
 
@@ -140,6 +140,16 @@ def test_a_token_stays_valid_after_its_tsa_certificate_expired(tmp_path):
     naive = subprocess.run(without_attime, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert naive.returncode != 0
     assert "certificate has expired" in naive.stderr  # why the manual command carries -attime
+
+
+def test_a_signing_time_holds_however_slowly_the_signer_starts():
+    """The TSA stand-in's clock is stopped, not started, at ``signing_time``: on a loaded machine the
+    expired-certificate test above once got a token signed at 12:00:01 for 12:00:00."""
+    need_tool("faketime", "faketime")
+    at = datetime(2020, 12, 15, 12, 0, 0, tzinfo=UTC)
+    slow = at_fixed_time(at, ["sh", "-c", "sleep 1.2; date -u +%H:%M:%S"])  # a start 1.2 s slower than usual
+    shown = subprocess.run(slow, capture_output=True, text=True, check=True, env={"TZ": "UTC", "PATH": "/usr/bin:/bin"})
+    assert shown.stdout.strip() == "12:00:00"
 
 
 def test_a_refusal_is_not_a_timestamp(tsa):
