@@ -13,6 +13,7 @@ from pathlib import Path
 from opskit.cli import check_config, command_adder, gunicorn_argv, show_config
 from opskit.config_edit import toml_str
 
+EXIT_LOG_DAMAGED = 3  # systemd/punchproof-appliance.service: RestartPreventExitStatus=3
 DEFAULT_CONFIG = os.environ.get("PUNCHPROOF_CONFIG", "/etc/punchproof/appliance.toml")
 
 CONFIG_TEMPLATE = """\
@@ -319,8 +320,26 @@ def _rotate_key(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from appliance.daemon import run
+    from appliance.logcheck import LogDamaged
+    from appliance.punchlog import KeyMismatch
 
-    run(_settings(args), service=getattr(args, "service", None))  # the launcher's systemd link
+    settings = _settings(args)
+    try:
+        run(settings, service=getattr(args, "service", None))  # the launcher's systemd link
+    except LogDamaged as err:
+        print(
+            f"签名日志与其最新检查点不符，守护进程拒绝在其上继续追加记录。\n"
+            f"the signed log does not match its latest checkpoint; the daemon will not extend it: {err}\n"
+            f"请停止服务（sudo systemctl stop punchproof-appliance），保留 {settings.db_path}，"
+            "用最近的备份恢复（punchproof appliance restore）并联系支持；云端保有已确认的记录。\n"
+            "stop the service, keep the database file, restore the latest backup ('punchproof appliance "
+            "restore') and call support: the cloud holds every acknowledged record.",
+            file=sys.stderr,
+        )
+        return EXIT_LOG_DAMAGED
+    except KeyMismatch as err:
+        print(f"签名密钥与日志不符 / {err}", file=sys.stderr)
+        return EXIT_LOG_DAMAGED
     return 0
 
 

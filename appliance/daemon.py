@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from appliance.daemonlock import hold_daemon_lock
 from appliance.groupcommit import GroupCommitter
 from appliance.identity import finish_rotation, load_or_create_key, load_pending_key
 from appliance.ingest import PunchIngest
+from appliance.logcheck import check_latest_checkpoint, mark_verified, rotation_keys, verified_size
 from appliance.poller import TerminalWorker
 from appliance.punchlog import Entry, LogWriter
 from appliance.remote_config import RemoteConfig
@@ -36,6 +38,7 @@ from appliance.store import open_db
 from appliance.sync import Uplink
 from firmware_bridge.zk.driver import ZKTerminal
 from firmware_bridge.zk.live import LiveCapture
+from ledger import SigningKey
 from opskit.supervisor import ServiceManager, Unsupervised
 
 if TYPE_CHECKING:  # imported where used: a plant with only ZK terminals never loads the HTTP receiver (Flask)
@@ -92,6 +95,7 @@ class ApplianceDaemon:
         self.remote_config = RemoteConfig(settings, self.clock, cloud_key, on_applied=self._config_applied)
         self.remote_config.attach(self.uplink)
         pending = load_pending_key(settings.key_path)
+        self._check_log([key] if pending is None else [key, pending])
         self.writer = LogWriter(self.db, key, settings.log_origin, self.clock, boot_id, on_commit=self._committed)
         self.writer.start(pending)
         seq = self.writer.append([Entry("boot", {"unclean": unclean, "sw": software_version()})])[0]
@@ -173,6 +177,29 @@ class ApplianceDaemon:
             expected.add("remote-config")
         alive = {t.name for t in threading.enumerate() if t.is_alive()}
         return sorted(expected - alive)
+
+    def _check_log(self, keys: list[SigningKey]) -> None:
+        """Refuse to extend a log whose latest checkpoint does not match it (``LogDamaged``).
+
+        Only the records after the last checkpoint a previous start verified are hashed again; the
+        size verified now is kept for the next start."""
+        assert self.db is not None
+        conn = self.db.connection()
+        started = time.monotonic()
+        verified = check_latest_checkpoint(
+            conn, keys=[k.verify_key for k in keys] + rotation_keys(conn), from_size=verified_size(conn)
+        )
+        if verified.checkpoint:
+            with self.db.atomic("IMMEDIATE"):
+                mark_verified(conn, verified.checkpoint)
+        log.info(
+            "the log's %d records agree with its latest checkpoint (size %d, leaves %d.. hashed in %.2f s; %s)",
+            verified.records,
+            verified.checkpoint,
+            verified.hashed_from,
+            time.monotonic() - started,
+            verified.signature or "no checkpoint yet",
+        )
 
     def _live_capture(self, terminal: TerminalSettings, ingest: PunchIngest, worker: TerminalWorker) -> LiveCapture:
         """Each punch as the terminal announces it; after every (re)connection, a catch-up read."""

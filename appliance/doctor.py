@@ -24,6 +24,7 @@ from appliance.config import (
     Settings,
     TerminalSettings,
 )
+from appliance.logcheck import LogDamaged, check_latest_checkpoint, rotation_keys
 from appliance.timesync import kernel_clock_status
 from ledger import Malformed, SigningKey
 from opskit.doctor import FAIL, OK, WARN, Finding, broker_finding, check_disk, run_command
@@ -62,6 +63,7 @@ class ApplianceDoctor:
             self.check_clock(),
             self.check_disk(),
             self.check_database(),
+            self.check_log(),
             self.check_keys(),
             self.check_registration(),
             self.check_broker(),
@@ -150,6 +152,44 @@ class ApplianceDoctor:
                 "record.",
             )
         return Finding(name, OK, f"{path}: quick_check ok, {path.stat().st_size // 1024} KiB")
+
+    def check_log(self) -> Finding:
+        """The latest signed checkpoint against the log, re-hashed from genesis in one read snapshot."""
+        name = "签名日志 signed log"
+        if not self.settings.db_path.exists():
+            return Finding(name, FAIL, "no database", "见上一项。", "see the database finding above.")
+        keys = []
+        try:
+            keys.append(SigningKey.load(self.settings.key_path).verify_key)
+        except (OSError, Malformed):
+            pass  # the keys finding says what is wrong with it; the root is checked all the same
+        conn = sqlite3.connect(f"file:{self.settings.db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            checked = check_latest_checkpoint(conn, keys=keys + rotation_keys(conn))
+        except LogDamaged as err:
+            return Finding(
+                name,
+                FAIL,
+                str(err),
+                "签名日志与其最新检查点不符，守护进程不会再追加记录。停止服务（sudo systemctl stop "
+                "punchproof-appliance），保留数据库文件，用最近的备份恢复（punchproof appliance restore）并联系支持："
+                "云端保有已确认的记录。",
+                "the signed log does not match its latest checkpoint, and the daemon will not extend it. Stop the "
+                "service, keep the database file, restore the latest backup ('punchproof appliance restore') and "
+                "call support: the cloud holds every acknowledged record.",
+            )
+        except sqlite3.DatabaseError as err:
+            return Finding(name, FAIL, f"cannot read the log: {err}", "先修复数据库。", "fix the database first.")
+        finally:
+            conn.close()
+        if not checked.checkpoint:
+            return Finding(name, OK, f"{checked.records} records, no checkpoint yet")
+        return Finding(
+            name,
+            OK,
+            f"{checked.records} records; the latest checkpoint (size {checked.checkpoint}) matches the log "
+            f"re-hashed from genesis; signature {checked.signature}",
+        )
 
     def check_keys(self) -> Finding:
         name = "密钥 keys"

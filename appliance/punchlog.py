@@ -5,6 +5,12 @@ Records and the rows derived from them are committed in one transaction, so a cr
 either both or neither. Several records share one commit (one fsync) when they arrive together.
 A checkpoint (C2SP signed note over the RFC 9162 root) is made every ``CHECKPOINT_EVERY``
 records, and on demand (each minute's seal, each sync, shutdown).
+
+Failpoints (``ledger.failpoints``) name each step, so that a test can kill the process at any of
+them: ``log.signed`` (signed, nothing written), ``log.records_inserted``,
+``log.checkpoints_inserted`` (inside the transaction), ``log.before_commit``, ``log.committed``
+(committed, the head not yet moved), ``log.checkpoint_inserted`` and ``log.checkpoint_committed``
+(an on-demand checkpoint's own transaction).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import peewee as pw
 
 from appliance.clock import Clock, to_ms
 from appliance.store import Checkpoint, LogRecord
-from ledger import GENESIS_PREV, SigningKey, make_record, note, parse
+from ledger import GENESIS_PREV, SigningKey, failpoints, make_record, note, parse
 from ledger.merkle import CompactRange
 
 CHECKPOINT_EVERY = 256
@@ -170,15 +176,20 @@ class LogWriter:
                     model, row = entry.derive(seq, now_ms)
                     derived[model].append(row)
                 seqs.append(seq)
+            failpoints.hit("log.signed")
             with self._db.atomic("IMMEDIATE"):
                 self._db.cursor().executemany(INSERT_RECORD, records)
+                failpoints.hit("log.records_inserted")
                 if checkpoints:
                     Checkpoint.insert_many(checkpoints).execute()
+                    failpoints.hit("log.checkpoints_inserted")
                 for model, rows in derived.items():
                     for chunk in range(0, len(rows), INSERT_CHUNK):
                         model.insert_many(rows[chunk : chunk + INSERT_CHUNK]).execute()
                 if then is not None:
                     then()
+                failpoints.hit("log.before_commit")
+            failpoints.hit("log.committed")
             # committed: only now do the head and the tree move
             self._head_seq, self._head_leaf, self._tree = seq, prev, tree
             self._checkpoint_size = checkpoint_size
@@ -217,4 +228,6 @@ class LogWriter:
         row = self._checkpoint_row(self._tree, to_ms(self._clock.now()))
         with self._db.atomic("IMMEDIATE"):
             Checkpoint.insert(**row).execute()
+            failpoints.hit("log.checkpoint_inserted")
+        failpoints.hit("log.checkpoint_committed")
         self._checkpoint_size = self._tree.size

@@ -78,6 +78,17 @@ class Checkpoint(BaseModel):
     created_ms = pw.BigIntegerField()
 
 
+class LogCheckState(BaseModel):
+    """The largest checkpoint whose root the daemon re-hashed from the log at a start (appliance.logcheck):
+    the next start hashes only the records after it."""
+
+    id = pw.IntegerField(primary_key=True, default=1)
+    size = pw.IntegerField()
+
+    class Meta:
+        table_name = "log_check"
+
+
 class Cosignature(BaseModel):
     """The cloud's timestamped cosignature of a checkpoint: the outside witness that it existed by then."""
 
@@ -421,6 +432,7 @@ MODELS = (
     Punch,
     BadRecord,
     Checkpoint,
+    LogCheckState,
     Cosignature,
     TerminalHealth,
     TerminalCommand,

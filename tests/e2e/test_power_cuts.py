@@ -21,19 +21,23 @@ import re
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from appliance.config import Settings
+from appliance.logcheck import check_latest_checkpoint
 from appliance.store import PRAGMAS, open_db
 from firmware_bridge.zk.emulator_state import TerminalState
-from ledger import GENESIS_PREV, SignedRecord, VerifyKey, note
-from ledger.merkle import CompactRange
+from ledger import GENESIS_PREV, SignedRecord, SigningKey, VerifyKey
 from ledger.messages import Batch
 from ledger.verify import verify_batch
 from tests.e2e.test_first_punch import verify_cloud_chain
+from tests.harness.forge import checkpoint_over_other_leaves
 from tests.harness.requires import need_tool
 from tests.harness.system import System
 from tests.harness.wait import wait_until
@@ -113,18 +117,22 @@ def integrity(system: System) -> str:
 
 
 def verify_appliance_log(system: System) -> int:
-    """The whole signed log from genesis: every signature and link, and the latest checkpoint's root."""
+    """The whole signed log from genesis: every signature and link, and the latest checkpoint's root.
+
+    The records and the checkpoint are read in one snapshot: the daemon is still running, and a
+    seal and its checkpoint committed between two separate reads once made the checkpoint look
+    signed over leaves the log did not have (issue #18)."""
     identity = json.loads((system.root / "identity.json").read_text())
     key = VerifyKey.from_pem(identity["public_key"])
-    rows = system.appliance_rows("SELECT data, sig FROM log_record ORDER BY seq")
+    path = system.root / "appliance" / "appliance.sqlite3"
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)) as conn:
+        conn.execute("BEGIN")
+        rows = conn.execute("SELECT data, sig FROM log_record ORDER BY seq").fetchall()
+        checked = check_latest_checkpoint(conn, keys=[key])  # raises LogDamaged
+        conn.execute("ROLLBACK")
     records = tuple(SignedRecord(bytes(d), bytes(s)) for d, s in rows)
     verified = verify_batch(Batch(identity["log"], 0, records), key=key, prev=GENESIS_PREV)
-    size, text = system.appliance_rows("SELECT size, note FROM checkpoint ORDER BY size DESC LIMIT 1")[0]
-    checkpoint = note.verify(text, key)
-    tree = CompactRange()
-    for _, leaf in verified[:size]:
-        tree.append(leaf)
-    assert checkpoint.size == size and checkpoint.root == tree.root(), "the latest checkpoint does not match the log"
+    assert checked.records == len(verified) and checked.signature == f"verified by {key.kid}"
     return len(verified)
 
 
@@ -171,6 +179,41 @@ def test_sigkill_during_a_shift_change_loses_no_acknowledged_punch(system, shift
     said_unclean = sum(1 for (data,) in boots if json.loads(bytes(data))["unclean"])
     assert said_unclean == unclean, "each boot after a kill says the shutdown was unclean"
     print(f"{CYCLES} kills, {total} punches, {records} records: none lost, none twice, the log verifies")
+
+
+def test_a_log_whose_checkpoint_is_not_its_own_is_never_extended(system, shift_state, zk_terminal):
+    """A checkpoint signed over leaves that are not the log's (what the defect issue #18 suspected
+    would leave): the daemon refuses to start on it, with the reason and what to do, appends
+    nothing, systemd is told not to restart it (exit 3), and the doctor names it."""
+    ShiftChange(shift_state).punch(30)
+    system.start_appliance()
+    wait_until(lambda: len(stored(system)) >= 30, timeout=60, message="the punches stored")
+    assert system.stop("appliance") == 0
+    assert "records agree with its latest checkpoint" in system.log("appliance")  # the start-up check ran
+    settings = Settings.load(system.appliance_conf)
+    size = system.appliance_rows("SELECT count(*) FROM log_record")[0][0]
+    with closing(sqlite3.connect(settings.db_path, isolation_level=None)) as conn:
+        checkpoint_over_other_leaves(conn, SigningKey.load(settings.key_path), settings.log_origin, size)
+
+    assert system.start_appliance().wait(timeout=60) == 3
+    said = system.log("appliance")
+    assert "签名日志与其最新检查点不符" in said and f"the latest checkpoint (size {size}) has root" in said
+    assert "Traceback" not in said
+    assert system.appliance_rows("SELECT count(*) FROM log_record")[0][0] == size, "the daemon extended the log"
+    system.processes.pop("appliance")
+    unit = (REPO / "systemd" / "punchproof-appliance.service").read_text()
+    assert re.search(r"^RestartPreventExitStatus=3$", unit, re.M)
+
+    doctor = subprocess.run(
+        [sys.executable, "-m", "punchproof", "appliance", "doctor", "-c", str(system.appliance_conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert doctor.returncode != 0
+    line = next(line for line in doctor.stdout.splitlines() if "签名日志 signed log" in line)
+    assert "FAIL" in line, doctor.stdout
+    assert "守护进程不会再追加记录" in doctor.stdout
 
 
 def test_sqlite_settings_are_what_the_docs_say(tmp_path):
