@@ -53,17 +53,24 @@ class PolicyError(ValueError):
 
 
 class ChannelsMissing(PolicyError):
-    """Steps name channels the cloud does not configure; ``channels`` are their kinds, for a "skip" choice."""
+    """Steps name channels the cloud does not configure: ``missing`` holds (step key, notice, channel kind)."""
 
-    def __init__(self, missing: list[tuple[str, str]]) -> None:
-        self.channels = tuple(dict.fromkeys(kind for _step, kind in missing))
+    def __init__(self, missing: list[tuple[str, str, str]]) -> None:
+        self.missing = missing
+        self.channels = tuple(dict.fromkeys(kind for _key, _notice, kind in missing))
         super().__init__(
             [
-                f"{step}：未配置{names.zh(kind)}通道，无法经{names.zh(kind)}发送 / step {step} names "
-                f"{names.en(kind)}, which is not configured ({names.how_to_configure(kind)})"
-                for step, kind in missing
+                f"{step_label(key, notice)}：未配置{names.zh(kind)}通道 / step {step_label(key, notice, 'en')} "
+                f"names {names.en(kind)}, which is not configured ({names.how_to_configure(kind)})"
+                for key, notice, kind in missing
             ]
         )
+
+
+def step_label(key: str, notice: str, lang: str = "zh") -> str:
+    """ "L1（提醒）" / "L1 (reminder)": a step as people name it."""
+    zh, en = NOTICE_NAMES.get(notice, (notice, notice))
+    return f"{key} ({en})" if lang == "en" else f"{key}（{zh}）"
 
 
 class PolicyVersion(BaseModel):
@@ -311,19 +318,19 @@ def parse(body: dict[str, Any]) -> Policy:
     return policy
 
 
-def channel_uses(policy: Policy) -> list[tuple[str, str]]:
-    """(step, channel kind) for every channel the policy can send by: each ladder step, the union letter and
-    the termination notice, steps named for people ("L1（提醒）")."""
-    uses = [(f"{s.key}（{NOTICE_NAMES[s.notice][0]}）", kind) for s in policy.ladder for kind in s.channels]
+def channel_uses(policy: Policy) -> list[tuple[str, str, str]]:
+    """(step key, notice, channel kind) for every channel the policy can send by: each ladder step, the union
+    letter (when there is a union) and the termination notice."""
+    uses = [(s.key, s.notice, kind) for s in policy.ladder for kind in s.channels]
     if policy.union_exists:
-        uses += [(f"L6:union（{NOTICE_NAMES['union_letter'][0]}）", kind) for kind in policy.union_channels]
-    uses += [(f"L7:termination（{NOTICE_NAMES['termination'][0]}）", kind) for kind in policy.termination_channels]
+        uses += [("L6:union", "union_letter", kind) for kind in policy.union_channels]
+    uses += [("L7:termination", "termination", kind) for kind in policy.termination_channels]
     return uses
 
 
-def unconfigured(policy: Policy, configured: Collection[str]) -> list[tuple[str, str]]:
-    """The (step, channel kind) pairs whose channel is not among the ``configured`` kinds."""
-    return [(step, kind) for step, kind in channel_uses(policy) if kind not in configured]
+def unconfigured(policy: Policy, configured: Collection[str]) -> list[tuple[str, str, str]]:
+    """The (step key, notice, channel kind) whose channel is not among the ``configured`` kinds."""
+    return [use for use in channel_uses(policy) if use[2] not in configured]
 
 
 def canonical(body: dict[str, Any]) -> str:
@@ -349,10 +356,10 @@ def publish(
     policy = parse(body)
     if channels is not None:
         missing = unconfigured(policy, channels)
-        refused = [(step, kind) for step, kind in missing if kind not in skip]
+        refused = [use for use in missing if use[2] not in skip]
         if refused:
             raise ChannelsMissing(refused)
-        skipped = list(dict.fromkeys(kind for _step, kind in missing))
+        skipped = list(dict.fromkeys(kind for _key, _notice, kind in missing))
         if skipped:
             said = "、".join(names.zh(kind) for kind in skipped)
             note = f"{note}（发布时未配置{said}通道，确认跳过 / published without {', '.join(map(names.en, skipped))})"
