@@ -2,7 +2,8 @@
 
 Checks the clock, the disk, the database (SQLite integrity or PostgreSQL reachability), the
 witness key, the appliances (registered, heard from lately), the broker (a real MQTT CONNECT
-with the configured credentials) and the quarantine. Each failure says what to do, in Chinese
+with the configured credentials), the quarantine, and the policies' channels (a step naming a
+channel cloud.toml does not configure cannot send by it). Each failure says what to do, in Chinese
 first, then English. It only reads, so it is safe beside running workers.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import peewee as pw
 
 from cloud import witness
+from cloud.channels import names
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
 from opskit.doctor import FAIL, OK, WARN, Finding, broker_finding, check_disk, run_command
@@ -49,7 +51,7 @@ class CloudDoctor:
         database = self.check_database()
         findings.append(database)
         if database.status == OK:
-            findings += [self.check_appliances(), self.check_quarantine()]
+            findings += [self.check_appliances(), self.check_quarantine(), self.check_policy_channels()]
         return findings
 
     def check_clock(self) -> Finding:
@@ -259,6 +261,63 @@ class CloudDoctor:
             "查看总部页面的“隔离消息”；未登记的设备请登记，密钥被吊销的设备请按 docs/operations.md 更换。",
             "see the quarantine on head office's pages; register an unregistered appliance, replace one whose key was "
             "revoked (docs/operations.md).",
+        )
+
+    def check_policy_channels(self) -> Finding:
+        """Every step of a policy in force (the newest of each scope, or one open cases run under) that names
+        a channel cloud.toml does not configure: at run time it says 无法发送 for it, with a task for HR."""
+        from cloud.escalation.models import AbsenceCase
+        from cloud.escalation.policy import PolicyVersion, step_label, unconfigured
+
+        name = "政策发送通道 policy channels"
+        db = self._database()
+        with db.connection_context():
+            newest = PolicyVersion.select(pw.fn.MAX(PolicyVersion.id)).group_by(PolicyVersion.scope)
+            running = AbsenceCase.select(AbsenceCase.policy).where(AbsenceCase.open_key.is_null(False))
+            versions = list(
+                PolicyVersion.select()
+                .where(PolicyVersion.id.in_(newest) | PolicyVersion.id.in_(running))
+                .order_by(PolicyVersion.scope, PolicyVersion.number)
+            )
+        if not versions:
+            return Finding(name, OK, "尚未发布政策 / no policy published yet")
+        channels = self.settings.channels
+        if not channels.configured:
+            return Finding(
+                name,
+                WARN,
+                "未配置任何发送通道：升级步骤都在等待 / no [channels.*] is configured: every escalation step waits",
+                "在 cloud.toml 配置政策使用的发送通道（[channels.email]、[channels.sms_aliyun] 等，见 "
+                "cloud/channels/settings.py），然后 sudo systemctl restart punchproof-escalate。",
+                "configure the channels the policies use in cloud.toml ([channels.email], [channels.sms_aliyun]...), "
+                "then sudo systemctl restart punchproof-escalate.",
+            )
+        have = channels.kinds()
+        lines_zh: list[str] = []
+        lines_en: list[str] = []
+        kinds: dict[str, None] = {}
+        for version in versions:
+            by_step: dict[tuple[str, str], list[str]] = {}
+            for key, notice, kind in unconfigured(version.parsed(), have):
+                by_step.setdefault((key, notice), []).append(kind)
+                kinds[kind] = None
+            for (key, notice), missing in by_step.items():
+                lines_zh.append(f"{version.label} {step_label(key, notice)} 未配置{'、'.join(map(names.zh, missing))}")
+                lines_en.append(f"{version.label} {key} names {', '.join(map(names.en, missing))}")
+        labels = ", ".join(v.label for v in versions)
+        if not lines_zh:
+            return Finding(name, OK, f"各步骤的发送通道均已配置 / every step's channels are configured ({labels})")
+        sections = "、".join(f"{names.how_to_configure(k)}（{names.zh(k)}）" for k in kinds)
+        return Finding(
+            name,
+            WARN,
+            "；".join(lines_zh) + " / " + "; ".join(lines_en),
+            f"这些步骤到时记为“无法发送”，并为人事生成待办。在 cloud.toml 配置 {sections}，然后 sudo systemctl "
+            "restart punchproof-escalate 与 punchproof-cloud-web；或在总部页面发布不使用这些通道的新版政策。",
+            "these steps will be recorded as not sent by those channels, with a task for HR. Configure "
+            f"{', '.join(names.how_to_configure(k, 'en') for k in kinds)} in cloud.toml, then sudo systemctl restart "
+            "punchproof-escalate punchproof-cloud-web; or publish a policy version without them on head office's "
+            "pages.",
         )
 
 

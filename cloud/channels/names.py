@@ -44,6 +44,6 @@ def kinds_of(sections: Iterable[str]) -> set[str]:
     return {kind for kind, providers in SECTIONS.items() if have & set(providers)}
 
 
-def how_to_configure(kind: str) -> str:
-    """The TOML sections that would provide ``kind``, as a person types them."""
-    return " 或 / or ".join(f"[channels.{s}]" for s in SECTIONS.get(kind, (kind,)))
+def how_to_configure(kind: str, lang: str = "zh") -> str:
+    """The TOML sections that would provide ``kind``, as a person types them: "[channels.sms_aliyun] 或 ..."."""
+    return (" or " if lang == "en" else " 或 ").join(f"[channels.{s}]" for s in SECTIONS.get(kind, (kind,)))

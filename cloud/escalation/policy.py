@@ -61,7 +61,7 @@ class ChannelsMissing(PolicyError):
         super().__init__(
             [
                 f"{step_label(key, notice)}：未配置{names.zh(kind)}通道 / step {step_label(key, notice, 'en')} "
-                f"names {names.en(kind)}, which is not configured ({names.how_to_configure(kind)})"
+                f"names {names.en(kind)}, which is not configured ({names.how_to_configure(kind, 'en')})"
                 for key, notice, kind in missing
             ]
         )
