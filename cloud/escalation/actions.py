@@ -8,13 +8,23 @@ service failed, 公告 published). An acknowledgement needs a reason code and la
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
-from cloud.escalation import cases, ladder, timeline
+from cloud.escalation import cases, counting, ladder, machine, timeline
+from cloud.escalation.batch import CaseBatch
 from cloud.escalation.cases import ACK_REASONS, CONTACT_REASONS, CaseError, locked_case, policy_of
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Gate, GateApproval, Service
+from cloud.store import Plant
 
 DOCUMENTS = ("cuigao", "termination")
+RESOLUTIONS = {
+    "approved_leave": ("已批准请假", "approved leave"),
+    "correction": ("补卡", "attendance correction"),
+    "accepted_reason": ("理由已接受", "reason accepted"),
+    "returned": ("员工返岗", "employee returned"),
+}
+EXCUSING = ("approved_leave", "correction", "accepted_reason")  # the days were not 旷工
 
 
 def _open_case(case: AbsenceCase) -> None:
@@ -88,32 +98,68 @@ def approve(case_id: int, kind: str, *, by: str, now_ms: int, note: str = "") ->
 
 
 def resolve(case_id: int, reason: str, *, by: str, now_ms: int, note: str = "") -> None:
-    """Resolve before termination: approved leave, 补卡, or an accepted reason."""
-    names = {
-        "approved_leave": ("已批准请假", "approved leave"),
-        "correction": ("补卡", "attendance correction"),
-        "accepted_reason": ("理由已接受", "reason accepted"),
-        "returned": ("员工返岗", "employee returned"),
-    }
-    if reason not in names:
+    """Resolve before termination: approved leave, 补卡, or an accepted reason. Those three excuse every
+    day the case counts, for good: no 旷工 total of the employee counts them again (``counting.excuse``).
+    "Employee returned" excuses nothing: the days were absences and stay counted."""
+    if reason not in RESOLUTIONS:
         raise CaseError(f"结案原因 {reason!r} 无效 / unknown resolution")
     with locked_case(case_id) as case:
         _open_case(case)
-        if (
-            Gate.select()
-            .where((Gate.case == case) & (Gate.kind == "confirm_termination") & (Gate.status == "approved"))
-            .exists()
-        ):
-            raise CaseError("解除已确认，不能直接结案 / the termination is confirmed; it cannot simply be resolved")
-        zh, en = names[reason]
-        cases.resolve(
-            case,
-            reason,
-            f"{zh}{('：' + note) if note else ''}",
-            f"{en}{(': ' + note) if note else ''}",
-            actor=by,
-            now_ms=now_ms,
-        )
+        _not_terminated(case)
+        zh, en = _texts(reason, note)
+        batch = CaseBatch.load([case])
+        if reason in EXCUSING:
+            counted = [k for k, row in batch.days[case.id].items() if row["status"] == "counted"]
+            counting.excuse(batch, case, counted, f"{zh}（{by}）", by=by, now_ms=now_ms)
+        machine.resolve(batch, case, reason, zh, en, actor=by, now_ms=now_ms)
+        if reason in EXCUSING:
+            counting.refresh_closed(batch, case, now_ms)
+        batch.flush()
+
+
+def excuse_days(case_id: int, reason: str, work_dates: Sequence[str], *, by: str, now_ms: int, note: str = "") -> None:
+    """Some of a case's counted days resolved (approved leave, 补卡 or an accepted reason), the case open or
+    already closed (the employee came back, then brought the doctor's note). The days never count again;
+    the employee's open case is counted again at once: its totals drop, steps not taken yet whose basis went
+    are superseded, steps taken stay taken, and its timeline says what changed. An open case left with no
+    counted day is resolved for that reason."""
+    if reason not in EXCUSING:
+        choices = "、".join(EXCUSING)
+        raise CaseError(f"免计原因 {reason!r} 无效，可选：{choices} / a day is excused by leave, 补卡 or a reason")
+    with locked_case(case_id) as case:
+        _not_terminated(case)
+        batch = CaseBatch.load([case])
+        by_date = {row["work_date"]: key for key, row in batch.days[case.id].items() if row["status"] == "counted"}
+        unknown = sorted(set(work_dates) - set(by_date))
+        if unknown or not work_dates:
+            raise CaseError(
+                f"{'、'.join(unknown) or '（无）'} 不是本案计入的缺勤日 / not a counted day of case {case.id}"
+            )
+        zh, en = _texts(reason, note)
+        keys = [by_date[d] for d in sorted(set(work_dates))]
+        counting.excuse(batch, case, keys, f"{zh}（{by}）", by=by, now_ms=now_ms)
+        left = any(row["status"] == "counted" for row in batch.days[case.id].values())
+        if case.open_key is not None and not left:
+            machine.resolve(batch, case, reason, zh, en, actor=by, now_ms=now_ms)
+        if case.open_key is None:
+            counting.refresh_closed(batch, case, now_ms)
+        batch.flush()
+        plant = Plant.get_by_id(case.plant_id)
+        cases.recount(plant, case.user_id, now_ms=now_ms)  # the open case, this one or a later one, counts again
+
+
+def _texts(reason: str, note: str) -> tuple[str, str]:
+    zh, en = RESOLUTIONS[reason]
+    return f"{zh}{('：' + note) if note else ''}", f"{en}{(': ' + note) if note else ''}"
+
+
+def _not_terminated(case: AbsenceCase) -> None:
+    if (
+        Gate.select()
+        .where((Gate.case == case) & (Gate.kind == "confirm_termination") & (Gate.status == "approved"))
+        .exists()
+    ):
+        raise CaseError("解除已确认，不能直接结案 / the termination is confirmed; it cannot simply be resolved")
 
 
 def open_welfare(case_id: int, *, by: str, now_ms: int, note: str) -> None:

@@ -59,14 +59,45 @@ class Day:
     row: Fact
     kind: str  # absent | attended | excused
     why: str = ""  # what excuses it
+    by_case: bool = False  # excused by HR's resolution on a case (理由已接受, leave or 补卡 named there)
 
 
 @dataclass
 class Excusals:
-    """An employee's approved leave and trips (ref, start, end) and 补卡 (ref, at), as HR recorded them."""
+    """An employee's approved leave and trips (ref, start, end) and 补卡 (ref, at), as HR recorded them, and
+    the days HR resolved on a case ((plant, fact_key) -> why: ``CaseDay`` rows ``excused``)."""
 
     spans: list[tuple[str, int, int]] = field(default_factory=list)
     fixes: list[tuple[str, int]] = field(default_factory=list)
+    resolved: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+class Totals(NamedTuple):
+    """What a case counts: its absent days, the run at its end, and the month's and year's absent days
+    (those of its latest absent day's month and year, every case of the employee's included)."""
+
+    days: int
+    consecutive: int
+    month: int
+    year: int
+
+
+def totals(days: Sequence[Day], first_start_ms: int, until_ms: int | None = None) -> Totals:
+    """The counts of the case whose spell starts at ``first_start_ms`` (and ends at ``until_ms``, for a
+    closed case): only ``absent`` days count, anywhere; an excused day breaks the run like a worked one."""
+    upto = [d for d in days if until_ms is None or (d.row.start_ms or 0) <= until_ms]
+    spell = [d for d in upto if (d.row.start_ms or 0) >= first_start_ms]
+    run = 0
+    for d in spell:
+        run = run + 1 if d.kind == "absent" else 0
+    counted = [d for d in spell if d.kind == "absent"]
+    if not counted:
+        return Totals(0, 0, 0, 0)
+    latest = max(d.row.work_date for d in counted)
+    absent = [d for d in upto if d.kind == "absent"]
+    month = sum(1 for d in absent if d.row.work_date[:7] == latest[:7])
+    year = sum(1 for d in absent if d.row.work_date[:4] == latest[:4])
+    return Totals(len(counted), run, month, year)
 
 
 Item = tuple[str, str, int | None]  # (plant, user_id, latest new punch)
@@ -94,7 +125,8 @@ def classify(rows: Sequence[Fact], hr: Excusals) -> list[Day]:
             why = why or next(
                 (ref for ref, at in fixes if start - CORRECTION_BEFORE_MS <= at <= end + CORRECTION_AFTER_MS), ""
             )
-            out.append(Day(r, "excused" if why else "absent", why))
+            resolved = "" if why else hr.resolved.get((r.plant_id, r.fact_key), "")
+            out.append(Day(r, "excused" if why or resolved else "absent", why or resolved, bool(resolved)))
     return out
 
 
@@ -213,6 +245,14 @@ def _excusals(employees: list[int], facts: dict[tuple[str, str], list[Fact]]) ->
         [lo],
     ):
         out.setdefault(employee, Excusals()).fixes.append((ref, at))
+    for employee, plant, key, why in bulk.select_in(
+        "SELECT c.employee_id, c.plant_id, d.fact_key, d.superseded_by FROM case_day d "
+        "JOIN absence_case c ON c.id = d.case_id "
+        "WHERE d.status = 'excused' AND d.start_ms > ? AND c.employee_id IN ({}) ORDER BY d.id",
+        employees,
+        [lo],
+    ):
+        out.setdefault(employee, Excusals()).resolved[(plant, key)] = why
     return out
 
 
@@ -286,7 +326,7 @@ def _opening(
     trigger, ref = "missed_shift", ""
     if first.watch:
         trigger, ref = "leave_end", first.watch
-    elif before is not None and before.kind == "excused" and before.why:
+    elif before is not None and before.kind == "excused" and before.why and not before.by_case:
         trigger, ref = "leave_end", before.why
     values = {
         "employee": employee,
@@ -319,10 +359,11 @@ def _sync_days(
     spell = [d for d in days if (d.row.start_ms or 0) >= case.first_start_ms]
     counted = {d.row.fact_key: d for d in spell if d.kind == "absent"}
     existing = dict(b.days[case.id])
-    retriggered = False
+    retriggered = added = False
     for key, day in counted.items():
         row = existing.get(key)
         if row is None:
+            added = True
             b.add(
                 CaseDay,
                 {
@@ -374,16 +415,7 @@ def _sync_days(
             "another missed shift: acknowledgement cleared, escalation resumes",
             at_ms=now_ms,
         )
-    run = 0
-    for d in spell:
-        run = run + 1 if d.kind == "absent" else 0
-    latest = max(counted.values(), key=lambda d: d.row.work_date, default=None)
-    month = year = 0
-    if latest is not None:
-        absent = [d for d in days if d.kind == "absent"]
-        month = sum(1 for d in absent if d.row.work_date[:7] == latest.row.work_date[:7])
-        year = sum(1 for d in absent if d.row.work_date[:4] == latest.row.work_date[:4])
-    case.days, case.consecutive, case.cumulative_month, case.cumulative_year = len(counted), run, month, year
+    _set_totals(b, case, totals(days, case.first_start_ms), now_ms, quiet=added)
     back = next((d for d in spell if d.kind == "attended"), None)
     last_end = max(((d.row.end_ms or 0) for d in counted.values()), default=0)
     gate = b.gates[case.id].get("confirm_termination")
@@ -413,7 +445,7 @@ def _sync_days(
                 f"employee appeared after confirmation: {how_en}",
                 at_ms=now_ms,
             )
-    elif not counted and existing:
+    elif not counted and any(row["status"] != "excused" for row in existing.values()):
         machine.resolve(
             b,
             case,
@@ -429,3 +461,57 @@ def _sync_days(
 
 def _local(ms: int, tz: str) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+
+
+def _set_totals(b: CaseBatch, case: AbsenceCase, new: Totals, now_ms: int, *, quiet: bool = False) -> None:
+    """Store the case's counts; a count that went down (a day excused, here or on another case of the
+    employee) is written to the timeline, unless a new day came with it (``quiet``: the month moved on)."""
+    old = Totals(case.days, case.consecutive, case.cumulative_month, case.cumulative_year)
+    case.days, case.consecutive, case.cumulative_month, case.cumulative_year = new
+    if quiet or (new.days >= old.days and new.month >= old.month and new.year >= old.year):
+        return  # a run broken by a day worked or excused is no correction: the days say so themselves
+    b.append(
+        case,
+        "recount",
+        f"计数更正：缺勤 {old.days}→{new.days} 天，连续 {old.consecutive}→{new.consecutive}，"
+        f"本月累计 {old.month}→{new.month}，本年累计 {old.year}→{new.year}",
+        f"counts corrected: absent {old.days}→{new.days}, consecutive {old.consecutive}→{new.consecutive}, "
+        f"month {old.month}→{new.month}, year {old.year}→{new.year}",
+        at_ms=now_ms,
+        before=list(old),
+        after=list(new),
+    )
+
+
+def excuse(b: CaseBatch, case: AbsenceCase, keys: Sequence[str], why: str, *, by: str, now_ms: int) -> None:
+    """HR resolved these counted days of ``case`` (理由已接受, leave or 补卡 named on the case): each row
+    ``excused`` for good, so that no count of any case of the employee takes it again, with an entry each."""
+    for key in keys:
+        row = b.days[case.id][key]
+        b.change(CaseDay, row, status="excused", superseded_by=why)
+        b.append(
+            case,
+            "excused",
+            f"{row['work_date']} 不再计为缺勤：{why}",
+            f"{row['work_date']} no longer counted as absent: {why}",
+            at_ms=now_ms,
+            actor=by,
+            day=key,
+            by=why,
+        )
+
+
+def refresh_closed(b: CaseBatch, case: AbsenceCase, now_ms: int) -> None:
+    """Count a closed case again (inside the caller's transaction), as far as its last day: after days of
+    it were excused, its page shows what it counts now."""
+    last = max((row["start_ms"] for row in b.days[case.id].values()), default=case.first_start_ms)
+    keys = {(case.plant_id, case.user_id): (_since(case), date.fromisoformat(case.first_day) - timedelta(days=1))}
+    facts = _facts(keys)
+    hr = _excusals([case.employee_id], facts).get(case.employee_id, Excusals())
+    for key, row in b.days[case.id].items():  # the batch's changes are not written yet: read them from it
+        if row["status"] == "excused":
+            hr.resolved[(case.plant_id, key)] = row["superseded_by"]
+    days = classify(facts[(case.plant_id, case.user_id)], hr)
+    _set_totals(b, case, totals(days, case.first_start_ms, last), now_ms)
+    case.updated_ms = now_ms
+    b.touch(case)
