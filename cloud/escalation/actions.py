@@ -110,7 +110,7 @@ def resolve(case_id: int, reason: str, *, by: str, now_ms: int, note: str = "") 
         batch = CaseBatch.load([case])
         if reason in EXCUSING:
             counted = [k for k, row in batch.days[case.id].items() if row["status"] == "counted"]
-            counting.excuse(batch, case, counted, f"{zh}（{by}）", by=by, now_ms=now_ms)
+            counting.excuse(batch, case, counted, _label(reason, by, note), by=by, now_ms=now_ms)
         machine.resolve(batch, case, reason, zh, en, actor=by, now_ms=now_ms)
         if reason in EXCUSING:
             counting.refresh_closed(batch, case, now_ms)
@@ -137,7 +137,7 @@ def excuse_days(case_id: int, reason: str, work_dates: Sequence[str], *, by: str
             )
         zh, en = _texts(reason, note)
         keys = [by_date[d] for d in sorted(set(work_dates))]
-        counting.excuse(batch, case, keys, f"{zh}（{by}）", by=by, now_ms=now_ms)
+        counting.excuse(batch, case, keys, _label(reason, by, note), by=by, now_ms=now_ms)
         left = any(row["status"] == "counted" for row in batch.days[case.id].values())
         if case.open_key is not None and not left:
             machine.resolve(batch, case, reason, zh, en, actor=by, now_ms=now_ms)
@@ -146,6 +146,11 @@ def excuse_days(case_id: int, reason: str, work_dates: Sequence[str], *, by: str
         batch.flush()
         plant = Plant.get_by_id(case.plant_id)
         cases.recount(plant, case.user_id, now_ms=now_ms)  # the open case, this one or a later one, counts again
+
+
+def _label(reason: str, by: str, note: str) -> str:
+    """Why a day no longer counts, as its row and the page show it: the resolution, who, and HR's note."""
+    return f"{RESOLUTIONS[reason][0]}（{by}）{('：' + note) if note else ''}"
 
 
 def _texts(reason: str, note: str) -> tuple[str, str]:

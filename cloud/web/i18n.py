@@ -180,6 +180,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "fact": ("日结论", "Day fact"),
     "day_counted": ("计入", "counted"),
     "day_superseded": ("不再计入", "no longer counted"),
+    "day_excused": ("不计入（人事认可）", "excused by HR"),
     "actions": ("处理", "Actions"),
     "case_closed": (
         "案件已结案，只能记录联系结果和上传文件。",
