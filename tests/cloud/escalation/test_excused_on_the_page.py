@@ -76,7 +76,7 @@ def test_hr_resolves_a_case_on_its_page_and_the_next_case_does_not_count_its_day
     )
     with database.connection_context():
         one = AbsenceCase.get_by_id(one.id)
-        assert one.resolution == "accepted_reason" and timeline.kinds(one).count("excused") == 2
+        assert one.resolution == "accepted_reason"
 
     day = first + timedelta(days=2)
     while day <= date(2025, 3, 9):
@@ -96,5 +96,7 @@ def test_hr_resolves_a_case_on_its_page_and_the_next_case_does_not_count_its_day
         assert AbsenceCase.get_by_id(two.id).level == 3 and "L4" not in timeline.kinds(two)
     page = browser.get(f"/cases/{one.id}").get_data(as_text=True)
     assert _counts(page) == [0, 0, 0, 0]
+    with database.connection_context():
+        assert timeline.kinds(one).count("excused") == 2
     rows = dict(re.findall(r"<tr[^>]*><td>(2025-03-0\d)</td><td>D</td><td>(.*?)</td>", page))
     assert rows == dict.fromkeys(("2025-03-03", "2025-03-04"), "不计入（人事认可） · 理由已接受（staff）：医院急诊证明")
