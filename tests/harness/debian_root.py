@@ -7,11 +7,17 @@ paying for debootstrap twice. Commands run in it with chroot, as root, with syst
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import re
+import select
+import shlex
 import shutil
 import subprocess
 import sys
+import termios
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,15 +50,28 @@ def build(root: Path) -> Path:
 
 
 def copy_of(base: Path, root: Path) -> Path:
-    """A copy of the session's root with /proc mounted; ``remove`` undoes both."""
+    """A copy of the session's root with /proc and /dev/pts mounted; ``remove`` undoes all three.
+
+    /dev/pts as on a real machine: sudo (Debian's sudoers say ``use_pty``) runs its command in a
+    new pseudo-terminal whenever it is started from a terminal, and without a devpts of its own the
+    chroot has none to give ("sudo: unable to allocate pty"). A new instance, so that nothing in
+    the root touches the host's terminals; the root's /dev/ptmx opens the instance beside it.
+    """
     subprocess.run(["cp", "-a", str(base), str(root)], check=True)
     subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+    (root / "dev" / "pts").mkdir(exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=0620,gid=5", "devpts", str(root / "dev/pts")],
+        check=True,
+    )
     return root
 
 
 def remove(root: Path) -> None:
-    subprocess.run(["umount", "-l", str(root / "proc")], check=False)
-    if not os.path.ismount(root / "proc"):  # never delete through a mounted /proc
+    mounts = [root / "dev" / "pts", root / "proc"]
+    for mount in mounts:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+    if not any(os.path.ismount(mount) for mount in mounts):  # never delete through a mounted /proc or /dev/pts
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -93,9 +112,11 @@ def guide_commands(guide: Path) -> list[str]:
 
 
 def in_root(
-    root: Path, command: str, stdin: str = "", *, enter: Sequence[str] = ()
+    root: Path, command: str, stdin: str = "", *, enter: Sequence[str] = (), terminal: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` with bash in the root, as root; ``enter`` prefixes chroot (e.g. nsenter into a namespace)."""
+    """Run ``command`` with bash in the root, as root; ``enter`` prefixes chroot (e.g. nsenter into a namespace).
+
+    ``terminal``: run it on a terminal of its own, as a person at a shell does (``on_terminal``)."""
     env = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": "/root",
@@ -103,8 +124,11 @@ def in_root(
         "DEBIAN_FRONTEND": "noninteractive",
         "SYSTEMD_OFFLINE": "1",  # no systemd runs in a chroot: enable the units, start nothing
     }
+    argv = [*enter, "chroot", str(root), "/bin/bash", "-ec", f"cd /root && {command}"]
+    if terminal:
+        return on_terminal(argv, stdin, env=env, timeout=600)
     return subprocess.run(
-        [*enter, "chroot", str(root), "/bin/bash", "-ec", f"cd /root && {command}"],
+        argv,
         input=stdin,
         capture_output=True,
         text=True,
@@ -112,3 +136,57 @@ def in_root(
         check=False,
         timeout=600,
     )
+
+
+PROMPT = re.compile(r"[:：?]\s*$")  # what a question waiting for its answer ends with
+
+
+def on_terminal(
+    argv: Sequence[str], stdin: str = "", *, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` with a new pseudo-terminal as its controlling terminal and stdin, stdout and stderr.
+
+    Each line of ``stdin`` is typed when a prompt is on the screen, as a person answers one: input
+    typed ahead is what ``getpass`` throws away when it turns echo off. The screen (stdout and stderr
+    together, as a terminal shows them) comes back in ``stdout``.
+    """
+    answers = stdin.splitlines(keepends=True)
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        argv,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # noqa: PLW1509 - after setsid, in the child
+    )
+    os.close(slave)
+    screen, fresh = bytearray(), bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every process on the terminal has closed it
+                break
+            if not chunk:
+                break
+            screen += chunk
+            fresh += chunk
+            if answers and PROMPT.search(fresh.decode(errors="replace")):
+                os.write(master, answers.pop(0).encode())
+                fresh.clear()
+        else:
+            process.kill()
+            raise AssertionError(
+                f"{shlex.join(argv)} did not finish in {timeout} s on its terminal:\n{screen.decode()}"
+            )
+        code = process.wait(timeout=60)
+    finally:
+        os.close(master)
+    text = screen.decode(errors="replace").replace("\r\n", "\n")
+    return subprocess.CompletedProcess(list(argv), code, stdout=text, stderr="")
