@@ -25,11 +25,12 @@ from zoneinfo import ZoneInfo
 
 import peewee as pw
 
+from cloud.channels import names
 from cloud.clock import Clock, to_ms
 from cloud.escalation import bulk, cases, facts, machine
 from cloud.escalation.batch import CaseBatch, lock
 from cloud.escalation.models import AbsenceCase, CaseTask, RunnerLease, Service
-from cloud.escalation.policy import PolicyVersion
+from cloud.escalation.policy import ROLE_NAMES, PolicyVersion, step_label
 from cloud.escalation.sender import PlannedStep, Sender, SenderUnavailable, SendFailed, SendRetry, SendUncertain
 from cloud.hr.models import HrChange, PlantBadge
 from cloud.store import Plant, database
@@ -292,7 +293,7 @@ class Engine:
                     b.append(
                         case,
                         "sent",
-                        f"已发出 {row.key}（{row.notice}）：{row.channels} → {row.recipients}"
+                        f"已发出 {step_label(row.key, row.notice)}：{_zh(row.channels, row.recipients)}"
                         + (f"；{error}" if error else ""),
                         f"sent {row.key} ({row.notice}) by {row.channels} to {row.recipients}"
                         + (f"; {error}" if error else ""),
@@ -319,7 +320,7 @@ class Engine:
                             {
                                 "case": case.id,
                                 "kind": f"{kind}:{row.key}",
-                                "title_zh": f"{row.key}（{row.notice}）{zh}",
+                                "title_zh": f"{step_label(row.key, row.notice)}{zh}",
                                 "title_en": f"{row.key} ({row.notice}) {en}",
                                 "created_ms": now,
                             },
@@ -368,6 +369,12 @@ STRANDED_SQL = (
     "JOIN plant p ON p.id = c.plant_id JOIN employee e ON e.id = c.employee_id "
     "WHERE s.status = 'sending' AND s.claimed_ms <= ? ORDER BY s.id"
 )
+
+
+def _zh(channels: str, recipients: str) -> str:
+    """ "短信、邮件 → 员工": a step's channels and recipients as a Chinese reader names them."""
+    to = "、".join(ROLE_NAMES.get(r, (r,))[0] for r in recipients.split(","))
+    return f"{'、'.join(names.zh(c) for c in channels.split(','))} → {to}"
 
 
 def _planned(row: Due, policy: str, absent_days: tuple[str, ...]) -> PlannedStep:

@@ -7,6 +7,7 @@ keeps ticking and no step is left 发送中."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ from aiosmtpd.controller import Controller
 
 from cloud.escalation import cases
 from cloud.escalation.engine import Engine
-from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask
+from cloud.escalation.models import AbsenceCase, CaseEntry, CaseStep, CaseTask
 from cloud.escalation.sender import HoldingSender
 from cloud.store import open_db
 from tests.cloud.channels.test_email import Mailbox, free_port
@@ -26,6 +27,7 @@ from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local
 from tests.harness.clock import FrozenClock
 from tests.harness.wait import wait_until
 
+RAW = re.compile(r"\b(sms|wecom|email|ems|voice|reminder|warning|employee|manager|hr)\b")
 NOTICES = wiring.TOML[wiring.TOML.index("[notices]") :]
 EMAIL_ONLY = """
 [channels.email]
@@ -106,6 +108,12 @@ def test_the_runner_with_email_only_sends_what_it_can_and_says_what_it_cannot(tm
         with db.connection_context():
             steps = {s.key: s for s in CaseStep.select().where(CaseStep.case == two_days_absent)}
             tasks = {t.kind: t for t in CaseTask.select().where(CaseTask.case == two_days_absent)}
+            said = [
+                e.text_zh
+                for e in CaseEntry.select().where(
+                    (CaseEntry.case == two_days_absent) & CaseEntry.kind.in_(("sent", "send_failed"))
+                )
+            ]
         # L1 names SMS and WeCom only: nothing could go, each said so, in Chinese, no internal codes
         assert steps["L1"].status == "failed"
         assert "员工·短信：无法发送：未配置短信通道" in steps["L1"].error
@@ -120,6 +128,12 @@ def test_the_runner_with_email_only_sends_what_it_can_and_says_what_it_cannot(tm
             assert task.status == "open" and "企业微信" in task.title_zh and "配置" in task.title_zh
             assert "sms" not in task.title_zh and "wecom" not in task.title_zh
         assert "短信" in tasks["no_channel:L1"].title_zh
+        assert tasks["send_failed:L1"].status == "open"
+        # what a Chinese reader sees of these steps (timeline, tasks, errors) names no internal code
+        assert any(text.startswith("已发出 L2（预警）：企业微信、邮件 → 主管、人事") for text in said), said
+        shown = " ".join(said + [t.title_zh for t in tasks.values()] + [s.error for s in steps.values()])
+        shown = re.sub(r" / [^;]*", "", shown)  # each "中文 / English" item, its Chinese half
+        assert not RAW.search(shown), RAW.findall(shown)
         assert runner.poll() is None, "the runner still ticks"
     finally:
         runner.terminate()
