@@ -45,6 +45,7 @@ from appliance.store import (
     RosterDef,
     ScheduleDay,
     ShiftDef,
+    TerminalHealth,
     TripEntry,
 )
 
@@ -126,7 +127,8 @@ def load(tz: ZoneInfo, terminals: Sequence[str]) -> MasterData:
             calendar = with_overrides(calendar, parse_overrides(cal_row.text, source="calendar_file"))
         except RulesError as err:
             problems.append(f"calendar overrides ignored: {err}")
-    plant = Plant(tz, calendar, shifts, tuple(terminals), {t: t for t in terminals}, policy_of())
+    names = {t: t for t in terminals}
+    plant = Plant(tz, calendar, shifts, tuple(terminals), names, policy_of(), recording_since(terminals))
     approved = LeaveEntry.status == "approved"
     leaves = tuple(
         Leave(r.id, r.employee, utc_ms(r.start_ms), utc_ms(r.end_ms), r.kind or "请假")
@@ -240,3 +242,11 @@ def request_reevaluation(spans: Iterable[tuple[int, int]], tz: ZoneInfo, now_ms:
     for start in range(0, len(rows), 100):
         EvalRequest.replace_many(rows[start : start + 100]).execute()
     return [r["day"] for r in rows]
+
+
+def recording_since(terminals: Sequence[str]) -> dict[str, datetime]:
+    """Since when this appliance has been recording each terminal (its first read); unread ones are absent."""
+    rows = TerminalHealth.select(TerminalHealth.name, TerminalHealth.first_read_ms).where(
+        TerminalHealth.name.in_(list(terminals)) & TerminalHealth.first_read_ms.is_null(False)
+    )
+    return {row.name: utc_ms(row.first_read_ms) for row in rows}

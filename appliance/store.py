@@ -115,6 +115,9 @@ class TerminalHealth(BaseModel):
     cursor = pw.IntegerField(default=0)  # records of the terminal's log already stored
     available = pw.BooleanField(default=False)
     last_contact_ms = pw.BigIntegerField(null=True)
+    # the first successful read (a trigger keeps it): from then on this appliance records the terminal,
+    # and only a shift that began after it can be an absence (appliance.rules: Status.UNCOVERED)
+    first_read_ms = pw.BigIntegerField(null=True)
     last_error = pw.TextField(default="")
     clock_offset_ms = pw.IntegerField(null=True)
     capacity = pw.IntegerField(null=True)  # records the terminal can still store
@@ -483,6 +486,7 @@ def open_db(
                         f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
                     )
             _master_triggers(db)
+            _first_read_triggers(db)
             SyncState.get_or_create(id=1)
             EvaluatorState.get_or_create(id=1)
     return db
@@ -504,6 +508,29 @@ def _master_triggers(db: pw.SqliteDatabase) -> None:
             )
 
 
+def _first_read_triggers(db: pw.SqliteDatabase) -> None:
+    """``first_read_ms`` is the first ``last_contact_ms`` a terminal ever had: a trigger, not each
+    reader's code (ZK poller, push receiver, serial readers), so that none can forget it."""
+    table = TerminalHealth._meta.table_name
+    for action in ("INSERT", "UPDATE OF last_contact_ms"):
+        name = f"{table}_first_read_{action.split()[0].lower()}"
+        db.execute_sql(
+            f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {action} ON {table} "
+            "WHEN NEW.first_read_ms IS NULL AND NEW.last_contact_ms IS NOT NULL "
+            f"BEGIN UPDATE {table} SET first_read_ms = NEW.last_contact_ms WHERE name = NEW.name; END"
+        )
+
+
+def _first_reads_from_the_log(db: pw.SqliteDatabase) -> None:
+    """Terminals read before ``first_read_ms`` was kept: recorded since the log began (its first record)."""
+    _add_new_columns(db)
+    db.execute_sql(
+        f"UPDATE {TerminalHealth._meta.table_name} SET first_read_ms = "
+        f"(SELECT min(t_wall_ms) FROM {LogRecord._meta.table_name}) "
+        "WHERE first_read_ms IS NULL AND last_contact_ms IS NOT NULL"
+    )
+
+
 def _add_new_columns(db: pw.SqliteDatabase) -> None:
     """Columns added to a table after it was created (each nullable or with a default): added in
     place, so a database made by an older version opens with its rows intact."""
@@ -517,4 +544,7 @@ def _add_new_columns(db: pw.SqliteDatabase) -> None:
 
 
 # Each release's schema changes, in order (opskit.migrations runs them once each). Append only.
-MIGRATIONS: tuple[Step, ...] = (("columns added to tables before schema versioning (0.1.0)", _add_new_columns),)
+MIGRATIONS: tuple[Step, ...] = (
+    ("columns added to tables before schema versioning (0.1.0)", _add_new_columns),
+    ("terminal_health.first_read_ms, from the log's start for terminals already read", _first_reads_from_the_log),
+)

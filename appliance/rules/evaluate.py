@@ -36,6 +36,10 @@ class Status(StrEnum):
     LEFT_EARLY = "left_early"
     INCOMPLETE = "incomplete"  # 缺卡: some punches, a check-in or check-out missing
     MISSING = "missing"  # no punch at all for the shift (tentative or confirmed: see Confirmation)
+    # no punch, but the shift began before this appliance was recording a terminal that serves it
+    # (before it was installed, or the terminal was added later): nothing proves an absence, and
+    # nothing ever counts it as one (未覆盖)
+    UNCOVERED = "uncovered"
     ON_LEAVE = "on_leave"
     BUSINESS_TRIP = "business_trip"
     REST_DAY = "rest_day"
@@ -59,6 +63,10 @@ class Plant:
     terminals: tuple[str, ...]  # serial numbers; serve every shift whose ``terminals`` is None
     terminal_names: Mapping[str, str] = field(default_factory=dict)  # sn -> "2 号机"
     policy: Policy = Policy()
+    # since when this appliance has been recording each terminal (its first read; for terminals
+    # read before this was kept, the log's start). A terminal missing from it has never been read.
+    # None: not tracked (the rules' own tests), every terminal counts as recording since ever.
+    recording_since: Mapping[str, datetime] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,8 +252,13 @@ def _evaluate_shift(
             if missed
             else Status.PRESENT
         )
+    unwatched = _unwatched(ctx.plant, shift, inst.start) if status is Status.MISSING else []
+    if unwatched:
+        status = Status.UNCOVERED
     confirmation, held_by, lowest, held_text = _confirmation(ctx, shift, confirm_at, status)
-    if status is Status.MISSING:
+    if status is Status.UNCOVERED:
+        texts = [reasons.uncovered(w, inst.start, unwatched)]
+    elif status is Status.MISSING:
         final = confirmation is Confirmation.CONFIRMED
         texts = [reasons.no_punch(w, working[0].expected_in or inst.start, inst.end, shift.late_grace, now, final)]
         if final:
@@ -292,10 +305,23 @@ def _evaluate_shift(
     )
 
 
+def _serving(plant: Plant, shift: Shift) -> tuple[str, ...]:
+    return tuple(sorted(shift.terminals if shift.terminals is not None else plant.terminals))
+
+
+def _unwatched(plant: Plant, shift: Shift, start: datetime) -> list[tuple[str, datetime | None]]:
+    """The terminals serving ``shift`` that this appliance was not yet recording when it began at ``start``,
+    with the moment it began recording each (None: never read). Empty: the appliance saw the whole shift."""
+    if plant.recording_since is None:
+        return []
+    since = plant.recording_since
+    return [(sn, since.get(sn)) for sn in _serving(plant, shift) if since.get(sn) is None or since[sn] > start]
+
+
 def _confirmation(
     ctx: _Ctx, shift: Shift, confirm_at: datetime, status: Status
 ) -> tuple[Confirmation, tuple[str, ...], datetime | None, reasons.Text]:
-    serving = tuple(sorted(shift.terminals if shift.terminals is not None else ctx.plant.terminals))
+    serving = _serving(ctx.plant, shift)
     marks = [ctx.watermarks.get(sn) for sn in serving]
     lowest = None if not marks or any(m is None for m in marks) else min(m for m in marks if m is not None)
     if ctx.now < confirm_at:

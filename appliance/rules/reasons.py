@@ -110,6 +110,24 @@ def no_punch(w: Wording, start: datetime, end: datetime, grace: timedelta, now: 
     )
 
 
+def uncovered(w: Wording, start: datetime, unwatched: list[tuple[str, datetime | None]]) -> Text:
+    """No punch on a shift the appliance did not record from its start: said as what it is, never 缺勤."""
+    sz, se = w.time(start)
+    parts: list[Text] = []
+    for sn, since in unwatched:
+        name = w.terminal_names.get(sn, sn)
+        if since is None:
+            parts.append((f"{name}尚未读取", f"{name} never read yet"))
+        else:
+            lz, le = w.time(since)
+            parts.append((f"{name}自 {lz} 起才由本设备记录", f"{name} recorded by this appliance only from {le}"))
+    zh, en = join(parts)
+    return (
+        f"未覆盖：班次 {sz} 开始时本设备尚未记录（{zh}），无打卡不能据此认定缺勤",
+        f"Not covered: this appliance was not recording when shift {se} began ({en}); no punch proves no absence",
+    )
+
+
 def upcoming(w: Wording, start: datetime) -> Text:
     sz, se = w.time(start)
     return f"待打卡：班次 {sz}", f"Awaiting check-in: shift {se}"

@@ -8,13 +8,14 @@ from flask import current_app, g
 
 from appliance.store import BoardRow
 
-CATEGORIES = ("missing", "late", "present", "leave", "upcoming", "off")
+CATEGORIES = ("missing", "late", "present", "leave", "upcoming", "uncovered", "off")
 CATEGORY_OF = {
     "present": "present",
     "left_early": "present",
     "incomplete": "present",
     "late": "late",
     "missing": "missing",
+    "uncovered": "uncovered",  # no punch, but the appliance was not recording yet: never 缺勤
     "on_leave": "leave",
     "business_trip": "leave",
     "upcoming": "upcoming",

@@ -104,7 +104,7 @@ def load_plant_master(plant: Plant, *, since_ms: int = 0) -> PlantMaster:
             "line": b.line,
             "department": b.employee.department,
             "roster": b.roster,
-            "valid_from": b.valid_from,
+            "valid_from": max(b.valid_from, b.employee.contract_start),  # ISO dates; not rostered before hire
             "valid_to": b.valid_to,
             "active": bool(b.employee.active),
         }

@@ -69,6 +69,7 @@ HEADERS: dict[str, str] = {
     "主管工号": "manager_no",
     "合同编号": "contract_no",
     "合同开始": "contract_start",
+    "入职日期": "contract_start",  # HR's own word for it; the day before which nobody is rostered
     "合同结束": "contract_end",
     "手机": "phone",
     "邮箱": "email",

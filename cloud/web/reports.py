@@ -33,6 +33,7 @@ MARKS = {  # status → (mark, zh, en)
     "business_trip": ("差", "出差", "business trip"),
     "rest_day": ("休", "休息日", "rest day"),
     "holiday": ("节", "节假日", "public holiday"),
+    "uncovered": ("未", "未覆盖：设备当时尚未记录，不计缺勤", "not covered: not yet recorded, never counted absent"),
 }
 TOTALS = ("present", "late", "left_early", "incomplete", "missing", "on_leave", "business_trip")
 
@@ -122,6 +123,7 @@ SEVERITY = (
     "on_leave",
     "business_trip",
     "present",
+    "uncovered",
     "holiday",
     "rest_day",
 )

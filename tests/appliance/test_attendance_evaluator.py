@@ -70,6 +70,7 @@ def evaluator(writer, clock):
 @pytest.fixture(autouse=True)
 def master(db, clock):
     store_master(clock)
+    recording_since(clock.now() - timedelta(days=30))  # installed a month ago: every day here is covered
 
 
 def store_master(clock: FrozenClock) -> None:
@@ -125,9 +126,18 @@ def store_master(clock: FrozenClock) -> None:
 
 def read(terminal: str, at: datetime, offset_ms: int = 0) -> None:
     """The terminal was read successfully at ``at`` (what the ingest records)."""
-    TerminalHealth.replace(
-        name=terminal, serial=terminal.upper(), available=True, last_contact_ms=to_ms(at), clock_offset_ms=offset_ms
+    fields = {"serial": terminal.upper(), "available": True, "last_contact_ms": to_ms(at), "clock_offset_ms": offset_ms}
+    TerminalHealth.insert(name=terminal, **fields).on_conflict(
+        conflict_target=[TerminalHealth.name], update={getattr(TerminalHealth, k): v for k, v in fields.items()}
     ).execute()
+
+
+def recording_since(at: datetime, terminals: tuple[str, ...] = TERMINALS) -> None:
+    """The appliance has been recording ``terminals`` since ``at`` (their first read)."""
+    for name in terminals:
+        TerminalHealth.insert(name=name, first_read_ms=to_ms(at)).on_conflict(
+            conflict_target=[TerminalHealth.name], update={TerminalHealth.first_read_ms: to_ms(at)}
+        ).execute()
 
 
 def read_all(at: datetime) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -216,7 +216,10 @@ def test_the_evaluator_sees_leave_the_cloud_sent(db, key, remote, clock):
     evaluator = Evaluator(writer, PLANT_TZ, ["gate-1"], clock)
     remote.handle(payload(1))
     clock.advance(hours=1, minutes=20)  # 08:20
-    TerminalHealth.replace(name="gate-1", serial="G1", available=True, last_contact_ms=to_ms(clock.now())).execute()
+    since = to_ms(clock.now() - timedelta(days=30))  # recorded since a month ago: the day is covered
+    TerminalHealth.replace(
+        name="gate-1", serial="G1", available=True, last_contact_ms=to_ms(clock.now()), first_read_ms=since
+    ).execute()
     evaluator.run_once()
     board = BoardRow.get((BoardRow.employee == "1002") & (BoardRow.work_date == "2026-03-02"))
     assert (board.status, board.missing_tier) == ("missing", "tentative")

@@ -40,6 +40,7 @@ def plant(tmp_path, broker, zk_terminal):
     roster = tmp_path / "roster.xlsx"
     _workbook(roster, start)
     cli("appliance", "import-roster", "-c", system.appliance_conf, roster)
+    system.recording_since(start - timedelta(days=1))  # the Pi has been at the gate since yesterday
     cli("appliance", "create-user", "-c", system.appliance_conf, "boss", "--password-stdin", stdin="battery staple 2\n")
     system.start_appliance()
     base = f"http://127.0.0.1:{system.start_web('appliance')}"

@@ -12,7 +12,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from punchproof.broker import Mosquitto, free_port
@@ -128,6 +130,18 @@ class System:
         }
         update_file(self.cloud_conf, "broker", broker)
         cli("cloud", "broker-credentials", "-c", self.cloud_conf)
+
+    def recording_since(self, at: datetime) -> None:
+        """Before the appliance starts: it has been recording its terminal since ``at`` (a Pi installed
+        then), so that shifts begun before this start are covered and can be absences."""
+        path = self.root / "appliance" / "appliance.sqlite3"
+        with closing(sqlite3.connect(path)) as conn, conn:
+            conn.execute(
+                "INSERT INTO terminal_health (name, serial, cursor, available, last_error, first_read_ms) "
+                "VALUES ('gate-1', '', 0, 0, '', ?) "
+                "ON CONFLICT (name) DO UPDATE SET first_read_ms = excluded.first_read_ms",
+                (int(at.timestamp() * 1000),),
+            )
 
     def spawn(
         self, name: str, *args: object, env: dict[str, str] | None = None, python_module: bool = True

@@ -95,6 +95,7 @@ class Plant:
             serial="ZK1",
             available=True,
             last_contact_ms=to_ms(self.clock.now()),
+            first_read_ms=to_ms(self.clock.now() - timedelta(days=30)),  # recorded since a month ago: days covered
             clock_offset_ms=offset_ms,
             capacity=99000,
         ).execute()

@@ -155,3 +155,14 @@ def test_a_policy_version_is_never_edited_and_cases_name_theirs(plant):
     with pytest.raises(PolicyError) as bad:
         publish("*", DEFAULT_BODY | {"thresholds": {"consecutive_days": 0}, "ladder": []}, by="hr", now_ms=NOW)
     assert "thresholds.consecutive_days" in str(bad.value) and "level 1 is missing" in str(bad.value)
+
+
+def test_nobody_is_rostered_at_the_plant_before_their_hire_date(plant):
+    """入职日期 (合同开始) bounds the roster pushed to the appliance, as 生效日期 does: the later one wins."""
+    hired = Employee.create(employee_no="E1", name="新人", contract_start="2026-11-20")
+    moved = Employee.create(employee_no="E2", name="调岗", contract_start="2025-01-01")
+    PlantBadge.create(plant=plant, user_id="1001", employee=hired, roster="W")
+    PlantBadge.create(plant=plant, user_id="1002", employee=moved, roster="W", valid_from="2026-12-01")
+    employees = {e["user_id"]: e for e in plant_config(load_plant_master(plant))["employees"]}
+    assert (employees["1001"]["valid_from"], employees["1002"]["valid_from"]) == ("2026-11-20", "2026-12-01")
+    assert importer.HEADERS["入职日期"] == "contract_start"
