@@ -119,8 +119,10 @@ def uncovered(w: Wording, start: datetime, unwatched: list[tuple[str, datetime |
         if since is None:
             parts.append((f"{name}尚未读取", f"{name} never read yet"))
         else:
-            lz, le = w.time(since)
-            parts.append((f"{name}自 {lz} 起才由本设备记录", f"{name} recorded by this appliance only from {le}"))
+            stamp = since.astimezone(w.tz).strftime("%Y-%m-%d %H:%M")  # often another day: the date in full
+            parts.append(
+                (f"{name} 自 {stamp} 起才由本设备记录", f"{name} recorded by this appliance only from {stamp}")
+            )
     zh, en = join(parts)
     return (
         f"未覆盖：班次 {sz} 开始时本设备尚未记录（{zh}），无打卡不能据此认定缺勤",

@@ -21,6 +21,7 @@ from openpyxl import Workbook
 from cloud.escalation.policy import publish
 from cloud.store import open_db
 from tests.cloud.escalation.plantfeed import policy_body
+from tests.harness.browser import chromium, shoot, sign_in
 from tests.harness.http import WebClient
 from tests.harness.system import PLANT, System, cli
 from tests.harness.wait import wait_until
@@ -113,3 +114,15 @@ def test_an_hr_import_with_past_hire_dates_shows_no_absence_before_the_appliance
     assert before, rows[:3]
     shown = {cell for row in before for cell in row}
     assert "缺勤" not in shown and "未覆盖" in shown, before[:3]
+
+    # and as the plant manager sees yesterday's board, on the office screen and on a phone
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(f"{web.base}/login")
+        sign_in(page, "boss", PASSWORD)
+        page.goto(f"{web.base}/?date={yesterday}")
+        badges = page.locator("#attendance .badge").all_inner_texts()
+        assert badges == ["未覆盖", "未覆盖"], badges
+        counts = page.inner_text("#summary")
+        assert "2 未覆盖（设备尚未记录）" in counts and "0 缺勤" in counts, counts
+        shoot(page, "board-uncovered", {"laptop": (1366, 768), "phone": (390, 844)})

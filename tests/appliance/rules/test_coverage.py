@@ -20,8 +20,8 @@ def test_no_punch_on_a_shift_begun_before_the_first_read_is_uncovered_not_absent
     ev = one(MON, [], now=local(2026, 3, 4, 9), the_plant=installed())
     assert (ev.status, ev.confirmation, ev.missing_tier) == (Status.UNCOVERED, Confirmation.CONFIRMED, "")
     assert ev.reason_zh == (
-        "未覆盖：班次 08:00 开始时本设备尚未记录（1 号机自 09:30 起才由本设备记录；2 号机自 09:30 起才由本设备记录），"
-        "无打卡不能据此认定缺勤"
+        "未覆盖：班次 08:00 开始时本设备尚未记录（1 号机 自 2026-03-02 09:30 起才由本设备记录；"
+        "2 号机 自 2026-03-02 09:30 起才由本设备记录），无打卡不能据此认定缺勤"
     )
     assert ev.reason_en.startswith("Not covered: this appliance was not recording when shift 08:00 began")
 
