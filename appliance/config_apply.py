@@ -1,13 +1,14 @@
 """A verified configuration document from the cloud, applied to the master-data tables.
 
 Everything is checked first (shifts parse, rosters name defined shifts, employees name defined
-rosters, the calendar overrides parse, device settings name this appliance's terminals); only a
+rosters, head office's calendar parses, device settings name this appliance's terminals); only a
 document without a problem is written, in one transaction. Each section the document carries
 replaces that section: a definition it no longer holds (a shift, a roster, a day of the schedule,
 a device setting) is deleted; a person or an event it no longer holds is kept readable, as the
 importers do, with the employee made inactive and leave, trips and 补卡 cancelled. Past days whose
 leave, trips, 补卡 or schedule changed are queued for the evaluator (``roster_store``), as an import
-of the same rows would be.
+of the same rows would be; a changed statutory calendar queues every day still looked back over. The
+calendar is kept in a row of its own: the plant's own file (厂休) is merged over it, never replaced.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def apply(document: ConfigDocument, tz: ZoneInfo, terminals: Sequence[str], now_
         report = roster_import.store(rows, tz, now_ms, source=source)
         again = roster_store.request_reevaluation(cancelled_spans, tz, now_ms)
         if "calendar" in sections:
-            CalendarFile.replace(id=1, text=sections["calendar"]["text"], source=source, updated_ms=now_ms).execute()
+            again += _replace_calendar(sections["calendar"]["text"], tz, source, now_ms)
         if "policy" in sections:
             PlantPolicy.replace(id=1, **sections["policy"], source=source, updated_ms=now_ms).execute()
         restart = False
@@ -220,6 +221,20 @@ def _retire(
             spans.append((row.at_ms, row.at_ms) if kind == "corrections" else (row.start_ms, row.end_ms))
         removed[kind] = len(gone)
     return spans
+
+
+def _replace_calendar(text: str, tz: ZoneInfo, source: str, now_ms: int) -> list[str]:
+    """Head office's statutory calendar, kept apart from the plant's own file (which still applies over it).
+
+    A changed calendar may turn a day judged on the provisional calendar into a holiday, or a 调休
+    Saturday into a working day: every day the evaluator still looks back over is evaluated again.
+    """
+    row_id = roster_store.CALENDAR_HEAD_OFFICE_ROW
+    before = CalendarFile.get_or_none(CalendarFile.id == row_id)
+    CalendarFile.replace(id=row_id, text=text, source=source, updated_ms=now_ms).execute()
+    if before is not None and before.text == text:
+        return []
+    return roster_store.request_reevaluation([(now_ms - roster_store.REEVALUATE_DAYS * 86_400_000, now_ms)], tz, now_ms)
 
 
 def _replace_devices(rows: Iterable[Mapping[str, Any]], source: str, now_ms: int, removed: dict[str, int]) -> bool:

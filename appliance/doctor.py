@@ -1,7 +1,8 @@
 """``punchproof appliance doctor``: is this Pi able to do its job, and if not, what to do.
 
 Each check looks at one thing a plant's IT person can fix (the clock, the disk, the database,
-the keys and registration, the broker, the terminals, the backlog) and says what is wrong and
+the keys and registration, the broker, the terminals, the backlog, the statutory calendar of a
+year starting within 60 days) and says what is wrong and
 what to do, in Chinese first, then English. It only reads: the database is opened read-only,
 the broker gets a connection of its own (never the daemon's client id), a terminal only a TCP
 connect, so it is safe to run while the daemon runs.
@@ -25,6 +26,8 @@ from appliance.config import (
     TerminalSettings,
 )
 from appliance.logcheck import LogDamaged, check_latest_checkpoint, rotation_keys
+from appliance.rules import RulesError, package_calendar, parse_overrides, with_overrides
+from appliance.rules.calendar_cn import unpublished_years
 from appliance.timesync import kernel_clock_status
 from ledger import Malformed, SigningKey
 from opskit.doctor import FAIL, OK, WARN, Finding, broker_finding, check_disk, run_command
@@ -69,6 +72,7 @@ class ApplianceDoctor:
             self.check_broker(),
             *self.check_terminals(),
             self.check_backlog(),
+            self.check_calendar(),
         ]
 
     # -- the machine ----------------------------------------------------------------------
@@ -397,4 +401,44 @@ class ApplianceDoctor:
             "记录都安全保存在本机；请按上面的“消息服务器/云端登记”检查处理，连通后会自动补传。",
             "the records are safe on this Pi; fix what the broker and registration checks above say and they are "
             "sent automatically.",
+        )
+
+    def check_calendar(self) -> Finding:
+        """The calendar the evaluator uses (package, head office's years, the plant's file) covers this year and,
+        60 days ahead, the next: else its days are judged by the provisional calendar, and flagged."""
+        name = "法定节假日 statutory calendar"
+        calendar = package_calendar()
+        try:
+            rows = self._read("SELECT id, text, source FROM calendar_file WHERE text != '' ORDER BY id DESC")
+        except sqlite3.Error as err:
+            return Finding(name, FAIL, f"cannot read the calendar: {err}", "先修复数据库。", "fix the database first.")
+        for _row_id, text, source in rows:  # 2: head office's, then 1: the plant's own file over it
+            try:
+                calendar = with_overrides(calendar, parse_overrides(text, source=source or "calendar_file"))
+            except RulesError as err:
+                return Finding(
+                    name,
+                    WARN,
+                    f"ignored: {err}",
+                    "用 punchproof appliance import-calendar 重新导入本厂日历文件，或请总部重新推送配置。",
+                    "import the plant's calendar file again ('punchproof appliance import-calendar'), or ask head "
+                    "office to push the configuration again.",
+                )
+        today = self.clock.now().astimezone(self.settings.plant.tz).date()
+        missing = unpublished_years(calendar, today)
+        detail = f"{calendar.version}, covers up to {max(calendar.covered_years)}"
+        if not missing:
+            return Finding(name, OK, detail)
+        years = ", ".join(str(y) for y in missing)
+        return Finding(
+            name,
+            WARN,
+            f"{years} not published ({detail}): its days are judged by a provisional calendar (no public holidays) "
+            "and flagged 临时日历",
+            f"{'、'.join(str(y) for y in missing)} 年节假日安排尚未发布到本机：请总部在国务院通知公布后运行 "
+            f"punchproof cloud calendar set-year {missing[-1]}，配置会签名推送到本机；"
+            "在此之前按临时日历（无法定节假日）判定，并在每一天和每个案件上标注。",
+            f"the {years} public holidays have not reached this appliance: ask head office to run 'punchproof cloud "
+            f"calendar set-year {missing[-1]}' once the State Council's notice is out; it is pushed here signed. Until "
+            "then days are judged by a provisional calendar (no public holidays) and flagged on every day and case.",
         )

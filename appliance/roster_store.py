@@ -25,6 +25,7 @@ from appliance.rules import (
     HolidayRule,
     Leave,
     Plant,
+    PlantCalendar,
     Policy,
     RotatingRoster,
     RulesError,
@@ -120,13 +121,7 @@ def load(tz: ZoneInfo, terminals: Sequence[str]) -> MasterData:
                 valid_to=date.fromisoformat(emp.valid_to) if emp.valid_to else None,
             )
         )
-    calendar = package_calendar()
-    cal_row = CalendarFile.get_or_none(CalendarFile.id == 1)
-    if cal_row is not None and cal_row.text.strip():
-        try:
-            calendar = with_overrides(calendar, parse_overrides(cal_row.text, source="calendar_file"))
-        except RulesError as err:
-            problems.append(f"calendar overrides ignored: {err}")
+    calendar = plant_calendar(problems)
     names = {t: t for t in terminals}
     plant = Plant(tz, calendar, shifts, tuple(terminals), names, policy_of(), recording_since(terminals))
     approved = LeaveEntry.status == "approved"
@@ -145,6 +140,23 @@ def load(tz: ZoneInfo, terminals: Sequence[str]) -> MasterData:
         for r in CorrectionEntry.select().where(CorrectionEntry.status == "approved")
     )
     return MasterData(plant, tuple(assignments), people, leaves, trips, corrections, tuple(problems))
+
+
+CALENDAR_PLANT_ROW = 1  # the plant's own file (``punchproof appliance import-calendar``): 厂休
+CALENDAR_HEAD_OFFICE_ROW = 2  # head office's statutory calendar, from the signed plant configuration
+
+
+def plant_calendar(problems: list[str]) -> PlantCalendar:
+    """The package, then head office's statutory years, then the plant's own file, each over the one before."""
+    calendar = package_calendar()
+    for row_id in (CALENDAR_HEAD_OFFICE_ROW, CALENDAR_PLANT_ROW):
+        row = CalendarFile.get_or_none(CalendarFile.id == row_id)
+        if row is not None and row.text.strip():
+            try:
+                calendar = with_overrides(calendar, parse_overrides(row.text, source=f"calendar_file {row.source}"))
+            except RulesError as err:
+                problems.append(f"calendar overrides ignored: {err}")
+    return calendar
 
 
 def policy_of() -> Policy:

@@ -1,12 +1,17 @@
-"""Chinese public holidays and 调休 make-up working days: ``chinesecalendar`` plus a plant file.
+"""Chinese public holidays and 调休 make-up working days: ``chinesecalendar`` plus head office's and the plant's files.
 
 The State Council publishes each year's holidays in November or December; the package follows
-with a release. Between the notice and our next release, and for plant closures (厂休), the
-plant keeps a small TOML file that is merged over the package (format in ``parse_overrides``).
+with a release. Head office holds the statutory calendar: HR enters a year as soon as the notice
+is out (``punchproof cloud calendar set-year``), and it reaches every appliance signed, inside the
+plant configuration (the ``calendar`` section). A plant may still keep its own small file, for
+plant closures (厂休); it is merged last, over both (format in ``parse_overrides``).
 
-A date in a year neither the package nor a ``complete_years`` entry of the file covers is
-``UNKNOWN``: a roster that observes public holidays still schedules it, but flags it, and a
-missed check-in on it is never confirmed (see ``evaluate``).
+A date in a year nobody has published (neither the package nor a ``complete_years`` entry covers
+it) is ``UNKNOWN`` and falls under the *provisional* calendar: no 法定节假日 and no 调休, each
+roster's own week as it stands (a Monday-to-Friday roster rests at weekends). Attendance goes on
+and absences are confirmed as usual, but every result that rests on it is flagged (the day fact's
+``cal_provisional``, the reason's 临时日历), and ``unpublished_years`` lets both doctors warn 60
+days before a year starts that nobody has published it yet.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from functools import lru_cache
 
@@ -28,7 +33,7 @@ class DayKind(StrEnum):
     WEEKEND = "weekend"
     HOLIDAY = "holiday"  # 法定节假日 (or a plant closure from the file)
     MAKEUP = "makeup"  # 调休: a weekend day worked in exchange for a holiday
-    UNKNOWN = "unknown"  # a year the calendar does not cover
+    UNKNOWN = "unknown"  # a year nobody has published: the provisional calendar (the roster's own week)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,12 @@ def with_overrides(base: PlantCalendar, overrides: CalendarOverrides) -> PlantCa
         covered_years=base.covered_years | overrides.complete_years,
         version=f"{base.version}+{overrides.version}",
     )
+
+
+def unpublished_years(calendar: PlantCalendar, today: date, *, ahead_days: int = 60) -> list[int]:
+    """This year, and next year once it starts within ``ahead_days``, where the calendar does not cover them."""
+    years = {today.year, (today + timedelta(days=ahead_days)).year}
+    return sorted(y for y in years if y not in calendar.covered_years)
 
 
 def parse_overrides(text: str, *, source: str = "calendar.toml") -> CalendarOverrides:

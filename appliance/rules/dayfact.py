@@ -36,6 +36,7 @@ DECISION_FIELDS = (
     "out_ref",
     "excusal",
     "watch",
+    "cal_provisional",  # a year's holidays published later turn a provisional fact into a final one
 )
 
 
@@ -66,6 +67,8 @@ def day_fact(ev: Evaluation, plant: Plant, *, supersedes: str = "") -> Fact:
         "watch": ev.watch,
         "held_by": ",".join(ev.held_by),
         "cal_unknown": int(ev.calendar_unknown),
+        # the result rests on the provisional calendar (its year unpublished): the cloud flags the day and its case
+        "cal_provisional": int(ev.calendar_unknown),
         "day_kind": ev.calendar.kind.value,
         "in_ref": _ref(first_in),
         "out_ref": _ref(last_out),
@@ -103,7 +106,11 @@ def fact_id(fact: Mapping[str, int | str]) -> str:
 
 
 def decision(fact: Mapping[str, int | str]) -> tuple[int | str | None, ...]:
-    return tuple(fact.get(name) for name in DECISION_FIELDS)
+    # ``cal_provisional`` counts only when set: a fact on a published calendar decides as it did before
+    # the field existed (stored decisions compare equal, an upgrade supersedes nothing), and a provisional
+    # one is superseded once its year is published
+    fields = DECISION_FIELDS if fact.get("cal_provisional") else DECISION_FIELDS[:-1]
+    return tuple(fact.get(name) for name in fields)
 
 
 def supersede(previous: Mapping[str, int | str] | None, ev: Evaluation, plant: Plant) -> Fact | None:

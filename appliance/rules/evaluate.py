@@ -5,9 +5,10 @@ grace, given ``now``; shown live. *Confirmed*: only once ``now`` has passed the 
 ``max(confirm_margin, checkout_after)`` (the last moment a punch could still count) AND every
 terminal serving the shift has been read past that same moment (``watermarks``: for each terminal,
 the instant up to which all its punches have been read). A terminal behind holds every result of
-the shift back (``HELD``, and the reason names it); an absence is never confirmed on a day whose
-holidays the calendar does not know. Nothing here is edited later: leave approved afterwards, or
-a 补卡, is passed in and yields a new evaluation, which ``dayfact.supersede`` links to the old one.
+the shift back (``HELD``, and the reason names it). A day of a year whose holidays nobody has
+published is judged by the provisional calendar and flagged (``calendar_unknown``, 临时日历).
+Nothing here is edited later: leave approved afterwards, or a 补卡, is passed in and yields a new
+evaluation, which ``dayfact.supersede`` links to the old one.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Status(StrEnum):
 
 class Confirmation(StrEnum):
     OPEN = "open"  # the shift is not over (plus margin): the result may change
-    HELD = "held"  # over, but a terminal is behind (or the calendar is unknown): may still change
+    HELD = "held"  # over, but a terminal is behind: may still change
     CONFIRMED = "confirmed"  # final, unless superseded by leave or a correction passed in later
 
 
@@ -329,8 +330,9 @@ def _confirmation(
     if not serving:
         return Confirmation.HELD, (), None, reasons.no_terminal()
     behind = [(sn, mark) for sn, mark in zip(serving, marks, strict=True) if mark is None or mark < confirm_at]
-    unknown = ctx.plan.calendar_unknown and status is Status.MISSING
-    if behind or unknown:
+    # a day on the provisional calendar (its year unpublished) is confirmed as any other, and flagged
+    # in its notes and fact: holding it waited for ever, with no fact and no case (issue #19, item 10)
+    if behind:
         return Confirmation.HELD, tuple(sn for sn, _ in behind), lowest, reasons.held(ctx.w, behind)
     return Confirmation.CONFIRMED, (), lowest, ("", "")
 
@@ -343,7 +345,7 @@ def _calendar_notes(plan: DayPlan) -> list[reasons.Text]:
     elif day.kind is DayKind.HOLIDAY:
         notes.append(reasons.holiday_worked(day.name_zh, day.name_en))
     if plan.calendar_unknown:
-        notes.append(reasons.calendar_unknown(plan.date.year))
+        notes.append(reasons.calendar_provisional(plan.date.year))
     return notes
 
 

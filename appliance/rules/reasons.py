@@ -169,10 +169,11 @@ def holiday_worked(name_zh: str, name_en: str) -> Text:
     return f"节假日照常排班（{name_zh}）", f"Holiday, scheduled all the same ({name_en})"
 
 
-def calendar_unknown(year: int) -> Text:
+def calendar_provisional(year: int) -> Text:
+    """A day of a year nobody has published: judged by the roster's own week, no holidays, no 调休."""
     return (
-        f"{year} 年节假日安排未知（日历未覆盖），缺勤不予确认",
-        f"{year} holidays are not in the calendar: no absence is confirmed",
+        f"临时日历（{year} 年节假日安排尚未发布）",
+        f"Provisional calendar ({year} public holidays not yet published)",
     )
 
 
@@ -205,7 +206,7 @@ def counted(count: int, zh: str, en: str) -> Text:
 
 
 def held(w: Wording, behind: list[tuple[str, datetime | None]]) -> Text:
-    """Why a result is not final; a day the calendar does not know says so in its own note."""
+    """Why a result is not final."""
     parts: list[Text] = []
     for sn, mark in behind:
         name = w.terminal_names.get(sn, sn)

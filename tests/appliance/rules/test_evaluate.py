@@ -161,11 +161,11 @@ def test_not_scheduled():
     assert (ev.status, ev.reason_zh, ev.reason_en) == (Status.NOT_SCHEDULED, "未排班", "Not scheduled")
 
 
-def test_a_year_the_calendar_does_not_cover_never_confirms_an_absence():
+def test_a_year_nobody_published_is_judged_by_the_provisional_calendar_and_flagged():
     day = date(2027, 3, 1)
     ev = one(day, [], now=local(2027, 3, 5))
-    assert (ev.status, ev.confirmation, ev.missing_tier) == (Status.MISSING, Confirmation.HELD, "tentative")
-    assert ev.calendar_unknown and "2027 年节假日安排未知" in ev.reason_zh
+    assert (ev.status, ev.confirmation, ev.missing_tier) == (Status.MISSING, Confirmation.CONFIRMED, "confirmed")
+    assert ev.calendar_unknown and "临时日历（2027 年节假日安排尚未发布）" in ev.reason_zh
     present = one(day, [punch(local(2027, 3, 1, 7, 55)), punch(local(2027, 3, 1, 17, 1))], now=local(2027, 3, 5))
     assert present.confirmation is Confirmation.CONFIRMED and present.calendar_unknown
     known = plant(
