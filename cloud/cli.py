@@ -112,6 +112,80 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--plant", default="", help="a plant manager's own plant (required for --role plant_manager)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add_operations_commands(cmd)
+    add_calendar_commands(cmds)
+
+
+# -- the statutory calendar (issue #19, item 10) --------------------------------------------------
+
+
+def add_calendar_commands(cmds: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = cmds.add_parser("calendar", help="法定节假日 / head office's statutory calendar, sent to every plant")
+    cal = command_adder(parser.add_subparsers(dest="calendar_command", required=True), DEFAULT_CONFIG)
+    p = cal("set-year", _calendar_set_year, "publish a year's 法定节假日 and 调休 (TOML), then push it to every plant")
+    p.add_argument("year", type=int)
+    p.add_argument("file", help='TOML: [holidays] 2027-01-01 = "元旦" ... [workdays] 2027-02-07 = "春节调休"')
+    p.add_argument("--note", default="", help="where it comes from, e.g. 国办发明电〔2026〕x 号")
+    p.add_argument("--by", default="", help="who publishes it (default: the login name)")
+    p.add_argument("--no-push", action="store_true", help="publish only; push later with push-plant-config")
+    cal("show", _calendar_show, "the years covered, by the package or published by head office, and what is missing")
+
+
+def _calendar_set_year(args: argparse.Namespace) -> int:
+    from cloud.clock import SystemClock, to_ms
+    from cloud.config_push import ConfigPushError
+    from cloud.hr.calendar import CalendarError, set_year
+    from cloud.hr.push import push_plant
+    from cloud.store import Plant, open_db
+
+    settings = _settings(args)
+    by = args.by or getpass.getuser()
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except OSError as err:
+        print(f"未发布 / not published: {args.file}: {err}", file=sys.stderr)
+        return 1
+    code = 0
+    with open_db(settings.database_url).connection_context():
+        try:
+            row = set_year(args.year, text, by=by, note=args.note, now_ms=to_ms(SystemClock().now()))
+        except CalendarError as err:
+            print(f"未发布 / not published: {args.year}", file=sys.stderr)
+            for problem in err.problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return 1
+        print(f"{row.year} 年节假日安排：版本 {row.version} / {row.year} public holidays: version {row.version}")
+        if args.no_push:
+            return 0
+        for plant in Plant.select().order_by(Plant.id):
+            try:
+                results = push_plant(plant.id, by=by, settings=settings)
+            except ConfigPushError as err:
+                print(f"{plant.id}: 未推送 / not pushed: {err}", file=sys.stderr)
+                code = 1
+                continue
+            if results:
+                code = max(code, _print_pushes(plant.id, results))
+    return code
+
+
+def _calendar_show(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    from cloud.clock import SystemClock
+    from cloud.hr.calendar import head_office_calendar, package_years, published_years
+    from cloud.store import open_db
+
+    settings = _settings(args)
+    with open_db(settings.database_url).connection_context():
+        package = sorted(package_years())
+        print(f"软件包 / package chinesecalendar: {package[0]}–{package[-1]}")
+        for row in published_years():
+            print(f"总部发布 / head office: {row.year} v{row.version} ({row.by}, {row.note or '-'})")
+        today = SystemClock().now().astimezone(ZoneInfo(settings.timezone)).date()
+        missing = head_office_calendar().unpublished_years(today)
+    for year in missing:
+        print(f"未发布 / not published: {year}（临时日历 / provisional calendar）")
+    return 0
 
 
 # -- operations (issue #8): doctor -----------------------------------------------------------------

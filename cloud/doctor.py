@@ -2,8 +2,9 @@
 
 Checks the clock, the disk, the database (SQLite integrity or PostgreSQL reachability), the
 witness key, the appliances (registered, heard from lately), the broker (a real MQTT CONNECT
-with the configured credentials), the quarantine, and the policies' channels (a step naming a
-channel cloud.toml does not configure cannot send by it). Each failure says what to do, in Chinese
+with the configured credentials), the quarantine, the policies' channels (a step naming a
+channel cloud.toml does not configure cannot send by it), and the statutory calendar (a year
+starting within 60 days that nobody has published). Each failure says what to do, in Chinese
 first, then English. It only reads, so it is safe beside running workers.
 """
 
@@ -51,7 +52,12 @@ class CloudDoctor:
         database = self.check_database()
         findings.append(database)
         if database.status == OK:
-            findings += [self.check_appliances(), self.check_quarantine(), self.check_policy_channels()]
+            findings += [
+                self.check_appliances(),
+                self.check_quarantine(),
+                self.check_policy_channels(),
+                self.check_calendar(),
+            ]
         return findings
 
     def check_clock(self) -> Finding:
@@ -318,6 +324,46 @@ class CloudDoctor:
             f"{', '.join(names.how_to_configure(k, 'en') for k in kinds)} in cloud.toml, then sudo systemctl restart "
             "punchproof-escalate punchproof-cloud-web; or publish a policy version without them on head office's "
             "pages.",
+        )
+
+    def check_calendar(self) -> Finding:
+        """This year and, 60 days ahead, next year: each covered by the package or published by head office."""
+        from zoneinfo import ZoneInfo
+
+        from cloud.hr.calendar import CalendarError, head_office_calendar
+
+        name = "法定节假日 statutory calendar"
+        db = self._database()
+        try:
+            with db.connection_context():
+                calendar = head_office_calendar()
+        except CalendarError as err:
+            return Finding(
+                name, FAIL, str(err), "重新发布该年份：punchproof cloud calendar set-year。", "publish the year again."
+            )
+        today = self.clock.now().astimezone(ZoneInfo(self.settings.timezone)).date()
+        covered = sorted(calendar.covered_years)
+        detail = f"covered {covered[0]}–{covered[-1]}" + (
+            f" (head office: {', '.join(f'{y} v{v}' for y, v in sorted(calendar.published.items()))})"
+            if calendar.published
+            else ""
+        )
+        missing = calendar.unpublished_years(today)
+        if not missing:
+            return Finding(name, OK, detail)
+        years = "、".join(str(y) for y in missing)
+        return Finding(
+            name,
+            WARN,
+            f"{', '.join(str(y) for y in missing)} not published ({detail}): the plants judge it by a provisional "
+            "calendar (no public holidays) and flag every day and case",
+            f"{years} 年节假日安排尚未发布：国务院办公厅通知一经公布，写成 TOML 文件（见 docs/operations.md），运行 "
+            f"punchproof cloud calendar set-year {missing[-1]} 文件.toml，它会签名推送到每个厂区；"
+            "在此之前各厂按临时日历（无法定节假日）判定，并在每一天和每个案件上标注。",
+            f"the {', '.join(str(y) for y in missing)} public holidays are not published: once the State Council's "
+            f"notice is out, write it as TOML (docs/operations.md) and run 'punchproof cloud calendar set-year "
+            f"{missing[-1]} FILE.toml', which pushes it signed to every plant; until then the plants use a provisional "
+            "calendar (no public holidays) and flag every day and case resting on it.",
         )
 
 

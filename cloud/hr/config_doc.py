@@ -6,6 +6,7 @@ anything changed. Field names are the appliance's master tables' (``appliance/st
 appliance saves each list as it comes. Leave, trips and 补卡 are keyed by the badge ``user_id``
 the plant's terminals know. Only what attendance needs leaves head office: names, lines and
 departments, never phones, addresses or emergency contacts (PIPL: the plant does not need them).
+The calendar is head office's statutory years with the plant's own 厂休 over them (``calendar``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cloud.hr.calendar import calendar_text
 from cloud.hr.models import (
     Correction,
     Employee,
     Leave,
     PlantBadge,
-    PlantCalendar,
     RosterDef,
     ScheduleDay,
     ShiftDef,
@@ -149,7 +150,6 @@ def load_plant_master(plant: Plant, *, since_ms: int = 0) -> PlantMaster:
         for x in Correction.select().where(Correction.employee.in_(people) & (Correction.at_ms >= since_ms))
         for uid in badge_of[x.employee_id]
     ]
-    cal = PlantCalendar.get_or_none(PlantCalendar.plant == plant)
     return PlantMaster(
-        plant.id, plant.timezone, shifts, rosters, badges, schedule, leave, trips, corrections, cal.text if cal else ""
+        plant.id, plant.timezone, shifts, rosters, badges, schedule, leave, trips, corrections, calendar_text(plant)
     )

@@ -118,6 +118,23 @@ class PlantCalendar(BaseModel):
     updated_ms = pw.BigIntegerField(default=0)
 
 
+class StatutoryYear(BaseModel):
+    """One version of a year's 法定节假日 and 调休 as head office published it (``cloud.hr.calendar``).
+
+    Never edited: publishing the year again adds version n+1, and the newest version of each year is in force.
+    """
+
+    year = pw.IntegerField()
+    version = pw.IntegerField()  # 1, 2, ... per year
+    text = pw.TextField()  # TOML, the appliance's calendar format, dates of this year only
+    note = pw.CharField(default="")  # e.g. 国办发明电〔2026〕x 号
+    by = pw.CharField(default="")
+    created_ms = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("year", "version"), True),)
+
+
 class Leave(BaseModel):
     ref = pw.CharField(unique=True)  # 单号
     employee = pw.ForeignKeyField(Employee, backref="leaves")
@@ -170,6 +187,7 @@ MODELS = (
     RosterDef,
     ScheduleDay,
     PlantCalendar,
+    StatutoryYear,
     Leave,
     Trip,
     Correction,

@@ -6,9 +6,11 @@ import dataclasses
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
 from cloud.config import CloudSettings
 from cloud.doctor import CloudDoctor
+from cloud.hr.calendar import package_years
 from cloud.store import open_db
 from opskit.doctor import FAIL, OK, WARN, report
 from punchproof.broker import free_port
@@ -51,6 +53,9 @@ def test_a_cloud_with_a_registered_appliance_passes(tmp_path, broker, cloud_db_u
     findings = doctor(settings).run()
     statuses = {f.name: f.status for f in findings}
     assert statuses.pop("设备 appliances") == WARN, "registered but never heard from"
+    # the statutory calendar warns while a year starting within 60 days is unpublished (2027, in December 2026)
+    covered = package_years() >= {datetime.now(UTC).year, (datetime.now(UTC) + timedelta(days=60)).year}
+    assert statuses.pop("法定节假日 statutory calendar") == (OK if covered else WARN)
     assert set(statuses.values()) == {OK}, report(findings)[0]
     assert "never" in next(f for f in findings if f.name == "设备 appliances").detail
     assert report(findings)[1] == 0, "a warning alone does not fail"
