@@ -2,7 +2,8 @@
 
 A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
 
-    manifest.json                 what the bundle is about: employee, period, logs, witness
+    manifest.json                 what the bundle is about: employee, period, logs, witness; a case's
+                                  bundle also its case and what the case must carry ("case", format 2)
     SHA256SUMS                    sha256sum -c of every other file
     keys/<kid>.pem                the appliances' public keys; keys/registry.json their validity
     keys/witness.pem              the cloud's witness key (pin it with --witness-key)
@@ -49,6 +50,8 @@ from ledger.witnesslog import verify_witness
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
+FORMAT = "punchproof-evidence/2"  # 2: the manifest may name a case ("case"); FORMAT.md, "The evidence bundle"
+FORMATS = ("punchproof-evidence/1", FORMAT)  # what this verifier reads; it refuses any other
 CLOCK_TOLERANCE_S = 120  # how far a record's own time may stray outside its witnessed bounds
 SEAL_GAP_S = 180  # seals come every 60 s: a longer silence is a gap (power cut, appliance off)
 
@@ -125,6 +128,14 @@ def verify_bundle(data: bytes, *, witness_key: VerifyKey | None = None, tsa_root
     except (KeyError, ValueError, LedgerError) as err:
         report.add("manifest", False, f"manifest or witness key unusable: {err}")
         return report
+    if manifest.get("format", FORMATS[0]) not in FORMATS:
+        report.add(
+            "manifest",
+            False,
+            f"证据包格式 {manifest.get('format')} 未知，本程序只认 {', '.join(FORMATS)}：请用更新的 "
+            "punchproof verify / unknown bundle format: use a newer punchproof verify",
+        )
+        return report
     if witness_key is not None:
         report.add(
             "witness key",
@@ -149,7 +160,82 @@ def verify_bundle(data: bytes, *, witness_key: VerifyKey | None = None, tsa_root
         report.add("witness log", ok, detail)
     else:
         report.gaps.append("the bundle has no witness log: its checkpoints are not proven in the cloud's signed log")
+    if "case" in manifest:  # whatever the format says: a case named is a case checked
+        _verify_case(files, manifest, report)
     return report
+
+
+CASE_LISTS = {  # the manifest's list: the record type, and how the message names them (zh-CN, English)
+    "contacts": ("contact", "联络记录 {n} 条", "{n} contact attempts"),
+    "receipts": ("receipt", "回执 {n} 条", "{n} receipts"),
+    "actions": ("case_action", "人事操作 {n} 项", "{n} actions by people"),
+}
+
+
+def _verify_case(files: dict[str, bytes], manifest: dict[str, Any], report: Report) -> None:
+    """A case's bundle carries what its manifest's ``case`` lists: each record of the case in the cloud's
+    evidence log (contacts, receipts, people's actions; disclosed, of this case, of that type) and each notice
+    sent (``cloud/notices/<sha256>.pdf``, with that hash), as well as every notice a disclosed contact of the
+    case attached. Their signatures and proofs are the disclosed-records check's; here, that none is missing."""
+    claim = manifest["case"]
+    ref = claim.get("ref") if isinstance(claim, dict) else None
+    if not isinstance(ref, str):
+        report.add("case", False, "manifest 的 case 不可读 / the manifest's case is unreadable")
+        return
+    records: dict[int, dict[str, Any]] = {}
+    found_log = False
+    for index in range(len(manifest.get("logs", []))):
+        base = f"logs/{index}"
+        if json.loads(files.get(f"{base}/log.json", b"{}")).get("log") != claim.get("log"):
+            continue
+        found_log = True
+        for name in files:
+            if name.startswith(f"{base}/records/") and name.endswith(".json") and not name.endswith(".proof.json"):
+                try:
+                    fields = parse(files[name])
+                except LedgerError:
+                    continue  # reported by the disclosed-records check
+                records[fields["seq"]] = fields
+    zh: list[str] = []
+    en: list[str] = []
+    wrong: list[int] = []
+    counts: dict[str, int] = {}
+    for key, (kind, in_zh, in_en) in CASE_LISTS.items():
+        seqs = claim.get(key, [])
+        counts[key] = len(seqs)
+        absent = [seq for seq in seqs if seq not in records]
+        if absent:
+            zh.append(in_zh.format(n=len(absent)) + f"（seq {', '.join(map(str, absent))}）")
+            en.append(in_en.format(n=len(absent)))
+        wrong += [s for s in seqs if s in records and (records[s].get("type"), records[s].get("case")) != (kind, ref)]
+    attached = {
+        item.get("sha256")
+        for fields in records.values()
+        if fields.get("type") == "contact" and fields.get("case") == ref
+        for item in fields.get("attachments", [])
+    }
+    notices = sorted(set(claim.get("notices", [])) | attached)
+    absent = [sha for sha in notices if hashlib.sha256(files.get(f"cloud/notices/{sha}.pdf", b"")).hexdigest() != sha]
+    if absent:
+        zh.append(f"通知书 {len(absent)} 份（{', '.join(sha[:12] for sha in absent)}）")
+        en.append(f"{len(absent)} notices")
+    problems = []
+    if not found_log:
+        problems.append(f"缺少云端证据日志 {claim.get('log')} / the cloud's evidence log is missing")
+    if zh:
+        problems.append(f"本案 {ref} 的证据包缺少：{'；'.join(zh)} / the bundle of {ref} lacks {', '.join(en)}")
+    if wrong:
+        problems.append(
+            f"seq {', '.join(map(str, wrong))} 不是本案所列类型的记录 / not {ref}'s records of the type listed"
+        )
+    report.add(
+        f"case {ref}",
+        not problems,
+        "; ".join(problems)
+        or f"本案 {ref} 的证据齐全：联络 {counts['contacts']} 次、回执 {counts['receipts']} 份、人事操作 "
+        f"{counts['actions']} 项、通知书 {len(notices)} 份 / every contact, receipt, action and notice "
+        "the case lists is in the bundle",
+    )
 
 
 def _check_sums(files: dict[str, bytes], report: Report) -> bool:
