@@ -97,10 +97,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--worker-id", help="overrides [cloud] worker_id; unique per worker")
     p = cmd("web", _web, "serve head office's pages with gunicorn (systemd: punchproof-cloud-web)")
     p.add_argument("--bind")
-    p = cmd("export-evidence", _export_evidence, "write the evidence bundle (ZIP) for one employee and period")
-    p.add_argument("--employee", required=True, help="the badge number (user id on the terminals)")
-    p.add_argument("--from", dest="first_day", required=True, type=_day, help="first day, YYYY-MM-DD (plant time)")
-    p.add_argument("--to", dest="last_day", required=True, type=_day, help="last day, YYYY-MM-DD (plant time)")
+    p = cmd(
+        "export-evidence",
+        _export_evidence,
+        "write the evidence bundle (ZIP) for one employee and period, or for one case (--case)",
+    )
+    p.add_argument("--case", type=int, help="a case's bundle (its worker, plant, first day to today; verify checks it)")
+    p.add_argument("--employee", help="the badge number (user id on the terminals); required without --case")
+    p.add_argument("--from", dest="first_day", type=_day, help="first day, YYYY-MM-DD (plant time)")
+    p.add_argument("--to", dest="last_day", type=_day, help="last day, YYYY-MM-DD (plant time)")
     p.add_argument("--plant", help="the plant (default: every plant where the employee ever punched)")
     p.add_argument("-o", "--output", required=True, help="the ZIP file to write")
     p = cmd("escalate", _escalate, "run the escalation engine: one tick, or every --interval seconds")
@@ -218,37 +223,28 @@ def _day(text: str) -> date:
 
 
 def _export_evidence(args: argparse.Namespace) -> int:
-    from cloud import witness
     from cloud.clock import SystemClock
-    from cloud.evidence import ExportError, export_bundle
-    from cloud.evidence_log import EvidenceKeyMissing, EvidenceLog, load_key
+    from cloud.evidence import ExportError, case_scope, export_configured
     from cloud.store import open_db
-    from cloud.witness_log import witness_log
 
     settings = _settings(args)
-    signing = witness.load(settings)
-    key = signing.verify_key
-    try:
-        evidence_key = load_key(settings)
-    except EvidenceKeyMissing as err:  # no escalation has run here: the bundle has no contacts to show
-        print(f"... {err}", file=sys.stderr)
-        evidence_key = None
+    if args.case is None and not (args.employee and args.first_day and args.last_day):
+        print("name --employee, --from and --to, or a --case", file=sys.stderr)
+        return 2
+    clock = SystemClock()
     db = open_db(settings.database_url)
     with db.connection_context():
         try:
-            data = export_bundle(
-                args.employee,
-                args.first_day,
-                args.last_day,
-                witness=key,
-                clock=SystemClock(),
-                plant_id=args.plant,
-                report_font=settings.report_font,
+            case = case_scope(args.case) if args.case is not None else None
+            data = export_configured(  # the dashboard's export runs this same function (cloud.export_job)
+                settings,
+                args.employee or (case.employee if case else ""),
+                args.first_day or (case.first_day if case else date.min),
+                args.last_day or (case.today(clock) if case else date.min),
+                clock=clock,
+                plant_id=args.plant or (case.plant if case else None),
+                case=case,
                 progress=lambda message: print(f"... {message}", file=sys.stderr),
-                witness_log=witness_log(settings, signing),
-                tsa_ca=Path(settings.tsa_ca_file) if settings.tsa_ca_file else None,
-                evidence_log=EvidenceLog(evidence_key, signing, SystemClock()) if evidence_key else None,
-                evidence_key=evidence_key.verify_key if evidence_key else None,
             )
         except ExportError as err:
             print(f"not exported: {err}", file=sys.stderr)

@@ -15,14 +15,18 @@ import io
 import json
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from cloud import witness as witness_key
 from cloud.clock import Clock, to_ms
-from cloud.evidence_cloud import export_cloud_log
-from cloud.evidence_log import EvidenceLog
+from cloud.config import CloudSettings
+from cloud.escalation.models import AbsenceCase
+from cloud.evidence_cloud import case_claim, export_cloud_log
+from cloud.evidence_log import EvidenceKeyMissing, EvidenceLog, load_key
 from cloud.evidence_model import build_model
 from cloud.evidence_pdf import report_pdf
 from cloud.evidence_report import manual_checks, report_html
@@ -30,9 +34,9 @@ from cloud.evidence_witness import export_witness
 from cloud.report_font import ReportFontMissing, find_font
 from cloud.store import Appliance, ApplianceKey, CloudCheckpoint, LogHead, LogRecord, Plant, Punch
 from cloud.tsa import TimestampError
-from cloud.witness_log import WitnessLog
+from cloud.witness_log import WitnessLog, witness_log
 from ledger import VerifyKey
-from ledger.evidence import MANIFEST, SUMS, sha256sums, verify_bundle
+from ledger.evidence import FORMAT, MANIFEST, SUMS, sha256sums, verify_bundle
 from ledger.merkle import CompactRange, inclusion_proofs
 from ledger.record import b64
 
@@ -43,6 +47,75 @@ Progress = Callable[[str], None]
 
 class ExportError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class CaseScope:
+    """What a case's bundle covers: the case's worker at its plant, from the case's first day."""
+
+    ref: str  # case-<id>, as the evidence log names cases
+    employee: str
+    plant: str
+    first_day: date
+    timezone: str
+
+    def today(self, clock: Clock) -> date:
+        return clock.now().astimezone(ZoneInfo(self.timezone)).date()
+
+
+def case_scope(case_id: int) -> CaseScope:
+    case = AbsenceCase.get_or_none(AbsenceCase.id == case_id)
+    if case is None:
+        raise ExportError(f"没有案件 {case_id} / there is no case {case_id}")
+    return CaseScope(
+        f"case-{case.id}", case.user_id, case.plant_id, date.fromisoformat(case.first_day), case.plant.timezone
+    )
+
+
+def export_configured(
+    settings: CloudSettings,
+    employee: str,
+    first_day: date,
+    last_day: date,
+    *,
+    clock: Clock,
+    plant_id: str | None = None,
+    case: CaseScope | None = None,
+    progress: Progress = lambda _m: None,
+) -> bytes:
+    """The bundle as this cloud is configured: what ``punchproof cloud export-evidence`` and the dashboard's
+    export (``cloud.export_job``, behind the 证据导出 page and the case page's 导出本案证据包) both run, so that
+    they make the same bundle: the witness log, the TSA's stamp, and the cloud's evidence log of contacts,
+    receipts and people's actions. With ``case``, a case's bundle (its manifest lists what the case must carry);
+    it needs the evidence key. The caller holds the database connection."""
+    try:
+        signing = witness_key.load(settings)
+    except witness_key.WitnessKeyMissing as err:
+        raise ExportError(str(err)) from err
+    try:
+        evidence = load_key(settings)
+    except EvidenceKeyMissing as err:
+        if case is not None:
+            raise ExportError(f"{err}; 本案证据包需要云端证据日志 / a case's bundle needs the evidence log") from err
+        progress(f"{err}: the bundle has no contacts to show")  # no escalation has run here
+        evidence = None
+    if case is not None and (employee, plant_id) != (case.employee, case.plant):
+        raise ExportError(f"{case.ref} is worker {case.employee} at plant {case.plant}, not {employee} at {plant_id}")
+    return export_bundle(
+        employee,
+        first_day,
+        last_day,
+        witness=signing.verify_key,
+        clock=clock,
+        plant_id=plant_id,
+        report_font=settings.report_font,
+        progress=progress,
+        witness_log=witness_log(settings, signing),
+        tsa_ca=Path(settings.tsa_ca_file) if settings.tsa_ca_file else None,
+        evidence_log=EvidenceLog(evidence, signing, clock) if evidence else None,
+        evidence_key=evidence.verify_key if evidence else None,
+        case_ref=case.ref if case else None,
+    )
 
 
 def export_bundle(
@@ -59,13 +132,19 @@ def export_bundle(
     tsa_ca: Path | None = None,
     evidence_log: EvidenceLog | None = None,
     evidence_key: VerifyKey | None = None,
+    case_ref: str | None = None,
 ) -> bytes:
     """The bundle (ZIP bytes). With ``witness_log``, the cloud's log of cosigned checkpoints is sealed first
     and, when a TSA is configured, stamped for this export; its proofs go into ``witness/``. With
     ``evidence_log`` (and its ``evidence_key``), the cloud's own log of the employee's contacts, receipts and
-    the actions people took on the employee's cases goes in as one more log (``cloud.evidence_cloud``)."""
+    the actions people took on the employee's cases goes in as one more log (``cloud.evidence_cloud``).
+    With ``case_ref`` (``case-<id>``) it is that case's bundle: the manifest's ``case`` lists every record of
+    the case in the evidence log and every notice sent, and ``punchproof verify`` fails a bundle without them.
+    Callers with a configuration use ``export_configured``."""
     if last_day < first_day:
         raise ExportError("the period ends before it starts")
+    if case_ref is not None and evidence_key is None:
+        raise ExportError("本案证据包需要云端证据日志 / a case's bundle needs the cloud's evidence log")
     try:
         font = find_font(report_font)
     except ReportFontMissing as err:
@@ -111,6 +190,7 @@ def export_bundle(
                 }
             )
     evidence_sizes: list[int] = []
+    claim = None
     if evidence_key is not None:
         tz = ZoneInfo(plants[0].timezone)
         start_ms = to_ms(datetime.combine(first_day, time(), tz))
@@ -122,6 +202,13 @@ def export_bundle(
         if entry is not None:
             logs.append(entry)
             registry.append(key_entry)
+        if case_ref is not None:
+            claim, left_out = case_claim(files, f"logs/{len(logs) - 1}" if entry else None, case_ref)
+            if left_out:
+                raise ExportError(
+                    f"{case_ref} 的联络或操作记录（证据日志 seq {', '.join(map(str, left_out))}）不在 "
+                    f"{first_day} – {last_day} 之内 / records of {case_ref} lie outside the period"
+                )
     if witness_log is not None:
         progress("proving the checkpoints in the cloud's witness log")
         witnessed["checkpoints"] = export_witness(files, checkpoint_ids, tsa_ca, evidence_sizes)
@@ -129,7 +216,7 @@ def export_bundle(
     files["keys/witness.pem"] = witness.pem().encode()
     made = clock.now().replace(microsecond=0)
     manifest = {
-        "format": "punchproof-evidence/1",
+        "format": FORMAT,
         "employee": employee,
         "period": {"from": first_day.isoformat(), "to": last_day.isoformat()},
         "plants": [{"id": p.id, "name": p.name, "timezone": p.timezone} for p in plants],
@@ -138,6 +225,8 @@ def export_bundle(
         "witness_log": witnessed or None,
         "generated_at": made.isoformat(timespec="seconds"),
     }
+    if claim is not None:
+        manifest["case"] = claim
     files[MANIFEST] = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
     files["FORMAT.md"] = resources.files("ledger").joinpath("FORMAT.md").read_bytes()
     progress("verifying what will be exported")

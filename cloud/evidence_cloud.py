@@ -117,3 +117,28 @@ def export_cloud_log(
         "disclosed": len(own),
     }
     return entry, [cover.size], registry
+
+
+CLAIMED = {"contact": "contacts", "receipt": "receipts", "case_action": "actions"}
+
+
+def case_claim(files: dict[str, bytes], base: str | None, case_ref: str) -> tuple[dict[str, object], list[int]]:
+    """The manifest's ``case`` of a case's bundle: every record of the case in the evidence log (contacts,
+    receipts, people's actions, by seq) and every notice its contacts attached (by SHA-256), which
+    ``punchproof verify`` then requires in the bundle. Also the case's records up to the exported range's end
+    that ``base`` (the bundle's copy of the evidence log) lacks: an export must not leave any out."""
+    end = json.loads(files[f"{base}/log.json"])["to_size"] if base else None
+    listed: dict[str, list[int]] = {name: [] for name in CLAIMED.values()}
+    notices: set[str] = set()
+    left_out: list[int] = []
+    query = EvidenceRecord.select().where(EvidenceRecord.case_ref == case_ref).order_by(EvidenceRecord.seq)
+    for record in query:
+        if end is not None and record.seq >= end:
+            break  # logged after the export's checkpoint
+        if base is None or f"{base}/records/{record.seq}.json" not in files:
+            left_out.append(record.seq)
+            continue
+        listed[CLAIMED[record.type]].append(record.seq)
+        if record.type == "contact":
+            notices |= {item["sha256"] for item in json.loads(bytes(record.data))["attachments"]}
+    return {"ref": case_ref, "log": ORIGIN, **listed, "notices": sorted(notices)}, left_out

@@ -85,7 +85,35 @@ and the signature over `cosignature/v1`, `time T` and the body:
 
 `punchproof verify` recomputes every checkpoint's Merkle root from `leaves.txt` (RFC 9162; see
 FORMAT.md). Any record deleted, inserted, reordered or altered changes those roots.
-{_timestamp_checks(files)}"""
+{_case_checks(manifest, files)}{_timestamp_checks(files)}"""
+
+
+def _case_checks(manifest: dict[str, Any], files: dict[str, bytes]) -> str:
+    """For a case's bundle: that what the case must carry (manifest.json's ``case``) is in it."""
+    claim = manifest.get("case")
+    if not claim:
+        return ""
+    base = next(
+        (n.rsplit("/", 1)[0] for n in sorted(files) if n.endswith("/log.json") and json.loads(files[n]).get("kind")),
+        "logs/N",
+    )
+    seqs = sorted(claim["contacts"] + claim["receipts"] + claim["actions"])
+    return f"""
+## 本案证据齐全 / The case's evidence is all here ({claim["ref"]})
+
+This is the bundle of case {claim["ref"]}: `manifest.json`'s `case` lists every contact attempt
+({len(claim["contacts"])}), delivery receipt ({len(claim["receipts"])}) and action by people
+({len(claim["actions"])}) of the case in the cloud's evidence log, and every notice sent
+({len(claim["notices"])}). Each must be here; each command prints nothing when it is:
+
+    for s in {" ".join(map(str, seqs))}; do test -f {base}/records/$s.json || echo "missing: seq $s"; done
+    for h in {" ".join(claim["notices"])}; do
+      echo "$h  cloud/notices/$h.pdf" | sha256sum -c --quiet 2>/dev/null || echo "missing: notice $h"
+    done
+
+Check each record as in section 2 (with the evidence key of `keys/registry.json`); its `case` field
+is `{claim["ref"]}`. `punchproof verify` runs the same check ("case {claim["ref"]}").
+"""
 
 
 def _timestamp_checks(files: dict[str, bytes]) -> str:

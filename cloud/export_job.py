@@ -1,9 +1,10 @@
 """An evidence export run for the dashboard, in its own process: ``python -m cloud.export_job JOB_DIR``.
 
-The web worker writes ``job.json`` and starts this; it runs the same ``export_bundle`` as
-``punchproof cloud export-evidence``, appends each progress message to ``progress.log`` as it goes,
-writes ``bundle.zip`` (whole, by rename) and last ``result.json``. Any web worker can report on the
-job from those files, and a long export never holds a request (or dies with a recycled worker).
+The web worker writes ``job.json`` and starts this; it runs the same ``export_configured`` as
+``punchproof cloud export-evidence`` (so the page's bundle is the CLI's, the cloud's evidence log included),
+appends each progress message to ``progress.log`` as it goes, writes ``bundle.zip`` (whole, by rename) and
+last ``result.json``. Any web worker can report on the job from those files, and a long export never holds a
+request (or dies with a recycled worker).
 """
 
 from __future__ import annotations
@@ -35,11 +36,9 @@ def _finish(folder: Path, **result: object) -> None:
 
 
 def run(folder: Path) -> int:
-    from cloud import witness
     from cloud.clock import SystemClock
-    from cloud.evidence import ExportError, export_bundle
+    from cloud.evidence import ExportError, case_scope, export_configured
     from cloud.store import open_db
-    from cloud.witness_log import witness_log
 
     job = json.loads((folder / JOB).read_text(encoding="utf-8"))
     settings = CloudSettings(**job["settings"])
@@ -52,22 +51,19 @@ def run(folder: Path) -> int:
 
         progress("开始 / starting")
         try:
-            signing = witness.load(settings)
             db = open_db(settings.database_url, create=False)
             with db.connection_context():
-                data = export_bundle(
+                data = export_configured(  # the CLI's export, the same function
+                    settings,
                     job["employee"],
                     date.fromisoformat(job["first"]),
                     date.fromisoformat(job["last"]),
-                    witness=signing.verify_key,
                     clock=SystemClock(),
                     plant_id=job.get("plant") or None,
-                    report_font=settings.report_font,
+                    case=case_scope(job["case"]) if job.get("case") else None,
                     progress=progress,
-                    witness_log=witness_log(settings, signing),
-                    tsa_ca=Path(settings.tsa_ca_file) if settings.tsa_ca_file else None,
                 )
-        except (ExportError, witness.WitnessKeyMissing) as err:
+        except ExportError as err:
             progress(f"未导出 / not exported: {err}")
             _finish(folder, ok=False, error=str(err))
             return 1

@@ -1,4 +1,4 @@
-"""The evidence export from the dashboard: a button that runs the existing export and hands over the ZIP.
+"""The evidence export from the dashboard: a button that runs the CLI's export and hands over the ZIP.
 
 The export can take minutes for a plant-year, so it runs in its own process (``cloud.export_job``)
 and the page follows its progress messages; the ZIP is downloaded when it is whole. Jobs live under
@@ -19,6 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session, url_for
 
 from cloud import export_job
+from cloud.evidence import ExportError, case_scope
 from cloud.store import Plant
 from cloud.web import caseview
 from cloud.web.roles import check_plant, note, now_ms, own_plant, require, role
@@ -41,8 +42,17 @@ def index() -> Any:
 @bp.route("/evidence/export", methods=["POST"])
 @require("evidence.export")
 def start() -> Any:
+    """Both pages' export: the 证据导出 page's (employee, plant, period) and the case page's 导出本案证据包, which
+    adds ``case``: the worker and plant are then the case's and the bundle is the case's (``cloud.evidence.case_scope``)."""
     form = request.form
     employee, plant_id = form.get("employee", "").strip()[:64], form.get("plant", "").strip()
+    case_id = form.get("case", "").strip()
+    if case_id:
+        try:
+            case = case_scope(int(case_id))
+        except (ValueError, ExportError):
+            abort(404)
+        employee, plant_id = case.employee, case.plant
     try:
         first, last = date.fromisoformat(form.get("first", "")), date.fromisoformat(form.get("last", ""))
     except ValueError:
@@ -59,6 +69,7 @@ def start() -> Any:
         plant=plant_id,
         first=first.isoformat(),
         last=last.isoformat(),
+        case=int(case_id) if case_id else None,
         owner=session["user"],
         started_ms=now_ms(),
     )
@@ -73,6 +84,7 @@ def start() -> Any:
         job=job_id,
         first=str(first),
         last=str(last),
+        **({"case": case_id} if case_id else {}),
     )
     return redirect(url_for("exports.job", job_id=job_id))
 
