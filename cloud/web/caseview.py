@@ -20,7 +20,7 @@ from cloud.escalation.models import AbsenceCase, AttendanceDay, CaseDay, CaseSte
 from cloud.escalation.policy import PolicyVersion
 from cloud.hr.models import Employee
 from cloud.notices.records import NoticeDocument
-from cloud.store import Appliance, Plant, Punch
+from cloud.store import Appliance, LogRecord, Plant, Punch
 
 PAGE_SIZE = 50
 DAY_MS = ladder.DAY_MS
@@ -259,6 +259,7 @@ def detail(case: AbsenceCase) -> dict[str, Any]:
         "events": events,
         "chain_problems": timeline.verify(case),
         "days": list(CaseDay.select().where(CaseDay.case == case).order_by(CaseDay.start_ms)),
+        "provisional": provisional_days(case),
         "steps": list(CaseStep.select().where(CaseStep.case == case).order_by(CaseStep.id)),
         "gates": gates,
         "approvals": approvals,
@@ -272,6 +273,27 @@ def detail(case: AbsenceCase) -> dict[str, Any]:
         "policy": PolicyVersion.get_by_id(case.policy_id),
         "badge_facts": len(facts),
     }
+
+
+def provisional_days(case: AbsenceCase) -> dict[str, int]:
+    """The case's days whose latest signed fact rests on a provisional calendar (its year's holidays not
+    yet published: the appliance judged it by the roster's own week), by fact key, with the year."""
+    rows = (
+        AttendanceDay.select(AttendanceDay.fact_key, AttendanceDay.work_date, LogRecord.data)
+        .join(CaseDay, on=(CaseDay.fact_key == AttendanceDay.fact_key))
+        .switch(AttendanceDay)
+        .join(
+            LogRecord,
+            on=((LogRecord.appliance == AttendanceDay.appliance) & (LogRecord.seq == AttendanceDay.seq)),
+        )
+        .where((CaseDay.case == case) & (AttendanceDay.plant == case.plant_id))
+        .tuples()
+    )
+    found = {}
+    for key, work_date, data in rows:
+        if json.loads(bytes(data))["fact"].get("cal_provisional"):
+            found[key] = int(work_date[:4])
+    return found
 
 
 def _merge(case, punches, facts, attempts, receipts, notices, documents) -> list[Event]:  # type: ignore[no-untyped-def]

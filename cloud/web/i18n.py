@@ -179,6 +179,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "shift": ("班次", "Shift"),
     "fact": ("日结论", "Day fact"),
     "day_counted": ("计入", "counted"),
+    "provisional_calendar": (
+        "临时日历（{year} 年节假日安排尚未发布）",
+        "provisional calendar ({year} holidays not yet published)",
+    ),
     "day_superseded": ("不再计入", "no longer counted"),
     "day_excused": ("不计入（人事认可）", "excused by HR"),
     "actions": ("处理", "Actions"),
