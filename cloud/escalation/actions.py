@@ -18,6 +18,7 @@ from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Gate, GateA
 from cloud.store import Plant
 
 DOCUMENTS = ("cuigao", "termination")
+DOCUMENT_ZH = {"cuigao": "催告函", "termination": "解除劳动合同通知书"}
 RESOLUTIONS = {
     "approved_leave": ("已批准请假", "approved leave"),
     "correction": ("补卡", "attendance correction"),
@@ -258,7 +259,7 @@ def record_service(
         timeline.append(
             case,
             "served",
-            f"{document} 已送达（{method}）",
+            f"{DOCUMENT_ZH[document]}已送达（{method}）",
             f"{document} served ({method})",
             at_ms=now_ms,
             actor=by,
@@ -276,9 +277,7 @@ def record_service_failed(case_id: int, document: str, *, by: str, now_ms: int, 
         Service.insert(case=case, document=document, status="failed", proof=proof).on_conflict(
             conflict_target=[Service.case, Service.document], update={Service.status: "failed", Service.proof: proof}
         ).execute()
-        if document == "cuigao":
-            case.deadline_ms = None  # the deadline runs from service, which has not happened
-            case.save()
+        # the deadline stated stays: it moves on when service is achieved another way (公告), never earlier
         CaseTask.insert(
             case=case,
             kind=f"public_notice_{document}",

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import peewee as pw
 
-from cloud.escalation import machine
+from cloud.escalation import machine, timeline
 from cloud.escalation.batch import CaseBatch, lock
 from cloud.escalation.counting import (  # noqa: F401 - part of this module's interface
     CORRECTION_AFTER_MS,
@@ -136,3 +136,27 @@ def _supersede_step(case: AbsenceCase, key: str, zh: str, en: str, now_ms: int) 
     batch, _tz = _one(case)
     machine.supersede_step(batch, case, key, zh, en, now_ms)
     batch.flush()
+
+
+def issue_deadline(case_id: int, issued_ms: int, now_ms: int, tz: str) -> int:
+    """The return deadline a 催告函 issued at ``issued_ms`` states, stored on the case before it is printed:
+    the case's own when it has one (service already known), else the expected one (``machine.expected_deadline``).
+    """
+    with locked_case(case_id) as case:
+        if case.deadline_ms is not None:
+            return int(case.deadline_ms)
+        policy = policy_of(case)
+        case.deadline_ms = machine.expected_deadline(policy, issued_ms, tz)
+        case.save()
+        timeline.append(
+            case,
+            "deadline",
+            f"催告函返岗期限：发出后预计 {policy.service_allowance_days} 日内送达，送达后 {policy.return_days} 日"
+            "（遇休息日、法定节假日顺延）；实际送达更晚的，期限顺延并重新发出",
+            f"return deadline: service expected within {policy.service_allowance_days} days of issue, then "
+            f"{policy.return_days} days (moved off rest days and holidays); a later service moves it on",
+            at_ms=now_ms,
+            deadline_ms=case.deadline_ms,
+            issued_ms=issued_ms,
+        )
+        return int(case.deadline_ms)

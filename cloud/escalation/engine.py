@@ -27,7 +27,7 @@ import peewee as pw
 
 from cloud.channels import names
 from cloud.clock import Clock, to_ms
-from cloud.escalation import bulk, cases, facts, machine
+from cloud.escalation import bulk, cases, facts, machine, served, workdays
 from cloud.escalation.batch import CaseBatch, lock
 from cloud.escalation.models import AbsenceCase, CaseTask, RunnerLease, Service
 from cloud.escalation.policy import ROLE_NAMES, PolicyVersion, step_label
@@ -56,6 +56,7 @@ FINISH_EVERY = GROUP  # sent steps recorded (and their cases advanced) together
 # Steps claimed by one statement (one commit: on SQLite an fsync each, which a claim per step paid
 # 5,000 times a tick). A runner that dies mid-claim leaves at most these "sending", unsent.
 CLAIM_EVERY = 50
+FORMAL = frozenset({"cuigao", "kuanggong", "union_letter", "termination"})  # issued on working days only
 
 
 @dataclass
@@ -116,7 +117,7 @@ class Engine:
             fresh = facts.read_new()
             report.facts = fresh.facts
             report.recounted = self._recount(fresh, now)
-            report.advanced = self._due_cases(now)
+            report.advanced = served.from_receipts(now) + self._due_cases(now)
             self._stranded(now, report)
             self._dispatch(now, report)
             return report
@@ -219,14 +220,15 @@ class Engine:
         done: list[tuple[Due, str, str]] = []
         for chunk in bulk.chunks(sendable, CLAIM_EVERY):
             mine = self._claim([row.id for row in chunk], now)  # the others: another runner has them
-            claimed = [row for row in chunk if row.id in mine]
+            claimed = [self._issued(row, mine[row.id], now) for row in chunk if row.id in mine]
             for n, row in enumerate(claimed):
                 try:
                     short = self._sender.send(_planned(row, labels[row.policy_id], tuple(days.get(row.case_id, ()))))
                 except SenderUnavailable as err:
                     back = [r.id for r in claimed[n:]]  # this one and the rest of the claim wait for the next tick
-                    bulk.execute(
-                        f"UPDATE case_step SET status = 'due' WHERE claimed_by = ? AND id IN ({bulk.marks(len(back))})",
+                    bulk.execute(  # not issued after all: dated when it does go out
+                        "UPDATE case_step SET status = 'due', claimed_ms = NULL "
+                        f"WHERE claimed_by = ? AND id IN ({bulk.marks(len(back))})",
                         [self.runner_id, *back],
                     )
                     report.held += 1
@@ -256,24 +258,40 @@ class Engine:
         self._finish(done, now)
         return len(rows) == DISPATCH_BATCH
 
-    def _claim(self, step_ids: list[int], now: int) -> set[int]:
-        """Claim due steps for this runner, all in one conditional update; the ids it won."""
-        return {
-            step_id
-            for (step_id,) in bulk.execute(
-                "UPDATE case_step SET status = 'sending', claimed_by = ?, claimed_ms = ? "
-                f"WHERE status = 'due' AND id IN ({bulk.marks(len(step_ids))}) RETURNING id",
-                [self.runner_id, now, *step_ids],
+    def _claim(self, step_ids: list[int], now: int) -> dict[int, int]:
+        """Claim due steps for this runner, all in one conditional update; the ids it won, with their issue
+        times: a step is dated when it first goes out (its first claim), not when it was planned, and keeps
+        that date when tried again, so that it renders the same bytes."""
+        return dict(
+            bulk.execute(
+                "UPDATE case_step SET status = 'sending', claimed_by = ?, claimed_ms = ?, "
+                "planned_ms = CASE WHEN claimed_ms IS NULL THEN ? ELSE planned_ms END "
+                f"WHERE status = 'due' AND id IN ({bulk.marks(len(step_ids))}) RETURNING id, planned_ms",
+                [self.runner_id, now, now, *step_ids],
             ).fetchall()
-        }
+        )
+
+    @staticmethod
+    def _issued(row: Due, issued_ms: int, now: int) -> Due:
+        """The claimed step as it goes out: its issue time, and for a 催告函 the deadline it states (set now, from
+        the issue, when the case has none yet; stored on the case before the notice is printed from it)."""
+        deadline = row.deadline_ms
+        if row.notice == "cuigao" and deadline is None:
+            deadline = cases.issue_deadline(row.case_id, issued_ms, now, row.timezone)
+        return row._replace(planned_ms=issued_ms, deadline_ms=deadline)
 
     @staticmethod
     def _hold_until(row: Due, now: int) -> int | None:
-        """When a due step must wait: an acknowledgement (automatic steps), or quiet hours (people)."""
+        """When a due step must wait: an acknowledgement (automatic steps), quiet hours (people), or a rest day or
+        holiday (a formal notice is issued, and so dated, on a working day)."""
         if row.automatic and row.acked_until_ms is not None and row.acked_until_ms > now:
             return row.acked_until_ms
+        policy = machine.policy_by_id(row.policy_id)
+        if row.notice in FORMAL:
+            day = workdays.local_day(now, row.timezone)
+            if not workdays.is_workday(day):
+                return workdays.at(workdays.first_workday(day), policy.quiet_start, row.timezone)
         if row.to_people:
-            policy = machine.policy_by_id(row.policy_id)
             return next_window(now, row.timezone, policy.quiet_start, policy.quiet_end)
         return None
 

@@ -35,6 +35,15 @@ STATES = {
 RESOLVED = "RESOLVED"
 MEDICAL = "MEDICAL_OR_INJURY_TRACK"
 PENDING = ("awaiting_approval", "due")  # a step not taken yet
+CHECKS_ZH = {
+    "cuigao_sent": "发出催告函",
+    "cuigao_served": "送达催告函（请登记 EMS 妥投、签收，或送达失败后公告）",
+    "deadline_passed": "过返岗期限",
+    "welfare_closed": "结束福利核查",
+    "basis_met": "达到制度阈值",
+    "handbook_adopted": "登记制度的民主程序",
+    "handbook_published": "登记制度的公示",
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class Plan:
     to_people: bool
     automatic: bool
     needs_approval: bool = False
+    again: bool = False  # a new round even when an earlier one was sent (a 催告函 re-issued with a later deadline)
 
 
 @dataclass(frozen=True)
@@ -125,8 +135,18 @@ def basis_met(s: Snapshot, p: Policy) -> bool:
     )
 
 
-def service_base(s: Snapshot, document: str) -> int | None:
-    """When ``document`` counts as served: served, deemed (公告 + 30 days), or sent (electronic, expected)."""
+@dataclass(frozen=True)
+class Calendar:
+    """The plant's calendar as the ladder needs it (epoch ms; working days of the Chinese calendar)."""
+
+    union_deadline: Callable[[int], int]  # the end of the union's wait, counted from a moment
+    return_deadline: Callable[[int], int]  # the 催告函's return deadline for service achieved at a moment
+    workday_start: Callable[[int], int]  # 00:00 of the first working day on or after a moment's day
+
+
+def served_at(s: Snapshot, document: str) -> int | None:
+    """When ``document`` was served in fact: served (EMS 妥投, a signed receipt, a delivery receipt), or deemed
+    served (公告 + its days). Sent is not served: nothing is assumed."""
     svc = s.services.get(document)
     if not svc:
         return None
@@ -134,16 +154,19 @@ def service_base(s: Snapshot, document: str) -> int | None:
         return svc.get("served_ms")
     if svc.get("status") == "deemed":
         return svc.get("deemed_ms")
-    if svc.get("status") == "sent" and document == "cuigao":
-        return svc.get("sent_ms")
     return None
 
 
-def decide(s: Snapshot, p: Policy, now_ms: int, union_deadline: Callable[[int], int]) -> list[Action]:
+def termination_on(s: Snapshot, cal: Calendar) -> int | None:
+    """The proposed termination date the union letter states: the first working day after the union's wait."""
+    return None if s.union_wait_until_ms is None else cal.workday_start(s.union_wait_until_ms)
+
+
+def decide(s: Snapshot, p: Policy, now_ms: int, cal: Calendar) -> list[Action]:
     """The next transitions due for ``s`` at ``now_ms`` (empty when nothing is due).
 
     The engine applies them and calls again; each call moves at most one rung, so the timeline
-    reads in order. ``union_deadline(now)`` gives the end of the union's wait (working days).
+    reads in order. ``cal`` gives the dates that depend on the plant's calendar.
     """
     if s.state in (RESOLVED, MEDICAL):
         return []
@@ -156,18 +179,9 @@ def decide(s: Snapshot, p: Policy, now_ms: int, union_deadline: Callable[[int], 
     for document, svc in s.services.items():
         if svc.get("status") == "published" and svc.get("deemed_ms") is not None and now_ms >= svc["deemed_ms"]:
             return [Deemed(document, svc["deemed_ms"])]
-    base = service_base(s, "cuigao")
-    if s.deadline_ms is None and base is not None:
-        deadline = base + p.return_days * DAY_MS
-        return [
-            Set({"deadline_ms": deadline}),
-            Note(
-                "deadline",
-                f"催告函返岗期限：送达后 {p.return_days} 日",
-                f"return deadline: {p.return_days} days after service",
-                {"deadline_ms": deadline},
-            ),
-        ]
+    out = _deadline(s, p, cal)
+    if out:
+        return out
     out = _supersede_unjustified(s, p)
     if out:
         return out
@@ -189,7 +203,7 @@ def decide(s: Snapshot, p: Policy, now_ms: int, union_deadline: Callable[[int], 
             ),
         ]
     if s.level == 3:
-        return _to_l4(s, p)
+        return _to_l4(s, p, now_ms)
     if s.level == 4:
         return _to_l5(s, p, now_ms)
     if s.level == 5 and s.gates.get("confirm_termination") == "approved":
@@ -200,7 +214,7 @@ def decide(s: Snapshot, p: Policy, now_ms: int, union_deadline: Callable[[int], 
                     "no_union", "本单位无工会，直接送达解除通知", "no union: the termination notice goes out directly"
                 ),
             ]
-        until = union_deadline(now_ms)
+        until = cal.union_deadline(now_ms)
         return [
             Set({"level": 6, "state": STATES[6], "union_wait_until_ms": until}),
             Plan("L6:union", 6, "union_letter", ("union",), p.union_channels, to_people=False, automatic=False),
@@ -217,11 +231,9 @@ def decide(s: Snapshot, p: Policy, now_ms: int, union_deadline: Callable[[int], 
                 {"wait_until_ms": until},
             ),
         ]
-    if s.level == 6 and (
-        s.tasks.get("union_reply") == "done"
-        or (s.union_wait_until_ms is not None and now_ms >= s.union_wait_until_ms)
-        or not p.union_exists
-    ):
+    proposed = termination_on(s, cal)
+    if s.level == 6 and (not p.union_exists or s.union_wait_until_ms is None or now_ms >= (proposed or 0)):
+        # with a union, not before the date its letter proposed: after the whole reply window, on a working day
         return [
             Set({"level": 7, "state": STATES[7]}),
             Plan(
@@ -241,7 +253,7 @@ def decide(s: Snapshot, p: Policy, now_ms: int, union_deadline: Callable[[int], 
             Note("L7", "送达解除劳动合同通知书", "serving the termination notice"),
         ]
     if s.level == 7:
-        served = service_base(s, "termination")
+        served = served_at(s, "termination")
         if served is not None:
             return _to_l8(p, served)
     return []
@@ -279,20 +291,78 @@ def _climb(s: Snapshot, p: Policy, acked: bool) -> list[Action]:
     return out
 
 
-def _to_l4(s: Snapshot, p: Policy) -> list[Action]:
+def _deadline(s: Snapshot, p: Policy, cal: Calendar) -> list[Action]:
+    """The return deadline from the service achieved: set when service is first known; moved later (and the
+    催告函 issued again with it) when the service achieved leaves less than the return days before the deadline
+    already stated. Never moved earlier: the employee may rely on the date a notice gave."""
+    base = served_at(s, "cuigao")
+    if base is None:
+        return []
+    due = cal.return_deadline(base)
+    if s.deadline_ms is not None and due <= s.deadline_ms:
+        return []
+    out: list[Action] = [
+        Set({"deadline_ms": due}),
+        Note(
+            "deadline",
+            f"催告函返岗期限：送达后 {p.return_days} 日（遇休息日、法定节假日顺延）"
+            + ("，较已告知的期限顺延，重新发出催告函" if s.deadline_ms is not None else ""),
+            f"return deadline: {p.return_days} days after service (moved off rest days and holidays)"
+            + ("; later than the one stated, so the notice to return is issued again" if s.deadline_ms else ""),
+            {"deadline_ms": due, "served_ms": base, "was_ms": s.deadline_ms},
+        ),
+    ]
+    if s.deadline_ms is not None and s.steps.get("L3") == "sent":
+        channels = next((st.channels for st in p.ladder if st.notice == "cuigao"), ("sms", "email", "ems"))
+        out.append(Plan("L3:renew", 3, "cuigao", ("employee",), channels, True, False, again=True))
+    return out
+
+
+def _waiting(s: Snapshot, now_ms: int) -> dict[str, bool]:
+    """What the 旷工通知书 and the termination draft state has happened: the 催告函 sent, served, its deadline over."""
+    return {
+        "cuigao_sent": s.steps.get("L3") == "sent",  # 催告 before 解除: a hard gate, even where the handbook is silent
+        "cuigao_served": served_at(s, "cuigao") is not None,
+        "deadline_passed": s.deadline_ms is not None and now_ms >= s.deadline_ms,
+    }
+
+
+def _held(s: Snapshot, checks: Mapping[str, bool], what_zh: str, what_en: str) -> list[Action]:
+    """Held back: an entry once per change of what is missing (waiting for the deadline alone is normal)."""
+    missing = sorted(k for k, ok in checks.items() if not ok)
+    blocked = ",".join(missing)
+    if blocked == s.blocked or set(missing) <= {"deadline_passed"}:
+        return []
+    return [
+        Set({"blocked": blocked}),
+        Note(
+            "blocked",
+            f"尚不能{what_zh}：{'、'.join('未' + CHECKS_ZH.get(k, k) for k in missing)}",
+            f"{what_en} held back: {blocked}",
+            {"missing": missing},
+        ),
+    ]
+
+
+def _to_l4(s: Snapshot, p: Policy, now_ms: int) -> list[Action]:
+    """旷工 recorded (and its notice, which says the 催告 deadline is over) only once the 催告函 was served and
+    its deadline has passed."""
     if s.welfare == "open" or not basis_met(s, p):
         return []
-    out: list[Action] = [Set({"level": 4, "state": STATES[4]})]
+    waiting = _waiting(s, now_ms)
+    if not all(waiting.values()):
+        return _held(s, waiting, "记录旷工", "absence record")
+    out: list[Action] = [Set({"level": 4, "state": STATES[4], "blocked": ""})]
     for st in p.ladder:
         if st.level == 4:
             out.append(Plan(st.key, 4, st.notice, st.recipients, st.channels, st.to_people, True))
     out.append(
         Note(
             "L4",
-            f"记录旷工：连续 {s.consecutive} 个工作日（本月累计 {s.cumulative_month}，本年 {s.cumulative_year}），"
-            f"依据《员工手册》{p.handbook.version} {p.handbook.article}",
-            f"absence recorded: {s.consecutive} consecutive working days (month {s.cumulative_month}, "
-            f"year {s.cumulative_year}); handbook {p.handbook.version} {p.handbook.article}",
+            f"催告期限已过，记录旷工：连续 {s.consecutive} 个工作日（本月累计 {s.cumulative_month}，本年 "
+            f"{s.cumulative_year}），依据《员工手册》{p.handbook.version} {p.handbook.article}",
+            f"deadline passed, absence recorded: {s.consecutive} consecutive working days (month "
+            f"{s.cumulative_month}, year {s.cumulative_year}); handbook {p.handbook.version} {p.handbook.article}",
             {
                 "handbook": p.handbook.version,
                 "article": p.handbook.article,
@@ -305,28 +375,14 @@ def _to_l4(s: Snapshot, p: Policy) -> list[Action]:
 
 def _to_l5(s: Snapshot, p: Policy, now_ms: int) -> list[Action]:
     checks = {
-        "cuigao_sent": s.steps.get("L3") == "sent",  # 催告 before 解除: a hard gate, even where the handbook is silent
-        "deadline_passed": s.deadline_ms is not None and now_ms >= s.deadline_ms,
+        **_waiting(s, now_ms),
         "welfare_closed": s.welfare != "open",
         "basis_met": basis_met(s, p),
         "handbook_adopted": bool(p.handbook.adoption_ref),
         "handbook_published": bool(p.handbook.publication_ref),
     }
-    missing = sorted(k for k, ok in checks.items() if not ok)
-    if missing:
-        blocked = ",".join(missing)
-        quiet = {"deadline_passed"}  # waiting for the deadline is normal, not worth an entry
-        if blocked != s.blocked and not set(missing) <= quiet:
-            return [
-                Set({"blocked": blocked}),
-                Note(
-                    "blocked",
-                    f"尚不能起草解除：{blocked}",
-                    f"termination draft held back: {blocked}",
-                    {"missing": missing},
-                ),
-            ]
-        return []
+    if not all(checks.values()):
+        return _held(s, checks, "起草解除", "termination draft")
     return [
         Set({"level": 5, "state": STATES[5], "blocked": ""}),
         OpenGate("confirm_termination", p.termination_approvers, checks),

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 
-from cloud.escalation import ladder
+from cloud.escalation import ladder, workdays
 from cloud.escalation.batch import PENDING_SQL, CaseBatch, pending
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Gate, Service
 from cloud.escalation.policy import Policy, PolicyVersion
-from cloud.escalation.workdays import add_working_days
 
 _policies: dict[int, Policy] = {}  # a version is never edited: parsed once per process
 
@@ -67,35 +66,47 @@ def snapshot(b: CaseBatch, case: AbsenceCase) -> ladder.Snapshot:
     )
 
 
+def calendar(policy: Policy, tz: str) -> ladder.Calendar:
+    """The plant's calendar for the ladder: the one place the return deadline and the union's dates are computed."""
+    return ladder.Calendar(
+        union_deadline=lambda at: workdays.add_working_days(at, policy.union_wait_working_days, tz),
+        return_deadline=lambda served: workdays.period_end(served, policy.return_days, tz, policy.return_by),
+        workday_start=lambda at: workdays.next_workday_start(at, tz),
+    )
+
+
+def expected_deadline(policy: Policy, issued_ms: int, tz: str) -> int:
+    """The deadline a 催告函 states when it is issued: its service expected ``service_allowance_days`` later (the
+    post), then the return days, moved off rest days and holidays. Service achieved later moves it on."""
+    return calendar(policy, tz).return_deadline(issued_ms + policy.service_allowance_days * ladder.DAY_MS)
+
+
 def advance(b: CaseBatch, case: AbsenceCase, now_ms: int, tz: str) -> int:
     """Apply the due transitions; returns how many actions were applied."""
     policy = policy_of(case)
-
-    def union_deadline(at: int) -> int:
-        return add_working_days(at, policy.union_wait_working_days, tz)
-
+    cal = calendar(policy, tz)
     applied = 0
     for _round in range(20):
-        actions = ladder.decide(snapshot(b, case), policy, now_ms, union_deadline)
+        actions = ladder.decide(snapshot(b, case), policy, now_ms, cal)
         if not actions:
             break
         for action in actions:
             _apply(b, case, action, now_ms)
         applied += len(actions)
-    case.wake_ms = _wake(b, case)
+    case.wake_ms = _wake(b, case, cal, now_ms)
     case.updated_ms = now_ms
     b.touch(case)
     return applied
 
 
-def _wake(b: CaseBatch, case: AbsenceCase) -> int | None:
+def _wake(b: CaseBatch, case: AbsenceCase, cal: ladder.Calendar, now_ms: int) -> int | None:
     if case.open_key is None or case.state == ladder.MEDICAL:
         return None
     times = [case.acked_until_ms]
-    if case.level == 4:
+    if case.level in (3, 4) and (case.deadline_ms or 0) > now_ms:  # once past, service or a person moves it
         times.append(case.deadline_ms)
-    if case.level == 6:
-        times.append(case.union_wait_until_ms)
+    if case.level == 6 and case.union_wait_until_ms is not None:
+        times.append(cal.workday_start(case.union_wait_until_ms))
     times += [s["deemed_ms"] for s in b.services[case.id].values() if s["status"] == "published"]
     future = [t for t in times if t is not None]
     return min(future) if future else None
@@ -110,13 +121,15 @@ def _apply(b: CaseBatch, case: AbsenceCase, action: ladder.Action, now_ms: int) 
         b.append(case, action.kind, action.zh, action.en, at_ms=now_ms, **dict(action.data))
     elif isinstance(action, ladder.Plan):
         rounds = [r for r in b.steps[case.id] if r["key"] == action.key or r["key"].startswith(action.key + "#")]
-        if any(r["status"] != "superseded" for r in rounds):
+        if any(r["status"] in ladder.PENDING for r in rounds) or (
+            not action.again and any(r["status"] != "superseded" for r in rounds)
+        ):
             return
         b.add(
             CaseStep,
             {
                 "case": case.id,
-                "key": action.key if not rounds else f"{action.key}#{len(rounds) + 1}",
+                "key": action.key if not rounds else f"{action.key}#{len(rounds) + 1}",  # a round a key
                 "level": action.level,
                 "notice": action.notice,
                 "recipients": ",".join(action.recipients),

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from cloud.channels.contact_log import ContactAttempt
+from cloud.escalation import workdays
 from cloud.escalation.cases import policy_of
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Service
 from cloud.escalation.policy import PolicyVersion
@@ -129,10 +130,13 @@ def _contacts(case: AbsenceCase, before_ms: int, tz: ZoneInfo) -> tuple[nf.Conta
     )
 
 
-def _earlier(case: AbsenceCase, settings: NoticeSettings, tz: ZoneInfo) -> tuple[str, ...]:
+def _earlier(case: AbsenceCase, settings: NoticeSettings, tz: ZoneInfo, before_ms: int) -> tuple[str, ...]:
     out = []
     for step in CaseStep.select().where(
-        (CaseStep.case == case) & (CaseStep.notice == "cuigao") & (CaseStep.status == "sent")
+        (CaseStep.case == case)
+        & (CaseStep.notice == "cuigao")
+        & (CaseStep.status == "sent")
+        & (CaseStep.sent_ms <= before_ms)
     ):
         sent = _local(step.sent_ms or step.planned_ms, tz)
         number = doc_no(settings, case.id, step.key, _local(step.planned_ms, tz).date())
@@ -155,12 +159,10 @@ def build(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings) -> nf.
         if leave is not None:
             leave_ended = _local(leave.end_ms - 1, tz).date()
     deadline = None
-    if step.notice == "cuigao":
-        if case.deadline_ms:
-            deadline = _local(case.deadline_ms, tz)
-        else:
-            day = issued + timedelta(days=policy.return_days + settings.ems_allowance_days)
-            deadline = datetime.combine(day, time(9, 0), tz)
+    if step.notice == "cuigao" and step.deadline_ms is not None:
+        deadline = _local(
+            step.deadline_ms, tz
+        )  # the case's, stored before the notice went out: the one the engine uses
     union_sent = (
         CaseStep.select(CaseStep.sent_ms)
         .where((CaseStep.case == case) & (CaseStep.key == "L6:union") & (CaseStep.status == "sent"))
@@ -173,8 +175,9 @@ def build(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings) -> nf.
     elif union_sent:
         opinion = "工会在答复期限内未提出意见"
     termination_date = None
-    if step.notice == "union_letter":
-        termination_date = issued + timedelta(days=max(policy.union_wait_working_days, 1) + 2)
+    if step.notice == "union_letter" and case.union_wait_until_ms is not None:
+        # the day the ladder waits for before the termination notice: the first working day after the reply window
+        termination_date = workdays.local_day(workdays.next_workday_start(case.union_wait_until_ms, tz.key), tz.key)
     return nf.NoticeFacts(
         doc_no=doc_no(settings, case.id, step.key, issued),
         issued_on=issued,
@@ -198,7 +201,7 @@ def build(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings) -> nf.
         reply_how=settings.how_to_reply,
         reply_link=link(settings, case, step.key),
         defence_days=settings.defence_days,
-        earlier_notices=_earlier(case, settings, tz),
+        earlier_notices=_earlier(case, settings, tz, step.planned_ms),
         union_notified_on=_local(union_sent, tz).date() if union_sent else None,
         union_opinion=opinion,
         union_reply_days=policy.union_wait_working_days,

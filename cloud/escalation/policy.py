@@ -135,6 +135,8 @@ class Policy:
     approve_cuigao: bool = True  # a person approves sending the 催告函
     termination_approvers: int = 1  # 1 or 2 different people confirm a termination
     return_days: int = 3  # calendar days to return after the 催告函 is served
+    return_by: time = time(18, 0)  # the last day of the return period ends then (民法典 第二百零三条: business stops)
+    service_allowance_days: int = 3  # the post's days: a 催告函 is expected served this long after it is issued
     union_exists: bool = True
     union_wait_working_days: int = 3
     union_channels: tuple[str, ...] = ("email",)
@@ -293,6 +295,10 @@ def parse(body: dict[str, Any]) -> Policy:
             gates.get("termination_approvers", 1), "gates.termination_approvers", 1, 2, problems
         ),
         return_days=_int(dl.get("return_days", 3), "deadlines.return_days", 1, 30, problems),
+        return_by=_hhmm(dl.get("return_by", "18:00"), "deadlines.return_by", problems),
+        service_allowance_days=_int(
+            dl.get("service_allowance_days", 3), "deadlines.service_allowance_days", 0, 15, problems
+        ),
         union_exists=bool(union.get("exists", True)),
         union_wait_working_days=_int(union.get("wait_working_days", 3), "union.wait_working_days", 0, 30, problems),
         union_channels=_names(union.get("channels", ["email"]), CHANNELS, "union.channels", problems),

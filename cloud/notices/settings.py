@@ -32,7 +32,7 @@ class NoticeSettings:
     reply_how: str = ""  # default: 电话 {contact_phone} 或下方链接
     contract_clause: str = "有关考勤与请假的约定"
     defence_days: int = 3
-    ems_allowance_days: int = 3  # the 催告函's deadline allows this long for the post, beyond the policy's days
+    ems_allowance_days: int = 3  # no longer read: the policy's deadlines.service_allowance_days (kept for old TOMLs)
     settlement: str = "工资结算至解除之日，于次月发薪日前支付至您的工资卡"
     kuanggong_handling: str = "按《员工手册》记旷工"
     hr_email: str = ""

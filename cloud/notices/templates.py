@@ -95,6 +95,20 @@ CUIGAO_1 = NoticeTemplate(
     "逾期将按规章制度处理。通知全文：{{ f.reply_link }}",
 )
 
+CUIGAO_2 = NoticeTemplate(
+    id="cuigao",
+    version="2",
+    name_en="Notice to return to work by a deadline; when issued again, the deadline it replaces is named",
+    title=CUIGAO_1.title,
+    required=CUIGAO_1.required,
+    body=CUIGAO_1.body.replace(
+        "现通知您：",
+        "{% if f.earlier_notices %}本单位此前已向您发出：\n" + _EARLIER + "因上述通知实际送达您的时间晚于预计，"
+        "本单位将返岗期限顺延如下，此前通知所载期限不再适用。\n\n{% endif %}现通知您：",
+    ).replace("请于{{ f.deadline|dt }}前到", "请于{{ f.deadline|dt }}前（期限末日遇休息日、法定节假日已顺延）到"),
+    sms=CUIGAO_1.sms.replace("请于", "{% if f.earlier_notices %}返岗期限已顺延，{% endif %}请于"),
+)
+
 KUANGGONG_1 = NoticeTemplate(
     id="kuanggong",
     version="1",
@@ -294,6 +308,7 @@ TEMPLATES: dict[str, NoticeTemplate] = {
     t.key: t
     for t in (
         CUIGAO_1,
+        CUIGAO_2,
         KUANGGONG_1,
         JIECHU_1,
         JIECHU_ZHENGMING_1,

@@ -33,7 +33,23 @@ def snapshots(draw):
         steps=draw(st.dictionaries(st.sampled_from(["L1", "L2", "L3", "L3:welfare", "L4"]), STEP_STATUS)),
         gates=draw(st.dictionaries(st.just("confirm_termination"), st.sampled_from(["open", "approved"]))),
         tasks=draw(st.dictionaries(st.just("union_reply"), st.sampled_from(["open", "done"]))),
+        services=draw(
+            st.dictionaries(
+                st.just("cuigao"),
+                st.fixed_dictionaries(
+                    {"status": st.sampled_from(["sent", "served", "failed"]), "sent_ms": optional_ms},
+                    optional={"served_ms": st.integers(NOW - 9 * ladder.DAY_MS, NOW)},
+                ),
+            )
+        ),
     )
+
+
+CAL = ladder.Calendar(
+    union_deadline=lambda at: at + 3 * ladder.DAY_MS,
+    return_deadline=lambda at: at + 3 * ladder.DAY_MS,
+    workday_start=lambda at: at,
+)
 
 
 def _new_level(actions):
@@ -43,9 +59,10 @@ def _new_level(actions):
 @settings(max_examples=400, deadline=None)
 @given(snapshots())
 def test_no_termination_draft_without_cuigao_sent_and_deadline_passed(s):
-    actions = ladder.decide(s, POLICY, NOW, lambda at: at + 3 * ladder.DAY_MS)
+    actions = ladder.decide(s, POLICY, NOW, CAL)
     if _new_level(actions) == 5:
         assert s.steps.get("L3") == "sent" and s.deadline_ms is not None and s.deadline_ms <= NOW
+        assert ladder.served_at(s, "cuigao") is not None  # served in fact: nothing is assumed
         assert s.welfare != "open" and ladder.basis_met(s, POLICY)
         assert any(isinstance(a, ladder.OpenGate) and a.kind == "confirm_termination" for a in actions)
 
@@ -53,7 +70,7 @@ def test_no_termination_draft_without_cuigao_sent_and_deadline_passed(s):
 @settings(max_examples=400, deadline=None)
 @given(snapshots())
 def test_levels_move_one_rung_at_most_and_never_past_a_human_gate(s):
-    actions = ladder.decide(s, POLICY, NOW, lambda at: at + 3 * ladder.DAY_MS)
+    actions = ladder.decide(s, POLICY, NOW, CAL)
     new = _new_level(actions)
     if new is not None and new > s.level:
         assert new == s.level + 1 or (s.level == 5 and new == 6)
@@ -68,4 +85,4 @@ def test_levels_move_one_rung_at_most_and_never_past_a_human_gate(s):
 @given(snapshots())
 def test_a_resolved_case_does_nothing(s):
     resolved = ladder.Snapshot(**{**s.__dict__, "state": ladder.RESOLVED})
-    assert ladder.decide(resolved, POLICY, NOW, lambda at: at) == []
+    assert ladder.decide(resolved, POLICY, NOW, CAL) == []

@@ -21,6 +21,7 @@ from tests.cloud.notices import sample
 # Each version's wording, pinned: editing a template in place fails here. Add a new version instead.
 PINNED = {
     "cuigao@1": "f66f76ad7719d57b8081c95a507bd4a93a488ce34744990f3365bae8605092c3",
+    "cuigao@2": "9014bf3884684331a3dcf59c41d529acd67e432b0bbe4545418b6ce9106fdccf",
     "kuanggong@1": "eaaf49f7d98ec37c8ffc9fb0c67e271a0ae4d7f752ed199416612d91503bc824",
     "jiechu@1": "82803344f0d19accd734b1baf93ff19846ce834337ef016a0290a4384ac2100f",
     "jiechu_zhengming@1": "2cbe9062a094b53b890fad45d238f6c73cdb601510e0473337bf1134de7868f7",
