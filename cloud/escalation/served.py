@@ -25,7 +25,9 @@ def _cuigao_round(step_id: str) -> bool:
 
 
 def _addresses(emp: Employee) -> set[str]:
-    return {a for a in (emp.phone, emp.email, emp.wecom_id, emp.dingtalk_id) if a}
+    return {
+        a for a in (emp.phone, emp.email, emp.wecom_id, emp.dingtalk_id, emp.service_address, emp.contract_address) if a
+    }
 
 
 def from_receipts(now_ms: int) -> int:
