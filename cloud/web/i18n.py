@@ -129,6 +129,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "approve_approve_cuigao": ("批准发送催告函", "Approve sending"),
     "approve_confirm_termination": ("确认解除", "Confirm the termination"),
     "chk_cuigao_sent": ("催告函已发出", "notice to return sent"),
+    "chk_cuigao_served": ("催告函已送达", "notice to return served"),
     "chk_deadline_passed": ("返岗期限已过", "deadline passed"),
     "chk_welfare_closed": ("福利核查已结束", "welfare check closed"),
     "chk_basis_met": ("达到制度阈值", "handbook threshold met"),
