@@ -135,6 +135,7 @@ def in_root(
         env=env,
         check=False,
         timeout=600,
+        start_new_session=True,  # no controlling terminal either: getpass reads stdin, not the tester's tty
     )
 
 
