@@ -169,6 +169,7 @@ class ReportModel:
     gaps: tuple[GapLine, ...]
     files: tuple[FileLine, ...]
     contacts: tuple[ContactLine, ...] = ()
+    case: str = ""  # a case's bundle: which case, and what it carries (manifest.json's "case")
 
     @property
     def footer(self) -> str:
@@ -176,6 +177,15 @@ class ReportModel:
             f"员工 {self.employee} · {self.period_from} 至 {self.period_to} · "
             f"证据包 {self.bundle_id[:16]} · 生成于 {self.generated_at}"
         )
+
+
+def _case_line(claim: dict[str, Any] | None) -> str:
+    if not claim:
+        return ""
+    return (
+        f"{claim['ref']}（本案证据包：联络 {len(claim['contacts'])} 次、回执 {len(claim['receipts'])} 份、"
+        f"人事操作 {len(claim['actions'])} 项、通知书 {len(claim['notices'])} 份，缺一即校验不通过）"
+    )
 
 
 def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes]) -> ReportModel:
@@ -186,6 +196,7 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
     gaps = _gaps(result, log_zone, tz)
     return ReportModel(
         employee=manifest["employee"],
+        case=_case_line(manifest.get("case")),
         period_from=manifest["period"]["from"],
         period_to=manifest["period"]["to"],
         timezone=str(tz),

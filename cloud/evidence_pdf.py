@@ -114,6 +114,7 @@ def _summary(pdf: FPDF, model: ReportModel) -> None:
     logs = [f"{x.appliance}：日志 {x.log}，{x.span}" for x in model.logs] or ["（本期间无设备记录）"]
     rows = [
         ("员工工号", model.employee),
+        *((("案件", model.case),) if model.case else ()),
         ("期间", f"{model.period_from} 至 {model.period_to}（{model.timezone} 时间）"),
         *(("工厂" if n == 0 else "", plant) for n, plant in enumerate(model.plants)),
         *(("设备与日志" if n == 0 else "", log) for n, log in enumerate(logs)),

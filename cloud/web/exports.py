@@ -43,7 +43,8 @@ def index() -> Any:
 @require("evidence.export")
 def start() -> Any:
     """Both pages' export: the 证据导出 page's (employee, plant, period) and the case page's 导出本案证据包, which
-    adds ``case``: the worker and plant are then the case's and the bundle is the case's (``cloud.evidence.case_scope``)."""
+    adds ``case``: the worker and plant are then the case's, and the bundle is the case's
+    (``cloud.evidence.case_scope``)."""
     form = request.form
     employee, plant_id = form.get("employee", "").strip()[:64], form.get("plant", "").strip()
     case_id = form.get("case", "").strip()

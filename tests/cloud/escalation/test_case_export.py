@@ -164,6 +164,7 @@ def test_the_case_pages_export_holds_the_cases_evidence_and_everything_the_clis_
     assert len(claim["contacts"]) == attempts.count() and claim["actions"] and claim["receipts"]
     assert next(c for c in report.checks if c.name == f"case case-{case.id}").ok
     assert f"本案证据齐全 / The case's evidence is all here (case-{case.id})" in files["MANUAL-CHECKS.md"].decode()
+    assert f"<th>案件</th><td><b>case-{case.id}（本案证据包" in files["report.html"].decode()
 
     # the CLI's bundle for the same case (to the page's today, the test's clock): the page's holds everything
     # it does, record for record
