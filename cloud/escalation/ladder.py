@@ -113,6 +113,14 @@ class Supersede:
 
 
 @dataclass(frozen=True)
+class Withdraw:
+    """An open gate (and its review task) withdrawn: what it would approve has lost its basis."""
+
+    gate: str
+    task: str
+
+
+@dataclass(frozen=True)
 class Set:
     fields: Mapping[str, Any]
 
@@ -123,7 +131,7 @@ class Deemed:
     at_ms: int
 
 
-Action = Plan | Task | Note | OpenGate | Supersede | Set | Deemed
+Action = Plan | Task | Note | OpenGate | Supersede | Set | Deemed | Withdraw
 
 
 def basis_met(s: Snapshot, p: Policy) -> bool:
@@ -206,6 +214,18 @@ def decide(s: Snapshot, p: Policy, now_ms: int, cal: Calendar) -> list[Action]:
         return _to_l4(s, p, now_ms)
     if s.level == 4:
         return _to_l5(s, p, now_ms)
+    if s.level == 5 and s.gates.get("confirm_termination") == "open" and not basis_met(s, p):
+        # days excused after the draft was made (a doctor's note): the draft goes, held back until the basis is met
+        return [
+            Set({"level": 4, "state": STATES[4], "blocked": "basis_met"}),
+            Withdraw("confirm_termination", "review_termination"),
+            Note(
+                "withdrawn",
+                f"解除草稿撤回：未{CHECKS_ZH['basis_met']}（现确认缺勤 {s.days} 天）",
+                f"termination draft withdrawn: basis no longer met ({s.days} absent day(s) now)",
+                {"missing": ["basis_met"]},
+            ),
+        ]
     if s.level == 5 and s.gates.get("confirm_termination") == "approved":
         if not p.union_exists:
             return [

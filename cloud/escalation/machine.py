@@ -156,7 +156,17 @@ def _apply(b: CaseBatch, case: AbsenceCase, action: ladder.Action, now_ms: int) 
             )
         elif gate["status"] == "superseded":
             b.change(Gate, gate, status="open", opened_ms=now_ms, closed_ms=None)
+    elif isinstance(action, ladder.Withdraw):
+        gate = b.gates[case.id].get(action.gate)
+        if gate is not None and gate["status"] == "open":
+            b.change(Gate, gate, status="superseded", closed_ms=now_ms)
+        task = b.tasks[case.id].get(action.task)
+        if task is not None and task["status"] == "open":
+            b.change(CaseTask, task, status="superseded")
     elif isinstance(action, ladder.Task):
+        task = b.tasks[case.id].get(action.kind)
+        if task is not None and task["status"] == "superseded" and case.open_key is not None:
+            b.change(CaseTask, task, status="open")  # a withdrawn draft made again: its review is due again
         if action.kind not in b.tasks[case.id]:
             b.add(
                 CaseTask,

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from appliance import rules
 from cloud import registry
+from cloud.escalation import actions, workdays
 from cloud.escalation.engine import Engine
+from cloud.escalation.models import AbsenceCase
 from cloud.escalation.policy import DEFAULT_BODY, publish
 from cloud.escalation.sender import RecordingSender
 from cloud.hr.models import Employee, PlantBadge
@@ -167,3 +170,37 @@ def run_days(feed: PlantFeed, engine: Engine, first: date, last: date) -> None:
 
 def new_engine(clock: object, sender: RecordingSender | None = None, runner_id: str = "r1") -> Engine:
     return Engine(clock, sender or RecordingSender(), runner_id=runner_id)
+
+
+def serve_cuigao(
+    clock: object, case_id: int, signed: datetime, *, by: str = "hr-wang", proof: str = "EMS 妥投 EA100200300CN"
+) -> None:
+    """HR records the 催告函's EMS 妥投, signed for at ``signed``, as the tracking shows it: an hour later at
+    the earliest (the clock is moved there when it is earlier), never before it was signed for."""
+    if clock.now() < signed + timedelta(hours=1):
+        clock.advance_to(signed + timedelta(hours=1))
+    actions.record_service(
+        case_id, "cuigao", by=by, now_ms=ms(clock.now()), served_ms=ms(signed), method="EMS", proof=proof
+    )
+
+
+def deadline_of(case_id: int) -> datetime:
+    """The return deadline stored on the case (the one its 催告函 states), in plant time."""
+    deadline_ms = AbsenceCase.get_by_id(case_id).deadline_ms
+    assert deadline_ms is not None, "no 催告函 has gone out: no deadline yet"
+    return datetime.fromtimestamp(deadline_ms / 1000, UTC).astimezone(TZ)
+
+
+class Ticks(Protocol):
+    def tick(self) -> object: ...
+
+
+def pass_deadline(clock: object, engine: Ticks, case_id: int, *, hhmm: str = "08:30") -> datetime:
+    """Let the clock run past the case's stored return deadline to ``hhmm`` on the next working day (formal
+    notices go out on working days, inside the quiet hours' window) and tick; returns that deadline."""
+    deadline = deadline_of(case_id)
+    target = local(workdays.first_workday(deadline.date() + timedelta(days=1)), hhmm)
+    if target > clock.now():
+        clock.advance_to(target)
+    engine.tick()
+    return deadline

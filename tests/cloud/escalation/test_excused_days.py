@@ -16,7 +16,15 @@ from cloud.escalation.models import AbsenceCase, CaseDay, CaseStep, Gate
 from cloud.escalation.policy import DEFAULT_BODY
 from cloud.escalation.sender import RecordingSender
 from cloud.store import open_db
-from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local, ms, new_engine
+from tests.cloud.escalation.plantfeed import (
+    PlantFeed,
+    day_passes,
+    local,
+    ms,
+    new_engine,
+    pass_deadline,
+    serve_cuigao,
+)
 
 CUMULATIVE = {"consecutive_days": 5, "month_days": 4, "year_days": 0}
 YEARLY = {"consecutive_days": 5, "month_days": 0, "year_days": 4}
@@ -98,7 +106,12 @@ def test_days_resolved_by_hr_do_not_count_toward_the_limits_or_l4(db, clock, rea
 
     absent(feed, engine, mon + timedelta(days=3))  # a fourth absent day of the new spell: now the limit is met
     two = AbsenceCase.get_by_id(two.id)
-    assert (two.cumulative_month, two.cumulative_year, two.level) == (4, 4, 4)
+    assert (two.cumulative_month, two.cumulative_year, two.level) == (4, 4, 3)  # 旷工 waits for the 催告函
+    serve_cuigao(clock, two.id, local(date(2025, 3, 14), "15:00"))  # EMS 妥投 the day after it went out
+    pass_deadline(clock, engine, two.id)  # the deadline it states (Wednesday 03-19 18:00) passes
+    two = AbsenceCase.get_by_id(two.id)
+    # 旷工 (L4) recorded, and the termination draft (L5) with it: both waited for the same served, passed deadline
+    assert (two.cumulative_month, two.cumulative_year, two.level) == (4, 4, 5)
     l4 = next(e for e in timeline.items(two) if e.kind == "L4")
     assert "本月累计 4" in l4.text_zh or "本年 4" in l4.text_zh
 
@@ -121,7 +134,14 @@ def test_a_returned_case_still_counts_toward_the_limits(db, clock):
     present(feed, engine, first + timedelta(days=2), date(2025, 3, 9))
     absent(feed, engine, date(2025, 3, 10), date(2025, 3, 11), date(2025, 3, 12))
     two = case_of("2025-03-10")
-    assert (two.days, two.cumulative_month, two.level) == (3, 5, 4)
+    assert (two.days, two.cumulative_month, two.level) == (3, 5, 3)  # 旷工 waits for the 催告函
+    clock.advance(hours=9)  # Thursday morning: the 催告函 goes out
+    engine.tick()
+    serve_cuigao(clock, two.id, local(date(2025, 3, 14), "15:00"))
+    pass_deadline(clock, engine, two.id)
+    two = AbsenceCase.get_by_id(two.id)
+    # the five days of the month are the basis: 旷工 recorded, and the draft with it once the deadline passed
+    assert (two.days, two.cumulative_month, two.level) == (3, 5, 5) and "L4" in timeline.kinds(two)
 
 
 def test_days_excused_after_l4_was_sent_keep_it_sent_and_hold_back_l5(db, clock):
@@ -140,7 +160,11 @@ def test_days_excused_after_l4_was_sent_keep_it_sent_and_hold_back_l5(db, clock)
     clock.advance(hours=9)
     engine.tick()
     two = case_of("2025-03-10")
-    assert (two.cumulative_month, two.level) == (5, 4) and step_status(two, "L4") == "sent"
+    assert (two.cumulative_month, two.level) == (5, 3)  # the 催告函 is out; 旷工 waits for its service and deadline
+    serve_cuigao(clock, two.id, local(date(2025, 3, 14), "15:00"))
+    pass_deadline(clock, engine, two.id)  # Thursday 03-20 08:30: the 旷工通知书 goes out, and the draft is made
+    two = AbsenceCase.get_by_id(two.id)
+    assert (two.cumulative_month, two.level) == (5, 5) and step_status(two, "L4") == "sent"
 
     # the doctor's note for the first spell arrives: HR accepts it for both days
     actions.excuse_days(
@@ -155,11 +179,14 @@ def test_days_excused_after_l4_was_sent_keep_it_sent_and_hold_back_l5(db, clock)
     assert len(recount) == 1 and "本月累计 5→3" in recount[0].text_zh
     assert timeline.verify(one) == [] and timeline.verify(two) == []
 
-    clock.advance(days=4)  # the 催告函's return deadline passes: no basis left for a termination draft
+    clock.advance(days=4)  # the 催告函's return deadline is long past: no basis left for a termination draft
     engine.tick()
     two = AbsenceCase.get_by_id(two.id)
     assert two.level == 4 and "basis_met" in two.blocked
-    assert Gate.get_or_none((Gate.case == two) & (Gate.kind == "confirm_termination")) is None
+    # the draft made when the deadline passed is withdrawn, not left open for HR to confirm
+    draft = Gate.get((Gate.case == two) & (Gate.kind == "confirm_termination"))
+    assert draft.status == "superseded" and "withdrawn" in timeline.kinds(two)
+    assert not Gate.select().where((Gate.case == two) & (Gate.status == "open")).exists()
 
 
 def test_one_day_excused_in_an_open_case_is_left_out_of_its_counts_and_notices(db, clock):
@@ -169,12 +196,15 @@ def test_one_day_excused_in_an_open_case_is_left_out_of_its_counts_and_notices(d
     clock.advance_to(local(mon, "06:00"))
     absent(feed, engine, mon, mon + timedelta(days=1), mon + timedelta(days=2))  # D3 at 23:30: L3 waits for 08:00
     case = case_of("2025-03-03")
-    assert case.level == 4 and step_status(case, "L3") == "due"
+    # 3 consecutive days meet the basis, but 旷工 (L4) waits for the 催告函's service and deadline: not planned yet
+    assert case.level == 3 and step_status(case, "L3") == "due"
+    assert not CaseStep.select().where((CaseStep.case == case) & (CaseStep.key == "L4")).exists()
     actions.excuse_days(case.id, "correction", ["2025-03-04"], by="hr-li", now_ms=ms(clock.now()), note="补卡单 B-7")
     case = AbsenceCase.get_by_id(case.id)
     assert (case.days, case.consecutive, case.cumulative_month) == (2, 1, 2)
     assert days_of(case) == {"2025-03-03": "counted", "2025-03-04": "excused", "2025-03-05": "counted"}
-    assert step_status(case, "L3") == "superseded" and step_status(case, "L4") == "superseded"
+    assert step_status(case, "L3") == "superseded"
+    assert not CaseStep.select().where((CaseStep.case == case) & (CaseStep.key == "L4")).exists()
     clock.advance(hours=9)
     engine.tick()
     assert "L3" not in sender.step_keys()
