@@ -3,7 +3,7 @@ logs and the real ingest, with a frozen clock."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import chinese_calendar
 
@@ -12,7 +12,17 @@ from cloud.escalation import actions, timeline
 from cloud.escalation.engine import Engine
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Gate
 from cloud.escalation.sender import RecordingSender
-from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local, ms, new_engine, run_days
+from tests.cloud.escalation.plantfeed import (
+    TZ,
+    PlantFeed,
+    day_passes,
+    local,
+    ms,
+    new_engine,
+    pass_deadline,
+    run_days,
+    serve_cuigao,
+)
 
 
 def open_cases():
@@ -34,6 +44,10 @@ def one_worker(clock, sender=None, *, hire: dict | None = None, **policy) -> tup
 
 def step_status(case, key):
     return CaseStep.get((CaseStep.case == case) & (CaseStep.key == key)).status
+
+
+def step_sent_ms(case, key) -> int:
+    return CaseStep.get((CaseStep.case == case) & (CaseStep.key == key)).sent_ms
 
 
 def test_night_shift_then_day_shift_is_not_an_absence(db, clock):
@@ -90,10 +104,21 @@ def test_holidays_and_tiaoxiu_count_only_scheduled_working_days(db, clock):
     assert counts["2025-10-12"] == 6  # Sunday, rest
     case = only_case()
     assert counts["2025-10-13"] == 7
+    assert case.consecutive == 7 and case.level == 3  # 旷工 waits for the 催告函's service and deadline
+    # the basis (5 consecutive) is met on the 5th working day, not the 5th calendar day: 旷工 is held from then on
+    held = next(e for e in timeline.items(case) if e.kind == "blocked")
+    assert ms(local(date(2025, 10, 10), "21:00")) <= held.at_ms < ms(local(date(2025, 10, 11), "00:00"))
+    clock.advance_to(local(date(2025, 10, 14), "08:30"))  # this test ticked only at 23:30: the morning's run
+    engine.tick()  # the 催告函 goes out (people are not messaged at night)
+    sent = datetime.fromtimestamp(step_sent_ms(case, "L3") / 1000, UTC).astimezone(TZ)
+    serve_cuigao(clock, case.id, local(sent.date() + timedelta(days=1), "15:00"))  # EMS 妥投 the next day
+    deadline = pass_deadline(clock, engine, case.id)
+    case = only_case()
     assert case.consecutive == 7 and case.level >= 4
     entries = timeline.items(case)
     l4 = next(e for e in entries if e.kind == "L4")
     assert l4.at_ms >= ms(local(date(2025, 10, 10), "21:00"))  # the 5th working day, not the 5th calendar day
+    assert l4.at_ms >= ms(deadline)  # and only once the 催告函's deadline passed
 
 
 def _ladder(consecutive: int) -> list[dict]:
@@ -149,7 +174,10 @@ def test_retro_leave_after_l3_supersedes_what_is_pending_and_keeps_what_was_sent
     engine.tick()
     case = only_case()
     assert case.level == 3 and step_status(case, "L3") == "sent"
-    day_passes(feed, engine, mon + timedelta(days=3))  # D4 at 23:30: the 旷工 notice is planned, held till morning
+    day_passes(feed, engine, mon + timedelta(days=3))  # D4 at 23:30: the basis is met
+    serve_cuigao(clock, case.id, local(mon + timedelta(days=4), "15:00"))  # EMS 妥投 on Friday
+    # the deadline (Wednesday 03-12 18:00) passed late in the evening: the 旷工 notice is planned, held till morning
+    pass_deadline(clock, engine, case.id, hhmm="23:30")
     assert step_status(case, "L4") == "due"
     # HR records the sick leave the family reports, covering all four days
     feed.leave("1001", "BJ-7", local(mon, "00:00"), local(mon + timedelta(days=4), "00:00"), appliance=False)
@@ -210,6 +238,9 @@ def test_ack_pauses_outbound_steps_and_its_timeout_resumes_the_ladder(db, clock)
     assert sender.step_keys() == ["L2"]  # 00:30 on Sunday: messages to people wait for 08:00
     clock.advance(hours=8)
     engine.tick()
+    assert sorted(sender.step_keys()) == ["L1", "L2", "L3:welfare"]  # the 催告函, a formal notice: not on Sunday
+    clock.advance(days=1)  # Monday 08:30, a working day
+    engine.tick()
     assert sorted(sender.step_keys()) == ["L1", "L2", "L3", "L3:welfare"]
 
 
@@ -226,7 +257,8 @@ def test_a_new_missed_shift_retriggers_an_acknowledged_case(db, clock):
 
 
 def test_statutory_timers_run_on_after_an_ack(db, clock):
-    feed, engine = one_worker(clock, ack_timeout_hours=120)
+    # ten days' acknowledgement: longer than the 催告函's deadline (three days' post, then three days to return)
+    feed, engine = one_worker(clock, ack_timeout_hours=240)
     mon = date(2025, 3, 3)
     clock.advance_to(local(mon, "06:00"))
     run_days(feed, engine, mon, mon + timedelta(days=2))
@@ -235,9 +267,10 @@ def test_statutory_timers_run_on_after_an_ack(db, clock):
     clock.advance(hours=9)  # the 催告函 goes out in the morning; its deadline starts
     engine.tick()
     case = AbsenceCase.get_by_id(case.id)
-    assert case.level == 4 and case.deadline_ms is not None
+    assert case.level == 3 and case.deadline_ms is not None  # 旷工 waits for service and the deadline
     deadline = case.deadline_ms
     actions.acknowledge(case.id, "leave_pending", by="hr-wang", now_ms=ms(clock.now()))
+    serve_cuigao(clock, case.id, local(mon + timedelta(days=4), "15:00"))  # EMS 妥投 on Friday
     clock.advance(seconds=(deadline - ms(clock.now())) / 1000 + 60)
     engine.tick()
     case = AbsenceCase.get_by_id(case.id)
@@ -255,9 +288,9 @@ def test_public_notice_is_deemed_served_after_thirty_days(db, clock):
     case = only_case()
     actions.close_welfare(case.id, "none_found", by="hr", now_ms=ms(clock.now()))
     clock.advance(hours=9)
-    engine.tick()  # the 催告函 goes out; three days to return
-    clock.advance(days=4)
-    engine.tick()
+    engine.tick()  # the 催告函 goes out; three days to return once served
+    serve_cuigao(clock, case.id, local(mon + timedelta(days=4), "15:00"))  # EMS 妥投 on Friday
+    pass_deadline(clock, engine, case.id)
     actions.approve(case.id, "confirm_termination", by="hr-li", now_ms=ms(clock.now()))
     clock.advance(hours=1)
     engine.tick()

@@ -12,7 +12,7 @@ from cloud.escalation import actions, timeline
 from cloud.escalation.cases import CaseError
 from cloud.escalation.models import AbsenceCase, CaseTask
 from cloud.escalation.sender import RecordingSender
-from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local, ms, new_engine
+from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local, ms, new_engine, pass_deadline, serve_cuigao
 
 DAY = 86_400_000
 
@@ -49,10 +49,12 @@ def test_sick_leave_ends_no_return_to_termination_served_and_tasks_due(db, clock
     actions.close_welfare(
         case.id, "none_found", by="hr-wang", now_ms=ms(clock.now()), note="紧急联系人电话无法接通；医院及派出所无记录"
     )
-    assert AbsenceCase.get().level == 4  # 旷工 recorded: 3 consecutive working days
+    assert AbsenceCase.get().level == 3  # 3 consecutive working days, but 旷工 waits for service and the deadline
     day_passes(feed, engine, date(2025, 3, 18))
-    clock.advance(days=3, hours=9)  # the return deadline (3 days after the 催告函) passes; Saturday 08:30
-    engine.tick()
+    serve_cuigao(clock, case.id, local(date(2025, 3, 19), "15:00"), by="hr-wang", proof="EMS EA100200300CN 妥投")
+    # the return deadline it states (Monday 03-24 18:00: issued Tuesday, three days' post, three days to return,
+    # off the weekend) passes; Tuesday 03-25 08:30
+    pass_deadline(clock, engine, case.id)
     case = AbsenceCase.get()
     assert case.level == 5 and case.state == "L5_TERMINATION_DRAFT"
     assert "L4" in sender.step_keys()
@@ -69,6 +71,10 @@ def test_sick_leave_ends_no_return_to_termination_served_and_tasks_due(db, clock
         actions.resolve(case.id, "accepted_reason", by="hr-li", now_ms=ms(clock.now()))  # confirmed: no quiet undo
     actions.complete_task(case.id, "union_reply", by="hr-li", now_ms=ms(clock.now()), proof="工会书面意见：无异议")
     clock.advance(hours=1)
+    engine.tick()
+    assert AbsenceCase.get().level == 6  # the union's reply does not bring forward the date its letter proposed
+    # that date: the first working day after the three working days' reply window (letter Tuesday 03-25)
+    clock.advance_to(local(date(2025, 3, 31), "08:30"))
     engine.tick()
     assert AbsenceCase.get().level == 7 and sender.step_keys()[-1] == "L7:termination"
     served = ms(clock.now()) + 2 * DAY
@@ -102,13 +108,16 @@ def test_sick_leave_ends_no_return_to_termination_served_and_tasks_due(db, clock
         "approval",
         "deadline",
         "welfare_closed",
+        "served",  # the 催告函's EMS 妥投
         "L4",
         "L5",
         "L6",
         "L7",
-        "served",
+        "served",  # the termination notice's
         "L8",
     ]
-    positions = [kinds.index(k) for k in order]
+    positions = []  # each in turn after the one before ("served" twice)
+    for k in order:
+        positions.append(kinds.index(k, positions[-1] + 1 if positions else 0))
     assert positions == sorted(positions), " ".join(kinds)
     assert timeline.verify(case) == []

@@ -32,7 +32,7 @@ from ledger.evidence import verify_bundle
 from ledger.merkle import CompactRange
 from ledger.messages import Batch
 from tests.cloud.escalation import wiring
-from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local, ms
+from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local, ms, pass_deadline
 
 DAY = 86_400_000
 START = date(2025, 3, 3)  # Monday; ten days of 病假 end Thursday 03-13 at midnight
@@ -155,11 +155,11 @@ def test_the_seed_case_goes_out_over_every_wire_and_its_evidence_verifies(wired,
     )
     actions.complete_task(case.id, "ems_cuigao", by="hr-wang", now_ms=ms(clock.now()), proof="EMS EA100200300CN")
     actions.close_welfare(case.id, "none_found", by="hr-wang", now_ms=ms(clock.now()), note="紧急联系人无法接通")
-    assert AbsenceCase.get().level == 4
+    # served (the EMS 妥投 HR recorded, and the SMS's delivery receipt), but 旷工 waits for the deadline
+    assert AbsenceCase.get().level == 3
 
     day_passes(feed, service, date(2025, 3, 18))
-    clock.advance(days=3, hours=9)  # the return deadline passes; Saturday 08:30
-    service.tick()
+    pass_deadline(clock, service, case.id)  # the return deadline (Monday 03-24 18:00) passes; Tuesday 08:30
     case = AbsenceCase.get()
     assert (case.level, case.state) == (5, "L5_TERMINATION_DRAFT")
     assert _sms(wired)[("13800138000", "SMS_100000005")] == 1  # 旷工通知书
@@ -169,6 +169,9 @@ def test_the_seed_case_goes_out_over_every_wire_and_its_evidence_verifies(wired,
     assert wired.smtp_to().count("union@factory.example.cn") == 1  # 第四十三条: the union first
     actions.complete_task(case.id, "union_reply", by="hr-li", now_ms=ms(clock.now()), proof="工会书面意见：无异议")
     clock.advance(hours=1)
+    service.tick()
+    assert AbsenceCase.get().level == 6  # the union's reply does not bring forward the date its letter proposed
+    clock.advance_to(local(date(2025, 3, 31), "08:30"))  # that date: the first working day after the reply window
     service.tick()
     assert AbsenceCase.get().level == 7
     assert _sms(wired)[("13800138000", "SMS_100000007")] == 1  # 解除劳动合同通知书
@@ -206,7 +209,8 @@ def test_the_seed_case_goes_out_over_every_wire_and_its_evidence_verifies(wired,
     assert logged["case_action"] >= 8  # approvals, tasks, welfare, service
     assert EvidenceCheckpoint.select().count() >= 1
 
-    bundle = _bundle(wired, clock, date(2025, 3, 13), date(2025, 3, 31))
+    # to 04-02, the termination's service: the deadline and the union's proposed date now come later in the case
+    bundle = _bundle(wired, clock, date(2025, 3, 13), date(2025, 4, 2))
     report = verify_bundle(bundle, witness_key=wired.witness.verify_key)
     failed = [c for c in report.checks if not c.ok]
     assert report.ok, failed

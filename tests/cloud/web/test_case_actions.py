@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 
 from cloud.audit import AuditEntry
 from cloud.casefiles import CaseDocument
@@ -16,6 +17,7 @@ from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Gate
 from cloud.escalation.sender import RecordingSender
 from cloud.notices.records import NoticeDocument
 from cloud.store import database
+from tests.cloud.escalation.plantfeed import local, pass_deadline
 from tests.cloud.web.conftest import the_case
 
 
@@ -64,11 +66,17 @@ def test_a_termination_needs_two_different_people(app, login):
     staff.post(f"/cases/{case_id}/approve/approve_cuigao")
     staff.post(f"/cases/{case_id}/welfare/close", {"finding": "none_found", "note": "紧急联系人无法接通，医院无记录"})
     with database.connection_context():
-        engine.tick()  # L3 sent; the deadline runs from it
-        clock.advance(days=4)
-        engine.tick()
+        engine.tick()  # L3 sent (Tuesday 03-18); the deadline it states is stored on the case
+    clock.advance_to(local(date(2025, 3, 19), "16:00"))
+    login("staff").post(  # the EMS tracking shows 妥投: HR records it on the case page
+        f"/cases/{case_id}/service",
+        {"document": "cuigao", "outcome": "served", "at": "2025-03-19T15:00", "method": "EMS", "proof": "EMS 妥投"},
+    )
+    with database.connection_context():
+        assert AbsenceCase.get_by_id(case_id).level == 3  # served, the deadline not yet over
+        pass_deadline(clock, engine, case_id)  # Monday 03-24 18:00 passes; Tuesday 08:30
         assert AbsenceCase.get_by_id(case_id).level == 5
-    staff, staff2 = login("staff"), login("staff2")  # four idle days ended the sessions: sign in again
+    staff, staff2 = login("staff"), login("staff2")  # a week's idle days ended the sessions: sign in again
     staff.post(f"/cases/{case_id}/approve/confirm_termination", {"note": "已复核"})
     staff.post(f"/cases/{case_id}/approve/confirm_termination", {"note": "再次"})
     page = staff.get(f"/cases/{case_id}").get_data(as_text=True)
