@@ -174,7 +174,8 @@ def test_sigkill_during_a_shift_change_loses_no_acknowledged_punch(system, shift
     assert len(cloud_keys) == total and len(set(cloud_keys)) == total, "the cloud has a punch twice or misses one"
     assert in_cloud(system) == stored(system), "the cloud's copy differs from the appliance's"
     records = verify_appliance_log(system)
-    wait_until(lambda: verify_cloud_chain(system) == records, timeout=60, message="the cloud to hold the whole log")
+    # at least those records: the daemon, still running, may have sealed and synced more since
+    wait_until(lambda: verify_cloud_chain(system) >= records, timeout=60, message="the cloud to hold the whole log")
     boots = system.appliance_rows("SELECT data FROM log_record WHERE type = 'boot' ORDER BY seq")
     said_unclean = sum(1 for (data,) in boots if json.loads(bytes(data))["unclean"])
     assert said_unclean == unclean, "each boot after a kill says the shutdown was unclean"
