@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import peewee as pw
@@ -24,6 +24,7 @@ from appliance.rules import Confirmation, Evaluation, Plant, Status, day_fact, f
 from appliance.rules.dayfact import decision
 from appliance.store import DayFactIndex
 
+Fact = dict[str, int | str]
 CHUNK = 500  # facts per append: one short transaction each
 KEYS_PER_QUERY = 500  # well inside SQLite's limit on a statement's variables
 
@@ -63,9 +64,11 @@ def _decision_text(fact: Mapping[str, int | str]) -> str:
     return json.dumps(decision(fact), ensure_ascii=False, separators=(",", ":"))
 
 
-def due(evaluations: Iterable[Evaluation], plant: Plant, known: Mapping[str, Latest]) -> list[dict[str, int | str]]:
-    """The facts to append: confirmed evaluations whose decision is new or changed."""
+def due(evaluations: Iterable[Evaluation], plant: Plant, known: Mapping[str, Latest]) -> list[Fact]:
+    """The facts to append: confirmed evaluations whose decision is new or changed, and the withdrawal
+    of each earlier fact whose shift this employee's day no longer has (``withdrawn``)."""
     out = []
+    evaluations = list(evaluations)
     for ev in evaluations:
         if ev.confirmation is not Confirmation.CONFIRMED or ev.status is Status.NOT_SCHEDULED:
             continue
@@ -76,6 +79,48 @@ def due(evaluations: Iterable[Evaluation], plant: Plant, known: Mapping[str, Lat
                 continue
             fact = day_fact(ev, plant, supersedes=previous.fact_id)
         out.append(fact)
+    out += withdrawn(evaluations, plant, known)
+    return out
+
+
+def withdrawn(
+    evaluations: Sequence[Evaluation], plant: Plant, known: Mapping[str, Latest]
+) -> list[dict[str, int | str]]:
+    """A fact for a shift the day no longer has (the roster changed, or a provisional calendar's working
+    day turned out a holiday) stood for ever: the day's new facts have other keys (``emp/date/``), so
+    the cloud kept counting an absence on a shift nobody was scheduled for. Each such key gets a last
+    fact, 未排班 (not_scheduled), superseding it."""
+    base = {(ev.employee, ev.work_date.isoformat()): ev for ev in evaluations}
+    current = {f"{ev.employee}/{ev.work_date.isoformat()}/{ev.shift_id}" for ev in evaluations}
+    out = []
+    for key, previous in known.items():
+        emp, day, shift = key.rsplit("/", 2)
+        ev = base.get((emp, day))
+        if key in current or ev is None or not shift:
+            continue
+        gone = replace(
+            ev,
+            shift_id=shift,
+            status=Status.NOT_SCHEDULED,
+            confirmation=Confirmation.CONFIRMED,
+            start=None,
+            end=None,
+            late_min=0,
+            early_min=0,
+            missed_punches=0,
+            segments=(),
+            punches=(),
+            duplicates=(),
+            stray=(),
+            excusal="",
+            watch="",
+            held_by=(),
+            reason_zh=f"班次 {shift} 已不在当日排班中：此前的结论撤回",
+            reason_en=f"shift {shift} is no longer scheduled that day: the earlier decision is withdrawn",
+        )
+        fact = day_fact(gone, plant)
+        if previous.decision != _decision_text(fact):
+            out.append(day_fact(gone, plant, supersedes=previous.fact_id))
     return out
 
 

@@ -291,6 +291,29 @@ def test_leave_approved_later_supersedes_the_confirmed_absence(evaluator, writer
     assert len(day_facts()) == 3
 
 
+def test_a_confirmed_absence_on_a_shift_the_roster_no_longer_has_is_withdrawn(evaluator, writer, clock):
+    """A day's facts are keyed by shift: when a fix to the roster (or a provisional calendar's working day
+    that became a holiday) takes the shift away, the day's new fact has another key, and the old
+    absence stood for ever, still counted by head office. It is superseded by 未排班."""
+    clock.advance(hours=14, minutes=30)
+    read_all(clock.now())
+    evaluator.run_once()
+    (absent,) = [f for f in day_facts() if f["emp"] == "1002"]
+    assert (absent["key"], absent["status"]) == ("1002/2026-03-02/D", "missing")
+    clock.advance(hours=12)  # Tuesday morning: Monday is yesterday
+    read_all(clock.now())
+    rest = {"employee": "1002", "day": "2026-03-02", "shifts": "-"}  # HR: he was given Monday off after all
+    roster_import.store({"schedule": [rest]}, PLANT_TZ, to_ms(clock.now()), source="test")
+    assert "2026-03-02" in evaluator.run_once().days
+    monday = {f["key"]: f for f in day_facts() if f["emp"] == "1002"}
+    withdrawn = monday["1002/2026-03-02/D"]
+    assert (withdrawn["status"], withdrawn["supersedes"]) == ("not_scheduled", fact_id(absent))
+    assert withdrawn["reason_zh"] == "班次 D 已不在当日排班中：此前的结论撤回"
+    facts = len(day_facts())
+    evaluator.run_once()
+    assert len(day_facts()) == facts, "withdrawn once"
+
+
 def test_rest_days_are_confirmed_at_midnight_and_never_missing(evaluator, clock):
     clock.advance(days=5, hours=2)  # Saturday 09:00, a rest day in the weekly roster
     read_all(clock.now())
