@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import UTC, datetime
 
 import pytest
 
 from cloud.escalation import cases
 from cloud.store import open_db
+from tests.cloud.escalation import wiring
 from tests.harness.clock import FrozenClock
 
 
@@ -20,3 +22,10 @@ def db(tmp_path):
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(datetime(2025, 1, 1, 0, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def wired(tmp_path, db, clock):  # type: ignore[no-untyped-def]
+    """The channels' local servers (SMTP, Aliyun SMS, WeCom) and the engine wired to them, on this module's ``db``."""
+    with ExitStack() as stack:
+        yield wiring.start(tmp_path, clock, stack)

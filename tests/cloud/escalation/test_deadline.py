@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email
 import re
-from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from email import policy as email_policy
 from zoneinfo import ZoneInfo
@@ -33,12 +32,6 @@ def db(cloud_db_url):
     cases._policies.clear()
     yield database
     database.close()
-
-
-@pytest.fixture
-def wired(tmp_path, db, clock):
-    with ExitStack() as stack:
-        yield wiring.start(tmp_path, clock, stack)
 
 
 def _mails(wired, title: str) -> list[email.message.EmailMessage]:

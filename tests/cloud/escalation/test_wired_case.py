@@ -11,7 +11,6 @@ import email
 import hashlib
 import threading
 from collections import Counter
-from contextlib import ExitStack
 from datetime import date, timedelta
 from email import policy as email_policy
 
@@ -68,12 +67,6 @@ def db(cloud_db_url):
     cases._policies.clear()
     yield database
     database.close()
-
-
-@pytest.fixture
-def wired(tmp_path, db, clock):
-    with ExitStack() as stack:
-        yield wiring.start(tmp_path, clock, stack)
 
 
 def _sms(wired) -> Counter:
