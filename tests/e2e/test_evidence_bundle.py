@@ -7,11 +7,14 @@ import re
 import subprocess
 import sys
 import zipfile
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from firmware_bridge.zk.emulator import TerminalState, ZKEmulator
+from punchproof.broker import Mosquitto
+from tests.conftest import PLANT_TZ
 from tests.harness.system import System, cli
 from tests.harness.tsa import OpenSslTsa
 from tests.harness.wait import wait_until
@@ -19,14 +22,22 @@ from tests.harness.wait import wait_until
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def tsa(tmp_path):
-    with OpenSslTsa(tmp_path / "tsa") as server:
-        yield server
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """One running system's bundle, made once for this module's tests (each reads it, none changes it)."""
+    root = tmp_path_factory.mktemp("bundle")
+    terminal_state = TerminalState(serial="TEST-ZK-01", tz=PLANT_TZ, now=lambda: datetime.now(UTC))
+    terminal_state.add_user("1001", "张三")
+    terminal_state.add_user("1002", "李四")
+    broker = Mosquitto(root / "broker").start()
+    try:
+        with ZKEmulator(terminal_state, port=0) as zk_terminal, OpenSslTsa(root / "tsa") as tsa:
+            yield _export(root, broker, zk_terminal, terminal_state, tsa)
+    finally:
+        broker.kill()
 
 
-@pytest.fixture
-def bundle(tmp_path, broker, zk_terminal, terminal_state, tsa):
+def _export(tmp_path, broker, zk_terminal, terminal_state, tsa):
     system = System(tmp_path, broker.port, zk_terminal.address).configure()
     with system.cloud_conf.open("a") as conf:  # a timestamp authority, and the witness log sealed each second
         conf.write(f'\n[tsa]\nurl = "{tsa.url}"\nca_file = "{tsa.ca_path}"\n\n[witness]\nseal_every_s = 1\n')
@@ -62,11 +73,11 @@ def bundle(tmp_path, broker, zk_terminal, terminal_state, tsa):
         "-o",
         path,
     )
-    return path, system
+    return path, system, tsa.ca_path
 
 
 def test_punchproof_verify_passes_and_fails_on_a_changed_byte(bundle, tmp_path):
-    path, system = bundle
+    path, system, tsa_ca = bundle
     ok = subprocess.run(
         [
             sys.executable,
@@ -77,7 +88,7 @@ def test_punchproof_verify_passes_and_fails_on_a_changed_byte(bundle, tmp_path):
             "--witness-key",
             str(system.root / "cloud" / "cloud-witness.pub"),
             "--tsa-ca",
-            str(tmp_path / "tsa" / "ca.pem"),
+            str(tsa_ca),
         ],
         capture_output=True,
         text=True,
@@ -115,7 +126,7 @@ def run_in(folder, script):
 
 
 def test_the_manual_openssl_checks_work_as_written(bundle, tmp_path):
-    path, _system = bundle
+    path, _system, _tsa_ca = bundle
     folder = tmp_path / "unzipped"
     blocks = unpacked_manual(path, folder)
     sums, record = blocks[0], blocks[1]
@@ -129,7 +140,7 @@ def test_the_manual_openssl_checks_work_as_written(bundle, tmp_path):
 
 
 def test_the_manual_checkpoint_and_cosignature_checks_work_as_written(bundle, tmp_path):
-    path, _system = bundle
+    path, _system, _tsa_ca = bundle
     folder = tmp_path / "unzipped"
     blocks = unpacked_manual(path, folder)
     checkpoint_block, cosignature_block = blocks[3], blocks[4]
@@ -149,7 +160,7 @@ def test_the_manual_checkpoint_and_cosignature_checks_work_as_written(bundle, tm
 
 
 def test_the_manual_timestamp_check_works_as_written(bundle, tmp_path):
-    path, _system = bundle
+    path, _system, _tsa_ca = bundle
     folder = tmp_path / "unzipped"
     blocks = unpacked_manual(path, folder)
     result = run_in(folder, blocks[-1])
