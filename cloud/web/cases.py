@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session, url_for
 
-from cloud.escalation import actions, ladder
+from cloud.clock import SystemClock
+from cloud.escalation import actions, documents, ladder, preview
 from cloud.escalation.cases import ACK_REASONS, CaseError
 from cloud.escalation.models import AbsenceCase
 from cloud.hr.models import Employee
@@ -89,14 +90,29 @@ def index() -> Any:
     )
 
 
+def notices_settings() -> tuple[Any, str]:
+    """``[notices]`` (None when not configured) and the configured font for notices."""
+    settings = current_app.config["SETTINGS"]
+    return settings.notices, settings.report_font
+
+
+def clock() -> Any:
+    return current_app.config.get("CLOCK", SystemClock())
+
+
 @bp.route("/cases/<int:case_id>")
 @require("view")
 def show(case_id: int) -> Any:
     case = case_of(case_id)
+    d = caseview.detail(case)
+    notices, font = notices_settings()
     return render_template(
         "case.html",
         case=case,
-        d=caseview.detail(case),
+        d=d,
+        previews=caseview.gate_previews(case, d["gates"], notices, font, now_ms()),
+        failed=documents.failed_documents(case),
+        public_notice_days=d["policy_parsed"].public_notice_days,
         tz=case.plant.timezone,
         in_zone=in_zone,
         bi=bi,
@@ -128,6 +144,33 @@ def notice_pdf(case_id: int, notice_id: int) -> Any:
         headers={
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
             "X-Content-SHA256": notice.pdf_sha256,
+        },
+    )
+
+
+@bp.route("/cases/<int:case_id>/gates/<kind>/preview/<notice>.pdf")
+@require("view")
+def preview_pdf(case_id: int, kind: str, notice: str) -> Any:
+    """The notice an open gate would release, as it would go out now, marked 草稿/预览，未发出; nothing is kept."""
+    case = case_of(case_id)
+    if kind not in caseview.GATE_NAMES or notice not in preview.GATE_RELEASES[kind]:
+        abort(404)
+    if not caseview.gate_open(case, kind):
+        abort(404)
+    notices, font = notices_settings()
+    try:
+        found = [p for p in preview.for_gate(case, kind, notices, font, now_ms()) if p.notice == notice]
+    except preview.PreviewUnavailable as err:
+        return Response(str(err), status=409, mimetype="text/plain")
+    if not found:
+        abort(404)
+    rendered = found[0].rendered
+    return Response(
+        rendered.pdf,
+        mimetype="application/pdf",
+        headers={
+            "Content-Disposition": f"inline; filename*=UTF-8''{quote(rendered.file_name, safe='')}",
+            "X-Content-SHA256": rendered.pdf_sha256,
         },
     )
 
@@ -177,12 +220,56 @@ def approve(case_id: int, kind: str) -> Any:
     if kind not in caseview.GATE_NAMES:
         abort(404)
     text = form_text("note")
+    notices, font = notices_settings()
     return act(
         case_id,
         "case.act",
         f"case.approve.{kind}",
-        lambda c: actions.approve(c.id, kind, by=user(), now_ms=now_ms(), note=text),
+        lambda c: preview.approve(
+            c.id, kind, by=user(), now_ms=now_ms(), note=text, settings=notices, font_config=font
+        ),
         note=text,
+    )
+
+
+def _produce(case_id: int, action: str, make: Any, **detail: Any) -> Any:
+    """Render and keep a document of the case (its font and ``[notices]`` needed), as ``act`` does an action."""
+    notices, font = notices_settings()
+
+    def run(case: AbsenceCase) -> None:
+        if notices is None:
+            raise CaseError("未配置 [notices]，文书无法生成：请在 cloud.toml 中配置 / [notices] is not configured")
+        try:
+            found = preview.notice_font(font)
+        except preview.PreviewUnavailable as err:
+            raise CaseError(str(err)) from err
+        make(case, notices, found)
+
+    return act(case_id, "case.act", action, run, **detail)
+
+
+@bp.route("/cases/<int:case_id>/certificate", methods=["POST"])
+@require("case.act")
+def certificate(case_id: int) -> Any:
+    return _produce(
+        case_id,
+        "case.certificate",
+        lambda c, notices, font: documents.certificate(c.id, by=user(), settings=notices, font=font, clock=clock()),
+    )
+
+
+@bp.route("/cases/<int:case_id>/public-notice/<document>", methods=["POST"])
+@require("case.act")
+def public_notice(case_id: int, document: str) -> Any:
+    if document not in documents.SERVED:
+        abort(404)
+    return _produce(
+        case_id,
+        "case.public_notice",
+        lambda c, notices, font: documents.public_notice(
+            c.id, document, by=user(), settings=notices, font=font, clock=clock()
+        ),
+        document=document,
     )
 
 

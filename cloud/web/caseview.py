@@ -15,12 +15,15 @@ import peewee as pw
 
 from cloud.casefiles import CaseDocument
 from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
-from cloud.escalation import ladder, timeline
+from cloud.escalation import ladder, preview, timeline
+from cloud.escalation.cases import policy_of
 from cloud.escalation.models import AbsenceCase, AttendanceDay, CaseDay, CaseStep, CaseTask, Gate, GateApproval, Service
 from cloud.escalation.policy import PolicyVersion
 from cloud.hr.models import Employee
 from cloud.notices.records import NoticeDocument
+from cloud.notices.settings import NoticeSettings
 from cloud.store import Appliance, LogRecord, Plant, Punch
+from cloud.web.i18n import MESSAGES
 
 PAGE_SIZE = 50
 DAY_MS = ladder.DAY_MS
@@ -255,10 +258,11 @@ def detail(case: AbsenceCase) -> dict[str, Any]:
     for a in GateApproval.select().where(GateApproval.gate.in_([g.id for g in gates])).order_by(GateApproval.at_ms):
         approvals.setdefault(a.gate_id, []).append(a)
     events = _merge(case, punches, facts, attempts, receipts, notices, documents)
+    counted = list(CaseDay.select().where(CaseDay.case == case).order_by(CaseDay.start_ms))
     return {
         "events": events,
         "chain_problems": timeline.verify(case),
-        "days": list(CaseDay.select().where(CaseDay.case == case).order_by(CaseDay.start_ms)),
+        "days": day_list(case, counted, facts),
         "provisional": provisional_days(case),
         "steps": list(CaseStep.select().where(CaseStep.case == case).order_by(CaseStep.id)),
         "gates": gates,
@@ -271,8 +275,57 @@ def detail(case: AbsenceCase) -> dict[str, Any]:
         "notices": notices,
         "documents": documents,
         "policy": PolicyVersion.get_by_id(case.policy_id),
+        "policy_parsed": policy_of(case),
         "badge_facts": len(facts),
     }
+
+
+@dataclass(frozen=True)
+class DayRow:
+    """One line of the case's day list: a day it counts (or counted), or one nothing was recording."""
+
+    work_date: str
+    shift: str
+    status: str  # counted | superseded (CaseDay) | uncovered (the appliance's fact)
+    superseded_by: str
+    fact_key: str
+    fact_id: str
+
+
+def day_list(case: AbsenceCase, counted: list[CaseDay], facts: list[AttendanceDay]) -> list[DayRow]:
+    """The case's days, and beside them the days of its period the appliance was not yet recording (未覆盖: its
+    fact says so; never counted): from a week before the first day to the case's end, by date."""
+    end = case.resolved_ms if case.open_key is None and case.resolved_ms else None
+    rows = [DayRow(d.work_date, d.shift, d.status, d.superseded_by, d.fact_key, d.fact_id) for d in counted]
+    rows += [
+        DayRow(f.work_date, f.shift, "uncovered", "", f.fact_key, f.fact_id)
+        for f in facts
+        if f.status == "uncovered" and (end is None or (f.start_ms or 0) <= end)
+    ]
+    return sorted(rows, key=lambda r: (r.work_date, r.shift))
+
+
+def gate_open(case: AbsenceCase, kind: str) -> bool:
+    return (
+        case.open_key is not None
+        and Gate.select().where((Gate.case == case) & (Gate.kind == kind) & (Gate.status == "open")).exists()
+    )
+
+
+def gate_previews(
+    case: AbsenceCase, gates: list[Gate], settings: NoticeSettings | None, font: str, now_ms: int
+) -> dict[str, list[preview.Preview] | str]:
+    """For each open gate of an open case: what it would release now, or why that cannot be shown."""
+    out: dict[str, list[preview.Preview] | str] = {}
+    if case.open_key is None:
+        return out
+    for gate in gates:
+        if gate.status == "open" and gate.kind in preview.GATE_RELEASES:
+            try:
+                out[gate.kind] = preview.for_gate(case, gate.kind, settings, font, now_ms)
+            except preview.PreviewUnavailable as err:
+                out[gate.kind] = str(err)
+    return out
 
 
 def provisional_days(case: AbsenceCase) -> dict[str, int]:
@@ -315,13 +368,14 @@ def _merge(case, punches, facts, attempts, receipts, notices, documents) -> list
             )
         )
     for d in facts:
+        zh, en = MESSAGES.get(f"fact_{d.status}", (d.status, d.status))
         events.append(
             Event(
                 d.start_ms or 0,
                 "day",
                 "appliance",
-                f"日结论 {d.work_date} {d.shift}：{d.status}",
-                f"day fact {d.work_date} {d.shift}: {d.status}",
+                f"日结论 {d.work_date} {d.shift}：{zh}",
+                f"day fact {d.work_date} {d.shift}: {en}",
                 {"fact_id": d.fact_id, "seq": d.seq, "versions": d.versions},
             )
         )

@@ -128,6 +128,40 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "gate_superseded": ("已作废", "superseded"),
     "approve_approve_cuigao": ("批准发送催告函", "Approve sending"),
     "approve_confirm_termination": ("确认解除", "Confirm the termination"),
+    # what a gate would release, shown on its panel
+    "preview_mark": ("草稿/预览，未发出", "draft / preview, not sent"),
+    "preview_of": ("将发出的文书", "The document that would go out"),
+    "preview_hint": (
+        "以下为此刻批准后将发出的文书全文（按现在发出计算）。批准后如遇休息日或夜间暂缓发出，发出日期以实际发出时为准。",
+        "The full document as it would go out if approved now. If it waits for a working day or the "
+        "morning, it is dated when it goes out.",
+    ),
+    "preview_failed": ("无法生成预览", "No preview"),
+    "doc_no": ("文号", "Document no."),
+    "template_version": ("模板第 {version} 版", "template version {version}"),
+    "preview_deadline": ("载明的返岗期限", "Deadline it states"),
+    "preview_days": ("载明的缺勤日", "Absent days it states"),
+    "preview_contacts": ("载明的联系记录", "Contact history it states"),
+    "preview_pdf": ("查看 PDF（草稿）", "View the PDF (draft)"),
+    "union_pending": (
+        "工会意见须在工会答复后填写：正式发出的解除通知书以届时的答复为准。",
+        "The union's opinion is filled in once it replies: the notice as sent states the actual reply.",
+    ),
+    # documents produced by a person
+    "produce_documents": ("出具文书", "Produce documents"),
+    "issue_certificate": ("出具解除劳动合同证明", "Issue the termination certificate"),
+    "certificate_hint": (
+        "解除已生效：依法应出具解除劳动合同证明（劳动合同法第五十条）。生成后保存在本案文书中并记录其哈希值。",
+        "The termination took effect: the certificate is owed (Labour Contract Law art. 50). It is kept with "
+        "the case's notices with its hash.",
+    ),
+    "make_public_notice": ("生成公告送达文本", "Produce the public notice text"),
+    "public_notice_hint": (
+        "{document}各方式均未送达。生成公告文本，在报纸或网站刊登后，在“送达”中选择“已公告”并登记公告刊登日期；"
+        "自刊登之日起 {days} 日视为送达。",
+        "Every way of serving the {document} failed. Produce the text, publish it in a newspaper or online, then "
+        "record the publication date under Service (published); it is deemed served {days} days later.",
+    ),
     "chk_cuigao_sent": ("催告函已发出", "notice to return sent"),
     "chk_cuigao_served": ("催告函已送达", "notice to return served"),
     "chk_deadline_passed": ("返岗期限已过", "deadline passed"),
@@ -180,6 +214,26 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "shift": ("班次", "Shift"),
     "fact": ("日结论", "Day fact"),
     "day_counted": ("计入", "counted"),
+    "day_uncovered": (
+        "未覆盖：设备当时尚未记录，不计缺勤",
+        "not covered: the appliance was not recording yet; never counted",
+    ),
+    "case_days": ("本案日期（计入的缺勤日及未覆盖日）", "The case's days (counted, and not covered)"),
+    # a day fact's status, as the timeline shows it
+    "fact_present": ("出勤", "present"),
+    "fact_late": ("迟到", "late"),
+    "fact_left_early": ("早退", "left early"),
+    "fact_incomplete": ("缺卡", "punch missing"),
+    "fact_missing": ("缺勤", "absent"),
+    "fact_on_leave": ("请假", "on leave"),
+    "fact_business_trip": ("出差", "business trip"),
+    "fact_rest_day": ("休息日", "rest day"),
+    "fact_holiday": ("节假日", "public holiday"),
+    "fact_not_scheduled": ("未排班", "not scheduled"),
+    "fact_uncovered": (
+        "未覆盖：设备当时尚未记录，不计缺勤",
+        "not covered: the appliance was not recording yet; never counted",
+    ),
     "provisional_calendar": (
         "临时日历（{year} 年节假日安排尚未发布）",
         "provisional calendar ({year} holidays not yet published)",
@@ -234,6 +288,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "done_case.service.failed": ("已记录送达失败。", "Failed service recorded."),
     "done_case.service.published": ("已记录公告。", "Publication recorded."),
     "done_case.task.done": ("事项已完成。", "Task done."),
+    "done_case.certificate": ("解除劳动合同证明已出具并保存。", "The termination certificate is issued and kept."),
+    "done_case.public_notice": (
+        "公告文本已生成并保存；刊登后请登记公告刊登日期。",
+        "The public notice text is kept; record the publication date once published.",
+    ),
     "done_case.call": ("电话联系已记录。", "Call recorded."),
     "done_case.call.result": ("结果已记录。", "Result recorded."),
     "done_case.document": ("文件已保存。", "Document kept."),

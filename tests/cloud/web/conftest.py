@@ -7,19 +7,33 @@ managers (p1, p2), all with the same password.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
-from datetime import date, timedelta
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from werkzeug.security import generate_password_hash
 
 from cloud.config import CloudSettings
-from cloud.escalation import cases
+from cloud.escalation import actions, cases
+from cloud.escalation.engine import Engine
 from cloud.escalation.models import AbsenceCase
+from cloud.escalation.sender import RecordingSender
 from cloud.store import Account, database, open_db
 from cloud.web import create_app
-from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local, new_engine
+from tests.cloud.escalation import wiring
+from tests.cloud.escalation.plantfeed import (
+    PlantFeed,
+    day_passes,
+    local,
+    ms,
+    new_engine,
+    pass_deadline,
+    serve_cuigao,
+)
 from tests.harness.clock import FrozenClock
 
 PASSWORD = "a long enough password"
@@ -116,3 +130,80 @@ def login(app):
 def the_case(user_id: str) -> AbsenceCase:
     with database.connection_context():
         return AbsenceCase.get(AbsenceCase.user_id == user_id)
+
+
+# -- a case whose notices can be rendered: the wired cloud ([notices], SMTP, SMS, WeCom) behind the pages -------
+
+
+@dataclasses.dataclass
+class Site:
+    """The app on the wired cloud's SQLite file, its clock, the channels' local servers and a plant's feed."""
+
+    app: Any
+    clock: FrozenClock
+    wired: wiring.Wired
+    feed: PlantFeed | None = None
+
+    def login(self, username: str) -> Browser:
+        return Browser(self.app, username)
+
+    def engine(self, *, real: bool = False) -> Engine:
+        """The engine with the tests' recording sender, or (``real``) the sender over the local servers, which
+        renders and keeps each notice (seconds each: only the ticks that must send for real use it)."""
+        return Engine(self.clock, self.wired.sender(self.clock) if real else RecordingSender(), runner_id="web")
+
+    def at_cuigao_gate(self, **policy: object) -> AbsenceCase:
+        """Worker 2001 (张三, complete master data) absent from Monday 03-03; on Thursday 03-06 09:00 the 催告函
+        waits for HR's approval, no deadline stated yet. The policy: one approver, the handbook quoted in full."""
+        self.feed = PlantFeed(self.clock).start(
+            gates={"approve_cuigao": True, "termination_approvers": 1}, handbook=wiring.HANDBOOK, **policy
+        )
+        self.feed.hire("2001")
+        wiring.staff("2001")
+        engine = self.engine()
+        self.clock.advance_to(local(CUIGAO_WEEK, "06:00"))
+        for day in (CUIGAO_WEEK, CUIGAO_WEEK + timedelta(days=1), CUIGAO_WEEK + timedelta(days=2)):
+            day_passes(self.feed, engine, day)
+        self.clock.advance_to(local(CUIGAO_WEEK + timedelta(days=3), "09:00"))
+        engine.tick()
+        case = AbsenceCase.get(AbsenceCase.user_id == "2001")
+        assert (case.level, case.deadline_ms) == (3, None), (case.level, case.deadline_ms)
+        return case
+
+    def at_termination_gate(self, **policy: object) -> AbsenceCase:
+        """The same case on: the 催告函 approved and sent, served by EMS on Friday, the welfare check closed
+        (nothing found) and the deadline past: the termination draft waits for HR's confirmation."""
+        case = self.at_cuigao_gate(**policy)
+        engine = self.engine()
+        actions.approve(case.id, "approve_cuigao", by="staff", now_ms=ms(self.clock.now()))
+        engine.tick()
+        serve_cuigao(self.clock, case.id, local(CUIGAO_WEEK + timedelta(days=4), "10:00"))
+        if AbsenceCase.get_by_id(case.id).welfare == "open":
+            actions.close_welfare(case.id, "none_found", by="staff", now_ms=ms(self.clock.now()), note="无人接听")
+        pass_deadline(self.clock, engine, case.id)
+        case = AbsenceCase.get_by_id(case.id)
+        assert case.level == 5, (case.level, case.blocked)
+        return case
+
+
+CUIGAO_WEEK = date(2025, 3, 3)  # a Monday
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A fresh wired cloud for one test: the pages, the engine and the test all on one SQLite file."""
+    clock = FrozenClock(datetime(2025, 1, 1, tzinfo=UTC))
+    with ExitStack() as stack:
+        wired = wiring.start(tmp_path, clock, stack)
+        url = f"sqlite:///{tmp_path}/cloud.sqlite3"
+        wired.settings = dataclasses.replace(wired.settings, database_url=url)
+        open_db(url)
+        cases._policies.clear()
+        hashed = generate_password_hash(PASSWORD)
+        for name, (role, plant) in USERS.items():
+            Account.create(username=name, password_hash=hashed, role=role, plant=plant, created_ms=0)
+        application = create_app(wired.settings)
+        application.config["CLOCK"] = clock
+        yield Site(application, clock, wired)
+        if not database.is_closed():
+            database.close()

@@ -220,11 +220,11 @@ def test_the_timeline_shows_day_facts_and_decisions_in_the_plants_zone(login):
     case_id = the_case("2001").id
     page = login("staff").get(f"/cases/{case_id}").get_data(as_text=True)
     assert page.count('class="ev ev-day"') >= 3 and 'data-kind="opened"' in page
-    assert "日结论 2025-03-13 D：missing" in page
+    assert "日结论 2025-03-13 D：缺勤" in page  # the status in Chinese, not its code
     assert "2025-03-18 08:30" in page  # the welfare check opened at 00:30 UTC, shown at 08:30 in Shanghai
     assert 'id="chain-ok"' in page
     english = login("staff").get(f"/cases/{case_id}?lang=en").get_data(as_text=True)
-    assert "day fact 2025-03-13 D: missing" in english and "Timeline" in english
+    assert "day fact 2025-03-13 D: absent" in english and "Timeline" in english
 
 
 def test_the_list_shows_level_next_step_and_due_and_filters(login):

@@ -1,0 +1,240 @@
+"""What a gate would release, as it would go out now: the notice rendered from the same template and facts the
+sender uses (``outbound.OutboundSender._notice``), marked 草稿/预览，未发出, and never recorded.
+
+A preview is the step the gate releases planned for this moment (``planned_ms`` = now), with the deadline the
+engine would print: the one stored on the case, else the one it would set on issuing it
+(``machine.expected_deadline``, the function ``cases.issue_deadline`` uses). Nothing here writes: no contact
+log entry, no kept notice, no deadline stored, so a person can look as often as they like.
+
+Rendering a notice embeds a font subset (seconds each), so a rendered preview is kept in memory by the exact
+facts it states: a page shown again, or its PDF fetched, renders nothing twice; facts that changed render anew.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from cloud import casefiles
+from cloud.escalation import actions, cases, machine, notice_facts, workdays
+from cloud.escalation.cases import policy_of
+from cloud.escalation.models import AbsenceCase, CaseDay, CaseStep, Gate, GateApproval
+from cloud.escalation.policy import NOTICE_NAMES, PolicyVersion
+from cloud.escalation.sender import PlannedStep
+from cloud.notices import templates
+from cloud.notices.facts import NoticeFacts
+from cloud.notices.render import MissingFacts, RenderedNotice, render_notice
+from cloud.notices.settings import NoticeSettings
+from cloud.report_font import CjkFont, ReportFontMissing, find_font
+
+MARK = "（草稿/预览，未发出）"  # added to the title: on the text's first line and the PDF's heading
+GATE_RELEASES = {  # what each gate lets go, in the order it goes
+    "approve_cuigao": ("cuigao",),
+    "confirm_termination": ("union_letter", "termination"),
+}
+KEYS = {"union_letter": "L6:union", "termination": "L7:termination"}  # the keys ``ladder.decide`` plans them under
+UNION_PENDING = "（待工会答复：工会书面答复或答复期限届满后，据实填写）"
+CACHE_SIZE = 32
+
+
+class PreviewUnavailable(Exception):
+    """The notice cannot be previewed (nor sent): what is missing and what to do, zh-CN first."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    notice: str  # cuigao | union_letter | termination
+    step: PlannedStep
+    facts: NoticeFacts
+    rendered: RenderedNotice
+    deadline_ms: int | None  # the 催告函's return deadline it states (None for other notices)
+
+    @property
+    def name_zh(self) -> str:
+        return NOTICE_NAMES[self.notice][0]
+
+    @property
+    def name_en(self) -> str:
+        return NOTICE_NAMES[self.notice][1]
+
+
+def absent_days(case_id: int) -> tuple[str, ...]:
+    """The counted days, as the engine hands them to the sender (``case_day`` counted, by date)."""
+    return tuple(
+        d
+        for (d,) in CaseDay.select(CaseDay.work_date)
+        .where((CaseDay.case == case_id) & (CaseDay.status == "counted"))
+        .order_by(CaseDay.work_date, CaseDay.id)
+        .tuples()
+    )
+
+
+def planned(case: AbsenceCase, notice: str, now_ms: int) -> PlannedStep:
+    """The step that releases ``notice`` as the engine would hand it to the sender if it went out at ``now_ms``."""
+    policy = policy_of(case)
+    waiting = (
+        CaseStep.select()
+        .where((CaseStep.case == case) & (CaseStep.notice == notice) & (CaseStep.status == "awaiting_approval"))
+        .order_by(CaseStep.id.desc())
+        .first()
+    )
+    if waiting is not None:
+        key, level, recipients, channels = waiting.key, waiting.level, waiting.recipients, waiting.channels
+        step_id = waiting.id
+    elif notice in KEYS:  # planned by the ladder only once the gate is approved
+        key, level, step_id = KEYS[notice], 6 if notice == "union_letter" else 7, 0
+        recipients = "union" if notice == "union_letter" else "employee"
+        channels = ",".join(policy.union_channels if notice == "union_letter" else policy.termination_channels)
+    else:
+        raise PreviewUnavailable(
+            f"没有待审批的{NOTICE_NAMES[notice][0]} / no {NOTICE_NAMES[notice][1]} awaits approval on this case"
+        )
+    deadline = case.deadline_ms
+    if notice == "cuigao" and deadline is None:  # what cases.issue_deadline would store when it goes out now
+        deadline = machine.expected_deadline(policy, now_ms, case.plant.timezone)
+    return PlannedStep(
+        step_id=step_id,
+        case_id=case.id,
+        key=key,
+        level=level,
+        notice=notice,
+        recipients=tuple(recipients.split(",")),
+        channels=tuple(channels.split(",")),
+        employee_id=case.employee_id,
+        employee_no=case.employee.employee_no,
+        plant_id=case.plant_id,
+        user_id=case.user_id,
+        policy=PolicyVersion.get_by_id(case.policy_id).label,
+        absent_days=absent_days(case.id),
+        deadline_ms=deadline,
+        planned_ms=now_ms,
+    )
+
+
+def _facts(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings) -> NoticeFacts:
+    if step.notice != "union_letter" or case.union_wait_until_ms is not None:
+        facts = notice_facts.build(step, case, settings)
+    else:  # the union's wait the ladder would set on approval: the letter proposes the day after it
+        policy, tz = policy_of(case), case.plant.timezone
+        approved = AbsenceCase(**case.__data__)  # a copy, never saved
+        approved.union_wait_until_ms = machine.calendar(policy, tz).union_deadline(step.planned_ms)
+        facts = notice_facts.build(step, approved, settings)
+    if step.notice == "termination" and facts.employer.union_name and facts.union_notified_on is None:
+        # the union letter goes first, on approval: the draft names that day and leaves the reply to be filled in
+        today = workdays.local_day(step.planned_ms, case.plant.timezone)
+        facts = dataclasses.replace(facts, union_notified_on=today, union_opinion=UNION_PENDING)
+    return facts
+
+
+def render(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings, font: CjkFont) -> Preview:
+    """``step``'s notice as the sender would render it now, its title marked 草稿/预览，未发出."""
+    facts = _facts(step, case, settings)
+    template = templates.get(notice_facts.TEMPLATE_OF[step.notice])
+    marked = dataclasses.replace(template, title=template.title + MARK)
+    try:
+        rendered = _cached(marked, facts, font)
+    except MissingFacts as err:
+        names = "、".join(err.missing)
+        raise PreviewUnavailable(
+            f"{NOTICE_NAMES[step.notice][0]}缺少必要事实（{names}），也无法发出：请在人事数据、政策或 [notices] 中补全"
+            f" / the {NOTICE_NAMES[step.notice][1]} lacks {names} and could not be sent either: complete the HR "
+            "data, the policy or [notices]"
+        ) from err
+    return Preview(step.notice, step, facts, rendered, step.deadline_ms if step.notice == "cuigao" else None)
+
+
+def for_gate(
+    case: AbsenceCase, kind: str, settings: NoticeSettings | None, font_config: str, now_ms: int
+) -> list[Preview]:
+    """Every notice the open gate ``kind`` releases, as it would go out at ``now_ms``."""
+    if settings is None:
+        raise PreviewUnavailable(
+            "未配置 [notices]（单位名称、地址、联系人），文书无法生成：请在 cloud.toml 中配置"
+            " / [notices] is not configured (employer, address, contact): no notice can be rendered"
+        )
+    cjk = notice_font(font_config)
+    notices = [n for n in GATE_RELEASES[kind] if n != "union_letter" or policy_of(case).union_exists]
+    return [render(planned(case, notice, now_ms), case, settings, cjk) for notice in notices]
+
+
+@functools.lru_cache(maxsize=4)
+def notice_font(configured: str) -> CjkFont:
+    """The Chinese font notices embed (``[report] font``, else the system's), found once per process."""
+    try:
+        return find_font(configured)
+    except ReportFontMissing as err:
+        raise PreviewUnavailable(f"没有可嵌入文书的中文字体 / no Chinese font to render notices: {err}") from err
+
+
+_rendered: OrderedDict[str, RenderedNotice] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _cached(template: templates.NoticeTemplate, facts: NoticeFacts, font: CjkFont) -> RenderedNotice:
+    """Rendered once per (template, facts, font): the same facts give the same bytes (``render``'s promise)."""
+    key = hashlib.sha256(repr((template, facts, font)).encode()).hexdigest()
+    with _lock:
+        hit = _rendered.get(key)
+        if hit is not None:
+            _rendered.move_to_end(key)
+            return hit
+    rendered = render_notice(template, facts, font)
+    with _lock:
+        _rendered[key] = rendered
+        while len(_rendered) > CACHE_SIZE:
+            _rendered.popitem(last=False)
+    return rendered
+
+
+def approve(
+    case_id: int,
+    kind: str,
+    *,
+    by: str,
+    now_ms: int,
+    note: str = "",
+    settings: NoticeSettings | None,
+    font_config: str = "",
+) -> bool:
+    """``actions.approve``, and for the termination the confirmation that completes the gate closes the review
+    task saying what was reviewed: each draft's number and the SHA-256 of its PDF, kept with the case (a case
+    document, never a sent notice). Refused, nothing is written. Returns True when the gate is now approved."""
+    if kind != "confirm_termination":
+        return actions.approve(case_id, kind, by=by, now_ms=now_ms, note=note)
+    with cases.transaction():
+        case = AbsenceCase.get_by_id(case_id)
+        gate = Gate.get_or_none((Gate.case == case) & (Gate.kind == kind) & (Gate.status == "open"))
+        if gate is not None and _approvals(gate) + 1 >= gate.required:
+            proof = _reviewed(case, settings, font_config, by=by, now_ms=now_ms)
+            actions.complete_task(case_id, "review_termination", by=by, now_ms=now_ms, proof=proof)
+        return actions.approve(case_id, kind, by=by, now_ms=now_ms, note=note)  # refused: all of it rolls back
+
+
+def _approvals(gate: Gate) -> int:
+    return GateApproval.select().where((GateApproval.gate == gate) & (GateApproval.at_ms >= gate.opened_ms)).count()
+
+
+def _reviewed(case: AbsenceCase, settings: NoticeSettings | None, font_config: str, *, by: str, now_ms: int) -> str:
+    """ "已审核草稿：《…》文号 …，PDF SHA-256 …": the drafts as the gate showed them, each kept as a case document."""
+    try:
+        previews = for_gate(case, "confirm_termination", settings, font_config, now_ms)
+    except PreviewUnavailable as err:
+        return f"草稿无法生成，未能预览 / no draft could be rendered: {err}"
+    lines = []
+    for p in previews:
+        title = p.rendered.title.removesuffix(MARK)
+        casefiles.keep(
+            case.id,
+            f"{title}-草稿-{p.rendered.doc_no}.pdf".replace("/", "-"),
+            "application/pdf",
+            p.rendered.pdf,
+            by=by,
+            now_ms=now_ms,
+            note="确认解除时审核的草稿（预览，未发出）/ the draft reviewed on confirming (a preview, never sent)",
+        )
+        lines.append(f"《{title}》草稿 文号 {p.rendered.doc_no}，PDF SHA-256 {p.rendered.pdf_sha256}")
+    return "已审核：" + "；".join(lines)
