@@ -58,7 +58,9 @@ def test_the_cuigao_gate_shows_the_notice_that_then_goes_out_deadline_and_all(si
     gate = page.split('data-gate="approve_cuigao"')[1].split('<div class="gate"')[0]
     shown = previews(gate)["cuigao"]
     assert shown["text"].startswith(f"关于限期返岗的通知（催告函）{MARK}\n文号：{shown['doc-no']}")
-    assert "2025-03-03、2025-03-04、2025-03-05" in shown["html"] and "09:00，电话" in shown["html"]
+    assert '<dd class="absent">2025-03-03、2025-03-04、2025-03-05</dd>' in shown["html"]
+    contacts = re.search(r'<dd class="contacts">(.*?)</dd>', shown["html"], re.S).group(1)
+    assert "2025年03月06日" in contacts and "电话" in contacts  # HR's call, as the notice lists it
     pdf = staff.get(shown["pdf"])
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
     assert pdf.headers["X-Content-SHA256"] == hashlib.sha256(pdf.data).hexdigest()
