@@ -118,6 +118,142 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add_operations_commands(cmd)
     add_calendar_commands(cmds)
+    add_case_commands(cmds)
+
+
+# -- a case's work-injury claim (issue #19, item 11) ------------------------------------------------
+
+
+def add_case_commands(cmds: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = cmds.add_parser("case", help="缺勤案件 / what HR does on an absence case from the command line")
+    case = command_adder(parser.add_subparsers(dest="case_command", required=True), DEFAULT_CONFIG)
+    p = case(
+        "claim-injury",
+        _claim_injury,
+        "登记工伤申请 / register a work-injury claim: 工伤认定 task, review of the termination, 停保 held",
+    )
+    p.add_argument("case", type=int, help="the case number")
+    p.add_argument("--accident-date", required=True, type=_day, help="the accident's date, YYYY-MM-DD (plant time)")
+    p.add_argument("--claimant", required=True, help="who claims it, e.g. 员工父亲")
+    p.add_argument("--note", default="", help="what was said, documents received")
+    p.add_argument("--by", default="", help="who registers it (default: the login name)")
+    p = case(
+        "decide-injury",
+        _decide_injury,
+        "登记工伤认定结论 / record the decision: recognised keeps the holds, rejected releases them",
+    )
+    p.add_argument("case", type=int, help="the case number")
+    p.add_argument("outcome", choices=sorted(("recognised", "rejected")))
+    p.add_argument("--note", default="", help="the decision's number (认定书文号) or a note")
+    p.add_argument("--by", default="", help="who records it (default: the login name)")
+    p = case(
+        "injury-bundle",
+        _injury_bundle,
+        "事故当日证据包 / the evidence bundle (ZIP) for the claimed accident's date at the worker's plant",
+    )
+    p.add_argument("case", type=int, help="the case number")
+    p.add_argument("-o", "--output", required=True, help="the ZIP file to write")
+
+
+def _claim_injury(args: argparse.Namespace) -> int:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from cloud.clock import SystemClock, to_ms
+    from cloud.escalation import actions
+    from cloud.escalation.cases import CaseError
+    from cloud.escalation.models import AbsenceCase
+    from cloud.store import open_db
+
+    settings = _settings(args)
+    with open_db(settings.database_url).connection_context():
+        case = AbsenceCase.get_or_none(AbsenceCase.id == args.case)
+        if case is None:
+            print(f"没有案件 {args.case} / there is no case {args.case}", file=sys.stderr)
+            return 1
+        zone = ZoneInfo(case.plant.timezone)
+        accident = datetime.combine(args.accident_date, datetime.min.time(), zone)
+        try:
+            claim = actions.claim_injury(
+                case.id,
+                by=args.by or getpass.getuser(),
+                now_ms=to_ms(SystemClock().now()),
+                accident_ms=to_ms(accident),
+                claimant=args.claimant,
+                note=args.note,
+            )
+        except CaseError as err:
+            print(f"未登记 / not registered: {err}", file=sys.stderr)
+            return 1
+        _print_claim(claim)
+    return 0
+
+
+def _decide_injury(args: argparse.Namespace) -> int:
+    from cloud.clock import SystemClock, to_ms
+    from cloud.escalation import actions
+    from cloud.escalation.cases import CaseError
+    from cloud.store import open_db
+
+    settings = _settings(args)
+    with open_db(settings.database_url).connection_context():
+        try:
+            claim = actions.decide_injury_claim(
+                args.case,
+                args.outcome,
+                by=args.by or getpass.getuser(),
+                now_ms=to_ms(SystemClock().now()),
+                note=args.note,
+            )
+        except CaseError as err:
+            print(f"未登记 / not recorded: {err}", file=sys.stderr)
+            return 1
+        _print_claim(claim)
+    return 0
+
+
+def _print_claim(claim) -> None:  # type: ignore[no-untyped-def]
+    from cloud.escalation.actions import INJURY_OUTCOMES
+    from cloud.escalation.models import CaseStep, CaseTask
+
+    zh, en = ("待认定", "awaiting the decision") if claim.pending else INJURY_OUTCOMES[claim.outcome]
+    print(f"案件 {claim.case_id} 工伤申请 / case {claim.case_id} work-injury claim: {zh} / {en}")
+    print(f"  事故日期 / accident date: {claim.accident_day} · 申请人 / claimed by: {claim.claimant}")
+    for task in CaseTask.select().where(CaseTask.case == claim.case_id).order_by(CaseTask.id):
+        if task.kind in ("injury_report", "review_injury", "injury_recognised") or task.status == "held":
+            print(f"  [{task.status}] {task.title_zh}")
+    for step in CaseStep.select().where((CaseStep.case == claim.case_id) & (CaseStep.status == "held")):
+        print(f"  [held] {step.key} {step.notice}")
+
+
+def _injury_bundle(args: argparse.Namespace) -> int:
+    from cloud.clock import SystemClock
+    from cloud.evidence import ExportError, export_configured, injury_purpose
+    from cloud.store import open_db
+
+    settings = _settings(args)
+    with open_db(settings.database_url).connection_context():
+        try:
+            scope, day, purpose = injury_purpose(args.case)
+            data = export_configured(
+                settings,
+                scope.employee,
+                day,
+                day,
+                clock=SystemClock(),
+                plant_id=scope.plant,
+                purpose=purpose,
+                progress=lambda message: print(f"... {message}", file=sys.stderr),
+            )
+        except ExportError as err:
+            print(f"not exported: {err}", file=sys.stderr)
+            return 1
+    Path(args.output).write_bytes(data)
+    print(
+        f"wrote {args.output} ({len(data) // 1024} KiB) for {scope.ref}, accident date {day}; check it with: "
+        f"punchproof verify {args.output}"
+    )
+    return 0
 
 
 # -- the statutory calendar (issue #19, item 10) --------------------------------------------------

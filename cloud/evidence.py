@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from cloud import witness as witness_key
 from cloud.clock import Clock, to_ms
 from cloud.config import CloudSettings
+from cloud.escalation.actions import injury_claim
 from cloud.escalation.models import AbsenceCase
 from cloud.evidence_cloud import case_claim, export_cloud_log
 from cloud.evidence_log import EvidenceKeyMissing, EvidenceLog, load_key
@@ -72,6 +73,34 @@ def case_scope(case_id: int) -> CaseScope:
     )
 
 
+def injury_purpose(case_id: int) -> tuple[CaseScope, date, dict[str, object]]:
+    """The bundle a work-injury claim on the case needs (issue #19.11): the worker's plant on the accident's
+    date, the whole day. It shows what the appliance recorded that day: the worker's punches and day facts (or
+    that there were none) and, as leaf hashes proven under the cloud's cosigned checkpoints, every other record
+    of the plant's log that day, so that the appliance is seen to have been recording, with or without him.
+    Returns the case's scope, the date and what the manifest says about it (``purpose``)."""
+    scope = case_scope(case_id)
+    claim = injury_claim(case_id)
+    if claim is None:
+        raise ExportError(
+            f"案件 {case_id} 没有登记工伤申请：请先在案件的“登记工伤申请”页登记 / case {case_id} has no work-injury "
+            "claim: register it first"
+        )
+    day = date.fromisoformat(claim.accident_day)
+    purpose: dict[str, object] = {
+        "kind": "injury_claim",
+        "case": scope.ref,
+        "accident_date": claim.accident_day,
+        "claimant": claim.claimant,
+        "claimed_at": datetime.fromtimestamp(claim.at_ms / 1000, UTC).isoformat(timespec="seconds"),
+        "zh": f"为{scope.ref}的工伤认定申请制作：事故日 {claim.accident_day}，{scope.plant} 厂区考勤设备当日的全部日志"
+        f"（工号 {scope.employee} 的记录全文，其他记录仅以哈希证明其存在）",
+        "en": f"made for the work-injury claim of {scope.ref}: the accident date {claim.accident_day}, the whole day's "
+        f"log of plant {scope.plant}'s appliances (badge {scope.employee}'s records in full, the others as hashes)",
+    }
+    return scope, day, purpose
+
+
 def export_configured(
     settings: CloudSettings,
     employee: str,
@@ -81,6 +110,7 @@ def export_configured(
     clock: Clock,
     plant_id: str | None = None,
     case: CaseScope | None = None,
+    purpose: dict[str, object] | None = None,
     progress: Progress = lambda _m: None,
 ) -> bytes:
     """The bundle as this cloud is configured: what ``punchproof cloud export-evidence`` and the dashboard's
@@ -115,6 +145,7 @@ def export_configured(
         evidence_log=EvidenceLog(evidence, signing, clock) if evidence else None,
         evidence_key=evidence.verify_key if evidence else None,
         case_ref=case.ref if case else None,
+        purpose=purpose,
     )
 
 
@@ -133,6 +164,7 @@ def export_bundle(
     evidence_log: EvidenceLog | None = None,
     evidence_key: VerifyKey | None = None,
     case_ref: str | None = None,
+    purpose: dict[str, object] | None = None,
 ) -> bytes:
     """The bundle (ZIP bytes). With ``witness_log``, the cloud's log of cosigned checkpoints is sealed first
     and, when a TSA is configured, stamped for this export; its proofs go into ``witness/``. With
@@ -140,7 +172,8 @@ def export_bundle(
     the actions people took on the employee's cases goes in as one more log (``cloud.evidence_cloud``).
     With ``case_ref`` (``case-<id>``) it is that case's bundle: the manifest's ``case`` lists every record of
     the case in the evidence log and every notice sent, and ``punchproof verify`` fails a bundle without them.
-    Callers with a configuration use ``export_configured``."""
+    ``purpose`` says in the manifest what the bundle was made for (``injury_purpose``: a work-injury claim and
+    its accident date). Callers with a configuration use ``export_configured``."""
     if last_day < first_day:
         raise ExportError("the period ends before it starts")
     if case_ref is not None and evidence_key is None:
@@ -227,6 +260,8 @@ def export_bundle(
     }
     if claim is not None:
         manifest["case"] = claim
+    if purpose is not None:
+        manifest["purpose"] = purpose
     files[MANIFEST] = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
     files["FORMAT.md"] = resources.files("ledger").joinpath("FORMAT.md").read_bytes()
     progress("verifying what will be exported")

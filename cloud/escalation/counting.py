@@ -355,6 +355,9 @@ def _opening(
 def _sync_days(
     b: CaseBatch, case: AbsenceCase, rows: list[Fact], hr: Excusals, tz: str, now_ms: int, punch_ms: int | None
 ) -> None:
+    if case.effective_ms is not None:  # employment ended with the termination: no later day is anyone's absence
+        ended = today(tz, case.effective_ms).isoformat()
+        rows = [r for r in rows if r.work_date <= ended]
     days = classify(rows, hr)
     spell = [d for d in days if (d.row.start_ms or 0) >= case.first_start_ms]
     counted = {d.row.fact_key: d for d in spell if d.kind == "absent"}

@@ -7,6 +7,8 @@ appliance saves each list as it comes. Leave, trips and 补卡 are keyed by the 
 the plant's terminals know. Only what attendance needs leaves head office: names, lines and
 departments, never phones, addresses or emergency contacts (PIPL: the plant does not need them).
 The calendar is head office's statutory years with the plant's own 厂休 over them (``calendar``).
+A termination that took effect ends the badge's ``valid_to`` at its date (``terminations``): the appliance
+expects the worker no more after it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import peewee as pw
+
+from cloud.escalation.models import AbsenceCase
 from cloud.hr.calendar import calendar_text
 from cloud.hr.models import (
     Correction,
@@ -70,6 +77,33 @@ def plant_config(master: PlantMaster) -> dict[str, Any]:
     return {**body, "version": hashlib.sha256(canonical).hexdigest()}
 
 
+def _earliest(*days: str) -> str:
+    given = [d for d in days if d]
+    return min(given) if given else ""
+
+
+def terminations(employees: Sequence[Employee], timezone: str) -> dict[int, str]:
+    """The plant date each employee's contract ended by a termination that took effect (an absence case's
+    ``effective_ms``: the 解除通知书 served), the latest one; none for a contract begun after it (rehired)."""
+    ids = sorted({e.id for e in employees})
+    if not ids:
+        return {}
+    start = {e.id: e.contract_start for e in employees}
+    zone = ZoneInfo(timezone)
+    out: dict[int, str] = {}
+    query = (
+        AbsenceCase.select(AbsenceCase.employee, pw.fn.MAX(AbsenceCase.effective_ms))
+        .where(AbsenceCase.employee.in_(ids) & AbsenceCase.effective_ms.is_null(False))
+        .group_by(AbsenceCase.employee)
+        .tuples()
+    )
+    for employee_id, effective_ms in query:
+        day = datetime.fromtimestamp(effective_ms / 1000, UTC).astimezone(zone).date().isoformat()
+        if not start.get(employee_id) or start[employee_id] <= day:
+            out[employee_id] = day
+    return out
+
+
 def load_plant_master(plant: Plant, *, since_ms: int = 0) -> PlantMaster:
     """Read the plant's master data. ``since_ms`` limits leave and trips to those ending after it
     (an appliance needs the recent past for re-evaluation, not years of history)."""
@@ -98,6 +132,7 @@ def load_plant_master(plant: Plant, *, since_ms: int = 0) -> PlantMaster:
         for r in RosterDef.select().where(RosterDef.plant == plant)
     ]
     badge_rows = list(PlantBadge.select(PlantBadge, Employee).join(Employee).where(PlantBadge.plant == plant))
+    ended = terminations([b.employee for b in badge_rows], plant.timezone)
     badges = [
         {
             "user_id": b.user_id,
@@ -106,7 +141,7 @@ def load_plant_master(plant: Plant, *, since_ms: int = 0) -> PlantMaster:
             "department": b.employee.department,
             "roster": b.roster,
             "valid_from": max(b.valid_from, b.employee.contract_start),  # ISO dates; not rostered before hire
-            "valid_to": b.valid_to,
+            "valid_to": _earliest(b.valid_to, ended.get(b.employee_id, "")),  # nor after a termination took effect
             "active": bool(b.employee.active),
         }
         for b in badge_rows

@@ -20,9 +20,22 @@ def create_app(settings: CloudSettings | None = None) -> Flask:
     app.config.update(session_config(settings.secret_key_path), SETTINGS=settings)
     open_db(settings.database_url)
     per_request(app, database, i18n)
-    from cloud.web import accounts, auth, casecontact, cases, employees, exports, metrics, overview, policy, reports
+    from cloud.web import (
+        accounts,
+        auth,
+        casecontact,
+        cases,
+        employees,
+        exports,
+        injury,
+        metrics,
+        overview,
+        policy,
+        reports,
+    )
 
-    for blueprint in (auth, overview, metrics, cases, casecontact, employees, policy, reports, exports, accounts):
+    pages = (auth, overview, metrics, cases, casecontact, injury, employees, policy, reports, exports, accounts)
+    for blueprint in pages:
         app.register_blueprint(blueprint.bp)
     if settings.channels.callback_token:  # the SMS providers' delivery reports (cloud.channels.callbacks)
         from cloud.channels.callbacks import receipts_blueprint
