@@ -22,6 +22,7 @@ from cloud.escalation.sender import RecordingSender
 from cloud.store import Account, database, open_db
 from cloud.web import create_app
 from ledger.evidence import MANIFEST, verify_bundle
+from punchproof.cli import main as punchproof
 from tests.cloud.escalation.plantfeed import day_passes, local, new_engine
 from tests.cloud.escalation.test_wired_case import CheckpointedFeed
 from tests.harness.clock import FrozenClock
@@ -124,3 +125,28 @@ def test_hr_registers_the_familys_claim_sees_what_is_held_and_downloads_the_acci
     page = auditor.get(f"/cases/{case_id}/injury").get_data(as_text=True)
     assert 'id="claim"' in page and 'id="injury-claim"' not in page
     assert auditor.post(f"/cases/{case_id}/injury", data={"csrf": _token(page), **form}).status_code == 403
+
+
+def test_the_cli_registers_the_claim_writes_the_days_bundle_and_records_the_decision(setup, tmp_path, capsys):
+    _app, case_id, key = setup
+    toml = tmp_path / "cloud.toml"
+    toml.write_text(
+        f'[cloud]\nstate_dir = "{tmp_path}"\n\n[database]\nurl = "sqlite:///{tmp_path}/cloud.sqlite3"\n',
+        encoding="utf-8",
+    )
+    case = ("cloud", "case")
+    assert punchproof([*case, "decide-injury", "-c", str(toml), str(case_id), "rejected"]) == 1  # nothing to decide
+    assert "没有待定的工伤申请" in capsys.readouterr().err
+    claim = ["claim-injury", "-c", str(toml), str(case_id), "--accident-date", "2025-03-04", "--claimant", "员工父亲"]
+    assert punchproof([*case, *claim, "--by", "hr-li"]) == 0
+    out = capsys.readouterr().out
+    assert "待认定" in out and "2025-03-04" in out and "复核旷工认定" in out
+    path = tmp_path / "day.zip"
+    assert punchproof([*case, "injury-bundle", "-c", str(toml), str(case_id), "-o", str(path)]) == 0
+    result = verify_bundle(path.read_bytes(), witness_key=key.verify_key)
+    assert result.ok and json.loads(zipfile.ZipFile(path).read(MANIFEST))["purpose"]["accident_date"] == "2025-03-04"
+    assert punchproof([*case, "decide-injury", "-c", str(toml), str(case_id), "recognised", "--note", "认定书"]) == 0
+    assert "认定为工伤" in capsys.readouterr().out
+    with database.connection_context():
+        claim_ = actions.injury_claim(case_id)
+        assert (claim_.by, claim_.outcome, claim_.claimant) == ("hr-li", "recognised", "员工父亲")
