@@ -40,9 +40,12 @@ def first_workday(day: date) -> date:
 
 
 def add_working_days(start_ms: int, days: int, tz: str) -> int:
-    """The end (local midnight) of the ``days``-th working day after the day of ``start_ms``."""
+    """The end (local midnight) of the ``days``-th working day after the day a letter issued at ``start_ms`` is
+    received: that day itself when it is a working day, else the next working day (a formal letter goes out on
+    working days only, and a period counts from the day after its receipt): the union's reply window is the
+    one its letter states, and the termination date the letter proposes falls after it."""
     calendar = head_office_calendar()
-    day = local_day(start_ms, tz)
+    day = first_workday(local_day(start_ms, tz))
     counted = 0
     while counted < days:
         day += timedelta(days=1)
