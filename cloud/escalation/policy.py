@@ -300,7 +300,8 @@ def parse(body: dict[str, Any]) -> Policy:
             dl.get("service_allowance_days", 3), "deadlines.service_allowance_days", 0, 15, problems
         ),
         union_exists=bool(union.get("exists", True)),
-        union_wait_working_days=_int(union.get("wait_working_days", 3), "union.wait_working_days", 0, 30, problems),
+        # at least a day: the union letter asks for the union's opinion within these days (0 could not be stated)
+        union_wait_working_days=_int(union.get("wait_working_days", 3), "union.wait_working_days", 1, 30, problems),
         union_channels=_names(union.get("channels", ["email"]), CHANNELS, "union.channels", problems),
         termination_channels=_names(
             body.get("termination", {}).get("channels", ["sms", "email", "ems"]),
