@@ -140,23 +140,32 @@ def _supersede_step(case: AbsenceCase, key: str, zh: str, en: str, now_ms: int) 
 
 def issue_deadline(case_id: int, issued_ms: int, now_ms: int, tz: str) -> int:
     """The return deadline a 催告函 issued at ``issued_ms`` states, stored on the case before it is printed:
-    the case's own when it has one (service already known), else the expected one (``machine.expected_deadline``).
+    the case's own when it has one (service already known) still ahead, else the expected one
+    (``machine.expected_deadline``). A 催告函 issued again because service came later than expected, recorded
+    only after the deadline that service gives had passed, would state a day already over: it states the
+    expected one from its own issue instead (later, never earlier, than the case's).
     """
     with locked_case(case_id) as case:
-        if case.deadline_ms is not None:
+        if case.deadline_ms is not None and case.deadline_ms > issued_ms:
             return int(case.deadline_ms)
+        passed = case.deadline_ms
         policy = policy_of(case)
         case.deadline_ms = machine.expected_deadline(policy, issued_ms, tz)
         case.save()
+        again_zh = "催告函重新发出时原返岗期限已过，期限自本次发出重新计算：" if passed else ""
+        again_en = (
+            " (the one before passed before this notice could state it: counted from this issue)" if passed else ""
+        )
         timeline.append(
             case,
             "deadline",
-            f"催告函返岗期限：发出后预计 {policy.service_allowance_days} 日内送达，送达后 {policy.return_days} 日"
-            "（遇休息日、法定节假日顺延）；实际送达更晚的，期限顺延并重新发出",
-            f"return deadline: service expected within {policy.service_allowance_days} days of issue, then "
-            f"{policy.return_days} days (moved off rest days and holidays); a later service moves it on",
+            f"{again_zh}催告函返岗期限：发出后预计 {policy.service_allowance_days} 日内送达，"
+            f"送达后 {policy.return_days} 日（遇休息日、法定节假日顺延）；实际送达更晚的，期限顺延并重新发出",
+            f"return deadline{again_en}: service expected within {policy.service_allowance_days} days of issue, "
+            f"then {policy.return_days} days (moved off rest days and holidays); a later service moves it on",
             at_ms=now_ms,
             deadline_ms=case.deadline_ms,
             issued_ms=issued_ms,
+            **({"was_ms": passed} if passed is not None else {}),
         )
         return int(case.deadline_ms)

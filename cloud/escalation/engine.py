@@ -274,9 +274,10 @@ class Engine:
     @staticmethod
     def _issued(row: Due, issued_ms: int, now: int) -> Due:
         """The claimed step as it goes out: its issue time, and for a 催告函 the deadline it states (set now, from
-        the issue, when the case has none yet; stored on the case before the notice is printed from it)."""
+        the issue, when the case has none yet or the one it has passed before this notice could state it; stored
+        on the case before the notice is printed from it)."""
         deadline = row.deadline_ms
-        if row.notice == "cuigao" and deadline is None:
+        if row.notice == "cuigao":
             deadline = cases.issue_deadline(row.case_id, issued_ms, now, row.timezone)
         return row._replace(planned_ms=issued_ms, deadline_ms=deadline)
 

@@ -341,7 +341,9 @@ def _deadline(s: Snapshot, p: Policy, cal: Calendar) -> list[Action]:
 def _waiting(s: Snapshot, now_ms: int) -> dict[str, bool]:
     """What the 旷工通知书 and the termination draft state has happened: the 催告函 sent, served, its deadline over."""
     return {
-        "cuigao_sent": s.steps.get("L3") == "sent",  # 催告 before 解除: a hard gate, even where the handbook is silent
+        # 催告 before 解除: a hard gate, even where the handbook is silent; a 催告函 issued again (a later deadline)
+        # must have gone out too, or 旷工 would be recorded on a deadline the employee was never told
+        "cuigao_sent": s.steps.get("L3") == "sent" and s.steps.get("L3:renew") not in (*PENDING, "sending"),
         "cuigao_served": served_at(s, "cuigao") is not None,
         "deadline_passed": s.deadline_ms is not None and now_ms >= s.deadline_ms,
     }
