@@ -26,6 +26,7 @@ from cloud.escalation.timeline import GENESIS, digest, encode_data
 from cloud.store import database
 
 PENDING_SQL = "status IN ('awaiting_approval', 'due')"
+RUNGS = {"L1": 1, "L2": 2, "L3": 3}  # the entry a climb to a rung writes (ladder._climb's note), and its level
 Row = dict[str, Any]
 
 
@@ -52,6 +53,7 @@ class CaseBatch:
     tasks: dict[int, dict[str, Row]] = field(default_factory=dict)  # case -> kind -> CaseTask
     services: dict[int, dict[str, Row]] = field(default_factory=dict)  # case -> document -> Service
     heads: dict[int, tuple[int, str]] = field(default_factory=dict)  # case -> (next seq, previous hash)
+    climbed: dict[int, dict[int, int]] = field(default_factory=dict)  # case -> level -> last climbed to (L1..L3)
     _new: dict[type[pw.Model], list[Row]] = field(default_factory=dict)
     _dirty: dict[type[pw.Model], dict[int, Row]] = field(default_factory=dict)
     _step_updates: dict[tuple[tuple[tuple[str, Any], ...], str], list[int]] = field(default_factory=dict)
@@ -65,6 +67,7 @@ class CaseBatch:
             batch.days[case_id], batch.steps[case_id] = {}, []
             batch.gates[case_id], batch.tasks[case_id], batch.services[case_id] = {}, {}, {}
             batch.heads[case_id] = (0, GENESIS)
+            batch.climbed[case_id] = {}
         new = set(fresh)
         ids = [i for i in batch.cases if i not in new]
         if not ids:
@@ -85,6 +88,12 @@ class CaseBatch:
             ids,
         ):
             batch.heads[case_id] = (seq + 1, hash_)
+        for case_id, kind, at_ms in bulk.select_in(  # the rungs' entries: when each was climbed (ladder.climb_from)
+            f"SELECT case_id, kind, MAX(at_ms) FROM case_entry WHERE kind IN ({', '.join(repr(k) for k in RUNGS)}) "
+            "AND case_id IN ({}) GROUP BY case_id, kind",
+            ids,
+        ):
+            batch.climbed[case_id][RUNGS[kind]] = at_ms
         return batch
 
     # -- changes, in memory until flush ---------------------------------------------------------
@@ -143,6 +152,8 @@ class CaseBatch:
             }
         )
         self.heads[case.id] = (seq + 1, hashed)
+        if kind in RUNGS:
+            self.climbed.setdefault(case.id, {})[RUNGS[kind]] = at_ms
 
     # -- writing -----------------------------------------------------------------------------------
 

@@ -7,6 +7,19 @@ Levels: 0 opened (D1 confirmed) · 1 L1 employee reminded · 2 L2 manager and HR
 termination sent · 8 L8 post-termination. Side states: welfare check (pauses L4 and beyond),
 medical/injury track (stops the ladder), resolved.
 
+Order and spacing when the runner was behind (a late start, an HR import that brings several counted days at
+once, a runner that was stopped): the rungs L1→L2→L3 are keyed on counted days D1/D2/D3, and in real time each
+counted day is confirmed on its own local date, after the one before. So a rung is climbed only when (a) every
+step of the rung below has gone out — sent, or finished as failed or uncertain with a task for a person; never
+while one is still due, being sent or awaiting approval — and (b) the plant's local date has moved on from the
+date the rung below was climbed by at least the policy's spacing of the two rungs in counted days
+(``after_days`` of the rung above minus that of the rung below: one day in the default ladder), from 00:00 of
+that date. In real time this never holds a case back; when catching up, the employee's reminder and the 催告函
+never go out in the same minute: the 催告函 comes at the earliest on the second local date after the reminder's
+rung was climbed (and, a formal notice, on a working day inside the sending window). The 催告函 still states
+every counted day. Calendar days, not working days, space the rungs: workers rostered on a Saturday count it as
+a day, and a statutory rest day between D1 and D2 must not hold back the manager's warning in real time.
+
 What an acknowledgement does and does not do: it holds back the *automatic* outbound steps (and the
 L1→L2→L3 climb) until ``acked_until``; it never moves a statutory or procedural clock (the return
 deadline, the union's wait, 公告's 30 days, post-termination due dates).
@@ -35,6 +48,7 @@ STATES = {
 RESOLVED = "RESOLVED"
 MEDICAL = "MEDICAL_OR_INJURY_TRACK"
 PENDING = ("awaiting_approval", "due")  # a step not taken yet
+NOT_OUT = (*PENDING, "sending")  # a step that has not gone out (nor finished as failed or uncertain)
 CHECKS_ZH = {
     "cuigao_sent": "发出催告函",
     "cuigao_served": "送达催告函（请登记 EMS 妥投、签收，或送达失败后公告）",
@@ -66,6 +80,7 @@ class Snapshot:
     gates: Mapping[str, str] = field(default_factory=dict)  # kind -> status
     tasks: Mapping[str, str] = field(default_factory=dict)  # kind -> status
     services: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # document -> Service fields
+    climbed: Mapping[int, int] = field(default_factory=dict)  # level -> when the case last climbed to it (L1..L3)
 
 
 @dataclass(frozen=True)
@@ -150,6 +165,8 @@ class Calendar:
     union_deadline: Callable[[int], int]  # the end of the union's wait, counted from a moment
     return_deadline: Callable[[int], int]  # the 催告函's return deadline for service achieved at a moment
     workday_start: Callable[[int], int]  # 00:00 of the first working day on or after a moment's day
+    day_start: Callable[[int, int], int] = field(default=lambda at, days: (at // DAY_MS + days) * DAY_MS)
+    # ^ 00:00 of the date ``days`` calendar days after a moment's date (UTC dates here; the plant's: machine)
 
 
 def served_at(s: Snapshot, document: str) -> int | None:
@@ -194,7 +211,7 @@ def decide(s: Snapshot, p: Policy, now_ms: int, cal: Calendar) -> list[Action]:
     if out:
         return out
     if s.level < 3:
-        return _climb(s, p, acked)
+        return _climb(s, p, acked, now_ms, cal)
     if s.level >= 3 and s.welfare == "" and not s.contacted and 0 < p.welfare_check_day <= s.days and s.level < 5:
         return [
             Set({"welfare": "open"}),
@@ -279,12 +296,32 @@ def decide(s: Snapshot, p: Policy, now_ms: int, cal: Calendar) -> list[Action]:
     return []
 
 
-def _climb(s: Snapshot, p: Policy, acked: bool) -> list[Action]:
-    """L0→L1→L2→L3: due by confirmed absent days (or an ack that ran out at L2), held while acked."""
+def climb_from(s: Snapshot, p: Policy, cal: Calendar) -> int | None:
+    """The earliest moment the case may climb from its rung (L0–L2) to the next, as far as order and spacing go
+    (see the module's docstring): None while a step of its rung has not gone out; 0 when nothing holds it."""
+    if s.level == 0 or s.level >= 3:
+        return 0
+    below = [st for st in p.ladder if st.level == s.level]
+    if any(s.steps.get(st.key) in NOT_OUT for st in below):
+        return None
+    since = s.climbed.get(s.level)
+    if since is None:
+        return 0
+    above = [st.after_days for st in p.ladder if st.level == s.level + 1]
+    gap = max(0, min(above, default=0) - min((st.after_days for st in below), default=0))
+    return cal.day_start(since, gap) if gap else since
+
+
+def _climb(s: Snapshot, p: Policy, acked: bool, now_ms: int, cal: Calendar) -> list[Action]:
+    """L0→L1→L2→L3: due by confirmed absent days (or an ack that ran out at L2), held while acked, and in order:
+    not before the rung below has gone out, nor sooner after it than the policy spaces them (``climb_from``)."""
     target = s.level + 1
     steps = [st for st in p.ladder if st.level == target]
     need = min(st.after_days for st in steps)
     if acked or (s.days < need and not (target == 3 and s.ack_expired)):
+        return []
+    allowed = climb_from(s, p, cal)
+    if allowed is None or now_ms < allowed:
         return []
     out: list[Action] = [Set({"level": target, "state": STATES[target]})]
     for st in steps:

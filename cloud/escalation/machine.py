@@ -8,6 +8,7 @@ the batch, which the caller flushes inside the transaction holding the cases' lo
 from __future__ import annotations
 
 import json
+from datetime import time, timedelta
 
 from cloud.escalation import ladder, workdays
 from cloud.escalation.batch import PENDING_SQL, CaseBatch, pending
@@ -54,6 +55,7 @@ def snapshot(b: CaseBatch, case: AbsenceCase) -> ladder.Snapshot:
         steps=steps,
         gates={kind: row["status"] for kind, row in b.gates[case.id].items()},
         tasks={kind: row["status"] for kind, row in b.tasks[case.id].items()},
+        climbed=dict(b.climbed.get(case.id, {})),
         services={
             doc: {
                 "status": s["status"],
@@ -72,6 +74,7 @@ def calendar(policy: Policy, tz: str) -> ladder.Calendar:
         union_deadline=lambda at: workdays.add_working_days(at, policy.union_wait_working_days, tz),
         return_deadline=lambda served: workdays.period_end(served, policy.return_days, tz, policy.return_by),
         workday_start=lambda at: workdays.next_workday_start(at, tz),
+        day_start=lambda at, days: workdays.at(workdays.local_day(at, tz) + timedelta(days=days), time(0), tz),
     )
 
 
@@ -103,6 +106,11 @@ def _wake(b: CaseBatch, case: AbsenceCase, cal: ladder.Calendar, now_ms: int) ->
     if case.open_key is None or case.state == ladder.MEDICAL:
         return None
     times = [case.acked_until_ms]
+    if case.level < 3:  # the next rung is due by its days but spaced from the one below (ladder.climb_from)
+        s = snapshot(b, case)
+        due = ladder.climb_from(s, policy_of(case), cal)
+        if due and due > now_ms and ladder.decide(s, policy_of(case), due, cal):
+            times.append(due)
     if case.level in (3, 4) and (case.deadline_ms or 0) > now_ms:  # once past, service or a person moves it
         times.append(case.deadline_ms)
     if case.level == 6 and case.union_wait_until_ms is not None:

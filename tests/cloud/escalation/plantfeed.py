@@ -151,8 +151,16 @@ class PlantFeed:
         self.seq, self.prev = self.seq + 1, record.leaf
 
 
+MORNING = "09:00"  # a tick inside the sending window: what quiet hours held overnight goes out
+
+
 def day_passes(feed: PlantFeed, engine: Engine, day: date, *, until: str = "23:30") -> list[dict]:
-    """Move the clock to ``day`` at ``until`` (plant time), let the appliance evaluate, tick once."""
+    """The runner's day: a tick at 09:00 (what waited overnight for the sending window goes out, as a runner
+    ticking all day sends it), then the clock at ``until`` (plant time), the appliance evaluates, a tick."""
+    morning = local(day, MORNING)
+    if feed.clock.now() < morning < local(day, until):
+        feed.clock.advance_to(morning)
+        engine.tick()
     target = local(day, until)
     if target > feed.clock.now():
         feed.clock.advance_to(target)

@@ -226,7 +226,7 @@ def test_ack_pauses_outbound_steps_and_its_timeout_resumes_the_ladder(db, clock)
     assert case.level == 2 and "L2" in sender.step_keys()
     actions.acknowledge(case.id, "contacted", by="hr-wang", now_ms=ms(clock.now()))
     sent = len(sender.sent)
-    clock.advance(hours=9)  # Saturday morning: the L1 reminder held by quiet hours is now inside the window
+    clock.advance(hours=9)  # Saturday morning, inside the sending window
     engine.tick()
     assert len(sender.sent) == sent  # acknowledged: nothing automatic goes out
     assert AbsenceCase.get_by_id(case.id).level == 2
@@ -235,7 +235,7 @@ def test_ack_pauses_outbound_steps_and_its_timeout_resumes_the_ladder(db, clock)
     case = AbsenceCase.get_by_id(case.id)
     assert case.level == 3 and case.days == 2
     assert "ack_timeout" in timeline.kinds(case)
-    assert sender.step_keys() == ["L2"]  # 00:30 on Sunday: messages to people wait for 08:00
+    assert sender.step_keys() == ["L1", "L2"]  # 00:30 on Sunday: messages to people wait for 08:00
     clock.advance(hours=8)
     engine.tick()
     assert sorted(sender.step_keys()) == ["L1", "L2", "L3:welfare"]  # the 催告函, a formal notice: not on Sunday
@@ -253,7 +253,11 @@ def test_a_new_missed_shift_retriggers_an_acknowledged_case(db, clock):
     actions.acknowledge(case.id, "family", by="hr-wang", now_ms=ms(clock.now()))
     day_passes(feed, engine, mon + timedelta(days=1))
     case = AbsenceCase.get_by_id(case.id)
-    assert case.acked_until_ms is None and "retrigger" in timeline.kinds(case) and case.level == 2
+    assert case.acked_until_ms is None and "retrigger" in timeline.kinds(case)
+    assert case.level == 1  # the reminder the ack held goes out first (at 08:00), then the warning
+    clock.advance(hours=9)
+    engine.tick()
+    assert AbsenceCase.get_by_id(case.id).level == 2
 
 
 def test_statutory_timers_run_on_after_an_ack(db, clock):

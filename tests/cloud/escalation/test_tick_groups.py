@@ -53,20 +53,23 @@ def test_a_sender_going_away_mid_claim_leaves_the_rest_due_and_sends_each_once_l
     feed = PlantFeed(clock).start()
     for n in range(6):
         feed.hire(f"40{n:02d}")
-    sender = GoesAway(ok=2)
+    sender = GoesAway(ok=6)
     eng = new_engine(clock, sender)
     clock.advance_to(local(MON, "06:00"))
     day_passes(feed, eng, MON)
-    clock.advance(days=1)  # Tuesday 23:30: D2, the L2 warnings (to manager and HR, no quiet hours) are due
+    clock.advance(hours=9)  # Tuesday 08:30: the reminders held overnight go out (L2 waits for them)
+    eng.tick()
+    sender.ok = 8
+    clock.advance(hours=15)  # Tuesday 23:30: D2, the L2 warnings (to manager and HR, no quiet hours) are due
     feed.evaluate(MON + timedelta(days=1))
     report = eng.tick()
-    assert len(sender.sent) == 2 and report.sent == 2 and report.notes == ["provider down"]
+    assert len(sender.sent) == 8 and report.sent == 2 and report.notes == ["provider down"]
     statuses = [s for (s,) in CaseStep.select(CaseStep.status).where(CaseStep.key == "L2").tuples()]
     assert sorted(statuses) == ["due"] * 4 + ["sent"] * 2  # none left "sending"
     sender.ok = 100
     eng.tick()
-    assert sorted(s.key for s in sender.sent) == ["L2"] * 6
-    assert len({s.step_id for s in sender.sent}) == 6
+    assert sorted(s.key for s in sender.sent) == ["L1"] * 6 + ["L2"] * 6
+    assert len({s.step_id for s in sender.sent}) == 12
 
 
 def test_a_tick_over_more_cases_than_a_group_costs_statements_per_group(db, clock, monkeypatch):
@@ -80,7 +83,9 @@ def test_a_tick_over_more_cases_than_a_group_costs_statements_per_group(db, cloc
     eng = new_engine(clock, sender)
     clock.advance_to(local(MON, "06:00"))
     day_passes(feed, eng, MON)
-    clock.advance(days=1)
+    clock.advance(hours=9)  # Tuesday 08:30: the reminders held overnight go out (L2 waits for them)
+    eng.tick()
+    clock.advance(hours=15)
     feed.evaluate(MON + timedelta(days=1))
     count = [0]
     database.connection().set_trace_callback(lambda _sql: count.__setitem__(0, count[0] + 1))
@@ -93,17 +98,19 @@ def test_a_tick_over_more_cases_than_a_group_costs_statements_per_group(db, cloc
     cases = list(AbsenceCase.select())
     assert len(cases) == 100 and {c.level for c in cases} == {2}
     kinds = {tuple(timeline.kinds(c)) for c in cases}
-    assert kinds == {("opened", "day", "L1", "day", "L2", "sent")}, kinds
+    assert kinds == {("opened", "day", "L1", "sent", "day", "L2", "sent")}, kinds
     assert all(timeline.verify(c) == [] for c in cases)
 
 
 def test_a_step_a_dead_runner_left_sending_becomes_a_task_for_a_person_and_is_not_resent(db, clock):
     feed = PlantFeed(clock).start()
     feed.hire("4100")
-    down = new_engine(clock, GoesAway(ok=0))  # the runner that will die: it plans L2 but sends nothing
+    down = new_engine(clock, GoesAway(ok=1))  # the runner that will die: it sends L1, plans L2 but sends nothing
     clock.advance_to(local(MON, "06:00"))
     day_passes(feed, down, MON)
-    clock.advance(days=1)
+    clock.advance(hours=9)  # Tuesday 08:30: the reminder held overnight goes out
+    down.tick()
+    clock.advance(hours=15)
     feed.evaluate(MON + timedelta(days=1))
     down.tick()
     claimed = (
