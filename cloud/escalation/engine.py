@@ -30,8 +30,21 @@ from cloud.clock import Clock, to_ms
 from cloud.escalation import bulk, cases, facts, machine, served, workdays
 from cloud.escalation.batch import CaseBatch, lock
 from cloud.escalation.models import AbsenceCase, CaseTask, RunnerLease, Service
-from cloud.escalation.policy import ROLE_NAMES, PolicyVersion, step_label
-from cloud.escalation.sender import PlannedStep, Sender, SenderUnavailable, SendFailed, SendRetry, SendUncertain
+from cloud.escalation.policy import NOTICE_NAMES, ROLE_NAMES, PolicyVersion, step_label
+from cloud.escalation.sender import (
+    NoticeUnrenderable,
+    Outcome,
+    PlannedStep,
+    Sender,
+    SenderUnavailable,
+    SendFailed,
+    SendRetry,
+    SendUncertain,
+    Sent,
+    describe,
+    outcome_data,
+    unreached,
+)
 from cloud.hr.models import HrChange, PlantBadge
 from cloud.store import Plant, database
 from opskit.supervisor import ServiceManager, Unsupervised
@@ -51,6 +64,19 @@ _TASKS = {  # a person looks: asks the provider, or serves the document another 
         "failed on every channel: check the contacts, serve it otherwise",
     ),
 }
+
+
+class Finished(NamedTuple):
+    """A step's end for this tick: sent, failed or uncertain, what it could not do, each recipient×channel's
+    outcome, and, when the notice could not be made at all, why."""
+
+    row: Due
+    status: str
+    error: str
+    outcomes: tuple[Outcome, ...] = ()
+    unrenderable: NoticeUnrenderable | None = None
+
+
 GROUP = 250  # cases per transaction: read in a few queries, written in a few statements, one commit
 FINISH_EVERY = GROUP  # sent steps recorded (and their cases advanced) together
 # Steps claimed by one statement (one commit: on SQLite an fsync each, which a claim per step paid
@@ -180,7 +206,11 @@ class Engine:
         if rows:
             log.error("%d step(s) were left half-sent by a stopped runner; a person must check them", len(rows))
             self._finish(
-                [(row, "uncertain", "发送中断（发送程序停止）/ the runner stopped while sending") for row in rows], now
+                [
+                    Finished(row, "uncertain", "发送中断（发送程序停止）/ the runner stopped while sending")
+                    for row in rows
+                ],
+                now,
             )
             report.failed += len(rows)
 
@@ -217,13 +247,19 @@ class Engine:
                 f"UPDATE case_step SET due_ms = ? WHERE status = 'due' AND id IN ({bulk.marks(len(ids))})",
                 [later, *ids],
             )
-        done: list[tuple[Due, str, str]] = []
+        done: list[Finished] = []
         for chunk in bulk.chunks(sendable, CLAIM_EVERY):
             mine = self._claim([row.id for row in chunk], now)  # the others: another runner has them
             claimed = [self._issued(row, mine[row.id], now) for row in chunk if row.id in mine]
             for n, row in enumerate(claimed):
+                if any(f.row.case_id == row.case_id for f in done):
+                    # another step of this case went out just now: recorded first, so that this one's notice states
+                    # it (a 旷工通知书 rendered beside its 催告函 found no 催告函 sent: "cannot be rendered without:
+                    # earlier_notices")
+                    self._finish(done, now)
+                    done = []
                 try:
-                    short = self._sender.send(_planned(row, labels[row.policy_id], tuple(days.get(row.case_id, ()))))
+                    result = self._sender.send(_planned(row, labels[row.policy_id], tuple(days.get(row.case_id, ()))))
                 except SenderUnavailable as err:
                     back = [r.id for r in claimed[n:]]  # this one and the rest of the claim wait for the next tick
                     bulk.execute(  # not issued after all: dated when it does go out
@@ -243,14 +279,20 @@ class Engine:
                     )
                     report.held += 1
                     report.notes.append(str(err))
+                except NoticeUnrenderable as err:  # no channel is at fault: the notice lacks a fact it states
+                    done.append(Finished(row, "failed", str(err), err.outcomes, err))
+                    report.failed += 1
                 except SendUncertain as err:  # before SendFailed, its base: never resent automatically
-                    done.append((row, "uncertain", str(err)))
+                    done.append(Finished(row, "uncertain", str(err), err.outcomes))
                     report.failed += 1
                 except SendFailed as err:
-                    done.append((row, "failed", str(err)))
+                    done.append(Finished(row, "failed", str(err), err.outcomes))
                     report.failed += 1
                 else:
-                    done.append((row, "sent", short or ""))  # short: what it could not do (no channel, address)
+                    if isinstance(result, Sent):  # each recipient×channel's outcome, and what it could not do
+                        done.append(Finished(row, "sent", result.note, result.outcomes))
+                    else:
+                        done.append(Finished(row, "sent", result or ""))
                     report.sent += 1
                 if len(done) >= FINISH_EVERY:  # recorded a group at a time: a crash leaves at most these "sending"
                     self._finish(done, now)
@@ -297,40 +339,46 @@ class Engine:
         return None
 
     @staticmethod
-    def _finish(done: list[tuple[Due, str, str]], now: int) -> None:
-        """Record sent and failed steps in their cases' timelines, and advance the cases, a group at a time."""
+    def _finish(done: list[Finished], now: int) -> None:
+        """Record sent and failed steps in their cases' timelines — who was reached and who was not, recipient by
+        channel — and advance the cases, a group at a time."""
         if not done:
             return
         with cases.transaction():
-            locked = {c.id: c for c in lock({row.case_id for row, _, _ in done})}
+            locked = {c.id: c for c in lock({f.row.case_id for f in done})}
             b = CaseBatch.load(locked.values())
-            for row, status, error in done:
+            for row, status, error, outcomes, unrenderable in done:
                 case = locked[row.case_id]
                 step = next(s for s in b.steps[case.id] if s["id"] == row.id)
                 b.change_step(step, "", status=status, sent_ms=now if status == "sent" else None, error=error)
                 if status == "sent":
+                    zh, en = _said(row, outcomes, error)
                     b.append(
                         case,
                         "sent",
-                        f"已发出 {step_label(row.key, row.notice)}：{_zh(row.channels, row.recipients)}"
-                        + (f"；{error}" if error else ""),
-                        f"sent {row.key} ({row.notice}) by {row.channels} to {row.recipients}"
-                        + (f"; {error}" if error else ""),
+                        zh,
+                        en,
                         at_ms=now,
                         step=row.key,
                         notice=row.notice,
+                        **(outcome_data(outcomes) if outcomes else {}),
                     )
                     if row.notice in ("cuigao", "termination") and row.notice not in b.services[case.id]:
                         b.add(Service, {"case": case.id, "document": row.notice, "status": "sent", "sent_ms": now})
+                elif unrenderable is not None:
+                    _unrenderable(b, case, row, unrenderable, now)
                 else:
                     uncertain = status == "uncertain"
+                    said_zh, said_en = describe(outcomes) if outcomes else ("", "")
                     b.append(
                         case,
                         "send_uncertain" if uncertain else "send_failed",
-                        f"{row.key} {'发送结果不明' if uncertain else '发送失败'}：{error}",
+                        f"{step_label(row.key, row.notice)} {'发送结果不明' if uncertain else '发送失败'}："
+                        + (said_zh or error),
                         f"{row.key} {'may or may not have gone out' if uncertain else 'could not be sent'}: {error}",
                         at_ms=now,
                         step=row.key,
+                        **(outcome_data(outcomes) if outcomes else {}),
                     )
                     kind, zh, en = _TASKS[status]
                     if f"{kind}:{row.key}" not in b.tasks[case.id]:
@@ -347,6 +395,43 @@ class Engine:
                 if case.open_key is not None:
                     machine.advance(b, case, now, row.timezone)
             b.flush()
+
+
+def _said(row: Due, outcomes: tuple[Outcome, ...], error: str) -> tuple[str, str]:
+    """A sent step's entry: what each recipient×channel got, and who was not reached ("已发出 催告函：员工·短信 已发出；
+    员工·邮件 已发出；主管：无联系方式，未发送"). A sender that reports no outcomes: the step's plan, as before."""
+    notice_zh, notice_en = NOTICE_NAMES.get(row.notice, (row.notice, row.notice))
+    if not outcomes:
+        return (
+            f"已发出 {step_label(row.key, row.notice)}：{_zh(row.channels, row.recipients)}"
+            + (f"；{error}" if error else ""),
+            f"sent {row.key} ({row.notice}) by {row.channels} to {row.recipients}" + (f"; {error}" if error else ""),
+        )
+    zh, en = describe(outcomes)
+    missed = unreached(outcomes)
+    if missed:
+        zh += "。未联系到：" + "、".join(ROLE_NAMES.get(r, (r, r))[0] for r in missed)
+        en += ". Not reached: " + ", ".join(ROLE_NAMES.get(r, (r, r))[1] for r in missed)
+    return f"已发出 {notice_zh}：{zh}", f"sent the {notice_en} ({row.key}): {en}"
+
+
+def _unrenderable(b: CaseBatch, case: AbsenceCase, row: Due, err: NoticeUnrenderable, now: int) -> None:
+    """A notice that could not be made: its entry and its task say which facts are missing and what to do —
+    nothing was sent, and no contact detail is at fault."""
+    zh, en = err.explain()
+    b.append(
+        case,
+        "render_failed",
+        f"未发出：{zh}",
+        f"not sent: {en}",
+        at_ms=now,
+        step=row.key,
+        notice=row.notice,
+        missing=[m.fact for m in err.missing],
+    )
+    kind = f"render_failed:{row.key}"
+    if kind not in b.tasks[case.id]:
+        b.add(CaseTask, {"case": case.id, "kind": kind, "title_zh": zh[:255], "title_en": en[:255], "created_ms": now})
 
 
 class Due(NamedTuple):

@@ -12,7 +12,7 @@ import json
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from cloud.channels.contact_log import ContactAttempt
+from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
 from cloud.escalation import workdays
 from cloud.escalation.cases import policy_of
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Service
@@ -114,33 +114,105 @@ def _employee(emp: Employee) -> nf.Employee:
     )
 
 
+def _phone(text: str) -> str:
+    """A number as the providers and HR write it (+86 138 0013 8000, 13800138000) reduced to its digits."""
+    digits = "".join(c for c in text if c.isdigit())
+    return digits[2:] if digits.startswith("86") and len(digits) == 13 else digits
+
+
+def _own(emp: Employee) -> set[str]:
+    """The employee's own addresses: phone (its digits), e-mail, WeCom/DingTalk id, service and contract address."""
+    found = {
+        a.strip()
+        for a in (emp.email, emp.wecom_id, emp.dingtalk_id, emp.service_address, emp.contract_address)
+        if a and a.strip()
+    }
+    if emp.phone and _phone(emp.phone):
+        found.add(_phone(emp.phone))
+    return found
+
+
+def _to(row: ContactAttempt, own: set[str]) -> bool:
+    """Whether the attempt went to one of the employee's own addresses (a number however it was written)."""
+    number = _phone(row.recipient)
+    return row.recipient.strip() in own or (len(number) >= 7 and number in own)
+
+
+def _when(row: ContactAttempt) -> int:
+    """When it happened: a person's record says when the call was made or the letter delivered, else the attempt."""
+    if row.status == "done" and row.raw_response:
+        try:
+            at = datetime.fromisoformat(str(json.loads(row.raw_response).get("happened_at", "")))
+        except (ValueError, AttributeError, TypeError):
+            return row.at_ms
+        return int(at.timestamp() * 1000) if at.tzinfo else row.at_ms
+    return row.at_ms
+
+
 def _contacts(case: AbsenceCase, before_ms: int, tz: ZoneInfo) -> tuple[nf.ContactMade, ...]:
+    """The attempts to reach the employee at the employee's own addresses before ``before_ms``, one line per
+    message: the tries of one message (one idempotency key: its retry rounds, a person's task and its result) are
+    one attempt with its latest result, a delivery receipt received by then is that result; a task still open is
+    a person's to-do, not an attempt. Messages to the manager, HR, the union or the emergency contact are none."""
+    own = _own(Employee.get_by_id(case.employee_id))
     rows = (
         ContactAttempt.select()
         .where((ContactAttempt.case_ref == case_ref(case.id)) & (ContactAttempt.at_ms < before_ms))
         .order_by(ContactAttempt.at_ms, ContactAttempt.id)
     )
-    return tuple(
-        nf.ContactMade(
-            at=f"{_local(r.at_ms, tz):%Y年%m月%d日 %H:%M}",
-            channel=CHANNEL_ZH.get(r.channel.split(".")[0], r.channel),
-            result=RESULT_ZH.get(r.receipt_status or r.status, r.receipt_status or r.status),
+    messages: dict[str, list[ContactAttempt]] = {}
+    for row in rows:
+        if _to(row, own):
+            messages.setdefault(row.idem_key, []).append(row)
+    receipts: dict[int, str] = {}
+    ids = [r.id for tries in messages.values() for r in tries]
+    if ids:
+        for receipt in (
+            DeliveryReceipt.select()
+            .where(DeliveryReceipt.attempt.in_(ids) & (DeliveryReceipt.received_ms < before_ms))
+            .order_by(DeliveryReceipt.received_ms, DeliveryReceipt.id)
+        ):
+            receipts[receipt.attempt_id] = receipt.status  # the latest one received by then
+    lines: list[tuple[int, int, nf.ContactMade]] = []
+    for tries in messages.values():
+        last = max(tries, key=lambda r: (r.attempt_no, r.id))
+        if last.status == "task_open":
+            continue
+        receipt = next((receipts[r.id] for r in reversed(tries) if r.id in receipts), None)
+        if receipt is not None:
+            result = RESULT_ZH.get(receipt, receipt)
+        elif last.status == "done":
+            result = last.reason.split("：", 1)[0] or RESULT_ZH["done"]
+        else:
+            result = RESULT_ZH.get(last.status, last.status)
+        at = _when(last)
+        made = nf.ContactMade(
+            at=f"{_local(at, tz):%Y年%m月%d日 %H:%M}",
+            channel=CHANNEL_ZH.get(last.channel.split(".")[0], last.channel),
+            result=result,
         )
-        for r in rows
-    )
+        lines.append((at, tries[0].id, made))
+    return tuple(made for _at, _id, made in sorted(lines, key=lambda line: line[:2]))
 
 
 def _earlier(case: AbsenceCase, settings: NoticeSettings, tz: ZoneInfo, before_ms: int) -> tuple[str, ...]:
+    """The 催告函 issued before this notice, every round (L3, L3#2, a re-issue): those that went out — sent, or
+    served however the step's own sending ended (EMS 妥投 recorded by a person) — issued no later than it."""
+    service = Service.get_or_none((Service.case == case) & (Service.document == "cuigao"))
+    served = service is not None and service.status in ("served", "deemed")
     out = []
-    for step in CaseStep.select().where(
-        (CaseStep.case == case)
-        & (CaseStep.notice == "cuigao")
-        & (CaseStep.status == "sent")
-        & (CaseStep.sent_ms <= before_ms)
+    for step in (
+        CaseStep.select()
+        .where(
+            (CaseStep.case == case)
+            & (CaseStep.notice == "cuigao")
+            & (CaseStep.planned_ms <= before_ms)
+            & ((CaseStep.status == "sent") | (CaseStep.status.in_(("failed", "uncertain")) & served))
+        )
+        .order_by(CaseStep.planned_ms, CaseStep.id)
     ):
         sent = _local(step.sent_ms or step.planned_ms, tz)
         number = doc_no(settings, case.id, step.key, _local(step.planned_ms, tz).date())
-        service = Service.get_or_none((Service.case == case) & (Service.document == "cuigao"))
         how = "已发出"
         if service is not None and service.served_ms:
             how = f"{service.method or '已'}于{_local(service.served_ms, tz):%Y年%m月%d日}送达"

@@ -12,7 +12,12 @@ returned from the contact log, not sent. Outcomes for the engine:
 * quiet hours for the employee or an emergency contact: ``SendRetry`` at the window's start;
 * a channel the step names is not configured (the policy was published before it went, or with "skip"):
   each recipient×channel of it is "无法发送：未配置短信通道", returned with a sent step (its error) or in
-  ``SendFailed``, and a task for a person (``no_channel:<step>``); the other channels still go.
+  ``SendFailed``, and a task for a person (``no_channel:<step>``); the other channels still go;
+* the notice cannot be made (a fact it states is missing: no 催告函 served before a 旷工通知书, no handbook
+  text; no Chinese font): ``NoticeUnrenderable``, naming the facts and what a person does — no channel failed.
+
+Each recipient×channel's ``Outcome`` (sent, a person's task, failed, uncertain, no address, not configured)
+comes back with the step (``Sent``) or with its failure, for the timeline to say who was reached.
 
 Recipients: ``employee`` and ``manager`` from HR's master data, ``emergency_contact`` by SMS, call or post
 only (they are no members of the company's WeCom/DingTalk), ``hr`` and ``union`` from ``[notices]``; the
@@ -35,7 +40,16 @@ from cloud.escalation.cases import policy_of
 from cloud.escalation.engine import next_window
 from cloud.escalation.models import AbsenceCase, CaseTask
 from cloud.escalation.policy import NOTICE_NAMES, PEOPLE, ROLE_NAMES
-from cloud.escalation.sender import PlannedStep, SendFailed, SendRetry, SendUncertain
+from cloud.escalation.sender import (
+    MissingFact,
+    NoticeUnrenderable,
+    Outcome,
+    PlannedStep,
+    SendFailed,
+    SendRetry,
+    SendUncertain,
+    Sent,
+)
 from cloud.hr.models import EmergencyContact, Employee
 from cloud.notices import records, templates
 from cloud.notices.render import MissingFacts, RenderedNotice, render_notice
@@ -47,6 +61,77 @@ ROBOTS = ("wecom_robot", "dingtalk_robot")
 EMERGENCY = ("sms", "voice", "ems")  # an emergency contact is no member of the company's WeCom/DingTalk
 RETRY_AFTER_S = (600, 3600)  # after the first and the second round of definite failures
 BUSY_RETRY_S = 60
+
+
+FACTS = {  # a fact a notice cannot go out without: what it is and what a person does (zh, en, todo zh, todo en)
+    "earlier_notices": (
+        "此前送达的催告函记录",
+        "the notice to return served before it",
+        "请先发出催告函并登记其送达（EMS 妥投、签收或公告）",
+        "send the notice to return first and record its service (EMS delivery, a signature, or publication)",
+    ),
+    "handbook": (
+        "员工手册条款（条款、原文、通过及公示日期）",
+        "the handbook clause (article, text, adoption and publication dates)",
+        "请在政策中发布员工手册条款原文及其通过、公示日期",
+        "publish the handbook clause's text and its adoption and publication dates in the policy",
+    ),
+    "contract_clause": (
+        "劳动合同条款",
+        "the contract clause",
+        "请在 cloud.toml 的 [notices] 中填写 contract_clause",
+        "set contract_clause in [notices] of cloud.toml",
+    ),
+    "deadline": ("返岗期限", "the return deadline", "请核对本案的返岗期限", "check the case's return deadline"),
+    "absent_days": (
+        "缺勤日期",
+        "the absent days",
+        "请核对本案的缺勤记录（已无计入的缺勤日）",
+        "check the case's days: none is counted any more",
+    ),
+    "employee.contract_no": (
+        "劳动合同编号",
+        "the contract number",
+        "请在人事资料中补充员工的劳动合同编号",
+        "add the employee's contract number to the HR records",
+    ),
+    "employee.contract_term": (
+        "劳动合同期限",
+        "the contract term",
+        "请在人事资料中补充员工的合同起止日期",
+        "add the employee's contract dates to the HR records",
+    ),
+    "union_notified_on": (
+        "事先通知工会的日期",
+        "the date the union was notified",
+        "请先发出工会通知函",
+        "send the letter to the union first",
+    ),
+    "union_opinion": (
+        "工会意见",
+        "the union's opinion",
+        "请登记工会的书面意见",
+        "record the union's written opinion",
+    ),
+    "termination_date": (
+        "解除日期",
+        "the termination date",
+        "请核对工会答复期限",
+        "check the union's reply window",
+    ),
+    "font": (
+        "中文字体（服务器未安装）",
+        "a Chinese font (none on the server)",
+        "请在服务器安装中文字体（如 Noto Sans CJK）或在配置中指定字体文件",
+        "install a Chinese font (e.g. Noto Sans CJK) on the server or name a font file in the configuration",
+    ),
+}
+OTHER_FACT = ("", "", "请在 cloud.toml 的 [notices] 中补充后重试", "complete [notices] in cloud.toml and try again")
+
+
+def missing_fact(path: str) -> MissingFact:
+    zh, en, todo_zh, todo_en = FACTS.get(path, OTHER_FACT)
+    return MissingFact(path, zh or f"通知书事实 {path}", en or f"the fact {path}", todo_zh, todo_en)
 
 
 @dataclass(frozen=True)
@@ -73,12 +158,15 @@ def _of_office(settings: NoticeSettings, who: str, channel: str) -> str:
     return str(getattr(settings, f"{who}_{name}", "")) if name else ""
 
 
-def targets(step: PlannedStep, settings: NoticeSettings, dispatcher: Dispatcher) -> tuple[list[Target], list[str]]:
-    """Every (recipient, channel, address) the step reaches, and who has no address; a channel that is not
-    configured reaches nobody (``unconfigured`` says so)."""
+def targets(
+    step: PlannedStep, settings: NoticeSettings, dispatcher: Dispatcher
+) -> tuple[list[Target], list[str], list[Outcome]]:
+    """Every (recipient, channel, address) the step reaches; who has no address (said, and as outcomes). A
+    channel that is not configured reaches nobody (``unconfigured`` says so)."""
     emp = Employee.get_by_id(step.employee_id)
     found: list[Target] = []
     missing: list[str] = []
+    nowhere: list[Outcome] = []
     for channel in step.channels:
         if not dispatcher.has(channel):
             continue
@@ -104,8 +192,9 @@ def targets(step: PlannedStep, settings: NoticeSettings, dispatcher: Dispatcher)
             addresses = [a for a in addresses if a]
             if not addresses:
                 missing.append(f"{role}/{channel}: 无地址 / no address on file")
+                nowhere.append(Outcome(role, channel, "no_address"))
             found += [Target(role, channel, a) for a in dict.fromkeys(addresses)]
-    return found, missing
+    return found, missing, nowhere
 
 
 def _reached_by(recipients: tuple[str, ...], channel: str) -> list[str]:
@@ -178,12 +267,12 @@ class OutboundSender:
             try:
                 self._font = find_font(str(self._font_config))
             except ReportFontMissing as err:
-                raise SendFailed(f"no Chinese font to render notices: {err}") from err
+                raise NoticeUnrenderable(step.notice, [missing_fact("font")]) from err
         facts = notice_facts.build(step, case, self._settings)
         try:
             rendered = render_notice(templates.get(notice_facts.TEMPLATE_OF[step.notice]), facts, self._font)
         except MissingFacts as err:
-            raise SendFailed(f"通知书缺少必要事实 / the notice cannot be rendered: {err}") from err
+            raise NoticeUnrenderable(step.notice, [missing_fact(path) for path in err.missing]) from err
         records.keep(notice_facts.case_ref(case.id), rendered, self._clock)
         return rendered
 
@@ -204,7 +293,7 @@ class OutboundSender:
             params=notice.sms_params,
         )
 
-    def send(self, step: PlannedStep) -> str | None:
+    def send(self, step: PlannedStep) -> Sent:
         now = to_ms(self._clock.now())
         case = AbsenceCase.get_by_id(step.case_id)
         policy = policy_of(case)
@@ -212,36 +301,56 @@ class OutboundSender:
             later = next_window(now, case.plant.timezone, policy.quiet_start, policy.quiet_end)
             if later is not None:
                 raise SendRetry(f"{step.key}: quiet hours for people; due again at the window", later)
-        found, missing = targets(step, self._settings, self._dispatcher)
+        found, missing, nowhere = targets(step, self._settings, self._dispatcher)
         kinds, unsent = unconfigured(step, self._dispatcher)
+        outcomes = [Outcome(role, c, "not_configured") for c in kinds for role in _reached_by(step.recipients, c)]
         if kinds:  # a policy published before the channel went, or with "skip": a person does it instead
             log.warning("case %s %s: no channel configured for %s", step.case_id, step.key, ", ".join(kinds))
             open_task(step, kinds, now)
             missing = unsent + missing
+        outcomes += nowhere
         if not found:
-            raise SendFailed("; ".join(missing) or "no recipient")
+            raise SendFailed("; ".join(missing) or "no recipient", outcomes)
         notice = self._notice(step, case)
-        attempts: list[Attempt] = []
+        attempts: list[tuple[Target, Attempt]] = []
         busy = False
         for target in found:
             try:
-                attempts.append(self._dispatcher.dispatch(self.message(step, target, notice)))
+                attempts.append((target, self._dispatcher.dispatch(self.message(step, target, notice))))
             except DispatchBusy:
                 busy = True
         if busy:
             raise SendRetry(f"{step.key}: another dispatcher is sending part of it", now + BUSY_RETRY_S * 1000)
-        failed = [a for a in attempts if a.status is Status.FAILED]
+        failed = [a for _, a in attempts if a.status is Status.FAILED]
         if failed:
             rounds = max(ContactAttempt.get_by_id(a.attempt_id).attempt_no for a in failed if a.attempt_id)
             if rounds < self._max_rounds:
                 wait = RETRY_AFTER_S[min(rounds, len(RETRY_AFTER_S)) - 1]
                 reasons = "; ".join(f"{a.channel}→{a.recipient}: {a.reason}" for a in failed)
                 raise SendRetry(f"{step.key} round {rounds} failed in part ({reasons})", now + wait * 1000)
-        if any(a.ok for a in attempts):
+        tried = [_outcome(target, attempt) for target, attempt in attempts]
+        outcomes = [*tried, *outcomes]
+        if any(a.ok for _, a in attempts):
             if failed or missing:
                 log.warning("case %s %s went out, but not everywhere: %s", step.case_id, step.key, missing)
-            return "; ".join(unsent) or None
-        why = "; ".join([f"{a.channel}→{a.recipient}: {a.status.value} {a.reason}" for a in attempts] + missing)
-        if any(a.status is Status.UNCERTAIN for a in attempts):
-            raise SendUncertain(why)
-        raise SendFailed(why)
+            short = [_not_reached(o) for o in outcomes if not o.reached and o.result != "not_configured"]
+            return Sent(tuple(outcomes), "; ".join(unsent + short))
+        why = "; ".join([f"{a.channel}→{a.recipient}: {a.status.value} {a.reason}" for _, a in attempts] + missing)
+        if any(a.status is Status.UNCERTAIN for _, a in attempts):
+            raise SendUncertain(why, outcomes)
+        raise SendFailed(why, outcomes)
+
+
+def _outcome(target: Target, attempt: Attempt) -> Outcome:
+    """What one message did: its status, or its delivery receipt when one came already (a step sent before)."""
+    result = attempt.status.value
+    if attempt.ok and attempt.attempt_id is not None:
+        row = ContactAttempt.get_or_none(ContactAttempt.id == attempt.attempt_id)
+        if row is not None and row.receipt_status in ("delivered", "read", "failed"):
+            result = row.receipt_status
+    return Outcome(target.role, target.channel, result, attempt.reason if not attempt.ok else "")
+
+
+def _not_reached(outcome: Outcome) -> str:
+    """A recipient×channel not reached, as the step's error says it: "主管·邮件 无联系方式，未发送 / manager by ..."."""
+    return f"{outcome.zh()} / {outcome.en()}"
