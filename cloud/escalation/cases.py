@@ -152,14 +152,14 @@ def issue_deadline(case_id: int, issued_ms: int, now_ms: int, tz: str) -> int:
         policy = policy_of(case)
         case.deadline_ms = machine.expected_deadline(policy, issued_ms, tz)
         case.save()
-        again_zh = "催告函重新发出时原返岗期限已过，期限自本次发出重新计算：" if passed else ""
+        again_zh = "催告函重新发出时原返岗期限已过，期限自本次发出重新计算" if passed else "催告函返岗期限"
         again_en = (
             " (the one before passed before this notice could state it: counted from this issue)" if passed else ""
         )
         timeline.append(
             case,
             "deadline",
-            f"{again_zh}催告函返岗期限：发出后预计 {policy.service_allowance_days} 日内送达，"
+            f"{again_zh}：发出后预计 {policy.service_allowance_days} 日内送达，"
             f"送达后 {policy.return_days} 日（遇休息日、法定节假日顺延）；实际送达更晚的，期限顺延并重新发出",
             f"return deadline{again_en}: service expected within {policy.service_allowance_days} days of issue, "
             f"then {policy.return_days} days (moved off rest days and holidays); a later service moves it on",
