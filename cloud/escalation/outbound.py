@@ -310,7 +310,7 @@ class OutboundSender:
             missing = unsent + missing
         outcomes += nowhere
         if not found:
-            raise SendFailed("; ".join(missing) or "no recipient", outcomes)
+            raise SendFailed("; ".join(missing) or "no recipient", _in_order(step, outcomes))
         notice = self._notice(step, case)
         attempts: list[tuple[Target, Attempt]] = []
         busy = False
@@ -329,7 +329,7 @@ class OutboundSender:
                 reasons = "; ".join(f"{a.channel}→{a.recipient}: {a.reason}" for a in failed)
                 raise SendRetry(f"{step.key} round {rounds} failed in part ({reasons})", now + wait * 1000)
         tried = [_outcome(target, attempt) for target, attempt in attempts]
-        outcomes = [*tried, *outcomes]
+        outcomes = _in_order(step, [*tried, *outcomes])
         if any(a.ok for _, a in attempts):
             if failed or missing:
                 log.warning("case %s %s went out, but not everywhere: %s", step.case_id, step.key, missing)
@@ -339,6 +339,19 @@ class OutboundSender:
         if any(a.status is Status.UNCERTAIN for _, a in attempts):
             raise SendUncertain(why, outcomes)
         raise SendFailed(why, outcomes)
+
+
+def _in_order(step: PlannedStep, outcomes: list[Outcome]) -> list[Outcome]:
+    """Outcomes in the step's order of recipients, then of channels."""
+
+    def rank(o: Outcome) -> tuple[int, int]:
+        roles, kinds = step.recipients, step.channels
+        return (
+            roles.index(o.role) if o.role in roles else len(roles),
+            kinds.index(o.channel) if o.channel in kinds else 0,
+        )
+
+    return sorted(outcomes, key=rank)
 
 
 def _outcome(target: Target, attempt: Attempt) -> Outcome:
