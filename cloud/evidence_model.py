@@ -13,7 +13,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ledger.errors import LedgerError
 from ledger.evidence import MANIFEST, Event, Report
+from ledger.record import parse
 
 STATES = {0: "上班", 1: "下班", 2: "外出", 3: "外出返回", 4: "加班签到", 5: "加班签退"}
 VERIFY = {0: "密码", 1: "指纹", 2: "卡", 15: "人脸"}
@@ -70,8 +72,10 @@ OUTCOMES = {
 SCHEDULE_NOTE = (
     "排班：本证据包不含排班表，报告不判断该员工某日是否应当出勤，只列出设备记录的事实。"
     "“无打卡记录”表示设备当日在正常记录，而其完整日志中没有该员工的打卡；"
-    "“该日无设备记录”则不能据此认定缺勤。"
+    "“该日无设备记录”则不能据此认定缺勤；"
+    "“未覆盖”表示设备当时尚未开始记录（在其日志第一条记录之前，或设备对该班次的结论为未覆盖），不计缺勤。"
 )
+UNCOVERED = "未覆盖：设备当时尚未开始记录，不计缺勤"
 VERIFY_STEPS = (
     (
         "用离线核验程序检查全部签名、哈希链、云端见证与可信时间戳（退出码 0 表示全部通过；云端见证公钥与"
@@ -100,7 +104,7 @@ class PunchLine:
 class DayLine:
     date: str
     weekday: str
-    status: str  # punched, no_punch, no_device
+    status: str  # punched, no_punch, no_device (a gap while recording), uncovered (before recording began)
     status_text: str
     recorded: str  # the span the appliances were recording that day, or ""
     punches: tuple[PunchLine, ...]
@@ -217,7 +221,7 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
         ok=result.ok,
         verdict="全部校验通过" if result.ok else "校验未全部通过：请勿采信本报告，并联系系统管理员",
         checks=tuple(_check(c.name, c.ok, c.detail) for c in result.checks),
-        days=_days(manifest, result, gaps, tz, log_zone),
+        days=_days(manifest, result, gaps, tz, log_zone, files),
         gaps=gaps,
         files=_files(manifest, files),
         contacts=_contacts(manifest, result, tz),
@@ -273,10 +277,51 @@ def _check(name: str, ok: bool, detail: str) -> CheckLine:
     return CheckLine(label, name, ok, detail)
 
 
+def _began(manifest: dict[str, Any], result: Report) -> int | None:
+    """When the appliances began recording, as far as the bundle shows it: the first record of their logs when
+    every appliance log in the bundle starts at its first record (seq 0); None when one was recording before
+    the period (a day without records is then a gap in the recording, not a day before it)."""
+    appliance_logs = [entry for entry in manifest["logs"] if entry.get("kind") != "cloud"]
+    if not appliance_logs or any(entry["from_seq"] != 0 for entry in appliance_logs) or not result.recorded:
+        return None
+    return min(first for first, _last in result.recorded.values())
+
+
+def _uncovered_facts(manifest: dict[str, Any], files: dict[str, bytes]) -> set[str]:
+    """The days whose latest day fact (the appliance's conclusion on a shift) for the employee is 未覆盖: the
+    appliance was not recording (a terminal serving the shift not read yet) when the shift began."""
+    latest: dict[tuple[int, str], tuple[int, dict[str, Any]]] = {}
+    for n, entry in enumerate(manifest["logs"]):
+        if entry.get("kind") == "cloud":
+            continue
+        prefix = f"logs/{n}/records/"
+        for name, data in files.items():
+            if not name.startswith(prefix) or not name.endswith(".json") or name.endswith(".proof.json"):
+                continue
+            try:
+                fields = parse(data)
+            except LedgerError:
+                continue  # the verifier names it; the report says nothing from a record that is not exact
+            fact = fields.get("fact")
+            if fields["type"] != "dayfact" or not isinstance(fact, dict) or fact.get("emp") != manifest["employee"]:
+                continue
+            key = (n, str(fact.get("key")))
+            if key not in latest or latest[key][0] < fields["seq"]:
+                latest[key] = (fields["seq"], fact)
+    return {str(fact.get("date")) for _seq, fact in latest.values() if fact.get("status") == "uncovered"}
+
+
 def _days(
-    manifest: dict[str, Any], result: Report, gaps: tuple[GapLine, ...], tz: ZoneInfo, log_zone: dict[str, ZoneInfo]
+    manifest: dict[str, Any],
+    result: Report,
+    gaps: tuple[GapLine, ...],
+    tz: ZoneInfo,
+    log_zone: dict[str, ZoneInfo],
+    files: dict[str, bytes],
 ) -> tuple[DayLine, ...]:
     bases = {entry["log"]: f"logs/{n}" for n, entry in enumerate(manifest["logs"])}
+    began = _began(manifest, result)
+    uncovered = _uncovered_facts(manifest, files)
     by_day: dict[str, list[dict[str, Any]]] = {}
     others: dict[str, list[str]] = {}
     for item in result.disclosed:
@@ -297,12 +342,14 @@ def _days(
         touching = [g for g in gaps if g.kind != "bundle" and g.start < end and g.end >= start]
         notes = tuple(g.zh for g in touching) + tuple(others.get(key, []))
         span = result.recorded.get(key)
+        before = key in uncovered or (began is not None and end <= began)
+        status = _status(bool(punches), key in result.covered_days, before)
         days.append(
             DayLine(
                 date=key,
                 weekday="一二三四五六日"[day.weekday()],
-                status=_status(bool(punches), key in result.covered_days),
-                status_text=_status_text(bool(punches), key in result.covered_days, touching),
+                status=status,
+                status_text=_status_text(status, touching, began if span and span[0] == began else None, tz),
                 recorded=f"{_hm(span[0], tz)}–{_hm(span[1], tz)}" if span else "",
                 punches=tuple(_punch(p, bases.get(p["log"], "logs/?"), log_zone.get(p["log"], tz)) for p in punches),
                 notes=notes,
@@ -312,15 +359,24 @@ def _days(
     return tuple(days)
 
 
-def _status(punched: bool, covered: bool) -> str:
-    return "punched" if punched else "no_punch" if covered else "no_device"
-
-
-def _status_text(punched: bool, covered: bool, gaps: list[GapLine]) -> str:
+def _status(punched: bool, covered: bool, before_recording: bool) -> str:
     if punched:
+        return "punched"
+    if before_recording:
+        return "uncovered"
+    return "no_punch" if covered else "no_device"
+
+
+def _status_text(status: str, gaps: list[GapLine], began: int | None, tz: ZoneInfo) -> str:
+    """What a day without a punch proves; ``began`` is set on the day the appliances began recording."""
+    if status == "punched":
         return ""
-    if not covered:
+    if status == "uncovered":
+        return UNCOVERED
+    if status == "no_device":
         return "该日无设备记录（设备离线或断电），不能据此认定缺勤"
+    if began is not None:
+        return f"无打卡记录；设备当日 {_hm(began, tz)} 才开始记录，此前的时段不能据此认定缺勤"
     if any(g.kind in ("power_gap", "log_ends") for g in gaps):
         return "无打卡记录；但设备当日有未记录的时段（见右栏），该时段不能据此认定缺勤"
     return "无打卡记录（设备当日正常记录）"

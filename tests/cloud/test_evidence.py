@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import subprocess
 import zipfile
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from appliance import rules
 from cloud import registry
 from cloud.evidence import export_bundle
+from cloud.evidence_model import build_model
 from cloud.store import ApplianceKey, open_db
 from cloud.tsa import TimestampClient
 from cloud.verifier import BatchIngest
@@ -316,6 +320,71 @@ def test_a_pi_clock_set_wrong_is_flagged(tmp_path, hours):
     report = verify_bundle(bundle, witness_key=witness.verify_key)
     db.close()
     assert any("clock was set wrong" in p for p in failed(report)), failed(report)
+
+
+def test_days_before_the_appliance_recorded_read_uncovered_and_a_day_offline_inside_recording_does_not(tmp_path):
+    """Issue #19.1 in the report: a day before the appliance began recording (before its log's first record, or
+    a shift its terminal was first read after, as the appliance's day fact says) reads 未覆盖 and counts no
+    absence; a day the appliance was off in the middle of its recording keeps saying it cannot prove one.
+    Before, both read "该日无设备记录（设备离线或断电）", and Tuesday, a 未覆盖 shift, read as a day recorded
+    normally with no punch."""
+    tz = ZoneInfo("Asia/Shanghai")
+    clock = FrozenClock(datetime(2026, 3, 3, 2, 0, tzinfo=UTC))  # Tuesday 10:00: the appliance is installed
+    db = open_db(f"sqlite:///{tmp_path}/cloud.sqlite3")
+    key, witness = SigningKey.generate(), SigningKey.generate()
+    registry.register(
+        {"plant": PLANT, "appliance": NAME, "log": LOG, "public_key": key.verify_key.pem(), "timezone": str(tz)},
+        clock,
+    )
+    ingest = BatchIngest(clock, witness, "test-cloud/witness")
+    log = LogBuilder(key, LOG, clock)
+
+    def send():
+        ack = ingest.handle(topics.batch(PLANT, NAME), log.next_batch().encode()).ack
+        assert ack.status == "ok", ack.reason
+        log.acknowledged(ack.cosignature)
+
+    def at(day: int, hhmm: str) -> datetime:
+        return datetime.combine(date(2026, 3, day), time.fromisoformat(hhmm), tz).astimezone(UTC)
+
+    log.add("boot", unclean=False, sw="test")
+    log.minutes(30)
+    send()
+    # the appliance's own conclusion on 1001's Tuesday shift (08:00-17:00), its terminal first read at 10:00
+    plant = rules.Plant(tz, rules.package_calendar(), {"D": rules.make_shift("D", "08:00-17:00")}, ("ZK-1",))
+    plant = dataclasses.replace(plant, recording_since={"ZK-1": at(3, "10:00")})
+    roster = rules.EmployeeRoster(EMPLOYEE, rules.WeeklyRoster("W", (("D",),) * 5 + ((), ())))
+    clock.advance_to(at(3, "18:00"))
+    (evaluation,) = rules.evaluate_day(
+        plant, roster, date(2026, 3, 3), now=clock.now(), watermarks={"ZK-1": clock.now()}
+    )
+    assert evaluation.status is rules.Status.UNCOVERED
+    log.add("dayfact", fact=rules.supersede(None, evaluation, plant))
+    log.minutes(5)
+    send()
+    for day, punches in ((4, {9: (EMPLOYEE, 0)}), (6, {})):  # Wednesday punched, Thursday off, Friday no punch
+        clock.advance_to(at(day, "07:50"))
+        log.add("boot", unclean=False, sw="test")
+        log.minutes(30, punches)
+        send()
+    bundle = export_bundle(EMPLOYEE, date(2026, 3, 2), date(2026, 3, 6), witness=witness.verify_key, clock=clock)
+    files = unpack(bundle)
+    report = verify_bundle(bundle, witness_key=witness.verify_key)
+    model = build_model(json.loads(files["manifest.json"]), report, files)
+    db.close()
+
+    assert report.ok, failed(report)
+    said = {d.date: (d.status, d.status_text) for d in model.days}
+    assert said["2026-03-02"] == (
+        "uncovered",
+        "未覆盖：设备当时尚未开始记录，不计缺勤",
+    )  # before the log's first record
+    assert said["2026-03-03"] == ("uncovered", "未覆盖：设备当时尚未开始记录，不计缺勤")  # the shift began before
+    assert said["2026-03-04"][0] == "punched"
+    assert said["2026-03-05"] == ("no_device", "该日无设备记录（设备离线或断电），不能据此认定缺勤")  # off, mid-way
+    assert said["2026-03-06"][0] == "no_punch" and said["2026-03-06"][1].startswith("无打卡记录")
+    html = files["report.html"].decode()
+    assert html.count("未覆盖：设备当时尚未开始记录，不计缺勤") == 2 and html.count("该日无设备记录") == 2  # +the note
 
 
 # -- RFC 3161 timestamps on the cloud's witness log, against a real OpenSSL TSA -------------------

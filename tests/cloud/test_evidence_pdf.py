@@ -27,7 +27,7 @@ from ledger.evidence import SUMS, Event, Report, verify_bundle
 from tests.cloud import test_evidence as base
 
 world, tsa = base.world, base.tsa  # two working days at a plant: 1001 punches on the first only; a real TSA
-FIRST, LAST = date(2026, 3, 1), date(2026, 3, 3)  # the appliance records nothing on the 1st
+FIRST, LAST = date(2026, 3, 1), date(2026, 3, 3)  # the appliance begins recording on the 2nd
 one_key = pytest.mark.parametrize("world", [False], indirect=True)  # the key-rotated variant adds nothing here
 
 
@@ -74,7 +74,7 @@ def test_the_bundle_has_a_pdf_report_in_chinese_that_names_the_bundle_on_every_p
     text = "".join(pages)
     for expected in ("考勤电子证据报告", "员工工号1001", "全部校验通过", "07:59:30上班", "17:30:30下班"):
         assert expected in text, expected
-    assert "无打卡记录" in text and "该日无设备记录（设备离线或断电），不能据此认定缺勤" in text
+    assert "无打卡记录" in text and "未覆盖：设备当时尚未开始记录，不计缺勤" in text  # the 1st: before it began
     assert "设备无任何记录（781分钟）：设备关闭或断电" in text, "the overnight power-off, on its days"
     assert "punchproofverify证据包.zip" in text, "how to verify it"
     bundle_id = hashlib.sha256(files["manifest.json"]).hexdigest()
@@ -91,7 +91,7 @@ def test_the_days_are_told_apart_in_the_model_both_reports_are_drawn_from(world)
     report = verify_bundle(base.repack(files, resum=False), witness_key=world["witness"].verify_key)
     model = build_model(json.loads(files["manifest.json"]), report, files)
     assert [(d.date, d.status) for d in model.days] == [
-        ("2026-03-01", "no_device"),
+        ("2026-03-01", "uncovered"),  # before the log's first record: the appliance was not recording yet
         ("2026-03-02", "punched"),
         ("2026-03-03", "no_punch"),
     ]
