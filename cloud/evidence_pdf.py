@@ -167,7 +167,8 @@ def _days(pdf: FPDF, model: ReportModel) -> None:
                 row = table.row()
                 row.cell(f"{day.date}\n星期{day.weekday}" + ("" if n == 0 else "\n（续）"))
                 if not day.punches and n == 0:
-                    row.cell(day.status_text, style=FontFace(color=RED))
+                    # 未覆盖 proves nothing either way: not marked in red as a finding
+                    row.cell(day.status_text, style=FontFace(color=GREY if day.status == "uncovered" else RED))
                 else:
                     row.cell("\n".join(punch_rows[n]) if n < len(punch_rows) else "")
                 row.cell("\n".join(note_rows[n]) if n < len(note_rows) else "")
