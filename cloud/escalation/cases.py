@@ -138,6 +138,14 @@ def _supersede_step(case: AbsenceCase, key: str, zh: str, en: str, now_ms: int) 
     batch.flush()
 
 
+def stated_deadline(case: AbsenceCase, issued_ms: int, tz: str) -> int:
+    """The return deadline a 催告函 issued at ``issued_ms`` states (``issue_deadline`` stores it; the case page's
+    preview shows it): the case's own while still ahead, else the expected one from this issue."""
+    if case.deadline_ms is not None and case.deadline_ms > issued_ms:
+        return int(case.deadline_ms)
+    return machine.expected_deadline(policy_of(case), issued_ms, tz)
+
+
 def issue_deadline(case_id: int, issued_ms: int, now_ms: int, tz: str) -> int:
     """The return deadline a 催告函 issued at ``issued_ms`` states, stored on the case before it is printed:
     the case's own when it has one (service already known) still ahead, else the expected one
@@ -146,11 +154,12 @@ def issue_deadline(case_id: int, issued_ms: int, now_ms: int, tz: str) -> int:
     expected one from its own issue instead (later, never earlier, than the case's).
     """
     with locked_case(case_id) as case:
-        if case.deadline_ms is not None and case.deadline_ms > issued_ms:
-            return int(case.deadline_ms)
+        deadline = stated_deadline(case, issued_ms, tz)
+        if deadline == case.deadline_ms:
+            return deadline
         passed = case.deadline_ms
         policy = policy_of(case)
-        case.deadline_ms = machine.expected_deadline(policy, issued_ms, tz)
+        case.deadline_ms = deadline
         case.save()
         again_zh = "催告函重新发出时原返岗期限已过，期限自本次发出重新计算" if passed else "催告函返岗期限"
         again_en = (

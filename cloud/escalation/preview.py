@@ -3,7 +3,7 @@ sender uses (``outbound.OutboundSender._notice``), marked 草稿/预览，未发
 
 A preview is the step the gate releases planned for this moment (``planned_ms`` = now), with the deadline the
 engine would print: the one stored on the case, else the one it would set on issuing it
-(``machine.expected_deadline``, the function ``cases.issue_deadline`` uses). Nothing here writes: no contact
+(``cases.stated_deadline``, the function ``cases.issue_deadline`` stores from). Nothing here writes: no contact
 log entry, no kept notice, no deadline stored, so a person can look as often as they like.
 
 Rendering a notice embeds a font subset (seconds each), so a rendered preview is kept in memory by the exact
@@ -23,8 +23,9 @@ from cloud import casefiles
 from cloud.escalation import actions, cases, machine, notice_facts, workdays
 from cloud.escalation.cases import policy_of
 from cloud.escalation.models import AbsenceCase, CaseDay, CaseStep, Gate, GateApproval
+from cloud.escalation.outbound import missing_fact
 from cloud.escalation.policy import NOTICE_NAMES, PolicyVersion
-from cloud.escalation.sender import PlannedStep
+from cloud.escalation.sender import NoticeUnrenderable, PlannedStep
 from cloud.notices import templates
 from cloud.notices.facts import NoticeFacts
 from cloud.notices.render import MissingFacts, RenderedNotice, render_notice
@@ -94,8 +95,8 @@ def planned(case: AbsenceCase, notice: str, now_ms: int) -> PlannedStep:
             f"没有待审批的{NOTICE_NAMES[notice][0]} / no {NOTICE_NAMES[notice][1]} awaits approval on this case"
         )
     deadline = case.deadline_ms
-    if notice == "cuigao" and deadline is None:  # what cases.issue_deadline would store when it goes out now
-        deadline = machine.expected_deadline(policy, now_ms, case.plant.timezone)
+    if notice == "cuigao":  # what cases.issue_deadline would store and print if it went out now
+        deadline = cases.stated_deadline(case, now_ms, case.plant.timezone)
     return PlannedStep(
         step_id=step_id,
         case_id=case.id,
@@ -124,9 +125,10 @@ def _facts(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings) -> No
         approved.union_wait_until_ms = machine.calendar(policy, tz).union_deadline(step.planned_ms)
         facts = notice_facts.build(step, approved, settings)
     if step.notice == "termination" and facts.employer.union_name and facts.union_notified_on is None:
-        # the union letter goes first, on approval: the draft names that day and leaves the reply to be filled in
-        today = workdays.local_day(step.planned_ms, case.plant.timezone)
-        facts = dataclasses.replace(facts, union_notified_on=today, union_opinion=UNION_PENDING)
+        # the union letter goes first, on approval (a formal notice: on a working day): the draft names that day
+        # and leaves the union's reply to be filled in
+        day = workdays.first_workday(workdays.local_day(step.planned_ms, case.plant.timezone))
+        facts = dataclasses.replace(facts, union_notified_on=day, union_opinion=UNION_PENDING)
     return facts
 
 
@@ -137,13 +139,9 @@ def render(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings, font:
     marked = dataclasses.replace(template, title=template.title + MARK)
     try:
         rendered = _cached(marked, facts, font)
-    except MissingFacts as err:
-        names = "、".join(err.missing)
-        raise PreviewUnavailable(
-            f"{NOTICE_NAMES[step.notice][0]}缺少必要事实（{names}），也无法发出：请在人事数据、政策或 [notices] 中补全"
-            f" / the {NOTICE_NAMES[step.notice][1]} lacks {names} and could not be sent either: complete the HR "
-            "data, the policy or [notices]"
-        ) from err
+    except MissingFacts as err:  # said as the sender would say it: which facts, and what a person does
+        zh, en = NoticeUnrenderable(step.notice, [missing_fact(path) for path in err.missing]).explain()
+        raise PreviewUnavailable(f"{zh} / {en}") from err
     return Preview(step.notice, step, facts, rendered, step.deadline_ms if step.notice == "cuigao" else None)
 
 
