@@ -174,8 +174,11 @@ def _attempts(case: AbsenceCase, notice: str, tz: str) -> tuple[nf.ContactMade, 
         )
         .order_by(ContactAttempt.at_ms, ContactAttempt.id)
     )
-    seen: dict[str, nf.ContactMade] = {}
+    seen: dict[str, nf.ContactMade | None] = {}
     for r in rows:  # an attempt tried again, or a task and its recorded result, is one line: its latest state
+        if r.status == "task_open":  # a letter to post, a call to make: nothing happened yet
+            seen.setdefault(r.idem_key, None)
+            continue
         local = datetime.fromtimestamp(r.at_ms / 1000, UTC).astimezone(zone)
         status = r.receipt_status or r.status
         seen[r.idem_key] = nf.ContactMade(
@@ -183,7 +186,7 @@ def _attempts(case: AbsenceCase, notice: str, tz: str) -> tuple[nf.ContactMade, 
             channel=notice_facts.CHANNEL_ZH.get(r.channel.split(".")[0], r.channel),
             result=notice_facts.RESULT_ZH.get(status, status),
         )
-    return tuple(seen.values())
+    return tuple(made for made in seen.values() if made is not None)
 
 
 def _summary(case: AbsenceCase, document: str, settings: NoticeSettings) -> str:
