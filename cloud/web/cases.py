@@ -20,7 +20,7 @@ from cloud.escalation.models import AbsenceCase
 from cloud.hr.models import Employee
 from cloud.notices.records import NoticeDocument
 from cloud.web import caseview
-from cloud.web.present import bi, in_zone, local_ms
+from cloud.web.present import bi, channels, in_zone, local_ms, roles, step_name
 from cloud.web.roles import can, check_plant, note, now_ms, own_plant, require
 
 bp = Blueprint("cases", __name__)
@@ -30,6 +30,10 @@ RESOLUTIONS = {
     "approved_leave": ("已批准请假", "approved leave"),
     "correction": ("补卡", "attendance correction"),
     "accepted_reason": ("理由已接受", "reason accepted"),
+}
+RESOLVED_AS = {  # how a closed case ended, as the page says it (the engine's reasons too)
+    **RESOLUTIONS,
+    "excused": ("全部缺勤日已被假期/补卡/更正覆盖", "every absent day excused"),
 }
 FINDINGS = {
     "none_found": ("未发现意外或疾病", "nothing found"),
@@ -116,9 +120,13 @@ def show(case_id: int) -> Any:
         tz=case.plant.timezone,
         in_zone=in_zone,
         bi=bi,
+        roles=roles,
+        channels=channels,
+        step_name=step_name,
         can=can,
         ack_reasons=ACK_REASONS,
         resolutions=RESOLUTIONS,
+        resolved_as=RESOLVED_AS,
         findings=FINDINGS,
         documents=DOCUMENTS,
         gate_names=caseview.GATE_NAMES,

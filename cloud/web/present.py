@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask import g
+
+from cloud.channels import names
+from cloud.escalation.policy import ROLE_NAMES
 
 
 def in_zone(ms: int | None, zone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -17,6 +21,30 @@ def in_zone(ms: int | None, zone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
 def bi(zh: str, en: str) -> str:
     """Pick the text of a stored pair (timeline entries, task titles) for the page's language."""
     return en if getattr(g, "lang", "zh") == "en" else zh
+
+
+def roles(csv: str) -> str:
+    """ "employee,manager" as people read it: "员工、主管" / "employee, manager"."""
+    en = getattr(g, "lang", "zh") == "en"
+    return ("、" if not en else ", ").join(ROLE_NAMES.get(r, (r, r))[en] for r in csv.split(",") if r)
+
+
+def channels(csv: str) -> str:
+    """ "sms,email" as people read it: "短信、邮件" / "SMS, e-mail"."""
+    en = getattr(g, "lang", "zh") == "en"
+    return ("、" if not en else ", ").join(names.en(c) if en else names.zh(c) for c in csv.split(",") if c)
+
+
+def step_name(key: str) -> str:
+    """A step's key as people read it: "L3#2" → "第3级（第2次）" / "L3 (round 2)"; the notice is named beside it."""
+    match = re.fullmatch(r"L(\d+)(?::[a-z_]+)?(?:#(\d+))?", key)
+    if match is None:
+        return key
+    en = getattr(g, "lang", "zh") == "en"
+    level, again = match.groups()
+    if en:
+        return f"L{level}" + (f" (round {again})" if again else "")
+    return f"第{level}级" + (f"（第{again}次）" if again else "")
 
 
 def local_ms(text: str, zone: str) -> int:
