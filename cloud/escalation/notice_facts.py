@@ -31,6 +31,7 @@ TEMPLATE_OF = {
     "union_letter": "union_letter",
     "termination": "jiechu",
 }
+UNION_KEY = "L6:union"  # the key ``ladder.decide`` plans the union letter under; a later round is "L6:union#2"
 FORMAL = frozenset({"cuigao", "kuanggong", "union_letter", "termination"})  # attached as PDF, posted by EMS
 METHODS = {
     "ems": "EMS 寄至劳动合同约定的送达地址",
@@ -220,6 +221,23 @@ def _earlier(case: AbsenceCase, settings: NoticeSettings, tz: ZoneInfo, before_m
     return tuple(out)
 
 
+def _union_notified(case: AbsenceCase) -> int | None:
+    """When the union was first notified: the earliest union letter sent, whichever round it was ("L6:union",
+    or "L6:union#2" when an earlier round was superseded or failed)."""
+    return (
+        CaseStep.select(CaseStep.sent_ms)
+        .where(
+            (CaseStep.case == case)
+            & ((CaseStep.key == UNION_KEY) | CaseStep.key.startswith(UNION_KEY + "#"))
+            & (CaseStep.status == "sent")
+            & CaseStep.sent_ms.is_null(False)
+        )
+        .order_by(CaseStep.sent_ms, CaseStep.id)
+        .limit(1)
+        .scalar()
+    )
+
+
 def build(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings) -> nf.NoticeFacts:
     tz = ZoneInfo(case.plant.timezone)
     policy = policy_of(case)
@@ -235,11 +253,7 @@ def build(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings) -> nf.
         deadline = _local(
             step.deadline_ms, tz
         )  # the case's, stored before the notice went out: the one the engine uses
-    union_sent = (
-        CaseStep.select(CaseStep.sent_ms)
-        .where((CaseStep.case == case) & (CaseStep.key == "L6:union") & (CaseStep.status == "sent"))
-        .scalar()
-    )
+    union_sent = _union_notified(case)
     reply = CaseTask.get_or_none((CaseTask.case == case) & (CaseTask.kind == "union_reply"))
     opinion = ""
     if reply is not None and reply.status == "done":
