@@ -18,6 +18,7 @@ from cloud.escalation import cases, counting, ladder, machine, timeline
 from cloud.escalation.batch import CaseBatch
 from cloud.escalation.cases import ACK_REASONS, CONTACT_REASONS, CaseError, locked_case, policy_of
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Gate, GateApproval, Service
+from cloud.notices.settings import NoticeSettings
 from cloud.store import Plant
 
 DOCUMENTS = ("cuigao", "termination")
@@ -61,44 +62,81 @@ def acknowledge(case_id: int, reason: str, *, by: str, now_ms: int, note: str = 
         cases.advance(case, now_ms)
 
 
-def approve(case_id: int, kind: str, *, by: str, now_ms: int, note: str = "") -> bool:
-    """One person's approval of a gate; returns True when the gate is now approved."""
-    with locked_case(case_id) as case:
-        _open_case(case)
-        gate = Gate.get_or_none((Gate.case == case) & (Gate.kind == kind) & (Gate.status == "open"))
-        if gate is None:
-            raise CaseError(f"没有待审批的 {kind} / no open gate {kind}")
-        if (
-            GateApproval.select()
-            .where((GateApproval.gate == gate) & (GateApproval.by == by) & (GateApproval.at_ms >= gate.opened_ms))
-            .exists()
-        ):
-            raise CaseError(f"{by} 已审批过，需另一人确认 / {by} approved already; a second person must confirm")
-        GateApproval.create(gate=gate, by=by, at_ms=now_ms, note=note)
-        count = (
-            GateApproval.select().where((GateApproval.gate == gate) & (GateApproval.at_ms >= gate.opened_ms)).count()
-        )
-        done = count >= gate.required
-        timeline.append(
-            case,
-            "approval",
-            f"{by} 审批 {kind}（{count}/{gate.required}）",
-            f"{by} approved {kind} ({count}/{gate.required})",
-            at_ms=now_ms,
-            actor=by,
-            gate=kind,
-            note=note,
-        )
-        if done:
-            Gate.update(status="approved", closed_ms=now_ms).where(Gate.id == gate.id).execute()
-            if kind == "approve_cuigao":
-                CaseStep.update(status="due", due_ms=now_ms).where(
-                    (CaseStep.case == case) & (CaseStep.notice == "cuigao") & (CaseStep.status == "awaiting_approval")
-                ).execute()
-            if kind == "confirm_termination":
-                complete_task_locked(case, "review_termination", by=by, now_ms=now_ms, proof="gate approved")
-        cases.advance(case, now_ms)
-        return done
+def approve(
+    case_id: int,
+    kind: str,
+    *,
+    by: str,
+    now_ms: int,
+    note: str = "",
+    notices: NoticeSettings | None = None,
+    font_config: str = "",
+) -> bool:
+    """One person's approval of a gate; returns True when the gate is now approved.
+
+    The confirmation that completes the termination's gate closes its review task saying what was reviewed: each
+    draft's number and the SHA-256 of its PDF, rendered from ``notices`` as the gate showed them and kept with
+    the case (``preview.reviewed``); without ``notices`` (or when no draft can be made) the task says that no
+    draft was seen and why — never a bare "approved". Refused, nothing is written."""
+    with cases.transaction():  # the drafts kept and the approval: all of it, or nothing when refused
+        reviewed = None
+        if kind == "confirm_termination" and _completes(case_id, kind):  # rendered before the case's lock
+            reviewed = _reviewed(case_id, by=by, now_ms=now_ms, notices=notices, font_config=font_config)
+        with locked_case(case_id) as case:
+            _open_case(case)
+            gate = Gate.get_or_none((Gate.case == case) & (Gate.kind == kind) & (Gate.status == "open"))
+            if gate is None:
+                raise CaseError(f"没有待审批的 {kind} / no open gate {kind}")
+            if (
+                GateApproval.select()
+                .where((GateApproval.gate == gate) & (GateApproval.by == by) & (GateApproval.at_ms >= gate.opened_ms))
+                .exists()
+            ):
+                raise CaseError(f"{by} 已审批过，需另一人确认 / {by} approved already; a second person must confirm")
+            GateApproval.create(gate=gate, by=by, at_ms=now_ms, note=note)
+            count = _approvals(gate)
+            done = count >= gate.required
+            timeline.append(
+                case,
+                "approval",
+                f"{by} 审批 {kind}（{count}/{gate.required}）",
+                f"{by} approved {kind} ({count}/{gate.required})",
+                at_ms=now_ms,
+                actor=by,
+                gate=kind,
+                note=note,
+            )
+            if done:
+                Gate.update(status="approved", closed_ms=now_ms).where(Gate.id == gate.id).execute()
+                if kind == "approve_cuigao":
+                    CaseStep.update(status="due", due_ms=now_ms).where(
+                        (CaseStep.case == case)
+                        & (CaseStep.notice == "cuigao")
+                        & (CaseStep.status == "awaiting_approval")
+                    ).execute()
+                if kind == "confirm_termination":
+                    if reviewed is None:  # another approval came in meanwhile: this one completes the gate
+                        reviewed = _reviewed(case_id, by=by, now_ms=now_ms, notices=notices, font_config=font_config)
+                    complete_task_locked(case, "review_termination", by=by, now_ms=now_ms, proof=reviewed)
+            cases.advance(case, now_ms)
+            return done
+
+
+def _approvals(gate: Gate) -> int:
+    return GateApproval.select().where((GateApproval.gate == gate) & (GateApproval.at_ms >= gate.opened_ms)).count()
+
+
+def _completes(case_id: int, kind: str) -> bool:
+    """Whether one more approval completes the open gate ``kind`` (as it stands before the case's lock)."""
+    gate = Gate.get_or_none((Gate.case == case_id) & (Gate.kind == kind) & (Gate.status == "open"))
+    return gate is not None and _approvals(gate) + 1 >= gate.required
+
+
+def _reviewed(case_id: int, *, by: str, now_ms: int, notices: NoticeSettings | None, font_config: str) -> str:
+    """What the confirming person reviewed: the drafts, rendered and kept by ``preview.reviewed``."""
+    from cloud.escalation import preview  # renders notices: loaded when a termination is confirmed, not before
+
+    return preview.reviewed(AbsenceCase.get_by_id(case_id), notices, font_config, by=by, now_ms=now_ms)
 
 
 def resolve(case_id: int, reason: str, *, by: str, now_ms: int, note: str = "") -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from cloud import casefiles
 from cloud.escalation import actions, cases, machine, notice_facts, workdays
 from cloud.escalation.cases import policy_of
-from cloud.escalation.models import AbsenceCase, CaseDay, CaseStep, Gate, GateApproval
+from cloud.escalation.models import AbsenceCase, CaseDay, CaseStep
 from cloud.escalation.outbound import missing_fact
 from cloud.escalation.policy import NOTICE_NAMES, PolicyVersion
 from cloud.escalation.sender import NoticeUnrenderable, PlannedStep
@@ -198,30 +198,19 @@ def approve(
     settings: NoticeSettings | None,
     font_config: str = "",
 ) -> bool:
-    """``actions.approve``, and for the termination the confirmation that completes the gate closes the review
-    task saying what was reviewed: each draft's number and the SHA-256 of its PDF, kept with the case (a case
-    document, never a sent notice). Refused, nothing is written. Returns True when the gate is now approved."""
-    if kind != "confirm_termination":
-        return actions.approve(case_id, kind, by=by, now_ms=now_ms, note=note)
-    with cases.transaction():
-        case = AbsenceCase.get_by_id(case_id)
-        gate = Gate.get_or_none((Gate.case == case) & (Gate.kind == kind) & (Gate.status == "open"))
-        if gate is not None and _approvals(gate) + 1 >= gate.required:
-            proof = _reviewed(case, settings, font_config, by=by, now_ms=now_ms)
-            actions.complete_task(case_id, "review_termination", by=by, now_ms=now_ms, proof=proof)
-        return actions.approve(case_id, kind, by=by, now_ms=now_ms, note=note)  # refused: all of it rolls back
+    """``actions.approve`` with the notices' settings, so that the confirmation completing the termination's gate
+    closes its review task naming each draft's number and the SHA-256 of its PDF (``reviewed``). Refused, nothing
+    is written. Returns True when the gate is now approved."""
+    return actions.approve(case_id, kind, by=by, now_ms=now_ms, note=note, notices=settings, font_config=font_config)
 
 
-def _approvals(gate: Gate) -> int:
-    return GateApproval.select().where((GateApproval.gate == gate) & (GateApproval.at_ms >= gate.opened_ms)).count()
-
-
-def _reviewed(case: AbsenceCase, settings: NoticeSettings | None, font_config: str, *, by: str, now_ms: int) -> str:
-    """ "已审核草稿：《…》文号 …，PDF SHA-256 …": the drafts as the gate showed them, each kept as a case document."""
+def reviewed(case: AbsenceCase, settings: NoticeSettings | None, font_config: str, *, by: str, now_ms: int) -> str:
+    """ "已审核：《…》草稿 文号 …，PDF SHA-256 …": the drafts as the gate showed them, each kept as a case document;
+    when none can be made (no [notices], no font, a fact missing), that no draft was reviewed, and why."""
     try:
         previews = for_gate(case, "confirm_termination", settings, font_config, now_ms)
     except PreviewUnavailable as err:
-        return f"草稿无法生成，未能预览 / no draft could be rendered: {err}"
+        return f"未审核草稿：草稿无法生成，未能预览 / no draft reviewed, none could be rendered: {err}"
     lines = []
     for p in previews:
         title = p.rendered.title.removesuffix(MARK)
