@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import email
 import hashlib
+import io
+import json
+import re
 import threading
+import zipfile
 from collections import Counter
 from datetime import date, timedelta
 from email import policy as email_policy
@@ -20,18 +24,19 @@ from cloud.channels import manual
 from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
 from cloud.escalation import actions, cases, timeline
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask
-from cloud.evidence import export_bundle
+from cloud.evidence import export_bundle, injury_purpose
 from cloud.evidence_log import ORIGIN, EvidenceCheckpoint, EvidenceLog, EvidenceRecord
 from cloud.notices.records import NoticeDocument
 from cloud.store import open_db
 from cloud.verifier import BatchIngest
 from cloud.witness_log import WitnessLog
 from ledger import make_record, note, topics
-from ledger.evidence import verify_bundle
+from ledger.evidence import MANIFEST, verify_bundle
 from ledger.merkle import CompactRange
 from ledger.messages import Batch
 from tests.cloud.escalation import wiring
 from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local, ms, pass_deadline
+from tests.cloud.escalation.transcript import Transcript
 
 DAY = 86_400_000
 START = date(2025, 3, 3)  # Monday; ten days of 病假 end Thursday 03-13 at midnight
@@ -103,6 +108,7 @@ def test_the_seed_case_goes_out_over_every_wire_and_its_evidence_verifies(wired,
     feed.hire("2001")
     wiring.staff("2001")
     service = wired.service(clock)
+    tr = Transcript(wired, clock)
     feed.leave("2001", "BJ-2025-031", local(START, "00:00"), local(START + timedelta(days=10), "00:00"))
     clock.advance_to(local(START, "06:00"))
     day = START
@@ -111,24 +117,29 @@ def test_the_seed_case_goes_out_over_every_wire_and_its_evidence_verifies(wired,
         day += timedelta(days=1)
     assert AbsenceCase.select().count() == 0 and not wired.aliyun.sent
     day_passes(feed, service, date(2025, 3, 13))  # D1, 23:30: the reminder waits for 08:00
+    tr.day()
     assert not wired.aliyun.sent and not wired.wecom.messages
     clock.advance(hours=9)
     service.tick()
+    tr.day()
     assert _sms(wired) == {("13800138000", "SMS_100000001"): 1}
     assert _wecom(wired) == {"zhangsan": 1}
     reminder = wired.aliyun.sent[0]["params"]
     assert reminder["name"] == "张三" and reminder["link"].startswith("https://hr.example.cn/n/")
 
     day_passes(feed, service, date(2025, 3, 14))  # D2: the warning to the manager and HR (no quiet hours)
+    tr.day()
     assert sorted(wired.smtp_to()) == ["hr-team@factory.example.cn", "lisi@factory.example.cn"]
     assert _wecom(wired) == {"zhangsan": 1, "lisi": 1, "wangmin": 1}
 
     day_passes(feed, service, date(2025, 3, 17))  # D3: the 催告函 waits for HR's approval; welfare check opens
+    tr.day()
     case = AbsenceCase.get()
     assert (case.level, case.welfare) == (3, "open")
     actions.approve(case.id, "approve_cuigao", by="hr-wang", now_ms=ms(clock.now()))
     clock.advance(hours=9)
     service.tick()
+    tr.day()
     assert _sms(wired)[("13800138000", "SMS_100000003")] == 1  # 催告函
     assert _sms(wired)[("13900139000", "SMS_100000004")] == 1  # the emergency contact
     cuigao_mail = email.message_from_bytes(wired.mailbox.envelopes[-1].content, policy=email_policy.default)
@@ -148,24 +159,32 @@ def test_the_seed_case_goes_out_over_every_wire_and_its_evidence_verifies(wired,
     )
     actions.complete_task(case.id, "ems_cuigao", by="hr-wang", now_ms=ms(clock.now()), proof="EMS EA100200300CN")
     actions.close_welfare(case.id, "none_found", by="hr-wang", now_ms=ms(clock.now()), note="紧急联系人无法接通")
+    tr.day()
     # served (the EMS 妥投 HR recorded, and the SMS's delivery receipt), but 旷工 waits for the deadline
     assert AbsenceCase.get().level == 3
 
     day_passes(feed, service, date(2025, 3, 18))
+    tr.day()
     pass_deadline(clock, service, case.id)  # the return deadline (Monday 03-24 18:00) passes; Tuesday 08:30
+    tr.day()
     case = AbsenceCase.get()
     assert (case.level, case.state) == (5, "L5_TERMINATION_DRAFT")
     assert _sms(wired)[("13800138000", "SMS_100000005")] == 1  # 旷工通知书
     actions.approve(case.id, "confirm_termination", by="hr-wang", now_ms=ms(clock.now()))
     actions.approve(case.id, "confirm_termination", by="hr-li", now_ms=ms(clock.now()))
+    tr.day()
     service.tick()
+    tr.day()
     assert wired.smtp_to().count("union@factory.example.cn") == 1  # 第四十三条: the union first
     actions.complete_task(case.id, "union_reply", by="hr-li", now_ms=ms(clock.now()), proof="工会书面意见：无异议")
+    tr.day()
     clock.advance(hours=1)
     service.tick()
+    tr.day()
     assert AbsenceCase.get().level == 6  # the union's reply does not bring forward the date its letter proposed
     clock.advance_to(local(date(2025, 3, 31), "08:30"))  # that date: the first working day after the reply window
     service.tick()
+    tr.day()
     assert AbsenceCase.get().level == 7
     assert _sms(wired)[("13800138000", "SMS_100000007")] == 1  # 解除劳动合同通知书
     served = ms(clock.now()) + 2 * DAY
@@ -182,6 +201,7 @@ def test_the_seed_case_goes_out_over_every_wire_and_its_evidence_verifies(wired,
     )
     wired.aliyun.push_reports()
     service.tick()
+    tr.day()
     case = AbsenceCase.get()
     assert case.level == 8 and case.effective_ms == served
     due = {t.kind: t.due_ms for t in CaseTask.select().where((CaseTask.case == case) & CaseTask.statutory)}
@@ -215,6 +235,59 @@ def test_the_seed_case_goes_out_over_every_wire_and_its_evidence_verifies(wired,
     assert steps == set(sent)  # every step of his case, to whomever it went
     assert {d["fields"]["actor"] for d in cloud_records if d["fields"]["type"] == "case_action"} == {"hr-wang", "hr-li"}
     assert any(c.name == "witness log" and c.ok for c in report.checks)
+
+    # two weeks after the termination took effect his father says he was hurt at work on his first absent day
+    clock.advance(days=14)
+    accident_ms = ms(local(date(2025, 3, 13), "07:40"))
+    actions.claim_injury(
+        case.id,
+        by="hr-li",
+        now_ms=ms(clock.now()),
+        accident_ms=accident_ms,
+        claimant="员工父亲张某",
+        note="称上班途中受伤",
+    )
+    service.tick()
+    tr.day()
+    held = {t.kind: t.status for t in CaseTask.select().where(CaseTask.case == case)}
+    assert held["social_insurance_stop"] == "held" and held["review_injury"] == "open", held
+    scope, accident_day, purpose = injury_purpose(case.id)
+    accident = export_bundle(
+        scope.employee,
+        accident_day,
+        accident_day,
+        witness=wired.witness.verify_key,
+        clock=clock,
+        plant_id=scope.plant,
+        witness_log=WitnessLog(wired.witness, clock),
+        evidence_log=EvidenceLog(wired.evidence_key, wired.witness, clock),
+        evidence_key=wired.evidence_key.verify_key,
+        purpose=purpose,
+    )
+    proved = verify_bundle(accident, witness_key=wired.witness.verify_key)
+    assert proved.ok, [c for c in proved.checks if not c.ok]
+    with zipfile.ZipFile(io.BytesIO(accident)) as archive:
+        own = [json.loads(archive.read(n)) for n in archive.namelist() if re.fullmatch(r"logs/0/records/\d+\.json", n)]
+        manifest = json.loads(archive.read(MANIFEST))
+    facts = [(r["fact"]["emp"], r["fact"]["date"], r["fact"]["status"]) for r in own if "fact" in r]
+    assert facts == [("2001", "2025-03-13", "missing")], facts  # that day the appliance recorded him absent
+    assert manifest["purpose"]["accident_date"] == "2025-03-13"
+
+    # what each of them received, day by day (test-artifacts/seed-case-replay.md, for the team to read)
+    tr.write("seed-case-replay.md")
+    assert {what for _, what in tr.received("emergency_contact")} == {
+        "短信：关怀联系",
+        "电话（人工）：关怀联系（待办）",
+    }
+    assert {what for _, what in tr.received("manager")} == {"邮件：缺勤预警", "企业微信：缺勤预警"}
+    assert {what for _, what in tr.received("union")} == {"邮件：工会通知函 + PDF"}
+    first = {}  # the day each notice first reached him
+    for n, day in enumerate(tr.days):
+        for what in day.received["employee"]:
+            first.setdefault(what.split("：", 1)[1].replace(" + PDF", ""), n)
+    order = ["未到岗提醒", "催告函", "旷工通知书", "解除通知书"]
+    assert [first[name] for name in order] == sorted(first[name] for name in order), first
+    assert len({first[name] for name in order}) == len(order), "each on its own day"
 
 
 def test_a_forged_notice_in_the_bundle_fails_verification(wired, clock):
