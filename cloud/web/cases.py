@@ -31,10 +31,6 @@ RESOLUTIONS = {
     "correction": ("补卡", "attendance correction"),
     "accepted_reason": ("理由已接受", "reason accepted"),
 }
-RESOLVED_AS = {  # how a closed case ended, as the page says it (the engine's reasons too)
-    **RESOLUTIONS,
-    "excused": ("全部缺勤日已被假期/补卡/更正覆盖", "every absent day excused"),
-}
 FINDINGS = {
     "none_found": ("未发现意外或疾病", "nothing found"),
     "accident": ("确认发生意外（工伤）", "accident confirmed (work injury)"),
@@ -126,7 +122,7 @@ def show(case_id: int) -> Any:
         can=can,
         ack_reasons=ACK_REASONS,
         resolutions=RESOLUTIONS,
-        resolved_as=RESOLVED_AS,
+        resolved_as=caseview.RESOLVED_AS,
         findings=FINDINGS,
         documents=DOCUMENTS,
         gate_names=caseview.GATE_NAMES,

@@ -18,7 +18,7 @@ from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
 from cloud.escalation import ladder, preview, timeline
 from cloud.escalation.cases import policy_of
 from cloud.escalation.models import AbsenceCase, AttendanceDay, CaseDay, CaseStep, CaseTask, Gate, GateApproval, Service
-from cloud.escalation.policy import PolicyVersion
+from cloud.escalation.policy import NOTICE_NAMES, PolicyVersion
 from cloud.hr.models import Employee
 from cloud.notices.records import NoticeDocument
 from cloud.notices.settings import NoticeSettings
@@ -108,13 +108,13 @@ def _next_steps(rows: list[Row]) -> None:
         for cid, kind in Gate.select(Gate.case, Gate.kind).where(Gate.case.in_(ids) & (Gate.status == "open")).tuples()
     }
     steps: dict[int, tuple[int, str, str]] = {}
-    for cid, due, key, status in (
-        CaseStep.select(CaseStep.case, CaseStep.due_ms, CaseStep.key, CaseStep.status)
+    for cid, due, key, notice in (
+        CaseStep.select(CaseStep.case, CaseStep.due_ms, CaseStep.key, CaseStep.notice)
         .where(CaseStep.case.in_(ids) & CaseStep.status.in_(ladder.PENDING))
         .order_by(CaseStep.due_ms)
         .tuples()
     ):
-        steps.setdefault(cid, (due, key, status))
+        steps.setdefault(cid, (due, key, notice))
     tasks: dict[int, tuple[int, str, str]] = {}
     for cid, due, zh, en in (
         CaseTask.select(CaseTask.case, CaseTask.due_ms, CaseTask.title_zh, CaseTask.title_en)
@@ -126,14 +126,16 @@ def _next_steps(rows: list[Row]) -> None:
     for cid, row in by_id.items():
         case = row.case
         if case.open_key is None:
-            row.next = NextStep("none", f"已结案：{case.resolution}", f"closed: {case.resolution}", case.resolved_ms)
+            zh, en = RESOLVED_AS.get(case.resolution, (case.resolution, case.resolution))
+            row.next = NextStep("none", f"已结案：{zh}", f"closed: {en}", case.resolved_ms)
         elif cid in gates:
             kind = gates[cid]
             zh, en = GATE_NAMES.get(kind, (kind, kind))
             row.next = NextStep("gate", f"待审批：{zh}", f"awaiting approval: {en}", None)
         elif cid in steps:
-            due, key, status = steps[cid]
-            row.next = NextStep("step", f"发送 {key}", f"send {key}", due)
+            due, key, notice = steps[cid]
+            zh, en = NOTICE_NAMES.get(notice, (notice, notice))
+            row.next = NextStep("step", f"发送{zh}", f"send {key} ({en})", due)
         elif cid in tasks:
             due, zh, en = tasks[cid]
             row.next = NextStep("task", zh, en, due)
@@ -143,6 +145,13 @@ def _next_steps(rows: list[Row]) -> None:
             row.next = NextStep("none", "等待下一个确认的工作日", "waits for the next confirmed working day", None)
 
 
+RESOLVED_AS = {  # how a closed case ended, in words (the page's reasons and the engine's)
+    "returned": ("员工返岗", "employee returned"),
+    "approved_leave": ("已批准请假", "approved leave"),
+    "correction": ("补卡", "attendance correction"),
+    "accepted_reason": ("理由已接受", "reason accepted"),
+    "excused": ("全部缺勤日已被假期/补卡/更正覆盖", "every absent day excused"),
+}
 GATE_NAMES = {
     "approve_cuigao": ("批准发送催告函", "approve sending the 催告函"),
     "confirm_termination": ("确认解除劳动合同", "confirm the termination"),

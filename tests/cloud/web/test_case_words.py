@@ -35,3 +35,15 @@ def test_a_closed_case_says_how_it_ended_in_words(login):
     staff.post(f"/cases/{case.id}/resolve", {"reason": "accepted_reason", "note": "病假证明已补交"})
     summary = _visible(staff.get(f"/cases/{case.id}").get_data(as_text=True), "summary")
     assert "理由已接受" in summary and "accepted_reason" not in summary, summary
+
+
+def test_the_case_list_says_what_comes_next_in_words(login):
+    case = the_case("2001")
+    staff = login("staff")
+    staff.post(f"/cases/{case.id}/approve/approve_cuigao", {"note": "已核对地址"})
+    listed = staff.get("/cases").get_data(as_text=True)
+    row = listed.split(f'href="/cases/{case.id}"', 1)[1].split("</tr>", 1)[0]
+    assert "发送催告函" in row and not CODES.search(re.sub(r"<[^>]*>", " ", row)), row
+    staff.post(f"/cases/{case.id}/resolve", {"reason": "accepted_reason", "note": "病假证明已补交"})
+    listed = staff.get("/cases?status=all").get_data(as_text=True)
+    assert "已结案：理由已接受" in listed and "accepted_reason" not in re.sub(r"<[^>]*>", " ", listed)
