@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import peewee as pw
 
-from cloud.channels import names
+from cloud.channels import names, reasons
 from cloud.clock import Clock, to_ms
 from cloud.escalation import bulk, cases, facts, machine, served, workdays
 from cloud.escalation.batch import CaseBatch, lock
@@ -374,10 +374,11 @@ class Engine:
                         case,
                         "send_uncertain" if uncertain else "send_failed",
                         f"{step_label(row.key, row.notice)} {'发送结果不明' if uncertain else '发送失败'}："
-                        + (said_zh or error),
+                        + (said_zh or reasons.zh("", error, unmapped="原因")),  # the raw error: in the data
                         f"{row.key} {'may or may not have gone out' if uncertain else 'could not be sent'}: {error}",
                         at_ms=now,
                         step=row.key,
+                        error=error,
                         **(outcome_data(outcomes) if outcomes else {}),
                     )
                     kind, zh, en = _TASKS[status]

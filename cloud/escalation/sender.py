@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cloud.channels import names
+from cloud.channels import names, reasons
 from cloud.escalation.policy import NOTICE_NAMES, ROLE_NAMES
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,8 @@ class Outcome:
         said = RESULTS.get(self.result, (self.result,))[0]
         if self.result == "not_configured":
             said = f"未配置{names.zh(self.channel)}通道，未发送"
+        elif self.reason and not self.reached:  # why, in plain words; the provider's own stay in ``data``
+            said += f"（{reasons.zh(self.channel, self.reason)}）"
         return f"{_role(self.role)}·{names.zh(self.channel)} {said}"
 
     def en(self) -> str:
