@@ -619,7 +619,12 @@ def _escalate(args: argparse.Namespace) -> int:
     engine = Engine(clock, _sender(settings, channels, clock), runner_id=args.runner_id)
     evidence = EvidenceLog(create_key(settings), witness.load(settings), clock)
     service = EscalationService(
-        engine, clock, channels=channels, pull_every_s=settings.channels.pull_receipts_every_s, evidence=evidence
+        engine,
+        clock,
+        channels=channels,
+        pull_every_s=settings.channels.pull_receipts_every_s,
+        evidence=evidence,
+        settings=settings,  # a termination in effect: its plant's configuration pushed at once
     )
     if args.interval <= 0:
         with db.connection_context():

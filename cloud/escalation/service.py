@@ -1,9 +1,17 @@
 """``punchproof cloud escalate``'s loop body: the engine's tick, then delivery reports pulled when due, then
-the cloud's evidence log brought up to date (contacts, receipts and people's actions since the last tick).
+the plant configuration pushed where a termination took effect, then the cloud's evidence log brought up to date
+(contacts, receipts and people's actions since the last tick).
 
 Pulling is the fallback for pushed reports that never arrived (Tencent's queue, Aliyun's per-message query,
 DingTalk's read lists); a provider that fails to answer is logged and asked again at the next pull, and never
 stops the escalation itself.
+
+A termination in effect (a case's ``effective_ms``: the 解除通知书 served, or a 公告 deemed served — set by a tick
+or by a person's action on the case page) ends the worker's badge in the plant's configuration
+(``config_doc.terminations``). The appliances hear it at once rather than at the next HR import: after each tick the
+plants of terminated workers whose appliances' latest configuration still expects them (``push.behind``) are pushed
+(``push.push_plant``, which publishes nothing to an appliance that has it already). A push that fails (the broker
+down, no witness key) is logged with what to do and tried again ``pull_every_s`` later; it never stops the runner.
 """
 
 from __future__ import annotations
@@ -17,8 +25,15 @@ from cloud.channels.base import Channel
 from cloud.channels.receipts import pull_receipts
 from cloud.channels.transport import NoAnswer, TokenFailed, Unreachable
 from cloud.clock import Clock
+from cloud.config import CloudSettings
+from cloud.config_push import ConfigPushError
 from cloud.escalation.engine import Engine, TickReport
+from cloud.escalation.models import AbsenceCase
 from cloud.evidence_log import EvidenceLog
+from cloud.hr import push
+from cloud.hr.config_doc import terminations
+from cloud.hr.models import Employee, PlantBadge
+from cloud.store import Plant
 
 log = logging.getLogger(__name__)
 PULL_ERRORS = (
@@ -40,6 +55,7 @@ class EscalationService:
         channels: Sequence[Channel] = (),
         pull_every_s: int = 300,
         evidence: EvidenceLog | None = None,
+        settings: CloudSettings | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
@@ -48,6 +64,9 @@ class EscalationService:
         self._evidence = evidence
         self._pulled: datetime | None = None
         self.failing: set[str] = set()  # channels whose last pull failed (logged once per episode)
+        self._settings = settings  # None: no configuration pushed from here (tests of the ladder alone)
+        self._carried: set[tuple[int, int]] = set()  # (case, effective_ms) its plants' appliances have
+        self._push_after: dict[str, datetime] = {}  # plants whose push failed: not before then
 
     def tick(self) -> TickReport:
         report = self._engine.tick()
@@ -55,6 +74,7 @@ class EscalationService:
         if self._channels and (self._pulled is None or now - self._pulled >= self._every):
             self._pulled = now
             report.notes += self.pull()
+        report.notes += self.push_terminations()
         if self._evidence is not None:
             self._evidence.catch_up()
         return report
@@ -76,3 +96,83 @@ class EscalationService:
             if stored:
                 notes.append(f"{channel.name}: {len(stored)} delivery reports")
         return notes
+
+    def push_terminations(self) -> list[str]:
+        """Push the configuration of each plant whose appliances still expect a worker whose termination took
+        effect; notes for the tick's report. Failures are logged and tried again later, never raised."""
+        if self._settings is None:
+            return []
+        cases = [
+            (case_id, effective_ms, employee_id)
+            for case_id, effective_ms, employee_id in AbsenceCase.select(
+                AbsenceCase.id, AbsenceCase.effective_ms, AbsenceCase.employee
+            )
+            .where(AbsenceCase.effective_ms.is_null(False))
+            .tuples()
+            if (case_id, effective_ms) not in self._carried
+        ]
+        if not cases:
+            return []
+        now = self._clock.now()
+        badges = list(
+            PlantBadge.select(PlantBadge, Employee)
+            .join(Employee)
+            .where(PlantBadge.employee.in_(sorted({e for _, _, e in cases})))
+        )
+        plants = {p.id: p for p in Plant.select().where(Plant.id.in_(sorted({b.plant_id for b in badges})))}
+        failed: set[int] = set()  # employees whose badge some plant's appliances still lack
+        notes = []
+        for plant_id, plant in sorted(plants.items()):
+            here = [b for b in badges if b.plant_id == plant_id]
+            ended = terminations([b.employee for b in here], plant.timezone)
+            ends = {  # the badge's end as the configuration carries it: the earlier of HR's and the termination's
+                b.user_id: min(d for d in (b.valid_to, ended[b.employee_id]) if d)
+                for b in here
+                if b.employee_id in ended
+            }
+            if not ends:
+                continue
+            if now < self._push_after.get(plant_id, now):  # failed a moment ago: tried again later
+                failed.update(b.employee_id for b in here)
+                continue
+            if not push.behind(plant, ends):
+                self._push_after.pop(plant_id, None)
+                continue
+            note = self._push(plant, sorted(ends))
+            if note:
+                notes.append(note)
+                failed.update(b.employee_id for b in here)
+        self._carried.update((c, at) for c, at, employee in cases if employee not in failed)
+        return notes
+
+    def _push(self, plant: Plant, users: list[str]) -> str:
+        """Push one plant's configuration; "" when every appliance has it, else what failed (logged)."""
+        assert self._settings is not None
+        try:
+            results = push.push_plant(plant.id, by="escalation", settings=self._settings, clock=self._clock)
+            errors = [f"{r.appliance}: {r.error}" for r in results if r.error]
+        except ConfigPushError as err:
+            errors = [str(err)]
+        if not errors:
+            if plant.id in self._push_after:
+                log.info("plant %s: the configuration is pushed again", plant.id)
+            self._push_after.pop(plant.id, None)
+            pushed = [f"{r.appliance} v{r.pushed.version}" for r in results if r.pushed]
+            if pushed:
+                log.info("plant %s: badge(s) %s end at the termination: %s", plant.id, ", ".join(users), pushed)
+            return ""
+        retry_s = int(self._every.total_seconds())
+        if plant.id not in self._push_after:  # once per episode
+            log.error(
+                "plant %s: the configuration ending badge(s) %s at their termination was not pushed (%s); its "
+                "appliances still expect them. Check that the MQTT broker is running and the witness key exists "
+                "('punchproof cloud init'); tried again in %d s, or push now with 'punchproof cloud "
+                "push-plant-config --plant %s'",
+                plant.id,
+                ", ".join(users),
+                "; ".join(errors),
+                retry_s,
+                plant.id,
+            )
+        self._push_after[plant.id] = self._clock.now() + self._every
+        return f"plant {plant.id}: configuration not pushed ({'; '.join(errors)}); again in {retry_s} s"
