@@ -138,18 +138,17 @@ class EscalationService:
             if not push.behind(plant, ends):
                 self._push_after.pop(plant_id, None)
                 continue
-            note = self._push(plant, sorted(ends))
+            note = self._push(plant, sorted(ends), self._settings)
             if note:
                 notes.append(note)
                 failed.update(b.employee_id for b in here)
         self._carried.update((c, at) for c, at, employee in cases if employee not in failed)
         return notes
 
-    def _push(self, plant: Plant, users: list[str]) -> str:
+    def _push(self, plant: Plant, users: list[str], settings: CloudSettings) -> str:
         """Push one plant's configuration; "" when every appliance has it, else what failed (logged)."""
-        assert self._settings is not None
         try:
-            results = push.push_plant(plant.id, by="escalation", settings=self._settings, clock=self._clock)
+            results = push.push_plant(plant.id, by="escalation", settings=settings, clock=self._clock)
             errors = [f"{r.appliance}: {r.error}" for r in results if r.error]
         except ConfigPushError as err:
             errors = [str(err)]
