@@ -93,10 +93,11 @@ def injury_purpose(case_id: int) -> tuple[CaseScope, date, dict[str, object]]:
         "accident_date": claim.accident_day,
         "claimant": claim.claimant,
         "claimed_at": datetime.fromtimestamp(claim.at_ms / 1000, UTC).isoformat(timespec="seconds"),
-        "zh": f"为{scope.ref}的工伤认定申请制作：事故日 {claim.accident_day}，{scope.plant} 厂区考勤设备当日的全部日志"
-        f"（工号 {scope.employee} 的记录全文，其他记录仅以哈希证明其存在）",
-        "en": f"made for the work-injury claim of {scope.ref}: the accident date {claim.accident_day}, the whole day's "
-        f"log of plant {scope.plant}'s appliances (badge {scope.employee}'s records in full, the others as hashes)",
+        "zh": f"本证据包为案件 {scope.ref} 的工伤认定申请制作：事故日 {claim.accident_day}，{scope.plant} 厂区考勤设备"
+        f"当日的全部日志（工号 {scope.employee} 的记录全文，其他记录仅以哈希证明其存在）",
+        "en": f"This bundle was made for the work-injury claim of case {scope.ref}: the accident date "
+        f"{claim.accident_day}, the whole day's log of plant {scope.plant}'s appliances (badge {scope.employee}'s "
+        "records in full, the others as hashes)",
     }
     return scope, day, purpose
 
@@ -171,9 +172,11 @@ def export_bundle(
     ``evidence_log`` (and its ``evidence_key``), the cloud's own log of the employee's contacts, receipts and
     the actions people took on the employee's cases goes in as one more log (``cloud.evidence_cloud``).
     With ``case_ref`` (``case-<id>``) it is that case's bundle: the manifest's ``case`` lists every record of
-    the case in the evidence log and every notice sent, and ``punchproof verify`` fails a bundle without them.
-    ``purpose`` says in the manifest what the bundle was made for (``injury_purpose``: a work-injury claim and
-    its accident date). Callers with a configuration use ``export_configured``."""
+    the case in the evidence log, every notice sent or produced and every document its people's actions name
+    (``cloud/documents/``), and ``punchproof verify`` fails a bundle without them. ``purpose`` says in the
+    manifest what the bundle was made for (``injury_purpose``: a work-injury claim and its accident date); the
+    report and MANUAL-CHECKS.md say it first (a bundle without one: the case's, or the employee's for the
+    period). Callers with a configuration use ``export_configured``."""
     if last_day < first_day:
         raise ExportError("the period ends before it starts")
     if case_ref is not None and evidence_key is None:

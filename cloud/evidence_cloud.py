@@ -4,20 +4,27 @@ inclusion proofs, checkpoints cosigned by the witness and entered in the witness
 
 Disclosed: the employee's own records (contact attempts, receipts, people's actions on the employee's
 cases) one file each with an inclusion proof; every other record of the range only as its salted leaf hash.
-Beside them, what the records name by hash: the notices' PDFs (``cloud/notices/<sha256>.pdf``) and, for each
-contact, what went on the wire (``logs/<n>/requests/<seq>``, for e-mail the exact RFC 5322 message), so a
-reader can hold the signed record to the very bytes the worker received.
+Beside them, what the records name by hash: the notices' PDFs (``cloud/notices/<sha256>.pdf``), for each
+contact what went on the wire (``logs/<n>/requests/<seq>``, for e-mail the exact RFC 5322 message), so a
+reader can hold the signed record to the very bytes the worker received; and each document a person's action
+names (``ledger.evidence.named_documents``): a 解除证明 or 公告 text produced on the case (kept as a notice,
+``cloud/notices/<sha256>.pdf``), a file HR uploaded or a draft a confirmation reviewed (kept with the case,
+``cloud/documents/<sha256><suffix>``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+from pathlib import PurePosixPath
 
+from cloud.casefiles import CaseDocument
 from cloud.channels.contact_log import ContactAttempt
 from cloud.evidence_log import ORIGIN, EvidenceCheckpoint, EvidenceRecord
 from cloud.notices.records import NoticeDocument
 from ledger import VerifyKey
+from ledger.evidence import named_documents
 from ledger.merkle import CompactRange, inclusion_proofs
 
 APPLIANCE = "cloud"  # how the bundle's manifest names this log's "appliance"
@@ -69,6 +76,8 @@ def export_cloud_log(
         files[f"{base}/records/{record.seq}.proof.json"] = json.dumps(
             {"index": record.seq, "size": end, "hashes": [h.hex() for h in proofs[record.seq]]}
         ).encode()
+        if record.type == "case_action":
+            _documents(files, record)
         attempt = attempts.get(record.source_id) if record.source_kind == "attempt" else None
         if attempt is None:
             continue
@@ -119,17 +128,45 @@ def export_cloud_log(
     return entry, [cover.size], registry
 
 
+_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}")
+
+
+def _documents(files: dict[str, bytes], record: EvidenceRecord) -> None:
+    """Add what a person's action names by hash, from its own case only (a hash typed into a note never brings
+    in another worker's file): the notices kept for the case, then the files kept with it."""
+    named = named_documents(json.loads(bytes(record.data)))
+    if not named:
+        return
+    case_id = record.case_ref.removeprefix("case-")
+    notices = NoticeDocument.select().where(
+        NoticeDocument.pdf_sha256.in_(sorted(named)) & NoticeDocument.case_ref.in_((record.case_ref, case_id))
+    )
+    for notice in notices:
+        files[f"cloud/notices/{notice.pdf_sha256}.pdf"] = bytes(notice.pdf)
+        named.discard(notice.pdf_sha256)
+    if not named or not case_id.isdigit():
+        return
+    for doc in CaseDocument.select().where(
+        CaseDocument.sha256.in_(sorted(named)) & (CaseDocument.case_id == int(case_id))
+    ):
+        suffix = PurePosixPath(doc.name).suffix.lower()
+        files[f"cloud/documents/{doc.sha256}{suffix if _SUFFIX.fullmatch(suffix) else ''}"] = bytes(doc.data)
+
+
 CLAIMED = {"contact": "contacts", "receipt": "receipts", "case_action": "actions"}
 
 
 def case_claim(files: dict[str, bytes], base: str | None, case_ref: str) -> tuple[dict[str, object], list[int]]:
     """The manifest's ``case`` of a case's bundle: every record of the case in the evidence log (contacts,
-    receipts, people's actions, by seq) and every notice its contacts attached (by SHA-256), which
-    ``punchproof verify`` then requires in the bundle. Also the case's records up to the exported range's end
-    that ``base`` (the bundle's copy of the evidence log) lacks: an export must not leave any out."""
+    receipts, people's actions, by seq), every notice its contacts attached or its people produced (by SHA-256,
+    ``cloud/notices/``) and every other document its people's actions name (by SHA-256: uploads, reviewed
+    drafts, ``cloud/documents/``), which ``punchproof verify`` then requires in the bundle. Also the case's
+    records up to the exported range's end that ``base`` (the bundle's copy of the evidence log) lacks: an
+    export must not leave any out."""
     end = json.loads(files[f"{base}/log.json"])["to_size"] if base else None
     listed: dict[str, list[int]] = {name: [] for name in CLAIMED.values()}
     notices: set[str] = set()
+    documents: set[str] = set()
     left_out: list[int] = []
     query = EvidenceRecord.select().where(EvidenceRecord.case_ref == case_ref).order_by(EvidenceRecord.seq)
     for record in query:
@@ -141,4 +178,8 @@ def case_claim(files: dict[str, bytes], base: str | None, case_ref: str) -> tupl
         listed[CLAIMED[record.type]].append(record.seq)
         if record.type == "contact":
             notices |= {item["sha256"] for item in json.loads(bytes(record.data))["attachments"]}
-    return {"ref": case_ref, "log": ORIGIN, **listed, "notices": sorted(notices)}, left_out
+        for sha in named_documents(json.loads(bytes(record.data))):
+            # a notice produced on the case is where notices are; anything else, found or not, is a document
+            (notices if f"cloud/notices/{sha}.pdf" in files else documents).add(sha)
+    claim = {"ref": case_ref, "log": ORIGIN, **listed, "notices": sorted(notices)}
+    return {**claim, "documents": sorted(documents - notices)}, left_out

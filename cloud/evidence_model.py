@@ -13,9 +13,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledger.errors import LedgerError
 from ledger.evidence import MANIFEST, Event, Report
-from ledger.record import parse
 
 STATES = {0: "上班", 1: "下班", 2: "外出", 3: "外出返回", 4: "加班签到", 5: "加班签退"}
 VERIFY = {0: "密码", 1: "指纹", 2: "卡", 15: "人脸"}
@@ -174,6 +172,8 @@ class ReportModel:
     files: tuple[FileLine, ...]
     contacts: tuple[ContactLine, ...] = ()
     case: str = ""  # a case's bundle: which case, and what it carries (manifest.json's "case")
+    purpose_zh: str = ""  # what the bundle was made for: a work-injury claim, a case, an employee's period
+    purpose_en: str = ""
 
     @property
     def footer(self) -> str:
@@ -188,7 +188,35 @@ def _case_line(claim: dict[str, Any] | None) -> str:
         return ""
     return (
         f"{claim['ref']}（本案证据包：联络 {len(claim['contacts'])} 次、回执 {len(claim['receipts'])} 份、"
-        f"人事操作 {len(claim['actions'])} 项、通知书 {len(claim['notices'])} 份，缺一即校验不通过）"
+        f"人事操作 {len(claim['actions'])} 项、通知书 {len(claim['notices'])} 份、"
+        f"文书 {len(claim.get('documents', []))} 份，缺一即校验不通过）"
+    )
+
+
+def purpose(manifest: dict[str, Any]) -> tuple[str, str]:
+    """What the bundle was made for, in Chinese and in English: the manifest's ``purpose`` when it states one (a
+    work-injury claim and its accident date), else a case's bundle or an employee's bundle for the period."""
+    stated = manifest.get("purpose")
+    if isinstance(stated, dict) and stated.get("zh"):
+        return str(stated["zh"]), str(stated.get("en", ""))
+    emp, first, last = manifest["employee"], manifest["period"]["from"], manifest["period"]["to"]
+    claim = manifest.get("case")
+    if isinstance(claim, dict) and claim.get("ref"):
+        ref = claim["ref"]
+        return (
+            f"本证据包为案件 {ref} 制作：工号 {emp} 自 {first} 至 {last} 的考勤设备记录，以及本案在云端证据日志中的"
+            "全部联络、回执、人事操作、通知书与文书",
+            f"This bundle was made for case {ref}: badge {emp}'s appliance records from {first} to {last}, and every "
+            "contact, receipt, action by people, notice and document of the case in the cloud's evidence log",
+        )
+    cloud = any(entry.get("kind") == "cloud" for entry in manifest["logs"])
+    also_zh = "；以及云端证据日志中与本人有关的联络与人事操作" if cloud else ""
+    also_en = "; and the contacts and actions about the employee in the cloud's evidence log" if cloud else ""
+    return (
+        f"本证据包为工号 {emp} 在 {first} 至 {last} 期间的考勤证据制作：考勤设备日志中本人的记录全文，其他记录仅以"
+        f"哈希证明其存在{also_zh}",
+        f"This bundle was made for badge {emp}'s attendance from {first} to {last}: the employee's records in the "
+        f"appliances' logs in full, the others as hashes{also_en}",
     )
 
 
@@ -198,9 +226,12 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
     log_zone = {entry["log"]: zones.get(entry["plant"], tz) for entry in manifest["logs"]}
     generated = datetime.fromisoformat(manifest["generated_at"])
     gaps = _gaps(result, log_zone, tz)
+    purpose_zh, purpose_en = purpose(manifest)
     return ReportModel(
         employee=manifest["employee"],
         case=_case_line(manifest.get("case")),
+        purpose_zh=purpose_zh,
+        purpose_en=purpose_en,
         period_from=manifest["period"]["from"],
         period_to=manifest["period"]["to"],
         timezone=str(tz),
@@ -221,7 +252,7 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
         ok=result.ok,
         verdict="全部校验通过" if result.ok else "校验未全部通过：请勿采信本报告，并联系系统管理员",
         checks=tuple(_check(c.name, c.ok, c.detail) for c in result.checks),
-        days=_days(manifest, result, gaps, tz, log_zone, files),
+        days=_days(manifest, result, gaps, tz, log_zone),
         gaps=gaps,
         files=_files(manifest, files),
         contacts=_contacts(manifest, result, tz),
@@ -287,27 +318,19 @@ def _began(manifest: dict[str, Any], result: Report) -> int | None:
     return min(first for first, _last in result.recorded.values())
 
 
-def _uncovered_facts(manifest: dict[str, Any], files: dict[str, bytes]) -> set[str]:
+def _uncovered_facts(result: Report) -> set[str]:
     """The days whose latest day fact (the appliance's conclusion on a shift) for the employee is 未覆盖: the
-    appliance was not recording (a terminal serving the shift not read yet) when the shift began."""
-    latest: dict[tuple[int, str], tuple[int, dict[str, Any]]] = {}
-    for n, entry in enumerate(manifest["logs"]):
-        if entry.get("kind") == "cloud":
+    appliance was not recording (a terminal serving the shift not read yet) when the shift began. The verifier
+    discloses the employee's day facts (``fact.emp``), verified; a record that is not exact is not among them."""
+    latest: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+    for item in result.disclosed:
+        fields = item["fields"]
+        fact = fields.get("fact")
+        if fields.get("type") != "dayfact" or not isinstance(fact, dict):
             continue
-        prefix = f"logs/{n}/records/"
-        for name, data in files.items():
-            if not name.startswith(prefix) or not name.endswith(".json") or name.endswith(".proof.json"):
-                continue
-            try:
-                fields = parse(data)
-            except LedgerError:
-                continue  # the verifier names it; the report says nothing from a record that is not exact
-            fact = fields.get("fact")
-            if fields["type"] != "dayfact" or not isinstance(fact, dict) or fact.get("emp") != manifest["employee"]:
-                continue
-            key = (n, str(fact.get("key")))
-            if key not in latest or latest[key][0] < fields["seq"]:
-                latest[key] = (fields["seq"], fact)
+        key = (item["log"], str(fact.get("key")))
+        if key not in latest or latest[key][0] < item["seq"]:
+            latest[key] = (item["seq"], fact)
     return {str(fact.get("date")) for _seq, fact in latest.values() if fact.get("status") == "uncovered"}
 
 
@@ -317,11 +340,10 @@ def _days(
     gaps: tuple[GapLine, ...],
     tz: ZoneInfo,
     log_zone: dict[str, ZoneInfo],
-    files: dict[str, bytes],
 ) -> tuple[DayLine, ...]:
     bases = {entry["log"]: f"logs/{n}" for n, entry in enumerate(manifest["logs"])}
     began = _began(manifest, result)
-    uncovered = _uncovered_facts(manifest, files)
+    uncovered = _uncovered_facts(result)
     by_day: dict[str, list[dict[str, Any]]] = {}
     others: dict[str, list[str]] = {}
     for item in result.disclosed:
@@ -493,7 +515,15 @@ def _files(manifest: dict[str, Any], files: dict[str, bytes]) -> tuple[FileLine,
 
 def _about(name: str) -> str:
     if name.startswith("cloud/notices/"):
-        return "发出的通知书 PDF（文件名即其 SHA-256，云端证据日志的联系记录据此指向它）"
+        return (
+            "案件的通知书 PDF：发出的通知书，及人事出具的解除劳动合同证明、公告文本"
+            "（文件名即其 SHA-256，云端证据日志的联系记录或人事操作记录据此指向它）"
+        )
+    if name.startswith("cloud/documents/"):
+        return (
+            "案件保存的文件：人事上传的材料（如 EMS 回执）、确认解除时审核的草稿"
+            "（文件名即其 SHA-256，云端证据日志的人事操作记录据此指向它）"
+        )
     if "/requests/" in name:
         return "联系记录发出时的原始请求（电子邮件为完整邮件原文），其 SHA-256 记在该联系记录中"
     fixed = {

@@ -111,6 +111,11 @@ def _summary(pdf: FPDF, model: ReportModel) -> None:
     pdf.cell(0, 10, "考勤电子证据报告", new_x="LMARGIN", new_y="NEXT")
     _paragraph(pdf, "Attendance evidence report", color=GREY)
     pdf.ln(2)
+    if model.purpose_zh:  # what the bundle was made for, before anything else
+        pdf.set_font(FONT, "B", 10)
+        pdf.multi_cell(0, 5.5, model.purpose_zh, align="L", new_x="LMARGIN", new_y="NEXT")
+        _paragraph(pdf, model.purpose_en, size=8, color=GREY)
+        pdf.ln(2)
     logs = [f"{x.appliance}：日志 {x.log}，{x.span}" for x in model.logs] or ["（本期间无设备记录）"]
     rows = [
         ("员工工号", model.employee),

@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from cloud.evidence_model import SCHEDULE_NOTE, VERIFY_STEPS, ReportModel
+from cloud.evidence_model import SCHEDULE_NOTE, VERIFY_STEPS, ReportModel, purpose
 from ledger.errors import LedgerError
 from ledger.timestamp import manual_verify_command, verify_timestamp
 
@@ -39,7 +39,12 @@ def manual_checks(manifest: dict[str, Any], files: dict[str, bytes]) -> str:
     line = int(seq) - info.get("from_seq", 0) + 1 if seq.isdigit() else "N"
     registry = json.loads(files.get("keys/registry.json", b"[]"))
     key_file = next((r["file"] for r in registry if r["log"] == info.get("log")), "KEY.pem")
+    made_for_zh, made_for_en = purpose(manifest)
     return f"""# Checking this bundle by hand (OpenSSL, bash and coreutils only)
+
+{made_for_zh}
+
+{made_for_en}
 
 Unzip the bundle and run these commands in its folder. Each prints OK or the expected value.
 
@@ -98,17 +103,23 @@ def _case_checks(manifest: dict[str, Any], files: dict[str, bytes]) -> str:
         "logs/N",
     )
     seqs = sorted(claim["contacts"] + claim["receipts"] + claim["actions"])
+    documents = claim.get("documents", [])
     return f"""
 ## 本案证据齐全 / The case's evidence is all here ({claim["ref"]})
 
 This is the bundle of case {claim["ref"]}: `manifest.json`'s `case` lists every contact attempt
 ({len(claim["contacts"])}), delivery receipt ({len(claim["receipts"])}) and action by people
-({len(claim["actions"])}) of the case in the cloud's evidence log, and every notice sent
-({len(claim["notices"])}). Each must be here; each command prints nothing when it is:
+({len(claim["actions"])}) of the case in the cloud's evidence log, every notice sent or produced
+({len(claim["notices"])}: notices, the 解除劳动合同证明, a 公告 text) and every other document its people's
+actions name by SHA-256 ({len(documents)}: HR's uploads, the drafts a confirmation reviewed). Each must be
+here; each command prints nothing when it is:
 
     for s in {" ".join(map(str, seqs))}; do test -f {base}/records/$s.json || echo "missing: seq $s"; done
     for h in {" ".join(claim["notices"])}; do
       echo "$h  cloud/notices/$h.pdf" | sha256sum -c --quiet 2>/dev/null || echo "missing: notice $h"
+    done
+    for h in {" ".join(documents)}; do
+      sha256sum cloud/documents/* 2>/dev/null | grep -q "^$h " || echo "missing: document $h"
     done
 
 Check each record as in section 2 (with the evidence key of `keys/registry.json`); its `case` field

@@ -19,7 +19,10 @@ A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
     logs/<n>/system.jsonl         the appliance's own records (boot, seal, incident, clock, keyrot), one
                                   per line: {"seq", "data" (exact text), "sig"}; leaves.txt proves them
     logs/<n>/requests/<seq>       (the cloud's evidence log, "kind": "cloud") what a contact record sent
-    cloud/notices/<sha256>.pdf    the notices the cloud's contact records attached, named by their hash
+    cloud/notices/<sha256>.pdf    the notices the cloud's contact records attached, and the documents a person
+                                  produced on a case (解除证明, 公告 text), named by their hash
+    cloud/documents/<sha256>.ext  the files kept with a case (HR's uploads, the drafts a confirmation
+                                  reviewed) that a person's action in the cloud's log names by hash
     witness/                      the cloud's own signed log of checkpoints: entries with inclusion
                                   proofs, its checkpoints, RFC 3161 stamps (.tsr) and the TSA's certificate
     report.html, report.pdf       the same Chinese report for people (the PDF embeds its CJK font)
@@ -35,6 +38,7 @@ import bisect
 import hashlib
 import io
 import json
+import re
 import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -45,7 +49,7 @@ from ledger import note
 from ledger.errors import LedgerError
 from ledger.keys import VerifyKey
 from ledger.merkle import CompactRange, verify_inclusion
-from ledger.record import RECORD_DOMAIN, b64, leaf_hash, parse, rotation_key
+from ledger.record import RECORD_DOMAIN, b64, employee_of, leaf_hash, parse, rotation_key
 from ledger.witnesslog import verify_witness
 
 MANIFEST = "manifest.json"
@@ -81,7 +85,9 @@ class Report:
     checks: list[Check] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)  # the gaps, and the terminals' incidents, in time
-    disclosed: list[dict[str, Any]] = field(default_factory=list)  # the employee's records, verified
+    # the employee's records, verified: {"log", "seq", "emp", "fields", "not_after"}; a day fact names its worker
+    # inside ``fact`` (``fact.emp``), and its ``fields`` carry that as ``emp`` too, like every other record's
+    disclosed: list[dict[str, Any]] = field(default_factory=list)
     covered_days: set[str] = field(default_factory=set)  # plant-local days the appliances were recording
     recorded: dict[str, tuple[int, int]] = field(default_factory=dict)  # per covered day: first, last record
 
@@ -165,6 +171,30 @@ def verify_bundle(data: bytes, *, witness_key: VerifyKey | None = None, tsa_root
     return report
 
 
+DOCUMENT_DIRS = ("cloud/notices/", "cloud/documents/")  # where a bundle keeps what records name by hash
+_NAMED_HASH = re.compile(r"SHA-256 ([0-9a-f]{64})")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def named_documents(fields: dict[str, Any]) -> set[str]:
+    """The SHA-256 of each document a person's action on a case (a ``case_action`` record) names: its data's
+    ``sha256`` (a 解除证明 or 公告 text produced, a file uploaded) and every "SHA-256 <hex>" in its words or its
+    data (the drafts a confirmation reviewed, a task done with a document as proof). Whoever holds the signed
+    record can ask for those exact bytes; a case's bundle carries them."""
+    if fields.get("type") != "case_action":
+        return set()
+    raw = fields.get("data")
+    found = set(_NAMED_HASH.findall(str(fields.get("text", "")))) | set(_NAMED_HASH.findall(str(raw or "")))
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        data = None
+    digest = data.get("sha256") if isinstance(data, dict) else None
+    if isinstance(digest, str) and _HEX64.fullmatch(digest):
+        found.add(digest)
+    return found
+
+
 CASE_LISTS = {  # the manifest's list: the record type, and how the message names them (zh-CN, English)
     "contacts": ("contact", "联络记录 {n} 条", "{n} contact attempts"),
     "receipts": ("receipt", "回执 {n} 条", "{n} receipts"),
@@ -174,9 +204,13 @@ CASE_LISTS = {  # the manifest's list: the record type, and how the message name
 
 def _verify_case(files: dict[str, bytes], manifest: dict[str, Any], report: Report) -> None:
     """A case's bundle carries what its manifest's ``case`` lists: each record of the case in the cloud's
-    evidence log (contacts, receipts, people's actions; disclosed, of this case, of that type) and each notice
-    sent (``cloud/notices/<sha256>.pdf``, with that hash), as well as every notice a disclosed contact of the
-    case attached. Their signatures and proofs are the disclosed-records check's; here, that none is missing."""
+    evidence log (contacts, receipts, people's actions; disclosed, of this case, of that type), each notice
+    (``cloud/notices/<sha256>.pdf``, with that hash) and each document (a file of that hash under
+    ``cloud/notices/`` or ``cloud/documents/``), as well as every notice a disclosed contact of the case attached
+    and every document a disclosed action on the case names (``named_documents``: the 解除证明, the 公告 text,
+    HR's uploads, the drafts reviewed). Their signatures and proofs are the disclosed-records check's; here,
+    that none is missing. A bundle made before documents were listed has no ``documents``: the records still
+    name what it must hold."""
     claim = manifest["case"]
     ref = claim.get("ref") if isinstance(claim, dict) else None
     if not isinstance(ref, str):
@@ -219,6 +253,13 @@ def _verify_case(files: dict[str, bytes], manifest: dict[str, Any], report: Repo
     if absent:
         zh.append(f"通知书 {len(absent)} 份（{', '.join(sha[:12] for sha in absent)}）")
         en.append(f"{len(absent)} notices")
+    named = {sha for fields in records.values() if fields.get("case") == ref for sha in named_documents(fields)}
+    documents = sorted((set(claim.get("documents", [])) | named) - set(notices))
+    held = {hashlib.sha256(data).hexdigest() for name, data in files.items() if name.startswith(DOCUMENT_DIRS)}
+    absent = [sha for sha in documents if sha not in held]
+    if absent:
+        zh.append(f"文书 {len(absent)} 份（SHA-256 {', '.join(sha[:12] for sha in absent)}）")
+        en.append(f"{len(absent)} documents its records name (SHA-256 {', '.join(sha[:12] for sha in absent)})")
     problems = []
     if not found_log:
         problems.append(f"缺少云端证据日志 {claim.get('log')} / the cloud's evidence log is missing")
@@ -233,8 +274,8 @@ def _verify_case(files: dict[str, bytes], manifest: dict[str, Any], report: Repo
         not problems,
         "; ".join(problems)
         or f"本案 {ref} 的证据齐全：联络 {counts['contacts']} 次、回执 {counts['receipts']} 份、人事操作 "
-        f"{counts['actions']} 项、通知书 {len(notices)} 份 / every contact, receipt, action and notice "
-        "the case lists is in the bundle",
+        f"{counts['actions']} 项、通知书 {len(notices)} 份、文书 {len(documents)} 份 / every contact, receipt, "
+        "action, notice and document the case lists is in the bundle",
     )
 
 
@@ -407,8 +448,10 @@ def _verify_log(
         if fields["type"] == "incident":
             what = ": ".join(str(fields[k]) for k in ("kind", "reason") if fields.get(k))
             report.events.append(Event("incident", origin, t, seq=seq, detail=what))
-        if fields.get("emp") == manifest.get("employee"):
-            report.disclosed.append({"log": origin, "seq": seq, "fields": fields, "not_after": witnessed})
+        emp = employee_of(fields)  # punches and the cloud's records name ``emp``, day facts ``fact.emp``
+        if emp is not None and emp == manifest.get("employee"):
+            shown = fields if "emp" in fields else {**fields, "emp": emp}
+            report.disclosed.append({"log": origin, "seq": seq, "emp": emp, "fields": shown, "not_after": witnessed})
     problems += _check_rotations(keys, rotations, start, end)
     report.add(
         f"{label}: disclosed records",
@@ -446,8 +489,9 @@ def _verify_contacts(
     report: Report,
 ) -> None:
     """What the cloud's records name by hash is the bytes in the bundle: each notice PDF attached to a contact
-    (``cloud/notices/<sha256>.pdf``), each request as it went on the wire (``requests/<seq>``); and each
-    receipt follows the contact it reports on (an earlier record of this log, same provider message id)."""
+    (``cloud/notices/<sha256>.pdf``), each request as it went on the wire (``requests/<seq>``), each document
+    a person's action names (counted when held; a case's bundle must hold them); and each receipt follows the
+    contact it reports on (an earlier record of this log, same provider message id)."""
     records = {}
     for seq, (data, _sig, _proof) in disclosed.items():
         try:
@@ -457,6 +501,7 @@ def _verify_contacts(
     problems: list[str] = []
     counts = dict.fromkeys(CLOUD_TYPES, 0)
     matched = 0
+    held = {hashlib.sha256(data).hexdigest() for name, data in files.items() if name.startswith(DOCUMENT_DIRS)}
     for seq, fields in sorted(records.items()):
         kind = fields["type"]
         if kind not in CLOUD_TYPES:
@@ -477,6 +522,8 @@ def _verify_contacts(
                     problems.append(f"seq {seq}: requests/{seq} is not what the record says went on the wire")
                 else:
                     matched += 1
+        elif kind == "case_action":
+            matched += len(named_documents(fields) & held)  # a case's bundle must hold them: ``_verify_case``
         elif kind == "receipt" and fields["contact_seq"] >= 0:
             contact = records.get(fields["contact_seq"])
             if (

@@ -116,6 +116,9 @@ def test_the_bundle_verifies_and_tells_the_days_apart(world):
     assert any(c.name == "witness log" and "checkpoints in the cloud's signed log" in c.detail for c in report.checks)
     assert "全部校验通过" in html and "2026-03-03" in html and "无打卡记录" in html
     assert "07:59:30 上班" in html
+    # an employee's bundle says first what it was made for (issue #19.11: before, only a case's named itself)
+    made_for = f"本证据包为工号 {EMPLOYEE} 在 2026-03-02 至 2026-03-03 期间的考勤证据制作"
+    assert html.index(made_for) < html.index("员工工号") and made_for in files["MANUAL-CHECKS.md"].decode()
     manifest = json.loads(files["manifest.json"])
     assert manifest["employee"] == EMPLOYEE and manifest["logs"][0]["disclosed"] > 2
     keys = json.loads(files["keys/registry.json"])
