@@ -16,6 +16,7 @@ import dataclasses
 import io
 import json
 import re
+import subprocess
 import zipfile
 from contextlib import redirect_stdout
 from datetime import UTC, date, datetime, timedelta
@@ -182,7 +183,7 @@ def _verify(world: World, bundle: bytes, tmp_path: Path, *extra: str) -> tuple[i
     return code, out.getvalue()
 
 
-def test_the_case_bundle_holds_the_certificate_the_upload_and_the_reviewed_drafts_verified_by_hash(world):
+def test_the_case_bundle_holds_the_certificate_the_upload_and_the_reviewed_drafts_verified_by_hash(world, tmp_path):
     report = verify_bundle(world.case_bundle)
     assert report.ok, [c for c in report.checks if not c.ok]
     files = _files(world.case_bundle)
@@ -197,9 +198,24 @@ def test_the_case_bundle_holds_the_certificate_the_upload_and_the_reviewed_draft
     assert sorted(claim["documents"]) == sorted([world.upload.sha256, *(d.sha256 for d in world.drafts)])
     check = next(c for c in report.checks if c.name == f"case {ref}")
     assert f"通知书 {len(claim['notices'])} 份、文书 {len(world.drafts) + 1} 份" in check.detail
-    manual = files["MANUAL-CHECKS.md"].decode()
-    assert f"for h in {' '.join(claim['documents'])}; do" in manual
     assert "案件保存的文件：人事上传的材料" in html_text(files["report.html"])
+    # MANUAL-CHECKS.md's commands find every record, notice and document of the case, and miss the one taken out
+    assert _by_hand(files, tmp_path / "whole") == ""
+    gone = _by_hand({n: d for n, d in files.items() if world.upload.sha256 not in n}, tmp_path / "stripped")
+    assert gone == f"missing: document {world.upload.sha256}\n"
+
+
+def _by_hand(files: dict[str, bytes], folder: Path) -> str:
+    """Run the case section's shell block of MANUAL-CHECKS.md in the unzipped bundle: what it prints."""
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    section = files["MANUAL-CHECKS.md"].decode().split("## 本案证据齐全")[1]
+    block = re.findall(r"\n\n((?:    .*\n)+)", section)[0]
+    script = "".join(line[4:] + "\n" for line in block.splitlines())
+    done = subprocess.run(["bash", "-c", script], cwd=folder, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_verify_fails_a_case_bundle_without_the_certificate_or_the_upload(world, tmp_path):
