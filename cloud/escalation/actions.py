@@ -22,6 +22,7 @@ from cloud.notices.settings import NoticeSettings
 from cloud.store import Plant
 
 DOCUMENTS = ("cuigao", "termination")
+GATE_ZH = {"approve_cuigao": "批准发送催告函", "confirm_termination": "确认解除劳动合同"}
 DOCUMENT_ZH = {"cuigao": "催告函", "termination": "解除劳动合同通知书"}
 RESOLUTIONS = {
     "approved_leave": ("已批准请假", "approved leave"),
@@ -99,7 +100,7 @@ def approve(
             timeline.append(
                 case,
                 "approval",
-                f"{by} 审批 {kind}（{count}/{gate.required}）",
+                f"{by} 审批 {GATE_ZH.get(kind, kind)}（{count}/{gate.required}）",
                 f"{by} approved {kind} ({count}/{gate.required})",
                 at_ms=now_ms,
                 actor=by,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import time
@@ -68,9 +69,15 @@ class ChannelsMissing(PolicyError):
 
 
 def step_label(key: str, notice: str, lang: str = "zh") -> str:
-    """ "L1（提醒）" / "L1 (reminder)": a step as people name it."""
+    """A step as people name it: "第1级 提醒" / "L1 (reminder)"; a later round "第3级 催告函（第2次）"."""
     zh, en = NOTICE_NAMES.get(notice, (notice, notice))
-    return f"{key} ({en})" if lang == "en" else f"{key}（{zh}）"
+    if lang == "en":
+        return f"{key} ({en})"
+    match = re.fullmatch(r"L(\d+)(?::[a-z_]+)?(?:#(\d+))?", key)
+    if match is None:
+        return f"{key}（{zh}）"
+    level, again = match.groups()
+    return f"第{level}级 {zh}" + (f"（第{again}次）" if again else "")
 
 
 class PolicyVersion(BaseModel):

@@ -58,11 +58,11 @@ def test_doctor_lists_each_step_naming_an_unconfigured_channel_with_what_to_do(c
     said = doctor(config)
     assert said.startswith("[WARN] 政策发送通道 policy channels"), said
     for line in (
-        "*/v1 L1（提醒） 未配置短信、企业微信",
-        "*/v1 L2（预警） 未配置企业微信",
-        "*/v1 L3（催告函） 未配置短信、企业微信、EMS 邮寄",
-        "*/v1 L3:welfare（关怀联系） 未配置短信、电话",
-        "*/v1 L7:termination（解除通知书） 未配置短信、企业微信、EMS 邮寄",
+        "*/v1 第1级 提醒 未配置短信、企业微信",
+        "*/v1 第2级 预警 未配置企业微信",
+        "*/v1 第3级 催告函 未配置短信、企业微信、EMS 邮寄",
+        "*/v1 第3级 关怀联系 未配置短信、电话",
+        "*/v1 第7级 解除通知书 未配置短信、企业微信、EMS 邮寄",
     ):
         assert line in said, said
     assert "处理：这些步骤到时记为“无法发送”，并为人事生成待办" in said

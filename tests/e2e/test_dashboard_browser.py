@@ -59,7 +59,7 @@ def test_hr_signs_in_opens_a_case_acknowledges_and_approves(dashboard, browser):
     page.click('#cases tr.case:has-text("员工2001") td a >> nth=0')
     page.wait_for_selector("#timeline")
     assert page.locator('tr.ev[data-kind="ack"]').count() == 0
-    assert "日结论 2025-03-13 D：missing" in page.inner_text("#timeline")
+    assert "日结论 2025-03-13 D：缺勤" in page.inner_text("#timeline")
     _shoot(page, "case")
 
     page.select_option("#ack-form select[name=reason]", "family")
@@ -75,7 +75,7 @@ def test_hr_signs_in_opens_a_case_acknowledges_and_approves(dashboard, browser):
     page.click(".gate[data-gate=approve_cuigao] form button")
     page.wait_for_selector('.gate[data-gate="approve_cuigao"][data-status="approved"]')
     approval = page.inner_text('tr.ev[data-kind="approval"]')
-    assert "staff 审批 approve_cuigao（1/1）" in approval
+    assert "staff 审批 批准发送催告函（1/1）" in approval
     assert page.get_attribute('tr.step[data-step="L3"]', "data-status") == "due"
     assert page.is_visible("#chain-ok")
     page.evaluate("window.scrollTo(0, 0)")

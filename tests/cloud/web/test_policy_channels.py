@@ -64,12 +64,12 @@ def test_a_policy_naming_unconfigured_channels_is_refused_step_by_step(app):
     assert refused.status_code == 422
     said = _shown(page, "channels-missing")
     for line in (
-        "L1（提醒）：未配置短信通道",
-        "L1（提醒）：未配置企业微信通道",
-        "L2（预警）：未配置企业微信通道",
-        "L3（催告函）：未配置EMS 邮寄通道",
-        "L3:welfare（关怀联系）：未配置电话通道",
-        "L7:termination（解除通知书）：未配置短信通道",
+        "第1级 提醒：未配置短信通道",
+        "第1级 提醒：未配置企业微信通道",
+        "第2级 预警：未配置企业微信通道",
+        "第3级 催告函：未配置EMS 邮寄通道",
+        "第3级 关怀联系：未配置电话通道",
+        "第7级 解除通知书：未配置短信通道",
     ):
         assert line in said, said
     assert "未配置邮件通道" not in said, "e-mail is configured"
