@@ -31,7 +31,7 @@ from cloud.escalation.counting import (  # noqa: F401 - part of this module's in
     recount_group,
 )
 from cloud.escalation.machine import _policies, policy_of, snapshot  # noqa: F401 - re-exported
-from cloud.escalation.models import AbsenceCase
+from cloud.escalation.models import AbsenceCase, CaseTask
 from cloud.escalation.policy import PolicyVersion, current
 from cloud.store import Plant, database
 
@@ -144,6 +144,35 @@ def stated_deadline(case: AbsenceCase, issued_ms: int, tz: str) -> int:
     if case.deadline_ms is not None and case.deadline_ms > issued_ms:
         return int(case.deadline_ms)
     return machine.expected_deadline(policy_of(case), issued_ms, tz)
+
+
+def issue_union_window(case_id: int, issued_ms: int, now_ms: int, tz: str) -> None:
+    """The union's reply window as the letter issued at ``issued_ms`` states it: counted from its issue. The
+    confirmation set it from the day the letter was expected to go; a letter that went out later (the channels
+    down, a retry) moves the window, the termination date the letter proposes and the union reply task's due
+    date with it, so the notice never proposes a date inside the window it gives the union."""
+    with locked_case(case_id) as case:
+        if case.union_wait_until_ms is None:
+            return
+        until = machine.calendar(policy_of(case), tz).union_deadline(issued_ms)
+        if until <= case.union_wait_until_ms:
+            return
+        was = case.union_wait_until_ms
+        case.union_wait_until_ms = until
+        case.save()
+        CaseTask.update(due_ms=until).where(
+            (CaseTask.case == case) & (CaseTask.kind == "union_reply") & (CaseTask.status == "open")
+        ).execute()
+        timeline.append(
+            case,
+            "union_window",
+            "工会通知函晚于预定时间发出：工会答复期限自实际发出之日起计算，拟解除日期相应顺延",
+            "the union letter went out later than planned: the union's reply window counts from its issue, and the "
+            "proposed termination date moves with it",
+            at_ms=now_ms,
+            wait_until_ms=until,
+            was_ms=was,
+        )
 
 
 def issue_deadline(case_id: int, issued_ms: int, now_ms: int, tz: str) -> int:

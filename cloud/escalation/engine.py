@@ -317,10 +317,12 @@ class Engine:
     def _issued(row: Due, issued_ms: int, now: int) -> Due:
         """The claimed step as it goes out: its issue time, and for a 催告函 the deadline it states (set now, from
         the issue, when the case has none yet or the one it has passed before this notice could state it; stored
-        on the case before the notice is printed from it)."""
+        on the case before the notice is printed from it); for the union letter, the reply window from its issue."""
         deadline = row.deadline_ms
         if row.notice == "cuigao":
             deadline = cases.issue_deadline(row.case_id, issued_ms, now, row.timezone)
+        elif row.notice == "union_letter":
+            cases.issue_union_window(row.case_id, issued_ms, now, row.timezone)
         return row._replace(planned_ms=issued_ms, deadline_ms=deadline)
 
     @staticmethod
