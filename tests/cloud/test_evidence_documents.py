@@ -19,7 +19,7 @@ import re
 import subprocess
 import zipfile
 from contextlib import redirect_stdout
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -40,8 +40,8 @@ from ledger import SigningKey
 from ledger.evidence import MANIFEST, SUMS, sha256sums, verify_bundle
 from punchproof.cli import main as punchproof
 from tests.cloud.escalation import wiring
-from tests.cloud.escalation.plantfeed import local, ms, new_engine, pass_deadline, serve_cuigao
-from tests.cloud.escalation.test_injury_claim import ACCIDENT, START, _days
+from tests.cloud.escalation.plantfeed import local, ms, new_engine, seed_case_to_draft
+from tests.cloud.escalation.test_injury_claim import ACCIDENT
 from tests.cloud.escalation.test_wired_case import CheckpointedFeed
 from tests.cloud.test_evidence_pdf import html_text, pdf_text, squeeze
 from tests.harness.clock import FrozenClock
@@ -82,16 +82,7 @@ def world(tmp_path_factory) -> World:
         wiring.staff("2001")
         sender = RecordingSender()
         engine = new_engine(clock, sender)
-        feed.leave("2001", "BJ-2025-031", local(START, "00:00"), local(START + timedelta(days=10), "00:00"))
-        clock.advance_to(local(START, "06:00"))
-        _days(feed, engine, START, date(2025, 3, 17))
-        case = AbsenceCase.get(AbsenceCase.user_id == "2001")
-        clock.advance(hours=9)
-        engine.tick()
-        actions.close_welfare(case.id, "none_found", by="hr-wang", now_ms=ms(clock.now()), note="电话无法接通")
-        _days(feed, engine, date(2025, 3, 18), date(2025, 3, 18))
-        serve_cuigao(clock, case.id, local(date(2025, 3, 19), "15:00"))
-        pass_deadline(clock, engine, case.id)
+        case = seed_case_to_draft(feed, engine)
         # HR confirms the termination having reviewed its drafts, as the case page does: each kept with the case
         assert preview.approve(
             case.id, "confirm_termination", by="hr-wang", now_ms=ms(clock.now()), settings=settings.notices

@@ -212,3 +212,37 @@ def pass_deadline(clock: object, engine: Ticks, case_id: int, *, hhmm: str = "08
         clock.advance_to(target)
     engine.tick()
     return deadline
+
+
+SEED_START = date(2025, 3, 3)  # the seed's case: a Monday; ten days of 病假 end Thursday 03-13 at midnight
+
+
+def with_colleague(feed: PlantFeed, engine: Engine, first: date, last: date) -> None:
+    """The plant's days, 2002 working every weekday (so the log records each day with or without 2001)."""
+    day = first
+    while day <= last:
+        if day.weekday() < 5:
+            feed.punch("2002", local(day, "07:55"))
+            feed.punch("2002", local(day, "17:05"))
+        day_passes(feed, engine, day)
+        day += timedelta(days=1)
+
+
+def seed_case_to_draft(feed: PlantFeed, engine: Engine) -> AbsenceCase:
+    """The seed's case, 2001 and 2002 hired on ``feed``, up to the termination draft (L5): the sick leave ends,
+    2001 never comes back, nobody reaches him (the welfare check finds nothing), the 催告函 is served by EMS and
+    its deadline passes."""
+    clock = feed.clock
+    feed.leave("2001", "BJ-2025-031", local(SEED_START, "00:00"), local(SEED_START + timedelta(days=10), "00:00"))
+    clock.advance_to(local(SEED_START, "06:00"))
+    with_colleague(feed, engine, SEED_START, date(2025, 3, 17))
+    case = AbsenceCase.get(AbsenceCase.user_id == "2001")
+    clock.advance(hours=9)
+    engine.tick()
+    actions.close_welfare(case.id, "none_found", by="hr-wang", now_ms=ms(clock.now()), note="紧急联系人电话无法接通")
+    with_colleague(feed, engine, date(2025, 3, 18), date(2025, 3, 18))
+    serve_cuigao(clock, case.id, local(date(2025, 3, 19), "15:00"))
+    pass_deadline(clock, engine, case.id)
+    case = AbsenceCase.get_by_id(case.id)
+    assert case.level == 5, case.state
+    return case

@@ -35,23 +35,12 @@ from ledger import SigningKey
 from ledger.config_message import ConfigDocument
 from ledger.evidence import MANIFEST, verify_bundle
 from punchproof.cli import main as punchproof
-from tests.cloud.escalation.plantfeed import day_passes, local, ms, new_engine, pass_deadline, serve_cuigao
+from tests.cloud.escalation.plantfeed import SEED_START, local, ms, new_engine, seed_case_to_draft, with_colleague
 from tests.cloud.escalation.test_wired_case import CheckpointedFeed
 
 DAY = 86_400_000
-START = date(2025, 3, 3)  # Monday; ten days of 病假 end Thursday 03-13 at midnight
+START = SEED_START
 ACCIDENT = date(2025, 3, 14)  # Friday, the second day of the absence
-
-
-def _days(feed, engine, first: date, last: date) -> None:  # type: ignore[no-untyped-def]
-    """The plant's days: 2002 works every weekday (so the log records that day with or without 2001)."""
-    day = first
-    while day <= last:
-        if day.weekday() < 5:
-            feed.punch("2002", local(day, "07:55"))
-            feed.punch("2002", local(day, "17:05"))
-        day_passes(feed, engine, day)
-        day += timedelta(days=1)
 
 
 def _to_union_wait(clock, witness: SigningKey, sender: RecordingSender):  # type: ignore[no-untyped-def]
@@ -60,17 +49,7 @@ def _to_union_wait(clock, witness: SigningKey, sender: RecordingSender):  # type
     feed.hire("2001")
     feed.hire("2002")
     engine = new_engine(clock, sender)
-    feed.leave("2001", "BJ-2025-031", local(START, "00:00"), local(START + timedelta(days=10), "00:00"))
-    clock.advance_to(local(START, "06:00"))
-    _days(feed, engine, START, date(2025, 3, 17))
-    case = AbsenceCase.get(AbsenceCase.user_id == "2001")
-    clock.advance(hours=9)
-    engine.tick()
-    actions.close_welfare(case.id, "none_found", by="hr-wang", now_ms=ms(clock.now()), note="紧急联系人电话无法接通")
-    _days(feed, engine, date(2025, 3, 18), date(2025, 3, 18))
-    serve_cuigao(clock, case.id, local(date(2025, 3, 19), "15:00"))
-    pass_deadline(clock, engine, case.id)
-    assert AbsenceCase.get_by_id(case.id).level == 5
+    case = seed_case_to_draft(feed, engine)
     actions.approve(case.id, "confirm_termination", by="hr-wang", now_ms=ms(clock.now()))
     engine.tick()
     assert AbsenceCase.get_by_id(case.id).level == 6 and "L6:union" in sender.step_keys()
@@ -286,9 +265,11 @@ def test_the_terminated_worker_leaves_the_roster_and_no_later_day_counts(db, clo
         appliance_db.close()
 
     # an appliance that has not had the new roster yet still reports him missing that day: the cloud counts nothing
-    _days(feed, engine, ended, ended)  # the termination's own date still counts (the shift began before service)
+    with_colleague(
+        feed, engine, ended, ended
+    )  # the termination's own date still counts (the shift began before service)
     days = AbsenceCase.get_by_id(case.id).days
-    _days(feed, engine, ended + timedelta(days=1), after)
+    with_colleague(feed, engine, ended + timedelta(days=1), after)
     assert feed.facts.get(f"2001/{after}/D", {}).get("status") == "missing"
     engine.tick()
     assert AbsenceCase.get_by_id(case.id).days == days

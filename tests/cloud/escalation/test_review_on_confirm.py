@@ -15,8 +15,15 @@ from cloud.escalation.sender import RecordingSender
 from cloud.notices.settings import NoticeSettings
 from ledger import SigningKey
 from tests.cloud.escalation import wiring
-from tests.cloud.escalation.plantfeed import local, ms, new_engine, pass_deadline, serve_cuigao
-from tests.cloud.escalation.test_injury_claim import START, _days
+from tests.cloud.escalation.plantfeed import (
+    SEED_START,
+    local,
+    ms,
+    new_engine,
+    pass_deadline,
+    serve_cuigao,
+    with_colleague,
+)
 from tests.cloud.escalation.test_wired_case import CheckpointedFeed
 
 NOTICES = NoticeSettings(
@@ -40,11 +47,11 @@ def _draft_awaits(clock, approvers: int = 1) -> AbsenceCase:  # type: ignore[no-
     wiring.staff("2001")  # contract number and term: what the 解除通知书 states
     feed.hire("2002")
     engine = new_engine(clock, RecordingSender())
-    clock.advance_to(local(START, "06:00"))
-    _days(feed, engine, START, date(2025, 3, 5))
+    clock.advance_to(local(SEED_START, "06:00"))
+    with_colleague(feed, engine, SEED_START, date(2025, 3, 5))
     case = AbsenceCase.get(AbsenceCase.user_id == "2001")
     actions.close_welfare(case.id, "none_found", by="hr-wang", now_ms=ms(clock.now()), note="紧急联系人电话无法接通")
-    _days(feed, engine, date(2025, 3, 6), date(2025, 3, 6))
+    with_colleague(feed, engine, date(2025, 3, 6), date(2025, 3, 6))
     serve_cuigao(clock, case.id, local(date(2025, 3, 7), "15:00"))
     pass_deadline(clock, engine, case.id)
     assert AbsenceCase.get_by_id(case.id).level == 5
