@@ -40,7 +40,7 @@ from ledger import SigningKey
 from ledger.evidence import MANIFEST, SUMS, sha256sums, verify_bundle
 from punchproof.cli import main as punchproof
 from tests.cloud.escalation import wiring
-from tests.cloud.escalation.plantfeed import local, ms, new_engine, seed_case_to_draft
+from tests.cloud.escalation.plantfeed import local, ms, new_engine, seed_case_to_draft, serve_termination
 from tests.cloud.escalation.test_injury_claim import ACCIDENT
 from tests.cloud.escalation.test_wired_case import CheckpointedFeed
 from tests.cloud.test_evidence_pdf import html_text, pdf_text, squeeze
@@ -88,14 +88,7 @@ def world(tmp_path_factory) -> World:
             case.id, "confirm_termination", by="hr-wang", now_ms=ms(clock.now()), settings=settings.notices
         )
         engine.tick()
-        clock.advance_to(local(date(2025, 3, 31), "08:30"))
-        engine.tick()
-        assert sender.step_keys()[-1] == "L7:termination"
-        served = ms(clock.now()) + 2 * DAY
-        clock.advance(days=2, hours=1)
-        actions.record_service(
-            case.id, "termination", by="hr-li", now_ms=ms(clock.now()), served_ms=served, method="EMS", proof="EMS 妥投"
-        )
+        serve_termination(clock, engine, sender, case.id)
         assert AbsenceCase.get_by_id(case.id).level == 8
         # the 解除劳动合同证明, issued (kept as a notice, in the timeline with its hash)
         certificate = documents.certificate(

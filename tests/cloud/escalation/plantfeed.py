@@ -246,3 +246,17 @@ def seed_case_to_draft(feed: PlantFeed, engine: Engine) -> AbsenceCase:
     case = AbsenceCase.get_by_id(case.id)
     assert case.level == 5, case.state
     return case
+
+
+def serve_termination(clock: object, engine: Ticks, sender: RecordingSender, case_id: int) -> int:
+    """From the union's wait of the seed's case: the 解除通知书 goes out on Monday 03-31 (the first working day
+    after the union's window), EMS delivers it two days later and HR records it; returns when it was served."""
+    clock.advance_to(local(date(2025, 3, 31), "08:30"))
+    engine.tick()
+    assert sender.step_keys()[-1] == "L7:termination"
+    served = ms(clock.now()) + 2 * 86_400_000
+    clock.advance(days=2, hours=1)
+    actions.record_service(
+        case_id, "termination", by="hr-li", now_ms=ms(clock.now()), served_ms=served, method="EMS", proof="EMS 妥投"
+    )
+    return served

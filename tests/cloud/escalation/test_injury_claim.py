@@ -35,7 +35,15 @@ from ledger import SigningKey
 from ledger.config_message import ConfigDocument
 from ledger.evidence import MANIFEST, verify_bundle
 from punchproof.cli import main as punchproof
-from tests.cloud.escalation.plantfeed import SEED_START, local, ms, new_engine, seed_case_to_draft, with_colleague
+from tests.cloud.escalation.plantfeed import (
+    SEED_START,
+    local,
+    ms,
+    new_engine,
+    seed_case_to_draft,
+    serve_termination,
+    with_colleague,
+)
 from tests.cloud.escalation.test_wired_case import CheckpointedFeed
 
 DAY = 86_400_000
@@ -59,14 +67,7 @@ def _to_union_wait(clock, witness: SigningKey, sender: RecordingSender):  # type
 def _terminated(clock, witness: SigningKey, sender: RecordingSender):  # type: ignore[no-untyped-def]
     """...and on to the termination served by EMS and in effect (L8)."""
     feed, engine, case = _to_union_wait(clock, witness, sender)
-    clock.advance_to(local(date(2025, 3, 31), "08:30"))
-    engine.tick()
-    assert sender.step_keys()[-1] == "L7:termination"
-    served = ms(clock.now()) + 2 * DAY
-    clock.advance(days=2, hours=1)
-    actions.record_service(
-        case.id, "termination", by="hr-li", now_ms=ms(clock.now()), served_ms=served, method="EMS", proof="EMS 妥投"
-    )
+    served = serve_termination(clock, engine, sender, case.id)
     case = AbsenceCase.get_by_id(case.id)
     assert case.level == 8 and case.effective_ms == served
     return feed, engine, case
