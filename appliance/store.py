@@ -79,7 +79,7 @@ class Checkpoint(BaseModel):
 
 
 class LogCheckState(BaseModel):
-    """The largest checkpoint whose root the daemon re-hashed from the log at a start (appliance.logcheck):
+    """The largest checkpoint whose root the daemon re-hashed from the log at a start (appliance.capture.logcheck):
     the next start hashes only the records after it."""
 
     id = pw.IntegerField(primary_key=True, default=1)
@@ -122,7 +122,7 @@ class TerminalHealth(BaseModel):
     clock_offset_ms = pw.IntegerField(null=True)
     capacity = pw.IntegerField(null=True)  # records the terminal can still store
     record_size = pw.IntegerField(null=True)
-    # the clock alarm episode in progress (appliance.terminal_clock): its offset when it began, and when
+    # the clock alarm episode in progress (appliance.capture.terminal_clock): its offset when it began, and when
     clock_alarm_ms = pw.IntegerField(null=True)
     clock_alarm_since_ms = pw.BigIntegerField(null=True)
     live_since_ms = pw.BigIntegerField(null=True)  # live capture registered since; None: not registered
@@ -299,7 +299,7 @@ class PlantPolicy(BaseModel):
 
 class DeviceSetting(BaseModel):
     """A terminal's clock policy and poll interval as the cloud's configuration sets them
-    (``appliance.device_settings``): laid over ``appliance.toml`` when the daemon starts."""
+    (``appliance.capture.device_settings``): laid over ``appliance.toml`` when the daemon starts."""
 
     terminal = pw.CharField(primary_key=True)
     clock_alarm_s = pw.IntegerField()
@@ -310,7 +310,7 @@ class DeviceSetting(BaseModel):
 
 
 class AppliedConfig(BaseModel):
-    """The cloud configuration version this appliance runs (``appliance.remote_config``), one row:
+    """The cloud configuration version this appliance runs (``appliance.sync.remote_config``), one row:
     a document is applied only if its version is above ``version`` (a replay changes nothing)."""
 
     id = pw.IntegerField(primary_key=True, default=1)

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import TERM  # noqa: E402
 
+from appliance.capture.groupcommit import GroupCommitter  # noqa: E402
+from appliance.capture.punchlog import Entry, LogWriter  # noqa: E402
 from appliance.clock import SystemClock  # noqa: E402
-from appliance.groupcommit import GroupCommitter  # noqa: E402
-from appliance.punchlog import Entry, LogWriter  # noqa: E402
 from appliance.store import PRAGMAS, open_db  # noqa: E402
 from ledger import SigningKey  # noqa: E402
 

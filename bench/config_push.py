@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from appliance.config_apply import apply
 from appliance.store import open_db
+from appliance.sync.config_apply import apply
 from ledger import SigningKey
 from ledger.config_message import ConfigDocument, ConfigTooLarge, SignedConfig
 from ledger.messages import MAX_MESSAGE_BYTES

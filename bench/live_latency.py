@@ -24,11 +24,11 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from appliance.capture.groupcommit import GroupCommitter  # noqa: E402
+from appliance.capture.ingest import PunchIngest  # noqa: E402
+from appliance.capture.poller import TerminalWorker  # noqa: E402
+from appliance.capture.punchlog import LogWriter  # noqa: E402
 from appliance.clock import SystemClock  # noqa: E402
-from appliance.groupcommit import GroupCommitter  # noqa: E402
-from appliance.ingest import PunchIngest  # noqa: E402
-from appliance.poller import TerminalWorker  # noqa: E402
-from appliance.punchlog import LogWriter  # noqa: E402
 from appliance.store import open_db  # noqa: E402
 from firmware_bridge.zk.driver import ZKTerminal  # noqa: E402
 from firmware_bridge.zk.live import LiveCapture  # noqa: E402

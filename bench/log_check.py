@@ -1,7 +1,7 @@
 """Figure: the appliance's start-up check of its signed log against the latest checkpoint (issue #18).
 
 Before the daemon appends anything it re-hashes the log's leaves into the Merkle tree and compares
-the root with its latest signed checkpoint (appliance.logcheck). From genesis (the first start after
+the root with its latest signed checkpoint (appliance.capture.logcheck). From genesis (the first start after
 the upgrade, and ``appliance doctor``) that is every leaf; at later starts only the leaves after the
 checkpoint the previous start verified. Measured on a database of ``--records`` records (random
 leaves; the check reads only the leaf column and the checkpoint), beside systemd's start timeout
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from appliance.logcheck import check_latest_checkpoint
+from appliance.capture.logcheck import check_latest_checkpoint
 from appliance.store import open_db
 from ledger import SigningKey, note
 from ledger.merkle import CompactRange

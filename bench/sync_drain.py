@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paho.mqtt.client as mqtt  # noqa: E402
 from _common import TERM  # noqa: E402
 
+from appliance.capture.punchlog import Entry, LogWriter  # noqa: E402
 from appliance.clock import SystemClock  # noqa: E402
 from appliance.config import Settings  # noqa: E402
 from appliance.identity import load_or_create_key  # noqa: E402
-from appliance.punchlog import Entry, LogWriter  # noqa: E402
 from appliance.store import open_db  # noqa: E402
 from firmware_bridge.zk.emulator import TerminalState, ZKEmulator  # noqa: E402
 from ledger.messages import Batch  # noqa: E402

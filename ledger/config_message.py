@@ -1,7 +1,7 @@
 """The configuration the cloud pushes to one appliance: versioned, signed, canonical JSON.
 
 A document carries master data in the shapes the appliance's tables already hold (what
-``appliance.roster_import`` produces), so the appliance applies it with the code that imports
+``appliance.roster.importer`` produces), so the appliance applies it with the code that imports
 the HR office's sheets. The cloud signs it with its witness key under ``CONFIG_DOMAIN``, a prefix
 no other signed message uses, so a signed acknowledgement can never pass for a configuration.
 The appliance believes a document only when the signature verifies, the plant and appliance are

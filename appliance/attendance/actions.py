@@ -7,7 +7,7 @@ request is never signed twice, even if the daemon stops half-way.
 
 from __future__ import annotations
 
-from appliance.punchlog import Entry, LogWriter
+from appliance.capture.punchlog import Entry, LogWriter
 from appliance.store import ActionRecord, ActionRequest
 
 KINDS = ("seen_on_line", "terminal_fault", "sent_home")

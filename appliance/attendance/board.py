@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 
 from appliance.clock import to_ms
-from appliance.roster_store import Person
+from appliance.roster.store import Person
 from appliance.rules import Evaluation, Plant
 from appliance.store import BoardRow
 

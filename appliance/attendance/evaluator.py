@@ -32,11 +32,12 @@ from zoneinfo import ZoneInfo
 
 import peewee as pw
 
-from appliance import malloc, roster_store
+from appliance import malloc
 from appliance.attendance import actions, board, facts
 from appliance.attendance.watermarks import watermarks
+from appliance.capture.punchlog import LogWriter
 from appliance.clock import Clock, to_ms
-from appliance.punchlog import LogWriter
+from appliance.roster import store as roster_store
 from appliance.rules import (
     BusinessTrip,
     Confirmation,

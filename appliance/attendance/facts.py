@@ -19,7 +19,7 @@ from typing import Any
 
 import peewee as pw
 
-from appliance.punchlog import Entry, LogWriter
+from appliance.capture.punchlog import Entry, LogWriter
 from appliance.rules import Confirmation, Evaluation, Plant, Status, day_fact, fact_id
 from appliance.rules.dayfact import decision
 from appliance.store import DayFactIndex

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from appliance.roster_store import utc_ms
+from appliance.roster.store import utc_ms
 from appliance.store import TerminalHealth
 
 READ_SLACK = timedelta(seconds=10)

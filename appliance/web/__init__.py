@@ -27,7 +27,8 @@ def create_app(settings: Settings | None = None, *, max_streams: int | None = No
     """
     from flask import Flask
 
-    from appliance import malloc, storage
+    from appliance import malloc
+    from appliance.capture import storage
     from appliance.config import Settings
     from appliance.store import open_db
     from appliance.web import i18n, serving

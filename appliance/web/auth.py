@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 
-from appliance import accounts
+from appliance.web import accounts
 
 bp = Blueprint("auth", __name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, g, render_template, request, stream_with_context
 from werkzeug.wsgi import wrap_file
 
-from appliance import storage
+from appliance.capture import storage
 from appliance.store import BoardRow
 from appliance.web import export_xlsx, present
 from appliance.web.auth import login_required

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appliance import roster_import
 from appliance.attendance import Evaluator, actions
+from appliance.capture.punchlog import Entry, LogWriter
 from appliance.clock import to_ms
-from appliance.punchlog import Entry, LogWriter
+from appliance.roster import importer as roster_import
 from appliance.rules import fact_id
 from appliance.store import (
     MASTER_MODELS,

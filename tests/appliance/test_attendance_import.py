@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime
 import pytest
 from openpyxl import Workbook
 
-from appliance import roster_store
-from appliance.demo_roster import demo_rows
-from appliance.roster_import import ImportError_, import_file, store
+from appliance.roster import store as roster_store
+from appliance.roster.demo import demo_rows
+from appliance.roster.importer import ImportError_, import_file, store
 from appliance.rules import PlanKind, plan_day
 from appliance.store import Employee, EvalRequest, LeaveEntry, open_db
 from tests.conftest import PLANT_TZ

@@ -14,12 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from appliance import config_apply, roster_store
 from appliance.attendance import Evaluator
+from appliance.capture.punchlog import LogWriter
 from appliance.clock import to_ms
-from appliance.punchlog import LogWriter
+from appliance.roster import store as roster_store
 from appliance.rules import DayKind, fact_id
 from appliance.store import BoardRow, CalendarFile
+from appliance.sync import config_apply
 from ledger.config_message import ConfigDocument
 from tests.appliance.test_attendance_evaluator import LOG, TERMINALS, day_facts, punch, read_all, recording_since
 from tests.appliance.test_attendance_evaluator import store_master as weekday_roster

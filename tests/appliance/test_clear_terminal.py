@@ -6,11 +6,11 @@ from datetime import datetime
 
 import pytest
 
-from appliance import terminal_admin
+from appliance.capture import terminal_admin
+from appliance.capture.ingest import PunchIngest
+from appliance.capture.poller import TerminalWorker
+from appliance.capture.punchlog import LogWriter
 from appliance.clock import SystemClock, to_ms
-from appliance.ingest import PunchIngest
-from appliance.poller import TerminalWorker
-from appliance.punchlog import LogWriter
 from appliance.store import LogClearRecord, LogRecord, Punch, SyncState, TerminalCommand, TerminalHealth, open_db
 from firmware_bridge.zk.driver import ZKTerminal
 from ledger import GENESIS_PREV, SignedRecord

@@ -5,10 +5,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from appliance.capture.ingest import PunchIngest
+from appliance.capture.poller import TerminalWorker
+from appliance.capture.punchlog import LogWriter
 from appliance.config import ConfigError, Settings
-from appliance.ingest import PunchIngest
-from appliance.poller import TerminalWorker
-from appliance.punchlog import LogWriter
 from appliance.store import LogRecord, TerminalHealth, open_db
 from firmware_bridge.zk.clock import ClockPolicy
 from firmware_bridge.zk.driver import ZKTerminal

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from appliance.admin.doctor import ApplianceDoctor, Limits
 from appliance.config import Settings
-from appliance.doctor import ApplianceDoctor, Limits
 from appliance.rules import package_calendar
 from appliance.rules.calendar_cn import unpublished_years
 from opskit.doctor import FAIL, OK, WARN, report

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from appliance.devicehealth import record_health
-from appliance.roster_store import recording_since
+from appliance.capture.devicehealth import record_health
+from appliance.roster.store import recording_since
 from appliance.store import TerminalHealth, open_db
 
 

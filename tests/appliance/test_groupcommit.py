@@ -3,9 +3,9 @@ import threading
 import peewee as pw
 import pytest
 
+from appliance.capture.groupcommit import GroupCommitter
+from appliance.capture.punchlog import Entry, LogWriter
 from appliance.clock import SystemClock
-from appliance.groupcommit import GroupCommitter
-from appliance.punchlog import Entry, LogWriter
 from appliance.store import LogRecord, open_db
 from ledger import SigningKey
 

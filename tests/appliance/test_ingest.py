@@ -7,10 +7,10 @@ from datetime import datetime
 import peewee as pw
 import pytest
 
-from appliance import ingest as ingest_module
-from appliance.ingest import PunchIngest
-from appliance.poller import TerminalWorker
-from appliance.punchlog import Entry, LogWriter
+from appliance.capture import ingest as ingest_module
+from appliance.capture.ingest import PunchIngest
+from appliance.capture.poller import TerminalWorker
+from appliance.capture.punchlog import Entry, LogWriter
 from appliance.store import Checkpoint, LogRecord, Punch, TerminalHealth
 from firmware_bridge.zk import wire
 from firmware_bridge.zk.driver import ZKTerminal

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from appliance.config import ConfigError, Settings
-from appliance.join import JoinError, join
+from appliance.sync.join import JoinError, join
 from ledger import SigningKey
 from tests.harness.tls import TestCA
 

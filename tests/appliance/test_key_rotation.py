@@ -2,8 +2,8 @@
 
 import pytest
 
+from appliance.capture.punchlog import Entry, KeyMismatch, LogWriter
 from appliance.identity import finish_rotation, load_or_create_key, load_pending_key, start_rotation
-from appliance.punchlog import Entry, KeyMismatch, LogWriter
 from appliance.store import Checkpoint, LogRecord
 from ledger import GENESIS_PREV, SignedRecord, SigningKey, note
 from ledger.merkle import CompactRange

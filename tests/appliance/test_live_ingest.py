@@ -4,10 +4,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from appliance.groupcommit import GroupCommitter
-from appliance.ingest import PunchIngest
-from appliance.poller import TerminalWorker
-from appliance.punchlog import LogWriter
+from appliance.capture.groupcommit import GroupCommitter
+from appliance.capture.ingest import PunchIngest
+from appliance.capture.poller import TerminalWorker
+from appliance.capture.punchlog import LogWriter
 from appliance.store import LogRecord, Punch, open_db
 from firmware_bridge.zk.driver import ZKTerminal
 from firmware_bridge.zk.live import Backoff, LiveCapture

@@ -1,4 +1,4 @@
-"""The signed log against its latest checkpoint (appliance.logcheck): a sound log passes however
+"""The signed log against its latest checkpoint (appliance.capture.logcheck): a sound log passes however
 the daemon is writing meanwhile, a kill at any step of append → checkpoint → commit leaves a log
 that still matches, and a checkpoint signed over other leaves is caught, hashed from genesis or
 from the last verified size."""
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from appliance.capture.logcheck import LogDamaged, check_latest_checkpoint, mark_verified, verified_size
+from appliance.capture.punchlog import CHECKPOINT_EVERY, Entry, LogWriter
 from appliance.identity import load_or_create_key
-from appliance.logcheck import LogDamaged, check_latest_checkpoint, mark_verified, verified_size
-from appliance.punchlog import CHECKPOINT_EVERY, Entry, LogWriter
 from appliance.store import open_db
 from ledger import SigningKey
 from tests.harness.forge import checkpoint_over_other_leaves
@@ -85,7 +85,7 @@ WRITER = textwrap.dedent(
     from pathlib import Path
 
     from appliance.identity import load_or_create_key
-    from appliance.punchlog import Entry, LogWriter
+    from appliance.capture.punchlog import Entry, LogWriter
     from appliance.store import open_db
     from tests.harness.clock import FrozenClock
 

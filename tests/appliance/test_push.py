@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from appliance.config import Settings
-from appliance.daemon import ApplianceDaemon
 from appliance.identity import load_or_create_key
+from appliance.runtime.daemon import ApplianceDaemon
 from appliance.store import BadRecord, LogRecord, Punch, PushCursor, TerminalHealth
 from firmware_bridge.adms.emulator import AdmsTerminalEmulator
 from ledger import GENESIS_PREV, SignedRecord, SigningKey, parse

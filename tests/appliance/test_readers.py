@@ -102,7 +102,7 @@ def test_unknown_cards_and_garbage_are_recorded_not_punched(appliance, card_read
     assert unknown["term"]["name"] == "canteen-card" and bytes.fromhex(unknown["term"]["raw"]) == b"0000000099"
     assert garbage["kind"] == "bad_reader_read" and "not a card read" in garbage["reason"]
     assert [u for u, _ in reads("canteen-card")] == ["E001"]
-    told = [r for r in caplog.records if r.name == "appliance.readers" and "not in the card table" in r.message]
+    told = [r for r in caplog.records if r.name == "appliance.capture.readers" and "not in the card table" in r.message]
     assert len(told) == 1
 
 

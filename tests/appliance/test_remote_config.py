@@ -12,12 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from appliance import device_settings
 from appliance.attendance import Evaluator
+from appliance.capture import device_settings
+from appliance.capture.punchlog import LogWriter
 from appliance.clock import to_ms
 from appliance.config import Settings
-from appliance.punchlog import LogWriter
-from appliance.remote_config import RemoteConfig
 from appliance.store import (
     AppliedConfig,
     BoardRow,
@@ -29,6 +28,7 @@ from appliance.store import (
     ShiftDef,
     TerminalHealth,
 )
+from appliance.sync.remote_config import RemoteConfig
 from ledger import SigningKey, canonical, topics
 from ledger.config_message import ConfigDocument, ConfigStatus, SignedConfig
 from tests.conftest import PLANT_TZ

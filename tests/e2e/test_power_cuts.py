@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.capture.logcheck import check_latest_checkpoint
 from appliance.config import Settings
-from appliance.logcheck import check_latest_checkpoint
 from appliance.store import PRAGMAS, open_db
 from firmware_bridge.zk.emulator_state import TerminalState
 from ledger import GENESIS_PREV, SignedRecord, SigningKey, VerifyKey

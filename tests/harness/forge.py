@@ -1,4 +1,4 @@
-"""Damage a signed log the way a defect in the writer would (tests of appliance.logcheck)."""
+"""Damage a signed log the way a defect in the writer would (tests of appliance.capture.logcheck)."""
 
 from __future__ import annotations
 

@@ -12,11 +12,11 @@ import pytest
 from openpyxl import load_workbook
 from werkzeug.security import generate_password_hash
 
-from appliance import roster_import
 from appliance.attendance import Evaluator, actions
+from appliance.capture.punchlog import Entry, LogWriter
 from appliance.clock import to_ms
 from appliance.config import Settings
-from appliance.punchlog import Entry, LogWriter
+from appliance.roster import importer as roster_import
 from appliance.store import MODELS, Account, LogRecord, Punch, TerminalHealth, open_db
 from appliance.web import create_app
 from ledger import SigningKey, parse

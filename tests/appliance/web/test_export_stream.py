@@ -295,7 +295,7 @@ def test_exporting_60000_rows_takes_a_fraction_of_the_memory_of_holding_them(tmp
 
 
 def test_an_xlsx_that_would_leave_the_daemon_too_little_disk_is_refused_before_it_starts(month, tmp_path, monkeypatch):
-    from appliance import storage
+    from appliance.capture import storage
 
     scratch = tmp_path / "scratch"
     scratch.mkdir()

@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from appliance import config_apply, rules
-from appliance import roster_store as appliance_roster
+from appliance import rules
+from appliance.roster import store as appliance_roster
 from appliance.store import open_db as open_appliance_db
+from appliance.sync import config_apply
 from cloud.escalation import actions, timeline
 from cloud.escalation.cases import CaseError
 from cloud.escalation.models import AbsenceCase, CaseDay, CaseStep, CaseTask

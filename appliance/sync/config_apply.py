@@ -21,8 +21,9 @@ from zoneinfo import ZoneInfo
 
 import peewee as pw
 
-from appliance import roster_import, roster_store
 from appliance.config import MIN_CLOCK_CORRECT_S
+from appliance.roster import importer as roster_import
+from appliance.roster import store as roster_store
 from appliance.rules import RulesError, parse_overrides
 from appliance.store import (
     AppliedConfig,

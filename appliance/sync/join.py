@@ -15,7 +15,7 @@ from typing import Any
 from cryptography import x509
 
 from appliance.config import ConfigError, Settings
-from appliance.config_edit import atomic_write
+from appliance.sync.config_edit import atomic_write
 from ledger import Malformed, VerifyKey
 from opskit.config_edit import set_keys
 

@@ -19,8 +19,8 @@ from typing import Protocol
 
 from appliance.clock import Clock, to_ms
 from appliance.config import Settings, TerminalSettings
-from appliance.config_apply import ConfigRejected, apply
 from appliance.store import AppliedConfig
+from appliance.sync.config_apply import ConfigRejected, apply
 from ledger import Forged, Malformed, VerifyKey, topics
 from ledger.config_message import ConfigStatus, SignedConfig
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class Link(Protocol):
-    """What the MQTT connection (``appliance.sync.Uplink``) offers other features."""
+    """What the MQTT connection (``appliance.sync.uplink.Uplink``) offers other features."""
 
     def add_subscription(self, topic: str, handler: Callable[[bytes], None]) -> None: ...
 

@@ -32,9 +32,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from appliance.capture.punchlog import LogWriter
 from appliance.clock import Clock, to_ms
 from appliance.config import Settings
-from appliance.punchlog import LogWriter
 from appliance.store import Checkpoint, Cosignature, LogRecord, SyncState, TerminalHealth
 from ledger import Forged, Malformed, SignedRecord, VerifyKey, failpoints, note, topics
 from ledger.messages import MAX_MESSAGE_BYTES, Ack, Batch
@@ -98,7 +98,7 @@ class Uplink:
         self.live_sent_records = 0  # for the benchmark and the tests: records sent on the live lane
         self._subscriptions: dict[str, Callable[[bytes], None]] = {}  # other features' topics (add_subscription)
 
-    # -- other features on this connection (appliance.remote_config): one tidy addition ---------
+    # -- other features on this connection (appliance.sync.remote_config): one tidy addition ---------
     def add_subscription(self, topic: str, handler: Callable[[bytes], None]) -> None:
         """Before ``start``: subscribe to ``topic`` at every connect; ``handler`` gets its payloads on paho's
         thread and must not block."""

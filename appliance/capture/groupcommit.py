@@ -12,9 +12,9 @@ import queue
 import threading
 from concurrent.futures import Future
 
-from appliance import storage
+from appliance.capture import storage
+from appliance.capture.punchlog import Entry, LogWriter
 from appliance.clock import Clock
-from appliance.punchlog import Entry, LogWriter
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from collections import defaultdict
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
+from appliance.capture.groupcommit import GroupCommitter
+from appliance.capture.punchlog import Entry, LogWriter
+from appliance.capture.terminal_clock import alarm_change
 from appliance.clock import Clock, to_ms
-from appliance.groupcommit import GroupCommitter
-from appliance.punchlog import Entry, LogWriter
 from appliance.store import BadRecord, Punch, PushCursor, TerminalHealth
-from appliance.terminal_clock import alarm_change
 from firmware_bridge.types import TIME_FROM_TERMINAL, Download, PunchKey, RawPunch, RejectedRecord
 from firmware_bridge.zk.live import LivePunch
 

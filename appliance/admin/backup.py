@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from appliance.config import Settings
-from appliance.daemonlock import daemon_lock
 from appliance.identity import pending_key_path
+from appliance.runtime.daemonlock import daemon_lock
 from opskit.sqlite_check import quick_check
 
 DB_NAME = "appliance.sqlite3"

@@ -108,7 +108,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "import-roster",
         _import_roster,
         "import employees, shifts, rosters, leave, trips or 补卡 from a .csv or .xlsx file "
-        "(columns: see appliance/roster_import.py; Chinese headers accepted)",
+        "(columns: see appliance/roster/importer.py; Chinese headers accepted)",
     )
     p.add_argument("file")
     p.add_argument(
@@ -156,7 +156,7 @@ def add_operations_commands(cmd) -> None:  # type: ignore[no-untyped-def]
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from appliance.backup import BackupError, backup
+    from appliance.admin.backup import BackupError, backup
 
     try:
         info = backup(_settings(args), Path(args.output))
@@ -171,7 +171,7 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from appliance.backup import BackupError, restore
+    from appliance.admin.backup import BackupError, restore
 
     try:
         info = restore(_settings(args), Path(args.archive))
@@ -188,7 +188,7 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from appliance.doctor import ApplianceDoctor, Limits
+    from appliance.admin.doctor import ApplianceDoctor, Limits
     from opskit.doctor import report
 
     limits = Limits(min_free_bytes=args.min_free_mb * 2**20)
@@ -204,9 +204,9 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _init(args: argparse.Namespace) -> int:
+    from appliance.admin.init_wizard import Aborted, InitWizard
     from appliance.config import Settings
     from appliance.identity import load_or_create_key, write_identity
-    from appliance.init_wizard import Aborted, InitWizard
     from appliance.store import open_db
 
     output = Path(args.output)
@@ -277,7 +277,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _join(args: argparse.Namespace) -> int:
-    from appliance.join import JoinError, join
+    from appliance.sync.join import JoinError, join
 
     settings = _settings(args)
     try:
@@ -319,9 +319,9 @@ def _rotate_key(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from appliance.daemon import run
-    from appliance.logcheck import LogDamaged
-    from appliance.punchlog import KeyMismatch
+    from appliance.capture.logcheck import LogDamaged
+    from appliance.capture.punchlog import KeyMismatch
+    from appliance.runtime.daemon import run
 
     settings = _settings(args)
     try:
@@ -387,9 +387,9 @@ def _scratch_dir(state_dir: Path) -> Path:
 
 
 def _create_user(args: argparse.Namespace) -> int:
-    from appliance import accounts
     from appliance.clock import SystemClock, to_ms
     from appliance.store import open_db
+    from appliance.web import accounts
 
     settings = _settings(args)
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
@@ -441,7 +441,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _clear_terminal(args: argparse.Namespace) -> int:
     """Queue the command for the daemon (the log's one writer, the terminal's one client) and wait."""
-    from appliance import terminal_admin
+    from appliance.capture import terminal_admin
     from appliance.clock import SystemClock, to_ms
     from appliance.config import TerminalSettings
     from appliance.store import open_db
@@ -484,7 +484,7 @@ def _clear_terminal(args: argparse.Namespace) -> int:
 
 def _import_roster(args: argparse.Namespace) -> int:
     from appliance.clock import SystemClock, to_ms
-    from appliance.roster_import import ImportError_, import_file
+    from appliance.roster.importer import ImportError_, import_file
     from appliance.store import open_db
 
     settings = _settings(args)

@@ -17,7 +17,7 @@ from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from appliance.config import SLUG, Settings
-from appliance.join import JoinError, join
+from appliance.sync.join import JoinError, join
 from firmware_bridge.errors import TerminalError
 from firmware_bridge.types import TerminalInfo
 from firmware_bridge.zk.commands import print_info

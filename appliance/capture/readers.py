@@ -22,11 +22,11 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from appliance.capture.devicehealth import Ticker, record_health
+from appliance.capture.ingest import PunchIngest
 from appliance.clock import Clock, to_ms
 from appliance.config import CardReaderSettings, ConfigError, R30xReaderSettings, Settings
-from appliance.devicehealth import Ticker, record_health
 from appliance.idmap import IdMapError, load_cards, load_pages
-from appliance.ingest import PunchIngest
 from firmware_bridge.readers import r30x
 from firmware_bridge.readers.card_reader import CardReader
 from firmware_bridge.readers.cards import CardFormat, card_format

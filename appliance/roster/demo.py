@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from appliance import roster_import
+from appliance.roster import importer as roster_import
 from appliance.store import open_db
 from firmware_bridge.cli import demo_roster
 

@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 
 import peewee as pw
 
-from appliance import roster_store
+from appliance.roster import store as roster_store
 from appliance.rules import RulesError
 from appliance.store import (
     CorrectionEntry,

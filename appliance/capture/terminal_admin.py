@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 
-from appliance.punchlog import Entry
+from appliance.capture.punchlog import Entry
 from appliance.store import BadRecord, LogClearRecord, Punch, SyncState, TerminalCommand, TerminalHealth
 
 CLEAR_LOG = "clear_log"

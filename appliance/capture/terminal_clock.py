@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from appliance.capture.punchlog import Entry
 from appliance.clock import to_ms
-from appliance.punchlog import Entry
 from appliance.store import TerminalHealth
 from firmware_bridge.types import ClockAlarm
 from firmware_bridge.zk.clock import ClockCorrection, ClockPolicy

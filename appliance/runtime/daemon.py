@@ -16,8 +16,14 @@ from typing import TYPE_CHECKING
 
 import peewee as pw
 
-from appliance import device_settings, malloc
+from appliance import malloc
 from appliance.attendance import Evaluator
+from appliance.capture import device_settings
+from appliance.capture.groupcommit import GroupCommitter
+from appliance.capture.ingest import PunchIngest
+from appliance.capture.logcheck import check_latest_checkpoint, mark_verified, rotation_keys, verified_size
+from appliance.capture.poller import TerminalWorker
+from appliance.capture.punchlog import Entry, LogWriter
 from appliance.clock import Clock, SystemClock
 from appliance.config import (
     AdmsTerminalSettings,
@@ -26,24 +32,19 @@ from appliance.config import (
     Settings,
     TerminalSettings,
 )
-from appliance.daemonlock import hold_daemon_lock
-from appliance.groupcommit import GroupCommitter
 from appliance.identity import finish_rotation, load_or_create_key, load_pending_key
-from appliance.ingest import PunchIngest
-from appliance.logcheck import check_latest_checkpoint, mark_verified, rotation_keys, verified_size
-from appliance.poller import TerminalWorker
-from appliance.punchlog import Entry, LogWriter
-from appliance.remote_config import RemoteConfig
+from appliance.runtime.daemonlock import hold_daemon_lock
 from appliance.store import open_db
-from appliance.sync import Uplink
+from appliance.sync.remote_config import RemoteConfig
+from appliance.sync.uplink import Uplink
 from firmware_bridge.zk.driver import ZKTerminal
 from firmware_bridge.zk.live import LiveCapture
 from ledger import SigningKey
 from opskit.supervisor import ServiceManager, Unsupervised
 
 if TYPE_CHECKING:  # imported where used: a plant with only ZK terminals never loads the HTTP receiver (Flask)
-    from appliance.push import PushTerminals
-    from appliance.readers import SerialReaders
+    from appliance.capture.push import PushTerminals
+    from appliance.capture.readers import SerialReaders
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +144,11 @@ class ApplianceDaemon:
             if terminal.live:
                 self.captures.append(self._live_capture(terminal, ingest, worker))
         if settings.terminals_of(AdmsTerminalSettings):
-            from appliance.push import PushTerminals
+            from appliance.capture.push import PushTerminals
 
             self.push = PushTerminals(settings, ingest, self.clock, self.db)
         if settings.terminals_of(CardReaderSettings) or settings.terminals_of(R30xReaderSettings):
-            from appliance.readers import SerialReaders
+            from appliance.capture.readers import SerialReaders
 
             self.readers = SerialReaders(settings, ingest, self.clock)
         self.remote_config.start()

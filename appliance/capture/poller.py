@@ -11,7 +11,7 @@ punch, not that none was missed.
 
 The worker is also the only one that changes its terminal: it sets the terminal's clock when the
 policy allows it (signing a ``clock`` record before any punch read after the correction) and
-carries out ``clear-terminal`` commands (``appliance.terminal_admin``) between polls.
+carries out ``clear-terminal`` commands (``appliance.capture.terminal_admin``) between polls.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import threading
 from datetime import UTC, tzinfo
 from typing import Protocol
 
-from appliance import storage, terminal_admin
+from appliance.capture import storage, terminal_admin
+from appliance.capture.ingest import PunchIngest
+from appliance.capture.terminal_admin import ClearRefused
+from appliance.capture.terminal_clock import alarm_change, correction_entry, correction_failed_entry
 from appliance.clock import Clock, to_ms
-from appliance.ingest import PunchIngest
 from appliance.store import TerminalHealth
-from appliance.terminal_admin import ClearRefused
-from appliance.terminal_clock import alarm_change, correction_entry, correction_failed_entry
 from firmware_bridge.errors import TerminalError, TerminalLogChanged
 from firmware_bridge.types import Download, LogCleared
 from firmware_bridge.zk.clock import ClockCorrection, ClockPolicy

@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from appliance.capture.logcheck import LogDamaged, check_latest_checkpoint, rotation_keys
 from appliance.clock import Clock, SystemClock, to_ms
 from appliance.config import (
     AdmsTerminalSettings,
@@ -25,7 +26,6 @@ from appliance.config import (
     Settings,
     TerminalSettings,
 )
-from appliance.logcheck import LogDamaged, check_latest_checkpoint, rotation_keys
 from appliance.rules import RulesError, package_calendar, parse_overrides, with_overrides
 from appliance.rules.calendar_cn import unpublished_years
 from appliance.timesync import kernel_clock_status

@@ -21,10 +21,10 @@ from typing import TypeVar
 
 import peewee as pw
 
+from appliance.capture.devicehealth import Ticker, record_health
+from appliance.capture.ingest import PunchIngest
 from appliance.clock import Clock, to_ms
 from appliance.config import AdmsTerminalSettings, Settings
-from appliance.devicehealth import Ticker, record_health
-from appliance.ingest import PunchIngest
 from firmware_bridge.adms.receiver import AdmsReceiver, PushTerminal, TableUpload, UnknownTerminal
 from firmware_bridge.adms.server import AdmsServer
 
