@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import TERM  # noqa: E402
 
-from cloud import registry  # noqa: E402
-from cloud.prepare import AheadParser, default_processes  # noqa: E402
+from cloud.appliances import registry  # noqa: E402
+from cloud.ingest.prepare import AheadParser, default_processes  # noqa: E402
+from cloud.ingest.verifier import BatchIngest  # noqa: E402
 from cloud.store import open_db  # noqa: E402
-from cloud.verifier import BatchIngest  # noqa: E402
 from ledger import GENESIS_PREV, SigningKey, make_record, merkle, note, topics  # noqa: E402
 from ledger.messages import Batch  # noqa: E402
 from tests.harness.clock import FrozenClock  # noqa: E402
@@ -64,7 +64,7 @@ def generate(key: SigningKey, count: int, per_batch: int = 256, log: str = LOG) 
 
 
 def ingest(url: str, key: SigningKey, batches: list[bytes], processes: int) -> float:
-    """The ingest worker's path: with ``processes``, batches are parsed ahead in a pool (cloud.prepare)."""
+    """The ingest worker's path: with ``processes``, batches are parsed ahead in a pool (cloud.ingest.prepare)."""
     clock = FrozenClock(datetime(2026, 3, 20, tzinfo=UTC))
     db = open_db(url)
     registry.register({"plant": "bench", "appliance": "pi-01", "log": LOG, "public_key": key.verify_key.pem()}, clock)

@@ -27,10 +27,10 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cloud import registry  # noqa: E402
-from cloud.evidence import export_bundle  # noqa: E402
+from cloud.appliances import registry  # noqa: E402
+from cloud.evidence.export import export_bundle  # noqa: E402
+from cloud.evidence.witness_log import WitnessLog  # noqa: E402
 from cloud.store import CloudCheckpoint, LogHead, LogRecord, Punch, bulk_insert, database, open_db  # noqa: E402
-from cloud.witness_log import WitnessLog  # noqa: E402
 from ledger import GENESIS_PREV, SigningKey, canonical, leaf_hash, note  # noqa: E402
 from ledger.evidence import verify_bundle  # noqa: E402
 from ledger.merkle import CompactRange  # noqa: E402

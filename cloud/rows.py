@@ -1,7 +1,7 @@
 """The rows a verified record becomes in the cloud's tables, built from its parsed fields.
 
-Built in the parsing processes for a backlog (``cloud.prepare``) and in the worker for the rest
-(``cloud.verifier``): without the appliance and the time of receipt, which the insert adds to every
+Built in the parsing processes for a backlog (``cloud.ingest.prepare``) and in the worker for the rest
+(``cloud.ingest.verifier``): without the appliance and the time of receipt, which the insert adds to every
 row of a range (``cloud.store.bulk_insert``'s ``constants``).
 """
 

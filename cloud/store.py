@@ -221,17 +221,17 @@ MODELS = (
 
 # Other modules that own tables (each defines its own MODELS on this module's BaseModel); open_db creates them too.
 MODEL_MODULES: tuple[str, ...] = (
-    "cloud.config_push",  # configuration versions pushed, and what each appliance applied
-    "cloud.broker_auth",  # broker logins (hashes only)
+    "cloud.plantconfig.config_push",  # configuration versions pushed, and what each appliance applied
+    "cloud.appliances.broker_auth",  # broker logins (hashes only)
     "cloud.channels.contact_log",  # contact attempts, delivery receipts, dispatch claims
     "cloud.notices.records",  # rendered notices with their hashes
     "cloud.hr.models",  # employees, badges, rosters, leave, trips, corrections
     "cloud.escalation.policy",  # handbook policy versions
     "cloud.escalation.models",  # absence cases, steps, timelines
-    "cloud.evidence_log",  # the cloud's own signed log of contacts, receipts and people's actions
+    "cloud.evidence.log",  # the cloud's own signed log of contacts, receipts and people's actions
     "cloud.accounts",  # the login throttle
     "cloud.audit",  # every human action on head office's pages
-    "cloud.casefiles",  # documents uploaded to a case, with their SHA-256
+    "cloud.escalation.casefiles",  # documents uploaded to a case, with their SHA-256
 )
 
 

@@ -9,7 +9,7 @@ pp/{plant}/{appliance}/status          appliance, retained                   "on
 pp/{plant}/{appliance}/device/{name}   appliance, retained                   one terminal's availability, on change
 
 An appliance may publish only under ``up/``, ``status`` and ``device/`` of its own prefix and subscribe
-only to its own ``down/``; the broker's ACL (cloud.broker_auth) enforces exactly this table.
+only to its own ``down/``; the broker's ACL (cloud.appliances.broker_auth) enforces exactly this table.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each line is ``[ OK ]``, ``[WARN]`` or ``[FAIL]`` with the check's name and what it saw; a warning or a
 failure is followed by what to do, in Chinese first, then English. The exit code is 1 while any
-check fails. The checks themselves are each side's (``appliance.admin.doctor``, ``cloud.doctor``).
+check fails. The checks themselves are each side's (``appliance.admin.doctor``, ``cloud.admin.doctor``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A Mosquitto broker of our own, for the demo and the tests: real broker, throwaway config.
 
 Anonymous on one plain listener by default. With ``security``, the broker is set up as
-docs/broker-security.md sets up head office's: TLS, logins and the ACL that cloud.broker_auth writes,
+docs/broker-security.md sets up head office's: TLS, logins and the ACL that cloud.appliances.broker_auth writes,
 on two listeners (appliances, cloud workers); ``secure_listeners`` is the text of both, for the doc too.
 """
 
@@ -52,7 +52,7 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
 class Security:
     certfile: Path  # the broker's certificate (PEM, with any intermediates) and its key
     keyfile: Path
-    password_file: Path  # the appliances' logins (cloud.broker_auth writes all three files)
+    password_file: Path  # the appliances' logins (cloud.appliances.broker_auth writes all three files)
     cloud_password_file: Path  # the cloud workers' logins
     acl_file: Path
 

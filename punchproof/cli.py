@@ -12,7 +12,7 @@ from punchproof import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     from appliance.admin.cli import add_commands as appliance_commands
-    from cloud.cli import add_commands as cloud_commands
+    from cloud.admin.cli import add_commands as cloud_commands
     from firmware_bridge.cli import add_commands as emulate_commands
     from firmware_bridge.zk.commands import add_commands as bridge_commands
 

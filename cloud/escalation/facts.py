@@ -1,7 +1,7 @@
 """Confirmed day facts and fresh punches, read from the plants' stored logs since the last tick.
 
 Each appliance's records are stored contiguously in seq order while its ``LogHead`` row is locked
-(``cloud.verifier``), so reading ``(cursor, head]`` per appliance misses nothing and reads nothing
+(``cloud.ingest.verifier``), so reading ``(cursor, head]`` per appliance misses nothing and reads nothing
 twice, on SQLite and on PostgreSQL with several ingest workers alike. A fact that supersedes an
 earlier one for the same key (leave approved later, a 补卡) replaces it in ``AttendanceDay``; the
 signed log keeps both.

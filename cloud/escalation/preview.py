@@ -19,8 +19,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from cloud import casefiles
-from cloud.escalation import actions, cases, machine, notice_facts, workdays
+from cloud.escalation import actions, casefiles, cases, machine, notice_facts, workdays
 from cloud.escalation.cases import policy_of
 from cloud.escalation.models import AbsenceCase, CaseDay, CaseStep
 from cloud.escalation.outbound import missing_fact

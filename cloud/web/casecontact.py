@@ -2,7 +2,7 @@
 
 A call HR made on its own initiative opens a voice task and records its result at once, so that it
 stands in the contact log like any attempt the engine made: time, number, outcome, operator. An
-uploaded file is kept with its SHA-256 (``cloud.casefiles``) and the hash goes into the case's
+uploaded file is kept with its SHA-256 (``cloud.escalation.casefiles``) and the hash goes into the case's
 hash-chained timeline with the user as actor.
 """
 
@@ -13,13 +13,12 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request
 
-from cloud import casefiles
-from cloud.casefiles import CaseDocument
 from cloud.channels import contact_log, manual
 from cloud.channels.base import OutboundMessage
 from cloud.channels.contact_log import ContactAttempt
 from cloud.clock import SystemClock
-from cloud.escalation import timeline
+from cloud.escalation import casefiles, timeline
+from cloud.escalation.casefiles import CaseDocument
 from cloud.escalation.cases import CaseError, locked_case
 from cloud.escalation.models import AbsenceCase
 from cloud.web.cases import act, case_of, form_text, user

@@ -13,9 +13,9 @@ from typing import Any
 
 import peewee as pw
 
-from cloud.casefiles import CaseDocument
 from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
 from cloud.escalation import ladder, preview, timeline
+from cloud.escalation.casefiles import CaseDocument
 from cloud.escalation.cases import policy_of
 from cloud.escalation.models import AbsenceCase, AttendanceDay, CaseDay, CaseStep, CaseTask, Gate, GateApproval, Service
 from cloud.escalation.policy import NOTICE_NAMES, PolicyVersion

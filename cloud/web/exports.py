@@ -1,6 +1,6 @@
 """The evidence export from the dashboard: a button that runs the CLI's export and hands over the ZIP.
 
-The export can take minutes for a plant-year, so it runs in its own process (``cloud.export_job``)
+The export can take minutes for a plant-year, so it runs in its own process (``cloud.workers.export_job``)
 and the page follows its progress messages; the ZIP is downloaded when it is whole. Jobs live under
 ``<state_dir>/exports/<id>/``; only the user who started one, an HR admin or an auditor may fetch it.
 """
@@ -18,11 +18,11 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session, url_for
 
-from cloud import export_job
-from cloud.evidence import ExportError, case_scope
+from cloud.evidence.export import ExportError, case_scope
 from cloud.store import Plant
 from cloud.web import caseview
 from cloud.web.roles import check_plant, note, now_ms, own_plant, require, role
+from cloud.workers import export_job
 
 bp = Blueprint("exports", __name__)
 JOB_ID = re.compile(r"^[a-f0-9]{16}$")
@@ -44,7 +44,7 @@ def index() -> Any:
 def start() -> Any:
     """Both pages' export: the 证据导出 page's (employee, plant, period) and the case page's 导出本案证据包, which
     adds ``case``: the worker and plant are then the case's, and the bundle is the case's
-    (``cloud.evidence.case_scope``)."""
+    (``cloud.evidence.export.case_scope``)."""
     form = request.form
     employee, plant_id = form.get("employee", "").strip()[:64], form.get("plant", "").strip()
     case_id = form.get("case", "").strip()
@@ -76,7 +76,7 @@ def start() -> Any:
     )
     with (folder / "runner.log").open("wb") as out:
         _children[job_id] = subprocess.Popen(
-            [sys.executable, "-m", "cloud.export_job", str(folder)], stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "cloud.workers.export_job", str(folder)], stdout=out, stderr=subprocess.STDOUT
         )
     note(
         "done",

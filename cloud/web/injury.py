@@ -19,7 +19,7 @@ from cloud.escalation import actions
 from cloud.escalation.cases import CaseError
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask
 from cloud.escalation.policy import NOTICE_NAMES
-from cloud.evidence import ExportError, export_configured, injury_purpose
+from cloud.evidence.export import ExportError, export_configured, injury_purpose
 from cloud.hr.models import Employee
 from cloud.web.present import bi, in_zone, local_ms
 from cloud.web.roles import can, check_plant, note, now_ms, require

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import peewee as pw
 from flask import Blueprint, current_app, render_template
 
-from cloud.config_push import ConfigApplied, ConfigVersion
 from cloud.escalation.models import AbsenceCase, AttendanceDay
+from cloud.plantconfig.config_push import ConfigApplied, ConfigVersion
 from cloud.store import Appliance, DeviceStatus, LogHead, LogRecord, Plant, ProvisionalRecord, Punch, Quarantine
 from cloud.web.roles import own_plant, require
 

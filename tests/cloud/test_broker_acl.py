@@ -1,4 +1,4 @@
-"""The broker's security against a real Mosquitto: TLS, the password files and ACL cloud.broker_auth writes.
+"""The broker's security against a real Mosquitto: TLS, the password files and ACL cloud.appliances.broker_auth writes.
 
 Mosquitto 2.0's acl_file grants every SUBSCRIBE and checks read access on each message it would deliver
 (retained ones too); so "cannot subscribe" is shown as "receives nothing", next to a message it may receive.
@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from cloud import broker_auth
-from cloud.broker_auth import BrokerFiles
+from cloud.appliances import broker_auth
+from cloud.appliances.broker_auth import BrokerFiles
 from cloud.store import open_db
 from ledger import topics
 from punchproof.broker import Mosquitto, Security

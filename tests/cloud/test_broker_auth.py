@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from cloud import broker_auth
-from cloud.broker_auth import BrokerAuthError, BrokerFiles, BrokerUser
-from cloud.config_edit import set_keys
+from cloud.admin.config_edit import set_keys
+from cloud.appliances import broker_auth
+from cloud.appliances.broker_auth import BrokerAuthError, BrokerFiles, BrokerUser
 from cloud.store import open_db
 from tests.harness.requires import need_tool
 

@@ -9,9 +9,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from werkzeug.security import generate_password_hash
 
-from cloud import registry
+from cloud.appliances import registry
 from cloud.config import CloudSettings
-from cloud.config_push import ConfigApplied, ConfigPushError, ConfigVersion, publish_config, record_status
+from cloud.plantconfig.config_push import ConfigApplied, ConfigPushError, ConfigVersion, publish_config, record_status
 from cloud.store import Account, open_db
 from cloud.web import create_app
 from ledger import SigningKey, topics

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+from cloud.admin.doctor import CloudDoctor
 from cloud.config import CloudSettings
-from cloud.doctor import CloudDoctor
 from cloud.hr.calendar import package_years
 from cloud.store import open_db
 from opskit.doctor import FAIL, OK, WARN, report

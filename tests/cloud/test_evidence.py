@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from appliance import rules
-from cloud import registry
-from cloud.evidence import export_bundle
-from cloud.evidence_model import build_model
+from cloud.appliances import registry
+from cloud.evidence.export import export_bundle
+from cloud.evidence.report_model import build_model
+from cloud.evidence.tsa import TimestampClient
+from cloud.evidence.witness_log import WitnessLog
+from cloud.ingest.verifier import BatchIngest
 from cloud.store import ApplianceKey, open_db
-from cloud.tsa import TimestampClient
-from cloud.verifier import BatchIngest
-from cloud.witness_log import WitnessLog
 from ledger import SigningKey, note, topics
 from ledger.evidence import SUMS, sha256sums, verify_bundle
 from ledger.merkle import inclusion_proof, root

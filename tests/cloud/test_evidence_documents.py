@@ -24,18 +24,17 @@ from pathlib import Path
 
 import pytest
 
-from cloud import casefiles
-from cloud.casefiles import CaseDocument
 from cloud.config import CloudSettings
-from cloud.escalation import actions, documents, preview, timeline
+from cloud.escalation import actions, casefiles, documents, preview, timeline
+from cloud.escalation.casefiles import CaseDocument
 from cloud.escalation.cases import locked_case
 from cloud.escalation.models import AbsenceCase
 from cloud.escalation.sender import RecordingSender
-from cloud.evidence import case_scope, export_bundle, injury_purpose
-from cloud.evidence_log import EvidenceLog
+from cloud.evidence.export import case_scope, export_bundle, injury_purpose
+from cloud.evidence.log import EvidenceLog
+from cloud.evidence.witness_log import WitnessLog
 from cloud.notices.records import NoticeDocument
 from cloud.store import open_db
-from cloud.witness_log import WitnessLog
 from ledger import SigningKey
 from ledger.evidence import MANIFEST, SUMS, sha256sums, verify_bundle
 from punchproof.cli import main as punchproof

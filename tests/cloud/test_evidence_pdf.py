@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from cloud import evidence_model, evidence_pdf
 from cloud.config import CloudSettings, ConfigError
-from cloud.evidence import ExportError, export_bundle
-from cloud.evidence_model import build_model
-from cloud.evidence_pdf import report_pdf
-from cloud.evidence_report import report_html
+from cloud.evidence import report_model as evidence_model
+from cloud.evidence import report_pdf as evidence_pdf
+from cloud.evidence.export import ExportError, export_bundle
+from cloud.evidence.report_html import report_html
+from cloud.evidence.report_model import build_model
+from cloud.evidence.report_pdf import report_pdf
+from cloud.evidence.tsa import TimestampClient
+from cloud.evidence.witness_log import WitnessLog
 from cloud.report_font import PROBE, ReportFontMissing, find_font, truetype_subset
-from cloud.tsa import TimestampClient
-from cloud.witness_log import WitnessLog
 from ledger.evidence import SUMS, Event, Report, verify_bundle
 from tests.cloud import test_evidence as base
 

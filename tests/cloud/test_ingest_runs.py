@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import peewee as pw
 
-from cloud.prepare import AheadParser, prepare
+from cloud.ingest.prepare import AheadParser, prepare
 from cloud.store import CloudCheckpoint, LogHead, LogRecord, Punch, Quarantine, database, write_transaction
 from ledger import SigningKey, make_record
 from ledger.record import GENESIS_PREV

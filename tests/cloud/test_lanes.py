@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from cloud import registry
-from cloud.lanes import LaneIngest
+from cloud.appliances import registry
+from cloud.ingest.lanes import LaneIngest
+from cloud.ingest.verifier import BatchIngest
 from cloud.store import DeviceStatus, LogHead, ProvisionalRecord, Quarantine, open_db
-from cloud.verifier import BatchIngest
 from ledger import SigningKey, make_record, topics
 from ledger.messages import Batch
 from tests.cloud.test_verifier import LOG, NAME, PLANT, TERM, TOPIC, history

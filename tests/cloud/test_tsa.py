@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud.tsa import (
+from cloud.evidence.tsa import (
     Timestamp,
     TimestampClient,
     TimestampError,

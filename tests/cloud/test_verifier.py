@@ -5,7 +5,8 @@ import base64
 import psycopg2
 import pytest
 
-from cloud import registry
+from cloud.appliances import registry
+from cloud.ingest.verifier import BatchIngest
 from cloud.store import (
     ApplianceKey,
     CloudCheckpoint,
@@ -16,7 +17,6 @@ from cloud.store import (
     open_db,
     reconnecting,
 )
-from cloud.verifier import BatchIngest
 from ledger import GENESIS_PREV, SignedRecord, SigningKey, make_record, merkle, note, topics
 from ledger.messages import Ack, Batch
 
@@ -306,8 +306,8 @@ def test_day_facts_and_actions_are_filed_under_their_employee(ingest, key):
 
 
 def test_a_range_parsed_ahead_in_another_process_is_stored_the_same(ingest, key):
-    """cloud.prepare parses batches in a pool ahead of the store; the result must not differ in anything."""
-    from cloud.prepare import AheadParser
+    """cloud.ingest.prepare parses batches in a pool ahead of the store; the result must not differ in anything."""
+    from cloud.ingest.prepare import AheadParser
 
     records = history(key, 12)
     payloads = [checkpointed(key, records, 0, 5).encode(), checkpointed(key, records, 3, 11).encode()]
@@ -324,7 +324,7 @@ def test_a_range_parsed_ahead_in_another_process_is_stored_the_same(ingest, key)
 
 
 def test_a_forged_range_parsed_ahead_is_still_rejected(ingest, key):
-    from cloud.prepare import prepare
+    from cloud.ingest.prepare import prepare
 
     records = history(key, 4)
     forged = checkpointed(SigningKey.generate(), records, 0, 3).encode()  # parses fine, signed by a stranger
@@ -339,7 +339,7 @@ def test_a_parser_process_that_dies_mid_stream_costs_nothing(ingest, key, caplog
     import os
     import signal as signals
 
-    from cloud.prepare import AheadParser
+    from cloud.ingest.prepare import AheadParser
 
     records = history(key, 40)
     payloads = [checkpointed(key, records, first, first + 3).encode() for first in range(0, 40, 4)]

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cloud import registry
+from cloud.appliances import registry
+from cloud.evidence.witness_log import WitnessLog, leaves
+from cloud.ingest.verifier import BatchIngest
 from cloud.store import CloudCheckpoint, WitnessCheckpoint, WitnessEntry, open_db
-from cloud.verifier import BatchIngest
-from cloud.witness_log import WitnessLog, leaves
 from ledger import SigningKey, canonical, leaf_hash, merkle, note, topics
 from ledger.witnesslog import entry_bytes
 from tests.harness.clock import FrozenClock

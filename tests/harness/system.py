@@ -114,7 +114,7 @@ class System:
 
     def _secure_cloud(self, secure: Secured) -> None:
         """What head office's admin writes into cloud.toml by hand (docs/broker-security.md), then the logins."""
-        from cloud.config_edit import update_file
+        from cloud.admin.config_edit import update_file
 
         security = secure.broker.security
         assert security is not None, "start the broker with security"

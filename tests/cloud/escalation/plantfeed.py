@@ -9,7 +9,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from appliance import rules
-from cloud import registry
+from cloud.appliances import registry
 from cloud.escalation import actions, workdays
 from cloud.escalation.engine import Engine
 from cloud.escalation.models import AbsenceCase
@@ -17,8 +17,8 @@ from cloud.escalation.policy import DEFAULT_BODY, publish
 from cloud.escalation.sender import RecordingSender
 from cloud.hr.models import Employee, PlantBadge
 from cloud.hr.records import record_leave
+from cloud.ingest.verifier import BatchIngest
 from cloud.store import Plant
-from cloud.verifier import BatchIngest
 from ledger import GENESIS_PREV, SigningKey, make_record, topics
 from ledger.messages import Batch
 

@@ -1,6 +1,6 @@
 """The case page's 导出本案证据包, pressed as HR presses it: a case whose notices went out over real wires (SMTP,
 Aliyun SMS, WeCom), whose contacts were logged and on which HR acted on the page; the export runs in its own
-process (``cloud.export_job``) and the ZIP is downloaded from the page. It must hold what the case rests on —
+process (``cloud.workers.export_job``) and the ZIP is downloaded from the page. It must hold what the case rests on —
 the employee's records, the notices, every contact attempt and HR's actions — and everything the CLI's bundle
 for the same case holds (issue #19.8: the page's bundle had no cloud evidence log, and still verified)."""
 
@@ -24,7 +24,7 @@ from cloud.channels import manual
 from cloud.channels.contact_log import ContactAttempt
 from cloud.escalation import actions, cases
 from cloud.escalation.models import AbsenceCase
-from cloud.evidence_log import ORIGIN, create_key
+from cloud.evidence.log import ORIGIN, create_key
 from cloud.notices.records import NoticeDocument
 from cloud.store import Account, database, open_db
 from cloud.web import create_app

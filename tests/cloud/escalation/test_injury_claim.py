@@ -26,12 +26,12 @@ from cloud.escalation import actions, timeline
 from cloud.escalation.cases import CaseError
 from cloud.escalation.models import AbsenceCase, CaseDay, CaseStep, CaseTask
 from cloud.escalation.sender import RecordingSender
-from cloud.evidence import export_bundle, injury_purpose
+from cloud.evidence.export import export_bundle, injury_purpose
+from cloud.evidence.witness_log import WitnessLog
 from cloud.hr.models import RosterDef, ShiftDef
-from cloud.hr.push import sections_for
+from cloud.plantconfig.push import sections_for
 from cloud.store import Plant
 from cloud.web import caseview
-from cloud.witness_log import WitnessLog
 from ledger import SigningKey
 from ledger.config_message import ConfigDocument
 from ledger.evidence import MANIFEST, verify_bundle

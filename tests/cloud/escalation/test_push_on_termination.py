@@ -14,12 +14,12 @@ import pytest
 
 from cloud import witness
 from cloud.config import CloudSettings
-from cloud.config_push import ConfigVersion
 from cloud.escalation import actions
 from cloud.escalation.models import AbsenceCase
 from cloud.escalation.sender import RecordingSender
-from cloud.escalation.service import EscalationService
-from cloud.hr.push import push_plant
+from cloud.plantconfig.config_push import ConfigVersion
+from cloud.plantconfig.push import push_plant
+from cloud.workers.escalate import EscalationService
 from ledger import SigningKey, topics
 from ledger.config_message import SignedConfig
 from tests.cloud.escalation.plantfeed import local, ms
@@ -84,10 +84,10 @@ def test_a_broker_that_is_down_is_logged_and_the_push_goes_out_later(db, clock, 
     engine, ended = _terminated_after_hr_push(clock, settings)
     service = EscalationService(engine, clock, settings=settings)
     broker.kill()
-    with caplog.at_level(logging.ERROR, logger="cloud.escalation.service"):
+    with caplog.at_level(logging.ERROR, logger="cloud.workers.escalate"):
         report = service.tick()  # never raises: the runner goes on
     assert any("plant p1: configuration not pushed" in n for n in report.notes)
-    (said,) = [r.getMessage() for r in caplog.records if r.name == "cloud.escalation.service"]
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "cloud.workers.escalate"]
     assert "2001" in said and "MQTT broker" in said and "punchproof cloud push-plant-config --plant p1" in said
     broker.restart()
     clock.advance(minutes=1)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 from datetime import date
 
-from cloud.casefiles import CaseDocument
 from cloud.escalation import actions
+from cloud.escalation.casefiles import CaseDocument
 from cloud.escalation.models import AbsenceCase, CaseTask
 from cloud.escalation.sender import RecordingSender
 from cloud.notices.settings import NoticeSettings

@@ -24,12 +24,12 @@ from cloud.channels import manual
 from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
 from cloud.escalation import actions, cases, timeline
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask
-from cloud.evidence import export_bundle, injury_purpose
-from cloud.evidence_log import ORIGIN, EvidenceCheckpoint, EvidenceLog, EvidenceRecord
+from cloud.evidence.export import export_bundle, injury_purpose
+from cloud.evidence.log import ORIGIN, EvidenceCheckpoint, EvidenceLog, EvidenceRecord
+from cloud.evidence.witness_log import WitnessLog
+from cloud.ingest.verifier import BatchIngest
 from cloud.notices.records import NoticeDocument
 from cloud.store import open_db
-from cloud.verifier import BatchIngest
-from cloud.witness_log import WitnessLog
 from ledger import make_record, note, topics
 from ledger.evidence import MANIFEST, verify_bundle
 from ledger.merkle import CompactRange

@@ -18,9 +18,9 @@ from cloud.channels.dispatch import Dispatcher
 from cloud.config import CloudSettings
 from cloud.escalation.engine import Engine
 from cloud.escalation.outbound import OutboundSender
-from cloud.escalation.service import EscalationService
-from cloud.evidence_log import EvidenceLog
+from cloud.evidence.log import EvidenceLog
 from cloud.hr.models import EmergencyContact, Employee, PlantBadge
+from cloud.workers.escalate import EscalationService
 from ledger import SigningKey
 from tests.cloud.channels.test_email import Mailbox, free_port
 from tests.harness.providers.aliyun import AliyunSmsServer

@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from cloud import witness
+from cloud.admin.doctor import CloudDoctor
 from cloud.config import CloudSettings
-from cloud.doctor import CloudDoctor
 from cloud.escalation.workdays import add_working_days, is_workday
 from cloud.hr.calendar import CalendarError, head_office_calendar, published_years, set_year
 from cloud.hr.models import PlantCalendar

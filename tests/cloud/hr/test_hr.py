@@ -10,9 +10,9 @@ from openpyxl import Workbook
 
 from cloud.escalation.policy import DEFAULT_BODY, PolicyError, PolicyVersion, current, publish
 from cloud.hr import importer
-from cloud.hr.config_doc import load_plant_master, plant_config
 from cloud.hr.models import EmergencyContact, Employee, Leave, PlantBadge
 from cloud.hr.records import contacts_to_reconfirm, record_leave, set_verification
+from cloud.plantconfig.config_doc import load_plant_master, plant_config
 from cloud.store import Plant, open_db
 
 NOW = int(datetime(2025, 3, 1, tzinfo=UTC).timestamp() * 1000)

@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cloud import registry, witness
+from cloud import witness
+from cloud.appliances import registry
 from cloud.config import CloudSettings
-from cloud.config_push import ConfigVersion
 from cloud.hr.models import Employee, PlantBadge, ShiftDef
-from cloud.hr.push import push_plant
+from cloud.plantconfig.config_push import ConfigVersion
+from cloud.plantconfig.push import push_plant
 from cloud.store import Plant, open_db
 from ledger import SigningKey, topics
 from ledger.config_message import SignedConfig

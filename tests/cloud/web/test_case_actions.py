@@ -9,9 +9,9 @@ import json
 from datetime import date
 
 from cloud.audit import AuditEntry
-from cloud.casefiles import CaseDocument
 from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
 from cloud.escalation import timeline
+from cloud.escalation.casefiles import CaseDocument
 from cloud.escalation.engine import Engine
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Gate
 from cloud.escalation.sender import RecordingSender

@@ -13,8 +13,8 @@ from email import policy as email_policy
 
 from werkzeug.serving import make_server
 
-from cloud.casefiles import CaseDocument
 from cloud.channels.contact_log import ContactAttempt
+from cloud.escalation.casefiles import CaseDocument
 from cloud.escalation.models import AbsenceCase, CaseTask
 from cloud.escalation.preview import MARK
 from cloud.notices.records import NoticeDocument

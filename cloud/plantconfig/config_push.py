@@ -20,7 +20,8 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 import peewee as pw
 
-from cloud import registry, witness
+from cloud import witness
+from cloud.appliances import registry
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
 from cloud.store import Appliance, BaseModel, database

@@ -228,7 +228,7 @@ def _print_claim(claim) -> None:  # type: ignore[no-untyped-def]
 
 def _injury_bundle(args: argparse.Namespace) -> int:
     from cloud.clock import SystemClock
-    from cloud.evidence import ExportError, export_configured, injury_purpose
+    from cloud.evidence.export import ExportError, export_configured, injury_purpose
     from cloud.store import open_db
 
     settings = _settings(args)
@@ -273,9 +273,9 @@ def add_calendar_commands(cmds: argparse._SubParsersAction) -> None:  # type: ig
 
 def _calendar_set_year(args: argparse.Namespace) -> int:
     from cloud.clock import SystemClock, to_ms
-    from cloud.config_push import ConfigPushError
     from cloud.hr.calendar import CalendarError, set_year
-    from cloud.hr.push import push_plant
+    from cloud.plantconfig.config_push import ConfigPushError
+    from cloud.plantconfig.push import push_plant
     from cloud.store import Plant, open_db
 
     settings = _settings(args)
@@ -343,7 +343,7 @@ def add_operations_commands(cmd) -> None:  # type: ignore[no-untyped-def]
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from cloud.doctor import CloudDoctor, Limits
+    from cloud.admin.doctor import CloudDoctor, Limits
     from opskit.doctor import report
 
     text, code = report(CloudDoctor(_settings(args), limits=Limits(min_free_bytes=args.min_free_mb * 2**20)).run())
@@ -360,7 +360,7 @@ def _day(text: str) -> date:
 
 def _export_evidence(args: argparse.Namespace) -> int:
     from cloud.clock import SystemClock
-    from cloud.evidence import ExportError, case_scope, export_configured
+    from cloud.evidence.export import ExportError, case_scope, export_configured
     from cloud.store import open_db
 
     settings = _settings(args)
@@ -372,7 +372,7 @@ def _export_evidence(args: argparse.Namespace) -> int:
     with db.connection_context():
         try:
             case = case_scope(args.case) if args.case is not None else None
-            data = export_configured(  # the dashboard's export runs this same function (cloud.export_job)
+            data = export_configured(  # the dashboard's export runs this same function (cloud.workers.export_job)
                 settings,
                 args.employee or (case.employee if case else ""),
                 args.first_day or (case.first_day if case else date.min),
@@ -427,7 +427,7 @@ def _init(args: argparse.Namespace) -> int:
     from cloud import witness
 
     key, public = witness.create(CloudSettings.load(output))
-    from cloud.evidence_log import create_key
+    from cloud.evidence.log import create_key
 
     evidence = create_key(CloudSettings.load(output))
     print(f"wrote {output}; cloud witness key {key.kid}, evidence key {evidence.kid}")
@@ -436,7 +436,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace) -> int:
-    from cloud import registry
+    from cloud.appliances import registry
     from cloud.clock import SystemClock
     from cloud.store import open_db
 
@@ -460,7 +460,7 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def _register_broker(args: argparse.Namespace, settings, plant: str, name: str) -> int:  # type: ignore[no-untyped-def]
-    from cloud import broker_cli
+    from cloud.admin import broker_cli
     from cloud.clock import SystemClock
 
     if not broker_cli.configured(settings):
@@ -474,7 +474,7 @@ def _register_broker(args: argparse.Namespace, settings, plant: str, name: str) 
 
 
 def _broker_credentials(args: argparse.Namespace) -> int:
-    from cloud import broker_cli
+    from cloud.admin import broker_cli
     from cloud.clock import SystemClock
     from cloud.store import open_db
 
@@ -484,7 +484,7 @@ def _broker_credentials(args: argparse.Namespace) -> int:
 
 
 def _revoke_key(args: argparse.Namespace) -> int:
-    from cloud import registry
+    from cloud.appliances import registry
     from cloud.clock import SystemClock, to_ms
     from cloud.store import open_db
 
@@ -504,7 +504,7 @@ def _revoke_key(args: argparse.Namespace) -> int:
 
 
 def _push_config(args: argparse.Namespace) -> int:
-    from cloud.config_push import ConfigPushError, publish_config
+    from cloud.plantconfig.config_push import ConfigPushError, publish_config
     from cloud.store import open_db
 
     settings = _settings(args)
@@ -531,8 +531,8 @@ def _push_config(args: argparse.Namespace) -> int:
 
 
 def _push_plant(args: argparse.Namespace) -> int:
-    from cloud.config_push import ConfigPushError
-    from cloud.hr.push import push_plant
+    from cloud.plantconfig.config_push import ConfigPushError
+    from cloud.plantconfig.push import push_plant
     from cloud.store import open_db
 
     settings = _settings(args)
@@ -562,7 +562,7 @@ def _print_pushes(plant: str, results) -> int:  # type: ignore[no-untyped-def]
 def _import_hr(args: argparse.Namespace) -> int:
     from cloud.clock import SystemClock, to_ms
     from cloud.hr.importer import ImportRefused, import_file
-    from cloud.hr.push import push_plant
+    from cloud.plantconfig.push import push_plant
     from cloud.store import Plant, open_db
 
     settings = _settings(args)
@@ -585,7 +585,7 @@ def _import_hr(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from cloud.ingest import run
+    from cloud.workers.ingest import run
 
     settings = _settings(args)
     if args.worker_id:
@@ -608,9 +608,9 @@ def _escalate(args: argparse.Namespace) -> int:
     from cloud import witness
     from cloud.clock import SystemClock
     from cloud.escalation.engine import Engine, Runner
-    from cloud.escalation.service import EscalationService
-    from cloud.evidence_log import EvidenceLog, create_key
+    from cloud.evidence.log import EvidenceLog, create_key
     from cloud.store import open_db
+    from cloud.workers.escalate import EscalationService
 
     settings = _settings(args)
     db = open_db(settings.database_url)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cloud import broker_auth, registration
-from cloud.broker_auth import BrokerAuthError, BrokerFiles
+from cloud.admin.config_edit import update_file
+from cloud.appliances import broker_auth, registration
+from cloud.appliances.broker_auth import BrokerAuthError, BrokerFiles
 from cloud.clock import Clock
 from cloud.config import CloudSettings
-from cloud.config_edit import update_file
 from cloud.store import database
 
 STOLEN = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cloud.broker_auth import atomic_write
+from cloud.appliances.broker_auth import atomic_write
 from opskit.config_edit import Value, set_keys
 
 

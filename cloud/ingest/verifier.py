@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 import peewee as pw
 
-from cloud import lanes, registry, rows
+from cloud import rows
+from cloud.appliances import registry
 from cloud.clock import Clock, to_ms
-from cloud.prepare import Prepared
+from cloud.ingest import lanes
+from cloud.ingest.prepare import Prepared
 from cloud.store import Appliance, CloudCheckpoint, LogHead, LogRecord, Punch, Quarantine, bulk_insert, database
 from ledger import GENESIS_PREV, ChainBroken, LedgerError, SigningKey, note, topics
 from ledger.merkle import CompactRange
@@ -48,7 +50,7 @@ class BatchIngest:
         self._appliances: dict[tuple[str, str], Appliance] = {}
 
     def handle(self, topic: str, payload: bytes, prepared: Prepared | None = None) -> Outcome | None:
-        """Verify and store one message. ``prepared`` is the batch already parsed by ``cloud.prepare``
+        """Verify and store one message. ``prepared`` is the batch already parsed by ``cloud.ingest.prepare``
         (in another process); without it, this does all the work."""
         try:
             plant, name, _rest = topics.parse(topic)

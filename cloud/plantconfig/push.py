@@ -18,8 +18,8 @@ from typing import Any
 from cloud import witness
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
-from cloud.config_push import ConfigPushError, ConfigVersion, Publisher, Pushed, publish_config
-from cloud.hr.config_doc import load_plant_master, plant_config
+from cloud.plantconfig.config_doc import load_plant_master, plant_config
+from cloud.plantconfig.config_push import ConfigPushError, ConfigVersion, Publisher, Pushed, publish_config
 from cloud.store import Appliance, Plant
 from ledger import Malformed, SigningKey
 from ledger.config_message import SignedConfig, normalize_sections

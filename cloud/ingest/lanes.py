@@ -14,7 +14,7 @@ import json
 import logging
 from typing import Any
 
-from cloud import registry
+from cloud.appliances import registry
 from cloud.clock import Clock, to_ms
 from cloud.store import Appliance, DeviceStatus, LogHead, ProvisionalRecord, Quarantine, bulk_insert, database
 from ledger import LedgerError, Malformed, topics

@@ -32,9 +32,9 @@ from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
 from cloud.clock import Clock, to_ms
 from cloud.config import CloudSettings
 from cloud.escalation.models import AbsenceCase, CaseEntry
+from cloud.ingest.verifier import WITNESS_NAME
 from cloud.keyfile import load_or_generate
 from cloud.store import BaseModel, database
-from cloud.verifier import WITNESS_NAME
 from ledger import GENESIS_PREV, Malformed, SigningKey, make_record, note
 from ledger.merkle import CompactRange
 

@@ -27,8 +27,8 @@ import peewee as pw
 
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
-from cloud.evidence_log import ORIGIN as EVIDENCE_ORIGIN
-from cloud.evidence_log import EvidenceCheckpoint
+from cloud.evidence.log import ORIGIN as EVIDENCE_ORIGIN
+from cloud.evidence.log import EvidenceCheckpoint
 from cloud.store import (
     Appliance,
     CloudCheckpoint,
@@ -166,7 +166,7 @@ def witness_log(settings: CloudSettings, key: SigningKey) -> WitnessLog:
     """The witness log as configured: stamped by the TSA in ``[tsa] url``, if any."""
     stamper = None
     if settings.tsa_url:
-        from cloud.tsa import TimestampClient
+        from cloud.evidence.tsa import TimestampClient
 
         stamper = TimestampClient(
             settings.tsa_url, Path(settings.tsa_ca_file).read_bytes(), timeout=settings.tsa_timeout_s

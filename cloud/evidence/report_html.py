@@ -1,6 +1,6 @@
 """The human side of the evidence bundle: the Chinese report as HTML, and the checks anyone can run with OpenSSL.
 
-The report's content is ``cloud.evidence_model``'s; ``cloud.evidence_pdf`` draws the same model as a PDF.
+The report's content is ``cloud.evidence.report_model``'s; ``cloud.evidence.report_pdf`` draws the same model as a PDF.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from cloud.evidence_model import SCHEDULE_NOTE, VERIFY_STEPS, ReportModel, purpose
+from cloud.evidence.report_model import SCHEDULE_NOTE, VERIFY_STEPS, ReportModel, purpose
 from ledger.errors import LedgerError
 from ledger.timestamp import manual_verify_command, verify_timestamp
 
-_TEMPLATES = Environment(loader=PackageLoader("cloud", "templates"), autoescape=select_autoescape())
+_TEMPLATES = Environment(loader=PackageLoader("cloud.evidence", "templates"), autoescape=select_autoescape())
 
 
 def report_html(model: ReportModel) -> str:

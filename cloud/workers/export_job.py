@@ -1,4 +1,4 @@
-"""An evidence export run for the dashboard, in its own process: ``python -m cloud.export_job JOB_DIR``.
+"""An evidence export run for the dashboard, in its own process: ``python -m cloud.workers.export_job JOB_DIR``.
 
 The web worker writes ``job.json`` and starts this; it runs the same ``export_configured`` as
 ``punchproof cloud export-evidence`` (so the page's bundle is the CLI's, the cloud's evidence log included),
@@ -37,7 +37,7 @@ def _finish(folder: Path, **result: object) -> None:
 
 def run(folder: Path) -> int:
     from cloud.clock import SystemClock
-    from cloud.evidence import ExportError, case_scope, export_configured
+    from cloud.evidence.export import ExportError, case_scope, export_configured
     from cloud.store import open_db
 
     job = json.loads((folder / JOB).read_text(encoding="utf-8"))

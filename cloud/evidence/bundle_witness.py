@@ -12,8 +12,8 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from cloud.evidence.witness_log import leaves
 from cloud.store import WitnessCheckpoint, WitnessEntry, WitnessStamp
-from cloud.witness_log import leaves
 from ledger.merkle import inclusion_proofs
 
 

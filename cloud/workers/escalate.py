@@ -26,13 +26,13 @@ from cloud.channels.receipts import pull_receipts
 from cloud.channels.transport import NoAnswer, TokenFailed, Unreachable
 from cloud.clock import Clock
 from cloud.config import CloudSettings
-from cloud.config_push import ConfigPushError
 from cloud.escalation.engine import Engine, TickReport
 from cloud.escalation.models import AbsenceCase
-from cloud.evidence_log import EvidenceLog
-from cloud.hr import push
-from cloud.hr.config_doc import terminations
+from cloud.evidence.log import EvidenceLog
 from cloud.hr.models import Employee, PlantBadge
+from cloud.plantconfig import push
+from cloud.plantconfig.config_doc import terminations
+from cloud.plantconfig.config_push import ConfigPushError
 from cloud.store import Plant
 
 log = logging.getLogger(__name__)

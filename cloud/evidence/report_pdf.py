@@ -15,7 +15,7 @@ from pathlib import Path
 from fpdf import FPDF, FontFace
 from fpdf.enums import TableCellFillMode
 
-from cloud.evidence_model import SCHEDULE_NOTE, VERIFY_STEPS, ReportModel
+from cloud.evidence.report_model import SCHEDULE_NOTE, VERIFY_STEPS, ReportModel
 from cloud.report_font import CjkFont, truetype_subset
 
 FONT = "cjk"

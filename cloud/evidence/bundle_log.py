@@ -19,9 +19,9 @@ import json
 import re
 from pathlib import PurePosixPath
 
-from cloud.casefiles import CaseDocument
 from cloud.channels.contact_log import ContactAttempt
-from cloud.evidence_log import ORIGIN, EvidenceCheckpoint, EvidenceRecord
+from cloud.escalation.casefiles import CaseDocument
+from cloud.evidence.log import ORIGIN, EvidenceCheckpoint, EvidenceRecord
 from cloud.notices.records import NoticeDocument
 from ledger import VerifyKey
 from ledger.evidence import named_documents

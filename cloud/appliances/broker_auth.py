@@ -151,7 +151,7 @@ def _issue(
 APPLIANCE_PUBLISH = ("up/#", "status", "device/#")
 APPLIANCE_READ = ("down/#",)
 HEADER = (
-    "# Written by 'punchproof cloud' (cloud/broker_auth.py) from the cloud database: edits here are lost.\n"
+    "# Written by 'punchproof cloud' (cloud/appliances/broker_auth.py) from the cloud database: edits here are lost.\n"
     "# Deny by default; each user may use only the topics under its name (ledger/topics.py).\n"
 )
 

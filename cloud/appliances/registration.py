@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cloud.broker_auth import BrokerAuthError, Issued, atomic_write
+from cloud.appliances.broker_auth import BrokerAuthError, Issued, atomic_write
 from cloud.config import CloudSettings
 
 FORMAT = "punchproof-registration/1"

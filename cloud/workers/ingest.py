@@ -19,15 +19,16 @@ import peewee as pw
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from cloud import config_push, witness
+from cloud import witness
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
-from cloud.lanes import LaneIngest
-from cloud.prepare import AheadParser, Prepared, default_processes
+from cloud.evidence.tsa import TimestampError
+from cloud.evidence.witness_log import WitnessLog, witness_log
+from cloud.ingest.lanes import LaneIngest
+from cloud.ingest.prepare import AheadParser, Prepared, default_processes
+from cloud.ingest.verifier import BatchIngest, Outcome
+from cloud.plantconfig import config_push
 from cloud.store import Appliance, Plant, database, open_db, reconnecting, write_transaction
-from cloud.tsa import TimestampError
-from cloud.verifier import BatchIngest, Outcome
-from cloud.witness_log import WitnessLog, witness_log
 from ledger import SigningKey, failpoints, topics
 from opskit.supervisor import ServiceManager, Unsupervised
 

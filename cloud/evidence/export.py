@@ -26,16 +26,16 @@ from cloud.clock import Clock, to_ms
 from cloud.config import CloudSettings
 from cloud.escalation.actions import injury_claim
 from cloud.escalation.models import AbsenceCase
-from cloud.evidence_cloud import case_claim, export_cloud_log
-from cloud.evidence_log import EvidenceKeyMissing, EvidenceLog, load_key
-from cloud.evidence_model import build_model
-from cloud.evidence_pdf import report_pdf
-from cloud.evidence_report import manual_checks, report_html
-from cloud.evidence_witness import export_witness
+from cloud.evidence.bundle_log import case_claim, export_cloud_log
+from cloud.evidence.bundle_witness import export_witness
+from cloud.evidence.log import EvidenceKeyMissing, EvidenceLog, load_key
+from cloud.evidence.report_html import manual_checks, report_html
+from cloud.evidence.report_model import build_model
+from cloud.evidence.report_pdf import report_pdf
+from cloud.evidence.tsa import TimestampError
+from cloud.evidence.witness_log import WitnessLog, witness_log
 from cloud.report_font import ReportFontMissing, find_font
 from cloud.store import Appliance, ApplianceKey, CloudCheckpoint, LogHead, LogRecord, Plant, Punch
-from cloud.tsa import TimestampError
-from cloud.witness_log import WitnessLog, witness_log
 from ledger import VerifyKey
 from ledger.evidence import FORMAT, MANIFEST, SUMS, sha256sums, verify_bundle
 from ledger.merkle import CompactRange, inclusion_proofs
@@ -115,7 +115,7 @@ def export_configured(
     progress: Progress = lambda _m: None,
 ) -> bytes:
     """The bundle as this cloud is configured: what ``punchproof cloud export-evidence`` and the dashboard's
-    export (``cloud.export_job``, behind the 证据导出 page and the case page's 导出本案证据包) both run, so that
+    export (``cloud.workers.export_job``, behind the 证据导出 page and the case page's 导出本案证据包) both run, so that
     they make the same bundle: the witness log, the TSA's stamp, and the cloud's evidence log of contacts,
     receipts and people's actions. With ``case``, a case's bundle (its manifest lists what the case must carry);
     it needs the evidence key. The caller holds the database connection."""
@@ -170,7 +170,7 @@ def export_bundle(
     """The bundle (ZIP bytes). With ``witness_log``, the cloud's log of cosigned checkpoints is sealed first
     and, when a TSA is configured, stamped for this export; its proofs go into ``witness/``. With
     ``evidence_log`` (and its ``evidence_key``), the cloud's own log of the employee's contacts, receipts and
-    the actions people took on the employee's cases goes in as one more log (``cloud.evidence_cloud``).
+    the actions people took on the employee's cases goes in as one more log (``cloud.evidence.bundle_log``).
     With ``case_ref`` (``case-<id>``) it is that case's bundle: the manifest's ``case`` lists every record of
     the case in the evidence log, every notice sent or produced and every document its people's actions name
     (``cloud/documents/``), and ``punchproof verify`` fails a bundle without them. ``purpose`` says in the
