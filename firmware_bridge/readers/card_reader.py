@@ -123,5 +123,5 @@ class CardReader:
         )
 
     def _reject(self, index: int, line: bytes, reason: str) -> None:
-        log.warning("reader %s: %s (%r)", self.reader_id, reason, line)
+        log.debug("reader %s: %s (%r)", self.reader_id, reason, line)  # the appliance says it, once per episode
         self._on_rejected(RejectedRecord(self.reader_id, index, line, reason))

@@ -6,11 +6,13 @@ owns, unreadable fingers and garbage lines are kept as incidents; health follows
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from appliance.capture.readers import NOISE_AFTER, NOISE_ALARM, NOISE_QUIET_S
 from appliance.store import LogRecord, Punch, TerminalHealth
 from firmware_bridge.readers import r30x as r30x_protocol
 from firmware_bridge.readers.emulators import CardReaderEmulator, R30xEmulator
@@ -141,3 +143,58 @@ def test_reader_health_follows_the_port(appliance, card_reader, card_port, clock
     assert health("canteen-card").last_contact_ms == before, "an unplugged reader's contact does not move"
     card_port.replug()
     wait_until(lambda: health("canteen-card").available, timeout=20, message="back after replug")
+
+
+def _noise(size: int, seed: int) -> bytes:
+    """Line noise: random bytes and line ends, but no digit or hex letter, so no line reads as a card."""
+    alphabet = bytes(b for b in range(256) if not chr(b).isalnum() or b > 127)
+    rng = random.Random(seed)
+    return bytes(rng.choice(alphabet) for _ in range(size))
+
+
+def test_a_noisy_line_is_one_counted_episode_not_a_flood_of_records(appliance, card_reader, clock):
+    noise = _noise(20_000, seed=7) + b"\r\n"
+    for at in range(0, len(noise), 500):
+        card_reader.write_raw(noise[at : at + 500])
+    reader = appliance.daemon.readers.readers["canteen-card"]
+    wait_until(lambda: health("canteen-card").last_error == NOISE_ALARM, message="the alarm on the reader's row")
+    card_reader.present_decimal(12345678)  # the line is readable again
+    wait_until(lambda: reads("canteen-card"), message="the good read after the noise")
+    garbage_lines = reader.reads - 1
+    assert garbage_lines > 200, "the noise made hundreds of unreadable lines"
+    incidents = wait_until(lambda: len(appliance.records("incident")) == 3 and appliance.records("incident"))
+    first, began, ended = incidents
+    assert first["kind"] == "bad_reader_read"
+    assert (began["kind"], began["state"], ended["kind"], ended["state"]) == (
+        "reader_noise",
+        "began",
+        "reader_noise",
+        "ended",
+    )
+    assert began["term"]["reads"] == NOISE_AFTER and began["term"]["since_ms"] == ended["term"]["since_ms"]
+    assert ended["term"]["reads"] == garbage_lines, "every unreadable read is counted"
+    assert ended["term"]["bytes"] > 15_000
+    wait_until(lambda: health("canteen-card").last_error == "", message="the alarm cleared by the good read")
+    assert [u for u, _ in reads("canteen-card")] == ["E001"]
+    assert appliance.chain_verifies() == LogRecord.select().count()
+
+
+def test_noise_that_goes_on_is_recorded_at_a_bounded_rate_and_ends_when_quiet(appliance, card_reader, clock):
+    reader = appliance.daemon.readers.readers["canteen-card"]
+    noise = _noise(2_000, seed=8)
+    card_reader.write_raw(noise)
+    wait_until(lambda: health("canteen-card").last_error == NOISE_ALARM, message="the alarm")
+    for minute in range(25):  # 25 minutes of noise, a burst every minute
+        clock.advance(minutes=1)
+        before = reader.reads
+        card_reader.write_raw(_noise(300, seed=100 + minute) + b"\r\n")
+        wait_until(lambda b=before: reader.reads > b, message=f"minute {minute}'s noise read")
+    clock.advance(seconds=NOISE_QUIET_S)
+    appliance.daemon.readers.tick()
+    noise_records = wait_until(
+        lambda: [r for r in appliance.records("incident") if r["kind"] == "reader_noise" and r["state"] == "ended"]
+        and [r for r in appliance.records("incident") if r["kind"] == "reader_noise"]
+    )
+    states = [r["state"] for r in noise_records]
+    assert states == ["began", "continues", "continues", "ended"], "one record per ten minutes at most"
+    assert health("canteen-card").last_error == ""
