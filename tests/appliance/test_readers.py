@@ -6,7 +6,9 @@ owns, unreadable fingers and garbage lines are kept as incidents; health follows
 
 from __future__ import annotations
 
+import logging
 import random
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,9 +194,31 @@ def test_noise_that_goes_on_is_recorded_at_a_bounded_rate_and_ends_when_quiet(ap
     clock.advance(seconds=NOISE_QUIET_S)
     appliance.daemon.readers.tick()
     noise_records = wait_until(
-        lambda: [r for r in appliance.records("incident") if r["kind"] == "reader_noise" and r["state"] == "ended"]
-        and [r for r in appliance.records("incident") if r["kind"] == "reader_noise"]
+        lambda: (
+            [r for r in appliance.records("incident") if r["kind"] == "reader_noise" and r["state"] == "ended"]
+            and [r for r in appliance.records("incident") if r["kind"] == "reader_noise"]
+        )
     )
     states = [r["state"] for r in noise_records]
     assert states == ["began", "continues", "continues", "ended"], "one record per ten minutes at most"
     assert health("canteen-card").last_error == ""
+
+
+def test_random_byte_streams_never_stop_the_reader(appliance, card_reader, clock, caplog):
+    """The short form of bench/fuzz_serial.py: 1,000 random streams, then a good card is a punch."""
+    rng = random.Random(11)
+    reader = appliance.daemon.readers.readers["canteen-card"]
+    with caplog.at_level(logging.ERROR):
+        for n in range(1_000):
+            data = bytearray(rng.randbytes(rng.randrange(1, 120)))
+            data.insert(rng.randrange(0, len(data) + 1), rng.choice(b"\r\n\x03"))
+            card_reader.write_raw(bytes(data))
+            if n % 100 == 99:
+                clock.advance(seconds=1)
+        card_reader.write_raw(b"\r\n")
+        card_reader.present_decimal(12345678)
+        wait_until(lambda: reads("canteen-card"), message="the good card after the garbage")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert reader.loop.available
+    kinds = Counter(r["kind"] for r in appliance.records("incident"))
+    assert kinds["bad_reader_read"] + kinds["reader_noise"] <= 10, kinds
