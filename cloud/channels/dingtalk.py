@@ -20,22 +20,10 @@ import hmac
 import json
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Unpack
 
 from cloud.channels.base import Attempt, OutboundMessage, Receipt, ReceiptStatus, Status
-from cloud.channels.provider import ChannelOptions, ProviderChannel
-from cloud.channels.transport import (
-    Backoff,
-    NoAnswer,
-    TokenCache,
-    TokenFailed,
-    Unreachable,
-    errcode_refusal,
-    fetch_token,
-    json_bytes,
-    json_call,
-    post_with_token,
-)
+from cloud.channels.im import RobotChannel, TokenAppChannel
+from cloud.channels.transport import Backoff, NoAnswer, TokenFailed, Unreachable
 
 BASE_URL = "https://oapi.dingtalk.com"
 TOKEN_ERRORS = {40014, 42001}
@@ -72,32 +60,20 @@ def robot_sign(secret: str, timestamp_ms: int) -> str:
     return urllib.parse.quote_plus(base64.b64encode(digest).decode())
 
 
-class DingTalkApp(ProviderChannel[DingTalkAppSettings]):
+class DingTalkApp(TokenAppChannel[DingTalkAppSettings]):
     kind = "dingtalk"
     provider = "dingtalk"
     default_name = "dingtalk"
-
-    def __init__(self, settings: DingTalkAppSettings, **options: Unpack[ChannelOptions]) -> None:
-        super().__init__(settings, **options)
-        self.token = TokenCache(self._fetch_token, self.clock)
+    brand = "DingTalk"
+    gettoken_path = "/gettoken"
+    token_errors = TOKEN_ERRORS
+    busy = BUSY
 
     def secrets(self) -> tuple[str, ...]:
         return (self.settings.app_secret,)
 
-    def _fetch_token(self) -> tuple[str, int]:
-        s = self.settings
-        query = urllib.parse.urlencode({"appkey": s.app_key, "appsecret": s.app_secret})
-        return fetch_token("DingTalk", f"{s.base_url}/gettoken?{query}", s.app_secret, timeout=s.timeout_s)
-
-    def _post(self, path: str, payload: dict[str, Any]) -> tuple:
-        s = self.settings
-        return post_with_token(
-            self.token,
-            lambda token: f"{s.base_url}{path}?access_token={urllib.parse.quote(token)}",
-            payload,
-            token_errors=TOKEN_ERRORS,
-            timeout=s.timeout_s,
-        )
+    def credentials(self) -> dict[str, str]:
+        return {"appkey": self.settings.app_key, "appsecret": self.settings.app_secret}
 
     def send(self, message: OutboundMessage) -> Attempt:
         payload = {
@@ -105,28 +81,23 @@ class DingTalkApp(ProviderChannel[DingTalkAppSettings]):
             "userid_list": message.recipient,
             "msg": {"msgtype": "text", "text": {"content": message.chat_text}},
         }
-        request = json_bytes(payload)
-        answer = self.exchange(
+        answer = self.post_message(
             message,
-            lambda: self._post("/topapi/message/corpconversation/asyncsend_v2", payload),
-            lambda r: r[1].get("errcode") in BUSY,
+            "/topapi/message/corpconversation/asyncsend_v2",
+            payload,
             label="DingTalk asyncsend_v2",
-            request=request,
+            refused="DingTalk refused asyncsend_v2",
+            required=("task_id",),
         )
         if isinstance(answer, Attempt):
             return answer
-        reply, data = answer
-        if data.get("errcode") != 0 or "task_id" not in data:
-            why = errcode_refusal("DingTalk refused asyncsend_v2", reply, data)
-            return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=request)
-        task_id = str(data["task_id"])
-        return self.attempt(message, Status.SENT, message_id=task_id, response=reply.text, request=request)
+        return self.answered(message, answer, Status.SENT, message_id=str(answer.data["task_id"]))
 
     def send_result(self, task_id: str) -> list[Receipt]:
         """Who read, who has not, who could not be sent to: one receipt per user id listed."""
         payload = {"agent_id": self.settings.agent_id, "task_id": int(task_id)}
         try:
-            reply, data = self._post("/topapi/message/corpconversation/getsendresult", payload)
+            reply, data = self.post("/topapi/message/corpconversation/getsendresult", payload)
         except (TokenFailed, NoAnswer, Unreachable) as err:
             raise QueryFailed(f"DingTalk getsendresult: {err}") from err
         if data.get("errcode") != 0:
@@ -151,38 +122,19 @@ class DingTalkApp(ProviderChannel[DingTalkAppSettings]):
         return receipts
 
 
-class DingTalkRobot(ProviderChannel[DingTalkRobotSettings]):
+class DingTalkRobot(RobotChannel[DingTalkRobotSettings]):
     kind = "dingtalk_robot"
     provider = "dingtalk_robot"
     default_name = "dingtalk.robot"
     default_backoff = ROBOT_BACKOFF
+    label = "DingTalk robot"
+    path = "/robot/send"
+    busy = ROBOT_BUSY
 
     def secrets(self) -> tuple[str, ...]:
         return (self.settings.access_token, self.settings.secret)
 
-    def send(self, message: OutboundMessage) -> Attempt:
-        s = self.settings
-        payload = {"msgtype": "text", "text": {"content": message.chat_text}}
-        request = json_bytes(payload)
-
-        def post() -> tuple:
-            stamp = int(self.clock.now().timestamp() * 1000)
-            sign = robot_sign(s.secret, stamp)
-            query = f"access_token={urllib.parse.quote(s.access_token)}&timestamp={stamp}&sign={sign}"
-            return json_call("POST", f"{s.base_url}/robot/send?{query}", payload, timeout=s.timeout_s)
-
-        answer = self.exchange(
-            message,
-            post,
-            lambda r: r[1].get("errcode") in ROBOT_BUSY,
-            label="DingTalk robot",
-            acted="posted",
-            request=request,
-        )
-        if isinstance(answer, Attempt):
-            return answer
-        reply, data = answer
-        if data.get("errcode") != 0:
-            why = errcode_refusal("DingTalk robot refused", reply, data)
-            return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=request)
-        return self.attempt(message, Status.SENT, response=reply.text, request=request)
+    def webhook_query(self) -> str:
+        stamp = int(self.clock.now().timestamp() * 1000)
+        sign = robot_sign(self.settings.secret, stamp)
+        return f"access_token={urllib.parse.quote(self.settings.access_token)}&timestamp={stamp}&sign={sign}"

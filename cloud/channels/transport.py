@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -174,33 +174,3 @@ def json_call(method: str, url: str, payload: object | None = None, *, timeout: 
     headers = {"Content-Type": "application/json; charset=utf-8"} if body is not None else {}
     reply = http_request(method, url, body=body, headers=headers, timeout=timeout)
     return reply, json_object(reply.body)
-
-
-def fetch_token(who: str, url: str, secret: str, *, timeout: float) -> tuple[str, int]:
-    """An errcode-style gettoken (WeCom, DingTalk): the token and its lifetime, or ``TokenFailed``."""
-    reply, data = json_call("GET", url, timeout=timeout)
-    if data.get("errcode") != 0 or not data.get("access_token"):
-        answer = redact(reply.text, [secret])
-        raise TokenFailed(f"{who} gettoken refused (HTTP {reply.status}): {answer[:300]}")
-    return str(data["access_token"]), int(data.get("expires_in", 7200))
-
-
-def post_with_token(
-    tokens: TokenCache,
-    url_for: Callable[[str], str],
-    payload: object,
-    *,
-    token_errors: Collection[int],
-    timeout: float,
-) -> tuple[HttpReply, dict]:
-    """POST with the cached token; when the provider calls the token stale, once more with a fresh one."""
-    reply, data = json_call("POST", url_for(tokens.get()), payload, timeout=timeout)
-    if data.get("errcode") in token_errors:
-        tokens.invalidate()
-        reply, data = json_call("POST", url_for(tokens.get()), payload, timeout=timeout)
-    return reply, data
-
-
-def errcode_refusal(what: str, reply: HttpReply, data: dict) -> str:
-    """Why an errcode-style API (WeCom, DingTalk) refused, in the words it used: ``what`` names who refused what."""
-    return f"{what} (HTTP {reply.status}): errcode {data.get('errcode')}: {data.get('errmsg', '')}"
