@@ -3,7 +3,8 @@
 It serves a ``TerminalState`` on TCP and, like real terminals, on UDP at the same port number.
 Sessions registered for events (CMD_REG_EVENT) get every punch as an EF_ATTLOG event; punches
 made together leave in one write (one TCP segment), as at a shift change. Faults for tests:
-``drop_connections()`` (the link goes down), ``TerminalState.reset_mid_transfer``, corrupt records.
+``drop_connections()`` (the link goes down), ``TerminalState.reset_mid_transfer``, corrupt records,
+``TerminalState.clear_log()`` (an admin clears the log at the terminal, behind the readers' backs).
 """
 
 from __future__ import annotations

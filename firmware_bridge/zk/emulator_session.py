@@ -97,8 +97,7 @@ class Session:
             state.set_device_time(wire.decode_time(struct.unpack_from("<I", payload)[0]))
             return [reply(wire.CMD_ACK_OK)]
         if command == wire.CMD_CLEAR_ATTLOG:
-            with state.lock:
-                state.punches.clear()
+            state.clear_log()
             return [reply(wire.CMD_ACK_OK)]
         if command == wire.CMD_PREPARE_BUFFER:
             return self._prepare_buffer(payload, reply)

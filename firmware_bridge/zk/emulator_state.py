@@ -107,6 +107,14 @@ class TerminalState:
             listener(stored)
         return stored
 
+    def clear_log(self) -> int:
+        """Empty the attendance log, as CMD_CLEAR_ATTLOG or an admin at the terminal's menu does (no
+        client is told: a reader finds out at its next read). Returns how many records were cleared."""
+        with self.lock:
+            cleared = len(self.punches)
+            self.punches.clear()
+            return cleared
+
     def store_raw(self, raw: bytes) -> None:
         """Put a record into the log exactly as given, as a faulty terminal might."""
         with self.lock:
