@@ -113,6 +113,9 @@ class TerminalHealth(BaseModel):
     name = pw.CharField(primary_key=True)
     serial = pw.CharField(default="")
     cursor = pw.IntegerField(default=0)  # records of the terminal's log already stored
+    # SHA-256 of the records just before the cursor as they were read (appliance.capture.logtail): a read that
+    # finds others there finds a log cleared outside the appliance; None until a read transfers them
+    tail_digest = pw.CharField(null=True)
     available = pw.BooleanField(default=False)
     last_contact_ms = pw.BigIntegerField(null=True)
     # the first successful read (a trigger keeps it): from then on this appliance records the terminal,
@@ -547,4 +550,5 @@ def _add_new_columns(db: pw.SqliteDatabase) -> None:
 MIGRATIONS: tuple[Step, ...] = (
     ("columns added to tables before schema versioning (0.1.0)", _add_new_columns),
     ("terminal_health.first_read_ms, from the log's start for terminals already read", _first_reads_from_the_log),
+    ("terminal_health.tail_digest, to notice a terminal log cleared outside the appliance", _add_new_columns),
 )

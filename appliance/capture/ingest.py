@@ -2,7 +2,9 @@
 
 A terminal's log is re-read from a cursor (the number of records already stored) with a small
 overlap, and every punch is keyed by what the terminal said about it, so re-downloads and
-overlaps never store a punch twice. The cursor moves in the same transaction as the punches.
+overlaps never store a punch twice. The cursor moves in the same transaction as the punches, and
+with it a digest of the records just before it, so that a log cleared or replaced outside the
+appliance is noticed (``appliance.capture.logtail``) and read again from the start.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from appliance.capture.groupcommit import GroupCommitter
+from appliance.capture.logtail import OVERLAP, LogReplaced, Tail, check, stored_digest
 from appliance.capture.punchlog import Entry, LogWriter
 from appliance.capture.terminal_clock import alarm_change
 from appliance.clock import Clock, to_ms
@@ -25,8 +28,6 @@ if TYPE_CHECKING:  # the push receiver's types; importing it at run time would l
     from firmware_bridge.adms.receiver import AttlogCursor, PushBatch
 
 log = logging.getLogger(__name__)
-
-OVERLAP = 32  # records re-read behind the cursor, in case the terminal re-ordered its tail
 
 
 class PunchIngest:
@@ -71,14 +72,25 @@ class PunchIngest:
     def read_from(self, terminal: str) -> int:
         return max(0, self.cursor(terminal) - OVERLAP)
 
-    def accept(self, terminal: str, download: Download) -> list[int]:
+    def log_replaced(self, terminal: str, download: Download) -> LogReplaced | None:
+        """Whether the download shows a log other than the one the stored cursor counts (cleared or
+        replaced outside the appliance), or None: then reading on from the cursor is right."""
+        row = TerminalHealth.get_or_none(TerminalHealth.name == terminal)
+        if row is None:
+            return None
+        return check(terminal, row.serial, row.cursor, row.tail_digest, download, _all_known)
+
+    def accept(self, terminal: str, download: Download, *, replaced: LogReplaced | None = None) -> list[int]:
         """Store the download's new punches, and the terminal's cursor and health with them.
 
         A record the terminal sent that cannot be a punch (an impossible date, say) is kept as an
         ``incident`` record with its raw bytes, once: the evidence of what the terminal said stays.
+        ``replaced``: the download is the full re-read of a log found replaced, and the signed
+        ``log_replaced`` incident goes in with its punches (a re-read that fails records nothing,
+        so the next read finds the same and records it then: once for each replacement).
         """
         with self._locks[terminal]:
-            return self._accept(terminal, download)
+            return self._accept(terminal, download, replaced)
 
     def accept_live(self, terminal: str, live: LivePunch) -> Future[int] | None:
         """Submit a live punch to group commit, unless it is stored or pending; don't wait for it.
@@ -158,7 +170,7 @@ class PunchIngest:
         stored = _known_keys([p.key for p in candidates])
         return [p for p in candidates if p.key not in stored]
 
-    def _accept(self, terminal: str, download: Download) -> list[int]:
+    def _accept(self, terminal: str, download: Download, replaced: LogReplaced | None) -> list[int]:
         fresh = self._fresh(download.punches)
         bad = [r for r in {r.raw: r for r in download.rejected}.values() if not _known_bad(r)]
         row, _ = TerminalHealth.get_or_create(name=terminal)
@@ -173,10 +185,13 @@ class PunchIngest:
                 download.clock_alarm or f"clock back within policy, {download.clock_offset_ms:+d} ms off",
             )
 
+        tail_digest = stored_digest(download)
+
         def health() -> None:
             TerminalHealth.update(
                 serial=download.terminal_sn,
                 cursor=download.record_count,
+                **({"tail_digest": tail_digest} if tail_digest is not None else {}),
                 available=True,
                 last_contact_ms=now_ms,
                 last_error="",
@@ -186,7 +201,8 @@ class PunchIngest:
                 **alarm_health,
             ).where(TerminalHealth.name == terminal).execute()
 
-        entries = alarm + [self._entry(terminal, p, download.clock_offset_ms) for p in fresh]
+        head = alarm + ([replaced.entry()] if replaced is not None else [])
+        entries = head + [self._entry(terminal, p, download.clock_offset_ms) for p in fresh]
         entries += [self._incident(terminal, r) for r in bad]
         for record in bad:
             log.warning(
@@ -197,7 +213,7 @@ class PunchIngest:
                 record.raw.hex(),
             )
         seqs = self._writer.append(entries, then=health)
-        return seqs[len(alarm) : len(alarm) + len(fresh)]
+        return seqs[len(head) : len(head) + len(fresh)]
 
     def _incident(self, terminal: str, record: RejectedRecord) -> Entry:
         body = {
@@ -299,6 +315,13 @@ def _known_keys(keys: list[PunchKey]) -> set[PunchKey]:
         params = [value for key in chunk for value in key]
         found.update(tuple(row) for row in Punch._meta.database.execute_sql(sql, params))  # type: ignore[misc]
     return found
+
+
+def _all_known(records: Tail) -> bool:
+    """Every one of the records is stored already (a punch by its key, a bad record by its bytes)."""
+    punches, rejected = records
+    keys = [p.key for p in punches]
+    return set(keys) <= _known_keys(keys) and all(_known_bad(r) for r in rejected)
 
 
 def _known_bad(record: RejectedRecord) -> bool:

@@ -9,6 +9,10 @@ arrives within a second anyway) the worker reads every ``live_interval_s`` inste
 terminal's watermark (``last_contact_ms``) comes from full reads only: a live event proves that
 punch, not that none was missed.
 
+Each read first checks that the terminal's log is still the one its cursor counts (same serial, no
+fewer records, the same records just before the cursor: ``appliance.capture.logtail``); a log
+cleared or replaced outside the appliance is read again from the start, with a signed incident.
+
 The worker is also the only one that changes its terminal: it sets the terminal's clock when the
 policy allows it (signing a ``clock`` record before any punch read after the correction) and
 carries out ``clear-terminal`` commands (``appliance.capture.terminal_admin``) between polls.
@@ -109,14 +113,9 @@ class TerminalWorker:
         try:
             cursor = self._ingest.cursor(self.name)
             download = self._source.download(self._ingest.read_from(self.name), known_count=cursor)
-            if download.record_count < cursor:
-                log.warning(
-                    "terminal %s now holds %d records, fewer than the %d already stored: its log was cleared "
-                    "or replaced; reading it from the start",
-                    self.name,
-                    download.record_count,
-                    cursor,
-                )
+            replaced = self._ingest.log_replaced(self.name, download)
+            if replaced is not None:  # cleared or replaced outside the appliance: the cursor counts another log
+                log.warning("%s", replaced.warning())
                 download = self._source.download(0)
         except TerminalError as err:
             self._failures += 1
@@ -128,7 +127,7 @@ class TerminalWorker:
                 update={TerminalHealth.available: False, TerminalHealth.last_error: str(err)},
             ).execute()
             return 0
-        stored = self._ingest.accept(self.name, download)
+        stored = self._ingest.accept(self.name, download, replaced=replaced)
         if self.available is not True:
             log.info(
                 "terminal %s (%s) available, clock offset %d ms",
