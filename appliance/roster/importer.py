@@ -33,11 +33,9 @@ every problem listed by sheet and row.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -55,6 +53,8 @@ from appliance.store import (
     ShiftDef,
     TripEntry,
 )
+from opskit.sheets import Layout, Refusal, Row, Sheet, Unreadable
+from opskit.sheets import read as read_sheets
 
 KINDS: dict[str, tuple[str, ...]] = {  # kind -> sheet names that mean it
     "shifts": ("shifts", "班次"),
@@ -160,6 +160,7 @@ WORDS = {  # Chinese values -> stored values
     "已撤销": "cancelled",
     "撤销": "cancelled",
 }
+LAYOUT = Layout(KINDS, HEADERS)
 YES = {"是", "在职", "yes", "y", "true", "1"}
 NO = {"否", "离职", "no", "n", "false", "0"}
 
@@ -170,14 +171,6 @@ class ImportError_(ValueError):  # noqa: N801 - ``ImportError`` is a builtin
         super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-@dataclass
-class Sheet:
-    kind: str
-    name: str
-    rows: list[dict[str, Any]] = field(default_factory=list)  # (row number, fields) kept in order
-    numbers: list[int] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class ImportReport:
     counts: Mapping[str, int]
@@ -186,147 +179,44 @@ class ImportReport:
 
 def read_file(path: Path, kind: str = "auto") -> list[Sheet]:
     """The sheets of a .csv or .xlsx file, headers mapped to field names; nothing written."""
-    if path.suffix.lower() == ".xlsx":
-        return _read_xlsx(path)
-    if path.suffix.lower() != ".csv":
-        raise ImportError_(str(path), ["use a .csv or .xlsx file"])
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("gb18030")
-    table = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
-    if not table:
-        raise ImportError_(str(path), ["the file is empty"])
-    header = [h.strip() for h in table[0]]
-    if kind == "auto":
-        kind = _guess(header)
-    if kind not in KINDS:
+        found = read_sheets(path, LAYOUT, kind)
+    except Unreadable as err:
+        raise ImportError_(str(path), [_unreadable(err)]) from err
+    if found[0].kind not in KINDS:  # only a CSV's --kind can name what no sheet holds
         raise ImportError_(str(path), [f"--kind {kind!r}: one of {', '.join(KINDS)}"])
-    return [_sheet(kind, path.name, header, table[1:], start=2)]
+    return found
 
 
-def _read_xlsx(path: Path) -> list[Sheet]:
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except Exception as err:  # openpyxl raises many kinds for a damaged file; all mean the same here
-        raise ImportError_(str(path), [f"not a readable .xlsx workbook: {err}"]) from err
-    sheets, unknown = [], []
-    try:
-        for ws in book.worksheets:
-            kind = next((k for k, names in KINDS.items() if ws.title.strip().lower() in names), None)
-            table = [list(r) for r in ws.iter_rows(values_only=True) if any(c not in (None, "") for c in r)]
-            if not table:
-                continue
-            if kind is None:
-                unknown.append(ws.title)
-                continue
-            header = ["" if h is None else str(h).strip() for h in table[0]]
-            sheets.append(_sheet(kind, ws.title, header, table[1:], start=2))
-    finally:
-        book.close()
-    if not sheets:
-        names = " / ".join(f"{n[1]} ({k})" for k, n in KINDS.items())
-        raise ImportError_(str(path), [f"no sheet named for what it holds; name sheets {names}; found {unknown}"])
-    return sheets
-
-
-def _guess(header: list[str]) -> str:
-    fields = {f for kind in HEADERS for f in (HEADERS[kind].get(h, h.lower()) for h in header)}
-    for kind, marker in (
-        ("shifts", "spans"),
-        ("rosters", "pattern"),
-        ("corrections", "reason"),
-        ("trips", "destination"),
-        ("leave", "start"),
-        ("schedule", "day"),
-    ):
-        if marker in fields:
-            return kind
-    return "employees"
-
-
-def _sheet(kind: str, name: str, header: list[str], rows: Iterable[list[Any]], *, start: int) -> Sheet:
-    names = [HEADERS[kind].get(h, h.lower()) for h in header]
-    sheet = Sheet(kind, name)
-    for number, row in enumerate(rows, start=start):
-        values = {n: row[i] for i, n in enumerate(names) if n and i < len(row)}
-        sheet.rows.append({k: ("" if v is None else v) for k, v in values.items()})
-        sheet.numbers.append(number)
-    return sheet
+def _unreadable(err: Unreadable) -> str:
+    if err.reason == "suffix":
+        return "use a .csv or .xlsx file"
+    if err.reason == "empty":
+        return "the file is empty"
+    if err.reason == "workbook":
+        return f"not a readable .xlsx workbook: {err.detail}"
+    names = " / ".join(f"{n[1]} ({k})" for k, n in KINDS.items())
+    return f"no sheet named for what it holds; name sheets {names}; found {err.found}"
 
 
 # -- checking and converting -----------------------------------------------------------------
 
 
-class _Row:
-    def __init__(self, sheet: Sheet, number: int, values: Mapping[str, Any], tz: ZoneInfo, problems: list[str]):
-        self.values, self.tz, self.problems = values, tz, problems
-        self.where = f"{sheet.name} row {number}"
+class _Row(Row[str]):
+    words = WORDS
 
     def bad(self, column: str, why: str) -> None:
-        self.problems.append(f"{self.where}, {column}: {why}")
+        self.problems.append(f"{self.sheet.name} row {self.number}, {column}: {why}")
 
-    def text(self, name: str, default: str = "") -> str:
-        value = self.values.get(name, "")
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # a badge number typed into Excel comes back as 1001.0
-        text = str(value).strip() if value != "" else default
-        return WORDS.get(text, text)
-
-    def integer(self, name: str, default: int) -> int:
-        text = self.text(name)
-        if not text:
-            return default
-        try:
-            return int(float(text))
-        except ValueError:
-            self.bad(name, f"{text!r} is not a number")
-            return default
-
-    def day(self, name: str) -> str:
-        value = self.values.get(name, "")
-        if isinstance(value, datetime):
-            return value.date().isoformat()
-        if isinstance(value, date):
-            return value.isoformat()
-        text = self.text(name).replace("/", "-")
-        if not text:
-            return ""
-        try:
-            return date.fromisoformat(text).isoformat()
-        except ValueError:
-            self.bad(name, f"{text!r} is not a date YYYY-MM-DD")
-            return ""
-
-    def instant(self, name: str, *, end: bool = False) -> int:
-        """Epoch ms UTC of a local date-time; a bare date is its start (or, with ``end``, the next midnight)."""
-        value = self.values.get(name, "")
-        if isinstance(value, datetime):
-            moment = value
-        elif isinstance(value, date):
-            moment = datetime.combine(value + timedelta(days=1 if end else 0), time())
+    def refuse(self, name: str, why: Refusal) -> None:
+        if why.what == "number":
+            self.bad(name, f"{why.text!r} is not a number")
+        elif why.what == "date":
+            self.bad(name, f"{why.text!r} is not a date YYYY-MM-DD")
+        elif why.what == "instant":
+            self.bad(name, f"{why.text!r} is not a date or a date and time (YYYY-MM-DD HH:MM)")
         else:
-            text = self.text(name).replace("/", "-").replace("T", " ")
-            try:
-                if len(text) == 10:
-                    moment = datetime.combine(date.fromisoformat(text) + timedelta(days=1 if end else 0), time())
-                else:
-                    moment = datetime.fromisoformat(text)
-            except ValueError:
-                self.bad(name, f"{text!r} is not a date or a date and time (YYYY-MM-DD HH:MM)")
-                return 0
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=self.tz)
-        return int(moment.astimezone(UTC).timestamp() * 1000)
-
-    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
-        text = self.text(name, default)
-        if text not in allowed:
-            self.bad(name, f"{text!r}: one of {', '.join(allowed)}")
-        return text
+            self.bad(name, f"{why.text!r}: one of {', '.join(why.allowed)}")
 
 
 def _shift(r: _Row) -> dict[str, Any]:
@@ -457,13 +347,13 @@ def check(sheets: list[Sheet], tz: ZoneInfo, now_ms: int, source: str) -> dict[s
     }
     out: dict[str, list[dict[str, Any]]] = {}
     for sheet in sheets:
-        for number, values in zip(sheet.numbers, sheet.rows, strict=True):
+        for number, values in sheet.rows:
             row = _Row(sheet, number, values, tz, problems)
             for column in REQUIRED[sheet.kind]:
                 if not row.text(column):
                     row.bad(column, "required")
             out.setdefault(sheet.kind, []).append(converters[sheet.kind](row))
-        if sheet.rows and not any(h in sheet.rows[0] for h in REQUIRED[sheet.kind]):
+        if sheet.rows and not any(h in sheet.rows[0][1] for h in REQUIRED[sheet.kind]):
             problems.append(f"{sheet.name}: none of the headers is known; see 'import-roster --help' for the columns")
     if problems:
         raise ImportError_(source, problems)

@@ -23,12 +23,9 @@ corrections 补卡 *单号 ref, *工号 employee_no, *时间 at, 方向 (上班|
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,6 +43,8 @@ from cloud.hr.models import (
     Trip,
 )
 from cloud.store import Plant, database
+from opskit.sheets import Layout, Refusal, Row, Sheet, Unreadable
+from opskit.sheets import read as read_sheets
 
 KINDS: dict[str, tuple[str, ...]] = {
     "employees": ("employees", "员工", "花名册", "人员"),
@@ -111,6 +110,7 @@ HEADERS: dict[str, str] = {
 }
 COLUMN_ZH = {v: k for k, v in reversed(HEADERS.items())}  # field -> its first Chinese header
 SCHEDULE_HEADERS = {"班次": "shifts"}  # in 排班表, 班次 is the day's shifts, not a shift's id
+LAYOUT = Layout(KINDS, {kind: {**HEADERS, **SCHEDULE_HEADERS} if kind == "schedule" else HEADERS for kind in KINDS})
 REQUIRED = {
     "employees": ("employee_no", "user_id"),
     "shifts": ("shift_id", "spans"),
@@ -157,153 +157,48 @@ class ImportRefused(ValueError):
         )
 
 
-@dataclass
-class Sheet:
-    kind: str
-    name: str
-    rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class ImportReport:
     counts: Mapping[str, int]
 
 
 def read(path: Path, kind: str = "auto") -> list[Sheet]:
-    if path.suffix.lower() == ".xlsx":
-        return _read_xlsx(path)
-    if path.suffix.lower() != ".csv":
-        raise ImportRefused(
-            str(path), [Problem(path.name, 0, "", "请使用 .csv 或 .xlsx 文件", "use a .csv or .xlsx file")]
-        )
-    raw = path.read_bytes()
+    """The sheets of a .csv or .xlsx file, headers mapped to field names; nothing written."""
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("gb18030")
-    table = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
-    if not table:
-        raise ImportRefused(str(path), [Problem(path.name, 1, "", "文件是空的", "the file is empty")])
-    if kind == "auto":
-        kind = _guess([h.strip() for h in table[0]])
-    return [_sheet(kind, path.name, table[0], table[1:])]
+        return read_sheets(path, LAYOUT, kind)
+    except Unreadable as err:
+        raise ImportRefused(str(path), [_unreadable(path, err)]) from err
 
 
-def _read_xlsx(path: Path) -> list[Sheet]:
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except Exception as err:  # openpyxl raises many kinds for a damaged file; all mean the same here
-        raise ImportRefused(
-            str(path), [Problem(path.name, 0, "", f"无法读取该工作簿：{err}", f"unreadable workbook: {err}")]
-        ) from err
-    sheets: list[Sheet] = []
-    try:
-        for ws in book.worksheets:
-            kind = next((k for k, names in KINDS.items() if ws.title.strip().lower() in names), None)
-            table = [list(r) for r in ws.iter_rows(values_only=True) if any(c not in (None, "") for c in r)]
-            if kind is not None and table:
-                sheets.append(_sheet(kind, ws.title, table[0], table[1:]))
-    finally:
-        book.close()
-    if not sheets:
-        names = "、".join(n[1] for n in KINDS.values())
-        raise ImportRefused(
-            str(path),
-            [Problem(path.name, 0, "", f"没有可识别的工作表，请命名为：{names}", "no sheet named for what it holds")],
-        )
-    return sheets
+def _unreadable(path: Path, err: Unreadable) -> Problem:
+    if err.reason == "suffix":
+        return Problem(path.name, 0, "", "请使用 .csv 或 .xlsx 文件", "use a .csv or .xlsx file")
+    if err.reason == "empty":
+        return Problem(path.name, 1, "", "文件是空的", "the file is empty")
+    if err.reason == "workbook":
+        return Problem(path.name, 0, "", f"无法读取该工作簿：{err.detail}", f"unreadable workbook: {err.detail}")
+    names = "、".join(n[1] for n in KINDS.values())
+    return Problem(path.name, 0, "", f"没有可识别的工作表，请命名为：{names}", "no sheet named for what it holds")
 
 
-def _guess(header: list[str]) -> str:
-    fields = {HEADERS.get(h, h.lower()) for h in header}
-    for kind, marker in (
-        ("shifts", "spans"),
-        ("rosters", "pattern"),
-        ("corrections", "reason"),
-        ("trips", "destination"),
-        ("leave", "start"),
-        ("schedule", "day"),
-    ):
-        if marker in fields:
-            return kind
-    return "employees"
-
-
-def _sheet(kind: str, name: str, header: list[Any], rows: list[list[Any]]) -> Sheet:
-    mapping = {**HEADERS, **SCHEDULE_HEADERS} if kind == "schedule" else HEADERS
-    names = [mapping.get(str(h or "").strip(), str(h or "").strip().lower()) for h in header]
-    sheet = Sheet(kind, name)
-    for number, row in enumerate(rows, start=2):
-        sheet.rows.append(
-            (number, {n: ("" if row[i] is None else row[i]) for i, n in enumerate(names) if n and i < len(row)})
-        )
-    return sheet
-
-
-class _Row:
-    def __init__(self, sheet: Sheet, number: int, values: Mapping[str, Any], tz: ZoneInfo, problems: list[Problem]):
-        self.sheet, self.number, self.values, self.tz, self.problems = sheet, number, values, tz, problems
+class _Row(Row[Problem]):
+    words = WORDS
 
     def bad(self, column: str, zh: str, en: str) -> None:
         """``column`` is a field name or a header; it is reported as the Chinese header."""
         self.problems.append(Problem(self.sheet.name, self.number, COLUMN_ZH.get(column, column), zh, en))
 
-    def text(self, name: str, default: str = "") -> str:
-        value = self.values.get(name, "")
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # a number typed into Excel comes back as 1001.0
-        text = str(value).strip() if value != "" else default
-        return WORDS.get(text, text)
-
-    def integer(self, name: str, default: int) -> int:
-        text = self.text(name)
-        try:
-            return int(float(text)) if text else default
-        except ValueError:
+    def refuse(self, name: str, why: Refusal) -> None:
+        text = why.text
+        if why.what == "number":
             self.bad(name, f"{text!r} 不是数字", f"{text!r} is not a number")
-            return default
-
-    def day(self, name: str) -> str:
-        value = self.values.get(name, "")
-        if isinstance(value, datetime):
-            return value.date().isoformat()
-        if isinstance(value, date):
-            return value.isoformat()
-        text = self.text(name).replace("/", "-")
-        try:
-            return date.fromisoformat(text).isoformat() if text else ""
-        except ValueError:
+        elif why.what == "date":
             self.bad(name, f"{text!r} 不是日期（YYYY-MM-DD）", f"{text!r} is not a date YYYY-MM-DD")
-            return ""
-
-    def instant(self, name: str, *, end: bool = False) -> int:
-        """Epoch ms of a local date-time; a bare date is its midnight (with ``end``: the next midnight)."""
-        value = self.values.get(name, "")
-        try:
-            if isinstance(value, datetime):
-                moment = value
-            elif isinstance(value, date):
-                moment = datetime.combine(value + timedelta(days=int(end)), time())
-            else:
-                text = self.text(name).replace("/", "-").replace("T", " ")
-                if len(text) == 10:
-                    moment = datetime.combine(date.fromisoformat(text) + timedelta(days=int(end)), time())
-                else:
-                    moment = datetime.fromisoformat(text)
-        except ValueError:
+        elif why.what == "instant":  # the cell as written, before / and T are read as - and a space
             self.bad(name, f"{self.text(name)!r} 不是日期或时间（YYYY-MM-DD HH:MM）", "not a date or date and time")
-            return 0
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=self.tz)
-        return int(moment.astimezone(UTC).timestamp() * 1000)
-
-    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
-        text = self.text(name, default)
-        if text not in allowed:
+        else:
+            allowed = why.allowed
             self.bad(name, f"{text!r} 无效，可选：{'、'.join(allowed)}", f"{text!r}: one of {', '.join(allowed)}")
-        return text
 
     def phone(self, name: str) -> str:
         text = self.text(name).replace(" ", "")
