@@ -3,6 +3,12 @@
 Behaves as captures of a real F19 show: spec checksums on everything sent, the session id
 assigned at connect, the request's reply number echoed, client acknowledgements of live events
 never answered, and off-by-one checksums from clients (node-zklib) tolerated and counted.
+
+Users and templates are written as pyzk writes them: CMD_USER_WRQ with one user entry; a buffer
+uploaded with CMD_PREPARE_DATA and CMD_DATA chunks, then stored by CMD_SAVE_USERTEMPS;
+CMD_DELETE_USER, CMD_DELETE_USERTEMP (slot, finger), CMD_DEL_FPTMP (badge, finger); and
+CMD_REFRESHDATA, after which the matcher knows them. All templates are read with a buffered read
+of CMD_DB_RRQ (or CMD_USERTEMP_RRQ) and FCT_FINGERTMP, as the protocol notes and pyzk do.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Callable
 
 from firmware_bridge.zk import wire
 from firmware_bridge.zk.emulator_state import TerminalState
+from firmware_bridge.zk.records import decode_user, parse_template_upload
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +27,18 @@ UDP_DATA_MAX = 1024  # pyzk reads chunked UDP data 1024 payload bytes per datagr
 DEVICE_STATE = 2  # what CMD_STATE_RRQ returned on the captured F19 (in the session field)
 
 Reply = Callable[..., bytes]
+USER_COMMANDS = frozenset(
+    {
+        wire.CMD_USER_WRQ,
+        wire.CMD_DELETE_USER,
+        wire.CMD_DELETE_USERTEMP,
+        wire.CMD_DEL_FPTMP,
+        wire.CMD_PREPARE_DATA,
+        wire.CMD_DATA,
+        wire.CMD_SAVE_USERTEMPS,
+        wire.CMD_REFRESHDATA,
+    }
+)
 
 
 class Session:
@@ -31,6 +50,7 @@ class Session:
         self.udp = udp
         self.authenticated = state.comm_key == 0
         self.buffer = b""
+        self.upload = bytearray()  # what the client sent with CMD_PREPARE_DATA / CMD_DATA
         self.bad_checksums = 0
         self.event_flags = 0  # what the client registered for with CMD_REG_EVENT
 
@@ -64,7 +84,6 @@ class Session:
         state = self.state
         if command in (
             wire.CMD_EXIT,
-            wire.CMD_REFRESHDATA,
             wire.CMD_CANCELCAPTURE,
             wire.CMD_STARTVERIFY,
             wire.CMD_OPTIONS_WRQ,
@@ -72,7 +91,10 @@ class Session:
             return [reply(wire.CMD_ACK_OK)]
         if command == wire.CMD_FREE_DATA:
             self.buffer = b""
+            self.upload = bytearray()
             return [reply(wire.CMD_ACK_OK)]
+        if command in USER_COMMANDS:
+            return [reply(wire.CMD_ACK_OK if self._write(command, payload) else wire.CMD_ACK_ERROR)]
         if command == wire.CMD_REG_EVENT:
             self.event_flags = struct.unpack_from("<I", payload.ljust(4, b"\x00"))[0]
             return [reply(wire.CMD_ACK_OK)]
@@ -107,10 +129,42 @@ class Session:
             return [reply(wire.CMD_ACK_OK)]  # pyzk's _clear_error sends these as commands
         return [reply(wire.CMD_ACK_UNKNOWN)]
 
+    def _write(self, command: int, payload: bytes) -> bool:
+        """A user or template command; False when the terminal refuses it (answered ACK_ERROR)."""
+        state = self.state
+        try:
+            if command == wire.CMD_USER_WRQ:
+                return state.write_user(decode_user(payload, state.encoding))
+            if command == wire.CMD_DELETE_USER:
+                return state.delete_user(struct.unpack_from("<H", payload)[0])
+            if command == wire.CMD_DELETE_USERTEMP:
+                uid, finger = struct.unpack_from("<HB", payload)
+                return state.delete_template(uid, finger)
+            if command == wire.CMD_DEL_FPTMP:
+                badge, finger = struct.unpack_from("<24sB", payload)
+                user = state.user(badge.split(b"\x00", 1)[0].decode("ascii", errors="replace"))
+                return user is not None and state.delete_template(user.uid, finger)
+            if command == wire.CMD_PREPARE_DATA:  # an upload begins: its size
+                self.upload = bytearray()
+                return len(payload) >= 4
+            if command == wire.CMD_DATA:  # a chunk of it
+                self.upload += payload
+                return True
+            if command == wire.CMD_SAVE_USERTEMPS:
+                user, fingers = parse_template_upload(bytes(self.upload), state.encoding)
+                return state.save_templates(user, fingers)
+            state.refresh()  # CMD_REFRESHDATA
+            return True
+        except (struct.error, ValueError, UnicodeDecodeError) as err:
+            log.warning("refusing command %d: %s", command, err)
+            return False
+
     def _prepare_buffer(self, payload: bytes, reply: Reply) -> list[bytes]:
-        _flag, inner, _fct, _ext = struct.unpack_from("<bhii", payload)
+        _flag, inner, fct, _ext = struct.unpack_from("<bhii", payload)
         if inner == wire.CMD_ATTLOG_RRQ:
             buffer = self.state.attendance_buffer()
+        elif fct == wire.FCT_FINGERTMP and inner in (wire.CMD_DB_RRQ, wire.CMD_USERTEMP_RRQ):
+            buffer = self.state.template_buffer()
         elif inner == wire.CMD_USERTEMP_RRQ:
             buffer = self.state.user_buffer()
         else:

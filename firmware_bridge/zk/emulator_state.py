@@ -1,21 +1,45 @@
-"""What an emulated ZK terminal holds: users, the attendance log, its clock, and its faults.
+"""What an emulated ZK terminal holds: users, fingerprint templates, the attendance log, its clock, and its faults.
 
 Tests and ``punchproof emulate zk`` change this state; the emulator's sessions read it. Punches
 are announced to listeners (the emulator's live sessions) as they happen, so a test can make two
 workers punch "at once" (``punch_together``) and see both events leave in one TCP segment.
+
+Users and templates written over the wire are kept at once but, as on a real terminal, the
+fingerprint matcher works from what it loaded at the last CMD_REFRESHDATA; a finger enrolled at
+the terminal's own keypad (``enrol_finger``) works at once. ``present_finger`` is a worker putting
+a finger on the sensor: a punch if the matcher knows the template, nothing otherwise.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from firmware_bridge.zk.records import UserRecord, encode_attendance, encode_live_event, encode_user_72
+from firmware_bridge.zk.records import (
+    FLAG_VALID,
+    FingerTemplate,
+    UserRecord,
+    encode_attendance,
+    encode_live_event,
+    encode_templates,
+    encode_user_72,
+)
 
 FREE_SIZES_INTS = 23
+FINGER_CAPACITY = 3000
+TEMPLATE_BYTES = 1_400  # about what a ZKFinger 10 template takes
+
+
+def keypad_template(user_id: str, finger: int, size: int = TEMPLATE_BYTES) -> bytes:
+    """A template as a finger placed three times at the keypad would give: the same bytes for the same
+    worker and finger, unlike any other's (tests can then look for them anywhere they must not be)."""
+    seed = f"finger/{user_id}/{finger}".encode()
+    blocks = (hashlib.sha256(seed + n.to_bytes(4, "little")).digest() for n in range(size // 32 + 1))
+    return b"".join(blocks)[:size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +80,7 @@ class TerminalState:
     platform: str = "ZEM560_TFT"
     firmware: str = "Ver 6.60 Apr 28 2015"
     users: list[UserRecord] = field(default_factory=list)
+    templates: dict[tuple[int, int], FingerTemplate] = field(default_factory=dict)  # by (uid, finger)
     punches: list[StoredPunch] = field(default_factory=list)
     enabled: bool = True
     reset_mid_transfer: bool = False  # fault: the connection is reset halfway through a log transfer
@@ -63,7 +88,10 @@ class TerminalState:
     events_sent: int = 0
     events_acked: int = 0  # ACK_OKs received from clients for live events
     bad_checksums: int = 0  # requests whose checksum was not the spec's (answered anyway)
+    refreshes: int = 0  # CMD_REFRESHDATA received
+    template_transfers: int = 0  # how often a client downloaded the templates
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _matcher: dict[bytes, int] = field(default_factory=dict, repr=False)  # template -> uid, as last loaded
     _listeners: list[Callable[[list[StoredPunch]], None]] = field(default_factory=list, repr=False)
     _drift_since: datetime | None = field(default=None, repr=False)
     _encoded: tuple[int, StoredPunch | None, int, bytes] = field(default=(0, None, 0, b""), repr=False)
@@ -82,11 +110,110 @@ class TerminalState:
             self.clock_offset = wanted.replace(tzinfo=self.tz) - self.now().replace(microsecond=0)
             self._drift_since = None
 
-    def add_user(self, user_id: str, name: str) -> UserRecord:
+    def add_user(self, user_id: str, name: str, *, privilege: int = 0, card: int = 0) -> UserRecord:
+        """A user enrolled at the terminal's keypad: the next free slot."""
         with self.lock:
-            user = UserRecord(uid=len(self.users) + 1, user_id=user_id, name=name)
+            uid = max((u.uid for u in self.users), default=0) + 1
+            user = UserRecord(uid=uid, user_id=user_id, name=name, privilege=privilege, card=card)
             self.users.append(user)
             return user
+
+    def user(self, user_id: str) -> UserRecord | None:
+        with self.lock:
+            return next((u for u in self.users if u.user_id == user_id), None)
+
+    def write_user(self, user: UserRecord) -> bool:
+        """CMD_USER_WRQ: create or overwrite the user in ``user.uid``'s slot; refused (False) if the badge
+        number is another slot's."""
+        with self.lock:
+            if any(u.user_id == user.user_id and u.uid != user.uid for u in self.users):
+                return False
+            self.users = [u for u in self.users if u.uid != user.uid] + [user]
+            self.users.sort(key=lambda u: u.uid)
+            return True
+
+    def delete_user(self, uid: int) -> bool:
+        """CMD_DELETE_USER: the user and every template of theirs; False if the slot is empty."""
+        with self.lock:
+            if not any(u.uid == uid for u in self.users):
+                return False
+            self.users = [u for u in self.users if u.uid != uid]
+            self.templates = {k: t for k, t in self.templates.items() if k[0] != uid}
+            return True
+
+    def save_templates(self, user: UserRecord, fingers: list[tuple[int, bytes]]) -> bool:
+        """CMD_SAVE_USERTEMPS: the uploaded user (as CMD_USER_WRQ) and its templates, each replacing the
+        finger's old one; the user's other fingers stay."""
+        with self.lock:
+            if not self.write_user(user):
+                return False
+            for finger, data in fingers:
+                self.templates[(user.uid, finger)] = FingerTemplate(user.uid, finger, FLAG_VALID, data)
+            return True
+
+    def delete_template(self, uid: int, finger: int) -> bool:
+        with self.lock:
+            return self.templates.pop((uid, finger), None) is not None
+
+    def refresh(self) -> None:
+        """CMD_REFRESHDATA: the matcher loads the users and templates written since."""
+        with self.lock:
+            self.refreshes += 1
+            self._matcher = {t.data: t.uid for t in self.templates.values() if t.flag == FLAG_VALID}
+
+    # -- at the terminal itself (test controls) --
+
+    def enrol_finger(self, user_id: str, finger: int, template: bytes | None = None) -> bytes:
+        """A worker enrols a finger at this terminal's keypad (an admin picks the user, the worker presses
+        three times): stored, and recognised at once. Returns the template."""
+        with self.lock:
+            user = self.user(user_id)
+            if user is None:
+                raise KeyError(f"no user {user_id} on terminal {self.serial}")
+            data = template if template is not None else keypad_template(user_id, finger)
+            old = self.templates.get((user.uid, finger))
+            if old is not None:
+                self._matcher.pop(old.data, None)
+            self.templates[(user.uid, finger)] = FingerTemplate(user.uid, finger, FLAG_VALID, data)
+            self._matcher[data] = user.uid
+            return data
+
+    def remove_finger(self, user_id: str, finger: int) -> None:
+        """An admin deletes one of a user's fingers at the terminal's menu."""
+        with self.lock:
+            user = self.user(user_id)
+            if user is not None and self.delete_template(user.uid, finger):
+                self.refresh()
+
+    def remove_user(self, user_id: str) -> None:
+        """An admin deletes a user at the terminal's menu."""
+        with self.lock:
+            user = self.user(user_id)
+            if user is not None:
+                self.delete_user(user.uid)
+                self.refresh()
+
+    def finger(self, user_id: str, finger: int) -> bytes | None:
+        with self.lock:
+            user = self.user(user_id)
+            held = self.templates.get((user.uid, finger)) if user is not None else None
+            return held.data if held is not None else None
+
+    def fingers(self, user_id: str) -> dict[int, bytes]:
+        with self.lock:
+            user = self.user(user_id)
+            if user is None:
+                return {}
+            return {f: t.data for (uid, f), t in sorted(self.templates.items()) if uid == user.uid}
+
+    def present_finger(self, template: bytes, *, when: datetime | None = None) -> StoredPunch | None:
+        """A finger on the sensor: the matcher's user punches (verify 1, fingerprint), or nobody does."""
+        with self.lock:
+            uid = self._matcher.get(template)
+            user = next((u for u in self.users if u.uid == uid), None)
+        if user is None:
+            return None
+        return self.punch(user.user_id, verify=1, when=when)
 
     def punch(
         self, user_id: str, *, state: int = 0, verify: int = 1, when: datetime | None = None, workcode: int = 0
@@ -153,12 +280,20 @@ class TerminalState:
             body = b"".join(encode_user_72(u, self.encoding) for u in self.users)
         return struct.pack("<I", len(body)) + body
 
+    def template_buffer(self) -> bytes:
+        """u32 length + every template entry, by slot and finger."""
+        with self.lock:
+            self.template_transfers += 1
+            body = encode_templates([self.templates[k] for k in sorted(self.templates)])
+        return struct.pack("<I", len(body)) + body
+
     def free_sizes(self) -> bytes:
         ints = [0] * FREE_SIZES_INTS
         with self.lock:
-            ints[4], ints[8] = len(self.users), len(self.punches)
-            ints[14], ints[15], ints[16] = 3000, 3000, self.record_capacity
-            ints[17], ints[18], ints[19] = 3000, 3000 - len(self.users), self.record_capacity - len(self.punches)
+            ints[4], ints[6], ints[8] = len(self.users), len(self.templates), len(self.punches)
+            ints[14], ints[15], ints[16] = FINGER_CAPACITY, 3000, self.record_capacity
+            ints[17] = FINGER_CAPACITY - len(self.templates)
+            ints[18], ints[19] = 3000 - len(self.users), self.record_capacity - len(self.punches)
         return struct.pack(f"<{FREE_SIZES_INTS}i", *ints)
 
     def options(self) -> dict[bytes, bytes]:

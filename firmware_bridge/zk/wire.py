@@ -23,7 +23,13 @@ CMD_GET_VERSION = 1100
 CMD_AUTH = 1102
 CMD_OPTIONS_RRQ = 11
 CMD_OPTIONS_WRQ = 12
+CMD_DB_RRQ = 7  # inner command of a buffered read of all templates (with FCT_FINGERTMP)
+CMD_USER_WRQ = 8  # write one user entry (create or overwrite by uid)
 CMD_USERTEMP_RRQ = 9
+CMD_DELETE_USER = 18  # delete a user by uid (and the user's templates)
+CMD_DELETE_USERTEMP = 19  # delete one template: uid, finger
+CMD_SAVE_USERTEMPS = 110  # store the uploaded user and templates (pyzk's save_user_template)
+CMD_DEL_FPTMP = 134  # delete one template: badge (24 bytes), finger
 CMD_ATTLOG_RRQ = 13
 CMD_CLEAR_DATA = 14
 CMD_CLEAR_ATTLOG = 15
@@ -45,6 +51,7 @@ CMD_ACK_DATA = 2002
 CMD_ACK_UNAUTH = 2005
 CMD_ACK_UNKNOWN = 0xFFFF
 
+FCT_FINGERTMP = 2
 FCT_USER = 5
 EF_ATTLOG = 1
 
