@@ -9,14 +9,20 @@ pyzk's errors mapped to ours with their cause.
 The attendance download itself runs over our own session (``logread``): pyzk 0.9's
 ``read_with_buffer`` is slower and, if a terminal closes the connection in an orderly way (FIN)
 mid-transfer, spins forever. The short calls (probe, users, clock, clear) still use pyzk.
+
+Enrolment: ``directory()`` reads the terminal's counts, users and fingerprint templates over our
+own session (``directory``); ``write_changes()`` adds, renames and removes users and writes and
+removes templates through pyzk (``userwrite``, which says what it works around), with the terminal
+disabled for the batch and re-enabled whatever happens.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -31,8 +37,9 @@ from firmware_bridge.errors import (
     TerminalUnreachable,
 )
 from firmware_bridge.types import Download, LogCleared, TerminalInfo
-from firmware_bridge.zk import wire
+from firmware_bridge.zk import userwrite, wire
 from firmware_bridge.zk.clock import ClockCorrection, ClockPolicy, measure_offset_ms
+from firmware_bridge.zk.directory import DirectoryReader
 from firmware_bridge.zk.logread import read_log
 from firmware_bridge.zk.records import UserRecord, parse_users
 from firmware_bridge.zk.session import ZKSession
@@ -138,6 +145,36 @@ class ZKTerminal:
         finally:
             self._close(conn, reenable=False)
 
+    @contextlib.contextmanager
+    def directory(self) -> Iterator[DirectoryReader]:
+        """One session for reading counts, users and templates (``DirectoryReader``), closed at the end."""
+        session = ZKSession(self.host, self.port, timeout=self._timeout, comm_key=self._comm_key, udp=self._udp)
+        session.open()
+        try:
+            yield DirectoryReader(session, self._encoding)
+        finally:
+            session.close()
+
+    def write_changes(self, changes: Sequence[userwrite.Change], *, layout: int) -> list[userwrite.Outcome]:
+        """Make the user and template changes, in order, the terminal disabled meanwhile (no one punches
+        half-way through a user's write); one outcome per change. Raises only if the terminal cannot be
+        reached at all; a connection lost half-way ends the batch with the rest marked not done."""
+        if not changes:
+            return []
+        conn = self._connect()
+        disabled = False
+        try:
+            conn.disable_device()
+            disabled = True
+            outcomes = userwrite.apply(conn, changes, layout=layout, encoding=self._encoding)
+        except PYZK_ERRORS as err:  # disabling, or the refresh after the batch
+            raise self._translate(err) from err
+        finally:
+            self._close(conn, reenable=disabled)
+        done = sum(o.done for o in outcomes)
+        log.info("%s: %d of %d user/template change(s) made", self, done, len(outcomes))
+        return outcomes
+
     def correct_clock(self, policy: ClockPolicy | None = None) -> ClockCorrection | None:
         """Set the terminal's clock to ours, only if ``policy`` says so; return what was changed.
 
@@ -195,15 +232,16 @@ class ZKTerminal:
             self._close(conn, reenable=disabled)
 
     def _connect(self) -> Any:
-        conn = self._client_factory(
-            self.host,
-            port=self.port,
-            timeout=self._timeout,
-            password=self._comm_key,
-            ommit_ping=True,
-            force_udp=self._udp,
-            encoding=self._encoding,
-        )
+        with userwrite.PYZK_ENCODING:  # pyzk's constructor sets a class attribute every connection shares
+            conn = self._client_factory(
+                self.host,
+                port=self.port,
+                timeout=self._timeout,
+                password=self._comm_key,
+                ommit_ping=True,
+                force_udp=self._udp,
+                encoding=self._encoding,
+            )
         try:
             conn.connect()
         except (ZKError, OSError, struct.error) as err:
