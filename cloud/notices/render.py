@@ -138,16 +138,40 @@ class _Pages(FPDF):
 
 
 def _pdf(template: NoticeTemplate, facts: NoticeFacts, body: str, issued: str, font: CjkFont, tz: ZoneInfo) -> bytes:
+    """The PDF, with the font cut down to the characters it draws.
+
+    The characters are known from the text before anything is drawn (``_drawn_text``), so the page is laid out
+    once, with the cut font. Should the layout draw a character the text did not name, or not draw one it did,
+    the font is cut again from what was drawn and the page laid out again: the glyphs embedded are always
+    exactly the characters drawn (with the footer's and the digits), so the same notice gives the same bytes.
+    (Laying the page out first with the whole CJK font, only to learn its characters, cost more than the rest.)
+    """
     footer = FOOTER.format(template=template.id, version=template.version, doc_no=facts.doc_no, page="{page}")
-    draft = _draw(template, facts, body, issued, footer, (font.path, font.index), (font.path, font.index), tz)
-    chars = "".join(sorted(draft.used | set(footer + string.digits)))
+    extra = set(footer + string.digits)
+    chars = set(_drawn_text(template, facts, body, issued, footer)) | extra
     with tempfile.TemporaryDirectory(prefix="punchproof-notice-") as folder:
-        regular = bold = Path(folder) / "regular.ttf"
-        truetype_subset(font.path, font.index, chars, regular)
-        if font.bold_path is not None:
-            bold = Path(folder) / "bold.ttf"
-            truetype_subset(font.bold_path, font.bold_index, chars, bold)
-        return bytes(_draw(template, facts, body, issued, footer, (regular, 0), (bold, 0), tz).output())
+        for _ in range(2):
+            regular, bold = _cut(font, "".join(sorted(chars)), Path(folder))
+            pages = _draw(template, facts, body, issued, footer, (regular, 0), (bold, 0), tz)
+            if pages.used | extra == chars:
+                return bytes(pages.output())
+            chars = pages.used | extra
+    raise RuntimeError(f"notice {template.id}: the characters drawn changed with the font")  # never: same text
+
+
+def _drawn_text(template: NoticeTemplate, facts: NoticeFacts, body: str, issued: str, footer: str) -> str:
+    """Every string ``_draw`` hands to the PDF, as it hands them."""
+    head = [template.title, f"文号：{facts.doc_no}"] + ([DRAFT] if facts.draft else [])
+    return "".join([*head, *body.split("\n\n"), facts.employer.name, SEAL, issued, footer])
+
+
+def _cut(font: CjkFont, chars: str, folder: Path) -> tuple[Path, Path]:
+    regular = bold = folder / "regular.ttf"
+    truetype_subset(font.path, font.index, chars, regular)
+    if font.bold_path is not None:
+        bold = folder / "bold.ttf"
+        truetype_subset(font.bold_path, font.bold_index, chars, bold)
+    return regular, bold
 
 
 def _draw(

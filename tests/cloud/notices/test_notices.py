@@ -12,7 +12,7 @@ import pytest
 from pypdf import PdfReader
 
 from cloud.channels.base import Attachment, OutboundMessage
-from cloud.notices import records, templates
+from cloud.notices import records, render, templates
 from cloud.notices.render import MissingFacts, render_notice
 from cloud.report_font import find_font
 from cloud.store import database, open_db
@@ -184,3 +184,11 @@ def test_the_kept_pdf_is_the_attached_pdf(rendered, tmp_path: Path, clock):
         assert message.attachments[0].sha256 == row.pdf_sha256 == hashlib.sha256(bytes(row.pdf)).hexdigest()
     finally:
         database.close()
+
+
+def test_a_character_the_text_did_not_name_is_still_embedded(rendered, font, monkeypatch):
+    """The font is cut from the text before layout; if the layout draws more, it is cut again from what was
+    drawn, and the notice comes out byte for byte as it does when the text named every character."""
+    monkeypatch.setattr(render, "_drawn_text", lambda *args: "")
+    again = render_notice(templates.get("cuigao"), sample.CUIGAO, font)
+    assert again.pdf == rendered["cuigao"].pdf
