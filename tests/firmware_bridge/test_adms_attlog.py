@@ -1,8 +1,9 @@
 """ATTLOG lines and devicecmd bodies, parsed line by line: a bad line is reported, never fatal."""
 
+import hashlib
 from datetime import UTC, datetime
 
-from firmware_bridge.adms.attlog import body_bytes, parse_attlog, split_lines
+from firmware_bridge.adms.attlog import MAX_LINE_BYTES, body_bytes, parse_attlog, split_lines
 from firmware_bridge.adms.commands import parse_results
 from tests.conftest import PLANT_TZ
 
@@ -61,6 +62,47 @@ def test_unix_time_and_keyed_lines_are_understood():
     assert rejected == []
     assert a.device_time == datetime(2026, 3, 2, 7, 58, 3)  # 1772409483 = 2026-03-01 23:58:03 UTC
     assert (b.user_id, b.device_time, b.verify, b.state) == ("1002", datetime(2026, 3, 2, 8, 0), 15, 1)
+
+
+BIG = str(2**63)
+OUT_OF_BOUNDS = {  # each a line as a corrupt log, a fuzzer or a typo sends it; each rejected with its reason
+    b"1001\t" + b"9" * 20 + b"\t0\t1\t0": "neither",  # a 20-digit Unix time: OverflowError before
+    b"1001\t0001-01-01 00:00:00\t0\t1\t0": "implausible time",  # 0001 in UTC+8 is before year 1 in UTC
+    b"1001\t5138-11-16 09:46:40\t0\t1\t0": "implausible time",
+    b"1001\t1999-12-31 23:59:59\t0\t1\t0": "implausible time",
+    b"1001\t99999999999\t0\t1\t0": "neither",  # an 11-digit Unix time: year 5138
+    b"1001\t4102444800\t0\t1\t0": "implausible time",  # 2100-01-01 as a Unix time
+    f"1001\t2026-03-02 07:58:03\t{BIG}\t1\t0".encode(): "status",  # SQLite overflow at store before
+    f"1001\t2026-03-02 07:58:03\t0\t{BIG}\t0".encode(): "verify",
+    f"1001\t2026-03-02 07:58:03\t0\t1\t{BIG}".encode(): "work code",
+    b"1001\t2026-03-02 07:58:03\t256\t1\t0": "status '256' is out of range",
+    b"1001\t2026-03-02 07:58:03\t-1\t1\t0": "status '-1' is not a number",
+    b"1001\t2026-03-02 07:58:03\t1_0\t1\t0": "status '1_0' is not a number",  # int() takes it
+    "1001\t2026-03-02 07:58:03\t١\t1\t0".encode(): "status",  # an Arabic-Indic digit: int() takes it too
+    "1001\t２０２６-03-02 07:58:03\t0\t1\t0".encode(): "neither",  # full-width digits
+    b"-5\t2026-03-02 07:58:03\t0\t1\t0": "PIN '-5' is not a terminal user id",
+    b"10 01\t2026-03-02 07:58:03\t0\t1\t0": "PIN '10 01' is not a terminal user id",
+    b"10\x0001\t2026-03-02 07:58:03\t0\t1\t0": "PIN",
+}
+
+
+def test_every_field_is_bounded_and_each_line_out_of_bounds_is_rejected_on_its_own():
+    good = b"1001\t2026-03-02 07:58:03\t5\t255\t4294967295\r\n"
+    punches, rejected = parse(good + b"\r\n".join(OUT_OF_BOUNDS) + b"\r\n" + good.replace(b"07:58", b"07:59"))
+    assert [(p.state, p.verify, p.workcode) for p in punches] == [(5, 255, 2**32 - 1)] * 2
+    assert [p.index for p in punches] == [0, len(OUT_OF_BOUNDS) + 1]
+    assert [r.raw for r in rejected] == list(OUT_OF_BOUNDS)
+    for record, expected in zip(rejected, OUT_OF_BOUNDS.values(), strict=True):
+        assert expected in record.reason, (record.raw, record.reason)
+    assert parse(b"1001\t2099-12-31 23:59:59\r\n1001\t2000-01-01 00:00:00\r\n")[1] == [], "the window's edges"
+    assert parse(b"1001\t2026-03-02 07:58:03\t0\t1\tA12\r\n")[0][0].workcode == 0, "a text work code stays in raw"
+
+
+def test_a_line_too_long_to_be_a_punch_keeps_its_head_and_the_digest_of_the_whole():
+    line = b"1001\t2026-03-02 07:58:03\t0\t1\t0" + b"\t0" * 100_000
+    punches, (record,) = parse(line + b"\r\n")
+    assert punches == [] and record.raw == line[:MAX_LINE_BYTES]
+    assert f"line of {len(line)} bytes" in record.reason and hashlib.sha256(line).hexdigest() in record.reason
 
 
 def test_encoding_is_the_terminals():
