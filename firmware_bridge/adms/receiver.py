@@ -23,12 +23,19 @@ is delivered twice:
   code) are not delivered again when a terminal re-sends them inside a bigger batch; across a
   restart that overlap is left to the sink, which must be idempotent on that key (the
   appliance's ``PunchIngest`` is).
+
+What a terminal sends is bounded before it is believed: a body above ``MAX_BODY_BYTES`` is
+answered ``413``, one that cannot be read (a broken chunked encoding, a client gone) ``400``;
+a ``Stamp`` that is not digits is treated as absent, and only digits are ever echoed into the
+handshake (``Stamp=7004%0ATimeZone=-12`` would otherwise set the terminal's options). A line
+that is not a punch is rejected on its own (``attlog``): the rest of its batch is stored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -38,6 +45,7 @@ from email.utils import format_datetime
 from typing import Protocol
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from firmware_bridge.adms.attlog import PunchKey, body_bytes, parse_attlog, punch_key, split_lines
 from firmware_bridge.adms.commands import Command, CommandQueue, CommandResult, parse_results
@@ -47,6 +55,11 @@ from firmware_bridge.zk.wire import encode_time
 log = logging.getLogger(__name__)
 
 RECENT_KEYS = 50_000  # punches remembered per terminal to drop re-sent overlap without asking the sink
+# A terminal's whole 100,000-record log re-pushed in one body is about 4 MB: 16 MiB is well above
+# any real batch, and bounds what one request can make the daemon hold.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+LOGGED_REJECTS = 5  # rejected lines logged one by one per batch; the rest are counted
+_STAMP = re.compile(r"[0-9]{1,20}")
 
 
 class Clock(Protocol):
@@ -132,6 +145,7 @@ class TerminalStatus:
     cursor: AttlogCursor | None = None
     cursor_loaded: bool = False
     operlog_stamp: str | None = None  # in memory only: operation logs are not evidence
+    bad_stamps: int = 0  # Stamp= values that were not numbers (ignored; logged the first time)
     recent: deque[PunchKey] = field(default_factory=lambda: deque(maxlen=RECENT_KEYS), repr=False)
     recent_set: set[PunchKey] = field(default_factory=set, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -219,8 +233,9 @@ class AdmsReceiver:
         with self._lock:
             return set(self._unknown_seen)
 
-    def create_app(self) -> Flask:
+    def create_app(self, *, max_body_bytes: int = MAX_BODY_BYTES) -> Flask:
         app = Flask("firmware_bridge.adms")
+        app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
         app.add_url_rule("/iclock/cdata", "cdata", self._cdata, methods=["GET", "POST"])
         app.add_url_rule("/iclock/getrequest", "getrequest", self._getrequest, methods=["GET", "POST"])
         app.add_url_rule("/iclock/devicecmd", "devicecmd", self._devicecmd, methods=["POST"])
@@ -234,14 +249,17 @@ class AdmsReceiver:
             return refusal
         if request.method == "GET":
             return self._handshake(terminal)
-        raw = request.get_data(cache=False)  # the raw body, before anything parses it as a form
+        raw = self._body()  # the raw body, before anything parses it as a form
+        if isinstance(raw, Response):
+            return raw
         body = body_bytes(raw, request.content_type or "")
         table = request.args.get("table", "").upper()
+        stamp = self._stamp(terminal, request.args.get("Stamp"))
         if table == "ATTLOG":
-            return self._attlog(terminal, body, request.args.get("Stamp"))
+            return self._attlog(terminal, body, stamp)
         lines = tuple(line.decode(terminal.encoding, errors="replace") for line in split_lines(body))
-        if table == "OPERLOG" and request.args.get("Stamp"):
-            self._status[terminal.serial].operlog_stamp = request.args["Stamp"]
+        if table == "OPERLOG" and stamp:
+            self._status[terminal.serial].operlog_stamp = stamp
         self._on_table(TableUpload(terminal.serial, table, lines, body, self._clock.now()))
         return self._text("OK")
 
@@ -259,8 +277,10 @@ class AdmsReceiver:
         terminal, refusal = self._identify()
         if terminal is None:
             return refusal
-        body = body_bytes(request.get_data(cache=False), request.content_type or "")
-        text = body.decode(terminal.encoding, errors="replace")
+        raw = self._body()
+        if isinstance(raw, Response):
+            return raw
+        text = body_bytes(raw, request.content_type or "").decode(terminal.encoding, errors="replace")
         for result in self.commands.confirm(terminal.serial, parse_results(text), self._clock.now()):
             if not result.matched:
                 log.warning(
@@ -278,9 +298,8 @@ class AdmsReceiver:
         now = self._clock.now()
         cursor = AttlogCursor(stamp, hashlib.sha256(body).hexdigest())
         with status.lock:  # one writer per terminal
-            if not status.cursor_loaded:
-                status.cursor = self._cursor_of(terminal.serial)
-                status.cursor_loaded = True
+            if not self._load_cursor(terminal, status):
+                return self._text("ERROR: store unavailable, send again", status=503)
             status.last_push = now
             if status.cursor == cursor:
                 status.repeated_batches += 1
@@ -308,18 +327,20 @@ class AdmsReceiver:
             status.rejected += len(rejected)
             for punch in fresh:
                 self._remember(status, punch_key(punch))
-        for record in rejected:
+        for record in rejected[:LOGGED_REJECTS]:
             log.warning("%s: line %d is not a punch (%s): %r", terminal.label, record.index, record.reason, record.raw)
+        if len(rejected) > LOGGED_REJECTS:
+            more = len(rejected) - LOGGED_REJECTS
+            log.warning("%s: and %d more lines of that batch are not punches", terminal.label, more)
         return self._text("OK")
 
     def _handshake(self, terminal: PushTerminal) -> Response:
         status = self._status[terminal.serial]
         with status.lock:
-            if not status.cursor_loaded:
-                status.cursor = self._cursor_of(terminal.serial)
-                status.cursor_loaded = True
-            stamp = status.cursor.stamp if status.cursor and status.cursor.stamp else "None"
-            operlog_stamp = status.operlog_stamp or "None"
+            if not self._load_cursor(terminal, status):
+                return self._text("ERROR: store unavailable, try again", status=503)
+            stamp = _echo(status.cursor.stamp if status.cursor else None)  # a cursor stored before stamps were checked
+            operlog_stamp = _echo(status.operlog_stamp)
         o = self._options
         lines = [
             f"GET OPTION FROM: {terminal.serial}",
@@ -340,6 +361,39 @@ class AdmsReceiver:
         if offset is not None and offset.total_seconds() % 3600 == 0:  # firmware reads whole hours only
             lines.append(f"TimeZone={int(offset.total_seconds() // 3600)}")
         return self._text("\n".join(lines) + "\n")
+
+    def _stamp(self, terminal: PushTerminal, value: str | None) -> str | None:
+        """The ``Stamp`` a terminal sent, if it is one: digits only, else treated as absent."""
+        if value is None or value == "" or _STAMP.fullmatch(value):
+            return value or None
+        status = self._status[terminal.serial]
+        status.bad_stamps += 1
+        if status.bad_stamps == 1:
+            log.warning("%s sent Stamp=%r, which is not a number: ignored (and not echoed)", terminal.label, value[:40])
+        return None
+
+    def _load_cursor(self, terminal: PushTerminal, status: TerminalStatus) -> bool:
+        """The stored cursor, once per process (and again after a failed store). False: the store failed."""
+        if not status.cursor_loaded:
+            try:
+                status.cursor = self._cursor_of(terminal.serial)
+            except Exception as err:  # noqa: BLE001 - the terminal is told to try again, as for a failed store
+                log.error("%s: cannot read the stored cursor, the terminal will try again: %r", terminal.label, err)
+                return False
+            status.cursor_loaded = True
+        return True
+
+    def _body(self) -> bytes | Response:
+        """The request's body, or the answer to a body that is too large or cannot be read."""
+        try:
+            return request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            return self._text("ERROR: body too large", status=413)
+        except TimeoutError:
+            return self._text("ERROR: body not received in time", status=408)
+        except (OSError, ValueError, HTTPException) as err:  # a broken chunked encoding, a client gone
+            log.info("unreadable request body from %s: %s", request.remote_addr, err)
+            return self._text("ERROR: malformed body", status=400)
 
     def _identify(self) -> tuple[PushTerminal | None, Response]:
         serial = request.args.get("SN", "")
@@ -374,3 +428,8 @@ class AdmsReceiver:
         # Some firmware sets its clock from this header: it must be our (injected, synchronised) clock.
         response.headers["Date"] = format_datetime(self._clock.now().astimezone(UTC), usegmt=True)
         return response
+
+
+def _echo(stamp: str | None) -> str:
+    """A stamp as the handshake may say it: digits, or ``None``."""
+    return stamp if stamp is not None and _STAMP.fullmatch(stamp) else "None"
