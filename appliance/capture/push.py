@@ -4,7 +4,10 @@ The receiver runs here, in the daemon that owns the database writes, never in a 
 listens only on the plant-LAN address of ``[push]``. Each batch is stored, signed, with its
 cursor, before the terminal hears ``OK`` (``PunchIngest.accept_push``). A terminal whose serial
 number is not configured is refused and kept as an ``unknown_terminal`` incident, once per
-address and run.
+address and run. Anything on the LAN can reach the port, so the receiver's limits
+(``firmware_bridge.adms.connections.Limits``: open connections, worker threads, silence, time
+per request, body size) bound what it can take from this daemon, which also signs and polls
+every terminal.
 
 If the address cannot be bound (the interface is not up yet at boot), the ZK terminals and
 readers carry on; the push terminals show as unavailable with the reason, and binding is tried

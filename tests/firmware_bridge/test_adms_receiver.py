@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from firmware_bridge.adms.connections import Limits
 from firmware_bridge.adms.emulator import AdmsTerminalEmulator
 from firmware_bridge.adms.receiver import AdmsReceiver, AttlogCursor, PushBatch, PushTerminal, TableUpload
 from firmware_bridge.adms.server import AdmsServer, serve
@@ -52,8 +53,9 @@ class Store:
 class Plant:
     """A receiver on a real HTTP server, restartable on the same port, sharing one store."""
 
-    def __init__(self, clock: FrozenClock) -> None:
+    def __init__(self, clock: FrozenClock, limits: Limits | None = None) -> None:
         self.clock = clock
+        self.limits = limits
         self.store = Store()
         self.unknown: list = []
         self.results: list = []
@@ -73,7 +75,7 @@ class Plant:
             on_result=self.results.append,
             on_table=self.tables.append,
         )
-        self.server = serve(self.receiver, "127.0.0.1", self.port)
+        self.server = serve(self.receiver, "127.0.0.1", self.port, limits=self.limits)
         self.port = self.server.address[1]
         return self
 
