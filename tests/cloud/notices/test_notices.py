@@ -153,15 +153,13 @@ def test_missing_facts_are_named(font):
         render_notice(templates.get("jiechu"), replace(sample.JIECHU, union_notified_on=None), font)
 
 
-def test_newest_version_is_the_default_and_old_ones_stay():
-    newer = replace(templates.CUIGAO_1, version="2", title="关于限期返岗的通知")
-    templates.TEMPLATES[newer.key] = newer
-    try:
-        assert templates.get("cuigao") is newer and templates.get("cuigao", "1") is templates.CUIGAO_1
-    finally:
-        del templates.TEMPLATES[newer.key]
+def test_newest_version_is_the_default_and_old_ones_stay(monkeypatch):
+    current = templates.get("cuigao")
+    newer = replace(current, version=str(int(current.version) + 1), title="关于限期返岗的通知")
+    monkeypatch.setitem(templates.TEMPLATES, newer.key, newer)  # the registry as it was after the test
+    assert templates.get("cuigao") is newer and templates.get("cuigao", "1") is templates.CUIGAO_1
     with pytest.raises(templates.UnknownTemplate):
-        templates.get("cuigao", "9")
+        templates.get("cuigao", "99")
 
 
 def test_the_kept_pdf_is_the_attached_pdf(rendered, tmp_path: Path, clock):
