@@ -76,11 +76,11 @@ def main() -> None:
         )
         plant = Appliance(settings, clock).start()
         try:
-            wait_until(lambda: card_port.connected, message="the card reader's port open")
+            reader = plant.daemon.readers.readers["gate-card"]
+            wait_until(lambda: reader.loop.opens, message="the card reader's port open")  # opening discards input
             card = CardReaderEmulator(card_port)
             module = R30xEmulator(finger_port).start()
             module.enroll(1, "finger-li")
-            reader = plant.daemon.readers.readers["gate-card"]
             sent_bytes = 0
             started = time.monotonic()
             for n in range(args.streams):

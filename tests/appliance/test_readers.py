@@ -57,7 +57,10 @@ def appliance(tmp_path: Path, clock, card_port, r30x_port) -> Iterator[Appliance
 
 @pytest.fixture
 def card_reader(appliance, card_port) -> CardReaderEmulator:
-    wait_until(lambda: card_port.connected, message="the appliance to open the card reader's port")
+    # open, not only connected: opening a port discards what arrived before (pyserial's reset_input_buffer),
+    # so a line written between the connection and the end of the open would be lost, as on a real line
+    reader = appliance.daemon.readers.readers["canteen-card"]
+    wait_until(lambda: reader.loop.opens, message="the appliance to open the card reader's port")
     return CardReaderEmulator(card_port)
 
 
