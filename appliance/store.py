@@ -159,6 +159,80 @@ class LogClearRecord(BaseModel):
     records = pw.IntegerField()
 
 
+# -- enrolment (appliance.capture.enrolment): the roster's workers on every ZK terminal, a finger enrolled at one
+# terminal copied to the others. Templates are biometric data (PIPL art. 28): sealed here, never sent anywhere --
+
+
+class StoredTemplate(BaseModel):
+    """A fingerprint template enrolled at one of the plant's terminals, kept to copy to the others.
+
+    Sealed with the appliance's template key (``appliance.capture.template_vault``, a key file of its
+    own): AES-GCM bound to the worker and finger. Deleted when the worker leaves the roster."""
+
+    user_id = pw.CharField()  # the badge number
+    finger = pw.IntegerField()  # 0-9
+    sealed = pw.BlobField()  # nonce + ciphertext
+    mac = pw.CharField()  # HMAC-SHA256 of the template under the template key: compared, never reversed
+    size = pw.IntegerField()
+    key_id = pw.CharField()  # the template key that sealed it (a backup restored without that key: unusable)
+    terminal = pw.CharField()  # where it was enrolled
+    terminal_sn = pw.CharField(default="")
+    algorithm = pw.CharField(default="")  # that terminal's ZKFinger version: copied only to terminals of the same
+    stored_ms = pw.BigIntegerField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("user_id", "finger")
+
+
+class TemplateTombstone(BaseModel):
+    """A finger deleted on purpose at a terminal's menu: the terminals still holding it delete it too."""
+
+    user_id = pw.CharField()
+    finger = pw.IntegerField()
+    terminal = pw.CharField()  # where it was deleted
+    removed_ms = pw.BigIntegerField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("user_id", "finger")
+
+
+class TerminalFinger(BaseModel):
+    """A finger the appliance last saw on, or wrote to, a terminal (by the template's MAC): what tells a finger
+    enrolled there since from one the appliance copied there."""
+
+    terminal = pw.CharField()
+    user_id = pw.CharField()
+    finger = pw.IntegerField()
+    mac = pw.CharField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("terminal", "user_id", "finger")
+
+
+class EnrolmentState(BaseModel):
+    """Where a terminal's enrolment stands: the roster and templates it was last made to match (``basis``) and
+    the user and finger counts it had then; the same counts and basis at the next poll mean nothing to do."""
+
+    terminal = pw.CharField(primary_key=True)
+    serial = pw.CharField(default="")
+    basis = pw.CharField(default="")
+    users = pw.IntegerField(null=True)  # None: read everything at the next poll
+    fingers = pw.IntegerField(null=True)
+    templates_read_ms = pw.BigIntegerField(null=True)
+    synced_ms = pw.BigIntegerField(null=True)
+    last_error = pw.TextField(default="")
+
+
+class TemplateVersion(BaseModel):
+    """Bumped by triggers on every write to the stored templates and tombstones: a terminal's cue to look again."""
+
+    id = pw.IntegerField(primary_key=True, default=1)
+    version = pw.IntegerField(default=0)
+
+
+ENROLMENT_MODELS = (StoredTemplate, TemplateTombstone, TerminalFinger, EnrolmentState, TemplateVersion)
+
+
 class PushCursor(BaseModel):
     """Where a push (ADMS) terminal's log stands: the stamp and body hash of the last batch stored.
 
@@ -449,6 +523,7 @@ MODELS = (
     AppliedConfig,
     *MASTER_MODELS,
     *ATTENDANCE_MODELS,
+    *ENROLMENT_MODELS,
 )
 
 
@@ -490,8 +565,10 @@ def open_db(
                     )
             _master_triggers(db)
             _first_read_triggers(db)
+            _template_triggers(db)
             SyncState.get_or_create(id=1)
             EvaluatorState.get_or_create(id=1)
+            TemplateVersion.get_or_create(id=1)
     return db
 
 
@@ -509,6 +586,24 @@ def _master_triggers(db: pw.SqliteDatabase) -> None:
                 f"CREATE TRIGGER IF NOT EXISTS {table}_{action.lower()}_master AFTER {action} ON {table} "
                 f"BEGIN {bump}; END"
             )
+
+
+def _template_triggers(db: pw.SqliteDatabase) -> None:
+    """Every write to the stored templates or tombstones bumps ``TemplateVersion``: each terminal's worker
+    compares it, not the rows, to know whether there is anything to copy or delete."""
+    bump = f"UPDATE {TemplateVersion._meta.table_name} SET version = version + 1 WHERE id = 1"
+    for model in (StoredTemplate, TemplateTombstone):
+        table = model._meta.table_name
+        for action in ("INSERT", "UPDATE", "DELETE"):
+            db.execute_sql(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_{action.lower()}_version AFTER {action} ON {table} "
+                f"BEGIN {bump}; END"
+            )
+
+
+def _enrolment_tables(db: pw.SqliteDatabase) -> None:
+    """The enrolment tables (0.1.x had none): empty, so the first poll of each terminal reads it whole."""
+    db.create_tables(ENROLMENT_MODELS, safe=True)
 
 
 def _first_read_triggers(db: pw.SqliteDatabase) -> None:
@@ -551,4 +646,5 @@ MIGRATIONS: tuple[Step, ...] = (
     ("columns added to tables before schema versioning (0.1.0)", _add_new_columns),
     ("terminal_health.first_read_ms, from the log's start for terminals already read", _first_reads_from_the_log),
     ("terminal_health.tail_digest, to notice a terminal log cleared outside the appliance", _add_new_columns),
+    ("enrolment: stored templates (sealed), tombstones, each terminal's fingers and state", _enrolment_tables),
 )

@@ -14,8 +14,11 @@ fewer records, the same records just before the cursor: ``appliance.capture.logt
 cleared or replaced outside the appliance is read again from the start, with a signed incident.
 
 The worker is also the only one that changes its terminal: it sets the terminal's clock when the
-policy allows it (signing a ``clock`` record before any punch read after the correction) and
-carries out ``clear-terminal`` commands (``appliance.capture.terminal_admin``) between polls.
+policy allows it (signing a ``clock`` record before any punch read after the correction),
+carries out ``clear-terminal`` commands (``appliance.capture.terminal_admin``) between polls, and,
+after each poll that reached the terminal, makes its users and fingers match the roster and the
+plant's other terminals (``appliance.capture.enrolment``: bounded work, one short exchange when
+nothing changed), so that punches are always read first.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from datetime import UTC, tzinfo
 from typing import Protocol
 
 from appliance.capture import storage, terminal_admin
+from appliance.capture.enrolment import EnrolmentSource, TerminalEnrolment
 from appliance.capture.ingest import PunchIngest
 from appliance.capture.terminal_admin import ClearRefused
 from appliance.capture.terminal_clock import alarm_change, correction_entry, correction_failed_entry
@@ -78,6 +82,11 @@ class TerminalWorker:
         self._thread: threading.Thread | None = None
         self.available: bool | None = None  # unknown until the first poll
         self._failures = 0
+        self._enrolment = (  # ZK terminals: the roster's workers and the plant's fingers
+            TerminalEnrolment(name, source, ingest.writer, clock, tz=tz)
+            if isinstance(source, EnrolmentSource)
+            else None
+        )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"terminal-{self.name}", daemon=True)
@@ -141,6 +150,16 @@ class TerminalWorker:
         if self._policy.should_correct(download.clock_offset_ms):
             self._correct_clock(download)
         return len(stored)
+
+    def enrol_once(self) -> int:
+        """Make the terminal's users and fingers match the roster and the plant's other terminals, if the last
+        poll reached it (if not, a leaver's stored fingers are still deleted at once); return how many records
+        that signed."""
+        if self._enrolment is None:
+            return 0
+        if not self.available:
+            return self._enrolment.forget_leavers()
+        return self._enrolment.sync()
 
     def _correct_clock(self, download: Download) -> None:
         """Set the terminal's clock, as the policy allows, and sign what changed in the same breath.
@@ -274,6 +293,10 @@ class TerminalWorker:
                 else:
                     log.exception("terminal %s: unexpected error while polling", self.name)
                 self._failures += 1
+            try:
+                self.enrol_once()
+            except Exception:  # enrolment's own top of the loop: a failure there never slows the punch reads
+                log.exception("terminal %s: unexpected error in enrolment", self.name)
             self._wake.wait(self._delay())
             self._wake.clear()
         log.debug("terminal %s worker stopped at %d", self.name, to_ms(self._clock.now()))

@@ -31,6 +31,7 @@ class Counts:
     serial: str
     users: int
     fingers: int
+    algorithm: str  # the ZKFinger version (~ZKFPVersion, e.g. "10"): templates of another version do not match
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,11 @@ class DirectoryReader:
         if reply.command != wire.CMD_ACK_OK or len(reply.payload) < SIZES.size:
             raise TerminalProtocolError(f"{self._session.where}: unexpected answer to GET_FREE_SIZES ({reply.command})")
         fields = SIZES.unpack_from(reply.payload)
-        return Counts(serial, users=fields[4], fingers=fields[6])
+        try:
+            algorithm = self._session.option("~ZKFPVersion")
+        except TerminalProtocolError:  # firmware that does not say
+            algorithm = ""
+        return Counts(serial, users=fields[4], fingers=fields[6], algorithm=algorithm)
 
     def users(self, count: int) -> UserTable:
         """Every user; ``count`` is what ``counts()`` said (the dataset alone does not tell the layout)."""

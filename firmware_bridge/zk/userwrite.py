@@ -78,6 +78,7 @@ Change = PutUser | RemoveUser | PutTemplates | RemoveTemplate
 class Outcome:
     change: Change
     error: str = ""  # empty: done
+    unknown: bool = False  # the connection broke: it may or may not have been made (read the terminal again)
 
     @property
     def done(self) -> bool:
@@ -120,7 +121,7 @@ def apply(conn: Any, changes: Sequence[Change], *, layout: int, encoding: str) -
             continue
         except (ZKError, OSError) as err:
             lost = f"connection lost, not known to be done: {err}"
-            outcomes += [Outcome(c, lost) for c in changes[n:]]
+            outcomes += [Outcome(c, lost, unknown=True) for c in changes[n:]]
             return outcomes
         removed_templates |= isinstance(change, RemoveTemplate)
         outcomes.append(Outcome(change))

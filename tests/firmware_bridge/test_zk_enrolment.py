@@ -110,7 +110,7 @@ def test_the_driver_reads_counts_users_and_templates_in_one_session(zk_terminal,
         table = directory.users(counts.users)
         templates = directory.templates()
     assert zk_terminal.connections == before + 1
-    assert (counts.serial, counts.users, counts.fingers) == ("TEST-ZK-01", 2, 2)
+    assert (counts.serial, counts.users, counts.fingers, counts.algorithm) == ("TEST-ZK-01", 2, 2, "10")
     assert [(u.uid, u.user_id, u.name) for u in table.users] == [(1, "1001", "张三"), (2, "1002", "李四")]
     assert table.layout == 72
     assert [(t.uid, t.finger, t.data) for t in templates] == [(1, 0, first), (2, 9, second)]

@@ -1,0 +1,403 @@
+"""Enrolment once for every gate: the plant's roster becomes the users of each ZK terminal, and a finger
+enrolled at one terminal is copied to the others.
+
+Each terminal's worker (``appliance.capture.poller``) calls ``TerminalEnrolment.sync()`` after its punch
+read, so the worker stays the only one that changes its terminal and punches always come first. A sync:
+
+1. works out the roster today from the master tables (``Employee``: on the roster from ``valid_from``
+   to ``valid_to``, while ``active``), again only when they or the date changed;
+2. asks the terminal for its counts (one short exchange). Same serial, users and fingers as the last
+   sync left, and the same roster and stored templates: nothing to do, nothing more is asked;
+3. otherwise reads its users, and its fingers if their count changed (or hourly): a finger enrolled at
+   its keypad is stored, sealed (``template_vault``); one deleted at its menu is tombstoned;
+4. plans (``enrolment_plan``) and makes at most ``MAX_STEPS`` changes (the rest at the next poll):
+   leavers removed, workers added or renamed, stored fingers copied, tombstoned ones deleted;
+5. signs one ``action`` record per change made (``act``: ``terminal_user_added``, ``_renamed``,
+   ``_removed``, ``template_stored``, ``template_copied``, ``template_removed``, ``templates_deleted``),
+   each naming the worker, the terminal(s), the finger and a size, never a template.
+
+A worker who leaves the roster has their stored fingers deleted from the appliance at once (one signed
+``templates_deleted`` record) and is removed from each terminal at its next poll, fingers with them; a
+terminal that is off is caught up when it is back. Templates never leave the appliance but to its own
+terminals: not in a record, not in a log line, not over MQTT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from datetime import date, tzinfo
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from appliance.capture.enrolment_plan import Kept, Key, Plan, Roster, Seen, Step, Terminal, plan
+from appliance.capture.punchlog import Entry, LogWriter
+from appliance.capture.template_vault import TemplateKeyError, TemplateVault
+from appliance.clock import Clock, to_ms
+from appliance.store import (
+    Employee,
+    EnrolmentState,
+    EvaluatorState,
+    StoredTemplate,
+    TemplateTombstone,
+    TemplateVersion,
+    TerminalFinger,
+)
+from firmware_bridge.errors import TerminalError
+from firmware_bridge.zk.directory import Counts, DirectoryReader
+from firmware_bridge.zk.records import FLAG_VALID, FingerTemplate, UserRecord
+from firmware_bridge.zk.userwrite import Change, Outcome, PutTemplates
+
+log = logging.getLogger(__name__)
+
+# changes made per poll, the terminal disabled meanwhile (pyzk refreshes its data after each user): a roster of
+# thousands reaches a new terminal over some polls, and nobody waits at a disabled terminal for long
+MAX_STEPS = 50
+RECHECK_S = 3600  # fingers are read again at least this often, even when their count says nothing changed
+KEY_FILE = Path("keys") / "templates.key"  # in the state directory, beside the log-signing key
+STORE_LOCK = threading.Lock()  # one worker at a time changes the stored templates
+
+
+@runtime_checkable
+class EnrolmentSource(Protocol):
+    def directory(self) -> AbstractContextManager[DirectoryReader]: ...
+    def write_changes(self, changes: Sequence[Change], *, layout: int) -> list[Outcome]: ...
+
+
+def roster_today(today: date) -> Roster:
+    """Who is on the roster today, and who left and why; badges a terminal cannot keep are left out."""
+    iso = today.isoformat()
+    current: dict[str, str] = {}
+    leaving: dict[str, str] = {}
+    rows = Employee.select(Employee.user_id, Employee.name, Employee.valid_from, Employee.valid_to, Employee.active)
+    for badge, name, valid_from, valid_to, active in rows.tuples().iterator():
+        if not (badge.isascii() and 0 < len(badge) <= 23):
+            continue
+        if not active:
+            leaving[badge] = "inactive on the roster"
+        elif valid_to and valid_to < iso:
+            leaving[badge] = f"valid_to {valid_to} passed"
+        elif not valid_from or valid_from <= iso:
+            current[badge] = name
+    text = json.dumps([sorted(current.items()), sorted(leaving.items())], ensure_ascii=False)
+    return Roster(current, leaving, hashlib.sha256(text.encode()).hexdigest())
+
+
+class TerminalEnrolment:
+    """One terminal's enrolment. The constructor only assigns; the template key is read at its first use."""
+
+    def __init__(
+        self,
+        terminal: str,
+        source: EnrolmentSource,
+        writer: LogWriter,
+        clock: Clock,
+        *,
+        tz: tzinfo,
+        vault: TemplateVault | None = None,
+    ) -> None:
+        self.terminal = terminal
+        self._source = source
+        self._writer = writer
+        self._clock = clock
+        self._tz = tz
+        self._vault = vault
+        self._roster: tuple[tuple[int, str], Roster] | None = None
+        self._looked = False  # a whole look at the terminal since this process started (then counts may suffice)
+        self._notes: set[str] = set()  # what was left alone and why, said once
+        self._error: str | None = None  # the failure in progress, said when it begins and when it ends
+
+    def sync(self) -> int:
+        """Make the terminal match the roster and the stored fingers; return how many records were signed.
+        A terminal that cannot be reached is a state (logged when it changes), not an error."""
+        try:
+            signed = self._sync()
+        except (TerminalError, TemplateKeyError, OSError) as err:  # OSError: the key file could not be made
+            self._failed(str(err))
+            return 0
+        if self._error is not None:
+            log.info("terminal %s: enrolment works again", self.terminal)
+            self._error = None
+        return signed
+
+    def forget_leavers(self) -> int:
+        """Without the terminal (it is off): delete the stored fingers of those who left the roster, now."""
+        return self._roster_today()[1]
+
+    def _sync(self) -> int:
+        roster, signed = self._roster_today()
+        if roster.empty:
+            return signed  # no roster yet: a terminal is never emptied for want of one
+        basis = f"{roster.digest}/{TemplateVersion.get_by_id(1).version}"
+        state = EnrolmentState.get_or_none(EnrolmentState.terminal == self.terminal)
+        now_ms = to_ms(self._clock.now())
+        with self._source.directory() as directory:
+            counts = directory.counts()
+            if self._looked and _unchanged(state, counts, basis, now_ms):
+                return signed
+            table = directory.users(counts.users)
+            fresh = state is None or state.serial != counts.serial
+            roster_changed = state is None or not state.basis.startswith(roster.digest)  # a worker may now count
+            read_fingers = fresh or roster_changed or not self._looked or state.fingers != counts.fingers
+            read_fingers = read_fingers or _stale(state, now_ms)
+            templates = directory.templates() if read_fingers else None
+        if fresh:  # another terminal at this address (or the first look): what was seen on the old one means nothing
+            TerminalFinger.delete().where(TerminalFinger.terminal == self.terminal).execute()
+        where = Terminal(self.terminal, counts.serial, counts.algorithm)
+        seen, data = self._seen(table.users, templates)
+        kept = self._kept()  # first: it forgets what was seen under a template key this appliance no longer has
+        held = _held(self.terminal)
+        result = plan(
+            where,
+            roster,
+            table,
+            seen,
+            complete=templates is not None and len(templates) == counts.fingers,
+            kept=kept,
+            held=held,
+            tombstones={(t.user_id, t.finger): t.terminal for t in TemplateTombstone.select()},
+            limit=MAX_STEPS,
+        )
+        for note in result.notes:
+            self._note(f"terminal {self.terminal}: {note}")
+        signed += self._keep_found(where, result, data, held)
+        outcomes = self._write(result.steps, table.layout)
+        done = [step for step, o in zip(result.steps, outcomes, strict=True) if o.done]
+        for step, outcome in zip(result.steps, outcomes, strict=True):
+            if not outcome.done:
+                what = f"{step.records[0]['act']} {step.records[0]['emp']}"
+                self._note(f"terminal {self.terminal}: {what} not done: {outcome.error}")
+        entries = [Entry("action", body) for step in done for body in step.records]
+        # our own changes move the counts, and a broken connection leaves them unknown: look again next poll;
+        # a refusal alone does not (it is tried again when something changes, or at the hourly look)
+        changed = bool(done) or result.more or any(o.unknown for o in outcomes)
+        row = {
+            "serial": counts.serial,
+            "basis": basis,
+            "users": None if changed else counts.users,
+            "fingers": None if changed else counts.fingers,
+            "templates_read_ms": now_ms if templates is not None else (state.templates_read_ms if state else None),
+            "synced_ms": now_ms,
+            "last_error": "",
+        }
+        now_held: dict[Key, str | None] = dict(result.held)
+        for step in done:
+            now_held.update(step.held)
+        self._writer.append(entries, then=lambda: _save(self.terminal, row, now_held))
+        self._looked = True
+        if entries:
+            log.info("terminal %s: %d enrolment change(s) made and signed", self.terminal, len(entries))
+        return signed + len(entries)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _roster_today(self) -> tuple[Roster, int]:
+        """The roster, worked out again when the master tables or the date changed; leavers' stored fingers
+        are deleted then (returns how many records that signed)."""
+        key = (EvaluatorState.get_by_id(1).master_version, self._clock.now().astimezone(self._tz).date().isoformat())
+        if self._roster is not None and self._roster[0] == key:
+            return self._roster[1], 0
+        roster = roster_today(date.fromisoformat(key[1]))
+        signed = self._forget_leavers(roster)
+        self._roster = (key, roster)
+        return roster, signed
+
+    def _seen(
+        self, users: Sequence[UserRecord], templates: Sequence[FingerTemplate] | None
+    ) -> tuple[dict[Key, Seen] | None, dict[Key, bytes]]:
+        """The valid fingers read, by badge (a finger whose slot has no user, or a duress finger, is left out)."""
+        if templates is None:
+            return None, {}
+        badge_of = {u.uid: u.user_id for u in users}
+        data = {(badge_of[t.uid], t.finger): t.data for t in templates if t.uid in badge_of and t.flag == FLAG_VALID}
+        if not data:
+            return {}, {}
+        vault = self._vault_()
+        return {k: Seen(vault.mac(d), len(d)) for k, d in data.items()}, data
+
+    def _kept(self) -> dict[Key, Kept]:
+        if not StoredTemplate.select().exists():
+            return {}  # nothing stored: the key file is not needed (nor made)
+        key_id = self._vault_().key_id
+        stale = StoredTemplate.delete().where(StoredTemplate.key_id != key_id).execute()
+        if stale:  # a database restored without its template key: sealed with a key this appliance lacks
+            TerminalFinger.delete().execute()  # their MACs were under that key too: every terminal is looked at anew
+            log.warning("deleted %d stored template(s) sealed with another key; they are read again", stale)
+        fields = (StoredTemplate.user_id, StoredTemplate.finger, StoredTemplate.mac, StoredTemplate.size)
+        fields += (StoredTemplate.terminal, StoredTemplate.terminal_sn, StoredTemplate.algorithm)
+        return {(b, f): Kept(m, s, t, sn, a) for b, f, m, s, t, sn, a in StoredTemplate.select(*fields).tuples()}
+
+    def _vault_(self) -> TemplateVault:
+        if self._vault is None:  # beside the database: the state directory (the daemon's, or a test's)
+            self._vault = TemplateVault(Path(StoredTemplate._meta.database.database).parent / KEY_FILE)
+        return self._vault
+
+    # -- changing ---------------------------------------------------------------------------------
+
+    def _keep_found(self, where: Terminal, result: Plan, data: dict[Key, bytes], held: dict[Key, str]) -> int:
+        """Store the fingers enrolled at this terminal and tombstone those deleted at its menu, signed."""
+        if not result.found and not result.deleted_here:
+            return 0
+        vault = self._vault_()
+        now_ms = to_ms(self._clock.now())
+        rows = []
+        entries = []
+        for (badge, finger), why in result.found:
+            template = data[(badge, finger)]
+            rows.append(
+                {
+                    "user_id": badge,
+                    "finger": finger,
+                    "sealed": vault.seal(badge, finger, template),
+                    "mac": vault.mac(template),
+                    "size": len(template),
+                    "key_id": vault.key_id,
+                    "terminal": where.name,
+                    "terminal_sn": where.serial,
+                    "algorithm": where.algorithm,
+                    "stored_ms": now_ms,
+                }
+            )
+            entries.append(
+                Entry("action", where.record("template_stored", badge, finger=finger, size=len(template), reason=why))
+            )
+        for badge, finger in result.deleted_here:
+            reason = "deleted at this terminal's menu"
+            entries.append(Entry("action", where.record("template_removed", badge, finger=finger, reason=reason)))
+
+        def then() -> None:
+            for row in rows:
+                StoredTemplate.replace(**row).execute()
+                _untomb(row["user_id"], row["finger"])
+            for badge, finger in result.deleted_here:  # unless enrolled again elsewhere meanwhile
+                StoredTemplate.delete().where(
+                    (StoredTemplate.user_id == badge)
+                    & (StoredTemplate.finger == finger)
+                    & (StoredTemplate.mac == held[(badge, finger)])
+                ).execute()
+                TemplateTombstone.replace(
+                    user_id=badge, finger=finger, terminal=where.name, removed_ms=now_ms
+                ).execute()
+
+        with STORE_LOCK:
+            self._writer.append(entries, then=then)
+        log.info(
+            "terminal %s: %d finger(s) enrolled there stored, %d deleted at its menu",
+            self.terminal,
+            len(result.found),
+            len(result.deleted_here),
+        )
+        return len(entries)
+
+    def _forget_leavers(self, roster: Roster) -> int:
+        """Delete the stored fingers of those who left the roster: one signed record per worker."""
+        leaving = list(roster.leaving)
+        with STORE_LOCK:
+            fingers: dict[str, list[int]] = {}
+            for start in range(0, len(leaving), 500):
+                query = StoredTemplate.select(StoredTemplate.user_id, StoredTemplate.finger)
+                for badge, finger in query.where(StoredTemplate.user_id.in_(leaving[start : start + 500])).tuples():
+                    fingers.setdefault(badge, []).append(finger)
+            if not fingers:
+                return 0
+            entries = [
+                Entry(
+                    "action",
+                    {
+                        "act": "templates_deleted",
+                        "emp": badge,
+                        "fingers": sorted(found),
+                        "reason": roster.leaving[badge],
+                        "user": "appliance",
+                    },
+                )
+                for badge, found in sorted(fingers.items())
+            ]
+
+            def then() -> None:
+                for badge in fingers:
+                    StoredTemplate.delete().where(StoredTemplate.user_id == badge).execute()
+
+            self._writer.append(entries, then=then)
+        log.info("deleted the stored fingers of %d worker(s) who left the roster", len(fingers))
+        return len(entries)
+
+    def _write(self, steps: list[Step], layout: int) -> list[Outcome]:
+        """Make the steps' changes; one outcome per step. A copy whose stored template does not open (altered
+        in the database) is not sent."""
+        outcomes: dict[int, Outcome] = {}
+        changes: list[tuple[int, Change]] = []
+        for n, step in enumerate(steps):
+            change = step.change
+            if isinstance(change, PutTemplates):
+                templates = [self._open(k, change.user.uid) for k in step.copies]
+                if None in templates:
+                    outcomes[n] = Outcome(change, "a stored template does not open with this appliance's key")
+                    continue
+                change = replace(change, templates=tuple(t for t in templates if t is not None))
+            changes.append((n, change))
+        if changes:
+            sent = self._source.write_changes([c for _, c in changes], layout=layout)
+            outcomes.update((n, o) for (n, _), o in zip(changes, sent, strict=True))
+        return [outcomes[n] for n in range(len(steps))]
+
+    def _open(self, k: Key, uid: int) -> FingerTemplate | None:
+        row = StoredTemplate.get_or_none((StoredTemplate.user_id == k[0]) & (StoredTemplate.finger == k[1]))
+        template = self._vault_().open(k[0], k[1], bytes(row.sealed)) if row is not None else None
+        return FingerTemplate(uid, k[1], FLAG_VALID, template) if template is not None else None
+
+    def _failed(self, error: str) -> None:
+        EnrolmentState.insert(terminal=self.terminal, last_error=error).on_conflict(
+            conflict_target=[EnrolmentState.terminal],
+            update={EnrolmentState.last_error: error, EnrolmentState.users: None},
+        ).execute()
+        if error != self._error:
+            log.warning("terminal %s: enrolment not done, tried again at the next poll: %s", self.terminal, error)
+        self._error = error
+
+    def _note(self, message: str) -> None:
+        if message not in self._notes:
+            self._notes.add(message)
+            log.warning("%s", message)
+
+
+def _unchanged(state: EnrolmentState | None, counts: Counts, basis: str, now_ms: int) -> bool:
+    return (
+        state is not None
+        and state.basis == basis
+        and state.serial == counts.serial
+        and state.users == counts.users
+        and state.fingers == counts.fingers
+        and not _stale(state, now_ms)
+    )
+
+
+def _stale(state: EnrolmentState, now_ms: int) -> bool:
+    return state.templates_read_ms is None or now_ms - state.templates_read_ms >= RECHECK_S * 1000
+
+
+def _held(terminal: str) -> dict[Key, str]:
+    query = TerminalFinger.select(TerminalFinger.user_id, TerminalFinger.finger, TerminalFinger.mac)
+    return {(b, f): m for b, f, m in query.where(TerminalFinger.terminal == terminal).tuples()}
+
+
+def _untomb(badge: str, finger: int) -> None:
+    TemplateTombstone.delete().where(
+        (TemplateTombstone.user_id == badge) & (TemplateTombstone.finger == finger)
+    ).execute()
+
+
+def _save(terminal: str, row: dict[str, object], held: dict[Key, str | None]) -> None:
+    """The terminal's fingers as now known, and where its enrolment stands: with the records, in one transaction."""
+    TerminalFinger.delete().where(TerminalFinger.terminal == terminal).execute()
+    rows = [{"terminal": terminal, "user_id": b, "finger": f, "mac": m} for (b, f), m in held.items() if m is not None]
+    for start in range(0, len(rows), 200):
+        TerminalFinger.insert_many(rows[start : start + 200]).execute()
+    EnrolmentState.insert(terminal=terminal, **row).on_conflict(
+        conflict_target=[EnrolmentState.terminal], update=row
+    ).execute()
