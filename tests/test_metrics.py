@@ -118,6 +118,32 @@ def test_only_this_machine_reads_metrics_without_a_token(tmp_path):
         assert client.get("/metrics", environ_base=REMOTE).status_code == 403
 
 
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        {"X-Forwarded-For": "203.0.113.9"},  # what nginx's proxy_add_x_forwarded_for sends
+        {"X-Forwarded-For": "127.0.0.1"},  # a client may say anything: the header's presence is what counts
+        {"Forwarded": "for=203.0.113.9;proto=https"},
+        {"X-Real-IP": "203.0.113.9"},
+    ],
+)
+def test_a_request_through_the_reverse_proxy_is_not_this_machine(tmp_path, proxy):
+    """Behind the proxy every visitor's socket is 127.0.0.1: without a token file, a forwarded request is
+    refused; with one, it needs the token like any remote client (issue #24.8)."""
+    from tests.test_web_security import make_cloud, make_plant
+
+    for side, make in (("appliance", make_plant), ("cloud", make_cloud)):
+        state_dir = tmp_path / side
+        state_dir.mkdir()
+        client = make(state_dir).test_client()
+        assert client.get("/metrics", environ_base=LOCAL).status_code == 200, side
+        assert client.get("/metrics", environ_base=LOCAL, headers=proxy).status_code == 403, side
+        (state_dir / "metrics.token").write_text("tok\n")
+        bearer = {"Authorization": "Bearer tok"}
+        assert client.get("/metrics", environ_base=LOCAL, headers=proxy).status_code == 403, side
+        assert client.get("/metrics", environ_base=LOCAL, headers=proxy | bearer).status_code == 200, side
+
+
 def test_with_a_token_file_only_the_bearer_reads_metrics_even_locally(tmp_path):
     system = configured(tmp_path)
     (tmp_path / "appliance" / "metrics.token").write_text("s3cret-token\n")

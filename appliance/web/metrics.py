@@ -1,9 +1,10 @@
 """``/metrics``: the appliance's health for Prometheus (text exposition format 0.0.4, written here).
 
-Who may read it: without a token file, only this machine (a local agent, or an SSH tunnel); with
-``<state_dir>/metrics.token`` present, whoever sends ``Authorization: Bearer <its content>`` and
-nobody else, not even a local request (a reverse proxy on this host would make every visitor
-look local). The file is read at every request, so a new token needs no restart.
+Who may read it: without a token file, only this machine (a local agent, or an SSH tunnel), and
+not a request a reverse proxy forwarded (it carries X-Forwarded-For, Forwarded or X-Real-IP: its
+socket is the proxy's 127.0.0.1, its client anyone); with ``<state_dir>/metrics.token`` present,
+whoever sends ``Authorization: Bearer <its content>`` and nobody else, not even a local request.
+The file is read at every request, so a new token needs no restart (``opskit.metrics.allowed``).
 
 Everything comes from the database the daemon writes; nothing is computed twice.
 """
@@ -16,7 +17,7 @@ from importlib import metadata
 from flask import Blueprint, Response, abort, current_app, request
 
 from appliance.store import LogRecord, Punch, SyncState, TerminalHealth
-from opskit.metrics import Metric, allowed, exposition
+from opskit.metrics import Metric, allowed, exposition, proxied
 
 bp = Blueprint("metrics", __name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -72,7 +73,9 @@ def collect(now_s: float, version: str) -> list[Metric]:
 @bp.route("/metrics")
 def metrics() -> Response:
     settings = current_app.config["SETTINGS"]
-    if not allowed(request.remote_addr, request.headers.get("Authorization", ""), settings.state_dir / "metrics.token"):
+    token_file = settings.state_dir / "metrics.token"
+    authorization = request.headers.get("Authorization", "")
+    if not allowed(request.remote_addr, authorization, token_file, via_proxy=proxied(request.headers)):
         abort(403)
     return Response(exposition(collect(time.time(), _version())), content_type=CONTENT_TYPE)
 

@@ -1,9 +1,10 @@
 """``/metrics``: head office's health for Prometheus (text exposition format 0.0.4, written here).
 
-Who may read it: without a token file, only this machine; with ``<state_dir>/metrics.token``
-present, whoever sends ``Authorization: Bearer <its content>`` and nobody else, not even a local
-request (behind a reverse proxy on this host every visitor would look local). The file is read
-at every request, so a new token needs no restart.
+Who may read it: without a token file, only this machine, and not a request the reverse proxy
+forwarded (it carries X-Forwarded-For, Forwarded or X-Real-IP: behind the proxy every visitor's
+socket is 127.0.0.1); with ``<state_dir>/metrics.token`` present, whoever sends
+``Authorization: Bearer <its content>`` and nobody else, not even a local request. The file is read
+at every request, so a new token needs no restart (``opskit.metrics.allowed``).
 
 Other areas add their figures (open cases, channel failures) by naming a module in
 ``COLLECTOR_MODULES`` whose ``metrics(now_s)`` returns a list of ``Metric``; nothing registers
@@ -21,7 +22,7 @@ import peewee as pw
 from flask import Blueprint, Response, abort, current_app, request
 
 from cloud.store import Appliance, LogHead, Punch, Quarantine
-from opskit.metrics import Metric, allowed, exposition
+from opskit.metrics import Metric, allowed, exposition, proxied
 
 bp = Blueprint("metrics", __name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -86,7 +87,8 @@ def collect(now_s: float, version: str) -> list[Metric]:
 def metrics() -> Response:
     settings = current_app.config["SETTINGS"]
     token_file = Path(settings.state_dir) / "metrics.token"
-    if not allowed(request.remote_addr, request.headers.get("Authorization", ""), token_file):
+    authorization = request.headers.get("Authorization", "")
+    if not allowed(request.remote_addr, authorization, token_file, via_proxy=proxied(request.headers)):
         abort(403)
     try:
         version = metadata.version("punchproof")
