@@ -4,6 +4,12 @@ CSV is UTF-8 with a BOM (Excel on a Chinese Windows otherwise reads it as GBK); 
 by openpyxl. Times are the plant's local times; the reason is in the page's language, and the
 seq of the signed day fact (if confirmed) lets anyone find the record in the evidence.
 
+Names, lines and shifts come from HR's sheets, so a spreadsheet must never run them
+(``opskit.cells``): in the XLSX a text cell is always a string cell, shown as typed; in the CSV a
+cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a CR gets a single quote in front (the
+OWASP rule: ``=HYPERLINK(...)`` is written ``'=HYPERLINK(...)``), which a program reading the CSV
+must drop.
+
 A month of a 5,000-worker plant is 155,000 rows: as Python lists, hundreds of MB, on a Pi whose
 processes must stay under 200 MB together. So rows come one at a time from the database's cursor:
 the CSV is sent while it is read, the XLSX is written to a temporary file (``export_xlsx``).
@@ -29,6 +35,7 @@ from appliance.store import BoardRow
 from appliance.web import export_xlsx, present
 from appliance.web.auth import login_required
 from appliance.web.i18n import translate as t
+from opskit.cells import csv_row
 
 bp = Blueprint("export", __name__)
 log = logging.getLogger(__name__)
@@ -126,13 +133,13 @@ def rows(first: date, last: date) -> Iterator[list[Any]]:
 
 
 def csv_pieces(header: list[str], records: Iterator[list[Any]]) -> Iterator[bytes]:
-    """The CSV as UTF-8 pieces of about ``CHUNK`` characters, BOM first."""
+    """The CSV as UTF-8 pieces of about ``CHUNK`` characters, BOM first; no cell a spreadsheet would run."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")
-    writer.writerow(header)
+    writer.writerow(csv_row(header))
     for record in records:
-        writer.writerow(record)
+        writer.writerow(csv_row(record))
         if buffer.tell() >= CHUNK:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)

@@ -5,7 +5,8 @@ bytes a row: 116 MB for a month of 5,000 workers), then zips it into the workboo
 that). Both files are in the process's temporary directory, which ``punchproof appliance web``
 sets to the state directory's ``tmp/``: a Pi's /tmp may be a tmpfs, which would put the month
 back in RAM. The workbook is an unnamed file (O_TMPFILE), so its space returns to the disk when
-the response closes it, or when the worker dies.
+the response closes it, or when the worker dies. Text that Excel would run (a name starting with
+``=``) is written as a string cell, shown as typed (``opskit.cells.xlsx_row``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from opskit.cells import xlsx_row
 
 MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SHEET = "考勤"
@@ -32,9 +35,9 @@ def workbook(header: Sequence[str], records: Iterable[Sequence[Any]]) -> IO[byte
     book = Workbook(write_only=True)
     sheet = book.create_sheet(SHEET)
     try:
-        sheet.append(list(header))
+        sheet.append(xlsx_row(sheet, header))
         for record in records:
-            sheet.append(record)
+            sheet.append(xlsx_row(sheet, record))
         book.save(out)
     except BaseException:
         out.close()
