@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, *, max_streams: int | None = No
     from appliance.config import Settings
     from appliance.store import open_db
     from appliance.web import i18n, serving
+    from opskit.urlints import bound_path_ints
     from opskit.webapp import per_request, session_config
 
     if settings is None:
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, max_streams: int | None = No
     # default 2 MB.
     db = open_db(settings.db_path, create=False, cache_kib=CACHE_KIB, pool=POOL)
     per_request(app, db, i18n)
+    bound_path_ints(app)
 
     @app.teardown_request
     def _give_back(_exc: BaseException | None) -> None:

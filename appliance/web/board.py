@@ -18,6 +18,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 from appliance.store import BoardRow, EvaluatorState, LogRecord, Punch, SyncState, TerminalHealth
 from appliance.web import live, present
 from appliance.web.auth import login_required
+from opskit.urlints import MAX_PAGE, query_int
 
 bp = Blueprint("board", __name__)
 
@@ -63,10 +64,7 @@ def _page(query: pw.ModelSelect) -> tuple[list[BoardRow], dict[str, int]]:
     """One page of ``query`` (``?page=N``, from 1; past the end is the last page), and where it lies."""
     total = query.count()
     pages = max(1, -(-total // PAGE_ROWS))
-    try:
-        number = min(max(1, int(request.args.get("page", "1"))), pages)
-    except ValueError:
-        number = 1
+    number = min(query_int("page", 1, lo=1, hi=MAX_PAGE), pages)
     rows = list(
         query.order_by(BoardRow.start_ms, BoardRow.shift, BoardRow.line, BoardRow.employee).paginate(number, PAGE_ROWS)
     )

@@ -19,6 +19,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 
 from appliance.store import BoardRow, Employee, Punch, TerminalHealth
 from appliance.web import live
+from opskit.urlints import MAX_ID, query_int
 
 bp = Blueprint("kiosk", __name__)
 
@@ -35,10 +36,7 @@ def page() -> Any:
 
 @bp.route("/kiosk/feed")
 def feed() -> Any:
-    try:
-        after = int(request.args.get("after", "-1"))
-    except ValueError:
-        after = -1
+    after = query_int("after", -1, lo=-1, hi=MAX_ID)  # a seq; -1: a kiosk just opened
     now = datetime.now(UTC)
     now_ms = int(now.timestamp() * 1000)
     query = Punch.select().where(Punch.at_utc_ms >= now_ms - int(RECENT.total_seconds() * 1000))

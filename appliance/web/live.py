@@ -30,6 +30,7 @@ import peewee as pw
 from flask import Flask, Response
 
 from appliance.store import EvaluatorState, Punch, SyncState, TerminalHealth
+from opskit.urlints import MAX_ID, whole_number
 
 log = logging.getLogger(__name__)
 
@@ -287,11 +288,13 @@ def board_stream(hub: Hub, last_version: str | None) -> Stream:
     return Stream(hub, fresh, fresh())
 
 
-def parse_seq(*candidates: str | None) -> int | None:
-    """The first candidate that is a seq (Last-Event-ID header, then ``?after=``)."""
-    for text in candidates:
-        if text is not None and text.strip().lstrip("-").isdigit():
-            return int(text)
+def parse_seq(last_event_id: str | None, after: str | None) -> int | None:
+    """Where a kiosk's stream resumes: the Last-Event-ID header, else ``?after=``, else None. One that is
+    not a seq (-1 up to ``MAX_ID``) is a 400: past SQLite's integers it was an error in the stream."""
+    if last_event_id:
+        return whole_number(last_event_id, "Last-Event-ID", lo=-1, hi=MAX_ID)
+    if after:
+        return whole_number(after, "after", lo=-1, hi=MAX_ID)
     return None
 
 

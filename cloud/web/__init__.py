@@ -9,6 +9,7 @@ from flask import Flask
 from cloud.config import CloudSettings
 from cloud.store import database, open_db
 from cloud.web import i18n
+from opskit.urlints import bound_path_ints
 from opskit.webapp import per_request, session_config
 
 
@@ -20,6 +21,7 @@ def create_app(settings: CloudSettings | None = None) -> Flask:
     app.config.update(session_config(settings.secret_key_path), SETTINGS=settings)
     open_db(settings.database_url)
     per_request(app, database, i18n)
+    bound_path_ints(app)  # /cases/<huge id> is a 400, not an OverflowError in the database
     from cloud.web import (
         accounts,
         auth,

@@ -25,6 +25,7 @@ from cloud.web.cases import act, case_of, form_text, user
 from cloud.web.caseview import case_refs
 from cloud.web.present import local_ms
 from cloud.web.roles import now_ms, require
+from opskit.download import content_disposition
 
 bp = Blueprint("casecontact", __name__)
 
@@ -150,13 +151,7 @@ def download_document(case_id: int, doc_id: int) -> Any:
         bytes(doc.data),
         mimetype="application/octet-stream",
         headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(doc.name)}",
+            "Content-Disposition": content_disposition(doc.name),
             "X-Content-SHA256": doc.sha256,
         },
     )
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")

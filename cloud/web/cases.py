@@ -9,7 +9,6 @@ language and changes nothing.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session, url_for
 
@@ -22,6 +21,8 @@ from cloud.notices.records import NoticeDocument
 from cloud.web import caseview
 from cloud.web.present import bi, channels, in_zone, local_ms, roles, step_name
 from cloud.web.roles import can, check_plant, note, now_ms, own_plant, require
+from opskit.download import content_disposition
+from opskit.urlints import MAX_PAGE, query_int
 
 bp = Blueprint("cases", __name__)
 
@@ -70,10 +71,10 @@ def index() -> Any:
     filters = caseview.Filters(
         status=args.get("status", "open") if args.get("status") in ("open", "resolved", "all") else "open",
         plant=args.get("plant", ""),
-        level=args.get("level", ""),
+        level=str(query_int("level", 0, lo=min(ladder.STATES), hi=max(ladder.STATES))) if args.get("level") else "",
         q=args.get("q", "").strip()[:64],
         waiting=args.get("waiting", ""),
-        page=int(args["page"]) if args.get("page", "").isdigit() else 1,
+        page=query_int("page", 1, lo=1, hi=MAX_PAGE),
     )
     rows, total = caseview.page_of_cases(filters, own_plant())
     pages = max(1, -(-total // caseview.PAGE_SIZE))
@@ -146,7 +147,7 @@ def notice_pdf(case_id: int, notice_id: int) -> Any:
         bytes(notice.pdf),
         mimetype="application/pdf",
         headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
+            "Content-Disposition": content_disposition(name),
             "X-Content-SHA256": notice.pdf_sha256,
         },
     )
@@ -173,7 +174,7 @@ def preview_pdf(case_id: int, kind: str, notice: str) -> Any:
         rendered.pdf,
         mimetype="application/pdf",
         headers={
-            "Content-Disposition": f"inline; filename*=UTF-8''{quote(rendered.file_name, safe='')}",
+            "Content-Disposition": content_disposition(rendered.file_name, inline=True),
             "X-Content-SHA256": rendered.pdf_sha256,
         },
     )

@@ -26,6 +26,7 @@ from cloud.store import Plant
 from cloud.web import caseview
 from cloud.web.present import bi, in_zone, local_ms
 from cloud.web.roles import can, note, now_ms, own_plant, require
+from opskit.urlints import MAX_PAGE, query_int
 
 bp = Blueprint("employees", __name__)
 PAGE_SIZE = 100
@@ -48,7 +49,7 @@ def _employee(employee_id: int) -> tuple[Employee, list[PlantBadge]]:
 def index() -> Any:
     q = request.args.get("q", "").strip()[:64]
     plant = own_plant() if own_plant() is not None else request.args.get("plant", "")
-    page = int(request.args["page"]) if request.args.get("page", "").isdigit() else 1
+    page = query_int("page", 1, lo=1, hi=MAX_PAGE)
     query = Employee.select(Employee).order_by(Employee.employee_no)
     if plant:
         query = query.where(

@@ -3,6 +3,8 @@
 The export can take minutes for a plant-year, so it runs in its own process (``cloud.workers.export_job``)
 and the page follows its progress messages; the ZIP is downloaded when it is whole. Jobs live under
 ``<state_dir>/exports/<id>/``; only the user who started one, an HR admin or an auditor may fetch it.
+The ZIP's name holds the employee as typed (Chinese, or anything): its header is built by
+``opskit.download.content_disposition``, never from the raw text.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from cloud.store import Plant
 from cloud.web import caseview
 from cloud.web.roles import check_plant, note, now_ms, own_plant, require, role
 from cloud.workers import export_job
+from opskit.download import content_disposition
+from opskit.urlints import MAX_ID, whole_number
 
 bp = Blueprint("exports", __name__)
 JOB_ID = re.compile(r"^[a-f0-9]{16}$")
@@ -48,10 +52,11 @@ def start() -> Any:
     form = request.form
     employee, plant_id = form.get("employee", "").strip()[:64], form.get("plant", "").strip()
     case_id = form.get("case", "").strip()
-    if case_id:
+    case_no = whole_number(case_id, "case", lo=1, hi=MAX_ID) if case_id else None
+    if case_no is not None:
         try:
-            case = case_scope(int(case_id))
-        except (ValueError, ExportError):
+            case = case_scope(case_no)
+        except ExportError:
             abort(404)
         employee, plant_id = case.employee, case.plant
     try:
@@ -70,7 +75,7 @@ def start() -> Any:
         plant=plant_id,
         first=first.isoformat(),
         last=last.isoformat(),
-        case=int(case_id) if case_id else None,
+        case=case_no,
         owner=session["user"],
         started_ms=now_ms(),
     )
@@ -143,5 +148,5 @@ def download(job_id: str) -> Any:
     return Response(
         bundle.read_bytes(),
         mimetype="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": content_disposition(name)},
     )

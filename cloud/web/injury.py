@@ -23,6 +23,7 @@ from cloud.evidence.export import ExportError, export_configured, injury_purpose
 from cloud.hr.models import Employee
 from cloud.web.present import bi, in_zone, local_ms
 from cloud.web.roles import can, check_plant, note, now_ms, require
+from opskit.download import content_disposition
 
 bp = Blueprint("injury", __name__)
 TASKS = ("injury_report", "review_injury", "injury_recognised")  # the claim's own tasks, in this order
@@ -137,5 +138,5 @@ def bundle(case_id: int) -> Any:
     return Response(
         data,
         mimetype="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="evidence-case-{case.id}-accident-{day}.zip"'},
+        headers={"Content-Disposition": content_disposition(f"evidence-case-{case.id}-accident-{day}.zip")},
     )

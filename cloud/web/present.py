@@ -56,7 +56,10 @@ def local_ms(text: str, zone: str) -> int:
         raise ValueError(f"时间格式应为 YYYY-MM-DD HH:MM / {text!r} is not a date and time") from err
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(zone))
-    return int(moment.astimezone(UTC).timestamp() * 1000)
+    try:
+        return int(moment.astimezone(UTC).timestamp() * 1000)
+    except OverflowError as err:  # 0001-01-01 east of UTC, 9999-12-31 west of it: no UTC instant
+        raise ValueError(f"时间超出范围 / {text!r} is out of range") from err
 
 
 def hms_zone(zone: str) -> str:

@@ -3,13 +3,15 @@
 One row per badge, one column per day of the month with the confirmed day fact's status as a short
 mark, then the totals. Only confirmed facts (signed by the appliance after its watermark passed) are
 reported; a day with no fact yet is left blank, never guessed. A second sheet explains the marks and
-names the source, the plant's zone and who produced the file.
+names the source, the plant's zone and who produced the file. Names and numbers come from HR's sheets:
+every text cell is written as a string cell, shown as typed, never as a formula (``opskit.cells``).
 """
 
 from __future__ import annotations
 
 import calendar
 import io
+import re
 from datetime import date
 from typing import Any
 
@@ -21,6 +23,9 @@ from cloud.store import Plant
 from cloud.web import caseview
 from cloud.web.present import in_zone
 from cloud.web.roles import check_plant, note, now_ms, own_plant, require
+from opskit.cells import xlsx_row
+from opskit.download import content_disposition
+from opskit.urlints import PlainBadRequest
 
 bp = Blueprint("reports", __name__)
 MARKS = {  # status → (mark, zh, en)
@@ -46,11 +51,11 @@ def index() -> Any:
 
 
 def _month(text: str) -> date:
-    try:
-        year, month = (int(x) for x in text.split("-"))
-        return date(year, month, 1)
-    except ValueError:
-        abort(400)
+    """``?month=YYYY-MM``; anything else is a 400 that says so (a 20-digit year was an OverflowError, a 500)."""
+    found = re.fullmatch(r"([0-9]{4})-([0-9]{1,2})", text)
+    if found is None or not 1 <= int(found[2]) <= 12 or int(found[1]) < 1:
+        raise PlainBadRequest("请求中的 month 应为年月，如 2025-03 / month must be a year and month, e.g. 2025-03")
+    return date(int(found[1]), int(found[2]), 1)
 
 
 @bp.route("/reports/attendance.xlsx")
@@ -67,7 +72,7 @@ def attendance() -> Any:
     return Response(
         data,
         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": content_disposition(name)},
     )
 
 
@@ -100,16 +105,17 @@ def workbook(plant: Plant, first: date, *, by: str, now: int) -> bytes:
         no, name = people.get(user_id, ("", ""))
         marks = facts.get(user_id, {})
         counts = [sum(1 for s in marks.values() if s == k) for k in TOTALS]
-        sheet.append([user_id, no, name, *[MARKS.get(marks.get(n, ""), ("",))[0] for n in range(1, days + 1)], *counts])
+        day_marks = [MARKS.get(marks.get(n, ""), ("",))[0] for n in range(1, days + 1)]
+        sheet.append(xlsx_row(sheet, [user_id, no, name, *day_marks, *counts]))
     legend = book.create_sheet("说明")
     legend.append(["标记", "含义", "meaning"])
     for mark, zh, en in MARKS.values():
         legend.append([mark, zh, en])
     legend.append([])
-    legend.append(["工厂", plant.name or plant.id])
-    legend.append(["时区", plant.timezone])
+    legend.append(xlsx_row(legend, ["工厂", plant.name or plant.id]))
+    legend.append(xlsx_row(legend, ["时区", plant.timezone]))
     legend.append(["来源", "考勤设备签名确认的日考勤结论（已过同步水位）；空白 = 尚无确认结论"])
-    legend.append(["生成", f"{in_zone(now, plant.timezone)} · {by}"])
+    legend.append(xlsx_row(legend, ["生成", f"{in_zone(now, plant.timezone)} · {by}"]))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -193,7 +193,8 @@ def test_the_board_renders_a_page_of_rows_at_a_time_and_keeps_the_filters_across
     second = client.get(f"/?date={DAY}&page=2").get_data(as_text=True)
     assert 'data-board-employee="1002"' in second and 'data-board-employee="1001"' not in second
     assert client.get(f"/?date={DAY}&page=99").get_data(as_text=True).count("data-board-employee") == 1, "past the end"
-    assert 'data-board-employee="1001"' in client.get(f"/?date={DAY}&page=x").get_data(as_text=True)
+    refused = client.get(f"/?date={DAY}&page=x")  # not a page number: said so, not guessed (issue #24.8)
+    assert refused.status_code == 400 and "page" in refused.get_data(as_text=True)
     partial = client.get(f"/?date={DAY}&page=2&partial=1").get_data(as_text=True)
     assert 'data-board-employee="1002"' in partial, "the live refresh fetches the page being looked at"
     assert "partial" not in re.search(r'<nav class="pager".*?</nav>', partial, re.S).group(0)
