@@ -51,13 +51,14 @@ from appliance.store import (
 from firmware_bridge.errors import TerminalError
 from firmware_bridge.zk.directory import Counts, DirectoryReader
 from firmware_bridge.zk.records import FLAG_VALID, FingerTemplate, UserRecord
-from firmware_bridge.zk.userwrite import Change, Outcome, PutTemplates
+from firmware_bridge.zk.userwrite import Change, Outcome, PutTemplates, PutUser, RemoveTemplate, RemoveUser
 
 log = logging.getLogger(__name__)
 
 # changes made per poll, the terminal disabled meanwhile (pyzk refreshes its data after each user): a roster of
 # thousands reaches a new terminal over some polls, and nobody waits at a disabled terminal for long
 MAX_STEPS = 50
+MAX_FOUND = 500  # fingers stored from a terminal per poll (sealed and signed): a first look at a full one takes some
 RECHECK_S = 3600  # fingers are read again at least this often, even when their count says nothing changed
 KEY_FILE = Path("keys") / "templates.key"  # in the state directory, beside the log-signing key
 STORE_LOCK = threading.Lock()  # one worker at a time changes the stored templates
@@ -165,6 +166,11 @@ class TerminalEnrolment:
         )
         for note in result.notes:
             self._note(f"terminal {self.terminal}: {note}")
+        unread = len(result.found) > MAX_FOUND
+        if unread:  # the rest are found again at the next poll, which reads the fingers again
+            for k, _why in result.found[MAX_FOUND:]:
+                result.held.pop(k, None)
+            result.found, result.more = result.found[:MAX_FOUND], True
         signed += self._keep_found(where, result, data, held)
         outcomes = self._write(result.steps, table.layout)
         done = [step for step, o in zip(result.steps, outcomes, strict=True) if o.done]
@@ -173,14 +179,15 @@ class TerminalEnrolment:
                 what = f"{step.records[0]['act']} {step.records[0]['emp']}"
                 self._note(f"terminal {self.terminal}: {what} not done: {outcome.error}")
         entries = [Entry("action", body) for step in done for body in step.records]
-        # our own changes move the counts, and a broken connection leaves them unknown: look again next poll;
-        # a refusal alone does not (it is tried again when something changes, or at the hourly look)
-        changed = bool(done) or result.more or any(o.unknown for o in outcomes)
+        # the counts our changes leave: the next poll finds them unless someone enrolled at the keypad meanwhile;
+        # a refusal changes nothing (it is tried again when something changes, or at the hourly look)
+        users, fingers = _expected(counts, result, done, unknown=any(o.unknown for o in outcomes))
+        fingers = None if unread else fingers
         row = {
             "serial": counts.serial,
-            "basis": basis,
-            "users": None if changed else counts.users,
-            "fingers": None if changed else counts.fingers,
+            "basis": basis + ("+more" if result.more else ""),  # more to do: not "unchanged" at the next poll
+            "users": users,
+            "fingers": fingers,
             "templates_read_ms": now_ms if templates is not None else (state.templates_read_ms if state else None),
             "synced_ms": now_ms,
             "last_error": "",
@@ -188,7 +195,7 @@ class TerminalEnrolment:
         now_held: dict[Key, str | None] = dict(result.held)
         for step in done:
             now_held.update(step.held)
-        self._writer.append(entries, then=lambda: _save(self.terminal, row, now_held))
+        self._writer.append(entries, then=lambda: _save(self.terminal, row, held, now_held))
         self._looked = True
         if entries:
             log.info("terminal %s: %d enrolment change(s) made and signed", self.terminal, len(entries))
@@ -377,6 +384,25 @@ def _unchanged(state: EnrolmentState | None, counts: Counts, basis: str, now_ms:
     )
 
 
+def _expected(counts: Counts, result: Plan, done: list[Step], *, unknown: bool) -> tuple[int | None, int | None]:
+    """The terminal's user and finger counts once ``done`` is made; None where it cannot be told (a broken
+    connection; a user removed with fingers the appliance may not know of): read everything next poll."""
+    if unknown:
+        return None, None
+    users, fingers = counts.users, counts.fingers
+    for step in done:
+        change = step.change
+        if isinstance(change, RemoveUser):
+            users, fingers = users - 1, None
+        elif isinstance(change, PutUser) and step.records[0]["act"] == "terminal_user_added":
+            users += 1
+        elif fingers is not None and isinstance(change, PutTemplates):
+            fingers += sum(1 for k in step.copies if k not in result.held)
+        elif fingers is not None and isinstance(change, RemoveTemplate):
+            fingers -= 1
+    return users, fingers
+
+
 def _stale(state: EnrolmentState, now_ms: int) -> bool:
     return state.templates_read_ms is None or now_ms - state.templates_read_ms >= RECHECK_S * 1000
 
@@ -392,12 +418,20 @@ def _untomb(badge: str, finger: int) -> None:
     ).execute()
 
 
-def _save(terminal: str, row: dict[str, object], held: dict[Key, str | None]) -> None:
-    """The terminal's fingers as now known, and where its enrolment stands: with the records, in one transaction."""
-    TerminalFinger.delete().where(TerminalFinger.terminal == terminal).execute()
-    rows = [{"terminal": terminal, "user_id": b, "finger": f, "mac": m} for (b, f), m in held.items() if m is not None]
+def _save(terminal: str, row: dict[str, object], before: dict[Key, str], after: dict[Key, str | None]) -> None:
+    """The terminal's fingers as now known (what changed since ``before``), and where its enrolment stands:
+    with the records, in one transaction."""
+    for k in before.keys() - {k for k, mac in after.items() if mac is not None}:
+        TerminalFinger.delete().where(
+            (TerminalFinger.terminal == terminal) & (TerminalFinger.user_id == k[0]) & (TerminalFinger.finger == k[1])
+        ).execute()
+    rows = [
+        {"terminal": terminal, "user_id": b, "finger": f, "mac": mac}
+        for (b, f), mac in after.items()
+        if mac is not None and before.get((b, f)) != mac
+    ]
     for start in range(0, len(rows), 200):
-        TerminalFinger.insert_many(rows[start : start + 200]).execute()
+        TerminalFinger.replace_many(rows[start : start + 200]).execute()
     EnrolmentState.insert(terminal=terminal, **row).on_conflict(
         conflict_target=[EnrolmentState.terminal], update=row
     ).execute()

@@ -19,7 +19,7 @@ tombstone deletes.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,8 +115,10 @@ def plan(
         kept_now[k] = Kept(on_terminal[k], _size(seen, k), terminal.name, terminal.serial, terminal.algorithm)
     for k in result.deleted_here:
         kept_now.pop(k, None)
-    gone = {k: where for k, where in tombstones.items() if k not in dict(result.found)}
+    found = dict(result.found)
+    gone = {k: where for k, where in tombstones.items() if k not in found}
     gone |= dict.fromkeys(result.deleted_here, terminal.name)
+    fingers = _by_badge(kept_now.keys() | on_terminal.keys())  # each worker's fingers, kept or on the terminal
 
     def add(step: Step) -> bool:
         if len(result.steps) >= limit:
@@ -125,13 +127,14 @@ def plan(
         result.steps.append(step)
         return True
 
+    held_by_badge = _by_badge(result.held)
     for badge, why in sorted(roster.leaving.items()):
         user = by_badge.get(badge)
         if user is None:
             continue
-        fingers = tuple((k, None) for k in result.held if k[0] == badge)
-        record = terminal.record("terminal_user_removed", badge, uid=user.uid, fingers=len(fingers), reason=why)
-        if not add(Step(RemoveUser(user.uid, badge), (record,), fingers)):
+        theirs = tuple((k, None) for k in held_by_badge.get(badge, []))
+        record = terminal.record("terminal_user_removed", badge, uid=user.uid, fingers=len(theirs), reason=why)
+        if not add(Step(RemoveUser(user.uid, badge), (record,), theirs)):
             return result
     next_uid = max((u.uid for u in table.users), default=0) + 1
     skipped_renames = 0
@@ -154,7 +157,8 @@ def plan(
             record = terminal.record("terminal_user_renamed", badge, uid=user.uid, reason="renamed on the roster")
             if not add(Step(PutUser(user), (record,))):
                 return result
-        if not _fingers(terminal, badge, user, on_terminal, kept_now, gone, result, add):
+        mine = fingers.get(badge, [])
+        if mine and not _fingers(terminal, badge, user, mine, on_terminal, kept_now, gone, result, add):
             return result
     if skipped_renames:
         result.notes.append(f"{skipped_renames} user(s) with a privilege pyzk cannot keep were not renamed")
@@ -203,6 +207,7 @@ def _fingers(
     terminal: Terminal,
     badge: str,
     user: UserRecord,
+    mine: list[Key],
     on_terminal: Mapping[Key, str],
     kept: Mapping[Key, Kept],
     gone: Mapping[Key, str],
@@ -213,7 +218,9 @@ def _fingers(
     still holds; False when the limit stopped it."""
     copies = []
     other_algorithm = 0
-    for k in sorted(k for k in kept if k[0] == badge and on_terminal.get(k) != kept[k].mac):
+    for k in mine:
+        if k not in kept or on_terminal.get(k) == kept[k].mac:
+            continue
         if kept[k].algorithm and terminal.algorithm and kept[k].algorithm != terminal.algorithm:
             other_algorithm += 1
             continue
@@ -234,8 +241,9 @@ def _fingers(
         held = tuple((k, kept[k].mac) for k in copies)
         if not add(Step(PutTemplates(user, ()), records, held, tuple(copies))):
             return False
-    for k, mac in sorted(on_terminal.items()):
-        if k[0] != badge or k in kept or k not in gone or result.held.get(k) != mac:
+    for k in mine:
+        mac = on_terminal.get(k)
+        if mac is None or k in kept or k not in gone or result.held.get(k) != mac:
             continue
         record = terminal.record(
             "template_removed", badge, finger=k[1], reason=f"deleted at {gone[k]}'s menu", uid=user.uid
@@ -243,6 +251,13 @@ def _fingers(
         if not add(Step(RemoveTemplate(user.uid, badge, k[1]), (record,), ((k, None),))):
             return False
     return True
+
+
+def _by_badge(keys: Iterable[Key]) -> dict[str, list[Key]]:
+    grouped: dict[str, list[Key]] = {}
+    for k in sorted(keys):
+        grouped.setdefault(k[0], []).append(k)
+    return grouped
 
 
 def _size(seen: Mapping[Key, Seen] | None, k: Key) -> int:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from appliance.capture import enrolment
 from appliance.capture.enrolment import KEY_FILE
 from appliance.capture.ingest import PunchIngest
 from appliance.capture.poller import TerminalWorker
@@ -274,6 +275,18 @@ def test_a_big_roster_reaches_a_terminal_over_a_few_polls_and_punches_are_read_f
     assert plant.states["gate-1"].enabled
     assert worker.enrol_once() == 50 and worker.enrol_once() == 20 and worker.enrol_once() == 0
     assert len(plant.users("gate-1")) == 121
+
+
+def test_a_terminal_full_of_fingers_is_stored_a_bounded_batch_a_poll(plant, monkeypatch):
+    monkeypatch.setattr(enrolment, "MAX_FOUND", 2)
+    for n in range(5):
+        employ(str(3000 + n), f"工人{n}")
+    plant.poll("gate-1")
+    for n in range(5):
+        plant.states["gate-1"].enrol_finger(str(3000 + n), 1)
+    worker = plant.workers["gate-1"]
+    assert [worker.enrol_once() for _ in range(4)] == [2, 2, 1, 0]
+    assert StoredTemplate.select().count() == 5
 
 
 def test_users_the_roster_does_not_know_are_left_alone_and_without_a_roster_nothing_is_done(db, key, clock):
