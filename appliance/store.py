@@ -189,6 +189,7 @@ class TemplateTombstone(BaseModel):
 
     user_id = pw.CharField()
     finger = pw.IntegerField()
+    mac = pw.CharField(default="")  # the deleted template's MAC: that template, found anywhere later, is deleted
     terminal = pw.CharField()  # where it was deleted
     removed_ms = pw.BigIntegerField()
 

@@ -35,7 +35,7 @@ from datetime import date, tzinfo
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from appliance.capture.enrolment_plan import Kept, Key, Plan, Roster, Seen, Step, Terminal, plan
+from appliance.capture.enrolment_plan import Kept, Key, Plan, Roster, Seen, Step, Terminal, Tombstone, plan
 from appliance.capture.punchlog import Entry, LogWriter
 from appliance.capture.template_vault import TemplateKeyError, TemplateVault
 from appliance.clock import Clock, to_ms
@@ -161,7 +161,7 @@ class TerminalEnrolment:
             complete=templates is not None and len(templates) == counts.fingers,
             kept=kept,
             held=held,
-            tombstones={(t.user_id, t.finger): t.terminal for t in TemplateTombstone.select()},
+            tombstones={(t.user_id, t.finger): Tombstone(t.terminal, t.mac) for t in TemplateTombstone.select()},
             limit=MAX_STEPS,
         )
         for note in result.notes:
@@ -288,7 +288,7 @@ class TerminalEnrolment:
                     & (StoredTemplate.mac == held[(badge, finger)])
                 ).execute()
                 TemplateTombstone.replace(
-                    user_id=badge, finger=finger, terminal=where.name, removed_ms=now_ms
+                    user_id=badge, finger=finger, mac=held[(badge, finger)], terminal=where.name, removed_ms=now_ms
                 ).execute()
 
         with STORE_LOCK:

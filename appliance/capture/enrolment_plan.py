@@ -31,6 +31,14 @@ Key = tuple[str, int]  # badge, finger
 
 
 @dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A finger deleted on purpose: where, and which template (by MAC)."""
+
+    terminal: str
+    mac: str
+
+
+@dataclass(frozen=True, slots=True)
 class Roster:
     current: Mapping[str, str]  # badge -> name, for those on the roster today
     leaving: Mapping[str, str]  # badge -> why no longer ("inactive", "valid_to 2026-03-01")
@@ -98,12 +106,12 @@ def plan(
     complete: bool,
     kept: Mapping[Key, Kept],
     held: Mapping[Key, str],
-    tombstones: Mapping[Key, str],
+    tombstones: Mapping[Key, Tombstone],
     limit: int,
 ) -> Plan:
     """``seen``: the fingers read now (None: not read, assume ``held``); ``complete``: the read brought as many
     fingers as the terminal counts (a finger deleted at the menu is inferred only from a complete read);
-    ``tombstones``: deleted fingers and the terminal they were deleted at."""
+    ``tombstones``: fingers deleted on purpose."""
     result = Plan()
     by_badge: dict[str, UserRecord] = {}
     for user in table.users:
@@ -116,7 +124,7 @@ def plan(
     for k in result.deleted_here:
         kept_now.pop(k, None)
     found = dict(result.found)
-    gone = {k: where for k, where in tombstones.items() if k not in found}
+    gone = {k: t.terminal for k, t in tombstones.items() if k not in found}
     gone |= dict.fromkeys(result.deleted_here, terminal.name)
     fingers = _by_badge(kept_now.keys() | on_terminal.keys())  # each worker's fingers, kept or on the terminal
 
@@ -174,7 +182,7 @@ def _look(
     complete: bool,
     kept: Mapping[Key, Kept],
     held: Mapping[Key, str],
-    tombstones: Mapping[Key, str],
+    tombstones: Mapping[Key, Tombstone],
     by_badge: Mapping[str, UserRecord],
     result: Plan,
 ) -> dict[Key, str]:
@@ -185,11 +193,14 @@ def _look(
         if k[0] not in roster.current:
             continue
         stored = kept.get(k)
-        if held.get(k) != finger.mac:  # enrolled (or enrolled again) here since, or the first look at it
+        deleted = tombstones.get(k)
+        if deleted is not None and deleted.mac == finger.mac:
+            pass  # the very finger deleted elsewhere, found here (a terminal back from its own backup): deleted too
+        elif held.get(k) != finger.mac:  # enrolled (or enrolled again) here since, or the first look at it
             if stored is None or stored.mac != finger.mac:
                 why = "found at this terminal" if k not in held else "enrolled again at this terminal"
                 result.found.append((k, why))
-        elif stored is None and k not in tombstones:  # the store lost it (restored without its key): keep it again
+        elif stored is None and deleted is None:  # the store lost it (restored without its key): keep it again
             result.found.append((k, "kept again: the appliance had no copy"))
         result.held[k] = finger.mac
     if complete:

@@ -235,6 +235,10 @@ def test_a_finger_deleted_at_one_terminals_menu_is_deleted_everywhere(plant):
     ]
     assert plant.actions()[-1]["reason"] == "deleted at gate-2's menu"
     assert StoredTemplate.select().count() == 0 and TemplateTombstone.select().count() == 1
+    gate1.serial = "TEST-ZK-09"  # gate 1 swapped for a spare loaded from an old backup: the finger is back
+    gate1.enrol_finger("1001", 4, template=template)
+    assert plant.poll("gate-1") == 1 and plant.actions()[-1]["act"] == "template_removed"
+    assert gate1.finger("1001", 4) is None and StoredTemplate.select().count() == 0, "deleted, not kept again"
     again = gate1.enrol_finger("1001", 4, template=template[::-1])  # enrolled again later: copied again
     assert plant.poll() == 2 and gate2.finger("1001", 4) == again and TemplateTombstone.select().count() == 0
 
