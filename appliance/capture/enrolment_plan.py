@@ -211,7 +211,8 @@ def _look(
             if stored is not None and stored.mac == mac:  # the stored finger itself was deleted at the menu
                 result.deleted_here.append(k)
             result.held.pop(k, None)
-    return {k: f.mac for k, f in seen.items()}
+        return {k: f.mac for k, f in seen.items()}
+    return {**result.held, **{k: f.mac for k, f in seen.items()}}  # a finger the read missed: as last seen
 
 
 def _fingers(
