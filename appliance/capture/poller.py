@@ -79,6 +79,7 @@ class TerminalWorker:
         self._our_clock_unsynced = False
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self.waiting = threading.Event()  # set while the worker sleeps between polls: its last pass is complete
         self._thread: threading.Thread | None = None
         self.available: bool | None = None  # unknown until the first poll
         self._failures = 0
@@ -297,6 +298,8 @@ class TerminalWorker:
                 self.enrol_once()
             except Exception:  # enrolment's own top of the loop: a failure there never slows the punch reads
                 log.exception("terminal %s: unexpected error in enrolment", self.name)
+            self.waiting.set()
             self._wake.wait(self._delay())
+            self.waiting.clear()
             self._wake.clear()
         log.debug("terminal %s worker stopped at %d", self.name, to_ms(self._clock.now()))

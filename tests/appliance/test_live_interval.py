@@ -89,8 +89,13 @@ def health() -> TerminalHealth | None:
 def test_while_live_capture_runs_the_log_is_read_at_the_live_interval(plant, terminal_state):
     terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 40))  # made before capture: the catch-up read's
     worker, source = start(plant, interval_s=0.05, live_interval_s=3600)
-    wait_until(lambda: (h := health()) is not None and h.live_since_ms is not None, message="live state recorded")
-    wait_until(lambda: Punch.select().count() == 1, message="the catch-up read stored the earlier punch")
+    # live_since_ms is written at the start of a pass; once the worker sleeps again, that pass's read (the
+    # catch-up) is complete, and nothing reads the log again until the live interval
+    wait_until(
+        lambda: (h := health()) is not None and h.live_since_ms is not None and worker.waiting.is_set(),
+        message="live state recorded and the catch-up read done",
+    )
+    assert Punch.select().count() == 1, "the catch-up read stored the earlier punch"
     assert worker.interval_s == 3600
     reads, watermark = source.reads, health().last_contact_ms
     plant["clock"].advance(seconds=30)
