@@ -223,7 +223,7 @@ def test_strategies_reach_the_interesting_cases():
     """The generators above do produce night shifts and split shifts (else the properties are idle)."""
     seen = set()
 
-    @settings(max_examples=200, deadline=None)
+    @settings(max_examples=200, deadline=None, derandomize=True)  # the same examples every run: never flaky
     @given(shifts())
     def look(shift):
         seen.add((shift.crosses_midnight, len(shift.segments)))
