@@ -14,6 +14,7 @@ import re
 import select
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import termios
@@ -45,7 +46,10 @@ def build(root: Path) -> Path:
     shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
     (root / "etc/sudoers.d/offline").write_text('Defaults env_keep += "SYSTEMD_OFFLINE"\n')
     (root / "etc/sudoers.d/offline").chmod(0o440)
-    (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n::1\t\tlocalhost\n")  # as the installer writes it
+    # as Debian's installer writes it, with this machine's name (a chroot shares it): sudo looks it up, and
+    # without it warns "unable to resolve host" on the terminal before the command's own prompt
+    hosts = f"127.0.0.1\tlocalhost\n127.0.1.1\t{socket.gethostname()}\n::1\t\tlocalhost\n"
+    (root / "etc/hosts").write_text(hosts)
     return root
 
 
@@ -142,6 +146,13 @@ def in_root(
 PROMPT = re.compile(r"[:：?]\s*$")  # what a question waiting for its answer ends with
 
 
+def _asks(screen: str) -> bool:
+    """Whether the screen ends with a question. A line of sudo's own ("sudo: unable to resolve host ...") is
+    not one, though a read may stop right after its "sudo: "."""
+    last = screen.rsplit("\n", 1)[-1]
+    return bool(PROMPT.search(last)) and not last.startswith("sudo:")
+
+
 def on_terminal(
     argv: Sequence[str], stdin: str = "", *, env: dict[str, str], timeout: float
 ) -> subprocess.CompletedProcess[str]:
@@ -178,7 +189,7 @@ def on_terminal(
                 break
             screen += chunk
             fresh += chunk
-            if answers and PROMPT.search(fresh.decode(errors="replace")):
+            if answers and _asks(fresh.decode(errors="replace")):
                 os.write(master, answers.pop(0).encode())
                 fresh.clear()
         else:
