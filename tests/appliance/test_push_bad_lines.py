@@ -9,15 +9,11 @@ overflow): the terminal re-sent the same batch for ever and its good punches nev
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from appliance.store import BadRecord, LogRecord
-from tests.appliance.test_push import SN, Appliance, appliance_settings, punches, terminal
-from tests.harness.clock import FrozenClock
+from tests.appliance import test_push
+from tests.appliance.test_push import Appliance, punches, terminal
 
 BIG = str(2**63)
 BAD_LINES = {
@@ -43,16 +39,7 @@ class Line:
         return self.text
 
 
-@pytest.fixture
-def appliance(tmp_path: Path, clock: FrozenClock) -> Iterator[Appliance]:
-    from punchproof.broker import free_port
-
-    settings = appliance_settings(
-        tmp_path, [{"name": "east-gate", "kind": "adms", "serial": SN}], push={"host": "127.0.0.1", "port": free_port()}
-    )
-    plant = Appliance(settings, clock).start()
-    yield plant
-    plant.stop()
+appliance = test_push.appliance  # the daemon with one push terminal, as test_push runs it
 
 
 def incidents(appliance: Appliance) -> list[dict]:

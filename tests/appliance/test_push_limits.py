@@ -8,32 +8,19 @@ terminal, a 200 MiB OPERLOG body was read whole and answered 200, a broken chunk
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
-
-import pytest
 
 from appliance.store import LogRecord, Punch, PushCursor
 from firmware_bridge.adms.connections import Limits
-from tests.appliance.test_push import SN, Appliance, appliance_settings, punches, terminal
+from tests.appliance import test_push
+from tests.appliance.test_push import SN, Appliance, punches, terminal
 from tests.firmware_bridge.test_adms_limits import answer, closed_by_server, connect, exchange, post_head, stream
-from tests.harness.clock import FrozenClock
 
 MIB = 1024 * 1024
 ATTLOG = f"/iclock/cdata?SN={SN}&table=ATTLOG"
 
 
-@pytest.fixture
-def appliance(tmp_path: Path, clock: FrozenClock) -> Iterator[Appliance]:
-    from punchproof.broker import free_port
-
-    settings = appliance_settings(
-        tmp_path, [{"name": "east-gate", "kind": "adms", "serial": SN}], push={"host": "127.0.0.1", "port": free_port()}
-    )
-    plant = Appliance(settings, clock).start()
-    yield plant
-    plant.stop()
+appliance = test_push.appliance  # the daemon with one push terminal, as test_push runs it
 
 
 def port(appliance: Appliance) -> int:
