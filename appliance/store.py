@@ -528,6 +528,11 @@ MODELS = (
 )
 
 
+# Every transaction takes the write lock at BEGIN: one that read first cannot upgrade once another process
+# (the daemon, a CLI) has written since, and SQLite fails it at once ("database is locked"), without busy_timeout.
+LOCK_TYPE = "IMMEDIATE"
+
+
 def open_db(
     path: Path, *, create: bool = True, cache_kib: int | None = None, pool: int | None = None
 ) -> pw.SqliteDatabase:
@@ -549,9 +554,10 @@ def open_db(
             timeout=POOL_WAIT_S,
             pragmas=pragmas,
             check_same_thread=False,
+            lock_type=LOCK_TYPE,
         )
     else:
-        db = pw.SqliteDatabase(str(path), pragmas=pragmas, check_same_thread=False)
+        db = pw.SqliteDatabase(str(path), pragmas=pragmas, check_same_thread=False, lock_type=LOCK_TYPE)
     db.bind(MODELS)
     if create:
         with db.connection_context():

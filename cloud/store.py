@@ -304,6 +304,9 @@ def open_db(url: str, *, create: bool = True) -> pw.Database:
     kwargs: dict[str, object] = {}
     if url.startswith("sqlite"):
         kwargs["pragmas"] = SQLITE_PRAGMAS
+        # Every transaction takes the write lock at BEGIN: one that read first cannot upgrade once another
+        # process (the ingest worker) has written since, and SQLite fails it at once, without busy_timeout.
+        kwargs["lock_type"] = "IMMEDIATE"
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)

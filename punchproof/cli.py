@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         + "%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    import peewee
+
     from appliance.config import ConfigError as ApplianceConfigError
     from cloud.config import ConfigError as CloudConfigError
     from cloud.witness import WitnessKeyMissing
@@ -97,5 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     except SchemaTooNew as err:
         print(f"database error: {err}", file=sys.stderr)
         return 2
+    except peewee.OperationalError as err:
+        logging.getLogger("punchproof").debug("database error", exc_info=True)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(
+            f"数据库错误 / database error: {first}\n"
+            "请检查数据库设置（云端为配置文件中的 [database] url）以及数据库是否在运行；\n"
+            "若为“database is locked”，请稍后重试。\n"
+            "Check the database setting (on the cloud, [database] url) and that the database is running; "
+            "if it says 'database is locked', another program held it too long: try again.",
+            file=sys.stderr,
+        )
+        return 3
     except KeyboardInterrupt:
         return 130
