@@ -231,7 +231,29 @@ class TemplateVersion(BaseModel):
     version = pw.IntegerField(default=0)
 
 
-ENROLMENT_MODELS = (StoredTemplate, TemplateTombstone, TerminalFinger, EnrolmentState, TemplateVersion)
+class RemovalBrake(BaseModel):
+    """The brake on a mass removal from the terminals (one row): the roster as last accepted, and the leavers whose
+    removal is held until a person confirms it (``appliance.capture.enrolment``, docs/enrolment.md).
+
+    A roster that makes more of the accepted roster's workers leave at once than the limit (``[enrolment]`` in
+    appliance.toml) removes none of them from the terminals and deletes none of their fingers: they are ``held``.
+    ``punchproof appliance confirm-removals`` writes ``confirmed``; the daemon signs it and removes them."""
+
+    id = pw.IntegerField(primary_key=True, default=1)
+    version = pw.IntegerField(default=0)  # bumped by every write: each terminal's worker looks at the roster again
+    min_leavers = pw.IntegerField(default=5)  # the rule the daemon runs with (written at its start)
+    percent = pw.FloatField(default=10.0)
+    accepted = pw.TextField(null=True)  # JSON: the badges on the roster as last accepted; None: not yet looked at
+    held = pw.TextField(default="[]")  # JSON: the badges whose removal is held
+    held_before = pw.IntegerField(default=0)  # the accepted roster's size when it was held, and the limit then
+    held_limit = pw.IntegerField(default=0)
+    held_ms = pw.BigIntegerField(null=True)
+    confirmed = pw.TextField(default="[]")  # JSON: the badges a person confirmed removing, not yet taken up
+    confirmed_by = pw.CharField(default="")
+    confirmed_ms = pw.BigIntegerField(null=True)
+
+
+ENROLMENT_MODELS = (StoredTemplate, TemplateTombstone, TerminalFinger, EnrolmentState, TemplateVersion, RemovalBrake)
 
 
 class PushCursor(BaseModel):
