@@ -5,6 +5,12 @@ Sessions registered for events (CMD_REG_EVENT) get every punch as an EF_ATTLOG e
 made together leave in one write (one TCP segment), as at a shift change. Faults for tests:
 ``drop_connections()`` (the link goes down), ``TerminalState.reset_mid_transfer``, corrupt records,
 ``TerminalState.clear_log()`` (an admin clears the log at the terminal, behind the readers' backs).
+
+A client that stops reading is held under TCP flow control, as a real terminal holds it: the
+reply waits in the socket buffers for as long as the client reads nothing, and the terminal gives
+up only when a send has made no progress for ``send_idle_s`` (60 s by default). A send waiting
+longer than ``SLOW_READER_NOTICE_S`` is logged once, so whoever tests a tool sees that it stalled.
+``stop()`` and ``drop_connections()`` still end every connection within ``POLL_S``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import logging
 import socket
 import struct
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from firmware_bridge.zk import wire
@@ -24,25 +32,78 @@ __all__ = ["StoredPunch", "TerminalState", "ZKEmulator"]
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.2
+POLL_S = 0.2  # how often a waiting socket operation looks at the stop flag
+SEND_IDLE_S = 60.0  # a send that makes no progress this long: the terminal gives the client up
+SLOW_READER_NOTICE_S = 1.0  # a send waiting this long is logged (once a send)
+
+
+class ClientGone(ConnectionAbortedError):
+    """The emulator stopped, the connection was dropped, or the client read nothing for too long."""
 
 
 @dataclass
 class _TcpClient:
     sock: socket.socket
     session: Session
+    peer: str = ""
     send_lock: threading.Lock = field(default_factory=threading.Lock)
+    dropped: threading.Event = field(default_factory=threading.Event)
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, *, stopping: threading.Event, idle_s: float, clock: Callable[[], float]) -> None:
+        """All of ``data``, waiting under flow control while the client does not read.
+
+        The socket keeps its ``POLL_S`` timeout (it bounds each wait, not the send), so a stop or a
+        drop is seen within ``POLL_S``; ``ClientGone`` after ``idle_s`` without a byte accepted."""
+        view = memoryview(data)
         with self.send_lock:
-            self.sock.sendall(data)
+            since = clock()
+            noticed = False
+            while view:
+                if stopping.is_set() or self.dropped.is_set():
+                    raise ClientGone(f"client {self.peer}: connection closed with {len(view)} bytes unsent")
+                try:
+                    sent = self.sock.send(view)
+                except TimeoutError:
+                    waited = clock() - since
+                    if waited >= idle_s:
+                        log.warning(
+                            "client %s read nothing for %.0f s (%d bytes unsent): giving it up",
+                            self.peer,
+                            waited,
+                            len(view),
+                        )
+                        _reset(self.sock)  # a reset, not an orderly end: pyzk spins on the latter mid-transfer
+                        raise ClientGone(f"client {self.peer} read nothing for {waited:.0f} s") from None
+                    if not noticed and waited >= SLOW_READER_NOTICE_S:
+                        noticed = True
+                        log.info(
+                            "client %s is not reading (%d bytes unsent): waiting under TCP flow control, "
+                            "as a terminal does; giving up after %.0f s without progress",
+                            self.peer,
+                            len(view),
+                            idle_s,
+                        )
+                    continue
+                view = view[sent:]
+                since = clock()
 
 
 class ZKEmulator:
     """``start()`` binds; port 0 picks a free port (UDP then takes the same number)."""
 
-    def __init__(self, state: TerminalState, host: str = "127.0.0.1", port: int = 4370, *, udp: bool = True) -> None:
+    def __init__(
+        self,
+        state: TerminalState,
+        host: str = "127.0.0.1",
+        port: int = 4370,
+        *,
+        udp: bool = True,
+        send_idle_s: float = SEND_IDLE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.state = state
+        self.send_idle_s = send_idle_s
+        self._clock = clock
         self._bind = (host, port)
         self._serve_udp = udp
         self._server: socket.socket | None = None
@@ -98,6 +159,7 @@ class ZKEmulator:
         with self._clients_lock:
             clients, self._clients = self._clients, []
         for client in clients:
+            client.dropped.set()  # a send waiting on a client that does not read ends at its next poll
             _reset(client.sock)
         self._udp_sessions.clear()
 
@@ -120,7 +182,7 @@ class ZKEmulator:
             clients = [c for c in self._clients if c.session.event_flags & wire.EF_ATTLOG]
         for client in clients:
             try:
-                client.send(b"".join(wire.tcp_frame(e) for e in events))  # one write: one segment
+                self._send(client, b"".join(wire.tcp_frame(e) for e in events))  # one write: one segment
             except OSError as err:
                 log.debug("live event not sent: %s", err)
                 continue
@@ -137,13 +199,14 @@ class ZKEmulator:
         assert self._server is not None
         while not self._stopping.is_set():
             try:
-                conn, _peer = self._server.accept()
+                conn, addr = self._server.accept()
             except TimeoutError:
                 continue
             except OSError:
                 return
             self.connections += 1
-            client = _TcpClient(conn, Session(self.state, next(self._session_ids) & 0xFFFF))
+            peer = f"{addr[0]}:{addr[1]}"
+            client = _TcpClient(conn, Session(self.state, next(self._session_ids) & 0xFFFF), peer)
             with self._clients_lock:
                 self._clients.append(client)
             self._spawn(self._serve, "zk-emulator-conn", client)
@@ -167,10 +230,10 @@ class ZKEmulator:
                 for request in packets:
                     for body in client.session.handle(request):
                         if self.state.reset_mid_transfer and _is_big_data(body):
-                            client.send(wire.tcp_frame(body)[: len(body) // 2])
+                            self._send(client, wire.tcp_frame(body)[: len(body) // 2])
                             _reset(client.sock)
                             return
-                        client.send(wire.tcp_frame(body))
+                        self._send(client, wire.tcp_frame(body))
                     if request.command == wire.CMD_EXIT:
                         return
         except OSError as err:
@@ -180,6 +243,9 @@ class ZKEmulator:
                 if client in self._clients:
                     self._clients.remove(client)
             client.sock.close()
+
+    def _send(self, client: _TcpClient, data: bytes) -> None:
+        client.send(data, stopping=self._stopping, idle_s=self.send_idle_s, clock=self._clock)
 
     def _udp_loop(self) -> None:
         assert self._udp is not None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -233,6 +233,13 @@ class TerminalState:
         for listener in listeners:
             listener(stored)
         return stored
+
+    def load_log(self, punches: Iterable[StoredPunch]) -> int:
+        """Records already in the log when the terminal starts (``emulate zk --records``): appended
+        and not announced, as a log filled before anyone was listening. Returns the log's size."""
+        with self.lock:
+            self.punches.extend(punches)
+            return len(self.punches)
 
     def clear_log(self) -> int:
         """Empty the attendance log, as CMD_CLEAR_ATTLOG or an admin at the terminal's menu does (no
