@@ -256,6 +256,31 @@ class RemovalBrake(BaseModel):
 ENROLMENT_MODELS = (StoredTemplate, TemplateTombstone, TerminalFinger, EnrolmentState, TemplateVersion, RemovalBrake)
 
 
+class TerminalLogCount(BaseModel):
+    """One ZK terminal log's records as this appliance counted them, so the board can say why the
+    terminal's own record count (its screen's 记录数) and the punches stored from it differ.
+
+    A log cleared by ``clear-terminal`` or found cleared or replaced outside the appliance starts a
+    new one (``log_no`` + 1). Written by the terminal's ingest with the cursor, in the same transaction.
+    """
+
+    terminal = pw.CharField()
+    log_no = pw.IntegerField()
+    serial = pw.CharField(default="")
+    cause = pw.CharField(default="first")  # first | cleared (clear-terminal) | replaced (outside the appliance)
+    began_ms = pw.BigIntegerField()  # when this appliance began counting the log
+    updated_ms = pw.BigIntegerField()
+    terminal_count = pw.IntegerField(default=0)  # the terminal's record count at the last read
+    records_read = pw.IntegerField(default=0)  # records [0, records_read) of the log are read
+    uncounted = pw.IntegerField(default=0)  # read before counting began (a database from an older version)
+    punches = pw.IntegerField(default=0)  # distinct punches among the counted records, each stored once
+    duplicates = pw.IntegerField(default=0)  # identical presses in one second: one punch
+    bad_records = pw.IntegerField(default=0)  # records that cannot be punches: stored as incidents
+
+    class Meta:
+        primary_key = pw.CompositeKey("terminal", "log_no")
+
+
 class PushCursor(BaseModel):
     """Where a push (ADMS) terminal's log stands: the stamp and body hash of the last batch stored.
 
@@ -540,6 +565,7 @@ MODELS = (
     TerminalHealth,
     TerminalCommand,
     LogClearRecord,
+    TerminalLogCount,
     PushCursor,
     SyncState,
     Account,
@@ -635,6 +661,12 @@ def _enrolment_tables(db: pw.SqliteDatabase) -> None:
     db.create_tables(ENROLMENT_MODELS, safe=True)
 
 
+def _log_count_table(db: pw.SqliteDatabase) -> None:
+    """Per-log record counts (0.1.x had none): empty; a terminal's first read then counts its log from
+    the stored cursor on, the records before it as read before counting began."""
+    db.create_tables([TerminalLogCount], safe=True)
+
+
 def _first_read_triggers(db: pw.SqliteDatabase) -> None:
     """``first_read_ms`` is the first ``last_contact_ms`` a terminal ever had: a trigger, not each
     reader's code (ZK poller, push receiver, serial readers), so that none can forget it."""
@@ -676,4 +708,5 @@ MIGRATIONS: tuple[Step, ...] = (
     ("terminal_health.first_read_ms, from the log's start for terminals already read", _first_reads_from_the_log),
     ("terminal_health.tail_digest, to notice a terminal log cleared outside the appliance", _add_new_columns),
     ("enrolment: stored templates (sealed), tombstones, each terminal's fingers and state", _enrolment_tables),
+    ("terminal_log_count: each terminal log's records counted, for the board's terminals table", _log_count_table),
 )
