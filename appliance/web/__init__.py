@@ -16,11 +16,16 @@ TRIM_EVERY_S = 2.0  # after a request, freed memory goes back to the kernel at m
 if TYPE_CHECKING:
     from flask import Flask
 
+    from appliance.clock import Clock
     from appliance.config import Settings
 
 
-def create_app(settings: Settings | None = None, *, max_streams: int | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None, *, max_streams: int | None = None, clock: Clock | None = None
+) -> Flask:
     """App factory; without ``settings`` it reads the file named by ``PUNCHPROOF_CONFIG``.
+
+    ``clock``: what "today" and "now" are for the pages (the system clock by default).
 
     ``max_streams``: live streams (kiosks, boards) one worker process holds at most; by default
     ``PUNCHPROOF_WEB_STREAMS``, which ``punchproof appliance web`` sets from its thread count.
@@ -29,6 +34,7 @@ def create_app(settings: Settings | None = None, *, max_streams: int | None = No
 
     from appliance import malloc
     from appliance.capture import storage
+    from appliance.clock import SystemClock
     from appliance.config import Settings
     from appliance.store import open_db
     from appliance.web import i18n, serving
@@ -41,7 +47,9 @@ def create_app(settings: Settings | None = None, *, max_streams: int | None = No
         max_streams = int(os.environ.get("PUNCHPROOF_WEB_STREAMS", serving.STREAMS))
     app = Flask(__name__)
     trimmer = malloc.Trimmer(TRIM_EVERY_S)
-    app.config.update(session_config(settings.state_dir / "web-secret.key"), SETTINGS=settings)
+    app.config.update(
+        session_config(settings.state_dir / "web-secret.key"), SETTINGS=settings, CLOCK=clock or SystemClock()
+    )
     # The pages read; the daemon and the CLI create and write. Connections are pooled (opening one
     # per request was most of a small request's time); each keeps a small page cache, since the
     # kernel's file cache holds the pages anyway and 20 requests at once would each grow SQLite's
@@ -58,6 +66,16 @@ def create_app(settings: Settings | None = None, *, max_streams: int | None = No
     def _storage() -> dict[str, object]:
         # Outside the board's render cache: when the disk is full nothing in the database changes.
         return {"disk_free_mb": storage.free_mb_if_low(settings.state_dir)}
+
+    @app.context_processor
+    def _removals_held() -> dict[str, object]:
+        # a roster change the brake holds (docs/enrolment.md): said on every page of a signed-in user
+        from flask import g, session
+
+        from appliance.capture import enrolment
+
+        hold = enrolment.held_removals() if session.get("user") else None
+        return {"removals_held": enrolment.hold_message(hold, g.lang) if hold else None}
 
     from appliance.web import auth, board, day, export, kiosk, live, metrics, rendercache
 

@@ -4,7 +4,7 @@ signed day fact, and the actions a manager records ("seen on the line", "termina
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
@@ -62,7 +62,7 @@ def person(employee: str) -> Any:
         punches=_punches(employee, day),
         requests=requests,
         signed=signed,
-        kinds=actions.KINDS,
+        kinds=actions.allowed(session.get("role", "")),
         local=present.local,
         hhmm=present.hhmm,
         reason=present.reason,
@@ -75,21 +75,24 @@ def person(employee: str) -> Any:
 @login_required
 def act(employee: str) -> Any:
     check_csrf()
-    day = present.parse_day(request.form.get("date")).isoformat()
+    day = request.form.get("date", "")[:32]
     kind = request.form.get("kind", "")
     if kind not in actions.KINDS:
         abort(400)
-    reason = request.form.get("reason", "")
-    if not reason.strip():
-        return redirect(url_for("day.person", employee=employee, date=day, error="act_needs_reason"))
-    actions.queue(
-        employee=employee,
-        work_date=day,
-        shift=request.form.get("shift", "")[:64],
-        kind=kind,
-        reason=reason,
-        user=session["user"],
-        role=session.get("role", ""),
-        now_ms=int(datetime.now().timestamp() * 1000),
-    )
+    try:
+        actions.queue(
+            employee=employee,
+            work_date=day,
+            shift=request.form.get("shift", "")[:65],
+            kind=kind,
+            reason=request.form.get("reason", ""),
+            user=session["user"],
+            role=session.get("role", ""),
+            now_ms=present.now_ms(),
+            today=present.today(),
+        )
+    except actions.ActionRefused as err:
+        current_app.logger.warning("action refused for %s by %s: %s", employee[:64], session["user"], err)
+        shown = present.parse_day(day).isoformat()
+        return redirect(url_for("day.person", employee=employee[:64], date=shown, error=err.key))
     return redirect(url_for("day.person", employee=employee, date=day))

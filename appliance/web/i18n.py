@@ -116,6 +116,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "act_pending": ("等待签名", "waiting to be signed"),
     "act_signed": ("已签名，日志序号", "signed, log seq"),
     "act_needs_reason": ("请填写说明。", "Please give a reason."),
+    "act_refused_kind": ("没有这种处理方式。", "There is no such action."),
+    "act_refused_role": (
+        "您的账号不能记录这种处理（“已让其回家”须由厂长或管理员记录）。",
+        "Your account may not record this action ('sent home' is for a plant manager or admin).",
+    ),
+    "act_refused_date": ("日期无效，未记录。", "Not a valid date: nothing was recorded."),
+    "act_refused_future": ("不能为尚未到来的日期记录处理。", "An action cannot be recorded for a day still to come."),
+    "act_refused_old": (
+        "超过 31 天的日期不能在现场记录，请联系总部人事补录。",
+        "A day more than 31 days ago cannot be recorded here; ask head office HR to correct it.",
+    ),
+    "act_refused_not_employed": (
+        "该员工当天不在职，未记录。",
+        "This worker was not employed on that day: nothing was recorded.",
+    ),
+    "act_refused_shift": ("当天没有这个班次，未记录。", "There is no such shift that day: nothing was recorded."),
     "by_user": ("记录人", "By"),
     "fact": ("已签名的日结论", "Signed day fact"),
     "back": ("返回看板", "Back to the board"),

@@ -29,6 +29,15 @@ def tz():  # type: ignore[no-untyped-def]
     return current_app.config["SETTINGS"].plant.tz
 
 
+def now() -> datetime:
+    """The app's clock (``create_app(clock=...)``): aware, UTC."""
+    return current_app.config["CLOCK"].now()
+
+
+def now_ms() -> int:
+    return int(now().timestamp() * 1000)
+
+
 def local(ms: int | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     if ms is None:
         return "—"
@@ -40,7 +49,7 @@ def hhmm(ms: int | None) -> str:
 
 
 def today() -> date:
-    return datetime.now(tz()).date()
+    return now().astimezone(tz()).date()
 
 
 def parse_day(text: str | None) -> date:

@@ -332,6 +332,7 @@ def test_actions_from_the_pages_are_signed_once_with_the_user(evaluator, writer,
         user="boss",
         role="plant_manager",
         now_ms=to_ms(clock.now()),
+        today=clock.now().astimezone(PLANT_TZ).date(),
     )
     (seq,) = actions.sign_pending(writer)
     assert actions.sign_pending(writer) == []
@@ -353,6 +354,7 @@ def test_actions_from_the_pages_are_signed_once_with_the_user(evaluator, writer,
             user="boss",
             role="admin",
             now_ms=0,
+            today=clock.now().astimezone(PLANT_TZ).date(),
         )
 
 

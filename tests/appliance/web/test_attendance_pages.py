@@ -101,7 +101,7 @@ class Plant:
         ).execute()
 
     def client(self, login: bool = True):
-        client = create_app(self.settings).test_client()
+        client = create_app(self.settings, clock=self.clock).test_client()
         self.db.bind(MODELS)  # one process here: the app bound the models to its own handle; the writer needs ours
         if login:
             page = client.get("/login").get_data(as_text=True)
@@ -322,3 +322,35 @@ def test_every_page_but_the_login_and_the_kiosk_needs_a_login(plant):
                 assert response.status_code == 302 and "/login" in response.headers["Location"], (method, path)
             checked += 1
     assert checked >= 6
+
+
+def test_an_action_is_checked_before_it_is_queued_for_signing(plant):
+    """#24.6: a line leader recorded signed actions for badge NOBODY-9999, for 2099-12-31 and for a
+    3,000-character badge; signed records are permanent, so nothing of that kind may reach the queue."""
+    Account.create(username="leader", password_hash=generate_password_hash(PASSWORD), role="line_leader", created_ms=0)
+    client = plant.client(login=False)
+    page = client.get("/login").get_data(as_text=True)
+    client.post("/login", data={"csrf": csrf_of(page), "username": "leader", "password": PASSWORD})
+    page = client.get(f"/person/1002?date={DAY}").get_data(as_text=True)
+    assert "已让其回家" not in page, "a line leader is not offered what they may not record"
+    token = csrf_of(page)
+    good = {"csrf": token, "date": DAY, "shift": "D", "kind": "seen_on_line", "reason": "在二线看到他"}
+    refused = {
+        "act_refused_role": ("1002", good | {"kind": "sent_home"}),
+        "unknown_person": ("NOBODY-9999", good),
+        "act_refused_future": ("1002", good | {"date": "2099-12-31"}),
+        "act_refused_date": ("1002", good | {"date": "2026-02-30"}),
+        "act_refused_old": ("1002", good | {"date": "2026-01-01"}),
+        "act_refused_shift": ("1002", good | {"shift": "X" * 65}),
+    }
+    for key, (badge, form) in refused.items():
+        location = client.post(f"/person/{badge}/action", data=form).headers["Location"]
+        assert f"error={key}" in location, (key, location)
+    long_badge = client.post("/person/" + "9" * 3000 + "/action", data=good)
+    assert long_badge.status_code in (302, 404) and "error=unknown_person" in long_badge.headers.get("Location", "")
+    assert actions.pending() == [], "nothing refused was queued"
+    assert client.post("/person/1002/action", data=good).status_code == 302
+    (request,) = actions.pending()
+    assert (request.employee, request.kind, request.role) == ("1002", "seen_on_line", "line_leader")
+    shown = client.get(f"/person/1002?date={DAY}&error=act_refused_future").get_data(as_text=True)
+    assert "不能为尚未到来的日期记录处理" in shown
