@@ -306,6 +306,17 @@ class Account(BaseModel):
     password_hash = pw.CharField()
     role = pw.CharField(default="admin")
     created_ms = pw.BigIntegerField()
+    # a session carries the epoch it began in; logout and a password or role change move it on, which
+    # ends every session of the account, a cookie copied before included
+    session_epoch = pw.IntegerField(default=0)
+
+
+class LoginThrottle(BaseModel):
+    """Failed logins per key (opskit.throttle): "ip:ADDRESS", "user-ip:NAME@ADDRESS", "user:NAME"."""
+
+    key = pw.CharField(primary_key=True, max_length=160)
+    failures = pw.IntegerField(default=0)
+    last_ms = pw.BigIntegerField()
 
 
 # -- master data: who works which shift (fed by import-roster today, by the cloud's signed
@@ -569,6 +580,7 @@ MODELS = (
     PushCursor,
     SyncState,
     Account,
+    LoginThrottle,
     AppliedConfig,
     *MASTER_MODELS,
     *ATTENDANCE_MODELS,
@@ -667,6 +679,12 @@ def _log_count_table(db: pw.SqliteDatabase) -> None:
     db.create_tables([TerminalLogCount], safe=True)
 
 
+def _login_tables(db: pw.SqliteDatabase) -> None:
+    """``account.session_epoch`` (every existing session stays valid: epoch 0) and the login throttle."""
+    _add_new_columns(db)
+    db.create_tables([LoginThrottle], safe=True)
+
+
 def _first_read_triggers(db: pw.SqliteDatabase) -> None:
     """``first_read_ms`` is the first ``last_contact_ms`` a terminal ever had: a trigger, not each
     reader's code (ZK poller, push receiver, serial readers), so that none can forget it."""
@@ -709,4 +727,5 @@ MIGRATIONS: tuple[Step, ...] = (
     ("terminal_health.tail_digest, to notice a terminal log cleared outside the appliance", _add_new_columns),
     ("enrolment: stored templates (sealed), tombstones, each terminal's fingers and state", _enrolment_tables),
     ("terminal_log_count: each terminal log's records counted, for the board's terminals table", _log_count_table),
+    ("account.session_epoch and login_throttle: sessions that end, logins that slow guessers", _login_tables),
 )
