@@ -29,6 +29,7 @@ T = TypeVar("T")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SECRET_KEYS = {"password", "comm_key"}
 MIN_CLOCK_CORRECT_S = 2.0  # the protocol sets whole seconds: below this, every poll would "correct" it
+MIN_REMOVAL_HOLD = 3  # [enrolment] removal_hold_min: ordinary daily leavers (1-3) are never held
 
 
 class ConfigError(Exception):
@@ -157,6 +158,29 @@ class PushSettings:
 
 
 @dataclass(frozen=True)
+class EnrolmentSettings:
+    """[enrolment]: the brake on removing workers from the ZK terminals (docs/enrolment.md). A roster that makes
+    more of its workers leave at once than max(``removal_hold_min``, ``removal_hold_percent`` % of the workers on
+    it before) removes none of them until a person confirms (``punchproof appliance confirm-removals``)."""
+
+    removal_hold_min: int = 5  # never held at this many leavers or fewer: a day's leavers (1-3) pass
+    removal_hold_percent: float = 10.0
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.removal_hold_min < MIN_REMOVAL_HOLD:
+            problems.append(
+                f"enrolment.removal_hold_min: at least {MIN_REMOVAL_HOLD} (a day's leavers must pass), "
+                f"got {self.removal_hold_min}"
+            )
+        if not 0 < self.removal_hold_percent <= 100:
+            problems.append(
+                f"enrolment.removal_hold_percent: a percentage above 0 and at most 100, got {self.removal_hold_percent}"
+            )
+        return problems
+
+
+@dataclass(frozen=True)
 class Settings:
     plant: PlantSettings
     appliance: ApplianceSettings
@@ -165,6 +189,7 @@ class Settings:
     terminals: tuple[AnyTerminalSettings, ...] = ()
     source: str = ""
     push: PushSettings = field(default_factory=PushSettings)
+    enrolment: EnrolmentSettings = field(default_factory=EnrolmentSettings)
     # where each key's value came from, for show-config: ("mqtt.host", "env PUNCHPROOF_...") | "file"
     origins: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
@@ -235,13 +260,16 @@ class Settings:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> Settings:
         problems: list[str] = []
-        known = {"plant", "appliance", "mqtt", "web", "terminals", "push"}
+        known = {"plant", "appliance", "mqtt", "web", "terminals", "push", "enrolment"}
         problems += [f"[{key}]: unknown section" for key in data if key not in known]
         plant = _section(PlantSettings, data.get("plant"), "plant", problems)
         appliance = _section(ApplianceSettings, data.get("appliance"), "appliance", problems)
         mqtt = _section(MqttSettings, data.get("mqtt", {}), "mqtt", problems)
         web = _section(WebSettings, data.get("web", {}), "web", problems)
         push = _section(PushSettings, data.get("push", {}), "push", problems)
+        enrolment = _section(EnrolmentSettings, data.get("enrolment", {}), "enrolment", problems)
+        if enrolment is not None:
+            problems += enrolment.problems()
         raw_terminals = data.get("terminals", [])
         terminals = []
         if not isinstance(raw_terminals, list):
@@ -268,9 +296,9 @@ class Settings:
             problems.append("appliance.id: use lower-case letters, digits and '-' (e.g. 'pi-01')")
         names = [t.get("name") for t in raw_terminals if isinstance(t, dict) and isinstance(t.get("name"), str)]
         problems += check_terminals(terminals, push, names)
-        if problems or plant is None or appliance is None or mqtt is None or web is None or push is None:
+        if problems or None in (plant, appliance, mqtt, web, push, enrolment):
             raise ConfigError(source, problems)
-        return cls(plant, appliance, mqtt, web, tuple(terminals), source, push)
+        return cls(plant, appliance, mqtt, web, tuple(terminals), source, push, enrolment)
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by '***'."""
@@ -464,6 +492,7 @@ TABLES: dict[str, type] = {
     "mqtt": MqttSettings,
     "web": WebSettings,
     "push": PushSettings,
+    "enrolment": EnrolmentSettings,
 }
 
 

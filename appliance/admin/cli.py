@@ -117,6 +117,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         choices=("auto", "employees", "shifts", "rosters", "schedule", "leave", "trips", "corrections"),
         help="what a .csv file holds (default: recognised by its headers); .xlsx sheets are named for it",
     )
+    p.add_argument(
+        "--allow-removals",
+        action="store_true",
+        help="import even if the file removes more workers from the terminals at once than [enrolment] allows; "
+        "counts as confirming their removal (signed) / 确认删除",
+    )
+    p = cmd(
+        "confirm-removals",
+        _confirm_removals,
+        "确认删除 / list the workers a roster change would remove from the terminals, held because they are more "
+        "than [enrolment] allows at once, and confirm removing them (signed; done at each terminal's next poll)",
+    )
+    p.add_argument("--yes", action="store_true", help="confirm without asking")
     p = cmd("import-calendar", _import_calendar, "set the plant's holiday overrides (TOML, see rules/calendar_cn.py)")
     p.add_argument("file")
     p = cmd(
@@ -482,22 +495,97 @@ def _clear_terminal(args: argparse.Namespace) -> int:
     return 0 if outcome.status == "done" else 1
 
 
+class _TooManyRemovals(Exception):
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"{count} > {limit}")
+        self.count, self.limit = count, limit
+
+
 def _import_roster(args: argparse.Namespace) -> int:
+    from appliance.capture import enrolment
     from appliance.clock import SystemClock, to_ms
     from appliance.roster.importer import ImportError_, import_file
     from appliance.store import open_db
 
     settings = _settings(args)
+    now = SystemClock().now()
+    today = now.astimezone(settings.plant.tz).date()
+    rule = enrolment.brake_rule(settings.enrolment)
     db = open_db(settings.db_path)
     with db.connection_context():
+        before = frozenset(enrolment.roster_today(today).current)  # if the daemon never accepted a roster
+        confirmed = []
+
+        def brake() -> None:  # in the import's transaction, the rows written: raising undoes them
+            pending = enrolment.pending_removals(today, rule, accepted=before)
+            if not pending.held:
+                return
+            if not args.allow_removals:
+                raise _TooManyRemovals(len(pending.held), pending.limit)
+            by = f"cli:{getpass.getuser()} import-roster --allow-removals"
+            enrolment.confirm_removals(pending.held, by=by, now_ms=to_ms(now))
+            confirmed.extend(pending.held)
+
         try:
-            report = import_file(Path(args.file), settings.plant.tz, to_ms(SystemClock().now()), kind=args.kind)
+            report = import_file(Path(args.file), settings.plant.tz, to_ms(now), kind=args.kind, then=brake)
         except ImportError_ as err:
             print(f"nothing imported: {err}", file=sys.stderr)
             return 1
+        except _TooManyRemovals as err:
+            print(
+                f"未导入：此名单将使 {err.count} 人离开名单并从考勤机删除（含指纹），超过上限 {err.limit} 人。"
+                "请核对名单是否完整；确认无误后加 --allow-removals 重新导入。\n"
+                f"nothing imported: {args.file} would make {err.count} workers leave the roster and remove them "
+                f"from the terminals with their fingers, more than the limit of {err.limit} ([enrolment] in "
+                f"{settings.source}). Check that the sheet is complete; if it is right, import it again with "
+                "--allow-removals.",
+                file=sys.stderr,
+            )
+            return 2
     counts = ", ".join(f"{n} {kind}" for kind, n in report.counts.items())
     again = f"; past days to evaluate again: {', '.join(report.reevaluate)}" if report.reevaluate else ""
     print(f"imported {counts} from {args.file}{again}")
+    if confirmed:
+        print(
+            f"已确认删除 {len(confirmed)} 人，考勤机下次轮询时删除 / removal of {len(confirmed)} workers confirmed: "
+            "each terminal removes them at its next poll"
+        )
+    return 0
+
+
+def _confirm_removals(args: argparse.Namespace) -> int:
+    from appliance.capture import enrolment
+    from appliance.clock import SystemClock, to_ms
+    from appliance.store import Employee, open_db
+
+    settings = _settings(args)
+    db = open_db(settings.db_path)
+    with db.connection_context():
+        hold = enrolment.held_removals()
+        if hold is None:
+            print("没有暂停的删除 / no removal from the terminals is held")
+            return 0
+        names = dict(Employee.select(Employee.user_id, Employee.name).where(Employee.user_id.in_(hold.badges)).tuples())
+        print(
+            f"名单变更将从考勤机删除以下 {len(hold.badges)} 人（含指纹），超过上限 {hold.limit} 人 / the roster "
+            f"would remove these {len(hold.badges)} workers from the terminals with their fingers (limit {hold.limit}):"
+        )
+        for badge in hold.badges:
+            print(f"  {badge}\t{names.get(badge, '')}")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print("未确认 / not confirmed: answer on a terminal, or add --yes", file=sys.stderr)
+                return 2
+            answer = input("确认删除？/ remove them? [y/N] ").strip().lower()
+            if answer not in ("y", "yes", "是"):
+                print("未确认，仍暂停删除 / not confirmed: they stay on the terminals")
+                return 1
+        by = f"cli:{getpass.getuser()}"
+        enrolment.confirm_removals(hold.badges, by=by, now_ms=to_ms(SystemClock().now()))
+    print(
+        f"已确认删除 {len(hold.badges)} 人，考勤机下次轮询时删除（签名记录）/ confirmed by {by}: each terminal "
+        "removes them at its next poll, and the appliance signs the confirmation"
+    )
     return 0
 
 

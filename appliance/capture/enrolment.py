@@ -16,6 +16,11 @@ read, so the worker stays the only one that changes its terminal and punches alw
    ``_removed``, ``template_stored``, ``template_copied``, ``template_removed``, ``templates_deleted``),
    each naming the worker, the terminal(s), the finger and a size, never a template.
 
+The brake: a roster that makes more of its workers leave at once than the limit (``[enrolment]`` in
+appliance.toml; ``enrolment_plan.brake``) removes none of them and deletes none of their fingers; the hold is
+signed (``removals_held``), shown on the pages, and lasts until a person confirms (``confirm_removals``, signed
+as ``removals_confirmed`` when the daemon takes it up) or a roster names them again (``removals_hold_cleared``).
+
 A worker who leaves the roster has their stored fingers deleted from the appliance at once (one signed
 ``templates_deleted`` record) and is removed from each terminal at its next poll, fingers with them; a
 terminal that is off is caught up when it is back. Templates never leave the appliance but to its own
@@ -30,19 +35,34 @@ import logging
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, tzinfo
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from appliance.capture.enrolment_plan import Kept, Key, Plan, Roster, Seen, Step, Terminal, Tombstone, plan
+from appliance.capture.enrolment_plan import (
+    Braked,
+    BrakeRule,
+    Kept,
+    Key,
+    Plan,
+    Roster,
+    Seen,
+    Step,
+    Terminal,
+    Tombstone,
+    brake,
+    plan,
+)
 from appliance.capture.punchlog import Entry, LogWriter
 from appliance.capture.template_vault import TemplateKeyError, TemplateVault
 from appliance.clock import Clock, to_ms
+from appliance.config import EnrolmentSettings
 from appliance.store import (
     Employee,
     EnrolmentState,
     EvaluatorState,
+    RemovalBrake,
     StoredTemplate,
     TemplateTombstone,
     TemplateVersion,
@@ -62,6 +82,7 @@ MAX_FOUND = 500  # fingers stored from a terminal per poll (sealed and signed): 
 RECHECK_S = 3600  # fingers are read again at least this often, even when their count says nothing changed
 KEY_FILE = Path("keys") / "templates.key"  # in the state directory, beside the log-signing key
 STORE_LOCK = threading.Lock()  # one worker at a time changes the stored templates
+BRAKE_LOCK = threading.Lock()  # one worker at a time decides on the brake (and signs what it decided)
 
 
 @runtime_checkable
@@ -89,6 +110,73 @@ def roster_today(today: date) -> Roster:
     return Roster(current, leaving, hashlib.sha256(text.encode()).hexdigest())
 
 
+# -- the brake on a mass removal: the row ``RemovalBrake`` ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Leavers whose removal the brake holds, as the pages and ``confirm-removals`` show them."""
+
+    badges: tuple[str, ...]
+    limit: int
+    before: int
+    since_ms: int | None
+    confirmed_by: str  # a confirmation the daemon has not taken up yet ("" if none)
+
+
+def brake_rule(settings: EnrolmentSettings) -> BrakeRule:
+    return BrakeRule(settings.removal_hold_min, settings.removal_hold_percent)
+
+
+def configure_brake(rule: BrakeRule) -> None:
+    """The rule the daemon's workers hold removals by (``[enrolment]`` in appliance.toml): at the daemon's start."""
+    RemovalBrake.insert(id=1, min_leavers=rule.min_leavers, percent=rule.percent).on_conflict(
+        conflict_target=[RemovalBrake.id],
+        update={RemovalBrake.min_leavers: rule.min_leavers, RemovalBrake.percent: rule.percent},
+    ).execute()
+
+
+def held_removals() -> Hold | None:
+    """The removals the brake holds now, or None."""
+    row = RemovalBrake.get_or_none(RemovalBrake.id == 1)
+    badges = tuple(json.loads(row.held)) if row is not None else ()
+    if not badges:
+        return None
+    return Hold(badges, row.held_limit, row.held_before, row.held_ms, row.confirmed_by if row.confirmed_ms else "")
+
+
+def pending_removals(today: date, rule: BrakeRule, *, accepted: frozenset[str] | None = None) -> Braked:
+    """What the brake makes of the roster today (nothing written): the leavers since the roster the daemon last
+    accepted, or ``accepted`` if it never looked at one."""
+    row = RemovalBrake.get_or_none(RemovalBrake.id == 1)
+    if row is not None and row.accepted is not None:
+        accepted = frozenset(json.loads(row.accepted))
+    return brake(roster_today(today), accepted, frozenset(), rule)
+
+
+def confirm_removals(badges: Sequence[str], *, by: str, now_ms: int) -> None:
+    """A person confirmed removing these leavers: the daemon signs it and removes them at the next poll."""
+    RemovalBrake.insert(id=1).on_conflict_ignore().execute()
+    RemovalBrake.update(
+        confirmed=json.dumps(sorted(badges)), confirmed_by=by, confirmed_ms=now_ms, version=RemovalBrake.version + 1
+    ).where(RemovalBrake.id == 1).execute()
+
+
+def hold_message(hold: Hold, lang: str = "zh") -> str:
+    """What the plant's pages say about a hold, in the page's language."""
+    if lang == "en":
+        return (
+            f"The roster would remove {len(hold.badges)} workers from the time clocks (more than the limit of "
+            f"{hold.limit}): removal is paused. Check the roster; if it is right, run 'punchproof appliance "
+            "confirm-removals' on the appliance. A roster from head office that names them again ends the pause."
+        )
+    return (
+        f"名单变更将从考勤机删除 {len(hold.badges)} 人（超过上限 {hold.limit} 人），已暂停删除。请核对名单；"
+        "确认无误后在本机运行 punchproof appliance confirm-removals 确认；"
+        "总部重新下发包含这些人员的名单后，暂停自动解除。"
+    )
+
+
 class TerminalEnrolment:
     """One terminal's enrolment. The constructor only assigns; the template key is read at its first use."""
 
@@ -101,6 +189,7 @@ class TerminalEnrolment:
         *,
         tz: tzinfo,
         vault: TemplateVault | None = None,
+        rule: BrakeRule | None = None,
     ) -> None:
         self.terminal = terminal
         self._source = source
@@ -108,7 +197,8 @@ class TerminalEnrolment:
         self._clock = clock
         self._tz = tz
         self._vault = vault
-        self._roster: tuple[tuple[int, str], Roster] | None = None
+        self._rule = rule  # None: the one the daemon wrote at its start (``configure_brake``), else the default
+        self._roster: tuple[tuple[int, str, int | None], Roster] | None = None
         self._looked = False  # a whole look at the terminal since this process started (then counts may suffice)
         self._notes: set[str] = set()  # what was left alone and why, said once
         self._error: str | None = None  # the failure in progress, said when it begins and when it ends
@@ -206,13 +296,81 @@ class TerminalEnrolment:
     def _roster_today(self) -> tuple[Roster, int]:
         """The roster, worked out again when the master tables or the date changed; leavers' stored fingers
         are deleted then (returns how many records that signed)."""
-        key = (EvaluatorState.get_by_id(1).master_version, self._clock.now().astimezone(self._tz).date().isoformat())
+        key = (
+            EvaluatorState.get_by_id(1).master_version,
+            self._clock.now().astimezone(self._tz).date().isoformat(),
+            RemovalBrake.select(RemovalBrake.version).where(RemovalBrake.id == 1).scalar(),
+        )
         if self._roster is not None and self._roster[0] == key:
             return self._roster[1], 0
-        roster = roster_today(date.fromisoformat(key[1]))
-        signed = self._forget_leavers(roster)
+        roster, signed = self._braked(roster_today(date.fromisoformat(key[1])))
+        signed += self._forget_leavers(roster)
         self._roster = (key, roster)
         return roster, signed
+
+    def _braked(self, roster: Roster) -> tuple[Roster, int]:
+        """The roster with the brake applied, and the brake's state kept (signed when it changes)."""
+        with BRAKE_LOCK:
+            row = RemovalBrake.get_or_none(RemovalBrake.id == 1) or RemovalBrake(id=1)
+            rule = self._rule or BrakeRule(row.min_leavers, row.percent)
+            accepted = frozenset(json.loads(row.accepted)) if row.accepted is not None else None
+            confirmed = frozenset(json.loads(row.confirmed)) if row.confirmed_ms is not None else frozenset()
+            braked = brake(roster, accepted, confirmed, rule)
+            was_held = json.loads(row.held)
+            now_ms = to_ms(self._clock.now())
+            update: dict[str, object] = {}
+            entries = []
+            if braked.held and list(braked.held) != was_held:
+                entries.append(_brake_record("removals_held", braked, reason="more leave the roster at once"))
+                update |= {"held": json.dumps(braked.held), "held_before": braked.before, "held_limit": braked.limit}
+                update["held_ms"] = now_ms
+                log.warning(
+                    "the roster makes %d worker(s) leave at once (more than the limit of %d): none removed from the "
+                    "terminals until a person confirms (punchproof appliance confirm-removals)",
+                    len(braked.held),
+                    braked.limit,
+                )
+            elif not braked.held and was_held:
+                if braked.confirmed:
+                    entries.append(
+                        _brake_record(
+                            "removals_confirmed", braked, user=row.confirmed_by, confirmed_ms=row.confirmed_ms
+                        )
+                    )
+                else:
+                    why = "the roster names them again" if not braked.leavers else "within the limit now"
+                    entries.append(_brake_record("removals_hold_cleared", braked, held=len(was_held), reason=why))
+                update |= {"held": "[]", "held_ms": None, "held_before": 0, "held_limit": 0}
+            elif braked.confirmed:  # confirmed before the daemon held them (import-roster --allow-removals)
+                entries.append(
+                    _brake_record("removals_confirmed", braked, user=row.confirmed_by, confirmed_ms=row.confirmed_ms)
+                )
+            if braked.accepted != accepted:
+                update["accepted"] = json.dumps(sorted(braked.accepted))
+            taken = row.confirmed_ms  # a confirmation is taken up once: applied, or out of date when seen
+            if taken is not None and not braked.confirmed and braked.held:
+                log.warning(
+                    "a confirmation by %s does not cover the %d worker(s) now held: confirm again",
+                    row.confirmed_by,
+                    len(braked.held),
+                )
+            if not update and taken is None:
+                return braked.roster, 0
+            rule_row = {"min_leavers": rule.min_leavers, "percent": rule.percent}
+
+            def then() -> None:
+                RemovalBrake.insert(id=1, **rule_row).on_conflict_ignore().execute()
+                if update:
+                    RemovalBrake.update(**update, version=RemovalBrake.version + 1).where(
+                        RemovalBrake.id == 1
+                    ).execute()
+                if taken is not None:  # unless a person confirmed again meanwhile
+                    RemovalBrake.update(
+                        confirmed="[]", confirmed_by="", confirmed_ms=None, version=RemovalBrake.version + 1
+                    ).where((RemovalBrake.id == 1) & (RemovalBrake.confirmed_ms == taken)).execute()
+
+            self._writer.append([Entry("action", body) for body in entries], then=then)
+        return braked.roster, len(entries)
 
     def _seen(
         self, users: Sequence[UserRecord], templates: Sequence[FingerTemplate] | None
@@ -371,6 +529,12 @@ class TerminalEnrolment:
         if message not in self._notes:
             self._notes.add(message)
             log.warning("%s", message)
+
+
+def _brake_record(act: str, braked: Braked, **fields: object) -> dict[str, object]:
+    """An ``action`` record of the brake: how many, the limit and the roster's size it was judged by."""
+    body = {"act": act, "count": len(braked.leavers), "limit": braked.limit, "before": braked.before}
+    return {**body, "user": "appliance", **fields}
 
 
 def _unchanged(state: EnrolmentState | None, counts: Counts, basis: str, now_ms: int) -> bool:

@@ -14,11 +14,17 @@ admin, a test badge), and so are their fingers; a worker who left is removed, fi
 the terminal holds that the appliance last saw there is not "new" however the store changed, so a
 store restored without its key refills itself from the terminals instead of deleting anything: only a
 tombstone deletes.
+
+The brake (``brake``): a roster that makes more of the accepted roster's workers leave at once than the
+limit removes none of them: they are held, neither removed nor added, fingers and all, until a person
+confirms or a roster names them again. Everything else (adds, renames, copies) goes on.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,10 +49,58 @@ class Roster:
     current: Mapping[str, str]  # badge -> name, for those on the roster today
     leaving: Mapping[str, str]  # badge -> why no longer ("inactive", "valid_to 2026-03-01")
     digest: str
+    held: Mapping[str, str] = field(default_factory=dict)  # leavers not removed: the brake holds them (badge -> why)
 
     @property
     def empty(self) -> bool:
-        return not self.current and not self.leaving
+        return not self.current and not self.leaving and not self.held
+
+
+@dataclass(frozen=True, slots=True)
+class BrakeRule:
+    """More leavers at once than max(``min_leavers``, ``percent`` % of the workers on the roster before): held."""
+
+    min_leavers: int = 5
+    percent: float = 10.0
+
+    def limit(self, before: int) -> int:
+        return max(self.min_leavers, int(before * self.percent / 100))
+
+
+@dataclass(frozen=True, slots=True)
+class Braked:
+    """What the brake made of a roster: the roster to plan with, and what to keep of it."""
+
+    roster: Roster  # ``leaving`` without the held leavers, who are in ``held``
+    leavers: tuple[str, ...]  # the accepted roster's workers this roster makes leave
+    before: int  # the accepted roster's size
+    limit: int
+    accepted: frozenset[str]  # the roster as accepted from now on (unchanged while held)
+    confirmed: bool  # a person's confirmation released them
+
+    @property
+    def held(self) -> tuple[str, ...]:
+        return tuple(sorted(self.roster.held))
+
+
+def brake(roster: Roster, accepted: frozenset[str] | None, confirmed: frozenset[str], rule: BrakeRule) -> Braked:
+    """``accepted``: the badges on the roster as last accepted (None: never looked at: this roster is accepted);
+    ``confirmed``: the leavers a person confirmed removing. The leavers are the accepted workers this roster makes
+    leave; more than the limit are held unless every one of them was confirmed."""
+    if accepted is None:
+        accepted = frozenset(roster.current)
+        return Braked(roster, (), len(accepted), rule.limit(len(accepted)), accepted, False)
+    leavers = tuple(sorted(b for b in roster.leaving if b in accepted))
+    limit = rule.limit(len(accepted))
+    released = bool(leavers) and bool(confirmed) and set(leavers) <= confirmed
+    if len(leavers) <= limit or released:
+        return Braked(roster, leavers, len(accepted), limit, frozenset(roster.current), released)
+    why = "held: more leave at once than the limit; a person confirms first"
+    held = dict.fromkeys(leavers, why)
+    leaving = {b: r for b, r in roster.leaving.items() if b not in held}
+    text = json.dumps([roster.digest, sorted(held)])
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return Braked(Roster(roster.current, leaving, digest, held), leavers, len(accepted), limit, accepted, False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +224,13 @@ def plan(
             return result
     if skipped_renames:
         result.notes.append(f"{skipped_renames} user(s) with a privilege pyzk cannot keep were not renamed")
-    unknown = sum(1 for b in by_badge if b not in roster.current and b not in roster.leaving)
+    unknown = sum(1 for b in by_badge if b not in roster.current and b not in roster.leaving and b not in roster.held)
+    held = sum(1 for b in by_badge if b in roster.held)
+    if held:
+        result.notes.append(
+            f"{held} leaver(s) not removed: more leave the roster at once than the limit "
+            "(punchproof appliance confirm-removals)"
+        )
     if unknown:
         result.notes.append(f"{unknown} user(s) on the terminal are not on the roster: left as they are")
     return result

@@ -28,7 +28,11 @@ corrections 补卡 *单号/id, *工号/employee, *时间/at, 方向/direction (�
 ==============  ==================================================================================
 
 Every row is checked before anything is written; a file with a bad row is refused whole, with
-every problem listed by sheet and row.
+every problem listed by sheet and row. A row only changes the worker it names: a worker the file does not
+name stays as they are (a partial sheet makes nobody leave), while 在职 = 否 or a past 失效日期 makes them
+leave the roster, and the terminals. ``check``, run in the transaction after the rows are written, may
+refuse the whole file (``import-roster`` refuses one that removes more workers at once than the brake's
+limit, docs/enrolment.md): then nothing is written.
 """
 
 from __future__ import annotations
@@ -360,14 +364,24 @@ def check(sheets: list[Sheet], tz: ZoneInfo, now_ms: int, source: str) -> dict[s
     return out
 
 
-def import_file(path: Path, tz: ZoneInfo, now_ms: int, *, kind: str = "auto") -> ImportReport:
-    """Read, check and store a file's master data in one transaction."""
+def import_file(
+    path: Path, tz: ZoneInfo, now_ms: int, *, kind: str = "auto", then: Callable[[], None] | None = None
+) -> ImportReport:
+    """Read, check and store a file's master data in one transaction; ``then`` runs in it once the rows are
+    written, and an error it raises undoes them all."""
     sheets = read_file(path, kind)
     rows = check(sheets, tz, now_ms, str(path))
-    return store(rows, tz, now_ms, source=f"import:{path.name}")
+    return store(rows, tz, now_ms, source=f"import:{path.name}", then=then)
 
 
-def store(rows: Mapping[str, list[dict[str, Any]]], tz: ZoneInfo, now_ms: int, *, source: str) -> ImportReport:
+def store(
+    rows: Mapping[str, list[dict[str, Any]]],
+    tz: ZoneInfo,
+    now_ms: int,
+    *,
+    source: str,
+    then: Callable[[], None] | None = None,
+) -> ImportReport:
     counts: dict[str, int] = {}
     spans: list[tuple[int, int]] = []
     with Employee._meta.database.atomic():
@@ -380,4 +394,6 @@ def store(rows: Mapping[str, list[dict[str, Any]]], tz: ZoneInfo, now_ms: int, *
             local = datetime.fromisoformat(r["day"]).replace(tzinfo=tz)
             spans.append((int(local.timestamp() * 1000), int(local.timestamp() * 1000)))
         days = roster_store.request_reevaluation(spans, tz, now_ms)
+        if then is not None:
+            then()
     return ImportReport(counts, tuple(days))

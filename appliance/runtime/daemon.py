@@ -18,7 +18,7 @@ import peewee as pw
 
 from appliance import malloc
 from appliance.attendance import Evaluator
-from appliance.capture import device_settings
+from appliance.capture import device_settings, enrolment
 from appliance.capture.groupcommit import GroupCommitter
 from appliance.capture.ingest import PunchIngest
 from appliance.capture.logcheck import check_latest_checkpoint, mark_verified, rotation_keys, verified_size
@@ -88,6 +88,7 @@ class ApplianceDaemon:
         self._lock_fd = hold_daemon_lock(settings)  # one daemon per state directory; restore waits for it
         self.db = open_db(settings.db_path)
         settings = self.settings = device_settings.overlay(settings)  # what the cloud's configuration set
+        enrolment.configure_brake(enrolment.brake_rule(settings.enrolment))  # for every terminal's worker
         key = load_or_create_key(settings.key_path)
         boot_id = BOOT_ID_PATH.read_text().strip() if BOOT_ID_PATH.exists() else "unknown"
         unclean = self._marker.exists()
