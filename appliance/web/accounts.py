@@ -1,12 +1,18 @@
-"""Accounts of the appliance's pages. Passwords are hashed (scrypt); there is no default one."""
+"""Accounts of the appliance's pages. Passwords are hashed (scrypt); there is no default one.
+
+Failed logins slow the guesser down (``opskit.throttle``), with the counters in the database so that every
+web worker sees them. ``end_sessions`` ends every session of an account (logout, a new password, a new role).
+"""
 
 from __future__ import annotations
 
 import re
 
+import peewee as pw
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from appliance.store import Account
+from appliance.store import Account, LoginThrottle
+from opskit import throttle
 
 ROLES = ("admin", "plant_manager", "line_leader")
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
@@ -29,6 +35,58 @@ def create(username: str, password: str, role: str, now_ms: int) -> Account:
     return Account.create(
         username=username, password_hash=generate_password_hash(password), role=role, created_ms=now_ms
     )
+
+
+def set_password(username: str, password: str) -> None:
+    """A new password; every session of the account ends."""
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
+    _update(username, password_hash=generate_password_hash(password))
+
+
+def set_role(username: str, role: str) -> None:
+    """A new role; every session of the account ends (it was signed in with the old role)."""
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    _update(username, role=role)
+
+
+def end_sessions(username: str) -> None:
+    Account.update(session_epoch=Account.session_epoch + 1).where(Account.username == username).execute()
+
+
+def _update(username: str, **fields: object) -> None:
+    changed = (
+        Account.update(session_epoch=Account.session_epoch + 1, **fields).where(Account.username == username).execute()
+    )
+    if not changed:
+        raise AccountError(f"no user {username!r}")
+
+
+def wait_s(username: str, address: str, now_ms: int) -> int:
+    """Seconds before a login of ``username`` from ``address`` is heard again (0: now)."""
+    keys = [key for key, _rule in throttle.keys(username, address)]
+    rows = {r.key: (r.failures, r.last_ms) for r in LoginThrottle.select().where(LoginThrottle.key.in_(keys))}
+    return throttle.wait_s(rows, username, address, now_ms)
+
+
+def failed(username: str, address: str, now_ms: int) -> None:
+    """Count a failure against each key (an upsert each: two workers at once both count)."""
+    stale = LoginThrottle.last_ms <= now_ms - throttle.WINDOW_MS
+    for key, _rule in throttle.keys(username, address):
+        LoginThrottle.insert(key=key, failures=1, last_ms=now_ms).on_conflict(
+            conflict_target=[LoginThrottle.key],
+            update={
+                LoginThrottle.failures: pw.Case(None, [(stale, 1)], LoginThrottle.failures + 1),
+                LoginThrottle.last_ms: now_ms,
+            },
+        ).execute()
+
+
+def succeeded(username: str, address: str) -> None:
+    """The user's own counters start again; the address's does not (one good account must not reset it)."""
+    keys = [key for key, rule in throttle.keys(username, address) if rule.prefix != "ip"]
+    LoginThrottle.delete().where(LoginThrottle.key.in_(keys)).execute()
 
 
 def authenticate(username: str, password: str) -> Account | None:

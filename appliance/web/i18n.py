@@ -12,6 +12,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "username": ("用户名", "User name"),
     "password": ("密码", "Password"),
     "bad_login": ("用户名或密码不正确，请重试。", "Wrong user name or password; please try again."),
+    "throttled": (
+        "登录失败次数过多，请 {wait} 秒后再试。",
+        "Too many failed sign-ins: try again in {wait} seconds.",
+    ),
     "bad_form": ("页面已过期，请重新提交。", "The page expired; please submit it again."),
     "board": ("今日打卡", "Today's punches"),
     "time": ("时间", "Time"),
