@@ -83,3 +83,15 @@ def test_redirect_back_to_a_local_page_after_login(client):
 def test_wrong_password_says_so_in_chinese(client):
     response = client.post("/login", data={"csrf": csrf(client), "username": "boss", "password": "wrong"})
     assert response.status_code == 401 and "用户名或密码不正确" in response.get_data(as_text=True)
+
+
+def test_every_page_forbids_framing_sniffing_and_scripts_from_elsewhere(client):
+    """#24.5: no CSP, X-Frame-Options or nosniff before."""
+    for response in (client.get("/login"), client.get("/")):
+        headers = response.headers
+        assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+        csp = headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self' 'nonce-" in csp and "unsafe-eval" not in csp
+        assert headers["Referrer-Policy"] == "same-origin"
+    first, second = (client.get("/login").headers["Content-Security-Policy"] for _ in range(2))
+    assert first != second, "a fresh nonce for each response"

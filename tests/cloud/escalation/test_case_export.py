@@ -120,6 +120,10 @@ def test_the_case_pages_export_holds_the_cases_evidence_and_everything_the_clis_
     response = hr.post(action, data=fields)
     assert response.status_code == 302, response.get_data(as_text=True)
     job = response.headers["Location"]
+    running = hr.get(job)
+    if "<script" in running.get_data(as_text=True):  # the page polls while the job runs: allowed by its CSP
+        nonce = re.search(r"'nonce-([^']+)'", running.headers["Content-Security-Policy"]).group(1)
+        assert f'<script nonce="{nonce}">' in running.get_data(as_text=True)
     status: dict = {}
 
     def finished() -> bool:
