@@ -13,6 +13,7 @@ import peewee as pw
 from playhouse.migrate import SqliteMigrator, migrate
 from playhouse.pool import PooledSqliteDatabase
 
+from opskit.dbfile import private_db_file
 from opskit.migrations import Step, run_migrations
 
 POOL_STALE_S = 300  # a pooled connection older than this is closed rather than reused
@@ -604,7 +605,7 @@ def open_db(
     request of the worker takes, which made opening and closing most of a small request's time.
     A caller wanting one when all are taken waits up to ``POOL_WAIT_S``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_db_file(path)
     pragmas = PRAGMAS if cache_kib is None else {**PRAGMAS, "cache_size": -cache_kib}
     if pool:
         db: pw.SqliteDatabase = PooledSqliteDatabase(

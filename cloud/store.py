@@ -19,6 +19,7 @@ from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate
 
 from cloud.rows import copy_text
+from opskit.dbfile import private_db_file
 from opskit.migrations import Step, run_migrations
 
 log = logging.getLogger(__name__)
@@ -309,7 +310,7 @@ def open_db(url: str, *, create: bool = True) -> pw.Database:
         kwargs["lock_type"] = "IMMEDIATE"
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_db_file(Path(path))
     db = connect(url, **kwargs)
     database.initialize(db)
     if create:

@@ -6,7 +6,9 @@ since its read: SQLite answers "database is locked" at once, without waiting out
 the other writer wait for this one instead.
 """
 
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 
@@ -69,3 +71,21 @@ def test_a_cloud_command_whose_database_is_down_says_so_without_a_traceback(tmp_
     assert "Traceback" not in result.stderr
     assert "数据库错误" in result.stderr and "Connection refused" in result.stderr
     assert "[database] url" in result.stderr
+
+
+def test_a_database_made_by_hand_is_not_readable_by_every_user(tmp_path):
+    """#24.8: databases created from a shell (umask 0022) were 0644: names, badges and punches for anyone."""
+    old = os.umask(0o022)
+    try:
+        open_appliance_db(tmp_path / "appliance.sqlite3").close()
+        open_cloud_db(f"sqlite:///{tmp_path / 'cloud.sqlite3'}").close()
+    finally:
+        os.umask(old)
+    for name in ("appliance.sqlite3", "appliance.sqlite3-wal", "cloud.sqlite3"):
+        if (tmp_path / name).exists():
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) & 0o007 == 0, name
+    loose = tmp_path / "old.sqlite3"
+    sqlite3.connect(loose).close()
+    loose.chmod(0o644)
+    open_appliance_db(loose).close()
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o640, "an existing one we own is tightened"
