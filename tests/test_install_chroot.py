@@ -39,6 +39,9 @@ def test_the_pi_guide_works_to_the_letter_in_a_clean_debian(tmp_path, debian_roo
     results = {}
     for command in guide_commands(GUIDE):  # from a terminal, as the plant's IT person types them
         stdin = "plant manager's password 1\n" if "create-user" in command else ""
+        if "appliance init" in command:
+            assert "--mqtt-password" not in command, "a password on the command line is in ps and the history"
+            stdin = "the password from head office\n"  # init asks for it
         result = in_root(root, command, stdin, terminal=True)
         results[command] = result
         if "enable --now" in command:  # enabled, but a chroot has no systemd running to start them
@@ -55,6 +58,8 @@ def test_the_pi_guide_works_to_the_letter_in_a_clean_debian(tmp_path, debian_roo
     assert enabled.stdout.split() == ["enabled", "enabled"], enabled.stdout + enabled.stderr
     owner = in_root(root, "stat -c '%U %a' /var/lib/punchproof/keys/log-signing.pem /etc/punchproof/appliance.toml")
     assert owner.stdout.split("\n")[:2] == ["punchproof 600", "root 640"], owner.stdout
+    config = in_root(root, "grep -c 'the password from head office' /etc/punchproof/appliance.toml")
+    assert config.stdout.strip() == "1", "the password typed at init's question is in the configuration"
     users = in_root(root, "id punchproof")
     assert "dialout" in users.stdout
 

@@ -71,7 +71,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--mqtt-host", default=None, help="default: 127.0.0.1")
     p.add_argument("--mqtt-port", type=int, default=1883)
     p.add_argument("--mqtt-username", default="")
-    p.add_argument("--mqtt-password", default="")
+    p.add_argument(
+        "--mqtt-password",
+        default=None,
+        help="avoid: ps and the shell's history keep it. With --mqtt-username and without this, init asks for it "
+        "on a terminal, or reads it from the first line of standard input (--mqtt-password-stdin)",
+    )
+    p.add_argument("--mqtt-password-stdin", action="store_true", help="read the MQTT password from standard input")
     p.add_argument("--mqtt-tls", action="store_true")
     p.add_argument("--cloud-key", help="cloud-witness.pub, as written by 'punchproof cloud init' (required)")
     p.add_argument("--web-bind", default="0.0.0.0:8080")
@@ -239,7 +245,23 @@ def _init(args: argparse.Namespace) -> int:
         except Aborted as err:
             print(f"\n{err}", file=sys.stderr)
             return 1
-    for name, default in (("plant_name", ""), ("timezone", "Asia/Shanghai"), ("mqtt_host", "127.0.0.1")):
+    if args.mqtt_password is not None:
+        print(
+            "注意：--mqtt-password 会留在 ps 和命令历史中，宜改用提示输入或 --mqtt-password-stdin。\n"
+            "note: --mqtt-password stays in ps and the shell's history; let init ask for it, or use "
+            "--mqtt-password-stdin.",
+            file=sys.stderr,
+        )
+    elif args.mqtt_password_stdin:
+        args.mqtt_password = sys.stdin.readline().rstrip("\n")
+    elif args.mqtt_username and sys.stdin.isatty():
+        args.mqtt_password = getpass.getpass(f"MQTT 密码（总部提供）/ MQTT password for {args.mqtt_username}: ")
+    for name, default in (
+        ("plant_name", ""),
+        ("timezone", "Asia/Shanghai"),
+        ("mqtt_host", "127.0.0.1"),
+        ("mqtt_password", ""),
+    ):
         if getattr(args, name) is None:
             setattr(args, name, default)
     terminals = ""

@@ -136,3 +136,22 @@ def test_without_a_terminal_the_missing_options_are_named(tmp_path):
     assert result.returncode == 2
     assert "--appliance, --cloud-key required" in result.stderr
     assert not (tmp_path / "a.toml").exists()
+
+
+def test_the_mqtt_password_is_asked_for_not_typed_on_the_command_line(tmp_path):
+    """#24.8: the guide put the broker password on the command line, where ps and the history keep it."""
+    key = tmp_path / "cloud-witness.pub"
+    subprocess.run([*PUNCHPROOF, "cloud", "init", "-o", str(tmp_path / "c.toml"), "--state-dir", str(tmp_path)],
+                   check=True, capture_output=True, env=clean_env())  # fmt: skip
+    base = [*PUNCHPROOF, "appliance", "init", "--plant", "p1", "--appliance", "pi-01", "--cloud-key", str(key)]
+    base += ["--mqtt-username", "pi-01"]
+    asked = tmp_path / "asked.toml"
+    init = PtySession([*base, "-o", str(asked), "--state-dir", str(tmp_path / "a")], cwd=tmp_path, env=clean_env())
+    init.start().expect("MQTT password for pi-01: ")
+    init.send("s3cret from head office")
+    assert init.wait() == 0
+    piped = tmp_path / "piped.toml"
+    argv = [*base, "-o", str(piped), "--state-dir", str(tmp_path / "b"), "--mqtt-password-stdin"]
+    subprocess.run(argv, input="s3cret from head office\n", text=True, check=True, capture_output=True, env=clean_env())
+    for config in (asked, piped):
+        assert 'password = "s3cret from head office"' in config.read_text(), config.read_text()
