@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.2  # how often a waiting socket operation looks at the stop flag
 SEND_IDLE_S = 60.0  # a send that makes no progress this long: the terminal gives the client up
-SLOW_READER_NOTICE_S = 1.0  # a send waiting this long is logged (once a send)
+SLOW_READER_NOTICE_S = 0.5  # a send waiting this long is logged (once a send)
 
 
 class ClientGone(ConnectionAbortedError):
