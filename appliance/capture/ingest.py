@@ -5,6 +5,11 @@ overlap, and every punch is keyed by what the terminal said about it, so re-down
 overlaps never store a punch twice. The cursor moves in the same transaction as the punches, and
 with it a digest of the records just before it, so that a log cleared or replaced outside the
 appliance is noticed (``appliance.capture.logtail``) and read again from the start.
+
+Each read also counts the log's new records (``terminal_log_count``, with the cursor): distinct
+punches, identical presses in one second (one punch), records that cannot be punches (incidents),
+so the board can say why the terminal's own record count and the stored punches differ. A log
+cleared by ``clear-terminal`` (the cursor back at 0) or found replaced starts a new count.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from appliance.capture.logtail import OVERLAP, LogReplaced, Tail, check, stored_
 from appliance.capture.punchlog import Entry, LogWriter
 from appliance.capture.terminal_clock import alarm_change
 from appliance.clock import Clock, to_ms
-from appliance.store import BadRecord, Punch, PushCursor, TerminalHealth
+from appliance.store import BadRecord, Punch, PushCursor, TerminalHealth, TerminalLogCount
 from firmware_bridge.types import TIME_FROM_TERMINAL, Download, PunchKey, RawPunch, RejectedRecord
 from firmware_bridge.zk.live import LivePunch
 
@@ -186,8 +191,10 @@ class PunchIngest:
             )
 
         tail_digest = stored_digest(download)
+        counted = _counted(terminal, row.cursor, download, replaced, now_ms)
 
         def health() -> None:
+            TerminalLogCount.replace(**counted).execute()
             TerminalHealth.update(
                 serial=download.terminal_sn,
                 cursor=download.record_count,
@@ -262,6 +269,61 @@ class PunchIngest:
             }
 
         return Entry("punch", body, derive)
+
+
+def _counted(
+    terminal: str, cursor: int, download: Download, replaced: LogReplaced | None, now_ms: int
+) -> dict[str, object]:
+    """The terminal's log count after this download: the row to write with the cursor.
+
+    Only records at or past what the count has read are counted, once each; the overlap before
+    them is still looked at, so a press identical to one just before the cursor is a duplicate.
+    A new count begins at a terminal's first read (a database from an older version: the records
+    before its cursor were read before counting began), with a log found replaced, and with a log
+    cleared by ``clear-terminal`` (which sets the cursor back to 0)."""
+    latest = (
+        TerminalLogCount.select()
+        .where(TerminalLogCount.terminal == terminal)
+        .order_by(TerminalLogCount.log_no.desc())
+        .first()
+    )
+    if latest is None or replaced is not None or (cursor == 0 and latest.records_read > 0):
+        start = 0 if replaced is not None else cursor
+        log_no = latest.log_no + 1 if latest is not None else 1
+        cause = "first" if latest is None else "replaced" if replaced is not None else "cleared"
+        began_ms, uncounted, punches, duplicates, bad = now_ms, start, 0, 0, 0
+    else:
+        start, log_no, cause, began_ms, uncounted = (
+            latest.records_read,
+            latest.log_no,
+            latest.cause,
+            latest.began_ms,
+            latest.uncounted,
+        )
+        punches, duplicates, bad = latest.punches, latest.duplicates, latest.bad_records
+    seen: set[PunchKey] = set()
+    for punch in sorted(download.punches, key=lambda p: p.index):
+        if punch.index >= start:
+            if punch.key in seen:
+                duplicates += 1
+            else:
+                punches += 1
+        seen.add(punch.key)
+    bad += sum(1 for r in download.rejected if r.index >= start)
+    return {
+        "terminal": terminal,
+        "log_no": log_no,
+        "serial": download.terminal_sn,
+        "cause": cause,
+        "began_ms": began_ms,
+        "updated_ms": now_ms,
+        "terminal_count": download.record_count,
+        "records_read": max(start, download.record_count),
+        "uncounted": uncounted,
+        "punches": punches,
+        "duplicates": duplicates,
+        "bad_records": bad,
+    }
 
 
 def _log_lost(terminal: str, punch: RawPunch, future: Future[int]) -> None:

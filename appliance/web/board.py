@@ -15,7 +15,7 @@ from typing import Any
 import peewee as pw
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, url_for
 
-from appliance.store import BoardRow, EvaluatorState, LogRecord, Punch, SyncState, TerminalHealth
+from appliance.store import BoardRow, EvaluatorState, LogRecord, Punch, SyncState, TerminalHealth, TerminalLogCount
 from appliance.web import live, present
 from appliance.web.auth import login_required
 from opskit.urlints import MAX_PAGE, query_int
@@ -162,6 +162,8 @@ def _status_context() -> dict[str, Any]:
         "settings": settings,
         "punches": list(Punch.select().where(Punch.at_utc_ms >= start_ms).order_by(Punch.seq.desc()).limit(50)),
         "terminals": list(TerminalHealth.select()),
+        "log_counts": _log_counts(),
+        "count_gap": count_gap,
         "sync": sync,
         "head": head if head is not None else -1,
         "oldest_unsynced": LogRecord.select(LogRecord.t_wall_ms)
@@ -170,6 +172,24 @@ def _status_context() -> dict[str, Any]:
         .scalar(),
         "local": present.local,
     }
+
+
+def _log_counts() -> dict[str, TerminalLogCount]:
+    """Each terminal's current log count (its latest log)."""
+    return {c.terminal: c for c in TerminalLogCount.select().order_by(TerminalLogCount.log_no)}
+
+
+def count_gap(count: TerminalLogCount) -> list[tuple[str, int]]:
+    """Why the terminal's record count is not the punches stored, as (i18n key, number); empty when equal."""
+    if count.terminal_count == count.punches:
+        return []
+    parts = [
+        ("count_dup", count.duplicates),
+        ("count_bad", count.bad_records),
+        ("count_uncounted", count.uncounted),
+        ("count_unread", count.terminal_count - count.records_read),
+    ]
+    return [(key, n) for key, n in parts if n > 0]
 
 
 @bp.route("/board/version")

@@ -32,6 +32,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "last_contact": ("最后通信", "Last contact"),
     "clock_offset": ("时钟偏差", "Clock offset"),
     "capacity": ("剩余容量", "Records left"),
+    # the terminals table: the terminal's own record count against the punches stored from it
+    "log_counts": ("终端记录数 / 已保存打卡", "Terminal's records / punches stored"),
+    "count_includes": ("含 ", "includes "),
+    "count_sep": ("、", ", "),
+    "count_dup": (
+        "%d 条同一秒重复按压（合并为一条）",
+        "%d repeated press(es) in the same second (stored as one punch)",
+    ),
+    "count_bad": ("%d 条无效记录（已记为异常）", "%d invalid record(s) (kept as incidents)"),
+    "count_uncounted": ("%d 条在本设备开始分项统计前已读取", "%d read before this appliance began counting them"),
+    "count_unread": ("%d 条尚未读取", "%d not read yet"),
+    "count_since": (
+        "%s 起的记录（考勤机记录曾被清除或更换）",
+        "records since %s (the terminal's log was cleared or replaced)",
+    ),
     "error": ("错误", "Error"),
     "sync": ("云端同步", "Cloud sync"),
     "broker": ("消息服务器", "Broker"),
