@@ -28,6 +28,7 @@ from appliance.config import (
 )
 from appliance.rules import RulesError, package_calendar, parse_overrides, with_overrides
 from appliance.rules.calendar_cn import unpublished_years
+from appliance.runtime.daemonlock import daemon_running
 from appliance.timesync import kernel_clock_status
 from ledger import Malformed, SigningKey
 from opskit.doctor import FAIL, OK, WARN, Finding, broker_finding, check_disk, run_command
@@ -281,6 +282,8 @@ class ApplianceDoctor:
     # -- the network ------------------------------------------------------------------------
     def check_broker(self) -> Finding:
         cfg = self.settings.mqtt
+        if daemon_running(self.settings):
+            return self._broker_as_the_daemon_sees_it()
         error = probe_broker(
             cfg.host,
             cfg.port,
@@ -295,6 +298,31 @@ class ApplianceDoctor:
             cfg.host,
             cfg.port,
             error,
+            "网络不通时检查本机能否访问该地址和端口（防火墙、路由）；被拒绝时核对 [mqtt] username/password，"
+            "或请总部检查该账号（docs/broker-security.md）。断网期间打卡照常保存，恢复后自动上传。",
+            "if unreachable, check that this Pi can reach that host and port (firewall, routing); if refused, check "
+            "[mqtt] username and password or ask head office about the account (docs/broker-security.md). Punches are "
+            "stored meanwhile and sent when the link is back.",
+        )
+
+    def _broker_as_the_daemon_sees_it(self) -> Finding:
+        """While the daemon runs, its own connection is the answer. The broker takes one login per appliance
+        (``use_username_as_clientid``): a second one from here would disconnect the daemon."""
+        name = "消息服务器 broker"
+        cfg = self.settings.mqtt
+        try:
+            ((connected, error),) = self._read("SELECT connected, last_error FROM sync_state")
+        except (sqlite3.Error, ValueError) as err:
+            return Finding(name, WARN, f"the daemon runs; its connection state cannot be read: {err}", "", "")
+        where = f"{cfg.host}:{cfg.port}"
+        if connected:
+            return Finding(
+                name, OK, f"{where}: the running daemon is connected (not probed again: it would cut the daemon off)"
+            )
+        return Finding(
+            name,
+            FAIL,
+            f"{where}: the running daemon is not connected" + (f": {error}" if error else ""),
             "网络不通时检查本机能否访问该地址和端口（防火墙、路由）；被拒绝时核对 [mqtt] username/password，"
             "或请总部检查该账号（docs/broker-security.md）。断网期间打卡照常保存，恢复后自动上传。",
             "if unreachable, check that this Pi can reach that host and port (firewall, routing); if refused, check "

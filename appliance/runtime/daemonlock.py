@@ -41,6 +41,23 @@ def daemon_lock(settings: Settings) -> Iterator[bool]:
         os.close(fd)  # closing releases the lock
 
 
+def daemon_running(settings: Settings, proc_locks: Path = Path("/proc/locks")) -> bool:
+    """Whether a process holds the daemon's lock, found without taking it: the kernel lists every
+    ``flock`` in /proc/locks by device and inode. Taking the lock to find out, even for a moment, could
+    make a daemon starting at that moment give up."""
+    try:
+        info = lock_path(settings).stat()
+        held = proc_locks.read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return False
+    wanted = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    for line in held.splitlines():
+        fields = line.split()
+        if "FLOCK" in fields and "->" not in fields and wanted in fields:
+            return True
+    return False
+
+
 def hold_daemon_lock(settings: Settings) -> int:
     """For the daemon: take the lock for the life of the process (the fd stays open); raise if taken."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)

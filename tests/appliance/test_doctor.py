@@ -54,7 +54,7 @@ def settings_of(system: System) -> Settings:
 
 
 @pytest.mark.e2e
-def test_a_running_registered_appliance_passes_every_check(system, terminal_state):
+def test_a_running_registered_appliance_passes_every_check(system, terminal_state, broker):
     system.start_ingest()
     system.start_appliance()
     terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 58))
@@ -65,7 +65,10 @@ def test_a_running_registered_appliance_passes_every_check(system, terminal_stat
     expected = ["法定节假日 statutory calendar"] if unpublished else []
     assert [f.name for f in findings if f.status != OK] == expected, report(findings)[0]
     assert report(findings)[1] == 0
-    assert "MQTT CONNECT accepted" in by_name(findings, "broker").detail
+    assert "the running daemon is connected" in by_name(findings, "broker").detail
+    # #24.8: the doctor, documented as read-only, logged in as the appliance; behind the documented broker
+    # (use_username_as_clientid) that login took the daemon's place and cut it off
+    assert "pp-doctor" not in broker.log_path.read_text(errors="replace")
 
 
 def test_a_fresh_appliance_says_what_is_missing_and_exits_non_zero(tmp_path):
