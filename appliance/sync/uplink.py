@@ -256,6 +256,17 @@ class Uplink:
                 log.error(message)
             self._record_error(message)
             return
+        batch = self._inflight.get(ack.first)
+        if ack.status in ("gap", "rejected") and (batch is None or batch.last != ack.last):
+            # Both move the cursor back or stop sending. Genuine, they answer a batch in flight; one for a range
+            # not in flight is an old acknowledgement sent again (anyone with the cloud's broker login can).
+            log.warning(
+                "ignoring a '%s' acknowledgement for seq %d-%d: no such batch is in flight (replayed?)",
+                ack.status,
+                ack.first,
+                ack.last,
+            )
+            return
         if ack.status == "rejected":
             # Resending at once would only be rejected again: back off, and show why on the board.
             self._rejections += 1

@@ -231,3 +231,38 @@ def test_only_acknowledgements_signed_by_the_cloud_count(system, broker, termina
         publisher.loop_stop()
         publisher.disconnect()
     assert system.acked_seq() == -1
+
+
+def test_an_old_gap_or_rejection_sent_again_does_not_rewind_or_stop_the_sync(system, broker, terminal_state):
+    """#24.8: anyone with the cloud's broker login could replay a signed 'gap' (the appliance then resent its
+    whole log) or 'rejected' (it stopped sending). Each answers a batch; one for no batch in flight is ignored."""
+    system.start_ingest()
+    system.start_appliance()
+    terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 50))
+    wait_until(lambda: system.acked_seq() >= 0, timeout=30, message="the punch acknowledged")
+    acked = system.acked_seq()
+    log_name = json.loads((system.root / "identity.json").read_text())["log"]
+    cloud_key = SigningKey.load(system.root / "cloud" / "keys" / "cloud-witness.pem")
+    replayed = [  # what the cloud really signed once, for batches long answered
+        Ack(log_name, "gap", -1, "", 0, 0).signed(cloud_key),
+        Ack(log_name, "rejected", -1, "", 0, acked, reason="seq 0: bad signature").signed(cloud_key),
+    ]
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    publisher.connect("127.0.0.1", broker.port)
+    publisher.loop_start()
+    try:
+        for ack in replayed:
+            publisher.publish(topics.ack("e2e-plant", "pi-01"), ack.encode(), qos=1).wait_for_publish(5)
+            wait_until(
+                lambda ack=ack: f"ignoring a '{ack.status}' acknowledgement" in system.log("appliance"),
+                timeout=10,
+                message=f"the replayed {ack.status} ignored",
+            )
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+    assert "resending from there" not in system.log("appliance")
+    assert "the cloud rejected" not in system.log("appliance")
+    assert system.acked_seq() == acked and last_error(system) == ""
+    terminal_state.punch("1002", when=datetime(2026, 3, 2, 7, 51))
+    wait_until(lambda: system.acked_seq() > acked, timeout=30, message="the sync goes on")
