@@ -96,17 +96,17 @@ class LaneIngest:
             if appliance is None:
                 raise Malformed(f"device status of an unregistered appliance {plant}/{name}")
             terminal = rest.removeprefix("device/")
+            if not 0 < len(terminal) <= MAX_TERMINAL_NAME:
+                raise Malformed(f"a terminal name of {len(terminal)} characters")
             if len(payload) > MAX_DEVICE_BYTES:
                 raise Malformed(f"device status of {len(payload)} bytes")
-            body = json.loads(payload)
-            if not isinstance(body, dict) or not isinstance(body.get("available"), bool):
-                raise Malformed("device status needs a boolean 'available'")
-        except (ValueError, Malformed) as err:  # json's errors are ValueErrors
-            self._quarantine(topic, payload, f"device status: {err}")
+            body = device_status(json.loads(payload))
+        except (ValueError, RecursionError, Malformed) as err:  # json's errors are ValueErrors
+            self._quarantine(topic, payload, f"device status: {str(err)[:200]}")
             return
         values = {
             "available": body["available"],
-            "error": str(body.get("error", ""))[:500],
+            "error": body["error"],
             "detail": json.dumps(body, ensure_ascii=False, sort_keys=True),
             "updated_ms": to_ms(self._clock.now()),
         }
@@ -122,6 +122,38 @@ class LaneIngest:
     def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
         log.error("quarantined a message on %s: %s", topic, reason)
         Quarantine.create(received_ms=to_ms(self._clock.now()), topic=topic, reason=reason, payload=payload)
+
+
+MAX_TERMINAL_NAME = 64
+EPOCH_2000_MS, EPOCH_2100_MS = 946_684_800_000, 4_102_444_800_000
+# what an appliance publishes about a terminal (appliance.sync.uplink), each field with its bounds: a retained
+# message is read by every page that shows the plant, so one wrong type must not reach them
+DEVICE_INTS = {
+    "last_contact_ms": (EPOCH_2000_MS, EPOCH_2100_MS),
+    "clock_offset_ms": (-10 * 365 * 86_400_000, 10 * 365 * 86_400_000),
+    "records_left": (0, 100_000_000),
+}
+
+
+def device_status(body: object) -> dict[str, object]:
+    """The fields of a device status the pages use, checked: raises ``Malformed``. Unknown fields are dropped."""
+    if not isinstance(body, dict) or not isinstance(body.get("available"), bool):
+        raise Malformed("device status needs a boolean 'available'")
+    error = body.get("error", "")
+    if not isinstance(error, str):
+        raise Malformed("device status 'error' must be text")
+    out: dict[str, object] = {"available": body["available"], "error": error[:500]}
+    if isinstance(body.get("terminal"), str):
+        out["terminal"] = body["terminal"][:MAX_TERMINAL_NAME]
+    for name, (low, high) in DEVICE_INTS.items():
+        value = body.get(name)
+        if value is None:
+            out[name] = None
+        elif isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+            out[name] = value
+        else:
+            raise Malformed(f"device status {name!r} must be a whole number from {low} to {high}, not {value!r:.40}")
+    return out
 
 
 def settle(appliance: Appliance, first: int, leaves: dict[int, bytes]) -> list[int]:
