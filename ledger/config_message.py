@@ -355,8 +355,8 @@ class ConfigStatus:
             raise Malformed(f"configuration status of {len(payload)} bytes is too large")
         try:
             message = json.loads(payload, parse_float=_no_float)
-        except (UnicodeDecodeError, ValueError) as err:
-            raise Malformed(f"configuration status is not JSON: {err}") from err
+        except (UnicodeDecodeError, ValueError, RecursionError) as err:
+            raise Malformed(f"configuration status is not JSON: {str(err)[:200]}") from err
         if not isinstance(message, dict) or message.get("kind") != "config_status" or message.get("v") != 1:
             raise Malformed("not a version-1 configuration status")
         try:
@@ -365,8 +365,10 @@ class ConfigStatus:
             raise Malformed(f"configuration status lacks {err}") from err
         reason = message.get("reason", "")
         ints = (status.version, status.applied, status.at_ms)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
-            raise Malformed("configuration status: version, applied and at_ms must be integers")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= canonical.MAX_SAFE_INT for v in ints):
+            raise Malformed(
+                f"configuration status: version, applied and at_ms must be integers from 0 to {canonical.MAX_SAFE_INT}"
+            )
         if status.status not in STATUSES or not isinstance(status.hash, str) or not isinstance(reason, str):
             raise Malformed(f"configuration status {status.status!r} is not ok or rejected")
         return cls(status.version, status.hash, status.status, status.applied, status.at_ms, reason[:1000])

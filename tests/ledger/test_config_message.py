@@ -165,3 +165,17 @@ def test_status_round_trip_and_bad_status():
         ConfigStatus.decode(ConfigStatus(3, "", "maybe", 2, 0).encode())
     with pytest.raises(Malformed):
         ConfigStatus.decode(b'{"v":1,"kind":"config_status","version":1}')
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"[" * 30_000 + b"]" * 30_000,  # a RecursionError escaped the ingest worker's handling (#24.2)
+        # past PostgreSQL's bigint: an error on storing it
+        b'{"v":1,"kind":"config_status","version":9223372036854775808,"hash":"","status":"ok","applied":2,"at_ms":0}',
+        b'{"v":1,"kind":"config_status","version":3,"hash":"","status":"ok","applied":-1,"at_ms":0}',
+    ],
+)
+def test_a_status_too_deep_or_with_numbers_out_of_range_is_malformed(payload):
+    with pytest.raises(Malformed):
+        ConfigStatus.decode(payload)
