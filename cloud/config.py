@@ -20,6 +20,14 @@ from cloud.notices.settings import parse as parse_notices
 from opskit import envconfig
 
 
+@dataclass(frozen=True)
+class TsaAuthority:
+    """One RFC 3161 timestamp authority: where to ask, and the root certificate its answers must chain to."""
+
+    url: str
+    ca_file: str  # [[tsa.authority]]: relative to the TOML file's folder, resolved when read
+
+
 class ConfigError(Exception):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.problems = problems
@@ -43,9 +51,13 @@ class CloudSettings:
     web_bind: str = "0.0.0.0:8000"
     web_workers: int = 2
     timezone: str = "Asia/Shanghai"  # head office's zone, for times that belong to no plant
-    tsa_url: str = ""  # an RFC 3161 timestamp authority; empty: the witness log is not stamped
+    # [tsa]: RFC 3161 timestamp authorities, the only time in a bundle that is not the employer's word
+    # (docs/keys-and-timestamps.md). Each [[tsa.authority]] has url and ca_file; the older single
+    # url / ca_file still work and count as the first. None: bundles carry no third-party time.
+    tsa_url: str = ""
     tsa_ca_file: str = ""  # the TSA's root certificate (PEM), to check its answers
     tsa_timeout_s: int = 10
+    tsa_authority: tuple[TsaAuthority, ...] = field(default=(), compare=False)
     witness_seal_every_s: int = 3600  # the witness log is sealed (and stamped) this often, and at every export
     report_font: str = ""  # [report] font: a Chinese font file for report.pdf; empty: cloud.report_font's defaults
     # [broker]: what 'register-appliance' writes for Mosquitto and tells the appliances (docs/broker-security.md)
@@ -84,6 +96,19 @@ class CloudSettings:
     @property
     def evidence_public_path(self) -> Path:
         return Path(self.state_dir) / "cloud-evidence.pub"
+
+    def __post_init__(self) -> None:
+        """``tsa_authority`` as a tuple of ``TsaAuthority``, also when rebuilt from ``asdict`` (an export job's
+        settings travel as JSON: a list of dicts)."""
+        authorities = tuple(a if isinstance(a, TsaAuthority) else TsaAuthority(**a) for a in self.tsa_authority)
+        object.__setattr__(self, "tsa_authority", authorities)
+
+    @property
+    def tsas(self) -> tuple[TsaAuthority, ...]:
+        """Every configured timestamp authority: ``[tsa] url`` (the older single form) first, then each
+        ``[[tsa.authority]]``; empty when none is configured."""
+        single = (TsaAuthority(self.tsa_url, self.tsa_ca_file),) if self.tsa_url else ()
+        return single + self.tsa_authority
 
     @classmethod
     def load(cls, path: Path | str, *, environ: Mapping[str, str] | None = None) -> CloudSettings:
@@ -127,7 +152,7 @@ class CloudSettings:
     @classmethod
     def from_sections(cls, data: dict[str, Any], *, source: str = "<dict>") -> CloudSettings:
         """Read ``[database] url``, ``[mqtt] host`` ... into the flat ``database_url``, ``mqtt_host`` ..."""
-        spec = {f.name: f.type for f in fields(cls) if f.name not in ("source", "channels", "notices")}
+        spec = {f.name: f.type for f in fields(cls) if f.name not in ("source", "channels", "notices", "tsa_authority")}
         python = {"str": str, "int": int, "bool": bool}
         values: dict[str, Any] = {}
         problems: list[str] = []
@@ -138,6 +163,10 @@ class CloudSettings:
             problems += found
         if "notices" in data:
             values["notices"], found = parse_notices(data.pop("notices"))
+            problems += found
+        if isinstance(data.get("tsa"), dict) and "authority" in data["tsa"]:
+            data["tsa"] = dict(data["tsa"])
+            values["tsa_authority"], found = _parse_authorities(data["tsa"].pop("authority"), folder)
             problems += found
         for section, table in data.items():
             if not isinstance(table, dict):
@@ -172,6 +201,7 @@ class CloudSettings:
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "origins"}
         shown["channels"] = self.channels.masked()
         shown["notices"] = vars(self.notices) if self.notices else None
+        shown["tsa_authority"] = [vars(a) for a in self.tsa_authority]
         if self.mqtt_password:
             shown["mqtt_password"] = "***"
         if "@" in self.database_url and ":" in self.database_url.split("@")[0].split("//")[-1]:
@@ -179,6 +209,26 @@ class CloudSettings:
             user = rest.split("@")[0].split(":")[0]
             shown["database_url"] = f"{scheme}//{user}:***@{rest.split('@', 1)[1]}"
         return shown
+
+
+def _parse_authorities(value: Any, folder: Path) -> tuple[tuple[TsaAuthority, ...], list[str]]:
+    """``[[tsa.authority]]``: a list of tables, each with a non-empty ``url`` and ``ca_file`` (a relative
+    ``ca_file`` is read from the TOML file's folder)."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        return (), ["tsa.authority: write each authority as a [[tsa.authority]] table with url and ca_file"]
+    found, problems = [], []
+    for number, item in enumerate(value, 1):
+        where = f"tsa.authority #{number}"
+        unknown = [key for key in item if key not in ("url", "ca_file")]
+        problems += [f"{where}.{key}: unknown key (use url and ca_file)" for key in unknown]
+        url, ca_file = item.get("url"), item.get("ca_file")
+        if not isinstance(url, str) or not url:
+            problems.append(f'{where}.url: the TSA\'s RFC 3161 address is required, e.g. "https://freetsa.org/tsr"')
+        if not isinstance(ca_file, str) or not ca_file:
+            problems.append(f"{where}.ca_file: the TSA's root certificate (PEM) file is required")
+        if isinstance(url, str) and url and isinstance(ca_file, str) and ca_file:
+            found.append(TsaAuthority(url, str(folder / ca_file)))
+    return tuple(found), problems
 
 
 SECTIONS = ("database", "mqtt", "web", "report", "broker", "tsa")  # [cloud] holds the rest
@@ -196,7 +246,8 @@ def _toml_key(name: str) -> str:
 
 def _apply_environment(data: dict[str, Any], environ: Mapping[str, str], origins: dict[str, str]) -> list[str]:
     """Put each ``PUNCHPROOF_CLOUD__*`` value into ``data``, typed as the file's key; return the problems."""
-    types = {f.name: str(f.type) for f in fields(CloudSettings) if f.name not in ("source", "origins")}
+    skipped = ("source", "origins", "tsa_authority")  # a list of tables has no environment form
+    types = {f.name: str(f.type) for f in fields(CloudSettings) if f.name not in skipped}
     problems = []
     for override in envconfig.overrides(environ, "cloud"):
         name = _field_name(*override.path) if len(override.path) == 2 else ""

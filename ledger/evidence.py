@@ -80,6 +80,32 @@ class Event:
     detail: str = ""  # what the gap list says, in English
 
 
+NO_THIRD_PARTY_TIME_ZH = (
+    "本证据包没有第三方时间戳：其中的时间仅由用人单位自己的设备与服务器证明，对方可主张记录系事后制作。"
+)
+NO_THIRD_PARTY_TIME_EN = (
+    "This bundle has no third-party timestamp: its times rest only on the employer's own devices and server, "
+    "and the other side may say the records were made afterwards."
+)
+PARTLY_THIRD_PARTY_TIME_ZH = (
+    "本证据包中有 {n} 个检查点没有第三方时间戳：其下记录的时间仅由用人单位自己的设备与服务器证明，"
+    "对方可主张这些记录系事后制作。"
+)
+PARTLY_THIRD_PARTY_TIME_EN = (
+    "{n} of this bundle's checkpoints carry no third-party timestamp: the times of the records under them rest "
+    "only on the employer's own devices and server, and the other side may say they were made afterwards."
+)
+THIRD_PARTY_TIME_FIX_ZH = (
+    "补救：在云端配置一个或多个 RFC 3161 时间戳机构（punchproof cloud init --tsa-url，或 cloud.toml 的 "
+    "[[tsa.authority]]），此后的记录将由其盖章；现有记录重新导出后只能证明其不晚于新盖章的时间存在。"
+)
+THIRD_PARTY_TIME_FIX_EN = (
+    "To fix: configure one or more RFC 3161 timestamp authorities on the cloud ('punchproof cloud init "
+    "--tsa-url', or [[tsa.authority]] in cloud.toml); later records get stamped. Re-exported, the existing "
+    "records can only be shown to have existed by the time of the new stamp."
+)
+
+
 @dataclass
 class Report:
     checks: list[Check] = field(default_factory=list)
@@ -90,10 +116,28 @@ class Report:
     disclosed: list[dict[str, Any]] = field(default_factory=list)
     covered_days: set[str] = field(default_factory=set)  # plant-local days the appliances were recording
     recorded: dict[str, tuple[int, int]] = field(default_factory=dict)  # per covered day: first, last record
+    # why the bundle's times are the employer's word alone, zh-CN then English; "" when a TSA stamp that
+    # verified covers every checkpoint of the bundle (its records' third-party time)
+    untimed: tuple[str, str] | None = (NO_THIRD_PARTY_TIME_ZH, NO_THIRD_PARTY_TIME_EN)
 
     @property
     def ok(self) -> bool:
+        """Every check passed: signatures, hashes, proofs, stamps. Not by itself a green result: see ``result``."""
         return bool(self.checks) and all(c.ok for c in self.checks)
+
+    @property
+    def timed(self) -> bool:
+        """A verified RFC 3161 stamp covers every checkpoint in the bundle: its times are not only the employer's."""
+        return self.untimed is None
+
+    @property
+    def result(self) -> str:
+        """``verified`` (every check passed, and third-party time covers the bundle), ``untimed`` (every check
+        passed, but the bundle's times are the employer's word alone: never shown as a full pass), or
+        ``failed``."""
+        if not self.ok:
+            return "failed"
+        return "verified" if self.timed else "untimed"
 
     def add(self, name: str, ok: bool, detail: str) -> bool:
         self.checks.append(Check(name, ok, detail))
@@ -106,6 +150,9 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "result": self.result,
+            "third_party_time": self.timed,
+            "untimed": list(self.untimed) if self.untimed else None,
             "checks": [asdict(c) for c in self.checks],
             "gaps": self.gaps,
             "disclosed": self.disclosed,
@@ -160,10 +207,15 @@ def verify_bundle(data: bytes, *, witness_key: VerifyKey | None = None, tsa_root
             for i in range(len(manifest.get("logs", [])))
             for entry in map(json.loads, files[f"logs/{i}/checkpoints.jsonl"].decode().splitlines())
         }
-        ok, detail, times = verify_witness(files, cosigned, witness, tsa_roots)
+        ok, detail, times, unstamped = verify_witness(files, cosigned, witness, tsa_roots)
         if times and tsa_roots is None:
             detail += "; the TSA certificate was taken from the bundle: pin it with --tsa-ca"
         report.add("witness log", ok, detail)
+        if ok and times and cosigned:
+            n = unstamped
+            report.untimed = (
+                (PARTLY_THIRD_PARTY_TIME_ZH.format(n=n), PARTLY_THIRD_PARTY_TIME_EN.format(n=n)) if n else None
+            )
     else:
         report.gaps.append("the bundle has no witness log: its checkpoints are not proven in the cloud's signed log")
     if "case" in manifest:  # whatever the format says: a case named is a case checked

@@ -42,15 +42,17 @@ def verify_witness(
     appliance_checkpoints: dict[tuple[str, int], str],
     witness: VerifyKey,
     tsa_roots: bytes | None,
-) -> tuple[bool, str, list[datetime]]:
+) -> tuple[bool, str, list[datetime], int]:
     """Check ``witness/*`` against the bundle's cosigned appliance checkpoints ((origin, size) -> note).
 
-    Returns (ok, detail, the TSA's times). Every appliance checkpoint must be an entry of the
-    cloud's signed log; every stamp must verify, and no cosignature may claim a time after the
-    TSA stamped the witness checkpoint that holds it.
+    Returns (ok, detail, the TSA's times, how many of the bundle's checkpoints no verified TSA stamp
+    covers). Every appliance checkpoint must be an entry of the cloud's signed log; every stamp must
+    verify, and no cosignature may claim a time after the TSA stamped the witness checkpoint that
+    holds it. An entry is covered when the witness checkpoint its inclusion proof leads to carries a
+    stamp that verified.
     """
     if "witness/entries.jsonl" not in files:
-        return False, "the bundle has no witness log: its checkpoints are not in the cloud's signed log", []
+        return False, "the bundle has no witness log: its checkpoints are not in the cloud's signed log", [], 0
     problems: list[str] = []
     roots: dict[int, bytes] = {}
     stamped: dict[int, list[datetime]] = {}
@@ -71,6 +73,7 @@ def verify_witness(
             except LedgerError as err:
                 problems.append(f"timestamp {stamp.get('file')}: {err}")
     proven: set[tuple[str, int]] = set()
+    unstamped: set[tuple[str, int]] = set()
     for line in files["witness/entries.jsonl"].decode().splitlines():
         item = json.loads(line)
         data = item["data"].encode()
@@ -92,19 +95,23 @@ def verify_witness(
                 f"checkpoint {key}: cosigned at {fields['t']}, after the TSA stamped it at {late[0].isoformat()}"
             )
         proven.add(key)
+        if not stamped.get(size):
+            unstamped.add(key)
     missing = sorted(set(appliance_checkpoints) - proven)
     if missing:
         problems.append(f"{len(missing)} checkpoints are not in the cloud's witness log, e.g. {missing[0]}")
     times = sorted(t for ts in stamped.values() for t in ts)
     if problems:
-        return False, "; ".join(problems[:5]), times
+        return False, "; ".join(problems[:5]), times, len(unstamped)
     detail = f"{len(proven)} checkpoints in the cloud's signed log"
     detail += (
         f"; timestamped by a TSA ({len(times)} stamps, latest {times[-1].isoformat()})"
         if times
         else "; no TSA timestamp"
     )
-    return True, detail, times
+    if times and unstamped:
+        detail += f"; {len(unstamped)} of them under no stamp"
+    return True, detail, times, len(unstamped)
 
 
 def _matches(fields: dict[str, Any], appliance_note: str) -> bool:

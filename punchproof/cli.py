@@ -24,7 +24,16 @@ def build_parser() -> argparse.ArgumentParser:
     cloud_commands(sub)
     emulate_commands(sub)
     bridge_commands(sub)
-    verify = sub.add_parser("verify", help="check an evidence bundle offline, without trusting us")
+    verify = sub.add_parser(
+        "verify",
+        help="check an evidence bundle offline, without trusting us",
+        description="Check an evidence bundle offline: every file's hash, every signature, chain and Merkle proof, "
+        "the cloud's witness log and its RFC 3161 timestamps.",
+        epilog="exit status / 退出码: 0 every check passed and a third-party (RFC 3161) timestamp covers every "
+        "checkpoint / 全部校验通过且有第三方时间戳; 1 a check failed / 校验未通过; 4 every check passed but the "
+        "bundle has no third-party timestamp for all its records: its times are the employer's word alone / "
+        "签名与哈希无误，但没有第三方时间戳，记录时间仅为用人单位一方的证明.",
+    )
     verify.set_defaults(func=_verify)
     verify.add_argument("bundle", help="the ZIP written by 'punchproof cloud export-evidence'")
     verify.add_argument("--witness-key", help="the cloud's witness public key (PEM) to pin, obtained separately")
@@ -46,14 +55,15 @@ def _verify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ledger import VerifyKey
-    from ledger.evidence import verify_bundle
+    from ledger.evidence import THIRD_PARTY_TIME_FIX_EN, THIRD_PARTY_TIME_FIX_ZH, verify_bundle
 
     pinned = VerifyKey.from_pem(Path(args.witness_key).read_bytes()) if args.witness_key else None
     tsa_roots = Path(args.tsa_ca).read_bytes() if args.tsa_ca else None
     report = verify_bundle(Path(args.bundle).read_bytes(), witness_key=pinned, tsa_roots=tsa_roots)
+    code = EXIT_CODES[report.result]
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
-        return 0 if report.ok else 1
+        return code
     width = max((len(c.name) for c in report.checks), default=10)
     for check in report.checks:
         print(f"{check.name:<{width}}  {'OK  ' if check.ok else 'FAIL'}  {check.detail}")
@@ -61,8 +71,22 @@ def _verify(args: argparse.Namespace) -> int:
     for gap in report.gaps:
         print(f"  - {gap}")
     print(f"\n{len(report.disclosed)} record(s) of the employee verified")
-    print("RESULT: every check passed / 全部校验通过" if report.ok else "RESULT: FAILED / 校验未通过")
-    return 0 if report.ok else 1
+    if report.untimed and report.ok:
+        zh, en = report.untimed
+        print("\n第三方时间 / third-party time:")
+        for line in (zh, en, THIRD_PARTY_TIME_FIX_ZH, THIRD_PARTY_TIME_FIX_EN):
+            print(f"  {line}")
+    print(RESULT_LINES[report.result])
+    return code
+
+
+EXIT_CODES = {"verified": 0, "failed": 1, "untimed": 4}  # 2 and 3: configuration and database errors (main)
+RESULT_LINES = {
+    "verified": "RESULT: every check passed / 全部校验通过",
+    "failed": "RESULT: FAILED / 校验未通过",
+    "untimed": "RESULT: signatures and hashes OK, but no third-party time: not a full pass (exit 4) / "
+    "签名与哈希无误，但没有第三方时间戳：记录时间仅为用人单位一方的证明（退出码 4）",
+}
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from datetime import date
 from functools import partial
 from pathlib import Path
 
-from opskit.cli import check_config, command_adder, gunicorn_argv, show_config
+from opskit.cli import command_adder, gunicorn_argv, show_config
 from opskit.config_edit import toml_str
 
 DEFAULT_CONFIG = os.environ.get("PUNCHPROOF_CLOUD_CONFIG", "/etc/punchproof/cloud.toml")
@@ -41,7 +41,11 @@ bind = {web_bind}
 
 [report]
 # font = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"  # the Chinese font report.pdf embeds
-"""
+
+# RFC 3161 timestamp authorities: the only time in an evidence bundle that is not the employer's own word.
+# Every witness checkpoint is stamped by each of them (hourly and at each export). docs/keys-and-timestamps.md
+# ([tsa] timeout_s = 10 sets how long to wait for one.)
+{tsa_authorities}"""
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -62,7 +66,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--mqtt-tls", action="store_true", help="connect to the broker over TLS")
     p.add_argument("--mqtt-ca-file", default="", help="the CA certificate (PEM) that signed the broker's")
     p.add_argument("--web-bind", default="0.0.0.0:8000")
-    cmd("check-config", partial(check_config, load=_settings), "validate the configuration, listing every problem")
+    p.add_argument(
+        "--tsa-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an RFC 3161 timestamp authority (repeat for several); without one, evidence bundles carry no "
+        "third-party time. Asked for on a terminal when not given",
+    )
+    p.add_argument(
+        "--tsa-ca-file",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="the TSA's root certificate: one for every --tsa-url, in order, or one for all of them",
+    )
+    p.add_argument("--no-tsa", action="store_true", help="do not ask for a timestamp authority on a terminal")
+    cmd("check-config", _check_config, "validate the configuration, listing every problem")
     p = cmd(
         "show-config",
         partial(show_config, load=_settings),
@@ -405,6 +425,12 @@ def _init(args: argparse.Namespace) -> int:
     if output.exists():
         print(f"{output} exists already; not overwriting it.", file=sys.stderr)
         return 1
+    if not args.tsa_url and not args.no_tsa and sys.stdin.isatty():
+        args.tsa_url, args.tsa_ca_file = _ask_for_tsas()
+    authorities, problem = _tsa_authorities(args.tsa_url, args.tsa_ca_file)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     url = args.database_url or f"sqlite:///{Path(args.state_dir).resolve()}/cloud.sqlite3"
     text = CONFIG_TEMPLATE.format(
         path=output,
@@ -418,6 +444,10 @@ def _init(args: argparse.Namespace) -> int:
         mqtt_tls=str(args.mqtt_tls).lower(),
         mqtt_ca_file=toml_str(args.mqtt_ca_file),
         web_bind=toml_str(args.web_bind),
+        tsa_authorities="".join(
+            f"\n[[tsa.authority]]\nurl = {toml_str(u)}\nca_file = {toml_str(c)}\n" for u, c in authorities
+        )
+        or TSA_EXAMPLE,
     )
     CloudSettings.from_sections(tomllib.loads(text), source=str(output))
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -432,6 +462,81 @@ def _init(args: argparse.Namespace) -> int:
     evidence = create_key(CloudSettings.load(output))
     print(f"wrote {output}; cloud witness key {key.kid}, evidence key {evidence.kid}")
     print(f"copy {public} to every appliance (appliance init --cloud-key)")
+    if authorities:
+        print(f"timestamp authorities / 时间戳机构: {', '.join(u for u, _c in authorities)}")
+    else:
+        from cloud.evidence.tsa import NO_TSA_EN, NO_TSA_ZH
+
+        print(f"警告：{NO_TSA_ZH}\nwarning: {NO_TSA_EN}", file=sys.stderr)
+    return 0
+
+
+TSA_EXAMPLE = """
+# No authority yet: bundles exported now carry no third-party time. Add one (or several) like this:
+# [[tsa.authority]]
+# url = "https://freetsa.org/tsr"
+# ca_file = "/etc/punchproof/tsa/freetsa-cacert.pem"   # its root certificate, obtained independently
+"""
+
+
+def _tsa_authorities(urls: list[str], ca_files: list[str]) -> tuple[list[tuple[str, str]], str]:
+    """Pair each --tsa-url with its --tsa-ca-file (one file may serve all); check each root certificate parses
+    and each URL is usable. Returns the pairs (absolute CA paths) or a message saying what is wrong."""
+    from cloud.evidence.tsa import TimestampClient, TsaConfigError
+
+    if not urls:
+        return [], "--tsa-ca-file needs a --tsa-url / 根证书需配合时间戳机构地址" if ca_files else ""
+    if len(ca_files) == 1:
+        ca_files = ca_files * len(urls)
+    if len(ca_files) != len(urls):
+        return [], (
+            f"{len(urls)} 个 --tsa-url 需要 {len(urls)} 个 --tsa-ca-file（或一个共用）/ "
+            f"{len(urls)} --tsa-url need {len(urls)} --tsa-ca-file (or one for all), got {len(ca_files)}"
+        )
+    pairs = []
+    for url, ca_file in zip(urls, ca_files, strict=True):
+        path = Path(ca_file).resolve()
+        try:
+            TimestampClient(url, path.read_bytes())
+        except OSError as err:
+            return [], f"无法读取根证书 / cannot read the TSA root certificate {ca_file}: {err.strerror}"
+        except TsaConfigError as err:
+            return [], f"时间戳机构设置有误 / the timestamp authority {url!r} is unusable: {err}"
+        pairs.append((url, str(path)))
+    return pairs, ""
+
+
+def _ask_for_tsas() -> tuple[list[str], list[str]]:
+    """On a terminal: ask for each timestamp authority and its root certificate; an empty answer ends."""
+    print(
+        "第三方时间戳 / third-party timestamps: 证据包中只有 RFC 3161 时间戳机构的时间不是用人单位自己的陈述。\n"
+        "Only an RFC 3161 timestamp authority's time in a bundle is not the employer's own word "
+        "(docs/keys-and-timestamps.md)."
+    )
+    urls, ca_files = [], []
+    while True:
+        try:
+            url = input("时间戳机构地址 / TSA URL (empty: no more): ").strip()
+            if not url:
+                break
+            ca_file = input("其根证书文件 / its root certificate (PEM file): ").strip()
+        except EOFError:
+            break
+        urls.append(url)
+        ca_files.append(ca_file)
+    return urls, ca_files
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    """``check_config``, and the timestamp authorities: each root certificate readable (a problem otherwise), and a
+    warning when there is none."""
+    from cloud.evidence.tsa import NO_TSA_EN, NO_TSA_ZH, configured_clients
+
+    settings = _settings(args)
+    configured_clients(settings)  # a ConfigError lists every unusable authority
+    print(f"{args.config}: OK")
+    if not settings.tsas:
+        print(f"警告 / warning: 未配置第三方时间戳 / no third-party timestamp authority\n  {NO_TSA_ZH}\n  {NO_TSA_EN}")
     return 0
 
 

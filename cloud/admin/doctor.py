@@ -1,10 +1,10 @@
 """``punchproof cloud doctor``: can head office's service do its job, and if not, what to do.
 
 Checks the clock, the disk, the database (SQLite integrity or PostgreSQL reachability), the
-witness key, the appliances (registered, heard from lately), the broker (a real MQTT CONNECT
-with the configured credentials), the quarantine, the policies' channels (a step naming a
-channel cloud.toml does not configure cannot send by it), and the statutory calendar (a year
-starting within 60 days that nobody has published). Each failure says what to do, in Chinese
+witness key, the timestamp authorities (a warning without one), the appliances (registered, heard
+from lately), the broker (a real MQTT CONNECT with the configured credentials), the quarantine, the
+policies' channels (a step naming a channel cloud.toml does not configure cannot send by it), and the
+statutory calendar (a year starting within 60 days that nobody has published). Each failure says what to do, in Chinese
 first, then English. It only reads, so it is safe beside running workers.
 """
 
@@ -48,7 +48,13 @@ class CloudDoctor:
         self._command = command
 
     def run(self) -> list[Finding]:
-        findings = [self.check_clock(), self.check_disk(), self.check_witness_key(), self.check_broker()]
+        findings = [
+            self.check_clock(),
+            self.check_disk(),
+            self.check_witness_key(),
+            self.check_timestamp_authorities(),
+            self.check_broker(),
+        ]
         database = self.check_database()
         findings.append(database)
         if database.status == OK:
@@ -123,6 +129,27 @@ class CloudDoctor:
                 f"sudo chmod 600 {self.settings.witness_key_path}",
             )
         return Finding(name, OK, f"{key.kid}")
+
+    def check_timestamp_authorities(self) -> Finding:
+        """A warning without any: bundles then carry no third-party time; a failure when one cannot be used."""
+        from cloud.config import ConfigError
+        from cloud.evidence.tsa import NO_TSA_EN, NO_TSA_ZH, configured_clients
+
+        name = "时间戳机构 timestamp authority"
+        try:
+            clients = configured_clients(self.settings)
+        except ConfigError as err:
+            return Finding(
+                name,
+                FAIL,
+                "; ".join(err.problems),
+                "检查 cloud.toml 中 [[tsa.authority]] 的 url 与 ca_file（根证书须为 PEM，且 punchproof 用户可读）。",
+                "check url and ca_file of each [[tsa.authority]] in cloud.toml (the root certificate must be PEM, "
+                "readable by the punchproof user).",
+            )
+        if not clients:
+            return Finding(name, WARN, "未配置第三方时间戳 / no third-party timestamp authority", NO_TSA_ZH, NO_TSA_EN)
+        return Finding(name, OK, ", ".join(client.url for client in clients))
 
     def check_broker(self) -> Finding:
         cfg = self.settings

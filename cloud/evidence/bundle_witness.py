@@ -18,10 +18,14 @@ from ledger.merkle import inclusion_proofs
 
 
 def export_witness(
-    files: dict[str, bytes], checkpoint_ids: Iterable[int], tsa_ca: Path | None, evidence_sizes: Iterable[int] = ()
+    files: dict[str, bytes],
+    checkpoint_ids: Iterable[int],
+    tsa_ca: Path | bytes | None,
+    evidence_sizes: Iterable[int] = (),
 ) -> int:
     """Add ``witness/*`` to ``files``; return how many checkpoints (appliances', and the cloud evidence log's at
-    ``evidence_sizes``) were proven in the witness log."""
+    ``evidence_sizes``) were proven in the witness log. ``tsa_ca`` is the TSAs' root certificates (PEM, or a
+    file of them)."""
     entries = list(
         WitnessEntry.select()
         .where(WitnessEntry.checkpoint.in_(list(checkpoint_ids)) | WitnessEntry.evidence.in_(list(evidence_sizes)))
@@ -62,5 +66,5 @@ def export_witness(
         checkpoints.append(json.dumps({"size": size, "note": checkpoint.note, "stamps": stamps}, ensure_ascii=False))
     files["witness/checkpoints.jsonl"] = ("\n".join(checkpoints) + "\n").encode()
     if tsa_ca is not None and any(c.stamps.count() for c in used.values()):
-        files["witness/tsa-ca.pem"] = tsa_ca.read_bytes()
+        files["witness/tsa-ca.pem"] = tsa_ca if isinstance(tsa_ca, bytes) else tsa_ca.read_bytes()
     return len(entries)

@@ -142,12 +142,23 @@ def export_configured(
         report_font=settings.report_font,
         progress=progress,
         witness_log=witness_log(settings, signing),
-        tsa_ca=Path(settings.tsa_ca_file) if settings.tsa_ca_file else None,
+        tsa_ca=_tsa_roots(settings),
         evidence_log=EvidenceLog(evidence, signing, clock) if evidence else None,
         evidence_key=evidence.verify_key if evidence else None,
         case_ref=case.ref if case else None,
         purpose=purpose,
     )
+
+
+def _tsa_roots(settings: CloudSettings) -> bytes | None:
+    """The root certificates of every configured TSA, one PEM file (``witness/tsa-ca.pem``): a stamp verifies
+    under the root of the TSA that made it. An unreadable file: ``witness_log`` has said so already."""
+    roots = []
+    for authority in settings.tsas:
+        pem = Path(authority.ca_file).read_bytes()
+        if pem not in roots:
+            roots.append(pem)
+    return b"".join(pem if pem.endswith(b"\n") else pem + b"\n" for pem in roots) or None
 
 
 def export_bundle(
@@ -161,7 +172,7 @@ def export_bundle(
     report_font: str = "",
     progress: Progress = lambda _m: None,
     witness_log: WitnessLog | None = None,
-    tsa_ca: Path | None = None,
+    tsa_ca: Path | bytes | None = None,
     evidence_log: EvidenceLog | None = None,
     evidence_key: VerifyKey | None = None,
     case_ref: str | None = None,
@@ -199,6 +210,8 @@ def export_bundle(
         witness_log.seal()
         try:
             witnessed["export_stamp"] = "ok" if witness_log.stamp_latest("export") else "no TSA configured"
+            for failure in witness_log.failures:  # another TSA stamped; this one is named in the log
+                progress(f"one timestamp authority did not stamp this export: {failure}")
         except TimestampError as err:
             witnessed["export_stamp"] = f"failed: {err}"
             progress(f"the timestamp authority did not stamp this export: {err}")

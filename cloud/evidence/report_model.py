@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledger.evidence import MANIFEST, Event, Report
+from ledger.evidence import MANIFEST, THIRD_PARTY_TIME_FIX_EN, THIRD_PARTY_TIME_FIX_ZH, Event, Report
 
 STATES = {0: "上班", 1: "下班", 2: "外出", 3: "外出返回", 4: "加班签到", 5: "加班签退"}
 VERIFY = {0: "密码", 1: "指纹", 2: "卡", 15: "人脸"}
@@ -73,6 +73,11 @@ SCHEDULE_NOTE = (
     "“该日无设备记录”则不能据此认定缺勤；"
     "“未覆盖”表示设备当时尚未开始记录（在其日志第一条记录之前，或设备对该班次的结论为未覆盖），不计缺勤。"
 )
+VERDICTS = {
+    "verified": "全部校验通过",
+    "untimed": "签名与哈希校验无误，但没有第三方时间戳：报告中的时间仅为用人单位一方的证明（见上方说明）",
+    "failed": "校验未全部通过：请勿采信本报告，并联系系统管理员",
+}
 UNCOVERED = "未覆盖：设备当时尚未开始记录，不计缺勤"
 VERIFY_STEPS = (
     (
@@ -164,7 +169,7 @@ class ReportModel:
     generated_at: str  # plant time
     generated_utc: datetime
     bundle_id: str  # SHA-256 of manifest.json: names this bundle on every page
-    ok: bool
+    ok: bool  # every check passed (signatures, hashes, proofs, stamps)
     verdict: str
     checks: tuple[CheckLine, ...]
     days: tuple[DayLine, ...]
@@ -174,6 +179,12 @@ class ReportModel:
     case: str = ""  # a case's bundle: which case, and what it carries (manifest.json's "case")
     purpose_zh: str = ""  # what the bundle was made for: a work-injury claim, a case, an employee's period
     purpose_en: str = ""
+    untimed: tuple[str, str, str, str] | None = None  # no third-party time: what that means and the fix, zh, en
+
+    @property
+    def green(self) -> bool:
+        """Shown as a full pass: every check passed and a TSA's time covers the bundle; never without it."""
+        return self.ok and self.untimed is None
 
     @property
     def footer(self) -> str:
@@ -250,7 +261,10 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
         generated_utc=generated,
         bundle_id=hashlib.sha256(files[MANIFEST]).hexdigest(),
         ok=result.ok,
-        verdict="全部校验通过" if result.ok else "校验未全部通过：请勿采信本报告，并联系系统管理员",
+        verdict=VERDICTS[result.result],
+        untimed=(result.untimed[0], THIRD_PARTY_TIME_FIX_ZH, result.untimed[1], THIRD_PARTY_TIME_FIX_EN)
+        if result.untimed
+        else None,
         checks=tuple(_check(c.name, c.ok, c.detail) for c in result.checks),
         days=_days(manifest, result, gaps, tz, log_zone),
         gaps=gaps,

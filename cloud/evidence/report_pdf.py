@@ -20,7 +20,7 @@ from cloud.report_font import CjkFont, truetype_subset
 
 FONT = "cjk"
 PAGE_NUMBER = "第 {page} 页，共 {{nb}} 页"
-GREEN, RED, GREY = (27, 127, 59), (179, 38, 30), (85, 85, 85)
+GREEN, RED, GREY, AMBER = (27, 127, 59), (179, 38, 30), (85, 85, 85), (138, 75, 0)
 HEADINGS = FontFace(emphasis="BOLD", fill_color=(235, 235, 235))
 LAYOUT = {"text_align": "LEFT", "v_align": "TOP", "padding": (0.8, 1.5)}  # every table's
 # fpdf2 cannot split a table row across pages: long cells are cut into several rows marked 续 (continued)
@@ -116,6 +116,15 @@ def _summary(pdf: FPDF, model: ReportModel) -> None:
         pdf.multi_cell(0, 5.5, model.purpose_zh, align="L", new_x="LMARGIN", new_y="NEXT")
         _paragraph(pdf, model.purpose_en, size=8, color=GREY)
         pdf.ln(2)
+    if model.untimed:  # no third-party time: said before anything else is read as proof
+        untimed_zh, fix_zh, untimed_en, fix_en = model.untimed
+        pdf.set_font(FONT, "B", 10)
+        pdf.set_text_color(*AMBER)
+        pdf.multi_cell(0, 5.5, untimed_zh, align="L", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0)
+        _paragraph(pdf, fix_zh)
+        _paragraph(pdf, f"{untimed_en} {fix_en}", size=8, color=GREY)
+        pdf.ln(2)
     logs = [f"{x.appliance}：日志 {x.log}，{x.span}" for x in model.logs] or ["（本期间无设备记录）"]
     rows = [
         ("员工工号", model.employee),
@@ -136,7 +145,8 @@ def _summary(pdf: FPDF, model: ReportModel) -> None:
             row.cell(value)
         row = table.row()
         row.cell("结论", style=HEADINGS)
-        row.cell(model.verdict, style=FontFace(emphasis="BOLD", color=GREEN if model.ok else RED))
+        color = GREEN if model.green else AMBER if model.ok else RED
+        row.cell(model.verdict, style=FontFace(emphasis="BOLD", color=color))
 
 
 def _days(pdf: FPDF, model: ReportModel) -> None:

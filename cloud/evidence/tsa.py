@@ -20,15 +20,30 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from rfc3161_client import PKIStatus
 
+from cloud.config import CloudSettings, ConfigError
 from ledger.timestamp import DIGEST_SIZE, TimestampInvalid, load_roots, parse_reply, token_of, verify_timestamp
 
 log = logging.getLogger(__name__)
 
 MAX_REPLY_BYTES = 1 << 20  # a TSA reply is a few kB; more is not a reply
 _SHA256_ALGORITHM = bytes.fromhex("300d06096086480165030402010500")  # AlgorithmIdentifier, NULL parameters
+
+
+NO_TSA_ZH = (
+    "未配置第三方时间戳机构：导出的证据包中的时间仅由用人单位自己的设备与服务器证明，对方可主张记录系事后制作，"
+    "报告与 punchproof verify 都不会显示“全部校验通过”。请在 cloud.toml 中加入 [[tsa.authority]]（url 与 "
+    "ca_file，见 docs/keys-and-timestamps.md），然后重启 punchproof-ingest@* 与 punchproof-cloud-web。"
+)
+NO_TSA_EN = (
+    "no third-party timestamp authority: the times in exported bundles rest only on the employer's own devices "
+    "and server, the other side may say the records were made afterwards, and neither the report nor "
+    "'punchproof verify' will show a full pass. Add a [[tsa.authority]] (url and ca_file, see "
+    "docs/keys-and-timestamps.md) to cloud.toml, then restart punchproof-ingest@* and punchproof-cloud-web."
+)
 
 
 class TimestampError(Exception):
@@ -205,3 +220,25 @@ def _public(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def configured_clients(settings: CloudSettings) -> list[TimestampClient]:
+    """A client for each timestamp authority of ``[tsa]`` (none: an empty list). Reads each root certificate
+    file; raises ``ConfigError`` listing every authority whose file or URL is unusable."""
+    clients, problems = [], []
+    for authority in settings.tsas:
+        try:
+            roots = Path(authority.ca_file).read_bytes()
+        except OSError as err:
+            problems.append(
+                f"tsa: 无法读取时间戳机构 {_public(authority.url)} 的根证书文件 / cannot read the root certificate "
+                f"{authority.ca_file} of {_public(authority.url)}: {err.strerror}"
+            )
+            continue
+        try:
+            clients.append(TimestampClient(authority.url, roots, timeout=settings.tsa_timeout_s))
+        except TsaConfigError as err:
+            problems.append(f"tsa: {err}")
+    if problems:
+        raise ConfigError(settings.source, problems)
+    return clients

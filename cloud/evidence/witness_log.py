@@ -3,10 +3,11 @@
 A cosignature says "the cloud saw this checkpoint at time T", but T is the cloud's own word.
 This log turns it into something a third party can hold the cloud to: every cosigned
 checkpoint becomes a leaf of an RFC 9162 tree, the cloud signs checkpoints of that tree with its
-witness key, and, when a TSA is configured, an RFC 3161 timestamp authority stamps those
-checkpoints (hourly, and at each evidence export). A stamped witness checkpoint proves that every
-appliance checkpoint in it, and so every record under those, existed by the TSA's time; and the
-cloud cannot later drop or reorder what it witnessed without forking its own signed log.
+witness key, and each configured RFC 3161 timestamp authority stamps those checkpoints (hourly, and
+at each evidence export); one TSA that is down does not keep the others from stamping. A stamped
+witness checkpoint proves that every appliance checkpoint in it, and so every record under those,
+existed by the TSA's time; and the cloud cannot later drop or reorder what it witnessed without
+forking its own signed log.
 
 Sealing runs under one lock (SQLite's write lock, or the state row on PostgreSQL), so several
 ingest workers may all seal: the second finds nothing new.
@@ -20,7 +21,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Protocol
 
 import peewee as pw
@@ -29,6 +29,7 @@ from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
 from cloud.evidence.log import ORIGIN as EVIDENCE_ORIGIN
 from cloud.evidence.log import EvidenceCheckpoint
+from cloud.evidence.tsa import TimestampError, configured_clients
 from cloud.store import (
     Appliance,
     CloudCheckpoint,
@@ -66,11 +67,25 @@ class Sealed:
 
 
 class WitnessLog:
-    def __init__(self, key: SigningKey, clock: Clock, *, origin: str = ORIGIN, stamper: Stamper | None = None) -> None:
+    def __init__(
+        self,
+        key: SigningKey,
+        clock: Clock,
+        *,
+        origin: str = ORIGIN,
+        stamper: Stamper | None = None,
+        stampers: Sequence[Stamper] = (),
+    ) -> None:
         self._key = key
         self._clock = clock
         self.origin = origin
-        self._stamper = stamper
+        self._stampers = ([stamper] if stamper is not None else []) + list(stampers)
+        self.failures: list[str] = []  # what the TSAs that did not stamp in the last stamp_latest said
+
+    @property
+    def stamped(self) -> bool:
+        """Whether any timestamp authority is configured to stamp this log."""
+        return bool(self._stampers)
 
     def seal(self) -> Sealed:
         """Append every cosigned checkpoint not yet in the log, and sign a checkpoint of it if it grew."""
@@ -135,25 +150,41 @@ class WitnessLog:
         log.info("witness log: %d checkpoints added, size %d", len(rows), tree.size)
         return Sealed(tree.size, len(rows))
 
-    def stamp_latest(self, reason: str, *, unless_stamped: bool = False) -> WitnessStamp | None:
-        """Have the TSA stamp the latest witness checkpoint (if a TSA is configured). Network I/O: call it
-        outside any transaction. Raises the stamper's error when the TSA fails; nothing is stored then, and
-        with ``unless_stamped`` the next call tries again."""
-        if self._stamper is None:
-            return None
+    def stamp_latest(self, reason: str, *, unless_stamped: bool = False) -> list[WitnessStamp]:
+        """Have each configured TSA stamp the latest witness checkpoint; return the stamps stored (none when
+        no TSA is configured). Network I/O: call it outside any transaction. A TSA that fails is skipped
+        (its error logged and kept in ``failures``) while the others stamp; when every TSA asked failed, the
+        first error is raised and nothing is stored. With ``unless_stamped``, a TSA that has stamped the
+        latest checkpoint already is not asked again; one that failed is asked on the next call."""
+        self.failures = []
         latest = WitnessCheckpoint.select().order_by(WitnessCheckpoint.size.desc()).first()
-        if latest is None or (unless_stamped and latest.stamps.count()):
-            return None
-        stamp = self._stamper.stamp(note_digest(latest.note))
-        row = WitnessStamp.create(
-            checkpoint=latest.size,
-            token=stamp.tsr,
-            gen_time_ms=to_ms(stamp.gen_time),
-            reason=reason,
-            tsa_url=self._stamper.url,
-        )
-        log.info("witness checkpoint %d stamped by the TSA at %s (%s)", latest.size, stamp.gen_time, reason)
-        return row
+        if not self._stampers or latest is None:
+            return []
+        done = {row.tsa_url for row in latest.stamps} if unless_stamped else set()
+        rows, errors = [], []
+        for stamper in self._stampers:
+            if stamper.url in done:
+                continue
+            try:
+                stamp = stamper.stamp(note_digest(latest.note))
+            except TimestampError as err:
+                log.error("the TSA at %s did not stamp witness checkpoint %d: %s", stamper.url, latest.size, err)
+                errors.append(err)
+                continue
+            rows.append(
+                WitnessStamp.create(
+                    checkpoint=latest.size,
+                    token=stamp.tsr,
+                    gen_time_ms=to_ms(stamp.gen_time),
+                    reason=reason,
+                    tsa_url=stamper.url,
+                )
+            )
+            log.info("witness checkpoint %d stamped by the TSA at %s (%s)", latest.size, stamp.gen_time, reason)
+        self.failures = [str(err) for err in errors]
+        if errors and not rows:
+            raise errors[0]
+        return rows
 
 
 def leaves(size: int) -> Sequence[bytes]:
@@ -163,12 +194,6 @@ def leaves(size: int) -> Sequence[bytes]:
 
 
 def witness_log(settings: CloudSettings, key: SigningKey) -> WitnessLog:
-    """The witness log as configured: stamped by the TSA in ``[tsa] url``, if any."""
-    stamper = None
-    if settings.tsa_url:
-        from cloud.evidence.tsa import TimestampClient
-
-        stamper = TimestampClient(
-            settings.tsa_url, Path(settings.tsa_ca_file).read_bytes(), timeout=settings.tsa_timeout_s
-        )
-    return WitnessLog(key, SystemClock(), stamper=stamper)
+    """The witness log as configured: stamped by every timestamp authority of ``[tsa]``, if any. An unreadable
+    root certificate or an unusable URL is a ``ConfigError`` naming it."""
+    return WitnessLog(key, SystemClock(), stampers=configured_clients(settings))

@@ -53,6 +53,7 @@ def test_a_cloud_with_a_registered_appliance_passes(tmp_path, broker, cloud_db_u
     findings = doctor(settings).run()
     statuses = {f.name: f.status for f in findings}
     assert statuses.pop("设备 appliances") == WARN, "registered but never heard from"
+    assert statuses.pop("时间戳机构 timestamp authority") == WARN, "no TSA: bundles carry no third-party time"
     # the statutory calendar warns while a year starting within 60 days is unpublished (2027, in December 2026)
     covered = package_years() >= {datetime.now(UTC).year, (datetime.now(UTC) + timedelta(days=60)).year}
     assert statuses.pop("法定节假日 statutory calendar") == (OK if covered else WARN)

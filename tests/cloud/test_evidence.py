@@ -24,6 +24,10 @@ from cloud.store import ApplianceKey, open_db
 from ledger import SigningKey, note, topics
 from ledger.evidence import SUMS, sha256sums, verify_bundle
 from ledger.merkle import inclusion_proof, root
+from tests.cloud.test_third_party_time import (
+    assert_green_with_third_party_time,
+    assert_never_green_without_third_party_time,
+)
 from tests.harness.clock import FrozenClock
 from tests.harness.logs import LogBuilder
 from tests.harness.tsa import OpenSslTsa
@@ -104,8 +108,9 @@ def failed(report) -> list[str]:
     return [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
 
 
-def test_the_bundle_verifies_and_tells_the_days_apart(world):
+def test_the_bundle_verifies_and_tells_the_days_apart(world, tmp_path):
     files = unpack(export(world))
+    assert_never_green_without_third_party_time(files, repack(files, resum=False), tmp_path, world)  # no TSA
     report = verify_bundle(repack(files, resum=False), witness_key=world["witness"].verify_key)
     assert report.ok, failed(report)
     days = sorted({d["fields"]["term"]["t"][:10] for d in report.disclosed})
@@ -114,7 +119,8 @@ def test_the_bundle_verifies_and_tells_the_days_apart(world):
     assert any("unclean shutdown" in g for g in report.gaps)
     html = files["report.html"].decode()
     assert any(c.name == "witness log" and "checkpoints in the cloud's signed log" in c.detail for c in report.checks)
-    assert "全部校验通过" in html and "2026-03-03" in html and "无打卡记录" in html
+    assert "2026-03-03" in html and "无打卡记录" in html
+    assert "全部校验通过" not in html and "本证据包没有第三方时间戳" in html  # exported without a TSA: never green
     assert "07:59:30 上班" in html
     # an employee's bundle says first what it was made for (issue #19.11: before, only a case's named itself)
     made_for = f"本证据包为工号 {EMPLOYEE} 在 2026-03-02 至 2026-03-03 期间的考勤证据制作"
@@ -235,7 +241,7 @@ def rewrite_witness_checkpoint(files):
 
 
 def alter_without_resum(files):
-    files["report.html"] = files["report.html"].replace("全部校验通过".encode(), b"OK")
+    files["report.html"] = files["report.html"].replace("结论".encode(), b"OK")
 
 
 @pytest.mark.parametrize(
@@ -408,6 +414,14 @@ def stamped_export(world, tsa, tmp_path):
 
 def test_a_tsa_stamps_the_witness_log_at_export_and_openssl_agrees(world, tsa, tmp_path):
     bundle = stamped_export(world, tsa, tmp_path)
+    files = unpack(bundle)
+    assert_green_with_third_party_time(files, bundle, tmp_path, world, tsa)
+    # its stamps dropped (SHA256SUMS made again): the signatures still hold, the third-party time does not
+    lines = [json.loads(line) for line in files["witness/checkpoints.jsonl"].decode().splitlines()]
+    dropped = "".join(json.dumps({**x, "stamps": []}) + "\n" for x in lines).encode()
+    assert_never_green_without_third_party_time(
+        files, repack({**files, "witness/checkpoints.jsonl": dropped}), tmp_path, world, report=False
+    )
     report = verify_bundle(bundle, witness_key=world["witness"].verify_key, tsa_roots=tsa.ca_pem)
     assert report.ok, failed(report)
     (check,) = [c for c in report.checks if c.name == "witness log"]

@@ -24,6 +24,7 @@ from cloud.evidence.report_pdf import report_pdf
 from cloud.evidence.tsa import TimestampClient
 from cloud.evidence.witness_log import WitnessLog
 from cloud.report_font import PROBE, ReportFontMissing, find_font, truetype_subset
+from ledger import evidence as ledger_evidence
 from ledger.evidence import SUMS, Event, Report, verify_bundle
 from tests.cloud import test_evidence as base
 
@@ -73,7 +74,7 @@ def test_the_bundle_has_a_pdf_report_in_chinese_that_names_the_bundle_on_every_p
     assert files["report.pdf"].startswith(b"%PDF-")
     pages = pdf_text(files["report.pdf"])
     text = "".join(pages)
-    for expected in ("考勤电子证据报告", "员工工号1001", "全部校验通过", "07:59:30上班", "17:30:30下班"):
+    for expected in ("考勤电子证据报告", "员工工号1001", "本证据包没有第三方时间戳", "07:59:30上班", "17:30:30下班"):
         assert expected in text, expected
     assert "无打卡记录" in text and "未覆盖：设备当时尚未开始记录，不计缺勤" in text  # the 1st: before it began
     assert "设备无任何记录（781分钟）：设备关闭或断电" in text, "the overnight power-off, on its days"
@@ -185,7 +186,7 @@ def test_without_a_chinese_font_the_export_says_what_to_install(world, tmp_path,
 def test_a_configured_truetype_font_without_a_bold_face_works_too(world, tmp_path, caplog):
     """The fallbacks (WenQuanYi, Droid) are TrueType: one is made here from Noto, with the report's characters."""
     font, noto = tmp_path / "cjk-truetype.ttf", find_font()
-    used = "".join(Path(m.__file__).read_text() for m in (evidence_model, evidence_pdf)) + PROBE
+    used = "".join(Path(m.__file__).read_text() for m in (evidence_model, evidence_pdf, ledger_evidence)) + PROBE
     truetype_subset(noto.path, noto.index, used + "".join(map(chr, range(0x20, 0x7F))), font)
     with caplog.at_level(logging.WARNING):
         files = base.unpack(export(world, report_font=str(font)))

@@ -212,7 +212,7 @@ def _verify_fails_a_case_bundle_without_the_cases_contacts_and_notices(wired, ca
     the cloud's whole log, are taken out (SHA256SUMS recomputed), or its format is one it does not know."""
     pin = ("--witness-key", wired.settings.witness_public_path)
     ok = _cli("verify", path, *pin)
-    assert ok.returncode == 0, ok.stdout
+    assert ok.returncode == 4, ok.stdout  # every check passes; the cloud here has no TSA: no third-party time
     assert f"case case-{case.id}" in ok.stdout and f"本案 case-{case.id} 的证据齐全" in ok.stdout
 
     files = _files(path.read_bytes())
