@@ -2,7 +2,10 @@
 
 An emulated ZK terminal with a demo roster punches every few seconds; the appliance reads it,
 signs and stores each punch and syncs over a local Mosquitto to the cloud, which verifies and
-stores them. Both sets of pages run under gunicorn. Ctrl-C stops everything.
+stores them. Both sets of pages run under gunicorn. The cloud's witness log is stamped by the
+demo's own RFC 3161 timestamp authority (``punchproof.demo_tsa``, on the ``openssl`` command line),
+so the demo's evidence bundles carry RFC 3161 time as a real deployment's do; its name says it is
+the demo's own, not a third party. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from punchproof.broker import Mosquitto, wait_for_port
+from punchproof.demo_tsa import LocalTsa
 
 PLANT, APPLIANCE = "demo-plant", "pi-01"
 MARKER = ".punchproof-demo"
@@ -39,6 +43,7 @@ class Demo:
         self.ports = ports
         self.punch_every = punch_every
         self.broker: Mosquitto | None = None
+        self.tsa: LocalTsa | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = threading.Event()
 
@@ -63,6 +68,7 @@ class Demo:
         (self.dir / "logs").mkdir(parents=True)
         (self.dir / MARKER).touch()
         self.broker = Mosquitto(self.dir / "broker", self.ports.mqtt).start()
+        self.tsa = LocalTsa(self.dir / "tsa").start()
         cloud_pw, manager_pw = secrets.token_urlsafe(9), secrets.token_urlsafe(9)
         self.cli(
             "cloud",
@@ -75,6 +81,10 @@ class Demo:
             self.ports.mqtt,
             "--web-bind",
             f"127.0.0.1:{self.ports.cloud_web}",
+            "--tsa-url",
+            self.tsa.url,
+            "--tsa-ca-file",
+            self.tsa.ca_path,
         )
         self.cli(
             "appliance",
@@ -182,6 +192,7 @@ Punchproof demo is running (working directory {self.dir}).
   Plant manager (appliance) http://127.0.0.1:{self.ports.appliance_web}/    login: {plant_user} / {plant_pw}
   ZK terminal (emulated)    127.0.0.1:{self.ports.zk}, 30 workers, a punch every {self.punch_every:g} s
   MQTT broker (Mosquitto)   127.0.0.1:{self.ports.mqtt}
+  Timestamp authority       {self.tsa.url if self.tsa else "none"} (the demo's own, not a third party)
   Logs                      {self.dir / "logs"}
 
 Punches appear on the plant page within seconds and on the head-office page once the cloud
@@ -218,6 +229,8 @@ has verified their signatures. Press Ctrl-C to stop.
                 process.wait()
         if self.broker is not None:
             self.broker.stop()
+        if self.tsa is not None:
+            self.tsa.stop()
         if self.processes:
             print("all stopped.", flush=True)
 

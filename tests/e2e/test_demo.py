@@ -53,6 +53,7 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
             )
             logins = dict(re.findall(r"login: (\w+) / (\S+)", banner))
             assert set(logins) == {"hr", "manager"}
+            assert "Timestamp authority       http://127.0.0.1:" in banner and "the demo's own" in banner
             cloud = WebClient(f"http://127.0.0.1:{ports['cloud']}")
             assert cloud.login("hr", logins["hr"])[0] == 200
             wait_until(
@@ -119,6 +120,9 @@ def check_a_demo_evidence_bundle(tmp_path: Path) -> None:
         check=False,
     )
     assert verify.returncode == 0 and "RESULT: every check passed" in verify.stdout, verify.stdout
+    # the demo runs its own RFC 3161 TSA and configures the cloud with it: its bundles carry RFC 3161 time
+    assert "[[tsa.authority]]" in (demo / "cloud.toml").read_text()
+    assert re.search(r"witness log\s+OK\s+.*timestamped by a TSA", verify.stdout), verify.stdout
     folder = tmp_path / "bundle"
     with zipfile.ZipFile(bundle) as archive:
         archive.extractall(folder)
