@@ -6,12 +6,14 @@ Each side keeps its own factory, pages and message table; this is the part whose
 
 from __future__ import annotations
 
+import io
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, abort, g, request
 
 from opskit.secret_key import shared_secret_key
 
@@ -44,11 +46,17 @@ def session_config(secret_key_path: Path) -> dict[str, Any]:
     }
 
 
-def per_request(app: Flask, db: Connectable, i18n: Languages) -> None:
-    """Connect ``db`` for each request and close it after; choose the language and remember a chosen one."""
+def per_request(app: Flask, db: Connectable, i18n: Languages, *, body_deadline_s: float = 20.0) -> None:
+    """Connect ``db`` for each request and close it after; choose the language and remember a chosen one.
+
+    A request's body is read whole before the database is connected, within ``body_deadline_s``
+    (``read_body``): a client that sends its headers and then stalls holds a thread, never one of the few
+    database connections every page needs.
+    """
 
     @app.before_request
     def _open() -> None:
+        read_body(body_deadline_s, app.config.get("MAX_CONTENT_LENGTH"))
         db.connect(reuse_if_open=True)
         g.lang = i18n.pick(request.args.get("lang") or request.cookies.get("lang"))
 
@@ -65,6 +73,44 @@ def per_request(app: Flask, db: Connectable, i18n: Languages) -> None:
 
     app.jinja_env.globals["t"] = i18n.translate
     security_headers(app)
+
+
+def read_body(deadline_s: float, limit: int | None) -> None:
+    """Read the request's body into memory within ``deadline_s`` in all (408 if it does not come, 413 if it is
+    larger than ``limit``), so that nothing later waits on the client. Without gunicorn's socket at hand (the
+    test client, a body already in memory) it is read as it is."""
+    if request.method not in ("POST", "PUT", "PATCH") or "punchproof.body" in request.environ:
+        return
+    length = request.content_length
+    if limit is not None and length is not None and length > limit:
+        abort(413)
+    sock = request.environ.get("gunicorn.socket")
+    stream = request.environ["wsgi.input"]
+    end = time.monotonic() + deadline_s
+    chunks, size = [], 0
+    before = sock.gettimeout() if sock is not None else None
+    try:
+        while length is None or size < length:
+            left = end - time.monotonic()
+            if left <= 0:
+                abort(408)
+            if sock is not None:
+                sock.settimeout(left)
+            chunk = stream.read(min(65536, length - size) if length is not None else 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if limit is not None and size > limit:
+                abort(413)
+    except (TimeoutError, OSError):
+        abort(408)
+    finally:
+        if sock is not None:
+            sock.settimeout(before)
+    body = b"".join(chunks)
+    request.environ["wsgi.input"] = io.BytesIO(body)
+    request.environ["punchproof.body"] = len(body)
 
 
 # Scripts only from the site itself, or inline with this response's nonce; styles may be inline (the pages

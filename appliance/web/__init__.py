@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 CACHE_KIB = 512  # SQLite page cache per connection
 POOL = 12  # SQLite connections a worker keeps: the 8 threads kept from streams, the live hub, and some to spare
+MAX_BODY = 256 * 1024
 TRIM_EVERY_S = 2.0  # after a request, freed memory goes back to the kernel at most this often
 
 if TYPE_CHECKING:
@@ -48,7 +49,10 @@ def create_app(
     app = Flask(__name__)
     trimmer = malloc.Trimmer(TRIM_EVERY_S)
     app.config.update(
-        session_config(settings.state_dir / "web-secret.key"), SETTINGS=settings, CLOCK=clock or SystemClock()
+        session_config(settings.state_dir / "web-secret.key"),
+        SETTINGS=settings,
+        CLOCK=clock or SystemClock(),
+        MAX_CONTENT_LENGTH=MAX_BODY,  # the plant's pages take small forms only
     )
     # The pages read; the daemon and the CLI create and write. Connections are pooled (opening one
     # per request was most of a small request's time); each keeps a small page cache, since the
