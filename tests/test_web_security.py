@@ -95,3 +95,9 @@ def test_every_page_forbids_framing_sniffing_and_scripts_from_elsewhere(client):
         assert headers["Referrer-Policy"] == "same-origin"
     first, second = (client.get("/login").headers["Content-Security-Policy"] for _ in range(2))
     assert first != second, "a fresh nonce for each response"
+
+
+def test_a_body_larger_than_the_site_takes_is_refused_before_it_is_read(client):
+    """#24.4: no MAX_CONTENT_LENGTH before: an upload of any size was read."""
+    response = client.post("/login", data=b"x", environ_overrides={"CONTENT_LENGTH": str(10**9)})
+    assert response.status_code == 413

@@ -12,15 +12,20 @@ from cloud.web import i18n
 from opskit.urlints import bound_path_ints
 from opskit.webapp import per_request, session_config
 
+MAX_BODY = 32 * 1024 * 1024
+BODY_DEADLINE_S = 120.0
+
 
 def create_app(settings: CloudSettings | None = None) -> Flask:
     """App factory; without ``settings`` it reads the file named by ``PUNCHPROOF_CLOUD_CONFIG``."""
     if settings is None:
         settings = CloudSettings.load(os.environ.get("PUNCHPROOF_CLOUD_CONFIG", "/etc/punchproof/cloud.toml"))
     app = Flask(__name__)
-    app.config.update(session_config(settings.secret_key_path), SETTINGS=settings)
+    # uploads (an HR sheet, an accident report, a 病假证明 sent with a reply) are a few MB; a phone on a slow link
+    # gets two minutes to send one, read before a database connection is taken (opskit.webapp.read_body)
+    app.config.update(session_config(settings.secret_key_path), SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY)
     open_db(settings.database_url)
-    per_request(app, database, i18n)
+    per_request(app, database, i18n, body_deadline_s=BODY_DEADLINE_S)
     bound_path_ints(app)  # /cases/<huge id> is a 400, not an OverflowError in the database
     from cloud.web import (
         accounts,
