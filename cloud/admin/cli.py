@@ -16,6 +16,7 @@ from opskit.config_edit import toml_str
 
 DEFAULT_CONFIG = os.environ.get("PUNCHPROOF_CLOUD_CONFIG", "/etc/punchproof/cloud.toml")
 ROLES = ("hr_admin", "hr_staff", "plant_manager", "auditor")
+WEB_THREADS = 16  # per web worker
 
 CONFIG_TEMPLATE = """\
 # Punchproof cloud configuration. Check it with: punchproof cloud check-config -c {path}
@@ -702,7 +703,13 @@ def _ingest(args: argparse.Namespace) -> int:
 def _web(args: argparse.Namespace) -> int:
     settings = _settings(args)
     os.environ["PUNCHPROOF_CLOUD_CONFIG"] = str(Path(args.config).resolve())
-    argv = gunicorn_argv("cloud.web:create_app()", bind=args.bind or settings.web_bind, workers=settings.web_workers)
+    # threads: a slow upload or a stalled client holds a thread, not one of the few worker processes
+    argv = gunicorn_argv(
+        "cloud.web:create_app()",
+        bind=args.bind or settings.web_bind,
+        workers=settings.web_workers,
+        options=("--worker-class", "gthread", "--threads", str(WEB_THREADS)),
+    )
     os.execv(sys.executable, argv)
     return 0  # not reached
 

@@ -1,4 +1,4 @@
-"""#24.4: clients that send their headers and then stall must not take the plant pages down.
+"""#24.4: clients that send their headers and then stall must not take either site's pages down.
 
 Each request took a pooled SQLite connection before reading its body: 13 stalled bodies used up the pool
 and every page, the kiosk included, answered 500. The real pages under gunicorn, as the Pi serves them.
@@ -61,6 +61,25 @@ def test_stalled_bodies_and_a_huge_one_leave_every_page_answering(tmp_path):
         answer = big.recv(200)
         assert answer.startswith(b"HTTP/1.1 413"), answer
         big.close()
+    finally:
+        for sock in stalled:
+            sock.close()
+        system.stop_all()
+
+
+def test_head_offices_pages_answer_while_clients_stall_their_uploads(tmp_path):
+    """Two slow uploads blocked head office's 2 sync workers for 30 s and got them killed: the workers now
+    serve on threads, and a stalled body holds a thread."""
+    system = System(tmp_path, 1, ("127.0.0.1", 1)).configure(register=False)
+    port = system.start_web("cloud")
+    web = WebClient(f"http://127.0.0.1:{port}")
+    wait_until(lambda: web.get("/login")[0] == 200, timeout=20, message="gunicorn to serve")
+    stalled = [stall(port) for _ in range(4)]
+    try:
+        wait_until(lambda: headers_read(port) >= len(stalled), timeout=10, message="gunicorn reading the stalled posts")
+        started = time.monotonic()
+        status, _ = web.get("/login")
+        assert status == 200 and time.monotonic() - started < 5
     finally:
         for sock in stalled:
             sock.close()
