@@ -226,6 +226,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "cloud.appliances.broker_auth",  # broker logins (hashes only)
     "cloud.channels.contact_log",  # contact attempts, delivery receipts, dispatch claims
     "cloud.notices.records",  # rendered notices with their hashes
+    "cloud.notices.links",  # the notices' read-and-acknowledge links (token hashes only)
     "cloud.hr.models",  # employees, badges, rosters, leave, trips, corrections
     "cloud.escalation.policy",  # handbook policy versions
     "cloud.escalation.models",  # absence cases, steps, timelines
@@ -366,10 +367,18 @@ def _drop_row_foreign_keys(db: pw.Database) -> None:
         db.execute_sql(f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{table}_appliance_id_fkey"')
 
 
+def _notice_text(db: pw.Database) -> None:
+    """Kept notices keep their words too (the notice link's page shows them); older ones have none."""
+    table = "notice_document"
+    if table in db.get_tables() and "text" not in {c.name for c in db.get_columns(table)}:
+        migrate(SchemaMigrator.from_database(db).add_column(table, "text", pw.TextField(default="")))
+
+
 # Each release's schema changes, in order (opskit.migrations runs them once each). Append only.
 MIGRATIONS: tuple[Step, ...] = (
     ("columns added to tables before schema versioning (0.1.0)", _add_new_columns),
     ("witness entries may witness the cloud's evidence log", _witness_evidence),
     ("drop the appliance-only indexes of log records and punches", _drop_appliance_indexes),
     ("PostgreSQL: no per-row foreign-key check on log records and punches", _drop_row_foreign_keys),
+    ("kept notices keep their text, for the notice link's page", _notice_text),
 )

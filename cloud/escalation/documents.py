@@ -23,6 +23,7 @@ from cloud.escalation.policy import PolicyVersion
 from cloud.escalation.sender import PlannedStep
 from cloud.notices import facts as nf
 from cloud.notices import records, templates
+from cloud.notices.links import Links
 from cloud.notices.records import NoticeDocument
 from cloud.notices.render import MissingFacts, RenderedNotice, render_notice
 from cloud.notices.settings import NoticeSettings
@@ -93,7 +94,7 @@ def certificate(case_id: int, *, by: str, settings: NoticeSettings, font: CjkFon
         )
     tz = case.plant.timezone
     ended = workdays.local_day(case.effective_ms, tz)
-    facts = notice_facts.build(_step(case, CERTIFICATE_KEY, now), case, settings)
+    facts = notice_facts.build(_step(case, CERTIFICATE_KEY, now), case, settings, Links(clock, settings.link_days))
     hired = facts.employee.hired_on
     if hired is None:
         raise CaseError(
@@ -224,7 +225,7 @@ def public_notice(
     notice, _template, name = SERVED[document]
     served = _served_notice(case, document)
     tz = case.plant.timezone
-    facts = notice_facts.build(_step(case, f"公告:{name}", now), case, settings)
+    facts = notice_facts.build(_step(case, f"公告:{name}", now), case, settings, Links(clock, settings.link_days))
     facts = dataclasses.replace(
         facts,
         contacts=_attempts(case, notice, tz),

@@ -7,7 +7,6 @@ content hash still names one document.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -20,6 +19,8 @@ from cloud.escalation.policy import PolicyVersion
 from cloud.escalation.sender import PlannedStep
 from cloud.hr.models import Employee, Leave
 from cloud.notices import facts as nf
+from cloud.notices import links as nl
+from cloud.notices.links import Links
 from cloud.notices.settings import NoticeSettings
 
 TEMPLATE_OF = {
@@ -65,10 +66,19 @@ def doc_no(settings: NoticeSettings, case_id: int, key: str, issued: date) -> st
     return f"{settings.doc_prefix}〔{issued.year}〕{case_id:05d}-{key.replace(':', '-').replace('#', '-')}"
 
 
-def link(settings: NoticeSettings, case: AbsenceCase, key: str) -> str:
-    """The read-and-acknowledge link: not guessable from the case number alone."""
-    token = hashlib.sha256(f"{case.id}|{case.opened_ms}|{case.employee_id}|{key}".encode()).hexdigest()[:20]
-    return f"{settings.link_base.rstrip('/')}/n/{token}"
+MANAGER_NOTICES = frozenset({"warning"})  # to the manager and HR: their link is the case's page (after login)
+
+
+def link(settings: NoticeSettings, case: AbsenceCase, step: PlannedStep, doc: str, links: Links | None) -> str:
+    """The notice's link. The manager's and HR's warning: the case's page, behind the login. Every other notice:
+    its read-and-acknowledge link ``/n/<token>`` (``cloud.notices.links``), issued when it is rendered to go out
+    (``links``); a draft (no ``links``) says the link is made when it goes out."""
+    base = settings.link_base.rstrip("/")
+    if step.notice in MANAGER_NOTICES:
+        return f"{base}/cases/{case.id}"
+    if links is None:
+        return f"{base}/n/{nl.PLACEHOLDER}"
+    return nl.url(base, links.token(case.id, step.key, doc))
 
 
 def _local(ms: int, tz: ZoneInfo) -> datetime:
@@ -238,7 +248,9 @@ def _union_notified(case: AbsenceCase) -> int | None:
     )
 
 
-def build(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings) -> nf.NoticeFacts:
+def build(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings, links: Links | None = None) -> nf.NoticeFacts:
+    """The facts of ``step``'s notice. ``links``: it is rendered to go out, and its link is issued (or the one
+    issued before is taken again); without it a draft, whose link is a placeholder and which writes nothing."""
     tz = ZoneInfo(case.plant.timezone)
     policy = policy_of(case)
     issued = _local(step.planned_ms, tz).date()
@@ -264,8 +276,9 @@ def build(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings) -> nf.
     if step.notice == "union_letter" and case.union_wait_until_ms is not None:
         # the day the ladder waits for before the termination notice: the first working day after the reply window
         termination_date = workdays.local_day(workdays.next_workday_start(case.union_wait_until_ms, tz.key), tz.key)
+    number = doc_no(settings, case.id, step.key, issued)
     return nf.NoticeFacts(
-        doc_no=doc_no(settings, case.id, step.key, issued),
+        doc_no=number,
         issued_on=issued,
         employer=nf.Employer(
             name=settings.employer,
@@ -285,7 +298,7 @@ def build(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings) -> nf.
         deadline=deadline,
         report_to=settings.report_to,
         reply_how=settings.how_to_reply,
-        reply_link=link(settings, case, step.key),
+        reply_link=link(settings, case, step, number, links),
         defence_days=settings.defence_days,
         earlier_notices=_earlier(case, settings, tz, step.planned_ms),
         union_notified_on=_local(union_sent, tz).date() if union_sent else None,

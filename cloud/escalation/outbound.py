@@ -52,6 +52,7 @@ from cloud.escalation.sender import (
 )
 from cloud.hr.models import EmergencyContact, Employee
 from cloud.notices import records, templates
+from cloud.notices.links import Links
 from cloud.notices.render import MissingFacts, RenderedNotice, render_notice
 from cloud.notices.settings import NoticeSettings
 from cloud.report_font import CjkFont, ReportFontMissing, find_font
@@ -268,7 +269,7 @@ class OutboundSender:
                 self._font = find_font(str(self._font_config))
             except ReportFontMissing as err:
                 raise NoticeUnrenderable(step.notice, [missing_fact("font")]) from err
-        facts = notice_facts.build(step, case, self._settings)
+        facts = notice_facts.build(step, case, self._settings, Links(self._clock, self._settings.link_days))
         try:
             rendered = render_notice(templates.get(notice_facts.TEMPLATE_OF[step.notice]), facts, self._font)
         except MissingFacts as err:

@@ -22,6 +22,7 @@ class NoticeDocument(BaseModel):
     pdf = pw.BlobField()
     pdf_sha256 = pw.CharField(max_length=64, unique=True)
     text_sha256 = pw.CharField(max_length=64)
+    text = pw.TextField(default="")  # the words as sent (the notice link shows them); "" for notices kept before
     sms_text = pw.TextField()
     sms_sha256 = pw.CharField(max_length=64)
     rendered_ms = pw.BigIntegerField()
@@ -45,6 +46,7 @@ def keep(case_ref: str, notice: RenderedNotice, clock: Clock) -> NoticeDocument:
             pdf=notice.pdf,
             pdf_sha256=notice.pdf_sha256,
             text_sha256=notice.text_sha256,
+            text=notice.text,
             sms_text=notice.sms_text,
             sms_sha256=notice.sms_sha256,
             rendered_ms=to_ms(clock.now()),

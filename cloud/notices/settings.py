@@ -7,7 +7,7 @@ master data). Nothing here is secret.
     [notices]
     employer = "东莞市某某电子有限公司"   short_name = "某某电子"   address = "..."
     contact_person = "王敏（人力资源部）"  contact_phone = "0769-8888 1234"  union = "...工会委员会"
-    link_base = "https://hr.example.cn"  report_to = "人力资源部（行政楼二楼）"
+    link_base = "https://hr.example.cn"  link_days = 60  report_to = "人力资源部（行政楼二楼）"
     hr_email = "hr@factory.cn"  hr_phone = "+8613..."  hr_wecom = "wangmin"  union_email = "union@factory.cn"
 """
 
@@ -27,6 +27,7 @@ class NoticeSettings:
     credit_code: str = ""
     union: str = ""  # the 工会委员会's name; empty: the employer has no union
     link_base: str = ""  # where the notices' read-and-acknowledge links point
+    link_days: int = 60  # how long a notice's link opens after it is issued
     doc_prefix: str = "人通"  # 文号: {doc_prefix}〔{year}〕{case}-{step}
     report_to: str = "人力资源部"
     reply_how: str = ""  # default: 电话 {contact_phone} 或下方链接

@@ -36,12 +36,26 @@ def create_app(settings: CloudSettings | None = None) -> Flask:
         exports,
         injury,
         metrics,
+        notice_link,
         overview,
         policy,
         reports,
     )
 
-    pages = (auth, overview, metrics, cases, casecontact, injury, employees, policy, reports, exports, accounts)
+    pages = (
+        auth,
+        overview,
+        metrics,
+        cases,
+        casecontact,
+        injury,
+        employees,
+        policy,
+        reports,
+        exports,
+        accounts,
+        notice_link,  # the notices' links: no login, the token is the credential
+    )
     for blueprint in pages:
         app.register_blueprint(blueprint.bp)
     if settings.channels.callback_token:  # the SMS providers' delivery reports (cloud.channels.callbacks)

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session, url_for
 
 from cloud.clock import SystemClock
-from cloud.escalation import actions, documents, ladder, preview
+from cloud.escalation import actions, documents, ladder, preview, replies
 from cloud.escalation.cases import ACK_REASONS, CaseError
 from cloud.escalation.models import AbsenceCase
 from cloud.hr.models import Employee
@@ -129,6 +129,7 @@ def show(case_id: int) -> Any:
         gate_names=caseview.GATE_NAMES,
         checklist=caseview.checklist,
         outcomes=OUTCOMES,
+        reply_reasons=replies.REASONS,
         now_ms=now_ms(),
     )
 

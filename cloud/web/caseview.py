@@ -27,6 +27,12 @@ from cloud.web.i18n import MESSAGES
 
 PAGE_SIZE = 50
 DAY_MS = ladder.DAY_MS
+LINK_KINDS = ("notice_read", "notice_ack", "notice_reply")  # what the employee did on a notice's link page
+LINK_STATUS = {
+    "read": ("已读", "read"),
+    "acknowledged": ("确认收到", "receipt confirmed"),
+    "replied": ("回复", "replied"),
+}
 
 
 def case_refs(case_id: int) -> tuple[str, ...]:
@@ -267,9 +273,14 @@ def detail(case: AbsenceCase) -> dict[str, Any]:
     for a in GateApproval.select().where(GateApproval.gate.in_([g.id for g in gates])).order_by(GateApproval.at_ms):
         approvals.setdefault(a.gate_id, []).append(a)
     events = _merge(case, punches, facts, attempts, receipts, notices, documents)
+    replies = [
+        e for e in events if e.kind == "entry" and e.data.get("kind") in LINK_KINDS
+    ]  # newest first: the latest reply is what HR answers
+    replies.reverse()
     counted = list(CaseDay.select().where(CaseDay.case == case).order_by(CaseDay.start_ms))
     return {
         "events": events,
+        "replies": replies,
         "chain_problems": timeline.verify(case),
         "days": day_list(case, counted, facts),
         "provisional": provisional_days(case),
@@ -389,13 +400,20 @@ def _merge(case, punches, facts, attempts, receipts, notices, documents) -> list
             )
         )
     for a in attempts:
+        zh, en = (
+            f"{a.channel} → {a.recipient}：{a.status} {a.reason}",
+            f"{a.channel} → {a.recipient}: {a.status} {a.reason}",
+        )
+        if a.provider == "notice_link":  # the employee on the notice's link page: no message went anywhere
+            done_zh, done_en = LINK_STATUS.get(a.status, (a.status, a.status))
+            zh, en = f"通知链接 · {done_zh}：{a.reason}", f"notice link · {done_en}: {a.reason}"
         events.append(
             Event(
                 a.at_ms,
                 "attempt",
                 a.operator,
-                f"{a.channel} → {a.recipient}：{a.status} {a.reason}".strip(),
-                f"{a.channel} → {a.recipient}: {a.status} {a.reason}".strip(),
+                zh.strip(),
+                en.strip(),
                 {
                     "attempt": a.id,
                     "provider": a.provider,

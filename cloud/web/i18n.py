@@ -401,6 +401,64 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "change_role": ("更改", "Change"),
     "new_account": ("新建账号", "New account"),
     "create": ("创建", "Create"),
+    # the notice link page /n/<token> (the employee, on a phone)
+    "nl_title": ("通知", "Notice"),
+    "nl_employer": ("发文单位", "From"),
+    "nl_issued": ("发出时间", "Issued"),
+    "nl_no_text": ("通知全文暂无法显示，请联系人力资源部索取。", "The notice cannot be shown here; ask HR for it."),
+    "nl_pdf": ("下载通知 PDF", "Download the notice (PDF)"),
+    "nl_ack_title": ("确认收到", "Confirm receipt"),
+    "nl_ack_hint": (
+        "阅读完毕后请点击下方按钮，本单位将记录您已收到本通知。",
+        "When you have read it, press the button: the company records that you received this notice.",
+    ),
+    "nl_ack": ("我已收到", "I have received it"),
+    "nl_acked": ("您已确认收到，时间：", "You confirmed receipt at"),
+    "nl_reply_title": ("回复 / 说明情况", "Reply / explain"),
+    "nl_reply_hint": (
+        "如因生病、家中急事或受伤未能到岗，请在此说明并上传证明（如病假证明），人力资源部会尽快核实。",
+        "If you could not come to work (illness, a family emergency, an injury), say so here and attach proof "
+        "(e.g. a doctor's note); HR will check it soon.",
+    ),
+    "nl_reason": ("原因", "Reason"),
+    "nl_choose": ("请选择", "Choose"),
+    "nl_return_on": ("预计返岗日期（可不填）", "Expected return date (optional)"),
+    "nl_text": ("说明（可不填）", "Details (optional)"),
+    "nl_file": ("附件：图片或 PDF，不超过 {mb} MB（可不填）", "Attachment: an image or a PDF up to {mb} MB (optional)"),
+    "nl_send": ("提交回复", "Send the reply"),
+    "nl_replied": (
+        "回复已提交，人力资源部将尽快与您联系。如需补充，可再次提交。",
+        "Your reply was sent; HR will contact you soon. You may send another to add to it.",
+    ),
+    "nl_contact": ("联系人", "Contact"),
+    "nl_err_unknown": ("链接无效", "This link is not valid"),
+    "nl_err_unknown_hint": (
+        "请检查链接是否完整（短信中的链接可能被截断），或致电人力资源部索取通知。",
+        "Check that the link is complete (an SMS may cut it), or call HR for the notice.",
+    ),
+    "nl_err_expired": ("链接已过期", "This link has expired"),
+    "nl_err_expired_hint": (
+        "为保护您的信息，通知链接在发出一段时间后失效。请致电人力资源部索取通知或新的链接。",
+        "To protect your information a notice's link stops working after a while. Call HR for the notice "
+        "or a new link.",
+    ),
+    "nl_err_revoked": ("链接已停用", "This link has been withdrawn"),
+    "nl_err_revoked_hint": (
+        "该通知链接已由发文单位停用。请致电人力资源部了解情况。",
+        "The company has withdrawn this link. Call HR to ask why.",
+    ),
+    "nl_err_throttled": ("尝试次数过多", "Too many attempts"),
+    "nl_err_throttled_hint": (
+        "从您的网络打开了过多无效链接，请 15 分钟后再试，或致电人力资源部。",
+        "Too many invalid links were opened from your network; try again in 15 minutes, or call HR.",
+    ),
+    "replies": ("员工回复与已读", "Replies and reads"),
+    "reply_reason": ("原因", "Reason"),
+    "reply_return_on": ("预计返岗", "Expected back"),
+    "reply_file": ("附件", "Attachment"),
+    "read_at": ("已读", "Read"),
+    "acked_at": ("确认收到", "Receipt confirmed"),
+    "replied_at": ("回复", "Replied"),
 }
 
 
