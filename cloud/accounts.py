@@ -1,25 +1,28 @@
 """Head office's logins: roles, hashed passwords, and the login throttle shared by every web worker.
 
-Passwords are hashed with scrypt (werkzeug). A failed login counts against the user name and the
-address it came from; past ``MAX_FAILURES`` within ``WINDOW_MS`` further attempts are refused until
-the window has passed, whatever the password. The counters live in the database, so that four
-gunicorn workers do not give a guesser four times the attempts.
+Passwords are hashed with scrypt (werkzeug). A failed login counts against the address it came from, the
+user name at that address and the user name from anywhere; past each key's free failures the next attempt
+waits longer and longer (``opskit.throttle``): a guesser is slowed down, the real user is never locked out
+(a minute at most from another address). The counters live in the database, so that every gunicorn worker
+sees the same ones. In ``LoginThrottle`` rows of the login keys, ``window_start_ms`` is the key's latest
+failure.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import peewee as pw
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from cloud.store import Account, BaseModel, Plant
+from opskit import throttle
 
 ROLES = ("hr_admin", "hr_staff", "plant_manager", "auditor")
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
 MIN_PASSWORD = 10
-MAX_FAILURES = 5  # per user name, and (x4) per address, within the window
-WINDOW_MS = 15 * 60 * 1000
+WINDOW_MS = 15 * 60 * 1000  # the notice links' wrong-token count (cloud.web.notice_link)
 _DUMMY_HASH = generate_password_hash("not a password")
 
 
@@ -67,31 +70,38 @@ def authenticate(username: str, password: str) -> Account | None:
     return account if check_password_hash(account.password_hash, password) else None
 
 
-def _keys(username: str, address: str) -> list[tuple[str, int]]:
-    return [(f"user:{username[:64]}", MAX_FAILURES), (f"ip:{address}", MAX_FAILURES * 4)]
-
-
-def throttled(username: str, address: str, now_ms: int) -> bool:
-    """True while the user name or the address has used up its failures in the window."""
-    for key, limit in _keys(username, address):
-        row = LoginThrottle.get_or_none(LoginThrottle.key == key)
-        if row is not None and row.window_start_ms > now_ms - WINDOW_MS and row.failures >= limit:
-            return True
-    return False
+def wait_s(username: str, address: str, now_ms: int) -> int:
+    """Seconds before a login of ``username`` from ``address`` is heard again (0: now); ``opskit.throttle``."""
+    keys = [key for key, _rule in throttle.keys(username, address)]
+    rows = {r.key: (r.failures, r.window_start_ms) for r in LoginThrottle.select().where(LoginThrottle.key.in_(keys))}
+    return throttle.wait_s(rows, username, address, now_ms)
 
 
 def failed(username: str, address: str, now_ms: int) -> None:
-    """Count a failure (one upsert per key: two workers at once both count)."""
-    expired = LoginThrottle.window_start_ms <= now_ms - WINDOW_MS
-    for key, _limit in _keys(username, address):
+    """Count a failure against each key (one upsert each: two workers at once both count)."""
+    stale = LoginThrottle.window_start_ms <= now_ms - throttle.WINDOW_MS
+    for key, _rule in throttle.keys(username, address):
         LoginThrottle.insert(key=key, failures=1, window_start_ms=now_ms).on_conflict(
             conflict_target=[LoginThrottle.key],
             update={
-                LoginThrottle.failures: pw.Case(None, [(expired, 1)], LoginThrottle.failures + 1),
-                LoginThrottle.window_start_ms: pw.Case(None, [(expired, now_ms)], LoginThrottle.window_start_ms),
+                LoginThrottle.failures: pw.Case(None, [(stale, 1)], LoginThrottle.failures + 1),
+                LoginThrottle.window_start_ms: now_ms,
             },
         ).execute()
 
 
-def succeeded(username: str) -> None:
-    LoginThrottle.delete().where(LoginThrottle.key == f"user:{username[:64]}").execute()
+def succeeded(username: str, address: str) -> None:
+    """The user's own counters start again; the address's does not (one good account must not reset it)."""
+    keys = [key for key, rule in throttle.keys(username, address) if rule.prefix != "ip"]
+    LoginThrottle.delete().where(LoginThrottle.key.in_(keys)).execute()
+
+
+def end_sessions(username: str) -> None:
+    """Every session of the account ends (logout: a copy of the cookie must not outlive it)."""
+    Account.update(session_epoch=Account.session_epoch + 1).where(Account.username == username).execute()
+
+
+def session_stamp(account: Account) -> str:
+    """What a session must still match: the account's epoch and its password (a new password ends it)."""
+    digest = hashlib.sha256(account.password_hash.encode()).hexdigest()[:16]
+    return f"{account.session_epoch}:{digest}"

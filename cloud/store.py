@@ -199,6 +199,9 @@ class Account(BaseModel):
     role = pw.CharField(default="hr_admin")  # hr_admin | hr_staff | plant_manager | auditor (cloud.accounts)
     plant = pw.CharField(default="")  # a plant manager's own plant; "" for head-office roles
     created_ms = pw.BigIntegerField()
+    # a session carries the epoch it began in (cloud.accounts.session_stamp); logout moves it on, which ends
+    # every session of the account, a cookie copied before included. Added in place by _add_new_columns.
+    session_epoch = pw.IntegerField(default=0)
 
 
 MODELS = (

@@ -63,7 +63,7 @@ def _session() -> None:
     now = _now_ms()
     seen = int(session.get("seen", 0))
     account = Account.get_or_none(Account.username == session["user"])
-    if account is None or now - seen > IDLE_MS:
+    if account is None or now - seen > IDLE_MS or session.get("stamp") != accounts.session_stamp(account):
         session.clear()
         return
     if (account.role, account.plant) != (session.get("role"), session.get("plant")):
@@ -86,21 +86,26 @@ def login() -> Any:
     if request.method == "GET":
         return render_template("login.html", error=None)
     username, now = request.form.get("username", ""), _now_ms()
+    username = username[:64]
     address = request.remote_addr or ""
-    if accounts.throttled(username, address, now):
-        return render_template("login.html", error="throttled"), 429
+    wait = accounts.wait_s(username, address, now)
+    if wait:  # the password is not even looked at: guessing stays slow
+        return render_template("login.html", error="throttled", wait=wait), 429
     account = accounts.authenticate(username, request.form.get("password", ""))
     if account is None:
         accounts.failed(username, address, now)
         return render_template("login.html", error="bad_login"), 401
-    accounts.succeeded(username)
+    accounts.succeeded(username, address)
     session.clear()  # a new session, and with it a new CSRF token
     session.permanent = True
-    session.update(user=account.username, role=account.role, plant=account.plant, seen=now)
+    stamp = accounts.session_stamp(account)
+    session.update(user=account.username, role=account.role, plant=account.plant, seen=now, stamp=stamp)
     return redirect(local_target(request.args.get("next")))
 
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
+    if "user" in session:
+        accounts.end_sessions(session["user"])  # a copy of this cookie must not outlive the logout
     session.clear()
     return redirect(url_for("auth.login"))

@@ -56,7 +56,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "role_hr_staff": ("人事专员", "HR staff"),
     "role_plant_manager": ("厂长", "plant manager"),
     "role_auditor": ("审计（只读）", "auditor (read-only)"),
-    "throttled": ("登录失败次数过多，请 15 分钟后再试。", "Too many failed sign-ins; try again in 15 minutes."),
+    "throttled": ("登录失败次数过多，请 {wait} 秒后再试。", "Too many failed sign-ins: try again in {wait} seconds."),
     # plants
     "watermark": ("同步水位（设备时间）", "Synced up to (appliance clock)"),
     "confirmed_through": ("考勤已确认至", "Attendance confirmed through"),
