@@ -50,6 +50,10 @@ class CloudSettings:
     ingest_parse_processes: int = 0  # processes that parse batches ahead of the store; 0: one per core, at most 4
     web_bind: str = "0.0.0.0:8000"
     web_workers: int = 2
+    # reverse proxies in front of the pages that add X-Forwarded-For / -Proto (docs/security.md): with 1, the
+    # client address is the one the proxy gives (the login throttle, the notice links' read records) and the
+    # session cookie is sent over HTTPS only; 0: the pages are reached directly
+    web_trusted_proxies: int = 0
     timezone: str = "Asia/Shanghai"  # head office's zone, for times that belong to no plant
     # [tsa]: RFC 3161 timestamp authorities, the only time in a bundle that is not the employer's word
     # (docs/keys-and-timestamps.md). Each [[tsa.authority]] has url and ca_file; the older single
@@ -184,6 +188,8 @@ class CloudSettings:
         url = values.get("database_url", cls.database_url)
         if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
             problems.append("database.url: use sqlite:////path/file.sqlite3 or postgresql://user@host/db")
+        if not 0 <= values.get("web_trusted_proxies", 0) <= 5:
+            problems.append("web.trusted_proxies: how many reverse proxies are in front of the pages, 0 to 5")
         if problems:
             raise ConfigError(source, problems)
         return cls(**values, source=source)

@@ -21,6 +21,12 @@ def create_app(settings: CloudSettings | None = None) -> Flask:
     if settings is None:
         settings = CloudSettings.load(os.environ.get("PUNCHPROOF_CLOUD_CONFIG", "/etc/punchproof/cloud.toml"))
     app = Flask(__name__)
+    if settings.web_trusted_proxies:  # behind head office's HTTPS proxy: its client address, its scheme
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.web_trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+        app.config["SESSION_COOKIE_SECURE"] = True
     # uploads (an HR sheet, an accident report, a 病假证明 sent with a reply) are a few MB; a phone on a slow link
     # gets two minutes to send one, read before a database connection is taken (opskit.webapp.read_body)
     app.config.update(session_config(settings.secret_key_path), SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY)

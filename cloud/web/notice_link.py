@@ -4,9 +4,9 @@ No login: the token (``cloud.notices.links``) is the credential, and it opens th
 the page records goes through ``cloud.escalation.replies`` (contact log, case timeline, and from there the
 signed evidence log). Forms carry the app's CSRF token like every other form.
 
-The client's address: the socket's, unless the request came from this machine with ``X-Forwarded-For`` (or
-``X-Real-IP``), which is how head office's reverse proxy on the same machine forwards (docs/operations.md):
-then the address the proxy appended last. A header from anywhere else is recorded as received, never believed.
+The client's address: the socket's, or behind head office's reverse proxy the one it forwards, when the
+configuration says a proxy is there (``[web] trusted_proxies``, docs/security.md); never guessed from headers.
+The forwarding headers are recorded as received beside it.
 
 A wrong token, an expired or a revoked one: a plain Chinese page (404, 410), the same whether or not other
 tokens exist. Wrong tokens count against the address in the login throttle's table (``cloud.accounts``), so
@@ -15,7 +15,6 @@ that guessing from one address stops after ``GUESSES`` in its window (429).
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,22 +37,12 @@ STATUS = {"unknown": 404, "expired": 410, "revoked": 410, "throttled": 429}
 
 
 def visit() -> replies.Visit:
-    remote = request.remote_addr or ""
+    """The client's address as the app sees it (``[web] trusted_proxies``: the proxy's X-Forwarded-For), and
+    the forwarding headers as received, recorded beside it, never believed."""
     forwarded = request.headers.get("X-Forwarded-For", "")
     real = request.headers.get("X-Real-IP", "")
-    address = remote
-    try:
-        local = ipaddress.ip_address(remote).is_loopback
-    except ValueError:
-        local = False
-    if local:
-        last = forwarded.split(",")[-1].strip() if forwarded else real.strip()
-        try:
-            address = str(ipaddress.ip_address(last)) if last else remote
-        except ValueError:
-            address = remote
     said = ", ".join(part for part in (forwarded, f"X-Real-IP {real}" if real else "") if part)
-    return replies.Visit(address, said[:300], request.headers.get("User-Agent", "")[:300])
+    return replies.Visit(request.remote_addr or "", said[:300], request.headers.get("User-Agent", "")[:300])
 
 
 def _throttle_key(address: str) -> str:

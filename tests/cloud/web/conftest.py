@@ -202,7 +202,8 @@ def site(tmp_path):
         hashed = generate_password_hash(PASSWORD)
         for name, (role, plant) in USERS.items():
             Account.create(username=name, password_hash=hashed, role=role, plant=plant, created_ms=0)
-        application = create_app(wired.settings)
+        # as deployed: behind head office's HTTPS reverse proxy on this machine (docs/security.md)
+        application = create_app(dataclasses.replace(wired.settings, web_trusted_proxies=1))
         application.config["CLOCK"] = clock
         yield Site(application, clock, wired)
         if not database.is_closed():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 from cloud.store import Account, database
+from cloud.web import create_app
 from tests.cloud.web.conftest import PASSWORD, token
 
 TEMPLATES = Path(__file__).parents[3] / "cloud" / "web" / "templates"
@@ -101,3 +103,26 @@ def test_chinese_by_default_english_when_asked(login):
     english = staff.get("/cases?lang=en")
     assert "Absence cases" in english.get_data(as_text=True) and "lang=en" in english.headers["Set-Cookie"]
     assert "Employee directory" in staff.get("/employees").get_data(as_text=True)  # the cookie keeps English
+
+
+def test_behind_the_configured_proxy_one_guesser_does_not_slow_everyone(app, tmp_path):
+    """#24.3: behind the documented reverse proxy every visitor had the proxy's address, so 21 bad logins with
+    random names locked every user out. With ``[web] trusted_proxies = 1`` the address is the one it forwards,
+    and the session cookie is sent over HTTPS only."""
+    settings = dataclasses.replace(app.config["SETTINGS"], web_trusted_proxies=1)
+    proxied = create_app(settings)
+    proxied.config["CLOCK"] = app.config["CLOCK"]
+    via = {"REMOTE_ADDR": "127.0.0.1"}
+
+    def attempt_from(client, address: str, username: str, password: str):
+        page = client.get("/login", environ_base=via).get_data(as_text=True)
+        form = {"csrf": token(page), "username": username, "password": password}
+        headers = {"X-Forwarded-For": address, "X-Forwarded-Proto": "https"}
+        return client.post("/login", data=form, headers=headers, environ_base=via)
+
+    guesser = proxied.test_client()
+    codes = [attempt_from(guesser, "198.51.100.66", f"nobody{n}", "x").status_code for n in range(12)]
+    assert codes[-1] == 429, codes
+    signed_in = attempt_from(proxied.test_client(), "203.0.113.5", "staff", PASSWORD)
+    assert signed_in.status_code == 302
+    assert "Secure" in signed_in.headers["Set-Cookie"]
