@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from cloud.config import CloudSettings
-from cloud.escalation import actions, casefiles, documents, preview, timeline
+from cloud.escalation import actions, casefiles, documents, machine, preview, timeline
 from cloud.escalation.casefiles import CaseDocument
 from cloud.escalation.cases import locked_case
 from cloud.escalation.models import AbsenceCase
@@ -70,6 +70,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     folder = tmp_path_factory.mktemp("documents")
+    machine._policies.clear()  # parsed policies are cached by row id, per process: another test's database had them
     database = open_db(f"sqlite:///{folder}/cloud.sqlite3")
     clock = FrozenClock(datetime(2025, 1, 1, tzinfo=UTC))
     witness, evidence = SigningKey.generate(), SigningKey.generate()
