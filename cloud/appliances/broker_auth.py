@@ -148,7 +148,9 @@ def _issue(
 
 
 # -- the files Mosquitto reads -----------------------------------------------------------------
-APPLIANCE_PUBLISH = ("up/#", "status", "device/#")
+# Exactly the topics an appliance publishes (ledger/topics.py), one level for a terminal's name: Mosquitto keeps
+# one retained message per topic, so a login allowed "up/#" could retain without bound under names of its own.
+APPLIANCE_PUBLISH = ("up/batch", "up/live", "up/config", "status", "device/+")
 APPLIANCE_READ = ("down/#",)
 HEADER = (
     "# Written by 'punchproof cloud' (cloud/appliances/broker_auth.py) from the cloud database: edits here are lost.\n"

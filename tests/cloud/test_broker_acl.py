@@ -86,6 +86,9 @@ def test_an_appliance_cannot_publish_as_another_or_outside_its_topics(secured):
         topics.ack(PLANT, "a"),  # not even an acknowledgement to itself
         topics.config(PLANT, "a"),
         f"{topics.base(PLANT, 'a')}/other",
+        # #24.1: 'up/#' and 'device/#' let one appliance retain messages under as many topics as it liked
+        f"{topics.base(PLANT, 'a')}/up/junk-1",
+        f"{topics.base(PLANT, 'a')}/device/gate-1/junk",
         "elsewhere",
     ]
     for topic in forbidden:

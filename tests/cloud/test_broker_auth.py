@@ -88,19 +88,25 @@ def test_the_acl_is_exactly_the_topic_table(db, clock):
     assert text == broker_auth.HEADER + "\n" + "\n".join(
         [
             "user cloud-ingest\n"
-            "topic read pp/+/+/up/#\n"
+            "topic read pp/+/+/up/batch\n"
+            "topic read pp/+/+/up/live\n"
+            "topic read pp/+/+/up/config\n"
             "topic read pp/+/+/status\n"
-            "topic read pp/+/+/device/#\n"
+            "topic read pp/+/+/device/+\n"
             "topic write pp/+/+/down/#\n",
             "user dg-1.pi-01\n"
-            "topic write pp/dg-1/pi-01/up/#\n"
+            "topic write pp/dg-1/pi-01/up/batch\n"
+            "topic write pp/dg-1/pi-01/up/live\n"
+            "topic write pp/dg-1/pi-01/up/config\n"
             "topic write pp/dg-1/pi-01/status\n"
-            "topic write pp/dg-1/pi-01/device/#\n"
+            "topic write pp/dg-1/pi-01/device/+\n"
             "topic read pp/dg-1/pi-01/down/#\n",
             "user dg-1.pi-02\n"
-            "topic write pp/dg-1/pi-02/up/#\n"
+            "topic write pp/dg-1/pi-02/up/batch\n"
+            "topic write pp/dg-1/pi-02/up/live\n"
+            "topic write pp/dg-1/pi-02/up/config\n"
             "topic write pp/dg-1/pi-02/status\n"
-            "topic write pp/dg-1/pi-02/device/#\n"
+            "topic write pp/dg-1/pi-02/device/+\n"
             "topic read pp/dg-1/pi-02/down/#\n",
         ]
     )
