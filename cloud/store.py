@@ -237,6 +237,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "cloud.accounts",  # the login throttle
     "cloud.audit",  # every human action on head office's pages
     "cloud.escalation.casefiles",  # documents uploaded to a case, with their SHA-256
+    "cloud.ingest.quarantine",  # quarantined messages past each source's sample: counted, not kept
 )
 
 
