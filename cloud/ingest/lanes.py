@@ -16,7 +16,8 @@ from typing import Any
 
 from cloud.appliances import registry
 from cloud.clock import Clock, to_ms
-from cloud.store import Appliance, DeviceStatus, LogHead, ProvisionalRecord, Quarantine, bulk_insert, database
+from cloud.ingest import quarantine
+from cloud.store import Appliance, DeviceStatus, LogHead, ProvisionalRecord, bulk_insert, database
 from ledger import LedgerError, Malformed, topics
 from ledger.messages import Batch
 from ledger.record import employee_of, leaf_hash
@@ -117,14 +118,17 @@ class LaneIngest:
                 .execute()
             )
             if not updated:
+                if DeviceStatus.select().where(DeviceStatus.appliance == appliance).count() >= MAX_TERMINALS:
+                    self._quarantine(topic, payload, f"device status: more than {MAX_TERMINALS} terminals")
+                    return
                 DeviceStatus.insert(appliance=appliance, terminal=terminal, **values).on_conflict_ignore().execute()
 
     def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
-        log.error("quarantined a message on %s: %s", topic, reason)
-        Quarantine.create(received_ms=to_ms(self._clock.now()), topic=topic, reason=reason, payload=payload)
+        quarantine.keep(topic, reason, payload, to_ms(self._clock.now()))
 
 
 MAX_TERMINAL_NAME = 64
+MAX_TERMINALS = 64  # an appliance's terminals head office keeps a status of; past it, a name is junk
 EPOCH_2000_MS, EPOCH_2100_MS = 946_684_800_000, 4_102_444_800_000
 # what an appliance publishes about a terminal (appliance.sync.uplink), each field with its bounds: a retained
 # message is read by every page that shows the plant, so one wrong type must not reach them

@@ -20,7 +20,7 @@ import peewee as pw
 from cloud import rows
 from cloud.appliances import registry
 from cloud.clock import Clock, to_ms
-from cloud.ingest import lanes
+from cloud.ingest import lanes, quarantine
 from cloud.ingest.prepare import Prepared
 from cloud.store import Appliance, CloudCheckpoint, LogHead, LogRecord, Punch, Quarantine, bulk_insert, database
 from ledger import GENESIS_PREV, ChainBroken, LedgerError, SigningKey, note, topics
@@ -235,8 +235,7 @@ class BatchIngest:
         return _ack(batch.log, batch.first, batch.last, head, status, reason, cosignature=cosignature)
 
     def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
-        log.error("quarantined a message on %s: %s", topic, reason)
-        Quarantine.create(received_ms=to_ms(self._clock.now()), topic=topic, reason=reason, payload=payload)
+        quarantine.keep(topic, reason, payload, to_ms(self._clock.now()))
 
 
 def _kid_of(batch: Batch) -> str:

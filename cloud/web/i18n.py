@@ -41,6 +41,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "state_other": ("未知", "unknown"),
     "no_punches": ("还没有收到打卡记录。", "No punches received yet."),
     "quarantine": ("被隔离的消息（验证失败）", "Quarantined messages (failed verification)"),
+    "quarantine_overflow": (
+        "{source}：另有 {count} 条被隔离的消息（{kib} KiB）只计数、未保存，{since} 至 {until}；最近的原因",
+        "{source}: {count} more quarantined messages ({kib} KiB) counted, not kept, {since} to {until}; latest reason",
+    ),
     "reason": ("原因", "Reason"),
     "none": ("无", "none"),
     "language": ("English", "中文"),

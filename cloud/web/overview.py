@@ -12,6 +12,7 @@ import peewee as pw
 from flask import Blueprint, current_app, render_template
 
 from cloud.escalation.models import AbsenceCase, AttendanceDay
+from cloud.ingest.quarantine import QuarantineOverflow
 from cloud.plantconfig.config_push import ConfigApplied, ConfigVersion
 from cloud.store import Appliance, DeviceStatus, LogHead, LogRecord, Plant, ProvisionalRecord, Punch, Quarantine
 from cloud.web.roles import own_plant, require
@@ -95,6 +96,11 @@ def index() -> Any:
     quarantined = (
         [] if mine is not None else list(Quarantine.select().order_by(Quarantine.received_ms.desc()).limit(20))
     )
+    overflow = (
+        []
+        if mine is not None
+        else list(QuarantineOverflow.select().order_by(QuarantineOverflow.last_ms.desc()).limit(20))
+    )
     ahead = dict(
         ProvisionalRecord.select(ProvisionalRecord.appliance, pw.fn.COUNT(ProvisionalRecord.seq))
         .group_by(ProvisionalRecord.appliance)
@@ -113,6 +119,7 @@ def index() -> Any:
         appliances=appliances,
         punches=punches,
         quarantined=quarantined,
+        overflow=overflow,
         ahead=ahead,
         devices=devices,
         details=details,

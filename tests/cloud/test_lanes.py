@@ -5,7 +5,10 @@ import json
 import pytest
 
 from cloud.appliances import registry
+from cloud.ingest import lanes as lanes_module
+from cloud.ingest import quarantine
 from cloud.ingest.lanes import LaneIngest
+from cloud.ingest.quarantine import QuarantineOverflow
 from cloud.ingest.verifier import BatchIngest
 from cloud.store import DeviceStatus, LogHead, ProvisionalRecord, Quarantine, open_db
 from ledger import SigningKey, make_record, topics
@@ -108,3 +111,28 @@ def test_a_device_status_of_the_wrong_shape_is_quarantined_and_never_shown(lanes
     assert json.loads(row.detail)["clock_offset_ms"] == 1200, "the last good status stands"
     live.device(topics.device(PLANT, NAME, "g" * 65), b'{"available": true}')
     assert Quarantine.select().count() == len(WRONG_SHAPES) + 1 and DeviceStatus.select().count() == 1
+
+
+def test_one_source_of_junk_keeps_a_sample_and_counts_the_rest(lanes):
+    """#24.1: every rejected payload was stored whole, with no cap (the database grew from 1 MB to 318 MB)."""
+    live, _ = lanes
+    topic = topics.device(PLANT, NAME, "gate-1")
+    junk = b"{" + b"x" * 200_000
+    for _ in range(quarantine.SAMPLE + 50):
+        live.device(topic, junk)
+    assert Quarantine.select().count() == quarantine.SAMPLE
+    assert max(len(q.payload) for q in Quarantine.select()) <= quarantine.MAX_PAYLOAD
+    (overflow,) = QuarantineOverflow.select()
+    assert (overflow.source, overflow.count, overflow.bytes) == (topics.base(PLANT, NAME), 50, 50 * len(junk))
+    live.device(topics.device(PLANT, "pi-99", "gate-1"), b"[]")  # another source has its own sample
+    assert Quarantine.select().count() == quarantine.SAMPLE + 1
+
+
+def test_an_appliance_has_at_most_so_many_terminals(lanes):
+    """#24.1: device/<name> takes any name; head office keeps the status of 64 terminals an appliance."""
+    live, _ = lanes
+    for n in range(lanes_module.MAX_TERMINALS + 1):
+        live.device(topics.device(PLANT, NAME, f"gate-{n}"), b'{"available": true}')
+    assert DeviceStatus.select().count() == lanes_module.MAX_TERMINALS and Quarantine.select().count() == 1
+    live.device(topics.device(PLANT, NAME, "gate-0"), b'{"available": false}')  # a known one still updates
+    assert not DeviceStatus.get(DeviceStatus.terminal == "gate-0").available
