@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import secrets
 import tempfile
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import peewee as pw
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
@@ -42,6 +45,20 @@ def _employee(employee_id: int) -> tuple[Employee, list[PlantBadge]]:
     if mine is not None and all(b.plant_id != mine for b in badges):
         abort(404)
     return employee, badges
+
+
+def _while_here(badges: list[PlantBadge], tz: ZoneInfo) -> Callable[[int, int], bool]:
+    """Whether a span (ms) overlaps the time a badge of this plant was valid (its dates in the plant's zone)."""
+
+    def edge(day: str, end: bool) -> int:
+        moment = datetime.combine(date.fromisoformat(day), time.min, tz) + timedelta(days=1 if end else 0)
+        return int(moment.timestamp() * 1000)
+
+    spans = [
+        (edge(b.valid_from, False) if b.valid_from else 0, edge(b.valid_to, True) if b.valid_to else 2**62)
+        for b in badges
+    ]
+    return lambda start, end: any(start < hi and end >= lo for lo, hi in spans)
 
 
 @bp.route("/employees")
@@ -101,19 +118,34 @@ def index() -> Any:
 @require("view")
 def show(employee_id: int) -> Any:
     employee, badges = _employee(employee_id)
+    mine = own_plant()
+    if mine is not None:  # a plant manager: this plant's badge, and what falls in the time they work here
+        badges = [b for b in badges if b.plant_id == mine]
     tz = badges[0].plant.timezone if badges else current_app.config["SETTINGS"].timezone
     case_query = AbsenceCase.select().where(AbsenceCase.employee == employee).order_by(AbsenceCase.opened_ms.desc())
-    if own_plant() is not None:
-        case_query = case_query.where(AbsenceCase.plant == own_plant())
+    if mine is not None:
+        case_query = case_query.where(AbsenceCase.plant == mine)
+    here = _while_here(badges, ZoneInfo(tz)) if mine is not None else None
+    leaves = list(Leave.select().where(Leave.employee == employee).order_by(Leave.start_ms.desc()))
+    trips = list(Trip.select().where(Trip.employee == employee).order_by(Trip.start_ms.desc()))
+    corrections = list(Correction.select().where(Correction.employee == employee).order_by(Correction.at_ms.desc()))
+    contacts = list(EmergencyContact.select().where(EmergencyContact.employee == employee))
+    if here is not None:
+        leaves = [x for x in leaves if here(x.start_ms, x.end_ms)]
+        trips = [x for x in trips if here(x.start_ms, x.end_ms)]
+        corrections = [x for x in corrections if here(x.at_ms, x.at_ms)]
+        today = datetime.fromtimestamp(now_ms() / 1000, ZoneInfo(tz)).date().isoformat()
+        if not any((b.valid_from or "") <= today and (not b.valid_to or today <= b.valid_to) for b in badges):
+            contacts = []  # someone who no longer works here: their family's numbers are head office's
     return render_template(
         "employee.html",
         e=employee,
         badges=badges,
         tz=tz,
-        leaves=list(Leave.select().where(Leave.employee == employee).order_by(Leave.start_ms.desc())),
-        trips=list(Trip.select().where(Trip.employee == employee).order_by(Trip.start_ms.desc())),
-        corrections=list(Correction.select().where(Correction.employee == employee).order_by(Correction.at_ms.desc())),
-        contacts=list(EmergencyContact.select().where(EmergencyContact.employee == employee)),
+        leaves=leaves,
+        trips=trips,
+        corrections=corrections,
+        contacts=contacts,
         cases=list(case_query),
         leave_kinds=LEAVE_KINDS,
         in_zone=in_zone,

@@ -11,7 +11,7 @@ import pytest
 from cloud.audit import AuditEntry
 from cloud.escalation.models import AbsenceCase
 from cloud.escalation.policy import PolicyVersion
-from cloud.hr.models import Employee, Leave
+from cloud.hr.models import EmergencyContact, Employee, Leave, PlantBadge
 from cloud.store import database
 from tests.cloud.web.conftest import the_case
 
@@ -131,3 +131,27 @@ def _state(case_id: int) -> tuple:
     with database.connection_context():
         c = AbsenceCase.get_by_id(case_id)
         return (c.state, c.level, c.acked_until_ms, c.welfare, c.open_key)
+
+
+def test_a_plant_manager_sees_an_employees_records_only_for_the_time_at_their_plant(login):
+    """#24.8: once an employee had badges in both plants, each plant's manager saw the other plant's leave and
+    the employee's emergency contacts."""
+    with database.connection_context():
+        badge = PlantBadge.get(PlantBadge.user_id == "2001")
+        employee = badge.employee
+        PlantBadge.update(valid_to="2025-02-28").where(PlantBadge.id == badge.id).execute()  # moved to p2 in March
+        PlantBadge.create(plant="p2", user_id="3999", employee=employee, valid_from="2025-03-01")
+        day = 86_400_000
+        feb, mar = 1_739_145_600_000, 1_741_132_800_000  # 2025-02-10 and 2025-03-05, 08:00 in Shanghai
+        Leave.create(ref="L-FEB", employee=employee, kind="病假", start_ms=feb, end_ms=feb + day)
+        Leave.create(ref="L-MAR", employee=employee, kind="事假", start_ms=mar, end_ms=mar + day)
+        EmergencyContact.create(employee=employee, name="王母亲", phone="+8613900000000")
+        employee_id = employee.id
+    pm2 = login("pm2").get(f"/employees/{employee_id}").get_data(as_text=True)
+    assert 'data-ref="L-MAR"' in pm2 and 'data-ref="L-FEB"' not in pm2 and "王母亲" in pm2
+    assert "· 3999" in pm2 and "· 2001" not in pm2, "only p2's badge"
+    pm1 = login("pm1").get(f"/employees/{employee_id}").get_data(as_text=True)
+    assert 'data-ref="L-FEB"' in pm1 and 'data-ref="L-MAR"' not in pm1
+    assert "王母亲" not in pm1, "no longer at p1: the family's number is head office's"
+    admin = login("admin").get(f"/employees/{employee_id}").get_data(as_text=True)
+    assert all(x in admin for x in ('data-ref="L-FEB"', 'data-ref="L-MAR"', "王母亲", "· 3999", "· 2001"))
