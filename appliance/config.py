@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from appliance.idmap import IdMapError, load_cards, load_pages
+from firmware_bridge.adms.connections import Limits
 from firmware_bridge.readers.cards import card_format
 from firmware_bridge.zk.clock import ClockPolicy
 from ledger import Malformed, VerifyKey
@@ -155,6 +156,19 @@ class PushSettings:
     host: str = ""
     port: int = 8081
     offline_after_s: float = 60.0  # no request from a terminal for this long: shown offline
+    # what the receiver lets anyone on the LAN take from the daemon (firmware_bridge.adms.connections.Limits)
+    max_connections: int = 64  # open at once, silent ones included: a plant has tens of terminals
+    idle_seconds: float = 10.0  # connected and silent: a terminal sends its request at once
+    request_seconds: float = 20.0  # from a request's first byte to its last
+    max_body_mb: int = 16  # a terminal's largest batch (OPERLOG with photos) is far below this
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_connections=self.max_connections,
+            idle_s=self.idle_seconds,
+            request_s=self.request_seconds,
+            max_body_bytes=self.max_body_mb * 1024 * 1024,
+        )
 
 
 @dataclass(frozen=True)
@@ -403,6 +417,12 @@ def check_terminals(terminals: list[AnyTerminalSettings], push: PushSettings | N
         problems.append(f"push.port: {push.port} is not a TCP port")
     if push.offline_after_s <= 0:
         problems.append("push.offline_after_s: must be positive")
+    if not 1 <= push.max_connections <= 4096:
+        problems.append("push.max_connections: from 1 to 4096 (a plant has tens of terminals)")
+    if not 0 < push.idle_seconds <= 600 or not 0 < push.request_seconds <= 600:
+        problems.append("push.idle_seconds and push.request_seconds: more than 0 and at most 600")
+    if not 1 <= push.max_body_mb <= 256:
+        problems.append("push.max_body_mb: from 1 to 256")
     return problems
 
 

@@ -65,7 +65,7 @@ class PushTerminals:
             on_table=self._table,
         )
         self._bind = (settings.push.host, settings.push.port)
-        self.server = AdmsServer(self.receiver, *self._bind)
+        self.server = AdmsServer(self.receiver, *self._bind, limits=settings.push.limits())
         self.listening = False
         self._bind_error = ""
         self._available: dict[str, bool | None] = {t.serial: None for t in self._terminals}

@@ -10,8 +10,12 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
+import pytest
+
+from appliance.config import ConfigError
 from appliance.store import LogRecord, Punch, PushCursor
 from firmware_bridge.adms.connections import Limits
+from punchproof.broker import free_port
 from tests.appliance import test_push
 from tests.appliance.test_push import SN, Appliance, punches, terminal
 from tests.firmware_bridge.test_adms_limits import answer, closed_by_server, connect, exchange, post_head, stream
@@ -94,3 +98,33 @@ def test_a_stamp_that_is_not_digits_never_reaches_the_terminals_options(applianc
     assert status == 200 and "ATTLOGStamp=None" in options
     assert [o for o in options if o.startswith("TimeZone=")] == ["TimeZone=8"]
     next_batch_goes_through(appliance, "1002", datetime(2026, 3, 2, 7, 59))
+
+
+def test_the_limits_come_from_the_push_section(tmp_path, clock):
+    """[push] max_connections, idle_seconds, request_seconds, max_body_mb: a plant with more terminals, or one on
+    a slow link, can change them without a new release; a wrong value is a configuration error."""
+    settings = test_push.appliance_settings(
+        tmp_path,
+        [{"name": "east-gate", "kind": "adms", "serial": SN}],
+        push={"host": "127.0.0.1", "port": free_port(), "max_connections": 4, "max_body_mb": 1},
+    )
+    plant = Appliance(settings, clock).start()
+    try:
+        idle = [connect(port(plant)) for _ in range(10)]
+        try:
+            assert all(closed_by_server(sock, within=5) for sock in idle[:-4]), "the oldest closed for newer ones"
+            assert plant.push.server.gate.open_connections == 4
+        finally:
+            for sock in idle:
+                sock.close()
+        head = post_head(f"/iclock/cdata?SN={SN}&table=OPERLOG&Stamp=1", f"Content-Length: {2 * MIB}")
+        status, _ = exchange(port(plant), head)
+        assert status == 413
+    finally:
+        plant.stop()
+    with pytest.raises(ConfigError, match="push.max_connections"):
+        test_push.appliance_settings(
+            tmp_path,
+            [{"name": "east-gate", "kind": "adms", "serial": SN}],
+            push={"host": "127.0.0.1", "max_connections": 0},
+        )
