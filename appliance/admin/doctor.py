@@ -355,11 +355,32 @@ class ApplianceDoctor:
                     )
                     continue
                 findings.append(Finding(name, OK, f"{terminal.host}:{terminal.port} answers"))
+                findings += self._enrolment(terminal.name)
             elif isinstance(terminal, CardReaderSettings | R30xReaderSettings):
                 findings.append(self._serial(name, terminal.url))
             elif isinstance(terminal, AdmsTerminalSettings):
                 findings.append(self._pushed(name, terminal))
         return findings
+
+    def _enrolment(self, terminal: str) -> list[Finding]:
+        """The roster and fingers the daemon could not write to a terminal at its last try (docs/enrolment.md)."""
+        try:
+            rows = self._read("SELECT last_error FROM enrolment_state WHERE terminal = ?", (terminal,))
+        except sqlite3.Error:
+            return []
+        if not rows or not rows[0][0]:
+            return []
+        return [
+            Finding(
+                f"名单与指纹同步 enrolment {terminal}",
+                WARN,
+                f"not done, tried again at each poll: {rows[0][0]}",
+                "考勤机在线但拒绝写入时：检查考勤机存储是否已满、是否有人正在其菜单中操作；仍失败请联系支持"
+                "（docs/enrolment.md）。打卡不受影响。",
+                "when the terminal answers but refuses the writes: check whether its memory is full or someone is "
+                "using its menu; if it goes on, call support (docs/enrolment.md). Punches are not affected.",
+            )
+        ]
 
     def _serial(self, name: str, url: str) -> Finding:
         if url.startswith("socket://"):

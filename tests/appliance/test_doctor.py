@@ -16,6 +16,7 @@ from appliance.admin.doctor import ApplianceDoctor, Limits
 from appliance.config import Settings
 from appliance.rules import package_calendar
 from appliance.rules.calendar_cn import unpublished_years
+from appliance.store import EnrolmentState, open_db
 from opskit.doctor import FAIL, OK, WARN, report
 from punchproof.broker import Mosquitto, free_port
 from tests.harness.clock import FrozenClock
@@ -114,6 +115,14 @@ def test_terminals_are_probed_by_tcp(tmp_path, zk_terminal):
     settings = settings_of(system)
     (finding,) = doctor(settings).check_terminals()
     assert finding.status == OK and f"{zk_terminal.address[1]} answers" in finding.detail
+    # #23.5: a terminal that answers but refused the roster's writes is said, not only in the journal
+    db = open_db(settings.db_path)
+    with db.connection_context():
+        EnrolmentState.create(terminal="gate-1", last_error="CMD_USER_WRQ refused: memory full")
+    db.close()
+    finding, enrolment = doctor(settings).check_terminals()
+    assert finding.status == OK and enrolment.status == WARN and "memory full" in enrolment.detail
+    assert "名单与指纹同步" in enrolment.name
     zk_terminal.stop()
     (finding,) = doctor(settings).check_terminals()
     assert finding.status == FAIL and "4370" in finding.fix_en
