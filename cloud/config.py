@@ -55,6 +55,9 @@ class CloudSettings:
     # session cookie is sent over HTTPS only; 0: the pages are reached directly
     web_trusted_proxies: int = 0
     timezone: str = "Asia/Shanghai"  # head office's zone, for times that belong to no plant
+    # HR's changes to a plant reach its appliances this long after the latest one, or this long after the first
+    config_push_quiet_s: int = 30
+    config_push_within_s: int = 120
     # [tsa]: RFC 3161 timestamp authorities, the only time in a bundle that is not the employer's word
     # (docs/keys-and-timestamps.md). Each [[tsa.authority]] has url and ca_file; the older single
     # url / ca_file still work and count as the first. None: bundles carry no third-party time.

@@ -197,6 +197,35 @@ class CaseEntry(BaseModel):
         indexes = ((("case", "seq"), True),)
 
 
+class PlantAction(BaseModel):
+    """An ``action`` record of a plant's signed log ("seen on the line", "terminal fault", "sent home"), as the
+    escalation runner read it, and the case it was filed on (``plant_actions``); filed once, never again."""
+
+    appliance = pw.ForeignKeyField(Appliance)
+    seq = pw.BigIntegerField()  # the record in that appliance's log
+    plant = pw.ForeignKeyField(Plant)
+    user_id = pw.CharField()  # the badge it is about
+    work_date = pw.CharField()
+    shift = pw.CharField(default="")
+    act = pw.CharField()  # seen_on_line | terminal_fault | sent_home
+    user = pw.CharField(default="")  # the plant's login that recorded it
+    role = pw.CharField(default="")
+    reason = pw.TextField(default="")
+    at_ms = pw.BigIntegerField()  # when the person asked for it (the plant's clock)
+    case = pw.ForeignKeyField(AbsenceCase, null=True, backref="plant_actions")
+    filed_ms = pw.BigIntegerField(null=True)  # when it was filed on ``case``; None: no open case counts that day
+
+    class Meta:
+        indexes = ((("appliance", "seq"), True), (("plant", "user_id", "work_date"), False))
+
+
+class ActionCursor(BaseModel):
+    """How far each appliance's log has been read for action records (as ``FactCursor`` for day facts)."""
+
+    appliance = pw.ForeignKeyField(Appliance, primary_key=True)
+    seq = pw.BigIntegerField(default=-1)
+
+
 class RunnerLease(BaseModel):
     """Who runs ticks (SQLite; PostgreSQL uses an advisory lock): one runner at a time, taken over when it lapses."""
 
@@ -217,4 +246,6 @@ MODELS = (
     Service,
     CaseEntry,
     RunnerLease,
+    PlantAction,
+    ActionCursor,
 )

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cloud.hr import plant_changes as due
 from cloud.hr.models import (
     Correction,
     EmergencyContact,
@@ -497,6 +498,7 @@ def store(rows: Mapping[str, list[dict[str, Any]]], plant: Plant, now_ms: int) -
                 {"shifts": row["shifts"]},
                 now_ms,
             )
+        touched: set[int] = set()
         for kind, model in (("leave", Leave), ("trips", Trip), ("corrections", Correction)):
             for row in rows.get(kind, []):
                 emp = people.get(row["employee_no"]) or Employee.get(Employee.employee_no == row["employee_no"])
@@ -506,6 +508,11 @@ def store(rows: Mapping[str, list[dict[str, Any]]], plant: Plant, now_ms: int) -
                 fields["employee"] = emp
                 _upsert(model, {"ref": row["ref"]}, {**fields, "recorded_ms": now_ms}, None)
                 HrChange.insert(employee=emp, changed_ms=now_ms).on_conflict_replace().execute()
+                touched.add(emp.id)
+        # the plant's appliances get what changed (the runner pushes it after a quiet moment), and so do the other
+        # plants of an employee whose leave, trips or 补卡 this file changed
+        others = PlantBadge.select(PlantBadge.plant).where(PlantBadge.employee.in_(sorted(touched))).tuples()
+        due.mark([plant.id, *(p for (p,) in (others if touched else ()))], now_ms)
         counts = {kind: len(items) for kind, items in rows.items()}
     return ImportReport(counts)
 

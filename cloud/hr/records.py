@@ -2,7 +2,9 @@
 
 Every change to leave, a trip or a 补卡 marks the employee in ``HrChange``, so that the escalation
 engine re-counts their absence at its next tick: leave approved after an absence was confirmed
-supersedes the pending steps of the case without waiting for the plant to send a new day fact.
+supersedes the pending steps of the case without waiting for the plant to send a new day fact. It also
+marks the plants where the employee has a badge (``plantconfig.due``): the escalation runner pushes their
+configuration once HR has been quiet for a moment, so the plant's board knows the leave without a command.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import timedelta
 
 import peewee as pw
 
+from cloud.hr import plant_changes as due
 from cloud.hr.models import Correction, EmergencyContact, Employee, HrChange, Leave, PlantBadge, Trip
 
 FRESHNESS = timedelta(days=182)  # emergency contacts are confirmed again every six months
@@ -26,6 +29,8 @@ def _touch(employee: Employee, now_ms: int) -> None:
     HrChange.insert(employee=employee, changed_ms=now_ms).on_conflict(
         conflict_target=[HrChange.employee], update={HrChange.changed_ms: now_ms}
     ).execute()
+    plants = [p for (p,) in PlantBadge.select(PlantBadge.plant).where(PlantBadge.employee == employee).tuples()]
+    due.mark(plants, now_ms)
 
 
 def record_leave(

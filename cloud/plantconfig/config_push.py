@@ -24,6 +24,7 @@ from cloud import witness
 from cloud.appliances import registry
 from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
+from cloud.hr.plant_changes import ConfigDue
 from cloud.store import Appliance, BaseModel, database
 from ledger import Malformed, SigningKey, topics
 from ledger.config_message import ConfigDocument, ConfigStatus, SignedConfig
@@ -62,7 +63,7 @@ class ConfigApplied(BaseModel):
     error_ms = pw.BigIntegerField(null=True)
 
 
-MODELS = (ConfigVersion, ConfigApplied)
+MODELS = (ConfigVersion, ConfigApplied, ConfigDue)  # ConfigDue: plants HR changed, not pushed yet (hr.plant_changes)
 
 
 class ConfigPushError(Exception):

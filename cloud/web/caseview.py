@@ -277,10 +277,12 @@ def detail(case: AbsenceCase) -> dict[str, Any]:
         e for e in events if e.kind == "entry" and e.data.get("kind") in LINK_KINDS
     ]  # newest first: the latest reply is what HR answers
     replies.reverse()
+    plant_said = [e for e in reversed(events) if e.kind == "entry" and e.data.get("kind") == "plant_action"]
     counted = list(CaseDay.select().where(CaseDay.case == case).order_by(CaseDay.start_ms))
     return {
         "events": events,
         "replies": replies,
+        "plant_said": plant_said,  # what the plant's people recorded about the case's days, newest first
         "chain_problems": timeline.verify(case),
         "days": day_list(case, counted, facts),
         "provisional": provisional_days(case),

@@ -12,9 +12,11 @@ import peewee as pw
 from flask import Blueprint, current_app, render_template
 
 from cloud.escalation.models import AbsenceCase, AttendanceDay
+from cloud.hr import plant_changes
 from cloud.ingest.quarantine import QuarantineOverflow
 from cloud.plantconfig.config_push import ConfigApplied, ConfigVersion
 from cloud.store import Appliance, DeviceStatus, LogHead, LogRecord, Plant, ProvisionalRecord, Punch, Quarantine
+from cloud.web.present import bi
 from cloud.web.roles import own_plant, require
 
 bp = Blueprint("overview", __name__)
@@ -24,6 +26,17 @@ def in_zone(ms: int | None, zone: str) -> str:
     if ms is None:
         return "—"
     return datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def waiting_text(row: plant_changes.Pending, zone: str) -> str:
+    """HR's changes not yet on the plant's appliances: since when, when they go, and why the last push failed."""
+    since, at = in_zone(row.first_ms, zone)[11:16], in_zone(row.due_ms, zone)[11:16]
+    if not row.attempts:
+        return bi(f"待推送：人事 {since} 起的修改，约 {at} 推送", f"pending push: HR's changes since {since}, at {at}")
+    return bi(
+        f"待推送：推送失败 {row.attempts} 次（{row.error}），{at} 重试",
+        f"pending push: failed {row.attempts} times ({row.error}); again at {at}",
+    )
 
 
 @bp.route("/")
@@ -93,6 +106,12 @@ def index() -> Any:
         )
     }
     applied = {row.appliance_id: row for row in ConfigApplied.select()}
+    settings = current_app.config["SETTINGS"]
+    waiting = plant_changes.pending(
+        {a.plant_id for a in appliances},
+        quiet_ms=settings.config_push_quiet_s * 1000,
+        within_ms=settings.config_push_within_s * 1000,
+    )
     quarantined = (
         [] if mine is not None else list(Quarantine.select().order_by(Quarantine.received_ms.desc()).limit(20))
     )
@@ -128,6 +147,8 @@ def index() -> Any:
         open_cases=open_cases,
         latest=latest,
         applied=applied,
+        waiting=waiting,
+        waiting_text=waiting_text,
         in_zone=in_zone,
         office_tz=current_app.config["SETTINGS"].timezone,
     )

@@ -1,6 +1,7 @@
 """``punchproof cloud escalate``'s loop body: the engine's tick, then delivery reports pulled when due, then
 the plant configuration pushed where a termination took effect, then the cloud's evidence log brought up to date
-(contacts, receipts and people's actions since the last tick).
+(contacts, receipts and people's actions since the last tick). Two round trips with the plants happen here too,
+without a command: HR's changes pushed to the plants' appliances, and the plants' signed actions filed on cases.
 
 Pulling is the fallback for pushed reports that never arrived (Tencent's queue, Aliyun's per-message query,
 DingTalk's read lists); a provider that fails to answer is logged and asked again at the next pull, and never
@@ -12,6 +13,14 @@ or by a person's action on the case page) ends the worker's badge in the plant's
 plants of terminated workers whose appliances' latest configuration still expects them (``push.behind``) are pushed
 (``push.push_plant``, which publishes nothing to an appliance that has it already). A push that fails (the broker
 down, no witness key) is logged with what to do and tried again ``pull_every_s`` later; it never stops the runner.
+
+HR's changes at head office (leave, trips, 补卡 on the pages, a spreadsheet import: ``cloud.hr.plant_changes``)
+reach the plant the same way, debounced: a marked plant is pushed once HR has been quiet for ``[cloud]
+config_push_quiet_s`` (30 s), or ``config_push_within_s`` (120 s) after its first change, whichever comes first. A
+failed push stays marked with its error, shown on head office's pages as "待推送", and is tried again.
+
+The other way, the plant's signed ``action`` records ("已在产线看到", "考勤机故障", "已让其回家") are read from the
+stored logs and filed on the open case that counts that day (``cloud.escalation.plant_actions``), once each.
 """
 
 from __future__ import annotations
@@ -24,11 +33,13 @@ from cloud.channels import dingtalk, sms_aliyun, sms_tencent
 from cloud.channels.base import Channel
 from cloud.channels.receipts import pull_receipts
 from cloud.channels.transport import NoAnswer, TokenFailed, Unreachable
-from cloud.clock import Clock
+from cloud.clock import Clock, to_ms
 from cloud.config import CloudSettings
+from cloud.escalation import plant_actions
 from cloud.escalation.engine import Engine, TickReport
 from cloud.escalation.models import AbsenceCase
 from cloud.evidence.log import EvidenceLog
+from cloud.hr import plant_changes
 from cloud.hr.models import Employee, PlantBadge
 from cloud.plantconfig import push
 from cloud.plantconfig.config_doc import terminations
@@ -75,6 +86,8 @@ class EscalationService:
             self._pulled = now
             report.notes += self.pull()
         report.notes += self.push_terminations()
+        report.notes += self.push_changed()
+        report.notes += plant_actions.file_new(self._clock)
         if self._evidence is not None:
             self._evidence.catch_up()
         return report
@@ -143,6 +156,50 @@ class EscalationService:
                 notes.append(note)
                 failed.update(b.employee_id for b in here)
         self._carried.update((c, at) for c, at, employee in cases if employee not in failed)
+        return notes
+
+    def push_changed(self) -> list[str]:
+        """Push each plant HR changed (``plant_changes``) once HR has been quiet for ``config_push_quiet_s``, or
+        ``config_push_within_s`` after the first change; notes for the tick's report. A failed push stays marked
+        with its error (head office's pages show it) and is tried again, sooner at first; never raised."""
+        if self._settings is None:
+            return []
+        settings = self._settings
+        now = to_ms(self._clock.now())
+        notes = []
+        rows = plant_changes.due(
+            now, quiet_ms=settings.config_push_quiet_s * 1000, within_ms=settings.config_push_within_s * 1000
+        )
+        moment = self._clock.now()
+        for row in rows:
+            if moment < self._push_after.get(row.plant_id, moment):
+                continue  # a termination's push to it failed this moment (logged): both go out when it is retried
+            try:
+                results = push.push_plant(row.plant_id, by="hr-change", settings=settings, clock=self._clock)
+                errors = [f"{r.appliance}: {r.error}" for r in results if r.error]
+            except ConfigPushError as err:
+                results, errors = [], [str(err)]
+            if not errors:
+                plant_changes.pushed(row)
+                if row.attempts:
+                    log.info("plant %s: HR's changes are pushed now, after %d failed tries", row.plant_id, row.attempts)
+                pushed = [f"{r.appliance} v{r.pushed.version}" for r in results if r.pushed]
+                if pushed:
+                    notes.append(f"plant {row.plant_id}: HR's changes pushed ({', '.join(pushed)})")
+                continue
+            error = "; ".join(errors)
+            wait_s = plant_changes.failed(row, error, now) // 1000
+            if not row.attempts:  # once per episode; the page shows every later one
+                log.error(
+                    "plant %s: HR's changes were not pushed to its appliances (%s). Check that the MQTT broker is "
+                    "running and the witness key exists ('punchproof cloud init'); tried again in %d s, or push now "
+                    "with 'punchproof cloud push-plant-config --plant %s'",
+                    row.plant_id,
+                    error,
+                    wait_s,
+                    row.plant_id,
+                )
+            notes.append(f"plant {row.plant_id}: HR's changes not pushed ({error}); again in {wait_s} s")
         return notes
 
     def _push(self, plant: Plant, users: list[str], settings: CloudSettings) -> str:
