@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ ZLIB_MAGIC = b"PPZ1"
 COMPRESS_ABOVE = 64 * 1024  # smaller envelopes stay readable with mosquitto_sub
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # an inflated envelope above this is refused (a zlib bomb)
 STATUSES = frozenset({"ok", "rejected"})
+# what head office keeps of an answer (cloud.plantconfig.config_push.ConfigApplied): a version in a 32-bit column,
+# the document's SHA-256 in hex (a varchar(255) on PostgreSQL)
+MAX_VERSION = 2**31 - 1
+MAX_HASH_CHARS = 128
+_HASH = re.compile(rf"[0-9A-Za-z]{{0,{MAX_HASH_CHARS}}}")
 
 REQUIRED = object()  # marks a field a row must carry
 _INT = int
@@ -364,11 +370,17 @@ class ConfigStatus:
         except KeyError as err:
             raise Malformed(f"configuration status lacks {err}") from err
         reason = message.get("reason", "")
-        ints = (status.version, status.applied, status.at_ms)
-        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= canonical.MAX_SAFE_INT for v in ints):
+        ints = ((status.version, MAX_VERSION), (status.applied, MAX_VERSION), (status.at_ms, canonical.MAX_SAFE_INT))
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= high for v, high in ints):
             raise Malformed(
-                f"configuration status: version, applied and at_ms must be integers from 0 to {canonical.MAX_SAFE_INT}"
+                f"configuration status: version and applied must be integers from 0 to {MAX_VERSION}, "
+                f"at_ms from 0 to {canonical.MAX_SAFE_INT}"
             )
-        if status.status not in STATUSES or not isinstance(status.hash, str) or not isinstance(reason, str):
-            raise Malformed(f"configuration status {status.status!r} is not ok or rejected")
-        return cls(status.version, status.hash, status.status, status.applied, status.at_ms, reason[:1000])
+        if not isinstance(status.status, str) or status.status not in STATUSES:
+            raise Malformed(f"configuration status {status.status!r:.40} is not ok or rejected")
+        if not isinstance(status.hash, str) or not _HASH.fullmatch(status.hash) or not isinstance(reason, str):
+            raise Malformed(
+                f"configuration status: hash (at most {MAX_HASH_CHARS} letters and digits) and reason must be text"
+            )
+        reason = reason.replace("\x00", "\ufffd")[:1000]  # kept in a text column: PostgreSQL refuses a NUL
+        return cls(status.version, status.hash, status.status, status.applied, status.at_ms, reason)

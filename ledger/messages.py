@@ -49,8 +49,8 @@ class Batch:
         batch they need only their quotes and backslashes escaped: done on the bytes, a backlog's batch
         costs a fraction of a general JSON encoding (a record holding a raw control byte, which no
         canonical record does, takes the general path)."""
-        if not (isinstance(self.first, int) and 0 <= self.first <= canonical.MAX_SAFE_INT):
-            raise Malformed(f"batch first seq {self.first!r} is outside the record format")
+        if not (_seq(self.first) and _seq(self.last)):
+            raise Malformed(f"batch seqs {self.first!r}..{self.last!r} are outside the record format")
         envelope = {"checkpoint": self.checkpoint, "first": self.first, "kind": "batch", "log": self.log}
         if any(_RAW_CONTROL.search(r.data) for r in self.records):
             records = [[r.data.decode("utf-8"), b64(r.sig)] for r in self.records]
@@ -71,8 +71,10 @@ class Batch:
     def decode(cls, payload: bytes) -> Batch:
         message = _load(payload, "batch")
         first, records = message.get("first"), message.get("records")
-        if not isinstance(first, int) or first < 0 or not isinstance(records, list) or not records:
-            raise Malformed("batch needs a non-negative 'first' and a non-empty 'records' list")
+        if not isinstance(records, list) or not records or not _seq(first) or not _seq(first + len(records) - 1):
+            raise Malformed(
+                f"batch needs a 'first' seq from 0 to {canonical.MAX_SAFE_INT} and a non-empty 'records' list within it"
+            )
         parsed = []
         for index, item in enumerate(records):
             if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
@@ -154,6 +156,11 @@ class Ack:
         if not all(isinstance(v, str) for v in (ack.head_hash, ack.reason, ack.cosignature, ack.sig)):
             raise Malformed("ack fields head_hash, reason, cosignature and sig must be strings")
         return ack
+
+
+def _seq(value: object) -> bool:
+    """A position in a log: what a record's ``seq`` may be (the acknowledgement carries it back, signed)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= canonical.MAX_SAFE_INT
 
 
 def _load(payload: bytes, kind: str) -> dict[str, Any]:

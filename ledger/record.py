@@ -223,7 +223,7 @@ def _wrong_types(values: dict[str, Any], required: dict[str, type], prefix: str 
 
 def _check_schema(fields: dict[str, Any]) -> None:
     record_type = fields.get("type")
-    if record_type not in RECORD_TYPES:
+    if type(record_type) is not str or record_type not in RECORD_TYPES:  # a list or object is unhashable
         raise Malformed(f"unknown record type {record_type!r}")
     problems = _wrong_types(fields, COMMON_FIELDS) + _wrong_types(fields, TYPE_FIELDS.get(record_type, {}))
     if record_type == "punch" and not problems:

@@ -40,7 +40,9 @@ def csrf_token() -> str:
 
 def check_csrf() -> None:
     sent = request.form.get("csrf", "")
-    if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+    expected = str(session.get("csrf", ""))
+    # compared as bytes: compare_digest refuses str holding non-ASCII characters (a TypeError, a 500)
+    if not sent or not hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode("utf-8", "replace")):
         abort(400)
 
 

@@ -52,11 +52,18 @@ def today() -> date:
     return now().astimezone(tz()).date()
 
 
+# the days the pages show: a date beyond them (0001-01-01, 9999-12-31) is no attendance day, and its neighbours
+# (the previous day's link, an export's month) would be out of Python's date range: an OverflowError, a 500
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
+
 def parse_day(text: str | None) -> date:
+    """The day a page was asked for (``?date=``): today when it is missing, not a date, or outside 2000-2099."""
     try:
-        return date.fromisoformat(text) if text else today()
+        day = date.fromisoformat(text) if text else today()
     except ValueError:
         return today()
+    return day if FIRST_DAY <= day <= LAST_DAY else today()
 
 
 def reason(row: BoardRow) -> str:

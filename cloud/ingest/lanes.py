@@ -97,8 +97,8 @@ class LaneIngest:
             if appliance is None:
                 raise Malformed(f"device status of an unregistered appliance {plant}/{name}")
             terminal = rest.removeprefix("device/")
-            if not 0 < len(terminal) <= MAX_TERMINAL_NAME:
-                raise Malformed(f"a terminal name of {len(terminal)} characters")
+            if not 0 < len(terminal) <= MAX_TERMINAL_NAME or "\x00" in terminal:
+                raise Malformed(f"a terminal name of {len(terminal)} characters, or holding a NUL")
             if len(payload) > MAX_DEVICE_BYTES:
                 raise Malformed(f"device status of {len(payload)} bytes")
             body = device_status(json.loads(payload))
@@ -146,9 +146,10 @@ def device_status(body: object) -> dict[str, object]:
     error = body.get("error", "")
     if not isinstance(error, str):
         raise Malformed("device status 'error' must be text")
-    out: dict[str, object] = {"available": body["available"], "error": error[:500]}
+    # kept in text columns: PostgreSQL refuses a NUL character (the insert failed, the message escaped the worker)
+    out: dict[str, object] = {"available": body["available"], "error": error.replace("\x00", "\ufffd")[:500]}
     if isinstance(body.get("terminal"), str):
-        out["terminal"] = body["terminal"][:MAX_TERMINAL_NAME]
+        out["terminal"] = body["terminal"].replace("\x00", "\ufffd")[:MAX_TERMINAL_NAME]
     for name, (low, high) in DEVICE_INTS.items():
         value = body.get(name)
         if value is None:

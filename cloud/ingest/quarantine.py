@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 SAMPLE = 100
 MAX_PAYLOAD = 64 * 1024
 LOG_EVERY = 1000
+TOPIC_CHARS = 255  # Quarantine.topic, a varchar(255) on PostgreSQL
+REASON_CHARS = 2000
 
 
 class QuarantineOverflow(BaseModel):
@@ -46,9 +48,17 @@ def source_of(topic: str) -> str:
     return topic[:200]
 
 
+def _text(value: str, limit: int) -> str:
+    """Text PostgreSQL can keep: no NUL character (it refuses the statement), within the column's length."""
+    return value.replace("\x00", "\ufffd")[:limit]
+
+
 def keep(topic: str, reason: str, payload: bytes, now_ms: int) -> None:
     """Quarantine one message: kept whole while its source's sample lasts, counted after."""
-    source = source_of(topic)
+    # a topic (a terminal's name in device/<name>) or a reason quoting the message may be longer than the
+    # column or hold a NUL: on PostgreSQL the insert failed and the message escaped the worker's handling
+    topic, reason = _text(topic, TOPIC_CHARS), _text(reason, REASON_CHARS)
+    source = _text(source_of(topic), 200)
     same = (Quarantine.topic == source) | Quarantine.topic.startswith(source + "/")
     if Quarantine.select().where(same).count() < SAMPLE:
         log.error("quarantined a message on %s: %s", topic, reason)

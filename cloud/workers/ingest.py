@@ -239,7 +239,7 @@ class IngestWorker:
             plant, name, _ = topics.parse(topic)
         except ValueError:
             return
-        status = payload.decode("utf-8", errors="replace")[:16]
+        status = payload.decode("utf-8", errors="replace").replace("\x00", "\ufffd")[:16]  # PostgreSQL refuses a NUL
         Appliance.update(status=status, status_ms=to_ms(self._clock.now())).where(
             (Appliance.plant == Plant.get_or_none(Plant.id == plant)) & (Appliance.name == name)
         ).execute()

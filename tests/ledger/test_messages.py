@@ -51,7 +51,7 @@ record_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), 
     texts=st.lists(record_text, min_size=1, max_size=5),
     checkpoint=record_text,
     log=record_text,
-    first=st.integers(0, 2**53 - 1),
+    first=st.integers(0, 2**53 - 5),  # the last of up to 5 records is still a seq of the format
 )
 def test_a_batch_encodes_to_exactly_the_canonical_bytes(texts, checkpoint, log, first):
     """Batch.encode escapes records on the bytes; it must match the general canonical encoder byte for byte,
