@@ -78,6 +78,8 @@ def test_a_leave_reaches_the_board_and_seen_on_the_line_reaches_the_case(system,
     book = tmp_path / "花名册.xlsx"
     _workbook(book, (today - timedelta(days=60)).isoformat())
     cli("cloud", "import-hr", "-c", system.cloud_conf, "--plant", PLANT, book)
+    cli("cloud", "create-user", "-c", system.cloud_conf, "hr", "--password-stdin", stdin=PASSWORD + "\n")
+    web = WebClient(f"http://127.0.0.1:{system.start_web('cloud')}")  # starts while the appliance evaluates
     wait_until(lambda: _board(system, yesterday, "1001") == "missing/confirmed", timeout=60, message="1001 missing")
     system.spawn("escalate", "cloud", "escalate", "-c", system.cloud_conf, "--interval", "1")
     case = wait_until(
@@ -85,8 +87,6 @@ def test_a_leave_reaches_the_board_and_seen_on_the_line_reaches_the_case(system,
     )[0][0]
 
     # head office → plant: a leave on the employee's page, no command
-    cli("cloud", "create-user", "-c", system.cloud_conf, "hr", "--password-stdin", stdin=PASSWORD + "\n")
-    web = WebClient(f"http://127.0.0.1:{system.start_web('cloud')}")
     wait_until(lambda: web.get("/login")[0] == 200, timeout=20, message="head office's pages to serve")
     web.login("hr", PASSWORD)
     (employee,) = system.cloud_rows("SELECT id FROM employee WHERE employee_no = 'E1002'")[0]
