@@ -35,6 +35,7 @@ class CommandResult:
     content: str  # INFO options or Shell output, when the terminal sends any
     received_at: datetime
     matched: bool  # False: the terminal reported an id we never sent it
+    command: str = ""  # the command as sent ("" when not matched)
 
     @property
     def ok(self) -> bool:
@@ -115,7 +116,14 @@ class CommandQueue:
                     continue  # not a result line; the caller logs the body
                 command = pending.get(command_id)
                 result = CommandResult(
-                    serial, command_id, code, report.get("CMD", ""), report.get("Content", ""), now, command is not None
+                    serial,
+                    command_id,
+                    code,
+                    report.get("CMD", ""),
+                    report.get("Content", ""),
+                    now,
+                    command is not None,
+                    command.text if command is not None else "",
                 )
                 if command is not None:
                     command.result = result
@@ -125,6 +133,11 @@ class CommandQueue:
     def list(self, serial: str) -> list[Command]:
         with self._lock:
             return list(self._commands.get(serial, []))
+
+    def forget(self, serial: str, ids: set[int]) -> None:
+        """Drop these commands (done, and their outcomes taken): a template's command text goes with them."""
+        with self._lock:
+            self._commands[serial] = [c for c in self._commands.get(serial, []) if c.id not in ids]
 
     def forget_done(self, serial: str) -> None:
         with self._lock:

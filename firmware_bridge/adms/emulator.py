@@ -3,9 +3,16 @@
 It behaves as ZK push firmware does: handshake (``options=all``) and resume after the
 ``ATTLOGStamp`` the server returns; push its log in ATTLOG batches with ``Stamp=<stamp of the
 last record>``; keep a batch until the server answers ``OK`` (a refused or unanswered push is
-sent again, unchanged, later: nothing is lost); poll ``getrequest``, run the commands and report
-each result to ``devicecmd``. Each record's stamp is its position in the log (1, 2, 3...).
-Text goes out in the terminal's encoding (GB18030 by default).
+sent again, unchanged, later: nothing is lost); poll ``getrequest`` (saying its user and finger
+counts and fingerprint version in ``INFO=``), run the commands and report each result to
+``devicecmd``. Each record's stamp is its position in the log (1, 2, 3...). Text goes out in the
+terminal's encoding (GB18030 by default).
+
+It keeps users and fingerprint templates: ``DATA UPDATE``/``DELETE`` of ``USERINFO``, ``FINGERTMP``
+and (with ``biodata=True``, as newer firmware, which then refuses FINGERTMP) ``BIODATA``, and
+``DATA QUERY`` of each, answered by uploading the table before the result. A finger enrolled at its
+keypad (``enrol_finger``) is uploaded at its next round as a real terminal does: an OPERLOG
+``FP PIN=..`` line, or a ``table=BIODATA`` line. ``identify`` is a finger on its sensor.
 
 Tests drive it step by step (``run_once``); ``start()`` runs the same loop in a thread.
 """
@@ -13,6 +20,8 @@ Tests drive it step by step (``run_once``); ``start()`` runs the same loop in a 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import http.client
 import logging
 import random
@@ -25,6 +34,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
+from firmware_bridge.adms.directory import fields_of
+from firmware_bridge.zk.emulator_state import keypad_template
 from firmware_bridge.zk.wire import decode_time
 
 log = logging.getLogger(__name__)
@@ -62,6 +73,8 @@ class AdmsTerminalEmulator:
         batch_size: int = 200,
         timeout: float = 3.0,
         follows_date_header: bool = False,
+        biodata: bool = False,
+        fp_version: str = "10",
     ) -> None:
         self.serial = serial
         self.host, self.port = host, port
@@ -74,6 +87,12 @@ class AdmsTerminalEmulator:
         self.follows_date_header = follows_date_header
         self.records: list[LogRecord] = []
         self.users: dict[str, dict[str, str]] = {}
+        self.fingers: dict[tuple[str, int], tuple[int, bytes]] = {}  # (PIN, finger) -> (valid flag, template)
+        self.biodata = biodata
+        self.fp_version = fp_version
+        self.uploads: list[tuple[str, str]] = []  # (table, line) enrolled at the keypad, not yet uploaded
+        self.operlog_stamp = 0
+        self.refuse: dict[str, int] = {}  # test control: commands starting with a key are answered with its code
         self.options: dict[str, str] = {}
         self.acked = 0  # records the server has confirmed (the server's ATTLOGStamp after a handshake)
         self.handshaken = False
@@ -96,6 +115,29 @@ class AdmsTerminalEmulator:
             self.records.append(record)
             return record
 
+    def enrol_finger(self, pin: str, finger: int, template: bytes | None = None) -> bytes:
+        """A worker enrols a finger at this terminal's keypad: kept, recognised at once, and uploaded at the
+        next round. Returns the template."""
+        with self.lock:
+            if pin not in self.users:
+                raise KeyError(f"no user {pin} on terminal {self.serial}")
+            data = template if template is not None else keypad_template(f"{self.serial}/{pin}", finger)
+            self.fingers[(pin, finger)] = (1, data)
+            self.uploads.append(self._finger_line(pin, finger))
+            return data
+
+    def identify(self, template: bytes) -> str | None:
+        """A finger on the sensor: the PIN of the user whose valid finger it is, or None."""
+        with self.lock:
+            return next(
+                (pin for (pin, _), (valid, data) in self.fingers.items() if valid == 1 and data == template), None
+            )
+
+    def finger(self, pin: str, finger: int) -> bytes | None:
+        with self.lock:
+            held = self.fingers.get((pin, finger))
+            return held[1] if held is not None else None
+
     # ---- the protocol -------------------------------------------------------------------------
 
     def run_once(self) -> bool:
@@ -106,6 +148,7 @@ class AdmsTerminalEmulator:
                 self.handshake()
             while self.push():
                 pass
+            self.upload()
             self.poll()
             return True
         except PushFailed as err:
@@ -148,9 +191,27 @@ class AdmsTerminalEmulator:
             self.pushes += 1
         return True
 
+    def upload(self) -> None:
+        """Send what was enrolled at the keypad since the last round (kept until the server answers OK)."""
+        with self.lock:
+            pending = list(self.uploads)
+        for table in ("OPERLOG", "BIODATA"):
+            lines = [line for t, line in pending if t == table]
+            if lines:
+                self._upload(table, lines)
+        with self.lock:
+            del self.uploads[: len(pending)]
+
+    def info(self) -> str:
+        """What the terminal says of itself with each poll: firmware, users, fingers, records, address,
+        fingerprint version, face version, faces enrolled, faces, functions."""
+        with self.lock:
+            users, fingers, records = len(self.users), len(self.fingers), len(self.records)
+        return f"Ver 8.0.4-20180809,{users},{fingers},{records},127.0.0.1,{self.fp_version},7,0,0,101"
+
     def poll(self) -> list[str]:
         self._flush_results()
-        status, text, _ = self._request("GET", "/iclock/getrequest", {"INFO": f"Ver 8.0.4,{len(self.users)},0,"})
+        status, text, _ = self._request("GET", "/iclock/getrequest", {"INFO": self.info()})
         if status != 200:
             raise PushFailed(f"getrequest refused: {status} {text.strip()}")
         ran = []
@@ -169,24 +230,18 @@ class AdmsTerminalEmulator:
 
     def _execute(self, command: str) -> tuple[int, str, str]:
         verb, _, rest = command.partition(" ")
+        refused = next((code for prefix, code in self.refuse.items() if command.startswith(prefix)), None)
+        if refused is not None:
+            return refused, "DATA" if verb == "DATA" else verb, ""
         if command.startswith("SET OPTION "):
             key, _, value = command[len("SET OPTION ") :].partition("=")
             if key == "DateTime":
                 self._set_clock(self._parse_datetime(value))
             self.options[key] = value
             return 0, "SET OPTION", ""
-        if command.startswith("DATA UPDATE USERINFO "):
-            fields = dict(f.partition("=")[::2] for f in command[len("DATA UPDATE USERINFO ") :].split("\t"))
-            if not fields.get("PIN"):
-                return -1002, "DATA", ""
-            self.users[fields["PIN"]] = fields
-            return 0, "DATA", ""
-        if command.startswith("DATA DELETE USERINFO PIN="):
-            self.users.pop(command.rpartition("=")[2], None)
-            return 0, "DATA", ""
-        if command.startswith("DATA QUERY USERINFO"):
-            self._push_users()
-            return 0, "DATA", ""
+        if verb == "DATA":
+            with self.lock:
+                return self._data(rest), "DATA", ""
         if verb in ("CHECK", "REBOOT"):
             self.handshaken = False  # re-reads the options (and the stamp) on the next round
             return 0, verb, ""
@@ -195,15 +250,86 @@ class AdmsTerminalEmulator:
             return 0, "INFO", info
         return -1002, verb, ""
 
-    def _push_users(self) -> None:
-        lines = [
-            f"USER PIN={u['PIN']}\tName={u.get('Name', '')}\tPri={u.get('Privilege', '0')}\tCard={u.get('Card', '')}"
-            for u in self.users.values()
-        ]
+    def _data(self, command: str) -> int:
+        """``DATA <UPDATE|DELETE|QUERY> <table> <fields>``: the return code."""
+        action, _, rest = command.partition(" ")
+        table, _, rest = rest.partition(" ")
+        table = table.upper()
+        _, fields = fields_of(rest)
+        fields = {k.upper() if k.upper() in ("PIN", "TMP") else k: v for k, v in fields.items()}
+        pin = fields.get("PIN", "")
+        if table == "BIODATA" and not self.biodata or table == "FINGERTMP" and self.biodata:
+            return -1004  # this model keeps its fingers in the other table
+        if action == "QUERY":
+            if table == "USERINFO":
+                self._upload("OPERLOG", [self._user_line(p) for p in self.users])
+            elif table in ("FINGERTMP", "BIODATA"):
+                self._upload(
+                    "OPERLOG" if table == "FINGERTMP" else "BIODATA", [self._finger_line(*k)[1] for k in self.fingers]
+                )
+            else:
+                return -1004
+            return 0
+        if not pin:
+            return -1002
+        if (action, table) == ("UPDATE", "USERINFO"):
+            if "Privilege" in fields:
+                fields["Pri"] = fields.pop("Privilege")
+            self.users[pin] = {**self.users.get(pin, {}), **fields}
+            return 0
+        if (action, table) == ("DELETE", "USERINFO"):
+            self.users.pop(pin, None)
+            for k in [k for k in self.fingers if k[0] == pin]:
+                del self.fingers[k]
+            return 0
+        number = fields.get("FID" if table == "FINGERTMP" else "No", "")
+        if action == "DELETE" and table in ("FINGERTMP", "BIODATA"):
+            for k in [k for k in self.fingers if k[0] == pin and (not number or str(k[1]) == number)]:
+                del self.fingers[k]
+            return 0
+        if action == "UPDATE" and table in ("FINGERTMP", "BIODATA"):
+            if pin not in self.users or not number.isdigit() or int(number) > 9:
+                return -1  # no such user, or no such finger
+            if table == "BIODATA" and fields.get("Type") != "1":
+                return -1004  # faces and palms: not on this model
+            try:
+                data = base64.b64decode(fields.get("TMP", ""), validate=True)
+            except (binascii.Error, ValueError):
+                return -1002
+            if table == "FINGERTMP":
+                valid = int(fields.get("Valid", "1") or 1)
+            else:
+                valid = 3 if fields.get("Duress") == "1" else int(fields.get("Valid", "1") == "1")
+            self.fingers[(pin, int(number))] = (valid, data)
+            return 0
+        return -1002
+
+    def _user_line(self, pin: str) -> str:
+        u = self.users[pin]
+        return f"USER PIN={pin}\tName={u.get('Name', '')}\tPri={u.get('Pri', '0')}\tCard={u.get('Card', '')}"
+
+    def _finger_line(self, pin: str, finger: int) -> tuple[str, str]:
+        """(table, line) that uploads one finger, as this model does."""
+        valid, data = self.fingers[(pin, finger)]
+        text = base64.b64encode(data).decode("ascii")
+        if not self.biodata:
+            return "OPERLOG", f"FP PIN={pin}\tFID={finger}\tSize={len(text)}\tValid={valid}\tTMP={text}"
+        duress = int(valid == 3)
+        line = (
+            f"BIODATA Pin={pin}\tNo={finger}\tIndex=0\tValid={int(valid in (1, 3))}\tDuress={duress}\tType=1"
+            f"\tMajorVer={self.fp_version}\tMinorVer=0\tFormat=0\tTmp={text}"
+        )
+        return "BIODATA", line
+
+    def _upload(self, table: str, lines: list[str]) -> None:
         body = "".join(line + "\r\n" for line in lines).encode(self.encoding)
-        status, text, _ = self._request("POST", "/iclock/cdata", {"table": "OPERLOG", "Stamp": "1"}, body)
+        query = {"table": table}
+        if table == "OPERLOG":
+            self.operlog_stamp += 1
+            query["Stamp"] = str(self.operlog_stamp)
+        status, text, _ = self._request("POST", "/iclock/cdata", query, body)
         if status != 200:
-            raise PushFailed(f"OPERLOG push not accepted: {status} {text.strip()}")
+            raise PushFailed(f"{table} push not accepted: {status} {text.strip()}")
 
     def _flush_results(self) -> None:
         with self.lock:

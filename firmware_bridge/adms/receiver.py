@@ -29,6 +29,12 @@ answered ``413``, one that cannot be read (a broken chunked encoding, a client g
 a ``Stamp`` that is not digits is treated as absent, and only digits are ever echoed into the
 handshake (``Stamp=7004%0ATimeZone=-12`` would otherwise set the terminal's options). A line
 that is not a punch is rejected on its own (``attlog``): the rest of its batch is stored.
+
+Who each terminal knows (users, fingerprint templates) is kept in its ``TerminalDirectory``
+(``directory``), from the users and fingers it uploads (OPERLOG, BIODATA), the counts it reports
+with each poll and the results of the commands it confirmed; ``enrolment_source`` is the view the
+appliance's enrolment plans with. ``on_poll`` is called at each ``getrequest`` before it is answered
+(what it queues goes out in that answer) and after each ``devicecmd``.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from firmware_bridge.adms.attlog import PunchKey, body_bytes, parse_attlog, punch_key, split_lines
 from firmware_bridge.adms.commands import Command, CommandQueue, CommandResult, parse_results
+from firmware_bridge.adms.directory import PushEnrolmentSource, TerminalDirectory
 from firmware_bridge.types import RawPunch, RejectedRecord
 from firmware_bridge.zk.wire import encode_time
 
@@ -180,6 +187,7 @@ class AdmsReceiver:
         on_unknown: Callable[[UnknownTerminal], None] = _ignore,
         on_result: Callable[[CommandResult], None] = _ignore,
         on_table: Callable[[TableUpload], None] = _ignore,
+        on_poll: Callable[[str], None] = _ignore,  # at each getrequest (before it is answered) and devicecmd
         options: HandshakeOptions | None = None,
         resend_after: timedelta = timedelta(minutes=2),
     ) -> None:
@@ -191,9 +199,11 @@ class AdmsReceiver:
         self._on_unknown = on_unknown
         self._on_result = on_result
         self._on_table = on_table
+        self._on_poll = on_poll
         self._options = options or HandshakeOptions()
         self.commands = CommandQueue(resend_after=resend_after)
         self._status = {s: TerminalStatus(s, t.label) for s, t in self.terminals.items()}
+        self._directories = {s: TerminalDirectory(s) for s in self.terminals}
         self._unknown_seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
@@ -223,11 +233,23 @@ class AdmsReceiver:
         for value in (pin, name, card):
             if any(c in value for c in "\t\r\n"):
                 raise ValueError(f"{value!r}: tabs and line breaks would split the command")
-        text = f"DATA UPDATE USERINFO PIN={pin}\tName={name}\tPrivilege={privilege}\tCard={card}"
+        text = f"DATA UPDATE USERINFO PIN={pin}\tName={name}\tPri={privilege}\tCard={card}"
         return self.commands.add(serial, lambda _now: text, f"上传员工 / upload user {pin}", self._clock.now())
 
     def status(self, serial: str) -> TerminalStatus:
         return self._status[serial]
+
+    def directory(self, serial: str) -> TerminalDirectory:
+        """Who the terminal knows (users, fingers), as its uploads and confirmed commands tell."""
+        return self._directories[serial]
+
+    def enrolment_source(self, serial: str) -> PushEnrolmentSource:
+        """The terminal as the appliance's enrolment sees it: changes go out as commands at its next poll."""
+        self._require(serial)
+        terminal = self.terminals[serial]
+        return PushEnrolmentSource(
+            serial, self._directories[serial], self.commands, self._clock, encoding=terminal.encoding
+        )
 
     def unknown_terminals(self) -> set[tuple[str, str]]:
         with self._lock:
@@ -260,6 +282,8 @@ class AdmsReceiver:
         lines = tuple(line.decode(terminal.encoding, errors="replace") for line in split_lines(body))
         if table == "OPERLOG" and stamp:
             self._status[terminal.serial].operlog_stamp = stamp
+        if table in ("OPERLOG", "USERINFO", "FINGERTMP", "BIODATA"):
+            self._directories[terminal.serial].take_upload(table, lines)
         self._on_table(TableUpload(terminal.serial, table, lines, body, self._clock.now()))
         return self._text("OK")
 
@@ -267,6 +291,8 @@ class AdmsReceiver:
         terminal, refusal = self._identify()
         if terminal is None:
             return refusal
+        self._directories[terminal.serial].take_report(request.args.get("INFO"))
+        self._call_on_poll(terminal)  # what the appliance has for it goes out with this very answer
         due = self.commands.due(terminal.serial, self._clock.now())
         if not due:
             return self._text("OK")
@@ -282,6 +308,8 @@ class AdmsReceiver:
             return raw
         text = body_bytes(raw, request.content_type or "").decode(terminal.encoding, errors="replace")
         for result in self.commands.confirm(terminal.serial, parse_results(text), self._clock.now()):
+            if result.matched:
+                self._directories[terminal.serial].take_result(result.command, result.return_code, result.received_at)
             if not result.matched:
                 log.warning(
                     "%s reported a result for command %d, which it was never sent", terminal.label, result.command_id
@@ -289,6 +317,7 @@ class AdmsReceiver:
             elif not result.ok:
                 log.warning("%s: command %d failed: %s", terminal.label, result.command_id, result.meaning)
             self._on_result(result)
+        self._call_on_poll(terminal)  # what it confirmed is signed now, not at its next poll
         return self._text("OK")
 
     # ---- the work -----------------------------------------------------------------------------
@@ -412,6 +441,12 @@ class AdmsReceiver:
         status.address = address
         status.user_agent = request.headers.get("User-Agent", "")
         return terminal, Response()
+
+    def _call_on_poll(self, terminal: PushTerminal) -> None:
+        try:
+            self._on_poll(terminal.serial)
+        except Exception:  # noqa: BLE001 - the terminal is answered all the same
+            log.exception("%s: the appliance's work at its call failed", terminal.label)
 
     def _remember(self, status: TerminalStatus, key: PunchKey) -> None:
         if len(status.recent) == status.recent.maxlen:
