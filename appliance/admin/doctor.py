@@ -360,6 +360,7 @@ class ApplianceDoctor:
                 findings.append(self._serial(name, terminal.url))
             elif isinstance(terminal, AdmsTerminalSettings):
                 findings.append(self._pushed(name, terminal))
+                findings += self._enrolment(terminal.name)
         return findings
 
     def _enrolment(self, terminal: str) -> list[Finding]:

@@ -1,5 +1,11 @@
-"""Enrolment once for every gate: the plant's roster becomes the users of each ZK terminal, and a finger
-enrolled at one terminal is copied to the others.
+"""Enrolment once for every gate: the plant's roster becomes the users of each terminal (ZK and push), and a
+finger enrolled at one terminal is copied to the others.
+
+A push (ADMS) terminal cannot be called: its ``QueuedSource`` (``firmware_bridge.adms.directory``) is what the
+terminal holds as its uploads and confirmed commands tell, and its changes are queued for its next call
+(``appliance.capture.push`` syncs at each call). The plan is the same; its changes are signed once the terminal
+reports them done, nothing is planned for it while they wait, and a change it refused is visible
+(``EnrolmentState.last_error``) and planned again ``RETRY_S`` later.
 
 Each terminal's worker (``appliance.capture.poller``) calls ``TerminalEnrolment.sync()`` after its punch
 read, so the worker stays the only one that changes its terminal and punches always come first. A sync:
@@ -69,7 +75,7 @@ from appliance.store import (
     TerminalFinger,
 )
 from firmware_bridge.errors import TerminalError
-from firmware_bridge.zk.directory import Counts, DirectoryReader
+from firmware_bridge.zk.directory import Counts, DirectoryReader, UserTable
 from firmware_bridge.zk.records import FLAG_VALID, FingerTemplate, UserRecord
 from firmware_bridge.zk.userwrite import Change, Outcome, PutTemplates, PutUser, RemoveTemplate, RemoveUser
 
@@ -81,14 +87,63 @@ MAX_STEPS = 50
 MAX_FOUND = 500  # fingers stored from a terminal per poll (sealed and signed): a first look at a full one takes some
 RECHECK_S = 3600  # fingers are read again at least this often, even when their count says nothing changed
 KEY_FILE = Path("keys") / "templates.key"  # in the state directory, beside the log-signing key
+RETRY_S = 30  # a change a push terminal refused is queued again at its first poll this much later
+REFUSED = "+refused"  # the basis of a push terminal that refused a change: planned again after RETRY_S
 STORE_LOCK = threading.Lock()  # one worker at a time changes the stored templates
 BRAKE_LOCK = threading.Lock()  # one worker at a time decides on the brake (and signs what it decided)
 
 
+class Reader(Protocol):
+    def counts(self) -> Counts: ...
+    def users(self, count: int) -> UserTable: ...
+    def templates(self) -> tuple[FingerTemplate, ...]: ...
+
+
 @runtime_checkable
 class EnrolmentSource(Protocol):
+    """A terminal that is changed while the appliance waits (ZK, port 4370)."""
+
     def directory(self) -> AbstractContextManager[DirectoryReader]: ...
     def write_changes(self, changes: Sequence[Change], *, layout: int) -> list[Outcome]: ...
+
+
+class Queued(Protocol):
+    def outcomes(self) -> list[Outcome] | None: ...
+
+
+@runtime_checkable
+class QueuedSource(Protocol):
+    """A terminal that takes changes when it calls (push, ADMS): queued now, their outcomes known later."""
+
+    def ready(self) -> bool: ...
+    def directory(self) -> AbstractContextManager[Reader]: ...
+    def queue_changes(self, changes: Sequence[Change]) -> Queued: ...
+
+
+@dataclass(frozen=True)
+class _Made:
+    """What a plan was made from, kept until its changes' outcomes are known."""
+
+    result: Plan
+    counts: Counts
+    basis: str
+    read_ms: int | None
+    unread: bool
+    held: dict[Key, str]
+
+
+class _Joined:
+    """Outcomes known now (not sent) with those a push terminal reports later, in the steps' order."""
+
+    def __init__(self, size: int, known: dict[int, Outcome], order: list[int], queued: Queued | None) -> None:
+        self._size, self._known, self._order, self._queued = size, known, order, queued
+
+    def outcomes(self) -> list[Outcome] | None:
+        later = self._queued.outcomes() if self._queued is not None else []
+        if later is None:
+            return None
+        every = {**self._known, **dict(zip(self._order, later, strict=True))}
+        return [every[n] for n in range(self._size)]
 
 
 def roster_today(today: date) -> Roster:
@@ -183,7 +238,7 @@ class TerminalEnrolment:
     def __init__(
         self,
         terminal: str,
-        source: EnrolmentSource,
+        source: EnrolmentSource | QueuedSource,
         writer: LogWriter,
         clock: Clock,
         *,
@@ -202,6 +257,8 @@ class TerminalEnrolment:
         self._looked = False  # a whole look at the terminal since this process started (then counts may suffice)
         self._notes: set[str] = set()  # what was left alone and why, said once
         self._error: str | None = None  # the failure in progress, said when it begins and when it ends
+        self._pending: tuple[_Made, Queued] | None = None  # a push terminal's changes, queued, not yet run
+        self._retry_ms = 0  # a push terminal's refused change is planned again from this time on
 
     def sync(self) -> int:
         """Make the terminal match the roster and the stored fingers; return how many records were signed.
@@ -224,9 +281,21 @@ class TerminalEnrolment:
         roster, signed = self._roster_today()
         if roster.empty:
             return signed  # no roster yet: a terminal is never emptied for want of one
+        if self._pending is not None:  # a push terminal's changes, queued at an earlier poll
+            made, queued = self._pending
+            outcomes = queued.outcomes()
+            if outcomes is None:
+                return signed  # not all run yet: nothing is planned again meanwhile
+            self._pending = None
+            signed += self._made(made, outcomes)
+        if isinstance(self._source, QueuedSource) and not self._source.ready():
+            return signed  # its users and fingers are not known yet: they are asked for at this poll
         basis = f"{roster.digest}/{TemplateVersion.get_by_id(1).version}"
         state = EnrolmentState.get_or_none(EnrolmentState.terminal == self.terminal)
         now_ms = to_ms(self._clock.now())
+        refused = state is not None and state.basis.startswith(basis) and state.basis.endswith(REFUSED)
+        if refused and now_ms < self._retry_ms:  # the same plan again: a refused change is retried a little later
+            return signed
         with self._source.directory() as directory:
             counts = directory.counts()
             if self._looked and _unchanged(state, counts, basis, now_ms):
@@ -262,34 +331,53 @@ class TerminalEnrolment:
                 result.held.pop(k, None)
             result.found, result.more = result.found[:MAX_FOUND], True
         signed += self._keep_found(where, result, data, held)
-        outcomes = self._write(result.steps, table.layout)
+        read_ms = now_ms if templates is not None else (state.templates_read_ms if state else None)
+        made = _Made(result, counts, basis, read_ms, unread, held)
+        written = self._write(result.steps, table.layout)
+        if isinstance(written, list):
+            return signed + self._made(made, written)
+        self._pending = (made, written)  # signed when the terminal has run them (at a later poll)
+        log.info("terminal %s: %d enrolment change(s) queued for its next poll", self.terminal, len(result.steps))
+        return signed
+
+    def _made(self, made: _Made, outcomes: list[Outcome]) -> int:
+        """Sign the changes made and keep where the terminal's enrolment stands; return how many were signed."""
+        result = made.result
         done = [step for step, o in zip(result.steps, outcomes, strict=True) if o.done]
+        refused = []
         for step, outcome in zip(result.steps, outcomes, strict=True):
             if not outcome.done:
                 what = f"{step.records[0]['act']} {step.records[0]['emp']}"
-                self._note(f"terminal {self.terminal}: {what} not done: {outcome.error}")
+                refused.append(f"{what} not done: {outcome.error}")
+                self._note(f"terminal {self.terminal}: {refused[-1]}")
         entries = [Entry("action", body) for step in done for body in step.records]
         # the counts our changes leave: the next poll finds them unless someone enrolled at the keypad meanwhile;
-        # a refusal changes nothing (it is tried again when something changes, or at the hourly look)
-        users, fingers = _expected(counts, result, done, unknown=any(o.unknown for o in outcomes))
-        fingers = None if unread else fingers
+        # a refusal changes nothing (a ZK terminal's is tried again when something changes, or at the hourly look;
+        # a push terminal's at a poll RETRY_S later)
+        users, fingers = _expected(made.counts, result, done, unknown=any(o.unknown for o in outcomes))
+        fingers = None if made.unread else fingers
+        now_ms = to_ms(self._clock.now())
+        queued = isinstance(self._source, QueuedSource)
         row = {
-            "serial": counts.serial,
-            "basis": basis + ("+more" if result.more else ""),  # more to do: not "unchanged" at the next poll
+            "serial": made.counts.serial,
+            # more to do, or a refusal to try again: not "unchanged" at the next poll
+            "basis": made.basis + ("+more" if result.more else "") + (REFUSED if refused and queued else ""),
             "users": users,
             "fingers": fingers,
-            "templates_read_ms": now_ms if templates is not None else (state.templates_read_ms if state else None),
+            "templates_read_ms": made.read_ms,
             "synced_ms": now_ms,
-            "last_error": "",
+            "last_error": "; ".join(refused[:3]) + (f" (+{len(refused) - 3})" if len(refused) > 3 else ""),
         }
+        if refused and queued:
+            self._retry_ms = now_ms + RETRY_S * 1000
         now_held: dict[Key, str | None] = dict(result.held)
         for step in done:
             now_held.update(step.held)
-        self._writer.append(entries, then=lambda: _save(self.terminal, row, held, now_held))
+        self._writer.append(entries, then=lambda: _save(self.terminal, row, made.held, now_held))
         self._looked = True
         if entries:
             log.info("terminal %s: %d enrolment change(s) made and signed", self.terminal, len(entries))
-        return signed + len(entries)
+        return len(entries)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -492,9 +580,9 @@ class TerminalEnrolment:
         log.info("deleted the stored fingers of %d worker(s) who left the roster", len(fingers))
         return len(entries)
 
-    def _write(self, steps: list[Step], layout: int) -> list[Outcome]:
-        """Make the steps' changes; one outcome per step. A copy whose stored template does not open (altered
-        in the database) is not sent."""
+    def _write(self, steps: list[Step], layout: int) -> list[Outcome] | Queued:
+        """Make the steps' changes; one outcome per step (a push terminal's: once it has run them). A copy whose
+        stored template does not open (altered in the database) is not sent."""
         outcomes: dict[int, Outcome] = {}
         changes: list[tuple[int, Change]] = []
         for n, step in enumerate(steps):
@@ -506,6 +594,9 @@ class TerminalEnrolment:
                     continue
                 change = replace(change, templates=tuple(t for t in templates if t is not None))
             changes.append((n, change))
+        if isinstance(self._source, QueuedSource):
+            queued = self._source.queue_changes([c for _, c in changes]) if changes else None
+            return _Joined(len(steps), outcomes, [n for n, _ in changes], queued)
         if changes:
             sent = self._source.write_changes([c for _, c in changes], layout=layout)
             outcomes.update((n, o) for (n, _), o in zip(changes, sent, strict=True))

@@ -12,12 +12,20 @@ every terminal.
 If the address cannot be bound (the interface is not up yet at boot), the ZK terminals and
 readers carry on; the push terminals show as unavailable with the reason, and binding is tried
 again at every health tick.
+
+Enrolment (``appliance.capture.enrolment``, as for ZK terminals): at each terminal's ``getrequest``
+poll, before the receiver answers it, the terminal's ``TerminalEnrolment`` signs what the terminal
+confirmed since (``devicecmd``), plans against what it holds (``firmware_bridge.adms.directory``:
+its uploads and confirmed commands) and queues the changes, which go out in that very answer. One
+poll of a terminal at a time plans; a terminal that stopped calling has its leavers' stored fingers
+deleted at the health tick all the same.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
@@ -25,6 +33,7 @@ from typing import TypeVar
 import peewee as pw
 
 from appliance.capture.devicehealth import Ticker, record_health
+from appliance.capture.enrolment import TerminalEnrolment
 from appliance.capture.ingest import PunchIngest
 from appliance.clock import Clock, to_ms
 from appliance.config import AdmsTerminalSettings, Settings
@@ -63,6 +72,7 @@ class PushTerminals:
             cursor_of=self._per_request(ingest.push_cursor),
             on_unknown=self._unknown,
             on_table=self._table,
+            on_poll=self._poll,
         )
         self._bind = (settings.push.host, settings.push.port)
         self.server = AdmsServer(self.receiver, *self._bind, limits=settings.push.limits())
@@ -70,6 +80,13 @@ class PushTerminals:
         self._bind_error = ""
         self._available: dict[str, bool | None] = {t.serial: None for t in self._terminals}
         self._ticker = Ticker("push-health", self.tick, health_every_s)
+        self.enrolments = {
+            t.serial: TerminalEnrolment(
+                t.name, self.receiver.enrolment_source(t.serial), ingest.writer, clock, tz=settings.plant.tz
+            )
+            for t in self._terminals
+        }
+        self._enrolling = {t.serial: threading.Lock() for t in self._terminals}
 
     def start(self) -> None:
         for terminal in self._terminals:
@@ -106,6 +123,9 @@ class PushTerminals:
             if last is not None:
                 fields["last_contact_ms"] = to_ms(last)
             record_health(terminal.name, **fields)
+            if not available:  # its enrolment waits for its next call; a leaver's stored fingers do not
+                with self._enrolling[terminal.serial]:
+                    self.enrolments[terminal.serial].forget_leavers()
             if available != self._available[terminal.serial]:
                 if available:
                     log.info("push terminal %s (%s) calling from %s", terminal.name, terminal.serial, status.address)
@@ -135,6 +155,17 @@ class PushTerminals:
                 return func(arg)
 
         return call
+
+    def _poll(self, serial: str) -> None:
+        """The terminal calls for commands: its enrolment's changes go out with the answer."""
+        lock = self._enrolling[serial]
+        if not lock.acquire(blocking=False):
+            return  # a poll of the same terminal is being answered; this one plans nothing
+        try:
+            with self._db.connection_context():
+                self.enrolments[serial].sync()
+        finally:
+            lock.release()
 
     def _unknown(self, unknown: UnknownTerminal) -> None:
         """Refused (the receiver answered 403); kept as evidence that something else is pushing."""
