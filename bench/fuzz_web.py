@@ -423,6 +423,7 @@ class Tally:
     fives: Counter[str] = field(default_factory=Counter)
     reproducers: dict[str, str] = field(default_factory=dict)
     exceptions: int = 0
+    relogins: int = 0
     slowest: list[tuple[float, str]] = field(default_factory=list)
 
 
@@ -506,6 +507,7 @@ def fuzz(site: Site, cases: int, rng: random.Random, tally: Tally, *, quiet: boo
                 )
     finally:
         got_request_exception.disconnect(on_exception, site.app)
+        tally.relogins += sum(session.relogins for session in site.sessions)
 
 
 def run(cases: int, seed: int, sites: str = "both", *, quiet: bool = False) -> Tally:
@@ -527,13 +529,11 @@ def run(cases: int, seed: int, sites: str = "both", *, quiet: bool = False) -> T
                 fuzz(site, share, rng, tally, quiet=quiet)
             finally:
                 _close(name, handle)
-    tally.relogins = 0  # type: ignore[attr-defined]
     return tally
 
 
 def _close(name: str, handle: Any) -> None:
     if name == "plant":
-        handle.writer.stop() if hasattr(handle.writer, "stop") else None
         handle.db.close()
     else:
         handle.close()
@@ -557,6 +557,7 @@ def report(tally: Tally, elapsed: float, seed: int) -> None:
     for key, count in sorted(tally.fives.items()):
         print(f"  {count:>6,}  {key}\n          {tally.reproducers[key]}")
     print(f"exceptions:     {tally.exceptions:,} (raised in the app; limit 0)")
+    print(f"logins again:   {tally.relogins:,} (a fuzzed request ended the fuzzing's own session: a role change)")
     if tally.slowest:
         print("slowest:        " + "; ".join(f"{s:.1f} s {what}" for s, what in tally.slowest))
 
