@@ -40,6 +40,7 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -54,8 +55,12 @@ from ledger.witnesslog import verify_witness
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
-FORMAT = "punchproof-evidence/2"  # 2: the manifest may name a case ("case"); FORMAT.md, "The evidence bundle"
-FORMATS = ("punchproof-evidence/1", FORMAT)  # what this verifier reads; it refuses any other
+# 2: the manifest may name a case ("case"); 3: the cloud's evidence log carries the appliance keys' registrations
+# and revocations (``keyreg``, ``keyrevoke``), and keys/registry.json a log's ``compromised_since_seq``.
+# FORMAT.md, "The evidence bundle"
+FORMAT = "punchproof-evidence/3"
+FORMATS = ("punchproof-evidence/1", "punchproof-evidence/2", FORMAT)  # what this verifier reads; it refuses others
+KEY_TYPES = ("keyreg", "keyrevoke")  # the cloud's evidence log: appliance keys registered (or rotated in), revoked
 CLOCK_TOLERANCE_S = 120  # how far a record's own time may stray outside its witnessed bounds
 SEAL_GAP_S = 180  # seals come every 60 s: a longer silence is a gap (power cut, appliance off)
 
@@ -106,6 +111,33 @@ THIRD_PARTY_TIME_FIX_EN = (
 )
 
 
+UNPINNED_ZH = (
+    "公钥未经独立核对：本次核验所用的公钥取自证据包本身。用新生成的密钥伪造的证据包同样自洽，"
+    "因此签名只证明证据包内部一致，不证明出自用人单位登记的设备与服务器。"
+)
+UNPINNED_EN = (
+    "The public keys were not checked against copies obtained independently: this run took them from the bundle "
+    "itself. A bundle forged with freshly made keys is just as self-consistent, so its signatures show only that "
+    "it agrees with itself, not that it comes from the employer's registered appliances and server."
+)
+PIN_HOWTO_ZH = (
+    "核对方法：向用人单位总部另行索取云端见证公钥 cloud-witness.pub（云端服务器的数据目录，默认 "
+    "/var/lib/punchproof/），用 --witness-key 指定；设备公钥用 --appliance-key 指定（PEM 文件或指纹），"
+    "其指纹与登记日期见报告的“设备公钥登记”（云端签名证据日志中的登记记录，经时间戳机构盖章），"
+    "宜在争议发生前留存；时间戳机构根证书从该机构官网取得，用 --tsa-ca 指定。"
+)
+PIN_HOWTO_EN = (
+    "To pin: obtain the cloud's witness public key (cloud-witness.pub, in the state directory of head office's "
+    "server, /var/lib/punchproof/ by default) separately and pass it with --witness-key; pass each appliance "
+    "key with --appliance-key (a PEM file or its fingerprint): the fingerprints and the dates they were "
+    "registered are in the report's key registrations (设备公钥登记: records of the cloud's signed evidence "
+    "log, stamped by the TSA), best kept before any dispute; get the TSA's root certificate from its own "
+    "website and pass it with --tsa-ca."
+)
+UNTRUSTED_ZH = "自第 {since} 条起该设备密钥可能已泄露（云端已吊销），此后记录不作为证据"
+UNTRUSTED_EN = "the appliance key may have been copied from seq {since} on: those records are not evidence"
+
+
 @dataclass
 class Report:
     checks: list[Check] = field(default_factory=list)
@@ -119,6 +151,12 @@ class Report:
     # why the bundle's times are the employer's word alone, zh-CN then English; "" when a TSA stamp that
     # verified covers every checkpoint of the bundle (its records' third-party time)
     untimed: tuple[str, str] | None = (NO_THIRD_PARTY_TIME_ZH, NO_THIRD_PARTY_TIME_EN)
+    # why the keys are the bundle's own word, zh-CN then English; None when the witness key was pinned
+    unpinned: tuple[str, str] | None = (UNPINNED_ZH, UNPINNED_EN)
+    # the appliance keys' registrations and revocations, from the cloud's signed evidence log (verified records):
+    # {"type", "key_log", "key_kid", "public_key", "at_ms", "how", "seq", "t" (logged at, Unix s), "not_after", ...}
+    key_records: list[dict[str, Any]] = field(default_factory=list)
+    untrusted: dict[str, int] = field(default_factory=dict)  # per log: the first seq no longer evidence
 
     @property
     def ok(self) -> bool:
@@ -131,13 +169,23 @@ class Report:
         return self.untimed is None
 
     @property
+    def pinned(self) -> bool:
+        """The witness key was pinned: it cosigns every checkpoint of the bundle, the cloud's evidence log's too."""
+        return self.unpinned is None
+
+    @property
     def result(self) -> str:
-        """``verified`` (every check passed, and third-party time covers the bundle), ``untimed`` (every check
-        passed, but the bundle's times are the employer's word alone: never shown as a full pass), or
-        ``failed``."""
+        """``verified`` (every check passed, third-party time covers the bundle and the keys were pinned),
+        ``untimed`` (every check passed, but the bundle's times are the employer's word alone), ``unpinned``
+        (every check passed, but its keys were taken from the bundle itself), or ``failed``. Neither ``untimed``
+        nor ``unpinned`` is ever shown as a full pass; when both apply the result is ``untimed``: without
+        third-party time the keys' holder could have made every record afterwards, pinned or not, so that is the
+        first thing to fix (both are said)."""
         if not self.ok:
             return "failed"
-        return "verified" if self.timed else "untimed"
+        if not self.timed:
+            return "untimed"
+        return "verified" if self.pinned else "unpinned"
 
     def add(self, name: str, ok: bool, detail: str) -> bool:
         self.checks.append(Check(name, ok, detail))
@@ -153,6 +201,10 @@ class Report:
             "result": self.result,
             "third_party_time": self.timed,
             "untimed": list(self.untimed) if self.untimed else None,
+            "keys_pinned": self.pinned,
+            "unpinned": list(self.unpinned) if self.unpinned else None,
+            "key_records": self.key_records,
+            "untrusted_from": self.untrusted,
             "checks": [asdict(c) for c in self.checks],
             "gaps": self.gaps,
             "disclosed": self.disclosed,
@@ -163,9 +215,39 @@ def sha256sums(files: dict[str, bytes]) -> bytes:
     return "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items())).encode()
 
 
-def verify_bundle(data: bytes, *, witness_key: VerifyKey | None = None, tsa_roots: bytes | None = None) -> Report:
+def key_pin(value: bytes | str) -> str:
+    """The key id (``kid``: base64 of SHA-256 of the DER public key) a pin names: a PEM public key, its kid, or the
+    same SHA-256 in hex (``openssl pkey -pubin -outform DER | sha256sum``). Raise ``ValueError`` otherwise."""
+    text = value.decode("ascii", errors="replace") if isinstance(value, bytes) else value
+    if "BEGIN PUBLIC KEY" in text:
+        try:
+            return VerifyKey.from_pem(text).kid
+        except LedgerError as err:
+            raise ValueError(f"not a usable public key: {err}") from err
+    text = text.strip().removeprefix("SHA256:").strip()
+    if _HEX64.fullmatch(text.lower()):
+        return base64.b64encode(bytes.fromhex(text)).decode()
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError as err:
+        raise ValueError(f"{text!r} is neither a PEM public key nor a key fingerprint") from err
+    if len(raw) != 32:
+        raise ValueError(f"{text!r} is neither a PEM public key nor a key fingerprint (32 bytes)")
+    return text
+
+
+def verify_bundle(
+    data: bytes,
+    *,
+    witness_key: VerifyKey | None = None,
+    tsa_roots: bytes | None = None,
+    appliance_keys: Collection[str] | None = None,
+    evidence_keys: Collection[str] | None = None,
+) -> Report:
     """Check a bundle offline. ``witness_key`` pins the cloud's key, ``tsa_roots`` (PEM) the timestamp
-    authority's; without them the bundle's own are used (and the report says so)."""
+    authority's; without them the bundle's own are used (and the report says so: ``unpinned``). ``appliance_keys``
+    and ``evidence_keys`` are key ids (``key_pin``): when given, every key that signs an appliance's log (the
+    cloud's evidence log) in the bundle, rotations included, must be one of them."""
     report = Report()
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -196,11 +278,17 @@ def verify_bundle(data: bytes, *, witness_key: VerifyKey | None = None, tsa_root
             f"bundle's witness key {witness.kid}, pinned {witness_key.kid}",
         )
         witness = witness_key
+        report.unpinned = None
     else:
         report.add("witness key", True, f"taken from the bundle ({witness.kid}); pin it with --witness-key")
     registry = json.loads(files.get("keys/registry.json", b"[]"))
+    report.untrusted = _compromised(files, manifest, registry)
     for index, _log in enumerate(manifest.get("logs", [])):
         _verify_log(files, f"logs/{index}", manifest, registry, witness, report)
+    _check_key_records(files, registry, report)
+    for name, pins, cloud in (("appliance keys", appliance_keys, False), ("evidence key", evidence_keys, True)):
+        if pins is not None:
+            _check_pins(files, manifest, registry, set(pins), cloud, name, report)
     if manifest.get("witness_log") or "witness/entries.jsonl" in files:
         cosigned = {
             (json.loads(files[f"logs/{i}/log.json"])["log"], entry["size"]): entry["note"]
@@ -401,6 +489,8 @@ def _verify_log(
     rotations: dict[int, str] = {}
     tz = _plant_zone(manifest, info.get("plant"))
     previous: dict[str, Any] | None = None
+    since = report.untrusted.get(origin)  # a stolen Pi: from this seq on, the log's records are not evidence
+    untrusted: list[tuple[int, int, str | None]] = []  # (seq, time, whose) of the disclosed records past it
     # The employee's records come one file each with an inclusion proof (what MANUAL-CHECKS.md checks by
     # hand); the appliance's own records (boots, seals...) in system.jsonl, proven by leaves.txt alone.
     disclosed: dict[int, tuple[bytes, bytes, dict[str, Any] | None]] = {
@@ -475,6 +565,18 @@ def _verify_log(
                     )
                 )
         previous = fields
+        emp = employee_of(fields)  # punches and the cloud's records name ``emp``, day facts ``fact.emp``
+        mine = emp is not None and emp == manifest.get("employee")
+        if since is not None and seq >= since:
+            untrusted.append((seq, t, emp if mine else None))
+            if mine:
+                shown = fields if "emp" in fields else {**fields, "emp": emp}
+                report.disclosed.append(
+                    {"log": origin, "seq": seq, "emp": emp, "fields": shown, "not_after": witnessed, "untrusted": True}
+                )
+            continue  # neither the employee's record nor a sign that the appliance was recording
+        if info.get("kind") == "cloud" and fields["type"] in KEY_TYPES:
+            report.key_records.append({**fields, "t": t, "not_after": witnessed})
         if fields["type"] in ("seal", "boot", "punch"):
             day = datetime.fromtimestamp(t, tz).date().isoformat()
             report.covered_days.add(day)
@@ -500,8 +602,7 @@ def _verify_log(
         if fields["type"] == "incident":
             what = ": ".join(str(fields[k]) for k in ("kind", "reason") if fields.get(k))
             report.events.append(Event("incident", origin, t, seq=seq, detail=what))
-        emp = employee_of(fields)  # punches and the cloud's records name ``emp``, day facts ``fact.emp``
-        if emp is not None and emp == manifest.get("employee"):
+        if mine:
             shown = fields if "emp" in fields else {**fields, "emp": emp}
             report.disclosed.append({"log": origin, "seq": seq, "emp": emp, "fields": shown, "not_after": witnessed})
     problems += _check_rotations(keys, rotations, start, end)
@@ -510,6 +611,8 @@ def _verify_log(
         not problems,
         "; ".join(problems) or "every disclosed record is exact, signed, chained and included",
     )
+    if since is not None and since < end:
+        _report_untrusted(report, label, origin, since, untrusted, tz, manifest)
     if info.get("kind") == "cloud":  # the cloud's evidence log: no seals, no power; its contacts checked instead
         _verify_contacts(files, base, label, disclosed, report)
         return
@@ -556,6 +659,8 @@ def _verify_contacts(
     held = {hashlib.sha256(data).hexdigest() for name, data in files.items() if name.startswith(DOCUMENT_DIRS)}
     for seq, fields in sorted(records.items()):
         kind = fields["type"]
+        if kind in KEY_TYPES:
+            continue  # the appliance keys' registrations and revocations: ``_check_key_records``
         if kind not in CLOUD_TYPES:
             problems.append(f"seq {seq}: a {kind} record has no place in the cloud's evidence log")
             continue
@@ -590,6 +695,136 @@ def _verify_contacts(
         f"people; {matched} sent files match their hashes"
     )
     report.add(f"{label}: contacts", not problems, "; ".join(problems) or detail)
+
+
+def _compromised(files: dict[str, bytes], manifest: dict[str, Any], registry: list[dict[str, Any]]) -> dict[str, int]:
+    """Per appliance log, the first seq that is no longer evidence: the earliest compromise point that the cloud's
+    signed ``keyrevoke`` records (in the bundle's copy of the evidence log) or ``keys/registry.json`` give. Read
+    before the logs are checked, so that their records are judged by it; the evidence log's own check fails if a
+    revocation in it is not the cloud's, and the registry can only make more records untrusted, never fewer."""
+    points: dict[str, int] = {}
+
+    def earliest(log: Any, seq: Any) -> None:
+        if isinstance(log, str) and type(seq) is int:
+            points[log] = min(seq, points.get(log, seq))
+
+    for entry in registry:
+        earliest(entry.get("log"), entry.get("compromised_since_seq"))
+    for index in range(len(manifest.get("logs", []))):
+        if json.loads(files.get(f"logs/{index}/log.json", b"{}")).get("kind") != "cloud":
+            continue
+        for line in files.get(f"logs/{index}/system.jsonl", b"").decode().splitlines():
+            try:
+                fields = parse(json.loads(line)["data"].encode())
+            except (LedgerError, ValueError, KeyError, TypeError):
+                continue  # reported by the evidence log's own check
+            if fields["type"] == "keyrevoke":
+                earliest(fields["key_log"], fields["since_seq"])
+    return points
+
+
+def _report_untrusted(
+    report: Report,
+    label: str,
+    origin: str,
+    since: int,
+    untrusted: list[tuple[int, int, str | None]],
+    tz: ZoneInfo,
+    manifest: dict[str, Any],
+) -> None:
+    """The records of a log past its compromise point: a gap in what the appliance is known to have recorded, and
+    a failure when the employee's own records are among them (the bundle's claim would rest on them)."""
+    zh, en = UNTRUSTED_ZH.format(since=since), UNTRUSTED_EN.format(since=since)
+    theirs = [seq for seq, _t, whose in untrusted if whose is not None]
+    if untrusted:
+        first, last = untrusted[0][1], untrusted[-1][1]
+        period_end = datetime.combine(date.fromisoformat(manifest["period"]["to"]) + timedelta(days=1), time(), tz)
+        report.gap(
+            Event(
+                "untrusted",
+                origin,
+                first,
+                end=max(last, int(period_end.timestamp())),
+                seq=since,
+                detail=f"{origin}: {en}; {len(untrusted)} disclosed record(s) from {_local(first, tz)} on",
+            )
+        )
+    if theirs:
+        detail = (
+            f"{zh}：本人的记录第 {', '.join(map(str, theirs))} 条在其中，本证据包不能以其为据 / {en}: the employee's "
+            f"records at seq {', '.join(map(str, theirs))} are among them, and this bundle cannot rest on them"
+        )
+    else:
+        detail = (
+            f"{zh}（本证据包中 {len(untrusted)} 条披露记录，均非本人记录，不计为设备在记录）/ {en} ({len(untrusted)} "
+            "disclosed here, none of them the employee's; they do not count as the appliance recording)"
+        )
+    report.add(f"{label}: compromised key", not theirs, detail)
+
+
+def _check_key_records(files: dict[str, bytes], registry: list[dict[str, Any]], report: Report) -> None:
+    """Each key registration the cloud signed names the very key the bundle lists under that id (the fingerprint a
+    reader pins is the one head office registered, on the date it says); keys without one are named."""
+    if not report.key_records:
+        return
+    listed = {(r["log"], r["kid"]): r for r in registry}
+    problems = []
+    registered = set()
+    for record in report.key_records:
+        if record["type"] != "keyreg":
+            continue
+        entry = listed.get((record["key_log"], record["key_kid"]))
+        registered.add((record["key_log"], record["key_kid"]))
+        if entry is None:
+            continue  # a key of another period: not used in this bundle
+        try:
+            same = VerifyKey.from_pem(files[f"keys/{entry['file']}"]).raw() == base64.b64decode(record["public_key"])
+        except (KeyError, LedgerError, ValueError):
+            same = False
+        if not same or VerifyKey.from_raw(base64.b64decode(record["public_key"])).kid != record["key_kid"]:
+            problems.append(f"evidence log seq {record['seq']}: registers another key under {record['key_kid']}")
+    logs = {r["key_log"] for r in report.key_records}
+    missing = sorted(kid for (log, kid) in listed if log in logs and (log, kid) not in registered)
+    count = sum(1 for r in report.key_records if r["type"] == "keyreg")
+    detail = "; ".join(problems) or (
+        f"{count} key registration(s) in the cloud's signed evidence log match the keys listed"
+        + (f"; no registration record for {', '.join(missing)}" if missing else "")
+    )
+    report.add("key registrations", not problems, detail)
+
+
+def _check_pins(
+    files: dict[str, bytes],
+    manifest: dict[str, Any],
+    registry: list[dict[str, Any]],
+    pins: set[str],
+    cloud: bool,
+    name: str,
+    report: Report,
+) -> None:
+    """Every key that may sign a record or checkpoint of the bundle's range of each log (rotations included) is one
+    the reader pinned: for the appliances' logs, or (``cloud``) for the cloud's evidence log."""
+    problems, used = [], []
+    for index in range(len(manifest.get("logs", []))):
+        info = json.loads(files.get(f"logs/{index}/log.json", b"{}"))
+        if (info.get("kind") == "cloud") != cloud:
+            continue
+        start, end = info["from_seq"], info["to_size"]
+        for entry in registry:
+            last = entry.get("valid_to_seq")
+            if (
+                entry["log"] != info["log"]
+                or entry.get("valid_from_seq", 0) >= end
+                or (last is not None and last < start)
+            ):
+                continue
+            used.append(entry["kid"])
+            if entry["kid"] not in pins:
+                problems.append(
+                    f"{info['log']} 的密钥 {entry['kid']} 不是所核对的公钥 / key {entry['kid']} of {info['log']} is "
+                    "not among the pinned keys"
+                )
+    report.add(name, bool(used) and not problems, "; ".join(problems) or f"{len(used)} key(s), each one pinned")
 
 
 def _plant_zone(manifest: dict[str, Any], plant: str | None) -> ZoneInfo:

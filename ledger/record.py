@@ -27,6 +27,7 @@ GENESIS_PREV = bytes(32)  # the "prev" of record 0
 RECORD_TYPES = frozenset(
     {"punch", "boot", "clock", "seal", "keyrot", "incident", "correction", "dayfact", "action"}
     | {"contact", "receipt", "case_action"}  # the cloud's evidence log (FORMAT.md, "The cloud's evidence log")
+    | {"keyreg", "keyrevoke"}  # the cloud's evidence log: appliance keys registered and revoked (FORMAT.md)
 )
 # name -> required Python type of the common fields
 COMMON_FIELDS: dict[str, type] = {
@@ -88,8 +89,31 @@ TYPE_FIELDS: dict[str, dict[str, type]] = {
         "text": str,
         "at_ms": int,
     },
+    "keyreg": {
+        "tv": int,
+        "key_log": str,
+        "plant": str,
+        "appliance": str,
+        "key_kid": str,
+        "public_key": str,
+        "valid_from_seq": int,
+        "how": str,
+        "at_ms": int,
+    },
+    "keyrevoke": {
+        "tv": int,
+        "key_log": str,
+        "plant": str,
+        "appliance": str,
+        "key_kid": str,
+        "revoked_ms": int,
+        "since_seq": int,
+        "since": str,
+        "by": str,
+    },
 }
-TYPE_VERSIONS = {"contact": 1, "receipt": 1, "case_action": 1}  # the versions of ``tv`` this code understands
+# the versions of ``tv`` this code understands
+TYPE_VERSIONS = {"contact": 1, "receipt": 1, "case_action": 1, "keyreg": 1, "keyrevoke": 1}
 
 
 _SALT = re.compile(r"[A-Za-z0-9+/]{21}[AQgw]==")  # base64 of exactly 16 bytes

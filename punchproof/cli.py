@@ -32,11 +32,26 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit status / 退出码: 0 every check passed and a third-party (RFC 3161) timestamp covers every "
         "checkpoint / 全部校验通过且有第三方时间戳; 1 a check failed / 校验未通过; 4 every check passed but the "
         "bundle has no third-party timestamp for all its records: its times are the employer's word alone / "
-        "签名与哈希无误，但没有第三方时间戳，记录时间仅为用人单位一方的证明.",
+        "签名与哈希无误，但没有第三方时间戳，记录时间仅为用人单位一方的证明; 5 every check passed and a timestamp "
+        "covers every checkpoint, but the keys were taken from the bundle itself (no --witness-key) / "
+        "公钥未经独立核对. A bundle both untimed and unpinned exits 4, and both are said.",
     )
     verify.set_defaults(func=_verify)
     verify.add_argument("bundle", help="the ZIP written by 'punchproof cloud export-evidence'")
     verify.add_argument("--witness-key", help="the cloud's witness public key (PEM) to pin, obtained separately")
+    verify.add_argument(
+        "--appliance-key",
+        action="append",
+        metavar="FILE|FINGERPRINT",
+        help="an appliance's public key (PEM file) or its fingerprint (kid, or SHA-256 hex), obtained separately; "
+        "repeat for each key: every key that signs an appliance log in the bundle, rotations included, must be one",
+    )
+    verify.add_argument(
+        "--evidence-key",
+        action="append",
+        metavar="FILE|FINGERPRINT",
+        help="the cloud's evidence public key (cloud-evidence.pub) or its fingerprint, obtained separately",
+    )
     verify.add_argument("--tsa-ca", help="the timestamp authority's root certificate (PEM) to pin")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     demo = sub.add_parser("demo", help="run the whole system on this machine with emulated terminals")
@@ -55,11 +70,30 @@ def _verify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ledger import VerifyKey
-    from ledger.evidence import THIRD_PARTY_TIME_FIX_EN, THIRD_PARTY_TIME_FIX_ZH, verify_bundle
+    from ledger.errors import LedgerError
+    from ledger.evidence import (
+        PIN_HOWTO_EN,
+        PIN_HOWTO_ZH,
+        THIRD_PARTY_TIME_FIX_EN,
+        THIRD_PARTY_TIME_FIX_ZH,
+        verify_bundle,
+    )
 
-    pinned = VerifyKey.from_pem(Path(args.witness_key).read_bytes()) if args.witness_key else None
+    try:
+        pinned = VerifyKey.from_pem(Path(args.witness_key).read_bytes()) if args.witness_key else None
+        appliance_keys = _pins(args.appliance_key)
+        evidence_keys = _pins(args.evidence_key)
+    except (OSError, ValueError, LedgerError) as err:
+        print(f"公钥不可用 / unusable key: {err}", file=sys.stderr)
+        return 2
     tsa_roots = Path(args.tsa_ca).read_bytes() if args.tsa_ca else None
-    report = verify_bundle(Path(args.bundle).read_bytes(), witness_key=pinned, tsa_roots=tsa_roots)
+    report = verify_bundle(
+        Path(args.bundle).read_bytes(),
+        witness_key=pinned,
+        tsa_roots=tsa_roots,
+        appliance_keys=appliance_keys,
+        evidence_keys=evidence_keys,
+    )
     code = EXIT_CODES[report.result]
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
@@ -76,16 +110,35 @@ def _verify(args: argparse.Namespace) -> int:
         print("\n第三方时间 / third-party time:")
         for line in (zh, en, THIRD_PARTY_TIME_FIX_ZH, THIRD_PARTY_TIME_FIX_EN):
             print(f"  {line}")
+    if report.unpinned and report.ok:
+        zh, en = report.unpinned
+        print("\n公钥未经独立核对 / the public keys were not checked against copies obtained independently:")
+        for line in (zh, en, PIN_HOWTO_ZH, PIN_HOWTO_EN):
+            print(f"  {line}")
     print(RESULT_LINES[report.result])
     return code
 
 
-EXIT_CODES = {"verified": 0, "failed": 1, "untimed": 4}  # 2 and 3: configuration and database errors (main)
+def _pins(values: list[str] | None) -> list[str] | None:
+    """Each ``--appliance-key``/``--evidence-key``: a PEM file's key id, or the fingerprint given."""
+    from pathlib import Path
+
+    from ledger.evidence import key_pin
+
+    if values is None:
+        return None
+    return [key_pin(Path(v).read_bytes()) if Path(v).is_file() else key_pin(v) for v in values]
+
+
+# 2 and 3: configuration and database errors (main); the order when several apply: ledger.evidence.Report.result
+EXIT_CODES = {"verified": 0, "failed": 1, "untimed": 4, "unpinned": 5}
 RESULT_LINES = {
     "verified": "RESULT: every check passed / 全部校验通过",
     "failed": "RESULT: FAILED / 校验未通过",
     "untimed": "RESULT: signatures and hashes OK, but no third-party time: not a full pass (exit 4) / "
     "签名与哈希无误，但没有第三方时间戳：记录时间仅为用人单位一方的证明（退出码 4）",
+    "unpinned": "RESULT: every check passed, but the public keys were not checked against copies obtained "
+    "independently: not a full pass (exit 5) / 各项校验无误，但公钥未经独立核对（退出码 5）",
 }
 
 

@@ -100,6 +100,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--new-password", action="store_true", help="replace its password")
     p = cmd("revoke-key", _revoke_key, "revoke a compromised appliance key: nothing it signs is accepted any more")
     p.add_argument("kid", help="the key id, as 'punchproof appliance identity' or the page shows it")
+    p.add_argument(
+        "--compromised-since",
+        metavar="TIME|SEQ",
+        help="自何时（或第几条记录）起密钥可能已被复制：此后该设备日志的记录均不作为证据 / from when (a time, e.g. "
+        "2026-03-02T08:00 in the plant's zone, or a record seq) the key may have been copied: every record of its "
+        "log from there on is marked untrusted, in the cloud's signed evidence log, in bundles and by verify",
+    )
+    p.add_argument("--by", default="", help="who revokes it (default: the login name)")
     p = cmd("push-config", _push_config, "push signed master data (JSON) to an appliance, retained on its down/config")
     p.add_argument("--plant", required=True)
     p.add_argument("--appliance", required=True)
@@ -562,6 +570,7 @@ def _register(args: argparse.Namespace) -> int:
         print(
             f"registered {identity['plant']}/{appliance.name} (log {appliance.log_origin}, key {identity.get('kid')})"
         )
+        print(f"公钥登记 / key registration: {_log_key_events(settings)}")
         return _register_broker(args, settings, identity["plant"], appliance.name)
 
 
@@ -590,23 +599,44 @@ def _broker_credentials(args: argparse.Namespace) -> int:
 
 
 def _revoke_key(args: argparse.Namespace) -> int:
-    from cloud.appliances import registry
     from cloud.clock import SystemClock, to_ms
+    from cloud.evidence.revocation import RevocationError, revoke
     from cloud.store import open_db
 
     settings = _settings(args)
     db = open_db(settings.database_url)
     with db.connection_context():
         try:
-            row = registry.revoke(args.kid, to_ms(SystemClock().now()))
-        except registry.RegistryError as err:
-            print(f"not revoked: {err}", file=sys.stderr)
+            row = revoke(args.kid, to_ms(SystemClock().now()), args.compromised_since, args.by or getpass.getuser())
+        except RevocationError as err:
+            print(f"未吊销 / not revoked: {err}", file=sys.stderr)
             return 1
+        logged = _log_key_events(settings)
     print(
-        f"revoked key {row.kid} of {row.appliance.log_origin}. The appliance must get a new key: on it, move the "
-        "old key file away, run 'punchproof appliance init' again and register the new identity file."
+        f"已吊销 / revoked key {row.kid} of {row.key_log}; 此后记录不可信 / its records are untrusted {row.since}.\n"
+        f"{logged}\n"
+        "The appliance must get a new key: on it, move the old key file away, run 'punchproof appliance init' "
+        "again and register the new identity file."
     )
     return 0
+
+
+def _log_key_events(settings) -> str:  # type: ignore[no-untyped-def]
+    """Write registrations and revocations into the cloud's signed evidence log now, when this host holds its
+    keys; else the next escalation run or export does. Says which, for the admin."""
+    from cloud import witness
+    from cloud.clock import SystemClock
+    from cloud.evidence.log import EvidenceKeyMissing, EvidenceLog, load_key
+
+    try:
+        log = EvidenceLog(load_key(settings), witness.load(settings), SystemClock())
+    except (EvidenceKeyMissing, witness.WitnessKeyMissing):
+        return (
+            "将在下次案件处理或导出证据包时记入云端签名证据日志 / it goes into the cloud's signed evidence log at the "
+            "next escalation run or evidence export"
+        )
+    size = log.catch_up().size
+    return f"已记入云端签名证据日志（共 {size} 条）/ written into the cloud's signed evidence log (size {size})"
 
 
 def _push_config(args: argparse.Namespace) -> int:

@@ -17,7 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Collection
 from pathlib import PurePosixPath
+
+import peewee as pw
 
 from cloud.channels.contact_log import ContactAttempt
 from cloud.escalation.casefiles import CaseDocument
@@ -26,8 +29,10 @@ from cloud.notices.records import NoticeDocument
 from ledger import VerifyKey
 from ledger.evidence import named_documents
 from ledger.merkle import CompactRange, inclusion_proofs
+from ledger.record import b64
 
 APPLIANCE = "cloud"  # how the bundle's manifest names this log's "appliance"
+KEY_TYPES = ("keyreg", "keyrevoke")  # appliance keys registered, accepted by rotation, revoked
 
 
 def export_cloud_log(
@@ -38,8 +43,12 @@ def export_cloud_log(
     start_ms: int,
     end_ms: int,
     key: VerifyKey,
+    origins: Collection[str] = (),
 ) -> tuple[dict[str, object] | None, list[int], dict[str, object] | None]:
-    """Add ``base/*``; returns the manifest's entry, the evidence checkpoints used, and the key's registry entry."""
+    """Add ``base/*``; returns the manifest's entry, the evidence checkpoints used, and the key's registry entry.
+    Besides the employee's records, every registration and revocation of a key of the logs ``origins`` is
+    disclosed (``system.jsonl``, proven by ``leaves.txt``): the dated fingerprints a reader pins, and the points
+    from which a stolen Pi's records are untrusted. The range then reaches back to the first of them."""
     own_query = EvidenceRecord.select().where(
         (EvidenceRecord.employee == employee)
         & EvidenceRecord.plant.in_(plant_ids)
@@ -47,9 +56,16 @@ def export_cloud_log(
         & (EvidenceRecord.t_wall_ms < end_ms)
     )
     own = list(own_query.order_by(EvidenceRecord.seq))
-    if not own:
+    keys = [
+        r
+        for r in EvidenceRecord.select().where(EvidenceRecord.type.in_(KEY_TYPES)).order_by(EvidenceRecord.seq)
+        if json.loads(bytes(r.data))["key_log"] in origins
+    ]
+    latest = EvidenceCheckpoint.select(pw.fn.MAX(EvidenceCheckpoint.size)).scalar() or 0
+    keys = [r for r in keys if r.seq < latest]  # not checkpointed yet: the next export has them
+    if not own and not keys:
         return None, [], None
-    first, last = own[0].seq, own[-1].seq
+    first, last = min(r.seq for r in own + keys), max(r.seq for r in own + keys)
     cover = EvidenceCheckpoint.select().where(EvidenceCheckpoint.size > last).order_by(EvidenceCheckpoint.size).first()
     if cover is None:
         return None, [], None  # not checkpointed yet: the caller brings the log up to date first
@@ -87,12 +103,14 @@ def export_cloud_log(
             doc = NoticeDocument.get_or_none(NoticeDocument.pdf_sha256 == item["sha256"])
             if doc is not None:
                 files[f"cloud/notices/{item['sha256']}.pdf"] = bytes(doc.pdf)
-    files[f"{base}/system.jsonl"] = b""
+    files[f"{base}/system.jsonl"] = "".join(
+        json.dumps({"seq": r.seq, "data": bytes(r.data).decode(), "sig": b64(bytes(r.sig))}) + "\n" for r in keys
+    ).encode()
     files[f"{base}/checkpoints.jsonl"] = (
         json.dumps({"size": cover.size, "note": cover.note + cover.cosignature}) + "\n"
     ).encode()
     files[f"{base}/leaves.txt"] = "".join(leaf.hex() + "\n" for leaf in leaves[first:end]).encode()
-    plant = plant_ids[0] if len(plant_ids) == 1 else own[0].plant
+    plant = plant_ids[0] if len(plant_ids) == 1 or not own else own[0].plant
     files[f"{base}/log.json"] = json.dumps(
         {
             "log": ORIGIN,
@@ -123,7 +141,8 @@ def export_cloud_log(
         "appliance": APPLIANCE,
         "from_seq": first,
         "to_size": end,
-        "disclosed": len(own),
+        "disclosed": len(own) + len(keys),
+        "key_records": len(keys),
     }
     return entry, [cover.size], registry
 

@@ -32,6 +32,7 @@ from cloud.evidence.log import EvidenceKeyMissing, EvidenceLog, load_key
 from cloud.evidence.report_html import manual_checks, report_html
 from cloud.evidence.report_model import build_model
 from cloud.evidence.report_pdf import report_pdf
+from cloud.evidence.revocation import untrusted_from
 from cloud.evidence.tsa import TimestampError
 from cloud.evidence.witness_log import WitnessLog, witness_log
 from cloud.report_font import ReportFontMissing, find_font
@@ -236,6 +237,8 @@ def export_bundle(
                     "valid_from_seq": key.valid_from_seq,
                     "valid_to_seq": key.valid_to_seq,
                     "revoked_at": key.revoked_ms // 1000 if key.revoked_ms else None,
+                    # the log's records from this seq on are untrusted (a stolen Pi); signed in the evidence log
+                    "compromised_since_seq": untrusted_from(appliance.log_origin),
                 }
             )
     evidence_sizes: list[int] = []
@@ -246,7 +249,14 @@ def export_bundle(
         end_ms = to_ms(datetime.combine(last_day + timedelta(days=1), time(), tz))
         progress("the cloud's evidence log: contacts, receipts, people's actions")
         entry, evidence_sizes, key_entry = export_cloud_log(
-            files, f"logs/{len(logs)}", employee, [p.id for p in plants], start_ms, end_ms, evidence_key
+            files,
+            f"logs/{len(logs)}",
+            employee,
+            [p.id for p in plants],
+            start_ms,
+            end_ms,
+            evidence_key,
+            origins=[a.log_origin for a in appliances],
         )
         if entry is not None:
             logs.append(entry)

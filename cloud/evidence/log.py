@@ -1,4 +1,5 @@
-"""The cloud's own signed log: every contact attempt, every delivery receipt and every person's action on a case.
+"""The cloud's own signed log: every contact attempt, every delivery receipt and every person's action on a case;
+and every appliance key head office registered, accepted by rotation or revoked (``keyreg``, ``keyrevoke``).
 
 It is a log in the shared record format (``ledger.record``; types ``contact``, ``receipt``, ``case_action``,
 FORMAT.md), hash-chained and signed record by record with the cloud's *evidence key*, with a checkpoint
@@ -12,7 +13,8 @@ Kept apart, each can be rotated or revoked without touching the other, and a rea
 different claims. The key lives on the host that runs ``punchproof cloud escalate``.
 
 Records are appended by ``catch_up``, run after every escalation tick (and before an export): it takes the
-contact log's attempts and receipts and the timelines' entries made by people that are not in the log yet,
+contact log's attempts and receipts, the timelines' entries made by people, the appliance keys and their
+revocations that are not in the log yet,
 oldest first, under one lock (SQLite's write lock, or the state row on PostgreSQL). A source row is logged
 once: (kind, id) is unique.
 """
@@ -34,9 +36,10 @@ from cloud.config import CloudSettings
 from cloud.escalation.models import AbsenceCase, CaseEntry
 from cloud.ingest.verifier import WITNESS_NAME
 from cloud.keyfile import load_or_generate
-from cloud.store import BaseModel, database
-from ledger import GENESIS_PREV, Malformed, SigningKey, make_record, note
+from cloud.store import Appliance, ApplianceKey, BaseModel, LogRecord, database
+from ledger import GENESIS_PREV, Malformed, SigningKey, VerifyKey, make_record, note
 from ledger.merkle import CompactRange
+from ledger.record import b64
 
 log = logging.getLogger(__name__)
 ORIGIN = "punchproof-cloud/evidence/1"
@@ -69,6 +72,21 @@ class EvidenceRecord(BaseModel):
         indexes = ((("source_kind", "source_id"), True),)
 
 
+class KeyRevocation(BaseModel):
+    """An appliance key revoked at head office (``punchproof cloud revoke-key``), with the point from which that
+    log's records are untrusted: ``since_seq``, the first record that may have been made by whoever copied the
+    key. Each row becomes a signed ``keyrevoke`` record of this log; a later row may only move the point earlier,
+    and the earliest counts."""
+
+    id = pw.AutoField()
+    key_log = pw.CharField(index=True)  # the appliance's log origin
+    kid = pw.CharField()
+    revoked_ms = pw.BigIntegerField()
+    since_seq = pw.BigIntegerField()
+    since = pw.CharField(default="")  # what the operator gave (--compromised-since), in words
+    operator = pw.CharField(default="")
+
+
 class EvidenceCheckpoint(BaseModel):
     size = pw.BigIntegerField(primary_key=True)
     root = pw.BlobField()
@@ -78,7 +96,7 @@ class EvidenceCheckpoint(BaseModel):
     created_ms = pw.BigIntegerField()
 
 
-MODELS = (EvidenceState, EvidenceRecord, EvidenceCheckpoint)
+MODELS = (EvidenceState, EvidenceRecord, EvidenceCheckpoint, KeyRevocation)
 
 
 class EvidenceKeyMissing(Exception):
@@ -175,10 +193,12 @@ class EvidenceLog:
             }
             rows: list[dict[str, Any]] = []
 
-            def add(kind: str, source_id: int, type_: str, case_ref: str, body: dict[str, Any]) -> None:
+            def add(kind: str, source_id: int, type_: str, case_ref: str | None, body: dict[str, Any]) -> None:
+                """One record; ``case_ref`` None for a record about an appliance's key, which names no worker."""
                 nonlocal prev
-                emp, plant = _case_of(case_ref, cases)
+                emp, plant = _case_of(case_ref, cases) if case_ref is not None else ("", body["plant"])
                 seq = tree.size
+                owner = {"emp": emp, "plant": plant, "case": case_ref} if case_ref is not None else {}
                 record = make_record(
                     key=self._key,
                     log=self.origin,
@@ -187,9 +207,7 @@ class EvidenceLog:
                     prev=prev,
                     t_wall_ms=now,
                     tv=1,
-                    emp=emp,
-                    plant=plant,
-                    case=case_ref,
+                    **owner,
                     **body,
                 )
                 tree.append(record.leaf)
@@ -208,9 +226,14 @@ class EvidenceLog:
                         "t_wall_ms": now,
                         "employee": emp,
                         "plant": plant,
-                        "case_ref": case_ref,
+                        "case_ref": case_ref or "",
                     }
                 )
+
+            for k in self._pending(ApplianceKey, "key"):  # registrations first: they precede what the keys sign
+                add("key", k.id, "keyreg", None, _registration(k))
+            for r in self._pending(KeyRevocation, "revoke"):
+                add("revoke", r.id, "keyrevoke", None, _revocation(r))
 
             for a in self._pending(ContactAttempt, "attempt"):
                 add("attempt", a.id, "contact", a.case_ref, _contact(a))
@@ -266,6 +289,40 @@ class EvidenceLog:
             state.save()
         log.info("evidence log: %d records added, size %d", len(rows), tree.size)
         return Appended(tree.size, len(rows))
+
+
+def _registration(k: ApplianceKey) -> dict[str, Any]:
+    """A ``keyreg`` record: the appliance key's fingerprint (its kid) and raw key, and when head office took it —
+    registered with the appliance, or accepted from a verified ``keyrot`` record (when that record arrived)."""
+    appliance = k.appliance
+    at_ms = appliance.registered_ms
+    if k.valid_from_seq > 0:
+        rotation = LogRecord.get_or_none((LogRecord.appliance == appliance) & (LogRecord.seq == k.valid_from_seq - 1))
+        at_ms = rotation.received_ms if rotation is not None else at_ms
+    return {
+        "key_log": appliance.log_origin,
+        "plant": appliance.plant_id,
+        "appliance": appliance.name,
+        "key_kid": k.kid,
+        "public_key": b64(VerifyKey.from_pem(k.public_key).raw()),
+        "valid_from_seq": k.valid_from_seq,
+        "how": "rotation" if k.valid_from_seq > 0 else "registered",
+        "at_ms": at_ms,
+    }
+
+
+def _revocation(r: KeyRevocation) -> dict[str, Any]:
+    appliance = Appliance.get(Appliance.log_origin == r.key_log)
+    return {
+        "key_log": r.key_log,
+        "plant": appliance.plant_id,
+        "appliance": appliance.name,
+        "key_kid": r.kid,
+        "revoked_ms": r.revoked_ms,
+        "since_seq": r.since_seq,
+        "since": r.since,
+        "by": r.operator,
+    }
 
 
 def _contact(a: ContactAttempt) -> dict[str, Any]:

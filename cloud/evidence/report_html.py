@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from cloud.evidence.report_model import SCHEDULE_NOTE, VERIFY_STEPS, ReportModel, purpose
+from cloud.evidence.report_model import KEYS_NOTE, SCHEDULE_NOTE, VERIFY_STEPS, ReportModel, purpose
 from ledger.errors import LedgerError
 from ledger.timestamp import manual_verify_command, verify_timestamp
 
@@ -20,7 +20,7 @@ _TEMPLATES = Environment(loader=PackageLoader("cloud.evidence", "templates"), au
 
 def report_html(model: ReportModel) -> str:
     return _TEMPLATES.get_template("evidence_report.html").render(
-        m=model, schedule_note=SCHEDULE_NOTE, steps=VERIFY_STEPS
+        m=model, schedule_note=SCHEDULE_NOTE, steps=VERIFY_STEPS, keys_note=KEYS_NOTE
     )
 
 

@@ -7,7 +7,9 @@ of ``ledger.evidence.verify_bundle`` run on the bundle being exported, and the b
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -23,11 +25,15 @@ CHECKS = {
     "manifest": "证据包说明",
     "witness key": "云端见证密钥",
     "witness log": "云端见证日志与可信时间戳",
+    "key registrations": "设备公钥登记",
+    "appliance keys": "设备公钥核对",
+    "evidence key": "云端证据公钥核对",
 }
 LOG_CHECKS = {
     "leaves": "叶哈希数量",
     "checkpoints": "检查点签名与云端会签",
     "disclosed records": "披露记录的签名与链接",
+    "compromised key": "设备密钥泄露",
 }
 UNTIMED_GAPS = {  # gaps the verifier lists without a time, by how their text starts
     "the bundle has no witness log": "本证据包不含云端见证日志：其中的检查点未在云端的签名日志中得到证明",
@@ -77,13 +83,20 @@ VERDICTS = {
     "verified": "全部校验通过",
     "untimed": "签名与哈希校验无误，但没有第三方时间戳：报告中的时间仅为用人单位一方的证明（见上方说明）",
     "failed": "校验未全部通过：请勿采信本报告，并联系系统管理员",
+    "unpinned": "各项校验无误，但公钥未经独立核对",
 }
+KEYS_NOTE = (
+    "下列设备签名公钥的指纹（kid，即 DER 公钥的 SHA-256，base64；括号内为同一值的十六进制）由总部在登记设备或接受"
+    "密钥轮换时记入云端签名证据日志，并随见证日志由时间戳机构盖章。第三方可自行留存这些指纹，核验时用 "
+    "punchproof verify --appliance-key 指定，以确认证据包所用的密钥正是当时登记的密钥。"
+)
 UNCOVERED = "未覆盖：设备当时尚未开始记录，不计缺勤"
 VERIFY_STEPS = (
     (
         "用离线核验程序检查全部签名、哈希链、云端见证与可信时间戳（退出码 0 表示全部通过；云端见证公钥与"
-        "时间戳机构根证书宜另行取得，用 --witness-key 与 --tsa-ca 指定）：",
-        "punchproof verify 证据包.zip --witness-key cloud-witness.pub --tsa-ca tsa-ca.pem",
+        "时间戳机构根证书须另行取得，用 --witness-key 与 --tsa-ca 指定，否则退出码为 5：公钥未经独立核对；"
+        "设备公钥可按“设备公钥登记”中的指纹用 --appliance-key 指定）：",
+        "punchproof verify 证据包.zip --witness-key cloud-witness.pub --tsa-ca tsa-ca.pem --appliance-key 指纹",
     ),
     ("不用任何本系统软件，核对每个文件的 SHA-256：", "sha256sum -c SHA256SUMS"),
     ("按 MANUAL-CHECKS.md 中的 OpenSSL 命令，核验记录签名、检查点会签与时间戳；记录格式见 FORMAT.md。", ""),
@@ -150,6 +163,18 @@ class ContactLine:
 
 
 @dataclass(frozen=True)
+class KeyLine:
+    """One appliance key as head office registered it (设备公钥登记): what a third party holds the employer to."""
+
+    appliance: str
+    kid: str  # base64 SHA-256 of the DER public key: the fingerprint --appliance-key takes
+    hex: str  # the same SHA-256 in hex, as sha256sum prints it
+    registered: str  # when head office registered it (or accepted its rotation), plant time; or why unknown
+    logged: str  # which record of the cloud's signed evidence log says so, and by when the cloud witnessed it
+    status: str  # the seqs it signs, and a revocation with its compromise point
+
+
+@dataclass(frozen=True)
 class LogLine:
     appliance: str
     log: str
@@ -180,6 +205,7 @@ class ReportModel:
     purpose_zh: str = ""  # what the bundle was made for: a work-injury claim, a case, an employee's period
     purpose_en: str = ""
     untimed: tuple[str, str, str, str] | None = None  # no third-party time: what that means and the fix, zh, en
+    keys: tuple[KeyLine, ...] = ()  # 设备公钥登记
 
     @property
     def green(self) -> bool:
@@ -220,7 +246,9 @@ def purpose(manifest: dict[str, Any]) -> tuple[str, str]:
             f"This bundle was made for case {ref}: badge {emp}'s appliance records from {first} to {last}, and every "
             "contact, receipt, action by people, notice and document of the case in the cloud's evidence log",
         )
-    cloud = any(entry.get("kind") == "cloud" for entry in manifest["logs"])
+    cloud = any(  # the employee's contacts and actions, not only the appliance keys' registrations
+        entry.get("kind") == "cloud" and entry["disclosed"] > entry.get("key_records", 0) for entry in manifest["logs"]
+    )
     also_zh = "；以及云端证据日志中与本人有关的联络与人事操作" if cloud else ""
     also_en = "; and the contacts and actions about the employee in the cloud's evidence log" if cloud else ""
     return (
@@ -270,7 +298,42 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
         gaps=gaps,
         files=_files(manifest, files),
         contacts=_contacts(manifest, result, tz),
+        keys=_keys(manifest, result, files, tz),
     )
+
+
+def _keys(manifest: dict[str, Any], result: Report, files: dict[str, bytes], tz: ZoneInfo) -> tuple[KeyLine, ...]:
+    """Each appliance key the bundle lists, with its registration record from the cloud's signed evidence log (a
+    key of a bundle made before those records existed says so) and any revocation of its log."""
+    appliances = {e["log"]: f"{e['plant']}/{e['appliance']}" for e in manifest["logs"] if e.get("kind") != "cloud"}
+    registered = {(r["key_log"], r["key_kid"]): r for r in result.key_records if r["type"] == "keyreg"}
+    revoked: dict[str, list[dict[str, Any]]] = {}
+    for r in result.key_records:
+        if r["type"] == "keyrevoke":
+            revoked.setdefault(r["key_log"], []).append(r)
+    lines = []
+    for entry in json.loads(files.get("keys/registry.json", b"[]")):
+        if entry["log"] not in appliances:
+            continue
+        record = registered.get((entry["log"], entry["kid"]))
+        if record is None:
+            when, logged = "云端证据日志中没有该密钥的登记记录（本证据包或其设备早于登记记录功能）", ""
+        else:
+            how = "接受密钥轮换" if record["how"] == "rotation" else "登记设备"
+            when = f"{_full(record['at_ms'] // 1000, tz)}（{how}）"
+            witnessed = _full(record["not_after"], tz) if record["not_after"] else "未经见证"
+            logged = f"云端证据日志第 {record['seq']} 条（记入于 {_full(record['t'], tz)}，云端见证不晚于 {witnessed}）"
+        last = entry.get("valid_to_seq")
+        status = f"签署第 {entry.get('valid_from_seq', 0)} 条" + (
+            f"至第 {last} 条（已轮换）" if last is not None else "起"
+        )
+        for r in revoked.get(entry["log"], []):
+            status += (
+                f"；{_full(r['revoked_ms'] // 1000, tz)} 吊销，自第 {r['since_seq']} 条起记录不作为证据（{r['since']}）"
+            )
+        digest = base64.b64decode(entry["kid"])
+        lines.append(KeyLine(appliances[entry["log"]], entry["kid"], digest.hex(), when, logged, status))
+    return tuple(lines)
 
 
 def _contacts(manifest: dict[str, Any], result: Report, tz: ZoneInfo) -> tuple[ContactLine, ...]:
@@ -409,6 +472,8 @@ def _status_text(status: str, gaps: list[GapLine], began: int | None, tz: ZoneIn
         return ""
     if status == "uncovered":
         return UNCOVERED
+    if status == "no_device" and any(g.kind == "untrusted" for g in gaps):
+        return "该日设备记录不作为证据（设备密钥可能已泄露，见右栏），不能据此认定缺勤"
     if status == "no_device":
         return "该日无设备记录（设备离线或断电），不能据此认定缺勤"
     if began is not None:
@@ -431,7 +496,8 @@ def _punch(item: dict[str, Any], base: str, tz: ZoneInfo) -> PunchLine:
         verify=VERIFY.get(term["verify"], "其他方式"),
         terminal=f"{terminal}（{term['name']}）" if term.get("name") else terminal,
         record=f"{base}/records/{item['seq']}.json",
-        witnessed="（未经云端见证）" if item["not_after"] is None else _full(item["not_after"], tz),
+        witnessed=("（未经云端见证）" if item["not_after"] is None else _full(item["not_after"], tz))
+        + ("；设备密钥可能已泄露，此条不作为证据" if item.get("untrusted") else ""),
     )
 
 
@@ -497,6 +563,8 @@ def _event_text(event: Event, tz: ZoneInfo) -> str:
         return f"{at} 设备时钟{way}跳变约 {abs(event.amount) // 60} 分钟（人工调整或时间同步校正）{seq}"
     if event.kind == "log_ends" and event.end is not None:
         return f"设备日志在 {at}（已见证）结束，早于期间结束 {_full(event.end, tz)}：之后的记录不在本证据包内"
+    if event.kind == "untrusted":
+        return f"{at} 起：该设备日志自第 {event.seq} 条起的记录不作为证据（设备密钥可能已泄露，总部已吊销）"
     if event.kind == "incident":
         return f"{at} 考勤机发来无法识别的记录，已原样保存为异常事件{seq}：{event.detail}"
     return f"{at} {event.detail}"

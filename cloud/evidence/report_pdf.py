@@ -15,7 +15,7 @@ from pathlib import Path
 from fpdf import FPDF, FontFace
 from fpdf.enums import TableCellFillMode
 
-from cloud.evidence.report_model import SCHEDULE_NOTE, VERIFY_STEPS, ReportModel
+from cloud.evidence.report_model import KEYS_NOTE, SCHEDULE_NOTE, VERIFY_STEPS, ReportModel
 from cloud.report_font import CjkFont, truetype_subset
 
 FONT = "cjk"
@@ -77,6 +77,7 @@ def _draw(model: ReportModel, regular: tuple[Path, int], bold: tuple[Path, int])
     _summary(pdf, model)
     _days(pdf, model)
     _contacts(pdf, model)
+    _keys(pdf, model)
     _checks(pdf, model)
     _gaps(pdf, model)
     _files(pdf, model)
@@ -211,6 +212,25 @@ def _contacts(pdf: FPDF, model: ReportModel) -> None:
             row.cell(line.what)
             row.cell(line.outcome)
             row.cell(f"{line.detail}\n{line.record}")
+
+
+def _keys(pdf: FPDF, model: ReportModel) -> None:
+    if not model.keys:
+        return
+    _heading(pdf, "设备公钥登记")
+    _paragraph(pdf, KEYS_NOTE, size=8, color=GREY)
+    pdf.set_font(FONT, size=7.5)
+    with pdf.table(col_widths=(24, 56, 32, 40, 28), headings_style=HEADINGS, line_height=4, **LAYOUT) as table:
+        heading = table.row()
+        for text in ("设备", "公钥指纹", "登记时间", "登记记录", "适用范围"):
+            heading.cell(text)
+        for key in model.keys:
+            row = table.row()
+            row.cell(key.appliance)
+            row.cell(f"{key.kid}\n({key.hex})")
+            row.cell(key.registered)
+            row.cell(key.logged)
+            row.cell(key.status)
 
 
 def _checks(pdf: FPDF, model: ReportModel) -> None:

@@ -16,6 +16,7 @@ import pytest
 from appliance import rules
 from cloud.appliances import registry
 from cloud.evidence.export import export_bundle
+from cloud.evidence.log import EvidenceLog
 from cloud.evidence.report_model import build_model
 from cloud.evidence.tsa import TimestampClient
 from cloud.evidence.witness_log import WitnessLog
@@ -24,6 +25,11 @@ from cloud.store import ApplianceKey, open_db
 from ledger import SigningKey, note, topics
 from ledger.evidence import SUMS, sha256sums, verify_bundle
 from ledger.merkle import inclusion_proof, root
+from tests.cloud.test_pinning import (
+    assert_registrations_shown,
+    assert_unpinned_and_untimed,
+    assert_unpinned_is_never_a_pass,
+)
 from tests.cloud.test_third_party_time import (
     assert_green_with_third_party_time,
     assert_never_green_without_third_party_time,
@@ -74,18 +80,28 @@ def world(tmp_path, request):
         clock.advance(hours=13)  # the appliance is switched off overnight
         log.add("boot", unclean=day == 0, sw="test")
     send()
-    yield {"clock": clock, "key": key, "witness": witness, "log": log}
+    yield {"clock": clock, "key": key, "witness": witness, "log": log, "evidence": SigningKey.generate()}
     db.close()
 
 
 def export(world, **kwargs):
+    """As the cloud exports (``export_configured``): with the witness log and the cloud's evidence log, whose key
+    registration records the bundle carries."""
+    evidence = EvidenceLog(world["evidence"], world["witness"], world["clock"])
     return export_bundle(
         EMPLOYEE,
         date(2026, 3, 2),
         date(2026, 3, 3),
         witness=world["witness"].verify_key,
         clock=world["clock"],
-        **({"witness_log": WitnessLog(world["witness"], world["clock"])} | kwargs),
+        **(
+            {
+                "witness_log": WitnessLog(world["witness"], world["clock"]),
+                "evidence_log": evidence,
+                "evidence_key": world["evidence"].verify_key,
+            }
+            | kwargs
+        ),
     )
 
 
@@ -127,10 +143,12 @@ def test_the_bundle_verifies_and_tells_the_days_apart(world, tmp_path):
     assert html.index(made_for) < html.index("员工工号") and made_for in files["MANUAL-CHECKS.md"].decode()
     manifest = json.loads(files["manifest.json"])
     assert manifest["employee"] == EMPLOYEE and manifest["logs"][0]["disclosed"] > 2
-    keys = json.loads(files["keys/registry.json"])
+    keys = [k for k in json.loads(files["keys/registry.json"]) if k["log"] == LOG]
     system = [json.loads(line) for line in files["logs/0/system.jsonl"].decode().splitlines()]
     rotations = [r for r in system if '"type":"keyrot"' in r["data"]]
     assert len(keys) == 1 + len(rotations) and len(rotations) == (world["log"].key.kid != keys[0]["kid"])
+    assert_registrations_shown(files, world)  # issue #22.5: the keys' dated registrations, signed, in the report
+    assert_unpinned_and_untimed(repack(files, resum=False), tmp_path, world)
 
 
 def test_other_workers_are_disclosed_only_as_hashes(world):
@@ -289,11 +307,12 @@ def test_a_registry_key_without_its_rotation_record_is_refused(world):
     """The bundle's key list is not taken on trust: a key that takes over must be handed the log in it."""
     files = unpack(export(world))
     keys = json.loads(files["keys/registry.json"])
-    keys[-1]["valid_from_seq"] += 7  # as if another key had signed between the rotation and here
+    mine = [k for k in keys if k["log"] == LOG]  # the cloud's evidence key comes after the appliance's
+    mine[-1]["valid_from_seq"] += 7  # as if another key had signed between the rotation and here
     files["keys/registry.json"] = json.dumps(keys).encode()
     report = verify_bundle(repack(files), witness_key=world["witness"].verify_key)
     assert not report.ok
-    expected = "no valid rotation record" if len(keys) > 1 else "not signed by a key valid for its position"
+    expected = "no valid rotation record" if len(mine) > 1 else "not signed by a key valid for its position"
     assert any(expected in p for p in failed(report)), failed(report)
 
 
@@ -416,6 +435,7 @@ def test_a_tsa_stamps_the_witness_log_at_export_and_openssl_agrees(world, tsa, t
     bundle = stamped_export(world, tsa, tmp_path)
     files = unpack(bundle)
     assert_green_with_third_party_time(files, bundle, tmp_path, world, tsa)
+    assert_unpinned_is_never_a_pass(bundle, tmp_path, world, tsa)  # issue #22.5
     # its stamps dropped (SHA256SUMS made again): the signatures still hold, the third-party time does not
     lines = [json.loads(line) for line in files["witness/checkpoints.jsonl"].decode().splitlines()]
     dropped = "".join(json.dumps({**x, "stamps": []}) + "\n" for x in lines).encode()

@@ -102,6 +102,12 @@ def test_punchproof_verify_passes_and_fails_on_a_changed_byte(bundle, tmp_path):
     )
     report = json.loads(as_json.stdout)
     assert report["ok"] and [d["fields"]["emp"] for d in report["disclosed"]] == ["1001"]
+    # the keys came from the bundle itself: never a full pass (issue #22.5); the appliance's key was registered,
+    # dated, in the cloud's signed evidence log when head office registered it, and the report shows it
+    assert as_json.returncode == 5 and report["result"] == "unpinned" and not report["keys_pinned"], as_json.stdout
+    (registered,) = [r for r in report["key_records"] if r["type"] == "keyreg"]
+    html = zipfile.ZipFile(path).read("report.html").decode()
+    assert "设备公钥登记" in html and registered["key_kid"] in html
     broken = tmp_path / "broken.zip"
     with zipfile.ZipFile(path) as source, zipfile.ZipFile(broken, "w") as target:
         for item in source.infolist():
