@@ -36,14 +36,18 @@ MARKERS: tuple[tuple[str, str], ...] = (
 )
 UNMARKED = "employees"
 
-Reason = Literal["suffix", "empty", "workbook", "no sheet"]
+Reason = Literal["suffix", "empty", "workbook", "no sheet", "too many rows"]
+# rows of a file, empty ones included, read at most: a plant's HR sheets hold thousands; an 89 KiB workbook
+# can hold 300,000 rows that took 25 s to read and gave a 71 MB page of problems
+MAX_ROWS = 50_000
 P = TypeVar("P")  # a problem as one side words it
 
 
 class Unreadable(ValueError):
     """The file cannot be read as sheets, for the importer to word: ``reason`` is "suffix" (neither .csv
-    nor .xlsx), "empty", "workbook" (openpyxl cannot open it; ``detail`` says why) or "no sheet" (no
-    sheet is named for a kind; ``found`` lists the other sheets that hold something)."""
+    nor .xlsx), "empty", "workbook" (openpyxl cannot open it; ``detail`` says why), "no sheet" (no
+    sheet is named for a kind; ``found`` lists the other sheets that hold something) or "too many rows"
+    (more than ``MAX_ROWS``, empty ones included)."""
 
     def __init__(self, reason: Reason, *, detail: str = "", found: list[str] | None = None) -> None:
         self.reason, self.detail, self.found = reason, detail, found or []
@@ -82,7 +86,7 @@ def read(path: Path, layout: Layout, kind: str = "auto") -> list[Sheet]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("gb18030")
-    table = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    table = [row for row in _Bounded(csv.reader(io.StringIO(text))) if any(cell.strip() for cell in row)]
     if not table:
         raise Unreadable("empty")
     header = _header(table[0])
@@ -98,11 +102,13 @@ def _read_xlsx(path: Path, layout: Layout) -> list[Sheet]:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as err:  # openpyxl raises many kinds for a damaged file; all mean the same here
         raise Unreadable("workbook", detail=str(err)) from err
-    sheets, unknown = [], []
+    sheets, unknown, read_so_far = [], [], 0
     try:
         for ws in book.worksheets:
             kind = next((k for k, names in layout.kinds.items() if ws.title.strip().lower() in names), None)
-            table = [list(r) for r in ws.iter_rows(values_only=True) if any(c not in (None, "") for c in r)]
+            rows = _Bounded(ws.iter_rows(values_only=True), already=read_so_far)
+            table = [list(r) for r in rows if any(c not in (None, "") for c in r)]
+            read_so_far += rows.count
             if not table:
                 continue
             if kind is None:
@@ -114,6 +120,23 @@ def _read_xlsx(path: Path, layout: Layout) -> list[Sheet]:
     if not sheets:
         raise Unreadable("no sheet", found=unknown)
     return sheets
+
+
+class _Bounded:
+    """The rows of ``rows``, raising ``Unreadable("too many rows")`` past ``MAX_ROWS`` (with ``already``)."""
+
+    def __init__(self, rows: Iterable[Any], *, already: int = 0) -> None:
+        self._rows, self.count, self._already = iter(rows), 0, already
+
+    def __iter__(self) -> _Bounded:
+        return self
+
+    def __next__(self) -> Any:
+        row = next(self._rows)
+        self.count += 1
+        if self.count + self._already > MAX_ROWS:
+            raise Unreadable("too many rows", detail=str(MAX_ROWS))
+        return row
 
 
 def guess(header: list[str], layout: Layout) -> str:

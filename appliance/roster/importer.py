@@ -199,6 +199,8 @@ def _unreadable(err: Unreadable) -> str:
         return "the file is empty"
     if err.reason == "workbook":
         return f"not a readable .xlsx workbook: {err.detail}"
+    if err.reason == "too many rows":
+        return f"more than {err.detail} rows (empty ones included), not read: delete unneeded rows or split the file"
     names = " / ".join(f"{n[1]} ({k})" for k, n in KINDS.items())
     return f"no sheet named for what it holds; name sheets {names}; found {err.found}"
 

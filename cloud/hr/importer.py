@@ -178,6 +178,14 @@ def _unreadable(path: Path, err: Unreadable) -> Problem:
         return Problem(path.name, 1, "", "文件是空的", "the file is empty")
     if err.reason == "workbook":
         return Problem(path.name, 0, "", f"无法读取该工作簿：{err.detail}", f"unreadable workbook: {err.detail}")
+    if err.reason == "too many rows":
+        return Problem(
+            path.name,
+            0,
+            "",
+            f"文件超过 {err.detail} 行（含空行），未读取：请删去多余的行，或分成几个文件导入",
+            f"more than {err.detail} rows (empty ones included), not read: delete unneeded rows or split the file",
+        )
     names = "、".join(n[1] for n in KINDS.values())
     return Problem(path.name, 0, "", f"没有可识别的工作表，请命名为：{names}", "no sheet named for what it holds")
 

@@ -355,6 +355,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "file": ("文件", "File"),
     "import": ("导入", "Import"),
     "problems_nothing_imported": ("处问题，未导入任何数据", "problem(s); nothing was imported"),
+    "problems_more": (
+        "另有 {n} 处问题未列出：先改正上面的问题，再导入一次。",
+        "{n} more problem(s) not listed: fix those above and import again.",
+    ),
     "sheet": ("工作表", "Sheet"),
     "row": ("行号", "Row"),
     "column": ("列", "Column"),
