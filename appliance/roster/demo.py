@@ -1,17 +1,15 @@
-"""The demo plant's master data: the 30 workers the emulated terminal enrols, on three lines.
+"""A small plant's master data in the appliance's own rows: the 30 workers ``punchproof emulate zk`` enrols,
+on three lines, with day and rotating rosters and a sick leave, for tests that need a plausible roster.
 
-``punchproof demo`` calls ``install_demo_roster(db_path, tz)`` after ``appliance init``; the rows
-are tagged ``source="demo"`` like any importer's.
+``punchproof demo`` does not use it: the demo loads its plant as an installer does, HR's workbook through
+``punchproof cloud import-hr`` and the signed push to the appliance (``punchproof.demo_story``).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from appliance.roster import importer as roster_import
-from appliance.store import open_db
 from firmware_bridge.cli import demo_roster
 
 LINES = ("一线", "二线", "三线")
@@ -55,13 +53,3 @@ def demo_rows(size: int, now: datetime, tz: ZoneInfo) -> dict[str, list[dict[str
         }
     ]
     return {"shifts": SHIFTS, "rosters": ROSTERS, "employees": employees, "leave": leave}
-
-
-def install_demo_roster(db_path: Path, tz: ZoneInfo, *, size: int = 30, now: datetime | None = None) -> None:
-    now = now or datetime.now(UTC)
-    db = open_db(db_path)
-    try:
-        with db.connection_context():
-            roster_import.store(demo_rows(size, now, tz), tz, int(now.timestamp() * 1000), source="demo")
-    finally:
-        db.close()

@@ -1,7 +1,14 @@
-"""The README's first command: the demo comes up, a punch reaches the cloud page, Ctrl-C stops it all."""
+"""The README's first command: the demo comes up with a plant that tells the story, and Ctrl-C stops it all.
+
+With the real demo processes (``punchproof demo --fast``: a one-minute shift starting within a minute): the
+kiosk and the board name the roster's workers, head office holds HR's employees and the published policy,
+an evidence bundle verifies, and the worker who never punches becomes an absence case at head office whose
+reminder reaches the demo's SMS and mail stand-ins.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import sqlite3
@@ -29,10 +36,9 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
                 "-m",
                 "punchproof",
                 "demo",
+                "--fast",
                 "--dir",
                 str(tmp_path / "demo"),
-                "--punch-every",
-                "0.5",
                 "--zk-port",
                 str(ports["zk"]),
                 "--mqtt-port",
@@ -48,20 +54,22 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
         try:
             banner = wait_until(
                 lambda: "Press Ctrl-C" in output.read_text() and output.read_text(),
-                timeout=60,
+                timeout=90,
                 message="the demo banner",
             )
             logins = dict(re.findall(r"login: (\w+) / (\S+)", banner))
             assert set(logins) == {"hr", "manager"}
-            assert "Timestamp authority       http://127.0.0.1:" in banner and "the demo's own" in banner
+            assert re.search(r"时间戳机构 +http://127\.0\.0\.1:\d+/tsa", banner) and "the demo's own" in banner
+            # the banner names the worker who will be missing and where the messages land
+            assert "赵杰（1008）" in banner and str(tmp_path / "demo" / "messages" / "index.txt") in banner
             cloud = WebClient(f"http://127.0.0.1:{ports['cloud']}")
             assert cloud.login("hr", logins["hr"])[0] == 200
+            check_the_plant_is_loaded(ports["appliance"], logins["manager"], cloud)
             wait_until(
                 lambda: 'class="punch"' in cloud.get("/")[1], timeout=30, message="a demo punch on the cloud page"
             )
-            plant = WebClient(f"http://127.0.0.1:{ports['appliance']}")
-            assert 'class="punch"' in plant.login("manager", logins["manager"])[1]
             check_a_demo_evidence_bundle(tmp_path)
+            check_the_absent_worker_becomes_a_case(tmp_path, cloud)
         finally:
             demo.send_signal(signal.SIGINT)
             code = demo.wait(timeout=60)
@@ -69,6 +77,44 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
     assert code == 0, text
     assert "all stopped." in text
     assert processes_mentioning(str(tmp_path / "demo")) == [], "processes left behind"
+
+
+def check_the_plant_is_loaded(appliance_port: int, password: str, cloud: WebClient) -> None:
+    """The roster came from HR's workbook through head office: the kiosk names who punched, the board lists the
+    workers by line; head office has the employees and the policy HR published."""
+    plant = WebClient(f"http://127.0.0.1:{appliance_port}")
+
+    def named_punch() -> bool:
+        punches = json.loads(plant.get("/kiosk/feed")[1])["punches"]
+        return any(p.get("name") and p["name"] != "未登记人员" for p in punches)
+
+    wait_until(named_punch, timeout=30, message="a punch with the worker's name on the kiosk")
+    assert 'class="punch"' in plant.login("manager", password)[1]
+    wait_until(
+        lambda: all(word in plant.get("/")[1] for word in ("王伟", "赵杰", "马艳", "一线", "二线")),
+        timeout=30,
+        message="the roster's workers by line on the board",
+    )
+    employees = cloud.get("/employees")[1]
+    assert all(name in employees for name in ("王伟", "赵杰", "马艳", "周静")), employees
+    policies = cloud.get("/policy")[1]
+    assert 'data-version="*/v1"' in policies, policies
+    version = re.search(r'href="(/policy/\d+)"', policies)
+    assert version is not None and "第六章第十二条" in cloud.get(version.group(1))[1]
+
+
+def check_the_absent_worker_becomes_a_case(tmp_path: Path, cloud: WebClient) -> None:
+    """赵杰 never punches: once the day is confirmed head office opens his case, and its reminder reaches the
+    demo's SMS provider and SMTP sink (messages/)."""
+    wait_until(lambda: "赵杰" in cloud.get("/cases")[1], timeout=150, message="an absence case for 赵杰")
+    index = tmp_path / "demo" / "messages" / "index.txt"
+    wait_until(
+        lambda: "name=赵杰" in index.read_text(encoding="utf-8") and "1008@staff.example.cn" in index.read_text(),
+        timeout=30,
+        message="赵杰's reminder by SMS and e-mail",
+    )
+    mails = [p.read_bytes() for p in (tmp_path / "demo" / "messages" / "mail").glob("*.eml")]
+    assert any(b"1008@staff.example.cn" in mail for mail in mails)
 
 
 def processes_mentioning(text: str) -> list[str]:
