@@ -112,3 +112,13 @@ def test_the_channel_stand_ins_keep_what_head_offices_channels_send(tmp_path):
         )
     finally:
         outbox.stop()
+
+
+def test_a_demo_started_just_before_midnight_plays_tomorrows_day():
+    read = datetime(2026, 12, 7, 15, 59, 50, tzinfo=UTC)  # 23:59:50 at the plant
+    story = plan(read, read, TZ, STORY)
+    assert story.hhmm(story.start) == "00:01" and story.work_date.isoformat() == "2026-12-08"
+    sheets = story.hr_sheets()
+    assert sheets["班次"][1][2] == "00:01-00:03"
+    assert sheets["请假"][1][4] == "2026-12-07"  # 马艳's last day of leave: the day before the shift's
+    assert {row[-1] for row in sheets["员工"][1:]} == {"2026-12-08"}
