@@ -106,7 +106,8 @@ def check_the_plant_is_loaded(appliance_port: int, password: str, cloud: WebClie
 def check_the_absent_worker_becomes_a_case(tmp_path: Path, cloud: WebClient) -> None:
     """赵杰 never punches: once the day is confirmed head office opens his case, and its reminder reaches the
     demo's SMS provider and SMTP sink (messages/)."""
-    wait_until(lambda: "赵杰" in cloud.get("/cases")[1], timeout=150, message="an absence case for 赵杰")
+    # the shift starts on the first whole minute after the first read and lasts one: up to ~2.5 min from the banner
+    wait_until(lambda: "赵杰" in cloud.get("/cases")[1], timeout=240, message="an absence case for 赵杰")
     index = tmp_path / "demo" / "messages" / "index.txt"
     wait_until(
         lambda: "name=赵杰" in index.read_text(encoding="utf-8") and "1008@staff.example.cn" in index.read_text(),
