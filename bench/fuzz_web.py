@@ -14,8 +14,8 @@ whose session a request ended (a role change, a logout) logs in again. Prints:
 
   cases             sent, per site, and the rate
   answers           by status
-  5xx               answers 500 or above, limit 0; each distinct (route, exception) once, with a
-                    reproducer (the method, path, form and the role that sent it)
+  5xx               answers 500 or above, limit 0; each distinct (route, exception and where it was
+                    raised) once, with a reproducer (the method, path, form and the role that sent it)
   exceptions        exceptions the app raised (Flask's got_request_exception), limit 0
 
 Exit status 1 if there was a 5xx or an exception.
@@ -478,7 +478,10 @@ def fuzz(site: Site, cases: int, rng: random.Random, tally: Tally, *, quiet: boo
             if caught:
                 tally.exceptions += 1
             if response.status_code >= 500 or caught:
-                kind = type(caught[0]).__name__ if caught else f"HTTP {response.status_code}"
+                kind = f"HTTP {response.status_code}"
+                if caught:  # the exception and where it was raised: one bug, however many routes it reaches
+                    frame = traceback.extract_tb(caught[0].__traceback__)[-1]
+                    kind = f"{type(caught[0]).__name__} at {Path(frame.filename).name}:{frame.lineno}"
                 key = f"{site.name} {method} {rule.rule if rule is not None else path} -> {kind}"
                 tally.fives[key] += 1
                 if key not in tally.reproducers:
@@ -553,7 +556,11 @@ def report(tally: Tally, elapsed: float, seed: int) -> None:
     )
     print("answers:        " + ", ".join(f"{s}: {n:,}" for s, n in sorted(tally.statuses.items())))
     fives = sum(n for s, n in tally.statuses.items() if s >= 500)
-    print(f"5xx:            {fives:,} (limit 0); distinct by route and exception: {len(tally.fives)}")
+    places = {key.split(" -> ", 1)[1] for key in tally.fives}
+    print(
+        f"5xx:            {fives:,} (limit 0); distinct by route and exception: {len(tally.fives)}, "
+        f"by exception and where raised: {len(places)}" + "".join(f"\n  {place}" for place in sorted(places))
+    )
     for key, count in sorted(tally.fives.items()):
         print(f"  {count:>6,}  {key}\n          {tally.reproducers[key]}")
     print(f"exceptions:     {tally.exceptions:,} (raised in the app; limit 0)")
