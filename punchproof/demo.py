@@ -37,7 +37,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -411,6 +411,7 @@ def banner_text(demo: Demo, logins: dict[str, tuple[str, str]], story: Story) ->
     absent, not_back = who(ABSENT), story.worker(NOT_BACK).name
     on_leave = story.worker(ON_LEAVE)
     pace = story.pace
+    late_at = story.tentative_at + timedelta(minutes=1)
     return f"""
 Punchproof 演示已启动（工作目录 {demo.dir}）
 
@@ -425,8 +426,9 @@ Punchproof 演示已启动（工作目录 {demo.dir}）
 
 今天的演示（工厂时间 {story.tz.key}，一个班次压缩为 {pace.shift_min} 分钟）：
   {hhmm(story.start)}  白班开始（{hhmm(story.start)}–{hhmm(story.end)}，迟到宽限 {pace.grace_min} 分钟）；多数工人已打卡
-  {hhmm(story.tentative_at)}  看板：{absent} 未打卡；{who(LATE)} 迟到后到岗；{on_leave.name} 病假中
-  {hhmm(story.end)}  下班打卡{f"；{who(EARLY)} 早退" if pace.checkout_after_min else ""}
+  {hhmm(story.tentative_at)}  看板上还没打卡的人显示“缺勤（待确认）”；{on_leave.name}（{ON_LEAVE}）病假中
+  {hhmm(late_at)}  {who(LATE)} 迟到到岗{f"；{who(EARLY)} 早退" if pace.checkout_after_min else ""}；{absent} 一直没来
+  {hhmm(story.end)}  下班打卡
   {hhmm(story.confirmed_at)}  当天结论确认：总部为 {absent} 立案（{not_back} 为病假结束后未返岗），
          向本人发提醒短信和邮件——见上面的“发出的消息”
   操作步骤：docs/walkthrough.md
@@ -436,7 +438,8 @@ Punchproof demo is running (working directory {demo.dir}).
   Head office (cloud)  http://127.0.0.1:{ports.cloud_web}/ (login above); plant board http://127.0.0.1:{ports.appliance_web}/,
   kiosk /kiosk; messages the channels "sent": {messages / "index.txt"}.
   Today, plant time, one shift compressed into {pace.shift_min} minutes: the day shift starts at {hhmm(story.start)};
-  by {hhmm(story.tentative_at)} {who_en(ABSENT)} show as not punched on the board; the shift ends at {hhmm(story.end)};
+  from {hhmm(story.tentative_at)} whoever has not punched is "absent (tentative)" on the board;
+  {who_en(LATE)} come late; {who_en(ABSENT)} never come; the shift ends at {hhmm(story.end)};
   at {hhmm(story.confirmed_at)} the day is confirmed and head office opens their absence cases ({not_back}: not back
   after sick leave) and sends each a reminder by SMS and e-mail. What to click: docs/walkthrough.md.
 Press Ctrl-C to stop. / 按 Ctrl-C 停止。

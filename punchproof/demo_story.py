@@ -59,7 +59,7 @@ class Pace:
 
 
 STORY = Pace(
-    lead_s=25,
+    lead_s=15,
     grace_min=0,
     tentative_min=0,
     shift_min=2,
