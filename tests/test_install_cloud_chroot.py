@@ -149,7 +149,10 @@ def test_the_cloud_guide_works_to_the_letter_in_a_clean_debian(tmp_path, debian_
         return next(r for c, r in results.items() if part in c)
 
     assert result_of("punchproof --version").stdout.strip() == f"punchproof {__version__}"
-    assert result_of("check-config").stdout.strip().endswith("OK"), result_of("check-config").stdout
+    checked = result_of("check-config").stdout
+    assert checked.splitlines()[0] == "/etc/punchproof/cloud.toml: OK", checked
+    # the guide's init configures no timestamp authority, and says what check-config then warns (#22.2)
+    assert "未配置第三方时间戳 / no third-party timestamp authority" in checked, checked
     doctor = result_of("cloud doctor")
     assert doctor.returncode == 1 and "[ OK ] 数据库 database" in doctor.stdout, doctor.stdout + doctor.stderr
     assert "[FAIL] 消息服务器 broker" in doctor.stdout, doctor.stdout
