@@ -9,6 +9,7 @@ reminder reaches the demo's SMS and mail stand-ins.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -69,7 +70,8 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
                 lambda: 'class="punch"' in cloud.get("/")[1], timeout=30, message="a demo punch on the cloud page"
             )
             check_a_demo_evidence_bundle(tmp_path)
-            check_the_absent_worker_becomes_a_case(tmp_path, cloud)
+            if os.environ.get("PUNCHPROOF_DEMO_CASE"):  # 2-4 minutes more: on demand, not in CI's half hour
+                check_the_absent_worker_becomes_a_case(tmp_path, cloud)
         finally:
             demo.send_signal(signal.SIGINT)
             code = demo.wait(timeout=60)
@@ -105,7 +107,9 @@ def check_the_plant_is_loaded(appliance_port: int, password: str, cloud: WebClie
 
 def check_the_absent_worker_becomes_a_case(tmp_path: Path, cloud: WebClient) -> None:
     """赵杰 never punches: once the day is confirmed head office opens his case, and its reminder reaches the
-    demo's SMS provider and SMTP sink (messages/)."""
+    demo's SMS provider and SMTP sink (messages/). Run with PUNCHPROOF_DEMO_CASE=1: the demo's day must start
+    after the appliance's first read and end before a case can open, which takes 2-4 minutes; CI runs the rest
+    of the demo, and tests/e2e/test_coverage.py and the escalation tests cover a case opening from a miss."""
     # the shift starts on the first whole minute after the first read and lasts one: up to ~2.5 min from the banner
     wait_until(lambda: "赵杰" in cloud.get("/cases")[1], timeout=240, message="an absence case for 赵杰")
     index = tmp_path / "demo" / "messages" / "index.txt"
