@@ -430,8 +430,10 @@ def _run(cases: int, rng: random.Random, seed: int, url: str, *, quiet: bool) ->
                     f"{str(err)[:160]!r} at {Path(last.filename).name}:{last.lineno}; "
                     f"topic {topic[:80]!r}, payload {payload[:120]!r}{'...' if len(payload) > 120 else ''}"
                 )
-                if not quiet:
-                    print(f"  crash {kind}: {first_crash[kind]}", file=sys.stderr, flush=True)
+                if not quiet:  # with where it came from, in our code
+                    frames = [f for f in traceback.extract_tb(err.__traceback__) if "site-packages" not in f.filename]
+                    where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames[-5:]))
+                    print(f"  crash {kind}: {first_crash[kind]}\n    {where}", file=sys.stderr, flush=True)
         if not quiet and number and number % 50_000 == 0:
             print(f"  {number:,} cases, {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     elapsed = time.monotonic() - started

@@ -19,7 +19,7 @@ from cloud.ingest.verifier import BatchIngest
 from cloud.plantconfig.config_push import ConfigApplied, record_status
 from cloud.store import Appliance, DeviceStatus, Quarantine, open_db
 from cloud.workers.ingest import IngestWorker
-from ledger import GENESIS_PREV, Malformed, SigningKey, make_record, topics
+from ledger import GENESIS_PREV, Malformed, SignedRecord, SigningKey, canonical, make_record, topics
 from ledger.config_message import ConfigStatus
 from ledger.messages import Batch
 from tests.test_web_security import PASSWORD, make_plant
@@ -157,5 +157,22 @@ def test_a_long_topic_or_a_nul_character_is_quarantined_or_kept_on_postgresql_to
         assert [len(q.topic) for q in Quarantine.select().order_by(Quarantine.id)] == [255, 255]
         assert DeviceStatus.get().error == "a\ufffdb" and Appliance.get().status == "on\ufffd"
         assert ConfigApplied.get().error == "bad\ufffd"
+    finally:
+        db.close()
+
+
+def test_a_record_whose_key_id_holds_a_nul_is_quarantined_on_postgresql_too(cloud_db_url, clock):
+    """The key id was looked up as it came: PostgreSQL refuses a NUL in a query, and the live-lane or batch message
+    escaped the ingest worker's handling instead of being quarantined."""
+    db = open_db(cloud_db_url)
+    try:
+        key = SigningKey.generate()
+        registry.register({"plant": PLANT, "appliance": NAME, "log": LOG, "public_key": key.verify_key.pem()}, clock)
+        record = make_record(key=key, log=LOG, seq=0, type="punch", prev=GENESIS_PREV, t_wall_ms=0, emp="1", term=TERM)
+        fields = record.fields() | {"kid": "k\x00"}
+        payload = Batch(LOG, 0, (SignedRecord(canonical.encode(fields), record.sig),)).encode()
+        assert LaneIngest(clock).live(topics.live(PLANT, NAME), payload) == 0
+        assert BatchIngest(clock).handle(topics.batch(PLANT, NAME), payload).ack.status == "rejected"
+        assert [q.reason.endswith("is not one") for q in Quarantine.select().order_by(Quarantine.id)] == [True, True]
     finally:
         db.close()

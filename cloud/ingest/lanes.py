@@ -74,7 +74,7 @@ class LaneIngest:
             fields = record.fields()
             if fields.get("seq") != seq or fields.get("log") != batch.log:
                 raise Malformed(f"{batch.log} seq {seq}: the record names seq {fields.get('seq')!r}")
-            record.verify(registry.key_for(appliance, str(fields.get("kid")), seq))
+            record.verify(registry.key_for(appliance, key_id(fields.get("kid"), batch.log, seq), seq))
             rows.append(
                 (
                     appliance.id,
@@ -128,6 +128,7 @@ class LaneIngest:
 
 
 MAX_TERMINAL_NAME = 64
+MAX_KID_CHARS = 200
 MAX_TERMINALS = 64  # an appliance's terminals head office keeps a status of; past it, a name is junk
 EPOCH_2000_MS, EPOCH_2100_MS = 946_684_800_000, 4_102_444_800_000
 # what an appliance publishes about a terminal (appliance.sync.uplink), each field with its bounds: a retained
@@ -137,6 +138,14 @@ DEVICE_INTS = {
     "clock_offset_ms": (-10 * 365 * 86_400_000, 10 * 365 * 86_400_000),
     "records_left": (0, 100_000_000),
 }
+
+
+def key_id(value: object, log_name: str, seq: int) -> str:
+    """A record's key id, fit to look up: text without a NUL, which PostgreSQL refuses in a query (the lookup
+    failed and the message escaped the worker's handling). Raises ``Malformed``."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_KID_CHARS or "\x00" in value:
+        raise Malformed(f"{log_name} seq {seq}: the record's key id {value!r:.40} is not one")
+    return value
 
 
 def device_status(body: object) -> dict[str, object]:

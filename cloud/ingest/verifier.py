@@ -240,9 +240,10 @@ class BatchIngest:
 
 def _kid_of(batch: Batch) -> str:
     try:
-        return str(json.loads(batch.records[0].data)["kid"])
-    except (ValueError, KeyError, TypeError) as err:
+        kid = json.loads(batch.records[0].data)["kid"]
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
         raise LedgerError(f"{batch.log} seq {batch.first}: record has no key id") from err
+    return lanes.key_id(kid, batch.log, batch.first)
 
 
 @contextlib.contextmanager
