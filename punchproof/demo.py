@@ -160,7 +160,7 @@ class Demo:
         self.log_to_file("messages", "punchproof.demo_mail")
         self.broker = Mosquitto(self.dir / "broker", self.ports.mqtt).start()
         self.tsa = LocalTsa(self.dir / "tsa").start()
-        self.outbox = Outbox(self.dir / "messages").start()
+        self.outbox = Outbox(self.dir / "messages", tz=TZ).start()
         self.terminal = DemoTerminal(cast(), self.ports.zk, TZ).start()
         cloud_pw, manager_pw = secrets.token_urlsafe(9), secrets.token_urlsafe(9)
         cloud_init = (

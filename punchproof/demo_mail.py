@@ -26,6 +26,7 @@ from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 32 * 1024 * 1024  # a notice PDF or two fits; the sink refuses more
@@ -33,9 +34,10 @@ LINE_LIMIT = 4096
 
 
 class Outbox:
-    def __init__(self, folder: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, folder: Path, host: str = "127.0.0.1", tz: ZoneInfo | None = None) -> None:
         self.folder = Path(folder)
         self.host = host
+        self.tz = tz  # the plant's zone, for index.txt (the machine's own zone if None)
         self.smtp_port = 0
         self.sms_port = 0
         self._numbers = itertools.count(1)
@@ -91,7 +93,7 @@ class Outbox:
         with self._lock:
             path = self.folder / kind / f"{next(self._numbers):04d}.{suffix}"
             path.write_bytes(data)
-            stamp = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+            stamp = datetime.now(UTC).astimezone(self.tz).strftime("%Y-%m-%d %H:%M:%S")
             with self.index.open("a", encoding="utf-8") as index:
                 index.write(f"{stamp}  {line}  ({path.relative_to(self.folder)})\n")
         return path

@@ -79,7 +79,8 @@ def test_hr_workbook_imports_through_head_offices_importer_and_the_policy_needs_
 
 
 def test_the_channel_stand_ins_keep_what_head_offices_channels_send(tmp_path):
-    outbox = Outbox(tmp_path / "messages").start()
+    plant = ZoneInfo("Pacific/Kiritimati")  # UTC+14: no machine's own zone gives the same wall time
+    outbox = Outbox(tmp_path / "messages", tz=plant).start()
     try:
         mail = SmtpChannel(SmtpSettings("127.0.0.1", outbox.smtp_port, "hr@demo.example.cn", starttls=False))
         sms = AliyunSms(
@@ -110,6 +111,8 @@ def test_the_channel_stand_ins_keep_what_head_offices_channels_send(tmp_path):
             "邮件 e-mail  发给 to 1008@staff.example.cn：未到岗提醒" in index
             and "短信 SMS  发给 to 13800071007" in index
         )
+        when = datetime.strptime(index.split("  ")[0], "%Y-%m-%d %H:%M:%S").replace(tzinfo=plant)
+        assert abs((datetime.now(UTC) - when).total_seconds()) < 60, "index.txt says the plant's time"
     finally:
         outbox.stop()
 
