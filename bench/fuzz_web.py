@@ -17,6 +17,8 @@ whose session a request ended (a role change, a logout) logs in again. Prints:
   5xx               answers 500 or above, limit 0; each distinct (route, exception and where it was
                     raised) once, with a reproducer (the method, path, form and the role that sent it)
   exceptions        exceptions the app raised (Flask's got_request_exception), limit 0
+  logins again      how often a fuzzed request ended the fuzzing's own session (a role change)
+  slowest           the slowest requests, over a second
 
 Exit status 1 if there was a 5xx or an exception.
 
