@@ -70,30 +70,10 @@ def authenticate(username: str, password: str) -> Account | None:
     return account if check_password_hash(account.password_hash, password) else None
 
 
-def wait_s(username: str, address: str, now_ms: int) -> int:
-    """Seconds before a login of ``username`` from ``address`` is heard again (0: now); ``opskit.throttle``."""
-    keys = [key for key, _rule in throttle.keys(username, address)]
-    rows = {r.key: (r.failures, r.window_start_ms) for r in LoginThrottle.select().where(LoginThrottle.key.in_(keys))}
-    return throttle.wait_s(rows, username, address, now_ms)
-
-
-def failed(username: str, address: str, now_ms: int) -> None:
-    """Count a failure against each key (one upsert each: two workers at once both count)."""
-    stale = LoginThrottle.window_start_ms <= now_ms - throttle.WINDOW_MS
-    for key, _rule in throttle.keys(username, address):
-        LoginThrottle.insert(key=key, failures=1, window_start_ms=now_ms).on_conflict(
-            conflict_target=[LoginThrottle.key],
-            update={
-                LoginThrottle.failures: pw.Case(None, [(stale, 1)], LoginThrottle.failures + 1),
-                LoginThrottle.window_start_ms: now_ms,
-            },
-        ).execute()
-
-
-def succeeded(username: str, address: str) -> None:
-    """The user's own counters start again; the address's does not (one good account must not reset it)."""
-    keys = [key for key, rule in throttle.keys(username, address) if rule.prefix != "ip"]
-    LoginThrottle.delete().where(LoginThrottle.key.in_(keys)).execute()
+_COUNTERS = throttle.Counters(LoginThrottle, LoginThrottle.window_start_ms)
+wait_s = _COUNTERS.wait_s  # seconds before a login of this name from this address is heard again (0: now)
+failed = _COUNTERS.failed
+succeeded = _COUNTERS.succeeded
 
 
 def end_sessions(username: str) -> None:

@@ -7,14 +7,16 @@ free failures, then every further failure doubles the wait before the next attem
 ceiling. The right password from another address is never slowed by a guesser's address; a user name
 being guessed from many addresses is slowed too, but only by seconds.
 
-The counters live in each site's database, so that every web worker sees the same ones. This module is
-the policy only: which keys, how long to wait. Both sites keep their rows in a table of
-(key, failures, last_ms).
+The counters live in each site's database, so that every web worker sees the same ones: ``Counters`` reads
+and writes them in a site's table of (key, failures, the key's latest failure in ms).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import peewee as pw
 
 WINDOW_MS = 60 * 60 * 1000  # failures older than this (since the key's last one) are forgotten
 
@@ -57,3 +59,33 @@ def wait_s(rows: dict[str, tuple[int, int]], username: str, address: str, now_ms
         left_ms = delay_s(failures, rule) * 1000 - (now_ms - last_ms)
         longest = max(longest, -(-left_ms // 1000))
     return longest
+
+
+@dataclass(frozen=True)
+class Counters:
+    """A site's throttle table: a peewee model with ``key`` (primary key) and ``failures`` columns, and ``last``,
+    the field holding the key's latest failure (ms)."""
+
+    model: Any
+    last: pw.Field
+
+    def wait_s(self, username: str, address: str, now_ms: int) -> int:
+        """Seconds before a login of ``username`` from ``address`` is heard again (0: now)."""
+        table, names = self.model, [key for key, _rule in keys(username, address)]
+        rows = {r.key: (r.failures, getattr(r, self.last.name)) for r in table.select().where(table.key.in_(names))}
+        return wait_s(rows, username, address, now_ms)
+
+    def failed(self, username: str, address: str, now_ms: int) -> None:
+        """Count a failure against each key (an upsert each: two workers at once both count)."""
+        table = self.model
+        stale = self.last <= now_ms - WINDOW_MS
+        for key, _rule in keys(username, address):
+            table.insert(key=key, failures=1, **{self.last.name: now_ms}).on_conflict(
+                conflict_target=[table.key],
+                update={table.failures: pw.Case(None, [(stale, 1)], table.failures + 1), self.last: now_ms},
+            ).execute()
+
+    def succeeded(self, username: str, address: str) -> None:
+        """The user's own counters start again; the address's does not (one good account must not reset it)."""
+        names = [key for key, rule in keys(username, address) if rule.prefix != "ip"]
+        self.model.delete().where(self.model.key.in_(names)).execute()

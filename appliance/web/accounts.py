@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-import peewee as pw
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from appliance.store import Account, LoginThrottle
@@ -63,30 +62,10 @@ def _update(username: str, **fields: object) -> None:
         raise AccountError(f"no user {username!r}")
 
 
-def wait_s(username: str, address: str, now_ms: int) -> int:
-    """Seconds before a login of ``username`` from ``address`` is heard again (0: now)."""
-    keys = [key for key, _rule in throttle.keys(username, address)]
-    rows = {r.key: (r.failures, r.last_ms) for r in LoginThrottle.select().where(LoginThrottle.key.in_(keys))}
-    return throttle.wait_s(rows, username, address, now_ms)
-
-
-def failed(username: str, address: str, now_ms: int) -> None:
-    """Count a failure against each key (an upsert each: two workers at once both count)."""
-    stale = LoginThrottle.last_ms <= now_ms - throttle.WINDOW_MS
-    for key, _rule in throttle.keys(username, address):
-        LoginThrottle.insert(key=key, failures=1, last_ms=now_ms).on_conflict(
-            conflict_target=[LoginThrottle.key],
-            update={
-                LoginThrottle.failures: pw.Case(None, [(stale, 1)], LoginThrottle.failures + 1),
-                LoginThrottle.last_ms: now_ms,
-            },
-        ).execute()
-
-
-def succeeded(username: str, address: str) -> None:
-    """The user's own counters start again; the address's does not (one good account must not reset it)."""
-    keys = [key for key, rule in throttle.keys(username, address) if rule.prefix != "ip"]
-    LoginThrottle.delete().where(LoginThrottle.key.in_(keys)).execute()
+_COUNTERS = throttle.Counters(LoginThrottle, LoginThrottle.last_ms)
+wait_s = _COUNTERS.wait_s  # seconds before a login of this name from this address is heard again (0: now)
+failed = _COUNTERS.failed
+succeeded = _COUNTERS.succeeded
 
 
 def authenticate(username: str, password: str) -> Account | None:
