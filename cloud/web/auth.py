@@ -76,8 +76,9 @@ def _session() -> None:
 def _csrf() -> None:
     if request.method != "POST" or request.blueprint == "channel_receipts":  # providers post; the URL's token guards
         return
-    sent, expected = request.form.get("csrf", ""), session.get("csrf", "")
-    if not sent or not expected or not hmac.compare_digest(sent, expected):
+    sent, expected = request.form.get("csrf", ""), str(session.get("csrf", ""))
+    # compared as bytes: compare_digest refuses str holding non-ASCII characters (a TypeError, a 500)
+    if not sent or not expected or not hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode()):
         abort(400)
 
 
