@@ -78,12 +78,17 @@ def secure_listeners(security: Security, *, host: str, port: int, cloud_port: in
 
     lines = [
         "per_listener_settings true",
+        "# no message of Punchproof's exceeds 512 KiB: larger ones are refused at the door",
+        f"max_packet_size {MAX_PACKET}",
         "",
         *listener(port, security.password_file, "# appliances", ("use_username_as_clientid true",)),
         "",
         *listener(cloud_port, security.cloud_password_file, "# cloud ingest workers", ()),
     ]
     return "\n".join(lines) + "\n"
+
+
+MAX_PACKET = 1024 * 1024  # ledger.messages.MAX_MESSAGE_BYTES is 512 KiB
 
 
 class Mosquitto:
@@ -125,7 +130,7 @@ class Mosquitto:
             "autosave_interval 1",
             "set_tcp_nodelay true",
             "max_queued_messages 100000",
-            "message_size_limit 1048576",
+            *([f"max_packet_size {MAX_PACKET}"] if self.security is None else []),  # secure: in its listeners
             f"log_dest file {self.log_path}",
             "log_type error",
             "log_type warning",
