@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from punchproof import __version__
+from tests.harness.debian_root import wheel_of_this_repository
 from tests.test_systemd_units import SYSTEM_UNITS, systemd_analyze
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,14 +71,7 @@ def test_the_documented_pi_install_works_in_a_clean_root(tmp_path):
     for directory in ("etc/systemd/system", "root", "var/lib"):
         (root / directory).mkdir(parents=True)
     shutil.copytree(SYSTEM_UNITS, root / "usr/lib/systemd/system", symlinks=True)
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(REPO)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr
-    (wheel,) = (tmp_path / "dist").glob("punchproof-*.whl")
+    wheel = wheel_of_this_repository(tmp_path / "dist", deps=False)  # one build at a time in the repository
     head_office = tmp_path / "head-office"
     cloud = subprocess.run(
         [

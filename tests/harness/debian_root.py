@@ -8,6 +8,7 @@ paying for debootstrap twice. Commands run in it with chroot, as root, with syst
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import pty
 import re
@@ -17,9 +18,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import termios
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.harness.requires import missing, need_tool
@@ -27,6 +30,29 @@ from tests.harness.requires import missing, need_tool
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path("/var/cache/punchproof-debootstrap")  # debootstrap's downloaded packages, kept between runs
 WHEELS = "var/cache/punchproof-wheels"  # inside the root: where pip finds the wheels (/etc/pip.conf)
+# pip builds this repository's wheel in the repository itself (build/, *.egg-info): scripts/test's two workers
+# take turns (``wheel_of_this_repository``), or one build deletes what the other is writing
+BUILD_LOCK = Path(tempfile.gettempdir()) / f"punchproof-wheel-{hashlib.sha256(bytes(REPO)).hexdigest()[:12]}.lock"
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (made if missing): one process at a time, across pytest's workers."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def wheel_of_this_repository(wheels: Path, extras: str = "", *, deps: bool = True) -> Path:
+    """Build this repository's wheel (and, with ``deps``, its dependencies' wheels) into ``wheels``."""
+    command = [sys.executable, "-m", "pip", "wheel", "-q", *(() if deps else ("--no-deps",)), "-w", str(wheels)]
+    with locked(BUILD_LOCK):
+        build = subprocess.run([*command, f"{REPO}{extras}"], capture_output=True, text=True, check=False)
+    assert build.returncode == 0, build.stderr
+    return next(wheels.glob("punchproof-*.whl"))
 
 
 def build(root: Path) -> Path:
@@ -82,16 +108,9 @@ def remove(root: Path) -> None:
 def add_wheels(root: Path, extras: str = "") -> Path:
     """This repository's wheel and its dependencies in a folder of the root that pip uses instead of PyPI,
     as on a machine without internet access; returns the project's wheel."""
-    wheels = root / WHEELS
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(wheels), f"{REPO}{extras}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr
+    wheel = wheel_of_this_repository(root / WHEELS, extras)
     (root / "etc/pip.conf").write_text(f"[global]\nno-index = true\nfind-links = /{WHEELS}\n")
-    return next(wheels.glob("punchproof-*.whl"))
+    return wheel
 
 
 def guide_commands(guide: Path) -> list[str]:
