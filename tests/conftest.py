@@ -1,8 +1,14 @@
 """Fixtures every test may use: a real Mosquitto, a real PostgreSQL, ZK terminals, a frozen clock, a clean
-Debian root."""
+Debian root.
+
+scripts/test runs the suite on two workers (pytest-xdist, ``--dist loadfile``). What a session fixture makes is
+then made once per worker (a PostgreSQL server each, on its own port and directory), except the debootstrap root,
+which the workers share.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,6 +25,14 @@ from tests.harness.postgres import PostgresServer
 from tests.harness.strict import pytest_runtest_makereport  # noqa: F401  (PUNCHPROOF_STRICT=1: a skip fails)
 
 PLANT_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On scripts/test's workers (``--dist loadfile``: each file's tests on one worker, so its module fixtures are
+    made once), the e2e files are handed out first: they take most of the time, and a long one started last
+    would leave the other worker idle."""
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker; every worker sorts alike
+        items.sort(key=lambda item: 0 if item.get_closest_marker("e2e") else 1)  # stable
 
 
 @pytest.fixture
@@ -71,10 +85,27 @@ def zk_terminal(terminal_state: TerminalState) -> Iterator[ZKEmulator]:
 
 @pytest.fixture(scope="session")
 def debian_base_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A minbase Debian 12 made by debootstrap once per session; tests use ``debian_root``, a copy of it."""
-    root = debian.build(tmp_path_factory.mktemp("debian") / "base")
+    """A minbase Debian 12 made by debootstrap once per session; tests use ``debian_root``, a copy of it.
+
+    Under pytest-xdist the workers share one: the first to need it builds it (30 s) while the others wait, and
+    the last to finish removes it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the directory every worker's own temporary directory is in
+    root, users = base / "debian-base", base / "debian-base.users"
+    with debian.locked(base / "debian-base.lock"):
+        if not users.exists():
+            shutil.rmtree(root, ignore_errors=True)  # half made by a worker that failed
+            debian.build(root)
+            users.write_text("0")
+        users.write_text(str(int(users.read_text()) + 1))
     yield root
-    shutil.rmtree(root, ignore_errors=True)
+    with debian.locked(base / "debian-base.lock"):
+        left = int(users.read_text()) - 1
+        users.write_text(str(left))
+        if left == 0:
+            shutil.rmtree(root, ignore_errors=True)
+            users.unlink()
 
 
 @pytest.fixture
