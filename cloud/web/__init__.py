@@ -45,12 +45,14 @@ def create_app(settings: CloudSettings | None = None) -> Flask:
         notice_link,
         overview,
         policy,
+        queue,
         reports,
     )
 
     pages = (
         auth,
-        overview,
+        queue,  # the first page: HR's work queue
+        overview,  # /devices
         metrics,
         cases,
         casecontact,

@@ -1,5 +1,6 @@
-"""Head office's first page: every plant's appliances, their sync watermark, terminals and configuration,
-the open cases per plant, and the punches they delivered. A plant manager sees their own plant only."""
+"""Head office's devices page (``/devices``): every plant's appliances, their sync watermark, terminals and
+configuration, the open cases per plant, and the punches they delivered. A plant manager sees their own plant
+only. (The first page is HR's work queue, ``cloud.web.queue``.)"""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def waiting_text(row: plant_changes.Pending, zone: str) -> str:
     )
 
 
-@bp.route("/")
+@bp.route("/devices")
 @require("view")
 def index() -> Any:
     mine = own_plant()

@@ -124,7 +124,7 @@ def test_the_overview_page_shows_latest_applied_and_refused(db, settings, clock)
     client = create_app(settings).test_client()
     token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
     client.post("/login", data={"csrf": token, "username": "hr", "password": "correct horse 1"})
-    page = client.get("/").get_data(as_text=True)
+    page = client.get("/devices").get_data(as_text=True)
     row = page.split(f'data-appliance="{PLANT}/{NAME}"', 1)[1].split("</tr>", 1)[0]
     assert '<td class="config-latest">v2' in row and '<td class="config-applied ">v1' in row
     assert "设备拒绝 v2: not usable: 排班 wk" in row and "2026-03-02 08:00:00" in row

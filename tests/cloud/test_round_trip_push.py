@@ -101,7 +101,7 @@ def test_a_leave_entered_on_the_page_reaches_the_appliance_after_a_quiet_moment(
     _add_leave(browser, "E1001", "QJ-1")
     _tick(service)
     assert _published() == 0, "HR may still be typing: nothing pushed at once"
-    front = browser.get("/").get_data(as_text=True)
+    front = browser.get("/devices").get_data(as_text=True)
     assert "待推送" in front, "head office's front page says the plant's configuration waits to be pushed"
     clock.advance(seconds=20)
     _add_leave(browser, "E1002", "QJ-2")  # the second change restarts the quiet period
@@ -114,7 +114,7 @@ def test_a_leave_entered_on_the_page_reaches_the_appliance_after_a_quiet_moment(
     assert _leave_on_the_appliance(settings, broker.port) == ["QJ-1", "QJ-2"]
     with database.connection_context():
         assert ConfigDue.select().count() == 0 and ConfigVersion.get().by == "hr-change"
-    assert "待推送" not in browser.get("/").get_data(as_text=True)
+    assert "待推送" not in browser.get("/devices").get_data(as_text=True)
     clock.advance(minutes=5)
     _tick(service)
     assert _published() == 1, "nothing changed since: nothing pushed again"
@@ -141,7 +141,7 @@ def test_a_push_that_fails_waits_on_the_page_with_its_error_and_goes_out_later(o
     clock.advance(seconds=31)
     notes = _tick(service)  # never raises: the runner goes on
     assert any("HR's changes not pushed" in n and "again in 30 s" in n for n in notes), notes
-    front = browser.get("/").get_data(as_text=True)
+    front = browser.get("/devices").get_data(as_text=True)
     assert "待推送" in front and "推送失败" in front
     broker.restart()
     clock.advance(seconds=10)
@@ -150,4 +150,4 @@ def test_a_push_that_fails_waits_on_the_page_with_its_error_and_goes_out_later(o
     clock.advance(seconds=25)
     _tick(service)
     assert _leave_on_the_appliance(settings, broker.port) == ["QJ-1"]
-    assert "待推送" not in browser.get("/").get_data(as_text=True)
+    assert "待推送" not in browser.get("/devices").get_data(as_text=True)

@@ -67,7 +67,9 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
             assert cloud.login("hr", logins["hr"])[0] == 200
             check_the_plant_is_loaded(ports["appliance"], logins["manager"], cloud)
             wait_until(
-                lambda: 'class="punch"' in cloud.get("/")[1], timeout=30, message="a demo punch on the cloud page"
+                lambda: 'class="punch"' in cloud.get("/devices")[1],
+                timeout=30,
+                message="a demo punch on the cloud page",
             )
             check_a_demo_evidence_bundle(tmp_path)
             if os.environ.get("PUNCHPROOF_DEMO_CASE"):  # 2-4 minutes more: on demand, not in CI's half hour

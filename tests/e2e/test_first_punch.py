@@ -123,7 +123,7 @@ def test_pages_need_a_login_and_show_the_punch(system, terminal_state):
         assert now.strftime("%H:%M:%S") in page, "times are shown in the plant's zone"
         assert "下班" in page, "Chinese is the default language"
         assert "Sign out" in client.get("/?lang=en")[1]
-    page = wait_until(lambda: 'data-terminal="gate-1"' in (p := cloud.get("/")[1]) and p, timeout=20)
+    page = wait_until(lambda: 'data-terminal="gate-1"' in (p := cloud.get("/devices")[1]) and p, timeout=20)
     assert "gate-1 Up" in page or "gate-1 up" in page, "head office sees the plant's terminal is up"
 
 

@@ -109,8 +109,9 @@ def test_versions_reach_the_appliance_also_after_it_was_offline_and_forgeries_ar
 
     web = WebClient(f"http://127.0.0.1:{system.start_web('cloud')}")
     wait_until(lambda: web.get("/login")[0] == 200, timeout=20, message="gunicorn to serve")
-    status, page = web.login("hr", "correct horse 1")
+    status, _ = web.login("hr", "correct horse 1")
     assert status == 200
+    page = web.get("/devices")[1]
     row = page.split(f'data-appliance="{PLANT}/{APPLIANCE}"', 1)[1].split("</tr>", 1)[0]
     assert '<td class="config-latest">v2' in row
     assert '<td class="config-applied ok">v2' in row
