@@ -239,6 +239,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "cloud.escalation.casefiles",  # documents uploaded to a case, with their SHA-256
     "cloud.ingest.quarantine",  # quarantined messages past each source's sample: counted, not kept
     "cloud.escalation.work_queue",  # when each person last marked their work queue seen
+    "cloud.escalation.hr_digest",  # the HR digests sent, and which items each carried
 )
 
 

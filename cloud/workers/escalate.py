@@ -19,6 +19,10 @@ reach the plant the same way, debounced: a marked plant is pushed once HR has be
 config_push_quiet_s`` (30 s), or ``config_push_within_s`` (120 s) after its first change, whichever comes first. A
 failed push stays marked with its error, shown on head office's pages as "待推送", and is tried again.
 
+HR hears of what waits for them without opening a page (``cloud.escalation.hr_digest``): after each tick, one
+message by HR's channel lists the approvals that started waiting, the tasks two working days from due and on their
+due day, the sends that failed or may have gone out, and employees' replies, each item once.
+
 The other way, the plant's signed ``action`` records ("已在产线看到", "考勤机故障", "已让其回家") are read from the
 stored logs and filed on the open case that counts that day (``cloud.escalation.plant_actions``), once each.
 """
@@ -37,6 +41,7 @@ from cloud.clock import Clock, to_ms
 from cloud.config import CloudSettings
 from cloud.escalation import plant_actions
 from cloud.escalation.engine import Engine, TickReport
+from cloud.escalation.hr_digest import HrDigest
 from cloud.escalation.models import AbsenceCase
 from cloud.evidence.log import EvidenceLog
 from cloud.hr import plant_changes
@@ -67,6 +72,7 @@ class EscalationService:
         pull_every_s: int = 300,
         evidence: EvidenceLog | None = None,
         settings: CloudSettings | None = None,
+        digest: HrDigest | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
@@ -78,6 +84,9 @@ class EscalationService:
         self._settings = settings  # None: no configuration pushed from here (tests of the ladder alone)
         self._carried: set[tuple[int, int]] = set()  # (case, effective_ms) its plants' appliances have
         self._push_after: dict[str, datetime] = {}  # plants whose push failed: not before then
+        if digest is None and settings is not None and self._channels:  # as deployed: HR hears by their channel
+            digest = HrDigest(self._channels, settings.notices, clock)
+        self._digest = digest
 
     def tick(self) -> TickReport:
         report = self._engine.tick()
@@ -88,6 +97,8 @@ class EscalationService:
         report.notes += self.push_terminations()
         report.notes += self.push_changed()
         report.notes += plant_actions.file_new(self._clock)
+        if self._digest is not None:
+            report.notes += self._digest.run()
         if self._evidence is not None:
             self._evidence.catch_up()
         return report
