@@ -51,6 +51,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "mark_seen": ("已查看，清空新案件", "Seen: clear the new cases"),
     "new_since": ("{since} 以来", "since {since}"),
     "plant_only": ("仅显示本厂：{plant}", "Your plant only: {plant}"),
+    "log_head": ("{n} 条", "{n} records"),  # the devices page: how many records of the log are verified
 }
 
 

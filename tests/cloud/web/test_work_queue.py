@@ -129,6 +129,8 @@ def test_the_appliances_and_sync_are_on_the_devices_page(app, login):
     page = login("admin").get("/devices").get_data(as_text=True)
     assert 'id="plants"' in page and 'data-appliance="p1/pi-01"' in page and 'data-appliance="p2/pi-02"' in page
     assert 'id="punches"' in page and 'class="punch"' in page and 'id="nav-devices" class="on"' in page
+    heads = re.findall(r'class="head-seq" data-seq="(\d+)">(\d+) 条<', page)
+    assert heads and all(int(n) == int(seq) + 1 for seq, n in heads), "the verified log's length, no raw 'seq'"
     assert 'data-appliance="p2/pi-02"' not in login("pm1").get("/devices").get_data(as_text=True)
     assert 'data-appliance="' not in login("admin").get("/").get_data(as_text=True), "not on the first page"
 
