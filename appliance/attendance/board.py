@@ -1,15 +1,24 @@
-"""The board table: the latest evaluation of every employee's day, as the pages show it."""
+"""The board table: the latest evaluation of every employee's day, as the pages show it.
+
+One status is the board's own: ``overdue`` (未打卡（进行中）). The rules call a shift with no punch
+``upcoming`` until ``tentative_after`` past its start plus grace, when it becomes a tentative miss; for
+the plant manager at 08:10, though, a worker whose 08:00 shift (5 minutes' grace) began and who has
+not punched is not "not due yet" like the 09:00 shift: he is overdue, and the board says so from the
+start plus grace (``overdue_from``). Nothing is signed from it: the day facts come from the rules.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
 
 from appliance.clock import to_ms
 from appliance.roster.store import Person
-from appliance.rules import Evaluation, Plant
+from appliance.rules import Evaluation, Plant, Status
 from appliance.store import BoardRow
 
 KEEP_DAYS = 100  # rows older than this are dropped; the day facts in the log stay
+OVERDUE = "overdue"  # the board's status for a shift begun (plus grace) with no punch, not yet a tentative miss
 
 
 def _ms(at: object) -> int | None:
@@ -23,8 +32,34 @@ CONTENT = (
 )  # fmt: skip
 
 
+def overdue_from(ev: Evaluation, plant: Plant) -> datetime | None:
+    """When a shift with no punch yet turns from not due (``upcoming``) to overdue on the board: its
+    first expected check-in plus the shift's grace; None for any other result."""
+    shift = plant.shifts.get(ev.shift_id)
+    if ev.status is not Status.UPCOMING or shift is None:
+        return None
+    expected = next((s.expected_in for s in ev.segments if s.expected_in is not None), ev.start)
+    return None if expected is None else expected + shift.late_grace
+
+
+def _overdue_reason(ev: Evaluation, plant: Plant, since: datetime) -> tuple[str, str]:
+    """The reason of an overdue row: the rules' (待打卡：班次 08:00; and any notes), its first part
+    replaced by what is late and when it becomes a tentative miss."""
+    shift = plant.shifts[ev.shift_id]
+    start = (since - shift.late_grace).astimezone(plant.tz).strftime("%H:%M")
+    missing_at = (since + plant.policy.tentative_after).astimezone(plant.tz).strftime("%H:%M")
+    grace = int(shift.late_grace.total_seconds() // 60)
+    zh = f"未打卡（进行中）：班次 {start} 已开始，宽限 {grace} 分钟已过，至今无打卡；{missing_at} 起记为缺勤（待确认）"
+    en = f"No punch yet: shift {start} began, grace {grace} min passed; tentatively missing from {missing_at}"
+    rest_zh, rest_en = ev.reason_zh.partition("；")[2], ev.reason_en.partition("; ")[2]
+    return (f"{zh}；{rest_zh}" if rest_zh else zh), (f"{en}; {rest_en}" if rest_en else en)
+
+
 def row(ev: Evaluation, plant: Plant, person: Person | None, fact_seq: int | None) -> dict[str, object]:
     shift = plant.shifts.get(ev.shift_id)
+    since = overdue_from(ev, plant)
+    overdue = since is not None and ev.as_of >= since
+    reason_zh, reason_en = _overdue_reason(ev, plant, since) if overdue and since else (ev.reason_zh, ev.reason_en)
     first_in = next((s.check_in for s in ev.segments if s.check_in is not None), None)
     last_out = next((s.check_out for s in reversed(ev.segments) if s.check_out is not None), None)
     if not ev.segments and ev.punches:  # a day off with punches: show the first and the last
@@ -36,7 +71,7 @@ def row(ev: Evaluation, plant: Plant, person: Person | None, fact_seq: int | Non
         "name": person.name if person else "",
         "line": person.line if person else "",
         "shift_name": shift.name if shift else "",
-        "status": ev.status.value,
+        "status": OVERDUE if overdue else ev.status.value,
         "tier": ev.confirmation.value,
         "missing_tier": ev.missing_tier,
         "late_min": ev.late_min,
@@ -51,8 +86,8 @@ def row(ev: Evaluation, plant: Plant, person: Person | None, fact_seq: int | Non
         "held_by": ",".join(ev.held_by),
         "excusal": ev.excusal,
         "watch": ev.watch,
-        "reason_zh": ev.reason_zh,
-        "reason_en": ev.reason_en,
+        "reason_zh": reason_zh,
+        "reason_en": reason_en,
         "fact_seq": fact_seq,
         "as_of_ms": to_ms(ev.as_of),
     }

@@ -302,6 +302,10 @@ class Evaluator:
             watermarks=marks,
         )
         self._note_changes(evaluations, marks)
+        # the board's own change of time: a shift with no punch turns overdue at its start plus grace
+        self._pass_moments.extend(
+            at for at in (board.overdue_from(ev, master.plant) for ev in evaluations) if at is not None and at > now
+        )
         iso = day.isoformat()
         subset = None if employees is None else [_key(ev) for ev in evaluations]
         due = facts.due(evaluations, master.plant, facts.latest(iso, subset))

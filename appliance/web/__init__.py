@@ -86,7 +86,13 @@ def create_app(
     tz = settings.plant.tz
     app.extensions["punchproof.board_rows"] = rendercache.RenderCache()
     app.extensions["punchproof.board_status"] = rendercache.RenderCache(size=4)
-    app.extensions["punchproof.live"] = live.Hub(db, lambda rows: kiosk.shown(rows, tz), max_streams=max_streams)
+    clock_now = app.config["CLOCK"].now
+    app.extensions["punchproof.live"] = live.Hub(
+        db,
+        lambda rows: kiosk.shown(rows, tz),
+        max_streams=max_streams,
+        now_ms=lambda: int(clock_now().timestamp() * 1000),  # the pages' clock: a test's 08:10 is the kiosk's too
+    )
 
     for blueprint in (auth.bp, board.bp, day.bp, export.bp, kiosk.bp, metrics.bp):
         app.register_blueprint(blueprint)

@@ -15,8 +15,17 @@ from typing import Any
 import peewee as pw
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, url_for
 
-from appliance.store import BoardRow, EvaluatorState, LogRecord, Punch, SyncState, TerminalHealth, TerminalLogCount
-from appliance.web import live, present
+from appliance.store import (
+    BoardRow,
+    Employee,
+    EvaluatorState,
+    LogRecord,
+    Punch,
+    SyncState,
+    TerminalHealth,
+    TerminalLogCount,
+)
+from appliance.web import i18n, live, present
 from appliance.web.auth import login_required
 from opskit.urlints import MAX_PAGE, query_int
 
@@ -65,8 +74,12 @@ def _page(query: pw.ModelSelect) -> tuple[list[BoardRow], dict[str, int]]:
     total = query.count()
     pages = max(1, -(-total // PAGE_ROWS))
     number = min(query_int("page", 1, lo=1, hi=MAX_PAGE), pages)
+    # whoever should be here and is not comes first (overdue, then missing), then by the shift's start
+    urgent = pw.Case(None, [(BoardRow.status.in_(present.URGENT), 0)], 1)
     rows = list(
-        query.order_by(BoardRow.start_ms, BoardRow.shift, BoardRow.line, BoardRow.employee).paginate(number, PAGE_ROWS)
+        query.order_by(urgent, BoardRow.start_ms, BoardRow.shift, BoardRow.line, BoardRow.employee).paginate(
+            number, PAGE_ROWS
+        )
     )
     first = (number - 1) * PAGE_ROWS
     return rows, {"number": number, "pages": pages, "total": total, "first": first + 1, "last": first + len(rows)}
@@ -158,20 +171,52 @@ def _status_context() -> dict[str, Any]:
     start_ms = int(datetime(day.year, day.month, day.day, tzinfo=settings.plant.tz).timestamp() * 1000)
     sync = SyncState.get_by_id(1)
     head = LogRecord.select(LogRecord.seq).order_by(LogRecord.seq.desc()).scalar()
+    punches = list(Punch.select().where(Punch.at_utc_ms >= start_ms).order_by(Punch.seq.desc()).limit(50))
+    users = {p.user_id for p in punches}
+    terminals = list(TerminalHealth.select().order_by(TerminalHealth.name))
+    oldest = (
+        LogRecord.select(LogRecord.t_wall_ms).where(LogRecord.seq > sync.acked_seq).order_by(LogRecord.seq).scalar()
+    )
+    backlog = (head if head is not None else -1) - sync.acked_seq
     return {
         "settings": settings,
-        "punches": list(Punch.select().where(Punch.at_utc_ms >= start_ms).order_by(Punch.seq.desc()).limit(50)),
-        "terminals": list(TerminalHealth.select()),
+        "today": day.isoformat(),
+        "punches": punches,
+        "names": dict(Employee.select(Employee.user_id, Employee.name).where(Employee.user_id.in_(users)).tuples())
+        if users
+        else {},
+        "banners": _banners(terminals, sync, backlog, oldest),
+        "terminals": terminals,
         "log_counts": _log_counts(),
         "count_gap": count_gap,
         "sync": sync,
         "head": head if head is not None else -1,
-        "oldest_unsynced": LogRecord.select(LogRecord.t_wall_ms)
-        .where(LogRecord.seq > sync.acked_seq)
-        .order_by(LogRecord.seq)
-        .scalar(),
+        "oldest_unsynced": oldest,
         "local": present.local,
     }
+
+
+def _banners(
+    terminals: list[TerminalHealth], sync: SyncState, backlog: int, oldest_ms: int | None
+) -> list[tuple[str, str]]:
+    """What stops the board from being the truth, said at its top (Chinese, English): each terminal
+    offline (its punches are not read, so a 缺勤 may be none) and a stopped uplink (nothing reaches
+    head office). Their technical errors stay in the tables below, for IT."""
+    said = []
+    for term in terminals:
+        if not term.available:
+            never_zh, never_en = i18n.both("never")
+            contact = present.local(term.last_contact_ms, "%m-%d %H:%M") if term.last_contact_ms else None
+            zh = i18n.both("banner_terminal_offline", term.name, contact or never_zh)[0]
+            en = i18n.both("banner_terminal_offline", term.name, contact or never_en)[1]
+            said.append((zh, en))
+    if not sync.connected:
+        if sync.acked_at_ms is None and backlog <= 0:
+            said.append(i18n.both("banner_uplink_never"))
+        else:
+            since = present.local(oldest_ms, "%m-%d %H:%M") if oldest_ms else "—"
+            said.append(i18n.both("banner_uplink_down", max(backlog, 0), since))
+    return said
 
 
 def _log_counts() -> dict[str, TerminalLogCount]:

@@ -23,6 +23,29 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "terminal": ("考勤机", "Terminal"),
     "state": ("状态", "State"),
     "seq": ("日志序号", "Log seq"),
+    "seq_n": ("第 %s 条", "record %s"),
+    "serial": ("序列号", "Serial"),
+    "tech_detail": ("技术信息（供 IT 排查）", "Technical detail (for IT)"),
+    # the banners at the top of the board: what is wrong, what it means for the punches, what to do
+    "banner_terminal_offline": (
+        "考勤机“%s”离线（最后通信 %s）：新打卡暂时读不到，但保存在考勤机上，恢复连接后自动补读，"
+        "看板上的“缺勤”可能并非缺勤。请检查考勤机的电源和网线。",
+        "Terminal '%s' is offline (last contact %s): new punches cannot be read for now; they stay on the "
+        "terminal and are read once it is back, so 'missing' on this board may not be an absence. "
+        "Check the terminal's power and network cable.",
+    ),
+    "banner_uplink_down": (
+        "与总部的同步已中断：%d 条记录等待上传（最早 %s）。打卡照常记录并签名保存在本机，恢复连接后自动补传。"
+        "请检查本机的网络；持续中断请联系 IT。",
+        "Sync with head office has stopped: %d record(s) waiting to be sent (oldest %s). Punches are still "
+        "recorded and signed here, and sent once the connection is back. Check this appliance's network; "
+        "call IT if it lasts.",
+    ),
+    "banner_uplink_never": (
+        "尚未连接总部：打卡照常记录并签名保存在本机，连接后自动上传。请检查网络设置，或联系 IT。",
+        "Not connected to head office yet: punches are recorded and signed here, and sent once connected. "
+        "Check the network settings, or call IT.",
+    ),
     "terminals": ("考勤机状态", "Terminals"),
     "available": ("在线", "online"),
     "unavailable": ("离线", "offline"),
@@ -60,6 +83,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "state_0": ("上班", "in"),
     "state_1": ("下班", "out"),
     "state_other": ("未知", "unknown"),
+    "unregistered": ("未登记", "not registered"),
     "records": ("条", "records"),
     "language": ("English", "中文"),
     "seconds": ("秒", "s"),
@@ -83,6 +107,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cat_leave": ("请假/出差", "On leave / trip"),
     "cat_off": ("未排班/休息", "Not scheduled / off"),
     "cat_upcoming": ("未到上班时间", "Not due yet"),
+    "cat_overdue": ("未打卡（进行中）", "Not punched in (shift begun)"),
     "cat_uncovered": ("未覆盖（设备尚未记录）", "Not covered (not yet recorded)"),
     "st_present": ("出勤", "present"),
     "st_late": ("迟到", "late"),
@@ -96,6 +121,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "st_holiday": ("节假日", "public holiday"),
     "st_not_scheduled": ("未排班", "not scheduled"),
     "st_upcoming": ("未到时间", "not due yet"),
+    "st_overdue": ("未打卡（进行中）", "not punched in (shift begun)"),
     "tier_tentative": ("待确认", "tentative"),
     "tier_confirmed": ("已确认", "confirmed"),
     "tier_open": ("进行中", "open"),
@@ -159,6 +185,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "kiosk": ("打卡确认", "Punch confirmation"),
     "kiosk_wait": ("请打卡", "Please punch"),
     "kiosk_offline": ("连接中断，正在重试…", "Connection lost, retrying…"),
+    "kiosk_terminal_offline": (
+        "考勤机暂时离线：您的打卡已保存在考勤机上，稍后显示，请照常打卡。",
+        "The time clock is offline for now: your punch is kept on it and shows later; punch as usual.",
+    ),
     "disk_low": (
         "存储空间不足：仅剩 %s MB。新打卡暂时无法保存，但仍保留在考勤机上，腾出空间后会自动补读。"
         "请联系 IT 运行 punchproof appliance doctor。",
@@ -177,6 +207,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
 
 def pick(wanted: str | None) -> str:
     return wanted if wanted in LANGUAGES else "zh"
+
+
+def both(key: str, *args: object) -> tuple[str, str]:
+    """The message in Chinese and in English (a banner says both: Chinese first, English second)."""
+    zh, en = MESSAGES[key]
+    return (zh % args, en % args) if args else (zh, en)
 
 
 def translate(key: str) -> str:

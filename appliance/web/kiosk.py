@@ -7,22 +7,28 @@ fallback the page polls when it cannot hold a stream. For each punch of the last
 the worker's name, the local time, in or out, a late warning and a warning when the terminal's
 clock is off. No badge numbers, no absences, nothing about anyone who has not just punched. The
 page changes nothing.
+
+A badge the roster does not know is said as such (未登记，请联系人事), never confirmed with a ✓; the same
+badge again within ``DOUBLE_MS`` is marked ``repeat`` and the page keeps it on one line. When a
+terminal is offline the page says so at its top (``offline``; ``/kiosk?terminal=NAME`` for a screen
+beside one terminal only): a worker whose punch does not show knows it is kept on the clock.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
 from appliance.store import BoardRow, Employee, Punch, TerminalHealth
-from appliance.web import live
+from appliance.web import live, present
 from opskit.urlints import MAX_ID, query_int
 
 bp = Blueprint("kiosk", __name__)
 
+DOUBLE_MS = 60_000  # the same badge again within this: a double press, one line on the kiosk (the rules' window)
 RECENT = timedelta(minutes=10)  # older punches (a terminal's backlog read late) are not news to the floor
 CLOCK_WARN_MS = 60_000  # a terminal's clock more than a minute off gets a warning
 LIMIT = 20
@@ -31,21 +37,26 @@ IN_STATES, OUT_STATES = {0, 3, 4}, {1, 2, 5}
 
 @bp.route("/kiosk")
 def page() -> Any:
-    return render_template("kiosk.html", settings=current_app.config["SETTINGS"])
+    terminal = request.args.get("terminal", "")[:100]
+    return render_template("kiosk.html", settings=current_app.config["SETTINGS"], terminal=terminal)
 
 
 @bp.route("/kiosk/feed")
 def feed() -> Any:
     after = query_int("after", -1, lo=-1, hi=MAX_ID)  # a seq; -1: a kiosk just opened
-    now = datetime.now(UTC)
-    now_ms = int(now.timestamp() * 1000)
+    now_ms = present.now_ms()
     query = Punch.select().where(Punch.at_utc_ms >= now_ms - int(RECENT.total_seconds() * 1000))
     if after >= 0:
         rows = list(query.where(Punch.seq > after).order_by(Punch.seq).limit(LIMIT))
     else:  # a kiosk just opened: the last few, oldest first
         rows = list(reversed(query.order_by(Punch.seq.desc()).limit(5)))
     last = Punch.select(Punch.seq).order_by(Punch.seq.desc()).scalar()
-    body = {"now_ms": now_ms, "last": max(after, last if last is not None else -1), "punches": _shown(rows)}
+    body = {
+        "now_ms": now_ms,
+        "last": max(after, last if last is not None else -1),
+        "punches": _shown(rows),
+        "offline": live.offline_terminals(),
+    }
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -84,14 +95,30 @@ def shown(rows: list[Punch], tz: ZoneInfo) -> list[dict[str, Any]]:
         .tuples()
     ):
         shifts.setdefault(emp, []).append((start, end, grace))
+    earlier: dict[str, list[tuple[int, int]]] = {}
+    for user, at, seq in (
+        Punch.select(Punch.user_id, Punch.at_utc_ms, Punch.seq)
+        .where(
+            Punch.user_id.in_(users)
+            & (Punch.at_utc_ms >= min(r.at_utc_ms for r in rows) - DOUBLE_MS)
+            & (Punch.at_utc_ms <= max(r.at_utc_ms for r in rows))
+        )
+        .tuples()
+    ):
+        earlier.setdefault(user, []).append((at, seq))
     out = []
     for r in rows:
         direction, late = _direction(r, shifts.get(r.user_id, []))
+        repeat = any(
+            seq < r.seq and r.at_utc_ms - DOUBLE_MS <= at <= r.at_utc_ms for at, seq in earlier.get(r.user_id, [])
+        )
         offset = offsets.get(r.terminal) or 0
         out.append(
             {
                 "seq": r.seq,
                 "name": names.get(r.user_id, ""),
+                "known": r.user_id in names,
+                "repeat": repeat,
                 "time": datetime.fromtimestamp(r.at_utc_ms / 1000, tz).strftime("%H:%M"),
                 "dir": direction,
                 "late_min": late,

@@ -83,6 +83,12 @@ def status_token() -> str:
     return f"{zlib.crc32(repr((list(terminals), contact // MINUTE_MS, seen)).encode()):08x}"
 
 
+def offline_terminals() -> list[str]:
+    """The names of the terminals the appliance cannot read now (the kiosk's banner)."""
+    query = TerminalHealth.select(TerminalHealth.name).where(~TerminalHealth.available).order_by(TerminalHealth.name)
+    return [name for (name,) in query.tuples()]
+
+
 class Hub:
     """What one worker process knows of the database, refreshed every tick, for all its streams."""
 
@@ -112,6 +118,7 @@ class Hub:
         self.version = ""  # the board's: "<board version>.<last punch seq>.<status token>"
         self._status = ""
         self.last_seq = -1
+        self.offline: list[str] = []  # the terminals the appliance cannot read (the kiosk says so)
         self.ticks = 0
         self.kiosk: deque[tuple[int, int, dict[str, Any]]] = deque(maxlen=KEEP)  # (seq, at_ms, shown)
         _HUBS.add(self)
@@ -166,6 +173,12 @@ class Hub:
         passes = EvaluatorState.select(EvaluatorState.board_version).where(EvaluatorState.id == 1).scalar() or 0
         if first or self.ticks % STATUS_EVERY == 0:
             self._status = status_token()
+            offline = offline_terminals()
+            if offline != self.offline:
+                with self._cond:
+                    self.offline = offline
+                    self.generation += 1
+                    self._cond.notify_all()
         self.ticks += 1
         new: list[tuple[int, int, dict[str, Any]]] = []
         if last > self.last_seq:
@@ -260,8 +273,9 @@ class Stream:
 
 
 def kiosk_stream(hub: Hub, after: int | None) -> Stream:
-    """Punch events (id = the punch's seq, so a reconnecting kiosk resumes after the last it showed)."""
-    state = {"after": after}
+    """Punch events (id = the punch's seq, so a reconnecting kiosk resumes after the last it showed),
+    and a ``terminals`` event with the offline terminals whenever they change (first when any is)."""
+    state: dict[str, Any] = {"after": after, "offline": []}  # a page starts with no banner
 
     def fresh() -> list[str]:
         events = hub.punches_after(state["after"])
@@ -269,7 +283,11 @@ def kiosk_stream(hub: Hub, after: int | None) -> Stream:
             state["after"] = events[-1][0]
         elif state["after"] is None:
             state["after"] = hub.last_seq
-        return [sse(shown, event="punch", id=str(seq)) for seq, shown in events]
+        said = []
+        if hub.offline != state["offline"]:
+            state["offline"] = list(hub.offline)
+            said.append(sse({"offline": state["offline"]}, event="terminals"))
+        return said + [sse(shown, event="punch", id=str(seq)) for seq, shown in events]
 
     hello = sse({"now_ms": hub.now_ms()}, event="hello")
     return Stream(hub, fresh, [hello, *fresh()])

@@ -8,8 +8,12 @@ from flask import current_app, g
 
 from appliance.store import BoardRow
 
-CATEGORIES = ("missing", "late", "present", "leave", "upcoming", "uncovered", "off")
+# the order of the board's counts; ``overdue`` (shift begun, no punch: 未打卡（进行中）) apart from
+# ``upcoming`` (shift not begun yet), and first
+CATEGORIES = ("overdue", "missing", "late", "present", "leave", "upcoming", "uncovered", "off")
+URGENT = ("overdue", "missing")  # the statuses listed first, whatever their shift's start
 CATEGORY_OF = {
+    "overdue": "overdue",
     "present": "present",
     "left_early": "present",
     "incomplete": "present",
@@ -71,7 +75,9 @@ def reason(row: BoardRow) -> str:
 
 
 def tier_key(row: BoardRow) -> str:
-    """The i18n key of how final a row is."""
+    """The i18n key of how final a row is ("" when the status says it all: not due yet, overdue)."""
+    if row.status in ("upcoming", "overdue"):
+        return ""
     if row.missing_tier:
         return f"tier_{row.missing_tier}"
     return f"tier_{row.tier}"

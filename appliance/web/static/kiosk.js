@@ -19,8 +19,19 @@
   let failures = 0;
 
   const words = en
-    ? { in: "in", out: "out", late: (m) => `late ${m} min`, clock: (s) => `terminal clock off by ${s} s` }
-    : { in: "上班", out: "下班", late: (m) => `迟到 ${m} 分钟`, clock: (s) => `考勤机时钟偏差 ${s} 秒` };
+    ? { in: "in", out: "out", late: (m) => `late ${m} min`, clock: (s) => `terminal clock off by ${s} s`,
+        unknown: "Not registered: please see HR", again: "already recorded: one press is enough" }
+    : { in: "上班", out: "下班", late: (m) => `迟到 ${m} 分钟`, clock: (s) => `考勤机时钟偏差 ${s} 秒`,
+        unknown: "未登记，请联系人事", again: "已记录，按一次即可" };
+  const ROWS = 14; // lines kept; the screen shows as many as fit (more on a 1080p TV)
+  const terminalBanner = document.getElementById("terminal-offline");
+  const served = body.dataset.terminal; // a screen beside one terminal: only its state
+
+  function terminals(offline) {
+    const down = served ? offline.filter((name) => name === served) : offline;
+    terminalBanner.hidden = down.length === 0;
+    body.dataset.offline = down.join(",");
+  }
 
   // the plant's zone, whatever zone the screen's browser is set to
   const zone = body.dataset.tz;
@@ -39,27 +50,40 @@
     const warnings = [];
     if (p.late_min > 0) warnings.push(words.late(p.late_min));
     if (p.clock_off_s) warnings.push(words.clock(p.clock_off_s));
-    const who = p.name || (en ? "unregistered badge" : "未登记人员");
     const dir = p.dir ? " " + words[p.dir] : "";
-    return { text: `✓ ${who} ${p.time}${dir}`, warnings };
+    if (p.known === false) { // a badge the roster does not know: no ✓, say what to do
+      return { text: `✗ ${words.unknown} ${p.time}`, warnings, kind: "unknown" };
+    }
+    return { text: `✓ ${p.name} ${p.time}${dir}`, warnings, kind: warnings.length ? "warn" : "ok" };
   }
 
   function show(p) {
     const d = describe(p);
-    latest.className = d.warnings.length ? "warn" : "ok";
+    const notes = d.warnings.slice();
+    // the same badge again within the minute: the line it made already says it, once
+    const twin = p.repeat ? Array.from(recent.children).find((li) => li.dataset.who === (p.name || "?")) : null;
+    if (twin) notes.push(words.again);
+    latest.className = d.kind;
     latest.textContent = d.text;
     latest.dataset.seq = p.seq;
-    if (d.warnings.length) {
+    if (notes.length) {
       const note = document.createElement("span");
       note.className = "note";
-      note.textContent = "⚠ " + d.warnings.join("，");
+      note.textContent = (d.warnings.length ? "⚠ " : "") + notes.join("，");
       latest.appendChild(note);
+    }
+    if (twin) {
+      twin.dataset.presses = String(Number(twin.dataset.presses || "1") + 1);
+      recent.insertBefore(twin, recent.firstChild);
+      return;
     }
     const item = document.createElement("li");
     item.textContent = d.text + (d.warnings.length ? "  ⚠ " + d.warnings.join("，") : "");
-    if (d.warnings.length) item.className = "warn";
+    item.className = d.kind === "ok" ? "" : d.kind;
+    item.dataset.who = p.name || "?";
+    item.dataset.seq = p.seq;
     recent.insertBefore(item, recent.firstChild);
-    while (recent.children.length > 8) recent.removeChild(recent.lastChild);
+    while (recent.children.length > ROWS) recent.removeChild(recent.lastChild);
   }
 
   function fresh(p) {
@@ -81,6 +105,7 @@
     };
     source.addEventListener("hello", (e) => { skew = JSON.parse(e.data).now_ms - Date.now(); });
     source.addEventListener("punch", (e) => fresh(JSON.parse(e.data)));
+    source.addEventListener("terminals", (e) => terminals(JSON.parse(e.data).offline));
     source.onerror = () => {
       if (source.readyState === EventSource.CLOSED) { // refused (503) or not a stream: poll for a while
         clearTimeout(offlineTimer);
@@ -101,6 +126,7 @@
       const data = await response.json();
       skew = data.now_ms - Date.now();
       data.punches.forEach(fresh);
+      terminals(data.offline || []);
       after = Math.max(after, data.last);
       failures = 0;
       offline.hidden = true;

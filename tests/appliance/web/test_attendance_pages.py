@@ -288,10 +288,12 @@ def test_the_kiosk_needs_no_login_and_shows_only_what_the_floor_sees(tmp_path):
         assert page.status_code == 200 and "kiosk.js" in page.get_data(as_text=True)
         feed = kiosk.get(f"/kiosk/feed?after={seq - 1}").get_json()
         (shown,) = feed["punches"]
-        assert set(shown) == {"seq", "name", "time", "dir", "late_min", "clock_off_s"}
+        assert set(shown) == {"seq", "name", "known", "repeat", "time", "dir", "late_min", "clock_off_s"}
         assert shown == {
             "seq": seq,
             "name": "李四",
+            "known": True,
+            "repeat": False,
             "time": f"{now.astimezone(PLANT_TZ):%H:%M}",
             "dir": "in",
             "late_min": 25,

@@ -82,6 +82,7 @@ def test_the_queue_lists_each_kind_of_work_in_order_with_counts_and_links(app, l
     assert "第1级 提醒 发送失败" in s["sends"] and "核对联系方式后在案件页手动重发" in s["sends"]
     assert count(s["new-cases"]) == 1 and "新案件：假期结束未返岗，自 2025-03-13 起" in s["new-cases"]
     assert 'id="nav-devices"' in page and 'href="/devices"' in page
+    assert '<meta http-equiv="refresh" content="60">' in page, "left open, the queue shows new work within a minute"
     english = login("admin").get("/?lang=en").get_data(as_text=True)
     assert "Replies from employees" in english and "12 days overdue" in english and "resend by hand" in english
 
