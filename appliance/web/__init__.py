@@ -39,6 +39,7 @@ def create_app(
     from appliance.config import Settings
     from appliance.store import open_db
     from appliance.web import i18n, serving
+    from opskit import error_pages
     from opskit.urlints import bound_path_ints
     from opskit.webapp import per_request, session_config
 
@@ -61,6 +62,9 @@ def create_app(
     db = open_db(settings.db_path, create=False, cache_kib=CACHE_KIB, pool=POOL)
     per_request(app, db, i18n)
     bound_path_ints(app)
+    # 400/403/404/413/500 in Chinese with a way back (templates/error.html); the kiosk's feed, the board's
+    # version and the metrics are read by programs and keep their plain answers
+    error_pages.register(app, plain_paths=("/kiosk/feed", "/kiosk/events", "/board/version", "/metrics"))
 
     @app.teardown_request
     def _give_back(_exc: BaseException | None) -> None:

@@ -9,6 +9,7 @@ from flask import Flask
 from cloud.config import CloudSettings
 from cloud.store import database, open_db
 from cloud.web import i18n
+from opskit import error_pages
 from opskit.urlints import bound_path_ints
 from opskit.webapp import per_request, session_config
 
@@ -33,6 +34,9 @@ def create_app(settings: CloudSettings | None = None) -> Flask:
     open_db(settings.database_url)
     per_request(app, database, i18n, body_deadline_s=BODY_DEADLINE_S)
     bound_path_ints(app)  # /cases/<huge id> is a 400, not an OverflowError in the database
+    # 400/403/404/413/500 in Chinese with a way back (templates/error.html); the providers' receipts and the
+    # metrics keep their plain answers
+    error_pages.register(app, plain_paths=("/channels/", "/metrics"))
     from cloud.web import (
         accounts,
         auth,
