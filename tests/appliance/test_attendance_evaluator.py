@@ -192,7 +192,7 @@ def test_a_missed_check_in_is_tentative_from_the_threshold_on(evaluator, writer,
     clock.advance(hours=1, minutes=19, seconds=59)  # 08:19:59
     read_all(clock.now())
     evaluator.run_once()
-    assert row("1002").status == "upcoming"
+    assert row("1002").status == "overdue", "past start + grace: 未打卡（进行中） on the board, not yet a miss"
     assert row("1001").status == "present" and row("1001").name == "张三"
     clock.advance(seconds=1)  # 08:20:00: start 08:00 + grace 5 + 15 minutes
     evaluator.run_once()
@@ -207,7 +207,7 @@ def test_the_thread_flags_a_tentative_miss_within_a_minute_and_after_a_punch(eva
     read_all(clock.now())
     evaluator.start()
     try:
-        wait_until(lambda: row("1002").status == "upcoming", timeout=10, message="the first pass")
+        wait_until(lambda: row("1002").status == "overdue", timeout=10, message="the first pass")
         clock.advance(seconds=60)  # 08:20: the next interval (15 s of the frozen monotonic clock) is due
         evaluator.wake()
         wait_until(lambda: row("1002").missing_tier == "tentative", timeout=10, message="the tentative miss")
@@ -484,10 +484,10 @@ def test_a_final_yesterday_is_left_alone_until_the_roster_changes(evaluator, clo
 
 
 def test_a_full_pass_falls_due_when_time_changes_a_result_and_not_before(evaluator, clock):
-    clock.advance(hours=1, minutes=19)  # 08:19: both upcoming; their check-in turns tentative at 08:20
+    clock.advance(hours=1, minutes=19)  # 08:19: both overdue (since 08:05); their check-in turns tentative at 08:20
     read_all(clock.now())
     evaluator.run_once()
-    assert row("1002").status == "upcoming" and evaluator.why_full() is None
+    assert row("1002").status == "overdue" and evaluator.why_full() is None
     clock.advance(seconds=59)
     read_all(clock.now())  # terminals read, but no result is waiting on them
     assert evaluator.why_full() is None, "08:19:59: nothing can have changed"
