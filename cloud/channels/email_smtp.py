@@ -62,7 +62,7 @@ class SmtpChannel:
         body = message.text
         if message.attachments:
             listed = "\n".join(f"  {a.name}  SHA-256 {a.sha256}" for a in message.attachments)
-            body += f"\n\n附件及其 SHA-256 校验值（Attachments and their SHA-256）：\n{listed}\n"
+            body += f"\n\n附件及其 SHA-256 校验值 / Attachments and their SHA-256\n{listed}\n"
         mail.set_content(body, charset="utf-8")
         for item in message.attachments:
             maintype, _, subtype = item.mime.partition("/")

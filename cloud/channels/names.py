@@ -30,12 +30,60 @@ SECTIONS: dict[str, tuple[str, ...]] = {  # the sections that provide each kind,
 }
 
 
+PROVIDERS: dict[str, tuple[str, str]] = {  # who carried a contact attempt (``ContactAttempt.provider``)
+    "aliyun": ("阿里云短信", "Aliyun SMS"),
+    "tencent": ("腾讯云短信", "Tencent Cloud SMS"),
+    "smtp": ("邮件服务器", "mail server"),
+    "wecom": ("企业微信", "WeCom"),
+    "wecom_robot": ("企业微信群机器人", "WeCom group robot"),
+    "dingtalk": ("钉钉", "DingTalk"),
+    "dingtalk_robot": ("钉钉群机器人", "DingTalk group robot"),
+    "person.voice": ("人工电话", "call by a person"),
+    "person.ems": ("人工寄送 EMS", "EMS posted by a person"),
+    "notice_link": ("通知链接", "notice link"),
+}
+STATUSES: dict[str, tuple[str, str]] = {  # a contact attempt's outcome (``cloud.channels.base.Status``)
+    "sent": ("已发出", "sent"),
+    "failed": ("发送失败", "failed"),
+    "uncertain": ("结果不明（可能已发出）", "uncertain (may have gone out)"),
+    "task_open": ("待人工办理", "waiting for a person"),
+    "done": ("已办理", "done"),
+}
+RECEIPTS: dict[str, tuple[str, str]] = {  # a delivery report, normalised (``cloud.channels.base.ReceiptStatus``)
+    "delivered": ("已送达", "delivered"),
+    "read": ("已读", "read"),
+    "unread": ("已送达未读", "delivered, not read"),
+    "failed": ("未送达", "not delivered"),
+    "returned": ("已退回", "returned"),
+    "no_answer": ("无人接听", "no answer"),
+    "pending": ("等待运营商回执", "waiting for the carrier"),
+}
+OPERATORS: dict[str, tuple[str, str]] = {  # who acted, where it was not a person signed in under their name
+    "system": ("系统自动发送", "sent by the system"),
+    "person": ("人工", "a person"),
+}
+
+
+def word(table: dict[str, tuple[str, str]], code: str, lang: str = "zh") -> str:
+    """``code`` from one of the tables above in ``lang``; a code no table knows is shown as it is (a user name)."""
+    pair = table.get(code, (code, code))
+    return pair[1] if lang == "en" else pair[0]
+
+
+def _pair(kind: str) -> tuple[str, str]:
+    """A kind's names; a channel's own name ("sms.aliyun", "wecom.robot") by the kind it provides."""
+    if kind in NAMES:
+        return NAMES[kind]
+    joined = kind.replace(".", "_")
+    return NAMES.get(joined) or NAMES.get(kind.split(".", 1)[0], (kind, kind))
+
+
 def zh(kind: str) -> str:
-    return NAMES.get(kind, (kind, kind))[0]
+    return _pair(kind)[0]
 
 
 def en(kind: str) -> str:
-    return NAMES.get(kind, (kind, kind))[1]
+    return _pair(kind)[1]
 
 
 def kinds_of(sections: Iterable[str]) -> set[str]:

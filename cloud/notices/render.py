@@ -25,7 +25,7 @@ from cloud.notices.templates import NoticeTemplate
 from cloud.report_font import CjkFont, truetype_subset
 
 FONT = "cjk"
-FOOTER = "{template} 第{version}版 · 文号 {doc_no} · 第 {page} 页，共 {{nb}} 页"
+FOOTER = "{template} 第{version}版 · 文号 {doc_no} · 第 {page} 页，共 {{nb}} 页"  # the template by its title
 SEAL = "（盖章）"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DRAFT = "草稿：须经人力资源部确认后方可送达"
@@ -146,7 +146,7 @@ def _pdf(template: NoticeTemplate, facts: NoticeFacts, body: str, issued: str, f
     exactly the characters drawn (with the footer's and the digits), so the same notice gives the same bytes.
     (Laying the page out first with the whole CJK font, only to learn its characters, cost more than the rest.)
     """
-    footer = FOOTER.format(template=template.id, version=template.version, doc_no=facts.doc_no, page="{page}")
+    footer = FOOTER.format(template=template.title, version=template.version, doc_no=facts.doc_no, page="{page}")
     extra = set(footer + string.digits)
     chars = set(_drawn_text(template, facts, body, issued, footer)) | extra
     with tempfile.TemporaryDirectory(prefix="punchproof-notice-") as folder:

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session, url_for
 
+from cloud.channels import names
 from cloud.clock import SystemClock
 from cloud.escalation import actions, documents, ladder, preview, replies
 from cloud.escalation.cases import ACK_REASONS, CaseError
@@ -19,7 +20,7 @@ from cloud.escalation.models import AbsenceCase
 from cloud.hr.models import Employee
 from cloud.notices.records import NoticeDocument
 from cloud.web import caseview
-from cloud.web.present import bi, channels, in_zone, local_ms, roles, step_name
+from cloud.web.present import bi, channels, in_zone, local_ms, policy_label, roles, step_name, word, zone_name
 from cloud.web.roles import can, check_plant, note, now_ms, own_plant, require
 from opskit.download import content_disposition
 from opskit.urlints import MAX_PAGE, query_int
@@ -115,8 +116,14 @@ def show(case_id: int) -> Any:
         failed=documents.failed_documents(case),
         public_notice_days=d["policy_parsed"].public_notice_days,
         tz=case.plant.timezone,
+        tzname=zone_name(case.plant.timezone),
         in_zone=in_zone,
         bi=bi,
+        word=word,
+        names=names,
+        actors=caseview.ACTORS,
+        blocked_words=caseview.blocked_words,
+        policy_label=policy_label,
         roles=roles,
         channels=channels,
         step_name=step_name,

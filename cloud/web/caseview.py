@@ -13,6 +13,7 @@ from typing import Any
 
 import peewee as pw
 
+from cloud.channels import names, reasons
 from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
 from cloud.escalation import ladder, preview, timeline
 from cloud.escalation.casefiles import CaseDocument
@@ -20,6 +21,7 @@ from cloud.escalation.cases import policy_of
 from cloud.escalation.models import AbsenceCase, AttendanceDay, CaseDay, CaseStep, CaseTask, Gate, GateApproval, Service
 from cloud.escalation.policy import NOTICE_NAMES, PolicyVersion
 from cloud.hr.models import Employee
+from cloud.notices import templates as notice_templates
 from cloud.notices.records import NoticeDocument
 from cloud.notices.settings import NoticeSettings
 from cloud.store import Appliance, LogRecord, Plant, Punch
@@ -158,10 +160,34 @@ RESOLVED_AS = {  # how a closed case ended, in words (the page's reasons and the
     "accepted_reason": ("理由已接受", "reason accepted"),
     "excused": ("全部缺勤日已被假期/补卡/更正覆盖", "every absent day excused"),
 }
+ACTORS = {  # who wrote a timeline line, where it was not a person signed in under their name
+    **names.OPERATORS,
+    "engine": ("系统（案件流程）", "system (case engine)"),
+    "appliance": ("考勤设备", "attendance appliance"),
+}
 GATE_NAMES = {
     "approve_cuigao": ("批准发送催告函", "approve sending the 催告函"),
     "confirm_termination": ("确认解除劳动合同", "confirm the termination"),
 }
+
+
+def blocked_words(csv: str) -> tuple[str, str]:
+    """Why a case is held back (``AbsenceCase.blocked``, "cuigao_sent,deadline_passed") in words."""
+    missing = [k for k in csv.split(",") if k]
+    zh = "、".join("未" + ladder.CHECKS_ZH.get(k, k) for k in missing)
+    en = "not yet: " + ", ".join(MESSAGES.get(f"chk_{k}", (k, k))[1] for k in missing)
+    return zh, en
+
+
+def template_name(template_id: str | None, version: str | None) -> tuple[str, str]:
+    """A notice template as people read it: "《关于限期返岗的通知（催告函）》第2版" / "notice to return, version 2"."""
+    if not template_id:
+        return ("—", "—")
+    try:
+        found = notice_templates.get(template_id, version or None)
+    except notice_templates.UnknownTemplate:
+        return (f"{template_id} 第{version}版", f"{template_id} v{version}")
+    return (f"《{found.title}》第{found.version}版", f"{found.name_en or found.title}, version {found.version}")
 
 
 def plants_for(own_plant: str | None) -> list[Plant]:
@@ -402,9 +428,11 @@ def _merge(case, punches, facts, attempts, receipts, notices, documents) -> list
             )
         )
     for a in attempts:
+        status_zh, status_en = names.STATUSES.get(a.status, (a.status, a.status))
+        why_zh = reasons.zh(a.channel, a.reason) if a.status in ("failed", "uncertain") and a.reason else a.reason
         zh, en = (
-            f"{a.channel} → {a.recipient}：{a.status} {a.reason}",
-            f"{a.channel} → {a.recipient}: {a.status} {a.reason}",
+            f"{names.zh(a.channel)} → {a.recipient}：{status_zh} {why_zh}",
+            f"{names.en(a.channel)} → {a.recipient}: {status_en} {a.reason}",
         )
         if a.provider == "notice_link":  # the employee on the notice's link page: no message went anywhere
             done_zh, done_en = LINK_STATUS.get(a.status, (a.status, a.status))
@@ -420,7 +448,7 @@ def _merge(case, punches, facts, attempts, receipts, notices, documents) -> list
                     "attempt": a.id,
                     "provider": a.provider,
                     "message_id": a.provider_message_id,
-                    "template": f"{a.template_id}@{a.template_version}",
+                    "template": template_name(a.template_id, a.template_version),
                     "sha256": a.content_sha256,
                     "receipts": [
                         {"status": r.status, "detail": r.detail, "at_ms": r.received_ms, "raw_sha256": r.raw_sha256}

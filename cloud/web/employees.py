@@ -27,7 +27,7 @@ from cloud.hr.models import Correction, EmergencyContact, Employee, Leave, Plant
 from cloud.hr.records import HrError, record_leave
 from cloud.store import Plant
 from cloud.web import caseview
-from cloud.web.present import bi, in_zone, local_ms
+from cloud.web.present import bi, in_zone, local_ms, zone_name
 from cloud.web.roles import can, note, now_ms, own_plant, require
 from opskit.urlints import MAX_PAGE, query_int
 
@@ -142,6 +142,7 @@ def show(employee_id: int) -> Any:
         e=employee,
         badges=badges,
         tz=tz,
+        tzname=zone_name(tz),
         leaves=leaves,
         trips=trips,
         corrections=corrections,
@@ -184,14 +185,18 @@ def add_leave(employee_id: int) -> Any:
 def hr_import() -> Any:
     plants = caseview.plants_for(own_plant())
     if request.method == "GET":
-        return render_template("import.html", plants=plants, problems=None, counts=None, name="")
+        return render_template(
+            "import.html", plants=plants, problems=None, counts=None, name="", kind_names=importer.KIND_ZH
+        )
     upload = request.files.get("file")
     plant = Plant.get_or_none(Plant.id == request.form.get("plant", ""))
     kind = request.form.get("kind", "auto")
     name = upload.filename if upload is not None and upload.filename else ""
     if plant is None or not name or kind not in ("auto", *importer.KINDS):
         flash("请选择工厂和文件 / choose a plant and a file", "error")
-        return render_template("import.html", plants=plants, problems=None, counts=None, name=name), 400
+        return render_template(
+            "import.html", plants=plants, problems=None, counts=None, name=name, kind_names=importer.KIND_ZH
+        ), 400
     suffix = Path(name).suffix.lower()
     with tempfile.TemporaryDirectory(prefix="hr-import-") as tmp:
         path = Path(tmp) / f"upload{suffix if suffix in ('.csv', '.xlsx') else '.bin'}"
@@ -204,6 +209,12 @@ def hr_import() -> Any:
             report = importer.store(importer.check(sheets, plant, name), plant, now_ms())
         except importer.ImportRefused as err:
             note("refused", action="hr.import", target=f"plant:{plant.id}", file=name, problems=len(err.problems))
-            return render_template("import.html", plants=plants, problems=err.problems, counts=None, name=name), 422
+            return _import_page(plants, name=name, problems=err.problems), 422
     note("done", action="hr.import", target=f"plant:{plant.id}", file=name, counts=dict(report.counts))
-    return render_template("import.html", plants=plants, problems=None, counts=report.counts, name=name)
+    return _import_page(plants, name=name, counts=report.counts)
+
+
+def _import_page(plants: list[Plant], *, name: str = "", problems: Any = None, counts: Any = None) -> str:
+    return render_template(
+        "import.html", plants=plants, problems=problems, counts=counts, name=name, kind_names=importer.KIND_ZH
+    )

@@ -191,6 +191,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ev_notice": ("文书", "notice"),
     "ev_document": ("文件", "document"),
     "receipt": ("回执", "receipt"),
+    "message_id": ("消息编号", "message id"),
     "download": ("下载", "Download"),
     "steps": ("外发步骤", "Outbound steps"),
     "step": ("步骤", "Step"),

@@ -31,7 +31,7 @@ from cloud.escalation.policy import (
     step_label,
 )
 from cloud.store import Plant
-from cloud.web.present import in_zone
+from cloud.web.present import in_zone, policy_label
 from cloud.web.roles import can, note, now_ms, own_plant, require
 
 bp = Blueprint("policy", __name__)
@@ -131,6 +131,7 @@ def version(version_id: int) -> Any:
         body=json.dumps(json.loads(row.body), ensure_ascii=False, indent=2),
         cases=list(cases.limit(200)),
         total=cases.count(),
+        policy_label=policy_label,
         in_zone=in_zone,
         tz=_tz(),
     )

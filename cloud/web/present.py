@@ -23,6 +23,11 @@ def bi(zh: str, en: str) -> str:
     return en if getattr(g, "lang", "zh") == "en" else zh
 
 
+def word(table: dict[str, tuple[str, str]], code: str) -> str:
+    """``code`` named from a code-to-words ``table`` ({code: (zh, en)}) in the page's language."""
+    return names.word(table, code, getattr(g, "lang", "zh"))
+
+
 def roles(csv: str) -> str:
     """ "employee,manager" as people read it: "员工、主管" / "employee, manager"."""
     en = getattr(g, "lang", "zh") == "en"
@@ -60,6 +65,31 @@ def local_ms(text: str, zone: str) -> int:
         return int(moment.astimezone(UTC).timestamp() * 1000)
     except OverflowError as err:  # 0001-01-01 east of UTC, 9999-12-31 west of it: no UTC instant
         raise ValueError(f"时间超出范围 / {text!r} is out of range") from err
+
+
+ZONE_NAMES = {  # the zones a plant in China is in, as its people call them
+    "Asia/Shanghai": ("北京时间", "China Standard Time"),
+    "Asia/Chongqing": ("北京时间", "China Standard Time"),
+    "Asia/Urumqi": ("新疆时间", "Xinjiang time"),
+    "Asia/Hong_Kong": ("香港时间", "Hong Kong time"),
+}
+
+
+def zone_name(zone: str) -> str:
+    """A plant's zone as people read it beside a time: "北京时间" / "China Standard Time"; another zone by its
+    offset ("当地时间 UTC+07:00" / "local time, UTC+07:00"), never its database name."""
+    en = getattr(g, "lang", "zh") == "en"
+    if zone in ZONE_NAMES:
+        return ZONE_NAMES[zone][en]
+    offset = datetime.now(ZoneInfo(zone)).strftime("%z")
+    return f"{'local time, ' if en else '当地时间 '}UTC{offset[:3]}:{offset[3:]}"
+
+
+def policy_label(scope: str, number: int) -> str:
+    """A policy version as people read it: "全部工厂 · 第3版" / "all plants · v3"; a plant's own by its id."""
+    en = getattr(g, "lang", "zh") == "en"
+    where = ("all plants" if en else "全部工厂") if scope == "*" else scope
+    return f"{where} · v{number}" if en else f"{where} · 第{number}版"
 
 
 def hms_zone(zone: str) -> str:

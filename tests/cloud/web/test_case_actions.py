@@ -112,7 +112,7 @@ def test_record_a_call_goes_into_the_contact_log_with_its_receipt(login):
         assert (receipt.status, receipt.attempt_id) == ("no_answer", rows[1].id)
         assert json.loads(receipt.raw)["happened_at"].startswith("2025-03-17T02:05")  # 10:05 Shanghai, kept UTC
     page = pm.get(f"/cases/{case_id}").get_data(as_text=True)
-    assert "13800138000" in page and "no_answer" in page and 'class="ev ev-attempt"' in page
+    assert "13800138000" in page and "无人接听" in page and "no_answer" not in page and 'class="ev ev-attempt"' in page
 
 
 def test_an_ems_task_result_needs_the_waybill(login):
