@@ -109,7 +109,7 @@ HEADERS: dict[str, str] = {
     "原因": "reason",
     "审批人": "by",
 }
-COLUMN_ZH = {v: k for k, v in reversed(HEADERS.items())}  # field -> its first Chinese header
+COLUMN_ZH = {v: k for k, v in reversed(HEADERS.items())} | {"shifts": "班次"}  # field -> its first Chinese header
 SCHEDULE_HEADERS = {"班次": "shifts"}  # in 排班表, 班次 is the day's shifts, not a shift's id
 LAYOUT = Layout(KINDS, {kind: {**HEADERS, **SCHEDULE_HEADERS} if kind == "schedule" else HEADERS for kind in KINDS})
 REQUIRED = {
@@ -130,7 +130,9 @@ WORDS = {
     "下班": "out",
     "已批准": "approved",
     "已撤销": "cancelled",
+    "不明": "unknown",
 }
+CHOICES_ZH = {code: word for word, code in WORDS.items()}  # a refused choice lists the words a cell may hold
 MOBILE = re.compile(r"(\+?86)?1[3-9]\d{9}")
 LANDLINE = re.compile(r"0\d{2,3}-?\d{7,8}")
 SPAN = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
@@ -207,7 +209,8 @@ class _Row(Row[Problem]):
             self.bad(name, f"{self.text(name)!r} 不是日期或时间（YYYY-MM-DD HH:MM）", "not a date or date and time")
         else:
             allowed = why.allowed
-            self.bad(name, f"{text!r} 无效，可选：{'、'.join(allowed)}", f"{text!r}: one of {', '.join(allowed)}")
+            words = "、".join(CHOICES_ZH.get(a, a) for a in allowed)
+            self.bad(name, f"{text!r} 无效，可选：{words}", f"{text!r}: one of {', '.join(allowed)}")
 
     def phone(self, name: str) -> str:
         text = self.text(name).replace(" ", "")

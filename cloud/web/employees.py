@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import peewee as pw
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session, url_for
 
 from cloud.escalation import cases
 from cloud.escalation.models import AbsenceCase
@@ -26,9 +26,10 @@ from cloud.hr import importer
 from cloud.hr.models import Correction, EmergencyContact, Employee, Leave, PlantBadge, Trip
 from cloud.hr.records import HrError, record_leave
 from cloud.store import Plant
-from cloud.web import caseview
+from cloud.web import caseview, import_template
 from cloud.web.present import bi, in_zone, local_ms, zone_name
 from cloud.web.roles import can, note, now_ms, own_plant, require
+from opskit.download import content_disposition
 from opskit.urlints import MAX_PAGE, query_int
 
 bp = Blueprint("employees", __name__)
@@ -212,6 +213,20 @@ def hr_import() -> Any:
             return _import_page(plants, name=name, problems=err.problems), 422
     note("done", action="hr.import", target=f"plant:{plant.id}", file=name, counts=dict(report.counts))
     return _import_page(plants, name=name, counts=report.counts)
+
+
+@bp.route("/import/template.xlsx")
+@require("hr.edit")
+def hr_import_template() -> Any:
+    """The workbook to fill in for one kind of sheet (``?kind=employees`` by default), with its 填写说明."""
+    kind = request.args.get("kind", "employees")
+    if kind not in import_template.COLUMNS:
+        abort(404)
+    return Response(
+        import_template.workbook(kind),
+        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": content_disposition(f"{importer.KIND_ZH[kind]}-导入模板.xlsx")},
+    )
 
 
 def _import_page(plants: list[Plant], *, name: str = "", problems: Any = None, counts: Any = None) -> str:

@@ -348,6 +348,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "steps are superseded (nothing done is deleted).",
     ),
     "hr_import": ("人事数据导入", "HR import"),
+    "import_templates": (
+        "下载填写模板（Excel，含各列的填写说明，填好后在下方导入）：",
+        "Download a template (Excel, each column explained; import it below once filled in): ",
+    ),
     "import_hint": (
         "CSV 或 XLSX（每类一个工作表：员工、班次、排班规则、排班表、请假、出差、补卡）。"
         "有任何一行错误则整个文件不导入，并列出每一处问题。",
