@@ -25,7 +25,7 @@ from cloud.notices.templates import NoticeTemplate
 from cloud.report_font import CjkFont, truetype_subset
 
 FONT = "cjk"
-FOOTER = "{template} 第{version}版 · 文号 {doc_no} · 第 {page} 页，共 {{nb}} 页"  # the template by its title
+FOOTER = "{template} 第{version}版 · 文号 {doc_no} · 第 {page} 页，共 {{nb}} 页"
 SEAL = "（盖章）"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DRAFT = "草稿：须经人力资源部确认后方可送达"
@@ -146,7 +146,7 @@ def _pdf(template: NoticeTemplate, facts: NoticeFacts, body: str, issued: str, f
     exactly the characters drawn (with the footer's and the digits), so the same notice gives the same bytes.
     (Laying the page out first with the whole CJK font, only to learn its characters, cost more than the rest.)
     """
-    footer = FOOTER.format(template=template.title, version=template.version, doc_no=facts.doc_no, page="{page}")
+    footer = footer_of(template, facts.doc_no)
     extra = set(footer + string.digits)
     chars = set(_drawn_text(template, facts, body, issued, footer)) | extra
     with tempfile.TemporaryDirectory(prefix="punchproof-notice-") as folder:
@@ -157,6 +157,12 @@ def _pdf(template: NoticeTemplate, facts: NoticeFacts, body: str, issued: str, f
                 return bytes(pages.output())
             chars = pages.used | extra
     raise RuntimeError(f"notice {template.id}: the characters drawn changed with the font")  # never: same text
+
+
+def footer_of(template: NoticeTemplate, doc_no: str) -> str:
+    """The line at the foot of each page ("{page}" and fpdf's "{nb}" filled in as it draws): the template named
+    by its title, as the reader knows it ("关于限期返岗的通知（催告函） 第2版"), never by its id."""
+    return FOOTER.format(template=template.title, version=template.version, doc_no=doc_no, page="{page}")
 
 
 def _drawn_text(template: NoticeTemplate, facts: NoticeFacts, body: str, issued: str, footer: str) -> str:

@@ -123,9 +123,7 @@ def test_every_notice_templates_own_words_and_its_pdf_footer_read_without_codes(
     data) and the footer its PDF prints on each page (the case above renders and reads the PDFs themselves)."""
     for key, template in templates.TEMPLATES.items():
         words = re.sub(r"{{.*?}}|{%.*?%}", " ", "\n".join((template.title, template.body, template.sms)), flags=re.S)
-        footer = render.FOOTER.format(template=template.title, version=template.version, doc_no="X", page="1").replace(
-            "{nb}", "1"
-        )
+        footer = render.footer_of(template, "X").replace("{page}", "1").replace("{nb}", "1")
         assert raw_codes(words) == [], (key, words)
         assert raw_codes(footer) == [], (key, footer)
 
