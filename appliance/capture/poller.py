@@ -23,15 +23,20 @@ nothing changed), so that punches are always read first.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import random
 import threading
+from collections.abc import Iterator
 from datetime import UTC, tzinfo
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from appliance.capture import storage, terminal_admin
 from appliance.capture.enrolment import EnrolmentSource, TerminalEnrolment
 from appliance.capture.ingest import PunchIngest
+from appliance.capture.logtail import OVERLAP
 from appliance.capture.terminal_admin import ClearRefused
 from appliance.capture.terminal_clock import alarm_change, correction_entry, correction_failed_entry
 from appliance.clock import Clock, to_ms
@@ -39,6 +44,8 @@ from appliance.store import TerminalHealth
 from firmware_bridge.errors import TerminalError, TerminalLogChanged
 from firmware_bridge.types import Download, LogCleared
 from firmware_bridge.zk.clock import ClockCorrection, ClockPolicy
+from firmware_bridge.zk.logread import PART_RECORDS
+from ledger import failpoints
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,31 @@ class PunchSource(Protocol):
     def download(self, since_index: int = 0, *, known_count: int | None = None) -> Download: ...
     def correct_clock(self, policy: ClockPolicy | None = None) -> ClockCorrection | None: ...
     def clear_log(self, acknowledged_count: int) -> LogCleared: ...
+
+
+class Spooled(Protocol):
+    def parts(self, per: int = PART_RECORDS, *, behind: int = 0) -> Iterator[Download]: ...
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class SpoolingSource(Protocol):
+    def download_spooled(
+        self, since_index: int = 0, *, known_count: int | None = None, spool_dir: str | Path | None = None
+    ) -> Spooled: ...
+
+
+class InMemory:
+    """A source's whole download as one part (sources that read little: tests' stand-ins)."""
+
+    def __init__(self, download: Download) -> None:
+        self._download = download
+
+    def parts(self, per: int = PART_RECORDS, *, behind: int = 0) -> Iterator[Download]:
+        yield self._download
+
+    def close(self) -> None:
+        pass
 
 
 class TerminalWorker:
@@ -64,8 +96,10 @@ class TerminalWorker:
         live_interval_s: float | None = None,
         clock_policy: ClockPolicy | None = None,
         tz: tzinfo = UTC,
+        spool_dir: Path | None = None,
     ) -> None:
         self.name = name
+        self._spool_dir = spool_dir  # where a read's transfer is kept while it is stored (the state directory)
         self._source = source
         self._ingest = ingest
         self._clock = clock
@@ -119,25 +153,38 @@ class TerminalWorker:
             self._thread.join(timeout=30)
 
     def poll_once(self) -> int:
-        """Read the terminal once; return how many new punches were stored."""
+        """Read the terminal once; return how many new punches were stored.
+
+        The log is transferred into an unnamed file in the state directory and stored a part at a time
+        (``PART_RECORDS`` records, each part with its cursor, in its own transaction), so that a terminal
+        holding a million records costs a part's memory, and a read cut short (power, a kill) goes on from the
+        last part stored."""
         try:
             cursor = self._ingest.cursor(self.name)
-            download = self._source.download(self._ingest.read_from(self.name), known_count=cursor)
-            replaced = self._ingest.log_replaced(self.name, download)
+            spooled = self._read(self._ingest.read_from(self.name), known_count=cursor)
+        except TerminalError as err:
+            return self._unavailable(err)
+        stored, last_seq = 0, -1  # counted, not kept: a million seqs would be 36 MB
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(spooled.close)
+            parts = spooled.parts(PART_RECORDS, behind=OVERLAP)
+            first = next(parts)
+            replaced = self._ingest.log_replaced(self.name, first)
             if replaced is not None:  # cleared or replaced outside the appliance: the cursor counts another log
                 log.warning("%s", replaced.warning())
-                download = self._source.download(0)
-        except TerminalError as err:
-            self._failures += 1
-            if self.available is not False:
-                log.warning("terminal %s unavailable: %s", self.name, err)
-            self.available = False
-            TerminalHealth.insert(name=self.name, available=False, last_error=str(err)).on_conflict(
-                conflict_target=[TerminalHealth.name],
-                update={TerminalHealth.available: False, TerminalHealth.last_error: str(err)},
-            ).execute()
-            return 0
-        stored = self._ingest.accept(self.name, download, replaced=replaced)
+                spooled.close()
+                try:
+                    spooled = self._read(0)
+                except TerminalError as err:
+                    return self._unavailable(err)
+                cleanup.callback(spooled.close)
+                parts = spooled.parts(PART_RECORDS, behind=OVERLAP)
+                first = next(parts)
+            download = first
+            for n, part in enumerate(itertools.chain([first], parts)):
+                seqs = self._ingest.accept(self.name, part, replaced=replaced if n == 0 else None)
+                failpoints.hit("poll.part_stored")  # a part and its cursor committed, the rest of the log not yet
+                stored, last_seq = stored + len(seqs), seqs[-1] if seqs else last_seq
         if self.available is not True:
             log.info(
                 "terminal %s (%s) available, clock offset %d ms",
@@ -147,10 +194,27 @@ class TerminalWorker:
             )
         self.available, self._failures = True, 0
         if stored:
-            log.info("terminal %s: %d new punch(es), up to seq %d", self.name, len(stored), stored[-1])
+            log.info("terminal %s: %d new punch(es), up to seq %d", self.name, stored, last_seq)
         if self._policy.should_correct(download.clock_offset_ms):
             self._correct_clock(download)
-        return len(stored)
+        return stored
+
+    def _read(self, since_index: int, *, known_count: int | None = None) -> Spooled:
+        """A read of the terminal: spooled to a file when the source can (a ZK terminal), else in memory."""
+        if isinstance(self._source, SpoolingSource):
+            return self._source.download_spooled(since_index, known_count=known_count, spool_dir=self._spool_dir)
+        return InMemory(self._source.download(since_index, known_count=known_count))
+
+    def _unavailable(self, err: TerminalError) -> int:
+        self._failures += 1
+        if self.available is not False:
+            log.warning("terminal %s unavailable: %s", self.name, err)
+        self.available = False
+        TerminalHealth.insert(name=self.name, available=False, last_error=str(err)).on_conflict(
+            conflict_target=[TerminalHealth.name],
+            update={TerminalHealth.available: False, TerminalHealth.last_error: str(err)},
+        ).execute()
+        return 0
 
     def enrol_once(self) -> int:
         """Make the terminal's users and fingers match the roster and the plant's other terminals, if the last

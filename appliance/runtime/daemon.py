@@ -140,6 +140,7 @@ class ApplianceDaemon:
                 live_interval_s=max(terminal.live_poll_seconds, terminal.poll_seconds) if terminal.live else None,
                 clock_policy=terminal.clock_policy,
                 tz=settings.plant.tz,
+                spool_dir=settings.state_dir,
             )
             self.workers.append(worker)
             if terminal.live:

@@ -24,6 +24,7 @@ import socket
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import Any
 
 from zk import ZK
@@ -40,7 +41,7 @@ from firmware_bridge.types import Download, LogCleared, TerminalInfo
 from firmware_bridge.zk import userwrite, wire
 from firmware_bridge.zk.clock import ClockCorrection, ClockPolicy, measure_offset_ms
 from firmware_bridge.zk.directory import DirectoryReader
-from firmware_bridge.zk.logread import read_log
+from firmware_bridge.zk.logread import SpooledLog, read_log, spool_log
 from firmware_bridge.zk.records import UserRecord, parse_users
 from firmware_bridge.zk.session import ZKSession
 
@@ -102,6 +103,31 @@ class ZKTerminal:
             )
         except TerminalUnreachable:
             self._reenable_fresh()  # the session died, perhaps with the terminal disabled
+            raise
+        finally:
+            session.close()
+
+    def download_spooled(
+        self, since_index: int = 0, *, known_count: int | None = None, spool_dir: str | Path | None = None
+    ) -> SpooledLog:
+        """``download``, the log kept in an unnamed file in ``spool_dir`` and parsed a part at a time
+        (``SpooledLog.parts``), so that reading a terminal that holds a million records needs a part's memory.
+        The session is closed when this returns; close the ``SpooledLog`` when done with it."""
+        session = ZKSession(self.host, self.port, timeout=self._timeout, comm_key=self._comm_key, udp=self._udp)
+        session.open()
+        try:
+            return spool_log(
+                session,
+                tz=self.tz,
+                encoding=self._encoding,
+                now=self._now,
+                since_index=since_index,
+                known_count=known_count,
+                clock_policy=self._clock_policy,
+                spool_dir=spool_dir,
+            )
+        except TerminalUnreachable:
+            self._reenable_fresh()
             raise
         finally:
             session.close()

@@ -145,29 +145,43 @@ class ZKSession:
         Our own transfer, so the caller sees progress chunk by chunk and a connection that ends
         mid-transfer is an error, never a hang (pyzk 0.9 spins on an orderly close here).
         """
+        parts: list[bytes] = []
+        self.read_buffer_into(parts.append, inner, fct, progress=progress)
+        return b"".join(parts)
+
+    def read_buffer_into(
+        self,
+        write: Callable[[bytes], object],
+        inner: int,
+        fct: int = 0,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """``read_buffer``, each chunk handed to ``write`` as it arrives (a file, for a log of a million
+        records: it is never in memory whole); returns the bytes written."""
         reply = self.request(wire.CMD_PREPARE_BUFFER, struct.pack("<bhii", 1, inner, fct, 0))
         if reply.command == wire.CMD_DATA:  # small datasets come at once
             if progress is not None:
                 progress(len(reply.payload), len(reply.payload))
-            return reply.payload
+            write(reply.payload)
+            return len(reply.payload)
         if reply.command != wire.CMD_ACK_OK or len(reply.payload) < 5:
             raise TerminalProtocolError(f"{self.where}: buffered read refused ({reply.command})")
         size = struct.unpack_from("<I", reply.payload, 1)[0]
         chunk_max = UDP_CHUNK if self.udp else TCP_CHUNK
-        parts: list[bytes] = []
         received = 0
         for start in range(0, size, chunk_max):
             want = min(chunk_max, size - start)
-            got = self._read_chunk(start, want, parts)
+            got = self._read_chunk(start, want, write)
             if got != want:
                 raise TerminalProtocolError(f"{self.where}: chunk at {start} brought {got} of {want} bytes")
             received += got
             if progress is not None:
                 progress(received, size)
         self.request(wire.CMD_FREE_DATA)
-        return b"".join(parts)
+        return received
 
-    def _read_chunk(self, start: int, want: int, parts: list[bytes]) -> int:
+    def _read_chunk(self, start: int, want: int, write: Callable[[bytes], object]) -> int:
         reply_id = self.send(wire.CMD_READ_BUFFER, struct.pack("<ii", start, want))
         got = 0
         while True:
@@ -177,7 +191,7 @@ class ZKSession:
                 elif packet.reply_id != reply_id or packet.command == wire.CMD_PREPARE_DATA:
                     continue
                 elif packet.command == wire.CMD_DATA:
-                    parts.append(packet.payload)
+                    write(packet.payload)
                     got += len(packet.payload)
                 elif packet.command == wire.CMD_ACK_OK:
                     return got
