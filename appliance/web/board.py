@@ -32,6 +32,12 @@ from opskit.urlints import MAX_PAGE, query_int
 bp = Blueprint("board", __name__)
 
 
+@bp.app_context_processor
+def _zone() -> dict[str, Any]:
+    """Every page says the plant's zone as its people do (北京时间), not its database name."""
+    return {"zone_name": present.zone_name}
+
+
 PAGE_ROWS = 500  # rows rendered per page: a 5,000-worker board is ten pages, not 2 MB of HTML
 
 

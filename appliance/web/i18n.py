@@ -25,7 +25,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "seq": ("日志序号", "Log seq"),
     "seq_n": ("第 %s 条", "record %s"),
     "serial": ("序列号", "Serial"),
-    "tech_detail": ("技术信息（供 IT 排查）", "Technical detail (for IT)"),
+    "tech_detail": ("技术信息（供信息部门排查）", "Technical detail (for IT)"),
     # the banners at the top of the board: what is wrong, what it means for the punches, what to do
     "banner_terminal_offline": (
         "考勤机“%s”离线（最后通信 %s）：新打卡暂时读不到，但保存在考勤机上，恢复连接后自动补读，"
@@ -36,13 +36,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "banner_uplink_down": (
         "与总部的同步已中断：%d 条记录等待上传（最早 %s）。打卡照常记录并签名保存在本机，恢复连接后自动补传。"
-        "请检查本机的网络；持续中断请联系 IT。",
+        "请检查本机的网络；持续中断请联系信息部门。",
         "Sync with head office has stopped: %d record(s) waiting to be sent (oldest %s). Punches are still "
         "recorded and signed here, and sent once the connection is back. Check this appliance's network; "
         "call IT if it lasts.",
     ),
     "banner_uplink_never": (
-        "尚未连接总部：打卡照常记录并签名保存在本机，连接后自动上传。请检查网络设置，或联系 IT。",
+        "尚未连接总部：打卡照常记录并签名保存在本机，连接后自动上传。请检查网络设置，或联系信息部门。",
         "Not connected to head office yet: punches are recorded and signed here, and sent once connected. "
         "Check the network settings, or call IT.",
     ),

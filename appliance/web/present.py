@@ -29,6 +29,26 @@ CATEGORY_OF = {
 }
 
 
+ZONE_NAMES = {  # the zones a plant in China is in, as its people call them (as head office's pages say them)
+    "Asia/Shanghai": ("北京时间", "China Standard Time"),
+    "Asia/Chongqing": ("北京时间", "China Standard Time"),
+    "Asia/Urumqi": ("新疆时间", "Xinjiang time"),
+    "Asia/Hong_Kong": ("香港时间", "Hong Kong time"),
+}
+
+
+def zone_name() -> str:
+    """The plant's zone as people read it beside a time ("北京时间"), never its database name; another zone
+    by its offset now ("当地时间 UTC+07:00")."""
+    english = getattr(g, "lang", "zh") == "en"
+    names = ZONE_NAMES.get(current_app.config["SETTINGS"].plant.timezone)
+    if names:
+        return names[1] if english else names[0]
+    offset = now().astimezone(tz()).strftime("%z")
+    utc = f"UTC{offset[:3]}:{offset[3:]}"
+    return f"local time, {utc}" if english else f"当地时间 {utc}"
+
+
 def tz():  # type: ignore[no-untyped-def]
     return current_app.config["SETTINGS"].plant.tz
 

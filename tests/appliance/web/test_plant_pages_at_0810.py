@@ -9,7 +9,6 @@ the board and the kiosk at 1366x768, 800x480, 1920x1080 and a 390 px phone are s
 
 from __future__ import annotations
 
-import re
 import threading
 from datetime import timedelta
 
@@ -23,9 +22,9 @@ from appliance.web import create_app
 from tests.appliance.web.test_attendance_pages import PASSWORD, Plant, local
 from tests.conftest import PLANT_TZ
 from tests.harness.browser import chromium, shoot, sign_in
+from tests.harness.raw_codes import raw_codes, visible_text
 
 SIZES = {"laptop": (1366, 768), "kiosk": (800, 480), "office": (1920, 1080), "phone": (390, 844)}
-CODE = re.compile(r"\b[a-z]+_[a-z_]+\b|\bseq\b|\bSN\b")  # snake_case identifiers, raw field names
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +90,9 @@ def _signed_in(browser, base):
     return page
 
 
-def _no_codes(text: str, where: str) -> None:
-    found = CODE.findall(text)
+def _no_codes(page, where: str) -> None:
+    """What the page shows in Chinese holds none of the program's identifiers (its English halves aside)."""
+    found = raw_codes(visible_text(page.content()), data={"boss"})
     assert not found, f"{where} shows internal codes to the plant manager: {found}"
 
 
@@ -113,14 +113,15 @@ def test_at_0810_the_worker_not_punched_in_is_overdue_first_and_apart_from_the_s
     punches.first.locator("a").click()
     page.wait_for_selector("#reasoning")
     assert page.url.endswith("/person/1001?date=2026-03-02"), "a recent punch links to the person's day"
-    _no_codes(page.inner_text("body"), "the person's page")
+    _no_codes(page, "the person's page")
     page.go_back()
     page.wait_for_selector("#attendance")
-    _no_codes(page.inner_text("body"), "the board")
+    _no_codes(page, "the board")
 
     page.set_viewport_size({"width": 390, "height": 844})
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the phone scrolls sideways: the page is {width} px wide"
+    page.evaluate("window.scrollTo(0, 0)")
     shoot(page, "plant-board-0810", SIZES)
 
 
@@ -140,13 +141,14 @@ def test_an_offline_terminal_and_a_stopped_uplink_are_banners_at_the_top_of_the_
     assert top < page.locator("#summary").bounding_box()["y"], "at the top of the board, above the counts"
     terminals = page.inner_text("#terminals")
     assert "connection refused" not in terminals, "the technical error is folded away for IT"
+    _no_codes(page, "the board with its banners")
     shoot(page, "plant-board-offline", {"laptop": SIZES["laptop"], "phone": SIZES["phone"]})
 
 
 def test_the_kiosk_says_an_unknown_badge_collapses_a_double_press_and_shows_an_offline_terminal(served, plant, browser):
     page = browser.new_page(viewport={"width": 800, "height": 480})
     page.goto(served + "/kiosk")
-    page.wait_for_function("document.body.dataset.live === 'sse'")
+    page.wait_for_selector("body[data-live=sse]")
     plant.punch("9999", plant.clock.now())  # a badge the roster does not know
     page.wait_for_selector("#latest.unknown")
     assert page.inner_text("#latest").startswith("✗ 未登记，请联系人事 08:10"), "never a green ✓"
@@ -158,7 +160,7 @@ def test_the_kiosk_says_an_unknown_badge_collapses_a_double_press_and_shows_an_o
     lines = page.locator("#recent li").all_inner_texts()
     assert sum("李四" in line for line in lines) == 1, f"a double press is one line: {lines}"
     assert "已记录，按一次即可" in page.inner_text("#latest")
-    _no_codes(page.inner_text("body"), "the kiosk")
+    _no_codes(page, "the kiosk")
 
     TerminalHealth.update(available=False).execute()
     page.wait_for_selector("#terminal-offline", state="visible", timeout=10_000)
@@ -175,7 +177,7 @@ def test_the_kiosk_banner_is_for_its_own_terminal(served, plant, browser):
     TerminalHealth.create(name="gate-2", serial="ZK2", available=False, last_contact_ms=to_ms(plant.clock.now()))
     page = browser.new_page(viewport={"width": 800, "height": 480})
     page.goto(served + "/kiosk?terminal=gate-1")
-    page.wait_for_function("document.body.dataset.live === 'sse'")
+    page.wait_for_selector("body[data-live=sse]")
     plant.punch("1003", plant.clock.now() - timedelta(seconds=5))
     page.wait_for_selector("#latest.ok")
     assert page.locator("#terminal-offline").is_hidden(), "gate-2 is offline, not the terminal beside this screen"
