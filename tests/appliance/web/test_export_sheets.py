@@ -22,9 +22,10 @@ LINK = '=HYPERLINK("http://evil.example/x","点这里")'
 SUM = "@SUM(1)"
 
 
-@pytest.fixture
-def exported(tmp_path):
-    plant = Plant(tmp_path, FrozenClock(local(2, 18, 30)))
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One plant for the module: the tests only read its exports."""
+    plant = Plant(tmp_path_factory.mktemp("export"), FrozenClock(local(2, 18, 30)))
     roster_import.store(
         {
             "employees": [
