@@ -139,7 +139,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Click a count above to see only the missing or the late, or filter by shift, line or badge.",
     ),
     "evaluated_at": ("考勤计算于", "Evaluated at"),
-    "evaluator_error": ("考勤计算问题", "Evaluation problems"),
+    "evaluator_error": (
+        "部分考勤未能计算（详见下方技术信息）。多为花名册或排班数据有误，如员工的排班规则不存在："
+        "请改正后重新导入；仍有问题请联系信息部门。",
+        "Some attendance could not be worked out (detail below). Mostly the roster or schedule has an error, "
+        "such as an employee's roster that does not exist: correct it and import it again; call IT if it stays.",
+    ),
     "no_shift": ("无班次", "no shift"),
     "open_yesterday": ("昨日未结束的班次", "Yesterday's shifts not yet final"),
     "export": ("导出", "Export"),

@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 
 from appliance.clock import to_ms
 from appliance.roster import importer as roster_import
-from appliance.store import MODELS, SyncState, TerminalHealth
+from appliance.store import MODELS, EvaluatorState, SyncState, TerminalHealth
 from appliance.web import create_app
 from tests.appliance.web.test_attendance_pages import PASSWORD, Plant, local
 from tests.conftest import PLANT_TZ
@@ -126,7 +126,9 @@ def test_at_0810_the_worker_not_punched_in_is_overdue_first_and_apart_from_the_s
 
 
 def test_an_offline_terminal_and_a_stopped_uplink_are_banners_at_the_top_of_the_board(served, plant, browser):
+    EvaluatorState.update(last_error="employee 1009: roster 'night' is not defined").execute()
     page = _signed_in(browser, served)
+    assert "部分考勤未能计算" in page.inner_text("#evaluator-error"), "a master-data problem said in Chinese"
     assert page.locator("#banners .banner").count() == 0, "all well: no banner"
     TerminalHealth.update(available=False, last_error="10.0.0.5:4370: connection refused").execute()
     SyncState.update(connected=False, last_error="[Errno 111] Connection refused").execute()
