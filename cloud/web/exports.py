@@ -18,7 +18,19 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from cloud.evidence.export import ExportError, case_scope
 from cloud.store import Plant
@@ -30,6 +42,46 @@ from opskit.urlints import MAX_ID, whole_number
 
 bp = Blueprint("exports", __name__)
 JOB_ID = re.compile(r"^[a-f0-9]{16}$")
+# The export's progress lines (cloud.evidence.export says them in English, for the log and the CLI) as the
+# Chinese page shows them; a line no rule knows is shown as it came.
+PROGRESS_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), zh)
+    for pattern, zh in (
+        (r"bringing the cloud's evidence log up to date", "更新云端证据日志"),
+        (r"sealing the cloud's witness log", "封存云端见证日志"),
+        (r"one timestamp authority did not stamp this export: (.*)", "有一家时间戳机构未为本次导出盖章：{0}"),
+        (r"the timestamp authority did not stamp this export: (.*)", "时间戳机构未为本次导出盖章：{0}"),
+        (r"(.*): reading the log", "{0}：读取设备日志"),
+        (
+            r"the cloud's evidence log: contacts, receipts, people's actions",
+            "读取云端证据日志：联系记录、回执、人工操作",
+        ),
+        (r"proving the checkpoints in the cloud's witness log", "证明云端见证日志中的检查点"),
+        (r"verifying what will be exported", "核验将导出的内容"),
+        (r"writing the report", "生成报告"),
+        (r"(.*): the bundle has no contacts to show", "{0}：证据包中没有联系记录"),
+    )
+)
+_ELAPSED = re.compile(r"^(\s*[0-9.]+s )(.*)$")
+
+
+def progress_shown(lines: list[str], lang: str) -> list[str]:
+    """The export's progress lines in the page's language."""
+    if lang == "en":
+        return lines
+    shown = []
+    for line in lines:
+        timed = _ELAPSED.match(line)
+        elapsed, text = timed.groups() if timed else ("", line)
+        for pattern, zh in PROGRESS_ZH:
+            found = pattern.fullmatch(text)
+            if found:
+                text = zh.format(*found.groups())
+                break
+        shown.append(elapsed + text)
+    return shown
+
+
 _children: dict[str, subprocess.Popen[bytes]] = {}  # reaped when their page is next asked for
 
 
@@ -117,7 +169,9 @@ def _status(folder: Path, job_id: str) -> dict[str, Any]:
     )
     result_file = folder / export_job.RESULT
     result = json.loads(result_file.read_text(encoding="utf-8")) if result_file.exists() else None
-    return {"done": result is not None, "result": result, "progress": progress.splitlines()}
+    lines = progress.splitlines()
+    shown = progress_shown(lines, getattr(g, "lang", "zh"))
+    return {"done": result is not None, "result": result, "progress": lines, "shown": shown}
 
 
 @bp.route("/evidence/jobs/<job_id>")

@@ -13,6 +13,7 @@ import re
 import threading
 from datetime import timedelta
 from email import policy as email_policy
+from pathlib import Path
 
 from pypdf import PdfReader
 from werkzeug.serving import make_server
@@ -20,9 +21,11 @@ from werkzeug.serving import make_server
 from cloud.escalation import actions
 from cloud.escalation.models import AbsenceCase
 from cloud.escalation.policy import PolicyVersion
+from cloud.evidence import export
 from cloud.hr.models import Employee
 from cloud.notices import render, templates
 from cloud.notices.records import NoticeDocument
+from cloud.web.exports import progress_shown
 from tests.cloud.escalation.plantfeed import local, ms, pass_deadline, serve_cuigao
 from tests.cloud.escalation.wiring import PEOPLE
 from tests.cloud.web.conftest import CUIGAO_WEEK, PASSWORD, USERS
@@ -132,6 +135,16 @@ def test_every_notice_templates_own_words_and_its_pdf_footer_read_without_codes(
         footer = render.footer_of(template, "X").replace("{page}", "1").replace("{nb}", "1")
         assert raw_codes(words) == [], (key, words)
         assert raw_codes(footer) == [], (key, footer)
+
+
+def test_the_evidence_exports_progress_reads_in_chinese_on_the_job_page():
+    """Each progress line the export says (in English, for the log and the CLI) has its Chinese on the job page."""
+    said = re.findall(r'progress\(f?"([^"]*)"\)', Path(export.__file__).read_text(encoding="utf-8"))
+    assert len(said) >= 8, said
+    for message in said:
+        line = "    1.2s " + re.sub(r"{[^}]*}", "p1-01", message)  # what the export puts in: data
+        (shown,) = progress_shown([line], "zh")
+        assert has_chinese(shown) and raw_codes(shown) == [], (message, shown)
 
 
 def test_the_checker_finds_what_the_reviewer_saw_and_passes_words_and_data():
