@@ -21,7 +21,7 @@ from cloud.escalation.models import AttendanceDay
 from cloud.hr.models import Employee, PlantBadge
 from cloud.store import Plant
 from cloud.web import caseview
-from cloud.web.present import in_zone
+from cloud.web.present import in_zone, zone_name
 from cloud.web.roles import check_plant, note, now_ms, own_plant, require
 from opskit.cells import xlsx_row
 from opskit.download import content_disposition
@@ -113,7 +113,7 @@ def workbook(plant: Plant, first: date, *, by: str, now: int) -> bytes:
         legend.append([mark, zh, en])
     legend.append([])
     legend.append(xlsx_row(legend, ["工厂", plant.name or plant.id]))
-    legend.append(xlsx_row(legend, ["时区", plant.timezone]))
+    legend.append(xlsx_row(legend, ["时区", zone_name(plant.timezone)]))
     legend.append(["来源", "考勤设备签名确认的日考勤结论（已过同步水位）；空白 = 尚无确认结论"])
     legend.append(xlsx_row(legend, ["生成", f"{in_zone(now, plant.timezone)} · {by}"]))
     out = io.BytesIO()

@@ -15,6 +15,7 @@ from datetime import timedelta
 from email import policy as email_policy
 from pathlib import Path
 
+from openpyxl import load_workbook
 from pypdf import PdfReader
 from werkzeug.serving import make_server
 
@@ -76,6 +77,11 @@ def codes_on_pages(site, case: AbsenceCase) -> dict[str, list[str]]:
         text = visible_text(response.get_data(as_text=True))
         assert has_chinese(text), (path, text[:300])
         found[path] = raw_codes(text, DATA)
+    # the monthly report HR downloads from /reports: its sheet, and its legend but the legend's English column
+    report = load_workbook(io.BytesIO(admin.get("/reports/attendance.xlsx?plant=p1&month=2025-03").data))
+    month, legend = report.worksheets
+    cells = [*month.iter_rows(values_only=True), *legend.iter_rows(max_col=2, values_only=True)]
+    found["/reports/attendance.xlsx"] = raw_codes("\n".join(" ".join(str(v) for v in row if v) for row in cells), DATA)
     return found
 
 
