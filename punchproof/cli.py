@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="area", required=True)
     appliance_commands(sub)
     cloud_commands(sub)
+    _add_policy_preset(sub.choices["cloud"])
     emulate_commands(sub)
     bridge_commands(sub)
     verify = sub.add_parser(
@@ -68,7 +69,94 @@ def build_parser() -> argparse.ArgumentParser:
         "absence cases open about 2 minutes after start (for tests); by default the shift lasts 2 minutes and "
         "they open within about 5 minutes",
     )
+    demo.add_argument(
+        "--story",
+        action="store_true",
+        help="故事模式：虚拟时钟快进，一周的缺勤案件（提醒→预警→催告函→旷工→解除草稿）几分钟内演完；"
+        "各天考勤结论由模拟设备签名 / story mode: a week of an absence case in a few minutes on a virtual clock; "
+        "the days' conclusions are signed by a simulated appliance (docs/walkthrough.md)",
+    )
+    demo.add_argument(
+        "--story-days",
+        type=int,
+        default=0,
+        help="故事模式演到第几天后停止（0：直到解除草稿）/ story mode: stop after this many absent days "
+        "(0: until the termination draft)",
+    )
+    demo.add_argument(
+        "--day-seconds",
+        type=float,
+        default=30.0,
+        help="故事模式：每个虚拟日停留的秒数 / story mode: real seconds each virtual day lasts (default: %(default)s)",
+    )
     return parser
+
+
+def _add_policy_preset(cloud: argparse.ArgumentParser) -> None:
+    """``punchproof cloud policy-preset``: the named policy presets (cloud.escalation.presets), printed or published."""
+    cmds = next(a for a in cloud._actions if isinstance(a, argparse._SubParsersAction))
+    p = cmds.add_parser(
+        "policy-preset",
+        help="政策模板：列出、打印或发布（如“休假到期未归岗（参考流程）”）/ policy presets: list, print or publish one",
+    )
+    p.set_defaults(func=_policy_preset)
+    p.add_argument("name", nargs="?", help="模板名称 / the preset's name (none: list them)")
+    p.add_argument("--publish", action="store_true", help="发布为新版本 / publish it as the scope's next version")
+    p.add_argument(
+        "--handbook", help="员工手册条款（JSON 文件：version, article, adoption_ref, publication_ref, published_on）"
+    )
+    p.add_argument("--scope", default="*", help="工厂编号，或 * 表示全部工厂 / a plant id, or * (default)")
+    p.add_argument("--by", default="", help="发布人 / who publishes (default: the login name)")
+    p.add_argument("-c", "--config", default=None, help="cloud.toml (needed with --publish)")
+
+
+def _policy_preset(args: argparse.Namespace) -> int:
+    import getpass
+    import json
+    from pathlib import Path
+
+    from cloud.escalation import presets
+
+    if not args.name:
+        for preset in presets.PRESETS.values():
+            print(f"{preset.name} / {preset.name_en}\n  {preset.note}")
+        return 0
+    preset = presets.find(args.name)
+    if preset is None:
+        names = "、".join(presets.PRESETS)
+        print(f"没有这个模板 / no such preset: {args.name}（可选 / choose: {names}）", file=sys.stderr)
+        return 1
+    body = preset.policy_body()
+    if args.handbook:
+        try:
+            body["handbook"] = {**body["handbook"], **json.loads(Path(args.handbook).read_text(encoding="utf-8"))}
+        except (OSError, ValueError) as err:
+            print(f"员工手册文件不可用 / the handbook file is unusable: {err}", file=sys.stderr)
+            return 1
+    if not args.publish:
+        print(json.dumps(body, ensure_ascii=False, indent=2))
+        return 0
+    return _publish_preset(args, preset, body, by=args.by or getpass.getuser())
+
+
+def _publish_preset(args: argparse.Namespace, preset, body: dict, *, by: str) -> int:  # type: ignore[no-untyped-def]
+    from cloud.admin.cli import DEFAULT_CONFIG
+    from cloud.clock import SystemClock, to_ms
+    from cloud.config import CloudSettings
+    from cloud.escalation.policy import PolicyError, publish
+    from cloud.store import open_db
+
+    settings = CloudSettings.load(args.config or DEFAULT_CONFIG)
+    db = open_db(settings.database_url)
+    kinds = settings.channels.kinds() if settings.channels.configured else None
+    with db.connection_context():
+        try:
+            row = publish(args.scope, body, by=by, now_ms=to_ms(SystemClock().now()), note=preset.name, channels=kinds)
+        except PolicyError as err:  # ChannelsMissing is one
+            print(f"未发布 / not published: {err}", file=sys.stderr)
+            return 1
+    print(f"已发布 / published: {preset.name} → {row.scope} 第{row.number}版 / v{row.number}")
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
