@@ -7,7 +7,8 @@ not come back): the first absent day a reminder SMS to the employee, the second 
 旷工通知书 once three days are 旷工, and after the seventh day the 解除劳动合同通知书 drafted for HR to confirm.
 
 How the seventh day comes out of the policy: the 催告函 goes out on the third absent day and gives four days to
-return (``deadlines.return_days``), so its deadline is the end of the seventh day; the engine drafts the termination
+return (``deadlines.return_days``; served the same day by SMS and e-mail, so no post's days are allowed for:
+``service_allowance_days`` 0), so its deadline is the end of the seventh day; the engine drafts the termination
 only once the 催告函 was served and that deadline passed (docs/escalation.md, "The return deadline"). The seed
 sends the 催告函 without an approval ("系统会自动完成") and has one HR person confirm the termination ("HR确认后
 发送"), so ``gates`` says exactly that. The handbook's article and its adoption are left blank: HR fills in their
@@ -79,7 +80,8 @@ def _seed_leave_end() -> dict[str, Any]:
         },
     ]
     body["gates"] = {"approve_cuigao": False, "termination_approvers": 1}
-    body["deadlines"] = {**body["deadlines"], "return_days": 4}  # 催告函 on day 3 + 4 days: the end of day 7
+    # 催告函 on day 3, served that day (SMS, e-mail: no post to wait for) + 4 days: the end of day 7
+    body["deadlines"] = {**body["deadlines"], "return_days": 4, "service_allowance_days": 0}
     body["termination"] = {"channels": ["sms", "email", "ems"]}  # 解除通知书：邮件、短信（并邮寄）
     return body
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
+from appliance import rules
 from cloud.escalation import actions, presets
 from cloud.escalation.models import AbsenceCase
 from cloud.escalation.policy import parse, publish
 from cloud.escalation.sender import RecordingSender
-from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local, ms, new_engine, pass_deadline
+from tests.cloud.escalation.plantfeed import TZ, PlantFeed, day_passes, local, ms, new_engine, pass_deadline
 
-MONDAY = date(2025, 3, 3)
+TUESDAY = date(2025, 3, 4)
 HANDBOOK = {
     "version": "2025版",
     "article": "第六章第十二条",
@@ -34,22 +35,22 @@ def test_the_preset_is_a_valid_policy_named_in_chinese():
 def test_the_seed_days_reminder_warning_cuigao_then_termination_draft_after_day_seven(db, clock):
     sender = RecordingSender()
     feed = PlantFeed(clock).start()
+    shift = rules.make_shift("D", "08:00-17:00", checkout_after=timedelta(hours=1))  # confirmed at 18:00
+    feed.plant = rules.Plant(TZ, rules.package_calendar(), {"D": shift}, ("ZK1",))
     body = presets.PRESETS[presets.SEED_LEAVE_END].policy_body()
     body["handbook"] = HANDBOOK
     publish("*", body, by="hr-admin", now_ms=ms(clock.now()))
     feed.hire("2001")
     engine = new_engine(clock, sender)
-    # 病假 until Sunday: Monday 03-03 is day 1 (the seed's week, no weekend in it until day 6)
-    feed.leave("2001", "QJ-1", local(MONDAY - timedelta(days=10), "00:00"), local(MONDAY, "00:00"))
-    clock.advance_to(local(MONDAY - timedelta(days=1), "06:00"))
+    # 病假 until Monday: Tuesday 03-04 is day 1, Thursday day 3, the next Monday day 7
+    feed.leave("2001", "QJ-1", local(TUESDAY - timedelta(days=10), "00:00"), local(TUESDAY, "00:00"))
+    clock.advance_to(local(TUESDAY - timedelta(days=1), "06:00"))
     sent: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
-    day, n = MONDAY, 0
-    while day <= date(2025, 3, 7):  # days 1-5, Monday to Friday
+    day, n = TUESDAY, 0
+    while day <= date(2025, 3, 7):  # days 1-4, Tuesday to Friday
         n += 1
         before = len(sender.sent)
-        day_passes(feed, engine, day)
-        clock.advance(hours=9)  # the next morning: what waited for the sending window goes out
-        engine.tick()
+        day_passes(feed, engine, day, until="18:30")  # the day shift confirmed: its notices go out that evening
         sent[n] = [(s.key, tuple(s.recipients)) for s in sender.sent[before:]]
         day += timedelta(days=1)
     assert sent[1] == [("L1", ("employee",))]  # day 1: the reminder to the employee
@@ -59,23 +60,24 @@ def test_the_seed_days_reminder_warning_cuigao_then_termination_draft_after_day_
     assert case.level == 3 and case.trigger == "leave_end"
     step = next(s for s in sender.sent if s.key == "L3")
     assert set(step.channels) == {"sms", "email", "wecom"}
-    # served on day 3 (its SMS delivered): four days to return, the end of day 7 (Sunday 03-09 is no working day,
-    # so the deadline moves to Monday 03-10 18:00); the termination draft only after it
+    # served on day 3 (its SMS delivered): four days to return, the end of day 7 (Monday 03-10, 18:00); the
+    # termination draft only after it, on day 8
     actions.record_service(
         case.id,
         "cuigao",
         by="hr",
         now_ms=ms(clock.now()),
-        served_ms=ms(local(date(2025, 3, 5), "10:00")),
+        served_ms=ms(local(date(2025, 3, 6), "18:40")),
         method="短信",
         proof="短信回执：已送达",
     )
     # nobody reached him (the seed: 紧急联系人电话无法接通): HR closes the welfare check, as on the case page
     actions.close_welfare(case.id, "none_found", by="hr", now_ms=ms(clock.now()), note="紧急联系人电话无法接通")
     deadline = pass_deadline(clock, engine, case.id)
-    assert deadline.date() >= date(2025, 3, 9), deadline  # no earlier than day 7
+    assert deadline == local(date(2025, 3, 10), "18:00"), deadline  # the end of day 7
     case = AbsenceCase.get()
     assert case.level == 5 and case.state == "L5_TERMINATION_DRAFT", case.state
+    assert clock.now().astimezone(TZ).date() == date(2025, 3, 11)  # day 8: after the seventh day
     assert "L4" in sender.step_keys() and "L7:termination" not in sender.step_keys()  # HR confirms first
 
 
