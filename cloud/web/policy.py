@@ -13,24 +13,33 @@ is checked: every step waits until one is.
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from typing import Any
 
 import peewee as pw
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
+from markupsafe import Markup
 
 from cloud.channels import names
+from cloud.escalation import policy_preview, workdays
 from cloud.escalation.models import AbsenceCase
 from cloud.escalation.policy import (
     CHANNELS,
     DEFAULT_BODY,
+    NOTICE_NAMES,
+    NOTICES,
+    RECIPIENTS,
+    ROLE_NAMES,
     ChannelsMissing,
     PolicyError,
     PolicyVersion,
     current,
+    parse,
     publish,
     step_label,
 )
 from cloud.store import Plant
+from cloud.web import policy_form
 from cloud.web.present import in_zone, policy_label
 from cloud.web.roles import can, note, now_ms, own_plant, require
 
@@ -134,6 +143,7 @@ def version(version_id: int) -> Any:
         policy_label=policy_label,
         in_zone=in_zone,
         tz=_tz(),
+        can=can,
     )
 
 
@@ -143,14 +153,27 @@ def new() -> Any:
     scopes = ["*", *[p.id for p in Plant.select().order_by(Plant.id)]]
     if request.method == "GET":
         scope = request.args.get("scope", "*")
+        from_id = request.args.get("from", type=int)
         base = (
-            current(scope)
-            if scope != "*"
-            else PolicyVersion.select().where(PolicyVersion.scope == "*").order_by(PolicyVersion.number.desc()).first()
+            _visible(PolicyVersion.select().where(PolicyVersion.id == from_id)).first() if from_id is not None else None
         )
+        if from_id is not None and base is None:
+            abort(404)
+        if base is not None:
+            scope = base.scope
+        elif scope != "*":
+            base = current(scope)
+        else:
+            base = (
+                PolicyVersion.select().where(PolicyVersion.scope == "*").order_by(PolicyVersion.number.desc()).first()
+            )
         body = json.loads(base.body) if base is not None else DEFAULT_BODY
+        if request.args.get("mode") != "json":
+            return _filled(scopes, scope, policy_form.values_of(body), "", from_id=from_id)
         text = json.dumps(body, ensure_ascii=False, indent=2)
         return _form(scopes, scope, text, "")
+    if request.form.get("editor") == "form":
+        return _form_post(scopes)
     scope, text, note_text = request.form.get("scope", "*"), request.form.get("body", ""), request.form.get("note", "")
     skip = [kind for kind in request.form.getlist("skip") if kind in CHANNELS]
     problems: list[str]
@@ -196,3 +219,170 @@ def new() -> Any:
         skipped=skip,
     )
     return redirect(url_for("policy.version", version_id=row.id))
+
+
+# -- the form (``policy_form``): what HR fills in, the same checks, and the day-by-day preview --------------------
+
+
+def _channel_choices(lang: str) -> list[tuple[str, str, bool]]:
+    """Every channel kind a policy may name: (kind, its name, configured). With none configured at all every kind
+    may be chosen (steps wait until one is, as on the JSON page)."""
+    configured = _configured()
+    name = names.en if lang == "en" else names.zh
+    return [(kind, name(kind), configured is None or kind in configured) for kind in CHANNELS]
+
+
+def _monday(tz: str) -> date:
+    today = workdays.local_day(now_ms(), tz)
+    return today + timedelta(days=(7 - today.weekday()) % 7)
+
+
+def _filled(
+    scopes: list[str],
+    scope: str,
+    values: policy_form.Values,
+    note_text: str,
+    *,
+    errors: dict[str, list[str]] | None = None,
+    preview: dict[str, Any] | None = None,
+    from_id: int | None = None,
+    preview_plant: str = "",
+    preview_from: str = "",
+    **extra: Any,
+) -> str:
+    lang = _lang()
+    plants = list(_visible_plants())
+    plant = next((p for p in plants if p.id == preview_plant), plants[0] if plants else None)
+    tz = plant.timezone if plant is not None else _tz()
+    choices = _channel_choices(lang)
+    doc = Markup('<code translate="no">docs/channels.md</code>')
+    toml = Markup('<code translate="no">cloud.toml</code>')
+    if _configured() is None:
+        hint = Markup(policy_form.raw_word("no_channels", lang)).format(doc=doc, toml=toml)
+    elif not all(ok for _kind, _name, ok in choices):
+        hint = Markup(policy_form.raw_word("unconfigured_hint", lang)).format(doc=doc, toml=toml)
+    else:
+        hint = ""
+    errors = errors or {}
+    return render_template(
+        "policy_form.html",
+        w=lambda key, **values: policy_form.word(key, lang, **values),
+        lang=lang,
+        scopes=scopes,
+        scope=scope,
+        v=values,
+        note_text=note_text,
+        errors=errors,
+        problem_count=sum(len(said) for said in errors.values()),
+        channels=choices,
+        channel_hint=hint,
+        advanced=Markup(policy_form.raw_word("advanced", lang)).format(json=Markup('<span translate="no">JSON</span>')),
+        notices=[(code, *NOTICE_NAMES[code]) for code in NOTICES],
+        roles=[(code, *ROLE_NAMES[code]) for code in RECIPIENTS],
+        plants=plants,
+        preview_plant=plant.id if plant is not None else "",
+        preview_from=preview_from or _monday(tz).isoformat(),
+        preview=preview,
+        from_id=from_id,
+        **({"missing": None, "missing_head": "", "skip_boxes": []} | extra),
+    )
+
+
+def _visible_plants() -> pw.ModelSelect:
+    plants = Plant.select().order_by(Plant.id)
+    return plants.where(Plant.id == own_plant()) if own_plant() is not None else plants
+
+
+def _form_post(scopes: list[str]) -> Any:
+    """The form posted: a step added, a preview computed (nothing published), or a new version published."""
+    lang = _lang()
+    form = request.form
+    values = policy_form.values_from(form)
+    scope, note_text = form.get("scope", "*"), form.get("note", "")
+    action = form.get("action", "publish")
+    skip = [kind for kind in form.getlist("skip") if kind in CHANNELS]
+    shown = {"preview_plant": form.get("preview_plant", ""), "preview_from": form.get("preview_from", "")}
+    if action == "add_step":
+        policy_form.new_step(values)
+        return _filled(scopes, scope, values, note_text, **shown)
+    checked = policy_form.check(values, lang)
+    if scope not in scopes:
+        checked.add("scope", policy_form.word("bad_scope", lang))
+    if action == "preview":
+        return _preview(scopes, scope, values, note_text, checked, shown)
+    if not note_text.strip():
+        checked.add("note", policy_form.word("need_note", lang))
+    if checked.errors:
+        note("refused", action="policy.publish", target=f"policy:{scope}", problems=_flat(checked.errors))
+        return _filled(scopes, scope, values, note_text, errors=checked.errors, **shown), 422
+    try:
+        row = publish(
+            scope,
+            checked.body,
+            by=str(session["user"]),
+            now_ms=now_ms(),
+            note=note_text.strip()[:500],
+            channels=_configured(),
+            skip=skip,
+        )
+    except ChannelsMissing as err:
+        note("refused", action="policy.publish", target=f"policy:{scope}", problems=err.problems)
+        name = names.en if lang == "en" else names.zh
+        missing = [
+            _say("step", step=step_label(key, notice, lang), channel=name(kind)) for key, notice, kind in err.missing
+        ]
+        boxes = [(kind, _say("skip", channel=name(kind)), kind in skip) for kind in err.channels]
+        return _filled(
+            scopes,
+            scope,
+            values,
+            note_text,
+            missing=missing,
+            missing_head=_say("missing"),
+            skip_boxes=boxes,
+            **shown,
+        ), 422
+    except PolicyError as err:
+        for problem in err.problems:
+            policy_form.place(checked, problem, lang)
+        note("refused", action="policy.publish", target=f"policy:{scope}", problems=err.problems)
+        return _filled(scopes, scope, values, note_text, errors=checked.errors, **shown), 422
+    note("done", action="policy.publish", target=f"policy:{scope}", version=row.number, sha256=row.sha256, skipped=skip)
+    return redirect(url_for("policy.version", version_id=row.id))
+
+
+def _flat(errors: dict[str, list[str]]) -> list[str]:
+    return [f"{name}: {said}" for name, lines in errors.items() for said in lines]
+
+
+def _preview(
+    scopes: list[str],
+    scope: str,
+    values: policy_form.Values,
+    note_text: str,
+    checked: policy_form.Checked,
+    shown: dict[str, str],
+) -> Any:
+    """The day-by-day preview of the policy as filled in, on the chosen plant's calendar: computed, never published."""
+    lang = _lang()
+    plant = next((p for p in _visible_plants() if p.id == shown["preview_plant"]), None) or _visible_plants().first()
+    tz = plant.timezone if plant is not None else _tz()
+    try:
+        first = date.fromisoformat(shown["preview_from"]) if shown["preview_from"] else _monday(tz)
+    except ValueError:
+        checked.add("preview_from", policy_form.word("bad_date", lang))
+        first = _monday(tz)
+    if checked.errors:
+        return _filled(scopes, scope, values, note_text, errors=checked.errors, **shown), 422
+    days = policy_preview.simulate(parse(checked.body), first, tz)
+    preview = {
+        "rows": policy_form.preview_rows(days, tz, lang),
+        "hint": policy_form.word(
+            "preview_hint",
+            lang,
+            plant=(plant.name or plant.id) if plant is not None else policy_form.word("all_plants", lang),
+            at="18:00",
+        ),
+    }
+    shown = {**shown, "preview_from": first.isoformat()}
+    return _filled(scopes, scope, values, note_text, preview=preview, **shown)
