@@ -191,8 +191,6 @@ def _apply(
         level = action.fields.get("level")
         if isinstance(level, int) and 1 <= level <= 3:
             s = dataclasses.replace(s, climbed={**s.climbed, level: now})
-        if action.fields.get("welfare") == "open":
-            row.events.append(Event(now, "welfare", "待人事：联系紧急联系人（福利核查）", "HR: welfare check"))
         return s
     if isinstance(action, ladder.Plan):
         if action.key in s.steps and not action.again:

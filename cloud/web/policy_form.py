@@ -500,11 +500,14 @@ def _weekday(day: date, lang: str) -> str:
 
 
 def _moment(ms: int, tz: str, lang: str, *, end_of_day: bool = False) -> str:
+    """A moment in the plant's zone: 2025-04-08（周二）18:00; 00:00 as the end of the day before when asked."""
     at = datetime.fromtimestamp(ms / 1000, UTC).astimezone(ZoneInfo(tz))
-    if end_of_day and at.hour == 0 and at.minute == 0:  # 00:00 of a day is the end of the day before
-        day = (at - timedelta(days=1)).date()
-        return f"{day.isoformat()}（{_weekday(day, lang)}）" + (" 24:00" if lang != "en" else " 24:00")
-    return f"{at.date().isoformat()}（{_weekday(at.date(), lang)}）{at.strftime('%H:%M')}"
+    day, clock = at.date(), at.strftime("%H:%M")
+    if end_of_day and clock == "00:00":
+        day, clock = day - timedelta(days=1), "24:00"
+    if lang == "en":
+        return f"{day.isoformat()} ({_weekday(day, lang)}) {clock}"
+    return f"{day.isoformat()}（{_weekday(day, lang)}）{clock}"
 
 
 def preview_rows(days: list[Any], tz: str, lang: str = "zh") -> list[dict[str, Any]]:

@@ -194,7 +194,8 @@ def test_a_missing_article_text_is_said_beside_it_and_nothing_typed_is_lost(app)
 
 
 def test_the_unconfigured_channels_are_greyed_and_cannot_be_chosen(app):
-    page = Browser(app, "admin").get("/policy/new").get_data(as_text=True)
+    admin = Browser(app, "admin")
+    page = admin.get("/policy/new").get_data(as_text=True)
     # step 2 (the warning) names WeCom and e-mail: e-mail is configured, SMS is not and was not chosen
     sms = re.search(
         r'<label class="box off"><input type="checkbox" name="step-1-channels" value="sms"[^>]*>([^<]*)', page
@@ -206,6 +207,9 @@ def test_the_unconfigured_channels_are_greyed_and_cannot_be_chosen(app):
     assert wecom and "checked" in wecom.group(0) and "disabled" not in wecom.group(0), "chosen before: kept"
     assert '短信 <span class="unconfigured">（未配置）</span>' in page
     assert "docs/channels.md" in page and '高级：直接编辑 <span translate="no">JSON</span>' in page
+    assert raw_codes(visible_text(page), {"admin"}) == []
+    english = admin.get("/policy/new?lang=en").get_data(as_text=True)
+    assert 'SMS <span class="unconfigured">(not configured)</span>' in english and "Escalation steps" in english
 
 
 def test_the_preview_goes_as_the_runner_went_around_the_holiday(app, built):
@@ -257,11 +261,10 @@ def test_hr_fills_the_form_in_chromium_and_the_version_published_is_what_was_fil
             assert page.input_value("input[name=union_wait]") == "5", "the preview keeps what was typed"
             form_text = visible_text(page.content())
             assert raw_codes(form_text, {"admin"}) == [], raw_codes(form_text, {"admin"})
-            sizes = {"laptop": (1366, 768), "office": (1920, 1080)}
             page.evaluate("window.scrollTo(0, 0)")
-            shoot(page, "policy-form", sizes)
+            shoot(page, "policy-form", {"laptop": (1366, 768)})
             page.locator("#policy-preview").scroll_into_view_if_needed()
-            shoot(page, "policy-form-preview", sizes)
+            shoot(page, "policy-form-preview", {"laptop": (1366, 768), "office": (1920, 1080)})
             page.set_viewport_size({"width": 1366, "height": 768})
             page.click("#publish-button")
             page.wait_for_url(re.compile(r".*/policy/\d+$"))
