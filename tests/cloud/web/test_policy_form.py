@@ -165,6 +165,36 @@ def test_a_body_read_into_the_form_builds_the_same_body():
     assert checked.body == body
 
 
+def test_the_ladders_own_rules_are_said_in_chinese_at_the_steps_and_ranges_beside_their_field():
+    values = policy_form.values_of(policy_form_body())
+    values["steps"][4]["after_days"] = "4"  # the 旷工 step no longer at the threshold (3)
+    values["th_year"] = "400"
+    values["quiet_end"] = "九点"
+    checked = policy_form.check(values)
+    assert checked.errors["ladder"] == ["第4级（旷工）天数须等于连续旷工阈值"], checked.errors
+    assert checked.errors["th_year"] == ["请填写 0–366 之间的整数"]
+    assert checked.errors["quiet_end"] == ["请按 时:分 填写，如 08:00"]
+    assert all(raw_codes(said) == [] for lines in checked.errors.values() for said in lines), checked.errors
+
+
+def test_a_cuigao_that_needs_hr_approval_waits_for_it_in_the_preview(built):
+    from cloud.escalation import policy_preview
+    from cloud.escalation.policy import parse
+
+    body = policy_form_body()
+    body["gates"]["approve_cuigao"] = True
+    open_db(f"sqlite:///{built[0]}", create=False)  # the calendar's published years (none): only read
+    try:
+        days = {d.day: d for d in policy_preview.simulate(parse(body), MONDAY, "Asia/Shanghai")}
+    finally:
+        database.close()
+    wednesday, thursday = days[date(2025, 4, 2)], days[date(2025, 4, 3)]
+    assert [e.kind for e in wednesday.events if e.kind in ("gate", "send")] == ["gate", "send"]  # welfare goes
+    assert [e.key for e in wednesday.sends()] == ["L3:welfare"]
+    assert [e.key for e in thursday.sends()] == ["L3"], "approved the next morning, then it goes"
+    assert thursday.sends()[0].at_ms == ms(local(date(2025, 4, 3), "08:00"))
+
+
 def policy_form_body() -> dict:
     from tests.cloud.escalation.plantfeed import policy_body
 
