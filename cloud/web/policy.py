@@ -252,7 +252,8 @@ def _filled(
 ) -> str:
     lang = _lang()
     plants = list(_visible_plants())
-    plant = next((p for p in plants if p.id == preview_plant), plants[0] if plants else None)
+    chosen = preview_plant or (scope if scope != "*" else "")  # a plant's own version: previewed on its calendar
+    plant = next((p for p in plants if p.id == chosen), plants[0] if plants else None)
     tz = plant.timezone if plant is not None else _tz()
     choices = _channel_choices(lang)
     doc = Markup('<code translate="no">docs/channels.md</code>')

@@ -223,6 +223,16 @@ def test_a_missing_article_text_is_said_beside_it_and_nothing_typed_is_lost(app)
     assert raw_codes(visible_text(page), {"admin"}) == []
 
 
+def test_a_step_is_added_and_one_removed_without_javascript_keeping_what_was_typed(app):
+    admin = Browser(app, "admin")
+    values = policy_form.values_of(json.loads(_newest().body))
+    data = _posted(values, action="add_step", hb_text="新的条款原文")
+    data["step-3-remove"] = "on"  # the welfare message
+    page = admin.post("/policy/new", data).get_data(as_text=True)
+    assert 'name="step_count" value="5"' in page and 'name="step-4-notice"' in page and "新的条款原文" in page
+    assert 'value="L3:welfare"' not in page
+
+
 def test_the_unconfigured_channels_are_greyed_and_cannot_be_chosen(app):
     admin = Browser(app, "admin")
     page = admin.get("/policy/new").get_data(as_text=True)
