@@ -4,7 +4,8 @@ never a traceback.
 
 Each site renders the words below with its own ``error.html``. Answers meant for programs keep Flask's plain
 answer: a path the site names as such (the kiosk's feed, a JSON job status, the providers' receipts, metrics), a
-client that asks for JSON only, and an abort that carries its own answer (``opskit.urlints``' plain 400 that names the wrong number).
+client that asks for JSON only, and an abort that carries its own answer (``opskit.urlints``' plain 400 that
+names the wrong number).
 """
 
 from __future__ import annotations
