@@ -240,7 +240,9 @@ def _demo(args: argparse.Namespace) -> int:
     from punchproof.demo import Demo, DemoPorts
 
     ports = DemoPorts(args.zk_port, args.mqtt_port, args.appliance_port, args.cloud_port)
-    return Demo(args.dir, ports, fast=args.fast).run()
+    return Demo(
+        args.dir, ports, fast=args.fast, story=args.story, story_days=args.story_days, day_seconds=args.day_seconds
+    ).run()
 
 
 def main(argv: list[str] | None = None) -> int:

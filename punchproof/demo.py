@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from cloud.clock import VirtualClock
 from punchproof.broker import Mosquitto, wait_for_port
 from punchproof.demo_mail import Outbox
 from punchproof.demo_story import (
@@ -60,6 +61,15 @@ from punchproof.demo_story import (
 )
 from punchproof.demo_terminal import DemoTerminal
 from punchproof.demo_tsa import LocalTsa
+from punchproof.demo_week import CLOCK_FILE, Week, first_day
+from punchproof.demo_week_text import (
+    SEED_LEAVE_END,
+    WeekPlan,
+    closing_text,
+    seed_policy,
+    week_banner_text,
+    week_story,
+)
 
 PLANT, APPLIANCE = "demo-plant", "pi-01"
 PLANT_NAME = "演示工厂（东莞）"
@@ -121,11 +131,21 @@ class DemoPorts:
 
 
 class Demo:
-    def __init__(self, directory: str | Path, ports: DemoPorts, *, fast: bool = False) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        ports: DemoPorts,
+        *,
+        fast: bool = False,
+        story: bool = False,
+        story_days: int = 0,
+        day_seconds: float = 30.0,
+    ) -> None:
         self.dir = Path(directory).resolve()
         self.ports = ports
         self.fast = fast
         self.pace = FAST if fast else STORY
+        self.week: WeekPlan | None = WeekPlan(story_days, day_seconds) if story else None
         self.broker: Mosquitto | None = None
         self.tsa: LocalTsa | None = None
         self.outbox: Outbox | None = None
@@ -141,6 +161,8 @@ class Demo:
             logins = self.prepare()
             self.start_processes()
             self.wait_until_up()
+            if self.week is not None:
+                return self.play_week(logins, self.week)
             self.story = self.load_plant(logins)
             self.banner(logins, self.story)
             return self.supervise()
@@ -158,15 +180,21 @@ class Demo:
         (self.dir / MARKER).touch()
         self.log_to_file("terminal", "punchproof.demo_terminal", "firmware_bridge")
         self.log_to_file("messages", "punchproof.demo_mail")
+        self.log_to_file(
+            "story", "punchproof.demo_week", "cloud", "ledger", "appliance", "fontTools"
+        )  # story mode: ingest and export here
         self.broker = Mosquitto(self.dir / "broker", self.ports.mqtt).start()
-        self.tsa = LocalTsa(self.dir / "tsa").start()
-        self.outbox = Outbox(self.dir / "messages", tz=TZ).start()
+        # story mode: no timestamp authority. Its time is real, the story's virtual: a stamp would contradict the
+        # records it covers, so the story's bundle says plainly that it has no third-party time
+        self.tsa = LocalTsa(self.dir / "tsa").start() if self.week is None else None
+        clock = VirtualClock(self.dir / CLOCK_FILE).check() if self.week is not None else None
+        self.outbox = Outbox(self.dir / "messages", tz=TZ, clock=clock).start()
         self.terminal = DemoTerminal(cast(), self.ports.zk, TZ).start()
         cloud_pw, manager_pw = secrets.token_urlsafe(9), secrets.token_urlsafe(9)
         cloud_init = (
             "cloud", "init", "-o", self.cloud_conf, "--state-dir", self.dir / "cloud",
             "--mqtt-port", self.ports.mqtt, "--web-bind", f"127.0.0.1:{self.ports.cloud_web}",
-            "--tsa-url", self.tsa.url, "--tsa-ca-file", self.tsa.ca_path,
+            *(("--tsa-url", self.tsa.url, "--tsa-ca-file", self.tsa.ca_path) if self.tsa else ("--no-tsa",)),
         )  # fmt: skip
         appliance_init = (
             "appliance", "init", "-o", self.appliance_conf, "--plant", PLANT, "--plant-name", PLANT_NAME,
@@ -267,9 +295,12 @@ class Demo:
         self.spawn("appliance-web", "appliance", "web", "-c", self.appliance_conf)
 
     def spawn(self, name: str, *args: object) -> None:
+        self.spawn_module(name, "punchproof", *args)
+
+    def spawn_module(self, name: str, module: str, *args: object) -> None:
         log = (self.dir / "logs" / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "punchproof", *map(str, args)],
+            [sys.executable, "-m", module, *map(str, args)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the demo only; it stops the children in order
@@ -310,15 +341,77 @@ class Demo:
         self.spawn("cloud-escalate", "cloud", "escalate", "-c", self.cloud_conf, "--interval", 1 if self.fast else 5)
         return story
 
-    def publish_policy(self, user: str, password: str) -> None:
-        """HR publishes the escalation policy on head office's policy page, as a person would."""
+    def hr_site(self, user: str, password: str) -> _Site:
+        """Head office's pages, logged in as HR."""
         site = _Site(f"http://127.0.0.1:{self.ports.cloud_web}")
         site.post("/login", {"username": user, "password": password}, form_page="/login")
-        note = "演示政策：免打扰时段已关闭，以便随时演示（正式政策建议 08:00–21:00）/ demo policy: no quiet hours"
-        body = json.dumps(escalation_policy(), ensure_ascii=False, indent=2)
+        return site
+
+    def publish_policy(self, user: str, password: str, policy: dict[str, object] | None = None, note: str = "") -> None:
+        """HR publishes the escalation policy on head office's policy page, as a person would."""
+        site = self.hr_site(user, password)
+        note = (
+            note or "演示政策：免打扰时段已关闭，以便随时演示（正式政策建议 08:00–21:00）/ demo policy: no quiet hours"
+        )
+        body = json.dumps(policy or escalation_policy(), ensure_ascii=False, indent=2)
         status, page = site.post("/policy/new", {"scope": "*", "body": body, "note": note}, form_page="/policy/new")
         if status != 200 or "/policy/new" in site.last_url:
             raise SystemExit(f"演示政策未发布 / the demo's policy was not published (HTTP {status}):\n{page[:2000]}")
+
+    # -- story mode: a week of one case on a virtual clock (punchproof.demo_week) --------------
+    def play_week(self, logins: dict[str, tuple[str, str]], plan_: WeekPlan) -> int:
+        """Load the plant for the story's week (HR's roster from day 1, the seed's preset published), start the
+        runner on the virtual clock, play the days, then export the case's bundle and verify it."""
+        from cloud.config import CloudSettings
+        from cloud.store import open_db
+
+        day1 = first_day(datetime.now(UTC).astimezone(TZ).date())
+        story = week_story(day1)
+        settings = self.dir / "plant" / "attendance-settings.json"
+        settings.write_text(json.dumps(attendance_settings(story.pace), ensure_ascii=False, indent=2), encoding="utf-8")
+        self.cli(
+            "cloud", "push-config", "-c", self.cloud_conf, "--plant", PLANT, "--appliance", APPLIANCE, "--by", "hr",
+            settings,
+        )  # fmt: skip
+        workbook = story.write_hr_workbook(self.dir / "plant" / "hr-master-data.xlsx")
+        self.cli("cloud", "import-hr", "-c", self.cloud_conf, "--plant", PLANT, workbook)
+        self.publish_policy(*logins["cloud"], policy=seed_policy(), note=f"{SEED_LEAVE_END}（演示故事模式）")
+        cloud = CloudSettings.load(self.cloud_conf)
+        open_db(cloud.database_url)
+        clock = VirtualClock(self.dir / CLOCK_FILE).check()
+        week = Week(
+            directory=self.dir,
+            settings=cloud,
+            clock=clock,
+            tz=TZ,
+            plant_id=PLANT,
+            cloud_url=f"http://127.0.0.1:{self.ports.cloud_web}",
+            badge=NOT_BACK,
+            day1=day1,
+            day_seconds=plan_.day_seconds,
+            hr_site=lambda: self.hr_site(*logins["cloud"]),
+            stopping=self._story_stops,
+            say=lambda text: print(text, flush=True),
+        ).start()
+        self.spawn_module(
+            "cloud-escalate", "punchproof.demo_week", "runner", "-c", self.cloud_conf, "--clock", clock.path,
+            "--interval", 0.3,
+        )  # fmt: skip
+        self.story = story
+        print(week_banner_text(self, logins, story, plan_), flush=True)
+        reports = week.play(plan_.days)
+        if week.case_id is not None and reports and not self.stopping.is_set():
+            path, code, said = week.export_and_verify(reports[-1].day)
+            print(closing_text(path, code, said, reports), flush=True)
+        return self.supervise()
+
+    def _story_stops(self) -> bool:
+        if self.stopping.is_set():
+            return True
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise SystemExit(self.failure(name))
+        return False
 
     def wait_for(self, what: str, found: Callable[[], T | None], timeout: float = 60.0) -> T:
         deadline = time.monotonic() + timeout

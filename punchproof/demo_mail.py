@@ -21,12 +21,14 @@ import logging
 import threading
 import urllib.parse
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from cloud.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 32 * 1024 * 1024  # a notice PDF or two fits; the sink refuses more
@@ -34,8 +36,11 @@ LINE_LIMIT = 4096
 
 
 class Outbox:
-    def __init__(self, folder: Path, host: str = "127.0.0.1", tz: ZoneInfo | None = None) -> None:
+    def __init__(
+        self, folder: Path, host: str = "127.0.0.1", tz: ZoneInfo | None = None, clock: Clock | None = None
+    ) -> None:
         self.folder = Path(folder)
+        self.clock = clock or SystemClock()  # story mode: the virtual clock, so receipts say the story's time
         self.host = host
         self.tz = tz  # the plant's zone, for index.txt (the machine's own zone if None)
         self.smtp_port = 0
@@ -93,7 +98,7 @@ class Outbox:
         with self._lock:
             path = self.folder / kind / f"{next(self._numbers):04d}.{suffix}"
             path.write_bytes(data)
-            stamp = datetime.now(UTC).astimezone(self.tz).strftime("%Y-%m-%d %H:%M:%S")
+            stamp = self.clock.now().astimezone(self.tz).strftime("%Y-%m-%d %H:%M:%S")
             with self.index.open("a", encoding="utf-8") as index:
                 index.write(f"{stamp}  {line}  ({path.relative_to(self.folder)})\n")
         return path
@@ -118,7 +123,7 @@ class Outbox:
             "sign_name": params.get("SignName", ""),
             "template": params.get("TemplateCode", ""),
             "variables": variables,
-            "received": datetime.now(UTC).isoformat(),
+            "received": self.clock.now().isoformat(),
         }
         words = "，".join(f"{k}={v}" for k, v in variables.items())
         line = f"短信 SMS  发给 to {sms['phone']}：【{sms['sign_name']}】模板 template {sms['template']} {words}"
@@ -132,7 +137,7 @@ class Outbox:
             sms = self._sms.get(biz_id)
         if sms is None or sms["phone"] != phone:
             return []
-        sent = datetime.fromisoformat(sms["received"]).astimezone()
+        sent = datetime.fromisoformat(sms["received"]).astimezone(ZoneInfo("Asia/Shanghai"))  # Aliyun: Beijing time
         return [
             {
                 "ErrCode": "DELIVERED",
