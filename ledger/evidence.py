@@ -50,7 +50,19 @@ from ledger import note
 from ledger.errors import LedgerError
 from ledger.keys import VerifyKey
 from ledger.merkle import CompactRange, verify_inclusion
-from ledger.record import RECORD_DOMAIN, b64, employee_of, leaf_hash, parse, rotation_key
+from ledger.record import (
+    OWNER_TYPES,
+    RECORD_DOMAIN,
+    TAG_SIZE,
+    b64,
+    employee_of,
+    owner_tag,
+    parse,
+    record_leaf,
+    rotation_key,
+    tagged_leaf,
+    unb64,
+)
 from ledger.witnesslog import verify_witness
 
 MANIFEST = "manifest.json"
@@ -157,6 +169,9 @@ class Report:
     # {"type", "key_log", "key_kid", "public_key", "at_ms", "how", "seq", "t" (logged at, Unix s), "not_after", ...}
     key_records: list[dict[str, Any]] = field(default_factory=list)
     untrusted: dict[str, int] = field(default_factory=dict)  # per log: the first seq no longer evidence
+    # per log: whether every record of its range was checked against the employee's owner tag ("checked"), and the
+    # tagindex records that tagged records from before its switch to version 2 late ("late": from, to, at_ms)
+    tag_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -205,6 +220,7 @@ class Report:
             "unpinned": list(self.unpinned) if self.unpinned else None,
             "key_records": self.key_records,
             "untrusted_from": self.untrusted,
+            "owner_tags": self.tag_checks,
             "checks": [asdict(c) for c in self.checks],
             "gaps": self.gaps,
             "disclosed": self.disclosed,
@@ -445,7 +461,11 @@ def _verify_log(
     origin, start, end = info["log"], info["from_seq"], info["to_size"]
     label = f"{origin} [{start}, {end})"
     keys = {r["kid"]: (VerifyKey.from_pem(files[f"keys/{r['file']}"]), r) for r in registry if r["log"] == origin}
-    leaves = [bytes.fromhex(line) for line in files[f"{base}/leaves.txt"].decode().split()]
+    try:
+        leaves, tags = leaf_lines(files[f"{base}/leaves.txt"], start)
+    except ValueError as err:
+        report.add(f"{label}: leaves", False, f"leaves.txt is unreadable: {err}")
+        return
     if not report.add(
         f"{label}: leaves", len(leaves) == end - start, f"{len(leaves)} leaf hashes for {end - start} records"
     ):
@@ -489,6 +509,7 @@ def _verify_log(
     rotations: dict[int, str] = {}
     tz = _plant_zone(manifest, info.get("plant"))
     previous: dict[str, Any] | None = None
+    shown_seqs: dict[int, dict[str, Any]] = {}  # every disclosed record that verified, by seq
     since = report.untrusted.get(origin)  # a stolen Pi: from this seq on, the log's records are not evidence
     untrusted: list[tuple[int, int, str | None]] = []  # (seq, time, whose) of the disclosed records past it
     # The employee's records come one file each with an inclusion proof (what MANUAL-CHECKS.md checks by
@@ -511,11 +532,17 @@ def _verify_log(
         except LedgerError as err:
             problems.append(f"seq {seq}: {err}")
             continue
-        leaf = leaf_hash(data)
+        leaf = record_leaf(data, fields)
         key = keys.get(fields["kid"])
         failures = []
-        if fields["log"] != origin or fields["seq"] != seq or not start <= seq < end:
+        # the record that gave the employee's tag key, from before the range: proven by its inclusion proof alone
+        early_key = "tagkey" in fields and proof is not None and 0 <= seq < start
+        if fields["log"] != origin or fields["seq"] != seq or not (start <= seq < end or early_key):
             failures.append("is not this log's record at this position")
+        elif early_key:
+            pass
+        elif fields["v"] == 2 and tags.get(seq) != unb64(fields["tag"], what="tag"):
+            failures.append("its owner tag differs from the one leaves.txt lists")
         elif leaves[seq - start] != leaf:
             failures.append("differs from the log's leaf at its position")
         elif seq > start and fields["prev"] != b64(leaves[seq - 1 - start]):
@@ -533,6 +560,9 @@ def _verify_log(
         if failures:
             problems.append(f"seq {seq} " + ", ".join(failures))
             continue
+        shown_seqs[seq] = fields
+        if early_key:
+            continue  # an employee's tag key from before the range: proven, but no part of the range's story
         after_index = bisect.bisect_right(sizes, seq)
         witnessed = cosigned_at[sizes[after_index]] if after_index < len(sizes) else None
         after = anchors.get(fields.get("anchor", ""), 0)
@@ -567,6 +597,8 @@ def _verify_log(
         previous = fields
         emp = employee_of(fields)  # punches and the cloud's records name ``emp``, day facts ``fact.emp``
         mine = emp is not None and emp == manifest.get("employee")
+        if fields["type"] == "tagkey":
+            mine = False  # a worker's tag key given at a log's switch: ``_check_owner_tags``, not a record of the days
         if since is not None and seq >= since:
             untrusted.append((seq, t, emp if mine else None))
             if mine:
@@ -611,6 +643,7 @@ def _verify_log(
         not problems,
         "; ".join(problems) or "every disclosed record is exact, signed, chained and included",
     )
+    _check_owner_tags(report, label, origin, start, end, tags, shown_seqs, manifest, info.get("kind") == "cloud")
     if since is not None and since < end:
         _report_untrusted(report, label, origin, since, untrusted, tz, manifest)
     if info.get("kind") == "cloud":  # the cloud's evidence log: no seals, no power; its contacts checked instead
@@ -659,8 +692,8 @@ def _verify_contacts(
     held = {hashlib.sha256(data).hexdigest() for name, data in files.items() if name.startswith(DOCUMENT_DIRS)}
     for seq, fields in sorted(records.items()):
         kind = fields["type"]
-        if kind in KEY_TYPES:
-            continue  # the appliance keys' registrations and revocations: ``_check_key_records``
+        if kind in KEY_TYPES or kind in OWNER_TYPES:
+            continue  # the appliance keys' registrations and revocations (``_check_key_records``), owner tags
         if kind not in CLOUD_TYPES:
             problems.append(f"seq {seq}: a {kind} record has no place in the cloud's evidence log")
             continue
@@ -887,3 +920,120 @@ def _check_rotations(
         if seq >= 0 and start <= seq < end and rotations.get(seq) != kid:
             problems.append(f"key {kid} is listed from seq {seq + 1}, but no valid rotation record at {seq} names it")
     return problems
+
+
+WITHHELD_ZH = "第 {seq} 条记录属于该员工但未披露"
+WITHHELD_EN = "record {seq} is the employee's but is not disclosed"
+
+
+def leaf_lines(text: bytes, start: int) -> tuple[list[bytes], dict[int, bytes]]:
+    """``leaves.txt``: per record of the range one line, either its leaf hash (a version 1 record) or its owner
+    tag and the SHA-256 of its bytes (version 2), hex, separated by one space; the leaf is rebuilt from them,
+    so the checkpoints' roots bind every tag. Returns the leaves and, per seq, the tags shown."""
+    leaves: list[bytes] = []
+    tags: dict[int, bytes] = {}
+    for offset, line in enumerate(text.decode("ascii").splitlines()):
+        parts = line.split()
+        if len(parts) == 1 and len(parts[0]) == 64:
+            leaves.append(bytes.fromhex(parts[0]))
+        elif len(parts) == 2 and len(parts[0]) == len(parts[1]) == 64:
+            tag, digest = bytes.fromhex(parts[0]), bytes.fromhex(parts[1])
+            tags[start + offset] = tag
+            leaves.append(tagged_leaf(tag, digest))
+        else:
+            raise ValueError(f"line {offset + 1} is neither a leaf hash nor a tag and a record hash")
+    return leaves, tags
+
+
+def _check_owner_tags(
+    report: Report,
+    label: str,
+    origin: str,
+    start: int,
+    end: int,
+    tags: dict[int, bytes],
+    shown: dict[int, dict[str, Any]],
+    manifest: dict[str, Any],
+    cloud: bool,
+) -> None:
+    """No record of the range that is the employee's is withheld (FORMAT.md, "Version 2: owner tags"). Each seq's
+    owner tag comes from ``leaves.txt`` (a version 2 record) or from a disclosed ``tagindex`` record (a version 1
+    record from before the log's switch, tagged late); with the employee's tag key (the ``tagkey`` of a disclosed
+    record of theirs: first record in the log, or a ``tagkey`` record of its switch) every seq whose tag is the
+    employee's must be disclosed as their record, and every record disclosed as theirs must carry their tag. A
+    range without any tag (a log from before version 2) cannot show this: the check says so, and the report does
+    not rest an absence on it."""
+    employee = manifest.get("employee")
+    plants = {p.get("id") for p in manifest.get("plants", [])}
+    late: dict[int, bytes] = {}  # tags a tagindex record gave a version 1 record
+    late_at: list[tuple[int, int, int]] = []  # (from, to, written at ms) of each tagindex record
+    for _seq, fields in sorted(shown.items()):
+        if fields["type"] == "tagindex":
+            raw = unb64(fields["tags"], what="tags")
+            for offset, seq_tagged in enumerate(range(fields["from"], fields["to"])):
+                late.setdefault(seq_tagged, raw[offset * TAG_SIZE : (offset + 1) * TAG_SIZE])
+            late_at.append((fields["from"], fields["to"], fields["t_wall_ms"]))
+    tagged = bool(tags) or any(f["v"] == 2 for f in shown.values()) or bool(late)
+    name = f"{label}: owner tags"
+    if not tagged:
+        report.tag_checks[origin] = {"checked": False}
+        report.add(
+            name,
+            True,
+            "本日志为版本 1（无归属标记）：无法证明没有隐瞒该员工的记录 / a version 1 log has no owner tags: that none "
+            "of the employee's records was withheld cannot be shown",
+        )
+        return
+    keys = [
+        unb64(f["tagkey"], what="tagkey", size=TAG_SIZE)
+        for f in shown.values()
+        if "tagkey" in f and employee_of(f) == employee and (not cloud or f.get("plant") in plants)
+    ]
+    untagged = [seq for seq in range(start, end) if seq not in tags and seq not in late]
+    problems: list[str] = []
+    if untagged:
+        problems.append(f"第 {_seqs(untagged)} 条记录没有归属标记 / record(s) {_seqs(untagged)} carry no owner tag")
+    if not keys:
+        problems.append(
+            f"未披露该员工在此日志中的归属密钥（tagkey），无法确认没有隐瞒其记录 / the record giving the employee's "
+            f"tag key (tagkey) in {origin} is not disclosed: withheld records cannot be ruled out"
+        )
+    withheld, mistagged = [], []
+    for seq in range(start, end):
+        theirs = {tags.get(seq), late.get(seq)} & {owner_tag(k, origin, seq) for k in keys}
+        fields = shown.get(seq)
+        disclosed_as_theirs = fields is not None and employee_of(fields) == employee
+        if theirs and not disclosed_as_theirs:
+            withheld.append(seq)
+        elif disclosed_as_theirs and keys and not theirs:
+            mistagged.append(seq)
+    if withheld:
+        problems.append(
+            "；".join(WITHHELD_ZH.format(seq=seq) for seq in withheld[:20])
+            + f" / {WITHHELD_EN.format(seq=_seqs(withheld))}"
+        )
+    if mistagged:
+        problems.append(
+            f"第 {_seqs(mistagged)} 条记录是该员工的，但其归属标记不是该员工的 / record(s) {_seqs(mistagged)} are the "
+            "employee's but do not carry their tag"
+        )
+    first_tagged = min(tags, default=end)
+    report.tag_checks[origin] = {
+        "checked": not problems,
+        "late": [
+            {"from": a, "to": b, "at_ms": at} for a, b, at in late_at if a < end and b > start
+        ],  # tags recorded at the log's switch, for records made before it
+        "late_before": first_tagged if late else None,
+    }
+    report.add(
+        name,
+        not problems,
+        "; ".join(problems)
+        or f"已用该员工的归属密钥逐条核对第 {start} 至 {end - 1} 条记录：未披露的记录无一属于该员工 / every record of "
+        f"the range checked against the employee's tag key: none of the undisclosed is theirs",
+    )
+
+
+def _seqs(seqs: list[int]) -> str:
+    shown = ", ".join(map(str, seqs[:20]))
+    return shown + (f" … ({len(seqs)})" if len(seqs) > 20 else "")

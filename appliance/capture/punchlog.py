@@ -29,10 +29,17 @@ from appliance.clock import Clock, to_ms
 from appliance.store import Checkpoint, LogRecord
 from ledger import GENESIS_PREV, SigningKey, failpoints, make_record, note, parse
 from ledger.merkle import CompactRange
+from ledger.ownertags import TagKeys, appliance_owner, late_tag_bodies, new_key, new_key_body
+from ledger.record import FORMAT_VERSION, b64, unb64
 
 CHECKPOINT_EVERY = 256
 INSERT_CHUNK = 200  # rows per INSERT statement, below SQLite's variable limit
 INSERT_RECORD = "INSERT INTO log_record (seq, type, data, sig, leaf, t_wall_ms) VALUES (?, ?, ?, ?, ?, ?)"
+# each worker's owner-tag key in this log (also in the log itself: the record that gave it); read at start
+TAG_KEY_TABLE = (
+    "CREATE TABLE IF NOT EXISTS log_tag_key (owner TEXT PRIMARY KEY, seq INTEGER NOT NULL, key BLOB NOT NULL)"
+)
+INSERT_TAG_KEY = "INSERT INTO log_tag_key (owner, seq, key) VALUES (?, ?, ?)"
 
 
 class KeyMismatch(RuntimeError):
@@ -46,6 +53,7 @@ class Entry:
     # the row stored with the record, in the same transaction: (seq, t_wall_ms) -> (model, row)
     derive: Callable[[int, int], tuple[type[pw.Model], dict[str, Any]]] | None = field(default=None, compare=False)
     rotate_to: SigningKey | None = field(default=None, compare=False)  # keyrot: the key that signs from now on
+    version: int = FORMAT_VERSION  # 1 only for the ``format`` record that switches an older log to version 2
 
 
 class LogWriter:
@@ -71,6 +79,7 @@ class LogWriter:
         self._tree = CompactRange()
         self._checkpoint_size = 0
         self._anchor = ""
+        self._tags = TagKeys(appliance_owner)  # each worker's tag key in this log (owner tags, FORMAT.md)
 
     @property
     def kid(self) -> str:
@@ -98,17 +107,50 @@ class LogWriter:
             row = LogRecord.get(LogRecord.seq == self._tree.size - 1)
             self._head_seq, self._head_leaf = row.seq, bytes(row.leaf)
         current = self._log_kid()
-        if current is None or current == self._key.kid:
-            return
-        if pending is not None and current == pending.kid:
+        if current is not None and current != self._key.kid:
+            if pending is None or current != pending.kid:
+                raise KeyMismatch(
+                    f"the signing key file holds key {self._key.kid}, but the log is signed with {current}: "
+                    "restore this appliance's own key file (from its backup) instead of making a new one"
+                )
             if self._checkpoint_size < self._tree.size:
                 self._checkpoint()  # the rotation record's checkpoint is the old key's to sign
             self._key = pending
-            return
-        raise KeyMismatch(
-            f"the signing key file holds key {self._key.kid}, but the log is signed with {current}: "
-            "restore this appliance's own key file (from its backup) instead of making a new one"
-        )
+        self._learn_tag_keys()
+        if self._head_seq >= 0 and parse(bytes(LogRecord.get(LogRecord.seq == self._head_seq).data))["v"] < 2:
+            self._switch_to_v2()
+
+    def _learn_tag_keys(self) -> None:
+        """Each worker's tag key in this log, kept beside the log (``log_tag_key``, written in the transaction of
+        the record that gave it: the worker's first in the log, or a ``tagkey`` record of the switch), so that a
+        start reads a row per worker rather than the whole log."""
+        self._db.execute_sql(TAG_KEY_TABLE)
+        for owner, key in self._db.execute_sql("SELECT owner, key FROM log_tag_key"):
+            self._tags.add(owner, bytes(key))
+
+    def _switch_to_v2(self) -> None:
+        """A log made by software before owner tags: a ``format`` record (version 1) says every later record is
+        version 2; a ``tagkey`` record for each worker whose records it holds; and ``tagindex`` records giving, for
+        every seq up to the switch, its owner's tag computed now (fixed only from when they are stamped: the
+        report says so). One append, so a crash leaves the log either switched or not."""
+        switch = self._head_seq + 1
+        owners: list[tuple[int, dict[str, Any]]] = []
+        query = LogRecord.select(LogRecord.seq, LogRecord.data).where(LogRecord.seq < switch).order_by(LogRecord.seq)
+        for row in query.iterator():
+            fields = parse(bytes(row.data))
+            emp = appliance_owner(fields)
+            owners.append((row.seq, {"emp": emp} if emp else {}))
+        owners.append((switch, {}))  # the format record itself: nobody's
+        keys = self._tags.copy()
+        tagkeys = []
+        for _seq, body in owners:
+            emp = body.get("emp")
+            if emp and emp not in keys:
+                key = new_key()
+                keys.add(emp, key)
+                tagkeys.append(Entry("tagkey", new_key_body(body, key)))
+        index = [Entry("tagindex", body) for body in late_tag_bodies(self.origin, owners, keys)]
+        self.append([Entry("format", {"to": 2}, version=1), *tagkeys, *index])
 
     def _log_kid(self) -> str | None:
         """The key that signs the log's next record, as the log itself says."""
@@ -149,9 +191,15 @@ class LogWriter:
             common: dict[str, Any] = {"boot_id": self._boot_id, "clk": self._clock.sync_status()}
             if self._anchor:
                 common["anchor"] = self._anchor
+            keys, new_keys = self._tags.copy(), []
             for entry in entries:  # sign before taking the database's write lock: the transaction stays short
                 seq += 1
                 now_ms = to_ms(self._clock.now())
+                owner = appliance_owner(entry.body)
+                given = self._tag_key_of(entry, keys)
+                extra = given[2] if given else {}
+                if given:
+                    new_keys.append((given[0], seq, given[1]))
                 record = make_record(
                     key=self._key,
                     log=self.origin,
@@ -161,8 +209,11 @@ class LogWriter:
                     t_wall_ms=now_ms,
                     t_boot_us=self._clock.boot_ns() // 1000,  # µs: ns would pass 2^53 after 104 days up
                     rotate_to=entry.rotate_to,
+                    version=entry.version,
+                    **({"tag": keys.tag(self.origin, seq, owner)} if entry.version >= 2 else {}),
                     **common,
                     **entry.body,
+                    **extra,
                 )
                 prev = record.leaf
                 tree.append(prev)
@@ -179,6 +230,8 @@ class LogWriter:
             failpoints.hit("log.signed")
             with self._db.atomic("IMMEDIATE"):
                 self._db.cursor().executemany(INSERT_RECORD, records)
+                if new_keys:
+                    self._db.cursor().executemany(INSERT_TAG_KEY, new_keys)
                 failpoints.hit("log.records_inserted")
                 if checkpoints:
                     Checkpoint.insert_many(checkpoints).execute()
@@ -193,6 +246,7 @@ class LogWriter:
             # committed: only now do the head and the tree move
             self._head_seq, self._head_leaf, self._tree = seq, prev, tree
             self._checkpoint_size = checkpoint_size
+            self._tags = keys
             if self._tree.size - self._checkpoint_size >= CHECKPOINT_EVERY or rotate_to is not None:
                 self._checkpoint()
             if rotate_to is not None:
@@ -200,6 +254,24 @@ class LogWriter:
         if seqs and self._on_commit is not None:
             self._on_commit(seq)
         return seqs
+
+    @staticmethod
+    def _tag_key_of(entry: Entry, keys: TagKeys) -> tuple[str, bytes, dict[str, str]] | None:
+        """What a record adds for owner tags: a worker's first record in this log carries the worker's new tag key
+        (its ``tagkey`` field); a ``tagkey`` record (an older log's switch) gives its own. Returns (owner, key,
+        fields to add) and adds the key to ``keys``; None when the record gives no key."""
+        owner = appliance_owner(entry.body)
+        if owner is None or entry.version < 2:
+            return None
+        if "tagkey" in entry.body:
+            key = unb64(entry.body["tagkey"], what="tagkey")
+            keys.add(owner, key)
+            return owner, key, {}
+        if owner in keys:
+            return None
+        key = new_key()
+        keys.add(owner, key)
+        return owner, key, {"tagkey": b64(key)}
 
     def rotate(self, new_key: SigningKey, reason: str) -> int:
         """Hand the log over to ``new_key``: a keyrot record signed by the old key with the new key's

@@ -29,6 +29,7 @@ from cloud.notices.records import NoticeDocument
 from ledger import VerifyKey
 from ledger.evidence import named_documents
 from ledger.merkle import CompactRange, inclusion_proofs
+from ledger.ownertags import undisclosed_line
 from ledger.record import b64
 
 APPLIANCE = "cloud"  # how the bundle's manifest names this log's "appliance"
@@ -56,6 +57,9 @@ def export_cloud_log(
         & (EvidenceRecord.t_wall_ms < end_ms)
     )
     own = list(own_query.order_by(EvidenceRecord.seq))
+    given = _tag_key_record(employee, plant_ids)  # the employee's tag key: wherever it lies, it goes in
+    if given is not None and given.seq not in {r.seq for r in own}:
+        own = sorted([*own, given], key=lambda r: r.seq)
     keys = [
         r
         for r in EvidenceRecord.select().where(EvidenceRecord.type.in_(KEY_TYPES)).order_by(EvidenceRecord.seq)
@@ -63,20 +67,26 @@ def export_cloud_log(
     ]
     latest = EvidenceCheckpoint.select(pw.fn.MAX(EvidenceCheckpoint.size)).scalar() or 0
     keys = [r for r in keys if r.seq < latest]  # not checkpointed yet: the next export has them
-    if not own and not keys:
+    system = keys + _late_tags(own + keys)  # and the tags given late to the range's records older than the switch
+    if not [r for r in own if r is not given] and not keys:
         return None, [], None
-    first, last = min(r.seq for r in own + keys), max(r.seq for r in own + keys)
+    period = [r for r in own if r is not given] + keys  # the key's record may lie before the range: proven alone
+    first = min(r.seq for r in period)
+    last = max(r.seq for r in own + system)
     cover = EvidenceCheckpoint.select().where(EvidenceCheckpoint.size > last).order_by(EvidenceCheckpoint.size).first()
     if cover is None:
         return None, [], None  # not checkpointed yet: the caller brings the log up to date first
     end = cover.size
-    leaves = [
-        bytes(r.leaf)
-        for r in EvidenceRecord.select(EvidenceRecord.leaf)
+    leaves, lines = [], []
+    for r in (
+        EvidenceRecord.select(EvidenceRecord.seq, EvidenceRecord.leaf, EvidenceRecord.data)
         .where(EvidenceRecord.seq < end)
         .order_by(EvidenceRecord.seq)
         .iterator()
-    ]
+    ):
+        leaves.append(bytes(r.leaf))
+        if r.seq >= first:  # version 2: each record's owner tag beside the hash of its bytes
+            lines.append(undisclosed_line(bytes(r.data), leaves[-1]))
     tree = CompactRange()
     tree.extend(leaves[:first])
     proofs = inclusion_proofs(leaves, [r.seq for r in own])
@@ -104,13 +114,14 @@ def export_cloud_log(
             if doc is not None:
                 files[f"cloud/notices/{item['sha256']}.pdf"] = bytes(doc.pdf)
     files[f"{base}/system.jsonl"] = "".join(
-        json.dumps({"seq": r.seq, "data": bytes(r.data).decode(), "sig": b64(bytes(r.sig))}) + "\n" for r in keys
+        json.dumps({"seq": r.seq, "data": bytes(r.data).decode(), "sig": b64(bytes(r.sig))}) + "\n"
+        for r in sorted(system, key=lambda r: r.seq)
     ).encode()
     files[f"{base}/checkpoints.jsonl"] = (
         json.dumps({"size": cover.size, "note": cover.note + cover.cosignature}) + "\n"
     ).encode()
-    files[f"{base}/leaves.txt"] = "".join(leaf.hex() + "\n" for leaf in leaves[first:end]).encode()
-    plant = plant_ids[0] if len(plant_ids) == 1 or not own else own[0].plant
+    files[f"{base}/leaves.txt"] = "".join(line + "\n" for line in lines).encode()
+    plant = plant_ids[0] if len(plant_ids) == 1 or not period else own[0].plant
     files[f"{base}/log.json"] = json.dumps(
         {
             "log": ORIGIN,
@@ -141,10 +152,34 @@ def export_cloud_log(
         "appliance": APPLIANCE,
         "from_seq": first,
         "to_size": end,
-        "disclosed": len(own) + len(keys),
+        "disclosed": len(own) + len(system),
         "key_records": len(keys),
     }
     return entry, [cover.size], registry
+
+
+def _tag_key_record(employee: str, plant_ids: list[str]) -> EvidenceRecord | None:
+    """The record that gave the employee their tag key in this log (their first, or a ``tagkey`` record: of the
+    log's switch to version 2, or made at export for a worker without records); None if there is none yet."""
+    query = (
+        EvidenceRecord.select()
+        .where((EvidenceRecord.employee == employee) & EvidenceRecord.plant.in_(plant_ids))
+        .order_by(EvidenceRecord.seq)
+    )
+    for record in query.iterator():
+        if b'"tagkey":"' in bytes(record.data):
+            return record
+    return None
+
+
+def _late_tags(records: list[EvidenceRecord]) -> list[EvidenceRecord]:
+    """The ``format`` and ``tagindex`` records of the log's switch to owner tags, when ``records`` reach back
+    before it (they tag those records late); none otherwise."""
+    switch = EvidenceRecord.get_or_none(EvidenceRecord.type == "format")
+    if switch is None or not records or min(r.seq for r in records) > switch.seq:
+        return []
+    index = EvidenceRecord.select().where(EvidenceRecord.type == "tagindex").order_by(EvidenceRecord.seq)
+    return [switch, *index]
 
 
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}")

@@ -40,9 +40,12 @@ from cloud.store import Appliance, ApplianceKey, CloudCheckpoint, LogHead, LogRe
 from ledger import VerifyKey
 from ledger.evidence import FORMAT, MANIFEST, SUMS, sha256sums, verify_bundle
 from ledger.merkle import CompactRange, inclusion_proofs
+from ledger.ownertags import undisclosed_line
 from ledger.record import b64
 
-SYSTEM_TYPES = ("boot", "seal", "incident", "clock", "keyrot")
+# the appliance's own records, disclosed in every bundle; ``format`` and ``tagindex`` (a log's switch to owner tags,
+# and the tags it gave its older records late) hold no one's data and are needed to check that none is withheld
+SYSTEM_TYPES = ("boot", "seal", "incident", "clock", "keyrot", "format", "tagindex")
 
 Progress = Callable[[str], None]
 
@@ -205,7 +208,7 @@ def export_bundle(
     witnessed: dict[str, object] = {}
     if evidence_log is not None:
         progress("bringing the cloud's evidence log up to date")
-        evidence_log.catch_up()
+        evidence_log.catch_up(workers=[(employee, p.id) for p in plants])  # the worker's tag key, made if none
     if witness_log is not None:
         progress("sealing the cloud's witness log")
         witness_log.seal()
@@ -346,14 +349,26 @@ def _export_log(
         .order_by(CloudCheckpoint.size)
         .scalar()
     )
+    index_end = _late_tags_end(appliance, first)
+    if index_end is not None and index_end > last:  # the range has records tagged late: their tagindex goes in
+        last = index_end
+        cover = (
+            CloudCheckpoint.select(CloudCheckpoint.size)
+            .where((CloudCheckpoint.appliance == appliance) & (CloudCheckpoint.size > last))
+            .order_by(CloudCheckpoint.size)
+            .scalar()
+        )
     end = cover if cover is not None else head.seq + 1
-    leaves = [
-        bytes(r.leaf)
-        for r in LogRecord.select(LogRecord.leaf)
+    leaves, lines = [], []
+    for r in (
+        LogRecord.select(LogRecord.seq, LogRecord.leaf, LogRecord.data)
         .where((LogRecord.appliance == appliance) & (LogRecord.seq < end))
         .order_by(LogRecord.seq)
         .iterator()
-    ]
+    ):
+        leaves.append(bytes(r.leaf))
+        if r.seq >= first:  # an owner tag shows for every record (version 2): leaves.txt gives it with the hash
+            lines.append(undisclosed_line(bytes(r.data), leaves[-1]))
     tree = CompactRange()
     tree.extend(leaves[:first])
     disclosed = list(
@@ -367,6 +382,8 @@ def _export_log(
         .order_by(LogRecord.seq)
     )
     own = [r for r in disclosed if r.employee == employee]
+    given = _tag_key_record(appliance, employee, first)  # the employee's tag key, given before the range
+    own = ([given] if given is not None else []) + own
     proofs = inclusion_proofs(leaves, [r.seq for r in own])
     for record in own:  # one file each, with its proof: what MANUAL-CHECKS.md checks by hand
         files[f"{base}/records/{record.seq}.json"] = bytes(record.data)
@@ -384,7 +401,7 @@ def _export_log(
     files[f"{base}/checkpoints.jsonl"] = "".join(
         json.dumps({"size": c.size, "note": c.note + c.cosignature}) + "\n" for c in checkpoints
     ).encode()
-    files[f"{base}/leaves.txt"] = "".join(leaf.hex() + "\n" for leaf in leaves[first:end]).encode()
+    files[f"{base}/leaves.txt"] = "".join(line + "\n" for line in lines).encode()
     files[f"{base}/log.json"] = json.dumps(
         {
             "log": appliance.log_origin,
@@ -405,6 +422,31 @@ def _export_log(
         "to_size": end,
         "disclosed": len(disclosed),
     }
+
+
+def _tag_key_record(appliance: Appliance, employee: str, before: int) -> LogRecord | None:
+    """The employee's record before ``before`` that gave them their tag key in this log (their first record, or a
+    ``tagkey`` record of the log's switch to version 2), or None: a reader needs the key to check that none of the
+    range's records is theirs and withheld."""
+    query = (
+        LogRecord.select()
+        .where((LogRecord.appliance == appliance) & (LogRecord.employee == employee) & (LogRecord.seq < before))
+        .order_by(LogRecord.seq)
+    )
+    for record in query.iterator():
+        if b'"tagkey":"' in bytes(record.data):
+            return record
+    return None
+
+
+def _late_tags_end(appliance: Appliance, first: int) -> int | None:
+    """The seq of the last ``tagindex`` record that tags a record at or after ``first`` (tags given late, at the
+    log's switch to version 2), or None."""
+    query = LogRecord.select(LogRecord.seq, LogRecord.data).where(
+        (LogRecord.appliance == appliance) & (LogRecord.type == "tagindex")
+    )
+    seqs = [r.seq for r in query if json.loads(bytes(r.data))["to"] > first]
+    return max(seqs, default=None)
 
 
 def _checkpoints_needed(appliance: Appliance, first: int, end: int, own: list[LogRecord]) -> list[CloudCheckpoint]:

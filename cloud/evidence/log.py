@@ -25,6 +25,7 @@ import base64
 import hashlib
 import json
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,9 @@ from cloud.keyfile import load_or_generate
 from cloud.store import Appliance, ApplianceKey, BaseModel, LogRecord, database
 from ledger import GENESIS_PREV, Malformed, SigningKey, VerifyKey, make_record, note
 from ledger.merkle import CompactRange
-from ledger.record import b64
+from ledger.ownertags import TagKeys, cloud_owner, late_tag_bodies
+from ledger.ownertags import new_key as new_tag_key
+from ledger.record import FORMAT_VERSION, TYPE_VERSIONS, b64, unb64
 
 log = logging.getLogger(__name__)
 ORIGIN = "punchproof-cloud/evidence/1"
@@ -87,6 +90,15 @@ class KeyRevocation(BaseModel):
     operator = pw.CharField(default="")
 
 
+class EvidenceTagKey(BaseModel):
+    """Each worker's owner-tag key in this log (a badge number at a plant), also in the log itself: the worker's
+    first record carries it (``tagkey``), or a ``tagkey`` record of the log's switch to version 2."""
+
+    owner = pw.CharField(primary_key=True)  # "<plant>/<badge>", ``ledger.ownertags.cloud_owner``
+    seq = pw.BigIntegerField()
+    key = pw.BlobField()
+
+
 class EvidenceCheckpoint(BaseModel):
     size = pw.BigIntegerField(primary_key=True)
     root = pw.BlobField()
@@ -96,7 +108,7 @@ class EvidenceCheckpoint(BaseModel):
     created_ms = pw.BigIntegerField()
 
 
-MODELS = (EvidenceState, EvidenceRecord, EvidenceCheckpoint, KeyRevocation)
+MODELS = (EvidenceState, EvidenceRecord, EvidenceCheckpoint, KeyRevocation, EvidenceTagKey)
 
 
 class EvidenceKeyMissing(Exception):
@@ -152,11 +164,14 @@ class EvidenceLog:
         self._clock = clock
         self.origin = origin
 
-    def catch_up(self) -> Appended:
-        """Append what is not logged yet (attempts, then receipts, then people's actions) and checkpoint it."""
+    def catch_up(self, workers: Collection[tuple[str, str]] = ()) -> Appended:
+        """Append what is not logged yet (attempts, then receipts, then people's actions) and checkpoint it. Each of
+        ``workers`` (badge, plant) without a tag key in this log gets one, in a ``tagkey`` record: an export for a
+        worker must disclose the key, so that a reader can check that none of the worker's records is withheld."""
         total = Appended(0, 0)
         while True:
-            done = self._batch()
+            done = self._batch(workers)
+            workers = ()
             total = Appended(done.size, total.added + done.added)
             if done.added < BATCH:
                 return total
@@ -174,7 +189,7 @@ class EvidenceLog:
             .limit(BATCH)
         )
 
-    def _batch(self) -> Appended:
+    def _batch(self, workers: Collection[tuple[str, str]] = ()) -> Appended:
         db = database.obj
         sqlite = isinstance(db, pw.SqliteDatabase)
         with db.atomic("IMMEDIATE") if sqlite else db.atomic():
@@ -192,13 +207,45 @@ class EvidenceLog:
                 )
             }
             rows: list[dict[str, Any]] = []
+            keys = TagKeys(cloud_owner)
+            for row in EvidenceTagKey.select():
+                keys.add(row.owner, bytes(row.key))
+            new_keys: list[dict[str, Any]] = []
 
-            def add(kind: str, source_id: int, type_: str, case_ref: str | None, body: dict[str, Any]) -> None:
-                """One record; ``case_ref`` None for a record about an appliance's key, which names no worker."""
+            def add(
+                kind: str,
+                source_id: int,
+                type_: str,
+                case_ref: str | None,
+                body: dict[str, Any],
+                *,
+                version: int = FORMAT_VERSION,
+                named: tuple[str, str] | None = None,
+            ) -> None:
+                """One record; ``case_ref`` None for a record about an appliance's key, which names no worker (or
+                for a record of the log's switch to owner tags: ``named`` (badge, plant) for a ``tagkey`` record).
+                A worker's first record in the log carries the worker's new tag key."""
                 nonlocal prev
-                emp, plant = _case_of(case_ref, cases) if case_ref is not None else ("", body["plant"])
+                if kind == "tags":  # the records of owner tags (a switch, a tag key) come from no row: keyed by seq
+                    source_id = tree.size
+                emp, plant = _case_of(case_ref, cases) if case_ref is not None else named or ("", body.get("plant", ""))
                 seq = tree.size
                 owner = {"emp": emp, "plant": plant, "case": case_ref} if case_ref is not None else {}
+                if named is not None:
+                    owner = {"emp": emp, "plant": plant}
+                whose = cloud_owner({"emp": emp, "plant": plant}) if emp else None
+                extra: dict[str, Any] = {"tv": 1} if type_ in TYPE_VERSIONS else {}
+                if whose is not None and version >= 2:
+                    if "tagkey" in body:
+                        keys.add(whose, unb64(body["tagkey"], what="tagkey"))
+                        new_keys.append({"owner": whose, "seq": seq, "key": unb64(body["tagkey"], what="tagkey")})
+                    elif whose not in keys:
+                        given = new_tag_key()
+                        keys.add(whose, given)
+                        new_keys.append({"owner": whose, "seq": seq, "key": given})
+                        extra["tagkey"] = b64(given)
+                if version >= 2:
+                    extra["tag"] = keys.tag(self.origin, seq, whose)
                 record = make_record(
                     key=self._key,
                     log=self.origin,
@@ -206,7 +253,8 @@ class EvidenceLog:
                     type=type_,
                     prev=prev,
                     t_wall_ms=now,
-                    tv=1,
+                    version=version,
+                    **extra,
                     **owner,
                     **body,
                 )
@@ -230,6 +278,8 @@ class EvidenceLog:
                     }
                 )
 
+            if state.size and _version(state.size - 1) < 2:  # a log from before owner tags: switch it first
+                self._switch(add, state.size, keys)
             for k in self._pending(ApplianceKey, "key"):  # registrations first: they precede what the keys sign
                 add("key", k.id, "keyreg", None, _registration(k))
             for r in self._pending(KeyRevocation, "revoke"):
@@ -271,9 +321,14 @@ class EvidenceLog:
                         "at_ms": e.at_ms,
                     },
                 )
+            for emp, plant in workers:
+                if cloud_owner({"emp": emp, "plant": plant}) not in keys:
+                    add("tags", 0, "tagkey", None, {"tagkey": b64(new_tag_key())}, named=(emp, plant))
             if not rows:
                 return Appended(state.size, 0)
             EvidenceRecord.insert_many(rows).execute()
+            if new_keys:
+                EvidenceTagKey.insert_many(new_keys).execute()
             checkpoint = note.Checkpoint(self.origin, tree.size, tree.root())
             cosigned_at = now // 1000
             EvidenceCheckpoint.create(
@@ -289,6 +344,28 @@ class EvidenceLog:
             state.save()
         log.info("evidence log: %d records added, size %d", len(rows), tree.size)
         return Appended(tree.size, len(rows))
+
+    def _switch(self, add: Any, size: int, keys: TagKeys) -> None:
+        """Switch a log written before owner tags to version 2 (FORMAT.md): a ``format`` record (version 1), a
+        ``tagkey`` record for each worker its records name, and ``tagindex`` records giving each earlier record
+        its owner's tag, computed now (the report says these were recorded late)."""
+        owners: list[tuple[int, dict[str, Any]]] = []
+        for r in EvidenceRecord.select(EvidenceRecord.seq, EvidenceRecord.employee, EvidenceRecord.plant).order_by(
+            EvidenceRecord.seq
+        ):
+            owners.append((r.seq, {"emp": r.employee, "plant": r.plant} if r.employee else {}))
+        owners.append((size, {}))  # the format record itself: nobody's
+        add("tags", 0, "format", None, {"to": 2}, version=1)
+        for _seq, fields in owners:
+            whose = cloud_owner(fields) if fields else None
+            if whose is not None and whose not in keys:
+                add("tags", 0, "tagkey", None, {"tagkey": b64(new_tag_key())}, named=(fields["emp"], fields["plant"]))
+        for body in late_tag_bodies(self.origin, owners, keys):
+            add("tags", 0, "tagindex", None, body)
+
+
+def _version(seq: int) -> int:
+    return int(json.loads(bytes(EvidenceRecord.get_by_id(seq).data))["v"])
 
 
 def _registration(k: ApplianceKey) -> dict[str, Any]:

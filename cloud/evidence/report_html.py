@@ -25,11 +25,15 @@ def report_html(model: ReportModel) -> str:
 
 
 def manual_checks(manifest: dict[str, Any], files: dict[str, bytes]) -> str:
-    example = next(
+    example = next(  # a record of the range (the one giving the employee's tag key may lie before it)
         (
             n
             for n in sorted(files)
-            if n.startswith("logs/") and n.endswith(".json") and "/records/" in n and not n.endswith(".proof.json")
+            if n.startswith("logs/")
+            and n.endswith(".json")
+            and "/records/" in n
+            and not n.endswith(".proof.json")
+            and json.loads(files[n])["seq"] >= json.loads(files[n.rsplit("/records/", 1)[0] + "/log.json"])["from_seq"]
         ),
         None,
     )
@@ -37,6 +41,7 @@ def manual_checks(manifest: dict[str, Any], files: dict[str, bytes]) -> str:
     seq = example.rsplit("/", 1)[1].split(".")[0] if example else "SEQ"
     info = json.loads(files.get(f"{base}/log.json", b"{}") or b"{}")
     line = int(seq) - info.get("from_seq", 0) + 1 if seq.isdigit() else "N"
+    tagged = example is not None and json.loads(files[example]).get("v") == 2
     registry = json.loads(files.get("keys/registry.json", b"[]"))
     key_file = next((r["file"] for r in registry if r["log"] == info.get("log")), "KEY.pem")
     made_for_zh, made_for_en = purpose(manifest)
@@ -56,9 +61,7 @@ Every file is listed, the reports (report.html, report.pdf) included:
 
 ## 2. A record is exactly what the appliance signed (example: {example})
 
-    (printf '\\x00'; cat {example}) | openssl dgst -sha256 -binary > leaf.bin
-    od -An -tx1 leaf.bin | tr -d ' \\n'; echo  # must equal line {line} of {base}/leaves.txt:
-    sed -n '{line}p' {base}/leaves.txt
+{_leaf_steps(example, base, line, tagged)}
     (printf 'punchlog/record/v1\\n'; cat leaf.bin) > signed.bin
     openssl pkeyutl -verify -pubin -inkey keys/{key_file} -rawin -in signed.bin -sigfile {base}/records/{seq}.sig
 
@@ -91,6 +94,20 @@ and the signature over `cosignature/v1`, `time T` and the body:
 `punchproof verify` recomputes every checkpoint's Merkle root from `leaves.txt` (RFC 9162; see
 FORMAT.md). Any record deleted, inserted, reordered or altered changes those roots.
 {_case_checks(manifest, files)}{_timestamp_checks(files)}"""
+
+
+def _leaf_steps(example: str | None, base: str, line: int | str, tagged: bool) -> str:
+    """The record's leaf hash by hand: version 1 ``SHA-256(0x00 || record)``; version 2 ``SHA-256(0x00 || tag ||
+    SHA-256(record))``, the tag (the record's ``tag``, in hex) and the record's hash being ``leaves.txt``'s line."""
+    if not tagged:
+        return f"""    (printf '\\x00'; cat {example}) | openssl dgst -sha256 -binary > leaf.bin
+    od -An -tx1 leaf.bin | tr -d ' \\n'; echo  # must equal line {line} of {base}/leaves.txt:
+    sed -n '{line}p' {base}/leaves.txt"""
+    return f"""    sed -n '{line}p' {base}/leaves.txt  # line {line}: the record's owner tag and its SHA-256, in hex
+    openssl dgst -sha256 -binary {example} | od -An -tx1 | tr -d ' \\n'; echo  # must be the second
+    sed -n '{line}p' {base}/leaves.txt | cut -d' ' -f1 | xxd -r -p | base64  # must be the record's "tag"
+    (printf '\\x00'; sed -n '{line}p' {base}/leaves.txt | cut -d' ' -f1 | xxd -r -p; \\
+      openssl dgst -sha256 -binary {example}) | openssl dgst -sha256 -binary > leaf.bin"""
 
 
 def _case_checks(manifest: dict[str, Any], files: dict[str, bytes]) -> str:

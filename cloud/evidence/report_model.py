@@ -34,6 +34,7 @@ LOG_CHECKS = {
     "checkpoints": "检查点签名与云端会签",
     "disclosed records": "披露记录的签名与链接",
     "compromised key": "设备密钥泄露",
+    "owner tags": "归属标记：未披露的记录中有无本人记录",
 }
 UNTIMED_GAPS = {  # gaps the verifier lists without a time, by how their text starts
     "the bundle has no witness log": "本证据包不含云端见证日志：其中的检查点未在云端的签名日志中得到证明",
@@ -75,7 +76,9 @@ OUTCOMES = {
 }
 SCHEDULE_NOTE = (
     "排班：本证据包不含排班表，报告不判断该员工某日是否应当出勤，只列出设备记录的事实。"
-    "“无打卡记录”表示设备当日在正常记录，而其完整日志中没有该员工的打卡；"
+    "“无打卡记录”表示设备当日在正常记录，而其完整日志中没有该员工的打卡：日志的每条记录带有归属标记，"
+    "只有用该员工的归属密钥（随本证据包披露）才能认出，核验程序逐条核对，未披露的记录中没有该员工的记录"
+    "（旧格式日志没有归属标记，报告会注明不能据此排除）；"
     "“该日无设备记录”则不能据此认定缺勤；"
     "“未覆盖”表示设备当时尚未开始记录（在其日志第一条记录之前，或设备对该班次的结论为未覆盖），不计缺勤。"
 )
@@ -421,6 +424,9 @@ def _days(
     bases = {entry["log"]: f"logs/{n}" for n, entry in enumerate(manifest["logs"])}
     began = _began(manifest, result)
     uncovered = _uncovered_facts(result)
+    device_logs = [entry["log"] for entry in manifest["logs"] if entry.get("kind") != "cloud"]
+    tags_checked = bool(device_logs) and all(result.tag_checks.get(log, {}).get("checked") for log in device_logs)
+    late = _late_tags(result, device_logs)
     by_day: dict[str, list[dict[str, Any]]] = {}
     others: dict[str, list[str]] = {}
     for item in result.disclosed:
@@ -440,6 +446,11 @@ def _days(
         end = datetime.combine(day + timedelta(days=1), time(), tz).timestamp()
         touching = [g for g in gaps if g.kind != "bundle" and g.start < end and g.end >= start]
         notes = tuple(g.zh for g in touching) + tuple(others.get(key, []))
+        notes += tuple(  # a day recorded before a log's switch: its records' tags were given then
+            f"该日记录的归属标记于 {_full(at // 1000, tz)} 补记（日志升级到版本 2 时），此前未固定"
+            for at in late
+            if start * 1000 < at
+        )
         span = result.recorded.get(key)
         before = key in uncovered or (began is not None and end <= began)
         status = _status(bool(punches), key in result.covered_days, before)
@@ -448,7 +459,9 @@ def _days(
                 date=key,
                 weekday="一二三四五六日"[day.weekday()],
                 status=status,
-                status_text=_status_text(status, touching, began if span and span[0] == began else None, tz),
+                status_text=_status_text(
+                    status, touching, began if span and span[0] == began else None, tz, tags_checked=tags_checked
+                ),
                 recorded=f"{_hm(span[0], tz)}–{_hm(span[1], tz)}" if span else "",
                 punches=tuple(_punch(p, bases.get(p["log"], "logs/?"), log_zone.get(p["log"], tz)) for p in punches),
                 notes=notes,
@@ -466,8 +479,18 @@ def _status(punched: bool, covered: bool, before_recording: bool) -> str:
     return "no_punch" if covered else "no_device"
 
 
-def _status_text(status: str, gaps: list[GapLine], began: int | None, tz: ZoneInfo) -> str:
-    """What a day without a punch proves; ``began`` is set on the day the appliances began recording."""
+def _late_tags(result: Report, logs: list[str]) -> list[int]:
+    """When (ms) each log whose older records were tagged late wrote those tags, at its switch to version 2: a day
+    recorded before that moment has tags fixed only from then on."""
+    return sorted({item["at_ms"] for log in logs for item in result.tag_checks.get(log, {}).get("late", [])})
+
+
+def _status_text(
+    status: str, gaps: list[GapLine], began: int | None, tz: ZoneInfo, *, tags_checked: bool = False
+) -> str:
+    """What a day without a punch proves; ``began`` is set on the day the appliances began recording. A day without
+    a punch while recording rests on the owner tags: with ``tags_checked`` every record of every appliance log's
+    range was checked for the employee's tag, else (an older log) withholding cannot be ruled out."""
     if status == "punched":
         return ""
     if status == "uncovered":
@@ -476,11 +499,16 @@ def _status_text(status: str, gaps: list[GapLine], began: int | None, tz: ZoneIn
         return "该日设备记录不作为证据（设备密钥可能已泄露，见右栏），不能据此认定缺勤"
     if status == "no_device":
         return "该日无设备记录（设备离线或断电），不能据此认定缺勤"
+    tags = (
+        "已逐条核对归属标记，未披露的记录中没有本人的记录"
+        if tags_checked
+        else "但日志无归属标记（旧格式），不能排除本人的记录被隐瞒"
+    )
     if began is not None:
-        return f"无打卡记录；设备当日 {_hm(began, tz)} 才开始记录，此前的时段不能据此认定缺勤"
+        return f"无打卡记录；设备当日 {_hm(began, tz)} 才开始记录，此前的时段不能据此认定缺勤；{tags}"
     if any(g.kind in ("power_gap", "log_ends") for g in gaps):
-        return "无打卡记录；但设备当日有未记录的时段（见右栏），该时段不能据此认定缺勤"
-    return "无打卡记录（设备当日正常记录）"
+        return f"无打卡记录；但设备当日有未记录的时段（见右栏），该时段不能据此认定缺勤；{tags}"
+    return f"无打卡记录（设备当日正常记录；{tags}）"
 
 
 def _punch(item: dict[str, Any], base: str, tz: ZoneInfo) -> PunchLine:

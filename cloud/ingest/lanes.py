@@ -20,7 +20,7 @@ from cloud.ingest import quarantine
 from cloud.store import Appliance, DeviceStatus, LogHead, ProvisionalRecord, bulk_insert, database
 from ledger import LedgerError, Malformed, topics
 from ledger.messages import Batch
-from ledger.record import employee_of, leaf_hash
+from ledger.record import employee_of, record_leaf
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def settle(appliance: Appliance, first: int, leaves: dict[int, bytes]) -> list[i
     if not held:  # the usual case, and a backlog's every batch: one indexed read, no write
         return []
     # rows below ``first`` came on the live lane while another worker stored their range: dropped too
-    differing = [row.seq for row in held if row.seq >= first and leaf_hash(bytes(row.data)) != leaves.get(row.seq)]
+    differing = [row.seq for row in held if row.seq >= first and record_leaf(bytes(row.data)) != leaves.get(row.seq)]
     ProvisionalRecord.delete().where(
         (ProvisionalRecord.appliance == appliance) & (ProvisionalRecord.seq <= last)
     ).execute()

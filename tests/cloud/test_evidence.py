@@ -23,7 +23,7 @@ from cloud.evidence.witness_log import WitnessLog
 from cloud.ingest.verifier import BatchIngest
 from cloud.store import ApplianceKey, open_db
 from ledger import SigningKey, note, topics
-from ledger.evidence import SUMS, sha256sums, verify_bundle
+from ledger.evidence import SUMS, leaf_lines, sha256sums, verify_bundle
 from ledger.merkle import inclusion_proof, root
 from tests.cloud.test_pinning import (
     assert_registrations_shown,
@@ -160,7 +160,7 @@ def test_other_workers_are_disclosed_only_as_hashes(world):
     ]
     assert {r.get("emp") for r in records if r["type"] == "punch"} == {EMPLOYEE}
     assert not any(b'"emp":"1002"' in d for d in files.values())
-    leaves = files["logs/0/leaves.txt"].decode().split()
+    leaves = files["logs/0/leaves.txt"].decode().splitlines()  # a leaf hash, or an owner tag and a record hash
     info = json.loads(files["logs/0/log.json"])
     assert len(leaves) == info["to_size"] - info["from_seq"]
 
@@ -226,7 +226,7 @@ def truncate_tail(files):
     info["to_size"] = last_kept
     files["logs/0/log.json"] = json.dumps(info).encode()
     assert info["from_seq"] == 0
-    leaves = [bytes.fromhex(line) for line in lines]
+    leaves = leaf_lines("".join(lines).encode(), 0)[0]  # version 2 lines: owner tag and record hash
     for name in [n for n in files if n.startswith("logs/0/records/")]:
         seq = int(name.rsplit("/", 1)[1].split(".")[0])
         if seq >= last_kept:

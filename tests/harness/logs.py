@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 from ledger import GENESIS_PREV, SignedRecord, SigningKey, make_record, merkle, note
 from ledger.messages import Batch
+from ledger.ownertags import TagKeys, appliance_owner, new_key
+from ledger.record import b64
 from tests.harness.clock import FrozenClock
 
 TZ = "Asia/Shanghai"
@@ -21,12 +23,18 @@ class LogBuilder:
         self.sent = 0
         self.anchor = ""
         self.next_key: SigningKey | None = None
+        self.tag_keys = TagKeys(appliance_owner)  # owner tags, as the appliance's LogWriter gives them
 
     def acknowledged(self, cosignature: str) -> None:
         """Like the appliance: later records carry the hash of the latest cosignature."""
         self.anchor = base64.b64encode(hashlib.sha256(cosignature.encode()).digest()).decode()
 
     def add(self, type: str, **body: Any) -> SignedRecord:  # noqa: A002 - the record field's name
+        seq, owner = len(self.records), appliance_owner(body)
+        if owner is not None and owner not in self.tag_keys:  # a worker's first record gives the worker's key
+            self.tag_keys.add(owner, new_key())
+            body["tagkey"] = b64(self.tag_keys.key(owner))
+        body["tag"] = self.tag_keys.tag(self.origin, seq, owner)
         record = make_record(
             key=self.key,
             log=self.origin,

@@ -15,7 +15,7 @@ def fixed_key() -> SigningKey:
     return SigningKey(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
 
 
-def chain(key: SigningKey, count: int, log: str = LOG) -> list[SignedRecord]:
+def chain(key: SigningKey, count: int, log: str = LOG, version: int = 2) -> list[SignedRecord]:
     records, prev = [], GENESIS_PREV
     for seq in range(count):
         record = make_record(
@@ -28,6 +28,8 @@ def chain(key: SigningKey, count: int, log: str = LOG) -> list[SignedRecord]:
             salt=bytes(16),
             emp=f"10{seq:02d}",
             term=TERM,
+            version=version,
+            **({"tag": bytes(32)} if version == 2 else {}),
         )
         records.append(record)
         prev = record.leaf
@@ -35,12 +37,13 @@ def chain(key: SigningKey, count: int, log: str = LOG) -> list[SignedRecord]:
 
 
 def test_golden_vector_for_reimplementers():
-    """docs/record-format.md quotes these bytes: a change here is a format change.
+    """docs/record-format.md quotes these bytes: a change here is a format change. Version 1 (a log's records
+    before its switch to owner tags); version 2's vector is in test_owner_tags.py.
 
     The leaf hash, signature and key id were computed with the OpenSSL command line
     (``openssl dgst -sha256``, ``openssl pkeyutl -sign -rawin``), not with our code.
     """
-    record = chain(fixed_key(), 1)[0]
+    record = chain(fixed_key(), 1, version=1)[0]
     assert fixed_key().kid == "oFCDfYUHBYLM9zlLCYiEfMMSy4glm4lImfbyOc8XkaU="
     assert record.data == (
         b'{"emp":"1000","kid":"' + fixed_key().kid.encode() + b'","log":"punchproof/test-plant/pi-01/1",'

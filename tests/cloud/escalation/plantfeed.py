@@ -21,6 +21,8 @@ from cloud.ingest.verifier import BatchIngest
 from cloud.store import Plant
 from ledger import GENESIS_PREV, SigningKey, make_record, topics
 from ledger.messages import Batch
+from ledger.ownertags import TagKeys, appliance_owner, new_key
+from ledger.record import b64
 
 TZ = ZoneInfo("Asia/Shanghai")
 SHIFTS = {
@@ -72,6 +74,15 @@ class PlantFeed:
     leaves: list[rules.Leave] = field(default_factory=list)
     facts: dict[str, dict] = field(default_factory=dict)  # the appliance's latest fact per key
     watermark: datetime | None = None  # None: the terminal has been read up to "now"
+    tag_keys: TagKeys = field(default_factory=lambda: TagKeys(appliance_owner))  # owner tags, as LogWriter's
+
+    def owner_tag(self, body: dict[str, object]) -> dict[str, object]:
+        """The owner tag (and, in a worker's first record, the worker's tag key) the appliance gives a record."""
+        owner, extra = appliance_owner(body), {}
+        if owner is not None and owner not in self.tag_keys:
+            self.tag_keys.add(owner, new_key())
+            extra["tagkey"] = b64(self.tag_keys.key(owner))
+        return {**extra, "tag": self.tag_keys.tag(self.log, self.seq, owner)}
 
     @property
     def log(self) -> str:
@@ -141,6 +152,7 @@ class PlantFeed:
         return out
 
     def _append(self, type_: str, **body: object) -> None:
+        body = {**body, **self.owner_tag(body)}
         record = make_record(
             key=self.key, log=self.log, seq=self.seq, type=type_, prev=self.prev, t_wall_ms=ms(self.clock.now()), **body
         )

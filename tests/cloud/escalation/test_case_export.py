@@ -230,10 +230,14 @@ def _verify_fails_a_case_bundle_without_the_cases_contacts_and_notices(wired, ca
     failed = _cli("verify", tampered, *pin)
     assert failed.returncode == 1, failed.stdout
     lines = [line for line in failed.stdout.splitlines() if "  FAIL  " in line]
-    assert len(lines) == 1 and lines[0].startswith(f"case case-{case.id}"), failed.stdout  # only this check
-    assert f"本案 case-{case.id} 的证据包缺少：联络记录 {len(claim['contacts'])} 条" in lines[0]
-    assert f"通知书 {len(claim['notices'])} 份" in lines[0]
-    assert f"the bundle of case-{case.id} lacks {len(claim['contacts'])} contact attempts" in lines[0]
+    # the case's check, and the owner tags': the worker's records (the first of them gave the tag key) are withheld
+    assert [line.split("  ")[0] for line in lines] == [
+        f"{ORIGIN} [0, {json.loads(files[f'{base}/log.json'])['to_size']}): owner tags",
+        f"case case-{case.id}",
+    ], failed.stdout
+    assert f"本案 case-{case.id} 的证据包缺少：联络记录 {len(claim['contacts'])} 条" in lines[1]
+    assert f"通知书 {len(claim['notices'])} 份" in lines[1]
+    assert f"the bundle of case-{case.id} lacks {len(claim['contacts'])} contact attempts" in lines[1]
     assert "校验未通过" in failed.stdout
 
     # the cloud's log taken out whole, with its manifest entry: still a case bundle, still failing

@@ -52,6 +52,7 @@ class CheckpointedFeed(PlantFeed):
         return self
 
     def _append(self, type_: str, **body: object) -> None:
+        body = {**body, **self.owner_tag(body)}
         record = make_record(
             key=self.key, log=self.log, seq=self.seq, type=type_, prev=self.prev, t_wall_ms=ms(self.clock.now()), **body
         )
