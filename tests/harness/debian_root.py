@@ -195,10 +195,12 @@ def on_terminal(
     os.close(slave)
     screen, fresh = bytearray(), bytearray()
     deadline = time.monotonic() + timeout
+    # poll, not select: a pytest worker that has run hundreds of tests may hold descriptors above select's 1024
+    watch = select.poll()
+    watch.register(master, select.POLLIN)
     try:
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1.0)
-            if not ready:
+            if not watch.poll(1000):
                 continue
             try:
                 chunk = os.read(master, 65536)
