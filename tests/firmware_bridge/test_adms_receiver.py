@@ -92,7 +92,7 @@ class Plant:
         return AdmsTerminalEmulator(serial, "127.0.0.1", self.port, tz=PLANT_TZ, now=self.clock.now, **kwargs)
 
     def post(self, path: str, body: bytes, content_type: str = "text/plain") -> tuple[int, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)  # a whole log: seconds on a busy CI
         try:
             conn.request("POST", path, body=body, headers={"Content-Type": content_type})
             response = conn.getresponse()
