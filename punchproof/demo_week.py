@@ -37,6 +37,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cloud.clock import VirtualClock
+from ledger.ownertags import TagKeys, appliance_owner
 
 log = logging.getLogger(__name__)
 CLOCK_FILE = "virtual-clock.json"
@@ -138,6 +139,7 @@ class SimulatedAppliance:
         self.seq = 0
         self.sealed: datetime | None = None  # the last seal's time
         self.facts: dict[str, dict] = {}  # type: ignore[type-arg]
+        self.tag_keys = TagKeys(appliance_owner)  # owner tags, as the appliance's LogWriter gives them
 
     @property
     def log_origin(self) -> str:
@@ -211,6 +213,18 @@ class SimulatedAppliance:
             out.append(("seal", {"why": "minute"}, self.sealed))
         return out
 
+    def _owner_tag(self, body: dict[str, object]) -> dict[str, object]:
+        """The owner tag the appliance's writer gives a record (format version 2), and in a worker's first record
+        of the log the worker's tag key, so that a bundle proves no record of the worker was withheld."""
+        from ledger.ownertags import new_key
+        from ledger.record import b64
+
+        owner, extra = appliance_owner(body), {}
+        if owner is not None and owner not in self.tag_keys:
+            self.tag_keys.add(owner, new_key())
+            extra["tagkey"] = b64(self.tag_keys.key(owner))
+        return {**extra, "tag": self.tag_keys.tag(self.log_origin, self.seq, owner)}
+
     def _append(self, records: list[tuple[str, dict[str, object], datetime]]) -> None:
         """Sign ``records`` into the log, in batches of up to ``BATCH`` each with its checkpoint, and store them
         through the cloud's ingest."""
@@ -229,6 +243,7 @@ class SimulatedAppliance:
                     prev=self.prev,
                     t_wall_ms=int(at.timestamp() * 1000),
                     **body,
+                    **self._owner_tag(body),
                 )
                 self.tree.append(record.leaf)
                 signed_records.append(record)
