@@ -14,6 +14,7 @@ names (``ledger.evidence.named_documents``): a 解除证明 or 公告 text produ
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
@@ -77,6 +78,16 @@ def export_cloud_log(
     if cover is None:
         return None, [], None  # not checkpointed yet: the caller brings the log up to date first
     end = cover.size
+    # every record of the employee's in the range goes in, of the period or not: a reader checks that none of the
+    # range's records carrying their owner tag is withheld
+    in_range = EvidenceRecord.select().where(
+        (EvidenceRecord.employee == employee)
+        & EvidenceRecord.plant.in_(plant_ids)
+        & (EvidenceRecord.seq >= first)
+        & (EvidenceRecord.seq < end)
+    )
+    held = {r.seq for r in own}
+    own = sorted([*own, *(r for r in in_range if r.seq not in held)], key=lambda r: r.seq)
     leaves, lines = [], []
     for r in (
         EvidenceRecord.select(EvidenceRecord.seq, EvidenceRecord.leaf, EvidenceRecord.data)
@@ -117,8 +128,9 @@ def export_cloud_log(
         json.dumps({"seq": r.seq, "data": bytes(r.data).decode(), "sig": b64(bytes(r.sig))}) + "\n"
         for r in sorted(system, key=lambda r: r.seq)
     ).encode()
-    files[f"{base}/checkpoints.jsonl"] = (
-        json.dumps({"size": cover.size, "note": cover.note + cover.cosignature}) + "\n"
+    covering = _covering(own + system, first, end)  # the first cosigned after each record: its time's bound
+    files[f"{base}/checkpoints.jsonl"] = "".join(
+        json.dumps({"size": c.size, "note": c.note + c.cosignature}) + "\n" for c in covering
     ).encode()
     files[f"{base}/leaves.txt"] = "".join(line + "\n" for line in lines).encode()
     plant = plant_ids[0] if len(plant_ids) == 1 or not period else own[0].plant
@@ -155,7 +167,26 @@ def export_cloud_log(
         "disclosed": len(own) + len(system),
         "key_records": len(keys),
     }
-    return entry, [cover.size], registry
+    return entry, [c.size for c in covering], registry
+
+
+def _covering(records: list[EvidenceRecord], first: int, end: int) -> list[EvidenceCheckpoint]:
+    """The checkpoints a reader needs: for each disclosed record in the range the first one covering it (the latest
+    it can have been written: a tag key written at export comes after the records it lies beside), and the end."""
+    sizes = [
+        c.size
+        for c in EvidenceCheckpoint.select(EvidenceCheckpoint.size)
+        .where((EvidenceCheckpoint.size > first) & (EvidenceCheckpoint.size <= end))
+        .order_by(EvidenceCheckpoint.size)
+    ]
+    wanted = {end}
+    for record in records:
+        index = bisect.bisect_right(sizes, record.seq)
+        if record.seq >= first and index < len(sizes):
+            wanted.add(sizes[index])
+    return list(
+        EvidenceCheckpoint.select().where(EvidenceCheckpoint.size.in_(sorted(wanted))).order_by(EvidenceCheckpoint.size)
+    )
 
 
 def _tag_key_record(employee: str, plant_ids: list[str]) -> EvidenceRecord | None:
