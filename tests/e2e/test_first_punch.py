@@ -112,7 +112,7 @@ def test_pages_need_a_login_and_show_the_punch(system, terminal_state):
     plant = WebClient(f"http://127.0.0.1:{system.start_web('appliance')}")
     now = terminal_state.device_now()
     terminal_state.punch("1002", state=1, when=now)
-    wait_until(lambda: system.cloud_punches(), timeout=20, message="the punch in the cloud")
+    wait_until(lambda: system.cloud_punches(), timeout=60, message="the punch in the cloud")
     for client, user, password in ((cloud, "hr", "correct horse 1"), (plant, "boss", "battery staple 2")):
         wait_until(lambda c=client: c.get("/login")[0] == 200, timeout=20, message="gunicorn to serve")
         status, page = client.get("/")
@@ -160,7 +160,7 @@ def test_an_appliance_restored_from_an_old_backup_does_not_silently_continue(sys
     system.start_ingest()
     system.start_appliance()
     terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 50))
-    wait_until(lambda: len(system.cloud_punches()) == 1, timeout=20, message="the first punch")
+    wait_until(lambda: len(system.cloud_punches()) == 1, timeout=60, message="the first punch")
     assert system.stop("appliance") == 0
     database = system.root / "appliance" / "appliance.sqlite3"
     backup = database.read_bytes()  # the database is checkpointed and closed after a clean stop
@@ -239,7 +239,7 @@ def test_an_old_gap_or_rejection_sent_again_does_not_rewind_or_stop_the_sync(sys
     system.start_ingest()
     system.start_appliance()
     terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 50))
-    wait_until(lambda: system.acked_seq() >= 0, timeout=30, message="the punch acknowledged")
+    wait_until(lambda: system.acked_seq() >= 0, timeout=60, message="the punch acknowledged")
     acked = system.acked_seq()
     log_name = json.loads((system.root / "identity.json").read_text())["log"]
     cloud_key = SigningKey.load(system.root / "cloud" / "keys" / "cloud-witness.pem")

@@ -164,7 +164,7 @@ def test_sigkill_during_a_shift_change_loses_no_acknowledged_punch(system, shift
     system.start_appliance()
     total = len(shift_state.punches)
     assert total == made and made > CYCLES * 20
-    wait_until(lambda: len(stored(system)) >= total, timeout=120, message=f"all {total} punches on the appliance")
+    wait_until(lambda: len(stored(system)) >= total, timeout=300, message=f"all {total} punches on the appliance")
     wait_until(lambda: len(in_cloud(system)) >= total, timeout=180, message=f"all {total} punches in the cloud")
     keys = system.appliance_rows("SELECT user_id, device_time, state FROM punch")
     assert len(keys) == total and len(set(keys)) == total, "a punch is stored twice or missing on the appliance"

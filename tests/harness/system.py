@@ -188,7 +188,7 @@ class System:
     def stop(self, name: str, sig: signal.Signals = signal.SIGTERM) -> int:
         process = self.processes.pop(name)
         process.send_signal(sig)
-        return process.wait(timeout=30)
+        return process.wait(timeout=60)  # a loaded 2-core CI machine: shutting down took over 30 s
 
     def stop_all(self) -> dict[str, int]:
         return {name: self.stop(name) for name in list(self.processes)}
