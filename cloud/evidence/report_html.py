@@ -103,11 +103,11 @@ def _leaf_steps(example: str | None, base: str, line: int | str, tagged: bool) -
         return f"""    (printf '\\x00'; cat {example}) | openssl dgst -sha256 -binary > leaf.bin
     od -An -tx1 leaf.bin | tr -d ' \\n'; echo  # must equal line {line} of {base}/leaves.txt:
     sed -n '{line}p' {base}/leaves.txt"""
-    return f"""    sed -n '{line}p' {base}/leaves.txt  # line {line}: the record's owner tag and its SHA-256, in hex
-    openssl dgst -sha256 -binary {example} | od -An -tx1 | tr -d ' \\n'; echo  # must be the second
-    sed -n '{line}p' {base}/leaves.txt | cut -d' ' -f1 | xxd -r -p | base64  # must be the record's "tag"
+    return f"""    openssl dgst -sha256 -binary {example} | od -An -tx1 | tr -d ' \\n'; echo  # its SHA-256, equal to
+    sed -n '{line}p' {base}/leaves.txt | cut -d' ' -f2  # the second field of line {line} of leaves.txt
+    sed -n '{line}p' {base}/leaves.txt | cut -d' ' -f1 | xxd -r -p | base64  # its first: the record's "tag"
     (printf '\\x00'; sed -n '{line}p' {base}/leaves.txt | cut -d' ' -f1 | xxd -r -p; \\
-      openssl dgst -sha256 -binary {example}) | openssl dgst -sha256 -binary > leaf.bin"""
+      openssl dgst -sha256 -binary {example}) | openssl dgst -sha256 -binary > leaf.bin  # version 2 leaf"""
 
 
 def _case_checks(manifest: dict[str, Any], files: dict[str, bytes]) -> str:
