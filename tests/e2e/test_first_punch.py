@@ -113,12 +113,15 @@ def test_pages_need_a_login_and_show_the_punch(system, terminal_state):
     now = terminal_state.device_now()
     terminal_state.punch("1002", state=1, when=now)
     wait_until(lambda: system.cloud_punches(), timeout=60, message="the punch in the cloud")
-    for client, user, password in ((cloud, "hr", "correct horse 1"), (plant, "boss", "battery staple 2")):
+    sites = ((cloud, "hr", "correct horse 1", "/devices"), (plant, "boss", "battery staple 2", "/"))
+    for client, user, password, punches in sites:  # head office opens on HR's queue; its punches are under /devices
         wait_until(lambda c=client: c.get("/login")[0] == 200, timeout=20, message="gunicorn to serve")
-        status, page = client.get("/")
-        assert status == 200 and 'name="password"' in page, "the board must not show without a login"
+        for path in {"/", punches}:
+            status, page = client.get(path)
+            assert status == 200 and 'name="password"' in page, f"{path} must not show without a login"
         assert client.login(user, "wrong password")[0] == 401
-        status, page = client.login(user, password)
+        assert client.login(user, password)[0] == 200
+        status, page = client.get(punches)
         assert status == 200 and 'data-employee="1002"' in page
         assert now.strftime("%H:%M:%S") in page, "times are shown in the plant's zone"
         assert "下班" in page, "Chinese is the default language"
