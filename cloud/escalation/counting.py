@@ -345,7 +345,7 @@ def _opening(
     zh = f"假期 {ref} 结束后未返岗" if trigger == "leave_end" else "确认缺勤（未打卡）"
     en = f"not back after leave {ref} ended" if trigger == "leave_end" else "confirmed missed shift"
     note = (
-        f"立案：{zh}，首日 {first.work_date}（政策 {version.label}）",
+        f"立案：{zh}，首日 {first.work_date}（政策 {version.label_zh}）",
         f"case opened: {en}, first day {first.work_date} (policy {version.label})",
         {"trigger": trigger, "trigger_ref": ref, "policy": version.label, "fact": first.fact_id},
     )

@@ -101,6 +101,11 @@ class PolicyVersion(BaseModel):
     def label(self) -> str:
         return f"{self.scope}/v{self.number}"
 
+    @property
+    def label_zh(self) -> str:
+        """As a Chinese reader is told it: "全部工厂 · 第1版", a plant's own version by the plant's id."""
+        return f"{'全部工厂' if self.scope == '*' else self.scope} · 第{self.number}版"
+
     def parsed(self) -> Policy:
         return parse(json.loads(self.body))
 

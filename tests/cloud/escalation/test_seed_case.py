@@ -121,3 +121,5 @@ def test_sick_leave_ends_no_return_to_termination_served_and_tasks_due(db, clock
         positions.append(kinds.index(k, positions[-1] + 1 if positions else 0))
     assert positions == sorted(positions), " ".join(kinds)
     assert timeline.verify(case) == []
+    opened = next(i for i in timeline.items(case) if i.kind == "opened")
+    assert opened.text_zh.endswith("（政策 全部工厂 · 第1版）"), opened.text_zh  # not "*/v1"
