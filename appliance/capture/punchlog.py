@@ -19,7 +19,7 @@ import base64
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +198,7 @@ class LogWriter:
                 owner = appliance_owner(entry.body)
                 given = self._tag_key_of(entry, keys)
                 extra = given[2] if given else {}
-                if given:
+                if given and given[3]:
                     new_keys.append((given[0], seq, given[1]))
                 record = make_record(
                     key=self._key,
@@ -256,22 +256,35 @@ class LogWriter:
         return seqs
 
     @staticmethod
-    def _tag_key_of(entry: Entry, keys: TagKeys) -> tuple[str, bytes, dict[str, str]] | None:
+    def _tag_key_of(entry: Entry, keys: TagKeys) -> tuple[str, bytes, dict[str, str], bool] | None:
         """What a record adds for owner tags: a worker's first record in this log carries the worker's new tag key
-        (its ``tagkey`` field); a ``tagkey`` record (an older log's switch) gives its own. Returns (owner, key,
-        fields to add) and adds the key to ``keys``; None when the record gives no key."""
+        (its ``tagkey`` field); a ``tagkey`` record (an older log's switch) gives its own, and one asked for a
+        worker who has a key by then (``give_tag_keys`` racing the worker's first punch) states that key again.
+        Returns (owner, key, fields to add, whether the key is new) and adds a new key to ``keys``; None when the
+        record gives no key."""
         owner = appliance_owner(entry.body)
         if owner is None or entry.version < 2:
             return None
         if "tagkey" in entry.body:
             key = unb64(entry.body["tagkey"], what="tagkey")
             keys.add(owner, key)
-            return owner, key, {}
+            return owner, key, {}, True
         if owner in keys:
+            if entry.type == "tagkey":
+                return owner, keys.key(owner), {"tagkey": b64(keys.key(owner))}, False
             return None
         key = new_key()
         keys.add(owner, key)
-        return owner, key, {"tagkey": b64(key)}
+        return owner, key, {"tagkey": b64(key)}, True
+
+    def give_tag_keys(self, owners: Iterable[str]) -> int:
+        """A ``tagkey`` record for each of ``owners`` (the roster's workers) this log has given no key yet: a bundle
+        for a worker who never punched at this appliance still proves that none of the worker's records here was
+        withheld (without the key, a verifier cannot rule it out). Returns how many were written."""
+        missing = [owner for owner in dict.fromkeys(owners) if owner and owner not in self._tags]
+        if not missing:
+            return 0
+        return len(self.append([Entry("tagkey", {"emp": owner}) for owner in missing]))
 
     def rotate(self, new_key: SigningKey, reason: str) -> int:
         """Hand the log over to ``new_key``: a keyrot record signed by the old key with the new key's

@@ -34,7 +34,7 @@ from appliance.config import (
 )
 from appliance.identity import finish_rotation, load_or_create_key, load_pending_key
 from appliance.runtime.daemonlock import hold_daemon_lock
-from appliance.store import open_db
+from appliance.store import Employee, open_db
 from appliance.sync.remote_config import RemoteConfig
 from appliance.sync.uplink import Uplink
 from firmware_bridge.zk.driver import ZKTerminal
@@ -116,6 +116,7 @@ class ApplianceDaemon:
             seq,
             ", after an unclean shutdown" if unclean else "",
         )
+        self._give_tag_keys()
         self.committer = GroupCommitter(self.writer, self.clock, state_dir=settings.state_dir)
         self.committer.start()
         ingest = PunchIngest(self.writer, self.clock, settings.plant.timezone, self.committer)
@@ -227,9 +228,20 @@ class ApplianceDaemon:
             self.evaluator.wake(seq)
 
     def _config_applied(self) -> None:
-        """The cloud's configuration changed the master data: evaluate again soon."""
+        """The cloud's configuration changed the master data: new workers get their tag keys, evaluate again soon."""
+        self._give_tag_keys()
         if self.evaluator is not None:
             self.evaluator.wake()
+
+    def _give_tag_keys(self) -> None:
+        """Every worker on the roster has an owner-tag key in this log from the day they are on it, so that a bundle
+        for a worker who never punched here still proves none of their records here was withheld."""
+        if self.writer is None:
+            return
+        roster = [e for (e,) in Employee.select(Employee.user_id).where(Employee.active == True).tuples()]  # noqa: E712
+        given = self.writer.give_tag_keys(roster)
+        if given:
+            log.info("tag keys given to %d worker(s) of the roster", given)
 
     def _seal_every_minute(self) -> None:
         """A seal record and a checkpoint every minute, punches or not: gaps in the log show downtime."""
