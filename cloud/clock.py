@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
@@ -66,3 +67,21 @@ class VirtualClock:
 def to_ms_delta(delta: timedelta) -> int:
     """Whole milliseconds, rounded up: a clock advanced to a moment never reads earlier than it."""
     return -((-delta // timedelta(microseconds=1)) // 1000)
+
+
+ZONE_NAMES = {  # the zones a plant in China is in, as its people call them
+    "Asia/Shanghai": ("北京时间", "China Standard Time"),
+    "Asia/Chongqing": ("北京时间", "China Standard Time"),
+    "Asia/Urumqi": ("新疆时间", "Xinjiang time"),
+    "Asia/Hong_Kong": ("香港时间", "Hong Kong time"),
+}
+
+
+def zone_words(zone: str, lang: str = "zh") -> str:
+    """A plant's zone as people read it beside a time: "北京时间" / "China Standard Time"; another zone by its
+    offset ("当地时间 UTC+07:00" / "local time, UTC+07:00"), never its database name."""
+    en = lang == "en"
+    if zone in ZONE_NAMES:
+        return ZONE_NAMES[zone][en]
+    offset = datetime.now(ZoneInfo(zone)).strftime("%z")
+    return f"{'local time, ' if en else '当地时间 '}UTC{offset[:3]}:{offset[3:]}"

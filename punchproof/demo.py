@@ -42,8 +42,7 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from cloud.clock import VirtualClock
-from cloud.web.present import ZONE_NAMES
+from cloud.clock import VirtualClock, zone_words
 from punchproof.broker import Mosquitto, wait_for_port
 from punchproof.demo_mail import Outbox
 from punchproof.demo_story import (
@@ -518,7 +517,7 @@ Punchproof 演示已启动（工作目录 {demo.dir}）
   时间戳机构        {demo.tsa.url if demo.tsa else "无"}（演示自带，非第三方 / the demo's own, not a third party）
   MQTT（Mosquitto） 127.0.0.1:{ports.mqtt}    日志 logs: {demo.dir / "logs"}
 
-今天的演示（{ZONE_NAMES.get(story.tz.key, ("工厂时间 " + story.tz.key,))[0]}，一个班次压缩为 {pace.shift_min} 分钟）：
+今天的演示（{zone_words(story.tz.key)}，一个班次压缩为 {pace.shift_min} 分钟）：
   {hhmm(story.start)}  白班开始（{hhmm(story.start)}–{hhmm(story.end)}，迟到宽限 {pace.grace_min} 分钟）；多数工人已打卡
   {hhmm(story.tentative_at)}  看板上还没打卡的人显示“缺勤（待确认）”；{on_leave.name}（{ON_LEAVE}）病假中
   {hhmm(late_at)}  {who(LATE)} 迟到到岗{f"；{who(EARLY)} 早退" if pace.checkout_after_min else ""}；{absent} 一直没来

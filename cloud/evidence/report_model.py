@@ -15,6 +15,10 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cloud.channels import names
+from cloud.clock import zone_words
+from cloud.escalation.policy import step_label
+from cloud.notices import templates as notice_templates
 from ledger.evidence import MANIFEST, THIRD_PARTY_TIME_FIX_EN, THIRD_PARTY_TIME_FIX_ZH, Event, Report
 
 STATES = {0: "上班", 1: "下班", 2: "外出", 3: "外出返回", 4: "加班签到", 5: "加班签退"}
@@ -276,8 +280,8 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
         purpose_en=purpose_en,
         period_from=manifest["period"]["from"],
         period_to=manifest["period"]["to"],
-        timezone=str(tz),
-        plants=tuple(f"{p['name'] or p['id']}（{p['id']}，{p['timezone']}）" for p in manifest["plants"]),
+        timezone=zone_words(str(tz)),
+        plants=tuple(f"{p['name'] or p['id']}（{p['id']}，{zone_words(p['timezone'])}）" for p in manifest["plants"]),
         logs=tuple(
             LogLine(
                 f"{entry['plant']}/{entry['appliance']}",
@@ -288,7 +292,7 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
         ),
         witness_kid=manifest["witness_kid"],
         timestamp=_timestamp(manifest.get("witness_log")),
-        generated_at=f"{generated.astimezone(tz):%Y-%m-%d %H:%M:%S}（{tz}）",
+        generated_at=f"{generated.astimezone(tz):%Y-%m-%d %H:%M:%S}（{zone_words(str(tz))}）",
         generated_utc=generated,
         bundle_id=hashlib.sha256(files[MANIFEST]).hexdigest(),
         ok=result.ok,
@@ -361,9 +365,10 @@ def _contacts(manifest: dict[str, Any], result: Report, tz: ZoneInfo) -> tuple[C
             lines.append(
                 ContactLine(
                     at=_full(f["at_ms"] // 1000, tz),
-                    what=f"{f['step']} {CHANNELS.get(kind, kind)} → {f['recipient']}（{f['operator']}）",
+                    what=f"{_step(f)} {CHANNELS.get(kind, kind)} → {f['recipient']}"
+                    f"（{names.word(names.OPERATORS, f['operator'])}）",
                     outcome="；".join([outcome, *receipts.get(item["seq"], [])]),
-                    detail=f"模板 {f['template']}；内容 SHA-256 {f['content_sha256'][:16]}…；"
+                    detail=f"模板 {_template(f['template'])}；内容 SHA-256 {f['content_sha256'][:16]}…；"
                     f"服务商编号 {f['provider_id'] or '无'}",
                     record=record,
                 )
@@ -372,13 +377,36 @@ def _contacts(manifest: dict[str, Any], result: Report, tz: ZoneInfo) -> tuple[C
             lines.append(
                 ContactLine(
                     at=_full(f["at_ms"] // 1000, tz),
-                    what=f"{f['actor']}：{f['text']}",
+                    what=f"{ACTORS.get(f['actor'], f['actor'])}：{f['text']}",
                     outcome="",
-                    detail=f"案件时间线第 {f['entry']} 条（{f['kind']}）",
+                    detail=f"案件时间线第 {f['entry']} 条",
                     record=record,
                 )
             )
     return tuple(lines)
+
+
+ACTORS = {  # who wrote a case's timeline line, where it was not a person signed in under their name
+    "engine": "系统（案件流程）",
+    "appliance": "考勤设备",
+    "system": "系统自动发送",
+}
+
+
+def _step(fields: dict[str, Any]) -> str:
+    """A contact's step as the case page names it ("第1级 提醒"), from its key and its notice's template."""
+    notice = str(fields.get("template", "")).split("@")[0]
+    return step_label(str(fields["step"]), notice) if fields.get("step") else "—"
+
+
+def _template(ref: str) -> str:
+    """A notice template as people read it ("《未到岗提醒》第1版"), from its reference ("reminder@1")."""
+    template_id, _, version = str(ref).partition("@")
+    try:
+        found = notice_templates.get(template_id, version or None)
+    except notice_templates.UnknownTemplate:
+        return f"{template_id} 第{version}版" if version else template_id
+    return f"《{found.title}》第{found.version}版"
 
 
 def _check(name: str, ok: bool, detail: str) -> CheckLine:

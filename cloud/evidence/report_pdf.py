@@ -130,7 +130,7 @@ def _summary(pdf: FPDF, model: ReportModel) -> None:
     rows = [
         ("员工工号", model.employee),
         *((("案件", model.case),) if model.case else ()),
-        ("期间", f"{model.period_from} 至 {model.period_to}（{model.timezone} 时间）"),
+        ("期间", f"{model.period_from} 至 {model.period_to}（{model.timezone}）"),
         *(("工厂" if n == 0 else "", plant) for n, plant in enumerate(model.plants)),
         *(("设备与日志" if n == 0 else "", log) for n, log in enumerate(logs)),
         ("云端见证密钥", model.witness_kid),

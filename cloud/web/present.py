@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from flask import g
 
 from cloud.channels import names
+from cloud.clock import zone_words
 from cloud.escalation.policy import ROLE_NAMES
 
 
@@ -67,22 +68,9 @@ def local_ms(text: str, zone: str) -> int:
         raise ValueError(f"时间超出范围 / {text!r} is out of range") from err
 
 
-ZONE_NAMES = {  # the zones a plant in China is in, as its people call them
-    "Asia/Shanghai": ("北京时间", "China Standard Time"),
-    "Asia/Chongqing": ("北京时间", "China Standard Time"),
-    "Asia/Urumqi": ("新疆时间", "Xinjiang time"),
-    "Asia/Hong_Kong": ("香港时间", "Hong Kong time"),
-}
-
-
 def zone_name(zone: str) -> str:
-    """A plant's zone as people read it beside a time: "北京时间" / "China Standard Time"; another zone by its
-    offset ("当地时间 UTC+07:00" / "local time, UTC+07:00"), never its database name."""
-    en = getattr(g, "lang", "zh") == "en"
-    if zone in ZONE_NAMES:
-        return ZONE_NAMES[zone][en]
-    offset = datetime.now(ZoneInfo(zone)).strftime("%z")
-    return f"{'local time, ' if en else '当地时间 '}UTC{offset[:3]}:{offset[3:]}"
+    """A plant's zone as people read it beside a time, in the page's language (``cloud.clock.zone_words``)."""
+    return zone_words(zone, getattr(g, "lang", "zh"))
 
 
 def policy_label(scope: str, number: int) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from cloud import clock as cloud_clock
 from cloud.config import CloudSettings, ConfigError
 from cloud.evidence import report_model as evidence_model
 from cloud.evidence import report_pdf as evidence_pdf
@@ -84,7 +85,7 @@ def test_the_bundle_has_a_pdf_report_in_chinese_that_names_the_bundle_on_every_p
     for number, page in enumerate(pages, 1):
         assert f"证据包{bundle_id[:16]}" in page, f"page {number} names the bundle"
         assert f"第{number}页，共{len(pages)}页" in page
-        assert "生成于2026-03-0407:50:00（Asia/Shanghai）" in page, "the export time, in the plant's zone"
+        assert "生成于2026-03-0407:50:00（北京时间）" in page, "the export time, in the plant's zone, as people name it"
 
 
 @one_key
@@ -186,7 +187,8 @@ def test_without_a_chinese_font_the_export_says_what_to_install(world, tmp_path,
 def test_a_configured_truetype_font_without_a_bold_face_works_too(world, tmp_path, caplog):
     """The fallbacks (WenQuanYi, Droid) are TrueType: one is made here from Noto, with the report's characters."""
     font, noto = tmp_path / "cjk-truetype.ttf", find_font()
-    used = "".join(Path(m.__file__).read_text() for m in (evidence_model, evidence_pdf, ledger_evidence)) + PROBE
+    sources = (evidence_model, evidence_pdf, ledger_evidence, cloud_clock)  # cloud.clock: the zone's name
+    used = "".join(Path(m.__file__).read_text() for m in sources) + PROBE
     truetype_subset(noto.path, noto.index, used + "".join(map(chr, range(0x20, 0x7F))), font)
     with caplog.at_level(logging.WARNING):
         files = base.unpack(export(world, report_font=str(font)))

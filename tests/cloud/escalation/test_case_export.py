@@ -32,6 +32,7 @@ from ledger.evidence import MANIFEST, SUMS, sha256sums, verify_bundle
 from tests.cloud.escalation import wiring
 from tests.cloud.escalation.plantfeed import day_passes, local, ms
 from tests.cloud.escalation.test_wired_case import CheckpointedFeed
+from tests.harness.raw_codes import raw_codes, visible_text
 from tests.harness.wait import wait_until
 
 PASSWORD = "a long enough password"
@@ -171,6 +172,13 @@ def test_the_case_pages_export_holds_the_cases_evidence_and_everything_the_clis_
     assert next(c for c in report.checks if c.name == f"case case-{case.id}").ok
     assert f"本案证据齐全 / The case's evidence is all here (case-{case.id})" in files["MANUAL-CHECKS.md"].decode()
     assert f"<th>案件</th><td><b>case-{case.id}（本案证据包" in files["report.html"].decode()
+    shown = visible_text(files["report.html"].decode())
+    assert "北京时间" in shown and "Asia/Shanghai" not in shown, "the plant's zone as people name it"
+    # each contact's step, channel, operator and template in words (not L1, sms, system, warning@1); recipients
+    # (WeCom user ids, addresses) and the providers' message ids are data
+    said = [re.sub(r"→ [^（]*", "", line) for line in shown.splitlines() if "→" in line]
+    said += [line.split("；")[0] for line in shown.splitlines() if line.startswith("模板")]
+    assert said and raw_codes("\n".join(said), data={"hr-wang"}) == [], said  # hr-wang: HR's login
 
     # the CLI's bundle for the same case (to the page's today, the test's clock): the page's holds everything
     # it does, record for record
