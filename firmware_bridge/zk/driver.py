@@ -41,7 +41,7 @@ from firmware_bridge.types import Download, LogCleared, TerminalInfo
 from firmware_bridge.zk import userwrite, wire
 from firmware_bridge.zk.clock import ClockCorrection, ClockPolicy, measure_offset_ms
 from firmware_bridge.zk.directory import DirectoryReader
-from firmware_bridge.zk.logread import SpooledLog, read_log, spool_log
+from firmware_bridge.zk.logread import SpooledLog, spool_log
 from firmware_bridge.zk.records import UserRecord, parse_users
 from firmware_bridge.zk.session import ZKSession
 
@@ -88,24 +88,10 @@ class ZKTerminal:
         with ``known_count`` (the records already stored), the log is transferred only when the
         terminal's record count differs from it, and the terminal stays enabled otherwise. The
         transfer is our own session's (``logread``): pyzk's is slower and hangs on a FIN mid-read.
+        The whole result is in memory: the daemon reads a part at a time (``download_spooled``).
         """
-        session = ZKSession(self.host, self.port, timeout=self._timeout, comm_key=self._comm_key, udp=self._udp)
-        session.open()
-        try:
-            return read_log(
-                session,
-                tz=self.tz,
-                encoding=self._encoding,
-                now=self._now,
-                since_index=since_index,
-                known_count=known_count,
-                clock_policy=self._clock_policy,
-            )
-        except TerminalUnreachable:
-            self._reenable_fresh()  # the session died, perhaps with the terminal disabled
-            raise
-        finally:
-            session.close()
+        with self.download_spooled(since_index, known_count=known_count) as spooled:
+            return spooled.whole()
 
     def download_spooled(
         self, since_index: int = 0, *, known_count: int | None = None, spool_dir: str | Path | None = None

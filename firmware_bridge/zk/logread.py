@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from firmware_bridge.errors import TerminalError, TerminalProtocolError
 from firmware_bridge.types import Download, RawPunch, RejectedRecord
@@ -33,31 +33,10 @@ SIZES = struct.Struct("<20i")
 PART_RECORDS = 5000  # records parsed and handed on at a time: what is in memory at once, whatever the log's size
 
 
-def read_log(
-    session: ZKSession,
-    *,
-    tz: tzinfo,
-    encoding: str = "utf-8",
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    progress: Callable[[int, int], None] | None = None,
-    since_index: int = 0,
-    known_count: int | None = None,
-    clock_policy: ClockPolicy | None = None,
-) -> Download:
+def read_log(session: ZKSession, **options: Any) -> Download:
     """The punches at positions >= ``since_index``, over an open ``session`` (the caller closes it), in one
-    ``Download``. With ``known_count`` (the records already stored) the log is transferred only when the
-    terminal's count differs, and the terminal is not disabled otherwise."""
-    with spool_log(
-        session,
-        tz=tz,
-        encoding=encoding,
-        now=now,
-        progress=progress,
-        since_index=since_index,
-        known_count=known_count,
-        clock_policy=clock_policy,
-        spool=io.BytesIO(),
-    ) as spooled:
+    ``Download`` held in memory; ``options`` as ``spool_log``'s."""
+    with spool_log(session, spool=io.BytesIO(), **options) as spooled:
         return spooled.whole()
 
 
