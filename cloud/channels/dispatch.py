@@ -11,17 +11,36 @@ gets ``DispatchBusy`` instead of a second send (two escalation runners at once s
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import peewee as pw
 
 from cloud.channels import contact_log
 from cloud.channels.base import Attempt, Channel, OutboundMessage, Status
-from cloud.channels.contact_log import DispatchClaim, idempotency_key
+from cloud.channels.contact_log import ContactAttempt, DispatchClaim, idempotency_key
 from cloud.clock import Clock, SystemClock, to_ms
-from cloud.store import database
+from cloud.store import database, write_transaction
 
 log = logging.getLogger(__name__)
 FINAL = (Status.SENT, Status.TASK_OPEN, Status.DONE)
 CLAIM_STALE_MS = 15 * 60 * 1000  # a dispatcher that died mid-send releases its key after this
+
+
+_WRITER = threading.RLock()
+
+
+@contextmanager
+def one_writer() -> Iterator[None]:
+    """On SQLite, the threads of this process that write take turns here, waiting as long as it takes, rather than in
+    SQLite's busy handler, which favours no one and gives up after busy_timeout: with several senders at once, one
+    could wait out the timeout and fail a send that went out. (PostgreSQL locks rows: nothing to do.)"""
+    if isinstance(database.obj, pw.SqliteDatabase):
+        with _WRITER:
+            yield
+    else:
+        yield
 
 
 class UnknownChannel(Exception):
@@ -56,9 +75,9 @@ class Dispatcher:
     def dispatch(self, message: OutboundMessage, *, force: bool = False) -> Attempt:
         channel = self.channel_for(message.channel)
         key = idempotency_key(message.case_ref, message.step_id, message.channel, message.recipient)
-        self._claim(key)
+        previous = self._claim(key)
+        released = False
         try:
-            previous = contact_log.last_attempt(key)
             if previous is not None:
                 status = Status(previous.status)
                 if status in FINAL or (status is Status.UNCERTAIN and not force):
@@ -71,7 +90,10 @@ class Dispatcher:
                     )
                     return contact_log.to_attempt(previous)
             attempt = channel.send(message)
-            stored = contact_log.record_attempt(message, attempt, key=key)
+            with one_writer(), write_transaction():  # one commit: the attempt stored, the key free again
+                stored = contact_log.record_attempt(message, attempt, key=key)
+                _release(key)
+            released = True
             if stored.ok:
                 log.info(
                     "case %s step %s via %s: %s", message.case_ref, message.step_id, channel.name, stored.status.value
@@ -87,19 +109,28 @@ class Dispatcher:
                 )
             return stored
         finally:
-            DispatchClaim.update(in_flight_ms=None).where(DispatchClaim.key == key).execute()
+            if not released:
+                _release(key)
 
-    def _claim(self, key: str) -> None:
+    def _claim(self, key: str) -> ContactAttempt | None:
+        """Take the key for this dispatcher, and read what was sent under it before: one short write transaction
+        (on SQLite the write lock is taken at BEGIN; senders on other threads wait for it, not for the provider)."""
         now = to_ms(self.clock.now())
-        with database.atomic():
+        with one_writer(), write_transaction():
             DispatchClaim.insert(key=key, in_flight_ms=None).on_conflict_ignore().execute()
-        taken = (
-            DispatchClaim.update(in_flight_ms=now)
-            .where(
-                DispatchClaim.key == key,
-                DispatchClaim.in_flight_ms.is_null() | (DispatchClaim.in_flight_ms < now - CLAIM_STALE_MS),
+            taken = (
+                DispatchClaim.update(in_flight_ms=now)
+                .where(
+                    DispatchClaim.key == key,
+                    DispatchClaim.in_flight_ms.is_null() | (DispatchClaim.in_flight_ms < now - CLAIM_STALE_MS),
+                )
+                .execute()
             )
-            .execute()
-        )
-        if not taken:
-            raise DispatchBusy(f"step {key[:12]}… is being sent by another dispatcher")
+            if not taken:
+                raise DispatchBusy(f"step {key[:12]}… is being sent by another dispatcher")
+            return contact_log.last_attempt(key)
+
+
+def _release(key: str) -> None:
+    with one_writer():
+        DispatchClaim.update(in_flight_ms=None).where(DispatchClaim.key == key).execute()

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from typing import ClassVar, Generic, Protocol, TypedDict, TypeVar
 
 from cloud.channels.base import Attempt, OutboundMessage, Status, attempt_for
+from cloud.channels.ratelimit import ChannelLimiter, RateLimit
 from cloud.channels.transport import (
     DEFAULT_BACKOFF,
     Backoff,
     NoAnswer,
-    RateLimiter,
     Sleep,
     TokenFailed,
     Unreachable,
@@ -45,6 +45,7 @@ class ChannelOptions(TypedDict, total=False):
     clock: Clock | None
     sleep: Sleep | None
     backoff: Backoff
+    limit: RateLimit | None
 
 
 class ProviderChannel(Generic[S]):
@@ -61,13 +62,15 @@ class ProviderChannel(Generic[S]):
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         backoff: Backoff | None = None,
+        limit: RateLimit | None = None,
     ) -> None:
         self.settings = settings
         self.name = self.default_name if name is None else name
         self.clock = clock or SystemClock()
         self.sleep = sleep or time.sleep
         self.backoff = self.default_backoff if backoff is None else backoff
-        self.limiter = RateLimiter(settings.per_minute, 60, self.clock, self.sleep)
+        # the configured limit ([channels.*]), else the settings' own ceiling of so many a minute
+        self.limiter = ChannelLimiter(limit or RateLimit(per_minute=settings.per_minute), self.clock, self.sleep)
 
     def secrets(self) -> tuple[str, ...]:
         """What must never be stored: each provider names its own (it differs per settings class)."""
@@ -107,9 +110,10 @@ class ProviderChannel(Generic[S]):
     ) -> T | Attempt:
         """``call()`` within the rate limit, again after backoff while ``limited``: the answer, or the attempt
         that says why there is none (``label`` names the call in that reason, ``acted`` what it may have done)."""
-        self.limiter.acquire()
         try:
-            return retry_when(call, limited, self.backoff, self.sleep)
+            with self.limiter.slot():  # the channel's requests in flight at once, and its rate
+                self.limiter.acquire()
+                return retry_when(call, limited, self.backoff, self.limiter.pause)  # "too many": the channel waits
         except TokenFailed as err:
             return self.attempt(message, Status.FAILED, reason=str(err), request=request)
         except NoAnswer as err:

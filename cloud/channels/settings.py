@@ -20,6 +20,10 @@ only its owner may read (mode 0600 or stricter), so the TOML itself can be shown
     [channels.dingtalk]       app_key, app_secret_file, agent_id         [channels.dingtalk_robot] access_token_file,
                                                                                                    secret_file
     [channels.voice] / [channels.ems]   enabled = true   (tasks for a person)
+
+Each provider's section may also say how fast its channel sends (``cloud.channels.ratelimit``; by default the
+provider's published limit): ``per_second`` and ``burst`` (a token bucket), ``per_minute`` (at most so many in
+any minute), ``concurrency`` (requests in flight at once).
 """
 
 from __future__ import annotations
@@ -35,13 +39,22 @@ from cloud.channels.dingtalk import DingTalkApp, DingTalkAppSettings, DingTalkRo
 from cloud.channels.email_smtp import SmtpChannel, SmtpSettings
 from cloud.channels.manual import ManualChannel
 from cloud.channels.names import kinds_of
+from cloud.channels.ratelimit import DEFAULTS, RateLimit
 from cloud.channels.sms_aliyun import AliyunSms, AliyunSmsSettings
 from cloud.channels.sms_tencent import TencentSms, TencentSmsSettings, TencentTemplate
 from cloud.channels.wecom import WeComApp, WeComAppSettings, WeComRobot, WeComRobotSettings
 from cloud.clock import Clock
 
 # per section: key -> (type, required); a key ending in _file is a secret's file
-_STR, _INT, _BOOL, _TABLE = str, int, bool, dict
+_STR, _INT, _BOOL, _TABLE, _NUM = str, int, bool, dict, float  # a _NUM takes an integer too
+# How fast a provider channel may send (cloud.channels.ratelimit: the defaults are the providers' published limits):
+# requests a second and at once after a quiet spell (a token bucket), at most so many in any minute, in flight at once
+LIMIT_KEYS = {
+    "per_second": (_NUM, False),
+    "burst": (_INT, False),
+    "per_minute": (_INT, False),
+    "concurrency": (_INT, False),
+}
 SECTIONS: dict[str, dict[str, tuple[type, bool]]] = {
     "email": {
         "host": (_STR, True),
@@ -60,7 +73,7 @@ SECTIONS: dict[str, dict[str, tuple[type, bool]]] = {
         "templates": (_TABLE, True),
         "endpoint": (_STR, False),
         "region": (_STR, False),
-        "per_minute": (_INT, False),
+        **LIMIT_KEYS,
     },
     "sms_tencent": {
         "secret_id": (_STR, True),
@@ -70,22 +83,29 @@ SECTIONS: dict[str, dict[str, tuple[type, bool]]] = {
         "templates": (_TABLE, True),
         "endpoint": (_STR, False),
         "region": (_STR, False),
-        "per_minute": (_INT, False),
+        **LIMIT_KEYS,
     },
     "wecom": {
         "corp_id": (_STR, True),
         "corp_secret_file": (_STR, True),
         "agent_id": (_INT, True),
         "base_url": (_STR, False),
+        **LIMIT_KEYS,
     },
-    "wecom_robot": {"key_file": (_STR, True), "base_url": (_STR, False)},
+    "wecom_robot": {"key_file": (_STR, True), "base_url": (_STR, False), **LIMIT_KEYS},
     "dingtalk": {
         "app_key": (_STR, True),
         "app_secret_file": (_STR, True),
         "agent_id": (_INT, True),
         "base_url": (_STR, False),
+        **LIMIT_KEYS,
     },
-    "dingtalk_robot": {"access_token_file": (_STR, True), "secret_file": (_STR, True), "base_url": (_STR, False)},
+    "dingtalk_robot": {
+        "access_token_file": (_STR, True),
+        "secret_file": (_STR, True),
+        "base_url": (_STR, False),
+        **LIMIT_KEYS,
+    },
     "voice": {"enabled": (_BOOL, False)},
     "ems": {"enabled": (_BOOL, False)},
 }
@@ -108,6 +128,7 @@ class ChannelSettings:
     ems: bool = False
     callback_token: str = field(default="", repr=False)
     pull_receipts_every_s: int = 300
+    limits: dict[str, RateLimit] = field(default_factory=dict)  # per section, as configured (else DEFAULTS)
     shown: dict[str, Any] = field(default_factory=dict, compare=False)  # the TOML as given: file names, no secrets
 
     @property
@@ -125,24 +146,32 @@ class ChannelSettings:
         """What show-config prints: the TOML's own values (secret files by name), and whether each secret was read."""
         return self.shown
 
+    def limit(self, section: str) -> RateLimit:
+        """How fast the section's channel may send: as configured, else the provider's published limit."""
+        return self.limits.get(section) or DEFAULTS[section]
+
     def build(self, clock: Clock, *, sleep: Callable[[float], None] | None = None) -> list[Channel]:
         """The channel objects, in a fixed order (the dispatcher takes the first of a kind: Aliyun before Tencent)."""
         out: list[Channel] = []
-        extra: dict[str, Any] = {"clock": clock} | ({"sleep": sleep} if sleep else {})
+        base: dict[str, Any] = {"clock": clock} | ({"sleep": sleep} if sleep else {})
+
+        def extra(name: str) -> dict[str, Any]:
+            return base | {"limit": self.limit(name)}
+
         if self.email:
             out.append(SmtpChannel(self.email, clock=clock))
         if self.sms_aliyun:
-            out.append(AliyunSms(self.sms_aliyun, **extra))
+            out.append(AliyunSms(self.sms_aliyun, **extra("sms_aliyun")))
         if self.sms_tencent:
-            out.append(TencentSms(self.sms_tencent, **extra))
+            out.append(TencentSms(self.sms_tencent, **extra("sms_tencent")))
         if self.wecom:
-            out.append(WeComApp(self.wecom, **extra))
+            out.append(WeComApp(self.wecom, **extra("wecom")))
         if self.wecom_robot:
-            out.append(WeComRobot(self.wecom_robot, **extra))
+            out.append(WeComRobot(self.wecom_robot, **extra("wecom_robot")))
         if self.dingtalk:
-            out.append(DingTalkApp(self.dingtalk, **extra))
+            out.append(DingTalkApp(self.dingtalk, **extra("dingtalk")))
         if self.dingtalk_robot:
-            out.append(DingTalkRobot(self.dingtalk_robot, **extra))
+            out.append(DingTalkRobot(self.dingtalk_robot, **extra("dingtalk_robot")))
         if self.voice:
             out.append(ManualChannel("voice", clock=clock))
         if self.ems:
@@ -198,6 +227,7 @@ def parse(table: Any, folder: Path) -> tuple[ChannelSettings, list[str]]:
     if every < 30:
         problems.append("channels.pull_receipts_every_s: at least 30")
     built: dict[str, Any] = {}
+    limits = {name: _limit(name, raw, problems) for name, raw in values.items() if name in DEFAULTS}
     for name, raw in values.items():
         try:
             built[name] = _settings(name, raw, problems)
@@ -207,8 +237,31 @@ def parse(table: Any, folder: Path) -> tuple[ChannelSettings, list[str]]:
         **{k: v for k, v in table.items() if k in TOP},
         **{k: _shown(v) for k, v in table.items() if k in SECTIONS},
     }
-    settings = ChannelSettings(**built, callback_token=token, pull_receipts_every_s=every, shown=shown)  # type: ignore[arg-type]
+    settings = ChannelSettings(
+        **built,  # type: ignore[arg-type]
+        callback_token=token,
+        pull_receipts_every_s=every,
+        limits={k: v for k, v in limits.items() if v is not None},
+        shown=shown,
+    )
     return settings, problems
+
+
+def _limit(name: str, raw: dict[str, Any], problems: list[str]) -> RateLimit | None:
+    """The section's rate limit when any of its keys is given (the others from the provider's default)."""
+    given = {k: raw[k] for k in LIMIT_KEYS if k in raw}
+    if not given:
+        return None
+    default = DEFAULTS[name]
+    limit = RateLimit(
+        per_s=given.get("per_second", default.per_s),
+        burst=given.get("burst", default.burst),
+        per_minute=given.get("per_minute", default.per_minute),
+        concurrency=given.get("concurrency", default.concurrency),
+    )
+    found = limit.problems(f"channels.{name}")
+    problems += found
+    return None if found else limit
 
 
 def _shown(section: Any) -> Any:
@@ -227,6 +280,8 @@ def _section(name: str, raw: dict[str, Any], folder: Path, problems: list[str]) 
             problems.append(f"{where}: unknown key{hint}")
             continue
         kind, _required = spec[key]
+        if kind is _NUM and type(value) is int:
+            value = float(value)
         if type(value) is not kind:
             problems.append(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
             continue

@@ -1,5 +1,5 @@
-"""HTTP for the provider APIs: timeouts always, a clear line between "refused" and "no answer", rate limits,
-backoff, and access tokens reused until they expire.
+"""HTTP for the provider APIs: timeouts always, a clear line between "refused" and "no answer", backoff, and
+access tokens reused until they expire (rate limits: ``cloud.channels.ratelimit``).
 
 Why the line matters: a request that got no answer (a read timeout) may have been sent by the provider, so sending
 it again could text a worker twice; a request the provider answered with an error, or that never connected, can be
@@ -11,10 +11,8 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -72,33 +70,6 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
-
-
-class RateLimiter:
-    """At most ``limit`` sends in any ``per_s`` seconds (the providers count "20 per minute" this way).
-
-    ``acquire()`` waits (through the injected ``sleep``) until a send is allowed; it is shared by every thread
-    that sends on the channel.
-    """
-
-    def __init__(self, limit: int, per_s: float, clock: Clock, sleep: Sleep = time.sleep) -> None:
-        self.limit, self.per_s, self.clock, self.sleep = limit, per_s, clock, sleep
-        self._sent: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        waited = 0.0
-        with self._lock:
-            while True:
-                now = self.clock.now().timestamp()
-                while self._sent and now - self._sent[0] >= self.per_s:
-                    self._sent.popleft()
-                if len(self._sent) < self.limit:
-                    self._sent.append(now)
-                    return waited
-                pause = self.per_s - (now - self._sent[0])
-                self.sleep(pause)
-                waited += pause
 
 
 @dataclass(frozen=True)

@@ -18,19 +18,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import count
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import peewee as pw
 
 from cloud.channels import names, reasons
+from cloud.channels.dispatch import one_writer
 from cloud.clock import Clock, to_ms
 from cloud.escalation import bulk, cases, facts, machine, served, workdays
 from cloud.escalation.batch import CaseBatch, lock
 from cloud.escalation.models import AbsenceCase, CaseTask, RunnerLease, Service
 from cloud.escalation.policy import NOTICE_NAMES, ROLE_NAMES, PolicyVersion, step_label
+from cloud.escalation.send_pool import SendPool
 from cloud.escalation.sender import (
     NoticeUnrenderable,
     Outcome,
@@ -98,11 +104,21 @@ class TickReport:
 
 
 class Engine:
-    def __init__(self, clock: Clock, sender: Sender, *, runner_id: str = "escalate-1", lease_s: int = 300) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        sender: Sender,
+        *,
+        runner_id: str = "escalate-1",
+        lease_s: int = 300,
+        senders: int | None = None,
+    ) -> None:
         self._clock = clock
         self._sender = sender
         self.runner_id = runner_id
         self._lease_ms = lease_s * 1000
+        # steps sent at once: as many as the sender takes (``parallel``; a test's recording sender, one)
+        self.senders = senders or getattr(sender, "parallel", 1)
 
     def now_ms(self) -> int:
         return to_ms(self._clock.now())
@@ -216,10 +232,11 @@ class Engine:
 
     def _dispatch(self, now: int, report: TickReport) -> None:
         """Send what is due, batch after batch: a held step's due time moves on, so it leaves the query."""
-        while self._dispatch_batch(now, report):
-            pass
+        with SendPool(self.senders) as pool:
+            while self._dispatch_batch(now, report, pool):
+                pass
 
-    def _dispatch_batch(self, now: int, report: TickReport) -> bool:
+    def _dispatch_batch(self, now: int, report: TickReport, pool: SendPool) -> bool:
         rows = [Due(*r) for r in bulk.execute(DUE_SQL, (now, DISPATCH_BATCH)).fetchall()]
         if not rows:
             return False
@@ -247,71 +264,125 @@ class Engine:
                 f"UPDATE case_step SET due_ms = ? WHERE status = 'due' AND id IN ({bulk.marks(len(ids))})",
                 [later, *ids],
             )
+
+        def plan(row: Due) -> PlannedStep:
+            return _planned(row, labels[row.policy_id], tuple(days.get(row.case_id, ())))
+
+        return self._send(sendable, plan, now, report, pool) and len(rows) == DISPATCH_BATCH
+
+    def _send(
+        self, sendable: list[Due], plan: Callable[[Due], PlannedStep], now: int, report: TickReport, pool: SendPool
+    ) -> bool:
+        """Claim the steps a few at a time and hand them to the pool's senders, at most one step of a case at once:
+        a case's later step goes out after its earlier one is recorded, so that its notice states that one (a 旷工通知书
+        rendered beside its 催告函 found no 催告函 sent: "cannot be rendered without: earlier_notices"). Steps claimed
+        and not yet sent are few (``_window``): a runner killed now leaves at most those, and those in flight,
+        "sending" for a person. False when the sender said "not now" (what was claimed and not sent is due again)."""
+        pending = deque(sendable)
+        ready: deque[Due] = deque()  # claimed, not handed out yet
+        running: dict[Future[Sent | str | None], tuple[int, Due]] = {}
+        busy: set[int] = set()  # cases with a step at a sender
         done: list[Finished] = []
-        for chunk in bulk.chunks(sendable, CLAIM_EVERY):
-            mine = self._claim([row.id for row in chunk], now)  # the others: another runner has them
-            claimed = [self._issued(row, mine[row.id], now) for row in chunk if row.id in mine]
-            for n, row in enumerate(claimed):
-                if any(f.row.case_id == row.case_id for f in done):
-                    # another step of this case went out just now: recorded first, so that this one's notice states
-                    # it (a 旷工通知书 rendered beside its 催告函 found no 催告函 sent: "cannot be rendered without:
-                    # earlier_notices")
-                    self._finish(done, now)
-                    done = []
-                try:
-                    result = self._sender.send(_planned(row, labels[row.policy_id], tuple(days.get(row.case_id, ()))))
-                except SenderUnavailable as err:
-                    back = [r.id for r in claimed[n:]]  # this one and the rest of the claim wait for the next tick
-                    bulk.execute(  # not issued after all: dated when it does go out
-                        "UPDATE case_step SET status = 'due', claimed_ms = NULL "
-                        f"WHERE claimed_by = ? AND id IN ({bulk.marks(len(back))})",
-                        [self.runner_id, *back],
-                    )
-                    report.held += 1
-                    report.notes.append(str(err))
-                    log.warning("steps wait: %s", err)
-                    self._finish(done, now)
-                    return False
-                except SendRetry as err:  # due again later; what already went out is not sent twice
-                    bulk.execute(
-                        "UPDATE case_step SET status = 'due', due_ms = ? WHERE claimed_by = ? AND id = ?",
-                        [err.after_ms, self.runner_id, row.id],
-                    )
-                    report.held += 1
-                    report.notes.append(str(err))
-                except NoticeUnrenderable as err:  # no channel is at fault: the notice lacks a fact it states
-                    done.append(Finished(row, "failed", str(err), err.outcomes, err))
-                    report.failed += 1
-                except SendUncertain as err:  # before SendFailed, its base: never resent automatically
-                    done.append(Finished(row, "uncertain", str(err), err.outcomes))
-                    report.failed += 1
-                except SendFailed as err:
-                    done.append(Finished(row, "failed", str(err), err.outcomes))
-                    report.failed += 1
-                else:
-                    if isinstance(result, Sent):  # each recipient×channel's outcome, and what it could not do
-                        done.append(Finished(row, "sent", result.note, result.outcomes))
-                    else:
-                        done.append(Finished(row, "sent", result or ""))
-                    report.sent += 1
-                if len(done) >= FINISH_EVERY:  # recorded a group at a time: a crash leaves at most these "sending"
-                    self._finish(done, now)
-                    done = []
-        self._finish(done, now)
-        return len(rows) == DISPATCH_BATCH
+        recorded_later: set[int] = set()  # cases with a step in ``done``
+        back: list[int] = []  # claimed, not sent: the sender is unavailable
+        order = count()
+        window = max(CLAIM_EVERY, 2 * pool.size)
+        try:
+            while True:
+                while not back and pending and len(ready) + len(running) < window:
+                    chunk = [pending.popleft() for _ in range(min(CLAIM_EVERY, len(pending)))]
+                    mine = self._claim([row.id for row in chunk], now)  # the others: another runner has them
+                    ready += [self._issued(row, mine[row.id], now) for row in chunk if row.id in mine]
+                waiting: deque[Due] = deque()
+                while not back and ready and len(running) < pool.size:
+                    row = ready.popleft()
+                    if row.case_id in busy:
+                        waiting.append(row)
+                        continue
+                    if row.case_id in recorded_later:  # its earlier step went out just now: recorded first
+                        self._finish(done, now)
+                        done, recorded_later = [], set()
+                    busy.add(row.case_id)
+                    running[pool.submit(self._sender.send, plan(row))] = (next(order), row)
+                ready = waiting + ready
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(finished, key=lambda f: running[f][0]):
+                    _, row = running.pop(future)
+                    busy.discard(row.case_id)
+                    ended = self._ended(row, future, report)
+                    if ended is None:
+                        continue
+                    if isinstance(ended, SenderUnavailable):
+                        back.append(row.id)
+                        continue
+                    done.append(ended)
+                    recorded_later.add(row.case_id)
+                    if len(done) >= FINISH_EVERY:  # recorded a group at a time: a crash leaves at most these "sending"
+                        self._finish(done, now)
+                        done, recorded_later = [], set()
+        finally:
+            self._finish(done, now)  # what went out is recorded, whatever happened to the rest
+        if back:
+            back += [row.id for row in ready]  # not issued after all: dated when it does go out
+            with one_writer():
+                bulk.execute(
+                    "UPDATE case_step SET status = 'due', claimed_ms = NULL "
+                    f"WHERE claimed_by = ? AND id IN ({bulk.marks(len(back))})",
+                    [self.runner_id, *back],
+                )
+            return False
+        return True
+
+    def _ended(
+        self, row: Due, future: Future[Sent | str | None], report: TickReport
+    ) -> Finished | SenderUnavailable | None:
+        """What the sender did with a step: sent, failed or uncertain (recorded), due again later (None), or the
+        sender is unavailable."""
+        try:
+            result = future.result()
+        except SenderUnavailable as err:
+            report.held += 1
+            report.notes.append(str(err))
+            log.warning("steps wait: %s", err)
+            return err
+        except SendRetry as err:  # due again later; what already went out is not sent twice
+            with one_writer():
+                bulk.execute(
+                    "UPDATE case_step SET status = 'due', due_ms = ? WHERE claimed_by = ? AND id = ?",
+                    [err.after_ms, self.runner_id, row.id],
+                )
+            report.held += 1
+            report.notes.append(str(err))
+            return None
+        except NoticeUnrenderable as err:  # no channel is at fault: the notice lacks a fact it states
+            report.failed += 1
+            return Finished(row, "failed", str(err), err.outcomes, err)
+        except SendUncertain as err:  # before SendFailed, its base: never resent automatically
+            report.failed += 1
+            return Finished(row, "uncertain", str(err), err.outcomes)
+        except SendFailed as err:
+            report.failed += 1
+            return Finished(row, "failed", str(err), err.outcomes)
+        report.sent += 1
+        if isinstance(result, Sent):  # each recipient×channel's outcome, and what it could not do
+            return Finished(row, "sent", result.note, result.outcomes)
+        return Finished(row, "sent", result or "")
 
     def _claim(self, step_ids: list[int], now: int) -> dict[int, int]:
         """Claim due steps for this runner, all in one conditional update; the ids it won, with their issue
         times: a step is dated when it first goes out (its first claim), not when it was planned, and keeps
         that date when tried again, so that it renders the same bytes."""
-        return dict(
-            bulk.execute(
-                "UPDATE case_step SET status = 'sending', claimed_by = ?, claimed_ms = ?, "
-                "planned_ms = CASE WHEN claimed_ms IS NULL THEN ? ELSE planned_ms END "
-                f"WHERE status = 'due' AND id IN ({bulk.marks(len(step_ids))}) RETURNING id, planned_ms",
-                [self.runner_id, now, now, *step_ids],
-            ).fetchall()
-        )
+        with one_writer():
+            return dict(
+                bulk.execute(
+                    "UPDATE case_step SET status = 'sending', claimed_by = ?, claimed_ms = ?, "
+                    "planned_ms = CASE WHEN claimed_ms IS NULL THEN ? ELSE planned_ms END "
+                    f"WHERE status = 'due' AND id IN ({bulk.marks(len(step_ids))}) RETURNING id, planned_ms",
+                    [self.runner_id, now, now, *step_ids],
+                ).fetchall()
+            )
 
     @staticmethod
     def _issued(row: Due, issued_ms: int, now: int) -> Due:
@@ -346,7 +417,7 @@ class Engine:
         channel — and advance the cases, a group at a time."""
         if not done:
             return
-        with cases.transaction():
+        with one_writer(), cases.transaction():
             locked = {c.id: c for c in lock({f.row.case_id for f in done})}
             b = CaseBatch.load(locked.values())
             for row, status, error, outcomes, unrenderable in done:

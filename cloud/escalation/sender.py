@@ -182,6 +182,10 @@ class SendRetry(Exception):
 
 
 class Sender(Protocol):
+    """``send`` may be called from several threads at once when the sender says so (a ``parallel`` attribute: how
+    many steps it sends at once; one when it has none), never twice for one step, and never for two steps of one
+    case at once."""
+
     def send(self, step: PlannedStep) -> Sent | str | None: ...
 
 

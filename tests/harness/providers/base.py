@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import threading
+import time
 import urllib.parse
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,10 +30,16 @@ class Request:
 
 
 class ProviderServer:
-    """Subclasses implement ``handle(request) -> (status, json-able answer)`` and ``rate_limited(request)``."""
+    """Subclasses implement ``handle(request) -> (status, json-able answer)`` and ``rate_limited(request)``.
 
-    def __init__(self, clock: FrozenClock) -> None:
+    ``delay_s``: how long each answer takes, as a real provider's round trip does (requests overlap meanwhile);
+    ``in_flight`` and ``most_in_flight`` count the requests being answered at once."""
+
+    def __init__(self, clock: FrozenClock, *, delay_s: float = 0.0) -> None:
         self.clock = clock
+        self.delay_s = delay_s
+        self.in_flight = 0
+        self.most_in_flight = 0
         self.requests: list[Request] = []
         self.faults: deque[Fault] = deque()
         self._stop = threading.Event()
@@ -63,6 +70,17 @@ class ProviderServer:
                 with provider._lock:
                     provider.requests.append(request)
                     fault = provider.faults.popleft() if provider.faults else None
+                    provider.in_flight += 1
+                    provider.most_in_flight = max(provider.most_in_flight, provider.in_flight)
+                try:
+                    self._reply(request, fault)
+                finally:
+                    with provider._lock:
+                        provider.in_flight -= 1
+
+            def _reply(self, request: Request, fault: Fault | None) -> None:
+                if provider.delay_s:
+                    time.sleep(provider.delay_s)  # the provider's round trip; other requests are answered meanwhile
                 if fault is Fault.HANG:
                     provider._stop.wait()
                     return
@@ -87,7 +105,7 @@ class ProviderServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
@@ -109,6 +127,10 @@ class ProviderServer:
 
     def rate_limited(self, request: Request) -> tuple[int, dict[str, Any]]:
         raise NotImplementedError
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # senders at once connect at once: none is refused by a short listen queue
 
 
 def post_json(url: str, payload: Any) -> tuple[int, Any]:
