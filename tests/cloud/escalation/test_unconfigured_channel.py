@@ -7,6 +7,8 @@ keeps ticking and no step is left 发送中."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 import subprocess
 import sys
@@ -124,6 +126,8 @@ def test_the_runner_with_email_only_sends_what_it_can_and_says_what_it_cannot(tm
         assert "主管·企业微信：无法发送：未配置企业微信通道" in steps["L2"].error
         assert "人事·企业微信：无法发送：未配置企业微信通道" in steps["L2"].error
         assert sorted(wiring_to(mailbox)) == ["hr-team@factory.example.cn", "lisi@factory.example.cn"]
+        digests = [subject(e) for e in mailbox.envelopes]
+        assert any("【人事待办】" in subject for subject in digests), "HR is told of the sends that failed"
         for key in ("L1", "L2"):
             task = tasks[f"no_channel:{key}"]
             assert task.status == "open" and "企业微信" in task.title_zh and "配置" in task.title_zh
@@ -143,5 +147,10 @@ def test_the_runner_with_email_only_sends_what_it_can_and_says_what_it_cannot(tm
         runner.communicate(timeout=30)
 
 
+def subject(envelope) -> str:  # type: ignore[no-untyped-def]
+    return str(email.message_from_bytes(envelope.original_content, policy=email.policy.default)["Subject"])
+
+
 def wiring_to(mailbox: Mailbox) -> list[str]:
-    return [rcpt for envelope in mailbox.envelopes for rcpt in envelope.rcpt_tos]
+    """Who the steps' mails went to (HR's digest of waiting work, cloud.escalation.hr_digest, apart)."""
+    return [rcpt for e in mailbox.envelopes if "【人事待办】" not in subject(e) for rcpt in e.rcpt_tos]
