@@ -214,7 +214,7 @@ def test_head_office_words_each_refusal_in_chinese_then_english_as_before(tmp_pa
     assert [(p.sheet, p.column, p.zh, p.en) for p in refused.value.problems] == [
         ("出差", "工号", "必填", "required"),
         ("出差", "开始", "'2026/03/02T25:00' 不是日期或时间（YYYY-MM-DD HH:MM）", "not a date or date and time"),
-        ("排班规则", "类型", "'weird' 无效，可选：weekly、rotating", "'weird': one of weekly, rotating"),
+        ("排班规则", "类型", "'weird' 无效，可选：固定、轮班", "'weird': one of weekly, rotating"),
         ("排班规则", "起始日期", "'2026-13-01' 不是日期（YYYY-MM-DD）", "'2026-13-01' is not a date YYYY-MM-DD"),
         ("班次", "迟到宽限", "'five' 不是数字", "'five' is not a number"),
     ]

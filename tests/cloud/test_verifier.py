@@ -155,8 +155,11 @@ def test_a_rotation_the_new_key_did_not_sign_is_rejected(ingest, key):
 
 def _rebuild(fields):
     """make_record's arguments for a record with these fields (its salt kept), as a forger would."""
-    body = {k: v for k, v in fields.items() if k not in ("v", "kid", "salt", "prev")}
-    return body | {"salt": base64.b64decode(fields["salt"]), "prev": base64.b64decode(fields["prev"])}
+    body = {k: v for k, v in fields.items() if k not in ("v", "kid", "salt", "prev", "tag")}
+    kept = {"salt": base64.b64decode(fields["salt"]), "prev": base64.b64decode(fields["prev"])}
+    if "tag" in fields:  # a version 2 record's owner tag, kept too
+        kept["tag"] = base64.b64decode(fields["tag"])
+    return body | kept
 
 
 def test_a_rotation_inside_a_checkpointed_range_is_rejected(ingest, key):
