@@ -11,6 +11,8 @@ returns the tokens that give the code away, in the order they appear:
   Chinese page says 缺勤, 短信, 企业微信, 警告. Where a page says a thing in both languages, the English half
   is either inside ``lang="en"`` or after " / " on a line whose first half is Chinese ("页面不存在 / Page not
   found"); that half is not read;
+- codes that hold a digit: a ladder level (``L3``, ``L3:welfare``), a policy reference (``*/v1``), a
+  template with its version (``reminder@1``);
 - Python's own text: a traceback, ``SomethingError:``, a repr (``{'``, ``['``, ``<object at 0x``).
 
 What is not a code and passes:
@@ -58,6 +60,11 @@ _RUN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@:/\-+]*")
 _SNAKE = re.compile(r"[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+")
 _WORD = re.compile(r"[A-Za-z]{2,}")
 _PYTHON = re.compile(r"Traceback \(most recent call last\)|\b\w+(?:Error|Exception)\b|\{'|\['|<\w+ object at 0x")
+# codes that hold a digit and so would pass as data: a ladder level (L3, L3:welfare), a policy reference
+# (*/v1, p1/v12), a template and its version (reminder@1)
+_CODED = re.compile(r"L\d+(?::\w+)?|[A-Za-z_]+@\d+")
+_URL = re.compile(r"\S+://\S+")
+_POLICY_REF = re.compile(r"[\w*]*/v\d+\b")
 _BILINGUAL = re.compile(r"^(?P<zh>.*[\u3400-\u9fff].*?)\s+/\s+(?P<en>[^\u3400-\u9fff]*)$")
 
 
@@ -68,10 +75,14 @@ def raw_codes(text: str, data: frozenset[str] | set[str] = frozenset()) -> list[
         bilingual = _BILINGUAL.match(line.strip())
         if bilingual:
             line = bilingual.group("zh")
-        found += _PYTHON.findall(line)
-        line = _PYTHON.sub(" ", line)
+        line = _URL.sub(" ", line)  # a web address is data
+        found += _PYTHON.findall(line) + _POLICY_REF.findall(line)
+        line = _POLICY_REF.sub(" ", _PYTHON.sub(" ", line))
         for run in _RUN.findall(line):
             run = run.rstrip(".:/-+")
+            if _CODED.fullmatch(run):
+                found.append(run)
+                continue
             if "@" in run or "://" in run or run in data:
                 continue
             if _SNAKE.fullmatch(run) or "_" in run:

@@ -167,6 +167,13 @@ def test_the_checker_finds_what_the_reviewer_saw_and_passes_words_and_data():
         "warning",
     ]
     assert raw_codes("KeyError: 'x'\n{'a': None}") == ["KeyError", "{'", "None"]
+    # codes holding a digit, which passed as data before (the case timeline said "政策 */v1")
+    assert raw_codes("政策 */v1\n第3级 L3:welfare\n模板 reminder@1\n级别 L2") == [
+        "*/v1",
+        "L3:welfare",
+        "reminder@1",
+        "L2",
+    ]
     fine = "页面不存在 / Page not found\n文号 BJ-2025-031 · 工号 2001 · PDF · 张三 zhangsan@example.cn https://hr.example.cn/n/x"
     assert raw_codes(fine) == []
     assert raw_codes("账号 staff", {"staff"}) == []
