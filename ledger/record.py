@@ -36,7 +36,7 @@ RECORD_DOMAIN = b"punchlog/record/v1\n"
 KEYROT_DOMAIN = b"punchlog/keyrot/v1\n"  # the new key's consent to a rotation
 GENESIS_PREV = bytes(32)  # the "prev" of record 0
 RECORD_TYPES = frozenset(
-    {"punch", "boot", "clock", "seal", "keyrot", "incident", "correction", "dayfact", "action"}
+    {"punch", "boot", "clock", "seal", "keyrot", "incident", "correction", "dayfact", "action", "alert"}
     | {"contact", "receipt", "case_action"}  # the cloud's evidence log (FORMAT.md, "The cloud's evidence log")
     | {"keyreg", "keyrevoke"}  # the cloud's evidence log: appliance keys registered and revoked (FORMAT.md)
     | {"tagkey", "format", "tagindex"}  # owner tags: a worker's tag key at a log's switch to v2; tags of v1 records

@@ -12,12 +12,12 @@ from datetime import date, timedelta
 from appliance.capture.punchlog import Entry, LogWriter
 from appliance.store import ActionRecord, ActionRequest, BoardRow, Employee, ShiftDef
 
-KINDS = ("seen_on_line", "terminal_fault", "sent_home")
+KINDS = ("seen_on_line", "terminal_fault", "sent_home", "contacted", "on_leave")  # the last two: answers to an alert
 # Who may record what. Sending a worker home decides about their day: a manager's call, not a line leader's.
 ALLOWED = {
     "admin": KINDS,
     "plant_manager": KINDS,
-    "line_leader": ("seen_on_line", "terminal_fault"),
+    "line_leader": ("seen_on_line", "terminal_fault", "contacted", "on_leave"),
 }
 BACKDATE_DAYS = 31  # an action about a day longer ago than this is a correction for head office, not the floor
 BATCH = 50

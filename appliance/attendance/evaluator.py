@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import peewee as pw
 
 from appliance import malloc
-from appliance.attendance import actions, board, facts
+from appliance.attendance import actions, alerts, board, facts
 from appliance.attendance.watermarks import watermarks
 from appliance.capture.punchlog import LogWriter
 from appliance.clock import Clock, to_ms
@@ -211,6 +211,10 @@ class Evaluator:
         for day, requested_ms in requested.items():  # only what this pass has seen; newer requests stay
             EvalRequest.delete().where((EvalRequest.day == day) & (EvalRequest.requested_ms <= requested_ms)).execute()
         changed += board.prune((today - timedelta(days=board.KEEP_DAYS)).isoformat())
+        # the board just turned this shift's workers who have not punched overdue: tell head office at once
+        raised = alerts.raise_due(self._writer, to_ms(now))
+        if raised:
+            log.info("attendance: %d missed check-in alert(s) raised, seq %s", len(raised), raised)
         EvaluatorState.update(
             passes=EvaluatorState.passes + 1,
             board_version=EvaluatorState.board_version + (1 if changed else 0),

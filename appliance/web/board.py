@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import peewee as pw
-from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request, session, url_for
 
+from appliance.attendance import actions, alerts
 from appliance.store import (
     BoardRow,
     Employee,
@@ -26,7 +27,7 @@ from appliance.store import (
     TerminalLogCount,
 )
 from appliance.web import i18n, live, present
-from appliance.web.auth import login_required
+from appliance.web.auth import check_csrf, login_required
 from opskit.urlints import MAX_PAGE, query_int
 
 bp = Blueprint("board", __name__)
@@ -153,7 +154,8 @@ def version() -> str:
 @login_required
 def index() -> Any:
     if not request.args.get("partial"):
-        return render_template("board.html", version=version(), **{**_rows_context(), **_status_context()})
+        context = {**_rows_context(), **_status_context(), **_alerts_context()}
+        return render_template("board.html", version=version(), **context)
     state = EvaluatorState.get_or_none(EvaluatorState.id == 1)
     day = present.today().isoformat()
     # The rows (5,000 a day, a page of them rendered) change only when a pass changes the board;
@@ -167,7 +169,21 @@ def index() -> Any:
     status = current_app.extensions["punchproof.board_status"].get(
         (day, g.lang), lambda: render_template("board_status.html", **_status_context()).encode(), version()
     )
-    return Response(rows + b"\n" + status, mimetype="text/html")
+    # the alerts carry answer forms (this user's CSRF token): rendered for each request, never shared
+    alert_part = render_template("board_alerts.html", **_alerts_context()).encode()
+    return Response(rows + b"\n" + alert_part + b"\n" + status, mimetype="text/html")
+
+
+def _alerts_context() -> dict[str, Any]:
+    """Today's missed check-in alerts (or the chosen day's), their state and the answers given on them."""
+    day = present.parse_day(request.args.get("date")).isoformat()
+    error = request.args.get("error", "")
+    return {
+        "alerts": alerts.shown(day),
+        "answers": alerts.ANSWERS,
+        "alert_error": error if error in i18n.MESSAGES else "",
+        "local": present.local,
+    }
 
 
 def _status_context() -> dict[str, Any]:
@@ -256,3 +272,33 @@ def board_events() -> Any:
     if not hub.open_stream():
         return live.busy()
     return live.response(live.board_stream(hub, request.headers.get("Last-Event-ID")))
+
+
+@bp.route("/board/alert/answer", methods=["POST"])
+@login_required
+def answer_alert() -> Any:
+    """An answer to a missed check-in alert (已在产线看到 / 已联系 / 请假), for one worker it lists: queued as a plant
+    action, which the daemon signs and head office files on the worker's case."""
+    check_csrf()
+    kind = request.form.get("kind", "")
+    day = request.form.get("date", "")[:32]
+    if kind not in alerts.ANSWERS:
+        return redirect(url_for("board.index", date=day, error="act_refused_kind"))
+    label = i18n.both(f"act_{kind}")[0]
+    note = request.form.get("note", "").strip()
+    try:
+        actions.queue(
+            employee=request.form.get("employee", "")[:65],
+            work_date=day,
+            shift=request.form.get("shift", "")[:65],
+            kind=kind,
+            reason=f"未打卡预警答复：{label}" + (f"；{note}" if note else ""),
+            user=session["user"],
+            role=session.get("role", ""),
+            now_ms=present.now_ms(),
+            today=present.today(),
+        )
+    except actions.ActionRefused as err:
+        current_app.logger.warning("alert answer refused by %s: %s", session["user"], err)
+        return redirect(url_for("board.index", date=present.parse_day(day).isoformat(), error=err.key))
+    return redirect(url_for("board.index", date=day) + "#alerts")
