@@ -240,6 +240,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "cloud.ingest.quarantine",  # quarantined messages past each source's sample: counted, not kept
     "cloud.escalation.work_queue",  # when each person last marked their work queue seen
     "cloud.escalation.hr_digest",  # the HR digests sent, and which items each carried
+    "cloud.alerts.models",  # missed check-in alerts read from the plants' logs, and the messages sent for them
 )
 
 

@@ -41,6 +41,9 @@ ACTS = {  # what the plant recorded: its words, and the pause it puts on the cas
     "seen_on_line": ("已在产线看到", "seen on the line", "contacted"),
     "terminal_fault": ("考勤机故障", "terminal fault", "device_fault"),
     "sent_home": ("已让其回家", "sent home", None),
+    # answers to a missed check-in alert on the plant's board (cloud.alerts): the plant reached the worker
+    "contacted": ("已联系", "contacted", "contacted"),
+    "on_leave": ("请假", "on leave", "contacted"),
 }
 ROLES = {
     "admin": ("管理员", "admin"),
@@ -57,6 +60,11 @@ TASKS = {
         "review_terminal_fault",
         "核实工厂报告的考勤机故障：与工厂核对该日考勤机记录，属实的补卡；否则继续处理",
         "check the terminal fault the plant reported with its records of that day; 补卡 if it holds, else go on",
+    ),
+    "on_leave": (
+        "review_plant_leave",
+        "工厂报告员工请假：核实后在员工页录入请假（该日不再计旷工）；否则继续处理",
+        "the plant says the worker is on leave: if it holds, enter the leave on the employee's page; else go on",
     ),
 }
 MATCH_DAYS = 45  # an action waits this long for a case that counts its day (the plant records up to 31 days back)

@@ -28,6 +28,7 @@ RECIPIENTS = ("employee", "manager", "hr", "emergency_contact", "union")
 CHANNELS = ("sms", "email", "wecom", "dingtalk", "voice", "ems", "wecom_robot", "dingtalk_robot")
 NOTICES = ("reminder", "warning", "cuigao", "welfare", "kuanggong", "union_letter", "termination")
 CONDITIONS = ("if_not_acked", "if_not_resolved")
+ALERT_CHANNELS = ("wecom", "dingtalk", "sms")  # a missed check-in alert to the line manager and HR (cloud.alerts)
 PEOPLE = frozenset({"employee", "emergency_contact"})  # quiet hours protect them (our rule, not law)
 NOTICE_NAMES = {
     "reminder": ("提醒", "reminder"),
@@ -159,6 +160,12 @@ class Policy:
     unemployment_list_days: int = 7  # 失业保险条例 第十六条 (some localities: 15)
     archive_keep_years: int = 2
     welfare_check_day: int = 3  # no contact at all by this absent day opens a welfare check; 0: never
+    # missed check-in alerts (``alerts``: cloud.alerts): the channels in order of preference, the quiet hours in
+    # which none is sent (held until they end; None: never quiet), and the plant board's address for the link
+    alert_channels: tuple[str, ...] = ALERT_CHANNELS
+    alert_quiet_start: time | None = None
+    alert_quiet_end: time | None = None
+    alert_board_url: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def step(self, key: str) -> Step | None:
@@ -331,10 +338,33 @@ def parse(body: dict[str, Any]) -> Policy:
         ),
         archive_keep_years=_int(dl.get("archive_keep_years", 2), "deadlines.archive_keep_years", 2, 30, problems),
         welfare_check_day=_int(body.get("welfare_check_day", 3), "welfare_check_day", 0, 60, problems),
+        **_alerts(body.get("alerts", {}), problems),
     )
     if problems:
         raise PolicyError(problems)
     return policy
+
+
+def _alerts(raw: Any, problems: list[str]) -> dict[str, Any]:
+    """The ``alerts`` part: {"channels": [...], "quiet_hours": {"start": "22:00", "end": "07:00"}, "board_url"}."""
+    if not isinstance(raw, dict):
+        problems.append("alerts: 应为对象 / an object")
+        return {}
+    quiet = raw.get("quiet_hours") or {}
+    start, end = str(quiet.get("start", "") or ""), str(quiet.get("end", "") or "")
+    board = str(raw.get("board_url", "") or "")
+    if board and not board.startswith(("http://", "https://")):
+        problems.append(f"alerts.board_url: {board[:80]!r} 应以 http:// 或 https:// 开头 / must start with http(s)://")
+    fields: dict[str, Any] = {
+        "alert_channels": _names(
+            raw.get("channels", list(ALERT_CHANNELS)), ALERT_CHANNELS, "alerts.channels", problems
+        ),
+        "alert_board_url": board.rstrip("/"),
+    }
+    if start or end:
+        fields["alert_quiet_start"] = _hhmm(start, "alerts.quiet_hours.start", problems)
+        fields["alert_quiet_end"] = _hhmm(end, "alerts.quiet_hours.end", problems)
+    return fields
 
 
 def channel_uses(policy: Policy) -> list[tuple[str, str, str]]:

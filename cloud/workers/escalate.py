@@ -23,6 +23,10 @@ HR hears of what waits for them without opening a page (``cloud.escalation.hr_di
 message by HR's channel lists the approvals that started waiting, the tasks two working days from due and on their
 due day, the sends that failed or may have gone out, and employees' replies, each item once.
 
+A worker who has not punched at their shift's start plus grace reaches the line manager and HR within two minutes
+(``cloud.alerts``): the plant's signed ``alert`` records are read and sent first in each tick, by the channel the
+plant's policy names, outside its quiet hours, once each.
+
 The other way, the plant's signed ``action`` records ("已在产线看到", "考勤机故障", "已让其回家") are read from the
 stored logs and filed on the open case that counts that day (``cloud.escalation.plant_actions``), once each.
 """
@@ -33,6 +37,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from cloud.alerts.sender import AlertSender
 from cloud.channels import dingtalk, sms_aliyun, sms_tencent
 from cloud.channels.base import Channel
 from cloud.channels.receipts import pull_receipts
@@ -87,9 +92,13 @@ class EscalationService:
         if digest is None and settings is not None and self._channels:  # as deployed: HR hears by their channel
             digest = HrDigest(self._channels, settings.notices, clock)
         self._digest = digest
+        # missed check-in alerts: as deployed (channels configured), to the line managers and HR
+        self._alerts = AlertSender(self._channels, settings.notices if settings else None, clock) if channels else None
 
     def tick(self) -> TickReport:
+        alerted = self.alert()  # first: a missed check-in is news for minutes, the ladder's steps for days
         report = self._engine.tick()
+        report.notes += alerted
         now = self._clock.now()
         if self._channels and (self._pulled is None or now - self._pulled >= self._every):
             self._pulled = now
@@ -102,6 +111,17 @@ class EscalationService:
         if self._evidence is not None:
             self._evidence.catch_up()
         return report
+
+    def alert(self) -> list[str]:
+        """Send the plants' new missed check-in alerts; notes for the tick. A failure is logged, never raised: the
+        ladder's tick goes on (the alerts are read again at the next tick)."""
+        if self._alerts is None:
+            return []
+        try:
+            return self._alerts.run()
+        except Exception as err:  # the top of the runner's alert pass: the escalation must not stop for it
+            log.exception("missed check-in alerts: the pass failed; tried again at the next tick")
+            return [f"alerts: {err}"]
 
     def pull(self) -> list[str]:
         notes = []
