@@ -11,7 +11,8 @@ kind        columns (* = required)
 employees   *工号 employee_no, *考勤号 user_id (the badge at this plant), 姓名 name, 身份证后四位,
 员工         部门, 岗位, 产线, 排班 roster, 主管工号 manager_no, 合同编号, 合同开始, 合同结束, 手机 phone,
             邮箱 email, 企业微信 wecom_id, 钉钉 dingtalk_id, 合同地址, 送达地址, 送达确认凭证,
-            紧急联系人, 紧急联系人关系, 紧急联系人电话, 生效日期 valid_from, 失效日期 valid_to
+            紧急联系人, 紧急联系人关系, 紧急联系人电话 (also 紧急联系人1...; a second and third contact:
+            紧急联系人2, 紧急联系人2关系, 紧急联系人2电话, 紧急联系人3...), 生效日期 valid_from, 失效日期 valid_to
 shifts 班次  *班次 shift_id, 名称, *时段 spans, 迟到宽限, 早退宽限, 提前打卡, 延后打卡, 考勤机
 rosters 排班规则 *编号 roster_id, 类型 (固定|轮班), *模式 pattern, 起始日期 anchor, 节假日 (休息|照常), 调休按
 schedule 排班表 *考勤号 user_id, *日期 day, 班次 shifts
@@ -31,6 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cloud.hr import plant_changes as due
+from cloud.hr.contacts import listed
 from cloud.hr.models import (
     Correction,
     EmergencyContact,
@@ -81,6 +83,15 @@ HEADERS: dict[str, str] = {
     "紧急联系人": "ec_name",
     "紧急联系人关系": "ec_relation",
     "紧急联系人电话": "ec_phone",
+    "紧急联系人1": "ec_name",  # a second and third contact are columns of their own, numbered
+    "紧急联系人1关系": "ec_relation",
+    "紧急联系人1电话": "ec_phone",
+    "紧急联系人2": "ec2_name",
+    "紧急联系人2关系": "ec2_relation",
+    "紧急联系人2电话": "ec2_phone",
+    "紧急联系人3": "ec3_name",
+    "紧急联系人3关系": "ec3_relation",
+    "紧急联系人3电话": "ec3_phone",
     "生效日期": "valid_from",
     "失效日期": "valid_to",
     "班次": "shift_id",
@@ -243,14 +254,10 @@ def _employee(r: _Row) -> dict[str, Any]:
             "contract_address",
             "service_address",
             "service_confirmation_ref",
-            "ec_name",
-            "ec_relation",
         )
     }
-    row.update(id_last4=id4.upper(), email=email, phone=r.phone("phone"), ec_phone=r.phone("ec_phone"))
+    row.update(id_last4=id4.upper(), email=email, phone=r.phone("phone"), contacts=_contacts(r))
     row.update({k: r.day(k) for k in ("contract_start", "contract_end", "valid_from", "valid_to")})
-    if row["ec_name"] and not row["ec_phone"]:
-        r.bad("ec_phone", "填写了紧急联系人但没有电话", "an emergency contact needs a phone number")
     if row["service_address"] and not row["service_confirmation_ref"]:
         r.bad(
             "service_confirmation_ref",
@@ -258,6 +265,22 @@ def _employee(r: _Row) -> dict[str, Any]:
             "a service address needs its signed confirmation",
         )
     return row
+
+
+def _contacts(r: _Row) -> list[tuple[str, str, str]]:
+    """The row's emergency contacts in order: (name, relation, phone), from 紧急联系人 and 紧急联系人2, 3."""
+    out = []
+    for prefix in ("ec", "ec2", "ec3"):
+        name, relation, phone = r.text(f"{prefix}_name"), r.text(f"{prefix}_relation"), r.phone(f"{prefix}_phone")
+        if name and not phone:
+            r.bad(f"{prefix}_phone", "填写了紧急联系人但没有电话", "an emergency contact needs a phone number")
+        elif phone and not name:
+            r.bad(f"{prefix}_name", "填写了紧急联系人电话但没有姓名", "an emergency contact needs a name")
+        elif name and any(phone == p for _, _, p in out):
+            r.bad(f"{prefix}_phone", f"电话 {phone} 与前一位紧急联系人相同", f"{phone} is another contact's number")
+        elif name:
+            out.append((name, relation, phone))
+    return out
 
 
 def _shift(r: _Row) -> dict[str, Any]:
@@ -485,19 +508,7 @@ def store(rows: Mapping[str, list[dict[str, Any]]], plant: Plant, now_ms: int) -
                 },
                 now_ms,
             )
-            if (
-                row["ec_name"]
-                and not EmergencyContact.select()
-                .where((EmergencyContact.employee == emp) & (EmergencyContact.phone == row["ec_phone"]))
-                .exists()
-            ):
-                EmergencyContact.create(
-                    employee=emp,
-                    name=row["ec_name"],
-                    relation=row["ec_relation"],
-                    phone=row["ec_phone"],
-                    updated_ms=now_ms,
-                )
+            _store_contacts(emp, row["contacts"], now_ms)
         for row in rows.get("employees", []):
             if row["manager_no"]:
                 manager = Employee.get(Employee.employee_no == row["manager_no"])
@@ -526,6 +537,27 @@ def store(rows: Mapping[str, list[dict[str, Any]]], plant: Plant, now_ms: int) -
         due.mark([plant.id, *(p for (p,) in (others if touched else ()))], now_ms)
         counts = {kind: len(items) for kind, items in rows.items()}
     return ImportReport(counts)
+
+
+def _store_contacts(emp: Employee, contacts: list[tuple[str, str, str]], now_ms: int) -> None:
+    """The sheet's contacts in its order; a number the employee has already keeps its row (and its verification),
+    a new one is added unverified (the escalation runner asks it to confirm); contacts not in the sheet stay."""
+    current = {c.phone: c for c in listed(emp)}
+    for position, (name, relation, phone) in enumerate(contacts, start=1):
+        known = current.get(phone)
+        if known is None:
+            EmergencyContact.create(
+                employee=emp,
+                name=name,
+                relation=relation,
+                phone=phone,
+                position=position,
+                phone_since_ms=now_ms,
+                updated_ms=now_ms,
+            )
+        elif (known.name, known.relation, known.position) != (name, relation, position):
+            known.name, known.relation, known.position, known.updated_ms = name, relation, position, now_ms
+            known.save()
 
 
 def _upsert(model: Any, key: dict[str, Any], fields: Mapping[str, Any], now_ms: int | None) -> Any:

@@ -65,6 +65,15 @@ class EmergencyContact(BaseModel):
     verified_ms = pw.BigIntegerField(null=True)
     verification_ref = pw.CharField(default="")  # the SMS reply, call record... that verified it
     updated_ms = pw.BigIntegerField(default=0)
+    # several contacts per employee (cloud.hr.contacts): their order, when this number was set, when the last
+    # verification SMS went to it, the last reply as the contact wrote it; a removed contact keeps its row
+    position = pw.IntegerField(default=1)
+    phone_since_ms = pw.BigIntegerField(default=0)
+    requested_ms = pw.BigIntegerField(null=True)
+    reply_text = pw.CharField(default="")
+    reply_ms = pw.BigIntegerField(null=True)
+    reply_receipt = pw.BigIntegerField(null=True)  # the contact log's receipt of the last reply applied
+    removed_ms = pw.BigIntegerField(null=True)
 
 
 class ShiftDef(BaseModel):

@@ -19,6 +19,11 @@ from cloud.hr.models import Correction, EmergencyContact, Employee, HrChange, Le
 
 FRESHNESS = timedelta(days=182)  # emergency contacts are confirmed again every six months
 VERIFICATION_STATES = ("unverified", "pending", "verified", "failed")
+UNVERIFIED_WORDS = {
+    "unverified": ("未核验", "not verified"),
+    "pending": ("已发送核验短信，未回复", "verification SMS sent, no reply"),
+    "failed": ("核验失败", "verification failed"),
+}
 
 
 class HrError(ValueError):
@@ -129,20 +134,13 @@ def contacts_to_reconfirm(now_ms: int, freshness: timedelta = FRESHNESS) -> list
     rows = (
         EmergencyContact.select(EmergencyContact, Employee)
         .join(Employee)
-        .where(Employee.active == True)  # noqa: E712
-        .order_by(Employee.employee_no, EmergencyContact.id)
+        .where((Employee.active == True) & EmergencyContact.removed_ms.is_null())  # noqa: E712
+        .order_by(Employee.employee_no, EmergencyContact.position, EmergencyContact.id)
     )
     for c in rows:
         if c.verification != "verified":
-            out.append(
-                StaleContact(
-                    c.employee.employee_no,
-                    c.name,
-                    c.phone,
-                    f"未核验（{c.verification}）",
-                    f"not verified ({c.verification})",
-                )
-            )
+            zh, en = UNVERIFIED_WORDS.get(c.verification, UNVERIFIED_WORDS["unverified"])
+            out.append(StaleContact(c.employee.employee_no, c.name, c.phone, zh, en))
         elif c.verified_ms is None or c.verified_ms < limit:
             out.append(
                 StaleContact(c.employee.employee_no, c.name, c.phone, "超过半年未确认", "not confirmed for six months")
@@ -152,7 +150,9 @@ def contacts_to_reconfirm(now_ms: int, freshness: timedelta = FRESHNESS) -> list
         .where(
             (Employee.active == True)  # noqa: E712
             & ~pw.fn.EXISTS(
-                EmergencyContact.select(EmergencyContact.id).where(EmergencyContact.employee == Employee.id)
+                EmergencyContact.select(EmergencyContact.id).where(
+                    (EmergencyContact.employee == Employee.id) & EmergencyContact.removed_ms.is_null()
+                )
             )
         )
         .order_by(Employee.employee_no)

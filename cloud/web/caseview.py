@@ -20,12 +20,14 @@ from cloud.escalation.casefiles import CaseDocument
 from cloud.escalation.cases import policy_of
 from cloud.escalation.models import AbsenceCase, AttendanceDay, CaseDay, CaseStep, CaseTask, Gate, GateApproval, Service
 from cloud.escalation.policy import NOTICE_NAMES, PolicyVersion
+from cloud.hr import contacts as emergency
 from cloud.hr.models import Employee
 from cloud.notices import templates as notice_templates
 from cloud.notices.records import NoticeDocument
 from cloud.notices.settings import NoticeSettings
 from cloud.store import Appliance, LogRecord, Plant, Punch
 from cloud.web.i18n import MESSAGES
+from cloud.web.roles import now_ms
 
 PAGE_SIZE = 50
 DAY_MS = ladder.DAY_MS
@@ -305,7 +307,10 @@ def detail(case: AbsenceCase) -> dict[str, Any]:
     replies.reverse()
     plant_said = [e for e in reversed(events) if e.kind == "entry" and e.data.get("kind") == "plant_action"]
     counted = list(CaseDay.select().where(CaseDay.case == case).order_by(CaseDay.start_ms))
+    now = now_ms()
     return {
+        # the emergency contacts the 失联 steps would reach, each flagged unless it confirmed within six months
+        "contacts": [(c, emergency.shown(c, now)) for c in emergency.listed(case.employee_id)],
         "events": events,
         "replies": replies,
         "plant_said": plant_said,  # what the plant's people recorded about the case's days, newest first

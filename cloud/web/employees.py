@@ -5,6 +5,10 @@ engine) and the employee's open case is counted again at once (``cases.recount``
 the days it now excuses and the steps it supersedes; the engine's next tick finds nothing left to do.
 An import is checked whole by ``cloud.hr.importer``: a file with any bad row is refused, and every
 problem is listed with its sheet, row number and column.
+
+Emergency contacts are listed, added, edited and removed here (``cloud.hr.contacts``), each with its verification
+state and since when. A new or changed number is asked to reply "确认" at once when an SMS channel is configured
+and it is the plant's waking hours; otherwise the escalation runner's next tick in waking hours asks it.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from zoneinfo import ZoneInfo
 import peewee as pw
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session, url_for
 
+from cloud.channels.dispatch import Dispatcher
+from cloud.clock import SystemClock
 from cloud.escalation import cases
 from cloud.escalation.models import AbsenceCase
+from cloud.hr import contacts as ec
 from cloud.hr import importer
 from cloud.hr.models import Correction, EmergencyContact, Employee, Leave, PlantBadge, Trip
 from cloud.hr.records import HrError, record_leave
@@ -130,7 +137,7 @@ def show(employee_id: int) -> Any:
     leaves = list(Leave.select().where(Leave.employee == employee).order_by(Leave.start_ms.desc()))
     trips = list(Trip.select().where(Trip.employee == employee).order_by(Trip.start_ms.desc()))
     corrections = list(Correction.select().where(Correction.employee == employee).order_by(Correction.at_ms.desc()))
-    contacts = list(EmergencyContact.select().where(EmergencyContact.employee == employee))
+    contacts = ec.listed(employee)
     if here is not None:
         leaves = [x for x in leaves if here(x.start_ms, x.end_ms)]
         trips = [x for x in trips if here(x.start_ms, x.end_ms)]
@@ -148,6 +155,7 @@ def show(employee_id: int) -> Any:
         trips=trips,
         corrections=corrections,
         contacts=contacts,
+        shown={c.id: ec.shown(c, now_ms()) for c in contacts},
         cases=list(case_query),
         leave_kinds=LEAVE_KINDS,
         in_zone=in_zone,
@@ -179,6 +187,96 @@ def add_leave(employee_id: int) -> Any:
     note("done", action="leave.add", target=f"employee:{employee.employee_no}", **detail)
     flash("leave.add", "done")
     return redirect(url_for("employees.show", employee_id=employee_id))
+
+
+def _contact_form() -> dict[str, Any]:
+    form = request.form
+    position = form.get("position", "").strip()
+    return {
+        "name": form.get("name", "")[:64],
+        "relation": form.get("relation", "")[:32],
+        "phone": form.get("phone", "")[:32],
+        "position": int(position) if position.isdigit() and 0 < int(position) < 100 else None,
+    }
+
+
+def _ask_now(contact: EmergencyContact, tz: str) -> None:
+    """The verification SMS at once, when an SMS channel is configured and it is waking hours at the plant; else the
+    runner asks at its next tick. A provider that fails leaves the contact 未核验 (the runner tries again)."""
+    channels = current_app.config["SETTINGS"].channels
+    clock = current_app.config.get("CLOCK", SystemClock())
+    if not channels.configured or not ec.waking(now_ms(), tz):
+        return
+    dispatcher = Dispatcher(channels.build(clock), clock=clock)
+    if dispatcher.has("sms"):
+        ec.request(EmergencyContact.get_by_id(contact.id), dispatcher, now_ms=now_ms())
+
+
+def _contact_of(employee: Employee, contact_id: int) -> EmergencyContact:
+    contact = EmergencyContact.get_or_none(
+        (EmergencyContact.id == contact_id)
+        & (EmergencyContact.employee == employee)
+        & EmergencyContact.removed_ms.is_null()
+    )
+    if contact is None:
+        abort(404)
+    return contact
+
+
+def _contact_change(employee_id: int, action: str, change: Callable[[Employee], EmergencyContact | None]) -> Any:
+    employee, badges = _employee(employee_id)
+    tz = badges[0].plant.timezone if badges else current_app.config["SETTINGS"].timezone
+    target = f"employee:{employee.employee_no}"
+    try:
+        contact = change(employee)
+    except HrError as err:
+        note("refused", action=action, target=target, error=str(err))
+        flash(str(err), "error")
+        return redirect(url_for("employees.show", employee_id=employee_id, _anchor="contacts"))
+    if contact is not None:
+        _ask_now(contact, tz)
+    note("done", action=action, target=target)
+    flash(action, "done")
+    return redirect(url_for("employees.show", employee_id=employee_id, _anchor="contacts"))
+
+
+@bp.route("/employees/<int:employee_id>/contacts", methods=["POST"])
+@require("hr.edit")
+def add_contact(employee_id: int) -> Any:
+    form = _contact_form()
+    return _contact_change(employee_id, "contact.add", lambda employee: ec.add(employee, now_ms=now_ms(), **form))
+
+
+@bp.route("/employees/<int:employee_id>/contacts/<int:contact_id>", methods=["POST"])
+@require("hr.edit")
+def edit_contact(employee_id: int, contact_id: int) -> Any:
+    form = _contact_form()
+
+    def change(employee: Employee) -> EmergencyContact | None:
+        contact = _contact_of(employee, contact_id)
+        return contact if ec.edit(contact, now_ms=now_ms(), **form) else None
+
+    return _contact_change(employee_id, "contact.edit", change)
+
+
+@bp.route("/employees/<int:employee_id>/contacts/<int:contact_id>/ask", methods=["POST"])
+@require("hr.edit")
+def ask_contact(employee_id: int, contact_id: int) -> Any:
+    def change(employee: Employee) -> EmergencyContact:
+        contact = _contact_of(employee, contact_id)
+        ec.ask_again(contact, now_ms=now_ms())
+        return contact
+
+    return _contact_change(employee_id, "contact.ask", change)
+
+
+@bp.route("/employees/<int:employee_id>/contacts/<int:contact_id>/remove", methods=["POST"])
+@require("hr.edit")
+def remove_contact(employee_id: int, contact_id: int) -> Any:
+    def change(employee: Employee) -> None:
+        ec.remove(_contact_of(employee, contact_id), now_ms=now_ms())
+
+    return _contact_change(employee_id, "contact.remove", change)
 
 
 @bp.route("/import", methods=["GET", "POST"])

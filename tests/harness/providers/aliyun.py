@@ -1,4 +1,6 @@
-"""Aliyun dysmsapi (2017-05-25) on loopback: SendSms, QuerySendDetails, and the SmsReport push.
+"""Aliyun dysmsapi (2017-05-25) on loopback: SendSms, QuerySendDetails, the SmsReport push, and a phone's reply
+to an SMS as Aliyun pushes it (SmsUp, "HTTP批量推送模式": a JSON array of phone_number, content, send_time,
+dest_code, sequence_id; help.aliyun.com/zh/sms/developer-reference/smsup-http).
 
 The RPC signature is checked as Aliyun describes it (签名机制): parameters but Signature sorted, RFC 3986
 encoded, ``GET&%2F&`` + encoded query, HMAC-SHA1 keyed with secret + "&", Base64. Timestamps more than 15
@@ -29,9 +31,13 @@ def _enc(text: str) -> str:
 
 
 class AliyunSmsServer(ProviderServer):
-    def __init__(self, clock: FrozenClock, key_id: str, key_secret: str, *, callback_url: str = "") -> None:
+    def __init__(
+        self, clock: FrozenClock, key_id: str, key_secret: str, *, callback_url: str = "", reply_url: str = ""
+    ) -> None:
         super().__init__(clock)
-        self.key_id, self.key_secret, self.callback_url = key_id, key_secret, callback_url
+        self.key_id, self.key_secret, self.callback_url, self.reply_url = key_id, key_secret, callback_url, reply_url
+        self.pushed_up: list[list[dict[str, Any]]] = []  # every SmsUp push's items, as sent
+        self._sequence = itertools.count(1_234_567_890)
         self.nonces: set[str] = set()
         self.sent: list[dict[str, Any]] = []  # every SMS accepted
         self._ids = itertools.count(900_619_746_936_498_440)
@@ -171,3 +177,23 @@ class AliyunSmsServer(ProviderServer):
                 }
             )
         return post_json(self.callback_url, items)
+
+    def reply(self, phone: str, content: str, *, masked: bool = False, url: str = "") -> tuple[int, Any]:
+        """The phone ``phone`` answers with ``content``: one SmsUp push to ``reply_url`` (or ``url``). Aliyun may
+        show the number masked (``138****0000``)."""
+        number = phone.removeprefix("+86")
+        items = [
+            {
+                "phone_number": f"{number[:3]}****{number[7:]}" if masked else number,
+                "content": content,
+                "send_time": self.clock.now().astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
+                "dest_code": "8821",
+                "sequence_id": next(self._sequence),
+            }
+        ]
+        self.pushed_up.append(items)
+        return post_json(url or self.reply_url, items)
+
+    def push_again(self) -> tuple[int, Any]:
+        """Aliyun pushes the last SmsUp again (it does when unsure the first arrived)."""
+        return post_json(self.reply_url, self.pushed_up[-1])

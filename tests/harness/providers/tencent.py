@@ -1,4 +1,6 @@
-"""Tencent Cloud SMS (API 3.0, 2021-01-11) on loopback: SendSms, PullSmsSendStatus, the status callback.
+"""Tencent Cloud SMS (API 3.0, 2021-01-11) on loopback: SendSms, PullSmsSendStatus, the status callback, and a
+phone's reply as Tencent calls it back (短信回复回调: one JSON object of extend, mobile, nationcode, sign, text,
+time; cloud.tencent.com/document/api/382/5809).
 
 TC3-HMAC-SHA256 is checked as Tencent documents it, from the request as received: the SignedHeaders named in
 the Authorization header, their lower-cased values, the body's hash, the credential scope's date, and a
@@ -32,10 +34,19 @@ def _hmac(key: bytes, text: str) -> bytes:
 
 class TencentSmsServer(ProviderServer):
     def __init__(
-        self, clock: FrozenClock, secret_id: str, secret_key: str, app_id: str, *, callback_url: str = ""
+        self,
+        clock: FrozenClock,
+        secret_id: str,
+        secret_key: str,
+        app_id: str,
+        *,
+        callback_url: str = "",
+        reply_url: str = "",
     ) -> None:
         super().__init__(clock)
         self.secret_id, self.secret_key, self.app_id, self.callback_url = secret_id, secret_key, app_id, callback_url
+        self.reply_url = reply_url
+        self.replied: list[dict[str, Any]] = []  # every reply callback's body, as sent
         self.sent: list[dict[str, Any]] = []
         self.unpulled: list[dict[str, Any]] = []
         self._serials = itertools.count(1045710669157053657849499619)
@@ -161,3 +172,21 @@ class TencentSmsServer(ProviderServer):
                 }
             )
         return post_json(self.callback_url, items)
+
+    def reply(self, phone: str, text: str, *, sign: str = "", url: str = "") -> tuple[int, Any]:
+        """The phone ``phone`` answers with ``text``: Tencent's reply callback to ``reply_url`` (or ``url``)."""
+        signs = [s["sign"] for s in self.sent if s["phone"] == phone]
+        body = {
+            "extend": "",
+            "mobile": phone.removeprefix("+86"),
+            "nationcode": "86",
+            "sign": sign or (signs[-1] if signs else ""),
+            "text": text,
+            "time": int(self.clock.now().timestamp()),
+        }
+        self.replied.append(body)
+        return post_json(url or self.reply_url, body)
+
+    def push_again(self) -> tuple[int, Any]:
+        """The last reply callback again, as a retry would send it."""
+        return post_json(self.reply_url, self.replied[-1])
