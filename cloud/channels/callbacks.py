@@ -17,7 +17,7 @@ import hmac
 import logging
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, abort, current_app, jsonify, request
 
 from cloud.channels import contact_log, inbound, sms_aliyun, sms_tencent
 from cloud.clock import Clock, SystemClock
@@ -28,8 +28,11 @@ log = logging.getLogger(__name__)
 def receipts_blueprint(token: str, *, clock: Clock | None = None) -> Blueprint:
     if len(token) < 16:
         raise ValueError("the callback token must be at least 16 characters (it is the only protection)")
-    clock = clock or SystemClock()
     bp = Blueprint("channel_receipts", __name__, url_prefix="/channels/receipts")
+
+    def now() -> Clock:
+        """The clock given, else the app's (tests set ``app.config["CLOCK"]``), else the system's."""
+        return clock or current_app.config.get("CLOCK") or SystemClock()
 
     def check(given: str) -> None:
         if not hmac.compare_digest(given.encode(), token.encode()):
@@ -43,7 +46,7 @@ def receipts_blueprint(token: str, *, clock: Clock | None = None) -> Blueprint:
         except (ValueError, KeyError, TypeError) as err:
             log.warning("Aliyun SmsReport not understood: %s", err)
             return jsonify({"code": 1, "msg": "无法解析"}), 400
-        contact_log.record_receipts(receipts, clock)
+        contact_log.record_receipts(receipts, now())
         return jsonify(sms_aliyun.SMS_REPORT_ANSWER)
 
     @bp.post("/<given>/tencent")
@@ -54,7 +57,7 @@ def receipts_blueprint(token: str, *, clock: Clock | None = None) -> Blueprint:
         except (ValueError, KeyError, TypeError) as err:
             log.warning("Tencent status callback not understood: %s", err)
             return jsonify({"result": 1, "errmsg": "bad request"}), 400
-        contact_log.record_receipts(receipts, clock)
+        contact_log.record_receipts(receipts, now())
         return jsonify(sms_tencent.STATUS_CALLBACK_ANSWER)
 
     def check_inbound(given: str, provider: str) -> tuple[Any, int] | None:
@@ -76,7 +79,7 @@ def receipts_blueprint(token: str, *, clock: Clock | None = None) -> Blueprint:
         except (ValueError, KeyError, TypeError) as err:
             log.warning("Aliyun SmsUp not understood: %s", err)
             return jsonify({"code": 1, "msg": f"无法解析 / not understood: {err}"}), 400
-        inbound.record_replies(replies, clock)
+        inbound.record_replies(replies, now())
         return jsonify(inbound.ALIYUN_ANSWER)
 
     @bp.post("/<given>/tencent/reply")
@@ -89,7 +92,7 @@ def receipts_blueprint(token: str, *, clock: Clock | None = None) -> Blueprint:
         except (ValueError, KeyError, TypeError) as err:
             log.warning("Tencent reply callback not understood: %s", err)
             return jsonify({"result": 1, "errmsg": f"无法解析 / not understood: {err}"}), 400
-        inbound.record_replies(replies, clock)
+        inbound.record_replies(replies, now())
         return jsonify(inbound.TENCENT_ANSWER)
 
     return bp

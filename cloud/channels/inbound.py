@@ -102,6 +102,9 @@ def _asked(sms: InboundSms) -> ContactAttempt | None:
     query = ContactAttempt.select().where(
         ContactAttempt.case_ref.startswith(EXPECTS_REPLY), ContactAttempt.status == "sent"
     )
+    if "*" not in sms.phone:  # the number in full: ask the index for it, as we wrote it (+86...) or not
+        number = national(sms.phone)
+        query = query.where(ContactAttempt.recipient.in_([f"+86{number}", number]))
     found = [
         a
         for a in query.order_by(ContactAttempt.at_ms.desc(), ContactAttempt.id.desc())

@@ -168,6 +168,7 @@ def test_contacts_imported_asked_confirmed_and_shown(site, tmp_path):
     assert [r.detail for r in replies] == [" 确认。", "不认识这个人"]
     assert json.loads(replies[1].raw)["phone_number"] == "137****7000"  # kept as Aliyun sent it
     assert mother.verification == "failed" and mother.reply_text == "不认识这个人"
+    assert mother.reply_ms == int(clock.now().timestamp() * 1000)  # the app's clock, as the page shows it
 
     # a forged reply (no token, or a guessed one) is refused and changes nothing
     status, answer = post_json(
