@@ -99,6 +99,9 @@ class Attempt:
     request: bytes = b""  # what went on the wire, secrets removed (for e-mail: the exact RFC 5322 message)
     operator: str = "system"
     attempt_id: int | None = None  # the contact-log row, once stored
+    # an SMS as the recipient's phone shows it: the provider's approved template text (configured beside its code)
+    # with this message's variables filled in, after the 【signature】; "" when that text is not configured
+    sent_text: str = ""
 
     @property
     def ok(self) -> bool:
@@ -136,6 +139,7 @@ def attempt_for(
     message_id: str = "",
     response: str = "",
     request: bytes = b"",
+    sent_text: str = "",
 ) -> Attempt:
     """The attempt a channel reports for ``message``: every channel fills the same fields the same way."""
     return Attempt(
@@ -152,4 +156,5 @@ def attempt_for(
         raw_response=response,
         request=request,
         operator=message.operator,
+        sent_text=sent_text,
     )

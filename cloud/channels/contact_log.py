@@ -40,6 +40,7 @@ class ContactAttempt(BaseModel):
     request = pw.BlobField(null=True)  # what went on the wire without secrets; for e-mail the RFC 5322 bytes
     operator = pw.CharField(max_length=64)
     at_ms = pw.BigIntegerField(index=True)
+    sent_text = pw.TextField(default="")  # an SMS's words as the phone shows them (Attempt.sent_text); added in place
     receipt_status = pw.CharField(max_length=16, null=True)  # the latest receipt's, for listing
     receipt_ms = pw.BigIntegerField(null=True)
 
@@ -108,6 +109,7 @@ def record_attempt(message: OutboundMessage, attempt: Attempt, *, key: str) -> A
             request=attempt.request,
             operator=attempt.operator,
             at_ms=to_ms(attempt.at),
+            sent_text=attempt.sent_text,
         )
     return to_attempt(row)
 
@@ -128,6 +130,7 @@ def to_attempt(row: ContactAttempt) -> Attempt:
         request=bytes(row.request or b""),
         operator=row.operator,
         attempt_id=row.id,
+        sent_text=row.sent_text or "",
     )
 
 

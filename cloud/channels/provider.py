@@ -85,6 +85,7 @@ class ProviderChannel(Generic[S]):
         message_id: str = "",
         response: str = "",
         request: bytes = b"",
+        sent_text: str = "",
     ) -> Attempt:
         """The attempt for ``message`` now, with the provider's answer stored verbatim but for the secrets."""
         return attempt_for(
@@ -96,6 +97,7 @@ class ProviderChannel(Generic[S]):
             message_id=message_id,
             response=redact(response, self.secrets()),
             request=request,
+            sent_text=sent_text,
         )
 
     def exchange(

@@ -14,8 +14,9 @@ only its owner may read (mode 0600 or stricter), so the TOML itself can be shown
     username = "hr@factory.cn"   password_file = "secrets/smtp"   from = "hr@factory.cn"
 
     [channels.sms_aliyun]     access_key_id, access_key_secret_file, sign_name, [templates] ours = "SMS_1"
+                              or ours = {code = "SMS_1", text = "${name}您好…"} (the approved content, kept as sent)
     [channels.sms_tencent]    secret_id, secret_key_file, sdk_app_id, sign_name,
-                              [templates] ours = {id = "123456", params = ["name", "link"]}
+                              [templates] ours = {id = "123456", params = ["name", "link"], text = "{1}您好…"}
     [channels.wecom]          corp_id, corp_secret_file, agent_id        [channels.wecom_robot]    key_file
     [channels.dingtalk]       app_key, app_secret_file, agent_id         [channels.dingtalk_robot] access_token_file,
                                                                                                    secret_file
@@ -311,14 +312,25 @@ def _settings(name: str, v: dict[str, Any], problems: list[str]) -> Any:
             timeout_s=float(v.get("timeout_s", 30)),
         )
     if name == "sms_aliyun":
-        codes = v["templates"]
-        bad = [k for k, code in codes.items() if not isinstance(code, str)]
-        problems += [f'channels.sms_aliyun.templates.{k}: a TemplateCode string, e.g. "SMS_123456789"' for k in bad]
+        codes: dict[str, str] = {}
+        texts: dict[str, str] = {}
+        for ours, item in v["templates"].items():
+            if isinstance(item, str):
+                codes[ours] = item
+            elif isinstance(item, dict) and isinstance(item.get("code"), str) and isinstance(item.get("text", ""), str):
+                codes[ours] = item["code"]
+                texts.update({ours: item["text"]} if item.get("text") else {})
+            else:
+                problems.append(
+                    f'channels.sms_aliyun.templates.{ours}: a TemplateCode string, e.g. "SMS_123456789", or '
+                    '{code = "SMS_123456789", text = "the approved content, ${name} for a variable"}'
+                )
         return AliyunSmsSettings(
             access_key_id=v["access_key_id"],
             access_key_secret=v["access_key_secret_file"],
             sign_name=v["sign_name"],
-            template_codes={k: c for k, c in codes.items() if isinstance(c, str)},
+            template_codes=codes,
+            template_texts=texts,
             **opt,
         )
     if name == "sms_tencent":
@@ -328,10 +340,15 @@ def _settings(name: str, v: dict[str, Any], problems: list[str]) -> Any:
                 not isinstance(item, dict)
                 or not isinstance(item.get("id"), str)
                 or not isinstance(item.get("params", []), list)
+                or not isinstance(item.get("text", ""), str)
             ):
-                problems.append(f'channels.sms_tencent.templates.{ours}: {{id = "123456", params = ["name", ...]}}')
+                problems.append(
+                    f'channels.sms_tencent.templates.{ours}: {{id = "123456", params = ["name", ...], '
+                    'text = "the approved content, {1} for the first variable"}'
+                )
                 continue
-            templates[ours] = TencentTemplate(item["id"], tuple(str(p) for p in item.get("params", [])))
+            params = tuple(str(p) for p in item.get("params", []))
+            templates[ours] = TencentTemplate(item["id"], params, item.get("text", ""))
         return TencentSmsSettings(
             secret_id=v["secret_id"],
             secret_key=v["secret_key_file"],

@@ -7,15 +7,20 @@ StringToSign = METHOD + "&" + enc("/") + "&" + enc(that query); Signature = Base
 StringToSign)). Each request has a fresh SignatureNonce and a UTC Timestamp (Aliyun rejects stale ones).
 
 Aliyun sends only pre-approved templates, so the notice itself is behind the link in the template's variables;
-``template_codes`` maps our template id to the approved TemplateCode.
+``template_codes`` maps our template id to the approved TemplateCode. ``template_texts`` holds, for each, the
+approved 模板内容 as the console shows it (``${name}`` for a variable): with it every attempt keeps the words the
+phone shows (``Attempt.sent_text``, "【签名】" and the content with the variables filled in), which the evidence log
+signs; without it only the code and the variables are kept.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
+import re
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
@@ -41,10 +46,18 @@ class AliyunSmsSettings:
     access_key_secret: str
     sign_name: str  # the approved 签名, e.g. 某某电子厂
     template_codes: Mapping[str, str] = field(default_factory=dict)  # our template id -> SMS_123456789
+    template_texts: Mapping[str, str] = field(default_factory=dict)  # our template id -> the approved 模板内容
     endpoint: str = ENDPOINT
     region: str = "cn-hangzhou"
     timeout_s: float = 10.0
     per_minute: int = 100  # our own ceiling; Aliyun's per-number limits answer isv.BUSINESS_LIMIT_CONTROL
+
+
+def sent_text(sign_name: str, template_text: str, params: Mapping[str, str]) -> str:
+    """What the phone shows for an approved template: 【签名】 then the content, each ``${var}`` filled in (one
+    this message does not give stays as written, which is also how Aliyun refuses it)."""
+    content = re.sub(r"\$\{(\w+)\}", lambda m: str(params.get(m[1], m[0])), template_text)
+    return f"【{sign_name}】{content}"
 
 
 def percent_encode(value: str) -> str:
@@ -109,6 +122,8 @@ class AliyunSms(ProviderChannel[AliyunSmsSettings]):
             return self.attempt(
                 message, Status.FAILED, reason=f"no approved Aliyun SMS template for {message.template_id}"
             )
+        text = s.template_texts.get(message.template_id)
+        words = sent_text(s.sign_name, text, message.params) if text else ""
         params = {
             "PhoneNumbers": national(message.recipient),
             "SignName": s.sign_name,
@@ -123,17 +138,19 @@ class AliyunSms(ProviderChannel[AliyunSmsSettings]):
             label="Aliyun SendSms",
         )
         if isinstance(answer, Attempt):
-            return answer
+            return dataclasses.replace(answer, sent_text=words)  # an unanswered send may have shown them
         reply, data, query = answer
         request = redact(query, self.secrets()).encode()
         if data.get("Code") == "OK" and data.get("BizId"):
             biz_id = str(data["BizId"])
-            return self.attempt(message, Status.SENT, message_id=biz_id, response=reply.text, request=request)
+            return self.attempt(
+                message, Status.SENT, message_id=biz_id, response=reply.text, request=request, sent_text=words
+            )
         if data.get("Code"):
             why = f"Aliyun refused SendSms (HTTP {reply.status}): {data['Code']}: {data.get('Message', '')}"
         else:
             why = f"Aliyun SendSms answered HTTP {reply.status} without a result"
-        return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=request)
+        return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=request, sent_text=words)
 
     def query_send_details(self, phone: str, biz_id: str, sent_at: datetime) -> list[Receipt]:
         """Pull the delivery status of one sent message (Aliyun keeps 30 days); receipts for the contact log."""

@@ -14,9 +14,11 @@ PullSmsSendStatus hands each report out once (a queue), so pulled receipts must 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,10 +42,27 @@ RATE_LIMITED = {
 }
 
 
+_PLACEHOLDER = re.compile(r"\{(\d+)\}")
+
+
 @dataclass(frozen=True)
 class TencentTemplate:
     template_id: str  # the approved 正文模板 ID
     params: tuple[str, ...]  # our parameter names, in the order of the template's {1}, {2}, ...
+    text: str = ""  # the approved 模板内容 as the console shows it ({1}, {2}...): the words kept as evidence
+
+
+def sent_text(sign_name: str, template: TencentTemplate, values: list[str]) -> str:
+    """What the phone shows: 【签名】 then the approved content with ``{n}`` replaced by the n-th value sent;
+    "" when the content is not configured."""
+    if not template.text:
+        return ""
+
+    def value(match: re.Match[str]) -> str:
+        n = int(match[1])
+        return values[n - 1] if 0 < n <= len(values) else match[0]
+
+    return f"【{sign_name}】" + _PLACEHOLDER.sub(value, template.text)
 
 
 @dataclass(frozen=True)
@@ -124,12 +143,14 @@ class TencentSms(ProviderChannel[TencentSmsSettings]):
             return self.attempt(
                 message, Status.FAILED, reason=f"template {template.template_id} needs {', '.join(missing)}"
             )
+        values = [message.params[p] for p in template.params]
+        words = sent_text(s.sign_name, template, values)
         payload = {
             "PhoneNumberSet": [e164(message.recipient)],
             "SmsSdkAppId": s.sdk_app_id,
             "SignName": s.sign_name,
             "TemplateId": template.template_id,
-            "TemplateParamSet": [message.params[p] for p in template.params],
+            "TemplateParamSet": values,
             "SessionContext": idempotency_key(message.case_ref, message.step_id, message.channel, message.recipient)[
                 :32
             ],
@@ -141,22 +162,22 @@ class TencentSms(ProviderChannel[TencentSmsSettings]):
             label="Tencent SendSms",
         )
         if isinstance(answer, Attempt):
-            return answer
+            return dataclasses.replace(answer, sent_text=words)  # an unanswered send may have shown them
         reply, data, body = answer
         error = data.get("Error")
         if error:
             why = f"Tencent refused SendSms (HTTP {reply.status}): {error.get('Code')}: {error.get('Message', '')}"
-            return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=body)
+            return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=body, sent_text=words)
         statuses = data.get("SendStatusSet") or []
         if reply.status != 200 or not statuses:
             why = f"Tencent SendSms answered HTTP {reply.status} without a result"
-            return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=body)
+            return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=body, sent_text=words)
         first = statuses[0]
         if first.get("Code") != "Ok":
             why = f"Tencent did not send: {first.get('Code')}: {first.get('Message', '')}"
-            return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=body)
+            return self.attempt(message, Status.FAILED, reason=why, response=reply.text, request=body, sent_text=words)
         serial = str(first.get("SerialNo", ""))
-        return self.attempt(message, Status.SENT, message_id=serial, response=reply.text, request=body)
+        return self.attempt(message, Status.SENT, message_id=serial, response=reply.text, request=body, sent_text=words)
 
     def pull_send_status(self, limit: int = 100) -> list[Receipt]:
         """Reports not yet pulled (each comes once); store them at once."""

@@ -94,6 +94,32 @@ def test_every_bad_key_is_listed_at_once(tmp_path):
     assert len(caught.value.problems) >= 5
 
 
+def test_the_approved_sms_content_is_read_beside_its_code_and_a_wrong_entry_is_said(tmp_path):
+    aliyun = """
+[channels.sms_aliyun]
+access_key_id = "LTAIwire"
+access_key_secret_file = "secrets/tencent"
+sign_name = "某某电子"
+[channels.sms_aliyun.templates]
+reminder = "SMS_1"
+cuigao = {{ code = "SMS_2", text = "${{name}}：请于${{deadline}}前返岗。${{link}}" }}
+"""
+    text = GOOD.replace(
+        'params = ["name", "deadline", "link"] }}', 'params = ["name", "link"], text = "{{1}}：{{2}}" }}'
+    )
+    settings = CloudSettings.load(write(tmp_path, text.replace("[channels.ems]", aliyun + "[channels.ems]")))
+    ali = settings.channels.sms_aliyun
+    assert ali.template_codes == {"reminder": "SMS_1", "cuigao": "SMS_2"}
+    assert ali.template_texts == {"cuigao": "${name}：请于${deadline}前返岗。${link}"}
+    assert settings.channels.sms_tencent.templates["cuigao"].text == "{1}：{2}"
+    wrong = aliyun.replace('cuigao = {{ code = "SMS_2"', 'cuigao = {{ id = "SMS_2"')
+    with pytest.raises(ConfigError) as caught:
+        CloudSettings.load(write(tmp_path, GOOD.replace("[channels.ems]", wrong + "[channels.ems]")))
+    assert any(
+        p.startswith("channels.sms_aliyun.templates.cuigao: a TemplateCode string") for p in caught.value.problems
+    )
+
+
 def test_a_secret_file_others_can_read_is_refused(tmp_path):
     with pytest.raises(ConfigError) as caught:
         CloudSettings.load(write(tmp_path, GOOD, mode=0o644))

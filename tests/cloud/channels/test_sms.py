@@ -49,9 +49,15 @@ def tencent(clock: FrozenClock, callback_url: str):
         yield server
 
 
-def aliyun_channel(server, clock, sleeper, *, secret=ALI_SECRET, timeout_s=5.0) -> AliyunSms:
+def aliyun_channel(server, clock, sleeper, *, secret=ALI_SECRET, timeout_s=5.0, approved="") -> AliyunSms:
     settings = AliyunSmsSettings(
-        ALI_ID, secret, "某某电子", {"cuigao": "SMS_476500001"}, endpoint=f"{server.url}/", timeout_s=timeout_s
+        ALI_ID,
+        secret,
+        "某某电子",
+        {"cuigao": "SMS_476500001"},
+        {"cuigao": approved} if approved else {},
+        endpoint=f"{server.url}/",
+        timeout_s=timeout_s,
     )
     return AliyunSms(settings, clock=clock, sleep=sleeper)
 
@@ -181,3 +187,45 @@ def test_secrets_reach_neither_the_log_nor_the_database(aliyun, tencent, clock, 
     stored = " ".join(str(row.__data__) for row in ContactAttempt.select())
     for secret in (ALI_SECRET, TC_SECRET):
         assert secret not in caplog.text and secret not in stored
+
+
+APPROVED_ALIYUN = "${name}：您自${date}起未到岗，请于${deadline}前返岗或说明原因。通知全文：${link}"
+APPROVED_TENCENT = "{1}：您自{2}起未到岗，请于{3}前返岗或说明原因。通知全文：{4}"
+WORDS = f"【某某电子】张三：您自2026年3月2日起未到岗，请于2026年3月9日 09:00前返岗或说明原因。通知全文：{LINK}"
+
+
+def test_the_words_the_phone_showed_are_kept_and_are_what_aliyun_says_it_sent(clock, sleeper, callback_url):
+    # the approved content configured beside its code: the attempt keeps the SMS as Aliyun fills it in, which is
+    # what QuerySendDetails then reports as sent (the local server fills the approved content as Aliyun does)
+    approved = {"SMS_476500001": APPROVED_ALIYUN}
+    with AliyunSmsServer(clock, ALI_ID, ALI_SECRET, approved=approved) as server:
+        channel = aliyun_channel(server, clock, sleeper, approved=APPROVED_ALIYUN)
+        attempt = Dispatcher([channel], clock=clock).dispatch(MESSAGE)
+        assert attempt.status is Status.SENT, attempt.reason
+        assert attempt.sent_text == WORDS
+        assert ContactAttempt.get_by_id(attempt.attempt_id).sent_text == WORDS  # stored, for the evidence log
+        clock.advance(minutes=1)
+        (receipt,) = receipts.pull_receipts([channel], clock)
+        assert json.loads(receipt.raw)["Content"] == WORDS
+
+
+def test_without_the_approved_content_only_the_code_and_variables_are_kept(aliyun, clock, sleeper):
+    attempt = Dispatcher([aliyun_channel(aliyun, clock, sleeper)], clock=clock).dispatch(MESSAGE)
+    assert attempt.status is Status.SENT and attempt.sent_text == ""
+
+
+def test_tencent_fills_the_numbered_variables_in_the_order_they_were_sent(tencent, clock, sleeper):
+    template = TencentTemplate("2134567", ("name", "date", "deadline", "link"), APPROVED_TENCENT)
+    settings = TencentSmsSettings(
+        TC_ID, TC_SECRET, TC_APP, "某某电子", {"cuigao": template}, endpoint=f"{tencent.url}/"
+    )
+    channel = TencentSms(settings, clock=clock, sleep=sleeper)
+    attempt = Dispatcher([channel], clock=clock).dispatch(replace(MESSAGE, channel="sms.tencent"))
+    assert attempt.status is Status.SENT and attempt.sent_text == WORDS
+
+
+def test_an_unanswered_send_keeps_the_words_it_may_have_shown(aliyun, clock, sleeper):
+    aliyun.inject(Fault.HANG)
+    channel = aliyun_channel(aliyun, clock, sleeper, timeout_s=0.3, approved=APPROVED_ALIYUN)
+    attempt = Dispatcher([channel], clock=clock).dispatch(MESSAGE)
+    assert attempt.status is Status.UNCERTAIN and attempt.sent_text == WORDS
