@@ -8,6 +8,7 @@ notice can be re-rendered later and compared with the hash in the contact log.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import string
 import tempfile
@@ -69,7 +70,9 @@ def _lookup(facts: NoticeFacts, path: str) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=16)
 def _environment(tz: ZoneInfo) -> jinja2.Environment:
+    """One environment per zone, kept: a template's compiled form is kept with it (``_compiled``)."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)  # noqa: S701 - plain text and PDF, never HTML
     env.filters["d"] = lambda day: f"{day.year}年{day.month}月{day.day}日"
     env.filters["dt"] = lambda moment: (
@@ -82,6 +85,13 @@ def _environment(tz: ZoneInfo) -> jinja2.Environment:
     return env
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(tz: ZoneInfo, source: str) -> jinja2.Template:
+    """A template's text compiled once per zone (compiling took longer than rendering); keyed by the text itself, so
+    two versions of a template never share one."""
+    return _environment(tz).from_string(source)
+
+
 def render_notice(
     template: NoticeTemplate, facts: NoticeFacts, font: CjkFont, *, tz: ZoneInfo = SHANGHAI
 ) -> RenderedNotice:
@@ -92,8 +102,8 @@ def render_notice(
     env = _environment(tz)
     names = {"f": facts, "e": facts.employee, "r": facts.employer, "h": facts.handbook}
     try:
-        body = env.from_string(template.body).render(**names).strip()
-        sms = " ".join(env.from_string(template.sms).render(**names).split())
+        body = _compiled(tz, template.body).render(**names).strip()
+        sms = " ".join(_compiled(tz, template.sms).render(**names).split())
     except jinja2.UndefinedError as err:
         raise MissingFacts(template, [str(err)]) from err
     issued = env.filters["d"](facts.issued_on)
@@ -123,10 +133,10 @@ class _Pages(FPDF):
     def __init__(self, footer: str) -> None:
         super().__init__(format="A4", unit="mm")
         self.footer_text = footer
-        self.used: set[str] = set()
+        self.used: dict[str, set[str]] = {"": set(), "B": set()}  # the characters drawn, by style
 
     def normalize_text(self, text: str) -> str:
-        self.used.update(text)
+        self.used.setdefault(self.font_style, set()).update(text)
         return super().normalize_text(text)
 
     def footer(self) -> None:
@@ -138,24 +148,26 @@ class _Pages(FPDF):
 
 
 def _pdf(template: NoticeTemplate, facts: NoticeFacts, body: str, issued: str, font: CjkFont, tz: ZoneInfo) -> bytes:
-    """The PDF, with the font cut down to the characters it draws.
+    """The PDF, with each face cut down to the characters it draws.
 
-    The characters are known from the text before anything is drawn (``_drawn_text``), so the page is laid out
-    once, with the cut font. Should the layout draw a character the text did not name, or not draw one it did,
-    the font is cut again from what was drawn and the page laid out again: the glyphs embedded are always
-    exactly the characters drawn (with the footer's and the digits), so the same notice gives the same bytes.
-    (Laying the page out first with the whole CJK font, only to learn its characters, cost more than the rest.)
+    The characters are known from the text before anything is drawn (``_drawn_text``, ``_bold_text``), so the
+    page is laid out once, with the cut fonts. Should the layout draw a character the text did not name, or not
+    draw one it did, the fonts are cut again from what was drawn and the page laid out again: the glyphs embedded
+    are always exactly the characters drawn in each face (the regular one with the footer's and the digits), so
+    the same notice gives the same bytes. (Laying the page out first with the whole CJK font, only to learn its
+    characters, cost more than the rest.) The bold face has the title's few characters only.
     """
     footer = footer_of(template, facts.doc_no)
     extra = set(footer + string.digits)
-    chars = set(_drawn_text(template, facts, body, issued, footer)) | extra
+    chars = {"": set(_drawn_text(template, facts, body, issued, footer)) | extra, "B": set(_bold_text(template, facts))}
     with tempfile.TemporaryDirectory(prefix="punchproof-notice-") as folder:
         for _ in range(2):
-            regular, bold = _cut(font, "".join(sorted(chars)), Path(folder))
+            regular, bold = _cut(font, chars, Path(folder))
             pages = _draw(template, facts, body, issued, footer, (regular, 0), (bold, 0), tz)
-            if pages.used | extra == chars:
+            drawn = {"": pages.used[""] | extra, "B": pages.used["B"]}
+            if drawn == chars:
                 return bytes(pages.output())
-            chars = pages.used | extra
+            chars = drawn
     raise RuntimeError(f"notice {template.id}: the characters drawn changed with the font")  # never: same text
 
 
@@ -166,17 +178,25 @@ def footer_of(template: NoticeTemplate, doc_no: str) -> str:
 
 
 def _drawn_text(template: NoticeTemplate, facts: NoticeFacts, body: str, issued: str, footer: str) -> str:
-    """Every string ``_draw`` hands to the PDF, as it hands them."""
-    head = [template.title, f"文号：{facts.doc_no}"] + ([DRAFT] if facts.draft else [])
-    return "".join([*head, *body.split("\n\n"), facts.employer.name, SEAL, issued, footer])
+    """Every string ``_draw`` hands to the PDF in the regular face, as it hands them."""
+    return "".join([f"文号：{facts.doc_no}", *body.split("\n\n"), facts.employer.name, SEAL, issued, footer])
 
 
-def _cut(font: CjkFont, chars: str, folder: Path) -> tuple[Path, Path]:
+def _bold_text(template: NoticeTemplate, facts: NoticeFacts) -> str:
+    """Every string ``_draw`` hands to the PDF in the bold face: the title, and the draft's warning."""
+    return template.title + (DRAFT if facts.draft else "")
+
+
+def _cut(font: CjkFont, chars: dict[str, set[str]], folder: Path) -> tuple[Path, Path]:
+    """The regular and the bold face, each cut to its characters (``chars`` by fpdf's style, "" and "B"); without
+    a bold face, the regular one cut to both serves for both."""
     regular = bold = folder / "regular.ttf"
-    truetype_subset(font.path, font.index, chars, regular)
-    if font.bold_path is not None:
-        bold = folder / "bold.ttf"
-        truetype_subset(font.bold_path, font.bold_index, chars, bold)
+    if font.bold_path is None:
+        truetype_subset(font.path, font.index, "".join(sorted(chars[""] | chars["B"])), regular)
+        return regular, bold
+    truetype_subset(font.path, font.index, "".join(sorted(chars[""])), regular)
+    bold = folder / "bold.ttf"
+    truetype_subset(font.bold_path, font.bold_index, "".join(sorted(chars["B"])), bold)
     return regular, bold
 
 
@@ -193,6 +213,8 @@ def _draw(
     pdf = _Pages(footer)
     pdf.add_font(FONT, "", str(regular[0]), collection_font_number=regular[1])
     pdf.add_font(FONT, "B", str(bold[0]), collection_font_number=bold[1])
+    for added in pdf.fonts.values():  # the cut font's glyphs are embedded as compiled, not unpacked and compiled again
+        added.ttfont.recalcBBoxes = False
     pdf.set_creation_date(datetime.combine(facts.issued_on, time(0), tz))
     pdf.set_title(f"{template.title} {facts.doc_no}")
     pdf.set_subject(f"模板 {template.key}；文号 {facts.doc_no}")
