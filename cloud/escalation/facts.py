@@ -99,20 +99,55 @@ def _facts(appliance_id: int, plant_id: str, after: int, upto: int, fresh: Fresh
         for key, (seq, fact) in latest.items()
     ]
     status = {v["fact_key"]: v["status"] for v in values}
-    # a fact of a key already stored supersedes it: the row takes the new fact and counts one more version
-    for key, user_id, versions in bulk.insert(
-        AttendanceDay,
-        values,
-        upsert_on=("plant_id", "fact_key"),
-        also_set='"versions" = attendance_day."versions" + 1',
-        returning="fact_key, user_id, versions",
-    ):
+    for key, user_id, versions in _upsert(values):
         badge = (plant_id, user_id)
         if versions > 1:
             fresh.touched.add(badge)
         else:
             (fresh.attended if status[key] in ATTENDED | OFF else fresh.touched).add(badge)
         fresh.facts += 1
+
+
+SUPERSEDE = '"versions" = attendance_day."versions" + 1'
+_ARRAY_TYPES = {"BIGINT": "bigint", "INT": "integer", "INTEGER": "integer", "AUTO": "integer"}
+
+
+def _upsert(values: list[dict]) -> list[tuple]:
+    """Store the facts; a fact of a key already stored supersedes it: the row takes the new fact and counts one
+    more version. Returns (fact_key, user_id, versions) of each row written.
+
+    On PostgreSQL the rows go as one array per column (``INSERT ... SELECT FROM unnest``): a multi-row VALUES
+    list of a plant's day (500 rows, 7,000 parameters) cost the server more to parse and plan than to store,
+    and a group's day of a million facts spent most of its tick there (bench/escalation_tick_group.py)."""
+    if not isinstance(database.obj, pw.PostgresqlDatabase):
+        return bulk.insert(
+            AttendanceDay,
+            values,
+            upsert_on=("plant_id", "fact_key"),
+            also_set=SUPERSEDE,
+            returning="fact_key, user_id, versions",
+        )
+    fields = [f for f in AttendanceDay._meta.sorted_fields if f.name != "id"]
+    columns = ", ".join(f'"{f.column_name}"' for f in fields)
+    arrays = ", ".join(f"%s::{_ARRAY_TYPES.get(f.field_type, 'text')}[]" for f in fields)
+    sets = ", ".join(f'"{f.column_name}" = excluded."{f.column_name}"' for f in fields if f.name != "versions")
+    text = (
+        f"INSERT INTO attendance_day ({columns}) SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT (plant_id, fact_key) DO UPDATE SET {sets}, {SUPERSEDE} RETURNING fact_key, user_id, versions"
+    )
+    params = [_array_literal([row.get(f.name, 1) for row in values]) for f in fields]  # versions: 1 when new
+    return list(database.execute_sql(text, params).fetchall())
+
+
+def _array_literal(items: list[object]) -> str:
+    """A PostgreSQL array literal of these values (text, whole numbers or None), one parameter however many."""
+    out = []
+    for item in items:
+        if item is None:
+            out.append("NULL")
+        else:
+            out.append('"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "{" + ",".join(out) + "}"
 
 
 def fact_id(fact: dict) -> str:

@@ -147,3 +147,49 @@ def test_a_tick_on_postgresql_sends_the_notice_an_approval_released(app, built):
     assert cuigao.status == "sent", cuigao.status
     assert any(m.case_id == case_id and m.notice == "cuigao" for m in sender.sent[before:])
     assert "已发出" in page(signed_in(app, "staff"), f"/cases/{case_id}")  # a day later: signed in again
+
+
+def test_day_facts_go_to_postgresql_as_arrays_with_any_text_kept_exactly(postgres_url):
+    """The tick stores a day's facts on PostgreSQL as one array per column (cloud.escalation.facts._upsert): text
+    that an array literal must escape (quotes, backslashes, braces, commas, the word NULL) arrives as written, a
+    missing time stays NULL, and a later fact of a key supersedes it, counting a version."""
+    from cloud.escalation import facts
+    from cloud.escalation.models import AttendanceDay
+    from cloud.store import Appliance, Plant
+
+    db = open_db(postgres_url)
+    try:
+        Plant.create(id="p1")
+        appliance = Appliance.create(plant="p1", name="pi", log_origin="log/p1", registered_ms=0)
+        hostile = ['引号"反斜杠\\', "{大括号,逗号}", "NULL", "", 'a\\"b', "tab\there"]
+
+        def row(n: int, text: str, status: str, seq: int) -> dict:
+            return {
+                "plant": "p1",
+                "user_id": f"{n:04d}",
+                "fact_key": f"{n:04d}/2025-03-03/D",
+                "work_date": "2025-03-03",
+                "shift": "D",
+                "status": status,
+                "start_ms": None if n % 2 else 1741000000000,
+                "end_ms": None,
+                "watch": text,
+                "excusal": text[::-1],
+                "fact_id": "f" * 64,
+                "appliance": appliance.id,
+                "seq": seq,
+            }
+
+        first = facts._upsert([row(n, text, "missing", n) for n, text in enumerate(hostile)])
+        assert sorted(first) == sorted((f"{n:04d}/2025-03-03/D", f"{n:04d}", 1) for n in range(len(hostile)))
+        again = facts._upsert([row(0, "后来的", "present", 99)])
+        assert again == [("0000/2025-03-03/D", "0000", 2)]
+        stored = {r.user_id: r for r in AttendanceDay.select()}
+        for n, text in enumerate(hostile[1:], start=1):
+            r = stored[f"{n:04d}"]
+            assert (r.watch, r.excusal, r.status) == (text, text[::-1], "missing")
+            assert r.start_ms == (None if n % 2 else 1741000000000) and r.end_ms is None
+        assert (stored["0000"].watch, stored["0000"].status, stored["0000"].seq) == ("后来的", "present", 99)
+        assert stored["0000"].start_ms == 1741000000000
+    finally:
+        db.close()
