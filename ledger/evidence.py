@@ -24,7 +24,8 @@ A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
     cloud/documents/<sha256>.ext  the files kept with a case (HR's uploads, the drafts a confirmation
                                   reviewed) that a person's action in the cloud's log names by hash
     witness/                      the cloud's own signed log of checkpoints: entries with inclusion
-                                  proofs, its checkpoints, RFC 3161 stamps (.tsr) and the TSA's certificate
+                                  proofs, its checkpoints, RFC 3161 stamps (.tsr) and the TSA's certificate;
+                                  consistency.jsonl proves the checkpoints used one history
     report.html, report.pdf       the same Chinese report for people (the PDF embeds its CJK font)
     MANUAL-CHECKS.md, FORMAT.md   how to check all this with OpenSSL alone, and the record format
 
@@ -68,10 +69,12 @@ from ledger.witnesslog import verify_witness
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 # 2: the manifest may name a case ("case"); 3: the cloud's evidence log carries the appliance keys' registrations
-# and revocations (``keyreg``, ``keyrevoke``), and keys/registry.json a log's ``compromised_since_seq``.
-# FORMAT.md, "The evidence bundle"
-FORMAT = "punchproof-evidence/3"
-FORMATS = ("punchproof-evidence/1", "punchproof-evidence/2", FORMAT)  # what this verifier reads; it refuses others
+# and revocations (``keyreg``, ``keyrevoke``), and keys/registry.json a log's ``compromised_since_seq``; 4: the
+# witness checkpoints used are proven one history (witness/consistency.jsonl). FORMAT.md, "The evidence bundle"
+FORMAT = "punchproof-evidence/4"
+FORMATS = ("punchproof-evidence/1", "punchproof-evidence/2", "punchproof-evidence/3", FORMAT)  # others are refused
+LINKED_FORMATS = (FORMAT,)  # formats whose witness part carries consistency proofs
+STAMP_DELAY = timedelta(hours=24)  # the default policy: a punch stamped later than this after it is flagged
 KEY_TYPES = ("keyreg", "keyrevoke")  # the cloud's evidence log: appliance keys registered (or rotated in), revoked
 CLOCK_TOLERANCE_S = 120  # how far a record's own time may stray outside its witnessed bounds
 SEAL_GAP_S = 180  # seals come every 60 s: a longer silence is a gap (power cut, appliance off)
@@ -146,6 +149,13 @@ PIN_HOWTO_EN = (
     "log, stamped by the TSA), best kept before any dispute; get the TSA's root certificate from its own "
     "website and pass it with --tsa-ca."
 )
+UNSTAMPED_ZH = "第 {seq} 条记录没有第三方时间戳覆盖"
+UNSTAMPED_EN = "record {seq} is covered by no third-party timestamp"
+LATE_ZH = "第 {seq} 条记录晚于允许的 {limit}才取得时间戳：打卡于 {t}，最早的第三方时间戳为 {stamped}（相隔 {delay}）"
+LATE_EN = (
+    "record {seq} was stamped later than the {limit_en} allowed: punched at {t}, earliest third-party timestamp "
+    "{stamped} ({delay_en} later); the employer could have made it in between"
+)
 UNTRUSTED_ZH = "自第 {since} 条起该设备密钥可能已泄露（云端已吊销），此后记录不作为证据"
 UNTRUSTED_EN = "the appliance key may have been copied from seq {since} on: those records are not evidence"
 
@@ -172,6 +182,12 @@ class Report:
     # per log: whether every record of its range was checked against the employee's owner tag ("checked"), and the
     # tagindex records that tagged records from before its switch to version 2 late ("late": from, to, at_ms)
     tag_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # per disclosed punch of the employee: {"log", "seq", "t" (its own time, Unix s), "stamped" (the earliest verified
+    # TSA time covering it, Unix s, or None), "delay" (s), "late" (later than the policy allows)}
+    punch_stamps: list[dict[str, Any]] = field(default_factory=list)
+    stamp_delay: int = int(STAMP_DELAY.total_seconds())  # the policy the punches were held to, seconds
+    # punches stamped later than the policy allows, each said zh-CN then English; a flag, not a failed check
+    late: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -191,15 +207,18 @@ class Report:
     @property
     def result(self) -> str:
         """``verified`` (every check passed, third-party time covers the bundle and the keys were pinned),
-        ``untimed`` (every check passed, but the bundle's times are the employer's word alone), ``unpinned``
-        (every check passed, but its keys were taken from the bundle itself), or ``failed``. Neither ``untimed``
-        nor ``unpinned`` is ever shown as a full pass; when both apply the result is ``untimed``: without
-        third-party time the keys' holder could have made every record afterwards, pinned or not, so that is the
-        first thing to fix (both are said)."""
+        ``untimed`` (every check passed, but the bundle's times are the employer's word alone), ``late`` (every
+        check passed, but a punch's earliest third-party time came later than the policy allows: it could have been
+        made in between), ``unpinned`` (every check passed, but its keys were taken from the bundle itself), or
+        ``failed``. None but ``verified`` is ever shown as a full pass; when several apply the first in that order
+        counts: without third-party time the keys' holder could have made every record afterwards, pinned or not,
+        so that is the first thing to fix (all are said)."""
         if not self.ok:
             return "failed"
         if not self.timed:
             return "untimed"
+        if self.late:
+            return "late"
         return "verified" if self.pinned else "unpinned"
 
     def add(self, name: str, ok: bool, detail: str) -> bool:
@@ -221,6 +240,9 @@ class Report:
             "key_records": self.key_records,
             "untrusted_from": self.untrusted,
             "owner_tags": self.tag_checks,
+            "punch_stamps": self.punch_stamps,
+            "stamp_delay_s": self.stamp_delay,
+            "late": [list(pair) for pair in self.late],
             "checks": [asdict(c) for c in self.checks],
             "gaps": self.gaps,
             "disclosed": self.disclosed,
@@ -259,12 +281,14 @@ def verify_bundle(
     tsa_roots: bytes | None = None,
     appliance_keys: Collection[str] | None = None,
     evidence_keys: Collection[str] | None = None,
+    stamp_delay: timedelta = STAMP_DELAY,
 ) -> Report:
     """Check a bundle offline. ``witness_key`` pins the cloud's key, ``tsa_roots`` (PEM) the timestamp
     authority's; without them the bundle's own are used (and the report says so: ``unpinned``). ``appliance_keys``
     and ``evidence_keys`` are key ids (``key_pin``): when given, every key that signs an appliance's log (the
-    cloud's evidence log) in the bundle, rotations included, must be one of them."""
-    report = Report()
+    cloud's evidence log) in the bundle, rotations included, must be one of them. ``stamp_delay`` is the policy:
+    a punch whose earliest third-party time came later than that after it is flagged (``late``)."""
+    report = Report(stamp_delay=int(stamp_delay.total_seconds()))
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             files = {name: archive.read(name) for name in archive.namelist() if not name.endswith("/")}
@@ -311,15 +335,18 @@ def verify_bundle(
             for i in range(len(manifest.get("logs", [])))
             for entry in map(json.loads, files[f"logs/{i}/checkpoints.jsonl"].decode().splitlines())
         }
-        ok, detail, times, unstamped = verify_witness(files, cosigned, witness, tsa_roots)
-        if times and tsa_roots is None:
+        linked = manifest.get("format") in LINKED_FORMATS
+        witnessed = verify_witness(files, cosigned, witness, tsa_roots, linked=linked)
+        detail = witnessed.detail
+        if witnessed.times and tsa_roots is None:
             detail += "; the TSA certificate was taken from the bundle: pin it with --tsa-ca"
-        report.add("witness log", ok, detail)
-        if ok and times and cosigned:
-            n = unstamped
+        report.add("witness log", witnessed.ok, detail)
+        if witnessed.ok and witnessed.times and cosigned:
+            n = witnessed.unstamped
             report.untimed = (
                 (PARTLY_THIRD_PARTY_TIME_ZH.format(n=n), PARTLY_THIRD_PARTY_TIME_EN.format(n=n)) if n else None
             )
+        _punch_stamps(report, manifest, witnessed.covered, stamp_delay)
     else:
         report.gaps.append("the bundle has no witness log: its checkpoints are not proven in the cloud's signed log")
     if "case" in manifest:  # whatever the format says: a case named is a case checked
@@ -664,6 +691,88 @@ def _verify_log(
             f"at {_local(until, tz)}: later events are not in this bundle"
         )
         report.gap(Event("log_ends", origin, ends, end=until, detail=detail))
+
+
+def _punch_stamps(
+    report: Report, manifest: dict[str, Any], covered: dict[tuple[str, int], datetime | None], limit: timedelta
+) -> None:
+    """For every disclosed punch of the employee, the earliest verified TSA time that covers it: over each of the
+    log's checkpoints in the bundle that includes it (size > its seq; the leaves reproduce every root, so each
+    includes it), the earliest stamp over a witness checkpoint that holds that checkpoint's entry (``covered``).
+    A punch with none is said in the untimed message; one whose earliest stamp came more than ``limit`` after its
+    own time (``t_wall_ms``) is flagged ``late``: the employer could have made it in between."""
+    unstamped_zh, unstamped_en = [], []
+    for item in report.disclosed:
+        fields = item["fields"]
+        if fields.get("type") != "punch":
+            continue
+        origin, seq = item["log"], item["seq"]
+        times = [t for (log, size), t in covered.items() if log == origin and size > seq and t is not None]
+        t = fields["t_wall_ms"] // 1000
+        stamped = int(min(times).timestamp()) if times else None
+        delay = stamped - t if stamped is not None else None
+        late = delay is not None and delay > limit.total_seconds()
+        item["stamped"] = stamped
+        report.punch_stamps.append(
+            {"log": origin, "seq": seq, "t": t, "stamped": stamped, "delay": delay, "late": late}
+        )
+        if stamped is None:
+            unstamped_zh.append(UNSTAMPED_ZH.format(seq=seq))
+            unstamped_en.append(UNSTAMPED_EN.format(seq=seq))
+        elif late:
+            tz = _plant_zone(manifest, next((p["id"] for p in manifest.get("plants", [])), None))
+            report.late.append(
+                (
+                    LATE_ZH.format(
+                        seq=seq,
+                        limit=limit_zh(int(limit.total_seconds())),
+                        t=_local(t, tz),
+                        stamped=_local(stamped, tz),
+                        delay=_span_zh(delay),
+                    ),
+                    LATE_EN.format(
+                        seq=seq,
+                        limit_en=f"{limit.total_seconds() / 3600:g} hours",
+                        t=_local(t, tz),
+                        stamped=_local(stamped, tz),
+                        delay_en=_span_en(delay),
+                    ),
+                )
+            )
+    if unstamped_zh and report.untimed is not None:
+        zh, en = report.untimed
+        report.untimed = (zh + "（" + "；".join(unstamped_zh) + "）", en + " (" + "; ".join(unstamped_en) + ")")
+
+
+def span_zh(seconds: int) -> str:
+    """A delay as people say it: 3 天 2 小时, 5 小时 10 分, 12 分."""
+    return _span_zh(seconds)
+
+
+def limit_zh(seconds: int) -> str:
+    """The policy's limit as it was given: whole hours as hours (24 小时), else as a delay."""
+    return f"{seconds // 3600} 小时" if seconds % 3600 == 0 else _span_zh(seconds)
+
+
+def _span_zh(seconds: int) -> str:
+    days, rest = divmod(max(seconds, 0), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} 天" + (f" {hours} 小时" if hours else "")
+    if hours:
+        return f"{hours} 小时" + (f" {minutes} 分" if minutes else "")
+    return f"{minutes} 分" if minutes else f"{max(seconds, 0)} 秒"
+
+
+def _span_en(seconds: int) -> str:
+    days, rest = divmod(max(seconds, 0), 86400)
+    hours, rest = divmod(rest, 3600)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {rest // 60} min"
+    return f"{rest // 60} min"
 
 
 CLOUD_TYPES = ("contact", "receipt", "case_action")

@@ -14,13 +14,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ledger import canonical, note
 from ledger.errors import LedgerError
 from ledger.keys import VerifyKey
-from ledger.merkle import verify_inclusion
+from ledger.merkle import verify_consistency, verify_inclusion
 from ledger.record import leaf_hash
 
 TIME_TOLERANCE_S = 120  # the cloud's clock against the TSA's
@@ -37,22 +38,37 @@ def note_digest(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
+@dataclass
+class WitnessResult:
+    """What ``verify_witness`` found: whether ``witness/*`` holds, and what its stamps prove."""
+
+    ok: bool
+    detail: str
+    times: list[datetime] = field(default_factory=list)  # every stamp that verified
+    unstamped: int = 0  # how many of the bundle's checkpoints no verified stamp covers
+    # each appliance checkpoint (origin, size) proven in the witness log: the earliest verified stamp covering it
+    covered: dict[tuple[str, int], datetime | None] = field(default_factory=dict)
+
+
 def verify_witness(
     files: dict[str, bytes],
     appliance_checkpoints: dict[tuple[str, int], str],
     witness: VerifyKey,
     tsa_roots: bytes | None,
-) -> tuple[bool, str, list[datetime], int]:
+    *,
+    linked: bool = False,
+) -> WitnessResult:
     """Check ``witness/*`` against the bundle's cosigned appliance checkpoints ((origin, size) -> note).
 
-    Returns (ok, detail, the TSA's times, how many of the bundle's checkpoints no verified TSA stamp
-    covers). Every appliance checkpoint must be an entry of the cloud's signed log; every stamp must
-    verify, and no cosignature may claim a time after the TSA stamped the witness checkpoint that
-    holds it. An entry is covered when the witness checkpoint its inclusion proof leads to carries a
-    stamp that verified.
+    Every appliance checkpoint must be an entry of the cloud's signed log; every stamp must verify, and no
+    cosignature may claim a time after the TSA stamped the witness checkpoint that holds it. With ``linked`` (a
+    bundle of format 4 on), every witness checkpoint the bundle uses must be proven consistent with the latest one
+    (``witness/consistency.jsonl``): they are then one history, and a stamp over any of them that is larger than an
+    entry's position covers that entry. Without ``linked`` an entry is covered only by the stamps of the
+    witness checkpoint its inclusion proof leads to.
     """
     if "witness/entries.jsonl" not in files:
-        return False, "the bundle has no witness log: its checkpoints are not in the cloud's signed log", [], 0
+        return WitnessResult(False, "the bundle has no witness log: its checkpoints are not in the cloud's signed log")
     problems: list[str] = []
     roots: dict[int, bytes] = {}
     stamped: dict[int, list[datetime]] = {}
@@ -72,46 +88,91 @@ def verify_witness(
                 stamped.setdefault(checkpoint.size, []).append(_check_stamp(files, stamp, item["note"], tsa_roots))
             except LedgerError as err:
                 problems.append(f"timestamp {stamp.get('file')}: {err}")
-    proven: set[tuple[str, int]] = set()
-    unstamped: set[tuple[str, int]] = set()
+    one_history = _consistent(files, roots, problems) if linked else set()
+    result = WitnessResult(False, "")
     for line in files["witness/entries.jsonl"].decode().splitlines():
         item = json.loads(line)
-        data = item["data"].encode()
-        fields = canonical.decode(data)
-        key = (fields.get("log"), fields.get("size"))
-        size = item["size"]
-        if size not in roots or not verify_inclusion(
-            leaf_hash(data), item["seq"], size, [bytes.fromhex(h) for h in item["proof"]], roots[size]
-        ):
-            problems.append(f"witness entry {item['seq']}: its inclusion proof does not verify")
+        fields = _proven(item, roots, problems)
+        if fields is None:
             continue
+        key = (fields.get("log"), fields.get("size"))
         appliance_note = appliance_checkpoints.get(key)  # type: ignore[arg-type]
         if appliance_note is None or not _matches(fields, appliance_note):
             problems.append(f"witness entry {item['seq']}: does not match the bundle's checkpoint {key}")
             continue
+        size = item["size"]
         late = [t for t in stamped.get(size, []) if fields["t"] > t.timestamp() + TIME_TOLERANCE_S]
         if late:
             problems.append(
                 f"checkpoint {key}: cosigned at {fields['t']}, after the TSA stamped it at {late[0].isoformat()}"
             )
-        proven.add(key)
-        if not stamped.get(size):
-            unstamped.add(key)
-    missing = sorted(set(appliance_checkpoints) - proven)
+        # the witness checkpoints that hold this entry: the one its proof leads to, and (one history) any larger
+        holding = [w for w in one_history if w > item["seq"]] if size in one_history else [size]
+        times = [t for w in holding for t in stamped.get(w, [])]
+        result.covered[key] = min(times, default=None)  # type: ignore[index]
+    missing = sorted(set(appliance_checkpoints) - set(result.covered))
     if missing:
         problems.append(f"{len(missing)} checkpoints are not in the cloud's witness log, e.g. {missing[0]}")
-    times = sorted(t for ts in stamped.values() for t in ts)
+    result.times = sorted(t for ts in stamped.values() for t in ts)
+    result.unstamped = sum(1 for t in result.covered.values() if t is None)
     if problems:
-        return False, "; ".join(problems[:5]), times, len(unstamped)
-    detail = f"{len(proven)} checkpoints in the cloud's signed log"
+        result.detail = "; ".join(problems[:5])
+        return result
+    times = result.times
+    detail = f"{len(result.covered)} checkpoints in the cloud's signed log"
     detail += (
         f"; timestamped by a TSA ({len(times)} stamps, latest {times[-1].isoformat()})"
         if times
         else "; no TSA timestamp"
     )
-    if times and unstamped:
-        detail += f"; {len(unstamped)} of them under no stamp"
-    return True, detail, times, len(unstamped)
+    if linked:
+        detail += f"; the {len(roots)} witness checkpoints used proven one history"
+    if times and result.unstamped:
+        detail += f"; {result.unstamped} of them under no stamp"
+    result.ok, result.detail = True, detail
+    return result
+
+
+def _proven(item: dict[str, Any], roots: dict[int, bytes], problems: list[str]) -> dict[str, Any] | None:
+    """A witness entry's fields, once its inclusion proof into the listed witness checkpoint verified."""
+    data = item["data"].encode()
+    size = item["size"]
+    if size not in roots or not verify_inclusion(
+        leaf_hash(data), item["seq"], size, [bytes.fromhex(h) for h in item["proof"]], roots[size]
+    ):
+        problems.append(f"witness entry {item['seq']}: its inclusion proof does not verify")
+        return None
+    return canonical.decode(data)
+
+
+def _consistent(files: dict[str, bytes], roots: dict[int, bytes], problems: list[str]) -> set[int]:
+    """The witness checkpoints proven to be one history: the largest, and each one with a consistency proof
+    (RFC 9162) into it in ``witness/consistency.jsonl``. One without is a problem: a fork could hide behind it."""
+    if not roots:
+        return set()
+    latest = max(roots)
+    proofs = {}
+    for line in files.get("witness/consistency.jsonl", b"").decode().splitlines():
+        item = json.loads(line)
+        proofs[item["from"]] = item
+    linked = {latest}
+    for size in sorted(roots):
+        if size == latest:
+            continue
+        item = proofs.get(size)
+        if (
+            item is None
+            or item.get("to") != latest
+            or not verify_consistency(
+                size, latest, roots[size], roots[latest], [bytes.fromhex(h) for h in item.get("proof", [])]
+            )
+        ):
+            problems.append(
+                f"witness checkpoint {size}: not proven consistent with witness checkpoint {latest} (a fork?)"
+            )
+            continue
+        linked.add(size)
+    return linked
 
 
 def _matches(fields: dict[str, Any], appliance_note: str) -> bool:

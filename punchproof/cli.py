@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         "bundle has no third-party timestamp for all its records: its times are the employer's word alone / "
         "签名与哈希无误，但没有第三方时间戳，记录时间仅为用人单位一方的证明; 5 every check passed and a timestamp "
         "covers every checkpoint, but the keys were taken from the bundle itself (no --witness-key) / "
-        "公钥未经独立核对. A bundle both untimed and unpinned exits 4, and both are said.",
+        "公钥未经独立核对; 6 every check passed, but a punch's earliest third-party timestamp came later than "
+        "--max-stamp-delay after it (it could have been made in between) / 有打卡记录晚于允许的时限才取得时间戳. "
+        "When several apply: 1, then 4, then 6, then 5; all are said.",
     )
     verify.set_defaults(func=_verify)
     verify.add_argument("bundle", help="the ZIP written by 'punchproof cloud export-evidence'")
@@ -54,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the cloud's evidence public key (cloud-evidence.pub) or its fingerprint, obtained separately",
     )
     verify.add_argument("--tsa-ca", help="the timestamp authority's root certificate (PEM) to pin")
+    verify.add_argument(
+        "--max-stamp-delay",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="打卡后多少小时内须取得第三方时间戳，超过即标记（默认 %(default)s）/ how soon after a punch a third-party "
+        "timestamp must cover it; later ones are flagged (exit 6; default %(default)s hours)",
+    )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     demo = sub.add_parser("demo", help="run the whole system on this machine with emulated terminals")
     demo.set_defaults(func=_demo)
@@ -161,6 +171,7 @@ def _publish_preset(args: argparse.Namespace, preset, body: dict, *, by: str) ->
 
 def _verify(args: argparse.Namespace) -> int:
     import json
+    from datetime import timedelta
     from pathlib import Path
 
     from ledger import VerifyKey
@@ -181,12 +192,16 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"公钥不可用 / unusable key: {err}", file=sys.stderr)
         return 2
     tsa_roots = Path(args.tsa_ca).read_bytes() if args.tsa_ca else None
+    if not args.max_stamp_delay > 0:
+        print("--max-stamp-delay 须为正数（小时）/ must be a positive number of hours", file=sys.stderr)
+        return 2
     report = verify_bundle(
         Path(args.bundle).read_bytes(),
         witness_key=pinned,
         tsa_roots=tsa_roots,
         appliance_keys=appliance_keys,
         evidence_keys=evidence_keys,
+        stamp_delay=timedelta(hours=args.max_stamp_delay),
     )
     code = EXIT_CODES[report.result]
     if args.json:
@@ -204,6 +219,10 @@ def _verify(args: argparse.Namespace) -> int:
         print("\n第三方时间 / third-party time:")
         for line in (zh, en, THIRD_PARTY_TIME_FIX_ZH, THIRD_PARTY_TIME_FIX_EN):
             print(f"  {line}")
+    if report.late and report.ok:
+        print("\n打卡记录晚于允许的时限才取得时间戳 / punches stamped later than the policy allows:")
+        for zh, en in report.late:
+            print(f"  {zh}\n  {en}")
     if report.unpinned and report.ok:
         zh, en = report.unpinned
         print("\n公钥未经独立核对 / the public keys were not checked against copies obtained independently:")
@@ -225,12 +244,14 @@ def _pins(values: list[str] | None) -> list[str] | None:
 
 
 # 2 and 3: configuration and database errors (main); the order when several apply: ledger.evidence.Report.result
-EXIT_CODES = {"verified": 0, "failed": 1, "untimed": 4, "unpinned": 5}
+EXIT_CODES = {"verified": 0, "failed": 1, "untimed": 4, "unpinned": 5, "late": 6}
 RESULT_LINES = {
     "verified": "RESULT: every check passed / 全部校验通过",
     "failed": "RESULT: FAILED / 校验未通过",
     "untimed": "RESULT: signatures and hashes OK, but no third-party time: not a full pass (exit 4) / "
     "签名与哈希无误，但没有第三方时间戳：记录时间仅为用人单位一方的证明（退出码 4）",
+    "late": "RESULT: signatures and hashes OK, but punches were stamped later than allowed: not a full pass (exit 6) "
+    "/ 签名与哈希无误，但有打卡记录晚于允许的时限才取得时间戳（退出码 6）",
     "unpinned": "RESULT: every check passed, but the public keys were not checked against copies obtained "
     "independently: not a full pass (exit 5) / 各项校验无误，但公钥未经独立核对（退出码 5）",
 }

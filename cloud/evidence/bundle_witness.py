@@ -4,6 +4,10 @@ For every appliance checkpoint in the bundle, its entry in the cloud's witness l
 inclusion proof into a signed witness checkpoint: the first one an RFC 3161 timestamp authority
 stamped, if any, else the latest. The stamps themselves go in as DER files with the TSA's
 certificate, so that ``openssl ts -verify`` can check them by hand.
+
+The latest witness checkpoint (stamped for this export) always goes in, with a consistency proof from every
+other witness checkpoint used into it: one history, so that a stamp over a larger checkpoint covers every entry
+before it (the earliest stamp over each punch: ledger/FORMAT.md, "Third-party time per punch").
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 
 from cloud.evidence.witness_log import leaves
 from cloud.store import WitnessCheckpoint, WitnessEntry, WitnessStamp
-from ledger.merkle import inclusion_proofs
+from ledger.merkle import consistency_proof, inclusion_proofs
 
 
 def export_witness(
@@ -37,7 +41,7 @@ def export_witness(
     stamped = sorted({s.checkpoint_id for s in WitnessStamp.select(WitnessStamp.checkpoint)})
     all_leaves = leaves(latest.size)
     targets = {entry.seq: next((s for s in stamped if s > entry.seq), latest.size) for entry in entries}
-    used = {size: WitnessCheckpoint.get_by_id(size) for size in set(targets.values())}
+    used = {size: WitnessCheckpoint.get_by_id(size) for size in {*targets.values(), latest.size}}
     proofs = {
         (seq, size): proof
         for size in used
@@ -55,6 +59,12 @@ def export_witness(
         for entry in entries
     ]
     files["witness/entries.jsonl"] = ("\n".join(lines) + "\n").encode()
+    files["witness/consistency.jsonl"] = "".join(
+        json.dumps({"from": size, "to": latest.size, "proof": [h.hex() for h in consistency_proof(all_leaves, size)]})
+        + "\n"
+        for size in sorted(used)
+        if size != latest.size
+    ).encode()
     checkpoints = []
     for size, checkpoint in sorted(used.items()):
         stamps = []

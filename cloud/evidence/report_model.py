@@ -19,7 +19,7 @@ from cloud.channels import names
 from cloud.clock import zone_words
 from cloud.escalation.policy import step_label
 from cloud.notices import templates as notice_templates
-from ledger.evidence import MANIFEST, THIRD_PARTY_TIME_FIX_EN, THIRD_PARTY_TIME_FIX_ZH, Event, Report
+from ledger.evidence import MANIFEST, THIRD_PARTY_TIME_FIX_EN, THIRD_PARTY_TIME_FIX_ZH, Event, Report, limit_zh, span_zh
 
 STATES = {0: "上班", 1: "下班", 2: "外出", 3: "外出返回", 4: "加班签到", 5: "加班签退"}
 VERIFY = {0: "密码", 1: "指纹", 2: "卡", 15: "人脸"}
@@ -91,7 +91,12 @@ VERDICTS = {
     "untimed": "签名与哈希校验无误，但没有第三方时间戳：报告中的时间仅为用人单位一方的证明（见上方说明）",
     "failed": "校验未全部通过：请勿采信本报告，并联系系统管理员",
     "unpinned": "各项校验无误，但公钥未经独立核对",
+    "late": "签名与哈希校验无误，但有打卡记录晚于允许的时限才取得第三方时间戳：其时间仍可能系事后制作（见上方说明）",
 }
+LATE_NOTE = (
+    "第三方时间戳：每条打卡下方列出覆盖它的最早 RFC 3161 时间戳（时间戳机构盖章的云端见证检查点包含该记录），"
+    "及其与打卡时间的间隔。在此之前，该记录可能由持有密钥的用人单位事后制作；间隔超过 {limit} 的记录如下："
+)
 KEYS_NOTE = (
     "下列设备签名公钥的指纹（kid，即 DER 公钥的 SHA-256，base64；括号内为同一值的十六进制）由总部在登记设备或接受"
     "密钥轮换时记入云端签名证据日志，并随见证日志由时间戳机构盖章。第三方可自行留存这些指纹，核验时用 "
@@ -121,6 +126,8 @@ class PunchLine:
     terminal: str
     record: str  # the record's file in the bundle
     witnessed: str  # the cloud's cosignature time, the latest the record can have been made
+    stamped: str = ""  # the earliest third-party (TSA) time that covers it, and how long after the punch
+    stamp_late: bool = False  # stamped later than the policy allows, or not at all
 
 
 @dataclass(frozen=True)
@@ -213,11 +220,13 @@ class ReportModel:
     purpose_en: str = ""
     untimed: tuple[str, str, str, str] | None = None  # no third-party time: what that means and the fix, zh, en
     keys: tuple[KeyLine, ...] = ()  # 设备公钥登记
+    late: tuple[str, ...] = ()  # the policy, then each punch stamped later than it allows (zh-CN)
 
     @property
     def green(self) -> bool:
-        """Shown as a full pass: every check passed and a TSA's time covers the bundle; never without it."""
-        return self.ok and self.untimed is None
+        """Shown as a full pass: every check passed and a TSA's time covers the bundle and every punch in time;
+        never without it."""
+        return self.ok and self.untimed is None and not self.late
 
     @property
     def footer(self) -> str:
@@ -306,6 +315,9 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
         files=_files(manifest, files),
         contacts=_contacts(manifest, result, tz),
         keys=_keys(manifest, result, files, tz),
+        late=(LATE_NOTE.format(limit=limit_zh(result.stamp_delay)), *(zh for zh, _en in result.late))
+        if result.late
+        else (),
     )
 
 
@@ -491,7 +503,10 @@ def _days(
                     status, touching, began if span and span[0] == began else None, tz, tags_checked=tags_checked
                 ),
                 recorded=f"{_hm(span[0], tz)}–{_hm(span[1], tz)}" if span else "",
-                punches=tuple(_punch(p, bases.get(p["log"], "logs/?"), log_zone.get(p["log"], tz)) for p in punches),
+                punches=tuple(
+                    _punch(p, bases.get(p["log"], "logs/?"), log_zone.get(p["log"], tz), result.stamp_delay)
+                    for p in punches
+                ),
                 notes=notes,
             )
         )
@@ -539,11 +554,26 @@ def _status_text(
     return f"无打卡记录（设备当日正常记录；{tags}）"
 
 
-def _punch(item: dict[str, Any], base: str, tz: ZoneInfo) -> PunchLine:
+def _stamp_text(item: dict[str, Any], limit: int, tz: ZoneInfo) -> tuple[str, bool]:
+    """The earliest third-party time covering a punch and its delay after the punch's own time, as the report says
+    it; and whether it is flagged (none, or later than ``limit`` seconds)."""
+    if "stamped" not in item:  # verified without the witness log: the whole bundle is untimed, said at the top
+        return "", False
+    if item["stamped"] is None:
+        return "没有第三方时间戳覆盖", True
+    delay = item["stamped"] - item["fields"]["t_wall_ms"] // 1000
+    text = f"第三方时间戳 {_full(item['stamped'], tz)}（打卡后 {span_zh(delay)}"
+    if delay > limit:
+        return text + f"，晚于允许的 {limit_zh(limit)}）", True
+    return text + "）", False
+
+
+def _punch(item: dict[str, Any], base: str, tz: ZoneInfo, limit: int) -> PunchLine:
     fields, term = item["fields"], item["fields"]["term"]
     recorded = datetime.fromtimestamp(fields["t_wall_ms"] / 1000, tz)
     same_day = recorded.date().isoformat() == term["t"][:10]
     terminal = term.get("sn", "")
+    stamped, late = _stamp_text(item, limit, tz)
     return PunchLine(
         terminal_time=term["t"][11:19],
         appliance_time=f"{recorded:%H:%M:%S}" if same_day else f"{recorded:%Y-%m-%d %H:%M:%S}",
@@ -554,6 +584,8 @@ def _punch(item: dict[str, Any], base: str, tz: ZoneInfo) -> PunchLine:
         record=f"{base}/records/{item['seq']}.json",
         witnessed=("（未经云端见证）" if item["not_after"] is None else _full(item["not_after"], tz))
         + ("；设备密钥可能已泄露，此条不作为证据" if item.get("untrusted") else ""),
+        stamped=stamped,
+        stamp_late=late,
     )
 
 
@@ -673,6 +705,7 @@ def _about(name: str) -> str:
         "witness/entries.jsonl": "本证据包各检查点在云端见证日志中的条目及包含证明",
         "witness/checkpoints.jsonl": "云端见证日志的签名检查点，及其可信时间戳",
         "witness/tsa-ca.pem": "时间戳机构的根证书（宜另行取得后用 --tsa-ca 指定）",
+        "witness/consistency.jsonl": "云端见证日志各检查点之间的一致性证明：所用检查点属于同一份日志历史",
     }
     if name in fixed:
         return fixed[name]

@@ -117,6 +117,14 @@ def _summary(pdf: FPDF, model: ReportModel) -> None:
         pdf.multi_cell(0, 5.5, model.purpose_zh, align="L", new_x="LMARGIN", new_y="NEXT")
         _paragraph(pdf, model.purpose_en, size=8, color=GREY)
         pdf.ln(2)
+    if model.late:  # punches stamped later than the policy allows: their times could have been made in between
+        pdf.set_font(FONT, "B", 10)
+        pdf.set_text_color(*AMBER)
+        pdf.multi_cell(0, 5.5, model.late[0], align="L", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0)
+        for line in model.late[1:]:
+            _paragraph(pdf, f"· {line}")
+        pdf.ln(2)
     if model.untimed:  # no third-party time: said before anything else is read as proof
         untimed_zh, fix_zh, untimed_en, fix_en = model.untimed
         pdf.set_font(FONT, "B", 10)
@@ -174,7 +182,7 @@ def _days(pdf: FPDF, model: ReportModel) -> None:
             punches = [
                 f"{p.terminal_time} {p.state}（{p.verify}，考勤机 {p.terminal}）\n"
                 f"    设备时间 {p.appliance_time}；{p.offset}\n"
-                f"    记录 {p.record}；云端见证不晚于 {p.witnessed}"
+                f"    记录 {p.record}；云端见证不晚于 {p.witnessed}" + (f"\n    {p.stamped}" if p.stamped else "")
                 for p in day.punches
             ]
             notes = ([f"设备记录时段 {day.recorded}"] if day.recorded else []) + list(day.notes)

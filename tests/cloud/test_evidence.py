@@ -8,7 +8,7 @@ import io
 import json
 import subprocess
 import zipfile
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -41,14 +41,17 @@ from tests.harness.tsa import OpenSslTsa
 PLANT, NAME = "dongguan-1", "pi-01"
 LOG = f"punchproof/{PLANT}/{NAME}/1"
 EMPLOYEE = "1001"
+WORLD_START = datetime(2026, 3, 1, 23, 50, tzinfo=UTC)
 
 
 @pytest.fixture(params=[False, True], ids=["one-key", "key-rotated"])
 def world(tmp_path, request):
     """Two working days at a plant: 1001 punches in and out on the first and never on the second.
 
-    In the ``key-rotated`` variant the appliance rotates its key in the middle of the first day."""
-    clock = FrozenClock(datetime(2026, 3, 1, 23, 50, tzinfo=UTC))  # 07:50 in Dongguan
+    In the ``key-rotated`` variant the appliance rotates its key in the middle of the first day. A test that uses
+    the ``tsa`` fixture gets the cloud's witness log stamped at the end of each working day, as the hourly stamps
+    would: each punch's earliest third-party time is then hours after it, not days (issue #22.3)."""
+    clock = FrozenClock(WORLD_START)  # 07:50 in Dongguan
     db = open_db(f"sqlite:///{tmp_path}/cloud.sqlite3")
     key, witness = SigningKey.generate(), SigningKey.generate()
     registry.register(
@@ -64,6 +67,8 @@ def world(tmp_path, request):
     ingest = BatchIngest(clock, witness, "test-cloud/witness")
     log = LogBuilder(key, LOG, clock)
     log.add("boot", unclean=False, sw="test")
+    tsa = request.getfixturevalue("tsa") if "tsa" in request.fixturenames else None
+    stamps = WitnessLog(witness, clock, stamper=TimestampClient(tsa.url, tsa.ca_pem)) if tsa else None
 
     def send():
         ack = ingest.handle(topics.batch(PLANT, NAME), log.next_batch().encode()).ack
@@ -77,6 +82,10 @@ def world(tmp_path, request):
             if request.param and day == 0 and block == 300:
                 log.rotate(SigningKey.generate())
             send()
+        if stamps is not None:  # the evening's stamp over the day's records
+            tsa.signing_time = clock.now()
+            stamps.seal()
+            assert stamps.stamp_latest("hourly")
         clock.advance(hours=13)  # the appliance is switched off overnight
         log.add("boot", unclean=day == 0, sw="test")
     send()
@@ -420,11 +429,15 @@ def test_days_before_the_appliance_recorded_read_uncovered_and_a_day_offline_ins
 
 @pytest.fixture
 def tsa(tmp_path):
-    with OpenSslTsa(tmp_path / "tsa") as server:
+    """A TSA whose clock is the world's (faketime, set before each stamp): its stamps come when the world's cloud asks,
+    not months later (a punch first stamped more than 24 hours after it is flagged: ledger/FORMAT.md)."""
+    not_after = WORLD_START + timedelta(days=30)
+    with OpenSslTsa(tmp_path / "tsa", signing_time=WORLD_START, cert_not_after=not_after) as server:
         yield server
 
 
 def stamped_export(world, tsa, tmp_path):
+    tsa.signing_time = world["clock"].now()
     ca = tmp_path / "tsa-ca.pem"
     ca.write_bytes(tsa.ca_pem)
     stamper = TimestampClient(tsa.url, tsa.ca_pem)
@@ -445,7 +458,7 @@ def test_a_tsa_stamps_the_witness_log_at_export_and_openssl_agrees(world, tsa, t
     report = verify_bundle(bundle, witness_key=world["witness"].verify_key, tsa_roots=tsa.ca_pem)
     assert report.ok, failed(report)
     (check,) = [c for c in report.checks if c.name == "witness log"]
-    assert "timestamped by a TSA (1 stamps" in check.detail
+    assert "timestamped by a TSA (3 stamps" in check.detail  # each evening's, and the export's
     folder = tmp_path / "unzipped"
     zipfile.ZipFile(io.BytesIO(bundle)).extractall(folder)
     manual = (folder / "MANUAL-CHECKS.md").read_text()
@@ -458,7 +471,7 @@ def test_a_stamp_from_an_untrusted_tsa_or_for_another_checkpoint_is_refused(worl
     files = unpack(stamped_export(world, tsa, tmp_path))
     report = verify_bundle(repack(files), witness_key=world["witness"].verify_key, tsa_roots=b"")
     assert not report.ok
-    (stamp,) = [n for n in files if n.startswith("witness/stamps/")]
+    stamp = min(n for n in files if n.startswith("witness/stamps/"))
     other = TimestampClient(tsa.url, tsa.ca_pem).stamp(hashlib.sha256(b"another checkpoint").digest())
     files[stamp] = other.tsr
     report = verify_bundle(repack(files), witness_key=world["witness"].verify_key, tsa_roots=tsa.ca_pem)
