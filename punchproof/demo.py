@@ -101,6 +101,7 @@ welfare = "SMS_DEMO_WELFARE"
 kuanggong = "SMS_DEMO_KUANGGONG"
 union_letter = "SMS_DEMO_UNION"
 jiechu = "SMS_DEMO_JIECHU"
+missed_alert = "SMS_DEMO_ALERT"
 
 [channels.voice]
 enabled = true
@@ -353,7 +354,9 @@ class Demo:
         note = (
             note or "演示政策：免打扰时段已关闭，以便随时演示（正式政策建议 08:00–21:00）/ demo policy: no quiet hours"
         )
-        body = json.dumps(policy or escalation_policy(), ensure_ascii=False, indent=2)
+        # a missed check-in alert links the line's leader to this plant's board
+        alerts = {"alerts": {"board_url": f"http://127.0.0.1:{self.ports.appliance_web}"}}
+        body = json.dumps({**(policy or escalation_policy()), **alerts}, ensure_ascii=False, indent=2)
         status, page = site.post("/policy/new", {"scope": "*", "body": body, "note": note}, form_page="/policy/new")
         if status != 200 or "/policy/new" in site.last_url:
             raise SystemExit(f"演示政策未发布 / the demo's policy was not published (HTTP {status}):\n{page[:2000]}")

@@ -146,7 +146,7 @@ class AlertSender:
             ]
         sent = 0
         for row, (_person, route) in zip(rows, routes, strict=True):
-            sent += self._send(alert, row, route, subject, text, len(missing))
+            sent += self._send(alert, row, route, subject, text, len(missing), self.link(alert, policy))
         self._finish(alert, "sent" if sent else "failed", to_ms(self._clock.now()), claimed_as="sending")
         return f"alert {alert.id}: {len(missing)} missing on {alert.line or '—'}, sent to {sent} of {len(rows)}"
 
@@ -239,7 +239,14 @@ class AlertSender:
         return f"{base}/devices" if base else ""
 
     def _send(
-        self, alert: MissedAlert, row: AlertMessage, route: list[tuple[Channel, str]], subject: str, text: str, n: int
+        self,
+        alert: MissedAlert,
+        row: AlertMessage,
+        route: list[tuple[Channel, str]],
+        subject: str,
+        text: str,
+        n: int,
+        link: str,
     ) -> int:
         reasons = []
         for channel, address in route:
@@ -253,7 +260,12 @@ class AlertSender:
                     template_version="1",
                     subject=subject,
                     text=text,
-                    params={"line": (alert.line or "未分产线")[:20], "count": str(n), "date": alert.work_date},
+                    params={
+                        "line": (alert.line or "未分产线")[:20],
+                        "count": str(n),
+                        "date": alert.work_date,
+                        "link": link,
+                    },
                 )
             )
             if attempt.ok or attempt.status is Status.UNCERTAIN:  # uncertain: it may have gone; never sent again

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from cloud.channels import names
 from cloud.escalation.policy import (
+    ALERT_CHANNELS,
     CHANNELS,
     CONDITIONS,
     NOTICES,
@@ -85,6 +86,14 @@ DEFAULTS = {  # what ``parse`` assumes for a field a body leaves out
     "termination_channels": ["sms", "email", "ems"],
     "welfare_check_day": 3,
 }
+# missed check-in alerts (cloud.alerts): (form field, JSON path); written into a body only when set or already there,
+# so that a version without them reads back as it was
+ALERTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("alert_channels", ("alerts", "channels")),
+    ("alert_quiet_start", ("alerts", "quiet_hours", "start")),
+    ("alert_quiet_end", ("alerts", "quiet_hours", "end")),
+    ("alert_board_url", ("alerts", "board_url")),
+)
 STEP_FIELDS = ("level", "notice", "after_days", "recipients", "channels", "condition")
 REQUIRED = {  # the handbook's facts every formal notice quotes
     "hb_version": ("请填写员工手册版本（如 2025版）：通知书引用它。", "Give the handbook's version: notices quote it."),
@@ -165,6 +174,12 @@ def values_of(body: Mapping[str, Any]) -> Values:
             values[name] = bool(value)
         else:
             values[name] = str(value)
+    for name, path in ALERTS:
+        value = _get(body, path)
+        if name == "alert_channels":
+            values[name] = [str(v) for v in value] if isinstance(value, list) else list(ALERT_CHANNELS)
+        else:
+            values[name] = "" if value is None else str(value)
     steps = []
     for raw in body.get("ladder", []) if isinstance(body.get("ladder"), list) else []:
         steps.append(
@@ -192,6 +207,19 @@ def values_from(form: Any) -> Values:
             values[name] = form.get(name) == "on"
         else:
             values[name] = form.get(name, "").strip()
+    if form.get("alert_fields") == "1":
+        for name, _path in ALERTS:
+            if name == "alert_channels":
+                values[name] = [v for v in form.getlist(name) if v in ALERT_CHANNELS]
+            else:
+                values[name] = form.get(name, "").strip()
+    else:  # a form without the alert section (an older page): the version's settings as they were
+        try:
+            base = json.loads(values["base"] or "{}")
+        except ValueError:
+            base = {}
+        kept = values_of(base if isinstance(base, dict) else {})
+        values.update({name: kept[name] for name, _path in ALERTS})
     steps = []
     try:
         count = min(int(form.get("step_count", "0")), 30)
@@ -280,6 +308,7 @@ def check(values: Values, lang: str = "zh") -> Checked:
             _put(body, path, _ordered(value, _get(base, path) if isinstance(base, dict) else None))
         else:
             _put(body, path, value)
+    _check_alerts(values, base if isinstance(base, dict) else {}, body, out, lang)
     for name, pair in REQUIRED.items():
         if not str(values.get(name, "")).strip():
             out.add(name, _say(pair, lang))
@@ -333,8 +362,38 @@ def check(values: Values, lang: str = "zh") -> Checked:
     return out
 
 
+def _check_alerts(values: Values, base: Mapping[str, Any], body: dict[str, Any], out: Checked, lang: str) -> None:
+    """The alert settings into ``body``: left out while a version without them keeps the defaults."""
+    given = {name: values.get(name, [] if name == "alert_channels" else "") for name, _path in ALERTS}
+    default = {
+        "alert_channels": list(ALERT_CHANNELS),
+        "alert_quiet_start": "",
+        "alert_quiet_end": "",
+        "alert_board_url": "",
+    }
+    same = {**given, "alert_channels": set(given["alert_channels"])} == {
+        **default,
+        "alert_channels": set(ALERT_CHANNELS),
+    }
+    if "alerts" not in base and same:  # the boxes come in the page's order: the same ticks are the defaults
+        return
+    if not given["alert_channels"]:
+        out.add("alert_channels", _say(WORDS["pick"], lang))
+    for name in ("alert_quiet_start", "alert_quiet_end"):
+        if given[name] and not re.fullmatch(r"\d{1,2}:\d{2}", str(given[name])):
+            out.add(name, _say(WORDS["time"], lang))
+    alerts = copy.deepcopy(base.get("alerts")) if isinstance(base.get("alerts"), dict) else {}
+    alerts["channels"] = _ordered(list(given["alert_channels"]), alerts.get("channels") or list(ALERT_CHANNELS))
+    if given["alert_quiet_start"] or given["alert_quiet_end"]:
+        alerts["quiet_hours"] = {"start": given["alert_quiet_start"], "end": given["alert_quiet_end"]}
+    else:
+        alerts.pop("quiet_hours", None)
+    alerts["board_url"] = given["alert_board_url"]
+    body["alerts"] = alerts
+
+
 _RANGE = re.compile(r"应为 (\d+)–(\d+) 的整数")
-PATHS = {".".join(path): name for name, path, _kind in SCALARS}
+PATHS = {".".join(path): name for name, path, _kind in SCALARS} | {".".join(path): name for name, path in ALERTS}
 
 
 def place(out: Checked, problem: str, lang: str = "zh") -> None:
@@ -429,6 +488,18 @@ TEXT: dict[str, tuple[str, str]] = {
     "unemployment_list_days": ("失业名单报送期限（日）", "Unemployment list (days)"),
     "archive_keep_years": ("合同保存年限", "Keep the contract (years)"),
     "welfare_check_day": ("无任何联系时第几天开启福利核查（0 为不开启）", "Welfare check on absent day (0: never)"),
+    "alerts": ("未打卡预警（发给直线主管和人事）", "Missed check-in alerts (to the line manager and HR)"),
+    "alerts_hint": (
+        "员工上班时间加宽限后仍未打卡，每条产线一条预警，2 分钟内发给其直线主管和人事。按所选通道的顺序，"
+        "用第一个已配置且此人有联系方式的通道；免打扰时段内暂存，结束时发出（不填则随时发送）。",
+        "A worker not checked in at the shift's start plus grace: one alert per line, to their line manager and HR "
+        "within 2 minutes, by the first ticked channel configured that the person has an address for; held in the "
+        "quiet hours and sent when they end (none when left empty).",
+    ),
+    "alert_channels": ("预警发送通道", "Alert channels"),
+    "alert_quiet_start": ("免打扰开始", "Quiet from"),
+    "alert_quiet_end": ("免打扰结束", "Quiet until"),
+    "alert_board_url": ("工厂看板地址（链接）", "The plant board's address (the link)"),
     "union": ("工会", "Union"),
     "union_exists": ("本单位有工会（解除前事先通知工会）", "There is a union (notified before a termination)"),
     "union_wait": ("等待工会答复（工作日）", "Wait for the union's reply (working days)"),
