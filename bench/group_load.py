@@ -463,9 +463,11 @@ def run(args, workers, root, server, broker, logins, cloud_login, cafile, shards
     for g in gens:
         g.start()
     connected = sum(ready.get(timeout=600) for _ in gens)
+    logs = [root / f"ingest-{workers}-{i}.log" for i in range(workers)]
+    wait_for(lambda: all(f"ingest worker w{i} connected" in log.read_text() for i, log in enumerate(logs)), 300)
+    time.sleep(1)  # their subscriptions, sent just before that line, reach the broker: a batch before them is lost
     with psycopg2.connect(url) as conn:
         conn.autocommit = True
-        time.sleep(3)  # the workers' subscriptions: they connected while the generators did
         parts = {
             "Mosquitto": [broker.pid],
             f"{workers} ingest worker(s)": [p.pid for p in procs],
@@ -523,6 +525,14 @@ def run(args, workers, root, server, broker, logins, cloud_login, cafile, shards
         + "CPU-second of broker, workers and PostgreSQL together",
         flush=True,
     )
+
+
+def wait_for(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit("the ingest workers did not connect to the broker (see their logs)")
+        time.sleep(0.1)
 
 
 def merge(dicts) -> str:
