@@ -25,7 +25,8 @@ A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
                                   reviewed) that a person's action in the cloud's log names by hash
     witness/                      the cloud's own signed log of checkpoints: entries with inclusion
                                   proofs, its checkpoints, RFC 3161 stamps (.tsr) and the TSA's certificate;
-                                  consistency.jsonl proves the checkpoints used one history
+                                  consistency.jsonl proves the checkpoints used one history, heads.jsonl gives
+                                  each log's latest witnessed checkpoint at export (a log cut short fails)
     report.html, report.pdf       the same Chinese report for people (the PDF embeds its CJK font)
     MANUAL-CHECKS.md, FORMAT.md   how to check all this with OpenSSL alone, and the record format
 
@@ -70,10 +71,11 @@ MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 # 2: the manifest may name a case ("case"); 3: the cloud's evidence log carries the appliance keys' registrations
 # and revocations (``keyreg``, ``keyrevoke``), and keys/registry.json a log's ``compromised_since_seq``; 4: the
-# witness checkpoints used are proven one history (witness/consistency.jsonl). FORMAT.md, "The evidence bundle"
+# witness checkpoints used are proven one history (witness/consistency.jsonl) and each log's latest witnessed
+# checkpoint is given (witness/heads.jsonl). FORMAT.md, "The evidence bundle"
 FORMAT = "punchproof-evidence/4"
 FORMATS = ("punchproof-evidence/1", "punchproof-evidence/2", "punchproof-evidence/3", FORMAT)  # others are refused
-LINKED_FORMATS = (FORMAT,)  # formats whose witness part carries consistency proofs
+LINKED_FORMATS = (FORMAT,)  # formats whose witness part carries consistency proofs and log heads
 STAMP_DELAY = timedelta(hours=24)  # the default policy: a punch stamped later than this after it is flagged
 KEY_TYPES = ("keyreg", "keyrevoke")  # the cloud's evidence log: appliance keys registered (or rotated in), revoked
 CLOCK_TOLERANCE_S = 120  # how far a record's own time may stray outside its witnessed bounds
@@ -98,6 +100,7 @@ class Event:
     seq: int | None = None
     amount: int = 0  # clock_jump: seconds, positive when the clock jumped forward
     detail: str = ""  # what the gap list says, in English
+    witnessed_size: int | None = None  # log_ends: the witness log's latest size of the log at export, when given
 
 
 NO_THIRD_PARTY_TIME_ZH = (
@@ -155,6 +158,11 @@ LATE_ZH = "第 {seq} 条记录晚于允许的 {limit}才取得时间戳：打卡
 LATE_EN = (
     "record {seq} was stamped later than the {limit_en} allowed: punched at {t}, earliest third-party timestamp "
     "{stamped} ({delay_en} later); the employer could have made it in between"
+)
+CUT_ZH = "日志在第 {last} 条之后被截断：见证服务器曾记录其长度为 {size}（{at} 见证），本证据包却止于第 {last} 条"
+CUT_EN = (
+    "the log was cut after record {last}: the witness log recorded it at {size} records (witnessed {at}), yet the "
+    "bundle ends at record {last} and reads as if the appliance had stopped"
 )
 UNTRUSTED_ZH = "自第 {since} 条起该设备密钥可能已泄露（云端已吊销），此后记录不作为证据"
 UNTRUSTED_EN = "the appliance key may have been copied from seq {since} on: those records are not evidence"
@@ -323,8 +331,10 @@ def verify_bundle(
         report.add("witness key", True, f"taken from the bundle ({witness.kid}); pin it with --witness-key")
     registry = json.loads(files.get("keys/registry.json", b"[]"))
     report.untrusted = _compromised(files, manifest, registry)
-    for index, _log in enumerate(manifest.get("logs", [])):
+    tails = [
         _verify_log(files, f"logs/{index}", manifest, registry, witness, report)
+        for index in range(len(manifest.get("logs", [])))
+    ]
     _check_key_records(files, registry, report)
     for name, pins, cloud in (("appliance keys", appliance_keys, False), ("evidence key", evidence_keys, True)):
         if pins is not None:
@@ -347,8 +357,14 @@ def verify_bundle(
                 (PARTLY_THIRD_PARTY_TIME_ZH.format(n=n), PARTLY_THIRD_PARTY_TIME_EN.format(n=n)) if n else None
             )
         _punch_stamps(report, manifest, witnessed.covered, stamp_delay)
+        for tail in tails:
+            if tail is not None:
+                _check_tail(report, tail, witnessed.heads if linked and witnessed.ok else None)
     else:
         report.gaps.append("the bundle has no witness log: its checkpoints are not proven in the cloud's signed log")
+        for tail in tails:
+            if tail is not None:
+                _check_tail(report, tail, None)
     if "case" in manifest:  # whatever the format says: a case named is a case checked
         _verify_case(files, manifest, report)
     return report
@@ -483,7 +499,9 @@ def _verify_log(
     registry: list[dict[str, Any]],
     witness: VerifyKey,
     report: Report,
-) -> None:
+) -> dict[str, Any] | None:
+    """Check one log of the bundle; return what the witness log's heads are to be held against (``_check_tail``):
+    where its range ends, when that was cosigned, and the period's end."""
     info = json.loads(files[f"{base}/log.json"])
     origin, start, end = info["log"], info["from_seq"], info["to_size"]
     label = f"{origin} [{start}, {end})"
@@ -492,11 +510,11 @@ def _verify_log(
         leaves, tags = leaf_lines(files[f"{base}/leaves.txt"], start)
     except ValueError as err:
         report.add(f"{label}: leaves", False, f"leaves.txt is unreadable: {err}")
-        return
+        return None
     if not report.add(
         f"{label}: leaves", len(leaves) == end - start, f"{len(leaves)} leaf hashes for {end - start} records"
     ):
-        return
+        return None
     # 1. every checkpoint is the appliance's, cosigned by the witness, and the leaves hash to its root
     tree = CompactRange(start, [bytes.fromhex(h) for h in info["compact"]])
     checkpoints = [json.loads(line) for line in files[f"{base}/checkpoints.jsonl"].decode().splitlines() if line]
@@ -533,6 +551,7 @@ def _verify_log(
     problems = []
     sizes = sorted(cosigned_at)
     seals: list[int] = []
+    boots: list[int] = []
     rotations: dict[int, str] = {}
     tz = _plant_zone(manifest, info.get("plant"))
     previous: dict[str, Any] | None = None
@@ -643,6 +662,8 @@ def _verify_log(
             report.recorded[day] = (min(first, t), max(last, t))
         if fields["type"] == "seal":
             seals.append(t)
+        if fields["type"] == "boot":
+            boots.append(t)
         if fields["type"] == "keyrot":
             try:
                 rotations[seq] = rotation_key(fields).kid
@@ -673,9 +694,13 @@ def _verify_log(
     _check_owner_tags(report, label, origin, start, end, tags, shown_seqs, manifest, info.get("kind") == "cloud")
     if since is not None and since < end:
         _report_untrusted(report, label, origin, since, untrusted, tz, manifest)
+    tail = {"origin": origin, "label": label, "end": end, "cosigned": cosigned_at.get(end), "tz": tz}
+    tail["sizes"] = sizes
     if info.get("kind") == "cloud":  # the cloud's evidence log: no seals, no power; its contacts checked instead
         _verify_contacts(files, base, label, disclosed, report)
-        return
+        return {**tail, "kind": "cloud"}
+    if boots_after := [t for t in boots if seals and t > seals[-1]]:
+        seals.append(boots_after[0])  # the range runs on past a silence to the next start: the silence is a gap
     for a, b in zip(seals, seals[1:], strict=False):
         if b - a > SEAL_GAP_S:
             detail = (
@@ -684,13 +709,66 @@ def _verify_log(
             )
             report.gap(Event("power_gap", origin, a, end=b, detail=detail))
     period_end = datetime.combine(date.fromisoformat(manifest["period"]["to"]) + timedelta(days=1), time(), tz)
-    if end in cosigned_at and cosigned_at[end] < period_end.timestamp():
-        ends, until = cosigned_at[end], int(period_end.timestamp())
-        detail = (
-            f"{origin}: its records end at {_local(ends, tz)} (witnessed), before the period ends "
-            f"at {_local(until, tz)}: later events are not in this bundle"
+    return {**tail, "kind": "appliance", "period_end": int(period_end.timestamp())}
+
+
+def _check_tail(report: Report, tail: dict[str, Any], heads: dict[str, dict[str, int]] | None) -> None:
+    """Whether a log's range ends where the cloud's knowledge of the log ended (FORMAT.md, "A log cut short").
+    ``heads`` is, per log, the latest checkpoint the witness log had recorded at export (None: a bundle without
+    them, format 3 and before, or a witness log that did not verify). A range that ends before the period does
+    while the witness log recorded the log longer was cut: the check fails. One that ends where the witness log's
+    record ends is a log that stopped (the appliance off, or not synced since): a gap, said so."""
+    origin, label, end, cosigned = tail["origin"], tail["label"], tail["end"], tail["cosigned"]
+    head = heads.get(origin) if heads is not None else None
+    if heads is not None:
+        last_shown = max(tail["sizes"], default=0)
+        if head is None or head["size"] < last_shown:
+            report.add(
+                f"{label}: log length",
+                False,
+                f"本证据包未给出见证服务器所记录的该日志最新长度（或给出的早于本包的检查点 {last_shown}），"
+                "无法排除日志被截断 / "
+                "the bundle does not give the latest size the witness log recorded for this log (or gives one "
+                f"older than its own checkpoint {last_shown}): a cut cannot be ruled out",
+            )
+            return
+    if tail["kind"] == "cloud" or cosigned is None:
+        if head is not None:
+            report.add(
+                f"{label}: log length",
+                True,
+                f"见证服务器至导出时记录该日志 {head['size']} 条 / witnessed size {head['size']}",
+            )
+        return
+    tz, until = tail["tz"], tail["period_end"]
+    if head is not None and head["size"] > end and cosigned < until:
+        zh = CUT_ZH.format(last=end - 1, size=head["size"], at=_local(head["t"], tz))
+        en = CUT_EN.format(last=end - 1, size=head["size"], at=_local(head["t"], tz))
+        report.add(f"{label}: log length", False, f"{zh} / {en}")
+        return
+    if head is not None:
+        report.add(
+            f"{label}: log length",
+            True,
+            f"见证服务器至导出时记录该日志 {head['size']} 条；本证据包的范围止于第 {end - 1} 条"
+            + ("（其后的检查点于期间结束后才见证）" if head["size"] > end else "（与之相同）")
+            + f" / the witness log had recorded {head['size']} records of it at export; the range ends at {end - 1}",
         )
-        report.gap(Event("log_ends", origin, ends, end=until, detail=detail))
+    if cosigned < until:
+        stopped = head is not None and head["size"] == end
+        detail = (
+            f"{origin}: its records end at {_local(cosigned, tz)} (witnessed), before the period ends "
+            f"at {_local(until, tz)}: later events are not in this bundle"
+            + (
+                f"; the witness log had recorded no more of this log by the export ({end} records): the appliance "
+                "stopped recording, or has not synced since"
+                if stopped
+                else ""
+            )
+        )
+        report.gap(
+            Event("log_ends", origin, cosigned, end=until, detail=detail, witnessed_size=end if stopped else None)
+        )
 
 
 def _punch_stamps(

@@ -40,7 +40,7 @@ def note_digest(text: str) -> bytes:
 
 @dataclass
 class WitnessResult:
-    """What ``verify_witness`` found: whether ``witness/*`` holds, and what its stamps prove."""
+    """What ``verify_witness`` found: whether ``witness/*`` holds, and what its stamps and heads prove."""
 
     ok: bool
     detail: str
@@ -48,6 +48,8 @@ class WitnessResult:
     unstamped: int = 0  # how many of the bundle's checkpoints no verified stamp covers
     # each appliance checkpoint (origin, size) proven in the witness log: the earliest verified stamp covering it
     covered: dict[tuple[str, int], datetime | None] = field(default_factory=dict)
+    # per log: the latest checkpoint the witness log had recorded for it at export ("size", "t" cosigned at)
+    heads: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def verify_witness(
@@ -64,7 +66,8 @@ def verify_witness(
     cosignature may claim a time after the TSA stamped the witness checkpoint that holds it. With ``linked`` (a
     bundle of format 4 on), every witness checkpoint the bundle uses must be proven consistent with the latest one
     (``witness/consistency.jsonl``): they are then one history, and a stamp over any of them that is larger than an
-    entry's position covers that entry. Without ``linked`` an entry is covered only by the stamps of the
+    entry's position covers that entry; and ``witness/heads.jsonl`` gives, per log, the latest checkpoint the
+    witness log recorded for it, proven in it. Without ``linked`` an entry is covered only by the stamps of the
     witness checkpoint its inclusion proof leads to.
     """
     if "witness/entries.jsonl" not in files:
@@ -110,6 +113,18 @@ def verify_witness(
         holding = [w for w in one_history if w > item["seq"]] if size in one_history else [size]
         times = [t for w in holding for t in stamped.get(w, [])]
         result.covered[key] = min(times, default=None)  # type: ignore[index]
+    if linked:
+        for line in files.get("witness/heads.jsonl", b"").decode().splitlines():
+            item = json.loads(line)
+            fields = _proven(item, roots, problems)
+            if fields is None:
+                continue
+            if fields.get("log") != item.get("log"):
+                problems.append(f"witness entry {item['seq']}: is not an entry of {item.get('log')}")
+                continue
+            head = result.heads.get(item["log"])
+            if head is None or fields["size"] > head["size"]:
+                result.heads[item["log"]] = {"size": fields["size"], "t": fields["t"], "seq": item["seq"]}
     missing = sorted(set(appliance_checkpoints) - set(result.covered))
     if missing:
         problems.append(f"{len(missing)} checkpoints are not in the cloud's witness log, e.g. {missing[0]}")

@@ -7,7 +7,9 @@ certificate, so that ``openssl ts -verify`` can check them by hand.
 
 The latest witness checkpoint (stamped for this export) always goes in, with a consistency proof from every
 other witness checkpoint used into it: one history, so that a stamp over a larger checkpoint covers every entry
-before it (the earliest stamp over each punch: ledger/FORMAT.md, "Third-party time per punch").
+before it (the earliest stamp over each punch: ledger/FORMAT.md, "Third-party time per record"). And for each log
+of the bundle, the latest checkpoint the witness log recorded for it (``witness/heads.jsonl``): a log that ends
+short of it was cut (ledger/FORMAT.md, "A log cut short").
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cloud.evidence.witness_log import leaves
-from cloud.store import WitnessCheckpoint, WitnessEntry, WitnessStamp
+from cloud.store import CloudCheckpoint, WitnessCheckpoint, WitnessEntry, WitnessStamp
 from ledger.merkle import consistency_proof, inclusion_proofs
 
 
@@ -26,10 +28,14 @@ def export_witness(
     checkpoint_ids: Iterable[int],
     tsa_ca: Path | bytes | None,
     evidence_sizes: Iterable[int] = (),
+    *,
+    appliances: Iterable[int] = (),
+    evidence_log: bool = False,
 ) -> int:
     """Add ``witness/*`` to ``files``; return how many checkpoints (appliances', and the cloud evidence log's at
     ``evidence_sizes``) were proven in the witness log. ``tsa_ca`` is the TSAs' root certificates (PEM, or a
-    file of them)."""
+    file of them). ``appliances`` (their ids) and ``evidence_log`` name the logs whose latest witnessed checkpoint
+    goes in ``witness/heads.jsonl``."""
     entries = list(
         WitnessEntry.select()
         .where(WitnessEntry.checkpoint.in_(list(checkpoint_ids)) | WitnessEntry.evidence.in_(list(evidence_sizes)))
@@ -41,6 +47,9 @@ def export_witness(
     stamped = sorted({s.checkpoint_id for s in WitnessStamp.select(WitnessStamp.checkpoint)})
     all_leaves = leaves(latest.size)
     targets = {entry.seq: next((s for s in stamped if s > entry.seq), latest.size) for entry in entries}
+    heads = _heads(appliances, evidence_log, latest.size)
+    for entry in heads:
+        targets.setdefault(entry.seq, latest.size)
     used = {size: WitnessCheckpoint.get_by_id(size) for size in {*targets.values(), latest.size}}
     proofs = {
         (seq, size): proof
@@ -59,6 +68,19 @@ def export_witness(
         for entry in entries
     ]
     files["witness/entries.jsonl"] = ("\n".join(lines) + "\n").encode()
+    files["witness/heads.jsonl"] = "".join(
+        json.dumps(
+            {
+                "log": json.loads(bytes(entry.data))["log"],
+                "seq": entry.seq,
+                "data": bytes(entry.data).decode(),
+                "size": targets[entry.seq],
+                "proof": [h.hex() for h in proofs[entry.seq, targets[entry.seq]]],
+            }
+        )
+        + "\n"
+        for entry in heads
+    ).encode()
     files["witness/consistency.jsonl"] = "".join(
         json.dumps({"from": size, "to": latest.size, "proof": [h.hex() for h in consistency_proof(all_leaves, size)]})
         + "\n"
@@ -78,3 +100,28 @@ def export_witness(
     if tsa_ca is not None and any(c.stamps.count() for c in used.values()):
         files["witness/tsa-ca.pem"] = tsa_ca if isinstance(tsa_ca, bytes) else tsa_ca.read_bytes()
     return len(entries)
+
+
+def _heads(appliances: Iterable[int], evidence_log: bool, below: int) -> list[WitnessEntry]:
+    """Per log, the witness entry of the largest checkpoint of it the witness log holds: what the cloud had
+    witnessed of that log when the bundle was made (in the witness log's first ``below`` entries)."""
+    heads = []
+    for appliance in appliances:
+        head = (
+            WitnessEntry.select()
+            .join(CloudCheckpoint, on=(WitnessEntry.checkpoint == CloudCheckpoint.id))
+            .where((CloudCheckpoint.appliance == appliance) & (WitnessEntry.seq < below))
+            .order_by(CloudCheckpoint.size.desc())
+            .first()
+        )
+        if head is not None:
+            heads.append(head)
+    if evidence_log:
+        head = (
+            WitnessEntry.select()
+            .where(WitnessEntry.evidence.is_null(False) & (WitnessEntry.seq < below))
+            .order_by(WitnessEntry.evidence.desc())
+        )
+        if (first := head.first()) is not None:
+            heads.append(first)
+    return heads

@@ -39,6 +39,7 @@ LOG_CHECKS = {
     "disclosed records": "披露记录的签名与链接",
     "compromised key": "设备密钥泄露",
     "owner tags": "归属标记：未披露的记录中有无本人记录",
+    "log length": "日志长度：是否短于见证服务器所记录的长度（截断）",
 }
 UNTIMED_GAPS = {  # gaps the verifier lists without a time, by how their text starts
     "the bundle has no witness log": "本证据包不含云端见证日志：其中的检查点未在云端的签名日志中得到证明",
@@ -649,6 +650,11 @@ def _event_text(event: Event, tz: ZoneInfo) -> str:
     if event.kind == "clock_jump":
         way = "向前" if event.amount > 0 else "向后"
         return f"{at} 设备时钟{way}跳变约 {abs(event.amount) // 60} 分钟（人工调整或时间同步校正）{seq}"
+    if event.kind == "log_ends" and event.end is not None and event.witnessed_size is not None:
+        return (
+            f"设备日志在 {at}（已见证）结束，早于期间结束 {_full(event.end, tz)}；见证服务器至导出时所记录的该日志长度"
+            f"也止于此（{event.witnessed_size} 条）：设备停止记录，或此后未再同步，而非日志被截断"
+        )
     if event.kind == "log_ends" and event.end is not None:
         return f"设备日志在 {at}（已见证）结束，早于期间结束 {_full(event.end, tz)}：之后的记录不在本证据包内"
     if event.kind == "untrusted":
@@ -706,6 +712,7 @@ def _about(name: str) -> str:
         "witness/checkpoints.jsonl": "云端见证日志的签名检查点，及其可信时间戳",
         "witness/tsa-ca.pem": "时间戳机构的根证书（宜另行取得后用 --tsa-ca 指定）",
         "witness/consistency.jsonl": "云端见证日志各检查点之间的一致性证明：所用检查点属于同一份日志历史",
+        "witness/heads.jsonl": "导出时见证日志对每份日志所记录的最新长度及包含证明：日志被截断即可发现",
     }
     if name in fixed:
         return fixed[name]

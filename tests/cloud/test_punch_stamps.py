@@ -23,7 +23,7 @@ from cloud.evidence.log import EvidenceLog
 from cloud.evidence.tsa import TimestampClient
 from cloud.evidence.witness_log import WitnessLog, leaves
 from cloud.ingest.verifier import BatchIngest
-from cloud.store import open_db
+from cloud.store import WitnessCheckpoint, open_db
 from ledger import SigningKey, topics
 from ledger.evidence import SUMS, sha256sums, verify_bundle
 from ledger.merkle import inclusion_proofs
@@ -93,15 +93,31 @@ def build_world(tmp_path) -> dict:
         evidence_log=EvidenceLog(evidence, witness, clock),
         evidence_key=evidence.verify_key,
     )
-    return {"db": db, "tsa": tsa, "witness": witness, "key": key, "bundle": bundle, "clock": clock}
+    latest = WitnessCheckpoint.select().order_by(WitnessCheckpoint.size.desc()).first()
+    everything = list(leaves(latest.size))  # what the employer's database holds, for the forgeries below
+    return {"db": db, "tsa": tsa, "witness": witness, "bundle": bundle, "clock": clock, "witness_leaves": everything}
+
+
+_BUILT: list[dict] = []
+
+
+def stamped_world(tmp_path_factory, config) -> dict:
+    """The world, built once per test process: test_truncation reads the same bundle (an export costs seconds)."""
+    if not _BUILT:
+        made = build_world(tmp_path_factory.mktemp("punch-stamps"))
+        _BUILT.append(made)
+
+        def done() -> None:
+            made["tsa"].stop()
+            made["db"].close()
+
+        config.add_cleanup(done)
+    return _BUILT[0]
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    made = build_world(tmp_path_factory.mktemp("punch-stamps"))
-    yield made
-    made["tsa"].stop()
-    made["db"].close()
+def world(tmp_path_factory, pytestconfig):
+    return stamped_world(tmp_path_factory, pytestconfig)
 
 
 def unpack(bundle: bytes) -> dict[str, bytes]:
@@ -132,7 +148,7 @@ def stamps_dropped(world) -> dict[str, bytes]:
     files = unpack(world["bundle"])
     witnessed = [json.loads(line) for line in files["witness/checkpoints.jsonl"].decode().splitlines()]
     latest = max(w["size"] for w in witnessed)
-    everything = leaves(latest)
+    everything = world["witness_leaves"][:latest]
     for name in ("witness/entries.jsonl", "witness/heads.jsonl"):  # heads: the latest witnessed size (format 4)
         lines = [json.loads(line) for line in files.get(name, b"").decode().splitlines()]
         proofs = inclusion_proofs(everything, [e["seq"] for e in lines])
