@@ -6,11 +6,15 @@ appliance each, 500 badges per plant mapped to employees, a published policy, an
 one working day in the appliances' logs (the facts' records are stored directly: a tick never
 re-verifies signatures, ingest did). Then measures, with the SQL statements each one issues:
 
-1. the opening tick: it reads one day's facts for everyone and opens the 5,000 cases;
-2. an idle tick: nothing new, 5,000 open cases, no timer due (the common case, every interval);
-3. a day tick: the next day's facts for every employee (or ``--facts`` of them; the open cases'
-   5,000 missing ones among them) arrive at once; each open case gets its D2, is advanced to L2,
-   and its L2 warning (to the manager and HR, no quiet hours) is sent and recorded.
+1. the opening tick (22:00, after the day's shift): it reads one day's facts for everyone and opens
+   the 5,000 cases; their L1 reminders, to the employees, wait for the morning (the policy's sending
+   window for people is 08:00-21:00);
+2. an idle tick a minute later: nothing new, 5,000 open cases, the reminders held (the common case,
+   every interval);
+3. the morning tick (08:30): the 5,000 L1 reminders go (recorded; an L2 follows its L1 only);
+4. a day tick (22:00): the next day's facts for every employee (or ``--facts`` of them; the open
+   cases' 5,000 missing ones among them) arrive at once; each open case gets its D2, is advanced to
+   L2, and its L2 warning (to the manager and HR, whom the window does not hold) is sent and recorded.
 
 Statements are counted as the database sees them: on SQLite every statement SQLite runs (its trace
 callback, BEGIN and COMMIT included); on PostgreSQL every statement sent (a counting cursor). Each
@@ -239,19 +243,22 @@ def run(args: argparse.Namespace, url: str) -> None:
     clock.at += timedelta(minutes=1)
     measured(engine, f"idle tick ({len(absent):,} open cases)", args.interval, 0)
     day2 = day1 + timedelta(days=1)
+    clock.at = datetime(day2.year, day2.month, day2.day, 8, 30, tzinfo=TZ).astimezone(UTC)
+    measured(engine, f"morning tick ({len(absent):,} L1 reminders)", args.interval, len(absent))
+    assert sender.step_keys().count("L1") == len(absent), sender.step_keys().count("L1")
     wanted = args.facts or len(people)
     others = [b for b in people if b not in absent][: max(0, wanted - len(absent))]
     rows = [(p, u, fact(u, day2, "missing")) for p, u in sorted(absent)] + [
         (p, u, fact(u, day2, "present")) for p, u in others
     ]
     store_facts(appliances, heads, rows)
-    clock.at += timedelta(days=1)
+    clock.at = datetime(day2.year, day2.month, day2.day, 22, tzinfo=TZ).astimezone(UTC)
     measured(engine, f"day tick ({len(rows):,} facts, D2 for every case)", args.interval, len(absent))
     levels = dict(
         AbsenceCase.select(AbsenceCase.level, pw.fn.COUNT(AbsenceCase.id)).group_by(AbsenceCase.level).tuples()
     )
     assert levels == {2: len(absent)}, levels  # every case at L2: the figure measured the real work
-    assert len(sender.sent) == len(absent), len(sender.sent)  # ... and every L2 warning went out once
+    assert sender.step_keys().count("L2") == len(absent), sender.step_keys()  # ... every L2 warning went out once
 
 
 if __name__ == "__main__":
