@@ -5,7 +5,8 @@ systemd unit runs it), a real Mosquitto, the ZK emulator and the local WeCom ser
 the real wall clock. ``--shifts`` shifts start a minute apart (grace 0), each with ``--lines`` lines of two workers:
 one punches before the shift, one does not. Each line's alert is one sample: from the shift's start plus grace (the
 moment the worker is overdue on the board) to the moment the WeCom server received the manager's message. Printed:
-p50 and p99 beside the 2-minute limit, as a ratio.
+p50 and p99 beside the 2-minute limit, as a ratio. The runner sends alerts at each tick and, on the system clock,
+every 5 s between ticks (``cloud.workers.escalate.ALERT_EVERY_S``): ``--interval`` changes the tick, not that.
 
 Run: .venv/bin/python bench/alert_latency.py [--shifts 3] [--lines 10] [--interval 60]
 """

@@ -26,19 +26,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import peewee as pw
+
 from cloud.alerts import reader
 from cloud.alerts.models import AlertMessage, MissedAlert
-from cloud.channels.base import Channel, OutboundMessage, Status
+from cloud.channels.base import Attempt, Channel, OutboundMessage, Status
+from cloud.channels.dispatch import one_writer
 from cloud.clock import Clock, to_ms
 from cloud.escalation.policy import ALERT_CHANNELS, Handbook, Policy, PolicyError, current
 from cloud.hr.models import Employee, PlantBadge
 from cloud.notices.settings import NoticeSettings
-from cloud.store import Appliance, Plant, Punch, write_transaction
+from cloud.store import Appliance, LogRecord, Plant, Punch, write_transaction
 
 log = logging.getLogger(__name__)
 _NO_HANDBOOK = Handbook(version="", article="", adoption_ref="", publication_ref="")
 TEMPLATE = "missed_alert"  # an SMS provider's approved template for it: [channels.sms_*.templates] missed_alert
 EARLY_MS = 2 * 3_600_000  # a punch this long before the shift's start counts as checking in for it
+CAUGHT_UP_MS = 90_000  # the plant's stored log holds a record this recent (it seals every minute): caught up
+WAIT_MS = 180_000  # an alert waits at most this long after it was read for the plant's log to catch up
 ADDRESS = {"wecom": "wecom_id", "dingtalk": "dingtalk_id", "sms": "phone"}
 HR_ADDRESS = {"wecom": "hr_wecom", "dingtalk": "hr_dingtalk", "sms": "hr_phone"}
 CHANNEL_ZH = {"wecom": "企业微信", "dingtalk": "钉钉", "sms": "短信"}
@@ -75,7 +80,8 @@ class AlertSender:
 
     def run(self) -> list[str]:
         now = to_ms(self._clock.now())
-        read = reader.read_new(now)
+        with one_writer():  # on SQLite the runner's threads take turns to write (cloud.channels.dispatch)
+            read = reader.read_new(now)
         notes = [f"{read} missed check-in alert(s) read"] if read else []
         due = (
             MissedAlert.select()
@@ -98,9 +104,12 @@ class AlertSender:
         held = quiet_until(now, tz, policy.alert_quiet_start, policy.alert_quiet_end)
         if held is not None:
             if alert.status != "held" or alert.hold_until_ms != held:
-                MissedAlert.update(status="held", hold_until_ms=held).where(MissedAlert.id == alert.id).execute()
+                with one_writer():
+                    MissedAlert.update(status="held", hold_until_ms=held).where(MissedAlert.id == alert.id).execute()
                 return f"alert {alert.id}: held for the quiet hours, until {_local(held, tz):%H:%M}"
             return ""
+        if not self.caught_up(alert, now):
+            return ""  # after an outage: the punches made since the alert may still be on their way
         missing = self.still_missing(alert, now)
         if not missing:
             claimed = self._finish(
@@ -123,7 +132,7 @@ class AlertSender:
                 )
             return f"alert {alert.id}: no one to send to"
         subject, text = self.compose(alert, missing, plant, policy)
-        with write_transaction():  # claim before send: never twice
+        with one_writer(), write_transaction():  # claim before send: never twice
             claimed = (
                 MissedAlert.update(status="sending", missing=json.dumps(missing, ensure_ascii=False))
                 .where((MissedAlert.id == alert.id) & MissedAlert.status.in_(("new", "held")))
@@ -149,6 +158,18 @@ class AlertSender:
             sent += self._send(alert, row, route, subject, text, len(missing), self.link(alert, policy))
         self._finish(alert, "sent" if sent else "failed", to_ms(self._clock.now()), claimed_as="sending")
         return f"alert {alert.id}: {len(missing)} missing on {alert.line or '—'}, sent to {sent} of {len(rows)}"
+
+    def caught_up(self, alert: MissedAlert, now: int) -> bool:
+        """Whether the plant's stored log is recent enough that a punch made after the alert would be here: it holds
+        a record of the last ``CAUGHT_UP_MS`` (the appliance seals every minute), or the alert waited ``WAIT_MS``.
+        An alert raised while the plant was cut off comes with the backlog; the worker who punched meanwhile is in
+        a later batch, and is left out once it is stored."""
+        if now - alert.received_ms >= WAIT_MS:
+            return True
+        newest = (
+            LogRecord.select(pw.fn.MAX(LogRecord.t_wall_ms)).where(LogRecord.appliance == alert.appliance_id).scalar()
+        )
+        return newest is not None and newest >= now - CAUGHT_UP_MS
 
     def still_missing(self, alert: MissedAlert, now: int) -> list[list[str]]:
         """The workers listed who have not punched since (as far as the cloud has their punches)."""
@@ -269,30 +290,36 @@ class AlertSender:
                 )
             )
             if attempt.ok or attempt.status is Status.UNCERTAIN:  # uncertain: it may have gone; never sent again
-                AlertMessage.update(
-                    status="sent" if attempt.ok else "uncertain",
-                    recipient=address,
-                    channel=channel.kind,
-                    sent_ms=to_ms(self._clock.now()),
-                    reason=attempt.reason,
-                    provider_message_id=attempt.provider_message_id,
-                ).where(AlertMessage.id == row.id).execute()
+                with one_writer():
+                    self._sent(row, attempt, address, channel)
                 return 1
             reasons.append(f"{CHANNEL_ZH.get(channel.kind, channel.kind)}→{address}: {attempt.reason}")
         why = "; ".join(reasons)
-        AlertMessage.update(status="failed", reason=why).where(AlertMessage.id == row.id).execute()
+        with one_writer():
+            AlertMessage.update(status="failed", reason=why).where(AlertMessage.id == row.id).execute()
         log.warning("missed check-in alert %d to %s (%s) not sent: %s", alert.id, row.person, row.role, why)
         return 0
+
+    def _sent(self, row: AlertMessage, attempt: Attempt, address: str, channel: Channel) -> None:
+        AlertMessage.update(
+            status="sent" if attempt.ok else "uncertain",
+            recipient=address,
+            channel=channel.kind,
+            sent_ms=to_ms(self._clock.now()),
+            reason=attempt.reason,
+            provider_message_id=attempt.provider_message_id,
+        ).where(AlertMessage.id == row.id).execute()
 
     def _finish(
         self, alert: MissedAlert, status: str, now: int, *, note: str = "", claimed_as: tuple[str, ...] | str = ""
     ) -> bool:
         states = (claimed_as,) if isinstance(claimed_as, str) and claimed_as else ("new", "held")
-        return bool(
-            MissedAlert.update(status=status, done_ms=now, note=note)
-            .where((MissedAlert.id == alert.id) & MissedAlert.status.in_(states))
-            .execute()
-        )
+        with one_writer():
+            return bool(
+                MissedAlert.update(status=status, done_ms=now, note=note)
+                .where((MissedAlert.id == alert.id) & MissedAlert.status.in_(states))
+                .execute()
+            )
 
 
 def _policy(plant_id: str) -> Policy:

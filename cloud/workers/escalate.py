@@ -24,8 +24,10 @@ message by HR's channel lists the approvals that started waiting, the tasks two 
 due day, the sends that failed or may have gone out, and employees' replies, each item once.
 
 A worker who has not punched at their shift's start plus grace reaches the line manager and HR within two minutes
-(``cloud.alerts``): the plant's signed ``alert`` records are read and sent first in each tick, by the channel the
-plant's policy names, outside its quiet hours, once each.
+(``cloud.alerts``): the plant's signed ``alert`` records are read and sent first in each tick and, as deployed (the
+system clock), every ``ALERT_EVERY_S`` between ticks on a thread of their own, so that neither the runner's interval
+(60 s in its systemd unit) nor a long tick delays them; by the channel the plant's policy names, outside its quiet
+hours, once each (claimed before sending: the tick's pass and the thread's never send one twice).
 
 The other way, the plant's signed ``action`` records ("已在产线看到", "考勤机故障", "已让其回家") are read from the
 stored logs and filed on the open case that counts that day (``cloud.escalation.plant_actions``), once each.
@@ -34,15 +36,18 @@ stored logs and filed on the open case that counts that day (``cloud.escalation.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+
+import peewee as pw
 
 from cloud.alerts.sender import AlertSender
 from cloud.channels import dingtalk, sms_aliyun, sms_tencent
 from cloud.channels.base import Channel
 from cloud.channels.receipts import pull_receipts
 from cloud.channels.transport import NoAnswer, TokenFailed, Unreachable
-from cloud.clock import Clock, to_ms
+from cloud.clock import Clock, SystemClock, to_ms
 from cloud.config import CloudSettings
 from cloud.escalation import plant_actions
 from cloud.escalation.engine import Engine, TickReport
@@ -54,9 +59,10 @@ from cloud.hr.models import Employee, PlantBadge
 from cloud.plantconfig import push
 from cloud.plantconfig.config_doc import terminations
 from cloud.plantconfig.config_push import ConfigPushError
-from cloud.store import Plant
+from cloud.store import Plant, database
 
 log = logging.getLogger(__name__)
+ALERT_EVERY_S = 5.0  # the alert pass between ticks, as deployed
 PULL_ERRORS = (
     sms_aliyun.QueryFailed,
     sms_tencent.QueryFailed,
@@ -78,6 +84,7 @@ class EscalationService:
         evidence: EvidenceLog | None = None,
         settings: CloudSettings | None = None,
         digest: HrDigest | None = None,
+        alert_every_s: float | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
@@ -94,8 +101,14 @@ class EscalationService:
         self._digest = digest
         # missed check-in alerts: as deployed (channels configured), to the line managers and HR
         self._alerts = AlertSender(self._channels, settings.notices if settings else None, clock) if channels else None
+        if alert_every_s is None:  # on the system clock: a thread of its own too (tests tick a frozen clock themselves)
+            alert_every_s = ALERT_EVERY_S if isinstance(clock, SystemClock) and self._alerts is not None else 0.0
+        self._alert_every = alert_every_s
+        self._alert_lock = threading.Lock()  # the tick's pass and the thread's take turns
+        self._alert_thread: threading.Thread | None = None
 
     def tick(self) -> TickReport:
+        self._start_alert_thread()
         alerted = self.alert()  # first: a missed check-in is news for minutes, the ladder's steps for days
         report = self._engine.tick()
         report.notes += alerted
@@ -117,11 +130,31 @@ class EscalationService:
         ladder's tick goes on (the alerts are read again at the next tick)."""
         if self._alerts is None:
             return []
-        try:
-            return self._alerts.run()
-        except Exception as err:  # the top of the runner's alert pass: the escalation must not stop for it
-            log.exception("missed check-in alerts: the pass failed; tried again at the next tick")
-            return [f"alerts: {err}"]
+        with self._alert_lock:
+            try:
+                return self._alerts.run()
+            except Exception as err:  # the top of the runner's alert pass: the escalation must not stop for it
+                log.exception("missed check-in alerts: the pass failed; tried again in a moment")
+                return [f"alerts: {err}"]
+
+    def _start_alert_thread(self) -> None:
+        if self._alert_every <= 0 or self._alert_thread is not None:
+            return
+        self._alert_thread = threading.Thread(target=self._alert_loop, name="alerts", daemon=True)
+        self._alert_thread.start()
+
+    def _alert_loop(self) -> None:
+        """Between ticks: the alert pass every ``alert_every_s``, on this thread's own database connection."""
+        idle = threading.Event()
+        while not idle.wait(self._alert_every):
+            try:
+                with database.obj.connection_context():
+                    notes = self.alert()
+            except pw.DatabaseError as err:  # the database went away: the tick logs it too; tried again shortly
+                log.warning("missed check-in alerts: no database connection (%s); tried again shortly", err)
+                continue
+            for note in notes:
+                log.info("%s", note)
 
     def pull(self) -> list[str]:
         notes = []

@@ -73,6 +73,7 @@ def test_demo_runs_and_stops_cleanly(tmp_path):
             )
             check_a_demo_evidence_bundle(tmp_path)
             if os.environ.get("PUNCHPROOF_DEMO_CASE"):  # 2-4 minutes more: on demand, not in CI's half hour
+                check_the_line_leader_is_alerted_within_two_minutes(tmp_path, banner)
                 check_the_absent_worker_becomes_a_case(tmp_path, cloud)
         finally:
             demo.send_signal(signal.SIGINT)
@@ -105,6 +106,29 @@ def check_the_plant_is_loaded(appliance_port: int, password: str, cloud: WebClie
     assert 'data-version="*/v1"' in policies, policies
     version = re.search(r'href="(/policy/\d+)"', policies)
     assert version is not None and "第六章第十二条" in cloud.get(version.group(1))[1]
+
+
+def check_the_line_leader_is_alerted_within_two_minutes(tmp_path: Path, banner: str) -> None:
+    """#20.1: at the shift's start (grace 0) the workers not checked in are an alert per line, sent by SMS to the
+    line's leader (the demo's SMS stand-in) within 2 minutes. The end-to-end test is tests/e2e/test_alerts.py."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    start_hhmm = re.search(r"(\d\d:\d\d)  白班开始", banner).group(1)
+    plant = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(plant).date()
+    start = datetime.combine(today, datetime.strptime(start_hhmm, "%H:%M").time(), plant)
+    if start < datetime.now(plant) - timedelta(hours=12):  # the banner's time is tomorrow's (a demo near midnight)
+        start += timedelta(days=1)
+    folder = tmp_path / "demo" / "messages" / "sms"
+    alerts = wait_until(
+        lambda: [s for p in folder.glob("*.json") if (s := json.loads(p.read_text()))["template"] == "SMS_DEMO_ALERT"],
+        timeout=(start - datetime.now(plant)).total_seconds() + 150,
+        message="the missed check-in alert by SMS",
+    )
+    received = datetime.fromisoformat(alerts[0]["received"]).astimezone(UTC)
+    assert (received - start).total_seconds() <= 120, f"{received - start} after the shift's start"
+    assert alerts[0]["variables"]["count"] != "0" and alerts[0]["variables"]["link"].startswith("http://127.0.0.1:")
 
 
 def check_the_absent_worker_becomes_a_case(tmp_path: Path, cloud: WebClient) -> None:
