@@ -117,3 +117,39 @@ def test_after_an_outage_the_alert_waits_for_the_plants_log_and_leaves_out_who_p
     service.tick()
     (text,) = wecom_texts(wired, wiring.PEOPLE["manager"])
     assert "二号线 1 人未打卡" in text and "员工1003（工号 1003）" in text and "1002" not in text
+
+
+def test_the_boards_answers_contacted_and_on_leave_are_filed_on_the_case_and_pause_it(wired, clock):
+    """已联系 / 请假 pressed on the board are plant actions (appliance.attendance.actions) filed on the worker's case
+    like 已在产线看到: the automatic steps pause, and 请假 asks HR to enter the leave."""
+    from cloud.escalation import timeline
+    from cloud.escalation.models import AbsenceCase, CaseTask
+    from tests.cloud.escalation.plantfeed import day_passes
+
+    feed = PlantFeed(clock).start()
+    feed.hire("1001")
+    engine = new_engine(clock, RecordingSender())
+    service = EscalationService(engine, clock)
+    monday = date(2025, 3, 3)
+    clock.advance_to(local(monday, "06:00"))
+    day_passes(feed, engine, monday)
+    case = AbsenceCase.get()
+    for act, label in (("contacted", "已联系"), ("on_leave", "请假")):
+        feed._append(
+            "action",
+            act=act,
+            emp="1001",
+            date=monday.isoformat(),
+            shift="D",
+            reason=f"未打卡预警答复：{label}",
+            user="wang",
+            role="line_leader",
+            req_id=feed.seq,
+            req_ms=ms(clock.now()),
+        )
+    service.tick()
+    case = AbsenceCase.get_by_id(case.id)
+    said = [i.text_zh for i in timeline.items(case) if i.kind == "plant_action"]
+    assert len(said) == 2 and "“已联系”" in said[0] and "“请假”" in said[1] and "未打卡预警答复" in said[0]
+    assert case.acked_until_ms is not None and case.ack_reason == "contacted"
+    assert CaseTask.get((CaseTask.case == case) & (CaseTask.kind == "review_plant_leave")).status == "open"
