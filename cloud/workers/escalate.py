@@ -54,7 +54,7 @@ from cloud.escalation.engine import Engine, TickReport
 from cloud.escalation.hr_digest import HrDigest
 from cloud.escalation.models import AbsenceCase
 from cloud.evidence.log import EvidenceLog
-from cloud.hr import plant_changes
+from cloud.hr import contacts, plant_changes
 from cloud.hr.models import Employee, PlantBadge
 from cloud.plantconfig import push
 from cloud.plantconfig.config_doc import terminations
@@ -121,6 +121,8 @@ class EscalationService:
         report.notes += plant_actions.file_new(self._clock)
         if self._digest is not None:
             report.notes += self._digest.run()
+        zone = self._settings.timezone if self._settings is not None else "Asia/Shanghai"
+        report.notes += contacts.runner_pass(self._channels, self._clock, zone=zone)  # emergency contacts asked
         if self._evidence is not None:
             self._evidence.catch_up()
         return report

@@ -25,12 +25,15 @@ from cloud.channels.sms_aliyun import AliyunSms, AliyunSmsSettings
 from cloud.channels.sms_tencent import TencentSms, TencentSmsSettings, TencentTemplate
 from cloud.config import CloudSettings
 from cloud.escalation import policy
+from cloud.escalation.engine import Engine
 from cloud.escalation.models import AbsenceCase
+from cloud.escalation.sender import RecordingSender
 from cloud.evidence.log import EvidenceLog, EvidenceRecord
 from cloud.hr import contacts, importer
 from cloud.hr.models import EmergencyContact, Employee
 from cloud.store import Account, Plant, database, open_db
 from cloud.web import create_app
+from cloud.workers.escalate import EscalationService
 from ledger import SignedRecord, SigningKey
 from tests.cloud.web.test_import_template import upload
 from tests.harness.browser import chromium, shoot, sign_in
@@ -283,10 +286,9 @@ def test_tencent_reply_verifies_reconfirmed_every_six_months(tencent_site):
     later = int(clock.now().timestamp() * 1000)
     assert contacts.shown(EmergencyContact.get_by_id(wife.id), later).zh == "需重新确认"
     assert contacts.tick(dispatcher, clock, zone=ZONE) == [] and len(tencent.sent) == 1
-    clock.advance(hours=12)  # the runner's pass, as the escalation runner calls it after its tick
-    assert contacts.runner_pass(dispatcher.channels, clock, zone=ZONE) == [
-        "contacts: 1 verification SMS sent, 0 failed"
-    ]
+    clock.advance(hours=12)  # 10:00: the escalation runner's tick asks again
+    runner = EscalationService(Engine(clock, RecordingSender(), runner_id="r1"), clock, channels=dispatcher.channels)
+    assert "contacts: 1 verification SMS sent, 0 failed" in runner.tick().notes
     assert contacts.tick(dispatcher, clock, zone=ZONE) == [] and len(tencent.sent) == 2
     wife = EmergencyContact.get_by_id(wife.id)
     assert contacts.shown(wife, later).zh == "已发送核验短信"
