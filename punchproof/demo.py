@@ -77,6 +77,35 @@ TZ = ZoneInfo("Asia/Shanghai")
 MARKER = ".punchproof-demo"
 T = TypeVar("T")
 
+# The demo's SMS templates as a company would have them approved at Aliyun: our template -> (TemplateCode, the
+# approved content with ${var}). The content is what the phone shows, kept with every SMS as evidence.
+DEMO_SMS: dict[str, tuple[str, str]] = {
+    "reminder": (
+        "SMS_DEMO_REMINDER",
+        "${name}您好：您${date}未到岗打卡，也未请假。请尽快到岗或说明情况，详见：${link}",
+    ),
+    "warning": ("SMS_DEMO_WARNING", "缺勤预警：${name}（文号${doc_no}）未到岗，请核实并登记：${link}"),
+    "cuigao": ("SMS_DEMO_CUIGAO", "${name}：您自${date}起未到岗，请于${deadline}前返岗或说明原因。通知全文：${link}"),
+    "welfare": (
+        "SMS_DEMO_WELFARE",
+        "您好，您是${name}的紧急联系人。其自${date}起未到岗且联系不上，请协助联系：${link}",
+    ),
+    "kuanggong": ("SMS_DEMO_KUANGGONG", "${name}：经核查，您自${date}起未到岗，按旷工处理。通知全文：${link}"),
+    "union_letter": ("SMS_DEMO_UNION", "本单位拟解除与${name}的劳动合同，已书面通知工会，详见：${link}"),
+    "jiechu": ("SMS_DEMO_JIECHU", "${name}：本单位已依法解除与您的劳动合同，请查看通知全文并办理交接：${link}"),
+    "missed_alert": ("SMS_DEMO_ALERT", "未打卡提醒：${line} ${date} ${count}人未打卡，请查看：${link}"),
+    "contact_verify": (
+        "SMS_DEMO_CONTACT",
+        "${name}将您登记为紧急联系人，请回复“确认”。回复其他内容或不回复视为未确认。",
+    ),
+}
+
+
+def demo_sms_templates() -> str:
+    """``[channels.sms_aliyun.templates]``'s lines for ``DEMO_SMS``."""
+    return "\n".join(f'{ours} = {{ code = "{code}", text = "{text}" }}' for ours, (code, text) in DEMO_SMS.items())
+
+
 # [channels] and [notices] as an installer adds them to cloud.toml (docs/channels: cloud/channels/settings.py)
 CHANNELS_TOML = """
 # Added by punchproof demo: the channels point at the demo's own stand-ins on loopback (messages/ holds what
@@ -94,14 +123,7 @@ access_key_secret_file = "secrets/sms-aliyun"
 sign_name = "演示电子"
 endpoint = "{sms_url}"
 [channels.sms_aliyun.templates]
-reminder = "SMS_DEMO_REMINDER"
-warning = "SMS_DEMO_WARNING"
-cuigao = "SMS_DEMO_CUIGAO"
-welfare = "SMS_DEMO_WELFARE"
-kuanggong = "SMS_DEMO_KUANGGONG"
-union_letter = "SMS_DEMO_UNION"
-jiechu = "SMS_DEMO_JIECHU"
-missed_alert = "SMS_DEMO_ALERT"
+{sms_templates}
 
 [channels.voice]
 enabled = true
@@ -189,7 +211,8 @@ class Demo:
         # records it covers, so the story's bundle says plainly that it has no third-party time
         self.tsa = LocalTsa(self.dir / "tsa").start() if self.week is None else None
         clock = VirtualClock(self.dir / CLOCK_FILE).check() if self.week is not None else None
-        self.outbox = Outbox(self.dir / "messages", tz=TZ, clock=clock).start()
+        approved = dict(DEMO_SMS.values())
+        self.outbox = Outbox(self.dir / "messages", tz=TZ, clock=clock, approved=approved).start()
         self.terminal = DemoTerminal(cast(), self.ports.zk, TZ).start()
         cloud_pw, manager_pw = secrets.token_urlsafe(9), secrets.token_urlsafe(9)
         cloud_init = (
@@ -237,7 +260,10 @@ class Demo:
         secret.touch(mode=0o600)
         secret.write_text(secrets.token_urlsafe(16) + "\n")
         text = CHANNELS_TOML.format(
-            smtp_port=self.outbox.smtp_port, sms_url=self.outbox.sms_url, cloud_port=self.ports.cloud_web
+            smtp_port=self.outbox.smtp_port,
+            sms_url=self.outbox.sms_url,
+            cloud_port=self.ports.cloud_web,
+            sms_templates=demo_sms_templates(),
         )
         with self.cloud_conf.open("a", encoding="utf-8") as conf:
             conf.write(text)

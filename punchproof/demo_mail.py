@@ -37,9 +37,17 @@ LINE_LIMIT = 4096
 
 class Outbox:
     def __init__(
-        self, folder: Path, host: str = "127.0.0.1", tz: ZoneInfo | None = None, clock: Clock | None = None
+        self,
+        folder: Path,
+        host: str = "127.0.0.1",
+        tz: ZoneInfo | None = None,
+        clock: Clock | None = None,
+        approved: dict[str, str] | None = None,
     ) -> None:
         self.folder = Path(folder)
+        # TemplateCode -> approved content (${var}): an SMS is then kept and listed as the phone shows it, and that is
+        # what QuerySendDetails answers as Content, as Aliyun does
+        self.approved = dict(approved or {})
         self.clock = clock or SystemClock()  # story mode: the virtual clock, so receipts say the story's time
         self.host = host
         self.tz = tz  # the plant's zone, for index.txt (the machine's own zone if None)
@@ -125,12 +133,25 @@ class Outbox:
             "variables": variables,
             "received": self.clock.now().isoformat(),
         }
-        words = "，".join(f"{k}={v}" for k, v in variables.items())
-        line = f"短信 SMS  发给 to {sms['phone']}：【{sms['sign_name']}】模板 template {sms['template']} {words}"
+        sms["content"] = self._content(sms)
+        line = f"短信 SMS  发给 to {sms['phone']}：{sms['content']}"
+        if sms["template"] in self.approved:
+            line += f"（模板 template {sms['template']}）"
         self._keep("sms", "json", json.dumps(sms, ensure_ascii=False, indent=2).encode(), line)
         with self._lock:
             self._sms[biz_id] = sms
         return sms
+
+    def _content(self, sms: dict[str, Any]) -> str:
+        """The SMS as the phone shows it: 【签名】 and the approved content filled in; for a template with no content
+        known here, its code and variables."""
+        content = self.approved.get(sms["template"])
+        if content is None:
+            words = "，".join(f"{k}={v}" for k, v in sms["variables"].items())
+            return f"【{sms['sign_name']}】模板 template {sms['template']} {words}"
+        for name, value in sms["variables"].items():
+            content = content.replace("${" + name + "}", str(value))
+        return f"【{sms['sign_name']}】{content}"
 
     def sms_detail(self, biz_id: str, phone: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -145,7 +166,7 @@ class Outbox:
                 "ReceiveDate": sent.strftime("%Y-%m-%d %H:%M:%S"),
                 "SendDate": sent.strftime("%Y-%m-%d %H:%M:%S"),
                 "PhoneNum": sms["phone"],
-                "Content": f"【{sms['sign_name']}】" + json.dumps(sms["variables"], ensure_ascii=False),
+                "Content": sms["content"],
                 "SendStatus": 3,
             }
         ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ from cloud.escalation.policy import parse, unconfigured
 from cloud.hr import importer
 from cloud.hr.models import Employee, Leave, PlantBadge
 from cloud.store import Plant, open_db
+from punchproof.demo import CHANNELS_TOML, DEMO_SMS, demo_sms_templates
 from punchproof.demo_mail import Outbox
 from punchproof.demo_story import ABSENT, FAST, NO_SHOW, NOT_BACK, ON_LEAVE, STORY, escalation_policy, plan
 
@@ -113,6 +115,28 @@ def test_the_channel_stand_ins_keep_what_head_offices_channels_send(tmp_path):
         )
         when = datetime.strptime(index.split("  ")[0], "%Y-%m-%d %H:%M:%S").replace(tzinfo=plant)
         assert abs((datetime.now(UTC) - when).total_seconds()) < 60, "index.txt says the plant's time"
+    finally:
+        outbox.stop()
+
+
+def test_the_demos_sms_is_kept_as_the_phone_shows_it_and_the_channel_kept_the_same_words(tmp_path):
+    outbox = Outbox(tmp_path / "messages", approved=dict(DEMO_SMS.values())).start()
+    try:
+        code, text = DEMO_SMS["cuigao"]
+        settings = AliyunSmsSettings("DEMO", "secret", "演示电子", {"cuigao": code}, {"cuigao": text})
+        sms = AliyunSms(dataclasses.replace(settings, endpoint=outbox.sms_url))
+        params = {"name": "赵杰", "date": "2026年12月7日", "deadline": "2026年12月10日 09:00", "link": "http://x/n/t"}
+        message = OutboundMessage("case-1", "L3", "13800071007", "sms", "cuigao", "1", "催告函", "", params=params)
+        sent = sms.send(message)
+        words = "【演示电子】赵杰：您自2026年12月7日起未到岗，请于2026年12月10日 09:00前返岗或说明原因。通知全文：http://x/n/t"
+        assert sent.status is Status.SENT and sent.sent_text == words
+        (detail,) = sms.query_send_details("13800071007", sent.provider_message_id, datetime.now(UTC))
+        assert json.loads(detail.raw)["Content"] == words
+        assert f"13800071007：{words}（模板 template {code}）" in (tmp_path / "messages" / "index.txt").read_text()
+        config = tomllib.loads(
+            CHANNELS_TOML.format(smtp_port=1, sms_url="x", cloud_port=2, sms_templates=demo_sms_templates())
+        )
+        assert config["channels"]["sms_aliyun"]["templates"]["cuigao"] == {"code": code, "text": text}
     finally:
         outbox.stop()
 
