@@ -255,6 +255,7 @@ def detail(case: AbsenceCase) -> dict[str, Any]:
             ContactAttempt.step_id,
             ContactAttempt.idem_key,
             ContactAttempt.attempt_no,
+            ContactAttempt.sent_text,
         )
         .where(ContactAttempt.case_ref.in_(refs))
         .order_by(ContactAttempt.at_ms, ContactAttempt.id)
@@ -455,6 +456,7 @@ def _merge(case, punches, facts, attempts, receipts, notices, documents) -> list
                     "message_id": a.provider_message_id,
                     "template": template_name(a.template_id, a.template_version),
                     "sha256": a.content_sha256,
+                    "words": a.sent_text,  # an SMS as the phone showed it ("" when the approved text is not configured)
                     "receipts": [
                         {"status": r.status, "detail": r.detail, "at_ms": r.received_ms, "raw_sha256": r.raw_sha256}
                         for r in receipts.get(a.id, [])

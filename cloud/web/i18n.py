@@ -192,6 +192,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ev_document": ("文件", "document"),
     "receipt": ("回执", "receipt"),
     "message_id": ("消息编号", "message id"),
+    "sms_words": ("短信原文（收件人手机所见）", "the SMS as the phone showed it"),
     "download": ("下载", "Download"),
     "steps": ("外发步骤", "Outbound steps"),
     "step": ("步骤", "Step"),

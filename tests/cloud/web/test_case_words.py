@@ -47,3 +47,23 @@ def test_the_case_list_says_what_comes_next_in_words(login):
     staff.post(f"/cases/{case.id}/resolve", {"reason": "accepted_reason", "note": "病假证明已补交"})
     listed = staff.get("/cases?status=all").get_data(as_text=True)
     assert "已结案：理由已接受" in listed and "accepted_reason" not in re.sub(r"<[^>]*>", " ", listed)
+
+
+def test_the_case_page_shows_an_sms_as_the_phone_showed_it(login):
+    from datetime import UTC, datetime
+
+    from cloud.channels.base import Attempt, OutboundMessage, Status
+    from cloud.channels.contact_log import idempotency_key, record_attempt
+    from cloud.escalation.notice_facts import case_ref
+
+    case = the_case("2001")
+    words = (
+        "【演示电子】张三：您自3月3日起未到岗，请于3月10日 09:00前返岗或说明原因。通知全文：https://hr.example.cn/n/x"
+    )
+    message = OutboundMessage(case_ref(case.id), "L3.cuigao", "13800138000", "sms", "cuigao", "1", "催告函", words)
+    attempt = Attempt(
+        datetime.now(UTC), "sms.aliyun", "aliyun", "13800138000", "cuigao", "1", "0" * 64, Status.SENT, sent_text=words
+    )
+    record_attempt(message, attempt, key=idempotency_key(message.case_ref, "L3.cuigao", "sms", "13800138000"))
+    page = login("staff").get(f"/cases/{case.id}").get_data(as_text=True)
+    assert f'短信原文（收件人手机所见）：<q translate="no">{words}</q>' in page
