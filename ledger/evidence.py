@@ -26,7 +26,8 @@ A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
     witness/                      the cloud's own signed log of checkpoints: entries with inclusion
                                   proofs, its checkpoints, RFC 3161 stamps (.tsr) and the TSA's certificate;
                                   consistency.jsonl proves the checkpoints used one history, heads.jsonl gives
-                                  each log's latest witnessed checkpoint at export (a log cut short fails)
+                                  each log's latest witnessed checkpoint at export and the first past its range
+                                  (a log cut short fails)
     report.html, report.pdf       the same Chinese report for people (the PDF embeds its CJK font)
     MANUAL-CHECKS.md, FORMAT.md   how to check all this with OpenSSL alone, and the record format
 
@@ -101,6 +102,7 @@ class Event:
     amount: int = 0  # clock_jump: seconds, positive when the clock jumped forward
     detail: str = ""  # what the gap list says, in English
     witnessed_size: int | None = None  # log_ends: the witness log's latest size of the log at export, when given
+    exported: int | None = None  # log_ends: when the bundle was made, if that was before the period's end
 
 
 NO_THIRD_PARTY_TIME_ZH = (
@@ -551,7 +553,6 @@ def _verify_log(
     problems = []
     sizes = sorted(cosigned_at)
     seals: list[int] = []
-    boots: list[int] = []
     rotations: dict[int, str] = {}
     tz = _plant_zone(manifest, info.get("plant"))
     previous: dict[str, Any] | None = None
@@ -662,8 +663,6 @@ def _verify_log(
             report.recorded[day] = (min(first, t), max(last, t))
         if fields["type"] == "seal":
             seals.append(t)
-        if fields["type"] == "boot":
-            boots.append(t)
         if fields["type"] == "keyrot":
             try:
                 rotations[seq] = rotation_key(fields).kid
@@ -699,8 +698,6 @@ def _verify_log(
     if info.get("kind") == "cloud":  # the cloud's evidence log: no seals, no power; its contacts checked instead
         _verify_contacts(files, base, label, disclosed, report)
         return {**tail, "kind": "cloud"}
-    if boots_after := [t for t in boots if seals and t > seals[-1]]:
-        seals.append(boots_after[0])  # the range runs on past a silence to the next start: the silence is a gap
     for a, b in zip(seals, seals[1:], strict=False):
         if b - a > SEAL_GAP_S:
             detail = (
@@ -709,56 +706,78 @@ def _verify_log(
             )
             report.gap(Event("power_gap", origin, a, end=b, detail=detail))
     period_end = datetime.combine(date.fromisoformat(manifest["period"]["to"]) + timedelta(days=1), time(), tz)
-    return {**tail, "kind": "appliance", "period_end": int(period_end.timestamp())}
+    try:
+        exported = int(datetime.fromisoformat(manifest["generated_at"]).timestamp())
+    except (KeyError, TypeError, ValueError):
+        exported = None
+    return {**tail, "kind": "appliance", "period_end": int(period_end.timestamp()), "exported": exported}
 
 
-def _check_tail(report: Report, tail: dict[str, Any], heads: dict[str, dict[str, int]] | None) -> None:
-    """Whether a log's range ends where the cloud's knowledge of the log ended (FORMAT.md, "A log cut short").
-    ``heads`` is, per log, the latest checkpoint the witness log had recorded at export (None: a bundle without
-    them, format 3 and before, or a witness log that did not verify). A range that ends before the period does
-    while the witness log recorded the log longer was cut: the check fails. One that ends where the witness log's
-    record ends is a log that stopped (the appliance off, or not synced since): a gap, said so."""
+def _check_tail(report: Report, tail: dict[str, Any], heads: dict[str, dict[str, dict[str, int]]] | None) -> None:
+    """Whether a log's range ends where it may (FORMAT.md, "A log cut short"). ``heads`` is, per log, the latest
+    checkpoint the witness log had recorded at export and the first one past the range (None: a bundle without them,
+    format 3 and before, or a witness log that did not verify). A range that ends before the period does while the
+    witness log recorded a later checkpoint of the log before the period's end was cut: the check fails. One that
+    ends where the witness log's record ends is a log that stopped (the appliance off, or not synced since): a gap,
+    said so."""
     origin, label, end, cosigned = tail["origin"], tail["label"], tail["end"], tail["cosigned"]
-    head = heads.get(origin) if heads is not None else None
+    given = heads.get(origin, {}) if heads is not None else {}
+    head, after = given.get("latest"), given.get("next")
+    name = f"{label}: log length"
     if heads is not None:
         last_shown = max(tail["sizes"], default=0)
         if head is None or head["size"] < last_shown:
             report.add(
-                f"{label}: log length",
+                name,
                 False,
                 f"本证据包未给出见证服务器所记录的该日志最新长度（或给出的早于本包的检查点 {last_shown}），"
-                "无法排除日志被截断 / "
-                "the bundle does not give the latest size the witness log recorded for this log (or gives one "
-                f"older than its own checkpoint {last_shown}): a cut cannot be ruled out",
+                "无法排除日志被截断 / the bundle does not give the latest size the witness log recorded for this log "
+                f"(or gives one older than its own checkpoint {last_shown}): a cut cannot be ruled out",
+            )
+            return
+        if (
+            tail["kind"] != "cloud"
+            and head["size"] > end
+            and (after is None or not end < after["size"] <= head["size"])
+        ):
+            report.add(
+                name,
+                False,
+                f"见证服务器记录该日志 {head['size']} 条，本证据包止于第 {end - 1} 条，却未给出其后见证的第一个检查点，"
+                "无法排除日志被截断 / the witness log recorded more of this log than the bundle holds, and the bundle "
+                "does not give the first checkpoint witnessed after its range: a cut cannot be ruled out",
             )
             return
     if tail["kind"] == "cloud" or cosigned is None:
         if head is not None:
-            report.add(
-                f"{label}: log length",
-                True,
-                f"见证服务器至导出时记录该日志 {head['size']} 条 / witnessed size {head['size']}",
-            )
+            report.add(name, True, f"见证服务器至导出时记录该日志 {head['size']} 条 / witnessed size {head['size']}")
         return
     tz, until = tail["tz"], tail["period_end"]
-    if head is not None and head["size"] > end and cosigned < until:
-        zh = CUT_ZH.format(last=end - 1, size=head["size"], at=_local(head["t"], tz))
-        en = CUT_EN.format(last=end - 1, size=head["size"], at=_local(head["t"], tz))
-        report.add(f"{label}: log length", False, f"{zh} / {en}")
+    if after is not None and head is not None and head["size"] > end and cosigned < until and after["t"] < until:
+        zh = CUT_ZH.format(last=end - 1, size=after["size"], at=_local(after["t"], tz))
+        en = CUT_EN.format(last=end - 1, size=after["size"], at=_local(after["t"], tz))
+        report.add(name, False, f"{zh} / {en}")
         return
     if head is not None:
+        beyond = (
+            f"；其后见证的第一个检查点（{after['size']} 条）于 {_local(after['t'], tz)} 才见证，已在期间结束之后"
+            if after is not None and head["size"] > end
+            else "（与之相同）"
+        )
         report.add(
-            f"{label}: log length",
+            name,
             True,
-            f"见证服务器至导出时记录该日志 {head['size']} 条；本证据包的范围止于第 {end - 1} 条"
-            + ("（其后的检查点于期间结束后才见证）" if head["size"] > end else "（与之相同）")
-            + f" / the witness log had recorded {head['size']} records of it at export; the range ends at {end - 1}",
+            f"见证服务器至导出时记录该日志 {head['size']} 条；本证据包的范围止于第 {end - 1} 条{beyond} / "
+            f"the witness log had recorded {head['size']} records of it at export; the range ends at {end - 1}",
         )
     if cosigned < until:
         stopped = head is not None and head["size"] == end
+        exported = tail.get("exported")
+        early = exported is not None and exported < until  # made before the period was over
         detail = (
             f"{origin}: its records end at {_local(cosigned, tz)} (witnessed), before the period ends "
             f"at {_local(until, tz)}: later events are not in this bundle"
+            + (f"; it was exported at {_local(exported, tz)}, before the period ended" if early else "")
             + (
                 f"; the witness log had recorded no more of this log by the export ({end} records): the appliance "
                 "stopped recording, or has not synced since"
@@ -767,7 +786,15 @@ def _check_tail(report: Report, tail: dict[str, Any], heads: dict[str, dict[str,
             )
         )
         report.gap(
-            Event("log_ends", origin, cosigned, end=until, detail=detail, witnessed_size=end if stopped else None)
+            Event(
+                "log_ends",
+                origin,
+                cosigned,
+                end=until,
+                detail=detail,
+                witnessed_size=end if stopped else None,
+                exported=exported if early else None,
+            )
         )
 
 

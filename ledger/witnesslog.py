@@ -48,8 +48,9 @@ class WitnessResult:
     unstamped: int = 0  # how many of the bundle's checkpoints no verified stamp covers
     # each appliance checkpoint (origin, size) proven in the witness log: the earliest verified stamp covering it
     covered: dict[tuple[str, int], datetime | None] = field(default_factory=dict)
-    # per log: the latest checkpoint the witness log had recorded for it at export ("size", "t" cosigned at)
-    heads: dict[str, dict[str, int]] = field(default_factory=dict)
+    # per log and role: "latest", the largest checkpoint the witness log had recorded of it at export, and "next",
+    # the first one past the bundle's range; each {"size", "t" (cosigned at), "seq" (in the witness log)}
+    heads: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
 
 def verify_witness(
@@ -67,8 +68,8 @@ def verify_witness(
     bundle of format 4 on), every witness checkpoint the bundle uses must be proven consistent with the latest one
     (``witness/consistency.jsonl``): they are then one history, and a stamp over any of them that is larger than an
     entry's position covers that entry; and ``witness/heads.jsonl`` gives, per log, the latest checkpoint the
-    witness log recorded for it, proven in it. Without ``linked`` an entry is covered only by the stamps of the
-    witness checkpoint its inclusion proof leads to.
+    witness log recorded for it and the first past the bundle's range, proven in it. Without ``linked`` an entry is
+    covered only by the stamps of the witness checkpoint its inclusion proof leads to.
     """
     if "witness/entries.jsonl" not in files:
         return WitnessResult(False, "the bundle has no witness log: its checkpoints are not in the cloud's signed log")
@@ -122,9 +123,12 @@ def verify_witness(
             if fields.get("log") != item.get("log"):
                 problems.append(f"witness entry {item['seq']}: is not an entry of {item.get('log')}")
                 continue
-            head = result.heads.get(item["log"])
-            if head is None or fields["size"] > head["size"]:
-                result.heads[item["log"]] = {"size": fields["size"], "t": fields["t"], "seq": item["seq"]}
+            role = "next" if item.get("role") == "next" else "latest"
+            result.heads.setdefault(item["log"], {})[role] = {
+                "size": fields["size"],
+                "t": fields["t"],
+                "seq": item["seq"],
+            }
     missing = sorted(set(appliance_checkpoints) - set(result.covered))
     if missing:
         problems.append(f"{len(missing)} checkpoints are not in the cloud's witness log, e.g. {missing[0]}")

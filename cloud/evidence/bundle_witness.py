@@ -8,8 +8,9 @@ certificate, so that ``openssl ts -verify`` can check them by hand.
 The latest witness checkpoint (stamped for this export) always goes in, with a consistency proof from every
 other witness checkpoint used into it: one history, so that a stamp over a larger checkpoint covers every entry
 before it (the earliest stamp over each punch: ledger/FORMAT.md, "Third-party time per record"). And for each log
-of the bundle, the latest checkpoint the witness log recorded for it (``witness/heads.jsonl``): a log that ends
-short of it was cut (ledger/FORMAT.md, "A log cut short").
+of the bundle, the latest checkpoint the witness log recorded for it and the first one past the bundle's range
+(``witness/heads.jsonl``): a range that ends short of a checkpoint witnessed before the period's end was cut
+(ledger/FORMAT.md, "A log cut short").
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ def export_witness(
     tsa_ca: Path | bytes | None,
     evidence_sizes: Iterable[int] = (),
     *,
-    appliances: Iterable[int] = (),
+    ends: dict[int, int] | None = None,
     evidence_log: bool = False,
 ) -> int:
     """Add ``witness/*`` to ``files``; return how many checkpoints (appliances', and the cloud evidence log's at
     ``evidence_sizes``) were proven in the witness log. ``tsa_ca`` is the TSAs' root certificates (PEM, or a
-    file of them). ``appliances`` (their ids) and ``evidence_log`` name the logs whose latest witnessed checkpoint
-    goes in ``witness/heads.jsonl``."""
+    file of them). ``ends`` (appliance id -> the size its range in the bundle ends at) and ``evidence_log`` name the
+    logs whose latest witnessed checkpoint, and (appliances) first witnessed checkpoint past the range, go in
+    ``witness/heads.jsonl``."""
     entries = list(
         WitnessEntry.select()
         .where(WitnessEntry.checkpoint.in_(list(checkpoint_ids)) | WitnessEntry.evidence.in_(list(evidence_sizes)))
@@ -47,8 +49,8 @@ def export_witness(
     stamped = sorted({s.checkpoint_id for s in WitnessStamp.select(WitnessStamp.checkpoint)})
     all_leaves = leaves(latest.size)
     targets = {entry.seq: next((s for s in stamped if s > entry.seq), latest.size) for entry in entries}
-    heads = _heads(appliances, evidence_log, latest.size)
-    for entry in heads:
+    heads = _heads(ends or {}, evidence_log, latest.size)
+    for _role, entry in heads:
         targets.setdefault(entry.seq, latest.size)
     used = {size: WitnessCheckpoint.get_by_id(size) for size in {*targets.values(), latest.size}}
     proofs = {
@@ -72,6 +74,7 @@ def export_witness(
         json.dumps(
             {
                 "log": json.loads(bytes(entry.data))["log"],
+                "role": role,
                 "seq": entry.seq,
                 "data": bytes(entry.data).decode(),
                 "size": targets[entry.seq],
@@ -79,7 +82,7 @@ def export_witness(
             }
         )
         + "\n"
-        for entry in heads
+        for role, entry in heads
     ).encode()
     files["witness/consistency.jsonl"] = "".join(
         json.dumps({"from": size, "to": latest.size, "proof": [h.hex() for h in consistency_proof(all_leaves, size)]})
@@ -102,20 +105,24 @@ def export_witness(
     return len(entries)
 
 
-def _heads(appliances: Iterable[int], evidence_log: bool, below: int) -> list[WitnessEntry]:
-    """Per log, the witness entry of the largest checkpoint of it the witness log holds: what the cloud had
-    witnessed of that log when the bundle was made (in the witness log's first ``below`` entries)."""
+def _heads(ends: dict[int, int], evidence_log: bool, below: int) -> list[tuple[str, WitnessEntry]]:
+    """Per log, the witness entry of the largest checkpoint of it the witness log holds ("latest": what the cloud had
+    witnessed of that log when the bundle was made) and, for an appliance log, of the first checkpoint past the
+    bundle's range ("next"); among the witness log's first ``below`` entries."""
     heads = []
-    for appliance in appliances:
-        head = (
+    for appliance, end in ends.items():
+        of_it = (
             WitnessEntry.select()
             .join(CloudCheckpoint, on=(WitnessEntry.checkpoint == CloudCheckpoint.id))
             .where((CloudCheckpoint.appliance == appliance) & (WitnessEntry.seq < below))
-            .order_by(CloudCheckpoint.size.desc())
-            .first()
         )
-        if head is not None:
-            heads.append(head)
+        latest = of_it.order_by(CloudCheckpoint.size.desc()).first()
+        if latest is None:
+            continue
+        heads.append(("latest", latest))
+        after = of_it.where(CloudCheckpoint.size > end).order_by(CloudCheckpoint.size).first()
+        if after is not None:
+            heads.append(("next", after))
     if evidence_log:
         head = (
             WitnessEntry.select()
@@ -123,5 +130,5 @@ def _heads(appliances: Iterable[int], evidence_log: bool, below: int) -> list[Wi
             .order_by(WitnessEntry.evidence.desc())
         )
         if (first := head.first()) is not None:
-            heads.append(first)
+            heads.append(("latest", first))
     return heads

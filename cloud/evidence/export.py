@@ -278,7 +278,7 @@ def export_bundle(
             checkpoint_ids,
             tsa_ca,
             evidence_sizes,
-            appliances=[a.id for a in appliances],
+            ends={a.id: e["to_size"] for a in appliances for e in logs if e["log"] == a.log_origin},
             evidence_log=bool(evidence_sizes),
         )
     files["keys/registry.json"] = json.dumps(registry, ensure_ascii=False, indent=1).encode()
@@ -353,7 +353,12 @@ def _export_log(
     index_end = _late_tags_end(appliance, first)
     if index_end is not None and index_end > last:  # the range has records tagged late: their tagindex goes in
         last = index_end
-    cover = _range_end(appliance, last, end_ms // 1000)
+    cover = (
+        CloudCheckpoint.select(CloudCheckpoint.size)
+        .where((CloudCheckpoint.appliance == appliance) & (CloudCheckpoint.size > last))
+        .order_by(CloudCheckpoint.size)
+        .scalar()
+    )
     end = cover if cover is not None else head.seq + 1
     leaves, lines = [], []
     for r in (
@@ -418,19 +423,6 @@ def _export_log(
         "to_size": end,
         "disclosed": len(disclosed),
     }
-
-
-def _range_end(appliance: Appliance, last: int, period_end: int) -> int | None:
-    """Where a log's range ends: at the first checkpoint past ``last`` (the period's last record) that the cloud
-    cosigned at or after the period's end, else at the latest checkpoint it cosigned (the log as far as the cloud
-    had witnessed it); None when no checkpoint covers ``last`` yet. So a range ends before the period does only
-    where the cloud had witnessed nothing more of the log, and ``punchproof verify`` fails a range that ends short
-    of a checkpoint the witness log recorded (ledger/FORMAT.md, "A log cut short")."""
-    later = CloudCheckpoint.select(CloudCheckpoint.size).where(
-        (CloudCheckpoint.appliance == appliance) & (CloudCheckpoint.size > last)
-    )
-    after = later.where(CloudCheckpoint.cosigned_at >= period_end).order_by(CloudCheckpoint.size).scalar()
-    return after if after is not None else later.order_by(CloudCheckpoint.size.desc()).scalar()
 
 
 def _tag_key_record(appliance: Appliance, employee: str, before: int) -> LogRecord | None:

@@ -650,13 +650,16 @@ def _event_text(event: Event, tz: ZoneInfo) -> str:
     if event.kind == "clock_jump":
         way = "向前" if event.amount > 0 else "向后"
         return f"{at} 设备时钟{way}跳变约 {abs(event.amount) // 60} 分钟（人工调整或时间同步校正）{seq}"
-    if event.kind == "log_ends" and event.end is not None and event.witnessed_size is not None:
-        return (
-            f"设备日志在 {at}（已见证）结束，早于期间结束 {_full(event.end, tz)}；见证服务器至导出时所记录的该日志长度"
-            f"也止于此（{event.witnessed_size} 条）：设备停止记录，或此后未再同步，而非日志被截断"
-        )
     if event.kind == "log_ends" and event.end is not None:
-        return f"设备日志在 {at}（已见证）结束，早于期间结束 {_full(event.end, tz)}：之后的记录不在本证据包内"
+        text = f"设备日志在 {at}（已见证）结束，早于期间结束 {_full(event.end, tz)}"
+        if event.witnessed_size is not None:
+            text += (
+                f"；见证服务器至导出时所记录的该日志长度也止于此（{event.witnessed_size} 条）：设备停止记录，"
+                "或此后未再同步，而非日志被截断"
+            )
+        if event.exported is not None:
+            text += f"；本证据包导出于 {_full(event.exported, tz)}，其时期间尚未结束"
+        return text + ("" if event.witnessed_size is not None else "：之后的记录不在本证据包内")
     if event.kind == "untrusted":
         return f"{at} 起：该设备日志自第 {event.seq} 条起的记录不作为证据（设备密钥可能已泄露，总部已吊销）"
     if event.kind == "incident":

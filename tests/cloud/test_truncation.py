@@ -76,24 +76,35 @@ def test_an_appliance_that_stopped_is_a_gap_said_so(world):
     assert ends.witnessed_size is not None and "the witness log had recorded no more of this log" in ends.detail
     html = unpack(world["bundle"])["report.html"].decode()
     assert "见证服务器至导出时所记录的该日志长度也止于此" in html and "设备停止记录" in html
+    assert "本证据包导出于 2026-03-03 10:00:00，其时期间尚未结束" in html  # exported on the period's last day
 
 
 def test_a_log_cut_after_a_checkpoint_fails(world, tmp_path):
     files = unpack(world["bundle"])
     kept = cut_after_first_checkpoint(files)
+    report = verify(repack(files), world)
+    assert not report.ok, "the witness log recorded more of the log, and no checkpoint past the cut is given"
+    assert any("却未给出其后见证的第一个检查点" in c.detail for c in report.checks if not c.ok)
+    assert len(punches(report)) == 1, "Tuesday's punch went with the tail"
+    # the forger keeps the witness log's latest size, and names as the next checkpoint the one right after the cut
+    # (Monday 08:59, witnessed before the period ended), as the exporter would have
+    heads = [json.loads(line) for line in files["witness/heads.jsonl"].decode().splitlines()]
+    entries = [json.loads(line) for line in unpack(world["bundle"])["witness/entries.jsonl"].decode().splitlines()]
+    after = min(
+        (e for e in entries if _entry(json.dumps(e))["log"] == LOG and _entry(json.dumps(e))["size"] > kept),
+        key=lambda e: e["seq"],
+    )
+    heads = [h for h in heads if h.get("role") != "next" or h["log"] != LOG] + [{**after, "log": LOG, "role": "next"}]
+    files["witness/heads.jsonl"] = "".join(json.dumps(h) + "\n" for h in heads).encode()
     bundle = repack(files)
     report = verify(bundle, world)
-    assert not report.ok
-    assert len(punches(report)) == 1, "Tuesday's punch went with the tail"
     failed = [c.detail for c in report.checks if not c.ok]
-    heads = [json.loads(line) for line in files["witness/heads.jsonl"].decode().splitlines()]
-    size = max(_entry(json.dumps(h))["size"] for h in heads if h["log"] == LOG)
-    assert size > kept
+    size = _entry(json.dumps(after))["size"]
     assert any(f"日志在第 {kept - 1} 条之后被截断：见证服务器曾记录其长度为 {size}" in d for d in failed), failed
     code, out = verify_cli(bundle, tmp_path, world, "--tsa-ca", str(world["tsa"].ca_path))
     assert code == 1 and "被截断" in out
 
-    # the forger leaves out the witnessed size as well: a format 4 bundle must give it
+    # the forger leaves out the witnessed sizes as well: a format 4 bundle must give them
     files["witness/heads.jsonl"] = b""
     report = verify(repack(files), world)
     assert not report.ok
