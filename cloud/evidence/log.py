@@ -403,7 +403,10 @@ def _revocation(r: KeyRevocation) -> dict[str, Any]:
 
 
 def _contact(a: ContactAttempt) -> dict[str, Any]:
-    return {
+    # an SMS's words as the phone showed it, when the provider's approved content is configured: signed here, so the
+    # bundle proves what the employee read and not only which template and variables went out
+    words = {"text": a.sent_text} if a.sent_text else {}
+    return words | {
         "step": a.step_id,
         "channel": a.channel,
         "provider": a.provider,

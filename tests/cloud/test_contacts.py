@@ -226,6 +226,9 @@ def open_case(employee: Employee, clock: FrozenClock) -> AbsenceCase:
     )
 
 
+VERIFY_TEXT = "{1}将您登记为紧急联系人，请回复“确认”。回复其他内容或不回复视为未确认。"  # as approved at Tencent
+
+
 @pytest.fixture
 def tencent_site(tmp_path):
     """The receipts blueprint of the web app served on loopback, Tencent's local server pushing to it."""
@@ -241,7 +244,7 @@ def tencent_site(tmp_path):
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     reply_url = f"http://127.0.0.1:{server.server_port}/channels/receipts/{TOKEN}/tencent/reply"
     with TencentSmsServer(clock, TC_ID, TC_SECRET, TC_APP, reply_url=reply_url) as tencent:
-        template = TencentTemplate("2234567", ("name",))
+        template = TencentTemplate("2234567", ("name",), VERIFY_TEXT)
         sms = TencentSmsSettings(TC_ID, TC_SECRET, TC_APP, SIGN, {contacts.TEMPLATE: template}, endpoint=tencent.url)
         dispatcher = Dispatcher([TencentSms(sms, clock=clock)], clock=clock)
         employee = Employee.create(employee_no="E2001", name="王五")
@@ -272,6 +275,12 @@ def test_tencent_reply_verifies_reconfirmed_every_six_months(tencent_site):
     SignedRecord(bytes(signed.data), bytes(signed.sig)).verify(evidence_key.verify_key)
     record = json.loads(bytes(signed.data))
     assert (record["status"], record["detail"], json.loads(record["raw"])["text"]) == ("replied", "Ｙ", "Ｙ")
+    # the SMS it answers is signed with its words as her phone showed them (#20 item 6)
+    asked = EvidenceRecord.get(
+        (EvidenceRecord.source_kind == "attempt") & (EvidenceRecord.source_id == reply.attempt_id)
+    )
+    shown = f"【{SIGN}】王五将您登记为紧急联系人，请回复“确认”。回复其他内容或不回复视为未确认。"
+    assert json.loads(bytes(asked.data))["text"] == shown
 
     # a forgery: refused with a plain answer, stored nowhere
     forged = tencent.reply_url.replace(TOKEN, "cb-0000000000000000")
