@@ -175,6 +175,7 @@ class ContactLine:
     outcome: str  # the provider's answer and, later, its receipt
     detail: str  # template, content hash, provider message id
     record: str  # the record's file in the bundle
+    words: str = ""  # an SMS as the phone showed it (the signed record's text), when the approved content was known
 
 
 @dataclass(frozen=True)
@@ -384,6 +385,7 @@ def _contacts(manifest: dict[str, Any], result: Report, tz: ZoneInfo) -> tuple[C
                     detail=f"模板 {_template(f['template'])}；内容 SHA-256 {f['content_sha256'][:16]}…；"
                     f"服务商编号 {f['provider_id'] or '无'}",
                     record=record,
+                    words=str(f.get("text", "")),
                 )
             )
         elif f["type"] == "case_action":

@@ -217,7 +217,7 @@ def _contacts(pdf: FPDF, model: ReportModel) -> None:
         for line in model.contacts:
             row = table.row()
             row.cell(line.at)
-            row.cell(line.what)
+            row.cell(f"{line.what}\n短信原文：{line.words}" if line.words else line.what)
             row.cell(line.outcome)
             row.cell(f"{line.detail}\n{line.record}")
 

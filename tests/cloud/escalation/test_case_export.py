@@ -179,6 +179,10 @@ def test_the_case_pages_export_holds_the_cases_evidence_and_everything_the_clis_
     said = [re.sub(r"→ [^（]*", "", line) for line in shown.splitlines() if "→" in line]
     said += [line.split("；")[0] for line in shown.splitlines() if line.startswith("模板")]
     assert said and raw_codes("\n".join(said), data={"hr-wang"}) == [], said  # hr-wang: HR's login
+    # the 催告函's SMS as the phone showed it (its approved content is configured), from the signed record
+    sms = ContactAttempt.get((ContactAttempt.step_id == "L3") & (ContactAttempt.channel == "sms.aliyun"))
+    assert sms.sent_text.startswith("【某某电子】") and "请于" in sms.sent_text and "{" not in sms.sent_text
+    assert f"短信原文：{sms.sent_text}" in shown
 
     # the CLI's bundle for the same case (to the page's today, the test's clock): the page's holds everything
     # it does, record for record

@@ -56,7 +56,7 @@ endpoint = "{aliyun}/"
 [channels.sms_aliyun.templates]
 reminder = "SMS_100000001"
 warning = "SMS_100000002"
-cuigao = "SMS_100000003"
+cuigao = {{ code = "SMS_100000003", text = "${{name}}：请于${{deadline}}前返岗。全文：${{link}}" }}
 welfare = "SMS_100000004"
 kuanggong = "SMS_100000005"
 union_letter = "SMS_100000006"
