@@ -220,12 +220,16 @@ def request(contact: EmergencyContact, dispatcher: Dispatcher, *, now_ms: int) -
         attempt = dispatcher.dispatch(outbound)
     except DispatchBusy:
         return None
-    if attempt.ok:
-        fresh = EmergencyContact.get_by_id(contact.id)
-        if fresh.phone == contact.phone and fresh.removed_ms is None:
-            fresh.verification, fresh.requested_ms, fresh.updated_ms = "pending", to_ms(attempt.at), now_ms
-            fresh.save()
+    fresh = EmergencyContact.get_by_id(contact.id)
+    if attempt.ok and fresh.phone == contact.phone and fresh.removed_ms is None:
+        fresh.verification, fresh.requested_ms, fresh.updated_ms = "pending", to_ms(attempt.at), now_ms
+        fresh.save()
+    elif not attempt.ok:  # to the back of the queue (due() goes by updated_ms): a refused number starves no other
+        EmergencyContact.update(updated_ms=now_ms).where(EmergencyContact.id == contact.id).execute()
     return attempt
+
+
+_told_no_template: list[bool] = []  # said once per process
 
 
 def waking(now_ms: int, zone: str, hours: tuple[int, int] = WAKING) -> bool:
@@ -263,11 +267,31 @@ def due(now_ms: int, limit: int = PER_TICK) -> list[EmergencyContact]:
     return list(query)
 
 
+def has_template(dispatcher: Dispatcher) -> bool:
+    """Whether the SMS channel has an approved template for the verification SMS ([channels.sms_*.templates]
+    contact_verify): without one every send would be refused, so none is tried and the contacts stay 未核验."""
+    try:
+        settings = getattr(dispatcher.channel_for("sms"), "settings", None)
+    except UnknownChannel:
+        return False
+    known = getattr(settings, "template_codes", None) or getattr(settings, "templates", None) or {}
+    return TEMPLATE in known
+
+
 def tick(dispatcher: Dispatcher, clock: Clock, *, zone: str, hours: tuple[int, int] = WAKING) -> list[Attempt]:
     """The escalation runner's share: apply the replies stored since, then send what is due (in waking hours)."""
     apply_replies()
     now = to_ms(clock.now())
     if not dispatcher.has("sms") or not waking(now, zone, hours):
+        return []
+    if not has_template(dispatcher):
+        if not _told_no_template:
+            _told_no_template.append(True)
+            log.warning(
+                "emergency contacts are not asked: the SMS channel has no %s template ([channels.sms_*.templates], "
+                "docs/contacts.md); they stay unverified",
+                TEMPLATE,
+            )
         return []
     sent = []
     for contact in due(now):

@@ -340,3 +340,20 @@ def test_an_old_sheet_still_imports_and_a_second_contact_joins_the_first(tmp_pat
         importer.import_file(bad, plant, 3000)
     assert "紧急联系人2电话" in str(refused.value) and "没有电话" in str(refused.value)
     database.close()
+
+
+def test_no_verification_template_means_no_attempt_and_a_refused_number_starves_no_other(tencent_site):
+    tencent, clock, dispatcher, employee = tencent_site
+    now = int(clock.now().timestamp() * 1000)
+    first = contacts.add(employee, name="甲", relation="父亲", phone="13800138001", now_ms=now)
+    second = contacts.add(employee, name="乙", relation="母亲", phone="13800138002", now_ms=now + 1)
+    # an SMS account without the contact_verify template: nothing is tried (no refused attempt every hour)
+    bare = TencentSmsSettings(TC_ID, TC_SECRET, TC_APP, SIGN, {}, endpoint=tencent.url)
+    assert contacts.tick(Dispatcher([TencentSms(bare, clock=clock)], clock=clock), clock, zone=ZONE) == []
+    assert ContactAttempt.select().count() == 0 and tencent.sent == []
+    # the provider refuses the first number: it goes to the back of the queue, the second is asked next
+    template = TencentTemplate("2234567", ("name",), VERIFY_TEXT)
+    wrong = TencentSmsSettings(TC_ID, "wrong-secret", TC_APP, SIGN, {contacts.TEMPLATE: template}, endpoint=tencent.url)
+    refused = contacts.request(first, Dispatcher([TencentSms(wrong, clock=clock)], clock=clock), now_ms=now + 2)
+    assert refused is not None and not refused.ok
+    assert [c.id for c in contacts.due(now + 3, limit=1)] == [second.id]
