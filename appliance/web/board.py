@@ -171,7 +171,8 @@ def index() -> Any:
     )
     # the alerts carry answer forms (this user's CSRF token): rendered for each request, never shared
     alert_part = render_template("board_alerts.html", **_alerts_context()).encode()
-    return Response(rows + b"\n" + alert_part + b"\n" + status, mimetype="text/html")
+    # who has not shown up comes first: the alerts above the rows, as on the full page (board_live.html)
+    return Response(alert_part + b"\n" + rows + b"\n" + status, mimetype="text/html")
 
 
 def _alerts_context() -> dict[str, Any]:

@@ -102,6 +102,10 @@ def test_the_boards_page_shows_the_alert_at_once_and_an_answer_is_queued_as_a_pl
         assert not raw_codes(text, {"boss"})  # the user name
         partial = client.get(f"/?date={DAY}&partial=1").get_data(as_text=True)
         assert 'data-line="二线"' in partial, "the live board's fresh part carries the alert too"
+        for shown in (page, partial):  # who has not shown up first: the alert above the board's rows, both ways
+            assert shown.index('<section id="alerts"') < shown.index('<section id="attendance"'), (
+                "the alerts come first"
+            )
         answer = {"csrf": csrf_of(page), "employee": "1002", "date": DAY, "shift": "D", "kind": "contacted"}
         assert client.post("/board/alert/answer", data=answer).status_code == 302
         (req,) = ActionRequest.select()
