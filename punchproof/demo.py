@@ -548,7 +548,8 @@ Punchproof 演示已启动（工作目录 {demo.dir}）
 
 今天的演示（{zone_words(story.tz.key)}，一个班次压缩为 {pace.shift_min} 分钟）：
   {hhmm(story.start)}  白班开始（{hhmm(story.start)}–{hhmm(story.end)}，迟到宽限 {pace.grace_min} 分钟）；多数工人已打卡
-  {hhmm(story.tentative_at)}  看板上还没打卡的人显示“缺勤（待确认）”；{on_leave.name}（{ON_LEAVE}）病假中
+  {hhmm(story.tentative_at)}  看板上还没打卡的人显示“缺勤（待确认）”；{on_leave.name}（{ON_LEAVE}）病假中；
+         几秒内每条产线的主管收到一条未打卡提醒短信（列出未到的人，附看板链接），看板顶部可答复“已在产线看到”等
   {hhmm(late_at)}  {who(LATE)} 迟到到岗{f"；{who(EARLY)} 早退" if pace.checkout_after_min else ""}；{absent} 一直没来
   {hhmm(story.end)}  下班打卡
   {hhmm(story.confirmed_at)}  当天结论确认：总部为 {absent} 立案（{not_back} 为病假结束后未返岗），
@@ -560,7 +561,8 @@ Punchproof demo is running (working directory {demo.dir}).
   Head office (cloud)  http://127.0.0.1:{ports.cloud_web}/ (login above); plant board http://127.0.0.1:{ports.appliance_web}/,
   kiosk /kiosk; messages the channels "sent": {messages / "index.txt"}.
   Today, plant time, one shift compressed into {pace.shift_min} minutes: the day shift starts at {hhmm(story.start)};
-  from {hhmm(story.tentative_at)} whoever has not punched is "absent (tentative)" on the board;
+  from {hhmm(story.tentative_at)} whoever has not punched is "absent (tentative)" on the board, and within seconds
+  each line's manager gets one SMS alert listing them, with the board's link (answer it at the top of the board);
   {who_en(LATE)} come late; {who_en(ABSENT)} never come; the shift ends at {hhmm(story.end)};
   at {hhmm(story.confirmed_at)} the day is confirmed and head office opens their absence cases ({not_back}: not back
   after sick leave) and sends each a reminder by SMS and e-mail. What to click: docs/walkthrough.md.

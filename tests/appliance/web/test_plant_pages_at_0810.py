@@ -195,3 +195,31 @@ def test_a_full_pass_falls_due_when_a_shift_with_no_punch_turns_overdue(plant):
     assert plant.evaluator.why_full() == "time", "08:05: the board's status changes with no punch"
     plant.evaluator.run_once()
     assert status() == "overdue"
+
+
+def test_an_alert_opened_from_its_sms_on_a_phone_shows_every_answer_button_on_screen(plant, browser):
+    plant.clock.advance_to(local(2, 8, 21))  # past 08:00 + grace: 李四 has not punched, the alert is raised
+    plant.evaluator.run_once()
+    app = create_app(plant.settings, clock=plant.clock)
+    plant.db.bind(MODELS)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(f"http://127.0.0.1:{server.server_port}/login")
+        sign_in(page, "boss", PASSWORD)
+        page.goto(f"http://127.0.0.1:{server.server_port}/?date=2026-03-02&line=一线#alerts")
+        buttons = page.locator('#alerts tr.alert-worker[data-employee="1002"] button')
+        assert buttons.count() == 3, "已在产线看到, 已联系, 请假"
+        for n in range(3):
+            box = buttons.nth(n).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, f"answer {n} is off the phone's screen"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        shoot(page, "plant-alert-phone", {"phone": (390, 844)})
+    finally:
+        from appliance.web import live
+
+        live.stop_all()
+        server.shutdown()
+        thread.join(timeout=5)
