@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -86,7 +87,8 @@ class BoardPage(threading.Thread):
             time.sleep(max(0.0, 1.0 - (time.time() - started)))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant) -> None:
+    """``plant_type``: how the appliance's processes are run (bench/plant_burst_arm64.py: in an arm64 root)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="the burst's length (the brief: 10)")
     parser.add_argument("--workers", type=int, default=5000)
@@ -103,7 +105,7 @@ def main() -> None:
         default=None,
         help="run the appliance in a cgroup with a Pi 3's budget: 4 cores this many times slower than one here, 800 MB",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     budget = PiBudget(args.pi3_slowdown) if args.pi3_slowdown else None
     if budget:
         print(budget.describe(), flush=True)
@@ -111,7 +113,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="plant-burst-") as tmp:
         start_at = datetime.now(TZ) + timedelta(seconds=60 + window / 2)  # ~60 s to set up, then the window
         change = start_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        plant = Plant(Path(tmp), workers=args.workers, change_at=change, budget=budget)
+        plant = plant_type(Path(tmp), workers=args.workers, change_at=change, budget=budget)
         t0 = time.monotonic()
         plant.start()
         up = time.monotonic() - t0
