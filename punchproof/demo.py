@@ -141,6 +141,7 @@ union = "东莞市演示电子有限公司工会委员会"
 link_base = "http://127.0.0.1:{cloud_port}"
 report_to = "人力资源部（行政楼二楼）"
 hr_email = "hr-team@demo-factory.example.cn"
+hr_phone = "13800009999"
 union_email = "union@demo-factory.example.cn"
 """
 
