@@ -5,6 +5,8 @@ A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
     manifest.json                 what the bundle is about: employee, period, logs, witness; a case's
                                   bundle also its case and what the case must carry ("case", format 2)
     SHA256SUMS                    sha256sum -c of every other file
+    manifest.sig                  (format 5) Ed25519 over manifest.json's exact bytes, by the evidence key (else
+                                  the witness key); the manifest's "files" lists every other file's SHA-256
     keys/<kid>.pem                the appliances' public keys; keys/registry.json their validity
     keys/witness.pem              the cloud's witness key (pin it with --witness-key)
     logs/<n>/log.json             one appliance log: origin, the range [from_seq, to_size), and the
@@ -28,7 +30,8 @@ A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
                                   consistency.jsonl proves the checkpoints used one history, heads.jsonl gives
                                   each log's latest witnessed checkpoint at export and the first past its range
                                   (a log cut short fails)
-    report.html, report.pdf       the same Chinese report for people (the PDF embeds its CJK font)
+    report.html, report.pdf       the same Chinese report for people (the PDF embeds its CJK font); report.html
+                                  marks each punch time it shows (<time data-seq>), compared with the records
     MANUAL-CHECKS.md, FORMAT.md   how to check all this with OpenSSL alone, and the record format
 
 ``verify_bundle`` runs every check and reports each, with the gaps it found.
@@ -45,7 +48,8 @@ import re
 import zipfile
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -73,10 +77,21 @@ SUMS = "SHA256SUMS"
 # 2: the manifest may name a case ("case"); 3: the cloud's evidence log carries the appliance keys' registrations
 # and revocations (``keyreg``, ``keyrevoke``), and keys/registry.json a log's ``compromised_since_seq``; 4: the
 # witness checkpoints used are proven one history (witness/consistency.jsonl) and each log's latest witnessed
-# checkpoint is given (witness/heads.jsonl). FORMAT.md, "The evidence bundle"
-FORMAT = "punchproof-evidence/4"
-FORMATS = ("punchproof-evidence/1", "punchproof-evidence/2", "punchproof-evidence/3", FORMAT)  # others are refused
-LINKED_FORMATS = (FORMAT,)  # formats whose witness part carries consistency proofs and log heads
+# checkpoint is given (witness/heads.jsonl); 5: the manifest lists every file's hash and is signed (manifest.sig),
+# and report.html marks the times it shows (checked against the records). FORMAT.md, "The evidence bundle"
+FORMAT = "punchproof-evidence/5"
+FORMATS = (
+    "punchproof-evidence/1",
+    "punchproof-evidence/2",
+    "punchproof-evidence/3",
+    "punchproof-evidence/4",
+    FORMAT,
+)  # others are refused
+LINKED_FORMATS = ("punchproof-evidence/4", FORMAT)  # formats whose witness part carries consistency proofs, log heads
+SIGNED_FORMATS = (FORMAT,)  # formats whose manifest is signed and whose report's times are checked
+MANIFEST_SIG = "manifest.sig"  # raw Ed25519 over manifest.json's exact bytes (FORMAT.md, "The signed manifest")
+UNLISTED = (MANIFEST, MANIFEST_SIG, SUMS)  # the files a signed manifest's "files" cannot list
+REPORT = "report.html"
 STAMP_DELAY = timedelta(hours=24)  # the default policy: a punch stamped later than this after it is flagged
 KEY_TYPES = ("keyreg", "keyrevoke")  # the cloud's evidence log: appliance keys registered (or rotated in), revoked
 CLOCK_TOLERANCE_S = 120  # how far a record's own time may stray outside its witnessed bounds
@@ -332,6 +347,14 @@ def verify_bundle(
     else:
         report.add("witness key", True, f"taken from the bundle ({witness.kid}); pin it with --witness-key")
     registry = json.loads(files.get("keys/registry.json", b"[]"))
+    signed = manifest.get("format") in SIGNED_FORMATS
+    if signed:
+        _check_manifest(files, manifest, registry, witness, report)
+    else:
+        report.gaps.append(
+            f"本证据包为旧格式 {manifest.get('format', FORMATS[0])}：清单未签名，报告所示时间未与记录核对 / an older "
+            "format: its manifest is unsigned and its report's times were not compared with the records"
+        )
     report.untrusted = _compromised(files, manifest, registry)
     tails = [
         _verify_log(files, f"logs/{index}", manifest, registry, witness, report)
@@ -369,7 +392,188 @@ def verify_bundle(
                 _check_tail(report, tail, None)
     if "case" in manifest:  # whatever the format says: a case named is a case checked
         _verify_case(files, manifest, report)
+    if signed:
+        check_report_times(files, manifest, report)
     return report
+
+
+def manifest_signer(files: dict[str, bytes], manifest: dict[str, Any], registry: list[dict[str, Any]]) -> str:
+    """Which key must sign a bundle's manifest (FORMAT.md, "The signed manifest"): ``evidence`` (the cloud's evidence
+    key, the one signing the cloud's evidence log) when the bundle carries that log, else ``witness``."""
+    for index in range(len(manifest.get("logs", []))):
+        if json.loads(files.get(f"logs/{index}/log.json", b"{}")).get("kind") == "cloud":
+            return "evidence"
+    return "witness"
+
+
+def _check_manifest(
+    files: dict[str, bytes],
+    manifest: dict[str, Any],
+    registry: list[dict[str, Any]],
+    witness: VerifyKey,
+    report: Report,
+) -> None:
+    """A signed manifest (format 5): ``manifest.sig`` verifies over manifest.json's exact bytes under the key that
+    must sign it, and the manifest's ``files`` gives the SHA-256 of every other file, the reports included, and of
+    no file the bundle lacks. SHA256SUMS alone can be recomputed by anyone who edits a file; this cannot without
+    the cloud's key."""
+    name = "manifest signature"
+    sig = files.get(MANIFEST_SIG)
+    if sig is None:
+        report.add(
+            name,
+            False,
+            "证据包缺少清单签名 manifest.sig：无法确认清单及其所列文件（含报告）未在导出后被改动，请向出具方索取原始"
+            "证据包 / the bundle has no manifest.sig: nothing shows that the manifest and the files it lists (the "
+            "reports included) are as exported; ask the exporter for the original bundle",
+        )
+        return
+    signer = manifest_signer(files, manifest, registry)
+    kid = manifest.get("signed_by")
+    if signer == "witness":
+        key: VerifyKey | None = witness if kid == witness.kid else None
+    else:
+        origins = {
+            json.loads(files.get(f"logs/{i}/log.json", b"{}")).get("log")
+            for i in range(len(manifest.get("logs", [])))
+            if json.loads(files.get(f"logs/{i}/log.json", b"{}")).get("kind") == "cloud"
+        }
+        entry = next((e for e in registry if e.get("log") in origins and e.get("kid") == kid), None)
+        try:
+            key = VerifyKey.from_pem(files[f"keys/{entry['file']}"]) if entry else None
+        except (KeyError, LedgerError):
+            key = None
+    who_zh, who_en = (
+        ("云端证据密钥", "the cloud's evidence key") if signer == "evidence" else ("云端见证密钥", "the witness key")
+    )
+    if key is None or key.kid != kid:
+        report.add(
+            name,
+            False,
+            f"清单声明的签名密钥 {kid} 不是{who_zh}：清单不可信 / the manifest names signing key {kid}, which is not "
+            f"{who_en}",
+        )
+        return
+    try:
+        key.verify(sig, files[MANIFEST])
+    except LedgerError:
+        report.add(
+            name,
+            False,
+            "清单 manifest.json 与其签名不符：清单在导出后被改动过，证据包中的文件与报告不可信 / "
+            f"manifest.json does not match its signature by {who_en}: it was changed after export",
+        )
+        return
+    listed = manifest.get("files")
+    if not isinstance(listed, dict):
+        report.add(name, False, "清单没有文件哈希列表 files / the manifest lists no file hashes")
+        return
+    present = {n: d for n, d in files.items() if n not in UNLISTED}
+    changed = sorted(n for n, d in present.items() if listed.get(n) != hashlib.sha256(d).hexdigest())
+    missing = sorted(set(listed) - set(present))
+    if changed or missing:
+        report.add(
+            name,
+            False,
+            f"以下文件与签名清单所记哈希不符或不在清单中：{', '.join(changed) or '无'}；清单所列而缺少的文件："
+            f"{', '.join(missing) or '无'} / files altered or not in the signed manifest: {changed}; "
+            f"missing: {missing}",
+        )
+        return
+    report.add(
+        name,
+        True,
+        f"清单由{who_zh} {kid} 签名，所列 {len(listed)} 个文件均未改动 / signed by {who_en} {kid}; the "
+        f"{len(listed)} files it lists are as exported",
+    )
+
+
+def record_time(t_wall_ms: int) -> str:
+    """A record's own time as report.html's ``<time datetime>`` gives it: ISO 8601 in UTC, milliseconds."""
+    return datetime.fromtimestamp(t_wall_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+TIME_MISMATCH_ZH = "报告第 {seq} 条记录显示的时间与签名记录不符"
+
+
+class _TimeMarks(HTMLParser):
+    """Every ``<time data-log data-seq data-clock datetime>`` of report.html, with the text it shows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marks: list[dict[str, str]] = []
+        self._open: dict[str, str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "time":
+            self._open = {k: v or "" for k, v in attrs} | {"text": ""}
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._open["text"] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "time" and self._open is not None:
+            self.marks.append(self._open)
+            self._open = None
+
+
+def check_report_times(files: dict[str, bytes], manifest: dict[str, Any], report: Report) -> None:
+    """report.html shows each of the employee's punches at the times its signed record gives (FORMAT.md, "The
+    report's times"): every ``<time>`` it marks for a record (``data-log``, ``data-seq``; ``data-clock`` ``terminal``:
+    the terminal's ``term.t``, or ``appliance``: ``t_wall_ms``) carries that record's time and shows it, in the
+    plant's zone, and every disclosed punch is shown. A bundle without report.html (and whose signed manifest lists
+    none) has nothing to compare."""
+    name = "report times"
+    if REPORT not in files:
+        if REPORT in (manifest.get("files") or {}):
+            report.add(name, False, "缺少 report.html / report.html is missing")
+        return
+    parser = _TimeMarks()
+    parser.feed(files[REPORT].decode("utf-8", errors="replace"))
+    zones = {e.get("log"): _plant_zone(manifest, e.get("plant")) for e in manifest.get("logs", [])}
+    punches = {
+        (item["log"], item["seq"]): item["fields"]
+        for item in report.disclosed
+        if item["fields"].get("type") == "punch" and "t" in item["fields"].get("term", {})
+    }
+    wrong: list[str] = []
+    shown: set[tuple[str, int]] = set()
+    for mark in parser.marks:
+        try:
+            seq = int(mark.get("data-seq", ""))
+        except ValueError:
+            continue  # not a record's time
+        fields = punches.get((mark.get("data-log", ""), seq))
+        if fields is None:
+            wrong.append(f"报告第 {seq} 条记录不是本证据包披露的打卡 / record {seq} shown is no disclosed punch")
+            continue
+        shown.add((mark["data-log"], seq))
+        clock, text = mark.get("data-clock"), mark["text"].strip()
+        if clock == "terminal":
+            signed_t = fields["term"]["t"]
+            expected, ok = signed_t, mark.get("datetime") == signed_t and text == signed_t[11:19]
+        else:
+            local = datetime.fromtimestamp(fields["t_wall_ms"] / 1000, zones.get(mark["data-log"], ZoneInfo("UTC")))
+            expected = f"{local:%Y-%m-%d %H:%M:%S}"
+            ok = mark.get("datetime") == record_time(fields["t_wall_ms"]) and text in (expected, expected[11:])
+        if not ok:
+            wrong.append(
+                TIME_MISMATCH_ZH.format(seq=seq) + f"（显示 {text}，签名记录为 {expected}）/ the report shows record "
+                f"{seq} at {text}, its signed record says {expected}"
+            )
+    hidden = sorted(seq for log, seq in punches if (log, seq) not in shown)
+    if hidden:
+        wrong.append(
+            f"报告未显示第 {_seqs(hidden)} 条打卡记录 / the report leaves out disclosed punches {_seqs(hidden)}"
+        )
+    report.add(
+        name,
+        not wrong,
+        "; ".join(wrong)
+        or f"报告所显示的 {len(punches)} 条打卡的时间均与签名记录一致 / the report shows each of the {len(punches)} "
+        "punches at its signed record's times",
+    )
 
 
 DOCUMENT_DIRS = ("cloud/notices/", "cloud/documents/")  # where a bundle keeps what records name by hash

@@ -37,8 +37,18 @@ from cloud.evidence.tsa import TimestampError
 from cloud.evidence.witness_log import WitnessLog, witness_log
 from cloud.report_font import ReportFontMissing, find_font
 from cloud.store import Appliance, ApplianceKey, CloudCheckpoint, LogHead, LogRecord, Plant, Punch
-from ledger import VerifyKey
-from ledger.evidence import FORMAT, MANIFEST, SUMS, sha256sums, verify_bundle
+from ledger import SigningKey, VerifyKey
+from ledger.evidence import (
+    FORMAT,
+    MANIFEST,
+    MANIFEST_SIG,
+    SUMS,
+    UNLISTED,
+    Report,
+    check_report_times,
+    sha256sums,
+    verify_bundle,
+)
 from ledger.merkle import CompactRange, inclusion_proofs
 from ledger.ownertags import undisclosed_line
 from ledger.record import b64
@@ -181,6 +191,7 @@ def export_bundle(
     evidence_key: VerifyKey | None = None,
     case_ref: str | None = None,
     purpose: dict[str, object] | None = None,
+    manifest_key: SigningKey | None = None,
 ) -> bytes:
     """The bundle (ZIP bytes). With ``witness_log``, the cloud's log of cosigned checkpoints is sealed first
     and, when a TSA is configured, stamped for this export; its proofs go into ``witness/``. With
@@ -191,9 +202,15 @@ def export_bundle(
     (``cloud/documents/``), and ``punchproof verify`` fails a bundle without them. ``purpose`` says in the
     manifest what the bundle was made for (``injury_purpose``: a work-injury claim and its accident date); the
     report and MANUAL-CHECKS.md say it first (a bundle without one: the case's, or the employee's for the
-    period). Callers with a configuration use ``export_configured``."""
+    period). The manifest lists every file's hash and is signed (``manifest.sig``): with the evidence key when the
+    bundle carries the evidence log, else with the witness key (``witness_log``'s, or ``manifest_key``). Callers
+    with a configuration use ``export_configured``."""
     if last_day < first_day:
         raise ExportError("the period ends before it starts")
+    if evidence_log is None and witness_log is None and manifest_key is None:
+        raise ExportError(
+            "证据包的清单须签名：缺少见证密钥 / the bundle's manifest is signed: no witness key was given"
+        )
     if case_ref is not None and evidence_key is None:
         raise ExportError("本案证据包需要云端证据日志 / a case's bundle needs the cloud's evidence log")
     try:
@@ -284,6 +301,7 @@ def export_bundle(
     files["keys/registry.json"] = json.dumps(registry, ensure_ascii=False, indent=1).encode()
     files["keys/witness.pem"] = witness.pem().encode()
     made = clock.now().replace(microsecond=0)
+    files["FORMAT.md"] = resources.files("ledger").joinpath("FORMAT.md").read_bytes()
     manifest = {
         "format": FORMAT,
         "employee": employee,
@@ -298,17 +316,60 @@ def export_bundle(
         manifest["case"] = claim
     if purpose is not None:
         manifest["purpose"] = purpose
-    files[MANIFEST] = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
-    files["FORMAT.md"] = resources.files("ledger").joinpath("FORMAT.md").read_bytes()
+    # names the bundle on every page of its report: the hash of the evidence (the report cannot hold its own)
+    manifest["bundle_id"] = hashlib.sha256(sha256sums(files)).hexdigest()
+    sign = _manifest_signer(any(e.get("kind") == "cloud" for e in logs), evidence_log, witness_log, manifest_key)
     progress("verifying what will be exported")
-    result = verify_bundle(_zip({**files, SUMS: sha256sums(files)}, made), witness_key=witness)
+    result = verify_bundle(_zip(_signed(files, manifest, sign), made), witness_key=witness)
     progress("writing the report")
     files["MANUAL-CHECKS.md"] = manual_checks(manifest, files).encode()
     model = build_model(manifest, result, files)
     files["report.html"] = report_html(model).encode()
     files["report.pdf"] = report_pdf(model, font)
-    files[SUMS] = sha256sums(files)
+    files = _signed(files, manifest, sign)
+    checked = Report()  # the exporter's own report shows the signed records' times, or the bundle is not made
+    checked.disclosed = result.disclosed
+    check_report_times(files, json.loads(files[MANIFEST]), checked)
+    if not checked.ok:
+        raise ExportError(
+            f"报告与签名记录不符，未导出 / the report does not match the records: {checked.checks[-1].detail}"
+        )
     return _zip(files, made)
+
+
+Signer = Callable[[bytes], tuple[str, bytes]]
+
+
+def _manifest_signer(
+    cloud_log: bool, evidence_log: EvidenceLog | None, witness_log: WitnessLog | None, manifest_key: SigningKey | None
+) -> tuple[str, Signer]:
+    """The key that signs the manifest (``ledger.evidence.manifest_signer``): the evidence key when the bundle
+    carries the cloud's evidence log, else the witness key. Its kid, and how to sign with it."""
+    if cloud_log and evidence_log is not None:
+        kid = evidence_log.sign_manifest(b"")[0]
+        return kid, evidence_log.sign_manifest
+    if witness_log is not None:
+        return witness_log.sign_manifest(b"")[0], witness_log.sign_manifest
+    if evidence_log is not None:
+        return evidence_log.sign_manifest(b"", as_witness=True)[0], lambda data: evidence_log.sign_manifest(
+            data, as_witness=True
+        )
+    assert manifest_key is not None  # export_bundle refused a bundle without any of them
+    return manifest_key.verify_key.kid, lambda data: (manifest_key.verify_key.kid, manifest_key.sign(data))
+
+
+def _signed(files: dict[str, bytes], manifest: dict[str, object], sign: tuple[str, Signer]) -> dict[str, bytes]:
+    """``files`` with the manifest, which names its signer and lists every file's SHA-256, its signature
+    (``manifest.sig``) and SHA256SUMS (FORMAT.md, "The signed manifest")."""
+    kid, signer = sign
+    listed = {n: d for n, d in files.items() if n not in UNLISTED}
+    text = json.dumps(
+        {**manifest, "signed_by": kid, "files": {n: hashlib.sha256(d).hexdigest() for n, d in sorted(listed.items())}},
+        ensure_ascii=False,
+        indent=1,
+    ).encode()
+    out = {**listed, MANIFEST: text, MANIFEST_SIG: signer(text)[1]}
+    return {**out, SUMS: sha256sums(out)}
 
 
 def _zip(files: dict[str, bytes], made: datetime) -> bytes:

@@ -164,6 +164,12 @@ class EvidenceLog:
         self._clock = clock
         self.origin = origin
 
+    def sign_manifest(self, manifest: bytes, *, as_witness: bool = False) -> tuple[str, bytes]:
+        """An evidence bundle's manifest.json signed with the evidence key (FORMAT.md, "The signed manifest"), or the
+        witness key for a bundle without this log: the key's kid and the raw Ed25519 signature over those bytes."""
+        key = self._witness if as_witness else self._key
+        return key.verify_key.kid, key.sign(manifest)
+
     def catch_up(self, workers: Collection[tuple[str, str]] = ()) -> Appended:
         """Append what is not logged yet (attempts, then receipts, then people's actions) and checkpoint it. Each of
         ``workers`` (badge, plant) without a tag key in this log gets one, in a ``tagkey`` record: an export for a

@@ -11,7 +11,14 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from cloud.evidence.report_model import KEYS_NOTE, SCHEDULE_NOTE, VERIFY_STEPS, ReportModel, purpose
+from cloud.evidence.report_model import (
+    KEYS_NOTE,
+    SCHEDULE_NOTE,
+    SELF_CHECK_NOTE,
+    VERIFY_STEPS,
+    ReportModel,
+    purpose,
+)
 from ledger.errors import LedgerError
 from ledger.timestamp import manual_verify_command, verify_timestamp
 
@@ -20,7 +27,11 @@ _TEMPLATES = Environment(loader=PackageLoader("cloud.evidence", "templates"), au
 
 def report_html(model: ReportModel) -> str:
     return _TEMPLATES.get_template("evidence_report.html").render(
-        m=model, schedule_note=SCHEDULE_NOTE, steps=VERIFY_STEPS, keys_note=KEYS_NOTE
+        m=model,
+        schedule_note=SCHEDULE_NOTE,
+        steps=VERIFY_STEPS,
+        keys_note=KEYS_NOTE,
+        self_check_note=SELF_CHECK_NOTE,
     )
 
 
@@ -58,7 +69,7 @@ Unzip the bundle and run these commands in its folder. Each prints OK or the exp
 Every file is listed, the reports (report.html, report.pdf) included:
 
     sha256sum -c SHA256SUMS
-
+{_manifest_checks(files, registry)}
 ## 2. A record is exactly what the appliance signed (example: {example})
 
 {_leaf_steps(example, base, line, tagged)}
@@ -94,6 +105,36 @@ and the signature over `cosignature/v1`, `time T` and the body:
 `punchproof verify` recomputes every checkpoint's Merkle root from `leaves.txt` (RFC 9162; see
 FORMAT.md). Any record deleted, inserted, reordered or altered changes those roots.
 {_case_checks(manifest, files)}{_timestamp_checks(files)}"""
+
+
+def _manifest_checks(files: dict[str, bytes], registry: list[dict[str, Any]]) -> str:
+    """Section 1's second half: the signed manifest (FORMAT.md, "The signed manifest"), by the evidence key when the
+    bundle carries the cloud's evidence log, else by the witness key."""
+    cloud = next(
+        (
+            json.loads(data)["log"]
+            for name, data in sorted(files.items())
+            if name.endswith("/log.json") and json.loads(data).get("kind") == "cloud"
+        ),
+        None,
+    )
+    entry = next((r for r in registry if cloud is not None and r["log"] == cloud), None)
+    key, who = (
+        (f"keys/{entry['file']}", "the cloud's evidence key") if entry else ("keys/witness.pem", "the witness key")
+    )
+    return f"""
+Anyone who changed a file could have made SHA256SUMS again; not the manifest. `manifest.json` lists
+every other file's SHA-256, the reports included, and `manifest.sig` is {who}'s Ed25519 signature
+over its exact bytes. The first prints `Signature Verified Successfully`, the second OK for each file:
+
+    openssl pkeyutl -verify -pubin -inkey {key} -rawin -in manifest.json -sigfile manifest.sig
+    grep -oE '"[^"]+": "[0-9a-f]{{64}}"' manifest.json | grep -v '^"bundle_id"' \\
+      | sed 's/^"\\(.*\\)": "\\(.*\\)"$/\\2  \\1/' | sha256sum -c
+
+The report shows the times of the signed records; `punchproof verify` compares every time report.html
+marks (`<time data-seq>`) with its record ("report times"). The report's own check table is the
+exporter's self-check when it made the bundle, not proof.
+"""
 
 
 def _leaf_steps(example: str | None, base: str, line: int | str, tagged: bool) -> str:

@@ -19,7 +19,16 @@ from cloud.channels import names
 from cloud.clock import zone_words
 from cloud.escalation.policy import step_label
 from cloud.notices import templates as notice_templates
-from ledger.evidence import MANIFEST, THIRD_PARTY_TIME_FIX_EN, THIRD_PARTY_TIME_FIX_ZH, Event, Report, limit_zh, span_zh
+from ledger.evidence import (
+    MANIFEST,
+    THIRD_PARTY_TIME_FIX_EN,
+    THIRD_PARTY_TIME_FIX_ZH,
+    Event,
+    Report,
+    limit_zh,
+    record_time,
+    span_zh,
+)
 
 STATES = {0: "上班", 1: "下班", 2: "外出", 3: "外出返回", 4: "加班签到", 5: "加班签退"}
 VERIFY = {0: "密码", 1: "指纹", 2: "卡", 15: "人脸"}
@@ -27,6 +36,8 @@ CHECKS = {
     "archive": "压缩包",
     "SHA256SUMS": "文件未被改动",
     "manifest": "证据包说明",
+    "manifest signature": "清单签名与文件哈希",
+    "report times": "报告所示时间与签名记录一致",
     "witness key": "云端见证密钥",
     "witness log": "云端见证日志与可信时间戳",
     "key registrations": "设备公钥登记",
@@ -117,6 +128,12 @@ VERIFY_STEPS = (
 )
 
 
+SELF_CHECK_NOTE = (
+    "下表是导出程序在制作本证据包时对自身所做的检查，不是证明：本报告可能被改动，"
+    "请以 punchproof verify（或“如何独立核验”中的步骤）对证据包本身的核验结果为准。"
+)
+
+
 @dataclass(frozen=True)
 class PunchLine:
     terminal_time: str  # the terminal's own clock, plant time
@@ -129,6 +146,11 @@ class PunchLine:
     witnessed: str  # the cloud's cosignature time, the latest the record can have been made
     stamped: str = ""  # the earliest third-party (TSA) time that covers it, and how long after the punch
     stamp_late: bool = False  # stamped later than the policy allows, or not at all
+    # what report.html marks each time with, for punchproof verify to compare (``ledger.evidence.check_report_times``)
+    log: str = ""  # the record's log origin
+    seq: int = -1
+    terminal_iso: str = ""  # the record's term.t, as signed
+    appliance_iso: str = ""  # its t_wall_ms, ISO 8601 UTC
 
 
 @dataclass(frozen=True)
@@ -209,7 +231,7 @@ class ReportModel:
     timestamp: str  # whether a timestamp authority stamped the cloud's witness log for this export
     generated_at: str  # plant time
     generated_utc: datetime
-    bundle_id: str  # SHA-256 of manifest.json: names this bundle on every page
+    bundle_id: str  # manifest.json's bundle_id (the evidence files' SHA256SUMS, hashed): names it on every page
     ok: bool  # every check passed (signatures, hashes, proofs, stamps)
     verdict: str
     checks: tuple[CheckLine, ...]
@@ -305,7 +327,7 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
         timestamp=_timestamp(manifest.get("witness_log")),
         generated_at=f"{generated.astimezone(tz):%Y-%m-%d %H:%M:%S}（{zone_words(str(tz))}）",
         generated_utc=generated,
-        bundle_id=hashlib.sha256(files[MANIFEST]).hexdigest(),
+        bundle_id=str(manifest.get("bundle_id") or hashlib.sha256(files.get(MANIFEST, b"")).hexdigest()),
         ok=result.ok,
         verdict=VERDICTS[result.result],
         untimed=(result.untimed[0], THIRD_PARTY_TIME_FIX_ZH, result.untimed[1], THIRD_PARTY_TIME_FIX_EN)
@@ -589,6 +611,10 @@ def _punch(item: dict[str, Any], base: str, tz: ZoneInfo, limit: int) -> PunchLi
         + ("；设备密钥可能已泄露，此条不作为证据" if item.get("untrusted") else ""),
         stamped=stamped,
         stamp_late=late,
+        log=item["log"],
+        seq=item["seq"],
+        terminal_iso=term["t"],
+        appliance_iso=record_time(fields["t_wall_ms"]),
     )
 
 
@@ -686,6 +712,8 @@ def _files(manifest: dict[str, Any], files: dict[str, bytes]) -> tuple[FileLine,
     lines += [
         FileLine(name, "见 SHA256SUMS", about)
         for name, about in (
+            ("manifest.json", "清单：本证据包的内容与其中每个文件（含本报告）的 SHA-256"),
+            ("manifest.sig", "清单的签名（云端证据密钥，无证据日志时为见证密钥）"),
             ("report.html", "本报告（网页版）"),
             ("report.pdf", "本报告（PDF 版，内嵌中文字体）"),
             ("SHA256SUMS", "以上全部文件的 SHA-256，可用 sha256sum -c 核对"),

@@ -15,7 +15,7 @@ from pathlib import Path
 from fpdf import FPDF, FontFace
 from fpdf.enums import TableCellFillMode
 
-from cloud.evidence.report_model import KEYS_NOTE, SCHEDULE_NOTE, VERIFY_STEPS, ReportModel
+from cloud.evidence.report_model import KEYS_NOTE, SCHEDULE_NOTE, SELF_CHECK_NOTE, VERIFY_STEPS, ReportModel
 from cloud.report_font import CjkFont, truetype_subset
 
 FONT = "cjk"
@@ -67,7 +67,7 @@ def _draw(model: ReportModel, regular: tuple[Path, int], bold: tuple[Path, int])
     pdf.add_font(FONT, "B", str(bold[0]), collection_font_number=bold[1])
     pdf.set_creation_date(model.generated_utc)
     pdf.set_title(f"考勤电子证据报告 {model.employee} {model.period_from} 至 {model.period_to}")
-    pdf.set_subject(f"证据包 manifest.json SHA-256 {model.bundle_id}")
+    pdf.set_subject(f"证据包 bundle_id {model.bundle_id}")
     pdf.set_author("Punchproof")
     pdf.set_creator("Punchproof")
     pdf.set_lang("zh-CN")
@@ -144,7 +144,10 @@ def _summary(pdf: FPDF, model: ReportModel) -> None:
         ("云端见证密钥", model.witness_kid),
         ("可信时间戳", model.timestamp),
         ("生成时间", model.generated_at),
-        ("证据包标识", f"manifest.json SHA-256：{model.bundle_id}"),
+        (
+            "证据包标识",
+            f"{model.bundle_id}（manifest.json 的 bundle_id；清单经签名，列出本报告在内每个文件的 SHA-256）",
+        ),
     ]
     pdf.set_font(FONT, size=9)
     with pdf.table(col_widths=(28, 152), first_row_as_headings=False, line_height=5, **LAYOUT) as table:
@@ -242,7 +245,8 @@ def _keys(pdf: FPDF, model: ReportModel) -> None:
 
 
 def _checks(pdf: FPDF, model: ReportModel) -> None:
-    _heading(pdf, "校验结果")
+    _heading(pdf, "导出时自检（以 punchproof verify 的结果为准）/ Exporter's self-check")
+    _paragraph(pdf, SELF_CHECK_NOTE, color=GREY)
     pdf.set_font(FONT, size=8.5)
     with pdf.table(col_widths=(50, 16, 114), headings_style=HEADINGS, line_height=4.5, **LAYOUT) as table:
         heading = table.row()

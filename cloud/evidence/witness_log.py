@@ -82,6 +82,11 @@ class WitnessLog:
         self._stampers = ([stamper] if stamper is not None else []) + list(stampers)
         self.failures: list[str] = []  # what the TSAs that did not stamp in the last stamp_latest said
 
+    def sign_manifest(self, manifest: bytes) -> tuple[str, bytes]:
+        """An evidence bundle's manifest.json signed with the witness key (FORMAT.md, "The signed manifest"): its kid
+        and the raw Ed25519 signature over those exact bytes."""
+        return self._key.verify_key.kid, self._key.sign(manifest)
+
     @property
     def stamped(self) -> bool:
         """Whether any timestamp authority is configured to stamp this log."""

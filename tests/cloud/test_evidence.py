@@ -30,6 +30,7 @@ from tests.cloud.test_pinning import (
     assert_unpinned_and_untimed,
     assert_unpinned_is_never_a_pass,
 )
+from tests.cloud.test_punch_stamps import resign
 from tests.cloud.test_third_party_time import (
     assert_green_with_third_party_time,
     assert_never_green_without_third_party_time,
@@ -119,7 +120,11 @@ def unpack(bundle: bytes) -> dict[str, bytes]:
         return {n: archive.read(n) for n in archive.namelist()}
 
 
-def repack(files: dict[str, bytes], *, resum: bool = True) -> bytes:
+def repack(files: dict[str, bytes], *, resum: bool = True, key: SigningKey | None = None) -> bytes:
+    """The files zipped again; ``resum``: with SHA256SUMS made again; ``key``: the manifest signed again with it as
+    the employer could (``tests.cloud.test_punch_stamps.resign``)."""
+    if key is not None:
+        files = resign(files, key)
     if resum:
         files = {**files, SUMS: sha256sums({n: d for n, d in files.items() if n != SUMS})}
     out = io.BytesIO()
@@ -146,7 +151,7 @@ def test_the_bundle_verifies_and_tells_the_days_apart(world, tmp_path):
     assert any(c.name == "witness log" and "checkpoints in the cloud's signed log" in c.detail for c in report.checks)
     assert "2026-03-03" in html and "无打卡记录" in html
     assert "全部校验通过" not in html and "本证据包没有第三方时间戳" in html  # exported without a TSA: never green
-    assert "07:59:30 上班" in html
+    assert "07:59:30</time> 上班" in html  # the time marked for punchproof verify (issue #22.7)
     # an employee's bundle says first what it was made for (issue #19.11: before, only a case's named itself)
     made_for = f"本证据包为工号 {EMPLOYEE} 在 2026-03-02 至 2026-03-03 期间的考勤证据制作"
     assert html.index(made_for) < html.index("员工工号") and made_for in files["MANUAL-CHECKS.md"].decode()
@@ -304,7 +309,9 @@ def alter_without_resum(files):
 def test_tampering_is_detected(world, tamper, resum, expected):
     files = unpack(export(world))
     tamper(files)
-    report = verify_bundle(repack(files, resum=resum), witness_key=world["witness"].verify_key)
+    report = verify_bundle(
+        repack(files, resum=resum, key=world["evidence"] if resum else None), witness_key=world["witness"].verify_key
+    )
     assert not report.ok
     assert any(expected in problem for problem in failed(report)), failed(report)
 
@@ -319,7 +326,7 @@ def test_a_fork_signed_with_the_appliance_key_is_not_cosigned(world):
     entry["note"] = note.render(forked, [note.sign(forked, world["key"]), signatures[-1]])
     lines[0] = json.dumps(entry)
     files["logs/0/checkpoints.jsonl"] = ("\n".join(lines) + "\n").encode()
-    report = verify_bundle(repack(files), witness_key=world["witness"].verify_key)
+    report = verify_bundle(repack(files, key=world["evidence"]), witness_key=world["witness"].verify_key)
     assert not report.ok and any("checkpoint" in p for p in failed(report)), failed(report)
 
 
@@ -330,7 +337,7 @@ def test_a_registry_key_without_its_rotation_record_is_refused(world):
     mine = [k for k in keys if k["log"] == LOG]  # the cloud's evidence key comes after the appliance's
     mine[-1]["valid_from_seq"] += 7  # as if another key had signed between the rotation and here
     files["keys/registry.json"] = json.dumps(keys).encode()
-    report = verify_bundle(repack(files), witness_key=world["witness"].verify_key)
+    report = verify_bundle(repack(files, key=world["evidence"]), witness_key=world["witness"].verify_key)
     assert not report.ok
     expected = "no valid rotation record" if len(mine) > 1 else "not signed by a key valid for its position"
     assert any(expected in p for p in failed(report)), failed(report)
@@ -364,7 +371,9 @@ def test_a_pi_clock_set_wrong_is_flagged(tmp_path, hours):
     log.minutes(3, {1: (EMPLOYEE, 1)})
     clock.jump_wall(hours=-hours)  # the cloud witnesses it at the true time
     assert ingest.handle(topics.batch(PLANT, NAME), log.next_batch().encode()).ack.status == "ok"
-    bundle = export_bundle(EMPLOYEE, date(2026, 3, 1), date(2026, 3, 2), witness=witness.verify_key, clock=clock)
+    bundle = export_bundle(
+        EMPLOYEE, date(2026, 3, 1), date(2026, 3, 2), witness=witness.verify_key, clock=clock, manifest_key=witness
+    )
     report = verify_bundle(bundle, witness_key=witness.verify_key)
     db.close()
     assert any("clock was set wrong" in p for p in failed(report)), failed(report)
@@ -415,7 +424,9 @@ def test_days_before_the_appliance_recorded_read_uncovered_and_a_day_offline_ins
         log.add("boot", unclean=False, sw="test")
         log.minutes(30, punches)
         send()
-    bundle = export_bundle(EMPLOYEE, date(2026, 3, 2), date(2026, 3, 6), witness=witness.verify_key, clock=clock)
+    bundle = export_bundle(
+        EMPLOYEE, date(2026, 3, 2), date(2026, 3, 6), witness=witness.verify_key, clock=clock, manifest_key=witness
+    )
     files = unpack(bundle)
     report = verify_bundle(bundle, witness_key=witness.verify_key)
     model = build_model(json.loads(files["manifest.json"]), report, files)
@@ -464,7 +475,11 @@ def test_a_tsa_stamps_the_witness_log_at_export_and_openssl_agrees(world, tsa, t
     lines = [json.loads(line) for line in files["witness/checkpoints.jsonl"].decode().splitlines()]
     dropped = "".join(json.dumps({**x, "stamps": []}) + "\n" for x in lines).encode()
     assert_never_green_without_third_party_time(
-        files, repack({**files, "witness/checkpoints.jsonl": dropped}), tmp_path, world, report=False
+        files,
+        repack({**files, "witness/checkpoints.jsonl": dropped}, key=world["evidence"]),
+        tmp_path,
+        world,
+        report=False,
     )
     report = verify_bundle(bundle, witness_key=world["witness"].verify_key, tsa_roots=tsa.ca_pem)
     assert report.ok, failed(report)
@@ -480,10 +495,12 @@ def test_a_tsa_stamps_the_witness_log_at_export_and_openssl_agrees(world, tsa, t
 
 def test_a_stamp_from_an_untrusted_tsa_or_for_another_checkpoint_is_refused(world, tsa, tmp_path):
     files = unpack(stamped_export(world, tsa, tmp_path))
-    report = verify_bundle(repack(files), witness_key=world["witness"].verify_key, tsa_roots=b"")
+    report = verify_bundle(repack(files, key=world["evidence"]), witness_key=world["witness"].verify_key, tsa_roots=b"")
     assert not report.ok
     stamp = min(n for n in files if n.startswith("witness/stamps/"))
     other = TimestampClient(tsa.url, tsa.ca_pem).stamp(hashlib.sha256(b"another checkpoint").digest())
     files[stamp] = other.tsr
-    report = verify_bundle(repack(files), witness_key=world["witness"].verify_key, tsa_roots=tsa.ca_pem)
+    report = verify_bundle(
+        repack(files, key=world["evidence"]), witness_key=world["witness"].verify_key, tsa_roots=tsa.ca_pem
+    )
     assert not report.ok and any("timestamp" in p for p in failed(report)), failed(report)

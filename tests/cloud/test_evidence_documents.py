@@ -43,6 +43,7 @@ from tests.cloud.escalation.plantfeed import local, ms, new_engine, seed_case_to
 from tests.cloud.escalation.test_injury_claim import ACCIDENT
 from tests.cloud.escalation.test_wired_case import CheckpointedFeed
 from tests.cloud.test_evidence_pdf import html_text, pdf_text, squeeze
+from tests.cloud.test_punch_stamps import resign
 from tests.harness.clock import FrozenClock
 
 DAY = 86_400_000
@@ -65,6 +66,7 @@ class World:
     case_bundle: bytes
     accident_bundle: bytes
     witness_pem: Path
+    evidence: SigningKey  # the employer's evidence key: a stripped bundle's manifest signed again with it
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +140,7 @@ def world(tmp_path_factory) -> World:
         accident_bundle = bundle(day, day, purpose=purpose)
         pem = folder / "witness.pem"
         pem.write_text(witness.verify_key.pem(), encoding="utf-8")
-        return World(case.id, certificate, upload, drafts, case_bundle, accident_bundle, pem)
+        return World(case.id, certificate, upload, drafts, case_bundle, accident_bundle, pem, evidence)
     finally:
         database.close()
 
@@ -148,9 +150,10 @@ def _files(bundle: bytes) -> dict[str, bytes]:
         return {n: archive.read(n) for n in archive.namelist()}
 
 
-def _rezip(files: dict[str, bytes]) -> bytes:
-    """The bundle with files dropped or changed and SHA256SUMS recomputed, as someone stripping it would leave it."""
-    files = {n: d for n, d in files.items() if n != SUMS}
+def _rezip(files: dict[str, bytes], key: SigningKey) -> bytes:
+    """The bundle with files dropped or changed, its manifest signed again with ``key`` and SHA256SUMS recomputed, as
+    the employer stripping it would leave it."""
+    files = {n: d for n, d in resign(files, key).items() if n != SUMS}
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         for name, data in {**files, SUMS: sha256sums(files)}.items():
@@ -209,7 +212,7 @@ def test_verify_fails_a_case_bundle_without_the_certificate_or_the_upload(world,
     ref, cert, upload = f"case-{world.case_id}", world.certificate.pdf_sha256, world.upload.sha256
 
     # the certificate's PDF taken out: the case lists it
-    code, out = _verify(world, _rezip({n: d for n, d in files.items() if cert not in n}), tmp_path)
+    code, out = _verify(world, _rezip({n: d for n, d in files.items() if cert not in n}, world.evidence), tmp_path)
     (line,) = [line for line in out.splitlines() if "  FAIL  " in line]
     assert code == 1 and line.startswith(f"case {ref}"), out
     assert (
@@ -221,13 +224,13 @@ def test_verify_fails_a_case_bundle_without_the_certificate_or_the_upload(world,
     manifest = json.loads(files[MANIFEST])
     manifest["case"]["notices"].remove(cert)
     stripped = {n: d for n, d in files.items() if cert not in n} | {MANIFEST: json.dumps(manifest).encode()}
-    code, out = _verify(world, _rezip(stripped), tmp_path)
+    code, out = _verify(world, _rezip(stripped, world.evidence), tmp_path)
     (line,) = [line for line in out.splitlines() if "  FAIL  " in line]
     assert code == 1 and f"本案 {ref} 的证据包缺少：文书 1 份（SHA-256 {cert[:12]}）" in line, out
     assert f"lacks 1 documents its records name (SHA-256 {cert[:12]})" in line
 
     # the EMS receipt HR uploaded, taken out
-    code, out = _verify(world, _rezip({n: d for n, d in files.items() if upload not in n}), tmp_path)
+    code, out = _verify(world, _rezip({n: d for n, d in files.items() if upload not in n}, world.evidence), tmp_path)
     (line,) = [line for line in out.splitlines() if "  FAIL  " in line]
     assert code == 1 and f"本案 {ref} 的证据包缺少：文书 1 份（SHA-256 {upload[:12]}）" in line, out
 

@@ -8,6 +8,7 @@ the tampered bundles are made from it the way the employer, who holds the databa
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -25,7 +26,7 @@ from cloud.evidence.witness_log import WitnessLog, leaves
 from cloud.ingest.verifier import BatchIngest
 from cloud.store import WitnessCheckpoint, open_db
 from ledger import SigningKey, topics
-from ledger.evidence import SUMS, sha256sums, verify_bundle
+from ledger.evidence import MANIFEST, SUMS, sha256sums, verify_bundle
 from ledger.merkle import inclusion_proofs
 from ledger.witnesslog import note_digest
 from tests.cloud.test_third_party_time import verify_cli
@@ -95,7 +96,15 @@ def build_world(tmp_path) -> dict:
     )
     latest = WitnessCheckpoint.select().order_by(WitnessCheckpoint.size.desc()).first()
     everything = list(leaves(latest.size))  # what the employer's database holds, for the forgeries below
-    return {"db": db, "tsa": tsa, "witness": witness, "bundle": bundle, "clock": clock, "witness_leaves": everything}
+    return {
+        "db": db,
+        "tsa": tsa,
+        "witness": witness,
+        "evidence": evidence,
+        "bundle": bundle,
+        "clock": clock,
+        "witness_leaves": everything,
+    }
 
 
 _BUILT: list[dict] = []
@@ -125,7 +134,20 @@ def unpack(bundle: bytes) -> dict[str, bytes]:
         return {n: archive.read(n) for n in archive.namelist()}
 
 
-def repack(files: dict[str, bytes]) -> bytes:
+def resign(files: dict[str, bytes], key: SigningKey) -> dict[str, bytes]:
+    """What the employer, who holds the keys, can do after editing a bundle: list the files' new hashes in the
+    manifest, sign it again (``key``: the bundle's evidence key) and make SHA256SUMS again."""
+    manifest = json.loads(files[MANIFEST])
+    unlisted = (MANIFEST, "manifest.sig", SUMS)
+    manifest["files"] = {n: hashlib.sha256(d).hexdigest() for n, d in sorted(files.items()) if n not in unlisted}
+    manifest["signed_by"] = key.verify_key.kid
+    text = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
+    return {**files, MANIFEST: text, "manifest.sig": key.sign(text)}
+
+
+def repack(files: dict[str, bytes], key: SigningKey | None = None) -> bytes:
+    """The files zipped again with SHA256SUMS made again; with ``key``, the manifest signed again (``resign``)."""
+    files = resign(files, key) if key is not None else files
     files = {**files, SUMS: sha256sums({n: d for n, d in files.items() if n != SUMS})}
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
@@ -191,7 +213,7 @@ def test_each_punch_shows_the_earliest_stamp_covering_it_and_its_delay(world):
 def test_a_punch_whose_stamps_were_dropped_is_flagged_late(world, tmp_path):
     """The employer deletes the 08:59 stamp and exports again: only the export's stamp, a day later, covers Monday's
     punch. Before, the bundle passed in full (every checkpoint under some stamp)."""
-    bundle = repack(stamps_dropped(world))
+    bundle = repack(stamps_dropped(world), world["evidence"])
     report = verify(bundle, world)
     assert report.ok, [c for c in report.checks if not c.ok]
     assert report.result == "late"
@@ -211,7 +233,7 @@ def test_stamps_obtained_three_days_later_are_flagged_unless_the_policy_allows_t
     late = TimestampClient(world["tsa"].url, world["tsa"].ca_pem).stamp(note_digest(item["note"]))
     (stamp,) = item["stamps"]
     files[stamp["file"]] = late.tsr
-    bundle = repack(files)
+    bundle = repack(files, world["evidence"])
     report = verify(bundle, world)
     assert report.ok and report.result == "late"
     assert len(report.late) == 2 and all("才取得时间戳" in zh for zh, _en in report.late)
@@ -234,7 +256,7 @@ def test_a_punch_no_stamp_covers_is_named(world, tmp_path):
                 del files[stamp["file"]]
             item["stamps"] = []
     files["witness/checkpoints.jsonl"] = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines).encode()
-    report = verify(repack(files), world)
+    report = verify(repack(files, world["evidence"]), world)
     assert report.ok and report.result == "untimed"
     tuesday = max(punches(report), key=lambda d: d["seq"])
     assert tuesday["stamped"] is None

@@ -82,7 +82,7 @@ def test_an_appliance_that_stopped_is_a_gap_said_so(world):
 def test_a_log_cut_after_a_checkpoint_fails(world, tmp_path):
     files = unpack(world["bundle"])
     kept = cut_after_first_checkpoint(files)
-    report = verify(repack(files), world)
+    report = verify(repack(files, world["evidence"]), world)
     assert not report.ok, "the witness log recorded more of the log, and no checkpoint past the cut is given"
     assert any("却未给出其后见证的第一个检查点" in c.detail for c in report.checks if not c.ok)
     assert len(punches(report)) == 1, "Tuesday's punch went with the tail"
@@ -96,7 +96,7 @@ def test_a_log_cut_after_a_checkpoint_fails(world, tmp_path):
     )
     heads = [h for h in heads if h.get("role") != "next" or h["log"] != LOG] + [{**after, "log": LOG, "role": "next"}]
     files["witness/heads.jsonl"] = "".join(json.dumps(h) + "\n" for h in heads).encode()
-    bundle = repack(files)
+    bundle = repack(files, world["evidence"])
     report = verify(bundle, world)
     failed = [c.detail for c in report.checks if not c.ok]
     size = _entry(json.dumps(after))["size"]
@@ -106,6 +106,6 @@ def test_a_log_cut_after_a_checkpoint_fails(world, tmp_path):
 
     # the forger leaves out the witnessed sizes as well: a format 4 bundle must give them
     files["witness/heads.jsonl"] = b""
-    report = verify(repack(files), world)
+    report = verify(repack(files, world["evidence"]), world)
     assert not report.ok
     assert any("未给出见证服务器所记录的该日志最新长度" in c.detail for c in report.checks if not c.ok)

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import GENESIS_PREV, Malformed, SignedRecord, SigningKey, make_record, note, parse
-from ledger.evidence import FORMAT, SUMS, sha256sums, verify_bundle
+from ledger.evidence import SUMS, sha256sums, verify_bundle
 from ledger.merkle import CompactRange, inclusion_proofs, root
 from ledger.ownertags import TagKeys, appliance_owner, late_tag_bodies, undisclosed_line
 from ledger.record import TAG_SIZE, b64, employee_of, owner_tag
@@ -204,7 +204,7 @@ def bundle(
     ).encode()
     files["manifest.json"] = json.dumps(
         {
-            "format": FORMAT,
+            "format": "punchproof-evidence/4",  # unsigned (signed manifests: tests/cloud/test_report_checked.py)
             "employee": employee,
             "period": {"from": "2026-03-02", "to": "2026-03-02"},
             "plants": [{"id": "p1", "name": "P", "timezone": "Asia/Shanghai"}],

@@ -15,6 +15,7 @@ import sys
 import zipfile
 from contextlib import ExitStack
 from datetime import date
+from pathlib import Path
 
 import pytest
 from werkzeug.security import generate_password_hash
@@ -28,15 +29,24 @@ from cloud.evidence.log import ORIGIN, create_key
 from cloud.notices.records import NoticeDocument
 from cloud.store import Account, database, open_db
 from cloud.web import create_app
+from ledger import SigningKey
 from ledger.evidence import MANIFEST, SUMS, sha256sums, verify_bundle
 from tests.cloud.escalation import wiring
 from tests.cloud.escalation.plantfeed import day_passes, local, ms
 from tests.cloud.escalation.test_wired_case import CheckpointedFeed
+from tests.cloud.test_punch_stamps import resign
 from tests.harness.raw_codes import raw_codes, visible_text
 from tests.harness.wait import wait_until
 
 PASSWORD = "a long enough password"
-VOLATILE = ("witness/", "report.", "MANUAL-CHECKS.md", MANIFEST, "SHA256SUMS")  # differ between two exports
+VOLATILE = (
+    "witness/",
+    "report.",
+    "MANUAL-CHECKS.md",
+    MANIFEST,
+    "manifest.sig",
+    "SHA256SUMS",
+)  # differ between two exports
 
 
 @pytest.fixture
@@ -208,9 +218,10 @@ def _cli(*args: object) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _rezip(files: dict[str, bytes]) -> bytes:
-    """The bundle as an attacker would leave it: files dropped or changed, SHA256SUMS recomputed."""
-    files = {n: d for n, d in files.items() if n != SUMS}
+def _rezip(files: dict[str, bytes], key: SigningKey) -> bytes:
+    """The bundle as the employer could leave it: files dropped or changed, the manifest signed again with ``key``
+    (the cloud's evidence key), SHA256SUMS recomputed."""
+    files = {n: d for n, d in resign(files, key).items() if n != SUMS}
     files[SUMS] = sha256sums(files)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
@@ -228,6 +239,7 @@ def _verify_fails_a_case_bundle_without_the_cases_contacts_and_notices(wired, ca
     assert f"case case-{case.id}" in ok.stdout and f"本案 case-{case.id} 的证据齐全" in ok.stdout
 
     files = _files(path.read_bytes())
+    key = SigningKey.load(Path(wired.settings.evidence_key_path))  # the employer holds it
     claim = json.loads(files[MANIFEST])["case"]
     (base,) = [n.rsplit("/", 1)[0] for n in files if n.endswith("/log.json") and b'"kind": "cloud"' in files[n]]
     listed = claim["contacts"] + claim["receipts"] + claim["actions"]
@@ -238,7 +250,7 @@ def _verify_fails_a_case_bundle_without_the_cases_contacts_and_notices(wired, ca
         and not any(n.startswith((f"{base}/records/{seq}.", f"{base}/requests/{seq}")) for seq in listed)
     }
     tampered = tmp_path / "stripped.zip"
-    tampered.write_bytes(_rezip(stripped))
+    tampered.write_bytes(_rezip(stripped, key))
     failed = _cli("verify", tampered, *pin)
     assert failed.returncode == 1, failed.stdout
     lines = [line for line in failed.stdout.splitlines() if "  FAIL  " in line]
@@ -258,13 +270,13 @@ def _verify_fails_a_case_bundle_without_the_cases_contacts_and_notices(wired, ca
     del manifest["logs"][index]
     whole = {n: d for n, d in stripped.items() if not n.startswith(f"{base}/")}
     whole[MANIFEST] = json.dumps(manifest).encode()
-    tampered.write_bytes(_rezip(whole))
+    tampered.write_bytes(_rezip(whole, key))
     failed = _cli("verify", tampered, *pin)
     assert failed.returncode == 1 and "缺少云端证据日志" in failed.stdout, failed.stdout
 
     # a format this verifier does not know is refused, not guessed at
     manifest = json.loads(files[MANIFEST])
     manifest["format"] = "punchproof-evidence/9"
-    tampered.write_bytes(_rezip({**files, MANIFEST: json.dumps(manifest).encode()}))
+    tampered.write_bytes(_rezip({**files, MANIFEST: json.dumps(manifest).encode()}, key))
     failed = _cli("verify", tampered, *pin)
     assert failed.returncode == 1 and "证据包格式 punchproof-evidence/9 未知" in failed.stdout, failed.stdout
