@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import logging
 
-import peewee as pw
-
 from cloud.alerts.models import AlertCursor, MissedAlert
-from cloud.store import Appliance, LogHead, LogRecord, database
+from cloud.ingest.record_cursor import copy_new
 
 log = logging.getLogger(__name__)
 READ_LIMIT = 5_000  # records looked at per appliance and tick
@@ -21,43 +19,13 @@ READ_LIMIT = 5_000  # records looked at per appliance and tick
 
 def read_new(now_ms: int, limit: int = READ_LIMIT) -> int:
     """Copy the alert records stored since each appliance's cursor into ``MissedAlert``; how many."""
-    behind = (
-        LogHead.select(LogHead.appliance, LogHead.seq, Appliance.plant)
-        .join(Appliance, on=(Appliance.id == LogHead.appliance))
-        .join(AlertCursor, pw.JOIN.LEFT_OUTER, on=(AlertCursor.appliance == LogHead.appliance))
-        .where(LogHead.seq > pw.fn.COALESCE(AlertCursor.seq, -1))
-        .tuples()
+    return copy_new(
+        AlertCursor,
+        "alert",
+        MissedAlert,
+        lambda appliance, plant, seq, data, t_wall_ms: _alert(appliance, plant, seq, data, t_wall_ms, now_ms),
+        limit,
     )
-    db = database.obj
-    sqlite = isinstance(db, pw.SqliteDatabase)
-    count = 0
-    for appliance_id, head, plant_id in list(behind):
-        AlertCursor.insert(appliance=appliance_id, seq=-1).on_conflict_ignore().execute()
-        with db.atomic("IMMEDIATE") if sqlite else db.atomic():  # the cursor row is the lock
-            query = AlertCursor.select().where(AlertCursor.appliance == appliance_id)
-            done = (query if sqlite else query.for_update()).get().seq
-            upto = min(head, done + limit)
-            if upto <= done:
-                continue
-            rows = (
-                LogRecord.select(LogRecord.seq, LogRecord.data, LogRecord.t_wall_ms)
-                .where(
-                    (LogRecord.appliance == appliance_id)
-                    & (LogRecord.seq > done)
-                    & (LogRecord.seq <= upto)
-                    & (LogRecord.type == "alert")
-                )
-                .order_by(LogRecord.seq)
-                .tuples()
-            )
-            values = [
-                v for v in (_alert(appliance_id, plant_id, s, bytes(d), t, now_ms) for s, d, t in rows) if v is not None
-            ]
-            if values:
-                MissedAlert.insert_many(values).on_conflict_ignore().execute()
-                count += len(values)
-            AlertCursor.update(seq=upto).where(AlertCursor.appliance == appliance_id).execute()
-    return count
 
 
 def _alert(appliance_id: int, plant_id: str, seq: int, data: bytes, t_wall_ms: int, now_ms: int) -> dict | None:

@@ -28,13 +28,12 @@ import logging
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-import peewee as pw
-
 from cloud.clock import Clock, to_ms
 from cloud.escalation import actions, timeline
 from cloud.escalation.cases import locked_case
 from cloud.escalation.models import AbsenceCase, ActionCursor, CaseDay, CaseTask, PlantAction
-from cloud.store import Appliance, LogHead, LogRecord, Plant, database
+from cloud.ingest.record_cursor import copy_new
+from cloud.store import Appliance, Plant
 
 log = logging.getLogger(__name__)
 ACTS = {  # what the plant recorded: its words, and the pause it puts on the case (None: shown only)
@@ -84,44 +83,10 @@ def file_new(clock: Clock) -> list[str]:
 
 def read_new(limit: int = READ_LIMIT) -> int:
     """Copy the action records stored since each appliance's cursor into ``PlantAction``; how many."""
-    behind = (
-        LogHead.select(LogHead.appliance, LogHead.seq, Appliance.plant)
-        .join(Appliance, on=(Appliance.id == LogHead.appliance))
-        .join(ActionCursor, pw.JOIN.LEFT_OUTER, on=(ActionCursor.appliance == LogHead.appliance))
-        .where(LogHead.seq > pw.fn.COALESCE(ActionCursor.seq, -1))
-        .tuples()
-    )
-    db = database.obj
-    sqlite = isinstance(db, pw.SqliteDatabase)
-    count = 0
-    for appliance_id, head, plant_id in list(behind):
-        ActionCursor.insert(appliance=appliance_id, seq=-1).on_conflict_ignore().execute()
-        with db.atomic("IMMEDIATE") if sqlite else db.atomic():  # the cursor row is the lock, as for day facts
-            query = ActionCursor.select().where(ActionCursor.appliance == appliance_id)
-            done = (query if sqlite else query.for_update()).get().seq
-            upto = min(head, done + limit)
-            if upto <= done:
-                continue
-            rows = (
-                LogRecord.select(LogRecord.seq, LogRecord.data)
-                .where(
-                    (LogRecord.appliance == appliance_id)
-                    & (LogRecord.seq > done)
-                    & (LogRecord.seq <= upto)
-                    & (LogRecord.type == "action")
-                )
-                .order_by(LogRecord.seq)
-                .tuples()
-            )
-            values = [v for v in (_action(appliance_id, plant_id, seq, bytes(data)) for seq, data in rows) if v]
-            if values:
-                PlantAction.insert_many(values).on_conflict_ignore().execute()
-                count += len(values)
-            ActionCursor.update(seq=upto).where(ActionCursor.appliance == appliance_id).execute()
-    return count
+    return copy_new(ActionCursor, "action", PlantAction, _action, limit)
 
 
-def _action(appliance_id: int, plant_id: str, seq: int, data: bytes) -> dict[str, object] | None:
+def _action(appliance_id: int, plant_id: str, seq: int, data: bytes, _t_wall_ms: int = 0) -> dict[str, object] | None:
     try:
         body = json.loads(data)
         act, emp, day = str(body["act"]), str(body["emp"]), str(body["date"])
