@@ -70,6 +70,7 @@ from ledger.record import (
     tagged_leaf,
     unb64,
 )
+from ledger.timestamp import verify_timestamp
 from ledger.witnesslog import verify_witness
 
 MANIFEST = "manifest.json"
@@ -90,7 +91,8 @@ FORMATS = (
 LINKED_FORMATS = ("punchproof-evidence/4", FORMAT)  # formats whose witness part carries consistency proofs, log heads
 SIGNED_FORMATS = (FORMAT,)  # formats whose manifest is signed and whose report's times are checked
 MANIFEST_SIG = "manifest.sig"  # raw Ed25519 over manifest.json's exact bytes (FORMAT.md, "The signed manifest")
-UNLISTED = (MANIFEST, MANIFEST_SIG, SUMS)  # the files a signed manifest's "files" cannot list
+MANIFEST_TSR = "manifest.tsr"  # an RFC 3161 stamp over manifest.json's SHA-256, where a TSA is configured
+UNLISTED = (MANIFEST, MANIFEST_SIG, MANIFEST_TSR, SUMS)  # the files a signed manifest's "files" cannot list
 REPORT = "report.html"
 STAMP_DELAY = timedelta(hours=24)  # the default policy: a punch stamped later than this after it is flagged
 KEY_TYPES = ("keyreg", "keyrevoke")  # the cloud's evidence log: appliance keys registered (or rotated in), revoked
@@ -349,7 +351,7 @@ def verify_bundle(
     registry = json.loads(files.get("keys/registry.json", b"[]"))
     signed = manifest.get("format") in SIGNED_FORMATS
     if signed:
-        _check_manifest(files, manifest, registry, witness, report)
+        _check_manifest(files, manifest, registry, witness, report, tsa_roots)
     else:
         report.gaps.append(
             f"本证据包为旧格式 {manifest.get('format', FORMATS[0])}：清单未签名，报告所示时间未与记录核对 / an older "
@@ -412,6 +414,7 @@ def _check_manifest(
     registry: list[dict[str, Any]],
     witness: VerifyKey,
     report: Report,
+    tsa_roots: bytes | None = None,
 ) -> None:
     """A signed manifest (format 5): ``manifest.sig`` verifies over manifest.json's exact bytes under the key that
     must sign it, and the manifest's ``files`` gives the SHA-256 of every other file, the reports included, and of
@@ -480,11 +483,25 @@ def _check_manifest(
             f"missing: {missing}",
         )
         return
+    stamped_zh, stamped_en = "；清单本身没有第三方时间戳", "; the manifest itself carries no third-party timestamp"
+    if MANIFEST_TSR in files:  # by the TSA that stamps the witness log (its root: --tsa-ca, or the bundle's)
+        roots = tsa_roots if tsa_roots is not None else files.get("witness/tsa-ca.pem", b"")
+        try:
+            when = verify_timestamp(files[MANIFEST_TSR], hashlib.sha256(files[MANIFEST]).digest(), roots)
+        except LedgerError as err:
+            report.add(
+                name,
+                False,
+                f"清单的时间戳 manifest.tsr 与清单不符或不可信：{err} / manifest.tsr does not stamp this manifest",
+            )
+            return
+        stamped_zh = f"；时间戳机构于 {when:%Y-%m-%d %H:%M:%S} UTC 为其盖章"
+        stamped_en = f"; stamped by the TSA at {when:%Y-%m-%d %H:%M:%S} UTC"
     report.add(
         name,
         True,
-        f"清单由{who_zh} {kid} 签名，所列 {len(listed)} 个文件均未改动 / signed by {who_en} {kid}; the "
-        f"{len(listed)} files it lists are as exported",
+        f"清单由{who_zh} {kid} 签名，所列 {len(listed)} 个文件均未改动{stamped_zh} / signed by {who_en} {kid}; the "
+        f"{len(listed)} files it lists are as exported{stamped_en}",
     )
 
 

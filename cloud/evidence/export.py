@@ -42,6 +42,7 @@ from ledger.evidence import (
     FORMAT,
     MANIFEST,
     MANIFEST_SIG,
+    MANIFEST_TSR,
     SUMS,
     UNLISTED,
     Report,
@@ -326,7 +327,7 @@ def export_bundle(
     model = build_model(manifest, result, files)
     files["report.html"] = report_html(model).encode()
     files["report.pdf"] = report_pdf(model, font)
-    files = _signed(files, manifest, sign)
+    files = _signed(files, manifest, sign, witness_log.stamp_manifest if witness_log is not None else None)
     checked = Report()  # the exporter's own report shows the signed records' times, or the bundle is not made
     checked.disclosed = result.disclosed
     check_report_times(files, json.loads(files[MANIFEST]), checked)
@@ -358,7 +359,12 @@ def _manifest_signer(
     return manifest_key.verify_key.kid, lambda data: (manifest_key.verify_key.kid, manifest_key.sign(data))
 
 
-def _signed(files: dict[str, bytes], manifest: dict[str, object], sign: tuple[str, Signer]) -> dict[str, bytes]:
+def _signed(
+    files: dict[str, bytes],
+    manifest: dict[str, object],
+    sign: tuple[str, Signer],
+    stamp: Callable[[bytes], bytes | None] | None = None,
+) -> dict[str, bytes]:
     """``files`` with the manifest, which names its signer and lists every file's SHA-256, its signature
     (``manifest.sig``) and SHA256SUMS (FORMAT.md, "The signed manifest")."""
     kid, signer = sign
@@ -369,6 +375,9 @@ def _signed(files: dict[str, bytes], manifest: dict[str, object], sign: tuple[st
         indent=1,
     ).encode()
     out = {**listed, MANIFEST: text, MANIFEST_SIG: signer(text)[1]}
+    token = stamp(text) if stamp is not None else None  # a TSA's stamp over it, where one is configured
+    if token is not None:
+        out[MANIFEST_TSR] = token
     return {**out, SUMS: sha256sums(out)}
 
 

@@ -16,6 +16,7 @@ ingest workers may all seal: the second finds nothing new.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -86,6 +87,16 @@ class WitnessLog:
         """An evidence bundle's manifest.json signed with the witness key (FORMAT.md, "The signed manifest"): its kid
         and the raw Ed25519 signature over those exact bytes."""
         return self._key.verify_key.kid, self._key.sign(manifest)
+
+    def stamp_manifest(self, manifest: bytes) -> bytes | None:
+        """An RFC 3161 stamp over an evidence bundle's manifest.json (its SHA-256) by the first configured TSA that
+        gives one (FORMAT.md, "The signed manifest"); None when none is configured or none answered (logged)."""
+        for stamper in self._stampers:
+            try:
+                return stamper.stamp(hashlib.sha256(manifest).digest()).tsr
+            except TimestampError as err:
+                log.error("the TSA at %s did not stamp the bundle's manifest: %s", stamper.url, err)
+        return None
 
     @property
     def stamped(self) -> bool:

@@ -138,11 +138,12 @@ def resign(files: dict[str, bytes], key: SigningKey) -> dict[str, bytes]:
     """What the employer, who holds the keys, can do after editing a bundle: list the files' new hashes in the
     manifest, sign it again (``key``: the bundle's evidence key) and make SHA256SUMS again."""
     manifest = json.loads(files[MANIFEST])
-    unlisted = (MANIFEST, "manifest.sig", SUMS)
+    unlisted = (MANIFEST, "manifest.sig", "manifest.tsr", SUMS)
     manifest["files"] = {n: hashlib.sha256(d).hexdigest() for n, d in sorted(files.items()) if n not in unlisted}
     manifest["signed_by"] = key.verify_key.kid
     text = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
-    return {**files, MANIFEST: text, "manifest.sig": key.sign(text)}
+    kept = {n: d for n, d in files.items() if n != "manifest.tsr"}  # the TSA's stamp was of the manifest before
+    return {**kept, MANIFEST: text, "manifest.sig": key.sign(text)}
 
 
 def repack(files: dict[str, bytes], key: SigningKey | None = None) -> bytes:

@@ -34,7 +34,9 @@ def fix_hashes(files: dict[str, bytes], key: SigningKey | None = None) -> dict[s
     manifest = json.loads(files[MANIFEST])
     if "files" in manifest:
         manifest["files"] = {
-            n: hashlib.sha256(d).hexdigest() for n, d in sorted(files.items()) if n not in (MANIFEST, SIG, SUMS)
+            n: hashlib.sha256(d).hexdigest()
+            for n, d in sorted(files.items())
+            if n not in (MANIFEST, SIG, "manifest.tsr", SUMS)
         }
     if key is not None:
         manifest["signed_by"] = key.verify_key.kid
@@ -138,3 +140,15 @@ def test_the_manifest_checks_by_hand_with_openssl_as_written(world, tmp_path):
     (tmp_path / "report.html").write_text(html)
     done = subprocess.run(["bash", "-c", block], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert done.returncode != 0 and "report.html: FAILED" in done.stdout, done.stdout
+
+
+def test_the_manifest_is_stamped_and_a_manifest_signed_again_is_not(world):
+    """Where a TSA is configured, it stamps the manifest at export (manifest.tsr): the employer who edits the report
+    and signs the manifest again has a stamp for another manifest, and verify says so."""
+    files = unpack(world["bundle"])
+    assert "manifest.tsr" in files
+    (check,) = [c for c in verify(world["bundle"], world).checks if c.name == "manifest signature"]
+    assert "时间戳机构于 2026-03-03 02:00:00 UTC 为其盖章" in check.detail, check.detail
+    html, _earlier = edit_first_time(files["report.html"].decode())
+    report = verify(repack(fix_hashes({**files, "report.html": html.encode()}, world["evidence"])), world)
+    assert "清单的时间戳 manifest.tsr 与清单不符" in failed(report), failed(report)
