@@ -66,10 +66,7 @@ Unzip the bundle and run these commands in its folder. Each prints OK or the exp
 
 ## 1. No file was changed since export
 
-Every file is listed, the reports (report.html, report.pdf) included:
-
-    sha256sum -c SHA256SUMS
-{_manifest_checks(files, registry)}
+Every file is listed, the reports (report.html, report.pdf) included.{_manifest_checks(files, registry)}
 ## 2. A record is exactly what the appliance signed (example: {example})
 
 {_leaf_steps(example, base, line, tagged)}
@@ -122,11 +119,13 @@ def _manifest_checks(files: dict[str, bytes], registry: list[dict[str, Any]]) ->
     key, who = (
         (f"keys/{entry['file']}", "the cloud's evidence key") if entry else ("keys/witness.pem", "the witness key")
     )
-    return f"""
-Anyone who changed a file could have made SHA256SUMS again; not the manifest. `manifest.json` lists
-every other file's SHA-256, the reports included, and `manifest.sig` is {who}'s Ed25519 signature
-over its exact bytes. The first prints `Signature Verified Successfully`, the second OK for each file:
+    return f""" Anyone who changed a file could have
+made SHA256SUMS again, but not the manifest: `manifest.json` lists every other file's SHA-256, the
+reports included, and `manifest.sig` is {who}'s Ed25519 signature over its exact bytes. The first
+command prints OK for each file, the second `Signature Verified Successfully`, the third OK for each
+file the manifest lists:
 
+    sha256sum -c SHA256SUMS
     openssl pkeyutl -verify -pubin -inkey {key} -rawin -in manifest.json -sigfile manifest.sig
     grep -oE '"[^"]+": "[0-9a-f]{{64}}"' manifest.json | grep -v '^"bundle_id"' \\
       | sed 's/^"\\(.*\\)": "\\(.*\\)"$/\\2  \\1/' | sha256sum -c

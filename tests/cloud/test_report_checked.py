@@ -128,7 +128,7 @@ def test_the_manifest_checks_by_hand_with_openssl_as_written(world, tmp_path):
     names an edited report."""
     files = unpack(world["bundle"])
     manual = files["MANUAL-CHECKS.md"].decode()
-    block = manual.split("the second OK for each file:\n\n", 1)[1].split("\n\n", 1)[0]
+    block = manual.split("file the manifest lists:\n\n", 1)[1].split("\n\n", 1)[0]
     assert "manifest.sig" in block and "sha256sum -c" in block
     for name, data in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
