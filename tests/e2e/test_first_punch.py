@@ -266,6 +266,12 @@ def test_an_old_gap_or_rejection_sent_again_does_not_rewind_or_stop_the_sync(sys
         publisher.disconnect()
     assert "resending from there" not in system.log("appliance")
     assert "the cloud rejected" not in system.log("appliance")
-    assert system.acked_seq() == acked and last_error(system) == ""
+    # not rewound and not stopped: the acknowledged seq never goes back (it may go on: the evaluator signs its own
+    # records meanwhile, such as a missed check-in alert for today's shift), and no error is shown
+    assert system.acked_seq() >= acked and last_error(system) == ""
     terminal_state.punch("1002", when=datetime(2026, 3, 2, 7, 51))
-    wait_until(lambda: system.acked_seq() > acked, timeout=30, message="the sync goes on")
+    wait_until(
+        lambda: len(system.cloud_rows("SELECT seq FROM punch")) == 2,
+        timeout=30,
+        message="the sync goes on: 1002 stored",
+    )
