@@ -29,7 +29,8 @@ from cloud.escalation.models import AbsenceCase
 from cloud.evidence.bundle_log import case_claim, export_cloud_log
 from cloud.evidence.bundle_witness import export_witness
 from cloud.evidence.log import EvidenceKeyMissing, EvidenceLog, load_key
-from cloud.evidence.report_html import manual_checks, report_html
+from cloud.evidence.manual_checks import manual_check_files
+from cloud.evidence.report_html import report_html
 from cloud.evidence.report_model import build_model
 from cloud.evidence.report_pdf import report_pdf
 from cloud.evidence.revocation import untrusted_from
@@ -323,7 +324,7 @@ def export_bundle(
     progress("verifying what will be exported")
     result = verify_bundle(_zip(_signed(files, manifest, sign), made), witness_key=witness)
     progress("writing the report")
-    files["MANUAL-CHECKS.md"] = manual_checks(manifest, files).encode()
+    files.update(manual_check_files(manifest, files))
     model = build_model(manifest, result, files)
     files["report.html"] = report_html(model).encode()
     files["report.pdf"] = report_pdf(model, font)
