@@ -100,6 +100,7 @@ class TickReport:
     sent: int = 0
     failed: int = 0
     held: int = 0  # due but waiting (quiet hours, acknowledged, sender unavailable)
+    pdfs: int = 0  # notices' PDFs made after the sends
     notes: list[str] = field(default_factory=list)
 
 
@@ -149,8 +150,10 @@ class Engine:
 
     # -- the tick -----------------------------------------------------------------------------
 
-    def tick(self, *, exclusive: bool = True) -> TickReport:
-        """One pass. ``exclusive=False`` skips the runner lock (tests show the per-row guards alone hold)."""
+    def tick(self, *, exclusive: bool = True, pdfs: bool = True) -> TickReport:
+        """One pass. ``exclusive=False`` skips the runner lock (tests show the per-row guards alone hold).
+        ``pdfs=False`` leaves the PDFs of the notices sent by their words alone for ``make_pdfs`` (the bench
+        times the sends and the PDFs apart); a tick makes them after its sends, those of earlier ticks too."""
         if exclusive and not self._acquire():
             return TickReport(ran=False, notes=["another runner holds the lock"])
         try:
@@ -162,6 +165,8 @@ class Engine:
             report.advanced = served.from_receipts(now) + self._due_cases(now)
             self._stranded(now, report)
             self._dispatch(now, report)
+            if pdfs:
+                report.pdfs = self.make_pdfs()
             return report
         finally:
             if exclusive:
@@ -212,6 +217,12 @@ class Engine:
             with cases.transaction():
                 cases.advance_group(part, now)
         return len(due)
+
+    def make_pdfs(self) -> int:
+        """The PDF pass: the notices that went out by their words alone get their PDF (the sender's
+        ``make_pdfs``; a sender that keeps no notices has none to make)."""
+        make = getattr(self._sender, "make_pdfs", None)
+        return make() if make is not None else 0
 
     # -- sending ------------------------------------------------------------------------------
 

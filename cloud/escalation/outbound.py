@@ -53,7 +53,7 @@ from cloud.escalation.sender import (
 from cloud.hr.models import EmergencyContact, Employee
 from cloud.notices import records, templates
 from cloud.notices.links import Links
-from cloud.notices.render import MissingFacts, RenderedNotice, render_notice
+from cloud.notices.render import MissingFacts, NoticeWords, RenderedNotice, render_pdf, render_words
 from cloud.notices.settings import NoticeSettings
 from cloud.report_font import CjkFont, ReportFontMissing, find_font
 
@@ -266,25 +266,45 @@ class OutboundSender:
         self._font: CjkFont | None = font if isinstance(font, CjkFont) else None
         self._max_rounds = max_rounds
 
-    def _notice(self, step: PlannedStep, case: AbsenceCase) -> RenderedNotice:
+    def font(self) -> CjkFont:
+        """The Chinese font notices embed (found once); ``ReportFontMissing`` when the server has none."""
         if self._font is None:
-            try:
-                self._font = find_font(str(self._font_config))
-            except ReportFontMissing as err:
-                raise NoticeUnrenderable(step.notice, [missing_fact("font")]) from err
+            self._font = find_font(str(self._font_config))
+        return self._font
+
+    def _notice(self, step: PlannedStep, case: AbsenceCase) -> RenderedNotice | NoticeWords:
+        """The step's notice, kept before anything goes out. A formal notice is rendered whole, its PDF with it (it is
+        attached, posted, and the documents a person produces next name it); any other notice goes out by its words and
+        link, so only its words are rendered and kept now, with what its PDF will draw: the PDF is made after the
+        tick's sends (``make_pdfs``) or when its link is opened first, the same bytes either way."""
+        try:
+            font = self.font()
+        except ReportFontMissing as err:
+            raise NoticeUnrenderable(step.notice, [missing_fact("font")]) from err
         facts = notice_facts.build(step, case, self._settings, Links(self._clock, self._settings.link_days))
         try:
-            rendered = render_notice(templates.get(notice_facts.TEMPLATE_OF[step.notice]), facts, self._font)
+            words = render_words(templates.get(notice_facts.TEMPLATE_OF[step.notice]), facts)
         except MissingFacts as err:
             raise NoticeUnrenderable(step.notice, [missing_fact(path) for path in err.missing]) from err
-        with one_writer():  # sender threads take turns to write (SQLite)
-            records.keep(notice_facts.case_ref(case.id), rendered, self._clock)
-        return rendered
+        case_ref = notice_facts.case_ref(case.id)
+        if step.notice in notice_facts.FORMAL:
+            rendered = words.with_pdf(render_pdf(words.source, font))
+            with one_writer():  # sender threads take turns to write (SQLite)
+                records.keep(case_ref, rendered, self._clock)
+            return rendered
+        with one_writer():
+            records.keep_words(case_ref, words, font, self._clock)
+        return words
 
-    def message(self, step: PlannedStep, target: Target, notice: RenderedNotice) -> OutboundMessage:
+    def make_pdfs(self, *, limit: int | None = None) -> int:
+        """The PDFs of the notices that went out by their words alone (``records.make_pdfs``)."""
+        return records.make_pdfs(limit=limit)
+
+    def message(self, step: PlannedStep, target: Target, notice: RenderedNotice | NoticeWords) -> OutboundMessage:
         formal = step.notice in notice_facts.FORMAL
-        attach = (Attachment(notice.file_name, notice.pdf),) if formal and target.channel in ("email", "ems") else ()
         full = target.channel in ("email", "ems")
+        pdf = notice.pdf if isinstance(notice, RenderedNotice) else None
+        attach = (Attachment(notice.file_name, pdf),) if formal and full and pdf is not None else ()
         return OutboundMessage(
             case_ref=notice_facts.case_ref(step.case_id),
             step_id=step.key,

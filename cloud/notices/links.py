@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import peewee as pw
 
 from cloud.clock import Clock, to_ms
-from cloud.notices.records import NoticeDocument
+from cloud.notices.records import NoticeDocument, PendingPdf, made
 from cloud.store import BaseModel, write_transaction
 
 DAY_MS = 86_400_000
@@ -65,11 +65,13 @@ def url(link_base: str, token: str) -> str:
 
 def _kept_token(case_ref: str, stored: str) -> str | None:
     """The token whose hash is ``stored``, from the notices kept for the case (what was sent carries it)."""
-    for text, sms in (
-        NoticeDocument.select(NoticeDocument.text, NoticeDocument.sms_text)
+    kept = [
+        *NoticeDocument.select(NoticeDocument.text, NoticeDocument.sms_text)
         .where(NoticeDocument.case_ref == case_ref)
-        .tuples()
-    ):
+        .tuples(),
+        *PendingPdf.select(PendingPdf.text, PendingPdf.sms_text).where(PendingPdf.case_ref == case_ref).tuples(),
+    ]
+    for text, sms in kept:
         for token in _IN_TEXT.findall(f"{text}\n{sms}"):
             if digest(token) == stored:
                 return token
@@ -141,11 +143,17 @@ def revoke(case_id: int, key: str, now_ms: int) -> bool:
 
 
 def notice_of(link: NoticeLink, token: str) -> NoticeDocument | None:
-    """The notice as sent under ``token``: the latest kept notice of the case whose words carry it."""
+    """The notice as sent under ``token``: the latest kept notice of the case whose words carry it. One that went
+    out by its words alone and whose PDF the runner has not made yet has it made now, from the words and font kept
+    at the send (``records.made``: the same bytes the runner's pass would make), and stored."""
     marker = f"/n/{token}"
+    case_ref = f"case-{link.case_id}"
+    for pending in PendingPdf.select().where(PendingPdf.case_ref == case_ref).order_by(PendingPdf.id.desc()):
+        if marker in pending.text or marker in pending.sms_text:
+            return made(pending)
     for doc in (
         NoticeDocument.select()
-        .where(NoticeDocument.case_ref == f"case-{link.case_id}")
+        .where(NoticeDocument.case_ref == case_ref)
         .order_by(NoticeDocument.rendered_ms.desc(), NoticeDocument.id.desc())
     ):
         if marker in doc.text or marker in doc.sms_text:

@@ -1,16 +1,29 @@
-"""Every rendered notice is kept with its hashes: the PDF that was attached is the PDF that is stored.
+"""Every notice that goes out is kept with its hashes: the PDF that was attached is the PDF that is stored.
 
-The row is written before the notice is sent, so the contact log's content hash can always be traced back to
-the bytes, the template version and the document number.
+The words are written before the notice is sent, so the contact log's content hash can always be traced back to
+the words, the template version and the document number. A notice whose PDF goes with it (a formal notice by
+e-mail or EMS) is kept whole then (``keep``). One whose messages carry only its words and its link (an SMS, a
+WeCom message) is kept as its words and what its PDF will draw (``keep_words``: a ``PendingPdf``), and its PDF is
+made after the sends (``make_pdfs``, the escalation runner's pass after each tick's sends) or when someone opens
+its link first (``made``). The PDF is a function of those words and the font alone (``render.render_pdf``), so
+either way it has the bytes it would have had at the send; its SHA-256 is recorded when it is made, and the
+words then move to the ``NoticeDocument`` row with it, in one transaction.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
+
 import peewee as pw
 
 from cloud.clock import Clock, to_ms
-from cloud.notices.render import RenderedNotice
+from cloud.notices.render import NoticeWords, PdfSource, RenderedNotice, render_pdf
+from cloud.report_font import CjkFont
 from cloud.store import BaseModel, write_transaction
+
+log = logging.getLogger(__name__)
 
 
 class NoticeDocument(BaseModel):
@@ -28,11 +41,33 @@ class NoticeDocument(BaseModel):
     rendered_ms = pw.BigIntegerField()
 
 
-MODELS = (NoticeDocument,)
+class PendingPdf(BaseModel):
+    """A notice that went out (or is going out) by its words alone, whose PDF is not made yet: the words as sent,
+    their hashes, and what the PDF draws (``source``, ``render.PdfSource`` as JSON) with which font (``font``)."""
+
+    case_ref = pw.CharField(index=True)
+    doc_no = pw.CharField()
+    template_id = pw.CharField(max_length=64)
+    template_version = pw.CharField(max_length=32)
+    title = pw.CharField()
+    text = pw.TextField()
+    text_sha256 = pw.CharField(max_length=64, unique=True)
+    sms_text = pw.TextField()
+    sms_sha256 = pw.CharField(max_length=64)
+    source = pw.TextField()
+    font = pw.TextField()
+    rendered_ms = pw.BigIntegerField()
+
+
+MODELS = (NoticeDocument, PendingPdf)
 
 
 def keep(case_ref: str, notice: RenderedNotice, clock: Clock) -> NoticeDocument:
     """Store ``notice`` once (rendering is deterministic, so the same notice has the same PDF hash)."""
+    return _store(case_ref, notice, to_ms(clock.now()))
+
+
+def _store(case_ref: str, notice: RenderedNotice, at_ms: int) -> NoticeDocument:
     with write_transaction():
         existing = NoticeDocument.get_or_none(NoticeDocument.pdf_sha256 == notice.pdf_sha256)
         if existing is not None:
@@ -49,5 +84,89 @@ def keep(case_ref: str, notice: RenderedNotice, clock: Clock) -> NoticeDocument:
             text=notice.text,
             sms_text=notice.sms_text,
             sms_sha256=notice.sms_sha256,
-            rendered_ms=to_ms(clock.now()),
+            rendered_ms=at_ms,
         )
+
+
+def font_json(font: CjkFont) -> str:
+    return json.dumps(
+        {
+            "path": str(font.path),
+            "index": font.index,
+            "bold_path": str(font.bold_path) if font.bold_path else None,
+            "bold_index": font.bold_index,
+        },
+        sort_keys=True,
+    )
+
+
+def _font(text: str) -> CjkFont:
+    data = json.loads(text)
+    bold = Path(data["bold_path"]) if data["bold_path"] else None
+    return CjkFont(Path(data["path"]), int(data["index"]), bold, int(data["bold_index"]))
+
+
+def keep_words(case_ref: str, words: NoticeWords, font: CjkFont, clock: Clock) -> None:
+    """Store the words of a notice whose PDF is made later, once: nothing when the same words are kept already,
+    with their PDF or without."""
+    made = NoticeDocument.select(NoticeDocument.id).where(
+        (NoticeDocument.case_ref == case_ref) & (NoticeDocument.text_sha256 == words.text_sha256)
+    )
+    if made.exists():
+        return
+    PendingPdf.insert(
+        case_ref=case_ref,
+        doc_no=words.doc_no,
+        template_id=words.template_id,
+        template_version=words.template_version,
+        title=words.title,
+        text=words.text,
+        text_sha256=words.text_sha256,
+        sms_text=words.sms_text,
+        sms_sha256=words.sms_sha256,
+        source=words.source.to_json(),
+        font=font_json(font),
+        rendered_ms=to_ms(clock.now()),
+    ).on_conflict_ignore().execute()
+
+
+def made(pending: PendingPdf) -> NoticeDocument:
+    """The notice's PDF, made now from its kept words and font, stored with its hash; the pending row goes in the
+    same transaction. Making it twice (the runner's pass and a link opened at once) stores it once."""
+    words = NoticeWords(
+        template_id=pending.template_id,
+        template_version=pending.template_version,
+        title=pending.title,
+        doc_no=pending.doc_no,
+        text=pending.text,
+        sms_text=pending.sms_text,
+        sms_params={},
+        file_name="",
+        source=PdfSource.from_json(pending.source),
+    )
+    notice = words.with_pdf(render_pdf(words.source, _font(pending.font)))
+    with write_transaction():
+        doc = _store(pending.case_ref, notice, pending.rendered_ms)  # dated when it went out
+        PendingPdf.delete().where(PendingPdf.id == pending.id).execute()
+    return doc
+
+
+def make_pdfs(*, limit: int | None = None) -> int:
+    """Make the PDF of every notice kept without one, oldest first (``limit``: at most that many); how many were
+    made. A notice whose PDF cannot be made (its font gone) is logged and left for the next pass."""
+    done = 0
+    query = PendingPdf.select().order_by(PendingPdf.id)
+    if limit is not None:
+        query = query.limit(limit)
+    for pending in list(query):
+        try:
+            made(pending)
+        except (OSError, ValueError, RuntimeError) as err:
+            log.error("notice %s (%s): its PDF could not be made: %s", pending.doc_no, pending.case_ref, err)
+            continue
+        done += 1
+    return done
+
+
+def pending_count() -> int:
+    return PendingPdf.select().count()

@@ -8,12 +8,14 @@ notice can be re-rendered later and compared with the hash in the contact log.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import json
 import string
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -92,9 +94,78 @@ def _compiled(tz: ZoneInfo, source: str) -> jinja2.Template:
     return _environment(tz).from_string(source)
 
 
+@dataclass(frozen=True)
+class PdfSource:
+    """Everything a notice's PDF draws, fixed when its words are: the PDF is a function of this and the font alone,
+    so it can be made after the notice went out (``render_pdf``) and gives the bytes it would have given then."""
+
+    template_id: str
+    template_key: str
+    template_title: str
+    template_version: str
+    doc_no: str
+    draft: bool
+    employer: str
+    issued_on: date
+    tz: str
+    body: str
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["issued_on"] = self.issued_on.isoformat()
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PdfSource:
+        data = json.loads(text)
+        return cls(**{**data, "issued_on": date.fromisoformat(data["issued_on"])})
+
+
+@dataclass(frozen=True)
+class NoticeWords:
+    """A notice's words as they go out (its text, its SMS), and what its PDF will draw (``source``)."""
+
+    template_id: str
+    template_version: str
+    title: str
+    doc_no: str
+    text: str
+    sms_text: str
+    sms_params: dict[str, str]
+    file_name: str
+    source: PdfSource
+
+    @property
+    def text_sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    @property
+    def sms_sha256(self) -> str:
+        return hashlib.sha256(self.sms_text.encode()).hexdigest()
+
+    def with_pdf(self, pdf: bytes) -> RenderedNotice:
+        return RenderedNotice(
+            template_id=self.template_id,
+            template_version=self.template_version,
+            title=self.title,
+            doc_no=self.doc_no,
+            text=self.text,
+            pdf=pdf,
+            sms_text=self.sms_text,
+            sms_params=self.sms_params,
+            file_name=self.file_name,
+        )
+
+
 def render_notice(
     template: NoticeTemplate, facts: NoticeFacts, font: CjkFont, *, tz: ZoneInfo = SHANGHAI
 ) -> RenderedNotice:
+    words = render_words(template, facts, tz=tz)
+    return words.with_pdf(render_pdf(words.source, font))
+
+
+def render_words(template: NoticeTemplate, facts: NoticeFacts, *, tz: ZoneInfo = SHANGHAI) -> NoticeWords:
+    """The notice's text, SMS and PDF source, without drawing the PDF (a few milliseconds rather than some fifty)."""
     required = list(template.required) + (list(template.required_with_union) if facts.employer.union_name else [])
     missing = [path for path in required if not _lookup(facts, path)]
     if missing:
@@ -110,22 +181,33 @@ def render_notice(
     signature = f"{facts.employer.name}{SEAL}\n{issued}"
     head = [template.title, f"文号：{facts.doc_no}    发出日期：{issued}"] + ([DRAFT] if facts.draft else [])
     text = "\n".join(head) + "\n\n" + body + "\n\n" + signature + "\n"
-    pdf = _pdf(template, facts, body, issued, font, tz)
     params = {"name": facts.employee.name, "link": facts.reply_link, "doc_no": facts.doc_no}
     if facts.absent_days:
         params["date"] = env.filters["d"](facts.absent_days[0])
     if facts.deadline:
         params["deadline"] = env.filters["dt"](facts.deadline)
-    return RenderedNotice(
+    source = PdfSource(
+        template_id=template.id,
+        template_key=template.key,
+        template_title=template.title,
+        template_version=template.version,
+        doc_no=facts.doc_no,
+        draft=facts.draft,
+        employer=facts.employer.name,
+        issued_on=facts.issued_on,
+        tz=tz.key,
+        body=body,
+    )
+    return NoticeWords(
         template_id=template.id,
         template_version=template.version,
         title=template.title,
         doc_no=facts.doc_no,
         text=text,
-        pdf=pdf,
         sms_text=sms,
         sms_params=params,
         file_name=f"{template.title}-{facts.doc_no}.pdf".replace("/", "-"),
+        source=source,
     )
 
 
@@ -147,7 +229,7 @@ class _Pages(FPDF):
         self.set_text_color(0)
 
 
-def _pdf(template: NoticeTemplate, facts: NoticeFacts, body: str, issued: str, font: CjkFont, tz: ZoneInfo) -> bytes:
+def render_pdf(source: PdfSource, font: CjkFont) -> bytes:
     """The PDF, with each face cut down to the characters it draws.
 
     The characters are known from the text before anything is drawn (``_drawn_text``, ``_bold_text``), so the
@@ -157,18 +239,20 @@ def _pdf(template: NoticeTemplate, facts: NoticeFacts, body: str, issued: str, f
     the same notice gives the same bytes. (Laying the page out first with the whole CJK font, only to learn its
     characters, cost more than the rest.) The bold face has the title's few characters only.
     """
-    footer = footer_of(template, facts.doc_no)
+    footer = FOOTER.format(
+        template=source.template_title, version=source.template_version, doc_no=source.doc_no, page="{page}"
+    )
     extra = set(footer + string.digits)
-    chars = {"": set(_drawn_text(template, facts, body, issued, footer)) | extra, "B": set(_bold_text(template, facts))}
+    chars = {"": set(_drawn_text(source, footer)) | extra, "B": set(_bold_text(source))}
     with tempfile.TemporaryDirectory(prefix="punchproof-notice-") as folder:
         for _ in range(2):
             regular, bold = _cut(font, chars, Path(folder))
-            pages = _draw(template, facts, body, issued, footer, (regular, 0), (bold, 0), tz)
+            pages = _draw(source, footer, (regular, 0), (bold, 0))
             drawn = {"": pages.used[""] | extra, "B": pages.used["B"]}
             if drawn == chars:
                 return bytes(pages.output())
             chars = drawn
-    raise RuntimeError(f"notice {template.id}: the characters drawn changed with the font")  # never: same text
+    raise RuntimeError(f"notice {source.template_id}: the characters drawn changed with the font")  # never: same text
 
 
 def footer_of(template: NoticeTemplate, doc_no: str) -> str:
@@ -177,14 +261,20 @@ def footer_of(template: NoticeTemplate, doc_no: str) -> str:
     return FOOTER.format(template=template.title, version=template.version, doc_no=doc_no, page="{page}")
 
 
-def _drawn_text(template: NoticeTemplate, facts: NoticeFacts, body: str, issued: str, footer: str) -> str:
+def _issued(source: PdfSource) -> str:
+    day = source.issued_on
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def _drawn_text(source: PdfSource, footer: str) -> str:
     """Every string ``_draw`` hands to the PDF in the regular face, as it hands them."""
-    return "".join([f"文号：{facts.doc_no}", *body.split("\n\n"), facts.employer.name, SEAL, issued, footer])
+    paragraphs = source.body.split("\n\n")
+    return "".join([f"文号：{source.doc_no}", *paragraphs, source.employer, SEAL, _issued(source), footer])
 
 
-def _bold_text(template: NoticeTemplate, facts: NoticeFacts) -> str:
+def _bold_text(source: PdfSource) -> str:
     """Every string ``_draw`` hands to the PDF in the bold face: the title, and the draft's warning."""
-    return template.title + (DRAFT if facts.draft else "")
+    return source.template_title + (DRAFT if source.draft else "")
 
 
 def _cut(font: CjkFont, chars: dict[str, set[str]], folder: Path) -> tuple[Path, Path]:
@@ -200,45 +290,36 @@ def _cut(font: CjkFont, chars: dict[str, set[str]], folder: Path) -> tuple[Path,
     return regular, bold
 
 
-def _draw(
-    template: NoticeTemplate,
-    facts: NoticeFacts,
-    body: str,
-    issued: str,
-    footer: str,
-    regular: tuple[Path, int],
-    bold: tuple[Path, int],
-    tz: ZoneInfo,
-) -> _Pages:
+def _draw(source: PdfSource, footer: str, regular: tuple[Path, int], bold: tuple[Path, int]) -> _Pages:
     pdf = _Pages(footer)
     pdf.add_font(FONT, "", str(regular[0]), collection_font_number=regular[1])
     pdf.add_font(FONT, "B", str(bold[0]), collection_font_number=bold[1])
     for added in pdf.fonts.values():  # the cut font's glyphs are embedded as compiled, not unpacked and compiled again
         added.ttfont.recalcBBoxes = False
-    pdf.set_creation_date(datetime.combine(facts.issued_on, time(0), tz))
-    pdf.set_title(f"{template.title} {facts.doc_no}")
-    pdf.set_subject(f"模板 {template.key}；文号 {facts.doc_no}")
-    pdf.set_author(facts.employer.name)
+    pdf.set_creation_date(datetime.combine(source.issued_on, time(0), ZoneInfo(source.tz)))
+    pdf.set_title(f"{source.template_title} {source.doc_no}")
+    pdf.set_subject(f"模板 {source.template_key}；文号 {source.doc_no}")
+    pdf.set_author(source.employer)
     pdf.set_creator("Punchproof")
     pdf.set_lang("zh-CN")
     pdf.set_margins(25, 20, 25)
     pdf.set_auto_page_break(True, margin=22)
     pdf.add_page()
     pdf.set_font(FONT, "B", 18)
-    pdf.cell(0, 12, template.title, align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 12, source.template_title, align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT, size=10)
-    pdf.cell(0, 6, f"文号：{facts.doc_no}", align="R", new_x="LMARGIN", new_y="NEXT")
-    if facts.draft:
+    pdf.cell(0, 6, f"文号：{source.doc_no}", align="R", new_x="LMARGIN", new_y="NEXT")
+    if source.draft:
         pdf.set_text_color(179, 38, 30)
         pdf.set_font(FONT, "B", 11)
         pdf.cell(0, 7, DRAFT, align="C", new_x="LMARGIN", new_y="NEXT")
         pdf.set_text_color(0)
     pdf.ln(4)
     pdf.set_font(FONT, size=11.5)
-    for paragraph in body.split("\n\n"):
+    for paragraph in source.body.split("\n\n"):
         pdf.multi_cell(0, 7, paragraph, align="L", new_x="LMARGIN", new_y="NEXT", wrapmode="CHAR")  # CJK: any char
         pdf.ln(2.5)
-    _signature(pdf, facts.employer.name, issued)
+    _signature(pdf, source.employer, _issued(source))
     return pdf
 
 
