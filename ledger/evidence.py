@@ -18,8 +18,11 @@ A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
                                   (timestamped) by the cloud
     logs/<n>/records/<seq>.json   the employee's records, byte for byte as signed, with <seq>.sig (raw
                                   Ed25519) and <seq>.proof.json (inclusion proof into the last checkpoint)
-    logs/<n>/system.jsonl         the appliance's own records (boot, seal, incident, clock, keyrot), one
-                                  per line: {"seq", "data" (exact text), "sig"}; leaves.txt proves them
+    logs/<n>/system.jsonl         the appliance's own records that hold no worker's data (boot, seal, clock,
+                                  keyrot, the incidents ``public_record`` names), one per line: {"seq", "data"
+                                  (exact text), "sig"}; leaves.txt proves them. A terminal's incident that names
+                                  the employee (``emp``) is among their records; any other that holds a
+                                  terminal's bytes is a leaf, counted in the manifest's undisclosed_incidents
     logs/<n>/requests/<seq>       (the cloud's evidence log, "kind": "cloud") what a contact record sent
     cloud/notices/<sha256>.pdf    the notices the cloud's contact records attached, and the documents a person
                                   produced on a case (解除证明, 公告 text), named by their hash
@@ -98,6 +101,36 @@ STAMP_DELAY = timedelta(hours=24)  # the default policy: a punch stamped later t
 KEY_TYPES = ("keyreg", "keyrevoke")  # the cloud's evidence log: appliance keys registered (or rotated in), revoked
 CLOCK_TOLERANCE_S = 120  # how far a record's own time may stray outside its witnessed bounds
 SEAL_GAP_S = 180  # seals come every 60 s: a longer silence is a gap (power cut, appliance off)
+# the appliance's own records, disclosed in every bundle when they hold no worker's data (``public_record``);
+# ``format`` and ``tagindex`` (a log's switch to owner tags, and the tags it gave its older records late) are needed
+# to check that none is withheld
+SYSTEM_TYPES = ("boot", "seal", "incident", "clock", "keyrot", "format", "tagindex")
+# incidents about a terminal or the appliance, not about anyone's punch: no terminal's or reader's bytes, no badge,
+# no card. Any other incident (a terminal's record that is not a punch, an unknown card, a reader's noise) is
+# disclosed only in the bundles of the worker it names (its ``emp``), and a leaf in every other
+NOBODYS_INCIDENTS = frozenset(
+    {
+        "clock_alarm",
+        "clock_alarm_cleared",
+        "clock_correction_failed",
+        "terminal_log_cleared",
+        "log_replaced",
+        "unknown_terminal",
+    }
+)
+
+
+def public_record(fields: dict[str, Any]) -> bool:
+    """Whether every bundle discloses an appliance record (FORMAT.md, "The evidence bundle"): a system record of no
+    one's, and for an incident one of ``NOBODYS_INCIDENTS`` that carries no terminal's bytes. Not a worker's record
+    (a punch, an incident naming its worker): that is disclosed only in the worker's own bundles."""
+    if fields.get("type") not in SYSTEM_TYPES or employee_of(fields) is not None:
+        return False
+    if fields["type"] != "incident":
+        return True
+    term = fields.get("term")
+    held = set(term) if isinstance(term, dict) else set()
+    return fields.get("kind") in NOBODYS_INCIDENTS and not held & {"raw", "card", "page"} and "raw" not in fields
 
 
 @dataclass
@@ -215,6 +248,9 @@ class Report:
     stamp_delay: int = int(STAMP_DELAY.total_seconds())  # the policy the punches were held to, seconds
     # punches stamped later than the policy allows, each said zh-CN then English; a flag, not a failed check
     late: list[tuple[str, str]] = field(default_factory=list)
+    # per log: the incidents of its range the bundle does not disclose (other workers', or holding a terminal's bytes
+    # of no known worker), as the signed manifest counts them; they are leaves like any other record
+    undisclosed_incidents: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -270,6 +306,7 @@ class Report:
             "punch_stamps": self.punch_stamps,
             "stamp_delay_s": self.stamp_delay,
             "late": [list(pair) for pair in self.late],
+            "undisclosed_incidents": self.undisclosed_incidents,
             "checks": [asdict(c) for c in self.checks],
             "gaps": self.gaps,
             "disclosed": self.disclosed,
@@ -911,6 +948,10 @@ def _verify_log(
         not problems,
         "; ".join(problems) or "every disclosed record is exact, signed, chained and included",
     )
+    entry = manifest["logs"][int(base.rsplit("/", 1)[1])]  # the signed manifest's count: not shown, not checkable
+    hidden = entry.get("undisclosed_incidents", 0) if isinstance(entry, dict) else 0
+    if isinstance(hidden, int) and hidden > 0:
+        report.undisclosed_incidents[origin] = hidden
     _check_owner_tags(report, label, origin, start, end, tags, shown_seqs, manifest, info.get("kind") == "cloud")
     if since is not None and since < end:
         _report_untrusted(report, label, origin, since, untrusted, tz, manifest)
@@ -1410,13 +1451,20 @@ def _check_owner_tags(
             late_at.append((fields["from"], fields["to"], fields["t_wall_ms"]))
     tagged = bool(tags) or any(f["v"] == 2 for f in shown.values()) or bool(late)
     name = f"{label}: owner tags"
+    hidden = report.undisclosed_incidents.get(origin, 0)
+    untold = (  # the incidents of others (or of no known worker) left as leaves: counted, never shown
+        f"；本期间另有 {hidden} 条终端异常记录涉及其他员工或无法确定归属，未披露 / {hidden} more incident(s) of "
+        "the range concern other workers or no known worker: not disclosed, counted only"
+        if hidden
+        else ""
+    )
     if not tagged:
         report.tag_checks[origin] = {"checked": False}
         report.add(
             name,
             True,
             "本日志为版本 1（无归属标记）：无法证明没有隐瞒该员工的记录 / a version 1 log has no owner tags: that none "
-            "of the employee's records was withheld cannot be shown",
+            "of the employee's records was withheld cannot be shown" + untold,
         )
         return
     keys = [
@@ -1465,7 +1513,8 @@ def _check_owner_tags(
         not problems,
         "; ".join(problems)
         or f"已用该员工的归属密钥逐条核对第 {start} 至 {end - 1} 条记录：未披露的记录无一属于该员工 / every record of "
-        f"the range checked against the employee's tag key: none of the undisclosed is theirs",
+        f"the range checked against the employee's tag key: none of the undisclosed is theirs"
+        + untold,
     )
 
 

@@ -15,6 +15,7 @@ cleared by ``clear-terminal`` (the cursor back at 0) or found replaced starts a 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import defaultdict
 from concurrent.futures import Future
@@ -28,6 +29,7 @@ from appliance.clock import Clock, to_ms
 from appliance.store import BadRecord, Punch, PushCursor, TerminalHealth, TerminalLogCount
 from firmware_bridge.types import TIME_FROM_TERMINAL, Download, PunchKey, RawPunch, RejectedRecord
 from firmware_bridge.zk.live import LivePunch
+from firmware_bridge.zk.records import ATT_16, ATT_40
 
 if TYPE_CHECKING:  # the push receiver's types; importing it at run time would load Flask into the daemon
     from firmware_bridge.adms.receiver import AttlogCursor, PushBatch
@@ -135,7 +137,7 @@ class PunchIngest:
                 ).execute()
 
             entries = [self._entry(batch.terminal, p, None, src="adms") for p in fresh]
-            entries += [self._incident(batch.terminal, r) for r in bad]
+            entries += [self._incident(batch.terminal, r, badge=_push_badge(r.raw)) for r in bad]
             seqs = self._writer.append(entries, then=cursor_and_health)
         return seqs[: len(fresh)]
 
@@ -210,7 +212,7 @@ class PunchIngest:
 
         head = alarm + ([replaced.entry()] if replaced is not None else [])
         entries = head + [self._entry(terminal, p, download.clock_offset_ms) for p in fresh]
-        entries += [self._incident(terminal, r) for r in bad]
+        entries += [self._incident(terminal, r, badge=_log_badge(r.raw)) for r in bad]
         for record in bad:
             log.warning(
                 "%s: record %d is not a valid punch (%s); kept as an incident: %s",
@@ -222,8 +224,12 @@ class PunchIngest:
         seqs = self._writer.append(entries, then=health)
         return seqs[len(head) : len(head) + len(fresh)]
 
-    def _incident(self, terminal: str, record: RejectedRecord) -> Entry:
-        body = {
+    def _incident(self, terminal: str, record: RejectedRecord, *, badge: str | None) -> Entry:
+        """A terminal's record that is not a punch, with its raw bytes; ``badge``: whose it says it is, when that
+        can be read from it (its ``emp``: the record is then that worker's, tagged and disclosed as theirs only,
+        FORMAT.md "The evidence bundle"), else None (nobody's: a bundle shows it as an undisclosed leaf)."""
+        body: dict[str, object] = {
+            **({"emp": badge} if badge is not None else {}),
             "kind": "bad_terminal_record",
             "reason": record.reason,
             "term": {"name": terminal, "sn": record.terminal_sn, "idx": record.index, "raw": record.raw.hex()},
@@ -384,6 +390,35 @@ def _all_known(records: Tail) -> bool:
     punches, rejected = records
     keys = [p.key for p in punches]
     return set(keys) <= _known_keys(keys) and all(_known_bad(r) for r in rejected)
+
+
+# A badge as terminals write them: letters and digits, at most the 24 bytes of a terminal's user id field
+_BADGE = re.compile(r"[A-Za-z0-9]{1,24}")
+
+
+def _badge(text: str) -> str | None:
+    return text if _BADGE.fullmatch(text) else None
+
+
+def _log_badge(raw: bytes) -> str | None:
+    """The badge number a terminal's log record that is not a punch still names (its time is impossible, say), or
+    None. Read as ``firmware_bridge.zk.records`` reads a record of its size: a 16-byte record's number, a 40- or
+    49-byte record's user id text. An 8-byte record names only the terminal's slot, whose badge is the terminal's
+    user table's word at the time: None."""
+    if len(raw) == ATT_16.size:
+        return _badge(str(ATT_16.unpack(raw)[0]))
+    if len(raw) in (ATT_40.size, ATT_40.size + 9):
+        user = ATT_40.unpack_from(raw)[1].split(b"\x00", 1)[0]
+        return _badge(user.decode("ascii")) if user.isascii() else None
+    return None
+
+
+def _push_badge(raw: bytes) -> str | None:
+    """The PIN a push terminal's rejected ATTLOG line starts with (``1001\\t...`` or ``PIN=1001\\t...``), or None."""
+    first = raw.split(b"\t", 1)[0].strip()
+    if first[:4].upper() == b"PIN=":
+        first = first[4:].strip()
+    return _badge(first.decode("ascii")) if first.isascii() else None
 
 
 def _known_bad(record: RejectedRecord) -> bool:

@@ -1,10 +1,13 @@
 """Export the evidence bundle for one employee and period (layout: ``ledger.evidence``).
 
 Everything the employee's case rests on goes in, byte for byte as signed: the employee's own
-records with inclusion proofs, every appliance record of the period as a salted leaf hash only
-(other workers' data is never disclosed), the appliance's system records (boots, seals,
-incidents) in full, every checkpoint with the cloud's timestamped cosignature, the keys, a
-Chinese report, and the commands that check it all with OpenSSL alone.
+records with inclusion proofs (the terminals' incidents that name the employee among them), every
+appliance record of the period as a salted leaf hash only (other workers' data is never disclosed),
+the appliance's system records that hold no worker's data (boots, seals, clock alarms...) in full,
+every checkpoint with the cloud's timestamped cosignature, the keys, a Chinese report, and the
+commands that check it all with OpenSSL alone. A terminal's incident that is another worker's, or
+holds a terminal's bytes whose worker is unknown, is a leaf like any other record: the manifest
+counts them (``undisclosed_incidents``).
 """
 
 from __future__ import annotations
@@ -45,19 +48,17 @@ from ledger.evidence import (
     MANIFEST_SIG,
     MANIFEST_TSR,
     SUMS,
+    SYSTEM_TYPES,
     UNLISTED,
     Report,
     check_report_times,
+    public_record,
     sha256sums,
     verify_bundle,
 )
 from ledger.merkle import CompactRange, inclusion_proofs
 from ledger.ownertags import undisclosed_line
 from ledger.record import b64
-
-# the appliance's own records, disclosed in every bundle; ``format`` and ``tagindex`` (a log's switch to owner tags,
-# and the tags it gave its older records late) hold no one's data and are needed to check that none is withheld
-SYSTEM_TYPES = ("boot", "seal", "incident", "clock", "keyrot", "format", "tagindex")
 
 Progress = Callable[[str], None]
 
@@ -443,7 +444,7 @@ def _export_log(
             lines.append(undisclosed_line(bytes(r.data), leaves[-1]))
     tree = CompactRange()
     tree.extend(leaves[:first])
-    disclosed = list(
+    candidates = (
         LogRecord.select()
         .where(
             (LogRecord.appliance == appliance)
@@ -453,6 +454,16 @@ def _export_log(
         )
         .order_by(LogRecord.seq)
     )
+    # the employee's own records, and the appliance's that hold no worker's data; another worker's incident, or one
+    # holding a terminal's bytes that names nobody (a log from before incidents named their worker), stays a leaf
+    disclosed = [r for r in candidates if r.employee == employee or public_record(json.loads(bytes(r.data)))]
+    incidents = (
+        LogRecord.select()
+        .where((LogRecord.appliance == appliance) & (LogRecord.seq >= first) & (LogRecord.seq < end))
+        .where(LogRecord.type == "incident")
+        .count()
+    )
+    undisclosed = incidents - sum(1 for r in disclosed if r.type == "incident")
     own = [r for r in disclosed if r.employee == employee]
     given = _tag_key_record(appliance, employee, first)  # the employee's tag key, given before the range
     own = ([given] if given is not None else []) + own
@@ -493,6 +504,8 @@ def _export_log(
         "from_seq": first,
         "to_size": end,
         "disclosed": len(disclosed),
+        # incidents of the range not disclosed: other workers', or holding a terminal's bytes of no known worker
+        "undisclosed_incidents": undisclosed,
     }
 
 
