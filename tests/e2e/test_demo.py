@@ -2,7 +2,7 @@
 
 With the real demo processes (``punchproof demo --fast``: a one-minute shift starting within a minute): the
 kiosk and the board name the roster's workers, head office holds HR's employees and the published policy,
-an evidence bundle verifies, and the worker who never punches becomes an absence case at head office whose
+an evidence bundle verifies (also by tests/independent/verifier.py, written from ledger/FORMAT.md alone), and the worker who never punches becomes an absence case at head office whose
 reminder reaches the demo's SMS and mail stand-ins.
 """
 
@@ -25,6 +25,7 @@ from tests.harness.http import WebClient
 from tests.harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
+INDEPENDENT = Path(__file__).parents[1] / "independent" / "verifier.py"
 
 
 def test_demo_runs_and_stops_cleanly(tmp_path):
@@ -207,6 +208,16 @@ def check_a_demo_evidence_bundle(tmp_path: Path) -> None:
     sums, record = [b.replace("    ", "") for b in re.findall(r"\n\n((?:    .*\n)+)", manual)][:2]
     by_hand = subprocess.run(["bash", "-c", "set -e\n" + sums + record], cwd=folder, capture_output=True, text=True)
     assert by_hand.returncode == 0 and "Signature Verified Successfully" in by_hand.stdout, by_hand.stderr
+    # and by a verifier written from ledger/FORMAT.md alone (standard library and openssl, none of our code)
+    independent = subprocess.run(
+        [sys.executable, INDEPENDENT, bundle, "--witness-key", demo / "cloud" / "cloud-witness.pub"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if os.environ.get("PUNCHPROOF_KEEP_DEMO_BUNDLE"):
+        Path(os.environ["PUNCHPROOF_KEEP_DEMO_BUNDLE"]).write_bytes(bundle.read_bytes())
+    assert independent.returncode == 0 and independent.stdout.startswith("OK"), independent.stdout
 
 
 def _first_cosigned_punch(db: Path) -> tuple[str, str] | None:

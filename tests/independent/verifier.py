@@ -361,8 +361,14 @@ class LogPart:
 
 class Verifier:
     def __init__(
-        self, files: dict[str, bytes], witness_pem: bytes | None, tsa_ca: bytes | None, max_delay_h: float
+        self,
+        files: dict[str, bytes],
+        witness_pem: bytes | None,
+        tsa_ca: bytes | None,
+        max_delay_h: float,
+        allow_untimed: bool = False,
     ) -> None:
+        self.allow_untimed = allow_untimed
         self.files = files
         self.pinned_witness = witness_pem
         self.pinned_tsa = tsa_ca
@@ -484,8 +490,8 @@ class Verifier:
         for name, digest in listed.items():
             if name in self.files and sha256(self.files[name]).hex() != digest:
                 self.fail(f"清单 manifest.json 所列 {name} 的哈希不符")
-        evidence = sorted(set(self.files) - {MANIFEST, MANIFEST_SIG, MANIFEST_TSR, SUMS, "MANUAL-CHECKS.md",
-                                              "report.html", "report.pdf"})  # fmt: skip
+        derived = {MANIFEST, MANIFEST_SIG, MANIFEST_TSR, SUMS, "MANUAL-CHECKS.md", "report.html", "report.pdf"}
+        evidence = sorted(n for n in self.files if n not in derived and not n.startswith("manual/"))
         listing = "".join(f"{sha256(self.files[n]).hex()}  {n}\n" for n in evidence).encode()
         if self.manifest.get("bundle_id") != sha256(listing).hex():
             self.fail("bundle_id 与证据文件不符 / bundle_id does not match the evidence files")
@@ -900,25 +906,29 @@ class Verifier:
     def check_times(self) -> None:
         entries = getattr(self, "entries", {})
         for part in self.logs:
-            anchors = {
-                b64e(sha256(line.encode())): t for s, line in part.cosig_line.items() for t in [part.cosig_time[s]]
-            }
+            # a record's anchor: the base64 SHA-256 of the cosignature line with its newline (FORMAT.md)
+            anchors = {b64e(sha256(line.encode() + b"\n")): part.cosig_time[s] for s, line in part.cosig_line.items()}
             for data in (e[2] for (log, _s), e in entries.items() if log == part.origin):
-                anchors.setdefault(b64e(sha256(data["cosig"].encode())), data["t"])
+                anchors.setdefault(b64e(sha256(data["cosig"].encode() + b"\n")), data["t"])
             for seq, record in sorted(part.records.items()):
-                t = record.fields.get("t_wall_ms", 0) / 1000
+                t = record.fields.get("t_wall_ms", 0) // 1000
                 covering = [s for s in part.cosig_time if s > seq]
                 if covering:
                     cosigned = part.cosig_time[min(covering)]
                     if t > cosigned + TOLERANCE_S:
                         self.fail(f"{part.origin} 第 {seq} 条记录: its time is after the cosignature covering it")
+                key = self.key_at(part.origin, seq)
+                revoked = key.revoked_at if key is not None else None
+                if revoked is not None and (not covering or part.cosig_time[min(covering)] >= revoked):
+                    self.fail(f"{part.origin} 第 {seq} 条记录: signed by a key revoked before the cloud witnessed it")
                 anchor = record.fields.get("anchor")
                 if anchor is not None and anchor in anchors and t < anchors[anchor] - TOLERANCE_S:
                     self.fail(f"{part.origin} 第 {seq} 条记录: its time is before its anchor's cosignature")
         # third-party time of each disclosed punch
         stamp_times = getattr(self, "stamp_times", {})
+        untimed = self.notes.append if self.allow_untimed else self.fail
         if not any(stamp_times.values()):
-            self.fail("本证据包没有第三方时间戳 / no verified RFC 3161 stamp in the bundle")
+            untimed("本证据包没有第三方时间戳 / no verified RFC 3161 stamp in the bundle")
             return
         for part in self.logs:
             for seq, record in sorted(part.records.items()):
@@ -934,7 +944,7 @@ class Verifier:
                             for when in times:
                                 best = when if best is None or when < best else best
                 if best is None:
-                    self.fail(f"{part.origin}: 第 {seq} 条记录没有第三方时间戳覆盖")
+                    untimed(f"{part.origin}: 第 {seq} 条记录没有第三方时间戳覆盖")
                 elif best.timestamp() - record.fields["t_wall_ms"] / 1000 > self.max_delay:
                     self.fail(f"{part.origin}: 第 {seq} 条记录晚于允许的 {self.max_delay / 3600:g} 小时才取得时间戳")
 
@@ -1054,8 +1064,9 @@ def verify(
     witness_pem: bytes | None = None,
     tsa_ca: bytes | None = None,
     max_delay_h: float = 24,
+    allow_untimed: bool = False,
 ) -> Verifier:
-    verifier = Verifier(files, witness_pem, tsa_ca, max_delay_h)
+    verifier = Verifier(files, witness_pem, tsa_ca, max_delay_h, allow_untimed)
     with tempfile.TemporaryDirectory(prefix="indep-verify-") as scratch:
         verifier.run(Path(scratch))
     return verifier
@@ -1067,6 +1078,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--witness-key", type=Path, help="the cloud's witness public key (PEM), obtained separately")
     parser.add_argument("--tsa-ca", type=Path, help="the TSA's root certificate (PEM), obtained separately")
     parser.add_argument("--max-stamp-delay", type=float, default=24, help="hours (default 24)")
+    parser.add_argument(
+        "--allow-untimed", action="store_true", help="a bundle without RFC 3161 time is not a failure (a note)"
+    )
     args = parser.parse_args(argv)
     try:
         files = read_bundle(args.bundle)
@@ -1075,7 +1089,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, zipfile.BadZipFile) as error:
         print(f"cannot read: {error}", file=sys.stderr)
         return 2
-    result = verify(files, witness, tsa, args.max_stamp_delay)
+    result = verify(files, witness, tsa, args.max_stamp_delay, args.allow_untimed)
     print("FAIL" if result.failures else "OK")
     for line in result.failures:
         print(f"  FAIL {line}")

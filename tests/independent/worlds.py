@@ -32,9 +32,9 @@ START = datetime(2026, 3, 1, 23, 50, tzinfo=UTC)  # 07:50 in Dongguan, Monday 2 
 
 @dataclass
 class World:
-    """Two working days at a plant (``tests/cloud/test_evidence.py``'s world): 1001 punches in and out on Monday,
-    1002 on both days; the appliance rotates its key at noon on Monday when ``rotated``; the witness log is
-    stamped each evening and at each export when a TSA runs."""
+    """Two working days at a plant (``tests/cloud/test_evidence.py``'s world): 1001 and 1002 punch in and out on
+    both days (1001 at 07:59 and at 17:30 on Monday, 16:30 on Tuesday); the appliance rotates its key at noon on
+    Monday when ``rotated``; the witness log is stamped each evening and at each export when a TSA runs."""
 
     folder: Path
     rotated: bool
@@ -64,7 +64,7 @@ class World:
             log.acknowledged(ack.cosignature)
 
         for day in range(2):
-            punches = {8: ("1002", 0), 600: ("1002", 1)} | ({9: (EMPLOYEE, 0), 580: (EMPLOYEE, 1)} if day == 0 else {})
+            punches = {8: ("1002", 0), 600: ("1002", 1), 9: (EMPLOYEE, 0), 580 - 60 * day: (EMPLOYEE, 1)}
             for block in range(0, 660, 30):  # a sync every half hour
                 log.minutes(30, {m - block: p for m, p in punches.items() if block <= m < block + 30})
                 if self.rotated and day == 0 and block == 300:
@@ -79,6 +79,7 @@ class World:
             self.clock.advance(hours=13)  # switched off overnight
             log.add("boot", unclean=day == 0, sw="test")
         send()
+        self.clock.advance(hours=6)  # Wednesday 13:50: the export's own stamp is more than a day after Tuesday 08:00
         self.log = log
         return self
 
