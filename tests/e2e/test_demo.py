@@ -2,8 +2,9 @@
 
 With the real demo processes (``punchproof demo --fast``: a one-minute shift starting within a minute): the
 kiosk and the board name the roster's workers, head office holds HR's employees and the published policy,
-an evidence bundle verifies (also by tests/independent/verifier.py, written from ledger/FORMAT.md alone), and the worker who never punches becomes an absence case at head office whose
-reminder reaches the demo's SMS and mail stand-ins.
+an evidence bundle verifies (also by tests/independent/verifier.py, written from ledger/FORMAT.md alone), and
+the worker who never punches becomes an absence case at head office whose reminder reaches the demo's SMS and
+mail stand-ins.
 """
 
 from __future__ import annotations
