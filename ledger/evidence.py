@@ -116,6 +116,7 @@ NOBODYS_INCIDENTS = frozenset(
         "terminal_log_cleared",
         "log_replaced",
         "unknown_terminal",
+        "terminal_identity",  # a terminal's model, serial number and firmware, as the appliance read them
     }
 )
 

@@ -108,6 +108,10 @@ def plant(tmp_path, terminal_state, zk_terminal):
                     "threshold_ms": 60_000,
                 },
             ),
+            Entry(
+                "incident",
+                {"kind": "terminal_identity", "term": {"name": "gate-2", "sn": "ZK-OLD", "model": "F18", "src": "zk"}},
+            ),
         ]
     )
     for _ in range(5):
@@ -217,7 +221,8 @@ def test_a_bundle_for_1001_shows_nothing_of_1002s_or_1003s_records(plant):
     manifest = json.loads(files["manifest.json"])
     assert manifest["logs"][0]["undisclosed_incidents"] == 2  # 1002's and the old one of 1003's: counted only
     system = [json.loads(json.loads(line)["data"]) for line in files["logs/0/system.jsonl"].decode().splitlines()]
-    assert [f["kind"] for f in system if f["type"] == "incident"] == ["clock_alarm"]  # nobody's: shown to all
+    # nobody's: shown to all
+    assert [f["kind"] for f in system if f["type"] == "incident"] == ["clock_alarm", "terminal_identity"]
 
 
 def test_1001s_own_incident_is_disclosed_in_full_and_the_bundle_verifies(plant):
