@@ -18,9 +18,21 @@ from zoneinfo import ZoneInfo
 from cloud.channels import names
 from cloud.clock import zone_words
 from cloud.escalation.policy import step_label
+from cloud.evidence.report_checks import UNTRANSLATED, detail_text, no_witness
+from cloud.evidence.report_facts import (
+    SOFTWARE_RECIPE,
+    DeviceLine,
+    clock_state,
+    devices,
+    err_words,
+    exporter,
+    software,
+    system_records,
+)
 from cloud.notices import templates as notice_templates
 from ledger.evidence import (
     MANIFEST,
+    SEAL_GAP_S,
     THIRD_PARTY_TIME_FIX_EN,
     THIRD_PARTY_TIME_FIX_ZH,
     Event,
@@ -38,22 +50,23 @@ CHECKS = {
     "manifest": "证据包说明",
     "manifest signature": "清单签名与文件哈希",
     "report times": "报告所示时间与签名记录一致",
-    "witness key": "云端见证密钥",
-    "witness log": "云端见证日志与可信时间戳",
+    "witness key": "公司服务器会签密钥（非第三方）",
+    "witness log": "公司服务器会签日志与第三方时间戳",
     "key registrations": "设备公钥登记",
     "appliance keys": "设备公钥核对",
     "evidence key": "云端证据公钥核对",
 }
 LOG_CHECKS = {
     "leaves": "叶哈希数量",
-    "checkpoints": "检查点签名与云端会签",
+    "checkpoints": "检查点签名与公司服务器会签",
     "disclosed records": "披露记录的签名与链接",
-    "compromised key": "设备密钥泄露",
     "owner tags": "归属标记：未披露的记录中有无本人记录",
-    "log length": "日志长度：是否短于见证服务器所记录的长度（截断）",
+    "log length": "日志长度：是否短于公司服务器会签日志所记录的长度（截断）",
+    "contacts": "联络记录与所发文件",
+    "compromised key": "设备密钥泄露",
 }
 UNTIMED_GAPS = {  # gaps the verifier lists without a time, by how their text starts
-    "the bundle has no witness log": "本证据包不含云端见证日志：其中的检查点未在云端的签名日志中得到证明",
+    "the bundle has no witness log": "本证据包不含公司服务器的会签日志：其中的检查点未在公司服务器的签名日志中得到证明",
 }
 EXPORT_STAMP = {
     "ok": "本次导出已由 RFC 3161 时间戳机构盖章",
@@ -106,18 +119,21 @@ VERDICTS = {
     "late": "签名与哈希校验无误，但有打卡记录晚于允许的时限才取得第三方时间戳：其时间仍可能系事后制作（见上方说明）",
 }
 LATE_NOTE = (
-    "第三方时间戳：每条打卡下方列出覆盖它的最早 RFC 3161 时间戳（时间戳机构盖章的云端见证检查点包含该记录），"
+    "第三方时间戳：每条打卡下方列出覆盖它的最早 RFC 3161 时间戳（时间戳机构盖章的公司服务器会签日志检查点包含该记录），"
     "及其与打卡时间的间隔。在此之前，该记录可能由持有密钥的用人单位事后制作；间隔超过 {limit} 的记录如下："
 )
 KEYS_NOTE = (
     "下列设备签名公钥的指纹（kid，即 DER 公钥的 SHA-256，base64；括号内为同一值的十六进制）由总部在登记设备或接受"
-    "密钥轮换时记入云端签名证据日志，并随见证日志由时间戳机构盖章。第三方可自行留存这些指纹，核验时用 "
+    "密钥轮换时记入云端签名证据日志，并随公司服务器的会签日志由时间戳机构（第三方）盖章。"
+    "仲裁方或其他核验者可自行留存这些指纹，核验时用 "
     "punchproof verify --appliance-key 指定，以确认证据包所用的密钥正是当时登记的密钥。"
 )
 UNCOVERED = "未覆盖：设备当时尚未开始记录，不计缺勤"
+NO_RECORD = "该时段无记录（原因未知：可能断电、设备停止或网络中断）"  # a gap no signed record explains
+STATUS_WORDS = {"punched": "有打卡", "no_punch": "无打卡记录", "no_device": "该日无设备记录", "uncovered": "未覆盖"}
 VERIFY_STEPS = (
     (
-        "用离线核验程序检查全部签名、哈希链、云端见证与可信时间戳（退出码 0 表示全部通过；云端见证公钥与"
+        "用离线核验程序检查全部签名、哈希链、公司服务器会签与第三方时间戳（退出码 0 表示全部通过；公司服务器会签公钥与"
         "时间戳机构根证书须另行取得，用 --witness-key 与 --tsa-ca 指定，否则退出码为 5：公钥未经独立核对；"
         "设备公钥可按“设备公钥登记”中的指纹用 --appliance-key 指定）：",
         "punchproof verify 证据包.zip --witness-key cloud-witness.pub --tsa-ca tsa-ca.pem --appliance-key 指纹",
@@ -162,6 +178,7 @@ class DayLine:
     recorded: str  # the span the appliances were recording that day, or ""
     punches: tuple[PunchLine, ...]
     notes: tuple[str, ...]  # gaps, incidents and the employee's other records that touch the day
+    clock: str = ""  # the appliance clock's synchronisation that day, as the day's records state it (clk)
 
 
 @dataclass(frozen=True)
@@ -178,7 +195,8 @@ class CheckLine:
     label: str
     name: str
     ok: bool
-    detail: str
+    detail: str  # Chinese (the verifier's words mapped, never an exception's text)
+    detail_en: str = ""  # the verifier's English, cleaned of Python's reprs
 
 
 @dataclass(frozen=True)
@@ -245,6 +263,11 @@ class ReportModel:
     untimed: tuple[str, str, str, str] | None = None  # no third-party time: what that means and the fix, zh, en
     keys: tuple[KeyLine, ...] = ()  # 设备公钥登记
     late: tuple[str, ...] = ()  # the policy, then each punch stamped later than it allows (zh-CN)
+    exported_by: str = "未记录导出人"  # manifest.json's exported_by
+    exporter: str = ""  # the exporting software's version and hash
+    devices: tuple[DeviceLine, ...] = ()  # the terminals that recorded the employee's punches
+    software: tuple[str, ...] = ()  # the appliance software in the period (boot records' sw)
+    counts: tuple[str, ...] = ()  # the days by status, and each log's records, as sums that add up
 
     @property
     def green(self) -> bool:
@@ -304,8 +327,11 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
     tz = next(iter(zones.values()), ZoneInfo("Asia/Shanghai"))
     log_zone = {entry["log"]: zones.get(entry["plant"], tz) for entry in manifest["logs"]}
     generated = datetime.fromisoformat(manifest["generated_at"])
-    gaps = _gaps(result, log_zone, tz)
+    system = system_records(manifest, files)
+    gaps = _gaps(result, log_zone, tz, system)
     purpose_zh, purpose_en = purpose(manifest)
+    days = _days(manifest, result, gaps, tz, log_zone, system)
+    version, source = exporter()
     return ReportModel(
         employee=manifest["employee"],
         case=_case_line(manifest.get("case")),
@@ -316,12 +342,8 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
         timezone=zone_words(str(tz)),
         plants=tuple(f"{p['name'] or p['id']}（{p['id']}，{zone_words(p['timezone'])}）" for p in manifest["plants"]),
         logs=tuple(
-            LogLine(
-                f"{entry['plant']}/{entry['appliance']}",
-                entry["log"],
-                f"第 {entry['from_seq']} 至 {entry['to_size'] - 1} 条，其中披露 {entry['disclosed']} 条",
-            )
-            for entry in manifest["logs"]
+            LogLine(f"{entry['plant']}/{entry['appliance']}", entry["log"], _log_span(n, entry, files))
+            for n, entry in enumerate(manifest["logs"])
         ),
         witness_kid=manifest["witness_kid"],
         timestamp=_timestamp(manifest.get("witness_log")),
@@ -334,7 +356,7 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
         if result.untimed
         else None,
         checks=tuple(_check(c.name, c.ok, c.detail) for c in result.checks),
-        days=_days(manifest, result, gaps, tz, log_zone),
+        days=days,
         gaps=gaps,
         files=_files(manifest, files),
         contacts=_contacts(manifest, result, tz),
@@ -342,7 +364,51 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
         late=(LATE_NOTE.format(limit=limit_zh(result.stamp_delay)), *(zh for zh, _en in result.late))
         if result.late
         else (),
+        exported_by=_exported_by(manifest.get("exported_by")),
+        exporter=f"punchproof {version}；源代码 SHA-256 {source}（{SOFTWARE_RECIPE}）",
+        devices=devices(
+            manifest, [i for i in result.disclosed if i["fields"]["type"] == "punch"], system, log_zone, tz
+        ),
+        software=software(manifest, system, log_zone, tz),
+        counts=_day_counts(days),
     )
+
+
+def _exported_by(who: Any) -> str:
+    """Who exported the bundle, as the manifest names them (a login, or {"name", "login"}); said when it does not."""
+    if isinstance(who, dict):
+        name, login = str(who.get("name") or ""), str(who.get("login") or "")
+        if name and login and name != login:
+            return f"{name}（登录名 {login}）"
+        return name or login or "未记录导出人"
+    return str(who) if isinstance(who, str) and who.strip() else "未记录导出人"
+
+
+def _log_span(n: int, entry: dict[str, Any], files: dict[str, bytes]) -> str:
+    """A log's range as a sum that adds up: its records = the employee's disclosed + system records disclosed + those
+    shown only as hashes. Counted from the files themselves."""
+    first, end = entry["from_seq"], entry["to_size"]
+    own = sum(
+        1
+        for name in files
+        if name.startswith(f"logs/{n}/records/")
+        and name.endswith(".sig")
+        and first <= int(name.rsplit("/", 1)[1].split(".")[0]) < end
+    )
+    system = sum(1 for line in files.get(f"logs/{n}/system.jsonl", b"").splitlines() if line.strip())
+    hidden = end - first - own - system
+    return (
+        f"第 {first} 至 {end - 1} 条，共 {end - first} 条 = 披露 {own + system} 条（本人的记录 {own} 条、"
+        f"设备的系统记录 {system} 条）+ 未披露 {hidden} 条（仅以加盐哈希出现）"
+    )
+
+
+def _day_counts(days: tuple[DayLine, ...]) -> tuple[str, ...]:
+    """The period's days by what the report says of each: the parts add up to the whole."""
+    counted = {status: sum(1 for d in days if d.status == status) for status in STATUS_WORDS}
+    parts = " + ".join(f"{STATUS_WORDS[status]} {n} 天" for status, n in counted.items())
+    punches = sum(len(d.punches) for d in days)
+    return (f"期间共 {len(days)} 天 = {parts}；本人打卡记录共 {punches} 条",)
 
 
 def _keys(manifest: dict[str, Any], result: Report, files: dict[str, bytes], tz: ZoneInfo) -> tuple[KeyLine, ...]:
@@ -364,8 +430,11 @@ def _keys(manifest: dict[str, Any], result: Report, files: dict[str, bytes], tz:
         else:
             how = "接受密钥轮换" if record["how"] == "rotation" else "登记设备"
             when = f"{_full(record['at_ms'] // 1000, tz)}（{how}）"
-            witnessed = _full(record["not_after"], tz) if record["not_after"] else "未经见证"
-            logged = f"云端证据日志第 {record['seq']} 条（记入于 {_full(record['t'], tz)}，云端见证不晚于 {witnessed}）"
+            witnessed = _full(record["not_after"], tz) if record["not_after"] else "未经会签"
+            logged = (
+                f"云端证据日志第 {record['seq']} 条（记入于 {_full(record['t'], tz)}，"
+                f"公司服务器会签不晚于 {witnessed}）"
+            )
         last = entry.get("valid_to_seq")
         status = f"签署第 {entry.get('valid_from_seq', 0)} 条" + (
             f"至第 {last} 条（已轮换）" if last is not None else "起"
@@ -450,7 +519,10 @@ def _check(name: str, ok: bool, detail: str) -> CheckLine:
     label = CHECKS.get(name)
     if label is None:
         label = next((zh for en, zh in LOG_CHECKS.items() if name.endswith(f": {en}")), name)
-    return CheckLine(label, name, ok, detail)
+    if label == name and name.startswith("case "):
+        label = f"案件 {name.removeprefix('case ')} 的证据是否齐全"
+    zh, en = detail_text(detail)
+    return CheckLine(label, name, ok, zh, en)
 
 
 def _began(manifest: dict[str, Any], result: Report) -> int | None:
@@ -485,7 +557,9 @@ def _days(
     gaps: tuple[GapLine, ...],
     tz: ZoneInfo,
     log_zone: dict[str, ZoneInfo],
+    system: dict[str, list[dict[str, Any]]] | None = None,
 ) -> tuple[DayLine, ...]:
+    system = system or {}
     bases = {entry["log"]: f"logs/{n}" for n, entry in enumerate(manifest["logs"])}
     began = _began(manifest, result)
     uncovered = _uncovered_facts(result)
@@ -494,6 +568,18 @@ def _days(
     late = _late_tags(result, device_logs)
     by_day: dict[str, list[dict[str, Any]]] = {}
     others: dict[str, list[str]] = {}
+    clocked: dict[str, list[dict[str, Any]]] = {}  # per plant day: every appliance record disclosed, for its clk
+    for log in device_logs:
+        zone = log_zone.get(log, tz)
+        for fields in system.get(log, []):
+            clocked.setdefault(_day_of(fields["t_wall_ms"], zone), []).append(fields)
+    for item in result.disclosed:
+        if item["log"] in device_logs:
+            clocked.setdefault(_day_of(item["fields"]["t_wall_ms"], log_zone.get(item["log"], tz)), []).append(
+                item["fields"]
+            )
+    exported = int(datetime.fromisoformat(manifest["generated_at"]).timestamp())
+    boots = [f for log in device_logs for f in system.get(log, []) if f.get("type") == "boot"]
     for item in result.disclosed:
         fields, zone = item["fields"], log_zone.get(item["log"], tz)
         if fields["type"] == "punch" and "t" in fields.get("term", {}):
@@ -510,13 +596,14 @@ def _days(
         start = datetime.combine(day, time(), tz).timestamp()
         end = datetime.combine(day + timedelta(days=1), time(), tz).timestamp()
         touching = [g for g in gaps if g.kind != "bundle" and g.start < end and g.end >= start]
-        notes = tuple(g.zh for g in touching) + tuple(others.get(key, []))
+        span = result.recorded.get(key)
+        edges = _edge_gaps(span, int(start), int(end), touching, began, min(exported, int(end)), tz, boots)
+        notes = tuple(edges) + tuple(g.zh for g in touching) + tuple(others.get(key, []))
         notes += tuple(  # a day recorded before a log's switch: its records' tags were given then
             f"该日记录的归属标记于 {_full(at // 1000, tz)} 补记（日志升级到版本 2 时），此前未固定"
             for at in late
             if start * 1000 < at
         )
-        span = result.recorded.get(key)
         before = key in uncovered or (began is not None and end <= began)
         status = _status(bool(punches), key in result.covered_days, before)
         days.append(
@@ -525,7 +612,11 @@ def _days(
                 weekday="一二三四五六日"[day.weekday()],
                 status=status,
                 status_text=_status_text(
-                    status, touching, began if span and span[0] == began else None, tz, tags_checked=tags_checked
+                    status,
+                    touching + [GapLine("power_gap", 0, 0, e, "") for e in edges if "设备无任何记录" in e],
+                    began if span and span[0] == began else None,
+                    tz,
+                    tags_checked=tags_checked,
                 ),
                 recorded=f"{_hm(span[0], tz)}–{_hm(span[1], tz)}" if span else "",
                 punches=tuple(
@@ -533,10 +624,46 @@ def _days(
                     for p in punches
                 ),
                 notes=notes,
+                clock=clock_state(clocked.get(key, [])),
             )
         )
         day += timedelta(days=1)
     return tuple(days)
+
+
+def _day_of(t_wall_ms: int, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(t_wall_ms // 1000, zone).date().isoformat()
+
+
+def _edge_gaps(
+    span: tuple[int, int] | None,
+    start: int,
+    end: int,
+    touching: list[GapLine],
+    began: int | None,
+    until: int,
+    tz: ZoneInfo,
+    boots: list[dict[str, Any]] | None = None,
+) -> list[str]:
+    """The hours of a recorded day before its first record and after its last, when no gap the verifier found covers
+    them: shown as gaps (the bundle holds nothing of them), their cause unknown unless the day's first record is a boot
+    record, which states whether the run before it ended cleanly. Before the appliances began recording
+    it is said so instead; after the export, nothing is said."""
+    if span is None:
+        return []
+    first, last = span
+    lines = []
+    covered = [(g.start, g.end) for g in touching if g.kind in ("power_gap", "log_ends")]
+    if first - start > SEAL_GAP_S and not any(a <= start + SEAL_GAP_S and b >= first - SEAL_GAP_S for a, b in covered):
+        if began is not None and first == began:
+            lines.append(f"00:00 至 {_hm(first, tz)} 设备尚未开始记录（其日志第一条记录在 {_hm(first, tz)}）")
+        else:
+            cause = _gap_cause(start, first + SEAL_GAP_S, boots or [])
+            lines.append(f"00:00 至 {_hm(first, tz)} 设备无任何记录：{cause}")
+    if until - last > SEAL_GAP_S and not any(a <= last + SEAL_GAP_S and b >= until - SEAL_GAP_S for a, b in covered):
+        shown = "24:00" if until == end else _hm(until, tz) + "（导出时）"
+        lines.append(f"{_hm(last, tz)} 至 {shown} 设备无任何记录：{NO_RECORD}")
+    return lines
 
 
 def _status(punched: bool, covered: bool, before_recording: bool) -> str:
@@ -566,7 +693,7 @@ def _status_text(
     if status == "no_device" and any(g.kind == "untrusted" for g in gaps):
         return "该日设备记录不作为证据（设备密钥可能已泄露，见右栏），不能据此认定缺勤"
     if status == "no_device":
-        return "该日无设备记录（设备离线或断电），不能据此认定缺勤"
+        return f"该日无设备记录：{NO_RECORD}，不能据此认定缺勤"
     tags = (
         "已逐条核对归属标记，未披露的记录中没有本人的记录"
         if tags_checked
@@ -602,12 +729,12 @@ def _punch(item: dict[str, Any], base: str, tz: ZoneInfo, limit: int) -> PunchLi
     return PunchLine(
         terminal_time=term["t"][11:19],
         appliance_time=f"{recorded:%H:%M:%S}" if same_day else f"{recorded:%Y-%m-%d %H:%M:%S}",
-        offset=_offset(term.get("off_ms")),
+        offset=_offset(term.get("off_ms"), fields.get("clk")),
         state=STATES.get(term["state"], "打卡"),
         verify=VERIFY.get(term["verify"], "其他方式"),
         terminal=f"{terminal}（{term['name']}）" if term.get("name") else terminal,
         record=f"{base}/records/{item['seq']}.json",
-        witnessed=("（未经云端见证）" if item["not_after"] is None else _full(item["not_after"], tz))
+        witnessed=("（未经公司服务器会签）" if item["not_after"] is None else _full(item["not_after"], tz))
         + ("；设备密钥可能已泄露，此条不作为证据" if item.get("untrusted") else ""),
         stamped=stamped,
         stamp_late=late,
@@ -618,37 +745,60 @@ def _punch(item: dict[str, Any], base: str, tz: ZoneInfo, limit: int) -> PunchLi
     )
 
 
-def _offset(off_ms: int | None) -> str:
+def _offset(off_ms: int | None, clk: Any = None) -> str:
+    """The terminal's clock against the appliance's, and whether the appliance's own clock was synchronised (its
+    record's ``clk``): two clocks that agree say nothing of the time when neither was set from a time source."""
+    synced = isinstance(clk, dict) and bool(clk.get("sync"))
+    err = clk.get("err_us") if isinstance(clk, dict) else None
+    bound = f"，所报误差上限 ±{err_words(err)}" if isinstance(err, int) and err >= 0 else ""
+    if not isinstance(clk, dict) or "sync" not in clk or synced:
+        state = ""  # not stated (older records): the day's line says so
+    else:
+        state = f"；设备时钟未与标准时间同步{bound}，两者都可能偏离标准时间"
     if off_ms is None:
-        return "考勤机时钟偏差未测量"
+        return "考勤机时钟偏差未测量" + state
     if abs(off_ms) < 1000:
-        return "考勤机与设备时钟一致（相差不到 1 秒）"
+        if not state:
+            return "考勤机与设备时钟一致（相差不到 1 秒）"
+        return "考勤机与设备时钟相差不到 1 秒" + state
     seconds = abs(off_ms) // 1000
     amount = f"{seconds} 秒" if seconds < 120 else f"{seconds // 60} 分 {seconds % 60} 秒"
-    return f"考勤机时钟比设备{'快' if off_ms > 0 else '慢'} {amount}"
+    return f"考勤机时钟比设备{'快' if off_ms > 0 else '慢'} {amount}" + state
 
 
-def _gaps(result: Report, log_zone: dict[str, ZoneInfo], tz: ZoneInfo) -> tuple[GapLine, ...]:
-    """The verifier's gaps in Chinese, in time order; a log's unwitnessed tail is one line, not one per record."""
+def _gaps(
+    result: Report,
+    log_zone: dict[str, ZoneInfo],
+    tz: ZoneInfo,
+    system: dict[str, list[dict[str, Any]]] | None = None,
+) -> tuple[GapLine, ...]:
+    """The verifier's gaps in Chinese, in time order; a log's unwitnessed tail is one line, not one per record. A
+    terminal's identity, signed as an incident, is provenance (the report's device table), not an anomaly."""
+    system = system or {}
     timed = {e.detail for e in result.events}
-    lines = [
-        GapLine("bundle", 0, 0, next((zh for en, zh in UNTIMED_GAPS.items() if text.startswith(en)), text), text)
-        for text in result.gaps
-        if text not in timed
-    ]
+    lines = []
+    for text in result.gaps:
+        if text in timed:
+            continue
+        zh, en = detail_text(text)
+        known = next((words for start, words in UNTIMED_GAPS.items() if text.startswith(start)), None)
+        lines.append(GapLine("bundle", 0, 0, known or (zh if zh != UNTRANSLATED else text), en or text))
     tails: dict[str, list[Event]] = {}
     for event in result.events:
         zone = log_zone.get(event.log, tz)
         if event.kind == "unwitnessed":
             tails.setdefault(event.log, []).append(event)
+        elif event.kind == "incident" and event.detail.split(":")[0] == "terminal_identity":
+            continue
         else:
             end = event.end if event.end is not None else event.start
-            lines.append(GapLine(event.kind, event.start, end, _event_text(event, zone), event.detail))
+            zh = _event_text(event, zone, system.get(event.log, []))
+            lines.append(GapLine(event.kind, event.start, end, zh, event.detail))
     for log, tail in tails.items():
         zone, first, last = log_zone.get(log, tz), min(tail, key=_seq), max(tail, key=_seq)
         zh = (
             f"{_full(first.start, zone)} 至 {_full(last.start, zone)} 的 {len(tail)} 条披露记录"
-            f"（日志第 {first.seq} 至 {last.seq} 条）尚未经云端见证"
+            f"（日志第 {first.seq} 至 {last.seq} 条）尚未经公司服务器会签"
         )
         en = f"{log} seq {first.seq}..{last.seq}: {len(tail)} disclosed record(s) not witnessed by the cloud"
         lines.append(GapLine("unwitnessed", first.start, last.start, zh, en))
@@ -657,7 +807,7 @@ def _gaps(result: Report, log_zone: dict[str, ZoneInfo], tz: ZoneInfo) -> tuple[
 
 def _timestamp(witnessed: dict[str, Any] | None) -> str:
     if not witnessed:
-        return "本证据包不含云端见证日志，也没有可信时间戳"
+        return "本证据包不含公司服务器的会签日志，也没有第三方时间戳"
     stamp = str(witnessed.get("export_stamp", ""))
     return EXPORT_STAMP.get(stamp) or f"时间戳机构本次未盖章：{stamp.removeprefix('failed: ')}"
 
@@ -666,12 +816,13 @@ def _seq(event: Event) -> int:
     return event.seq if event.seq is not None else -1
 
 
-def _event_text(event: Event, tz: ZoneInfo) -> str:
+def _event_text(event: Event, tz: ZoneInfo, system: list[dict[str, Any]] | None = None) -> str:
     at = _full(event.start, tz)
     seq = f"（日志第 {event.seq} 条）" if event.seq is not None else ""
     if event.kind == "power_gap" and event.end is not None:
         return (
-            f"{at} 至 {_full(event.end, tz)} 设备无任何记录（{(event.end - event.start) // 60} 分钟）：设备关闭或断电"
+            f"{at} 至 {_full(event.end, tz)} 设备无任何记录（{(event.end - event.start) // 60} 分钟）："
+            + _gap_cause(event.start, event.end, system or [])
         )
     if event.kind == "unclean_boot":
         return f"{at} 设备在非正常关机后重新启动（可能曾断电）{seq}"
@@ -679,10 +830,10 @@ def _event_text(event: Event, tz: ZoneInfo) -> str:
         way = "向前" if event.amount > 0 else "向后"
         return f"{at} 设备时钟{way}跳变约 {abs(event.amount) // 60} 分钟（人工调整或时间同步校正）{seq}"
     if event.kind == "log_ends" and event.end is not None:
-        text = f"设备日志在 {at}（已见证）结束，早于期间结束 {_full(event.end, tz)}"
+        text = f"设备日志在 {at}（已会签）结束，早于期间结束 {_full(event.end, tz)}"
         if event.witnessed_size is not None:
             text += (
-                f"；见证服务器至导出时所记录的该日志长度也止于此（{event.witnessed_size} 条）：设备停止记录，"
+                f"；公司服务器的会签日志至导出时所记录的该日志长度也止于此（{event.witnessed_size} 条）：设备停止记录，"
                 "或此后未再同步，而非日志被截断"
             )
         if event.exported is not None:
@@ -691,8 +842,37 @@ def _event_text(event: Event, tz: ZoneInfo) -> str:
     if event.kind == "untrusted":
         return f"{at} 起：该设备日志自第 {event.seq} 条起的记录不作为证据（设备密钥可能已泄露，总部已吊销）"
     if event.kind == "incident":
-        return f"{at} 考勤机发来无法识别的记录，已原样保存为异常事件{seq}：{event.detail}"
-    return f"{at} {event.detail}"
+        kind = event.detail.split(":")[0]
+        return f"{at} {INCIDENTS.get(kind, '设备记下的异常事件')}{seq}：{event.detail}"
+    return f"{at} {no_witness(event.detail)}"
+
+
+INCIDENTS = {  # what a signed incident record says happened (FORMAT.md's kinds), never a cause it does not state
+    "bad_terminal_record": "考勤机发来无法识别的记录，已原样保存为异常事件",
+    "unknown_terminal": "未登记的考勤机试图上传记录（已拒绝并记录）",
+    "unknown_card": "刷了未登记的卡",
+    "unknown_page": "指纹模块识别出未登记的指纹页",
+    "finger_not_identified": "指纹未能识别",
+    "bad_reader_read": "读卡器读到无法识别的数据",
+    "reader_noise": "读卡器线路持续发送无法识别的数据",
+    "clock_alarm": "考勤机时钟偏差超出工厂允许的范围",
+    "clock_alarm_cleared": "考勤机时钟偏差恢复到允许范围内",
+    "clock_correction_failed": "设置考勤机时钟失败",
+    "terminal_log_cleared": "按命令清除了考勤机自身的日志（云端已确认其中每条记录之后）",
+    "log_replaced": "发现考勤机日志在设备之外被清除或替换，已重新读取",
+}
+
+
+def _gap_cause(start: int, end: int, system: list[dict[str, Any]]) -> str:
+    """Why nothing was recorded between two records, only as far as a signed record says: a boot record in between
+    states whether the run before it ended cleanly; otherwise the cause is unknown."""
+    boots = [f for f in system if f.get("type") == "boot" and start < f["t_wall_ms"] // 1000 <= end]
+    if not boots:
+        return NO_RECORD
+    boot = boots[0]
+    if boot.get("unclean"):
+        return f"设备未正常关机（如断电）后重新启动（启动记录第 {boot['seq']} 条载明上次运行未正常结束）"
+    return f"设备正常关机后重新启动（启动记录第 {boot['seq']} 条载明上次运行正常结束）"
 
 
 def _files(manifest: dict[str, Any], files: dict[str, bytes]) -> tuple[FileLine, ...]:
@@ -713,7 +893,7 @@ def _files(manifest: dict[str, Any], files: dict[str, bytes]) -> tuple[FileLine,
         FileLine(name, "见 SHA256SUMS", about)
         for name, about in (
             ("manifest.json", "清单：本证据包的内容与其中每个文件（含本报告）的 SHA-256"),
-            ("manifest.sig", "清单的签名（云端证据密钥，无证据日志时为见证密钥）"),
+            ("manifest.sig", "清单的签名（云端证据密钥，无证据日志时为公司服务器会签密钥）"),
             ("report.html", "本报告（网页版）"),
             ("report.pdf", "本报告（PDF 版，内嵌中文字体）"),
             ("SHA256SUMS", "以上全部文件的 SHA-256，可用 sha256sum -c 核对"),
@@ -736,16 +916,16 @@ def _about(name: str) -> str:
     if "/requests/" in name:
         return "联系记录发出时的原始请求（电子邮件为完整邮件原文），其 SHA-256 记在该联系记录中"
     fixed = {
-        MANIFEST: "证据包说明：员工、期间、设备日志、云端见证密钥",
+        MANIFEST: "证据包说明：员工、期间、设备日志、公司服务器会签密钥",
         "FORMAT.md": "记录格式规范（可据此独立实现核验）",
         "MANUAL-CHECKS.md": "只用 OpenSSL 与 sha256sum 手工核验的步骤",
         "keys/registry.json": "设备公钥登记：每把密钥的适用范围与吊销时间",
-        "keys/witness.pem": "云端见证公钥",
-        "witness/entries.jsonl": "本证据包各检查点在云端见证日志中的条目及包含证明",
-        "witness/checkpoints.jsonl": "云端见证日志的签名检查点，及其可信时间戳",
+        "keys/witness.pem": "公司服务器会签公钥（用人单位自己的服务器，非第三方）",
+        "witness/entries.jsonl": "本证据包各检查点在公司服务器会签日志中的条目及包含证明",
+        "witness/checkpoints.jsonl": "公司服务器会签日志的签名检查点，及时间戳机构（第三方）的时间戳",
         "witness/tsa-ca.pem": "时间戳机构的根证书（宜另行取得后用 --tsa-ca 指定）",
-        "witness/consistency.jsonl": "云端见证日志各检查点之间的一致性证明：所用检查点属于同一份日志历史",
-        "witness/heads.jsonl": "导出时见证日志对每份日志所记录的最新长度及包含证明：日志被截断即可发现",
+        "witness/consistency.jsonl": "公司服务器会签日志各检查点之间的一致性证明：所用检查点属于同一份日志历史",
+        "witness/heads.jsonl": "导出时公司服务器会签日志对每份日志所记录的最新长度及包含证明：日志被截断即可发现",
     }
     if name in fixed:
         return fixed[name]
@@ -754,7 +934,7 @@ def _about(name: str) -> str:
     if name.startswith("witness/stamps/"):
         return "RFC 3161 可信时间戳（可用 openssl ts -verify 核验，见 MANUAL-CHECKS.md）"
     if name.startswith("witness/checkpoint-"):
-        return "时间戳所盖的云端见证日志检查点"
+        return "时间戳所盖的公司服务器会签日志检查点"
     suffixes = {
         "log.json": "设备日志的范围与之前记录的默克尔树摘要",
         "leaves.txt": "范围内每条记录的叶哈希（其他员工的记录只以此加盐哈希出现）",

@@ -75,6 +75,7 @@ def _draw(model: ReportModel, regular: tuple[Path, int], bold: tuple[Path, int])
     pdf.set_auto_page_break(True, margin=20)
     pdf.add_page()
     _summary(pdf, model)
+    _devices(pdf, model)
     _days(pdf, model)
     _contacts(pdf, model)
     _keys(pdf, model)
@@ -141,9 +142,13 @@ def _summary(pdf: FPDF, model: ReportModel) -> None:
         ("期间", f"{model.period_from} 至 {model.period_to}（{model.timezone}）"),
         *(("工厂" if n == 0 else "", plant) for n, plant in enumerate(model.plants)),
         *(("设备与日志" if n == 0 else "", log) for n, log in enumerate(logs)),
-        ("云端见证密钥", model.witness_kid),
+        ("公司服务器会签密钥（非第三方）", model.witness_kid),
         ("可信时间戳", model.timestamp),
         ("生成时间", model.generated_at),
+        ("导出人", model.exported_by),
+        ("导出软件", model.exporter),
+        *(("设备软件" if n == 0 else "", line) for n, line in enumerate(model.software)),
+        *(("天数与记录数" if n == 0 else "", line) for n, line in enumerate(model.counts)),
         (
             "证据包标识",
             f"{model.bundle_id}（manifest.json 的 bundle_id；清单经签名，列出本报告在内每个文件的 SHA-256）",
@@ -166,7 +171,8 @@ def _days(pdf: FPDF, model: ReportModel) -> None:
     _paragraph(
         pdf,
         "每条打卡记录均由考勤终端旁的边缘设备在记录时签名，并逐条纳入哈希链与默克尔树；云端收到后对其签名检查点"
-        "加盖时间并会签（见证）。考勤机时间是考勤机自己的时钟，设备时间是边缘设备记录该打卡的时间。" + SCHEDULE_NOTE,
+        "加注时间并会签（公司服务器是用人单位自己的，非第三方；只有时间戳机构的时间戳是第三方的时间证明）。考勤机时间是考勤机自己的时钟，设备时间是边缘设备记录该打卡的时间。"
+        + SCHEDULE_NOTE,
         size=8,
         color=GREY,
     )
@@ -185,10 +191,14 @@ def _days(pdf: FPDF, model: ReportModel) -> None:
             punches = [
                 f"{p.terminal_time} {p.state}（{p.verify}，考勤机 {p.terminal}）\n"
                 f"    设备时间 {p.appliance_time}；{p.offset}\n"
-                f"    记录 {p.record}；云端见证不晚于 {p.witnessed}" + (f"\n    {p.stamped}" if p.stamped else "")
+                f"    记录 {p.record}；公司服务器会签不晚于 {p.witnessed}" + (f"\n    {p.stamped}" if p.stamped else "")
                 for p in day.punches
             ]
-            notes = ([f"设备记录时段 {day.recorded}"] if day.recorded else []) + list(day.notes)
+            notes = (
+                ([f"设备记录时段 {day.recorded}"] if day.recorded else [])
+                + ([day.clock] if day.clock else [])
+                + list(day.notes)
+            )
             punch_rows, note_rows = _rows(punches, PUNCHES_PER_ROW), _rows(notes, NOTES_PER_ROW)
             for n in range(max(len(punch_rows), len(note_rows), 1)):
                 row = table.row()
@@ -199,6 +209,36 @@ def _days(pdf: FPDF, model: ReportModel) -> None:
                 else:
                     row.cell("\n".join(punch_rows[n]) if n < len(punch_rows) else "")
                 row.cell("\n".join(note_rows[n]) if n < len(note_rows) else "")
+
+
+def _devices(pdf: FPDF, model: ReportModel) -> None:
+    if not model.devices:
+        return
+    _heading(pdf, "记录本人打卡的考勤机")
+    _paragraph(
+        pdf,
+        "型号、序列号与固件版本取自设备（边缘设备）读取考勤机时签名的记录"
+        "（异常事件类型 terminal_identity，见 system.jsonl）。",
+        size=8,
+        color=GREY,
+    )
+    pdf.set_font(FONT, size=7.5)
+    with pdf.table(col_widths=(26, 22, 22, 26, 22, 24, 38), headings_style=HEADINGS, line_height=4, **LAYOUT) as table:
+        heading = table.row()
+        for text in ("考勤机", "类型", "型号", "序列号", "固件", "设备首次读取", "依据"):
+            heading.cell(text)
+        for line in model.devices:
+            row = table.row()
+            for text in (
+                line.terminal,
+                line.source,
+                line.model,
+                line.serial,
+                line.firmware,
+                line.first_seen,
+                line.stated,
+            ):
+                row.cell(text)
 
 
 def _contacts(pdf: FPDF, model: ReportModel) -> None:
@@ -253,7 +293,8 @@ def _checks(pdf: FPDF, model: ReportModel) -> None:
         for text in ("项目", "结果", "说明"):
             heading.cell(text)
         for check in model.checks:
-            for n, piece in enumerate(_pieces(check.detail)):
+            detail = f"{check.detail}\n{check.detail_en}" if check.detail_en else check.detail
+            for n, piece in enumerate(_pieces(detail)):
                 row = table.row()
                 row.cell(f"{check.label}\n{check.name}" if n == 0 else "（续）")
                 row.cell("通过" if check.ok else "未通过", style=FontFace(color=GREEN if check.ok else RED))
