@@ -523,6 +523,26 @@ class EvaluatorState(BaseModel):
     # bumped by SQLite triggers on every write to the master data or EvalRequest, whoever writes
     # them (an import, the cloud's configuration, a page): the evaluator's cue to read them again
     master_version = pw.IntegerField(default=0)
+    pid = pw.IntegerField(null=True)  # the evaluator's process (the daemon starts it; it is not the daemon)
+
+
+class EvalHandoff(BaseModel):
+    """What the evaluator's process asks the log writer to sign: a day fact or a missed check-in alert.
+
+    The evaluator runs in a process of its own and holds no signing key; it queues each record here
+    (one row per key: a newer decision replaces one not yet signed) and the daemon, the one log
+    writer, appends it and deletes the row in the same transaction (``appliance.attendance.handoff``).
+    """
+
+    id = pw.AutoField()
+    kind = pw.CharField()  # "dayfact" | "alert"
+    key = pw.CharField()  # dayfact: "emp/date/shift"; alert: "date/shift/line"
+    body = pw.TextField()  # the record's body, JSON
+    queued_ms = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "eval_handoff"
+        indexes = ((("kind", "key"), True),)
 
 
 class ActionRequest(BaseModel):
@@ -565,7 +585,7 @@ MASTER_MODELS = (
     PlantPolicy,
     DeviceSetting,
 )
-ATTENDANCE_MODELS = (BoardRow, DayFactIndex, EvalRequest, EvaluatorState, ActionRequest, ActionRecord)
+ATTENDANCE_MODELS = (BoardRow, DayFactIndex, EvalRequest, EvaluatorState, EvalHandoff, ActionRequest, ActionRecord)
 
 MODELS = (
     LogRecord,
@@ -709,6 +729,12 @@ def _first_reads_from_the_log(db: pw.SqliteDatabase) -> None:
     )
 
 
+def _handoff_table(db: pw.SqliteDatabase) -> None:
+    """The evaluator's queue to the log writer (empty) and the column naming its process."""
+    db.create_tables([EvalHandoff], safe=True)
+    _add_new_columns(db)
+
+
 def _add_new_columns(db: pw.SqliteDatabase) -> None:
     """Columns added to a table after it was created (each nullable or with a default): added in
     place, so a database made by an older version opens with its rows intact."""
@@ -729,4 +755,5 @@ MIGRATIONS: tuple[Step, ...] = (
     ("enrolment: stored templates (sealed), tombstones, each terminal's fingers and state", _enrolment_tables),
     ("terminal_log_count: each terminal log's records counted, for the board's terminals table", _log_count_table),
     ("account.session_epoch and login_throttle: sessions that end, logins that slow guessers", _login_tables),
+    ("eval_handoff and evaluator_state.pid: the evaluator in a process of its own", _handoff_table),
 )

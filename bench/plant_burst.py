@@ -1,11 +1,12 @@
 """Figure: a shift change at a 5,000-worker plant, from each punch to the kiosk and to the board.
 
 Real processes: 20 emulated ZK terminals (one process, live events on), the appliance daemon
-(``punchproof appliance run``: live capture, signed log, evaluator) and gunicorn (``punchproof
-appliance web``), the roster imported with ``punchproof appliance import-roster``. 5,000 workers
-on 3 shifts: at the change, shift A (1,667) punches out while B (1,667) and C (1,666, starting
-5 minutes after B) punch in — every worker once, 5,000 punches in ``--minutes`` (the brief: 10),
-arrivals peaking mid-window (triangular, so the peak rate is twice the mean).
+(``punchproof appliance run``: live capture, the signed log), the evaluator's process it starts
+(``appliance.runtime.evaluator_process``: the board, day facts and alerts, which the daemon signs)
+and gunicorn (``punchproof appliance web``), the roster imported with ``punchproof appliance
+import-roster``. 5,000 workers on 3 shifts: at the change, shift A (1,667) punches out while
+B (1,667) and C (1,666, starting 5 minutes after B) punch in — every worker once, 5,000 punches
+in ``--minutes`` (the brief: 10), arrivals peaking mid-window (triangular, so the peak rate is twice the mean).
 
 Measured, from the wall-clock moment the terminal announced each punch:
 * kiosk: the punch's event arriving on a ``/kiosk/events`` stream;
@@ -13,9 +14,9 @@ Measured, from the wall-clock moment the terminal announced each punch:
 * board row: a logged-in board client that, like the page's script, fetches the board's rows
   (``?partial=1&page=N``: every page of the 5,000, one after the other, as someone paging through
   them) at most once a second when the version moves, sees the worker's row checked in (B and C:
-  the evaluator's pass must run first).
-Also the appliance's memory (daemon + gunicorn master + workers) every 2 s: the sample with the
-highest RSS sum, and the one with the highest PSS sum (see ``plant_common``).
+  the evaluator's pass must run first). Issue #25's limits: kiosk p99 <= 1 s, board row p99 <= 10 s.
+Also the appliance's memory (daemon + evaluator + gunicorn master + workers; limit 200 MB) every
+2 s: the sample with the highest RSS sum, and the one with the highest PSS sum (see ``plant_common``).
 
     .venv/bin/python bench/plant_burst.py [--minutes 10] [--workers 5000]
 """
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.plant_common import TZ, PeakMemory, PiBudget, Plant, SSEClient, decode, login, percentile, request, schedule  # noqa: E402
 
 KIOSK_TARGET_S = 1.0
-FLAGGED_LIVE_S = 60.0  # the issue: a check-in (or its absence) shows on the board within 60 s
+BOARD_ROW_TARGET_S = 10.0  # issue #25: punch -> board row p99 <= 10 s at the shift change, under the Pi 3 budget
 MEMORY_TARGET = 200 * 1024 * 1024
 CHECKED_IN = {"present", "late", "incomplete", "left_early"}
 PAGER = re.compile(r'data-pages="(\d+)"')
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
     print(line("punch -> daemon received it", [received[u] - t for u, t in sent.items() if u in received], 1.0))
     print(line("punch -> kiosk event", to_kiosk, KIOSK_TARGET_S))
     print(line("punch -> board notified (SSE)", to_board, KIOSK_TARGET_S))
-    print(line("punch -> board row checked in", to_row, FLAGGED_LIVE_S))
+    print(line("punch -> board row checked in", to_row, BOARD_ROW_TARGET_S))
     read = f"the first {args.board_pages} page(s)" if args.board_pages else "every page"
     if page.fetches:
         print(

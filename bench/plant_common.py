@@ -6,10 +6,11 @@
   installer would run them (``web`` is gunicorn with its thread workers);
 * an SSE client (``http.client``, no browser) that notes when each event arrived;
 * the appliance's processes without the PostgreSQL driver, as a Pi installs them (``_as_on_a_pi``);
-* the memory of the appliance's processes from /proc (the daemon, the gunicorn master and its
-  workers), two ways: the sum of their RSS, an upper bound that counts every page they share
-  (libraries, the master's pages a forked worker still shares) once per process, and the sum of
-  their PSS, where a page shared by n processes counts 1/n in each: what they take together.
+* the memory of the appliance's processes from /proc (the daemon, the evaluator's process it
+  starts, the gunicorn master and its workers), two ways: the sum of their RSS, an upper bound
+  that counts every page they share (libraries, the master's pages a forked worker still shares)
+  once per process, and the sum of their PSS, where a page shared by n processes counts 1/n in
+  each: what they take together.
 
 Shifts are whole minutes: ``T`` (the shift change) is the next whole minute after the warm-up.
 """
@@ -105,7 +106,8 @@ class PiBudget:
     runs CPython than one core here (measured elsewhere and given on the command line). The
     processes together get ``4 / slowdown`` of this machine's CPUs (CFS quota) and ``memory_mb``
     (the Pi's 1 GB less what its OS takes); each process (the daemon; gunicorn's master with its
-    worker) also gets one Pi core, ``1 / slowdown``, since CPython runs one thread at a time.
+    worker; the evaluator's process, moved onto its own by ``adopt``) also gets one Pi core,
+    ``1 / slowdown``, since CPython runs one thread at a time.
     Throttling is by 100 ms periods, which makes latency burstier than a slower clock would: the
     figures are a pessimistic estimate, not a Pi's measurement. cgroup v1 (cpu and memory
     hierarchies) or v2 (unified); needs root.
@@ -163,6 +165,11 @@ class PiBudget:
         groups = [self._core(name)] if len(self._dirs()) == 1 else [self._core(name), self._dirs()[1]]
         moves = " && ".join(f"echo $$ > {d}/cgroup.procs" for d in groups)
         return ["sh", "-c", f'{moves} && exec "$@"', "sh", *argv]
+
+    def adopt(self, pid: int, name: str) -> None:
+        """Move the running process ``pid`` (a child the daemon started: the evaluator) onto a Pi core of
+        its own, as a Pi's scheduler would give it one of its four cores."""
+        (self._core(name) / "cgroup.procs").write_text(str(pid))
 
     def throttled(self) -> str:
         """How often each process's Pi core held it back (the cgroups' cpu.stat)."""
@@ -235,6 +242,13 @@ class Plant:
         self._import_roster()
         cli("appliance", "create-user", "-c", conf, "boss", "--password-stdin", stdin=PASSWORD + "\n")
         self.spawn("daemon", "appliance", "run", "-c", conf)
+        try:
+            evaluator = wait_for(lambda: _children(self.processes["daemon"].pid), 60, "the evaluator's process")[0]
+        except TimeoutError:
+            print((self.root / "daemon.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+            raise
+        if self.budget:
+            self.budget.adopt(evaluator, "evaluator")
         port = free_port()
         self.spawn("web", "appliance", "web", "-c", conf, "--bind", f"127.0.0.1:{port}")
         self.base = f"127.0.0.1:{port}"
@@ -314,19 +328,25 @@ class Plant:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
             return conn.execute(sql).fetchall()
 
-    def memory(self) -> Memory:
-        """RSS and PSS of the daemon, the gunicorn master and each of its workers, read together."""
-        pids = {"daemon": self.processes["daemon"].pid, "gunicorn master": self.processes["web"].pid}
+    def pids(self) -> dict[str, int]:
+        """The appliance's processes: the daemon, its evaluator, the gunicorn master and its workers."""
+        pids = {"daemon": self.processes["daemon"].pid}
+        for n, pid in enumerate(_children(pids["daemon"])):
+            pids["evaluator" if n == 0 else f"evaluator {n + 1}"] = pid
+        pids["gunicorn master"] = self.processes["web"].pid
         for n, pid in enumerate(_children(pids["gunicorn master"])):
             pids[f"gunicorn worker {n + 1}"] = pid
+        return pids
+
+    def memory(self) -> Memory:
+        """RSS and PSS of every appliance process (``pids``), read together."""
+        pids = self.pids()
         rollups = {name: _rollup(pid) for name, pid in pids.items()}
         return Memory({k: r["Rss"] for k, r in rollups.items()}, {k: r["Pss"] for k, r in rollups.items()})
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU time (user + system) so far of the daemon, the gunicorn master and each worker."""
-        pids = {"daemon": self.processes["daemon"].pid, "gunicorn master": self.processes["web"].pid}
-        for n, pid in enumerate(_children(pids["gunicorn master"])):
-            pids[f"gunicorn worker {n + 1}"] = pid
+        """CPU time (user + system) so far of every appliance process (``pids``)."""
+        pids = self.pids()
         out = {}
         for name, pid in pids.items():
             try:

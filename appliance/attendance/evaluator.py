@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import peewee as pw
 
 from appliance import malloc
-from appliance.attendance import actions, alerts, board, facts
+from appliance.attendance import alerts, board, facts, handoff
 from appliance.attendance.watermarks import watermarks
 from appliance.capture.punchlog import LogWriter
 from appliance.clock import Clock, to_ms
@@ -76,16 +76,20 @@ class PassReport:
 
 
 class Evaluator:
+    """``out``: where its day facts and alerts go. In the daemon's setup it runs in a process of its
+    own and queues them for the log writer (``handoff.Outbox``); given a ``LogWriter`` (a test, a tool
+    that evaluates once) it hands them over and has them signed at once (``handoff.Direct``)."""
+
     def __init__(
         self,
-        writer: LogWriter,
+        out: LogWriter | handoff.Outbox | handoff.Direct,
         tz: ZoneInfo,
         terminals: Sequence[str],
         clock: Clock,
         *,
         min_full_gap_s: float = MIN_FULL_GAP_S,
     ) -> None:
-        self._writer = writer
+        self._out = handoff.Direct(out, clock) if isinstance(out, LogWriter) else out
         self._tz = tz
         self._terminals = tuple(terminals)
         self._clock = clock
@@ -104,6 +108,7 @@ class Evaluator:
         self._waits: dict[str, datetime | None] = {}  # terminal -> watermark that held a result back
         self._pass_moments: list[datetime] = []  # next_change of the pass under way
         self._pass_waits: dict[str, datetime | None] = {}
+        self._queued = 0  # day facts handed over since the last full pass
 
     # -- the thread ------------------------------------------------------------------------
     def start(self) -> None:
@@ -133,7 +138,7 @@ class Evaluator:
             self._wake.clear()
             if self._stop.is_set():
                 break
-            self._guarded("signing actions", lambda: actions.sign_pending(self._writer))
+            self._guarded("signing actions", self._out.tick)
             mono = self._clock.monotonic()
             if why is None and mono - last_check >= CHECK_S:
                 last_check = mono
@@ -212,9 +217,14 @@ class Evaluator:
             EvalRequest.delete().where((EvalRequest.day == day) & (EvalRequest.requested_ms <= requested_ms)).execute()
         changed += board.prune((today - timedelta(days=board.KEEP_DAYS)).isoformat())
         # the board just turned this shift's workers who have not punched overdue: tell head office at once
-        raised = alerts.raise_due(self._writer, to_ms(now))
-        if raised:
-            log.info("attendance: %d missed check-in alert(s) raised, seq %s", len(raised), raised)
+        due_alerts = alerts.due(to_ms(now))
+        if due_alerts:
+            raised = self._out.alerts(due_alerts)
+            log.info(
+                "attendance: %d missed check-in alert(s) %s",
+                len(due_alerts),
+                f"raised, seq {raised}" if raised else "handed to the log writer",
+            )
         EvaluatorState.update(
             passes=EvaluatorState.passes + 1,
             board_version=EvaluatorState.board_version + (1 if changed else 0),
@@ -227,6 +237,9 @@ class Evaluator:
         self._due, self._waits = min(self._pass_moments), self._pass_waits
         if appended:
             log.info("attendance: %d day fact(s) appended, up to seq %d", len(appended), appended[-1])
+        elif self._queued:
+            log.info("attendance: %d day fact(s) handed to the log writer", self._queued)
+        self._queued = 0
         return PassReport(tuple(d.isoformat() for d in days), count, tuple(appended), master.problems)
 
     def run_new_punches(self) -> PassReport:
@@ -313,7 +326,8 @@ class Evaluator:
         iso = day.isoformat()
         subset = None if employees is None else [_key(ev) for ev in evaluations]
         due = facts.due(evaluations, master.plant, facts.latest(iso, subset))
-        appended = facts.append(self._writer, due)
+        appended = self._out.facts(due) if due else []
+        self._queued += len(due)
         seqs = facts.seqs(iso, subset)
         changed = board.replace_day(iso, evaluations, master.plant, master.people, seqs, employees)
         return len(evaluations), changed, appended

@@ -60,7 +60,7 @@ def _rows(query: pw.ModelSelect, work_date: str, keys: Sequence[str] | None) -> 
     yield from sorted(found, key=lambda r: r[-1])
 
 
-def _decision_text(fact: Mapping[str, int | str]) -> str:
+def decision_text(fact: Mapping[str, int | str]) -> str:
     return json.dumps(decision(fact), ensure_ascii=False, separators=(",", ":"))
 
 
@@ -75,7 +75,7 @@ def due(evaluations: Iterable[Evaluation], plant: Plant, known: Mapping[str, Lat
         fact = day_fact(ev, plant)
         previous = known.get(str(fact["key"]))
         if previous is not None:
-            if previous.decision == _decision_text(fact):
+            if previous.decision == decision_text(fact):
                 continue
             fact = day_fact(ev, plant, supersedes=previous.fact_id)
         out.append(fact)
@@ -119,7 +119,7 @@ def withdrawn(
             reason_en=f"shift {shift} is no longer scheduled that day: the earlier decision is withdrawn",
         )
         fact = day_fact(gone, plant)
-        if previous.decision != _decision_text(fact):
+        if previous.decision != decision_text(fact):
             out.append(day_fact(gone, plant, supersedes=previous.fact_id))
     return out
 
@@ -127,19 +127,19 @@ def withdrawn(
 def append(writer: LogWriter, facts: list[dict[str, int | str]]) -> list[int]:
     seqs: list[int] = []
     for start in range(0, len(facts), CHUNK):
-        entries = [_entry(f) for f in facts[start : start + CHUNK]]
+        entries = [entry(f) for f in facts[start : start + CHUNK]]
         seqs += writer.append(entries)
     return seqs
 
 
-def _entry(fact: dict[str, int | str]) -> Entry:
+def entry(fact: dict[str, int | str]) -> Entry:
     def derive(seq: int, _now_ms: int) -> tuple[type[DayFactIndex], dict[str, object]]:
         return DayFactIndex, {
             "seq": seq,
             "key": fact["key"],
             "work_date": fact["date"],
             "fact_id": fact_id(fact),
-            "decision": _decision_text(fact),
+            "decision": decision_text(fact),
         }
 
     # nested: the fact's own fields (``key``...) never meet the log's, and ``fact_id(record["fact"])``

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import peewee as pw
 
 from appliance import malloc
-from appliance.attendance import Evaluator
+from appliance.attendance.handoff import Signer
 from appliance.capture import device_settings, enrolment
 from appliance.capture.groupcommit import GroupCommitter
 from appliance.capture.ingest import PunchIngest
@@ -34,6 +34,7 @@ from appliance.config import (
 )
 from appliance.identity import finish_rotation, load_or_create_key, load_pending_key
 from appliance.runtime.daemonlock import hold_daemon_lock
+from appliance.runtime.evaluator_process import EvaluatorProcess
 from appliance.store import Employee, open_db
 from appliance.sync.remote_config import RemoteConfig
 from appliance.sync.uplink import Uplink
@@ -74,7 +75,8 @@ class ApplianceDaemon:
         self.readers: SerialReaders | None = None  # only with a 'card' or 'r30x' reader
         self._stopping = threading.Event()
         self._sealer: threading.Thread | None = None
-        self.evaluator: Evaluator | None = None
+        self.evaluator: EvaluatorProcess | None = None  # the evaluator's own process
+        self.signer: Signer | None = None  # signs what it and the pages queue
         self.remote_config: RemoteConfig | None = None
         self._lock_fd: int | None = None
 
@@ -156,7 +158,9 @@ class ApplianceDaemon:
             self.readers = SerialReaders(settings, ingest, self.clock)
         self.remote_config.start()
         self.uplink.start(self.writer)
-        self.evaluator = Evaluator(self.writer, settings.plant.tz, [t.name for t in settings.terminals], self.clock)
+        self.signer = Signer(self.writer, self.clock)
+        self.signer.start()
+        self.evaluator = EvaluatorProcess(settings.db_path, settings.plant.tz, [t.name for t in settings.terminals])
         self.evaluator.start()
         for worker in self.workers:
             worker.start()
@@ -175,7 +179,7 @@ class ApplianceDaemon:
         A thread that died of an error no loop caught leaves the process up but deaf (no punch stored,
         or none sent); the main loop then stops feeding systemd's watchdog, which restarts the service.
         """
-        expected = {"group-commit", "uplink", "attendance", "sealer"}
+        expected = {"group-commit", "uplink", "attendance", "attendance-signer", "sealer"}
         expected |= {f"terminal-{w.name}" for w in self.workers}
         if self.remote_config is not None:
             expected.add("remote-config")
@@ -268,10 +272,12 @@ class ApplianceDaemon:
             self.push.stop()
         if self.readers is not None:
             self.readers.stop()
+        if self.evaluator is not None:
+            self.evaluator.stop()  # its pass under way ends first: what it queued is signed next
         if self.committer is not None:
             self.committer.stop()  # what is queued is committed
-        if self.evaluator is not None:
-            self.evaluator.stop()
+        if self.signer is not None:
+            self.signer.stop()
         if self.writer is not None:
             try:
                 self.seal("shutdown")
