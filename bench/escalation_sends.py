@@ -49,7 +49,7 @@ from cloud.escalation.policy import DEFAULT_BODY, publish  # noqa: E402
 from cloud.escalation.sender import HoldingSender, PlannedStep, RecordingSender  # noqa: E402
 from cloud.hr.models import Employee  # noqa: E402
 from cloud.notices import records  # noqa: E402
-from cloud.notices.render import RenderedNotice  # noqa: E402
+from cloud.notices.render import NoticeWords, RenderedNotice  # noqa: E402
 from cloud.notices.settings import NoticeSettings  # noqa: E402
 from cloud.store import database, open_db  # noqa: E402
 from tests.harness.clock import FrozenClock  # noqa: E402
@@ -137,7 +137,7 @@ class PreRendered(OutboundSender):
     """The real sender but for the notice's rendering (``--compare`` only): each step's notice is a stand-in with
     its own number, kept as a rendered one is."""
 
-    def _notice(self, step: PlannedStep, case: AbsenceCase) -> RenderedNotice:
+    def _notice(self, step: PlannedStep, case: AbsenceCase) -> RenderedNotice | NoticeWords:
         doc_no = f"人通〔2025〕{case.id}-{step.key}"
         notice = RenderedNotice(
             template_id=step.notice,
@@ -173,12 +173,17 @@ def run(
         engine = Engine(clock, sender)
         load = os.getloadavg()[0]
         started, cpu = time.perf_counter(), time.process_time()
-        report = engine.tick()
+        report = engine.tick(pdfs=False)  # the sends; the tick's PDF pass, next, timed apart
         took, cpu = time.perf_counter() - started, time.process_time() - cpu
         keys = Counter(s["out_id"] for s in server.sent)
         most = server.most_in_flight
+    words_only = records.PendingPdf.select().count()
+    pdf_started, pdf_cpu = time.perf_counter(), time.process_time()
+    made = engine.make_pdfs()
+    pdf_took, pdf_cpu = time.perf_counter() - pdf_started, time.process_time() - pdf_cpu
     sent_steps = CaseStep.select().where((CaseStep.status == "sent") & (CaseStep.key == "L2")).count()
     kept = records.NoticeDocument.select().count()
+    left = records.PendingPdf.select().count()
     database.close()
     once = "each once" if keys and set(keys.values()) == {1} else f"REPEATED: {sum(keys.values()) - len(keys)}"
     against = (
@@ -189,6 +194,12 @@ def run(
         f"{len(server.sent):,} SMS accepted, {len(keys):,} idempotency keys ({once}); {sent_steps:,} steps sent; "
         f"{most} requests in flight at most; {kept:,} notices kept   [report: {report.sent} sent, "
         f"{report.failed} failed, {report.held} held; load {load:.2f} -> {os.getloadavg()[0]:.2f}]",
+        flush=True,
+    )
+    print(
+        f"{'':<26} then the PDF pass: {pdf_took:7.2f} s (CPU {pdf_cpu:.1f} s) for {made:,} PDFs of the "
+        f"{words_only:,} notices sent by their words; sends + PDFs {took + pdf_took:.2f} s; {kept:,} notices with "
+        f"their PDF kept, {left:,} still without",
         flush=True,
     )
 

@@ -11,36 +11,17 @@ gets ``DispatchBusy`` instead of a second send (two escalation runners at once s
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-
-import peewee as pw
+from collections.abc import Iterable
 
 from cloud.channels import contact_log
 from cloud.channels.base import Attempt, Channel, OutboundMessage, Status
 from cloud.channels.contact_log import ContactAttempt, DispatchClaim, idempotency_key
+from cloud.channels.writer import one_writer, together
 from cloud.clock import Clock, SystemClock, to_ms
-from cloud.store import database, write_transaction
 
 log = logging.getLogger(__name__)
 FINAL = (Status.SENT, Status.TASK_OPEN, Status.DONE)
 CLAIM_STALE_MS = 15 * 60 * 1000  # a dispatcher that died mid-send releases its key after this
-
-
-_WRITER = threading.RLock()
-
-
-@contextmanager
-def one_writer() -> Iterator[None]:
-    """On SQLite, the threads of this process that write take turns here, waiting as long as it takes, rather than in
-    SQLite's busy handler, which favours no one and gives up after busy_timeout: with several senders at once, one
-    could wait out the timeout and fail a send that went out. (PostgreSQL locks rows: nothing to do.)"""
-    if isinstance(database.obj, pw.SqliteDatabase):
-        with _WRITER:
-            yield
-    else:
-        yield
 
 
 class UnknownChannel(Exception):
@@ -90,9 +71,7 @@ class Dispatcher:
                     )
                     return contact_log.to_attempt(previous)
             attempt = channel.send(message)
-            with one_writer(), write_transaction():  # one commit: the attempt stored, the key free again
-                stored = contact_log.record_attempt(message, attempt, key=key)
-                _release(key)
+            stored = together(lambda: _recorded(message, attempt, key))  # one commit: the attempt stored, the key free
             released = True
             if stored.ok:
                 log.info(
@@ -113,10 +92,11 @@ class Dispatcher:
                 _release(key)
 
     def _claim(self, key: str) -> ContactAttempt | None:
-        """Take the key for this dispatcher, and read what was sent under it before: one short write transaction
-        (on SQLite the write lock is taken at BEGIN; senders on other threads wait for it, not for the provider)."""
+        """Take the key for this dispatcher, and read what was sent under it before: one short write, committed before
+        the message goes out (senders on other threads wait for the writer's turn, not for the provider)."""
         now = to_ms(self.clock.now())
-        with one_writer(), write_transaction():
+
+        def claim() -> ContactAttempt | None:
             DispatchClaim.insert(key=key, in_flight_ms=None).on_conflict_ignore().execute()
             taken = (
                 DispatchClaim.update(in_flight_ms=now)
@@ -129,6 +109,14 @@ class Dispatcher:
             if not taken:
                 raise DispatchBusy(f"step {key[:12]}… is being sent by another dispatcher")
             return contact_log.last_attempt(key)
+
+        return together(claim)  # committed before the message goes out, with other senders' writes (SQLite)
+
+
+def _recorded(message: OutboundMessage, attempt: Attempt, key: str) -> Attempt:
+    stored = contact_log.record_attempt(message, attempt, key=key)
+    _release(key)
+    return stored
 
 
 def _release(key: str) -> None:

@@ -34,6 +34,7 @@ from cloud.channels import names
 from cloud.channels.base import Attachment, Attempt, OutboundMessage, Status
 from cloud.channels.contact_log import ContactAttempt
 from cloud.channels.dispatch import DispatchBusy, Dispatcher, one_writer
+from cloud.channels.writer import together
 from cloud.clock import Clock, to_ms
 from cloud.escalation import cases, notice_facts
 from cloud.escalation.cases import policy_of
@@ -289,11 +290,9 @@ class OutboundSender:
         case_ref = notice_facts.case_ref(case.id)
         if step.notice in notice_facts.FORMAL:
             rendered = words.with_pdf(render_pdf(words.source, font))
-            with one_writer():  # sender threads take turns to write (SQLite)
-                records.keep(case_ref, rendered, self._clock)
+            together(lambda: records.keep(case_ref, rendered, self._clock))  # committed with other senders' writes
             return rendered
-        with one_writer():
-            records.keep_words(case_ref, words, font, self._clock)
+        together(lambda: records.keep_words(case_ref, words, font, self._clock))
         return words
 
     def make_pdfs(self, *, limit: int | None = None) -> int:
