@@ -14,6 +14,7 @@ import pytest
 
 from firmware_bridge.zk.emulator import TerminalState, ZKEmulator
 from punchproof.broker import Mosquitto
+from tests.cloud.test_manual_checks import SHELLS, assert_kept, run, shell_blocks
 from tests.conftest import PLANT_TZ
 from tests.harness.system import System, cli
 from tests.harness.tsa import OpenSslTsa
@@ -120,46 +121,44 @@ def test_punchproof_verify_passes_and_fails_on_a_changed_byte(bundle, tmp_path):
 
 
 def unpacked_manual(path, folder):
-    """Unzip the bundle as the reader would, and return the shell blocks of its MANUAL-CHECKS.md."""
+    """Unzip the bundle as the reader would, and return the shell blocks of its MANUAL-CHECKS.md by the name each
+    block's first line gives (``# record: …``)."""
     with zipfile.ZipFile(path) as archive:
         archive.extractall(folder)
-    manual = (folder / "MANUAL-CHECKS.md").read_text()
-    return [block.replace("    ", "") for block in re.findall(r"\n\n((?:    .*\n)+)", manual)]
+    return shell_blocks((folder / "MANUAL-CHECKS.md").read_text())
 
 
-def run_in(folder, script):
-    return subprocess.run(["bash", "-c", "set -e\n" + script], cwd=folder, capture_output=True, text=True, check=False)
+def test_every_manual_check_works_as_written_under_dash_and_bash(bundle, tmp_path):
+    """Every block of MANUAL-CHECKS.md, in order, in the unzipped bundle, under Debian's /bin/sh (dash) and bash:
+    each prints what the text promises (tests.cloud.test_manual_checks.assert_kept)."""
+    path, _system, _tsa_ca = bundle
+    for shell in SHELLS:
+        folder = tmp_path / shell
+        blocks = unpacked_manual(path, folder)
+        assert {"files", "record", "checkpoint", "cosignature", "inclusion", "timestamp", "anchors"} <= set(blocks)
+        for name, script in blocks.items():
+            assert_kept(f"{shell}: {name}", script, run(folder, shell, script))
 
 
-def test_the_manual_openssl_checks_work_as_written(bundle, tmp_path):
+def test_the_manual_record_check_recomputes_the_listed_leaf_and_fails_on_a_changed_byte(bundle, tmp_path):
     path, _system, _tsa_ca = bundle
     folder = tmp_path / "unzipped"
     blocks = unpacked_manual(path, folder)
-    sums, record = blocks[0], blocks[1]
-
-    result = run_in(folder, sums)
-    assert result.returncode == 0 and "FAILED" not in result.stdout, result.stdout + result.stderr
-    result = run_in(folder, record)
-    assert result.returncode == 0 and "Signature Verified Successfully" in result.stdout, result.stdout + result.stderr
-    leaf_hex, listed = [line for line in result.stdout.splitlines() if re.fullmatch(r"[0-9a-f]{64}", line)]
-    assert leaf_hex == listed, "the recomputed leaf hash is the one listed for the record's position"
+    done = run(folder, "dash", blocks["files"] + blocks["record"])
+    assert done.returncode == 0 and "Signature Verified Successfully" in done.stdout, done.stdout + done.stderr
+    assert re.search(r"^SHA-256 = line \d+ of leaves.txt: OK$|^leaf = line \d+ of leaves.txt: OK$", done.stdout, re.M)
+    record = re.search(r"# record: (\S+) signed by", blocks["record"])[1]
+    (folder / record).write_bytes((folder / record).read_bytes().replace(b'"emp":"1001"', b'"emp":"1009"'))
+    done = run(folder, "dash", blocks["record"], errexit=False)
+    assert "Signature Verification Failure" in done.stdout + done.stderr and "differ" in done.stdout
+    assert "SHA-256 = line" not in done.stdout and "leaf = line" not in done.stdout
 
 
 def test_the_manual_checkpoint_and_cosignature_checks_work_as_written(bundle, tmp_path):
     path, _system, _tsa_ca = bundle
     folder = tmp_path / "unzipped"
     blocks = unpacked_manual(path, folder)
-    checkpoint_block, cosignature_block = blocks[3], blocks[4]
-    # What the reader is told to do by hand: take a note, write its first three lines to body.txt,
-    # and copy the base64 of the appliance's and the cloud's signature lines.
-    entry = json.loads((folder / "logs/0/checkpoints.jsonl").read_text().splitlines()[0])
-    body, _, signatures = entry["note"].rpartition("\n\n")
-    (folder / "body.txt").write_text(body + "\n")
-    appliance_line, cloud_line = signatures.splitlines()
-    script = checkpoint_block.replace(
-        "BASE64-OF-THE-APPLIANCE-LINE", appliance_line.rsplit(" ", 1)[1]
-    ) + cosignature_block.replace("BASE64-OF-THE-CLOUD-LINE", cloud_line.rsplit(" ", 1)[1])
-    result = run_in(folder, script)
+    result = run(folder, "dash", blocks["checkpoint"] + blocks["cosignature"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("Signature Verified Successfully") == 2
     assert str(datetime.now().year) in result.stdout, "the cloud's witness time is printed"
@@ -169,5 +168,5 @@ def test_the_manual_timestamp_check_works_as_written(bundle, tmp_path):
     path, _system, _tsa_ca = bundle
     folder = tmp_path / "unzipped"
     blocks = unpacked_manual(path, folder)
-    result = run_in(folder, blocks[-1])
+    result = run(folder, "dash", blocks["timestamp"])
     assert result.returncode == 0 and "Verification: OK" in result.stdout, result.stdout + result.stderr
