@@ -373,6 +373,7 @@ signatures") gives the commands for any record.
     tagged = json.loads(choice.data).get("v") == 2
     key = _file(choice.key(choice.seq))
     sig = f"{choice.base}/records/{choice.seq}.sig"
+    signer = _signer(choice)
     how = (
         "its leaf hash is `SHA-256(0x00 || tag || SHA-256(record))` (version 2): the record's SHA-256 and its `tag` "
         f"are line {line} of `{choice.base}/leaves.txt`"
@@ -380,9 +381,9 @@ signatures") gives the commands for any record.
         else f"its leaf hash is `SHA-256(0x00 || record)` (version 1), line {line} of `{choice.base}/leaves.txt`"
     )
     return f"""
-## 3. A record is exactly what the appliance signed (example: {choice.record})
+## 3. A record is exactly what {signer} signed (example: {choice.record})
 
-The record's file holds its exact bytes as signed; {how}. The appliance signed `punchlog/record/v1`, a newline
+The record's file holds its exact bytes as signed; {how}. The key signed `punchlog/record/v1`, a newline
 and the 32 bytes of that leaf hash: `{choice.dir}/body.txt` holds those 51 bytes ready to check, and the commands
 rebuild them from the record and compare (`cmp` prints nothing when equal). The record names its key's id
 (`kid`), `base64(SHA-256(DER public key))`; the last two commands compare it with `keys/{key}`, the key for seq
@@ -402,22 +403,27 @@ The shipped bytes verify directly too: `openssl pkeyutl -verify -pubin -inkey ke
 """
 
 
+def _signer(choice: _Choice) -> str:
+    return "the cloud's evidence key" if choice.info.get("kind") == "cloud" else "the appliance"
+
+
 def _checkpoint_section(choice: _Choice | None) -> str:
     if choice is None or choice.checkpoint is None:
         return ""
     cp = choice.checkpoint
     key = _file(choice.key(cp.size - 1))
+    signer = _signer(choice)
     where = (
         f"grep '^{{\"size\": {cp.size},' {choice.base}/checkpoints.jsonl"
         " | sed 's/.*\"note\": \"//; s/\\\\n/|/g' | tr '|' '\\n'"
     )
     folder = choice.checkpoint_dir
     text = f"""
-## 4. The checkpoint is signed by the appliance and cosigned by the cloud
+## 4. The checkpoint is signed by {signer} and cosigned by the cloud
 
 The line of `{choice.base}/checkpoints.jsonl` with `"size": {cp.size}` holds the signed note (`note`, with `\\n` for
-each newline). Its first three lines (origin, size, root, each ending in a newline) are what the appliance signed:
-`{folder}/body.txt`. Line {cp.appliance + 1} is the appliance's signature, `— <origin>` and the base64 of a 4-byte
+each newline). Its first three lines (origin, size, root, each ending in a newline) are what {signer} signed:
+`{folder}/body.txt`. Line {cp.appliance + 1} is its signature, `— <origin>` and the base64 of a 4-byte
 key id and the 64-byte signature (`{folder}/sig.bin`), by `keys/{key}`, the key of seq {cp.size - 1}. The commands
 take each from the note and compare:
 
