@@ -165,7 +165,7 @@ def _contacts(case: AbsenceCase, before_ms: int, tz: ZoneInfo) -> tuple[nf.Conta
     message: the tries of one message (one idempotency key: its retry rounds, a person's task and its result) are
     one attempt with its latest result, a delivery receipt received by then is that result; a task still open is
     a person's to-do, not an attempt. Messages to the manager, HR, the union or the emergency contact are none."""
-    own = _own(Employee.get_by_id(case.employee_id))
+    own = _own(case.employee)
     rows = (
         ContactAttempt.select()
         .where((ContactAttempt.case_ref == case_ref(case.id)) & (ContactAttempt.at_ms < before_ms))
@@ -254,7 +254,7 @@ def build(step: PlannedStep, case: AbsenceCase, settings: NoticeSettings, links:
     tz = ZoneInfo(case.plant.timezone)
     policy = policy_of(case)
     issued = _local(step.planned_ms, tz).date()
-    emp = Employee.get_by_id(case.employee_id)
+    emp = case.employee  # read with the case by the sender, else now
     leave_ended = None
     if case.trigger == "leave_end" and case.trigger_ref:
         leave = Leave.get_or_none(Leave.ref == case.trigger_ref)

@@ -57,6 +57,7 @@ from cloud.notices.links import Links
 from cloud.notices.render import MissingFacts, NoticeWords, RenderedNotice, render_pdf, render_words
 from cloud.notices.settings import NoticeSettings
 from cloud.report_font import CjkFont, ReportFontMissing, find_font
+from cloud.store import Plant
 
 log = logging.getLogger(__name__)
 ROBOTS = ("wecom_robot", "dingtalk_robot")
@@ -162,11 +163,12 @@ def _of_office(settings: NoticeSettings, who: str, channel: str) -> str:
 
 
 def targets(
-    step: PlannedStep, settings: NoticeSettings, dispatcher: Dispatcher
+    step: PlannedStep, settings: NoticeSettings, dispatcher: Dispatcher, employee: Employee | None = None
 ) -> tuple[list[Target], list[str], list[Outcome]]:
     """Every (recipient, channel, address) the step reaches; who has no address (said, and as outcomes). A
-    channel that is not configured reaches nobody (``unconfigured`` says so)."""
-    emp = Employee.get_by_id(step.employee_id)
+    channel that is not configured reaches nobody (``unconfigured`` says so). ``employee``: the step's, read
+    already."""
+    emp = employee if employee is not None else Employee.get_by_id(step.employee_id)
     found: list[Target] = []
     missing: list[str] = []
     nowhere: list[Outcome] = []
@@ -319,13 +321,20 @@ class OutboundSender:
 
     def send(self, step: PlannedStep) -> Sent:
         now = to_ms(self._clock.now())
-        case = AbsenceCase.get_by_id(step.case_id)
+        case = (  # with its plant and employee: one query, not three
+            AbsenceCase.select(AbsenceCase, Plant, Employee)
+            .join(Plant)
+            .switch(AbsenceCase)
+            .join(Employee)
+            .where(AbsenceCase.id == step.case_id)
+            .get()
+        )
         policy = policy_of(case)
         if PEOPLE & set(step.recipients):
             later = next_window(now, case.plant.timezone, policy.quiet_start, policy.quiet_end)
             if later is not None:
                 raise SendRetry(f"{step.key}: quiet hours for people; due again at the window", later)
-        found, missing, nowhere = targets(step, self._settings, self._dispatcher)
+        found, missing, nowhere = targets(step, self._settings, self._dispatcher, case.employee)
         kinds, unsent = unconfigured(step, self._dispatcher)
         outcomes = [Outcome(role, c, "not_configured") for c in kinds for role in _reached_by(step.recipients, c)]
         if kinds:  # a policy published before the channel went, or with "skip": a person does it instead
