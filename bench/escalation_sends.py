@@ -6,18 +6,22 @@ one day's facts, ``--open`` of them absent), with one manager per plant whose ph
 opens the cases, the L1 reminders go the next morning (recorded, not sent: the L2 waits for them), the next
 day's facts make every case's L2 due; a tick with no channel configured counts and advances them, leaving the
 5,000 warnings due. That database is copied, and each copy is sent by one measured
-tick: through the real ``OutboundSender`` (each notice rendered: its text, its SMS and its PDF with the Chinese
-font cut to its characters, kept with their hashes; the contact log, the dispatcher's claims) and the Aliyun SMS
-channel, to the local Aliyun server of the tests (signatures checked) answering in ``--delay-ms``. The employees
-have Chinese names (a surname and one or two given characters out of a few hundred), so that notices draw
-different characters as they would in a plant, not the same few digits.
+tick: through the real ``OutboundSender`` (each notice's words rendered: its text and its SMS, kept with their
+hashes and what its PDF will draw, before the message goes; the contact log, the dispatcher's claims) and the Aliyun
+SMS channel, to the local Aliyun server of the tests (signatures checked) answering in ``--delay-ms``; then the
+tick's PDF pass, timed apart: each notice's PDF drawn with the Chinese font cut to its characters and kept with its
+SHA-256 (a warning goes out by SMS with its link: its PDF need not hold the send up, see docs/escalation.md). The
+employees have Chinese names (a surname and one or two given characters out of a few hundred), so that notices
+draw different characters as they would in a plant, not the same few digits.
 
-Printed for each run: the tick's wall time beside the limit (60 s) as a ratio, the SMS the provider accepted and
-how many distinct idempotency keys (Aliyun's OutId) they carry, the most requests the provider had in flight at
-once, the notices kept, and the CPU time the process spent (the provider's server runs in it too: with the cores
-shared, the wall time can be more than the work); with ``--senders`` (the default: the sender's own).
-``--compare`` adds the same with notices that are stand-ins (no rendering) and with one sender, as ticks sent
-before.
+Printed for each run: the sends' wall time (the tick until every warning is sent and recorded) beside the limit
+(60 s) as a ratio, the SMS the provider accepted and how many distinct idempotency keys (Aliyun's OutId) they
+carry, the most requests the provider had in flight at once, the notices whose words were kept, and the CPU time
+the process spent (the provider's server runs in it too: with the cores shared, the wall time can be more than the
+work), and the load average before and after (other work on the machine shows there); then the PDF pass's wall
+and CPU time, the PDFs made, and the time from the tick's start until every PDF was made. With ``--senders`` (the
+default: the sender's own). ``--compare`` adds the same with notices that are stand-ins (no rendering) and with one
+sender, as ticks sent before.
 
 Run: .venv/bin/python bench/escalation_sends.py [--open 5000] [--delay-ms 100] [--senders N] [--compare]
 """
@@ -192,14 +196,14 @@ def run(
     print(
         f"{label:<26} {took:7.2f} s  {against}  (CPU {cpu:.1f} s, the provider's included)   "
         f"{len(server.sent):,} SMS accepted, {len(keys):,} idempotency keys ({once}); {sent_steps:,} steps sent; "
-        f"{most} requests in flight at most; {kept:,} notices kept   [report: {report.sent} sent, "
+        f"{most} requests in flight at most; {words_only:,} notices' words kept   [report: {report.sent} sent, "
         f"{report.failed} failed, {report.held} held; load {load:.2f} -> {os.getloadavg()[0]:.2f}]",
         flush=True,
     )
     print(
-        f"{'':<26} then the PDF pass: {pdf_took:7.2f} s (CPU {pdf_cpu:.1f} s) for {made:,} PDFs of the "
-        f"{words_only:,} notices sent by their words; sends + PDFs {took + pdf_took:.2f} s; {kept:,} notices with "
-        f"their PDF kept, {left:,} still without",
+        f"{'':<26} then the PDF pass {pdf_took:7.2f} s (CPU {pdf_cpu:.1f} s): {made:,} PDFs made; every PDF made "
+        f"{took + pdf_took:.2f} s after the tick began; {kept:,} notices kept with their PDF, {left:,} without "
+        f"[load -> {os.getloadavg()[0]:.2f}]",
         flush=True,
     )
 
