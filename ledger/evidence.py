@@ -74,7 +74,7 @@ from ledger.record import (
     unb64,
 )
 from ledger.timestamp import verify_timestamp
-from ledger.witnesslog import verify_witness
+from ledger.witnesslog import WitnessResult, verify_witness
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -424,7 +424,7 @@ def verify_bundle(
         _punch_stamps(report, manifest, witnessed.covered, stamp_delay)
         for tail in tails:
             if tail is not None:
-                _check_tail(report, tail, witnessed.heads if linked and witnessed.ok else None)
+                _check_tail(report, tail, witnessed.heads if linked and witnessed.ok else None, witnessed)
     else:
         report.gaps.append("the bundle has no witness log: its checkpoints are not proven in the cloud's signed log")
         for tail in tails:
@@ -976,13 +976,39 @@ def _verify_log(
     return {**tail, "kind": "appliance", "period_end": int(period_end.timestamp()), "exported": exported}
 
 
-def _check_tail(report: Report, tail: dict[str, Any], heads: dict[str, dict[str, dict[str, int]]] | None) -> None:
+def _heads_basis(witnessed: WitnessResult | None, origin: str) -> tuple[str, str]:
+    """What the witnessed sizes a log's length check names rest on (FORMAT.md, "Per-log heads"): (zh, en)."""
+    if witnessed is None or not witnessed.committed:
+        return (
+            "；以上见证长度为导出方从见证日志中所选，未经见证检查点承诺（旧格式见证日志）",
+            "; these witnessed sizes are the exporter's pick among the witness log's entries, not committed by its "
+            "checkpoints (a witness log from before per-log heads)",
+        )
+    if witnessed.head_proven.get(origin):
+        return (
+            "；均由见证检查点所承诺的各日志最新条目证明",
+            "; both proven by the per-log heads the witness checkpoints commit",
+        )
+    return (
+        "；最新长度由见证检查点承诺；其后第一个检查点为旧格式条目，其间有无遗漏未经证明",
+        "; the latest size is committed by the witness checkpoints; the entry past the range predates per-log heads, "
+        "so nothing between is proven",
+    )
+
+
+def _check_tail(
+    report: Report,
+    tail: dict[str, Any],
+    heads: dict[str, dict[str, dict[str, int]]] | None,
+    witnessed: WitnessResult | None = None,
+) -> None:
     """Whether a log's range ends where it may (FORMAT.md, "A log cut short"). ``heads`` is, per log, the latest
     checkpoint the witness log had recorded at export and the first one past the range (None: a bundle without them,
     format 3 and before, or a witness log that did not verify). A range that ends before the period does while the
     witness log recorded a later checkpoint of the log before the period's end was cut: the check fails. One that
     ends where the witness log's record ends is a log that stopped (the appliance off, or not synced since): a gap,
-    said so."""
+    said so. ``witnessed`` says whether the witness checkpoints commit per-log heads (heads/1): heads that contradict
+    them fail; without them, the heads are the exporter's pick, and the check says so."""
     origin, label, end, cosigned = tail["origin"], tail["label"], tail["end"], tail["cosigned"]
     given = heads.get(origin, {}) if heads is not None else {}
     head, after = given.get("latest"), given.get("next")
@@ -1011,9 +1037,18 @@ def _check_tail(report: Report, tail: dict[str, Any], heads: dict[str, dict[str,
                 "does not give the first checkpoint witnessed after its range: a cut cannot be ruled out",
             )
             return
+        fault = witnessed.head_faults.get(origin) if witnessed is not None else None
+        if fault is not None:
+            report.add(name, False, fault)
+            return
+    zh_basis, en_basis = _heads_basis(witnessed, origin) if heads is not None else ("", "")
     if tail["kind"] == "cloud" or cosigned is None:
         if head is not None:
-            report.add(name, True, f"见证服务器至导出时记录该日志 {head['size']} 条 / witnessed size {head['size']}")
+            report.add(
+                name,
+                True,
+                f"见证服务器至导出时记录该日志 {head['size']} 条{zh_basis} / witnessed size {head['size']}{en_basis}",
+            )
         return
     tz, until = tail["tz"], tail["period_end"]
     if after is not None and head is not None and head["size"] > end and cosigned < until and after["t"] < until:
@@ -1030,8 +1065,9 @@ def _check_tail(report: Report, tail: dict[str, Any], heads: dict[str, dict[str,
         report.add(
             name,
             True,
-            f"见证服务器至导出时记录该日志 {head['size']} 条；本证据包的范围止于第 {end - 1} 条{beyond} / "
-            f"the witness log had recorded {head['size']} records of it at export; the range ends at {end - 1}",
+            f"见证服务器至导出时记录该日志 {head['size']} 条；本证据包的范围止于第 {end - 1} 条{beyond}{zh_basis} / "
+            f"the witness log had recorded {head['size']} records of it at export; the range ends at {end - 1}"
+            f"{en_basis}",
         )
     if cosigned < until:
         stopped = head is not None and head["size"] == end

@@ -2,6 +2,7 @@
 tlog-cosignature), so that standard transparency-log tooling can read them.
 
     <origin>\\n<size>\\n<base64 root>\\n          the checkpoint body (the note text)
+    [<extension line>\\n ...]                      optional extension lines, signed with the rest
     \\n
     — <origin> base64(key id || Ed25519 signature over the body)          the log's signature
     — <witness> base64(key id || u64 time || Ed25519 signature over       a witness cosignature
@@ -33,9 +34,11 @@ class Checkpoint:
     origin: str
     size: int
     root: bytes
+    extensions: tuple[str, ...] = ()  # C2SP extension lines after the root (no newline), part of the signed body
 
     def body(self) -> str:
-        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n"
+        extra = "".join(f"{line}\n" for line in self.extensions)
+        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n{extra}"
 
     @classmethod
     def parse_body(cls, body: str) -> Checkpoint:
@@ -50,7 +53,10 @@ class Checkpoint:
             raise Malformed(f"checkpoint root is not base64: {err}") from err
         if len(root) != 32:
             raise Malformed("checkpoint root is not 32 bytes")
-        return cls(lines[0], int(lines[1]), root)
+        extensions = tuple(lines[3:-1])
+        if not all(extensions):
+            raise Malformed("a checkpoint's extension lines are not empty")
+        return cls(lines[0], int(lines[1]), root, extensions)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,13 @@ Each entry is one appliance checkpoint the cloud cosigned, as canonical JSON::
 The entries are the leaves (``SHA-256(0x00 || bytes)``) of an RFC 9162 tree whose checkpoints the
 cloud signs with its witness key (origin ``punchproof-cloud/checkpoints``), and which an RFC 3161
 timestamp authority stamps over ``SHA-256(note text)``.
+
+Per-log heads (``heads/1``, ledger/FORMAT.md "Per-log heads"): an entry also carries ``"prev"``, the position in the
+witness log of the previous entry of the same log (-1 for its first), and each witness checkpoint's note carries the
+extension line ``heads/1 <n> <base64 root>``: the RFC 9162 root over the ``n`` sorted lines
+``<hex SHA-256(origin)> <position of the log's latest entry>``, one per log the witness log holds. The TSA's stamp over
+the note covers that line, so "this is the latest entry of the log at witness size W" and "no entry of the log lies
+between these two" are the cloud's stamped word, no longer the exporter's pick.
 """
 
 from __future__ import annotations
@@ -21,16 +28,62 @@ from typing import Any
 from ledger import canonical, note
 from ledger.errors import LedgerError
 from ledger.keys import VerifyKey
+from ledger.merkle import root as merkle_root
 from ledger.merkle import verify_consistency, verify_inclusion
 from ledger.record import leaf_hash
 
 TIME_TOLERANCE_S = 120  # the cloud's clock against the TSA's
 
 
-def entry_bytes(origin: str, size: int, root: bytes, cosigned_at: int, cosignature: str) -> bytes:
-    return canonical.encode(
-        {"log": origin, "size": size, "root": base64.b64encode(root).decode(), "t": cosigned_at, "cosig": cosignature}
-    )
+HEADS = "heads/1"  # the witness checkpoint's extension line that commits the per-log heads
+
+
+def entry_bytes(
+    origin: str, size: int, root: bytes, cosigned_at: int, cosignature: str, prev: int | None = None
+) -> bytes:
+    """A witness entry's bytes; ``prev`` (heads/1 on) the position of the log's previous entry, -1 for its first."""
+    fields: dict[str, Any] = {
+        "log": origin,
+        "size": size,
+        "root": base64.b64encode(root).decode(),
+        "t": cosigned_at,
+        "cosig": cosignature,
+    }
+    if prev is not None:
+        fields["prev"] = prev
+    return canonical.encode(fields)
+
+
+def head_line(origin: str, seq: int) -> bytes:
+    """One line of the per-log heads: ``<hex SHA-256(origin)> <seq>``, ``seq`` the position of its latest entry."""
+    return f"{hashlib.sha256(origin.encode()).hexdigest()} {seq}".encode()
+
+
+def head_leaves(heads: dict[str, int]) -> list[bytes]:
+    """The heads' tree leaves, in the order of their lines (sorted as bytes): origin -> position of its latest entry."""
+    return [leaf_hash(line) for line in sorted(head_line(origin, seq) for origin, seq in heads.items())]
+
+
+def heads_extension(heads: dict[str, int]) -> str:
+    """The witness checkpoint's extension line ``heads/1 <n> <base64 root>`` for these heads."""
+    return f"{HEADS} {len(heads)} {base64.b64encode(merkle_root(head_leaves(heads))).decode()}"
+
+
+def committed_heads(checkpoint: note.Checkpoint) -> tuple[int, bytes] | None:
+    """The number of lines and the root of the heads a witness checkpoint commits; None for one from before."""
+    for line in checkpoint.extensions:
+        name, _, rest = line.partition(" ")
+        if name != HEADS:
+            continue
+        count, _, encoded = rest.partition(" ")
+        try:
+            root = base64.b64decode(encoded, validate=True)
+        except ValueError as err:
+            raise LedgerError(f"witness checkpoint {checkpoint.size}: its heads line is not base64") from err
+        if not count.isdigit() or len(root) != 32:
+            raise LedgerError(f"witness checkpoint {checkpoint.size}: malformed heads line")
+        return int(count), root
+    return None
 
 
 def note_digest(text: str) -> bytes:
@@ -51,6 +104,10 @@ class WitnessResult:
     # per log and role: "latest", the largest checkpoint the witness log had recorded of it at export, and "next",
     # the first one past the bundle's range; each {"size", "t" (cosigned at), "seq" (in the witness log)}
     heads: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    committed: bool = False  # the latest witness checkpoint commits per-log heads (heads/1): the heads are not a pick
+    head_faults: dict[str, str] = field(default_factory=dict)  # per log: how its heads contradict what was committed
+    # per log: both its heads proven from the commitments ("next" may be an entry from before heads/1: no "prev")
+    head_proven: dict[str, bool] = field(default_factory=dict)
 
 
 def verify_witness(
@@ -75,6 +132,8 @@ def verify_witness(
         return WitnessResult(False, "the bundle has no witness log: its checkpoints are not in the cloud's signed log")
     problems: list[str] = []
     roots: dict[int, bytes] = {}
+    commits: dict[int, tuple[int, bytes] | None] = {}  # per witness checkpoint, the heads it commits (heads/1)
+    ends: dict[str, tuple[int, int]] = {}  # per log, its largest checkpoint in the bundle: (size, witness position)
     stamped: dict[int, list[datetime]] = {}
     for line in files["witness/checkpoints.jsonl"].decode().splitlines():
         item = json.loads(line)
@@ -87,6 +146,10 @@ def verify_witness(
             problems.append(f"witness checkpoint listed as {item['size']} is signed as {checkpoint.size}")
             continue
         roots[checkpoint.size] = checkpoint.root
+        try:
+            commits[checkpoint.size] = committed_heads(checkpoint)
+        except LedgerError as err:
+            problems.append(str(err))
         for stamp in item.get("stamps", []):
             try:
                 stamped.setdefault(checkpoint.size, []).append(_check_stamp(files, stamp, item["note"], tsa_roots))
@@ -104,6 +167,8 @@ def verify_witness(
         if appliance_note is None or not _matches(fields, appliance_note):
             problems.append(f"witness entry {item['seq']}: does not match the bundle's checkpoint {key}")
             continue
+        if fields["size"] > ends.get(fields["log"], (-1, -1))[0]:
+            ends[fields["log"]] = (fields["size"], item["seq"])
         size = item["size"]
         late = [t for t in stamped.get(size, []) if fields["t"] > t.timestamp() + TIME_TOLERANCE_S]
         if late:
@@ -124,11 +189,11 @@ def verify_witness(
                 problems.append(f"witness entry {item['seq']}: is not an entry of {item.get('log')}")
                 continue
             role = "next" if item.get("role") == "next" else "latest"
-            result.heads.setdefault(item["log"], {})[role] = {
-                "size": fields["size"],
-                "t": fields["t"],
-                "seq": item["seq"],
-            }
+            head = {"size": fields["size"], "t": fields["t"], "seq": item["seq"]}
+            if isinstance(fields.get("prev"), int):
+                head["prev"] = fields["prev"]
+            result.heads.setdefault(item["log"], {})[role] = head
+        _check_heads(files, result, commits, ends, problems)
     missing = sorted(set(appliance_checkpoints) - set(result.covered))
     if missing:
         problems.append(f"{len(missing)} checkpoints are not in the cloud's witness log, e.g. {missing[0]}")
@@ -150,6 +215,107 @@ def verify_witness(
         detail += f"; {result.unstamped} of them under no stamp"
     result.ok, result.detail = True, detail
     return result
+
+
+def _check_heads(
+    files: dict[str, bytes],
+    result: WitnessResult,
+    commits: dict[int, tuple[int, bytes] | None],
+    ends: dict[str, tuple[int, int]],
+    problems: list[str],
+) -> None:
+    """Hold each log's heads against the per-log heads the witness checkpoints commit (heads/1), proven by
+    ``witness/log-heads.jsonl``; a contradiction goes in ``result.head_faults`` (the log's length check fails)."""
+    if not commits:
+        return
+    latest = max(commits)
+    if commits[latest] is None:
+        if any(commits.values()):
+            problems.append(
+                f"witness checkpoint {latest}, the latest, commits no per-log heads while earlier ones do (heads/1)"
+            )
+        return
+    result.committed = True
+    lines: dict[tuple[str, int], int] = {}
+    for line in files.get("witness/log-heads.jsonl", b"").decode().splitlines():
+        item = json.loads(line)
+        commit = commits.get(item.get("size"))  # type: ignore[arg-type]
+        try:
+            leaf = leaf_hash(head_line(item["log"], item["seq"]))
+            proven = commit is not None and verify_inclusion(
+                leaf, item["index"], commit[0], [bytes.fromhex(h) for h in item["proof"]], commit[1]
+            )
+        except (KeyError, TypeError, ValueError):
+            proven = False
+        if not proven:
+            problems.append(f"witness checkpoint {item.get('size')}: the head of {item.get('log')} does not verify")
+            continue
+        lines[item["log"], item["size"]] = item["seq"]
+    for log, given in result.heads.items():
+        fault = _heads_fault(log, given, lines, commits, ends.get(log))
+        if fault is not None:
+            result.head_faults[log] = fault
+        after = given.get("next")
+        result.head_proven[log] = fault is None and (after is None or "prev" in after)
+
+
+def _heads_fault(
+    log: str,
+    given: dict[str, dict[str, int]],
+    lines: dict[tuple[str, int], int],
+    commits: dict[int, tuple[int, bytes] | None],
+    end: tuple[int, int] | None,
+) -> str | None:
+    """Why a log's heads contradict the witness checkpoints' commitments (zh / en), or None. ``end``: the bundle's
+    last checkpoint of the log, (size, position in the witness log)."""
+    head, after = given.get("latest"), given.get("next")
+    if head is None:
+        return None  # the log's length check says so
+    latest = max(commits)
+    committed = lines.get((log, latest))
+    if committed is None:
+        return (
+            f"本证据包未给出最新见证检查点（{latest}）所承诺的该日志最新条目及其证明 / "
+            f"the bundle does not give the head of this log that the latest witness checkpoint ({latest}) commits, "
+            "with its proof"
+        )
+    if committed != head["seq"]:
+        return (
+            f"最新见证检查点（{latest}）承诺该日志的最新条目为见证日志第 {committed} 项，本证据包给出的却是第 "
+            f"{head['seq']} 项 / the latest witness checkpoint ({latest}) commits witness entry {committed} as this "
+            f"log's latest; the bundle gives entry {head['seq']}"
+        )
+    if end is None:
+        return None
+    end_seq = end[1]
+    if after is not None and "prev" in after and after["prev"] != end_seq:
+        return (
+            f"本证据包给出的其后第一个检查点（见证日志第 {after['seq']} 项）的前一项为第 {after['prev']} 项，"
+            f"而非本包范围末尾的第 {end_seq} 项：其间该日志的条目被略去 / "
+            f"the entry given as the first past the range (witness entry {after['seq']}) follows entry "
+            f"{after['prev']} of this log, not the range's last ({end_seq}): entries of the log between them were "
+            "left out"
+        )
+    if after is None and head["seq"] != end_seq:
+        return None  # a later head without the entry past the range: the log's length check fails it
+    bound = after["seq"] if after is not None else None
+    for size in sorted(commits):
+        if commits[size] is None or size <= end_seq:
+            continue
+        seen = lines.get((log, size))
+        if seen is None:
+            return (
+                f"本证据包未给出见证检查点 {size} 所承诺的该日志最新条目 / the bundle does not give the head of this "
+                f"log that witness checkpoint {size} commits"
+            )
+        if (seen != end_seq) if bound is None or size <= bound else (seen < bound):
+            return (
+                f"见证检查点 {size} 承诺该日志当时的最新条目为见证日志第 {seen} 项，"
+                f"与本证据包的范围末尾（第 {end_seq} 项）及其后第一个检查点不符：其间该日志的条目被略去 / "
+                f"witness checkpoint {size} committed entry {seen} as this log's latest then, which the range's end "
+                f"(entry {end_seq}) and the entry given past it contradict: entries of the log were left out"
+            )
+    return None
 
 
 def _proven(item: dict[str, Any], roots: dict[int, bytes], problems: list[str]) -> dict[str, Any] | None:

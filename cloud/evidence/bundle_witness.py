@@ -10,7 +10,10 @@ other witness checkpoint used into it: one history, so that a stamp over a large
 before it (the earliest stamp over each punch: ledger/FORMAT.md, "Third-party time per record"). And for each log
 of the bundle, the latest checkpoint the witness log recorded for it and the first one past the bundle's range
 (``witness/heads.jsonl``): a range that ends short of a checkpoint witnessed before the period's end was cut
-(ledger/FORMAT.md, "A log cut short").
+(ledger/FORMAT.md, "A log cut short"). Where the witness checkpoints commit per-log heads (``heads/1``), each one used
+comes with the line of every log of the bundle in its heads and that line's inclusion proof
+(``witness/log-heads.jsonl``): the heads above are then the ones the stamped witness log committed, and the entry past
+the range names the range's last entry as the previous one of its log.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from cloud.evidence.witness_log import leaves
+from cloud.evidence.witness_log import heads_at, leaves
 from cloud.store import CloudCheckpoint, WitnessCheckpoint, WitnessEntry, WitnessStamp
+from ledger import note
 from ledger.merkle import consistency_proof, inclusion_proofs
+from ledger.witnesslog import committed_heads, head_leaves, head_line
 
 
 def export_witness(
@@ -90,6 +95,10 @@ def export_witness(
         for size in sorted(used)
         if size != latest.size
     ).encode()
+    committing = [size for size, c in used.items() if committed_heads(note.parse(c.note)[0]) is not None]
+    logs = {json.loads(bytes(entry.data))["log"] for _role, entry in heads}
+    if committing:  # a witness log from before per-log heads has none to give
+        files["witness/log-heads.jsonl"] = "".join(json.dumps(x) + "\n" for x in _log_heads(committing, logs)).encode()
     checkpoints = []
     for size, checkpoint in sorted(used.items()):
         stamps = []
@@ -103,6 +112,29 @@ def export_witness(
     if tsa_ca is not None and any(c.stamps.count() for c in used.values()):
         files["witness/tsa-ca.pem"] = tsa_ca if isinstance(tsa_ca, bytes) else tsa_ca.read_bytes()
     return len(entries)
+
+
+def _log_heads(sizes: list[int], logs: set[str]) -> list[dict[str, object]]:
+    """For each witness checkpoint size in ``sizes`` and each log of ``logs`` its heads hold: the log's line
+    (``seq``, the position of its latest entry then), its index among the sorted lines, and its inclusion proof."""
+    lines = []
+    for size, heads in sorted(heads_at(sizes).items()):
+        leaves = head_leaves(heads)
+        order = sorted(heads, key=lambda origin: head_line(origin, heads[origin]))
+        index = {origin: i for i, origin in enumerate(order)}
+        proofs = inclusion_proofs(leaves, [index[origin] for origin in logs if origin in heads])
+        for origin in sorted(logs & heads.keys()):
+            proof = proofs[index[origin]]
+            lines.append(
+                {
+                    "size": size,
+                    "log": origin,
+                    "seq": heads[origin],
+                    "index": index[origin],
+                    "proof": [h.hex() for h in proof],
+                }
+            )
+    return lines
 
 
 def _heads(ends: dict[int, int], evidence_log: bool, below: int) -> list[tuple[str, WitnessEntry]]:

@@ -9,6 +9,10 @@ witness checkpoint proves that every appliance checkpoint in it, and so every re
 existed by the TSA's time; and the cloud cannot later drop or reorder what it witnessed without
 forking its own signed log.
 
+Each entry names the previous entry of its log (``prev``) and each witness checkpoint commits, in its note, the
+latest entry of every log (``heads/1``, ledger/witnesslog.py): what an evidence bundle says of a log's end is then
+the cloud's stamped word, not the exporter's pick.
+
 Sealing runs under one lock (SQLite's write lock, or the state row on PostgreSQL), so several
 ingest workers may all seal: the second finds nothing new.
 """
@@ -43,7 +47,7 @@ from cloud.store import (
 )
 from ledger import SigningKey, leaf_hash, note
 from ledger.merkle import CompactRange
-from ledger.witnesslog import entry_bytes, note_digest
+from ledger.witnesslog import entry_bytes, heads_extension, note_digest
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +80,12 @@ class WitnessLog:
         origin: str = ORIGIN,
         stamper: Stamper | None = None,
         stampers: Sequence[Stamper] = (),
+        commit_heads: bool = True,
     ) -> None:
+        """``commit_heads=False`` seals as the software before per-log heads did (entries without ``prev``,
+        checkpoints without ``heads/1``): only to make such a witness log in tests."""
         self._key = key
+        self._commit_heads = commit_heads
         self._clock = clock
         self.origin = origin
         self._stampers = ([stamper] if stamper is not None else []) + list(stampers)
@@ -121,15 +129,19 @@ class WitnessLog:
                 .order_by(CloudCheckpoint.id)
             )
             tree = CompactRange(state.size, [base64.b64decode(h) for h in json.loads(state.compact)])
+            heads = current_heads()
             rows = []
             for checkpoint in new.iterator():
+                origin = checkpoint.appliance.log_origin
                 data = entry_bytes(
-                    checkpoint.appliance.log_origin,
+                    origin,
                     checkpoint.size,
                     bytes(checkpoint.root),
                     checkpoint.cosigned_at,
                     checkpoint.cosignature.strip(),
+                    heads.get(origin, -1) if self._commit_heads else None,
                 )
+                heads[origin] = tree.size
                 leaf = leaf_hash(data)
                 rows.append((tree.size, checkpoint.id, None, data, leaf))
                 tree.append(leaf)
@@ -146,14 +158,17 @@ class WitnessLog:
                     bytes(checkpoint.root),
                     checkpoint.cosigned_at,
                     checkpoint.cosignature.strip(),
+                    heads.get(EVIDENCE_ORIGIN, -1) if self._commit_heads else None,
                 )
+                heads[EVIDENCE_ORIGIN] = tree.size
                 leaf = leaf_hash(data)
                 rows.append((tree.size, None, checkpoint.size, data, leaf))
                 tree.append(leaf)
             if not rows:
                 return Sealed(state.size, 0)
             bulk_insert(WitnessEntry, ("seq", "checkpoint_id", "evidence", "data", "leaf"), rows)
-            signed = note.Checkpoint(self.origin, tree.size, tree.root())
+            extensions = (heads_extension(heads),) if self._commit_heads else ()
+            signed = note.Checkpoint(self.origin, tree.size, tree.root(), extensions)
             WitnessCheckpoint.create(
                 size=tree.size,
                 root=signed.root,
@@ -201,6 +216,54 @@ class WitnessLog:
         if errors and not rows:
             raise errors[0]
         return rows
+
+
+def current_heads() -> dict[str, int]:
+    """Per log the witness log holds, the position of its latest entry: one indexed query per appliance (its
+    checkpoints enter in the order of their sizes), and one for the cloud's evidence log."""
+    heads = {}
+    for appliance in Appliance.select(Appliance.id, Appliance.log_origin).iterator():
+        latest = (
+            WitnessEntry.select(WitnessEntry.seq)
+            .join(CloudCheckpoint, on=(WitnessEntry.checkpoint == CloudCheckpoint.id))
+            .where(CloudCheckpoint.appliance == appliance.id)
+            .order_by(CloudCheckpoint.size.desc())
+            .first()
+        )
+        if latest is not None:
+            heads[appliance.log_origin] = latest.seq
+    own = WitnessEntry.select(WitnessEntry.seq).where(WitnessEntry.evidence.is_null(False))
+    if (latest := own.order_by(WitnessEntry.evidence.desc()).first()) is not None:
+        heads[EVIDENCE_ORIGIN] = latest.seq
+    return heads
+
+
+def heads_at(sizes: Sequence[int]) -> dict[int, dict[str, int]]:
+    """The per-log heads as of each witness log size in ``sizes``: one pass over the entries."""
+    origins = {a.id: a.log_origin for a in Appliance.select(Appliance.id, Appliance.log_origin)}
+    wanted = sorted(set(sizes))
+    if not wanted:
+        return {}
+    query = (
+        WitnessEntry.select(WitnessEntry.seq, WitnessEntry.evidence, CloudCheckpoint.appliance)
+        .join(CloudCheckpoint, pw.JOIN.LEFT_OUTER, on=(WitnessEntry.checkpoint == CloudCheckpoint.id))
+        .where(WitnessEntry.seq < wanted[-1])
+        .order_by(WitnessEntry.seq)
+        .tuples()
+    )
+    heads: dict[str, int] = {}
+    out: dict[int, dict[str, int]] = {}
+    pending = iter(wanted)
+    size = next(pending)
+    for seq, evidence, appliance in query.iterator():
+        while seq >= size:
+            out[size] = dict(heads)
+            size = next(pending)
+        heads[EVIDENCE_ORIGIN if evidence is not None else origins[appliance]] = seq
+    out[size] = dict(heads)
+    for rest in pending:
+        out[rest] = dict(heads)
+    return out
 
 
 def leaves(size: int) -> Sequence[bytes]:

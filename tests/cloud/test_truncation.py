@@ -14,6 +14,7 @@ import json
 
 import pytest
 
+from cloud.store import WitnessEntry
 from ledger.evidence import leaf_lines
 from ledger.merkle import inclusion_proof
 from tests.cloud.test_punch_stamps import LOG, punches, repack, stamped_world, unpack, verify
@@ -75,7 +76,7 @@ def test_an_appliance_that_stopped_is_a_gap_said_so(world):
     (ends,) = [e for e in report.events if e.kind == "log_ends" and e.log == LOG]
     assert ends.witnessed_size is not None and "the witness log had recorded no more of this log" in ends.detail
     html = unpack(world["bundle"])["report.html"].decode()
-    assert "见证服务器至导出时所记录的该日志长度也止于此" in html and "设备停止记录" in html
+    assert "会签日志至导出时所记录的该日志长度也止于此" in html and "设备停止记录" in html
     assert "本证据包导出于 2026-03-03 10:00:00，其时期间尚未结束" in html  # exported on the period's last day
 
 
@@ -87,13 +88,19 @@ def test_a_log_cut_after_a_checkpoint_fails(world, tmp_path):
     assert any("却未给出其后见证的第一个检查点" in c.detail for c in report.checks if not c.ok)
     assert len(punches(report)) == 1, "Tuesday's punch went with the tail"
     # the forger keeps the witness log's latest size, and names as the next checkpoint the one right after the cut
-    # (Monday 08:59, witnessed before the period ended), as the exporter would have
+    # (Monday 08:59, witnessed before the period ended), as the exporter would have: the witness entry that names the
+    # cut's as the previous of its log (heads/1), proven into the latest witness checkpoint
     heads = [json.loads(line) for line in files["witness/heads.jsonl"].decode().splitlines()]
-    entries = [json.loads(line) for line in unpack(world["bundle"])["witness/entries.jsonl"].decode().splitlines()]
-    after = min(
-        (e for e in entries if _entry(json.dumps(e))["log"] == LOG and _entry(json.dumps(e))["size"] > kept),
-        key=lambda e: e["seq"],
-    )
+    entries = [json.loads(line) for line in files["witness/entries.jsonl"].decode().splitlines()]
+    (cut,) = [e for e in entries if _entry(json.dumps(e))["log"] == LOG and _entry(json.dumps(e))["size"] == kept]
+    (successor,) = [e for e in WitnessEntry.select() if json.loads(bytes(e.data)).get("prev") == cut["seq"]]
+    everything = world["witness_leaves"]
+    after = {
+        "seq": successor.seq,
+        "data": bytes(successor.data).decode(),
+        "size": len(everything),
+        "proof": [h.hex() for h in inclusion_proof(everything, successor.seq)],
+    }
     heads = [h for h in heads if h.get("role") != "next" or h["log"] != LOG] + [{**after, "log": LOG, "role": "next"}]
     files["witness/heads.jsonl"] = "".join(json.dumps(h) + "\n" for h in heads).encode()
     bundle = repack(files, world["evidence"])

@@ -10,7 +10,7 @@ from cloud.evidence.witness_log import WitnessLog, leaves
 from cloud.ingest.verifier import BatchIngest
 from cloud.store import CloudCheckpoint, WitnessCheckpoint, WitnessEntry, open_db
 from ledger import SigningKey, canonical, leaf_hash, merkle, note, topics
-from ledger.witnesslog import entry_bytes
+from ledger.witnesslog import entry_bytes, heads_extension
 from tests.harness.clock import FrozenClock
 from tests.harness.logs import LogBuilder
 
@@ -50,17 +50,24 @@ def test_every_cosigned_checkpoint_enters_the_signed_witness_log_once(cloud):
     checkpoint = note.verify(latest.note, cloud["witness"].verify_key)
     assert checkpoint.origin == "punchproof-cloud/checkpoints" and checkpoint.root == merkle.root(leaves(4))
     assert WitnessCheckpoint.select().count() == 2
-    for entry in WitnessEntry.select():
+    heads: dict[str, int] = {}  # each entry names the previous one of its log; the checkpoint commits the last ones
+    for entry in WitnessEntry.select().order_by(WitnessEntry.seq):
         cosigned = CloudCheckpoint.get_by_id(entry.checkpoint_id)
+        origin = cosigned.appliance.log_origin
         expected = entry_bytes(
-            cosigned.appliance.log_origin,
+            origin,
             cosigned.size,
             bytes(cosigned.root),
             cosigned.cosigned_at,
             cosigned.cosignature.strip(),
+            heads.get(origin, -1),
         )
+        heads[origin] = entry.seq
         assert bytes(entry.data) == expected and bytes(entry.leaf) == leaf_hash(expected)
         assert canonical.decode(expected)["cosig"].startswith("— test-cloud/witness ")
+    assert sorted(heads.values()) == [2, 3] and checkpoint.extensions == (heads_extension(heads),)
+    first = note.verify(WitnessCheckpoint.get_by_id(2).note, cloud["witness"].verify_key)
+    assert first.extensions == (heads_extension({origin: seq - 2 for origin, seq in heads.items()}),)
 
 
 def test_sealers_racing_each_other_append_each_checkpoint_once(cloud):
