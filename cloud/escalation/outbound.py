@@ -284,9 +284,11 @@ class OutboundSender:
             font = self.font()
         except ReportFontMissing as err:
             raise NoticeUnrenderable(step.notice, [missing_fact("font")]) from err
-        facts = notice_facts.build(step, case, self._settings, Links(self._clock, self._settings.link_days))
+        template = templates.get(notice_facts.TEMPLATE_OF[step.notice])
+        links = Links(self._clock, self._settings.link_days)
+        facts = notice_facts.build(step, case, self._settings, links, template=template)
         try:
-            words = render_words(templates.get(notice_facts.TEMPLATE_OF[step.notice]), facts)
+            words = render_words(template, facts)
         except MissingFacts as err:
             raise NoticeUnrenderable(step.notice, [missing_fact(path) for path in err.missing]) from err
         case_ref = notice_facts.case_ref(case.id)
