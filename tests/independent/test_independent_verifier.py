@@ -9,9 +9,10 @@ exports, and fails each of them tampered with as the employer, who holds the dat
   day and more after the punches; the manifest signed again).
 
 The bundles: a whole log range and a mid-log one (``compact``, the employee's tag key record before the range), each
-with one appliance key and with a key rotation inside the range (and before the mid-log range), stamped by a real
-OpenSSL TSA; a case's bundle (the cloud's evidence log, its notices and documents). The demo's own bundle is
-checked in tests/e2e/test_demo.py.
+with one appliance key and with a key rotation inside the range (and before the mid-log range); a log begun in
+version 1 and switched to version 2 by the appliance's own writer (a range of version 1 records, one across the
+switch, one after it), all stamped by a real OpenSSL TSA; a case's bundle (the cloud's evidence log, its notices
+and documents). The demo's own bundle is checked in tests/e2e/test_demo.py.
 """
 
 from __future__ import annotations
@@ -27,19 +28,45 @@ import pytest
 from ledger import SigningKey
 from tests.cloud.test_evidence_documents import world  # noqa: F401 - the case's bundle, a module fixture
 from tests.independent import verifier
-from tests.independent.worlds import LOG, MONDAY, TUESDAY, World, tsa_server
+from tests.independent.worlds import LOG, MONDAY, TUESDAY, SwitchedWorld, World, tsa_server
 
 UNLISTED = ("manifest.json", "manifest.sig", "manifest.tsr", "SHA256SUMS")
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["one-key", "key-rotated"])
-def two_days(request, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("independent")
-    with tsa_server(folder / "tsa") as tsa:
-        made = World(folder, rotated=request.param, tsa=tsa).build()
-        made.bundles = {"whole": made.export(MONDAY, TUESDAY), "mid-log": made.export(TUESDAY, TUESDAY)}
-        made.close()
-        yield made
+KINDS = {  # bundle kind -> (world, first day, last day)
+    "one-key/whole": ("one-key", MONDAY, TUESDAY),
+    "one-key/mid-log": ("one-key", TUESDAY, TUESDAY),
+    "key-rotated/whole": ("key-rotated", MONDAY, TUESDAY),
+    "key-rotated/mid-log": ("key-rotated", TUESDAY, TUESDAY),
+    "v1-switched/v1": ("v1-switched", MONDAY, MONDAY),
+    "v1-switched/across": ("v1-switched", MONDAY, TUESDAY),
+    "v1-switched/v2-mid-log": ("v1-switched", TUESDAY, TUESDAY),
+}
+_BUILT: dict[str, World | SwitchedWorld] = {}
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory):
+    """The worlds, each built on first use (a few seconds each) with its TSA, and its bundles exported once."""
+    servers = []
+
+    def get(name: str) -> World | SwitchedWorld:
+        if name not in _BUILT:
+            folder = tmp_path_factory.mktemp(name)
+            tsa = tsa_server(folder / "tsa")
+            tsa.start()
+            servers.append(tsa)
+            made = SwitchedWorld(folder, tsa) if name == "v1-switched" else World(folder, name == "key-rotated", tsa)
+            made.build()
+            made.bundles = {k: made.export(a, b) for k, (w, a, b) in KINDS.items() if w == name}
+            made.close()
+            _BUILT[name] = made
+        return _BUILT[name]
+
+    yield get
+    for server in servers:
+        server.stop()
+    _BUILT.clear()
 
 
 def unpack(bundle: bytes) -> dict[str, bytes]:
@@ -107,44 +134,55 @@ TAMPERS: dict[str, tuple[Callable[[dict[str, bytes]], dict[str, bytes]], tuple[s
 }
 
 
-def check(made: World, files: dict[str, bytes], **kwargs: object) -> verifier.Verifier:
+def check(made: World | SwitchedWorld, files: dict[str, bytes], **kwargs: object) -> verifier.Verifier:
     return verifier.verify(files, made.witness.verify_key.pem().encode(), made.tsa.ca_pem, **kwargs)
 
 
-@pytest.mark.parametrize("kind", ["whole", "mid-log"])
-def test_every_bundle_of_a_log_verifies_independently(two_days, kind):
-    files = unpack(two_days.bundles[kind])
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_bundle_of_a_log_verifies_independently(worlds, kind):
+    made = worlds(KINDS[kind][0])
+    files = unpack(made.bundles[kind])
     info = json.loads(files["logs/0/log.json"])
     assert info["log"] == LOG
-    if kind == "mid-log":  # a range that starts inside the log: the tree before it as its compact range
+    if "mid-log" in kind:  # a range that starts inside the log: the tree before it as its compact range
         assert info["from_seq"] > 0 and info["compact"], info
-        assert any(int(n.rsplit("/", 1)[1].split(".")[0]) < info["from_seq"] for n in punch_files(files))
+        seqs = [int(n.split("/")[-1].split(".")[0]) for n in files if n.startswith("logs/0/records/")]
+        if not kind.startswith("v1-switched"):  # there, the range reaches back to the switch's tagkey records
+            assert min(seqs) < info["from_seq"], "the record giving the employee's tag key, before the range"
+    else:
+        assert info["from_seq"] == 0 and info["compact"] == [], info
     registry = [k for k in json.loads(files["keys/registry.json"]) if k["log"] == LOG]
-    if two_days.rotated:  # the rotation inside the whole range; before the mid-log one
+    if made.rotated:  # the rotation inside the whole range; before the mid-log one
         inside = info["from_seq"] < registry[-1]["valid_from_seq"] < info["to_size"]
-        assert len(registry) == 2 and inside == (kind == "whole"), registry
-    assert len(punch_files(files)) >= (3 if kind == "mid-log" else 4)  # Monday's in, and the range's ins and outs
-    result = check(two_days, files)
-    assert not result.failures, result.failures
+        assert len(registry) == 2 and inside == kind.endswith("whole"), registry
+    if kind.startswith("v1-switched"):  # version 1 records (a bare leaf hash) and version 2 (tag and hash)
+        widths = {len(line.split()) for line in files["logs/0/leaves.txt"].decode().splitlines()}
+        assert widths == {1, 2}, widths  # the Tuesday range too: it begins at the (version 1) format record
+    assert punch_files(files), "the employee's punches are disclosed"
     assert any(n.startswith("witness/stamps/") for n in files), "stamped by the TSA"
+    result = check(made, files)
+    assert not result.failures, result.failures
 
 
-@pytest.mark.parametrize("kind", ["whole", "mid-log"])
+@pytest.mark.parametrize("kind", sorted(KINDS))
 @pytest.mark.parametrize("tamper", sorted(TAMPERS))
-def test_a_tampered_bundle_fails_independently(two_days, kind, tamper):
+def test_a_tampered_bundle_fails_independently(worlds, kind, tamper):
+    made = worlds(KINDS[kind][0])
     edit, expected = TAMPERS[tamper]
-    files = resigned(edit(unpack(two_days.bundles[kind])), two_days.evidence)
-    result = check(two_days, files)
+    files = resigned(edit(unpack(made.bundles[kind])), made.evidence)
+    result = check(made, files)
     assert any(e in f for f in result.failures for e in expected), result.failures
 
 
-def test_an_edited_bundle_whose_sums_were_not_made_again_fails(two_days):
-    files = change_a_record_byte(unpack(two_days.bundles["whole"]))
-    assert check(two_days, files).failures[0].startswith("SHA256SUMS")
+def test_an_edited_bundle_whose_sums_were_not_made_again_fails(worlds):
+    made = worlds("one-key")
+    files = change_a_record_byte(unpack(made.bundles["one-key/whole"]))
+    assert check(made, files).failures[0].startswith("SHA256SUMS")
 
 
-def test_another_witness_key_pinned_fails(two_days):
-    result = verifier.verify(unpack(two_days.bundles["whole"]), SigningKey.generate().verify_key.pem().encode())
+def test_another_witness_key_pinned_fails(worlds):
+    files = unpack(worlds("one-key").bundles["one-key/whole"])
+    result = verifier.verify(files, SigningKey.generate().verify_key.pem().encode())
     assert any("not the pinned witness key" in f for f in result.failures), result.failures
 
 

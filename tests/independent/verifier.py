@@ -300,7 +300,7 @@ class Note:
 def parse_note(text: str) -> Note:
     try:
         head, _sep, tail = text.partition("\n\n")
-        origin, size, root = head.split("\n")
+        origin, size, root, *_extensions = head.split("\n")  # extension lines (c2sp) are signed with the rest
         if not size.isdigit() or (size.startswith("0") and size != "0"):
             raise ValueError("size")
         lines = []

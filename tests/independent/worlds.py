@@ -8,9 +8,12 @@ is given, stamped by a real OpenSSL TSA whose clock is the world's (faketime). T
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from cloud.appliances import registry
 from cloud.evidence.export import export_bundle
@@ -112,3 +115,88 @@ MONDAY, TUESDAY = date(2026, 3, 2), date(2026, 3, 3)
 
 def tsa_server(folder: Path) -> OpenSslTsa:
     return OpenSslTsa(folder, signing_time=START, cert_not_after=START + timedelta(days=30))
+
+
+@dataclass
+class SwitchedWorld:
+    """A log begun by the software before owner tags (version 1) and switched by the new one (ledger/FORMAT.md,
+    "Switching an existing log"), written by the appliance's own ``LogWriter`` on its own database and sent to the
+    cloud in checkpointed batches; the appliance anchors its records to the cloud's cosignatures as its uplink
+    does. Monday 07:50-09:50 in version 1 (1001 punches at 07:59, 1002 at 07:58); Tuesday the new software starts
+    (``format``, ``tagkey``, ``tagindex``), then 1001 punches at 07:59 in version 2. The witness log is stamped each
+    evening; the bundles are exported on Wednesday afternoon."""
+
+    folder: Path
+    tsa: OpenSslTsa
+    witness: SigningKey = field(default_factory=SigningKey.generate)
+    evidence: SigningKey = field(default_factory=SigningKey.generate)
+    rotated: bool = False
+
+    def build(self) -> SwitchedWorld:
+        from appliance.capture.punchlog import Entry, LogWriter
+        from appliance.store import Checkpoint, LogRecord
+        from appliance.store import open_db as open_appliance_db
+        from ledger import SignedRecord
+        from ledger.messages import Batch
+
+        self.clock = FrozenClock(START)
+        self.db = open_db(f"sqlite:///{self.folder}/cloud.sqlite3")
+        self.appliance_db = open_appliance_db(self.folder / "appliance.sqlite3")
+        key = SigningKey.generate()
+        registry.register(
+            {"plant": PLANT, "appliance": NAME, "log": LOG, "public_key": key.verify_key.pem(),
+             "timezone": "Asia/Shanghai"},
+            self.clock,
+        )  # fmt: skip
+        ingest = BatchIngest(self.clock, self.witness)  # the product's witness name
+        sent = 0
+
+        def send(writer: LogWriter) -> None:
+            nonlocal sent
+            size = writer.checkpoint()
+            signed = Checkpoint.get(Checkpoint.size == size).note
+            rows = LogRecord.select().where(LogRecord.seq >= sent).order_by(LogRecord.seq)
+            records = tuple(SignedRecord(bytes(r.data), bytes(r.sig)) for r in rows)
+            ack = ingest.handle(topics.batch(PLANT, NAME), Batch(LOG, sent, records, signed).encode()).ack
+            assert ack.status == "ok", ack.reason
+            sent = size
+            line = ack.cosignature if ack.cosignature.endswith("\n") else ack.cosignature + "\n"
+            writer.set_anchor(base64.b64encode(hashlib.sha256(line.encode()).digest()).decode())  # as the uplink
+
+        def working_day(writer: LogWriter, version: int, punches: dict[int, str]) -> None:
+            writer.append([Entry("boot", {"unclean": False, "sw": f"v{version}"}, version=version)])
+            for minute in range(120):
+                self.clock.advance(seconds=30)
+                if minute in punches:
+                    local = self.clock.now().astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+                    term = {"sn": "ZK-1", "name": "gate-1", "t": local.isoformat(timespec="seconds"),
+                            "tz": "Asia/Shanghai", "state": 0, "verify": 1, "uid": 1, "wc": 0, "idx": minute,
+                            "off_ms": 0, "raw": ""}  # fmt: skip
+                    body = {"emp": punches[minute], "src": "zk", "term": term}
+                    writer.append([Entry("punch", body, version=version)])
+                self.clock.advance(seconds=30)
+                writer.append([Entry("seal", {"why": "minute"}, version=version)])
+                if minute % 30 == 29:
+                    send(writer)
+            self.tsa.signing_time = self.clock.now()
+            stamps = self.witness_log()
+            stamps.seal()
+            assert stamps.stamp_latest("hourly")
+
+        old = LogWriter(self.appliance_db, key, LOG, self.clock, boot_id="boot-1")
+        old.start()
+        working_day(old, 1, {8: "1002", 9: EMPLOYEE})
+        self.clock.advance_to(START + timedelta(days=1))
+        new = LogWriter(self.appliance_db, key, LOG, self.clock, boot_id="boot-2")
+        new.start()  # the switch: format, tagkey, tagindex
+        send(new)  # synced before anyone punches (see the report: else a Monday bundle cannot be exported)
+        working_day(new, 2, {9: EMPLOYEE})
+        self.clock.advance_to(START + timedelta(days=2, hours=6))  # Wednesday 13:50: over a day after the punches
+        return self
+
+    witness_log = World.witness_log
+    export = World.export
+
+    def close(self) -> None:
+        self.appliance_db.close()
+        self.db.close()
