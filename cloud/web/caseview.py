@@ -13,6 +13,7 @@ from typing import Any
 
 import peewee as pw
 
+from cloud.appliances.trust import Trust
 from cloud.channels import names, reasons
 from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
 from cloud.escalation import ladder, preview, timeline
@@ -301,13 +302,15 @@ def detail(case: AbsenceCase) -> dict[str, Any]:
     approvals: dict[int, list[GateApproval]] = {}
     for a in GateApproval.select().where(GateApproval.gate.in_([g.id for g in gates])).order_by(GateApproval.at_ms):
         approvals.setdefault(a.gate_id, []).append(a)
-    events = _merge(case, punches, facts, attempts, receipts, notices, documents)
+    trust = Trust.load()
+    events = _merge(case, punches, facts, attempts, receipts, notices, documents, trust)
     replies = [
         e for e in events if e.kind == "entry" and e.data.get("kind") in LINK_KINDS
     ]  # newest first: the latest reply is what HR answers
     replies.reverse()
     plant_said = [e for e in reversed(events) if e.kind == "entry" and e.data.get("kind") == "plant_action"]
     counted = list(CaseDay.select().where(CaseDay.case == case).order_by(CaseDay.start_ms))
+    days = day_list(case, counted, facts, trust)
     now = now_ms()
     return {
         # the emergency contacts the 失联 steps would reach, each flagged unless it confirmed within six months
@@ -316,7 +319,9 @@ def detail(case: AbsenceCase) -> dict[str, Any]:
         "replies": replies,
         "plant_said": plant_said,  # what the plant's people recorded about the case's days, newest first
         "chain_problems": timeline.verify(case),
-        "days": day_list(case, counted, facts),
+        "days": days,
+        # the counted days whose day fact the appliance signed after its key may have leaked: not evidence
+        "untrusted_days": sum(1 for day in days if day.status == "counted" and day.untrusted),
         "provisional": provisional_days(case),
         "steps": list(CaseStep.select().where(CaseStep.case == case).order_by(CaseStep.id)),
         "gates": gates,
@@ -344,15 +349,37 @@ class DayRow:
     superseded_by: str
     fact_key: str
     fact_id: str
+    untrusted: tuple[str, str] | None = None  # the mark, when the appliance signed the fact after its key leaked
 
 
-def day_list(case: AbsenceCase, counted: list[CaseDay], facts: list[AttendanceDay]) -> list[DayRow]:
+def day_list(
+    case: AbsenceCase, counted: list[CaseDay], facts: list[AttendanceDay], trust: Trust | None = None
+) -> list[DayRow]:
     """The case's days, and beside them the days of its period the appliance was not yet recording (未覆盖: its
-    fact says so; never counted): from a week before the first day to the case's end, by date."""
+    fact says so; never counted): from a week before the first day to the case's end, by date. A day whose
+    latest fact lies past its appliance key's compromise point carries the mark saying so."""
+    trust = trust if trust is not None else Trust.load()
     end = case.resolved_ms if case.open_key is None and case.resolved_ms else None
-    rows = [DayRow(d.work_date, d.shift, d.status, d.superseded_by, d.fact_key, d.fact_id) for d in counted]
+    signed = {f.fact_key: (f.appliance_id, f.seq) for f in facts}
+    missing = [d.fact_key for d in counted if d.fact_key not in signed]
+    if trust and missing:  # a counted day older than the facts read for the timeline: where it was signed
+        for key, appliance, seq in (
+            AttendanceDay.select(AttendanceDay.fact_key, AttendanceDay.appliance, AttendanceDay.seq)
+            .where((AttendanceDay.plant == case.plant_id) & AttendanceDay.fact_key.in_(missing))
+            .tuples()
+        ):
+            signed[key] = (appliance, seq)
+
+    def mark(fact_key: str) -> tuple[str, str] | None:
+        point = trust.untrusted(*signed.get(fact_key, (None, None)))
+        return point.words() if point is not None else None
+
+    rows = [
+        DayRow(d.work_date, d.shift, d.status, d.superseded_by, d.fact_key, d.fact_id, mark(d.fact_key))
+        for d in counted
+    ]
     rows += [
-        DayRow(f.work_date, f.shift, "uncovered", "", f.fact_key, f.fact_id)
+        DayRow(f.work_date, f.shift, "uncovered", "", f.fact_key, f.fact_id, mark(f.fact_key))
         for f in facts
         if f.status == "uncovered" and (end is None or (f.start_ms or 0) <= end)
     ]
@@ -403,11 +430,19 @@ def provisional_days(case: AbsenceCase) -> dict[str, int]:
     return found
 
 
-def _merge(case, punches, facts, attempts, receipts, notices, documents) -> list[Event]:  # type: ignore[no-untyped-def]
-    events = [
-        Event(i.at_ms, "entry", i.actor, i.text_zh, i.text_en, {"kind": i.kind, **i.data, "seq": i.seq})
-        for i in timeline.items(case)
-    ]
+def _mark(trust: Trust, appliance: int | None, seq: int | None) -> dict[str, Any]:
+    point = trust.untrusted(appliance, seq)
+    return {"untrusted": point.words()} if point is not None else {}
+
+
+def _merge(case, punches, facts, attempts, receipts, notices, documents, trust) -> list[Event]:  # type: ignore[no-untyped-def]
+    events = []
+    for i in timeline.items(case):
+        # the engine's "confirmed absent" lines name the fact's appliance record (its log seq in data["seq"])
+        signed = _mark(trust, i.data.get("appliance"), i.data.get("seq")) if i.kind == "day" else {}
+        events.append(
+            Event(i.at_ms, "entry", i.actor, i.text_zh, i.text_en, {"kind": i.kind, **i.data, "seq": i.seq, **signed})
+        )
     states = {0: ("上班", "in"), 1: ("下班", "out")}
     for p in punches:
         zh, en = states.get(p.state, ("打卡", "punch"))
@@ -418,7 +453,7 @@ def _merge(case, punches, facts, attempts, receipts, notices, documents) -> list
                 p.terminal,
                 f"打卡（{zh}）· {p.terminal}",
                 f"punch ({en}) · {p.terminal}",
-                {"seq": p.seq},
+                {"seq": p.seq, **_mark(trust, p.appliance_id, p.seq)},
             )
         )
     for d in facts:
@@ -430,7 +465,7 @@ def _merge(case, punches, facts, attempts, receipts, notices, documents) -> list
                 "appliance",
                 f"日结论 {d.work_date} {d.shift}：{zh}",
                 f"day fact {d.work_date} {d.shift}: {en}",
-                {"fact_id": d.fact_id, "seq": d.seq, "versions": d.versions},
+                {"fact_id": d.fact_id, "seq": d.seq, "versions": d.versions, **_mark(trust, d.appliance_id, d.seq)},
             )
         )
     for a in attempts:

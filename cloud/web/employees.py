@@ -6,6 +6,10 @@ the days it now excuses and the steps it supersedes; the engine's next tick find
 An import is checked whole by ``cloud.hr.importer``: a file with any bad row is refused, and every
 problem is listed with its sheet, row number and column.
 
+The employee's page lists their badges' latest punches and day facts (``RECENT_ROWS`` of each), each in its plant's
+zone, and marks those the appliance signed after its key may have leaked (``cloud.appliances.trust``): they are
+not evidence.
+
 Emergency contacts are listed, added, edited and removed here (``cloud.hr.contacts``), each with its verification
 state and since when. A new or changed number is asked to reply "确认" at once when an SMS channel is configured
 and it is the plant's waking hours; otherwise the escalation runner's next tick in waking hours asks it.
@@ -13,10 +17,12 @@ and it is the plant's waking hours; otherwise the escalation runner's next tick 
 
 from __future__ import annotations
 
+import operator
 import secrets
 import tempfile
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from functools import reduce
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,15 +30,16 @@ from zoneinfo import ZoneInfo
 import peewee as pw
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session, url_for
 
+from cloud.appliances.trust import Trust
 from cloud.channels.dispatch import Dispatcher
 from cloud.clock import SystemClock
 from cloud.escalation import cases
-from cloud.escalation.models import AbsenceCase
+from cloud.escalation.models import AbsenceCase, AttendanceDay
 from cloud.hr import contacts as ec
 from cloud.hr import importer
 from cloud.hr.models import Correction, EmergencyContact, Employee, Leave, PlantBadge, Trip
 from cloud.hr.records import HrError, record_leave
-from cloud.store import Plant
+from cloud.store import Appliance, Plant, Punch
 from cloud.web import caseview, import_template
 from cloud.web.present import bi, in_zone, local_ms, zone_name
 from cloud.web.roles import can, note, now_ms, own_plant, require
@@ -41,6 +48,7 @@ from opskit.urlints import MAX_PAGE, query_int
 
 bp = Blueprint("employees", __name__)
 PAGE_SIZE = 100
+RECENT_ROWS = 40  # how many of the employee's latest punches, and of their latest day facts, the page lists
 LEAVE_KINDS = ("病假", "事假", "年假", "婚假", "丧假", "产假", "陪产假", "工伤假", "调休", "其他")
 
 
@@ -67,6 +75,32 @@ def _while_here(badges: list[PlantBadge], tz: ZoneInfo) -> Callable[[int, int], 
         for b in badges
     ]
     return lambda start, end: any(start < hi and end >= lo for lo, hi in spans)
+
+
+def _recent(badges: list[PlantBadge]) -> tuple[list[Punch], list[AttendanceDay]]:
+    """The badges' latest punches and day facts, newest first: one query each."""
+    if not badges:
+        return [], []
+    punch_of = reduce(operator.or_, [(Appliance.plant == b.plant_id) & (Punch.employee == b.user_id) for b in badges])
+    punches = list(
+        Punch.select(Punch, Appliance, Plant)
+        .join(Appliance)
+        .join(Plant)
+        .where(punch_of)
+        .order_by(Punch.at_utc_ms.desc(), Punch.seq.desc())
+        .limit(RECENT_ROWS)
+    )
+    fact_of = reduce(
+        operator.or_, [(AttendanceDay.plant == b.plant_id) & (AttendanceDay.user_id == b.user_id) for b in badges]
+    )
+    facts = list(
+        AttendanceDay.select(AttendanceDay, Plant)
+        .join(Plant)
+        .where(fact_of)
+        .order_by(AttendanceDay.work_date.desc(), AttendanceDay.start_ms.desc())
+        .limit(RECENT_ROWS)
+    )
+    return punches, facts
 
 
 @bp.route("/employees")
@@ -138,7 +172,10 @@ def show(employee_id: int) -> Any:
     trips = list(Trip.select().where(Trip.employee == employee).order_by(Trip.start_ms.desc()))
     corrections = list(Correction.select().where(Correction.employee == employee).order_by(Correction.at_ms.desc()))
     contacts = ec.listed(employee)
+    punches, facts = _recent(badges)
     if here is not None:
+        punches = [x for x in punches if here(x.at_utc_ms, x.at_utc_ms)]
+        facts = [x for x in facts if here(x.start_ms or 0, x.start_ms or 0)]
         leaves = [x for x in leaves if here(x.start_ms, x.end_ms)]
         trips = [x for x in trips if here(x.start_ms, x.end_ms)]
         corrections = [x for x in corrections if here(x.at_ms, x.at_ms)]
@@ -157,6 +194,10 @@ def show(employee_id: int) -> Any:
         contacts=contacts,
         shown={c.id: ec.shown(c, now_ms()) for c in contacts},
         cases=list(case_query),
+        punches=punches,
+        facts=facts,
+        recent_rows=RECENT_ROWS,
+        untrusted=Trust.load().untrusted,
         leave_kinds=LEAVE_KINDS,
         in_zone=in_zone,
         bi=bi,

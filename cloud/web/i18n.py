@@ -254,6 +254,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "provisional calendar ({year} holidays not yet published)",
     ),
     "day_superseded": ("不再计入", "no longer counted"),
+    # records an appliance signed after its key may have leaked (punchproof cloud revoke-key --compromised-since)
+    "untrusted_days": (
+        "本案依据的考勤事实中有 {n} 天来自密钥可能泄露后的记录，请核实后再继续",
+        "{n} of the days this case counts rest on records made after the appliance key may have leaked; "
+        "check them before going on",
+    ),
+    "untrusted_flag": ("不作为证据", "not evidence"),
+    "recent_records": ("最近的考勤记录（各列最近 {n} 条）", "Latest attendance records (the latest {n} of each)"),
+    "recent_punches": ("打卡", "Punches"),
+    "recent_days": ("日结论", "Day facts"),
+    "evidence_state": ("证据效力", "As evidence"),
+    "signed_ok": ("设备签名有效", "signed by the appliance"),
     "day_excused": ("不计入（人事认可）", "excused by HR"),
     "actions": ("处理", "Actions"),
     "case_closed": (

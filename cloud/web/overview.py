@@ -1,6 +1,7 @@
 """Head office's devices page (``/devices``): every plant's appliances, their sync watermark, terminals and
-configuration, the open cases per plant, and the punches they delivered. A plant manager sees their own plant
-only. (The first page is HR's work queue, ``cloud.web.queue``.)"""
+configuration, the open cases per plant, and the punches they delivered (those signed after an appliance key may
+have leaked marked as not evidence). A plant manager sees their own plant only. (The first page is HR's work
+queue, ``cloud.web.queue``.)"""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 import peewee as pw
 from flask import Blueprint, current_app, render_template
 
+from cloud.appliances.trust import Trust
 from cloud.escalation.models import AbsenceCase, AttendanceDay
 from cloud.hr import plant_changes
 from cloud.ingest.quarantine import QuarantineOverflow
@@ -138,6 +140,7 @@ def index() -> Any:
         "overview.html",
         appliances=appliances,
         punches=punches,
+        untrusted=Trust.load().untrusted,  # a punch signed after its appliance key may have leaked is marked
         quarantined=quarantined,
         overflow=overflow,
         ahead=ahead,
@@ -151,5 +154,6 @@ def index() -> Any:
         waiting=waiting,
         waiting_text=waiting_text,
         in_zone=in_zone,
+        bi=bi,
         office_tz=current_app.config["SETTINGS"].timezone,
     )

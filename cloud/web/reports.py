@@ -3,8 +3,11 @@
 One row per badge, one column per day of the month with the confirmed day fact's status as a short
 mark, then the totals. Only confirmed facts (signed by the appliance after its watermark passed) are
 reported; a day with no fact yet is left blank, never guessed. A second sheet explains the marks and
-names the source, the plant's zone and who produced the file. Names and numbers come from HR's sheets:
-every text cell is written as a string cell, shown as typed, never as a formula (``opskit.cells``).
+names the source, the plant's zone and who produced the file. A day whose fact the appliance signed after its key
+may have leaked (``cloud.appliances.trust``) is marked 疑 before its mark, is not evidence and is left out of the
+totals; the second sheet says from when each such appliance's records are not evidence. Names and numbers come
+from HR's sheets: every text cell is written as a string cell, shown as typed, never as a formula
+(``opskit.cells``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request, session
 
+from cloud.appliances.trust import Trust
 from cloud.escalation.models import AttendanceDay
 from cloud.hr.models import Employee, PlantBadge
 from cloud.store import Plant
@@ -40,6 +44,7 @@ MARKS = {  # status → (mark, zh, en)
     "holiday": ("节", "节假日", "public holiday"),
     "uncovered": ("未", "未覆盖：设备当时尚未记录，不计缺勤", "not covered: not yet recorded, never counted absent"),
 }
+UNTRUSTED = "疑"  # before a day's mark: the appliance signed that fact after its key may have leaked
 TOTALS = ("present", "late", "left_early", "incomplete", "missing", "on_leave", "business_trip")
 
 
@@ -82,8 +87,16 @@ def workbook(plant: Plant, first: date, *, by: str, now: int) -> bytes:
     days = calendar.monthrange(first.year, first.month)[1]
     prefix = f"{first:%Y-%m}-"
     facts: dict[str, dict[int, str]] = {}
-    for user_id, work_date, status in (
-        AttendanceDay.select(AttendanceDay.user_id, AttendanceDay.work_date, AttendanceDay.status)
+    doubtful: set[tuple[str, int]] = set()
+    trust = Trust.load()
+    for user_id, work_date, status, appliance, seq in (
+        AttendanceDay.select(
+            AttendanceDay.user_id,
+            AttendanceDay.work_date,
+            AttendanceDay.status,
+            AttendanceDay.appliance,
+            AttendanceDay.seq,
+        )
         .where((AttendanceDay.plant == plant) & AttendanceDay.work_date.startswith(prefix))
         .order_by(AttendanceDay.work_date, AttendanceDay.start_ms)
         .tuples()
@@ -91,6 +104,8 @@ def workbook(plant: Plant, first: date, *, by: str, now: int) -> bytes:
         day = facts.setdefault(user_id, {})
         n = int(work_date[8:10])
         day[n] = _worse(day.get(n), status)  # two shifts on one day: the worse one shows
+        if not trust.trusted(appliance, seq):
+            doubtful.add((user_id, n))
     people = {
         user_id: (no, name)
         for user_id, no, name in PlantBadge.select(PlantBadge.user_id, Employee.employee_no, Employee.name)
@@ -104,17 +119,31 @@ def workbook(plant: Plant, first: date, *, by: str, now: int) -> bytes:
     for user_id in sorted(set(facts) | set(people)):
         no, name = people.get(user_id, ("", ""))
         marks = facts.get(user_id, {})
-        counts = [sum(1 for s in marks.values() if s == k) for k in TOTALS]
-        day_marks = [MARKS.get(marks.get(n, ""), ("",))[0] for n in range(1, days + 1)]
+        counts = [sum(1 for n, s in marks.items() if s == k and (user_id, n) not in doubtful) for k in TOTALS]
+        day_marks = [
+            (UNTRUSTED if (user_id, n) in doubtful else "") + MARKS.get(marks.get(n, ""), ("",))[0]
+            for n in range(1, days + 1)
+        ]
         sheet.append(xlsx_row(sheet, [user_id, no, name, *day_marks, *counts]))
     legend = book.create_sheet("说明")
     legend.append(["标记", "含义", "meaning"])
     for mark, zh, en in MARKS.values():
         legend.append([mark, zh, en])
+    legend.append(
+        [
+            f"{UNTRUSTED}（标记前）",
+            "设备密钥可能泄露后的记录，不作为证据，不计入合计",
+            "recorded after the appliance key may have leaked: not evidence, left out of the totals",
+        ]
+    )
     legend.append([])
     legend.append(xlsx_row(legend, ["工厂", plant.name or plant.id]))
     legend.append(xlsx_row(legend, ["时区", zone_name(plant.timezone)]))
     legend.append(["来源", "考勤设备签名确认的日考勤结论（已过同步水位）；空白 = 尚无确认结论"])
+    for point in trust.points.values():
+        if point.plant_id == plant.id:
+            zh, en = point.words()
+            legend.append(xlsx_row(legend, ["密钥可能泄露", zh, en]))
     legend.append(xlsx_row(legend, ["生成", f"{in_zone(now, plant.timezone)} · {by}"]))
     out = io.BytesIO()
     book.save(out)
