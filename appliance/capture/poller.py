@@ -37,12 +37,13 @@ from appliance.capture import storage, terminal_admin
 from appliance.capture.enrolment import EnrolmentSource, TerminalEnrolment
 from appliance.capture.ingest import PunchIngest
 from appliance.capture.logtail import OVERLAP
+from appliance.capture.provenance import Identity, Provenance
 from appliance.capture.terminal_admin import ClearRefused
 from appliance.capture.terminal_clock import alarm_change, correction_entry, correction_failed_entry
 from appliance.clock import Clock, to_ms
 from appliance.store import TerminalHealth
 from firmware_bridge.errors import TerminalError, TerminalLogChanged
-from firmware_bridge.types import Download, LogCleared
+from firmware_bridge.types import Download, LogCleared, TerminalInfo
 from firmware_bridge.zk.clock import ClockCorrection, ClockPolicy
 from firmware_bridge.zk.logread import PART_RECORDS
 from ledger import failpoints
@@ -62,6 +63,13 @@ class PunchSource(Protocol):
 class Spooled(Protocol):
     def parts(self, per: int = PART_RECORDS, *, behind: int = 0) -> Iterator[Download]: ...
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class IdentitySource(Protocol):
+    """A terminal that says what it is (a ZK terminal: ``punchproof bridge probe``)."""
+
+    def probe(self) -> TerminalInfo: ...
 
 
 @runtime_checkable
@@ -97,6 +105,7 @@ class TerminalWorker:
         clock_policy: ClockPolicy | None = None,
         tz: tzinfo = UTC,
         spool_dir: Path | None = None,
+        provenance: Provenance | None = None,
     ) -> None:
         self.name = name
         self._spool_dir = spool_dir  # where a read's transfer is kept while it is stored (the state directory)
@@ -117,6 +126,7 @@ class TerminalWorker:
         self._thread: threading.Thread | None = None
         self.available: bool | None = None  # unknown until the first poll
         self._failures = 0
+        self._provenance = provenance  # signs the terminal's model, serial and firmware (the daemon's)
         self._enrolment = (  # ZK terminals: the roster's workers and the plant's fingers
             TerminalEnrolment(name, source, ingest.writer, clock, tz=tz)
             if isinstance(source, EnrolmentSource)
@@ -193,11 +203,31 @@ class TerminalWorker:
                 download.clock_offset_ms,
             )
         self.available, self._failures = True, 0
+        self._state_identity(download.terminal_sn)
         if stored:
             log.info("terminal %s: %d new punch(es), up to seq %d", self.name, stored, last_seq)
         if self._policy.should_correct(download.clock_offset_ms):
             self._correct_clock(download)
         return stored
+
+    def _state_identity(self, serial: str) -> None:
+        """Sign the terminal's model, serial and firmware when a statement is due (``appliance.capture.provenance``:
+        first read, another serial, a new day); only then is the terminal asked, in one short read-only exchange."""
+        if (
+            self._provenance is None
+            or not isinstance(self._source, IdentitySource)
+            or not self._provenance.due(self.name, serial)
+        ):
+            return
+        try:
+            info = self._source.probe()
+        except TerminalError as err:
+            log.warning("terminal %s: model and firmware not read (tried again at the next read): %s", self.name, err)
+            return
+        identity = Identity(
+            self.name, "zk", info.terminal_sn, model=info.device_name, firmware=info.firmware, platform=info.platform
+        )
+        self._provenance.seen(identity)
 
     def _read(self, since_index: int, *, known_count: int | None = None) -> Spooled:
         """A read of the terminal: spooled to a file when the source can (a ZK terminal), else in memory."""

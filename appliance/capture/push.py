@@ -35,6 +35,7 @@ import peewee as pw
 from appliance.capture.devicehealth import Ticker, record_health
 from appliance.capture.enrolment import TerminalEnrolment
 from appliance.capture.ingest import PunchIngest
+from appliance.capture.provenance import Identity, Provenance
 from appliance.clock import Clock, to_ms
 from appliance.config import AdmsTerminalSettings, Settings
 from firmware_bridge.adms.receiver import AdmsReceiver, PushTerminal, TableUpload, UnknownTerminal
@@ -58,8 +59,10 @@ class PushTerminals:
         db: pw.Database,
         *,
         health_every_s: float = HEALTH_EVERY_S,
+        provenance: Provenance | None = None,
     ) -> None:
         self._db = db
+        self._provenance = provenance  # signs each terminal's serial (the daemon's; appliance.capture.provenance)
         self._ingest = ingest
         self._clock = clock
         self._terminals = settings.terminals_of(AdmsTerminalSettings)
@@ -123,6 +126,8 @@ class PushTerminals:
             if last is not None:
                 fields["last_contact_ms"] = to_ms(last)
             record_health(terminal.name, **fields)
+            if available and self._provenance is not None:  # its serial, checked by the receiver, once a day
+                self._provenance.seen(Identity(terminal.name, "adms", terminal.serial))
             if not available:  # its enrolment waits for its next call; a leaver's stored fingers do not
                 with self._enrolling[terminal.serial]:
                     self.enrolments[terminal.serial].forget_leavers()

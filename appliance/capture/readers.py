@@ -32,6 +32,7 @@ from typing import TypeVar
 
 from appliance.capture.devicehealth import Ticker, record_health
 from appliance.capture.ingest import PunchIngest
+from appliance.capture.provenance import Identity, Provenance
 from appliance.clock import Clock, to_ms
 from appliance.config import CardReaderSettings, ConfigError, R30xReaderSettings, Settings
 from appliance.idmap import IdMapError, load_cards, load_pages
@@ -59,9 +60,17 @@ class SerialReaders:
     """Every configured reader, each on its own thread. Construction does no I/O."""
 
     def __init__(
-        self, settings: Settings, ingest: PunchIngest, clock: Clock, *, health_every_s: float = HEALTH_EVERY_S
+        self,
+        settings: Settings,
+        ingest: PunchIngest,
+        clock: Clock,
+        *,
+        health_every_s: float = HEALTH_EVERY_S,
+        provenance: Provenance | None = None,
     ) -> None:
         self._settings = settings
+        self._provenance = provenance  # signs each reader's type and port (the daemon's; appliance.capture.provenance)
+        self._identities: dict[str, Identity] = {}
         self._ingest = ingest
         self._clock = clock
         self.readers: dict[str, Reader] = {}
@@ -88,6 +97,8 @@ class SerialReaders:
                 baudrate=card.baudrate,
                 repeat_window=timedelta(seconds=card.repeat_seconds),
             )
+            model = f"serial card reader ({card.card_format})"
+            self._identities[card.name] = Identity(card.name, "card", card.name, model=model, port=card.url)
         for module in settings.terminals_of(R30xReaderSettings):
             self.readers[module.name] = FingerprintReader(
                 module.name,
@@ -102,6 +113,8 @@ class SerialReaders:
                 password=module.password,
                 address=module.address,
             )
+            model = "R30x fingerprint module"
+            self._identities[module.name] = Identity(module.name, "r30x", module.name, model=model, port=module.url)
         for name in self.readers:
             record_health(name, serial=name)
         for reader in self.readers.values():
@@ -132,6 +145,8 @@ class SerialReaders:
 
     def _punch(self, name: str, src: str, punch: RawPunch) -> None:
         self._calm(name)
+        if self._provenance is not None:  # the reader's type and port, signed on the first read of each day
+            self._provenance.seen(self._identities[name])
         self._ingest.accept_read(name, punch, src)
 
     def _status(self, name: str, available: bool, reason: str) -> None:

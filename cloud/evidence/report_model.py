@@ -130,7 +130,7 @@ KEYS_NOTE = (
 )
 UNCOVERED = "未覆盖：设备当时尚未开始记录，不计缺勤"
 NO_RECORD = "该时段无记录（原因未知：可能断电、设备停止或网络中断）"  # a gap no signed record explains
-STATUS_WORDS = {"punched": "有打卡", "no_punch": "无打卡记录", "no_device": "该日无设备记录", "uncovered": "未覆盖"}
+STATUS_WORDS = {"punched": "有打卡", "no_punch": "无打卡记录", "no_device": "设备无记录", "uncovered": "未覆盖"}
 VERIFY_STEPS = (
     (
         "用离线核验程序检查全部签名、哈希链、公司服务器会签与第三方时间戳（退出码 0 表示全部通过；公司服务器会签公钥与"
@@ -692,6 +692,8 @@ def _status_text(
         return UNCOVERED
     if status == "no_device" and any(g.kind == "untrusted" for g in gaps):
         return "该日设备记录不作为证据（设备密钥可能已泄露，见右栏），不能据此认定缺勤"
+    if status == "no_device" and any("启动记录第" in g.zh for g in gaps):  # a boot record states the cause
+        return "该日无设备记录（见右栏），不能据此认定缺勤"
     if status == "no_device":
         return f"该日无设备记录：{NO_RECORD}，不能据此认定缺勤"
     tags = (

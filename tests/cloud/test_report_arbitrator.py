@@ -256,7 +256,7 @@ def test_the_counts_add_up(bundle):
     files, html, pdf = bundle
     for text in (html, pdf):
         days = re.search(
-            r"期间共(\d+)天=有打卡(\d+)天\+无打卡记录(\d+)天\+该日无设备记录(\d+)天\+未覆盖(\d+)天；本人打卡记录共(\d+)条",
+            r"期间共(\d+)天=有打卡(\d+)天\+无打卡记录(\d+)天\+设备无记录(\d+)天\+未覆盖(\d+)天；本人打卡记录共(\d+)条",
             text,
         )
         assert days is not None
@@ -293,3 +293,93 @@ def zipped(files: dict[str, bytes]) -> bytes:
         for name, data in files.items():
             archive.writestr(name, data)
     return out.getvalue()
+
+
+def identities() -> list[dict[str, Any]]:
+    from appliance.store import LogRecord
+    from ledger.record import parse
+
+    rows = LogRecord.select().where(LogRecord.type == "incident").order_by(LogRecord.seq)
+    return [f for f in (parse(bytes(r.data)) for r in rows) if f["kind"] == "terminal_identity"]
+
+
+def test_the_appliance_signs_a_zk_terminals_identity_when_first_read_when_it_changes_and_once_a_day(
+    tmp_path, clock, zk_terminal, terminal_state
+):
+    """The real driver against the ZK emulator, as the daemon runs it: the first read signs the terminal's model,
+    serial and firmware (read from the terminal); further reads that day sign nothing; a firmware upgrade is signed
+    with what it was before; the next day's first read states it again; a restart does not repeat it. The report
+    shows what the appliance signed."""
+    from appliance.capture.ingest import PunchIngest
+    from appliance.capture.poller import TerminalWorker
+    from appliance.capture.provenance import Provenance
+    from appliance.capture.punchlog import LogWriter
+    from appliance.store import open_db as open_appliance_db
+    from cloud.evidence.report_facts import devices
+    from firmware_bridge.zk.driver import ZKTerminal
+    from tests.conftest import PLANT_TZ
+
+    db = open_appliance_db(tmp_path / "appliance.sqlite3")
+    writer = LogWriter(db, SigningKey.generate(), "punchproof/test/pi-01/1", clock, boot_id="boot-1")
+    writer.start()
+
+    def worker() -> TerminalWorker:
+        ingest = PunchIngest(writer, clock, "Asia/Shanghai")
+        terminal = ZKTerminal(*zk_terminal.address, tz=PLANT_TZ, timeout=2)
+        provenance = Provenance(writer, clock, PLANT_TZ)
+        return TerminalWorker("gate-1", terminal, ingest, clock, interval_s=1, tz=PLANT_TZ, provenance=provenance)
+
+    gate = worker()
+    terminal_state.punch("1001", when=datetime(2026, 3, 2, 7, 59))
+    assert gate.poll_once() == 1
+    (first,) = identities()
+    assert first["change"] == "new" and "before" not in first
+    assert first["term"] == {
+        "name": "gate-1",
+        "src": "zk",
+        "sn": "TEST-ZK-01",
+        "model": "F19",
+        "firmware": "Ver 6.60 Apr 28 2015",
+        "platform": "ZEM560_TFT",
+        "first_seen_ms": first["t_wall_ms"],
+    }
+    connections = zk_terminal.connections
+    assert [gate.poll_once() for _ in range(3)] == [0, 0, 0] and len(identities()) == 1
+    assert zk_terminal.connections == connections + 3, "the terminal is asked what it is only when a statement is due"
+
+    terminal_state.firmware = "Ver 6.70 Jan 10 2026"  # upgraded at the terminal
+    clock.advance(minutes=30)
+    gate.poll_once()
+    assert len(identities()) == 1, "the terminal is asked again after an hour, not at every read"
+    clock.advance(minutes=31)
+    gate.poll_once()
+    changed = identities()[-1]
+    assert changed["change"] == "changed" and changed["term"]["firmware"] == "Ver 6.70 Jan 10 2026"
+    assert changed["before"] == {"sn": "TEST-ZK-01", "model": "F19", "firmware": "Ver 6.60 Apr 28 2015"}
+    assert changed["term"]["first_seen_ms"] == first["t_wall_ms"], "the same terminal: first read when it was"
+
+    restarted = worker()  # the daemon restarted: the log says today's statement is made
+    restarted.poll_once()
+    assert len(identities()) == 2
+    clock.advance(hours=17)  # 01:01 the next day
+    restarted.poll_once()
+    assert [f["change"] for f in identities()] == ["new", "changed", "restated"]
+
+    terminal_state.serial = "TEST-ZK-02"  # another terminal put in its place, the same day
+    restarted.poll_once()
+    swapped = identities()[-1]
+    assert swapped["change"] == "changed" and swapped["term"]["sn"] == "TEST-ZK-02"
+    assert swapped["term"]["first_seen_ms"] == swapped["t_wall_ms"], "a new serial is first read now"
+
+    from appliance.store import LogRecord
+    from ledger.record import parse
+
+    punch = parse(bytes(LogRecord.get(LogRecord.type == "punch").data))
+    system = {"punchproof/test/pi-01/1": identities()}
+    manifest = {"logs": [{"log": "punchproof/test/pi-01/1", "plant": "test", "appliance": "pi-01"}]}
+    item = {"log": "punchproof/test/pi-01/1", "fields": punch}
+    (shown,) = [
+        line for line in devices(manifest, [item], system, {}, PLANT_TZ) if line.firmware.startswith("Ver 6.60")
+    ]
+    assert (shown.model, shown.serial, shown.first_seen) == ("F19", "TEST-ZK-01", "2026-03-02 08:00")
+    db.close()
