@@ -180,6 +180,19 @@ def test_an_edited_bundle_whose_sums_were_not_made_again_fails(worlds):
     assert check(made, files).failures[0].startswith("SHA256SUMS")
 
 
+def test_a_file_the_verifier_does_not_know_is_fine_when_the_signed_manifest_lists_it(worlds):
+    """Other files come (manual/…, a new record type's attachments): the rules, not today's file list, decide."""
+    made = worlds("one-key")
+    files = {
+        **unpack(made.bundles["one-key/mid-log"]),
+        "manual/extra/notes.txt": "将来的文件 / a later file\n".encode(),
+    }
+    assert not check(made, resigned(files, made.evidence)).failures
+    unlisted = {**files, "SHA256SUMS": files["SHA256SUMS"] + b"%s  manual/extra/notes.txt\n" % hashlib.sha256(
+        files["manual/extra/notes.txt"]).hexdigest().encode()}  # fmt: skip
+    assert any("manifest files differ" in f for f in check(made, unlisted).failures)
+
+
 def test_another_witness_key_pinned_fails(worlds):
     files = unpack(worlds("one-key").bundles["one-key/whole"])
     result = verifier.verify(files, SigningKey.generate().verify_key.pem().encode())
