@@ -795,7 +795,7 @@ def _gaps(
         else:
             end = event.end if event.end is not None else event.start
             zh = _event_text(event, zone, system.get(event.log, []))
-            lines.append(GapLine(event.kind, event.start, end, zh, event.detail))
+            lines.append(GapLine(event.kind, event.start, end, zh, _no_cause_en(event.detail)))
     for log, tail in tails.items():
         zone, first, last = log_zone.get(log, tz), min(tail, key=_seq), max(tail, key=_seq)
         zh = (
@@ -830,7 +830,9 @@ def _event_text(event: Event, tz: ZoneInfo, system: list[dict[str, Any]] | None 
         return f"{at} 设备在非正常关机后重新启动（可能曾断电）{seq}"
     if event.kind == "clock_jump":
         way = "向前" if event.amount > 0 else "向后"
-        return f"{at} 设备时钟{way}跳变约 {abs(event.amount) // 60} 分钟（人工调整或时间同步校正）{seq}"
+        return (
+            f"{at} 设备时钟{way}跳变约 {abs(event.amount) // 60} 分钟（原因未载明：可能为人工调整或时间同步校正）{seq}"
+        )
     if event.kind == "log_ends" and event.end is not None:
         text = f"设备日志在 {at}（已会签）结束，早于期间结束 {_full(event.end, tz)}"
         if event.witnessed_size is not None:
@@ -863,6 +865,15 @@ INCIDENTS = {  # what a signed incident record says happened (FORMAT.md's kinds)
     "terminal_log_cleared": "按命令清除了考勤机自身的日志（云端已确认其中每条记录之后）",
     "log_replaced": "发现考勤机日志在设备之外被清除或替换，已重新读取",
 }
+
+
+def _no_cause_en(detail: str) -> str:
+    """The verifier's English for a silence, without the cause it asserts (``ledger.evidence`` says "appliance off or
+    power cut" of every gap between seals): the Chinese beside it says what a record states, or that none does."""
+    return detail.replace(
+        ": appliance off or power cut",
+        ": no record (cause not recorded: power cut, appliance stopped or network outage)",
+    )
 
 
 def _gap_cause(start: int, end: int, system: list[dict[str, Any]]) -> str:

@@ -283,7 +283,7 @@ def test_gaps_are_shown_from_midnight_and_no_cause_is_asserted_that_no_record_st
         noon = "2026-03-0212:20:00至2026-03-0213:21:00设备无任何记录（61分钟）："
         assert noon + "该时段无记录（原因未知：可能断电、设备停止或网络中断）" in text
         assert "设备未正常关机（如断电）后重新启动（启动记录第" in text
-        for asserted in ("设备关闭或断电", "设备离线或断电"):
+        for asserted in ("设备关闭或断电", "设备离线或断电", "applianceofforpowercut"):
             assert asserted not in text
 
 
