@@ -28,6 +28,7 @@ skipped and said so in the error of a step that reached nobody.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 from cloud.channels import names
@@ -260,6 +261,7 @@ class OutboundSender:
         font: str | CjkFont = "",
         max_rounds: int = 3,
         parallel: int = PARALLEL,
+        pdf_workers: int | None = None,
     ) -> None:
         self.parallel = parallel  # steps sent at once, each on its own thread; each channel keeps its own limits
         self._dispatcher = dispatcher
@@ -268,6 +270,7 @@ class OutboundSender:
         self._font_config = font
         self._font: CjkFont | None = font if isinstance(font, CjkFont) else None
         self._max_rounds = max_rounds
+        self.pdf_workers = pdf_workers or os.cpu_count() or 1  # processes drawing the PDF pass's PDFs
 
     def font(self) -> CjkFont:
         """The Chinese font notices embed (found once); ``ReportFontMissing`` when the server has none."""
@@ -301,7 +304,7 @@ class OutboundSender:
 
     def make_pdfs(self, *, limit: int | None = None) -> int:
         """The PDFs of the notices that went out by their words alone (``records.make_pdfs``)."""
-        return records.make_pdfs(limit=limit)
+        return records.make_pdfs(limit=limit, workers=self.pdf_workers)
 
     def message(self, step: PlannedStep, target: Target, notice: RenderedNotice | NoticeWords) -> OutboundMessage:
         formal = step.notice in notice_facts.FORMAL

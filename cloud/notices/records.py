@@ -12,14 +12,15 @@ words then move to the ``NoticeDocument`` row with it, in one transaction.
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 
 import peewee as pw
 
 from cloud.clock import Clock, to_ms
-from cloud.notices.render import NoticeWords, PdfSource, RenderedNotice, render_pdf
+from cloud.notices.render import NoticeWords, PdfSource, RenderedNotice, font_json, pdf_of
 from cloud.report_font import CjkFont
 from cloud.store import BaseModel, write_transaction
 
@@ -88,24 +89,6 @@ def _store(case_ref: str, notice: RenderedNotice, at_ms: int) -> NoticeDocument:
         )
 
 
-def font_json(font: CjkFont) -> str:
-    return json.dumps(
-        {
-            "path": str(font.path),
-            "index": font.index,
-            "bold_path": str(font.bold_path) if font.bold_path else None,
-            "bold_index": font.bold_index,
-        },
-        sort_keys=True,
-    )
-
-
-def _font(text: str) -> CjkFont:
-    data = json.loads(text)
-    bold = Path(data["bold_path"]) if data["bold_path"] else None
-    return CjkFont(Path(data["path"]), int(data["index"]), bold, int(data["bold_index"]))
-
-
 def keep_words(case_ref: str, words: NoticeWords, font: CjkFont, clock: Clock) -> None:
     """Store the words of a notice whose PDF is made later, once: nothing when the same words are kept already,
     with their PDF or without."""
@@ -133,6 +116,10 @@ def keep_words(case_ref: str, words: NoticeWords, font: CjkFont, clock: Clock) -
 def made(pending: PendingPdf) -> NoticeDocument:
     """The notice's PDF, made now from its kept words and font, stored with its hash; the pending row goes in the
     same transaction. Making it twice (the runner's pass and a link opened at once) stores it once."""
+    return _made(pending, pdf_of(pending.source, pending.font))
+
+
+def _made(pending: PendingPdf, pdf: bytes) -> NoticeDocument:
     words = NoticeWords(
         template_id=pending.template_id,
         template_version=pending.template_version,
@@ -144,29 +131,41 @@ def made(pending: PendingPdf) -> NoticeDocument:
         file_name="",
         source=PdfSource.from_json(pending.source),
     )
-    notice = words.with_pdf(render_pdf(words.source, _font(pending.font)))
     with write_transaction():
-        doc = _store(pending.case_ref, notice, pending.rendered_ms)  # dated when it went out
+        doc = _store(pending.case_ref, words.with_pdf(pdf), pending.rendered_ms)  # dated when it went out
         PendingPdf.delete().where(PendingPdf.id == pending.id).execute()
     return doc
 
 
-def make_pdfs(*, limit: int | None = None) -> int:
+POOL_FROM = 40  # fewer PDFs than this are drawn here: starting the drawing processes costs a few seconds
+CHUNK = 200  # PDFs handed to the processes at a time (each some 20-40 KB)
+
+
+def make_pdfs(*, limit: int | None = None, workers: int = 1) -> int:
     """Make the PDF of every notice kept without one, oldest first (``limit``: at most that many); how many were
-    made. A notice whose PDF cannot be made (its font gone) is logged and left for the next pass."""
-    done = 0
+    made. With ``workers`` > 1 and many to make, they are drawn by that many processes (drawing is CPU work, and
+    one Python process draws on one core), and stored here. A notice whose PDF cannot be made (its font gone) is
+    logged and left for the next pass."""
     query = PendingPdf.select().order_by(PendingPdf.id)
     if limit is not None:
         query = query.limit(limit)
-    for pending in list(query):
-        try:
-            made(pending)
-        except (OSError, ValueError, RuntimeError) as err:
-            log.error("notice %s (%s): its PDF could not be made: %s", pending.doc_no, pending.case_ref, err)
-            continue
-        done += 1
+    rows = list(query)
+    if workers <= 1 or len(rows) < POOL_FROM:
+        return sum(_drawn(pending, lambda p: pdf_of(p.source, p.font)) for pending in rows)
+    done = 0
+    spawn = multiprocessing.get_context("spawn")  # a fresh process: no copy of this one's connections or threads
+    with ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+        for start in range(0, len(rows), CHUNK):
+            part = rows[start : start + CHUNK]
+            futures = [pool.submit(pdf_of, p.source, p.font) for p in part]
+            done += sum(_drawn(p, lambda _p, f=f: f.result()) for p, f in zip(part, futures, strict=True))
     return done
 
 
-def pending_count() -> int:
-    return PendingPdf.select().count()
+def _drawn(pending: PendingPdf, draw: Callable[[PendingPdf], bytes]) -> int:
+    try:
+        _made(pending, draw(pending))
+    except (OSError, ValueError, RuntimeError) as err:
+        log.error("notice %s (%s): its PDF could not be made: %s", pending.doc_no, pending.case_ref, err)
+        return 0
+    return 1

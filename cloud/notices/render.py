@@ -211,6 +211,22 @@ def render_words(template: NoticeTemplate, facts: NoticeFacts, *, tz: ZoneInfo =
     )
 
 
+def font_json(font: CjkFont) -> str:
+    """The font a PDF is drawn with, as kept beside the notice's words (``pdf_of`` draws with it later)."""
+    bold = str(font.bold_path) if font.bold_path else None
+    data = {"path": str(font.path), "index": font.index, "bold_path": bold, "bold_index": font.bold_index}
+    return json.dumps(data, sort_keys=True)
+
+
+def pdf_of(source: str, font: str) -> bytes:
+    """The PDF of a notice from its kept source and font (``PdfSource.to_json``, ``font_json``): a plain function of
+    strings, so that another process can draw it."""
+    data = json.loads(font)
+    bold = Path(data["bold_path"]) if data["bold_path"] else None
+    cjk = CjkFont(Path(data["path"]), int(data["index"]), bold, int(data["bold_index"]))
+    return render_pdf(PdfSource.from_json(source), cjk)
+
+
 class _Pages(FPDF):
     def __init__(self, footer: str) -> None:
         super().__init__(format="A4", unit="mm")

@@ -39,7 +39,7 @@ from cloud.escalation.models import CaseStep, CaseTask
 from cloud.escalation.outbound import OutboundSender
 from cloud.escalation.policy import DEFAULT_BODY, publish
 from cloud.escalation.sender import HoldingSender
-from cloud.notices import links
+from cloud.notices import links, records
 from cloud.notices.records import NoticeDocument, PendingPdf
 from cloud.report_font import ReportFontMissing, find_font
 from cloud.store import database, open_db
@@ -184,6 +184,21 @@ def test_a_link_opened_before_the_pdf_pass_gets_the_bytes_the_pass_would_have_ma
     assert Engine(clock, sender(server, clock)).make_pdfs() == WORKERS
     made = NoticeDocument.get(NoticeDocument.doc_no == opened.doc_no)
     assert bytes(made.pdf) == first and made.pdf_sha256 == opened.pdf_sha256
+
+
+def test_the_pdfs_drawn_by_several_processes_are_those_drawn_here(world, tmp_path, monkeypatch):
+    clock, server, db = world
+    Engine(clock, sender(server, clock)).tick(pdfs=False)
+    database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    twin = tmp_path / "twin.sqlite3"
+    shutil.copy(db, twin)
+    monkeypatch.setattr(records, "POOL_FROM", 1)  # four are enough to go to the processes
+    assert records.make_pdfs(workers=2) == WORKERS
+    pooled = {d.doc_no: bytes(d.pdf) for d in NoticeDocument.select()}
+    database.close()
+    open_db(f"sqlite:///{twin}")
+    assert records.make_pdfs(workers=1) == WORKERS
+    assert {d.doc_no: bytes(d.pdf) for d in NoticeDocument.select()} == pooled and len(pooled) == WORKERS
 
 
 RUNNER = textwrap.dedent(
