@@ -383,3 +383,34 @@ def test_the_appliance_signs_a_zk_terminals_identity_when_first_read_when_it_cha
     ]
     assert (shown.model, shown.serial, shown.first_seen) == ("F19", "TEST-ZK-01", "2026-03-02 08:00")
     db.close()
+
+
+def test_a_serial_reader_is_stated_by_its_type_and_port_at_its_first_read_of_the_day(tmp_path, clock):
+    """The real daemon with an emulated card reader; its readers given the provenance the daemon is to pass them
+    (set here until appliance/runtime/daemon.py passes it)."""
+    from appliance.capture.provenance import Provenance
+    from firmware_bridge.readers.emulators import CardReaderEmulator
+    from firmware_bridge.readers.endpoints import SocketEndpoint
+    from tests.appliance.test_push import Appliance, appliance_settings
+    from tests.harness.wait import wait_until
+
+    port = SocketEndpoint().plug()
+    (tmp_path / "cards.csv").write_text("卡号,工号\n0012345678,E001\n", encoding="utf-8-sig")
+    terminals = [{"name": "canteen-card", "kind": "card", "url": port.url, "cards_file": "cards.csv"}]
+    plant = Appliance(appliance_settings(tmp_path, terminals), clock).start()
+    try:
+        daemon = plant.daemon
+        daemon.readers._provenance = Provenance(daemon.writer, clock, daemon.settings.plant.tz)
+        reader = daemon.readers.readers["canteen-card"]
+        wait_until(lambda: reader.loop.opens, message="the appliance to open the card reader's port")
+        card = CardReaderEmulator(port)
+        card.present_decimal(12345678)
+        wait_until(lambda: plant.records("punch"), message="the read stored")
+        (stated,) = [f for f in plant.records("incident") if f["kind"] == "terminal_identity"]
+        assert stated["change"] == "new" and stated["term"]["name"] == "canteen-card"
+        assert stated["term"]["src"] == "card" and stated["term"]["port"] == port.url
+        assert stated["term"]["model"].startswith("serial card reader") and stated["term"]["firmware"] == ""
+        assert stated["seq"] < plant.records("punch")[0]["seq"], "stated before the read it came with"
+    finally:
+        plant.stop()
+        port.unplug()
