@@ -270,7 +270,8 @@ class OpenSsl:
             check=False,
         )  # fmt: skip
         if done.returncode != 0 or "Verification: OK" not in done.stdout:
-            return None, (done.stdout + done.stderr).strip().splitlines()[-1:][0] if (done.stdout + done.stderr) else ""
+            said = (done.stdout + done.stderr).strip().splitlines()
+            return None, said[-1] if said else f"openssl ts -verify exited {done.returncode}"
         return when, ""
 
 
@@ -608,7 +609,7 @@ class Verifier:
                     self.fail(f"{label}: 与 leaves.txt 不符 / does not match its line in leaves.txt")
                 if seq == 0:
                     expect = bytes(32)
-                elif part.from_seq < seq < part.to_size + 1 and seq - 1 >= part.from_seq:
+                elif part.from_seq < seq < part.to_size:
                     expect = part.leaves[seq - 1 - part.from_seq]
                 else:
                     expect = None  # the first of a compact range, or a record before the range: proven by its proof
@@ -737,6 +738,8 @@ class Verifier:
             if not keys:
                 self.fail(f"{part.origin}: 未披露该员工在此日志中的归属密钥")
                 continue
+            if len(set(keys)) > 1:
+                self.fail(f"{part.origin}: 该员工在此日志中有不止一个归属密钥 / more than one tag key for the employee")
             k = b64d(keys[0])
             for seq in range(part.from_seq, part.to_size):
                 mine = hmac.new(k, b"punchproof/tag/v1\n" + part.origin.encode() + b"\n" + str(seq).encode(),
