@@ -414,3 +414,34 @@ def test_a_serial_reader_is_stated_by_its_type_and_port_at_its_first_read_of_the
     finally:
         plant.stop()
         port.unplug()
+
+
+def test_a_push_terminal_is_stated_by_its_checked_serial_once_it_calls(tmp_path, clock):
+    """The real daemon and an emulated ADMS terminal; its push receiver given the provenance the daemon is to pass
+    (set here until appliance/runtime/daemon.py passes it). Not before the terminal calls; once a day after."""
+    from appliance.capture.provenance import Provenance
+    from punchproof.broker import free_port
+    from tests.appliance.test_push import SN, Appliance, appliance_settings, terminal
+
+    terminals = [{"name": "east-gate", "kind": "adms", "serial": SN}]
+    settings = appliance_settings(tmp_path, terminals, push={"host": "127.0.0.1", "port": free_port()})
+    plant = Appliance(settings, clock).start()
+    try:
+        push = plant.push
+        push._provenance = Provenance(plant.daemon.writer, clock, settings.plant.tz)
+        push.tick()
+        assert not [f for f in plant.records("incident") if f["kind"] == "terminal_identity"], "it has not called"
+        assert terminal(plant).run_once()
+        push.tick()
+        push.tick()
+        (stated,) = [f for f in plant.records("incident") if f["kind"] == "terminal_identity"]
+        assert stated["term"] | {"first_seen_ms": 0} == {
+            "name": "east-gate",
+            "src": "adms",
+            "sn": SN,
+            "model": "",
+            "firmware": "",
+            "first_seen_ms": 0,
+        }
+    finally:
+        plant.stop()
