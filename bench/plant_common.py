@@ -243,7 +243,7 @@ class Plant:
         cli("appliance", "create-user", "-c", conf, "boss", "--password-stdin", stdin=PASSWORD + "\n")
         self.spawn("daemon", "appliance", "run", "-c", conf)
         try:
-            evaluator = wait_for(lambda: _children(self.processes["daemon"].pid), 60, "the evaluator's process")[0]
+            evaluator = wait_for(lambda: _evaluators(self.processes["daemon"].pid), 90, "the evaluator's process")[0]
         except TimeoutError:
             print((self.root / "daemon.log").read_text(errors="replace")[-3000:], file=sys.stderr)
             raise
@@ -331,7 +331,7 @@ class Plant:
     def pids(self) -> dict[str, int]:
         """The appliance's processes: the daemon, its evaluator, the gunicorn master and its workers."""
         pids = {"daemon": self.processes["daemon"].pid}
-        for n, pid in enumerate(_children(pids["daemon"])):
+        for n, pid in enumerate(_evaluators(pids["daemon"])):  # a second one: started again after the first ended
             pids["evaluator" if n == 0 else f"evaluator {n + 1}"] = pid
         pids["gunicorn master"] = self.processes["web"].pid
         for n, pid in enumerate(_children(pids["gunicorn master"])):
@@ -426,6 +426,20 @@ def _children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return sorted(found)
+
+
+def _evaluators(daemon: int) -> list[int]:
+    """The daemon's evaluator process(es), by their command line (not every child: at its start the
+    daemon runs ``ldconfig`` once, through ctypes.util.find_library)."""
+    found = []
+    for pid in _children(daemon):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"appliance.runtime.evaluator_process" in cmdline:
+            found.append(pid)
+    return found
 
 
 class PeakMemory(threading.Thread):

@@ -115,6 +115,19 @@ def test_long_running_processes_tell_systemd_they_are_ready_and_alive(unit):
         assert "PrivateDevices" not in service, "readers are devices"
 
 
+def test_the_appliance_unit_lets_the_daemon_stop_the_evaluator_it_started():
+    """The daemon starts the attendance evaluator as a second process of its unit (#25 item 1): SIGTERM goes to the
+    daemon alone, which stops the evaluator after its pass and signs what it queued; the unit says so."""
+    unit = next(u for u in UNITS if u.name == "punchproof-appliance.service")
+    service = read_unit(unit)["Service"]
+    assert service["KillMode"] == "mixed" and service["KillSignal"] == "SIGTERM"
+    header = unit.read_text().split("[Unit]")[0]
+    assert "appliance.runtime.evaluator_process" in header, "the comment names the second process"
+    from appliance.runtime import evaluator_process
+
+    assert evaluator_process.MODULE == "appliance.runtime.evaluator_process"
+
+
 def _verify_root(tmp_path: Path) -> Path:
     root = tmp_path / "root"
     shutil.copytree(SYSTEM_UNITS, root / "usr/lib/systemd/system", symlinks=True)

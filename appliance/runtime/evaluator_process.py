@@ -23,13 +23,18 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
+
+import peewee as pw
 
 log = logging.getLogger(__name__)
 
-RESTART_S = 2.0  # after the evaluator's process ended unexpectedly, start it again this much later
+RESTART_S = 2.0  # after the evaluator's process ended unexpectedly, start it again this much later...
+RESTART_MAX_S = 60.0  # ...twice as long after each that lived less than a minute, up to this
 STOP_S = 30.0  # at the daemon's stop: the pass under way may finish, then it is killed
 MODULE = "appliance.runtime.evaluator_process"
 # systemd's link is the daemon's alone: the evaluator neither notifies nor feeds the watchdog
@@ -81,28 +86,34 @@ class EvaluatorProcess:
         return process
 
     def _watch(self) -> None:
+        delay = self._restart_s
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 with self._lock:
                     if self._stop.is_set():
                         return
                     self._process = process = self._spawn()
             except OSError:
-                log.exception("could not start the attendance evaluator; trying again in %.0f s", self._restart_s)
-                self._stop.wait(self._restart_s)
+                log.exception("could not start the attendance evaluator; trying again in %.0f s", delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, RESTART_MAX_S)
                 continue
             while process.poll() is None and not self._stop.wait(1.0):
                 pass
             if self._stop.is_set():
                 return
+            if time.monotonic() - started >= RESTART_MAX_S:
+                delay = self._restart_s  # it had been running: not a crash at every start
             log.error(
                 "the attendance evaluator (process %d) ended with status %s; starting it again in %.0f s "
                 "(punches are stored and shown meanwhile; the board and alerts catch up)",
                 process.pid,
                 process.returncode,
-                self._restart_s,
+                delay,
             )
-            self._stop.wait(self._restart_s)
+            self._stop.wait(delay)
+            delay = min(delay * 2, RESTART_MAX_S)
 
     def wake(self, _seq: int | None = None) -> None:
         """New records are in the log (``LogWriter`` on_commit): the evaluator looks at new punches."""
@@ -167,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     db = open_db(args.db, create=False)  # the daemon made and migrated it
     clock = SystemClock()
-    EvaluatorState.update(pid=os.getpid()).where(EvaluatorState.id == 1).execute()
+    _note_pid(EvaluatorState, stopping)
     evaluator = Evaluator(Outbox(clock), ZoneInfo(args.tz), args.terminal, clock)
     evaluator.start()
     reader = threading.Thread(target=_read_wakes, args=(evaluator, stopping), name="wakes", daemon=True)
@@ -177,6 +188,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     db.close()
     log.info("attendance evaluator stopped")
     return 0
+
+
+def _note_pid(state: Any, stopping: threading.Event) -> None:
+    """This process's id in ``evaluator_state`` (for doctor and the tests); the daemon may hold the
+    write lock longer than SQLite's busy timeout at its start, so this waits its turn."""
+    while not stopping.is_set():
+        try:
+            state.update(pid=os.getpid()).where(state.id == 1).execute()
+            return
+        except pw.OperationalError as err:
+            log.warning("could not note the evaluator's process id yet (%s); trying again", err)
+            stopping.wait(1.0)
 
 
 def _read_wakes(evaluator: object, stopping: threading.Event) -> None:
