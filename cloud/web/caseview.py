@@ -68,6 +68,7 @@ class NextStep:
 class Row:
     case: AbsenceCase
     next: NextStep = field(default_factory=lambda: NextStep("none", "—", "—", None))
+    untrusted_days: int = 0  # counted days whose fact the appliance signed after its key may have leaked
 
 
 def _query(f: Filters, own_plant: str | None) -> pw.ModelSelect:
@@ -106,7 +107,29 @@ def page_of_cases(f: Filters, own_plant: str | None) -> tuple[list[Row], int]:
         )
     ]
     _next_steps(rows)
+    _untrusted_days(rows)
     return rows, total
+
+
+def _untrusted_days(rows: list[Row]) -> None:
+    """How many of each listed case's counted days rest on a fact signed past its appliance key's compromise point:
+    one query for the page, and none while no key is marked compromised."""
+    trust = Trust.load()
+    if not trust or not rows:
+        return
+    by_id = {r.case.id: r for r in rows}
+    for cid, appliance, seq in (
+        CaseDay.select(CaseDay.case, AttendanceDay.appliance, AttendanceDay.seq)
+        .join(AbsenceCase)
+        .join(
+            AttendanceDay,
+            on=((AttendanceDay.plant == AbsenceCase.plant) & (AttendanceDay.fact_key == CaseDay.fact_key)),
+        )
+        .where(CaseDay.case.in_(list(by_id)) & (CaseDay.status == "counted"))
+        .tuples()
+    ):
+        if not trust.trusted(appliance, seq):
+            by_id[cid].untrusted_days += 1
 
 
 def _next_steps(rows: list[Row]) -> None:

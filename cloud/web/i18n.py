@@ -260,7 +260,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{n} of the days this case counts rest on records made after the appliance key may have leaked; "
         "check them before going on",
     ),
-    "untrusted_flag": ("不作为证据", "not evidence"),
+    "untrusted_see_days": ("查看本案日期", "see the case's days"),
+    "untrusted_in_case": ("其中 {n} 天依据密钥可能泄露后的记录", "{n} of them rest on records made after a key leak"),
     "recent_records": ("最近的考勤记录（各列最近 {n} 条）", "Latest attendance records (the latest {n} of each)"),
     "recent_punches": ("打卡", "Punches"),
     "recent_days": ("日结论", "Day facts"),

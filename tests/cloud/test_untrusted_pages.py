@@ -118,6 +118,7 @@ def pages(base: str, world: World, lang: str = "") -> dict[str, str]:
         "absent": f"/employees/{world.employee['2001']}",
         "case": f"/cases/{world.case}",
         "devices": "/devices",
+        "cases": "/cases",
     }.items():
         status, out[name] = client.get(path + lang)
         assert status == 200, (path, out[name][:2000])
@@ -167,6 +168,13 @@ def test_records_after_the_compromise_point_are_marked_on_the_pages_and_those_be
     assert devices == {seq: seq >= world.first_after for seq in devices} and len(set(devices.values())) == 2
     absent = marked_rows(section(shown["absent"], "recent"), "fact", "date")
     assert absent["2025-03-17"] and not absent["2025-03-13"]
+
+    # the case list says which cases rest on such days, and how many
+    flagged = dict(
+        re.findall(r'<tr class="case" data-case="(\d+)".*?(?:data-untrusted-days="(\d+)"|</tr>)', shown["cases"], re.S)
+    )
+    assert flagged[str(world.case)] == str(untrusted_days) and sum(bool(v) for v in flagged.values()) == 1, flagged
+    assert "data-untrusted-days" not in clean["cases"]
 
     # English second
     english = pages(served, world, "?lang=en")
