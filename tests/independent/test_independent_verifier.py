@@ -193,6 +193,21 @@ def test_a_file_the_verifier_does_not_know_is_fine_when_the_signed_manifest_list
     assert any("manifest files differ" in f for f in check(made, unlisted).failures)
 
 
+def test_a_log_said_to_end_with_the_range_fails_against_the_witness_logs_committed_heads(worlds):
+    """The exporter names the range's last checkpoint as the log's latest and drops the next one: "the appliance
+    stopped". The witness checkpoint's heads/1 line commits a later entry of the log (FORMAT.md, "Per-log heads")."""
+    made = worlds("one-key")
+    files = unpack(made.bundles["one-key/whole"])
+    heads = [json.loads(line) for line in files["witness/heads.jsonl"].decode().splitlines()]
+    assert {h["role"] for h in heads if h["log"] == LOG} == {"latest", "next"}, "the log goes on past the range"
+    entries = [json.loads(line) for line in files["witness/entries.jsonl"].decode().splitlines()]
+    end = max((e for e in entries if json.loads(e["data"])["log"] == LOG), key=lambda e: json.loads(e["data"])["size"])
+    cut = [h for h in heads if h["log"] != LOG] + [{"log": LOG, "role": "latest", **end}]
+    files["witness/heads.jsonl"] = "".join(json.dumps(h) + "\n" for h in cut).encode()
+    failures = check(made, resigned(files, made.evidence)).failures
+    assert any("最新见证检查点" in f for f in failures), failures
+
+
 def test_another_witness_key_pinned_fails(worlds):
     files = unpack(worlds("one-key").bundles["one-key/whole"])
     result = verifier.verify(files, SigningKey.generate().verify_key.pem().encode())

@@ -294,14 +294,15 @@ class Note:
     origin: str
     size: int
     root: bytes
-    body: bytes  # the three lines, each ending in a newline
+    body: bytes  # the three lines and any extension lines, each ending in a newline
     lines: list[tuple[str, bytes, str]]  # (name, decoded signature blob, the whole line)
+    extensions: list[str] = field(default_factory=list)
 
 
 def parse_note(text: str) -> Note:
     try:
         head, _sep, tail = text.partition("\n\n")
-        origin, size, root, *_extensions = head.split("\n")  # extension lines (c2sp) are signed with the rest
+        origin, size, root, *extensions = head.split("\n")  # extension lines (c2sp) are signed with the rest
         if not size.isdigit() or (size.startswith("0") and size != "0"):
             raise ValueError("size")
         lines = []
@@ -312,7 +313,7 @@ def parse_note(text: str) -> Note:
                 raise ValueError("signature line")
             name, blob = line[len(DASH) :].rsplit(" ", 1)
             lines.append((name, b64d(blob), line))
-        return Note(origin, int(size), b64d(root), (head + "\n").encode(), lines)
+        return Note(origin, int(size), b64d(root), (head + "\n").encode(), lines, extensions)
     except ValueError as error:
         raise Failure(f"签名注释格式错误 / malformed signed note: {error}") from error
 
@@ -790,6 +791,7 @@ class Verifier:
             self.fail("witness log: 没有见证检查点 / witness/checkpoints.jsonl is missing or empty")
             return
         self.witness_roots: dict[int, bytes] = {}
+        self.commits: dict[int, tuple[int, bytes] | None] = {}  # per witness checkpoint: its heads/1 (n, root)
         self.stamp_times: dict[int, list[datetime]] = {}
         jobs, labels = [], []
         for line in lines:
@@ -804,6 +806,7 @@ class Verifier:
             jobs.append((self.witness, note.body, own[0][4:]))
             labels.append(f"witness checkpoint {note.size}: bad signature")
             self.witness_roots[note.size] = note.root
+            self.commits[note.size] = committed_heads(note)
             times = []
             for stamp in line.get("stamps", []):
                 if stamp["file"] not in self.files:
@@ -874,13 +877,16 @@ class Verifier:
             if data["log"] != line["log"] or self.proven_entry(line, "heads") is None:
                 self.fail(f"witness heads: {line['log']} {line['role']} not proven")
                 continue
-            heads[(line["log"], line["role"])] = data
+            heads[(line["log"], line["role"])] = {**data, "at": line["seq"]}
+        committed = self.committed_lines()
         for part in self.logs:
             latest = heads.get((part.origin, "latest"))
             largest = max(part.checkpoints, default=0)
             if latest is None or latest["size"] < largest:
                 self.fail(f"{part.origin}: log length: 本证据包未给出见证服务器所记录的该日志最新长度")
                 continue
+            if committed is not None:
+                self.check_committed_heads(part, latest, heads.get((part.origin, "next")), committed)
             if part.cloud:
                 continue
             nxt = heads.get((part.origin, "next"))
@@ -899,6 +905,53 @@ class Verifier:
                 self.fail(
                     f"{part.origin}: 日志在第 {part.to_size - 1} 条之后被截断：见证服务器曾记录其长度为 {nxt['size']}"
                 )
+
+    def committed_lines(self) -> dict[tuple[str, int], int] | None:
+        """The per-log heads lines the witness checkpoints commit (heads/1), proven: (origin, witness size) ->
+        position of the log's latest entry; None for a witness log from before heads/1."""
+        if not self.commits:
+            return None
+        latest = max(self.commits)
+        if self.commits[latest] is None:
+            if any(self.commits.values()):
+                self.fail(
+                    f"witness log: checkpoint {latest}, the latest, commits no per-log heads while earlier ones do"
+                )
+            else:
+                self.notes.append("witness log from before heads/1: each log's heads are the exporter's pick")
+            return None
+        lines: dict[tuple[str, int], int] = {}
+        for item in self.jsonl("witness/log-heads.jsonl"):
+            commit = self.commits.get(item["size"])
+            line = f"{sha256(item['log'].encode()).hex()} {item['seq']}".encode()
+            path = [bytes.fromhex(h) for h in item["proof"]]
+            if commit is None or inclusion_root(item["index"], commit[0], sha256(b"\x00" + line), path) != commit[1]:
+                self.fail(f"witness log: the head of {item['log']} at witness checkpoint {item['size']} is not proven")
+                continue
+            lines[(item["log"], item["size"])] = item["seq"]
+        return lines
+
+    def check_committed_heads(self, part: LogPart, latest: dict, nxt: dict | None, lines: dict) -> None:
+        """FORMAT.md, "Per-log heads": the heads given must be the ones the stamped witness log committed."""
+        label = f"{part.origin}: log length"
+        top = max(self.commits)
+        if lines.get((part.origin, top)) != latest["at"]:
+            self.fail(f"{label}: 最新见证检查点（{top}）所承诺的该日志最新条目与本证据包不符或未给出")
+            return
+        ends = [(size, at) for (log, size), (at, _w, _d) in self.entries.items() if log == part.origin]
+        if not ends:
+            return
+        end = max(ends)[1]
+        if nxt is not None and "prev" in nxt and nxt["prev"] != end:
+            self.fail(f"{label}: 其后第一个检查点的前一项为第 {nxt['prev']} 项，而非本包范围末尾的第 {end} 项")
+            return
+        if nxt is None and latest["at"] != end:
+            return  # a later head without the entry past the range: "A log cut short" fails it
+        for size in sorted(s for s, c in self.commits.items() if c is not None and s > end):
+            seen = lines.get((part.origin, size))
+            if seen is None or (seen != end if nxt is None or size <= nxt["at"] else seen < nxt["at"]):
+                self.fail(f"{label}: 见证检查点 {size} 承诺的该日志最新条目与本证据包的范围末尾不符：其间的条目被略去")
+                return
 
     def period_end(self, part: LogPart) -> int:
         zone = ZoneInfo(self.plants.get(part.meta.get("plant"), {}).get("timezone", "UTC"))
@@ -1041,6 +1094,18 @@ class TimeMarks(HTMLParser):
         if tag == "time" and self._open is not None:
             self.marks.append((self._open, self._text))
             self._open = None
+
+
+def committed_heads(note: Note) -> tuple[int, bytes] | None:
+    """A witness checkpoint's ``heads/1 <n> <base64 root>`` extension line, or None."""
+    for line in note.extensions:
+        name, _sep, rest = line.partition(" ")
+        if name == "heads/1":
+            count, _sep, root = rest.partition(" ")
+            if not count.isdigit() or len(b64d(root)) != 32:
+                raise Failure(f"witness checkpoint {note.size}: malformed heads/1 line")
+            return int(count), b64d(root)
+    return None
 
 
 def pem_raw(pem: bytes) -> bytes:
