@@ -6,11 +6,22 @@ purpose is to show that FORMAT.md is enough to check a bundle without the produc
 was not enough, FORMAT.md was fixed, not this file taught from the code.
 
     python3 verifier.py BUNDLE.zip|FOLDER [--witness-key PEM] [--tsa-ca PEM] [--max-stamp-delay HOURS]
+                        [--allow-untimed]
 
 Prints ``OK`` or ``FAIL`` and the reasons, and exits 0 (OK) or 1 (FAIL); 2 when it cannot run. OK means every
 check passed *and* every disclosed punch is covered by a verified RFC 3161 stamp within the delay (default 24
-hours): without third-party time a bundle is its maker's word alone. Notes (keys not pinned, checks that could
-not apply) are printed after the verdict and do not change it.
+hours): without third-party time a bundle is its maker's word alone (``--allow-untimed`` makes a missing stamp a
+note; a late one still fails). Notes (keys not pinned, checks that could not apply) are printed after the verdict
+and do not change it.
+
+What it checks, in FORMAT.md's words: SHA256SUMS and the signed manifest (its files, bundle_id, its TSA stamp);
+the key registry; for every log, every disclosed record's exact canonical bytes, leaf (version 1 or 2), chain link,
+signature by the key in force at its seq (rotations handed over by keyrot records with a valid proof; revoked and
+compromised keys), inclusion proof; every checkpoint's root from leaves.txt and its compact range, its signature and
+the witness's cosignature; owner tags (no undisclosed record carries the employee's tag); key registration records;
+the witness log (its checkpoints, entries, consistency, heads and the per-log heads it commits) and its RFC 3161
+stamps; each record's time against its anchor and covering cosignature (120 s); each punch's earliest stamp; a
+case's records and documents; the report's marked times.
 """
 
 from __future__ import annotations
