@@ -78,6 +78,16 @@ def together(fn: Callable[[], T]) -> T:
 
 
 def _commit(batch: list[_Write[object]]) -> None:
+    if len(batch) == 1:  # alone: its own transaction, undone whole if it raises
+        [write] = batch
+        try:
+            with write_transaction():
+                write.result = write.fn()
+        except Exception as err:  # noqa: BLE001 - raised in the thread that handed the write in
+            write.error = err
+        finally:
+            write.done = True
+        return
     try:
         with write_transaction():
             for write in batch:

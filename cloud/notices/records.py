@@ -90,13 +90,9 @@ def _store(case_ref: str, notice: RenderedNotice, at_ms: int) -> NoticeDocument:
 
 
 def keep_words(case_ref: str, words: NoticeWords, font: CjkFont, clock: Clock) -> None:
-    """Store the words of a notice whose PDF is made later, once: nothing when the same words are kept already,
-    with their PDF or without."""
-    made = NoticeDocument.select(NoticeDocument.id).where(
-        (NoticeDocument.case_ref == case_ref) & (NoticeDocument.text_sha256 == words.text_sha256)
-    )
-    if made.exists():
-        return
+    """Store the words of a notice whose PDF is made later, once: nothing when the same words wait for their PDF
+    already. (Words kept again after their PDF was made, a step tried again, make the same PDF: the pass stores it
+    once and drops them.)"""
     PendingPdf.insert(
         case_ref=case_ref,
         doc_no=words.doc_no,
