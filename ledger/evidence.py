@@ -1037,13 +1037,13 @@ def _check_tail(
                 "does not give the first checkpoint witnessed after its range: a cut cannot be ruled out",
             )
             return
-        fault = witnessed.head_faults.get(origin) if witnessed is not None else None
-        if fault is not None:
-            report.add(name, False, fault)
-            return
+    # the heads contradict what the witness checkpoints committed (heads/1): a failure, said with the cut if any
+    fault = witnessed.head_faults.get(origin) if heads is not None and witnessed is not None else None
     zh_basis, en_basis = _heads_basis(witnessed, origin) if heads is not None else ("", "")
     if tail["kind"] == "cloud" or cosigned is None:
-        if head is not None:
+        if fault is not None:
+            report.add(name, False, fault)
+        elif head is not None:
             report.add(
                 name,
                 True,
@@ -1054,7 +1054,13 @@ def _check_tail(
     if after is not None and head is not None and head["size"] > end and cosigned < until and after["t"] < until:
         zh = CUT_ZH.format(last=end - 1, size=after["size"], at=_local(after["t"], tz))
         en = CUT_EN.format(last=end - 1, size=after["size"], at=_local(after["t"], tz))
+        if fault is not None:
+            fault_zh, _, fault_en = fault.partition(" / ")
+            zh, en = f"{zh}；{fault_zh}", f"{en}; {fault_en}"
         report.add(name, False, f"{zh} / {en}")
+        return
+    if fault is not None:
+        report.add(name, False, fault)
         return
     if head is not None:
         beyond = (
