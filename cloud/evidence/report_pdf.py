@@ -306,8 +306,9 @@ def _gaps(pdf: FPDF, model: ReportModel) -> None:
     if not model.gaps:
         _paragraph(pdf, "无")
     for gap in model.gaps:
-        _paragraph(pdf, f"• {gap.zh}")
-        _paragraph(pdf, f"  {gap.en}", size=7.5, color=GREY)
+        with pdf.unbreakable() as block:  # a page's footer never lands inside a sentence
+            _paragraph(block, f"• {gap.zh}")
+            _paragraph(block, f"  {gap.en}", size=7.5, color=GREY)
 
 
 def _files(pdf: FPDF, model: ReportModel) -> None:
@@ -327,6 +328,7 @@ def _files(pdf: FPDF, model: ReportModel) -> None:
 def _steps(pdf: FPDF) -> None:
     _heading(pdf, "如何独立核验")
     for number, (text, command) in enumerate(VERIFY_STEPS, 1):
-        _paragraph(pdf, f"{number}. {text}")
-        if command:
-            _paragraph(pdf, f"    {command}", color=GREY)
+        with pdf.unbreakable() as block:  # a page's footer never lands inside a step
+            _paragraph(block, f"{number}. {text}")
+            if command:
+                _paragraph(block, f"    {command}", color=GREY)
