@@ -32,7 +32,8 @@ A bundle is one ZIP that an arbitrator can check without trusting Punchproof:
                                   proofs, its checkpoints, RFC 3161 stamps (.tsr) and the TSA's certificate;
                                   consistency.jsonl proves the checkpoints used one history, heads.jsonl gives
                                   each log's latest witnessed checkpoint at export and the first past its range
-                                  (a log cut short fails)
+                                  (a log cut short fails), log-heads.jsonl proves them against the per-log heads
+                                  each witness checkpoint commits (heads/1), so they are not the exporter's pick
     report.html, report.pdf       the same Chinese report for people (the PDF embeds its CJK font); report.html
                                   marks each punch time it shows (<time data-seq>), compared with the records
     MANUAL-CHECKS.md, FORMAT.md   how to check all this with OpenSSL alone, and the record format
