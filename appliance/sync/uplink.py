@@ -6,6 +6,13 @@ the hash this appliance holds at that position. A broker PUBACK moves nothing. S
 batches are kept in flight; any not acknowledged in time are sent again, and the cloud stores
 a range at most once.
 
+A batch the broker could give to no subscriber (MQTT v5 PUBACK reason 16: head office's ingest
+workers are all down or restarting, on a shared subscription) is lost. The broker says so at
+once, so the appliance does not wait out the acknowledgement timeout: it sends one record from
+its cursor again every second or two until a worker takes it, then the whole window. A ``gap``
+acknowledgement (the cloud names its head) sends everything again from there, once: further
+``gap`` answers naming the same head are for batches sent before that resend and are ignored.
+
 Two lanes share the connection. The backlog lane sends the log in order, as fast as the cloud
 acknowledges. While it is behind (after a long outage), records committed since the connection
 came up also go on the live lane at once: the cloud checks each one's signature and shows it
@@ -46,6 +53,8 @@ MAX_PAUSE_S = 300.0  # after repeated rejections, try again at least every five 
 ENVELOPE_BYTES = 256
 LIVE_RECORDS = 64  # per live-lane message: a shift-change burst is a few hundred punches a minute
 DEVICE_CHECK_S = 1.0
+NO_SUBSCRIBERS = 16  # MQTT v5 PUBACK reason: the broker had no subscriber to give the message to, and dropped it
+PROBE_FIRST_S, PROBE_MAX_S = 0.5, 2.0  # while no worker is subscribed: one record again this often (doubling)
 
 
 @dataclass
@@ -54,6 +63,13 @@ class Refused:
 
     mid: int
     reason: str
+
+
+@dataclass
+class Dropped:
+    """The broker accepted a publish but had no subscriber for it (no ingest worker): the message is gone."""
+
+    mid: int
 
 
 @dataclass
@@ -77,7 +93,7 @@ class Uplink:
         self.live_topic = topics.live(plant, appliance)
         self._client: mqtt.Client | None = None
         self._acks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-        self._refusals: queue.SimpleQueue[Refused] = queue.SimpleQueue()
+        self._refusals: queue.SimpleQueue[Refused | Dropped] = queue.SimpleQueue()
         self._batch_mids: set[int] = set()  # only while a fault test has armed a failpoint
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -89,6 +105,8 @@ class Uplink:
         self._writer: LogWriter | None = None
         self._paused_until = 0.0
         self._rejections = 0
+        self._probing = 0  # > 0 while no ingest worker takes batches: how many probes were dropped so far
+        self._resent_from: int | None = None  # the cloud's head a gap acknowledgement made us resend from
         self.halted = False  # set when the cloud holds another history of this log
         self.acked_seq = -1
         self._cursor_moved = False  # acked_seq moved since it was last saved
@@ -190,6 +208,9 @@ class Uplink:
         if getattr(reason, "is_failure", False):
             self._refusals.put(Refused(mid, str(reason)))
             self._wake.set()
+        elif getattr(reason, "value", 0) == NO_SUBSCRIBERS:
+            self._refusals.put(Dropped(mid))
+            self._wake.set()
         elif mid in self._batch_mids:
             failpoints.hit("sync.after_puback")  # the broker has the batch; the cloud has not acknowledged it
 
@@ -227,6 +248,7 @@ class Uplink:
                 log.info("connected to broker %s:%d", self._settings.mqtt.host, self._settings.mqtt.port)
                 self._inflight.clear()
                 self._next = self.acked_seq + 1  # resend everything the cloud has not acknowledged
+                self._resent_from = None
                 # What is stored now is backlog; the live lane carries only what is committed from here on.
                 self._live_sent = self._writer.head_seq if self._writer is not None else -1
                 self._devices.clear()  # republish every terminal's availability
@@ -267,6 +289,10 @@ class Uplink:
                 ack.last,
             )
             return
+        if ack.status == "gap" and ack.head_seq == self._resent_from:
+            # Sent before we resent from that head: the resend is on its way (and the ack timeout covers its loss).
+            return
+        self._probing = 0  # a worker answered
         if ack.status == "rejected":
             # Resending at once would only be rejected again: back off, and show why on the board.
             self._rejections += 1
@@ -291,6 +317,7 @@ class Uplink:
             log.info("the cloud holds up to seq %d; resending from there", ack.head_seq)
             self._inflight.clear()
             self._next = ack.head_seq + 1
+            self._resent_from = ack.head_seq
 
     def _record_error(self, message: str) -> None:
         """Show ``message`` on the board; a cursor moved by earlier acknowledgements is saved first (in order)."""
@@ -304,8 +331,12 @@ class Uplink:
             ).execute()
             self._cursor_moved = False
 
-    def _handle_refusal(self, refused: Refused) -> None:
+    def _handle_refusal(self, refused: Refused | Dropped) -> None:
         batch = next((b for b in self._inflight.values() if b.mid == refused.mid), None)
+        if isinstance(refused, Dropped):
+            if batch is not None:
+                self._handle_dropped(batch)
+            return
         if batch is None:
             log.error("the broker refused a status or live-lane message (%s); check its ACL", refused.reason)
             return
@@ -320,6 +351,22 @@ class Uplink:
         self._paused_until = self._clock.monotonic() + pause
         self._inflight.clear()
         self._next = self.acked_seq + 1
+
+    def _handle_dropped(self, batch: InFlight) -> None:
+        """No ingest worker was subscribed when the broker got ``batch``: it and everything sent after it are
+        lost. Try again soon with one record, until a worker answers (then ``_send`` opens the window)."""
+        if self._probing == 0:
+            message = (
+                f"the broker dropped seq {batch.first}-{batch.last}: no head-office ingest worker is subscribed "
+                "(stopped or restarting); punches are kept and sent as soon as one is"
+            )
+            log.warning(message)
+            self._record_error(message)
+        self._probing += 1
+        self._paused_until = self._clock.monotonic() + min(PROBE_MAX_S, PROBE_FIRST_S * 2 ** (self._probing - 1))
+        self._inflight.clear()
+        self._next = self.acked_seq + 1
+        self._resent_from = None
 
     def _matches_local(self, ack: Ack) -> bool:
         row = _fetch_one(f'SELECT leaf FROM "{LogRecord._meta.table_name}" WHERE seq = ?', ack.head_seq)
@@ -343,6 +390,7 @@ class Uplink:
             log.warning("no acknowledgement within %.0f s; resending from seq %d", timeout, self.acked_seq + 1)
             self._inflight.clear()
             self._next = self.acked_seq + 1
+            self._resent_from = None
 
     def _store_cosignature(self, ack: Ack) -> None:
         """Keep the cloud's cosignature of the checkpoint ending at ``ack.last``, if it verifies."""
@@ -367,8 +415,9 @@ class Uplink:
     def _send(self) -> None:
         cfg = self._settings.mqtt
         assert self._client is not None and self._writer is not None
-        while len(self._inflight) < cfg.inflight and self._next <= self._writer.head_seq:
-            end, checkpoint = self._batch_end(cfg.batch_records)
+        window = 1 if self._probing else cfg.inflight  # no worker took the last batch: one small probe at a time
+        while len(self._inflight) < window and self._next <= self._writer.head_seq:
+            end, checkpoint = self._batch_end(1 if self._probing else cfg.batch_records)
             rows = list(  # tuples, not model objects: a backlog reads a million of them
                 LogRecord.select(LogRecord.seq, LogRecord.data, LogRecord.sig)
                 .where((LogRecord.seq >= self._next) & (LogRecord.seq < end))

@@ -94,6 +94,18 @@ class BatchIngest:
             ack = Ack(batch.log, "rejected", -1, "", batch.first, batch.last, str(err))
         return Outcome(ack_topic, ack)
 
+    def head_moved_ms(self, topic: str) -> int | None:
+        """When the head of the log on ``topic`` last moved (this or another worker stored a range), or None
+        if it never did or the topic is not a registered appliance's."""
+        try:
+            plant, name, _rest = topics.parse(topic)
+        except ValueError:
+            return None
+        appliance = self._appliances.get((plant, name)) or registry.find(plant, name)
+        if appliance is None:
+            return None
+        return Appliance.select(Appliance.last_batch_ms).where(Appliance.id == appliance.id).scalar()
+
     def _store_ahead(self, appliance: Appliance, prepared: Prepared) -> Ack | None:
         """Store a range parsed ahead (a backlog's usual batch) if it starts right after the stored head;
         None for anything else (a duplicate, an overlap, a gap), which the whole check handles."""

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 24 * 3600
 STATUS_FILTER = f"{topics.PREFIX}/+/+/status"
 DEVICE_FILTER = f"{topics.PREFIX}/+/+/device/+"
-GAP_WAIT_S = 3.0  # a range ahead of the stored head waits this long for another worker to store its predecessor
+GAP_WAIT_S = 3.0  # a range ahead of the stored head waits until the head has not moved for this long
 GAP_POLL_S = 0.01
 RUN_BATCHES = 16  # parsed batches stored in one transaction (one fsync); the appliance keeps more in flight
 HEALTH_EVERY_S = 10.0  # how often the main loop checks the worker when systemd asks for no watchdog
@@ -214,8 +214,20 @@ class IngestWorker:
 
     def _await_predecessor(self, topic: str, payload: bytes, prepared: Prepared | None, outcome: Outcome) -> Outcome:
         """On a shared subscription the range before this one is usually being stored by another worker
-        right now: wait for it briefly rather than make the appliance resend everything in flight."""
-        deadline = time.monotonic() + GAP_WAIT_S
+        right now: wait for it briefly rather than make the appliance resend everything in flight.
+
+        Only while that log's head is moving: the wait ends ``GAP_WAIT_S`` after the head last moved, not
+        after this batch came. A head that has not moved for longer (the predecessor was dropped by the broker
+        while no worker was subscribed, or died with a killed worker) is answered ``gap`` at once, so the
+        appliance resends from it within a round trip, rather than after 3 s for each batch it has in flight,
+        one after another in this thread, while the resend waits in the queue behind them."""
+        ingest = self._ingest
+        assert ingest is not None, "start() first"
+        moved_ms = reconnecting(lambda: ingest.head_moved_ms(topic))
+        if moved_ms is None:
+            return outcome
+        left_s = GAP_WAIT_S - (to_ms(self._clock.now()) - moved_ms) / 1000
+        deadline = time.monotonic() + min(GAP_WAIT_S, left_s)
         while outcome.ack.status == "gap" and time.monotonic() < deadline and not self._stopping.wait(GAP_POLL_S):
             outcome = reconnecting(lambda: self._handle(topic, payload, prepared)) or outcome
         return outcome
