@@ -6,7 +6,9 @@ broker's password file and ACL over TLS, docs/broker-security.md), a persistent 
 signed log each ending at a signed checkpoint, at most ``--inflight`` (32) batches awaiting the cloud's
 acknowledgement, and the appliance's flow control (appliance/sync/uplink.py): when it is behind, one batch
 carries everything up to the latest checkpoint within 256 records; a ``gap`` acknowledgement sends again
-from the cloud's head, an acknowledgement that does not come within 10 s likewise.
+from the cloud's head (once: later gaps naming the same head are ignored), an acknowledgement that does not
+come within 10 s likewise; a batch the broker dropped for want of a subscriber (PUBACK reason 16) sends one
+record again every 0.5-2 s until a worker takes it.
 
 Every appliance punches ``--rate`` (17) records a second for ``--seconds``: a shift change at a plant of
 1,000 people is ~17 punches a second for a quarter of an hour. Every ``--batch-ms`` (500 ms, a terminal poll)
@@ -20,13 +22,16 @@ PostgreSQL (tests/harness/postgres.py, fsync on), all on this machine. Printed f
   (``--appliances`` x ``--rate``) as a ratio: below 1.00, the cloud saturated at that figure;
 - p50/p99 punch -> stored: from the moment a record was punched (its place in the schedule) until the
   cloud's acknowledgement that the range holding it is verified and committed reached the appliance;
+- with ``--late-workers S``: the workers start S s after the shift change began, so that every batch until
+  they are subscribed is dropped by the broker; printed: how long after they were subscribed every record
+  was stored (the recovery an admin restarting head office's workers would see);
 - where it saturates: CPU seconds each part used during the run (Mosquitto, the ingest workers with their
   parsing processes, PostgreSQL, the load generator), against the machine's cores x the run's length.
 
 Run it niced and short, the cores may be shared:
 
     nice -n 10 .venv/bin/python bench/group_load.py [--appliances 1000] [--rate 17] [--seconds 10]
-        [--workers 1,2,4] [--generators 2]
+        [--workers 1,2,4] [--generators 2] [--late-workers S]
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ PER_PLANT = 5  # appliances per plant: 1,000 appliances are 200 plants
 BATCH_RECORDS = 256  # the appliance's batch_records: at most this many records per batch, ending at a checkpoint
 INFLIGHT = 32  # the appliance's [mqtt] inflight
 ACK_TIMEOUT_S = 10.0  # the appliance's [mqtt] ack_timeout_s
+NO_SUBSCRIBERS = 16  # PUBACK reason: no worker subscribed, the broker dropped the batch (appliance/sync/uplink.py)
+PROBE_FIRST_S, PROBE_MAX_S = 0.5, 2.0  # then one record again this often, doubling, until a worker answers
 T0_MS = 1772409480000  # 2026-03-02 07:58 (Asia/Shanghai 15:58): the records' wall times start here
 
 
@@ -157,6 +164,10 @@ class Appliance:
     next: int = 0  # the first record not sent
     inflight: dict[int, tuple[int, float]] = field(default_factory=dict)  # first -> (last, sent at)
     window: int = 0  # send windows come so far (their records are checkpointed and may be sent)
+    mids: dict[int, int] = field(default_factory=dict)  # MQTT message id -> first seq of the batch in flight
+    probing: int = 0  # > 0 while the broker drops its batches (no worker subscribed): probes dropped so far
+    paused_until: float = 0.0
+    resent_from: int | None = None  # the cloud's head a gap made it resend from
 
 
 class Generator:
@@ -178,6 +189,8 @@ class Generator:
         self.t0 = 0.0
         self.ready: set[int] = set()  # appliances to try sending for (a window came, an ack freed room)
         self.writing: set[int] = set()  # sessions with bytes paho could not write yet
+        self.paused: dict[int, float] = {}  # appliances waiting to probe again, and until when
+        self.dropped = 0  # batches the broker dropped for want of a subscriber
         for n, log in enumerate(logs):
             client = mqtt.Client(
                 mqtt.CallbackAPIVersion.VERSION2, client_id=f"pp-{log.plant}-{log.name}", protocol=mqtt.MQTTv5
@@ -189,6 +202,7 @@ class Generator:
             client.max_queued_messages_set(0)
             app = Appliance(log, client, phase_s=self.batch_s * n / max(1, len(logs)))
             client.on_message = lambda _c, _u, message, n=n: self._ack(n, message.payload)
+            client.on_publish = lambda _c, _u, mid, reason, _p, n=n: self._puback(n, mid, reason)
             self.apps.append(app)
 
     def connect(self) -> None:
@@ -236,6 +250,9 @@ class Generator:
         batch = app.inflight.get(ack.first)
         if ack.status in ("gap", "rejected") and (batch is None or batch[0] != ack.last):
             return
+        if ack.status == "gap" and ack.head_seq == app.resent_from:
+            return  # sent before the resend from that head, which is on its way
+        app.probing = 0
         if ack.head_seq > app.acked:
             base = self.t0 + app.phase_s
             self.latencies.extend(now - (base + seq / self.rate) for seq in range(app.acked + 1, ack.head_seq + 1))
@@ -245,20 +262,41 @@ class Generator:
         if ack.status in ("gap", "rejected"):
             app.inflight.clear()
             app.next = app.acked + 1
+            app.resent_from = ack.head_seq if ack.status == "gap" else None
             self.resends += 1
         self.ready.add(n)
 
+    def _puback(self, n: int, mid: int, reason) -> None:
+        app = self.apps[n]
+        first = app.mids.pop(mid, None)
+        if getattr(reason, "value", 0) != NO_SUBSCRIBERS or first is None or first not in app.inflight:
+            return
+        self.dropped += 1
+        app.probing += 1
+        app.paused_until = time.time() + min(PROBE_MAX_S, PROBE_FIRST_S * 2 ** (app.probing - 1))
+        self.paused[n] = app.paused_until
+        app.inflight.clear()
+        app.mids.clear()
+        app.next = app.acked + 1
+        app.resent_from = None
+
     def _send(self, n: int, now: float) -> None:
         app = self.apps[n]
-        while len(app.inflight) < INFLIGHT and app.window and app.next < app.log.windows[app.window - 1][0]:
+        if now < app.paused_until:
+            return
+        window = 1 if app.probing else INFLIGHT  # no worker took the last batch: one record at a time
+        while len(app.inflight) < window and app.window and app.next < app.log.windows[app.window - 1][0]:
             end, checkpoint = next(
                 (w for w in reversed(app.log.windows[: app.window]) if w[0] <= app.next + BATCH_RECORDS), (0, "")
             )
             if end <= app.next:  # no checkpoint within 256 records: a batch of 256 without one
                 end, checkpoint = app.next + BATCH_RECORDS, ""
+            if app.probing and end > app.next + 1:
+                end, checkpoint = app.next + 1, ""
             records = tuple(SignedRecord(d, s) for d, s in app.log.records[app.next : end])
             payload = Batch(app.log.origin, app.next, records, checkpoint).encode()
-            app.client.publish(topics.batch(app.log.plant, app.log.name), payload, qos=1)
+            info = app.client.publish(topics.batch(app.log.plant, app.log.name), payload, qos=1)
+            app.mids[info.mid] = app.next
             app.inflight[app.next] = (end - 1, now)
             app.next = end
             self.sent_batches += 1
@@ -269,7 +307,9 @@ class Generator:
         for n, app in enumerate(self.apps):
             if any(now - sent > ACK_TIMEOUT_S for _, sent in app.inflight.values()):
                 app.inflight.clear()
+                app.mids.clear()
                 app.next = app.acked + 1
+                app.resent_from = None
                 self.resends += 1
                 self.ready.add(n)
 
@@ -288,6 +328,10 @@ class Generator:
                 self.ready.add(n)
                 if app.window < len(app.log.windows):
                     heapq.heappush(windows, (t0 + app.phase_s + (app.window + 1) * self.batch_s, n))
+            for n, until in list(self.paused.items()):
+                if until <= now:
+                    del self.paused[n]
+                    self.ready.add(n)
             for n in self.ready:
                 self._send(n, now)
             self.ready.clear()
@@ -323,6 +367,7 @@ def generate_load(shard: Path, broker: dict, batch_ms: int, rate: float, ready, 
             generator.resends,
             generator.statuses,
             time.process_time() - cpu,
+            generator.dropped,
         )
     )
     generator.close()
@@ -362,6 +407,13 @@ def main() -> None:
     parser.add_argument("--generators", type=int, default=2, help="load-generator processes")
     parser.add_argument("--drain", type=float, default=180.0, help="at most this long after the shift change")
     parser.add_argument("--cache", type=Path, default=Path("/var/tmp/pp-group-load"))
+    parser.add_argument(
+        "--late-workers",
+        type=float,
+        default=None,
+        metavar="S",
+        help="start the ingest workers S s after the shift change begins (the broker drops every batch till then)",
+    )
     args = parser.parse_args()
     per_window = schedule(args.rate, args.seconds, args.batch_ms)
     shards = cached_logs(args.cache, args.appliances, per_window, args.generators)
@@ -445,14 +497,26 @@ def run(args, workers, root, server, broker, logins, cloud_login, cafile, shards
                 {"plant": log.plant, "appliance": log.name, "log": log.origin, "public_key": log.public_key}, clock
             )
     db.close()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "punchproof", "cloud", "ingest", "-c", conf, "--worker-id", f"w{i}"],
-            stdout=subprocess.DEVNULL,
-            stderr=open(root / f"ingest-{workers}-{i}.log", "w"),  # noqa: SIM115
+    logs = [root / f"ingest-{workers}-{i}.log" for i in range(workers)]
+    procs: list[subprocess.Popen] = []
+
+    def start_workers() -> float:
+        """Start the workers; when they said they subscribed (time.time())."""
+        procs.extend(
+            subprocess.Popen(
+                [sys.executable, "-m", "punchproof", "cloud", "ingest", "-c", conf, "--worker-id", f"w{i}"],
+                stdout=subprocess.DEVNULL,
+                stderr=open(log, "w"),  # noqa: SIM115
+            )
+            for i, log in enumerate(logs)
         )
-        for i in range(workers)
-    ]
+        wait_for(lambda: all(f"ingest worker w{i} connected" in log.read_text() for i, log in enumerate(logs)), 300)
+        return time.time()
+
+    late = args.late_workers
+    if late is None:
+        start_workers()
+        time.sleep(1)  # their subscriptions, sent just before that line, reach the broker: a batch before them is lost
     context = multiprocessing.get_context("spawn")
     ready, go, out = context.Queue(), context.Queue(), context.Queue()
     broker_info = {"host": "localhost", "port": broker.port, "cafile": cafile, "logins": logins}
@@ -463,25 +527,26 @@ def run(args, workers, root, server, broker, logins, cloud_login, cafile, shards
     for g in gens:
         g.start()
     connected = sum(ready.get(timeout=600) for _ in gens)
-    logs = [root / f"ingest-{workers}-{i}.log" for i in range(workers)]
-    wait_for(lambda: all(f"ingest worker w{i} connected" in log.read_text() for i, log in enumerate(logs)), 300)
-    time.sleep(1)  # their subscriptions, sent just before that line, reach the broker: a batch before them is lost
     with psycopg2.connect(url) as conn:
         conn.autocommit = True
         parts = {
-            "Mosquitto": [broker.pid],
-            f"{workers} ingest worker(s)": [p.pid for p in procs],
-            "PostgreSQL": [server.pid],
-            "load generator": [g.pid for g in gens],
+            "Mosquitto": lambda: [broker.pid],
+            f"{workers} ingest worker(s)": lambda: [p.pid for p in procs],
+            "PostgreSQL": lambda: [server.pid],
+            "load generator": lambda: [g.pid for g in gens],
         }
-        before = {name: cpu_seconds(pids) for name, pids in parts.items()}
+        before = {name: cpu_seconds(pids()) for name, pids in parts.items()}
         t0 = time.time() + 2
-        deadline = t0 + args.seconds + args.drain
+        deadline = t0 + args.seconds + args.drain + (late or 0)
         for _ in gens:
             go.put((t0, deadline))
-        results = [out.get(timeout=args.seconds + args.drain + 120) for _ in gens]
+        subscribed = t0
+        if late is not None:
+            time.sleep(max(0.0, t0 + late - time.time()))  # the schedule of the restart, not a wait for a condition
+            subscribed = start_workers()
+        results = [out.get(timeout=deadline - time.time() + 120) for _ in gens]
         ended = time.time()
-        after = {name: cpu_seconds(pids) for name, pids in parts.items()}
+        after = {name: cpu_seconds(pids()) for name, pids in parts.items()}
         with conn.cursor() as cursor:
             cursor.execute("SELECT coalesce(sum(seq + 1), 0) FROM log_head")
             stored = int(cursor.fetchone()[0])
@@ -513,6 +578,15 @@ def run(args, workers, root, server, broker, logins, cloud_login, cafile, shards
         f"acks {merge(r[4] for r in results)}",
         flush=True,
     )
+    if late is not None:
+        stored_all = stored == total and last_ms
+        done = f"{last_ms / 1000 - subscribed:.1f} s after" if stored_all else "NOT all stored by the end,"
+        print(
+            f"    workers started {late:g} s into the shift change, subscribed at +{subscribed - t0:.1f} s; the broker "
+            f"dropped {sum(r[6] for r in results):,} batches meanwhile; every record stored {done} they were "
+            "subscribed",
+            flush=True,
+        )
     wall = ended - t0
     cores = os.cpu_count() or 1
     used = {name: after[name] - before[name] for name in parts}
