@@ -182,13 +182,7 @@ def run(
         keys = Counter(s["out_id"] for s in server.sent)
         most = server.most_in_flight
     words_only = records.PendingPdf.select().count()
-    pdf_started, pdf_cpu = time.perf_counter(), time.process_time()
-    made = engine.make_pdfs()
-    pdf_took, pdf_cpu = time.perf_counter() - pdf_started, time.process_time() - pdf_cpu
     sent_steps = CaseStep.select().where((CaseStep.status == "sent") & (CaseStep.key == "L2")).count()
-    kept = records.NoticeDocument.select().count()
-    left = records.PendingPdf.select().count()
-    database.close()
     once = "each once" if keys and set(keys.values()) == {1} else f"REPEATED: {sum(keys.values()) - len(keys)}"
     against = (
         f"limit {LIMIT_S:.0f} s  ratio {took / LIMIT_S:.3f}" if limit else f"{took / max(1, sent_steps):.2f} s/step"
@@ -200,8 +194,17 @@ def run(
         f"{report.failed} failed, {report.held} held; load {load:.2f} -> {os.getloadavg()[0]:.2f}]",
         flush=True,
     )
+    pdf_started, pdf_cpu = time.perf_counter(), time.process_time()
+    made = 0
+    while passed := engine.make_pdfs():  # a pass stops after its budget: the next tick's goes on
+        made += passed
+    pdf_took, pdf_cpu = time.perf_counter() - pdf_started, time.process_time() - pdf_cpu
+    kept = records.NoticeDocument.select().count()
+    left = records.PendingPdf.select().count()
+    database.close()
     print(
-        f"{'':<26} then the PDF pass {pdf_took:7.2f} s (CPU {pdf_cpu:.1f} s): {made:,} PDFs made; every PDF made "
+        f"{'':<26} then the PDF pass {pdf_took:7.2f} s (CPU {pdf_cpu:.1f} s, its drawing processes' not included): "
+        f"{made:,} PDFs made by {getattr(sender, 'pdf_workers', 1)} processes; every PDF made "
         f"{took + pdf_took:.2f} s after the tick began; {kept:,} notices kept with their PDF, {left:,} without "
         f"[load -> {os.getloadavg()[0]:.2f}]",
         flush=True,

@@ -66,6 +66,7 @@ EMERGENCY = ("sms", "voice", "ems")  # an emergency contact is no member of the 
 RETRY_AFTER_S = (600, 3600)  # after the first and the second round of definite failures
 BUSY_RETRY_S = 60
 PARALLEL = 16  # steps at once: a provider answering in 100 ms, 5,000 steps in well under a minute
+PDF_BUDGET_S = 120.0  # the PDF pass of one tick: PDFs are started for this long at most
 
 
 FACTS = {  # a fact a notice cannot go out without: what it is and what a person does (zh, en, todo zh, todo en)
@@ -303,8 +304,10 @@ class OutboundSender:
         return words
 
     def make_pdfs(self, *, limit: int | None = None) -> int:
-        """The PDFs of the notices that went out by their words alone (``records.make_pdfs``)."""
-        return records.make_pdfs(limit=limit, workers=self.pdf_workers)
+        """The PDFs of the notices that went out by their words alone (``records.make_pdfs``), for at most
+        ``PDF_BUDGET_S`` a pass: a tick's sends and its PDFs stay well within the runner's watchdog (300 s), and
+        what is left is made by the next tick's pass."""
+        return records.make_pdfs(limit=limit, workers=self.pdf_workers, budget_s=PDF_BUDGET_S)
 
     def message(self, step: PlannedStep, target: Target, notice: RenderedNotice | NoticeWords) -> OutboundMessage:
         formal = step.notice in notice_facts.FORMAL

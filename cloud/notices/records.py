@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
@@ -134,24 +135,37 @@ def _made(pending: PendingPdf, pdf: bytes) -> NoticeDocument:
 
 
 POOL_FROM = 40  # fewer PDFs than this are drawn here: starting the drawing processes costs a few seconds
-CHUNK = 200  # PDFs handed to the processes at a time (each some 20-40 KB)
+CHUNK = 100  # PDFs handed to the processes at a time (each some 20-40 KB)
 
 
-def make_pdfs(*, limit: int | None = None, workers: int = 1) -> int:
+def make_pdfs(*, limit: int | None = None, workers: int = 1, budget_s: float | None = None) -> int:
     """Make the PDF of every notice kept without one, oldest first (``limit``: at most that many); how many were
     made. With ``workers`` > 1 and many to make, they are drawn by that many processes (drawing is CPU work, and
-    one Python process draws on one core), and stored here. A notice whose PDF cannot be made (its font gone) is
-    logged and left for the next pass."""
+    one Python process draws on one core), and stored here. ``budget_s``: no more are started after so many
+    seconds (the rest wait for the next pass). A notice whose PDF cannot be made (its font gone) is logged and left
+    for the next pass."""
+    started = time.monotonic()
+
+    def spent() -> bool:
+        return budget_s is not None and time.monotonic() - started >= budget_s
+
     query = PendingPdf.select().order_by(PendingPdf.id)
     if limit is not None:
         query = query.limit(limit)
     rows = list(query)
     if workers <= 1 or len(rows) < POOL_FROM:
-        return sum(_drawn(pending, lambda p: pdf_of(p.source, p.font)) for pending in rows)
+        done = 0
+        for pending in rows:
+            if spent():
+                break
+            done += _drawn(pending, lambda p: pdf_of(p.source, p.font))
+        return done
     done = 0
     spawn = multiprocessing.get_context("spawn")  # a fresh process: no copy of this one's connections or threads
     with ProcessPoolExecutor(workers, mp_context=spawn) as pool:
         for start in range(0, len(rows), CHUNK):
+            if spent():
+                break
             part = rows[start : start + CHUNK]
             futures = [pool.submit(pdf_of, p.source, p.font) for p in part]
             done += sum(_drawn(p, lambda _p, f=f: f.result()) for p, f in zip(part, futures, strict=True))

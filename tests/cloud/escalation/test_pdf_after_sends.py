@@ -201,6 +201,15 @@ def test_the_pdfs_drawn_by_several_processes_are_those_drawn_here(world, tmp_pat
     assert {d.doc_no: bytes(d.pdf) for d in NoticeDocument.select()} == pooled and len(pooled) == WORKERS
 
 
+def test_a_pass_out_of_time_leaves_the_rest_for_the_next_tick(world):
+    clock, server, _db = world
+    engine = Engine(clock, sender(server, clock))
+    engine.tick(pdfs=False)
+    assert records.make_pdfs(budget_s=0) == 0 and PendingPdf.select().count() == WORKERS  # none started
+    assert engine.tick().pdfs == WORKERS and not PendingPdf.select().exists()  # the next tick's pass
+    assert len(server.sent) == WORKERS
+
+
 RUNNER = textwrap.dedent(
     """
     import sys
