@@ -263,6 +263,8 @@ class Plant:
                 "the daemon to reach all 20 terminals",
             )
             wait_for(lambda: self.rows("SELECT passes FROM evaluator_state")[0][0] > 0, 90, "the first evaluator pass")
+            # and its day facts (yesterday's shifts) signed by the daemon, as the pass itself did when it ran there
+            wait_for(lambda: self.rows("SELECT count(*) FROM eval_handoff")[0][0] == 0, 300, "the first facts signed")
         except TimeoutError:
             print((self.root / "daemon.log").read_text(errors="replace")[-3000:], file=sys.stderr)
             self.stop()
