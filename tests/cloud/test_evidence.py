@@ -440,7 +440,7 @@ def test_days_before_the_appliance_recorded_read_uncovered_and_a_day_offline_ins
     )  # before the log's first record
     assert said["2026-03-03"] == ("uncovered", "未覆盖：设备当时尚未开始记录，不计缺勤")  # the shift began before
     assert said["2026-03-04"][0] == "punched"
-    assert said["2026-03-05"] == ("no_device", "该日无设备记录（设备离线或断电），不能据此认定缺勤")  # off, mid-way
+    assert said["2026-03-05"] == ("no_device", "该日无设备记录（见右栏），不能据此认定缺勤")  # off, mid-way
     assert said["2026-03-06"][0] == "no_punch" and said["2026-03-06"][1].startswith("无打卡记录")
     html = files["report.html"].decode()
     assert html.count("未覆盖：设备当时尚未开始记录，不计缺勤") == 2 and html.count("该日无设备记录") == 2  # +the note

@@ -16,6 +16,7 @@ from pypdf import PdfReader
 
 from cloud import clock as cloud_clock
 from cloud.config import CloudSettings, ConfigError
+from cloud.evidence import report_checks, report_facts
 from cloud.evidence import report_model as evidence_model
 from cloud.evidence import report_pdf as evidence_pdf
 from cloud.evidence.export import ExportError, export_bundle
@@ -78,7 +79,9 @@ def test_the_bundle_has_a_pdf_report_in_chinese_that_names_the_bundle_on_every_p
     for expected in ("考勤电子证据报告", "员工工号1001", "本证据包没有第三方时间戳", "07:59:30上班", "17:30:30下班"):
         assert expected in text, expected
     assert "无打卡记录" in text and "未覆盖：设备当时尚未开始记录，不计缺勤" in text  # the 1st: before it began
-    assert "设备无任何记录（781分钟）：设备关闭或断电" in text, "the overnight power-off, on its days"
+    assert "设备无任何记录（781分钟）：设备未正常关机（如断电）后重新启动" in text, (
+        "the overnight power-off, on its days"
+    )
     assert "punchproofverify证据包.zip" in text, "how to verify it"
     bundle_id = json.loads(files["manifest.json"])["bundle_id"]  # the evidence files' hash (FORMAT.md)
     assert len(pages) >= 2
@@ -192,7 +195,14 @@ def test_without_a_chinese_font_the_export_says_what_to_install(world, tmp_path,
 def test_a_configured_truetype_font_without_a_bold_face_works_too(world, tmp_path, caplog):
     """The fallbacks (WenQuanYi, Droid) are TrueType: one is made here from Noto, with the report's characters."""
     font, noto = tmp_path / "cjk-truetype.ttf", find_font()
-    sources = (evidence_model, evidence_pdf, ledger_evidence, cloud_clock)  # cloud.clock: the zone's name
+    sources = (
+        evidence_model,
+        evidence_pdf,
+        ledger_evidence,
+        cloud_clock,
+        report_checks,
+        report_facts,
+    )  # cloud.clock: the zone's name
     used = "".join(Path(m.__file__).read_text() for m in sources) + PROBE
     truetype_subset(noto.path, noto.index, used + "".join(map(chr, range(0x20, 0x7F))), font)
     with caplog.at_level(logging.WARNING):
@@ -281,18 +291,21 @@ def test_the_model_places_every_kind_of_gap_on_its_days():
         first.punches[0].offset == "考勤机时钟比设备慢 5 分 0 秒"
         and first.punches[1].offset == "考勤机时钟比设备快 2 秒"
     )
-    assert first.punches[1].witnessed == "（未经云端见证）"
+    assert first.punches[1].witnessed == "（未经公司服务器会签）"
     unwitnessed = [g for g in model.gaps if g.kind == "unwitnessed"]
-    assert len(unwitnessed) == 1 and "30 条披露记录（日志第 60 至 89 条）尚未经云端见证" in unwitnessed[0].zh
+    assert len(unwitnessed) == 1 and "30 条披露记录（日志第 60 至 89 条）尚未经公司服务器会签" in unwitnessed[0].zh
     assert any("设备时钟向后跳变约 180 分钟" in note for note in first.notes)
     assert any("异常事件（日志第 51 条）：bad_terminal_record: year 2000" in note for note in first.notes)
     assert "本人的考勤结论记录（日志第 95 条）" in first.notes
-    power = "2026-03-02 21:00:00 至 2026-03-03 09:30:00 设备无任何记录（750 分钟）：设备关闭或断电"
+    power = (
+        "2026-03-02 21:00:00 至 2026-03-03 09:30:00 设备无任何记录（750 分钟）："
+        "该时段无记录（原因未知：可能断电、设备停止或网络中断）"
+    )
     assert power in first.notes and power in second.notes, "a gap across midnight shows on both days"
     assert [c.label for c in model.checks] == ["文件未被改动", "披露记录的签名与链接"]
     (bundle_wide,) = [g for g in model.gaps if g.kind == "bundle"]
-    assert bundle_wide.zh.startswith("本证据包不含云端见证日志") and bundle_wide.zh not in first.notes
-    assert model.timestamp == "本证据包不含云端见证日志，也没有可信时间戳"
+    assert bundle_wide.zh.startswith("本证据包不含公司服务器的会签日志") and bundle_wide.zh not in first.notes
+    assert model.timestamp == "本证据包不含公司服务器的会签日志，也没有第三方时间戳"
     assert not model.ok and model.verdict.startswith("校验未全部通过")
     html = html_text(report_html(model).encode())
     assert squeeze(power) in html and squeeze(unwitnessed[0].zh) in html and "校验未全部通过" in html
@@ -325,6 +338,6 @@ def test_a_timestamped_export_says_so_and_lists_the_stamps(world, tsa, tmp_path)
         export(world, witness_log=WitnessLog(world["witness"], world["clock"], stamper=stamper), tsa_ca=ca)
     )
     text = "".join(pdf_text(files["report.pdf"]))
-    assert "本次导出已由RFC3161时间戳机构盖章" in text and "云端见证日志与可信时间戳" in text
+    assert "本次导出已由RFC3161时间戳机构盖章" in text and "公司服务器会签日志与第三方时间戳" in text
     stamp = next(n for n in files if n.startswith("witness/stamps/"))
     assert stamp in text and hashlib.sha256(files[stamp]).hexdigest() in text
