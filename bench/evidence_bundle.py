@@ -3,7 +3,9 @@
 Builds (once, cached in --db) the cloud's database for one appliance's year as the real system
 would leave it: every worker punching in and out on working days, a seal record every minute, a
 checkpoint after each seal cosigned by the cloud (the appliance syncs every minute), and the
-cloud's witness log sealed over those checkpoints. Records are signed with Ed25519 exactly as the
+cloud's witness log sealed over those checkpoints. The log is a version 1 log (records without owner tags, as
+appliances wrote before the switch to version 2), whose leaves are SHA-256(0x00 || record).
+Records are signed with Ed25519 exactly as the
 appliance signs them (the bundle verifier checks them). Then times ``export_bundle`` for one
 employee over the whole year, and ``verify_bundle`` on the result, beside what the same machine
 needs in the same run to SHA-256 the bundle's bytes and to recompute the Merkle root over the
@@ -34,7 +36,7 @@ from cloud.store import CloudCheckpoint, LogHead, LogRecord, Punch, bulk_insert,
 from ledger import GENESIS_PREV, SigningKey, canonical, leaf_hash, note  # noqa: E402
 from ledger.evidence import verify_bundle  # noqa: E402
 from ledger.merkle import CompactRange  # noqa: E402
-from ledger.record import FORMAT_VERSION, RECORD_DOMAIN  # noqa: E402
+from ledger.record import RECORD_DOMAIN  # noqa: E402
 from tests.harness.clock import FrozenClock  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -95,7 +97,7 @@ def build(db_path: Path, workers: int, days: int) -> tuple[SigningKey, SigningKe
             for n, (kind, emp, state) in enumerate(events):
                 t_ms = at_ms + n * 50
                 fields = {
-                    "v": FORMAT_VERSION,
+                    "v": 1,  # a version 1 log (no owner tags): its leaf is SHA-256(0x00 || record)
                     "log": LOG,
                     "seq": seq,
                     "type": kind,

@@ -20,7 +20,7 @@ from typing import Any
 
 from cloud.evidence.report_model import purpose
 from ledger.errors import LedgerError
-from ledger.record import RECORD_DOMAIN
+from ledger.record import RECORD_DOMAIN, record_tag
 from ledger.timestamp import manual_verify_command, verify_timestamp
 
 
@@ -194,10 +194,17 @@ def _signature(line: str) -> bytes:
     return base64.b64decode(line.rsplit(" ", 1)[1])
 
 
+def _tagged(data: bytes) -> bool:
+    """Whether the record's leaf is the version 2 one, with its owner tag: as ``leaves.txt`` writes its line
+    (``ledger.ownertags.undisclosed_line``), by the tag the record carries, so a record without one (a version 1
+    log's) is worked by its version 1 leaf."""
+    return record_tag(data) is not None
+
+
 def _leaf(data: bytes) -> bytes:
-    fields = json.loads(data)
-    if fields.get("v") == 2:
-        return hashlib.sha256(b"\x00" + base64.b64decode(fields["tag"]) + hashlib.sha256(data).digest()).digest()
+    tag = record_tag(data)
+    if tag is not None:
+        return hashlib.sha256(b"\x00" + tag + hashlib.sha256(data).digest()).digest()
     return hashlib.sha256(b"\x00" + data).digest()
 
 
@@ -332,7 +339,7 @@ hands the log over from `keys/{old}` to `keys/{new}`. The first two commands che
 `punchlog/keyrot/v1`, a newline and the version 1 leaf hash of the record without its `proof` field):
 
     # rotation: record {seq} hands the log from keys/{old} to keys/{new}
-{_leaf_lines(record, choice.base, line, json.loads(data).get("v") == 2, "keyrot")}
+{_leaf_lines(record, choice.base, line, _tagged(data), "keyrot")}
     grep '^{{"seq": {seq},' {choice.base}/system.jsonl | sed 's/.*"sig": "\\([^"]*\\)".*/\\1/' | base64 -d > keyrot.sig
     (printf 'punchlog/record/v1\\n'; cat keyrot-leaf.bin) > keyrot-signed.bin
     openssl pkeyutl -verify -pubin -inkey keys/{old} -rawin -in keyrot-signed.bin -sigfile keyrot.sig
@@ -370,7 +377,7 @@ This bundle discloses no record of the employee, so there is none to work throug
 signatures") gives the commands for any record.
 """
     line = choice.seq - choice.info.get("from_seq", 0) + 1
-    tagged = json.loads(choice.data).get("v") == 2
+    tagged = _tagged(choice.data)
     key = _file(choice.key(choice.seq))
     sig = f"{choice.base}/records/{choice.seq}.sig"
     signer = _signer(choice)

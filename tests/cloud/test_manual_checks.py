@@ -13,14 +13,21 @@ import json
 import re
 import subprocess
 import zipfile
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from ledger import VerifyKey
+from cloud.appliances import registry
+from cloud.evidence.export import export_bundle
+from cloud.evidence.witness_log import WitnessLog
+from cloud.store import CloudCheckpoint, LogHead, LogRecord, Punch, open_db
+from ledger import GENESIS_PREV, SigningKey, VerifyKey, canonical, leaf_hash, note
+from ledger.merkle import CompactRange
 from ledger.record import RECORD_DOMAIN
 from tests.cloud.test_evidence import stamped_export, tsa, world  # noqa: F401  (fixtures)
 from tests.cloud.test_evidence_documents import world as case_world  # noqa: F401  (a fixture)
+from tests.harness.clock import FrozenClock
 
 SHELLS = ("dash", "bash")
 
@@ -178,3 +185,88 @@ def test_a_case_bundle_runs_as_written(case_world, tmp_path):  # noqa: F811
     assert "case" in blocks and "record" in blocks and "inclusion" in blocks, list(blocks)
     printed = run_every_block(case_world.case_bundle, tmp_path)
     assert printed["dash"]["case"] == printed["bash"]["case"] == ""  # nothing missing
+
+
+def untagged_bundle(tmp_path: Path, version: int) -> bytes:
+    """A bundle of a log whose records carry no owner tag, their leaves ``SHA-256(0x00 || record)``: a version 1
+    log's, or, with ``version`` 2, records labelled 2 without their tag as bench/evidence_bundle.py wrote them
+    (MANUAL-CHECKS.md raised KeyError 'tag' on them). The cloud's database is written as ingest leaves it: records,
+    punches, one cosigned checkpoint per sync, the witness log sealed over them."""
+    log = "punchproof/untagged/pi-01/1"
+    start = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # 08:00 in the plant
+    clock = FrozenClock(start)
+    db = open_db(f"sqlite:///{tmp_path}/cloud.sqlite3")
+    key, witness = SigningKey.generate(), SigningKey.generate()
+    appliance = registry.register(
+        {"plant": "untagged", "appliance": "pi-01", "log": log, "public_key": key.verify_key.pem()}, clock
+    )
+    prev, tree = GENESIS_PREV, CompactRange()
+    punches = {3: ("1001", 0), 5: ("1002", 0), 40: ("1001", 1)}
+    for seq in range(60):
+        at = start + timedelta(minutes=seq)
+        t_ms = int(at.timestamp() * 1000)
+        fields = {
+            "v": version,
+            "log": log,
+            "seq": seq,
+            "type": "punch" if seq in punches else "seal",
+            "salt": base64.b64encode(bytes([seq]) * 16).decode(),
+            "prev": base64.b64encode(prev).decode(),
+            "t_wall_ms": t_ms,
+            "t_boot_us": seq * 60_000_000,
+            "boot_id": "boot-1",
+            "clk": {"sync": 1, "src": "chrony", "err_us": 800},
+            "kid": key.kid,
+        }
+        emp = None
+        if seq in punches:
+            emp, state = punches[seq]
+            local = (at + timedelta(hours=8)).replace(tzinfo=None).isoformat()
+            term = {"name": "gate-1", "sn": "ZK-1", "t": local, "tz": "Asia/Shanghai", "state": state, "verify": 1}
+            fields |= {"emp": emp, "src": "zk", "term": term | {"wc": 0, "idx": seq, "off_ms": 0, "raw": ""}}
+            Punch.create(
+                appliance=appliance, seq=seq, employee=emp, terminal="gate-1", terminal_sn="ZK-1", device_time=local,
+                at_utc_ms=t_ms, state=state, verify=1, received_ms=t_ms,
+            )  # fmt: skip
+        else:
+            fields["why"] = "minute"
+        data = canonical.encode(fields)
+        prev = leaf_hash(data)
+        tree.append(prev)
+        LogRecord.create(
+            appliance=appliance, seq=seq, type=fields["type"], data=data, sig=key.sign(RECORD_DOMAIN + prev),
+            leaf=prev, t_wall_ms=t_ms, employee=emp, received_ms=t_ms,
+        )  # fmt: skip
+        checkpoint = note.Checkpoint(log, tree.size, tree.root())
+        cosigned_at = t_ms // 1000 + 30
+        CloudCheckpoint.create(
+            appliance=appliance, size=tree.size, root=checkpoint.root,
+            note=note.render(checkpoint, [note.sign(checkpoint, key)]),
+            cosignature=note.cosign(checkpoint, witness, "test-cloud/witness", cosigned_at).line(),
+            cosigned_at=cosigned_at, received_ms=cosigned_at * 1000,
+        )  # fmt: skip
+    head = LogHead.get(LogHead.appliance == appliance)
+    head.seq, head.leaf, head.compact = 59, prev, "[]"
+    head.save()
+    clock.advance(days=2)
+    WitnessLog(witness, clock).seal()
+    try:
+        return export_bundle(
+            "1001", date(2026, 3, 2), date(2026, 3, 2), witness=witness.verify_key, clock=clock,
+            witness_log=WitnessLog(witness, clock),
+        )  # fmt: skip
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("version", [1, 2], ids=["version-1-log", "labelled-2-without-tag"])
+def test_a_bundle_of_untagged_records_is_worked_by_its_version_1_leaves(tmp_path, version):
+    """A record without an owner tag is worked by hand as leaves.txt gives its line, its version 1 leaf hash
+    (bench/evidence_bundle.py's export raised KeyError 'tag' for records labelled 2 without one)."""
+    bundle = untagged_bundle(tmp_path, version)
+    blocks = shell_blocks(unpack(bundle)["MANUAL-CHECKS.md"].decode())
+    assert list(blocks)[:5] == ["files", "record", "checkpoint", "cosignature", "inclusion"], list(blocks)
+    assert "(printf '\\000'; cat logs/" in blocks["record"] and "tag.bin" not in blocks["record"]
+    printed = run_every_block(bundle, tmp_path)
+    assert printed["dash"] == printed["bash"]
+    assert "leaf = line" in printed["dash"]["record"] and "root of checkpoint" in printed["dash"]["inclusion"]
