@@ -137,6 +137,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--to", dest="last_day", type=_day, help="last day, YYYY-MM-DD (plant time)")
     p.add_argument("--plant", help="the plant (default: every plant where the employee ever punched)")
     p.add_argument("-o", "--output", required=True, help="the ZIP file to write")
+    p.add_argument("--by", default="", help="who exports it, the report's 导出人 (default: the login name)")
     p = cmd("escalate", _escalate, "run the escalation engine: one tick, or every --interval seconds")
     p.add_argument("--interval", type=float, default=0, help="seconds between ticks; 0 (default): one tick and exit")
     p.add_argument("--runner-id", default="escalate-1", help="names this runner in step claims")
@@ -182,6 +183,7 @@ def add_case_commands(cmds: argparse._SubParsersAction) -> None:  # type: ignore
     )
     p.add_argument("case", type=int, help="the case number")
     p.add_argument("-o", "--output", required=True, help="the ZIP file to write")
+    p.add_argument("--by", default="", help="who exports it, the report's 导出人 (default: the login name)")
 
 
 def _claim_injury(args: argparse.Namespace) -> int:
@@ -273,6 +275,7 @@ def _injury_bundle(args: argparse.Namespace) -> int:
                 plant_id=scope.plant,
                 purpose=purpose,
                 progress=lambda message: print(f"... {message}", file=sys.stderr),
+                exported_by=args.by or getpass.getuser(),
             )
         except ExportError as err:
             print(f"not exported: {err}", file=sys.stderr)
@@ -410,6 +413,7 @@ def _export_evidence(args: argparse.Namespace) -> int:
                 plant_id=args.plant or (case.plant if case else None),
                 case=case,
                 progress=lambda message: print(f"... {message}", file=sys.stderr),
+                exported_by=args.by or getpass.getuser(),
             )
         except ExportError as err:
             print(f"not exported: {err}", file=sys.stderr)

@@ -119,6 +119,10 @@ def injury_purpose(case_id: int) -> tuple[CaseScope, date, dict[str, object]]:
     return scope, day, purpose
 
 
+# who exported a bundle, as the manifest names them: a login, or {"name": ..., "login": ...}
+ExportedBy = str | dict[str, str] | None
+
+
 def export_configured(
     settings: CloudSettings,
     employee: str,
@@ -130,6 +134,7 @@ def export_configured(
     case: CaseScope | None = None,
     purpose: dict[str, object] | None = None,
     progress: Progress = lambda _m: None,
+    exported_by: ExportedBy = None,
 ) -> bytes:
     """The bundle as this cloud is configured: what ``punchproof cloud export-evidence`` and the dashboard's
     export (``cloud.workers.export_job``, behind the 证据导出 page and the case page's 导出本案证据包) both run, so that
@@ -164,6 +169,7 @@ def export_configured(
         evidence_key=evidence.verify_key if evidence else None,
         case_ref=case.ref if case else None,
         purpose=purpose,
+        exported_by=exported_by,
     )
 
 
@@ -195,6 +201,7 @@ def export_bundle(
     case_ref: str | None = None,
     purpose: dict[str, object] | None = None,
     manifest_key: SigningKey | None = None,
+    exported_by: ExportedBy = None,
 ) -> bytes:
     """The bundle (ZIP bytes). With ``witness_log``, the cloud's log of cosigned checkpoints is sealed first
     and, when a TSA is configured, stamped for this export; its proofs go into ``witness/``. With
@@ -207,7 +214,8 @@ def export_bundle(
     report and MANUAL-CHECKS.md say it first (a bundle without one: the case's, or the employee's for the
     period). The manifest lists every file's hash and is signed (``manifest.sig``): with the evidence key when the
     bundle carries the evidence log, else with the witness key (``witness_log``'s, or ``manifest_key``). Callers
-    with a configuration use ``export_configured``."""
+    with a configuration use ``export_configured``. ``exported_by`` names who exported it in the manifest (the
+    report's 导出人): the logged-in user of head office's pages, the OS user or ``--by`` of the CLI."""
     if last_day < first_day:
         raise ExportError("the period ends before it starts")
     if evidence_log is None and witness_log is None and manifest_key is None:
@@ -319,6 +327,8 @@ def export_bundle(
         manifest["case"] = claim
     if purpose is not None:
         manifest["purpose"] = purpose
+    if exported_by:
+        manifest["exported_by"] = exported_by
     # names the bundle on every page of its report: the hash of the evidence (the report cannot hold its own)
     manifest["bundle_id"] = hashlib.sha256(sha256sums(files)).hexdigest()
     sign = _manifest_signer(any(e.get("kind") == "cloud" for e in logs), evidence_log, witness_log, manifest_key)

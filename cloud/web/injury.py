@@ -129,6 +129,7 @@ def bundle(case_id: int) -> Any:
             clock=current_app.config.get("CLOCK", SystemClock()),
             plant_id=scope.plant,
             purpose=purpose,
+            exported_by=str(session["user"]),
         )
     except ExportError as err:
         note("refused", action="evidence.injury_day", target=f"case:{case_id}", error=str(err))

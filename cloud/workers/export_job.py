@@ -62,6 +62,7 @@ def run(folder: Path) -> int:
                     plant_id=job.get("plant") or None,
                     case=case_scope(job["case"]) if job.get("case") else None,
                     progress=progress,
+                    exported_by=job.get("owner"),  # the logged-in user who started it (cloud.web.exports)
                 )
         except ExportError as err:
             progress(f"未导出 / not exported: {err}")

@@ -23,6 +23,7 @@ import pytest
 from pypdf import PdfReader
 
 import cloud
+from cloud import witness as cloud_witness
 from cloud.appliances import registry
 from cloud.evidence.export import export_bundle
 from cloud.evidence.log import EvidenceLog
@@ -34,8 +35,10 @@ from cloud.store import open_db
 from ledger import SigningKey, make_record, topics
 from ledger.evidence import verify_bundle
 from ledger.record import GENESIS_PREV, b64
+from tests.cloud.web.conftest import app, built, login  # noqa: F401  (fixtures: head office's pages)
 from tests.harness.clock import FrozenClock
 from tests.harness.logs import LogBuilder
+from tests.harness.wait import wait_until
 
 PLANT, NAME = "dongguan-1", "pi-01"
 LOG = f"punchproof/{PLANT}/{NAME}/1"
@@ -152,15 +155,6 @@ def pdf_of(data: bytes) -> str:
     return "".join(re.sub(r"\s+", "", page.extract_text()) for page in PdfReader(io.BytesIO(data)).pages)
 
 
-@pytest.fixture(autouse=True)
-def identity_is_public(monkeypatch):
-    """A terminal's identity names no worker and holds none of a terminal's bytes: every bundle discloses it. Until
-    ``ledger.evidence.NOBODYS_INCIDENTS`` lists ``terminal_identity`` (asked for with this change), it is added here."""
-    from ledger import evidence
-
-    monkeypatch.setattr(evidence, "NOBODYS_INCIDENTS", evidence.NOBODYS_INCIDENTS | {"terminal_identity"})
-
-
 @pytest.fixture
 def bundle(world):
     files = export(world)
@@ -217,6 +211,28 @@ def test_who_exported_the_bundle_and_when(world, bundle):
     report = verify_bundle(zipped(files), witness_key=world["witness"].verify_key)
     shown = text_of(report_html(build_model(manifest, report, files)))
     assert "导出人李娜（登录名hr-li）" in shown and "未记录导出人" not in shown
+
+
+def test_a_bundle_exported_from_the_pages_names_the_logged_in_user(app, login):  # noqa: F811
+    """The 证据导出 page's export (its own process, cloud.workers.export_job) names who started it in the signed
+    manifest, and the report says it under 导出人; the CLI's ``--by`` (default: the OS user) likewise."""
+    cloud_witness.create(app.config["SETTINGS"])
+    staff = login("staff")
+    response = staff.post(
+        "/evidence/export", {"employee": "2001", "plant": "p1", "first": "2025-03-01", "last": "2025-03-18"}
+    )
+    job, status = response.headers["Location"], {}
+
+    def finished() -> bool:
+        status.update(staff.get(job + ".json").get_json())
+        return bool(status["done"])
+
+    wait_until(finished, timeout=120, message="the export process to finish")
+    assert status["result"]["ok"], status
+    with zipfile.ZipFile(io.BytesIO(staff.get(job + "/bundle.zip").data)) as archive:
+        manifest, html = json.loads(archive.read("manifest.json")), text_of(archive.read("report.html"))
+    assert manifest["exported_by"] == "staff"
+    assert "导出人staff" in html and "未记录导出人" not in html
 
 
 def test_the_employers_own_server_is_not_called_a_witness(bundle):
