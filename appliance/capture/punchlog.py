@@ -33,13 +33,32 @@ from ledger.ownertags import TagKeys, appliance_owner, late_tag_bodies, new_key,
 from ledger.record import FORMAT_VERSION, b64, unb64
 
 CHECKPOINT_EVERY = 256
-INSERT_CHUNK = 200  # rows per INSERT statement, below SQLite's variable limit
 INSERT_RECORD = "INSERT INTO log_record (seq, type, data, sig, leaf, t_wall_ms) VALUES (?, ?, ?, ?, ?, ?)"
 # each worker's owner-tag key in this log (also in the log itself: the record that gave it); read at start
 TAG_KEY_TABLE = (
     "CREATE TABLE IF NOT EXISTS log_tag_key (owner TEXT PRIMARY KEY, seq INTEGER NOT NULL, key BLOB NOT NULL)"
 )
 INSERT_TAG_KEY = "INSERT INTO log_tag_key (owner, seq, key) VALUES (?, ?, ?)"
+
+
+def _insert_rows(db: pw.Database, model: type[pw.Model], rows: list[dict[str, Any]]) -> None:
+    """The rows derived from the records, one prepared statement per model and set of columns: built by
+    peewee (``insert_many``), the SQL text cost about as much CPU as signing the records, in the
+    process that takes every punch at a shift change. Each value goes through its field's ``db_value``
+    as peewee's own insert would, and errors are peewee's (``IntegrityError``...)."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        shapes[tuple(row)].append(row)
+    fields = model._meta.fields
+    for names, same in shapes.items():
+        columns = [fields[name] for name in names]
+        sql = (
+            f'INSERT INTO "{model._meta.table_name}" ({", ".join(f.column_name for f in columns)}) '
+            f"VALUES ({', '.join('?' * len(columns))})"
+        )
+        values = [tuple(f.db_value(row[f.name]) for f in columns) for row in same]
+        with pw.__exception_wrapper__:
+            db.cursor().executemany(sql, values)
 
 
 class KeyMismatch(RuntimeError):
@@ -237,8 +256,7 @@ class LogWriter:
                     Checkpoint.insert_many(checkpoints).execute()
                     failpoints.hit("log.checkpoints_inserted")
                 for model, rows in derived.items():
-                    for chunk in range(0, len(rows), INSERT_CHUNK):
-                        model.insert_many(rows[chunk : chunk + INSERT_CHUNK]).execute()
+                    _insert_rows(self._db, model, rows)
                 if then is not None:
                     then()
                 failpoints.hit("log.before_commit")
