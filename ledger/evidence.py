@@ -50,6 +50,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -155,6 +156,7 @@ class Event:
     detail: str = ""  # what the gap list says, in English
     witnessed_size: int | None = None  # log_ends: the witness log's latest size of the log at export, when given
     exported: int | None = None  # log_ends: when the bundle was made, if that was before the period's end
+    zh: str = ""  # what the gap list says, in Chinese (``Report.gap_lines``)
 
 
 NO_THIRD_PARTY_TIME_ZH = (
@@ -193,7 +195,7 @@ UNPINNED_EN = (
     "it agrees with itself, not that it comes from the employer's registered appliances and server."
 )
 PIN_HOWTO_ZH = (
-    "核对方法：向用人单位总部另行索取云端见证公钥 cloud-witness.pub（云端服务器的数据目录，默认 "
+    "核对方法：向用人单位总部另行索取公司服务器的会签公钥 cloud-witness.pub（云端服务器的数据目录，默认 "
     "/var/lib/punchproof/），用 --witness-key 指定；设备公钥用 --appliance-key 指定（PEM 文件或指纹），"
     "其指纹与登记日期见报告的“设备公钥登记”（云端签名证据日志中的登记记录，经时间戳机构盖章），"
     "宜在争议发生前留存；时间戳机构根证书从该机构官网取得，用 --tsa-ca 指定。"
@@ -213,7 +215,9 @@ LATE_EN = (
     "record {seq} was stamped later than the {limit_en} allowed: punched at {t}, earliest third-party timestamp "
     "{stamped} ({delay_en} later); the employer could have made it in between"
 )
-CUT_ZH = "日志在第 {last} 条之后被截断：见证服务器曾记录其长度为 {size}（{at} 见证），本证据包却止于第 {last} 条"
+CUT_ZH = (
+    "日志在第 {last} 条之后被截断：公司服务器（会签）曾记录其长度为 {size} 条（{at} 会签），本证据包却止于第 {last} 条"
+)
 CUT_EN = (
     "the log was cut after record {last}: the witness log recorded it at {size} records (witnessed {at}), yet the "
     "bundle ends at record {last} and reads as if the appliance had stopped"
@@ -294,6 +298,12 @@ class Report:
         self.gaps.append(event.detail)
         self.events.append(event)
 
+    def gap_lines(self) -> list[str]:
+        """The gaps as ``verify`` prints them: Chinese first, then " / " and English. ``gaps`` keeps each event's
+        English (``Event.detail``), which is what the report matches its events by."""
+        said = {e.detail: e.zh for e in self.events if e.zh}
+        return [f"{said[g]} / {g}" if g in said else g for g in self.gaps]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
@@ -310,7 +320,7 @@ class Report:
             "late": [list(pair) for pair in self.late],
             "undisclosed_incidents": self.undisclosed_incidents,
             "checks": [asdict(c) for c in self.checks],
-            "gaps": self.gaps,
+            "gaps": self.gap_lines(),
             "disclosed": self.disclosed,
         }
 
@@ -358,17 +368,23 @@ def verify_bundle(
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             files = {name: archive.read(name) for name in archive.namelist() if not name.endswith("/")}
-    except zipfile.BadZipFile as err:
-        report.add("archive", False, f"not a ZIP file: {err}")
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, ValueError):
+        report.add(
+            "archive",
+            False,
+            "证据包不是 ZIP 文件，或已损坏、不完整：无法读取其中任何文件，请向出具方索取原始证据包 / "
+            "the bundle is not an intact ZIP file (damaged, cut short, or not a bundle): none of its files can be "
+            "read; ask the exporter for the original bundle",
+        )
         return report
     if not _check_sums(files, report):
         return report
-    try:
-        manifest = json.loads(files[MANIFEST])
-        witness = VerifyKey.from_pem(files["keys/witness.pem"])
-    except (KeyError, ValueError, LedgerError) as err:
-        report.add("manifest", False, f"manifest or witness key unusable: {err}")
+    manifest_problem = _manifest_problem(files)
+    if manifest_problem is not None:
+        report.add("manifest", False, manifest_problem)
         return report
+    manifest = json.loads(files[MANIFEST])
+    witness = VerifyKey.from_pem(files["keys/witness.pem"])
     if manifest.get("format", FORMATS[0]) not in FORMATS:
         report.add(
             "manifest",
@@ -378,16 +394,67 @@ def verify_bundle(
         )
         return report
     if witness_key is not None:
+        same = witness.kid == witness_key.kid
         report.add(
             "witness key",
-            witness.kid == witness_key.kid,
-            f"bundle's witness key {witness.kid}, pinned {witness_key.kid}",
+            same,
+            f"证据包中的公司服务器会签公钥 {witness.kid} {'与' if same else '不是'}核验时指定的公钥 {witness_key.kid}"
+            f"{'一致' if same else ''} / the bundle's witness key {witness.kid}, "
+            f"{'the one pinned' if same else f'not the one pinned ({witness_key.kid})'}",
         )
         witness = witness_key
         report.unpinned = None
     else:
-        report.add("witness key", True, f"taken from the bundle ({witness.kid}); pin it with --witness-key")
-    registry = json.loads(files.get("keys/registry.json", b"[]"))
+        report.add(
+            "witness key",
+            True,
+            f"取自证据包本身（{witness.kid}），未经独立核对：请用 --witness-key 指定另行取得的公钥 / taken from the "
+            f"bundle ({witness.kid}); pin it with --witness-key",
+        )
+    _check_bundle_id(files, manifest, report)
+    try:
+        registry = json.loads(files.get("keys/registry.json", b"[]"))
+    except ValueError:
+        registry = None
+    if not isinstance(registry, list) or not all(isinstance(e, dict) for e in registry):
+        report.add(
+            "keys",
+            False,
+            "keys/registry.json 不是密钥登记列表（JSON 数组，每项一个对象） / keys/registry.json is not the list of "
+            "keys (a JSON array of objects)",
+        )
+        return report
+    try:
+        _verify_contents(
+            files, manifest, registry, witness, report, tsa_roots, appliance_keys, evidence_keys, stamp_delay
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, LedgerError):
+        # a part of the bundle that does not follow FORMAT.md and that no check above caught: said in words, after
+        # the checks that ran; the library's message would name no file a reader could look at
+        where = report.checks[-1].name if report.checks else "manifest"
+        report.add(
+            "format",
+            False,
+            f"证据包的结构不符合格式说明 FORMAT.md（在“{where}”之后的检查中发现缺少或无法读取的文件或字段），核验无法"
+            f"继续，请向出具方索取原始证据包 / the bundle does not follow FORMAT.md (a file or field is missing or "
+            f"unreadable, found after the check '{where}'): verification cannot go on; ask the exporter for the "
+            "original bundle",
+        )
+    return report
+
+
+def _verify_contents(
+    files: dict[str, bytes],
+    manifest: dict[str, Any],
+    registry: list[dict[str, Any]],
+    witness: VerifyKey,
+    report: Report,
+    tsa_roots: bytes | None,
+    appliance_keys: Collection[str] | None,
+    evidence_keys: Collection[str] | None,
+    stamp_delay: timedelta,
+) -> None:
+    """``verify_bundle``'s checks past the archive, SHA256SUMS, the manifest and the witness key."""
     signed = manifest.get("format") in SIGNED_FORMATS
     if signed:
         _check_manifest(files, manifest, registry, witness, report, tsa_roots)
@@ -415,7 +482,11 @@ def verify_bundle(
         witnessed = verify_witness(files, cosigned, witness, tsa_roots, linked=linked)
         detail = witnessed.detail
         if witnessed.times and tsa_roots is None:
-            detail += "; the TSA certificate was taken from the bundle: pin it with --tsa-ca"
+            zh, _, en = detail.partition(" / ")
+            detail = (
+                f"{zh}；时间戳机构的根证书取自证据包本身，宜用 --tsa-ca 指定 / {en}; the TSA certificate was taken "
+                "from the bundle: pin it with --tsa-ca"
+            )
         report.add("witness log", witnessed.ok, detail)
         if witnessed.ok and witnessed.times and cosigned:
             n = witnessed.unstamped
@@ -427,7 +498,10 @@ def verify_bundle(
             if tail is not None:
                 _check_tail(report, tail, witnessed.heads if linked and witnessed.ok else None, witnessed)
     else:
-        report.gaps.append("the bundle has no witness log: its checkpoints are not proven in the cloud's signed log")
+        report.gaps.append(
+            "本证据包不含公司服务器的会签日志：其中的检查点未在公司服务器的签名日志中得到证明 / the bundle has no "
+            "witness log: its checkpoints are not proven in the cloud's signed log"
+        )
         for tail in tails:
             if tail is not None:
                 _check_tail(report, tail, None)
@@ -435,7 +509,6 @@ def verify_bundle(
         _verify_case(files, manifest, report)
     if signed:
         check_report_times(files, manifest, report)
-    return report
 
 
 def manifest_signer(files: dict[str, bytes], manifest: dict[str, Any], registry: list[dict[str, Any]]) -> str:
@@ -486,7 +559,9 @@ def _check_manifest(
         except (KeyError, LedgerError):
             key = None
     who_zh, who_en = (
-        ("云端证据密钥", "the cloud's evidence key") if signer == "evidence" else ("云端见证密钥", "the witness key")
+        ("云端证据密钥", "the cloud's evidence key")
+        if signer == "evidence"
+        else ("公司服务器的会签密钥", "the witness key")
     )
     if key is None or key.kid != kid:
         report.add(
@@ -517,9 +592,9 @@ def _check_manifest(
         report.add(
             name,
             False,
-            f"以下文件与签名清单所记哈希不符或不在清单中：{', '.join(changed) or '无'}；清单所列而缺少的文件："
-            f"{', '.join(missing) or '无'} / files altered or not in the signed manifest: {changed}; "
-            f"missing: {missing}",
+            f"以下文件与签名清单所记哈希不符或不在清单中：{_names(changed, '无')}；清单所列而缺少的文件："
+            f"{_names(missing, '无')} / files altered or not in the signed manifest: {_names(changed, 'none')}; "
+            f"missing: {_names(missing, 'none')}",
         )
         return
     stamped_zh, stamped_en = "；清单本身没有第三方时间戳", "; the manifest itself carries no third-party timestamp"
@@ -527,11 +602,12 @@ def _check_manifest(
         roots = tsa_roots if tsa_roots is not None else files.get("witness/tsa-ca.pem", b"")
         try:
             when = verify_timestamp(files[MANIFEST_TSR], hashlib.sha256(files[MANIFEST]).digest(), roots)
-        except LedgerError as err:
+        except LedgerError:
             report.add(
                 name,
                 False,
-                f"清单的时间戳 manifest.tsr 与清单不符或不可信：{err} / manifest.tsr does not stamp this manifest",
+                "清单的时间戳 manifest.tsr 与清单不符，或不能以时间戳机构的根证书验证 / manifest.tsr does not stamp "
+                "this manifest, or does not verify under the TSA's root certificate",
             )
             return
         stamped_zh = f"；时间戳机构于 {when:%Y-%m-%d %H:%M:%S} UTC 为其盖章"
@@ -615,7 +691,7 @@ def check_report_times(files: dict[str, bytes], manifest: dict[str, Any], report
             ok = mark.get("datetime") == record_time(fields["t_wall_ms"]) and text in (expected, expected[11:])
         if not ok:
             wrong.append(
-                TIME_MISMATCH_ZH.format(seq=seq) + f"（显示 {text}，签名记录为 {expected}）/ the report shows record "
+                TIME_MISMATCH_ZH.format(seq=seq) + f"（显示 {text}，签名记录为 {expected}） / the report shows record "
                 f"{seq} at {text}, its signed record says {expected}"
             )
     hidden = sorted(seq for log, seq in punches if (log, seq) not in shown)
@@ -626,7 +702,7 @@ def check_report_times(files: dict[str, bytes], manifest: dict[str, Any], report
     report.add(
         name,
         not wrong,
-        "; ".join(wrong)
+        _joined(wrong)
         or f"报告所显示的 {len(punches)} 条打卡的时间均与签名记录一致 / the report shows each of the {len(punches)} "
         "punches at its signed record's times",
     )
@@ -733,25 +809,131 @@ def _verify_case(files: dict[str, bytes], manifest: dict[str, Any], report: Repo
     report.add(
         f"case {ref}",
         not problems,
-        "; ".join(problems)
+        _joined(problems)
         or f"本案 {ref} 的证据齐全：联络 {counts['contacts']} 次、回执 {counts['receipts']} 份、人事操作 "
         f"{counts['actions']} 项、通知书 {len(notices)} 份、文书 {len(documents)} 份 / every contact, receipt, "
         "action, notice and document the case lists is in the bundle",
     )
 
 
+def _said(pairs: list[tuple[str, str]]) -> str:
+    """Several findings as one check's detail: every Chinese sentence first, then " / " and every English one."""
+    return "；".join(zh for zh, _en in pairs) + " / " + "; ".join(en for _zh, en in pairs)
+
+
+def _joined(details: list[str]) -> str:
+    """Findings each said "zh / en", as one detail that reads Chinese first: "" for none."""
+    return _said([(zh, en) for zh, _, en in (d.partition(" / ") for d in details)]) if details else ""
+
+
+def _names(names: list[str], none: str) -> str:
+    """File names as words: the first 10, and how many more."""
+    if not names:
+        return none
+    return ", ".join(names[:10]) + (f" … ({len(names)})" if len(names) > 10 else "")
+
+
 def _check_sums(files: dict[str, bytes], report: Report) -> bool:
     if SUMS not in files:
-        return report.add("SHA256SUMS", False, "the bundle has no SHA256SUMS")
+        return report.add("SHA256SUMS", False, "证据包缺少 SHA256SUMS / the bundle has no SHA256SUMS")
     listed: dict[str, str] = {}
-    for line in files[SUMS].decode("utf-8", errors="replace").splitlines():
-        digest, _, name = line.partition("  ")
+    unreadable: list[int] = []
+    for number, line in enumerate(files[SUMS].decode("utf-8", errors="replace").splitlines(), 1):
+        digest, sep, name = line.partition("  ")
+        if not sep or not _HEX64.fullmatch(digest) or not name:
+            unreadable.append(number)
+            continue
         listed[name] = digest
     others = {n: d for n, d in files.items() if n != SUMS}
     bad = sorted(n for n, d in others.items() if listed.get(n) != hashlib.sha256(d).hexdigest())
     missing = sorted(set(listed) - set(others))
-    detail = f"{len(others)} files" if not bad and not missing else f"altered or unlisted: {bad}; missing: {missing}"
-    return report.add("SHA256SUMS", not bad and not missing, detail)
+    problems = []
+    if bad or missing:
+        problems.append(
+            (
+                f"以下文件被改动或未列入 SHA256SUMS：{_names(bad, '无')}；列出而缺少的文件：{_names(missing, '无')}",
+                f"altered or unlisted: {_names(bad, 'none')}; missing: {_names(missing, 'none')}",
+            )
+        )
+    if unreadable:
+        lines = ", ".join(map(str, unreadable[:10]))
+        problems.append(
+            (
+                f"SHA256SUMS 第 {lines} 行不是“64 位十六进制哈希、两个空格、文件名”的格式",
+                f"line(s) {lines} of SHA256SUMS are not '<64 hex digits>  <file name>'",
+            )
+        )
+    if problems:
+        return report.add("SHA256SUMS", False, _said(problems))
+    return report.add("SHA256SUMS", True, f"SHA256SUMS 所列的每个文件均未改动 / {len(others)} files")
+
+
+def _manifest_problem(files: dict[str, bytes]) -> str | None:
+    """What makes manifest.json or keys/witness.pem unusable, in words (zh / en), or None."""
+    if MANIFEST not in files:
+        return "证据包缺少证据包说明 manifest.json / the bundle has no manifest.json"
+    try:
+        manifest = json.loads(files[MANIFEST].decode("utf-8"))
+    except UnicodeDecodeError:
+        return "manifest.json 不是 UTF-8 文本 / manifest.json is not UTF-8 text"
+    except json.JSONDecodeError as err:
+        return (
+            f"manifest.json 不是有效的 JSON：第 {err.lineno} 行第 {err.colno} 列处不符合 JSON 格式 / manifest.json is "
+            f"not valid JSON: at line {err.lineno}, column {err.colno}"
+        )
+    if not isinstance(manifest, dict):
+        return "manifest.json 不是 JSON 对象（{…}） / manifest.json is not a JSON object ({…})"
+    if "keys/witness.pem" not in files:
+        return "证据包缺少公司服务器的会签公钥 keys/witness.pem / the bundle has no keys/witness.pem"
+    try:
+        VerifyKey.from_pem(files["keys/witness.pem"])
+    except (LedgerError, ValueError):
+        return (
+            "keys/witness.pem 不是可用的 Ed25519 公钥（PEM 格式） / keys/witness.pem is not a usable Ed25519 public "
+            "key (PEM)"
+        )
+    return None
+
+
+DERIVED = (MANIFEST, MANIFEST_SIG, MANIFEST_TSR, SUMS, "MANUAL-CHECKS.md", REPORT, "report.pdf")  # not in bundle_id
+
+
+def bundle_id(files: dict[str, bytes]) -> str:
+    """The bundle's name (FORMAT.md, "The signed manifest"): SHA-256 (hex) of the SHA256SUMS-format listing of its
+    evidence files, every file but ``DERIVED`` and those under ``manual/`` (made from the evidence, after it)."""
+    evidence = {n: d for n, d in files.items() if n not in DERIVED and not n.startswith("manual/")}
+    return hashlib.sha256(sha256sums(evidence)).hexdigest()
+
+
+def _check_bundle_id(files: dict[str, bytes], manifest: dict[str, Any], report: Report) -> None:
+    """The manifest's ``bundle_id`` (printed on every page of the report) names these evidence files. A signed
+    manifest (format 5) must give one; an older one is checked when it does."""
+    given = manifest.get("bundle_id")
+    if given is None and manifest.get("format") not in SIGNED_FORMATS:
+        return
+    actual = bundle_id(files)
+    if given == actual:
+        report.add(
+            "bundle id",
+            True,
+            f"清单中的证据包编号 {actual[:16]}… 与证据文件相符 / the manifest's bundle_id {actual[:16]}… matches the "
+            "evidence files",
+        )
+    elif given is None:
+        report.add(
+            "bundle id",
+            False,
+            "清单没有给出证据包编号 bundle_id / the manifest gives no bundle_id",
+        )
+    else:
+        report.add(
+            "bundle id",
+            False,
+            f"清单中的证据包编号与文件不符：清单为 {str(given)[:16]}…，按证据文件计算为 {actual[:16]}…（报告每页"
+            f"所印编号"
+            f"即清单所载） / the manifest's bundle_id ({str(given)[:16]}…) does not match the evidence files "
+            f"({actual[:16]}…)",
+        )
 
 
 def _verify_log(
@@ -770,11 +952,16 @@ def _verify_log(
     keys = {r["kid"]: (VerifyKey.from_pem(files[f"keys/{r['file']}"]), r) for r in registry if r["log"] == origin}
     try:
         leaves, tags = leaf_lines(files[f"{base}/leaves.txt"], start)
+    except KeyError:
+        report.add(f"{label}: leaves", False, f"缺少 {base}/leaves.txt / {base}/leaves.txt is missing")
+        return None
     except ValueError as err:
-        report.add(f"{label}: leaves", False, f"leaves.txt is unreadable: {err}")
+        report.add(f"{label}: leaves", False, f"{base}/leaves.txt {err}")
         return None
     if not report.add(
-        f"{label}: leaves", len(leaves) == end - start, f"{len(leaves)} leaf hashes for {end - start} records"
+        f"{label}: leaves",
+        len(leaves) == end - start,
+        f"{len(leaves)} 个叶哈希，范围内共 {end - start} 条记录 / {len(leaves)} leaf hashes for {end - start} records",
     ):
         return None
     # 1. every checkpoint is the appliance's, cosigned by the witness, and the leaves hash to its root
@@ -783,7 +970,7 @@ def _verify_log(
     cosigned_at: dict[int, int] = {}
     roots: dict[int, bytes] = {}
     anchors: dict[str, int] = {}
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     position = start
     for entry in sorted(checkpoints, key=lambda c: c["size"]):
         try:
@@ -793,26 +980,48 @@ def _verify_log(
             roots[checkpoint.size] = checkpoint.root
             line = entry["note"].rpartition("\n\n")[2].splitlines()[-1] + "\n"
             anchors[b64(hashlib.sha256(line.encode()).digest())] = cosigned_at[checkpoint.size]
-        except LedgerError as err:
-            problems.append(f"checkpoint {entry.get('size')}: {err}")
+        except _CheckpointFault as err:
+            problems.append(err.said)
+            continue
+        except (LedgerError, KeyError, TypeError, ValueError, IndexError):
+            size = entry.get("size") if isinstance(entry, dict) else None
+            problems.append(
+                (
+                    f"检查点 {size} 没有有效的公司服务器会签（会签行缺失、格式不符或不是会签公钥所签）",
+                    f"checkpoint {size}: no valid cosignature by the witness key",
+                )
+            )
             continue
         while position < checkpoint.size and position < end:
             tree.append(leaves[position - start])
             position += 1
         if checkpoint.size > end or tree.root() != checkpoint.root:
-            problems.append(f"checkpoint {checkpoint.size}: the records do not hash to its root")
+            problems.append(
+                (
+                    f"检查点 {checkpoint.size}：记录重算的树根与之不符",
+                    f"checkpoint {checkpoint.size}: the records do not hash to its root",
+                )
+            )
+    uncovered = (
+        ("", "")
+        if end in cosigned_at
+        else (f"；没有检查点覆盖范围末尾（第 {end} 条）", f"; none covers the end of the range ({end})")
+    )
     report.add(
         f"{label}: checkpoints",
         not problems and end in cosigned_at,
-        "; ".join(problems)
-        or f"{len(cosigned_at)} signed and cosigned; the leaves reproduce every root"
-        + ("" if end in cosigned_at else f"; none covers the end of the range ({end})"),
+        _said(problems)
+        if problems
+        else f"{len(cosigned_at)} 个检查点经设备签名、由公司服务器会签，叶哈希重算的树根与每个检查点一"
+        f"致{uncovered[0]} / "
+        f"{len(cosigned_at)} signed and cosigned; the leaves reproduce every root{uncovered[1]}",
     )
     # 2. disclosed records: exact bytes, signature, chain, inclusion, time bounds
     final_root = roots.get(end)
     problems = []
     sizes = sorted(cosigned_at)
     seals: list[int] = []
+    boots: list[tuple[int, int, bool]] = []  # (time, seq, unclean) of each disclosed boot record
     rotations: dict[int, str] = {}
     tz = _plant_zone(manifest, info.get("plant"))
     previous: dict[str, Any] | None = None
@@ -836,8 +1045,8 @@ def _verify_log(
     for seq, (data, sig, proof) in sorted(disclosed.items()):
         try:
             fields = parse(data)
-        except LedgerError as err:
-            problems.append(f"seq {seq}: {err}")
+        except LedgerError:
+            problems.append((f"第 {seq} 条记录不符合记录格式（FORMAT.md）", f"seq {seq}: not a well-formed record"))
             continue
         leaf = record_leaf(data, fields)
         key = keys.get(fields["kid"])
@@ -845,27 +1054,32 @@ def _verify_log(
         # the record that gave the employee's tag key, from before the range: proven by its inclusion proof alone
         early_key = "tagkey" in fields and proof is not None and 0 <= seq < start
         if fields["log"] != origin or fields["seq"] != seq or not (start <= seq < end or early_key):
-            failures.append("is not this log's record at this position")
+            failures.append(("不是本日志该位置的记录", "is not this log's record at this position"))
         elif early_key:
             pass
         elif fields["v"] == 2 and tags.get(seq) != unb64(fields["tag"], what="tag"):
-            failures.append("its owner tag differs from the one leaves.txt lists")
+            failures.append(("归属标记与 leaves.txt 所列不符", "its owner tag differs from the one leaves.txt lists"))
         elif leaves[seq - start] != leaf:
-            failures.append("differs from the log's leaf at its position")
+            failures.append(("与日志该位置的叶哈希不符", "differs from the log's leaf at its position"))
         elif seq > start and fields["prev"] != b64(leaves[seq - 1 - start]):
-            failures.append("does not link to the previous record")
+            failures.append(("未链接到前一条记录", "does not link to the previous record"))
         signed = proof is None or (key is not None and _signed(key[0], sig, leaf))  # else: its leaf proves it
         if key is None or not signed or not _key_valid(key[1], seq, cosigned_at):
-            failures.append("is not signed by a key valid for its position")
+            failures.append(("签名不是该位置有效密钥所签", "is not signed by a key valid for its position"))
         if proof is not None and (
             final_root is None
             or proof.get("index") != seq
             or proof.get("size") != end
             or not verify_inclusion(leaf, seq, end, [bytes.fromhex(h) for h in proof.get("hashes", [])], final_root)
         ):
-            failures.append("its inclusion proof does not verify")
+            failures.append(("包含证明不成立", "its inclusion proof does not verify"))
         if failures:
-            problems.append(f"seq {seq} " + ", ".join(failures))
+            problems.append(
+                (
+                    f"第 {seq} 条记录" + "、".join(zh for zh, _en in failures),
+                    f"seq {seq} " + ", ".join(en for _zh, en in failures),
+                )
+            )
             continue
         shown_seqs[seq] = fields
         if early_key:
@@ -876,13 +1090,24 @@ def _verify_log(
         t = fields["t_wall_ms"] // 1000
         if witnessed is None:
             report.gap(
-                Event("unwitnessed", origin, t, seq=seq, detail=f"{origin} seq {seq}: not witnessed by the cloud")
+                Event(
+                    "unwitnessed",
+                    origin,
+                    t,
+                    seq=seq,
+                    detail=f"{origin} seq {seq}: not witnessed by the cloud",
+                    zh=f"{origin} 第 {seq} 条记录尚未经公司服务器会签",
+                )
             )
         elif t > witnessed + CLOCK_TOLERANCE_S or t < after - CLOCK_TOLERANCE_S:
             problems.append(
-                f"seq {seq}: its time {_local(t, tz)} lies outside what the cloud witnessed "
-                f"({_local(after, tz) if after else 'the start'} .. {_local(witnessed, tz)}): "
-                "the appliance's clock was set wrong"
+                (
+                    f"第 {seq} 条记录自身的时间 {_local(t, tz)} 超出公司服务器会签所界定的范围（"
+                    f"{_local(after, tz) if after else '日志开始'} 至 {_local(witnessed, tz)}）：设备时钟当时有误",
+                    f"seq {seq}: its time {_local(t, tz)} lies outside what the cloud witnessed "
+                    f"({_local(after, tz) if after else 'the start'} .. {_local(witnessed, tz)}): "
+                    "the appliance's clock was wrong",
+                )
             )
         if previous is not None and "boot_id" in fields and previous.get("boot_id") == fields["boot_id"]:
             jump = (fields["t_wall_ms"] - previous["t_wall_ms"]) / 1000 - (
@@ -899,6 +1124,8 @@ def _verify_log(
                         detail=f"{origin} seq {previous['seq']}..{seq}: the appliance's wall clock jumped "
                         f"{'forward' if jump > 0 else 'back'} by {abs(jump) / 60:.0f} min (set by hand, "
                         "or corrected by time sync)",
+                        zh=f"{origin} 第 {previous['seq']} 至 {seq} 条：设备时钟{'向前' if jump > 0 else '向后'}跳变约 "
+                        f"{abs(jump) / 60:.0f} 分钟（原因未载明：可能为人工调整或时间同步校正）",
                     )
                 )
         previous = fields
@@ -923,11 +1150,13 @@ def _verify_log(
             report.recorded[day] = (min(first, t), max(last, t))
         if fields["type"] == "seal":
             seals.append(t)
+        if fields["type"] == "boot":
+            boots.append((t, seq, bool(fields.get("unclean"))))
         if fields["type"] == "keyrot":
             try:
                 rotations[seq] = rotation_key(fields).kid
-            except LedgerError as err:
-                problems.append(f"seq {seq}: the key rotation is invalid: {err}")
+            except LedgerError:
+                problems.append((f"第 {seq} 条记录（密钥轮换）无效", f"seq {seq}: the key rotation is invalid"))
         if fields["type"] == "boot" and fields.get("unclean"):
             report.gap(
                 Event(
@@ -935,7 +1164,9 @@ def _verify_log(
                     origin,
                     t,
                     seq=seq,
-                    detail=f"{origin} seq {seq}: restarted after an unclean shutdown (power cut?)",
+                    detail=f"{origin} seq {seq}: restarted after an unclean shutdown (its boot record says the run "
+                    "before it did not end cleanly)",
+                    zh=f"{origin} 第 {seq} 条：设备在非正常关机后重新启动（启动记录载明上次运行未正常结束，如断电）",
                 )
             )
         if fields["type"] == "incident":
@@ -948,7 +1179,10 @@ def _verify_log(
     report.add(
         f"{label}: disclosed records",
         not problems,
-        "; ".join(problems) or "every disclosed record is exact, signed, chained and included",
+        _said(problems)
+        if problems
+        else "每条披露记录的原文、签名、哈希链接与包含证明均无误 / every disclosed record is exact, signed, chained "
+        "and included",
     )
     entry = manifest["logs"][int(base.rsplit("/", 1)[1])]  # the signed manifest's count: not shown, not checkable
     hidden = entry.get("undisclosed_incidents", 0) if isinstance(entry, dict) else 0
@@ -964,11 +1198,7 @@ def _verify_log(
         return {**tail, "kind": "cloud"}
     for a, b in zip(seals, seals[1:], strict=False):
         if b - a > SEAL_GAP_S:
-            detail = (
-                f"{origin}: nothing recorded from {_local(a, tz)} to {_local(b, tz)} ({(b - a) // 60} min): "
-                "appliance off or power cut"
-            )
-            report.gap(Event("power_gap", origin, a, end=b, detail=detail))
+            report.gap(_silence(origin, a, b, tz, boots))
     period_end = datetime.combine(date.fromisoformat(manifest["period"]["to"]) + timedelta(days=1), time(), tz)
     try:
         exported = int(datetime.fromisoformat(manifest["generated_at"]).timestamp())
@@ -977,21 +1207,38 @@ def _verify_log(
     return {**tail, "kind": "appliance", "period_end": int(period_end.timestamp()), "exported": exported}
 
 
+def _silence(origin: str, a: int, b: int, tz: ZoneInfo, boots: list[tuple[int, int, bool]]) -> Event:
+    """A gap between two seals: what was (not) recorded, and its cause only as far as a signed record states it, a
+    boot record in between saying whether the run before it ended cleanly (FORMAT.md, ``boot``'s ``unclean``)."""
+    span_zh = f"{origin}：{_local(a, tz)} 至 {_local(b, tz)} 设备无任何记录（{(b - a) // 60} 分钟）"
+    span_en = f"{origin}: nothing recorded from {_local(a, tz)} to {_local(b, tz)} ({(b - a) // 60} min)"
+    boot = next(((seq, unclean) for t, seq, unclean in boots if a < t <= b), None)
+    if boot is None:
+        zh, en = "原因未知（可能断电、设备停止或网络中断）", "cause not recorded"
+    elif boot[1]:
+        zh = f"第 {boot[0]} 条启动记录载明设备此前未正常关机（如断电）"
+        en = f"the boot record at seq {boot[0]} says the appliance had not shut down cleanly (a power cut, or a crash)"
+    else:
+        zh = f"第 {boot[0]} 条启动记录载明设备此前正常关机"
+        en = f"the boot record at seq {boot[0]} says the appliance had been shut down cleanly"
+    return Event("power_gap", origin, a, end=b, detail=f"{span_en}: {en}", zh=f"{span_zh}：{zh}")
+
+
 def _heads_basis(witnessed: WitnessResult | None, origin: str) -> tuple[str, str]:
     """What the witnessed sizes a log's length check names rest on (FORMAT.md, "Per-log heads"): (zh, en)."""
     if witnessed is None or not witnessed.committed:
         return (
-            "；以上见证长度为导出方从见证日志中所选，未经见证检查点承诺（旧格式见证日志）",
+            "；以上会签长度为导出方从会签日志中所选，未经会签日志检查点承诺（旧格式会签日志）",
             "; these witnessed sizes are the exporter's pick among the witness log's entries, not committed by its "
             "checkpoints (a witness log from before per-log heads)",
         )
     if witnessed.head_proven.get(origin):
         return (
-            "；均由见证检查点所承诺的各日志最新条目证明",
+            "；均由会签日志检查点所承诺的各日志最新条目证明",
             "; both proven by the per-log heads the witness checkpoints commit",
         )
     return (
-        "；最新长度由见证检查点承诺；其后第一个检查点为旧格式条目，其间有无遗漏未经证明",
+        "；最新长度由会签日志检查点承诺；其后第一个检查点为旧格式条目，其间有无遗漏未经证明",
         "; the latest size is committed by the witness checkpoints; the entry past the range predates per-log heads, "
         "so nothing between is proven",
     )
@@ -1020,7 +1267,7 @@ def _check_tail(
             report.add(
                 name,
                 False,
-                f"本证据包未给出见证服务器所记录的该日志最新长度（或给出的早于本包的检查点 {last_shown}），"
+                f"本证据包未给出公司服务器（会签）所记录的该日志最新长度（或给出的早于本包的检查点 {last_shown}），"
                 "无法排除日志被截断 / the bundle does not give the latest size the witness log recorded for this log "
                 f"(or gives one older than its own checkpoint {last_shown}): a cut cannot be ruled out",
             )
@@ -1033,7 +1280,8 @@ def _check_tail(
             report.add(
                 name,
                 False,
-                f"见证服务器记录该日志 {head['size']} 条，本证据包止于第 {end - 1} 条，却未给出其后见证的第一个检查点，"
+                f"公司服务器（会签）记录该日志 {head['size']} 条，本证据包止于第 {end - 1} 条，却未给出其后会签"
+                f"的第一个检查点，"
                 "无法排除日志被截断 / the witness log recorded more of this log than the bundle holds, and the bundle "
                 "does not give the first checkpoint witnessed after its range: a cut cannot be ruled out",
             )
@@ -1048,7 +1296,8 @@ def _check_tail(
             report.add(
                 name,
                 True,
-                f"见证服务器至导出时记录该日志 {head['size']} 条{zh_basis} / witnessed size {head['size']}{en_basis}",
+                f"公司服务器（会签）至导出时记录该日志 {head['size']} 条{zh_basis} / witnessed size"
+                f" {head['size']}{en_basis}",
             )
         return
     tz, until = tail["tz"], tail["period_end"]
@@ -1065,14 +1314,15 @@ def _check_tail(
         return
     if head is not None:
         beyond = (
-            f"；其后见证的第一个检查点（{after['size']} 条）于 {_local(after['t'], tz)} 才见证，已在期间结束之后"
+            f"；其后会签的第一个检查点（{after['size']} 条）于 {_local(after['t'], tz)} 才会签，已在期间结束之后"
             if after is not None and head["size"] > end
             else "（与之相同）"
         )
         report.add(
             name,
             True,
-            f"见证服务器至导出时记录该日志 {head['size']} 条；本证据包的范围止于第 {end - 1} 条{beyond}{zh_basis} / "
+            f"公司服务器（会签）至导出时记录该日志 {head['size']} 条；本证据包的范围止于第 {end - 1} "
+            f"条{beyond}{zh_basis} / "
             f"the witness log had recorded {head['size']} records of it at export; the range ends at {end - 1}"
             f"{en_basis}",
         )
@@ -1091,6 +1341,15 @@ def _check_tail(
                 else ""
             )
         )
+        zh = (
+            f"{origin}：设备日志在 {_local(cosigned, tz)}（已会签）结束，早于期间结束 {_local(until, tz)}"
+            + (f"；本证据包导出于 {_local(exported, tz)}，其时期间尚未结束" if early else "")
+            + (
+                f"；公司服务器（会签）至导出时所记录的该日志长度也止于此（{end} 条）：设备停止记录，或此后未再同步"
+                if stopped
+                else "：之后的记录不在本证据包内"
+            )
+        )
         report.gap(
             Event(
                 "log_ends",
@@ -1098,6 +1357,7 @@ def _check_tail(
                 cosigned,
                 end=until,
                 detail=detail,
+                zh=zh,
                 witnessed_size=end if stopped else None,
                 exported=exported if early else None,
             )
@@ -1206,7 +1466,7 @@ def _verify_contacts(
             records[seq] = parse(data)
         except LedgerError:
             continue  # reported by the disclosed-records check
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     counts = dict.fromkeys(CLOUD_TYPES, 0)
     matched = 0
     held = {hashlib.sha256(data).hexdigest() for name, data in files.items() if name.startswith(DOCUMENT_DIRS)}
@@ -1215,7 +1475,12 @@ def _verify_contacts(
         if kind in KEY_TYPES or kind in OWNER_TYPES:
             continue  # the appliance keys' registrations and revocations (``_check_key_records``), owner tags
         if kind not in CLOUD_TYPES:
-            problems.append(f"seq {seq}: a {kind} record has no place in the cloud's evidence log")
+            problems.append(
+                (
+                    f"第 {seq} 条 {kind} 记录不应出现在云端证据日志中",
+                    f"seq {seq}: a {kind} record has no place in the cloud's evidence log",
+                )
+            )
             continue
         counts[kind] += 1
         if kind == "contact":
@@ -1223,13 +1488,23 @@ def _verify_contacts(
                 pdf = files.get(f"cloud/notices/{item.get('sha256')}.pdf")
                 if pdf is not None:
                     if hashlib.sha256(pdf).hexdigest() != item.get("sha256"):
-                        problems.append(f"seq {seq}: the attached {item.get('name')} is not the one sent")
+                        problems.append(
+                            (
+                                f"第 {seq} 条记录所附 {item.get('name')} 与发出的文件不符",
+                                f"seq {seq}: the attached {item.get('name')} is not the one sent",
+                            )
+                        )
                     else:
                         matched += 1
             sent = files.get(f"{base}/requests/{seq}")
             if sent is not None:
                 if hashlib.sha256(sent).hexdigest() != fields.get("request_sha256"):
-                    problems.append(f"seq {seq}: requests/{seq} is not what the record says went on the wire")
+                    problems.append(
+                        (
+                            f"第 {seq} 条记录：requests/{seq} 与记录所载发出的内容不符",
+                            f"seq {seq}: requests/{seq} is not what the record says went on the wire",
+                        )
+                    )
                 else:
                     matched += 1
         elif kind == "case_action":
@@ -1242,12 +1517,19 @@ def _verify_contacts(
                 or contact["type"] != "contact"
                 or contact["provider_id"] != fields["provider_id"]
             ):
-                problems.append(f"seq {seq}: the receipt does not follow a disclosed contact with its message id")
+                problems.append(
+                    (
+                        f"第 {seq} 条回执没有对应的、在其之前且消息编号相同的已披露联络记录",
+                        f"seq {seq}: the receipt does not follow a disclosed contact with its message id",
+                    )
+                )
     detail = (
-        f"{counts['contact']} contact attempts, {counts['receipt']} receipts, {counts['case_action']} actions by "
-        f"people; {matched} sent files match their hashes"
+        f"联络 {counts['contact']} 次、回执 {counts['receipt']} 份、人事操作 {counts['case_action']} 项"
+        f"；{matched} 个所发"
+        f"文件与记录中的哈希一致 / {counts['contact']} contact attempts, {counts['receipt']} receipts, "
+        f"{counts['case_action']} actions by people; {matched} sent files match their hashes"
     )
-    report.add(f"{label}: contacts", not problems, "; ".join(problems) or detail)
+    report.add(f"{label}: contacts", not problems, _said(problems) if problems else detail)
 
 
 def _compromised(files: dict[str, bytes], manifest: dict[str, Any], registry: list[dict[str, Any]]) -> dict[str, int]:
@@ -1300,6 +1582,7 @@ def _report_untrusted(
                 end=max(last, int(period_end.timestamp())),
                 seq=since,
                 detail=f"{origin}: {en}; {len(untrusted)} disclosed record(s) from {_local(first, tz)} on",
+                zh=f"{origin}：{zh}；自 {_local(first, tz)} 起本证据包中有 {len(untrusted)} 条披露记录",
             )
         )
     if theirs:
@@ -1309,7 +1592,7 @@ def _report_untrusted(
         )
     else:
         detail = (
-            f"{zh}（本证据包中 {len(untrusted)} 条披露记录，均非本人记录，不计为设备在记录）/ {en} ({len(untrusted)} "
+            f"{zh}（本证据包中 {len(untrusted)} 条披露记录，均非本人记录，不计为设备在记录） / {en} ({len(untrusted)} "
             "disclosed here, none of them the employee's; they do not count as the appliance recording)"
         )
     report.add(f"{label}: compromised key", not theirs, detail)
@@ -1335,13 +1618,25 @@ def _check_key_records(files: dict[str, bytes], registry: list[dict[str, Any]], 
         except (KeyError, LedgerError, ValueError):
             same = False
         if not same or VerifyKey.from_raw(base64.b64decode(record["public_key"])).kid != record["key_kid"]:
-            problems.append(f"evidence log seq {record['seq']}: registers another key under {record['key_kid']}")
+            problems.append(
+                (
+                    f"证据日志第 {record['seq']} 条以指纹 {record['key_kid']} 登记的是另一把密钥",
+                    f"evidence log seq {record['seq']}: registers another key under {record['key_kid']}",
+                )
+            )
     logs = {r["key_log"] for r in report.key_records}
     missing = sorted(kid for (log, kid) in listed if log in logs and (log, kid) not in registered)
     count = sum(1 for r in report.key_records if r["type"] == "keyreg")
-    detail = "; ".join(problems) or (
-        f"{count} key registration(s) in the cloud's signed evidence log match the keys listed"
-        + (f"; no registration record for {', '.join(missing)}" if missing else "")
+    unregistered = (
+        (f"；以下公钥没有登记记录：{', '.join(missing)}", f"; no registration record for {', '.join(missing)}")
+        if missing
+        else ("", "")
+    )
+    detail = (
+        _said(problems)
+        if problems
+        else f"云端签名证据日志中 {count} 条设备公钥登记记录与所列公钥一致{unregistered[0]} / {count} key "
+        f"registration(s) in the cloud's signed evidence log match the keys listed{unregistered[1]}"
     )
     report.add("key registrations", not problems, detail)
 
@@ -1374,10 +1669,22 @@ def _check_pins(
             used.append(entry["kid"])
             if entry["kid"] not in pins:
                 problems.append(
-                    f"{info['log']} 的密钥 {entry['kid']} 不是所核对的公钥 / key {entry['kid']} of {info['log']} is "
-                    "not among the pinned keys"
+                    (
+                        f"{info['log']} 的密钥 {entry['kid']} 不是核验时指定的公钥",
+                        f"key {entry['kid']} of {info['log']} is not among the pinned keys",
+                    )
                 )
-    report.add(name, bool(used) and not problems, "; ".join(problems) or f"{len(used)} key(s), each one pinned")
+    if not used:
+        detail = (
+            "证据包中没有此类日志的密钥可与指定的公钥核对 / the bundle has no key of such a log to hold the pins to"
+        )
+    else:
+        detail = (
+            _said(problems)
+            if problems
+            else f"{len(used)} 把密钥，均为核验时指定的公钥 / {len(used)} key(s), each one pinned"
+        )
+    report.add(name, bool(used) and not problems, detail)
 
 
 def _plant_zone(manifest: dict[str, Any], plant: str | None) -> ZoneInfo:
@@ -1399,9 +1706,22 @@ def _verify_checkpoint(text: str, keys: dict[str, tuple[VerifyKey, dict[str, Any
         except LedgerError:
             continue
         if checkpoint.size != size:
-            raise LedgerError(f"listed as size {size}, signed as {checkpoint.size}")
+            raise _CheckpointFault(
+                f"检查点 {size}：所列长度为 {size}，签名所载长度却为 {checkpoint.size}",
+                f"checkpoint {size}: listed as size {size}, signed as {checkpoint.size}",
+            )
         return checkpoint
-    raise LedgerError("not signed by any of this log's keys")
+    raise _CheckpointFault(
+        f"检查点 {size} 不是本日志任何有效密钥所签", f"checkpoint {size}: not signed by any of this log's keys"
+    )
+
+
+class _CheckpointFault(LedgerError):
+    """A log's checkpoint that does not verify, said in words: ``said`` is (zh, en)."""
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.said = (zh, en)
 
 
 def _signed(key: VerifyKey, sig: bytes, leaf: bytes) -> bool:
@@ -1431,14 +1751,19 @@ def _in_range(info: dict[str, Any], seq: int) -> bool:
 
 def _check_rotations(
     keys: dict[str, tuple[VerifyKey, dict[str, Any]]], rotations: dict[int, str], start: int, end: int
-) -> list[str]:
+) -> list[tuple[str, str]]:
     """Every key the registry lists as taking over inside the range must be handed over by a disclosed,
     valid keyrot record: the registry is not taken on trust."""
     problems = []
     for kid, (_key, info) in keys.items():
         seq = info.get("valid_from_seq", 0) - 1
         if seq >= 0 and start <= seq < end and rotations.get(seq) != kid:
-            problems.append(f"key {kid} is listed from seq {seq + 1}, but no valid rotation record at {seq} names it")
+            problems.append(
+                (
+                    f"密钥 {kid} 登记为自第 {seq + 1} 条起有效，但第 {seq} 条没有交接给它的有效密钥轮换记录",
+                    f"key {kid} is listed from seq {seq + 1}, but no valid rotation record at {seq} names it",
+                )
+            )
     return problems
 
 
@@ -1452,16 +1777,19 @@ def leaf_lines(text: bytes, start: int) -> tuple[list[bytes], dict[int, bytes]]:
     so the checkpoints' roots bind every tag. Returns the leaves and, per seq, the tags shown."""
     leaves: list[bytes] = []
     tags: dict[int, bytes] = {}
-    for offset, line in enumerate(text.decode("ascii").splitlines()):
+    for offset, line in enumerate(text.decode("ascii", errors="replace").splitlines()):
         parts = line.split()
-        if len(parts) == 1 and len(parts[0]) == 64:
+        if len(parts) == 1 and _HEX64.fullmatch(parts[0].lower()):
             leaves.append(bytes.fromhex(parts[0]))
-        elif len(parts) == 2 and len(parts[0]) == len(parts[1]) == 64:
+        elif len(parts) == 2 and all(_HEX64.fullmatch(part.lower()) for part in parts):
             tag, digest = bytes.fromhex(parts[0]), bytes.fromhex(parts[1])
             tags[start + offset] = tag
             leaves.append(tagged_leaf(tag, digest))
         else:
-            raise ValueError(f"line {offset + 1} is neither a leaf hash nor a tag and a record hash")
+            raise ValueError(
+                f"第 {offset + 1} 行既不是叶哈希，也不是归属标记加记录哈希（均为 64 位十六进制） / line {offset + 1} "
+                "is neither a leaf hash nor a tag and a record hash (64 hex digits each)"
+            )
     return leaves, tags
 
 
@@ -1497,18 +1825,25 @@ def _check_owner_tags(
     name = f"{label}: owner tags"
     hidden = report.undisclosed_incidents.get(origin, 0)
     untold = (  # the incidents of others (or of no known worker) left as leaves: counted, never shown
-        f"；本期间另有 {hidden} 条终端异常记录涉及其他员工或无法确定归属，未披露 / {hidden} more incident(s) of "
-        "the range concern other workers or no known worker: not disclosed, counted only"
+        [
+            f"本期间另有 {hidden} 条终端异常记录涉及其他员工或无法确定归属，未披露 / {hidden} more incident(s) of "
+            "the range concern other workers or no known worker: not disclosed, counted only"
+        ]
         if hidden
-        else ""
+        else []
     )
     if not tagged:
         report.tag_checks[origin] = {"checked": False}
         report.add(
             name,
             True,
-            "本日志为版本 1（无归属标记）：无法证明没有隐瞒该员工的记录 / a version 1 log has no owner tags: that none "
-            "of the employee's records was withheld cannot be shown" + untold,
+            _joined(
+                [
+                    "本日志为版本 1（无归属标记）：无法证明没有隐瞒该员工的记录 / a version 1 log has no owner tags: "
+                    "that none of the employee's records was withheld cannot be shown",
+                    *untold,
+                ]
+            ),
         )
         return
     keys = [
@@ -1555,10 +1890,15 @@ def _check_owner_tags(
     report.add(
         name,
         not problems,
-        "; ".join(problems)
-        or f"已用该员工的归属密钥逐条核对第 {start} 至 {end - 1} 条记录：未披露的记录无一属于该员工 / every record of "
-        f"the range checked against the employee's tag key: none of the undisclosed is theirs"
-        + untold,
+        _joined(problems)
+        or _joined(
+            [
+                f"已用该员工的归属密钥逐条核对第 {start} 至 {end - 1} 条记录：未披露的记录无一属于该员工 / every "
+                f"record "
+                "of the range checked against the employee's tag key: none of the undisclosed is theirs",
+                *untold,
+            ]
+        ),
     )
 
 

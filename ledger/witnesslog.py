@@ -22,7 +22,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger import canonical, note
@@ -79,9 +79,15 @@ def committed_heads(checkpoint: note.Checkpoint) -> tuple[int, bytes] | None:
         try:
             root = base64.b64decode(encoded, validate=True)
         except ValueError as err:
-            raise LedgerError(f"witness checkpoint {checkpoint.size}: its heads line is not base64") from err
+            raise LedgerError(
+                f"会签日志检查点 {checkpoint.size} 的 heads 行不是 base64 / witness checkpoint {checkpoint.size}: its "
+                "heads line is not base64"
+            ) from err
         if not count.isdigit() or len(root) != 32:
-            raise LedgerError(f"witness checkpoint {checkpoint.size}: malformed heads line")
+            raise LedgerError(
+                f"会签日志检查点 {checkpoint.size} 的 heads 行格式不符 / witness checkpoint {checkpoint.size}: "
+                "malformed heads line"
+            )
         return int(count), root
     return None
 
@@ -129,8 +135,12 @@ def verify_witness(
     covered only by the stamps of the witness checkpoint its inclusion proof leads to.
     """
     if "witness/entries.jsonl" not in files:
-        return WitnessResult(False, "the bundle has no witness log: its checkpoints are not in the cloud's signed log")
-    problems: list[str] = []
+        return WitnessResult(
+            False,
+            "本证据包不含公司服务器的会签日志：其中的检查点未在公司服务器的签名日志中得到证明 / the bundle has no "
+            "witness log: its checkpoints are not in the cloud's signed log",
+        )
+    problems: list[str] = []  # each "zh / en"
     roots: dict[int, bytes] = {}
     commits: dict[int, tuple[int, bytes] | None] = {}  # per witness checkpoint, the heads it commits (heads/1)
     ends: dict[str, tuple[int, int]] = {}  # per log, its largest checkpoint in the bundle: (size, witness position)
@@ -139,11 +149,17 @@ def verify_witness(
         item = json.loads(line)
         try:
             checkpoint = note.verify(item["note"], witness)
-        except LedgerError as err:
-            problems.append(f"witness checkpoint {item.get('size')}: {err}")
+        except LedgerError:
+            problems.append(
+                f"会签日志检查点 {item.get('size')} 的签名不是公司服务器会签公钥所签或格式不符 / witness checkpoint "
+                f"{item.get('size')}: its signature does not verify under the witness key"
+            )
             continue
         if checkpoint.size != item["size"]:
-            problems.append(f"witness checkpoint listed as {item['size']} is signed as {checkpoint.size}")
+            problems.append(
+                f"会签日志检查点所列长度为 {item['size']}，签名所载却为 {checkpoint.size} / witness checkpoint listed "
+                f"as {item['size']} is signed as {checkpoint.size}"
+            )
             continue
         roots[checkpoint.size] = checkpoint.root
         try:
@@ -154,7 +170,8 @@ def verify_witness(
             try:
                 stamped.setdefault(checkpoint.size, []).append(_check_stamp(files, stamp, item["note"], tsa_roots))
             except LedgerError as err:
-                problems.append(f"timestamp {stamp.get('file')}: {err}")
+                zh, _, en = str(err).partition(" / ")
+                problems.append(f"时间戳 {stamp.get('file')}：{zh} / timestamp {stamp.get('file')}: {en}")
     one_history = _consistent(files, roots, problems) if linked else set()
     result = WitnessResult(False, "")
     for line in files["witness/entries.jsonl"].decode().splitlines():
@@ -165,7 +182,11 @@ def verify_witness(
         key = (fields.get("log"), fields.get("size"))
         appliance_note = appliance_checkpoints.get(key)  # type: ignore[arg-type]
         if appliance_note is None or not _matches(fields, appliance_note):
-            problems.append(f"witness entry {item['seq']}: does not match the bundle's checkpoint {key}")
+            problems.append(
+                f"会签日志第 {item['seq']} 项与本证据包中 {key[0]} 的检查点 {key[1]} 不符 / witness entry"
+                f" {item['seq']}: "
+                f"does not match the bundle's checkpoint {key[1]} of {key[0]}"
+            )
             continue
         if fields["size"] > ends.get(fields["log"], (-1, -1))[0]:
             ends[fields["log"]] = (fields["size"], item["seq"])
@@ -173,7 +194,9 @@ def verify_witness(
         late = [t for t in stamped.get(size, []) if fields["t"] > t.timestamp() + TIME_TOLERANCE_S]
         if late:
             problems.append(
-                f"checkpoint {key}: cosigned at {fields['t']}, after the TSA stamped it at {late[0].isoformat()}"
+                f"{key[0]} 的检查点 {key[1]} 所载会签时间 {_utc(fields['t'])} 晚于时间戳机构为其盖章的时间 "
+                f"{late[0]:%Y-%m-%d %H:%M:%S} UTC / checkpoint {key[1]} of {key[0]}: cosigned at {_utc(fields['t'])}, "
+                f"after the TSA stamped it at {late[0]:%Y-%m-%d %H:%M:%S} UTC"
             )
         # the witness checkpoints that hold this entry: the one its proof leads to, and (one history) any larger
         holding = [w for w in one_history if w > item["seq"]] if size in one_history else [size]
@@ -186,7 +209,10 @@ def verify_witness(
             if fields is None:
                 continue
             if fields.get("log") != item.get("log"):
-                problems.append(f"witness entry {item['seq']}: is not an entry of {item.get('log')}")
+                problems.append(
+                    f"会签日志第 {item['seq']} 项不是 {item.get('log')} 的条目 / witness entry {item['seq']}: is not "
+                    f"an entry of {item.get('log')}"
+                )
                 continue
             role = "next" if item.get("role") == "next" else "latest"
             head = {"size": fields["size"], "t": fields["t"], "seq": item["seq"]}
@@ -196,25 +222,36 @@ def verify_witness(
         _check_heads(files, result, commits, ends, problems)
     missing = sorted(set(appliance_checkpoints) - set(result.covered))
     if missing:
-        problems.append(f"{len(missing)} checkpoints are not in the cloud's witness log, e.g. {missing[0]}")
+        problems.append(
+            f"{len(missing)} 个检查点不在公司服务器的会签日志中（如 {missing[0][0]} 的检查点 {missing[0][1]}） / "
+            f"{len(missing)} checkpoints are not in the cloud's witness log, e.g. {missing[0][1]} of {missing[0][0]}"
+        )
     result.times = sorted(t for ts in stamped.values() for t in ts)
     result.unstamped = sum(1 for t in result.covered.values() if t is None)
     if problems:
-        result.detail = "; ".join(problems[:5])
+        said = [p.partition(" / ") for p in problems[:5]]
+        result.detail = "；".join(zh for zh, _, _en in said) + " / " + "; ".join(en for _zh, _, en in said)
         return result
     times = result.times
-    detail = f"{len(result.covered)} checkpoints in the cloud's signed log"
-    detail += (
-        f"; timestamped by a TSA ({len(times)} stamps, latest {times[-1].isoformat()})"
-        if times
-        else "; no TSA timestamp"
-    )
+    zh = f"{len(result.covered)} 个检查点均在公司服务器的签名会签日志中"
+    en = f"{len(result.covered)} checkpoints in the cloud's signed log"
+    if times:
+        zh += f"；时间戳机构（第三方）盖章 {len(times)} 次，最近一次 {times[-1]:%Y-%m-%d %H:%M:%S} UTC"
+        en += f"; timestamped by a TSA ({len(times)} stamps, latest {times[-1]:%Y-%m-%d %H:%M:%S} UTC)"
+    else:
+        zh, en = zh + "；没有第三方时间戳", en + "; no TSA timestamp"
     if linked:
-        detail += f"; the {len(roots)} witness checkpoints used proven one history"
+        zh += f"；所用 {len(roots)} 个会签日志检查点经证明属于同一份日志历史"
+        en += f"; the {len(roots)} witness checkpoints used proven one history"
     if times and result.unstamped:
-        detail += f"; {result.unstamped} of them under no stamp"
-    result.ok, result.detail = True, detail
+        zh += f"；其中 {result.unstamped} 个没有时间戳覆盖"
+        en += f"; {result.unstamped} of them under no stamp"
+    result.ok, result.detail = True, f"{zh} / {en}"
     return result
+
+
+def _utc(seconds: int) -> str:
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _check_heads(
@@ -232,7 +269,9 @@ def _check_heads(
     if commits[latest] is None:
         if any(commits.values()):
             problems.append(
-                f"witness checkpoint {latest}, the latest, commits no per-log heads while earlier ones do (heads/1)"
+                f"最新的会签日志检查点 {latest} 没有承诺各日志的最新条目，而更早的检查点有（heads/1） / witness c"
+                f"heckpoint "
+                f"{latest}, the latest, commits no per-log heads while earlier ones do (heads/1)"
             )
         return
     result.committed = True
@@ -250,7 +289,10 @@ def _check_heads(
         except (KeyError, TypeError, ValueError):
             proven = False
         if not proven:
-            problems.append(f"witness checkpoint {item.get('size')}: the head of {item.get('log')} does not verify")
+            problems.append(
+                f"会签日志检查点 {item.get('size')} 中 {item.get('log')} 的最新条目证明不成立 / witness checkpoint "
+                f"{item.get('size')}: the head of {item.get('log')} does not verify"
+            )
             continue
         lines[item["log"], item["size"]] = item["seq"]
     for log, given in result.heads.items():
@@ -277,13 +319,13 @@ def _heads_fault(
     committed = lines.get((log, latest))
     if committed is None:
         return (
-            f"本证据包未给出最新见证检查点（{latest}）所承诺的该日志最新条目及其证明 / "
+            f"本证据包未给出最新会签日志检查点（{latest}）所承诺的该日志最新条目及其证明 / "
             f"the bundle does not give the head of this log that the latest witness checkpoint ({latest}) commits, "
             "with its proof"
         )
     if committed != head["seq"]:
         return (
-            f"最新见证检查点（{latest}）承诺该日志的最新条目为见证日志第 {committed} 项，本证据包给出的却是第 "
+            f"最新会签日志检查点（{latest}）承诺该日志的最新条目为会签日志第 {committed} 项，本证据包给出的却是第 "
             f"{head['seq']} 项 / the latest witness checkpoint ({latest}) commits witness entry {committed} as this "
             f"log's latest; the bundle gives entry {head['seq']}"
         )
@@ -292,7 +334,7 @@ def _heads_fault(
     end_seq = end[1]
     if after is not None and "prev" in after and after["prev"] != end_seq:
         return (
-            f"本证据包给出的其后第一个检查点（见证日志第 {after['seq']} 项）的前一项为第 {after['prev']} 项，"
+            f"本证据包给出的其后第一个检查点（会签日志第 {after['seq']} 项）的前一项为第 {after['prev']} 项，"
             f"而非本包范围末尾的第 {end_seq} 项：其间该日志的条目被略去 / "
             f"the entry given as the first past the range (witness entry {after['seq']}) follows entry "
             f"{after['prev']} of this log, not the range's last ({end_seq}): entries of the log between them were "
@@ -307,12 +349,13 @@ def _heads_fault(
         seen = lines.get((log, size))
         if seen is None:
             return (
-                f"本证据包未给出见证检查点 {size} 所承诺的该日志最新条目 / the bundle does not give the head of this "
+                f"本证据包未给出会签日志检查点 {size} 所承诺的该日志最新条目 / the bundle does not give the head "
+                f"of this "
                 f"log that witness checkpoint {size} commits"
             )
         if (seen != end_seq) if bound is None or size <= bound else (seen < bound):
             return (
-                f"见证检查点 {size} 承诺该日志当时的最新条目为见证日志第 {seen} 项，"
+                f"会签日志检查点 {size} 承诺该日志当时的最新条目为会签日志第 {seen} 项，"
                 f"与本证据包的范围末尾（第 {end_seq} 项）及其后第一个检查点不符：其间该日志的条目被略去 / "
                 f"witness checkpoint {size} committed entry {seen} as this log's latest then, which the range's end "
                 f"(entry {end_seq}) and the entry given past it contradict: entries of the log were left out"
@@ -327,7 +370,10 @@ def _proven(item: dict[str, Any], roots: dict[int, bytes], problems: list[str]) 
     if size not in roots or not verify_inclusion(
         leaf_hash(data), item["seq"], size, [bytes.fromhex(h) for h in item["proof"]], roots[size]
     ):
-        problems.append(f"witness entry {item['seq']}: its inclusion proof does not verify")
+        problems.append(
+            f"会签日志第 {item['seq']} 项的包含证明不成立 / witness entry {item['seq']}: its inclusion proof does not "
+            "verify"
+        )
         return None
     return canonical.decode(data)
 
@@ -355,7 +401,9 @@ def _consistent(files: dict[str, bytes], roots: dict[int, bytes], problems: list
             )
         ):
             problems.append(
-                f"witness checkpoint {size}: not proven consistent with witness checkpoint {latest} (a fork?)"
+                f"会签日志检查点 {size} 未经证明与检查点 {latest} 属于同一份日志历史（可能存在分叉） / witness ch"
+                f"eckpoint "
+                f"{size}: not proven consistent with witness checkpoint {latest} (a fork?)"
             )
             continue
         linked.add(size)
@@ -373,8 +421,18 @@ def _check_stamp(files: dict[str, bytes], stamp: dict[str, Any], text: str, tsa_
 
     roots = tsa_roots if tsa_roots is not None else files.get("witness/tsa-ca.pem")
     if roots is None:
-        raise LedgerError("no TSA certificate to check it with (pin one with --tsa-ca)")
+        raise LedgerError(
+            "没有可用于核对时间戳的时间戳机构根证书（请用 --tsa-ca 指定） / no TSA certificate to check it with ("
+            "pin one "
+            "with --tsa-ca)"
+        )
     reply = files.get(stamp.get("file", ""))
     if reply is None:
-        raise LedgerError("the stamp file is missing")
-    return verify_timestamp(reply, note_digest(text), roots)
+        raise LedgerError("证据包中缺少该时间戳文件 / the stamp file is missing")
+    try:
+        return verify_timestamp(reply, note_digest(text), roots)
+    except LedgerError as err:
+        raise LedgerError(
+            "时间戳与会签日志检查点不符，或不能以时间戳机构的根证书验证 / the stamp does not cover this witness "
+            "checkpoint, or does not verify under the TSA's root certificate"
+        ) from err

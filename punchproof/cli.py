@@ -195,8 +195,15 @@ def _verify(args: argparse.Namespace) -> int:
     if not args.max_stamp_delay > 0:
         print("--max-stamp-delay 须为正数（小时）/ must be a positive number of hours", file=sys.stderr)
         return 2
+    try:
+        data = Path(args.bundle).read_bytes()
+    except OSError as err:
+        print(
+            f"无法读取证据包 {args.bundle}：{err.strerror} / cannot read {args.bundle}: {err.strerror}", file=sys.stderr
+        )
+        return 2
     report = verify_bundle(
-        Path(args.bundle).read_bytes(),
+        data,
         witness_key=pinned,
         tsa_roots=tsa_roots,
         appliance_keys=appliance_keys,
@@ -211,9 +218,9 @@ def _verify(args: argparse.Namespace) -> int:
     for check in report.checks:
         print(f"{check.name:<{width}}  {'OK  ' if check.ok else 'FAIL'}  {check.detail}")
     print("\ngaps / 记录缺口:" if report.gaps else "\nno gaps / 无记录缺口")
-    for gap in report.gaps:
+    for gap in report.gap_lines():
         print(f"  - {gap}")
-    print(f"\n{len(report.disclosed)} record(s) of the employee verified")
+    print(f"\n已核验本人记录 {len(report.disclosed)} 条 / {len(report.disclosed)} record(s) of the employee verified")
     if report.untimed and report.ok:
         zh, en = report.untimed
         print("\n第三方时间 / third-party time:")

@@ -376,7 +376,7 @@ def test_a_pi_clock_set_wrong_is_flagged(tmp_path, hours):
     )
     report = verify_bundle(bundle, witness_key=witness.verify_key)
     db.close()
-    assert any("clock was set wrong" in p for p in failed(report)), failed(report)
+    assert any("clock was wrong" in p for p in failed(report)), failed(report)
 
 
 def test_days_before_the_appliance_recorded_read_uncovered_and_a_day_offline_inside_recording_does_not(tmp_path):

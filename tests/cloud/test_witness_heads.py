@@ -29,8 +29,8 @@ from tests.cloud.test_punch_stamps import EMPLOYEE, LOG, build_world, punches, r
 from tests.cloud.test_third_party_time import verify_cli
 from tests.cloud.test_truncation import cut_after_first_checkpoint
 
-PICKED = "导出方从见证日志中所选"
-PROVEN = "均由见证检查点所承诺的各日志最新条目证明"
+PICKED = "导出方从会签日志中所选"
+PROVEN = "均由会签日志检查点所承诺的各日志最新条目证明"
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_an_honest_bundle_proves_its_heads(worlds):
     heads = {h["role"]: h for h in _lines(files, "witness/heads.jsonl") if h["log"] == LOG}
     end = max((e for e in _lines(files, "witness/entries.jsonl") if _data(e)["log"] == LOG), key=lambda e: e["seq"])
     assert _data(heads["next"])["prev"] == end["seq"] and heads["next"]["seq"] == heads["latest"]["seq"]
-    assert "才见证，已在期间结束之后" in _length(verify(world["monday"], world))
+    assert "才会签，已在期间结束之后" in _length(verify(world["monday"], world))
 
 
 def test_a_cut_log_whose_exporter_cites_an_older_entry_as_latest_fails(worlds, tmp_path):
@@ -126,7 +126,7 @@ def test_a_cut_log_whose_exporter_cites_an_older_entry_as_latest_fails(worlds, t
     assert len(punches(report)) == 1, "Tuesday's punch went with the tail"
     assert not report.ok, "an older entry cited as the log's latest"
     assert any(
-        "承诺该日志的最新条目为见证日志第" in d and f"给出的却是第 {cut['seq']} 项" in d for d in _failed(report)
+        "承诺该日志的最新条目为会签日志第" in d and f"给出的却是第 {cut['seq']} 项" in d for d in _failed(report)
     )
     code, out = verify_cli(bundle, tmp_path, world, "--tsa-ca", str(world["tsa"].ca_path))
     assert code == 1 and "本证据包给出的却是" in out
@@ -194,7 +194,7 @@ def test_a_forged_latest_witness_checkpoint_is_contradicted_by_the_stamped_ones_
     files["witness/heads.jsonl"] = "".join(json.dumps(h) + "\n" for h in heads_lines).encode()
     report = verify(forged(files, world), world)
     assert not report.ok
-    assert any("承诺该日志当时的最新条目为见证日志第" in d for d in _failed(report)), _failed(report)
+    assert any("承诺该日志当时的最新条目为会签日志第" in d for d in _failed(report)), _failed(report)
 
 
 def test_a_witness_log_from_before_heads_still_verifies_and_says_the_heads_are_picked(worlds):
