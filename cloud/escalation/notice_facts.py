@@ -15,7 +15,7 @@ from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
 from cloud.escalation import workdays
 from cloud.escalation.cases import policy_of
 from cloud.escalation.models import AbsenceCase, CaseStep, CaseTask, Service
-from cloud.escalation.policy import PolicyVersion
+from cloud.escalation.policy import Policy, PolicyVersion
 from cloud.escalation.sender import PlannedStep
 from cloud.hr.models import Employee, Leave
 from cloud.notices import facts as nf
@@ -86,10 +86,23 @@ def _local(ms: int, tz: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC).astimezone(tz)
 
 
+_handbooks: dict[int, tuple[object, nf.HandbookRule | None]] = {}  # by policy version: with the parsed policy it is of
+
+
 def _handbook(case: AbsenceCase) -> nf.HandbookRule | None:
     """The handbook clause as the case's policy version records it; its text and adoption date are in the
-    version's body (``handbook.text``, ``handbook.adopted_on``) since notices quote them."""
+    version's body (``handbook.text``, ``handbook.adopted_on``) since notices quote them. A version never changes:
+    read once, for as long as its parsed policy is the one ``policy_of`` keeps."""
     policy = policy_of(case)
+    known = _handbooks.get(case.policy_id)
+    if known is not None and known[0] is policy:
+        return known[1]
+    rule = _read_handbook(case, policy)
+    _handbooks[case.policy_id] = (policy, rule)
+    return rule
+
+
+def _read_handbook(case: AbsenceCase, policy: Policy) -> nf.HandbookRule | None:
     raw = json.loads(PolicyVersion.get_by_id(case.policy_id).body).get("handbook", {})
     hb = policy.handbook
     try:
