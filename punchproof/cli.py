@@ -191,7 +191,14 @@ def _verify(args: argparse.Namespace) -> int:
     except (OSError, ValueError, LedgerError) as err:
         print(f"公钥不可用 / unusable key: {err}", file=sys.stderr)
         return 2
-    tsa_roots = Path(args.tsa_ca).read_bytes() if args.tsa_ca else None
+    try:
+        tsa_roots = Path(args.tsa_ca).read_bytes() if args.tsa_ca else None
+    except OSError as err:
+        print(
+            f"无法读取 --tsa-ca {args.tsa_ca}：{err.strerror} / cannot read --tsa-ca {args.tsa_ca}: {err.strerror}",
+            file=sys.stderr,
+        )
+        return 2
     if not args.max_stamp_delay > 0:
         print("--max-stamp-delay 须为正数（小时）/ must be a positive number of hours", file=sys.stderr)
         return 2
