@@ -79,6 +79,7 @@ OTHER_RECORDS = {
     "contact": "联系",
     "receipt": "送达回执",
     "case_action": "人工处理",
+    "incident": "终端异常",
 }
 CHANNELS = {
     "email": "电子邮件",
@@ -370,7 +371,7 @@ def build_model(manifest: dict[str, Any], result: Report, files: dict[str, bytes
             manifest, [i for i in result.disclosed if i["fields"]["type"] == "punch"], system, log_zone, tz
         ),
         software=software(manifest, system, log_zone, tz),
-        counts=_day_counts(days),
+        counts=_day_counts(days) + _undisclosed_incidents(manifest, result),
     )
 
 
@@ -409,6 +410,18 @@ def _day_counts(days: tuple[DayLine, ...]) -> tuple[str, ...]:
     parts = " + ".join(f"{STATUS_WORDS[status]} {n} 天" for status, n in counted.items())
     punches = sum(len(d.punches) for d in days)
     return (f"期间共 {len(days)} 天 = {parts}；本人打卡记录共 {punches} 条",)
+
+
+def _undisclosed_incidents(manifest: dict[str, Any], result: Report) -> tuple[str, ...]:
+    """How many terminal incidents of the period the bundle holds only as leaves (another worker's, or holding a
+    terminal's bytes of no known worker): the verifier's count, else the manifest's; said only when there are some."""
+    counted = result.undisclosed_incidents or {
+        str(e.get("log")): int(e.get("undisclosed_incidents") or 0) for e in manifest["logs"]
+    }
+    hidden = sum(counted.values())
+    if not hidden:
+        return ()
+    return (f"本期间另有 {hidden} 条终端异常记录涉及其他员工或无法确定归属，未披露",)
 
 
 def _keys(manifest: dict[str, Any], result: Report, files: dict[str, bytes], tz: ZoneInfo) -> tuple[KeyLine, ...]:
@@ -846,8 +859,8 @@ def _event_text(event: Event, tz: ZoneInfo, system: list[dict[str, Any]] | None 
     if event.kind == "untrusted":
         return f"{at} 起：该设备日志自第 {event.seq} 条起的记录不作为证据（设备密钥可能已泄露，总部已吊销）"
     if event.kind == "incident":
-        kind = event.detail.split(":")[0]
-        return f"{at} {INCIDENTS.get(kind, '设备记下的异常事件')}{seq}：{event.detail}"
+        kind = event.detail.split(":")[0]  # the record's own words (a parser's message) stay in the English column
+        return f"{at} {INCIDENTS.get(kind, '设备记下的其他异常事件（类型见英文原文）')}{seq}"
     return f"{at} {no_witness(event.detail)}"
 
 
@@ -939,9 +952,12 @@ def _about(name: str) -> str:
         "witness/tsa-ca.pem": "时间戳机构的根证书（宜另行取得后用 --tsa-ca 指定）",
         "witness/consistency.jsonl": "公司服务器会签日志各检查点之间的一致性证明：所用检查点属于同一份日志历史",
         "witness/heads.jsonl": "导出时公司服务器会签日志对每份日志所记录的最新长度及包含证明：日志被截断即可发现",
+        "witness/log-heads.jsonl": "公司服务器会签日志各检查点所承诺的每份日志最新条目及包含证明",
     }
     if name in fixed:
         return fixed[name]
+    if name.startswith("manual/"):
+        return "MANUAL-CHECKS.md 手工核验所用的签名内容与签名"
     if name.startswith("keys/"):
         return "设备签名公钥"
     if name.startswith("witness/stamps/"):
@@ -952,6 +968,7 @@ def _about(name: str) -> str:
         "log.json": "设备日志的范围与之前记录的默克尔树摘要",
         "leaves.txt": "范围内每条记录的叶哈希（其他员工的记录只以此加盐哈希出现）",
         "checkpoints.jsonl": "设备签名、云端会签并加盖时间的检查点",
+        "system.jsonl": "设备的系统记录全文（启动、封存、不涉及任何员工的异常事件等），由 leaves.txt 证明其在日志中",
     }
     return next((about for suffix, about in suffixes.items() if name.endswith(suffix)), "")
 

@@ -218,7 +218,7 @@ def _devices(pdf: FPDF, model: ReportModel) -> None:
     _paragraph(
         pdf,
         "型号、序列号与固件版本取自设备（边缘设备）读取考勤机时签名的记录"
-        "（异常事件类型 terminal_identity，见 system.jsonl）。",
+        "（考勤机身份记录，在各设备日志的 system.jsonl 中）。",
         size=8,
         color=GREY,
     )

@@ -45,6 +45,7 @@ from ledger.record import owner_tag, parse, unb64
 from tests.cloud.test_punch_stamps import repack
 from tests.conftest import PLANT_TZ
 from tests.harness.clock import FrozenClock
+from tests.harness.raw_codes import raw_codes, visible_text
 
 PLANT, NAME = "dongguan-1", "pi-01"
 LOG = f"punchproof/{PLANT}/{NAME}/1"
@@ -254,3 +255,34 @@ def test_withholding_1001s_own_incident_fails_verify(plant):
     assert not report.ok
     failed = [c.detail for c in report.checks if not c.ok]
     assert any(f"第 {seq} 条记录属于该员工但未披露" in detail for detail in failed), failed
+
+
+def test_the_report_names_1001s_incident_in_chinese_and_counts_the_undisclosed(plant):
+    """report.html says 1001's own incident in words (终端异常, not the record type), counts the incidents it holds
+    only as leaves, describes every file it carries (manual/, witness/log-heads.jsonl included), and its Chinese days,
+    counts, events and file descriptions show no raw code (``tests.harness.raw_codes``; the bundle's file names are
+    data)."""
+    files = unpack(export(plant, "1001"))
+    html = files["report.html"].decode()
+    text = visible_text(html)
+    seq = incident_of(plant, BAD_1001)["seq"]
+    assert f"本人的终端异常记录（日志第 {seq} 条）" in text and "本人的incident记录" not in text
+    counts = re.search(r'<td id="counts">(.*?)</td>', html, re.S)
+    assert counts and "本期间另有 2 条终端异常记录涉及其他员工或无法确定归属，未披露" in counts[1]
+    rows = re.findall(
+        r"<tr><td><code[^>]*>([^<]+)</code></td><td class=\"hash\">[0-9a-f]{64}</td><td>([^<]*)</td>", html
+    )
+    about = dict(rows)
+    assert {n for n in files if n.startswith("manual/")} <= set(about)
+    assert all(about[n] == "MANUAL-CHECKS.md 手工核验所用的签名内容与签名" for n in about if n.startswith("manual/"))
+    assert about["witness/log-heads.jsonl"] == "公司服务器会签日志各检查点所承诺的每份日志最新条目及包含证明"
+    assert not [n for n, said in rows if not said], "a file without its description"
+    # the bundle's file names as the report cites them, and the program its manual checks run, are data
+    names = set(re.findall(r"[A-Za-z0-9]+", " ".join(files))) | {"OpenSSL"}
+    shown = [
+        html[html.index("<h2>每日考勤记录</h2>") : html.index("</table>", html.index("<h2>每日考勤记录</h2>"))],
+        counts[1],
+        html[html.index("<h2>记录缺口与异常</h2>") : html.index("<h2>如何独立核验</h2>")],
+    ]
+    found = raw_codes(visible_text("".join(shown)), names)
+    assert not found, found
