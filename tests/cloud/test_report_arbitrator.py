@@ -253,19 +253,19 @@ def test_check_details_are_in_chinese_and_never_python(world, bundle):
     model = build_model(manifest, report, files)
     assert model.checks and all(CJK.search(c.detail) for c in model.checks), [c.detail for c in model.checks]
     assert "1330个叶哈希，范围内共1330条记录" in html
-    # a file changed after export: the verifier's detail is a Python list's repr
+    # a file changed after export, and not a ZIP at all: the verifier says each Chinese first, the report shows its
+    # Chinese unchanged and its English beside it, never Python's text
     tampered = verify_bundle(zipped({**files, "report.pdf": files["report.pdf"] + b"x"}))
-    assert "['report.pdf']" in tampered.checks[-1].detail  # what the verifier says
-    shown = report_html(build_model(manifest, tampered, files))
-    assert "以下文件被改动或未列入 SHA256SUMS：report.pdf" in shown
-    assert "altered or unlisted: report.pdf; missing: none" in shown
-    # not a ZIP at all: the verifier's detail ends with zipfile's exception text
     broken = verify_bundle(b"not a bundle")
-    assert "File is not a zip file" in broken.checks[0].detail
-    shown = report_html(build_model(manifest, broken, files))
-    assert "不是 ZIP 文件" in shown
-    for python in ("File is not a zip file", "[&#39;", "[]", "Error", "Traceback"):
-        assert python not in shown, python
+    for result in (tampered, broken):
+        said = next(c.detail for c in result.checks if not c.ok)
+        zh, sep, en = said.partition(" / ")
+        assert CJK.search(zh) and sep, said
+        shown = report_html(build_model(manifest, result, files))
+        assert zh in shown and en.replace("'", "&#39;") in shown
+        for python in ("File is not a zip file", "[&#39;", "[]", "Error", "Traceback"):
+            assert python not in shown, python
+    assert "以下文件被改动或未列入 SHA256SUMS：report.pdf" in report_html(build_model(manifest, tampered, files))
 
 
 def test_the_counts_add_up(bundle):
