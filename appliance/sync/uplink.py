@@ -107,6 +107,7 @@ class Uplink:
         self._rejections = 0
         self._probing = 0  # > 0 while no ingest worker takes batches: how many probes were dropped so far
         self._resent_from: int | None = None  # the cloud's head a gap acknowledgement made us resend from
+        self._low_gap_at: float | None = None  # when a gap first named a head below the cursor (see _confirms_loss)
         self.halted = False  # set when the cloud holds another history of this log
         self.acked_seq = -1
         self._cursor_moved = False  # acked_seq moved since it was last saved
@@ -292,6 +293,13 @@ class Uplink:
         if ack.status == "gap" and ack.head_seq == self._resent_from:
             # Sent before we resent from that head: the resend is on its way (and the ack timeout covers its loss).
             return
+        if (
+            ack.status == "gap"
+            and ack.head_seq < self.acked_seq
+            and batch is not None
+            and not self._confirms_loss(batch)
+        ):
+            return
         self._probing = 0  # a worker answered
         if ack.status == "rejected":
             # Resending at once would only be rejected again: back off, and show why on the board.
@@ -309,6 +317,8 @@ class Uplink:
         if ack.cosignature:
             self._store_cosignature(ack)
         if ack.head_seq > self.acked_seq or ack.status == "gap":  # a gap: the cloud lost records; resend them
+            if ack.head_seq > self.acked_seq:
+                self._low_gap_at = None  # a gap below the new cursor must be confirmed afresh
             self.acked_seq = ack.head_seq
             self._cursor_moved = True  # saved once for all the acknowledgements handled together
         for first in [f for f, b in self._inflight.items() if b.last <= self.acked_seq]:
@@ -318,6 +328,18 @@ class Uplink:
             self._inflight.clear()
             self._next = ack.head_seq + 1
             self._resent_from = ack.head_seq
+
+    def _confirms_loss(self, batch: InFlight) -> bool:
+        """A gap naming a head below the cursor: the cloud lost records (restored from a backup), or, with several
+        workers, one of them answered before another stored up to the cursor and its answer came last. Believe it
+        when it answers a batch sent after the first such gap since the cursor last moved came (a later batch, or
+        the ack timeout's resend)."""
+        if self._low_gap_at is not None and batch.sent_at > self._low_gap_at:
+            self._low_gap_at = None
+            return True
+        if self._low_gap_at is None:
+            self._low_gap_at = self._clock.monotonic()
+        return False
 
     def _record_error(self, message: str) -> None:
         """Show ``message`` on the board; a cursor moved by earlier acknowledgements is saved first (in order)."""

@@ -228,6 +228,9 @@ class IngestWorker:
             return outcome
         left_s = GAP_WAIT_S - (to_ms(self._clock.now()) - moved_ms) / 1000
         deadline = time.monotonic() + min(GAP_WAIT_S, left_s)
+        # Once more now, whatever the deadline: acknowledgements before this one in its run may have waited, and
+        # a gap must name the head as it is when it is sent, not as it was when the run began.
+        outcome = reconnecting(lambda: ingest.handle(topic, payload, prepared)) or outcome
         while outcome.ack.status == "gap" and time.monotonic() < deadline and not self._stopping.wait(GAP_POLL_S):
             outcome = reconnecting(lambda: self._handle(topic, payload, prepared)) or outcome
         return outcome

@@ -116,5 +116,10 @@ def test_one_of_two_workers_killed_with_batches_in_hand_the_rest_are_stored_once
         took = time.monotonic() - killed
         print(f"{punches} punches stored once {took:.1f} s after worker a was killed (cursor at {head(system)})")
         assert took <= RECOVERY_S + 20
+        # The batches worker a held were lost: the cloud answered gap, the appliance resent from the cloud's head,
+        # and only once from each head (the other gaps naming it answer batches sent before that resend).
+        resends = re.findall(r"the cloud holds up to seq (-?\d+); resending from there", system.log("appliance"))
+        assert resends, "the kill lost no batch in hand: nothing was tested"
+        assert len(resends) == len(set(resends)), f"resent more than once from the same head: {resends}"
     finally:
         system.stop_all()
