@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import peewee as pw
 
+from cloud.appliances.trust import Trust
 from cloud.escalation import bulk, ladder, machine
 from cloud.escalation.batch import CaseBatch
 from cloud.escalation.facts import ATTENDED, EXCUSED
@@ -57,7 +58,7 @@ class Fact(NamedTuple):
 @dataclass(frozen=True)
 class Day:
     row: Fact
-    kind: str  # absent | attended | excused
+    kind: str  # absent | attended | excused | untrusted (signed after the appliance's key may have leaked)
     why: str = ""  # what excuses it
     by_case: bool = False  # excused by HR's resolution on a case (理由已接受, leave or 补卡 named there)
 
@@ -104,9 +105,18 @@ Item = tuple[str, str, int | None]  # (plant, user_id, latest new punch)
 Current = Callable[[str], PolicyVersion | None]
 
 
-def classify(rows: Sequence[Fact], hr: Excusals) -> list[Day]:
+UNTRUSTED_ZH = "密钥可能泄露后的记录，不作为证据"
+UNTRUSTED_TASK = (
+    "untrusted_facts",
+    "核实设备密钥可能泄露期间的考勤",
+    "check the attendance of the days the terminal's key may have leaked: those records are not evidence",
+)
+
+
+def classify(rows: Sequence[Fact], hr: Excusals, trust: Trust | None = None) -> list[Day]:
     """Working days in order; an absence HR excused in the cloud (leave, trip, 补卡) counts as excused
-    here at once, before the plant's superseding fact arrives."""
+    here at once, before the plant's superseding fact arrives. A fact its appliance signed at or past the
+    key's compromise point (``trust``) is ``untrusted``: neither an absence nor a return, whatever it says."""
     working = [r for r in rows if r.status in ATTENDED | EXCUSED or r.status == "missing"]
     if not working:
         return []
@@ -115,7 +125,9 @@ def classify(rows: Sequence[Fact], hr: Excusals) -> list[Day]:
     fixes = [f for f in hr.fixes if f[1] > lo]
     out = []
     for r in sorted(working, key=lambda r: (r.start_ms or 0, r.fact_key)):
-        if r.status in ATTENDED:
+        if trust and trust.untrusted(r.appliance_id, r.seq):
+            out.append(Day(r, "untrusted", UNTRUSTED_ZH))
+        elif r.status in ATTENDED:
             out.append(Day(r, "attended"))
         elif r.status in EXCUSED:
             out.append(Day(r, "excused", r.excusal))
@@ -160,7 +172,8 @@ def recount_group(items: Sequence[Item], *, tz: dict[str, str], now_ms: int, cur
             keys.setdefault((plant, user), (date(window.year, 1, 1), window))
     facts = _facts(keys)
     hr = _excusals(sorted({*employee_of.values(), *(c.employee_id for c in open_cases)}), facts)
-    new, retry = _open_all(items, employee_of, by_employee, facts, hr, tz=tz, now_ms=now_ms, current=current)
+    trust = Trust.load()
+    new, retry = _open_all(items, employee_of, by_employee, facts, hr, trust, tz=tz, now_ms=now_ms, current=current)
     batch = CaseBatch.load([*open_cases, *(c for c, _ in new)], fresh=[c.id for c, _ in new])
     for case, note in new:
         batch.append(case, "opened", note[0], note[1], at_ms=now_ms, **note[2])
@@ -174,7 +187,8 @@ def recount_group(items: Sequence[Item], *, tz: dict[str, str], now_ms: int, cur
         if case.open_key is None:
             continue
         rows = [r for r in facts.get((case.plant_id, case.user_id), []) if r.work_date >= _since(case).isoformat()]
-        _sync_days(batch, case, rows, hr.get(case.employee_id, Excusals()), tz[case.plant_id], now_ms, punch_ms)
+        excusals = hr.get(case.employee_id, Excusals())
+        _sync_days(batch, case, rows, excusals, trust, tz[case.plant_id], now_ms, punch_ms)
         machine.advance(batch, case, now_ms, tz[case.plant_id])
     batch.flush()
     return out
@@ -262,6 +276,7 @@ def _open_all(
     by_employee: dict[int, AbsenceCase],
     facts: dict[tuple[str, str], list[Fact]],
     hr: dict[int, Excusals],
+    trust: Trust,
     *,
     tz: dict[str, str],
     now_ms: int,
@@ -287,7 +302,8 @@ def _open_all(
             continue
         window = (today(tz[plant], now_ms) - timedelta(days=WINDOW_DAYS)).isoformat()
         rows = [r for r in facts[(plant, user)] if r.work_date >= window]
-        opened = _opening(plant, user, employee, classify(rows, hr.get(employee, Excusals())), covered, now_ms, current)
+        days = classify(rows, hr.get(employee, Excusals()), trust)
+        opened = _opening(plant, user, employee, days, covered, now_ms, current)
         if opened is not None:
             planned[employee] = opened
     if not planned:
@@ -353,12 +369,19 @@ def _opening(
 
 
 def _sync_days(
-    b: CaseBatch, case: AbsenceCase, rows: list[Fact], hr: Excusals, tz: str, now_ms: int, punch_ms: int | None
+    b: CaseBatch,
+    case: AbsenceCase,
+    rows: list[Fact],
+    hr: Excusals,
+    trust: Trust,
+    tz: str,
+    now_ms: int,
+    punch_ms: int | None,
 ) -> None:
     if case.effective_ms is not None:  # employment ended with the termination: no later day is anyone's absence
         ended = today(tz, case.effective_ms).isoformat()
         rows = [r for r in rows if r.work_date <= ended]
-    days = classify(rows, hr)
+    days = classify(rows, hr, trust)
     spell = [d for d in days if (d.row.start_ms or 0) >= case.first_start_ms]
     counted = {d.row.fact_key: d for d in spell if d.kind == "absent"}
     existing = dict(b.days[case.id])
@@ -448,6 +471,8 @@ def _sync_days(
                 f"employee appeared after confirmation: {how_en}",
                 at_ms=now_ms,
             )
+    elif not counted and any(d.kind == "untrusted" for d in spell):
+        pass  # not excused either: the absence is unproven, not disproved; HR's task says what to check
     elif not counted and any(row["status"] != "excused" for row in existing.values()):
         machine.resolve(
             b,
@@ -458,8 +483,43 @@ def _sync_days(
             actor="engine",
             now_ms=now_ms,
         )
+    if case.open_key is not None:
+        _untrusted_task(b, case, [d for d in spell if d.kind == "untrusted"], trust, now_ms)
     case.updated_ms = now_ms
     b.touch(case)
+
+
+def _untrusted_task(b: CaseBatch, case: AbsenceCase, days: list[Day], trust: Trust, now_ms: int) -> None:
+    """A case whose period holds records signed after a terminal's key may have leaked: HR checks those days by
+    other means (a new terminal's records, the supervisor, the gate's log) before the case goes on; the task and a
+    timeline entry once, naming the days and the terminal."""
+    kind, zh, en = UNTRUSTED_TASK
+    if not days or kind in b.tasks[case.id]:
+        return
+    dates = sorted({d.row.work_date for d in days})
+    points = {p.appliance: p for d in days if (p := trust.untrusted(d.row.appliance_id, d.row.seq)) is not None}
+    where_zh = "；".join(p.words()[0] for p in points.values())
+    where_en = "; ".join(p.words()[1] for p in points.values())
+    b.add(
+        CaseTask,
+        {
+            "case": case.id,
+            "kind": kind,
+            "title_zh": f"{zh}：{'、'.join(dates)}",
+            "title_en": f"{en}: {', '.join(dates)}",
+            "created_ms": now_ms,
+        },
+    )
+    b.append(
+        case,
+        "untrusted",
+        f"{'、'.join(dates)} 的考勤记录不作为证据：{where_zh}。请人事另行核实是否确实缺勤",
+        f"the records of {', '.join(dates)} are not evidence: {where_en}. HR to check by other means whether the "
+        "employee was really absent",
+        at_ms=now_ms,
+        days=dates,
+        appliances=sorted(points),
+    )
 
 
 def _local(ms: int, tz: str) -> str:
@@ -514,7 +574,7 @@ def refresh_closed(b: CaseBatch, case: AbsenceCase, now_ms: int) -> None:
     for key, row in b.days[case.id].items():  # the batch's changes are not written yet: read them from it
         if row["status"] == "excused":
             hr.resolved[(case.plant_id, key)] = row["superseded_by"]
-    days = classify(facts[(case.plant_id, case.user_id)], hr)
+    days = classify(facts[(case.plant_id, case.user_id)], hr, Trust.load())
     _set_totals(b, case, totals(days, case.first_start_ms, last), now_ms)
     case.updated_ms = now_ms
     b.touch(case)

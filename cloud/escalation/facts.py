@@ -6,6 +6,11 @@ twice, on SQLite and on PostgreSQL with several ingest workers alike. A fact tha
 earlier one for the same key (leave approved later, a 补卡) replaces it in ``AttendanceDay``; the
 signed log keeps both.
 
+A punch its appliance signed at or past the key's compromise point (``punchproof cloud revoke-key
+--compromised-since``, ``cloud.appliances.trust``) is not read as a fresh punch: whoever copied the key could
+have made it, so it never resolves a case as "employee back". Such day facts are stored like any other; counting
+marks them untrusted.
+
 Only facts the appliance confirmed exist at all: a plant whose terminals have not been read past a
 shift's end sends no fact for it, so an outage produces no absence here, only a later fact.
 """
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 
 import peewee as pw
 
+from cloud.appliances.trust import Trust
 from cloud.escalation import bulk
 from cloud.escalation.models import AttendanceDay, FactCursor
 from cloud.store import Appliance, LogHead, Punch, database
@@ -53,6 +59,7 @@ def read_new(limit_per_appliance: int = 20_000) -> Fresh:
     )
     db = database.obj
     sqlite = isinstance(db, pw.SqliteDatabase)
+    trust = Trust.load()
     for appliance_id, head, plant_id, _seen in list(behind):
         FactCursor.insert(appliance=appliance_id, seq=-1).on_conflict_ignore().execute()
         # the cursor row is the lock: two runners never project the same range
@@ -63,7 +70,8 @@ def read_new(limit_per_appliance: int = 20_000) -> Fresh:
             if upto <= done:
                 continue
             _facts(appliance_id, plant_id, done, upto, fresh)
-            _punches(appliance_id, plant_id, done, upto, fresh)
+            point = trust.points.get(appliance_id)
+            _punches(appliance_id, plant_id, done, min(upto, point.since_seq - 1) if point else upto, fresh)
             FactCursor.update(seq=upto).where(FactCursor.appliance == appliance_id).execute()
     return fresh
 

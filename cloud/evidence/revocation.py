@@ -11,6 +11,10 @@ A time is turned into a seq conservatively: the first record the cloud *received
 own clock says it was made at or after it, whichever comes first (a thief controls the Pi's clock, not when the
 cloud received what he sent). Without ``--compromised-since`` the point is the next record after what the cloud
 holds: nothing stored is marked, and what comes later is refused anyway.
+
+The employees whose day facts or punches lie past the point are marked for the escalation engine (``HrChange``,
+as HR's leave and 补卡 are), so its next tick counts their cases again without those records
+(``cloud.escalation.counting``): no 旷工 case rests on what a thief could have signed.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from zoneinfo import ZoneInfo
 
 from cloud.appliances import registry
 from cloud.clock import to_ms
+from cloud.escalation.models import AttendanceDay
 from cloud.evidence.log import KeyRevocation
-from cloud.store import Appliance, ApplianceKey, LogHead, LogRecord, database
+from cloud.hr.models import HrChange, PlantBadge
+from cloud.store import Appliance, ApplianceKey, LogHead, LogRecord, Punch, database
 
 
 class RevocationError(Exception):
@@ -70,6 +76,7 @@ def revoke(kid: str, now_ms: int, since: str | None, operator: str) -> KeyRevoca
                 f"{appliance.log_origin} 自第 {earlier} 条起已标为不可信，不变 / already untrusted from seq {earlier}"
             )
         key = registry.revoke(kid, now_ms)
+        _recount_past(appliance, seq, now_ms)
         return KeyRevocation.create(
             key_log=appliance.log_origin,
             kid=kid,
@@ -88,3 +95,25 @@ def untrusted_from(origin: str) -> int | None:
         .order_by(KeyRevocation.since_seq)
         .scalar()
     )
+
+
+def _recount_past(appliance: Appliance, seq: int, now_ms: int) -> None:
+    """Mark the employees with day facts or punches of ``appliance`` from ``seq`` on, for the escalation engine
+    to count again at its next tick."""
+    facts = AttendanceDay.select(AttendanceDay.user_id).where(
+        (AttendanceDay.appliance == appliance) & (AttendanceDay.seq >= seq)
+    )
+    punches = Punch.select(Punch.employee).where((Punch.appliance == appliance) & (Punch.seq >= seq))
+    users = {u for (u,) in facts.tuples()} | {u for (u,) in punches.tuples()}
+    if not users:
+        return
+    employees = (
+        PlantBadge.select(PlantBadge.employee)
+        .where((PlantBadge.plant == appliance.plant_id) & PlantBadge.user_id.in_(sorted(users)))
+        .distinct()
+        .tuples()
+    )
+    for (employee,) in employees:
+        HrChange.insert(employee=employee, changed_ms=now_ms).on_conflict(
+            conflict_target=[HrChange.employee], update={HrChange.changed_ms: now_ms}
+        ).execute()
