@@ -30,7 +30,7 @@ from cloud.notices.records import NoticeDocument
 from cloud.store import Account, database, open_db
 from cloud.web import create_app
 from ledger import SigningKey
-from ledger.evidence import MANIFEST, SUMS, sha256sums, verify_bundle
+from ledger.evidence import MANIFEST, SUMS, bundle_id, sha256sums, verify_bundle
 from tests.cloud.escalation import wiring
 from tests.cloud.escalation.plantfeed import day_passes, local, ms
 from tests.cloud.escalation.test_wired_case import CheckpointedFeed
@@ -220,7 +220,10 @@ def _cli(*args: object) -> subprocess.CompletedProcess[str]:
 
 def _rezip(files: dict[str, bytes], key: SigningKey) -> bytes:
     """The bundle as the employer could leave it: files dropped or changed, the manifest signed again with ``key``
-    (the cloud's evidence key), SHA256SUMS recomputed."""
+    (the cloud's evidence key) with the bundle id of the files left, SHA256SUMS recomputed."""
+    manifest = json.loads(files[MANIFEST])
+    if "bundle_id" in manifest:
+        files = {**files, MANIFEST: json.dumps({**manifest, "bundle_id": bundle_id(files)}).encode()}
     files = {n: d for n, d in resign(files, key).items() if n != SUMS}
     files[SUMS] = sha256sums(files)
     out = io.BytesIO()
