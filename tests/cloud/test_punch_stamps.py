@@ -26,7 +26,7 @@ from cloud.evidence.witness_log import WitnessLog, leaves
 from cloud.ingest.verifier import BatchIngest
 from cloud.store import WitnessCheckpoint, open_db
 from ledger import SigningKey, topics
-from ledger.evidence import MANIFEST, SUMS, sha256sums, verify_bundle
+from ledger.evidence import MANIFEST, SUMS, bundle_id, sha256sums, verify_bundle
 from ledger.merkle import inclusion_proofs
 from ledger.witnesslog import note_digest
 from tests.cloud.test_third_party_time import verify_cli
@@ -141,6 +141,8 @@ def resign(files: dict[str, bytes], key: SigningKey) -> dict[str, bytes]:
     unlisted = (MANIFEST, "manifest.sig", "manifest.tsr", SUMS)
     manifest["files"] = {n: hashlib.sha256(d).hexdigest() for n, d in sorted(files.items()) if n not in unlisted}
     manifest["signed_by"] = key.verify_key.kid
+    if "bundle_id" in manifest:  # the evidence files' name, which whoever holds the key makes again too
+        manifest["bundle_id"] = bundle_id(files)
     text = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
     kept = {n: d for n, d in files.items() if n != "manifest.tsr"}  # the TSA's stamp was of the manifest before
     return {**kept, MANIFEST: text, "manifest.sig": key.sign(text)}

@@ -85,7 +85,7 @@ def test_a_log_cut_after_a_checkpoint_fails(world, tmp_path):
     kept = cut_after_first_checkpoint(files)
     report = verify(repack(files, world["evidence"]), world)
     assert not report.ok, "the witness log recorded more of the log, and no checkpoint past the cut is given"
-    assert any("却未给出其后见证的第一个检查点" in c.detail for c in report.checks if not c.ok)
+    assert any("却未给出其后会签的第一个检查点" in c.detail for c in report.checks if not c.ok)
     assert len(punches(report)) == 1, "Tuesday's punch went with the tail"
     # the forger keeps the witness log's latest size, and names as the next checkpoint the one right after the cut
     # (Monday 08:59, witnessed before the period ended), as the exporter would have: the witness entry that names the
@@ -107,7 +107,8 @@ def test_a_log_cut_after_a_checkpoint_fails(world, tmp_path):
     report = verify(bundle, world)
     failed = [c.detail for c in report.checks if not c.ok]
     size = _entry(json.dumps(after))["size"]
-    assert any(f"日志在第 {kept - 1} 条之后被截断：见证服务器曾记录其长度为 {size}" in d for d in failed), failed
+    cut = f"日志在第 {kept - 1} 条之后被截断：公司服务器（会签）曾记录其长度为 {size} 条"
+    assert any(cut in d for d in failed), failed
     code, out = verify_cli(bundle, tmp_path, world, "--tsa-ca", str(world["tsa"].ca_path))
     assert code == 1 and "被截断" in out
 
@@ -115,4 +116,4 @@ def test_a_log_cut_after_a_checkpoint_fails(world, tmp_path):
     files["witness/heads.jsonl"] = b""
     report = verify(repack(files, world["evidence"]), world)
     assert not report.ok
-    assert any("未给出见证服务器所记录的该日志最新长度" in c.detail for c in report.checks if not c.ok)
+    assert any("未给出公司服务器（会签）所记录的该日志最新长度" in c.detail for c in report.checks if not c.ok)
