@@ -136,3 +136,28 @@ def test_facts_before_the_point_still_count(db, clock):
     assert (case.days, case.consecutive, case.open_key is not None) == (2, 0, True)
     task = CaseTask.get((CaseTask.case == case) & (CaseTask.kind == "untrusted_facts"))
     assert "2025-03-05" in task.title_zh and "2025-03-03" not in task.title_zh
+
+
+def test_the_replacement_pi_s_records_count_and_the_case_goes_on_with_them(db, clock):
+    feed, engine = plant(clock)
+    point = feed.seq
+    day_passes(feed, engine, MON)
+    day_passes(feed, engine, TUE)
+    case = AbsenceCase.get(AbsenceCase.user_id == "2001")
+    revoke(feed, point)
+    clock.advance_to(local(WED, "06:00"))
+    engine.tick()
+    assert AbsenceCase.get_by_id(case.id).days == 0
+    spare = PlantFeed(clock, name="pi-02").start(welfare_check_day=0)  # operations.md: a new name, a new log
+    spare.rosters = dict(feed.rosters)
+    for day in (WED, THU):  # installed on Wednesday morning: it records from then on
+        recorded_without_tick(spare, day)
+        engine.tick()
+    case = AbsenceCase.get_by_id(case.id)
+    assert {d: s for d, (s, _) in days_of(case).items()} == {
+        "2025-03-03": "superseded",
+        "2025-03-04": "superseded",
+        "2025-03-05": "counted",
+        "2025-03-06": "counted",
+    }
+    assert (case.days, case.consecutive, case.open_key is not None) == (2, 2, True)
