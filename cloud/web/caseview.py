@@ -24,7 +24,7 @@ from cloud.escalation.policy import NOTICE_NAMES, PolicyVersion
 from cloud.hr import contacts as emergency
 from cloud.hr.models import Employee
 from cloud.notices import templates as notice_templates
-from cloud.notices.records import NoticeDocument
+from cloud.notices.records import NoticeDocument, PendingPdf
 from cloud.notices.settings import NoticeSettings
 from cloud.store import Appliance, LogRecord, Plant, Punch
 from cloud.web.i18n import MESSAGES
@@ -308,6 +308,17 @@ def detail(case: AbsenceCase) -> dict[str, Any]:
         .where(NoticeDocument.case_ref.in_(refs))
         .order_by(NoticeDocument.rendered_ms)
     )
+    pending = list(  # sent on their words; the PDF pass makes their PDF after the tick's sends, then drops the row
+        PendingPdf.select(
+            PendingPdf.doc_no,
+            PendingPdf.title,
+            PendingPdf.template_version,
+            PendingPdf.text_sha256,
+            PendingPdf.rendered_ms,
+        )
+        .where(PendingPdf.case_ref.in_(refs))
+        .order_by(PendingPdf.rendered_ms)
+    )
     documents = list(
         CaseDocument.select(
             CaseDocument.id,
@@ -355,6 +366,7 @@ def detail(case: AbsenceCase) -> dict[str, Any]:
         "receipts": receipts,
         "open_tasks": open_tasks,
         "notices": notices,
+        "pending_pdfs": pending,
         "documents": documents,
         "policy": PolicyVersion.get_by_id(case.policy_id),
         "policy_parsed": policy_of(case),

@@ -149,6 +149,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "preview_failed": ("无法生成预览", "No preview"),
     "doc_no": ("文号", "Document no."),
     "template_version": ("模板第 {version} 版", "template version {version}"),
+    "pdf_pending": (
+        "已按文字发出，PDF 生成中（稍后刷新）；文字 SHA-256",
+        "sent by its words, PDF being made (reload shortly); text SHA-256",
+    ),
     "preview_deadline": ("载明的返岗期限", "Deadline it states"),
     "preview_days": ("载明的缺勤日", "Absent days it states"),
     "preview_contacts": ("载明的联系记录", "Contact history it states"),
