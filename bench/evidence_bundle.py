@@ -3,13 +3,12 @@
 Builds (once, cached in --db) the cloud's database for one appliance's year as the real system
 would leave it: every worker punching in and out on working days, a seal record every minute, a
 checkpoint after each seal cosigned by the cloud (the appliance syncs every minute), and the
-cloud's witness log sealed over those checkpoints. The log is a version 1 log (records without owner tags, as
-appliances wrote before the switch to version 2), whose leaves are SHA-256(0x00 || record).
-Records are signed with Ed25519 exactly as the
-appliance signs them (the bundle verifier checks them). Then times ``export_bundle`` for one
-employee over the whole year, and ``verify_bundle`` on the result, beside what the same machine
-needs in the same run to SHA-256 the bundle's bytes and to recompute the Merkle root over the
-year's leaves: the floor any verifier has to pay.
+cloud's witness log sealed over those checkpoints. The log is a version 1 log (records without
+owner tags, as appliances wrote before the switch to version 2: leaf SHA-256(0x00 || record)).
+Records are signed with Ed25519 exactly as the appliance signs them (the bundle verifier checks
+them). Then times ``export_bundle`` for one employee over the whole year, and ``verify_bundle``
+on the result, beside what the same machine needs in the same run to SHA-256 the bundle's bytes
+and to recompute the Merkle root over the year's leaves: the floor any verifier has to pay.
 
 Run: .venv/bin/python bench/evidence_bundle.py [--workers 5000] [--days 365] [--db /tmp/pp-bench-year.sqlite3]
 """
