@@ -5,21 +5,33 @@
 them superseded at the next tick and stops where nothing trusted is left, with a task for HR to check those days
 by other means; a punch past it does not resolve a case as "employee back". Facts before the point still count.
 
-Real SQLite, the appliance's real rules, real signed logs and the cloud's real ingest (``plantfeed``), the real
-engine's tick and the real revocation, a frozen clock moved day by day.
+Real SQLite and PostgreSQL, the appliance's real rules, real signed logs and the cloud's real ingest
+(``plantfeed``), the real engine's tick and the real revocation, a frozen clock moved day by day.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
+from cloud.escalation import cases
 from cloud.escalation.models import AbsenceCase, AttendanceDay, CaseDay, CaseEntry, CaseStep, CaseTask
 from cloud.escalation.sender import RecordingSender
 from cloud.evidence import revocation
+from cloud.store import open_db
 from tests.cloud.escalation.plantfeed import PlantFeed, day_passes, local, ms, new_engine
 
 MON, TUE, WED, THU, FRI = (date(2025, 3, d) for d in (3, 4, 5, 6, 7))
 UNTRUSTED = "密钥可能泄露后的记录，不作为证据"
+
+
+@pytest.fixture
+def db(cloud_db_url):
+    database = open_db(cloud_db_url)
+    cases._policies.clear()
+    yield database
+    database.close()
 
 
 def plant(clock, sender: RecordingSender | None = None):  # type: ignore[no-untyped-def]
