@@ -114,8 +114,9 @@ def test_an_edited_sha256sums_names_the_file_in_words(world, exported, tmp_path)
 def test_a_bundle_id_that_is_not_the_evidence_files_fails(world, exported, tmp_path):  # noqa: F811
     manifest = json.loads(exported[MANIFEST])
     manifest["bundle_id"] = hashlib.sha256(b"another bundle").hexdigest()
-    files = {**exported, MANIFEST: json.dumps(manifest, ensure_ascii=False, indent=1).encode()}
-    code, out = verify(tmp_path, repack(files, key=world["evidence"]), _k(world))  # signed again, as the employer can
+    text = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
+    files = {**exported, MANIFEST: text, "manifest.sig": world["evidence"].sign(text)}  # signed again, as it can be
+    code, out = verify(tmp_path, repack(files), _k(world))
     checks = assert_speaks_to_an_arbitrator(out, boot_says_why=True)
     assert code == 1 and checks["bundle id"][0] == "FAIL", out
     assert "清单中的证据包编号与文件不符" in checks["bundle id"][1], out
