@@ -55,6 +55,7 @@ LIVE_RECORDS = 64  # per live-lane message: a shift-change burst is a few hundre
 DEVICE_CHECK_S = 1.0
 NO_SUBSCRIBERS = 16  # MQTT v5 PUBACK reason: the broker had no subscriber to give the message to, and dropped it
 PROBE_FIRST_S, PROBE_MAX_S = 0.5, 2.0  # while no worker is subscribed: one record again this often (doubling)
+PROBES_BEFORE_ALARM = 4  # dropped that many times running (~3.5 s): shown on the plant manager's page
 
 
 @dataclass
@@ -377,14 +378,15 @@ class Uplink:
     def _handle_dropped(self, batch: InFlight) -> None:
         """No ingest worker was subscribed when the broker got ``batch``: it and everything sent after it are
         lost. Try again soon with one record, until a worker answers (then ``_send`` opens the window)."""
+        message = (
+            f"the broker dropped seq {batch.first}-{batch.last}: no head-office ingest worker is subscribed "
+            "(stopped or restarting); punches are kept and sent as soon as one is"
+        )
         if self._probing == 0:
-            message = (
-                f"the broker dropped seq {batch.first}-{batch.last}: no head-office ingest worker is subscribed "
-                "(stopped or restarting); punches are kept and sent as soon as one is"
-            )
             log.warning(message)
-            self._record_error(message)
         self._probing += 1
+        if self._probing == PROBES_BEFORE_ALARM:  # a restart of the workers takes a second or two: no alarm for that
+            self._record_error(message)
         self._paused_until = self._clock.monotonic() + min(PROBE_MAX_S, PROBE_FIRST_S * 2 ** (self._probing - 1))
         self._inflight.clear()
         self._next = self.acked_seq + 1
