@@ -337,16 +337,21 @@ def key_pin(value: bytes | str) -> str:
         try:
             return VerifyKey.from_pem(text).kid
         except LedgerError as err:
-            raise ValueError(f"not a usable public key: {err}") from err
+            raise ValueError("PEM 文件不是可用的 Ed25519 公钥 / the PEM is not a usable Ed25519 public key") from err
     text = text.strip().removeprefix("SHA256:").strip()
     if _HEX64.fullmatch(text.lower()):
         return base64.b64encode(bytes.fromhex(text)).decode()
     try:
         raw = base64.b64decode(text, validate=True)
     except ValueError as err:
-        raise ValueError(f"{text!r} is neither a PEM public key nor a key fingerprint") from err
+        raise ValueError(
+            f"“{text}”既不是 PEM 公钥，也不是公钥指纹 / “{text}” is neither a PEM public key nor a key fingerprint"
+        ) from err
     if len(raw) != 32:
-        raise ValueError(f"{text!r} is neither a PEM public key nor a key fingerprint (32 bytes)")
+        raise ValueError(
+            f"“{text}”既不是 PEM 公钥，也不是公钥指纹（32 字节） / “{text}” is neither a PEM public key nor a key "
+            "fingerprint (32 bytes)"
+        )
     return text
 
 

@@ -188,8 +188,18 @@ def _verify(args: argparse.Namespace) -> int:
         pinned = VerifyKey.from_pem(Path(args.witness_key).read_bytes()) if args.witness_key else None
         appliance_keys = _pins(args.appliance_key)
         evidence_keys = _pins(args.evidence_key)
-    except (OSError, ValueError, LedgerError) as err:
-        print(f"公钥不可用 / unusable key: {err}", file=sys.stderr)
+    except OSError as err:
+        print(
+            f"无法读取公钥文件 {err.filename}：{err.strerror} / cannot read the key file {err.filename}: "
+            f"{err.strerror}",
+            file=sys.stderr,
+        )
+        return 2
+    except (ValueError, LedgerError) as err:
+        zh, sep, en = str(err).partition(" / ")
+        if not sep:
+            zh, en = "不是可用的 Ed25519 公钥（PEM 文件）", "not a usable Ed25519 public key (PEM file)"
+        print(f"公钥不可用：{zh} / unusable key: {en}", file=sys.stderr)
         return 2
     try:
         tsa_roots = Path(args.tsa_ca).read_bytes() if args.tsa_ca else None
