@@ -23,6 +23,7 @@ from appliance.capture.groupcommit import GroupCommitter
 from appliance.capture.ingest import PunchIngest
 from appliance.capture.logcheck import check_latest_checkpoint, mark_verified, rotation_keys, verified_size
 from appliance.capture.poller import TerminalWorker
+from appliance.capture.provenance import Provenance
 from appliance.capture.punchlog import Entry, LogWriter
 from appliance.clock import Clock, SystemClock
 from appliance.config import (
@@ -122,6 +123,7 @@ class ApplianceDaemon:
         self.committer = GroupCommitter(self.writer, self.clock, state_dir=settings.state_dir)
         self.committer.start()
         ingest = PunchIngest(self.writer, self.clock, settings.plant.timezone, self.committer)
+        provenance = Provenance(self.writer, self.clock, settings.plant.tz)  # which terminal recorded the punches
         for terminal in settings.terminals_of(TerminalSettings):
             source = ZKTerminal(
                 terminal.host,
@@ -144,6 +146,7 @@ class ApplianceDaemon:
                 clock_policy=terminal.clock_policy,
                 tz=settings.plant.tz,
                 spool_dir=settings.state_dir,
+                provenance=provenance,
             )
             self.workers.append(worker)
             if terminal.live:
@@ -151,11 +154,11 @@ class ApplianceDaemon:
         if settings.terminals_of(AdmsTerminalSettings):
             from appliance.capture.push import PushTerminals
 
-            self.push = PushTerminals(settings, ingest, self.clock, self.db)
+            self.push = PushTerminals(settings, ingest, self.clock, self.db, provenance=provenance)
         if settings.terminals_of(CardReaderSettings) or settings.terminals_of(R30xReaderSettings):
             from appliance.capture.readers import SerialReaders
 
-            self.readers = SerialReaders(settings, ingest, self.clock)
+            self.readers = SerialReaders(settings, ingest, self.clock, provenance=provenance)
         self.remote_config.start()
         self.uplink.start(self.writer)
         self.signer = Signer(self.writer, self.clock)
