@@ -107,6 +107,7 @@ class Uplink:
         self._paused_until = 0.0
         self._rejections = 0
         self._probing = 0  # > 0 while no ingest worker takes batches: how many probes were dropped so far
+        self._probe_at = 0.0  # the backlog lane's next probe (the live lane is not held back)
         self._resent_from: int | None = None  # the cloud's head a gap acknowledgement made us resend from
         self._low_gap_at: float | None = None  # when a gap first named a head below the cursor (see _confirms_loss)
         self.halted = False  # set when the cloud holds another history of this log
@@ -235,7 +236,8 @@ class Uplink:
                 # Act on the state _report_connection() just handled: a connection that came up after it is
                 # reported (and the cursor reset) on the next pass, so the first batch is not sent twice.
                 if self._reported_connected and not self.halted and self._clock.monotonic() >= self._paused_until:
-                    self._send()
+                    if self._clock.monotonic() >= self._probe_at:
+                        self._send()
                     self._send_live()
                 if self._reported_connected:
                     self._publish_devices()
@@ -387,7 +389,7 @@ class Uplink:
         self._probing += 1
         if self._probing == PROBES_BEFORE_ALARM:  # a restart of the workers takes a second or two: no alarm for that
             self._record_error(message)
-        self._paused_until = self._clock.monotonic() + min(PROBE_MAX_S, PROBE_FIRST_S * 2 ** (self._probing - 1))
+        self._probe_at = self._clock.monotonic() + min(PROBE_MAX_S, PROBE_FIRST_S * 2 ** (self._probing - 1))
         self._inflight.clear()
         self._next = self.acked_seq + 1
         self._resent_from = None
