@@ -14,9 +14,10 @@ import re
 import secrets
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -92,7 +93,15 @@ def _root() -> Path:
 @bp.route("/evidence")
 @require("evidence.export")
 def index() -> Any:
-    return render_template("export.html", plants=caseview.plants_for(own_plant()), today=date.today().isoformat())
+    plants = caseview.plants_for(own_plant())
+    return render_template("export.html", plants=plants, today=_today(plants).isoformat())
+
+
+def _today(plants: list[Plant]) -> date:
+    """Today where the plants are (the first listed plant's zone), by the app's clock: at 01:30 in Dongguan a server
+    on UTC is still on the day before, and the period's default end must be the plant's today."""
+    now = datetime.fromtimestamp(now_ms() / 1000, UTC)
+    return now.astimezone(ZoneInfo(plants[0].timezone)).date() if plants else now.date()
 
 
 @bp.route("/evidence/export", methods=["POST"])

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 import zipfile
+from datetime import UTC, datetime
 
 from cloud import witness
 from cloud.audit import AuditEntry
-from cloud.store import database
+from cloud.store import Plant, database
 from ledger.evidence import MANIFEST, verify_bundle
+from tests.harness.clock import FrozenClock
 from tests.harness.wait import wait_until
 
 
@@ -58,3 +60,12 @@ def test_an_export_that_cannot_run_says_why(app, login):
     wait_until(lambda: status.update(staff.get(job + ".json").get_json()) or status["done"], timeout=60)
     assert status["result"]["ok"] is False and "witness key" in status["result"]["error"]
     assert staff.get(job + "/bundle.zip").status_code == 404
+
+
+def test_the_period_ends_today_where_the_plant_is(app, login):
+    """HR in Dongguan exporting at 01:30 on the 19th: the server's clock (UTC) is still on the 18th, and the form's
+    default end of the period must be the plant's today, the day the absence they came for is on."""
+    app.config["CLOCK"] = FrozenClock(datetime(2025, 3, 18, 17, 30, tzinfo=UTC))  # 2025-03-19 01:30 in Shanghai
+    assert Plant.get_by_id("p1").timezone == "Asia/Shanghai"
+    page = login("staff").get("/evidence").get_data(as_text=True)
+    assert 'name="last" value="2025-03-19"' in page
