@@ -110,7 +110,8 @@ def injury_purpose(case_id: int) -> tuple[CaseScope, date, dict[str, object]]:
         "accident_date": claim.accident_day,
         "claimant": claim.claimant,
         "claimed_at": datetime.fromtimestamp(claim.at_ms / 1000, UTC).isoformat(timespec="seconds"),
-        "zh": f"本证据包为案件 {scope.ref} 的工伤认定申请制作：事故日 {claim.accident_day}，{scope.plant} 厂区考勤设备"
+        "zh": f"本证据包为案件 {scope.ref.removeprefix('case-')} 的工伤认定申请制作：事故日 {claim.accident_day}，"
+        f"{scope.plant} 厂区考勤设备"
         f"当日的全部日志（工号 {scope.employee} 的记录全文，其他记录仅以哈希证明其存在）",
         "en": f"This bundle was made for the work-injury claim of case {scope.ref}: the accident date "
         f"{claim.accident_day}, the whole day's log of plant {scope.plant}'s appliances (badge {scope.employee}'s "

@@ -73,14 +73,20 @@ def devices(
     log_zone: dict[str, ZoneInfo],
     tz: ZoneInfo,
 ) -> tuple[DeviceLine, ...]:
-    """Each terminal the employee's punches name (by log, terminal name and serial), with what the appliance signed
-    about it: every identity it stated in the bundle's range, or a line saying no signed record states one."""
+    """Each terminal the employee's punches name or the appliance stated the identity of in the bundle's range (by
+    log, terminal name and serial), with what the appliance signed about it: every identity it stated in the range,
+    or a line saying no signed record states one."""
     appliances = {e["log"]: e["appliance"] for e in manifest["logs"]}
     used: dict[tuple[str, str, str], str] = {}
     for item in punches:
         fields = item["fields"]
         term = fields.get("term", {})
         used.setdefault((item["log"], str(term.get("name", "")), str(term.get("sn", ""))), str(fields.get("src", "")))
+    for log, records in system.items():  # and every terminal the appliance stated in the range: for an absence,
+        for f in records:  # the terminals that were recording are what the claim rests on
+            term = f.get("term")
+            if f.get("type") == "incident" and f.get("kind") == IDENTITY and isinstance(term, dict):
+                used.setdefault((log, str(term.get("name", "")), str(term.get("sn", ""))), str(term.get("src", "")))
     lines = []
     for (log, name, sn), src in sorted(used.items()):
         zone = log_zone.get(log, tz)

@@ -49,6 +49,9 @@ CHECKS = {
     "SHA256SUMS": "文件未被改动",
     "manifest": "证据包说明",
     "manifest signature": "清单签名与文件哈希",
+    "bundle id": "证据包编号与证据文件相符",
+    "format": "证据包结构符合格式说明",
+    "keys": "公钥清单",
     "report times": "报告所示时间与签名记录一致",
     "witness key": "公司服务器会签密钥（非第三方）",
     "witness log": "公司服务器会签日志与第三方时间戳",
@@ -266,7 +269,7 @@ class ReportModel:
     late: tuple[str, ...] = ()  # the policy, then each punch stamped later than it allows (zh-CN)
     exported_by: str = "未记录导出人"  # manifest.json's exported_by
     exporter: str = ""  # the exporting software's version and hash
-    devices: tuple[DeviceLine, ...] = ()  # the terminals that recorded the employee's punches
+    devices: tuple[DeviceLine, ...] = ()  # the terminals recording in the period (the employee's, and stated)
     software: tuple[str, ...] = ()  # the appliance software in the period (boot records' sw)
     counts: tuple[str, ...] = ()  # the days by status, and each log's records, as sums that add up
 
@@ -284,11 +287,16 @@ class ReportModel:
         )
 
 
+def case_zh(ref: str) -> str:
+    """A case as head office's pages name it ("案件 1"), not by the evidence log's reference ("case-1")."""
+    return f"案件 {ref.removeprefix('case-')}"
+
+
 def _case_line(claim: dict[str, Any] | None) -> str:
     if not claim:
         return ""
     return (
-        f"{claim['ref']}（本案证据包：联络 {len(claim['contacts'])} 次、回执 {len(claim['receipts'])} 份、"
+        f"{case_zh(claim['ref'])}（本案证据包：联络 {len(claim['contacts'])} 次、回执 {len(claim['receipts'])} 份、"
         f"人事操作 {len(claim['actions'])} 项、通知书 {len(claim['notices'])} 份、"
         f"文书 {len(claim.get('documents', []))} 份，缺一即校验不通过）"
     )
@@ -305,7 +313,7 @@ def purpose(manifest: dict[str, Any]) -> tuple[str, str]:
     if isinstance(claim, dict) and claim.get("ref"):
         ref = claim["ref"]
         return (
-            f"本证据包为案件 {ref} 制作：工号 {emp} 自 {first} 至 {last} 的考勤设备记录，以及本案在云端证据日志中的"
+            f"本证据包为{case_zh(ref)}制作：工号 {emp} 自 {first} 至 {last} 的考勤设备记录，以及本案在云端证据日志中的"
             "全部联络、回执、人事操作、通知书与文书",
             f"This bundle was made for case {ref}: badge {emp}'s appliance records from {first} to {last}, and every "
             "contact, receipt, action by people, notice and document of the case in the cloud's evidence log",
@@ -533,7 +541,7 @@ def _check(name: str, ok: bool, detail: str) -> CheckLine:
     if label is None:
         label = next((zh for en, zh in LOG_CHECKS.items() if name.endswith(f": {en}")), name)
     if label == name and name.startswith("case "):
-        label = f"案件 {name.removeprefix('case ')} 的证据是否齐全"
+        label = f"{case_zh(name.removeprefix('case '))} 的证据是否齐全"
     zh, en = detail_text(detail)
     return CheckLine(label, name, ok, zh, en)
 

@@ -214,7 +214,7 @@ def _days(pdf: FPDF, model: ReportModel) -> None:
 def _devices(pdf: FPDF, model: ReportModel) -> None:
     if not model.devices:
         return
-    _heading(pdf, "记录本人打卡的考勤机")
+    _heading(pdf, "期间内记录的考勤机")
     _paragraph(
         pdf,
         "型号、序列号与固件版本取自设备（边缘设备）读取考勤机时签名的记录"

@@ -238,7 +238,7 @@ def test_verify_fails_a_case_bundle_without_the_certificate_or_the_upload(world,
 def test_the_accident_days_bundle_says_it_was_made_for_the_work_injury_claim(world):
     files = _files(world.accident_bundle)
     ref = f"case-{world.case_id}"
-    said = f"本证据包为案件 {ref} 的工伤认定申请制作：事故日 2025-03-14"
+    said = f"本证据包为案件 {world.case_id} 的工伤认定申请制作：事故日 2025-03-14"  # as the pages name it
     english = f"This bundle was made for the work-injury claim of case {ref}: the accident date 2025-03-14"
     html = html_text(files["report.html"])
     assert squeeze(said) in html and squeeze(english) in html
@@ -248,7 +248,8 @@ def test_the_accident_days_bundle_says_it_was_made_for_the_work_injury_claim(wor
     assert squeeze(said) in pdf_text(files["report.pdf"])[0]
     # a case's bundle says it is the case's (an employee's bundle: tests/cloud/test_evidence.py)
     case_html = html_text(_files(world.case_bundle)["report.html"])
-    assert squeeze(f"本证据包为案件 {ref} 制作：工号 2001 自 2025-03-13 至") in case_html
+    assert squeeze(f"本证据包为案件 {world.case_id} 制作：工号 2001 自 2025-03-13 至") in case_html
+    assert f"case-{world.case_id}" not in case_html.split("Thisbundle")[0]  # no internal reference on the Chinese line
 
 
 def test_verify_discloses_the_workers_day_fact_with_his_badge(world, tmp_path):

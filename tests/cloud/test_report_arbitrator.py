@@ -129,11 +129,11 @@ def world(tmp_path):
     db.close()
 
 
-def export(world) -> dict[str, bytes]:
+def export(world, first: date = FIRST, last: date = LAST) -> dict[str, bytes]:
     bundle = export_bundle(
         EMPLOYEE,
-        FIRST,
-        LAST,
+        first,
+        last,
         witness=world["witness"].verify_key,
         clock=world["clock"],
         witness_log=WitnessLog(world["witness"], world["clock"]),
@@ -166,11 +166,22 @@ def test_the_terminal_that_recorded_the_punches_is_named_by_model_serial_and_fir
     which appliance software ran in the period (its boot records' sw)."""
     _files, html, pdf = bundle
     for text in (html, pdf):
-        assert "记录本人打卡的考勤机" in text
+        assert "期间内记录的考勤机" in text
         row = text[text.index("gate-1（pi-01）") :]
         assert row.index("F18") < row.index("ZK-1") < row.index("Ver6.60Apr282017"), "model, serial, firmware"
         assert "2026-03-0107:50" in row, "first read by the appliance, the day before the period"
         assert "punchproof0.9.1（启动于2026-03-0207:50" in text and "punchproof0.9.2（启动于2026-03-0308:50" in text
+
+
+def test_an_absence_names_the_terminals_that_were_recording(world):
+    """On 03-03 the employee never punched: the absence rests on the terminals that were recording that day, so the
+    report names them from the appliance's signed identity, though no punch of the employee names them."""
+    files = export(world, LAST, LAST)
+    for text in (text_of(files["report.html"]), pdf_of(files["report.pdf"])):
+        assert "本人打卡记录共0条" in text, "the employee has no punch in the period"
+        assert "期间内记录的考勤机" in text
+        row = text[text.index("gate-1（pi-01）") :]
+        assert row.index("F18") < row.index("ZK-1") < row.index("Ver6.60Apr282017")
 
 
 def test_the_exporting_software_is_named_with_a_hash_an_expert_can_recompute(world):

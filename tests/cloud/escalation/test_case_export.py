@@ -181,7 +181,7 @@ def test_the_case_pages_export_holds_the_cases_evidence_and_everything_the_clis_
     assert len(claim["contacts"]) == attempts.count() and claim["actions"] and claim["receipts"]
     assert next(c for c in report.checks if c.name == f"case case-{case.id}").ok
     assert f"本案证据齐全 / The case's evidence is all here (case-{case.id})" in files["MANUAL-CHECKS.md"].decode()
-    assert f"<th>案件</th><td><b>case-{case.id}（本案证据包" in files["report.html"].decode()
+    assert f"<th>案件</th><td><b>案件 {case.id}（本案证据包" in files["report.html"].decode()
     shown = visible_text(files["report.html"].decode())
     assert "北京时间" in shown and "Asia/Shanghai" not in shown, "the plant's zone as people name it"
     # each contact's step, channel, operator and template in words (not L1, sms, system, warning@1); recipients
