@@ -221,7 +221,7 @@ def export_bundle(
         raise ExportError("the period ends before it starts")
     if evidence_log is None and witness_log is None and manifest_key is None:
         raise ExportError(
-            "证据包的清单须签名：缺少见证密钥 / the bundle's manifest is signed: no witness key was given"
+            "证据包的清单须签名：缺少公司服务器的会签密钥 / the bundle's manifest is signed: no witness key was given"
         )
     if case_ref is not None and evidence_key is None:
         raise ExportError("本案证据包需要云端证据日志 / a case's bundle needs the cloud's evidence log")

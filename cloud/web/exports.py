@@ -49,7 +49,7 @@ PROGRESS_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), zh)
     for pattern, zh in (
         (r"bringing the cloud's evidence log up to date", "更新云端证据日志"),
-        (r"sealing the cloud's witness log", "封存云端见证日志"),
+        (r"sealing the cloud's witness log", "封存公司服务器的会签日志"),
         (r"one timestamp authority did not stamp this export: (.*)", "有一家时间戳机构未为本次导出盖章：{0}"),
         (r"the timestamp authority did not stamp this export: (.*)", "时间戳机构未为本次导出盖章：{0}"),
         (r"(.*): reading the log", "{0}：读取设备日志"),
@@ -57,7 +57,7 @@ PROGRESS_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"the cloud's evidence log: contacts, receipts, people's actions",
             "读取云端证据日志：联系记录、回执、人工操作",
         ),
-        (r"proving the checkpoints in the cloud's witness log", "证明云端见证日志中的检查点"),
+        (r"proving the checkpoints in the cloud's witness log", "证明公司服务器会签日志中的检查点"),
         (r"verifying what will be exported", "核验将导出的内容"),
         (r"writing the report", "生成报告"),
         (r"(.*): the bundle has no contacts to show", "{0}：证据包中没有联系记录"),
