@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import peewee as pw
 
-from cloud.evidence.log import KeyRevocation
+from cloud.appliances.revocations import KeyRevocation
 from cloud.store import Appliance, LogRecord, Plant
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import peewee as pw
 
+from cloud.appliances.revocations import KeyRevocation
 from cloud.channels.contact_log import ContactAttempt, DeliveryReceipt
 from cloud.clock import Clock, to_ms
 from cloud.config import CloudSettings
@@ -73,21 +74,6 @@ class EvidenceRecord(BaseModel):
 
     class Meta:
         indexes = ((("source_kind", "source_id"), True),)
-
-
-class KeyRevocation(BaseModel):
-    """An appliance key revoked at head office (``punchproof cloud revoke-key``), with the point from which that
-    log's records are untrusted: ``since_seq``, the first record that may have been made by whoever copied the
-    key. Each row becomes a signed ``keyrevoke`` record of this log; a later row may only move the point earlier,
-    and the earliest counts."""
-
-    id = pw.AutoField()
-    key_log = pw.CharField(index=True)  # the appliance's log origin
-    kid = pw.CharField()
-    revoked_ms = pw.BigIntegerField()
-    since_seq = pw.BigIntegerField()
-    since = pw.CharField(default="")  # what the operator gave (--compromised-since), in words
-    operator = pw.CharField(default="")
 
 
 class EvidenceTagKey(BaseModel):

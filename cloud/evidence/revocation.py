@@ -23,9 +23,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from cloud.appliances import registry
+from cloud.appliances.revocations import KeyRevocation
 from cloud.clock import to_ms
 from cloud.escalation.models import AttendanceDay
-from cloud.evidence.log import KeyRevocation
 from cloud.hr.models import HrChange, PlantBadge
 from cloud.store import Appliance, ApplianceKey, LogHead, LogRecord, Punch, database
 
