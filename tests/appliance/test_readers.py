@@ -79,6 +79,11 @@ def reads(terminal: str) -> list[tuple[str, str]]:
     return [(p.user_id, p.device_time) for p in query]
 
 
+def reader_incidents(appliance: Appliance) -> list[dict]:
+    """The reader's incidents, without the readers' signed identity (tests/cloud/test_report_arbitrator.py)."""
+    return [r for r in appliance.records("incident") if r["kind"] != "terminal_identity"]
+
+
 def health(name: str) -> TerminalHealth:
     return TerminalHealth.get_by_id(name)
 
@@ -103,7 +108,7 @@ def test_unknown_cards_and_garbage_are_recorded_not_punched(appliance, card_read
     card_reader.write_raw(b"\xff\xfeNOISE\r\n")
     card_reader.present_decimal(12345678)
     wait_until(lambda: reads("canteen-card"), message="the good read after the bad ones")
-    incidents = wait_until(lambda: len(appliance.records("incident")) == 2 and appliance.records("incident"))
+    incidents = wait_until(lambda: len(reader_incidents(appliance)) == 2 and reader_incidents(appliance))
     unknown, garbage = incidents
     assert unknown["kind"] == "unknown_card" and unknown["term"]["card"] == "99"
     assert unknown["term"]["name"] == "canteen-card" and bytes.fromhex(unknown["term"]["raw"]) == b"0000000099"
@@ -120,15 +125,15 @@ def test_fingers_become_punches_and_strangers_incidents(appliance, r30x, clock):
     r30x.lift()
     wait_until(lambda: r30x.replies[-1] == NO_FINGER, message="the sensor empty again")
     r30x.place("finger-visitor")
-    wait_until(lambda: appliance.records("incident"), message="the unknown page recorded")
+    wait_until(lambda: reader_incidents(appliance), message="the unknown page recorded")
     r30x.lift()
     wait_until(lambda: r30x.replies[-1] == NO_FINGER, message="the sensor empty again")
     r30x.place("finger-nobody")
-    wait_until(lambda: len(appliance.records("incident")) == 2, message="the unidentified finger recorded")
+    wait_until(lambda: len(reader_incidents(appliance)) == 2, message="the unidentified finger recorded")
     assert reads("office-finger") == [("E002", "2026-03-02T08:00:00")]
     punch = appliance.records("punch")[0]
     assert punch["src"] == "r30x" and punch["term"]["time_src"] == "appliance" and punch["term"]["uid"] == 1
-    page, nobody = appliance.records("incident")
+    page, nobody = reader_incidents(appliance)
     assert page["kind"] == "unknown_page" and page["term"]["page"] == 7
     assert nobody["kind"] == "finger_not_identified"
 
@@ -167,7 +172,7 @@ def test_a_noisy_line_is_one_counted_episode_not_a_flood_of_records(appliance, c
     wait_until(lambda: reads("canteen-card"), message="the good read after the noise")
     garbage_lines = reader.reads - 1
     assert garbage_lines > 200, "the noise made hundreds of unreadable lines"
-    incidents = wait_until(lambda: len(appliance.records("incident")) == 3 and appliance.records("incident"))
+    incidents = wait_until(lambda: len(reader_incidents(appliance)) == 3 and reader_incidents(appliance))
     first, began, ended = incidents
     assert first["kind"] == "bad_reader_read"
     assert (began["kind"], began["state"], ended["kind"], ended["state"]) == (
@@ -198,8 +203,8 @@ def test_noise_that_goes_on_is_recorded_at_a_bounded_rate_and_ends_when_quiet(ap
     appliance.daemon.readers.tick()
     noise_records = wait_until(
         lambda: (
-            [r for r in appliance.records("incident") if r["kind"] == "reader_noise" and r["state"] == "ended"]
-            and [r for r in appliance.records("incident") if r["kind"] == "reader_noise"]
+            [r for r in reader_incidents(appliance) if r["kind"] == "reader_noise" and r["state"] == "ended"]
+            and [r for r in reader_incidents(appliance) if r["kind"] == "reader_noise"]
         )
     )
     states = [r["state"] for r in noise_records]
@@ -223,5 +228,5 @@ def test_random_byte_streams_never_stop_the_reader(appliance, card_reader, clock
         wait_until(lambda: reads("canteen-card"), message="the good card after the garbage")
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert reader.loop.available
-    kinds = Counter(r["kind"] for r in appliance.records("incident"))
+    kinds = Counter(r["kind"] for r in reader_incidents(appliance))
     assert kinds["bad_reader_read"] + kinds["reader_noise"] <= 10, kinds

@@ -93,7 +93,8 @@ def test_a_log_cut_after_a_checkpoint_fails(world, tmp_path):
     heads = [json.loads(line) for line in files["witness/heads.jsonl"].decode().splitlines()]
     entries = [json.loads(line) for line in files["witness/entries.jsonl"].decode().splitlines()]
     (cut,) = [e for e in entries if _entry(json.dumps(e))["log"] == LOG and _entry(json.dumps(e))["size"] == kept]
-    (successor,) = [e for e in WitnessEntry.select() if json.loads(bytes(e.data)).get("prev") == cut["seq"]]
+    witnessed = WitnessEntry.select().bind(world["db"])  # the world's database, whatever other tests opened since
+    (successor,) = [e for e in witnessed if json.loads(bytes(e.data)).get("prev") == cut["seq"]]
     everything = world["witness_leaves"]
     after = {
         "seq": successor.seq,
