@@ -93,7 +93,12 @@ def test_an_hr_import_with_past_hire_dates_shows_no_absence_before_the_appliance
     assert missing == [], f"an absence before the appliance was there: {missing}"
 
     # the cloud: once it holds the signed facts, the escalation runner reads them, and opens no case
-    facts = system.appliance_rows(f"SELECT max(seq) FROM day_fact_index WHERE work_date = '{yesterday}'")[0][0]
+    # the board shows the evaluator's decision at once; the daemon, the one log writer, signs the facts it hands over
+    facts = wait_until(
+        lambda: system.appliance_rows(f"SELECT max(seq) FROM day_fact_index WHERE work_date = '{yesterday}'")[0][0],
+        timeout=60,
+        message="yesterday's facts signed",
+    )
     wait_until(lambda: system.acked_seq() >= facts, timeout=120, message="the cloud to acknowledge the facts")
     cli("cloud", "escalate", "-c", system.cloud_conf)
     days = system.cloud_rows(f"SELECT user_id, status FROM attendance_day WHERE work_date = '{yesterday}'")
