@@ -32,7 +32,7 @@ import peewee as pw
 from cloud.channels import names, reasons
 from cloud.channels.dispatch import one_writer
 from cloud.clock import Clock, to_ms
-from cloud.escalation import bulk, cases, facts, machine, served, workdays
+from cloud.escalation import bulk, cases, facts, intake, machine, served, workdays
 from cloud.escalation.batch import CaseBatch, lock
 from cloud.escalation.models import AbsenceCase, CaseTask, RunnerLease, Service
 from cloud.escalation.policy import NOTICE_NAMES, ROLE_NAMES, PolicyVersion, step_label
@@ -51,8 +51,7 @@ from cloud.escalation.sender import (
     outcome_data,
     unreached,
 )
-from cloud.hr.models import HrChange, PlantBadge
-from cloud.store import Plant, database
+from cloud.store import database
 from opskit.supervisor import ServiceManager, Unsupervised
 
 log = logging.getLogger(__name__)
@@ -173,38 +172,7 @@ class Engine:
                 self._release()
 
     def _recount(self, fresh: facts.Fresh, now: int) -> int:
-        todo: dict[tuple[str, str], int | None] = {badge: None for badge in fresh.touched}
-        maybe = fresh.attended | set(fresh.punches)
-        if maybe:
-            open_badges = set(
-                AbsenceCase.select(AbsenceCase.plant, AbsenceCase.user_id)
-                .where(AbsenceCase.open_key.is_null(False))
-                .tuples()
-            )
-            todo.update({badge: None for badge in maybe & open_badges})
-        for badge, at in fresh.punches.items():
-            if badge in todo:
-                todo[badge] = at
-        changed = list(HrChange.select(HrChange.employee, HrChange.changed_ms).tuples())
-        if changed:
-            for plant_id, user_id in (
-                PlantBadge.select(PlantBadge.plant, PlantBadge.user_id)
-                .where(PlantBadge.employee.in_([e for e, _ in changed]))
-                .tuples()
-            ):
-                todo.setdefault((plant_id, user_id), None)
-        tz = cases.timezones([p for p, _ in todo])
-        versions = cases.Versions()  # policy versions as they stand at the tick's start
-        items = [(plant, user, at) for (plant, user), at in sorted(todo.items())]
-        retry: list[cases.Item] = []
-        for part in bulk.chunks(items, GROUP):
-            with cases.transaction():
-                retry += cases.recount_group(part, tz=tz, now_ms=now, current=versions).retry
-        for plant_id, user_id, at in retry:  # another runner opened the case meanwhile: count it alone, under its lock
-            cases.recount(Plant(id=plant_id, timezone=tz[plant_id]), user_id, now_ms=now, punch_ms=at)
-        for employee_id, changed_ms in changed:  # only what was seen: a change made meanwhile stays marked
-            HrChange.delete().where((HrChange.employee == employee_id) & (HrChange.changed_ms == changed_ms)).execute()
-        return len(todo)
+        return intake.recount(fresh, now, group=GROUP)
 
     def _due_cases(self, now: int) -> int:
         due = [
