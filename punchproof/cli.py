@@ -234,7 +234,7 @@ def _verify(args: argparse.Namespace) -> int:
     width = max((len(c.name) for c in report.checks), default=10)
     for check in report.checks:
         print(f"{check.name:<{width}}  {'OK  ' if check.ok else 'FAIL'}  {check.detail}")
-    print("\ngaps / 记录缺口:" if report.gaps else "\nno gaps / 无记录缺口")
+    print("\n记录缺口 / gaps:" if report.gaps else "\n无记录缺口 / no gaps")
     for gap in report.gap_lines():
         print(f"  - {gap}")
     print(f"\n已核验本人记录 {len(report.disclosed)} 条 / {len(report.disclosed)} record(s) of the employee verified")
@@ -269,15 +269,16 @@ def _pins(values: list[str] | None) -> list[str] | None:
 
 # 2 and 3: configuration and database errors (main); the order when several apply: ledger.evidence.Report.result
 EXIT_CODES = {"verified": 0, "failed": 1, "untimed": 4, "unpinned": 5, "late": 6}
-RESULT_LINES = {
-    "verified": "RESULT: every check passed / 全部校验通过",
-    "failed": "RESULT: FAILED / 校验未通过",
-    "untimed": "RESULT: signatures and hashes OK, but no third-party time: not a full pass (exit 4) / "
-    "签名与哈希无误，但没有第三方时间戳：记录时间仅为用人单位一方的证明（退出码 4）",
-    "late": "RESULT: signatures and hashes OK, but punches were stamped later than allowed: not a full pass (exit 6) "
-    "/ 签名与哈希无误，但有打卡记录晚于允许的时限才取得时间戳（退出码 6）",
-    "unpinned": "RESULT: every check passed, but the public keys were not checked against copies obtained "
-    "independently: not a full pass (exit 5) / 各项校验无误，但公钥未经独立核对（退出码 5）",
+RESULT_LINES = {  # Chinese first, as every line verify prints; the English after " / "
+    "verified": "结论：全部校验通过 / RESULT: every check passed",
+    "failed": "结论：校验未通过 / RESULT: FAILED",
+    "untimed": "结论：签名与哈希无误，但没有第三方时间戳：记录时间仅为用人单位一方的证明（退出码 4） / "
+    "RESULT: signatures and hashes OK, but no third-party time: not a full pass (exit 4)",
+    "late": "结论：签名与哈希无误，但有打卡记录晚于允许的时限才取得时间戳（退出码 6） / "
+    "RESULT: signatures and hashes OK, but punches were stamped later than allowed: not a full pass (exit 6)",
+    "unpinned": "结论：各项校验无误，但公钥未经独立核对（退出码 5） / "
+    "RESULT: every check passed, but the public keys were not checked against copies obtained independently: "
+    "not a full pass (exit 5)",
 }
 
 

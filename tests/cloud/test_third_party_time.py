@@ -50,7 +50,12 @@ def assert_never_green_without_third_party_time(
     result = out.strip().splitlines()[-1]
     assert code == 4, out
     assert NO_THIRD_PARTY_TIME_ZH in out and "punchproof cloud init --tsa-url" in out
-    assert result.startswith("RESULT:") and "全部校验通过" not in result and "no third-party time" in result
+    assert (
+        result.startswith("结论：")
+        and "RESULT:" in result
+        and "全部校验通过" not in result
+        and "no third-party time" in result
+    )
     assert " FAIL " not in out, "every check itself passed: only the third-party time is missing"
     if report:
         html = files["report.html"].decode()
@@ -61,7 +66,7 @@ def assert_never_green_without_third_party_time(
 def assert_green_with_third_party_time(files: dict[str, bytes], bundle: bytes, tmp_path, world, tsa) -> None:
     """A stamped export: verify exits 0 with the full pass, and the report's conclusion is green."""
     code, out = verify_cli(bundle, tmp_path, world, "--tsa-ca", str(tsa.ca_path))
-    assert code == 0 and out.strip().endswith("RESULT: every check passed / 全部校验通过"), out
+    assert code == 0 and out.strip().endswith("结论：全部校验通过 / RESULT: every check passed"), out
     assert NO_THIRD_PARTY_TIME_ZH not in out
     html = files["report.html"].decode()
     assert re.search(r'<b class="ok">全部校验通过</b>', html) and 'id="no-third-party-time"' not in html

@@ -60,7 +60,7 @@ def test_story_mode_plays_the_seed_week_and_its_bundle_verifies(tmp_path):
             # the bundle verifies: signatures, chains, the case's contacts and receipts; no third-party time in
             # story mode (a real-time stamp would contradict the virtual records), and keys from the bundle: exit 4
             assert "退出码 exit 4" in said, said[said.index("故事演到") :]
-            assert "no gaps / 无记录缺口" in said
+            assert "无记录缺口 / no gaps" in said
             if WHOLE_WEEK:
                 logins = dict(re.findall(r"login: (\w+) / (\S+)", said))
                 check_the_termination_draft_waits(said, logins["hr"], ports["cloud"])
