@@ -13,6 +13,10 @@ CACHE_KIB = 512  # SQLite page cache per connection
 POOL = 12  # SQLite connections a worker keeps: the 8 threads kept from streams, the live hub, and some to spare
 MAX_BODY = 256 * 1024
 TRIM_EVERY_S = 2.0  # after a request, freed memory goes back to the kernel at most this often
+# board pages (rows) a worker keeps rendered, for the board's current version: a 5,000-worker board's ten pages
+# and two more (another filter, another language). Fewer than a board's pages, someone paging through them
+# (or the board's live fetch of each) finds none kept: every fetch rendered its 500 rows again
+BOARD_PAGES_KEPT = 12
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -88,8 +92,10 @@ def create_app(
     from appliance.web import auth, board, day, export, kiosk, live, metrics, rendercache
 
     tz = settings.plant.tz
-    app.extensions["punchproof.board_rows"] = rendercache.RenderCache()
+    app.extensions["punchproof.board_rows"] = rendercache.RenderCache(size=BOARD_PAGES_KEPT)
     app.extensions["punchproof.board_status"] = rendercache.RenderCache(size=4)
+    app.extensions["punchproof.board_days"] = rendercache.RenderCache(size=4)  # the rows' order, for every page
+    app.extensions["punchproof.board_row_texts"] = rendercache.RowFragments()  # each row, rendered once
     clock_now = app.config["CLOCK"].now
     app.extensions["punchproof.live"] = live.Hub(
         db,

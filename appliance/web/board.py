@@ -8,12 +8,15 @@ reloading itself. ``/board/version`` is the fallback it polls when it cannot hol
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from datetime import datetime, timedelta
+from collections import Counter, defaultdict, namedtuple
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import peewee as pw
 from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request, session, url_for
+from markupsafe import Markup
 
 from appliance.attendance import actions, alerts
 from appliance.store import (
@@ -35,11 +38,20 @@ bp = Blueprint("board", __name__)
 
 @bp.app_context_processor
 def _zone() -> dict[str, Any]:
-    """Every page says the plant's zone as its people do (北京时间), not its database name."""
-    return {"zone_name": present.zone_name}
+    """Every page says the plant's zone as its people do (北京时间), not its database name; and links to a
+    worker's day (``person_url``: the board's 5,000 rows link twice each)."""
+    return {"zone_name": present.zone_name, "person_url": present.person_url}
 
 
+KEYS_PER_QUERY = 500  # badges per query of a page's rows (under the 999 variables an older SQLite allows)
 PAGE_ROWS = 500  # rows rendered per page: a 5,000-worker board is ten pages, not 2 MB of HTML
+# What the board's templates show of a row, read as plain tuples (no model object per row: a page of 500
+# rows cost more to build as objects than to render)
+ROW_FIELDS = (
+    BoardRow.work_date, BoardRow.employee, BoardRow.shift, BoardRow.name, BoardRow.line, BoardRow.shift_name,
+    BoardRow.status, BoardRow.tier, BoardRow.missing_tier, BoardRow.late_min, BoardRow.in_ms, BoardRow.out_ms,
+    BoardRow.reason_zh, BoardRow.reason_en, BoardRow.fact_seq,
+)  # fmt: skip
 
 
 def _counts(day: str) -> Counter[str]:
@@ -57,9 +69,9 @@ def _counts(day: str) -> Counter[str]:
     return counts
 
 
-def _filtered(day: str) -> pw.ModelSelect:
+def _filtered(day: str, *fields: pw.Field) -> pw.ModelSelect:
     """The day's rows that the filters let through (shift, line, category, a search on badge or name)."""
-    query = BoardRow.select().where(BoardRow.work_date == day)
+    query = BoardRow.select(*fields).where(BoardRow.work_date == day)
     shift, line, category = (request.args.get(k, "") for k in ("shift", "line", "cat"))
     if shift:
         query = query.where(BoardRow.shift == shift)
@@ -76,63 +88,138 @@ def _filtered(day: str) -> pw.ModelSelect:
     return query
 
 
-def _page(query: pw.ModelSelect) -> tuple[list[BoardRow], dict[str, int]]:
-    """One page of ``query`` (``?page=N``, from 1; past the end is the last page), and where it lies."""
-    total = query.count()
-    pages = max(1, -(-total // PAGE_ROWS))
-    number = min(query_int("page", 1, lo=1, hi=MAX_PAGE), pages)
-    # whoever should be here and is not comes first (overdue, then missing), then by the shift's start
+@dataclass(frozen=True)
+class _Day:
+    """What every page of one board (a day, its filters) shares at one board version: the order of its rows
+    (badge and shift: whoever should be here and is not first, overdue then missing, then by the shift's start)
+    and the parts above and below them. Worked out once per version for all its pages: sorting the day's
+    5,000 rows for each page of ten cost more than rendering the page."""
+
+    keys: list[tuple[str, str]]
+    counts: Counter[str]
+    still_open: list[Any]
+    shifts: list[tuple[str, str]]
+    lines: list[str]
+    evaluator: EvaluatorState | None
+
+
+def _day(iso: str) -> _Day:
     urgent = pw.Case(None, [(BoardRow.status.in_(present.URGENT), 0)], 1)
-    rows = list(
-        query.order_by(urgent, BoardRow.start_ms, BoardRow.shift, BoardRow.line, BoardRow.employee).paginate(
-            number, PAGE_ROWS
-        )
-    )
-    first = (number - 1) * PAGE_ROWS
-    return rows, {"number": number, "pages": pages, "total": total, "first": first + 1, "last": first + len(rows)}
-
-
-def _grouped(rows: list[BoardRow]) -> list[tuple[str, str, list[BoardRow]]]:
-    groups: dict[tuple[str, str], list[BoardRow]] = defaultdict(list)
-    for r in rows:
-        groups[(r.shift_name or r.shift, r.line)].append(r)
-    return [(shift, line, members) for (shift, line), members in groups.items()]
-
-
-def _rows_context() -> dict[str, Any]:
-    """The board's rows: the day's counts, a page of the rows the filters let through, yesterday's open shifts."""
-    day = present.parse_day(request.args.get("date"))
-    iso = day.isoformat()
-    rows, page = _page(_filtered(iso))
-    yesterday = (day - timedelta(days=1)).isoformat()
+    order = (urgent, BoardRow.start_ms, BoardRow.shift, BoardRow.line, BoardRow.employee)
+    keys = list(_filtered(iso, BoardRow.employee, BoardRow.shift).order_by(*order).tuples())
+    yesterday = (date.fromisoformat(iso) - timedelta(days=1)).isoformat()
     still_open = list(
-        BoardRow.select()
+        BoardRow.select(*ROW_FIELDS)
         .where((BoardRow.work_date == yesterday) & (BoardRow.shift != "") & (BoardRow.tier != "confirmed"))
         .order_by(BoardRow.start_ms, BoardRow.employee)
         .limit(200)
+        .namedtuples()
     )
     day_rows = BoardRow.select().where(BoardRow.work_date == iso)
+    shifts = day_rows.select(BoardRow.shift, BoardRow.shift_name).where(BoardRow.shift != "").distinct().tuples()
+    lines = day_rows.select(BoardRow.line).where(BoardRow.line != "").distinct().tuples()
+    return _Day(
+        keys=keys,
+        counts=_counts(iso),
+        still_open=still_open,
+        shifts=sorted(shifts),
+        lines=sorted(line for (line,) in lines),
+        evaluator=EvaluatorState.get_or_none(EvaluatorState.id == 1),
+    )
+
+
+_ROW = namedtuple("_ROW", [f.name for f in ROW_FIELDS])  # type: ignore[misc]
+
+
+def _rows_of(iso: str, keys: list[tuple[str, str]]) -> list[Any]:
+    """The rows of ``keys`` in their order (those gone since the order was read left out), as named tuples.
+    Plain SQL: peewee built the statement of 500 badges slower than SQLite ran it."""
+    found: dict[tuple[str, str], Any] = {}
+    badges = sorted({badge for badge, _shift in keys})
+    columns = ", ".join(f.column_name for f in ROW_FIELDS)
+    db = BoardRow._meta.database
+    for start in range(0, len(badges), KEYS_PER_QUERY):
+        chunk = badges[start : start + KEYS_PER_QUERY]
+        sql = (
+            f"SELECT {columns} FROM {BoardRow._meta.table_name} "
+            f"WHERE work_date = ? AND employee IN ({', '.join('?' * len(chunk))})"
+        )
+        for values in db.execute_sql(sql, [iso, *chunk]):
+            row = _ROW._make(values)
+            found[(row.employee, row.shift)] = row
+    return [found[key] for key in keys if key in found]
+
+
+def _page(day: _Day, iso: str) -> tuple[list[Any], dict[str, int]]:
+    """One page of the day's rows (``?page=N``, from 1; past the end is the last page), and where it lies."""
+    total = len(day.keys)
+    pages = max(1, -(-total // PAGE_ROWS))
+    number = min(query_int("page", 1, lo=1, hi=MAX_PAGE), pages)
+    first = (number - 1) * PAGE_ROWS
+    rows = _rows_of(iso, day.keys[first : first + PAGE_ROWS])
+    return rows, {"number": number, "pages": pages, "total": total, "first": first + 1, "last": first + len(rows)}
+
+
+ROW_MARK = "<!--row-->"  # after each row of board_row.html: what no escaped value can contain
+
+
+def _texts(template: str, rows: Sequence[Any], helpers: dict[str, Any]) -> list[bytes]:
+    """Each row's HTML by ``template`` (board_row.html, board_open_row.html), in the page's language: rendered once
+    and kept until the row changes (``rendercache.RowFragments``)."""
+    lang = getattr(g, "lang", "zh")
+
+    def render(changed: Sequence[Any]) -> list[bytes]:
+        text = render_template(template, rows=changed, tier_key=present.tier_key, **helpers)
+        return [part.strip().encode() for part in text.split(ROW_MARK)[: len(changed)]]
+
+    return current_app.extensions["punchproof.board_row_texts"].texts(  # type: ignore[no-any-return]
+        rows, lambda r: (template, lang, request.script_root, r.work_date, r.employee, r.shift), render
+    )
+
+
+def _grouped(rows: list[Any], helpers: dict[str, Any]) -> list[tuple[str, str, int, Markup]]:
+    """The page's rows by shift and line: (shift, line, how many, their rows' HTML)."""
+    texts = _texts("board_row.html", rows, helpers)
+    groups: dict[tuple[str, str], list[bytes]] = defaultdict(list)
+    for r, text in zip(rows, texts, strict=True):
+        groups[(r.shift_name or r.shift, r.line)].append(text)
+    return [
+        (shift, line, len(members), Markup(b"\n".join(members).decode()))  # noqa: S704 - rendered by board_row.html
+        for (shift, line), members in groups.items()
+    ]
+
+
+def _board_version() -> int:
+    state = EvaluatorState.select(EvaluatorState.board_version).where(EvaluatorState.id == 1).scalar()
+    return int(state or 0)
+
+
+def _rows_context(board_version: int | None = None) -> dict[str, Any]:
+    """The board's rows: the day's counts, a page of the rows the filters let through, yesterday's open shifts.
+    ``board_version``: the evaluator's, as read before (read now if None)."""
+    iso = present.parse_day(request.args.get("date")).isoformat()
+    filters = tuple(sorted((k, v) for k, v in request.args.items(multi=True) if k not in ("page", "partial", "lang")))
+    if board_version is None:
+        board_version = _board_version()
+    day = current_app.extensions["punchproof.board_days"].get((iso, filters), lambda: _day(iso), board_version)
+    rows, page = _page(day, iso)
+    helpers = present.row_helpers()
     return {
         "day": iso,
-        "groups": _grouped(rows),
+        "groups": _grouped(rows, helpers),
         "page": page,
         "page_url": _page_url,
-        "counts": _counts(iso),
-        "still_open": still_open,
-        "shifts": sorted(
-            day_rows.select(BoardRow.shift, BoardRow.shift_name).where(BoardRow.shift != "").distinct().tuples()
-        ),
-        "lines": sorted(
-            line for (line,) in day_rows.select(BoardRow.line).where(BoardRow.line != "").distinct().tuples()
-        ),
-        "evaluator": EvaluatorState.get_or_none(EvaluatorState.id == 1),
+        "counts": day.counts,
+        "still_open": Markup(b"\n".join(_texts("board_open_row.html", day.still_open, helpers)).decode()),  # noqa: S704
+        "shifts": day.shifts,
+        "lines": day.lines,
+        "evaluator": day.evaluator,
         "args": request.args,
         "categories": present.CATEGORIES,
         "settings": current_app.config["SETTINGS"],
         "local": present.local,
-        "hhmm": present.hhmm,
-        "reason": present.reason,
         "tier_key": present.tier_key,
+        **helpers,
     }
 
 
@@ -156,15 +243,15 @@ def index() -> Any:
     if not request.args.get("partial"):
         context = {**_rows_context(), **_status_context(), **_alerts_context()}
         return render_template("board.html", version=version(), **context)
-    state = EvaluatorState.get_or_none(EvaluatorState.id == 1)
+    board_version = _board_version()
     day = present.today().isoformat()
     # The rows (5,000 a day, a page of them rendered) change only when a pass changes the board;
     # the status below them (recent punches, terminals, sync) with every punch. Two caches, so a
     # punch costs a render of the small part, shared by every board whatever its filters.
     rows = current_app.extensions["punchproof.board_rows"].get(
         (day, g.lang, tuple(sorted(request.args.items(multi=True)))),
-        lambda: render_template("board_rows.html", **_rows_context()).encode(),
-        state.board_version if state else 0,
+        lambda: render_template("board_rows.html", **_rows_context(board_version)).encode(),
+        board_version,
     )
     status = current_app.extensions["punchproof.board_status"].get(
         (day, g.lang), lambda: render_template("board_status.html", **_status_context()).encode(), version()

@@ -9,26 +9,33 @@ only current text (a 5,000-row board is megabytes) and nothing stale past the ne
 Entries are the response's UTF-8 bytes: a page with any Chinese in it is a ``str`` of two bytes a
 character, mostly ASCII markup, so bytes are about half the size, and each response sends them as
 they are instead of encoding the text again.
+
+The same cache keeps what a board's pages share at one version (``appliance.web.board``: the order of the day's
+rows), computed by the first page asked for.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
-class RenderCache:
+class RenderCache(Generic[T]):
     def __init__(self, size: int = 8, concurrent: int = 2) -> None:
         self._size = size
         self._lock = threading.Lock()
-        self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._entries: OrderedDict[Hashable, T] = OrderedDict()
         self._epoch: Hashable = None
         self._inflight: dict[Hashable, threading.Lock] = {}
         self._renders = threading.BoundedSemaphore(concurrent)
         self.rendered = 0
 
-    def get(self, key: Hashable, render: Callable[[], bytes], epoch: Hashable = None) -> bytes:
+    def get(self, key: Hashable, render: Callable[[], T], epoch: Hashable = None) -> T:
         with self._lock:
             if epoch != self._epoch:
                 self._entries.clear()
@@ -51,3 +58,46 @@ class RenderCache:
                     self._entries.popitem(last=False)
                 self._inflight.pop(key, None)
         return body
+
+
+class RowFragments:
+    """Rows of a long table rendered once each and kept until they change (the board's 5,000).
+
+    A pass of the evaluator changes a few rows of the board, and every board fetching its pages again rendered
+    all of them. Here each row's text is kept under its key (a worker's shift, in a language) with a digest of
+    what it showed; a page renders only the rows whose content changed since, and joins the texts. At most
+    ``limit`` rows are kept (past it the whole store starts again); each as UTF-8 bytes."""
+
+    def __init__(self, limit: int = 12_000) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._kept: dict[Hashable, tuple[bytes, bytes]] = {}
+        self.rendered = 0
+
+    def texts(
+        self,
+        rows: Sequence[T],
+        key: Callable[[T], Hashable],
+        render: Callable[[Sequence[T]], list[bytes]],
+    ) -> list[bytes]:
+        """Each row's text, in order; ``render`` is given the rows not kept as they are now, and returns theirs."""
+        keys = [key(row) for row in rows]
+        digests = [hashlib.blake2b(repr(row).encode(), digest_size=16).digest() for row in rows]
+        with self._lock:
+            found = [self._kept.get(k) for k in keys]
+        stale = [
+            n for n, (kept, digest) in enumerate(zip(found, digests, strict=True)) if kept is None or kept[0] != digest
+        ]
+        texts = [kept[1] if kept is not None else b"" for kept in found]
+        if stale:
+            fresh = render([rows[n] for n in stale])
+            if len(fresh) != len(stale):
+                raise RuntimeError(f"rendered {len(fresh)} rows for {len(stale)}")
+            with self._lock:
+                if len(self._kept) + len(stale) > self._limit:
+                    self._kept.clear()
+                for n, text in zip(stale, fresh, strict=True):
+                    self._kept[keys[n]] = (digests[n], text)
+                    texts[n] = text
+                self.rendered += len(stale)
+        return texts

@@ -1,0 +1,81 @@
+"""The board's pages at a shift change: each page rendered once per board version, each row once until it
+changes, and what a worker serves from what it kept is what a fresh worker renders (Flask's test client on a
+real database the evaluator filled, frozen clock, real signed log)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import url_for
+
+from appliance.roster import importer as roster_import
+from appliance.web import board, present
+from tests.appliance.web.test_attendance_pages import DAY, Plant, local
+from tests.conftest import PLANT_TZ
+from tests.harness.clock import FrozenClock
+
+WORKERS = 12  # more pages than a worker kept before (8), one row a page
+
+
+@pytest.fixture
+def plant(tmp_path, monkeypatch):
+    monkeypatch.setattr(board, "PAGE_ROWS", 1)
+    p = Plant(tmp_path, FrozenClock(local(2, 8, 30)))
+    employees = [
+        {"user_id": f"{1001 + n}", "name": f"工人{n}", "line": f"{n % 3 + 1}线", "roster": "wk", "active": True}
+        for n in range(WORKERS)
+    ]
+    roster_import.store({"employees": employees}, PLANT_TZ, 0, source="test")
+    p.read_terminal()
+    p.evaluator.run_once()
+    yield p
+    p.db.close()
+
+
+def rows_part(page: str) -> str:
+    """The rows of a partial page (its alerts carry this session's CSRF token; its status the time of a read)."""
+    return re.search(r'<section id="summary">.*?<section id="attendance">.*?</section>', page, re.S).group(0)
+
+
+def page_through(client) -> list[str]:
+    return [client.get(f"/?date={DAY}&partial=1&page={n}").get_data(as_text=True) for n in range(1, WORKERS + 1)]
+
+
+def test_paging_through_a_board_renders_each_page_once_per_version(plant):
+    client = plant.client()
+    pages = page_through(client)
+    shown = [re.findall(r'data-board-employee="(\d+)"', p) for p in pages]
+    assert sorted(badge for one in shown for badge in one) == [f"{1001 + n}" for n in range(WORKERS)]
+    again = page_through(client)
+    assert [rows_part(p) for p in again] == [rows_part(p) for p in pages]
+    # a worker kept 8 pages: someone paging through ten (or the live board fetching each) found none kept
+    assert client.application.extensions["punchproof.board_rows"].rendered == WORKERS
+
+
+def test_a_pass_re_renders_only_the_rows_it_changed_and_shows_what_a_fresh_worker_renders(plant):
+    warm = plant.client()
+    before = page_through(warm)
+    texts = warm.application.extensions["punchproof.board_row_texts"]
+    rendered = texts.rendered
+    assert rendered == WORKERS
+    plant.punch("1003", local(2, 8, 2))
+    plant.evaluator.run_once()  # the board's version moves: 1003 checked in
+    after = page_through(warm)
+    changed = [n for n in range(WORKERS) if rows_part(after[n]) != rows_part(before[n])]
+    assert changed, "the page of 1003 shows the check-in"
+    assert 'data-board-employee="1003" data-status="present"' in "".join(after)
+    assert 0 < texts.rendered - rendered < WORKERS, "only the rows that changed are rendered again"
+    fresh = page_through(plant.client())
+    assert [rows_part(p) for p in after] == [rows_part(p) for p in fresh]
+    english_warm = warm.get(f"/?date={DAY}&partial=1&page=3&lang=en").get_data(as_text=True)
+    english_fresh = plant.client().get(f"/?date={DAY}&partial=1&page=3&lang=en").get_data(as_text=True)
+    assert rows_part(english_warm) == rows_part(english_fresh) and "Present" in rows_part(english_warm)
+
+
+@pytest.mark.parametrize("badge", ["E00001", "1001", "a b", "工人7", "x/y", "1.2~3-_", "50%", "<b>"])
+def test_a_workers_link_is_the_one_flask_builds(plant, badge):
+    app = plant.client().application
+    with app.test_request_context("/", base_url="http://plant.local/board-root"):
+        assert present.person_url(badge, DAY) == url_for("day.person", employee=badge, date=DAY)
+        assert present.row_helpers()["person_url"](badge, DAY) == url_for("day.person", employee=badge, date=DAY)
