@@ -277,6 +277,18 @@ class TerminalEnrolment:
         """Without the terminal (it is off): delete the stored fingers of those who left the roster, now."""
         return self._roster_today()[1]
 
+    def changed_since_last_pass(self) -> bool:
+        """Whether the roster or the stored fingers changed since this terminal's last pass (what its ``basis``
+        was made from), without asking the terminal: such a change goes to the terminal at its next pass even
+        while a shift change's punches hold other passes back (``appliance.capture.poller``). A pass still under
+        way on the same roster (a big roster, ``MAX_STEPS`` a pass) is no change."""
+        roster = self._roster_today()[0]
+        if roster.empty:
+            return False
+        basis = f"{roster.digest}/{TemplateVersion.get_by_id(1).version}"
+        state = EnrolmentState.get_or_none(EnrolmentState.terminal == self.terminal)
+        return state is None or not state.basis.startswith(basis)
+
     def _sync(self) -> int:
         roster, signed = self._roster_today()
         if roster.empty:

@@ -52,6 +52,7 @@ class PunchIngest:
         self._committer = committer
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._pending: set[PunchKey] = set()
+        self._live_at: dict[str, float] = {}  # each terminal's latest live punch, by the clock's monotonic seconds
 
     @property
     def writer(self) -> LogWriter:
@@ -105,7 +106,13 @@ class PunchIngest:
         The terminal keeps the punch in its log, so if the appliance dies before the commit, the
         catch-up read at the next connection stores it: acknowledging the event early loses nothing.
         """
+        self._live_at[terminal] = self._clock.monotonic()
         return self._submit(terminal, live.punch, live.clock_offset_ms, "zk")
+
+    def live_punch_within(self, terminal: str, seconds: float) -> bool:
+        """Whether the terminal announced a live punch within the last ``seconds`` (punches are flowing)."""
+        at = self._live_at.get(terminal)
+        return at is not None and self._clock.monotonic() - at <= seconds
 
     def accept_read(self, terminal: str, punch: RawPunch, src: str) -> Future[int] | None:
         """A serial reader's punch, through group commit like a live event (``src``: card, r30x).

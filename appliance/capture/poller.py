@@ -19,6 +19,14 @@ carries out ``clear-terminal`` commands (``appliance.capture.terminal_admin``) b
 after each poll that reached the terminal, makes its users and fingers match the roster and the
 plant's other terminals (``appliance.capture.enrolment``: bounded work, one short exchange when
 nothing changed), so that punches are always read first.
+
+While punches flow (a live punch from the terminal in the last ``LIVE_FLOWING_S``: a shift change), a
+terminal's enrolment pass runs at most once every ``ENROL_BUSY_S``, so that the appliance's one Pi core
+signs and shows punches rather than users and fingers: a roster change (or a finger stored from
+another terminal) since the terminal's last pass is not held back and reaches it at its next read
+(within ``live_poll_seconds``, 60 s by default); what is held back is the rest of a big change (more
+than ``enrolment.MAX_STEPS`` a pass) and a look at fingers enrolled at its keypad, for at most
+``ENROL_BUSY_S``. Leavers' stored fingers are deleted at once, as ever.
 """
 
 from __future__ import annotations
@@ -52,6 +60,8 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
 CORRECTION_RETRY_S = 600.0  # after a failed clock correction, the next attempt waits this long
+LIVE_FLOWING_S = 60.0  # a live punch from the terminal within this: punches are flowing (a shift change)
+ENROL_BUSY_S = 300.0  # while they flow, a terminal's enrolment pass runs at most this often (but for a change)
 
 
 class PunchSource(Protocol):
@@ -127,6 +137,7 @@ class TerminalWorker:
         self.available: bool | None = None  # unknown until the first poll
         self._failures = 0
         self._provenance = provenance  # signs the terminal's model, serial and firmware (the daemon's)
+        self._enrolled_at: float | None = None  # monotonic: the last enrolment pass
         self._enrolment = (  # ZK terminals: the roster's workers and the plant's fingers
             TerminalEnrolment(name, source, ingest.writer, clock, tz=tz)
             if isinstance(source, EnrolmentSource)
@@ -252,9 +263,20 @@ class TerminalWorker:
         that signed."""
         if self._enrolment is None:
             return 0
-        if not self.available:
+        if not self.available or self._enrolment_held_back(self._enrolment):
             return self._enrolment.forget_leavers()
+        self._enrolled_at = self._clock.monotonic()
         return self._enrolment.sync()
+
+    def _enrolment_held_back(self, enrolment: TerminalEnrolment) -> bool:
+        """Punches are flowing, this terminal's last pass was less than ``ENROL_BUSY_S`` ago, and neither the
+        roster nor the stored fingers changed since: the pass waits (the module's docstring)."""
+        return (
+            self._enrolled_at is not None
+            and self._clock.monotonic() - self._enrolled_at < ENROL_BUSY_S
+            and self._ingest.live_punch_within(self.name, LIVE_FLOWING_S)
+            and not enrolment.changed_since_last_pass()
+        )
 
     def _correct_clock(self, download: Download) -> None:
         """Set the terminal's clock, as the policy allows, and sign what changed in the same breath.
