@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -267,6 +268,15 @@ def _pins(values: list[str] | None) -> list[str] | None:
     return [key_pin(Path(v).read_bytes()) if Path(v).is_file() else key_pin(v) for v in values]
 
 
+FILE_ERRORS_ZH = {
+    errno.ENOENT: "不存在",
+    errno.ENOTDIR: "路径中有一项不是目录",
+    errno.EISDIR: "是目录，不是文件",
+    errno.EACCES: "无权限",
+    errno.EPERM: "不允许的操作",
+    errno.EROFS: "所在磁盘只读",
+    errno.ENOSPC: "磁盘已满",
+}
 # 2 and 3: configuration and database errors (main); the order when several apply: ledger.evidence.Report.result
 EXIT_CODES = {"verified": 0, "failed": 1, "untimed": 4, "unpinned": 5, "late": 6}
 RESULT_LINES = {  # Chinese first, as every line verify prints; the English after " / "
@@ -330,5 +340,18 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
+    except OSError as err:
+        if err.filename is None:  # not a file the settings name (a socket, a pipe): not ours to word
+            raise
+        logging.getLogger("punchproof").debug("file error", exc_info=True)
+        why = FILE_ERRORS_ZH.get(err.errno or 0, err.strerror)
+        print(
+            f"无法使用文件或目录 {err.filename}：{why} / cannot use {err.filename}: {err.strerror}\n"
+            "请检查配置文件中的路径（如 [cloud] state_dir、[database] url）是否存在、是目录且本程序的用户可写。\n"
+            "Check the paths in the configuration file (such as [cloud] state_dir, [database] url): that they "
+            "exist, are directories where one is expected, and that this program's user may write there.",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         return 130

@@ -735,7 +735,14 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _web(args: argparse.Namespace) -> int:
+    from cloud.store import open_db
+    from opskit.webapp import session_config
+
     settings = _settings(args)
+    # what every worker opens first, opened here once: a database that is down or a state directory that cannot
+    # be written is one clear message from this command, not a traceback from each worker gunicorn starts
+    session_config(settings.secret_key_path)
+    open_db(settings.database_url).close()
     os.environ["PUNCHPROOF_CLOUD_CONFIG"] = str(Path(args.config).resolve())
     # threads: a slow upload or a stalled client holds a thread, not one of the few worker processes
     argv = gunicorn_argv(

@@ -1,0 +1,42 @@
+"""`punchproof cloud web` with a setting that cannot work says what is wrong once, in Chinese and English, and
+exits: before, gunicorn started its workers, each printed a traceback from the app factory, and the master
+ended with "Worker failed to boot" (found trying the command with a PostgreSQL that was down)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from punchproof.broker import free_port
+
+RUN = [sys.executable, "-m", "punchproof", "cloud"]
+
+
+def _web(conf, *extra: str) -> subprocess.CompletedProcess[str]:
+    argv = [*RUN, "web", "-c", str(conf), "--bind", f"127.0.0.1:{free_port()}", *extra]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_pages_with_their_database_down_say_so_and_start_no_worker(tmp_path):
+    conf = tmp_path / "cloud.toml"
+    init = [*RUN, "init", "-o", str(conf), "--state-dir", str(tmp_path / "state")]
+    subprocess.run([*init, "--database-url", "postgresql://pp:pw@127.0.0.1:1/none"], check=True, capture_output=True)
+    result = _web(conf)
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr and "Booting worker" not in result.stderr, result.stderr
+    assert "数据库错误" in result.stderr and "Connection refused" in result.stderr and "[database] url" in result.stderr
+
+
+def test_a_state_directory_that_cannot_be_made_is_named_with_what_to_do(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n", encoding="utf-8")
+    conf = tmp_path / "cloud.toml"
+    conf.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/cloud.sqlite3"\n[cloud]\nstate_dir = "{blocker}/state"\n',
+        encoding="utf-8",
+    )
+    result = _web(conf)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "Booting worker" not in result.stderr, result.stderr
+    assert f"无法使用文件或目录 {blocker}/state：路径中有一项不是目录" in result.stderr, result.stderr
+    assert "[cloud] state_dir" in result.stderr
