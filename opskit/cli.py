@@ -74,3 +74,38 @@ def gunicorn_argv(
         "--no-control-socket",
         app,
     ]
+
+
+class NoPassword(Exception):
+    """create-user was given no password: no terminal to ask on, and nothing on standard input."""
+
+    def __str__(self) -> str:
+        return (
+            "没有输入密码：请在终端上运行，或用 --password-stdin 从标准输入传入 / no password given: run it on a "
+            "terminal, or pass it on standard input with --password-stdin"
+        )
+
+
+def read_password(from_stdin: bool) -> str:
+    """A new login's password: its line on standard input (``--password-stdin``), else asked on the terminal."""
+    import getpass
+
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line.strip():
+            raise NoPassword
+        return line.rstrip("\n")
+    if not sys.stdin.isatty():
+        raise NoPassword
+    try:
+        return getpass.getpass("密码 / password: ")
+    except EOFError as err:
+        raise NoPassword from err
+
+
+def account_made(role: str, username: str) -> str:
+    return f"已创建账号 {username}（{role}）/ created {role} {username}"
+
+
+def account_refused(err: Exception) -> str:
+    return f"未创建 / not created: {err}"

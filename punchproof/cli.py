@@ -316,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     from appliance.config import ConfigError as ApplianceConfigError
     from cloud.config import ConfigError as CloudConfigError
     from cloud.witness import WitnessKeyMissing
+    from opskit.cli import NoPassword
     from opskit.migrations import SchemaTooNew
     from punchproof.sdnotify import ServiceNotifier
 
@@ -324,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (ApplianceConfigError, CloudConfigError, WitnessKeyMissing) as err:
         print(f"configuration error: {err}", file=sys.stderr)
+        return 2
+    except NoPassword as err:
+        print(err, file=sys.stderr)
         return 2
     except SchemaTooNew as err:
         print(f"database error: {err}", file=sys.stderr)
@@ -347,9 +351,11 @@ def main(argv: list[str] | None = None) -> int:
         why = FILE_ERRORS_ZH.get(err.errno or 0, err.strerror)
         print(
             f"无法使用文件或目录 {err.filename}：{why} / cannot use {err.filename}: {err.strerror}\n"
-            "请检查配置文件中的路径（如 [cloud] state_dir、[database] url）是否存在、是目录且本程序的用户可写。\n"
-            "Check the paths in the configuration file (such as [cloud] state_dir, [database] url): that they "
-            "exist, are directories where one is expected, and that this program's user may write there.",
+            "请检查配置文件中的路径（工厂设备为 [appliance] state_dir，总部为 [cloud] state_dir 与 [database] url）"
+            "是否存在、是目录且本程序的用户可写。\n"
+            "Check the paths in the configuration file ([appliance] state_dir on a Pi; [cloud] state_dir and "
+            "[database] url at head office): that they exist, are directories where one is expected, and that this "
+            "program's user may write there.",
             file=sys.stderr,
         )
         return 2

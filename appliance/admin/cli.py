@@ -10,7 +10,15 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from opskit.cli import check_config, command_adder, gunicorn_argv, show_config
+from opskit.cli import (
+    account_made,
+    account_refused,
+    check_config,
+    command_adder,
+    gunicorn_argv,
+    read_password,
+    show_config,
+)
 from opskit.config_edit import toml_str
 
 EXIT_LOG_DAMAGED = 3  # systemd/punchproof-appliance.service: RestartPreventExitStatus=3
@@ -427,15 +435,15 @@ def _create_user(args: argparse.Namespace) -> int:
     from appliance.web import accounts
 
     settings = _settings(args)
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
+    password = read_password(args.password_stdin)
     db = open_db(settings.db_path)
     with db.connection_context():
         try:
             accounts.create(args.username, password, args.role, to_ms(SystemClock().now()))
         except accounts.AccountError as err:
-            print(f"not created: {err}", file=sys.stderr)
+            print(account_refused(err), file=sys.stderr)
             return 1
-    print(f"created {args.role} {args.username}")
+    print(account_made(args.role, args.username))
     return 0
 
 

@@ -11,7 +11,7 @@ from datetime import date
 from functools import partial
 from pathlib import Path
 
-from opskit.cli import command_adder, gunicorn_argv, show_config
+from opskit.cli import account_made, account_refused, command_adder, gunicorn_argv, read_password, show_config
 from opskit.config_edit import toml_str
 
 DEFAULT_CONFIG = os.environ.get("PUNCHPROOF_CLOUD_CONFIG", "/etc/punchproof/cloud.toml")
@@ -815,13 +815,13 @@ def _create_user(args: argparse.Namespace) -> int:
     from cloud.store import open_db
 
     settings = _settings(args)
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
+    password = read_password(args.password_stdin)
     db = open_db(settings.database_url)
     with db.connection_context():
         try:
             accounts.create(args.username, password, args.role, to_ms(SystemClock().now()), plant=args.plant)
         except accounts.AccountError as err:
-            print(f"not created: {err}", file=sys.stderr)
+            print(account_refused(err), file=sys.stderr)
             return 1
-    print(f"created {args.role} {args.username}")
+    print(account_made(args.role, args.username))
     return 0

@@ -1,6 +1,7 @@
-"""`punchproof cloud web` with a setting that cannot work says what is wrong once, in Chinese and English, and
-exits: before, gunicorn started its workers, each printed a traceback from the app factory, and the master
-ended with "Worker failed to boot" (found trying the command with a PostgreSQL that was down)."""
+"""A command meeting a setting or an input that cannot work says what is wrong once, in Chinese and English,
+and exits. Before, `punchproof cloud web` started gunicorn's workers, each printed a traceback from the app
+factory, and the master ended with "Worker failed to boot" (found trying the command with a PostgreSQL that was
+down); create-user without a terminal ended in a traceback."""
 
 from __future__ import annotations
 
@@ -39,4 +40,19 @@ def test_a_state_directory_that_cannot_be_made_is_named_with_what_to_do(tmp_path
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "Booting worker" not in result.stderr, result.stderr
     assert f"无法使用文件或目录 {blocker}/state：路径中有一项不是目录" in result.stderr, result.stderr
-    assert "[cloud] state_dir" in result.stderr
+    assert "[cloud] state_dir" in result.stderr and "[appliance] state_dir" in result.stderr
+
+
+def test_create_user_without_a_terminal_or_a_password_says_how_to_give_one(tmp_path):
+    """Run from a script with nothing on standard input, create-user ended in getpass's EOFError traceback."""
+    conf = tmp_path / "cloud.toml"
+    init = [*RUN, "init", "-o", str(conf), "--state-dir", str(tmp_path / "state")]
+    subprocess.run(init, check=True, capture_output=True)
+    asked = [*RUN, "create-user", "-c", str(conf), "hr"]
+    result = subprocess.run(asked, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "没有输入密码" in result.stderr and "--password-stdin" in result.stderr
+    empty = subprocess.run([*asked, "--password-stdin"], input="\n", capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 2 and "没有输入密码" in empty.stderr, empty.stderr
+    made = subprocess.run([*asked, "--password-stdin"], input="correct horse 1\n", capture_output=True, text=True)
+    assert made.returncode == 0 and made.stdout.startswith("已创建账号 hr"), made.stdout + made.stderr
