@@ -36,9 +36,9 @@ def lock(case_ids: Iterable[int]) -> list[AbsenceCase]:
     if not ids:
         return []
     out: list[AbsenceCase] = []
+    locking = "" if isinstance(database.obj, pw.SqliteDatabase) else " FOR UPDATE"
     for part in bulk.chunks(ids, 10_000):
-        query = AbsenceCase.select().where(bulk.where_in("id", part)).order_by(AbsenceCase.id)
-        out.extend(query if isinstance(database.obj, pw.SqliteDatabase) else query.for_update())
+        out.extend(bulk.instances(AbsenceCase, "id", part, tail=locking))
     return out
 
 

@@ -105,6 +105,27 @@ def rows_in(model: type[pw.Model], column: str, values: Sequence[Any], order: st
     return out
 
 
+def instances(model: type[pw.Model], column: str, values: Sequence[Any], *, tail: str = "") -> list[pw.Model]:
+    """Model instances whose ``column`` is in ``values``, in id order, as peewee would make them (foreign keys as
+    their ids, booleans as bool) without building each from its query's expression tree: some twenty times
+    cheaper for a group of cases. ``tail``: SQL after the ``ORDER BY`` (" FOR UPDATE")."""
+    fields = _fields(model, with_id=True)
+    names = [f.name for f in fields]
+    flags = [f.name for f in fields if isinstance(f, pw.BooleanField)]
+    columns = ", ".join(f'"{f.column_name}"' for f in fields)
+    text = f'SELECT {columns} FROM "{model._meta.table_name}" WHERE "{column}" IN ({{}}) ORDER BY "id"{tail}'
+    out = []
+    for row in select_in(text, values):
+        instance = model.__new__(model)
+        data = dict(zip(names, row, strict=True))
+        for name in flags:
+            if data[name] is not None:
+                data[name] = bool(data[name])
+        instance.__data__, instance._dirty, instance.__rel__ = data, set(), {}
+        out.append(instance)
+    return out
+
+
 def where_in(column: str, values: Sequence[Any]) -> pw.SQL:
     """``column IN (...)`` as one SQL node: peewee's ``in_`` makes a node per value, which costs
     milliseconds for a few thousand."""
