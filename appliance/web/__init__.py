@@ -17,6 +17,9 @@ TRIM_EVERY_S = 2.0  # after a request, freed memory goes back to the kernel at m
 # and two more (another filter, another language). Fewer than a board's pages, someone paging through them
 # (or the board's live fetch of each) finds none kept: every fetch rendered its 500 rows again
 BOARD_PAGES_KEPT = 12
+# the board's status part (terminals, sync, the last punches) is rendered at most this often, however often a
+# punch moves the board's version: at a shift change, with every fetch of every page
+STATUS_EVERY_S = 1.0
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -93,7 +96,9 @@ def create_app(
 
     tz = settings.plant.tz
     app.extensions["punchproof.board_rows"] = rendercache.RenderCache(size=BOARD_PAGES_KEPT)
-    app.extensions["punchproof.board_status"] = rendercache.RenderCache(size=4)
+    app.extensions["punchproof.board_status"] = rendercache.Throttled(  # terminals, sync, the last punches
+        STATUS_EVERY_S, lambda: app.config["CLOCK"].monotonic()
+    )
     app.extensions["punchproof.board_days"] = rendercache.RenderCache(size=4)  # the rows' order, for every page
     app.extensions["punchproof.board_row_texts"] = rendercache.RowFragments()  # each row, rendered once
     clock_now = app.config["CLOCK"].now

@@ -16,7 +16,7 @@ from typing import Any
 
 import peewee as pw
 from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request, session, url_for
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from appliance.attendance import actions, alerts
 from appliance.store import (
@@ -247,15 +247,18 @@ def index() -> Any:
     day = present.today().isoformat()
     # The rows (5,000 a day, a page of them rendered) change only when a pass changes the board;
     # the status below them (recent punches, terminals, sync) with every punch. Two caches, so a
-    # punch costs a render of the small part, shared by every board whatever its filters.
+    # punch costs a render of the small part, shared by every board whatever its filters; and that
+    # part at most once a second (``rendercache.Throttled``): the response says which version it
+    # shows (``data-shown-version``), and the page fetches again when it was told of a newer one.
     rows = current_app.extensions["punchproof.board_rows"].get(
         (day, g.lang, tuple(sorted(request.args.items(multi=True)))),
         lambda: render_template("board_rows.html", **_rows_context(board_version)).encode(),
         board_version,
     )
-    status = current_app.extensions["punchproof.board_status"].get(
-        (day, g.lang), lambda: render_template("board_status.html", **_status_context()).encode(), version()
+    shown, status = current_app.extensions["punchproof.board_status"].get(
+        (day, g.lang), version(), lambda: render_template("board_status.html", **_status_context()).encode()
     )
+    status += f'\n<div hidden data-shown-version="{escape(shown)}"></div>'.encode()
     # the alerts carry answer forms (this user's CSRF token): rendered for each request, never shared
     alert_part = render_template("board_alerts.html", **_alerts_context()).encode()
     # who has not shown up comes first: the alerts above the rows, as on the full page (board_live.html)
@@ -302,7 +305,7 @@ def _status_context() -> dict[str, Any]:
         "sync": sync,
         "head": head if head is not None else -1,
         "oldest_unsynced": oldest,
-        "local": present.local,
+        **present.row_helpers(),
     }
 
 

@@ -105,9 +105,9 @@ def person_url(employee: str, day: str) -> str:
 
 
 def row_helpers() -> dict[str, Any]:
-    """What a template of many rows calls for each (``t``, ``person_url``, ``reason``, ``hhmm``), bound once to
-    this request's language, script root and zone: each call otherwise looked up the request's context again,
-    which cost more than a 5,000-row board's rendering itself. Minutes are formatted once each."""
+    """What a template of many rows calls for each (``t``, ``person_url``, ``reason``, ``hhmm``, ``local``), bound
+    once to this request's language, script root and zone: each call otherwise looked up the request's context
+    again, which cost more than a 5,000-row board's rendering itself. Minutes are formatted once each."""
     english = getattr(g, "lang", "zh") == "en"
     root, zone = request.script_root, tz()
     minutes: dict[int, str] = {}
@@ -128,7 +128,16 @@ def row_helpers() -> dict[str, Any]:
     def reason_(row: Any) -> str:
         return row.reason_en if english else row.reason_zh  # type: ignore[no-any-return]
 
-    return {"t": i18n.translator("en" if english else "zh"), "person_url": person, "reason": reason_, "hhmm": hhmm_}
+    def local_(ms: int | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+        return "—" if ms is None else datetime.fromtimestamp(ms / 1000, zone).strftime(fmt)
+
+    return {
+        "t": i18n.translator("en" if english else "zh"),
+        "person_url": person,
+        "reason": reason_,
+        "hhmm": hhmm_,
+        "local": local_,
+    }
 
 
 def reason(row: BoardRow) -> str:

@@ -101,3 +101,30 @@ class RowFragments:
                     texts[n] = text
                 self.rendered += len(stale)
         return texts
+
+
+class Throttled(Generic[T]):
+    """One text per key that follows a version moving many times a second (the board's status part, with every
+    punch at a shift change): rendered again when the version moved and the text kept is at least ``every_s``
+    old, so at most once per ``every_s``; meanwhile the text kept is served with the version it shows, which the
+    page compares with the version it was told of (it fetches again a moment later when they differ)."""
+
+    def __init__(self, every_s: float, monotonic: Callable[[], float]) -> None:
+        self._every = every_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._kept: dict[Hashable, tuple[str, float, T]] = {}
+        self.rendered = 0
+
+    def get(self, key: Hashable, version: str, render: Callable[[], T]) -> tuple[str, T]:
+        """(the version the text shows, the text)."""
+        now = self._monotonic()
+        with self._lock:
+            kept = self._kept.get(key)
+        if kept is not None and (kept[0] == version or now - kept[1] < self._every):
+            return kept[0], kept[2]
+        text = render()
+        with self._lock:
+            self._kept[key] = (version, now, text)
+            self.rendered += 1
+        return version, text

@@ -1,6 +1,8 @@
 // The live board: /board/events pushes the board's version (Server-Sent Events); when it moves,
 // fetch the fresh rows (?partial=1, with this page's filters) and swap them in. At most one fetch
-// at a time and one every MIN_GAP_MS: a shift change moves the version with every punch.
+// at a time and one every MIN_GAP_MS: a shift change moves the version with every punch. The rows
+// say which version they show (data-shown-version: the status part is rendered at most once a
+// second); when it is older than the one announced, the page fetches again MIN_GAP_MS later.
 // EventSource reconnects by itself; when the stream is refused (503, or the session expired and
 // the stream was redirected to the login page) the page polls /board/version instead.
 "use strict";
@@ -28,7 +30,8 @@
       if (page.redirected) { window.location.reload(); return; } // the session expired: log in again
       if (page.ok) {
         live.innerHTML = await page.text();
-        live.dataset.version = version;
+        const shown = live.querySelector("[data-shown-version]");
+        live.dataset.version = shown ? shown.dataset.shownVersion : version;
         live.dataset.refreshed = String(Date.now());
       }
     } catch (err) {

@@ -79,3 +79,24 @@ def test_a_workers_link_is_the_one_flask_builds(plant, badge):
     with app.test_request_context("/", base_url="http://plant.local/board-root"):
         assert present.person_url(badge, DAY) == url_for("day.person", employee=badge, date=DAY)
         assert present.row_helpers()["person_url"](badge, DAY) == url_for("day.person", employee=badge, date=DAY)
+
+
+def shown_version(page: str) -> str:
+    return re.search(r'data-shown-version="([^"]+)"', page).group(1)
+
+
+def test_the_status_part_is_rendered_at_most_once_a_second_and_says_which_version_it_shows(plant):
+    client = plant.client()
+    status = client.application.extensions["punchproof.board_status"]
+    first = client.get(f"/?date={DAY}&partial=1").get_data(as_text=True)
+    assert status.rendered == 1
+    seq = plant.punch("1002", local(2, 8, 3))  # the version moves with the punch
+    second = client.get(f"/?date={DAY}&partial=1").get_data(as_text=True)
+    assert shown_version(second) == shown_version(first), "the status part of a moment ago, and it says so"
+    assert f'<td class="muted">{seq}</td>' not in second and status.rendered == 1
+    version = client.get("/board/version").get_json()["version"]
+    assert version != shown_version(second), "the page, told of the newer version, fetches again"
+    plant.clock.advance(seconds=1)
+    third = client.get(f"/?date={DAY}&partial=1").get_data(as_text=True)
+    assert shown_version(third) == version and f'<td class="muted">{seq}</td>' in third
+    assert status.rendered == 2
