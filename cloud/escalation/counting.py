@@ -195,14 +195,14 @@ def recount_group(items: Sequence[Item], *, tz: dict[str, str], now_ms: int, cur
 
 
 def _employees(items: Sequence[Item]) -> dict[tuple[str, str], int]:
-    by_plant: dict[str, list[str]] = {}
-    for plant, user, _punch in items:
-        by_plant.setdefault(plant, []).append(user)
     found: dict[tuple[str, str], int] = {}
-    for plant, users in by_plant.items():
-        for user, employee in bulk.select_in(
-            "SELECT user_id, employee_id FROM plant_badge WHERE plant_id = ? AND user_id IN ({})", users, [plant]
-        ):
+    for part in bulk.chunks(sorted({(plant, user) for plant, user, _punch in items}), bulk.MAX_PARAMS // 2):
+        for plant, user, employee in bulk.execute(
+            f"WITH b(plant, usr) AS (VALUES {', '.join(['(?, ?)'] * len(part))}) "
+            "SELECT p.plant_id, p.user_id, p.employee_id FROM b "
+            "JOIN plant_badge p ON p.plant_id = b.plant AND p.user_id = b.usr",
+            [v for badge in part for v in badge],
+        ).fetchall():
             found[(plant, user)] = employee
     for plant, user, _punch in items:
         if (plant, user) not in found:
@@ -220,21 +220,25 @@ def _lock_open(employees: list[int]) -> list[AbsenceCase]:
 
 
 def _facts(keys: dict[tuple[str, str], tuple[date, date]]) -> dict[tuple[str, str], list[Fact]]:
-    """Day facts of each (plant, user) since its first date; before its second date, ``missing`` ones only."""
-    by_plant: dict[str, list[str]] = {}
-    for plant, user in keys:
-        by_plant.setdefault(plant, []).append(user)
+    """Day facts of each (plant, user) since its first date; before its second date, ``missing`` ones only.
+    The dates of a plant's badges are the earliest of its badges' (more is read, never less; counting looks
+    at each case's own days), and the whole group is read in one query (a few, for thousands of badges)."""
+    since: dict[str, str] = {}
+    cutoff: dict[str, str] = {}
+    for (plant, _user), (first, second) in keys.items():
+        since[plant] = min(since.get(plant, "9999"), first.isoformat())
+        cutoff[plant] = min(cutoff.get(plant, "9999"), second.isoformat())
     out: dict[tuple[str, str], list[Fact]] = {key: [] for key in keys}
-    for plant, users in by_plant.items():
-        since = min(keys[(plant, u)][0] for u in users).isoformat()
-        cutoff = min(keys[(plant, u)][1] for u in users).isoformat()
-        for row in bulk.select_in(
-            f"SELECT {FACT_COLUMNS} FROM attendance_day WHERE plant_id = ? AND work_date >= ? "
-            "AND (status = 'missing' OR work_date >= ?) AND user_id IN ({})",
-            users,
-            [plant, since, cutoff],
-        ):
-            out[(plant, row[1])].append(Fact(*row))
+    for part in bulk.chunks(sorted(keys), bulk.MAX_PARAMS // 4):
+        rows = bulk.execute(
+            f"WITH b(plant, usr, since, cutoff) AS (VALUES {', '.join(['(?, ?, ?, ?)'] * len(part))}) "
+            f"SELECT {', '.join('a.' + c for c in FACT_COLUMNS.split(', '))} FROM b JOIN attendance_day a "
+            "ON a.plant_id = b.plant AND a.user_id = b.usr AND a.work_date >= b.since "
+            "AND (a.status = 'missing' OR a.work_date >= b.cutoff) ORDER BY a.id",
+            [v for plant, user in part for v in (plant, user, since[plant], cutoff[plant])],
+        ).fetchall()
+        for row in rows:
+            out[(row[0], row[1])].append(Fact(*row))
     return out
 
 

@@ -13,25 +13,51 @@ marks them untrusted.
 
 Only facts the appliance confirmed exist at all: a plant whose terminals have not been read past a
 shift's end sends no fact for it, so an outage produces no absence here, only a later fact.
+
+Appliances are read a part at a time (``PART_RECORDS`` records or so), each part in one transaction that
+holds its appliances' cursor rows (in appliance order, so two runners never wait on each other in a
+circle): its records in one query, its facts stored in one statement (PostgreSQL: COPY'd into a
+transaction's scratch table, then one ``INSERT ... SELECT ... ON CONFLICT``), its punches in one query, its
+cursors moved in one statement. A group's morning (2,000 appliances, a million facts) is some twenty
+transactions, not two thousand.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import orjson
 import peewee as pw
 
 from cloud.appliances.trust import Trust
 from cloud.escalation import bulk
-from cloud.escalation.models import AttendanceDay, FactCursor
-from cloud.store import Appliance, LogHead, Punch, database
+from cloud.escalation.models import FactCursor
+from cloud.store import Appliance, LogHead, database
 
 ATTENDED = frozenset({"present", "late", "left_early", "incomplete"})
 EXCUSED = frozenset({"on_leave", "business_trip"})
 OFF = frozenset({"rest_day", "holiday", "not_scheduled", "upcoming"})
+PART_RECORDS = 50_000  # records read (at most) per transaction, a few appliances' worth
+STORED = (  # the AttendanceDay columns a fact sets, in this order
+    "plant_id",
+    "user_id",
+    "fact_key",
+    "work_date",
+    "shift",
+    "status",
+    "start_ms",
+    "end_ms",
+    "watch",
+    "excusal",
+    "fact_id",
+    "appliance_id",
+    "seq",
+    "versions",
+)
 
 
 @dataclass
@@ -46,133 +72,253 @@ class Fresh:
     facts: int = 0
 
 
-def read_new(limit_per_appliance: int = 20_000) -> Fresh:
+class Range:
+    """One appliance's part of a read: records ``(after, upto]`` of its log, and its punches up to
+    ``punches_upto`` (short of its key's compromise point)."""
+
+    __slots__ = ("appliance", "plant", "after", "upto", "punches_upto")
+
+    def __init__(self, appliance: int, plant: str, after: int, upto: int, punches_upto: int) -> None:
+        self.appliance, self.plant, self.after, self.upto, self.punches_upto = (
+            appliance,
+            plant,
+            after,
+            upto,
+            punches_upto,
+        )
+
+
+def read_new(limit_per_appliance: int = 20_000, part_records: int = PART_RECORDS) -> Fresh:
     fresh = Fresh()
-    behind = (
+    behind = list(
         LogHead.select(
             LogHead.appliance, LogHead.seq, Appliance.plant, pw.fn.COALESCE(FactCursor.seq, -1).alias("done")
         )
         .join(Appliance, on=(Appliance.id == LogHead.appliance))
         .join(FactCursor, pw.JOIN.LEFT_OUTER, on=(FactCursor.appliance == LogHead.appliance))
         .where(LogHead.seq > pw.fn.COALESCE(FactCursor.seq, -1))
+        .order_by(LogHead.appliance)
         .tuples()
     )
-    db = database.obj
-    sqlite = isinstance(db, pw.SqliteDatabase)
+    if not behind:
+        return fresh
+    bulk.insert(FactCursor, [{"appliance": a, "seq": -1} for a, _head, _plant, _done in behind], ignore=True)
     trust = Trust.load()
-    for appliance_id, head, plant_id, _seen in list(behind):
-        FactCursor.insert(appliance=appliance_id, seq=-1).on_conflict_ignore().execute()
-        # the cursor row is the lock: two runners never project the same range
-        with db.atomic("IMMEDIATE") if sqlite else db.atomic():
-            query = FactCursor.select().where(FactCursor.appliance == appliance_id)
-            done = (query if sqlite else query.for_update()).get().seq
-            upto = min(head, done + limit_per_appliance)
-            if upto <= done:
+    for part in _parts(behind, min(limit_per_appliance, part_records), part_records):
+        heads = {appliance: (head, plant) for appliance, head, plant, _done in part}
+        # the cursor rows are the lock: two runners never project the same range
+        with _transaction():
+            ranges = []
+            for appliance, done in _lock_cursors(sorted(heads)):
+                head, plant = heads[appliance]
+                upto = min(head, done + limit_per_appliance)
+                if upto <= done:
+                    continue
+                point = trust.points.get(appliance)
+                ranges.append(Range(appliance, plant, done, upto, min(upto, point.since_seq - 1) if point else upto))
+            if not ranges:
                 continue
-            _facts(appliance_id, plant_id, done, upto, fresh)
-            point = trust.points.get(appliance_id)
-            _punches(appliance_id, plant_id, done, min(upto, point.since_seq - 1) if point else upto, fresh)
-            FactCursor.update(seq=upto).where(FactCursor.appliance == appliance_id).execute()
+            _facts(ranges, fresh)
+            _punches(ranges, fresh)
+            bulk.execute(
+                "UPDATE fact_cursor SET seq = CASE appliance_id "
+                + " ".join("WHEN ? THEN ?" for _ in ranges)
+                + f" END WHERE appliance_id IN ({bulk.marks(len(ranges))})",
+                [v for r in ranges for v in (r.appliance, r.upto)] + [r.appliance for r in ranges],
+            )
     return fresh
 
 
-def _facts(appliance_id: int, plant_id: str, after: int, upto: int, fresh: Fresh) -> None:
+def _parts(behind: list[tuple], limit: int, records: int) -> Iterable[list[tuple]]:
+    """The appliances behind, in order, a part at a time: about ``records`` records to read in each."""
+    part: list[tuple] = []
+    size = 0
+    for row in behind:
+        part.append(row)
+        size += min(row[1] - row[3], limit)
+        if size >= records:
+            yield part
+            part, size = [], 0
+    if part:
+        yield part
+
+
+def _transaction():  # type: ignore[no-untyped-def]
+    db = database.obj
+    return db.atomic("IMMEDIATE") if isinstance(db, pw.SqliteDatabase) else db.atomic()
+
+
+def _lock_cursors(appliances: list[int]) -> list[tuple[int, int]]:
+    """The cursors of ``appliances`` (which exist), locked in appliance order on PostgreSQL."""
+    lock = "" if isinstance(database.obj, pw.SqliteDatabase) else " FOR UPDATE"
+    return bulk.select_in(
+        "SELECT appliance_id, seq FROM fact_cursor WHERE appliance_id IN ({}) ORDER BY appliance_id" + lock,
+        appliances,
+    )
+
+
+def _ranges_cte(ranges: Sequence[Range], upto: str = "upto") -> tuple[str, list[int]]:
+    """``WITH r(app, lo, hi) AS (VALUES ...)``: the part's ranges as a table, for one query over them all."""
+    text = f"WITH r(app, lo, hi) AS (VALUES {', '.join(['(?, ?, ?)'] * len(ranges))}) "
+    return text, [v for r in ranges for v in (r.appliance, r.after, getattr(r, upto))]
+
+
+def _facts(ranges: Sequence[Range], fresh: Fresh) -> None:
+    """Store the part's facts. Within one appliance's range the last fact of a key wins; a key that facts of
+    several appliances of a plant name in one part is stored once, the last appliance's (in appliance order)
+    fact, counting one version for each, as appliance after appliance would have stored it."""
+    cte, params = _ranges_cte(ranges)
     rows = bulk.execute(
-        "SELECT seq, data FROM log_record WHERE appliance_id = ? AND seq > ? AND seq <= ? AND type = 'dayfact' "
-        "ORDER BY seq",
-        (appliance_id, after, upto),
+        cte + "SELECT l.appliance_id, l.seq, l.data FROM r JOIN log_record l ON l.appliance_id = r.app "
+        "AND l.seq > r.lo AND l.seq <= r.hi WHERE l.type = 'dayfact' ORDER BY l.appliance_id, l.seq",
+        params,
     ).fetchall()
-    latest: dict[str, tuple[int, dict]] = {}
-    for seq, data in rows:
-        fact = json.loads(bytes(data))["fact"]
-        latest[str(fact["key"])] = (seq, fact)  # the last fact of a key in the range wins
-    if not latest:
+    if not rows:
         return
-    values = [
-        {
-            "plant": plant_id,
-            "user_id": str(fact["emp"]),
-            "fact_key": key,
-            "work_date": str(fact["date"]),
-            "shift": str(fact.get("shift", "")),
-            "status": str(fact["status"]),
-            "start_ms": fact.get("start_ms"),
-            "end_ms": fact.get("end_ms"),
-            "watch": str(fact.get("watch", "")),
-            "excusal": str(fact.get("excusal", "")),
-            "fact_id": fact_id(fact),
-            "appliance": appliance_id,
-            "seq": seq,
-        }
-        for key, (seq, fact) in latest.items()
-    ]
-    status = {v["fact_key"]: v["status"] for v in values}
-    for key, user_id, versions in _upsert(values):
-        badge = (plant_id, user_id)
-        if versions > 1:
-            fresh.touched.add(badge)
+    plant_of = {r.appliance: r.plant for r in ranges}
+    latest: dict[tuple[int, str], tuple[int, dict]] = {}
+    for appliance_id, seq, data in rows:
+        fact = orjson.loads(data)["fact"]
+        latest[(appliance_id, str(fact["key"]))] = (seq, fact)  # the last fact of a key in the range wins
+    stored: dict[tuple[str, str], list] = {}  # (plant, key) -> the row to store, versions counted
+    for (appliance_id, key), (seq, fact) in latest.items():  # in appliance order, then the range's
+        plant = plant_of[appliance_id]
+        user = str(fact["emp"])
+        before = stored.get((plant, key))
+        status = str(fact["status"])
+        stored[(plant, key)] = [
+            plant,
+            user,
+            key,
+            str(fact["date"]),
+            str(fact.get("shift", "")),
+            status,
+            fact.get("start_ms"),
+            fact.get("end_ms"),
+            str(fact.get("watch", "")),
+            str(fact.get("excusal", "")),
+            fact_id(fact),
+            appliance_id,
+            seq,
+            1 if before is None else before[-1] + 1,
+        ]
+        if before is not None:  # a second fact of the key in this read: it changed, as a supersession does
+            fresh.touched.add((plant, user))
         else:
-            (fresh.attended if status[key] in ATTENDED | OFF else fresh.touched).add(badge)
+            (fresh.attended if status in ATTENDED | OFF else fresh.touched).add((plant, user))
         fresh.facts += 1
+    for plant, _key, user, _versions in _write(list(stored.values())):  # keys stored before: superseded
+        fresh.touched.add((plant, user))
 
 
-SUPERSEDE = '"versions" = attendance_day."versions" + 1'
-_ARRAY_TYPES = {"BIGINT": "bigint", "INT": "integer", "INTEGER": "integer", "AUTO": "integer"}
+SUPERSEDE = '"versions" = attendance_day."versions" + excluded."versions"'
 
 
 def _upsert(values: list[dict]) -> list[tuple]:
-    """Store the facts; a fact of a key already stored supersedes it: the row takes the new fact and counts one
-    more version. Returns (fact_key, user_id, versions) of each row written.
+    """Store facts given as ``AttendanceDay`` rows by field name, one version each; (fact_key, user_id, versions)
+    of each row written."""
+    rows = [[row.get(c, row.get(c.removesuffix("_id"), 1)) for c in STORED] for row in values]
+    return [(key, user, versions) for _plant, key, user, versions in _write(rows, every=True)]
 
-    On PostgreSQL the rows go as one array per column (``INSERT ... SELECT FROM unnest``): a multi-row VALUES
-    list of a plant's day (500 rows, 7,000 parameters) cost the server more to parse and plan than to store,
-    and a group's day of a million facts spent most of its tick there (bench/escalation_tick_group.py)."""
-    if not isinstance(database.obj, pw.PostgresqlDatabase):
-        return bulk.insert(
-            AttendanceDay,
-            values,
-            upsert_on=("plant_id", "fact_key"),
-            also_set=SUPERSEDE,
-            returning="fact_key, user_id, versions",
-        )
-    fields = [f for f in AttendanceDay._meta.sorted_fields if f.name != "id"]
-    columns = ", ".join(f'"{f.column_name}"' for f in fields)
-    arrays = ", ".join(f"%s::{_ARRAY_TYPES.get(f.field_type, 'text')}[]" for f in fields)
-    sets = ", ".join(f'"{f.column_name}" = excluded."{f.column_name}"' for f in fields if f.name != "versions")
-    text = (
-        f"INSERT INTO attendance_day ({columns}) SELECT * FROM unnest({arrays}) "
-        f"ON CONFLICT (plant_id, fact_key) DO UPDATE SET {sets}, {SUPERSEDE} RETURNING fact_key, user_id, versions"
+
+def _write(rows: list[list], *, every: bool = False) -> list[tuple]:
+    """Store the facts (``STORED`` columns, ``versions`` the number of facts of the key in this read); a fact of
+    a key already stored supersedes it: the row takes the new fact and counts its versions on. Returns (plant,
+    fact_key, user_id, versions) of each row that has had more than one fact now (stored before, or named twice
+    in this read), or of ``every`` row.
+
+    On PostgreSQL the rows are COPY'd into a scratch table dropped at commit and stored with one ``INSERT ...
+    SELECT``: a million facts as parameters (arrays or VALUES lists) cost the client more to quote and the
+    server more to parse than to store, and only the rows superseded come back."""
+    if not rows:
+        return []
+    columns = ", ".join(f'"{c}"' for c in STORED)
+    sets = ", ".join(f'"{c}" = excluded."{c}"' for c in STORED if c != "versions")
+    tail = (
+        f'ON CONFLICT ("plant_id", "fact_key") DO UPDATE SET {sets}, {SUPERSEDE} '
+        'RETURNING "plant_id", "fact_key", "user_id", "versions"'
     )
-    params = [_array_literal([row.get(f.name, 1) for row in values]) for f in fields]  # versions: 1 when new
-    return list(database.execute_sql(text, params).fetchall())
+    db = database.obj
+    if not isinstance(db, pw.PostgresqlDatabase):
+        out: list[tuple] = []
+        marks = f"({bulk.marks(len(STORED))})"
+        for part in bulk.chunks(rows, bulk.MAX_PARAMS // len(STORED)):
+            text = f"INSERT INTO attendance_day ({columns}) VALUES {', '.join([marks] * len(part))} {tail}"
+            out += [r for r in bulk.execute(text, [v for row in part for v in row]).fetchall() if every or r[3] > 1]
+        return out
+    with db.atomic():  # the scratch table lasts until the transaction's end (a savepoint inside one)
+        db.execute_sql(
+            f"CREATE TEMP TABLE fact_stage ON COMMIT DROP AS SELECT {columns} FROM attendance_day WITH NO DATA"
+        )
+        db.cursor().copy_expert(f"COPY fact_stage ({columns}) FROM STDIN", io.StringIO(_copy_text(rows)))
+        found = db.execute_sql(
+            f"WITH w AS (INSERT INTO attendance_day ({columns}) SELECT {columns} FROM fact_stage {tail}) "
+            'SELECT "plant_id", "fact_key", "user_id", "versions" FROM w' + ("" if every else ' WHERE "versions" > 1')
+        ).fetchall()
+        db.execute_sql("DROP TABLE fact_stage")
+    return found
 
 
-def _array_literal(items: list[object]) -> str:
-    """A PostgreSQL array literal of these values (text, whole numbers or None), one parameter however many."""
-    out = []
-    for item in items:
-        if item is None:
-            out.append("NULL")
-        else:
-            out.append('"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"')
-    return "{" + ",".join(out) + "}"
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})  # COPY text's, as cloud.rows
+
+
+def _copy_text(rows: list[list]) -> str:
+    """``STORED`` rows in COPY text format: ``cloud.rows.copy_text`` for these columns' types (text, a whole
+    number or None), a third of its time."""
+    lines = []
+    for r in rows:
+        lines.append(
+            "\t".join(
+                (
+                    r[0].translate(_ESCAPES),
+                    r[1].translate(_ESCAPES),
+                    r[2].translate(_ESCAPES),
+                    r[3].translate(_ESCAPES),
+                    r[4].translate(_ESCAPES),
+                    r[5].translate(_ESCAPES),
+                    "\\N" if r[6] is None else str(r[6]).translate(_ESCAPES),
+                    "\\N" if r[7] is None else str(r[7]).translate(_ESCAPES),
+                    r[8].translate(_ESCAPES),
+                    r[9].translate(_ESCAPES),
+                    r[10].translate(_ESCAPES),
+                    str(r[11]),
+                    str(r[12]),
+                    str(r[13]),
+                )
+            )
+        )
+    lines.append("")
+    return "\n".join(lines)
 
 
 def fact_id(fact: dict) -> str:
-    """The id a superseding fact names: SHA-256 of the fact's canonical JSON, as ``appliance.rules.fact_id``."""
+    """The id a superseding fact names: SHA-256 of the fact's canonical JSON, as ``appliance.rules.fact_id``.
+
+    A stored record passed ``ledger.record.parse`` (its values strings, integers below 2^53, booleans, null,
+    objects and arrays: no floats), and on those orjson's sorted compact bytes are the canonical ones
+    (``ledger.canonical``, property-tested there and in tests/cloud/escalation/test_intake_fast_path.py), five
+    times faster than ``json``; what orjson refuses takes ``json``'s way."""
+    try:
+        return hashlib.sha256(orjson.dumps(fact, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    except orjson.JSONEncodeError:
+        return slow_fact_id(fact)
+
+
+def slow_fact_id(fact: dict) -> str:
+    """``fact_id`` as ``appliance.rules.dayfact.fact_id`` computes it (``json``)."""
     data = json.dumps(fact, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(data).hexdigest()
 
 
-def _punches(appliance_id: int, plant_id: str, after: int, upto: int, fresh: Fresh) -> None:
-    rows = (
-        Punch.select(Punch.employee, pw.fn.MAX(Punch.at_utc_ms))
-        .where((Punch.appliance == appliance_id) & (Punch.seq > after) & (Punch.seq <= upto))
-        .group_by(Punch.employee)
-        .tuples()
-    )
-    for employee, at_ms in rows:
-        badge = (plant_id, employee)
+def _punches(ranges: Sequence[Range], fresh: Fresh) -> None:
+    cte, params = _ranges_cte(ranges, "punches_upto")
+    plant_of = {r.appliance: r.plant for r in ranges}
+    for appliance_id, employee, at_ms in bulk.execute(
+        cte + "SELECT p.appliance_id, p.employee, MAX(p.at_utc_ms) FROM r JOIN punch p ON p.appliance_id = r.app "
+        "AND p.seq > r.lo AND p.seq <= r.hi GROUP BY p.appliance_id, p.employee",
+        params,
+    ).fetchall():
+        badge = (plant_of[appliance_id], employee)
         fresh.punches[badge] = max(at_ms, fresh.punches.get(badge, 0))
 
 
