@@ -8,16 +8,18 @@ report the provider sends twice (Aliyun retries its push) is stored once.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import peewee as pw
 
 from cloud.channels.base import Attempt, OutboundMessage, Receipt, Status
 from cloud.clock import Clock, to_ms
-from cloud.store import BaseModel, write_transaction
+from cloud.store import BaseModel, database, write_transaction
 
 
 class ContactAttempt(BaseModel):
@@ -79,39 +81,63 @@ def idempotency_key(case_ref: str, step_id: str, channel: str, recipient: str) -
     return hashlib.sha256(joined.encode()).hexdigest()
 
 
+def execute(text: str, params: Sequence[Any] = ()) -> Any:
+    """``text`` written with ``?`` placeholders, run on the database in use (psycopg2 wants ``%s``). The sends'
+    few statements are written out once: peewee builds each query from an expression tree, which cost more than
+    the database took to run it, several times for every message."""
+    db = database.obj
+    return db.execute_sql(text if isinstance(db, pw.SqliteDatabase) else text.replace("?", "%s"), tuple(params))
+
+
+_COLUMNS = tuple(f.column_name for f in ContactAttempt._meta.sorted_fields)
+_WRITTEN = (  # a new attempt's columns, in the order ``record_attempt`` gives them
+    "idem_key, attempt_no, case_ref, step_id, channel, provider, recipient, template_id, template_version, "
+    "subject, content_sha256, attachments, status, reason, provider_message_id, raw_response, request, operator, "
+    "at_ms, sent_text"
+)
+_INSERT = f"INSERT INTO contact_attempt ({_WRITTEN}) VALUES ({', '.join('?' * 20)}) RETURNING id"
+_LAST = f"SELECT {', '.join(_COLUMNS)} FROM contact_attempt WHERE idem_key = ? ORDER BY attempt_no DESC LIMIT 1"
+
+
 def record_attempt(message: OutboundMessage, attempt: Attempt, *, key: str) -> Attempt:
-    """Append ``attempt`` to the log under ``key``; returns it with its row id."""
+    """Append ``attempt`` to the log under ``key``; returns it with its row id (as it reads back from the log)."""
+    at_ms = to_ms(attempt.at)
+    attachments = json.dumps(
+        [{"name": a.name, "mime": a.mime, "size": len(a.data), "sha256": a.sha256} for a in message.attachments],
+        ensure_ascii=False,
+    )
     with write_transaction():
-        number = ContactAttempt.select().where(ContactAttempt.idem_key == key).count() + 1
-        row = ContactAttempt.create(
-            idem_key=key,
-            attempt_no=number,
-            case_ref=message.case_ref,
-            step_id=message.step_id,
-            channel=attempt.channel,
-            provider=attempt.provider,
-            recipient=attempt.recipient,
-            template_id=attempt.template_id,
-            template_version=attempt.template_version,
-            subject=message.subject,
-            content_sha256=attempt.content_sha256,
-            attachments=json.dumps(
-                [
-                    {"name": a.name, "mime": a.mime, "size": len(a.data), "sha256": a.sha256}
-                    for a in message.attachments
-                ],
-                ensure_ascii=False,
-            ),
-            status=attempt.status.value,
-            reason=attempt.reason,
-            provider_message_id=attempt.provider_message_id,
-            raw_response=attempt.raw_response,
-            request=attempt.request,
-            operator=attempt.operator,
-            at_ms=to_ms(attempt.at),
-            sent_text=attempt.sent_text,
-        )
-    return to_attempt(row)
+        (before,) = execute("SELECT COUNT(*) FROM contact_attempt WHERE idem_key = ?", [key]).fetchone()
+        values = [
+            key,
+            before + 1,
+            message.case_ref,
+            message.step_id,
+            attempt.channel,
+            attempt.provider,
+            attempt.recipient,
+            attempt.template_id,
+            attempt.template_version,
+            message.subject,
+            attempt.content_sha256,
+            attachments,
+            attempt.status.value,
+            attempt.reason,
+            attempt.provider_message_id,
+            attempt.raw_response,
+            attempt.request,
+            attempt.operator,
+            at_ms,
+            attempt.sent_text,
+        ]
+        (row_id,) = execute(_INSERT, values).fetchone()
+    return dataclasses.replace(
+        attempt,
+        at=datetime.fromtimestamp(at_ms / 1000, UTC),
+        request=bytes(attempt.request or b""),
+        sent_text=attempt.sent_text or "",
+        attempt_id=row_id,
+    )
 
 
 def to_attempt(row: ContactAttempt) -> Attempt:
@@ -135,8 +161,14 @@ def to_attempt(row: ContactAttempt) -> Attempt:
 
 
 def last_attempt(key: str) -> ContactAttempt | None:
-    query = ContactAttempt.select().where(ContactAttempt.idem_key == key)
-    return query.order_by(ContactAttempt.attempt_no.desc()).first()
+    """The latest attempt under ``key`` (a row as peewee would read it), or None."""
+    found = execute(_LAST, [key]).fetchone()
+    if found is None:
+        return None
+    row = ContactAttempt.__new__(ContactAttempt)
+    names = [f.name for f in ContactAttempt._meta.sorted_fields]
+    row.__data__, row._dirty, row.__rel__ = dict(zip(names, found, strict=True)), set(), {}
+    return row
 
 
 def record_receipts(receipts: Iterable[Receipt], clock: Clock) -> list[DeliveryReceipt]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from cloud.channels import contact_log
 from cloud.channels.base import Attempt, Channel, OutboundMessage, Status
-from cloud.channels.contact_log import ContactAttempt, DispatchClaim, idempotency_key
+from cloud.channels.contact_log import ContactAttempt, idempotency_key
 from cloud.channels.writer import one_writer, together
 from cloud.clock import Clock, SystemClock, to_ms
 
@@ -97,15 +97,14 @@ class Dispatcher:
         now = to_ms(self.clock.now())
 
         def claim() -> ContactAttempt | None:
-            DispatchClaim.insert(key=key, in_flight_ms=None).on_conflict_ignore().execute()
-            taken = (
-                DispatchClaim.update(in_flight_ms=now)
-                .where(
-                    DispatchClaim.key == key,
-                    DispatchClaim.in_flight_ms.is_null() | (DispatchClaim.in_flight_ms < now - CLAIM_STALE_MS),
-                )
-                .execute()
+            contact_log.execute(
+                'INSERT INTO dispatch_claim ("key", in_flight_ms) VALUES (?, NULL) ON CONFLICT DO NOTHING', [key]
             )
+            taken = contact_log.execute(
+                'UPDATE dispatch_claim SET in_flight_ms = ? WHERE "key" = ? '
+                "AND (in_flight_ms IS NULL OR in_flight_ms < ?)",
+                [now, key, now - CLAIM_STALE_MS],
+            ).rowcount
             if not taken:
                 raise DispatchBusy(f"step {key[:12]}… is being sent by another dispatcher")
             return contact_log.last_attempt(key)
@@ -121,4 +120,4 @@ def _recorded(message: OutboundMessage, attempt: Attempt, key: str) -> Attempt:
 
 def _release(key: str) -> None:
     with one_writer():
-        DispatchClaim.update(in_flight_ms=None).where(DispatchClaim.key == key).execute()
+        contact_log.execute('UPDATE dispatch_claim SET in_flight_ms = NULL WHERE "key" = ?', [key])

@@ -31,13 +31,13 @@ import logging
 import os
 from dataclasses import dataclass
 
-from cloud.channels import names
+from cloud.channels import contact_log, names
 from cloud.channels.base import Attachment, Attempt, OutboundMessage, Status
 from cloud.channels.contact_log import ContactAttempt
 from cloud.channels.dispatch import DispatchBusy, Dispatcher, one_writer
 from cloud.channels.writer import together
 from cloud.clock import Clock, to_ms
-from cloud.escalation import cases, notice_facts
+from cloud.escalation import bulk, cases, notice_facts
 from cloud.escalation.cases import policy_of
 from cloud.escalation.engine import next_window
 from cloud.escalation.models import AbsenceCase, CaseTask
@@ -329,14 +329,7 @@ class OutboundSender:
 
     def send(self, step: PlannedStep) -> Sent:
         now = to_ms(self._clock.now())
-        case = (  # with its plant and employee: one query, not three
-            AbsenceCase.select(AbsenceCase, Plant, Employee)
-            .join(Plant)
-            .switch(AbsenceCase)
-            .join(Employee)
-            .where(AbsenceCase.id == step.case_id)
-            .get()
-        )
+        case = _case_of(step)
         policy = policy_of(case)
         if PEOPLE & set(step.recipients):
             later = next_window(now, case.plant.timezone, policy.quiet_start, policy.quiet_end)
@@ -382,6 +375,18 @@ class OutboundSender:
         raise SendFailed(why, outcomes)
 
 
+def _case_of(step: PlannedStep) -> AbsenceCase:
+    """The step's case with its plant and employee (and the employee's manager when the step goes to them), read
+    by id as rows: a peewee query joining the three cost milliseconds of building per step, more than the reads."""
+    [case] = bulk.instances(AbsenceCase, "id", [step.case_id])
+    [plant] = bulk.instances(Plant, "id", [case.plant_id])
+    [emp] = bulk.instances(Employee, "id", [case.employee_id])
+    case.__rel__.update(plant=plant, employee=emp)
+    if "manager" in step.recipients and emp.manager_id is not None:
+        emp.__rel__.update(manager=bulk.instances(Employee, "id", [emp.manager_id])[0])
+    return case
+
+
 def _in_order(step: PlannedStep, outcomes: list[Outcome]) -> list[Outcome]:
     """Outcomes in the step's order of recipients, then of channels."""
 
@@ -399,9 +404,10 @@ def _outcome(target: Target, attempt: Attempt) -> Outcome:
     """What one message did: its status, or its delivery receipt when one came already (a step sent before)."""
     result = attempt.status.value
     if attempt.ok and attempt.attempt_id is not None:
-        row = ContactAttempt.get_or_none(ContactAttempt.id == attempt.attempt_id)
-        if row is not None and row.receipt_status in ("delivered", "read", "failed"):
-            result = row.receipt_status
+        row = contact_log.execute("SELECT receipt_status FROM contact_attempt WHERE id = ?", [attempt.attempt_id])
+        receipt = (row.fetchone() or (None,))[0]
+        if receipt in ("delivered", "read", "failed"):
+            result = receipt
     return Outcome(target.role, target.channel, result, attempt.reason if not attempt.ok else "")
 
 
