@@ -181,6 +181,7 @@ def _facts(ranges: Sequence[Range], fresh: Fresh) -> None:
         fact = orjson.loads(data)["fact"]
         latest[(appliance_id, str(fact["key"]))] = (seq, fact)  # the last fact of a key in the range wins
     stored: dict[tuple[str, str], list] = {}  # (plant, key) -> the row to store, versions counted
+    named: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (plant, key) -> (user, status) of each appliance's
     for (appliance_id, key), (seq, fact) in latest.items():  # in appliance order, then the range's
         plant = plant_of[appliance_id]
         user = str(fact["emp"])
@@ -202,13 +203,18 @@ def _facts(ranges: Sequence[Range], fresh: Fresh) -> None:
             seq,
             1 if before is None else before[-1] + 1,
         ]
-        if before is not None:  # a second fact of the key in this read: it changed, as a supersession does
-            fresh.touched.add((plant, user))
-        else:
-            (fresh.attended if status in ATTENDED | OFF else fresh.touched).add((plant, user))
+        named.setdefault((plant, key), []).append((user, status))
         fresh.facts += 1
-    for plant, _key, user, _versions in _write(list(stored.values())):  # keys stored before: superseded
-        fresh.touched.add((plant, user))
+    versions = {(plant, key): v for plant, key, _user, v in _write(list(stored.values()))}  # those above 1
+    for at, given in named.items():
+        # as one upsert after another: the first fact of a key not stored before is new (attended or not by its
+        # status), every later one (or every one, the key stored before) supersedes: a change to look at
+        new = versions.get(at, 1) == len(given)
+        for n, (user, status) in enumerate(given):
+            if n == 0 and new and status in ATTENDED | OFF:
+                fresh.attended.add((at[0], user))
+            else:
+                fresh.touched.add((at[0], user))
 
 
 SUPERSEDE = '"versions" = attendance_day."versions" + excluded."versions"'
