@@ -88,6 +88,36 @@ class BoardPage(threading.Thread):
             time.sleep(max(0.0, 1.0 - (time.time() - started)))
 
 
+def timeline(
+    sent: dict[str, float],
+    received: dict[str, float],
+    shown: dict[str, float],
+    signed: list[tuple[int, str]],
+    minutes: float,
+    windows: int = 10,
+) -> str:
+    """The burst in ``windows`` slices: punches sent, p99 punch -> daemon and -> kiosk, the records the daemon signed
+    (by type): where a slow minute's time went."""
+    start = min(sent.values())
+    width = minutes * 60 / windows
+    lines = ["timeline (from the first punch): punches, p99 to daemon / to kiosk, records signed by type"]
+    for n in range(windows):
+        lo, hi = start + n * width, start + (n + 1) * width
+        users = [u for u, t in sent.items() if lo <= t < hi]
+        daemon = [received[u] - sent[u] for u in users if u in received]
+        kiosk = [shown[f"工人{u[1:]}"] - sent[u] for u in users if f"工人{u[1:]}" in shown]
+        types: dict[str, int] = {}
+        for at_ms, kind in signed:
+            if lo <= at_ms / 1000 < hi:
+                types[kind] = types.get(kind, 0) + 1
+        p99 = lambda xs: f"{percentile(xs, 0.99) * 1000:6.0f} ms" if xs else "     -   "  # noqa: E731
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(types.items(), key=lambda kv: -kv[1]))
+        lines.append(
+            f"  {n * width:5.0f}-{(n + 1) * width:4.0f} s: {len(users):4d}  {p99(daemon)} / {p99(kiosk)}  {kinds}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant) -> None:
     """``plant_type``: how the appliance's processes are run (bench/plant_burst_arm64.py: in an arm64 root)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -147,6 +177,8 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
         page.stop = True
         page.join(60)  # its last round of pages, before gunicorn stops under it
         stored = plant.rows("SELECT user_id, seq, received_ms FROM punch")
+        first_sent = min(sent.values()) if sent else time.time()
+        signed = plant.rows(f"SELECT t_wall_ms, type FROM log_record WHERE t_wall_ms >= {int(first_sent * 1000)}")
         seq_of = {u: seq for u, seq, _r in stored}
         received = {u: r / 1000 for u, _s, r in stored}
         kiosk.close()
@@ -198,6 +230,7 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
         f"{sum(used.values()) / cpu_span:.2f} of one core here, "
         f"{sum(used.values()) / len(sent) * 1000:.1f} ms a punch"
     )
+    print(timeline(sent, received, shown, signed, args.minutes))
     print(f"exit codes: {codes}")
     if budget:
         print(f"{budget.describe()}: {throttled}")

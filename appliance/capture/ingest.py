@@ -53,6 +53,9 @@ class PunchIngest:
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._pending: set[PunchKey] = set()
         self._live_at: dict[str, float] = {}  # each terminal's latest live punch, by the clock's monotonic seconds
+        # the plant's latest enrolment pass made while punches flowed (``appliance.capture.poller`` paces them)
+        self.busy_pass_lock = threading.Lock()
+        self.busy_pass_at: float | None = None
 
     @property
     def writer(self) -> LogWriter:

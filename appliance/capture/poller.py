@@ -21,8 +21,10 @@ plant's other terminals (``appliance.capture.enrolment``: bounded work, one shor
 nothing changed), so that punches are always read first.
 
 While punches flow (a live punch from the terminal in the last ``LIVE_FLOWING_S``: a shift change), a
-terminal's enrolment pass runs at most once every ``ENROL_BUSY_S``, so that the appliance's one Pi core
-signs and shows punches rather than users and fingers: a roster change (or a finger stored from
+terminal's enrolment pass runs at most once every ``ENROL_BUSY_S``, and the plant's terminals take
+turns, one pass every ``ENROL_BUSY_GAP_S`` (twenty terminals passing together signed a thousand
+records in one go, and the punches waited), so that the appliance's one Pi core signs and shows
+punches rather than users and fingers: a roster change (or a finger stored from
 another terminal) since the terminal's last pass is not held back and reaches it at its next read
 (within ``live_poll_seconds``, 60 s by default); what is held back is the rest of a big change (more
 than ``enrolment.MAX_STEPS`` a pass) and a look at fingers enrolled at its keypad, for at most
@@ -62,6 +64,7 @@ MAX_BACKOFF_S = 60.0
 CORRECTION_RETRY_S = 600.0  # after a failed clock correction, the next attempt waits this long
 LIVE_FLOWING_S = 60.0  # a live punch from the terminal within this: punches are flowing (a shift change)
 ENROL_BUSY_S = 300.0  # while they flow, a terminal's enrolment pass runs at most this often (but for a change)
+ENROL_BUSY_GAP_S = 10.0  # ...and one terminal's pass at most this often across the plant
 
 
 class PunchSource(Protocol):
@@ -269,14 +272,19 @@ class TerminalWorker:
         return self._enrolment.sync()
 
     def _enrolment_held_back(self, enrolment: TerminalEnrolment) -> bool:
-        """Punches are flowing, this terminal's last pass was less than ``ENROL_BUSY_S`` ago, and neither the
-        roster nor the stored fingers changed since: the pass waits (the module's docstring)."""
-        return (
-            self._enrolled_at is not None
-            and self._clock.monotonic() - self._enrolled_at < ENROL_BUSY_S
-            and self._ingest.live_punch_within(self.name, LIVE_FLOWING_S)
-            and not enrolment.changed_since_last_pass()
-        )
+        """Punches are flowing, and this terminal's last pass was less than ``ENROL_BUSY_S`` ago or another
+        terminal's less than ``ENROL_BUSY_GAP_S`` ago, and neither the roster nor the stored fingers changed since
+        its last pass: the pass waits (the module's docstring)."""
+        now = self._clock.monotonic()
+        if self._enrolled_at is None or not self._ingest.live_punch_within(self.name, LIVE_FLOWING_S):
+            return False
+        with self._ingest.busy_pass_lock:
+            plant = self._ingest.busy_pass_at
+            waits = now - self._enrolled_at < ENROL_BUSY_S or (plant is not None and now - plant < ENROL_BUSY_GAP_S)
+            if not waits:
+                self._ingest.busy_pass_at = now  # this terminal's turn
+                return False
+        return not enrolment.changed_since_last_pass()
 
     def _correct_clock(self, download: Download) -> None:
         """Set the terminal's clock, as the policy allows, and sign what changed in the same breath.
