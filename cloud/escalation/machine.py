@@ -89,25 +89,31 @@ def advance(b: CaseBatch, case: AbsenceCase, now_ms: int, tz: str) -> int:
     policy = policy_of(case)
     cal = calendar(policy, tz)
     applied = 0
+    last: ladder.Snapshot | None = None  # the case as the last decide saw it, when nothing changed since
     for _round in range(20):
-        actions = ladder.decide(snapshot(b, case), policy, now_ms, cal)
+        last = snapshot(b, case)
+        actions = ladder.decide(last, policy, now_ms, cal)
         if not actions:
             break
         for action in actions:
             _apply(b, case, action, now_ms)
         applied += len(actions)
-    case.wake_ms = _wake(b, case, cal, now_ms)
+        last = None
+    case.wake_ms = _wake(b, case, cal, now_ms, last)
     case.updated_ms = now_ms
     b.touch(case)
     return applied
 
 
-def _wake(b: CaseBatch, case: AbsenceCase, cal: ladder.Calendar, now_ms: int) -> int | None:
+def _wake(
+    b: CaseBatch, case: AbsenceCase, cal: ladder.Calendar, now_ms: int, seen: ladder.Snapshot | None = None
+) -> int | None:
+    """The next moment the case's timers need looking at; ``seen``: its snapshot, taken already."""
     if case.open_key is None or case.state == ladder.MEDICAL:
         return None
     times = [case.acked_until_ms]
     if case.level < 3:  # the next rung is due by its days but spaced from the one below (ladder.climb_from)
-        s = snapshot(b, case)
+        s = seen if seen is not None else snapshot(b, case)
         due = ladder.climb_from(s, policy_of(case), cal)
         if due and due > now_ms and ladder.decide(s, policy_of(case), due, cal):
             times.append(due)

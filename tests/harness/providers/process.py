@@ -25,12 +25,13 @@ ROOT = Path(__file__).resolve().parents[3]
 @dataclass(frozen=True)
 class Seen:
     """What the provider's server saw: each accepted message's idempotency key (Aliyun's OutId, in order), the
-    requests it was asked, the most it answered at once, and the CPU seconds its process spent."""
+    requests it was asked, the most it answered at once, and the CPU seconds its process (``pid``) spent."""
 
     out_ids: tuple[str, ...]
     requests: int
     most_in_flight: int
     cpu_s: float
+    pid: int
 
 
 class ProviderProcess:
@@ -114,7 +115,7 @@ def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
                 with server._lock:
                     sent = getattr(server, "sent", [])
                     out_ids = tuple(str(s.get("out_id", "")) for s in sent)
-                    seen = Seen(out_ids, len(server.requests), server.most_in_flight, time.process_time())
+                    seen = Seen(out_ids, len(server.requests), server.most_in_flight, time.process_time(), os.getpid())
                 pickle.dump(seen, answers)
                 answers.flush()
 
