@@ -106,7 +106,8 @@ class _Day:
 def _day(iso: str) -> _Day:
     urgent = pw.Case(None, [(BoardRow.status.in_(present.URGENT), 0)], 1)
     order = (urgent, BoardRow.start_ms, BoardRow.shift, BoardRow.line, BoardRow.employee)
-    keys = list(_filtered(iso, BoardRow.employee, BoardRow.shift).order_by(*order).tuples())
+    sql, params = _filtered(iso, BoardRow.employee, BoardRow.shift).order_by(*order).sql()
+    keys = list(BoardRow._meta.database.execute_sql(sql, params))  # 5,000 plain tuples, not through peewee's rows
     yesterday = (date.fromisoformat(iso) - timedelta(days=1)).isoformat()
     still_open = list(
         BoardRow.select(*ROW_FIELDS)
@@ -248,15 +249,21 @@ def index() -> Any:
     # The rows (5,000 a day, a page of them rendered) change only when a pass changes the board;
     # the status below them (recent punches, terminals, sync) with every punch. Two caches, so a
     # punch costs a render of the small part, shared by every board whatever its filters; and that
-    # part at most once a second (``rendercache.Throttled``): the response says which version it
-    # shows (``data-shown-version``), and the page fetches again when it was told of a newer one.
+    # part at most once a second for punches alone (``rendercache.Throttled``; a pass, a terminal's
+    # or the uplink's change at once): the response says which version it shows
+    # (``data-shown-version``), and the page fetches again when it was told of a newer one.
     rows = current_app.extensions["punchproof.board_rows"].get(
         (day, g.lang, tuple(sorted(request.args.items(multi=True)))),
         lambda: render_template("board_rows.html", **_rows_context(board_version)).encode(),
         board_version,
     )
+    now = version()  # "<board version>.<last punch>.<status token>": throttled when only the last punch moved
+    passes, _last, token = now.split(".")
     shown, status = current_app.extensions["punchproof.board_status"].get(
-        (day, g.lang), version(), lambda: render_template("board_status.html", **_status_context()).encode()
+        (day, g.lang),
+        now,
+        f"{passes}.{token}",
+        lambda: render_template("board_status.html", **_status_context()).encode(),
     )
     status += f'\n<div hidden data-shown-version="{escape(shown)}"></div>'.encode()
     # the alerts carry answer forms (this user's CSRF token): rendered for each request, never shared

@@ -16,11 +16,10 @@ rows), computed by the first page asked for.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -64,25 +63,27 @@ class RowFragments:
     """Rows of a long table rendered once each and kept until they change (the board's 5,000).
 
     A pass of the evaluator changes a few rows of the board, and every board fetching its pages again rendered
-    all of them. Here each row's text is kept under its key (a worker's shift, in a language) with a digest of
-    what it showed; a page renders only the rows whose content changed since, and joins the texts. At most
-    ``limit`` rows are kept (past it the whole store starts again); each as UTF-8 bytes."""
+    all of them. Here each row's text is kept under its key (a worker's shift, in a language) with the hash of
+    what it showed (a row is a tuple of what the template shows: Python's 64-bit hash of it, keyed per process,
+    cost a tenth of a cryptographic digest of its text, and two contents of one row hashing alike is a chance of
+    one in 2^64 per change); a page renders only the rows whose content changed since, and joins the texts. At
+    most ``limit`` rows are kept (past it the whole store starts again); each as UTF-8 bytes."""
 
     def __init__(self, limit: int = 12_000) -> None:
         self._limit = limit
         self._lock = threading.Lock()
-        self._kept: dict[Hashable, tuple[bytes, bytes]] = {}
+        self._kept: dict[Hashable, tuple[int, bytes]] = {}
         self.rendered = 0
 
     def texts(
         self,
-        rows: Sequence[T],
-        key: Callable[[T], Hashable],
-        render: Callable[[Sequence[T]], list[bytes]],
+        rows: Sequence[Hashable],
+        key: Callable[[Any], Hashable],
+        render: Callable[[Sequence[Any]], list[bytes]],
     ) -> list[bytes]:
         """Each row's text, in order; ``render`` is given the rows not kept as they are now, and returns theirs."""
         keys = [key(row) for row in rows]
-        digests = [hashlib.blake2b(repr(row).encode(), digest_size=16).digest() for row in rows]
+        digests = [hash(row) for row in rows]
         with self._lock:
             found = [self._kept.get(k) for k in keys]
         stale = [
@@ -105,26 +106,27 @@ class RowFragments:
 
 class Throttled(Generic[T]):
     """One text per key that follows a version moving many times a second (the board's status part, with every
-    punch at a shift change): rendered again when the version moved and the text kept is at least ``every_s``
-    old, so at most once per ``every_s``; meanwhile the text kept is served with the version it shows, which the
-    page compares with the version it was told of (it fetches again a moment later when they differ)."""
+    punch at a shift change): rendered again at once when its ``token`` changed (what must show without delay: a
+    terminal gone offline), else when the version moved and the text kept is at least ``every_s`` old, so at most
+    once per ``every_s``; meanwhile the text kept is served with the version it shows, which the page compares
+    with the version it was told of (it fetches again a moment later when they differ)."""
 
     def __init__(self, every_s: float, monotonic: Callable[[], float]) -> None:
         self._every = every_s
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._kept: dict[Hashable, tuple[str, float, T]] = {}
+        self._kept: dict[Hashable, tuple[str, str, float, T]] = {}
         self.rendered = 0
 
-    def get(self, key: Hashable, version: str, render: Callable[[], T]) -> tuple[str, T]:
+    def get(self, key: Hashable, version: str, token: str, render: Callable[[], T]) -> tuple[str, T]:
         """(the version the text shows, the text)."""
         now = self._monotonic()
         with self._lock:
             kept = self._kept.get(key)
-        if kept is not None and (kept[0] == version or now - kept[1] < self._every):
-            return kept[0], kept[2]
+        if kept is not None and kept[1] == token and (kept[0] == version or now - kept[2] < self._every):
+            return kept[0], kept[3]
         text = render()
         with self._lock:
-            self._kept[key] = (version, now, text)
+            self._kept[key] = (version, token, now, text)
             self.rendered += 1
         return version, text

@@ -17,6 +17,7 @@ from appliance.store import MODELS, EvaluatorState, TerminalHealth
 from appliance.web import create_app, live
 from tests.appliance.web.test_attendance_pages import PASSWORD, Plant, csrf_of
 from tests.harness.clock import FrozenClock
+from tests.harness.wait import wait_until
 
 
 @pytest.fixture
@@ -220,9 +221,11 @@ def test_a_punch_renders_the_status_again_and_the_rows_only_when_a_pass_changes_
         client.get(query)
     assert (rows.rendered, status.rendered) == (3, 1), "three filters, one status for all of them"
     seq = plant.punch("1002", datetime.now(UTC))
-    page = client.get("/?partial=1").get_data(as_text=True)
+    wait_until(  # within the status part's second (rendercache.Throttled): the page fetches again until it shows it
+        lambda: f'<td class="muted">{seq}</td>' in client.get("/?partial=1").get_data(as_text=True),
+        message="the punch among the recent ones",
+    )
     assert (rows.rendered, status.rendered) == (3, 2), "a punch alone: only the status is rendered again"
-    assert f'<td class="muted">{seq}</td>' in page, "the punch is among the recent ones"
     EvaluatorState.update(board_version=EvaluatorState.board_version + 1).execute()  # a pass changed rows
     client.get("/?partial=1")
     client.get("/?partial=1&cat=missing")
