@@ -18,15 +18,19 @@ Appliances are read a part at a time (``PART_RECORDS`` records or so), each part
 holds its appliances' cursor rows (in appliance order, so two runners never wait on each other in a
 circle): its records in one query, its facts stored in one statement (PostgreSQL: COPY'd into a
 transaction's scratch table, then one ``INSERT ... SELECT ... ON CONFLICT``), its punches in one query, its
-cursors moved in one statement. A group's morning (2,000 appliances, a million facts) is some twenty
-transactions, not two thousand.
+cursors moved in one statement. A group's morning (2,000 appliances, a million facts) is a hundred
+transactions, not two thousand; on PostgreSQL the next part is read and decoded on a second connection while
+this one's facts are stored (``_Ahead``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import queue
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -41,7 +45,7 @@ from cloud.store import Appliance, LogHead, database
 ATTENDED = frozenset({"present", "late", "left_early", "incomplete"})
 EXCUSED = frozenset({"on_leave", "business_trip"})
 OFF = frozenset({"rest_day", "holiday", "not_scheduled", "upcoming"})
-PART_RECORDS = 50_000  # records read (at most) per transaction, a few appliances' worth
+PART_RECORDS = 10_000  # records read per transaction (a part): twenty appliances' day of 500 badges
 STORED = (  # the AttendanceDay columns a fact sets, in this order
     "plant_id",
     "user_id",
@@ -104,29 +108,103 @@ def read_new(limit_per_appliance: int = 20_000, part_records: int = PART_RECORDS
         return fresh
     bulk.insert(FactCursor, [{"appliance": a, "seq": -1} for a, _head, _plant, _done in behind], ignore=True)
     trust = Trust.load()
-    for part in _parts(behind, min(limit_per_appliance, part_records), part_records):
-        heads = {appliance: (head, plant) for appliance, head, plant, _done in part}
-        # the cursor rows are the lock: two runners never project the same range
-        with _transaction():
-            ranges = []
-            for appliance, done in _lock_cursors(sorted(heads)):
-                head, plant = heads[appliance]
-                upto = min(head, done + limit_per_appliance)
-                if upto <= done:
+    parts = list(_parts(behind, min(limit_per_appliance, part_records), part_records))
+    with _Ahead(parts, limit_per_appliance) as ahead:
+        for n, part in enumerate(parts):
+            heads = {appliance: (head, plant) for appliance, head, plant, _done in part}
+            # the cursor rows are the lock: two runners never project the same range
+            with _transaction():
+                ranges = []
+                for appliance, done in _lock_cursors(sorted(heads)):
+                    head, plant = heads[appliance]
+                    upto = min(head, done + limit_per_appliance)
+                    if upto <= done:
+                        continue
+                    point = trust.points.get(appliance)
+                    since = min(upto, point.since_seq - 1) if point else upto
+                    ranges.append(Range(appliance, plant, done, upto, since))
+                decoded = ahead.get(n, ranges)  # decoded while the part before was stored, if its ranges hold
+                if not ranges:
                     continue
-                point = trust.points.get(appliance)
-                ranges.append(Range(appliance, plant, done, upto, min(upto, point.since_seq - 1) if point else upto))
-            if not ranges:
-                continue
-            _facts(ranges, fresh)
-            _punches(ranges, fresh)
-            bulk.execute(
-                "UPDATE fact_cursor SET seq = CASE appliance_id "
-                + " ".join("WHEN ? THEN ?" for _ in ranges)
-                + f" END WHERE appliance_id IN ({bulk.marks(len(ranges))})",
-                [v for r in ranges for v in (r.appliance, r.upto)] + [r.appliance for r in ranges],
-            )
+                _store(decoded if decoded is not None else _decode(ranges), fresh)
+                _punches(ranges, fresh)
+                bulk.execute(
+                    "UPDATE fact_cursor SET seq = CASE appliance_id "
+                    + " ".join("WHEN ? THEN ?" for _ in ranges)
+                    + f" END WHERE appliance_id IN ({bulk.marks(len(ranges))})",
+                    [v for r in ranges for v in (r.appliance, r.upto)] + [r.appliance for r in ranges],
+                )
     return fresh
+
+
+class _Ahead:
+    """On PostgreSQL, the next part's records read and decoded on a second connection (a thread) while this
+    part's facts are stored: the server stores one part while Python decodes the next, on two cores rather than
+    one after the other. A part's records never change once stored (ingest appends under the log's head lock), so
+    what was read ahead is used when the cursors, locked, still stand where the read assumed (they do unless
+    another runner moved them meanwhile: then the part is read again under the lock)."""
+
+    def __init__(self, parts: list[list[tuple]], limit: int) -> None:
+        self._parts = parts
+        self._limit = limit
+        self._on = isinstance(database.obj, pw.PostgresqlDatabase) and len(parts) > 1
+        self._results: queue.Queue[tuple[int, dict[int, tuple[int, int]], Decoded | BaseException]] = queue.Queue(1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="facts-ahead", daemon=True)
+
+    def __enter__(self) -> _Ahead:
+        if self._on:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._on:
+            self._stop.set()
+            while self._thread.is_alive():  # let it see the stop (it may wait to hand over a part)
+                with contextlib.suppress(queue.Empty):
+                    self._results.get(timeout=0.1)
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            for n, part in enumerate(self._parts):
+                ranges = [
+                    Range(appliance, plant, done, min(head, done + self._limit), 0)
+                    for appliance, head, plant, done in part
+                    if min(head, done + self._limit) > done
+                ]
+                try:
+                    got: Decoded | BaseException = _decode(ranges)
+                except Exception as err:  # noqa: BLE001 - handed to the reader, which reads the part itself
+                    got = err
+                item = (n, {r.appliance: (r.after, r.upto) for r in ranges}, got)
+                while not self._stop.is_set():
+                    try:
+                        self._results.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+        finally:
+            database.obj.close()  # this thread's connection
+
+    def get(self, n: int, ranges: list[Range]) -> Decoded | None:
+        """Part ``n`` as read ahead, if it was read over exactly ``ranges``; None: read it now."""
+        while self._on:
+            try:
+                got, assumed, decoded = self._results.get(timeout=1)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive():  # it stopped short (it never should): the rest is read here
+                    self._on = False
+        if not self._on:
+            return None
+        if got != n:
+            raise RuntimeError(f"parts out of order: {got} for {n}")
+        if isinstance(decoded, BaseException) or assumed != {r.appliance: (r.after, r.upto) for r in ranges}:
+            return None
+        return decoded
 
 
 def _parts(behind: list[tuple], limit: int, records: int) -> Iterable[list[tuple]]:
@@ -163,23 +241,34 @@ def _ranges_cte(ranges: Sequence[Range], upto: str = "upto") -> tuple[str, list[
     return text, [v for r in ranges for v in (r.appliance, r.after, getattr(r, upto))]
 
 
-def _facts(ranges: Sequence[Range], fresh: Fresh) -> None:
-    """Store the part's facts. Within one appliance's range the last fact of a key wins; a key that facts of
-    several appliances of a plant name in one part is stored once, the last appliance's (in appliance order)
+@dataclass
+class Decoded:
+    """A part's facts as they are to be stored (``STORED`` rows, a row per key) and, per key, the user and status
+    of each appliance's fact of it, in appliance order."""
+
+    rows: list[list]
+    named: dict[tuple[str, str], list[tuple[str, str]]]
+    facts: int
+
+
+def _decode(ranges: Sequence[Range]) -> Decoded:
+    """Read and decode the part's facts. Within one appliance's range the last fact of a key wins; a key that facts
+    of several appliances of a plant name in one part is stored once, the last appliance's (in appliance order)
     fact, counting one version for each, as appliance after appliance would have stored it."""
+    if not ranges:
+        return Decoded([], {}, 0)
     cte, params = _ranges_cte(ranges)
     rows = bulk.execute(
         cte + "SELECT l.appliance_id, l.seq, l.data FROM r JOIN log_record l ON l.appliance_id = r.app "
         "AND l.seq > r.lo AND l.seq <= r.hi WHERE l.type = 'dayfact' ORDER BY l.appliance_id, l.seq",
         params,
     ).fetchall()
-    if not rows:
-        return
     plant_of = {r.appliance: r.plant for r in ranges}
     latest: dict[tuple[int, str], tuple[int, dict]] = {}
     for appliance_id, seq, data in rows:
         fact = orjson.loads(data)["fact"]
         latest[(appliance_id, str(fact["key"]))] = (seq, fact)  # the last fact of a key in the range wins
+    del rows
     stored: dict[tuple[str, str], list] = {}  # (plant, key) -> the row to store, versions counted
     named: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (plant, key) -> (user, status) of each appliance's
     for (appliance_id, key), (seq, fact) in latest.items():  # in appliance order, then the range's
@@ -204,9 +293,16 @@ def _facts(ranges: Sequence[Range], fresh: Fresh) -> None:
             1 if before is None else before[-1] + 1,
         ]
         named.setdefault((plant, key), []).append((user, status))
-        fresh.facts += 1
-    versions = {(plant, key): v for plant, key, _user, v in _write(list(stored.values()))}  # those above 1
-    for at, given in named.items():
+    return Decoded(list(stored.values()), named, len(latest))
+
+
+def _store(decoded: Decoded, fresh: Fresh) -> None:
+    """Store a part's facts and sort their badges into ``fresh``."""
+    if not decoded.rows:
+        return
+    fresh.facts += decoded.facts
+    versions = {(plant, key): v for plant, key, _user, v in _write(decoded.rows)}  # those above 1
+    for at, given in decoded.named.items():
         # as one upsert after another: the first fact of a key not stored before is new (attended or not by its
         # status), every later one (or every one, the key stored before) supersedes: a change to look at
         new = versions.get(at, 1) == len(given)
