@@ -615,11 +615,20 @@ LOCK_TYPE = "IMMEDIATE"
 
 
 def open_db(
-    path: Path, *, create: bool = True, cache_kib: int | None = None, pool: int | None = None
+    path: Path,
+    *,
+    create: bool = True,
+    cache_kib: int | None = None,
+    pool: int | None = None,
+    statements: int | None = None,
 ) -> pw.SqliteDatabase:
     """Open (and with ``create``, migrate) the database and bind the models to it.
 
     ``cache_kib``: each connection's page cache at most (SQLite's default is 2 MB a connection).
+    ``statements``: each connection keeps this many prepared statements for reuse (Python's default is
+    128). A statement reading ``... IN (?, ?, ...)`` is one of its own for every length of the list and
+    holds some 100 kB at a thousand values: a process whose queries name varying sets of employees
+    (the evaluator's passes over the new punchers) kept megabytes of statements it never ran again.
     ``pool``: keep up to this many connections open for reuse (``close()`` hands one back). For the
     pages: opening SQLite costs its pragmas and a parse of the schema, under a lock that every
     request of the worker takes, which made opening and closing most of a small request's time.
@@ -627,6 +636,7 @@ def open_db(
     """
     private_db_file(path)
     pragmas = PRAGMAS if cache_kib is None else {**PRAGMAS, "cache_size": -cache_kib}
+    reuse = {} if statements is None else {"cached_statements": statements}
     if pool:
         db: pw.SqliteDatabase = PooledSqliteDatabase(
             str(path),
@@ -636,9 +646,10 @@ def open_db(
             pragmas=pragmas,
             check_same_thread=False,
             lock_type=LOCK_TYPE,
+            **reuse,
         )
     else:
-        db = pw.SqliteDatabase(str(path), pragmas=pragmas, check_same_thread=False, lock_type=LOCK_TYPE)
+        db = pw.SqliteDatabase(str(path), pragmas=pragmas, check_same_thread=False, lock_type=LOCK_TYPE, **reuse)
     db.bind(MODELS)
     if create:
         with db.connection_context():

@@ -8,9 +8,12 @@ request is never signed twice, even if the daemon stops half-way.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-from appliance.capture.punchlog import Entry, LogWriter
 from appliance.store import ActionRecord, ActionRequest, BoardRow, Employee, ShiftDef
+
+if TYPE_CHECKING:  # the log writer's side, imported where it runs: the evaluator's process never loads it (handoff)
+    from appliance.capture.punchlog import Entry, LogWriter
 
 KINDS = ("seen_on_line", "terminal_fault", "sent_home", "contacted", "on_leave")  # the last two: answers to an alert
 # Who may record what. Sending a worker home decides about their day: a manager's call, not a line leader's.
@@ -54,6 +57,8 @@ def sign_pending(writer: LogWriter) -> list[int]:
 
 
 def _entry(req: ActionRequest) -> Entry:
+    from appliance.capture.punchlog import Entry
+
     body = {
         "act": req.kind,
         "emp": req.employee,

@@ -24,9 +24,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from typing import TYPE_CHECKING
 
-from appliance.capture.punchlog import Entry, LogWriter
 from appliance.store import ActionRequest, BoardRow, LogRecord, SyncState
+
+if TYPE_CHECKING:  # the log writer's side, imported where it runs: the evaluator's process never loads it (handoff)
+    from appliance.capture.punchlog import LogWriter
 
 TYPE = "alert"
 LOOKBACK_H = 12  # a shift begun longer ago raises no alert
@@ -130,6 +133,8 @@ def due(now_ms: int) -> list[dict[str, object]]:
 
 def raise_due(writer: LogWriter, now_ms: int) -> list[int]:
     """Append every alert due now (see ``due``); return their seqs. Called by the evaluator after a pass."""
+    from appliance.capture.punchlog import Entry
+
     bodies = due(now_ms)
     return writer.append([Entry(TYPE, body) for body in bodies]) if bodies else []
 

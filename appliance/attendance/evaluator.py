@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
 import peewee as pw
@@ -35,7 +35,6 @@ import peewee as pw
 from appliance import malloc
 from appliance.attendance import alerts, board, facts, handoff
 from appliance.attendance.watermarks import watermarks
-from appliance.capture.punchlog import LogWriter
 from appliance.clock import Clock, to_ms
 from appliance.roster import store as roster_store
 from appliance.rules import (
@@ -51,6 +50,9 @@ from appliance.rules import (
 )
 from appliance.store import BoardRow, EvalRequest, EvaluatorState
 from appliance.store import Punch as PunchRow
+
+if TYPE_CHECKING:  # the log writer's side: the evaluator's own process never imports it (see handoff)
+    from appliance.capture.punchlog import LogWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,7 +91,7 @@ class Evaluator:
         *,
         min_full_gap_s: float = MIN_FULL_GAP_S,
     ) -> None:
-        self._out = handoff.Direct(out, clock) if isinstance(out, LogWriter) else out
+        self._out = out if isinstance(out, handoff.Outbox | handoff.Direct) else handoff.Direct(out, clock)
         self._tz = tz
         self._terminals = tuple(terminals)
         self._clock = clock

@@ -15,14 +15,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee as pw
 
-from appliance.capture.punchlog import Entry, LogWriter
 from appliance.rules import Confirmation, Evaluation, Plant, Status, day_fact, fact_id
 from appliance.rules.dayfact import decision
 from appliance.store import DayFactIndex
+
+if TYPE_CHECKING:  # the log writer's side, imported where it runs: the evaluator's process never loads it (handoff)
+    from appliance.capture.punchlog import Entry, LogWriter
 
 Fact = dict[str, int | str]
 CHUNK = 500  # facts per append: one short transaction each
@@ -133,6 +135,8 @@ def append(writer: LogWriter, facts: list[dict[str, int | str]]) -> list[int]:
 
 
 def entry(fact: dict[str, int | str]) -> Entry:
+    from appliance.capture.punchlog import Entry
+
     def derive(seq: int, _now_ms: int) -> tuple[type[DayFactIndex], dict[str, object]]:
         return DayFactIndex, {
             "seq": seq,

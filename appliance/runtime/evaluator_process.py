@@ -40,6 +40,7 @@ MODULE = "appliance.runtime.evaluator_process"
 # systemd's link is the daemon's alone: the evaluator neither notifies nor feeds the watchdog
 _NOT_INHERITED = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "PUNCHPROOF_FAILPOINTS")
 FAILPOINTS_ENV = "PUNCHPROOF_EVALUATOR_FAILPOINTS"  # failpoints for the evaluator's first process only (tests)
+STATEMENTS = 16  # prepared statements kept per connection: its passes name varying sets of employees (store.open_db)
 
 
 class EvaluatorProcess:
@@ -176,9 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    db = open_db(args.db, create=False)  # the daemon made and migrated it
+    db = open_db(args.db, create=False, statements=STATEMENTS)  # the daemon made and migrated it
     clock = SystemClock()
     _note_pid(EvaluatorState, stopping)
+    db.close()  # this thread's connection (its schema and cache); the evaluator's thread opens its own
     evaluator = Evaluator(Outbox(clock), ZoneInfo(args.tz), args.terminal, clock)
     evaluator.start()
     reader = threading.Thread(target=_read_wakes, args=(evaluator, stopping), name="wakes", daemon=True)
