@@ -11,6 +11,8 @@ in ``--minutes`` (the brief: 10), arrivals peaking mid-window (triangular, so th
 Measured, from the wall-clock moment the terminal announced each punch:
 * kiosk: the punch's event arriving on a ``/kiosk/events`` stream;
 * board notified: a ``/board/events`` version event covering the punch's seq arriving;
+* evaluator pass: the checked-in row's ``as_of`` (when the evaluator's pass that wrote it began; the
+  evaluator's part of the board row's time);
 * board row: a logged-in board client that, like the page's script, fetches the board's rows
   (``?partial=1&page=N``: every page of the 5,000, one after the other, as someone paging through
   them) at most once a second when the version moves, sees the worker's row checked in (B and C:
@@ -177,6 +179,10 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
         page.stop = True
         page.join(60)  # its last round of pages, before gunicorn stops under it
         stored = plant.rows("SELECT user_id, seq, received_ms FROM punch")
+        checked = ", ".join(f"'{s}'" for s in sorted(CHECKED_IN))
+        evaluated = dict(
+            plant.rows(f"SELECT employee, max(as_of_ms) FROM board_row WHERE status IN ({checked}) GROUP BY 1")
+        )
         first_sent = min(sent.values()) if sent else time.time()
         signed = plant.rows(f"SELECT t_wall_ms, type FROM log_record WHERE t_wall_ms >= {int(first_sent * 1000)}")
         seq_of = {u: seq for u, seq, _r in stored}
@@ -197,6 +203,9 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
             if arrival is not None:
                 to_board.append(arrival - t)
     to_row = [page.first_in[u] - sent[u] for u in arriving if u in page.first_in]
+    # the evaluator's part: the pass that checked the worker in began at the row's as_of (a later pass that changed
+    # the row again moves it on: an upper bound of when the pass began, a lower bound of the whole)
+    to_pass = [evaluated[u] / 1000 - sent[u] for u in arriving if u in evaluated]
 
     def line(what: str, values: list[float], target: float) -> str:
         if not values:
@@ -213,6 +222,7 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
     print(line("punch -> daemon received it", [received[u] - t for u, t in sent.items() if u in received], 1.0))
     print(line("punch -> kiosk event", to_kiosk, KIOSK_TARGET_S))
     print(line("punch -> board notified (SSE)", to_board, KIOSK_TARGET_S))
+    print(line("punch -> evaluator pass (as_of)", to_pass, BOARD_ROW_TARGET_S))
     print(line("punch -> board row checked in", to_row, BOARD_ROW_TARGET_S))
     read = f"the first {args.board_pages} page(s)" if args.board_pages else "every page"
     if page.fetches:
