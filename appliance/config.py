@@ -16,15 +16,17 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from appliance.idmap import IdMapError, load_cards, load_pages
-from firmware_bridge.adms.connections import Limits
 from firmware_bridge.readers.cards import card_format
 from firmware_bridge.zk.clock import ClockPolicy
 from ledger import Malformed, VerifyKey
 from opskit import envconfig
+
+if TYPE_CHECKING:  # imported where a push receiver is made: it loads the HTTP receiver (Flask), some 10 MB
+    from firmware_bridge.adms.connections import Limits
 
 T = TypeVar("T")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -163,6 +165,8 @@ class PushSettings:
     max_body_mb: int = 16  # a terminal's largest batch (OPERLOG with photos) is far below this
 
     def limits(self) -> Limits:
+        from firmware_bridge.adms.connections import Limits
+
         return Limits(
             max_connections=self.max_connections,
             idle_s=self.idle_seconds,

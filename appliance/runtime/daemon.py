@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 SEAL_EVERY_S = 60
 HEALTH_EVERY_S = 10.0  # how often the main loop checks its threads when systemd asks for no watchdog
+TRIM_EVERY_S = 60.0  # how often it gives the allocator's free pages back (a shift change's queues, enrolment passes)
+# prepared statements kept per connection: every thread of the daemon (two per terminal) has a connection of its
+# own, and Python's 128 each, some naming hundreds of keys (the signer's), held megabytes (store.open_db)
+STATEMENTS = 16
 
 
 def software_version() -> str:
@@ -89,7 +93,7 @@ class ApplianceDaemon:
         settings = self.settings
         cloud_key = settings.cloud_key()  # fail early, with the reason, if it is missing
         self._lock_fd = hold_daemon_lock(settings)  # one daemon per state directory; restore waits for it
-        self.db = open_db(settings.db_path)
+        self.db = open_db(settings.db_path, statements=STATEMENTS)
         settings = self.settings = device_settings.overlay(settings)  # what the cloud's configuration set
         enrolment.configure_brake(enrolment.brake_rule(settings.enrolment))  # for every terminal's worker
         key = load_or_create_key(settings.key_path)
@@ -310,7 +314,9 @@ def run(settings: Settings, service: ServiceManager | None = None) -> None:
     daemon.start()
     service.ready(f"{settings.plant.id}/{settings.appliance.id}: {len(settings.terminals)} terminal(s)")
     reported: list[str] = []
+    trimmer = malloc.Trimmer(TRIM_EVERY_S)
     while not stopping.wait(service.watchdog_interval_s or HEALTH_EVERY_S):
+        trimmer.maybe()
         dead = daemon.dead_threads()
         if dead != reported and dead:
             log.error("thread(s) %s stopped; not telling the watchdog, so systemd restarts the daemon", dead)
