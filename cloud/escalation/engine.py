@@ -511,8 +511,9 @@ class Due(NamedTuple):
 
 STRANDED_MS = 15 * 60_000  # a step "sending" longer than this: its runner died (a provider call times out sooner)
 # A due step's own row, by the (status, due_ms) index alone; its case, plant and employee are read by their ids
-# (``_with_cases``). One statement joining the four made PostgreSQL hash the employee table (a million rows) for
-# every batch of 500 steps: most of the 09:00 tick at group scale.
+# (``_with_cases``). One statement joining the four had PostgreSQL join every due step to its case, plant and
+# employee, then sort them all, for each batch of 500 (EXPLAIN ANALYZE: 10,000 rows joined for the first 500): a
+# cost growing with the square of the steps due, a third of the 09:00 tick profiled with 20,000 due.
 STEP_COLUMNS = (
     "SELECT id, case_id, key, level, notice, recipients, channels, to_people, automatic, planned_ms FROM case_step "
 )

@@ -1,8 +1,8 @@
 """What sending costs us, counted in statements (the 09:00 tick sends 50,000 reminders, a plant's bad morning 5,000
 warnings in a minute): a batch of due steps is read from the steps' own table and its cases, employees and plants
-by id, never joined (PostgreSQL hashed the whole employee table for every batch); a warning through the real
-sender, dispatcher and contact log costs a bounded number of statements. And the benchmark's provider answers from
-a process of its own, as a real provider is another machine, each message accepted once.
+by id, never joined (PostgreSQL joined every due step, then sorted them, for each batch of 500); a warning through
+the real sender, dispatcher and contact log costs a bounded number of statements. And the benchmark's provider
+answers from a process of its own, as a real provider is another machine, each message accepted once.
 
 The database is bench/escalation_sends.py's (cases whose L2 warning to the manager by SMS is due), built once."""
 
