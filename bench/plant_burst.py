@@ -94,20 +94,24 @@ def timeline(
     sent: dict[str, float],
     received: dict[str, float],
     shown: dict[str, float],
+    rows: dict[str, float],
     signed: list[tuple[int, str]],
     minutes: float,
     windows: int = 10,
 ) -> str:
-    """The burst in ``windows`` slices: punches sent, p99 punch -> daemon and -> kiosk, the records the daemon signed
-    (by type): where a slow minute's time went."""
+    """The burst in ``windows`` slices: punches sent, p99 punch -> daemon, -> kiosk and -> board row (arriving
+    workers), the records the daemon signed (by type): where a slow minute's time went."""
     start = min(sent.values())
     width = minutes * 60 / windows
-    lines = ["timeline (from the first punch): punches, p99 to daemon / to kiosk, records signed by type"]
+    lines = [
+        "timeline (from the first punch): punches, p99 to daemon / to kiosk / to board row, records signed by type"
+    ]
     for n in range(windows):
         lo, hi = start + n * width, start + (n + 1) * width
         users = [u for u, t in sent.items() if lo <= t < hi]
         daemon = [received[u] - sent[u] for u in users if u in received]
         kiosk = [shown[f"工人{u[1:]}"] - sent[u] for u in users if f"工人{u[1:]}" in shown]
+        row = [rows[u] - sent[u] for u in users if u in rows]
         types: dict[str, int] = {}
         for at_ms, kind in signed:
             if lo <= at_ms / 1000 < hi:
@@ -115,7 +119,8 @@ def timeline(
         p99 = lambda xs: f"{percentile(xs, 0.99) * 1000:6.0f} ms" if xs else "     -   "  # noqa: E731
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(types.items(), key=lambda kv: -kv[1]))
         lines.append(
-            f"  {n * width:5.0f}-{(n + 1) * width:4.0f} s: {len(users):4d}  {p99(daemon)} / {p99(kiosk)}  {kinds}"
+            f"  {n * width:5.0f}-{(n + 1) * width:4.0f} s: {len(users):4d}  {p99(daemon)} / {p99(kiosk)} / {p99(row)}  "
+            + kinds
         )
     return "\n".join(lines)
 
@@ -240,7 +245,7 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
         f"{sum(used.values()) / cpu_span:.2f} of one core here, "
         f"{sum(used.values()) / len(sent) * 1000:.1f} ms a punch"
     )
-    print(timeline(sent, received, shown, signed, args.minutes))
+    print(timeline(sent, received, shown, page.first_in, signed, args.minutes))
     print(f"exit codes: {codes}")
     if budget:
         print(f"{budget.describe()}: {throttled}")
