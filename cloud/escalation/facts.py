@@ -26,12 +26,13 @@ this one's facts are stored (``_Ahead``).
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import io
 import json
 import queue
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -93,6 +94,28 @@ class Range:
 
 
 def read_new(limit_per_appliance: int = 20_000, part_records: int = PART_RECORDS) -> Fresh:
+    """The facts and punches stored since the last read (see the module's text).
+
+    Python's cyclic garbage collector is held off while it reads: decoding makes a few dicts a record and no
+    cycles, yet each full collection walks every object alive, the million badges read so far too; a group's day
+    spent a third of its decoding there (measured: 33 µs a fact with it, 20 µs without)."""
+    with collector_held():
+        return _read_new(limit_per_appliance, part_records)
+
+
+@contextlib.contextmanager
+def collector_held() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (and on again after it, if it was)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _read_new(limit_per_appliance: int, part_records: int) -> Fresh:
     fresh = Fresh()
     behind = list(
         LogHead.select(
