@@ -149,10 +149,11 @@ def test_a_tick_on_postgresql_sends_the_notice_an_approval_released(app, built):
     assert "已发出" in page(signed_in(app, "staff"), f"/cases/{case_id}")  # a day later: signed in again
 
 
-def test_day_facts_go_to_postgresql_as_arrays_with_any_text_kept_exactly(postgres_url):
-    """The tick stores a day's facts on PostgreSQL as one array per column (cloud.escalation.facts._upsert): text
-    that an array literal must escape (quotes, backslashes, braces, commas, the word NULL) arrives as written, a
-    missing time stays NULL, and a later fact of a key supersedes it, counting a version."""
+def test_day_facts_go_to_postgresql_by_copy_with_any_text_kept_exactly(postgres_url):
+    """The tick stores a day's facts on PostgreSQL by COPY into a scratch table and one INSERT ... SELECT
+    (cloud.escalation.facts): text that COPY must escape (quotes, backslashes, tabs, braces, commas, the word
+    NULL) arrives as written, a missing time stays NULL, and a later fact of a key supersedes it, counting a
+    version."""
     from cloud.escalation import facts
     from cloud.escalation.models import AttendanceDay
     from cloud.store import Appliance, Plant
