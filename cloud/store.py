@@ -392,6 +392,21 @@ def _notice_text(db: pw.Database) -> None:
         migrate(SchemaMigrator.from_database(db).add_column(table, "text", pw.TextField(default="")))
 
 
+def _drop_prefix_indexes(db: pw.Database) -> None:
+    """An index on a column that another index of its table starts with serves no query the longer one does
+    not, and costs every insert another B-tree update: the escalation's morning tick stores a million day
+    facts and opens tens of thousands of cases with their steps, days and timeline entries."""
+    for name in (
+        "attendance_day_plant_id",  # (plant_id, fact_key) and (plant_id, user_id, work_date)
+        "absence_case_plant_id",  # (plant_id, user_id)
+        "case_day_case_id",  # (case_id, fact_key)
+        "case_step_case_id",  # (case_id, key)
+        "case_step_status",  # (status, due_ms)
+        "case_entry_case_id",  # (case_id, seq)
+    ):
+        db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
+
+
 # Each release's schema changes, in order (opskit.migrations runs them once each). Append only.
 MIGRATIONS: tuple[Step, ...] = (
     ("columns added to tables before schema versioning (0.1.0)", _add_new_columns),
@@ -400,4 +415,8 @@ MIGRATIONS: tuple[Step, ...] = (
     ("PostgreSQL: no per-row foreign-key check on log records and punches", _drop_row_foreign_keys),
     ("kept notices keep their text, for the notice link's page", _notice_text),
     ("PostgreSQL: no per-row foreign-key check on the day facts the escalation stores", _drop_fact_foreign_keys),
+    (
+        "drop indexes that a longer index of the same table starts with (day facts, cases, steps, timelines)",
+        _drop_prefix_indexes,
+    ),
 )

@@ -21,7 +21,7 @@ from cloud.store import Appliance, BaseModel, Plant
 class AttendanceDay(BaseModel):
     """The latest confirmed day fact for a badge's scheduled shift (or day off), from the signed logs."""
 
-    plant = pw.ForeignKeyField(Plant)
+    plant = pw.ForeignKeyField(Plant, index=False)  # both indexes below lead with it
     user_id = pw.CharField()
     fact_key = pw.CharField()  # emp/date/shift, as the appliance names it
     work_date = pw.CharField()
@@ -49,7 +49,7 @@ class FactCursor(BaseModel):
 
 class AbsenceCase(BaseModel):
     employee = pw.ForeignKeyField(Employee, backref="cases")
-    plant = pw.ForeignKeyField(Plant)
+    plant = pw.ForeignKeyField(Plant, index=False)  # (plant, user_id) serves it
     user_id = pw.CharField()
     policy = pw.ForeignKeyField(PolicyVersion)
     trigger = pw.CharField()  # missed_shift | leave_end
@@ -85,7 +85,7 @@ class AbsenceCase(BaseModel):
 
 
 class CaseDay(BaseModel):
-    case = pw.ForeignKeyField(AbsenceCase, backref="day_rows")
+    case = pw.ForeignKeyField(AbsenceCase, backref="day_rows", index=False)  # (case, fact_key) serves it
     fact_key = pw.CharField()
     work_date = pw.CharField()
     shift = pw.CharField(default="")
@@ -101,7 +101,7 @@ class CaseDay(BaseModel):
 class CaseStep(BaseModel):
     """A planned outbound step: awaiting_approval → due → sending → sent | failed; or superseded."""
 
-    case = pw.ForeignKeyField(AbsenceCase, backref="steps")
+    case = pw.ForeignKeyField(AbsenceCase, backref="steps", index=False)  # (case, key) serves it
     key = pw.CharField()
     level = pw.IntegerField()
     notice = pw.CharField()
@@ -109,7 +109,7 @@ class CaseStep(BaseModel):
     channels = pw.CharField()
     to_people = pw.BooleanField(default=False)  # quiet hours apply
     automatic = pw.BooleanField(default=True)  # paused by an acknowledgement (L5+ steps are human-confirmed)
-    status = pw.CharField(index=True)
+    status = pw.CharField()  # (status, due_ms) serves it
     planned_ms = pw.BigIntegerField()
     due_ms = pw.BigIntegerField(index=True)
     claimed_by = pw.CharField(default="")
@@ -182,7 +182,7 @@ class Service(BaseModel):
 
 
 class CaseEntry(BaseModel):
-    case = pw.ForeignKeyField(AbsenceCase, backref="entries")
+    case = pw.ForeignKeyField(AbsenceCase, backref="entries", index=False)  # (case, seq) serves it
     seq = pw.IntegerField()
     at_ms = pw.BigIntegerField()
     kind = pw.CharField()
