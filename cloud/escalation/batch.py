@@ -30,6 +30,11 @@ RUNGS = {"L1": 1, "L2": 2, "L3": 3}  # the entry a climb to a rung writes (ladde
 Row = dict[str, Any]
 
 
+class Refused(Exception):
+    """A case this group opened was opened by another runner meanwhile (its open key is taken): nothing of the
+    group's flush was written after the cases, and the caller rolls back to before it and counts the group again."""
+
+
 def lock(case_ids: Iterable[int]) -> list[AbsenceCase]:
     """The open and closed cases named, locked for this transaction (PostgreSQL), in id order."""
     ids = sorted(set(case_ids))
@@ -58,6 +63,7 @@ class CaseBatch:
     _dirty: dict[type[pw.Model], dict[int, Row]] = field(default_factory=dict)
     _step_updates: dict[tuple[tuple[tuple[str, Any], ...], str], list[int]] = field(default_factory=dict)
     _touched: dict[int, AbsenceCase] = field(default_factory=dict)
+    unstored: set[int] = field(default_factory=set)  # new cases whose ids are drawn but rows not yet written
 
     @classmethod
     def load(cls, cases: Iterable[AbsenceCase], *, fresh: Iterable[int] = ()) -> CaseBatch:
@@ -159,8 +165,14 @@ class CaseBatch:
 
     def flush(self) -> None:
         """Write every change, in as few statements as the tables allow; call inside the locking transaction."""
-        if self._touched:
-            bulk.upsert(AbsenceCase, [bulk.row_of(c) for c in self._touched.values()])
+        fresh, self.unstored = self.unstored, set()
+        if fresh:  # written once, as they now stand (not inserted when opened and written again here)
+            rows = [bulk.row_of(self.cases[i]) for i in sorted(fresh)]
+            if len(bulk.insert(AbsenceCase, rows, ignore=True, returning="id", with_id=True)) < len(rows):
+                raise Refused
+        stored = [bulk.row_of(c) for c in self._touched.values() if c.id not in fresh]
+        if stored:
+            bulk.upsert(AbsenceCase, stored)
         for (assignments, condition), ids in self._step_updates.items():
             sets = ", ".join(f'"{name}" = ?' for name, _ in assignments)
             where = f" AND {condition}" if condition else ""

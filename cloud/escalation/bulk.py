@@ -140,15 +140,16 @@ def insert(
     upsert_on: tuple[str, ...] = (),
     also_set: str = "",
     returning: str = "",
+    with_id: bool = False,
 ) -> list[tuple]:
     """Insert ``rows`` (dicts by field name; missing fields take their default) in multi-row statements.
 
     ``ignore`` skips rows a unique index refuses (``ON CONFLICT DO NOTHING``); ``upsert_on`` names the
     unique columns whose stored row takes the new values instead (and ``also_set``, SQL); ``returning``
-    names columns to read back from the rows written."""
+    names columns to read back from the rows written; ``with_id``: the rows give their ids too."""
     if not rows:
         return []
-    fields = _fields(model, with_id=False)
+    fields = _fields(model, with_id=with_id)
     table = model._meta.table_name
     columns = ", ".join(f'"{f.column_name}"' for f in fields)
     row_marks = f"({marks(len(fields))})"

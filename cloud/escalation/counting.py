@@ -22,7 +22,7 @@ import peewee as pw
 
 from cloud.appliances.trust import Trust
 from cloud.escalation import bulk, ladder, machine
-from cloud.escalation.batch import CaseBatch
+from cloud.escalation.batch import CaseBatch, Refused
 from cloud.escalation.facts import ATTENDED, EXCUSED
 from cloud.escalation.models import AbsenceCase, CaseDay, CaseTask
 from cloud.escalation.policy import PolicyVersion
@@ -159,7 +159,25 @@ class Recounted:
 
 def recount_group(items: Sequence[Item], *, tz: dict[str, str], now_ms: int, current: Current) -> Recounted:
     """Count ``items`` again, inside the caller's transaction; ``retry`` lists the items to count
-    again alone, after this transaction."""
+    again alone, after this transaction.
+
+    On PostgreSQL the cases the group opens take their ids from the table's sequence and are written once, at
+    the flush, as they stand then (a row written when opened was written again whole at the flush, the morning's
+    largest write). If another runner opened one of them meanwhile, the flush refuses before writing anything
+    else: the group is rolled back to a savepoint and counted again the way SQLite counts it, each case inserted
+    when opened and the refused ones retried alone."""
+    if isinstance(database.obj, pw.SqliteDatabase):
+        return _recount_group(items, tz=tz, now_ms=now_ms, current=current, deferred=False)
+    try:
+        with database.atomic():  # a savepoint inside the caller's transaction
+            return _recount_group(items, tz=tz, now_ms=now_ms, current=current, deferred=True)
+    except Refused:
+        return _recount_group(items, tz=tz, now_ms=now_ms, current=current, deferred=False)
+
+
+def _recount_group(
+    items: Sequence[Item], *, tz: dict[str, str], now_ms: int, current: Current, deferred: bool
+) -> Recounted:
     employee_of = _employees(items)
     open_cases = _lock_open(sorted(set(employee_of.values())))
     by_employee = {c.open_key: c for c in open_cases}
@@ -173,8 +191,12 @@ def recount_group(items: Sequence[Item], *, tz: dict[str, str], now_ms: int, cur
     facts = _facts(keys)
     hr = _excusals(sorted({*employee_of.values(), *(c.employee_id for c in open_cases)}), facts)
     trust = Trust.load()
-    new, retry = _open_all(items, employee_of, by_employee, facts, hr, trust, tz=tz, now_ms=now_ms, current=current)
+    new, retry = _open_all(
+        items, employee_of, by_employee, facts, hr, trust, tz=tz, now_ms=now_ms, current=current, deferred=deferred
+    )
     batch = CaseBatch.load([*open_cases, *(c for c, _ in new)], fresh=[c.id for c, _ in new])
+    if deferred:
+        batch.unstored = {c.id for c, _ in new}
     for case, note in new:
         batch.append(case, "opened", note[0], note[1], at_ms=now_ms, **note[2])
     out = Recounted(retry=retry)
@@ -285,8 +307,10 @@ def _open_all(
     tz: dict[str, str],
     now_ms: int,
     current: Current,
+    deferred: bool = False,
 ) -> tuple[list[tuple[AbsenceCase, tuple]], list[Item]]:
-    """Open the cases the group's badges start, in one statement; the cases and their "opened" notes."""
+    """Open the cases the group's badges start, in one statement; the cases and their "opened" notes.
+    ``deferred``: only draw their ids from the table's sequence (PostgreSQL); the batch's flush writes them."""
     candidates = [
         (plant, user)
         for plant, user, _punch in items
@@ -312,12 +336,18 @@ def _open_all(
             planned[employee] = opened
     if not planned:
         return [], []
-    made = {
-        key: cid
-        for cid, key in bulk.insert(
-            AbsenceCase, [v for v, _ in planned.values()], ignore=True, returning="id, open_key"
-        )
-    }
+    if deferred:
+        drawn = bulk.execute(
+            "SELECT nextval(pg_get_serial_sequence('absence_case', 'id')) FROM generate_series(1, ?)", [len(planned)]
+        ).fetchall()
+        made = dict(zip(planned, sorted(i for (i,) in drawn), strict=True))  # open_key is the employee
+    else:
+        made = {
+            key: cid
+            for cid, key in bulk.insert(
+                AbsenceCase, [v for v, _ in planned.values()], ignore=True, returning="id, open_key"
+            )
+        }
     new = [(AbsenceCase(id=made[e], **values), note) for e, (values, note) in planned.items() if e in made]
     for case, _note in new:
         by_employee[case.open_key] = case
