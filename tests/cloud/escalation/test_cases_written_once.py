@@ -7,6 +7,9 @@ from __future__ import annotations
 import threading
 from datetime import date
 
+import peewee as pw
+import pytest
+
 from cloud.escalation import bulk, cases, counting
 from cloud.escalation.models import AbsenceCase, CaseEntry, CaseStep
 from cloud.escalation.sender import RecordingSender
@@ -79,5 +82,23 @@ def test_a_case_opened_meanwhile_by_another_runner_is_the_one_case(postgres_url,
             assert CaseStep.select().where(CaseStep.case == case.id).count() >= 1, case.id
         ours = [c.id for c in open_cases if c.id != theirs[0]]
         assert CaseEntry.select().where(CaseEntry.case.in_(ours) & (CaseEntry.kind == "opened")).count() == len(ours)
+    finally:
+        db.close()
+
+
+def test_rows_copied_in_are_read_back_and_a_duplicate_is_peewees_integrity_error(postgres_url, clock):
+    db = open_db(postgres_url)
+    cases._policies.clear()
+    try:
+        _absent_morning(clock)
+        new_engine(clock, RecordingSender()).tick()
+        entry = CaseEntry.select().order_by(CaseEntry.id.desc()).dicts().get()
+        copy = {**{k: v for k, v in entry.items() if k != "id"}, "seq": entry["seq"] + 100, "text_zh": "制表\t换行\n"}
+        with db.atomic():
+            assert bulk.insert(CaseEntry, [copy]) == []
+        back = CaseEntry.select().where((CaseEntry.case == entry["case"]) & (CaseEntry.seq == copy["seq"])).dicts()
+        assert [{k: v for k, v in r.items() if k != "id"} for r in back] == [copy]
+        with pytest.raises(pw.IntegrityError), db.atomic():
+            bulk.insert(CaseEntry, [copy])
     finally:
         db.close()
