@@ -144,7 +144,8 @@ def insert(
     returning: str = "",
     with_id: bool = False,
 ) -> list[tuple]:
-    """Insert ``rows`` (dicts by field name; missing fields take their default) in multi-row statements.
+    """Insert ``rows`` (dicts by field name; missing fields take their default) in multi-row statements (on
+    PostgreSQL, a plain insert by COPY: ``_copy``).
 
     ``ignore`` skips rows a unique index refuses (``ON CONFLICT DO NOTHING``); ``upsert_on`` names the
     unique columns whose stored row takes the new values instead (and ``also_set``, SQL); ``returning``
