@@ -49,6 +49,7 @@ from typing import Protocol, runtime_checkable
 from appliance.capture.enrolment_plan import (
     Braked,
     BrakeRule,
+    Hold,  # noqa: F401  (the brake's hold, for the CLI and tests; the pages import it from enrolment_plan)
     Kept,
     Key,
     Plan,
@@ -58,6 +59,8 @@ from appliance.capture.enrolment_plan import (
     Terminal,
     Tombstone,
     brake,
+    held_removals,  # noqa: F401
+    hold_message,  # noqa: F401
     plan,
 )
 from appliance.capture.punchlog import Entry, LogWriter
@@ -165,18 +168,27 @@ def roster_today(today: date) -> Roster:
     return Roster(current, leaving, hashlib.sha256(text.encode()).hexdigest())
 
 
+class RosterCache:
+    """The roster today, worked out once for all of a plant's terminals (the daemon gives every terminal's
+    enrolment the same one): 20 terminals' workers kept 20 copies of a 5,000-name roster. Worked out again when
+    the master tables or the date change; thread-safe, one worker works it out while the others wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: tuple[tuple[int, str], Roster] | None = None
+
+    def roster(self, master_version: int, day: str) -> Roster:
+        """The roster of ``day`` (ISO) as the master tables stand at ``master_version``."""
+        key = (master_version, day)
+        with self._lock:
+            if self._kept is not None and self._kept[0] == key:
+                return self._kept[1]
+            roster = roster_today(date.fromisoformat(day))
+            self._kept = (key, roster)
+            return roster
+
+
 # -- the brake on a mass removal: the row ``RemovalBrake`` ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Hold:
-    """Leavers whose removal the brake holds, as the pages and ``confirm-removals`` show them."""
-
-    badges: tuple[str, ...]
-    limit: int
-    before: int
-    since_ms: int | None
-    confirmed_by: str  # a confirmation the daemon has not taken up yet ("" if none)
 
 
 def brake_rule(settings: EnrolmentSettings) -> BrakeRule:
@@ -189,15 +201,6 @@ def configure_brake(rule: BrakeRule) -> None:
         conflict_target=[RemovalBrake.id],
         update={RemovalBrake.min_leavers: rule.min_leavers, RemovalBrake.percent: rule.percent},
     ).execute()
-
-
-def held_removals() -> Hold | None:
-    """The removals the brake holds now, or None."""
-    row = RemovalBrake.get_or_none(RemovalBrake.id == 1)
-    badges = tuple(json.loads(row.held)) if row is not None else ()
-    if not badges:
-        return None
-    return Hold(badges, row.held_limit, row.held_before, row.held_ms, row.confirmed_by if row.confirmed_ms else "")
 
 
 def pending_removals(today: date, rule: BrakeRule, *, accepted: frozenset[str] | None = None) -> Braked:
@@ -217,21 +220,6 @@ def confirm_removals(badges: Sequence[str], *, by: str, now_ms: int) -> None:
     ).where(RemovalBrake.id == 1).execute()
 
 
-def hold_message(hold: Hold, lang: str = "zh") -> str:
-    """What the plant's pages say about a hold, in the page's language."""
-    if lang == "en":
-        return (
-            f"The roster would remove {len(hold.badges)} workers from the time clocks (more than the limit of "
-            f"{hold.limit}): removal is paused. Check the roster; if it is right, run 'punchproof appliance "
-            "confirm-removals' on the appliance. A roster from head office that names them again ends the pause."
-        )
-    return (
-        f"名单变更将从考勤机删除 {len(hold.badges)} 人（超过上限 {hold.limit} 人），已暂停删除。请核对名单；"
-        "确认无误后在本机运行 punchproof appliance confirm-removals 确认；"
-        "总部重新下发包含这些人员的名单后，暂停自动解除。"
-    )
-
-
 class TerminalEnrolment:
     """One terminal's enrolment. The constructor only assigns; the template key is read at its first use."""
 
@@ -245,8 +233,10 @@ class TerminalEnrolment:
         tz: tzinfo,
         vault: TemplateVault | None = None,
         rule: BrakeRule | None = None,
+        rosters: RosterCache | None = None,
     ) -> None:
         self.terminal = terminal
+        self._rosters = rosters or RosterCache()  # the plant's terminals share one (the daemon's), else its own
         self._source = source
         self._writer = writer
         self._clock = clock
@@ -403,7 +393,7 @@ class TerminalEnrolment:
         )
         if self._roster is not None and self._roster[0] == key:
             return self._roster[1], 0
-        roster, signed = self._braked(roster_today(date.fromisoformat(key[1])))
+        roster, signed = self._braked(self._rosters.roster(key[0], key[1]))
         signed += self._forget_leavers(roster)
         self._roster = (key, roster)
         return roster, signed

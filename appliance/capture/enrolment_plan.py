@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.store import RemovalBrake
 from firmware_bridge.zk.directory import UserTable
 from firmware_bridge.zk.records import UserRecord
 from firmware_bridge.zk.userwrite import PRIVILEGES_KEPT, Change, PutTemplates, PutUser, RemoveTemplate, RemoveUser
@@ -334,3 +335,41 @@ def _by_badge(keys: Iterable[Key]) -> dict[str, list[Key]]:
 
 def _size(seen: Mapping[Key, Seen] | None, k: Key) -> int:
     return seen[k].size if seen is not None else 0
+
+
+# -- a hold of the brake, as the pages show it (here, so that the pages do not load the log's writer) -------
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Leavers whose removal the brake holds, as the pages and ``confirm-removals`` show them."""
+
+    badges: tuple[str, ...]
+    limit: int
+    before: int
+    since_ms: int | None
+    confirmed_by: str  # a confirmation the daemon has not taken up yet ("" if none)
+
+
+def held_removals() -> Hold | None:
+    """The removals the brake holds now, or None."""
+    row = RemovalBrake.get_or_none(RemovalBrake.id == 1)
+    badges = tuple(json.loads(row.held)) if row is not None else ()
+    if not badges:
+        return None
+    return Hold(badges, row.held_limit, row.held_before, row.held_ms, row.confirmed_by if row.confirmed_ms else "")
+
+
+def hold_message(hold: Hold, lang: str = "zh") -> str:
+    """What the plant's pages say about a hold, in the page's language."""
+    if lang == "en":
+        return (
+            f"The roster would remove {len(hold.badges)} workers from the time clocks (more than the limit of "
+            f"{hold.limit}): removal is paused. Check the roster; if it is right, run 'punchproof appliance "
+            "confirm-removals' on the appliance. A roster from head office that names them again ends the pause."
+        )
+    return (
+        f"名单变更将从考勤机删除 {len(hold.badges)} 人（超过上限 {hold.limit} 人），已暂停删除。请核对名单；"
+        "确认无误后在本机运行 punchproof appliance confirm-removals 确认；"
+        "总部重新下发包含这些人员的名单后，暂停自动解除。"
+    )

@@ -87,10 +87,10 @@ def create_app(
         # a roster change the brake holds (docs/enrolment.md): said on every page of a signed-in user
         from flask import g, session
 
-        from appliance.capture import enrolment
+        from appliance.capture import enrolment_plan  # not enrolment: that loads the log's writer and its crypto
 
-        hold = enrolment.held_removals() if session.get("user") else None
-        return {"removals_held": enrolment.hold_message(hold, g.lang) if hold else None}
+        hold = enrolment_plan.held_removals() if session.get("user") else None
+        return {"removals_held": enrolment_plan.hold_message(hold, g.lang) if hold else None}
 
     from appliance.web import auth, board, day, export, kiosk, live, metrics, rendercache
 

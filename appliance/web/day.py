@@ -14,7 +14,6 @@ from appliance.rules import punch_range
 from appliance.store import ActionRecord, ActionRequest, BoardRow, Employee, LogRecord, Punch
 from appliance.web import present
 from appliance.web.auth import check_csrf, login_required
-from ledger import parse
 
 bp = Blueprint("day", __name__)
 
@@ -29,6 +28,8 @@ def _punches(employee: str, day: Any) -> list[dict[str, Any]]:
         .where((Punch.user_id == employee) & (Punch.at_utc_ms >= lo) & (Punch.at_utc_ms < hi))
         .order_by(Punch.at_utc_ms)
     )
+    from ledger import parse  # the ledger package loads the cryptography package (5 MB): only this page needs it
+
     records = {r.seq: r for r in LogRecord.select().where(LogRecord.seq.in_([p.seq for p in rows]))}
     out = []
     for p in rows:
