@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from appliance.capture import storage, terminal_admin
-from appliance.capture.enrolment import EnrolmentSource, TerminalEnrolment
+from appliance.capture.enrolment import EnrolmentSource, RosterCache, TerminalEnrolment
 from appliance.capture.ingest import PunchIngest
 from appliance.capture.logtail import OVERLAP
 from appliance.capture.provenance import Identity, Provenance
@@ -119,6 +119,7 @@ class TerminalWorker:
         tz: tzinfo = UTC,
         spool_dir: Path | None = None,
         provenance: Provenance | None = None,
+        rosters: RosterCache | None = None,
     ) -> None:
         self.name = name
         self._spool_dir = spool_dir  # where a read's transfer is kept while it is stored (the state directory)
@@ -142,7 +143,7 @@ class TerminalWorker:
         self._provenance = provenance  # signs the terminal's model, serial and firmware (the daemon's)
         self._enrolled_at: float | None = None  # monotonic: the last enrolment pass
         self._enrolment = (  # ZK terminals: the roster's workers and the plant's fingers
-            TerminalEnrolment(name, source, ingest.writer, clock, tz=tz)
+            TerminalEnrolment(name, source, ingest.writer, clock, tz=tz, rosters=rosters)
             if isinstance(source, EnrolmentSource)
             else None
         )

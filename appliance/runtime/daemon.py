@@ -128,6 +128,7 @@ class ApplianceDaemon:
         self.committer.start()
         ingest = PunchIngest(self.writer, self.clock, settings.plant.timezone, self.committer)
         provenance = Provenance(self.writer, self.clock, settings.plant.tz)  # which terminal recorded the punches
+        rosters = enrolment.RosterCache()  # the roster today, one for every terminal's enrolment
         for terminal in settings.terminals_of(TerminalSettings):
             source = ZKTerminal(
                 terminal.host,
@@ -151,6 +152,7 @@ class ApplianceDaemon:
                 tz=settings.plant.tz,
                 spool_dir=settings.state_dir,
                 provenance=provenance,
+                rosters=rosters,
             )
             self.workers.append(worker)
             if terminal.live:
