@@ -56,3 +56,24 @@ def test_create_user_without_a_terminal_or_a_password_says_how_to_give_one(tmp_p
     assert empty.returncode == 2 and "没有输入密码" in empty.stderr, empty.stderr
     made = subprocess.run([*asked, "--password-stdin"], input="correct horse 1\n", capture_output=True, text=True)
     assert made.returncode == 0 and made.stdout.startswith("已创建账号 hr"), made.stdout + made.stderr
+
+
+def test_the_plant_s_create_user_says_in_chinese_first_what_it_refused(tmp_path):
+    """The appliance's account errors were English only (the pages' create-user, run by the plant's IT person)."""
+    from ledger import SigningKey
+
+    conf = tmp_path / "appliance.toml"
+    (tmp_path / "cloud.pub").write_text(SigningKey.generate().verify_key.pem())
+    init = [sys.executable, "-m", "punchproof", "appliance", "init", "-o", str(conf), "--plant", "p1"]
+    init += ["--appliance", "pi-01", "--state-dir", str(tmp_path / "state"), "--terminal", "gate-1=127.0.0.1:4370"]
+    init += ["--identity", str(tmp_path / "identity.json"), "--cloud-key", str(tmp_path / "cloud.pub")]
+    subprocess.run(init, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    asked = [sys.executable, "-m", "punchproof", "appliance", "create-user", "-c", str(conf), "--password-stdin"]
+    short = subprocess.run([*asked, "boss"], input="short\n", capture_output=True, text=True, timeout=60)
+    assert short.returncode == 1 and short.stderr.startswith("未创建 / not created: 密码至少 10 个字符"), short.stderr
+    bad = subprocess.run([*asked, "a b"], input="long enough 1\n", capture_output=True, text=True, timeout=60)
+    assert "用户名为 2–64 个字母" in bad.stderr, bad.stderr
+    made = subprocess.run([*asked, "boss"], input="long enough 1\n", capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0 and made.stdout.startswith("已创建账号 boss"), made.stdout + made.stderr
+    again = subprocess.run([*asked, "boss"], input="long enough 1\n", capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "用户 boss 已存在" in again.stderr, again.stderr

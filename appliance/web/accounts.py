@@ -24,13 +24,13 @@ class AccountError(ValueError):
 
 def create(username: str, password: str, role: str, now_ms: int) -> Account:
     if not USERNAME.match(username):
-        raise AccountError("user names are 2-64 letters, digits, '.', '_' or '-'")
+        raise AccountError("用户名为 2–64 个字母、数字或 . _ - / user names are 2-64 letters, digits, '.', '_' or '-'")
     if role not in ROLES:
-        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+        raise AccountError(f"角色须为 {'、'.join(ROLES)} 之一 / role must be one of {', '.join(ROLES)}")
     if len(password) < MIN_PASSWORD:
-        raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
+        raise AccountError(f"密码至少 {MIN_PASSWORD} 个字符 / the password needs {MIN_PASSWORD} characters")
     if Account.get_or_none(Account.username == username) is not None:
-        raise AccountError(f"user {username!r} exists already")
+        raise AccountError(f"用户 {username} 已存在 / user {username!r} exists already")
     return Account.create(
         username=username, password_hash=generate_password_hash(password), role=role, created_ms=now_ms
     )
@@ -39,14 +39,14 @@ def create(username: str, password: str, role: str, now_ms: int) -> Account:
 def set_password(username: str, password: str) -> None:
     """A new password; every session of the account ends."""
     if len(password) < MIN_PASSWORD:
-        raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
+        raise AccountError(f"密码至少 {MIN_PASSWORD} 个字符 / the password needs {MIN_PASSWORD} characters")
     _update(username, password_hash=generate_password_hash(password))
 
 
 def set_role(username: str, role: str) -> None:
     """A new role; every session of the account ends (it was signed in with the old role)."""
     if role not in ROLES:
-        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+        raise AccountError(f"角色须为 {'、'.join(ROLES)} 之一 / role must be one of {', '.join(ROLES)}")
     _update(username, role=role)
 
 
@@ -59,7 +59,7 @@ def _update(username: str, **fields: object) -> None:
         Account.update(session_epoch=Account.session_epoch + 1, **fields).where(Account.username == username).execute()
     )
     if not changed:
-        raise AccountError(f"no user {username!r}")
+        raise AccountError(f"没有用户 {username} / no user {username!r}")
 
 
 _COUNTERS = throttle.Counters(LoginThrottle, LoginThrottle.last_ms)
