@@ -22,11 +22,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from appliance.idmap import IdMapError, load_cards, load_pages
 from firmware_bridge.readers.cards import card_format
 from firmware_bridge.zk.clock import ClockPolicy
-from ledger import Malformed, VerifyKey
 from opskit import envconfig
 
-if TYPE_CHECKING:  # imported where a push receiver is made: it loads the HTTP receiver (Flask), some 10 MB
+if TYPE_CHECKING:
+    # imported where used: a push receiver loads the HTTP receiver (Flask), some 10 MB; ledger loads the
+    # cryptography package, some 5 MB, which the pages' worker need not hold
     from firmware_bridge.adms.connections import Limits
+    from ledger import VerifyKey
 
 T = TypeVar("T")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -228,6 +230,8 @@ class Settings:
 
     def cloud_key(self) -> VerifyKey:
         """The cloud's public witness key; raises ``ConfigError`` saying what to fix."""
+        from ledger import Malformed, VerifyKey
+
         path = Path(self.mqtt.cloud_key_file)
         try:
             return VerifyKey.from_pem(path.read_bytes())

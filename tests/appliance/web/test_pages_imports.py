@@ -15,8 +15,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from appliance.store import RemovalBrake
 from tests.appliance.web.test_attendance_pages import DAY, PASSWORD, Plant, local
 from tests.harness.clock import FrozenClock
@@ -80,7 +78,6 @@ def test_serving_the_board_and_kiosk_loads_none_of_the_log_writers_side(tmp_path
     assert loaded == [], loaded
 
 
-@pytest.mark.xfail(strict=True, reason="appliance.config imports ledger (and cryptography) at its top")
 def test_the_pages_worker_holds_no_cryptography_package(tmp_path):
     answer = serve_board_and_kiosk(tmp_path)
     loaded = [m for m in answer["modules"] if m.split(".")[0] in ("cryptography", "ledger")]
