@@ -87,16 +87,15 @@ class NoPassword(Exception):
 
 
 def read_password(from_stdin: bool) -> str:
-    """A new login's password: its line on standard input (``--password-stdin``), else asked on the terminal."""
+    """A new login's password: asked on the terminal; its line on standard input with ``--password-stdin``, or
+    when standard input is not a terminal (a guide's command fed by a script, as getpass itself falls back to)."""
     import getpass
 
-    if from_stdin:
+    if from_stdin or not sys.stdin.isatty():
         line = sys.stdin.readline()
         if not line.strip():
             raise NoPassword
         return line.rstrip("\n")
-    if not sys.stdin.isatty():
-        raise NoPassword
     try:
         return getpass.getpass("密码 / password: ")
     except EOFError as err:

@@ -11,6 +11,7 @@ import sys
 from punchproof.broker import free_port
 
 RUN = [sys.executable, "-m", "punchproof", "cloud"]
+TEXT = {"capture_output": True, "text": True, "timeout": 60, "check": False}
 
 
 def _web(conf, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -56,6 +57,9 @@ def test_create_user_without_a_terminal_or_a_password_says_how_to_give_one(tmp_p
     assert empty.returncode == 2 and "没有输入密码" in empty.stderr, empty.stderr
     made = subprocess.run([*asked, "--password-stdin"], input="correct horse 1\n", capture_output=True, text=True)
     assert made.returncode == 0 and made.stdout.startswith("已创建账号 hr"), made.stdout + made.stderr
+    # install-cloud.md's command has no --password-stdin: fed by a script, it takes the line it is given
+    piped = subprocess.run([*RUN, "create-user", "-c", str(conf), "hr2"], input="correct horse 2\n", **TEXT)
+    assert piped.returncode == 0 and piped.stdout.startswith("已创建账号 hr2"), piped.stdout + piped.stderr
 
 
 def test_the_plant_s_create_user_says_in_chinese_first_what_it_refused(tmp_path):
