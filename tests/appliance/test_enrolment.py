@@ -326,8 +326,8 @@ def test_a_database_from_before_enrolment_gains_its_tables(tmp_path):
         db.close()
 
 
-def test_the_daemon_puts_a_new_worker_on_both_gates_and_copies_a_finger_within_a_poll(tmp_path, clock):
-    states = [TerminalState(serial=f"TEST-ZK-0{n}", tz=PLANT_TZ) for n in (1, 2)]
+def daemon_with_gates(tmp_path, states, clock) -> tuple[list[ZKEmulator], ApplianceDaemon]:
+    """An emulated ZK gate for each of ``states`` (gate-1, gate-2, ...) and the real daemon reading them, started."""
     emulators = [ZKEmulator(state, port=0).start() for state in states]
     cloud_key = tmp_path / "cloud-witness.pub"
     cloud_key.write_text(SigningKey.generate().verify_key.pem())
@@ -346,6 +346,12 @@ def test_the_daemon_puts_a_new_worker_on_both_gates_and_copies_a_finger_within_a
     )
     daemon = ApplianceDaemon(settings, clock=clock)
     daemon.start()
+    return emulators, daemon
+
+
+def test_the_daemon_puts_a_new_worker_on_both_gates_and_copies_a_finger_within_a_poll(tmp_path, clock):
+    states = [TerminalState(serial=f"TEST-ZK-0{n}", tz=PLANT_TZ) for n in (1, 2)]
+    emulators, daemon = daemon_with_gates(tmp_path, states, clock)
     try:
         employ("1003", "王五")  # as the cloud's configuration writes it, in the daemon's process
         wait_until(lambda: all(s.user("1003") for s in states), timeout=10, message="1003 on both gates")
@@ -357,8 +363,8 @@ def test_the_daemon_puts_a_new_worker_on_both_gates_and_copies_a_finger_within_a
         for emulator in emulators:
             emulator.stop()
     rows = list(LogRecord.select().order_by(LogRecord.seq))
-    key = load_or_create_key(settings.key_path)
-    batch = Batch(settings.log_origin, 0, tuple(SignedRecord(bytes(r.data), bytes(r.sig)) for r in rows))
+    key = load_or_create_key(daemon.settings.key_path)
+    batch = Batch(daemon.settings.log_origin, 0, tuple(SignedRecord(bytes(r.data), bytes(r.sig)) for r in rows))
     verify_batch(batch, key=key.verify_key, prev=GENESIS_PREV)
     records = [parse(bytes(r.data)) for r in rows if r.type == "action"]
     assert sorted(acts(records)) == [

@@ -5,12 +5,9 @@ enrolment holds the same roster object, and the next change still reaches every 
 
 from __future__ import annotations
 
-from appliance.config import Settings
-from appliance.runtime.daemon import ApplianceDaemon
 from appliance.store import Employee
-from firmware_bridge.zk.emulator import TerminalState, ZKEmulator
-from ledger import SigningKey
-from punchproof.broker import free_port
+from firmware_bridge.zk.emulator import TerminalState
+from tests.appliance.test_enrolment import daemon_with_gates
 from tests.conftest import PLANT_TZ
 from tests.harness.wait import wait_until
 
@@ -23,24 +20,7 @@ def employ(badge: str, name: str) -> None:
 
 def test_every_gates_enrolment_holds_one_roster_and_a_change_still_reaches_every_gate(tmp_path, clock):
     states = [TerminalState(serial=f"TEST-ZK-{n:02d}", tz=PLANT_TZ) for n in range(1, GATES + 1)]
-    emulators = [ZKEmulator(state, port=0).start() for state in states]
-    cloud_key = tmp_path / "cloud-witness.pub"
-    cloud_key.write_text(SigningKey.generate().verify_key.pem())
-    terminals = [
-        {"name": f"gate-{n}", "host": e.address[0], "port": e.address[1], "poll_seconds": 0.2, "live": False}
-        for n, e in enumerate(emulators, start=1)
-    ]
-    settings = Settings.from_dict(
-        {
-            "plant": {"id": "test-plant", "timezone": "Asia/Shanghai"},
-            "appliance": {"id": "pi-01", "state_dir": str(tmp_path / "state")},
-            "mqtt": {"host": "127.0.0.1", "port": free_port(), "cloud_key_file": str(cloud_key)},
-            "terminals": terminals,
-        },
-        source=str(tmp_path / "appliance.toml"),
-    )
-    daemon = ApplianceDaemon(settings, clock=clock)
-    daemon.start()
+    emulators, daemon = daemon_with_gates(tmp_path, states, clock)
 
     def rosters() -> list[object]:
         kept = [worker._enrolment._roster for worker in daemon.workers]
