@@ -57,6 +57,10 @@ TRIM_EVERY_S = 60.0  # how often it gives the allocator's free pages back (a shi
 # prepared statements kept per connection: every thread of the daemon (two per terminal) has a connection of its
 # own, and Python's 128 each, some naming hundreds of keys (the signer's), held megabytes (store.open_db)
 STATEMENTS = 16
+# page cache per connection at most: SQLite's default is 2 MB, and the daemon's thirty-odd connections (a terminal's
+# reader, its live capture, the writer, the signer, the uplink...) each filled theirs with pages other threads had
+# also read
+CACHE_KIB = 256
 
 
 def software_version() -> str:
@@ -93,7 +97,7 @@ class ApplianceDaemon:
         settings = self.settings
         cloud_key = settings.cloud_key()  # fail early, with the reason, if it is missing
         self._lock_fd = hold_daemon_lock(settings)  # one daemon per state directory; restore waits for it
-        self.db = open_db(settings.db_path, statements=STATEMENTS)
+        self.db = open_db(settings.db_path, statements=STATEMENTS, cache_kib=CACHE_KIB)
         settings = self.settings = device_settings.overlay(settings)  # what the cloud's configuration set
         enrolment.configure_brake(enrolment.brake_rule(settings.enrolment))  # for every terminal's worker
         key = load_or_create_key(settings.key_path)
