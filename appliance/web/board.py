@@ -178,16 +178,36 @@ def _texts(template: str, rows: Sequence[Any], helpers: dict[str, Any]) -> list[
     )
 
 
-def _grouped(rows: list[Any], helpers: dict[str, Any]) -> list[tuple[str, str, int, Markup]]:
-    """The page's rows by shift and line: (shift, line, how many, their rows' HTML)."""
+# Where a group's rows go in board_rows.html: the template renders a slot, and the rows' kept UTF-8 text is put in
+# it afterwards (``splice``), not decoded into the template's text and encoded again with it (a page of 500 rows is
+# some 350 kB: two copies of it as text, each of a Chinese page two bytes a character, for every page rendered).
+# No escaped value can contain it.
+SLOT = b"<!--board-rows-->"
+_SLOT = Markup(SLOT.decode())
+
+
+def splice(page: bytes, slots: Sequence[bytes]) -> bytes:
+    """``page`` with its slots filled, in order, by ``slots``."""
+    pieces = page.split(SLOT)
+    if len(pieces) != len(slots) + 1:
+        raise RuntimeError(f"the board's page has {len(pieces) - 1} slots for {len(slots)} parts")
+    out = [pieces[0]]
+    for slot, piece in zip(slots, pieces[1:], strict=True):
+        out += (slot, piece)
+    return b"".join(out)
+
+
+def _grouped(rows: list[Any], helpers: dict[str, Any]) -> tuple[list[tuple[str, str, int, Markup]], list[bytes]]:
+    """The page's rows by shift and line: (shift, line, how many, a slot for their rows), and the rows' HTML of each
+    group, for its slot."""
     texts = _texts("board_row.html", rows, helpers)
     groups: dict[tuple[str, str], list[bytes]] = defaultdict(list)
     for r, text in zip(rows, texts, strict=True):
         groups[(r.shift_name or r.shift, r.line)].append(text)
-    return [
-        (shift, line, len(members), Markup(b"\n".join(members).decode()))  # noqa: S704 - rendered by board_row.html
-        for (shift, line), members in groups.items()
-    ]
+    return (
+        [(shift, line, len(members), _SLOT) for (shift, line), members in groups.items()],
+        [b"\n".join(members) for members in groups.values()],
+    )
 
 
 def _board_version() -> int:
@@ -205,13 +225,17 @@ def _rows_context(board_version: int | None = None) -> dict[str, Any]:
     day = current_app.extensions["punchproof.board_days"].get((iso, filters), lambda: _day(iso), board_version)
     rows, page = _page(day, iso)
     helpers = present.row_helpers()
+    groups, slots = _grouped(rows, helpers)
+    if day.still_open:
+        slots.append(b"\n".join(_texts("board_open_row.html", day.still_open, helpers)))
     return {
         "day": iso,
-        "groups": _grouped(rows, helpers),
+        "groups": groups,
+        "slots": slots,  # board_rows.html's slots, in order: each group's rows, then yesterday's open shifts
         "page": page,
         "page_url": _page_url,
         "counts": day.counts,
-        "still_open": Markup(b"\n".join(_texts("board_open_row.html", day.still_open, helpers)).decode()),  # noqa: S704
+        "still_open": _SLOT if day.still_open else "",
         "shifts": day.shifts,
         "lines": day.lines,
         "evaluator": day.evaluator,
@@ -243,7 +267,8 @@ def version() -> str:
 def index() -> Any:
     if not request.args.get("partial"):
         context = {**_rows_context(), **_status_context(), **_alerts_context()}
-        return render_template("board.html", version=version(), **context)
+        page = render_template("board.html", version=version(), **context).encode()
+        return Response(splice(page, context["slots"]), mimetype="text/html")
     board_version = _board_version()
     day = present.today().isoformat()
     # The rows (5,000 a day, a page of them rendered) change only when a pass changes the board;
@@ -254,7 +279,7 @@ def index() -> Any:
     # (``data-shown-version``), and the page fetches again when it was told of a newer one.
     rows = current_app.extensions["punchproof.board_rows"].get(
         (day, g.lang, tuple(sorted(request.args.items(multi=True)))),
-        lambda: render_template("board_rows.html", **_rows_context(board_version)).encode(),
+        lambda: _rows_part(board_version),
         board_version,
     )
     now = version()  # "<board version>.<last punch>.<status token>": throttled when only the last punch moved
@@ -268,8 +293,14 @@ def index() -> Any:
     status += f'\n<div hidden data-shown-version="{escape(shown)}"></div>'.encode()
     # the alerts carry answer forms (this user's CSRF token): rendered for each request, never shared
     alert_part = render_template("board_alerts.html", **_alerts_context()).encode()
-    # who has not shown up comes first: the alerts above the rows, as on the full page (board_live.html)
-    return Response(alert_part + b"\n" + rows + b"\n" + status, mimetype="text/html")
+    # who has not shown up comes first: the alerts above the rows, as on the full page (board_live.html); the parts
+    # as they are, not copied into one (Werkzeug counts their length)
+    return Response([alert_part, b"\n", rows, b"\n", status], mimetype="text/html")
+
+
+def _rows_part(board_version: int) -> bytes:
+    context = _rows_context(board_version)
+    return splice(render_template("board_rows.html", **context).encode(), context["slots"])
 
 
 def _alerts_context() -> dict[str, Any]:

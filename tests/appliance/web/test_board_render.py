@@ -100,3 +100,35 @@ def test_the_status_part_is_rendered_at_most_once_a_second_and_says_which_versio
     third = client.get(f"/?date={DAY}&partial=1").get_data(as_text=True)
     assert shown_version(third) == version and f'<td class="muted">{seq}</td>' in third
     assert status.rendered == 2
+
+
+def test_each_groups_rows_are_spliced_under_its_own_heading_even_with_the_slots_text_in_a_name(tmp_path):
+    """The rows' kept text is put into the rendered page's slots afterwards (``board.splice``): each line's rows
+    under its own heading, on the full page and the live part, and a name holding the slot's text is shown
+    escaped, not taken for a slot."""
+    p = Plant(tmp_path, FrozenClock(local(2, 8, 30)))
+    odd = board.SLOT.decode()
+    employees = [
+        {"user_id": f"{2001 + n}", "name": odd if n == 4 else f"工人{n}", "line": f"{n % 3 + 1}线", "roster": "wk",
+         "active": True}
+        for n in range(9)
+    ]  # fmt: skip
+    roster_import.store({"employees": employees}, PLANT_TZ, 0, source="test")
+    p.read_terminal()
+    p.evaluator.run_once()
+    client = p.client()
+    for path in (f"/?date={DAY}", f"/?date={DAY}&partial=1"):
+        page = client.get(path).get_data(as_text=True)
+        attendance = re.search(r'<section id="attendance">(.*?)</section>', page, re.S).group(1)
+        under = {}
+        for heading, table in re.findall(
+            r"<h3>(.*?)</h3>\s*<div class=\"scroll\"><table>(.*?)</table>", attendance, re.S
+        ):
+            line = re.search(r"(\d)线", heading)  # not yesterday's open shifts, which follow
+            if line:
+                under[line.group(1)] = re.findall(r'data-board-employee="(\d+)"', table)
+        assert {line: sorted(badges) for line, badges in under.items()} == {
+            str(k + 1): sorted(f"{2001 + n}" for n in range(9) if n % 3 == k) for k in range(3)
+        }, path
+        assert odd not in page and "&lt;!--board-rows--&gt;" in page, path
+    p.db.close()
