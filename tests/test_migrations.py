@@ -181,3 +181,33 @@ def test_version_is_printed():
         [sys.executable, "-m", "punchproof", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == f"punchproof {__version__}" and __version__ != "0+unknown"
+
+
+def indexes(path: Path, table: str) -> dict[str, tuple[str, ...]]:
+    with sqlite3.connect(path) as conn:
+        names = [r[1] for r in conn.execute(f'PRAGMA index_list("{table}")') if not r[1].startswith("sqlite_")]
+        return {n: tuple(r[2] for r in conn.execute(f'PRAGMA index_info("{n}")')) for n in names}
+
+
+def test_the_board_reads_a_day_from_its_index_alone_in_a_migrated_database_as_in_a_new_one(tmp_path):
+    """The board's reads of a whole day (the rows' order, the counts, the shifts and lines, yesterday's open shifts)
+    were each a scan of the day's rows, reasons and all, at every version of the board: they read the day's index
+    alone, and a 0.1.0 database gets that index in place of the one on the date."""
+    old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    from_frozen(old, "appliance_schema_0.1.0.sql")
+    assert "board_row_work_date" in indexes(old, "board_row")
+    plant_store.open_db(old).close()
+    plant_store.open_db(new).close()
+    assert indexes(old, "board_row") == indexes(new, "board_row")
+    assert list(indexes(new, "board_row").values()) == [plant_store.DAY_COLUMNS]
+    with sqlite3.connect(new) as conn:
+        for sql in (
+            "SELECT employee, shift FROM board_row WHERE work_date = ? ORDER BY CASE WHEN status IN ('overdue', "
+            "'missing') THEN 0 ELSE 1 END, start_ms, shift, line, employee",
+            "SELECT status, missing_tier, count(employee) FROM board_row WHERE work_date = ? GROUP BY 1, 2",
+            "SELECT DISTINCT shift, shift_name FROM board_row WHERE work_date = ? AND shift != ''",
+            "SELECT rowid FROM board_row WHERE work_date = ? AND shift != '' AND tier != 'confirmed' "
+            "ORDER BY start_ms, employee LIMIT 200",
+        ):
+            plan = " ".join(str(r[3]) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("2026-03-02",)))
+            assert "COVERING INDEX" in plan, (sql, plan)

@@ -109,13 +109,7 @@ def _day(iso: str) -> _Day:
     sql, params = _filtered(iso, BoardRow.employee, BoardRow.shift).order_by(*order).sql()
     keys = list(BoardRow._meta.database.execute_sql(sql, params))  # 5,000 plain tuples, not through peewee's rows
     yesterday = (date.fromisoformat(iso) - timedelta(days=1)).isoformat()
-    still_open = list(
-        BoardRow.select(*ROW_FIELDS)
-        .where((BoardRow.work_date == yesterday) & (BoardRow.shift != "") & (BoardRow.tier != "confirmed"))
-        .order_by(BoardRow.start_ms, BoardRow.employee)
-        .limit(200)
-        .namedtuples()
-    )
+    still_open = [_ROW._make(values) for values in BoardRow._meta.database.execute_sql(_STILL_OPEN, (yesterday,))]
     day_rows = BoardRow.select().where(BoardRow.work_date == iso)
     shifts = day_rows.select(BoardRow.shift, BoardRow.shift_name).where(BoardRow.shift != "").distinct().tuples()
     lines = day_rows.select(BoardRow.line).where(BoardRow.line != "").distinct().tuples()
@@ -130,6 +124,13 @@ def _day(iso: str) -> _Day:
 
 
 _ROW = namedtuple("_ROW", [f.name for f in ROW_FIELDS])  # type: ignore[misc]
+# Yesterday's first 200 shifts not yet final: which ones, sorted from the day's index alone (store.BoardRow), then
+# those rows; sorting the rows themselves read every row of the day whole
+_STILL_OPEN = (
+    f"SELECT {', '.join(f.column_name for f in ROW_FIELDS)} FROM {BoardRow._meta.table_name} WHERE rowid IN ("
+    f"SELECT rowid FROM {BoardRow._meta.table_name} WHERE work_date = ? AND shift != '' AND tier != 'confirmed' "
+    "ORDER BY start_ms, employee LIMIT 200) ORDER BY start_ms, employee"
+)
 
 
 def _rows_of(iso: str, keys: list[tuple[str, str]]) -> list[Any]:
