@@ -13,10 +13,14 @@ Measured, from the wall-clock moment the terminal announced each punch:
 * board notified: a ``/board/events`` version event covering the punch's seq arriving;
 * evaluator pass: the checked-in row's ``as_of`` (when the evaluator's pass that wrote it began; the
   evaluator's part of the board row's time);
-* board row: a logged-in board client that, like the page's script, fetches the board's rows
-  (``?partial=1&page=N``: every page of the 5,000, one after the other, as someone paging through
-  them) at most once a second when the version moves, sees the worker's row checked in (B and C:
-  the evaluator's pass must run first). Issue #25's limits: kiosk p99 <= 1 s, board row p99 <= 10 s.
+* board row: the first moment a logged-in board shows the worker's row checked in (B and C: the
+  evaluator's pass must run first). By default the plant has one open board per page of the 5,000 rows
+  (ten screens, ``?page=1`` to ``?page=10``), each with its own event stream and doing what the page's
+  script (appliance/web/static/board.js) does: when the version moves, fetch its page's rows
+  (``?partial=1&page=N``), one fetch at a time, at most one a second. ``--pager`` has one client
+  instead that pages through all ten, one after the other, at every version (as someone paging through
+  them; a row that moves to a page already read this round waits for the next round: slower, and what
+  no page does). Issue #25's limits: kiosk p99 <= 1 s, board row p99 <= 10 s.
 Also the appliance's memory (daemon + evaluator + gunicorn master + workers; limit 200 MB) every
 2 s: the sample with the highest RSS sum, and the one with the highest PSS sum (see ``plant_common``).
 
@@ -48,11 +52,12 @@ ROW = re.compile(r'data-board-employee="([^"]+)" data-status="([^"]+)"')
 
 
 class BoardPage(threading.Thread):
-    """The board page's behaviour: on a version event, fetch the rows (one at a time, >= 1 s apart)."""
+    """The board page's behaviour: on a version event, fetch the rows (one at a time, >= 1 s apart), of
+    ``pages`` pages from page ``first`` (0: to the last), one after the other."""
 
-    def __init__(self, base: str, cookie: str, pages: int = 0) -> None:
+    def __init__(self, base: str, cookie: str, pages: int = 0, first: int = 1) -> None:
         super().__init__(daemon=True)
-        self.base, self.cookie, self.max_pages = base, cookie, pages
+        self.base, self.cookie, self.max_pages, self.first = base, cookie, pages, first
         self.wanted = threading.Event()
         self.first_in: dict[str, float] = {}
         self.fetches: list[float] = []  # seconds per fetch
@@ -65,7 +70,7 @@ class BoardPage(threading.Thread):
                 continue
             self.wanted.clear()
             started = time.time()
-            number, pages = 1, 1
+            number, pages = self.first, self.first
             while number <= pages:  # the whole board, a page after the other, as someone paging through it
                 begun = time.time()
                 try:
@@ -85,9 +90,28 @@ class BoardPage(threading.Thread):
                 found = PAGER.search(page)
                 pages = int(found.group(1)) if found else 1
                 if self.max_pages:
-                    pages = min(pages, self.max_pages)
+                    pages = min(pages, self.first + self.max_pages - 1)
                 number += 1
             time.sleep(max(0.0, 1.0 - (time.time() - started)))
+
+
+def _boards(base: str, cookie: str, pager: bool, pages: int) -> list[BoardPage]:
+    """The board clients: one paging through ``pages`` pages (0: all), or one open board per page."""
+    if pager:
+        return [BoardPage(base, cookie, pages)]
+    _status, _h, first = request(base, "GET", "/?partial=1&page=1", cookie=cookie, timeout=60)
+    found = PAGER.search(first)
+    count = int(found.group(1)) if found else 1
+    return [BoardPage(base, cookie, 1, number) for number in range(1, (min(count, pages) if pages else count) + 1)]
+
+
+def _first_in(screens: list[BoardPage]) -> dict[str, float]:
+    """When any board first showed each worker checked in."""
+    seen: dict[str, float] = {}
+    for screen in screens:
+        for employee, at in list(screen.first_in.items()):
+            seen[employee] = min(at, seen.get(employee, at))
+    return seen
 
 
 def timeline(
@@ -131,11 +155,16 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
     parser.add_argument("--minutes", type=float, default=10.0, help="the burst's length (the brief: 10)")
     parser.add_argument("--workers", type=int, default=5000)
     parser.add_argument(
+        "--pager",
+        action="store_true",
+        help="one board client paging through every page at each version, instead of one open board per page",
+    )
+    parser.add_argument(
         "--board-pages",
         type=int,
         default=0,
-        help="pages of the board the board client reads at each version (default 0: all, to see every row; "
-        "1 is what one open board page reads)",
+        help="pages of the board watched (default 0: all, to see every row): with --pager, the pages it reads "
+        "at each version; else the open boards, one per page from page 1",
     )
     parser.add_argument(
         "--pi3-slowdown",
@@ -159,13 +188,21 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
         kiosk = SSEClient(plant.base, "/kiosk/events")
         kiosk.start()
         cookie = login(plant.base)
-        page = BoardPage(plant.base, cookie, args.board_pages)
-        page.start()
-        board = SSEClient(plant.base, "/board/events", cookie, on_event=lambda _e: page.wanted.set())
-        board.start()
+        screens = _boards(plant.base, cookie, args.pager, args.board_pages)
+        for screen in screens:
+            screen.start()
+        streams = [
+            SSEClient(plant.base, "/board/events", cookie, on_event=lambda _e, s=screen: s.wanted.set())
+            for screen in screens
+        ]
+        for stream in streams:
+            stream.start()
+        board = streams[0]
         kiosk.opened.wait(10)
-        board.opened.wait(10)
-        assert kiosk.status == 200 and board.status == 200, (kiosk.status, board.status)
+        for stream in streams:
+            stream.opened.wait(10)
+        opened = [kiosk.status, *(s.status for s in streams)]
+        assert all(status == 200 for status in opened), opened
         peak = PeakMemory(plant)
         peak.start()
         cpu_before, cpu_t0 = plant.cpu_seconds(), time.monotonic()
@@ -177,12 +214,14 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
             time.sleep(0.2)
         deadline = time.monotonic() + 30
         arriving = {u for _at, _t, u, state in plan if state == 0}
-        while time.monotonic() < deadline and len(arriving & set(page.first_in)) < len(arriving):
+        while time.monotonic() < deadline and len(arriving & set(_first_in(screens))) < len(arriving):
             time.sleep(0.5)
         peak.finish()
         cpu_after, cpu_span = plant.cpu_seconds(), time.monotonic() - cpu_t0
-        page.stop = True
-        page.join(60)  # its last round of pages, before gunicorn stops under it
+        for screen in screens:
+            screen.stop = True
+        for screen in screens:
+            screen.join(60)  # its last round of pages, before gunicorn stops under it
         stored = plant.rows("SELECT user_id, seq, received_ms FROM punch")
         checked = ", ".join(f"'{s}'" for s in sorted(CHECKED_IN))
         evaluated = dict(
@@ -193,7 +232,8 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
         seq_of = {u: seq for u, seq, _r in stored}
         received = {u: r / 1000 for u, _s, r in stored}
         kiosk.close()
-        board.close()
+        for stream in streams:
+            stream.close()
         throttled = budget.throttled() if budget else ""
         codes = plant.stop()
 
@@ -207,7 +247,8 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
             arrival = next((at for at, covered in versions if covered >= seq), None)
             if arrival is not None:
                 to_board.append(arrival - t)
-    to_row = [page.first_in[u] - sent[u] for u in arriving if u in page.first_in]
+    first_in = _first_in(screens)
+    to_row = [first_in[u] - sent[u] for u in arriving if u in first_in]
     # the evaluator's part: the pass that checked the worker in began at the row's as_of (a later pass that changed
     # the row again moves it on: an upper bound of when the pass began, a lower bound of the whole)
     to_pass = [evaluated[u] / 1000 - sent[u] for u in arriving if u in evaluated]
@@ -230,11 +271,14 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
     print(line("punch -> evaluator pass (as_of)", to_pass, BOARD_ROW_TARGET_S))
     print(line("punch -> board row checked in", to_row, BOARD_ROW_TARGET_S))
     read = f"the first {args.board_pages} page(s)" if args.board_pages else "every page"
-    if page.fetches:
+    who = "one client paging through" if args.pager else f"{len(screens)} open boards, one per page:"
+    fetches = [f for screen in screens for f in screen.fetches]
+    errors = [e for screen in screens for e in screen.errors]
+    if fetches:
         print(
-            f"board rows fetch (?partial=1&page=N, {read} of {args.workers} rows): {len(page.fetches)} fetches, "
-            f"p50 {percentile(page.fetches, 0.5) * 1000:.0f} ms, max {max(page.fetches) * 1000:.0f} ms; "
-            f"{len(page.errors)} errors {page.errors[:3]}"
+            f"board rows fetch (?partial=1&page=N, {who} {read} of {args.workers} rows): {len(fetches)} fetches, "
+            f"p50 {percentile(fetches, 0.5) * 1000:.0f} ms, p99 {percentile(fetches, 0.99) * 1000:.0f} ms, "
+            f"max {max(fetches) * 1000:.0f} ms; {len(errors)} errors {errors[:3]}"
         )
     print(peak.highest_rss.report("memory, sample of highest RSS sum:", MEMORY_TARGET))
     print(peak.highest_pss.report("memory, sample of highest PSS sum:", MEMORY_TARGET))
@@ -245,7 +289,7 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
         f"{sum(used.values()) / cpu_span:.2f} of one core here, "
         f"{sum(used.values()) / len(sent) * 1000:.1f} ms a punch"
     )
-    print(timeline(sent, received, shown, page.first_in, signed, args.minutes))
+    print(timeline(sent, received, shown, first_in, signed, args.minutes))
     print(f"exit codes: {codes}")
     if budget:
         print(f"{budget.describe()}: {throttled}")
