@@ -100,10 +100,15 @@ def replace_day(
     people: Mapping[str, Person],
     fact_seqs: Mapping[str, int],
     employees: Collection[str] | None = None,
+    *,
+    after: str | None = None,
+    upto: str | None = None,
 ) -> int:
-    """Make the day's rows these, in one transaction (a page never sees half a pass); return how many
+    """Make the day's rows these, in one transaction (a page never sees half of it); return how many
     rows changed. With ``employees``, the evaluations are those employees' only: the other rows of
-    the day are left as they are.
+    the day are left as they are. With ``after`` or ``upto`` (a slice of a full pass), they are those
+    of every employee whose id is after ``after`` and up to ``upto``: the rows of that range not among
+    them are deleted (a removed employee), the rest of the day is left as it is.
 
     Only rows whose content changed are written: a pass over 5,000 workers usually changes a handful,
     and the write lock it takes is the one the punches' group commit waits for. ``as_of_ms`` is the
@@ -121,6 +126,10 @@ def replace_day(
     stored = BoardRow.select(*(getattr(BoardRow, name) for name in CONTENT)).where(BoardRow.work_date == work_date)
     if employees is not None:
         stored = stored.where(BoardRow.employee.in_(list(employees)))
+    if after is not None:
+        stored = stored.where(BoardRow.employee > after)
+    if upto is not None:
+        stored = stored.where(BoardRow.employee <= upto)
     same: set[tuple[object, object]] = set()
     gone: list[tuple[object, object]] = []
     for content in stored.tuples().iterator():

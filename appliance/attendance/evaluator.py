@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -41,6 +41,7 @@ from appliance.rules import (
     BusinessTrip,
     Confirmation,
     Correction,
+    EmployeeRoster,
     Evaluation,
     Leave,
     Punch,
@@ -66,6 +67,9 @@ MIN_GAP_S = 2.0
 PARTIAL_MAX = 1000  # new punchers beyond this: a full pass costs about as much
 ACTION_TICK_S = 0.5
 LOOKBACK_DAYS = 31
+# A full pass evaluates a day this many employees at a time, deciding each slice's facts and writing its board rows
+# before the next: only one slice's evaluations (segments, punches, reasons) are alive at once, not a day's 5,000.
+DAY_SLICE = 500
 
 
 @dataclass(frozen=True)
@@ -306,14 +310,52 @@ class Evaluator:
         changed, facts appended).
 
         A method of its own so that a day's evaluations and punches are freed before the next day is
-        evaluated: a pass holds one day of a 5,000-worker plant at a time, not two.
+        evaluated. A full pass goes through the day's employees in slices of ``DAY_SLICE``, in order of
+        their ids: each slice is evaluated, its facts decided and handed over, its board rows written
+        (those of removed employees whose ids fall in its range deleted) and freed before the next. The
+        day's punches are read once, in one query, and handed out to the slices.
         """
-        rosters = master.rosters if employees is None else [r for r in master.rosters if r.employee in employees]
+        if employees is not None:
+            rosters = [r for r in master.rosters if r.employee in employees]
+            punches = by_employee(self._punches(day, employees))
+            return self._pass_slice(master, day, rosters, punches, marks, now, corrections, leaves, trips, employees)
+        day_punches = by_employee(self._punches(day))
+        count = changed = 0
+        appended: list[int] = []
+        for after, upto, rosters in _slices(master.rosters, DAY_SLICE):
+            punches = {r.employee: day_punches.pop(r.employee, []) for r in rosters}
+            part = self._pass_slice(
+                master, day, rosters, punches, marks, now, corrections, leaves, trips, span=(after, upto)
+            )
+            count += part[0]
+            changed += part[1]
+            appended += part[2]
+        return count, changed, appended
+
+    def _pass_slice(
+        self,
+        master: roster_store.MasterData,
+        day: date,
+        rosters: Sequence[EmployeeRoster],
+        punches: Mapping[str, Sequence[Punch]],
+        marks: Mapping[str, datetime | None],
+        now: datetime,
+        corrections: Mapping[str, Sequence[Correction]],
+        leaves: Mapping[str, Sequence[Leave]],
+        trips: Mapping[str, Sequence[BusinessTrip]],
+        employees: Collection[str] | None = None,
+        span: tuple[str | None, str | None] = (None, None),
+    ) -> tuple[int, int, list[int]]:
+        """Evaluate ``rosters`` on ``day``, decide their facts and write their board rows. Either the new
+        punchers of a partial pass (``employees``: their current keys' facts only, their rows only), or a
+        slice of a full pass: every employee whose id is in ``span`` (after < id <= upto; None, no bound),
+        whose earlier facts are all known (a fact for a shift the day no longer has is withdrawn) and whose
+        stored rows not evaluated again are deleted."""
         evaluations = evaluate_plant_day(
             master.plant,
             rosters,
             day,
-            punches=by_employee(self._punches(day, employees)),
+            punches=punches,
             corrections=corrections,
             leaves=leaves,
             trips=trips,
@@ -326,12 +368,21 @@ class Evaluator:
             at for at in (board.overdue_from(ev, master.plant) for ev in evaluations) if at is not None and at > now
         )
         iso = day.isoformat()
-        subset = None if employees is None else [_key(ev) for ev in evaluations]
-        due = facts.due(evaluations, master.plant, facts.latest(iso, subset))
+        if employees is not None:
+            subset = [_key(ev) for ev in evaluations]
+            known, read_seqs = facts.latest(iso, subset), lambda: facts.seqs(iso, subset)
+        else:
+            names = [r.employee for r in rosters]
+            known, read_seqs = facts.latest_of(iso, names), lambda: facts.seqs_of(iso, names)
+        due = facts.due(evaluations, master.plant, known)
+        del known
         appended = self._out.facts(due) if due else []
         self._queued += len(due)
-        seqs = facts.seqs(iso, subset)
-        changed = board.replace_day(iso, evaluations, master.plant, master.people, seqs, employees)
+        del due
+        after, upto = span
+        changed = board.replace_day(
+            iso, evaluations, master.plant, master.people, read_seqs(), employees, after=after, upto=upto
+        )
         return len(evaluations), changed, appended
 
     def _note_changes(self, evaluations: Sequence[Evaluation], marks: Mapping[str, datetime | None]) -> None:
@@ -378,6 +429,28 @@ class Evaluator:
         if employees is not None:
             rows = rows.where(PunchRow.user_id.in_(list(employees)))
         return [Punch(u, t, roster_store.utc_ms(at), s, v, ref=str(seq)) for u, t, at, s, v, seq in rows]
+
+
+def _slices(
+    rosters: Sequence[EmployeeRoster], size: int
+) -> Iterator[tuple[str | None, str | None, list[EmployeeRoster]]]:
+    """The rosters in slices of about ``size`` employees, in order of their ids, each with the range of ids it
+    stands for (after, upto]: the ranges follow each other from no bound to no bound, so that every stored
+    row of the day is in one (a removed employee's row is deleted by the slice whose range holds its id). An
+    employee's rosters stay in one slice. No roster at all: one empty slice, which deletes the day's rows."""
+    ordered = sorted(rosters, key=lambda r: r.employee)
+    after: str | None = None
+    start = 0
+    while True:
+        end = min(start + max(size, 1), len(ordered))
+        while 0 < end < len(ordered) and ordered[end].employee == ordered[end - 1].employee:
+            end += 1
+        last = end >= len(ordered)
+        upto = None if last else ordered[end - 1].employee
+        yield after, upto, ordered[start:end]
+        if last:
+            return
+        after, start = upto, end
 
 
 def _newest_punch() -> int:

@@ -13,7 +13,7 @@ own field names (``key``, ``date``...) never collide with the log's common field
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,42 @@ def latest(work_date: str, keys: Sequence[str] | None = None) -> dict[str, Lates
 def seqs(work_date: str, keys: Sequence[str] | None = None) -> dict[str, int]:
     """The seq of the last fact of each key of ``work_date`` (of ``keys`` only, when given)."""
     return {key: seq for key, seq in _rows(DayFactIndex.select(DayFactIndex.key, DayFactIndex.seq), work_date, keys)}
+
+
+def latest_of(work_date: str, employees: Collection[str]) -> dict[str, Latest]:
+    """The last fact of every key of these employees on ``work_date`` (``emp/date/...``), whatever its shift:
+    a slice of a full pass needs them all, to withdraw a fact for a shift the day no longer has."""
+    query = DayFactIndex.select(DayFactIndex.key, DayFactIndex.fact_id, DayFactIndex.decision, DayFactIndex.seq)
+    return {key: Latest(seq, fid, dec) for key, fid, dec, seq in _employee_rows(query, work_date, employees)}
+
+
+def seqs_of(work_date: str, employees: Collection[str]) -> dict[str, int]:
+    """The seq of the last fact of every key of these employees on ``work_date``."""
+    query = DayFactIndex.select(DayFactIndex.key, DayFactIndex.seq)
+    return {key: seq for key, seq in _employee_rows(query, work_date, employees)}
+
+
+def _employee_rows(query: pw.ModelSelect, work_date: str, employees: Collection[str]) -> Iterator[tuple[Any, ...]]:
+    """The query's rows of these employees' keys of ``work_date``, in seq order (its first column the key).
+
+    One query, not a list of hundreds of values (a statement of its own for each length, ~100 kB at a
+    thousand, see ``store.open_db``): the keys between the smallest of their prefixes (``emp/date/``) and
+    the largest of their ends (``emp/date0``, '0' coming just after '/'), the other employees' keys in
+    between (there are none when a slice is a range of ids and no id is another's prefix) dropped here.
+    """
+    if not employees:
+        return
+    wanted = set(employees)
+    lowest = min(f"{e}/{work_date}/" for e in wanted)
+    highest = max(f"{e}/{work_date}0" for e in wanted)
+    query = query.where(
+        (DayFactIndex.work_date == work_date) & (DayFactIndex.key >= lowest) & (DayFactIndex.key < highest)
+    )
+    middle = f"/{work_date}/"
+    for found in query.order_by(DayFactIndex.seq).tuples().iterator():
+        key = found[0]
+        if key[: key.rfind(middle)] in wanted:
+            yield found
 
 
 def _rows(query: pw.ModelSelect, work_date: str, keys: Sequence[str] | None) -> Iterator[tuple[Any, ...]]:
