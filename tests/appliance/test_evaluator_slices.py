@@ -214,6 +214,8 @@ def test_a_sliced_full_pass_gives_the_board_and_the_facts_of_the_whole_day(tmp_p
     sliced = outcome(tmp_path, "sliced", SMALL_SLICE, monkeypatch)
     rows, facts, appended, evaluated = whole
     assert evaluated == 2 * (WORKERS - len(REMOVED)), "Monday and Tuesday of every active worker"
+    gone = {emp(n) for n in REMOVED}
+    assert not [r for r in rows if r[1] in gone and r[0] != "2026-03-01"], "removed workers: Monday's rows deleted"
     withdrawn = [f for f in facts if '"status": "not_scheduled"' in f and '"shift": "D"' in f]
     assert len(withdrawn) == len(MOVED), "the whole day withdraws each moved worker's D fact"
     # Tuesday's D shifts (E is confirmed from 22:00); Monday's withdrawn D and new E, and the late punch's change
