@@ -1,6 +1,7 @@
 // The live board: /board/events pushes the board's version (Server-Sent Events); when it moves,
 // fetch the fresh rows (?partial=1, with this page's filters) and swap them in. At most one fetch
-// at a time and one every MIN_GAP_MS: a shift change moves the version with every punch. The rows
+// at a time, one every MIN_GAP_MS (a shift change moves the version with every punch), and never
+// sooner after one than it took to answer (a busy Pi is asked less often). The rows
 // say which version they show (data-shown-version: the status part is rendered at most once a
 // second); when it is older than the one announced, the page fetches again MIN_GAP_MS later.
 // EventSource reconnects by itself; when the stream is refused (503, or the session expired and
@@ -15,10 +16,14 @@
   let wanted = live.dataset.version;
   let busy = false;
   let lastFetch = 0;
+  let lastEnd = 0;
+  let lastTook = 0;
 
   async function refresh() {
     if (busy || wanted === live.dataset.version) return;
-    const wait = lastFetch + MIN_GAP_MS - Date.now();
+    // and as long after the last fetch as it took: a Pi serving a room of boards at a shift change answers
+    // slower, and its boards then ask less often, leaving it time for the kiosk and the other pages
+    const wait = Math.max(lastFetch + MIN_GAP_MS, lastEnd + lastTook) - Date.now();
     if (wait > 0) { setTimeout(refresh, wait); return; }
     busy = true;
     lastFetch = Date.now();
@@ -38,6 +43,8 @@
       // the appliance restarting: the next event or poll tries again
     } finally {
       busy = false;
+      lastEnd = Date.now();
+      lastTook = lastEnd - lastFetch;
     }
     if (wanted !== live.dataset.version) setTimeout(refresh, MIN_GAP_MS);
   }
