@@ -69,6 +69,9 @@ ACTION_TICK_S = 0.5
 LOOKBACK_DAYS = 31
 # A full pass evaluates a day this many employees at a time, deciding each slice's facts and writing its board rows
 # before the next: only one slice's evaluations (segments, punches, reasons) are alive at once, not a day's 5,000.
+# At 5,000 workers the pass deciding a day's facts peaked (tracemalloc) at 18.7 MB whole, 7.6 MB in slices of 1,000,
+# 6.4 MB of 500, 5.8 MB of 250, in the same time: below 500 the day's punches and the master data are most of it,
+# and each slice is one more write transaction on the board.
 DAY_SLICE = 500
 
 
@@ -375,13 +378,14 @@ class Evaluator:
             names = [r.employee for r in rosters]
             known, read_seqs = facts.latest_of(iso, names), lambda: facts.seqs_of(iso, names)
         due = facts.due(evaluations, master.plant, known)
-        del known
         appended = self._out.facts(due) if due else []
         self._queued += len(due)
-        del due
+        # nothing handed over: the facts just read are the latest (the usual pass, which need not read them twice)
+        seqs = read_seqs() if due else {key: latest.seq for key, latest in known.items()}
+        del known, due
         after, upto = span
         changed = board.replace_day(
-            iso, evaluations, master.plant, master.people, read_seqs(), employees, after=after, upto=upto
+            iso, evaluations, master.plant, master.people, seqs, employees, after=after, upto=upto
         )
         return len(evaluations), changed, appended
 

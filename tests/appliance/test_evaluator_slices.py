@@ -268,7 +268,9 @@ MEMORY_WORKERS = 2_000
 
 def test_a_full_pass_holds_a_slice_of_the_day_not_the_whole_day(tmp_path):
     """The first pass of the day over ``MEMORY_WORKERS`` workers, Monday's facts all due: its peak above what it
-    starts with. The whole day at once peaked at some 7 MB here (as the daemon's evaluator gained 19 MB at 5,000)."""
+    starts with, its facts queued for the log writer as in the daemon's evaluator process. The whole day at once
+    peaked at 7.5 MB here (18.7 MB at 5,000 workers); slices of 500, at 3.3 MB (6.4 MB at 5,000: the day's
+    punches and the master data are most of it)."""
     plant = Plant(tmp_path / "appliance.sqlite3", workers=MEMORY_WORKERS, at=local(2, 20, 0), queue=True)
     try:
         plant.evaluator.run_once()  # 20:00: Monday still open (confirmed from 21:00); the statements and caches once
@@ -286,6 +288,6 @@ def test_a_full_pass_holds_a_slice_of_the_day_not_the_whole_day(tmp_path):
         assert report.evaluations == MEMORY_WORKERS
         assert EvalHandoff.select().count() == MEMORY_WORKERS, "Monday's facts decided in this pass, queued"
         print(f"\nfull pass of {MEMORY_WORKERS} workers: peak {peak / 2**20:.2f} MB, {took:.2f} s under tracemalloc")
-        assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MB at the peak of a full pass over {MEMORY_WORKERS} workers"
+        assert peak < 4.5 * 2**20, f"{peak / 2**20:.1f} MB at the peak of a full pass over {MEMORY_WORKERS} workers"
     finally:
         plant.close()
