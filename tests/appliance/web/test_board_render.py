@@ -132,3 +132,29 @@ def test_each_groups_rows_are_spliced_under_its_own_heading_even_with_the_slots_
         }, path
         assert odd not in page and "&lt;!--board-rows--&gt;" in page, path
     p.db.close()
+
+
+def test_the_live_parts_do_not_read_what_only_a_whole_page_shows(plant, monkeypatch):
+    """The removal brake's notice and the disk alarm sit at the top of every whole page (base.html): read when one
+    is rendered, not for each of the live part's templates (they were context processors, run for every template:
+    three a fetch of the board's live part)."""
+    from appliance.capture import enrolment_plan, storage
+
+    reads = {"brake": 0, "disk": 0}
+    held, free = enrolment_plan.held_removals, storage.free_mb_if_low
+
+    def count(name, real):
+        def counted(*args, **kwargs):
+            reads[name] += 1
+            return real(*args, **kwargs)
+
+        return counted
+
+    client = plant.client()  # signed in (the login page is a whole page)
+    monkeypatch.setattr(enrolment_plan, "held_removals", count("brake", held))
+    monkeypatch.setattr(storage, "free_mb_if_low", count("disk", free))
+    for n in range(1, 4):
+        assert client.get(f"/?date={DAY}&partial=1&page={n}").status_code == 200
+    assert reads == {"brake": 0, "disk": 0}
+    assert client.get(f"/?date={DAY}").status_code == 200
+    assert reads == {"brake": 1, "disk": 1}
