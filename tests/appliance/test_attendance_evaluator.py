@@ -145,7 +145,8 @@ def read_all(at: datetime) -> None:
         read(name, at)
 
 
-def punch(writer: LogWriter, user_id: str, at: datetime, terminal: str = "gate-1", state: int = 0) -> int:
+def punch_entry(user_id: str, at: datetime, state: int = 0, terminal: str = "gate-1") -> Entry:
+    """A punch read from ``terminal``, as the log writer appends it (its row in ``punch`` derived)."""
     device = at.astimezone(PLANT_TZ).replace(tzinfo=None).isoformat()
     body = {
         "emp": user_id,
@@ -174,7 +175,11 @@ def punch(writer: LogWriter, user_id: str, at: datetime, terminal: str = "gate-1
             "received_ms": now_ms,
         }
 
-    return writer.append([Entry("punch", body, derive)])[0]
+    return Entry("punch", body, derive)
+
+
+def punch(writer: LogWriter, user_id: str, at: datetime, terminal: str = "gate-1", state: int = 0) -> int:
+    return writer.append([punch_entry(user_id, at, state, terminal)])[0]
 
 
 def row(employee: str, day: str = "2026-03-02") -> BoardRow:

@@ -18,7 +18,7 @@ from pathlib import Path
 from appliance.attendance import evaluator as evaluator_module
 from appliance.attendance import handoff
 from appliance.attendance.evaluator import Evaluator
-from appliance.capture.punchlog import Entry, LogWriter
+from appliance.capture.punchlog import LogWriter
 from appliance.clock import to_ms
 from appliance.roster import importer as roster_import
 from appliance.store import (
@@ -27,11 +27,11 @@ from appliance.store import (
     EvalHandoff,
     EvaluatorState,
     LogRecord,
-    Punch,
     TerminalHealth,
     open_db,
 )
 from ledger import SigningKey, parse
+from tests.appliance.test_attendance_evaluator import punch_entry
 from tests.conftest import PLANT_TZ
 from tests.harness.clock import FrozenClock
 
@@ -78,38 +78,6 @@ def master_rows(workers: int, *, moved: frozenset[int] = frozenset(), removed: f
             for n in range(workers)
         ],
     }
-
-
-def punch_entry(user_id: str, at: datetime, state: int, terminal: str = "gate-1") -> Entry:
-    device = at.astimezone(PLANT_TZ).replace(tzinfo=None).isoformat()
-    body = {
-        "emp": user_id,
-        "src": "zk",
-        "term": {
-            "name": terminal,
-            "sn": terminal.upper(),
-            "t": device,
-            "tz": "Asia/Shanghai",
-            "state": state,
-            "verify": 1,
-        },
-    }
-
-    def derive(seq, now_ms):
-        return Punch, {
-            "seq": seq,
-            "terminal": terminal,
-            "terminal_sn": terminal.upper(),
-            "user_id": user_id,
-            "device_time": device,
-            "at_utc_ms": to_ms(at),
-            "verify": 1,
-            "state": state,
-            "workcode": 0,
-            "received_ms": now_ms,
-        }
-
-    return Entry("punch", body, derive)
 
 
 def workday(writer: LogWriter, day: int, workers: int, skip: int) -> None:
