@@ -125,14 +125,17 @@ def timeline(
     rows: dict[str, float],
     signed: list[tuple[int, str]],
     minutes: float,
+    passes: dict[str, float] | None = None,
     windows: int = 10,
 ) -> str:
     """The burst in ``windows`` slices: punches sent, p99 punch -> daemon, -> kiosk and -> board row (arriving
-    workers), the records the daemon signed (by type): where a slow minute's time went."""
+    workers), of the board row's time the part after the evaluator's pass began (``passes``: its ``as_of``, in
+    s), the records the daemon signed (by type): where a slow minute's time went."""
     start = min(sent.values())
     width = minutes * 60 / windows
     lines = [
-        "timeline (from the first punch): punches, p99 to daemon / to kiosk / to board row, records signed by type"
+        "timeline (from the first punch): punches, p99 to daemon / to kiosk / to board row (of it, from the pass's "
+        "start), records signed by type"
     ]
     for n in range(windows):
         lo, hi = start + n * width, start + (n + 1) * width
@@ -140,6 +143,7 @@ def timeline(
         daemon = [received[u] - sent[u] for u in users if u in received]
         kiosk = [shown[f"工人{u[1:]}"] - sent[u] for u in users if f"工人{u[1:]}" in shown]
         row = [rows[u] - sent[u] for u in users if u in rows]
+        after = [rows[u] - passes[u] for u in users if u in rows and passes and u in passes]
         types: dict[str, int] = {}
         for at_ms, kind in signed:
             if lo <= at_ms / 1000 < hi:
@@ -147,8 +151,8 @@ def timeline(
         p99 = lambda xs: f"{percentile(xs, 0.99) * 1000:6.0f} ms" if xs else "     -   "  # noqa: E731
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(types.items(), key=lambda kv: -kv[1]))
         lines.append(
-            f"  {n * width:5.0f}-{(n + 1) * width:4.0f} s: {len(users):4d}  {p99(daemon)} / {p99(kiosk)} / {p99(row)}  "
-            + kinds
+            f"  {n * width:5.0f}-{(n + 1) * width:4.0f} s: {len(users):4d}  {p99(daemon)} / {p99(kiosk)} / "
+            f"{p99(row)} ({p99(after)})  " + kinds
         )
     return "\n".join(lines)
 
@@ -293,7 +297,8 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
         f"{sum(used.values()) / cpu_span:.2f} of one core here, "
         f"{sum(used.values()) / len(sent) * 1000:.1f} ms a punch"
     )
-    print(timeline(sent, received, shown, first_in, signed, args.minutes))
+    as_of = {u: evaluated[u] / 1000 for u in arriving if u in evaluated}
+    print(timeline(sent, received, shown, first_in, signed, args.minutes, as_of))
     print(f"exit codes: {codes}")
     if budget:
         print(f"{budget.describe()}: {throttled}")
