@@ -31,6 +31,7 @@ Also the appliance's memory (daemon + evaluator + gunicorn master + workers; lim
 from __future__ import annotations
 
 import argparse
+import bisect
 import re
 import sys
 import tempfile
@@ -118,6 +119,21 @@ def _first_in(screens: list[BoardPage]) -> dict[str, float]:
     return seen
 
 
+def _bumps(events: list[tuple[float, str, str, str]], began: dict[str, float]) -> dict[str, float]:
+    """For each worker's pass (it began at ``began``), when the board told of a newer board version than the one it
+    had then: the pass's end (passes run one after another), as a board learns of it."""
+    versions = sorted((t, int(i.split(".")[0])) for t, ev, i, _d in events if ev == "version")
+    times = [t for t, _v in versions]
+    out = {}
+    for user, at in began.items():
+        n = bisect.bisect_right(times, at)
+        before = versions[n - 1][1] if n else -1
+        moved = next((t for t, v in versions[n:] if v > before), None)
+        if moved is not None:
+            out[user] = moved
+    return out
+
+
 def timeline(
     sent: dict[str, float],
     received: dict[str, float],
@@ -127,15 +143,18 @@ def timeline(
     minutes: float,
     passes: dict[str, float] | None = None,
     windows: int = 10,
+    bumps: dict[str, float] | None = None,
 ) -> str:
     """The burst in ``windows`` slices: punches sent, p99 punch -> daemon, -> kiosk and -> board row (arriving
     workers), of the board row's time the part after the evaluator's pass began (``passes``: its ``as_of``, in
-    s), the records the daemon signed (by type): where a slow minute's time went."""
+    s), split at the board's version moving after it (``bumps``: the pass's end) into the pass's run and the
+    pages' part, the records the daemon signed (by type): where a slow minute's time went."""
     start = min(sent.values())
     width = minutes * 60 / windows
     lines = [
         "timeline (from the first punch): punches, p99 to daemon / to kiosk / to board row (of it, from the pass's "
-        "start), records signed by type"
+        "start; p99 of the pass's run from its start to the board's version moving, and of the pages' part from "
+        "there), records signed by type"
     ]
     for n in range(windows):
         lo, hi = start + n * width, start + (n + 1) * width
@@ -144,6 +163,8 @@ def timeline(
         kiosk = [shown[f"工人{u[1:]}"] - sent[u] for u in users if f"工人{u[1:]}" in shown]
         row = [rows[u] - sent[u] for u in users if u in rows]
         after = [rows[u] - passes[u] for u in users if u in rows and passes and u in passes]
+        ran = [bumps[u] - passes[u] for u in users if u in rows and passes and bumps and u in passes and u in bumps]
+        paged = [rows[u] - bumps[u] for u in users if u in rows and bumps and u in bumps]
         types: dict[str, int] = {}
         for at_ms, kind in signed:
             if lo <= at_ms / 1000 < hi:
@@ -152,7 +173,7 @@ def timeline(
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(types.items(), key=lambda kv: -kv[1]))
         lines.append(
             f"  {n * width:5.0f}-{(n + 1) * width:4.0f} s: {len(users):4d}  {p99(daemon)} / {p99(kiosk)} / "
-            f"{p99(row)} ({p99(after)})  " + kinds
+            f"{p99(row)} ({p99(after)}; {p99(ran)}, {p99(paged)})  " + kinds
         )
     return "\n".join(lines)
 
@@ -298,7 +319,7 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
         f"{sum(used.values()) / len(sent) * 1000:.1f} ms a punch"
     )
     as_of = {u: evaluated[u] / 1000 for u in arriving if u in evaluated}
-    print(timeline(sent, received, shown, first_in, signed, args.minutes, as_of))
+    print(timeline(sent, received, shown, first_in, signed, args.minutes, as_of, bumps=_bumps(board.events, as_of)))
     print(f"exit codes: {codes}")
     if budget:
         print(f"{budget.describe()}: {throttled}")
