@@ -18,6 +18,13 @@ is a few dozen full passes instead of one every 15 s: most of an idle Pi's CPU w
 
 Everything a full pass needs is read fresh (master data, punches, watermarks), so it depends only
 on the database and the clock: the same state gives the same board and the same facts.
+
+A full pass takes seconds of a Pi's core, and nothing else runs meanwhile: a punch committed during it
+would wait for its end, then for the pass over the new punchers. So before each slice of a day the pass
+catches up (``_catch_up``) with the punches committed since it (or its last catch-up) read them: those of
+employees whose slice is already written (on a day already done, or yesterday and today outside the
+pass) are evaluated at once, as the pass over new punchers does, and the board's version moves; those
+whose slice is still to come are handed to it. A punch waits for one slice, not the whole pass.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
@@ -84,6 +91,40 @@ class PassReport:
     employees: int | None = None  # a pass over the new punchers only: how many; None for a full pass
 
 
+@dataclass
+class _Progress:
+    """Where a full pass is, for the punches committed while it runs (``Evaluator._catch_up``): what it read
+    at its start, its days in order, the day under way, and how far that day's slices (in order of ids) got."""
+
+    master: roster_store.MasterData
+    marks: Mapping[str, datetime | None]
+    now: datetime
+    corrections: Mapping[str, Sequence[Correction]]
+    leaves: Mapping[str, Sequence[Leave]]
+    trips: Mapping[str, Sequence[BusinessTrip]]
+    days: Sequence[date]
+    day: date | None = None  # the day under way
+    punches: dict[str, list[Punch]] | None = None  # its punches not yet handed to a slice
+    written: bool = False  # some of its slices written...
+    upto: str | None = None  # ...every id up to this one (None: all of them)
+    evaluations: int = 0  # what the catch-ups did
+    appended: list[int] = field(default_factory=list)
+
+    def begin(self, day: date, punches: dict[str, list[Punch]]) -> None:
+        self.day, self.punches, self.written, self.upto = day, punches, False, None
+
+    def wrote(self, upto: str | None) -> None:
+        self.written, self.upto = True, upto
+
+    def done(self, day: date, employee: str) -> bool:
+        """Whether this employee's row of ``day`` is already written by this pass (or never will be)."""
+        if day not in self.days:
+            return True
+        if self.day is None or day > self.day:
+            return False
+        return day < self.day or (self.written and (self.upto is None or employee <= self.upto))
+
+
 class Evaluator:
     """``out``: where its day facts and alerts go. In the daemon's setup it runs in a process of its
     own and queues them for the log writer (``handoff.Outbox``); given a ``LogWriter`` (a test, a tool
@@ -118,6 +159,8 @@ class Evaluator:
         self._pass_moments: list[datetime] = []  # next_change of the pass under way
         self._pass_waits: dict[str, datetime | None] = {}
         self._queued = 0  # day facts handed over since the last full pass
+        self._progress: _Progress | None = None  # the full pass under way
+        self._caught = -1  # the full pass under way has read the punches up to this seq
 
     # -- the thread ------------------------------------------------------------------------
     def start(self) -> None:
@@ -217,11 +260,18 @@ class Evaluator:
         appended: list[int] = []
         count = changed = 0
         self._pass_moments, self._pass_waits = [_next_midnight(now, self._tz)], {}
-        for day in days:
-            day_count, day_changed, day_facts = self._pass_day(master, day, marks, now, corrections, leaves, trips)
-            count += day_count
-            changed += day_changed
-            appended += day_facts
+        self._caught = newest
+        progress = self._progress = _Progress(master, marks, now, corrections, leaves, trips, days)
+        try:
+            for day in days:
+                day_count, day_changed, day_facts = self._pass_day(master, day, marks, now, corrections, leaves, trips)
+                count += day_count
+                changed += day_changed
+                appended += day_facts
+        finally:
+            self._progress = None
+        count += progress.evaluations
+        appended = sorted(appended + progress.appended)
         for day, requested_ms in requested.items():  # only what this pass has seen; newer requests stay
             EvalRequest.delete().where((EvalRequest.day == day) & (EvalRequest.requested_ms <= requested_ms)).execute()
         changed += board.prune((today - timedelta(days=board.KEEP_DAYS)).isoformat())
@@ -241,7 +291,8 @@ class Evaluator:
             pass_ms=int((self._clock.monotonic() - started) * 1000),
             last_error="; ".join(master.problems)[:2000],
         ).where(EvaluatorState.id == 1).execute()
-        self._master, self._master_version, self._seen_seq = master, version, max(self._seen_seq, newest)
+        # the newest punch evaluated: what came after the last catch-up is the next pass over new punchers'
+        self._master, self._master_version, self._seen_seq = master, version, max(self._seen_seq, self._caught)
         self._last_full = started
         self._due, self._waits = min(self._pass_moments), self._pass_waits
         if appended:
@@ -322,18 +373,77 @@ class Evaluator:
             rosters = [r for r in master.rosters if r.employee in employees]
             punches = by_employee(self._punches(day, employees))
             return self._pass_slice(master, day, rosters, punches, marks, now, corrections, leaves, trips, employees)
-        day_punches = by_employee(self._punches(day))
+        # the punches the pass has caught up with: a newer one is the next catch-up's, never read twice
+        day_punches = by_employee(self._punches(day, upto_seq=self._caught))
+        progress = self._progress
+        if progress is not None:
+            progress.begin(day, day_punches)
         count = changed = 0
         appended: list[int] = []
         for after, upto, rosters in _slices(master.rosters, DAY_SLICE):
+            if progress is not None:
+                self._catch_up(progress)
             punches = {r.employee: day_punches.pop(r.employee, []) for r in rosters}
             part = self._pass_slice(
                 master, day, rosters, punches, marks, now, corrections, leaves, trips, span=(after, upto)
             )
+            if progress is not None:
+                progress.wrote(upto)
             count += part[0]
             changed += part[1]
             appended += part[2]
         return count, changed, appended
+
+    def _catch_up(self, progress: _Progress) -> None:
+        """The punches committed since the full pass (or its last catch-up) read them, before its next slice.
+
+        One query on a range of seqs, nothing found in the usual case. Each new punch goes, for each day
+        whose punches it belongs to: to the slice still to come of its employee on the day under way (that
+        slice must not write a row older than the punches); to nobody on a day of the pass not begun (its
+        read will have it); else, on yesterday or today (what a pass over the new punchers looks at), its
+        employee is evaluated at once, with this pass's master data, watermarks and time, and the board's
+        version moves if a row changed, so that the pages fetch it now rather than at the pass's end."""
+        new = [
+            (seq, Punch(u, t, roster_store.utc_ms(at), s, v, ref=str(seq)))
+            for u, t, at, s, v, seq in PunchRow.select(*_PUNCH_COLUMNS)
+            .where(PunchRow.seq > self._caught)
+            .order_by(PunchRow.seq)
+            .tuples()
+        ]
+        if not new:
+            return
+        self._caught = new[-1][0]
+        current, today = progress.day, progress.now.astimezone(self._tz).date()
+        if current is not None and progress.punches is not None:
+            span = punch_range(current, self._tz)
+            for _seq, punch in new:
+                if span.start <= punch.at < span.end and not progress.done(current, punch.employee):
+                    progress.punches.setdefault(punch.employee, []).append(punch)
+        changed = 0
+        for day in (today - timedelta(days=1), today):
+            span = punch_range(day, self._tz)
+            employees = {
+                p.employee for _seq, p in new if span.start <= p.at < span.end and progress.done(day, p.employee)
+            }
+            if not employees:
+                continue
+            count, day_changed, appended = self._pass_day(
+                progress.master,
+                day,
+                progress.marks,
+                progress.now,
+                progress.corrections,
+                progress.leaves,
+                progress.trips,
+                employees,
+            )
+            progress.evaluations += count
+            progress.appended += appended
+            changed += day_changed
+        if changed:
+            EvaluatorState.update(board_version=EvaluatorState.board_version + 1).where(
+                EvaluatorState.id == 1
+            ).execute()
 
     def _pass_slice(
         self,
@@ -421,18 +531,28 @@ class Evaluator:
         days |= {d for d in map(date.fromisoformat, requested) if oldest <= d <= today}
         return sorted(days)
 
-    def _punches(self, day: date, employees: Collection[str] | None = None) -> list[Punch]:
+    def _punches(self, day: date, employees: Collection[str] | None = None, upto_seq: int | None = None) -> list[Punch]:
         span = punch_range(day, self._tz)
         rows = (
-            PunchRow.select(
-                PunchRow.user_id, PunchRow.terminal, PunchRow.at_utc_ms, PunchRow.state, PunchRow.verify, PunchRow.seq
-            )
+            PunchRow.select(*_PUNCH_COLUMNS)
             .where((PunchRow.at_utc_ms >= to_ms(span.start)) & (PunchRow.at_utc_ms < to_ms(span.end)))
             .tuples()
         )
         if employees is not None:
             rows = rows.where(PunchRow.user_id.in_(list(employees)))
+        if upto_seq is not None:
+            rows = rows.where(PunchRow.seq <= upto_seq)
         return [Punch(u, t, roster_store.utc_ms(at), s, v, ref=str(seq)) for u, t, at, s, v, seq in rows]
+
+
+_PUNCH_COLUMNS = (
+    PunchRow.user_id,
+    PunchRow.terminal,
+    PunchRow.at_utc_ms,
+    PunchRow.state,
+    PunchRow.verify,
+    PunchRow.seq,
+)
 
 
 def _slices(
