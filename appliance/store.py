@@ -494,13 +494,17 @@ class BoardRow(BaseModel):
     reason_en = pw.TextField(default="")
     fact_seq = pw.IntegerField(null=True)  # the dayfact record that states this decision, once confirmed
     as_of_ms = pw.BigIntegerField()
+    # The board version after the write that last changed the row: whoever writes a row sets it to the board's
+    # version + 1 in the same statement (``CHANGED``), so a page that read the rows at version V finds every row
+    # changed since among those above V, and reads only them (appliance.web.dayrows)
+    changed = pw.IntegerField(default=0)
 
     class Meta:
         primary_key = pw.CompositeKey("work_date", "employee", "shift")
         # What the board reads of a whole day at every version of it (the rows' order, the counts, the shifts and
         # lines, yesterday's open shifts) and the evaluator's open days, from the index alone: a row's reasons make
-        # the table's pages ten times as many (appliance.web.board)
-        indexes = ((DAY_COLUMNS, False),)
+        # the table's pages ten times as many (appliance.web.board); and the rows of a day changed since a version
+        indexes = ((DAY_COLUMNS, False), (("work_date", "changed"), False))
 
 
 class DayFactIndex(BaseModel):
@@ -531,6 +535,11 @@ class EvaluatorState(BaseModel):
     # them (an import, the cloud's configuration, a page): the evaluator's cue to read them again
     master_version = pw.IntegerField(default=0)
     pid = pw.IntegerField(null=True)  # the evaluator's process (the daemon starts it; it is not the daemon)
+
+
+# A row's ``changed`` as its writer sets it, in the statement that writes it: the board's version to come (see
+# ``BoardRow.changed``)
+CHANGED = f"COALESCE((SELECT board_version FROM {EvaluatorState._meta.table_name} WHERE id = 1), 0) + 1"
 
 
 class EvalHandoff(BaseModel):
@@ -760,6 +769,12 @@ def _board_day_index(db: pw.SqliteDatabase) -> None:
     db.execute_sql(f"DROP INDEX IF EXISTS {BoardRow._meta.table_name}_work_date")
 
 
+def _board_changed(db: pw.SqliteDatabase) -> None:
+    """``board_row.changed`` (0 on the rows there: a page reads them all once anyway) and its index."""
+    _add_new_columns(db)
+    BoardRow._schema.create_indexes(safe=True)
+
+
 def _add_new_columns(db: pw.SqliteDatabase) -> None:
     """Columns added to a table after it was created (each nullable or with a default): added in
     place, so a database made by an older version opens with its rows intact."""
@@ -782,4 +797,8 @@ MIGRATIONS: tuple[Step, ...] = (
     ("account.session_epoch and login_throttle: sessions that end, logins that slow guessers", _login_tables),
     ("eval_handoff and evaluator_state.pid: the evaluator in a process of its own", _handoff_table),
     ("board_row: one index for what the board reads of a day, in place of the one on its date", _board_day_index),
+    (
+        "board_row.changed: the board version of each row's last change, so the pages read only the rows changed",
+        _board_changed,
+    ),
 )

@@ -15,7 +15,7 @@ from datetime import datetime
 from appliance.clock import to_ms
 from appliance.roster.store import Person
 from appliance.rules import Evaluation, Plant, Status
-from appliance.store import BoardRow
+from appliance.store import CHANGED, BoardRow
 
 KEEP_DAYS = 100  # rows older than this are dropped; the day facts in the log stay
 OVERDUE = "overdue"  # the board's status for a shift begun (plus grace) with no punch, not yet a tentative miss
@@ -160,7 +160,10 @@ def _content(values: Mapping[str, object]) -> tuple[object, ...]:
 
 _TABLE = BoardRow._meta.table_name
 _COLUMNS = (*CONTENT, "as_of_ms")
-_REPLACE = f"INSERT OR REPLACE INTO {_TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_REPLACE = (
+    f"INSERT OR REPLACE INTO {_TABLE} ({', '.join(_COLUMNS)}, changed) VALUES ({', '.join('?' * len(_COLUMNS))}, "
+    f"{CHANGED})"
+)
 _DELETE = f"DELETE FROM {_TABLE} WHERE work_date = ? AND employee = ? AND shift = ?"
 
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.attendance import actions, alerts, facts
 from appliance.clock import Clock, to_ms
-from appliance.store import BoardRow, DayFactIndex, EvalHandoff, EvaluatorState
+from appliance.store import CHANGED, BoardRow, DayFactIndex, EvalHandoff, EvaluatorState
 
 if TYPE_CHECKING:
     from appliance.capture.punchlog import Entry, LogWriter
@@ -140,7 +140,8 @@ def _append(writer: LogWriter, rows: list[tuple[Any, ...]], now_ms: int) -> list
 
 _DELETE_ROW = f"DELETE FROM {EvalHandoff._meta.table_name} WHERE id = ?"
 _POINT_ROW = (
-    f"UPDATE {BoardRow._meta.table_name} SET fact_seq = ? WHERE work_date = ? AND employee = ? AND shift = ? "
+    f"UPDATE {BoardRow._meta.table_name} SET fact_seq = ?, changed = {CHANGED} "
+    "WHERE work_date = ? AND employee = ? AND shift = ? "
     "AND (fact_seq IS NULL OR fact_seq != ?)"
 )
 

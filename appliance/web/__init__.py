@@ -95,7 +95,7 @@ def create_app(
 
     app.jinja_env.globals.update(disk_free_mb=disk_free_mb, removals_held=removals_held)
 
-    from appliance.web import auth, board, day, export, kiosk, live, metrics, rendercache
+    from appliance.web import auth, board, day, dayrows, export, kiosk, live, metrics, rendercache
 
     tz = settings.plant.tz
     app.extensions["punchproof.board_rows"] = rendercache.RenderCache(size=BOARD_PAGES_KEPT)
@@ -103,7 +103,8 @@ def create_app(
         STATUS_EVERY_S, lambda: app.config["CLOCK"].monotonic()
     )
     app.extensions["punchproof.board_days"] = rendercache.RenderCache(size=4)  # the rows' order, for every page
-    app.extensions["punchproof.board_row_texts"] = rendercache.RowFragments()  # each row, rendered once
+    app.extensions["punchproof.board_day_rows"] = dayrows.Days()  # each day's rows, each rendered once
+    app.extensions["punchproof.board_row_texts"] = rendercache.RowFragments()  # yesterday's open shifts
     clock_now = app.config["CLOCK"].now
     app.extensions["punchproof.live"] = live.Hub(
         db,

@@ -9,12 +9,11 @@ reloading itself. ``/board/version`` is the fallback it polls when it cannot hol
 from __future__ import annotations
 
 from collections import Counter, defaultdict, namedtuple
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import peewee as pw
 from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request, session, url_for
 from markupsafe import Markup, escape
 
@@ -29,7 +28,7 @@ from appliance.store import (
     TerminalHealth,
     TerminalLogCount,
 )
-from appliance.web import i18n, live, present
+from appliance.web import dayrows, i18n, live, present
 from appliance.web.auth import check_csrf, login_required
 from opskit.urlints import MAX_PAGE, query_int
 
@@ -43,10 +42,8 @@ def _zone() -> dict[str, Any]:
     return {"zone_name": present.zone_name, "person_url": present.person_url}
 
 
-KEYS_PER_QUERY = 500  # badges per query of a page's rows (under the 999 variables an older SQLite allows)
 PAGE_ROWS = 500  # rows rendered per page: a 5,000-worker board is ten pages, not 2 MB of HTML
-# What the board's templates show of a row, read as plain tuples (no model object per row: a page of 500
-# rows cost more to build as objects than to render)
+# What the board shows of yesterday's open shifts (board_open_row.html), read as plain tuples
 ROW_FIELDS = (
     BoardRow.work_date, BoardRow.employee, BoardRow.shift, BoardRow.name, BoardRow.line, BoardRow.shift_name,
     BoardRow.status, BoardRow.tier, BoardRow.missing_tier, BoardRow.late_min, BoardRow.in_ms, BoardRow.out_ms,
@@ -54,48 +51,30 @@ ROW_FIELDS = (
 )  # fmt: skip
 
 
-def _counts(day: str) -> Counter[str]:
-    """The day's count per category (and per missing tier), over every row, whatever the filters."""
-    counts: Counter[str] = Counter()
-    for status, tier, n in (
-        BoardRow.select(BoardRow.status, BoardRow.missing_tier, pw.fn.COUNT(BoardRow.employee))
-        .where(BoardRow.work_date == day)
-        .group_by(BoardRow.status, BoardRow.missing_tier)
-        .tuples()
-    ):
-        counts[present.CATEGORY_OF.get(status, "off")] += n
-        if tier:
-            counts[f"missing_{tier}"] += n
-    return counts
-
-
-def _filtered(day: str, *fields: pw.Field) -> pw.ModelSelect:
-    """The day's rows that the filters let through (shift, line, category, a search on badge or name)."""
-    query = BoardRow.select(*fields).where(BoardRow.work_date == day)
+def _filtered(rows: tuple[dayrows.Row, ...]) -> tuple[dayrows.Row, ...]:
+    """The rows that the filters let through (shift, line, category, a search on badge or name), in their order."""
     shift, line, category = (request.args.get(k, "") for k in ("shift", "line", "cat"))
-    if shift:
-        query = query.where(BoardRow.shift == shift)
-    if line:
-        query = query.where(BoardRow.line == line)
-    if category:
-        query = query.where(BoardRow.status.in_([s for s, c in present.CATEGORY_OF.items() if c == category]))
     needle = request.args.get("q", "").strip().lower()
-    if needle:  # instr, not LIKE: a % or _ typed in the search box is a character, not a wildcard
-        query = query.where(
-            (pw.fn.instr(pw.fn.lower(BoardRow.employee), needle) > 0)
-            | (pw.fn.instr(pw.fn.lower(BoardRow.name), needle) > 0)
-        )
-    return query
+    if not (shift or line or category or needle):
+        return rows
+    statuses = {s for s, c in present.CATEGORY_OF.items() if c == category}
+    return tuple(
+        r
+        for r in rows
+        if (not shift or r.shift == shift)
+        and (not line or r.line == line)
+        and (not category or r.status in statuses)
+        and (not needle or needle in r.employee.lower() or needle in r.name.lower())  # a % typed is a character
+    )
 
 
 @dataclass(frozen=True)
 class _Day:
-    """What every page of one board (a day, its filters) shares at one board version: the order of its rows
-    (badge and shift: whoever should be here and is not first, overdue then missing, then by the shift's start)
-    and the parts above and below them. Worked out once per version for all its pages: sorting the day's
-    5,000 rows for each page of ten cost more than rendering the page."""
+    """What every page of one board (a day, its filters, its language) shares at one board version: its rows in the
+    board's order (``dayrows``: whoever should be here and is not first, overdue then missing, then by the shift's
+    start) and the parts above and below them. Worked out once per version for all its pages."""
 
-    keys: list[tuple[str, str]]
+    rows: tuple[dayrows.Row, ...]
     counts: Counter[str]
     still_open: list[Any]
     shifts: list[tuple[str, str]]
@@ -103,22 +82,15 @@ class _Day:
     evaluator: EvaluatorState | None
 
 
-def _day(iso: str) -> _Day:
-    urgent = pw.Case(None, [(BoardRow.status.in_(present.URGENT), 0)], 1)
-    order = (urgent, BoardRow.start_ms, BoardRow.shift, BoardRow.line, BoardRow.employee)
-    sql, params = _filtered(iso, BoardRow.employee, BoardRow.shift).order_by(*order).sql()
-    keys = list(BoardRow._meta.database.execute_sql(sql, params))  # 5,000 plain tuples, not through peewee's rows
+def _day(iso: str, view: dayrows.View) -> _Day:
     yesterday = (date.fromisoformat(iso) - timedelta(days=1)).isoformat()
     still_open = [_ROW._make(values) for values in BoardRow._meta.database.execute_sql(_STILL_OPEN, (yesterday,))]
-    day_rows = BoardRow.select().where(BoardRow.work_date == iso)
-    shifts = day_rows.select(BoardRow.shift, BoardRow.shift_name).where(BoardRow.shift != "").distinct().tuples()
-    lines = day_rows.select(BoardRow.line).where(BoardRow.line != "").distinct().tuples()
     return _Day(
-        keys=keys,
-        counts=_counts(iso),
+        rows=_filtered(view.rows),
+        counts=view.counts(),
         still_open=still_open,
-        shifts=sorted(shifts),
-        lines=sorted(line for (line,) in lines),
+        shifts=view.shifts(),
+        lines=view.lines(),
         evaluator=EvaluatorState.get_or_none(EvaluatorState.id == 1),
     )
 
@@ -133,49 +105,38 @@ _STILL_OPEN = (
 )
 
 
-def _rows_of(iso: str, keys: list[tuple[str, str]]) -> list[Any]:
-    """The rows of ``keys`` in their order (those gone since the order was read left out), as named tuples.
-    Plain SQL: peewee built the statement of 500 badges slower than SQLite ran it."""
-    found: dict[tuple[str, str], Any] = {}
-    badges = sorted({badge for badge, _shift in keys})
-    columns = ", ".join(f.column_name for f in ROW_FIELDS)
-    db = BoardRow._meta.database
-    for start in range(0, len(badges), KEYS_PER_QUERY):
-        chunk = badges[start : start + KEYS_PER_QUERY]
-        sql = (
-            f"SELECT {columns} FROM {BoardRow._meta.table_name} "
-            f"WHERE work_date = ? AND employee IN ({', '.join('?' * len(chunk))})"
-        )
-        for values in db.execute_sql(sql, [iso, *chunk]):
-            row = _ROW._make(values)
-            found[(row.employee, row.shift)] = row
-    return [found[key] for key in keys if key in found]
-
-
-def _page(day: _Day, iso: str) -> tuple[list[Any], dict[str, int]]:
+def _page(day: _Day) -> tuple[tuple[dayrows.Row, ...], dict[str, int]]:
     """One page of the day's rows (``?page=N``, from 1; past the end is the last page), and where it lies."""
-    total = len(day.keys)
+    total = len(day.rows)
     pages = max(1, -(-total // PAGE_ROWS))
     number = min(query_int("page", 1, lo=1, hi=MAX_PAGE), pages)
     first = (number - 1) * PAGE_ROWS
-    rows = _rows_of(iso, day.keys[first : first + PAGE_ROWS])
+    rows = day.rows[first : first + PAGE_ROWS]
     return rows, {"number": number, "pages": pages, "total": total, "first": first + 1, "last": first + len(rows)}
 
 
 ROW_MARK = "<!--row-->"  # after each row of board_row.html: what no escaped value can contain
 
 
+def _rendered(template: str, helpers: dict[str, Any]) -> Callable[[Sequence[Any]], list[bytes]]:
+    """What renders rows by ``template`` (board_row.html, board_open_row.html) in the page's language: their HTML,
+    each row's apart."""
+
+    def render(rows: Sequence[Any]) -> list[bytes]:
+        text = render_template(template, rows=rows, tier_key=present.tier_key, **helpers)
+        return [part.strip().encode() for part in text.split(ROW_MARK)[: len(rows)]]
+
+    return render
+
+
 def _texts(template: str, rows: Sequence[Any], helpers: dict[str, Any]) -> list[bytes]:
-    """Each row's HTML by ``template`` (board_row.html, board_open_row.html), in the page's language: rendered once
-    and kept until the row changes (``rendercache.RowFragments``)."""
+    """Each row's HTML by ``template`` in the page's language: rendered once and kept until the row changes
+    (``rendercache.RowFragments``: yesterday's open shifts; today's rows are kept with the day's, ``dayrows``)."""
     lang = getattr(g, "lang", "zh")
-
-    def render(changed: Sequence[Any]) -> list[bytes]:
-        text = render_template(template, rows=changed, tier_key=present.tier_key, **helpers)
-        return [part.strip().encode() for part in text.split(ROW_MARK)[: len(changed)]]
-
     return current_app.extensions["punchproof.board_row_texts"].texts(  # type: ignore[no-any-return]
-        rows, lambda r: (template, lang, request.script_root, r.work_date, r.employee, r.shift), render
+        rows,
+        lambda r: (template, lang, request.script_root, r.work_date, r.employee, r.shift),
+        _rendered(template, helpers),
     )
 
 
@@ -198,13 +159,12 @@ def splice(page: bytes, slots: Sequence[bytes]) -> bytes:
     return b"".join(out)
 
 
-def _grouped(rows: list[Any], helpers: dict[str, Any]) -> tuple[list[tuple[str, str, int, Markup]], list[bytes]]:
+def _grouped(rows: Sequence[dayrows.Row]) -> tuple[list[tuple[str, str, int, Markup]], list[bytes]]:
     """The page's rows by shift and line: (shift, line, how many, a slot for their rows), and the rows' HTML of each
     group, for its slot."""
-    texts = _texts("board_row.html", rows, helpers)
     groups: dict[tuple[str, str], list[bytes]] = defaultdict(list)
-    for r, text in zip(rows, texts, strict=True):
-        groups[(r.shift_name or r.shift, r.line)].append(text)
+    for r in rows:
+        groups[(r.shift_name or r.shift, r.line)].append(r.text)
     return (
         [(shift, line, len(members), _SLOT) for (shift, line), members in groups.items()],
         [b"\n".join(members) for members in groups.values()],
@@ -221,12 +181,18 @@ def _rows_context(board_version: int | None = None) -> dict[str, Any]:
     ``board_version``: the evaluator's, as read before (read now if None)."""
     iso = present.parse_day(request.args.get("date")).isoformat()
     filters = tuple(sorted((k, v) for k, v in request.args.items(multi=True) if k not in ("page", "partial", "lang")))
-    if board_version is None:
-        board_version = _board_version()
-    day = current_app.extensions["punchproof.board_days"].get((iso, filters), lambda: _day(iso), board_version)
-    rows, page = _page(day, iso)
+    where = (getattr(g, "lang", "zh"), request.script_root)  # what a row's text depends on besides the row
     helpers = present.row_helpers()
-    groups, slots = _grouped(rows, helpers)
+    view = (
+        current_app.extensions["punchproof.board_day_rows"]
+        .get(iso, where)
+        .view(_rendered("board_row.html", helpers), board_version)
+    )
+    day = current_app.extensions["punchproof.board_days"].get(
+        (iso, where, filters), lambda: _day(iso, view), view.version
+    )
+    rows, page = _page(day)
+    groups, slots = _grouped(rows)
     if day.still_open:
         slots.append(b"\n".join(_texts("board_open_row.html", day.still_open, helpers)))
     return {

@@ -56,7 +56,7 @@ def test_paging_through_a_board_renders_each_page_once_per_version(plant):
 def test_a_pass_re_renders_only_the_rows_it_changed_and_shows_what_a_fresh_worker_renders(plant):
     warm = plant.client()
     before = page_through(warm)
-    texts = warm.application.extensions["punchproof.board_row_texts"]
+    texts = warm.application.extensions["punchproof.board_day_rows"]
     rendered = texts.rendered
     assert rendered == WORKERS
     plant.punch("1003", local(2, 8, 2))
