@@ -197,12 +197,25 @@ def test_the_board_reads_a_day_from_its_indexes_alone_in_a_migrated_database_as_
     old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
     from_frozen(old, "appliance_schema_0.1.0.sql")
     assert "board_row_work_date" in indexes(old, "board_row")
+    with sqlite3.connect(old) as conn:  # a day's rows there: the column comes to a table that has rows
+        columns = [column[1] for column in conn.execute("PRAGMA table_info(board_row)")]
+        rows = [{**dict.fromkeys(columns, 0), "work_date": "2026-03-02", "employee": f"{n}", "shift": "D",
+                 "status": "present", "reason_zh": "正常", "reason_en": "Present"} for n in range(50)]  # fmt: skip
+        conn.executemany(
+            f"INSERT INTO board_row ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [tuple(row.values()) for row in rows],
+        )
     plant_store.open_db(old).close()
     plant_store.open_db(new).close()
     assert indexes(old, "board_row") == indexes(new, "board_row")
     assert sorted(indexes(new, "board_row").values()) == sorted([plant_store.DAY_COLUMNS, ("work_date", "changed")])
     with sqlite3.connect(old) as conn:
-        assert "changed" in [column[1] for column in conn.execute("PRAGMA table_info(board_row)")]
+        assert conn.execute("SELECT count(*), max(changed) FROM board_row").fetchone() == (50, 0)
+        conn.execute("UPDATE board_row SET changed = 3 WHERE employee = '7'")
+        assert conn.execute(
+            "SELECT employee FROM board_row WHERE work_date = '2026-03-02' AND changed > 2"
+        ).fetchall() == [("7",)]
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     with sqlite3.connect(new) as conn:
         for sql in (
             "SELECT count(*) FROM board_row WHERE work_date = ?",
