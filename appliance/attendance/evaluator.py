@@ -367,7 +367,9 @@ class Evaluator:
         evaluated. A full pass goes through the day's employees in slices of ``DAY_SLICE``, in order of
         their ids: each slice is evaluated, its facts decided and handed over, its board rows written
         (those of removed employees whose ids fall in its range deleted) and freed before the next. The
-        day's punches are read once, in one query, and handed out to the slices.
+        day's punches are read once, in one query, and handed out to the slices; before each slice the pass
+        catches up with the punches committed since (``_catch_up``), which hands the new ones of the slices to
+        come to them.
         """
         if employees is not None:
             rosters = [r for r in master.rosters if r.employee in employees]
