@@ -87,10 +87,10 @@ def _day(iso: str, view: dayrows.View) -> _Day:
     still_open = [_ROW._make(values) for values in BoardRow._meta.database.execute_sql(_STILL_OPEN, (yesterday,))]
     return _Day(
         rows=_filtered(view.rows),
-        counts=view.counts(),
+        counts=view.counts,
         still_open=still_open,
-        shifts=view.shifts(),
-        lines=view.lines(),
+        shifts=view.shifts,
+        lines=view.lines,
         evaluator=EvaluatorState.get_or_none(EvaluatorState.id == 1),
     )
 

@@ -62,25 +62,41 @@ def order_of(row: Any) -> tuple[Any, ...]:
 
 @dataclass(frozen=True)
 class View:
-    """A day's rows at one board version, in the board's order: what every page of it shares."""
+    """A day's rows at one board version, in the board's order: what every page of it shares, with the day's count
+    per category (and per missing tier) over every row, its shifts (id, name) and its lines."""
 
     version: int
     rows: tuple[Row, ...]
+    counts: Counter[str]
+    shifts: list[tuple[str, str]]
+    lines: list[str]
 
-    def counts(self) -> Counter[str]:
-        """The day's count per category (and per missing tier), over every row."""
+
+class _Tally:
+    """What the rows of a day add up to (categories, shifts, lines), kept as rows come and go: a new version
+    costs the rows it changed, not a walk through the day's 5,000."""
+
+    def __init__(self) -> None:
+        self.statuses: Counter[tuple[str, str]] = Counter()
+        self.shifts: Counter[tuple[str, str]] = Counter()
+        self.lines: Counter[str] = Counter()
+
+    def add(self, row: Row, n: int = 1) -> None:
+        self.statuses[(row.status, row.missing_tier)] += n
+        if row.shift:
+            self.shifts[(row.shift, row.shift_name)] += n
+        if row.line:
+            self.lines[row.line] += n
+
+    def view(self, version: int, rows: tuple[Row, ...]) -> View:
         counts: Counter[str] = Counter()
-        for row in self.rows:
-            counts[present.CATEGORY_OF.get(row.status, "off")] += 1
-            if row.missing_tier:
-                counts[f"missing_{row.missing_tier}"] += 1
-        return counts
-
-    def shifts(self) -> list[tuple[str, str]]:
-        return sorted({(row.shift, row.shift_name) for row in self.rows if row.shift})
-
-    def lines(self) -> list[str]:
-        return sorted({row.line for row in self.rows if row.line})
+        for (status, tier), n in self.statuses.items():
+            if n > 0:
+                counts[present.CATEGORY_OF.get(status, "off")] += n
+                if tier:
+                    counts[f"missing_{tier}"] += n
+        shifts = sorted(key for key, n in self.shifts.items() if n > 0)
+        return View(version, rows, counts, shifts, sorted(line for line, n in self.lines.items() if n > 0))
 
 
 Render = Callable[[Sequence[Any]], list[bytes]]
@@ -93,6 +109,7 @@ class DayRows:
         self.day = day
         self._lock = threading.Lock()
         self._rows: dict[tuple[str, str], Row] = {}
+        self._tally = _Tally()
         self._view: View | None = None
         self.rendered = 0  # rows rendered, since the start
 
@@ -105,7 +122,7 @@ class DayRows:
                 return kept
             now, fresh, keys = self._read(None if kept is None else kept.version)
             if kept is not None and not fresh and keys is None:  # a version that changed another day's rows
-                self._view = View(max(now, kept.version), kept.rows)
+                self._view = View(max(now, kept.version), kept.rows, kept.counts, kept.shifts, kept.lines)
                 return self._view
             texts = render(fresh) if fresh else []
             if len(texts) != len(fresh):
@@ -118,14 +135,18 @@ class DayRows:
                 row = Row(
                     order_of(f), f.employee, f.shift, f.name, f.line, f.shift_name, f.status, f.missing_tier, text
                 )
+                before = self._rows.get((f.employee, f.shift))
+                if before is not None:
+                    self._tally.add(before, -1)
+                self._tally.add(row)
                 self._rows[(f.employee, f.shift)] = row
                 ordered.append(row)
             if keys is not None:
                 for key in set(self._rows) - keys:
-                    del self._rows[key]
+                    self._tally.add(self._rows.pop(key), -1)
                 ordered = [row for row in ordered if (row.employee, row.shift) in keys]
             ordered.sort(key=attrgetter("order"))
-            self._view = View(now, tuple(ordered))
+            self._view = self._tally.view(now, tuple(ordered))
             return self._view
 
     def _read(self, since: int | None) -> tuple[int, list[Any], set[tuple[str, str]] | None]:
