@@ -146,12 +146,13 @@ class Plant:
 
 def board() -> list[tuple]:
     """Every board row, its fact named by key and id rather than by seq (the order facts are appended in may
-    differ between a whole day and slices when a withdrawal comes between)."""
+    differ between a whole day and slices when a withdrawal comes between), without the board version that wrote it
+    (a whole day is one write, slices several)."""
     facts = {
         seq: (key, fid)
         for seq, key, fid in DayFactIndex.select(DayFactIndex.seq, DayFactIndex.key, DayFactIndex.fact_id).tuples()
     }
-    columns = [c for c in BoardRow._meta.sorted_field_names if c not in ("fact_seq",)]
+    columns = [c for c in BoardRow._meta.sorted_field_names if c not in ("fact_seq", "changed")]
     rows = BoardRow.select().order_by(BoardRow.work_date, BoardRow.employee, BoardRow.shift)
     return [(*(getattr(r, c) for c in columns), facts.get(r.fact_seq)) for r in rows]
 
