@@ -14,6 +14,7 @@ The rows and the version they are read at come from one read transaction: a row 
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter, OrderedDict, namedtuple
 from collections.abc import Callable, Hashable, Sequence
@@ -31,6 +32,7 @@ FIELDS = (
 )  # fmt: skip
 Fields = namedtuple("Fields", FIELDS)  # type: ignore[misc]
 
+CHUNK = 500  # rows read and rendered at a time
 _TABLE = BoardRow._meta.table_name
 _SELECT = f"SELECT {', '.join(FIELDS)} FROM {_TABLE} WHERE work_date = ?"
 _CHANGED = f"{_SELECT} AND changed > ?"
@@ -43,7 +45,9 @@ _VERSION = f"SELECT board_version FROM {EvaluatorState._meta.table_name} WHERE i
 class Row:
     """One row of the board as a page lists it: what its filters, counts and groups look at, and its text."""
 
-    order: tuple[Any, ...]  # who should be here and is not first, then by the shift's start, shift, line, badge
+    # the board's order: who should be here and is not (overdue, missing) first, then by the shift's start (none
+    # first), shift, line, badge
+    order: tuple[Any, ...]
     employee: str
     shift: str
     name: str
@@ -52,12 +56,6 @@ class Row:
     status: str
     missing_tier: str
     text: bytes  # the row's HTML (UTF-8)
-
-
-def order_of(row: Any) -> tuple[Any, ...]:
-    """The board's order: overdue and missing first, then by the shift's start (none first), shift, line, badge."""
-    urgent = 0 if row.status in present.URGENT else 1
-    return (urgent, row.start_ms is not None, row.start_ms or 0, row.shift, row.line, row.employee)
 
 
 @dataclass(frozen=True)
@@ -120,26 +118,19 @@ class DayRows:
             kept = self._view
             if kept is not None and version is not None and version <= kept.version:
                 return kept
-            now, fresh, keys = self._read(None if kept is None else kept.version)
+            now, fresh, keys = self._read(None if kept is None else kept.version, render)
             if kept is not None and not fresh and keys is None:  # a version that changed another day's rows
                 self._view = View(max(now, kept.version), kept.rows, kept.counts, kept.shifts, kept.lines)
                 return self._view
-            texts = render(fresh) if fresh else []
-            if len(texts) != len(fresh):
-                raise RuntimeError(f"rendered {len(texts)} rows for {len(fresh)}")
-            self.rendered += len(fresh)
-            moved = {(f.employee, f.shift) for f in fresh}
+            moved = {(row.employee, row.shift) for row in fresh}
             # the rows kept, in their order, less those moved or gone; then the new: a sort of runs already in order
             ordered = [row for row in (kept.rows if kept else ()) if (row.employee, row.shift) not in moved]
-            for f, text in zip(fresh, texts, strict=True):
-                row = Row(
-                    order_of(f), f.employee, f.shift, f.name, f.line, f.shift_name, f.status, f.missing_tier, text
-                )
-                before = self._rows.get((f.employee, f.shift))
+            for row in fresh:
+                before = self._rows.get((row.employee, row.shift))
                 if before is not None:
                     self._tally.add(before, -1)
                 self._tally.add(row)
-                self._rows[(f.employee, f.shift)] = row
+                self._rows[(row.employee, row.shift)] = row
                 ordered.append(row)
             if keys is not None:
                 for key in set(self._rows) - keys:
@@ -149,23 +140,41 @@ class DayRows:
             self._view = self._tally.view(now, tuple(ordered))
             return self._view
 
-    def _read(self, since: int | None) -> tuple[int, list[Any], set[tuple[str, str]] | None]:
-        """(the board's version, the rows written since ``since`` (all: None), the day's keys when a row went)."""
+    def _read(self, since: int | None, render: Render) -> tuple[int, list[Row], set[tuple[str, str]] | None]:
+        """(the board's version, the rows written since ``since`` (all: None), rendered, the day's keys when a row
+        went). The rows are read and rendered ``CHUNK`` at a time: a day's 5,000 rows with their reasons, and their
+        text, were megabytes at once, which the worker's resident size kept."""
         db = BoardRow._meta.database
+        fresh: list[Row] = []
         # one read transaction (deferred: it takes no write lock, unlike the database's other transactions): the
         # version and the rows as they were at it
         with db.atomic(lock_type="DEFERRED"):
             version = int((db.execute_sql(_VERSION).fetchone() or (0,))[0] or 0)
-            if since is None:
-                fresh = [Fields._make(v) for v in db.execute_sql(_SELECT, (self.day,))]
-            else:
-                fresh = [Fields._make(v) for v in db.execute_sql(_CHANGED, (self.day, since))]
+            cursor = (
+                db.execute_sql(_SELECT, (self.day,)) if since is None else db.execute_sql(_CHANGED, (self.day, since))
+            )
+            while batch := cursor.fetchmany(CHUNK):
+                fields = [Fields._make(values) for values in batch]
+                texts = render(fields)
+                if len(texts) != len(fields):
+                    raise RuntimeError(f"rendered {len(texts)} rows for {len(fields)}")
+                fresh += map(_row, fields, texts)
+                self.rendered += len(fields)
             count = db.execute_sql(_COUNT, (self.day,)).fetchone()[0]
-            known = len(self._rows.keys() | {(f.employee, f.shift) for f in fresh})
+            known = len(self._rows.keys() | {(row.employee, row.shift) for row in fresh})
             keys = None
             if known != count:  # a row went: which are left
                 keys = {(employee, shift) for employee, shift in db.execute_sql(_KEYS, (self.day,))}
         return version, fresh, keys
+
+
+def _row(f: Any, text: bytes) -> Row:
+    """A row as kept: the words many rows share (a status, a shift, a line) kept once, not once a row."""
+    shift, line, status = sys.intern(f.shift), sys.intern(f.line), sys.intern(f.status)
+    return Row(
+        (0 if status in present.URGENT else 1, f.start_ms is not None, f.start_ms or 0, shift, line, f.employee),
+        f.employee, shift, f.name, line, sys.intern(f.shift_name), status, sys.intern(f.missing_tier), text,
+    )  # fmt: skip
 
 
 class Days:
