@@ -13,11 +13,11 @@ CACHE_KIB = 512  # SQLite page cache per connection
 POOL = 12  # SQLite connections a worker keeps: the 8 threads kept from streams, the live hub, and some to spare
 MAX_BODY = 256 * 1024
 TRIM_EVERY_S = 2.0  # after a request, freed memory goes back to the kernel at most this often
-# board pages (rows) a worker keeps whole, for the board's current version: the screens showing the same page
-# share it. Each row's text is kept anyway (``dayrows``), so a page not kept costs the joining of its 500 rows'
-# texts (about a millisecond here); a page kept is some 350 kB, and ten of them were most of what the worker grew
-# by at a shift change
-BOARD_PAGES_KEPT = 3
+# board pages (rows) a worker keeps rendered, for the board's current version: a 5,000-worker board's ten pages
+# and two more (another filter, another language), so that someone paging through them (or ten screens, one a
+# page) finds each kept until the board changes. A page kept is its markup and references to its rows' texts,
+# which the worker keeps anyway (``board.Spliced``): some kilobytes, not the 350 kB of a page of 500 rows
+BOARD_PAGES_KEPT = 12
 # the board's status part (terminals, sync, the last punches) is rendered at most this often, however often a
 # punch moves the board's version: at a shift change, with every fetch of every page
 STATUS_EVERY_S = 1.0

@@ -148,26 +148,40 @@ SLOT = b"<!--board-rows-->"
 _SLOT = Markup(SLOT.decode())
 
 
-def splice(page: bytes, slots: Sequence[bytes]) -> bytes:
-    """``page`` with its slots filled, in order, by ``slots``."""
+@dataclass(frozen=True)
+class Spliced:
+    """A rendered page and the rows' texts for its slots, kept apart: a page kept (``rendercache``) holds its markup
+    and references to its rows' texts, which the worker keeps anyway (``dayrows``), not a copy of them (some 350 kB a
+    page of 500 rows); ``parts`` joins each slot's rows as the page is sent."""
+
+    pieces: tuple[bytes, ...]
+    slots: tuple[Sequence[bytes], ...]
+
+    def parts(self) -> list[bytes]:
+        """The page's bytes, in parts (Werkzeug sends a list's parts as they are and counts their length)."""
+        out = [self.pieces[0]]
+        for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
+            out += (b"\n".join(slot), piece)
+        return out
+
+
+def splice(page: bytes, slots: Sequence[Sequence[bytes]]) -> Spliced:
+    """``page`` with its slots to be filled, in order, by ``slots`` (each a sequence of rows' texts)."""
     pieces = page.split(SLOT)
     if len(pieces) != len(slots) + 1:
         raise RuntimeError(f"the board's page has {len(pieces) - 1} slots for {len(slots)} parts")
-    out = [pieces[0]]
-    for slot, piece in zip(slots, pieces[1:], strict=True):
-        out += (slot, piece)
-    return b"".join(out)
+    return Spliced(tuple(pieces), tuple(slots))
 
 
-def _grouped(rows: Sequence[dayrows.Row]) -> tuple[list[tuple[str, str, int, Markup]], list[bytes]]:
-    """The page's rows by shift and line: (shift, line, how many, a slot for their rows), and the rows' HTML of each
-    group, for its slot."""
+def _grouped(rows: Sequence[dayrows.Row]) -> tuple[list[tuple[str, str, int, Markup]], list[Sequence[bytes]]]:
+    """The page's rows by shift and line: (shift, line, how many, a slot for their rows), and the texts of each
+    group's rows, for its slot."""
     groups: dict[tuple[str, str], list[bytes]] = defaultdict(list)
     for r in rows:
         groups[(r.shift_name or r.shift, r.line)].append(r.text)
     return (
         [(shift, line, len(members), _SLOT) for (shift, line), members in groups.items()],
-        [b"\n".join(members) for members in groups.values()],
+        list(groups.values()),
     )
 
 
@@ -194,7 +208,7 @@ def _rows_context(board_version: int | None = None) -> dict[str, Any]:
     rows, page = _page(day)
     groups, slots = _grouped(rows)
     if day.still_open:
-        slots.append(b"\n".join(_texts("board_open_row.html", day.still_open, helpers)))
+        slots.append(_texts("board_open_row.html", day.still_open, helpers))
     return {
         "day": iso,
         "groups": groups,
@@ -235,7 +249,7 @@ def index() -> Any:
     if not request.args.get("partial"):
         context = {**_rows_context(), **_status_context(), **_alerts_context()}
         page = render_template("board.html", version=version(), **context).encode()
-        return Response(splice(page, context["slots"]), mimetype="text/html")
+        return Response(splice(page, context["slots"]).parts(), mimetype="text/html")
     board_version = _board_version()
     day = present.today().isoformat()
     # The rows (5,000 a day, a page of them rendered) change only when a pass changes the board;
@@ -262,10 +276,10 @@ def index() -> Any:
     alert_part = render_template("board_alerts.html", **_alerts_context()).encode()
     # who has not shown up comes first: the alerts above the rows, as on the full page (board_live.html); the parts
     # as they are, not copied into one (Werkzeug counts their length)
-    return Response([alert_part, b"\n", rows, b"\n", status], mimetype="text/html")
+    return Response([alert_part, b"\n", *rows.parts(), b"\n", status], mimetype="text/html")
 
 
-def _rows_part(board_version: int) -> bytes:
+def _rows_part(board_version: int) -> Spliced:
     context = _rows_context(board_version)
     return splice(render_template("board_rows.html", **context).encode(), context["slots"])
 

@@ -34,6 +34,11 @@ class RenderCache(Generic[T]):
         self._renders = threading.BoundedSemaphore(concurrent)
         self.rendered = 0
 
+    def kept(self) -> list[T]:
+        """What is kept now, oldest first."""
+        with self._lock:
+            return list(self._entries.values())
+
     def get(self, key: Hashable, render: Callable[[], T], epoch: Hashable = None) -> T:
         with self._lock:
             if epoch != self._epoch:

@@ -42,15 +42,17 @@ def page_through(client) -> list[str]:
     return [client.get(f"/?date={DAY}&partial=1&page={n}").get_data(as_text=True) for n in range(1, WORKERS + 1)]
 
 
-def test_paging_through_a_board_renders_each_row_once_per_version(plant):
+def test_paging_through_a_board_renders_each_row_and_each_page_once_per_version(plant):
     client = plant.client()
     pages = page_through(client)
     shown = [re.findall(r'data-board-employee="(\d+)"', p) for p in pages]
     assert sorted(badge for one in shown for badge in one) == [f"{1001 + n}" for n in range(WORKERS)]
     again = page_through(client)
     assert [rows_part(p) for p in again] == [rows_part(p) for p in pages]
-    # more pages than a worker keeps whole: paging through them again renders none of their rows again
+    # each row rendered once, each page once: a worker kept 8 pages, and someone paging through ten (or the live
+    # board fetching each) found none kept
     assert client.application.extensions["punchproof.board_day_rows"].rendered == WORKERS
+    assert client.application.extensions["punchproof.board_rows"].rendered == WORKERS
 
 
 def test_a_pass_re_renders_only_the_rows_it_changed_and_shows_what_a_fresh_worker_renders(plant):
