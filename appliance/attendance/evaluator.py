@@ -21,10 +21,10 @@ on the database and the clock: the same state gives the same board and the same 
 
 A full pass takes seconds of a Pi's core, and nothing else runs meanwhile: a punch committed during it
 would wait for its end, then for the pass over the new punchers. So before each slice of a day the pass
-catches up (``_catch_up``) with the punches committed since it (or its last catch-up) read them: those of
-employees whose slice is already written (on a day already done, or yesterday and today outside the
-pass) are evaluated at once, as the pass over new punchers does, and the board's version moves; those
-whose slice is still to come are handed to it. A punch waits for one slice, not the whole pass.
+catches up (``_catch_up``) with the punches committed since it (or its last catch-up) read them: their
+employees are evaluated at once on yesterday and today, as the pass over new punchers does, and the board's
+version moves; an employee whose slice is still to come has the punch in it too. A punch waits for one
+slice, not the whole pass.
 """
 
 from __future__ import annotations
@@ -399,12 +399,13 @@ class Evaluator:
     def _catch_up(self, progress: _Progress) -> None:
         """The punches committed since the full pass (or its last catch-up) read them, before its next slice.
 
-        One query on a range of seqs, nothing found in the usual case. Each new punch goes, for each day
-        whose punches it belongs to: to the slice still to come of its employee on the day under way (that
-        slice must not write a row older than the punches); to nobody on a day of the pass not begun (its
-        read will have it); else, on yesterday or today (what a pass over the new punchers looks at), its
-        employee is evaluated at once, with this pass's master data, watermarks and time, and the board's
-        version moves if a row changed, so that the pages fetch it now rather than at the pass's end."""
+        One query on a range of seqs, nothing found in the usual case. On yesterday and today (what a pass over
+        the new punchers looks at), each new punch's employee is evaluated at once, with this pass's master data,
+        watermarks and time, and the board's version moves if a row changed, so that the pages fetch it now
+        rather than when the pass reaches the employee (the day under way's later slices, or today while the
+        pass is on yesterday: seconds of a Pi's core). The punch also goes to the employee's slice still to come
+        on the day under way, which must not write a row older than the punches (a day of the pass not begun
+        reads it itself); that slice then finds the row as the catch-up wrote it, and writes nothing."""
         new = [
             (seq, Punch(u, t, roster_store.utc_ms(at), s, v, ref=str(seq)))
             for u, t, at, s, v, seq in PunchRow.select(*_PUNCH_COLUMNS)
@@ -424,9 +425,7 @@ class Evaluator:
         changed = 0
         for day in (today - timedelta(days=1), today):
             span = punch_range(day, self._tz)
-            employees = {
-                p.employee for _seq, p in new if span.start <= p.at < span.end and progress.done(day, p.employee)
-            }
+            employees = {p.employee for _seq, p in new if span.start <= p.at < span.end}
             if not employees:
                 continue
             count, day_changed, appended = self._pass_day(
