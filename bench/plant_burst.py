@@ -63,6 +63,8 @@ class BoardPage(threading.Thread):
         self.base, self.cookie, self.max_pages, self.first, self.backoff = base, cookie, pages, first, backoff
         self.wanted = threading.Event()
         self.first_in: dict[str, float] = {}
+        # each worker's last fetch that showed him not yet checked in: (when it began, its page)
+        self.last_out: dict[str, tuple[float, int]] = {}
         self.fetches: list[float] = []  # seconds per fetch
         self.errors: list[str] = []
         self.stop = False
@@ -88,8 +90,12 @@ class BoardPage(threading.Thread):
                     self.errors.append(f"page {number}: {status}")
                     break
                 for employee, st in ROW.findall(page):
-                    if st in CHECKED_IN and employee not in self.first_in:
+                    if employee in self.first_in:
+                        continue
+                    if st in CHECKED_IN:
                         self.first_in[employee] = now
+                    else:
+                        self.last_out[employee] = (begun, number)
                 found = PAGER.search(page)
                 pages = int(found.group(1)) if found else 1
                 if self.max_pages:
@@ -132,6 +138,28 @@ def _bumps(events: list[tuple[float, str, str, str]], began: dict[str, float]) -
         if moved is not None:
             out[user] = moved
     return out
+
+
+def _slow_rows(
+    sent: dict[str, float], first_in: dict[str, float], bumps: dict[str, float], screens: list[BoardPage]
+) -> str:
+    """Of the slowest 1% of board rows, how many a fetch begun after the board's version moved (``bumps``) still
+    showed not checked in (the page served something older than that version), and how many no fetch of their
+    page showed after it before the one that showed them in (the board's client had not come round to them)."""
+    rows = sorted((first_in[u] - sent[u], u) for u in first_in if u in sent and u in bumps)
+    slow = rows[-max(1, len(rows) // 100) :]
+    stale, late = [], []
+    for took, user in slow:
+        outs = [s.last_out[user] for s in screens if user in s.last_out]
+        began, page = max(outs) if outs else (0.0, 0)
+        (stale if began > bumps[user] + 0.05 else late).append((took, user, began - bumps[user], page))
+    worst = ", ".join(f"{u} {t:.1f} s (page {p}, {d:+.1f} s)" for t, u, d, p in sorted(stale)[-3:])
+    return (
+        f"slowest 1% of board rows ({len(slow)}, from {slow[0][0]:.1f} s): shown not checked in by a fetch begun "
+        f"after the board's version moved: {len(stale)} [{worst}]; not fetched again before: {len(late)}"
+        if slow
+        else "slowest board rows: none"
+    )
 
 
 def timeline(
@@ -319,7 +347,9 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
         f"{sum(used.values()) / len(sent) * 1000:.1f} ms a punch"
     )
     as_of = {u: evaluated[u] / 1000 for u in arriving if u in evaluated}
-    print(timeline(sent, received, shown, first_in, signed, args.minutes, as_of, bumps=_bumps(board.events, as_of)))
+    bumps = _bumps(board.events, as_of)
+    print(timeline(sent, received, shown, first_in, signed, args.minutes, as_of, bumps=bumps))
+    print(_slow_rows(sent, first_in, bumps, screens))
     print(f"exit codes: {codes}")
     if budget:
         print(f"{budget.describe()}: {throttled}")
