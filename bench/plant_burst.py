@@ -31,7 +31,6 @@ Also the appliance's memory (daemon + evaluator + gunicorn master + workers; lim
 from __future__ import annotations
 
 import argparse
-import bisect
 import re
 import sys
 import tempfile
@@ -125,27 +124,24 @@ def _first_in(screens: list[BoardPage]) -> dict[str, float]:
     return seen
 
 
-def _bumps(events: list[tuple[float, str, str, str]], began: dict[str, float]) -> dict[str, float]:
-    """For each worker's pass (it began at ``began``), when the board told of a newer board version than the one it
-    had then: the pass's end (passes run one after another), as a board learns of it."""
+def _visible(events: list[tuple[float, str, str, str]], changed: dict[str, int]) -> dict[str, float]:
+    """When the board told of a board version at which each worker's row as last written is visible (its
+    ``changed``: a page reading at that version or later shows it)."""
     versions = sorted((t, int(i.split(".")[0])) for t, ev, i, _d in events if ev == "version")
-    times = [t for t, _v in versions]
     out = {}
-    for user, at in began.items():
-        n = bisect.bisect_right(times, at)
-        before = versions[n - 1][1] if n else -1
-        moved = next((t for t, v in versions[n:] if v > before), None)
-        if moved is not None:
-            out[user] = moved
+    for user, version in changed.items():
+        seen = next((t for t, v in versions if v >= version), None)
+        if seen is not None:
+            out[user] = seen
     return out
 
 
 def _slow_rows(
     sent: dict[str, float], first_in: dict[str, float], bumps: dict[str, float], screens: list[BoardPage]
 ) -> str:
-    """Of the slowest 1% of board rows, how many a fetch begun after the board's version moved (``bumps``) still
-    showed not checked in (the page served something older than that version), and how many no fetch of their
-    page showed after it before the one that showed them in (the board's client had not come round to them)."""
+    """Of the slowest 1% of board rows, how many a fetch begun after the board told of the version showing them
+    (``bumps``) still showed not checked in (the page served something older than that version), and how many no
+    fetch of their page showed after it before the one that showed them in (the client had not come round to them)."""
     rows = sorted((first_in[u] - sent[u], u) for u in first_in if u in sent and u in bumps)
     slow = rows[-max(1, len(rows) // 100) :]
     stale, late = [], []
@@ -156,7 +152,8 @@ def _slow_rows(
     worst = ", ".join(f"{u} {t:.1f} s (page {p}, {d:+.1f} s)" for t, u, d, p in sorted(stale)[-3:])
     return (
         f"slowest 1% of board rows ({len(slow)}, from {slow[0][0]:.1f} s): shown not checked in by a fetch begun "
-        f"after the board's version moved: {len(stale)} [{worst}]; not fetched again before: {len(late)}"
+        f"after the board told of the version showing them: {len(stale)} [{worst}]; not fetched again before: "
+        f"{len(late)}"
         if slow
         else "slowest board rows: none"
     )
@@ -175,14 +172,15 @@ def timeline(
 ) -> str:
     """The burst in ``windows`` slices: punches sent, p99 punch -> daemon, -> kiosk and -> board row (arriving
     workers), of the board row's time the part after the evaluator's pass began (``passes``: its ``as_of``, in
-    s), split at the board's version moving after it (``bumps``: the pass's end) into the pass's run and the
-    pages' part, the records the daemon signed (by type): where a slow minute's time went."""
+    s), split at the board telling of the version that shows the row (``bumps``: the pass's end) into the pass's
+    run and the pages' part, the records the daemon signed (by type): where a slow minute's time went. A row changed
+    again later (its as_of and version are the later pass's) is first shown before that: its parts are not these."""
     start = min(sent.values())
     width = minutes * 60 / windows
     lines = [
         "timeline (from the first punch): punches, p99 to daemon / to kiosk / to board row (of it, from the pass's "
-        "start; p99 of the pass's run from its start to the board's version moving, and of the pages' part from "
-        "there), records signed by type"
+        "start; p99 of the pass's run from its start to the board telling of the version that shows the row, and "
+        "of the pages' part from there), records signed by type"
     ]
     for n in range(windows):
         lo, hi = start + n * width, start + (n + 1) * width
@@ -284,6 +282,9 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
         evaluated = dict(
             plant.rows(f"SELECT employee, max(as_of_ms) FROM board_row WHERE status IN ({checked}) GROUP BY 1")
         )
+        changed = dict(
+            plant.rows(f"SELECT employee, max(changed) FROM board_row WHERE status IN ({checked}) GROUP BY 1")
+        )
         first_sent = min(sent.values()) if sent else time.time()
         signed = plant.rows(f"SELECT t_wall_ms, type FROM log_record WHERE t_wall_ms >= {int(first_sent * 1000)}")
         seq_of = {u: seq for u, seq, _r in stored}
@@ -347,7 +348,7 @@ def main(argv: list[str] | None = None, plant_type: Callable[..., Plant] = Plant
         f"{sum(used.values()) / len(sent) * 1000:.1f} ms a punch"
     )
     as_of = {u: evaluated[u] / 1000 for u in arriving if u in evaluated}
-    bumps = _bumps(board.events, as_of)
+    bumps = _visible(board.events, {u: changed[u] for u in arriving if u in changed})
     print(timeline(sent, received, shown, first_in, signed, args.minutes, as_of, bumps=bumps))
     print(_slow_rows(sent, first_in, bumps, screens))
     print(f"exit codes: {codes}")
