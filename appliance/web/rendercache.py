@@ -1,17 +1,18 @@
 """The board's rows rendered once per version, filters and language in a worker, however many ask.
 
 When the version moves, every open board fetches its rows at once (a room of screens, a shift
-change): without this each fetch would read and render the day's 5,000 rows again. The first
+change): without this each fetch would lay out its page of rows again. The first
 request renders, the others asking for the same key wait for it and get the same text; at most
 ``concurrent`` renders run at a time, which bounds a worker's memory. Entries belong to an epoch
 (the board's version): a render for a new version drops every other version's, so a worker keeps
-only current text (a 5,000-row board is megabytes) and nothing stale past the next pass or punch.
-Entries are the response's UTF-8 bytes: a page with any Chinese in it is a ``str`` of two bytes a
-character, mostly ASCII markup, so bytes are about half the size, and each response sends them as
-they are instead of encoding the text again.
+only current pages and nothing stale past the next pass or punch. A board page is kept as its UTF-8 markup and
+references to its rows' texts (``board.Spliced``), which the worker keeps once for the day (``dayrows``): a page
+with any Chinese in it is a ``str`` of two bytes a character, so bytes are about half the size, and each
+response sends them as they are instead of encoding the text again.
 
-The same cache keeps what a board's pages share at one version (``appliance.web.board``: the order of the day's
-rows), computed by the first page asked for.
+The same cache keeps what a board's pages share at one version (``appliance.web.board``: the day's rows that the
+filters let through, the counts), worked out by the first page asked for. ``RowFragments`` keeps each of
+yesterday's open shifts rendered until it changes.
 """
 
 from __future__ import annotations
